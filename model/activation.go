@@ -1,0 +1,145 @@
+package model
+
+import (
+	"fmt"
+	"math"
+)
+
+// Activation names accepted in specs.
+const (
+	ActReLU    = "relu"
+	ActGELU    = "gelu"
+	ActTanh    = "tanh"
+	ActSigmoid = "sigmoid"
+)
+
+// Activation is an elementwise nonlinearity. It has no parameters.
+type Activation struct {
+	Name string
+	f    func(x float64) float64
+	// df returns f'(x) given the input x and the output y = f(x).
+	df   func(x, y float64) float64
+	x, y *Tensor
+	dx   *Tensor
+}
+
+var _ Layer = (*Activation)(nil)
+
+// NewActivation returns the named activation, or an error naming the valid ones.
+func NewActivation(name string) (*Activation, error) {
+	a := &Activation{Name: name}
+	switch name {
+	case ActReLU:
+		a.f = func(x float64) float64 { return max(x, 0) }
+		a.df = func(x, _ float64) float64 {
+			if x > 0 {
+				return 1
+			}
+			return 0
+		}
+	case ActGELU:
+		// Exact GELU, x·Φ(x) (Hendrycks & Gimpel 2016); f'(x) = Φ(x) + x·φ(x).
+		a.f = func(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
+		a.df = func(x, _ float64) float64 {
+			return 0.5*(1+math.Erf(x/math.Sqrt2)) + x*math.Exp(-0.5*x*x)/math.Sqrt(2*math.Pi)
+		}
+	case ActTanh:
+		a.f = math.Tanh
+		a.df = func(_, y float64) float64 { return 1 - y*y }
+	case ActSigmoid:
+		a.f = sigmoid
+		a.df = func(_, y float64) float64 { return y * (1 - y) }
+	default:
+		return nil, fmt.Errorf("unknown activation %q (use relu, gelu, tanh or sigmoid)", name)
+	}
+	return a, nil
+}
+
+func sigmoid(x float64) float64 {
+	if x >= 0 {
+		return 1 / (1 + math.Exp(-x))
+	}
+	e := math.Exp(x)
+	return e / (1 + e)
+}
+
+func (a *Activation) Forward(x *Tensor, b *Batch) *Tensor {
+	a.x = x
+	a.y = ensure(a.y, x.Rows, x.Cols)
+	if a.Name == ActReLU {
+		for i, v := range x.Data {
+			a.y.Data[i] = max(v, 0)
+		}
+		return a.y
+	}
+	for i, v := range x.Data {
+		a.y.Data[i] = a.f(v)
+	}
+	return a.y
+}
+
+func (a *Activation) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
+	if !needInput {
+		return nil
+	}
+	a.dx = ensure(a.dx, dy.Rows, dy.Cols)
+	if a.Name == ActReLU {
+		for i, v := range a.x.Data {
+			if v > 0 {
+				a.dx.Data[i] = dy.Data[i]
+			} else {
+				a.dx.Data[i] = 0
+			}
+		}
+		return a.dx
+	}
+	for i, g := range dy.Data {
+		a.dx.Data[i] = g * a.df(a.x.Data[i], a.y.Data[i])
+	}
+	return a.dx
+}
+
+// Dropout zeroes each activation with probability P during training and scales the rest by
+// 1/(1−P) (inverted dropout), so evaluation is the identity.
+type Dropout struct {
+	P    float64
+	mask []float64
+	y    *Tensor
+	dx   *Tensor
+	on   bool
+}
+
+var _ Layer = (*Dropout)(nil)
+
+func (d *Dropout) Forward(x *Tensor, b *Batch) *Tensor {
+	d.on = b.Train && d.P > 0
+	if !d.on {
+		return x
+	}
+	d.y = ensure(d.y, x.Rows, x.Cols)
+	d.mask = growFloats(d.mask, len(x.Data))
+	keep := 1 / (1 - d.P)
+	for i, v := range x.Data {
+		if b.Rand.Float64() < d.P {
+			d.mask[i] = 0
+		} else {
+			d.mask[i] = keep
+		}
+		d.y.Data[i] = v * d.mask[i]
+	}
+	return d.y
+}
+
+func (d *Dropout) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
+	if !needInput {
+		return nil
+	}
+	if !d.on {
+		return dy
+	}
+	d.dx = ensure(d.dx, dy.Rows, dy.Cols)
+	for i, g := range dy.Data {
+		d.dx.Data[i] = g * d.mask[i]
+	}
+	return d.dx
+}

@@ -1,0 +1,29 @@
+// Package model owns Confide's neural networks: layers, models built from a declarative
+// Spec, losses, initialisation, optimizers, per-example gradients for DP-SGD, and the model
+// file format.
+//
+// Invariants:
+//   - One flat parameter vector. A Model's parameters live in one contiguous []float64
+//     (Model.Params) and its gradients in another of the same length (Model.Grads); every
+//     layer holds views into both. Federated updates, clipping, noise, encryption and
+//     checkpoints all work on these vectors.
+//   - Numbers are float64. Layer math goes through the kernels of internal/linalg.
+//   - Backprop is explicit: Forward caches what Backward needs; Backward returns the input
+//     gradient and accumulates parameter gradients. Every layer and loss is checked against
+//     finite differences in the tests.
+//   - Per-example gradients (for DP-SGD) are never materialised as B separate vectors on the
+//     default path: in ghost mode each parametrised layer reports per-example squared gradient
+//     norms from its cached activations and output gradients (‖∇W_i‖² = ‖a_i‖²‖b_i‖² for a
+//     Linear layer; the Gram-matrix form Σ_{t,t'}(a_t·a_t')(b_t·b_t') over time steps), and then
+//     accumulates the weighted sum Σ_i w_i g_i with one multiply per layer. Tests compare both
+//     with naive one-example-at-a-time backprop.
+//   - Randomness (initialisation, dropout) is injected as *rand.Rand; the same seed gives the
+//     same model and the same training run.
+//   - A Model is not safe for concurrent use: layers own their activation buffers. Use one
+//     Model per goroutine (Clone).
+//
+// Main types: Spec (the declarative architecture), Model, Layer and ParamLayer, Batch (the
+// shape and mode of one forward pass), Optimizer (SGD, Adam). Model files: Save, Load.
+// Programmer errors inside the package (shape mismatches) panic; anything read from a file,
+// flag or the network is validated and returns an error.
+package model

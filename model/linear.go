@@ -1,0 +1,184 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+
+	"github.com/confide-fl/confide/internal/linalg"
+)
+
+// Init schemes for weight matrices.
+const (
+	InitHe     = "he"     // N(0, 2/fan_in): He et al. 2015, for ReLU-like activations
+	InitXavier = "xavier" // U(±√(6/(fan_in+fan_out))): Glorot & Bengio 2010, for tanh/sigmoid
+)
+
+// Linear is y = x·W + b with W stored in×out row-major, applied to every row of x (so a
+// sequence applies it at every time step).
+type Linear struct {
+	In, Out  int
+	InitName string
+	NoBias   bool
+
+	w, b   []float64 // views into the model's parameters
+	gw, gb []float64 // views into the model's gradients
+
+	x   *Tensor // input of the last Forward (aliases the previous layer's output)
+	y   *Tensor
+	dx  *Tensor
+	dy  *Tensor // output gradient kept in ghost mode
+	tmp []float64
+}
+
+var _ ParamLayer = (*Linear)(nil)
+
+// NewLinear returns a Linear layer with in inputs, out outputs and the given init scheme.
+func NewLinear(in, out int, init string) *Linear {
+	return &Linear{In: in, Out: out, InitName: init}
+}
+
+func (l *Linear) NumParams() int {
+	if l.NoBias {
+		return l.In * l.Out
+	}
+	return l.In*l.Out + l.Out
+}
+
+func (l *Linear) Bind(params, grads []float64) {
+	n := l.In * l.Out
+	l.w, l.gw = params[:n], grads[:n]
+	if !l.NoBias {
+		l.b, l.gb = params[n:n+l.Out], grads[n:n+l.Out]
+	}
+}
+
+func (l *Linear) Init(rng *rand.Rand) {
+	switch l.InitName {
+	case InitXavier:
+		lim := math.Sqrt(6 / float64(l.In+l.Out))
+		for i := range l.w {
+			l.w[i] = (2*rng.Float64() - 1) * lim
+		}
+	default:
+		std := math.Sqrt(2 / float64(l.In))
+		for i := range l.w {
+			l.w[i] = rng.NormFloat64() * std
+		}
+	}
+	clear(l.b)
+}
+
+func (l *Linear) Forward(x *Tensor, b *Batch) *Tensor {
+	if x.Cols != l.In {
+		panic("model: Linear input width mismatch")
+	}
+	l.x = x
+	l.y = ensure(l.y, x.Rows, l.Out)
+	linalg.MulNN(l.y.Data, x.Data, l.w, x.Rows, l.In, l.Out, false)
+	if !l.NoBias {
+		linalg.AddRowVector(l.y.Data, x.Rows, l.Out, l.b)
+	}
+	return l.y
+}
+
+func (l *Linear) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
+	if b.Ghost {
+		l.dy = dy
+	} else {
+		linalg.MulTN(l.gw, l.x.Data, dy.Data, l.In, dy.Rows, l.Out, true)
+		if !l.NoBias {
+			linalg.SumRows(l.gb, dy.Data, dy.Rows, l.Out)
+		}
+	}
+	if !needInput {
+		return nil
+	}
+	l.dx = ensure(l.dx, dy.Rows, l.In)
+	linalg.MulNT(l.dx.Data, dy.Data, l.w, dy.Rows, l.Out, l.In, false)
+	return l.dx
+}
+
+// AddPerExampleSqNorms computes each example's ‖∇W_i‖² + ‖∇b_i‖² without forming ∇W_i when
+// that is cheaper. With one row per example, ∇W_i = a_iᵀb_i, so ‖∇W_i‖² = ‖a_i‖²‖b_i‖² and
+// ‖∇b_i‖² = ‖b_i‖². With T rows, ∇W_i = Σ_t a_tᵀb_t and ‖∇W_i‖² = Σ_{t,t'}(a_t·a_t')(b_t·b_t')
+// (Li et al. 2022, "ghost clipping"), O(T²(in+out)); when T·in·out is smaller the per-example
+// gradient is formed instead (as Opacus' "mixed" mode does). Both are exact.
+func (l *Linear) AddPerExampleSqNorms(dst []float64, b *Batch) {
+	a, g := l.x, l.dy
+	T := a.Rows / b.B
+	in, out := l.In, l.Out
+	if T == 1 {
+		for i := 0; i < b.B; i++ {
+			ai, gi := a.Row(i), g.Row(i)
+			gg := linalg.SumSq(gi)
+			aa := linalg.SumSq(ai)
+			if !l.NoBias {
+				aa++
+			}
+			dst[i] += aa * gg
+		}
+		return
+	}
+	if T*T*(in+out) <= T*in*out {
+		for i := 0; i < b.B; i++ {
+			s := 0.0
+			for t := 0; t < T; t++ {
+				at, gt := a.Row(i*T+t), g.Row(i*T+t)
+				// diagonal term once, off-diagonal terms twice (symmetry).
+				d := linalg.SumSq(at)
+				if !l.NoBias {
+					d++
+				}
+				s += d * linalg.SumSq(gt)
+				for u := t + 1; u < T; u++ {
+					au, gu := a.Row(i*T+u), g.Row(i*T+u)
+					gd := linalg.Dot(gt, gu)
+					if gd == 0 {
+						continue
+					}
+					ad := linalg.Dot(at, au)
+					if !l.NoBias {
+						ad++
+					}
+					s += 2 * ad * gd
+				}
+			}
+			dst[i] += s
+		}
+		return
+	}
+	l.tmp = growFloats(l.tmp, in*out+out)
+	gw := l.tmp[:in*out]
+	for i := 0; i < b.B; i++ {
+		ai := a.Data[i*T*in : (i+1)*T*in]
+		gi := g.Data[i*T*out : (i+1)*T*out]
+		linalg.MulTN(gw, ai, gi, in, T, out, false)
+		s := linalg.SumSq(gw)
+		if !l.NoBias {
+			gb := l.tmp[in*out:]
+			clear(gb)
+			linalg.SumRows(gb, gi, T, out)
+			s += linalg.SumSq(gb)
+		}
+		dst[i] += s
+	}
+}
+
+// AccumulateWeighted adds Aᵀ·diag(w)·B to ∇W (and Σ_i w_i Σ_t b_t to ∇b): one multiply.
+func (l *Linear) AccumulateWeighted(w []float64, b *Batch) {
+	g := l.dy
+	T := g.Rows / b.B
+	l.tmp = growFloats(l.tmp, g.Rows*l.Out)
+	scaled := l.tmp[:g.Rows*l.Out]
+	for r := 0; r < g.Rows; r++ {
+		wi := w[r/T]
+		src, dst := g.Row(r), scaled[r*l.Out:(r+1)*l.Out]
+		for j, v := range src {
+			dst[j] = wi * v
+		}
+	}
+	linalg.MulTN(l.gw, l.x.Data, scaled, l.In, g.Rows, l.Out, true)
+	if !l.NoBias {
+		linalg.SumRows(l.gb, scaled, g.Rows, l.Out)
+	}
+}

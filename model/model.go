@@ -1,0 +1,246 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// Input is one batch of examples: dense features X (B×InputDim) or token ids Tokens (B×T).
+type Input struct {
+	X       []float64
+	Tokens  []int32
+	B, T    int
+	Lengths []int32 // valid time steps per example (sequences); nil means all T
+}
+
+// Model is a network built from a Spec, with all parameters in one vector.
+type Model struct {
+	Spec   Spec
+	Params []float64
+	Grads  []float64
+
+	layers      []Layer
+	paramLayers []ParamLayer
+	loss        Loss
+
+	batch   Batch
+	in      Tensor
+	lossBuf []float64
+	wBuf    []float64
+	grad    *Tensor
+}
+
+// New builds the model described by spec with parameters initialised from rng.
+func New(spec Spec, rng *rand.Rand) (*Model, error) {
+	m, err := newUninitialised(spec)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range m.paramLayers {
+		l.Init(rng)
+	}
+	return m, nil
+}
+
+func newUninitialised(spec Spec) (*Model, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	spec = spec.withDefaults()
+	layers, err := spec.build()
+	if err != nil {
+		return nil, err
+	}
+	loss, err := newLoss(spec.Loss)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Spec: spec, layers: layers, loss: loss}
+	n := 0
+	for _, l := range layers {
+		if p, ok := l.(ParamLayer); ok {
+			m.paramLayers = append(m.paramLayers, p)
+			n += p.NumParams()
+		}
+	}
+	m.Params = make([]float64, n)
+	m.Grads = make([]float64, n)
+	off := 0
+	for _, p := range m.paramLayers {
+		k := p.NumParams()
+		p.Bind(m.Params[off:off+k:off+k], m.Grads[off:off+k:off+k])
+		off += k
+	}
+	return m, nil
+}
+
+// NumParams is the length of the parameter vector.
+func (m *Model) NumParams() int { return len(m.Params) }
+
+// Clone returns an independent model with the same spec and a copy of the parameters.
+func (m *Model) Clone() *Model {
+	c, err := newUninitialised(m.Spec)
+	if err != nil {
+		panic(err) // m.Spec was validated when m was built
+	}
+	copy(c.Params, m.Params)
+	return c
+}
+
+// SetParams copies p into the model's parameter vector.
+func (m *Model) SetParams(p []float64) error {
+	if len(p) != len(m.Params) {
+		return fmt.Errorf("model: parameter vector has %d values, model %q needs %d", len(p), m.Spec.Type, len(m.Params))
+	}
+	copy(m.Params, p)
+	return nil
+}
+
+// ZeroGrads sets the gradient vector to zero.
+func (m *Model) ZeroGrads() { clear(m.Grads) }
+
+// Layers returns the model's layers in order.
+func (m *Model) Layers() []Layer { return m.layers }
+
+func (m *Model) setBatch(in *Input, train, ghost bool, rng *rand.Rand) error {
+	if in.B <= 0 {
+		return fmt.Errorf("model: empty batch")
+	}
+	T := in.T
+	if T == 0 {
+		T = 1
+	}
+	m.batch = Batch{B: in.B, T: T, Lengths: in.Lengths, Tokens: in.Tokens, Train: train, Rand: rng, Ghost: ghost}
+	if train && rng == nil {
+		m.batch.Train = false
+	}
+	if m.Spec.Type == TypeMLP {
+		if len(in.X) != in.B*m.Spec.Input {
+			return fmt.Errorf("model: input has %d values, want %d examples × %d features", len(in.X), in.B, m.Spec.Input)
+		}
+		m.in = Tensor{Data: in.X, Rows: in.B, Cols: m.Spec.Input}
+	}
+	return nil
+}
+
+// forward runs the layers and returns the output.
+func (m *Model) forward() *Tensor {
+	x := &m.in
+	for _, l := range m.layers {
+		x = l.Forward(x, &m.batch)
+	}
+	return x
+}
+
+func (m *Model) backward(dy *Tensor) {
+	for i := len(m.layers) - 1; i >= 0; i-- {
+		dy = m.layers[i].Backward(dy, &m.batch, i > 0)
+	}
+}
+
+// Forward returns the model's output for in (evaluation mode: no dropout). The returned
+// tensor is owned by the model and valid until the next call.
+func (m *Model) Forward(in *Input) (*Tensor, error) {
+	if err := m.setBatch(in, false, false, nil); err != nil {
+		return nil, err
+	}
+	return m.forward(), nil
+}
+
+func (m *Model) evalLoss(out *Tensor, tg Targets, weight float64, perEx []float64, withGrad bool) (Stats, error) {
+	B := m.batch.B
+	m.lossBuf = growFloats(m.lossBuf, B)
+	m.wBuf = growFloats(m.wBuf, B)
+	for i := range m.wBuf {
+		m.wBuf[i] = weight
+	}
+	var g *Tensor
+	if withGrad {
+		m.grad = ensure(m.grad, out.Rows, out.Cols)
+		g = m.grad
+	}
+	st, err := m.loss.Eval(out, tg, &m.batch, m.wBuf, m.lossBuf, g)
+	if err != nil {
+		return st, err
+	}
+	if perEx != nil {
+		copy(perEx, m.lossBuf)
+	}
+	return st, nil
+}
+
+func (m *Model) sumLoss() float64 {
+	s := 0.0
+	for _, v := range m.lossBuf[:m.batch.B] {
+		s += v
+	}
+	return s
+}
+
+// Evaluate returns the summed per-example loss of the batch and the prediction counts.
+func (m *Model) Evaluate(in *Input, tg Targets) (lossSum float64, st Stats, err error) {
+	out, err := m.Forward(in)
+	if err != nil {
+		return 0, st, err
+	}
+	st, err = m.evalLoss(out, tg, 1, nil, false)
+	return m.sumLoss(), st, err
+}
+
+// Backprop runs a training forward and backward pass and adds ∂(scale·Σ_i loss_i)/∂θ to
+// Grads (scale = 1/B gives the mean loss). It returns the summed loss and prediction counts.
+// rng drives dropout; nil disables it.
+func (m *Model) Backprop(in *Input, tg Targets, scale float64, rng *rand.Rand) (lossSum float64, st Stats, err error) {
+	if err := m.setBatch(in, true, false, rng); err != nil {
+		return 0, st, err
+	}
+	out := m.forward()
+	st, err = m.evalLoss(out, tg, scale, nil, true)
+	if err != nil {
+		return 0, st, err
+	}
+	m.backward(m.grad)
+	return m.sumLoss(), st, nil
+}
+
+// PerExampleNorms runs a training forward and backward pass in ghost mode and writes
+// ‖∇_θ loss_i‖ of every example into norms (length B). Grads is not touched; follow with
+// AccumulateWeighted to add Σ_i w_i ∇_θ loss_i. It returns the summed loss.
+func (m *Model) PerExampleNorms(in *Input, tg Targets, rng *rand.Rand, norms []float64) (lossSum float64, st Stats, err error) {
+	if err := m.setBatch(in, true, true, rng); err != nil {
+		return 0, st, err
+	}
+	if len(norms) != in.B {
+		return 0, st, fmt.Errorf("model: norms has length %d, batch has %d examples", len(norms), in.B)
+	}
+	out := m.forward()
+	st, err = m.evalLoss(out, tg, 1, nil, true)
+	if err != nil {
+		return 0, st, err
+	}
+	m.backward(m.grad)
+	clear(norms)
+	for _, l := range m.paramLayers {
+		l.AddPerExampleSqNorms(norms, &m.batch)
+	}
+	for i, v := range norms {
+		norms[i] = math.Sqrt(v)
+	}
+	return m.sumLoss(), st, nil
+}
+
+// AccumulateWeighted adds Σ_i w[i]·∇_θ loss_i to Grads, for the batch of the last
+// PerExampleNorms call: one multiply per layer, no per-example gradient vectors.
+func (m *Model) AccumulateWeighted(w []float64) error {
+	if !m.batch.Ghost {
+		return fmt.Errorf("model: AccumulateWeighted needs a preceding PerExampleNorms")
+	}
+	if len(w) != m.batch.B {
+		return fmt.Errorf("model: %d weights for a batch of %d examples", len(w), m.batch.B)
+	}
+	for _, l := range m.paramLayers {
+		l.AccumulateWeighted(w, &m.batch)
+	}
+	return nil
+}
