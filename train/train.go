@@ -1,0 +1,248 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/confide-fl/confide/data"
+	"github.com/confide-fl/confide/model"
+)
+
+// Config holds local training hyper-parameters.
+type Config struct {
+	Epochs    int                   `json:"epochs" yaml:"epochs"`
+	BatchSize int                   `json:"batch_size" yaml:"batch_size"`
+	Optimizer model.OptimizerConfig `json:"optimizer" yaml:"optimizer"`
+	// Schedule is constant (default) or cosine (decay to 0 over all steps of the run).
+	Schedule string `json:"schedule,omitempty" yaml:"schedule,omitempty"`
+	// Warmup is the number of steps of linear learning-rate warm-up.
+	Warmup int    `json:"warmup,omitempty" yaml:"warmup,omitempty"`
+	Seed   uint64 `json:"seed" yaml:"seed"`
+}
+
+// Validate checks the configuration, naming the key and the fix.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Epochs <= 0 {
+		errs = append(errs, fmt.Errorf("epochs = %d: must be ≥ 1", c.Epochs))
+	}
+	if c.BatchSize <= 0 {
+		errs = append(errs, fmt.Errorf("batch_size = %d: must be ≥ 1", c.BatchSize))
+	}
+	switch c.Schedule {
+	case "", "constant", "cosine":
+	default:
+		errs = append(errs, fmt.Errorf("schedule %q: use constant or cosine", c.Schedule))
+	}
+	if c.Warmup < 0 {
+		errs = append(errs, fmt.Errorf("warmup = %d: must be ≥ 0", c.Warmup))
+	}
+	if _, err := model.NewOptimizer(c.Optimizer); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Metrics summarise a pass over data.
+type Metrics struct {
+	Loss     float64 `json:"loss"`
+	Accuracy float64 `json:"accuracy"`
+	Examples int     `json:"examples"`
+}
+
+// EpochReport is what Fit reports after each epoch.
+type EpochReport struct {
+	Epoch    int           `json:"epoch"`
+	Train    Metrics       `json:"train"`
+	Test     *Metrics      `json:"test,omitempty"`
+	LR       float64       `json:"lr"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Trainer trains one model. It is not safe for concurrent use.
+type Trainer struct {
+	Model *model.Model
+	Opt   model.Optimizer
+	cfg   Config
+	rng   *rand.Rand
+	step  int
+	total int
+	baseLR float64
+
+	batch data.Batch
+	in    model.Input
+}
+
+// New returns a trainer for m. total is the number of optimisation steps the run will take
+// (for schedules); 0 means constant.
+func New(m *model.Model, cfg Config) (*Trainer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opt, err := model.NewOptimizer(cfg.Optimizer)
+	if err != nil {
+		return nil, err
+	}
+	return &Trainer{Model: m, Opt: opt, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x7261696e)), baseLR: cfg.Optimizer.LR}, nil
+}
+
+// Rand is the trainer's random source (shuffling, dropout), derived from Config.Seed.
+func (t *Trainer) Rand() *rand.Rand { return t.rng }
+
+// SetTotalSteps tells the schedule how many steps the whole run takes.
+func (t *Trainer) SetTotalSteps(n int) { t.total = n }
+
+// lr returns the learning rate for the current step.
+func (t *Trainer) lr() float64 {
+	lr := t.baseLR
+	if t.cfg.Warmup > 0 && t.step < t.cfg.Warmup {
+		return lr * float64(t.step+1) / float64(t.cfg.Warmup)
+	}
+	if t.cfg.Schedule == "cosine" && t.total > 0 {
+		p := float64(t.step-t.cfg.Warmup) / float64(max(1, t.total-t.cfg.Warmup))
+		lr *= 0.5 * (1 + math.Cos(math.Pi*min(p, 1)))
+	}
+	return lr
+}
+
+// Input converts a gathered batch to the model's input and targets.
+func Input(ds *data.Dataset, b *data.Batch, in *model.Input) model.Targets {
+	*in = model.Input{X: b.X, Tokens: b.Tokens, Lengths: b.Lengths, B: b.N}
+	if ds.IsText() {
+		in.T = ds.SeqLen
+	}
+	if ds.Task == data.TaskNextToken {
+		return model.Targets{Class: b.Targets}
+	}
+	return model.Targets{Class: b.Y}
+}
+
+// CheckCompatible reports whether m can consume ds, naming the mismatch.
+func CheckCompatible(m *model.Model, ds *data.Dataset) error {
+	s := m.Spec
+	if s.Type == model.TypeMLP {
+		if ds.IsText() {
+			return fmt.Errorf("model type mlp needs dense features, dataset %s holds token sequences (use a sequence model)", ds.Name)
+		}
+		if ds.Dim != s.Input {
+			return fmt.Errorf("model input %d ≠ dataset %s feature count %d", s.Input, ds.Name, ds.Dim)
+		}
+	}
+	if ds.NumClasses > 0 && s.Output != ds.NumClasses {
+		return fmt.Errorf("model output %d ≠ dataset %s class count %d", s.Output, ds.Name, ds.NumClasses)
+	}
+	return nil
+}
+
+// Epoch runs one epoch of shuffled mini-batch SGD over ds. onStep, when not nil, is called
+// after every step with the number of examples processed.
+func (t *Trainer) Epoch(ctx context.Context, ds *data.Dataset, onStep func(examples int)) (Metrics, error) {
+	it, err := data.NewBatchIterator(ds.N, t.cfg.BatchSize, false)
+	if err != nil {
+		return Metrics{}, err
+	}
+	it.Reset(t.rng)
+	var lossSum float64
+	var st model.Stats
+	n := 0
+	for idx, ok := it.Next(); ok; idx, ok = it.Next() {
+		if err := ctx.Err(); err != nil {
+			return Metrics{}, err
+		}
+		ds.Gather(&t.batch, idx)
+		tg := Input(ds, &t.batch, &t.in)
+		t.Opt.SetLR(t.lr())
+		t.Model.ZeroGrads()
+		l, s, err := t.Model.Backprop(&t.in, tg, 1/float64(len(idx)), t.rng)
+		if err != nil {
+			return Metrics{}, err
+		}
+		if math.IsNaN(l) || math.IsInf(l, 0) {
+			return Metrics{}, fmt.Errorf("training diverged at step %d (loss %v): lower the learning rate", t.step, l)
+		}
+		t.Opt.Step(t.Model.Params, t.Model.Grads)
+		t.step++
+		lossSum += l
+		st.Correct += s.Correct
+		st.Count += s.Count
+		n += len(idx)
+		if onStep != nil {
+			onStep(len(idx))
+		}
+	}
+	return metrics(lossSum, st, n), nil
+}
+
+func metrics(lossSum float64, st model.Stats, n int) Metrics {
+	m := Metrics{Examples: n}
+	if n > 0 {
+		m.Loss = lossSum / float64(n)
+	}
+	if st.Count > 0 {
+		m.Accuracy = float64(st.Correct) / float64(st.Count)
+	}
+	return m
+}
+
+// Evaluate computes the mean loss and the accuracy of m on ds in batches of batchSize.
+func Evaluate(m *model.Model, ds *data.Dataset, batchSize int) (Metrics, error) {
+	if batchSize <= 0 {
+		batchSize = 256
+	}
+	var b data.Batch
+	var in model.Input
+	idx := make([]int, 0, batchSize)
+	var lossSum float64
+	var st model.Stats
+	for start := 0; start < ds.N; start += batchSize {
+		idx = idx[:0]
+		for i := start; i < min(start+batchSize, ds.N); i++ {
+			idx = append(idx, i)
+		}
+		ds.Gather(&b, idx)
+		tg := Input(ds, &b, &in)
+		l, s, err := m.Evaluate(&in, tg)
+		if err != nil {
+			return Metrics{}, err
+		}
+		lossSum += l
+		st.Correct += s.Correct
+		st.Count += s.Count
+	}
+	return metrics(lossSum, st, ds.N), nil
+}
+
+// Fit trains for cfg.Epochs epochs over trainSet, evaluating on testSet (if not nil) after
+// each epoch and calling onEpoch with the report.
+func (t *Trainer) Fit(ctx context.Context, trainSet, testSet *data.Dataset, onEpoch func(EpochReport), onStep func(int)) ([]EpochReport, error) {
+	if err := CheckCompatible(t.Model, trainSet); err != nil {
+		return nil, err
+	}
+	stepsPerEpoch := (trainSet.N + t.cfg.BatchSize - 1) / t.cfg.BatchSize
+	t.SetTotalSteps(stepsPerEpoch * t.cfg.Epochs)
+	var reports []EpochReport
+	for e := 1; e <= t.cfg.Epochs; e++ {
+		start := time.Now()
+		tr, err := t.Epoch(ctx, trainSet, onStep)
+		if err != nil {
+			return reports, err
+		}
+		r := EpochReport{Epoch: e, Train: tr, LR: t.Opt.LR(), Duration: time.Since(start)}
+		if testSet != nil {
+			te, err := Evaluate(t.Model, testSet, 512)
+			if err != nil {
+				return reports, err
+			}
+			r.Test = &te
+		}
+		reports = append(reports, r)
+		if onEpoch != nil {
+			onEpoch(r)
+		}
+	}
+	return reports, nil
+}
