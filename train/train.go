@@ -65,12 +65,12 @@ type EpochReport struct {
 
 // Trainer trains one model. It is not safe for concurrent use.
 type Trainer struct {
-	Model *model.Model
-	Opt   model.Optimizer
-	cfg   Config
-	rng   *rand.Rand
-	step  int
-	total int
+	Model  *model.Model
+	Opt    model.Optimizer
+	cfg    Config
+	rng    *rand.Rand
+	step   int
+	total  int
 	baseLR float64
 
 	batch data.Batch
