@@ -65,7 +65,7 @@ func LoadSpamAssassin(path string, opts SpamOptions, rng *rand.Rand) (*SpamCorpu
 
 // ReadSpamAssassin reads e-mails, one JSON object a line with string fields "id",
 // "group" (the mailbox), "label" ("spam" or "ham") and "text" (the raw message), from r,
-// gzipped or not. It splits them into training and test sets stratified by label (rng
+// gzipped or not; other fields are ignored. It splits them into training and test sets stratified by label (rng
 // picks the test e-mails), builds the word vocabulary from the training e-mails alone
 // (from the words the model sees: the first MaxLen of each), and encodes each e-mail's body (headers and HTML tags stripped unless opts say
 // otherwise) as its first MaxLen words, padded with PadID. An e-mail with no words is
@@ -101,7 +101,7 @@ func ReadSpamAssassin(r io.Reader, name string, opts SpamOptions, rng *rand.Rand
 		if m.Label == "spam" {
 			labels[i] = 1
 		}
-		words[i] = splitWords(emailBody(m.Text, opts.KeepHeaders, opts.KeepHTML), maxLen)
+		words[i] = splitWords(emailBody(*m.Text, opts.KeepHeaders, opts.KeepHTML), maxLen)
 	}
 	slices.Sort(groups)
 	groups = slices.Compact(groups)
@@ -157,7 +157,7 @@ type mail struct {
 	ID    string `json:"id"`
 	Group string `json:"group"`
 	Label string `json:"label"`
-	Text  string `json:"text"`
+	Text  *string `json:"text"` // a pointer, to tell a missing field from an empty one
 }
 
 // readMails parses the JSON lines of r (gzip detected by its magic bytes), checking
@@ -181,9 +181,7 @@ func readMails(r io.Reader) ([]mail, error) {
 		}
 		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 {
 			var m mail
-			dec := json.NewDecoder(bytes.NewReader(trimmed))
-			dec.DisallowUnknownFields()
-			if derr := dec.Decode(&m); derr != nil {
+			if derr := json.Unmarshal(trimmed, &m); derr != nil {
 				var ute *json.UnmarshalTypeError
 				if errors.As(derr, &ute) {
 					return nil, fmt.Errorf("spam: line %d: field %q must be a string: %w", lineNo, ute.Field, ErrFormat)
@@ -195,6 +193,8 @@ func readMails(r io.Reader) ([]mail, error) {
 				return nil, fmt.Errorf("spam: line %d: field \"id\" missing or empty: %w", lineNo, ErrFormat)
 			case m.Group == "":
 				return nil, fmt.Errorf("spam: line %d (id %s): field \"group\" missing or empty; it names the mailbox: %w", lineNo, m.ID, ErrFormat)
+			case m.Text == nil:
+				return nil, fmt.Errorf("spam: line %d (id %s): field \"text\" missing: %w", lineNo, m.ID, ErrFormat)
 			case m.Label != "spam" && m.Label != "ham":
 				return nil, fmt.Errorf("spam: line %d (id %s): field \"label\" = %q, want \"spam\" or \"ham\": %w", lineNo, m.ID, m.Label, ErrFormat)
 			}
