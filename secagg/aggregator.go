@@ -1,0 +1,285 @@
+package secagg
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/tuneinsight/lattigo/v5/core/rlwe"
+	"github.com/tuneinsight/lattigo/v5/he/hefloat"
+	"github.com/tuneinsight/lattigo/v5/ring"
+)
+
+// AggregatorConfig configures the server's aggregate of one round.
+type AggregatorConfig struct {
+	Session   SessionID
+	Round     uint64
+	Dim       int // length of every update vector
+	Committee CommitteeConfig
+	// Workers is the number of goroutines that add and decode chunks in parallel (default 1).
+	Workers int
+}
+
+// Aggregator is the server's side of a round: it validates and adds encrypted updates into
+// one running sum per chunk, asks a member set for decryption shares, and combines them into
+// the plaintext sum. It cannot decrypt anything by itself. It is a single-threaded state
+// machine with no I/O (it parallelises internally with one evaluator ShallowCopy per worker).
+type Aggregator struct {
+	params  Parameters
+	cfg     AggregatorConfig
+	evals   []*hefloat.Evaluator
+	ecds    []*hefloat.Encoder
+	sum     []*rlwe.Ciphertext
+	clients map[string]struct{}
+	request *DecryptionRequest
+}
+
+// NewAggregator starts an empty aggregate.
+func NewAggregator(params Parameters, cfg AggregatorConfig) (*Aggregator, error) {
+	if err := cfg.Committee.Validate(params); err != nil {
+		return nil, err
+	}
+	if cfg.Dim < 1 || cfg.Dim > MaxDim {
+		return nil, fmt.Errorf("secagg: aggregator dimension %d: must be 1…%d", cfg.Dim, MaxDim)
+	}
+	cfg.Workers = clampWorkers(cfg.Workers)
+	a := &Aggregator{params: params, cfg: cfg, clients: map[string]struct{}{}}
+	eval := hefloat.NewEvaluator(params.he, nil)
+	ecd := hefloat.NewEncoder(params.he, 53)
+	for w := 0; w < cfg.Workers; w++ {
+		if w == 0 {
+			a.evals, a.ecds = append(a.evals, eval), append(a.ecds, ecd)
+		} else {
+			a.evals, a.ecds = append(a.evals, eval.ShallowCopy()), append(a.ecds, ecd.ShallowCopy())
+		}
+	}
+	return a, nil
+}
+
+// Count returns the number of updates added.
+func (a *Aggregator) Count() int { return len(a.clients) }
+
+// Contributors returns the client ids whose updates were added, sorted.
+func (a *Aggregator) Contributors() []string {
+	ids := make([]string, 0, len(a.clients))
+	for id := range a.clients {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// checkCiphertext validates one uploaded ciphertext against the parameters before it is
+// added: lattigo would silently rescale on a scale mismatch and lower the level on a level
+// mismatch, so both are errors here.
+func (a *Aggregator) checkCiphertext(ct *rlwe.Ciphertext) error {
+	n := a.params.N()
+	switch {
+	case ct == nil || ct.MetaData == nil:
+		return fmt.Errorf("missing")
+	case len(ct.Value) != 2:
+		return fmt.Errorf("degree %d, want 1", len(ct.Value)-1)
+	case ct.Value[0].Level() != 0 || ct.Value[1].Level() != 0:
+		return fmt.Errorf("level %d, want 0", ct.Level())
+	case ct.Value[0].N() != n || ct.Value[1].N() != n:
+		return fmt.Errorf("ring degree %d, want %d", ct.Value[0].N(), n)
+	case ct.Scale.Cmp(a.params.refScale()) != 0:
+		return fmt.Errorf("scale 2^%.2f, want 2^%d", math.Log2(ct.Scale.Float64()), a.params.lit.LogScale)
+	case ct.IsBatched:
+		return fmt.Errorf("slot-encoded (IsBatched), want coefficient encoding")
+	case !ct.IsNTT || ct.IsMontgomery:
+		return fmt.Errorf("domain flags NTT=%v Montgomery=%v, want NTT only", ct.IsNTT, ct.IsMontgomery)
+	}
+	return nil
+}
+
+// Add validates an update (session, round, dimension, client id, every ciphertext's degree,
+// level, ring, scale and encoding flags) and adds it into the running sums. A rejected update
+// leaves the aggregate unchanged.
+func (a *Aggregator) Add(u *EncryptedUpdate) error {
+	if u == nil {
+		return fmt.Errorf("secagg: nil update")
+	}
+	if a.request != nil {
+		return fmt.Errorf("secagg: update of client %q for round %d: %w", u.ClientID, a.cfg.Round, ErrFrozen)
+	}
+	if u.Session != a.cfg.Session || u.Round != a.cfg.Round {
+		return fmt.Errorf("secagg: update of client %q is for session %s round %d, aggregating session %s round %d: %w", u.ClientID, u.Session, u.Round, a.cfg.Session, a.cfg.Round, ErrWrongSession)
+	}
+	if u.ClientID == "" {
+		return fmt.Errorf("secagg: update without a client id")
+	}
+	if _, dup := a.clients[u.ClientID]; dup {
+		return fmt.Errorf("secagg: client %q already contributed to round %d: %w", u.ClientID, a.cfg.Round, ErrDuplicate)
+	}
+	if len(a.clients) >= a.params.lit.MaxContributors {
+		return fmt.Errorf("secagg: aggregate already holds MaxContributors = %d updates; another could overflow the modulus", a.params.lit.MaxContributors)
+	}
+	if u.Dim != a.cfg.Dim {
+		return fmt.Errorf("secagg: update of client %q has dimension %d, want %d", u.ClientID, u.Dim, a.cfg.Dim)
+	}
+	if want := a.params.NumChunks(a.cfg.Dim); len(u.chunks) != want {
+		return fmt.Errorf("secagg: update of client %q holds %d ciphertexts, want %d", u.ClientID, len(u.chunks), want)
+	}
+	if u.q != a.params.Modulus() {
+		return fmt.Errorf("secagg: update of client %q is for modulus %d, want %d", u.ClientID, u.q, a.params.Modulus())
+	}
+	for k, ct := range u.chunks {
+		if err := a.checkCiphertext(ct); err != nil {
+			return fmt.Errorf("secagg: update of client %q: ciphertext %d: %v", u.ClientID, k, err)
+		}
+	}
+	if a.sum == nil {
+		a.sum = make([]*rlwe.Ciphertext, len(u.chunks))
+		for k := range a.sum {
+			a.sum[k] = hefloat.NewCiphertext(a.params.he, 1, 0)
+			*a.sum[k].MetaData = *u.chunks[k].MetaData
+		}
+	}
+	errs := make([]error, len(u.chunks))
+	parallelFor(a.cfg.Workers, len(u.chunks), func(w, k int) {
+		errs[k] = a.evals[w].Add(a.sum[k], u.chunks[k], a.sum[k])
+	})
+	if err := firstError(errs); err != nil {
+		// Unreachable for validated input; the sums may be partly updated, so refuse more.
+		a.request = &DecryptionRequest{}
+		return fmt.Errorf("secagg: adding the update of client %q: %w (aggregate discarded)", u.ClientID, err)
+	}
+	a.clients[u.ClientID] = struct{}{}
+	return nil
+}
+
+// DecryptionRequest freezes the aggregate and returns the request to send, unchanged, to
+// every member of the set: exactly Threshold distinct member ids (they are sorted). Calling
+// it again with another set replaces the pending request; members that already answered the
+// first set refuse the second (ErrAlreadyDecrypted), so choose members known to be online.
+func (a *Aggregator) DecryptionRequest(members []MemberID) (*DecryptionRequest, error) {
+	c := a.cfg.Committee
+	if a.request != nil && a.request.c1 == nil {
+		return nil, fmt.Errorf("secagg: aggregate of round %d was discarded after an internal error", a.cfg.Round)
+	}
+	if a.Count() < c.MinContributions {
+		return nil, fmt.Errorf("secagg: round %d holds %d updates, the committee decrypts only %d or more: %w", a.cfg.Round, a.Count(), c.MinContributions, ErrTooFewContributions)
+	}
+	set := slices.Clone(members)
+	slices.Sort(set)
+	if err := checkMemberSet(set, c.Size, c.Threshold, -1); err != nil {
+		return nil, fmt.Errorf("secagg: decryption set: %w", err)
+	}
+	if len(set) != c.Threshold {
+		return nil, fmt.Errorf("secagg: decryption set of %d members, want exactly the threshold %d", len(set), c.Threshold)
+	}
+	c1 := make([]ring.Poly, len(a.sum))
+	for k, ct := range a.sum {
+		c1[k] = ct.Value[1]
+	}
+	var id AggregateID
+	if a.request != nil {
+		id = a.request.Aggregate
+	} else {
+		id = aggregateID(a.cfg.Session, a.cfg.Dim, a.params, c1)
+	}
+	a.request = &DecryptionRequest{Session: a.cfg.Session, Round: a.cfg.Round, Aggregate: id, Dim: a.cfg.Dim, Count: a.Count(), Members: set, q: a.params.Modulus(), c1: c1}
+	return a.request, nil
+}
+
+// AggregateResult is a decrypted aggregate.
+type AggregateResult struct {
+	Round       uint64
+	Count       int       // updates in the aggregate, confirmed by the decrypted count slot
+	TotalWeight float64   // Σ w_i, decrypted
+	WeightedSum []float64 // Σ w_i·u_i, decrypted; error about Parameters.ErrorStd(t) per coordinate
+}
+
+// Mean returns WeightedSum / TotalWeight, the weighted mean of the updates.
+func (r *AggregateResult) Mean() ([]float64, error) {
+	if !(r.TotalWeight > 0) {
+		return nil, fmt.Errorf("secagg: total weight %g: cannot form a mean", r.TotalWeight)
+	}
+	out := make([]float64, len(r.WeightedSum))
+	for i, v := range r.WeightedSum {
+		out[i] = v / r.TotalWeight
+	}
+	return out, nil
+}
+
+// Combine checks the shares against the pending request (exactly one from each member of
+// the set, same session, round and aggregate), adds them to the aggregate and decodes it.
+// The decrypted count slot must match the number of updates added: otherwise a share was
+// wrong and the result is refused with ErrInconsistentDecryption.
+func (a *Aggregator) Combine(shares []*DecryptionShare) (*AggregateResult, error) {
+	req := a.request
+	if req == nil || req.c1 == nil {
+		return nil, fmt.Errorf("secagg: no pending decryption request for round %d (call DecryptionRequest first)", a.cfg.Round)
+	}
+	if len(shares) != len(req.Members) {
+		return nil, fmt.Errorf("secagg: %d decryption shares for a set of %d members %v: every member of the set must answer (or request again with another set)", len(shares), len(req.Members), req.Members)
+	}
+	byMember := map[MemberID]*DecryptionShare{}
+	for _, s := range shares {
+		if s == nil {
+			return nil, fmt.Errorf("secagg: nil decryption share")
+		}
+		if s.Session != req.Session || s.Round != req.Round || s.Aggregate != req.Aggregate {
+			return nil, fmt.Errorf("secagg: share from member %d is for session %s round %d aggregate %s, pending %s round %d aggregate %s: %w", s.From, s.Session, s.Round, s.Aggregate, req.Session, req.Round, req.Aggregate, ErrWrongSession)
+		}
+		if !slices.Equal(s.Members, req.Members) {
+			return nil, fmt.Errorf("secagg: share from member %d was made for set %v, pending set %v: %w", s.From, s.Members, req.Members, ErrWrongSession)
+		}
+		if !slices.Contains(req.Members, s.From) {
+			return nil, fmt.Errorf("secagg: share from member %d, who is not in the set %v", s.From, req.Members)
+		}
+		if _, dup := byMember[s.From]; dup {
+			return nil, fmt.Errorf("secagg: two shares from member %d: %w", s.From, ErrDuplicate)
+		}
+		if len(s.shares) != len(req.c1) {
+			return nil, fmt.Errorf("secagg: share from member %d holds %d polynomials, want %d", s.From, len(s.shares), len(req.c1))
+		}
+		if s.q != a.params.Modulus() {
+			return nil, fmt.Errorf("secagg: share from member %d is for modulus %d, want %d", s.From, s.q, a.params.Modulus())
+		}
+		for _, p := range s.shares {
+			if len(p.Coeffs) != 1 || p.N() != a.params.N() {
+				return nil, fmt.Errorf("secagg: share from member %d holds a polynomial of the wrong shape", s.From)
+			}
+		}
+		byMember[s.From] = s
+	}
+	ext, err := a.decrypt(shares)
+	if err != nil {
+		return nil, err
+	}
+	d := a.cfg.Dim
+	res := &AggregateResult{Round: a.cfg.Round, Count: a.Count(), TotalWeight: ext[d], WeightedSum: ext[:d:d]}
+	if math.Abs(ext[d+1]-float64(res.Count)) > 0.5 {
+		return nil, fmt.Errorf("secagg: round %d: decrypted count %.3f, but %d updates were added (a share is wrong or for another set): %w", a.cfg.Round, ext[d+1], res.Count, ErrInconsistentDecryption)
+	}
+	return res, nil
+}
+
+// decrypt adds the shares into c0 of every chunk (lattigo's KeySwitchProtocol.AggregateShares
+// and KeySwitch to the zero key, inlined: the result c0 + Σ h_i is the plaintext) and decodes.
+func (a *Aggregator) decrypt(shares []*DecryptionShare) ([]float64, error) {
+	n := a.params.N()
+	ringQ := a.params.he.RingQ()
+	ext := make([]float64, len(a.sum)*n)
+	pts := make([]*rlwe.Plaintext, a.cfg.Workers)
+	for w := range pts {
+		pts[w] = hefloat.NewPlaintext(a.params.he, 0)
+	}
+	errs := make([]error, len(a.sum))
+	parallelFor(a.cfg.Workers, len(a.sum), func(w, k int) {
+		pt := pts[w]
+		ct := a.sum[k]
+		*pt.MetaData = *ct.MetaData
+		pt.Value.Copy(ct.Value[0])
+		for _, s := range shares {
+			ringQ.Add(pt.Value, s.shares[k], pt.Value)
+		}
+		errs[k] = a.ecds[w].Decode(pt, ext[k*n:(k+1)*n])
+	})
+	if err := firstError(errs); err != nil {
+		return nil, fmt.Errorf("secagg: decoding the aggregate: %w", err)
+	}
+	return ext, nil
+}

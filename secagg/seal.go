@@ -1,0 +1,69 @@
+package secagg
+
+import (
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Shamir shares travel through the server, sealed end to end: the key is
+// HKDF-SHA256(X25519(dealer, recipient)) with the session and parameters as salt and the
+// (dealer, recipient) pair as info, the cipher is XChaCha20-Poly1305 with a random 192-bit
+// nonce, and the associated data binds session, parameters, sender and recipient. A static
+// X25519 pair authenticates the dealer implicitly: only the dealer and the recipient can
+// compute the key, so the relaying server can neither read nor forge a share.
+
+const (
+	sealNonceSize = chacha20poly1305.NonceSizeX
+	sealTagSize   = chacha20poly1305.Overhead
+)
+
+// shareAEAD derives the AEAD for shares from dealer `from` to recipient `to`. own is the
+// caller's identity key and peer the other party's public key.
+func shareAEAD(own *ecdh.PrivateKey, peer [32]byte, session SessionID, params [32]byte, from, to MemberID) (cipher.AEAD, error) {
+	pub, err := ecdh.X25519().NewPublicKey(peer[:])
+	if err != nil {
+		return nil, fmt.Errorf("identity key: %w", err)
+	}
+	secret, err := own.ECDH(pub)
+	if err != nil {
+		return nil, fmt.Errorf("X25519 with the identity key of member %d/%d: %w", from, to, err)
+	}
+	salt := append(session[:], params[:]...)
+	key, err := hkdf.Key(sha256.New, secret, salt, fmt.Sprintf("confide-secagg-v1 shamir share %d->%d", from, to), chacha20poly1305.KeySize)
+	if err != nil {
+		return nil, err
+	}
+	return chacha20poly1305.NewX(key)
+}
+
+func shareAD(session SessionID, params [32]byte, from, to MemberID) []byte {
+	ad := make([]byte, 0, 64+4)
+	ad = append(ad, "confide-secagg-v1 share"...)
+	ad = append(ad, session[:]...)
+	ad = append(ad, params[:]...)
+	ad = binary.LittleEndian.AppendUint16(ad, uint16(from))
+	ad = binary.LittleEndian.AppendUint16(ad, uint16(to))
+	return ad
+}
+
+// seal encrypts plaintext with a fresh random nonce; the result is nonce ‖ ciphertext ‖ tag.
+func seal(aead cipher.AEAD, ad, plaintext []byte) []byte {
+	out := make([]byte, sealNonceSize, sealNonceSize+len(plaintext)+sealTagSize)
+	rand.Read(out)
+	return aead.Seal(out, out[:sealNonceSize], plaintext, ad)
+}
+
+// open decrypts and authenticates a sealed blob.
+func open(aead cipher.AEAD, ad, blob []byte) ([]byte, error) {
+	if len(blob) < sealNonceSize+sealTagSize {
+		return nil, fmt.Errorf("sealed share of %d bytes is too short", len(blob))
+	}
+	return aead.Open(nil, blob[:sealNonceSize], blob[sealNonceSize:], ad)
+}

@@ -1,0 +1,270 @@
+package secagg
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/tuneinsight/lattigo/v5/ring"
+)
+
+// Wire format. Every message starts with a 4-byte magic ("cs", a type byte, a version byte)
+// and is a fixed sequence of little-endian fields; variable parts carry their count first.
+// Polynomials are written as N raw uint64 coefficients after a ring descriptor (log2 N, Q),
+// so a decoder checks the exact byte length before it allocates anything and rejects
+// coefficients ≥ Q. Nothing here calls lattigo's own decoders, which trust their input.
+
+const (
+	wireVersion = 1
+
+	typeAnnouncement  = 'A'
+	typeRoster        = 'R'
+	typeDealing       = 'D'
+	typeDelivery      = 'V'
+	typePublicKey     = 'P'
+	typeUpdate        = 'U'
+	typeRequest       = 'Q'
+	typeShare         = 'S'
+	typeMemberState   = 'M'
+	maxLogN           = 17
+	maxClientIDLength = 256
+)
+
+// errTruncated is returned (wrapped) when a message ends early.
+var errTruncated = errors.New("message truncated")
+
+type writer struct{ b []byte }
+
+func newWriter(size int, typ byte) *writer {
+	w := &writer{b: make([]byte, 0, size)}
+	w.b = append(w.b, 'c', 's', typ, wireVersion)
+	return w
+}
+
+func (w *writer) u8(v uint8)   { w.b = append(w.b, v) }
+func (w *writer) u16(v uint16) { w.b = binary.LittleEndian.AppendUint16(w.b, v) }
+func (w *writer) u32(v uint32) { w.b = binary.LittleEndian.AppendUint32(w.b, v) }
+func (w *writer) u64(v uint64) { w.b = binary.LittleEndian.AppendUint64(w.b, v) }
+func (w *writer) f64(v float64) {
+	w.u64(math.Float64bits(v))
+}
+func (w *writer) raw(p []byte) { w.b = append(w.b, p...) }
+func (w *writer) str(s string) {
+	w.u16(uint16(len(s)))
+	w.b = append(w.b, s...)
+}
+func (w *writer) members(ids []MemberID) {
+	w.u16(uint16(len(ids)))
+	for _, id := range ids {
+		w.u16(uint16(id))
+	}
+}
+
+// ringDesc writes the ring descriptor that precedes a message's polynomials.
+func (w *writer) ringDesc(logN int, q uint64) {
+	w.u8(uint8(logN))
+	w.u64(q)
+}
+
+// coeffs writes the level-0 coefficients of p.
+func (w *writer) coeffs(p ring.Poly) {
+	for _, c := range p.Coeffs[0] {
+		w.b = binary.LittleEndian.AppendUint64(w.b, c)
+	}
+}
+
+// reader decodes with a sticky error: after the first failure every read returns zero
+// values and r.err says what went wrong first.
+type reader struct {
+	b   []byte
+	off int
+	err error
+	msg string // message name, for errors
+}
+
+func newReader(p []byte, typ byte, msg string) *reader {
+	r := &reader{b: p, msg: msg}
+	hdr := r.take(4)
+	if r.err != nil {
+		return r
+	}
+	if hdr[0] != 'c' || hdr[1] != 's' || hdr[2] != typ {
+		r.fail(fmt.Errorf("not a %s (magic %q)", msg, hdr[:3]))
+		return r
+	}
+	if hdr[3] != wireVersion {
+		r.fail(fmt.Errorf("%s version %d not supported (want %d)", msg, hdr[3], wireVersion))
+	}
+	return r
+}
+
+func (r *reader) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+func (r *reader) failf(format string, args ...any) { r.fail(fmt.Errorf(format, args...)) }
+
+func (r *reader) remaining() int { return len(r.b) - r.off }
+
+func (r *reader) take(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n < 0 || n > r.remaining() {
+		r.fail(fmt.Errorf("%w at byte %d (need %d more, have %d)", errTruncated, r.off, n, r.remaining()))
+		return nil
+	}
+	p := r.b[r.off : r.off+n]
+	r.off += n
+	return p
+}
+
+func (r *reader) u8() uint8 {
+	p := r.take(1)
+	if p == nil {
+		return 0
+	}
+	return p[0]
+}
+
+func (r *reader) u16() uint16 {
+	p := r.take(2)
+	if p == nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint16(p)
+}
+
+func (r *reader) u32() uint32 {
+	p := r.take(4)
+	if p == nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(p)
+}
+
+func (r *reader) u64() uint64 {
+	p := r.take(8)
+	if p == nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(p)
+}
+
+func (r *reader) f64() float64 { return math.Float64frombits(r.u64()) }
+
+func (r *reader) fixed(dst []byte) {
+	if p := r.take(len(dst)); p != nil {
+		copy(dst, p)
+	}
+}
+
+func (r *reader) str(max int) string {
+	n := int(r.u16())
+	if r.err == nil && n > max {
+		r.failf("string of %d bytes exceeds the limit of %d", n, max)
+		return ""
+	}
+	return string(r.take(n))
+}
+
+// members reads a member list of at most max ids, each in 1…MaxCommitteeSize.
+func (r *reader) members(max int) []MemberID {
+	n := int(r.u16())
+	if r.err != nil {
+		return nil
+	}
+	if n > max {
+		r.failf("member list of %d entries exceeds the limit of %d", n, max)
+		return nil
+	}
+	if 2*n > r.remaining() {
+		r.fail(fmt.Errorf("%w: member list of %d entries", errTruncated, n))
+		return nil
+	}
+	ids := make([]MemberID, n)
+	for i := range ids {
+		ids[i] = MemberID(r.u16())
+		if ids[i] < 1 || ids[i] > MaxCommitteeSize {
+			r.failf("member id %d out of range 1…%d", ids[i], MaxCommitteeSize)
+			return nil
+		}
+	}
+	return ids
+}
+
+// ringDesc reads a ring descriptor and returns N and Q.
+func (r *reader) ringDesc() (n int, q uint64) {
+	logN := int(r.u8())
+	q = r.u64()
+	if r.err != nil {
+		return 0, 0
+	}
+	if logN < 1 || logN > maxLogN {
+		r.failf("ring degree 2^%d out of range", logN)
+		return 0, 0
+	}
+	if q < 2 || q >= 1<<61 {
+		r.failf("modulus %d out of range", q)
+		return 0, 0
+	}
+	return 1 << logN, q
+}
+
+// expectRemaining fails unless exactly n bytes are left; decoders call it before they
+// allocate the polynomials, so a short message cannot make them allocate much.
+func (r *reader) expectRemaining(n int, what string) {
+	if r.err == nil && r.remaining() != n {
+		r.failf("%s: %d bytes left, want exactly %d", what, r.remaining(), n)
+	}
+}
+
+// poly reads N coefficients, each < q, into a new level-0 polynomial.
+func (r *reader) poly(n int, q uint64) ring.Poly {
+	p := r.take(8 * n)
+	if p == nil {
+		return ring.Poly{}
+	}
+	out := ring.NewPoly(n, 0)
+	c := out.Coeffs[0]
+	for i := range c {
+		c[i] = binary.LittleEndian.Uint64(p[8*i:])
+		if c[i] >= q {
+			r.failf("coefficient %d = %d not below the modulus %d", i, c[i], q)
+			return ring.Poly{}
+		}
+	}
+	return out
+}
+
+// done fails if bytes are left over, and returns the first error wrapped with the message
+// name.
+func (r *reader) done() error {
+	if r.err == nil && r.remaining() != 0 {
+		r.failf("%d trailing bytes", r.remaining())
+	}
+	if r.err != nil {
+		return fmt.Errorf("secagg: decode %s: %w", r.msg, r.err)
+	}
+	return nil
+}
+
+// logNOf returns log2 n for a power of two n.
+func logNOf(n int) int {
+	l := 0
+	for 1<<l < n {
+		l++
+	}
+	return l
+}
+
+// checkRing reports whether a decoded message was made for the parameters' ring.
+func checkRing(p Parameters, n int, q uint64, what string) error {
+	if n != p.N() || q != p.Modulus() {
+		return fmt.Errorf("secagg: %s is for ring N=%d Q=%d, but the parameters have N=%d Q=%d (parties must share one ParametersLiteral)", what, n, q, p.N(), p.Modulus())
+	}
+	return nil
+}
