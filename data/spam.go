@@ -154,9 +154,9 @@ func ReadSpamAssassin(r io.Reader, name string, opts SpamOptions, rng *rand.Rand
 }
 
 type mail struct {
-	ID    string `json:"id"`
-	Group string `json:"group"`
-	Label string `json:"label"`
+	ID    string  `json:"id"`
+	Group string  `json:"group"`
+	Label string  `json:"label"`
 	Text  *string `json:"text"` // a pointer, to tell a missing field from an empty one
 }
 
