@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"runtime"
+	"sort"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/confide-fl/confide/data"
+	"github.com/confide-fl/confide/model"
+	"github.com/confide-fl/confide/train"
+)
+
+func init() { benchChildren = append(benchChildren, newBenchTrainCmd) }
+
+type benchTrainResult struct {
+	Model             model.Spec `json:"model"`
+	Params            int        `json:"params"`
+	Batch             int        `json:"batch"`
+	DP                bool       `json:"dp"`
+	Threads           int        `json:"threads"`
+	ExamplesPerSecond float64    `json:"examples_per_second"`
+	Min               float64    `json:"examples_per_second_min"`
+	Max               float64    `json:"examples_per_second_max"`
+	Runs              int        `json:"runs"`
+	StepsPerRun       int        `json:"steps_per_run"`
+}
+
+func newBenchTrainCmd(g *globalOptions) *cobra.Command {
+	var (
+		mf       modelFlags
+		batch    int
+		runs     int
+		seconds  float64
+		useDP    bool
+		clip     float64
+		sigma    float64
+		examples int
+	)
+	cmd := &cobra.Command{
+		Use:   "train",
+		Short: "Training throughput (examples/s) on synthetic data, float64",
+		Long: `Measure training throughput of a model on synthetic data, the way
+../shared/bench/pytorch_reference.py measures PyTorch: warm-up, then the median of several
+timed runs of plain SGD steps. Compare with the reference run on the same machine:
+
+  OPENBLAS_NUM_THREADS=1 python3 pytorch_reference.py mlp 2 float64`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if batch <= 0 || runs <= 0 || seconds <= 0 {
+				return fmt.Errorf("--batch, --runs and --seconds must be > 0")
+			}
+			ds := syntheticDataset(mf.model, examples, 0)
+			spec, err := mf.spec(ds)
+			if err != nil {
+				return err
+			}
+			m, err := model.New(spec, rand.New(rand.NewPCG(1, 1)))
+			if err != nil {
+				return err
+			}
+			step, err := benchStepper(m, ds, batch, useDP, clip, sigma)
+			if err != nil {
+				return err
+			}
+			res := benchTrainResult{Model: m.Spec, Params: m.NumParams(), Batch: batch, DP: useDP, Threads: runtime.GOMAXPROCS(0), Runs: runs}
+			res.ExamplesPerSecond, res.Min, res.Max, res.StepsPerRun, err = measureSteps(cmd.Context(), step, batch, runs, seconds)
+			if err != nil {
+				return err
+			}
+			return g.emit(cmd.OutOrStdout(), res, func(w io.Writer) {
+				mode := "non-DP"
+				if useDP {
+					mode = "DP-SGD"
+				}
+				fmt.Fprintf(w, "%s %s batch %d (%d params, %d threads): median %.0f examples/s (min %.0f, max %.0f; %d runs × %d steps)\n",
+					spec.Type, mode, batch, m.NumParams(), res.Threads, res.ExamplesPerSecond, res.Min, res.Max, runs, res.StepsPerRun)
+			})
+		},
+	}
+	mf.register(cmd)
+	cmd.Flags().IntVar(&batch, "batch", 64, "batch size")
+	cmd.Flags().IntVar(&runs, "runs", 7, "timed runs (the median is reported)")
+	cmd.Flags().Float64Var(&seconds, "seconds", 1, "target duration of one timed run")
+	cmd.Flags().BoolVar(&useDP, "dp", false, "time DP-SGD steps (per-example clipping via ghost norms, noise)")
+	cmd.Flags().Float64Var(&clip, "max-grad-norm", 1, "DP-SGD clipping norm C")
+	cmd.Flags().Float64Var(&sigma, "noise-multiplier", 1, "DP-SGD noise multiplier σ")
+	cmd.Flags().IntVar(&examples, "examples", 3200, "synthetic examples cycled through")
+	return cmd
+}
+
+// syntheticDataset returns random data shaped for the model type: 784 features and 10
+// classes for the MLP (as pytorch_reference.py uses).
+func syntheticDataset(modelType string, n int, seed uint64) *data.Dataset {
+	rng := rand.New(rand.NewPCG(seed, 0x73796e))
+	ds := &data.Dataset{Name: "synthetic", N: n, Dim: 784, X: make([]float64, n*784), Y: make([]int32, n), NumClasses: 10}
+	for i := range ds.X {
+		ds.X[i] = rng.NormFloat64()
+	}
+	for i := range ds.Y {
+		ds.Y[i] = int32(rng.IntN(10))
+	}
+	return ds
+}
+
+// benchStepper returns a function doing one training step on the next batch of ds.
+func benchStepper(m *model.Model, ds *data.Dataset, batch int, useDP bool, clip, sigma float64) (func() error, error) {
+	cfg := train.Config{Epochs: 1, BatchSize: batch, Optimizer: model.OptimizerConfig{Name: "sgd", LR: 0.05}, Seed: 1}
+	if useDP {
+		return nil, fmt.Errorf("--dp: DP-SGD benchmarking needs the DP-SGD optimizer, which this build lacks")
+	}
+	tr, err := train.New(m, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var b data.Batch
+	var in model.Input
+	idx := make([]int, batch)
+	pos := 0
+	return func() error {
+		for k := range idx {
+			idx[k] = (pos + k) % ds.N
+		}
+		pos = (pos + batch) % ds.N
+		ds.Gather(&b, idx)
+		tg := train.Input(ds, &b, &in)
+		m.ZeroGrads()
+		if _, _, err := m.Backprop(&in, tg, 1/float64(batch), nil); err != nil {
+			return err
+		}
+		tr.Opt.Step(m.Params, m.Grads)
+		return nil
+	}, nil
+}
+
+// measureSteps mirrors pytorch_reference.py's bench_loop: 5 warm-up steps, calibrate the
+// step count to the target duration, then time `runs` runs and report median, min, max.
+func measureSteps(ctx context.Context, step func() error, batch, runs int, target float64) (median, lo, hi float64, steps int, err error) {
+	for i := 0; i < 5; i++ {
+		if err := step(); err != nil {
+			return 0, 0, 0, 0, err
+		}
+	}
+	t0 := time.Now()
+	n := 0
+	for time.Since(t0) < 300*time.Millisecond {
+		if err := step(); err != nil {
+			return 0, 0, 0, 0, err
+		}
+		n++
+	}
+	steps = max(3, int(float64(n)*target/time.Since(t0).Seconds()))
+	rates := make([]float64, runs)
+	for r := range rates {
+		if ctx != nil && ctx.Err() != nil {
+			return 0, 0, 0, 0, ctx.Err()
+		}
+		t := time.Now()
+		for i := 0; i < steps; i++ {
+			if err := step(); err != nil {
+				return 0, 0, 0, 0, err
+			}
+		}
+		rates[r] = float64(batch*steps) / time.Since(t).Seconds()
+	}
+	sort.Float64s(rates)
+	return rates[len(rates)/2], rates[0], rates[len(rates)-1], steps, nil
+}
