@@ -21,6 +21,9 @@ func PartitionIID(n, numClients int, rng *rand.Rand) ([][]int, error) {
 	if err := checkClients("iid", n, numClients); err != nil {
 		return nil, err
 	}
+	if err := checkRNG("iid partition", rng); err != nil {
+		return nil, err
+	}
 	perm := rng.Perm(n)
 	parts := make([][]int, numClients)
 	start := 0
@@ -55,6 +58,9 @@ const DefaultDirichletMinSize = 10
 func PartitionDirichlet(labels []int32, numClasses, numClients int, alpha float64, minSize int, rng *rand.Rand) ([][]int, error) {
 	n := len(labels)
 	if err := checkClients("dirichlet", n, numClients); err != nil {
+		return nil, err
+	}
+	if err := checkRNG("dirichlet partition", rng); err != nil {
 		return nil, err
 	}
 	if !(alpha > 0) || math.IsInf(alpha, 0) {
@@ -124,6 +130,9 @@ const DefaultShardsPerClient = 2
 func PartitionShards(labels []int32, numClients, shardsPerClient int, rng *rand.Rand) ([][]int, error) {
 	n := len(labels)
 	if err := checkClients("shards", n, numClients); err != nil {
+		return nil, err
+	}
+	if err := checkRNG("shards partition", rng); err != nil {
 		return nil, err
 	}
 	if shardsPerClient <= 0 {

@@ -223,6 +223,9 @@ func TestPartitionErrors(t *testing.T) {
 		{"dirichlet min size", func() ([][]int, error) { return PartitionDirichlet(labels, 2, 2, 1, 3, rng) }, "exceeds 4 examples"},
 		{"shards zero", func() ([][]int, error) { return PartitionShards(labels, 2, 0, rng) }, "0 shards"},
 		{"shards too many", func() ([][]int, error) { return PartitionShards(labels, 3, 2, rng) }, "6 shards for 4"},
+		{"iid nil rng", func() ([][]int, error) { return PartitionIID(4, 2, nil) }, "nil *rand.Rand"},
+		{"dirichlet nil rng", func() ([][]int, error) { return PartitionDirichlet(labels, 2, 2, 1, 0, nil) }, "nil *rand.Rand"},
+		{"shards nil rng", func() ([][]int, error) { return PartitionShards(labels, 2, 1, nil) }, "nil *rand.Rand"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,9 +1,19 @@
 package data
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 )
+
+// checkRNG rejects a nil generator with an error naming the operation, rather than a
+// nil-pointer panic deep inside it.
+func checkRNG(op string, rng *rand.Rand) error {
+	if rng == nil {
+		return fmt.Errorf("data: %s: nil *rand.Rand; pass rand.New(rand.NewPCG(seed, 0))", op)
+	}
+	return nil
+}
 
 // logGamma returns the logarithm of a Gamma(a, 1) variate. Working in logs keeps tiny
 // shapes usable: for a = 0.01 the variate itself underflows to 0 most of the time, which

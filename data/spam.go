@@ -72,6 +72,9 @@ func LoadSpamAssassin(path string, opts SpamOptions, rng *rand.Rand) (*SpamCorpu
 // encoded as the single token UnknownID, so every example has length ≥ 1. Group ids
 // number the mailboxes in sorted order.
 func ReadSpamAssassin(r io.Reader, name string, opts SpamOptions, rng *rand.Rand) (*SpamCorpus, error) {
+	if err := checkRNG("spam split", rng); err != nil {
+		return nil, err
+	}
 	maxLen, testFrac := opts.MaxLen, opts.TestFraction
 	if maxLen == 0 {
 		maxLen = 256

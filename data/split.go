@@ -13,6 +13,9 @@ import (
 // increasing order. Use it with Dataset.Y for a label-stratified split (the spam corpus)
 // or with Dataset.Group for a per-device one (FedProx's 90/10 split of Synthetic).
 func StratifiedSplit(strata []int32, testFraction float64, rng *rand.Rand) (train, test []int, err error) {
+	if err := checkRNG("stratified split", rng); err != nil {
+		return nil, nil, err
+	}
 	if !(testFraction >= 0 && testFraction <= 1) {
 		return nil, nil, fmt.Errorf("data: test fraction %v, want in [0, 1]", testFraction)
 	}
