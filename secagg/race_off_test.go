@@ -1,0 +1,5 @@
+//go:build !race
+
+package secagg
+
+const raceEnabled = false
