@@ -1,21 +1,38 @@
-// Package data owns Confide's datasets: loading them from files (IDX, CSV, plain text,
-// JSON lines), generating the Synthetic(α, β) benchmark, tokenizing text, normalising
-// features, batching, and splitting a dataset across federated clients (IID, Dirichlet
-// label skew, McMahan et al.'s shards, natural groups).
+// Package data owns Confide's datasets: reading them from files (IDX, CSV, play text,
+// JSON lines of e-mail), generating FedProx's Synthetic(α, β), tokenizing text,
+// normalising features, batching, and splitting a dataset across federated clients.
 //
-// The central type is Dataset: N labelled examples held in memory as flat row-major
-// slices, either dense features (X, Dim) or token sequences (Tokens, SeqLen, Lengths),
-// with class labels (Y) or per-position next-token targets (Targets). BatchIterator
-// deals out index batches and Dataset.Gather copies their rows into a reusable Batch.
-// IDX files are read by ReadIDX; LoadMNIST and LoadFashionMNIST build image datasets.
+// The central type is Dataset: N labelled examples in memory as flat row-major slices,
+// either dense features (X, Dim) or token sequences (Tokens, SeqLen, Lengths, padded with
+// PadID), with class labels (Y, TaskClassify) or per-position next-token targets
+// (Targets, TaskNextToken), and optionally a natural group per example (Group, e.g. a
+// device, a speaking role, a mailbox). Around it:
+//
+//   - Batching: BatchIterator (or Batches) deals out shuffled index batches;
+//     Dataset.Gather copies their rows into a reusable Batch without allocating.
+//   - Loaders: ReadIDX; LoadMNIST (cached from the GoMNIST Go module, see MNISTDir) and
+//     LoadFashionMNIST; LoadCSV; LoadShakespeare (ShakespeareCorpus, next character,
+//     one group per role); LoadSpamAssassin (SpamCorpus, one group per mailbox);
+//     Synthetic.
+//   - Text: CharTokenizer and WordTokenizer, vocabularies built from training text only.
+//   - Features: Standardizer and MinMaxScaler, fitted on training data, applied to any.
+//   - Splits: StratifiedSplit; partitioners PartitionIID, PartitionDirichlet,
+//     PartitionShards and PartitionNatural, chosen by a PartitionSpec ("iid",
+//     "dirichlet:0.5", "shards:2", "natural"); LabelSkew measures the result.
 //
 // Invariants:
-//   - Inputs are never modified: loaders, Subset, scalers and partitioners return new
-//     values and leave their arguments as they were.
+//   - Inputs are never modified: loaders, Subset, scalers, splits and partitioners
+//     return new values and leave their arguments as they were. Subset copies rows, so
+//     a client's dataset shares no memory with the one it came from.
 //   - Every Dataset returned by this package passes Validate.
-//   - Randomness is injected as a *rand.Rand (math/rand/v2); the same seed gives the same
-//     shuffles, splits and partitions on every machine.
+//   - A partition uses every index of its dataset exactly once.
+//   - Randomness is injected as a *rand.Rand (math/rand/v2): the same seed gives the same
+//     shuffles, splits, partitions and synthetic data on every machine.
 //   - Bad input from a file is an error naming the file, the line or field, and the fix,
-//     never a panic; errors about malformed content wrap ErrFormat. Panics are reserved
-//     for programming errors (an index out of range in Subset or Gather).
+//     never a panic; errors about malformed content wrap ErrFormat. Panics are kept for
+//     programming errors: an index out of range in Subset or Gather, a Gather
+//     destination of the wrong length.
+//   - Library code reads no flags and no environment of its own; the cache directory
+//     comes from os.UserCacheDir, and --data-dir in messages refers to the CLI flag
+//     that callers map to the dir arguments.
 package data
