@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/confide-fl/confide/data"
+	"github.com/confide-fl/confide/dp/accountant"
+	"github.com/confide-fl/confide/dp/dpsgd"
 	"github.com/confide-fl/confide/model"
 )
 
@@ -22,6 +24,15 @@ type Config struct {
 	// Warmup is the number of steps of linear learning-rate warm-up.
 	Warmup int    `json:"warmup,omitempty" yaml:"warmup,omitempty"`
 	Seed   uint64 `json:"seed" yaml:"seed"`
+	// DP, when set, trains with DP-SGD: Poisson sampling with rate BatchSize/N, per-example
+	// clipping and Gaussian noise. An epoch is then N/BatchSize steps.
+	DP *DPConfig `json:"dp,omitempty" yaml:"dp,omitempty"`
+}
+
+// DPConfig holds DP-SGD's noise multiplier σ and clipping norm C.
+type DPConfig struct {
+	NoiseMultiplier float64 `json:"noise_multiplier" yaml:"noise_multiplier"`
+	MaxGradNorm     float64 `json:"max_grad_norm" yaml:"max_grad_norm"`
 }
 
 // Validate checks the configuration, naming the key and the fix.
@@ -43,6 +54,11 @@ func (c Config) Validate() error {
 	}
 	if _, err := model.NewOptimizer(c.Optimizer); err != nil {
 		errs = append(errs, err)
+	}
+	if c.DP != nil {
+		if err := (dpsgd.Config{NoiseMultiplier: c.DP.NoiseMultiplier, MaxGradNorm: c.DP.MaxGradNorm, ExpectedBatch: float64(max(c.BatchSize, 1))}).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("dp: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -75,6 +91,12 @@ type Trainer struct {
 
 	batch data.Batch
 	in    model.Input
+
+	// DP-SGD state (cfg.DP set).
+	dp      *dpsgd.Optimizer
+	sampler *rand.Rand
+	idx     []int
+	dpSteps []accountant.Step
 }
 
 // New returns a trainer for m. total is the number of optimisation steps the run will take
@@ -88,6 +110,43 @@ func New(m *model.Model, cfg Config) (*Trainer, error) {
 		return nil, err
 	}
 	return &Trainer{Model: m, Opt: opt, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x7261696e)), baseLR: cfg.Optimizer.LR}, nil
+}
+
+// EnableDP switches the trainer to DP-SGD as configured in cfg.DP. noise supplies the
+// Gaussian noise and sampler draws the Poisson batches; both must be cryptographically
+// secure outside tests (dp.NewSecureNoise, dp.SecureRand).
+func (t *Trainer) EnableDP(noise dpsgd.Noise, sampler *rand.Rand) error {
+	if t.cfg.DP == nil {
+		return errors.New("train: EnableDP without a dp section in the config")
+	}
+	o, err := dpsgd.New(t.Model, t.Opt, noise, dpsgd.Config{
+		NoiseMultiplier: t.cfg.DP.NoiseMultiplier, MaxGradNorm: t.cfg.DP.MaxGradNorm, ExpectedBatch: float64(t.cfg.BatchSize),
+	})
+	if err != nil {
+		return err
+	}
+	t.dp, t.sampler = o, sampler
+	return nil
+}
+
+// DPSteps returns the accounting history of the DP-SGD steps taken so far: one entry per
+// epoch with its noise multiplier, sample rate and step count.
+func (t *Trainer) DPSteps() []accountant.Step { return append([]accountant.Step(nil), t.dpSteps...) }
+
+// PlannedDPSteps returns the accounting entry for epochs epochs over n examples, so a caller
+// can check a privacy budget before training.
+func (c Config) PlannedDPSteps(n, epochs int) accountant.Step {
+	if c.DP == nil || n == 0 {
+		return accountant.Step{}
+	}
+	return accountant.Step{NoiseMultiplier: c.DP.NoiseMultiplier, SampleRate: c.sampleRate(n), Steps: epochs * c.dpStepsPerEpoch(n)}
+}
+
+func (c Config) sampleRate(n int) float64 { return min(1, float64(c.BatchSize)/float64(n)) }
+
+// dpStepsPerEpoch is N/(expected batch), rounded, at least 1.
+func (c Config) dpStepsPerEpoch(n int) int {
+	return max(1, int(math.Round(float64(n)/float64(c.BatchSize))))
 }
 
 // Rand is the trainer's random source (shuffling, dropout), derived from Config.Seed.
@@ -141,6 +200,9 @@ func CheckCompatible(m *model.Model, ds *data.Dataset) error {
 // Epoch runs one epoch of shuffled mini-batch SGD over ds. onStep, when not nil, is called
 // after every step with the number of examples processed.
 func (t *Trainer) Epoch(ctx context.Context, ds *data.Dataset, onStep func(examples int)) (Metrics, error) {
+	if t.cfg.DP != nil {
+		return t.dpEpoch(ctx, ds, onStep)
+	}
 	it, err := data.NewBatchIterator(ds.N, t.cfg.BatchSize, false)
 	if err != nil {
 		return Metrics{}, err
@@ -175,6 +237,57 @@ func (t *Trainer) Epoch(ctx context.Context, ds *data.Dataset, onStep func(examp
 		}
 	}
 	return metrics(lossSum, st, n), nil
+}
+
+// dpEpoch runs N/(expected batch) DP-SGD steps, each on a Poisson-sampled batch.
+func (t *Trainer) dpEpoch(ctx context.Context, ds *data.Dataset, onStep func(examples int)) (Metrics, error) {
+	if t.dp == nil {
+		return Metrics{}, errors.New("train: DP-SGD configured but EnableDP was not called")
+	}
+	q := t.cfg.sampleRate(ds.N)
+	steps := t.cfg.dpStepsPerEpoch(ds.N)
+	var lossSum float64
+	var st model.Stats
+	n := 0
+	for s := 0; s < steps; s++ {
+		if err := ctx.Err(); err != nil {
+			return Metrics{}, err
+		}
+		t.idx = dpsgd.PoissonSample(t.idx[:0], ds.N, q, t.sampler)
+		var tg model.Targets
+		if len(t.idx) > 0 {
+			ds.Gather(&t.batch, t.idx)
+			tg = Input(ds, &t.batch, &t.in)
+		} else {
+			t.in = model.Input{}
+		}
+		t.Opt.SetLR(t.lr())
+		ss, err := t.dp.Step(t.Model, &t.in, tg, t.rng)
+		if err != nil {
+			return Metrics{}, err
+		}
+		if math.IsNaN(ss.Loss) || math.IsInf(ss.Loss, 0) {
+			return Metrics{}, fmt.Errorf("training diverged at step %d (loss %v): lower the learning rate", t.step, ss.Loss)
+		}
+		t.step++
+		lossSum += ss.Loss
+		st.Correct += ss.Correct
+		st.Count += ss.Count
+		n += ss.Batch
+		if onStep != nil {
+			onStep(ss.Batch)
+		}
+	}
+	t.recordDP(accountant.Step{NoiseMultiplier: t.cfg.DP.NoiseMultiplier, SampleRate: q, Steps: steps})
+	return metrics(lossSum, st, n), nil
+}
+
+func (t *Trainer) recordDP(s accountant.Step) {
+	if k := len(t.dpSteps) - 1; k >= 0 && t.dpSteps[k].NoiseMultiplier == s.NoiseMultiplier && t.dpSteps[k].SampleRate == s.SampleRate {
+		t.dpSteps[k].Steps += s.Steps
+		return
+	}
+	t.dpSteps = append(t.dpSteps, s)
 }
 
 func metrics(lossSum float64, st model.Stats, n int) Metrics {
@@ -223,6 +336,9 @@ func (t *Trainer) Fit(ctx context.Context, trainSet, testSet *data.Dataset, onEp
 		return nil, err
 	}
 	stepsPerEpoch := (trainSet.N + t.cfg.BatchSize - 1) / t.cfg.BatchSize
+	if t.cfg.DP != nil {
+		stepsPerEpoch = t.cfg.dpStepsPerEpoch(trainSet.N)
+	}
 	t.SetTotalSteps(stepsPerEpoch * t.cfg.Epochs)
 	var reports []EpochReport
 	for e := 1; e <= t.cfg.Epochs; e++ {

@@ -1,0 +1,110 @@
+package train
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/confide-fl/confide/data"
+	"github.com/confide-fl/confide/model"
+)
+
+// blobs returns a linearly separable 3-class problem: Gaussian clusters around 3 centres.
+func blobs(n int, seed uint64) *data.Dataset {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	centres := [][2]float64{{2, 0}, {-1, 1.7}, {-1, -1.7}}
+	ds := &data.Dataset{Name: "blobs", N: n, Dim: 2, X: make([]float64, 2*n), Y: make([]int32, n), NumClasses: 3}
+	for i := 0; i < n; i++ {
+		c := rng.IntN(3)
+		ds.Y[i] = int32(c)
+		ds.X[2*i] = centres[c][0] + 0.5*rng.NormFloat64()
+		ds.X[2*i+1] = centres[c][1] + 0.5*rng.NormFloat64()
+	}
+	return ds
+}
+
+type seededNoise struct{ r *rand.Rand }
+
+func (s seededNoise) AddGaussian(dst []float64, std float64) {
+	for i := range dst {
+		dst[i] += std * s.r.NormFloat64()
+	}
+}
+
+func newModel(t *testing.T) *model.Model {
+	m, err := model.New(model.Spec{Type: model.TypeMLP, Input: 2, Hidden: []int{16}, Output: 3, Activation: "tanh"}, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestFitLearnsAndIsDeterministic(t *testing.T) {
+	trainSet, testSet := blobs(2000, 1), blobs(500, 2)
+	run := func() []EpochReport {
+		tr, err := New(newModel(t), Config{Epochs: 3, BatchSize: 32, Optimizer: model.OptimizerConfig{LR: 0.1, Momentum: 0.9}, Schedule: "cosine", Seed: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := tr.Fit(context.Background(), trainSet, testSet, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	a, b := run(), run()
+	if acc := a[2].Test.Accuracy; acc < 0.95 {
+		t.Fatalf("test accuracy %v < 0.95", acc)
+	}
+	for i := range a {
+		if a[i].Test.Loss != b[i].Test.Loss || a[i].Train.Loss != b[i].Train.Loss {
+			t.Fatalf("epoch %d differs between runs with the same seed", i+1)
+		}
+	}
+}
+
+func TestDPFitLearnsAndAccounts(t *testing.T) {
+	trainSet, testSet := blobs(4000, 3), blobs(500, 4)
+	cfg := Config{Epochs: 4, BatchSize: 100, Optimizer: model.OptimizerConfig{LR: 0.5, Momentum: 0.5}, Seed: 7,
+		DP: &DPConfig{NoiseMultiplier: 1.0, MaxGradNorm: 1}}
+	tr, err := New(newModel(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Fit(context.Background(), trainSet, testSet, nil, nil); err == nil {
+		t.Fatal("DP training ran without EnableDP")
+	}
+	if err := tr.EnableDP(seededNoise{rand.New(rand.NewPCG(5, 5))}, rand.New(rand.NewPCG(6, 6))); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := tr.Fit(context.Background(), trainSet, testSet, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acc := rep[len(rep)-1].Test.Accuracy; acc < 0.9 {
+		t.Fatalf("DP test accuracy %v < 0.9", acc)
+	}
+	steps := tr.DPSteps()
+	want := cfg.PlannedDPSteps(trainSet.N, cfg.Epochs)
+	if len(steps) != 1 || steps[0] != want || want.Steps != 160 || want.SampleRate != 0.025 {
+		t.Fatalf("accounting history %+v, planned %+v", steps, want)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	good := Config{Epochs: 1, BatchSize: 8, Optimizer: model.OptimizerConfig{LR: 0.1}}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]Config{
+		"epochs":   {Epochs: 0, BatchSize: 8, Optimizer: good.Optimizer},
+		"batch":    {Epochs: 1, BatchSize: 0, Optimizer: good.Optimizer},
+		"schedule": {Epochs: 1, BatchSize: 8, Optimizer: good.Optimizer, Schedule: "linear"},
+		"lr":       {Epochs: 1, BatchSize: 8},
+		"dp clip":  {Epochs: 1, BatchSize: 8, Optimizer: good.Optimizer, DP: &DPConfig{NoiseMultiplier: 1}},
+	} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: invalid config accepted", name)
+		}
+	}
+}
