@@ -537,6 +537,7 @@ func LoadMember(params Parameters, state []byte, workers int) (*Member, error) {
 	if r.err == nil && nrec > r.remaining()/(32+8+2) {
 		r.failf("%d decryption records cannot fit in %d bytes", nrec, r.remaining())
 	}
+	var prev AggregateID
 	for i := 0; i < nrec && r.err == nil; i++ {
 		var id AggregateID
 		r.fixed(id[:])
@@ -548,10 +549,11 @@ func LoadMember(params Parameters, state []byte, workers int) (*Member, error) {
 			r.failf("decryption record %d: %v", i, err)
 			break
 		}
-		if _, dup := m.records[id]; dup {
-			r.failf("decryption record %d repeats aggregate %s", i, id)
+		if i > 0 && bytes.Compare(prev[:], id[:]) >= 0 {
+			r.failf("decryption records not in ascending aggregate order at record %d", i)
 			break
 		}
+		prev = id
 		m.records[id] = rec
 	}
 	if err := r.done(); err != nil {
