@@ -1,0 +1,41 @@
+package secaggbench
+
+import (
+	"testing"
+	"testing/cryptotest"
+)
+
+func TestRunSmall(t *testing.T) {
+	cryptotest.SetGlobalRandom(t, 1)
+	r, err := Run(Config{Dim: 5000, Clients: 12, Committee: 5, Threshold: 3, Absent: 2, LogN: 12, Distinct: 3, Workers: 2, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.MaxAbsError > 1e-3 || r.DecryptedCount != 12 {
+		t.Errorf("max error %g, count %d", r.MaxAbsError, r.DecryptedCount)
+	}
+	if r.Chunks != 2 || r.UploadRatio < 2 || r.UploadRatio > 3.5 {
+		t.Errorf("chunks %d upload ratio %g", r.Chunks, r.UploadRatio)
+	}
+	for name, v := range map[string]float64{"encrypt": r.ClientEncryptSec, "sum": r.ServerSumSec, "plain": r.PlaintextSumSec, "decrypt": r.DecryptSec} {
+		if !(v > 0) {
+			t.Errorf("%s time %g not positive", name, v)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []Config{
+		{Dim: 0, Clients: 1, Committee: 3, Threshold: 2, Distinct: 1, Workers: 1},
+		{Dim: 1, Clients: 0, Committee: 3, Threshold: 2, Distinct: 1, Workers: 1},
+		{Dim: 1, Clients: 1, Committee: 3, Threshold: 2, Absent: 2, Distinct: 1, Workers: 1},
+		{Dim: 1, Clients: 1, Committee: 3, Threshold: 2, Distinct: 0, Workers: 1},
+	} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+	if _, err := Run(Config{Dim: 10, Clients: 100_000, Committee: 3, Threshold: 2, Distinct: 1, Workers: 1, LogN: 12}); err == nil {
+		t.Error("100,000 clients accepted despite the overflow budget")
+	}
+}
