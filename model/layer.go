@@ -13,6 +13,9 @@ type Batch struct {
 	// Train enables dropout; Rand drives it.
 	Train bool
 	Rand  *rand.Rand
+	// Grad says a Backward follows this Forward. Layers whose backward state is large
+	// (attention weights) keep it only then; the model sets it for every training pass.
+	Grad bool
 	// Ghost selects per-example mode: Backward keeps what it needs to compute per-example
 	// gradient norms and weighted sums, and does not accumulate parameter gradients.
 	Ghost bool

@@ -28,6 +28,8 @@ type Linear struct {
 	dx  *Tensor
 	dy  *Tensor // output gradient kept in ghost mode
 	tmp []float64
+
+	scratch [][]float64 // per-worker buffers of AddPerExampleSqNorms
 }
 
 var _ ParamLayer = (*Linear)(nil)
@@ -102,66 +104,21 @@ func (l *Linear) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 // that is cheaper. With one row per example, ∇W_i = a_iᵀb_i, so ‖∇W_i‖² = ‖a_i‖²‖b_i‖² and
 // ‖∇b_i‖² = ‖b_i‖². With T rows, ∇W_i = Σ_t a_tᵀb_t and ‖∇W_i‖² = Σ_{t,t'}(a_t·a_t')(b_t·b_t')
 // (Li et al. 2022, "ghost clipping"), O(T²(in+out)); when T·in·out is smaller the per-example
-// gradient is formed instead (as Opacus' "mixed" mode does). Both are exact.
+// gradient is formed instead (as Opacus' "mixed" mode does). Both are exact (seqGradSqNorm).
 func (l *Linear) AddPerExampleSqNorms(dst []float64, b *Batch) {
 	a, g := l.x, l.dy
 	T := a.Rows / b.B
 	in, out := l.In, l.Out
-	if T == 1 {
-		for i := 0; i < b.B; i++ {
-			ai, gi := a.Row(i), g.Row(i)
-			gg := linalg.SumSq(gi)
-			aa := linalg.SumSq(ai)
-			if !l.NoBias {
-				aa++
-			}
-			dst[i] += aa * gg
-		}
-		return
+	if len(l.scratch) < numWorkers() {
+		l.scratch = make([][]float64, numWorkers())
 	}
-	if T*T*(in+out) <= T*in*out {
-		for i := 0; i < b.B; i++ {
-			s := 0.0
-			for t := 0; t < T; t++ {
-				at, gt := a.Row(i*T+t), g.Row(i*T+t)
-				// diagonal term once, off-diagonal terms twice (symmetry).
-				d := linalg.SumSq(at)
-				if !l.NoBias {
-					d++
-				}
-				s += d * linalg.SumSq(gt)
-				for u := t + 1; u < T; u++ {
-					au, gu := a.Row(i*T+u), g.Row(i*T+u)
-					gd := linalg.Dot(gt, gu)
-					if gd == 0 {
-						continue
-					}
-					ad := linalg.Dot(at, au)
-					if !l.NoBias {
-						ad++
-					}
-					s += 2 * ad * gd
-				}
-			}
-			dst[i] += s
+	parallelFor(b.B, T*min(T*(in+out), in*out), func(w, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			ai := a.Data[i*T*in : (i+1)*T*in]
+			gi := g.Data[i*T*out : (i+1)*T*out]
+			dst[i] += seqGradSqNorm(ai, gi, T, in, out, !l.NoBias, &l.scratch[w])
 		}
-		return
-	}
-	l.tmp = growFloats(l.tmp, in*out+out)
-	gw := l.tmp[:in*out]
-	for i := 0; i < b.B; i++ {
-		ai := a.Data[i*T*in : (i+1)*T*in]
-		gi := g.Data[i*T*out : (i+1)*T*out]
-		linalg.MulTN(gw, ai, gi, in, T, out, false)
-		s := linalg.SumSq(gw)
-		if !l.NoBias {
-			gb := l.tmp[in*out:]
-			clear(gb)
-			linalg.SumRows(gb, gi, T, out)
-			s += linalg.SumSq(gb)
-		}
-		dst[i] += s
-	}
+	})
 }
 
 // AccumulateWeighted adds Aᵀ·diag(w)·B to ∇W (and Σ_i w_i Σ_t b_t to ∇b): one multiply.

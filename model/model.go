@@ -6,7 +6,8 @@ import (
 	"math/rand/v2"
 )
 
-// Input is one batch of examples: dense features X (B×InputDim) or token ids Tokens (B×T).
+// Input is one batch of examples: dense features X (B×InputDim) for mlp, or token ids
+// Tokens (B×T, example-major, T ≥ 1) for the sequence models.
 type Input struct {
 	X       []float64
 	Tokens  []int32
@@ -111,9 +112,12 @@ func (m *Model) setBatch(in *Input, train, ghost bool, rng *rand.Rand) error {
 	if T == 0 {
 		T = 1
 	}
-	m.batch = Batch{B: in.B, T: T, Lengths: in.Lengths, Tokens: in.Tokens, Train: train, Rand: rng, Ghost: ghost}
+	m.batch = Batch{B: in.B, T: T, Lengths: in.Lengths, Tokens: in.Tokens, Train: train, Rand: rng, Grad: train, Ghost: ghost}
 	if train && rng == nil {
 		m.batch.Train = false
+	}
+	if m.Spec.IsSequence() {
+		return m.checkTokens(in)
 	}
 	if m.Spec.Type == TypeMLP {
 		if len(in.X) != in.B*m.Spec.Input {
@@ -124,9 +128,42 @@ func (m *Model) setBatch(in *Input, train, ghost bool, rng *rand.Rand) error {
 	return nil
 }
 
+// checkTokens validates the token input of a sequence model.
+func (m *Model) checkTokens(in *Input) error {
+	s := m.Spec
+	if in.T <= 0 {
+		return fmt.Errorf("model: %s reads token sequences: set Input.T to the sequence length (got %d)", s.Type, in.T)
+	}
+	if s.MaxLen > 0 && in.T > s.MaxLen {
+		return fmt.Errorf("model: sequence length %d exceeds the model's max_len %d", in.T, s.MaxLen)
+	}
+	if len(in.Tokens) != in.B*in.T {
+		return fmt.Errorf("model: input has %d tokens, want %d examples × %d positions", len(in.Tokens), in.B, in.T)
+	}
+	for k, tok := range in.Tokens {
+		if tok < 0 || int(tok) >= s.Vocab {
+			return fmt.Errorf("model: token %d at example %d position %d is outside the vocabulary [0, %d): the data's vocabulary is larger than the model's vocab", tok, k/in.T, k%in.T, s.Vocab)
+		}
+	}
+	if in.Lengths != nil {
+		if len(in.Lengths) != in.B {
+			return fmt.Errorf("model: %d sequence lengths for %d examples", len(in.Lengths), in.B)
+		}
+		for i, l := range in.Lengths {
+			if l < 0 || int(l) > in.T {
+				return fmt.Errorf("model: length %d of example %d outside [0, %d]", l, i, in.T)
+			}
+		}
+	}
+	return nil
+}
+
 // forward runs the layers and returns the output.
 func (m *Model) forward() *Tensor {
 	x := &m.in
+	if m.Spec.IsSequence() {
+		x = nil // the embedding reads the batch's tokens
+	}
 	for _, l := range m.layers {
 		x = l.Forward(x, &m.batch)
 	}

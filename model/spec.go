@@ -11,7 +11,23 @@ import (
 
 // Model types accepted in specs.
 const (
-	TypeMLP = "mlp"
+	TypeMLP         = "mlp"
+	TypeRNN         = "rnn"         // embedding, stacked recurrent layers (Cell), head
+	TypeLSTM        = "lstm"        // rnn with Cell lstm
+	TypeGRU         = "gru"         // rnn with Cell gru
+	TypeTransformer = "transformer" // embedding, positions, encoder blocks, head
+)
+
+// Tasks (heads) of sequence models.
+const (
+	TaskClassify  = "classify"   // one class per example: pool the sequence, then Linear
+	TaskNextToken = "next_token" // a token per position: Linear at every position
+)
+
+// Norm placements of Transformer blocks.
+const (
+	NormPre  = "pre"  // x + f(LN(x)), final LN after the last block (Xiong et al. 2020)
+	NormPost = "post" // LN(x + f(x)) (Vaswani et al. 2017; PyTorch's default)
 )
 
 // Spec declares a model's architecture. A federation ships it to clients so they build the
@@ -32,6 +48,67 @@ type Spec struct {
 	Init string `json:"init,omitempty" yaml:"init,omitempty"`
 	// Loss is cross_entropy (default) or mse.
 	Loss string `json:"loss,omitempty" yaml:"loss,omitempty"`
+
+	// Sequence models (rnn, lstm, gru, transformer) read token ids (Input.Tokens, B×T) and
+	// use the fields below; Hidden lists the widths of the stacked recurrent layers (one
+	// width with Layers > 1 repeats it), Activation is the vanilla RNN's nonlinearity (tanh
+	// default, or relu) or the Transformer's feed-forward one (relu default, or gelu), and
+	// Dropout applies between recurrent layers, or on the embedding and inside every
+	// residual branch of a Transformer.
+
+	// Vocab is the number of token ids.
+	Vocab int `json:"vocab,omitempty" yaml:"vocab,omitempty"`
+	// Embed is the embedding width; for a transformer also the model width d_model.
+	Embed int `json:"embed,omitempty" yaml:"embed,omitempty"`
+	// Layers is the number of Transformer encoder blocks, or of stacked recurrent layers
+	// when Hidden has one width (default 1).
+	Layers int `json:"layers,omitempty" yaml:"layers,omitempty"`
+	// Heads is the number of attention heads (transformer); Embed must be divisible by it.
+	Heads int `json:"heads,omitempty" yaml:"heads,omitempty"`
+	// FF is the width of the Transformer's feed-forward layer (default 4·Embed).
+	FF int `json:"ff,omitempty" yaml:"ff,omitempty"`
+	// MaxLen is the longest sequence accepted (T ≤ MaxLen); required for transformer, 0
+	// means unbounded for the rnn types.
+	MaxLen int `json:"max_len,omitempty" yaml:"max_len,omitempty"`
+	// Positional is the Transformer's position encoding: learned (default) or sinusoidal.
+	Positional string `json:"positional,omitempty" yaml:"positional,omitempty"`
+	// Norm is the Transformer's LayerNorm placement: post (default, as in Vaswani et al.
+	// and PyTorch) or pre (with a final LayerNorm after the last block).
+	Norm string `json:"norm,omitempty" yaml:"norm,omitempty"`
+	// Pooling reduces the sequence for classify: mean or first (transformer default mean),
+	// or last, the last valid position (rnn default).
+	Pooling string `json:"pooling,omitempty" yaml:"pooling,omitempty"`
+	// Task is classify (default: Output classes per example) or next_token (a prediction of
+	// the next token at every position; Output = Vocab).
+	Task string `json:"task,omitempty" yaml:"task,omitempty"`
+	// Cell is the recurrent cell of the rnn types: vanilla (type rnn's default), lstm or
+	// gru; types lstm and gru fix it.
+	Cell string `json:"cell,omitempty" yaml:"cell,omitempty"`
+	// Causal restricts attention to earlier positions; next_token transformers always use it.
+	Causal bool `json:"causal,omitempty" yaml:"causal,omitempty"`
+}
+
+// IsSequence reports whether the spec's model reads token sequences.
+func (s Spec) IsSequence() bool {
+	switch s.Type {
+	case TypeRNN, TypeLSTM, TypeGRU, TypeTransformer:
+		return true
+	}
+	return false
+}
+
+func (s Spec) isRecurrent() bool { return s.Type == TypeRNN || s.Type == TypeLSTM || s.Type == TypeGRU }
+
+// recurrentWidths returns the widths of the stacked recurrent layers.
+func (s Spec) recurrentWidths() []int {
+	if len(s.Hidden) == 1 && s.Layers > 1 {
+		w := make([]int, s.Layers)
+		for i := range w {
+			w[i] = s.Hidden[0]
+		}
+		return w
+	}
+	return s.Hidden
 }
 
 // ParseSpec reads a spec from YAML or JSON. Unknown keys are errors.
@@ -61,6 +138,46 @@ func (s Spec) JSON() []byte {
 func (s Spec) withDefaults() Spec {
 	if s.Activation == "" {
 		s.Activation = ActReLU
+		if s.isRecurrent() {
+			s.Activation = ActTanh
+		}
+	}
+	if s.IsSequence() {
+		if s.Task == "" {
+			s.Task = TaskClassify
+		}
+		if s.Task == TaskNextToken && s.Output == 0 {
+			s.Output = s.Vocab
+		}
+		if s.Pooling == "" && s.Task == TaskClassify {
+			s.Pooling = PoolMean
+			if s.isRecurrent() {
+				s.Pooling = PoolLast
+			}
+		}
+	}
+	switch s.Type {
+	case TypeRNN:
+		if s.Cell == "" {
+			s.Cell = CellVanilla
+		}
+	case TypeLSTM, TypeGRU:
+		if s.Cell == "" {
+			s.Cell = s.Type
+		}
+	case TypeTransformer:
+		if s.FF == 0 {
+			s.FF = 4 * s.Embed
+		}
+		if s.Positional == "" {
+			s.Positional = PosLearned
+		}
+		if s.Norm == "" {
+			s.Norm = NormPost
+		}
+		if s.Task == TaskNextToken {
+			s.Causal = true
+		}
 	}
 	if s.Init == "" {
 		switch s.Activation {
@@ -91,10 +208,12 @@ func (s Spec) Validate() error {
 				bad("hidden[%d] = %d: layer widths must be > 0", i, h)
 			}
 		}
+	case TypeRNN, TypeLSTM, TypeGRU, TypeTransformer:
+		s.validateSequence(bad)
 	case "":
-		bad("type is missing (use mlp)")
+		bad("type is missing (use mlp, rnn, lstm, gru or transformer)")
 	default:
-		bad("type %q unknown (use mlp)", s.Type)
+		bad("type %q unknown (use mlp, rnn, lstm, gru or transformer)", s.Type)
 	}
 	if s.Output <= 0 {
 		bad("output = %d: must be the number of classes or outputs (> 0)", s.Output)
@@ -115,6 +234,93 @@ func (s Spec) Validate() error {
 		bad("output = %d: cross_entropy needs at least 2 classes", s.Output)
 	}
 	return errors.Join(errs...)
+}
+
+// validateSequence checks the fields of the sequence model types.
+func (s Spec) validateSequence(bad func(string, ...any)) {
+	if s.Vocab < 2 {
+		bad("vocab = %d: must be the number of token ids (≥ 2)", s.Vocab)
+	}
+	if s.Embed <= 0 {
+		bad("embed = %d: must be the embedding width (> 0)", s.Embed)
+	}
+	if s.Layers < 0 {
+		bad("layers = %d: must be ≥ 0", s.Layers)
+	}
+	if s.MaxLen < 0 {
+		bad("max_len = %d: must be ≥ 0", s.MaxLen)
+	}
+	switch s.Task {
+	case TaskClassify:
+		switch s.Pooling {
+		case PoolMean, PoolFirst, PoolLast:
+		default:
+			bad("pooling %q unknown (use mean, first or last)", s.Pooling)
+		}
+	case TaskNextToken:
+		if s.Output != s.Vocab {
+			bad("output = %d: a next_token model predicts one of vocab = %d tokens (omit output)", s.Output, s.Vocab)
+		}
+		if s.Loss != LossCrossEntropy {
+			bad("loss %q: next_token needs cross_entropy", s.Loss)
+		}
+		if s.Pooling != "" {
+			bad("pooling %q: next_token predicts at every position and pools nothing (omit pooling)", s.Pooling)
+		}
+	default:
+		bad("task %q unknown (use classify or next_token)", s.Task)
+	}
+	if s.isRecurrent() {
+		if len(s.Hidden) == 0 {
+			bad("hidden is empty: list the recurrent layer widths, e.g. [128] (with layers: 2 for two)")
+		}
+		for i, h := range s.Hidden {
+			if h <= 0 {
+				bad("hidden[%d] = %d: layer widths must be > 0", i, h)
+			}
+		}
+		if len(s.Hidden) > 1 && s.Layers > 0 && s.Layers != len(s.Hidden) {
+			bad("layers = %d but hidden lists %d widths: give one width with layers, or one width per layer", s.Layers, len(s.Hidden))
+		}
+		switch {
+		case s.Cell != CellVanilla && s.Cell != CellLSTM && s.Cell != CellGRU:
+			bad("cell %q unknown (use vanilla, lstm or gru)", s.Cell)
+		case s.Type != TypeRNN && s.Cell != s.Type:
+			bad("cell %q contradicts type %s (omit cell, or use type rnn)", s.Cell, s.Type)
+		}
+		if s.Cell == CellVanilla && s.Activation != ActTanh && s.Activation != ActReLU {
+			bad("activation %q: a vanilla RNN uses tanh or relu", s.Activation)
+		}
+		if s.Heads != 0 || s.FF != 0 || s.Positional != "" || s.Norm != "" || s.Causal {
+			bad("heads, ff, positional, norm and causal are transformer fields; remove them for type %s", s.Type)
+		}
+		return
+	}
+	// transformer
+	if s.Layers <= 0 {
+		bad("layers = %d: a transformer needs ≥ 1 encoder block", s.Layers)
+	}
+	if s.Heads <= 0 || (s.Embed > 0 && s.Embed%s.Heads != 0) {
+		bad("heads = %d: must be > 0 and divide embed = %d", s.Heads, s.Embed)
+	}
+	if s.FF <= 0 {
+		bad("ff = %d: must be the feed-forward width (> 0)", s.FF)
+	}
+	if s.MaxLen <= 0 {
+		bad("max_len = %d: a transformer needs the longest sequence length (> 0)", s.MaxLen)
+	}
+	if s.Positional != PosLearned && s.Positional != PosSinusoidal {
+		bad("positional %q unknown (use learned or sinusoidal)", s.Positional)
+	}
+	if s.Norm != NormPre && s.Norm != NormPost {
+		bad("norm %q unknown (use pre or post)", s.Norm)
+	}
+	if s.Activation != ActReLU && s.Activation != ActGELU {
+		bad("activation %q: the transformer's feed-forward uses relu or gelu", s.Activation)
+	}
+	if len(s.Hidden) > 0 || s.Cell != "" {
+		bad("hidden and cell are mlp/rnn fields; a transformer's widths are embed and ff")
+	}
 }
 
 // build returns the layers of the spec (which must be valid).
@@ -138,6 +344,49 @@ func (s Spec) build() ([]Layer, error) {
 		}
 		// The output layer feeds a softmax: Xavier suits it whatever the hidden activation.
 		layers = append(layers, NewLinear(in, s.Output, InitXavier))
+	case TypeRNN, TypeLSTM, TypeGRU:
+		layers = append(layers, NewEmbedding(s.Vocab, s.Embed))
+		in := s.Embed
+		for _, h := range s.recurrentWidths() {
+			r := NewRecurrent(s.Cell, in, h)
+			r.Activation = s.Activation
+			layers = append(layers, r)
+			if s.Dropout > 0 {
+				layers = append(layers, &Dropout{P: s.Dropout})
+			}
+			in = h
+		}
+		layers = append(layers, s.head(in)...)
+	case TypeTransformer:
+		D := s.Embed
+		layers = append(layers, NewEmbedding(s.Vocab, D))
+		if s.Positional == PosSinusoidal {
+			layers = append(layers, &SinusoidalPosition{Dim: D})
+		} else {
+			layers = append(layers, &LearnedPosition{MaxLen: s.MaxLen, Dim: D})
+		}
+		if s.Dropout > 0 {
+			layers = append(layers, &Dropout{P: s.Dropout})
+		}
+		for range s.Layers {
+			blk, err := NewTransformerBlock(D, s.Heads, s.FF, s.Activation, s.Norm == NormPre, s.Causal, s.Dropout)
+			if err != nil {
+				return nil, err
+			}
+			layers = append(layers, blk)
+		}
+		if s.Norm == NormPre {
+			layers = append(layers, NewLayerNorm(D))
+		}
+		layers = append(layers, s.head(D)...)
 	}
 	return layers, nil
+}
+
+// head returns the output layers of a sequence model whose last hidden width is in.
+func (s Spec) head(in int) []Layer {
+	if s.Task == TaskNextToken {
+		return []Layer{NewLinear(in, s.Vocab, InitXavier)}
+	}
+	return []Layer{&Pool{Mode: s.Pooling}, NewLinear(in, s.Output, InitXavier)}
 }

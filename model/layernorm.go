@@ -1,0 +1,154 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+)
+
+// LayerNorm normalises every row to zero mean and unit variance and applies a learned gain
+// and bias (Ba et al. 2016): y = γ ⊙ (x − μ)/√(σ² + ε) + β, with ε = 1e-5 as in PyTorch.
+type LayerNorm struct {
+	Dim int
+	Eps float64
+
+	g, b, gg, gb []float64
+	xhat         *Tensor
+	rstd         []float64
+	y, dx        *Tensor
+	dy           *Tensor // ghost mode
+	sums         [][]float64
+}
+
+var _ ParamLayer = (*LayerNorm)(nil)
+
+// NewLayerNorm returns a layer norm over rows of width dim.
+func NewLayerNorm(dim int) *LayerNorm { return &LayerNorm{Dim: dim, Eps: 1e-5} }
+
+func (l *LayerNorm) NumParams() int { return 2 * l.Dim }
+
+func (l *LayerNorm) Bind(params, grads []float64) {
+	D := l.Dim
+	l.g, l.b, l.gg, l.gb = params[:D], params[D:2*D], grads[:D], grads[D:2*D]
+}
+
+// Init sets γ = 1 and β = 0.
+func (l *LayerNorm) Init(*rand.Rand) {
+	for i := range l.g {
+		l.g[i] = 1
+	}
+	clear(l.b)
+}
+
+func (l *LayerNorm) Forward(x *Tensor, b *Batch) *Tensor {
+	if x.Cols != l.Dim {
+		panic("model: LayerNorm input width mismatch")
+	}
+	D := l.Dim
+	l.xhat = ensure(l.xhat, x.Rows, D)
+	l.y = ensure(l.y, x.Rows, D)
+	l.rstd = growFloats(l.rstd, x.Rows)
+	parallelFor(x.Rows, 8*D, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := x.Data[r*D : (r+1)*D]
+			mean := 0.0
+			for _, v := range row {
+				mean += v
+			}
+			mean /= float64(D)
+			variance := 0.0
+			for _, v := range row {
+				variance += (v - mean) * (v - mean)
+			}
+			rs := 1 / math.Sqrt(variance/float64(D)+l.Eps)
+			l.rstd[r] = rs
+			xh, y := l.xhat.Data[r*D:(r+1)*D], l.y.Data[r*D:(r+1)*D]
+			for k, v := range row {
+				h := (v - mean) * rs
+				xh[k] = h
+				y[k] = l.g[k]*h + l.b[k]
+			}
+		}
+	})
+	return l.y
+}
+
+// Backward: with ĝ = dy ⊙ γ, dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ ⊙ x̂)).
+func (l *LayerNorm) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
+	D := l.Dim
+	if b.Ghost {
+		l.dy = dy
+	} else {
+		l.accumulate(dy, nil, b)
+	}
+	if !needInput {
+		return nil
+	}
+	l.dx = ensure(l.dx, dy.Rows, D)
+	parallelFor(dy.Rows, 8*D, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			g, xh, dx := dy.Data[r*D:(r+1)*D], l.xhat.Data[r*D:(r+1)*D], l.dx.Data[r*D:(r+1)*D]
+			s1, s2 := 0.0, 0.0
+			for k, v := range g {
+				gh := v * l.g[k]
+				s1 += gh
+				s2 += gh * xh[k]
+			}
+			s1 /= float64(D)
+			s2 /= float64(D)
+			rs := l.rstd[r]
+			for k, v := range g {
+				dx[k] = rs * (v*l.g[k] - s1 - xh[k]*s2)
+			}
+		}
+	})
+	return l.dx
+}
+
+// accumulate adds Σ_r w_{i(r)}·(dy_r ⊙ x̂_r) to ∇γ and Σ_r w_{i(r)}·dy_r to ∇β (w nil: all 1).
+func (l *LayerNorm) accumulate(dy *Tensor, w []float64, b *Batch) {
+	D := l.Dim
+	T := dy.Rows / b.B
+	for r := 0; r < dy.Rows; r++ {
+		wi := 1.0
+		if w != nil {
+			wi = w[r/T]
+		}
+		g, xh := dy.Data[r*D:(r+1)*D], l.xhat.Data[r*D:(r+1)*D]
+		for k, v := range g {
+			l.gg[k] += wi * v * xh[k]
+			l.gb[k] += wi * v
+		}
+	}
+}
+
+// AddPerExampleSqNorms forms each example's gain and bias gradients (two Dim-vectors:
+// Σ_t dy_t ⊙ x̂_t and Σ_t dy_t), which is as cheap as any identity.
+func (l *LayerNorm) AddPerExampleSqNorms(dst []float64, b *Batch) {
+	D := l.Dim
+	T := l.dy.Rows / b.B
+	if len(l.sums) < numWorkers() {
+		l.sums = make([][]float64, numWorkers())
+	}
+	parallelFor(b.B, 3*T*D, func(w, lo, hi int) {
+		l.sums[w] = growFloats(l.sums[w], 2*D)
+		sg, sb := l.sums[w][:D], l.sums[w][D:]
+		for i := lo; i < hi; i++ {
+			clear(sg)
+			clear(sb)
+			for r := i * T; r < (i+1)*T; r++ {
+				g, xh := l.dy.Data[r*D:(r+1)*D], l.xhat.Data[r*D:(r+1)*D]
+				for k, v := range g {
+					sg[k] += v * xh[k]
+					sb[k] += v
+				}
+			}
+			s := 0.0
+			for k := range sg {
+				s += sg[k]*sg[k] + sb[k]*sb[k]
+			}
+			dst[i] += s
+		}
+	})
+}
+
+func (l *LayerNorm) AccumulateWeighted(w []float64, b *Batch) { l.accumulate(l.dy, w, b) }

@@ -1,0 +1,77 @@
+package model
+
+import (
+	"sync"
+
+	"github.com/confide-fl/confide/internal/linalg"
+)
+
+// minParallelWork is the amount of work (roughly, multiply-adds) below which parallelFor
+// runs on the calling goroutine: spawning costs about a microsecond per goroutine.
+const minParallelWork = 1 << 15
+
+// parallelFor runs f over [0,n) split into contiguous ranges, one per linalg worker, when
+// the total work (n × perItem) pays for the goroutines; w is the range's worker index, so f
+// can use per-worker scratch buffers.
+func parallelFor(n, perItem int, f func(w, lo, hi int)) {
+	workers := min(linalg.Workers, n)
+	if workers <= 1 || n*perItem < minParallelWork {
+		f(0, 0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	step := (n + workers - 1) / workers
+	for w, lo := 1, step; lo < n; w, lo = w+1, lo+step {
+		wg.Add(1)
+		go func(w, lo, hi int) {
+			defer wg.Done()
+			f(w, lo, hi)
+		}(w, lo, min(lo+step, n))
+	}
+	f(0, 0, min(step, n))
+	wg.Wait()
+}
+
+// numWorkers is the number of distinct w values parallelFor may pass.
+func numWorkers() int { return max(1, linalg.Workers) }
+
+// seqGradSqNorm returns ‖Σ_t a_tᵀg_t‖² (plus ‖Σ_t g_t‖² when bias) for one example's T rows
+// a (T×in) and g (T×out): the squared norm of the example's gradient of a weight applied at
+// every row (and of its bias). It picks the cheaper exact method by multiply-add count:
+//   - Gram form (Li et al. 2022, "ghost clipping"): Σ_{t,t'}(a_t·a_t' [+1])(g_t·g_t'), from the
+//     two T×T Gram matrices, O(T²(in+out));
+//   - materialised: form Σ_t a_tᵀg_t (in×out) with one multiply, O(T·in·out), as Opacus'
+//     "mixed" mode does when that is smaller.
+//
+// scratch is grown as needed and reused.
+func seqGradSqNorm(a, g []float64, T, in, out int, bias bool, scratch *[]float64) float64 {
+	one := 0.0
+	if bias {
+		one = 1
+	}
+	if T == 1 {
+		return (linalg.SumSq(a[:in]) + one) * linalg.SumSq(g[:out])
+	}
+	if T*T*(in+out) < T*in*out {
+		*scratch = growFloats(*scratch, 2*T*T)
+		ga, gg := (*scratch)[:T*T], (*scratch)[T*T:2*T*T]
+		linalg.MulNT(ga, a, a, T, in, T, false)
+		linalg.MulNT(gg, g, g, T, out, T, false)
+		s := 0.0
+		for k, v := range gg {
+			s += (ga[k] + one) * v
+		}
+		return s
+	}
+	*scratch = growFloats(*scratch, in*out+out)
+	gw := (*scratch)[:in*out]
+	linalg.MulTN(gw, a, g, in, T, out, false)
+	s := linalg.SumSq(gw)
+	if bias {
+		gb := (*scratch)[in*out : in*out+out]
+		clear(gb)
+		linalg.SumRows(gb, g, T, out)
+		s += linalg.SumSq(gb)
+	}
+	return s
+}

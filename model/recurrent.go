@@ -1,0 +1,426 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+
+	"github.com/confide-fl/confide/internal/linalg"
+)
+
+// Recurrent cells.
+const (
+	CellVanilla = "vanilla" // h_t = act(x_t W_ih + h_{t−1} W_hh + b) (Elman 1990)
+	CellLSTM    = "lstm"    // Hochreiter & Schmidhuber 1997 with forget gate, PyTorch's gate order i, f, g, o
+	CellGRU     = "gru"     // Cho et al. 2014, PyTorch's formulation (r applied to h·W_hn + b_hn)
+)
+
+// Recurrent is one recurrent layer over a batch of sequences (rows B·T, example-major),
+// run by backpropagation through time over the full sequence. Its output row (i, t) is
+// h_t of example i; at padded positions (t ≥ Lengths[i]) the state stops changing and the
+// output is zero, so padding influences nothing and gets no gradient. Stack layers by
+// feeding one's output to the next.
+//
+// Parameters, in order: W_ih (In × G·Hidden), W_hh (Hidden × G·Hidden), b (G·Hidden) and,
+// for the GRU only, b_hn (Hidden), with G = 1, 4, 3 gates for vanilla, lstm, gru. The input
+// projection of all B·T rows is one multiply; each step then multiplies only h·W_hh.
+//
+// LSTM:  [i f g o] = [σ σ tanh σ](x W_ih + h W_hh + b); c' = f⊙c + i⊙g; h' = o⊙tanh(c')
+// GRU:   r, z = σ(x W_i{r,z} + h W_h{r,z} + b_{r,z}); n = tanh(x W_in + b_n + r⊙(h W_hn + b_hn));
+//
+//	h' = (1−z)⊙n + z⊙h
+type Recurrent struct {
+	Cell       string
+	In, Hidden int
+	// Activation of the vanilla RNN: tanh (default) or relu.
+	Activation string
+
+	wih, whh, bias, bhn     []float64
+	gwih, gwhh, gbias, gbhn []float64
+
+	// Caches, time-major (row t·B + i), valid until the next Forward.
+	B, T   int
+	xt     []float64 // T·B × In: the input
+	gates  []float64 // T·B × G·H: activated gates (vanilla: h_t)
+	hs     []float64 // (T+1)·B × H: states, h_{−1} = 0 first
+	cs     []float64 // (T+1)·B × H: LSTM cell states
+	tc     []float64 // T·B × H: tanh(c_t) (LSTM) or h·W_hn + b_hn (GRU)
+	gx, gh []float64 // T·B × G·H: gradients of the gate pre-activations (input and recurrent side)
+	valid  []bool    // T·B: position t of example i is valid
+
+	whhT, dh, dc, dhRec []float64
+	y, dx               *Tensor
+	dxt, scaled         []float64
+	scratch             [][]float64
+}
+
+var _ ParamLayer = (*Recurrent)(nil)
+
+// NewRecurrent returns a recurrent layer of the given cell.
+func NewRecurrent(cell string, in, hidden int) *Recurrent {
+	return &Recurrent{Cell: cell, In: in, Hidden: hidden, Activation: ActTanh}
+}
+
+func (r *Recurrent) numGates() int {
+	switch r.Cell {
+	case CellLSTM:
+		return 4
+	case CellGRU:
+		return 3
+	case CellVanilla:
+		return 1
+	}
+	panic("model: unknown recurrent cell " + r.Cell)
+}
+
+func (r *Recurrent) NumParams() int {
+	GH := r.numGates() * r.Hidden
+	n := r.In*GH + r.Hidden*GH + GH
+	if r.Cell == CellGRU {
+		n += r.Hidden
+	}
+	return n
+}
+
+func (r *Recurrent) Bind(params, grads []float64) {
+	GH := r.numGates() * r.Hidden
+	split := func(s []float64) (a, b, c, d []float64) {
+		o1 := r.In * GH
+		o2 := o1 + r.Hidden*GH
+		o3 := o2 + GH
+		return s[:o1], s[o1:o2], s[o2:o3], s[o3:]
+	}
+	r.wih, r.whh, r.bias, r.bhn = split(params)
+	r.gwih, r.gwhh, r.gbias, r.gbhn = split(grads)
+}
+
+// Init draws every parameter from U(±1/√Hidden), as PyTorch does, and sets the LSTM's
+// forget-gate bias to 1 (Jozefowicz et al. 2015) so gradients flow early in training.
+func (r *Recurrent) Init(rng *rand.Rand) {
+	lim := 1 / math.Sqrt(float64(r.Hidden))
+	for _, s := range [][]float64{r.wih, r.whh, r.bias, r.bhn} {
+		for i := range s {
+			s[i] = (2*rng.Float64() - 1) * lim
+		}
+	}
+	if r.Cell == CellLSTM {
+		H := r.Hidden
+		for k := H; k < 2*H; k++ {
+			r.bias[k] = 1
+		}
+	}
+}
+
+func (r *Recurrent) act(v float64) float64 {
+	if r.Activation == ActReLU {
+		return max(v, 0)
+	}
+	return math.Tanh(v)
+}
+
+// dact is act' given the output y = act(v).
+func (r *Recurrent) dact(y float64) float64 {
+	if r.Activation == ActReLU {
+		if y > 0 {
+			return 1
+		}
+		return 0
+	}
+	return 1 - y*y
+}
+
+func (r *Recurrent) Forward(x *Tensor, b *Batch) *Tensor {
+	if x.Cols != r.In {
+		panic("model: Recurrent input width mismatch")
+	}
+	B, T, H, In := b.B, b.T, r.Hidden, r.In
+	GH := r.numGates() * H
+	r.B, r.T = B, T
+	TB := T * B
+	r.xt = growFloats(r.xt, TB*In)
+	r.valid = growBools(r.valid, TB)
+	for i := 0; i < B; i++ {
+		for t := 0; t < T; t++ {
+			copy(r.xt[(t*B+i)*In:(t*B+i+1)*In], x.Data[(i*T+t)*In:(i*T+t+1)*In])
+			r.valid[t*B+i] = b.Valid(i, t)
+		}
+	}
+	// Input projections of all steps in one multiply, kept in g_x (free until Backward);
+	// the bias is added in the cell update.
+	r.gates = growFloats(r.gates, TB*GH)
+	r.gx = growFloats(r.gx, TB*GH)
+	xp := r.gx
+	linalg.MulNN(xp, r.xt, r.wih, TB, In, GH, false)
+	r.hs = growFloats(r.hs, (T+1)*B*H)
+	clear(r.hs[:B*H])
+	if r.Cell == CellLSTM {
+		r.cs = growFloats(r.cs, (T+1)*B*H)
+		clear(r.cs[:B*H])
+	}
+	if r.Cell != CellVanilla {
+		r.tc = growFloats(r.tc, TB*H)
+	}
+	for t := 0; t < T; t++ {
+		z := r.gates[t*B*GH : (t+1)*B*GH]
+		hp := r.hs[t*B*H : (t+1)*B*H]
+		linalg.MulNN(z, hp, r.whh, B, H, GH, false)
+		parallelFor(B, 16*GH, func(_, lo, hi int) {
+			for i := lo; i < hi; i++ {
+				r.step(t, i, xp[(t*B+i)*GH:(t*B+i+1)*GH])
+			}
+		})
+	}
+	r.y = ensure(r.y, B*T, H)
+	for i := 0; i < B; i++ {
+		for t := 0; t < T; t++ {
+			dst := r.y.Data[(i*T+t)*H : (i*T+t+1)*H]
+			if r.valid[t*B+i] {
+				copy(dst, r.hs[((t+1)*B+i)*H:((t+1)*B+i+1)*H])
+			} else {
+				clear(dst)
+			}
+		}
+	}
+	return r.y
+}
+
+// step updates example i at time t: gates row z holds h_{t−1}·W_hh on entry, xp the input
+// projection.
+func (r *Recurrent) step(t, i int, xp []float64) {
+	B, H := r.B, r.Hidden
+	GH := r.numGates() * H
+	row := t*B + i
+	z := r.gates[row*GH : (row+1)*GH]
+	hp := r.hs[(t*B+i)*H : (t*B+i+1)*H]
+	h := r.hs[((t+1)*B+i)*H : ((t+1)*B+i+1)*H]
+	if !r.valid[row] {
+		copy(h, hp)
+		if r.Cell == CellLSTM {
+			copy(r.cs[((t+1)*B+i)*H:((t+1)*B+i+1)*H], r.cs[(t*B+i)*H:(t*B+i+1)*H])
+		}
+		clear(z)
+		return
+	}
+	bias := r.bias
+	switch r.Cell {
+	case CellVanilla:
+		for k := range z {
+			v := r.act(z[k] + xp[k] + bias[k])
+			z[k] = v
+			h[k] = v
+		}
+	case CellLSTM:
+		cp := r.cs[(t*B+i)*H : (t*B+i+1)*H]
+		c := r.cs[((t+1)*B+i)*H : ((t+1)*B+i+1)*H]
+		tc := r.tc[row*H : (row+1)*H]
+		for k := 0; k < H; k++ {
+			ig := sigmoid(z[k] + xp[k] + bias[k])
+			fg := sigmoid(z[H+k] + xp[H+k] + bias[H+k])
+			gg := math.Tanh(z[2*H+k] + xp[2*H+k] + bias[2*H+k])
+			og := sigmoid(z[3*H+k] + xp[3*H+k] + bias[3*H+k])
+			z[k], z[H+k], z[2*H+k], z[3*H+k] = ig, fg, gg, og
+			cv := fg*cp[k] + ig*gg
+			c[k] = cv
+			tv := math.Tanh(cv)
+			tc[k] = tv
+			h[k] = og * tv
+		}
+	case CellGRU:
+		hn := r.tc[row*H : (row+1)*H]
+		for k := 0; k < H; k++ {
+			rg := sigmoid(z[k] + xp[k] + bias[k])
+			zg := sigmoid(z[H+k] + xp[H+k] + bias[H+k])
+			hnv := z[2*H+k] + r.bhn[k]
+			ng := math.Tanh(xp[2*H+k] + bias[2*H+k] + rg*hnv)
+			hn[k] = hnv
+			z[k], z[H+k], z[2*H+k] = rg, zg, ng
+			h[k] = (1-zg)*ng + zg*hp[k]
+		}
+	}
+}
+
+func (r *Recurrent) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
+	B, T, H, In := r.B, r.T, r.Hidden, r.In
+	GH := r.numGates() * H
+	TB := T * B
+	r.gx = growFloats(r.gx, TB*GH)
+	if r.Cell == CellGRU {
+		r.gh = growFloats(r.gh, TB*GH)
+	} else {
+		r.gh = r.gx
+	}
+	r.whhT = growFloats(r.whhT, H*GH)
+	linalg.Transpose(r.whhT, r.whh, H, GH)
+	r.dh = growFloats(r.dh, B*H)
+	clear(r.dh)
+	if r.Cell == CellLSTM {
+		r.dc = growFloats(r.dc, B*H)
+		clear(r.dc)
+	}
+	for t := T - 1; t >= 0; t-- {
+		parallelFor(B, 16*GH, func(_, lo, hi int) {
+			for i := lo; i < hi; i++ {
+				r.backStep(t, i, dy.Data[(i*T+t)*H:(i*T+t+1)*H])
+			}
+		})
+		if t > 0 {
+			// dh_{t−1} += g_h[t]·W_hhᵀ; padded rows have g_h = 0 and keep dh (the state was copied).
+			linalg.MulNN(r.dh, r.gh[t*B*GH:(t+1)*B*GH], r.whhT, B, GH, H, true)
+		}
+	}
+	if !b.Ghost {
+		linalg.MulTN(r.gwih, r.xt, r.gx, In, TB, GH, true)
+		linalg.SumRows(r.gbias, r.gx, TB, GH)
+		linalg.MulTN(r.gwhh, r.hs[:TB*H], r.gh, H, TB, GH, true)
+		if r.Cell == CellGRU {
+			for row := 0; row < TB; row++ {
+				linalg.Add(r.gbhn, r.gh[row*GH+2*H:(row+1)*GH])
+			}
+		}
+	}
+	if !needInput {
+		return nil
+	}
+	r.dxt = growFloats(r.dxt, TB*In)
+	linalg.MulNT(r.dxt, r.gx, r.wih, TB, GH, In, false)
+	r.dx = ensure(r.dx, B*T, In)
+	for i := 0; i < B; i++ {
+		for t := 0; t < T; t++ {
+			copy(r.dx.Data[(i*T+t)*In:(i*T+t+1)*In], r.dxt[(t*B+i)*In:(t*B+i+1)*In])
+		}
+	}
+	return r.dx
+}
+
+// backStep turns dh (and dc) of example i at time t into the gate gradients g_x, g_h of
+// that step and leaves in dh the part of dh_{t−1} that does not go through W_hh.
+func (r *Recurrent) backStep(t, i int, dyRow []float64) {
+	B, H := r.B, r.Hidden
+	GH := r.numGates() * H
+	row := t*B + i
+	gx := r.gx[row*GH : (row+1)*GH]
+	gh := r.gh[row*GH : (row+1)*GH]
+	dh := r.dh[i*H : (i+1)*H]
+	if !r.valid[row] {
+		clear(gx)
+		clear(gh)
+		return
+	}
+	linalg.Add(dh, dyRow)
+	z := r.gates[row*GH : (row+1)*GH]
+	switch r.Cell {
+	case CellVanilla:
+		for k := range gx {
+			gx[k] = dh[k] * r.dact(z[k])
+			dh[k] = 0
+		}
+	case CellLSTM:
+		dc := r.dc[i*H : (i+1)*H]
+		cp := r.cs[(t*B+i)*H : (t*B+i+1)*H]
+		tc := r.tc[row*H : (row+1)*H]
+		for k := 0; k < H; k++ {
+			ig, fg, gg, og := z[k], z[H+k], z[2*H+k], z[3*H+k]
+			tv := tc[k]
+			d := dc[k] + dh[k]*og*(1-tv*tv)
+			gx[k] = d * gg * ig * (1 - ig)
+			gx[H+k] = d * cp[k] * fg * (1 - fg)
+			gx[2*H+k] = d * ig * (1 - gg*gg)
+			gx[3*H+k] = dh[k] * tv * og * (1 - og)
+			dc[k] = d * fg
+			dh[k] = 0
+		}
+	case CellGRU:
+		hp := r.hs[(t*B+i)*H : (t*B+i+1)*H]
+		hn := r.tc[row*H : (row+1)*H]
+		for k := 0; k < H; k++ {
+			rg, zg, ng := z[k], z[H+k], z[2*H+k]
+			d := dh[k]
+			dn := d * (1 - zg) * (1 - ng*ng)
+			dr := dn * hn[k] * rg * (1 - rg)
+			dz := d * (hp[k] - ng) * zg * (1 - zg)
+			gx[k], gx[H+k], gx[2*H+k] = dr, dz, dn
+			gh[k], gh[H+k], gh[2*H+k] = dr, dz, dn*rg
+			dh[k] = d * zg
+		}
+	}
+}
+
+// AddPerExampleSqNorms: example i's gradient is Σ_t x_tᵀ g^x_t for W_ih, Σ_t h_{t−1}ᵀ g^h_t
+// for W_hh, Σ_t g^x_t for b (and Σ_t g^h_t restricted to the n gate for the GRU's b_hn),
+// summed over its valid steps; seqGradSqNorm evaluates each block's squared norm exactly, by
+// Gram matrices or by forming it, whichever is cheaper for the shape.
+func (r *Recurrent) AddPerExampleSqNorms(dst []float64, b *Batch) {
+	B, T, H, In := r.B, r.T, r.Hidden, r.In
+	GH := r.numGates() * H
+	if len(r.scratch) < 2*numWorkers() {
+		r.scratch = make([][]float64, 2*numWorkers())
+	}
+	parallelFor(B, T*min(T*(In+H+GH), (In+H)*GH), func(w, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			L := T
+			if b.Lengths != nil {
+				L = int(b.Lengths[i])
+			}
+			if L == 0 {
+				continue
+			}
+			n := L*(In+H) + 2*L*GH
+			buf := growFloats(r.scratch[2*w], n)
+			r.scratch[2*w] = buf
+			xi, hi_, gxi, ghi := buf[:L*In], buf[L*In:L*(In+H)], buf[L*(In+H):L*(In+H)+L*GH], buf[L*(In+H)+L*GH:n]
+			for t := 0; t < L; t++ {
+				row := t*B + i
+				copy(xi[t*In:(t+1)*In], r.xt[row*In:(row+1)*In])
+				copy(hi_[t*H:(t+1)*H], r.hs[row*H:(row+1)*H])
+				copy(gxi[t*GH:(t+1)*GH], r.gx[row*GH:(row+1)*GH])
+				copy(ghi[t*GH:(t+1)*GH], r.gh[row*GH:(row+1)*GH])
+			}
+			s := seqGradSqNorm(xi, gxi, L, In, GH, true, &r.scratch[2*w+1])
+			s += seqGradSqNorm(hi_, ghi, L, H, GH, false, &r.scratch[2*w+1])
+			if r.Cell == CellGRU {
+				for k := 0; k < H; k++ {
+					v := 0.0
+					for t := 0; t < L; t++ {
+						v += ghi[t*GH+2*H+k]
+					}
+					s += v * v
+				}
+			}
+			dst[i] += s
+		}
+	})
+}
+
+// AccumulateWeighted scales each row of g^x, g^h by its example's weight and adds
+// Xᵀ·diag(w)·G^x, H_prevᵀ·diag(w)·G^h and the bias sums: one multiply per weight.
+func (r *Recurrent) AccumulateWeighted(w []float64, b *Batch) {
+	B, T, H, In := r.B, r.T, r.Hidden, r.In
+	GH := r.numGates() * H
+	TB := T * B
+	r.scaled = growFloats(r.scaled, TB*GH)
+	scale := func(g []float64) {
+		for row := 0; row < TB; row++ {
+			wi := w[row%B]
+			src, d := g[row*GH:(row+1)*GH], r.scaled[row*GH:(row+1)*GH]
+			for k, v := range src {
+				d[k] = wi * v
+			}
+		}
+	}
+	scale(r.gx)
+	linalg.MulTN(r.gwih, r.xt, r.scaled, In, TB, GH, true)
+	linalg.SumRows(r.gbias, r.scaled, TB, GH)
+	if r.Cell == CellGRU {
+		scale(r.gh)
+		for row := 0; row < TB; row++ {
+			linalg.Add(r.gbhn, r.scaled[row*GH+2*H:(row+1)*GH])
+		}
+	}
+	linalg.MulTN(r.gwhh, r.hs[:TB*H], r.scaled, H, TB, GH, true)
+}
+
+func growBools(s []bool, n int) []bool {
+	if cap(s) < n {
+		return make([]bool, n)
+	}
+	return s[:n]
+}
