@@ -72,8 +72,10 @@
 //   - Members decrypt only what the server asks. A member cannot check that a request's c1 is
 //     really the sum of Count uploads: the "fewer than m contributions" refusal relies on the
 //     server's report (DecryptionRequest.Count), as lattigo has no proofs of correct
-//     aggregation. The decrypted count slot lets the server detect a wrong or missing share,
-//     and lets anyone who later sees the decrypted result audit the report. An actively
+//     aggregation. The decrypted count slot lets the server detect shares for another set
+//     or aggregate (they garble every coefficient) and lets anyone who later sees the
+//     decrypted result audit the report; a share corrupted only in chunks without the count
+//     slot goes unnoticed, which the passive model accepts. An actively
 //     malicious server (or t colluding members) is outside this model.
 //   - Identity keys in the roster are relayed by the server; each member checks its own key
 //     is there. Authenticating the others' keys (TLS identities, a PKI) is the runtime's job.
