@@ -1,0 +1,29 @@
+// Package client is Confide's client SDK: the per-round logic of a federation client
+// (Party), the Trainer interface through which any Go program brings its local training, a
+// built-in trainer for Confide models with DP-SGD and a persistent privacy ledger
+// (ModelTrainer), and Run, which joins a server over gRPC and serves its tasks.
+//
+// # Round logic without a transport
+//
+// Party.Handle takes a task (confidev1.Task with its blobs) and returns the result to push:
+//
+//	fit        train through the Trainer, form Δ = local − global, clip ‖Δ‖₂ to the task's
+//	           bound (DP-FedAvg user-level clipping), and send Δ in the clear, or under secure
+//	           aggregation only the encryption of (w·Δ, w, 1) under the committee's key
+//	evaluate   Trainer.Evaluate on local test data
+//	key setup  as a key-committee member: announce, deal, receive Shamir shares (secagg.Member)
+//	decrypt    answer a decryption request for an aggregate with a decryption share
+//
+// A refusal on privacy grounds (the Trainer returns an error wrapping ErrBudgetExceeded)
+// becomes a result with status REFUSED_PRIVACY_BUDGET, so the server knows why. Member
+// states are written to the Store before their messages are returned. Run is a thin loop
+// around Party (join, pull, handle, push, heartbeat, reconnect with backoff); the simulator
+// drives Party directly with an in-memory transport.
+//
+// # Privacy
+//
+// ModelTrainer trains with DP-SGD (train.Trainer with DP enabled: Poisson sampling,
+// per-example clipping, Gaussian noise from a cryptographically secure source) and keeps a
+// Ledger in the Store: before training it checks that the planned steps keep ε within the
+// budget (refusing otherwise), and it records the steps before it releases the parameters.
+package client

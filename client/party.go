@@ -1,0 +1,474 @@
+package client
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+
+	"github.com/confide-fl/confide/model"
+	"github.com/confide-fl/confide/proto/blob"
+	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/secagg"
+)
+
+// PartyConfig configures a client's round logic.
+type PartyConfig struct {
+	// ClientID is the id the server gave the client; encrypted updates carry it.
+	ClientID string
+	// Store keeps member states across restarts; nil keeps them in memory.
+	Store Store
+	// MinThreshold and MinContributions are the weakest key committee the client takes part
+	// in or encrypts for: a server asking for a lower threshold t or a lower minimum number
+	// of contributions m is refused. 0 accepts the server's settings.
+	MinThreshold     int
+	MinContributions int
+	// Workers is the number of goroutines secure-aggregation steps use (default 1).
+	Workers int
+}
+
+// Party is a client's per-round logic, with no transport: Handle takes a task and returns
+// the result to push. It trains through the Trainer, forms the update Δ = local − global,
+// clips it to the task's bound, and either sends it in the clear or encrypts (w·Δ, w, 1)
+// under the committee's collective key; as a key-committee member it runs the key setup
+// and answers decryption requests. Both the gRPC client (Run) and the simulator drive it.
+// A Party handles one task at a time.
+type Party struct {
+	cfg     PartyConfig
+	trainer Trainer
+	members map[secagg.SessionID]*secagg.Member
+	params  map[string]secagg.Parameters
+	enc     *secagg.Encryptor
+	encKey  string
+}
+
+// NewParty returns the round logic of one client.
+func NewParty(cfg PartyConfig, trainer Trainer) (*Party, error) {
+	if cfg.ClientID == "" {
+		return nil, errors.New("client: party needs the client id")
+	}
+	if trainer == nil {
+		return nil, errors.New("client: party needs a trainer")
+	}
+	if cfg.Store == nil {
+		cfg.Store = NewMemoryStore()
+	}
+	return &Party{cfg: cfg, trainer: trainer, members: map[secagg.SessionID]*secagg.Member{}, params: map[string]secagg.Parameters{}}, nil
+}
+
+// Handle runs a task and returns its result. Failures of the task become results with
+// status FAILED (or REFUSED_PRIVACY_BUDGET) naming the reason; Handle returns an error only
+// when ctx ends or the client's own state cannot be saved, in which case nothing must be sent.
+func (p *Party) Handle(ctx context.Context, t *pb.Task) (*pb.Result, error) {
+	res := &pb.Result{TaskId: t.GetTaskId(), Kind: t.GetKind(), Round: t.GetRound(), Status: pb.ResultStatus_RESULT_STATUS_OK}
+	var err error
+	switch t.GetKind() {
+	case pb.TaskKind_TASK_KIND_FIT:
+		err = p.fit(ctx, t, res)
+	case pb.TaskKind_TASK_KIND_EVALUATE:
+		err = p.evaluate(ctx, t, res)
+	case pb.TaskKind_TASK_KIND_KEY_SETUP:
+		err = p.keySetup(t, res)
+	case pb.TaskKind_TASK_KIND_DECRYPT:
+		err = p.decrypt(t, res)
+	default:
+		err = fmt.Errorf("task kind %v unknown to this client (upgrade it)", t.GetKind())
+	}
+	var fatal *fatalError
+	switch {
+	case err == nil:
+		return res, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.As(err, &fatal):
+		return nil, fatal.err
+	case errors.Is(err, ErrBudgetExceeded):
+		res.Status = pb.ResultStatus_RESULT_STATUS_REFUSED_PRIVACY_BUDGET
+	default:
+		res.Status = pb.ResultStatus_RESULT_STATUS_FAILED
+	}
+	res.Reason = err.Error()
+	res.Blobs = nil
+	return res, nil
+}
+
+// fatalError marks errors after which the client must not answer (its state is unsaved).
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+
+func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
+	spec := t.GetFit()
+	if spec == nil {
+		return errors.New("fit task without a fit spec")
+	}
+	ms, dim, err := modelSpec(spec.GetModel())
+	if err != nil {
+		return err
+	}
+	pbytes, err := blob.Find(t.GetBlobs(), blob.Params)
+	if err != nil {
+		return err
+	}
+	global, err := blob.DecodeFloats(pbytes, dim)
+	if err != nil {
+		return fmt.Errorf("global parameters: %w", err)
+	}
+	var enc *secagg.Encryptor
+	if sa := spec.GetSecagg(); sa != nil {
+		if enc, err = p.encryptor(t, sa); err != nil {
+			return err
+		}
+	}
+	dpc := spec.GetDp()
+	cfg := FitConfig{
+		Round: t.GetRound(), Model: ms, Epochs: int(spec.GetLocalEpochs()), BatchSize: int(spec.GetBatchSize()),
+		Optimizer: spec.GetOptimizer(), LR: spec.GetLearningRate(), Momentum: spec.GetMomentum(), ProximalMu: spec.GetProximalMu(),
+		DP:   DPConfig{NoiseMultiplier: dpc.GetNoiseMultiplier(), MaxGradNorm: dpc.GetMaxGradNorm(), Delta: dpc.GetDelta()},
+		Seed: spec.GetSeed(), Config: spec.GetConfig(),
+	}
+	fr, err := p.trainer.Fit(ctx, global, cfg)
+	if err != nil {
+		return fmt.Errorf("local training: %w", err)
+	}
+	if len(fr.Params) != dim {
+		return fmt.Errorf("trainer returned %d parameters, model has %d", len(fr.Params), dim)
+	}
+	if fr.NumExamples < 1 {
+		return fmt.Errorf("trainer reports %d examples", fr.NumExamples)
+	}
+	delta := make([]float64, dim)
+	for i := range delta {
+		delta[i] = fr.Params[i] - global[i]
+	}
+	if err := checkFinite(delta); err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	clipL2(delta, spec.GetUpdateClipNorm())
+	res.NumExamples = int64(fr.NumExamples)
+	res.Metrics = fr.Metrics
+	if enc == nil {
+		res.Blobs = []*pb.Blob{blob.New(blob.Update, blob.EncodeFloats(delta))}
+		return nil
+	}
+	ws := spec.GetWeightScale()
+	if !(ws > 0) {
+		return fmt.Errorf("weight_scale %v: must be positive", ws)
+	}
+	w := min(float64(fr.NumExamples)/ws, spec.GetMaxWeight())
+	u, err := enc.EncryptUpdate(t.GetRound(), delta, w)
+	if err != nil {
+		return err
+	}
+	b, err := u.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	res.Blobs = []*pb.Blob{blob.New(blob.EncryptedUpdate, b)}
+	return nil
+}
+
+// clipL2 scales v in place to L2 norm at most c (c ≤ 0: no clipping): DP-FedAvg's user-level
+// clipping (McMahan et al. 2018). The factor is shaved by 1e-12 so rounding can never push a
+// coordinate past c, which the secure-aggregation encryptor checks exactly.
+func clipL2(v []float64, c float64) {
+	if !(c > 0) {
+		return
+	}
+	var s float64
+	for _, x := range v {
+		s += x * x
+	}
+	n := math.Sqrt(s)
+	if n <= c {
+		return
+	}
+	f := c / n * (1 - 1e-12)
+	for i := range v {
+		v[i] *= f
+	}
+}
+
+func checkFinite(v []float64) error {
+	for i, x := range v {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("value %d is %v", i, x)
+		}
+	}
+	return nil
+}
+
+func modelSpec(m *pb.ModelSpec) (model.Spec, int, error) {
+	if m == nil {
+		return model.Spec{}, 0, errors.New("task carries no model spec")
+	}
+	s, err := model.ParseSpec(m.GetSpecJson())
+	if err != nil {
+		return model.Spec{}, 0, err
+	}
+	if m.GetNumParams() < 1 {
+		return model.Spec{}, 0, fmt.Errorf("model spec announces %d parameters", m.GetNumParams())
+	}
+	return s, int(m.GetNumParams()), nil
+}
+
+// secAggParams decodes and validates the task's secure-aggregation parameters against the
+// client's own minimums.
+func (p *Party) secAggParams(sp *pb.SecAggParams) (secagg.Parameters, secagg.CommitteeConfig, error) {
+	if sp == nil {
+		return secagg.Parameters{}, secagg.CommitteeConfig{}, errors.New("task carries no secure-aggregation parameters")
+	}
+	cc := secagg.CommitteeConfig{Size: int(sp.GetCommitteeSize()), Threshold: int(sp.GetThreshold()), MinContributions: int(sp.GetMinContributions())}
+	if cc.Threshold < p.cfg.MinThreshold {
+		return secagg.Parameters{}, cc, fmt.Errorf("committee threshold %d is below this client's minimum %d", cc.Threshold, p.cfg.MinThreshold)
+	}
+	if cc.MinContributions < p.cfg.MinContributions {
+		return secagg.Parameters{}, cc, fmt.Errorf("committee minimum contributions %d is below this client's minimum %d", cc.MinContributions, p.cfg.MinContributions)
+	}
+	lit := secagg.ParametersLiteral{
+		LogN: int(sp.GetLogN()), LogQ: int(sp.GetLogQ()), LogScale: int(sp.GetLogScale()), FloodingSigma: sp.GetFloodingSigma(),
+		ClipBound: sp.GetClipBound(), MaxWeight: sp.GetMaxWeight(), MaxContributors: int(sp.GetMaxContributors()),
+	}
+	key := fmt.Sprintf("%+v", lit)
+	params, ok := p.params[key]
+	if !ok {
+		var err error
+		if params, err = secagg.NewParameters(lit); err != nil {
+			return secagg.Parameters{}, cc, err
+		}
+		p.params[key] = params
+	}
+	if err := cc.Validate(params); err != nil {
+		return secagg.Parameters{}, cc, err
+	}
+	return params, cc, nil
+}
+
+func (p *Party) encryptor(t *pb.Task, sa *pb.SecAggSpec) (*secagg.Encryptor, error) {
+	params, _, err := p.secAggParams(sa.GetParams())
+	if err != nil {
+		return nil, err
+	}
+	pkb, err := blob.Find(t.GetBlobs(), blob.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	key := string(pkb)
+	if p.enc != nil && p.encKey == key {
+		return p.enc, nil
+	}
+	var pk secagg.PublicKey
+	if err := pk.UnmarshalBinary(pkb); err != nil {
+		return nil, err
+	}
+	if string(pk.Session[:]) != string(sa.GetSession()) {
+		return nil, fmt.Errorf("public key of session %s, the task names another session", pk.Session)
+	}
+	enc, err := secagg.NewEncryptor(params, &pk, secagg.EncryptorConfig{ClientID: p.cfg.ClientID, Workers: p.cfg.Workers})
+	if err != nil {
+		return nil, err
+	}
+	p.enc, p.encKey = enc, key
+	return enc, nil
+}
+
+func (p *Party) evaluate(ctx context.Context, t *pb.Task, res *pb.Result) error {
+	spec := t.GetEvaluate()
+	if spec == nil {
+		return errors.New("evaluate task without an evaluate spec")
+	}
+	ms, dim, err := modelSpec(spec.GetModel())
+	if err != nil {
+		return err
+	}
+	pbytes, err := blob.Find(t.GetBlobs(), blob.Params)
+	if err != nil {
+		return err
+	}
+	params, err := blob.DecodeFloats(pbytes, dim)
+	if err != nil {
+		return fmt.Errorf("parameters: %w", err)
+	}
+	er, err := p.trainer.Evaluate(ctx, params, EvaluateConfig{Round: t.GetRound(), Model: ms, BatchSize: int(spec.GetBatchSize()), Config: spec.GetConfig()})
+	if err != nil {
+		return fmt.Errorf("evaluation: %w", err)
+	}
+	res.NumExamples = int64(er.NumExamples)
+	res.Metrics = map[string]float64{"loss": er.Loss}
+	for k, v := range er.Metrics {
+		res.Metrics[k] = v
+	}
+	return nil
+}
+
+func sessionOf(b []byte) (secagg.SessionID, error) {
+	var s secagg.SessionID
+	if len(b) != len(s) {
+		return s, fmt.Errorf("session id of %d bytes, want %d", len(b), len(s))
+	}
+	copy(s[:], b)
+	return s, nil
+}
+
+func memberStateName(s secagg.SessionID) string { return "member-" + hex.EncodeToString(s[:]) }
+
+// member returns the member state of a session, loading it from the store after a restart.
+func (p *Party) member(params secagg.Parameters, s secagg.SessionID, id uint32) (*secagg.Member, error) {
+	m, ok := p.members[s]
+	if !ok {
+		b, err := p.cfg.Store.Load(memberStateName(s))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no key-committee state for session %s (this client did not announce in it)", s)
+		}
+		if err != nil {
+			return nil, &fatalError{err}
+		}
+		if m, err = secagg.LoadMember(params, b, p.cfg.Workers); err != nil {
+			return nil, fmt.Errorf("loading member state of session %s: %w", s, err)
+		}
+		p.members[s] = m
+	}
+	if uint32(m.ID()) != id {
+		return nil, fmt.Errorf("task names member %d, this client is member %d of session %s", id, m.ID(), s)
+	}
+	return m, nil
+}
+
+// saveMember persists the member state before its message may be sent.
+func (p *Party) saveMember(s secagg.SessionID, m *secagg.Member) error {
+	b, err := m.MarshalBinary()
+	if err != nil {
+		return &fatalError{fmt.Errorf("member state: %w", err)}
+	}
+	if err := p.cfg.Store.Save(memberStateName(s), b); err != nil {
+		return &fatalError{err}
+	}
+	return nil
+}
+
+func (p *Party) keySetup(t *pb.Task, res *pb.Result) error {
+	spec := t.GetKeySetup()
+	if spec == nil {
+		return errors.New("key-setup task without a key-setup spec")
+	}
+	params, cc, err := p.secAggParams(spec.GetParams())
+	if err != nil {
+		return err
+	}
+	s, err := sessionOf(spec.GetSession())
+	if err != nil {
+		return err
+	}
+	switch spec.GetStage() {
+	case pb.KeySetupStage_KEY_SETUP_STAGE_ANNOUNCE:
+		m, ok := p.members[s]
+		if !ok {
+			if m, err = secagg.NewMember(params, secagg.MemberConfig{Session: s, ID: secagg.MemberID(spec.GetMemberId()), Committee: cc, Workers: p.cfg.Workers}); err != nil {
+				return err
+			}
+			if err := p.saveMember(s, m); err != nil {
+				return err
+			}
+			p.members[s] = m
+		} else if uint32(m.ID()) != spec.GetMemberId() {
+			return fmt.Errorf("already member %d of session %s, asked to be member %d", m.ID(), s, spec.GetMemberId())
+		}
+		b, err := m.Announcement().MarshalBinary()
+		if err != nil {
+			return err
+		}
+		res.Blobs = []*pb.Blob{blob.New(blob.Announcement, b)}
+	case pb.KeySetupStage_KEY_SETUP_STAGE_DEAL:
+		m, err := p.member(params, s, spec.GetMemberId())
+		if err != nil {
+			return err
+		}
+		rb, err := blob.Find(t.GetBlobs(), blob.Roster)
+		if err != nil {
+			return err
+		}
+		var ro secagg.Roster
+		if err := ro.UnmarshalBinary(rb); err != nil {
+			return err
+		}
+		d, err := m.Deal(&ro)
+		if err != nil {
+			return err
+		}
+		if err := p.saveMember(s, m); err != nil {
+			return err
+		}
+		b, err := d.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		res.Blobs = []*pb.Blob{blob.New(blob.Dealing, b)}
+	case pb.KeySetupStage_KEY_SETUP_STAGE_RECEIVE:
+		m, err := p.member(params, s, spec.GetMemberId())
+		if err != nil {
+			return err
+		}
+		vb, err := blob.Find(t.GetBlobs(), blob.Delivery)
+		if err != nil {
+			return err
+		}
+		var v secagg.ShareDelivery
+		if err := v.UnmarshalBinary(vb); err != nil {
+			return err
+		}
+		if err := m.ReceiveShares(&v); err != nil {
+			return err
+		}
+		if err := p.saveMember(s, m); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("key-setup stage %v unknown", spec.GetStage())
+	}
+	return nil
+}
+
+func (p *Party) decrypt(t *pb.Task, res *pb.Result) error {
+	spec := t.GetDecrypt()
+	if spec == nil {
+		return errors.New("decrypt task without a decrypt spec")
+	}
+	params, _, err := p.secAggParams(spec.GetParams())
+	if err != nil {
+		return err
+	}
+	s, err := sessionOf(spec.GetSession())
+	if err != nil {
+		return err
+	}
+	m, err := p.member(params, s, spec.GetMemberId())
+	if err != nil {
+		return err
+	}
+	qb, err := blob.Find(t.GetBlobs(), blob.Request)
+	if err != nil {
+		return err
+	}
+	var req secagg.DecryptionRequest
+	if err := req.UnmarshalBinary(qb); err != nil {
+		return err
+	}
+	if req.Round != t.GetRound() {
+		return fmt.Errorf("decryption request of round %d in a task of round %d", req.Round, t.GetRound())
+	}
+	sh, err := m.DecryptionShare(&req)
+	if err != nil {
+		return err
+	}
+	if err := p.saveMember(s, m); err != nil {
+		return err
+	}
+	b, err := sh.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	res.Blobs = []*pb.Blob{blob.New(blob.Share, b)}
+	return nil
+}

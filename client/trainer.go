@@ -1,0 +1,70 @@
+package client
+
+import (
+	"context"
+	"errors"
+
+	"github.com/confide-fl/confide/model"
+)
+
+// ErrBudgetExceeded is what a Trainer returns (wrapped) when a task would exceed the client's
+// privacy budget; the client then refuses the task and tells the server why.
+var ErrBudgetExceeded = errors.New("client: privacy budget would be exceeded")
+
+// Trainer is what a client brings to a federation: training and evaluation on its local
+// data. Any Go program can implement it. Implementations need not be safe for concurrent
+// use: a client runs one task at a time.
+type Trainer interface {
+	// Fit trains from the global parameters (which it must not modify) and returns the
+	// locally trained parameters. A refusal on privacy grounds wraps ErrBudgetExceeded.
+	Fit(ctx context.Context, global []float64, cfg FitConfig) (FitResult, error)
+	// Evaluate computes loss and metrics of params on local test data.
+	Evaluate(ctx context.Context, params []float64, cfg EvaluateConfig) (EvaluateResult, error)
+}
+
+// FitConfig is a fit task's settings, decoded from the server's FitSpec.
+type FitConfig struct {
+	Round      uint64
+	Model      model.Spec
+	Epochs     int
+	BatchSize  int
+	Optimizer  string
+	LR         float64
+	Momentum   float64
+	ProximalMu float64 // FedProx μ; 0 disables the proximal term
+	DP         DPConfig
+	Seed       uint64
+	Config     map[string]string
+}
+
+// DPConfig is the DP-SGD setting of a fit task; NoiseMultiplier 0 means no DP-SGD.
+type DPConfig struct {
+	NoiseMultiplier float64
+	MaxGradNorm     float64
+	Delta           float64
+}
+
+// FitResult is a Trainer's answer to a fit task.
+type FitResult struct {
+	// Params are the locally trained parameters (the round logic forms, clips and
+	// encrypts the update Params − global).
+	Params      []float64
+	NumExamples int
+	// Metrics such as loss and accuracy; "epsilon" is the client's total ε after the task.
+	Metrics map[string]float64
+}
+
+// EvaluateConfig is an evaluate task's settings.
+type EvaluateConfig struct {
+	Round     uint64
+	Model     model.Spec
+	BatchSize int
+	Config    map[string]string
+}
+
+// EvaluateResult is a Trainer's answer to an evaluate task.
+type EvaluateResult struct {
+	NumExamples int
+	Loss        float64
+	Metrics     map[string]float64
+}

@@ -1,0 +1,897 @@
+package server
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/confide-fl/confide/model"
+	"github.com/confide-fl/confide/proto/blob"
+	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/secagg"
+	"github.com/confide-fl/confide/server/strategy"
+)
+
+// CentralEvaluator evaluates global parameters on a server-side test set (Flower's
+// evaluate_fn). It must be deterministic and do no I/O beyond reading data it holds.
+type CentralEvaluator func(round uint64, params []float64) (map[string]float64, error)
+
+// Options are the coordinator's collaborators.
+type Options struct {
+	// Central, when set, evaluates the initial model and every round's new model.
+	Central CentralEvaluator
+	// Initial parameters; nil initialises the model from Config.Seed.
+	Initial []float64
+}
+
+type phase int
+
+const (
+	phaseWaiting phase = iota
+	phaseKeySetup
+	phaseFit
+	phaseDecrypt
+	phaseEvaluate
+	phaseFinished
+)
+
+func (p phase) String() string {
+	return [...]string{"waiting", "key-setup", "fit", "decrypt", "evaluate", "finished"}[p]
+}
+
+type clientState struct {
+	id          string
+	eligible    bool
+	numExamples int64
+	online      bool
+	left        bool
+	lastSeen    time.Duration
+	strikes     int // missed committee duties; such clients are picked last
+	epsilon     float64
+}
+
+type taskState struct {
+	id      string
+	client  string
+	kind    pb.TaskKind
+	round   uint64
+	stage   pb.KeySetupStage
+	member  secagg.MemberID
+	session secagg.SessionID
+}
+
+type closedTask struct {
+	client   string
+	answered bool
+}
+
+type committee struct {
+	session  secagg.SessionID
+	members  []string // members[i] holds member id i+1
+	setup    *secagg.KeySetup
+	stage    pb.KeySetupStage
+	pkBlob   *pb.Blob
+	holders  map[secagg.MemberID]bool // members that confirmed their threshold share
+	ready    bool
+	formedAt uint64 // rounds completed when it became ready
+}
+
+type fitRound struct {
+	number       uint64
+	sampled      []string
+	pending      map[string]string // client → task id
+	updates      []strategy.ClientUpdate
+	agg          *secagg.Aggregator
+	contributors []string
+	failures     []strategy.Failure
+	trainLoss    float64
+	trainAcc     float64
+	trainN       float64
+	set          []secagg.MemberID
+	shares       map[secagg.MemberID]*secagg.DecryptionShare
+}
+
+type evalRound struct {
+	number   uint64
+	pending  map[string]string
+	results  []strategy.EvaluateResult
+	failures []strategy.Failure
+	central  map[string]float64
+}
+
+// Coordinator runs the rounds of a federation as a single-threaded state machine (the etcd
+// raft style): Step takes an Event and returns a Ready with the records to persist, the tasks
+// to send and revoke, and notices. It reads no clock (time arrives as Tick events), starts no
+// goroutine and does no I/O, so a deployment and the simulator drive the same code.
+type Coordinator struct {
+	cfg     Config
+	strat   strategy.Strategy
+	central CentralEvaluator
+	rng     *rand.Rand
+
+	sa       *secagg.Parameters
+	saProto  *pb.SecAggParams
+	modelPB  *pb.ModelSpec
+	dim      int
+	started  bool
+	now      time.Duration
+	deadline time.Duration
+	phase    phase
+	round    uint64 // rounds completed
+	global   []float64
+	seq      uint64
+
+	clients map[string]*clientState
+	tasks   map[string]*taskState
+	closed  map[string]closedTask
+	com     *committee
+	fit     *fitRound
+	eval    *evalRound
+}
+
+// New validates cfg (after filling defaults) and returns a coordinator at round 0.
+func New(cfg Config, opts Options) (*Coordinator, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("server config: %w", err)
+	}
+	strat, err := strategy.New(cfg.Strategy, cfg.SecAgg.Enabled)
+	if err != nil {
+		return nil, err
+	}
+	c := &Coordinator{
+		cfg: cfg, strat: strat, central: opts.Central,
+		rng:     rand.New(rand.NewPCG(cfg.Seed, 0x636f6f7264)),
+		clients: map[string]*clientState{}, tasks: map[string]*taskState{}, closed: map[string]closedTask{},
+	}
+	if opts.Initial != nil {
+		c.global = slices.Clone(opts.Initial)
+	} else {
+		m, err := model.New(cfg.Model, rand.New(rand.NewPCG(cfg.Seed, 0x696e6974)))
+		if err != nil {
+			return nil, fmt.Errorf("server: initial model: %w", err)
+		}
+		c.global = m.Params
+	}
+	m, err := model.New(cfg.Model, rand.New(rand.NewPCG(0, 0)))
+	if err != nil {
+		return nil, fmt.Errorf("server: model: %w", err)
+	}
+	c.dim = m.NumParams()
+	if len(c.global) != c.dim {
+		return nil, fmt.Errorf("server: initial parameters have %d values, model needs %d", len(c.global), c.dim)
+	}
+	c.modelPB = &pb.ModelSpec{SpecJson: cfg.Model.JSON(), NumParams: int64(c.dim)}
+	if cfg.SecAgg.Enabled {
+		p, err := cfg.secAggParams()
+		if err != nil {
+			return nil, fmt.Errorf("server: secure aggregation: %w", err)
+		}
+		c.sa = &p
+		lit := p.Literal()
+		cc := cfg.committeeConfig()
+		c.saProto = &pb.SecAggParams{
+			LogN: int32(lit.LogN), LogQ: int32(lit.LogQ), LogScale: int32(lit.LogScale), FloodingSigma: lit.FloodingSigma,
+			ClipBound: lit.ClipBound, MaxWeight: lit.MaxWeight, MaxContributors: int32(lit.MaxContributors),
+			CommitteeSize: int32(cc.Size), Threshold: int32(cc.Threshold), MinContributions: int32(cc.MinContributions),
+		}
+	}
+	return c, nil
+}
+
+// Config returns the configuration with defaults filled in.
+func (c *Coordinator) Config() Config { return c.cfg }
+
+// Round returns the number of completed rounds.
+func (c *Coordinator) Round() uint64 { return c.round }
+
+// Global returns a copy of the current global parameters.
+func (c *Coordinator) Global() []float64 { return slices.Clone(c.global) }
+
+// Finished reports whether all rounds are done.
+func (c *Coordinator) Finished() bool { return c.phase == phaseFinished }
+
+// Phase names the current phase (for logs and tests).
+func (c *Coordinator) Phase() string { return c.phase.String() }
+
+// Online returns the number of connected clients.
+func (c *Coordinator) Online() int { return c.available() }
+
+// Step applies one event and returns what to do. A refused event returns a *RejectError
+// together with a Ready that may still hold work (an invalid result counts as a failure).
+func (c *Coordinator) Step(ev Event) (Ready, error) {
+	var r Ready
+	err := c.step(ev, &r)
+	c.advance(&r)
+	if err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+func (c *Coordinator) step(ev Event, r *Ready) error {
+	switch e := ev.(type) {
+	case Join:
+		return c.join(e, r)
+	case Leave:
+		cs, err := c.client(e.ClientID)
+		if err != nil {
+			return err
+		}
+		cs.left, cs.online = true, false
+		c.failClientTasks(cs.id, "client left", r)
+	case Heartbeat:
+		cs, err := c.client(e.ClientID)
+		if err != nil {
+			return err
+		}
+		c.seen(cs)
+	case Tick:
+		if e.Elapsed < 0 {
+			return reject(RejectInvalid, "tick of negative duration %v", e.Elapsed)
+		}
+		c.now += e.Elapsed
+		c.checkLiveness(r)
+		c.checkDeadline(r)
+	case ResultIn:
+		return c.result(e, r)
+	default:
+		return reject(RejectInvalid, "unknown event %T", ev)
+	}
+	return nil
+}
+
+const maxClientIDLength = 256
+
+func (c *Coordinator) join(e Join, r *Ready) error {
+	if e.ClientID == "" || len(e.ClientID) > maxClientIDLength {
+		return reject(RejectInvalid, "client id of %d bytes: must be 1…%d", len(e.ClientID), maxClientIDLength)
+	}
+	if e.NumExamples < 0 {
+		return reject(RejectInvalid, "client %q reports %d examples", e.ClientID, e.NumExamples)
+	}
+	cs, ok := c.clients[e.ClientID]
+	if !ok || cs.eligible != e.CommitteeEligible || cs.numExamples != e.NumExamples {
+		r.Persist = append(r.Persist, ClientRecord{ClientID: e.ClientID, CommitteeEligible: e.CommitteeEligible, NumExamples: e.NumExamples})
+	}
+	if !ok {
+		cs = &clientState{id: e.ClientID}
+		c.clients[e.ClientID] = cs
+	}
+	cs.eligible, cs.numExamples, cs.left = e.CommitteeEligible, e.NumExamples, false
+	c.seen(cs)
+	return nil
+}
+
+func (c *Coordinator) client(id string) (*clientState, error) {
+	cs, ok := c.clients[id]
+	if !ok || cs.left {
+		return nil, reject(RejectUnknownClient, "client %q has not joined (call Join first)", id)
+	}
+	return cs, nil
+}
+
+func (c *Coordinator) seen(cs *clientState) {
+	cs.online = true
+	cs.lastSeen = c.now
+}
+
+func (c *Coordinator) available() int {
+	n := 0
+	for _, cs := range c.clients {
+		if cs.online && !cs.left {
+			n++
+		}
+	}
+	return n
+}
+
+// onlineClients returns the connected clients sorted by id.
+func (c *Coordinator) onlineClients() []*clientState {
+	var out []*clientState
+	for _, cs := range c.clients {
+		if cs.online && !cs.left {
+			out = append(out, cs)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+func (c *Coordinator) checkLiveness(r *Ready) {
+	for _, cs := range c.onlineClients() {
+		if c.now-cs.lastSeen > c.cfg.Deadlines.ClientTimeout {
+			cs.online = false
+			r.Notices = append(r.Notices, ClientOffline{ClientID: cs.id})
+			c.failClientTasks(cs.id, "client offline (no heartbeat)", r)
+		}
+	}
+}
+
+func (c *Coordinator) checkDeadline(r *Ready) {
+	if c.now < c.deadline {
+		return
+	}
+	switch c.phase {
+	case phaseFit:
+		c.finishFit(r)
+	case phaseEvaluate:
+		c.finishEvaluate(r)
+	case phaseDecrypt:
+		var missing []string
+		for _, id := range c.fit.set {
+			if _, ok := c.fit.shares[id]; !ok {
+				missing = append(missing, c.com.members[id-1])
+				c.clients[c.com.members[id-1]].strikes++
+			}
+		}
+		c.failRound(fmt.Sprintf("committee members %v sent no decryption share before the deadline", missing), r)
+	case phaseKeySetup:
+		c.keySetupDeadline(r)
+	}
+}
+
+// newTask registers a task and queues it for its client.
+func (c *Coordinator) newTask(r *Ready, ts *taskState, t *pb.Task) {
+	c.seq++
+	ts.id = fmt.Sprintf("%s-r%d-%d", kindName(ts.kind), ts.round, c.seq)
+	t.TaskId, t.Kind, t.Round = ts.id, ts.kind, ts.round
+	c.tasks[ts.id] = ts
+	r.Send = append(r.Send, Envelope{To: ts.client, Task: t})
+}
+
+func kindName(k pb.TaskKind) string {
+	switch k {
+	case pb.TaskKind_TASK_KIND_FIT:
+		return "fit"
+	case pb.TaskKind_TASK_KIND_EVALUATE:
+		return "eval"
+	case pb.TaskKind_TASK_KIND_KEY_SETUP:
+		return "key"
+	case pb.TaskKind_TASK_KIND_DECRYPT:
+		return "dec"
+	}
+	return "task"
+}
+
+// closeTask removes an outstanding task; unanswered ones are revoked from the client's queue.
+func (c *Coordinator) closeTask(id string, answered bool, r *Ready) *taskState {
+	ts, ok := c.tasks[id]
+	if !ok {
+		return nil
+	}
+	delete(c.tasks, id)
+	c.closed[id] = closedTask{client: ts.client, answered: answered}
+	if !answered {
+		r.Revoke = append(r.Revoke, Revocation{To: ts.client, TaskID: id})
+	}
+	return ts
+}
+
+// closeAll revokes every outstanding task (phase change).
+func (c *Coordinator) closeAll(r *Ready) {
+	ids := make([]string, 0, len(c.tasks))
+	for id := range c.tasks {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		c.closeTask(id, false, r)
+	}
+}
+
+// failClientTasks ends the client's outstanding tasks as failed (it left or went offline).
+func (c *Coordinator) failClientTasks(client, reason string, r *Ready) {
+	var ids []string
+	for id, ts := range c.tasks {
+		if ts.client == client {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		ts := c.tasks[id]
+		if ts == nil {
+			continue // a phase change while failing an earlier task closed it
+		}
+		c.closeTask(id, false, r)
+		c.taskFailed(ts, strategy.FailureTimeout, reason, r)
+	}
+}
+
+// taskFailed routes the failure of a task to its phase.
+func (c *Coordinator) taskFailed(ts *taskState, kind strategy.FailureKind, reason string, r *Ready) {
+	f := strategy.Failure{ClientID: ts.client, Kind: kind, Reason: reason}
+	switch ts.kind {
+	case pb.TaskKind_TASK_KIND_FIT:
+		if c.phase == phaseFit && c.fit != nil && c.fit.number == ts.round {
+			delete(c.fit.pending, ts.client)
+			c.fit.failures = append(c.fit.failures, f)
+			if len(c.fit.pending) == 0 {
+				c.finishFit(r)
+			}
+		}
+	case pb.TaskKind_TASK_KIND_EVALUATE:
+		if c.phase == phaseEvaluate && c.eval != nil && c.eval.number == ts.round {
+			delete(c.eval.pending, ts.client)
+			c.eval.failures = append(c.eval.failures, f)
+			if len(c.eval.pending) == 0 {
+				c.finishEvaluate(r)
+			}
+		}
+	case pb.TaskKind_TASK_KIND_DECRYPT:
+		if c.phase == phaseDecrypt && c.fit != nil && c.fit.number == ts.round {
+			c.clients[ts.client].strikes++
+			c.failRound(fmt.Sprintf("committee member %d (client %q) could not decrypt: %s", ts.member, ts.client, reason), r)
+		}
+	case pb.TaskKind_TASK_KIND_KEY_SETUP:
+		if c.phase == phaseKeySetup && c.com != nil && c.com.session == ts.session {
+			c.clients[ts.client].strikes++
+			c.keySetupMemberFailed(ts, reason, r)
+		}
+	}
+}
+
+// result handles a pushed result: it checks the task is outstanding, belongs to the sender
+// and matches the header, then hands it to its phase.
+func (c *Coordinator) result(e ResultIn, r *Ready) error {
+	cs, err := c.client(e.ClientID)
+	if err != nil {
+		return err
+	}
+	c.seen(cs)
+	res := e.Result
+	if res == nil || res.TaskId == "" {
+		return reject(RejectInvalid, "result from %q names no task", e.ClientID)
+	}
+	ts, ok := c.tasks[res.TaskId]
+	if !ok {
+		if cl, ok := c.closed[res.TaskId]; ok {
+			switch {
+			case cl.client != e.ClientID:
+				return reject(RejectWrongClient, "task %s was assigned to another client", res.TaskId)
+			case cl.answered:
+				return reject(RejectDuplicate, "task %s was already answered", res.TaskId)
+			}
+			return reject(RejectLate, "task %s expired: its deadline passed or its phase ended", res.TaskId)
+		}
+		return reject(RejectUnknownTask, "task %s was never issued (or belongs to a finished round)", res.TaskId)
+	}
+	if ts.client != e.ClientID {
+		return reject(RejectWrongClient, "task %s was assigned to another client", res.TaskId)
+	}
+	c.closeTask(ts.id, true, r)
+	fail := func(format string, a ...any) error {
+		rej := reject(RejectInvalid, "result of task %s from %q: "+format, append([]any{ts.id, e.ClientID}, a...)...)
+		c.taskFailed(ts, strategy.FailureRejected, rej.Msg, r)
+		return rej
+	}
+	if res.Kind != ts.kind || res.Round != ts.round {
+		return fail("header says %v round %d, the task is %v round %d", res.Kind, res.Round, ts.kind, ts.round)
+	}
+	if eps, ok := res.Metrics["epsilon"]; ok {
+		if math.IsNaN(eps) || math.IsInf(eps, 0) || eps < 0 {
+			return fail("epsilon metric %v is not a finite number ≥ 0", eps)
+		}
+		cs.epsilon = max(cs.epsilon, eps)
+		r.Persist = append(r.Persist, PrivacyRecord{ClientID: cs.id, Round: ts.round, Epsilon: eps, Delta: c.cfg.DP.Delta})
+		r.Notices = append(r.Notices, PrivacySpent{ClientID: cs.id, Epsilon: eps})
+	}
+	switch res.Status {
+	case pb.ResultStatus_RESULT_STATUS_OK:
+	case pb.ResultStatus_RESULT_STATUS_REFUSED_PRIVACY_BUDGET:
+		c.taskFailed(ts, strategy.FailureRefused, "privacy budget: "+res.Reason, r)
+		return nil
+	case pb.ResultStatus_RESULT_STATUS_FAILED:
+		c.taskFailed(ts, strategy.FailureError, res.Reason, r)
+		return nil
+	default:
+		return fail("status %v unknown", res.Status)
+	}
+	var msg string
+	switch ts.kind {
+	case pb.TaskKind_TASK_KIND_FIT:
+		msg = c.fitResult(ts, res, r)
+	case pb.TaskKind_TASK_KIND_EVALUATE:
+		msg = c.evalResult(ts, res, r)
+	case pb.TaskKind_TASK_KIND_KEY_SETUP:
+		msg = c.keySetupResult(ts, res, r)
+	case pb.TaskKind_TASK_KIND_DECRYPT:
+		msg = c.decryptResult(ts, res, r)
+	}
+	if msg != "" {
+		return fail("%s", msg)
+	}
+	return nil
+}
+
+// advance starts whatever the current state allows: the initial evaluation, a key setup, a
+// round, or the end.
+func (c *Coordinator) advance(r *Ready) {
+	if !c.started {
+		c.started = true
+		if c.central != nil {
+			m, err := c.central(0, c.global)
+			if err != nil {
+				m = map[string]float64{"error": 1}
+			}
+			r.Notices = append(r.Notices, EvaluationFinished{Round: 0, Central: m})
+		}
+	}
+	if c.phase != phaseWaiting {
+		return
+	}
+	if c.round >= uint64(c.cfg.Rounds) {
+		c.phase = phaseFinished
+		c.closeAll(r)
+		r.Notices = append(r.Notices, Finished{Rounds: c.round})
+		return
+	}
+	if c.available() < c.cfg.Sampling.MinAvailable {
+		return
+	}
+	if c.sa != nil && !c.committeeUsable() {
+		c.startKeySetup(r)
+		return
+	}
+	c.startFit(r)
+}
+
+// sample returns n of the online clients, drawn uniformly with the coordinator's generator.
+func (c *Coordinator) sample(n int) []string {
+	on := c.onlineClients()
+	ids := make([]string, len(on))
+	for i, cs := range on {
+		ids[i] = cs.id
+	}
+	c.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	ids = ids[:min(n, len(ids))]
+	slices.Sort(ids)
+	return ids
+}
+
+func (c *Coordinator) startFit(r *Ready) {
+	avail := c.available()
+	n := max(int(math.Ceil(c.cfg.Sampling.FractionFit*float64(avail))), c.cfg.Sampling.MinFit)
+	sampled := c.sample(n)
+	number := c.round + 1
+	f := &fitRound{number: number, sampled: sampled, pending: map[string]string{}}
+	fc := c.strat.ConfigureFit(number, c.global)
+	t, d := c.cfg.Training, c.cfg.DP
+	spec := &pb.FitSpec{
+		Model: c.modelPB, LocalEpochs: int32(t.Epochs), BatchSize: int32(t.BatchSize), Optimizer: t.Optimizer,
+		LearningRate: t.LR, Momentum: t.Momentum, ProximalMu: fc.ProximalMu,
+		Dp:             &pb.DPSpec{NoiseMultiplier: d.NoiseMultiplier, MaxGradNorm: d.MaxGradNorm, Delta: d.Delta},
+		UpdateClipNorm: d.UpdateClipNorm, WeightScale: t.WeightScale, MaxWeight: c.maxWeight(),
+		Config: fc.Config, Seed: c.rng.Uint64(),
+	}
+	blobs := []*pb.Blob{blob.New(blob.Params, blob.EncodeFloats(c.global))}
+	if c.sa != nil {
+		agg, err := secagg.NewAggregator(*c.sa, secagg.AggregatorConfig{Session: c.com.session, Round: number, Dim: c.dim, Committee: c.cfg.committeeConfig(), Workers: 2})
+		if err != nil {
+			c.fit = f
+			c.failRound(fmt.Sprintf("secure aggregation: %v", err), r)
+			return
+		}
+		f.agg = agg
+		spec.Secagg = &pb.SecAggSpec{Session: c.com.session[:], Params: c.saProto}
+		blobs = append(blobs, c.com.pkBlob)
+	}
+	c.fit = f
+	c.phase = phaseFit
+	c.deadline = c.now + c.cfg.Deadlines.Fit
+	for _, id := range sampled {
+		ts := &taskState{client: id, kind: pb.TaskKind_TASK_KIND_FIT, round: number}
+		c.newTask(r, ts, &pb.Task{Spec: &pb.Task_Fit{Fit: spec}, Blobs: blobs})
+		f.pending[id] = ts.id
+	}
+	r.Notices = append(r.Notices, RoundStarted{Round: number, Clients: slices.Clone(sampled)})
+}
+
+// maxWeight bounds the weight clients encrypt (0 without secure aggregation: unused).
+func (c *Coordinator) maxWeight() float64 {
+	if c.sa != nil {
+		return c.cfg.SecAgg.MaxWeight
+	}
+	return 0
+}
+
+// weight is the aggregation weight of a plaintext update of a client with n examples.
+func (c *Coordinator) weight(n int64) float64 {
+	return float64(n) / c.cfg.Training.WeightScale
+}
+
+// fitResult accepts a successful fit result; it returns a non-empty message when invalid.
+func (c *Coordinator) fitResult(ts *taskState, res *pb.Result, r *Ready) string {
+	f := c.fit
+	if c.phase != phaseFit || f == nil || f.number != ts.round {
+		return fmt.Sprintf("round %d is no longer collecting updates", ts.round)
+	}
+	if res.NumExamples < 1 {
+		return fmt.Sprintf("num_examples = %d: a fit result needs at least one example", res.NumExamples)
+	}
+	if f.agg != nil {
+		if b, _ := blob.Find(res.Blobs, blob.Update); b != nil {
+			return "plaintext update sent under secure aggregation; send only encrypted_update"
+		}
+		data, err := blob.Find(res.Blobs, blob.EncryptedUpdate)
+		if err != nil {
+			return err.Error()
+		}
+		var u secagg.EncryptedUpdate
+		if err := u.UnmarshalBinary(data); err != nil {
+			return err.Error()
+		}
+		if u.ClientID != ts.client {
+			return fmt.Sprintf("encrypted update names client %q", u.ClientID)
+		}
+		if err := f.agg.Add(&u); err != nil {
+			return err.Error()
+		}
+	} else {
+		data, err := blob.Find(res.Blobs, blob.Update)
+		if err != nil {
+			return err.Error()
+		}
+		delta, err := blob.DecodeFloats(data, c.dim)
+		if err != nil {
+			return "update: " + err.Error()
+		}
+		if clip := c.cfg.DP.UpdateClipNorm; clip > 0 {
+			var s float64
+			for _, v := range delta {
+				s += v * v
+			}
+			if n := math.Sqrt(s); n > clip*(1+1e-9) {
+				return fmt.Sprintf("update norm %.6g exceeds dp.update_clip_norm %g (clip before sending)", n, clip)
+			}
+		}
+		f.updates = append(f.updates, strategy.ClientUpdate{ClientID: ts.client, Delta: delta, Weight: c.weight(res.NumExamples), NumExamples: int(res.NumExamples), Metrics: res.Metrics})
+	}
+	delete(f.pending, ts.client)
+	f.contributors = append(f.contributors, ts.client)
+	if l, ok := res.Metrics["loss"]; ok && !math.IsNaN(l) && !math.IsInf(l, 0) {
+		w := float64(res.NumExamples)
+		f.trainLoss += w * l
+		f.trainAcc += w * res.Metrics["accuracy"]
+		f.trainN += w
+	}
+	if len(f.pending) == 0 {
+		c.finishFit(r)
+	}
+	return ""
+}
+
+// finishFit ends the fit phase: stragglers count as dropped; then decrypt or aggregate.
+func (c *Coordinator) finishFit(r *Ready) {
+	f := c.fit
+	for _, id := range slices.Sorted(mapsKeys(f.pending)) {
+		c.closeTask(f.pending[id], false, r)
+		f.failures = append(f.failures, strategy.Failure{ClientID: id, Kind: strategy.FailureTimeout, Reason: "no result before the fit deadline"})
+	}
+	clear(f.pending)
+	if n := len(f.contributors); n < c.cfg.Sampling.MinFit {
+		c.failRound(fmt.Sprintf("only %d of the sampled clients returned updates, sampling.min_fit is %d", n, c.cfg.Sampling.MinFit), r)
+		return
+	}
+	if f.agg != nil {
+		c.startDecrypt(r)
+		return
+	}
+	c.aggregate(strategy.FitResults{Updates: f.updates, Failures: f.failures}, r)
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// startDecrypt asks the first Threshold online holders of the committee for decryption shares.
+func (c *Coordinator) startDecrypt(r *Ready) {
+	f := c.fit
+	t := c.cfg.SecAgg.Threshold
+	var set []secagg.MemberID
+	for i, id := range c.com.members {
+		m := secagg.MemberID(i + 1)
+		if cs := c.clients[id]; cs.online && !cs.left && c.com.holders[m] && len(set) < t {
+			set = append(set, m)
+		}
+	}
+	if len(set) < t {
+		c.com = nil
+		c.failRound(fmt.Sprintf("only %d key-committee members are online, the threshold is %d; a new committee will be formed", len(set), t), r)
+		return
+	}
+	req, err := f.agg.DecryptionRequest(set)
+	if err != nil {
+		c.failRound(fmt.Sprintf("decryption request: %v", err), r)
+		return
+	}
+	data, err := req.MarshalBinary()
+	if err != nil {
+		c.failRound(fmt.Sprintf("decryption request: %v", err), r)
+		return
+	}
+	b := blob.New(blob.Request, data)
+	f.set = set
+	f.shares = map[secagg.MemberID]*secagg.DecryptionShare{}
+	c.phase = phaseDecrypt
+	c.deadline = c.now + c.cfg.Deadlines.Decrypt
+	for _, m := range set {
+		ts := &taskState{client: c.com.members[m-1], kind: pb.TaskKind_TASK_KIND_DECRYPT, round: f.number, member: m, session: c.com.session}
+		spec := &pb.DecryptSpec{Session: c.com.session[:], MemberId: uint32(m), Params: c.saProto}
+		c.newTask(r, ts, &pb.Task{Spec: &pb.Task_Decrypt{Decrypt: spec}, Blobs: []*pb.Blob{b}})
+	}
+}
+
+func (c *Coordinator) decryptResult(ts *taskState, res *pb.Result, r *Ready) string {
+	f := c.fit
+	if c.phase != phaseDecrypt || f == nil || f.number != ts.round {
+		return fmt.Sprintf("round %d is not decrypting", ts.round)
+	}
+	data, err := blob.Find(res.Blobs, blob.Share)
+	if err != nil {
+		return err.Error()
+	}
+	var sh secagg.DecryptionShare
+	if err := sh.UnmarshalBinary(data); err != nil {
+		return err.Error()
+	}
+	if sh.From != ts.member {
+		return fmt.Sprintf("decryption share claims member %d, the task was for member %d", sh.From, ts.member)
+	}
+	f.shares[ts.member] = &sh
+	if len(f.shares) < len(f.set) {
+		return ""
+	}
+	shares := make([]*secagg.DecryptionShare, 0, len(f.set))
+	for _, m := range f.set {
+		shares = append(shares, f.shares[m])
+	}
+	sum, err := f.agg.Combine(shares)
+	if err != nil {
+		c.failRound(fmt.Sprintf("combining decryption shares: %v", err), r)
+		return ""
+	}
+	c.aggregate(strategy.FitResults{Sum: &strategy.WeightedSum{Sum: sum.WeightedSum, TotalWeight: sum.TotalWeight, Count: sum.Count}, Failures: f.failures}, r)
+	return ""
+}
+
+// aggregate applies the strategy, evaluates centrally, checkpoints and moves on to evaluation.
+func (c *Coordinator) aggregate(res strategy.FitResults, r *Ready) {
+	f := c.fit
+	next, metrics, err := c.strat.AggregateFit(f.number, c.global, res)
+	if err == nil && len(next) != c.dim {
+		err = fmt.Errorf("strategy %s returned %d parameters, want %d", c.strat.Name(), len(next), c.dim)
+	}
+	if err == nil {
+		for i, v := range next {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				err = fmt.Errorf("strategy %s produced parameter %d = %v", c.strat.Name(), i, v)
+				break
+			}
+		}
+	}
+	if err != nil {
+		c.failRound(err.Error(), r)
+		return
+	}
+	if metrics == nil {
+		metrics = strategy.Metrics{}
+	}
+	if f.trainN > 0 {
+		metrics["train_loss"] = f.trainLoss / f.trainN
+		metrics["train_accuracy"] = f.trainAcc / f.trainN
+	}
+	metrics["contributors"] = float64(res.Count())
+	metrics["epsilon_max"] = c.maxEpsilon()
+	c.global = next
+	c.round = f.number
+	var central map[string]float64
+	if c.central != nil {
+		central, err = c.central(f.number, c.global)
+		if err != nil {
+			central = nil
+			metrics["central_eval_failed"] = 1
+		}
+		for k, v := range central {
+			metrics["central_"+k] = v
+		}
+	}
+	rec := RoundRecord{Round: f.number, Params: slices.Clone(c.global), Metrics: metrics, Contributors: slices.Clone(f.contributors)}
+	if st, ok := c.strat.(strategy.Stateful); ok {
+		if b, err := st.MarshalState(); err == nil {
+			rec.StrategyState = b
+		}
+	}
+	r.Persist = append(r.Persist, rec)
+	r.Notices = append(r.Notices, RoundFinished{Round: f.number, Contributors: res.Count(), Failures: slices.Clone(f.failures), Metrics: metrics})
+	c.fit = nil
+	c.startEvaluate(central, r)
+}
+
+func (c *Coordinator) maxEpsilon() float64 {
+	var m float64
+	for _, cs := range c.clients {
+		m = max(m, cs.epsilon)
+	}
+	return m
+}
+
+// failRound ends the current round without a model update; it still counts as a round.
+func (c *Coordinator) failRound(reason string, r *Ready) {
+	f := c.fit
+	c.closeAll(r)
+	c.round = f.number
+	r.Persist = append(r.Persist, RoundRecord{Round: f.number, Params: slices.Clone(c.global), Failed: true, Reason: reason, Contributors: slices.Clone(f.contributors)})
+	r.Notices = append(r.Notices, RoundFinished{Round: f.number, Contributors: 0, Failures: slices.Clone(f.failures), Failed: true, Reason: reason})
+	c.fit = nil
+	c.phase = phaseWaiting
+}
+
+func (c *Coordinator) startEvaluate(central map[string]float64, r *Ready) {
+	s := c.cfg.Sampling
+	e := &evalRound{number: c.round, pending: map[string]string{}, central: central}
+	c.eval = e
+	n := 0
+	if s.FractionEvaluate > 0 || s.MinEvaluate > 0 {
+		n = max(int(math.Ceil(s.FractionEvaluate*float64(c.available()))), s.MinEvaluate)
+	}
+	if n == 0 || c.available() == 0 {
+		c.finishEvaluate(r)
+		return
+	}
+	spec := &pb.EvaluateSpec{Model: c.modelPB, BatchSize: 256, Config: c.strat.ConfigureEvaluate(e.number, c.global)}
+	blobs := []*pb.Blob{blob.New(blob.Params, blob.EncodeFloats(c.global))}
+	c.phase = phaseEvaluate
+	c.deadline = c.now + c.cfg.Deadlines.Evaluate
+	for _, id := range c.sample(n) {
+		ts := &taskState{client: id, kind: pb.TaskKind_TASK_KIND_EVALUATE, round: e.number}
+		c.newTask(r, ts, &pb.Task{Spec: &pb.Task_Evaluate{Evaluate: spec}, Blobs: blobs})
+		e.pending[id] = ts.id
+	}
+}
+
+func (c *Coordinator) evalResult(ts *taskState, res *pb.Result, r *Ready) string {
+	e := c.eval
+	if c.phase != phaseEvaluate || e == nil || e.number != ts.round {
+		return fmt.Sprintf("round %d is not evaluating", ts.round)
+	}
+	loss, ok := res.Metrics["loss"]
+	if !ok || math.IsNaN(loss) || math.IsInf(loss, 0) || res.NumExamples < 1 {
+		return "an evaluation needs a finite loss metric and num_examples ≥ 1"
+	}
+	delete(e.pending, ts.client)
+	e.results = append(e.results, strategy.EvaluateResult{ClientID: ts.client, NumExamples: int(res.NumExamples), Loss: loss, Metrics: res.Metrics})
+	if len(e.pending) == 0 {
+		c.finishEvaluate(r)
+	}
+	return ""
+}
+
+func (c *Coordinator) finishEvaluate(r *Ready) {
+	e := c.eval
+	for _, id := range slices.Sorted(mapsKeys(e.pending)) {
+		c.closeTask(e.pending[id], false, r)
+		e.failures = append(e.failures, strategy.Failure{ClientID: id, Kind: strategy.FailureTimeout, Reason: "no result before the evaluate deadline"})
+	}
+	n := EvaluationFinished{Round: e.number, Central: e.central, Evaluations: len(e.results)}
+	if len(e.results) > 0 {
+		if m, err := c.strat.AggregateEvaluate(e.number, e.results, e.failures); err == nil {
+			n.Federated = m
+		}
+	}
+	if n.Central != nil || n.Federated != nil {
+		r.Notices = append(r.Notices, n)
+	}
+	c.eval = nil
+	c.phase = phaseWaiting
+}

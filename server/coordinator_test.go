@@ -1,0 +1,285 @@
+package server_test
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/confide-fl/confide/proto/blob"
+	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/server"
+	"github.com/confide-fl/confide/server/strategy"
+)
+
+// wantShift checks that every parameter moved by shift from the initial model.
+func wantShift(t *testing.T, initial, got []float64, shift, tol float64) {
+	t.Helper()
+	for i := range got {
+		if d := got[i] - initial[i]; math.Abs(d-shift) > tol {
+			t.Fatalf("parameter %d moved by %.6g, want %.6g (±%g)", i, d, shift, tol)
+		}
+	}
+}
+
+func weightedShift(trs map[string]*fakeTrainer, ids ...string) float64 {
+	var s, w float64
+	for _, id := range ids {
+		tr := trs[id]
+		s += float64(tr.N) * tr.Shift
+		w += float64(tr.N)
+	}
+	return s / w
+}
+
+func TestPlainFedAvgRoundsAreWeightedMeans(t *testing.T) {
+	trs := trainersFor("a", "b", "c", "d")
+	n := newNetwork(t, baseConfig(3, 4), server.Options{}, trs)
+	initial := n.c.Global()
+	n.run()
+	if !n.c.Finished() {
+		t.Fatalf("not finished: phase %s, round %d", n.c.Phase(), n.c.Round())
+	}
+	rounds := recordsOf[server.RoundRecord](n)
+	if len(rounds) != 3 {
+		t.Fatalf("%d round records, want 3", len(rounds))
+	}
+	step := weightedShift(trs, "a", "b", "c", "d")
+	for i, rec := range rounds {
+		if rec.Failed {
+			t.Fatalf("round %d failed: %s", rec.Round, rec.Reason)
+		}
+		wantShift(t, initial, rec.Params, float64(i+1)*step, 1e-12)
+	}
+	if got := len(noticesOf[server.Finished](n)); got != 1 {
+		t.Fatalf("%d Finished notices", got)
+	}
+	if eps := recordsOf[server.PrivacyRecord](n); len(eps) != 12 {
+		t.Fatalf("%d privacy records, want one per fit result (12)", len(eps))
+	}
+}
+
+func TestSamplingFractionAndMinimums(t *testing.T) {
+	for _, tc := range []struct {
+		name                      string
+		clients                   int
+		fraction                  float64
+		minFit, minAvail, sampled int
+	}{
+		{"fraction-0.3-of-10", 10, 0.3, 2, 0, 3},
+		{"min-fit-wins", 10, 0.1, 4, 0, 4},
+		{"all", 5, 1, 2, 0, 5},
+		{"too-few-available", 3, 1, 2, 4, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ids := make([]string, tc.clients)
+			for i := range ids {
+				ids[i] = string(rune('a' + i))
+			}
+			cfg := baseConfig(1, tc.minFit)
+			cfg.Sampling.FractionFit = tc.fraction
+			cfg.Sampling.MinAvailable = tc.minAvail
+			n := newNetwork(t, cfg, server.Options{}, trainersFor(ids...))
+			started := noticesOf[server.RoundStarted](n)
+			if tc.sampled == 0 {
+				if len(started) != 0 {
+					t.Fatalf("round started with %d of min_available %d clients", tc.clients, tc.minAvail)
+				}
+				return
+			}
+			if len(started) != 1 || len(started[0].Clients) != tc.sampled {
+				t.Fatalf("started %+v, want one round of %d clients", started, tc.sampled)
+			}
+		})
+	}
+}
+
+func TestSamplingIsDeterministicForASeed(t *testing.T) {
+	pick := func() []string {
+		cfg := baseConfig(1, 2)
+		cfg.Sampling.FractionFit = 0.3
+		n := newNetwork(t, cfg, server.Options{}, trainersFor("a", "b", "c", "d", "e", "f", "g", "h"))
+		return noticesOf[server.RoundStarted](n)[0].Clients
+	}
+	a, b := pick(), pick()
+	if strings.Join(a, ",") != strings.Join(b, ",") {
+		t.Fatalf("same seed sampled %v then %v", a, b)
+	}
+}
+
+func TestFitDeadlineDropsStragglerAndRefusesItsLateResult(t *testing.T) {
+	trs := trainersFor("a", "b", "c", "d")
+	n := newNetwork(t, baseConfig(1, 3), server.Options{}, trs)
+	initial := n.c.Global()
+	n.down["d"] = true
+	late := n.queue["d"][0]
+	n.run()
+	if n.c.Round() != 0 {
+		t.Fatal("round finished before the deadline while a client was still training")
+	}
+	n.tick(30 * time.Second)
+	n.tick(31 * time.Second) // past the 1m fit deadline
+	rounds := recordsOf[server.RoundRecord](n)
+	if len(rounds) != 1 || rounds[0].Failed {
+		t.Fatalf("round records %+v, want one successful round", rounds)
+	}
+	wantShift(t, initial, rounds[0].Params, weightedShift(trs, "a", "b", "c"), 1e-12)
+	fin := noticesOf[server.RoundFinished](n)
+	if len(fin[0].Failures) != 1 || fin[0].Failures[0].ClientID != "d" || fin[0].Failures[0].Kind != strategy.FailureTimeout {
+		t.Fatalf("failures %+v, want d timed out", fin[0].Failures)
+	}
+	if len(n.queue["d"]) != 0 {
+		t.Fatal("the straggler's task was not revoked")
+	}
+	res, _ := n.parties["d"].Handle(t.Context(), late)
+	err := n.step(server.ResultIn{ClientID: "d", Result: res})
+	var rej *server.RejectError
+	if !errors.As(err, &rej) || rej.Code != server.RejectLate {
+		t.Fatalf("late result: err = %v, want RejectLate", err)
+	}
+}
+
+func TestRoundFailsBelowMinFitAndKeepsTheModel(t *testing.T) {
+	trs := trainersFor("a", "b", "c", "d")
+	trs["c"].Refuse = true
+	trs["d"].Fail = true
+	n := newNetwork(t, baseConfig(1, 3), server.Options{}, trs)
+	initial := n.c.Global()
+	n.run()
+	rounds := recordsOf[server.RoundRecord](n)
+	if len(rounds) != 1 || !rounds[0].Failed || !strings.Contains(rounds[0].Reason, "min_fit is 3") {
+		t.Fatalf("round records %+v, want a failed round naming min_fit", rounds)
+	}
+	wantShift(t, initial, n.c.Global(), 0, 0)
+	kinds := map[string]strategy.FailureKind{}
+	for _, f := range noticesOf[server.RoundFinished](n)[0].Failures {
+		kinds[f.ClientID] = f.Kind
+	}
+	if kinds["c"] != strategy.FailureRefused || kinds["d"] != strategy.FailureError {
+		t.Fatalf("failure kinds %v, want c refused and d error", kinds)
+	}
+}
+
+func TestResultsAreValidated(t *testing.T) {
+	type tamper func(n *network, res *pb.Result) (client string)
+	setUpdate := func(v []float64) tamper {
+		return func(n *network, res *pb.Result) string {
+			res.Blobs = []*pb.Blob{blob.New(blob.Update, blob.EncodeFloats(v))}
+			return "a"
+		}
+	}
+	nan := make([]float64, 8)
+	nan[3] = math.NaN()
+	huge := make([]float64, 8)
+	huge[0] = 100
+	for _, tc := range []struct {
+		name  string
+		clip  float64
+		tweak tamper
+		code  server.RejectCode
+		msg   string
+	}{
+		{"unknown-client", 0, func(*network, *pb.Result) string { return "mallory" }, server.RejectUnknownClient, "has not joined"},
+		{"wrong-client", 0, func(*network, *pb.Result) string { return "b" }, server.RejectWrongClient, "another client"},
+		{"unknown-task", 0, func(_ *network, r *pb.Result) string { r.TaskId = "fit-r9-99"; return "a" }, server.RejectUnknownTask, "never issued"},
+		{"wrong-round", 0, func(_ *network, r *pb.Result) string { r.Round = 5; return "a" }, server.RejectInvalid, "round 5"},
+		{"short-update", 0, setUpdate([]float64{1, 2}), server.RejectInvalid, "has 2 values, want 8"},
+		{"non-finite", 0, setUpdate(nan), server.RejectInvalid, "value 3 is NaN"},
+		{"over-clip", 1, setUpdate(huge), server.RejectInvalid, "exceeds dp.update_clip_norm"},
+		{"corrupted", 0, func(_ *network, r *pb.Result) string { r.Blobs[0].Data = append([]byte{}, r.Blobs[0].Data...); r.Blobs[0].Data[0] ^= 1; return "a" }, server.RejectInvalid, "SHA-256"},
+		{"missing-blob", 0, func(_ *network, r *pb.Result) string { r.Blobs = nil; return "a" }, server.RejectInvalid, `blob "update" missing`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig(1, 2)
+			cfg.DP.UpdateClipNorm = tc.clip
+			n := newNetwork(t, cfg, server.Options{}, trainersFor("a", "b", "c"))
+			task := n.queue["a"][0]
+			res, err := n.parties["a"].Handle(t.Context(), task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			from := tc.tweak(n, res)
+			err = n.step(server.ResultIn{ClientID: from, Result: res})
+			var rej *server.RejectError
+			if !errors.As(err, &rej) || rej.Code != tc.code || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("err = %v, want code %v mentioning %q", err, tc.code, tc.msg)
+			}
+		})
+	}
+}
+
+func TestDuplicateResultIsRefused(t *testing.T) {
+	n := newNetwork(t, baseConfig(2, 2), server.Options{}, trainersFor("a", "b", "c"))
+	task := n.queue["a"][0]
+	res, _ := n.parties["a"].Handle(t.Context(), task)
+	n.mustStep(server.ResultIn{ClientID: "a", Result: res})
+	err := n.step(server.ResultIn{ClientID: "a", Result: res})
+	var rej *server.RejectError
+	if !errors.As(err, &rej) || rej.Code != server.RejectDuplicate {
+		t.Fatalf("replayed result: err = %v, want RejectDuplicate", err)
+	}
+}
+
+func TestLeavingClientFailsItsTaskAtOnce(t *testing.T) {
+	n := newNetwork(t, baseConfig(1, 2), server.Options{}, trainersFor("a", "b", "c"))
+	n.down["c"] = true
+	n.run()
+	n.mustStep(server.Leave{ClientID: "c"})
+	if rounds := recordsOf[server.RoundRecord](n); len(rounds) != 1 || rounds[0].Failed {
+		t.Fatalf("round records %+v, want the round finished without c", rounds)
+	}
+	if err := n.step(server.Heartbeat{ClientID: "c"}); err == nil {
+		t.Fatal("heartbeat of a client that left was accepted")
+	}
+}
+
+func TestSilentClientGoesOffline(t *testing.T) {
+	n := newNetwork(t, baseConfig(1, 2), server.Options{}, trainersFor("a", "b", "c"))
+	n.down["c"] = true
+	n.tick(15 * time.Second)
+	n.tick(15 * time.Second)
+	off := noticesOf[server.ClientOffline](n)
+	if len(off) != 1 || off[0].ClientID != "c" {
+		t.Fatalf("offline notices %+v, want c", off)
+	}
+	if n.c.Online() != 2 {
+		t.Fatalf("online = %d, want 2", n.c.Online())
+	}
+}
+
+func TestCentralAndFederatedEvaluation(t *testing.T) {
+	cfg := baseConfig(2, 2)
+	cfg.Sampling.FractionEvaluate = 1
+	calls := 0
+	central := func(round uint64, params []float64) (map[string]float64, error) {
+		calls++
+		return map[string]float64{"accuracy": 0.5 + 0.1*float64(round)}, nil
+	}
+	n := newNetwork(t, cfg, server.Options{Central: central}, trainersFor("a", "b", "c"))
+	n.run()
+	evals := noticesOf[server.EvaluationFinished](n)
+	if len(evals) != 3 || calls != 3 {
+		t.Fatalf("%d evaluation notices and %d central calls, want 3 each (rounds 0, 1, 2)", len(evals), calls)
+	}
+	for i, e := range evals {
+		if e.Round != uint64(i) {
+			t.Fatalf("evaluation %d is of round %d", i, e.Round)
+		}
+		if i > 0 && (e.Federated["accuracy"] != 0.9 || e.Evaluations != 3) {
+			t.Fatalf("round %d federated evaluation %+v", i, e)
+		}
+	}
+	if got := recordsOf[server.RoundRecord](n)[1].Metrics["central_accuracy"]; math.Abs(got-0.7) > 1e-12 {
+		t.Fatalf("round 2 central_accuracy = %v", got)
+	}
+}
+
+func TestConfigRefusesRobustStrategyWithSecureAggregation(t *testing.T) {
+	cfg := secAggConfig(1, 4, 4, 3)
+	cfg.Strategy.Name = strategy.NameKrum
+	_, err := server.New(cfg, server.Options{})
+	if err == nil || !strings.Contains(err.Error(), "secure aggregation lets the server see only their sum") {
+		t.Fatalf("err = %v", err)
+	}
+}

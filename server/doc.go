@@ -1,0 +1,50 @@
+// Package server is Confide's aggregation server: the round coordinator, its configuration,
+// and (in the files of service.go) the gRPC service and runtime that drive it. Strategies
+// live in server/strategy.
+//
+// # The coordinator
+//
+// Coordinator is a plain single-threaded state machine in the etcd raft style. Step takes
+// one Event and returns a Ready:
+//
+//	events in:  Join, Leave, Heartbeat, ResultIn (a client's pushed result), Tick (time passed)
+//	Ready out:  Persist  records to make durable first (ClientRecord, KeySetupRecord,
+//	                     CommitteeRecord, RoundRecord with the new global model, PrivacyRecord)
+//	            Send     tasks for clients (fit, evaluate, key setup, decrypt)
+//	            Revoke   queued tasks whose phase ended
+//	            Notices  progress for metrics and logs (RoundStarted, RoundFinished, …)
+//
+// It reads no clock, starts no goroutine and touches no network or disk: time is the sum of
+// the Tick events it has seen, randomness comes from Config.Seed. A refused event (unknown
+// client or task, duplicate, late, malformed) returns a *RejectError naming the problem.
+//
+// A round: wait for Sampling.MinAvailable clients; under secure aggregation make sure a key
+// committee is ready (else run a key setup: announce → roster/deal → deliver shares, each
+// stage with a deadline; up to K−t members may miss dealing and receiving, a member missing
+// the announcement restarts the setup without it); sample clients (FractionFit, at least
+// MinFit); send each a fit task (global parameters, training and DP settings, strategy
+// config, the collective public key); collect results until all answered or the fit deadline
+// (stragglers count as dropped); with fewer than MinFit contributions the round fails and the
+// model stays. Under secure aggregation the server only adds ciphertexts
+// (secagg.Aggregator), asks the first t online committee members for decryption shares and
+// obtains Σ w_i Δ_i and Σ w_i; otherwise it holds the plaintext updates. The strategy turns
+// either into the next global model; then central evaluation (Options.Central), a
+// RoundRecord checkpoint, and federated evaluation if configured. A round that fails still
+// counts towards Config.Rounds.
+//
+// # The transport seam
+//
+// Anything that can deliver tasks and results drives the coordinator: the gRPC service of
+// this package, or the simulator's in-memory network. A driver must
+//
+//  1. turn what it sees into events: Join on registration, Heartbeat on any call, ResultIn
+//     with the blobs' data filled in, and Tick at a regular interval (in virtual time for
+//     a simulation);
+//  2. for every Ready, write Persist durably before delivering Send and Revoke, and keep
+//     a per-client queue of tasks that the client pulls;
+//  3. step the coordinator from one goroutine at a time.
+//
+// On the client side the same role is played by client.Party.Handle (task in, result out).
+// The coordinator tests in this package are such a driver, with clients that drop out,
+// straggle, replay and tamper.
+package server

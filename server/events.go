@@ -1,0 +1,232 @@
+package server
+
+import (
+	"fmt"
+	"time"
+
+	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/server/strategy"
+)
+
+// Event is an input of the coordinator: a client joined, left or spoke, a result arrived, or
+// time passed. The transport (gRPC service or simulator) turns what it sees into events.
+type Event interface{ isEvent() }
+
+// Join: a client registered or reconnected.
+type Join struct {
+	ClientID          string
+	CommitteeEligible bool
+	NumExamples       int64
+}
+
+// Leave: a client said it is going away.
+type Leave struct{ ClientID string }
+
+// Heartbeat: a client is alive (any call from a client is as good as a heartbeat).
+type Heartbeat struct{ ClientID string }
+
+// Tick: Elapsed time passed. It is the coordinator's only clock: deadlines and client
+// timeouts are measured in the sum of the ticks it has seen.
+type Tick struct{ Elapsed time.Duration }
+
+// ResultIn: a client pushed the result of a task. The result's blobs carry their data.
+type ResultIn struct {
+	ClientID string
+	Result   *pb.Result
+}
+
+func (Join) isEvent()      {}
+func (Leave) isEvent()     {}
+func (Heartbeat) isEvent() {}
+func (Tick) isEvent()      {}
+func (ResultIn) isEvent()  {}
+
+// Envelope is a task for a client.
+type Envelope struct {
+	To   string
+	Task *pb.Task
+}
+
+// Revocation withdraws a task the client has not started: its phase ended. A result for it
+// would be refused as late.
+type Revocation struct {
+	To     string
+	TaskID string
+}
+
+// Ready is what one Step asks the caller to do, in this order: write Persist durably, then
+// deliver Send and Revoke, then act on Notices (metrics, logs). Nothing in it is shared
+// with the coordinator's state except blob data, which is read-only.
+type Ready struct {
+	Persist []Record
+	Send    []Envelope
+	Revoke  []Revocation
+	Notices []Notice
+}
+
+func (r *Ready) empty() bool {
+	return len(r.Persist) == 0 && len(r.Send) == 0 && len(r.Revoke) == 0 && len(r.Notices) == 0
+}
+
+// Record is a state change the coordinator needs persisted before its messages go out (the
+// durable store replays them after a restart).
+type Record interface{ isRecord() }
+
+// ClientRecord: a client registered.
+type ClientRecord struct {
+	ClientID          string
+	CommitteeEligible bool
+	NumExamples       int64
+}
+
+// KeySetupRecord: an accepted key-setup message (announcement or dealing, marshalled);
+// replaying them into secagg.KeySetup restores the setup.
+type KeySetupRecord struct {
+	Session [16]byte
+	Stage   pb.KeySetupStage
+	Member  uint16
+	Client  string
+	Message []byte
+}
+
+// CommitteeRecord: a key committee finished its setup.
+type CommitteeRecord struct {
+	Session   [16]byte
+	Members   []string // Members[i] is the client holding member id i+1
+	PublicKey []byte
+}
+
+// RoundRecord: a round finished; Params is the new global model (a checkpoint).
+type RoundRecord struct {
+	Round         uint64
+	Params        []float64
+	StrategyState []byte
+	Metrics       map[string]float64
+	Contributors  []string
+	Failed        bool
+	Reason        string
+}
+
+// PrivacyRecord: a client reported the privacy it has spent in total (its ledger's ε at δ).
+type PrivacyRecord struct {
+	ClientID string
+	Round    uint64
+	Epsilon  float64
+	Delta    float64
+}
+
+func (ClientRecord) isRecord()    {}
+func (KeySetupRecord) isRecord()  {}
+func (CommitteeRecord) isRecord() {}
+func (RoundRecord) isRecord()     {}
+func (PrivacyRecord) isRecord()   {}
+
+// Notice reports progress for metrics and logs.
+type Notice interface{ isNotice() }
+
+// RoundStarted: a round's fit phase began with these clients.
+type RoundStarted struct {
+	Round   uint64
+	Clients []string
+}
+
+// RoundFinished: a round's model update is done (Failed when it could not update).
+type RoundFinished struct {
+	Round        uint64
+	Contributors int
+	Failures     []strategy.Failure
+	Metrics      map[string]float64
+	Failed       bool
+	Reason       string
+}
+
+// EvaluationFinished: a round's evaluation (centralised and/or federated) is done.
+type EvaluationFinished struct {
+	Round       uint64
+	Central     map[string]float64
+	Federated   map[string]float64
+	Evaluations int
+}
+
+// CommitteeReady: a key committee holds its collective key.
+type CommitteeReady struct {
+	Session string
+	Members []string
+}
+
+// KeySetupFailed: a key setup was abandoned; a new one starts with other members.
+type KeySetupFailed struct {
+	Session string
+	Reason  string
+	Missing []string
+}
+
+// PrivacySpent: a client's reported total ε.
+type PrivacySpent struct {
+	ClientID string
+	Epsilon  float64
+}
+
+// ClientOffline: a client was not heard from within the client timeout.
+type ClientOffline struct{ ClientID string }
+
+// Finished: all rounds are done.
+type Finished struct{ Rounds uint64 }
+
+func (RoundStarted) isNotice()       {}
+func (RoundFinished) isNotice()      {}
+func (EvaluationFinished) isNotice() {}
+func (CommitteeReady) isNotice()     {}
+func (KeySetupFailed) isNotice()     {}
+func (PrivacySpent) isNotice()       {}
+func (ClientOffline) isNotice()      {}
+func (Finished) isNotice()           {}
+
+// RejectCode classifies why the coordinator refused an event.
+type RejectCode int
+
+const (
+	// RejectUnknownClient: the client never joined (or left).
+	RejectUnknownClient RejectCode = iota + 1
+	// RejectUnknownTask: no such task was ever issued.
+	RejectUnknownTask
+	// RejectDuplicate: the task was already answered.
+	RejectDuplicate
+	// RejectLate: the task's phase ended (deadline passed or round over).
+	RejectLate
+	// RejectWrongClient: the task belongs to another client.
+	RejectWrongClient
+	// RejectInvalid: the result is malformed or out of bounds.
+	RejectInvalid
+)
+
+func (c RejectCode) String() string {
+	switch c {
+	case RejectUnknownClient:
+		return "unknown client"
+	case RejectUnknownTask:
+		return "unknown task"
+	case RejectDuplicate:
+		return "duplicate"
+	case RejectLate:
+		return "late"
+	case RejectWrongClient:
+		return "wrong client"
+	case RejectInvalid:
+		return "invalid"
+	}
+	return fmt.Sprintf("RejectCode(%d)", int(c))
+}
+
+// RejectError is the error Step returns for an event it refuses; the coordinator's state is
+// unchanged except that an invalid result counts as the client's failure for its task.
+type RejectError struct {
+	Code RejectCode
+	Msg  string
+}
+
+func (e *RejectError) Error() string { return "server: " + e.Code.String() + ": " + e.Msg }
+
+func reject(code RejectCode, format string, a ...any) *RejectError {
+	return &RejectError{Code: code, Msg: fmt.Sprintf(format, a...)}
+}
