@@ -187,7 +187,11 @@ func TestResultsAreValidated(t *testing.T) {
 		{"short-update", 0, setUpdate([]float64{1, 2}), server.RejectInvalid, "has 2 values, want 8"},
 		{"non-finite", 0, setUpdate(nan), server.RejectInvalid, "value 3 is NaN"},
 		{"over-clip", 1, setUpdate(huge), server.RejectInvalid, "exceeds dp.update_clip_norm"},
-		{"corrupted", 0, func(_ *network, r *pb.Result) string { r.Blobs[0].Data = append([]byte{}, r.Blobs[0].Data...); r.Blobs[0].Data[0] ^= 1; return "a" }, server.RejectInvalid, "SHA-256"},
+		{"corrupted", 0, func(_ *network, r *pb.Result) string {
+			r.Blobs[0].Data = append([]byte{}, r.Blobs[0].Data...)
+			r.Blobs[0].Data[0] ^= 1
+			return "a"
+		}, server.RejectInvalid, "SHA-256"},
 		{"missing-blob", 0, func(_ *network, r *pb.Result) string { r.Blobs = nil; return "a" }, server.RejectInvalid, `blob "update" missing`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
