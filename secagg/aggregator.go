@@ -32,6 +32,7 @@ type Aggregator struct {
 	sum     []*rlwe.Ciphertext
 	clients map[string]struct{}
 	request *DecryptionRequest
+	broken  error // set if an add failed half-way; the aggregate is then unusable
 }
 
 // NewAggregator starts an empty aggregate.
@@ -100,6 +101,9 @@ func (a *Aggregator) Add(u *EncryptedUpdate) error {
 	if u == nil {
 		return fmt.Errorf("secagg: nil update")
 	}
+	if a.broken != nil {
+		return a.broken
+	}
 	if a.request != nil {
 		return fmt.Errorf("secagg: update of client %q for round %d: %w", u.ClientID, a.cfg.Round, ErrFrozen)
 	}
@@ -142,8 +146,8 @@ func (a *Aggregator) Add(u *EncryptedUpdate) error {
 	})
 	if err := firstError(errs); err != nil {
 		// Unreachable for validated input; the sums may be partly updated, so refuse more.
-		a.request = &DecryptionRequest{}
-		return fmt.Errorf("secagg: adding the update of client %q: %w (aggregate discarded)", u.ClientID, err)
+		a.broken = fmt.Errorf("secagg: round %d: adding the update of client %q failed half-way (%w); the aggregate is discarded", a.cfg.Round, u.ClientID, err)
+		return a.broken
 	}
 	a.clients[u.ClientID] = struct{}{}
 	return nil
@@ -155,8 +159,8 @@ func (a *Aggregator) Add(u *EncryptedUpdate) error {
 // first set refuse the second (ErrAlreadyDecrypted), so choose members known to be online.
 func (a *Aggregator) DecryptionRequest(members []MemberID) (*DecryptionRequest, error) {
 	c := a.cfg.Committee
-	if a.request != nil && a.request.c1 == nil {
-		return nil, fmt.Errorf("secagg: aggregate of round %d was discarded after an internal error", a.cfg.Round)
+	if a.broken != nil {
+		return nil, a.broken
 	}
 	if a.Count() < c.MinContributions {
 		return nil, fmt.Errorf("secagg: round %d holds %d updates, the committee decrypts only %d or more: %w", a.cfg.Round, a.Count(), c.MinContributions, ErrTooFewContributions)
@@ -209,7 +213,7 @@ func (r *AggregateResult) Mean() ([]float64, error) {
 // wrong and the result is refused with ErrInconsistentDecryption.
 func (a *Aggregator) Combine(shares []*DecryptionShare) (*AggregateResult, error) {
 	req := a.request
-	if req == nil || req.c1 == nil {
+	if req == nil {
 		return nil, fmt.Errorf("secagg: no pending decryption request for round %d (call DecryptionRequest first)", a.cfg.Round)
 	}
 	if len(shares) != len(req.Members) {
