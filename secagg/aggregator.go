@@ -80,7 +80,7 @@ func (a *Aggregator) checkCiphertext(ct *rlwe.Ciphertext) error {
 		return fmt.Errorf("missing")
 	case len(ct.Value) != 2:
 		return fmt.Errorf("degree %d, want 1", len(ct.Value)-1)
-	case ct.Value[0].Level() != 0 || ct.Value[1].Level() != 0:
+	case !singleLevel(ct.Value[0]) || !singleLevel(ct.Value[1]):
 		return fmt.Errorf("level %d, want 0", ct.Level())
 	case ct.Value[0].N() != n || ct.Value[1].N() != n:
 		return fmt.Errorf("ring degree %d, want %d", ct.Value[0].N(), n)
@@ -242,10 +242,8 @@ func (a *Aggregator) Combine(shares []*DecryptionShare) (*AggregateResult, error
 		if s.q != a.params.Modulus() {
 			return nil, fmt.Errorf("secagg: share from member %d is for modulus %d, want %d", s.From, s.q, a.params.Modulus())
 		}
-		for _, p := range s.shares {
-			if len(p.Coeffs) != 1 || p.N() != a.params.N() {
-				return nil, fmt.Errorf("secagg: share from member %d holds a polynomial of the wrong shape", s.From)
-			}
+		if !allSingleLevel(s.shares, a.params.N()) {
+			return nil, fmt.Errorf("secagg: share from member %d holds a polynomial of the wrong shape", s.From)
 		}
 		byMember[s.From] = s
 	}

@@ -284,8 +284,8 @@ func (m *Member) DecryptionShare(req *DecryptionRequest) (*DecryptionShare, erro
 	if req.Session != m.cfg.Session {
 		return nil, fmt.Errorf("secagg: member %d: request of session %s: %w", m.cfg.ID, req.Session, ErrWrongSession)
 	}
-	if len(req.c1) == 0 {
-		return nil, fmt.Errorf("secagg: member %d: request for aggregate %s holds no ciphertexts", m.cfg.ID, req.Aggregate)
+	if !allSingleLevel(req.c1, m.params.N()) {
+		return nil, fmt.Errorf("secagg: member %d: request for aggregate %s holds no ciphertexts of ring degree %d", m.cfg.ID, req.Aggregate, m.params.N())
 	}
 	if err := checkRing(m.params, req.c1[0].N(), req.q, "decryption request"); err != nil {
 		return nil, err
@@ -304,11 +304,6 @@ func (m *Member) DecryptionShare(req *DecryptionRequest) (*DecryptionShare, erro
 	}
 	if len(req.c1) != m.params.NumChunks(req.Dim) {
 		return nil, fmt.Errorf("secagg: member %d: request holds %d ciphertexts for dimension %d, want %d", m.cfg.ID, len(req.c1), req.Dim, m.params.NumChunks(req.Dim))
-	}
-	for _, p := range req.c1 {
-		if len(p.Coeffs) != 1 || p.N() != m.params.N() {
-			return nil, fmt.Errorf("secagg: member %d: request polynomial of the wrong shape", m.cfg.ID)
-		}
 	}
 	if id := aggregateID(req.Session, req.Dim, m.params, req.c1); id != req.Aggregate {
 		return nil, fmt.Errorf("secagg: member %d: request claims aggregate %s but its content is aggregate %s: %w", m.cfg.ID, req.Aggregate, id, ErrWrongSession)

@@ -140,6 +140,9 @@ type Dealing struct {
 
 // MarshalBinary encodes the dealing.
 func (d *Dealing) MarshalBinary() ([]byte, error) {
+	if !singleLevel(d.pkShare) {
+		return nil, fmt.Errorf("secagg: dealing holds no public-key share")
+	}
 	n := len(d.pkShare.Coeffs[0])
 	w := newWriter(4+16+2+9+2+8*n+len(d.sealed)*sealedShareSize(n), typeDealing)
 	w.raw(d.Session[:])
@@ -192,6 +195,9 @@ type ShareDelivery struct {
 
 // MarshalBinary encodes the delivery.
 func (v *ShareDelivery) MarshalBinary() ([]byte, error) {
+	if v.n < 2 || len(v.sealed) != len(v.Dealers) {
+		return nil, fmt.Errorf("secagg: share delivery is empty or inconsistent")
+	}
 	w := newWriter(4+16+2+1+2+2*len(v.Dealers)+len(v.sealed)*sealedShareSize(v.n), typeDelivery)
 	w.raw(v.Session[:])
 	w.u16(uint16(v.To))
@@ -241,6 +247,9 @@ type PublicKey struct {
 
 // MarshalBinary encodes the public key.
 func (k *PublicKey) MarshalBinary() ([]byte, error) {
+	if !singleLevel(k.p0) || !allSingleLevel([]ring.Poly{k.p1}, len(k.p0.Coeffs[0])) {
+		return nil, fmt.Errorf("secagg: public key is empty")
+	}
 	n := len(k.p0.Coeffs[0])
 	w := newWriter(4+16+32+2+2*len(k.Dealers)+9+16*n, typePublicKey)
 	w.raw(k.Session[:])
@@ -273,7 +282,7 @@ func (k *PublicKey) UnmarshalBinary(p []byte) error {
 
 // rlwe returns the key as a lattigo public key for params (which must match its ring).
 func (k *PublicKey) rlwe(params Parameters) (*rlwe.PublicKey, error) {
-	if k == nil || len(k.p0.Coeffs) == 0 {
+	if k == nil || !singleLevel(k.p0) || !singleLevel(k.p1) {
 		return nil, fmt.Errorf("secagg: public key is empty (decode it or finish the key setup first)")
 	}
 	if err := checkRing(params, len(k.p0.Coeffs[0]), k.q, "public key"); err != nil {
@@ -290,6 +299,24 @@ func (k *PublicKey) rlwe(params Parameters) (*rlwe.PublicKey, error) {
 
 // ---------------------------------------------------------------------------------------
 // Round messages.
+
+// wellFormed reports whether ct is a degree-1 ciphertext of level-0 polynomials with metadata.
+func wellFormed(ct *rlwe.Ciphertext) bool {
+	return ct != nil && ct.MetaData != nil && len(ct.Value) == 2 && singleLevel(ct.Value[0]) && singleLevel(ct.Value[1]) && ct.Value[0].N() > 0
+}
+
+// singleLevel reports whether p has exactly one RNS level.
+func singleLevel(p ring.Poly) bool { return len(p.Coeffs) == 1 }
+
+// allSingleLevel reports whether every polynomial of ps has one level of n coefficients.
+func allSingleLevel(ps []ring.Poly, n int) bool {
+	for _, p := range ps {
+		if !singleLevel(p) || len(p.Coeffs[0]) != n {
+			return false
+		}
+	}
+	return len(ps) > 0
+}
 
 // chunkWireSize is the encoded size of one ciphertext: degree, level, scale, flags, then
 // the two polynomials.
@@ -323,8 +350,8 @@ func (u *EncryptedUpdate) MarshalBinary() ([]byte, error) {
 	if len(u.ClientID) > maxClientIDLength {
 		return nil, fmt.Errorf("secagg: client id of %d bytes exceeds %d", len(u.ClientID), maxClientIDLength)
 	}
-	if len(u.chunks) == 0 {
-		return nil, fmt.Errorf("secagg: encrypted update holds no ciphertexts")
+	if len(u.chunks) == 0 || !wellFormed(u.chunks[0]) {
+		return nil, fmt.Errorf("secagg: encrypted update holds no well-formed ciphertexts")
 	}
 	n := u.chunks[0].Value[0].N()
 	w := newWriter(updateHeaderSize+len(u.ClientID)+len(u.chunks)*chunkWireSize(n), typeUpdate)
@@ -335,7 +362,7 @@ func (u *EncryptedUpdate) MarshalBinary() ([]byte, error) {
 	w.ringDesc(logNOf(n), u.q)
 	w.u32(uint32(len(u.chunks)))
 	for i, ct := range u.chunks {
-		if len(ct.Value) != 2 || ct.Value[0].N() != n || ct.Value[1].N() != n || ct.Level() != 0 || ct.MetaData == nil {
+		if !wellFormed(ct) || ct.Value[0].N() != n || ct.Value[1].N() != n {
 			return nil, fmt.Errorf("secagg: ciphertext %d is not a degree-1, level-0 ciphertext of degree %d", i, n)
 		}
 		w.u8(1)
@@ -450,8 +477,8 @@ type DecryptionRequest struct {
 
 // MarshalBinary encodes the request.
 func (q *DecryptionRequest) MarshalBinary() ([]byte, error) {
-	if len(q.c1) == 0 {
-		return nil, fmt.Errorf("secagg: decryption request holds no polynomials")
+	if len(q.c1) == 0 || !singleLevel(q.c1[0]) || !allSingleLevel(q.c1, q.c1[0].N()) {
+		return nil, fmt.Errorf("secagg: decryption request holds no well-formed polynomials")
 	}
 	n := q.c1[0].N()
 	w := newWriter(4+16+8+32+8+4+2+2*len(q.Members)+9+4+8*n*len(q.c1), typeRequest)
@@ -517,8 +544,8 @@ type DecryptionShare struct {
 
 // MarshalBinary encodes the share.
 func (s *DecryptionShare) MarshalBinary() ([]byte, error) {
-	if len(s.shares) == 0 {
-		return nil, fmt.Errorf("secagg: decryption share holds no polynomials")
+	if len(s.shares) == 0 || !singleLevel(s.shares[0]) || !allSingleLevel(s.shares, s.shares[0].N()) {
+		return nil, fmt.Errorf("secagg: decryption share holds no well-formed polynomials")
 	}
 	n := s.shares[0].N()
 	w := newWriter(4+16+8+32+2+2+2*len(s.Members)+9+4+8*n*len(s.shares), typeShare)

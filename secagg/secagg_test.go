@@ -390,3 +390,45 @@ func TestRequestValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestChunkBoundaries places the weight and count slots at every awkward position: in the
+// last chunk's final coefficients, split across chunks, or alone in a chunk of their own.
+func TestChunkBoundaries(t *testing.T) {
+	cryptotest.SetGlobalRandom(t, 8)
+	p := testParams(t, ParametersLiteral{LogN: 4}) // N = 16
+	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 1}
+	f := newFederation(t, p, cfg, 2)
+	for _, dim := range []int{1, 14, 15, 16, 17, 30, 31, 32} {
+		t.Run(fmt.Sprint("dim=", dim), func(t *testing.T) {
+			agg, exact := smallRound(t, f, uint64(dim), 3, dim)
+			if got, want := len(agg.sum), (dim+2+15)/16; got != want {
+				t.Fatalf("%d chunks, want %d", got, want)
+			}
+			res, err := f.decrypt(t, agg, []MemberID{1, 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := maxAbsDiff(res.WeightedSum, exact); e > 1e-3 || len(res.WeightedSum) != dim {
+				t.Errorf("len %d, max error %.3g", len(res.WeightedSum), e)
+			}
+			if math.Abs(res.TotalWeight-3) > 1e-3 {
+				t.Errorf("total weight %g, want 3", res.TotalWeight)
+			}
+		})
+	}
+}
+
+// TestZeroMessagesDoNotPanic: marshalling an empty message is an error, not a panic, and
+// decoding empty input fails.
+func TestZeroMessagesDoNotPanic(t *testing.T) {
+	for _, m := range []binaryMessage{&Dealing{}, &ShareDelivery{}, &PublicKey{}, &EncryptedUpdate{}, &DecryptionRequest{}, &DecryptionShare{}} {
+		if _, err := m.MarshalBinary(); err == nil {
+			t.Errorf("%T: empty message marshalled", m)
+		}
+	}
+	for _, m := range []binaryMessage{&KeyAnnouncement{}, &Roster{}, &Dealing{}, &ShareDelivery{}, &PublicKey{}, &EncryptedUpdate{}, &DecryptionRequest{}, &DecryptionShare{}} {
+		if err := m.UnmarshalBinary(nil); err == nil {
+			t.Errorf("%T: empty input decoded", m)
+		}
+	}
+}
