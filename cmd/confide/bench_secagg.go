@@ -59,5 +59,6 @@ cycle through them (under distinct client ids), and the output says so.
 	f.IntVar(&c.Distinct, "distinct", 8, "distinct client vectors actually encrypted; the sums cycle through them")
 	f.IntVar(&c.Workers, "workers", runtime.GOMAXPROCS(0), "goroutines for encryption, the encrypted sum and decryption")
 	f.Uint64Var(&c.Seed, "seed", 1, "seed of the client vectors")
+	f.IntVar(&c.Repeat, "repeat", 3, "run each sum this many times and report the fastest")
 	return cmd
 }

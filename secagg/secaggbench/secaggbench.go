@@ -9,7 +9,10 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +33,9 @@ type Config struct {
 	Distinct int
 	Workers  int    // goroutines for encryption, the homomorphic sum and decryption
 	Seed     uint64 // seeds the client vectors
+	// Repeat runs each sum this many times and keeps the fastest, which filters out
+	// interference from other processes on the machine (default 1).
+	Repeat int
 }
 
 // Report is the result, in seconds and bytes.
@@ -46,19 +52,21 @@ type Report struct {
 	Chunks      int     `json:"ciphertexts_per_update"`
 	Workers     int     `json:"workers"`
 	Distinct    int     `json:"distinct_client_vectors"`
+	Repeat      int     `json:"repeat"`
+	LoadAverage string  `json:"load_average,omitempty"` // /proc/loadavg at the start, where available
 	GOMAXPROCS  int     `json:"gomaxprocs"`
 	KeySetupSec float64 `json:"key_setup_seconds"`
 
-	ClientEncryptSec        float64 `json:"client_encrypt_seconds"`              // one update, Workers goroutines
+	ClientEncryptSec        float64 `json:"client_encrypt_seconds"`              // one update, Workers goroutines, median
 	ClientEncryptPerMSec    float64 `json:"client_encrypt_seconds_per_1e6"`      // same, per 10^6 values
-	ClientEncrypt1ThreadSec float64 `json:"client_encrypt_seconds_1thread"`      // one update, 1 goroutine
+	ClientEncrypt1ThreadSec float64 `json:"client_encrypt_seconds_1thread"`      // one update, 1 goroutine, median of 3
 	ClientEncrypt1PerMSec   float64 `json:"client_encrypt_seconds_per_1e6_1thr"` // same, per 10^6 values
 	UploadBytes             int     `json:"upload_bytes"`
 	RawBytes                int     `json:"raw_float64_bytes"`
 	UploadRatio             float64 `json:"upload_ratio"`
 	ServerDecodeSec         float64 `json:"server_decode_seconds_per_upload"` // unmarshal + checks
 
-	ServerSumSec            float64 `json:"server_sum_seconds"`              // Aggregator.Add of all clients
+	ServerSumSec            float64 `json:"server_sum_seconds"`              // Aggregator.Add of all clients, best of Repeat
 	PlaintextSumSec         float64 `json:"plaintext_sum_seconds"`           // float64 sum, 1 goroutine
 	PlaintextSumParallelSec float64 `json:"plaintext_sum_seconds_parallel"`  // float64 sum, Workers goroutines
 	SumRatio                float64 `json:"sum_ratio"`                       // ServerSum / PlaintextSum (1 goroutine)
@@ -90,6 +98,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--distinct %d: must be at least 1", c.Distinct)
 	case c.Workers < 1:
 		return fmt.Errorf("--workers %d: must be at least 1", c.Workers)
+	case c.Repeat < 0:
+		return fmt.Errorf("--repeat %d: must be at least 1", c.Repeat)
+	}
+	if c.Repeat == 0 {
+		c.Repeat = 1
 	}
 	if c.Distinct > c.Clients {
 		c.Distinct = c.Clients
@@ -114,11 +127,14 @@ func Run(c Config) (*Report, error) {
 	r := &Report{
 		Dim: c.Dim, Clients: c.Clients, Committee: c.Committee, Threshold: c.Threshold, Absent: c.Absent,
 		LogN: lit.LogN, LogQ: lit.LogQ, LogScale: lit.LogScale, Flooding: lit.FloodingSigma,
-		Chunks: params.NumChunks(c.Dim), Workers: c.Workers, Distinct: c.Distinct, GOMAXPROCS: runtime.GOMAXPROCS(0),
+		Chunks: params.NumChunks(c.Dim), Workers: c.Workers, Distinct: c.Distinct, Repeat: c.Repeat, GOMAXPROCS: runtime.GOMAXPROCS(0),
 		RawBytes: 8 * c.Dim, PredictedStd: params.ErrorStd(c.Threshold),
 	}
-	r.MemoryNote = fmt.Sprintf("%d distinct client vectors are generated and encrypted; the server sum adds %d uploads cycling through their ciphertexts under distinct client ids, and the plaintext sum cycles through the same vectors in the same order", c.Distinct, c.Clients)
+	r.MemoryNote = fmt.Sprintf("%d distinct client vectors are generated and encrypted; the server sum adds %d uploads cycling through their ciphertexts under distinct client ids, and the plaintext sum cycles through the same vectors in the same order; sums are the best of %d runs, client encryption the median of %d", c.Distinct, c.Clients, c.Repeat, c.Distinct)
 
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		r.LoadAverage = strings.TrimSpace(string(b))
+	}
 	slog.Info("key setup", "committee", c.Committee, "threshold", c.Threshold)
 	start := time.Now()
 	session := secagg.NewSessionID()
@@ -139,7 +155,8 @@ func Run(c Config) (*Report, error) {
 
 	slog.Info("client encryption", "distinct", c.Distinct, "dim", c.Dim)
 	uploads := make([]*secagg.EncryptedUpdate, c.Distinct)
-	var encTotal, decodeTotal time.Duration
+	encTimes := make([]float64, 0, c.Distinct)
+	var decodeTotal time.Duration
 	for i, v := range vecs {
 		enc, err := secagg.NewEncryptor(params, pk, secagg.EncryptorConfig{ClientID: fmt.Sprint("client-", i), Workers: c.Workers})
 		if err != nil {
@@ -150,7 +167,7 @@ func Run(c Config) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		encTotal += time.Since(t0)
+		encTimes = append(encTimes, time.Since(t0).Seconds())
 		b, err := u.MarshalBinary()
 		if err != nil {
 			return nil, err
@@ -164,7 +181,8 @@ func Run(c Config) (*Report, error) {
 		decodeTotal += time.Since(t0)
 		uploads[i] = &dec
 	}
-	r.ClientEncryptSec = encTotal.Seconds() / float64(c.Distinct)
+	slices.Sort(encTimes)
+	r.ClientEncryptSec = encTimes[len(encTimes)/2]
 	r.ClientEncryptPerMSec = r.ClientEncryptSec * 1e6 / float64(c.Dim)
 	r.ServerDecodeSec = decodeTotal.Seconds() / float64(c.Distinct)
 	r.UploadRatio = float64(r.UploadBytes) / float64(r.RawBytes)
@@ -173,49 +191,60 @@ func Run(c Config) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		t0 := time.Now()
-		if _, err := enc.EncryptUpdate(1, vecs[0], 1); err != nil {
-			return nil, err
+		var times []float64
+		for i := 0; i < 3; i++ {
+			t0 := time.Now()
+			if _, err := enc.EncryptUpdate(1, vecs[i%len(vecs)], 1); err != nil {
+				return nil, err
+			}
+			times = append(times, time.Since(t0).Seconds())
 		}
-		r.ClientEncrypt1ThreadSec = time.Since(t0).Seconds()
+		slices.Sort(times)
+		r.ClientEncrypt1ThreadSec = times[1]
 		r.ClientEncrypt1PerMSec = r.ClientEncrypt1ThreadSec * 1e6 / float64(c.Dim)
 	}
 
-	slog.Info("server sum", "clients", c.Clients)
-	agg, err := secagg.NewAggregator(params, secagg.AggregatorConfig{Session: session, Round: 1, Dim: c.Dim, Committee: committee, Workers: c.Workers})
-	if err != nil {
-		return nil, err
-	}
+	slog.Info("server sum", "clients", c.Clients, "repeat", c.Repeat)
 	views := make([]secagg.EncryptedUpdate, c.Clients)
 	for i := range views {
 		views[i] = *uploads[i%c.Distinct] // shares the ciphertexts; Add only reads them
 		views[i].ClientID = fmt.Sprint("client-", i)
 	}
-	runtime.GC()
-	t0 := time.Now()
-	for i := range views {
-		if err := agg.Add(&views[i]); err != nil {
+	var agg *secagg.Aggregator
+	var exact []float64
+	for rep := 0; rep < c.Repeat; rep++ {
+		agg = nil
+		runtime.GC()
+		a, err := secagg.NewAggregator(params, secagg.AggregatorConfig{Session: session, Round: 1, Dim: c.Dim, Committee: committee, Workers: c.Workers})
+		if err != nil {
 			return nil, err
 		}
-	}
-	r.ServerSumSec = time.Since(t0).Seconds()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	r.HeapInUseMBPeak = float64(ms.HeapInuse) / (1 << 20)
-
-	exact := make([]float64, c.Dim)
-	t0 = time.Now()
-	for i := 0; i < c.Clients; i++ {
-		v := vecs[i%c.Distinct]
-		for j, x := range v {
-			exact[j] += x
+		t0 := time.Now()
+		for i := range views {
+			if err := a.Add(&views[i]); err != nil {
+				return nil, err
+			}
 		}
+		r.ServerSumSec = best(r.ServerSumSec, time.Since(t0).Seconds())
+		agg = a
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		r.HeapInUseMBPeak = float64(ms.HeapInuse) / (1 << 20)
+
+		exact = make([]float64, c.Dim)
+		t0 = time.Now()
+		for i := 0; i < c.Clients; i++ {
+			v := vecs[i%c.Distinct]
+			for j, x := range v {
+				exact[j] += x
+			}
+		}
+		r.PlaintextSumSec = best(r.PlaintextSumSec, time.Since(t0).Seconds())
+		par := make([]float64, c.Dim)
+		t0 = time.Now()
+		plaintextSumParallel(par, vecs, c.Clients, c.Workers)
+		r.PlaintextSumParallelSec = best(r.PlaintextSumParallelSec, time.Since(t0).Seconds())
 	}
-	r.PlaintextSumSec = time.Since(t0).Seconds()
-	par := make([]float64, c.Dim)
-	t0 = time.Now()
-	plaintextSumParallel(par, vecs, c.Clients, c.Workers)
-	r.PlaintextSumParallelSec = time.Since(t0).Seconds()
 	r.SumRatio = r.ServerSumSec / r.PlaintextSumSec
 	r.SumRatioParallel = r.ServerSumSec / r.PlaintextSumParallelSec
 
@@ -242,7 +271,7 @@ func Run(c Config) (*Report, error) {
 	}
 	sb, _ := shares[0].MarshalBinary()
 	r.ShareBytes = len(sb)
-	t0 = time.Now()
+	t0 := time.Now()
 	res, err := agg.Combine(shares)
 	if err != nil {
 		return nil, err
@@ -255,6 +284,14 @@ func Run(c Config) (*Report, error) {
 	r.TotalWeightErr = math.Abs(res.TotalWeight - float64(c.Clients))
 	r.DecryptedCount = res.Count
 	return r, nil
+}
+
+// best returns the smaller positive of a (0 = unset) and b.
+func best(a, b float64) float64 {
+	if a == 0 || b < a {
+		return b
+	}
+	return a
 }
 
 // plaintextSumParallel adds the same vectors in the same order as the 1-goroutine loop, with
