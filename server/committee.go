@@ -132,14 +132,10 @@ func (c *Coordinator) keySetupResult(ts *taskState, res *pb.Result, r *Ready) st
 			return err.Error()
 		}
 		r.Persist = append(r.Persist, KeySetupRecord{Session: com.session, Stage: ts.stage, Member: uint16(ts.member), Client: ts.client, Message: data})
-		if len(com.setup.Dealers()) == len(com.members) {
-			c.finalizeKeySetup(r)
-		}
+		c.keySetupProgress(r, false)
 	case pb.KeySetupStage_KEY_SETUP_STAGE_RECEIVE:
 		com.holders[ts.member] = true
-		if len(com.holders) == len(com.members) {
-			c.committeeReady(r)
-		}
+		c.keySetupProgress(r, false)
 	}
 	return ""
 }
@@ -164,6 +160,9 @@ func (c *Coordinator) finalizeKeySetup(r *Ready) {
 	com.stage = pb.KeySetupStage_KEY_SETUP_STAGE_RECEIVE
 	c.deadline = c.now + c.cfg.Deadlines.KeySetup
 	for _, v := range deliveries {
+		if cs := c.clients[com.members[v.To-1]]; !cs.online || cs.left {
+			continue // an offline member holds no share of this committee
+		}
 		vb, err := v.MarshalBinary()
 		if err != nil {
 			c.abortKeySetup(fmt.Sprintf("share delivery: %v", err), nil, r)
@@ -171,6 +170,7 @@ func (c *Coordinator) finalizeKeySetup(r *Ready) {
 		}
 		c.sendKeySetup(r, v.To, []*pb.Blob{blob.New(blob.Delivery, vb)})
 	}
+	c.keySetupProgress(r, false)
 }
 
 func (c *Coordinator) committeeReady(r *Ready) {
@@ -215,7 +215,7 @@ func (c *Coordinator) keySetupProgress(r *Ready, deadline bool) {
 	com := c.com
 	outstanding := false
 	for _, ts := range c.tasks {
-		if ts.kind == pb.TaskKind_TASK_KIND_KEY_SETUP && ts.session == com.session && ts.stage == com.stage {
+		if ts.kind == pb.TaskKind_TASK_KIND_KEY_SETUP && ts.session == com.session && ts.stage == com.stage && c.clients[ts.client].online {
 			outstanding = true
 		}
 	}

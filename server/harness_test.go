@@ -130,6 +130,28 @@ func (n *network) mustStep(ev server.Event) {
 	}
 }
 
+// runUntil delivers queued tasks like run, stopping as soon as done reports true.
+func (n *network) runUntil(done func() bool) {
+	n.t.Helper()
+	for progress := true; progress && !done(); {
+		progress = false
+		for _, id := range slices.Sorted(mapKeys(n.parties)) {
+			if n.down[id] || len(n.queue[id]) == 0 || done() {
+				continue
+			}
+			task := n.queue[id][0]
+			n.queue[id] = n.queue[id][1:]
+			res, err := n.parties[id].Handle(context.Background(), task)
+			if err != nil {
+				n.t.Fatalf("client %s: %v", id, err)
+			}
+			n.answered = append(n.answered, answered{id, res})
+			n.mustStep(server.ResultIn{ClientID: id, Result: res})
+			progress = true
+		}
+	}
+}
+
 // run delivers queued tasks to the clients that are up, in client order, until none is left.
 func (n *network) run() {
 	n.t.Helper()
@@ -152,15 +174,19 @@ func (n *network) run() {
 	}
 }
 
-// tick advances time; clients that are up heartbeat first.
+// tick advances time in steps of 5s; clients that are up heartbeat before every step.
 func (n *network) tick(d time.Duration) {
 	n.t.Helper()
-	for _, id := range slices.Sorted(mapKeys(n.parties)) {
-		if !n.down[id] {
-			n.mustStep(server.Heartbeat{ClientID: id})
+	for d > 0 {
+		for _, id := range slices.Sorted(mapKeys(n.parties)) {
+			if !n.down[id] {
+				n.mustStep(server.Heartbeat{ClientID: id})
+			}
 		}
+		step := min(d, 5*time.Second)
+		n.mustStep(server.Tick{Elapsed: step})
+		d -= step
 	}
-	n.mustStep(server.Tick{Elapsed: d})
 }
 
 func noticesOf[T server.Notice](n *network) []T {

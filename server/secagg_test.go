@@ -1,0 +1,234 @@
+package server_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/confide-fl/confide/proto/blob"
+	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/server"
+)
+
+// cappedShift is the weighted mean shift with secure aggregation's weights min(N/100, 1).
+func cappedShift(trs map[string]*fakeTrainer, ids ...string) float64 {
+	var s, w float64
+	for _, id := range ids {
+		tr := trs[id]
+		wi := min(float64(tr.N)/100, 1)
+		s += wi * tr.Shift
+		w += wi
+	}
+	return s / w
+}
+
+func without(ids []string, drop ...string) []string {
+	return slices.DeleteFunc(slices.Clone(ids), func(s string) bool { return slices.Contains(drop, s) })
+}
+
+// The acceptance shape of the coordinator: K = 4, t = 3, six clients. Dropping K − t = 1
+// committee member costs nothing; dropping a second makes the round's aggregate
+// undecryptable, and the next round forms a new committee from the clients still there.
+func TestSecureAggregationSurvivesCommitteeDropoutsUpToKMinusT(t *testing.T) {
+	all := []string{"a", "b", "c", "d", "e", "f"}
+	trs := trainersFor(all...)
+	cfg := secAggConfig(4, 4, 4, 3)
+	cfg.Sampling.MinAvailable = 4
+	n := newNetwork(t, cfg, server.Options{}, trs)
+	initial := n.c.Global()
+	roundsDone := func(k int) func() bool {
+		return func() bool { return len(recordsOf[server.RoundRecord](n)) >= k }
+	}
+	n.runUntil(roundsDone(1))
+	ready := noticesOf[server.CommitteeReady](n)
+	if len(ready) != 1 || len(ready[0].Members) != 4 {
+		t.Fatalf("committee notices %+v, want one committee of 4", ready)
+	}
+	members := ready[0].Members
+	rounds := recordsOf[server.RoundRecord](n)
+	if len(rounds) != 1 || rounds[0].Failed {
+		t.Fatalf("round 1: %+v", rounds)
+	}
+	shift1 := cappedShift(trs, all...)
+	wantShift(t, initial, rounds[0].Params, shift1, 1e-3)
+
+	// Round 2: one committee member drops (K − t = 1).
+	n.down[members[0]] = true
+	n.run()
+	n.tick(25 * time.Second)
+	n.runUntil(roundsDone(2))
+	rounds = recordsOf[server.RoundRecord](n)
+	if len(rounds) != 2 || rounds[1].Failed {
+		t.Fatalf("round 2 with one committee member down: %+v", rounds[len(rounds)-1])
+	}
+	shift2 := shift1 + cappedShift(trs, without(all, members[0])...)
+	wantShift(t, initial, rounds[1].Params, shift2, 2e-3)
+
+	// Round 3: a second member drops: only t − 1 holders are online.
+	n.down[members[1]] = true
+	n.run()
+	n.tick(25 * time.Second)
+	n.runUntil(roundsDone(3))
+	rounds = recordsOf[server.RoundRecord](n)
+	if len(rounds) < 3 || !rounds[2].Failed || !strings.Contains(rounds[2].Reason, "only 2 key-committee members are online") {
+		t.Fatalf("round 3 with two committee members down: %+v", rounds[2])
+	}
+	wantShift(t, initial, rounds[2].Params, shift2, 2e-3)
+
+	// Round 4: a new committee from the four clients still online.
+	n.run()
+	ready = noticesOf[server.CommitteeReady](n)
+	if len(ready) != 2 {
+		t.Fatalf("%d committees formed, want a second one after the failure", len(ready))
+	}
+	for _, m := range ready[1].Members {
+		if m == members[0] || m == members[1] {
+			t.Fatalf("new committee %v includes an offline client", ready[1].Members)
+		}
+	}
+	rounds = recordsOf[server.RoundRecord](n)
+	if len(rounds) != 4 || rounds[3].Failed {
+		t.Fatalf("round 4: %+v", rounds[len(rounds)-1])
+	}
+	wantShift(t, initial, rounds[3].Params, shift2+cappedShift(trs, without(all, members[0], members[1])...), 3e-3)
+	if !n.c.Finished() {
+		t.Fatalf("not finished after 4 rounds: %s", n.c.Phase())
+	}
+}
+
+func TestSecureAggregationNeverAcceptsPlaintextUpdates(t *testing.T) {
+	n := newNetwork(t, secAggConfig(1, 3, 3, 2), server.Options{}, trainersFor("a", "b", "c"))
+	n.run() // key setup and round 1 complete
+	n2 := newNetwork(t, secAggConfig(1, 3, 3, 2), server.Options{}, trainersFor("a", "b", "c"))
+	// Drive n2 up to the fit tasks, then answer one with a plaintext update.
+	for len(noticesOf[server.RoundStarted](n2)) == 0 {
+		for _, id := range []string{"a", "b", "c"} {
+			if len(n2.queue[id]) == 0 {
+				continue
+			}
+			task := n2.queue[id][0]
+			n2.queue[id] = n2.queue[id][1:]
+			res, err := n2.parties[id].Handle(t.Context(), task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n2.mustStep(server.ResultIn{ClientID: id, Result: res})
+		}
+	}
+	task := n2.queue["a"][0]
+	if task.Kind != pb.TaskKind_TASK_KIND_FIT {
+		t.Fatalf("expected a fit task, got %v", task.Kind)
+	}
+	res := &pb.Result{TaskId: task.TaskId, Kind: task.Kind, Round: task.Round, Status: pb.ResultStatus_RESULT_STATUS_OK, NumExamples: 10,
+		Blobs: []*pb.Blob{blob.New(blob.Update, blob.EncodeFloats(make([]float64, 8)))}}
+	err := n2.step(server.ResultIn{ClientID: "a", Result: res})
+	var rej *server.RejectError
+	if !errors.As(err, &rej) || rej.Code != server.RejectInvalid || !strings.Contains(err.Error(), "plaintext update sent under secure aggregation") {
+		t.Fatalf("plaintext update under secure aggregation: err = %v", err)
+	}
+	if recs := recordsOf[server.RoundRecord](n); len(recs) != 1 || recs[0].Failed {
+		t.Fatalf("reference run: %+v", recs)
+	}
+}
+
+func TestKeySetupToleratesMissingDealerButNotMissingAnnouncement(t *testing.T) {
+	all := []string{"a", "b", "c", "d", "e"}
+	t.Run("member-down-before-announcing", func(t *testing.T) {
+		cfg := secAggConfig(1, 4, 4, 3)
+		cfg.Sampling.MinAvailable = 4
+		n := newNetwork(t, cfg, server.Options{}, trainersFor(all...))
+		var victim string
+		for _, id := range all {
+			if len(n.queue[id]) > 0 {
+				victim = id
+				break
+			}
+		}
+		n.down[victim] = true
+		n.run()
+		n.tick(25 * time.Second) // the victim goes offline: setup restarts without it
+		n.run()
+		failed := noticesOf[server.KeySetupFailed](n)
+		if len(failed) != 1 {
+			t.Fatalf("key-setup failures %+v, want one", failed)
+		}
+		ready := noticesOf[server.CommitteeReady](n)
+		if len(ready) != 1 || slices.Contains(ready[0].Members, victim) {
+			t.Fatalf("committee %+v, want one without %s", ready, victim)
+		}
+		if recs := recordsOf[server.RoundRecord](n); len(recs) != 1 || recs[0].Failed {
+			t.Fatalf("round: %+v", recs)
+		}
+	})
+	t.Run("member-down-after-announcing", func(t *testing.T) {
+		cfg := secAggConfig(1, 4, 4, 3)
+		cfg.Sampling.MinAvailable = 4
+		n := newNetwork(t, cfg, server.Options{}, trainersFor(all...))
+		// Answer the announcements, then take one member down before it deals.
+		var members []string
+		for _, id := range all {
+			if len(n.queue[id]) > 0 {
+				members = append(members, id)
+			}
+		}
+		for _, id := range members {
+			task := n.queue[id][0]
+			n.queue[id] = n.queue[id][1:]
+			res, _ := n.parties[id].Handle(t.Context(), task)
+			n.mustStep(server.ResultIn{ClientID: id, Result: res})
+		}
+		n.down[members[3]] = true
+		n.run()
+		n.tick(25 * time.Second)
+		n.run()
+		if f := noticesOf[server.KeySetupFailed](n); len(f) != 0 {
+			t.Fatalf("key setup failed: %+v", f)
+		}
+		ready := noticesOf[server.CommitteeReady](n)
+		if len(ready) != 1 {
+			t.Fatalf("committee notices %+v", ready)
+		}
+		if recs := recordsOf[server.RoundRecord](n); len(recs) != 1 || recs[0].Failed {
+			t.Fatalf("round: %+v", recs)
+		}
+	})
+}
+
+func TestDecryptionMemberDropAfterRequestFailsRound(t *testing.T) {
+	all := []string{"a", "b", "c", "d", "e"}
+	cfg := secAggConfig(1, 4, 4, 3)
+	n := newNetwork(t, cfg, server.Options{}, trainersFor(all...))
+	// Run until decryption tasks are queued, then drop one holder of the chosen set.
+	for progress := true; progress; {
+		progress = false
+		for _, id := range all {
+			if len(n.queue[id]) == 0 || n.queue[id][0].Kind == pb.TaskKind_TASK_KIND_DECRYPT {
+				continue
+			}
+			task := n.queue[id][0]
+			n.queue[id] = n.queue[id][1:]
+			res, _ := n.parties[id].Handle(t.Context(), task)
+			n.mustStep(server.ResultIn{ClientID: id, Result: res})
+			progress = true
+		}
+	}
+	var holder string
+	for _, id := range all {
+		if len(n.queue[id]) > 0 && n.queue[id][0].Kind == pb.TaskKind_TASK_KIND_DECRYPT {
+			holder = id
+			break
+		}
+	}
+	if holder == "" {
+		t.Fatal("no decryption task was sent")
+	}
+	n.down[holder] = true
+	n.run()
+	n.tick(25 * time.Second)
+	recs := recordsOf[server.RoundRecord](n)
+	if len(recs) != 1 || !recs[0].Failed || !strings.Contains(recs[0].Reason, "could not decrypt") {
+		t.Fatalf("round: %+v", recs)
+	}
+}
