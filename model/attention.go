@@ -14,44 +14,48 @@ import (
 //
 // Keys at padded positions (t ≥ Lengths[i]) are masked out; with Causal, position t also
 // ignores keys after t. Padded query rows output zeros, so only the L×L block of valid
-// positions of each example is computed.
+// positions of each example is computed. Each (example, head) pair's Q, K, V are copied
+// out in both layouts (L×d_k and d_k×L) so that every product is a plain multiply, and the
+// pairs are spread over the cores.
 type Attention struct {
 	Dim, Heads int
 	Causal     bool
 
-	q, k, v  []float64 // per (example, head) blocks of T×d_k, copied out of the input
-	p        []float64 // per (example, head) T×T attention weights (training passes)
-	y, dx    *Tensor
-	T        int
-	lengths  []int32
-	scratch  [][]float64 // per worker
-	trainSet bool        // p holds the weights of the last Forward
+	// Per (example, head) blocks of T·d_k values, the first L·d_k used: Q, K, V as L×d_k
+	// and their transposes as d_k×L.
+	q, k, v, qt, kt, vt []float64
+	p                   []float64 // per (example, head) L×L attention weights (when Batch.Grad)
+	y, dx               *Tensor
+	T                   int
+	scratch             [][]float64 // per worker
+	kept                bool        // p holds the weights of the last Forward
 }
 
 var _ Layer = (*Attention)(nil)
 
 func (a *Attention) dk() int { return a.Dim / a.Heads }
 
-func (a *Attention) validLen(b *Batch, i int) int {
+func validLen(b *Batch, i int) int {
 	if b.Lengths == nil {
 		return b.T
 	}
 	return int(b.Lengths[i])
 }
 
-// splitHeads copies the input's Q, K and V columns into per-(example, head) T×d_k blocks.
-func (a *Attention) splitHeads(x *Tensor, b *Batch) {
-	T, H, dk, D := b.T, a.Heads, a.dk(), a.Dim
-	n := b.B * T * D
-	a.q, a.k, a.v = growFloats(a.q, n), growFloats(a.k, n), growFloats(a.v, n)
-	for r := 0; r < b.B*T; r++ {
-		i, t := r/T, r%T
-		row := x.Data[r*3*D : (r+1)*3*D]
-		for h := 0; h < H; h++ {
-			off := ((i*H+h)*T + t) * dk
-			copy(a.q[off:off+dk], row[h*dk:(h+1)*dk])
-			copy(a.k[off:off+dk], row[D+h*dk:D+(h+1)*dk])
-			copy(a.v[off:off+dk], row[2*D+h*dk:2*D+(h+1)*dk])
+// splitHead copies head h of example i's valid rows out of x into the per-pair blocks.
+func (a *Attention) splitHead(x *Tensor, i, h, T, L int) {
+	dk, D := a.dk(), a.Dim
+	base := (i*a.Heads + h) * T * dk
+	q, k, v := a.q[base:base+L*dk], a.k[base:base+L*dk], a.v[base:base+L*dk]
+	qt, kt, vt := a.qt[base:base+L*dk], a.kt[base:base+L*dk], a.vt[base:base+L*dk]
+	for t := 0; t < L; t++ {
+		row := x.Data[(i*T+t)*3*D : (i*T+t+1)*3*D]
+		qs, ks, vs := row[h*dk:(h+1)*dk], row[D+h*dk:D+(h+1)*dk], row[2*D+h*dk:2*D+(h+1)*dk]
+		copy(q[t*dk:(t+1)*dk], qs)
+		copy(k[t*dk:(t+1)*dk], ks)
+		copy(v[t*dk:(t+1)*dk], vs)
+		for j := 0; j < dk; j++ {
+			qt[j*L+t], kt[j*L+t], vt[j*L+t] = qs[j], ks[j], vs[j]
 		}
 	}
 }
@@ -61,35 +65,37 @@ func (a *Attention) Forward(x *Tensor, b *Batch) *Tensor {
 		panic("model: Attention input must be [Q|K|V] of 3·Dim columns, Dim divisible by Heads")
 	}
 	T, H, dk, D := b.T, a.Heads, a.dk(), a.Dim
-	a.T, a.lengths = T, b.Lengths
-	a.splitHeads(x, b)
+	a.T = T
+	n := b.B * T * D
+	for _, s := range []*[]float64{&a.q, &a.k, &a.v, &a.qt, &a.kt, &a.vt} {
+		*s = growFloats(*s, n)
+	}
 	a.y = ensure(a.y, b.B*T, D)
 	clear(a.y.Data)
-	keep := b.Grad // a Backward follows: keep the weights
-	if keep {
+	a.kept = b.Grad
+	if a.kept {
 		a.p = growFloats(a.p, b.B*H*T*T)
 	}
-	a.trainSet = keep
 	a.ensureScratch(T*T + T*dk)
 	scale := 1 / math.Sqrt(float64(dk))
-	parallelFor(b.B*H, T*T*dk, func(w, lo, hi int) {
+	parallelFor(b.B*H, 2*T*T*dk, func(w, lo, hi int) {
 		sc := a.scratch[w]
 		for ih := lo; ih < hi; ih++ {
 			i, h := ih/H, ih%H
-			L := a.validLen(b, i)
+			L := validLen(b, i)
 			if L == 0 {
 				continue
 			}
+			a.splitHead(x, i, h, T, L)
 			base := ih * T * dk
-			q, k, v := a.q[base:base+L*dk], a.k[base:base+L*dk], a.v[base:base+L*dk]
 			p := sc[:L*L]
-			if keep {
+			if a.kept {
 				p = a.p[ih*T*T : ih*T*T+L*L]
 			}
-			linalg.MulNT(p, q, k, L, dk, L, false)
+			linalg.MulNN(p, a.q[base:base+L*dk], a.kt[base:base+L*dk], L, dk, L, false)
 			softmaxRows(p, L, scale, a.Causal)
 			o := sc[T*T : T*T+L*dk]
-			linalg.MulNN(o, p, v, L, L, dk, false)
+			linalg.MulNN(o, p, a.v[base:base+L*dk], L, L, dk, false)
 			for t := 0; t < L; t++ {
 				copy(a.y.Data[(i*T+t)*D+h*dk:(i*T+t)*D+(h+1)*dk], o[t*dk:(t+1)*dk])
 			}
@@ -135,40 +141,41 @@ func (a *Attention) ensureScratch(n int) {
 }
 
 // Backward, per example and head, with O = P·V and P = softmax(S·scale):
-// dV = Pᵀ·dO, dP = dO·Vᵀ, dS = scale·P ⊙ (dP − rowsum(dP ⊙ P)), dQ = dS·K, dK = dSᵀ·Q.
+// dVᵀ = dOᵀ·P, dP = dO·Vᵀ, dS = scale·P ⊙ (dP − rowsum(dP ⊙ P)), dQ = dS·K, dKᵀ = Qᵀ·dS.
 func (a *Attention) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 	if !needInput {
 		return nil
 	}
-	if !a.trainSet {
-		panic("model: Attention.Backward after an evaluation-mode Forward")
+	if !a.kept {
+		panic("model: Attention.Backward needs a Forward with Batch.Grad set")
 	}
 	T, H, dk, D := a.T, a.Heads, a.dk(), a.Dim
 	a.dx = ensure(a.dx, b.B*T, 3*D)
 	clear(a.dx.Data)
-	a.ensureScratch(T*T + 4*T*dk)
+	a.ensureScratch(T*T + 5*T*dk)
 	scale := 1 / math.Sqrt(float64(dk))
-	parallelFor(b.B*H, T*T*dk, func(w, lo, hi int) {
+	parallelFor(b.B*H, 4*T*T*dk, func(w, lo, hi int) {
 		sc := a.scratch[w]
 		for ih := lo; ih < hi; ih++ {
 			i, h := ih/H, ih%H
-			L := a.validLen(b, i)
+			L := validLen(b, i)
 			if L == 0 {
 				continue
 			}
 			base := ih * T * dk
-			q, k, v := a.q[base:base+L*dk], a.k[base:base+L*dk], a.v[base:base+L*dk]
 			p := a.p[ih*T*T : ih*T*T+L*L]
 			dp := sc[:L*L]
-			do := sc[T*T : T*T+L*dk]
-			dq := sc[T*T+T*dk : T*T+T*dk+L*dk]
-			dkk := sc[T*T+2*T*dk : T*T+2*T*dk+L*dk]
-			dv := sc[T*T+3*T*dk : T*T+3*T*dk+L*dk]
+			m := L * dk
+			do, dot, dq, dkt, dvt := sc[T*T:T*T+m], sc[T*T+m:T*T+2*m], sc[T*T+2*m:T*T+3*m], sc[T*T+3*m:T*T+4*m], sc[T*T+4*m:T*T+5*m]
 			for t := 0; t < L; t++ {
-				copy(do[t*dk:(t+1)*dk], dy.Data[(i*T+t)*D+h*dk:(i*T+t)*D+(h+1)*dk])
+				src := dy.Data[(i*T+t)*D+h*dk : (i*T+t)*D+(h+1)*dk]
+				copy(do[t*dk:(t+1)*dk], src)
+				for j, g := range src {
+					dot[j*L+t] = g
+				}
 			}
-			linalg.MulTN(dv, p, do, L, L, dk, false)
-			linalg.MulNT(dp, do, v, L, dk, L, false)
+			linalg.MulNN(dvt, dot, p, dk, L, L, false)
+			linalg.MulNN(dp, do, a.vt[base:base+m], L, dk, L, false)
 			for t := 0; t < L; t++ {
 				pr, dr := p[t*L:(t+1)*L], dp[t*L:(t+1)*L]
 				s := linalg.Dot(pr, dr)
@@ -176,13 +183,15 @@ func (a *Attention) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 					dr[j] = scale * pv * (dr[j] - s)
 				}
 			}
-			linalg.MulNN(dq, dp, k, L, L, dk, false)
-			linalg.MulTN(dkk, dp, q, L, L, dk, false)
+			linalg.MulNN(dq, dp, a.k[base:base+m], L, L, dk, false)
+			linalg.MulNN(dkt, a.qt[base:base+m], dp, dk, L, L, false)
 			for t := 0; t < L; t++ {
 				row := a.dx.Data[(i*T+t)*3*D : (i*T+t+1)*3*D]
 				copy(row[h*dk:(h+1)*dk], dq[t*dk:(t+1)*dk])
-				copy(row[D+h*dk:D+(h+1)*dk], dkk[t*dk:(t+1)*dk])
-				copy(row[2*D+h*dk:2*D+(h+1)*dk], dv[t*dk:(t+1)*dk])
+				kr, vr := row[D+h*dk:D+(h+1)*dk], row[2*D+h*dk:2*D+(h+1)*dk]
+				for j := 0; j < dk; j++ {
+					kr[j], vr[j] = dkt[j*L+t], dvt[j*L+t]
+				}
 			}
 		}
 	})

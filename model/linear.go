@@ -87,7 +87,7 @@ func (l *Linear) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 	if b.Ghost {
 		l.dy = dy
 	} else {
-		linalg.MulTN(l.gw, l.x.Data, dy.Data, l.In, dy.Rows, l.Out, true)
+		mulTNAcc(l.gw, l.x.Data, dy.Data, l.In, dy.Rows, l.Out)
 		if !l.NoBias {
 			linalg.SumRows(l.gb, dy.Data, dy.Rows, l.Out)
 		}
@@ -134,7 +134,7 @@ func (l *Linear) AccumulateWeighted(w []float64, b *Batch) {
 			dst[j] = wi * v
 		}
 	}
-	linalg.MulTN(l.gw, l.x.Data, scaled, l.In, g.Rows, l.Out, true)
+	mulTNAcc(l.gw, l.x.Data, scaled, l.In, g.Rows, l.Out)
 	if !l.NoBias {
 		linalg.SumRows(l.gb, scaled, g.Rows, l.Out)
 	}

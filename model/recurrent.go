@@ -268,9 +268,9 @@ func (r *Recurrent) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 		}
 	}
 	if !b.Ghost {
-		linalg.MulTN(r.gwih, r.xt, r.gx, In, TB, GH, true)
+		mulTNAcc(r.gwih, r.xt, r.gx, In, TB, GH)
 		linalg.SumRows(r.gbias, r.gx, TB, GH)
-		linalg.MulTN(r.gwhh, r.hs[:TB*H], r.gh, H, TB, GH, true)
+		mulTNAcc(r.gwhh, r.hs[:TB*H], r.gh, H, TB, GH)
 		if r.Cell == CellGRU {
 			for row := 0; row < TB; row++ {
 				linalg.Add(r.gbhn, r.gh[row*GH+2*H:(row+1)*GH])
@@ -407,7 +407,7 @@ func (r *Recurrent) AccumulateWeighted(w []float64, b *Batch) {
 		}
 	}
 	scale(r.gx)
-	linalg.MulTN(r.gwih, r.xt, r.scaled, In, TB, GH, true)
+	mulTNAcc(r.gwih, r.xt, r.scaled, In, TB, GH)
 	linalg.SumRows(r.gbias, r.scaled, TB, GH)
 	if r.Cell == CellGRU {
 		scale(r.gh)
@@ -415,7 +415,7 @@ func (r *Recurrent) AccumulateWeighted(w []float64, b *Batch) {
 			linalg.Add(r.gbhn, r.scaled[row*GH+2*H:(row+1)*GH])
 		}
 	}
-	linalg.MulTN(r.gwhh, r.hs[:TB*H], r.scaled, H, TB, GH, true)
+	mulTNAcc(r.gwhh, r.hs[:TB*H], r.scaled, H, TB, GH)
 }
 
 func growBools(s []bool, n int) []bool {

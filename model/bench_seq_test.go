@@ -1,0 +1,83 @@
+package model
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// Shapes of ../shared/bench/pytorch_reference.py (benches lstm128 and tfm): an LSTM
+// character model (embedding 8, hidden 128, vocab 80, T = 80, class from the last state) and
+// a Transformer encoder classifier (2 layers, d 64, 4 heads, ff 128, vocab 100, T = 64, learned
+// positions, post-norm, mean pooling, 10 classes); batch 32, SGD.
+var (
+	benchLSTMSpec = Spec{Type: TypeLSTM, Vocab: 80, Embed: 8, Hidden: []int{128}, Output: 80, Pooling: PoolLast}
+	benchTfmSpec  = Spec{Type: TypeTransformer, Vocab: 100, Embed: 64, Layers: 2, Heads: 4, FF: 128, MaxLen: 64,
+		Output: 10, Positional: PosLearned, Norm: NormPost, Pooling: PoolMean}
+)
+
+func benchSeq(b *testing.B, spec Spec, batch, T int) (*Model, *Input, Targets) {
+	m, err := New(spec, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(2, 2))
+	in := &Input{Tokens: make([]int32, batch*T), B: batch, T: T}
+	for i := range in.Tokens {
+		in.Tokens[i] = int32(rng.IntN(spec.Vocab))
+	}
+	tg := Targets{Class: make([]int32, batch)}
+	for i := range tg.Class {
+		tg.Class[i] = int32(rng.IntN(spec.Output))
+	}
+	return m, in, tg
+}
+
+func benchTrainStep(b *testing.B, spec Spec, T int) {
+	const batch = 32
+	m, in, tg := benchSeq(b, spec, batch, T)
+	opt, _ := NewOptimizer(OptimizerConfig{Name: "sgd", LR: 0.05})
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m.ZeroGrads()
+		if _, _, err := m.Backprop(in, tg, 1/float64(batch), nil); err != nil {
+			b.Fatal(err)
+		}
+		opt.Step(m.Params, m.Grads)
+	}
+	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "examples/s")
+}
+
+func benchGhostStep(b *testing.B, spec Spec, T int) {
+	const batch = 32
+	m, in, tg := benchSeq(b, spec, batch, T)
+	norms := make([]float64, batch)
+	w := make([]float64, batch)
+	opt, _ := NewOptimizer(OptimizerConfig{Name: "sgd", LR: 0.05})
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := m.PerExampleNorms(in, tg, nil, norms); err != nil {
+			b.Fatal(err)
+		}
+		for k, n := range norms {
+			w[k] = min(1, 1/n) / batch
+		}
+		m.ZeroGrads()
+		if err := m.AccumulateWeighted(w); err != nil {
+			b.Fatal(err)
+		}
+		opt.Step(m.Params, m.Grads)
+	}
+	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "examples/s")
+}
+
+// BenchmarkTrainStepLSTM is one SGD step of pytorch_reference.py's lstm128.
+func BenchmarkTrainStepLSTM(b *testing.B) { benchTrainStep(b, benchLSTMSpec, 80) }
+
+// BenchmarkTrainStepTransformer is one SGD step of pytorch_reference.py's tfm.
+func BenchmarkTrainStepTransformer(b *testing.B) { benchTrainStep(b, benchTfmSpec, 64) }
+
+// BenchmarkGhostStepLSTM is the per-example part of a DP-SGD step (ghost norms, weighted sum).
+func BenchmarkGhostStepLSTM(b *testing.B) { benchGhostStep(b, benchLSTMSpec, 80) }
+
+// BenchmarkGhostStepTransformer is the per-example part of a DP-SGD step.
+func BenchmarkGhostStepTransformer(b *testing.B) { benchGhostStep(b, benchTfmSpec, 64) }
