@@ -1,0 +1,191 @@
+package client
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/confide-fl/confide/data"
+	"github.com/confide-fl/confide/model"
+	"github.com/confide-fl/confide/train"
+)
+
+// ModelTrainerConfig configures the built-in trainer.
+type ModelTrainerConfig struct {
+	// Train is the local training set; Test (optional) is used for evaluate tasks.
+	Train, Test *data.Dataset
+	// Budget limits the privacy the client's data spends over all rounds.
+	Budget Budget
+	// Store keeps the privacy ledger; nil keeps it in memory (it then dies with the process).
+	Store Store
+	// Seed, when non-zero, makes DP noise and batch sampling deterministic (tests,
+	// simulations). Zero draws them from crypto/rand, as a deployment must.
+	Seed uint64
+}
+
+// ModelTrainer is the built-in Trainer for Confide models: it builds the model the server
+// ships, trains it with DP-SGD (when the task asks for noise) on the local training set,
+// adds FedProx's proximal term when μ > 0, and keeps the client's privacy ledger: a task
+// that would take ε over the budget is refused before training, and the steps are recorded
+// before the trained parameters are returned.
+type ModelTrainer struct {
+	cfg    ModelTrainerConfig
+	ledger *Ledger
+	noise  *gaussianNoise
+	rng    *rand.Rand
+}
+
+var _ Trainer = (*ModelTrainer)(nil)
+
+// NewModelTrainer opens the ledger and prepares the random sources.
+func NewModelTrainer(cfg ModelTrainerConfig) (*ModelTrainer, error) {
+	if cfg.Train == nil || cfg.Train.N == 0 {
+		return nil, errors.New("client: the trainer needs a non-empty training set")
+	}
+	if cfg.Store == nil {
+		cfg.Store = NewMemoryStore()
+	}
+	if cfg.Budget.Delta == 0 {
+		cfg.Budget.Delta = 1e-5
+	}
+	l, err := OpenLedger(cfg.Store, cfg.Budget)
+	if err != nil {
+		return nil, err
+	}
+	t := &ModelTrainer{cfg: cfg, ledger: l}
+	if cfg.Seed != 0 {
+		t.rng = rand.New(rand.NewPCG(cfg.Seed, 0x6c6f63616c))
+		t.noise = newGaussianNoise(rand.New(rand.NewPCG(cfg.Seed, 0x6e6f697365)))
+	} else {
+		t.rng = rand.New(rand.NewChaCha8(cryptoSeed()))
+		t.noise = newGaussianNoise(rand.New(rand.NewChaCha8(cryptoSeed())))
+	}
+	return t, nil
+}
+
+// Ledger returns the client's privacy ledger.
+func (t *ModelTrainer) Ledger() *Ledger { return t.ledger }
+
+func cryptoSeed() [32]byte {
+	var s [32]byte
+	if _, err := crand.Read(s[:]); err != nil {
+		panic(fmt.Sprintf("client: crypto/rand failed: %v", err)) // crypto/rand never fails on supported platforms
+	}
+	return s
+}
+
+// Fit trains from global and returns the new parameters.
+func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig) (FitResult, error) {
+	m, err := model.New(cfg.Model, rand.New(rand.NewPCG(cfg.Seed, 0)))
+	if err != nil {
+		return FitResult{}, err
+	}
+	if err := m.SetParams(global); err != nil {
+		return FitResult{}, err
+	}
+	ds := t.cfg.Train
+	if err := train.CheckCompatible(m, ds); err != nil {
+		return FitResult{}, err
+	}
+	tc := train.Config{
+		Epochs: cfg.Epochs, BatchSize: cfg.BatchSize, Seed: t.rng.Uint64(),
+		Optimizer: model.OptimizerConfig{Name: cfg.Optimizer, LR: cfg.LR, Momentum: cfg.Momentum},
+	}
+	dp := cfg.DP.NoiseMultiplier > 0
+	if dp {
+		tc.DP = &train.DPConfig{NoiseMultiplier: cfg.DP.NoiseMultiplier, MaxGradNorm: cfg.DP.MaxGradNorm}
+	} else if t.cfg.Budget.Epsilon > 0 {
+		return FitResult{}, fmt.Errorf("the server asks for training without DP-SGD noise (unbounded ε), this client has a budget of ε = %g: %w", t.cfg.Budget.Epsilon, ErrBudgetExceeded)
+	}
+	tr, err := train.New(m, tc)
+	if err != nil {
+		return FitResult{}, fmt.Errorf("training config from the server: %w", err)
+	}
+	if cfg.ProximalMu > 0 {
+		tr.Opt = &proximal{base: tr.Opt, mu: cfg.ProximalMu, anchor: global}
+	}
+	if dp {
+		if _, err := t.ledger.Check(tc.PlannedDPSteps(ds.N, cfg.Epochs)); err != nil {
+			return FitResult{}, err
+		}
+		if err := tr.EnableDP(t.noise, t.rng); err != nil {
+			return FitResult{}, err
+		}
+	}
+	stepsPerEpoch := (ds.N + cfg.BatchSize - 1) / cfg.BatchSize
+	tr.SetTotalSteps(stepsPerEpoch * cfg.Epochs)
+	var last train.Metrics
+	for e := 0; e < cfg.Epochs; e++ {
+		if last, err = tr.Epoch(ctx, ds, nil); err != nil {
+			return FitResult{}, err
+		}
+	}
+	metrics := map[string]float64{"loss": last.Loss, "accuracy": last.Accuracy}
+	if dp {
+		// Charge before the parameters leave this function.
+		if err := t.ledger.Charge(tr.DPSteps()...); err != nil {
+			return FitResult{}, err
+		}
+		eps, err := t.ledger.Epsilon()
+		if err != nil {
+			return FitResult{}, err
+		}
+		metrics["epsilon"] = eps
+	}
+	return FitResult{Params: m.Params, NumExamples: ds.N, Metrics: metrics}, nil
+}
+
+// Evaluate runs params on the local test set (the training set when there is none).
+func (t *ModelTrainer) Evaluate(_ context.Context, params []float64, cfg EvaluateConfig) (EvaluateResult, error) {
+	ds := t.cfg.Test
+	if ds == nil {
+		ds = t.cfg.Train
+	}
+	m, err := model.New(cfg.Model, rand.New(rand.NewPCG(0, 0)))
+	if err != nil {
+		return EvaluateResult{}, err
+	}
+	if err := m.SetParams(params); err != nil {
+		return EvaluateResult{}, err
+	}
+	if err := train.CheckCompatible(m, ds); err != nil {
+		return EvaluateResult{}, err
+	}
+	r, err := train.Evaluate(m, ds, cfg.BatchSize)
+	if err != nil {
+		return EvaluateResult{}, err
+	}
+	return EvaluateResult{NumExamples: r.Examples, Loss: r.Loss, Metrics: map[string]float64{"accuracy": r.Accuracy}}, nil
+}
+
+// proximal adds FedProx's proximal gradient μ(w − w_global) (Li et al. 2020, Eq. 2) before
+// the wrapped optimizer's step. Under DP-SGD it is added after the noise: it does not depend
+// on the data, so it costs no privacy.
+type proximal struct {
+	base   model.Optimizer
+	mu     float64
+	anchor []float64
+}
+
+func (p *proximal) Step(params, grads []float64) {
+	for i := range grads {
+		grads[i] += p.mu * (params[i] - p.anchor[i])
+	}
+	p.base.Step(params, grads)
+}
+func (p *proximal) SetLR(lr float64) { p.base.SetLR(lr) }
+func (p *proximal) LR() float64      { return p.base.LR() }
+
+// gaussianNoise draws N(0, std²) noise from a generator (ChaCha8 seeded from crypto/rand
+// in production), the dpsgd.Noise the DP-SGD optimizer needs.
+type gaussianNoise struct{ rng *rand.Rand }
+
+func newGaussianNoise(r *rand.Rand) *gaussianNoise { return &gaussianNoise{rng: r} }
+
+func (g *gaussianNoise) AddGaussian(dst []float64, std float64) {
+	for i := range dst {
+		dst[i] += std * g.rng.NormFloat64()
+	}
+}

@@ -1,0 +1,584 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/confide-fl/confide/proto/blob"
+	pb "github.com/confide-fl/confide/proto/confide/v1"
+)
+
+// ProtocolVersion is the confide.v1 protocol revision this server speaks.
+const ProtocolVersion = 1
+
+// ServiceConfig configures the gRPC service around a coordinator.
+type ServiceConfig struct {
+	// JoinToken, when set, must be presented by every joining client.
+	JoinToken string
+	// TickInterval is how often the coordinator's clock advances (default 1s).
+	TickInterval time.Duration
+	// HeartbeatInterval is what clients are told to use (default 5s).
+	HeartbeatInterval time.Duration
+	// MaxChunkBytes bounds one streamed chunk (default 1 MiB); MaxResultBytes the blobs of
+	// one result (default 1 GiB).
+	MaxChunkBytes  int
+	MaxResultBytes int64
+	// MaxPullWait caps how long PullTask holds a call without a task (default 20s).
+	MaxPullWait time.Duration
+	// MaxConcurrentUploads bounds PushResult streams in flight (default 64).
+	MaxConcurrentUploads int
+	Store                Store
+	Metrics              *Metrics
+	Logger               *slog.Logger
+}
+
+func (c ServiceConfig) withDefaults() ServiceConfig {
+	if c.TickInterval == 0 {
+		c.TickInterval = time.Second
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 5 * time.Second
+	}
+	if c.MaxChunkBytes == 0 {
+		c.MaxChunkBytes = 1 << 20
+	}
+	if c.MaxResultBytes == 0 {
+		c.MaxResultBytes = 1 << 30
+	}
+	if c.MaxPullWait == 0 {
+		c.MaxPullWait = 20 * time.Second
+	}
+	if c.MaxConcurrentUploads == 0 {
+		c.MaxConcurrentUploads = 64
+	}
+	if c.Store == nil {
+		c.Store = &MemoryStore{}
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Service is the gRPC face of a coordinator: it turns calls into events, steps the
+// coordinator from one goroutine (Run), persists its records, queues its tasks per client,
+// and streams task and result payloads in chunks.
+type Service struct {
+	pb.UnimplementedFederationServer
+	cfg     ServiceConfig
+	coord   *Coordinator
+	events  chan request
+	health  *health.Server
+	log     *slog.Logger
+	uploads chan struct{}
+
+	mu         sync.Mutex
+	sessions   map[string]string // token → client id
+	tokens     map[string]string // client id → token
+	mail       map[string]*mailbox
+	finished   bool
+	round      uint64
+	done       chan struct{}
+	roundStart map[uint64]time.Time
+}
+
+var _ pb.FederationServer = (*Service)(nil)
+
+type mailbox struct {
+	tasks []*pb.Task
+	wake  chan struct{}
+}
+
+type request struct {
+	ev    Event
+	reply chan error
+}
+
+// NewService wraps a coordinator. Call Run to drive it and Register to serve it.
+func NewService(coord *Coordinator, cfg ServiceConfig) *Service {
+	cfg = cfg.withDefaults()
+	return &Service{
+		cfg: cfg, coord: coord, events: make(chan request), health: health.NewServer(), log: cfg.Logger,
+		uploads:  make(chan struct{}, cfg.MaxConcurrentUploads),
+		sessions: map[string]string{}, tokens: map[string]string{}, mail: map[string]*mailbox{},
+		done: make(chan struct{}), roundStart: map[uint64]time.Time{},
+	}
+}
+
+// Metrics returns the service's metrics (serve Metrics().Registry on /metrics).
+func (s *Service) Metrics() *Metrics { return s.cfg.Metrics }
+
+// Done is closed when the federation has run all its rounds.
+func (s *Service) Done() <-chan struct{} { return s.done }
+
+// Run steps the coordinator until ctx ends: events from the RPC handlers and a tick every
+// TickInterval. It returns ctx's error, or the store's error (after which nothing more is
+// delivered).
+func (s *Service) Run(ctx context.Context) error {
+	tick := time.NewTicker(s.cfg.TickInterval)
+	defer tick.Stop()
+	last := time.Now()
+	if err := s.apply(s.step(Tick{})); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case req := <-s.events:
+			r, err := s.coord.Step(req.ev)
+			if aerr := s.apply(r, nil); aerr != nil {
+				req.reply <- status.Error(codes.Unavailable, "server store failure")
+				return aerr
+			}
+			req.reply <- err
+		case now := <-tick.C:
+			if err := s.apply(s.step(Tick{Elapsed: now.Sub(last)})); err != nil {
+				return err
+			}
+			last = now
+		}
+	}
+}
+
+func (s *Service) step(ev Event) (Ready, error) { return s.coord.Step(ev) }
+
+// apply persists, then queues and revokes tasks, then reports the notices.
+func (s *Service) apply(r Ready, _ error) error {
+	if len(r.Persist) > 0 {
+		if err := s.cfg.Store.Append(r.Persist); err != nil {
+			s.log.Error("store failed; stopping", "err", err)
+			return fmt.Errorf("server: store: %w", err)
+		}
+	}
+	s.mu.Lock()
+	for _, e := range r.Send {
+		mb := s.mailbox(e.To)
+		mb.tasks = append(mb.tasks, e.Task)
+		close(mb.wake)
+		mb.wake = make(chan struct{})
+	}
+	for _, v := range r.Revoke {
+		if mb, ok := s.mail[v.To]; ok {
+			mb.tasks = slices.DeleteFunc(mb.tasks, func(t *pb.Task) bool { return t.TaskId == v.TaskID })
+		}
+	}
+	s.round = s.coord.Round()
+	if s.coord.Finished() && !s.finished {
+		s.finished = true
+		close(s.done)
+		for _, mb := range s.mail {
+			close(mb.wake)
+			mb.wake = make(chan struct{})
+		}
+	}
+	s.mu.Unlock()
+	s.cfg.Metrics.clients.Set(float64(s.coord.Online()))
+	for _, n := range r.Notices {
+		s.notice(n)
+	}
+	return nil
+}
+
+func (s *Service) mailbox(id string) *mailbox {
+	mb, ok := s.mail[id]
+	if !ok {
+		mb = &mailbox{wake: make(chan struct{})}
+		s.mail[id] = mb
+	}
+	return mb
+}
+
+func (s *Service) notice(n Notice) {
+	m := s.cfg.Metrics
+	switch n := n.(type) {
+	case RoundStarted:
+		s.roundStart[n.Round] = time.Now()
+		s.log.Info("round started", "round", n.Round, "clients", len(n.Clients))
+	case RoundFinished:
+		outcome := "ok"
+		if n.Failed {
+			outcome = "failed"
+			s.log.Warn("round failed", "round", n.Round, "reason", n.Reason, "failures", len(n.Failures))
+		} else {
+			s.log.Info("round finished", "round", n.Round, "contributors", n.Contributors, "failures", len(n.Failures), "metrics", n.Metrics)
+		}
+		m.rounds.WithLabelValues(outcome).Inc()
+		m.round.Set(float64(n.Round))
+		if t, ok := s.roundStart[n.Round]; ok {
+			m.roundDuration.Observe(time.Since(t).Seconds())
+			delete(s.roundStart, n.Round)
+		}
+	case EvaluationFinished:
+		if a, ok := n.Central["accuracy"]; ok {
+			m.accuracy.WithLabelValues("central").Set(a)
+		}
+		if a, ok := n.Federated["accuracy"]; ok {
+			m.accuracy.WithLabelValues("federated").Set(a)
+		}
+		s.log.Info("evaluation", "round", n.Round, "central", n.Central, "federated", n.Federated)
+	case CommitteeReady:
+		s.log.Info("key committee ready", "session", n.Session, "members", n.Members)
+	case KeySetupFailed:
+		s.log.Warn("key setup failed", "session", n.Session, "reason", n.Reason, "missing", n.Missing)
+	case PrivacySpent:
+		m.epsilon.Set(s.coord.maxEpsilon())
+	case ClientOffline:
+		s.log.Info("client offline", "client", n.ClientID)
+	case Finished:
+		s.log.Info("federation finished", "rounds", n.Rounds)
+	}
+}
+
+// submit hands an event to Run and waits for the coordinator's verdict.
+func (s *Service) submit(ctx context.Context, ev Event) error {
+	req := request{ev: ev, reply: make(chan error, 1)}
+	select {
+	case s.events <- req:
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	select {
+	case err := <-req.reply:
+		return s.toStatus(err)
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+func (s *Service) toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	var rej *RejectError
+	if !errors.As(err, &rej) {
+		return err
+	}
+	s.cfg.Metrics.rejected.WithLabelValues(rej.Code.String()).Inc()
+	code := codes.InvalidArgument
+	switch rej.Code {
+	case RejectUnknownClient:
+		code = codes.Unauthenticated
+	case RejectUnknownTask:
+		code = codes.NotFound
+	case RejectDuplicate:
+		code = codes.AlreadyExists
+	case RejectLate:
+		code = codes.FailedPrecondition
+	case RejectWrongClient:
+		code = codes.PermissionDenied
+	}
+	return status.Error(code, rej.Error())
+}
+
+var clientName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// Join registers a client and returns its session token.
+func (s *Service) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error) {
+	if s.cfg.JoinToken != "" && subtle.ConstantTimeCompare([]byte(req.GetJoinToken()), []byte(s.cfg.JoinToken)) != 1 {
+		return nil, status.Error(codes.Unauthenticated, "join token rejected (set the federation's join token)")
+	}
+	if v := req.GetProtocolVersion(); v != ProtocolVersion {
+		return nil, status.Errorf(codes.FailedPrecondition, "protocol version %d unsupported, this server speaks %d (upgrade the client)", v, ProtocolVersion)
+	}
+	name := req.GetClientName()
+	if !clientName.MatchString(name) {
+		return nil, status.Errorf(codes.InvalidArgument, "client name %q: use 1…128 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	}
+	if err := s.submit(ctx, Join{ClientID: name, CommitteeEligible: req.GetCommitteeEligible(), NumExamples: req.GetNumExamples()}); err != nil {
+		return nil, err
+	}
+	var tb [32]byte
+	if _, err := rand.Read(tb[:]); err != nil {
+		return nil, status.Error(codes.Internal, "session token")
+	}
+	token := hex.EncodeToString(tb[:])
+	s.mu.Lock()
+	if old, ok := s.tokens[name]; ok {
+		delete(s.sessions, old)
+	}
+	s.tokens[name], s.sessions[token] = token, name
+	s.mu.Unlock()
+	s.log.Info("client joined", "client", name, "committee_eligible", req.GetCommitteeEligible(), "examples", req.GetNumExamples())
+	return &pb.JoinResponse{ClientId: name, SessionToken: token, HeartbeatIntervalMs: s.cfg.HeartbeatInterval.Milliseconds(),
+		MaxChunkBytes: int64(s.cfg.MaxChunkBytes), MaxResultBytes: s.cfg.MaxResultBytes}, nil
+}
+
+type clientKey struct{}
+
+// clientOf returns the authenticated client of a call.
+func clientOf(ctx context.Context) string {
+	id, _ := ctx.Value(clientKey{}).(string)
+	return id
+}
+
+// authenticate maps the bearer token of a call to its client.
+func (s *Service) authenticate(ctx context.Context) (context.Context, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	var token string
+	if v := md.Get("authorization"); len(v) == 1 && len(v[0]) > 7 && v[0][:7] == "Bearer " {
+		token = v[0][7:]
+	}
+	s.mu.Lock()
+	id, ok := s.sessions[token]
+	s.mu.Unlock()
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "no valid session token: call Join first (authorization: Bearer <token>)")
+	}
+	return context.WithValue(ctx, clientKey{}, id), nil
+}
+
+// PullTask streams the client's next task: the header, then every blob's bytes in chunks.
+func (s *Service) PullTask(req *pb.PullTaskRequest, stream grpc.ServerStreamingServer[pb.TaskChunk]) error {
+	ctx := stream.Context()
+	id := clientOf(ctx)
+	if err := s.submit(ctx, Heartbeat{ClientID: id}); err != nil {
+		return err
+	}
+	wait := min(time.Duration(req.GetWaitMs())*time.Millisecond, s.cfg.MaxPullWait)
+	timer := time.NewTimer(max(wait, 0))
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		mb := s.mailbox(id)
+		if len(mb.tasks) > 0 {
+			t := mb.tasks[0]
+			mb.tasks = mb.tasks[1:]
+			s.mu.Unlock()
+			return s.sendTask(stream, t)
+		}
+		finished, wake := s.finished, mb.wake
+		s.mu.Unlock()
+		if finished {
+			return stream.Send(&pb.TaskChunk{Part: &pb.TaskChunk_NoTask{NoTask: &pb.NoTask{Finished: true}}})
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return stream.Send(&pb.TaskChunk{Part: &pb.TaskChunk_NoTask{NoTask: &pb.NoTask{RetryAfterMs: 100}}})
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+}
+
+func (s *Service) sendTask(stream grpc.ServerStreamingServer[pb.TaskChunk], t *pb.Task) error {
+	header := &pb.Task{TaskId: t.TaskId, Kind: t.Kind, Round: t.Round, Spec: t.Spec}
+	for _, b := range t.Blobs {
+		header.Blobs = append(header.Blobs, &pb.Blob{Name: b.Name, Size: b.Size, Sha256: b.Sha256})
+	}
+	if err := stream.Send(&pb.TaskChunk{Part: &pb.TaskChunk_Task{Task: header}}); err != nil {
+		return err
+	}
+	for _, b := range t.Blobs {
+		for off := 0; off < len(b.Data); off += s.cfg.MaxChunkBytes {
+			end := min(off+s.cfg.MaxChunkBytes, len(b.Data))
+			if err := stream.Send(&pb.TaskChunk{Part: &pb.TaskChunk_Data{Data: b.Data[off:end]}}); err != nil {
+				return err
+			}
+			s.cfg.Metrics.bytesOut.Add(float64(end - off))
+		}
+	}
+	return nil
+}
+
+// maxBlobs bounds the blobs of one result.
+const maxBlobs = 8
+
+// PushResult receives a result header and its blobs' bytes, then hands the result to the
+// coordinator and reports its verdict.
+func (s *Service) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.PushResultResponse]) error {
+	ctx := stream.Context()
+	id := clientOf(ctx)
+	select {
+	case s.uploads <- struct{}{}:
+		defer func() { <-s.uploads }()
+	default:
+		return status.Errorf(codes.ResourceExhausted, "%d uploads in progress; retry shortly", cap(s.uploads))
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	res := first.GetResult()
+	if res == nil {
+		return status.Error(codes.InvalidArgument, "the first chunk of PushResult must hold the result header")
+	}
+	if len(res.Blobs) > maxBlobs {
+		return status.Errorf(codes.InvalidArgument, "result holds %d blobs, at most %d", len(res.Blobs), maxBlobs)
+	}
+	var total int64
+	for _, b := range res.Blobs {
+		if b.Size < 0 || len(b.Data) != 0 {
+			return status.Errorf(codes.InvalidArgument, "blob %q header: size %d, %d inline bytes; send sizes in the header and bytes as chunks", b.Name, b.Size, len(b.Data))
+		}
+		total += b.Size
+	}
+	if total > s.cfg.MaxResultBytes {
+		return status.Errorf(codes.ResourceExhausted, "result of %d bytes exceeds the server's limit of %d", total, s.cfg.MaxResultBytes)
+	}
+	buf := make([]byte, 0, total)
+	for {
+		c, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		d := c.GetData()
+		if c.GetResult() != nil {
+			return status.Error(codes.InvalidArgument, "a second result header in one PushResult")
+		}
+		if len(d) > s.cfg.MaxChunkBytes {
+			return status.Errorf(codes.InvalidArgument, "chunk of %d bytes exceeds %d", len(d), s.cfg.MaxChunkBytes)
+		}
+		if int64(len(buf)+len(d)) > total {
+			return status.Errorf(codes.InvalidArgument, "more bytes than the header's blob sizes announce (%d)", total)
+		}
+		buf = append(buf, d...)
+		s.cfg.Metrics.bytesIn.Add(float64(len(d)))
+	}
+	if int64(len(buf)) != total {
+		return status.Errorf(codes.InvalidArgument, "stream ended after %d of the %d announced bytes", len(buf), total)
+	}
+	var off int64
+	for _, b := range res.Blobs {
+		b.Data = buf[off : off+b.Size : off+b.Size]
+		off += b.Size
+		if err := blob.Verify(b); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+	}
+	if err := s.submit(ctx, ResultIn{ClientID: id, Result: res}); err != nil {
+		s.log.Warn("result refused", "client", id, "task", res.TaskId, "err", err)
+		return err
+	}
+	return stream.SendAndClose(&pb.PushResultResponse{})
+}
+
+// Heartbeat marks the client online.
+func (s *Service) Heartbeat(ctx context.Context, _ *pb.HeartbeatRequest) (*pb.HeartbeatResponse, error) {
+	if err := s.submit(ctx, Heartbeat{ClientID: clientOf(ctx)}); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &pb.HeartbeatResponse{Round: s.round, Finished: s.finished}, nil
+}
+
+// Leave removes the client from the federation.
+func (s *Service) Leave(ctx context.Context, _ *pb.LeaveRequest) (*pb.LeaveResponse, error) {
+	id := clientOf(ctx)
+	if err := s.submit(ctx, Leave{ClientID: id}); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	delete(s.sessions, s.tokens[id])
+	delete(s.tokens, id)
+	s.mu.Unlock()
+	return &pb.LeaveResponse{}, nil
+}
+
+const healthService = "confide.v1.Federation"
+
+// NewGRPCServer returns a gRPC server with the service, health and reflection registered,
+// and the interceptors (logging, authentication) and message-size limits installed.
+func (s *Service) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
+	limit := s.cfg.MaxChunkBytes + 64<<10 // a chunk plus header room
+	opts = append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(limit),
+		grpc.MaxSendMsgSize(limit),
+		grpc.ChainUnaryInterceptor(s.logUnary, s.authUnary),
+		grpc.ChainStreamInterceptor(s.logStream, s.authStream),
+	}, opts...)
+	g := grpc.NewServer(opts...)
+	pb.RegisterFederationServer(g, s)
+	healthpb.RegisterHealthServer(g, s.health)
+	reflection.Register(g)
+	s.health.SetServingStatus(healthService, healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	return g
+}
+
+// Shutdown flips health to NOT_SERVING, then stops g gracefully (forcefully after grace).
+func (s *Service) Shutdown(g *grpc.Server, grace time.Duration) {
+	s.health.Shutdown()
+	stopped := make(chan struct{})
+	go func() {
+		g.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(grace):
+		g.Stop()
+	}
+}
+
+func needsAuth(method string) bool {
+	return method != pb.Federation_Join_FullMethodName && len(method) > 12 && method[:12] == "/confide.v1."
+}
+
+func (s *Service) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if needsAuth(info.FullMethod) {
+		var err error
+		if ctx, err = s.authenticate(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return h(ctx, req)
+}
+
+type authedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (a authedStream) Context() context.Context { return a.ctx }
+
+func (s *Service) authStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if needsAuth(info.FullMethod) {
+		ctx, err := s.authenticate(ss.Context())
+		if err != nil {
+			return err
+		}
+		ss = authedStream{ss, ctx}
+	}
+	return h(srv, ss)
+}
+
+func (s *Service) logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := h(ctx, req)
+	s.log.Debug("rpc", "method", info.FullMethod, "code", status.Code(err).String(), "duration", time.Since(start))
+	return resp, err
+}
+
+func (s *Service) logStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	start := time.Now()
+	err := h(srv, ss)
+	s.log.Debug("rpc", "method", info.FullMethod, "code", status.Code(err).String(), "duration", time.Since(start))
+	return err
+}
