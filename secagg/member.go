@@ -355,7 +355,9 @@ func (m *Member) DecryptionShare(req *DecryptionRequest) (*DecryptionShare, erro
 	if err := firstError(errs); err != nil {
 		return nil, fmt.Errorf("secagg: member %d: decryption share: %w", m.cfg.ID, err)
 	}
-	m.records[req.Aggregate] = decryptionRecord{Round: req.Round, Members: slices.Clone(req.Members)}
+	if _, ok := m.records[req.Aggregate]; !ok {
+		m.records[req.Aggregate] = decryptionRecord{Round: req.Round, Members: slices.Clone(req.Members)}
+	}
 	return out, nil
 }
 
