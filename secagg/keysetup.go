@@ -52,6 +52,9 @@ func (s *KeySetup) AddAnnouncement(a *KeyAnnouncement) error {
 	if s.roster != nil {
 		return fmt.Errorf("secagg: key setup: roster already sent; member %d cannot join", a.Member)
 	}
+	if err := checkIdentityKey(a.IdentityKey); err != nil {
+		return fmt.Errorf("secagg: key setup: member %d: %w (the member must generate a new key)", a.Member, err)
+	}
 	s.keys[a.Member] = a.IdentityKey
 	return nil
 }

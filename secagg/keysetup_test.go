@@ -51,6 +51,14 @@ func TestKeySetupRejects(t *testing.T) {
 			t.Errorf("err = %v, want ErrDuplicate", err)
 		}
 	})
+	t.Run("low-order identity key", func(t *testing.T) {
+		fresh, _ := NewKeySetup(p, members[0].cfg.Session, cfg)
+		a := members[0].Announcement()
+		a.IdentityKey = [32]byte{} // the zero point
+		if err := fresh.AddAnnouncement(a); err == nil {
+			t.Error("zero identity key accepted")
+		}
+	})
 	t.Run("announcement of another session", func(t *testing.T) {
 		a := members[0].Announcement()
 		a.Session[0] ^= 1

@@ -1,6 +1,7 @@
 package secagg
 
 import (
+	"bytes"
 	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/hkdf"
@@ -51,6 +52,23 @@ func shareAD(session SessionID, params [32]byte, from, to MemberID) []byte {
 	ad = binary.LittleEndian.AppendUint16(ad, uint16(from))
 	ad = binary.LittleEndian.AppendUint16(ad, uint16(to))
 	return ad
+}
+
+// checkIdentityKey rejects identity keys with which no shared secret can be derived (wrong
+// length, or low-order points that make X25519 return zero).
+func checkIdentityKey(k [32]byte) error {
+	pub, err := ecdh.X25519().NewPublicKey(k[:])
+	if err != nil {
+		return err
+	}
+	probe, err := ecdh.X25519().NewPrivateKey(bytes.Repeat([]byte{0x5a}, 32))
+	if err != nil {
+		return err
+	}
+	if _, err := probe.ECDH(pub); err != nil {
+		return fmt.Errorf("identity key is a low-order point: %w", err)
+	}
+	return nil
 }
 
 // seal encrypts plaintext with a fresh random nonce; the result is nonce ‖ ciphertext ‖ tag.
