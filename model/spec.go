@@ -44,7 +44,8 @@ type Spec struct {
 	Activation string `json:"activation,omitempty" yaml:"activation,omitempty"`
 	// Dropout is the drop probability after each hidden activation (0 disables).
 	Dropout float64 `json:"dropout,omitempty" yaml:"dropout,omitempty"`
-	// Init is he or xavier; empty picks he for relu/gelu and xavier for tanh/sigmoid.
+	// Init is he or xavier; empty picks he for relu/gelu and xavier for tanh/sigmoid (mlp;
+	// sequence models use each layer's standard initialisation, see their Init methods).
 	Init string `json:"init,omitempty" yaml:"init,omitempty"`
 	// Loss is cross_entropy (default) or mse.
 	Loss string `json:"loss,omitempty" yaml:"loss,omitempty"`
@@ -179,7 +180,7 @@ func (s Spec) withDefaults() Spec {
 			s.Causal = true
 		}
 	}
-	if s.Init == "" {
+	if s.Init == "" && s.Type == TypeMLP {
 		switch s.Activation {
 		case ActTanh, ActSigmoid:
 			s.Init = InitXavier
@@ -224,7 +225,7 @@ func (s Spec) Validate() error {
 	if s.Dropout < 0 || s.Dropout >= 1 {
 		bad("dropout = %v: must be in [0, 1)", s.Dropout)
 	}
-	if s.Init != InitHe && s.Init != InitXavier {
+	if (s.Type == TypeMLP || s.Init != "") && s.Init != InitHe && s.Init != InitXavier {
 		bad("init %q unknown (use he or xavier)", s.Init)
 	}
 	if _, err := newLoss(s.Loss); err != nil {

@@ -49,9 +49,15 @@ func newBenchTrainCmd(g *globalOptions) *cobra.Command {
 ../shared/bench/pytorch_reference.py measures PyTorch: warm-up, then the median of several
 timed runs of plain SGD steps. Compare with the reference run on the same machine:
 
-  OPENBLAS_NUM_THREADS=1 python3 pytorch_reference.py mlp 2 float64`,
+  OPENBLAS_NUM_THREADS=1 python3 pytorch_reference.py mlp 2 float64
+
+--model lstm and --model transformer (batch 32 unless --batch is given) use the shapes of
+the reference's lstm128 and tfm benches.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("batch") && mf.model != model.TypeMLP {
+				batch = 32 // pytorch_reference.py's batch for lstm128 and tfm
+			}
 			if batch <= 0 || runs <= 0 || seconds <= 0 {
 				return fmt.Errorf("--batch, --runs and --seconds must be > 0")
 			}
@@ -84,7 +90,7 @@ timed runs of plain SGD steps. Compare with the reference run on the same machin
 		},
 	}
 	mf.register(cmd)
-	cmd.Flags().IntVar(&batch, "batch", 64, "batch size")
+	cmd.Flags().IntVar(&batch, "batch", 64, "batch size (32 for sequence models)")
 	cmd.Flags().IntVar(&runs, "runs", 7, "timed runs (the median is reported)")
 	cmd.Flags().Float64Var(&seconds, "seconds", 1, "target duration of one timed run")
 	cmd.Flags().BoolVar(&useDP, "dp", false, "time DP-SGD steps (per-example clipping via ghost norms, noise)")
@@ -94,16 +100,35 @@ timed runs of plain SGD steps. Compare with the reference run on the same machin
 	return cmd
 }
 
-// syntheticDataset returns random data shaped for the model type: 784 features and 10
-// classes for the MLP (as pytorch_reference.py uses).
+// syntheticDataset returns random data shaped for the model type as pytorch_reference.py
+// makes it: 784 features and 10 classes for the MLP; for the recurrent models (lstm128)
+// sequences of 80 tokens from a vocabulary of 80 with 80 classes; for the transformer (tfm)
+// sequences of 64 tokens from a vocabulary of 100 with 10 classes.
 func syntheticDataset(modelType string, n int, seed uint64) *data.Dataset {
 	rng := rand.New(rand.NewPCG(seed, 0x73796e))
-	ds := &data.Dataset{Name: "synthetic", N: n, Dim: 784, X: make([]float64, n*784), Y: make([]int32, n), NumClasses: 10}
-	for i := range ds.X {
-		ds.X[i] = rng.NormFloat64()
+	var ds *data.Dataset
+	switch modelType {
+	case model.TypeRNN, model.TypeLSTM, model.TypeGRU, model.TypeTransformer:
+		T, V, C := 80, 80, 80
+		if modelType == model.TypeTransformer {
+			T, V, C = 64, 100, 10
+		}
+		ds = &data.Dataset{Name: "synthetic", N: n, SeqLen: T, VocabSize: V, Tokens: make([]int32, n*T),
+			Lengths: make([]int32, n), Y: make([]int32, n), NumClasses: C}
+		for i := range ds.Tokens {
+			ds.Tokens[i] = int32(rng.IntN(V))
+		}
+		for i := range ds.Lengths {
+			ds.Lengths[i] = int32(T)
+		}
+	default:
+		ds = &data.Dataset{Name: "synthetic", N: n, Dim: 784, X: make([]float64, n*784), Y: make([]int32, n), NumClasses: 10}
+		for i := range ds.X {
+			ds.X[i] = rng.NormFloat64()
+		}
 	}
 	for i := range ds.Y {
-		ds.Y[i] = int32(rng.IntN(10))
+		ds.Y[i] = int32(rng.IntN(ds.NumClasses))
 	}
 	return ds
 }

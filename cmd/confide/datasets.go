@@ -2,23 +2,123 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
 
 	"github.com/confide-fl/confide/data"
 )
 
-// loadDataset returns the train and test sets of a named dataset.
+// dataOptions locate and shape a dataset.
+type dataOptions struct {
+	// Dir holds the dataset's files; Path names the file itself (text datasets).
+	Dir, Path string
+	// SeqLen is the token sequence length of text datasets; 0 takes the dataset's default
+	// (80 characters for shakespeare, the first 256 words of an e-mail for spam).
+	SeqLen int
+	// Seed drives the random parts of loading (spam's stratified test split).
+	Seed uint64
+}
+
+// dataFlags are the dataset flags of train.
+type dataFlags struct {
+	name string
+	opts dataOptions
+}
+
+func (f *dataFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.name, "dataset", "mnist", "dataset: mnist, fashion-mnist, shakespeare (next character) or spam (SpamAssassin)")
+	cmd.Flags().StringVar(&f.opts.Dir, "data-dir", "", "directory holding the dataset files (default: cache or system location; for shakespeare and spam see --data-path)")
+	cmd.Flags().StringVar(&f.opts.Path, "data-path", "", "the dataset file of shakespeare (tinyshakespeare.txt) or spam (spamassassin.jsonl.gz)")
+	cmd.Flags().IntVar(&f.opts.SeqLen, "seq-len", 0, "token sequence length of text datasets (default: 80 for shakespeare, 256 words for spam)")
+}
+
+// textDataFiles are the file names looked for in --data-dir, and in the fallback
+// directory, for the text datasets.
+var textDataFiles = map[string][]string{
+	"shakespeare": {"tinyshakespeare.txt", "shakespeare.txt"},
+	"spam":        {"spamassassin.jsonl.gz", "spamassassin.jsonl"},
+}
+
+// fallbackDataDir is where a checkout's shared data lives, relative to the working
+// directory; it is only tried when neither --data-path nor --data-dir is given.
+var fallbackDataDir = filepath.Join("..", "shared", "data")
+
+// loadDataset returns the train and test sets of a named dataset with default options.
 func loadDataset(ctx context.Context, name, dataDir string) (train, test *data.Dataset, err error) {
+	return loadDatasetWith(ctx, name, dataOptions{Dir: dataDir})
+}
+
+// loadDatasetWith returns the train and test sets of a named dataset.
+func loadDatasetWith(ctx context.Context, name string, o dataOptions) (train, test *data.Dataset, err error) {
 	switch name {
 	case "mnist":
-		train, test, err = data.LoadMNISTContext(ctx, dataDir)
+		train, test, err = data.LoadMNISTContext(ctx, o.Dir)
 	case "fashion-mnist", "fashion_mnist", "fmnist":
-		train, test, err = data.LoadFashionMNIST(dataDir)
+		train, test, err = data.LoadFashionMNIST(o.Dir)
+	case "shakespeare":
+		var path string
+		if path, err = textDataPath(name, o); err != nil {
+			return nil, nil, err
+		}
+		var c *data.ShakespeareCorpus
+		if c, err = data.LoadShakespeare(path, data.ShakespeareOptions{SeqLen: o.SeqLen}); err == nil {
+			train, test = c.Train, c.Test
+		}
+	case "spam":
+		var path string
+		if path, err = textDataPath("spam", o); err != nil {
+			return nil, nil, err
+		}
+		var c *data.SpamCorpus
+		rng := rand.New(rand.NewPCG(o.Seed, 0x7370616d))
+		if c, err = data.LoadSpamAssassin(path, data.SpamOptions{MaxLen: o.SeqLen}, rng); err == nil {
+			train, test = c.Train, c.Test
+		}
 	default:
-		return nil, nil, fmt.Errorf("--dataset %q unknown (use mnist or fashion-mnist)", name)
+		return nil, nil, fmt.Errorf("--dataset %q unknown (use mnist, fashion-mnist, shakespeare or spam)", name)
 	}
 	if err != nil {
 		return nil, nil, err
 	}
 	return train, test, nil
+}
+
+// textDataPath finds the file of a text dataset: --data-path, else the dataset's file in
+// --data-dir, else in the fallback directory.
+func textDataPath(name string, o dataOptions) (string, error) {
+	files := textDataFiles[name]
+	if o.Path != "" {
+		if _, err := os.Stat(o.Path); err != nil {
+			return "", fmt.Errorf("--data-path: %w", err)
+		}
+		return o.Path, nil
+	}
+	find := func(dir string) (string, error) {
+		for _, f := range files {
+			p := filepath.Join(dir, f)
+			if _, err := os.Stat(p); err == nil {
+				return p, nil
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return "", err
+			}
+		}
+		return "", fs.ErrNotExist
+	}
+	if o.Dir != "" {
+		p, err := find(o.Dir)
+		if err != nil {
+			return "", fmt.Errorf("--data-dir %s: no %s file (%v): pass the file itself with --data-path", o.Dir, name, files)
+		}
+		return p, nil
+	}
+	if p, err := find(fallbackDataDir); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("dataset %s: no data file given: pass --data-path FILE (%s) or --data-dir DIR holding it", name, files[0])
 }
