@@ -488,12 +488,42 @@ func (q *DecryptionRequest) MarshalBinary() ([]byte, error) {
 	w.u64(uint64(q.Dim))
 	w.u32(uint32(q.Count))
 	w.members(q.Members)
-	w.ringDesc(logNOf(n), q.q)
-	w.u32(uint32(len(q.c1)))
-	for _, p := range q.c1 {
+	w.polys(q.q, q.c1)
+	return w.b, nil
+}
+
+// polys writes the ring descriptor, the count and the coefficients of a list of
+// polynomials of the same degree.
+func (w *writer) polys(q uint64, ps []ring.Poly) {
+	w.ringDesc(logNOf(ps[0].N()), q)
+	w.u32(uint32(len(ps)))
+	for _, p := range ps {
 		w.coeffs(p)
 	}
-	return w.b, nil
+}
+
+// polys reads what writer.polys wrote: they must be the last field of the message. With
+// dim > 0 the count must be the number of chunks of a dim-value update.
+func (r *reader) polys(dim int, what string) (uint64, []ring.Poly) {
+	n, q := r.ringDesc()
+	k := int(r.u32())
+	if r.err != nil {
+		return 0, nil
+	}
+	if want := (dim + extraSlots + n - 1) / n; dim > 0 && k != want {
+		r.failf("%d polynomials for dimension %d at N=%d, want %d", k, dim, n, want)
+	} else if k < 1 || k > MaxDim {
+		r.failf("%d polynomials out of range", k)
+	}
+	r.expectRemaining(8*n*k, what)
+	if r.err != nil {
+		return 0, nil
+	}
+	ps := make([]ring.Poly, k)
+	for i := range ps {
+		ps[i] = r.poly(n, q)
+	}
+	return q, ps
 }
 
 // UnmarshalBinary decodes a request; it never panics on malformed input.
@@ -506,23 +536,11 @@ func (q *DecryptionRequest) UnmarshalBinary(p []byte) error {
 	dim := r.u64()
 	out.Count = int(r.u32())
 	out.Members = r.members(MaxCommitteeSize)
-	n, mod := r.ringDesc()
-	k := int(r.u32())
 	if r.err == nil && (dim < 1 || dim > MaxDim) {
 		r.failf("dimension %d out of range 1…%d", dim, MaxDim)
 	}
 	out.Dim = int(dim)
-	if want := (out.Dim + extraSlots + n - 1) / max(n, 1); r.err == nil && k != want {
-		r.failf("%d polynomials for dimension %d at N=%d, want %d", k, dim, n, want)
-	}
-	r.expectRemaining(8*n*k, "c1 polynomials")
-	out.q = mod
-	if r.err == nil {
-		out.c1 = make([]ring.Poly, k)
-		for i := range out.c1 {
-			out.c1[i] = r.poly(n, mod)
-		}
-	}
+	out.q, out.c1 = r.polys(out.Dim, "c1 polynomials")
 	if err := r.done(); err != nil {
 		return err
 	}
@@ -554,11 +572,7 @@ func (s *DecryptionShare) MarshalBinary() ([]byte, error) {
 	w.raw(s.Aggregate[:])
 	w.u16(uint16(s.From))
 	w.members(s.Members)
-	w.ringDesc(logNOf(n), s.q)
-	w.u32(uint32(len(s.shares)))
-	for _, p := range s.shares {
-		w.coeffs(p)
-	}
+	w.polys(s.q, s.shares)
 	return w.b, nil
 }
 
@@ -571,19 +585,7 @@ func (s *DecryptionShare) UnmarshalBinary(p []byte) error {
 	r.fixed(out.Aggregate[:])
 	out.From = MemberID(r.u16())
 	out.Members = r.members(MaxCommitteeSize)
-	n, q := r.ringDesc()
-	k := int(r.u32())
-	if r.err == nil && (k < 1 || k > MaxDim) {
-		r.failf("%d polynomials out of range", k)
-	}
-	r.expectRemaining(8*n*k, "share polynomials")
-	out.q = q
-	if r.err == nil {
-		out.shares = make([]ring.Poly, k)
-		for i := range out.shares {
-			out.shares[i] = r.poly(n, q)
-		}
-	}
+	out.q, out.shares = r.polys(0, "share polynomials")
 	if err := r.done(); err != nil {
 		return err
 	}
