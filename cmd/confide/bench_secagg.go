@@ -56,6 +56,8 @@ cycle through them (under distinct client ids), and the output says so.
 	f.IntVar(&c.Threshold, "threshold", 6, "members needed to decrypt, t")
 	f.IntVar(&c.Absent, "absent", 4, "committee members absent at decryption (at most K−t)")
 	f.IntVar(&c.LogN, "logn", 14, "log2 of the ring degree (values per ciphertext), 12…16")
+	f.IntVar(&c.LogScale, "log-scale", 0, "log2 of the encoding scale Δ (0: default 45); lower it to fit more clients")
+	f.Float64Var(&c.FloodingSigma, "flooding-sigma", 0, "flooding noise σ of decryption shares (0: default 2^30)")
 	f.IntVar(&c.Distinct, "distinct", 8, "distinct client vectors actually encrypted; the sums cycle through them")
 	f.IntVar(&c.Workers, "workers", runtime.GOMAXPROCS(0), "goroutines for encryption, the encrypted sum and decryption")
 	f.Uint64Var(&c.Seed, "seed", 1, "seed of the client vectors")

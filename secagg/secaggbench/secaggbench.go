@@ -27,6 +27,9 @@ type Config struct {
 	Threshold int // t
 	Absent    int // members absent at decryption (≤ K−t)
 	LogN      int // ring degree 2^LogN
+	// LogScale and FloodingSigma override the parameter defaults when non-zero.
+	LogScale      int
+	FloodingSigma float64
 	// Distinct is the number of distinct client vectors actually generated and encrypted;
 	// the server sum cycles through their ciphertexts (as distinct client ids), so memory
 	// stays at Distinct uploads however many clients are summed.
@@ -115,7 +118,7 @@ func Run(c Config) (*Report, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	params, err := secagg.NewParameters(secagg.ParametersLiteral{LogN: c.LogN, MaxContributors: c.Clients})
+	params, err := secagg.NewParameters(secagg.ParametersLiteral{LogN: c.LogN, LogScale: c.LogScale, FloodingSigma: c.FloodingSigma, MaxContributors: c.Clients})
 	if err != nil {
 		return nil, err
 	}
