@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/confide-fl/confide/model"
+	"github.com/confide-fl/confide/server"
+	"github.com/confide-fl/confide/train"
+)
+
+func init() { registerCommand(newServerCmd) }
+
+// serverFile is the server's YAML config: where to listen, optional central evaluation, and
+// the federation itself (server.Config) under "federation".
+type serverFile struct {
+	Listen        string        `yaml:"listen"`
+	MetricsListen string        `yaml:"metrics_listen"`
+	JoinToken     string        `yaml:"join_token"`
+	CheckpointDir string        `yaml:"checkpoint_dir"`
+	Linger        time.Duration `yaml:"linger"`
+	Evaluation    struct {
+		Dataset string `yaml:"dataset"`
+		DataDir string `yaml:"data_dir"`
+	} `yaml:"evaluation"`
+	Federation server.Config `yaml:"federation"`
+}
+
+type serverRound struct {
+	Round          uint64             `json:"round"`
+	Failed         bool               `json:"failed,omitempty"`
+	Reason         string             `json:"reason,omitempty"`
+	Contributors   int                `json:"contributors"`
+	CentralAcc     *float64           `json:"central_accuracy,omitempty"`
+	Metrics        map[string]float64 `json:"metrics,omitempty"`
+	ElapsedSeconds float64            `json:"elapsed_seconds"`
+}
+
+type serverResult struct {
+	Rounds          int           `json:"rounds"`
+	Strategy        string        `json:"strategy"`
+	SecAgg          bool          `json:"secure_aggregation"`
+	InitialAccuracy *float64      `json:"initial_accuracy,omitempty"`
+	History         []serverRound `json:"history"`
+	EpsilonMax      float64       `json:"epsilon_max"`
+	Seconds         float64       `json:"seconds"`
+}
+
+func newServerCmd(g *globalOptions) *cobra.Command {
+	var listen, metricsListen, joinToken, checkpointDir string
+	var rounds int
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the aggregation server of a federation",
+		Long: `Run the aggregation server: clients dial in (confide client), and the server runs
+the configured rounds of federated training with the chosen strategy, DP settings and
+optional secure aggregation, then exits. The config file (--config) holds listen addresses
+and a "federation" section (see examples/server.yaml). Prometheus metrics are served on
+--metrics-listen at /metrics.`,
+		Example:     `  confide server --config examples/server.yaml`,
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{"structured-config": "true"},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			sf, err := readServerFile(g.configFile)
+			if err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			if f.Changed("listen") || sf.Listen == "" {
+				sf.Listen = listen
+			}
+			if f.Changed("metrics-listen") {
+				sf.MetricsListen = metricsListen
+			}
+			if f.Changed("join-token") {
+				sf.JoinToken = joinToken
+			}
+			if f.Changed("checkpoint-dir") {
+				sf.CheckpointDir = checkpointDir
+			}
+			if f.Changed("rounds") {
+				sf.Federation.Rounds = rounds
+			}
+			return runServer(ctx, g, cmd.OutOrStdout(), sf)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "address the gRPC service listens on")
+	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "address of the Prometheus /metrics endpoint (empty: off)")
+	cmd.Flags().StringVar(&joinToken, "join-token", "", "shared token clients must present to join (empty: none)")
+	cmd.Flags().StringVar(&checkpointDir, "checkpoint-dir", "", "write the global model of every round into this directory")
+	cmd.Flags().IntVar(&rounds, "rounds", 0, "override federation.rounds of the config file")
+	return cmd
+}
+
+func readServerFile(path string) (serverFile, error) {
+	var sf serverFile
+	if path == "" {
+		path = os.Getenv("CONFIDE_CONFIG")
+	}
+	if path == "" {
+		return sf, errors.New("confide server needs --config FILE with a federation section (see examples/server.yaml)")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return sf, fmt.Errorf("server config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&sf); err != nil {
+		return sf, fmt.Errorf("server config %s: %w (fix the key; see examples/server.yaml)", path, err)
+	}
+	return sf, nil
+}
+
+func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile) error {
+	fed := sf.Federation
+	if fed.Seed == 0 {
+		var b [8]byte
+		crand.Read(b[:])
+		fed.Seed = binary.LittleEndian.Uint64(b[:])
+	}
+	var (
+		mu       sync.Mutex
+		accuracy = map[uint64]float64{}
+	)
+	var opts server.Options
+	if sf.Evaluation.Dataset != "" {
+		_, test, err := loadDataset(ctx, sf.Evaluation.Dataset, sf.Evaluation.DataDir)
+		if err != nil {
+			return fmt.Errorf("evaluation dataset: %w", err)
+		}
+		m, err := model.New(fed.Model, rand.New(rand.NewPCG(0, 0)))
+		if err != nil {
+			return fmt.Errorf("federation.model: %w", err)
+		}
+		if err := train.CheckCompatible(m, test); err != nil {
+			return fmt.Errorf("evaluation dataset vs federation.model: %w", err)
+		}
+		opts.Central = func(round uint64, params []float64) (map[string]float64, error) {
+			if err := m.SetParams(params); err != nil {
+				return nil, err
+			}
+			r, err := train.Evaluate(m, test, 1024)
+			if err != nil {
+				return nil, err
+			}
+			mu.Lock()
+			accuracy[round] = r.Accuracy
+			mu.Unlock()
+			return map[string]float64{"accuracy": r.Accuracy, "loss": r.Loss}, nil
+		}
+	}
+	coord, err := server.New(fed, opts)
+	if err != nil {
+		return err
+	}
+	fed = coord.Config()
+	mem := &server.MemoryStore{}
+	stores := server.MultiStore{mem}
+	if sf.CheckpointDir != "" {
+		cs, err := server.NewCheckpointStore(sf.CheckpointDir, fed.Model)
+		if err != nil {
+			return err
+		}
+		stores = append(stores, cs)
+	}
+	svc := server.NewService(coord, server.ServiceConfig{JoinToken: sf.JoinToken, Store: stores, Logger: slog.Default()})
+	lis, err := net.Listen("tcp", sf.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w (pick another --listen address)", sf.Listen, err)
+	}
+	gs := svc.NewGRPCServer()
+	go gs.Serve(lis)
+	slog.Info("server listening", "addr", lis.Addr().String(), "rounds", fed.Rounds, "strategy", fed.Strategy.Name, "secure_aggregation", fed.SecAgg.Enabled)
+	fmt.Fprintf(os.Stderr, "confide server listening on %s (rounds %d, strategy %s, secure aggregation %v)\n", lis.Addr(), fed.Rounds, fed.Strategy.Name, fed.SecAgg.Enabled)
+	var httpSrv *http.Server
+	if sf.MetricsListen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(svc.Metrics().Registry, promhttp.HandlerOpts{}))
+		httpSrv = &http.Server{Addr: sf.MetricsListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		ml, err := net.Listen("tcp", sf.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics listen %s: %w", sf.MetricsListen, err)
+		}
+		go httpSrv.Serve(ml)
+		defer httpSrv.Close()
+	}
+	start := time.Now()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- svc.Run(runCtx) }()
+	select {
+	case <-svc.Done():
+	case err := <-runErr:
+		svc.Shutdown(gs, 5*time.Second)
+		return fmt.Errorf("server stopped: %w", err)
+	case <-ctx.Done():
+		svc.Shutdown(gs, 5*time.Second)
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	elapsed := time.Since(start)
+	// Let clients poll once more and see that the federation finished.
+	linger := sf.Linger
+	if linger == 0 {
+		linger = 3 * time.Second
+	}
+	select {
+	case <-time.After(linger):
+	case <-ctx.Done():
+	}
+	cancel()
+	<-runErr
+	svc.Shutdown(gs, 5*time.Second)
+
+	res := serverResult{Rounds: fed.Rounds, Strategy: fed.Strategy.Name, SecAgg: fed.SecAgg.Enabled, Seconds: elapsed.Seconds()}
+	mu.Lock()
+	if a, ok := accuracy[0]; ok {
+		res.InitialAccuracy = &a
+	}
+	for _, r := range mem.Records() {
+		rr, ok := r.(server.RoundRecord)
+		if !ok {
+			continue
+		}
+		sr := serverRound{Round: rr.Round, Failed: rr.Failed, Reason: rr.Reason, Contributors: len(rr.Contributors), Metrics: rr.Metrics}
+		if rr.Failed {
+			sr.Contributors = 0
+		}
+		if a, ok := accuracy[rr.Round]; ok && !rr.Failed {
+			sr.CentralAcc = &a
+		}
+		res.EpsilonMax = max(res.EpsilonMax, rr.Metrics["epsilon_max"])
+		res.History = append(res.History, sr)
+	}
+	mu.Unlock()
+	return g.emit(w, res, func(w io.Writer) {
+		if res.InitialAccuracy != nil {
+			fmt.Fprintf(w, "round 0: accuracy %.4f (initial model)\n", *res.InitialAccuracy)
+		}
+		for _, r := range res.History {
+			switch {
+			case r.Failed:
+				fmt.Fprintf(w, "round %d: failed: %s\n", r.Round, r.Reason)
+			case r.CentralAcc != nil:
+				fmt.Fprintf(w, "round %d: accuracy %.4f, %d contributors\n", r.Round, *r.CentralAcc, r.Contributors)
+			default:
+				fmt.Fprintf(w, "round %d: %d contributors\n", r.Round, r.Contributors)
+			}
+		}
+		fmt.Fprintf(w, "%d rounds of %s (secure aggregation %v) in %.1fs; largest client ε %.3g\n", res.Rounds, res.Strategy, res.SecAgg, res.Seconds, res.EpsilonMax)
+	})
+}
