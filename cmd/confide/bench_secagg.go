@@ -42,6 +42,9 @@ cycle through them (under distinct client ids), and the output says so.
 				fmt.Fprintf(w, "  server decode        %8.3f s per upload\n", r.ServerDecodeSec)
 				fmt.Fprintf(w, "  server encrypted sum %8.3f s vs plaintext sum %.3f s (1 thread): %.2f× (vs %d-thread plaintext %.3f s: %.2f×)\n",
 					r.ServerSumSec, r.PlaintextSumSec, r.SumRatio, r.Workers, r.PlaintextSumParallelSec, r.SumRatioParallel)
+				if r.SumRatioCPU > 0 {
+					fmt.Fprintf(w, "  same sums in CPU time, 1 thread: %.3f s vs %.3f s: %.2f×\n", r.ServerSumCPUSec, r.PlaintextSumCPUSec, r.SumRatioCPU)
+				}
 				fmt.Fprintf(w, "  decryption           %8.3f s (slowest member %.3f s + combine %.3f s); request %d bytes, share %d bytes\n",
 					r.DecryptSec, r.MemberShareSec, r.CombineSec, r.RequestBytes, r.ShareBytes)
 				fmt.Fprintf(w, "  max |error|          %8.2e (predicted std %.2e), decrypted count %d\n", r.MaxAbsError, r.PredictedStd, r.DecryptedCount)
