@@ -38,6 +38,9 @@ cycle through them (under distinct client ids), and the output says so.
 					r.Dim, r.Clients, r.Committee, r.Threshold, r.Absent, r.LogN, r.Chunks, r.Workers)
 				fmt.Fprintf(w, "  key setup            %8.3f s\n", r.KeySetupSec)
 				fmt.Fprintf(w, "  client encrypt       %8.3f s per update (%.3f s per 1e6 values; 1 thread %.3f s per 1e6)\n", r.ClientEncryptSec, r.ClientEncryptPerMSec, r.ClientEncrypt1PerMSec)
+				if r.ClientEncryptCPUPerMSec > 0 {
+					fmt.Fprintf(w, "  client encrypt CPU   %8.3f s per 1e6 values, 1 thread\n", r.ClientEncryptCPUPerMSec)
+				}
 				fmt.Fprintf(w, "  upload               %8d bytes (%.3f× raw float64 %d bytes)\n", r.UploadBytes, r.UploadRatio, r.RawBytes)
 				fmt.Fprintf(w, "  server decode        %8.3f s per upload\n", r.ServerDecodeSec)
 				fmt.Fprintf(w, "  server encrypted sum %8.3f s vs plaintext sum %.3f s (1 thread): %.2f× (vs %d-thread plaintext %.3f s: %.2f×)\n",
