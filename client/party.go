@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"math/rand/v2"
 
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/proto/blob"
@@ -208,10 +209,14 @@ func modelSpec(m *pb.ModelSpec) (model.Spec, int, error) {
 	if err != nil {
 		return model.Spec{}, 0, err
 	}
-	if m.GetNumParams() < 1 {
-		return model.Spec{}, 0, fmt.Errorf("model spec announces %d parameters", m.GetNumParams())
+	built, err := model.New(s, rand.New(rand.NewPCG(0, 0)))
+	if err != nil {
+		return model.Spec{}, 0, err
 	}
-	return s, int(m.GetNumParams()), nil
+	if int64(built.NumParams()) != m.GetNumParams() {
+		return model.Spec{}, 0, fmt.Errorf("model spec has %d parameters, the task announces %d", built.NumParams(), m.GetNumParams())
+	}
+	return s, built.NumParams(), nil
 }
 
 // secAggParams decodes and validates the task's secure-aggregation parameters against the

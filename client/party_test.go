@@ -1,0 +1,220 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/dp/accountant"
+	"github.com/confide-fl/confide/model"
+	"github.com/confide-fl/confide/proto/blob"
+	pb "github.com/confide-fl/confide/proto/confide/v1"
+)
+
+func fitTask(spec model.Spec, params []float64, fit *pb.FitSpec) *pb.Task {
+	fit.Model = &pb.ModelSpec{SpecJson: spec.JSON(), NumParams: int64(len(params))}
+	return &pb.Task{TaskId: "fit-r1-1", Kind: pb.TaskKind_TASK_KIND_FIT, Round: 1, Spec: &pb.Task_Fit{Fit: fit},
+		Blobs: []*pb.Blob{blob.New(blob.Params, blob.EncodeFloats(params))}}
+}
+
+var blobSpec = model.Spec{Type: model.TypeMLP, Input: 4, Hidden: []int{8}, Output: 2}
+
+func zeros() []float64 {
+	m, err := model.New(blobSpec, rand.New(rand.NewPCG(0, 0)))
+	if err != nil {
+		panic(err)
+	}
+	return make([]float64, m.NumParams())
+}
+
+func TestBuiltInTrainerRefusesOverBudgetAndTellsTheServer(t *testing.T) {
+	store := client.NewMemoryStore()
+	tr, err := client.NewModelTrainer(client.ModelTrainerConfig{Train: blobs(200, 1), Budget: client.Budget{Epsilon: 1, Delta: 1e-5}, Store: store, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := client.NewParty(client.PartyConfig{ClientID: "a"}, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fit := func(sigma float64, epochs int32) *pb.Result {
+		res, err := p.Handle(t.Context(), fitTask(blobSpec, zeros(), &pb.FitSpec{LocalEpochs: epochs, BatchSize: 20, Optimizer: "sgd", LearningRate: 0.1,
+			Dp: &pb.DPSpec{NoiseMultiplier: sigma, MaxGradNorm: 1, Delta: 1e-5}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	// σ = 2, q = 0.1, 10 steps: well inside ε = 1.
+	ok := fit(2, 1)
+	if ok.Status != pb.ResultStatus_RESULT_STATUS_OK || !(ok.Metrics["epsilon"] > 0) {
+		t.Fatalf("first task: %v %q, metrics %v", ok.Status, ok.Reason, ok.Metrics)
+	}
+	spent := ok.Metrics["epsilon"]
+	// σ = 0.5 for 20 epochs would take ε far past 1: refused, with the reason, nothing spent.
+	refused := fit(0.5, 20)
+	if refused.Status != pb.ResultStatus_RESULT_STATUS_REFUSED_PRIVACY_BUDGET || !strings.Contains(refused.Reason, "over the budget 1") || len(refused.Blobs) != 0 {
+		t.Fatalf("over-budget task: %v %q, %d blobs", refused.Status, refused.Reason, len(refused.Blobs))
+	}
+	// No DP at all means unbounded ε: refused too.
+	if r := fit(0, 1); r.Status != pb.ResultStatus_RESULT_STATUS_REFUSED_PRIVACY_BUDGET {
+		t.Fatalf("task without DP-SGD: %v %q", r.Status, r.Reason)
+	}
+	// The ledger survives a restart with exactly what was charged.
+	l, err := client.OpenLedger(store, client.Budget{Epsilon: 1, Delta: 1e-5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eps, _ := l.Epsilon(); math.Abs(eps-spent) > 1e-12 {
+		t.Fatalf("reloaded ledger ε = %v, want %v", eps, spent)
+	}
+}
+
+func TestLedgerMatchesAccountant(t *testing.T) {
+	store := client.NewMemoryStore()
+	l, err := client.OpenLedger(store, client.Budget{Epsilon: 0, Delta: 1e-5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []accountant.Step{{NoiseMultiplier: 1.1, SampleRate: 0.01, Steps: 600}, {NoiseMultiplier: 0.9, SampleRate: 0.02, Steps: 100}}
+	if err := l.Charge(steps...); err != nil {
+		t.Fatal(err)
+	}
+	want, err := accountant.Epsilon(steps, 1e-5, accountant.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := l.Epsilon(); got != want.Epsilon {
+		t.Fatalf("ledger ε = %v, accountant %v", got, want.Epsilon)
+	}
+	if err := store.Save("privacy-ledger.json", []byte("{garbage")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.OpenLedger(store, client.Budget{Delta: 1e-5}); err == nil || !strings.Contains(err.Error(), "corrupted") {
+		t.Fatalf("corrupted ledger: err = %v", err)
+	}
+}
+
+// clipCheck records what the party sends.
+type fixedTrainer struct{ shift float64 }
+
+func (f fixedTrainer) Fit(_ context.Context, global []float64, _ client.FitConfig) (client.FitResult, error) {
+	p := make([]float64, len(global))
+	for i := range p {
+		p[i] = global[i] + f.shift
+	}
+	return client.FitResult{Params: p, NumExamples: 10}, nil
+}
+
+func (fixedTrainer) Evaluate(context.Context, []float64, client.EvaluateConfig) (client.EvaluateResult, error) {
+	return client.EvaluateResult{}, errors.New("no test data")
+}
+
+func TestPartyClipsUpdatesAndValidatesTasks(t *testing.T) {
+	p, _ := client.NewParty(client.PartyConfig{ClientID: "a"}, fixedTrainer{shift: 1})
+	params := zeros()
+	res, err := p.Handle(t.Context(), fitTask(blobSpec, params, &pb.FitSpec{UpdateClipNorm: 2}))
+	if err != nil || res.Status != pb.ResultStatus_RESULT_STATUS_OK {
+		t.Fatalf("fit: %v %v %q", err, res.GetStatus(), res.GetReason())
+	}
+	d, _ := blob.Find(res.Blobs, blob.Update)
+	delta, _ := blob.DecodeFloats(d, len(params))
+	var s float64
+	for _, v := range delta {
+		s += v * v
+	}
+	if n := math.Sqrt(s); n > 2 || n < 2-1e-9 {
+		t.Fatalf("update norm %v, want clipped to 2", n)
+	}
+	for _, tc := range []struct {
+		name string
+		task *pb.Task
+		want string
+	}{
+		{"wrong-param-count", fitTask(blobSpec, params[:3], &pb.FitSpec{}), "the task announces 3"},
+		{"short-params", func() *pb.Task {
+			t := fitTask(blobSpec, params, &pb.FitSpec{})
+			t.Blobs = []*pb.Blob{blob.New(blob.Params, blob.EncodeFloats(params[:3]))}
+			return t
+		}(), "has 3 values, want"},
+		{"no-spec", &pb.Task{TaskId: "x", Kind: pb.TaskKind_TASK_KIND_FIT}, "without a fit spec"},
+		{"unknown-kind", &pb.Task{TaskId: "x", Kind: pb.TaskKind(42)}, "unknown to this client"},
+		{"evaluate-error", &pb.Task{TaskId: "x", Kind: pb.TaskKind_TASK_KIND_EVALUATE, Spec: &pb.Task_Evaluate{Evaluate: &pb.EvaluateSpec{Model: &pb.ModelSpec{SpecJson: blobSpec.JSON(), NumParams: int64(len(params))}}},
+			Blobs: []*pb.Blob{blob.New(blob.Params, blob.EncodeFloats(params))}}, "no test data"},
+		{"decrypt-unknown-session", &pb.Task{TaskId: "x", Kind: pb.TaskKind_TASK_KIND_DECRYPT, Spec: &pb.Task_Decrypt{Decrypt: &pb.DecryptSpec{Session: make([]byte, 16), MemberId: 1,
+			Params: &pb.SecAggParams{LogN: 12, CommitteeSize: 3, Threshold: 2, MinContributions: 1}}}}, "no key-committee state"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := p.Handle(t.Context(), tc.task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != pb.ResultStatus_RESULT_STATUS_FAILED || !strings.Contains(res.Reason, tc.want) {
+				t.Fatalf("status %v reason %q, want FAILED mentioning %q", res.Status, res.Reason, tc.want)
+			}
+		})
+	}
+}
+
+func TestPartyRefusesWeakCommittee(t *testing.T) {
+	p, _ := client.NewParty(client.PartyConfig{ClientID: "a", MinThreshold: 3}, fixedTrainer{})
+	res, err := p.Handle(t.Context(), &pb.Task{TaskId: "k", Kind: pb.TaskKind_TASK_KIND_KEY_SETUP, Spec: &pb.Task_KeySetup{KeySetup: &pb.KeySetupSpec{
+		Stage: pb.KeySetupStage_KEY_SETUP_STAGE_ANNOUNCE, Session: make([]byte, 16), MemberId: 1,
+		Params: &pb.SecAggParams{LogN: 12, CommitteeSize: 4, Threshold: 2, MinContributions: 2}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != pb.ResultStatus_RESULT_STATUS_FAILED || !strings.Contains(res.Reason, "below this client's minimum 3") {
+		t.Fatalf("weak committee: %v %q", res.Status, res.Reason)
+	}
+}
+
+func TestProximalTermPullsTowardsGlobal(t *testing.T) {
+	run := func(mu float64) float64 {
+		tr, err := client.NewModelTrainer(client.ModelTrainerConfig{Train: blobs(200, 1), Seed: 9})
+		if err != nil {
+			t.Fatal(err)
+		}
+		global := zeros()
+		for i := range global {
+			global[i] = 0.1
+		}
+		r, err := tr.Fit(t.Context(), global, client.FitConfig{Model: blobSpec, Epochs: 3, BatchSize: 20, Optimizer: "sgd", LR: 0.2, ProximalMu: mu, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s float64
+		for i, v := range r.Params {
+			s += (v - global[i]) * (v - global[i])
+		}
+		return math.Sqrt(s)
+	}
+	free, prox := run(0), run(5)
+	if !(prox < 0.8*free) {
+		t.Fatalf("‖w − w_global‖ = %v with μ = 5, %v without: the proximal term should shrink it", prox, free)
+	}
+}
+
+func TestDirStoreRoundTripAndMissing(t *testing.T) {
+	s, err := client.NewDirStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load("member-00"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing state: err = %v, want fs.ErrNotExist", err)
+	}
+	if err := s.Save("../escape", nil); err == nil {
+		t.Fatal("path-like name accepted")
+	}
+	if err := s.Save("member-00", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.Load("member-00"); err != nil || string(b) != "x" {
+		t.Fatalf("Load = %q, %v", b, err)
+	}
+}
