@@ -232,3 +232,25 @@ func TestDecryptionMemberDropAfterRequestFailsRound(t *testing.T) {
 		t.Fatalf("round: %+v", recs)
 	}
 }
+
+func TestCommitteeRotation(t *testing.T) {
+	cfg := secAggConfig(3, 3, 3, 2)
+	cfg.SecAgg.RotateEvery = 2
+	n := newNetwork(t, cfg, server.Options{}, trainersFor("a", "b", "c", "d"))
+	n.run()
+	ready := noticesOf[server.CommitteeReady](n)
+	if len(ready) != 2 {
+		t.Fatalf("%d committees for 3 rounds rotating every 2, want 2", len(ready))
+	}
+	if ready[0].Session == ready[1].Session {
+		t.Fatal("rotation reused the session")
+	}
+	for _, rec := range recordsOf[server.RoundRecord](n) {
+		if rec.Failed {
+			t.Fatalf("round %d failed: %s", rec.Round, rec.Reason)
+		}
+	}
+	if got := len(recordsOf[server.CommitteeRecord](n)); got != 2 {
+		t.Fatalf("%d committee records, want 2", got)
+	}
+}
