@@ -65,6 +65,7 @@ type taskState struct {
 
 type closedTask struct {
 	client   string
+	round    uint64
 	answered bool
 }
 
@@ -364,7 +365,7 @@ func (c *Coordinator) closeTask(id string, answered bool, r *Ready) *taskState {
 		return nil
 	}
 	delete(c.tasks, id)
-	c.closed[id] = closedTask{client: ts.client, answered: answered}
+	c.closed[id] = closedTask{client: ts.client, round: ts.round, answered: answered}
 	if !answered {
 		r.Revoke = append(r.Revoke, Revocation{To: ts.client, TaskID: id})
 	}
@@ -558,6 +559,13 @@ func (c *Coordinator) startFit(r *Ready) {
 	n := max(int(math.Ceil(c.cfg.Sampling.FractionFit*float64(avail))), c.cfg.Sampling.MinFit)
 	sampled := c.sample(n)
 	number := c.round + 1
+	// Remember closed tasks for one round back: enough to tell a late or duplicate
+	// result from an unknown one without growing forever.
+	for id, cl := range c.closed {
+		if cl.round+1 < number {
+			delete(c.closed, id)
+		}
+	}
 	f := &fitRound{number: number, sampled: sampled, pending: map[string]string{}}
 	fc := c.strat.ConfigureFit(number, c.global)
 	t, d := c.cfg.Training, c.cfg.DP

@@ -1,6 +1,7 @@
-// Package server is Confide's aggregation server: the round coordinator, its configuration,
-// and (in the files of service.go) the gRPC service and runtime that drive it. Strategies
-// live in server/strategy.
+// Package server is Confide's aggregation server: the round coordinator and its
+// configuration, the gRPC Service that drives it (chunked transfers, interceptors for
+// authentication and logging, health, reflection, Prometheus metrics), and the Store the
+// coordinator's records go to. Strategies live in server/strategy.
 //
 // # The coordinator
 //

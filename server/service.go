@@ -366,7 +366,14 @@ func (s *Service) PullTask(req *pb.PullTaskRequest, stream grpc.ServerStreamingS
 			t := mb.tasks[0]
 			mb.tasks = mb.tasks[1:]
 			s.mu.Unlock()
-			return s.sendTask(stream, t)
+			err := s.sendTask(stream, t)
+			if err != nil {
+				// The client did not get it: queue it again for its next pull.
+				s.mu.Lock()
+				mb.tasks = append([]*pb.Task{t}, mb.tasks...)
+				s.mu.Unlock()
+			}
+			return err
 		}
 		finished, wake := s.finished, mb.wake
 		s.mu.Unlock()
