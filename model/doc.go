@@ -22,8 +22,20 @@
 //   - A Model is not safe for concurrent use: layers own their activation buffers. Use one
 //     Model per goroutine (Clone).
 //
-// Main types: Spec (the declarative architecture), Model, Layer and ParamLayer, Batch (the
-// shape and mode of one forward pass), Optimizer (SGD, Adam). Model files: Save, Load.
+//   - Sequences are rows too: a batch of B sequences of T positions is a B·T-row tensor
+//     (example-major), with Batch.Lengths marking the valid prefix of each. Padded positions
+//     influence no output and get no gradient: the embedding zeroes them, attention masks
+//     them as keys and skips them as queries, recurrent layers freeze their state there,
+//     pooling ignores them and next-token targets there are −1.
+//   - Composite layers (Sequential, Residual, TransformerBlock, MultiHeadAttention) own the
+//     concatenation of their sublayers' parameter slices and delegate every ParamLayer
+//     method to them.
+//
+// Main types: Spec (the declarative architecture: mlp, rnn, lstm, gru, transformer), Model,
+// Layer and ParamLayer, Batch (the shape and mode of one forward pass), Optimizer (SGD,
+// Adam). Layers: Linear, Activation, Dropout, Embedding, LearnedPosition,
+// SinusoidalPosition, LayerNorm, Attention, MultiHeadAttention, Recurrent (vanilla, LSTM,
+// GRU), Pool, Residual, Sequential, TransformerBlock. Model files: Save, Load.
 // Programmer errors inside the package (shape mismatches) panic; anything read from a file,
 // flag or the network is validated and returns an error.
 package model
