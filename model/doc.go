@@ -21,7 +21,6 @@
 //     same model and the same training run.
 //   - A Model is not safe for concurrent use: layers own their activation buffers. Use one
 //     Model per goroutine (Clone).
-//
 //   - Sequences are rows too: a batch of B sequences of T positions is a B·T-row tensor
 //     (example-major), with Batch.Lengths marking the valid prefix of each. Padded positions
 //     influence no output and get no gradient: the embedding zeroes them, attention masks
