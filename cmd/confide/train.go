@@ -213,7 +213,7 @@ var trainDefaultsFor = map[string]trainDefaults{
 	"spam/rnn":                {epochs: 4, batch: 32, optimizer: "adam", lr: 2e-3, schedule: "cosine"},
 	"spam/lstm":               {epochs: 4, batch: 32, optimizer: "adam", lr: 2e-3, schedule: "cosine"},
 	"spam/gru":                {epochs: 4, batch: 32, optimizer: "adam", lr: 2e-3, schedule: "cosine"},
-	"spam/transformer":        {epochs: 4, batch: 32, optimizer: "adam", lr: 1e-3, schedule: "cosine", warmup: 50},
+	"spam/transformer":        {epochs: 6, batch: 32, optimizer: "adam", lr: 1.5e-3, schedule: "cosine", warmup: 50},
 }
 
 // applyDefaults sets the tuned defaults of dataset/model on the flags left unset.
