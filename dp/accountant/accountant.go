@@ -1,0 +1,215 @@
+package accountant
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Step is one entry of an accountant's history: Steps applications of the
+// Poisson-subsampled Gaussian mechanism with the same noise multiplier and sample rate.
+type Step struct {
+	NoiseMultiplier float64 `json:"noise_multiplier"`
+	SampleRate      float64 `json:"sample_rate"`
+	Steps           int     `json:"steps"`
+}
+
+// Validate checks the ranges: σ finite and ≥ 0, q in [0, 1], Steps ≥ 0.
+func (s Step) Validate() error {
+	if err := validateMechanism(s.SampleRate, s.NoiseMultiplier); err != nil {
+		return err
+	}
+	if s.Steps < 0 {
+		return fmt.Errorf("accountant: steps %d: must be ≥ 0", s.Steps)
+	}
+	return nil
+}
+
+// Config selects the grid of orders, the conversion and the fractional-order series.
+// The zero Config is DefaultOrders, Improved and SignedSeries.
+type Config struct {
+	Grid       Grid
+	Conversion Conversion
+	Series     Series
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Grid.Orders == nil {
+		name := c.Grid.Name
+		g, err := GridByName(name)
+		if err != nil {
+			return c, err
+		}
+		c.Grid = g
+	}
+	if c.Grid.Name == "" {
+		c.Grid.Name = "custom"
+	}
+	if err := c.Grid.Validate(); err != nil {
+		return c, err
+	}
+	if c.Conversion != Improved && c.Conversion != Classic {
+		return c, fmt.Errorf("accountant: unknown conversion %d", int(c.Conversion))
+	}
+	if c.Series != SignedSeries && c.Series != AbsoluteSeries {
+		return c, fmt.Errorf("accountant: unknown series %d", int(c.Series))
+	}
+	return c, nil
+}
+
+// Result is an (ε, δ) guarantee together with what it was computed with.
+type Result struct {
+	Epsilon float64
+	Delta   float64
+	// Order is the Rényi order α at which the bound is attained.
+	Order float64
+	// Grid names the grid of orders; Conversion and Series say how ε was obtained.
+	Grid       string
+	Conversion Conversion
+	Series     Series
+}
+
+// RDP is the Rényi-DP accountant of the Poisson-subsampled Gaussian mechanism, in the
+// style of Opacus' RDPAccountant: it keeps only a history of (σ, q, steps) entries and
+// computes the guarantee from it on demand; composition adds RDP order by order, so
+// heterogeneous steps compose exactly. The per-step RDP curve of each distinct (σ, q) is
+// cached. An RDP is not safe for concurrent use.
+type RDP struct {
+	cfg     Config
+	history []Step
+	curves  map[[2]float64][]float64
+}
+
+// NewRDP returns an empty accountant.
+func NewRDP(cfg Config) (*RDP, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Grid.Orders = slices.Clone(cfg.Grid.Orders)
+	return &RDP{cfg: cfg, curves: map[[2]float64][]float64{}}, nil
+}
+
+// Config returns the accountant's configuration (with defaults filled in).
+func (a *RDP) Config() Config {
+	c := a.cfg
+	c.Grid.Orders = slices.Clone(c.Grid.Orders)
+	return c
+}
+
+// Compose appends s to the history, merging it into the last entry when σ and q are the
+// same. Steps = 0 is a no-op.
+func (a *RDP) Compose(s Step) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if s.Steps == 0 {
+		return nil
+	}
+	if n := len(a.history); n > 0 && a.history[n-1].NoiseMultiplier == s.NoiseMultiplier && a.history[n-1].SampleRate == s.SampleRate {
+		if a.history[n-1].Steps > math.MaxInt-s.Steps {
+			return fmt.Errorf("accountant: step count overflows")
+		}
+		a.history[n-1].Steps += s.Steps
+		return nil
+	}
+	a.history = append(a.history, s)
+	return nil
+}
+
+// History returns a copy of the history.
+func (a *RDP) History() []Step { return slices.Clone(a.history) }
+
+// curve returns the cached one-step RDP curve of (σ, q).
+func (a *RDP) curve(sigma, q float64) ([]float64, error) {
+	key := [2]float64{sigma, q}
+	if c, ok := a.curves[key]; ok {
+		return c, nil
+	}
+	c, err := SampledGaussianRDPCurve(q, sigma, a.cfg.Grid.Orders, a.cfg.Series)
+	if err != nil {
+		return nil, err
+	}
+	a.curves[key] = c
+	return c, nil
+}
+
+// RDPCurve returns the total RDP of the history (plus extra, not recorded) at each order of
+// the grid: Σ_entries steps · ε_RDP(α; σ, q).
+func (a *RDP) RDPCurve(extra ...Step) ([]float64, error) {
+	total := make([]float64, len(a.cfg.Grid.Orders))
+	for _, s := range append(slices.Clone(a.history), extra...) {
+		if err := s.Validate(); err != nil {
+			return nil, err
+		}
+		if s.Steps == 0 || s.SampleRate == 0 {
+			continue
+		}
+		c, err := a.curve(s.NoiseMultiplier, s.SampleRate)
+		if err != nil {
+			return nil, err
+		}
+		for k, r := range c {
+			total[k] += float64(s.Steps) * r
+		}
+	}
+	return total, nil
+}
+
+// Epsilon returns the ε spent by the history at the given δ, and the best order.
+func (a *RDP) Epsilon(delta float64, extra ...Step) (Result, error) {
+	rdp, err := a.RDPCurve(extra...)
+	if err != nil {
+		return Result{}, err
+	}
+	eps, order, err := EpsilonFromRDP(a.cfg.Grid.Orders, rdp, delta, a.cfg.Conversion)
+	if err != nil {
+		return Result{}, err
+	}
+	return a.result(eps, delta, order), nil
+}
+
+// Delta returns the δ of the history at the given ε, and the best order.
+func (a *RDP) Delta(eps float64) (Result, error) {
+	rdp, err := a.RDPCurve()
+	if err != nil {
+		return Result{}, err
+	}
+	delta, order, err := DeltaFromRDP(a.cfg.Grid.Orders, rdp, eps, a.cfg.Conversion)
+	if err != nil {
+		return Result{}, err
+	}
+	return a.result(eps, delta, order), nil
+}
+
+func (a *RDP) result(eps, delta, order float64) Result {
+	return Result{Epsilon: eps, Delta: delta, Order: order, Grid: a.cfg.Grid.Name, Conversion: a.cfg.Conversion, Series: a.cfg.Series}
+}
+
+// Epsilon is the one-shot form: the ε at δ of the given history under cfg.
+func Epsilon(history []Step, delta float64, cfg Config) (Result, error) {
+	a, err := NewRDP(cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	for _, s := range history {
+		if err := a.Compose(s); err != nil {
+			return Result{}, err
+		}
+	}
+	return a.Epsilon(delta)
+}
+
+// Delta is the one-shot form: the δ at ε of the given history under cfg.
+func Delta(history []Step, eps float64, cfg Config) (Result, error) {
+	a, err := NewRDP(cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	for _, s := range history {
+		if err := a.Compose(s); err != nil {
+			return Result{}, err
+		}
+	}
+	return a.Delta(eps)
+}
