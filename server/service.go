@@ -45,9 +45,11 @@ type ServiceConfig struct {
 	MaxPullWait time.Duration
 	// MaxConcurrentUploads bounds PushResult streams in flight (default 64).
 	MaxConcurrentUploads int
-	Store                Store
-	Metrics              *Metrics
-	Logger               *slog.Logger
+	// MaxClients bounds the number of registered clients (default 100000).
+	MaxClients int
+	Store      Store
+	Metrics    *Metrics
+	Logger     *slog.Logger
 }
 
 func (c ServiceConfig) withDefaults() ServiceConfig {
@@ -68,6 +70,9 @@ func (c ServiceConfig) withDefaults() ServiceConfig {
 	}
 	if c.MaxConcurrentUploads == 0 {
 		c.MaxConcurrentUploads = 64
+	}
+	if c.MaxClients == 0 {
+		c.MaxClients = 100000
 	}
 	if c.Store == nil {
 		c.Store = &MemoryStore{}
@@ -305,6 +310,13 @@ func (s *Service) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRespon
 	name := req.GetClientName()
 	if !clientName.MatchString(name) {
 		return nil, status.Errorf(codes.InvalidArgument, "client name %q: use 1…128 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	}
+	s.mu.Lock()
+	_, known := s.tokens[name]
+	full := !known && len(s.tokens) >= s.cfg.MaxClients
+	s.mu.Unlock()
+	if full {
+		return nil, status.Errorf(codes.ResourceExhausted, "the federation is full (%d clients)", s.cfg.MaxClients)
 	}
 	if err := s.submit(ctx, Join{ClientID: name, CommitteeEligible: req.GetCommitteeEligible(), NumExamples: req.GetNumExamples()}); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -34,7 +35,8 @@ func startService(t *testing.T, cfg server.Config) *testService {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := server.NewService(coord, server.ServiceConfig{JoinToken: "tok", TickInterval: 20 * time.Millisecond, MaxChunkBytes: 16, MaxResultBytes: 4096, MaxPullWait: 200 * time.Millisecond})
+	svc := server.NewService(coord, server.ServiceConfig{JoinToken: "tok", TickInterval: 20 * time.Millisecond, MaxChunkBytes: 16, MaxResultBytes: 4096, MaxPullWait: 200 * time.Millisecond, MaxClients: 2,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	lis := bufconn.Listen(1 << 20)
 	g := svc.NewGRPCServer()
 	go g.Serve(lis)
@@ -89,6 +91,10 @@ func TestServiceJoinAndAuthentication(t *testing.T) {
 	if _, err := s.api.Heartbeat(s.join(t, "a"), &pb.HeartbeatRequest{}); err != nil {
 		t.Fatal(err)
 	}
+	s.join(t, "b")
+	_, err = s.api.Join(ctx, &pb.JoinRequest{ClientName: "c", JoinToken: "tok", ProtocolVersion: server.ProtocolVersion})
+	wantCode(t, err, codes.ResourceExhausted, "full (2 clients)")
+	s.join(t, "a") // a known client may always rejoin
 	h, err := healthpb.NewHealthClient(s.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "confide.v1.Federation"})
 	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health: %v %v", h, err)
@@ -181,4 +187,56 @@ func TestServiceStreamsTasksInChunksAndValidatesPushes(t *testing.T) {
 		t.Fatalf("valid push: %v", err)
 	}
 	wantCode(t, push(ctxA, header(64), update[:16], update[16:32], update[32:48], update[48:]), codes.AlreadyExists, "already answered")
+}
+
+func TestServiceMetricsAfterARound(t *testing.T) {
+	s := startService(t, baseConfig(1, 2))
+	ctxs := []context.Context{s.join(t, "a"), s.join(t, "b")}
+	for _, ctx := range ctxs {
+		task, _ := pullTask(t, s.api, ctx)
+		st, err := s.api.PushResult(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := blob.New(blob.Update, blob.EncodeFloats(make([]float64, 8)))
+		st.Send(&pb.ResultChunk{Part: &pb.ResultChunk_Result{Result: &pb.Result{TaskId: task.TaskId, Kind: task.Kind, Round: task.Round,
+			Status: pb.ResultStatus_RESULT_STATUS_OK, NumExamples: 10, Metrics: map[string]float64{"epsilon": 0.5},
+			Blobs: []*pb.Blob{{Name: b.Name, Size: b.Size, Sha256: b.Sha256}}}}})
+		for off := 0; off < len(b.Data); off += 16 {
+			st.Send(&pb.ResultChunk{Part: &pb.ResultChunk_Data{Data: b.Data[off : off+16]}})
+		}
+		if _, err := st.CloseAndRecv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-s.svc.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("federation did not finish")
+	}
+	mfs, err := s.svc.Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.GetCounter() != nil:
+				got[mf.GetName()] += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				got[mf.GetName()] += m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				got[mf.GetName()] += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	for name, want := range map[string]float64{"confide_rounds_total": 1, "confide_round": 1, "confide_epsilon_max": 0.5, "confide_round_duration_seconds": 1, "confide_received_bytes_total": 128} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+	if got["confide_sent_bytes_total"] < 128 {
+		t.Errorf("confide_sent_bytes_total = %v, want at least the two parameter vectors", got["confide_sent_bytes_total"])
+	}
 }
