@@ -34,6 +34,9 @@ type Config struct {
 type SamplingConfig struct {
 	// FractionFit of the available clients train each round (at least MinFit). Default 1.
 	FractionFit float64 `yaml:"fraction_fit"`
+	// NumFit, when set, samples exactly this many clients (at least MinFit) instead of a
+	// fraction.
+	NumFit int `yaml:"num_fit"`
 	// MinFit is the fewest clients sampled for training, and the fewest successful results
 	// a round needs to update the model. Default 2.
 	MinFit int `yaml:"min_fit"`
@@ -183,6 +186,9 @@ func (c Config) Validate() error {
 	s := c.Sampling
 	if !(s.FractionFit > 0 && s.FractionFit <= 1) {
 		bad("sampling.fraction_fit = %v: must be in (0, 1]", s.FractionFit)
+	}
+	if s.NumFit < 0 {
+		bad("sampling.num_fit = %d: must be ≥ 0 (0: use fraction_fit)", s.NumFit)
 	}
 	if s.MinFit < 1 {
 		bad("sampling.min_fit = %d: must be ≥ 1", s.MinFit)

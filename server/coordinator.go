@@ -556,7 +556,11 @@ func (c *Coordinator) sample(n int) []string {
 
 func (c *Coordinator) startFit(r *Ready) {
 	avail := c.available()
-	n := max(int(math.Ceil(c.cfg.Sampling.FractionFit*float64(avail))), c.cfg.Sampling.MinFit)
+	n := int(math.Ceil(c.cfg.Sampling.FractionFit * float64(avail)))
+	if c.cfg.Sampling.NumFit > 0 {
+		n = c.cfg.Sampling.NumFit
+	}
+	n = max(n, c.cfg.Sampling.MinFit)
 	sampled := c.sample(n)
 	number := c.round + 1
 	// Remember closed tasks for one round back: enough to tell a late or duplicate

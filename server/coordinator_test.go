@@ -71,6 +71,7 @@ func TestSamplingFractionAndMinimums(t *testing.T) {
 		{"min-fit-wins", 10, 0.1, 4, 0, 4},
 		{"all", 5, 1, 2, 0, 5},
 		{"too-few-available", 3, 1, 2, 4, 0},
+		{"count-5-of-10", 10, -5, 2, 0, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ids := make([]string, tc.clients)
@@ -78,7 +79,11 @@ func TestSamplingFractionAndMinimums(t *testing.T) {
 				ids[i] = string(rune('a' + i))
 			}
 			cfg := baseConfig(1, tc.minFit)
-			cfg.Sampling.FractionFit = tc.fraction
+			if tc.fraction < 0 {
+				cfg.Sampling.NumFit = int(-tc.fraction) // negative fraction: a count
+			} else {
+				cfg.Sampling.FractionFit = tc.fraction
+			}
 			cfg.Sampling.MinAvailable = tc.minAvail
 			n := newNetwork(t, cfg, server.Options{}, trainersFor(ids...))
 			started := noticesOf[server.RoundStarted](n)

@@ -430,12 +430,6 @@ const maxBlobs = 8
 func (s *Service) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.PushResultResponse]) error {
 	ctx := stream.Context()
 	id := clientOf(ctx)
-	select {
-	case s.uploads <- struct{}{}:
-		defer func() { <-s.uploads }()
-	default:
-		return status.Errorf(codes.ResourceExhausted, "%d uploads in progress; retry shortly", cap(s.uploads))
-	}
 	first, err := stream.Recv()
 	if err != nil {
 		return err
@@ -523,14 +517,15 @@ func (s *Service) Leave(ctx context.Context, _ *pb.LeaveRequest) (*pb.LeaveRespo
 const healthService = "confide.v1.Federation"
 
 // NewGRPCServer returns a gRPC server with the service, health and reflection registered,
-// and the interceptors (logging, authentication) and message-size limits installed.
+// and the interceptors (logging, authentication, upload limits) and message-size limits
+// installed. opts are appended (e.g. grpc.Creds for TLS).
 func (s *Service) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	limit := s.cfg.MaxChunkBytes + 64<<10 // a chunk plus header room
 	opts = append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(limit),
 		grpc.MaxSendMsgSize(limit),
 		grpc.ChainUnaryInterceptor(s.logUnary, s.authUnary),
-		grpc.ChainStreamInterceptor(s.logStream, s.authStream),
+		grpc.ChainStreamInterceptor(s.logStream, s.authStream, s.limitStream),
 	}, opts...)
 	g := grpc.NewServer(opts...)
 	pb.RegisterFederationServer(g, s)
@@ -584,6 +579,20 @@ func (s *Service) authStream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 			return err
 		}
 		ss = authedStream{ss, ctx}
+	}
+	return h(srv, ss)
+}
+
+// limitStream bounds the uploads in flight: each holds up to MaxResultBytes in memory.
+func (s *Service) limitStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if info.FullMethod != pb.Federation_PushResult_FullMethodName {
+		return h(srv, ss)
+	}
+	select {
+	case s.uploads <- struct{}{}:
+		defer func() { <-s.uploads }()
+	default:
+		return status.Errorf(codes.ResourceExhausted, "%d uploads in progress; retry shortly", cap(s.uploads))
 	}
 	return h(srv, ss)
 }
