@@ -250,6 +250,9 @@ func (c Config) Validate() error {
 		if c.SecAgg.CommitteeSize > s.MinAvailable {
 			bad("secure_aggregation.committee_size = %d exceeds sampling.min_available = %d: the committee is drawn from the connected clients", c.SecAgg.CommitteeSize, s.MinAvailable)
 		}
+		if c.SecAgg.MaxContributors > 0 && s.MinFit > c.SecAgg.MaxContributors {
+			bad("sampling.min_fit = %d exceeds secure_aggregation.max_contributors = %d (the overflow budget of one aggregate)", s.MinFit, c.SecAgg.MaxContributors)
+		}
 		if c.SecAgg.MinContributions > s.MinFit {
 			bad("secure_aggregation.min_contributions = %d exceeds sampling.min_fit = %d: a round with min_fit results could never be decrypted", c.SecAgg.MinContributions, s.MinFit)
 		}

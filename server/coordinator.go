@@ -561,6 +561,10 @@ func (c *Coordinator) startFit(r *Ready) {
 		n = c.cfg.Sampling.NumFit
 	}
 	n = max(n, c.cfg.Sampling.MinFit)
+	if c.sa != nil {
+		// An aggregate may not hold more updates than the overflow budget allows.
+		n = min(n, c.cfg.SecAgg.MaxContributors)
+	}
 	sampled := c.sample(n)
 	number := c.round + 1
 	// Remember closed tasks for one round back: enough to tell a late or duplicate
