@@ -292,3 +292,30 @@ func TestConfigRefusesRobustStrategyWithSecureAggregation(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*server.Config)
+		want string
+	}{
+		{"rounds", func(c *server.Config) { c.Rounds = 0 }, "rounds = 0"},
+		{"committee-too-big", func(c *server.Config) { c.SecAgg.CommitteeSize = 5 }, "committee_size = 5 exceeds sampling.min_available = 4"},
+		{"threshold", func(c *server.Config) { c.SecAgg.Threshold = 5 }, "committee threshold 5"},
+		{"min-contributions", func(c *server.Config) { c.SecAgg.MinContributions = 5 }, "min_contributions = 5 exceeds sampling.min_fit = 4"},
+		{"deadline", func(c *server.Config) { c.Deadlines.Fit = -time.Second }, "deadlines.fit"},
+		{"clip", func(c *server.Config) { c.DP.UpdateClipNorm = -1 }, "dp.update_clip_norm = -1"},
+		{"overflow", func(c *server.Config) { c.SecAgg.MaxContributors = 100000 }, "overflow budget exceeded"},
+		{"strategy", func(c *server.Config) { c.Strategy.Name = "fedsgd" }, `strategy.name "fedsgd" unknown`},
+		{"fraction", func(c *server.Config) { c.Sampling.FractionFit = 2 }, "sampling.fraction_fit = 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := secAggConfig(1, 4, 4, 3)
+			tc.edit(&cfg)
+			_, err := server.New(cfg, server.Options{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
