@@ -16,9 +16,16 @@
 //
 // A refusal on privacy grounds (the Trainer returns an error wrapping ErrBudgetExceeded)
 // becomes a result with status REFUSED_PRIVACY_BUDGET, so the server knows why. Member
-// states are written to the Store before their messages are returned. Run is a thin loop
-// around Party (join, pull, handle, push, heartbeat, reconnect with backoff); the simulator
-// drives Party directly with an in-memory transport.
+// states are written to the Store before their messages are returned.
+//
+// # The transport seam
+//
+// RunWith is a thin loop around Party (join, pull, handle, push, heartbeat; reconnect with
+// exponential backoff and jitter; join again when the session is lost) over a Transport,
+// a five-method interface (Join, Pull, Push, Heartbeat, Leave). Run uses GRPCTransport,
+// which streams payloads in chunks; a simulator either implements Transport in memory over a
+// server.Coordinator, or, for thousands of virtual clients, calls Party.Handle directly
+// (see package server for the coordinator's side of the seam).
 //
 // # Privacy
 //

@@ -4,19 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/confide-fl/confide/proto/blob"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
 )
 
@@ -70,17 +66,29 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Run joins the server and serves its tasks with trainer until the federation finishes
-// (returns nil) or ctx ends (returns ctx's error). Network failures are retried with
-// exponential backoff and jitter; a lost session is re-established by joining again.
+// Transport carries a client's calls to the server. Run uses the gRPC transport; the
+// simulator can implement it in memory over a server.Coordinator and reuse RunWith's loop.
+// Errors carrying the gRPC status codes Unauthenticated (join again) and Unavailable,
+// DeadlineExceeded, ResourceExhausted, Aborted, Internal or Unknown (back off and retry)
+// steer the loop; other errors from Push are the server refusing a result and are logged.
+type Transport interface {
+	// Join registers the client; the transport keeps whatever session state it returns.
+	Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error)
+	// Pull waits up to wait for the next task (with its blobs' data), or reports none
+	// (task nil) and whether the federation finished.
+	Pull(ctx context.Context, wait time.Duration) (task *pb.Task, finished bool, err error)
+	// Push delivers a result (with its blobs' data).
+	Push(ctx context.Context, res *pb.Result) error
+	Heartbeat(ctx context.Context) error
+	Leave(ctx context.Context) error
+}
+
+// Run joins the server over gRPC and serves its tasks with trainer until the federation
+// finishes (returns nil) or ctx ends (returns ctx's error). Network failures are retried
+// with exponential backoff and jitter; a lost session is re-established by joining again.
 func Run(ctx context.Context, cfg Config, trainer Trainer) error {
-	cfg = cfg.withDefaults()
-	if cfg.Server == "" || cfg.Name == "" {
-		return errors.New("client: server address and client name are required")
-	}
-	party, err := NewParty(PartyConfig{ClientID: cfg.Name, Store: cfg.Store, MinThreshold: cfg.MinThreshold, MinContributions: cfg.MinContributions, Workers: cfg.Workers}, trainer)
-	if err != nil {
-		return err
+	if cfg.Server == "" {
+		return errors.New("client: server address is required")
 	}
 	opts := cfg.DialOptions
 	if opts == nil {
@@ -92,27 +100,30 @@ func Run(ctx context.Context, cfg Config, trainer Trainer) error {
 		return fmt.Errorf("client: dialing %s: %w", cfg.Server, err)
 	}
 	defer conn.Close()
-	r := &runner{cfg: cfg, api: pb.NewFederationClient(conn), party: party, log: cfg.Logger.With("client", cfg.Name)}
+	return RunWith(ctx, cfg, NewGRPCTransport(conn), trainer)
+}
+
+// RunWith is Run over any Transport (cfg.Server and cfg.DialOptions are not used).
+func RunWith(ctx context.Context, cfg Config, tr Transport, trainer Trainer) error {
+	cfg = cfg.withDefaults()
+	if cfg.Name == "" {
+		return errors.New("client: client name is required")
+	}
+	party, err := NewParty(PartyConfig{ClientID: cfg.Name, Store: cfg.Store, MinThreshold: cfg.MinThreshold, MinContributions: cfg.MinContributions, Workers: cfg.Workers}, trainer)
+	if err != nil {
+		return err
+	}
+	r := &runner{cfg: cfg, tr: tr, party: party, log: cfg.Logger.With("client", cfg.Name)}
 	return r.loop(ctx)
 }
 
 type runner struct {
-	cfg   Config
-	api   pb.FederationClient
-	party *Party
-	log   *slog.Logger
-
-	mu        sync.Mutex
-	token     string
+	cfg       Config
+	tr        Transport
+	party     *Party
+	log       *slog.Logger
 	heartbeat time.Duration
-	chunk     int
 	failures  int
-}
-
-func (r *runner) authed(ctx context.Context) context.Context {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+r.token)
 }
 
 // backoff sleeps for the next exponential backoff interval with full jitter.
@@ -142,13 +153,9 @@ func retryable(err error) bool {
 
 func (r *runner) join(ctx context.Context) error {
 	for {
-		resp, err := r.api.Join(ctx, &pb.JoinRequest{ClientName: r.cfg.Name, JoinToken: r.cfg.JoinToken, CommitteeEligible: r.cfg.CommitteeEligible, NumExamples: r.cfg.NumExamples, ProtocolVersion: protocolVersion})
+		resp, err := r.tr.Join(ctx, &pb.JoinRequest{ClientName: r.cfg.Name, JoinToken: r.cfg.JoinToken, CommitteeEligible: r.cfg.CommitteeEligible, NumExamples: r.cfg.NumExamples, ProtocolVersion: protocolVersion})
 		if err == nil {
-			r.mu.Lock()
-			r.token = resp.SessionToken
 			r.heartbeat = time.Duration(resp.HeartbeatIntervalMs) * time.Millisecond
-			r.chunk = int(resp.MaxChunkBytes)
-			r.mu.Unlock()
 			r.failures = 0
 			r.log.Info("joined", "server", r.cfg.Server)
 			return nil
@@ -171,11 +178,11 @@ func (r *runner) loop(ctx context.Context) error {
 		return err
 	}
 	hbCtx, stopHB := context.WithCancel(ctx)
-	defer stopHB()
-	go r.heartbeats(hbCtx)
-	defer r.leave()
+	hbDone := make(chan struct{})
+	go func() { r.heartbeats(hbCtx, r.heartbeat); close(hbDone) }()
+	defer func() { stopHB(); <-hbDone; r.leave() }()
 	for {
-		task, finished, err := r.pull(ctx)
+		task, finished, err := r.tr.Pull(ctx, r.cfg.PollWait)
 		if err == nil && finished {
 			r.log.Info("federation finished")
 			return nil
@@ -208,22 +215,19 @@ func (r *runner) loop(ctx context.Context) error {
 	}
 }
 
-func (r *runner) heartbeats(ctx context.Context) {
+func (r *runner) heartbeats(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		d = 5 * time.Second
+	}
+	t := time.NewTicker(d)
+	defer t.Stop()
 	for {
-		r.mu.Lock()
-		d := r.heartbeat
-		r.mu.Unlock()
-		if d <= 0 {
-			d = 5 * time.Second
-		}
-		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
 		case <-t.C:
 		}
-		if _, err := r.api.Heartbeat(r.authed(ctx), &pb.HeartbeatRequest{}); err != nil && ctx.Err() == nil {
+		if err := r.tr.Heartbeat(ctx); err != nil && ctx.Err() == nil {
 			r.log.Debug("heartbeat failed", "err", err)
 		}
 	}
@@ -232,59 +236,7 @@ func (r *runner) heartbeats(ctx context.Context) {
 func (r *runner) leave() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	r.api.Leave(r.authed(ctx), &pb.LeaveRequest{})
-}
-
-// maxTaskBytes bounds the payload of one task the client accepts.
-const maxTaskBytes = 4 << 30
-
-// pull fetches the next task with its blobs, or reports that there is none (yet).
-func (r *runner) pull(ctx context.Context) (*pb.Task, bool, error) {
-	stream, err := r.api.PullTask(r.authed(ctx), &pb.PullTaskRequest{WaitMs: r.cfg.PollWait.Milliseconds()})
-	if err != nil {
-		return nil, false, err
-	}
-	first, err := stream.Recv()
-	if err != nil {
-		return nil, false, err
-	}
-	if nt := first.GetNoTask(); nt != nil {
-		return nil, nt.Finished, nil
-	}
-	task := first.GetTask()
-	if task == nil {
-		return nil, false, errors.New("client: server stream did not start with a task header")
-	}
-	var total int64
-	for _, b := range task.Blobs {
-		if b.Size < 0 || total+b.Size > maxTaskBytes {
-			return nil, false, fmt.Errorf("client: task %s announces an oversized payload", task.TaskId)
-		}
-		total += b.Size
-	}
-	buf := make([]byte, 0, total)
-	for {
-		c, err := stream.Recv()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		if int64(len(buf)+len(c.GetData())) > total {
-			return nil, false, fmt.Errorf("client: task %s sends more bytes than announced", task.TaskId)
-		}
-		buf = append(buf, c.GetData()...)
-	}
-	if int64(len(buf)) != total {
-		return nil, false, fmt.Errorf("client: task %s stream ended after %d of %d bytes", task.TaskId, len(buf), total)
-	}
-	var off int64
-	for _, b := range task.Blobs {
-		b.Data = buf[off : off+b.Size : off+b.Size]
-		off += b.Size
-	}
-	return task, false, nil
+	r.tr.Leave(ctx)
 }
 
 // serve runs a task and pushes its result.
@@ -295,46 +247,5 @@ func (r *runner) serve(ctx context.Context, task *pb.Task) error {
 		return err
 	}
 	r.log.Info("task done", "task", task.TaskId, "status", res.Status.String(), "reason", res.Reason, "seconds", time.Since(start).Seconds())
-	return r.push(ctx, res)
-}
-
-func (r *runner) push(ctx context.Context, res *pb.Result) error {
-	stream, err := r.api.PushResult(r.authed(ctx))
-	if err != nil {
-		return err
-	}
-	header := &pb.Result{TaskId: res.TaskId, Kind: res.Kind, Round: res.Round, Status: res.Status, Reason: res.Reason, NumExamples: res.NumExamples, Metrics: res.Metrics}
-	for _, b := range res.Blobs {
-		header.Blobs = append(header.Blobs, &pb.Blob{Name: b.Name, Size: b.Size, Sha256: b.Sha256})
-	}
-	if err := stream.Send(&pb.ResultChunk{Part: &pb.ResultChunk_Result{Result: header}}); err != nil {
-		return closeErr(stream, err)
-	}
-	r.mu.Lock()
-	chunk := r.chunk
-	r.mu.Unlock()
-	if chunk <= 0 {
-		chunk = 1 << 20
-	}
-	for _, b := range res.Blobs {
-		if err := blob.Verify(b); err != nil {
-			return err
-		}
-		for off := 0; off < len(b.Data); off += chunk {
-			end := min(off+chunk, len(b.Data))
-			if err := stream.Send(&pb.ResultChunk{Part: &pb.ResultChunk_Data{Data: b.Data[off:end]}}); err != nil {
-				return closeErr(stream, err)
-			}
-		}
-	}
-	_, err = stream.CloseAndRecv()
-	return err
-}
-
-// closeErr returns the server's status when Send failed because the server ended the call.
-func closeErr(stream grpc.ClientStreamingClient[pb.ResultChunk, pb.PushResultResponse], err error) error {
-	if err == io.EOF {
-		_, err = stream.CloseAndRecv()
-	}
-	return err
+	return r.tr.Push(ctx, res)
 }
