@@ -103,18 +103,29 @@ func (a *RDP) Compose(s Step) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	if s.Steps == 0 {
-		return nil
+	h, err := AppendStep(a.history, s)
+	if err != nil {
+		return err
 	}
-	if n := len(a.history); n > 0 && a.history[n-1].NoiseMultiplier == s.NoiseMultiplier && a.history[n-1].SampleRate == s.SampleRate {
-		if a.history[n-1].Steps > math.MaxInt-s.Steps {
-			return fmt.Errorf("accountant: step count overflows")
-		}
-		a.history[n-1].Steps += s.Steps
-		return nil
-	}
-	a.history = append(a.history, s)
+	a.history = h
 	return nil
+}
+
+// AppendStep appends s to the history h, adding its steps to the last entry when σ and q
+// match (as Opacus' RDPAccountant.step does), and returns the new history. h may be
+// modified in place.
+func AppendStep(h []Step, s Step) ([]Step, error) {
+	if s.Steps == 0 {
+		return h, nil
+	}
+	if n := len(h); n > 0 && h[n-1].NoiseMultiplier == s.NoiseMultiplier && h[n-1].SampleRate == s.SampleRate {
+		if h[n-1].Steps > math.MaxInt-s.Steps {
+			return h, fmt.Errorf("accountant: step count overflows")
+		}
+		h[n-1].Steps += s.Steps
+		return h, nil
+	}
+	return append(h, s), nil
 }
 
 // History returns a copy of the history.
@@ -134,14 +145,23 @@ func (a *RDP) curve(sigma, q float64) ([]float64, error) {
 	return c, nil
 }
 
-// RDPCurve returns the total RDP of the history (plus extra, not recorded) at each order of
-// the grid: Σ_entries steps · ε_RDP(α; σ, q).
+// RDPCurve returns the total RDP of the history at each order of the grid:
+// Σ_entries steps · ε_RDP(α; σ, q). With extra steps it returns the curve the history
+// would have after composing them (computed exactly as after Compose, so a what-if check
+// and the later commit agree to the last bit); the history itself is not changed.
 func (a *RDP) RDPCurve(extra ...Step) ([]float64, error) {
-	total := make([]float64, len(a.cfg.Grid.Orders))
-	for _, s := range append(slices.Clone(a.history), extra...) {
+	history := slices.Clone(a.history)
+	for _, s := range extra {
 		if err := s.Validate(); err != nil {
 			return nil, err
 		}
+		var err error
+		if history, err = AppendStep(history, s); err != nil {
+			return nil, err
+		}
+	}
+	total := make([]float64, len(a.cfg.Grid.Orders))
+	for _, s := range history {
 		if s.Steps == 0 || s.SampleRate == 0 {
 			continue
 		}

@@ -1,0 +1,244 @@
+package dp
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/confide-fl/confide/dp/accountant"
+)
+
+// User-level DP for federated averaging (DP-FedAvg, McMahan et al. 2018, "Learning
+// Differentially Private Recurrent Language Models"): each client clips its whole update
+// to L2 norm S on the client (under secure aggregation the server never sees one update),
+// the server sums the clipped updates, Gaussian noise of standard deviation σ·S is added to
+// the sum, and the sum is divided by the EXPECTED number of clients m, not the number that
+// reported (dividing by the realised count leaks). Accounting treats a round as one step
+// of the Poisson-subsampled Gaussian mechanism with q = m / population; see
+// UserLevelEpsilon.
+
+// ClipUpdate validates a client's update, clips it in place to L2 norm at most clip, and
+// returns its norm before clipping (which the client reports, as the indicator
+// norm ≤ clip, for adaptive clipping). An update with a NaN or infinite element is
+// rejected, naming the first bad index, and left unchanged.
+func ClipUpdate(update []float64, clip float64) (norm float64, err error) {
+	if err := ValidateClipNorm(clip); err != nil {
+		return 0, err
+	}
+	for i, x := range update {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return 0, fmt.Errorf("dp: update element %d is %v: updates must be finite", i, x)
+		}
+	}
+	norm = L2Norm(update)
+	if f := ClipFactor(norm, clip); f != 1 {
+		for i := range update {
+			update[i] *= f
+		}
+	}
+	return norm, nil
+}
+
+// CentralNoiseStd returns σ·S, the standard deviation of the Gaussian noise the server adds
+// to the sum of updates clipped to S when the noise multiplier is σ.
+func CentralNoiseStd(noiseMultiplier, clip float64) (float64, error) {
+	if err := validateNoiseMultiplier(noiseMultiplier); err != nil {
+		return 0, err
+	}
+	if err := ValidateClipNorm(clip); err != nil {
+		return 0, err
+	}
+	return noiseMultiplier * clip, nil
+}
+
+// DistributedNoiseStd returns σ·S/√m, the standard deviation of the noise share each of
+// the m expected contributors adds to its own clipped update before it is encrypted, so
+// that the sum of m shares is N(0, σ²S²) and the server never sees an un-noised sum.
+// If fewer than m clients report, the sum carries less noise than the accountant assumes:
+// choose m as a lower bound on the clients that will finish, or top the noise up
+// centrally with TopUpNoiseStd.
+func DistributedNoiseStd(noiseMultiplier, clip float64, expectedClients int) (float64, error) {
+	std, err := CentralNoiseStd(noiseMultiplier, clip)
+	if err != nil {
+		return 0, err
+	}
+	if expectedClients < 1 {
+		return 0, fmt.Errorf("dp: expected clients %d: must be ≥ 1", expectedClients)
+	}
+	return std / math.Sqrt(float64(expectedClients)), nil
+}
+
+// TopUpNoiseStd returns the standard deviation of the central noise that tops up a sum to
+// which only reported of m expected clients each added a DistributedNoiseStd share, so
+// that the total noise is again σ·S: σ·S·sqrt(1 − reported/m) (0 when reported ≥ m).
+func TopUpNoiseStd(noiseMultiplier, clip float64, expectedClients, reported int) (float64, error) {
+	std, err := CentralNoiseStd(noiseMultiplier, clip)
+	if err != nil {
+		return 0, err
+	}
+	if expectedClients < 1 || reported < 0 {
+		return 0, fmt.Errorf("dp: expected clients %d and reported %d: need m ≥ 1 and reported ≥ 0", expectedClients, reported)
+	}
+	if reported >= expectedClients {
+		return 0, nil
+	}
+	return std * math.Sqrt(1-float64(reported)/float64(expectedClients)), nil
+}
+
+func validateNoiseMultiplier(sigma float64) error {
+	if math.IsNaN(sigma) || sigma < 0 || math.IsInf(sigma, 0) {
+		return fmt.Errorf("dp: noise multiplier %v: must be finite and ≥ 0", sigma)
+	}
+	return nil
+}
+
+// ClipIndicator is what a client reports for adaptive clipping: 1 if its update norm is at
+// most the round's clip norm, else 0.
+func ClipIndicator(norm, clip float64) float64 {
+	if norm <= clip {
+		return 1
+	}
+	return 0
+}
+
+// AdaptiveClipperLiteral configures an AdaptiveClipper. Zero fields take the published
+// defaults of Andrew et al. 2021 ("Differentially Private Learning with Adaptive
+// Clipping"): target quantile 0.5 (the median), learning rate 0.2, and count-noise standard
+// deviation m/20 for m expected clients per round.
+type AdaptiveClipperLiteral struct {
+	InitialClip     float64 // C⁰ > 0
+	TargetQuantile  float64 // γ in (0, 1); default 0.5
+	LearningRate    float64 // η > 0; default 0.2
+	ExpectedClients float64 // m > 0, expected clients per round (required)
+	CountNoiseStd   float64 // σ_b ≥ 0; default m/20. Negative disables the noise (tests only).
+}
+
+// AdaptiveClipper tracks the γ-quantile of client update norms with the geometric update
+// of Andrew et al. 2021: after a round with clip C, the clients' indicators b_i = 1[‖Δ_i‖ ≤ C]
+// are summed, N(0, σ_b²) is added, b̄ = (Σ b_i + noise)/m, and
+//
+//	C ← C·exp(−η(b̄ − γ)).
+//
+// The noisy count is itself a Gaussian mechanism; its cost is folded into the update's
+// noise multiplier by UpdateNoiseMultiplier. AdaptiveClipper is a plain value updated
+// once per round; it is not safe for concurrent use.
+type AdaptiveClipper struct {
+	clip, quantile, rate, m, countStd float64
+}
+
+// NewAdaptiveClipper validates lit, fills the defaults and returns the clipper.
+func NewAdaptiveClipper(lit AdaptiveClipperLiteral) (*AdaptiveClipper, error) {
+	a := &AdaptiveClipper{clip: lit.InitialClip, quantile: lit.TargetQuantile, rate: lit.LearningRate, m: lit.ExpectedClients, countStd: lit.CountNoiseStd}
+	if a.quantile == 0 {
+		a.quantile = 0.5
+	}
+	if a.rate == 0 {
+		a.rate = 0.2
+	}
+	switch {
+	case !(a.clip > 0) || math.IsInf(a.clip, 0):
+		return nil, fmt.Errorf("dp: adaptive clipping: initial clip %v: must be finite and > 0", lit.InitialClip)
+	case !(a.quantile > 0 && a.quantile < 1):
+		return nil, fmt.Errorf("dp: adaptive clipping: target quantile %v: must be in (0, 1)", lit.TargetQuantile)
+	case !(a.rate > 0) || math.IsInf(a.rate, 0):
+		return nil, fmt.Errorf("dp: adaptive clipping: learning rate %v: must be finite and > 0", lit.LearningRate)
+	case !(a.m > 0) || math.IsInf(a.m, 0):
+		return nil, fmt.Errorf("dp: adaptive clipping: expected clients %v: must be finite and > 0", lit.ExpectedClients)
+	case math.IsNaN(a.countStd) || math.IsInf(a.countStd, 0):
+		return nil, fmt.Errorf("dp: adaptive clipping: count noise std %v: must be finite", lit.CountNoiseStd)
+	}
+	switch {
+	case a.countStd == 0:
+		a.countStd = a.m / 20
+	case a.countStd < 0:
+		a.countStd = 0
+	}
+	return a, nil
+}
+
+// Clip returns the clip norm for the next round.
+func (a *AdaptiveClipper) Clip() float64 { return a.clip }
+
+// CountNoiseStd returns σ_b, the standard deviation of the noise on the indicator sum.
+func (a *AdaptiveClipper) CountNoiseStd() float64 { return a.countStd }
+
+// DistributedCountNoiseStd returns σ_b/√m, each expected client's share of the count
+// noise when it is added on the clients (see DistributedNoiseStd).
+func (a *AdaptiveClipper) DistributedCountNoiseStd() float64 { return a.countStd / math.Sqrt(a.m) }
+
+// Update applies the geometric update given the already-noised sum of indicators (for
+// example decrypted from secure aggregation with distributed count noise) and returns the
+// new clip norm.
+func (a *AdaptiveClipper) Update(noisyIndicatorSum float64) (float64, error) {
+	if math.IsNaN(noisyIndicatorSum) || math.IsInf(noisyIndicatorSum, 0) {
+		return a.clip, fmt.Errorf("dp: adaptive clipping: indicator sum %v: must be finite", noisyIndicatorSum)
+	}
+	bBar := noisyIndicatorSum / a.m
+	a.clip *= math.Exp(-a.rate * (bBar - a.quantile))
+	return a.clip, nil
+}
+
+// UpdateWithNoise adds N(0, σ_b²) from src to the exact indicator sum, then applies Update.
+func (a *AdaptiveClipper) UpdateWithNoise(indicatorSum float64, src NoiseSource) (float64, error) {
+	if src == nil {
+		return a.clip, fmt.Errorf("dp: adaptive clipping: no noise source")
+	}
+	return a.Update(indicatorSum + a.countStd*src.Normal())
+}
+
+// UpdateNoiseMultiplier returns the noise multiplier z_Δ the update must use so that the
+// update and the noisy count together cost no more than one Gaussian mechanism with noise
+// multiplier z (Andrew et al. 2021, Sec. 3): z_Δ = (z⁻² − (2σ_b)⁻²)^(−1/2). The factor 2
+// comes from the indicator's sensitivity ½ once centred. Account with z, noise the update
+// with z_Δ·S. It fails when σ_b is too small for the budget (2σ_b ≤ z).
+func UpdateNoiseMultiplier(z, countNoiseStd float64) (float64, error) {
+	if err := validateNoiseMultiplier(z); err != nil || z == 0 {
+		return 0, fmt.Errorf("dp: noise multiplier %v: must be finite and > 0", z)
+	}
+	if math.IsNaN(countNoiseStd) || countNoiseStd < 0 || math.IsInf(countNoiseStd, 0) {
+		return 0, fmt.Errorf("dp: count noise std %v: must be finite and ≥ 0", countNoiseStd)
+	}
+	if countNoiseStd == 0 {
+		return 0, fmt.Errorf("dp: count noise std is 0: a noiseless clipped count is not private")
+	}
+	rest := 1/(z*z) - 1/(4*countNoiseStd*countNoiseStd)
+	if rest <= 0 {
+		return 0, fmt.Errorf("dp: count noise std %v leaves no budget for the update at noise multiplier %v: need 2σ_b > z", countNoiseStd, z)
+	}
+	return 1 / math.Sqrt(rest), nil
+}
+
+// UserLevel describes DP-FedAvg rounds for user-level accounting.
+type UserLevel struct {
+	NoiseMultiplier float64 // z, the noise multiplier accounted for (see UpdateNoiseMultiplier)
+	ClientsPerRound float64 // m, the expected clients sampled per round
+	Population      int     // N, the clients that could be sampled
+	Rounds          int     // T
+	Delta           float64
+}
+
+// SampleRate returns q = m/N, the chance that one client takes part in a round.
+func (u UserLevel) SampleRate() (float64, error) {
+	if u.Population < 1 {
+		return 0, fmt.Errorf("dp: population %d: must be ≥ 1", u.Population)
+	}
+	if math.IsNaN(u.ClientsPerRound) || u.ClientsPerRound < 0 || u.ClientsPerRound > float64(u.Population) {
+		return 0, fmt.Errorf("dp: clients per round %v: must be in [0, population %d]", u.ClientsPerRound, u.Population)
+	}
+	return u.ClientsPerRound / float64(u.Population), nil
+}
+
+// UserLevelEpsilon returns the user-level (ε, δ) of T rounds of DP-FedAvg in which each
+// client takes part independently with probability q = m/N (McMahan et al. 2018): the
+// RDP accountant of the Poisson-subsampled Gaussian with that q, the noise multiplier and
+// T steps. Sampling clients some other way (a fixed-size cohort) is not what this analysis
+// covers.
+func UserLevelEpsilon(u UserLevel, cfg accountant.Config) (accountant.Result, error) {
+	q, err := u.SampleRate()
+	if err != nil {
+		return accountant.Result{}, err
+	}
+	if u.Rounds < 0 {
+		return accountant.Result{}, fmt.Errorf("dp: rounds %d: must be ≥ 0", u.Rounds)
+	}
+	return accountant.Epsilon([]accountant.Step{{NoiseMultiplier: u.NoiseMultiplier, SampleRate: q, Steps: u.Rounds}}, u.Delta, cfg)
+}

@@ -1,0 +1,160 @@
+package dp
+
+import (
+	"math"
+	"slices"
+	"sort"
+	"testing"
+)
+
+// moments returns the mean, standard deviation, and excess kurtosis of x.
+func moments(x []float64) (mean, std, kurt float64) {
+	n := float64(len(x))
+	for _, v := range x {
+		mean += v
+	}
+	mean /= n
+	var m2, m4 float64
+	for _, v := range x {
+		d := (v - mean) * (v - mean)
+		m2 += d
+		m4 += d * d
+	}
+	m2 /= n
+	m4 /= n
+	return mean, math.Sqrt(m2), m4/(m2*m2) - 3
+}
+
+// ksStatistic returns the Kolmogorov–Smirnov distance between the sample and N(0, std²).
+func ksStatistic(x []float64, std float64) float64 {
+	s := slices.Clone(x)
+	sort.Float64s(s)
+	n := float64(len(s))
+	d := 0.0
+	for i, v := range s {
+		cdf := 0.5 * math.Erfc(-v/(std*math.Sqrt2))
+		d = math.Max(d, math.Max(math.Abs(cdf-float64(i)/n), math.Abs(float64(i+1)/n-cdf)))
+	}
+	return d
+}
+
+// checkGaussian asserts that x looks like N(0, std²) within k standard errors.
+func checkGaussian(t *testing.T, name string, x []float64, std, k float64) {
+	t.Helper()
+	n := float64(len(x))
+	mean, sd, kurt := moments(x)
+	if se := std / math.Sqrt(n); math.Abs(mean) > k*se {
+		t.Errorf("%s: mean %.5g, want 0 ± %.3g", name, mean, k*se)
+	}
+	if se := std / math.Sqrt(2*n); math.Abs(sd-std) > k*se {
+		t.Errorf("%s: standard deviation %.6g, want %.6g ± %.3g", name, sd, std, k*se)
+	}
+	if se := math.Sqrt(24 / n); math.Abs(kurt) > k*se {
+		t.Errorf("%s: excess kurtosis %.4g, want 0 ± %.3g", name, kurt, k*se)
+	}
+	for _, z := range []float64{1, 2, 3} {
+		p := math.Erfc(z / math.Sqrt2)
+		count := 0.0
+		for _, v := range x {
+			if math.Abs(v) > z*std {
+				count++
+			}
+		}
+		if se := math.Sqrt(p * (1 - p) / n); math.Abs(count/n-p) > k*se {
+			t.Errorf("%s: P(|x| > %vσ) = %.5g, want %.5g ± %.2g", name, z, count/n, p, k*se)
+		}
+	}
+	// KS critical value at significance 1e-6 is about sqrt(−ln(1e-6/2)/2)/√n ≈ 2.7/√n.
+	if d := ksStatistic(x, std); d > 2.7/math.Sqrt(n) {
+		t.Errorf("%s: Kolmogorov–Smirnov distance %.4g exceeds %.4g", name, d, 2.7/math.Sqrt(n))
+	}
+}
+
+func TestAddGaussianNoiseIsCalibrated(t *testing.T) {
+	// Noise multiplier 1.3, clip 2.5: std = σ·C = 3.25. Seeded, so deterministic; the
+	// bounds are 5 standard errors.
+	const sigma, clip = 1.3, 2.5
+	x := make([]float64, 1_000_000)
+	if err := AddGaussianNoise(x, sigma*clip, NewDeterministicNoise(20240501)); err != nil {
+		t.Fatal(err)
+	}
+	checkGaussian(t, "deterministic", x, sigma*clip, 5)
+}
+
+func TestSecureNoiseIsCalibrated(t *testing.T) {
+	// The secure source cannot be seeded; 7 standard errors make a false alarm a 1e-11
+	// event.
+	src, err := NewSecureNoise()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := make([]float64, 300_000)
+	if err := AddGaussianNoise(x, 0.7, src); err != nil {
+		t.Fatal(err)
+	}
+	checkGaussian(t, "secure", x, 0.7, 7)
+	if !src.Secure() || NewDeterministicNoise(1).Secure() {
+		t.Error("Secure() must be true for SecureNoise and false for DeterministicNoise")
+	}
+}
+
+func TestAddGaussianNoiseAddsToDst(t *testing.T) {
+	a := []float64{1, 2, 3}
+	b := []float64{0, 0, 0}
+	_ = AddGaussianNoise(a, 0.5, NewDeterministicNoise(7))
+	_ = AddGaussianNoise(b, 0.5, NewDeterministicNoise(7))
+	for i := range a {
+		if a[i] != float64(i+1)+b[i] {
+			t.Errorf("element %d: %v vs %v + %v: the same seed must add the same noise", i, a[i], i+1, b[i])
+		}
+	}
+	c := []float64{0, 0, 0}
+	_ = AddGaussianNoise(c, 0.5, NewDeterministicNoise(8))
+	if slices.Equal(b, c) {
+		t.Error("different seeds gave the same noise")
+	}
+	z := []float64{1, 2}
+	if err := AddGaussianNoise(z, 0, NewDeterministicNoise(1)); err != nil || z[0] != 1 || z[1] != 2 {
+		t.Errorf("std 0 must leave dst unchanged: %v %v", z, err)
+	}
+	for _, bad := range []float64{-1, math.NaN(), math.Inf(1)} {
+		if err := AddGaussianNoise(z, bad, NewDeterministicNoise(1)); err == nil {
+			t.Errorf("std %v: want an error", bad)
+		}
+	}
+	if err := AddGaussianNoise(z, 1, nil); err == nil {
+		t.Error("nil source: want an error")
+	}
+}
+
+func TestUniformFullPrecision(t *testing.T) {
+	words := func(w ...uint64) func() uint64 {
+		return func() uint64 { v := w[0]; w = w[1:]; return v }
+	}
+	cases := []struct {
+		words []uint64
+		want  float64
+	}{
+		{[]uint64{1 << 63, 0}, 0.5},                       // first bit 1: [1/2, 1)
+		{[]uint64{1 << 62, 1 << 63}, 0.25 * 1.5},          // first 1 at bit 2, mantissa ½
+		{[]uint64{0, 0, 1 << 63, 0}, math.Ldexp(1, -129)}, // 128 zero bits, then a 1
+		{[]uint64{^uint64(0), ^uint64(0)}, 1 - 0x1p-53},   // largest value below 1
+	}
+	for _, tc := range cases {
+		if got := uniformFullPrecision(words(tc.words...)); got != tc.want {
+			t.Errorf("words %x: got %v, want %v", tc.words, got, tc.want)
+		}
+	}
+}
+
+func BenchmarkAddGaussianNoiseSecure(b *testing.B) {
+	src, err := NewSecureNoise()
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := make([]float64, 100_000)
+	b.SetBytes(8 * int64(len(x)))
+	for i := 0; i < b.N; i++ {
+		_ = AddGaussianNoise(x, 1, src)
+	}
+}
