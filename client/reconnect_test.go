@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,5 +67,23 @@ func TestRunRetriesUntilTheServerIsUp(t *testing.T) {
 	case <-svc.Done():
 	default:
 		t.Fatal("clients stopped before the federation finished")
+	}
+}
+
+func TestRunGivesUpOnAServerThatNeverComes(t *testing.T) {
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := probe.Addr().String()
+	probe.Close()
+	tr, err := client.NewModelTrainer(client.ModelTrainerConfig{Train: blobs(10, 1), Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = client.Run(t.Context(), client.Config{Server: addr, Name: "a", BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
+		GiveUpAfter: 300 * time.Millisecond, Logger: quietLogger()}, tr)
+	if err == nil || !strings.Contains(err.Error(), "giving up") {
+		t.Fatalf("err = %v, want a give-up error", err)
 	}
 }

@@ -44,7 +44,10 @@ type Config struct {
 	PollWait time.Duration
 	// BackoffMin and BackoffMax bound the reconnect backoff (defaults 200ms and 10s).
 	BackoffMin, BackoffMax time.Duration
-	Logger                 *slog.Logger
+	// GiveUpAfter ends Run with an error once the server has been unreachable this long
+	// without a break (default 10m).
+	GiveUpAfter time.Duration
+	Logger      *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -56,6 +59,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BackoffMax == 0 {
 		c.BackoffMax = 10 * time.Second
+	}
+	if c.GiveUpAfter == 0 {
+		c.GiveUpAfter = 10 * time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -124,10 +130,16 @@ type runner struct {
 	log       *slog.Logger
 	heartbeat time.Duration
 	failures  int
+	since     time.Time // start of the current run of failures
 }
 
 // backoff sleeps for the next exponential backoff interval with full jitter.
 func (r *runner) backoff(ctx context.Context) error {
+	if r.failures == 0 {
+		r.since = time.Now()
+	} else if d := time.Since(r.since); d > r.cfg.GiveUpAfter {
+		return fmt.Errorf("client: server %s unreachable for %v; giving up", r.cfg.Server, d.Round(time.Second))
+	}
 	r.failures++
 	d := r.cfg.BackoffMin << min(r.failures-1, 16)
 	d = min(d, r.cfg.BackoffMax)
