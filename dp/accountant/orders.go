@@ -107,7 +107,7 @@ func (g Grid) Validate() error {
 	}
 	for i, a := range g.Orders {
 		if math.IsNaN(a) || a < 1 {
-			return fmt.Errorf("accountant: grid %q: order #%d is %v; orders must be ≥ 1 (α > 1 for a useful bound)", g.Name, i+1, a)
+			return fmt.Errorf("accountant: order #%d of grid %q is %v: orders must be ≥ 1 (α > 1 for a useful bound)", i+1, g.Name, a)
 		}
 	}
 	return nil
@@ -180,11 +180,7 @@ func ParseGrid(s string) (Grid, error) {
 			orders = append(orders, a)
 		}
 	}
-	g, err := CustomOrders(orders)
-	if err != nil {
-		return Grid{}, fmt.Errorf("accountant: orders %q: %w", s, err)
-	}
-	return g, nil
+	return CustomOrders(orders)
 }
 
 func parseOrder(s string) (float64, error) {

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/confide-fl/confide/dp"
+)
+
+// runConfide runs the CLI in-process and returns its stdout.
+func runConfide(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&bytes.Buffer{})
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+func runJSON(t *testing.T, args ...string) map[string]any {
+	t.Helper()
+	out, err := runConfide(t, append(args, "-o", "json")...)
+	if err != nil {
+		t.Fatalf("confide %s: %v", strings.Join(args, " "), err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("confide %s: output is not one JSON object: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return m
+}
+
+func TestPrivacyEpsilonPublicCases(t *testing.T) {
+	// The three public reference values of shared/notes/dp-accounting.md.
+	cases := []struct {
+		name      string
+		args      []string
+		want      float64
+		places    int
+		wantOrder float64
+	}{
+		{
+			// opacus tests/accountants_test.py test_rdp_accountant
+			name: "opacus", want: 7.32911117143, places: 7, wantOrder: 3.9,
+			args: []string{"--noise-multiplier", "1.5", "--sample-rate", "0.04", "--steps", "2250", "--delta", "1e-5", "--orders", "opacus"},
+		},
+		{
+			// tensorflow_privacy compute_dp_sgd_privacy_test.py Test0 (n=60000, batch 150, 15 epochs)
+			name: "tf-privacy improved", want: 0.7242234026109595, places: 7, wantOrder: 19,
+			args: []string{"--noise-multiplier", "1.3", "--sample-rate", "0.0025", "--steps", "6000", "--delta", "1e-5", "--orders", "tf-privacy"},
+		},
+		{
+			// the same under the classic conversion (tensorflow_privacy compute_noise_from_budget_test.py Test0)
+			name: "tf-privacy classic", want: 0.941870567, places: 9, wantOrder: 19,
+			args: []string{"--noise-multiplier", "1.3", "--sample-rate", "0.0025", "--steps", "6000", "--delta", "1e-5", "--orders", "tf-privacy", "--conversion", "classic"},
+		},
+		{
+			// original TF Privacy rdp_accountant, orders 2..32, classic: Abadi et al.'s 1.26
+			name: "abadi integer orders classic", want: 1.258575, places: 6, wantOrder: 20,
+			args: []string{"--noise-multiplier", "4", "--sample-rate", "0.01", "--steps", "10000", "--delta", "1e-5", "--orders", "2:32", "--conversion", "classic"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := runJSON(t, append([]string{"privacy", "epsilon"}, tc.args...)...)
+			eps, _ := m["epsilon"].(float64)
+			order, _ := m["order"].(float64)
+			if math.Abs(eps-tc.want) >= 0.5*math.Pow(10, -float64(tc.places)) || order != tc.wantOrder {
+				t.Errorf("epsilon %v at order %v, want %v (%d places) at %v", eps, order, tc.want, tc.places, tc.wantOrder)
+			}
+			if m["grid"] == nil || m["conversion"] == nil {
+				t.Errorf("JSON output must name the grid and conversion: %v", m)
+			}
+		})
+	}
+}
+
+func TestPrivacyEpsilonTextNamesGridAndConversion(t *testing.T) {
+	out, err := runConfide(t, "privacy", "epsilon", "--noise-multiplier", "1.5", "--sample-rate", "0.04", "--steps", "2250", "--delta", "1e-5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"ε = 7.32911117", "α = 3.9", "grid: default (159 orders", "conversion: improved (Balle et al. 2020", "series: signed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _ = runConfide(t, "privacy", "epsilon", "--noise-multiplier", "4", "--sample-rate", "0.01", "--steps", "10000", "--delta", "1e-5", "--orders", "2:32", "--conversion", "classic")
+	if !strings.Contains(out, "conversion: classic (Mironov 2017") || !strings.Contains(out, "31 orders, 2 to 32") {
+		t.Errorf("classic text output:\n%s", out)
+	}
+}
+
+func TestPrivacyNoise(t *testing.T) {
+	base := []string{"privacy", "noise", "--target-epsilon", "8", "--delta", "1e-5", "--sample-rate", "0.04", "--steps", "2250"}
+	// Bisected to 1e-10: σ ≈ 1.416 (shared/notes/dp-accounting.md), never overshooting.
+	m := runJSON(t, base...)
+	sigma, _ := m["noise_multiplier"].(float64)
+	eps, _ := m["epsilon"].(float64)
+	if math.Abs(sigma-1.416) > 5e-4 || eps > 8 {
+		t.Errorf("noise multiplier %v with ε %v, want ≈ 1.416 with ε ≤ 8", sigma, eps)
+	}
+	// Opacus' search (tolerance 0.01 on its grid): exactly its 1.416015625
+	// (opacus tests/accountants_test.py test_get_noise_multiplier_rdp_epochs: 1.416, places=4).
+	m = runJSON(t, append(base, "--orders", "opacus", "--epsilon-tolerance", "0.01")...)
+	if sigma, _ := m["noise_multiplier"].(float64); sigma != 1.416015625 {
+		t.Errorf("Opacus-compatible search: %v, want 1.416015625", sigma)
+	}
+}
+
+func TestPrivacyBadFlagsNameFlagAndRange(t *testing.T) {
+	eps := []string{"privacy", "epsilon", "--noise-multiplier", "1", "--sample-rate", "0.1", "--steps", "10", "--delta", "1e-5"}
+	with := func(flag, value string) []string {
+		args := append([]string(nil), eps...)
+		for i := range args {
+			if args[i] == flag {
+				args[i+1] = value
+				return args
+			}
+		}
+		return append(args, flag, value)
+	}
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{with("--sample-rate", "1.5"), []string{"--sample-rate 1.5", "[0, 1]"}},
+		{with("--noise-multiplier", "-1"), []string{"--noise-multiplier -1", "≥ 0"}},
+		{with("--steps", "-3"), []string{"--steps -3", "≥ 0"}},
+		{with("--delta", "1"), []string{"--delta 1", "(0, 1)"}},
+		{with("--orders", "0.5,2"), []string{"--orders", "≥ 1"}},
+		{with("--conversion", "fancy"), []string{"--conversion", "improved or classic"}},
+		{with("--series", "x"), []string{"--series", "signed or absolute"}},
+		{[]string{"privacy", "epsilon", "--sample-rate", "0.1"}, []string{"--noise-multiplier", "--steps", "--delta"}},
+		{[]string{"privacy", "noise", "--target-epsilon", "0", "--delta", "1e-5", "--sample-rate", "0.1", "--steps", "1"}, []string{"--target-epsilon 0", "> 0"}},
+		{with("--noise-multiplier", "0"), []string{"ε is infinite", "--noise-multiplier"}},
+	}
+	for _, tc := range cases {
+		_, err := runConfide(t, tc.args...)
+		if err == nil {
+			t.Errorf("%v: want an error", tc.args)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q lacks %q", tc.args, err, w)
+			}
+		}
+	}
+}
+
+func TestPrivacyLedgerAudit(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "client.ledger")
+	l, err := dp.OpenLedger(p, dp.Budget{Epsilon: 5, Delta: 1e-5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Charge(dp.StepRecord{NoiseMultiplier: 1.1, SampleRate: 0.01, Steps: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	spent, _ := l.Spent()
+	m := runJSON(t, "privacy", "ledger", p)
+	if m["epsilon"] != spent || m["budget_epsilon"] != 5.0 || m["charges"] != 1.0 {
+		t.Errorf("audit %v, want ε %v of 5 after 1 charge", m, spent)
+	}
+	out, err := runConfide(t, "privacy", "ledger", p)
+	if err != nil || !strings.Contains(out, "1000 steps at noise multiplier 1.1") || !strings.Contains(out, "grid: default") {
+		t.Errorf("audit text (%v):\n%s", err, out)
+	}
+	if _, err := runConfide(t, "privacy", "ledger", filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("missing ledger file: want an error")
+	}
+}
