@@ -31,7 +31,7 @@ and dp-accounting use) or classic (Mironov 2017).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newPrivacyEpsilonCmd(g), newPrivacyNoiseCmd(g), newPrivacyLedgerCmd(g))
+	cmd.AddCommand(newPrivacyEpsilonCmd(g), newPrivacyDeltaCmd(g), newPrivacyNoiseCmd(g), newPrivacyLedgerCmd(g))
 	return cmd
 }
 
@@ -44,7 +44,7 @@ func (a *accountingFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&a.orders, "orders", accountant.GridDefault, "Rényi orders: default, opacus, tf-privacy, dp-accounting, or a list such as 2:32 or 1.5,1.75,2:64")
 	f.StringVar(&a.conversion, "conversion", "improved", "RDP → (ε, δ) conversion: improved (Balle et al. 2020) or classic (Mironov 2017)")
-	f.StringVar(&a.series, "series", "signed", "fractional-order series: signed (exact) or absolute (reproduces dp-accounting, a looser bound)")
+	f.StringVar(&a.series, "series", "", "fractional-order series: signed (exact) or absolute (dp-accounting's looser bound); default: absolute with --orders tf-privacy or dp-accounting, whose libraries sum that way, else signed")
 }
 
 func (a *accountingFlags) config() (accountant.Config, error) {
@@ -59,6 +59,10 @@ func (a *accountingFlags) config() (accountant.Config, error) {
 	series, err := accountant.ParseSeries(a.series)
 	if err != nil {
 		return accountant.Config{}, fmt.Errorf("--series %q: must be signed or absolute", a.series)
+	}
+	if a.series == "" && (grid.Name == accountant.GridTFPrivacy || grid.Name == accountant.GridDPAccounting) {
+		// TF Privacy (through dp-accounting) and dp-accounting sum |C(α,i)|: reproduce them.
+		series = accountant.AbsoluteSeries
 	}
 	return accountant.Config{Grid: grid, Conversion: conv, Series: series}, nil
 }
@@ -106,6 +110,7 @@ var flagRanges = map[string]string{
 	"steps":            "an integer ≥ 0",
 	"delta":            "a number in (0, 1)",
 	"target-epsilon":   "a number > 0",
+	"epsilon":          "a number ≥ 0",
 }
 
 func checkDelta(delta float64) error {
@@ -197,6 +202,71 @@ func newPrivacyEpsilonCmd(g *globalOptions) *cobra.Command {
 	f.Float64Var(&q, "sample-rate", 0, "Poisson sample rate q ("+flagRanges["sample-rate"]+")")
 	f.IntVar(&steps, "steps", 0, "number of steps (DP-SGD) or rounds (DP-FedAvg) ("+flagRanges["steps"]+")")
 	f.Float64Var(&delta, "delta", 0, "δ at which ε is reported ("+flagRanges["delta"]+")")
+	acc.register(cmd)
+	return cmd
+}
+
+type deltaOutput struct {
+	Delta           float64 `json:"delta"`
+	Order           float64 `json:"order"`
+	Epsilon         float64 `json:"epsilon"`
+	NoiseMultiplier float64 `json:"noise_multiplier"`
+	SampleRate      float64 `json:"sample_rate"`
+	Steps           int     `json:"steps"`
+	Grid            string  `json:"grid"`
+	Conversion      string  `json:"conversion"`
+	Series          string  `json:"series"`
+}
+
+func newPrivacyDeltaCmd(g *globalOptions) *cobra.Command {
+	var (
+		sigma, q, eps float64
+		steps         int
+		acc           accountingFlags
+	)
+	cmd := &cobra.Command{
+		Use:     "delta",
+		Short:   "δ of T steps of the Poisson-subsampled Gaussian mechanism at a given ε",
+		Example: `  confide privacy delta --epsilon 1 --noise-multiplier 1.1 --sample-rate 0.01 --steps 1000 -o json`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, flagRanges, "epsilon", "noise-multiplier", "sample-rate", "steps"); err != nil {
+				return err
+			}
+			if math.IsNaN(eps) || eps < 0 || math.IsInf(eps, 0) {
+				return fmt.Errorf("--epsilon %v: must be finite and ≥ 0", eps)
+			}
+			if math.IsNaN(sigma) || sigma < 0 || math.IsInf(sigma, 0) {
+				return fmt.Errorf("--noise-multiplier %v: must be finite and ≥ 0", sigma)
+			}
+			if err := checkSampleRate(q); err != nil {
+				return err
+			}
+			if err := checkSteps(steps); err != nil {
+				return err
+			}
+			cfg, err := acc.config()
+			if err != nil {
+				return err
+			}
+			r, err := accountant.Delta([]accountant.Step{{NoiseMultiplier: sigma, SampleRate: q, Steps: steps}}, eps, cfg)
+			if err != nil {
+				return err
+			}
+			out := deltaOutput{Delta: r.Delta, Order: r.Order, Epsilon: eps, NoiseMultiplier: sigma, SampleRate: q, Steps: steps,
+				Grid: cfg.Grid.Name, Conversion: r.Conversion.String(), Series: r.Series.String()}
+			return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+				fmt.Fprintf(w, "δ = %v at ε = %v (best Rényi order α = %v)\n", r.Delta, eps, r.Order)
+				fmt.Fprintf(w, "  %d steps, noise multiplier %v, sample rate %v\n", steps, sigma, q)
+				fmt.Fprintf(w, "  grid: %s\n  conversion: %s\n  series: %s\n", describeGrid(cfg.Grid), r.Conversion.Describe(), r.Series)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.Float64Var(&eps, "epsilon", 0, "ε at which δ is reported ("+flagRanges["epsilon"]+")")
+	f.Float64Var(&sigma, "noise-multiplier", 0, "noise multiplier σ ("+flagRanges["noise-multiplier"]+")")
+	f.Float64Var(&q, "sample-rate", 0, "Poisson sample rate q ("+flagRanges["sample-rate"]+")")
+	f.IntVar(&steps, "steps", 0, "number of steps or rounds ("+flagRanges["steps"]+")")
 	acc.register(cmd)
 	return cmd
 }

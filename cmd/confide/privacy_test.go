@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -175,5 +176,32 @@ func TestPrivacyLedgerAudit(t *testing.T) {
 	}
 	if _, err := runConfide(t, "privacy", "ledger", filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Error("missing ledger file: want an error")
+	}
+}
+
+func TestPrivacySeriesFollowsTheNamedLibrary(t *testing.T) {
+	// tensorflow_privacy compute_dp_sgd_privacy_test.py Test2 (n=1e8, batch 1024, σ=0.1,
+	// 10 epochs, δ=1e-7): best order 1.25 is fractional, and TF Privacy sums the series as
+	// dp-accounting does, so --orders tf-privacy reproduces it; --series signed gives the
+	// exact (slightly smaller) value.
+	args := []string{"privacy", "epsilon", "--noise-multiplier", "0.1", "--sample-rate", "1.024e-5", "--steps", "976563", "--delta", "1e-7", "--orders", "tf-privacy"}
+	m := runJSON(t, args...)
+	if eps := m["epsilon"].(float64); math.Abs(eps-5907982.3113978775) >= 5e-8 || m["series"] != "absolute" || m["order"] != 1.25 {
+		t.Errorf("tf-privacy Test2: %v", m)
+	}
+	m = runJSON(t, append(args, "--series", "signed")...)
+	if eps := m["epsilon"].(float64); !(eps < 5907982.3113978775) || math.Abs(eps-5907982.31138) > 1e-4 || m["series"] != "signed" {
+		t.Errorf("signed series: %v", m)
+	}
+}
+
+func TestPrivacyDelta(t *testing.T) {
+	// Round trip: δ at the ε that the epsilon command reports is the δ asked for.
+	common := []string{"--noise-multiplier", "1.1", "--sample-rate", "0.01", "--steps", "1000"}
+	m := runJSON(t, append([]string{"privacy", "epsilon", "--delta", "1e-6"}, common...)...)
+	eps := m["epsilon"].(float64)
+	d := runJSON(t, append([]string{"privacy", "delta", "--epsilon", strconv.FormatFloat(eps, 'g', -1, 64)}, common...)...)
+	if delta := d["delta"].(float64); math.Abs(delta-1e-6) > 1e-12 || d["order"] != m["order"] {
+		t.Errorf("δ(ε(1e-6)) = %v at order %v, want 1e-6 at %v", delta, d["order"], m["order"])
 	}
 }
