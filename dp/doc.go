@@ -27,17 +27,16 @@
 //     give errors naming the parameter. The only panic is ClipL2 with an invalid clip norm,
 //     which the caller validates once with ValidateClipNorm.
 //
-// A DP-SGD step for an optimizer wrapper, with per-example gradients g_i from a batch drawn
-// by Poisson sampling at rate q:
+// Using it from DP-SGD (package dp/dpsgd does the per-step part):
 //
-//	sum := make([]float64, len(params))
-//	for each example i: dp.ClipL2(g_i, C); add g_i to sum   (or weights dp.ClipFactor(norm_i, C))
-//	dp.AddGaussianNoise(sum, σ*C, noise)                     // noise, _ := dp.NewSecureNoise()
-//	divide sum by q·n (the expected batch size, not the realised one)
-//
-// and, before the trained update leaves the client:
-//
+//	noise, err := dp.NewSecureNoise()   // a dpsgd.Noise: AddGaussian(sum, σ·C)
+//	sampler, err := dp.SecureRand()     // Poisson sampling of batches at rate q
+//	ledger, err := dp.OpenLedger(path, dp.Budget{Epsilon: 8, Delta: 1e-5})
+//	// ... train T steps: clip each example (ClipL2 or ClipFactor), sum, add noise,
+//	// divide by the expected batch size q·n ...
+//	// Before the trained update leaves the client:
 //	if err := ledger.Charge(dp.StepRecord{NoiseMultiplier: σ, SampleRate: q, Steps: T}); err != nil {
-//		return err // errors.Is(err, dp.ErrBudgetExceeded): stop training, release nothing
+//		return err // errors.Is(err, dp.ErrBudgetExceeded): release nothing
 //	}
+//	eps, delta := ledger.Spent()
 package dp

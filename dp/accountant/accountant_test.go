@@ -211,3 +211,20 @@ func BenchmarkNoiseMultiplier(b *testing.B) {
 		_, _, _ = NoiseMultiplier(NoiseSearch{TargetEpsilon: 8, Delta: 1e-5, SampleRate: 0.04, Steps: 2250}, Config{})
 	}
 }
+
+func TestHugeOrdersAreBoundedNotSlow(t *testing.T) {
+	// A fractional order beyond 1e5 is bounded by the next integer order (RDP grows with α);
+	// beyond 2^20 the bound is +Inf. Neither may hang or fall below the true value.
+	frac, err := SampledGaussianRDP(0.01, 50, 123456.5, SignedSeries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, _ := SampledGaussianRDP(0.01, 50, 123457, SignedSeries)
+	below, _ := SampledGaussianRDP(0.01, 50, 123456, SignedSeries)
+	if !(frac == next && below <= frac) {
+		t.Errorf("α=123456.5: %v, want the α=123457 value %v (α=123456: %v)", frac, next, below)
+	}
+	if r, _ := SampledGaussianRDP(0.01, 50, 1<<21, SignedSeries); !math.IsInf(r, 1) {
+		t.Errorf("α=2^21: %v, want +Inf", r)
+	}
+}

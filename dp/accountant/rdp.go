@@ -116,9 +116,23 @@ func LogA(q, sigma, alpha float64, series Series) (float64, error) {
 	return logA(q, sigma, alpha, series), nil
 }
 
+// Orders beyond maxOrder get RDP +Inf (a valid, useless bound; such orders never give
+// the best ε); fractional orders beyond maxFracOrder use the bound at ⌈α⌉, valid because
+// RDP is non-decreasing in α (Mironov 2017, Prop. 9), instead of a series of > α terms.
+const (
+	maxOrder     = 1 << 20
+	maxFracOrder = 1e5
+)
+
 func logA(q, sigma, alpha float64, series Series) float64 {
-	if alpha == math.Trunc(alpha) && alpha <= 1<<20 {
+	switch {
+	case alpha > maxOrder:
+		return math.Inf(1)
+	case alpha == math.Trunc(alpha):
 		return logAInt(q, sigma, int(alpha))
+	case alpha > maxFracOrder:
+		c := math.Ceil(alpha)
+		return (alpha - 1) / (c - 1) * logAInt(q, sigma, int(c))
 	}
 	if series == AbsoluteSeries {
 		return logAFracAbsolute(q, sigma, alpha)
