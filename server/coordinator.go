@@ -5,7 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sort"
+	"strings"
 	"time"
 
 	"github.com/confide-fl/confide/model"
@@ -126,11 +126,19 @@ type Coordinator struct {
 	seq      uint64
 
 	clients map[string]*clientState
-	tasks   map[string]*taskState
-	closed  map[string]closedTask
-	com     *committee
-	fit     *fitRound
-	eval    *evalRound
+	// roster holds every registered client, sorted by id when rosterSorted; online counts
+	// the connected ones and livenessAt is a time before which no client can time out,
+	// so that a federation of millions of clients costs O(1) per event and per tick.
+	roster       []*clientState
+	rosterSorted bool
+	online       int
+	livenessAt   time.Duration
+	epsMax       float64
+	tasks        map[string]*taskState
+	closed       map[string]closedTask
+	com          *committee
+	fit          *fitRound
+	eval         *evalRound
 }
 
 // New validates cfg (after filling defaults) and returns a coordinator at round 0.
@@ -222,7 +230,8 @@ func (c *Coordinator) step(ev Event, r *Ready) error {
 		if err != nil {
 			return err
 		}
-		cs.left, cs.online = true, false
+		cs.left = true
+		c.setOnline(cs, false)
 		c.failClientTasks(cs.id, "client left", r)
 	case Heartbeat:
 		cs, err := c.client(e.ClientID)
@@ -261,6 +270,8 @@ func (c *Coordinator) join(e Join, r *Ready) error {
 	if !ok {
 		cs = &clientState{id: e.ClientID}
 		c.clients[e.ClientID] = cs
+		c.roster = append(c.roster, cs)
+		c.rosterSorted = len(c.roster) < 2 || (c.rosterSorted && c.roster[len(c.roster)-2].id < cs.id)
 	}
 	cs.eligible, cs.numExamples, cs.left = e.CommitteeEligible, e.NumExamples, false
 	c.seen(cs)
@@ -276,41 +287,81 @@ func (c *Coordinator) client(id string) (*clientState, error) {
 }
 
 func (c *Coordinator) seen(cs *clientState) {
-	cs.online = true
+	c.setOnline(cs, true)
 	cs.lastSeen = c.now
 }
 
-func (c *Coordinator) available() int {
-	n := 0
-	for _, cs := range c.clients {
-		if cs.online && !cs.left {
-			n++
-		}
+// setOnline changes a client's connection state, keeping the count of online clients.
+func (c *Coordinator) setOnline(cs *clientState, on bool) {
+	switch {
+	case on && !cs.online:
+		c.online++
+	case !on && cs.online:
+		c.online--
 	}
-	return n
+	cs.online = on
+}
+
+func (c *Coordinator) available() int { return c.online }
+
+// sortedRoster returns every registered client sorted by id (sorting once after joins).
+func (c *Coordinator) sortedRoster() []*clientState {
+	if !c.rosterSorted {
+		slices.SortFunc(c.roster, func(a, b *clientState) int { return strings.Compare(a.id, b.id) })
+		c.rosterSorted = true
+	}
+	return c.roster
 }
 
 // onlineClients returns the connected clients sorted by id.
 func (c *Coordinator) onlineClients() []*clientState {
-	var out []*clientState
-	for _, cs := range c.clients {
-		if cs.online && !cs.left {
+	out := make([]*clientState, 0, c.online)
+	for _, cs := range c.sortedRoster() {
+		if cs.online {
 			out = append(out, cs)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
 	return out
 }
 
+// checkLiveness takes offline the clients not heard from within the client timeout. A scan
+// also finds the oldest heartbeat among those still online, so later ticks skip the scan
+// until that one could expire (heartbeats only move times forward).
 func (c *Coordinator) checkLiveness(r *Ready) {
-	for _, cs := range c.onlineClients() {
-		if c.now-cs.lastSeen > c.cfg.Deadlines.ClientTimeout {
-			cs.online = false
+	timeout := c.cfg.Deadlines.ClientTimeout
+	if c.now <= c.livenessAt {
+		return
+	}
+	oldest := c.now
+	for _, cs := range c.sortedRoster() {
+		if !cs.online {
+			continue
+		}
+		if c.now-cs.lastSeen > timeout {
+			c.setOnline(cs, false)
 			r.Notices = append(r.Notices, ClientOffline{ClientID: cs.id})
 			c.failClientTasks(cs.id, "client offline (no heartbeat)", r)
+			continue
 		}
+		oldest = min(oldest, cs.lastSeen)
 	}
+	c.livenessAt = oldest + timeout
 }
+
+// NextDeadline returns the time (the sum of the ticks seen so far, like Now) at which the
+// current phase's deadline passes, and false when no phase is waiting on one. A driver
+// that advances time in jumps, like the simulator, ticks no further than this, so
+// deadlines fire on time.
+func (c *Coordinator) NextDeadline() (time.Duration, bool) {
+	switch c.phase {
+	case phaseFit, phaseEvaluate, phaseDecrypt, phaseKeySetup:
+		return c.deadline, true
+	}
+	return 0, false
+}
+
+// Now returns the coordinator's time: the sum of the ticks it has seen.
+func (c *Coordinator) Now() time.Duration { return c.now }
 
 func (c *Coordinator) checkDeadline(r *Ready) {
 	if c.now < c.deadline {
@@ -478,6 +529,7 @@ func (c *Coordinator) result(e ResultIn, r *Ready) error {
 			return fail("epsilon metric %v is not a finite number ≥ 0", eps)
 		}
 		cs.epsilon = max(cs.epsilon, eps)
+		c.epsMax = max(c.epsMax, eps)
 		r.Persist = append(r.Persist, PrivacyRecord{ClientID: cs.id, Round: ts.round, Epsilon: eps, Delta: c.cfg.DP.Delta})
 		r.Notices = append(r.Notices, PrivacySpent{ClientID: cs.id, Epsilon: eps})
 	}
@@ -541,15 +593,30 @@ func (c *Coordinator) advance(r *Ready) {
 	c.startFit(r)
 }
 
-// sample returns n of the online clients, drawn uniformly with the coordinator's generator.
+// sample returns n of the online clients (sorted by id), drawn uniformly without replacement
+// with the coordinator's generator. When most registered clients are online it draws by
+// rejection from the roster, in O(n) expected time and memory however many clients are
+// registered; otherwise it shuffles the online ones.
 func (c *Coordinator) sample(n int) []string {
-	on := c.onlineClients()
-	ids := make([]string, len(on))
-	for i, cs := range on {
-		ids[i] = cs.id
+	n = min(n, c.online)
+	roster := c.sortedRoster()
+	ids := make([]string, 0, n)
+	if 2*c.online >= len(roster) && n < c.online {
+		picked := make(map[*clientState]bool, n)
+		for len(ids) < n {
+			cs := roster[c.rng.IntN(len(roster))]
+			if cs.online && !picked[cs] {
+				picked[cs] = true
+				ids = append(ids, cs.id)
+			}
+		}
+	} else {
+		on := c.onlineClients()
+		c.rng.Shuffle(len(on), func(i, j int) { on[i], on[j] = on[j], on[i] })
+		for _, cs := range on[:n] {
+			ids = append(ids, cs.id)
+		}
 	}
-	c.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-	ids = ids[:min(n, len(ids))]
 	slices.Sort(ids)
 	return ids
 }
@@ -834,13 +901,8 @@ func (c *Coordinator) aggregate(res strategy.FitResults, r *Ready) {
 	c.startEvaluate(central, r)
 }
 
-func (c *Coordinator) maxEpsilon() float64 {
-	var m float64
-	for _, cs := range c.clients {
-		m = max(m, cs.epsilon)
-	}
-	return m
-}
+// maxEpsilon is the largest total ε any client reported.
+func (c *Coordinator) maxEpsilon() float64 { return c.epsMax }
 
 // failRound ends the current round without a model update; it still counts as a round.
 func (c *Coordinator) failRound(reason string, r *Ready) {
