@@ -23,6 +23,41 @@ type ModelTrainerConfig struct {
 	// Seed, when non-zero, makes DP noise and batch sampling deterministic (tests,
 	// simulations). Zero draws them from crypto/rand, as a deployment must.
 	Seed uint64
+	// Models, when set, lends the trainer its models instead of building one per task
+	// (a simulator's worker keeps one Models for the virtual clients it runs in turn).
+	Models *Models
+}
+
+// Models keeps built models for reuse across tasks and trainers, one per architecture, so
+// that a trainer built for a single task allocates no parameter vectors. It is used by one
+// goroutine at a time; the parameters a Fit returns alias the lent model and are valid
+// until the next task that uses the same Models.
+type Models struct{ bySpec map[string]*model.Model }
+
+// NewModels returns an empty model cache.
+func NewModels() *Models { return &Models{bySpec: map[string]*model.Model{}} }
+
+// model returns the model for spec with parameters params: the cached one when there is a
+// cache (built on first use), otherwise a new one.
+func (c *Models) model(spec model.Spec, params []float64) (*model.Model, error) {
+	var m *model.Model
+	key := string(spec.JSON())
+	if c != nil {
+		m = c.bySpec[key]
+	}
+	if m == nil {
+		var err error
+		if m, err = model.New(spec, rand.New(rand.NewPCG(0, 0))); err != nil {
+			return nil, err
+		}
+		if c != nil {
+			c.bySpec[key] = m
+		}
+	}
+	if err := m.SetParams(params); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // ModelTrainer is the built-in Trainer for Confide models: it builds the model the server
@@ -78,11 +113,8 @@ func cryptoSeed() [32]byte {
 
 // Fit trains from global and returns the new parameters.
 func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig) (FitResult, error) {
-	m, err := model.New(cfg.Model, rand.New(rand.NewPCG(cfg.Seed, 0)))
+	m, err := t.cfg.Models.model(cfg.Model, global)
 	if err != nil {
-		return FitResult{}, err
-	}
-	if err := m.SetParams(global); err != nil {
 		return FitResult{}, err
 	}
 	ds := t.cfg.Train
@@ -143,11 +175,8 @@ func (t *ModelTrainer) Evaluate(_ context.Context, params []float64, cfg Evaluat
 	if ds == nil {
 		ds = t.cfg.Train
 	}
-	m, err := model.New(cfg.Model, rand.New(rand.NewPCG(0, 0)))
+	m, err := t.cfg.Models.model(cfg.Model, params)
 	if err != nil {
-		return EvaluateResult{}, err
-	}
-	if err := m.SetParams(params); err != nil {
 		return EvaluateResult{}, err
 	}
 	if err := train.CheckCompatible(m, ds); err != nil {
