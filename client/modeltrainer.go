@@ -2,12 +2,13 @@ package client
 
 import (
 	"context"
-	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 
 	"github.com/confide-fl/confide/data"
+	"github.com/confide-fl/confide/dp"
+	"github.com/confide-fl/confide/dp/dpsgd"
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/train"
 )
@@ -68,7 +69,7 @@ func (c *Models) model(spec model.Spec, params []float64) (*model.Model, error) 
 type ModelTrainer struct {
 	cfg    ModelTrainerConfig
 	ledger *Ledger
-	noise  *gaussianNoise
+	noise  dpsgd.Noise
 	rng    *rand.Rand
 }
 
@@ -92,24 +93,20 @@ func NewModelTrainer(cfg ModelTrainerConfig) (*ModelTrainer, error) {
 	t := &ModelTrainer{cfg: cfg, ledger: l}
 	if cfg.Seed != 0 {
 		t.rng = rand.New(rand.NewPCG(cfg.Seed, 0x6c6f63616c))
-		t.noise = newGaussianNoise(rand.New(rand.NewPCG(cfg.Seed, 0x6e6f697365)))
-	} else {
-		t.rng = rand.New(rand.NewChaCha8(cryptoSeed()))
-		t.noise = newGaussianNoise(rand.New(rand.NewChaCha8(cryptoSeed())))
+		t.noise = dp.NewDeterministicNoise(cfg.Seed)
+		return t, nil
+	}
+	if t.rng, err = dp.SecureRand(); err != nil {
+		return nil, err
+	}
+	if t.noise, err = dp.NewSecureNoise(); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
 
 // Ledger returns the client's privacy ledger.
 func (t *ModelTrainer) Ledger() *Ledger { return t.ledger }
-
-func cryptoSeed() [32]byte {
-	var s [32]byte
-	if _, err := crand.Read(s[:]); err != nil {
-		panic(fmt.Sprintf("client: crypto/rand failed: %v", err)) // crypto/rand never fails on supported platforms
-	}
-	return s
-}
 
 // Fit trains from global and returns the new parameters.
 func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig) (FitResult, error) {
@@ -206,15 +203,3 @@ func (p *proximal) Step(params, grads []float64) {
 }
 func (p *proximal) SetLR(lr float64) { p.base.SetLR(lr) }
 func (p *proximal) LR() float64      { return p.base.LR() }
-
-// gaussianNoise draws N(0, std²) noise from a generator (ChaCha8 seeded from crypto/rand
-// in production), the dpsgd.Noise the DP-SGD optimizer needs.
-type gaussianNoise struct{ rng *rand.Rand }
-
-func newGaussianNoise(r *rand.Rand) *gaussianNoise { return &gaussianNoise{rng: r} }
-
-func (g *gaussianNoise) AddGaussian(dst []float64, std float64) {
-	for i := range dst {
-		dst[i] += std * g.rng.NormFloat64()
-	}
-}

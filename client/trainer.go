@@ -2,14 +2,15 @@ package client
 
 import (
 	"context"
-	"errors"
 
+	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/model"
 )
 
 // ErrBudgetExceeded is what a Trainer returns (wrapped) when a task would exceed the client's
-// privacy budget; the client then refuses the task and tells the server why.
-var ErrBudgetExceeded = errors.New("client: privacy budget would be exceeded")
+// privacy budget; the client then refuses the task and tells the server why. It is
+// dp.ErrBudgetExceeded, so refusals from a dp.Ledger are recognised too.
+var ErrBudgetExceeded = dp.ErrBudgetExceeded
 
 // Trainer is what a client brings to a federation: training and evaluation on its local
 // data. Any Go program can implement it. Implementations need not be safe for concurrent

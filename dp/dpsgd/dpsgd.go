@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/model"
 )
 
@@ -78,14 +79,6 @@ func New(m *model.Model, base model.Optimizer, noise Noise, cfg Config) (*Optimi
 // Config returns the optimizer's configuration.
 func (o *Optimizer) Config() Config { return o.cfg }
 
-// ClipFactor returns min(1, C/‖g‖), the scale that bounds a gradient of norm ‖g‖ by C.
-func ClipFactor(norm, c float64) float64 {
-	if norm <= c {
-		return 1
-	}
-	return c / norm
-}
-
 // Step runs one DP-SGD step on the batch in (which the caller drew by Poisson sampling; an
 // empty batch has in.B = 0): grads = (Σ_i clip_C(g_i) + N(0, σ²C²I)) / (q·N), then the
 // base optimizer updates m.Params. rng drives dropout (nil disables it).
@@ -104,7 +97,7 @@ func (o *Optimizer) Step(m *model.Model, in *model.Input, tg model.Targets, rng 
 			if math.IsNaN(n) || math.IsInf(n, 0) {
 				return st, fmt.Errorf("dp-sgd: example %d has a non-finite gradient norm: lower the learning rate", i)
 			}
-			f := ClipFactor(n, o.cfg.MaxGradNorm)
+			f := dp.ClipFactor(n, o.cfg.MaxGradNorm)
 			if f < 1 {
 				st.Clipped++
 			}
