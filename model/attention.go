@@ -108,26 +108,30 @@ func (a *Attention) Forward(x *Tensor, b *Batch) *Tensor {
 // entries after the diagonal when causal.
 func softmaxRows(p []float64, L int, scale float64, causal bool) {
 	for t := 0; t < L; t++ {
-		row := p[t*L : (t+1)*L]
 		n := L
 		if causal {
 			n = t + 1
 		}
-		mx := math.Inf(-1)
-		for _, v := range row[:n] {
-			mx = max(mx, v)
+		row := p[t*L : t*L+n]
+		mx := row[0]
+		for _, v := range row[1:] {
+			if v > mx {
+				mx = v
+			}
 		}
+		// exp(scale·(v − max)) as one multiply-add per entry.
+		shift := -scale * mx
 		sum := 0.0
-		for j, v := range row[:n] {
-			e := math.Exp(scale * (v - mx))
+		for j, v := range row {
+			e := math.Exp(scale*v + shift)
 			row[j] = e
 			sum += e
 		}
 		inv := 1 / sum
-		for j := range row[:n] {
+		for j := range row {
 			row[j] *= inv
 		}
-		clear(row[n:])
+		clear(p[t*L+n : (t+1)*L])
 	}
 }
 
