@@ -14,6 +14,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/confide-fl/confide/data"
+	"github.com/confide-fl/confide/dp"
+	"github.com/confide-fl/confide/dp/accountant"
+	"github.com/confide-fl/confide/dp/dpsgd"
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/train"
 )
@@ -279,6 +282,115 @@ type trainResult struct {
 	TrainSeconds      float64             `json:"train_seconds"`
 	ModelPath         string              `json:"model_path,omitempty"`
 	History           []train.EpochReport `json:"history"`
+	// DP-SGD runs only.
+	Epsilon         *float64 `json:"epsilon,omitempty"`
+	Delta           *float64 `json:"delta,omitempty"`
+	NoiseMultiplier *float64 `json:"noise_multiplier,omitempty"`
+	MaxGradNorm     *float64 `json:"max_grad_norm,omitempty"`
+	Accounting      string   `json:"accounting,omitempty"`
+	NoiseSource     string   `json:"noise_source,omitempty"`
+}
+
+// dpFlags configure DP-SGD for centralised training.
+type dpFlags struct {
+	enabled         bool
+	noiseMultiplier float64
+	maxGradNorm     float64
+	delta           float64
+	targetEpsilon   float64
+	seededNoise     bool
+	flags           *pflag.FlagSet
+}
+
+func (f *dpFlags) register(cmd *cobra.Command) {
+	f.flags = cmd.Flags()
+	cmd.Flags().BoolVar(&f.enabled, "dp", false, "train with DP-SGD (Poisson sampling, per-example clipping, Gaussian noise) and report ε")
+	cmd.Flags().Float64Var(&f.noiseMultiplier, "noise-multiplier", 0, "DP-SGD noise multiplier σ (or give --target-epsilon)")
+	cmd.Flags().Float64Var(&f.maxGradNorm, "max-grad-norm", dpRecipe.clip, "DP-SGD per-example clipping norm C")
+	cmd.Flags().Float64Var(&f.delta, "delta", 1e-5, "DP δ (should be below 1/number of training examples)")
+	cmd.Flags().Float64Var(&f.targetEpsilon, "target-epsilon", 0, "choose σ so the whole run spends at most this ε at --delta")
+	cmd.Flags().BoolVar(&f.seededNoise, "dp-seeded-noise", false, "draw DP noise and batches from --seed (reproducible, NOT private; for experiments only)")
+}
+
+// dpRecipe is the default DP-SGD recipe for an MLP: what `confide train --dp` uses for the
+// flags the user leaves unset. Large expected batches, tanh (Papernot et al. 2021: bounded
+// activations suit clipped gradients) and lr·C ≈ 0.1 with momentum.
+var dpRecipe = struct {
+	epochs, batch int
+	lr, momentum  float64
+	clip          float64
+	activation    string
+	schedule      string
+}{epochs: 40, batch: 1024, lr: 1, momentum: 0.9, clip: 0.1, activation: "tanh", schedule: "constant"}
+
+// applyDPDefaults sets the DP recipe on the flags the user did not set.
+func applyDPDefaults(of *optimFlags, mf *modelFlags) {
+	unset := func(fs *pflag.FlagSet, name string) bool { return fs == nil || !fs.Changed(name) }
+	if unset(of.flags, "epochs") {
+		of.epochs = dpRecipe.epochs
+	}
+	if unset(of.flags, "batch") {
+		of.batch = dpRecipe.batch
+	}
+	if unset(of.flags, "lr") {
+		of.lr = dpRecipe.lr
+	}
+	if unset(of.flags, "momentum") {
+		of.momentum = dpRecipe.momentum
+	}
+	if unset(of.flags, "schedule") {
+		of.schedule = dpRecipe.schedule
+	}
+	if mf.model == model.TypeMLP && unset(mf.flags, "activation") {
+		mf.activation = dpRecipe.activation
+	}
+}
+
+// resolve validates the DP flags and, with --target-epsilon, computes σ for the planned
+// steps. It returns the train config's DP section.
+func (f *dpFlags) resolve(cfg train.Config, n int) (*train.DPConfig, error) {
+	if f.delta <= 0 || f.delta >= 1 {
+		return nil, fmt.Errorf("--delta %v: must be in (0, 1)", f.delta)
+	}
+	hasSigma := f.flags != nil && f.flags.Changed("noise-multiplier")
+	switch {
+	case f.targetEpsilon > 0 && hasSigma:
+		return nil, fmt.Errorf("give either --noise-multiplier or --target-epsilon, not both")
+	case f.targetEpsilon < 0:
+		return nil, fmt.Errorf("--target-epsilon %v: must be > 0", f.targetEpsilon)
+	case f.targetEpsilon == 0 && !hasSigma:
+		return nil, fmt.Errorf("--dp needs --noise-multiplier σ or --target-epsilon ε")
+	}
+	dpc := &train.DPConfig{NoiseMultiplier: f.noiseMultiplier, MaxGradNorm: f.maxGradNorm}
+	if f.targetEpsilon > 0 {
+		cfg.DP = dpc
+		plan := cfg.PlannedDPSteps(n, cfg.Epochs)
+		sigma, _, err := accountant.NoiseMultiplier(accountant.NoiseSearch{
+			TargetEpsilon: f.targetEpsilon, Delta: f.delta, SampleRate: plan.SampleRate, Steps: plan.Steps,
+		}, accountant.Config{})
+		if err != nil {
+			return nil, fmt.Errorf("--target-epsilon: %w", err)
+		}
+		dpc.NoiseMultiplier = sigma
+	}
+	return dpc, nil
+}
+
+// noiseSources returns DP-SGD's noise and batch sampler: cryptographically secure unless
+// seeded noise was asked for.
+func (f *dpFlags) noiseSources(seed uint64) (dpsgd.Noise, *rand.Rand, string, error) {
+	if f.seededNoise {
+		return dp.NewDeterministicNoise(seed), rand.New(rand.NewPCG(seed, 0x706f6973)), "seeded (reproducible, not private)", nil
+	}
+	noise, err := dp.NewSecureNoise()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	sampler, err := dp.SecureRand()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return noise, sampler, "secure (ChaCha8 keyed from crypto/rand)", nil
 }
 
 func newTrainCmd(g *globalOptions) *cobra.Command {
@@ -287,6 +399,7 @@ func newTrainCmd(g *globalOptions) *cobra.Command {
 		out string
 		mf  modelFlags
 		of  optimFlags
+		pf  dpFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "train",
@@ -310,23 +423,27 @@ the flags are given.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer stop()
-			return runTrain(ctx, g, cmd.OutOrStdout(), &df, out, &mf, &of)
+			return runTrain(ctx, g, cmd.OutOrStdout(), &df, out, &mf, &of, &pf)
 		},
 	}
 	df.register(cmd)
 	cmd.Flags().StringVar(&out, "out", "", "write the trained model to this file")
 	mf.register(cmd)
 	of.register(cmd, 2, 32, 0.05, 0.9, "cosine")
+	pf.register(cmd)
 	return cmd
 }
 
-func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags, out string, mf *modelFlags, of *optimFlags) error {
+func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags, out string, mf *modelFlags, of *optimFlags, pf *dpFlags) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	dataset := df.name
 	if mf.specFile == "" {
 		of.applyDefaults(dataset, mf.model)
+	}
+	if pf.enabled {
+		applyDPDefaults(of, mf)
 	}
 	cfg := of.config()
 	if err := cfg.Validate(); err != nil {
@@ -347,9 +464,25 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 	if err != nil {
 		return err
 	}
+	var noiseLabel string
+	if pf.enabled {
+		if cfg.DP, err = pf.resolve(cfg, trainSet.N); err != nil {
+			return err
+		}
+	}
 	tr, err := train.New(m, cfg)
 	if err != nil {
 		return err
+	}
+	if pf.enabled {
+		noise, sampler, label, err := pf.noiseSources(of.seed)
+		if err != nil {
+			return err
+		}
+		if err := tr.EnableDP(noise, sampler); err != nil {
+			return err
+		}
+		noiseLabel = label
 	}
 	bar := newProgress(int64(trainSet.N*cfg.Epochs), "train")
 	progress := func(n int) {
@@ -389,6 +522,16 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 		TrainSeconds:      elapsed.Seconds(),
 		History:           history,
 	}
+	if pf.enabled {
+		r, err := accountant.Epsilon(tr.DPSteps(), pf.delta, accountant.Config{})
+		if err != nil {
+			return err
+		}
+		res.Epsilon, res.Delta = &r.Epsilon, &pf.delta
+		res.NoiseMultiplier, res.MaxGradNorm = &cfg.DP.NoiseMultiplier, &cfg.DP.MaxGradNorm
+		res.Accounting = fmt.Sprintf("RDP of the Poisson-subsampled Gaussian, %s orders (best α = %g), %s conversion", r.Grid, r.Order, r.Conversion)
+		res.NoiseSource = noiseLabel
+	}
 	if out != "" {
 		if err := m.Save(out); err != nil {
 			return err
@@ -398,6 +541,10 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 	return g.emit(w, res, func(w io.Writer) {
 		fmt.Fprintf(w, "%s %s (%d parameters): test accuracy %.4f, test loss %.4f, %.0f examples/s, %.1fs\n",
 			dataset, strings.ToUpper(spec.Type), m.NumParams(), res.TestAccuracy, res.TestLoss, res.ExamplesPerSecond, res.TrainSeconds)
+		if res.Epsilon != nil {
+			fmt.Fprintf(w, "DP-SGD: (ε = %.4g, δ = %g) with σ = %.4g, C = %g; %s; noise %s\n",
+				*res.Epsilon, *res.Delta, *res.NoiseMultiplier, *res.MaxGradNorm, res.Accounting, res.NoiseSource)
+		}
 		if out != "" {
 			fmt.Fprintf(w, "model written to %s\n", out)
 		}
