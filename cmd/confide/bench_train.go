@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/confide-fl/confide/data"
+	"github.com/confide-fl/confide/dp"
+	"github.com/confide-fl/confide/dp/dpsgd"
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/train"
 )
@@ -135,13 +137,21 @@ func syntheticDataset(modelType string, n int, seed uint64) *data.Dataset {
 
 // benchStepper returns a function doing one training step on the next batch of ds.
 func benchStepper(m *model.Model, ds *data.Dataset, batch int, useDP bool, clip, sigma float64) (func() error, error) {
-	cfg := train.Config{Epochs: 1, BatchSize: batch, Optimizer: model.OptimizerConfig{Name: "sgd", LR: 0.05}, Seed: 1}
-	if useDP {
-		return nil, fmt.Errorf("--dp: DP-SGD benchmarking needs the DP-SGD optimizer, which this build lacks")
-	}
-	tr, err := train.New(m, cfg)
+	opt, err := model.NewOptimizer(model.OptimizerConfig{Name: "sgd", LR: 0.05})
 	if err != nil {
 		return nil, err
+	}
+	// DP-SGD steps on the same fixed-size batches, with the production noise source, so the
+	// two modes differ only by per-example clipping and noise.
+	var dpOpt *dpsgd.Optimizer
+	if useDP {
+		noise, err := dp.NewSecureNoise()
+		if err != nil {
+			return nil, err
+		}
+		if dpOpt, err = dpsgd.New(m, opt, noise, dpsgd.Config{NoiseMultiplier: sigma, MaxGradNorm: clip, ExpectedBatch: float64(batch)}); err != nil {
+			return nil, err
+		}
 	}
 	var b data.Batch
 	var in model.Input
@@ -154,11 +164,15 @@ func benchStepper(m *model.Model, ds *data.Dataset, batch int, useDP bool, clip,
 		pos = (pos + batch) % ds.N
 		ds.Gather(&b, idx)
 		tg := train.Input(ds, &b, &in)
+		if dpOpt != nil {
+			_, err := dpOpt.Step(m, &in, tg, nil)
+			return err
+		}
 		m.ZeroGrads()
 		if _, _, err := m.Backprop(&in, tg, 1/float64(batch), nil); err != nil {
 			return err
 		}
-		tr.Opt.Step(m.Params, m.Grads)
+		opt.Step(m.Params, m.Grads)
 		return nil
 	}, nil
 }
