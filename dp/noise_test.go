@@ -127,26 +127,6 @@ func TestAddGaussianNoiseAddsToDst(t *testing.T) {
 	}
 }
 
-func TestUniformFullPrecision(t *testing.T) {
-	words := func(w ...uint64) func() uint64 {
-		return func() uint64 { v := w[0]; w = w[1:]; return v }
-	}
-	cases := []struct {
-		words []uint64
-		want  float64
-	}{
-		{[]uint64{1 << 63, 0}, 0.5},                       // first bit 1: [1/2, 1)
-		{[]uint64{1 << 62, 1 << 63}, 0.25 * 1.5},          // first 1 at bit 2, mantissa ½
-		{[]uint64{0, 0, 1 << 63, 0}, math.Ldexp(1, -129)}, // 128 zero bits, then a 1
-		{[]uint64{^uint64(0), ^uint64(0)}, 1 - 0x1p-53},   // largest value below 1
-	}
-	for _, tc := range cases {
-		if got := uniformFullPrecision(words(tc.words...)); got != tc.want {
-			t.Errorf("words %x: got %v, want %v", tc.words, got, tc.want)
-		}
-	}
-}
-
 func BenchmarkAddGaussianNoiseSecure(b *testing.B) {
 	src, err := NewSecureNoise()
 	if err != nil {
