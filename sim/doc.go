@@ -1,0 +1,57 @@
+// Package sim runs federated experiments with many virtual clients in one process, on the
+// code a deployment runs (DESIGN.md, invariant 4): the round coordinator of package server
+// with its strategies, deadlines and secure-aggregation committee, and for every client the
+// round logic and trainer of package client (client.Party, client.ModelTrainer: DP-SGD,
+// privacy ledger, secagg member and encryptor). Only the transport is simulated.
+//
+// # Transports
+//
+// The memory transport (the default) drives server.Coordinator through the seam described
+// in server/doc.go, in virtual time: tasks are delivered at once, a client works on one task
+// at a time, and its result arrives after a virtual duration (latency plus examples ×
+// epochs × example time, times the client's speed factor); ticks jump from event to
+// event, never past the coordinator's next deadline, with a heartbeat from every connected
+// client every half client timeout. Who is late, who drops out and who is available are
+// decided by the virtual clock and the seed, never by how fast the machine is, so a run is
+// reproducible. The grpc and grpc-tcp transports run the real gRPC service
+// (server.Service) and client loop (client.Run) over an in-process or loopback connection
+// in real time, for full fidelity at small scale.
+//
+// # Clients are materialised only while they work
+//
+// Between tasks a virtual client is its partition's indices (or nothing, for sample:N
+// populations) and its store: privacy ledger and, for key-committee members, the secagg
+// member state (in memory, or on disk under the results directory). For a task it is
+// materialised on one of a pool of GOMAXPROCS workers: a dataset view gathered into the
+// worker's buffers, a client.ModelTrainer over its ledger that borrows the worker's model
+// (client.Models), and a client.Party; all are dropped after the task.
+//
+// # Heterogeneity
+//
+// Per-client speed factors are log-normal (HeterogeneityConfig.SpeedSigma); a sampled
+// client crashes during its fit task with probability Dropout (it stops answering and
+// heartbeating, and restarts before the next round); each client is available in a round
+// with probability Availability (idle clients disconnect and reconnect accordingly). Every
+// draw is a hash of (seed, client, round, purpose).
+//
+// # Privacy and determinism
+//
+// Each client's ε is its own ledger's: record-level DP of its data under DP-SGD, composed
+// by the RDP accountant over the rounds it trained in; the summary reports the worst case
+// and the mean over clients, at Config.DP.Delta. DP noise and Poisson sampling come from
+// crypto/rand unless DP.DeterministicNoise asks for generators seeded from the run's seed,
+// which the summary then states; without DP-SGD, local shuffling is always seeded. Secure
+// aggregation draws its keys and encryption noise from crypto/rand (package secagg offers
+// no seeded source), so with it on, metrics agree across runs only to the precision of the
+// CKKS decryption (about 1e-4 per coordinate of the aggregate).
+//
+// # Output
+//
+// Run returns a Report (Summary and per-round RoundMetrics) and writes into the results
+// directory summary.json, rounds.json, rounds.csv, config.yaml (the effective
+// configuration), model.confide (the final global model) and PNG plots of accuracy, loss,
+// ε and bytes per round. Options.OnProgress and OnRound feed live displays.
+//
+// Main types: Config (with Default, WithDefaults, Validate), Options, Report, Summary,
+// RoundMetrics, Progress; functions Run and LoadDataset.
+package sim

@@ -1,0 +1,336 @@
+package sim
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/confide-fl/confide/data"
+	"github.com/confide-fl/confide/model"
+	"github.com/confide-fl/confide/server"
+	"github.com/confide-fl/confide/server/strategy"
+	"github.com/confide-fl/confide/train"
+)
+
+// evaluator is the coordinator's central evaluation (server.CentralEvaluator) on the test
+// set, split across one model per worker; it runs every Evaluation.Every rounds, at round 0
+// and at the last round, and notes the first round reaching the target accuracy.
+type evaluator struct {
+	test   *data.Dataset
+	models []*model.Model
+	batch  int
+	every  int
+	rounds int
+	target float64
+
+	mu      sync.Mutex
+	results map[uint64]evaluation
+	reached uint64 // first round with accuracy ≥ target (0: none)
+}
+
+type evaluation struct{ accuracy, loss float64 }
+
+func newEvaluator(spec model.Spec, test *data.Dataset, c Config) (*evaluator, error) {
+	e := &evaluator{test: test, batch: c.Evaluation.BatchSize, every: c.Evaluation.Every, rounds: c.Rounds, target: c.TargetAccuracy, results: map[uint64]evaluation{}}
+	shards := max(1, min(c.Workers, test.N/max(1, e.batch)))
+	for range shards {
+		m, err := model.New(spec, rand.New(rand.NewPCG(0, 0)))
+		if err != nil {
+			return nil, err
+		}
+		if err := train.CheckCompatible(m, test); err != nil {
+			return nil, fmt.Errorf("model vs test set: %w", err)
+		}
+		e.models = append(e.models, m)
+	}
+	return e, nil
+}
+
+func (e *evaluator) due(round uint64) bool {
+	return round == 0 || round%uint64(e.every) == 0 || round == uint64(e.rounds)
+}
+
+// central evaluates params on the test set when round is due.
+func (e *evaluator) central(round uint64, params []float64) (map[string]float64, error) {
+	if !e.due(round) {
+		return nil, nil
+	}
+	type part struct {
+		loss float64
+		st   model.Stats
+		err  error
+	}
+	parts := make([]part, len(e.models))
+	n := e.test.N
+	var wg sync.WaitGroup
+	for w, m := range e.models {
+		lo, hi := w*n/len(e.models), (w+1)*n/len(e.models)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := &parts[w]
+			if p.err = m.SetParams(params); p.err != nil {
+				return
+			}
+			var b data.Batch
+			var in model.Input
+			idx := make([]int, 0, e.batch)
+			for start := lo; start < hi; start += e.batch {
+				idx = idx[:0]
+				for i := start; i < min(start+e.batch, hi); i++ {
+					idx = append(idx, i)
+				}
+				e.test.Gather(&b, idx)
+				tg := train.Input(e.test, &b, &in)
+				l, st, err := m.Evaluate(&in, tg)
+				if err != nil {
+					p.err = err
+					return
+				}
+				p.loss += l
+				p.st.Correct += st.Correct
+				p.st.Count += st.Count
+			}
+		}()
+	}
+	wg.Wait()
+	var loss float64
+	var st model.Stats
+	for _, p := range parts {
+		if p.err != nil {
+			return nil, p.err
+		}
+		loss += p.loss
+		st.Correct += p.st.Correct
+		st.Count += p.st.Count
+	}
+	ev := evaluation{loss: loss / float64(max(n, 1))}
+	if st.Count > 0 {
+		ev.accuracy = float64(st.Correct) / float64(st.Count)
+	}
+	e.mu.Lock()
+	e.results[round] = ev
+	if e.target > 0 && e.reached == 0 && round > 0 && ev.accuracy >= e.target {
+		e.reached = round
+	}
+	e.mu.Unlock()
+	return map[string]float64{"accuracy": ev.accuracy, "loss": ev.loss}, nil
+}
+
+func (e *evaluator) result(round uint64) (evaluation, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ev, ok := e.results[round]
+	return ev, ok
+}
+
+func (e *evaluator) targetRound() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.reached
+}
+
+// RoundMetrics is one row of the per-round table.
+type RoundMetrics struct {
+	Round  int    `json:"round"`
+	Failed bool   `json:"failed,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Sampled clients, Contributors whose update was aggregated; of the others, Dropped
+	// timed out (crashed, offline or past the deadline), Refused declined on privacy budget
+	// grounds, Errors failed or sent invalid results. Late counts results that arrived
+	// after the fit deadline (stragglers, already among Dropped).
+	Sampled      int `json:"sampled"`
+	Contributors int `json:"contributors"`
+	Dropped      int `json:"dropped"`
+	Refused      int `json:"refused"`
+	Errors       int `json:"errors"`
+	Late         int `json:"late"`
+	// Accuracy and Loss on the central test set, when evaluated this round.
+	Accuracy *float64 `json:"accuracy,omitempty"`
+	Loss     *float64 `json:"loss,omitempty"`
+	// TrainLoss and TrainAccuracy are the contributors' last-epoch means (example-weighted).
+	TrainLoss     *float64 `json:"train_loss,omitempty"`
+	TrainAccuracy *float64 `json:"train_accuracy,omitempty"`
+	// FederatedAccuracy and FederatedLoss: federated evaluation (evaluation.fraction > 0).
+	FederatedAccuracy *float64 `json:"federated_accuracy,omitempty"`
+	FederatedLoss     *float64 `json:"federated_loss,omitempty"`
+	// Epsilon is the largest total ε at δ any client has reported so far (DP-SGD).
+	Epsilon float64 `json:"epsilon"`
+	// BytesDown and BytesUp are the payload bytes of the round's tasks and results
+	// (models, encrypted updates, key-setup and decryption messages).
+	BytesDown int64 `json:"bytes_down"`
+	BytesUp   int64 `json:"bytes_up"`
+	// VirtualSeconds is the simulated time at the round's end (memory transport);
+	// WallSeconds the wall time the round took; ElapsedSeconds the wall time since start.
+	VirtualSeconds float64 `json:"virtual_seconds"`
+	WallSeconds    float64 `json:"wall_seconds"`
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+}
+
+// recorder assembles RoundMetrics from the coordinator's records (through the Store, for
+// every transport) and, with the memory transport, its notices and the traffic.
+type recorder struct {
+	r *run
+
+	mu        sync.Mutex
+	rows      []RoundMetrics
+	open      map[int]*RoundMetrics // rounds started, not yet recorded
+	bytesDown map[uint64]int64
+	bytesUp   map[uint64]int64
+	late      map[uint64]int
+	lastEnd   time.Time
+	clients   int // ClientRecords seen
+}
+
+func newRecorder(r *run) *recorder {
+	return &recorder{r: r, open: map[int]*RoundMetrics{}, bytesDown: map[uint64]int64{}, bytesUp: map[uint64]int64{}, late: map[uint64]int{}, lastEnd: r.start}
+}
+
+// Append is the coordinator's server.Store: it keeps round metrics, not models.
+func (rc *recorder) Append(records []server.Record) error {
+	for _, rec := range records {
+		switch v := rec.(type) {
+		case server.RoundRecord:
+			rc.roundRecord(v)
+		case server.ClientRecord:
+			rc.mu.Lock()
+			rc.clients++
+			rc.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+var _ server.Store = (*recorder)(nil)
+
+func (rc *recorder) row(round int) *RoundMetrics {
+	m, ok := rc.open[round]
+	if !ok {
+		m = &RoundMetrics{Round: round}
+		rc.open[round] = m
+	}
+	return m
+}
+
+// started notes a round's sample (memory transport).
+func (rc *recorder) started(round uint64, sampled int) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.row(int(round)).Sampled = sampled
+}
+
+// finished notes the failures of a round (memory transport).
+func (rc *recorder) finished(n server.RoundFinished) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	m := rc.row(int(n.Round))
+	for i := len(rc.rows) - 1; i >= 0; i-- {
+		if rc.rows[i].Round == int(n.Round) {
+			m = &rc.rows[i]
+			delete(rc.open, int(n.Round))
+			break
+		}
+	}
+	for _, f := range n.Failures {
+		switch f.Kind {
+		case strategy.FailureTimeout:
+			m.Dropped++
+		case strategy.FailureRefused:
+			m.Refused++
+		default:
+			m.Errors++
+		}
+	}
+}
+
+func (rc *recorder) traffic(round uint64, down, up int64) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.bytesDown[round] += down
+	rc.bytesUp[round] += up
+}
+
+func (rc *recorder) lateResult(round uint64) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.late[round]++
+}
+
+// federated notes a round's federated evaluation.
+func (rc *recorder) federated(round uint64, m map[string]float64) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for i := range rc.rows {
+		if rc.rows[i].Round == int(round) {
+			setOpt(&rc.rows[i].FederatedAccuracy, m, "accuracy")
+			setOpt(&rc.rows[i].FederatedLoss, m, "loss")
+		}
+	}
+}
+
+func setOpt(dst **float64, m map[string]float64, key string) {
+	if v, ok := m[key]; ok && !math.IsNaN(v) {
+		*dst = &v
+	}
+}
+
+func (rc *recorder) roundRecord(rr server.RoundRecord) {
+	now := time.Now()
+	rc.mu.Lock()
+	m := *rc.row(int(rr.Round))
+	delete(rc.open, int(rr.Round))
+	m.Failed, m.Reason = rr.Failed, rr.Reason
+	if !rr.Failed {
+		m.Contributors = len(rr.Contributors)
+	}
+	setOpt(&m.TrainLoss, rr.Metrics, "train_loss")
+	setOpt(&m.TrainAccuracy, rr.Metrics, "train_accuracy")
+	setOpt(&m.Accuracy, rr.Metrics, "central_accuracy")
+	setOpt(&m.Loss, rr.Metrics, "central_loss")
+	m.Epsilon = rr.Metrics["epsilon_max"]
+	if n := len(rc.rows); rr.Failed && n > 0 {
+		m.Epsilon = rc.rows[n-1].Epsilon
+	}
+	m.WallSeconds = now.Sub(rc.lastEnd).Seconds()
+	m.ElapsedSeconds = now.Sub(rc.r.start).Seconds()
+	rc.lastEnd = now
+	rc.rows = append(rc.rows, m)
+	rc.mu.Unlock()
+}
+
+// close fills the traffic, lateness and virtual time into the rows and returns them.
+func (rc *recorder) close() []RoundMetrics {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for i := range rc.rows {
+		r := uint64(rc.rows[i].Round)
+		rc.rows[i].BytesDown, rc.rows[i].BytesUp, rc.rows[i].Late = rc.bytesDown[r], rc.bytesUp[r], rc.late[r]
+	}
+	return append([]RoundMetrics(nil), rc.rows...)
+}
+
+// lastRow returns a copy of the last recorded round.
+func (rc *recorder) lastRow() (RoundMetrics, bool) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.rows) == 0 {
+		return RoundMetrics{}, false
+	}
+	m := rc.rows[len(rc.rows)-1]
+	r := uint64(m.Round)
+	m.BytesDown, m.BytesUp, m.Late = rc.bytesDown[r], rc.bytesUp[r], rc.late[r]
+	return m, true
+}
+
+func (rc *recorder) setVirtual(round int, t time.Duration) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for i := len(rc.rows) - 1; i >= 0; i-- {
+		if rc.rows[i].Round == round {
+			rc.rows[i].VirtualSeconds = t.Seconds()
+			return
+		}
+	}
+}

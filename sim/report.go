@@ -1,0 +1,297 @@
+package sim
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/model"
+)
+
+// Report is the outcome of a run: the summary and the per-round table.
+type Report struct {
+	Summary Summary        `json:"summary"`
+	Rounds  []RoundMetrics `json:"rounds"`
+}
+
+// Summary is what `confide sim -o json` prints.
+type Summary struct {
+	Name            string `json:"name"`
+	Dataset         string `json:"dataset"`
+	Partition       string `json:"partition"`
+	Model           string `json:"model"`
+	Parameters      int    `json:"parameters"`
+	Strategy        string `json:"strategy"`
+	Transport       string `json:"transport"`
+	Clients         int    `json:"clients"`
+	ClientsPerRound int    `json:"clients_per_round"`
+	Seed            uint64 `json:"seed"`
+	// Rounds is the number of rounds run (fewer than configured when the target was
+	// reached), RoundsFailed those that could not update the model.
+	Rounds       int `json:"rounds"`
+	RoundsFailed int `json:"rounds_failed"`
+	// Accuracies on the central test set: of the initial model, after the last round,
+	// and the best of any evaluated round.
+	InitialAccuracy *float64 `json:"initial_accuracy,omitempty"`
+	FinalAccuracy   *float64 `json:"final_accuracy,omitempty"`
+	FinalLoss       *float64 `json:"final_loss,omitempty"`
+	BestAccuracy    *float64 `json:"best_accuracy,omitempty"`
+	BestRound       int      `json:"best_round,omitempty"`
+	// TargetAccuracy and the first round whose evaluation reached it (null: not reached).
+	TargetAccuracy float64 `json:"target_accuracy,omitempty"`
+	RoundsToTarget *int    `json:"rounds_to_target,omitempty"`
+	Privacy        Privacy `json:"privacy"`
+	// SecureAggregation is on when the server saw only the sum of encrypted updates.
+	SecureAggregation bool `json:"secure_aggregation"`
+	CommitteeSize     int  `json:"committee_size,omitempty"`
+	Threshold         int  `json:"threshold,omitempty"`
+	// WallSeconds is the time the rounds took (SetupSeconds: data, partition, model);
+	// SecondsPerRound their mean; VirtualSeconds the simulated time (memory transport).
+	WallSeconds     float64 `json:"wall_seconds"`
+	SetupSeconds    float64 `json:"setup_seconds"`
+	SecondsPerRound float64 `json:"seconds_per_round"`
+	VirtualSeconds  float64 `json:"virtual_seconds,omitempty"`
+	// BytesUp and BytesDown are the payload bytes clients sent and received.
+	BytesUp    int64  `json:"bytes_up"`
+	BytesDown  int64  `json:"bytes_down"`
+	Workers    int    `json:"workers"`
+	ResultsDir string `json:"results_dir,omitempty"`
+}
+
+// Privacy says what the run's ε means.
+type Privacy struct {
+	DPSGD           bool    `json:"dp_sgd"`
+	NoiseMultiplier float64 `json:"noise_multiplier,omitempty"`
+	MaxGradNorm     float64 `json:"max_grad_norm,omitempty"`
+	// Epsilon is the worst case over clients: the largest ε at Delta any client's ledger
+	// holds; EpsilonMean averages the clients that trained (ClientsAccounted).
+	Epsilon          float64 `json:"epsilon"`
+	EpsilonMean      float64 `json:"epsilon_mean"`
+	Delta            float64 `json:"delta"`
+	ClientsAccounted int     `json:"clients_accounted"`
+	// UpdateClipNorm is the user-level bound on every client update (DP-FedAvg clipping;
+	// 0: none). It bounds each client's influence; it adds no noise of its own.
+	UpdateClipNorm float64 `json:"update_clip_norm,omitempty"`
+	Meaning        string  `json:"meaning"`
+	// Noise names the source of DP noise and Poisson sampling.
+	Noise string `json:"noise"`
+}
+
+const (
+	privacyMeaning = "record-level (example-level) DP of each client's local data: DP-SGD on the client, " +
+		"composed by the client's RDP accountant over the rounds that client trained in; epsilon is the worst case over clients"
+	noiseSecure        = "crypto/rand (ChaCha8 seeded from the operating system)"
+	noiseDeterministic = "DETERMINISTIC: seeded from the run's seed for reproducibility; this run's ε is not a privacy guarantee"
+)
+
+func (r *run) report() (*Report, error) {
+	rows := r.rec.close()
+	c := r.cfg
+	s := Summary{
+		Name: c.Name, Dataset: r.train.Name, Partition: c.Partition, Model: r.spec.Type, Strategy: c.Strategy.Name,
+		Transport: c.Transport, Clients: r.pop.n, ClientsPerRound: c.ClientsPerRound, Seed: c.Seed,
+		Rounds: len(rows), TargetAccuracy: c.TargetAccuracy,
+		SecureAggregation: c.SecureAggregation.Enabled, Workers: c.Workers,
+	}
+	if s.SecureAggregation {
+		s.CommitteeSize, s.Threshold = c.SecureAggregation.CommitteeSize, c.SecureAggregation.Threshold
+	}
+	if m, err := model.New(r.spec, rand.New(rand.NewPCG(0, 0))); err == nil {
+		s.Parameters = m.NumParams()
+	}
+	if ev, ok := r.eval.result(0); ok {
+		a := ev.accuracy
+		s.InitialAccuracy = &a
+	}
+	for _, row := range rows {
+		if row.Failed {
+			s.RoundsFailed++
+		}
+		if row.Accuracy != nil {
+			a, l := *row.Accuracy, *row.Loss
+			s.FinalAccuracy, s.FinalLoss = &a, &l
+			if s.BestAccuracy == nil || a > *s.BestAccuracy {
+				b := a
+				s.BestAccuracy, s.BestRound = &b, row.Round
+			}
+		}
+		s.BytesUp += row.BytesUp
+		s.BytesDown += row.BytesDown
+		s.VirtualSeconds = max(s.VirtualSeconds, row.VirtualSeconds)
+	}
+	if t := r.eval.targetRound(); t > 0 {
+		n := int(t)
+		s.RoundsToTarget = &n
+	}
+	s.SetupSeconds = r.driveStart.Sub(r.start).Seconds()
+	s.WallSeconds = time.Since(r.driveStart).Seconds()
+	if len(rows) > 0 {
+		s.SecondsPerRound = s.WallSeconds / float64(len(rows))
+	}
+	p := Privacy{DPSGD: c.dpOn(), Delta: c.DP.Delta, UpdateClipNorm: c.DP.UpdateClipNorm, Meaning: privacyMeaning, Noise: noiseSecure}
+	if p.DPSGD {
+		p.NoiseMultiplier, p.MaxGradNorm = c.DP.NoiseMultiplier, c.DP.MaxGradNorm
+		if c.DP.DeterministicNoise {
+			p.Noise = noiseDeterministic
+		}
+		eps, err := r.epsilons()
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range eps {
+			p.Epsilon = max(p.Epsilon, e)
+			p.EpsilonMean += e
+		}
+		if len(eps) > 0 {
+			p.EpsilonMean /= float64(len(eps))
+		}
+		p.ClientsAccounted = len(eps)
+	} else {
+		p.Meaning = "no DP-SGD: the clients' data has no differential-privacy guarantee"
+		p.Noise = "none"
+	}
+	s.Privacy = p
+	if c.ResultsDir != "-" {
+		s.ResultsDir = r.resultsDir()
+	}
+	return &Report{Summary: s, Rounds: rows}, nil
+}
+
+// epsilons reads every client ledger: the ε each client that trained has spent.
+func (r *run) epsilons() ([]float64, error) {
+	r.mu.Lock()
+	ks := make([]int, 0, len(r.states))
+	for k := range r.states {
+		ks = append(ks, k)
+	}
+	r.mu.Unlock()
+	slices.Sort(ks)
+	var out []float64
+	for _, k := range ks {
+		l, err := client.OpenLedger(r.states[k].store, client.Budget{Epsilon: r.cfg.DP.BudgetEpsilon, Delta: r.cfg.DP.Delta})
+		if err != nil {
+			return nil, fmt.Errorf("client %s: %w", r.id(k), err)
+		}
+		eps, err := l.Epsilon()
+		if err != nil {
+			return nil, fmt.Errorf("client %s: %w", r.id(k), err)
+		}
+		if eps > 0 {
+			out = append(out, eps)
+		}
+	}
+	return out, nil
+}
+
+// resultsDir is where the run writes its results (decided once, at the start).
+func (r *run) resultsDir() string {
+	r.dirOnce.Do(func() {
+		r.dir = r.cfg.ResultsDir
+		if r.dir == "" {
+			r.dir = filepath.Join("results", r.cfg.Name+"-"+r.start.Format("20060102-150405"))
+		}
+	})
+	return r.dir
+}
+
+// writeResults writes summary.json, rounds.json, rounds.csv, config.yaml, model.confide and
+// the plots into the results directory.
+func writeResults(r *run, rep *Report) error {
+	dir := r.resultsDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("results_dir %s: %w (choose another results_dir)", dir, err)
+	}
+	writeJSON := func(name string, v any) error {
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644)
+	}
+	if err := writeJSON("summary.json", rep.Summary); err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	if err := writeJSON("rounds.json", rep.Rounds); err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	if err := writeCSV(filepath.Join(dir, "rounds.csv"), rep.Rounds); err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	cfg := r.cfg
+	cfg.Model = r.spec
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("results: config: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), b, 0o644); err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	m, err := model.New(r.spec, rand.New(rand.NewPCG(0, 0)))
+	if err != nil {
+		return err
+	}
+	if err := m.SetParams(r.coord.Global()); err != nil {
+		return err
+	}
+	if err := m.Save(filepath.Join(dir, "model.confide")); err != nil {
+		return fmt.Errorf("results: model: %w", err)
+	}
+	if *r.cfg.Plots {
+		if err := writePlots(dir, r.cfg.Name, r.initialAccuracy(), rep.Rounds, r.cfg.dpOn()); err != nil {
+			return fmt.Errorf("results: plots: %w", err)
+		}
+	}
+	return nil
+}
+
+func (r *run) initialAccuracy() *evaluation {
+	if ev, ok := r.eval.result(0); ok {
+		return &ev
+	}
+	return nil
+}
+
+// csvColumns are the columns of rounds.csv, in order.
+var csvColumns = []string{"round", "failed", "sampled", "contributors", "dropped", "late", "refused", "errors",
+	"accuracy", "loss", "train_loss", "train_accuracy", "federated_accuracy", "federated_loss", "epsilon",
+	"bytes_down", "bytes_up", "virtual_seconds", "wall_seconds", "elapsed_seconds", "reason"}
+
+func writeCSV(path string, rows []RoundMetrics) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	w.Write(csvColumns)
+	opt := func(p *float64) string {
+		if p == nil {
+			return ""
+		}
+		return strconv.FormatFloat(*p, 'g', 8, 64)
+	}
+	num := func(v float64) string { return strconv.FormatFloat(v, 'g', 8, 64) }
+	for _, m := range rows {
+		w.Write([]string{
+			strconv.Itoa(m.Round), strconv.FormatBool(m.Failed), strconv.Itoa(m.Sampled), strconv.Itoa(m.Contributors),
+			strconv.Itoa(m.Dropped), strconv.Itoa(m.Late), strconv.Itoa(m.Refused), strconv.Itoa(m.Errors),
+			opt(m.Accuracy), opt(m.Loss), opt(m.TrainLoss), opt(m.TrainAccuracy), opt(m.FederatedAccuracy), opt(m.FederatedLoss),
+			num(m.Epsilon), strconv.FormatInt(m.BytesDown, 10), strconv.FormatInt(m.BytesUp, 10),
+			num(m.VirtualSeconds), num(m.WallSeconds), num(m.ElapsedSeconds), m.Reason,
+		})
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

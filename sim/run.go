@@ -1,0 +1,455 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/data"
+	"github.com/confide-fl/confide/internal/linalg"
+	"github.com/confide-fl/confide/model"
+	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/server"
+	"github.com/confide-fl/confide/train"
+)
+
+// Options are a run's collaborators; all are optional.
+type Options struct {
+	// Train and Test replace the datasets Config.Dataset names (tests, Go programs).
+	Train, Test *data.Dataset
+	// OnProgress is called as clients finish their tasks; OnRound after every round. Both
+	// are called from the goroutine driving the federation and must return quickly.
+	OnProgress func(Progress)
+	OnRound    func(RoundMetrics)
+	// Logger receives the run's structured logs (default: discarded).
+	Logger *slog.Logger
+}
+
+// Progress is a snapshot for progress displays.
+type Progress struct {
+	Round, Rounds   int
+	ClientsDone     int // fit results received in this round
+	ClientsSampled  int
+	Phase           string
+	VirtualTime     time.Duration
+	LastAccuracy    float64 // central test accuracy of the last evaluation (NaN before)
+	CompletedRounds int
+}
+
+// Run simulates the federation cfg describes: the real coordinator (server.Coordinator)
+// with its strategy, secure aggregation and deadlines, and virtual clients running the real
+// client round logic (client.Party) and trainer (client.ModelTrainer, DP-SGD and privacy
+// ledger). Only the transport is simulated: in memory with virtual time (the default), or
+// the real gRPC service over an in-process or loopback connection. It writes metrics,
+// plots and the final model into the results directory unless cfg.ResultsDir is "-".
+//
+// While it runs with more than one worker it sets the matrix kernels to one goroutine
+// each (internal/linalg.Workers), since the workers already use every core; Run is
+// therefore not meant to run concurrently with other training in the same process.
+func Run(ctx context.Context, cfg Config, opts Options) (*Report, error) {
+	r, err := newRun(ctx, cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer r.pool.close()
+	if r.cfg.Workers > 1 {
+		prev := linalg.Workers
+		linalg.Workers = 1
+		defer func() { linalg.Workers = prev }()
+	}
+	r.driveStart = time.Now()
+	r.rec.lastEnd = r.driveStart
+	switch r.cfg.Transport {
+	case TransportMemory:
+		err = runMemory(ctx, r)
+	default:
+		err = runGRPC(ctx, r)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.pool.close()
+	rep, err := r.report()
+	if err != nil {
+		return nil, err
+	}
+	if r.cfg.ResultsDir != "-" {
+		if err := writeResults(r, rep); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// run is the state shared by the transports.
+type run struct {
+	cfg     Config
+	opts    Options
+	log     *slog.Logger
+	train   *data.Dataset
+	test    *data.Dataset
+	pop     *population
+	spec    model.Spec
+	fed     server.Config
+	coord   *server.Coordinator
+	eval    *evaluator
+	rec     *recorder
+	pool    *pool
+	idWidth int
+	// start is when the run began, driveStart when the first client joined.
+	start      time.Time
+	driveStart time.Time
+	dirOnce    sync.Once
+	dir        string
+
+	mu     sync.Mutex
+	states map[int]*clientState // clients that have been materialised at least once
+}
+
+// clientState is what a virtual client keeps between its tasks: its store (privacy ledger,
+// key-committee member states). Its data is its partition's indices, held by population.
+type clientState struct {
+	store client.Store
+}
+
+func newRun(ctx context.Context, cfg Config, opts Options) (*run, error) {
+	cfg = cfg.WithDefaults()
+	given := opts.Train != nil && opts.Test != nil
+	if err := cfg.validate(given); err != nil {
+		return nil, fmt.Errorf("sim config: %w", err)
+	}
+	r := &run{cfg: cfg, opts: opts, log: opts.Logger, states: map[int]*clientState{}, start: time.Now()}
+	if r.log == nil {
+		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	r.train, r.test = opts.Train, opts.Test
+	if !given {
+		var err error
+		if r.train, r.test, err = LoadDataset(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Dataset.Name == "synthetic" && cfg.Clients == 0 {
+		r.cfg.Clients = r.train.NumGroups()
+	}
+	pop, err := newPopulation(r.train, r.cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.pop = pop
+	r.cfg.Clients = pop.n
+	if err := r.cfg.validate(given); err != nil {
+		return nil, fmt.Errorf("sim config: %w", err)
+	}
+	r.idWidth = len(strconv.Itoa(max(pop.n-1, 0)))
+	if r.spec, err = specFor(r.cfg.Model, r.train); err != nil {
+		return nil, err
+	}
+	if r.fed, err = r.federation(); err != nil {
+		return nil, err
+	}
+	r.eval, err = newEvaluator(r.spec, r.test, r.cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.rec = newRecorder(r)
+	r.coord, err = server.New(r.fed, server.Options{Central: r.eval.central})
+	if err != nil {
+		return nil, fmt.Errorf("federation: %w", err)
+	}
+	r.fed = r.coord.Config()
+	r.pool = newPool(r.cfg.Workers)
+	return r, nil
+}
+
+// specFor completes a model spec with the dataset's sizes (fields left 0) and checks it.
+func specFor(s model.Spec, ds *data.Dataset) (model.Spec, error) {
+	s.Hidden = slices.Clone(s.Hidden)
+	if s.IsSequence() {
+		if !ds.IsText() {
+			return s, fmt.Errorf("model.type = %s reads token sequences; dataset %s has dense features (use model.type: mlp)", s.Type, ds.Name)
+		}
+		if s.Vocab == 0 {
+			s.Vocab = ds.VocabSize
+		}
+		if s.Type == model.TypeTransformer && s.MaxLen == 0 {
+			s.MaxLen = ds.SeqLen
+		}
+		if ds.Task == data.TaskNextToken {
+			if s.Task == "" {
+				s.Task = model.TaskNextToken
+			}
+			if s.Output == 0 {
+				s.Output = ds.VocabSize
+			}
+		}
+	} else if s.Input == 0 {
+		s.Input = ds.Dim
+	}
+	if s.Output == 0 {
+		s.Output = ds.NumClasses
+	}
+	if err := s.Validate(); err != nil {
+		return s, fmt.Errorf("model: %w", err)
+	}
+	m, err := model.New(s, rand.New(rand.NewPCG(0, 0)))
+	if err != nil {
+		return s, fmt.Errorf("model: %w", err)
+	}
+	if err := train.CheckCompatible(m, ds); err != nil {
+		return s, fmt.Errorf("model vs dataset: %w", err)
+	}
+	return s, nil
+}
+
+// federation is the coordinator's configuration for the simulated population.
+func (r *run) federation() (server.Config, error) {
+	c := r.cfg
+	n := r.pop.n
+	// fraction_fit·available must round up to clients_per_round when all are available.
+	frac := float64(c.ClientsPerRound) / float64(n)
+	for frac > 0 && int(math.Ceil(frac*float64(n))) > c.ClientsPerRound {
+		frac = math.Nextafter(frac, 0)
+	}
+	minAvail := c.MinAvailable
+	if minAvail == 0 {
+		minAvail = expectedAvailable(n, c.Heterogeneity.Availability)
+	}
+	minAvail = max(minAvail, c.MinFit)
+	if c.SecureAggregation.Enabled {
+		minAvail = max(minAvail, c.SecureAggregation.CommitteeSize)
+	}
+	largest := 0
+	for k := range n {
+		largest = max(largest, r.pop.size(k))
+	}
+	sa := c.SecureAggregation
+	if sa.Enabled && sa.MaxContributors == 0 {
+		// Room for every sampled client, plus slack for an availability fluke.
+		sa.MaxContributors = max(c.ClientsPerRound+c.ClientsPerRound/2, 16)
+	}
+	f := server.Config{
+		Rounds: c.Rounds, Model: r.spec, Seed: c.Seed,
+		Sampling: server.SamplingConfig{
+			FractionFit: frac, MinFit: c.MinFit, MinAvailable: minAvail,
+			FractionEvaluate: c.Evaluation.Fraction,
+		},
+		Deadlines: c.Deadlines,
+		Strategy:  c.Strategy,
+		Training: server.TrainingConfig{
+			Epochs: c.Training.Epochs, BatchSize: c.Training.BatchSize, Optimizer: c.Training.Optimizer,
+			LR: c.Training.LR, Momentum: c.Training.Momentum,
+			// Weights w = examples/largest ≤ 1 = the secure-aggregation weight bound.
+			WeightScale: float64(largest),
+		},
+		DP: server.DPConfig{
+			NoiseMultiplier: c.DP.NoiseMultiplier, MaxGradNorm: c.DP.MaxGradNorm, Delta: c.DP.Delta,
+			UpdateClipNorm: c.DP.UpdateClipNorm,
+		},
+		SecAgg: sa,
+	}
+	if f.Sampling.FractionEvaluate > 0 {
+		f.Sampling.MinEvaluate = 1
+	}
+	f = f.WithDefaults()
+	if err := f.Validate(); err != nil {
+		return f, fmt.Errorf("federation derived from the sim config: %w", err)
+	}
+	return f, nil
+}
+
+// expectedAvailable is the number of clients the coordinator waits for: all of them, or,
+// when each is available with probability a, a 4σ lower bound of the binomial count.
+func expectedAvailable(n int, a float64) int {
+	if a >= 1 {
+		return n
+	}
+	mean := a * float64(n)
+	sd := math.Sqrt(float64(n) * a * (1 - a))
+	return max(1, int(math.Floor(mean-4*sd)))
+}
+
+// id is client k's id: "c" and its zero-padded index, so ids sort like indices.
+func (r *run) id(k int) string {
+	s := strconv.Itoa(k)
+	for len(s) < r.idWidth {
+		s = "0" + s
+	}
+	return "c" + s
+}
+
+// index parses a client id back to its index.
+func (r *run) index(id string) (int, error) {
+	if len(id) < 2 || id[0] != 'c' {
+		return 0, fmt.Errorf("sim: client id %q is not one of the simulation's", id)
+	}
+	k, err := strconv.Atoi(id[1:])
+	if err != nil || k < 0 || k >= r.pop.n {
+		return 0, fmt.Errorf("sim: client id %q is not one of the simulation's", id)
+	}
+	return k, nil
+}
+
+// state returns client k's persistent state, creating it on first use.
+func (r *run) state(k int) (*clientState, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st, ok := r.states[k]; ok {
+		return st, nil
+	}
+	st := &clientState{}
+	if r.cfg.Ledgers == LedgersDisk {
+		s, err := client.NewDirStore(filepath.Join(r.resultsDir(), "clients", r.id(k)))
+		if err != nil {
+			return nil, err
+		}
+		st.store = s
+	} else {
+		st.store = client.NewMemoryStore()
+	}
+	r.states[k] = st
+	return st, nil
+}
+
+// taskSeed is the seed of client k's trainer for a task: 0 (crypto/rand) unless clients
+// are seeded, else a function of the run's seed, the client and the task.
+func (r *run) taskSeed(k int, round uint64, kind int32) uint64 {
+	if !r.cfg.seededClients() {
+		return 0
+	}
+	return max(1, mix(r.cfg.Seed, 0x7461736b, uint64(k), round, uint64(kind)))
+}
+
+// handle runs one task of client k on worker w: the client is materialised for it (its
+// round logic, its trainer over its dataset view and ledger) and forgotten after.
+func (r *run) handle(ctx context.Context, w *worker, k int, st *clientState, t *pb.Task) (*pb.Result, error) {
+	p, err := client.NewParty(client.PartyConfig{ClientID: r.id(k), Store: st.store}, &virtualTrainer{r: r, k: k, store: st.store, w: w})
+	if err != nil {
+		return nil, err
+	}
+	return p.Handle(ctx, t)
+}
+
+// virtualTrainer is a client's client.Trainer: it materialises the client (its dataset
+// view, a ModelTrainer over its ledger) on a worker for each task, so an idle client holds
+// no model, no data copy and no trainer.
+type virtualTrainer struct {
+	r     *run
+	k     int
+	store client.Store
+	// w is the worker running the whole task (memory transport); nil means acquire one
+	// per call (gRPC transport), in which case returned parameters are copied before the
+	// worker goes back to the pool.
+	w *worker
+}
+
+var _ client.Trainer = (*virtualTrainer)(nil)
+
+func (t *virtualTrainer) trainer(w *worker, seed uint64) (*client.ModelTrainer, error) {
+	c := t.r.cfg
+	return client.NewModelTrainer(client.ModelTrainerConfig{
+		Train:  t.r.pop.view(t.k, &w.buf),
+		Budget: client.Budget{Epsilon: c.DP.BudgetEpsilon, Delta: c.DP.Delta},
+		Store:  t.store, Seed: seed, Models: w.models,
+	})
+}
+
+func (t *virtualTrainer) Fit(ctx context.Context, global []float64, cfg client.FitConfig) (client.FitResult, error) {
+	w, release, err := t.worker(ctx)
+	if err != nil {
+		return client.FitResult{}, err
+	}
+	defer release()
+	mt, err := t.trainer(w, t.r.taskSeed(t.k, cfg.Round, 1))
+	if err != nil {
+		return client.FitResult{}, err
+	}
+	fr, err := mt.Fit(ctx, global, cfg)
+	if err == nil && t.w == nil {
+		fr.Params = slices.Clone(fr.Params)
+	}
+	return fr, err
+}
+
+func (t *virtualTrainer) Evaluate(ctx context.Context, params []float64, cfg client.EvaluateConfig) (client.EvaluateResult, error) {
+	w, release, err := t.worker(ctx)
+	if err != nil {
+		return client.EvaluateResult{}, err
+	}
+	defer release()
+	mt, err := t.trainer(w, t.r.taskSeed(t.k, cfg.Round, 2))
+	if err != nil {
+		return client.EvaluateResult{}, err
+	}
+	return mt.Evaluate(ctx, params, cfg)
+}
+
+func (t *virtualTrainer) worker(ctx context.Context) (*worker, func(), error) {
+	if t.w != nil {
+		return t.w, func() {}, nil
+	}
+	w, err := t.r.pool.acquire(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return w, func() { t.r.pool.release(w) }, nil
+}
+
+// worker is one slot of the pool: a model cache and dataset buffers reused by every client
+// it runs.
+type worker struct {
+	models *client.Models
+	buf    viewBuffers
+}
+
+// pool lends workers, GOMAXPROCS of them by default.
+type pool struct {
+	idle chan *worker
+	wg   sync.WaitGroup
+}
+
+func newPool(n int) *pool {
+	p := &pool{idle: make(chan *worker, n)}
+	for range n {
+		p.idle <- &worker{models: client.NewModels()}
+	}
+	return p
+}
+
+func (p *pool) acquire(ctx context.Context) (*worker, error) {
+	select {
+	case w := <-p.idle:
+		return w, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (p *pool) release(w *worker) { p.idle <- w }
+
+// spawn runs f on a worker in its own goroutine (f gets nil if ctx ends first).
+func (p *pool) spawn(ctx context.Context, f func(w *worker)) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		w, err := p.acquire(ctx)
+		if err != nil {
+			f(nil)
+			return
+		}
+		defer p.release(w)
+		f(w)
+	}()
+}
+
+// close waits for every job started with spawn.
+func (p *pool) close() { p.wg.Wait() }
