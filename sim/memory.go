@@ -349,7 +349,13 @@ func (n *memNet) apply(rd server.Ready) error {
 		switch v := no.(type) {
 		case server.RoundStarted:
 			n.round, n.sampled, n.done = v.Round, len(v.Clients), 0
-			n.r.rec.started(v.Round, len(v.Clients))
+			examples := 0
+			for _, id := range v.Clients {
+				if k, err := n.r.index(id); err == nil {
+					examples += n.r.pop.size(k) * n.r.fed.Training.Epochs
+				}
+			}
+			n.r.rec.started(v.Round, len(v.Clients), examples)
 			n.refresh = v.Round + 1
 			n.progress("fit")
 		case server.RoundFinished:
@@ -391,10 +397,11 @@ func (n *memNet) forgetIfIdle(k int) {
 	}
 }
 
-func (n *memNet) schedule(e event) {
+func (n *memNet) schedule(e event) event {
 	n.seq++
 	e.seq = n.seq
 	heap.Push(&n.events, e)
+	return e
 }
 
 // startNext starts client k's next queued task if it is idle: the task's payload counts as
@@ -422,7 +429,8 @@ func (n *memNet) startNext(k int) error {
 		return err
 	}
 	j := &job{task: t, done: make(chan struct{})}
-	n.r.pool.spawn(n.ctx, func(w *worker) {
+	e := n.schedule(event{at: now + d, kind: evResult, k: k, job: j})
+	n.r.pool.spawn(n.ctx, e.at, e.seq, func(w *worker) {
 		defer close(j.done)
 		if w == nil {
 			j.err = n.ctx.Err()
@@ -430,7 +438,6 @@ func (n *memNet) startNext(k int) error {
 		}
 		j.res, j.err = n.r.handle(n.ctx, w, k, st, t)
 	})
-	n.schedule(event{at: now + d, kind: evResult, k: k, job: j})
 	return nil
 }
 

@@ -27,13 +27,14 @@ type evaluator struct {
 
 	mu      sync.Mutex
 	results map[uint64]evaluation
+	took    map[uint64]time.Duration
 	reached uint64 // first round with accuracy ≥ target (0: none)
 }
 
 type evaluation struct{ accuracy, loss float64 }
 
 func newEvaluator(spec model.Spec, test *data.Dataset, c Config) (*evaluator, error) {
-	e := &evaluator{test: test, batch: c.Evaluation.BatchSize, every: c.Evaluation.Every, rounds: c.Rounds, target: c.TargetAccuracy, results: map[uint64]evaluation{}}
+	e := &evaluator{test: test, batch: c.Evaluation.BatchSize, every: c.Evaluation.Every, rounds: c.Rounds, target: c.TargetAccuracy, results: map[uint64]evaluation{}, took: map[uint64]time.Duration{}}
 	shards := max(1, min(c.Workers, test.N/max(1, e.batch)))
 	for range shards {
 		m, err := model.New(spec, rand.New(rand.NewPCG(0, 0)))
@@ -57,6 +58,7 @@ func (e *evaluator) central(round uint64, params []float64) (map[string]float64,
 	if !e.due(round) {
 		return nil, nil
 	}
+	start := time.Now()
 	type part struct {
 		loss float64
 		st   model.Stats
@@ -112,6 +114,7 @@ func (e *evaluator) central(round uint64, params []float64) (map[string]float64,
 	}
 	e.mu.Lock()
 	e.results[round] = ev
+	e.took[round] = time.Since(start)
 	if e.target > 0 && e.reached == 0 && round > 0 && ev.accuracy >= e.target {
 		e.reached = round
 	}
@@ -124,6 +127,12 @@ func (e *evaluator) result(round uint64) (evaluation, bool) {
 	defer e.mu.Unlock()
 	ev, ok := e.results[round]
 	return ev, ok
+}
+
+func (e *evaluator) duration(round uint64) time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.took[round]
 }
 
 func (e *evaluator) targetRound() uint64 {
@@ -162,10 +171,15 @@ type RoundMetrics struct {
 	// (models, encrypted updates, key-setup and decryption messages).
 	BytesDown int64 `json:"bytes_down"`
 	BytesUp   int64 `json:"bytes_up"`
+	// Examples is the number of example-epochs the sampled clients were asked to train
+	// (memory transport).
+	Examples int `json:"examples"`
 	// VirtualSeconds is the simulated time at the round's end (memory transport);
-	// WallSeconds the wall time the round took; ElapsedSeconds the wall time since start.
+	// WallSeconds the wall time the round took, EvalSeconds the part of it spent in
+	// central evaluation; ElapsedSeconds the wall time since the start.
 	VirtualSeconds float64 `json:"virtual_seconds"`
 	WallSeconds    float64 `json:"wall_seconds"`
+	EvalSeconds    float64 `json:"eval_seconds"`
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
 }
 
@@ -215,10 +229,11 @@ func (rc *recorder) row(round int) *RoundMetrics {
 }
 
 // started notes a round's sample (memory transport).
-func (rc *recorder) started(round uint64, sampled int) {
+func (rc *recorder) started(round uint64, sampled, examples int) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	rc.row(int(round)).Sampled = sampled
+	m := rc.row(int(round))
+	m.Sampled, m.Examples = sampled, examples
 }
 
 // finished notes the failures of a round (memory transport).
@@ -294,6 +309,7 @@ func (rc *recorder) roundRecord(rr server.RoundRecord) {
 		m.Epsilon = rc.rows[n-1].Epsilon
 	}
 	m.WallSeconds = now.Sub(rc.lastEnd).Seconds()
+	m.EvalSeconds = rc.r.eval.duration(rr.Round).Seconds()
 	m.ElapsedSeconds = now.Sub(rc.r.start).Seconds()
 	rc.lastEnd = now
 	rc.rows = append(rc.rows, m)

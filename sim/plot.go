@@ -40,8 +40,9 @@ func writePlots(dir, name string, initial *evaluation, rows []RoundMetrics, dp b
 		color color.Color
 	}
 	blue, orange := color.RGBA{R: 31, G: 119, B: 180, A: 255}, color.RGBA{R: 255, G: 127, B: 14, A: 255}
-	draw := func(file, title, ylabel string, ss ...series) error {
+	draw := func(file, title, ylabel string, ymin float64, ss ...series) error {
 		p := plot.New()
+		p.Y.Min = ymin
 		p.Title.Text = title
 		p.X.Label.Text = "round"
 		p.Y.Label.Text = ylabel
@@ -67,16 +68,16 @@ func writePlots(dir, name string, initial *evaluation, rows []RoundMetrics, dp b
 		}
 		return nil
 	}
-	if err := draw("accuracy.png", name+": test accuracy", "accuracy", series{"", acc, blue}); err != nil {
+	if err := draw("accuracy.png", name+": test accuracy", "accuracy", 0, series{"", acc, blue}); err != nil {
 		return err
 	}
-	if err := draw("loss.png", name+": loss", "cross-entropy", series{"test", loss, blue}, series{"train (contributors)", trainLoss, orange}); err != nil {
+	if err := draw("loss.png", name+": loss", "cross-entropy", 0, series{"test", loss, blue}, series{"train (contributors)", trainLoss, orange}); err != nil {
 		return err
 	}
 	if dp {
-		if err := draw("epsilon.png", name+": privacy spent (largest client ε)", "ε", series{"", eps, blue}); err != nil {
+		if err := draw("epsilon.png", name+": privacy spent (largest client ε)", "ε", 0, series{"", eps, blue}); err != nil {
 			return err
 		}
 	}
-	return draw("bytes.png", name+": payload per round", "MB", series{"down (tasks)", down, blue}, series{"up (results)", up, orange})
+	return draw("bytes.png", name+": payload per round", "MB", 0, series{"down (tasks)", down, blue}, series{"up (results)", up, orange})
 }

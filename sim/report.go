@@ -263,7 +263,7 @@ func (r *run) initialAccuracy() *evaluation {
 // csvColumns are the columns of rounds.csv, in order.
 var csvColumns = []string{"round", "failed", "sampled", "contributors", "dropped", "late", "refused", "errors",
 	"accuracy", "loss", "train_loss", "train_accuracy", "federated_accuracy", "federated_loss", "epsilon",
-	"bytes_down", "bytes_up", "virtual_seconds", "wall_seconds", "elapsed_seconds", "reason"}
+	"bytes_down", "bytes_up", "examples", "virtual_seconds", "wall_seconds", "eval_seconds", "elapsed_seconds", "reason"}
 
 func writeCSV(path string, rows []RoundMetrics) error {
 	f, err := os.Create(path)
@@ -284,8 +284,8 @@ func writeCSV(path string, rows []RoundMetrics) error {
 			strconv.Itoa(m.Round), strconv.FormatBool(m.Failed), strconv.Itoa(m.Sampled), strconv.Itoa(m.Contributors),
 			strconv.Itoa(m.Dropped), strconv.Itoa(m.Late), strconv.Itoa(m.Refused), strconv.Itoa(m.Errors),
 			opt(m.Accuracy), opt(m.Loss), opt(m.TrainLoss), opt(m.TrainAccuracy), opt(m.FederatedAccuracy), opt(m.FederatedLoss),
-			num(m.Epsilon), strconv.FormatInt(m.BytesDown, 10), strconv.FormatInt(m.BytesUp, 10),
-			num(m.VirtualSeconds), num(m.WallSeconds), num(m.ElapsedSeconds), m.Reason,
+			num(m.Epsilon), strconv.FormatInt(m.BytesDown, 10), strconv.FormatInt(m.BytesUp, 10), strconv.Itoa(m.Examples),
+			num(m.VirtualSeconds), num(m.WallSeconds), num(m.EvalSeconds), num(m.ElapsedSeconds), m.Reason,
 		})
 	}
 	w.Flush()

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"io"
@@ -233,10 +234,6 @@ func (r *run) federation() (server.Config, error) {
 		largest = max(largest, r.pop.size(k))
 	}
 	sa := c.SecureAggregation
-	if sa.Enabled && sa.MaxContributors == 0 {
-		// Room for every sampled client, plus slack for an availability fluke.
-		sa.MaxContributors = max(c.ClientsPerRound+c.ClientsPerRound/2, 16)
-	}
 	f := server.Config{
 		Rounds: c.Rounds, Model: r.spec, Seed: c.Seed,
 		Sampling: server.SamplingConfig{
@@ -261,6 +258,10 @@ func (r *run) federation() (server.Config, error) {
 		f.Sampling.MinEvaluate = 1
 	}
 	f = f.WithDefaults()
+	if sa.Enabled && sa.MaxContributors == 0 && f.SecAgg.MaxContributors < c.ClientsPerRound {
+		return f, fmt.Errorf("secure_aggregation: with dp.update_clip_norm = %g the encrypted sum has room for %d updates, fewer than clients_per_round = %d: lower dp.update_clip_norm (the room grows as it shrinks) or set secure_aggregation.max_contributors with a smaller log_scale",
+			f.DP.UpdateClipNorm, f.SecAgg.MaxContributors, c.ClientsPerRound)
+	}
 	if err := f.Validate(); err != nil {
 		return f, fmt.Errorf("federation derived from the sim config: %w", err)
 	}
@@ -411,10 +412,38 @@ type worker struct {
 	buf    viewBuffers
 }
 
-// pool lends workers, GOMAXPROCS of them by default.
+// pool lends workers, GOMAXPROCS of them by default. Jobs started with spawn run
+// earliest-due first, so that results are ready in about the order the virtual clock
+// needs them and few finished results wait in memory.
 type pool struct {
-	idle chan *worker
-	wg   sync.WaitGroup
+	idle    chan *worker
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	pending pendingJobs
+}
+
+type pendingJob struct {
+	due time.Duration
+	seq uint64
+	f   func(w *worker)
+}
+
+type pendingJobs []pendingJob
+
+func (q pendingJobs) Len() int { return len(q) }
+func (q pendingJobs) Less(i, j int) bool {
+	if q[i].due != q[j].due {
+		return q[i].due < q[j].due
+	}
+	return q[i].seq < q[j].seq
+}
+func (q pendingJobs) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *pendingJobs) Push(x any)   { *q = append(*q, x.(pendingJob)) }
+func (q *pendingJobs) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
 }
 
 func newPool(n int) *pool {
@@ -436,18 +465,25 @@ func (p *pool) acquire(ctx context.Context) (*worker, error) {
 
 func (p *pool) release(w *worker) { p.idle <- w }
 
-// spawn runs f on a worker in its own goroutine (f gets nil if ctx ends first).
-func (p *pool) spawn(ctx context.Context, f func(w *worker)) {
+// spawn queues f, due at virtual time due (seq breaks ties); it runs on a worker, after
+// every queued job due earlier, or with nil if ctx ends first.
+func (p *pool) spawn(ctx context.Context, due time.Duration, seq uint64, f func(w *worker)) {
+	p.mu.Lock()
+	heap.Push(&p.pending, pendingJob{due: due, seq: seq, f: f})
+	p.mu.Unlock()
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		w, err := p.acquire(ctx)
+		p.mu.Lock()
+		j := heap.Pop(&p.pending).(pendingJob)
+		p.mu.Unlock()
 		if err != nil {
-			f(nil)
+			j.f(nil)
 			return
 		}
 		defer p.release(w)
-		f(w)
+		j.f(w)
 	}()
 }
 

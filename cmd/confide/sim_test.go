@@ -1,0 +1,69 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/confide-fl/confide/sim"
+)
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSimConfigWithoutFileIsTheDefaultExperiment(t *testing.T) {
+	t.Setenv("CONFIDE_CONFIG", "")
+	c, err := loadSimConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sim.Default()
+	if c.Rounds != d.Rounds || c.Partition != d.Partition || !c.SecureAggregation.Enabled || c.DP.NoiseMultiplier != d.DP.NoiseMultiplier || c.Training.LR != d.Training.LR {
+		t.Fatalf("config %+v, want the default experiment %+v", c, d)
+	}
+}
+
+func TestSimConfigFileOverBareDefaultsThenEnvironment(t *testing.T) {
+	p := writeFile(t, "c.yaml", "rounds: 7\nclients: 20\nclients_per_round: 5\ndataset: {name: mnist}\nmodel: {type: mlp, hidden: [32, 16]}\ndeadlines: {fit: 90s}\n")
+	t.Setenv("CONFIDE_TRAINING_LR", "0.05")
+	c, err := loadSimConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Rounds != 7 || c.Clients != 20 || len(c.Model.Hidden) != 2 || c.Deadlines.Fit.Seconds() != 90 {
+		t.Fatalf("config %+v does not hold the file's values", c)
+	}
+	if c.Training.LR != 0.05 {
+		t.Fatalf("training.lr = %v, want 0.05 from CONFIDE_TRAINING_LR", c.Training.LR)
+	}
+	if c.SecureAggregation.Enabled || c.DP.NoiseMultiplier != 0 {
+		t.Fatalf("keys left out of a file must take the bare defaults (no DP, no secure aggregation): %+v", c)
+	}
+}
+
+func TestSimConfigUnknownKeyIsNamed(t *testing.T) {
+	p := writeFile(t, "c.yaml", "rounds: 7\ntraining:\n  learning_rate: 0.1\n")
+	_, err := loadSimConfig(p)
+	if err == nil || !strings.Contains(err.Error(), "training.learning_rate") || !strings.Contains(err.Error(), "training takes batch_size, epochs, lr, momentum, optimizer") {
+		t.Fatalf("error %v, want one naming training.learning_rate and listing the keys of training", err)
+	}
+}
+
+func TestSimCommandOnTheExamples(t *testing.T) {
+	for _, f := range []string{"mnist-mlp", "fashion-mnist", "shakespeare-lstm", "spam-transformer", "synthetic", "mcmahan-2nn-iid", "mcmahan-2nn-noniid", "scale-10k", "scale-1m"} {
+		c, err := loadSimConfig(filepath.Join("..", "..", "examples", f+".yaml"))
+		if err != nil {
+			t.Fatalf("examples/%s.yaml: %v", f, err)
+		}
+		if err := c.WithDefaults().Validate(); err != nil {
+			t.Fatalf("examples/%s.yaml: %v", f, err)
+		}
+	}
+}
