@@ -26,14 +26,14 @@ import (
 
 func init() { registerCommand(newSimCmd) }
 
-// simFlags override keys of the sim config (flags win over the environment, which wins
-// over the config file).
+// simFlags override top-level keys of the sim config (flags win over the environment, which
+// wins over the config file). None may share its name with a section of the config: the
+// root command copies config keys into flags of the same name.
 type simFlags struct {
 	rounds, clients, perRound, workers int
 	seed                               uint64
 	target                             float64
 	resultsDir, transport, partition   string
-	dataset                            string
 	deterministic, noPlots             bool
 	overhead                           int
 }
@@ -90,7 +90,6 @@ memory is mostly datasets, cheap to collect, so peak memory stays near the live 
 	fl.StringVar(&f.resultsDir, "results-dir", "", "override results_dir (- writes nothing)")
 	fl.StringVar(&f.transport, "transport", "", "override transport: memory, grpc or grpc-tcp")
 	fl.StringVar(&f.partition, "partition", "", "override partition: iid, dirichlet:A, shards:K, natural or sample:N")
-	fl.StringVar(&f.dataset, "dataset", "", "override dataset.name")
 	fl.IntVar(&f.workers, "workers", 0, "override workers (clients trained at once; default one per core)")
 	fl.BoolVar(&f.deterministic, "deterministic-noise", false, "seeded DP noise and sampling (dp.deterministic_noise): reproducible, not private")
 	fl.BoolVar(&f.noPlots, "no-plots", false, "do not write PNG plots")
@@ -123,9 +122,6 @@ func (f *simFlags) apply(cmd *cobra.Command, c *sim.Config) {
 	}
 	if ch("partition") {
 		c.Partition = f.partition
-	}
-	if ch("dataset") {
-		c.Dataset.Name = f.dataset
 	}
 	if ch("workers") {
 		c.Workers = f.workers

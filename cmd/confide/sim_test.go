@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -64,6 +65,20 @@ func TestSimCommandOnTheExamples(t *testing.T) {
 		}
 		if err := c.WithDefaults().Validate(); err != nil {
 			t.Fatalf("examples/%s.yaml: %v", f, err)
+		}
+	}
+}
+
+// TestSimFlagsDoNotShadowSections: the root command copies config-file keys into flags of
+// the same name, so a flag named like a section (dataset, model, dp, …) would receive a map.
+func TestSimFlagsDoNotShadowSections(t *testing.T) {
+	cmd := newSimCmd(&globalOptions{})
+	known := map[string]bool{}
+	collectKeys(reflect.TypeOf(sim.Config{}), "", known)
+	for k := range known {
+		section, _, nested := strings.Cut(k, ".")
+		if nested && cmd.Flags().Lookup(section) != nil {
+			t.Fatalf("flag --%s shadows the config section %s", section, section)
 		}
 	}
 }
