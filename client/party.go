@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"sync"
 
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/proto/blob"
@@ -205,18 +207,60 @@ func modelSpec(m *pb.ModelSpec) (model.Spec, int, error) {
 	if m == nil {
 		return model.Spec{}, 0, errors.New("task carries no model spec")
 	}
-	s, err := model.ParseSpec(m.GetSpecJson())
-	if err != nil {
-		return model.Spec{}, 0, err
+	key := string(m.GetSpecJson())
+	parsed, ok := specs.get(key)
+	if !ok {
+		s, err := model.ParseSpec(m.GetSpecJson())
+		if err != nil {
+			return model.Spec{}, 0, err
+		}
+		built, err := model.New(s, rand.New(rand.NewPCG(0, 0)))
+		if err != nil {
+			return model.Spec{}, 0, err
+		}
+		parsed = parsedSpec{spec: s, dim: built.NumParams()}
+		specs.put(key, parsed)
 	}
-	built, err := model.New(s, rand.New(rand.NewPCG(0, 0)))
-	if err != nil {
-		return model.Spec{}, 0, err
+	if int64(parsed.dim) != m.GetNumParams() {
+		return model.Spec{}, 0, fmt.Errorf("model spec has %d parameters, the task announces %d", parsed.dim, m.GetNumParams())
 	}
-	if int64(built.NumParams()) != m.GetNumParams() {
-		return model.Spec{}, 0, fmt.Errorf("model spec has %d parameters, the task announces %d", built.NumParams(), m.GetNumParams())
+	s := parsed.spec
+	s.Hidden = slices.Clone(s.Hidden)
+	return s, parsed.dim, nil
+}
+
+// parsedSpec is a validated model spec and its parameter count.
+type parsedSpec struct {
+	spec model.Spec
+	dim  int
+}
+
+// specCache remembers the few model specs a client has seen: a server ships the same spec
+// with every task, and checking its parameter count means building the model.
+type specCache struct {
+	mu sync.Mutex
+	m  map[string]parsedSpec
+}
+
+// specs is shared by every Party of the process (the simulator runs many).
+var specs = &specCache{m: map[string]parsedSpec{}}
+
+const maxCachedSpecs = 16
+
+func (c *specCache) get(key string) (parsedSpec, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.m[key]
+	return p, ok
+}
+
+func (c *specCache) put(key string, p parsedSpec) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxCachedSpecs {
+		clear(c.m)
 	}
-	return s, built.NumParams(), nil
+	c.m[key] = p
 }
 
 // secAggParams decodes and validates the task's secure-aggregation parameters against the
