@@ -120,6 +120,7 @@ wait:
 		<-svcErr // the coordinator is ours again once the service stopped stepping it
 	}
 	report()
+	r.grpcBytesUp, r.grpcBytesDown = serviceBytes(svc)
 	if runErr != nil {
 		return runErr
 	}
@@ -129,4 +130,24 @@ wait:
 		}
 	}
 	return nil
+}
+
+// serviceBytes reads the service's payload counters (received, sent) from its metrics.
+func serviceBytes(svc *server.Service) (up, down int64) {
+	families, err := svc.Metrics().Registry.Gather()
+	if err != nil {
+		return 0, 0
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			v := int64(m.GetCounter().GetValue())
+			switch f.GetName() {
+			case "confide_received_bytes_total":
+				up += v
+			case "confide_sent_bytes_total":
+				down += v
+			}
+		}
+	}
+	return up, down
 }

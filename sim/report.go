@@ -97,7 +97,7 @@ func (r *run) report() (*Report, error) {
 	rows := r.rec.close()
 	c := r.cfg
 	s := Summary{
-		Name: c.Name, Dataset: r.train.Name, Partition: c.Partition, Model: r.spec.Type, Strategy: c.Strategy.Name,
+		Name: c.Name, Dataset: c.Dataset.Name, Partition: c.Partition, Model: r.spec.Type, Strategy: c.Strategy.Name,
 		Transport: c.Transport, Clients: r.pop.n, ClientsPerRound: c.ClientsPerRound, Seed: c.Seed,
 		Rounds: len(rows), TargetAccuracy: c.TargetAccuracy,
 		SecureAggregation: c.SecureAggregation.Enabled, Workers: c.Workers,
@@ -127,6 +127,12 @@ func (r *run) report() (*Report, error) {
 		s.BytesUp += row.BytesUp
 		s.BytesDown += row.BytesDown
 		s.VirtualSeconds = max(s.VirtualSeconds, row.VirtualSeconds)
+	}
+	if s.Dataset == "" {
+		s.Dataset = r.train.Name
+	}
+	if c.Transport != TransportMemory {
+		s.BytesUp, s.BytesDown = r.grpcBytesUp, r.grpcBytesDown
 	}
 	if t := r.eval.targetRound(); t > 0 {
 		n := int(t)
@@ -226,8 +232,15 @@ func writeResults(r *run, rep *Report) error {
 	if err := writeCSV(filepath.Join(dir, "rounds.csv"), rep.Rounds); err != nil {
 		return fmt.Errorf("results: %w", err)
 	}
+	// The configuration as run: model sizes from the data, the coordinator's defaults.
 	cfg := r.cfg
 	cfg.Model = r.spec
+	cfg.Deadlines = r.fed.Deadlines
+	cfg.MinAvailable = r.fed.Sampling.MinAvailable
+	if cfg.SecureAggregation.Enabled {
+		cfg.SecureAggregation = r.fed.SecAgg
+		cfg.DP.UpdateClipNorm = r.fed.DP.UpdateClipNorm
+	}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("results: config: %w", err)

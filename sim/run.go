@@ -112,6 +112,9 @@ type run struct {
 	dirOnce    sync.Once
 	dir        string
 
+	// grpcBytesUp and grpcBytesDown are the gRPC service's payload counters.
+	grpcBytesUp, grpcBytesDown int64
+
 	mu     sync.Mutex
 	states map[int]*clientState // clients that have been materialised at least once
 }

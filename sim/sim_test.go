@@ -188,6 +188,9 @@ func TestGRPCTransportRunsTheRealService(t *testing.T) {
 			t.Fatalf("round %d: failed=%v %q, %d contributors", r.Round, r.Failed, r.Reason, r.Contributors)
 		}
 	}
+	if rep.Summary.BytesUp == 0 || rep.Summary.BytesDown == 0 {
+		t.Fatalf("no traffic counted: %d up, %d down", rep.Summary.BytesUp, rep.Summary.BytesDown)
+	}
 	if !(rep.Summary.Privacy.Epsilon > 0) || rep.Summary.FinalAccuracy == nil || *rep.Summary.FinalAccuracy < 0.8 {
 		t.Fatalf("ε %v, final accuracy %v", rep.Summary.Privacy.Epsilon, rep.Summary.FinalAccuracy)
 	}
