@@ -42,7 +42,6 @@ type Party struct {
 	cfg     PartyConfig
 	trainer Trainer
 	members map[secagg.SessionID]*secagg.Member
-	params  map[string]secagg.Parameters
 	enc     *secagg.Encryptor
 	encKey  string
 }
@@ -58,7 +57,7 @@ func NewParty(cfg PartyConfig, trainer Trainer) (*Party, error) {
 	if cfg.Store == nil {
 		cfg.Store = NewMemoryStore()
 	}
-	return &Party{cfg: cfg, trainer: trainer, members: map[secagg.SessionID]*secagg.Member{}, params: map[string]secagg.Parameters{}}, nil
+	return &Party{cfg: cfg, trainer: trainer, members: map[secagg.SessionID]*secagg.Member{}}, nil
 }
 
 // Handle runs a task and returns its result. Failures of the task become results with
@@ -235,32 +234,37 @@ type parsedSpec struct {
 	dim  int
 }
 
-// specCache remembers the few model specs a client has seen: a server ships the same spec
-// with every task, and checking its parameter count means building the model.
-type specCache struct {
+// cache remembers a few values derived from what tasks carry, shared by every Party of the
+// process (the simulator runs many): a server ships the same model spec and the same
+// secure-aggregation parameters with every task, and deriving them (building the model to
+// count its parameters, the CKKS ring tables) costs milliseconds per task. At most
+// maxCached entries are kept; a server sending more distinct ones only empties it.
+type cache[V any] struct {
 	mu sync.Mutex
-	m  map[string]parsedSpec
+	m  map[string]V
 }
 
-// specs is shared by every Party of the process (the simulator runs many).
-var specs = &specCache{m: map[string]parsedSpec{}}
+const maxCached = 16
 
-const maxCachedSpecs = 16
+var (
+	specs        = &cache[parsedSpec]{m: map[string]parsedSpec{}}
+	secAggParams = &cache[secagg.Parameters]{m: map[string]secagg.Parameters{}}
+)
 
-func (c *specCache) get(key string) (parsedSpec, bool) {
+func (c *cache[V]) get(key string) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p, ok := c.m[key]
-	return p, ok
+	v, ok := c.m[key]
+	return v, ok
 }
 
-func (c *specCache) put(key string, p parsedSpec) {
+func (c *cache[V]) put(key string, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.m) >= maxCachedSpecs {
+	if len(c.m) >= maxCached {
 		clear(c.m)
 	}
-	c.m[key] = p
+	c.m[key] = v
 }
 
 // secAggParams decodes and validates the task's secure-aggregation parameters against the
@@ -281,13 +285,13 @@ func (p *Party) secAggParams(sp *pb.SecAggParams) (secagg.Parameters, secagg.Com
 		ClipBound: sp.GetClipBound(), MaxWeight: sp.GetMaxWeight(), MaxContributors: int(sp.GetMaxContributors()),
 	}
 	key := fmt.Sprintf("%+v", lit)
-	params, ok := p.params[key]
+	params, ok := secAggParams.get(key)
 	if !ok {
 		var err error
 		if params, err = secagg.NewParameters(lit); err != nil {
 			return secagg.Parameters{}, cc, err
 		}
-		p.params[key] = params
+		secAggParams.put(key, params)
 	}
 	if err := cc.Validate(params); err != nil {
 		return secagg.Parameters{}, cc, err
