@@ -138,7 +138,9 @@ func runMemory(ctx context.Context, r *run) error {
 				n.coord.Online(), r.fed.Sampling.MinAvailable, r.fed.SecAgg.CommitteeSize)
 		}
 		n.stalled = false
-		if err := n.advanceTo(target); err != nil {
+		// One tick at a time: a tick can start a phase that schedules earlier events or
+		// moves the deadline, so the next target is recomputed after each.
+		if err := n.tickTowards(target); err != nil {
 			return err
 		}
 		for !n.over() {
@@ -255,21 +257,17 @@ func (n *memNet) sweepInterval() time.Duration {
 	return max(n.r.fed.Deadlines.ClientTimeout/2, time.Millisecond)
 }
 
-// advanceTo ticks the coordinator's clock to t, with heartbeats from every connected client
-// every sweep interval.
-func (n *memNet) advanceTo(t time.Duration) error {
-	for n.coord.Now() < t {
-		next := min(t, n.lastSweep+n.sweepInterval())
-		if d := next - n.coord.Now(); d > 0 {
-			if err := n.step(server.Tick{Elapsed: d}); err != nil {
-				return err
-			}
+// tickTowards advances the coordinator's clock towards t in one tick, stopping early at the
+// next heartbeat sweep (every connected client heartbeats every sweep interval).
+func (n *memNet) tickTowards(t time.Duration) error {
+	sweepAt := n.lastSweep + n.sweepInterval()
+	if next := min(t, sweepAt); next > n.coord.Now() {
+		if err := n.step(server.Tick{Elapsed: next - n.coord.Now()}); err != nil {
+			return err
 		}
-		if n.coord.Now() >= n.lastSweep+n.sweepInterval() {
-			if err := n.sweep(); err != nil {
-				return err
-			}
-		}
+	}
+	if n.coord.Now() >= sweepAt {
+		return n.sweep()
 	}
 	return nil
 }

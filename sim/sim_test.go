@@ -2,6 +2,8 @@ package sim_test
 
 import (
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -193,5 +195,61 @@ func TestGRPCTransportRunsTheRealService(t *testing.T) {
 	}
 	if !(rep.Summary.Privacy.Epsilon > 0) || rep.Summary.FinalAccuracy == nil || *rep.Summary.FinalAccuracy < 0.8 {
 		t.Fatalf("ε %v, final accuracy %v", rep.Summary.Privacy.Epsilon, rep.Summary.FinalAccuracy)
+	}
+}
+
+func TestSampledPopulationAndAvailability(t *testing.T) {
+	c := small()
+	c.Clients, c.ClientsPerRound, c.Partition = 1000, 10, "sample:20"
+	c.Heterogeneity.Availability = 0.5
+	rep := run(t, c)
+	for _, r := range rep.Rounds {
+		// fraction_fit 10/1000 of the ~500 available clients: about 5 are sampled.
+		if r.Failed || r.Sampled < 2 || r.Sampled > 8 || r.Examples != 20*r.Sampled {
+			t.Fatalf("round %+v: want 2–8 sampled clients of 20 examples each", r)
+		}
+	}
+}
+
+func TestLedgersOnDisk(t *testing.T) {
+	c := small()
+	c.DP = sim.DPConfig{NoiseMultiplier: 1, MaxGradNorm: 1}
+	c.Ledgers = sim.LedgersDisk
+	c.ResultsDir = t.TempDir()
+	c.Rounds = 1
+	no := false
+	c.Plots = &no
+	rep := run(t, c)
+	ledgers, err := filepath.Glob(filepath.Join(c.ResultsDir, "clients", "*", "privacy-ledger.json"))
+	if err != nil || len(ledgers) != rep.Rounds[0].Contributors {
+		t.Fatalf("%d ledger files (%v), want one per contributor (%d)", len(ledgers), err, rep.Rounds[0].Contributors)
+	}
+	for _, f := range []string{"summary.json", "rounds.json", "rounds.csv", "config.yaml", "model.confide"} {
+		if _, err := os.Stat(filepath.Join(c.ResultsDir, f)); err != nil {
+			t.Fatalf("results: %v", err)
+		}
+	}
+}
+
+// TestSecureAggregationWithDropouts: clients that crash mid-round (committee members
+// included) are noticed by their silence; the round is decrypted by the members still
+// online and aggregates the others' updates.
+func TestSecureAggregationWithDropouts(t *testing.T) {
+	c := withDPAndSecAgg(small())
+	c.Clients, c.ClientsPerRound, c.Rounds = 20, 6, 5
+	c.Heterogeneity = sim.HeterogeneityConfig{Dropout: 0.2}
+	rep := run(t, c)
+	dropped := 0
+	for _, r := range rep.Rounds {
+		if r.Failed {
+			t.Fatalf("round %d failed: %s", r.Round, r.Reason)
+		}
+		dropped += r.Dropped
+		if r.Contributors+r.Dropped != r.Sampled {
+			t.Fatalf("round %+v: contributors + dropped ≠ sampled", r)
+		}
+	}
+	if dropped == 0 {
+		t.Fatal("no client dropped out; the test needs some")
 	}
 }
