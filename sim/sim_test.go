@@ -253,3 +253,28 @@ func TestSecureAggregationWithDropouts(t *testing.T) {
 		t.Fatal("no client dropped out; the test needs some")
 	}
 }
+
+// TestTargetAccuracyStopsTheRunAndPlots: the run stops at the first evaluation reaching
+// the target, reports the round, and writes metrics and plots.
+func TestTargetAccuracyStopsTheRunAndPlots(t *testing.T) {
+	c := small()
+	c.Rounds, c.TargetAccuracy = 20, 0.9
+	c.ResultsDir = t.TempDir()
+	var seen []int
+	rep, err := sim.Run(t.Context(), c, sim.Options{Train: blobs(400, 1), Test: blobs(200, 2), OnRound: func(m sim.RoundMetrics) { seen = append(seen, m.Round) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rep.Summary
+	if s.RoundsToTarget == nil || s.Rounds != *s.RoundsToTarget || s.Rounds >= 20 || *s.FinalAccuracy < 0.9 {
+		t.Fatalf("rounds %d, rounds to target %v, final accuracy %v: want a stop at the first round ≥ 0.9", s.Rounds, s.RoundsToTarget, *s.FinalAccuracy)
+	}
+	if len(seen) != s.Rounds {
+		t.Fatalf("OnRound saw rounds %v, the run had %d", seen, s.Rounds)
+	}
+	for _, f := range []string{"accuracy.png", "loss.png", "bytes.png", "rounds.csv", "summary.json"} {
+		if fi, err := os.Stat(filepath.Join(c.ResultsDir, f)); err != nil || fi.Size() == 0 {
+			t.Fatalf("results file %s: %v", f, err)
+		}
+	}
+}
