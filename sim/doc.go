@@ -15,7 +15,10 @@
 // decided by the virtual clock and the seed, never by how fast the machine is, so a run is
 // reproducible. The grpc and grpc-tcp transports run the real gRPC service
 // (server.Service) and client loop (client.Run) over an in-process or loopback connection
-// in real time, for full fidelity at small scale.
+// in real time, for full fidelity at small scale (up to 2,000 clients, every one connected:
+// heterogeneity needs the memory transport). They see the coordinator through its records
+// only: per-round sample sizes and failure kinds are not reported, and traffic is the
+// service's total.
 //
 // # Clients are materialised only while they work
 //

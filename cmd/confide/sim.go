@@ -354,9 +354,13 @@ func formatRound(m sim.RoundMetrics, c sim.Config) string {
 		}
 		return fmt.Sprintf(f, *p)
 	}
-	s := fmt.Sprintf("%5d  %8s  %6s  %10s  %3d/%-3d  %7d  %5.2f  %8.1f  %7.1f  %4.1fs",
+	sampled := "-" // the gRPC transports see the coordinator's records, not its notices
+	if m.Sampled > 0 {
+		sampled = fmt.Sprint(m.Sampled)
+	}
+	s := fmt.Sprintf("%5d  %8s  %6s  %10s  %3d/%-3s  %7d  %5.2f  %8.1f  %7.1f  %4.1fs",
 		m.Round, opt(m.Accuracy, "%8.4f"), opt(m.Loss, "%6.3f"), opt(m.TrainLoss, "%10.3f"),
-		m.Contributors, m.Sampled, m.Dropped, m.Epsilon, float64(m.BytesDown)/1e6, float64(m.BytesUp)/1e6, m.WallSeconds)
+		m.Contributors, sampled, m.Dropped, m.Epsilon, float64(m.BytesDown)/1e6, float64(m.BytesUp)/1e6, m.WallSeconds)
 	if m.Failed {
 		s += "  FAILED: " + m.Reason
 	}
