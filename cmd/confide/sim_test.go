@@ -82,3 +82,20 @@ func TestSimFlagsDoNotShadowSections(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultExperimentMatchesItsExample: examples/mnist-mlp.yaml is what `confide sim`
+// runs without a config.
+func TestDefaultExperimentMatchesItsExample(t *testing.T) {
+	t.Setenv("CONFIDE_CONFIG", "")
+	def, err := loadSimConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := loadSimConfig(filepath.Join("..", "..", "examples", "mnist-mlp.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(def.WithDefaults(), ex.WithDefaults()) {
+		t.Fatalf("default experiment\n%+v\nexamples/mnist-mlp.yaml\n%+v", def.WithDefaults(), ex.WithDefaults())
+	}
+}
