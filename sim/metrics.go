@@ -195,23 +195,18 @@ type recorder struct {
 	bytesUp   map[uint64]int64
 	late      map[uint64]int
 	lastEnd   time.Time
-	clients   int // ClientRecords seen
 }
 
 func newRecorder(r *run) *recorder {
 	return &recorder{r: r, open: map[int]*RoundMetrics{}, bytesDown: map[uint64]int64{}, bytesUp: map[uint64]int64{}, late: map[uint64]int{}, lastEnd: r.start}
 }
 
-// Append is the coordinator's server.Store: it keeps round metrics, not models.
+// Append is the coordinator's server.Store: it keeps round metrics, not models (the last
+// global model is the coordinator's; nothing else needs to survive a simulated run).
 func (rc *recorder) Append(records []server.Record) error {
 	for _, rec := range records {
-		switch v := rec.(type) {
-		case server.RoundRecord:
+		if v, ok := rec.(server.RoundRecord); ok {
 			rc.roundRecord(v)
-		case server.ClientRecord:
-			rc.mu.Lock()
-			rc.clients++
-			rc.mu.Unlock()
 		}
 	}
 	return nil
