@@ -1,34 +1,20 @@
 package linalg
 
 import (
-	"runtime"
-	"sync"
-
-	"github.com/viterin/vek"
-	"golang.org/x/sys/cpu"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 )
 
-// useVek selects the AVX2 kernel of vek. It is a variable so tests can compare backends.
-var useVek = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+// gemmFast is this platform's blocked multiply (set by an init function where the CPU has
+// one), or nil. It is called with m, n, k ≥ 1 and lengths already checked.
+var gemmFast func(tA, tB bool, dst, a, b []float64, m, k, n int, acc bool)
 
-// Workers is the number of goroutines a large multiply is split across.
-var Workers = runtime.GOMAXPROCS(0)
+// useFast selects gemmFast over gonum; tests switch it to check both.
+var useFast bool
 
-// minParallelWork is the m·k·n below which a multiply runs on the calling goroutine.
-const minParallelWork = 1 << 17
-
-var scratchPool = sync.Pool{New: func() any { s := make([]float64, 0, 1<<16); return &s }}
-
-func getScratch(n int) *[]float64 {
-	p := scratchPool.Get().(*[]float64)
-	if cap(*p) < n {
-		*p = make([]float64, n)
-	}
-	*p = (*p)[:n]
-	return p
-}
+// smallWork is the m·k·n up to which a multiply runs as a plain loop: below it, setting up
+// the blocked kernel (packing, tile bookkeeping) costs more than it saves.
+const smallWork = 512
 
 func checkLen(name string, s []float64, n int) {
 	if len(s) < n {
@@ -40,6 +26,26 @@ func checkLen(name string, s []float64, n int) {
 func MulNN(dst, a, b []float64, m, k, n int, acc bool) {
 	checkLen("a", a, m*k)
 	checkLen("b", b, k*n)
+	gemm(false, false, dst, a, b, m, k, n, acc)
+}
+
+// MulNT sets dst = a·bᵀ (or adds it when acc), for a m×k and b n×k.
+func MulNT(dst, a, b []float64, m, k, n int, acc bool) {
+	checkLen("a", a, m*k)
+	checkLen("b", b, n*k)
+	gemm(false, true, dst, a, b, m, k, n, acc)
+}
+
+// MulTN sets dst = aᵀ·b (or adds it when acc), for a k×m and b k×n.
+func MulTN(dst, a, b []float64, m, k, n int, acc bool) {
+	checkLen("a", a, k*m)
+	checkLen("b", b, k*n)
+	gemm(true, false, dst, a, b, m, k, n, acc)
+}
+
+// gemm sets dst = op(A)·op(B) (or adds it when acc), where op(A) is m×k, stored as a (k×m
+// when tA), and op(B) is k×n, stored as b (n×k when tB).
+func gemm(tA, tB bool, dst, a, b []float64, m, k, n int, acc bool) {
 	checkLen("dst", dst, m*n)
 	if m == 0 || n == 0 {
 		return
@@ -50,116 +56,69 @@ func MulNN(dst, a, b []float64, m, k, n int, acc bool) {
 		}
 		return
 	}
-	if !useVek {
-		gonumGemm(blas.NoTrans, blas.NoTrans, dst, a, b, m, k, n, acc)
-		return
+	switch {
+	case m*k*n <= smallWork:
+		gemmSmall(tA, tB, dst, a, b, m, k, n, acc)
+	case useFast:
+		gemmFast(tA, tB, dst, a, b, m, k, n, acc)
+	default:
+		gonumGemm(tA, tB, dst, a, b, m, k, n, acc)
 	}
-	parallelRows(m, k*n, func(r0, r1 int) {
-		rows := r1 - r0
-		d := dst[r0*n : r1*n]
-		x := a[r0*k : r1*k]
+}
+
+// gemmSmall is the loop nest for tiny products, ordered so the innermost loop runs along
+// contiguous memory for every transpose form.
+func gemmSmall(tA, tB bool, dst, a, b []float64, m, k, n int, acc bool) {
+	for i := 0; i < m; i++ {
+		c := dst[i*n : i*n+n]
+		if tB {
+			for j := range c {
+				bj := b[j*k : j*k+k]
+				s := 0.0
+				if tA {
+					for p, bv := range bj {
+						s += a[p*m+i] * bv
+					}
+				} else {
+					for p, av := range a[i*k : i*k+k] {
+						s += av * bj[p]
+					}
+				}
+				if acc {
+					c[j] += s
+				} else {
+					c[j] = s
+				}
+			}
+			continue
+		}
 		if !acc {
-			mulInto(d, x, b[:k*n], rows, k, n)
-			return
+			clear(c)
 		}
-		tmp := getScratch(rows * n)
-		mulInto(*tmp, x, b[:k*n], rows, k, n)
-		addTo(d, *tmp)
-		scratchPool.Put(tmp)
-	})
-}
-
-// MulNT sets dst = a·bᵀ (or adds it when acc), for a m×k and b n×k.
-func MulNT(dst, a, b []float64, m, k, n int, acc bool) {
-	checkLen("a", a, m*k)
-	checkLen("b", b, n*k)
-	checkLen("dst", dst, m*n)
-	if !useVek {
-		if m == 0 || n == 0 {
-			return
-		}
-		if k == 0 {
-			if !acc {
-				clear(dst[:m*n])
+		for p := 0; p < k; p++ {
+			av := a[i*k+p]
+			if tA {
+				av = a[p*m+i]
 			}
-			return
-		}
-		gonumGemm(blas.NoTrans, blas.Trans, dst, a, b, m, k, n, acc)
-		return
-	}
-	bt := getScratch(k * n)
-	Transpose(*bt, b, n, k)
-	MulNN(dst, a, *bt, m, k, n, acc)
-	scratchPool.Put(bt)
-}
-
-// MulTN sets dst = aᵀ·b (or adds it when acc), for a k×m and b k×n.
-func MulTN(dst, a, b []float64, m, k, n int, acc bool) {
-	checkLen("a", a, k*m)
-	checkLen("b", b, k*n)
-	checkLen("dst", dst, m*n)
-	if !useVek {
-		if m == 0 || n == 0 {
-			return
-		}
-		if k == 0 {
-			if !acc {
-				clear(dst[:m*n])
+			for j, bv := range b[p*n : p*n+n] {
+				c[j] += av * bv
 			}
-			return
 		}
-		gonumGemm(blas.Trans, blas.NoTrans, dst, a, b, m, k, n, acc)
-		return
 	}
-	at := getScratch(m * k)
-	Transpose(*at, a, k, m)
-	MulNN(dst, *at, b, m, k, n, acc)
-	scratchPool.Put(at)
 }
 
-// mulInto sets d = x·y with vek's AVX2 kernel (which zeroes d first).
-func mulInto(d, x, y []float64, m, k, n int) {
-	vek.MatMul_Into(d[:m*n], x[:m*k], y[:k*n], k)
-}
-
-// parallelRows runs f over [0,m) split into contiguous row ranges, one per worker, when the
-// work (m × perRow) is large enough to pay for the goroutines.
-func parallelRows(m, perRow int, f func(r0, r1 int)) {
-	w := Workers
-	if w <= 1 || m < 2*w || m*perRow < minParallelWork {
-		f(0, m)
-		return
-	}
-	var wg sync.WaitGroup
-	step := (m + w - 1) / w
-	for r0 := step; r0 < m; r0 += step {
-		r1 := min(r0+step, m)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(r0, r1)
-		}()
-	}
-	f(0, min(step, m))
-	wg.Wait()
-}
-
-func addTo(dst, src []float64) {
-	vek.Add_Inplace(dst[:len(src)], src)
-}
-
-func gonumGemm(ta, tb blas.Transpose, dst, a, b []float64, m, k, n int, acc bool) {
+func gonumGemm(tA, tB bool, dst, a, b []float64, m, k, n int, acc bool) {
 	beta := 0.0
 	if acc {
 		beta = 1
 	}
-	am := blas64.General{Rows: m, Cols: k, Stride: k, Data: a}
-	if ta == blas.Trans {
-		am = blas64.General{Rows: k, Cols: m, Stride: m, Data: a}
+	ta, am := blas.NoTrans, blas64.General{Rows: m, Cols: k, Stride: k, Data: a}
+	if tA {
+		ta, am = blas.Trans, blas64.General{Rows: k, Cols: m, Stride: m, Data: a}
 	}
-	bm := blas64.General{Rows: k, Cols: n, Stride: n, Data: b}
-	if tb == blas.Trans {
-		bm = blas64.General{Rows: n, Cols: k, Stride: k, Data: b}
+	tb, bm := blas.NoTrans, blas64.General{Rows: k, Cols: n, Stride: n, Data: b}
+	if tB {
+		tb, bm = blas.Trans, blas64.General{Rows: n, Cols: k, Stride: k, Data: b}
 	}
 	blas64.Gemm(ta, tb, 1, am, bm, beta, blas64.General{Rows: m, Cols: n, Stride: n, Data: dst})
 }

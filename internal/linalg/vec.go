@@ -1,6 +1,12 @@
 package linalg
 
-import "github.com/viterin/vek"
+import (
+	"github.com/viterin/vek"
+	"golang.org/x/sys/cpu"
+)
+
+// useVek selects vek's AVX2 vector routines (which otherwise fall back to plain Go loops).
+var useVek = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
 // Dot returns x·y.
 func Dot(x, y []float64) float64 {

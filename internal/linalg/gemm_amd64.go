@@ -1,0 +1,247 @@
+//go:build amd64 && !purego
+
+package linalg
+
+import (
+	"sync"
+
+	"golang.org/x/sys/cpu"
+)
+
+// The blocked multiply follows Goto & van de Geijn 2008 ("Anatomy of high-performance
+// matrix multiplication") as BLIS structures it: C is computed in mr×nr tiles by a register-
+// blocked micro-kernel (kernel_amd64.s) that streams a packed mr×kc sliver of A and a kc×nr
+// sliver of B; A is packed per mc×kc block (kept in L2), B's kc×nr slivers stay in L1 while
+// the kernel sweeps the block's rows. Packing A reads either layout of A, so the transposed
+// forms need no separate transpose. B is read in place when it is row-major (its slivers
+// are nr contiguous values per row) and packed when it is transposed.
+//
+// vek's kernel (the previous backend) updates a row of C with one broadcast value of A at a
+// time: each fused multiply-add needs a load and a store of C, which caps it at half the
+// machine's multiply-add rate whatever blocking surrounds it. Holding a 6×8 tile of C in
+// twelve registers needs one load of B per two multiply-adds instead.
+const (
+	mr    = 6   // rows of a tile: 12 of the 16 ymm registers accumulate, 2 hold B, 2 broadcast A
+	nr    = 8   // columns of a tile: two ymm registers
+	kcMax = 256 // depth of a block: a kc×nr sliver of B is 16 KiB, half of L1
+	mcMax = 96  // rows of a packed A block: 96×256 values are 192 KiB, a fraction of L2
+)
+
+// packBRows is the number of rows of C from which row-major B is packed too: its slivers
+// are then reused often enough to repay the copy, and packed slivers do not compete for the
+// same L1 sets as C's rows when n is a multiple of 512 (rows 4 KiB apart).
+const packBRows = 512
+
+// minParallelGemm is the m·k·n below which a multiply runs on the calling goroutine: the
+// hand-off to a helper costs a few microseconds, about 2^17 multiply-adds.
+const minParallelGemm = 1 << 17
+
+//go:noescape
+func kernel6x8(kc int, a, b *float64, ldb int, c *float64, ldc int, acc bool)
+
+func init() {
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		gemmFast = gemmBlocked
+		useFast = true
+	}
+}
+
+// gemmTask is one multiply split into parts: rows (splitRows) or columns of C in tile
+// multiples, one part per worker.
+type gemmTask struct {
+	tA, tB    bool
+	a, b, c   []float64
+	m, k, n   int
+	acc       bool
+	splitRows bool
+	step      int // rows or columns per part
+}
+
+var gemmTasks = sync.Pool{New: func() any { return new(gemmTask) }}
+
+func gemmBlocked(tA, tB bool, dst, a, b []float64, m, k, n int, acc bool) {
+	mt, nt := (m+mr-1)/mr, (n+nr-1)/nr
+	w := Workers
+	if m*k*n < minParallelGemm {
+		w = 1
+	}
+	// Split along the dimension with more tiles: columns share the packing of A (m×k) and
+	// rows the slivers of B, and each part then touches only its share of the other.
+	splitRows := mt > nt
+	tiles := nt
+	if splitRows {
+		tiles = mt
+	}
+	w = max(1, min(w, tiles))
+	if w == 1 {
+		ws := getWorkspace()
+		blockedRegion(ws, tA, tB, dst, a, b, m, k, n, acc, 0, m, 0, n)
+		workspaces.Put(ws)
+		return
+	}
+	g := gemmTasks.Get().(*gemmTask)
+	*g = gemmTask{tA: tA, tB: tB, a: a, b: b, c: dst, m: m, k: k, n: n, acc: acc, splitRows: splitRows}
+	per := (tiles + w - 1) / w
+	parts := (tiles + per - 1) / per
+	if splitRows {
+		g.step = per * mr
+	} else {
+		g.step = per * nr
+	}
+	parallel(parts, g)
+	*g = gemmTask{}
+	gemmTasks.Put(g)
+}
+
+func (g *gemmTask) runPart(p int) {
+	ws := getWorkspace()
+	lo := p * g.step
+	if g.splitRows {
+		blockedRegion(ws, g.tA, g.tB, g.c, g.a, g.b, g.m, g.k, g.n, g.acc, lo, min(lo+g.step, g.m), 0, g.n)
+	} else {
+		blockedRegion(ws, g.tA, g.tB, g.c, g.a, g.b, g.m, g.k, g.n, g.acc, 0, g.m, lo, min(lo+g.step, g.n))
+	}
+	workspaces.Put(ws)
+}
+
+// workspace holds one goroutine's packing buffers.
+type workspace struct {
+	a, b []float64
+	tile [mr * nr]float64
+}
+
+var workspaces = sync.Pool{New: func() any { return new(workspace) }}
+
+func getWorkspace() *workspace { return workspaces.Get().(*workspace) }
+
+func grow(s []float64, n int) []float64 {
+	if cap(s) < n {
+		return make([]float64, n)
+	}
+	return s[:n]
+}
+
+// evenBlock returns the block size ≤ max (a multiple of unit) that splits n into the fewest
+// blocks of nearly equal size.
+func evenBlock(n, max, unit int) int {
+	blocks := (n + max - 1) / max
+	b := (n + blocks - 1) / blocks
+	return (b + unit - 1) / unit * unit
+}
+
+// blockedRegion computes rows [i0,i1) × columns [j0,j1) of C.
+func blockedRegion(ws *workspace, tA, tB bool, c, a, b []float64, m, k, n int, acc bool, i0, i1, j0, j1 int) {
+	kc := evenBlock(k, kcMax, 1)
+	mc := evenBlock(i1-i0, mcMax, mr)
+	nb := j1 - j0
+	panels := (nb + nr - 1) / nr
+	full := nb / nr // panels read in place when B is row-major
+	for pc := 0; pc < k; pc += kc {
+		kb := min(kc, k-pc)
+		accBlock := acc || pc > 0
+		// Pack the slivers of B that cannot be read in place (all of them when B is
+		// transposed, only a partial last one otherwise), or all when C is tall.
+		first := full
+		if tB || m >= packBRows {
+			first = 0
+		}
+		ws.b = grow(ws.b, (panels-first)*kb*nr)
+		for q := first; q < panels; q++ {
+			packB(ws.b[(q-first)*kb*nr:(q-first+1)*kb*nr], tB, b, k, n, pc, kb, j0+q*nr, min(nr, j1-j0-q*nr))
+		}
+		for ic := i0; ic < i1; ic += mc {
+			mb := min(mc, i1-ic)
+			ws.a = grow(ws.a, (mb+mr-1)/mr*mr*kb)
+			packA(ws.a, tA, a, m, k, ic, mb, pc, kb)
+			for q := 0; q < panels; q++ {
+				jr := j0 + q*nr
+				cols := min(nr, j1-jr)
+				var bp *float64
+				ldb := nr
+				if q < first {
+					off := pc*n + jr
+					bp = &b[off : off+(kb-1)*n+nr][0]
+					ldb = n
+				} else {
+					bp = &ws.b[(q-first)*kb*nr : (q-first+1)*kb*nr][0]
+				}
+				for ir := 0; ir < mb; ir += mr {
+					rows := min(mr, mb-ir)
+					ap := &ws.a[ir*kb : (ir+mr)*kb][0]
+					if rows == mr && cols == nr {
+						off := (ic+ir)*n + jr
+						kernel6x8(kb, ap, bp, ldb, &c[off : off+(mr-1)*n+nr][0], n, accBlock)
+						continue
+					}
+					kernel6x8(kb, ap, bp, ldb, &ws.tile[0], nr, false)
+					for r := 0; r < rows; r++ {
+						dst := c[(ic+ir+r)*n+jr : (ic+ir+r)*n+jr+cols]
+						src := ws.tile[r*nr : r*nr+cols]
+						if accBlock {
+							for j, v := range src {
+								dst[j] += v
+							}
+						} else {
+							copy(dst, src)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// packA stores rows [i0, i0+mb) × depth [p0, p0+kb) of op(A) as slivers of mr rows, each
+// kb×mr with the mr values of one depth index adjacent; rows past mb are zero.
+func packA(dst []float64, tA bool, a []float64, m, k, i0, mb, p0, kb int) {
+	for s := 0; s < mb; s += mr {
+		rows := min(mr, mb-s)
+		sl := dst[s*kb : (s+mr)*kb]
+		if tA {
+			// op(A)(i, p) = a[p·m + i]: mr adjacent values per depth index.
+			for p := 0; p < kb; p++ {
+				src := a[(p0+p)*m+i0+s : (p0+p)*m+i0+s+rows]
+				d := sl[p*mr : p*mr+mr]
+				copy(d, src)
+				clear(d[rows:])
+			}
+			continue
+		}
+		for r := 0; r < rows; r++ {
+			src := a[(i0+s+r)*k+p0 : (i0+s+r)*k+p0+kb]
+			for p, v := range src {
+				sl[p*mr+r] = v
+			}
+		}
+		for r := rows; r < mr; r++ {
+			for p := 0; p < kb; p++ {
+				sl[p*mr+r] = 0
+			}
+		}
+	}
+}
+
+// packB stores depth [p0, p0+kb) × columns [j0, j0+cols) of op(B) as one kb×nr sliver,
+// columns past cols zero.
+func packB(dst []float64, tB bool, b []float64, k, n, p0, kb, j0, cols int) {
+	if tB {
+		// op(B)(p, j) = b[j·k + p]: one contiguous run of kb values per column.
+		for c := 0; c < cols; c++ {
+			src := b[(j0+c)*k+p0 : (j0+c)*k+p0+kb]
+			for p, v := range src {
+				dst[p*nr+c] = v
+			}
+		}
+		for c := cols; c < nr; c++ {
+			for p := 0; p < kb; p++ {
+				dst[p*nr+c] = 0
+			}
+		}
+		return
+	}
+	for p := 0; p < kb; p++ {
+		d := dst[p*nr : p*nr+nr]
+		copy(d, b[(p0+p)*n+j0:(p0+p)*n+j0+cols])
+		clear(d[cols:])
+	}
+}
