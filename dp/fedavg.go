@@ -110,6 +110,9 @@ type AdaptiveClipperLiteral struct {
 	LearningRate    float64 // η > 0; default 0.2
 	ExpectedClients float64 // m > 0, expected clients per round (required)
 	CountNoiseStd   float64 // σ_b ≥ 0; default m/20. Negative disables the noise (tests only).
+	// MaxClip > 0 caps the clip norm (for example at the bound a secure-aggregation
+	// parameter set was sized for); 0 leaves it uncapped, as in the paper.
+	MaxClip float64
 }
 
 // AdaptiveClipper tracks the γ-quantile of client update norms with the geometric update
@@ -122,12 +125,12 @@ type AdaptiveClipperLiteral struct {
 // noise multiplier by UpdateNoiseMultiplier. AdaptiveClipper is a plain value updated
 // once per round; it is not safe for concurrent use.
 type AdaptiveClipper struct {
-	clip, quantile, rate, m, countStd float64
+	clip, quantile, rate, m, countStd, maxClip float64
 }
 
 // NewAdaptiveClipper validates lit, fills the defaults and returns the clipper.
 func NewAdaptiveClipper(lit AdaptiveClipperLiteral) (*AdaptiveClipper, error) {
-	a := &AdaptiveClipper{clip: lit.InitialClip, quantile: lit.TargetQuantile, rate: lit.LearningRate, m: lit.ExpectedClients, countStd: lit.CountNoiseStd}
+	a := &AdaptiveClipper{clip: lit.InitialClip, quantile: lit.TargetQuantile, rate: lit.LearningRate, m: lit.ExpectedClients, countStd: lit.CountNoiseStd, maxClip: lit.MaxClip}
 	if a.quantile == 0 {
 		a.quantile = 0.5
 	}
@@ -145,6 +148,10 @@ func NewAdaptiveClipper(lit AdaptiveClipperLiteral) (*AdaptiveClipper, error) {
 		return nil, fmt.Errorf("dp: adaptive clipping: expected clients %v: must be finite and > 0", lit.ExpectedClients)
 	case math.IsNaN(a.countStd) || math.IsInf(a.countStd, 0):
 		return nil, fmt.Errorf("dp: adaptive clipping: count noise std %v: must be finite", lit.CountNoiseStd)
+	case math.IsNaN(a.maxClip) || a.maxClip < 0 || math.IsInf(a.maxClip, 0):
+		return nil, fmt.Errorf("dp: adaptive clipping: max clip %v: must be finite and ≥ 0 (0: no cap)", lit.MaxClip)
+	case a.maxClip > 0 && a.clip > a.maxClip:
+		return nil, fmt.Errorf("dp: adaptive clipping: initial clip %v exceeds max clip %v", lit.InitialClip, lit.MaxClip)
 	}
 	switch {
 	case a.countStd == 0:
@@ -167,13 +174,16 @@ func (a *AdaptiveClipper) DistributedCountNoiseStd() float64 { return a.countStd
 
 // Update applies the geometric update given the already-noised sum of indicators (for
 // example decrypted from secure aggregation with distributed count noise) and returns the
-// new clip norm.
+// new clip norm, capped at MaxClip when one is set.
 func (a *AdaptiveClipper) Update(noisyIndicatorSum float64) (float64, error) {
 	if math.IsNaN(noisyIndicatorSum) || math.IsInf(noisyIndicatorSum, 0) {
 		return a.clip, fmt.Errorf("dp: adaptive clipping: indicator sum %v: must be finite", noisyIndicatorSum)
 	}
 	bBar := noisyIndicatorSum / a.m
 	a.clip *= math.Exp(-a.rate * (bBar - a.quantile))
+	if a.maxClip > 0 {
+		a.clip = min(a.clip, a.maxClip)
+	}
 	return a.clip, nil
 }
 

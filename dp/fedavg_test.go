@@ -93,6 +93,29 @@ func TestAdaptiveClipperDefaultsAndStep(t *testing.T) {
 	}
 }
 
+func TestAdaptiveClipperMaxClipCapsTheGrowth(t *testing.T) {
+	a, err := NewAdaptiveClipper(AdaptiveClipperLiteral{InitialClip: 1, ExpectedClients: 10, MaxClip: 1.05})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No client under the clip: C would grow by exp(0.1) ≈ 1.105 but stops at the cap.
+	if c, _ := a.Update(0); c != 1.05 {
+		t.Errorf("after b̄=0: C = %v, want the cap 1.05", c)
+	}
+	if c, _ := a.Update(10); math.Abs(c-1.05*math.Exp(-0.1)) > 1e-15 {
+		t.Errorf("after b̄=1: C = %v, want 1.05·exp(−0.1)", c)
+	}
+	for _, lit := range []AdaptiveClipperLiteral{
+		{InitialClip: 2, ExpectedClients: 10, MaxClip: 1},
+		{InitialClip: 1, ExpectedClients: 10, MaxClip: -1},
+		{InitialClip: 1, ExpectedClients: 10, MaxClip: math.Inf(1)},
+	} {
+		if _, err := NewAdaptiveClipper(lit); err == nil {
+			t.Errorf("%+v: want an error", lit)
+		}
+	}
+}
+
 func TestAdaptiveClipperTracksTheMedian(t *testing.T) {
 	// Update norms are log-normal with median 3; starting from C = 0.1 the noisy geometric
 	// update must settle near the median (Andrew et al. 2021, Fig. 1).
