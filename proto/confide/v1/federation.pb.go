@@ -909,8 +909,10 @@ type FitSpec struct {
 	MaxWeight   float64     `protobuf:"fixed64,11,opt,name=max_weight,json=maxWeight,proto3" json:"max_weight,omitempty"`
 	Secagg      *SecAggSpec `protobuf:"bytes,12,opt,name=secagg,proto3" json:"secagg,omitempty"`
 	// Free-form strategy settings (Flower's config dict).
-	Config        map[string]string `protobuf:"bytes,13,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Seed          uint64            `protobuf:"varint,14,opt,name=seed,proto3" json:"seed,omitempty"`
+	Config map[string]string `protobuf:"bytes,13,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Seed   uint64            `protobuf:"varint,14,opt,name=seed,proto3" json:"seed,omitempty"`
+	// User-level DP (DP-FedAvg) asks for these client-side steps; unset when it is off.
+	UserLevelDp   *UserLevelDPSpec `protobuf:"bytes,15,opt,name=user_level_dp,json=userLevelDp,proto3" json:"user_level_dp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1043,6 +1045,85 @@ func (x *FitSpec) GetSeed() uint64 {
 	return 0
 }
 
+func (x *FitSpec) GetUserLevelDp() *UserLevelDPSpec {
+	if x != nil {
+		return x.UserLevelDp
+	}
+	return nil
+}
+
+// UserLevelDPSpec: the client-side steps of DP-FedAvg (McMahan et al. 2018) with adaptive
+// clipping (Andrew et al. 2021). update_clip_norm is the round's clip norm S. Every client's
+// aggregation weight is 1 (the server divides the sum by the expected number of clients,
+// not by a data-dependent total weight).
+type UserLevelDPSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Standard deviation of the Gaussian noise the client adds to every coordinate of its
+	// clipped update before encrypting it: z·S/√m for m expected clients (distributed noise,
+	// so the server never sees an un-noised sum). 0 when the server adds the noise centrally.
+	NoiseStd float64 `protobuf:"fixed64,1,opt,name=noise_std,json=noiseStd,proto3" json:"noise_std,omitempty"`
+	// Adaptive clipping: append the indicator 1[‖Δ‖₂ ≤ update_clip_norm] of the update's
+	// norm before clipping as one extra value after the update (inside the encrypted
+	// vector, so only the noisy count of all clients is revealed).
+	ClipIndicator bool `protobuf:"varint,2,opt,name=clip_indicator,json=clipIndicator,proto3" json:"clip_indicator,omitempty"`
+	// Standard deviation of the Gaussian noise the client adds to its indicator (its share
+	// σ_b/√m of the count noise); 0 when the server adds the count noise centrally.
+	ClipIndicatorNoiseStd float64 `protobuf:"fixed64,3,opt,name=clip_indicator_noise_std,json=clipIndicatorNoiseStd,proto3" json:"clip_indicator_noise_std,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *UserLevelDPSpec) Reset() {
+	*x = UserLevelDPSpec{}
+	mi := &file_confide_v1_federation_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserLevelDPSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserLevelDPSpec) ProtoMessage() {}
+
+func (x *UserLevelDPSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_confide_v1_federation_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserLevelDPSpec.ProtoReflect.Descriptor instead.
+func (*UserLevelDPSpec) Descriptor() ([]byte, []int) {
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *UserLevelDPSpec) GetNoiseStd() float64 {
+	if x != nil {
+		return x.NoiseStd
+	}
+	return 0
+}
+
+func (x *UserLevelDPSpec) GetClipIndicator() bool {
+	if x != nil {
+		return x.ClipIndicator
+	}
+	return false
+}
+
+func (x *UserLevelDPSpec) GetClipIndicatorNoiseStd() float64 {
+	if x != nil {
+		return x.ClipIndicatorNoiseStd
+	}
+	return 0
+}
+
 // SecAggSpec names the secure-aggregation session of a round and its parameters.
 type SecAggSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1054,7 +1135,7 @@ type SecAggSpec struct {
 
 func (x *SecAggSpec) Reset() {
 	*x = SecAggSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[10]
+	mi := &file_confide_v1_federation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1147,7 @@ func (x *SecAggSpec) String() string {
 func (*SecAggSpec) ProtoMessage() {}
 
 func (x *SecAggSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[10]
+	mi := &file_confide_v1_federation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1160,7 @@ func (x *SecAggSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecAggSpec.ProtoReflect.Descriptor instead.
 func (*SecAggSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{10}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SecAggSpec) GetSession() []byte {
@@ -1115,7 +1196,7 @@ type SecAggParams struct {
 
 func (x *SecAggParams) Reset() {
 	*x = SecAggParams{}
-	mi := &file_confide_v1_federation_proto_msgTypes[11]
+	mi := &file_confide_v1_federation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1127,7 +1208,7 @@ func (x *SecAggParams) String() string {
 func (*SecAggParams) ProtoMessage() {}
 
 func (x *SecAggParams) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[11]
+	mi := &file_confide_v1_federation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1140,7 +1221,7 @@ func (x *SecAggParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecAggParams.ProtoReflect.Descriptor instead.
 func (*SecAggParams) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{11}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SecAggParams) GetLogN() int32 {
@@ -1225,7 +1306,7 @@ type EvaluateSpec struct {
 
 func (x *EvaluateSpec) Reset() {
 	*x = EvaluateSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[12]
+	mi := &file_confide_v1_federation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1318,7 @@ func (x *EvaluateSpec) String() string {
 func (*EvaluateSpec) ProtoMessage() {}
 
 func (x *EvaluateSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[12]
+	mi := &file_confide_v1_federation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1331,7 @@ func (x *EvaluateSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateSpec.ProtoReflect.Descriptor instead.
 func (*EvaluateSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{12}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EvaluateSpec) GetModel() *ModelSpec {
@@ -1286,7 +1367,7 @@ type KeySetupSpec struct {
 
 func (x *KeySetupSpec) Reset() {
 	*x = KeySetupSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[13]
+	mi := &file_confide_v1_federation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1379,7 @@ func (x *KeySetupSpec) String() string {
 func (*KeySetupSpec) ProtoMessage() {}
 
 func (x *KeySetupSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[13]
+	mi := &file_confide_v1_federation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1392,7 @@ func (x *KeySetupSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeySetupSpec.ProtoReflect.Descriptor instead.
 func (*KeySetupSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{13}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KeySetupSpec) GetStage() KeySetupStage {
@@ -1354,7 +1435,7 @@ type DecryptSpec struct {
 
 func (x *DecryptSpec) Reset() {
 	*x = DecryptSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[14]
+	mi := &file_confide_v1_federation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1447,7 @@ func (x *DecryptSpec) String() string {
 func (*DecryptSpec) ProtoMessage() {}
 
 func (x *DecryptSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[14]
+	mi := &file_confide_v1_federation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1460,7 @@ func (x *DecryptSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecryptSpec.ProtoReflect.Descriptor instead.
 func (*DecryptSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{14}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DecryptSpec) GetSession() []byte {
@@ -1416,7 +1497,7 @@ type ResultChunk struct {
 
 func (x *ResultChunk) Reset() {
 	*x = ResultChunk{}
-	mi := &file_confide_v1_federation_proto_msgTypes[15]
+	mi := &file_confide_v1_federation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1428,7 +1509,7 @@ func (x *ResultChunk) String() string {
 func (*ResultChunk) ProtoMessage() {}
 
 func (x *ResultChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[15]
+	mi := &file_confide_v1_federation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1441,7 +1522,7 @@ func (x *ResultChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultChunk.ProtoReflect.Descriptor instead.
 func (*ResultChunk) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{15}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ResultChunk) GetPart() isResultChunk_Part {
@@ -1503,7 +1584,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_confide_v1_federation_proto_msgTypes[16]
+	mi := &file_confide_v1_federation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1596,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[16]
+	mi := &file_confide_v1_federation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1609,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{16}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Result) GetTaskId() string {
@@ -1595,7 +1676,7 @@ type PushResultResponse struct {
 
 func (x *PushResultResponse) Reset() {
 	*x = PushResultResponse{}
-	mi := &file_confide_v1_federation_proto_msgTypes[17]
+	mi := &file_confide_v1_federation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +1688,7 @@ func (x *PushResultResponse) String() string {
 func (*PushResultResponse) ProtoMessage() {}
 
 func (x *PushResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[17]
+	mi := &file_confide_v1_federation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +1701,7 @@ func (x *PushResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResultResponse.ProtoReflect.Descriptor instead.
 func (*PushResultResponse) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{17}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{18}
 }
 
 type HeartbeatRequest struct {
@@ -1631,7 +1712,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_confide_v1_federation_proto_msgTypes[18]
+	mi := &file_confide_v1_federation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +1724,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[18]
+	mi := &file_confide_v1_federation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +1737,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{18}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{19}
 }
 
 type HeartbeatResponse struct {
@@ -1669,7 +1750,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_confide_v1_federation_proto_msgTypes[19]
+	mi := &file_confide_v1_federation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1762,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[19]
+	mi := &file_confide_v1_federation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1775,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{19}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HeartbeatResponse) GetRound() uint64 {
@@ -1719,7 +1800,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_confide_v1_federation_proto_msgTypes[20]
+	mi := &file_confide_v1_federation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1731,7 +1812,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[20]
+	mi := &file_confide_v1_federation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1744,7 +1825,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{20}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{21}
 }
 
 type LeaveResponse struct {
@@ -1755,7 +1836,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_confide_v1_federation_proto_msgTypes[21]
+	mi := &file_confide_v1_federation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1767,7 +1848,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[21]
+	mi := &file_confide_v1_federation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1780,7 +1861,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{21}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{22}
 }
 
 var File_confide_v1_federation_proto protoreflect.FileDescriptor
@@ -1835,7 +1916,7 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\x06DPSpec\x12)\n" +
 	"\x10noise_multiplier\x18\x01 \x01(\x01R\x0fnoiseMultiplier\x12\"\n" +
 	"\rmax_grad_norm\x18\x02 \x01(\x01R\vmaxGradNorm\x12\x14\n" +
-	"\x05delta\x18\x03 \x01(\x01R\x05delta\"\xc0\x04\n" +
+	"\x05delta\x18\x03 \x01(\x01R\x05delta\"\x81\x05\n" +
 	"\aFitSpec\x12+\n" +
 	"\x05model\x18\x01 \x01(\v2\x15.confide.v1.ModelSpecR\x05model\x12!\n" +
 	"\flocal_epochs\x18\x02 \x01(\x05R\vlocalEpochs\x12\x1d\n" +
@@ -1854,10 +1935,15 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"max_weight\x18\v \x01(\x01R\tmaxWeight\x12.\n" +
 	"\x06secagg\x18\f \x01(\v2\x16.confide.v1.SecAggSpecR\x06secagg\x127\n" +
 	"\x06config\x18\r \x03(\v2\x1f.confide.v1.FitSpec.ConfigEntryR\x06config\x12\x12\n" +
-	"\x04seed\x18\x0e \x01(\x04R\x04seed\x1a9\n" +
+	"\x04seed\x18\x0e \x01(\x04R\x04seed\x12?\n" +
+	"\ruser_level_dp\x18\x0f \x01(\v2\x1b.confide.v1.UserLevelDPSpecR\vuserLevelDp\x1a9\n" +
 	"\vConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"X\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8e\x01\n" +
+	"\x0fUserLevelDPSpec\x12\x1b\n" +
+	"\tnoise_std\x18\x01 \x01(\x01R\bnoiseStd\x12%\n" +
+	"\x0eclip_indicator\x18\x02 \x01(\bR\rclipIndicator\x127\n" +
+	"\x18clip_indicator_noise_std\x18\x03 \x01(\x01R\x15clipIndicatorNoiseStd\"X\n" +
 	"\n" +
 	"SecAggSpec\x12\x18\n" +
 	"\asession\x18\x01 \x01(\fR\asession\x120\n" +
@@ -1954,7 +2040,7 @@ func file_confide_v1_federation_proto_rawDescGZIP() []byte {
 }
 
 var file_confide_v1_federation_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_confide_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_confide_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_confide_v1_federation_proto_goTypes = []any{
 	(TaskKind)(0),              // 0: confide.v1.TaskKind
 	(KeySetupStage)(0),         // 1: confide.v1.KeySetupStage
@@ -1969,61 +2055,63 @@ var file_confide_v1_federation_proto_goTypes = []any{
 	(*ModelSpec)(nil),          // 10: confide.v1.ModelSpec
 	(*DPSpec)(nil),             // 11: confide.v1.DPSpec
 	(*FitSpec)(nil),            // 12: confide.v1.FitSpec
-	(*SecAggSpec)(nil),         // 13: confide.v1.SecAggSpec
-	(*SecAggParams)(nil),       // 14: confide.v1.SecAggParams
-	(*EvaluateSpec)(nil),       // 15: confide.v1.EvaluateSpec
-	(*KeySetupSpec)(nil),       // 16: confide.v1.KeySetupSpec
-	(*DecryptSpec)(nil),        // 17: confide.v1.DecryptSpec
-	(*ResultChunk)(nil),        // 18: confide.v1.ResultChunk
-	(*Result)(nil),             // 19: confide.v1.Result
-	(*PushResultResponse)(nil), // 20: confide.v1.PushResultResponse
-	(*HeartbeatRequest)(nil),   // 21: confide.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),  // 22: confide.v1.HeartbeatResponse
-	(*LeaveRequest)(nil),       // 23: confide.v1.LeaveRequest
-	(*LeaveResponse)(nil),      // 24: confide.v1.LeaveResponse
-	nil,                        // 25: confide.v1.FitSpec.ConfigEntry
-	nil,                        // 26: confide.v1.EvaluateSpec.ConfigEntry
-	nil,                        // 27: confide.v1.Result.MetricsEntry
+	(*UserLevelDPSpec)(nil),    // 13: confide.v1.UserLevelDPSpec
+	(*SecAggSpec)(nil),         // 14: confide.v1.SecAggSpec
+	(*SecAggParams)(nil),       // 15: confide.v1.SecAggParams
+	(*EvaluateSpec)(nil),       // 16: confide.v1.EvaluateSpec
+	(*KeySetupSpec)(nil),       // 17: confide.v1.KeySetupSpec
+	(*DecryptSpec)(nil),        // 18: confide.v1.DecryptSpec
+	(*ResultChunk)(nil),        // 19: confide.v1.ResultChunk
+	(*Result)(nil),             // 20: confide.v1.Result
+	(*PushResultResponse)(nil), // 21: confide.v1.PushResultResponse
+	(*HeartbeatRequest)(nil),   // 22: confide.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),  // 23: confide.v1.HeartbeatResponse
+	(*LeaveRequest)(nil),       // 24: confide.v1.LeaveRequest
+	(*LeaveResponse)(nil),      // 25: confide.v1.LeaveResponse
+	nil,                        // 26: confide.v1.FitSpec.ConfigEntry
+	nil,                        // 27: confide.v1.EvaluateSpec.ConfigEntry
+	nil,                        // 28: confide.v1.Result.MetricsEntry
 }
 var file_confide_v1_federation_proto_depIdxs = []int32{
 	9,  // 0: confide.v1.TaskChunk.task:type_name -> confide.v1.Task
 	7,  // 1: confide.v1.TaskChunk.no_task:type_name -> confide.v1.NoTask
 	0,  // 2: confide.v1.Task.kind:type_name -> confide.v1.TaskKind
 	12, // 3: confide.v1.Task.fit:type_name -> confide.v1.FitSpec
-	15, // 4: confide.v1.Task.evaluate:type_name -> confide.v1.EvaluateSpec
-	16, // 5: confide.v1.Task.key_setup:type_name -> confide.v1.KeySetupSpec
-	17, // 6: confide.v1.Task.decrypt:type_name -> confide.v1.DecryptSpec
+	16, // 4: confide.v1.Task.evaluate:type_name -> confide.v1.EvaluateSpec
+	17, // 5: confide.v1.Task.key_setup:type_name -> confide.v1.KeySetupSpec
+	18, // 6: confide.v1.Task.decrypt:type_name -> confide.v1.DecryptSpec
 	8,  // 7: confide.v1.Task.blobs:type_name -> confide.v1.Blob
 	10, // 8: confide.v1.FitSpec.model:type_name -> confide.v1.ModelSpec
 	11, // 9: confide.v1.FitSpec.dp:type_name -> confide.v1.DPSpec
-	13, // 10: confide.v1.FitSpec.secagg:type_name -> confide.v1.SecAggSpec
-	25, // 11: confide.v1.FitSpec.config:type_name -> confide.v1.FitSpec.ConfigEntry
-	14, // 12: confide.v1.SecAggSpec.params:type_name -> confide.v1.SecAggParams
-	10, // 13: confide.v1.EvaluateSpec.model:type_name -> confide.v1.ModelSpec
-	26, // 14: confide.v1.EvaluateSpec.config:type_name -> confide.v1.EvaluateSpec.ConfigEntry
-	1,  // 15: confide.v1.KeySetupSpec.stage:type_name -> confide.v1.KeySetupStage
-	14, // 16: confide.v1.KeySetupSpec.params:type_name -> confide.v1.SecAggParams
-	14, // 17: confide.v1.DecryptSpec.params:type_name -> confide.v1.SecAggParams
-	19, // 18: confide.v1.ResultChunk.result:type_name -> confide.v1.Result
-	0,  // 19: confide.v1.Result.kind:type_name -> confide.v1.TaskKind
-	2,  // 20: confide.v1.Result.status:type_name -> confide.v1.ResultStatus
-	27, // 21: confide.v1.Result.metrics:type_name -> confide.v1.Result.MetricsEntry
-	8,  // 22: confide.v1.Result.blobs:type_name -> confide.v1.Blob
-	3,  // 23: confide.v1.Federation.Join:input_type -> confide.v1.JoinRequest
-	5,  // 24: confide.v1.Federation.PullTask:input_type -> confide.v1.PullTaskRequest
-	18, // 25: confide.v1.Federation.PushResult:input_type -> confide.v1.ResultChunk
-	21, // 26: confide.v1.Federation.Heartbeat:input_type -> confide.v1.HeartbeatRequest
-	23, // 27: confide.v1.Federation.Leave:input_type -> confide.v1.LeaveRequest
-	4,  // 28: confide.v1.Federation.Join:output_type -> confide.v1.JoinResponse
-	6,  // 29: confide.v1.Federation.PullTask:output_type -> confide.v1.TaskChunk
-	20, // 30: confide.v1.Federation.PushResult:output_type -> confide.v1.PushResultResponse
-	22, // 31: confide.v1.Federation.Heartbeat:output_type -> confide.v1.HeartbeatResponse
-	24, // 32: confide.v1.Federation.Leave:output_type -> confide.v1.LeaveResponse
-	28, // [28:33] is the sub-list for method output_type
-	23, // [23:28] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	14, // 10: confide.v1.FitSpec.secagg:type_name -> confide.v1.SecAggSpec
+	26, // 11: confide.v1.FitSpec.config:type_name -> confide.v1.FitSpec.ConfigEntry
+	13, // 12: confide.v1.FitSpec.user_level_dp:type_name -> confide.v1.UserLevelDPSpec
+	15, // 13: confide.v1.SecAggSpec.params:type_name -> confide.v1.SecAggParams
+	10, // 14: confide.v1.EvaluateSpec.model:type_name -> confide.v1.ModelSpec
+	27, // 15: confide.v1.EvaluateSpec.config:type_name -> confide.v1.EvaluateSpec.ConfigEntry
+	1,  // 16: confide.v1.KeySetupSpec.stage:type_name -> confide.v1.KeySetupStage
+	15, // 17: confide.v1.KeySetupSpec.params:type_name -> confide.v1.SecAggParams
+	15, // 18: confide.v1.DecryptSpec.params:type_name -> confide.v1.SecAggParams
+	20, // 19: confide.v1.ResultChunk.result:type_name -> confide.v1.Result
+	0,  // 20: confide.v1.Result.kind:type_name -> confide.v1.TaskKind
+	2,  // 21: confide.v1.Result.status:type_name -> confide.v1.ResultStatus
+	28, // 22: confide.v1.Result.metrics:type_name -> confide.v1.Result.MetricsEntry
+	8,  // 23: confide.v1.Result.blobs:type_name -> confide.v1.Blob
+	3,  // 24: confide.v1.Federation.Join:input_type -> confide.v1.JoinRequest
+	5,  // 25: confide.v1.Federation.PullTask:input_type -> confide.v1.PullTaskRequest
+	19, // 26: confide.v1.Federation.PushResult:input_type -> confide.v1.ResultChunk
+	22, // 27: confide.v1.Federation.Heartbeat:input_type -> confide.v1.HeartbeatRequest
+	24, // 28: confide.v1.Federation.Leave:input_type -> confide.v1.LeaveRequest
+	4,  // 29: confide.v1.Federation.Join:output_type -> confide.v1.JoinResponse
+	6,  // 30: confide.v1.Federation.PullTask:output_type -> confide.v1.TaskChunk
+	21, // 31: confide.v1.Federation.PushResult:output_type -> confide.v1.PushResultResponse
+	23, // 32: confide.v1.Federation.Heartbeat:output_type -> confide.v1.HeartbeatResponse
+	25, // 33: confide.v1.Federation.Leave:output_type -> confide.v1.LeaveResponse
+	29, // [29:34] is the sub-list for method output_type
+	24, // [24:29] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_confide_v1_federation_proto_init() }
@@ -2042,7 +2130,7 @@ func file_confide_v1_federation_proto_init() {
 		(*Task_KeySetup)(nil),
 		(*Task_Decrypt)(nil),
 	}
-	file_confide_v1_federation_proto_msgTypes[15].OneofWrappers = []any{
+	file_confide_v1_federation_proto_msgTypes[16].OneofWrappers = []any{
 		(*ResultChunk_Result)(nil),
 		(*ResultChunk_Data)(nil),
 	}
@@ -2052,7 +2140,7 @@ func file_confide_v1_federation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_confide_v1_federation_proto_rawDesc), len(file_confide_v1_federation_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
