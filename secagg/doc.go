@@ -102,8 +102,15 @@
 //   - Concurrency: Parameters and PublicKey are read-only and shareable; each party is used
 //     by one goroutine at a time and parallelises internally with one lattigo encoder,
 //     encryptor or evaluator ShallowCopy per worker.
-//   - Randomness comes from crypto/rand (directly or through lattigo's sampling.NewPRNG);
-//     tests make it deterministic with testing/cryptotest.SetGlobalRandom.
+//   - Randomness comes from crypto/rand (directly or through lattigo's sampling.NewPRNG)
+//     unless a party is given a Randomness (MemberConfig, EncryptorConfig,
+//     LoadMemberWithRandomness). DeterministicRandomness, for tests and simulations only,
+//     derives every draw from (seed, label) and its context, so that two runs are
+//     byte-identical; it makes every secret recomputable from the seed. lattigo keeps the
+//     samplers of key generation, public-key encryption and the Shamir polynomial
+//     internal, so secagg runs those four steps itself on lattigo's ring samplers
+//     (sampling.go), in both modes. The server's KeySetup and Aggregator draw nothing secret.
+//     Tests can also fix crypto/rand with testing/cryptotest.SetGlobalRandom.
 //
 // # Precision and cost
 //

@@ -1,11 +1,14 @@
 package secagg
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"math"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/he/hefloat"
+	"github.com/tuneinsight/lattigo/v5/ring"
 )
 
 // EncryptorConfig configures a client's Encryptor.
@@ -16,19 +19,26 @@ type EncryptorConfig struct {
 	// Workers is the number of goroutines that encrypt chunks in parallel (default 1). A
 	// simulator running many clients at once keeps 1 and runs clients in parallel instead.
 	Workers int
+	// Randomness is the source of the encryption randomness; nil (the default, and the only
+	// choice in production) is crypto/rand. With DeterministicRandomness each chunk's
+	// randomness is a function of (seed, label, session, client id, round, the update and
+	// weight, chunk index): the same update encrypts to the same bytes, whatever Workers.
+	Randomness *Randomness
 }
 
 // Encryptor is a client's encryption step: it encrypts update vectors under the collective
 // public key. Its methods must not be called concurrently; it parallelises internally with
-// one encoder and one lattigo encryptor (ShallowCopy) per worker.
+// one encoder (ShallowCopy) and one set of buffers per worker, and draws each chunk's
+// randomness from a stream of its own (see encryptPk).
 type Encryptor struct {
 	params  Parameters
 	session SessionID
 	cfg     EncryptorConfig
+	pk      *rlwe.PublicKey
 	ecds    []*hefloat.Encoder
-	encs    []*rlwe.Encryptor
 	pts     []*rlwe.Plaintext
 	vals    [][]float64
+	bufs    []ring.Poly
 }
 
 // NewEncryptor prepares encryption under pk.
@@ -41,20 +51,20 @@ func NewEncryptor(params Parameters, pk *PublicKey, cfg EncryptorConfig) (*Encry
 		return nil, err
 	}
 	cfg.Workers = clampWorkers(cfg.Workers)
-	e := &Encryptor{params: params, session: pk.Session, cfg: cfg}
+	e := &Encryptor{params: params, session: pk.Session, cfg: cfg, pk: rpk}
 	// 53 bits: the notes' encoder-precision pitfall (larger silently switches to big.Float).
 	ecd := hefloat.NewEncoder(params.he, 53)
-	enc := rlwe.NewEncryptor(params.he, rpk)
 	for w := 0; w < cfg.Workers; w++ {
 		if w == 0 {
-			e.ecds, e.encs = append(e.ecds, ecd), append(e.encs, enc)
+			e.ecds = append(e.ecds, ecd)
 		} else {
-			e.ecds, e.encs = append(e.ecds, ecd.ShallowCopy()), append(e.encs, enc.ShallowCopy())
+			e.ecds = append(e.ecds, ecd.ShallowCopy())
 		}
 		pt := hefloat.NewPlaintext(params.he, 0)
 		pt.IsBatched = false // coefficient encoding: N values per ciphertext, no FFT noise blow-up
 		e.pts = append(e.pts, pt)
 		e.vals = append(e.vals, make([]float64, params.N()))
+		e.bufs = append(e.bufs, params.he.RingQ().NewPoly())
 	}
 	return e, nil
 }
@@ -77,6 +87,10 @@ func (e *Encryptor) EncryptUpdate(round uint64, update []float64, weight float64
 	}
 	n := e.params.N()
 	dim := len(update)
+	var digest []byte // binds deterministic randomness to the update, so no two updates share it
+	if e.cfg.Randomness.Deterministic() {
+		digest = updateDigest(update, weight)
+	}
 	u := &EncryptedUpdate{Session: e.session, Round: round, ClientID: e.cfg.ClientID, Dim: dim, q: e.params.Modulus(), chunks: make([]*rlwe.Ciphertext, e.params.NumChunks(dim))}
 	errs := make([]error, len(u.chunks))
 	parallelFor(e.cfg.Workers, len(u.chunks), func(w, k int) {
@@ -98,8 +112,13 @@ func (e *Encryptor) EncryptUpdate(round uint64, update []float64, weight float64
 			errs[k] = err
 			return
 		}
+		prng, err := e.cfg.Randomness.prng("encrypt", e.session[:], []byte(e.cfg.ClientID), u64(round), digest, u64(uint64(k)))
+		if err != nil {
+			errs[k] = err
+			return
+		}
 		ct := hefloat.NewCiphertext(e.params.he, 1, 0)
-		if err := e.encs[w].Encrypt(e.pts[w], ct); err != nil {
+		if err := encryptPk(*e.params.he.GetRLWEParameters(), prng, e.pk, e.pts[w], ct, e.bufs[w]); err != nil {
 			errs[k] = err
 			return
 		}
@@ -109,4 +128,23 @@ func (e *Encryptor) EncryptUpdate(round uint64, update []float64, weight float64
 		return nil, fmt.Errorf("secagg: encrypting the update: %w", err)
 	}
 	return u, nil
+}
+
+// updateDigest hashes an update and its weight (the plaintext of an EncryptedUpdate).
+func updateDigest(update []float64, weight float64) []byte {
+	h := sha256.New()
+	h.Write([]byte("confide-secagg-v1 update\x00"))
+	var b [8 * 512]byte
+	binary.LittleEndian.PutUint64(b[:], math.Float64bits(weight))
+	binary.LittleEndian.PutUint64(b[8:], uint64(len(update)))
+	h.Write(b[:16])
+	for len(update) > 0 {
+		k := min(len(update), 512)
+		for i, x := range update[:k] {
+			binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(x))
+		}
+		h.Write(b[:8*k])
+		update = update[k:]
+	}
+	return h.Sum(nil)
 }

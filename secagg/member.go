@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -24,6 +23,11 @@ type MemberConfig struct {
 	Committee CommitteeConfig
 	// Workers is the number of goroutines used to compute decryption shares (default 1).
 	Workers int
+	// Randomness is the source of the member's identity key, flooding-noise key, secret key,
+	// key-generation noise, Shamir polynomial and sealing nonces; nil (the default, and the
+	// only choice in production) is crypto/rand. It is not part of the persisted state:
+	// restore with LoadMemberWithRandomness to keep using it.
+	Randomness *Randomness
 }
 
 // Member is a key-committee member: a single-threaded state machine with no I/O. Its methods
@@ -60,12 +64,15 @@ func NewMember(params Parameters, cfg MemberConfig) (*Member, error) {
 	if cfg.ID < 1 || int(cfg.ID) > cfg.Committee.Size {
 		return nil, fmt.Errorf("secagg: member id %d out of range 1…%d", cfg.ID, cfg.Committee.Size)
 	}
-	id, err := ecdh.X25519().GenerateKey(rand.Reader)
+	who := [][]byte{cfg.Session[:], u64(uint64(cfg.ID))}
+	id, err := cfg.Randomness.x25519Key("member identity key", who...)
 	if err != nil {
 		return nil, fmt.Errorf("secagg: generating identity key: %w", err)
 	}
 	m := &Member{params: params, cfg: cfg, identity: id, records: map[AggregateID]decryptionRecord{}}
-	rand.Read(m.noiseKey[:])
+	if err := cfg.Randomness.read(m.noiseKey[:], "member flooding-noise key", who...); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -114,6 +121,16 @@ func crsFor(ro *Roster) (*sampling.KeyedPRNG, error) {
 	return sampling.NewKeyedPRNG(seed[:])
 }
 
+// rosterDigest identifies a roster in the context of deterministic draws.
+func rosterDigest(ro *Roster) ([]byte, error) {
+	b, err := ro.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	d := sha256.Sum256(b)
+	return d[:], nil
+}
+
 // Deal generates the member's secret key and returns its dealing: a share of the collective
 // public key and a Shamir share of the secret sealed to every member (itself included, so it
 // need keep no secret between dealing and delivery). The secret itself is not kept. Persist
@@ -128,21 +145,42 @@ func (m *Member) Deal(ro *Roster) (*Dealing, error) {
 	if m.roster != nil && !slices.Equal(m.roster.IdentityKeys, ro.IdentityKeys) {
 		return nil, fmt.Errorf("secagg: member %d: roster changed within the session", m.cfg.ID)
 	}
-	he := m.params.he
+	he := *m.params.he.GetRLWEParameters()
 	crs, err := crsFor(ro)
 	if err != nil {
 		return nil, err
 	}
-	sk := rlwe.NewKeyGenerator(he).GenSecretKeyNew()
+	rd, err := rosterDigest(ro)
+	if err != nil {
+		return nil, err
+	}
+	// One stream for the secret key, its key-generation noise and its Shamir polynomial,
+	// drawn in that order (see sampling.go for why not lattigo's own samplers), and one for
+	// the sealing nonces. Deterministic streams depend on the roster, so dealing again for
+	// the same roster gives the same dealing and a nonce never seals two plaintexts.
+	who := [][]byte{m.cfg.Session[:], u64(uint64(m.cfg.ID)), rd}
+	prng, err := m.cfg.Randomness.prng("member dealing", who...)
+	if err != nil {
+		return nil, err
+	}
+	nonces, err := m.cfg.Randomness.reader("member sealing nonces", who...)
+	if err != nil {
+		return nil, err
+	}
+	sk, err := genSecretKey(he, prng)
+	if err != nil {
+		return nil, fmt.Errorf("secagg: member %d: %w", m.cfg.ID, err)
+	}
 	defer clearPoly(sk.Value.Q)
 
-	ckg := mhe.NewPublicKeyGenProtocol(he)
-	crp := ckg.SampleCRP(crs)
-	pkShare := ckg.AllocateShare()
-	ckg.GenShare(sk, crp, &pkShare)
+	crp := mhe.NewPublicKeyGenProtocol(he).SampleCRP(crs)
+	pkShare, err := genPublicKeyShare(he, prng, sk, crp)
+	if err != nil {
+		return nil, fmt.Errorf("secagg: member %d: %w", m.cfg.ID, err)
+	}
 
 	thr := mhe.NewThresholdizer(he)
-	poly, err := thr.GenShamirPolynomial(m.cfg.Committee.Threshold, sk)
+	poly, err := genShamirPolynomial(he, prng, m.cfg.Committee.Threshold, sk)
 	if err != nil {
 		return nil, fmt.Errorf("secagg: member %d: Shamir polynomial: %w", m.cfg.ID, err)
 	}
@@ -166,7 +204,9 @@ func (m *Member) Deal(ro *Roster) (*Dealing, error) {
 		if err != nil {
 			return nil, fmt.Errorf("secagg: member %d: sealing the share for member %d: %w", m.cfg.ID, to, err)
 		}
-		d.sealed[j] = seal(aead, shareAD(m.cfg.Session, m.params.digest, m.cfg.ID, to), plain)
+		if d.sealed[j], err = seal(aead, shareAD(m.cfg.Session, m.params.digest, m.cfg.ID, to), plain, nonces); err != nil {
+			return nil, fmt.Errorf("secagg: member %d: sealing the share for member %d: %w", m.cfg.ID, to, err)
+		}
 	}
 	rc := *ro
 	rc.IdentityKeys = slices.Clone(ro.IdentityKeys)
@@ -456,11 +496,20 @@ func (m *Member) MarshalBinary() ([]byte, error) {
 	return w.b, nil
 }
 
-// LoadMember restores a member from MarshalBinary output. It checks that the state was made
-// under params and never panics on corrupted input.
+// LoadMember restores a member from MarshalBinary output, with crypto/rand as its source of
+// randomness for a later Deal. It checks that the state was made under params and never
+// panics on corrupted input.
 func LoadMember(params Parameters, state []byte, workers int) (*Member, error) {
+	return LoadMemberWithRandomness(params, state, workers, nil)
+}
+
+// LoadMemberWithRandomness is LoadMember for a member created with MemberConfig.Randomness
+// rnd (which the state does not record): its later draws (a Deal) come from rnd, nil being
+// crypto/rand.
+func LoadMemberWithRandomness(params Parameters, state []byte, workers int, rnd *Randomness) (*Member, error) {
 	r := newReader(state, typeMemberState, "member state")
 	m := &Member{params: params, records: map[AggregateID]decryptionRecord{}}
+	m.cfg.Randomness = rnd
 	r.fixed(m.cfg.Session[:])
 	m.cfg.ID = MemberID(r.u16())
 	m.cfg.Committee.Size = int(r.u16())

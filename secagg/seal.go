@@ -5,10 +5,10 @@ import (
 	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/hkdf"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"io"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -71,11 +71,15 @@ func checkIdentityKey(k [32]byte) error {
 	return nil
 }
 
-// seal encrypts plaintext with a fresh random nonce; the result is nonce ‖ ciphertext ‖ tag.
-func seal(aead cipher.AEAD, ad, plaintext []byte) []byte {
+// seal encrypts plaintext with a nonce read from nonces (crypto/rand.Reader, or a
+// deterministic stream that never seals two plaintexts under one key and nonce); the result
+// is nonce ‖ ciphertext ‖ tag.
+func seal(aead cipher.AEAD, ad, plaintext []byte, nonces io.Reader) ([]byte, error) {
 	out := make([]byte, sealNonceSize, sealNonceSize+len(plaintext)+sealTagSize)
-	rand.Read(out)
-	return aead.Seal(out, out[:sealNonceSize], plaintext, ad)
+	if _, err := io.ReadFull(nonces, out); err != nil {
+		return nil, fmt.Errorf("nonce: %w", err)
+	}
+	return aead.Seal(out, out[:sealNonceSize], plaintext, ad), nil
 }
 
 // open decrypts and authenticates a sealed blob.
