@@ -23,6 +23,11 @@ type PartyConfig struct {
 	ClientID string
 	// Store keeps member states across restarts; nil keeps them in memory.
 	Store Store
+	// SecAggRandomness is the source of the secure-aggregation randomness (member keys,
+	// dealings, encryption); nil, the default and the only choice in production, is
+	// crypto/rand. Simulations asking for reproducible runs pass a
+	// secagg.DeterministicRandomness of their own per client.
+	SecAggRandomness *secagg.Randomness
 	// MinThreshold and MinContributions are the weakest key committee the client takes part
 	// in or encrypts for: a server asking for a lower threshold t or a lower minimum number
 	// of contributions m is refused. 0 accepts the server's settings.
@@ -319,7 +324,7 @@ func (p *Party) encryptor(t *pb.Task, sa *pb.SecAggSpec) (*secagg.Encryptor, err
 	if string(pk.Session[:]) != string(sa.GetSession()) {
 		return nil, fmt.Errorf("public key of session %s, the task names another session", pk.Session)
 	}
-	enc, err := secagg.NewEncryptor(params, &pk, secagg.EncryptorConfig{ClientID: p.cfg.ClientID, Workers: p.cfg.Workers})
+	enc, err := secagg.NewEncryptor(params, &pk, secagg.EncryptorConfig{ClientID: p.cfg.ClientID, Workers: p.cfg.Workers, Randomness: p.cfg.SecAggRandomness})
 	if err != nil {
 		return nil, err
 	}
@@ -378,7 +383,7 @@ func (p *Party) member(params secagg.Parameters, s secagg.SessionID, id uint32) 
 		if err != nil {
 			return nil, &fatalError{err}
 		}
-		if m, err = secagg.LoadMember(params, b, p.cfg.Workers); err != nil {
+		if m, err = secagg.LoadMemberWithRandomness(params, b, p.cfg.Workers, p.cfg.SecAggRandomness); err != nil {
 			return nil, fmt.Errorf("loading member state of session %s: %w", s, err)
 		}
 		p.members[s] = m
@@ -418,7 +423,7 @@ func (p *Party) keySetup(t *pb.Task, res *pb.Result) error {
 	case pb.KeySetupStage_KEY_SETUP_STAGE_ANNOUNCE:
 		m, ok := p.members[s]
 		if !ok {
-			if m, err = secagg.NewMember(params, secagg.MemberConfig{Session: s, ID: secagg.MemberID(spec.GetMemberId()), Committee: cc, Workers: p.cfg.Workers}); err != nil {
+			if m, err = secagg.NewMember(params, secagg.MemberConfig{Session: s, ID: secagg.MemberID(spec.GetMemberId()), Committee: cc, Workers: p.cfg.Workers, Randomness: p.cfg.SecAggRandomness}); err != nil {
 				return err
 			}
 			if err := p.saveMember(s, m); err != nil {
