@@ -125,8 +125,10 @@ type DPConfig struct {
 	// that would take it past (0: no limit, still accounted).
 	BudgetEpsilon float64 `yaml:"budget_epsilon"`
 	// DeterministicNoise draws DP noise and Poisson sampling from generators seeded by
-	// Seed instead of crypto/rand, so that two runs are identical. For experiments only:
-	// the output says so.
+	// Seed instead of crypto/rand, so that two runs are identical. It also seeds the
+	// clients' secure-aggregation randomness (keys, encryption, flooding noise), with or
+	// without DP-SGD. For experiments only: the summary says so when DP-SGD is on, and
+	// config.yaml records the setting.
 	DeterministicNoise bool `yaml:"deterministic_noise"`
 }
 

@@ -44,9 +44,12 @@
 // and the mean over clients, at Config.DP.Delta. DP noise and Poisson sampling come from
 // crypto/rand unless DP.DeterministicNoise asks for generators seeded from the run's seed,
 // which the summary then states; without DP-SGD, local shuffling is always seeded. Secure
-// aggregation draws its keys and encryption noise from crypto/rand (package secagg offers
-// no seeded source), so with it on, metrics agree across runs only to the precision of the
-// CKKS decryption (about 1e-4 per coordinate of the aggregate).
+// aggregation draws its keys, encryption randomness and flooding noise from crypto/rand
+// too, unless DP.DeterministicNoise is set: then each client's come from
+// secagg.DeterministicRandomness(seed, client id) (memory transport), and runs with secure
+// aggregation on are bit-for-bit identical as well. Otherwise metrics agree across runs
+// only to the precision of the CKKS decryption (about 1e-4 per coordinate of the
+// aggregate).
 //
 // # Output
 //

@@ -19,6 +19,7 @@ import (
 	"github.com/confide-fl/confide/internal/linalg"
 	"github.com/confide-fl/confide/model"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/secagg"
 	"github.com/confide-fl/confide/server"
 	"github.com/confide-fl/confide/train"
 )
@@ -333,10 +334,19 @@ func (r *run) taskSeed(k int, round uint64, kind int32) uint64 {
 	return max(1, mix(r.cfg.Seed, 0x7461736b, uint64(k), round, uint64(kind)))
 }
 
+// secAggRandomness is client k's secure-aggregation randomness: nil (crypto/rand) unless
+// deterministic noise is requested, else derived from the run's seed and the client's id.
+func (r *run) secAggRandomness(k int) *secagg.Randomness {
+	if !r.cfg.DP.DeterministicNoise {
+		return nil
+	}
+	return secagg.DeterministicRandomness(r.cfg.Seed, r.id(k))
+}
+
 // handle runs one task of client k on worker w: the client is materialised for it (its
 // round logic, its trainer over its dataset view and ledger) and forgotten after.
 func (r *run) handle(ctx context.Context, w *worker, k int, st *clientState, t *pb.Task) (*pb.Result, error) {
-	p, err := client.NewParty(client.PartyConfig{ClientID: r.id(k), Store: st.store}, &virtualTrainer{r: r, k: k, store: st.store, w: w})
+	p, err := client.NewParty(client.PartyConfig{ClientID: r.id(k), Store: st.store, SecAggRandomness: r.secAggRandomness(k)}, &virtualTrainer{r: r, k: k, store: st.store, w: w})
 	if err != nil {
 		return nil, err
 	}
