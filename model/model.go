@@ -13,6 +13,9 @@ type Input struct {
 	Tokens  []int32
 	B, T    int
 	Lengths []int32 // valid time steps per example (sequences); nil means all T
+	// Transformed says X already holds the output of the model's feature stage
+	// (B×Features().OutDim(), e.g. computed once for a whole dataset), not raw inputs.
+	Transformed bool
 }
 
 // Model is a network built from a Spec, with all parameters in one vector.
@@ -24,6 +27,8 @@ type Model struct {
 	layers      []Layer
 	paramLayers []ParamLayer
 	loss        Loss
+	features    Features // nil without a feature stage
+	featBuf     []float64
 
 	batch   Batch
 	in      Tensor
@@ -44,7 +49,11 @@ func New(spec Spec, rng *rand.Rand) (*Model, error) {
 	return m, nil
 }
 
-func newUninitialised(spec Spec) (*Model, error) {
+func newUninitialised(spec Spec) (*Model, error) { return newWithFeatures(spec, nil) }
+
+// newWithFeatures builds an uninitialised model, reusing features (immutable and safe for
+// concurrent use) for its feature stage when not nil.
+func newWithFeatures(spec Spec, features Features) (*Model, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
@@ -58,6 +67,12 @@ func newUninitialised(spec Spec) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{Spec: spec, layers: layers, loss: loss}
+	if spec.Features != nil {
+		m.features = features
+		if m.features == nil {
+			m.features = spec.Features.build()
+		}
+	}
 	n := 0
 	for _, l := range layers {
 		if p, ok := l.(ParamLayer); ok {
@@ -81,7 +96,7 @@ func (m *Model) NumParams() int { return len(m.Params) }
 
 // Clone returns an independent model with the same spec and a copy of the parameters.
 func (m *Model) Clone() *Model {
-	c, err := newUninitialised(m.Spec)
+	c, err := newWithFeatures(m.Spec, m.features)
 	if err != nil {
 		panic(err) // m.Spec was validated when m was built
 	}
@@ -104,6 +119,9 @@ func (m *Model) ZeroGrads() { clear(m.Grads) }
 // Layers returns the model's layers in order.
 func (m *Model) Layers() []Layer { return m.layers }
 
+// Features returns the model's fixed feature stage, or nil when the layers read raw inputs.
+func (m *Model) Features() Features { return m.features }
+
 func (m *Model) setBatch(in *Input, train, ghost bool, rng *rand.Rand) error {
 	if in.B <= 0 {
 		return fmt.Errorf("model: empty batch")
@@ -120,11 +138,36 @@ func (m *Model) setBatch(in *Input, train, ghost bool, rng *rand.Rand) error {
 		return m.checkTokens(in)
 	}
 	if m.Spec.Type == TypeMLP {
-		if len(in.X) != in.B*m.Spec.Input {
-			return fmt.Errorf("model: input has %d values, want %d examples × %d features", len(in.X), in.B, m.Spec.Input)
-		}
-		m.in = Tensor{Data: in.X, Rows: in.B, Cols: m.Spec.Input}
+		return m.setDense(in)
 	}
+	return nil
+}
+
+// setDense points the first layer at the batch's dense input, applying the feature stage to
+// raw inputs.
+func (m *Model) setDense(in *Input) error {
+	if in.Transformed {
+		if m.features == nil {
+			return fmt.Errorf("model: input is marked transformed but the model has no feature stage")
+		}
+		d := m.features.OutDim()
+		if len(in.X) != in.B*d {
+			return fmt.Errorf("model: transformed input has %d values, want %d examples × %d features", len(in.X), in.B, d)
+		}
+		m.in = Tensor{Data: in.X, Rows: in.B, Cols: d}
+		return nil
+	}
+	if len(in.X) != in.B*m.Spec.Input {
+		return fmt.Errorf("model: input has %d values, want %d examples × %d features", len(in.X), in.B, m.Spec.Input)
+	}
+	if m.features == nil {
+		m.in = Tensor{Data: in.X, Rows: in.B, Cols: m.Spec.Input}
+		return nil
+	}
+	d := m.features.OutDim()
+	m.featBuf = growFloats(m.featBuf, in.B*d)
+	m.features.Transform(m.featBuf, in.X, in.B)
+	m.in = Tensor{Data: m.featBuf, Rows: in.B, Cols: d}
 	return nil
 }
 
@@ -245,18 +288,12 @@ func (m *Model) Backprop(in *Input, tg Targets, scale float64, rng *rand.Rand) (
 // ‖∇_θ loss_i‖ of every example into norms (length B). Grads is not touched; follow with
 // AccumulateWeighted to add Σ_i w_i ∇_θ loss_i. It returns the summed loss.
 func (m *Model) PerExampleNorms(in *Input, tg Targets, rng *rand.Rand, norms []float64) (lossSum float64, st Stats, err error) {
-	if err := m.setBatch(in, true, true, rng); err != nil {
-		return 0, st, err
-	}
 	if len(norms) != in.B {
 		return 0, st, fmt.Errorf("model: norms has length %d, batch has %d examples", len(norms), in.B)
 	}
-	out := m.forward()
-	st, err = m.evalLoss(out, tg, 1, nil, true)
-	if err != nil {
+	if st, err = m.ghostPass(in, tg, rng); err != nil {
 		return 0, st, err
 	}
-	m.backward(m.grad)
 	clear(norms)
 	for _, l := range m.paramLayers {
 		l.AddPerExampleSqNorms(norms, &m.batch)
@@ -265,6 +302,79 @@ func (m *Model) PerExampleNorms(in *Input, tg Targets, rng *rand.Rand, norms []f
 		norms[i] = math.Sqrt(v)
 	}
 	return m.sumLoss(), st, nil
+}
+
+// ghostPass runs a training forward and backward pass in ghost mode.
+func (m *Model) ghostPass(in *Input, tg Targets, rng *rand.Rand) (Stats, error) {
+	if err := m.setBatch(in, true, true, rng); err != nil {
+		return Stats{}, err
+	}
+	out := m.forward()
+	st, err := m.evalLoss(out, tg, 1, nil, true)
+	if err != nil {
+		return st, err
+	}
+	m.backward(m.grad)
+	return st, nil
+}
+
+// ParamLayerSizes returns the number of parameters of each parametrised layer, in the order
+// of the parameter vector (the sizes sum to NumParams). These are the groups of per-layer
+// clipping; a composite layer (a Transformer block) is one group.
+func (m *Model) ParamLayerSizes() []int {
+	sizes := make([]int, len(m.paramLayers))
+	for i, l := range m.paramLayers {
+		sizes[i] = l.NumParams()
+	}
+	return sizes
+}
+
+// PerExampleLayerNorms is PerExampleNorms per parametrised layer: it writes
+// ‖∇_{θ_l} loss_i‖, the norm of example i's gradient restricted to layer l's parameters, into
+// norms[l][i] (len(norms) = len(ParamLayerSizes()), each of length B). Follow with
+// AccumulateWeightedPerLayer.
+func (m *Model) PerExampleLayerNorms(in *Input, tg Targets, rng *rand.Rand, norms [][]float64) (lossSum float64, st Stats, err error) {
+	if len(norms) != len(m.paramLayers) {
+		return 0, st, fmt.Errorf("model: %d norm rows for %d parametrised layers", len(norms), len(m.paramLayers))
+	}
+	for l, row := range norms {
+		if len(row) != in.B {
+			return 0, st, fmt.Errorf("model: norms[%d] has length %d, batch has %d examples", l, len(row), in.B)
+		}
+	}
+	if st, err = m.ghostPass(in, tg, rng); err != nil {
+		return 0, st, err
+	}
+	for l, layer := range m.paramLayers {
+		row := norms[l]
+		clear(row)
+		layer.AddPerExampleSqNorms(row, &m.batch)
+		for i, v := range row {
+			row[i] = math.Sqrt(v)
+		}
+	}
+	return m.sumLoss(), st, nil
+}
+
+// AccumulateWeightedPerLayer adds Σ_i w[l][i]·∇_{θ_l} loss_i to the gradients of every
+// parametrised layer l, for the batch of the last PerExampleLayerNorms (or PerExampleNorms)
+// call: per-layer clip factors in one multiply per layer.
+func (m *Model) AccumulateWeightedPerLayer(w [][]float64) error {
+	if !m.batch.Ghost {
+		return fmt.Errorf("model: AccumulateWeightedPerLayer needs a preceding PerExampleLayerNorms")
+	}
+	if len(w) != len(m.paramLayers) {
+		return fmt.Errorf("model: %d weight rows for %d parametrised layers", len(w), len(m.paramLayers))
+	}
+	for l, row := range w {
+		if len(row) != m.batch.B {
+			return fmt.Errorf("model: w[%d] has %d weights for a batch of %d examples", l, len(row), m.batch.B)
+		}
+	}
+	for l, layer := range m.paramLayers {
+		layer.AccumulateWeighted(w[l], &m.batch)
+	}
+	return nil
 }
 
 // AccumulateWeighted adds Σ_i w[i]·∇_θ loss_i to Grads, for the batch of the last

@@ -49,6 +49,11 @@ type Spec struct {
 	Init string `json:"init,omitempty" yaml:"init,omitempty"`
 	// Loss is cross_entropy (default) or mse.
 	Loss string `json:"loss,omitempty" yaml:"loss,omitempty"`
+	// Features, when set, is a fixed first stage (mlp only) that turns each raw input row of
+	// Input values into Features.OutDim() features for the first layer, e.g. the scattering
+	// transform of an image. Forward applies it to raw inputs; training computes it once per
+	// dataset and feeds the features (Input.Transformed).
+	Features *FeatureSpec `json:"features,omitempty" yaml:"features,omitempty"`
 
 	// Sequence models (rnn, lstm, gru, transformer) read token ids (Input.Tokens, B×T) and
 	// use the fields below; Hidden lists the widths of the stacked recurrent layers (one
@@ -209,8 +214,16 @@ func (s Spec) Validate() error {
 				bad("hidden[%d] = %d: layer widths must be > 0", i, h)
 			}
 		}
+		if s.Features != nil && s.Input > 0 {
+			if err := s.Features.validate(s.Input); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	case TypeRNN, TypeLSTM, TypeGRU, TypeTransformer:
 		s.validateSequence(bad)
+		if s.Features != nil {
+			bad("features: a feature stage reads dense inputs; remove it for type %s", s.Type)
+		}
 	case "":
 		bad("type is missing (use mlp, rnn, lstm, gru or transformer)")
 	default:
@@ -331,6 +344,9 @@ func (s Spec) build() ([]Layer, error) {
 	switch s.Type {
 	case TypeMLP:
 		in := s.Input
+		if s.Features != nil {
+			in = s.Features.OutDim()
+		}
 		for _, h := range s.Hidden {
 			layers = append(layers, NewLinear(in, h, s.Init))
 			act, err := NewActivation(s.Activation)
