@@ -15,6 +15,17 @@ type Noise interface {
 	AddGaussian(dst []float64, std float64)
 }
 
+// Clipping modes.
+const (
+	// ClipFlat clips each example's whole gradient to norm C (Abadi et al. 2016).
+	ClipFlat = "flat"
+	// ClipPerLayer clips the gradient of each parametrised layer l separately to norm C_l,
+	// with Σ_l C_l² = C² so the example's whole gradient still has norm ≤ C and the noise
+	// σ·C is calibrated as for flat clipping (McMahan et al. 2018, "per-layer clipping";
+	// Opacus' clipping="per_layer").
+	ClipPerLayer = "per-layer"
+)
+
 // Config holds DP-SGD's parameters.
 type Config struct {
 	// NoiseMultiplier σ: the noise standard deviation is σ·MaxGradNorm.
@@ -23,6 +34,12 @@ type Config struct {
 	MaxGradNorm float64 `json:"max_grad_norm" yaml:"max_grad_norm"`
 	// ExpectedBatch is q·N, the divisor of the noisy clipped sum.
 	ExpectedBatch float64 `json:"expected_batch" yaml:"expected_batch"`
+	// Clipping is flat (the default when empty) or per-layer.
+	Clipping string `json:"clipping,omitempty" yaml:"clipping,omitempty"`
+	// LayerMaxGradNorms are per-layer clipping's thresholds C_l, one per parametrised layer
+	// of the model (model.ParamLayerSizes order); their root sum of squares must equal
+	// MaxGradNorm. Empty splits C equally: C_l = C/√L for L layers.
+	LayerMaxGradNorms []float64 `json:"layer_max_grad_norms,omitempty" yaml:"layer_max_grad_norms,omitempty"`
 }
 
 // Validate checks the configuration, naming the field and its valid range.
@@ -37,13 +54,39 @@ func (c Config) Validate() error {
 	if !(c.ExpectedBatch > 0) || math.IsInf(c.ExpectedBatch, 0) {
 		errs = append(errs, fmt.Errorf("expected batch = %v: must be > 0", c.ExpectedBatch))
 	}
+	switch c.Clipping {
+	case "", ClipFlat:
+		if len(c.LayerMaxGradNorms) > 0 {
+			errs = append(errs, fmt.Errorf("layer_max_grad_norms is set but clipping is %q: set clipping: %s, or remove them", c.clipping(), ClipPerLayer))
+		}
+	case ClipPerLayer:
+		ss := 0.0
+		for l, v := range c.LayerMaxGradNorms {
+			if !(v > 0) || math.IsInf(v, 0) {
+				errs = append(errs, fmt.Errorf("layer_max_grad_norms[%d] = %v: must be finite and > 0", l, v))
+			}
+			ss += v * v
+		}
+		if len(c.LayerMaxGradNorms) > 0 && c.MaxGradNorm > 0 && math.Abs(math.Sqrt(ss)-c.MaxGradNorm) > 1e-9*c.MaxGradNorm {
+			errs = append(errs, fmt.Errorf("max_grad_norm = %v but the per-layer thresholds have root sum of squares %v: the noise is calibrated to it, so set max_grad_norm to %v", c.MaxGradNorm, math.Sqrt(ss), math.Sqrt(ss)))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("clipping %q unknown (use %s or %s)", c.Clipping, ClipFlat, ClipPerLayer))
+	}
 	return errors.Join(errs...)
+}
+
+func (c Config) clipping() string {
+	if c.Clipping == "" {
+		return ClipFlat
+	}
+	return c.Clipping
 }
 
 // StepStats describes one DP-SGD step.
 type StepStats struct {
 	Batch   int     // realised Poisson batch size
-	Clipped int     // examples whose gradient norm exceeded C
+	Clipped int     // examples whose gradient norm (per-layer: any layer's) exceeded its threshold
 	Loss    float64 // summed per-example loss
 	model.Stats
 }
@@ -55,6 +98,10 @@ type Optimizer struct {
 	cfg   Config
 
 	norms, w []float64
+	// Per-layer clipping: thresholds C_l, and per-layer norms and factors (layer × example).
+	layerClip            []float64
+	layerNorms, layerW   [][]float64
+	layerNormBuf, layerB []float64
 }
 
 // New returns a DP-SGD optimizer for m. It refuses models with layers that cannot report
@@ -73,8 +120,28 @@ func New(m *model.Model, base model.Optimizer, noise Noise, cfg Config) (*Optimi
 			}
 		}
 	}
-	return &Optimizer{Base: base, Noise: noise, cfg: cfg}, nil
+	o := &Optimizer{Base: base, Noise: noise, cfg: cfg}
+	if cfg.clipping() == ClipPerLayer {
+		L := len(m.ParamLayerSizes())
+		switch {
+		case L == 0:
+			return nil, errors.New("dp-sgd: per-layer clipping: the model has no parametrised layers")
+		case len(cfg.LayerMaxGradNorms) == 0:
+			o.layerClip = make([]float64, L)
+			for l := range o.layerClip {
+				o.layerClip[l] = cfg.MaxGradNorm / math.Sqrt(float64(L))
+			}
+		case len(cfg.LayerMaxGradNorms) != L:
+			return nil, fmt.Errorf("dp-sgd: %d per-layer thresholds for a model with %d parametrised layers", len(cfg.LayerMaxGradNorms), L)
+		default:
+			o.layerClip = append([]float64(nil), cfg.LayerMaxGradNorms...)
+		}
+	}
+	return o, nil
 }
+
+// LayerMaxGradNorms returns the per-layer thresholds C_l in use (nil with flat clipping).
+func (o *Optimizer) LayerMaxGradNorms() []float64 { return append([]float64(nil), o.layerClip...) }
 
 // Config returns the optimizer's configuration.
 func (o *Optimizer) Config() Config { return o.cfg }
@@ -85,7 +152,11 @@ func (o *Optimizer) Config() Config { return o.cfg }
 func (o *Optimizer) Step(m *model.Model, in *model.Input, tg model.Targets, rng *rand.Rand) (StepStats, error) {
 	st := StepStats{Batch: in.B}
 	m.ZeroGrads()
-	if in.B > 0 {
+	if in.B > 0 && o.layerClip != nil {
+		if err := o.clipPerLayer(m, in, tg, rng, &st); err != nil {
+			return st, err
+		}
+	} else if in.B > 0 {
 		o.norms = growTo(o.norms, in.B)
 		o.w = growTo(o.w, in.B)
 		loss, ms, err := m.PerExampleNorms(in, tg, rng, o.norms)
@@ -116,6 +187,40 @@ func (o *Optimizer) Step(m *model.Model, in *model.Input, tg model.Targets, rng 
 	}
 	o.Base.Step(m.Params, m.Grads)
 	return st, nil
+}
+
+// clipPerLayer adds Σ_i Σ_l clip_{C_l}(g_{i,l}) to m.Grads: each example's gradient clipped
+// layer by layer.
+func (o *Optimizer) clipPerLayer(m *model.Model, in *model.Input, tg model.Targets, rng *rand.Rand, st *StepStats) error {
+	L, B := len(o.layerClip), in.B
+	o.layerNormBuf = growTo(o.layerNormBuf, L*B)
+	o.layerB = growTo(o.layerB, L*B)
+	o.layerNorms, o.layerW = o.layerNorms[:0], o.layerW[:0]
+	for l := 0; l < L; l++ {
+		o.layerNorms = append(o.layerNorms, o.layerNormBuf[l*B:(l+1)*B])
+		o.layerW = append(o.layerW, o.layerB[l*B:(l+1)*B])
+	}
+	loss, ms, err := m.PerExampleLayerNorms(in, tg, rng, o.layerNorms)
+	if err != nil {
+		return err
+	}
+	st.Loss, st.Stats = loss, ms
+	for i := 0; i < B; i++ {
+		clipped := false
+		for l, c := range o.layerClip {
+			n := o.layerNorms[l][i]
+			if math.IsNaN(n) || math.IsInf(n, 0) {
+				return fmt.Errorf("dp-sgd: example %d has a non-finite gradient norm in layer %d: lower the learning rate", i, l)
+			}
+			f := dp.ClipFactor(n, c)
+			clipped = clipped || f < 1
+			o.layerW[l][i] = f
+		}
+		if clipped {
+			st.Clipped++
+		}
+	}
+	return m.AccumulateWeightedPerLayer(o.layerW)
 }
 
 func growTo(s []float64, n int) []float64 {

@@ -193,3 +193,115 @@ func TestPoissonSample(t *testing.T) {
 		t.Errorf("q = 0 gave %v", got)
 	}
 }
+
+// TestPerLayerClippingMatchesNaive checks per-layer clipping against its definition: each
+// example's own gradient (one-example-at-a-time backprop) split into the model's layer
+// slices, each slice clipped to its threshold C_l, summed — for the equal split C/√L and for
+// explicit thresholds.
+func TestPerLayerClippingMatchesNaive(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		clip   float64
+		layers []float64
+	}{
+		{"equal_C0.05", 0.05, nil},
+		{"equal_C0.5", 0.5, nil},
+		{"equal_C100", 100, nil},
+		{"explicit", 0.5, []float64{0.3, 0.4}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, in, tg := smallModel(t)
+			sizes := m.ParamLayerSizes()
+			if len(sizes) != 2 || sizes[0]+sizes[1] != m.NumParams() {
+				t.Fatalf("layer sizes %v for %d parameters", sizes, m.NumParams())
+			}
+			thresholds := c.layers
+			if thresholds == nil {
+				thresholds = []float64{c.clip / math.Sqrt2, c.clip / math.Sqrt2}
+			}
+			rec := &recordingOpt{}
+			const eb = 4.0
+			o, err := New(m, rec, seededNoise{rand.New(rand.NewPCG(1, 1))}, Config{
+				MaxGradNorm: c.clip, ExpectedBatch: eb, Clipping: ClipPerLayer, LayerMaxGradNorms: c.layers,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := o.Step(m, in, tg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([]float64, m.NumParams())
+			clipped := 0
+			for i := 0; i < in.B; i++ {
+				m.ZeroGrads()
+				one := &model.Input{X: in.X[i*5 : (i+1)*5], B: 1}
+				if _, _, err := m.Backprop(one, model.Targets{Class: tg.Class[i : i+1]}, 1, nil); err != nil {
+					t.Fatal(err)
+				}
+				off, any, total := 0, false, 0.0
+				for l, k := range sizes {
+					g := m.Grads[off : off+k]
+					n := 0.0
+					for _, v := range g {
+						n += v * v
+					}
+					n = math.Sqrt(n)
+					f := math.Min(1, thresholds[l]/n)
+					any = any || f < 1
+					total += f * f * n * n
+					for j, v := range g {
+						want[off+j] += f * v / eb
+					}
+					off += k
+				}
+				// The clipped example's whole gradient stays within C: the noise's calibration.
+				if math.Sqrt(total) > c.clip*(1+1e-12) {
+					t.Fatalf("example %d contributes norm %v > C = %v", i, math.Sqrt(total), c.clip)
+				}
+				if any {
+					clipped++
+				}
+			}
+			if st.Clipped != clipped {
+				t.Errorf("%d examples clipped, want %d", st.Clipped, clipped)
+			}
+			if e := relDiff(rec.got, want); e > 1e-9 {
+				t.Errorf("relative error %.3g against naive per-layer clipping", e)
+			}
+		})
+	}
+}
+
+func relDiff(got, want []float64) float64 {
+	var d, nw float64
+	for k := range want {
+		d += (got[k] - want[k]) * (got[k] - want[k])
+		nw += want[k] * want[k]
+	}
+	return math.Sqrt(d / nw)
+}
+
+func TestPerLayerConfigValidation(t *testing.T) {
+	m, _, _ := smallModel(t)
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"unknown_mode", Config{MaxGradNorm: 1, ExpectedBatch: 1, Clipping: "layerwise"}},
+		{"thresholds_without_per_layer", Config{MaxGradNorm: 1, ExpectedBatch: 1, LayerMaxGradNorms: []float64{0.6, 0.8}}},
+		{"inconsistent_C", Config{MaxGradNorm: 2, ExpectedBatch: 1, Clipping: ClipPerLayer, LayerMaxGradNorms: []float64{0.6, 0.8}}},
+		{"non_positive", Config{MaxGradNorm: 1, ExpectedBatch: 1, Clipping: ClipPerLayer, LayerMaxGradNorms: []float64{0, 1}}},
+		{"wrong_count", Config{MaxGradNorm: 1, ExpectedBatch: 1, Clipping: ClipPerLayer, LayerMaxGradNorms: []float64{1}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := New(m, &recordingOpt{}, seededNoise{}, c.cfg); err == nil {
+				t.Errorf("%+v accepted", c.cfg)
+			}
+		})
+	}
+	ok := Config{MaxGradNorm: 1, ExpectedBatch: 1, Clipping: ClipPerLayer, LayerMaxGradNorms: []float64{0.6, 0.8}}
+	if _, err := New(m, &recordingOpt{}, seededNoise{}, ok); err != nil {
+		t.Errorf("√(0.6² + 0.8²) = 1 rejected: %v", err)
+	}
+}
