@@ -29,10 +29,21 @@ type Config struct {
 	DP *DPConfig `json:"dp,omitempty" yaml:"dp,omitempty"`
 }
 
-// DPConfig holds DP-SGD's noise multiplier σ and clipping norm C.
+// DPConfig holds DP-SGD's noise multiplier σ and clipping: norm C, flat or per layer (see
+// dpsgd.Config).
 type DPConfig struct {
-	NoiseMultiplier float64 `json:"noise_multiplier" yaml:"noise_multiplier"`
-	MaxGradNorm     float64 `json:"max_grad_norm" yaml:"max_grad_norm"`
+	NoiseMultiplier   float64   `json:"noise_multiplier" yaml:"noise_multiplier"`
+	MaxGradNorm       float64   `json:"max_grad_norm" yaml:"max_grad_norm"`
+	Clipping          string    `json:"clipping,omitempty" yaml:"clipping,omitempty"`
+	LayerMaxGradNorms []float64 `json:"layer_max_grad_norms,omitempty" yaml:"layer_max_grad_norms,omitempty"`
+}
+
+// dpsgd returns the DP-SGD optimizer's configuration for batches of expected size batch.
+func (d DPConfig) dpsgd(batch int) dpsgd.Config {
+	return dpsgd.Config{
+		NoiseMultiplier: d.NoiseMultiplier, MaxGradNorm: d.MaxGradNorm, ExpectedBatch: float64(max(batch, 1)),
+		Clipping: d.Clipping, LayerMaxGradNorms: d.LayerMaxGradNorms,
+	}
 }
 
 // Validate checks the configuration, naming the key and the fix.
@@ -56,7 +67,7 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if c.DP != nil {
-		if err := (dpsgd.Config{NoiseMultiplier: c.DP.NoiseMultiplier, MaxGradNorm: c.DP.MaxGradNorm, ExpectedBatch: float64(max(c.BatchSize, 1))}).Validate(); err != nil {
+		if err := c.DP.dpsgd(c.BatchSize).Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("dp: %w", err))
 		}
 	}
@@ -97,6 +108,10 @@ type Trainer struct {
 	sampler *rand.Rand
 	idx     []int
 	dpSteps []accountant.Step
+
+	// featured holds, for a model with a feature stage, the transformed copy of every
+	// dataset the trainer has seen (in memory only), so each is transformed once.
+	featured map[*data.Dataset]*data.Dataset
 }
 
 // New returns a trainer for m. total is the number of optimisation steps the run will take
@@ -119,9 +134,7 @@ func (t *Trainer) EnableDP(noise dpsgd.Noise, sampler *rand.Rand) error {
 	if t.cfg.DP == nil {
 		return errors.New("train: EnableDP without a dp section in the config")
 	}
-	o, err := dpsgd.New(t.Model, t.Opt, noise, dpsgd.Config{
-		NoiseMultiplier: t.cfg.DP.NoiseMultiplier, MaxGradNorm: t.cfg.DP.MaxGradNorm, ExpectedBatch: float64(t.cfg.BatchSize),
-	})
+	o, err := dpsgd.New(t.Model, t.Opt, noise, t.cfg.DP.dpsgd(t.cfg.BatchSize))
 	if err != nil {
 		return err
 	}
@@ -168,6 +181,45 @@ func (t *Trainer) lr() float64 {
 	return lr
 }
 
+// featureChunk is the number of examples Featurize transforms between progress reports.
+const featureChunk = 1024
+
+// Featurize returns ds with the model's feature stage (model.Features) applied to every
+// example, or ds itself when the model has none. The result is computed once per dataset and
+// kept in memory for the trainer's lifetime; Epoch and Fit use it, so calling Featurize first
+// only serves to report progress (onExamples, when not nil, is called as examples are done)
+// or to time the transform. The copy shares ds's labels and groups.
+func (t *Trainer) Featurize(ctx context.Context, ds *data.Dataset, onExamples func(int)) (*data.Dataset, error) {
+	f := t.Model.Features()
+	if f == nil {
+		return ds, nil
+	}
+	if c, ok := t.featured[ds]; ok {
+		return c, nil
+	}
+	if ds.IsText() || ds.Dim != f.InDim() {
+		return nil, fmt.Errorf("train: the model's feature stage reads %d dense values per example; dataset %s has %d", f.InDim(), ds.Name, ds.Dim)
+	}
+	in, out := f.InDim(), f.OutDim()
+	c := *ds
+	c.X, c.Dim, c.Shape = make([]float64, ds.N*out), out, nil
+	for lo := 0; lo < ds.N; lo += featureChunk {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hi := min(lo+featureChunk, ds.N)
+		f.Transform(c.X[lo*out:hi*out], ds.X[lo*in:hi*in], hi-lo)
+		if onExamples != nil {
+			onExamples(hi - lo)
+		}
+	}
+	if t.featured == nil {
+		t.featured = make(map[*data.Dataset]*data.Dataset)
+	}
+	t.featured[ds] = &c
+	return &c, nil
+}
+
 // Input converts a gathered batch to the model's input and targets.
 func Input(ds *data.Dataset, b *data.Batch, in *model.Input) model.Targets {
 	*in = model.Input{X: b.X, Tokens: b.Tokens, Lengths: b.Lengths, B: b.N}
@@ -200,8 +252,13 @@ func CheckCompatible(m *model.Model, ds *data.Dataset) error {
 // Epoch runs one epoch of shuffled mini-batch SGD over ds. onStep, when not nil, is called
 // after every step with the number of examples processed.
 func (t *Trainer) Epoch(ctx context.Context, ds *data.Dataset, onStep func(examples int)) (Metrics, error) {
+	ds, err := t.Featurize(ctx, ds, nil)
+	if err != nil {
+		return Metrics{}, err
+	}
+	transformed := t.Model.Features() != nil
 	if t.cfg.DP != nil {
-		return t.dpEpoch(ctx, ds, onStep)
+		return t.dpEpoch(ctx, ds, transformed, onStep)
 	}
 	it, err := data.NewBatchIterator(ds.N, t.cfg.BatchSize, false)
 	if err != nil {
@@ -217,6 +274,7 @@ func (t *Trainer) Epoch(ctx context.Context, ds *data.Dataset, onStep func(examp
 		}
 		ds.Gather(&t.batch, idx)
 		tg := Input(ds, &t.batch, &t.in)
+		t.in.Transformed = transformed
 		t.Opt.SetLR(t.lr())
 		t.Model.ZeroGrads()
 		l, s, err := t.Model.Backprop(&t.in, tg, 1/float64(len(idx)), t.rng)
@@ -240,7 +298,7 @@ func (t *Trainer) Epoch(ctx context.Context, ds *data.Dataset, onStep func(examp
 }
 
 // dpEpoch runs N/(expected batch) DP-SGD steps, each on a Poisson-sampled batch.
-func (t *Trainer) dpEpoch(ctx context.Context, ds *data.Dataset, onStep func(examples int)) (Metrics, error) {
+func (t *Trainer) dpEpoch(ctx context.Context, ds *data.Dataset, transformed bool, onStep func(examples int)) (Metrics, error) {
 	if t.dp == nil {
 		return Metrics{}, errors.New("train: DP-SGD configured but EnableDP was not called")
 	}
@@ -258,6 +316,7 @@ func (t *Trainer) dpEpoch(ctx context.Context, ds *data.Dataset, onStep func(exa
 		if len(t.idx) > 0 {
 			ds.Gather(&t.batch, t.idx)
 			tg = Input(ds, &t.batch, &t.in)
+			t.in.Transformed = transformed
 		} else {
 			t.in = model.Input{}
 		}
@@ -303,6 +362,11 @@ func metrics(lossSum float64, st model.Stats, n int) Metrics {
 
 // Evaluate computes the mean loss and the accuracy of m on ds in batches of batchSize.
 func Evaluate(m *model.Model, ds *data.Dataset, batchSize int) (Metrics, error) {
+	return evaluate(m, ds, batchSize, false)
+}
+
+// evaluate is Evaluate; transformed says ds holds the output of m's feature stage.
+func evaluate(m *model.Model, ds *data.Dataset, batchSize int, transformed bool) (Metrics, error) {
 	if batchSize <= 0 {
 		batchSize = 256
 	}
@@ -318,6 +382,7 @@ func Evaluate(m *model.Model, ds *data.Dataset, batchSize int) (Metrics, error) 
 		}
 		ds.Gather(&b, idx)
 		tg := Input(ds, &b, &in)
+		in.Transformed = transformed
 		l, s, err := m.Evaluate(&in, tg)
 		if err != nil {
 			return Metrics{}, err
@@ -349,7 +414,11 @@ func (t *Trainer) Fit(ctx context.Context, trainSet, testSet *data.Dataset, onEp
 		}
 		r := EpochReport{Epoch: e, Train: tr, LR: t.Opt.LR(), Duration: time.Since(start)}
 		if testSet != nil {
-			te, err := Evaluate(t.Model, testSet, 512)
+			ts, err := t.Featurize(ctx, testSet, nil)
+			if err != nil {
+				return reports, err
+			}
+			te, err := evaluate(t.Model, ts, 512, t.Model.Features() != nil)
 			if err != nil {
 				return reports, err
 			}
