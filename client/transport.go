@@ -79,14 +79,10 @@ func (g *GRPCTransport) Pull(ctx context.Context, wait time.Duration) (*pb.Task,
 	if task == nil {
 		return nil, false, errors.New("client: server stream did not start with a task header")
 	}
-	var total int64
-	for _, b := range task.Blobs {
-		if b.Size < 0 || total+b.Size > maxTaskBytes {
-			return nil, false, fmt.Errorf("client: task %s announces an oversized payload", task.TaskId)
-		}
-		total += b.Size
+	asm, err := blob.NewAssembler(task.Blobs, maxTaskBytes)
+	if err != nil {
+		return nil, false, fmt.Errorf("client: task %s: %w", task.TaskId, err)
 	}
-	buf := make([]byte, 0, total)
 	for {
 		c, err := stream.Recv()
 		if err == io.EOF {
@@ -95,18 +91,12 @@ func (g *GRPCTransport) Pull(ctx context.Context, wait time.Duration) (*pb.Task,
 		if err != nil {
 			return nil, false, err
 		}
-		if int64(len(buf)+len(c.GetData())) > total {
-			return nil, false, fmt.Errorf("client: task %s sends more bytes than announced", task.TaskId)
+		if err := asm.Add(c.GetData()); err != nil {
+			return nil, false, fmt.Errorf("client: task %s: %w", task.TaskId, err)
 		}
-		buf = append(buf, c.GetData()...)
 	}
-	if int64(len(buf)) != total {
-		return nil, false, fmt.Errorf("client: task %s stream ended after %d of %d bytes", task.TaskId, len(buf), total)
-	}
-	var off int64
-	for _, b := range task.Blobs {
-		b.Data = buf[off : off+b.Size : off+b.Size]
-		off += b.Size
+	if _, err := asm.Finish(); err != nil {
+		return nil, false, fmt.Errorf("client: task %s: %w", task.TaskId, err)
 	}
 	return task, false, nil
 }
