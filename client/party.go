@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/proto/blob"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
@@ -35,14 +36,21 @@ type PartyConfig struct {
 	MinContributions int
 	// Workers is the number of goroutines secure-aggregation steps use (default 1).
 	Workers int
+	// Noise is the source of the distributed noise of user-level DP (DP-FedAvg), which the
+	// client adds to its clipped update when a task asks for it. nil draws from a
+	// dp.SecureNoise made on first use; pass a dp.DeterministicNoise only for tests and
+	// reproducible simulations.
+	Noise dp.NoiseSource
 }
 
 // Party is a client's per-round logic, with no transport: Handle takes a task and returns
 // the result to push. It trains through the Trainer, forms the update Δ = local − global,
 // clips it to the task's bound, and either sends it in the clear or encrypts (w·Δ, w, 1)
 // under the committee's collective key; as a key-committee member it runs the key setup
-// and answers decryption requests. Both the gRPC client (Run) and the simulator drive it.
-// A Party handles one task at a time.
+// and answers decryption requests. Under user-level DP (the task's user_level_dp) its
+// weight is 1, it appends the adaptive clip's indicator when asked, and it adds its share
+// of the distributed noise before encrypting. Both the gRPC client (Run) and the simulator
+// drive it. A Party handles one task at a time.
 type Party struct {
 	cfg     PartyConfig
 	trainer Trainer
@@ -146,25 +154,35 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 	if fr.NumExamples < 1 {
 		return fmt.Errorf("trainer reports %d examples", fr.NumExamples)
 	}
-	delta := make([]float64, dim)
+	ul := spec.GetUserLevelDp()
+	delta := make([]float64, dim, dim+1)
 	for i := range delta {
 		delta[i] = fr.Params[i] - global[i]
 	}
 	if err := checkFinite(delta); err != nil {
 		return fmt.Errorf("update: %w", err)
 	}
-	clipL2(delta, spec.GetUpdateClipNorm())
+	clip := spec.GetUpdateClipNorm()
+	norm := clipL2(delta, clip)
+	if ul != nil {
+		if delta, err = p.userLevel(delta, norm, clip, ul); err != nil {
+			return fmt.Errorf("user-level DP: %w", err)
+		}
+	}
 	res.NumExamples = int64(fr.NumExamples)
 	res.Metrics = fr.Metrics
 	if enc == nil {
 		res.Blobs = []*pb.Blob{blob.New(blob.Update, blob.EncodeFloats(delta))}
 		return nil
 	}
-	ws := spec.GetWeightScale()
-	if !(ws > 0) {
-		return fmt.Errorf("weight_scale %v: must be positive", ws)
+	w := 1.0 // user-level DP: uniform weights, the server divides by the expected count
+	if ul == nil {
+		ws := spec.GetWeightScale()
+		if !(ws > 0) {
+			return fmt.Errorf("weight_scale %v: must be positive", ws)
+		}
+		w = min(float64(fr.NumExamples)/ws, spec.GetMaxWeight())
 	}
-	w := min(float64(fr.NumExamples)/ws, spec.GetMaxWeight())
 	u, err := enc.EncryptUpdate(t.GetRound(), delta, w)
 	if err != nil {
 		return err
@@ -177,25 +195,74 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 	return nil
 }
 
-// clipL2 scales v in place to L2 norm at most c (c ≤ 0: no clipping): DP-FedAvg's user-level
-// clipping (McMahan et al. 2018). The factor is shaved by 1e-12 so rounding can never push a
-// coordinate past c, which the secure-aggregation encryptor checks exactly.
-func clipL2(v []float64, c float64) {
-	if !(c > 0) {
-		return
-	}
+// clipL2 scales v in place to L2 norm at most c (c ≤ 0: no clipping) and returns its norm
+// before clipping: DP-FedAvg's user-level clipping (McMahan et al. 2018). The factor is
+// shaved by 1e-12 so rounding can never push a coordinate past c, which the
+// secure-aggregation encryptor checks exactly.
+func clipL2(v []float64, c float64) float64 {
 	var s float64
 	for _, x := range v {
 		s += x * x
 	}
 	n := math.Sqrt(s)
-	if n <= c {
-		return
+	if !(c > 0) || n <= c {
+		return n
 	}
 	f := c / n * (1 - 1e-12)
 	for i := range v {
 		v[i] *= f
 	}
+	return n
+}
+
+// userLevel applies the client-side steps of user-level DP to the clipped update delta
+// (norm before clipping: norm, clip norm: clip): it appends the adaptive clip's indicator
+// 1[norm ≤ clip] (Andrew et al. 2021) when asked, then adds the task's distributed noise
+// shares, N(0, noise_std²) to every coordinate of the update and N(0,
+// clip_indicator_noise_std²) to the indicator. The noise is drawn after clipping, so the
+// noised update may exceed the clip norm; the server's secure-aggregation bound leaves room.
+func (p *Party) userLevel(delta []float64, norm, clip float64, ul *pb.UserLevelDPSpec) ([]float64, error) {
+	std, istd := ul.GetNoiseStd(), ul.GetClipIndicatorNoiseStd()
+	if !(clip > 0) {
+		return nil, fmt.Errorf("update_clip_norm %v: user-level DP needs a positive clip norm", clip)
+	}
+	for name, v := range map[string]float64{"noise_std": std, "clip_indicator_noise_std": istd} {
+		if math.IsNaN(v) || v < 0 || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("%s %v: must be finite and ≥ 0", name, v)
+		}
+	}
+	dim := len(delta)
+	if ul.GetClipIndicator() {
+		delta = append(delta, dp.ClipIndicator(norm, clip))
+	} else if istd != 0 {
+		return nil, fmt.Errorf("clip_indicator_noise_std %v without clip_indicator", istd)
+	}
+	if std == 0 && istd == 0 {
+		return delta, nil
+	}
+	src, err := p.noise()
+	if err != nil {
+		return nil, err
+	}
+	if err := dp.AddGaussianNoise(delta[:dim], std, src); err != nil {
+		return nil, err
+	}
+	if err := dp.AddGaussianNoise(delta[dim:], istd, src); err != nil {
+		return nil, err
+	}
+	return delta, nil
+}
+
+// noise returns the configured noise source, or a secure one made on first use.
+func (p *Party) noise() (dp.NoiseSource, error) {
+	if p.cfg.Noise == nil {
+		s, err := dp.NewSecureNoise()
+		if err != nil {
+			return nil, err
+		}
+		p.cfg.Noise = s
+	}
+	return p.cfg.Noise, nil
 }
 
 func checkFinite(v []float64) error {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/dp/accountant"
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/proto/blob"
@@ -216,5 +217,58 @@ func TestDirStoreRoundTripAndMissing(t *testing.T) {
 	}
 	if b, err := s.Load("member-00"); err != nil || string(b) != "x" {
 		t.Fatalf("Load = %q, %v", b, err)
+	}
+}
+
+// TestPartyUserLevelDP: under user-level DP the party appends the clip indicator of the
+// update's norm before clipping and adds its distributed noise share after clipping.
+func TestPartyUserLevelDP(t *testing.T) {
+	spec := model.Spec{Type: model.TypeMLP, Input: 50, Output: 40} // 2040 parameters
+	params := make([]float64, 50*40+40)
+	fit := func(shift float64, fs *pb.FitSpec) (*pb.Result, []float64) {
+		t.Helper()
+		p, _ := client.NewParty(client.PartyConfig{ClientID: "a", Noise: dp.NewDeterministicNoise(7)}, fixedTrainer{shift: shift})
+		res, err := p.Handle(t.Context(), fitTask(spec, params, fs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != pb.ResultStatus_RESULT_STATUS_OK {
+			return res, nil
+		}
+		d, _ := blob.Find(res.Blobs, blob.Update)
+		v, err := blob.DecodeFloats(d, len(params)+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, v
+	}
+	// Norm 2·√2040 > S = 1: clipped to 1, indicator 0, no noise asked.
+	_, v := fit(2, &pb.FitSpec{UpdateClipNorm: 1, UserLevelDp: &pb.UserLevelDPSpec{ClipIndicator: true}})
+	if n := dp.L2Norm(v[:len(params)]); math.Abs(n-1) > 1e-9 || v[len(params)] != 0 {
+		t.Fatalf("clipped norm %v and indicator %v, want 1 and 0", n, v[len(params)])
+	}
+	// A zero update under the clip: indicator 1, and the noise shares are all that is sent.
+	_, v = fit(0, &pb.FitSpec{UpdateClipNorm: 1, UserLevelDp: &pb.UserLevelDPSpec{NoiseStd: 0.3, ClipIndicator: true, ClipIndicatorNoiseStd: 1e-3}})
+	if std := dp.L2Norm(v[:len(params)]) / math.Sqrt(float64(len(params))); math.Abs(std-0.3)/0.3 > 0.05 {
+		t.Fatalf("noise std %v, want 0.3 (±5%%)", std)
+	}
+	if ind := v[len(params)]; ind == 1 || math.Abs(ind-1) > 0.01 {
+		t.Fatalf("indicator %v, want 1 plus a little noise", ind)
+	}
+	for _, tc := range []struct {
+		name string
+		fs   *pb.FitSpec
+		want string
+	}{
+		{"no-clip", &pb.FitSpec{UserLevelDp: &pb.UserLevelDPSpec{NoiseStd: 1}}, "needs a positive clip norm"},
+		{"negative-noise", &pb.FitSpec{UpdateClipNorm: 1, UserLevelDp: &pb.UserLevelDPSpec{NoiseStd: -1}}, "noise_std -1"},
+		{"indicator-noise-without-indicator", &pb.FitSpec{UpdateClipNorm: 1, UserLevelDp: &pb.UserLevelDPSpec{ClipIndicatorNoiseStd: 1}}, "without clip_indicator"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, _ := fit(0, tc.fs)
+			if res.Status != pb.ResultStatus_RESULT_STATUS_FAILED || !strings.Contains(res.Reason, tc.want) {
+				t.Fatalf("status %v reason %q, want FAILED mentioning %q", res.Status, res.Reason, tc.want)
+			}
+		})
 	}
 }

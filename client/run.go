@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/confide-fl/confide/dp"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
 )
 
@@ -37,6 +38,8 @@ type Config struct {
 	MinThreshold, MinContributions int
 	// Workers for secure-aggregation steps (default 1).
 	Workers int
+	// Noise for user-level DP's distributed noise: see PartyConfig (nil: secure).
+	Noise dp.NoiseSource
 	// DialOptions replace the default (plaintext) transport credentials, e.g. for TLS or
 	// an in-memory listener in tests.
 	DialOptions []grpc.DialOption
@@ -115,7 +118,7 @@ func RunWith(ctx context.Context, cfg Config, tr Transport, trainer Trainer) err
 	if cfg.Name == "" {
 		return errors.New("client: client name is required")
 	}
-	party, err := NewParty(PartyConfig{ClientID: cfg.Name, Store: cfg.Store, MinThreshold: cfg.MinThreshold, MinContributions: cfg.MinContributions, Workers: cfg.Workers}, trainer)
+	party, err := NewParty(PartyConfig{ClientID: cfg.Name, Store: cfg.Store, MinThreshold: cfg.MinThreshold, MinContributions: cfg.MinContributions, Workers: cfg.Workers, Noise: cfg.Noise}, trainer)
 	if err != nil {
 		return err
 	}

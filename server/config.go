@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/secagg"
 	"github.com/confide-fl/confide/server/strategy"
@@ -78,8 +79,123 @@ type DPConfig struct {
 	Delta           float64 `yaml:"delta"`         // default 1e-5
 	// UpdateClipNorm bounds ‖Δ‖₂ of every client update (DP-FedAvg user-level clipping).
 	// Required under secure aggregation, where it also bounds every coordinate. Default 0
-	// without secure aggregation (no clipping), 10 with it.
+	// without secure aggregation (no clipping), 10 with it. Under user-level DP it is
+	// UserLevel's clip (the largest adaptive clip): leave it unset.
 	UpdateClipNorm float64 `yaml:"update_clip_norm"`
+	// UserLevel turns on user-level DP for the rounds (DP-FedAvg).
+	UserLevel UserLevelDPConfig `yaml:"user_level"`
+}
+
+// User-level DP modes: where the Gaussian noise on the sum of updates is drawn.
+const (
+	// UserLevelCentral: the server adds N(0, z²S²) to the (decrypted) sum. The clients and
+	// whoever sees the model are protected; the server is trusted with the un-noised sum.
+	UserLevelCentral = "central"
+	// UserLevelDistributed: each of the m expected clients adds N(0, z²S²/m) to its clipped
+	// update before encrypting it, so the decrypted sum is already noised and the server
+	// never sees an un-noised one. Needs secure aggregation.
+	UserLevelDistributed = "distributed"
+)
+
+// UserLevelDPConfig is user-level differential privacy for federated rounds: DP-FedAvg
+// (McMahan et al. 2018, "Learning Differentially Private Recurrent Language Models").
+// Every client clips its whole update to L2 norm S; Gaussian noise of standard deviation z·S
+// is added to the sum of the updates (centrally, or split across the clients); the sum is
+// divided by the expected number of clients m, not by how many reported or by their
+// examples. Clients are Poisson-sampled with probability m / (clients online), and the
+// server accounts the user-level (ε, δ) of the rounds with the RDP accountant of the
+// subsampled Gaussian (q = m / population, T = rounds).
+//
+// Aggregation weights are uniform under user-level DP: the weighted mean Σ w_i Δ_i / Σ w_i
+// divides by a data-dependent total weight, which is itself not private, so every client
+// counts 1 and the denominator is the constant m.
+type UserLevelDPConfig struct {
+	// Mode is central or distributed (see the constants); empty turns user-level DP off.
+	Mode string `yaml:"mode"`
+	// NoiseMultiplier z: the noise on the sum has standard deviation z·S. It is the
+	// multiplier accounted for; with adaptive clipping the update gets a slightly larger
+	// one, so that update and clip count together cost no more (Andrew et al. 2021, Sec. 3).
+	NoiseMultiplier float64 `yaml:"noise_multiplier"`
+	// Clip is the fixed clip norm S of every update. Set it, or Adaptive.InitialClip.
+	Clip float64 `yaml:"clip"`
+	// Adaptive clipping tracks a quantile of the update norms instead of a fixed S.
+	Adaptive AdaptiveClipConfig `yaml:"adaptive"`
+	// ExpectedClients m per round (default sampling.num_fit). Each online client is
+	// sampled with probability m / (clients online).
+	ExpectedClients int `yaml:"expected_clients"`
+	// Delta is the δ of the user-level ε (default dp.delta); keep it well below
+	// 1 / (number of clients).
+	Delta float64 `yaml:"delta"`
+}
+
+// AdaptiveClipConfig is adaptive clipping (Andrew et al. 2021, "Differentially Private
+// Learning with Adaptive Clipping"): each client reports, inside the secure aggregate, whether
+// its update norm was within the round's clip; the server updates the clip geometrically
+// towards the target quantile of the norms from the noisy count. Zero fields take the
+// paper's defaults.
+type AdaptiveClipConfig struct {
+	// InitialClip > 0 turns adaptive clipping on and is the first round's clip norm.
+	InitialClip float64 `yaml:"initial_clip"`
+	// TargetQuantile γ of the update norms the clip tracks (default 0.5, the median).
+	TargetQuantile float64 `yaml:"target_quantile"`
+	// LearningRate η of the geometric update C ← C·exp(−η(b̄ − γ)) (default 0.2).
+	LearningRate float64 `yaml:"learning_rate"`
+	// CountNoiseStd σ_b of the noise on the count of clients under the clip (default
+	// expected_clients / 20). It must exceed noise_multiplier / 2.
+	CountNoiseStd float64 `yaml:"count_noise_std"`
+	// MaxClip caps the clip (default 10 × initial_clip); secure aggregation's bound on every
+	// coordinate is sized for it.
+	MaxClip float64 `yaml:"max_clip"`
+}
+
+// On reports whether user-level DP is configured.
+func (u UserLevelDPConfig) On() bool { return u.Mode != "" }
+
+// IsAdaptive reports whether the clip norm is adaptive.
+func (u UserLevelDPConfig) IsAdaptive() bool { return u.Adaptive.InitialClip != 0 }
+
+// MaxClip is the largest clip norm a round can use: the fixed clip, or the adaptive cap.
+func (u UserLevelDPConfig) MaxClip() float64 {
+	if u.IsAdaptive() {
+		return u.Adaptive.MaxClip
+	}
+	return u.Clip
+}
+
+// UpdateNoiseMultiplier is z_Δ, the multiplier of the noise on the update: z, or with
+// adaptive clipping the larger one that leaves room for the count noise. It fails when the
+// count noise is too small for z.
+func (u UserLevelDPConfig) UpdateNoiseMultiplier() (float64, error) {
+	if !u.IsAdaptive() {
+		return u.NoiseMultiplier, nil
+	}
+	return dp.UpdateNoiseMultiplier(u.NoiseMultiplier, u.Adaptive.CountNoiseStd)
+}
+
+// userLevelTailSigmas bounds a client's distributed noise for the secure-aggregation
+// coordinate bound: a draw beyond 10 standard deviations has probability 1.5e-23, and
+// a client whose noised value exceeds the bound fails its task rather than send it.
+const userLevelTailSigmas = 10
+
+// coordinateBound is the largest |value| a client puts in any coordinate of its update
+// vector: the clip norm, plus under distributed noise the noise's tail, and the clip
+// indicator with its noise.
+func (u UserLevelDPConfig) coordinateBound() float64 {
+	s := u.MaxClip()
+	b := s
+	if u.Mode == UserLevelDistributed {
+		if z, err := u.UpdateNoiseMultiplier(); err == nil && u.ExpectedClients > 0 {
+			b += userLevelTailSigmas * z * s / math.Sqrt(float64(u.ExpectedClients))
+		}
+	}
+	if u.IsAdaptive() {
+		ind := 1.0
+		if u.Mode == UserLevelDistributed && u.ExpectedClients > 0 {
+			ind += userLevelTailSigmas * u.Adaptive.CountNoiseStd / math.Sqrt(float64(u.ExpectedClients))
+		}
+		b = max(b, ind)
+	}
+	return b
 }
 
 // SecAggConfig turns on secure aggregation and sizes the key committee and the CKKS
@@ -151,6 +267,31 @@ func (c Config) WithDefaults() Config {
 	if c.DP.Delta == 0 {
 		c.DP.Delta = 1e-5
 	}
+	if u := &c.DP.UserLevel; u.On() {
+		if u.ExpectedClients == 0 {
+			u.ExpectedClients = s.NumFit
+		}
+		if u.Delta == 0 {
+			u.Delta = c.DP.Delta
+		}
+		if a := &u.Adaptive; u.IsAdaptive() {
+			if a.TargetQuantile == 0 {
+				a.TargetQuantile = 0.5
+			}
+			if a.LearningRate == 0 {
+				a.LearningRate = 0.2
+			}
+			if a.CountNoiseStd == 0 {
+				a.CountNoiseStd = float64(u.ExpectedClients) / 20
+			}
+			if a.MaxClip == 0 {
+				a.MaxClip = 10 * a.InitialClip
+			}
+		}
+		if c.DP.UpdateClipNorm == 0 {
+			c.DP.UpdateClipNorm = u.MaxClip()
+		}
+	}
 	if c.SecAgg.Enabled {
 		if c.DP.UpdateClipNorm == 0 {
 			c.DP.UpdateClipNorm = 10
@@ -165,8 +306,8 @@ func (c Config) WithDefaults() Config {
 			// The largest count the overflow budget allows for the clip bound, up to
 			// secagg's default: MaxContributors·max(C,1)·2^LogScale must stay below Q/8.
 			c.SecAgg.MaxContributors = secagg.DefaultMaxContributors
-			if c.DP.UpdateClipNorm > 1 {
-				c.SecAgg.MaxContributors = min(secagg.DefaultMaxContributors, int(math.Floor(3000/(c.DP.UpdateClipNorm*c.SecAgg.MaxWeight))))
+			if b := c.coordinateBound(); b > 1 {
+				c.SecAgg.MaxContributors = min(secagg.DefaultMaxContributors, int(math.Floor(3000/(b*c.SecAgg.MaxWeight))))
 			}
 		}
 	}
@@ -236,6 +377,7 @@ func (c Config) Validate() error {
 	if d.UpdateClipNorm < 0 || math.IsNaN(d.UpdateClipNorm) || math.IsInf(d.UpdateClipNorm, 0) {
 		bad("dp.update_clip_norm = %v: must be ≥ 0", d.UpdateClipNorm)
 	}
+	c.validateUserLevel(bad)
 	if c.SecAgg.Enabled {
 		if !(d.UpdateClipNorm > 0) {
 			bad("dp.update_clip_norm = %v: secure aggregation needs clipped updates (> 0) to bound the encrypted sum", d.UpdateClipNorm)
@@ -263,6 +405,92 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validateUserLevel checks dp.user_level (after WithDefaults) against the rest.
+func (c Config) validateUserLevel(bad func(format string, a ...any)) {
+	u := c.DP.UserLevel
+	if !u.On() {
+		return
+	}
+	switch u.Mode {
+	case UserLevelCentral:
+	case UserLevelDistributed:
+		if !c.SecAgg.Enabled {
+			bad("dp.user_level.mode = distributed needs secure_aggregation.enabled: without it the server sees every client's update with only its 1/√m share of the noise; use mode: central or turn secure aggregation on")
+		}
+	default:
+		bad("dp.user_level.mode = %q: use central (the server adds the noise) or distributed (the clients add shares of it under secure aggregation); leave it empty to turn user-level DP off", u.Mode)
+	}
+	if !(u.NoiseMultiplier > 0) || math.IsInf(u.NoiseMultiplier, 0) {
+		bad("dp.user_level.noise_multiplier = %v: must be finite and > 0 (e.g. 1)", u.NoiseMultiplier)
+	}
+	switch {
+	case u.IsAdaptive() && u.Clip != 0:
+		bad("dp.user_level.clip = %v and dp.user_level.adaptive.initial_clip = %v: set one, a fixed clip or an adaptive one", u.Clip, u.Adaptive.InitialClip)
+	case !u.IsAdaptive() && (!(u.Clip > 0) || math.IsInf(u.Clip, 0)):
+		bad("dp.user_level.clip = %v: must be finite and > 0 (the L2 bound S of every update), or set dp.user_level.adaptive.initial_clip", u.Clip)
+	}
+	if a := u.Adaptive; u.IsAdaptive() {
+		if _, err := dp.NewAdaptiveClipper(a.literal(u.ExpectedClients)); err != nil {
+			bad("dp.user_level.adaptive: %v", err)
+		}
+		_, zErr := u.UpdateNoiseMultiplier()
+		switch {
+		case !(a.CountNoiseStd > 0):
+			bad("dp.user_level.adaptive.count_noise_std = %v: must be > 0 (default expected_clients/20): a noiseless count of clipped updates is not private", a.CountNoiseStd)
+		case zErr != nil && u.NoiseMultiplier > 0:
+			bad("dp.user_level.adaptive.count_noise_std = %v leaves no budget for the update at noise_multiplier %v: need count_noise_std > noise_multiplier/2 = %v; raise count_noise_std (its default is expected_clients/20) or lower noise_multiplier", a.CountNoiseStd, u.NoiseMultiplier, u.NoiseMultiplier/2)
+		}
+	} else if a := u.Adaptive; a.TargetQuantile != 0 || a.LearningRate != 0 || a.CountNoiseStd != 0 || a.MaxClip != 0 {
+		bad("dp.user_level.adaptive: target_quantile, learning_rate, count_noise_std and max_clip need adaptive.initial_clip > 0 (adaptive clipping is off without it)")
+	}
+	s := c.Sampling
+	switch {
+	case u.ExpectedClients < 1:
+		bad("dp.user_level.expected_clients = %d: must be ≥ 1 (the clients m a round expects; the sum is divided by m); set it or sampling.num_fit", u.ExpectedClients)
+	case s.NumFit > 0 && s.NumFit != u.ExpectedClients:
+		bad("sampling.num_fit = %d and dp.user_level.expected_clients = %d differ: under user-level DP clients are Poisson-sampled with m = expected_clients per round; drop sampling.num_fit", s.NumFit, u.ExpectedClients)
+	case s.MinFit > u.ExpectedClients:
+		bad("sampling.min_fit = %d exceeds dp.user_level.expected_clients = %d: most rounds would fail", s.MinFit, u.ExpectedClients)
+	}
+	if !(u.Delta > 0 && u.Delta < 1) {
+		bad("dp.user_level.delta = %v: must be in (0, 1), well below 1/(number of clients)", u.Delta)
+	}
+	if c.DP.UpdateClipNorm != u.MaxClip() {
+		bad("dp.update_clip_norm = %v conflicts with user-level DP's clip %v: under dp.user_level the clip is dp.user_level.clip (or adaptive.max_clip); leave dp.update_clip_norm unset", c.DP.UpdateClipNorm, u.MaxClip())
+	}
+	if strategy.IsRobust(c.Strategy.Name) {
+		bad("strategy.name %q needs every client's individual update, but user-level DP releases only the noised sum: use fedavg, fedprox, fedavgm, fedadam, fedyogi or fedadagrad, or turn dp.user_level off", c.Strategy.Name)
+	}
+	if sa := c.SecAgg; sa.Enabled {
+		if sa.MaxWeight < 1 {
+			bad("secure_aggregation.max_weight = %v: user-level DP gives every client weight 1; raise it to 1 (the default)", sa.MaxWeight)
+		}
+		if m := u.ExpectedClients; m > 0 && sa.MaxContributors > 0 && sa.MaxContributors < poissonHeadroom(m) {
+			bad("secure_aggregation.max_contributors = %d leaves no room for Poisson sampling above dp.user_level.expected_clients = %d: need at least %d (m + 6√m)", sa.MaxContributors, m, poissonHeadroom(m))
+		}
+	}
+}
+
+// poissonHeadroom is m + 6√m, rounded up: a Poisson-sampled round of mean m exceeds it with
+// probability below 1e-7.
+func poissonHeadroom(m int) int { return m + int(math.Ceil(6*math.Sqrt(float64(m)))) }
+
+// literal is the dp.AdaptiveClipper literal of the configuration for m expected clients.
+func (a AdaptiveClipConfig) literal(m int) dp.AdaptiveClipperLiteral {
+	return dp.AdaptiveClipperLiteral{
+		InitialClip: a.InitialClip, TargetQuantile: a.TargetQuantile, LearningRate: a.LearningRate,
+		ExpectedClients: float64(m), CountNoiseStd: a.CountNoiseStd, MaxClip: a.MaxClip,
+	}
+}
+
+// coordinateBound is secure aggregation's bound on every value a client encrypts.
+func (c Config) coordinateBound() float64 {
+	if c.DP.UserLevel.On() {
+		return max(c.DP.UpdateClipNorm, c.DP.UserLevel.coordinateBound())
+	}
+	return c.DP.UpdateClipNorm
+}
+
 func mustParams(c Config) secagg.Parameters {
 	p, _ := c.secAggParams()
 	return p
@@ -272,7 +500,7 @@ func mustParams(c Config) secagg.Parameters {
 func (c Config) secAggLiteral() secagg.ParametersLiteral {
 	return secagg.ParametersLiteral{
 		LogN: c.SecAgg.LogN, LogScale: c.SecAgg.LogScale, FloodingSigma: c.SecAgg.FloodingSigma,
-		ClipBound: c.DP.UpdateClipNorm, MaxWeight: c.SecAgg.MaxWeight, MaxContributors: c.SecAgg.MaxContributors,
+		ClipBound: c.coordinateBound(), MaxWeight: c.SecAgg.MaxWeight, MaxContributors: c.SecAgg.MaxContributors,
 	}
 }
 

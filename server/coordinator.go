@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/proto/blob"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
@@ -25,6 +26,11 @@ type Options struct {
 	Central CentralEvaluator
 	// Initial parameters; nil initialises the model from Config.Seed.
 	Initial []float64
+	// Noise is where the coordinator draws the Gaussian noise of user-level DP (central
+	// noise, distributed-noise top-ups, the adaptive clip's count noise); it is required
+	// when dp.user_level is on. Production servers pass dp.NewSecureNoise(); a
+	// dp.DeterministicNoise is for tests and reproducible simulations only.
+	Noise dp.NoiseSource
 }
 
 type phase int
@@ -83,6 +89,8 @@ type committee struct {
 type fitRound struct {
 	number       uint64
 	sampled      []string
+	clip         float64 // user-level DP: the round's clip norm S (0: user-level DP off)
+	dpMetrics    map[string]float64
 	pending      map[string]string // client → task id
 	updates      []strategy.ClientUpdate
 	agg          *secagg.Aggregator
@@ -139,6 +147,7 @@ type Coordinator struct {
 	com          *committee
 	fit          *fitRound
 	eval         *evalRound
+	ul           *userLevel // nil: user-level DP off
 }
 
 // New validates cfg (after filling defaults) and returns a coordinator at round 0.
@@ -155,6 +164,11 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 		cfg: cfg, strat: strat, central: opts.Central,
 		rng:     rand.New(rand.NewPCG(cfg.Seed, 0x636f6f7264)),
 		clients: map[string]*clientState{}, tasks: map[string]*taskState{}, closed: map[string]closedTask{},
+	}
+	if cfg.DP.UserLevel.On() {
+		if c.ul, err = newUserLevel(cfg.DP.UserLevel, opts.Noise); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Initial != nil {
 		c.global = slices.Clone(opts.Initial)
@@ -574,23 +588,50 @@ func (c *Coordinator) advance(r *Ready) {
 			r.Notices = append(r.Notices, EvaluationFinished{Round: 0, Central: m})
 		}
 	}
-	if c.phase != phaseWaiting {
-		return
+	// A round can fail as it starts (e.g. Poisson sampling drew no client); then the next
+	// one starts at once.
+	for c.phase == phaseWaiting {
+		if c.round >= uint64(c.cfg.Rounds) {
+			c.phase = phaseFinished
+			c.closeAll(r)
+			r.Notices = append(r.Notices, Finished{Rounds: c.round})
+			return
+		}
+		if c.available() < c.cfg.Sampling.MinAvailable {
+			return
+		}
+		if c.sa != nil && !c.committeeUsable() {
+			c.startKeySetup(r)
+			return
+		}
+		c.startFit(r)
 	}
-	if c.round >= uint64(c.cfg.Rounds) {
-		c.phase = phaseFinished
-		c.closeAll(r)
-		r.Notices = append(r.Notices, Finished{Rounds: c.round})
-		return
+}
+
+// samplePoisson returns each online client (sorted by id) independently with probability
+// p, as the user-level accountant assumes, drawing the gaps between sampled clients from
+// the geometric distribution so a round costs O(sampled) draws.
+func (c *Coordinator) samplePoisson(p float64) []string {
+	on := c.onlineClients()
+	ids := make([]string, 0, int(p*float64(len(on)))+1)
+	if p >= 1 {
+		for _, cs := range on {
+			ids = append(ids, cs.id)
+		}
+		return ids
 	}
-	if c.available() < c.cfg.Sampling.MinAvailable {
-		return
+	if p <= 0 {
+		return ids
 	}
-	if c.sa != nil && !c.committeeUsable() {
-		c.startKeySetup(r)
-		return
+	logq := math.Log1p(-p)
+	for i := -1; ; {
+		gap := math.Floor(math.Log1p(-c.rng.Float64()) / logq)
+		if gap >= float64(len(on)-1-i) {
+			return ids
+		}
+		i += 1 + int(gap)
+		ids = append(ids, on[i].id)
 	}
-	c.startFit(r)
 }
 
 // sample returns n of the online clients (sorted by id), drawn uniformly without replacement
@@ -623,16 +664,22 @@ func (c *Coordinator) sample(n int) []string {
 
 func (c *Coordinator) startFit(r *Ready) {
 	avail := c.available()
-	n := int(math.Ceil(c.cfg.Sampling.FractionFit * float64(avail)))
-	if c.cfg.Sampling.NumFit > 0 {
-		n = c.cfg.Sampling.NumFit
+	var sampled []string
+	if c.ul != nil {
+		sampled = c.samplePoisson(c.ul.sampleRate(avail))
+		c.ul.sampled(avail)
+	} else {
+		n := int(math.Ceil(c.cfg.Sampling.FractionFit * float64(avail)))
+		if c.cfg.Sampling.NumFit > 0 {
+			n = c.cfg.Sampling.NumFit
+		}
+		n = max(n, c.cfg.Sampling.MinFit)
+		if c.sa != nil {
+			// An aggregate may not hold more updates than the overflow budget allows.
+			n = min(n, c.cfg.SecAgg.MaxContributors)
+		}
+		sampled = c.sample(n)
 	}
-	n = max(n, c.cfg.Sampling.MinFit)
-	if c.sa != nil {
-		// An aggregate may not hold more updates than the overflow budget allows.
-		n = min(n, c.cfg.SecAgg.MaxContributors)
-	}
-	sampled := c.sample(n)
 	number := c.round + 1
 	// Remember closed tasks for one round back: enough to tell a late or duplicate
 	// result from an unknown one without growing forever.
@@ -642,6 +689,21 @@ func (c *Coordinator) startFit(r *Ready) {
 		}
 	}
 	f := &fitRound{number: number, sampled: sampled, pending: map[string]string{}}
+	if c.ul != nil {
+		f.clip = c.ul.clip()
+		switch {
+		case len(sampled) == 0:
+			c.fit = f
+			c.failRound(fmt.Sprintf("Poisson sampling (rate %.3g of %d online clients) drew no client", c.ul.sampleRate(avail), avail), r)
+			return
+		case c.sa != nil && len(sampled) > c.cfg.SecAgg.MaxContributors:
+			// Dropping some would change the sampling the accountant assumes; the round
+			// releases nothing instead.
+			c.fit = f
+			c.failRound(fmt.Sprintf("Poisson sampling drew %d clients, more than secure_aggregation.max_contributors = %d", len(sampled), c.cfg.SecAgg.MaxContributors), r)
+			return
+		}
+	}
 	fc := c.strat.ConfigureFit(number, c.global)
 	t, d := c.cfg.Training, c.cfg.DP
 	spec := &pb.FitSpec{
@@ -651,9 +713,13 @@ func (c *Coordinator) startFit(r *Ready) {
 		UpdateClipNorm: d.UpdateClipNorm, WeightScale: t.WeightScale, MaxWeight: c.maxWeight(),
 		Config: fc.Config, Seed: c.rng.Uint64(),
 	}
+	if c.ul != nil {
+		spec.UpdateClipNorm = f.clip
+		spec.UserLevelDp = c.ul.spec(f.clip)
+	}
 	blobs := []*pb.Blob{blob.New(blob.Params, blob.EncodeFloats(c.global))}
 	if c.sa != nil {
-		agg, err := secagg.NewAggregator(*c.sa, secagg.AggregatorConfig{Session: c.com.session, Round: number, Dim: c.dim, Committee: c.cfg.committeeConfig(), Workers: 2})
+		agg, err := secagg.NewAggregator(*c.sa, secagg.AggregatorConfig{Session: c.com.session, Round: number, Dim: c.dim + c.extra(), Committee: c.cfg.committeeConfig(), Workers: 2})
 		if err != nil {
 			c.fit = f
 			c.failRound(fmt.Sprintf("secure aggregation: %v", err), r)
@@ -682,9 +748,22 @@ func (c *Coordinator) maxWeight() float64 {
 	return 0
 }
 
-// weight is the aggregation weight of a plaintext update of a client with n examples.
+// weight is the aggregation weight of a plaintext update of a client with n examples: 1
+// for every client under user-level DP.
 func (c *Coordinator) weight(n int64) float64 {
+	if c.ul != nil {
+		return 1
+	}
 	return float64(n) / c.cfg.Training.WeightScale
+}
+
+// extra is the number of values clients append to their update (the adaptive clip's
+// indicator).
+func (c *Coordinator) extra() int {
+	if c.ul != nil {
+		return c.ul.extra()
+	}
+	return 0
 }
 
 // fitResult accepts a successful fit result; it returns a non-empty message when invalid.
@@ -719,17 +798,24 @@ func (c *Coordinator) fitResult(ts *taskState, res *pb.Result, r *Ready) string 
 		if err != nil {
 			return err.Error()
 		}
-		delta, err := blob.DecodeFloats(data, c.dim)
+		delta, err := blob.DecodeFloats(data, c.dim+c.extra())
 		if err != nil {
 			return "update: " + err.Error()
 		}
-		if clip := c.cfg.DP.UpdateClipNorm; clip > 0 {
+		clip, key := c.cfg.DP.UpdateClipNorm, "dp.update_clip_norm"
+		if c.ul != nil {
+			clip, key = f.clip, "the round's user-level clip"
+			if b := delta[c.dim:]; len(b) > 0 && b[0] != 0 && b[0] != 1 {
+				return fmt.Sprintf("clip indicator %v: must be 0 or 1", b[0])
+			}
+		}
+		if clip > 0 {
 			var s float64
-			for _, v := range delta {
+			for _, v := range delta[:c.dim] {
 				s += v * v
 			}
 			if n := math.Sqrt(s); n > clip*(1+1e-9) {
-				return fmt.Sprintf("update norm %.6g exceeds dp.update_clip_norm %g (clip before sending)", n, clip)
+				return fmt.Sprintf("update norm %.6g exceeds %s %g (clip before sending)", n, key, clip)
 			}
 		}
 		f.updates = append(f.updates, strategy.ClientUpdate{ClientID: ts.client, Delta: delta, Weight: c.weight(res.NumExamples), NumExamples: int(res.NumExamples), Metrics: res.Metrics})
@@ -764,7 +850,32 @@ func (c *Coordinator) finishFit(r *Ready) {
 		c.startDecrypt(r)
 		return
 	}
+	if c.ul != nil {
+		sum := make([]float64, c.dim+c.extra())
+		for _, u := range f.updates {
+			for i, v := range u.Delta {
+				sum[i] += v
+			}
+		}
+		c.releaseUserLevel(sum, len(f.updates), r)
+		return
+	}
 	c.aggregate(strategy.FitResults{Updates: f.updates, Failures: f.failures}, r)
+}
+
+// releaseUserLevel noises the sum of count updates (user-level DP), updates the adaptive
+// clip and aggregates the noised sum over the expected number of clients: every client
+// weighs 1 and the denominator is m whatever the number that reported (DP-FedAvg's fixed
+// denominator).
+func (c *Coordinator) releaseUserLevel(sum []float64, count int, r *Ready) {
+	f := c.fit
+	noised, metrics, err := c.ul.release(sum, count, f.clip)
+	if err != nil {
+		c.failRound(fmt.Sprintf("user-level DP: %v", err), r)
+		return
+	}
+	f.dpMetrics = metrics
+	c.aggregate(strategy.FitResults{Sum: &strategy.WeightedSum{Sum: noised, TotalWeight: c.ul.m, Count: count}, Failures: f.failures}, r)
 }
 
 func mapsKeys[V any](m map[string]V) func(func(string) bool) {
@@ -844,6 +955,10 @@ func (c *Coordinator) decryptResult(ts *taskState, res *pb.Result, r *Ready) str
 		c.failRound(fmt.Sprintf("combining decryption shares: %v", err), r)
 		return ""
 	}
+	if c.ul != nil {
+		c.releaseUserLevel(sum.WeightedSum, sum.Count, r)
+		return ""
+	}
 	c.aggregate(strategy.FitResults{Sum: &strategy.WeightedSum{Sum: sum.WeightedSum, TotalWeight: sum.TotalWeight, Count: sum.Count}, Failures: f.failures}, r)
 	return ""
 }
@@ -876,6 +991,20 @@ func (c *Coordinator) aggregate(res strategy.FitResults, r *Ready) {
 	}
 	metrics["contributors"] = float64(res.Count())
 	metrics["epsilon_max"] = c.maxEpsilon()
+	for k, v := range f.dpMetrics {
+		metrics[k] = v
+	}
+	var ulRec *UserLevelPrivacyRecord
+	if c.ul != nil {
+		rec, err := c.userLevelRecord(f.number)
+		if err != nil {
+			c.failRound(err.Error(), r)
+			return
+		}
+		ulRec = &rec
+		metrics["user_epsilon"] = rec.Epsilon
+		metrics["user_delta"] = rec.Delta
+	}
 	c.global = next
 	c.round = f.number
 	var central map[string]float64
@@ -896,6 +1025,9 @@ func (c *Coordinator) aggregate(res strategy.FitResults, r *Ready) {
 		}
 	}
 	r.Persist = append(r.Persist, rec)
+	if ulRec != nil {
+		r.Persist = append(r.Persist, *ulRec)
+	}
 	r.Notices = append(r.Notices, RoundFinished{Round: f.number, Contributors: res.Count(), Failures: slices.Clone(f.failures), Metrics: metrics})
 	c.fit = nil
 	c.startEvaluate(central, r)
@@ -910,6 +1042,12 @@ func (c *Coordinator) failRound(reason string, r *Ready) {
 	c.closeAll(r)
 	c.round = f.number
 	r.Persist = append(r.Persist, RoundRecord{Round: f.number, Params: slices.Clone(c.global), Failed: true, Reason: reason, Contributors: slices.Clone(f.contributors)})
+	if c.ul != nil && f.clip > 0 {
+		// The round sampled clients: it counts for the accountant, released or not.
+		if rec, err := c.userLevelRecord(f.number); err == nil {
+			r.Persist = append(r.Persist, rec)
+		}
+	}
 	r.Notices = append(r.Notices, RoundFinished{Round: f.number, Contributors: 0, Failures: slices.Clone(f.failures), Failed: true, Reason: reason})
 	c.fit = nil
 	c.phase = phaseWaiting

@@ -10,14 +10,16 @@
 //
 //	events in:  Join, Leave, Heartbeat, ResultIn (a client's pushed result), Tick (time passed)
 //	Ready out:  Persist  records to make durable first (ClientRecord, KeySetupRecord,
-//	                     CommitteeRecord, RoundRecord with the new global model, PrivacyRecord)
+//	                     CommitteeRecord, RoundRecord with the new global model, PrivacyRecord,
+//	                     UserLevelPrivacyRecord)
 //	            Send     tasks for clients (fit, evaluate, key setup, decrypt)
 //	            Revoke   queued tasks whose phase ended
 //	            Notices  progress for metrics and logs (RoundStarted, RoundFinished, …)
 //
 // It reads no clock, starts no goroutine and touches no network or disk: time is the sum of
-// the Tick events it has seen, randomness comes from Config.Seed. A refused event (unknown
-// client or task, duplicate, late, malformed) returns a *RejectError naming the problem.
+// the Tick events it has seen, randomness comes from Config.Seed, and DP noise from the
+// injected Options.Noise. A refused event (unknown client or task, duplicate, late,
+// malformed) returns a *RejectError naming the problem.
 //
 // A round: wait for Sampling.MinAvailable clients; under secure aggregation make sure a key
 // committee is ready (else run a key setup: announce → roster/deal → deliver shares, each
@@ -32,6 +34,29 @@
 // either into the next global model; then central evaluation (Options.Central), a
 // RoundRecord checkpoint, and federated evaluation if configured. A round that fails still
 // counts towards Config.Rounds.
+//
+// # User-level DP
+//
+// With Config.DP.UserLevel on, rounds run DP-FedAvg (McMahan et al. 2018): each online
+// client is sampled independently with probability m / (clients online) for m =
+// expected_clients; every fit task carries the round's clip norm S (update_clip_norm) and a
+// UserLevelDPSpec; clients clip their update to S and weigh 1. The sum of the updates
+// (decrypted, or added up in the clear) gets Gaussian noise of standard deviation z·S and is
+// divided by m, not by the number that reported, before the strategy sees it as a
+// WeightedSum; strategies that need individual updates are refused. In central mode the
+// coordinator draws all of the noise, from Options.Noise (never from a global source). In
+// distributed mode each client adds N(0, z²S²/m) before encrypting, so the decrypted sum
+// is already noised; when fewer than m clients report, the coordinator tops the noise up
+// with N(0, z²S²(1 − reported/m)) itself, and until it has, it holds a sum with less noise
+// than accounted for. Adaptive clipping (Andrew et al. 2021) has clients append the
+// indicator ‖Δ‖ ≤ S to their encrypted vector, so only the noisy count is revealed; the
+// clip moves geometrically towards the target quantile and the update's noise multiplier
+// rises so that update and count together cost z. After every round that sampled clients
+// the coordinator persists a UserLevelPrivacyRecord: ε at dp.user_level.delta of the
+// subsampled Gaussian with q = m / (fewest clients online at a sampling) and T = rounds so
+// far; successful rounds also carry it in their metrics (user_epsilon, user_delta,
+// update_clip, noise_std, server_noise_std, and with adaptive clipping unclipped_fraction
+// and next_update_clip).
 //
 // # The transport seam
 //

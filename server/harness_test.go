@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/model"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
 	"github.com/confide-fl/confide/server"
@@ -89,8 +90,9 @@ func newNetwork(t *testing.T, cfg server.Config, opts server.Options, trainers m
 		t.Fatal(err)
 	}
 	n := &network{t: t, c: c, parties: map[string]*client.Party{}, trainers: trainers, queue: map[string][]*pb.Task{}, down: map[string]bool{}}
-	for _, id := range slices.Sorted(mapKeys(trainers)) {
-		p, err := client.NewParty(client.PartyConfig{ClientID: id}, trainers[id])
+	for i, id := range slices.Sorted(mapKeys(trainers)) {
+		// Seeded noise keeps user-level DP's distributed noise reproducible in tests.
+		p, err := client.NewParty(client.PartyConfig{ClientID: id, Noise: dp.NewDeterministicNoise(uint64(i + 1))}, trainers[id])
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ type Metrics struct {
 	bytesIn       prometheus.Counter
 	bytesOut      prometheus.Counter
 	epsilon       prometheus.Gauge
+	userEpsilon   prometheus.Gauge
 	roundDuration prometheus.Histogram
 	accuracy      *prometheus.GaugeVec
 	rejected      *prometheus.CounterVec
@@ -22,19 +23,20 @@ type Metrics struct {
 // collectors).
 func NewMetrics() *Metrics {
 	m := &Metrics{
-		Registry: prometheus.NewRegistry(),
-		rounds:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "confide_rounds_total", Help: "Rounds finished, by outcome (ok or failed)."}, []string{"outcome"}),
-		round:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "confide_round", Help: "Number of the last finished round."}),
-		clients:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "confide_connected_clients", Help: "Clients currently online."}),
-		bytesIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "confide_received_bytes_total", Help: "Payload bytes received from clients."}),
-		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "confide_sent_bytes_total", Help: "Payload bytes sent to clients."}),
-		epsilon:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "confide_epsilon_max", Help: "Largest total ε reported by any client (DP-SGD, at the configured δ)."}),
+		Registry:    prometheus.NewRegistry(),
+		rounds:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "confide_rounds_total", Help: "Rounds finished, by outcome (ok or failed)."}, []string{"outcome"}),
+		round:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "confide_round", Help: "Number of the last finished round."}),
+		clients:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "confide_connected_clients", Help: "Clients currently online."}),
+		bytesIn:     prometheus.NewCounter(prometheus.CounterOpts{Name: "confide_received_bytes_total", Help: "Payload bytes received from clients."}),
+		bytesOut:    prometheus.NewCounter(prometheus.CounterOpts{Name: "confide_sent_bytes_total", Help: "Payload bytes sent to clients."}),
+		epsilon:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "confide_epsilon_max", Help: "Largest total ε reported by any client (DP-SGD, at the configured δ)."}),
+		userEpsilon: prometheus.NewGauge(prometheus.GaugeOpts{Name: "confide_user_level_epsilon", Help: "User-level ε of the federation's rounds so far (DP-FedAvg, at dp.user_level.delta); 0 when user-level DP is off."}),
 		roundDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "confide_round_duration_seconds", Help: "Wall time from a round's start to its model update.",
 			Buckets: prometheus.ExponentialBuckets(0.5, 2, 14)}),
 		accuracy: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "confide_eval_accuracy", Help: "Accuracy of the global model after the last evaluated round."}, []string{"source"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "confide_rejected_messages_total", Help: "Client messages the coordinator refused, by reason."}, []string{"reason"}),
 	}
-	m.Registry.MustRegister(m.rounds, m.round, m.clients, m.bytesIn, m.bytesOut, m.epsilon, m.roundDuration, m.accuracy, m.rejected,
+	m.Registry.MustRegister(m.rounds, m.round, m.clients, m.bytesIn, m.bytesOut, m.epsilon, m.userEpsilon, m.roundDuration, m.accuracy, m.rejected,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

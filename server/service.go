@@ -231,6 +231,9 @@ func (s *Service) notice(n Notice) {
 		}
 		m.rounds.WithLabelValues(outcome).Inc()
 		m.round.Set(float64(n.Round))
+		if e, ok := n.Metrics["user_epsilon"]; ok {
+			m.userEpsilon.Set(e)
+		}
 		if t, ok := s.roundStart[n.Round]; ok {
 			m.roundDuration.Observe(time.Since(t).Seconds())
 			delete(s.roundStart, n.Round)
