@@ -100,8 +100,8 @@
 //     DecryptionShare (before sending); for KeySetup the accepted messages (replay them).
 //     Aggregator state lives for one round and is not persisted.
 //   - Concurrency: Parameters and PublicKey are read-only and shareable; each party is used
-//     by one goroutine at a time and parallelises internally with one lattigo encoder,
-//     encryptor or evaluator ShallowCopy per worker.
+//     by one goroutine at a time and parallelises internally with one lattigo encoder or
+//     evaluator ShallowCopy and its own buffers per worker.
 //   - Randomness comes from crypto/rand (directly or through lattigo's sampling.NewPRNG)
 //     unless a party is given a Randomness (MemberConfig, EncryptorConfig,
 //     LoadMemberWithRandomness). DeterministicRandomness, for tests and simulations only,

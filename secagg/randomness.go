@@ -49,7 +49,8 @@ func DeterministicRandomness(seed uint64, label string) *Randomness {
 // default).
 func (r *Randomness) Deterministic() bool { return r != nil }
 
-// String describes the source without revealing its key.
+// String describes the source without revealing its key, so printing a config that holds
+// one cannot leak it.
 func (r *Randomness) String() string {
 	if r == nil {
 		return "crypto/rand"
