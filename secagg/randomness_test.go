@@ -171,7 +171,7 @@ func TestDeterministicRandomnessReproducible(t *testing.T) {
 // randomness (c1 = u·p1 + e1 depends on nothing else), so two ciphertexts never share it.
 func TestDeterministicEncryptionBindsUpdate(t *testing.T) {
 	p := testParams(t, ParametersLiteral{LogN: 10})
-	f := newFederation(t, p, CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 1}, 1)
+	f := newFederation(t, p, CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 2}, 1)
 	newEnc := func(label string) *Encryptor {
 		enc, err := NewEncryptor(p, f.pk, EncryptorConfig{ClientID: "c", Randomness: DeterministicRandomness(1, label)})
 		if err != nil {
@@ -209,7 +209,7 @@ func TestDefaultRandomnessIsFresh(t *testing.T) {
 		t.Fatal("Deterministic() wrong")
 	}
 	p := testParams(t, ParametersLiteral{LogN: 10})
-	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 1}
+	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 2}
 	f := newFederation(t, p, cfg, 1)
 	m1, err := NewMember(p, MemberConfig{Session: f.session, ID: 1, Committee: cfg})
 	if err != nil {
