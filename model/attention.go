@@ -119,12 +119,14 @@ func softmaxRows(p []float64, L int, scale float64, causal bool) {
 				mx = v
 			}
 		}
-		// exp(scale·(v − max)) as one multiply-add per entry.
+		// exp(scale·(v − max)), its argument as one multiply-add per entry.
 		shift := -scale * mx
-		sum := 0.0
 		for j, v := range row {
-			e := math.Exp(scale*v + shift)
-			row[j] = e
+			row[j] = scale*v + shift
+		}
+		linalg.Exp(row, row)
+		sum := 0.0
+		for _, e := range row {
 			sum += e
 		}
 		inv := 1 / sum

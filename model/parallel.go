@@ -1,36 +1,16 @@
 package model
 
-import (
-	"sync"
-
-	"github.com/confide-fl/confide/internal/linalg"
-)
+import "github.com/confide-fl/confide/internal/linalg"
 
 // minParallelWork is the amount of work (roughly, multiply-adds) below which parallelFor
-// runs on the calling goroutine: spawning costs about a microsecond per goroutine.
-const minParallelWork = 1 << 15
+// runs on the calling goroutine.
+const minParallelWork = linalg.MinParallelFor
 
 // parallelFor runs f over [0,n) split into contiguous ranges, one per linalg worker, when
-// the total work (n × perItem) pays for the goroutines; w is the range's worker index, so f
-// can use per-worker scratch buffers.
-func parallelFor(n, perItem int, f func(w, lo, hi int)) {
-	workers := min(linalg.Workers, n)
-	if workers <= 1 || n*perItem < minParallelWork {
-		f(0, 0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	step := (n + workers - 1) / workers
-	for w, lo := 1, step; lo < n; w, lo = w+1, lo+step {
-		wg.Add(1)
-		go func(w, lo, hi int) {
-			defer wg.Done()
-			f(w, lo, hi)
-		}(w, lo, min(lo+step, n))
-	}
-	f(0, 0, min(step, n))
-	wg.Wait()
-}
+// the total work (n × perItem, roughly multiply-adds) pays for the hand-off; w is the
+// range's worker index, so f can use per-worker scratch buffers. The ranges run on linalg's
+// long-lived helpers (no goroutine is started per call).
+func parallelFor(n, perItem int, f func(w, lo, hi int)) { linalg.ParallelFor(n, perItem, f) }
 
 // numWorkers is the number of distinct w values parallelFor may pass.
 func numWorkers() int { return max(1, linalg.Workers) }
@@ -76,14 +56,8 @@ func seqGradSqNorm(a, g []float64, T, in, out int, bias bool, scratch *[]float64
 	return s
 }
 
-// mulTNAcc adds aᵀ·b to dst (a k×m, b k×n) in slabs of rows of a and b, so that each slab
-// of b stays in cache while the kernel sweeps it once per output row: with k in the
-// thousands (all B·T rows of a sequence batch) the unblocked multiply streams b from memory
-// and runs about three times slower on this machine class.
+// mulTNAcc adds aᵀ·b to dst (a k×m, b k×n). linalg blocks the depth k itself, so with k in
+// the thousands (all B·T rows of a sequence batch) the slivers it reuses stay in cache.
 func mulTNAcc(dst, a, b []float64, m, k, n int) {
-	kc := min(max(32768/max(n, 1), 32), 512)
-	for c := 0; c < k; c += kc {
-		rows := min(kc, k-c)
-		linalg.MulTN(dst, a[c*m:(c+rows)*m], b[c*n:(c+rows)*n], m, rows, n, true)
-	}
+	linalg.MulTN(dst, a, b, m, k, n, true)
 }

@@ -110,14 +110,7 @@ func (r *Recurrent) Init(rng *rand.Rand) {
 	}
 }
 
-func (r *Recurrent) act(v float64) float64 {
-	if r.Activation == ActReLU {
-		return max(v, 0)
-	}
-	return math.Tanh(v)
-}
-
-// dact is act' given the output y = act(v).
+// dact is the derivative of the vanilla cell's activation given its output y.
 func (r *Recurrent) dact(y float64) float64 {
 	if r.Activation == ActReLU {
 		if y > 0 {
@@ -144,12 +137,21 @@ func (r *Recurrent) Forward(x *Tensor, b *Batch) *Tensor {
 			r.valid[t*B+i] = b.Valid(i, t)
 		}
 	}
-	// Input projections of all steps in one multiply, kept in g_x (free until Backward);
-	// the bias is added in the cell update.
+	// Input projections of all steps in one multiply. The LSTM and vanilla cells take them,
+	// with the bias, as the initial value of the gate rows, to which each step adds
+	// h_{t−1}·W_hh; the GRU keeps them apart in g_x (free until Backward), since its n gate
+	// applies r to the recurrent part alone.
 	r.gates = growFloats(r.gates, TB*GH)
-	r.gx = growFloats(r.gx, TB*GH)
-	xp := r.gx
+	fused := r.Cell != CellGRU
+	xp := r.gates
+	if !fused {
+		r.gx = growFloats(r.gx, TB*GH)
+		xp = r.gx
+	}
 	linalg.MulNN(xp, r.xt, r.wih, TB, In, GH, false)
+	if fused {
+		linalg.AddRowVector(xp, TB, GH, r.bias)
+	}
 	r.hs = growFloats(r.hs, (T+1)*B*H)
 	clear(r.hs[:B*H])
 	if r.Cell == CellLSTM {
@@ -159,15 +161,17 @@ func (r *Recurrent) Forward(x *Tensor, b *Batch) *Tensor {
 	if r.Cell != CellVanilla {
 		r.tc = growFloats(r.tc, TB*H)
 	}
-	for t := 0; t < T; t++ {
+	var t int
+	stepRows := func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			r.step(t, i, xp[(t*B+i)*GH:(t*B+i+1)*GH])
+		}
+	}
+	for t = 0; t < T; t++ {
 		z := r.gates[t*B*GH : (t+1)*B*GH]
 		hp := r.hs[t*B*H : (t+1)*B*H]
-		linalg.MulNN(z, hp, r.whh, B, H, GH, false)
-		parallelFor(B, 16*GH, func(_, lo, hi int) {
-			for i := lo; i < hi; i++ {
-				r.step(t, i, xp[(t*B+i)*GH:(t*B+i+1)*GH])
-			}
-		})
+		linalg.MulNN(z, hp, r.whh, B, H, GH, fused)
+		parallelFor(B, 16*GH, stepRows)
 	}
 	r.y = ensure(r.y, B*T, H)
 	for i := 0; i < B; i++ {
@@ -183,7 +187,8 @@ func (r *Recurrent) Forward(x *Tensor, b *Batch) *Tensor {
 	return r.y
 }
 
-// step updates example i at time t: gates row z holds h_{t−1}·W_hh on entry, xp the input
+// step updates example i at time t. The gate row z holds the full pre-activation on entry
+// for the LSTM and vanilla cells; for the GRU it holds h_{t−1}·W_hh and xp the input
 // projection.
 func (r *Recurrent) step(t, i int, xp []float64) {
 	B, H := r.B, r.Hidden
@@ -200,39 +205,46 @@ func (r *Recurrent) step(t, i int, xp []float64) {
 		clear(z)
 		return
 	}
-	bias := r.bias
 	switch r.Cell {
 	case CellVanilla:
-		for k := range z {
-			v := r.act(z[k] + xp[k] + bias[k])
-			z[k] = v
-			h[k] = v
+		if r.Activation == ActReLU {
+			for k, v := range z {
+				z[k] = max(v, 0)
+			}
+		} else {
+			linalg.Tanh(z, z)
 		}
+		copy(h, z)
 	case CellLSTM:
 		cp := r.cs[(t*B+i)*H : (t*B+i+1)*H]
 		c := r.cs[((t+1)*B+i)*H : ((t+1)*B+i+1)*H]
 		tc := r.tc[row*H : (row+1)*H]
-		for k := 0; k < H; k++ {
-			ig := sigmoid(z[k] + xp[k] + bias[k])
-			fg := sigmoid(z[H+k] + xp[H+k] + bias[H+k])
-			gg := math.Tanh(z[2*H+k] + xp[2*H+k] + bias[2*H+k])
-			og := sigmoid(z[3*H+k] + xp[3*H+k] + bias[3*H+k])
-			z[k], z[H+k], z[2*H+k], z[3*H+k] = ig, fg, gg, og
-			cv := fg*cp[k] + ig*gg
-			c[k] = cv
-			tv := math.Tanh(cv)
-			tc[k] = tv
-			h[k] = og * tv
+		linalg.Sigmoid(z[:2*H], z[:2*H])
+		linalg.Tanh(z[2*H:3*H], z[2*H:3*H])
+		linalg.Sigmoid(z[3*H:], z[3*H:])
+		ig, fg, gg, og := z[:H], z[H:2*H], z[2*H:3*H], z[3*H:4*H]
+		for k := range c {
+			c[k] = fg[k]*cp[k] + ig[k]*gg[k]
+		}
+		linalg.Tanh(tc, c)
+		for k, v := range tc {
+			h[k] = og[k] * v
 		}
 	case CellGRU:
+		bias := r.bias
 		hn := r.tc[row*H : (row+1)*H]
+		for k := 0; k < 2*H; k++ {
+			z[k] = z[k] + xp[k] + bias[k]
+		}
+		linalg.Sigmoid(z[:2*H], z[:2*H])
 		for k := 0; k < H; k++ {
-			rg := sigmoid(z[k] + xp[k] + bias[k])
-			zg := sigmoid(z[H+k] + xp[H+k] + bias[H+k])
 			hnv := z[2*H+k] + r.bhn[k]
-			ng := math.Tanh(xp[2*H+k] + bias[2*H+k] + rg*hnv)
 			hn[k] = hnv
-			z[k], z[H+k], z[2*H+k] = rg, zg, ng
+			z[2*H+k] = xp[2*H+k] + bias[2*H+k] + z[k]*hnv
+		}
+		linalg.Tanh(z[2*H:], z[2*H:])
+		for k := 0; k < H; k++ {
+			zg, ng := z[H+k], z[2*H+k]
 			h[k] = (1-zg)*ng + zg*hp[k]
 		}
 	}

@@ -105,12 +105,12 @@ func (r *rangeTask) runPart(p int) {
 var rangeTasks = sync.Pool{New: func() any { return new(rangeTask) }}
 
 // ParallelFor runs f over [0, n) split into at most Workers contiguous ranges, concurrently,
-// when the total work (n × perItem, roughly multiply-adds) pays for the hand-off (about
-// 2^15); otherwise f(0, 0, n) runs on the calling goroutine. w is the range's index in
+// when the total work (n × perItem, roughly multiply-adds) reaches MinParallelFor;
+// otherwise f(0, 0, n) runs on the calling goroutine. w is the range's index in
 // [0, Workers), so f can use per-worker scratch buffers.
 func ParallelFor(n, perItem int, f func(w, lo, hi int)) {
 	w := min(Workers, n)
-	if w <= 1 || n*perItem < minParallelFor {
+	if w <= 1 || n*perItem < MinParallelFor {
 		f(0, 0, n)
 		return
 	}
@@ -123,5 +123,6 @@ func ParallelFor(n, perItem int, f func(w, lo, hi int)) {
 	rangeTasks.Put(r)
 }
 
-// minParallelFor is the work below which ParallelFor runs on the calling goroutine.
-const minParallelFor = 1 << 15
+// MinParallelFor is the work below which ParallelFor runs on the calling goroutine: handing
+// a range to a helper costs about a microsecond or more.
+const MinParallelFor = 1 << 15
