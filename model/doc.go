@@ -29,10 +29,22 @@
 //   - Composite layers (Sequential, Residual, TransformerBlock, MultiHeadAttention) own the
 //     concatenation of their sublayers' parameter slices and delegate every ParamLayer
 //     method to them.
+//   - Per-layer clipping sees the model as its parametrised layers in parameter-vector order
+//     (ParamLayerSizes; a composite layer is one group): PerExampleLayerNorms and
+//     AccumulateWeightedPerLayer are PerExampleNorms and AccumulateWeighted per group.
+//   - A feature stage (Spec.Features, the Features interface) is a fixed, parameter-free
+//     transform of raw dense inputs that the trainable layers read: today the 2-D wavelet
+//     scattering transform (Scattering: Kymatio's Scattering2D filter bank and subsampling,
+//     FFTs from gonum's dsp/fourier) with optional per-example GroupNorm. It is part of the
+//     model, so a saved model reads raw inputs: Forward applies it. Being deterministic and
+//     built from no data (it costs no privacy), training computes it once per dataset and
+//     passes the result with Input.Transformed set; the model then skips it. It holds no
+//     parameters, so the flat parameter vector is the trainable layers' alone, and it is
+//     shared, not copied, by Clone (it is immutable and safe for concurrent use).
 //
 // Main types: Spec (the declarative architecture: mlp, rnn, lstm, gru, transformer), Model,
 // Layer and ParamLayer, Batch (the shape and mode of one forward pass), Optimizer (SGD,
-// Adam). Layers: Linear, Activation, Dropout, Embedding, LearnedPosition,
+// Adam), FeatureSpec, Features and Scattering (the feature stage). Layers: Linear, Activation, Dropout, Embedding, LearnedPosition,
 // SinusoidalPosition, LayerNorm, Attention, MultiHeadAttention, Recurrent (vanilla, LSTM,
 // GRU), Pool, Residual, Sequential, TransformerBlock. Model files: Save, Load.
 // Programmer errors inside the package (shape mismatches) panic; anything read from a file,

@@ -5,4 +5,9 @@
 // Main types: Config (hyper-parameters), Trainer (one model, its optimizer and reusable batch
 // buffers), Metrics (loss and accuracy). A Trainer is single-goroutine; run one per worker.
 // Randomness (shuffling, dropout) comes from the Config's seed, so a run is reproducible.
+//
+// A model with a feature stage (model.Features, e.g. scattering) is trained on its features:
+// the Trainer transforms each dataset it is given once (Featurize), keeps the transformed
+// copy in memory for its lifetime, and feeds batches of it with model.Input.Transformed set,
+// instead of transforming every batch of every epoch.
 package train
