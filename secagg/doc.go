@@ -108,8 +108,11 @@
 //     derives every draw from (seed, label) and its context, so that two runs are
 //     byte-identical; it makes every secret recomputable from the seed. lattigo keeps the
 //     samplers of key generation, public-key encryption and the Shamir polynomial
-//     internal, so secagg runs those four steps itself on lattigo's ring samplers
-//     (sampling.go), in both modes. The server's KeySetup and Aggregator draw nothing secret.
+//     internal, so in deterministic mode only secagg re-derives those four steps on
+//     lattigo's ring samplers (sampling.go, cross-checked against lattigo in the tests);
+//     the default (production) path calls lattigo's KeyGenerator, PublicKeyGenProtocol,
+//     Thresholdizer and Encryptor directly. The server's KeySetup and Aggregator draw
+//     nothing secret.
 //     Tests can also fix crypto/rand with testing/cryptotest.SetGlobalRandom.
 //
 // # Precision and cost

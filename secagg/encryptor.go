@@ -39,6 +39,7 @@ type Encryptor struct {
 	pts     []*rlwe.Plaintext
 	vals    [][]float64
 	bufs    []ring.Poly
+	encs    []*rlwe.Encryptor // lattigo's public-key encryptors, one per worker (secure default)
 }
 
 // NewEncryptor prepares encryption under pk.
@@ -54,7 +55,18 @@ func NewEncryptor(params Parameters, pk *PublicKey, cfg EncryptorConfig) (*Encry
 	e := &Encryptor{params: params, session: pk.Session, cfg: cfg, pk: rpk}
 	// 53 bits: the notes' encoder-precision pitfall (larger silently switches to big.Float).
 	ecd := hefloat.NewEncoder(params.he, 53)
+	var enc *rlwe.Encryptor
+	if !cfg.Randomness.Deterministic() {
+		enc = rlwe.NewEncryptor(params.he, rpk)
+	}
 	for w := 0; w < cfg.Workers; w++ {
+		if enc != nil {
+			if w == 0 {
+				e.encs = append(e.encs, enc)
+			} else {
+				e.encs = append(e.encs, enc.ShallowCopy())
+			}
+		}
 		if w == 0 {
 			e.ecds = append(e.ecds, ecd)
 		} else {
@@ -112,12 +124,21 @@ func (e *Encryptor) EncryptUpdate(round uint64, update []float64, weight float64
 			errs[k] = err
 			return
 		}
+		ct := hefloat.NewCiphertext(e.params.he, 1, 0)
+		if e.encs != nil {
+			// Production: lattigo's own public-key encryption, randomness from crypto/rand.
+			if err := e.encs[w].Encrypt(e.pts[w], ct); err != nil {
+				errs[k] = err
+				return
+			}
+			u.chunks[k] = ct
+			return
+		}
 		prng, err := e.cfg.Randomness.prng("encrypt", e.session[:], []byte(e.cfg.ClientID), u64(round), digest, u64(uint64(k)))
 		if err != nil {
 			errs[k] = err
 			return
 		}
-		ct := hefloat.NewCiphertext(e.params.he, 1, 0)
 		if err := encryptPk(*e.params.he.GetRLWEParameters(), prng, e.pk, e.pts[w], ct, e.bufs[w]); err != nil {
 			errs[k] = err
 			return

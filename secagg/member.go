@@ -155,7 +155,7 @@ func (m *Member) Deal(ro *Roster) (*Dealing, error) {
 		return nil, err
 	}
 	// One stream for the secret key, its key-generation noise and its Shamir polynomial,
-	// drawn in that order (see sampling.go for why not lattigo's own samplers), and one for
+	// drawn in that order (deterministic mode only, see sampling.go), and one for
 	// the sealing nonces. Deterministic streams depend on the roster, so dealing again for
 	// the same roster gives the same dealing and a nonce never seals two plaintexts.
 	who := [][]byte{m.cfg.Session[:], u64(uint64(m.cfg.ID)), rd}
@@ -167,20 +167,40 @@ func (m *Member) Deal(ro *Roster) (*Dealing, error) {
 	if err != nil {
 		return nil, err
 	}
-	sk, err := genSecretKey(he, prng)
-	if err != nil {
-		return nil, fmt.Errorf("secagg: member %d: %w", m.cfg.ID, err)
+	// Production draws the secret key, the key-generation noise and the Shamir polynomial
+	// through lattigo's own KeyGenerator, PublicKeyGenProtocol and Thresholdizer (crypto/rand);
+	// only deterministic randomness (simulations) takes the seeded re-derivations of
+	// sampling.go, which lattigo v5 offers no hook for.
+	deterministic := m.cfg.Randomness.Deterministic()
+	ckg := mhe.NewPublicKeyGenProtocol(he)
+	thr := mhe.NewThresholdizer(he)
+	var sk *rlwe.SecretKey
+	if deterministic {
+		if sk, err = genSecretKey(he, prng); err != nil {
+			return nil, fmt.Errorf("secagg: member %d: %w", m.cfg.ID, err)
+		}
+	} else {
+		sk = rlwe.NewKeyGenerator(he).GenSecretKeyNew()
 	}
 	defer clearPoly(sk.Value.Q)
 
-	crp := mhe.NewPublicKeyGenProtocol(he).SampleCRP(crs)
-	pkShare, err := genPublicKeyShare(he, prng, sk, crp)
-	if err != nil {
-		return nil, fmt.Errorf("secagg: member %d: %w", m.cfg.ID, err)
+	crp := ckg.SampleCRP(crs)
+	var pkShare mhe.PublicKeyGenShare
+	if deterministic {
+		if pkShare, err = genPublicKeyShare(he, prng, sk, crp); err != nil {
+			return nil, fmt.Errorf("secagg: member %d: %w", m.cfg.ID, err)
+		}
+	} else {
+		pkShare = ckg.AllocateShare()
+		ckg.GenShare(sk, crp, &pkShare)
 	}
 
-	thr := mhe.NewThresholdizer(he)
-	poly, err := genShamirPolynomial(he, prng, m.cfg.Committee.Threshold, sk)
+	var poly mhe.ShamirPolynomial
+	if deterministic {
+		poly, err = genShamirPolynomial(he, prng, m.cfg.Committee.Threshold, sk)
+	} else {
+		poly, err = thr.GenShamirPolynomial(m.cfg.Committee.Threshold, sk)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("secagg: member %d: Shamir polynomial: %w", m.cfg.ID, err)
 	}

@@ -20,7 +20,8 @@ import (
 // all. So the four steps below redo, with lattigo's public ring samplers over a PRNG of our
 // choice, exactly what those methods compute: the same distributions (Parameters.Xs, Xe,
 // uniform), the same operations, in the same domains. Everything else (CRP sampling, share
-// aggregation, Shamir evaluation and combination, decoding) still runs in lattigo.
+// aggregation, Shamir evaluation and combination, decoding) still runs in lattigo. These are
+// used only with DeterministicRandomness; the secure default calls lattigo's own methods.
 
 // genSecretKey samples a secret key from Xs, as rlwe.KeyGenerator.GenSecretKey: ternary
 // coefficients, then NTT and Montgomery form.
