@@ -148,7 +148,7 @@ func TestPartyClipsUpdatesAndValidatesTasks(t *testing.T) {
 		{"evaluate-error", &pb.Task{TaskId: "x", Kind: pb.TaskKind_TASK_KIND_EVALUATE, Spec: &pb.Task_Evaluate{Evaluate: &pb.EvaluateSpec{Model: &pb.ModelSpec{SpecJson: blobSpec.JSON(), NumParams: int64(len(params))}}},
 			Blobs: []*pb.Blob{blob.New(blob.Params, blob.EncodeFloats(params))}}, "no test data"},
 		{"decrypt-unknown-session", &pb.Task{TaskId: "x", Kind: pb.TaskKind_TASK_KIND_DECRYPT, Spec: &pb.Task_Decrypt{Decrypt: &pb.DecryptSpec{Session: make([]byte, 16), MemberId: 1,
-			Params: &pb.SecAggParams{LogN: 12, CommitteeSize: 3, Threshold: 2, MinContributions: 1}}}}, "no key-committee state"},
+			Params: &pb.SecAggParams{LogN: 12, CommitteeSize: 3, Threshold: 2, MinContributions: 2}}}}, "no key-committee state"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := p.Handle(t.Context(), tc.task)

@@ -11,7 +11,7 @@ import (
 
 const benchDim = 100_000
 
-var benchCommittee = CommitteeConfig{Size: 10, Threshold: 6, MinContributions: 1}
+var benchCommittee = CommitteeConfig{Size: 10, Threshold: 6, MinContributions: 2}
 
 func benchFederation(b *testing.B, workers int) *federation {
 	p, err := NewParameters(ParametersLiteral{})

@@ -47,7 +47,7 @@ type fuzzFederation struct {
 func newFuzzFederation(t testing.TB) *fuzzFederation {
 	t.Helper()
 	p := fuzzParams(t)
-	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 1}
+	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 2}
 	ks, err := NewKeySetup(p, fuzzSession, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -38,7 +38,7 @@ func setupParties(t *testing.T, p Parameters, cfg CommitteeConfig) (*KeySetup, [
 func TestKeySetupRejects(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 20)
 	p := testParams(t, ParametersLiteral{LogN: 8})
-	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 1}
+	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 2}
 	ks, members, ro := setupParties(t, p, cfg)
 
 	t.Run("second identity key", func(t *testing.T) {
@@ -170,7 +170,7 @@ func TestKeySetupRejects(t *testing.T) {
 func TestMemberStateSurvivesEverySetupStep(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 21)
 	p := testParams(t, ParametersLiteral{LogN: 9})
-	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 1}
+	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 2}
 	session := NewSessionID()
 	ks, _ := NewKeySetup(p, session, cfg)
 	restart := func(m *Member) *Member {

@@ -245,20 +245,52 @@ const extraSlots = 2
 // server cannot lower the threshold or the minimum.
 type CommitteeConfig struct {
 	Size             int // K, 1…MaxCommitteeSize
-	Threshold        int // t, 1…K: members needed to decrypt
-	MinContributions int // m ≥ 1: members refuse aggregates reported to hold fewer updates
+	Threshold        int // t, MinThreshold…K: members needed to decrypt
+	MinContributions int // m ≥ MinContributions: members refuse aggregates reported to hold fewer updates
 }
 
-// Validate checks the committee against the parameters.
+// Floors of a committee, enforced by CommitteeConfig.Validate.
+const (
+	// MinContributions is the smallest m: an "aggregate" of one update is that client's
+	// update, so decrypting it would reveal exactly what secure aggregation hides.
+	MinContributions = 2
+	// MinThreshold is the smallest t: with t = 1 every single member (or the server with
+	// one member's share) can decrypt any ciphertext, including an individual update.
+	MinThreshold = 2
+)
+
+// Validate checks the committee against the parameters. Errors name the field (Size,
+// Threshold, MinContributions, MaxContributors), so callers can map them to their keys.
 func (c CommitteeConfig) Validate(p Parameters) error {
-	if c.Size < 1 || c.Size > MaxCommitteeSize {
-		return fmt.Errorf("secagg: committee size %d: must be 1…%d", c.Size, MaxCommitteeSize)
+	if c.Size < MinThreshold || c.Size > MaxCommitteeSize {
+		return fmt.Errorf("secagg: committee Size %d: must be %d…%d (a committee needs at least Threshold ≥ %d members)", c.Size, MinThreshold, MaxCommitteeSize, MinThreshold)
 	}
-	if c.Threshold < 1 || c.Threshold > c.Size {
-		return fmt.Errorf("secagg: committee threshold %d: must be 1…size (%d)", c.Threshold, c.Size)
+	if c.Threshold < MinThreshold || c.Threshold > c.Size {
+		return fmt.Errorf("secagg: Threshold %d: must be %d…committee Size (%d); with t = 1 any single member could decrypt an individual update", c.Threshold, MinThreshold, c.Size)
 	}
-	if c.MinContributions < 1 || c.MinContributions > p.lit.MaxContributors {
-		return fmt.Errorf("secagg: minimum contributions %d: must be 1…MaxContributors (%d)", c.MinContributions, p.lit.MaxContributors)
+	if c.MinContributions < MinContributions || c.MinContributions > p.lit.MaxContributors {
+		return fmt.Errorf("secagg: MinContributions %d: must be %d…MaxContributors (%d); an aggregate of one update is that client's update", c.MinContributions, MinContributions, p.lit.MaxContributors)
 	}
 	return nil
 }
+
+// AnnouncementBytes is the size of a marshalled KeyAnnouncement.
+func (p Parameters) AnnouncementBytes() int { return announcementSize }
+
+const announcementSize = 4 + 16 + 2 + 32
+
+// DealingBytes is the size of a marshalled Dealing for a committee of size members: the
+// public-key share and one sealed Shamir share per member.
+func (p Parameters) DealingBytes(size int) int {
+	n := p.N()
+	return 4 + 16 + 2 + ringDescriptorSize + 2 + 8*n + size*sealedShareSize(n)
+}
+
+// DecryptionShareBytes is the size of a marshalled DecryptionShare of an aggregate of dim
+// values decrypted by threshold members.
+func (p Parameters) DecryptionShareBytes(dim, threshold int) int {
+	return 4 + 16 + 8 + 32 + 2 + 2 + 2*threshold + ringDescriptorSize + 4 + 8*p.N()*p.NumChunks(dim)
+}
+
+// ringDescriptorSize is the (log2 N, Q) header written before polynomials.
+const ringDescriptorSize = 9

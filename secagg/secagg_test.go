@@ -268,7 +268,7 @@ func TestMemberRefusesTooFewContributions(t *testing.T) {
 	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 4}
 	f := newFederation(t, p, cfg, 1)
 	lax := *f
-	lax.cfg.MinContributions = 1
+	lax.cfg.MinContributions = 2
 	agg, _ := smallRound(t, &lax, 1, 3, 100)
 	req, err := agg.DecryptionRequest([]MemberID{1, 2})
 	if err != nil {
@@ -288,7 +288,7 @@ func TestMemberRefusesTooFewContributions(t *testing.T) {
 func TestMemberDecryptsAnAggregateForOneSetOnly(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 6)
 	p := testParams(t, ParametersLiteral{LogN: 10})
-	cfg := CommitteeConfig{Size: 4, Threshold: 2, MinContributions: 1}
+	cfg := CommitteeConfig{Size: 4, Threshold: 2, MinContributions: 2}
 	f := newFederation(t, p, cfg, 1)
 	agg, _ := smallRound(t, f, 1, 2, 100)
 	req12, err := agg.DecryptionRequest([]MemberID{1, 2})
@@ -361,7 +361,7 @@ func roundTripBytes(t testing.TB, m binaryMessage) []byte {
 func TestRequestValidation(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 7)
 	p := testParams(t, ParametersLiteral{LogN: 10})
-	cfg := CommitteeConfig{Size: 4, Threshold: 2, MinContributions: 1}
+	cfg := CommitteeConfig{Size: 4, Threshold: 2, MinContributions: 2}
 	f := newFederation(t, p, cfg, 1)
 	agg, _ := smallRound(t, f, 1, 2, 100)
 	req, err := agg.DecryptionRequest([]MemberID{1, 2})
@@ -396,7 +396,7 @@ func TestRequestValidation(t *testing.T) {
 func TestChunkBoundaries(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 8)
 	p := testParams(t, ParametersLiteral{LogN: 4}) // N = 16
-	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 1}
+	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 2}
 	f := newFederation(t, p, cfg, 2)
 	for _, dim := range []int{1, 14, 15, 16, 17, 30, 31, 32} {
 		t.Run(fmt.Sprint("dim=", dim), func(t *testing.T) {

@@ -97,12 +97,15 @@ func TestCommitteeConfigValidate(t *testing.T) {
 		ok  bool
 	}{
 		{CommitteeConfig{10, 6, 10}, true},
-		{CommitteeConfig{1, 1, 1}, true},
-		{CommitteeConfig{0, 1, 1}, false},
-		{CommitteeConfig{257, 6, 1}, false},
-		{CommitteeConfig{10, 11, 1}, false},
-		{CommitteeConfig{10, 0, 1}, false},
+		{CommitteeConfig{2, 2, 2}, true},
+		{CommitteeConfig{1, 1, 2}, false},
+		{CommitteeConfig{0, 1, 2}, false},
+		{CommitteeConfig{257, 6, 2}, false},
+		{CommitteeConfig{10, 11, 2}, false},
+		{CommitteeConfig{10, 0, 2}, false},
+		{CommitteeConfig{10, 1, 2}, false}, // any single member could decrypt one update
 		{CommitteeConfig{10, 6, 0}, false},
+		{CommitteeConfig{10, 6, 1}, false}, // an aggregate of one update is that update
 		{CommitteeConfig{10, 6, 1001}, false},
 	} {
 		t.Run(fmt.Sprintf("%+v", tc.cfg), func(t *testing.T) {
@@ -113,10 +116,98 @@ func TestCommitteeConfigValidate(t *testing.T) {
 	}
 }
 
+// TestCommitteeConfigErrorsNameTheField: callers map the field names to their config keys.
+func TestCommitteeConfigErrorsNameTheField(t *testing.T) {
+	p, _ := NewParameters(ParametersLiteral{})
+	for _, tc := range []struct {
+		cfg  CommitteeConfig
+		want string
+	}{
+		{CommitteeConfig{300, 6, 2}, "committee Size 300"},
+		{CommitteeConfig{5, 1, 2}, "Threshold 1"},
+		{CommitteeConfig{5, 3, 1}, "MinContributions 1"},
+	} {
+		if err := tc.cfg.Validate(p); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: err = %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+// TestMessageSizes: the predicted sizes of every message a committee member sends are
+// exact, so a server can refuse larger uploads before reading them.
+func TestMessageSizes(t *testing.T) {
+	cryptotest.SetGlobalRandom(t, 21)
+	p := testParams(t, ParametersLiteral{LogN: 4}) // N = 16
+	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 2}
+	f := newFederation(t, p, cfg, 1)
+	size := func(m binaryMessage) int {
+		b, err := m.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(b)
+	}
+	if got, want := size(f.members[0].Announcement()), p.AnnouncementBytes(); got != want {
+		t.Errorf("announcement: %d bytes, predicted %d", got, want)
+	}
+	session := NewSessionID()
+	ks, err := NewKeySetup(p, session, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var members []*Member
+	for i := 1; i <= cfg.Size; i++ {
+		m, err := NewMember(p, MemberConfig{Session: session, ID: MemberID(i), Committee: cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ks.AddAnnouncement(m.Announcement()); err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, m)
+	}
+	ro, err := ks.Roster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := members[0].Deal(ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := size(d), p.DealingBytes(cfg.Size); got != want {
+		t.Errorf("dealing: %d bytes, predicted %d", got, want)
+	}
+	for _, dim := range []int{1, 14, 15, 40} {
+		agg, _ := smallRound(t, f, uint64(dim), 2, dim)
+		req, err := agg.DecryptionRequest([]MemberID{1, 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sh, err := f.members[0].DecryptionShare(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := size(sh), p.DecryptionShareBytes(dim, cfg.Threshold); got != want {
+			t.Errorf("dim %d: decryption share of %d bytes, predicted %d", dim, got, want)
+		}
+		enc, err := NewEncryptor(p, f.pk, EncryptorConfig{ClientID: "client-7"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := enc.EncryptUpdate(uint64(dim), make([]float64, dim), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := size(u), p.UpdateBytes(dim, len("client-7")); got != want {
+			t.Errorf("dim %d: update of %d bytes, predicted %d", dim, got, want)
+		}
+	}
+}
+
 func TestEncryptorRejectsBadUpdates(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 10)
 	p := testParams(t, ParametersLiteral{LogN: 10, ClipBound: 2, MaxWeight: 0.5})
-	f := newFederation(t, p, CommitteeConfig{Size: 2, Threshold: 2, MinContributions: 1}, 1)
+	f := newFederation(t, p, CommitteeConfig{Size: 2, Threshold: 2, MinContributions: 2}, 1)
 	enc, err := NewEncryptor(p, f.pk, EncryptorConfig{ClientID: "c"})
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +248,7 @@ func TestEncryptorRejectsBadUpdates(t *testing.T) {
 func TestAggregatorRejectsMalformedUpdates(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 11)
 	p := testParams(t, ParametersLiteral{LogN: 10})
-	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 1}
+	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 2}
 	f := newFederation(t, p, cfg, 1)
 	const dim = 1500
 	agg, err := NewAggregator(p, AggregatorConfig{Session: f.session, Round: 1, Dim: dim, Committee: cfg, Workers: 2})
@@ -211,11 +302,24 @@ func TestAggregatorRejectsMalformedUpdates(t *testing.T) {
 	if agg.Count() != 1 {
 		t.Fatalf("count %d after rejected updates, want 1", agg.Count())
 	}
+	// A second good update: the committee decrypts aggregates of m = 2 or more.
+	enc2, _ := NewEncryptor(p, f.pk, EncryptorConfig{ClientID: "good-2"})
+	good2, err := enc2.EncryptUpdate(1, u, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agg.Add(good2); err != nil {
+		t.Fatal(err)
+	}
 	res, err := f.decrypt(t, agg, []MemberID{1, 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := maxAbsDiff(res.WeightedSum, u); e > 1e-3 {
+	twice := make([]float64, dim)
+	for i, x := range u {
+		twice[i] = 2 * x
+	}
+	if e := maxAbsDiff(res.WeightedSum, twice); e > 1e-3 {
 		t.Errorf("aggregate damaged by rejected updates: max error %.3g", e)
 	}
 	if err := agg.Add(fresh()); !errors.Is(err, ErrFrozen) {
@@ -228,7 +332,7 @@ func TestAggregatorRejectsMalformedUpdates(t *testing.T) {
 func TestAggregatorMaxContributors(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 12)
 	p := testParams(t, ParametersLiteral{LogN: 10, MaxContributors: 2})
-	cfg := CommitteeConfig{Size: 2, Threshold: 1, MinContributions: 1}
+	cfg := CommitteeConfig{Size: 2, Threshold: 2, MinContributions: 2}
 	f := newFederation(t, p, cfg, 1)
 	agg, _ := NewAggregator(p, AggregatorConfig{Session: f.session, Round: 1, Dim: 10, Committee: cfg})
 	for i := 0; i < 3; i++ {
@@ -246,7 +350,7 @@ func TestAggregatorMaxContributors(t *testing.T) {
 func TestCombineRejectsBadShares(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 13)
 	p := testParams(t, ParametersLiteral{LogN: 10})
-	cfg := CommitteeConfig{Size: 4, Threshold: 2, MinContributions: 1}
+	cfg := CommitteeConfig{Size: 4, Threshold: 2, MinContributions: 2}
 	f := newFederation(t, p, cfg, 1)
 	agg, exact := smallRound(t, f, 1, 2, 500)
 	if _, err := agg.Combine(nil); err == nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/confide-fl/confide/dp"
@@ -205,8 +206,9 @@ type SecAggConfig struct {
 	// CommitteeSize K and Threshold t: any t of the K members decrypt; up to K−t may drop.
 	CommitteeSize int `yaml:"committee_size"`
 	Threshold     int `yaml:"threshold"`
-	// MinContributions m: members refuse to decrypt aggregates of fewer updates.
-	// Default min(2, Sampling.MinFit).
+	// MinContributions m: members refuse to decrypt aggregates of fewer updates. At least
+	// 2 (an aggregate of one update is that client's update) and at most sampling.min_fit.
+	// Default 2.
 	MinContributions int `yaml:"min_contributions"`
 	// RotateEvery starts a new committee every this many rounds (0: keep it while it can
 	// decrypt).
@@ -215,7 +217,9 @@ type SecAggConfig struct {
 	LogScale        int     `yaml:"log_scale"`
 	FloodingSigma   float64 `yaml:"flooding_sigma"`
 	MaxContributors int     `yaml:"max_contributors"`
-	// MaxWeight bounds a client's aggregation weight (default 1).
+	// MaxWeight bounds a client's aggregation weight min(examples / training.weight_scale,
+	// max_weight), with or without secure aggregation, so both modes weight clients alike
+	// (default 1).
 	MaxWeight float64 `yaml:"max_weight"`
 }
 
@@ -292,15 +296,15 @@ func (c Config) WithDefaults() Config {
 			c.DP.UpdateClipNorm = u.MaxClip()
 		}
 	}
+	if c.SecAgg.MaxWeight == 0 {
+		c.SecAgg.MaxWeight = secagg.DefaultMaxWeight
+	}
 	if c.SecAgg.Enabled {
 		if c.DP.UpdateClipNorm == 0 {
 			c.DP.UpdateClipNorm = 10
 		}
 		if c.SecAgg.MinContributions == 0 {
-			c.SecAgg.MinContributions = min(2, s.MinFit)
-		}
-		if c.SecAgg.MaxWeight == 0 {
-			c.SecAgg.MaxWeight = 1
+			c.SecAgg.MinContributions = secagg.MinContributions
 		}
 		if c.SecAgg.MaxContributors == 0 {
 			// The largest count the overflow budget allows for the clip bound, up to
@@ -378,16 +382,16 @@ func (c Config) Validate() error {
 		bad("dp.update_clip_norm = %v: must be ≥ 0", d.UpdateClipNorm)
 	}
 	c.validateUserLevel(bad)
+	if w := c.SecAgg.MaxWeight; !(w > 0) || math.IsInf(w, 0) {
+		bad("secure_aggregation.max_weight = %v: must be positive (the largest aggregation weight of a client, default 1)", w)
+	}
 	if c.SecAgg.Enabled {
 		if !(d.UpdateClipNorm > 0) {
 			bad("dp.update_clip_norm = %v: secure aggregation needs clipped updates (> 0) to bound the encrypted sum", d.UpdateClipNorm)
 		} else if _, err := c.secAggParams(); err != nil {
-			bad("secure_aggregation: %v", err)
+			bad("%v", secAggKeys(err))
 		} else if err := c.committeeConfig().Validate(mustParams(c)); err != nil {
-			bad("secure_aggregation: %v", err)
-		}
-		if c.SecAgg.CommitteeSize < 1 {
-			bad("secure_aggregation.committee_size = %d: must be ≥ 1", c.SecAgg.CommitteeSize)
+			bad("%v", secAggKeys(err))
 		}
 		if c.SecAgg.CommitteeSize > s.MinAvailable {
 			bad("secure_aggregation.committee_size = %d exceeds sampling.min_available = %d: the committee is drawn from the connected clients", c.SecAgg.CommitteeSize, s.MinAvailable)
@@ -395,8 +399,8 @@ func (c Config) Validate() error {
 		if c.SecAgg.MaxContributors > 0 && s.MinFit > c.SecAgg.MaxContributors {
 			bad("sampling.min_fit = %d exceeds secure_aggregation.max_contributors = %d (the overflow budget of one aggregate)", s.MinFit, c.SecAgg.MaxContributors)
 		}
-		if c.SecAgg.MinContributions > s.MinFit {
-			bad("secure_aggregation.min_contributions = %d exceeds sampling.min_fit = %d: a round with min_fit results could never be decrypted", c.SecAgg.MinContributions, s.MinFit)
+		if s.MinFit < c.SecAgg.MinContributions {
+			bad("sampling.min_fit = %d is below secure_aggregation.min_contributions = %d: a round could succeed with fewer updates than the committee decrypts (with one, the server would see that client's update); raise sampling.min_fit to at least %d", s.MinFit, c.SecAgg.MinContributions, c.SecAgg.MinContributions)
 		}
 		if c.SecAgg.RotateEvery < 0 {
 			bad("secure_aggregation.rotate_every = %d: must be ≥ 0", c.SecAgg.RotateEvery)
@@ -507,6 +511,26 @@ func (c Config) secAggLiteral() secagg.ParametersLiteral {
 func (c Config) secAggParams() (secagg.Parameters, error) {
 	return secagg.NewParameters(c.secAggLiteral())
 }
+
+// secAggKeys rewrites an error of secagg's parameter and committee checks in the keys of
+// this configuration: secagg names its own fields (ClipBound, Threshold, …), which a user
+// of the server's YAML never wrote.
+func secAggKeys(err error) error {
+	return errors.New(secAggKeyNames.Replace(strings.TrimPrefix(err.Error(), "secagg: ")))
+}
+
+var secAggKeyNames = strings.NewReplacer(
+	"committee Size", "secure_aggregation.committee_size",
+	"Threshold", "secure_aggregation.threshold",
+	"MinContributions", "secure_aggregation.min_contributions",
+	"MaxContributors", "secure_aggregation.max_contributors",
+	"MaxWeight", "secure_aggregation.max_weight",
+	"ClipBound", "dp.update_clip_norm",
+	"LogScale", "secure_aggregation.log_scale",
+	"LogN", "secure_aggregation.log_n",
+	"FloodingSigma", "secure_aggregation.flooding_sigma",
+	"LogQ", "the modulus bits (fixed)",
+)
 
 func (c Config) committeeConfig() secagg.CommitteeConfig {
 	return secagg.CommitteeConfig{Size: c.SecAgg.CommitteeSize, Threshold: c.SecAgg.Threshold, MinContributions: c.SecAgg.MinContributions}

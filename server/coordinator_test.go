@@ -301,8 +301,15 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	}{
 		{"rounds", func(c *server.Config) { c.Rounds = 0 }, "rounds = 0"},
 		{"committee-too-big", func(c *server.Config) { c.SecAgg.CommitteeSize = 5 }, "committee_size = 5 exceeds sampling.min_available = 4"},
-		{"threshold", func(c *server.Config) { c.SecAgg.Threshold = 5 }, "committee threshold 5"},
-		{"min-contributions", func(c *server.Config) { c.SecAgg.MinContributions = 5 }, "min_contributions = 5 exceeds sampling.min_fit = 4"},
+		{"threshold", func(c *server.Config) { c.SecAgg.Threshold = 5 }, "secure_aggregation.threshold 5: must be 2…secure_aggregation.committee_size (4)"},
+		{"threshold-1", func(c *server.Config) { c.SecAgg.Threshold = 1 }, "secure_aggregation.threshold 1: must be 2…"},
+		{"min-contributions", func(c *server.Config) { c.SecAgg.MinContributions = 5 }, "sampling.min_fit = 4 is below secure_aggregation.min_contributions = 5"},
+		{"min-contributions-1", func(c *server.Config) { c.SecAgg.MinContributions = 1 }, "secure_aggregation.min_contributions 1: must be 2…"},
+		// min_fit 1 used to default m to min(2, min_fit) = 1: the server could decrypt one
+		// client's update.
+		{"min-fit-1", func(c *server.Config) { c.Sampling.MinFit, c.Sampling.MinAvailable, c.SecAgg.CommitteeSize, c.SecAgg.Threshold = 1, 3, 3, 2 },
+			"sampling.min_fit = 1 is below secure_aggregation.min_contributions = 2"},
+		{"clip-key", func(c *server.Config) { c.SecAgg.MaxContributors = 100000 }, "secure_aggregation.max_contributors 100000 × per-client bound"},
 		{"deadline", func(c *server.Config) { c.Deadlines.Fit = -time.Second }, "deadlines.fit"},
 		{"clip", func(c *server.Config) { c.DP.UpdateClipNorm = -1 }, "dp.update_clip_norm = -1"},
 		{"overflow", func(c *server.Config) { c.SecAgg.MaxContributors = 100000 }, "overflow budget exceeded"},

@@ -99,8 +99,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Dim < 1:
 		return fmt.Errorf("--params %d: need at least one value per update", c.Dim)
-	case c.Clients < 1:
-		return fmt.Errorf("--clients %d: need at least one client", c.Clients)
+	case c.Clients < secagg.MinContributions:
+		return fmt.Errorf("--clients %d: need at least %d (a committee never decrypts fewer updates)", c.Clients, secagg.MinContributions)
 	case c.Absent < 0 || c.Absent > c.Committee-c.Threshold:
 		return fmt.Errorf("--absent %d: must be 0…committee−threshold = %d", c.Absent, c.Committee-c.Threshold)
 	case c.Distinct < 1:
@@ -128,7 +128,7 @@ func Run(c Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	committee := secagg.CommitteeConfig{Size: c.Committee, Threshold: c.Threshold, MinContributions: 1}
+	committee := secagg.CommitteeConfig{Size: c.Committee, Threshold: c.Threshold, MinContributions: secagg.MinContributions}
 	if err := committee.Validate(params); err != nil {
 		return nil, err
 	}
