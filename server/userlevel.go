@@ -149,14 +149,14 @@ func (u *userLevel) epsilon() (accountant.Result, error) {
 // and noise multiplier NoiseMultiplier, by the RDP accountant (Grid and Conversion name
 // how ε was computed).
 type UserLevelPrivacyRecord struct {
-	Round           uint64
-	Epsilon         float64
-	Delta           float64
-	NoiseMultiplier float64
-	SampleRate      float64
-	Rounds          int
-	Grid            string
-	Conversion      string
+	Round           uint64  `json:"round"`
+	Epsilon         float64 `json:"epsilon"`
+	Delta           float64 `json:"delta"`
+	NoiseMultiplier float64 `json:"noise_multiplier"`
+	SampleRate      float64 `json:"sample_rate"`
+	Rounds          int     `json:"rounds"`
+	Grid            string  `json:"grid"`
+	Conversion      string  `json:"conversion"`
 }
 
 func (UserLevelPrivacyRecord) isRecord() {}

@@ -130,6 +130,11 @@ type DPConfig struct {
 	// without DP-SGD. For experiments only: the summary says so when DP-SGD is on, and
 	// config.yaml records the setting.
 	DeterministicNoise bool `yaml:"deterministic_noise"`
+	// UserLevel turns on user-level DP of the rounds (DP-FedAvg: client-level clipping,
+	// central or distributed noise, adaptive clipping, user-level accounting); see
+	// server.UserLevelDPConfig. expected_clients defaults to clients_per_round; the clip is
+	// dp.user_level.clip, so leave dp.update_clip_norm unset.
+	UserLevel server.UserLevelDPConfig `yaml:"user_level"`
 }
 
 // EvaluationConfig sets the evaluation cadence.
@@ -230,7 +235,10 @@ func (c Config) WithDefaults() Config {
 	if c.DP.Delta == 0 {
 		c.DP.Delta = 1e-5
 	}
-	if c.SecureAggregation.Enabled && c.DP.UpdateClipNorm == 0 {
+	if u := &c.DP.UserLevel; u.On() && u.ExpectedClients == 0 {
+		u.ExpectedClients = c.ClientsPerRound
+	}
+	if c.SecureAggregation.Enabled && c.DP.UpdateClipNorm == 0 && !c.DP.UserLevel.On() {
 		c.DP.UpdateClipNorm = 10
 	}
 	if c.MinFit == 0 {
@@ -372,6 +380,9 @@ func (c Config) validate(datasetGiven bool) error {
 	if d.BudgetEpsilon > 0 && d.NoiseMultiplier == 0 {
 		bad("dp.budget_epsilon = %v with dp.noise_multiplier = 0: clients with a budget refuse training without DP-SGD; set dp.noise_multiplier > 0 or drop the budget", d.BudgetEpsilon)
 	}
+	if u := d.UserLevel; u.On() && u.ExpectedClients != c.ClientsPerRound {
+		bad("dp.user_level.expected_clients = %d and clients_per_round = %d differ: under user-level DP clients are Poisson-sampled with clients_per_round expected per round; drop dp.user_level.expected_clients", u.ExpectedClients, c.ClientsPerRound)
+	}
 	if sa := c.SecureAggregation; sa.Enabled {
 		if sa.CommitteeSize < 1 || (c.Clients > 0 && sa.CommitteeSize > c.Clients) {
 			bad("secure_aggregation.committee_size = %d: must be in [1, clients = %d]", sa.CommitteeSize, c.Clients)
@@ -465,6 +476,8 @@ func parseSamplePartition(s string) (int, bool) {
 func (c Config) dpOn() bool { return c.DP.NoiseMultiplier > 0 }
 
 // seededClients reports whether clients' randomness (shuffling, and DP noise and Poisson
-// sampling when DP is on) comes from seeded generators. Without DP there is no noise to
-// protect, so shuffling is always seeded.
-func (c Config) seededClients() bool { return !c.dpOn() || c.DP.DeterministicNoise }
+// sampling when DP is on) comes from seeded generators. Without DP (DP-SGD or user-level)
+// there is no noise to protect, so shuffling is always seeded.
+func (c Config) seededClients() bool {
+	return !(c.dpOn() || c.DP.UserLevel.On()) || c.DP.DeterministicNoise
+}

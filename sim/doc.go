@@ -51,6 +51,14 @@
 // only to the precision of the CKKS decryption (about 1e-4 per coordinate of the
 // aggregate).
 //
+// With DP.UserLevel on, the rounds also run DP-FedAvg (see server.UserLevelDPConfig):
+// clients_per_round is the expected cohort of Poisson sampling, updates are clipped on the
+// clients, and the coordinator (central mode) or the clients (distributed mode) add the
+// Gaussian noise from crypto/rand, or from generators seeded by the run's seed under
+// DP.DeterministicNoise. The summary's Privacy.UserLevel reports the federation's
+// user-level ε (q = clients_per_round / clients, T = rounds) beside the record-level ε of
+// DP-SGD; each round's row carries the user-level ε so far and the round's clip norm.
+//
 // # Output
 //
 // Run returns a Report (Summary and per-round RoundMetrics) and writes into the results

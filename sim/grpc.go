@@ -71,6 +71,8 @@ func runGRPC(ctx context.Context, r *run) error {
 				Server: addr, Name: r.id(k), CommitteeEligible: true, NumExamples: int64(r.pop.size(k)),
 				Store: st.store, DialOptions: dial, PollWait: time.Second, Logger: quiet,
 				BackoffMin: 10 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+				// One party serves all of the client's tasks: one noise stream per client.
+				Noise: r.clientNoise(k, 0),
 			}, tr)
 		}()
 	}

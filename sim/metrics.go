@@ -167,6 +167,10 @@ type RoundMetrics struct {
 	FederatedLoss     *float64 `json:"federated_loss,omitempty"`
 	// Epsilon is the largest total ε at δ any client has reported so far (DP-SGD).
 	Epsilon float64 `json:"epsilon"`
+	// UserEpsilon is the federation's user-level ε so far (dp.user_level), and UpdateClip
+	// the round's clip norm S under it.
+	UserEpsilon float64 `json:"user_epsilon,omitempty"`
+	UpdateClip  float64 `json:"update_clip,omitempty"`
 	// BytesDown and BytesUp are the payload bytes of the round's tasks and results
 	// (models, encrypted updates, key-setup and decryption messages).
 	BytesDown int64 `json:"bytes_down"`
@@ -190,7 +194,8 @@ type recorder struct {
 
 	mu        sync.Mutex
 	rows      []RoundMetrics
-	open      map[int]*RoundMetrics // rounds started, not yet recorded
+	userLevel *server.UserLevelPrivacyRecord // the latest
+	open      map[int]*RoundMetrics          // rounds started, not yet recorded
 	bytesDown map[uint64]int64
 	bytesUp   map[uint64]int64
 	late      map[uint64]int
@@ -205,8 +210,13 @@ func newRecorder(r *run) *recorder {
 // global model is the coordinator's; nothing else needs to survive a simulated run).
 func (rc *recorder) Append(records []server.Record) error {
 	for _, rec := range records {
-		if v, ok := rec.(server.RoundRecord); ok {
+		switch v := rec.(type) {
+		case server.RoundRecord:
 			rc.roundRecord(v)
+		case server.UserLevelPrivacyRecord:
+			rc.mu.Lock()
+			rc.userLevel = &v
+			rc.mu.Unlock()
 		}
 	}
 	return nil
@@ -300,8 +310,10 @@ func (rc *recorder) roundRecord(rr server.RoundRecord) {
 	setOpt(&m.Accuracy, rr.Metrics, "central_accuracy")
 	setOpt(&m.Loss, rr.Metrics, "central_loss")
 	m.Epsilon = rr.Metrics["epsilon_max"]
+	m.UserEpsilon, m.UpdateClip = rr.Metrics["user_epsilon"], rr.Metrics["update_clip"]
 	if n := len(rc.rows); rr.Failed && n > 0 {
 		m.Epsilon = rc.rows[n-1].Epsilon
+		m.UserEpsilon = rc.rows[n-1].UserEpsilon
 	}
 	m.WallSeconds = now.Sub(rc.lastEnd).Seconds()
 	m.EvalSeconds = rc.r.eval.duration(rr.Round).Seconds()
@@ -320,6 +332,13 @@ func (rc *recorder) close() []RoundMetrics {
 		rc.rows[i].BytesDown, rc.rows[i].BytesUp, rc.rows[i].Late = rc.bytesDown[r], rc.bytesUp[r], rc.late[r]
 	}
 	return append([]RoundMetrics(nil), rc.rows...)
+}
+
+// userLevelRecord returns the latest user-level privacy record (nil: none).
+func (rc *recorder) userLevelRecord() *server.UserLevelPrivacyRecord {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.userLevel
 }
 
 // lastRow returns a copy of the last recorded round.

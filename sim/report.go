@@ -84,9 +84,30 @@ type Privacy struct {
 	Meaning        string  `json:"meaning"`
 	// Noise names the source of DP noise and Poisson sampling.
 	Noise string `json:"noise"`
+	// UserLevel is the federation's user-level DP (dp.user_level), beside the record-level
+	// ε above; nil when it is off.
+	UserLevel *UserLevelPrivacy `json:"user_level,omitempty"`
+}
+
+// UserLevelPrivacy is what the run's user-level (ε, δ) means: DP-FedAvg over Rounds rounds,
+// each client taking part with probability SampleRate, noise multiplier NoiseMultiplier
+// on the sum of updates clipped to (the final) Clip.
+type UserLevelPrivacy struct {
+	Mode            string  `json:"mode"`
+	Epsilon         float64 `json:"epsilon"`
+	Delta           float64 `json:"delta"`
+	NoiseMultiplier float64 `json:"noise_multiplier"`
+	SampleRate      float64 `json:"sample_rate"`
+	Rounds          int     `json:"rounds"`
+	Adaptive        bool    `json:"adaptive_clipping"`
+	Clip            float64 `json:"clip"`
+	Accountant      string  `json:"accountant"`
+	Meaning         string  `json:"meaning"`
 }
 
 const (
+	userLevelMeaning = "user-level (client-level) DP of each client's whole dataset: DP-FedAvg, updates clipped on the clients, " +
+		"Gaussian noise on their sum, RDP accountant of the Poisson-subsampled Gaussian over the rounds"
 	privacyMeaning = "record-level (example-level) DP of each client's local data: DP-SGD on the client, " +
 		"composed by the client's RDP accountant over the rounds that client trained in; epsilon is the worst case over clients"
 	noiseSecure        = "crypto/rand (ChaCha8 seeded from the operating system)"
@@ -162,8 +183,29 @@ func (r *run) report() (*Report, error) {
 		}
 		p.ClientsAccounted = len(eps)
 	} else {
-		p.Meaning = "no DP-SGD: the clients' data has no differential-privacy guarantee"
+		p.Meaning = "no DP-SGD: the clients' data has no record-level differential-privacy guarantee"
 		p.Noise = "none"
+	}
+	if u := c.DP.UserLevel; u.On() {
+		ul := &UserLevelPrivacy{Mode: u.Mode, Delta: r.fed.DP.UserLevel.Delta, NoiseMultiplier: u.NoiseMultiplier, Adaptive: u.IsAdaptive(), Clip: u.Clip, Meaning: userLevelMeaning}
+		if u.IsAdaptive() {
+			ul.Clip = u.Adaptive.InitialClip
+		}
+		for _, row := range rows {
+			if row.UpdateClip > 0 {
+				ul.Clip = row.UpdateClip
+			}
+		}
+		if rec := r.rec.userLevelRecord(); rec != nil {
+			ul.Epsilon, ul.Delta, ul.SampleRate, ul.Rounds = rec.Epsilon, rec.Delta, rec.SampleRate, rec.Rounds
+			ul.Accountant = fmt.Sprintf("RDP, %s orders, %s conversion", rec.Grid, rec.Conversion)
+		}
+		if c.DP.DeterministicNoise {
+			p.Noise = noiseDeterministic
+		} else if !p.DPSGD {
+			p.Noise = noiseSecure
+		}
+		p.UserLevel = ul
 	}
 	s.Privacy = p
 	if c.ResultsDir != "-" {
@@ -241,6 +283,7 @@ func writeResults(r *run, rep *Report) error {
 		cfg.SecureAggregation = r.fed.SecAgg
 		cfg.DP.UpdateClipNorm = r.fed.DP.UpdateClipNorm
 	}
+	cfg.DP.UserLevel = r.fed.DP.UserLevel
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("results: config: %w", err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/confide-fl/confide/client"
 	"github.com/confide-fl/confide/data"
+	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/internal/linalg"
 	"github.com/confide-fl/confide/model"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
@@ -115,6 +116,9 @@ type run struct {
 
 	// grpcBytesUp and grpcBytesDown are the gRPC service's payload counters.
 	grpcBytesUp, grpcBytesDown int64
+	// noise is the clients' shared source of user-level DP noise when it is not seeded
+	// (nil without user-level DP).
+	noise dp.NoiseSource
 
 	mu     sync.Mutex
 	states map[int]*clientState // clients that have been materialised at least once
@@ -167,7 +171,19 @@ func newRun(ctx context.Context, cfg Config, opts Options) (*run, error) {
 		return nil, err
 	}
 	r.rec = newRecorder(r)
-	r.coord, err = server.New(r.fed, server.Options{Central: r.eval.central})
+	so := server.Options{Central: r.eval.central}
+	if r.cfg.DP.UserLevel.On() {
+		if r.cfg.DP.DeterministicNoise {
+			so.Noise = dp.NewDeterministicNoise(mix(r.cfg.Seed, 0x7365727665726e))
+		} else {
+			s, err := dp.NewSecureNoise()
+			if err != nil {
+				return nil, err
+			}
+			so.Noise, r.noise = s, s
+		}
+	}
+	r.coord, err = server.New(r.fed, so)
 	if err != nil {
 		return nil, fmt.Errorf("federation: %w", err)
 	}
@@ -254,7 +270,7 @@ func (r *run) federation() (server.Config, error) {
 		},
 		DP: server.DPConfig{
 			NoiseMultiplier: c.DP.NoiseMultiplier, MaxGradNorm: c.DP.MaxGradNorm, Delta: c.DP.Delta,
-			UpdateClipNorm: c.DP.UpdateClipNorm,
+			UpdateClipNorm: c.DP.UpdateClipNorm, UserLevel: c.DP.UserLevel,
 		},
 		SecAgg: sa,
 	}
@@ -343,10 +359,23 @@ func (r *run) secAggRandomness(k int) *secagg.Randomness {
 	return secagg.DeterministicRandomness(r.cfg.Seed, r.id(k))
 }
 
+// clientNoise is the source of client k's user-level DP noise for a task of a round: the
+// run's secure source, or with deterministic noise one seeded from the run's seed, the
+// client and the round (nil without user-level DP).
+func (r *run) clientNoise(k int, round uint64) dp.NoiseSource {
+	if !r.cfg.DP.UserLevel.On() {
+		return nil
+	}
+	if r.cfg.DP.DeterministicNoise {
+		return dp.NewDeterministicNoise(mix(r.cfg.Seed, 0x7573657264, uint64(k), round))
+	}
+	return r.noise
+}
+
 // handle runs one task of client k on worker w: the client is materialised for it (its
 // round logic, its trainer over its dataset view and ledger) and forgotten after.
 func (r *run) handle(ctx context.Context, w *worker, k int, st *clientState, t *pb.Task) (*pb.Result, error) {
-	p, err := client.NewParty(client.PartyConfig{ClientID: r.id(k), Store: st.store, SecAggRandomness: r.secAggRandomness(k)}, &virtualTrainer{r: r, k: k, store: st.store, w: w})
+	p, err := client.NewParty(client.PartyConfig{ClientID: r.id(k), Store: st.store, SecAggRandomness: r.secAggRandomness(k), Noise: r.clientNoise(k, t.GetRound())}, &virtualTrainer{r: r, k: k, store: st.store, w: w})
 	if err != nil {
 		return nil, err
 	}

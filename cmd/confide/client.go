@@ -15,6 +15,7 @@ import (
 
 	"github.com/confide-fl/confide/client"
 	"github.com/confide-fl/confide/data"
+	"github.com/confide-fl/confide/dp"
 )
 
 func init() { registerCommand(newClientCmd) }
@@ -117,8 +118,11 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 	}
 	localTest := testSet.Subset(testParts[o.clientIndex])
 	tcfg := client.ModelTrainerConfig{Train: local, Test: localTest, Budget: client.Budget{Epsilon: o.epsilon, Delta: o.delta}, Store: store}
+	// User-level DP's distributed noise: crypto/rand (the party's default) unless asked.
+	var noise dp.NoiseSource
 	if o.deterministic {
 		tcfg.Seed = o.seed*1000003 + uint64(o.clientIndex) + 1
+		noise = dp.NewDeterministicNoise(tcfg.Seed ^ 0x7573657264)
 	}
 	tr, err := client.NewModelTrainer(tcfg)
 	if err != nil {
@@ -130,6 +134,7 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 	err = client.Run(ctx, client.Config{
 		Server: o.server, Name: o.name, JoinToken: o.joinToken, CommitteeEligible: o.committee, NumExamples: int64(local.N),
 		Store: store, MinThreshold: o.minThreshold, MinContributions: o.minContributions, Workers: o.workers, Logger: slog.Default(),
+		Noise: noise,
 	}, tr)
 	if err != nil {
 		return err

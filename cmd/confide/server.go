@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
+	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/server"
 	"github.com/confide-fl/confide/train"
@@ -61,7 +62,9 @@ type serverResult struct {
 	InitialAccuracy *float64      `json:"initial_accuracy,omitempty"`
 	History         []serverRound `json:"history"`
 	EpsilonMax      float64       `json:"epsilon_max"`
-	Seconds         float64       `json:"seconds"`
+	// UserLevel is the federation's user-level DP (dp.user_level), nil when it is off.
+	UserLevel *server.UserLevelPrivacyRecord `json:"user_level,omitempty"`
+	Seconds   float64                        `json:"seconds"`
 }
 
 func newServerCmd(g *globalOptions) *cobra.Command {
@@ -144,6 +147,12 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		accuracy = map[uint64]float64{}
 	)
 	var opts server.Options
+	// User-level DP noise comes from crypto/rand; the coordinator draws none of its own.
+	noise, err := dp.NewSecureNoise()
+	if err != nil {
+		return err
+	}
+	opts.Noise = noise
 	if sf.Evaluation.Dataset != "" {
 		_, test, err := loadDataset(ctx, sf.Evaluation.Dataset, sf.Evaluation.DataDir)
 		if err != nil {
@@ -191,7 +200,7 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 	}
 	gs := svc.NewGRPCServer()
 	go gs.Serve(lis)
-	slog.Info("server listening", "addr", lis.Addr().String(), "rounds", fed.Rounds, "strategy", fed.Strategy.Name, "secure_aggregation", fed.SecAgg.Enabled)
+	slog.Info("server listening", "addr", lis.Addr().String(), "rounds", fed.Rounds, "strategy", fed.Strategy.Name, "secure_aggregation", fed.SecAgg.Enabled, "user_level_dp", fed.DP.UserLevel.Mode)
 	fmt.Fprintf(os.Stderr, "confide server listening on %s (rounds %d, strategy %s, secure aggregation %v)\n", lis.Addr(), fed.Rounds, fed.Strategy.Name, fed.SecAgg.Enabled)
 	var httpSrv *http.Server
 	if sf.MetricsListen != "" {
@@ -239,6 +248,10 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		res.InitialAccuracy = &a
 	}
 	for _, r := range mem.Records() {
+		if u, ok := r.(server.UserLevelPrivacyRecord); ok {
+			res.UserLevel = &u
+			continue
+		}
 		rr, ok := r.(server.RoundRecord)
 		if !ok {
 			continue
@@ -269,5 +282,9 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 			}
 		}
 		fmt.Fprintf(w, "%d rounds of %s (secure aggregation %v) in %.1fs; largest client ε %.3g\n", res.Rounds, res.Strategy, res.SecAgg, res.Seconds, res.EpsilonMax)
+		if u := res.UserLevel; u != nil {
+			fmt.Fprintf(w, "user-level DP (%s noise): ε = %.3g at δ = %g over %d rounds, q = %.3g, z = %g (RDP, %s orders, %s conversion)\n",
+				fed.DP.UserLevel.Mode, u.Epsilon, u.Delta, u.Rounds, u.SampleRate, u.NoiseMultiplier, u.Grid, u.Conversion)
+		}
 	})
 }

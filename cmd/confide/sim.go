@@ -296,7 +296,7 @@ func runSim(ctx context.Context, g *globalOptions, w io.Writer, cfg sim.Config, 
 	header := false
 	printRow := func(m sim.RoundMetrics) {
 		if !header {
-			fmt.Fprintln(w, roundHeader)
+			fmt.Fprintln(w, roundHeaderFor(full))
 			header = true
 		}
 		fmt.Fprintln(w, formatRound(m, full))
@@ -347,6 +347,16 @@ func runSim(ctx context.Context, g *globalOptions, w io.Writer, cfg sim.Config, 
 
 const roundHeader = "round  accuracy    loss  train-loss  clients  dropped      ε   MB down    MB up  wall"
 
+// roundHeaderUserLevel adds the user-level ε and the round's clip norm.
+const roundHeaderUserLevel = "round  accuracy    loss  train-loss  clients  dropped      ε  user-ε   clip   MB down    MB up  wall"
+
+func roundHeaderFor(c sim.Config) string {
+	if c.DP.UserLevel.On() {
+		return roundHeaderUserLevel
+	}
+	return roundHeader
+}
+
 func formatRound(m sim.RoundMetrics, c sim.Config) string {
 	opt := func(p *float64, f string) string {
 		if p == nil {
@@ -358,9 +368,13 @@ func formatRound(m sim.RoundMetrics, c sim.Config) string {
 	if m.Sampled > 0 {
 		sampled = fmt.Sprint(m.Sampled)
 	}
-	s := fmt.Sprintf("%5d  %8s  %6s  %10s  %3d/%-3s  %7d  %5.2f  %8.1f  %7.1f  %4.1fs",
+	user := ""
+	if c.DP.UserLevel.On() {
+		user = fmt.Sprintf("  %6.2f  %5.3g", m.UserEpsilon, m.UpdateClip)
+	}
+	s := fmt.Sprintf("%5d  %8s  %6s  %10s  %3d/%-3s  %7d  %5.2f%s  %8.1f  %7.1f  %4.1fs",
 		m.Round, opt(m.Accuracy, "%8.4f"), opt(m.Loss, "%6.3f"), opt(m.TrainLoss, "%10.3f"),
-		m.Contributors, sampled, m.Dropped, m.Epsilon, float64(m.BytesDown)/1e6, float64(m.BytesUp)/1e6, m.WallSeconds)
+		m.Contributors, sampled, m.Dropped, m.Epsilon, user, float64(m.BytesDown)/1e6, float64(m.BytesUp)/1e6, m.WallSeconds)
 	if m.Failed {
 		s += "  FAILED: " + m.Reason
 	}
@@ -378,8 +392,19 @@ func describeExperiment(c sim.Config) string {
 			p += " (DETERMINISTIC noise)"
 		}
 		parts = append(parts, p)
-	} else {
+	} else if !c.DP.UserLevel.On() {
 		parts = append(parts, "no DP")
+	}
+	if u := c.DP.UserLevel; u.On() {
+		clip := fmt.Sprintf("S=%g", u.Clip)
+		if u.IsAdaptive() {
+			clip = fmt.Sprintf("adaptive S from %g", u.Adaptive.InitialClip)
+		}
+		p := fmt.Sprintf("user-level DP (%s noise) z=%g %s", u.Mode, u.NoiseMultiplier, clip)
+		if c.DP.DeterministicNoise {
+			p += " (DETERMINISTIC noise)"
+		}
+		parts = append(parts, p)
 	}
 	if c.SecureAggregation.Enabled {
 		parts = append(parts, fmt.Sprintf("secure aggregation K=%d t=%d", c.SecureAggregation.CommitteeSize, c.SecureAggregation.Threshold))
@@ -415,6 +440,16 @@ func printSummary(w io.Writer, o simOutput) {
 		fmt.Fprintf(w, "         %s\n         noise: %s\n", p.Meaning, p.Noise)
 	} else {
 		fmt.Fprintf(w, "privacy: %s\n", p.Meaning)
+	}
+	if u := p.UserLevel; u != nil {
+		fmt.Fprintf(w, "user-level privacy: ε = %.3g at δ = %g over %d rounds at q = %.3g, z = %g, %s noise, clip %.3g", u.Epsilon, u.Delta, u.Rounds, u.SampleRate, u.NoiseMultiplier, u.Mode, u.Clip)
+		if u.Adaptive {
+			fmt.Fprint(w, " (adaptive, final)")
+		}
+		fmt.Fprintf(w, "\n         %s (%s)\n", u.Meaning, u.Accountant)
+		if !p.DPSGD {
+			fmt.Fprintf(w, "         noise: %s\n", p.Noise)
+		}
 	}
 	if s.SecureAggregation {
 		fmt.Fprintf(w, "secure aggregation: the server saw only sums (committee K=%d, threshold t=%d)\n", s.CommitteeSize, s.Threshold)
