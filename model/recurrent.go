@@ -47,10 +47,11 @@ type Recurrent struct {
 	gx, gh []float64 // T·B × G·H: gradients of the gate pre-activations (input and recurrent side)
 	valid  []bool    // T·B: position t of example i is valid
 
-	whhT, dh, dc, dhRec []float64
-	y, dx               *Tensor
-	dxt, scaled         []float64
-	scratch             [][]float64
+	whhP, whhTP linalg.PackedB // W_hh and W_hhᵀ laid out for the per-step multiplies
+	dh, dc      []float64
+	y, dx       *Tensor
+	dxt, scaled []float64
+	scratch     [][]float64
 }
 
 var _ ParamLayer = (*Recurrent)(nil)
@@ -161,18 +162,19 @@ func (r *Recurrent) Forward(x *Tensor, b *Batch) *Tensor {
 	if r.Cell != CellVanilla {
 		r.tc = growFloats(r.tc, TB*H)
 	}
-	var t int
-	stepRows := func(_, lo, hi int) {
-		for i := lo; i < hi; i++ {
-			r.step(t, i, xp[(t*B+i)*GH:(t*B+i+1)*GH])
+	// Examples are independent through the whole recurrence, so each worker runs all T
+	// steps for its share of them: one hand-off per pass instead of two per step.
+	r.whhP.Pack(r.whh, H, GH, false)
+	parallelFor(B, T*H*GH, func(_, lo, hi int) {
+		for t := 0; t < T; t++ {
+			z := r.gates[(t*B+lo)*GH : (t*B+hi)*GH]
+			hp := r.hs[(t*B+lo)*H : (t*B+hi)*H]
+			linalg.MulPacked(z, hp, hi-lo, &r.whhP, fused)
+			for i := lo; i < hi; i++ {
+				r.step(t, i, xp[(t*B+i)*GH:(t*B+i+1)*GH])
+			}
 		}
-	}
-	for t = 0; t < T; t++ {
-		z := r.gates[t*B*GH : (t+1)*B*GH]
-		hp := r.hs[t*B*H : (t+1)*B*H]
-		linalg.MulNN(z, hp, r.whh, B, H, GH, fused)
-		parallelFor(B, 16*GH, stepRows)
-	}
+	})
 	r.y = ensure(r.y, B*T, H)
 	for i := 0; i < B; i++ {
 		for t := 0; t < T; t++ {
@@ -260,25 +262,25 @@ func (r *Recurrent) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 	} else {
 		r.gh = r.gx
 	}
-	r.whhT = growFloats(r.whhT, H*GH)
-	linalg.Transpose(r.whhT, r.whh, H, GH)
+	r.whhTP.Pack(r.whh, GH, H, true)
 	r.dh = growFloats(r.dh, B*H)
 	clear(r.dh)
 	if r.Cell == CellLSTM {
 		r.dc = growFloats(r.dc, B*H)
 		clear(r.dc)
 	}
-	for t := T - 1; t >= 0; t-- {
-		parallelFor(B, 16*GH, func(_, lo, hi int) {
+	parallelFor(B, T*H*GH, func(_, lo, hi int) {
+		for t := T - 1; t >= 0; t-- {
 			for i := lo; i < hi; i++ {
 				r.backStep(t, i, dy.Data[(i*T+t)*H:(i*T+t+1)*H])
 			}
-		})
-		if t > 0 {
-			// dh_{t−1} += g_h[t]·W_hhᵀ; padded rows have g_h = 0 and keep dh (the state was copied).
-			linalg.MulNN(r.dh, r.gh[t*B*GH:(t+1)*B*GH], r.whhT, B, GH, H, true)
+			if t > 0 {
+				// dh_{t−1} += g_h[t]·W_hhᵀ; padded rows have g_h = 0 and keep dh (the state
+				// was copied).
+				linalg.MulPacked(r.dh[lo*H:hi*H], r.gh[(t*B+lo)*GH:(t*B+hi)*GH], hi-lo, &r.whhTP, true)
+			}
 		}
-	}
+	})
 	if !b.Ghost {
 		mulTNAcc(r.gwih, r.xt, r.gx, In, TB, GH)
 		linalg.SumRows(r.gbias, r.gx, TB, GH)

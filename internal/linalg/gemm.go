@@ -12,6 +12,12 @@ var gemmFast func(tA, tB bool, dst, a, b []float64, m, k, n int, acc bool)
 // useFast selects gemmFast over gonum; tests switch it to check both.
 var useFast bool
 
+// packFast and mulPackedFast are gemmFast's PackedB layout and product (nil with gemmFast).
+var (
+	packFast      func(dst, b []float64, k, n int, trans bool) []float64
+	mulPackedFast func(dst, a []float64, m int, p *PackedB, acc bool)
+)
+
 // smallWork is the m·k·n up to which a multiply runs as a plain loop: below it, setting up
 // the blocked kernel (packing, tile bookkeeping) costs more than it saves.
 const smallWork = 512
@@ -41,6 +47,57 @@ func MulTN(dst, a, b []float64, m, k, n int, acc bool) {
 	checkLen("a", a, k*m)
 	checkLen("b", b, k*n)
 	gemm(true, false, dst, a, b, m, k, n, acc)
+}
+
+// PackedB is a right operand op(B) (k×n) prepared once for many products with it, as a
+// recurrent layer multiplies W_hh by the state of every time step: the fast backend then
+// skips packing B for each product. Its zero value is empty; Pack fills it, reusing its
+// storage. It holds a copy, so later changes to the source are not seen.
+type PackedB struct {
+	k, n int
+	data []float64
+	fast bool // data is in mulPackedFast's layout, not op(B) row-major
+}
+
+// Pack sets p to op(B) = b (b k×n) or, when trans, bᵀ (b n×k).
+func (p *PackedB) Pack(b []float64, k, n int, trans bool) {
+	checkLen("b", b, k*n)
+	p.k, p.n = k, n
+	if useFast && packFast != nil {
+		p.data, p.fast = packFast(p.data, b, k, n, trans), true
+		return
+	}
+	p.data, p.fast = grow(p.data, k*n), false
+	if trans {
+		Transpose(p.data, b, n, k)
+	} else {
+		copy(p.data, b[:k*n])
+	}
+}
+
+// MulPacked sets dst = a·op(B) (or adds it when acc), for a m×k and op(B) in p.
+func MulPacked(dst, a []float64, m int, p *PackedB, acc bool) {
+	k, n := p.k, p.n
+	checkLen("a", a, m*k)
+	checkLen("dst", dst, m*n)
+	switch {
+	case m == 0 || n == 0:
+	case k == 0:
+		if !acc {
+			clear(dst[:m*n])
+		}
+	case p.fast:
+		mulPackedFast(dst, a, m, p, acc)
+	default:
+		gemm(false, false, dst, a, p.data, m, k, n, acc)
+	}
+}
+
+func grow(s []float64, n int) []float64 {
+	if cap(s) < n {
+		return make([]float64, n)
+	}
+	return s[:n]
 }
 
 // gemm sets dst = op(A)·op(B) (or adds it when acc), where op(A) is m×k, stored as a (k×m

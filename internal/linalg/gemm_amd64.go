@@ -41,9 +41,31 @@ func kernel6x8(kc int, a, b *float64, ldb int, c *float64, ldc int, acc bool)
 
 func init() {
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
-		gemmFast = gemmBlocked
+		gemmFast = func(tA, tB bool, dst, a, b []float64, m, k, n int, acc bool) {
+			gemmBlocked(tA, tB, dst, a, b, nil, m, k, n, acc)
+		}
+		packFast = packSlivers
+		mulPackedFast = func(dst, a []float64, m int, p *PackedB, acc bool) {
+			gemmBlocked(false, false, dst, a, nil, p.data, m, p.k, p.n, acc)
+		}
 		useFast = true
 	}
+}
+
+// packSlivers lays out all of op(B) (k×n) as blockedRegion reads it: per depth block of kc
+// rows, the kc×nr slivers left to right, the last one zero-padded.
+func packSlivers(dst, b []float64, k, n int, trans bool) []float64 {
+	kc := evenBlock(k, kcMax, 1)
+	np := (n + nr - 1) / nr
+	dst = grow(dst, k*np*nr)
+	for pc := 0; pc < k; pc += kc {
+		kb := min(kc, k-pc)
+		for q := 0; q < np; q++ {
+			off := pc*np*nr + q*kb*nr
+			packB(dst[off:off+kb*nr], trans, b, k, n, pc, kb, q*nr, min(nr, n-q*nr))
+		}
+	}
+	return dst
 }
 
 // gemmTask is one multiply split into parts: rows (splitRows) or columns of C in tile
@@ -51,6 +73,7 @@ func init() {
 type gemmTask struct {
 	tA, tB    bool
 	a, b, c   []float64
+	pb        []float64 // op(B) already in slivers (packSlivers), or nil
 	m, k, n   int
 	acc       bool
 	splitRows bool
@@ -59,12 +82,9 @@ type gemmTask struct {
 
 var gemmTasks = sync.Pool{New: func() any { return new(gemmTask) }}
 
-func gemmBlocked(tA, tB bool, dst, a, b []float64, m, k, n int, acc bool) {
+// gemmBlocked multiplies op(A) by op(B), taking B's slivers from pb when it is not nil.
+func gemmBlocked(tA, tB bool, dst, a, b, pb []float64, m, k, n int, acc bool) {
 	mt, nt := (m+mr-1)/mr, (n+nr-1)/nr
-	w := Workers
-	if m*k*n < minParallelGemm {
-		w = 1
-	}
 	// Split along the dimension with more tiles: columns share the packing of A (m×k) and
 	// rows the slivers of B, and each part then touches only its share of the other.
 	splitRows := mt > nt
@@ -72,23 +92,27 @@ func gemmBlocked(tA, tB bool, dst, a, b []float64, m, k, n int, acc bool) {
 	if splitRows {
 		tiles = mt
 	}
-	w = max(1, min(w, tiles))
+	w := 1
+	if m*k*n >= minParallelGemm {
+		w = workersFor(min(Workers, tiles))
+	}
 	if w == 1 {
 		ws := getWorkspace()
-		blockedRegion(ws, tA, tB, dst, a, b, m, k, n, acc, 0, m, 0, n)
+		blockedRegion(ws, tA, tB, dst, a, b, pb, m, k, n, acc, 0, m, 0, n)
 		workspaces.Put(ws)
 		return
 	}
-	g := gemmTasks.Get().(*gemmTask)
-	*g = gemmTask{tA: tA, tB: tB, a: a, b: b, c: dst, m: m, k: k, n: n, acc: acc, splitRows: splitRows}
 	per := (tiles + w - 1) / w
 	parts := (tiles + per - 1) / per
+	unreserve(w - parts)
+	g := gemmTasks.Get().(*gemmTask)
+	*g = gemmTask{tA: tA, tB: tB, a: a, b: b, c: dst, pb: pb, m: m, k: k, n: n, acc: acc, splitRows: splitRows}
 	if splitRows {
 		g.step = per * mr
 	} else {
 		g.step = per * nr
 	}
-	parallel(parts, g)
+	run(parts, g)
 	*g = gemmTask{}
 	gemmTasks.Put(g)
 }
@@ -97,9 +121,9 @@ func (g *gemmTask) runPart(p int) {
 	ws := getWorkspace()
 	lo := p * g.step
 	if g.splitRows {
-		blockedRegion(ws, g.tA, g.tB, g.c, g.a, g.b, g.m, g.k, g.n, g.acc, lo, min(lo+g.step, g.m), 0, g.n)
+		blockedRegion(ws, g.tA, g.tB, g.c, g.a, g.b, g.pb, g.m, g.k, g.n, g.acc, lo, min(lo+g.step, g.m), 0, g.n)
 	} else {
-		blockedRegion(ws, g.tA, g.tB, g.c, g.a, g.b, g.m, g.k, g.n, g.acc, 0, g.m, lo, min(lo+g.step, g.n))
+		blockedRegion(ws, g.tA, g.tB, g.c, g.a, g.b, g.pb, g.m, g.k, g.n, g.acc, 0, g.m, lo, min(lo+g.step, g.n))
 	}
 	workspaces.Put(ws)
 }
@@ -114,35 +138,35 @@ var workspaces = sync.Pool{New: func() any { return new(workspace) }}
 
 func getWorkspace() *workspace { return workspaces.Get().(*workspace) }
 
-func grow(s []float64, n int) []float64 {
-	if cap(s) < n {
-		return make([]float64, n)
-	}
-	return s[:n]
-}
-
 // evenBlock returns the block size ≤ max (a multiple of unit) that splits n into the fewest
 // blocks of nearly equal size.
 func evenBlock(n, max, unit int) int {
+	if n <= 0 {
+		return unit
+	}
 	blocks := (n + max - 1) / max
 	b := (n + blocks - 1) / blocks
 	return (b + unit - 1) / unit * unit
 }
 
-// blockedRegion computes rows [i0,i1) × columns [j0,j1) of C.
-func blockedRegion(ws *workspace, tA, tB bool, c, a, b []float64, m, k, n int, acc bool, i0, i1, j0, j1 int) {
+// blockedRegion computes rows [i0,i1) × columns [j0,j1) of C; j0 is a multiple of nr. With
+// pb (all of op(B) in slivers, from packSlivers) b is not read.
+func blockedRegion(ws *workspace, tA, tB bool, c, a, b, pb []float64, m, k, n int, acc bool, i0, i1, j0, j1 int) {
 	kc := evenBlock(k, kcMax, 1)
 	mc := evenBlock(i1-i0, mcMax, mr)
 	nb := j1 - j0
 	panels := (nb + nr - 1) / nr
 	full := nb / nr // panels read in place when B is row-major
+	np := (n + nr - 1) / nr
 	for pc := 0; pc < k; pc += kc {
 		kb := min(kc, k-pc)
 		accBlock := acc || pc > 0
 		// Pack the slivers of B that cannot be read in place (all of them when B is
 		// transposed, only a partial last one otherwise), or all when C is tall.
 		first := full
-		if tB || m >= packBRows {
+		if pb != nil {
+			first = panels
+		} else if tB || m >= packBRows {
 			first = 0
 		}
 		ws.b = grow(ws.b, (panels-first)*kb*nr)
@@ -158,7 +182,10 @@ func blockedRegion(ws *workspace, tA, tB bool, c, a, b []float64, m, k, n int, a
 				cols := min(nr, j1-jr)
 				var bp *float64
 				ldb := nr
-				if q < first {
+				if pb != nil {
+					off := pc*np*nr + (jr/nr)*kb*nr
+					bp = &pb[off : off+kb*nr][0]
+				} else if q < first {
 					off := pc*n + jr
 					bp = &b[off : off+(kb-1)*n+nr][0]
 					ldb = n
@@ -199,6 +226,14 @@ func packA(dst []float64, tA bool, a []float64, m, k, i0, mb, p0, kb int) {
 		sl := dst[s*kb : (s+mr)*kb]
 		if tA {
 			// op(A)(i, p) = a[p·m + i]: mr adjacent values per depth index.
+			if rows == mr {
+				for p := 0; p < kb; p++ {
+					src := a[(p0+p)*m+i0+s:][:mr]
+					d := sl[p*mr:][:mr]
+					d[0], d[1], d[2], d[3], d[4], d[5] = src[0], src[1], src[2], src[3], src[4], src[5]
+				}
+				continue
+			}
 			for p := 0; p < kb; p++ {
 				src := a[(p0+p)*m+i0+s : (p0+p)*m+i0+s+rows]
 				d := sl[p*mr : p*mr+mr]

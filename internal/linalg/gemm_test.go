@@ -55,6 +55,9 @@ func withBackend(name string, workers int, f func()) {
 	f()
 }
 
+// forms are the products checked: the three transpose forms and PackedB of b and bᵀ.
+var forms = []string{"NN", "NT", "TN", "PN", "PT"}
+
 // gemmCase is one product to check: random operands and the naive result.
 type gemmCase struct {
 	form    string
@@ -66,7 +69,7 @@ type gemmCase struct {
 func newGemmCase(form string, m, k, n int) *gemmCase {
 	r := rand.New(rand.NewPCG(uint64(m*1000003+k*1009+n), 7))
 	c := &gemmCase{form: form, m: m, k: k, n: n, a: randSlice(r, m*k), b: randSlice(r, k*n)}
-	c.want = naive(form == "TN", form == "NT", c.a, c.b, m, k, n)
+	c.want = naive(form == "TN", form == "NT" || form == "PT", c.a, c.b, m, k, n)
 	return c
 }
 
@@ -87,6 +90,10 @@ func (c *gemmCase) check(t *testing.T, acc bool) {
 		MulNT(dst, c.a, c.b, m, k, n, acc)
 	case "TN":
 		MulTN(dst, c.a, c.b, m, k, n, acc)
+	case "PN", "PT": // PackedB of b (k×n) or bᵀ (b n×k)
+		var p PackedB
+		p.Pack(c.b, k, n, c.form == "PT")
+		MulPacked(dst, c.a, m, &p, acc)
 	}
 	for i, w := range c.want {
 		if acc {
@@ -112,7 +119,7 @@ func TestGemmMatchesNaive(t *testing.T) {
 		{32, 128, 512}, {520, 8, 100}, {784, 64, 256}, {200, 3, 1}, {1, 700, 300}, {300, 700, 1},
 	}
 	for _, s := range shapes {
-		for _, form := range []string{"NN", "NT", "TN"} {
+		for _, form := range forms {
 			c := newGemmCase(form, s[0], s[1], s[2])
 			for _, backend := range backends() {
 				for _, workers := range []int{1, 2, 3} {
@@ -139,7 +146,7 @@ func TestGemmOddShapes(t *testing.T) {
 			for m := 1; m <= 14; m++ {
 				for n := 1; n <= 18; n++ {
 					for _, k := range []int{1, 2, 3, 4, 5, 9, 31} {
-						for _, form := range []string{"NN", "NT", "TN"} {
+						for _, form := range forms {
 							c := newGemmCase(form, m, k, n)
 							c.check(t, false)
 							c.check(t, true)
@@ -168,7 +175,8 @@ func TestTranspose(t *testing.T) {
 }
 
 // TestParallelFor checks that every index is visited once, with worker indices in range,
-// also when called from inside a part (nested use must not deadlock).
+// also when the parts multiply matrices themselves (nested use must not deadlock), and that
+// every helper is idle again afterwards.
 func TestParallelFor(t *testing.T) {
 	old := Workers
 	Workers = 3
@@ -191,6 +199,12 @@ func TestParallelFor(t *testing.T) {
 			}
 		}
 	}
+	helpersMu.Lock()
+	started := helpers
+	helpersMu.Unlock()
+	if got := int(idle.Load()); got != started {
+		t.Fatalf("%d of %d helpers idle after all tasks finished: a reservation leaked", got, started)
+	}
 }
 
 // The shapes of the reference models' training steps: MLP 784-256-128-10 at batch 64
@@ -201,7 +215,7 @@ var benchShapes = []struct {
 	m, k, n int
 }{
 	{"NN", 64, 784, 256}, {"NN", 64, 256, 128}, {"NT", 64, 256, 784}, {"TN", 784, 64, 256},
-	{"NN", 2560, 8, 512}, {"NN", 32, 128, 512}, {"NN", 32, 512, 128}, {"TN", 128, 2560, 512}, {"NT", 2560, 512, 8},
+	{"NN", 2560, 8, 512}, {"NN", 32, 128, 512}, {"NN", 16, 128, 512}, {"PN", 16, 128, 512}, {"NN", 32, 512, 128}, {"NN", 16, 512, 128}, {"PT", 16, 512, 128}, {"TN", 128, 2560, 512}, {"NT", 2560, 512, 8},
 	{"NN", 2048, 64, 64}, {"NN", 2048, 64, 192}, {"NN", 2048, 64, 128}, {"NN", 2048, 128, 64},
 	{"TN", 64, 2048, 192}, {"NT", 2048, 192, 64}, {"NN", 64, 16, 64}, {"NN", 64, 64, 16},
 	{"NN", 256, 256, 256},
@@ -217,6 +231,8 @@ func BenchmarkGemm(b *testing.B) {
 						m, k, n := s.m, s.k, s.n
 						r := rand.New(rand.NewPCG(1, 2))
 						x, y, d := randSlice(r, m*k), randSlice(r, k*n), make([]float64, m*n)
+						var p PackedB
+						p.Pack(y, k, n, s.form == "PT")
 						b.ReportAllocs()
 						b.ResetTimer()
 						c0 := cpuTime()
@@ -228,6 +244,8 @@ func BenchmarkGemm(b *testing.B) {
 								MulNT(d, x, y, m, k, n, false)
 							case "TN":
 								MulTN(d, x, y, m, k, n, false)
+							case "PN", "PT":
+								MulPacked(d, x, m, &p, false)
 							}
 						}
 						flop := float64(2*m*k*n) * float64(b.N)

@@ -17,7 +17,7 @@ type task interface{ runPart(part int) }
 type batch struct {
 	t       task
 	pending atomic.Int32
-	done    chan struct{} // receives once, when the last part finishes
+	done    chan struct{} // receives once, when the last handed-off part finishes
 }
 
 type job struct {
@@ -25,70 +25,90 @@ type job struct {
 	part int
 }
 
-func (j job) run() {
-	j.b.t.runPart(j.part)
-	if j.b.pending.Add(-1) == 0 {
-		j.b.done <- struct{}{}
-	}
-}
-
 // The helpers are long-lived goroutines fed through one channel: starting goroutines per
 // multiply costs an allocation and a scheduler round trip each time, and a training step
-// issues hundreds of multiplies.
+// issues hundreds of multiplies. A caller first reserves idle helpers and hands parts only
+// to them, so a handed-off part never waits behind another caller's, and a computation that
+// is already spread over the helpers (a ParallelFor whose ranges multiply matrices) runs
+// its inner multiplies on its own goroutines instead of splitting them further.
 var (
-	jobs      = make(chan job, 64)
+	jobs      = make(chan job, maxHelpers)
 	helpersMu sync.Mutex
-	helpers   atomic.Int32
+	helpers   int          // started, guarded by helpersMu
+	idle      atomic.Int32 // helpers neither running nor reserved for a part
 	batches   = sync.Pool{New: func() any { return &batch{done: make(chan struct{}, 1)} }}
 )
 
-func ensureHelpers(n int) {
-	if int(helpers.Load()) >= n {
-		return
+// maxHelpers bounds the helper goroutines (and so the parts of one task).
+const maxHelpers = 256
+
+// reserve claims up to n idle helpers, starting helpers so that Workers − 1 exist, and
+// returns how many it claimed.
+func reserve(n int) int {
+	if n <= 0 {
+		return 0
 	}
+	if want := min(Workers-1, maxHelpers); want > 0 && int(idle.Load()) < n {
+		startHelpers(want)
+	}
+	for {
+		cur := idle.Load()
+		k := min(int32(n), cur)
+		if k <= 0 {
+			return 0
+		}
+		if idle.CompareAndSwap(cur, cur-k) {
+			return int(k)
+		}
+	}
+}
+
+func startHelpers(n int) {
 	helpersMu.Lock()
 	defer helpersMu.Unlock()
-	for int(helpers.Load()) < n {
-		helpers.Add(1)
+	for ; helpers < n; helpers++ {
+		idle.Add(1)
 		go func() {
 			for j := range jobs {
-				j.run()
+				j.b.t.runPart(j.part)
+				idle.Add(1)
+				if j.b.pending.Add(-1) == 0 {
+					j.b.done <- struct{}{}
+				}
 			}
 		}()
 	}
 }
 
-// parallel runs t's parts 0…parts−1, part 0 on the calling goroutine, and returns when all
-// are done. A caller waiting for its parts runs queued parts itself (its own or another
-// caller's), so parallel may be called from inside a part without deadlocking, and parts
-// never wait for a free helper: when the queue is full they run inline.
-func parallel(parts int, t task) {
+// unreserve returns n reserved helpers unused.
+func unreserve(n int) {
+	if n > 0 {
+		idle.Add(int32(n))
+	}
+}
+
+// workersFor returns the number of parts a task that could use up to want parts should be
+// split into now: 1 plus the helpers reserved for it, which the caller must hand exactly
+// that many parts to through run (or return with unreserve).
+func workersFor(want int) int { return 1 + reserve(want-1) }
+
+// run runs t's parts 0…parts−1, where parts came from workersFor: parts 1… on the reserved
+// helpers, part 0 on the calling goroutine, and returns when all are done.
+func run(parts int, t task) {
 	if parts <= 1 {
 		t.runPart(0)
 		return
 	}
-	ensureHelpers(parts - 1)
 	b := batches.Get().(*batch)
 	b.t = t
-	b.pending.Store(int32(parts))
+	b.pending.Store(int32(parts - 1))
 	for p := 1; p < parts; p++ {
-		select {
-		case jobs <- job{b, p}:
-		default:
-			job{b, p}.run()
-		}
+		jobs <- job{b, p}
 	}
-	job{b, 0}.run()
-	for {
-		select {
-		case <-b.done:
-			b.t = nil
-			batches.Put(b)
-			return
-		case j := <-jobs:
-			j.run()
-		}
-	}
+	t.runPart(0)
+	<-b.done
+	b.t = nil
+	batches.Put(b)
 }
 
 // rangeTask splits [0, n) into contiguous ranges, one per part.
@@ -110,15 +130,19 @@ var rangeTasks = sync.Pool{New: func() any { return new(rangeTask) }}
 // [0, Workers), so f can use per-worker scratch buffers.
 func ParallelFor(n, perItem int, f func(w, lo, hi int)) {
 	w := min(Workers, n)
-	if w <= 1 || n*perItem < MinParallelFor {
+	if w > 1 && n*perItem >= MinParallelFor {
+		w = workersFor(w)
+	}
+	if w <= 1 {
 		f(0, 0, n)
 		return
 	}
 	step := (n + w - 1) / w
 	parts := (n + step - 1) / step
+	unreserve(w - parts)
 	r := rangeTasks.Get().(*rangeTask)
 	r.f, r.n, r.step = f, n, step
-	parallel(parts, r)
+	run(parts, r)
 	r.f = nil
 	rangeTasks.Put(r)
 }
