@@ -165,7 +165,8 @@ func (r *Recurrent) Forward(x *Tensor, b *Batch) *Tensor {
 	// Examples are independent through the whole recurrence, so each worker runs all T
 	// steps for its share of them: one hand-off per pass instead of two per step.
 	r.whhP.Pack(r.whh, H, GH, false)
-	parallelFor(B, T*H*GH, func(_, lo, hi int) {
+	share := (B + numWorkers() - 1) / numWorkers() // one range per worker: its rows are the multiplies' m
+	linalg.ParallelForChunks(B, T*H*GH, share, func(_, lo, hi int) {
 		for t := 0; t < T; t++ {
 			z := r.gates[(t*B+lo)*GH : (t*B+hi)*GH]
 			hp := r.hs[(t*B+lo)*H : (t*B+hi)*H]
@@ -269,7 +270,8 @@ func (r *Recurrent) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 		r.dc = growFloats(r.dc, B*H)
 		clear(r.dc)
 	}
-	parallelFor(B, T*H*GH, func(_, lo, hi int) {
+	share := (B + numWorkers() - 1) / numWorkers()
+	linalg.ParallelForChunks(B, T*H*GH, share, func(_, lo, hi int) {
 		for t := T - 1; t >= 0; t-- {
 			for i := lo; i < hi; i++ {
 				r.backStep(t, i, dy.Data[(i*T+t)*H:(i*T+t+1)*H])

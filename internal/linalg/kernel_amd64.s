@@ -2,40 +2,49 @@
 
 #include "textflag.h"
 
-// One k step of the 6×8 micro-kernel: B row (8 values at DI) times the 6 packed A values at
-// off(SI), accumulated into Y4…Y15 (row r in Y(4+2r), Y(5+2r)).
-#define STEP(off) \
-	VMOVUPD      (DI), Y0;        \
-	VMOVUPD      32(DI), Y1;      \
-	ADDQ         R9, DI;          \
-	VBROADCASTSD off+0(SI), Y2;   \
-	VBROADCASTSD off+8(SI), Y3;   \
-	VFMADD231PD  Y0, Y2, Y4;      \
-	VFMADD231PD  Y1, Y2, Y5;      \
-	VFMADD231PD  Y0, Y3, Y6;      \
-	VFMADD231PD  Y1, Y3, Y7;      \
-	VBROADCASTSD off+16(SI), Y2;  \
-	VBROADCASTSD off+24(SI), Y3;  \
-	VFMADD231PD  Y0, Y2, Y8;      \
-	VFMADD231PD  Y1, Y2, Y9;      \
-	VFMADD231PD  Y0, Y3, Y10;     \
-	VFMADD231PD  Y1, Y3, Y11;     \
-	VBROADCASTSD off+32(SI), Y2;  \
-	VBROADCASTSD off+40(SI), Y3;  \
-	VFMADD231PD  Y0, Y2, Y12;     \
-	VFMADD231PD  Y1, Y2, Y13;     \
-	VFMADD231PD  Y0, Y3, Y14;     \
-	VFMADD231PD  Y1, Y3, Y15
+// One k step of the micro-kernel: B row (8 values at DI) times A's six values of one
+// depth index, at SI, SI+R10, SI+2·R10 (rows 0–2) and R11, R11+R10, R11+2·R10 (rows 3–5);
+// both bases then advance by R12.
+#define STEPS \
+	VMOVUPD      (DI), Y0;         \
+	VMOVUPD      32(DI), Y1;       \
+	ADDQ         R9, DI;           \
+	VBROADCASTSD (SI), Y2;         \
+	VBROADCASTSD (SI)(R10*1), Y3;  \
+	VFMADD231PD  Y0, Y2, Y4;       \
+	VFMADD231PD  Y1, Y2, Y5;       \
+	VFMADD231PD  Y0, Y3, Y6;       \
+	VFMADD231PD  Y1, Y3, Y7;       \
+	VBROADCASTSD (SI)(R10*2), Y2;  \
+	VBROADCASTSD (R11), Y3;        \
+	VFMADD231PD  Y0, Y2, Y8;       \
+	VFMADD231PD  Y1, Y2, Y9;       \
+	VFMADD231PD  Y0, Y3, Y10;      \
+	VFMADD231PD  Y1, Y3, Y11;      \
+	VBROADCASTSD (R11)(R10*1), Y2; \
+	VBROADCASTSD (R11)(R10*2), Y3; \
+	VFMADD231PD  Y0, Y2, Y12;      \
+	VFMADD231PD  Y1, Y2, Y13;      \
+	VFMADD231PD  Y0, Y3, Y14;      \
+	VFMADD231PD  Y1, Y3, Y15;      \
+	ADDQ         R12, SI;          \
+	ADDQ         R12, R11
 
-// func kernel6x8(kc int, a, b *float64, ldb int, c *float64, ldc int, acc bool)
-TEXT ·kernel6x8(SB), NOSPLIT, $0-49
+// func kernel6x8(kc int, a *float64, rsA, csA int, b *float64, ldb int, c *float64, ldc int, acc bool)
+TEXT ·kernel6x8(SB), NOSPLIT, $0-65
 	MOVQ kc+0(FP), CX
 	MOVQ a+8(FP), SI
-	MOVQ b+16(FP), DI
-	MOVQ ldb+24(FP), R9
+	MOVQ rsA+16(FP), R10
+	SHLQ $3, R10
+	MOVQ csA+24(FP), R12
+	SHLQ $3, R12
+	LEAQ (SI)(R10*2), R11
+	ADDQ R10, R11
+	MOVQ b+32(FP), DI
+	MOVQ ldb+40(FP), R9
 	SHLQ $3, R9
-	MOVQ c+32(FP), DX
-	MOVQ ldc+40(FP), R8
+	MOVQ c+48(FP), DX
+	MOVQ ldc+56(FP), R8
 	SHLQ $3, R8
 
 	// Touch the six rows of C early so their lines arrive while the loop runs.
@@ -78,11 +87,10 @@ TEXT ·kernel6x8(SB), NOSPLIT, $0-49
 	JEQ  tail
 
 loop4:
-	STEP(0)
-	STEP(48)
-	STEP(96)
-	STEP(144)
-	ADDQ $192, SI
+	STEPS
+	STEPS
+	STEPS
+	STEPS
 	DECQ BX
 	JNE  loop4
 
@@ -91,13 +99,12 @@ tail:
 	JEQ   store
 
 loop1:
-	STEP(0)
-	ADDQ $48, SI
+	STEPS
 	DECQ CX
 	JNE  loop1
 
 store:
-	MOVBQZX acc+48(FP), AX
+	MOVBQZX acc+64(FP), AX
 	TESTQ   AX, AX
 	JEQ     overwrite
 

@@ -6,44 +6,76 @@ import (
 	"sync/atomic"
 )
 
-// Workers is the number of parts a large multiply (or a ParallelFor) is split into. Callers
-// that already run one computation per core set it to 1.
+// Workers is the number of goroutines a large multiply (or a ParallelFor) may run on at
+// once. Callers that already run one computation per core set it to 1.
 var Workers = runtime.GOMAXPROCS(0)
 
-// task is work split into numbered parts that may run concurrently.
-type task interface{ runPart(part int) }
+// task is work split into numbered chunks that may run concurrently and in any order.
+type task interface {
+	// runChunk runs chunk c on participant w (0 is the caller; chunks of one participant
+	// run one after another, so w can select per-worker scratch).
+	runChunk(w, c int)
+	// release is called once no participant holds the task any more.
+	release()
+}
 
-// batch tracks the parts of one task handed to the helpers.
+// batch hands out the chunks of one task. Participants claim chunks until none are left,
+// so one that starts late (a helper still waking up, or descheduled on a busy machine)
+// takes fewer, and the caller never waits for a helper that has not claimed anything.
 type batch struct {
-	t       task
-	pending atomic.Int32
-	done    chan struct{} // receives once, when the last handed-off part finishes
+	t      task
+	chunks int32
+	next   atomic.Int32  // next chunk to claim
+	left   atomic.Int32  // chunks not finished
+	refs   atomic.Int32  // participants still holding the batch
+	done   chan struct{} // receives once, when the last chunk finishes
+}
+
+func (b *batch) participate(w int) {
+	for {
+		c := b.next.Add(1) - 1
+		if c >= b.chunks {
+			return
+		}
+		b.t.runChunk(w, int(c))
+		if b.left.Add(-1) == 0 {
+			b.done <- struct{}{}
+		}
+	}
+}
+
+func (b *batch) drop() {
+	if b.refs.Add(-1) == 0 {
+		b.t.release()
+		b.t = nil
+		batches.Put(b)
+	}
 }
 
 type job struct {
-	b    *batch
-	part int
+	b *batch
+	w int
 }
 
 // The helpers are long-lived goroutines fed through one channel: starting goroutines per
 // multiply costs an allocation and a scheduler round trip each time, and a training step
-// issues hundreds of multiplies. A caller first reserves idle helpers and hands parts only
-// to them, so a handed-off part never waits behind another caller's, and a computation that
-// is already spread over the helpers (a ParallelFor whose ranges multiply matrices) runs
-// its inner multiplies on its own goroutines instead of splitting them further.
+// issues hundreds of multiplies. A caller first reserves idle helpers and hands jobs only
+// to them, so a job never waits behind another caller's, and a computation that is already
+// spread over the helpers (a ParallelFor whose ranges multiply matrices) runs its inner
+// multiplies on its own goroutines instead of splitting them further.
 var (
 	jobs      = make(chan job, maxHelpers)
 	helpersMu sync.Mutex
 	helpers   int          // started, guarded by helpersMu
-	idle      atomic.Int32 // helpers neither running nor reserved for a part
+	idle      atomic.Int32 // helpers neither running nor reserved for a job
 	batches   = sync.Pool{New: func() any { return &batch{done: make(chan struct{}, 1)} }}
 )
 
-// maxHelpers bounds the helper goroutines (and so the parts of one task).
+// maxHelpers bounds the helper goroutines.
 const maxHelpers = 256
 
 // reserve claims up to n idle helpers, starting helpers so that Workers − 1 exist, and
-// returns how many it claimed.
+// returns how many it claimed. The caller hands each a job through run or unreserves it.
 func reserve(n int) int {
 	if n <= 0 {
 		return 0
@@ -63,23 +95,6 @@ func reserve(n int) int {
 	}
 }
 
-func startHelpers(n int) {
-	helpersMu.Lock()
-	defer helpersMu.Unlock()
-	for ; helpers < n; helpers++ {
-		idle.Add(1)
-		go func() {
-			for j := range jobs {
-				j.b.t.runPart(j.part)
-				idle.Add(1)
-				if j.b.pending.Add(-1) == 0 {
-					j.b.done <- struct{}{}
-				}
-			}
-		}()
-	}
-}
-
 // unreserve returns n reserved helpers unused.
 func unreserve(n int) {
 	if n > 0 {
@@ -87,64 +102,99 @@ func unreserve(n int) {
 	}
 }
 
-// workersFor returns the number of parts a task that could use up to want parts should be
-// split into now: 1 plus the helpers reserved for it, which the caller must hand exactly
-// that many parts to through run (or return with unreserve).
-func workersFor(want int) int { return 1 + reserve(want-1) }
+func startHelpers(n int) {
+	helpersMu.Lock()
+	defer helpersMu.Unlock()
+	for ; helpers < n; helpers++ {
+		idle.Add(1)
+		go func() {
+			for j := range jobs {
+				j.b.participate(j.w)
+				idle.Add(1)
+				j.b.drop()
+			}
+		}()
+	}
+}
 
-// run runs t's parts 0…parts−1, where parts came from workersFor: parts 1… on the reserved
-// helpers, part 0 on the calling goroutine, and returns when all are done.
-func run(parts int, t task) {
-	if parts <= 1 {
-		t.runPart(0)
+// run runs t's chunks 0…chunks−1 on the calling goroutine and on h reserved helpers
+// (h < chunks), and returns when all chunks are done.
+func run(h, chunks int, t task) {
+	if h == 0 {
+		for c := 0; c < chunks; c++ {
+			t.runChunk(0, c)
+		}
+		t.release()
 		return
 	}
 	b := batches.Get().(*batch)
 	b.t = t
-	b.pending.Store(int32(parts - 1))
-	for p := 1; p < parts; p++ {
-		jobs <- job{b, p}
+	b.chunks = int32(chunks)
+	b.next.Store(0)
+	b.left.Store(int32(chunks))
+	b.refs.Store(int32(1 + h))
+	for w := 1; w <= h; w++ {
+		jobs <- job{b, w}
 	}
-	t.runPart(0)
+	b.participate(0)
 	<-b.done
-	b.t = nil
-	batches.Put(b)
+	b.drop()
 }
 
-// rangeTask splits [0, n) into contiguous ranges, one per part.
+// rangeTask splits [0, n) into contiguous ranges of step items.
 type rangeTask struct {
 	f       func(w, lo, hi int)
 	n, step int
 }
 
-func (r *rangeTask) runPart(p int) {
-	lo := p * r.step
-	r.f(p, lo, min(lo+r.step, r.n))
+func (r *rangeTask) runChunk(w, c int) {
+	lo := c * r.step
+	r.f(w, lo, min(lo+r.step, r.n))
+}
+
+func (r *rangeTask) release() {
+	*r = rangeTask{}
+	rangeTasks.Put(r)
 }
 
 var rangeTasks = sync.Pool{New: func() any { return new(rangeTask) }}
 
-// ParallelFor runs f over [0, n) split into at most Workers contiguous ranges, concurrently,
-// when the total work (n × perItem, roughly multiply-adds) reaches MinParallelFor;
-// otherwise f(0, 0, n) runs on the calling goroutine. w is the range's index in
-// [0, Workers), so f can use per-worker scratch buffers.
+// ParallelFor runs f over contiguous ranges covering [0, n) once, concurrently on up to
+// Workers goroutines when the total work (n × perItem, roughly multiply-adds) reaches
+// MinParallelFor; otherwise f(0, 0, n) runs on the calling goroutine. The ranges are about
+// four per goroutine, handed out as goroutines become free; w, in [0, Workers), identifies
+// the goroutine, whose calls run one after another, so f can use per-worker scratch.
 func ParallelFor(n, perItem int, f func(w, lo, hi int)) {
-	w := min(Workers, n)
-	if w > 1 && n*perItem >= MinParallelFor {
-		w = workersFor(w)
+	ParallelForChunks(n, perItem, 0, f)
+}
+
+// ParallelForChunks is ParallelFor with ranges of at least minItems items (as many as
+// there can be goroutines when minItems ≤ 0 is replaced by the default): for work whose
+// efficiency grows with the range, such as one matrix multiply per range.
+func ParallelForChunks(n, perItem, minItems int, f func(w, lo, hi int)) {
+	h := 0
+	if w := min(Workers, n); w > 1 && n*perItem >= MinParallelFor {
+		h = reserve(w - 1)
 	}
-	if w <= 1 {
+	if h == 0 {
 		f(0, 0, n)
 		return
 	}
-	step := (n + w - 1) / w
-	parts := (n + step - 1) / step
-	unreserve(w - parts)
+	step := (n + 4*(h+1) - 1) / (4 * (h + 1))
+	if minItems > 0 {
+		step = max(step, minItems)
+	}
+	chunks := (n + step - 1) / step
+	if chunks <= 1 {
+		unreserve(h)
+		f(0, 0, n)
+		return
+	}
+	unreserve(h - min(h, chunks-1))
+	h = min(h, chunks-1)
 	r := rangeTasks.Get().(*rangeTask)
 	r.f, r.n, r.step = f, n, step
-	run(parts, r)
-	r.f = nil
-	rangeTasks.Put(r)
+	run(h, chunks, r)
 }
 
 // MinParallelFor is the work below which ParallelFor runs on the calling goroutine: handing
