@@ -15,20 +15,19 @@ import (
 // Keys at padded positions (t ≥ Lengths[i]) are masked out; with Causal, position t also
 // ignores keys after t. Padded query rows output zeros, so only the L×L block of valid
 // positions of each example is computed. Each (example, head) pair's Q, K, V are copied
-// out in both layouts (L×d_k and d_k×L) so that every product is a plain multiply, and the
-// pairs are spread over the cores.
+// out as contiguous L×d_k blocks; the products with transposes (QKᵀ, dO·Vᵀ, Pᵀ·dO, dSᵀ·Q)
+// read them through linalg's transpose forms. The pairs are spread over the cores.
 type Attention struct {
 	Dim, Heads int
 	Causal     bool
 
-	// Per (example, head) blocks of T·d_k values, the first L·d_k used: Q, K, V as L×d_k
-	// and their transposes as d_k×L.
-	q, k, v, qt, kt, vt []float64
-	p                   []float64 // per (example, head) L×L attention weights (when Batch.Grad)
-	y, dx               *Tensor
-	T                   int
-	scratch             [][]float64 // per worker
-	kept                bool        // p holds the weights of the last Forward
+	// Per (example, head) blocks of T·d_k values, the first L·d_k used: Q, K, V as L×d_k.
+	q, k, v []float64
+	p       []float64 // per (example, head) L×L attention weights (when Batch.Grad)
+	y, dx   *Tensor
+	T       int
+	scratch [][]float64 // per worker
+	kept    bool        // p holds the weights of the last Forward
 }
 
 var _ Layer = (*Attention)(nil)
@@ -47,16 +46,11 @@ func (a *Attention) splitHead(x *Tensor, i, h, T, L int) {
 	dk, D := a.dk(), a.Dim
 	base := (i*a.Heads + h) * T * dk
 	q, k, v := a.q[base:base+L*dk], a.k[base:base+L*dk], a.v[base:base+L*dk]
-	qt, kt, vt := a.qt[base:base+L*dk], a.kt[base:base+L*dk], a.vt[base:base+L*dk]
 	for t := 0; t < L; t++ {
 		row := x.Data[(i*T+t)*3*D : (i*T+t+1)*3*D]
-		qs, ks, vs := row[h*dk:(h+1)*dk], row[D+h*dk:D+(h+1)*dk], row[2*D+h*dk:2*D+(h+1)*dk]
-		copy(q[t*dk:(t+1)*dk], qs)
-		copy(k[t*dk:(t+1)*dk], ks)
-		copy(v[t*dk:(t+1)*dk], vs)
-		for j := 0; j < dk; j++ {
-			qt[j*L+t], kt[j*L+t], vt[j*L+t] = qs[j], ks[j], vs[j]
-		}
+		copy(q[t*dk:(t+1)*dk], row[h*dk:(h+1)*dk])
+		copy(k[t*dk:(t+1)*dk], row[D+h*dk:D+(h+1)*dk])
+		copy(v[t*dk:(t+1)*dk], row[2*D+h*dk:2*D+(h+1)*dk])
 	}
 }
 
@@ -67,11 +61,11 @@ func (a *Attention) Forward(x *Tensor, b *Batch) *Tensor {
 	T, H, dk, D := b.T, a.Heads, a.dk(), a.Dim
 	a.T = T
 	n := b.B * T * D
-	for _, s := range []*[]float64{&a.q, &a.k, &a.v, &a.qt, &a.kt, &a.vt} {
+	for _, s := range []*[]float64{&a.q, &a.k, &a.v} {
 		*s = growFloats(*s, n)
 	}
 	a.y = ensure(a.y, b.B*T, D)
-	clear(a.y.Data)
+	clearPadded(a.y, b, T)
 	a.kept = b.Grad
 	if a.kept {
 		a.p = growFloats(a.p, b.B*H*T*T)
@@ -92,7 +86,7 @@ func (a *Attention) Forward(x *Tensor, b *Batch) *Tensor {
 			if a.kept {
 				p = a.p[ih*T*T : ih*T*T+L*L]
 			}
-			linalg.MulNN(p, a.q[base:base+L*dk], a.kt[base:base+L*dk], L, dk, L, false)
+			linalg.MulNT(p, a.q[base:base+L*dk], a.k[base:base+L*dk], L, dk, L, false)
 			softmaxRows(p, L, scale, a.Causal)
 			o := sc[T*T : T*T+L*dk]
 			linalg.MulNN(o, p, a.v[base:base+L*dk], L, L, dk, false)
@@ -113,22 +107,32 @@ func softmaxRows(p []float64, L int, scale float64, causal bool) {
 			n = t + 1
 		}
 		row := p[t*L : t*L+n]
-		mx := row[0]
-		for _, v := range row[1:] {
-			if v > mx {
-				mx = v
-			}
+		// Four independent maxima and partial sums: one chain would wait on each compare
+		// (or add) in turn.
+		m0, m1, m2, m3 := row[0], row[0], row[0], row[0]
+		j := 0
+		for ; j+4 <= n; j += 4 {
+			r := row[j : j+4 : j+4]
+			m0, m1, m2, m3 = max(m0, r[0]), max(m1, r[1]), max(m2, r[2]), max(m3, r[3])
+		}
+		for ; j < n; j++ {
+			m0 = max(m0, row[j])
 		}
 		// exp(scale·(v − max)), its argument as one multiply-add per entry.
-		shift := -scale * mx
+		shift := -scale * max(max(m0, m1), max(m2, m3))
 		for j, v := range row {
 			row[j] = scale*v + shift
 		}
 		linalg.Exp(row, row)
-		sum := 0.0
-		for _, e := range row {
-			sum += e
+		s0, s1, s2, s3 := 0.0, 0.0, 0.0, 0.0
+		for j = 0; j+4 <= n; j += 4 {
+			r := row[j : j+4 : j+4]
+			s0, s1, s2, s3 = s0+r[0], s1+r[1], s2+r[2], s3+r[3]
 		}
+		for ; j < n; j++ {
+			s0 += row[j]
+		}
+		sum := (s0 + s1) + (s2 + s3)
 		inv := 1 / sum
 		for j := range row {
 			row[j] *= inv
@@ -147,7 +151,7 @@ func (a *Attention) ensureScratch(n int) {
 }
 
 // Backward, per example and head, with O = P·V and P = softmax(S·scale):
-// dVᵀ = dOᵀ·P, dP = dO·Vᵀ, dS = scale·P ⊙ (dP − rowsum(dP ⊙ P)), dQ = dS·K, dKᵀ = Qᵀ·dS.
+// dV = Pᵀ·dO, dP = dO·Vᵀ, dS = scale·P ⊙ (dP − rowsum(dP ⊙ P)), dQ = dS·K, dK = dSᵀ·Q.
 func (a *Attention) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 	if !needInput {
 		return nil
@@ -157,8 +161,8 @@ func (a *Attention) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 	}
 	T, H, dk, D := a.T, a.Heads, a.dk(), a.Dim
 	a.dx = ensure(a.dx, b.B*T, 3*D)
-	clear(a.dx.Data)
-	a.ensureScratch(T*T + 5*T*dk)
+	clearPadded(a.dx, b, T)
+	a.ensureScratch(T*T + 4*T*dk)
 	scale := 1 / math.Sqrt(float64(dk))
 	parallelFor(b.B*H, 4*T*T*dk, func(w, lo, hi int) {
 		sc := a.scratch[w]
@@ -172,16 +176,12 @@ func (a *Attention) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 			p := a.p[ih*T*T : ih*T*T+L*L]
 			dp := sc[:L*L]
 			m := L * dk
-			do, dot, dq, dkt, dvt := sc[T*T:T*T+m], sc[T*T+m:T*T+2*m], sc[T*T+2*m:T*T+3*m], sc[T*T+3*m:T*T+4*m], sc[T*T+4*m:T*T+5*m]
+			do, dq, dkh, dv := sc[T*T:T*T+m], sc[T*T+m:T*T+2*m], sc[T*T+2*m:T*T+3*m], sc[T*T+3*m:T*T+4*m]
 			for t := 0; t < L; t++ {
-				src := dy.Data[(i*T+t)*D+h*dk : (i*T+t)*D+(h+1)*dk]
-				copy(do[t*dk:(t+1)*dk], src)
-				for j, g := range src {
-					dot[j*L+t] = g
-				}
+				copy(do[t*dk:(t+1)*dk], dy.Data[(i*T+t)*D+h*dk:(i*T+t)*D+(h+1)*dk])
 			}
-			linalg.MulNN(dvt, dot, p, dk, L, L, false)
-			linalg.MulNN(dp, do, a.vt[base:base+m], L, dk, L, false)
+			linalg.MulTN(dv, p, do, L, L, dk, false)
+			linalg.MulNT(dp, do, a.v[base:base+m], L, dk, L, false)
 			for t := 0; t < L; t++ {
 				pr, dr := p[t*L:(t+1)*L], dp[t*L:(t+1)*L]
 				s := linalg.Dot(pr, dr)
@@ -190,18 +190,27 @@ func (a *Attention) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 				}
 			}
 			linalg.MulNN(dq, dp, a.k[base:base+m], L, L, dk, false)
-			linalg.MulNN(dkt, a.qt[base:base+m], dp, dk, L, L, false)
+			linalg.MulTN(dkh, dp, a.q[base:base+m], L, L, dk, false)
 			for t := 0; t < L; t++ {
 				row := a.dx.Data[(i*T+t)*3*D : (i*T+t+1)*3*D]
 				copy(row[h*dk:(h+1)*dk], dq[t*dk:(t+1)*dk])
-				kr, vr := row[D+h*dk:D+(h+1)*dk], row[2*D+h*dk:2*D+(h+1)*dk]
-				for j := 0; j < dk; j++ {
-					kr[j], vr[j] = dkt[j*L+t], dvt[j*L+t]
-				}
+				copy(row[D+h*dk:D+(h+1)*dk], dkh[t*dk:(t+1)*dk])
+				copy(row[2*D+h*dk:2*D+(h+1)*dk], dv[t*dk:(t+1)*dk])
 			}
 		}
 	})
 	return a.dx
+}
+
+// clearPadded zeroes the rows of x (B·T rows) at padded positions, the only ones the heads
+// do not write.
+func clearPadded(x *Tensor, b *Batch, T int) {
+	if b.Lengths == nil {
+		return
+	}
+	for i := 0; i < b.B; i++ {
+		clear(x.Data[(i*T+validLen(b, i))*x.Cols : (i+1)*T*x.Cols])
+	}
 }
 
 // MultiHeadAttention is self-attention with learned projections: [Q|K|V] = x·W_qkv + b_qkv

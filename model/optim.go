@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"math"
+
+	"github.com/confide-fl/confide/internal/linalg"
 )
 
 // Optimizer updates a parameter vector from its gradient. Implementations keep their state
@@ -70,27 +72,39 @@ type SGD struct {
 func (s *SGD) SetLR(lr float64) { s.Rate = lr }
 func (s *SGD) LR() float64      { return s.Rate }
 
+// Step updates params in chunks spread over the cores: the update streams the parameter,
+// gradient (and velocity) vectors through memory once, which for models of a few hundred
+// thousand parameters no longer fit in a core's cache.
 func (s *SGD) Step(params, grads []float64) {
-	if s.Momentum == 0 {
-		for i, g := range grads {
-			params[i] -= s.Rate * (g + s.WeightDecay*params[i])
-		}
+	lr, wd, mu, nesterov := s.Rate, s.WeightDecay, s.Momentum, s.Nesterov
+	params = params[:len(grads)]
+	if mu == 0 {
+		linalg.ParallelFor(len(grads), 1, func(_, lo, hi int) {
+			p, g := params[lo:hi], grads[lo:hi]
+			for i, v := range g {
+				p[i] -= lr * (v + wd*p[i])
+			}
+		})
 		return
 	}
 	if len(s.vel) != len(params) {
 		s.vel = make([]float64, len(params))
 	}
-	for i, g := range grads {
-		g += s.WeightDecay * params[i]
-		v := s.Momentum*s.vel[i] + g
-		s.vel[i] = v
-		if s.Nesterov {
-			g += s.Momentum * v
-		} else {
-			g = v
+	vel := s.vel
+	linalg.ParallelFor(len(grads), 1, func(_, lo, hi int) {
+		p, g, vl := params[lo:hi], grads[lo:hi], vel[lo:hi]
+		for i, v := range g {
+			v += wd * p[i]
+			u := mu*vl[i] + v
+			vl[i] = u
+			if nesterov {
+				v += mu * u
+			} else {
+				v = u
+			}
+			p[i] -= lr * v
 		}
-		params[i] -= s.Rate * g
-	}
+	})
 }
 
 // Adam is Kingma & Ba 2015 with bias correction. With Decoupled it is AdamW (Loshchilov &
@@ -114,14 +128,20 @@ func (a *Adam) Step(params, grads []float64) {
 	a.t++
 	c1 := 1 - math.Pow(a.Beta1, float64(a.t))
 	c2 := 1 - math.Pow(a.Beta2, float64(a.t))
-	for i, g := range grads {
-		if a.Decoupled {
-			params[i] -= a.Rate * a.WeightDecay * params[i]
-		} else {
-			g += a.WeightDecay * params[i]
+	lr, wd, b1, b2, eps, decoupled := a.Rate, a.WeightDecay, a.Beta1, a.Beta2, a.Eps, a.Decoupled
+	params = params[:len(grads)]
+	am, av := a.m, a.v
+	linalg.ParallelFor(len(grads), 4, func(_, lo, hi int) {
+		p, gs, mm, vv := params[lo:hi], grads[lo:hi], am[lo:hi], av[lo:hi]
+		for i, g := range gs {
+			if decoupled {
+				p[i] -= lr * wd * p[i]
+			} else {
+				g += wd * p[i]
+			}
+			mm[i] = b1*mm[i] + (1-b1)*g
+			vv[i] = b2*vv[i] + (1-b2)*g*g
+			p[i] -= lr * (mm[i] / c1) / (math.Sqrt(vv[i]/c2) + eps)
 		}
-		a.m[i] = a.Beta1*a.m[i] + (1-a.Beta1)*g
-		a.v[i] = a.Beta2*a.v[i] + (1-a.Beta2)*g*g
-		params[i] -= a.Rate * (a.m[i] / c1) / (math.Sqrt(a.v[i]/c2) + a.Eps)
-	}
+	})
 }
