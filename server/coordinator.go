@@ -513,21 +513,9 @@ func (c *Coordinator) result(e ResultIn, r *Ready) error {
 	if res == nil || res.TaskId == "" {
 		return reject(RejectInvalid, "result from %q names no task", e.ClientID)
 	}
-	ts, ok := c.tasks[res.TaskId]
-	if !ok {
-		if cl, ok := c.closed[res.TaskId]; ok {
-			switch {
-			case cl.client != e.ClientID:
-				return reject(RejectWrongClient, "task %s was assigned to another client", res.TaskId)
-			case cl.answered:
-				return reject(RejectDuplicate, "task %s was already answered", res.TaskId)
-			}
-			return reject(RejectLate, "task %s expired: its deadline passed or its phase ended", res.TaskId)
-		}
-		return reject(RejectUnknownTask, "task %s was never issued (or belongs to a finished round)", res.TaskId)
-	}
-	if ts.client != e.ClientID {
-		return reject(RejectWrongClient, "task %s was assigned to another client", res.TaskId)
+	ts, err := c.outstanding(e.ClientID, res.TaskId)
+	if err != nil {
+		return err
 	}
 	c.closeTask(ts.id, true, r)
 	fail := func(format string, a ...any) error {
@@ -537,6 +525,11 @@ func (c *Coordinator) result(e ResultIn, r *Ready) error {
 	}
 	if res.Kind != ts.kind || res.Round != ts.round {
 		return fail("header says %v round %d, the task is %v round %d", res.Kind, res.Round, ts.kind, ts.round)
+	}
+	for _, k := range slices.Sorted(mapsKeys(res.Metrics)) {
+		if v := res.Metrics[k]; math.IsNaN(v) || math.IsInf(v, 0) {
+			return fail("metric %q is %v: metrics must be finite numbers", k, v)
+		}
 	}
 	if eps, ok := res.Metrics["epsilon"]; ok {
 		if math.IsNaN(eps) || math.IsInf(eps, 0) || eps < 0 {
@@ -740,21 +733,18 @@ func (c *Coordinator) startFit(r *Ready) {
 	r.Notices = append(r.Notices, RoundStarted{Round: number, Clients: slices.Clone(sampled)})
 }
 
-// maxWeight bounds the weight clients encrypt (0 without secure aggregation: unused).
-func (c *Coordinator) maxWeight() float64 {
-	if c.sa != nil {
-		return c.cfg.SecAgg.MaxWeight
-	}
-	return 0
-}
+// maxWeight bounds the weight of a client's update: the weight clients encrypt under secure
+// aggregation, and the weight the server gives plaintext updates, so both modes agree.
+func (c *Coordinator) maxWeight() float64 { return c.cfg.SecAgg.MaxWeight }
 
-// weight is the aggregation weight of a plaintext update of a client with n examples: 1
-// for every client under user-level DP.
+// weight is the aggregation weight of a plaintext update of a client with n examples,
+// min(n / weight_scale, max_weight) as clients compute it under secure aggregation: 1 for
+// every client under user-level DP.
 func (c *Coordinator) weight(n int64) float64 {
 	if c.ul != nil {
 		return 1
 	}
-	return float64(n) / c.cfg.Training.WeightScale
+	return min(float64(n)/c.cfg.Training.WeightScale, c.maxWeight())
 }
 
 // extra is the number of values clients append to their update (the adaptive clip's

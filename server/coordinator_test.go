@@ -307,8 +307,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"min-contributions-1", func(c *server.Config) { c.SecAgg.MinContributions = 1 }, "secure_aggregation.min_contributions 1: must be 2…"},
 		// min_fit 1 used to default m to min(2, min_fit) = 1: the server could decrypt one
 		// client's update.
-		{"min-fit-1", func(c *server.Config) { c.Sampling.MinFit, c.Sampling.MinAvailable, c.SecAgg.CommitteeSize, c.SecAgg.Threshold = 1, 3, 3, 2 },
-			"sampling.min_fit = 1 is below secure_aggregation.min_contributions = 2"},
+		{"min-fit-1", func(c *server.Config) { c.Sampling.MinFit, c.Sampling.MinAvailable = 1, 4 }, "sampling.min_fit = 1 is below secure_aggregation.min_contributions = 2"},
 		{"clip-key", func(c *server.Config) { c.SecAgg.MaxContributors = 100000 }, "secure_aggregation.max_contributors 100000 × per-client bound"},
 		{"deadline", func(c *server.Config) { c.Deadlines.Fit = -time.Second }, "deadlines.fit"},
 		{"clip", func(c *server.Config) { c.DP.UpdateClipNorm = -1 }, "dp.update_clip_norm = -1"},

@@ -64,11 +64,15 @@ type answered struct {
 
 func tinyModel() model.Spec { return model.Spec{Type: model.TypeMLP, Input: 3, Output: 2} } // 8 parameters
 
+// testWeightScale keeps the weights N/testWeightScale of trainersFor's clients below the
+// default max_weight 1.
+const testWeightScale = 1000
+
 func baseConfig(rounds, minFit int) server.Config {
 	return server.Config{
 		Rounds: rounds, Model: tinyModel(), Seed: 7,
 		Sampling:  server.SamplingConfig{MinFit: minFit},
-		Training:  server.TrainingConfig{WeightScale: 100},
+		Training:  server.TrainingConfig{WeightScale: testWeightScale},
 		Deadlines: server.DeadlineConfig{Fit: time.Minute, KeySetup: time.Minute, Decrypt: time.Minute, Evaluate: time.Minute, ClientTimeout: 20 * time.Second},
 	}
 }

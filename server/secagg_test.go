@@ -12,12 +12,12 @@ import (
 	"github.com/confide-fl/confide/server"
 )
 
-// cappedShift is the weighted mean shift with secure aggregation's weights min(N/100, 1).
+// cappedShift is the weighted mean shift with the weights min(N/testWeightScale, 1).
 func cappedShift(trs map[string]*fakeTrainer, ids ...string) float64 {
 	var s, w float64
 	for _, id := range ids {
 		tr := trs[id]
-		wi := min(float64(tr.N)/100, 1)
+		wi := min(float64(tr.N)/testWeightScale, 1)
 		s += wi * tr.Shift
 		w += wi
 	}

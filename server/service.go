@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -38,14 +39,17 @@ type ServiceConfig struct {
 	// HeartbeatInterval is what clients are told to use (default 5s).
 	HeartbeatInterval time.Duration
 	// MaxChunkBytes bounds one streamed chunk (default 1 MiB); MaxResultBytes the blobs of
-	// one result (default 1 GiB).
+	// one result (default 1 GiB). A result is further bounded by what its task can produce
+	// (Coordinator.ResultLimit), checked before its data is read.
 	MaxChunkBytes  int
 	MaxResultBytes int64
 	// MaxPullWait caps how long PullTask holds a call without a task (default 20s).
 	MaxPullWait time.Duration
-	// MaxConcurrentUploads bounds PushResult streams in flight (default 64).
+	// MaxConcurrentUploads bounds PushResult streams in flight (default 64); each client has
+	// at most one in flight.
 	MaxConcurrentUploads int
-	// MaxClients bounds the number of registered clients (default 100000).
+	// MaxClients bounds the number of registered clients (default 100000; max_clients in
+	// the server's YAML, --max-clients).
 	MaxClients int
 	Store      Store
 	Metrics    *Metrics
@@ -99,6 +103,7 @@ type Service struct {
 	uploads chan struct{}
 
 	mu         sync.Mutex
+	uploading  map[string]bool   // clients with a PushResult in flight
 	sessions   map[string]string // token → client id
 	tokens     map[string]string // client id → token
 	mail       map[string]*mailbox
@@ -115,8 +120,11 @@ type mailbox struct {
 	wake  chan struct{}
 }
 
+// request is an event for the coordinator, or (query set) a read of its state; both run
+// on Run's goroutine.
 type request struct {
 	ev    Event
+	query func(*Coordinator) error
 	reply chan error
 }
 
@@ -125,7 +133,7 @@ func NewService(coord *Coordinator, cfg ServiceConfig) *Service {
 	cfg = cfg.withDefaults()
 	return &Service{
 		cfg: cfg, coord: coord, events: make(chan request), health: health.NewServer(), log: cfg.Logger,
-		uploads:  make(chan struct{}, cfg.MaxConcurrentUploads),
+		uploads: make(chan struct{}, cfg.MaxConcurrentUploads), uploading: map[string]bool{},
 		sessions: map[string]string{}, tokens: map[string]string{}, mail: map[string]*mailbox{},
 		done: make(chan struct{}), roundStart: map[uint64]time.Time{},
 	}
@@ -152,6 +160,10 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case req := <-s.events:
+			if req.query != nil {
+				req.reply <- req.query(s.coord)
+				continue
+			}
 			r, err := s.coord.Step(req.ev)
 			if aerr := s.apply(r, nil); aerr != nil {
 				req.reply <- status.Error(codes.Unavailable, "server store failure")
@@ -261,7 +273,15 @@ func (s *Service) notice(n Notice) {
 
 // submit hands an event to Run and waits for the coordinator's verdict.
 func (s *Service) submit(ctx context.Context, ev Event) error {
-	req := request{ev: ev, reply: make(chan error, 1)}
+	return s.send(ctx, request{ev: ev, reply: make(chan error, 1)})
+}
+
+// ask runs query on the coordinator from Run's goroutine and returns its error as a status.
+func (s *Service) ask(ctx context.Context, query func(*Coordinator) error) error {
+	return s.send(ctx, request{query: query, reply: make(chan error, 1)})
+}
+
+func (s *Service) send(ctx context.Context, req request) error {
 	select {
 	case s.events <- req:
 	case <-ctx.Done():
@@ -319,7 +339,7 @@ func (s *Service) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRespon
 	full := !known && len(s.tokens) >= s.cfg.MaxClients
 	s.mu.Unlock()
 	if full {
-		return nil, status.Errorf(codes.ResourceExhausted, "the federation is full (%d clients)", s.cfg.MaxClients)
+		return nil, status.Errorf(codes.ResourceExhausted, "the federation is full (%d clients): its operator can raise the limit with max_clients in the server config (or --max-clients)", s.cfg.MaxClients)
 	}
 	if err := s.submit(ctx, Join{ClientID: name, CommitteeEligible: req.GetCommitteeEligible(), NumExamples: req.GetNumExamples()}); err != nil {
 		return nil, err
@@ -429,10 +449,25 @@ func (s *Service) sendTask(stream grpc.ServerStreamingServer[pb.TaskChunk], t *p
 const maxBlobs = 8
 
 // PushResult receives a result header and its blobs' bytes, then hands the result to the
-// coordinator and reports its verdict.
+// coordinator and reports its verdict. Before reading any data it checks that the task is
+// outstanding and the caller's, and bounds the blobs by what that task can produce
+// (Coordinator.ResultLimit) and by MaxResultBytes; the buffer grows as bytes arrive. A
+// client pushes one result at a time.
 func (s *Service) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.PushResultResponse]) error {
 	ctx := stream.Context()
 	id := clientOf(ctx)
+	s.mu.Lock()
+	busy := s.uploading[id]
+	s.uploading[id] = true
+	s.mu.Unlock()
+	if busy {
+		return status.Error(codes.ResourceExhausted, "another result upload of this client is in progress; push results one at a time")
+	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.uploading, id)
+		s.mu.Unlock()
+	}()
 	first, err := stream.Recv()
 	if err != nil {
 		return err
@@ -444,17 +479,21 @@ func (s *Service) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, p
 	if len(res.Blobs) > maxBlobs {
 		return status.Errorf(codes.InvalidArgument, "result holds %d blobs, at most %d", len(res.Blobs), maxBlobs)
 	}
-	var total int64
-	for _, b := range res.Blobs {
-		if b.Size < 0 || len(b.Data) != 0 {
-			return status.Errorf(codes.InvalidArgument, "blob %q header: size %d, %d inline bytes; send sizes in the header and bytes as chunks", b.Name, b.Size, len(b.Data))
-		}
-		total += b.Size
+	limit := s.cfg.MaxResultBytes
+	if err := s.ask(ctx, func(c *Coordinator) error {
+		n, err := c.ResultLimit(id, res.TaskId)
+		limit = min(limit, n)
+		return err
+	}); err != nil {
+		return err
 	}
-	if total > s.cfg.MaxResultBytes {
-		return status.Errorf(codes.ResourceExhausted, "result of %d bytes exceeds the server's limit of %d", total, s.cfg.MaxResultBytes)
+	asm, err := blob.NewAssembler(res.Blobs, limit)
+	if errors.Is(err, blob.ErrTooLarge) {
+		return status.Errorf(codes.ResourceExhausted, "result of task %s exceeds the server's limit for it: %v", res.TaskId, err)
 	}
-	buf := make([]byte, 0, total)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "result of task %s: %v", res.TaskId, err)
+	}
 	for {
 		c, err := stream.Recv()
 		if err == io.EOF {
@@ -463,29 +502,20 @@ func (s *Service) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, p
 		if err != nil {
 			return err
 		}
-		d := c.GetData()
 		if c.GetResult() != nil {
 			return status.Error(codes.InvalidArgument, "a second result header in one PushResult")
 		}
+		d := c.GetData()
 		if len(d) > s.cfg.MaxChunkBytes {
 			return status.Errorf(codes.InvalidArgument, "chunk of %d bytes exceeds %d", len(d), s.cfg.MaxChunkBytes)
 		}
-		if int64(len(buf)+len(d)) > total {
-			return status.Errorf(codes.InvalidArgument, "more bytes than the header's blob sizes announce (%d)", total)
+		if err := asm.Add(d); err != nil {
+			return status.Errorf(codes.InvalidArgument, "result of task %s: %v", res.TaskId, err)
 		}
-		buf = append(buf, d...)
 		s.cfg.Metrics.bytesIn.Add(float64(len(d)))
 	}
-	if int64(len(buf)) != total {
-		return status.Errorf(codes.InvalidArgument, "stream ended after %d of the %d announced bytes", len(buf), total)
-	}
-	var off int64
-	for _, b := range res.Blobs {
-		b.Data = buf[off : off+b.Size : off+b.Size]
-		off += b.Size
-		if err := blob.Verify(b); err != nil {
-			return status.Error(codes.InvalidArgument, err.Error())
-		}
+	if _, err := asm.Finish(); err != nil {
+		return status.Errorf(codes.InvalidArgument, "result of task %s: %v", res.TaskId, err)
 	}
 	if err := s.submit(ctx, ResultIn{ClientID: id, Result: res}); err != nil {
 		s.log.Warn("result refused", "client", id, "task", res.TaskId, "err", err)
@@ -520,15 +550,15 @@ func (s *Service) Leave(ctx context.Context, _ *pb.LeaveRequest) (*pb.LeaveRespo
 const healthService = "confide.v1.Federation"
 
 // NewGRPCServer returns a gRPC server with the service, health and reflection registered,
-// and the interceptors (logging, authentication, upload limits) and message-size limits
-// installed. opts are appended (e.g. grpc.Creds for TLS).
+// and the interceptors (panic recovery, logging, authentication, upload limits) and
+// message-size limits installed. opts are appended (e.g. grpc.Creds for TLS).
 func (s *Service) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	limit := s.cfg.MaxChunkBytes + 64<<10 // a chunk plus header room
 	opts = append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(limit),
 		grpc.MaxSendMsgSize(limit),
-		grpc.ChainUnaryInterceptor(s.logUnary, s.authUnary),
-		grpc.ChainStreamInterceptor(s.logStream, s.authStream, s.limitStream),
+		grpc.ChainUnaryInterceptor(s.recoverUnary, s.logUnary, s.authUnary),
+		grpc.ChainStreamInterceptor(s.recoverStream, s.logStream, s.authStream, s.limitStream),
 	}, opts...)
 	g := grpc.NewServer(opts...)
 	pb.RegisterFederationServer(g, s)
@@ -612,4 +642,25 @@ func (s *Service) logStream(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 	err := h(srv, ss)
 	s.log.Debug("rpc", "method", info.FullMethod, "code", status.Code(err).String(), "duration", time.Since(start))
 	return err
+}
+
+// recoverUnary turns a panic of a handler into codes.Internal and logs it with its stack:
+// whatever a client sends, one call must never take the server down.
+func (s *Service) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	defer s.recovered(info.FullMethod, &err)
+	return h(ctx, req)
+}
+
+// recoverStream is recoverUnary for streaming calls.
+func (s *Service) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+	defer s.recovered(info.FullMethod, &err)
+	return h(srv, ss)
+}
+
+func (s *Service) recovered(method string, err *error) {
+	if p := recover(); p != nil {
+		s.log.Error("panic in RPC handler", "method", method, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		s.cfg.Metrics.rejected.WithLabelValues("panic").Inc()
+		*err = status.Error(codes.Internal, "internal server error (logged on the server)")
+	}
 }

@@ -1,0 +1,71 @@
+package server
+
+import (
+	pb "github.com/confide-fl/confide/proto/confide/v1"
+)
+
+// outstanding returns the open task taskID of client, or the rejection a result for it gets:
+// unknown, answered already, expired, or assigned to another client.
+func (c *Coordinator) outstanding(client, taskID string) (*taskState, error) {
+	ts, ok := c.tasks[taskID]
+	if !ok {
+		if cl, ok := c.closed[taskID]; ok {
+			switch {
+			case cl.client != client:
+				return nil, reject(RejectWrongClient, "task %s was assigned to another client", taskID)
+			case cl.answered:
+				return nil, reject(RejectDuplicate, "task %s was already answered", taskID)
+			}
+			return nil, reject(RejectLate, "task %s expired: its deadline passed or its phase ended", taskID)
+		}
+		return nil, reject(RejectUnknownTask, "task %s was never issued (or belongs to a finished round)", taskID)
+	}
+	if ts.client != client {
+		return nil, reject(RejectWrongClient, "task %s was assigned to another client", taskID)
+	}
+	return ts, nil
+}
+
+// ResultLimit checks, before any of its data is read, that client may push a result for
+// taskID (the task is outstanding and was assigned to client), and returns the most blob
+// bytes that result can legitimately hold:
+//
+//	fit        the update: 8 bytes per value in the clear, secagg's update size under
+//	           secure aggregation (dimension and client id known)
+//	key setup  the stage's message: an announcement, a dealing for the committee, nothing
+//	evaluate   nothing (metrics travel in the header)
+//	decrypt    one decryption share for the aggregate
+//
+// A transport reserves no memory for a result beyond this bound, so a client can make the
+// server hold only what its task could produce. It changes no state.
+func (c *Coordinator) ResultLimit(client, taskID string) (int64, error) {
+	if _, err := c.client(client); err != nil {
+		return 0, err
+	}
+	if taskID == "" {
+		return 0, reject(RejectInvalid, "result from %q names no task", client)
+	}
+	ts, err := c.outstanding(client, taskID)
+	if err != nil {
+		return 0, err
+	}
+	values := c.dim + c.extra() // what a client encrypts or sends: the update and appended values
+	switch ts.kind {
+	case pb.TaskKind_TASK_KIND_FIT:
+		if c.sa != nil {
+			return int64(c.sa.UpdateBytes(values, len(client))), nil
+		}
+		return 8 * int64(values), nil
+	case pb.TaskKind_TASK_KIND_KEY_SETUP:
+		switch ts.stage {
+		case pb.KeySetupStage_KEY_SETUP_STAGE_ANNOUNCE:
+			return int64(c.sa.AnnouncementBytes()), nil
+		case pb.KeySetupStage_KEY_SETUP_STAGE_DEAL:
+			return int64(c.sa.DealingBytes(c.cfg.SecAgg.CommitteeSize)), nil
+		}
+		return 0, nil
+	case pb.TaskKind_TASK_KIND_DECRYPT:
+		return int64(c.sa.DecryptionShareBytes(values, c.cfg.SecAgg.Threshold)), nil
+	}
+	return 0, nil
+}
