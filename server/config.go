@@ -249,6 +249,7 @@ func (c Config) WithDefaults() Config {
 	if c.Strategy.Name == "" {
 		c.Strategy.Name = strategy.NameFedAvg
 	}
+	c.Strategy.Rounds = c.Rounds // the span of a server learning-rate decay
 	t := &c.Training
 	if t.Epochs == 0 {
 		t.Epochs = 1

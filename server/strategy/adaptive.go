@@ -27,6 +27,7 @@ const (
 type Adaptive struct {
 	Opt                   Optimizer
 	LR, Beta1, Beta2, Tau float64
+	Decay                 LRSchedule // scales LR by round
 	m, v                  []float64
 }
 
@@ -63,6 +64,7 @@ func (a *Adaptive) AggregateFit(round uint64, global []float64, r FitResults) ([
 		a.m = make([]float64, len(global))
 		a.v = make([]float64, len(global))
 	}
+	lr := a.LR * a.Decay.Factor(round)
 	out := make([]float64, len(global))
 	for i, g := range d {
 		a.m[i] = a.Beta1*a.m[i] + (1-a.Beta1)*g
@@ -75,9 +77,9 @@ func (a *Adaptive) AggregateFit(round uint64, global []float64, r FitResults) ([
 		case Yogi:
 			a.v[i] -= (1 - a.Beta2) * g2 * sign(a.v[i]-g2)
 		}
-		out[i] = global[i] + a.LR*a.m[i]/(math.Sqrt(a.v[i])+a.Tau)
+		out[i] = global[i] + lr*a.m[i]/(math.Sqrt(a.v[i])+a.Tau)
 	}
-	return out, Metrics{"update_norm": norm(d)}, nil
+	return out, Metrics{"update_norm": norm(d), "server_lr": lr}, nil
 }
 
 func (*Adaptive) AggregateEvaluate(_ uint64, results []EvaluateResult, _ []Failure) (Metrics, error) {

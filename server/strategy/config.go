@@ -43,6 +43,42 @@ type Config struct {
 	Byzantine int `yaml:"byzantine" json:"byzantine,omitempty"`
 	// KrumKeep is the number of best-scored updates Multi-Krum averages (default 1: Krum).
 	KrumKeep int `yaml:"krum_keep" json:"krum_keep,omitempty"`
+	// ServerLRDecay decays the server's step over the rounds (fedavg, fedprox, fedavgm and
+	// the adaptive ones): none (the default), cosine or linear, from the full step at round
+	// 1 to ServerLRFinal of it at the last round. A small final step keeps the last
+	// rounds' noise (DP, client sampling) out of the final model.
+	ServerLRDecay string `yaml:"server_lr_decay" json:"server_lr_decay,omitempty"`
+	// ServerLRFinal is the fraction of the step left at the last round (default 0.1).
+	ServerLRFinal float64 `yaml:"server_lr_final" json:"server_lr_final,omitempty"`
+	// Rounds is the number of rounds the decay spans; the server sets it from its own.
+	Rounds int `yaml:"-" json:"-"`
+}
+
+// Server learning-rate decays.
+const (
+	DecayNone   = "none"
+	DecayCosine = "cosine"
+	DecayLinear = "linear"
+)
+
+// LRSchedule scales a strategy's server step by round; the zero value keeps it constant.
+type LRSchedule struct {
+	Kind   string  // DecayCosine, DecayLinear, or "" / DecayNone
+	Final  float64 // the factor at the last round
+	Rounds int     // the last round
+}
+
+// Factor returns the step's factor in round (1-based): 1 at round 1, Final at round Rounds
+// and after, cosine (Loshchilov and Hutter 2017, without restarts) or linear in between.
+func (s LRSchedule) Factor(round uint64) float64 {
+	if s.Kind == "" || s.Kind == DecayNone || s.Rounds <= 1 || round <= 1 {
+		return 1
+	}
+	t := min(1, float64(round-1)/float64(s.Rounds-1))
+	if s.Kind == DecayLinear {
+		return 1 - (1-s.Final)*t
+	}
+	return s.Final + (1-s.Final)*(1+math.Cos(math.Pi*t))/2
 }
 
 // IsRobust reports whether the named strategy needs every individual update.
@@ -94,6 +130,17 @@ func (c Config) Validate(secureAggregation bool) error {
 	if c.KrumKeep < 0 {
 		bad("krum_keep = %d: must be ≥ 0", c.KrumKeep)
 	}
+	switch c.ServerLRDecay {
+	case "", DecayNone, DecayCosine, DecayLinear:
+	default:
+		bad("server_lr_decay = %q: use none, cosine or linear", c.ServerLRDecay)
+	}
+	if IsRobust(c.Name) && c.ServerLRDecay != "" && c.ServerLRDecay != DecayNone {
+		bad("server_lr_decay = %q: %s takes no server step to decay; drop it", c.ServerLRDecay, c.Name)
+	}
+	if math.IsNaN(c.ServerLRFinal) || c.ServerLRFinal < 0 || c.ServerLRFinal > 1 {
+		bad("server_lr_final = %v: must be in [0, 1] (the fraction of the step left at the last round)", c.ServerLRFinal)
+	}
 	return errors.Join(errs...)
 }
 
@@ -109,19 +156,25 @@ func New(c Config, secureAggregation bool) (Strategy, error) {
 		}
 		return v
 	}
+	decay := LRSchedule{Kind: c.ServerLRDecay, Final: or(c.ServerLRFinal, 0.1), Rounds: c.Rounds}
+	adaptive := func(opt Optimizer) Strategy {
+		a := NewAdaptive(opt, or(c.ServerLR, 0.1), or(c.Beta1, 0.9), or(c.Beta2, 0.99), or(c.Tau, 1e-3))
+		a.Decay = decay
+		return a
+	}
 	switch c.Name {
 	case NameFedAvg:
-		return &FedAvg{}, nil
+		return &FedAvg{Decay: decay}, nil
 	case NameFedProx:
-		return &FedProx{Mu: c.ProximalMu}, nil
+		return &FedProx{FedAvg: FedAvg{Decay: decay}, Mu: c.ProximalMu}, nil
 	case NameFedAvgM:
-		return &FedAvgM{LR: or(c.ServerLR, 1), Momentum: or(c.Momentum, 0.9)}, nil
+		return &FedAvgM{LR: or(c.ServerLR, 1), Momentum: or(c.Momentum, 0.9), Decay: decay}, nil
 	case NameFedAdagrad:
-		return NewAdaptive(Adagrad, or(c.ServerLR, 0.1), or(c.Beta1, 0.9), or(c.Beta2, 0.99), or(c.Tau, 1e-3)), nil
+		return adaptive(Adagrad), nil
 	case NameFedAdam:
-		return NewAdaptive(Adam, or(c.ServerLR, 0.1), or(c.Beta1, 0.9), or(c.Beta2, 0.99), or(c.Tau, 1e-3)), nil
+		return adaptive(Adam), nil
 	case NameFedYogi:
-		return NewAdaptive(Yogi, or(c.ServerLR, 0.1), or(c.Beta1, 0.9), or(c.Beta2, 0.99), or(c.Tau, 1e-3)), nil
+		return adaptive(Yogi), nil
 	case NameFedMedian:
 		return &FedMedian{}, nil
 	case NameTrimmedMean:

@@ -17,6 +17,10 @@
 //     2017): robust aggregators that need every individual update, so they cannot run under
 //     secure aggregation; Config.Validate says so.
 //
+// The server step of every non-robust strategy can decay over the rounds (LRSchedule:
+// cosine or linear to a final fraction, Config.ServerLRDecay), so that the noise of the
+// last rounds (DP noise, client sampling) moves the final model little.
+//
 // Invariants: inputs are never modified (the global vector and the updates are read only;
 // AggregateFit returns a new vector). Strategies with server-side state (momentum, moments)
 // implement Stateful so a restarted server resumes them. A Strategy is used by one goroutine.

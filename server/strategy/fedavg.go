@@ -7,8 +7,11 @@ import (
 
 // FedAvg is federated averaging (McMahan et al. 2017): the next global model is the global
 // plus the weighted mean update, Σ w_i Δ_i / Σ w_i, with w_i proportional to the client's
-// examples. It works on individual updates and on secure aggregates alike.
-type FedAvg struct{}
+// examples. It works on individual updates and on secure aggregates alike. Decay scales the
+// step by round (constant by default).
+type FedAvg struct {
+	Decay LRSchedule
+}
 
 var _ Strategy = (*FedAvg)(nil)
 
@@ -17,12 +20,13 @@ func (*FedAvg) NeedsIndividualUpdates() bool                          { return f
 func (*FedAvg) ConfigureFit(uint64, []float64) FitConfig              { return FitConfig{} }
 func (*FedAvg) ConfigureEvaluate(uint64, []float64) map[string]string { return nil }
 
-func (*FedAvg) AggregateFit(round uint64, global []float64, r FitResults) ([]float64, Metrics, error) {
+func (f *FedAvg) AggregateFit(round uint64, global []float64, r FitResults) ([]float64, Metrics, error) {
 	mean, err := MeanUpdate(len(global), r)
 	if err != nil {
 		return nil, nil, fmt.Errorf("fedavg round %d: %w", round, err)
 	}
-	return applyDelta(global, mean, 1), Metrics{"update_norm": norm(mean)}, nil
+	lr := f.Decay.Factor(round)
+	return applyDelta(global, mean, lr), Metrics{"update_norm": norm(mean), "server_lr": lr}, nil
 }
 
 func (*FedAvg) AggregateEvaluate(_ uint64, results []EvaluateResult, _ []Failure) (Metrics, error) {
@@ -48,6 +52,7 @@ func (p *FedProx) ConfigureFit(uint64, []float64) FitConfig {
 // where Δ̄ is the weighted mean update (the negative pseudo-gradient).
 type FedAvgM struct {
 	LR, Momentum float64
+	Decay        LRSchedule // scales LR by round
 	velocity     []float64
 }
 
@@ -70,7 +75,8 @@ func (s *FedAvgM) AggregateFit(round uint64, global []float64, r FitResults) ([]
 	for i, d := range mean {
 		s.velocity[i] = s.Momentum*s.velocity[i] + d
 	}
-	return applyDelta(global, s.velocity, s.LR), Metrics{"update_norm": norm(mean)}, nil
+	lr := s.LR * s.Decay.Factor(round)
+	return applyDelta(global, s.velocity, lr), Metrics{"update_norm": norm(mean), "server_lr": lr}, nil
 }
 
 func (*FedAvgM) AggregateEvaluate(_ uint64, results []EvaluateResult, _ []Failure) (Metrics, error) {

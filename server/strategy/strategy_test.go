@@ -224,3 +224,39 @@ func TestDecodeVectorsNeverPanics(t *testing.T) {
 		t.Fatal("oversized length: no error")
 	}
 }
+
+func TestServerLRDecay(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		s     LRSchedule
+		round uint64
+		want  float64
+	}{
+		{"none", LRSchedule{}, 7, 1},
+		{"cosine-first", LRSchedule{Kind: DecayCosine, Final: 0.1, Rounds: 11}, 1, 1},
+		{"cosine-middle", LRSchedule{Kind: DecayCosine, Final: 0.1, Rounds: 11}, 6, 0.55},
+		{"cosine-last", LRSchedule{Kind: DecayCosine, Final: 0.1, Rounds: 11}, 11, 0.1},
+		{"cosine-after", LRSchedule{Kind: DecayCosine, Final: 0.1, Rounds: 11}, 20, 0.1},
+		{"linear-quarter", LRSchedule{Kind: DecayLinear, Final: 0, Rounds: 5}, 2, 0.75},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.s.Factor(tc.round); math.Abs(got-tc.want) > 1e-12 {
+				t.Fatalf("factor %v, want %v", got, tc.want)
+			}
+		})
+	}
+	// FedAvg with the decay: the last round moves by a tenth of the mean update.
+	s, err := New(Config{Name: NameFedAvg, ServerLRDecay: DecayCosine, Rounds: 3}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, m, err := s.AggregateFit(3, []float64{0}, FitResults{Updates: updates([][]float64{{1}}, []float64{1})})
+	if err != nil || math.Abs(got[0]-0.1) > 1e-12 || m["server_lr"] != 0.1 {
+		t.Fatalf("round 3 of 3: %v %v %v, want 0.1", got, m, err)
+	}
+	for _, c := range []Config{{Name: NameFedAvg, ServerLRDecay: "step"}, {Name: NameFedAvg, ServerLRFinal: 2}, {Name: NameKrum, ServerLRDecay: DecayCosine}} {
+		if err := c.Validate(false); err == nil {
+			t.Errorf("%+v: want an error", c)
+		}
+	}
+}
