@@ -15,13 +15,19 @@
 //	decrypt    answer a decryption request for an aggregate with a decryption share
 //
 // A refusal on privacy grounds (the Trainer returns an error wrapping ErrBudgetExceeded)
-// becomes a result with status REFUSED_PRIVACY_BUDGET, so the server knows why. Member
+// becomes a result with status REFUSED_PRIVACY_BUDGET, so the server knows why. A client
+// that requires secure aggregation (PartyConfig.RequireSecureAggregation, the default of
+// `confide client`) refuses fit tasks without it before training, with status FAILED and
+// ErrPlaintextRefused as the reason. Members never take part in a committee weaker than
+// t = 2 and m = 2 (PartyConfig.MinThreshold, MinContributions raise the floors). Member
 // states are written to the Store before their messages are returned.
 //
 // # The transport seam
 //
 // RunWith is a thin loop around Party (join, pull, handle, push, heartbeat; reconnect with
-// exponential backoff and jitter; join again when the session is lost) over a Transport,
+// exponential backoff and jitter; join again when the session is lost; push a finished
+// result again until the server takes it or says its task is gone, since its privacy is
+// already spent; stop when the client's own state cannot be saved) over a Transport,
 // a five-method interface (Join, Pull, Push, Heartbeat, Leave). Run uses GRPCTransport,
 // which streams payloads in chunks; a simulator either implements Transport in memory over a
 // server.Coordinator, or, for thousands of virtual clients, calls Party.Handle directly

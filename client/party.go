@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/confide-fl/confide/dp"
@@ -31,9 +32,17 @@ type PartyConfig struct {
 	SecAggRandomness *secagg.Randomness
 	// MinThreshold and MinContributions are the weakest key committee the client takes part
 	// in or encrypts for: a server asking for a lower threshold t or a lower minimum number
-	// of contributions m is refused. 0 accepts the server's settings.
+	// of contributions m is refused. 0 takes the floor secagg.MinThreshold and
+	// secagg.MinContributions (2 each: with t = 1 one member could decrypt an individual
+	// update, with m = 1 the "aggregate" is one client's update); lower values are refused
+	// by NewParty, higher ones make the client stricter than the server.
 	MinThreshold     int
 	MinContributions int
+	// RequireSecureAggregation refuses fit tasks without a secure-aggregation section,
+	// which would send the update in the clear, before training on anything. The result
+	// is a FAILED status whose reason the server records. `confide client` sets it unless
+	// --require-secure-aggregation=false; the zero value accepts plaintext rounds.
+	RequireSecureAggregation bool
 	// Workers is the number of goroutines secure-aggregation steps use (default 1).
 	Workers int
 	// Noise is the source of the distributed noise of user-level DP (DP-FedAvg), which the
@@ -69,6 +78,18 @@ func NewParty(cfg PartyConfig, trainer Trainer) (*Party, error) {
 	}
 	if cfg.Store == nil {
 		cfg.Store = NewMemoryStore()
+	}
+	for _, f := range []struct {
+		v     *int
+		floor int
+		name  string
+	}{{&cfg.MinThreshold, secagg.MinThreshold, "minimum threshold (min-threshold)"}, {&cfg.MinContributions, secagg.MinContributions, "minimum contributions (min-contributions)"}} {
+		switch {
+		case *f.v == 0:
+			*f.v = f.floor
+		case *f.v < f.floor:
+			return nil, fmt.Errorf("client: %s %d: must be ≥ %d (0 takes %d): a weaker committee could decrypt a single client's update", f.name, *f.v, f.floor, f.floor)
+		}
 	}
 	return &Party{cfg: cfg, trainer: trainer, members: map[secagg.SessionID]*secagg.Member{}}, nil
 }
@@ -109,6 +130,10 @@ func (p *Party) Handle(ctx context.Context, t *pb.Task) (*pb.Result, error) {
 	return res, nil
 }
 
+// ErrPlaintextRefused is the reason a client that requires secure aggregation gives for a
+// fit task without it (PartyConfig.RequireSecureAggregation).
+var ErrPlaintextRefused = errors.New("refused: this client requires secure aggregation (require-secure-aggregation) and the fit task would send its update in the clear; enable secure_aggregation on the server, or start the client with --require-secure-aggregation=false")
+
 // fatalError marks errors after which the client must not answer (its state is unsaved).
 type fatalError struct{ err error }
 
@@ -136,6 +161,8 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 		if enc, err = p.encryptor(t, sa); err != nil {
 			return err
 		}
+	} else if p.cfg.RequireSecureAggregation {
+		return ErrPlaintextRefused
 	}
 	dpc := spec.GetDp()
 	cfg := FitConfig{
@@ -347,10 +374,10 @@ func (p *Party) secAggParams(sp *pb.SecAggParams) (secagg.Parameters, secagg.Com
 	}
 	cc := secagg.CommitteeConfig{Size: int(sp.GetCommitteeSize()), Threshold: int(sp.GetThreshold()), MinContributions: int(sp.GetMinContributions())}
 	if cc.Threshold < p.cfg.MinThreshold {
-		return secagg.Parameters{}, cc, fmt.Errorf("committee threshold %d is below this client's minimum %d", cc.Threshold, p.cfg.MinThreshold)
+		return secagg.Parameters{}, cc, fmt.Errorf("the server's secure_aggregation.threshold %d is below this client's minimum %d (min-threshold)", cc.Threshold, p.cfg.MinThreshold)
 	}
 	if cc.MinContributions < p.cfg.MinContributions {
-		return secagg.Parameters{}, cc, fmt.Errorf("committee minimum contributions %d is below this client's minimum %d", cc.MinContributions, p.cfg.MinContributions)
+		return secagg.Parameters{}, cc, fmt.Errorf("the server's secure_aggregation.min_contributions %d is below this client's minimum %d (min-contributions)", cc.MinContributions, p.cfg.MinContributions)
 	}
 	lit := secagg.ParametersLiteral{
 		LogN: int(sp.GetLogN()), LogQ: int(sp.GetLogQ()), LogScale: int(sp.GetLogScale()), FloodingSigma: sp.GetFloodingSigma(),
@@ -361,15 +388,33 @@ func (p *Party) secAggParams(sp *pb.SecAggParams) (secagg.Parameters, secagg.Com
 	if !ok {
 		var err error
 		if params, err = secagg.NewParameters(lit); err != nil {
-			return secagg.Parameters{}, cc, err
+			return secagg.Parameters{}, cc, serverKeys(err)
 		}
 		secAggParams.put(key, params)
 	}
 	if err := cc.Validate(params); err != nil {
-		return secagg.Parameters{}, cc, err
+		return secagg.Parameters{}, cc, serverKeys(err)
 	}
 	return params, cc, nil
 }
+
+// serverKeys rewrites an error of secagg's parameter checks on what a task carries in the
+// server's config keys, which the operator who has to fix them knows.
+func serverKeys(err error) error {
+	return fmt.Errorf("the server's secure-aggregation settings: %s", serverKeyNames.Replace(strings.TrimPrefix(err.Error(), "secagg: ")))
+}
+
+var serverKeyNames = strings.NewReplacer(
+	"committee Size", "secure_aggregation.committee_size",
+	"Threshold", "secure_aggregation.threshold",
+	"MinContributions", "secure_aggregation.min_contributions",
+	"MaxContributors", "secure_aggregation.max_contributors",
+	"MaxWeight", "secure_aggregation.max_weight",
+	"ClipBound", "dp.update_clip_norm",
+	"LogScale", "secure_aggregation.log_scale",
+	"LogN", "secure_aggregation.log_n",
+	"FloodingSigma", "secure_aggregation.flooding_sigma",
+)
 
 func (p *Party) encryptor(t *pb.Task, sa *pb.SecAggSpec) (*secagg.Encryptor, error) {
 	params, _, err := p.secAggParams(sa.GetParams())

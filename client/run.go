@@ -34,8 +34,11 @@ type Config struct {
 	NumExamples int64
 	// Store keeps member states (and, through the trainer, the privacy ledger).
 	Store Store
-	// MinThreshold and MinContributions: see PartyConfig.
+	// MinThreshold and MinContributions: see PartyConfig (0: the floor 2).
 	MinThreshold, MinContributions int
+	// RequireSecureAggregation refuses fit tasks that would send the update in the clear:
+	// see PartyConfig.
+	RequireSecureAggregation bool
 	// Workers for secure-aggregation steps (default 1).
 	Workers int
 	// Noise for user-level DP's distributed noise: see PartyConfig (nil: secure).
@@ -79,7 +82,9 @@ func (c Config) withDefaults() Config {
 // simulator can implement it in memory over a server.Coordinator and reuse RunWith's loop.
 // Errors carrying the gRPC status codes Unauthenticated (join again) and Unavailable,
 // DeadlineExceeded, ResourceExhausted, Aborted, Internal or Unknown (back off and retry)
-// steer the loop; other errors from Push are the server refusing a result and are logged.
+// steer the loop; a Push failing so is retried with the same result until the server takes
+// it or answers otherwise; other errors from Push are the server refusing the result or
+// saying its task is gone (late, duplicate, unknown), and are logged.
 type Transport interface {
 	// Join registers the client; the transport keeps whatever session state it returns.
 	Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error)
@@ -118,7 +123,8 @@ func RunWith(ctx context.Context, cfg Config, tr Transport, trainer Trainer) err
 	if cfg.Name == "" {
 		return errors.New("client: client name is required")
 	}
-	party, err := NewParty(PartyConfig{ClientID: cfg.Name, Store: cfg.Store, MinThreshold: cfg.MinThreshold, MinContributions: cfg.MinContributions, Workers: cfg.Workers, Noise: cfg.Noise}, trainer)
+	party, err := NewParty(PartyConfig{ClientID: cfg.Name, Store: cfg.Store, MinThreshold: cfg.MinThreshold, MinContributions: cfg.MinContributions,
+		RequireSecureAggregation: cfg.RequireSecureAggregation, Workers: cfg.Workers, Noise: cfg.Noise}, trainer)
 	if err != nil {
 		return err
 	}
@@ -194,7 +200,8 @@ func (r *runner) loop(ctx context.Context) error {
 	}
 	hbCtx, stopHB := context.WithCancel(ctx)
 	hbDone := make(chan struct{})
-	go func() { r.heartbeats(hbCtx, r.heartbeat); close(hbDone) }()
+	interval := r.heartbeat // join writes r.heartbeat again when the session is lost
+	go func() { r.heartbeats(hbCtx, interval); close(hbDone) }()
 	defer func() { stopHB(); <-hbDone; r.leave() }()
 	for {
 		task, finished, err := r.tr.Pull(ctx, r.cfg.PollWait)
@@ -202,30 +209,28 @@ func (r *runner) loop(ctx context.Context) error {
 			r.log.Info("federation finished")
 			return nil
 		}
-		if err == nil && task != nil {
-			err = r.serve(ctx, task)
-		}
 		if err == nil {
 			r.failures = 0
+			if task != nil {
+				if err := r.serve(ctx, task); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		switch {
-		case status.Code(err) == codes.Unauthenticated:
+		if status.Code(err) == codes.Unauthenticated {
 			r.log.Warn("session lost; joining again", "err", err)
 			if err := r.join(ctx); err != nil {
 				return err
 			}
-		case retryable(err):
-			r.log.Warn("server unreachable; backing off", "err", err)
-			if err := r.backoff(ctx); err != nil {
-				return err
-			}
-		default:
-			// The server refused a result (late, duplicate, invalid): log and go on.
-			r.log.Warn("server refused", "err", err)
+			continue
+		}
+		r.log.Warn("pulling a task failed; backing off", "err", err)
+		if err := r.backoff(ctx); err != nil {
+			return err
 		}
 	}
 }
@@ -254,13 +259,49 @@ func (r *runner) leave() {
 	r.tr.Leave(ctx)
 }
 
-// serve runs a task and pushes its result.
+// serve runs a task and pushes its result. It returns an error only when the client must
+// stop: ctx ended, its own state could not be saved (nothing may be sent then), or the
+// server stayed unreachable.
 func (r *runner) serve(ctx context.Context, task *pb.Task) error {
 	start := time.Now()
 	res, err := r.party.Handle(ctx, task)
 	if err != nil {
-		return err
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("client: task %s: %w", task.TaskId, err)
 	}
 	r.log.Info("task done", "task", task.TaskId, "status", res.Status.String(), "reason", res.Reason, "seconds", time.Since(start).Seconds())
-	return r.tr.Push(ctx, res)
+	return r.push(ctx, res)
+}
+
+// push delivers a finished result. The result is kept across attempts: its training is
+// already charged to the privacy ledger, so dropping it would spend privacy for nothing.
+// Transport failures are retried with backoff, a lost session is joined again, until the
+// server takes the result, refuses it, or says its task is gone (its deadline passed, it
+// was answered, it is unknown): the server bounds the retries by the task's deadline.
+func (r *runner) push(ctx context.Context, res *pb.Result) error {
+	for {
+		err := r.tr.Push(ctx, res)
+		switch {
+		case err == nil:
+			r.failures = 0
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case status.Code(err) == codes.Unauthenticated:
+			r.log.Warn("session lost while pushing a result; joining again", "task", res.TaskId, "err", err)
+			if err := r.join(ctx); err != nil {
+				return err
+			}
+		case retryable(err):
+			r.log.Warn("pushing a result failed; retrying", "task", res.TaskId, "err", err)
+			if err := r.backoff(ctx); err != nil {
+				return err
+			}
+		default:
+			r.log.Warn("server refused the result", "task", res.TaskId, "err", err)
+			return nil
+		}
+	}
 }
