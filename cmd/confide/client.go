@@ -26,7 +26,7 @@ type clientOptions struct {
 	numClients, clientIndex                 int
 	seed                                    uint64
 	epsilon, delta                          float64
-	committee                               bool
+	committee, requireSecAgg                bool
 	minThreshold, minContributions, workers int
 	deterministic                           bool
 }
@@ -48,6 +48,13 @@ func newClientCmd(g *globalOptions) *cobra.Command {
 training with DP-SGD on this client's data, secure-aggregation encryption, and key-committee
 duties. The client keeps its privacy ledger and key shares in --state-dir and refuses tasks
 that would exceed its privacy budget (--epsilon).
+
+By default the client sends its updates only under secure aggregation: it refuses fit tasks
+that would send them in the clear (--require-secure-aggregation=false allows plaintext
+rounds), and it takes part only in key committees that no single member can decrypt alone
+(threshold t ≥ --min-threshold, default 2) and that never decrypt fewer than
+--min-contributions updates (default 2, so an aggregate is never one client's update).
+Both floors can be raised, not lowered.
 
 For experiments the client can take its own share of a public dataset directly: all clients
 use the same --partition, --num-clients and --seed, each its own --client-index.`,
@@ -74,14 +81,18 @@ use the same --partition, --num-clients and --seed, each its own --client-index.
 	f.Float64Var(&o.epsilon, "epsilon", 0, "privacy budget ε of this client's data over all rounds (0: no limit)")
 	f.Float64Var(&o.delta, "delta", 1e-5, "δ of the privacy budget")
 	f.BoolVar(&o.committee, "committee", true, "offer this client for the secure-aggregation key committee")
-	f.IntVar(&o.minThreshold, "min-threshold", 0, "refuse key committees with a lower decryption threshold t")
-	f.IntVar(&o.minContributions, "min-contributions", 0, "refuse key committees that decrypt aggregates of fewer updates")
+	f.IntVar(&o.minThreshold, "min-threshold", 2, "refuse key committees with a lower decryption threshold t (at least 2)")
+	f.IntVar(&o.minContributions, "min-contributions", 2, "refuse key committees that decrypt aggregates of fewer updates (at least 2)")
+	f.BoolVar(&o.requireSecAgg, "require-secure-aggregation", true, "refuse fit tasks that would send this client's update in the clear (without secure aggregation)")
 	f.IntVar(&o.workers, "workers", 1, "goroutines for encryption and decryption shares")
 	f.BoolVar(&o.deterministic, "deterministic-noise", false, "derive DP noise from --seed and --client-index (reproducible experiments only; never in production)")
 	return cmd
 }
 
 func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptions) error {
+	if o.minThreshold < 2 || o.minContributions < 2 {
+		return fmt.Errorf("--min-threshold %d, --min-contributions %d: both must be ≥ 2 (a committee with t = 1, or one that decrypts a single update, could reveal this client's update)", o.minThreshold, o.minContributions)
+	}
 	if o.numClients < 1 || o.clientIndex < 0 || o.clientIndex >= o.numClients {
 		return fmt.Errorf("--client-index %d: must be in 0…--num-clients-1 (%d)", o.clientIndex, o.numClients-1)
 	}
@@ -133,7 +144,8 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 	start := time.Now()
 	err = client.Run(ctx, client.Config{
 		Server: o.server, Name: o.name, JoinToken: o.joinToken, CommitteeEligible: o.committee, NumExamples: int64(local.N),
-		Store: store, MinThreshold: o.minThreshold, MinContributions: o.minContributions, Workers: o.workers, Logger: slog.Default(),
+		Store: store, MinThreshold: o.minThreshold, MinContributions: o.minContributions, RequireSecureAggregation: o.requireSecAgg,
+		Workers: o.workers, Logger: slog.Default(),
 		Noise: noise,
 	}, tr)
 	if err != nil {
