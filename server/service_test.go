@@ -93,7 +93,7 @@ func TestServiceJoinAndAuthentication(t *testing.T) {
 	}
 	s.join(t, "b")
 	_, err = s.api.Join(ctx, &pb.JoinRequest{ClientName: "c", JoinToken: "tok", ProtocolVersion: server.ProtocolVersion})
-	wantCode(t, err, codes.ResourceExhausted, "full (2 clients)")
+	wantCode(t, err, codes.ResourceExhausted, "full (2 clients): its operator can raise the limit with max_clients")
 	s.join(t, "a") // a known client may always rejoin
 	h, err := healthpb.NewHealthClient(s.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "confide.v1.Federation"})
 	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {

@@ -38,7 +38,9 @@ type serverFile struct {
 	JoinToken     string        `yaml:"join_token"`
 	CheckpointDir string        `yaml:"checkpoint_dir"`
 	Linger        time.Duration `yaml:"linger"`
-	Evaluation    struct {
+	// MaxClients bounds the registered clients (0: the service's default, 100000).
+	MaxClients int `yaml:"max_clients"`
+	Evaluation struct {
 		Dataset string `yaml:"dataset"`
 		DataDir string `yaml:"data_dir"`
 	} `yaml:"evaluation"`
@@ -69,7 +71,7 @@ type serverResult struct {
 
 func newServerCmd(g *globalOptions) *cobra.Command {
 	var listen, metricsListen, joinToken, checkpointDir string
-	var rounds int
+	var rounds, maxClients int
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the aggregation server of a federation",
@@ -104,6 +106,9 @@ and a "federation" section (see examples/server.yaml). Prometheus metrics are se
 			if f.Changed("rounds") {
 				sf.Federation.Rounds = rounds
 			}
+			if f.Changed("max-clients") {
+				sf.MaxClients = maxClients
+			}
 			return runServer(ctx, g, cmd.OutOrStdout(), sf)
 		},
 	}
@@ -112,6 +117,7 @@ and a "federation" section (see examples/server.yaml). Prometheus metrics are se
 	cmd.Flags().StringVar(&joinToken, "join-token", "", "shared token clients must present to join (empty: none)")
 	cmd.Flags().StringVar(&checkpointDir, "checkpoint-dir", "", "write the global model of every round into this directory")
 	cmd.Flags().IntVar(&rounds, "rounds", 0, "override federation.rounds of the config file")
+	cmd.Flags().IntVar(&maxClients, "max-clients", 0, "most clients that may register (max_clients; default 100000)")
 	return cmd
 }
 
@@ -136,6 +142,9 @@ func readServerFile(path string) (serverFile, error) {
 }
 
 func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile) error {
+	if sf.MaxClients < 0 {
+		return fmt.Errorf("max_clients = %d: must be ≥ 0 (0: 100000)", sf.MaxClients)
+	}
 	fed := sf.Federation
 	if fed.Seed == 0 {
 		var b [8]byte
@@ -193,7 +202,7 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		}
 		stores = append(stores, cs)
 	}
-	svc := server.NewService(coord, server.ServiceConfig{JoinToken: sf.JoinToken, Store: stores, Logger: slog.Default()})
+	svc := server.NewService(coord, server.ServiceConfig{JoinToken: sf.JoinToken, MaxClients: sf.MaxClients, Store: stores, Logger: slog.Default()})
 	lis, err := net.Listen("tcp", sf.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w (pick another --listen address)", sf.Listen, err)
