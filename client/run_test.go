@@ -167,7 +167,7 @@ func serverStrategy(name string) strategy.Config {
 	case strategy.NameFedProx:
 		c.ProximalMu = 0.01
 	case strategy.NameFedAdam:
-		c.ServerLR = 0.3
+		c.ServerLR = new(0.3)
 	}
 	return c
 }

@@ -22,23 +22,31 @@ const (
 // Names lists every strategy name.
 var Names = []string{NameFedAvg, NameFedProx, NameFedAvgM, NameFedAdagrad, NameFedAdam, NameFedYogi, NameFedMedian, NameTrimmedMean, NameKrum}
 
-// Config selects and configures a strategy; it is what the server config fills. Zero fields
-// take the defaults of Flower's implementations (noted per field).
+// Config selects and configures a strategy; it is what the server config fills. Settings
+// that may legitimately be 0 (a momentum, β1, a trim fraction) are pointers: nil (the key
+// left out) takes the default, an explicit 0 is 0. The defaults are those of Flower's
+// strategies (flwr.server.strategy, noted per field); in Go, set one with e.g.
+// ServerLR: new(0.3).
 type Config struct {
 	Name string `yaml:"name" json:"name"`
-	// ServerLR is the server learning rate η: 1 for fedavgm, 0.1 for the adaptive ones.
-	ServerLR float64 `yaml:"server_lr" json:"server_lr,omitempty"`
-	// Momentum is FedAvgM's server momentum β (default 0.9).
-	Momentum float64 `yaml:"momentum" json:"momentum,omitempty"`
-	// Beta1, Beta2 and Tau are the adaptive optimizers' moment decays and adaptivity
-	// (defaults 0.9, 0.99, 1e-3; Reddi et al. 2021 tune τ over 1e-1…1e-9).
-	Beta1 float64 `yaml:"beta1" json:"beta1,omitempty"`
-	Beta2 float64 `yaml:"beta2" json:"beta2,omitempty"`
-	Tau   float64 `yaml:"tau" json:"tau,omitempty"`
+	// ServerLR is the server learning rate η. Flower: server_learning_rate 1.0 (FedAvgM),
+	// eta 1e-1 (FedAdam, FedAdagrad), eta 1e-2 (FedYogi).
+	ServerLR *float64 `yaml:"server_lr,omitempty" json:"server_lr,omitempty"`
+	// Momentum is FedAvgM's server momentum β. Flower: server_momentum 0.0 (plain FedAvg
+	// with a server learning rate; Hsu et al. 2019 use e.g. 0.9).
+	Momentum *float64 `yaml:"momentum,omitempty" json:"momentum,omitempty"`
+	// Beta1, Beta2 and Tau are the adaptive optimizers' moment decays and adaptivity.
+	// Flower: beta_1 0.9, beta_2 0.99 (FedAdam, FedYogi), beta_1 0 (FedAdagrad, whose v
+	// does not decay); tau 1e-9 (FedAdam, FedAdagrad), 1e-3 (FedYogi). Reddi et al. 2021
+	// tune τ over 1e-1…1e-9.
+	Beta1 *float64 `yaml:"beta1,omitempty" json:"beta1,omitempty"`
+	Beta2 *float64 `yaml:"beta2,omitempty" json:"beta2,omitempty"`
+	Tau   *float64 `yaml:"tau,omitempty" json:"tau,omitempty"`
 	// ProximalMu is FedProx's μ (required > 0 for fedprox).
 	ProximalMu float64 `yaml:"proximal_mu" json:"proximal_mu,omitempty"`
-	// TrimFraction is the fraction cut from each end per coordinate (trimmedmean, default 0.2).
-	TrimFraction float64 `yaml:"trim_fraction" json:"trim_fraction,omitempty"`
+	// TrimFraction is the fraction cut from each end per coordinate (trimmedmean; Flower's
+	// FedTrimmedAvg beta 0.2); 0 is the plain mean.
+	TrimFraction *float64 `yaml:"trim_fraction,omitempty" json:"trim_fraction,omitempty"`
 	// Byzantine is Krum's f, the number of malicious clients tolerated (default 0).
 	Byzantine int `yaml:"byzantine" json:"byzantine,omitempty"`
 	// KrumKeep is the number of best-scored updates Multi-Krum averages (default 1: Krum).
@@ -48,8 +56,9 @@ type Config struct {
 	// 1 to ServerLRFinal of it at the last round. A small final step keeps the last
 	// rounds' noise (DP, client sampling) out of the final model.
 	ServerLRDecay string `yaml:"server_lr_decay" json:"server_lr_decay,omitempty"`
-	// ServerLRFinal is the fraction of the step left at the last round (default 0.1).
-	ServerLRFinal float64 `yaml:"server_lr_final" json:"server_lr_final,omitempty"`
+	// ServerLRFinal is the fraction of the step left at the last round (default 0.1; 0
+	// decays the step to nothing).
+	ServerLRFinal *float64 `yaml:"server_lr_final,omitempty" json:"server_lr_final,omitempty"`
 	// Rounds is the number of rounds the decay spans; the server sets it from its own.
 	Rounds int `yaml:"-" json:"-"`
 }
@@ -105,24 +114,28 @@ func (c Config) Validate(secureAggregation bool) error {
 	if IsRobust(c.Name) && secureAggregation {
 		bad("name %q needs every client's individual update, but secure aggregation lets the server see only their sum: use fedavg, fedprox, fedavgm, fedadam, fedyogi or fedadagrad, or turn secure_aggregation.enabled off", c.Name)
 	}
-	nonNeg := func(key string, v float64) {
-		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-			bad("%s = %v: must be a finite number ≥ 0", key, v)
-		}
+	if v := c.ServerLR; v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0) || *v < 0) {
+		bad("server_lr = %v: must be a finite number ≥ 0", *v)
 	}
-	nonNeg("server_lr", c.ServerLR)
-	nonNeg("tau", c.Tau)
-	nonNeg("proximal_mu", c.ProximalMu)
-	for key, v := range map[string]float64{"momentum": c.Momentum, "beta1": c.Beta1, "beta2": c.Beta2} {
-		if math.IsNaN(v) || v < 0 || v >= 1 {
-			bad("%s = %v: must be in [0, 1)", key, v)
+	if v := c.Tau; v != nil && !(*v > 0 && !math.IsInf(*v, 0)) {
+		bad("tau = %v: must be a finite number > 0 (it keeps m/(√v + τ) finite where v = 0; e.g. 1e-9)", *v)
+	}
+	if v := c.ProximalMu; math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		bad("proximal_mu = %v: must be a finite number ≥ 0", v)
+	}
+	for _, f := range []struct {
+		key string
+		v   *float64
+	}{{"momentum", c.Momentum}, {"beta1", c.Beta1}, {"beta2", c.Beta2}} {
+		if f.v != nil && (math.IsNaN(*f.v) || *f.v < 0 || *f.v >= 1) {
+			bad("%s = %v: must be in [0, 1)", f.key, *f.v)
 		}
 	}
 	if c.Name == NameFedProx && !(c.ProximalMu > 0) {
 		bad("proximal_mu = %v: fedprox needs μ > 0 (e.g. 0.01; μ = 0 is fedavg)", c.ProximalMu)
 	}
-	if math.IsNaN(c.TrimFraction) || c.TrimFraction < 0 || c.TrimFraction >= 0.5 {
-		bad("trim_fraction = %v: must be in [0, 0.5)", c.TrimFraction)
+	if v := c.TrimFraction; v != nil && (math.IsNaN(*v) || *v < 0 || *v >= 0.5) {
+		bad("trim_fraction = %v: must be in [0, 0.5)", *v)
 	}
 	if c.Byzantine < 0 {
 		bad("byzantine = %d: must be ≥ 0", c.Byzantine)
@@ -138,27 +151,30 @@ func (c Config) Validate(secureAggregation bool) error {
 	if IsRobust(c.Name) && c.ServerLRDecay != "" && c.ServerLRDecay != DecayNone {
 		bad("server_lr_decay = %q: %s takes no server step to decay; drop it", c.ServerLRDecay, c.Name)
 	}
-	if math.IsNaN(c.ServerLRFinal) || c.ServerLRFinal < 0 || c.ServerLRFinal > 1 {
-		bad("server_lr_final = %v: must be in [0, 1] (the fraction of the step left at the last round)", c.ServerLRFinal)
+	if v := c.ServerLRFinal; v != nil && (math.IsNaN(*v) || *v < 0 || *v > 1) {
+		bad("server_lr_final = %v: must be in [0, 1] (the fraction of the step left at the last round)", *v)
 	}
 	return errors.Join(errs...)
 }
 
 // New validates c (for a federation with or without secure aggregation) and returns the
-// strategy it names, with Flower's defaults for the zero fields.
+// strategy it names, with Flower's defaults for the settings left unset.
 func New(c Config, secureAggregation bool) (Strategy, error) {
 	if err := c.Validate(secureAggregation); err != nil {
 		return nil, err
 	}
-	or := func(v, d float64) float64 {
-		if v == 0 {
+	or := func(v *float64, d float64) float64 {
+		if v == nil {
 			return d
 		}
-		return v
+		return *v
 	}
 	decay := LRSchedule{Kind: c.ServerLRDecay, Final: or(c.ServerLRFinal, 0.1), Rounds: c.Rounds}
-	adaptive := func(opt Optimizer) Strategy {
-		a := NewAdaptive(opt, or(c.ServerLR, 0.1), or(c.Beta1, 0.9), or(c.Beta2, 0.99), or(c.Tau, 1e-3))
+	// Flower's defaults: fedadam.py eta 1e-1, beta_1 0.9, beta_2 0.99, tau 1e-9;
+	// fedyogi.py eta 1e-2, beta_1 0.9, beta_2 0.99, tau 1e-3; fedadagrad.py eta 1e-1,
+	// tau 1e-9 and beta_1 = 0 (β2 is unused: Adagrad's v only accumulates).
+	adaptive := func(opt Optimizer, lr, beta1, tau float64) Strategy {
+		a := NewAdaptive(opt, or(c.ServerLR, lr), or(c.Beta1, beta1), or(c.Beta2, 0.99), or(c.Tau, tau))
 		a.Decay = decay
 		return a
 	}
@@ -168,13 +184,14 @@ func New(c Config, secureAggregation bool) (Strategy, error) {
 	case NameFedProx:
 		return &FedProx{FedAvg: FedAvg{Decay: decay}, Mu: c.ProximalMu}, nil
 	case NameFedAvgM:
-		return &FedAvgM{LR: or(c.ServerLR, 1), Momentum: or(c.Momentum, 0.9), Decay: decay}, nil
+		// fedavgm.py: server_learning_rate 1.0, server_momentum 0.0.
+		return &FedAvgM{LR: or(c.ServerLR, 1), Momentum: or(c.Momentum, 0), Decay: decay}, nil
 	case NameFedAdagrad:
-		return adaptive(Adagrad), nil
+		return adaptive(Adagrad, 0.1, 0, 1e-9), nil
 	case NameFedAdam:
-		return adaptive(Adam), nil
+		return adaptive(Adam, 0.1, 0.9, 1e-9), nil
 	case NameFedYogi:
-		return adaptive(Yogi), nil
+		return adaptive(Yogi, 0.01, 0.9, 1e-3), nil
 	case NameFedMedian:
 		return &FedMedian{}, nil
 	case NameTrimmedMean:

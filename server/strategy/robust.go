@@ -118,10 +118,12 @@ func (k *Krum) AggregateFit(round uint64, global []float64, r FitResults) ([]flo
 		return nil, nil, err
 	}
 	n := len(ups)
-	closest := n - k.Byzantine - 2
-	if closest < 1 {
-		return nil, nil, fmt.Errorf("krum round %d: %d updates with byzantine = %d: Krum needs n > f + 2", round, n, k.Byzantine)
+	// Blanchard et al. 2017, Proposition 1: Krum is Byzantine-resilient to f of n updates
+	// only when 2f + 2 < n.
+	if n <= 2*k.Byzantine+2 {
+		return nil, nil, fmt.Errorf("krum round %d: %d updates with strategy.byzantine = %d: Krum needs more than 2f + 2 = %d updates; lower strategy.byzantine or sample more clients (sampling.min_fit)", round, n, k.Byzantine, 2*k.Byzantine+2)
 	}
+	closest := n - k.Byzantine - 2
 	dist := make([][]float64, n)
 	for i := range dist {
 		dist[i] = make([]float64, n)

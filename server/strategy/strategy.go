@@ -198,6 +198,9 @@ func weightedEvaluate(results []EvaluateResult) (Metrics, error) {
 		n += w
 		m["loss"] += w * r.Loss
 		for k, v := range r.Metrics {
+			if k == "loss" {
+				continue // clients report the loss among their metrics too: count it once
+			}
 			m[k] += w * v
 		}
 	}

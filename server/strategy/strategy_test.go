@@ -254,7 +254,7 @@ func TestServerLRDecay(t *testing.T) {
 	if err != nil || math.Abs(got[0]-0.1) > 1e-12 || m["server_lr"] != 0.1 {
 		t.Fatalf("round 3 of 3: %v %v %v, want 0.1", got, m, err)
 	}
-	for _, c := range []Config{{Name: NameFedAvg, ServerLRDecay: "step"}, {Name: NameFedAvg, ServerLRFinal: 2}, {Name: NameKrum, ServerLRDecay: DecayCosine}} {
+	for _, c := range []Config{{Name: NameFedAvg, ServerLRDecay: "step"}, {Name: NameFedAvg, ServerLRFinal: new(2.0)}, {Name: NameKrum, ServerLRDecay: DecayCosine}} {
 		if err := c.Validate(false); err == nil {
 			t.Errorf("%+v: want an error", c)
 		}
