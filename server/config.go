@@ -356,6 +356,9 @@ func (c Config) Validate() error {
 	if err := c.Strategy.Validate(c.SecAgg.Enabled); err != nil {
 		errs = append(errs, err)
 	}
+	if f := c.Strategy.Byzantine; c.Strategy.Name == strategy.NameKrum && s.MinFit <= 2*f+2 {
+		bad("sampling.min_fit = %d with strategy.byzantine = %d: Krum needs more than 2f + 2 = %d updates a round (Blanchard et al. 2017); raise sampling.min_fit or lower strategy.byzantine", s.MinFit, f, 2*f+2)
+	}
 	t := c.Training
 	if _, err := model.NewOptimizer(model.OptimizerConfig{Name: t.Optimizer, LR: t.LR, Momentum: t.Momentum}); err != nil {
 		bad("training: %v", err)

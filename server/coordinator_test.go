@@ -293,6 +293,19 @@ func TestConfigRefusesRobustStrategyWithSecureAggregation(t *testing.T) {
 	}
 }
 
+// Krum with f Byzantine clients needs rounds of more than 2f + 2 updates.
+func TestConfigRefusesKrumWithTooFewClients(t *testing.T) {
+	cfg := baseConfig(1, 4)
+	cfg.Strategy = strategy.Config{Name: strategy.NameKrum, Byzantine: 1}
+	if _, err := server.New(cfg, server.Options{}); err == nil || !strings.Contains(err.Error(), "sampling.min_fit = 4 with strategy.byzantine = 1") {
+		t.Fatalf("err = %v", err)
+	}
+	cfg.Sampling.MinFit = 5
+	if _, err := server.New(cfg, server.Options{}); err != nil {
+		t.Fatalf("min_fit 5, f 1: %v", err)
+	}
+}
+
 func TestConfigErrorsNameTheKey(t *testing.T) {
 	for _, tc := range []struct {
 		name string

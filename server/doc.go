@@ -1,7 +1,12 @@
 // Package server is Confide's aggregation server: the round coordinator and its
 // configuration, the gRPC Service that drives it (chunked transfers, interceptors for
-// authentication and logging, health, reflection, Prometheus metrics), and the Store the
-// coordinator's records go to. Strategies live in server/strategy.
+// panic recovery, authentication and logging, health, reflection, Prometheus metrics), and
+// the Store the coordinator's records go to. Strategies live in server/strategy.
+//
+// The Service reads a pushed result's data only after the coordinator has confirmed that
+// its task is outstanding and the caller's, and bounds it by what that task can produce
+// (Coordinator.ResultLimit); buffers grow with the bytes received, and a client has one
+// upload in flight at a time.
 //
 // # The coordinator
 //
