@@ -23,6 +23,11 @@ type Activation struct {
 	df   func(x, y float64) float64
 	x, y *Tensor
 	dx   *Tensor
+	dy   *Tensor // output gradient of the running Backward
+
+	// Method values made once: a closure passed to parallelFor on every call would be
+	// allocated on every call.
+	fwdRange, bwdRange func(w, lo, hi int)
 }
 
 var _ Layer = (*Activation)(nil)
@@ -59,24 +64,44 @@ func NewActivation(name string) (*Activation, error) {
 
 func sigmoid(x float64) float64 { return linalg.SigmoidScalar(x) }
 
+// elementCost is the work (in multiply-adds) per element that parallelFor weighs: the
+// vector kernels and ReLU are cheap, GELU's scalar erf and exp are not.
+func (a *Activation) elementCost() int {
+	switch a.Name {
+	case ActReLU:
+		return 1
+	case ActTanh, ActSigmoid:
+		return 4
+	}
+	return 20
+}
+
 func (a *Activation) Forward(x *Tensor, b *Batch) *Tensor {
 	a.x = x
 	a.y = ensure(a.y, x.Rows, x.Cols)
+	if a.fwdRange == nil {
+		a.fwdRange = a.forwardRange
+	}
+	parallelFor(len(x.Data), a.elementCost(), a.fwdRange)
+	return a.y
+}
+
+func (a *Activation) forwardRange(_, lo, hi int) {
+	x, y := a.x.Data[lo:hi], a.y.Data[lo:hi]
 	switch a.Name {
 	case ActReLU:
-		for i, v := range x.Data {
-			a.y.Data[i] = max(v, 0)
+		for i, v := range x {
+			y[i] = max(v, 0)
 		}
 	case ActTanh:
-		linalg.Tanh(a.y.Data, x.Data)
+		linalg.Tanh(y, x)
 	case ActSigmoid:
-		linalg.Sigmoid(a.y.Data, x.Data)
+		linalg.Sigmoid(y, x)
 	default:
-		for i, v := range x.Data {
-			a.y.Data[i] = a.f(v)
+		for i, v := range x {
+			y[i] = a.f(v)
 		}
 	}
-	return a.y
 }
 
 func (a *Activation) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
@@ -84,21 +109,31 @@ func (a *Activation) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 		return nil
 	}
 	a.dx = ensure(a.dx, dy.Rows, dy.Cols)
+	a.dy = dy
+	if a.bwdRange == nil {
+		a.bwdRange = a.backwardRange
+	}
+	parallelFor(len(dy.Data), a.elementCost(), a.bwdRange)
+	a.dy = nil
+	return a.dx
+}
+
+func (a *Activation) backwardRange(_, lo, hi int) {
+	dx, g, y := a.dx.Data[lo:hi], a.dy.Data[lo:hi], a.y.Data[lo:hi]
 	if a.Name == ActReLU {
 		// dx = dy where y = max(x, 0) is nonzero, else 0, selected by a bit mask: a branch
 		// on the sign of the activations is mispredicted about half the time.
-		dx, g := a.dx.Data, dy.Data[:len(a.dx.Data)]
-		for i, y := range a.y.Data[:len(dx)] {
-			b := math.Float64bits(y)
+		for i, v := range y {
+			b := math.Float64bits(v)
 			mask := uint64(int64(b|-b) >> 63) // all ones iff y ≠ 0 (y = max(x, 0) is never negative)
 			dx[i] = math.Float64frombits(math.Float64bits(g[i]) & mask)
 		}
-		return a.dx
+		return
 	}
-	for i, g := range dy.Data {
-		a.dx.Data[i] = g * a.df(a.x.Data[i], a.y.Data[i])
+	x := a.x.Data[lo:hi]
+	for i, gv := range g {
+		dx[i] = gv * a.df(x[i], y[i])
 	}
-	return a.dx
 }
 
 // Dropout zeroes each activation with probability P during training and scales the rest by

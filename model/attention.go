@@ -28,6 +28,12 @@ type Attention struct {
 	T       int
 	scratch [][]float64 // per worker
 	kept    bool        // p holds the weights of the last Forward
+
+	in, gy *Tensor // input of the running Forward, output gradient of the running Backward
+	batch  *Batch  // batch of the running Forward or Backward
+	// Method values made once: a closure passed to parallelFor on every call would be
+	// allocated on every call.
+	fwdPairs, bwdPairs func(w, lo, hi int)
 }
 
 var _ Layer = (*Attention)(nil)
@@ -71,31 +77,41 @@ func (a *Attention) Forward(x *Tensor, b *Batch) *Tensor {
 		a.p = growFloats(a.p, b.B*H*T*T)
 	}
 	a.ensureScratch(T*T + T*dk)
-	scale := 1 / math.Sqrt(float64(dk))
-	parallelFor(b.B*H, 2*T*T*dk, func(w, lo, hi int) {
-		sc := a.scratch[w]
-		for ih := lo; ih < hi; ih++ {
-			i, h := ih/H, ih%H
-			L := validLen(b, i)
-			if L == 0 {
-				continue
-			}
-			a.splitHead(x, i, h, T, L)
-			base := ih * T * dk
-			p := sc[:L*L]
-			if a.kept {
-				p = a.p[ih*T*T : ih*T*T+L*L]
-			}
-			linalg.MulNT(p, a.q[base:base+L*dk], a.k[base:base+L*dk], L, dk, L, false)
-			softmaxRows(p, L, scale, a.Causal)
-			o := sc[T*T : T*T+L*dk]
-			linalg.MulNN(o, p, a.v[base:base+L*dk], L, L, dk, false)
-			for t := 0; t < L; t++ {
-				copy(a.y.Data[(i*T+t)*D+h*dk:(i*T+t)*D+(h+1)*dk], o[t*dk:(t+1)*dk])
-			}
-		}
-	})
+	a.in, a.batch = x, b
+	if a.fwdPairs == nil {
+		a.fwdPairs = a.forwardPairs
+	}
+	parallelFor(b.B*H, 2*T*T*dk, a.fwdPairs)
+	a.in, a.batch = nil, nil
 	return a.y
+}
+
+// forwardPairs computes the heads of (example, head) pairs [lo, hi), ih = i·Heads + h.
+func (a *Attention) forwardPairs(w, lo, hi int) {
+	x, b := a.in, a.batch
+	T, H, dk, D := a.T, a.Heads, a.dk(), a.Dim
+	scale := 1 / math.Sqrt(float64(dk))
+	sc := a.scratch[w]
+	for ih := lo; ih < hi; ih++ {
+		i, h := ih/H, ih%H
+		L := validLen(b, i)
+		if L == 0 {
+			continue
+		}
+		a.splitHead(x, i, h, T, L)
+		base := ih * T * dk
+		p := sc[:L*L]
+		if a.kept {
+			p = a.p[ih*T*T : ih*T*T+L*L]
+		}
+		linalg.MulNT(p, a.q[base:base+L*dk], a.k[base:base+L*dk], L, dk, L, false)
+		softmaxRows(p, L, scale, a.Causal)
+		o := sc[T*T : T*T+L*dk]
+		linalg.MulNN(o, p, a.v[base:base+L*dk], L, L, dk, false)
+		for t := 0; t < L; t++ {
+			copy(a.y.Data[(i*T+t)*D+h*dk:(i*T+t)*D+(h+1)*dk], o[t*dk:(t+1)*dk])
+		}
+	}
 }
 
 // softmaxRows replaces each row s of the L×L matrix p by softmax(scale·s), masking the
@@ -163,43 +179,53 @@ func (a *Attention) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 	a.dx = ensure(a.dx, b.B*T, 3*D)
 	clearPadded(a.dx, b, T)
 	a.ensureScratch(T*T + 4*T*dk)
+	a.gy, a.batch = dy, b
+	if a.bwdPairs == nil {
+		a.bwdPairs = a.backwardPairs
+	}
+	parallelFor(b.B*H, 4*T*T*dk, a.bwdPairs)
+	a.gy, a.batch = nil, nil
+	return a.dx
+}
+
+// backwardPairs accumulates the input gradients of (example, head) pairs [lo, hi).
+func (a *Attention) backwardPairs(w, lo, hi int) {
+	dy, b := a.gy, a.batch
+	T, H, dk, D := a.T, a.Heads, a.dk(), a.Dim
 	scale := 1 / math.Sqrt(float64(dk))
-	parallelFor(b.B*H, 4*T*T*dk, func(w, lo, hi int) {
-		sc := a.scratch[w]
-		for ih := lo; ih < hi; ih++ {
-			i, h := ih/H, ih%H
-			L := validLen(b, i)
-			if L == 0 {
-				continue
-			}
-			base := ih * T * dk
-			p := a.p[ih*T*T : ih*T*T+L*L]
-			dp := sc[:L*L]
-			m := L * dk
-			do, dq, dkh, dv := sc[T*T:T*T+m], sc[T*T+m:T*T+2*m], sc[T*T+2*m:T*T+3*m], sc[T*T+3*m:T*T+4*m]
-			for t := 0; t < L; t++ {
-				copy(do[t*dk:(t+1)*dk], dy.Data[(i*T+t)*D+h*dk:(i*T+t)*D+(h+1)*dk])
-			}
-			linalg.MulTN(dv, p, do, L, L, dk, false)
-			linalg.MulNT(dp, do, a.v[base:base+m], L, dk, L, false)
-			for t := 0; t < L; t++ {
-				pr, dr := p[t*L:(t+1)*L], dp[t*L:(t+1)*L]
-				s := linalg.Dot(pr, dr)
-				for j, pv := range pr {
-					dr[j] = scale * pv * (dr[j] - s)
-				}
-			}
-			linalg.MulNN(dq, dp, a.k[base:base+m], L, L, dk, false)
-			linalg.MulTN(dkh, dp, a.q[base:base+m], L, L, dk, false)
-			for t := 0; t < L; t++ {
-				row := a.dx.Data[(i*T+t)*3*D : (i*T+t+1)*3*D]
-				copy(row[h*dk:(h+1)*dk], dq[t*dk:(t+1)*dk])
-				copy(row[D+h*dk:D+(h+1)*dk], dkh[t*dk:(t+1)*dk])
-				copy(row[2*D+h*dk:2*D+(h+1)*dk], dv[t*dk:(t+1)*dk])
+	sc := a.scratch[w]
+	for ih := lo; ih < hi; ih++ {
+		i, h := ih/H, ih%H
+		L := validLen(b, i)
+		if L == 0 {
+			continue
+		}
+		base := ih * T * dk
+		p := a.p[ih*T*T : ih*T*T+L*L]
+		dp := sc[:L*L]
+		m := L * dk
+		do, dq, dkh, dv := sc[T*T:T*T+m], sc[T*T+m:T*T+2*m], sc[T*T+2*m:T*T+3*m], sc[T*T+3*m:T*T+4*m]
+		for t := 0; t < L; t++ {
+			copy(do[t*dk:(t+1)*dk], dy.Data[(i*T+t)*D+h*dk:(i*T+t)*D+(h+1)*dk])
+		}
+		linalg.MulTN(dv, p, do, L, L, dk, false)
+		linalg.MulNT(dp, do, a.v[base:base+m], L, dk, L, false)
+		for t := 0; t < L; t++ {
+			pr, dr := p[t*L:(t+1)*L], dp[t*L:(t+1)*L]
+			s := linalg.Dot(pr, dr)
+			for j, pv := range pr {
+				dr[j] = scale * pv * (dr[j] - s)
 			}
 		}
-	})
-	return a.dx
+		linalg.MulNN(dq, dp, a.k[base:base+m], L, L, dk, false)
+		linalg.MulTN(dkh, dp, a.q[base:base+m], L, L, dk, false)
+		for t := 0; t < L; t++ {
+			row := a.dx.Data[(i*T+t)*3*D : (i*T+t+1)*3*D]
+			copy(row[h*dk:(h+1)*dk], dq[t*dk:(t+1)*dk])
+			copy(row[D+h*dk:D+(h+1)*dk], dkh[t*dk:(t+1)*dk])
+			copy(row[2*D+h*dk:2*D+(h+1)*dk], dv[t*dk:(t+1)*dk])
+		}
+	}
 }
 
 // clearPadded zeroes the rows of x (B·T rows) at padded positions, the only ones the heads

@@ -81,6 +81,9 @@ func (s *Sequential) AccumulateWeighted(w []float64, b *Batch) {
 type Residual struct {
 	*Sequential
 	y, dx *Tensor
+
+	sumDst, sumA, sumB []float64           // operands of the running sum
+	sumRange           func(w, lo, hi int) // method value made once (a fresh closure would be allocated per call)
 }
 
 var _ ParamLayer = (*Residual)(nil)
@@ -91,8 +94,7 @@ func NewResidual(body ...Layer) *Residual { return &Residual{Sequential: NewSequ
 func (r *Residual) Forward(x *Tensor, b *Batch) *Tensor {
 	out := r.Sequential.Forward(x, b)
 	r.y = ensure(r.y, x.Rows, x.Cols)
-	copy(r.y.Data, x.Data)
-	linalg.Add(r.y.Data, out.Data)
+	r.sum(r.y.Data, x.Data, out.Data)
 	return r.y
 }
 
@@ -102,9 +104,25 @@ func (r *Residual) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 		return nil
 	}
 	r.dx = ensure(r.dx, dy.Rows, dy.Cols)
-	copy(r.dx.Data, dy.Data)
-	linalg.Add(r.dx.Data, d.Data)
+	r.sum(r.dx.Data, dy.Data, d.Data)
 	return r.dx
+}
+
+// sum sets dst = a + b, spread over the cores (the tensors are B·T rows: megabytes).
+func (r *Residual) sum(dst, a, b []float64) {
+	r.sumDst, r.sumA, r.sumB = dst, a, b
+	if r.sumRange == nil {
+		r.sumRange = r.sumPart
+	}
+	parallelFor(len(dst), 1, r.sumRange)
+	r.sumDst, r.sumA, r.sumB = nil, nil, nil
+}
+
+func (r *Residual) sumPart(_, lo, hi int) {
+	dst, a, b := r.sumDst[lo:hi], r.sumA[lo:hi], r.sumB[lo:hi]
+	for i, v := range a {
+		dst[i] = v + b[i]
+	}
 }
 
 // Pooling modes reduce a sequence (B·T rows) to one row per example.

@@ -17,6 +17,11 @@ type LayerNorm struct {
 	y, dx        *Tensor
 	dy           *Tensor // ghost mode
 	sums         [][]float64
+
+	in, gy *Tensor // input of the running Forward, output gradient of the running Backward
+	// Method values made once: a closure passed to parallelFor on every call would be
+	// allocated on every call.
+	fwdRows, bwdRows func(w, lo, hi int)
 }
 
 var _ ParamLayer = (*LayerNorm)(nil)
@@ -47,29 +52,37 @@ func (l *LayerNorm) Forward(x *Tensor, b *Batch) *Tensor {
 	l.xhat = ensure(l.xhat, x.Rows, D)
 	l.y = ensure(l.y, x.Rows, D)
 	l.rstd = growFloats(l.rstd, x.Rows)
-	parallelFor(x.Rows, 8*D, func(_, lo, hi int) {
-		for r := lo; r < hi; r++ {
-			row := x.Data[r*D : (r+1)*D]
-			mean := 0.0
-			for _, v := range row {
-				mean += v
-			}
-			mean /= float64(D)
-			variance := 0.0
-			for _, v := range row {
-				variance += (v - mean) * (v - mean)
-			}
-			rs := 1 / math.Sqrt(variance/float64(D)+l.Eps)
-			l.rstd[r] = rs
-			xh, y := l.xhat.Data[r*D:(r+1)*D], l.y.Data[r*D:(r+1)*D]
-			for k, v := range row {
-				h := (v - mean) * rs
-				xh[k] = h
-				y[k] = l.g[k]*h + l.b[k]
-			}
-		}
-	})
+	l.in = x
+	if l.fwdRows == nil {
+		l.fwdRows = l.forwardRows
+	}
+	parallelFor(x.Rows, 8*D, l.fwdRows)
+	l.in = nil
 	return l.y
+}
+
+func (l *LayerNorm) forwardRows(_, lo, hi int) {
+	D := l.Dim
+	for r := lo; r < hi; r++ {
+		row := l.in.Data[r*D : (r+1)*D]
+		mean := 0.0
+		for _, v := range row {
+			mean += v
+		}
+		mean /= float64(D)
+		variance := 0.0
+		for _, v := range row {
+			variance += (v - mean) * (v - mean)
+		}
+		rs := 1 / math.Sqrt(variance/float64(D)+l.Eps)
+		l.rstd[r] = rs
+		xh, y := l.xhat.Data[r*D:(r+1)*D], l.y.Data[r*D:(r+1)*D]
+		for k, v := range row {
+			h := (v - mean) * rs
+			xh[k] = h
+			y[k] = l.g[k]*h + l.b[k]
+		}
+	}
 }
 
 // Backward: with ĝ = dy ⊙ γ, dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ ⊙ x̂)).
@@ -84,24 +97,32 @@ func (l *LayerNorm) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 		return nil
 	}
 	l.dx = ensure(l.dx, dy.Rows, D)
-	parallelFor(dy.Rows, 8*D, func(_, lo, hi int) {
-		for r := lo; r < hi; r++ {
-			g, xh, dx := dy.Data[r*D:(r+1)*D], l.xhat.Data[r*D:(r+1)*D], l.dx.Data[r*D:(r+1)*D]
-			s1, s2 := 0.0, 0.0
-			for k, v := range g {
-				gh := v * l.g[k]
-				s1 += gh
-				s2 += gh * xh[k]
-			}
-			s1 /= float64(D)
-			s2 /= float64(D)
-			rs := l.rstd[r]
-			for k, v := range g {
-				dx[k] = rs * (v*l.g[k] - s1 - xh[k]*s2)
-			}
-		}
-	})
+	l.gy = dy
+	if l.bwdRows == nil {
+		l.bwdRows = l.backwardRows
+	}
+	parallelFor(dy.Rows, 8*D, l.bwdRows)
+	l.gy = nil
 	return l.dx
+}
+
+func (l *LayerNorm) backwardRows(_, lo, hi int) {
+	D := l.Dim
+	for r := lo; r < hi; r++ {
+		g, xh, dx := l.gy.Data[r*D:(r+1)*D], l.xhat.Data[r*D:(r+1)*D], l.dx.Data[r*D:(r+1)*D]
+		s1, s2 := 0.0, 0.0
+		for k, v := range g {
+			gh := v * l.g[k]
+			s1 += gh
+			s2 += gh * xh[k]
+		}
+		s1 /= float64(D)
+		s2 /= float64(D)
+		rs := l.rstd[r]
+		for k, v := range g {
+			dx[k] = rs * (v*l.g[k] - s1 - xh[k]*s2)
+		}
+	}
 }
 
 // accumulate adds Σ_r w_{i(r)}·(dy_r ⊙ x̂_r) to ∇γ and Σ_r w_{i(r)}·dy_r to ∇β (w nil: all 1).

@@ -67,6 +67,9 @@ type SGD struct {
 	Rate, Momentum, WeightDecay float64
 	Nesterov                    bool
 	vel                         []float64
+
+	params, grads []float64           // operands of the running Step
+	update        func(w, lo, hi int) // method value made once (a fresh closure would be allocated per Step)
 }
 
 func (s *SGD) SetLR(lr float64) { s.Rate = lr }
@@ -76,35 +79,38 @@ func (s *SGD) LR() float64      { return s.Rate }
 // gradient (and velocity) vectors through memory once, which for models of a few hundred
 // thousand parameters no longer fit in a core's cache.
 func (s *SGD) Step(params, grads []float64) {
-	lr, wd, mu, nesterov := s.Rate, s.WeightDecay, s.Momentum, s.Nesterov
-	params = params[:len(grads)]
-	if mu == 0 {
-		linalg.ParallelFor(len(grads), 1, func(_, lo, hi int) {
-			p, g := params[lo:hi], grads[lo:hi]
-			for i, v := range g {
-				p[i] -= lr * (v + wd*p[i])
-			}
-		})
-		return
-	}
-	if len(s.vel) != len(params) {
+	if s.Momentum != 0 && len(s.vel) != len(params) {
 		s.vel = make([]float64, len(params))
 	}
-	vel := s.vel
-	linalg.ParallelFor(len(grads), 1, func(_, lo, hi int) {
-		p, g, vl := params[lo:hi], grads[lo:hi], vel[lo:hi]
+	s.params, s.grads = params[:len(grads)], grads
+	if s.update == nil {
+		s.update = s.updateRange
+	}
+	linalg.ParallelFor(len(grads), 1, s.update)
+	s.params, s.grads = nil, nil
+}
+
+func (s *SGD) updateRange(_, lo, hi int) {
+	lr, wd, mu := s.Rate, s.WeightDecay, s.Momentum
+	p, g := s.params[lo:hi], s.grads[lo:hi]
+	if mu == 0 {
 		for i, v := range g {
-			v += wd * p[i]
-			u := mu*vl[i] + v
-			vl[i] = u
-			if nesterov {
-				v += mu * u
-			} else {
-				v = u
-			}
-			p[i] -= lr * v
+			p[i] -= lr * (v + wd*p[i])
 		}
-	})
+		return
+	}
+	vel := s.vel[lo:hi]
+	for i, v := range g {
+		v += wd * p[i]
+		u := mu*vel[i] + v
+		vel[i] = u
+		if s.Nesterov {
+			v += mu * u
+		} else {
+			v = u
+		}
+		p[i] -= lr * v
+	}
 }
 
 // Adam is Kingma & Ba 2015 with bias correction. With Decoupled it is AdamW (Loshchilov &
@@ -114,6 +120,10 @@ type Adam struct {
 	Decoupled                            bool
 	m, v                                 []float64
 	t                                    int
+
+	params, grads []float64           // operands of the running Step
+	c1, c2        float64             // bias corrections of the running Step
+	update        func(w, lo, hi int) // method value made once (a fresh closure would be allocated per Step)
 }
 
 func (a *Adam) SetLR(lr float64) { a.Rate = lr }
@@ -126,22 +136,27 @@ func (a *Adam) Step(params, grads []float64) {
 		a.t = 0
 	}
 	a.t++
-	c1 := 1 - math.Pow(a.Beta1, float64(a.t))
-	c2 := 1 - math.Pow(a.Beta2, float64(a.t))
-	lr, wd, b1, b2, eps, decoupled := a.Rate, a.WeightDecay, a.Beta1, a.Beta2, a.Eps, a.Decoupled
-	params = params[:len(grads)]
-	am, av := a.m, a.v
-	linalg.ParallelFor(len(grads), 4, func(_, lo, hi int) {
-		p, gs, mm, vv := params[lo:hi], grads[lo:hi], am[lo:hi], av[lo:hi]
-		for i, g := range gs {
-			if decoupled {
-				p[i] -= lr * wd * p[i]
-			} else {
-				g += wd * p[i]
-			}
-			mm[i] = b1*mm[i] + (1-b1)*g
-			vv[i] = b2*vv[i] + (1-b2)*g*g
-			p[i] -= lr * (mm[i] / c1) / (math.Sqrt(vv[i]/c2) + eps)
+	a.c1 = 1 - math.Pow(a.Beta1, float64(a.t))
+	a.c2 = 1 - math.Pow(a.Beta2, float64(a.t))
+	a.params, a.grads = params[:len(grads)], grads
+	if a.update == nil {
+		a.update = a.updateRange
+	}
+	linalg.ParallelFor(len(grads), 4, a.update)
+	a.params, a.grads = nil, nil
+}
+
+func (a *Adam) updateRange(_, lo, hi int) {
+	lr, wd, b1, b2, eps, c1, c2 := a.Rate, a.WeightDecay, a.Beta1, a.Beta2, a.Eps, a.c1, a.c2
+	p, gs, m, v := a.params[lo:hi], a.grads[lo:hi], a.m[lo:hi], a.v[lo:hi]
+	for i, g := range gs {
+		if a.Decoupled {
+			p[i] -= lr * wd * p[i]
+		} else {
+			g += wd * p[i]
 		}
-	})
+		m[i] = b1*m[i] + (1-b1)*g
+		v[i] = b2*v[i] + (1-b2)*g*g
+		p[i] -= lr * (m[i] / c1) / (math.Sqrt(v[i]/c2) + eps)
+	}
 }

@@ -52,6 +52,11 @@ type Recurrent struct {
 	y, dx       *Tensor
 	dxt, scaled []float64
 	scratch     [][]float64
+
+	gy *Tensor // output gradient of the running Backward
+	// Method values made once: a closure passed to a parallel loop on every call would be
+	// allocated on every call.
+	fwdRange, bwdRange func(w, lo, hi int)
 }
 
 var _ ParamLayer = (*Recurrent)(nil)
@@ -166,16 +171,10 @@ func (r *Recurrent) Forward(x *Tensor, b *Batch) *Tensor {
 	// steps for its share of them: one hand-off per pass instead of two per step.
 	r.whhP.Pack(r.whh, H, GH, false)
 	share := (B + numWorkers() - 1) / numWorkers() // one range per worker: its rows are the multiplies' m
-	linalg.ParallelForChunks(B, T*H*GH, share, func(_, lo, hi int) {
-		for t := 0; t < T; t++ {
-			z := r.gates[(t*B+lo)*GH : (t*B+hi)*GH]
-			hp := r.hs[(t*B+lo)*H : (t*B+hi)*H]
-			linalg.MulPacked(z, hp, hi-lo, &r.whhP, fused)
-			for i := lo; i < hi; i++ {
-				r.step(t, i, xp[(t*B+i)*GH:(t*B+i+1)*GH])
-			}
-		}
-	})
+	if r.fwdRange == nil {
+		r.fwdRange = r.forwardRange
+	}
+	linalg.ParallelForChunks(B, T*H*GH, share, r.fwdRange)
 	r.y = ensure(r.y, B*T, H)
 	for i := 0; i < B; i++ {
 		for t := 0; t < T; t++ {
@@ -188,6 +187,25 @@ func (r *Recurrent) Forward(x *Tensor, b *Batch) *Tensor {
 		}
 	}
 	return r.y
+}
+
+// forwardRange runs examples [lo, hi) through all T steps.
+func (r *Recurrent) forwardRange(_, lo, hi int) {
+	B, T, H := r.B, r.T, r.Hidden
+	GH := r.numGates() * H
+	fused := r.Cell != CellGRU
+	xp := r.gates
+	if !fused {
+		xp = r.gx
+	}
+	for t := 0; t < T; t++ {
+		z := r.gates[(t*B+lo)*GH : (t*B+hi)*GH]
+		hp := r.hs[(t*B+lo)*H : (t*B+hi)*H]
+		linalg.MulPacked(z, hp, hi-lo, &r.whhP, fused)
+		for i := lo; i < hi; i++ {
+			r.step(t, i, xp[(t*B+i)*GH:(t*B+i+1)*GH])
+		}
+	}
 }
 
 // step updates example i at time t. The gate row z holds the full pre-activation on entry
@@ -271,18 +289,12 @@ func (r *Recurrent) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 		clear(r.dc)
 	}
 	share := (B + numWorkers() - 1) / numWorkers()
-	linalg.ParallelForChunks(B, T*H*GH, share, func(_, lo, hi int) {
-		for t := T - 1; t >= 0; t-- {
-			for i := lo; i < hi; i++ {
-				r.backStep(t, i, dy.Data[(i*T+t)*H:(i*T+t+1)*H])
-			}
-			if t > 0 {
-				// dh_{t−1} += g_h[t]·W_hhᵀ; padded rows have g_h = 0 and keep dh (the state
-				// was copied).
-				linalg.MulPacked(r.dh[lo*H:hi*H], r.gh[(t*B+lo)*GH:(t*B+hi)*GH], hi-lo, &r.whhTP, true)
-			}
-		}
-	})
+	r.gy = dy
+	if r.bwdRange == nil {
+		r.bwdRange = r.backwardRange
+	}
+	linalg.ParallelForChunks(B, T*H*GH, share, r.bwdRange)
+	r.gy = nil
 	if !b.Ghost {
 		mulTNAcc(r.gwih, r.xt, r.gx, In, TB, GH)
 		linalg.SumRows(r.gbias, r.gx, TB, GH)
@@ -305,6 +317,23 @@ func (r *Recurrent) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 		}
 	}
 	return r.dx
+}
+
+// backwardRange runs examples [lo, hi) back through all T steps.
+func (r *Recurrent) backwardRange(_, lo, hi int) {
+	B, T, H := r.B, r.T, r.Hidden
+	GH := r.numGates() * H
+	dy := r.gy
+	for t := T - 1; t >= 0; t-- {
+		for i := lo; i < hi; i++ {
+			r.backStep(t, i, dy.Data[(i*T+t)*H:(i*T+t+1)*H])
+		}
+		if t > 0 {
+			// dh_{t−1} += g_h[t]·W_hhᵀ; padded rows have g_h = 0 and keep dh (the state
+			// was copied).
+			linalg.MulPacked(r.dh[lo*H:hi*H], r.gh[(t*B+lo)*GH:(t*B+hi)*GH], hi-lo, &r.whhTP, true)
+		}
+	}
 }
 
 // backStep turns dh (and dc) of example i at time t into the gate gradients g_x, g_h of
