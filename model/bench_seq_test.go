@@ -36,8 +36,11 @@ func benchTrainStep(b *testing.B, spec Spec, T int) {
 	const batch = 32
 	m, in, tg := benchSeq(b, spec, batch, T)
 	opt, _ := NewOptimizer(OptimizerConfig{Name: "sgd", LR: 0.05})
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	b.ReportAllocs()
+	for i := -1; i < b.N; i++ { // step −1 sizes the layers' buffers, untimed
+		if i == 0 {
+			b.ResetTimer()
+		}
 		m.ZeroGrads()
 		if _, _, err := m.Backprop(in, tg, 1/float64(batch), nil); err != nil {
 			b.Fatal(err)
@@ -53,8 +56,11 @@ func benchGhostStep(b *testing.B, spec Spec, T int) {
 	norms := make([]float64, batch)
 	w := make([]float64, batch)
 	opt, _ := NewOptimizer(OptimizerConfig{Name: "sgd", LR: 0.05})
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	b.ReportAllocs()
+	for i := -1; i < b.N; i++ { // step −1 sizes the layers' buffers, untimed
+		if i == 0 {
+			b.ResetTimer()
+		}
 		if _, _, err := m.PerExampleNorms(in, tg, nil, norms); err != nil {
 			b.Fatal(err)
 		}
