@@ -3,6 +3,8 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+
+	"github.com/confide-fl/confide/internal/linalg"
 )
 
 // LayerNorm normalises every row to zero mean and unit variance and applies a learned gain
@@ -63,24 +65,22 @@ func (l *LayerNorm) Forward(x *Tensor, b *Batch) *Tensor {
 
 func (l *LayerNorm) forwardRows(_, lo, hi int) {
 	D := l.Dim
+	gain, bias := l.g[:D], l.b[:D]
 	for r := lo; r < hi; r++ {
 		row := l.in.Data[r*D : (r+1)*D]
-		mean := 0.0
-		for _, v := range row {
-			mean += v
-		}
-		mean /= float64(D)
-		variance := 0.0
-		for _, v := range row {
-			variance += (v - mean) * (v - mean)
-		}
-		rs := 1 / math.Sqrt(variance/float64(D)+l.Eps)
-		l.rstd[r] = rs
 		xh, y := l.xhat.Data[r*D:(r+1)*D], l.y.Data[r*D:(r+1)*D]
+		// The sums run on linalg's vector kernels (one long chain of dependent adds per row
+		// would dominate): x̂ holds x − μ until it is scaled.
+		mean := linalg.Sum(row) / float64(D)
 		for k, v := range row {
-			h := (v - mean) * rs
+			xh[k] = v - mean
+		}
+		rs := 1 / math.Sqrt(linalg.SumSq(xh)/float64(D)+l.Eps)
+		l.rstd[r] = rs
+		for k, c := range xh {
+			h := c * rs
 			xh[k] = h
-			y[k] = l.g[k]*h + l.b[k]
+			y[k] = gain[k]*h + bias[k]
 		}
 	}
 }
@@ -108,19 +108,18 @@ func (l *LayerNorm) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 
 func (l *LayerNorm) backwardRows(_, lo, hi int) {
 	D := l.Dim
+	gain := l.g[:D]
 	for r := lo; r < hi; r++ {
 		g, xh, dx := l.gy.Data[r*D:(r+1)*D], l.xhat.Data[r*D:(r+1)*D], l.dx.Data[r*D:(r+1)*D]
-		s1, s2 := 0.0, 0.0
+		// dx holds ĝ = dy ⊙ γ until the last pass.
 		for k, v := range g {
-			gh := v * l.g[k]
-			s1 += gh
-			s2 += gh * xh[k]
+			dx[k] = v * gain[k]
 		}
-		s1 /= float64(D)
-		s2 /= float64(D)
+		s1 := linalg.Sum(dx) / float64(D)
+		s2 := linalg.Dot(dx, xh) / float64(D)
 		rs := l.rstd[r]
-		for k, v := range g {
-			dx[k] = rs * (v*l.g[k] - s1 - xh[k]*s2)
+		for k, gh := range dx {
+			dx[k] = rs * (gh - s1 - xh[k]*s2)
 		}
 	}
 }

@@ -359,17 +359,21 @@ func (r *Recurrent) backStep(t, i int, dyRow []float64) {
 			dh[k] = 0
 		}
 	case CellLSTM:
+		// Every slice cut to length H, so the loop runs without bounds checks.
 		dc := r.dc[i*H : (i+1)*H]
-		cp := r.cs[(t*B+i)*H : (t*B+i+1)*H]
-		tc := r.tc[row*H : (row+1)*H]
-		for k := 0; k < H; k++ {
-			ig, fg, gg, og := z[k], z[H+k], z[2*H+k], z[3*H+k]
+		cp := r.cs[(t*B+i)*H : (t*B+i+1)*H][:H]
+		tc := r.tc[row*H : (row+1)*H][:H]
+		zi, zf, zg, zo := z[:H], z[H : 2*H][:H], z[2*H : 3*H][:H], z[3*H : 4*H][:H]
+		gi, gf, gg, gox := gx[:H], gx[H : 2*H][:H], gx[2*H : 3*H][:H], gx[3*H : 4*H][:H]
+		dc, dh = dc[:H], dh[:H]
+		for k := range dc {
+			ig, fg, g, og := zi[k], zf[k], zg[k], zo[k]
 			tv := tc[k]
 			d := dc[k] + dh[k]*og*(1-tv*tv)
-			gx[k] = d * gg * ig * (1 - ig)
-			gx[H+k] = d * cp[k] * fg * (1 - fg)
-			gx[2*H+k] = d * ig * (1 - gg*gg)
-			gx[3*H+k] = dh[k] * tv * og * (1 - og)
+			gi[k] = d * g * ig * (1 - ig)
+			gf[k] = d * cp[k] * fg * (1 - fg)
+			gg[k] = d * ig * (1 - g*g)
+			gox[k] = dh[k] * tv * og * (1 - og)
 			dc[k] = d * fg
 			dh[k] = 0
 		}

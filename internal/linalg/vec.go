@@ -47,6 +47,18 @@ func Scale(alpha float64, x []float64) {
 	}
 }
 
+// Sum returns Σ x_i.
+func Sum(x []float64) float64 {
+	if useVek && len(x) >= 16 {
+		return vek.Sum(x)
+	}
+	s := 0.0
+	for _, v := range x {
+		s += v
+	}
+	return s
+}
+
 // SumSq returns Σ x_i².
 func SumSq(x []float64) float64 { return Dot(x, x) }
 
