@@ -35,9 +35,11 @@ const (
 // same L1 sets as C's rows when n is a multiple of 512 (rows 4 KiB apart).
 const packBRows = 512
 
-// minParallelGemm is the m·k·n below which a multiply runs on the calling goroutine: the
-// hand-off to a helper costs a few microseconds, about 2^17 multiply-adds.
-const minParallelGemm = 1 << 17
+// minParallelGemm is the m·k·n below which a multiply runs on the calling goroutine. Waking
+// a parked helper takes 5–10 µs (the scheduler's hand-off, more on a busy machine), the
+// time of 2^18 multiply-adds at 40 GFLOP/s; a helper that wakes after the caller has taken
+// every chunk is also unavailable to the next region until it parks again.
+const minParallelGemm = 1 << 19
 
 // kernel6x8 sets (acc: adds to) the 6×8 tile of C at c (row stride ldc) to the product of
 // A's 6×kc sliver, value (r, p) at a[r·rsA + p·csA], and B's kc×8 sliver, row p at b[p·ldb].

@@ -269,3 +269,31 @@ func cpuTime() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkParallelForHandoff is one parallel region of two chunks, as a training step
+// runs hundreds of: the wall time falls towards half the serial time (GOMAXPROCS=1) when the
+// helper takes its chunk at once, and stays at the serial time when it wakes too late.
+func BenchmarkParallelForHandoff(b *testing.B) {
+	old := Workers
+	Workers = 2
+	defer func() { Workers = old }()
+	for _, n := range []int{1 << 13, 1 << 15, 1 << 17} {
+		b.Run(fmt.Sprintf("fma%d", 2*n), func(b *testing.B) {
+			x := make([]float64, 2*n)
+			for i := range x {
+				x[i] = float64(i)
+			}
+			var sink [2]float64
+			f := func(w, lo, hi int) {
+				for c := lo; c < hi; c++ {
+					sink[w] += Dot(x[c*n:(c+1)*n], x[c*n:(c+1)*n])
+				}
+			}
+			c0 := cpuTime()
+			for i := 0; i < b.N; i++ {
+				ParallelForChunks(2, MinParallelFor, 1, f)
+			}
+			b.ReportMetric(float64((cpuTime()-c0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
