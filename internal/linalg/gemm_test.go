@@ -114,10 +114,12 @@ func (c *gemmCase) check(t *testing.T, acc bool) {
 
 func TestGemmMatchesNaive(t *testing.T) {
 	shapes := [][3]int{
-		{1, 1, 1}, {3, 5, 7}, {17, 33, 19}, {64, 784, 256}, {70, 9, 130}, {2, 0, 3}, {128, 64, 10},
-		// tile edges (mr = 6, nr = 8), block edges (kc = 256, mc = 96), the training shapes
+		{1, 1, 1}, {3, 5, 7}, {17, 33, 19}, {70, 9, 130}, {2, 0, 3}, {128, 64, 10},
+		// tile edges (mr = 6, nr = 8), block edges (kc = 256, mc = 96), B packed for tall C
+		// (m ≥ 512), and splits across workers (m·k·n ≥ 2^19) by columns (40×600×200,
+		// 32×128×512) and by rows (193×513×17, 600×40×100)
 		{6, 8, 8}, {7, 9, 9}, {12, 16, 16}, {5, 300, 7}, {97, 257, 41}, {193, 513, 17},
-		{32, 128, 512}, {520, 8, 100}, {784, 64, 256}, {200, 3, 1}, {1, 700, 300}, {300, 700, 1},
+		{40, 600, 200}, {32, 128, 512}, {520, 8, 100}, {600, 40, 100}, {200, 3, 1}, {1, 700, 300}, {300, 700, 1},
 	}
 	for _, s := range shapes {
 		for _, form := range forms {
