@@ -1,17 +1,21 @@
 // Package linalg holds the few dense kernels all of Confide's layer math goes through:
-// matrix multiply in its three transpose forms (NN, NT, TN), with overwrite or accumulate
-// semantics, a blocked transpose, vector helpers, and ParallelFor, which spreads work over
-// the cores through the same long-lived helper goroutines the multiplies use.
+// matrix multiply in its three transpose forms (MulNN, MulNT, MulTN) with overwrite or
+// accumulate semantics, a right operand packed once for many products (PackedB), a blocked
+// transpose, vector helpers, the elementwise Exp, Sigmoid and Tanh, and ParallelFor, which
+// spreads work over the cores through the same long-lived helper goroutines the multiplies
+// use.
 //
 // Matrices are row-major []float64 with explicit dimensions. Inputs are never modified; only
-// dst changes; dst must not alias an input. Dimension mismatches are programmer errors and
-// panic (inputs here never come from files or the network). All functions are safe for
-// concurrent use on disjoint destinations.
+// dst changes; dst must not alias an input (the elementwise functions allow dst == src).
+// Dimension mismatches are programmer errors and panic (inputs here never come from files
+// or the network). All functions are safe for concurrent use on disjoint destinations.
 //
 // The backend is chosen once at start-up: on amd64 with AVX2 and FMA, a cache-blocked
-// multiply around a 6×8 register-blocked assembly micro-kernel (gemm_amd64.go), with C split
-// by rows or columns across Workers; elsewhere, or with the purego build tag, gonum's
-// pure-Go BLAS. Products of at most a few hundred multiply-adds use a plain loop on either.
-// Each is tested against the naive triple loop in this package's tests. Results differ
-// between backends only by rounding (the order of the sums).
+// multiply around a 6×8 register-blocked assembly micro-kernel (gemm_amd64.go) and vector
+// exp/sigmoid/tanh (elementwise_amd64.s); elsewhere, or with the purego build tag, gonum's
+// pure-Go BLAS and the math package. Products of at most a few hundred multiply-adds use a
+// plain loop on either. Each is tested against a simple reference (the naive triple loop,
+// the math package). Results differ between backends only by rounding; on one backend they
+// do not depend on Workers: a multiply is split into whole tiles of C, never into parts of
+// one sum.
 package linalg
