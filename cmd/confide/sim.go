@@ -388,6 +388,9 @@ func describeExperiment(c sim.Config) string {
 	var parts []string
 	if c.DP.NoiseMultiplier > 0 {
 		p := fmt.Sprintf("DP-SGD σ=%g C=%g δ=%g", c.DP.NoiseMultiplier, c.DP.MaxGradNorm, c.DP.Delta)
+		if c.DP.BudgetEpsilon > 0 {
+			p += fmt.Sprintf(", budget ε ≤ %g per client", c.DP.BudgetEpsilon)
+		}
 		if c.DP.DeterministicNoise {
 			p += " (DETERMINISTIC noise)"
 		}
