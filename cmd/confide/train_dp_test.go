@@ -62,11 +62,11 @@ func TestFeaturesFlag(t *testing.T) {
 // recipe makes the MLP linear unless --hidden is given.
 func TestDPRecipeDefaults(t *testing.T) {
 	mf, of, pf, _ := trainFlags(t, "--lr", "2", "--max-grad-norm", "0.5")
-	applyDPDefaults(of, mf, pf, dpScatteringRecipe)
+	applyDPDefaults(of, mf, pf, dpScatteringRecipe(2))
 	if of.lr != 2 || pf.maxGradNorm != 0.5 {
 		t.Errorf("set flags overridden: lr %v, C %v", of.lr, pf.maxGradNorm)
 	}
-	r := dpScatteringRecipe
+	r := dpScatteringRecipe(2)
 	if of.epochs != r.epochs || of.batch != r.batch || of.momentum != r.momentum || of.schedule != r.schedule {
 		t.Errorf("unset flags not from the recipe: %+v", of)
 	}
@@ -75,7 +75,7 @@ func TestDPRecipeDefaults(t *testing.T) {
 	}
 
 	mf, of, pf, _ = trainFlags(t, "--hidden", "32")
-	applyDPDefaults(of, mf, pf, dpScatteringRecipe)
+	applyDPDefaults(of, mf, pf, dpScatteringRecipe(2))
 	if len(mf.hidden) != 1 || mf.hidden[0] != 32 {
 		t.Errorf("--hidden 32 became %v", mf.hidden)
 	}
@@ -97,5 +97,16 @@ func TestDPClippingFlag(t *testing.T) {
 	_, of, pf, _ = trainFlags(t, "--dp", "--noise-multiplier", "1", "--dp-clipping", "layer")
 	if _, err := pf.resolve(of.config(), 1000); err == nil {
 		t.Error("--dp-clipping layer accepted")
+	}
+}
+
+func TestDPScatteringRecipeByEpsilon(t *testing.T) {
+	for _, c := range []struct {
+		eps    float64
+		epochs int
+	}{{0, 40}, {0.5, 20}, {0.99, 20}, {1, 40}, {2, 40}, {3.99, 40}, {4, 60}, {8, 60}, {100, 60}} {
+		if got := dpScatteringRecipe(c.eps).epochs; got != c.epochs {
+			t.Errorf("ε = %v: %d epochs, want %d", c.eps, got, c.epochs)
+		}
 	}
 }
