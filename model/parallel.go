@@ -6,10 +6,11 @@ import "github.com/confide-fl/confide/internal/linalg"
 // runs on the calling goroutine.
 const minParallelWork = linalg.MinParallelFor
 
-// parallelFor runs f over [0,n) split into contiguous ranges, one per linalg worker, when
-// the total work (n × perItem, roughly multiply-adds) pays for the hand-off; w is the
-// range's worker index, so f can use per-worker scratch buffers. The ranges run on linalg's
-// long-lived helpers (no goroutine is started per call).
+// parallelFor runs f over contiguous ranges covering [0,n), spread over the linalg workers
+// when the total work (n × perItem, roughly multiply-adds) pays for the hand-off; w is the
+// index of the worker running the range (its calls run one after another), so f can use
+// per-worker scratch buffers. See linalg.ParallelFor: the ranges run on long-lived helpers,
+// a few per worker, handed out as workers become free.
 func parallelFor(n, perItem int, f func(w, lo, hi int)) { linalg.ParallelFor(n, perItem, f) }
 
 // numWorkers is the number of distinct w values parallelFor may pass.
