@@ -131,3 +131,45 @@ func BenchmarkElementwise(b *testing.B) {
 		})
 	}
 }
+
+// TestRowOps checks AddRowVector and SumRows against plain loops, bit for bit (each column
+// is summed top to bottom whatever the split), for shapes that split across workers and
+// shapes that do not.
+func TestRowOps(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, s := range [][2]int{{3, 5}, {600, 300}, {2048, 10}, {9, 20000}} {
+		for _, workers := range []int{1, 3} {
+			t.Run(fmt.Sprintf("%dx%d/w%d", s[0], s[1], workers), func(t *testing.T) {
+				old := Workers
+				Workers = workers
+				defer func() { Workers = old }()
+				m, n := s[0], s[1]
+				x, v := randSlice(r, m*n), randSlice(r, n)
+				got, want := append([]float64(nil), x...), append([]float64(nil), x...)
+				AddRowVector(got, m, n, v)
+				for i := 0; i < m; i++ {
+					for j := 0; j < n; j++ {
+						want[i*n+j] += v[j]
+					}
+				}
+				sums, wantSums := append([]float64(nil), v...), append([]float64(nil), v...)
+				SumRows(sums, x, m, n)
+				for i := 0; i < m; i++ {
+					for j := 0; j < n; j++ {
+						wantSums[j] += x[i*n+j]
+					}
+				}
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("AddRowVector: element %d: got %v want %v", i, got[i], want[i])
+					}
+				}
+				for j := range wantSums {
+					if sums[j] != wantSums[j] {
+						t.Fatalf("SumRows: column %d: got %v want %v", j, sums[j], wantSums[j])
+					}
+				}
+			})
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package linalg
 
 import (
+	"sync"
+
 	"github.com/viterin/vek"
 	"golang.org/x/sys/cpu"
 )
@@ -62,17 +64,78 @@ func Sum(x []float64) float64 {
 // SumSq returns Σ x_i².
 func SumSq(x []float64) float64 { return Dot(x, x) }
 
-// AddRowVector adds the length-n vector v to every row of the m×n matrix dst.
+// AddRowVector adds the length-n vector v to every row of the m×n matrix dst, spread over
+// the workers by rows when large.
 func AddRowVector(dst []float64, m, n int, v []float64) {
-	v = v[:n]
-	for i := 0; i < m; i++ {
-		Add(dst[i*n:i*n+n], v)
+	rowsOp(opAddRow, dst, v, m, n)
+}
+
+// SumRows adds the column sums of the m×n matrix src to dst (length n), spread over the
+// workers by columns when large: each column is still summed by one goroutine, top to
+// bottom, so the result does not depend on the split.
+func SumRows(dst []float64, src []float64, m, n int) {
+	rowsOp(opSumRows, dst, src, m, n)
+}
+
+const (
+	opAddRow = iota
+	opSumRows
+)
+
+// rowsTask is AddRowVector or SumRows over rows (AddRowVector) or column stripes (SumRows)
+// [c·step, (c+1)·step).
+type rowsTask struct {
+	op         int
+	dst, src   []float64
+	m, n, step int
+}
+
+var rowsTasks = sync.Pool{New: func() any { return new(rowsTask) }}
+
+func rowsOp(op int, dst, src []float64, m, n int) {
+	t := rowsTasks.Get().(*rowsTask)
+	*t = rowsTask{op: op, dst: dst, src: src, m: m, n: n, step: max(m, n)}
+	// Columns are split in stripes of at least 8 (a cache line), rows in any number.
+	units, minUnit := m, 1
+	if op == opSumRows {
+		units, minUnit = n, 8
+	}
+	h := 0
+	if m*n >= MinParallelFor && units >= 2*minUnit {
+		h = reserve(min(Workers, units/minUnit) - 1)
+	}
+	if h == 0 {
+		t.runChunk(0, 0)
+		t.release()
+		return
+	}
+	t.step = (units + h) / (h + 1)
+	if op == opSumRows {
+		t.step = (t.step + 7) &^ 7
+	}
+	chunks := (units + t.step - 1) / t.step
+	unreserve(h - min(h, chunks-1))
+	run(min(h, chunks-1), chunks, t)
+}
+
+func (t *rowsTask) runChunk(_, c int) {
+	n := t.n
+	lo := c * t.step
+	if t.op == opAddRow {
+		v := t.src[:n]
+		for i := lo; i < min(lo+t.step, t.m); i++ {
+			Add(t.dst[i*n:i*n+n], v)
+		}
+		return
+	}
+	hi := min(lo+t.step, n)
+	d := t.dst[lo:hi]
+	for i := 0; i < t.m; i++ {
+		Add(d, t.src[i*n+lo:i*n+hi])
 	}
 }
 
-// SumRows adds the column sums of the m×n matrix src to dst (length n).
-func SumRows(dst []float64, src []float64, m, n int) {
-	for i := 0; i < m; i++ {
-		Add(dst[:n], src[i*n:i*n+n])
-	}
+func (t *rowsTask) release() {
+	*t = rowsTask{}
+	rowsTasks.Put(t)
 }
