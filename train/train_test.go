@@ -108,3 +108,84 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+// bars returns 8×8 images of a horizontal (class 0) or vertical (class 1) bar at a random
+// position, with pixel noise: a task the scattering transform's oriented wavelets separate.
+func bars(n int, seed uint64) *data.Dataset {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	ds := &data.Dataset{Name: "bars", N: n, Dim: 64, Shape: []int{8, 8}, X: make([]float64, 64*n), Y: make([]int32, n), NumClasses: 2}
+	for i := 0; i < n; i++ {
+		c, p := rng.IntN(2), 1+rng.IntN(6)
+		ds.Y[i] = int32(c)
+		img := ds.X[64*i : 64*(i+1)]
+		for k := 0; k < 8; k++ {
+			if c == 0 {
+				img[p*8+k] = 1
+			} else {
+				img[k*8+p] = 1
+			}
+		}
+		for k := range img {
+			img[k] += 0.1 * rng.NormFloat64()
+		}
+	}
+	return ds
+}
+
+// TestFitWithFeatureStage: a model with a scattering stage trains (under DP-SGD, with
+// per-layer clipping) on features computed once per dataset — Featurize returns the same
+// cached copy every time — and those features are what the model computes from raw input.
+func TestFitWithFeatureStage(t *testing.T) {
+	trainSet, testSet := bars(600, 1), bars(200, 2)
+	spec := model.Spec{Type: model.TypeMLP, Input: 64, Hidden: []int{8}, Output: 2, Activation: "tanh",
+		Features: &model.FeatureSpec{Type: model.FeaturesScattering, J: 1, L: 4, Shape: []int{8, 8}, Norm: model.FeatureNormGroup, Groups: 5}}
+	m, err := model.New(spec, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Epochs: 8, BatchSize: 50, Optimizer: model.OptimizerConfig{LR: 1, Momentum: 0.9}, Seed: 3,
+		DP: &DPConfig{NoiseMultiplier: 0.3, MaxGradNorm: 1, Clipping: "per-layer"}}
+	tr, err := New(m, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.EnableDP(seededNoise{rand.New(rand.NewPCG(5, 5))}, rand.New(rand.NewPCG(6, 6))); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	f, err := tr.Featurize(context.Background(), trainSet, func(n int) { calls += n })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != trainSet.N || f.N != trainSet.N || f.Dim != m.Features().OutDim() {
+		t.Fatalf("featurized %d of %d examples into width %d", calls, trainSet.N, f.Dim)
+	}
+	if again, _ := tr.Featurize(context.Background(), trainSet, nil); again != f {
+		t.Error("Featurize recomputed a dataset it had transformed")
+	}
+	want := make([]float64, f.Dim)
+	m.Features().Transform(want, trainSet.X[5*64:6*64], 1)
+	for k, v := range want {
+		if f.X[5*f.Dim+k] != v {
+			t.Fatalf("cached feature %d of example 5 differs from the model's transform", k)
+		}
+	}
+	rep, err := tr.Fit(context.Background(), trainSet, testSet, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acc := rep[len(rep)-1].Test.Accuracy; acc < 0.95 {
+		t.Errorf("test accuracy %v < 0.95 on bars", acc)
+	}
+	// Evaluating on raw images (the model transforms them itself) agrees with Fit's report.
+	raw, err := Evaluate(m, testSet, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw.Accuracy != rep[len(rep)-1].Test.Accuracy {
+		t.Errorf("raw-input accuracy %v, Fit reported %v", raw.Accuracy, rep[len(rep)-1].Test.Accuracy)
+	}
+	if _, err := tr.Featurize(context.Background(), blobs(10, 1), nil); err == nil {
+		t.Error("a dataset of the wrong width was featurized")
+	}
+}
