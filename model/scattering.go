@@ -51,7 +51,8 @@ type wavelet struct {
 // the next multiple of 2^J after m + 2^J.
 func scatteringPadded(m, J int) int { return ((m+1<<J)>>J + 1) << J }
 
-// NewScattering returns the scattering transform of a valid feature spec.
+// newScattering returns the scattering transform of a valid feature spec: the filter bank at
+// the padded size, every wavelet at each resolution it is applied at.
 func newScattering(f FeatureSpec) *Scattering {
 	J, L := f.J, f.L
 	s := &Scattering{spec: f, m: f.Shape[0], n: f.Shape[1], channels: f.Channels()}
