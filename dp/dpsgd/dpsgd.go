@@ -151,47 +151,52 @@ func (o *Optimizer) Config() Config { return o.cfg }
 // base optimizer updates m.Params. rng drives dropout (nil disables it).
 func (o *Optimizer) Step(m *model.Model, in *model.Input, tg model.Targets, rng *rand.Rand) (StepStats, error) {
 	st := StepStats{Batch: in.B}
-	m.ZeroGrads()
-	if in.B > 0 && o.layerClip != nil {
-		if err := o.clipPerLayer(m, in, tg, rng, &st); err != nil {
-			return st, err
-		}
-	} else if in.B > 0 {
-		o.norms = growTo(o.norms, in.B)
-		o.w = growTo(o.w, in.B)
-		loss, ms, err := m.PerExampleNorms(in, tg, rng, o.norms)
-		if err != nil {
-			return st, err
-		}
-		st.Loss, st.Stats = loss, ms
-		for i, n := range o.norms {
-			if math.IsNaN(n) || math.IsInf(n, 0) {
-				return st, fmt.Errorf("dp-sgd: example %d has a non-finite gradient norm: lower the learning rate", i)
-			}
-			f := dp.ClipFactor(n, o.cfg.MaxGradNorm)
-			if f < 1 {
-				st.Clipped++
-			}
-			o.w[i] = f
-		}
-		if err := m.AccumulateWeighted(o.w); err != nil {
-			return st, err
-		}
-	}
-	if o.cfg.NoiseMultiplier > 0 {
-		o.Noise.AddGaussian(m.Grads, o.cfg.NoiseMultiplier*o.cfg.MaxGradNorm)
-	}
+	// The normalisation by q·N is folded into the clipping weights and the noise scale, so
+	// no pass over the gradient is spent on it.
 	inv := 1 / o.cfg.ExpectedBatch
-	for i := range m.Grads {
-		m.Grads[i] *= inv
+	std := o.cfg.NoiseMultiplier * o.cfg.MaxGradNorm * inv
+	m.ZeroGrads()
+	if in.B > 0 {
+		if err := o.clippedSum(m, in, tg, rng, inv, &st); err != nil {
+			return st, err
+		}
+	}
+	if std > 0 {
+		o.Noise.AddGaussian(m.Grads, std)
 	}
 	o.Base.Step(m.Params, m.Grads)
 	return st, nil
 }
 
-// clipPerLayer adds Σ_i Σ_l clip_{C_l}(g_{i,l}) to m.Grads: each example's gradient clipped
+// clippedSum adds scale·Σ_i clip_C(g_i) to m.Grads (flat or per-layer clipping) and records
+// the batch's loss and clipping statistics in st.
+func (o *Optimizer) clippedSum(m *model.Model, in *model.Input, tg model.Targets, rng *rand.Rand, scale float64, st *StepStats) error {
+	if o.layerClip != nil {
+		return o.clipPerLayer(m, in, tg, rng, scale, st)
+	}
+	o.norms = growTo(o.norms, in.B)
+	o.w = growTo(o.w, in.B)
+	loss, ms, err := m.PerExampleNorms(in, tg, rng, o.norms)
+	if err != nil {
+		return err
+	}
+	st.Loss, st.Stats = loss, ms
+	for i, n := range o.norms {
+		if math.IsNaN(n) || math.IsInf(n, 0) {
+			return fmt.Errorf("dp-sgd: example %d has a non-finite gradient norm: lower the learning rate", i)
+		}
+		f := dp.ClipFactor(n, o.cfg.MaxGradNorm)
+		if f < 1 {
+			st.Clipped++
+		}
+		o.w[i] = f * scale
+	}
+	return m.AccumulateWeighted(o.w)
+}
+
+// clipPerLayer adds scale·Σ_i Σ_l clip_{C_l}(g_{i,l}) to m.Grads: each example's gradient clipped
 // layer by layer.
-func (o *Optimizer) clipPerLayer(m *model.Model, in *model.Input, tg model.Targets, rng *rand.Rand, st *StepStats) error {
+func (o *Optimizer) clipPerLayer(m *model.Model, in *model.Input, tg model.Targets, rng *rand.Rand, scale float64, st *StepStats) error {
 	L, B := len(o.layerClip), in.B
 	o.layerNormBuf = growTo(o.layerNormBuf, L*B)
 	o.layerB = growTo(o.layerB, L*B)
@@ -214,7 +219,7 @@ func (o *Optimizer) clipPerLayer(m *model.Model, in *model.Input, tg model.Targe
 			}
 			f := dp.ClipFactor(n, c)
 			clipped = clipped || f < 1
-			o.layerW[l][i] = f
+			o.layerW[l][i] = f * scale
 		}
 		if clipped {
 			st.Clipped++
