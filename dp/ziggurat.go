@@ -53,11 +53,71 @@ func zigSlow(u uint64, src wordSource) float64 {
 			}
 			return -zigR - x
 		}
-		if zigF[i]+float32(unitFloat(src.Uint64()))*(zigF[i-1]-zigF[i]) < float32(math.Exp(-.5*x*x)) {
+		l := zigF[i] + float32(unitFloat(src.Uint64()))*(zigF[i-1]-zigF[i])
+		if accept, sure := zigSqueeze[i].test(math.Abs(x), float64(l)); sure {
+			if accept {
+				return x
+			}
+		} else if l < float32(math.Exp(-.5*x*x)) {
 			return x
 		}
 		u = src.Uint64()
 	}
+}
+
+// A squeeze decides most wedge tests without math.Exp and always as the test itself would.
+// On a layer's slow-path range |x| ∈ [a, b], f(x) = exp(−x²/2) lies between its chord
+// through (a, f(a)), (b, f(b)) and its tangent at the midpoint: the chord above and the
+// tangent below where f is convex (a ≥ 1), the other way round where it is concave (b ≤ 1);
+// layers that straddle the inflection at 1 have no squeeze. NormFloat64 accepts when
+// l < float32(math.Exp(−x²/2)); if l is below the lower bound by a relative 1e-6 — far more
+// than float32 rounding (6e-8) and math.Exp's error (1e-16) together — that comparison is
+// true, and if l is above the upper bound by as much, it is false, so the outcome is the
+// same draw for draw (TestZigguratMatchesStdlib) while about 9 in 10 exponentials go.
+type zigBounds struct {
+	a, fa, slope float64 // chord: fa + (|x| − a)·slope
+	m, fm, dm    float64 // tangent at m: fm + (|x| − m)·dm
+	convex       int8    // +1 convex, −1 concave, 0 no squeeze
+}
+
+const zigSqueezeMargin = 1e-6
+
+var zigSqueeze = func() (sq [128]zigBounds) {
+	f := func(x float64) float64 { return math.Exp(-.5 * x * x) }
+	for i := 1; i < 128; i++ {
+		a := float64(zigK[i]) * float64(zigW[i])
+		b := (1 << 31) * float64(zigW[i])
+		m := (a + b) / 2
+		c := zigBounds{a: a, fa: f(a), slope: (f(b) - f(a)) / (b - a), m: m, fm: f(m), dm: -m * f(m)}
+		switch {
+		case a >= 1:
+			c.convex = 1
+		case b <= 1:
+			c.convex = -1
+		}
+		sq[i] = c
+	}
+	return sq
+}()
+
+// test reports whether l < f(ax) is decided by the bounds (sure) and, if so, its outcome.
+func (c *zigBounds) test(ax, l float64) (accept, sure bool) {
+	if c.convex == 0 {
+		return false, false
+	}
+	chord := c.fa + (ax-c.a)*c.slope
+	tangent := c.fm + (ax-c.m)*c.dm
+	lower, upper := tangent, chord
+	if c.convex < 0 {
+		lower, upper = chord, tangent
+	}
+	switch {
+	case l < lower*(1-zigSqueezeMargin):
+		return true, true
+	case l > upper*(1+zigSqueezeMargin):
+		return false, true
+	}
+	return false, false
 }
 
 // unitFloat maps a word to [0, 1) as math/rand/v2's Float64 does.

@@ -22,7 +22,7 @@ func TestZigguratMatchesStdlib(t *testing.T) {
 	ours := rand.NewPCG(7, 11)
 	std := rand.New(rand.NewPCG(7, 11))
 	tails := 0
-	for i := 0; i < 2_000_000; i++ {
+	for i := 0; i < 10_000_000; i++ {
 		a, b := zigNormal(ours), std.NormFloat64()
 		if math.Float64bits(a) != math.Float64bits(b) {
 			t.Fatalf("draw %d: ziggurat %v, math/rand/v2 %v", i, a, b)
