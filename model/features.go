@@ -100,13 +100,16 @@ func (f FeatureSpec) String() string {
 	return s
 }
 
-// validate checks the feature spec against the model's input width.
-func (f FeatureSpec) validate(input int) error {
+// Validate checks the feature spec against the model's input width (the product of the
+// shape), naming each bad field as features.KEY and the fix. An input of 0 means the width
+// is not known yet (a simulator fills it from the dataset): the checks that need it are
+// skipped, and so are those of an empty shape, which the dataset's image shape will fill.
+func (f FeatureSpec) Validate(input int) error {
 	f = f.withDefaults()
 	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("model spec: features: "+format, a...)) }
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("features."+format, a...)) }
 	if f.Type != FeaturesScattering {
-		bad("type %q unknown (use scattering)", f.Type)
+		bad("type = %q: unknown (use scattering)", f.Type)
 		return errors.Join(errs...)
 	}
 	if f.J < 1 || f.J > maxScatteringJ {
@@ -114,22 +117,6 @@ func (f FeatureSpec) validate(input int) error {
 	}
 	if f.L < 1 || f.L > maxScatteringL {
 		bad("l = %d: must be in [1, %d]", f.L, maxScatteringL)
-	}
-	if len(f.Shape) != 2 {
-		bad("shape %v: give the image's [rows, cols]", f.Shape)
-		return errors.Join(errs...)
-	}
-	for _, s := range f.Shape {
-		if s <= 0 || s > maxImageSide {
-			bad("shape %v: sides must be in [1, %d]", f.Shape, maxImageSide)
-			return errors.Join(errs...)
-		}
-	}
-	if f.J >= 1 && f.J <= maxScatteringJ && (1<<f.J > f.Shape[0] || 1<<f.J > f.Shape[1]) {
-		bad("j = %d: 2^j = %d exceeds the image shape %v (lower j)", f.J, 1<<f.J, f.Shape)
-	}
-	if f.Shape[0]*f.Shape[1] != input {
-		bad("shape %v has %d pixels but the model's input is %d", f.Shape, f.Shape[0]*f.Shape[1], input)
 	}
 	switch f.Norm {
 	case "":
@@ -141,7 +128,26 @@ func (f FeatureSpec) validate(input int) error {
 			bad("groups = %d: must divide the %d channels (e.g. %d)", f.Groups, k, k)
 		}
 	default:
-		bad("norm %q unknown (use group, or omit it)", f.Norm)
+		bad("norm = %q: unknown (use group, or omit it)", f.Norm)
+	}
+	if len(f.Shape) == 0 && input == 0 {
+		return errors.Join(errs...)
+	}
+	if len(f.Shape) != 2 {
+		bad("shape = %v: give the image's [rows, cols]", f.Shape)
+		return errors.Join(errs...)
+	}
+	for _, s := range f.Shape {
+		if s <= 0 || s > maxImageSide {
+			bad("shape = %v: sides must be in [1, %d]", f.Shape, maxImageSide)
+			return errors.Join(errs...)
+		}
+	}
+	if f.J >= 1 && f.J <= maxScatteringJ && (1<<f.J > f.Shape[0] || 1<<f.J > f.Shape[1]) {
+		bad("j = %d: 2^j = %d exceeds the image shape %v (lower j)", f.J, 1<<f.J, f.Shape)
+	}
+	if input != 0 && f.Shape[0]*f.Shape[1] != input {
+		bad("shape = %v has %d pixels but the model's input is %d (give the image's [rows, cols])", f.Shape, f.Shape[0]*f.Shape[1], input)
 	}
 	return errors.Join(errs...)
 }

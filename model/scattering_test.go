@@ -25,7 +25,7 @@ func TestScatteringShape(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%dx%d_J%d_L%d", c.rows, c.cols, c.J, c.L), func(t *testing.T) {
 			f := scatteringSpec(c.rows, c.cols, c.J, c.L)
-			if err := f.validate(c.rows * c.cols); err != nil {
+			if err := f.Validate(c.rows * c.cols); err != nil {
 				t.Fatal(err)
 			}
 			if got := f.Channels(); got != c.channels {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -215,8 +216,11 @@ func (s Spec) Validate() error {
 			}
 		}
 		if s.Features != nil && s.Input > 0 {
-			if err := s.Features.validate(s.Input); err != nil {
-				errs = append(errs, err)
+			if err := s.Features.Validate(s.Input); err != nil {
+				// One error a line (errors.Join), each naming its key.
+				for _, line := range strings.Split(err.Error(), "\n") {
+					bad("%s", line)
+				}
 			}
 		}
 	case TypeRNN, TypeLSTM, TypeGRU, TypeTransformer:
