@@ -13,7 +13,7 @@
 //   - Loaders: ReadIDX; LoadMNIST (cached from the GoMNIST Go module, see MNISTDir) and
 //     LoadFashionMNIST; LoadCSV; LoadShakespeare (ShakespeareCorpus, next character,
 //     one group per role); LoadSpamAssassin (SpamCorpus, one group per mailbox);
-//     Synthetic.
+//     Synthetic; Bars (tiny 8×8 images for tests of image feature stages).
 //   - Text: CharTokenizer and WordTokenizer, vocabularies built from training text only.
 //   - Features: Standardizer and MinMaxScaler, fitted on training data, applied to any.
 //   - Splits: StratifiedSplit; partitioners PartitionIID, PartitionDirichlet,

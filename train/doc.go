@@ -9,5 +9,8 @@
 // A model with a feature stage (model.Features, e.g. scattering) is trained on its features:
 // the Trainer transforms each dataset it is given once (Featurize), keeps the transformed
 // copy in memory for its lifetime, and feeds batches of it with model.Input.Transformed set,
-// instead of transforming every batch of every epoch.
+// instead of transforming every batch of every epoch. Where many trainers read one dataset
+// (a simulator's virtual clients), the package function Featurize transforms it once, and
+// each Trainer is told where the features are (UseFeatures); EvaluateFeatures evaluates on
+// them.
 package train

@@ -197,6 +197,41 @@ func (t *Trainer) Featurize(ctx context.Context, ds *data.Dataset, onExamples fu
 	if c, ok := t.featured[ds]; ok {
 		return c, nil
 	}
+	c, err := Featurize(ctx, f, ds, onExamples)
+	if err != nil {
+		return nil, err
+	}
+	t.remember(ds, c)
+	return c, nil
+}
+
+// UseFeatures tells the trainer that featured holds the output of the model's feature stage
+// on raw, computed elsewhere (by Featurize, once for a dataset many trainers share); Epoch
+// and Fit given raw then read featured. raw may be featured itself: a dataset that already
+// holds features, such as rows gathered from a featurized dataset.
+func (t *Trainer) UseFeatures(raw, featured *data.Dataset) error {
+	if err := CheckFeatured(t.Model, featured); err != nil {
+		return err
+	}
+	if raw.N != featured.N {
+		return fmt.Errorf("train: dataset %s has %d examples, its features %d", raw.Name, raw.N, featured.N)
+	}
+	t.remember(raw, featured)
+	return nil
+}
+
+func (t *Trainer) remember(raw, featured *data.Dataset) {
+	if t.featured == nil {
+		t.featured = make(map[*data.Dataset]*data.Dataset)
+	}
+	t.featured[raw] = featured
+}
+
+// Featurize returns a copy of ds with the feature stage f applied to every example (in
+// chunks, calling onExamples, when not nil, as examples are done). The copy shares ds's
+// labels and groups. Computing it once per dataset and training on it (UseFeatures,
+// EvaluateFeatures) saves the transform in every forward pass.
+func Featurize(ctx context.Context, f model.Features, ds *data.Dataset, onExamples func(int)) (*data.Dataset, error) {
 	if ds.IsText() || ds.Dim != f.InDim() {
 		return nil, fmt.Errorf("train: the model's feature stage reads %d dense values per example; dataset %s has %d", f.InDim(), ds.Name, ds.Dim)
 	}
@@ -213,11 +248,23 @@ func (t *Trainer) Featurize(ctx context.Context, ds *data.Dataset, onExamples fu
 			onExamples(hi - lo)
 		}
 	}
-	if t.featured == nil {
-		t.featured = make(map[*data.Dataset]*data.Dataset)
-	}
-	t.featured[ds] = &c
 	return &c, nil
+}
+
+// CheckFeatured reports whether ds can be the output of m's feature stage (see Featurize)
+// for m's trainable layers, naming the mismatch.
+func CheckFeatured(m *model.Model, ds *data.Dataset) error {
+	f := m.Features()
+	if f == nil {
+		return fmt.Errorf("train: dataset %s holds features but the model has no feature stage", ds.Name)
+	}
+	if ds.IsText() || ds.Dim != f.OutDim() {
+		return fmt.Errorf("train: the model's feature stage writes %d features per example; dataset %s has %d", f.OutDim(), ds.Name, ds.Dim)
+	}
+	if ds.NumClasses > 0 && m.Spec.Output != ds.NumClasses {
+		return fmt.Errorf("model output %d ≠ dataset %s class count %d", m.Spec.Output, ds.Name, ds.NumClasses)
+	}
+	return nil
 }
 
 // Input converts a gathered batch to the model's input and targets.
@@ -363,6 +410,14 @@ func metrics(lossSum float64, st model.Stats, n int) Metrics {
 // Evaluate computes the mean loss and the accuracy of m on ds in batches of batchSize.
 func Evaluate(m *model.Model, ds *data.Dataset, batchSize int) (Metrics, error) {
 	return evaluate(m, ds, batchSize, false)
+}
+
+// EvaluateFeatures is Evaluate on ds holding the output of m's feature stage (Featurize).
+func EvaluateFeatures(m *model.Model, ds *data.Dataset, batchSize int) (Metrics, error) {
+	if err := CheckFeatured(m, ds); err != nil {
+		return Metrics{}, err
+	}
+	return evaluate(m, ds, batchSize, true)
 }
 
 // evaluate is Evaluate; transformed says ds holds the output of m's feature stage.

@@ -2,7 +2,9 @@ package train
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/confide-fl/confide/data"
@@ -109,28 +111,8 @@ func TestConfigValidation(t *testing.T) {
 	}
 }
 
-// bars returns 8×8 images of a horizontal (class 0) or vertical (class 1) bar at a random
-// position, with pixel noise: a task the scattering transform's oriented wavelets separate.
-func bars(n int, seed uint64) *data.Dataset {
-	rng := rand.New(rand.NewPCG(seed, 2))
-	ds := &data.Dataset{Name: "bars", N: n, Dim: 64, Shape: []int{8, 8}, X: make([]float64, 64*n), Y: make([]int32, n), NumClasses: 2}
-	for i := 0; i < n; i++ {
-		c, p := rng.IntN(2), 1+rng.IntN(6)
-		ds.Y[i] = int32(c)
-		img := ds.X[64*i : 64*(i+1)]
-		for k := 0; k < 8; k++ {
-			if c == 0 {
-				img[p*8+k] = 1
-			} else {
-				img[k*8+p] = 1
-			}
-		}
-		for k := range img {
-			img[k] += 0.1 * rng.NormFloat64()
-		}
-	}
-	return ds
-}
+// bars is data.Bars from seed.
+func bars(n int, seed uint64) *data.Dataset { return data.Bars(n, rand.New(rand.NewPCG(seed, 2))) }
 
 // TestFitWithFeatureStage: a model with a scattering stage trains (under DP-SGD, with
 // per-layer clipping) on features computed once per dataset — Featurize returns the same
@@ -187,5 +169,78 @@ func TestFitWithFeatureStage(t *testing.T) {
 	}
 	if _, err := tr.Featurize(context.Background(), blobs(10, 1), nil); err == nil {
 		t.Error("a dataset of the wrong width was featurized")
+	}
+}
+
+// TestSharedFeatures: features computed once by the package's Featurize and handed to a
+// trainer (UseFeatures, also on a dataset that holds them itself) train exactly as the
+// trainer's own; EvaluateFeatures agrees with Evaluate on raw inputs; mismatched widths are
+// errors.
+func TestSharedFeatures(t *testing.T) {
+	ctx := context.Background()
+	trainSet, testSet := bars(200, 1), bars(100, 2)
+	spec := model.Spec{Type: model.TypeMLP, Input: 64, Output: 2,
+		Features: &model.FeatureSpec{Type: model.FeaturesScattering, J: 1, L: 4, Shape: []int{8, 8}}}
+	cfg := Config{Epochs: 2, BatchSize: 20, Optimizer: model.OptimizerConfig{LR: 0.5}, Seed: 3}
+	fit := func(use func(tr *Trainer) (*data.Dataset, error)) *model.Model {
+		m, err := model.New(spec, rand.New(rand.NewPCG(1, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := New(m, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, err := use(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range cfg.Epochs {
+			if _, err := tr.Epoch(ctx, ds, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return m
+	}
+	own := fit(func(*Trainer) (*data.Dataset, error) { return trainSet, nil })
+	f, err := Featurize(ctx, own.Features(), trainSet, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, use := range map[string]func(*Trainer) (*data.Dataset, error){
+		"raw_and_features": func(tr *Trainer) (*data.Dataset, error) { return trainSet, tr.UseFeatures(trainSet, f) },
+		"features_only":    func(tr *Trainer) (*data.Dataset, error) { return f, tr.UseFeatures(f, f) },
+	} {
+		if m := fit(use); !slices.Equal(m.Params, own.Params) {
+			t.Errorf("%s: training on shared features differs from the trainer's own", name)
+		}
+	}
+	ft, err := Featurize(ctx, own.Features(), testSet, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := EvaluateFeatures(own, ft, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Evaluate(own, testSet, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(a.Loss-b.Loss) > 1e-12 || a.Accuracy != b.Accuracy {
+		t.Errorf("on features %+v, on raw images %+v", a, b)
+	}
+	tr, err := New(own, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.UseFeatures(trainSet, trainSet); err == nil {
+		t.Error("raw images accepted as features")
+	}
+	if err := tr.UseFeatures(testSet, f); err == nil {
+		t.Error("features of another number of examples accepted")
+	}
+	if _, err := EvaluateFeatures(own, testSet, 32); err == nil {
+		t.Error("EvaluateFeatures accepted raw images")
 	}
 }
