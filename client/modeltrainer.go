@@ -1,7 +1,9 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -27,6 +29,13 @@ type ModelTrainerConfig struct {
 	// Models, when set, lends the trainer its models instead of building one per task
 	// (a simulator's worker keeps one Models for the virtual clients it runs in turn).
 	Models *Models
+	// Featured, when set, says that Train and Test already hold the output of this feature
+	// stage (model.FeatureSpec), computed once by the caller, e.g. a simulator for the
+	// whole dataset its virtual clients share: tasks whose model has this stage train and
+	// evaluate on them as they are, others are refused. Without it, the trainer computes a
+	// model's feature stage on Train and Test on the first task that needs it and keeps the
+	// result for its lifetime.
+	Featured *model.FeatureSpec
 }
 
 // Models keeps built models for reuse across tasks and trainers, one per architecture, so
@@ -71,6 +80,14 @@ type ModelTrainer struct {
 	ledger *Ledger
 	noise  dpsgd.Noise
 	rng    *rand.Rand
+	// featured caches, by feature stage (its spec's JSON) and dataset, the stage's output
+	// on Train and Test (without cfg.Featured).
+	featured map[featuredKey]*data.Dataset
+}
+
+type featuredKey struct {
+	stage string
+	ds    *data.Dataset
 }
 
 var _ Trainer = (*ModelTrainer)(nil)
@@ -115,7 +132,8 @@ func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig)
 		return FitResult{}, err
 	}
 	ds := t.cfg.Train
-	if err := train.CheckCompatible(m, ds); err != nil {
+	feats, err := t.features(ctx, m, ds)
+	if err != nil {
 		return FitResult{}, err
 	}
 	tc := train.Config{
@@ -131,6 +149,11 @@ func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig)
 	tr, err := train.New(m, tc)
 	if err != nil {
 		return FitResult{}, fmt.Errorf("training config from the server: %w", err)
+	}
+	if feats != nil {
+		if err := tr.UseFeatures(ds, feats); err != nil {
+			return FitResult{}, err
+		}
 	}
 	if cfg.ProximalMu > 0 {
 		tr.Opt = &proximal{base: tr.Opt, mu: cfg.ProximalMu, anchor: global}
@@ -167,7 +190,7 @@ func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig)
 }
 
 // Evaluate runs params on the local test set (the training set when there is none).
-func (t *ModelTrainer) Evaluate(_ context.Context, params []float64, cfg EvaluateConfig) (EvaluateResult, error) {
+func (t *ModelTrainer) Evaluate(ctx context.Context, params []float64, cfg EvaluateConfig) (EvaluateResult, error) {
 	ds := t.cfg.Test
 	if ds == nil {
 		ds = t.cfg.Train
@@ -176,14 +199,64 @@ func (t *ModelTrainer) Evaluate(_ context.Context, params []float64, cfg Evaluat
 	if err != nil {
 		return EvaluateResult{}, err
 	}
-	if err := train.CheckCompatible(m, ds); err != nil {
+	feats, err := t.features(ctx, m, ds)
+	if err != nil {
 		return EvaluateResult{}, err
 	}
-	r, err := train.Evaluate(m, ds, cfg.BatchSize)
+	var r train.Metrics
+	if feats != nil {
+		r, err = train.EvaluateFeatures(m, feats, cfg.BatchSize)
+	} else {
+		r, err = train.Evaluate(m, ds, cfg.BatchSize)
+	}
 	if err != nil {
 		return EvaluateResult{}, err
 	}
 	return EvaluateResult{NumExamples: r.Examples, Loss: r.Loss, Metrics: map[string]float64{"accuracy": r.Accuracy}}, nil
+}
+
+// features checks that m can read ds, the local training or test set, and returns the
+// output of m's feature stage on ds (nil when m has none): ds itself when the caller
+// computed it (Featured), else computed on the first task that needs it and kept.
+func (t *ModelTrainer) features(ctx context.Context, m *model.Model, ds *data.Dataset) (*data.Dataset, error) {
+	fs := m.Spec.Features
+	if want := t.cfg.Featured; want != nil {
+		if fs == nil || !bytes.Equal(featureKey(fs), featureKey(want)) {
+			return nil, fmt.Errorf("client: the local data holds the features of %s, but the task's model has %s: the server's model does not match this client's data", want, describeFeatures(fs))
+		}
+		return ds, train.CheckFeatured(m, ds)
+	}
+	if err := train.CheckCompatible(m, ds); err != nil {
+		return nil, err
+	}
+	if fs == nil {
+		return nil, nil
+	}
+	key := featuredKey{stage: string(featureKey(fs)), ds: ds}
+	if c, ok := t.featured[key]; ok {
+		return c, nil
+	}
+	c, err := train.Featurize(ctx, m.Features(), ds, nil)
+	if err != nil {
+		return nil, err
+	}
+	if t.featured == nil {
+		t.featured = map[featuredKey]*data.Dataset{}
+	}
+	t.featured[key] = c
+	return c, nil
+}
+
+func featureKey(f *model.FeatureSpec) []byte {
+	b, _ := json.Marshal(f) // a FeatureSpec always marshals
+	return b
+}
+
+func describeFeatures(f *model.FeatureSpec) string {
+	if f == nil {
+		return "no feature stage"
+	}
+	return f.String()
 }
 
 // proximal adds FedProx's proximal gradient μ(w − w_global) (Li et al. 2020, Eq. 2) before
