@@ -46,8 +46,13 @@ type Config struct {
 	// shards[:k], natural (one client per group: speaking role, mailbox, device), or
 	// sample:n (each client holds n examples drawn for it on demand, for very large
 	// populations).
-	Partition string     `yaml:"partition"`
-	Model     model.Spec `yaml:"model"`
+	Partition string `yaml:"partition"`
+	// Model is the architecture (model.Spec); input and output sizes left 0 come from the
+	// dataset. An mlp may have a fixed feature stage (model.features, e.g. the scattering
+	// transform; its shape defaults to the dataset's image shape): it is computed once for
+	// the whole training and test sets, clients train the layers after it on their rows of
+	// the features, and the saved model applies it to raw inputs.
+	Model model.Spec `yaml:"model"`
 	// Strategy is the server's aggregation strategy (fedavg, fedprox, fedavgm, fedadam, …).
 	Strategy          strategy.Config       `yaml:"strategy"`
 	Training          TrainingConfig        `yaml:"training"`
@@ -352,6 +357,17 @@ func (c Config) validate(datasetGiven bool) error {
 	}
 	if c.Model.Type == "" {
 		bad("model.type is empty: use mlp, rnn, lstm, gru or transformer")
+	}
+	if f := c.Model.Features; f != nil {
+		if c.Model.Type != "" && c.Model.Type != model.TypeMLP {
+			bad("model.features: a feature stage reads dense images; use model.type: mlp or remove model.features")
+		}
+		if err := f.Validate(c.Model.Input); err != nil {
+			// One error a line (errors.Join), each naming its key under features.
+			for _, line := range strings.Split(err.Error(), "\n") {
+				bad("model.%s", line)
+			}
+		}
 	}
 	if err := c.Strategy.Validate(c.SecureAggregation.Enabled); err != nil {
 		errs = append(errs, err)

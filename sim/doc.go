@@ -27,7 +27,12 @@
 // member state (in memory, or on disk under the results directory). For a task it is
 // materialised on one of a pool of GOMAXPROCS workers: a dataset view gathered into the
 // worker's buffers, a client.ModelTrainer over its ledger that borrows the worker's model
-// (client.Models), and a client.Party; all are dropped after the task.
+// (client.Models), and a client.Party; all are dropped after the task. A model with a
+// fixed feature stage (model.Spec.Features, e.g. the scattering transform) has it computed
+// once per run, on the whole training and test sets (train.Featurize): views gather the
+// client's rows of the features, the client trains only the layers after the stage (all
+// the parameter vector holds), and the central evaluation reads the test set's features;
+// the saved model keeps the stage, so it reads raw inputs.
 //
 // # Heterogeneity
 //

@@ -18,12 +18,14 @@ import (
 // set, split across one model per worker; it runs every Evaluation.Every rounds, at round 0
 // and at the last round, and notes the first round reaching the target accuracy.
 type evaluator struct {
-	test   *data.Dataset
-	models []*model.Model
-	batch  int
-	every  int
-	rounds int
-	target float64
+	test *data.Dataset
+	// transformed says test holds the output of the model's feature stage (featurize).
+	transformed bool
+	models      []*model.Model
+	batch       int
+	every       int
+	rounds      int
+	target      float64
 
 	mu      sync.Mutex
 	results map[uint64]evaluation
@@ -86,6 +88,7 @@ func (e *evaluator) central(round uint64, params []float64) (map[string]float64,
 				}
 				e.test.Gather(&b, idx)
 				tg := train.Input(e.test, &b, &in)
+				in.Transformed = e.transformed
 				l, st, err := m.Evaluate(&in, tg)
 				if err != nil {
 					p.err = err

@@ -59,7 +59,9 @@ func MeasureOverhead(ctx context.Context, cfg Config, opts Options, rep *Report,
 	for _, k := range rng.Perm(r.pop.n)[:c.ClientsPerRound] {
 		idx = append(idx, r.pop.indices(k, nil)...)
 	}
-	ds := r.train.Subset(idx)
+	// The clients' rows, of the features when the model has a feature stage (computed
+	// once by newRun, as in the run).
+	ds := r.pop.train.Subset(idx)
 	prev := linalg.Workers
 	linalg.Workers = 1
 	defer func() { linalg.Workers = prev }()
@@ -82,6 +84,11 @@ func MeasureOverhead(ctx context.Context, cfg Config, opts Options, rep *Report,
 		t, err := train.New(m, tc)
 		if err != nil {
 			return Overhead{}, err
+		}
+		if r.spec.Features != nil {
+			if err := t.UseFeatures(ds, ds); err != nil {
+				return Overhead{}, err
+			}
 		}
 		if c.dpOn() {
 			noise, err := dp.NewSecureNoise()

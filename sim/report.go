@@ -25,16 +25,22 @@ type Report struct {
 
 // Summary is what `confide sim -o json` prints.
 type Summary struct {
-	Name            string `json:"name"`
-	Dataset         string `json:"dataset"`
-	Partition       string `json:"partition"`
-	Model           string `json:"model"`
-	Parameters      int    `json:"parameters"`
-	Strategy        string `json:"strategy"`
-	Transport       string `json:"transport"`
-	Clients         int    `json:"clients"`
-	ClientsPerRound int    `json:"clients_per_round"`
-	Seed            uint64 `json:"seed"`
+	Name       string `json:"name"`
+	Dataset    string `json:"dataset"`
+	Partition  string `json:"partition"`
+	Model      string `json:"model"`
+	Parameters int    `json:"parameters"`
+	// Features describes the model's fixed feature stage (none: empty); it ran once over
+	// the FeatureExamples of the training and test sets, in FeatureSeconds (part of
+	// SetupSeconds).
+	Features        string  `json:"features,omitempty"`
+	FeatureExamples int     `json:"feature_examples,omitempty"`
+	FeatureSeconds  float64 `json:"feature_seconds,omitempty"`
+	Strategy        string  `json:"strategy"`
+	Transport       string  `json:"transport"`
+	Clients         int     `json:"clients"`
+	ClientsPerRound int     `json:"clients_per_round"`
+	Seed            uint64  `json:"seed"`
 	// Rounds is the number of rounds run (fewer than configured when the target was
 	// reached), RoundsFailed those that could not update the model.
 	Rounds       int `json:"rounds"`
@@ -128,6 +134,9 @@ func (r *run) report() (*Report, error) {
 	}
 	if m, err := model.New(r.spec, rand.New(rand.NewPCG(0, 0))); err == nil {
 		s.Parameters = m.NumParams()
+	}
+	if f := r.spec.Features; f != nil {
+		s.Features, s.FeatureExamples, s.FeatureSeconds = f.String(), r.featureExamples, r.featureSeconds
 	}
 	if ev, ok := r.eval.result(0); ok {
 		a := ev.accuracy

@@ -46,6 +46,9 @@ type Progress struct {
 	VirtualTime     time.Duration
 	LastAccuracy    float64 // central test accuracy of the last evaluation (NaN before)
 	CompletedRounds int
+	// FeaturesDone of FeaturesTotal examples have been through the model's feature stage
+	// (phase "features", before the first round).
+	FeaturesDone, FeaturesTotal int
 }
 
 // Run simulates the federation cfg describes: the real coordinator (server.Coordinator)
@@ -120,6 +123,11 @@ type run struct {
 	// (nil without user-level DP).
 	noise dp.NoiseSource
 
+	// featureSeconds is the time the model's feature stage took on the training and test
+	// sets, featureExamples the examples it transformed (0 without a feature stage).
+	featureSeconds  float64
+	featureExamples int
+
 	mu     sync.Mutex
 	states map[int]*clientState // clients that have been materialised at least once
 }
@@ -170,6 +178,11 @@ func newRun(ctx context.Context, cfg Config, opts Options) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.spec.Features != nil {
+		if err := r.featurize(ctx); err != nil {
+			return nil, err
+		}
+	}
 	r.rec = newRecorder(r)
 	so := server.Options{Central: r.eval.central}
 	if r.cfg.DP.UserLevel.On() {
@@ -192,9 +205,24 @@ func newRun(ctx context.Context, cfg Config, opts Options) (*run, error) {
 	return r, nil
 }
 
-// specFor completes a model spec with the dataset's sizes (fields left 0) and checks it.
+// specFor completes a model spec with the dataset's sizes (fields left 0, and the image
+// shape of a feature stage) and checks it.
 func specFor(s model.Spec, ds *data.Dataset) (model.Spec, error) {
 	s.Hidden = slices.Clone(s.Hidden)
+	if s.Features != nil {
+		f := *s.Features
+		if ds.IsText() {
+			return s, fmt.Errorf("model.features reads images; dataset %s holds token sequences (remove model.features)", ds.Name)
+		}
+		if len(f.Shape) == 0 {
+			if len(ds.Shape) != 2 {
+				return s, fmt.Errorf("model.features.shape is empty and dataset %s has no 2-D image shape: set it to the [rows, cols] of its %d features", ds.Name, ds.Dim)
+			}
+			f.Shape = ds.Shape
+		}
+		f.Shape = slices.Clone(f.Shape)
+		s.Features = &f
+	}
 	if s.IsSequence() {
 		if !ds.IsText() {
 			return s, fmt.Errorf("model.type = %s reads token sequences; dataset %s has dense features (use model.type: mlp)", s.Type, ds.Name)
@@ -230,6 +258,38 @@ func specFor(s model.Spec, ds *data.Dataset) (model.Spec, error) {
 		return s, fmt.Errorf("model vs dataset: %w", err)
 	}
 	return s, nil
+}
+
+// featurize computes the model's feature stage once for the whole simulation: on the
+// training set, whose rows the clients then gather (each trains the layers after the stage
+// on its rows of the features), and on the test set of the central evaluation. The stage is
+// fixed and built from no data, so this costs no privacy.
+func (r *run) featurize(ctx context.Context) error {
+	m, err := model.New(r.spec, rand.New(rand.NewPCG(0, 0)))
+	if err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	start := time.Now()
+	total, done := r.train.N+r.test.N, 0
+	progress := func(n int) {
+		done += n
+		if r.opts.OnProgress != nil {
+			r.opts.OnProgress(Progress{Rounds: r.cfg.Rounds, Phase: "features", FeaturesDone: done, FeaturesTotal: total, LastAccuracy: math.NaN()})
+		}
+	}
+	trainSet, err := train.Featurize(ctx, m.Features(), r.train, progress)
+	if err != nil {
+		return fmt.Errorf("model.features on the training set: %w", err)
+	}
+	testSet, err := train.Featurize(ctx, m.Features(), r.test, progress)
+	if err != nil {
+		return fmt.Errorf("model.features on the test set: %w", err)
+	}
+	r.pop.train = trainSet
+	r.eval.test, r.eval.transformed = testSet, true
+	r.featureSeconds, r.featureExamples = time.Since(start).Seconds(), total
+	r.log.Info("features computed", slog.String("features", r.spec.Features.String()), slog.Int("examples", total), slog.Float64("seconds", r.featureSeconds))
+	return nil
 }
 
 // federation is the coordinator's configuration for the simulated population.
@@ -403,6 +463,8 @@ func (t *virtualTrainer) trainer(w *worker, seed uint64) (*client.ModelTrainer, 
 		Train:  t.r.pop.view(t.k, &w.buf),
 		Budget: client.Budget{Epsilon: c.DP.BudgetEpsilon, Delta: c.DP.Delta},
 		Store:  t.store, Seed: seed, Models: w.models,
+		// The view holds the client's rows of the features computed once (featurize).
+		Featured: t.r.spec.Features,
 	})
 }
 

@@ -229,6 +229,9 @@ func collectKeys(t reflect.Type, prefix string, out map[string]bool) {
 		}
 		key := prefix + name
 		ft := f.Type
+		if ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct {
+			ft = ft.Elem() // an optional section, e.g. model.features
+		}
 		if ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Duration(0)) {
 			collectKeys(ft, key+".", out)
 			continue
@@ -316,6 +319,10 @@ func runSim(ctx context.Context, g *globalOptions, w io.Writer, cfg sim.Config, 
 		if bar == nil {
 			return
 		}
+		if p.Phase == "features" {
+			bar.Describe(fmt.Sprintf("features %d/%d examples", p.FeaturesDone, p.FeaturesTotal))
+			return
+		}
 		desc := fmt.Sprintf("round %d/%d · %d/%d clients", p.Round, p.Rounds, p.ClientsDone, p.ClientsSampled)
 		if !math.IsNaN(p.LastAccuracy) {
 			desc += fmt.Sprintf(" · acc %.4f", p.LastAccuracy)
@@ -383,8 +390,12 @@ func formatRound(m sim.RoundMetrics, c sim.Config) string {
 
 func describeExperiment(c sim.Config) string {
 	var b strings.Builder
+	arch := c.Model.Type
+	if f := c.Model.Features; f != nil {
+		arch += " on " + f.Type + " features (computed once)"
+	}
 	fmt.Fprintf(&b, "confide sim %s: %s, %d clients (%s), %d per round, %d rounds, %s model, %s\n",
-		c.Name, c.Dataset.Name, c.Clients, c.Partition, c.ClientsPerRound, c.Rounds, c.Model.Type, c.Strategy.Name)
+		c.Name, c.Dataset.Name, c.Clients, c.Partition, c.ClientsPerRound, c.Rounds, arch, c.Strategy.Name)
 	var parts []string
 	if c.DP.NoiseMultiplier > 0 {
 		p := fmt.Sprintf("DP-SGD σ=%g C=%g δ=%g", c.DP.NoiseMultiplier, c.DP.MaxGradNorm, c.DP.Delta)
@@ -456,6 +467,9 @@ func printSummary(w io.Writer, o simOutput) {
 	}
 	if s.SecureAggregation {
 		fmt.Fprintf(w, "secure aggregation: the server saw only sums (committee K=%d, threshold t=%d)\n", s.CommitteeSize, s.Threshold)
+	}
+	if s.Features != "" {
+		fmt.Fprintf(w, "features: %s, computed once for %d examples in %.1fs\n", s.Features, s.FeatureExamples, s.FeatureSeconds)
 	}
 	fmt.Fprintf(w, "traffic: %.1f MB down, %.1f MB up\n", float64(s.BytesDown)/1e6, float64(s.BytesUp)/1e6)
 	fmt.Fprintf(w, "time: %d rounds in %.1fs (%.2f s/round; setup %.1fs", s.Rounds, s.WallSeconds, s.SecondsPerRound, s.SetupSeconds)

@@ -99,3 +99,26 @@ func TestDefaultExperimentMatchesItsExample(t *testing.T) {
 		t.Fatalf("default experiment\n%+v\nexamples/mnist-mlp.yaml\n%+v", def.WithDefaults(), ex.WithDefaults())
 	}
 }
+
+// TestSimConfigFeatureKeys: model.features and its keys are read from a file; a misspelt
+// one is named with the keys the section takes.
+func TestSimConfigFeatureKeys(t *testing.T) {
+	p := writeFile(t, "c.yaml", "dataset: {name: mnist}\nmodel:\n  type: mlp\n  hidden: []\n  features: {type: scattering, j: 2, l: 8, shape: [28, 28], norm: group, groups: 27}\n")
+	c, err := loadSimConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Model.Features
+	if f == nil || f.Type != "scattering" || f.J != 2 || f.L != 8 || !reflect.DeepEqual(f.Shape, []int{28, 28}) || f.Norm != "group" || f.Groups != 27 || len(c.Model.Hidden) != 0 {
+		t.Fatalf("model %+v, features %+v: the file's values were not read", c.Model, f)
+	}
+	bare, err := loadSimConfig(writeFile(t, "b.yaml", "dataset: {name: mnist}\nmodel: {type: mlp}\n"))
+	if err != nil || bare.Model.Features != nil {
+		t.Fatalf("a model without features got %+v (error %v)", bare.Model.Features, err)
+	}
+	p = writeFile(t, "c.yaml", "model:\n  type: mlp\n  features: {type: scattering, j: 2, grups: 27}\n")
+	_, err = loadSimConfig(p)
+	if err == nil || !strings.Contains(err.Error(), "unknown key model.features.grups") || !strings.Contains(err.Error(), "model.features takes groups, j, l, norm, shape, type") {
+		t.Fatalf("error %v, want one naming model.features.grups and the keys of model.features", err)
+	}
+}
