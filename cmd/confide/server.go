@@ -174,11 +174,19 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		if err := train.CheckCompatible(m, test); err != nil {
 			return fmt.Errorf("evaluation dataset vs federation.model: %w", err)
 		}
+		evaluate := train.Evaluate
+		if f := m.Features(); f != nil {
+			// The feature stage is fixed: computed once for the test set, not every round.
+			if test, err = train.Featurize(ctx, f, test, nil); err != nil {
+				return fmt.Errorf("evaluation dataset: federation.model.features: %w", err)
+			}
+			evaluate = train.EvaluateFeatures
+		}
 		opts.Central = func(round uint64, params []float64) (map[string]float64, error) {
 			if err := m.SetParams(params); err != nil {
 				return nil, err
 			}
-			r, err := train.Evaluate(m, test, 1024)
+			r, err := evaluate(m, test, 1024)
 			if err != nil {
 				return nil, err
 			}
