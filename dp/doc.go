@@ -4,7 +4,7 @@
 // adaptive clipping). The accounting mathematics lives in the subpackage dp/accountant.
 //
 // Main types and functions:
-//   - NoiseSource, with SecureNoise (production: ChaCha8 keyed from crypto/rand) and
+//   - NoiseSource, with SecureNoise (production: AES-128-CTR keyed from crypto/rand) and
 //     DeterministicNoise (tests and reproducible simulations only; Secure reports false);
 //     AddGaussianNoise adds N(0, std²) to a vector. Both sources have the AddGaussian
 //     method of dpsgd.Noise. SecureRand is a crypto-keyed *rand.Rand for Poisson sampling.

@@ -116,7 +116,7 @@ const (
 		"Gaussian noise on their sum, RDP accountant of the Poisson-subsampled Gaussian over the rounds"
 	privacyMeaning = "record-level (example-level) DP of each client's local data: DP-SGD on the client, " +
 		"composed by the client's RDP accountant over the rounds that client trained in; epsilon is the worst case over clients"
-	noiseSecure        = "crypto/rand (ChaCha8 seeded from the operating system)"
+	noiseSecure        = "secure (AES-128-CTR keyed from crypto/rand, the operating system)"
 	noiseDeterministic = "DETERMINISTIC: seeded from the run's seed for reproducibility; this run's ε is not a privacy guarantee"
 )
 

@@ -482,7 +482,7 @@ func (f *dpFlags) noiseSources(seed uint64) (dpsgd.Noise, *rand.Rand, string, er
 	if err != nil {
 		return nil, nil, "", err
 	}
-	return noise, sampler, "secure (ChaCha8 keyed from crypto/rand)", nil
+	return noise, sampler, "secure (AES-128-CTR keyed from crypto/rand)", nil
 }
 
 func newTrainCmd(g *globalOptions) *cobra.Command {
