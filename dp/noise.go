@@ -111,30 +111,52 @@ func (s *secureStream) Uint64() uint64 {
 	return u
 }
 
-// addNormals sets dst[i] += std·N(0, 1) for every i.
+// addNormals sets dst[i] += std·N(0, 1) for every i. A draw reads 39 bits of its word (32
+// for the value, 7 for the layer), so two words carry three draws: the third is assembled
+// from the 25 unused high bits of each into the same layout, a third fewer keystream bytes.
 func (s *secureStream) addNormals(dst []float64, std float64) {
-	for k := range dst {
-		if s.pos == streamWords {
-			s.refill()
+	k := 0
+	for ; k+3 <= len(dst); k += 3 {
+		if s.pos > streamWords-2 {
+			s.refill() // drops at most one word
 		}
-		u := s.buf[s.pos]
-		s.pos++
-		z, ok := zigFast(u)
-		if !ok {
-			z = zigSlow(u, s)
+		w0, w1 := s.buf[s.pos], s.buf[s.pos+1]
+		s.pos += 2
+		w2 := w0>>39 | w1>>39<<25
+		z0, ok0 := zigFast(w0)
+		z1, ok1 := zigFast(w1)
+		z2, ok2 := zigFast(w2)
+		if !(ok0 && ok1 && ok2) { // 8% of triples
+			if !ok0 {
+				z0 = zigSlow(w0, s)
+			}
+			if !ok1 {
+				z1 = zigSlow(w1, s)
+			}
+			if !ok2 {
+				z2 = zigSlow(w2, s)
+			}
 		}
-		dst[k] += std * z
+		dst[k] += std * z0
+		dst[k+1] += std * z1
+		dst[k+2] += std * z2
+	}
+	for ; k < len(dst); k++ {
+		dst[k] += std * s.normal()
 	}
 }
 
-// normal returns one N(0, 1) draw.
-func (s *secureStream) normal() float64 {
-	u := s.Uint64()
+// draw returns the variate of word u (only its low 39 bits matter unless the slow path
+// draws more words from the stream).
+func (s *secureStream) draw(u uint64) float64 {
 	if z, ok := zigFast(u); ok {
 		return z
 	}
 	return zigSlow(u, s)
 }
+
+// normal returns one N(0, 1) draw.
+func (s *secureStream) normal() float64 { return s.draw(s.Uint64()) }
 
 // SecureNoise is the production noise source: AES-CTR keystreams keyed from crypto/rand and
 // rekeyed every 8 MiB, turned into normal variates by the ziggurat. Large fills are split
