@@ -149,8 +149,16 @@ func (f FeatureSpec) Validate(input int) error {
 	if input != 0 && f.Shape[0]*f.Shape[1] != input {
 		bad("shape = %v has %d pixels but the model's input is %d (give the image's [rows, cols])", f.Shape, f.Shape[0]*f.Shape[1], input)
 	}
+	if len(errs) == 0 && f.OutDim() > MaxFeatureDim {
+		bad("l = %d, j = %d: %d features per example (%d channels of %v), more than %d (lower l or j)", f.L, f.J, f.OutDim(), f.Channels(), f.Shape, MaxFeatureDim)
+	}
 	return errors.Join(errs...)
 }
+
+// MaxFeatureDim bounds the features per example a feature spec may produce, so that a spec
+// from a file or a server cannot ask for more memory than a linear layer on it could use
+// (MNIST's J = 2, L = 8 scattering gives 3,969).
+const MaxFeatureDim = 1 << 18
 
 // build returns the feature stage of a valid spec.
 func (f FeatureSpec) build() Features {

@@ -362,7 +362,11 @@ func (c Config) validate(datasetGiven bool) error {
 		if c.Model.Type != "" && c.Model.Type != model.TypeMLP {
 			bad("model.features: a feature stage reads dense images; use model.type: mlp or remove model.features")
 		}
-		if err := f.Validate(c.Model.Input); err != nil {
+		input := c.Model.Input
+		if len(f.Shape) == 0 {
+			input = 0 // the shape comes from the dataset; the run checks it against the data
+		}
+		if err := f.Validate(input); err != nil {
 			// One error a line (errors.Join), each naming its key under features.
 			for _, line := range strings.Split(err.Error(), "\n") {
 				bad("model.%s", line)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/confide-fl/confide/data"
@@ -242,5 +243,22 @@ func TestSharedFeatures(t *testing.T) {
 	}
 	if _, err := EvaluateFeatures(own, testSet, 32); err == nil {
 		t.Error("EvaluateFeatures accepted raw images")
+	}
+}
+
+// Featurize refuses, before allocating, features that would not fit the memory budget.
+func TestFeaturizeRefusesOversizedFeatures(t *testing.T) {
+	spec := model.Spec{Type: model.TypeMLP, Input: 64, Output: 2,
+		Features: &model.FeatureSpec{Type: model.FeaturesScattering, J: 1, L: 4, Shape: []int{8, 8}}}
+	m, err := model.New(spec, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(b float64) { MaxFeatureBytes = b }(MaxFeatureBytes)
+	MaxFeatureBytes = 1e6
+	ds := bars(10_000, 1) // 10,000 × 80 features × 8 bytes = 6.4 MB
+	_, err = Featurize(context.Background(), m.Features(), ds, nil)
+	if err == nil || !strings.Contains(err.Error(), "lower the feature stage's l or j") {
+		t.Fatalf("got %v, want a refusal naming the memory needed and the fix", err)
 	}
 }
