@@ -32,12 +32,12 @@ var (
 // NormFloat64 algorithm and tables, exact up to floating-point rounding, with the tail
 // beyond 3.44 sampled by exponential rejection so it is not truncated (ziggurat.go) — on
 // the keystream of AES-128 in counter mode (crypto/aes, crypto/cipher; AES-NI on amd64 and
-// arm64), keyed from crypto/rand: the CTR_DRBG construction of NIST SP 800-90A, at a 128-bit
-// security level. The keystream is generated a few kilobytes at a time into a word buffer,
-// so a draw costs a buffer read and one table lookup 97% of the time, and a squeeze spares
-// most of the rest an exponential: 3.4 ns a draw on one core here against 8–9 ns for
-// NormFloat64 on a ChaCha8 source, which matters because DP-SGD draws one variate per
-// parameter per step.
+// arm64), keyed from crypto/rand, with fast key erasure every 16 KiB and a reseed from
+// crypto/rand every 8 MiB (secureStream): a 128-bit security level. The keystream is
+// generated 16 KiB at a time into a word buffer, so a draw costs a buffer read and one table
+// lookup 97% of the time, two words carry three draws, and a squeeze spares most of the rest
+// an exponential: about 3.2 ns a draw on one core here against 8–9 ns for NormFloat64 on a
+// ChaCha8 source, which matters because DP-SGD draws one variate per parameter per step.
 //
 // Limitation: this is floating-point sampling. Mironov 2012 showed that textbook
 // floating-point Laplace samplers leak through the irregular set of floats they can output,
@@ -46,58 +46,75 @@ var (
 // (a discrete Gaussian, Canonne, Kamath and Steinke 2020, would be); the secure source only
 // guarantees that the noise cannot be predicted or replayed.
 
-// secureReseedWords is how many 64-bit words a secure stream takes from one AES key before
-// rekeying from crypto/rand, so that a compromise of the process state exposes at most
-// that many words (8 MiB) around it.
+// secureReseedWords is how many 64-bit words a secure stream produces before it reseeds
+// from crypto/rand (besides the key erasure at every refill).
 const secureReseedWords = 1 << 20
 
-// streamWords is the size of a stream's keystream buffer, in 64-bit words.
-const streamWords = 512
+// streamWords is the size of a stream's keystream buffer, in 64-bit words (16 KiB).
+const streamWords = 2048
 
 // secureStream is a source of uniform 64-bit words: the AES-128-CTR keystream under a key
-// and initial counter from crypto/rand, replaced every secureReseedWords words. It is not
-// safe for concurrent use.
+// and initial counter from crypto/rand, with fast key erasure (Bernstein 2017): every refill
+// of the buffer also draws 32 more bytes of keystream that become the next key and counter,
+// and the key that produced the buffer is dropped, so the process state never holds a key
+// that regenerates words already handed out (only the current buffer holds them, until its
+// refill; Go cannot zero the dropped key schedule, it becomes unreachable). Every
+// secureReseedWords words it reseeds from crypto/rand. It is not safe for concurrent use.
 type secureStream struct {
 	ctr   cipher.Stream
 	buf   [streamWords]uint64
 	pos   int // next unread word of buf
-	words int // words produced under the current key
+	words int // words produced since the last seed from crypto/rand
 }
 
 var _ rand.Source = (*secureStream)(nil)
 
 func newSecureStream() (*secureStream, error) {
 	s := &secureStream{}
-	if err := s.rekey(); err != nil {
+	if err := s.reseed(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *secureStream) rekey() error {
-	var seed [16 + aes.BlockSize]byte
+// reseed keys the stream from crypto/rand.
+func (s *secureStream) reseed() error {
+	var seed [32]byte
 	if _, err := crand.Read(seed[:]); err != nil {
 		return fmt.Errorf("dp: seeding from crypto/rand: %w", err)
 	}
+	err := s.setKey(&seed)
+	s.words, s.pos = 0, streamWords
+	return err
+}
+
+// setKey keys the stream with seed (an AES-128 key, then the initial counter) and erases seed.
+func (s *secureStream) setKey(seed *[32]byte) error {
 	blk, err := aes.NewCipher(seed[:16]) // AES-128
+	if err == nil {
+		s.ctr = cipher.NewCTR(blk, seed[16:])
+	}
+	clear(seed[:])
 	if err != nil {
 		return fmt.Errorf("dp: AES key: %w", err)
 	}
-	s.ctr, s.words, s.pos = cipher.NewCTR(blk, seed[16:]), 0, streamWords
-	clear(seed[:])
 	return nil
 }
 
-// refill replaces the buffer with the next streamWords words of keystream.
+// refill replaces the buffer with the next streamWords words of keystream and replaces the
+// key with the 32 bytes of keystream after them.
 func (s *secureStream) refill() {
 	if s.words >= secureReseedWords {
 		// crypto/rand.Read does not fail on supported platforms (Go 1.24+ aborts the
 		// process instead); if it ever did, keep the current, still secure, key.
-		_ = s.rekey()
+		_ = s.reseed()
 	}
 	clear(s.buf[:])
 	raw := unsafe.Slice((*byte)(unsafe.Pointer(&s.buf[0])), 8*streamWords)
 	s.ctr.XORKeyStream(raw, raw)
+	var next [32]byte
+	s.ctr.XORKeyStream(next[:], next[:])
+	_ = s.setKey(&next) // a 16-byte key: NewCipher cannot fail
 	s.pos, s.words = 0, s.words+streamWords
 }
 
@@ -158,8 +175,8 @@ func (s *secureStream) draw(u uint64) float64 {
 // normal returns one N(0, 1) draw.
 func (s *secureStream) normal() float64 { return s.draw(s.Uint64()) }
 
-// SecureNoise is the production noise source: AES-CTR keystreams keyed from crypto/rand and
-// rekeyed every 8 MiB, turned into normal variates by the ziggurat. Large fills are split
+// SecureNoise is the production noise source: AES-CTR keystreams keyed from crypto/rand with
+// fast key erasure (secureStream), turned into normal variates by the ziggurat. Large fills are split
 // across one independent stream per core. It is safe for concurrent use.
 type SecureNoise struct {
 	mu      sync.Mutex
@@ -222,8 +239,7 @@ func (s *SecureNoise) Secure() bool { return true }
 func (s *SecureNoise) AddGaussian(dst []float64, std float64) { mustAddGaussian(dst, std, s) }
 
 // SecureRand returns a *rand.Rand for the random choices DP depends on besides noise, such
-// as Poisson sampling of batches: the same AES-CTR stream as SecureNoise's, keyed from
-// crypto/rand and rekeyed every 8 MiB. Like any *rand.Rand it is not safe for concurrent use.
+// as Poisson sampling of batches: the same AES-CTR stream as SecureNoise's (secureStream). Like any *rand.Rand it is not safe for concurrent use.
 func SecureRand() (*rand.Rand, error) {
 	s, err := newSecureStream()
 	if err != nil {

@@ -1,10 +1,14 @@
 package dp
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"sort"
 	"testing"
+	"unsafe"
 )
 
 // zigNormal draws one variate from src the way secureStream does.
@@ -96,28 +100,104 @@ func ksNormal(x []float64) float64 {
 	return d
 }
 
-// A stream rekeys from crypto/rand after secureReseedWords words and keeps producing words
-// that do not repeat the old key's.
-func TestSecureStreamRekeys(t *testing.T) {
+// A stream's buffers are the AES-128-CTR keystream of its key, and every refill re-keys it
+// from the 32 keystream bytes after the buffer (fast key erasure): checked against
+// crypto/cipher directly.
+func TestSecureStreamKeyErasure(t *testing.T) {
+	var seed [32]byte
+	for i := range seed {
+		seed[i] = byte(i + 1)
+	}
+	s := &secureStream{pos: streamWords}
+	key := seed
+	if err := s.setKey(&key); err != nil {
+		t.Fatal(err)
+	}
+	if key != ([32]byte{}) {
+		t.Error("setKey left the seed in memory")
+	}
+	want := func(seed [32]byte) (words []uint64, next [32]byte) {
+		blk, err := aes.NewCipher(seed[:16])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ks := make([]byte, 8*streamWords+32)
+		cipher.NewCTR(blk, seed[16:]).XORKeyStream(ks, ks)
+		for i := 0; i < streamWords; i++ {
+			words = append(words, binary.LittleEndian.Uint64(ks[8*i:]))
+		}
+		copy(next[:], ks[8*streamWords:])
+		return words, next
+	}
+	if !littleEndian() {
+		t.Skip("the buffer holds the keystream in native byte order")
+	}
+	cur := seed
+	for refill := 0; refill < 3; refill++ {
+		words, next := want(cur)
+		for i, w := range words {
+			if got := s.Uint64(); got != w {
+				t.Fatalf("buffer %d, word %d: %#x, want the keystream's %#x", refill, i, got, w)
+			}
+		}
+		cur = next
+	}
+}
+
+func littleEndian() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}
+
+// A stream reseeds from crypto/rand after secureReseedWords words; two streams have
+// independent keys.
+func TestSecureStreamReseeds(t *testing.T) {
 	s, err := newSecureStream()
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := s.Uint64()
-	oldCtr := s.ctr
+	s.Uint64()
+	if s.words != streamWords {
+		t.Fatalf("words = %d after the first refill, want %d", s.words, streamWords)
+	}
 	s.words, s.pos = secureReseedWords, streamWords
-	if s.Uint64() == first {
-		t.Error("the rekeyed stream repeated the first word")
+	s.Uint64()
+	if s.words != streamWords {
+		t.Errorf("no reseed after %d words (words now %d)", secureReseedWords, s.words)
 	}
-	if s.ctr == oldCtr || s.words != streamWords {
-		t.Errorf("no rekey after %d words (words now %d)", secureReseedWords, s.words)
-	}
-	// Two streams are independent keys: their first words differ.
 	s2, err := newSecureStream()
 	if err != nil {
 		t.Fatal(err)
 	}
+	s2.Uint64()
 	if s2.buf == s.buf {
 		t.Error("two secure streams produced the same buffer")
+	}
+}
+
+// The squeeze decides most wedge tests, and every decision it takes is the exponential's.
+func TestZigguratSqueeze(t *testing.T) {
+	src := rand.NewPCG(3, 5)
+	tests, sure := 0, 0
+	for n := 0; n < 20_000_000 && tests < 200_000; n++ {
+		u := src.Uint64()
+		i := u >> 32 & 0x7F
+		if _, ok := zigFast(u); ok || i == 0 {
+			continue
+		}
+		tests++
+		x := float64(int32(u)) * float64(zigW[i])
+		l := zigF[i] + float32(unitFloat(src.Uint64()))*(zigF[i-1]-zigF[i])
+		accept, decided := zigSqueeze[i].test(math.Abs(x), float64(l))
+		if !decided {
+			continue
+		}
+		sure++
+		if want := l < float32(math.Exp(-.5*x*x)); accept != want {
+			t.Fatalf("layer %d, x = %v, l = %v: squeeze says %v, the exponential %v", i, x, l, accept, want)
+		}
+	}
+	if frac := float64(sure) / float64(tests); frac < 0.8 {
+		t.Errorf("the squeeze decided %.1f%% of %d wedge tests, want ≥ 80%%", 100*frac, tests)
 	}
 }
