@@ -243,6 +243,11 @@ func (t *ModelTrainer) features(ctx context.Context, m *model.Model, ds *data.Da
 	if t.featured == nil {
 		t.featured = map[featuredKey]*data.Dataset{}
 	}
+	for k := range t.featured {
+		if k.ds == ds {
+			delete(t.featured, k) // a new stage replaces the old one's features of ds
+		}
+	}
 	t.featured[key] = c
 	return c, nil
 }

@@ -287,6 +287,7 @@ func (r *run) featurize(ctx context.Context) error {
 	}
 	r.pop.train = trainSet
 	r.eval.test, r.eval.transformed = testSet, true
+	r.train, r.test = trainSet, testSet // the raw images are not needed again: let them go
 	r.featureSeconds, r.featureExamples = time.Since(start).Seconds(), total
 	r.log.Info("features computed", slog.String("features", r.spec.Features.String()), slog.Int("examples", total), slog.Float64("seconds", r.featureSeconds))
 	return nil
