@@ -83,7 +83,8 @@ func genShamirPolynomial(params rlwe.Parameters, prng sampling.PRNG, threshold i
 // from Xe, in the NTT domain. buf is a scratch polynomial of ring Q.
 func encryptPk(params rlwe.Parameters, prng sampling.PRNG, pk *rlwe.PublicKey, pt *rlwe.Plaintext, ct *rlwe.Ciphertext, buf ring.Poly) error {
 	if params.PCount() != 0 {
-		return fmt.Errorf("public-key encryption with an auxiliary modulus P is not implemented")
+		// NewParameters never builds a modulus P; parameters from elsewhere are refused.
+		return fmt.Errorf("parameters with %d auxiliary primes P: secagg uses a single modulus Q without P (build them with secagg.NewParameters)", params.PCount())
 	}
 	if !pt.IsNTT || pt.Level() != params.MaxLevel() {
 		return fmt.Errorf("plaintext must be in the NTT domain at the top level")
