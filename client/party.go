@@ -9,7 +9,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/confide-fl/confide/dp"
@@ -401,20 +400,8 @@ func (p *Party) secAggParams(sp *pb.SecAggParams) (secagg.Parameters, secagg.Com
 // serverKeys rewrites an error of secagg's parameter checks on what a task carries in the
 // server's config keys, which the operator who has to fix them knows.
 func serverKeys(err error) error {
-	return fmt.Errorf("the server's secure-aggregation settings: %s", serverKeyNames.Replace(strings.TrimPrefix(err.Error(), "secagg: ")))
+	return fmt.Errorf("the server's secure-aggregation settings: %s", secagg.ConfigKeyNames(err))
 }
-
-var serverKeyNames = strings.NewReplacer(
-	"committee Size", "secure_aggregation.committee_size",
-	"Threshold", "secure_aggregation.threshold",
-	"MinContributions", "secure_aggregation.min_contributions",
-	"MaxContributors", "secure_aggregation.max_contributors",
-	"MaxWeight", "secure_aggregation.max_weight",
-	"ClipBound", "dp.update_clip_norm",
-	"LogScale", "secure_aggregation.log_scale",
-	"LogN", "secure_aggregation.log_n",
-	"FloodingSigma", "secure_aggregation.flooding_sigma",
-)
 
 func (p *Party) encryptor(t *pb.Task, sa *pb.SecAggSpec) (*secagg.Encryptor, error) {
 	params, _, err := p.secAggParams(sa.GetParams())

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/he/hefloat"
@@ -294,3 +295,24 @@ func (p Parameters) DecryptionShareBytes(dim, threshold int) int {
 
 // ringDescriptorSize is the (log2 N, Q) header written before polynomials.
 const ringDescriptorSize = 9
+
+// ConfigKeyNames returns the message of an error of NewParameters or CommitteeConfig.Validate
+// with the field names replaced by the federation config keys that set them (the
+// secure_aggregation section, dp.update_clip_norm) and without the "secagg: " prefix: the
+// names the operator who has to fix them knows. The server and the client both report them so.
+func ConfigKeyNames(err error) string {
+	return configKeyNames.Replace(strings.TrimPrefix(err.Error(), "secagg: "))
+}
+
+var configKeyNames = strings.NewReplacer(
+	"committee Size", "secure_aggregation.committee_size",
+	"Threshold", "secure_aggregation.threshold",
+	"MinContributions", "secure_aggregation.min_contributions",
+	"MaxContributors", "secure_aggregation.max_contributors",
+	"MaxWeight", "secure_aggregation.max_weight",
+	"ClipBound", "dp.update_clip_norm",
+	"LogScale", "secure_aggregation.log_scale",
+	"LogN", "secure_aggregation.log_n",
+	"FloodingSigma", "secure_aggregation.flooding_sigma",
+	"LogQ", "the modulus bits (fixed)",
+)

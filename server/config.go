@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/confide-fl/confide/dp"
@@ -520,21 +519,8 @@ func (c Config) secAggParams() (secagg.Parameters, error) {
 // this configuration: secagg names its own fields (ClipBound, Threshold, …), which a user
 // of the server's YAML never wrote.
 func secAggKeys(err error) error {
-	return errors.New(secAggKeyNames.Replace(strings.TrimPrefix(err.Error(), "secagg: ")))
+	return errors.New(secagg.ConfigKeyNames(err))
 }
-
-var secAggKeyNames = strings.NewReplacer(
-	"committee Size", "secure_aggregation.committee_size",
-	"Threshold", "secure_aggregation.threshold",
-	"MinContributions", "secure_aggregation.min_contributions",
-	"MaxContributors", "secure_aggregation.max_contributors",
-	"MaxWeight", "secure_aggregation.max_weight",
-	"ClipBound", "dp.update_clip_norm",
-	"LogScale", "secure_aggregation.log_scale",
-	"LogN", "secure_aggregation.log_n",
-	"FloodingSigma", "secure_aggregation.flooding_sigma",
-	"LogQ", "the modulus bits (fixed)",
-)
 
 func (c Config) committeeConfig() secagg.CommitteeConfig {
 	return secagg.CommitteeConfig{Size: c.SecAgg.CommitteeSize, Threshold: c.SecAgg.Threshold, MinContributions: c.SecAgg.MinContributions}
