@@ -144,16 +144,21 @@ func (s *Scattering) fft2(w *scatterWork, a []complex128, r int, inverse bool) {
 			rp.Coefficients(row, row)
 		}
 	}
-	col := w.col[:rows]
+	if inverse {
+		transformColumns(a, cols, w.col[:rows], cp.Sequence)
+	} else {
+		transformColumns(a, cols, w.col[:rows], cp.Coefficients)
+	}
+}
+
+// transformColumns applies the 1-D transform f to every column of the row-major array a
+// with cols columns and len(col) rows, in place, through the column buffer col.
+func transformColumns(a []complex128, cols int, col []complex128, f func(dst, src []complex128) []complex128) {
 	for j := 0; j < cols; j++ {
 		for i := range col {
 			col[i] = a[i*cols+j]
 		}
-		if inverse {
-			cp.Sequence(col, col)
-		} else {
-			cp.Coefficients(col, col)
-		}
+		f(col, col)
 		for i, v := range col {
 			a[i*cols+j] = v
 		}
@@ -272,17 +277,8 @@ func (s *Scattering) invertLowpass(w *scatterWork, dst []float64, re, im int) {
 	J := s.spec.J
 	rows, cols := s.mp>>J, s.np>>J
 	a := w.pend
-	col := w.col[:rows]
 	cp, rp := w.cols[J], w.rows[J]
-	for j := 0; j < cols; j++ {
-		for i := range col {
-			col[i] = a[i*cols+j]
-		}
-		cp.Sequence(col, col)
-		for i, v := range col {
-			a[i*cols+j] = v
-		}
-	}
+	transformColumns(a, cols, w.col[:rows], cp.Sequence)
 	inv := 1 / float64(rows*cols)
 	per := s.outM * s.outN
 	for i := 0; i < s.outM; i++ {
@@ -431,16 +427,7 @@ func realSpectrum(g []complex128, M, N int) []float64 {
 	for i := 0; i < M; i++ {
 		rp.Coefficients(a[i*N:(i+1)*N], a[i*N:(i+1)*N])
 	}
-	col := make([]complex128, M)
-	for j := 0; j < N; j++ {
-		for i := range col {
-			col[i] = a[i*N+j]
-		}
-		cp.Coefficients(col, col)
-		for i, v := range col {
-			a[i*N+j] = v
-		}
-	}
+	transformColumns(a, N, make([]complex128, M), cp.Coefficients)
 	out := make([]float64, M*N)
 	for i, v := range a {
 		out[i] = real(v)
