@@ -279,7 +279,7 @@ func (c *Coordinator) join(e Join, r *Ready) error {
 	}
 	cs, ok := c.clients[e.ClientID]
 	if !ok || cs.eligible != e.CommitteeEligible || cs.numExamples != e.NumExamples {
-		r.Persist = append(r.Persist, ClientRecord{ClientID: e.ClientID, CommitteeEligible: e.CommitteeEligible, NumExamples: e.NumExamples})
+		r.Persist = append(r.Persist, ClientRecord(e))
 	}
 	if !ok {
 		cs = &clientState{id: e.ClientID}

@@ -64,10 +64,6 @@ type Ready struct {
 	Notices []Notice
 }
 
-func (r *Ready) empty() bool {
-	return len(r.Persist) == 0 && len(r.Send) == 0 && len(r.Revoke) == 0 && len(r.Notices) == 0
-}
-
 // Record is a state change the coordinator needs persisted before its messages go out (the
 // durable store replays them after a restart).
 type Record interface{ isRecord() }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Metrics are the server's Prometheus metrics, on their own registry.
@@ -37,6 +38,6 @@ func NewMetrics() *Metrics {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "confide_rejected_messages_total", Help: "Client messages the coordinator refused, by reason."}, []string{"reason"}),
 	}
 	m.Registry.MustRegister(m.rounds, m.round, m.clients, m.bytesIn, m.bytesOut, m.epsilon, m.userEpsilon, m.roundDuration, m.accuracy, m.rejected,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -18,7 +18,7 @@ func TestRecoveryInterceptorsTurnPanicsIntoInternal(t *testing.T) {
 	var logs bytes.Buffer
 	s := &Service{cfg: ServiceConfig{Logger: slog.New(slog.NewTextHandler(&logs, nil))}.withDefaults()}
 	s.log = s.cfg.Logger
-	boom := func() { var m map[string]int; m["x"]++ }
+	boom := func() { var s []int; i := len(s) + 3; s[i]++ }
 	_, err := s.recoverUnary(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/confide.v1.Federation/Heartbeat"},
 		func(context.Context, any) (any, error) { boom(); return nil, nil })
 	if status.Code(err) != codes.Internal {
@@ -29,7 +29,7 @@ func TestRecoveryInterceptorsTurnPanicsIntoInternal(t *testing.T) {
 	if status.Code(err) != codes.Internal {
 		t.Fatalf("stream: err = %v, want Internal", err)
 	}
-	for _, want := range []string{"panic in RPC handler", "Heartbeat", "assignment to entry in nil map", "PushResult", "malformed upload", "recover_test.go"} {
+	for _, want := range []string{"panic in RPC handler", "Heartbeat", "index out of range", "PushResult", "malformed upload", "recover_test.go"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"os"
 
 	"github.com/schollz/progressbar/v3"
@@ -25,10 +24,3 @@ func newProgress(total int64, desc string) *progressbar.ProgressBar {
 	)
 }
 
-// stderrIfTerminal returns os.Stderr when it is a terminal and io.Discard otherwise.
-func stderrIfTerminal() io.Writer {
-	if term.IsTerminal(int(os.Stderr.Fd())) {
-		return os.Stderr
-	}
-	return io.Discard
-}
