@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -271,18 +273,30 @@ func (f *optimFlags) config() train.Config {
 }
 
 type trainResult struct {
-	Dataset           string              `json:"dataset"`
-	Model             model.Spec          `json:"model"`
-	Params            int                 `json:"params"`
-	Epochs            int                 `json:"epochs"`
-	TestAccuracy      float64             `json:"test_accuracy"`
-	TestLoss          float64             `json:"test_loss"`
-	TrainAccuracy     float64             `json:"train_accuracy"`
-	TrainLoss         float64             `json:"train_loss"`
-	ExamplesPerSecond float64             `json:"examples_per_second"`
-	TrainSeconds      float64             `json:"train_seconds"`
-	ModelPath         string              `json:"model_path,omitempty"`
-	History           []train.EpochReport `json:"history"`
+	Dataset string `json:"dataset"`
+	// ModelName says in words what was trained (modelName), Model is its spec.
+	ModelName string     `json:"model_name"`
+	Model     model.Spec `json:"model"`
+	Params    int        `json:"params"`
+	Epochs    int        `json:"epochs"`
+	// TrainExamples were trained on; HeldOut more of the training set were kept out of
+	// training for the per-epoch validation metrics (--holdout, DP runs).
+	TrainExamples int     `json:"train_examples"`
+	HeldOut       int     `json:"held_out,omitempty"`
+	TestAccuracy  float64 `json:"test_accuracy"`
+	TestLoss      float64 `json:"test_loss"`
+	// TrainAccuracy and TrainLoss are the last epoch's running statistics of its batches;
+	// DP runs leave them out (see epochReport).
+	TrainAccuracy      *float64 `json:"train_accuracy,omitempty"`
+	TrainLoss          *float64 `json:"train_loss,omitempty"`
+	ValidationAccuracy *float64 `json:"validation_accuracy,omitempty"`
+	ValidationLoss     *float64 `json:"validation_loss,omitempty"`
+	ExamplesPerSecond  float64  `json:"examples_per_second"`
+	TrainSeconds       float64  `json:"train_seconds"`
+	ModelPath          string   `json:"model_path,omitempty"`
+	// EpochMetrics says what the metrics of History are computed on.
+	EpochMetrics string        `json:"epoch_metrics"`
+	History      []epochReport `json:"history"`
 	// Features describes the model's fixed feature stage, if any, and FeatureSeconds the
 	// time taken to transform the train and test sets through it (once, before training).
 	Features       string  `json:"features,omitempty"`
@@ -297,6 +311,79 @@ type trainResult struct {
 	NoiseSource     string   `json:"noise_source,omitempty"`
 }
 
+// epochReport is one epoch of train's history. Without DP it holds Train, the running
+// statistics of the epoch's batches, and Test, the test set's metrics. A DP run holds
+// Validation, the metrics on the examples held out of training (--holdout), or nothing: the
+// statistics of the batches it trained on are un-noised functions of the private examples
+// that ε is meant to cover, and looking at the test set every epoch invites tuning on it
+// (the test set is evaluated once, at the end).
+type epochReport struct {
+	Epoch      int            `json:"epoch"`
+	Train      *train.Metrics `json:"train,omitempty"`
+	Validation *train.Metrics `json:"validation,omitempty"`
+	Test       *train.Metrics `json:"test,omitempty"`
+	LR         float64        `json:"lr"`
+	Duration   time.Duration  `json:"duration_ns"`
+}
+
+// line is the human output of the epoch.
+func (r epochReport) line(epochs int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "epoch %d/%d", r.Epoch, epochs)
+	for _, m := range []struct {
+		name string
+		m    *train.Metrics
+	}{{"train", r.Train}, {"validation", r.Validation}, {"test", r.Test}} {
+		if m.m != nil {
+			fmt.Fprintf(&b, "  %s loss %.4f acc %.4f", m.name, m.m.Loss, m.m.Accuracy)
+		}
+	}
+	fmt.Fprintf(&b, "  (%.1fs)", r.Duration.Seconds())
+	return b.String()
+}
+
+// modelName says what spec trains in a few words: "MLP 784-256-128-10 (tanh)", "linear on
+// scattering(J=2, L=8)" (an MLP without hidden layers on a feature stage), "LSTM".
+func modelName(s model.Spec) string {
+	if s.Type != model.TypeMLP {
+		return strings.ToUpper(s.Type)
+	}
+	name := "linear"
+	if len(s.Hidden) > 0 {
+		in := s.Input
+		if s.Features != nil {
+			in = s.Features.OutDim()
+		}
+		dims := []string{strconv.Itoa(in)}
+		for _, h := range s.Hidden {
+			dims = append(dims, strconv.Itoa(h))
+		}
+		dims = append(dims, strconv.Itoa(s.Output))
+		act := s.Activation
+		if act == "" {
+			act = model.ActReLU // Spec's default
+		}
+		name = fmt.Sprintf("MLP %s (%s)", strings.Join(dims, "-"), act)
+	}
+	if f := s.Features; f != nil {
+		l := f.L
+		if l == 0 {
+			l = 8 // FeatureSpec's default
+		}
+		name += fmt.Sprintf(" on %s(J=%d, L=%d)", f.Type, f.J, l)
+	}
+	return name
+}
+
+// thousands formats n with comma separators: 60000 → "60,000".
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
 // dpFlags configure DP-SGD for centralised training.
 type dpFlags struct {
 	enabled         bool
@@ -306,6 +393,7 @@ type dpFlags struct {
 	targetEpsilon   float64
 	seededNoise     bool
 	clipping        string
+	holdout         string
 	flags           *pflag.FlagSet
 }
 
@@ -318,6 +406,37 @@ func (f *dpFlags) register(cmd *cobra.Command) {
 	cmd.Flags().Float64Var(&f.targetEpsilon, "target-epsilon", 0, "choose σ so the whole run spends at most this ε at --delta")
 	cmd.Flags().BoolVar(&f.seededNoise, "dp-seeded-noise", false, "draw DP noise and batches from --seed (reproducible, NOT private; for experiments only)")
 	cmd.Flags().StringVar(&f.clipping, "dp-clipping", dpsgd.ClipFlat, "DP-SGD per-example clipping: flat (whole gradient to C) or per-layer (each layer to C/√layers)")
+	cmd.Flags().StringVar(&f.holdout, "holdout", "auto", "with --dp: training examples held out of training, at random, for the per-epoch validation metrics (un-noised, so ε does not cover them); auto = 1/12 of the training set (5,000 of MNIST's 60,000); 0 trains on all and reports no per-epoch metrics")
+}
+
+// heldOut returns the number of the n training examples --holdout keeps out of training.
+func (f *dpFlags) heldOut(n int) (int, error) {
+	if !f.enabled {
+		if f.flags != nil && f.flags.Changed("holdout") {
+			return 0, fmt.Errorf("--holdout applies with --dp (without it, every epoch reports train and test metrics)")
+		}
+		return 0, nil
+	}
+	if f.holdout == "auto" {
+		return n / 12, nil
+	}
+	k, err := strconv.Atoi(f.holdout)
+	if err != nil || k < 0 || k >= n {
+		return 0, fmt.Errorf("--holdout %q: use auto or a number of examples in [0, %d) (the training set has %d)", f.holdout, n, n)
+	}
+	return k, nil
+}
+
+// holdOut splits ds into the examples to train on and k held-out ones, drawn at random
+// from seed; both keep ds's order.
+func holdOut(ds *data.Dataset, k int, seed uint64) (trainPart, held *data.Dataset) {
+	perm := rand.New(rand.NewPCG(seed, 0x686f6c64)).Perm(ds.N)
+	h, t := perm[:k], perm[k:]
+	slices.Sort(h)
+	slices.Sort(t)
+	trainPart, held = ds.Subset(t), ds.Subset(h)
+	held.Name = ds.Name + "-heldout"
+	return trainPart, held
 }
 
 // dpRecipeSpec is a default DP-SGD recipe: what `confide train --dp` uses for the flags the
@@ -518,7 +637,15 @@ applies them itself to raw images when used later. The recipe (C = 0.1, momentum
 Poisson sampling with the expected batch below) depends on the target ε: below 1, 20 epochs
 of batch 2048 at lr 2; below 4 (or with --noise-multiplier), 40 epochs of 4096 at lr 4;
 otherwise 60 epochs of 4096 at lr 8. --features none gives the plain MLP recipe: tanh
-784-256-128-10, 40 epochs, batch 1024, C = 0.1, lr 1, momentum 0.9.`,
+784-256-128-10, 40 epochs, batch 1024, C = 0.1, lr 1, momentum 0.9. The output names the
+model trained, e.g. "linear on scattering(J=2, L=8)" or "MLP 784-256-128-10 (tanh)".
+
+Under --dp, --holdout examples of the training set (default 1/12: 5,000 of MNIST's 60,000),
+drawn at random from --seed, are not trained on, and the metrics after each epoch are
+computed on them ("validation"): the loss and accuracy of the training batches would be
+un-noised statistics of the very examples ε protects. The validation metrics are un-noised
+too, so ε does not cover the held-out examples; --holdout 0 trains on all examples and
+reports no per-epoch metrics. The test set is evaluated once, after the last epoch.`,
 		Example: `  confide train
   confide train --dataset fashion-mnist --epochs 5 -o json
   confide train --dataset shakespeare --data-path tinyshakespeare.txt --model lstm -o json
@@ -570,6 +697,23 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 	if err != nil {
 		return err
 	}
+	held, err := pf.heldOut(trainSet.N)
+	if err != nil {
+		return err
+	}
+	// fitSet is trained on; evalSet is evaluated after every epoch: the test set, or under
+	// DP the held-out examples (none with --holdout 0), see epochReport.
+	fitSet, evalSet := trainSet, testSet
+	epochMetrics := "train (running mean over the epoch's batches) and test"
+	if pf.enabled {
+		evalSet = nil
+		epochMetrics = fmt.Sprintf("none (--holdout 0: all %s training examples are trained on)", thousands(trainSet.N))
+		if held > 0 {
+			fitSet, evalSet = holdOut(trainSet, held, of.seed)
+			epochMetrics = fmt.Sprintf("validation (held-out %s of the %s training examples, not trained on; un-noised, so ε does not cover them)",
+				thousands(held), thousands(trainSet.N))
+		}
+	}
 	mf.dataset = dataset
 	spec, err := mf.spec(trainSet)
 	if err != nil {
@@ -589,7 +733,7 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 	}
 	var noiseLabel string
 	if pf.enabled {
-		if cfg.DP, err = pf.resolve(cfg, trainSet.N); err != nil {
+		if cfg.DP, err = pf.resolve(cfg, fitSet.N); err != nil {
 			return err
 		}
 	}
@@ -607,12 +751,20 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 		}
 		noiseLabel = label
 	}
+	sets := []*data.Dataset{fitSet, testSet}
+	if evalSet != nil && evalSet != testSet {
+		sets = append(sets, evalSet)
+	}
 	var featureSeconds float64
 	if m.Features() != nil {
 		// The feature stage is computed once per dataset, here with progress; Fit reuses it.
 		start := time.Now()
-		fbar := newProgress(int64(trainSet.N+testSet.N), "features")
-		for _, ds := range []*data.Dataset{trainSet, testSet} {
+		total := 0
+		for _, ds := range sets {
+			total += ds.N
+		}
+		fbar := newProgress(int64(total), "features")
+		for _, ds := range sets {
 			if _, err := tr.Featurize(ctx, ds, func(n int) {
 				if fbar != nil {
 					fbar.Add(n)
@@ -626,21 +778,31 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 		}
 		featureSeconds = time.Since(start).Seconds()
 	}
-	bar := newProgress(int64(trainSet.N*cfg.Epochs), "train")
+	bar := newProgress(int64(fitSet.N*cfg.Epochs), "train")
 	progress := func(n int) {
 		if bar != nil {
 			bar.Add(n)
 		}
 	}
 	human := g.output != "json"
+	if human && pf.enabled {
+		fmt.Fprintf(w, "per-epoch metrics: %s\n", epochMetrics)
+	}
+	var history []epochReport
 	start := time.Now()
-	history, err := tr.Fit(ctx, trainSet, testSet, func(r train.EpochReport) {
+	reports, err := tr.Fit(ctx, fitSet, evalSet, func(r train.EpochReport) {
+		e := epochReport{Epoch: r.Epoch, LR: r.LR, Duration: r.Duration}
+		if pf.enabled {
+			e.Validation = r.Test
+		} else {
+			e.Train, e.Test = &r.Train, r.Test
+		}
+		history = append(history, e)
 		if bar != nil {
 			bar.Clear()
 		}
 		if human {
-			fmt.Fprintf(w, "epoch %d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  (%.1fs)\n",
-				r.Epoch, cfg.Epochs, r.Train.Loss, r.Train.Accuracy, r.Test.Loss, r.Test.Accuracy, r.Duration.Seconds())
+			fmt.Fprintln(w, e.line(cfg.Epochs))
 		}
 	}, progress)
 	if bar != nil {
@@ -652,18 +814,33 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 	elapsed := time.Since(start)
 	// Throughput counts training time only, not the per-epoch evaluation.
 	var trainDur time.Duration
-	for _, r := range history {
+	for _, r := range reports {
 		trainDur += r.Duration
 	}
 	last := history[len(history)-1]
+	test := last.Test
+	if test == nil {
+		te, err := evaluateTrained(ctx, tr, testSet)
+		if err != nil {
+			return err
+		}
+		test = &te
+	}
 	res := trainResult{
-		Dataset: dataset, Model: m.Spec, Params: m.NumParams(), Epochs: cfg.Epochs,
-		TestAccuracy: last.Test.Accuracy, TestLoss: last.Test.Loss,
-		TrainAccuracy: last.Train.Accuracy, TrainLoss: last.Train.Loss,
-		ExamplesPerSecond: float64(trainSet.N*cfg.Epochs) / trainDur.Seconds(),
+		Dataset: dataset, ModelName: modelName(m.Spec), Model: m.Spec, Params: m.NumParams(), Epochs: cfg.Epochs,
+		TrainExamples: fitSet.N, HeldOut: held,
+		TestAccuracy: test.Accuracy, TestLoss: test.Loss,
+		ExamplesPerSecond: float64(fitSet.N*cfg.Epochs) / trainDur.Seconds(),
 		TrainSeconds:      elapsed.Seconds(),
+		EpochMetrics:      epochMetrics,
 		History:           history,
 		FeatureSeconds:    featureSeconds,
+	}
+	if last.Train != nil {
+		res.TrainAccuracy, res.TrainLoss = &last.Train.Accuracy, &last.Train.Loss
+	}
+	if last.Validation != nil {
+		res.ValidationAccuracy, res.ValidationLoss = &last.Validation.Accuracy, &last.Validation.Loss
 	}
 	if spec.Features != nil {
 		res.Features = spec.Features.String()
@@ -686,9 +863,16 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 	}
 	return g.emit(w, res, func(w io.Writer) {
 		fmt.Fprintf(w, "%s %s (%d parameters): test accuracy %.4f, test loss %.4f, %.0f examples/s, %.1fs\n",
-			dataset, strings.ToUpper(spec.Type), m.NumParams(), res.TestAccuracy, res.TestLoss, res.ExamplesPerSecond, res.TrainSeconds)
+			dataset, res.ModelName, res.Params, res.TestAccuracy, res.TestLoss, res.ExamplesPerSecond, res.TrainSeconds)
 		if res.Features != "" {
 			fmt.Fprintf(w, "features: %s, computed in %.1fs\n", res.Features, res.FeatureSeconds)
+		}
+		if pf.enabled && scatter {
+			fmt.Fprintf(w, "the plain MLP under DP instead: add --features none\n")
+		}
+		if res.ValidationAccuracy != nil {
+			fmt.Fprintf(w, "trained on %s examples; validation on the %s held out: accuracy %.4f, loss %.4f\n",
+				thousands(res.TrainExamples), thousands(res.HeldOut), *res.ValidationAccuracy, *res.ValidationLoss)
 		}
 		if res.Epsilon != nil {
 			fmt.Fprintf(w, "DP-SGD: (ε = %.4g, δ = %g) with σ = %.4g, C = %g (%s clipping); %s; noise %s\n",
@@ -698,4 +882,16 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 			fmt.Fprintf(w, "model written to %s\n", out)
 		}
 	})
+}
+
+// evaluateTrained returns the metrics of tr's model on ds, through the feature stage if it has one.
+func evaluateTrained(ctx context.Context, tr *train.Trainer, ds *data.Dataset) (train.Metrics, error) {
+	if tr.Model.Features() == nil {
+		return train.Evaluate(tr.Model, ds, 512)
+	}
+	fs, err := tr.Featurize(ctx, ds, nil)
+	if err != nil {
+		return train.Metrics{}, err
+	}
+	return train.EvaluateFeatures(tr.Model, fs, 512)
 }
