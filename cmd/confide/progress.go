@@ -23,4 +23,3 @@ func newProgress(total int64, desc string) *progressbar.ProgressBar {
 		progressbar.OptionSetWidth(30),
 	)
 }
-
