@@ -242,8 +242,8 @@ func clipL2(v []float64, c float64) float64 {
 }
 
 // userLevel applies the client-side steps of user-level DP to the clipped update delta
-// (norm before clipping: norm, clip norm: clip): it appends the adaptive clip's indicator
-// 1[norm ≤ clip] (Andrew et al. 2021) when asked, then adds the task's distributed noise
+// (norm before clipping: norm, clip norm: clip): it appends the adaptive clip's centred
+// indicator 1[norm ≤ clip] − ½ (Andrew et al. 2021; sensitivity ½) when asked, then adds the task's distributed noise
 // shares, N(0, noise_std²) to every coordinate of the update and N(0,
 // clip_indicator_noise_std²) to the indicator. The noise is drawn after clipping, so the
 // noised update may exceed the clip norm; the server's secure-aggregation bound leaves room.

@@ -242,18 +242,18 @@ func TestPartyUserLevelDP(t *testing.T) {
 		}
 		return res, v
 	}
-	// Norm 2·√2040 > S = 1: clipped to 1, indicator 0, no noise asked.
+	// Norm 2·√2040 > S = 1: clipped to 1, centred indicator −½, no noise asked.
 	_, v := fit(2, &pb.FitSpec{UpdateClipNorm: 1, UserLevelDp: &pb.UserLevelDPSpec{ClipIndicator: true}})
-	if n := dp.L2Norm(v[:len(params)]); math.Abs(n-1) > 1e-9 || v[len(params)] != 0 {
-		t.Fatalf("clipped norm %v and indicator %v, want 1 and 0", n, v[len(params)])
+	if n := dp.L2Norm(v[:len(params)]); math.Abs(n-1) > 1e-9 || v[len(params)] != -0.5 {
+		t.Fatalf("clipped norm %v and indicator %v, want 1 and −½", n, v[len(params)])
 	}
-	// A zero update under the clip: indicator 1, and the noise shares are all that is sent.
+	// A zero update under the clip: indicator +½, and the noise shares are all that is sent.
 	_, v = fit(0, &pb.FitSpec{UpdateClipNorm: 1, UserLevelDp: &pb.UserLevelDPSpec{NoiseStd: 0.3, ClipIndicator: true, ClipIndicatorNoiseStd: 1e-3}})
 	if std := dp.L2Norm(v[:len(params)]) / math.Sqrt(float64(len(params))); math.Abs(std-0.3)/0.3 > 0.05 {
 		t.Fatalf("noise std %v, want 0.3 (±5%%)", std)
 	}
-	if ind := v[len(params)]; ind == 1 || math.Abs(ind-1) > 0.01 {
-		t.Fatalf("indicator %v, want 1 plus a little noise", ind)
+	if ind := v[len(params)]; ind == 0.5 || math.Abs(ind-0.5) > 0.01 {
+		t.Fatalf("indicator %v, want ½ plus a little noise", ind)
 	}
 	for _, tc := range []struct {
 		name string

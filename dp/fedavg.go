@@ -50,38 +50,24 @@ func CentralNoiseStd(noiseMultiplier, clip float64) (float64, error) {
 	return noiseMultiplier * clip, nil
 }
 
-// DistributedNoiseStd returns σ·S/√m, the standard deviation of the noise share each of
-// the m expected contributors adds to its own clipped update before it is encrypted, so
-// that the sum of m shares is N(0, σ²S²) and the server never sees an un-noised sum.
-// If fewer than m clients report, the sum carries less noise than the accountant assumes:
-// choose m as a lower bound on the clients that will finish, or top the noise up
-// centrally with TopUpNoiseStd.
-func DistributedNoiseStd(noiseMultiplier, clip float64, expectedClients int) (float64, error) {
+// DistributedNoiseStd returns σ·S/√m_min, the standard deviation of the noise share each
+// client adds to its own clipped update before it is encrypted, when the key committee
+// decrypts only sums of at least m_min updates (secure_aggregation.min_contributions): any
+// sum that is ever decrypted then holds at least m_min shares, so its noise is at least
+// N(0, σ²S²) — the accounted mechanism — whoever dropped out. A sum of more updates carries
+// proportionally more noise; the accountant does not take credit for it. Calibrating to
+// the expected count m instead would leave about half of the Poisson-sampled rounds with
+// less noise than accounted for at the moment they are decrypted (topping it up afterwards
+// protects the model, not the sum the decrypting parties saw).
+func DistributedNoiseStd(noiseMultiplier, clip float64, minContributors int) (float64, error) {
 	std, err := CentralNoiseStd(noiseMultiplier, clip)
 	if err != nil {
 		return 0, err
 	}
-	if expectedClients < 1 {
-		return 0, fmt.Errorf("dp: expected clients %d: must be ≥ 1", expectedClients)
+	if minContributors < 1 {
+		return 0, fmt.Errorf("dp: minimum contributors %d: must be ≥ 1", minContributors)
 	}
-	return std / math.Sqrt(float64(expectedClients)), nil
-}
-
-// TopUpNoiseStd returns the standard deviation of the central noise that tops up a sum to
-// which only reported of m expected clients each added a DistributedNoiseStd share, so
-// that the total noise is again σ·S: σ·S·sqrt(1 − reported/m) (0 when reported ≥ m).
-func TopUpNoiseStd(noiseMultiplier, clip float64, expectedClients, reported int) (float64, error) {
-	std, err := CentralNoiseStd(noiseMultiplier, clip)
-	if err != nil {
-		return 0, err
-	}
-	if expectedClients < 1 || reported < 0 {
-		return 0, fmt.Errorf("dp: expected clients %d and reported %d: need m ≥ 1 and reported ≥ 0", expectedClients, reported)
-	}
-	if reported >= expectedClients {
-		return 0, nil
-	}
-	return std * math.Sqrt(1-float64(reported)/float64(expectedClients)), nil
+	return std / math.Sqrt(float64(minContributors)), nil
 }
 
 func validateNoiseMultiplier(sigma float64) error {
@@ -91,13 +77,17 @@ func validateNoiseMultiplier(sigma float64) error {
 	return nil
 }
 
-// ClipIndicator is what a client reports for adaptive clipping: 1 if its update norm is at
-// most the round's clip norm, else 0.
+// ClipIndicator is what a client reports for adaptive clipping: the centred indicator
+// 1[norm ≤ clip] − ½, i.e. +½ if its update norm is at most the round's clip norm, else −½
+// (Andrew et al. 2021, Sec. 3; TF Privacy's QuantileEstimatorQuery). Centring makes the
+// sensitivity of the sum ½ under adding or removing one client, which is what
+// UpdateNoiseMultiplier's budget split assumes; an uncentred {0, 1} indicator has
+// sensitivity 1 and would cost more than accounted for.
 func ClipIndicator(norm, clip float64) float64 {
 	if norm <= clip {
-		return 1
+		return 0.5
 	}
-	return 0
+	return -0.5
 }
 
 // AdaptiveClipperLiteral configures an AdaptiveClipper. Zero fields take the published
@@ -121,8 +111,10 @@ type AdaptiveClipperLiteral struct {
 //
 //	C ← C·exp(−η(b̄ − γ)).
 //
-// The noisy count is itself a Gaussian mechanism; its cost is folded into the update's
-// noise multiplier by UpdateNoiseMultiplier. AdaptiveClipper is a plain value updated
+// Clients report the centred indicator b_i − ½ (ClipIndicator), so the server recovers
+// b̄ = (Σ(b_i − ½) + noise)/m + ½. The noisy count is itself a Gaussian mechanism of
+// sensitivity ½; its cost is folded into the update's noise multiplier by
+// UpdateNoiseMultiplier. AdaptiveClipper is a plain value updated
 // once per round; it is not safe for concurrent use.
 type AdaptiveClipper struct {
 	clip, quantile, rate, m, countStd, maxClip float64
@@ -168,18 +160,21 @@ func (a *AdaptiveClipper) Clip() float64 { return a.clip }
 // CountNoiseStd returns σ_b, the standard deviation of the noise on the indicator sum.
 func (a *AdaptiveClipper) CountNoiseStd() float64 { return a.countStd }
 
-// DistributedCountNoiseStd returns σ_b/√m, each expected client's share of the count
-// noise when it is added on the clients (see DistributedNoiseStd).
-func (a *AdaptiveClipper) DistributedCountNoiseStd() float64 { return a.countStd / math.Sqrt(a.m) }
+// DistributedCountNoiseStd returns σ_b/√m_min, each client's share of the count noise when
+// it is added on the clients and the committee decrypts only sums of at least m_min
+// updates (see DistributedNoiseStd).
+func (a *AdaptiveClipper) DistributedCountNoiseStd(minContributors int) float64 {
+	return a.countStd / math.Sqrt(float64(max(minContributors, 1)))
+}
 
-// Update applies the geometric update given the already-noised sum of indicators (for
-// example decrypted from secure aggregation with distributed count noise) and returns the
-// new clip norm, capped at MaxClip when one is set.
-func (a *AdaptiveClipper) Update(noisyIndicatorSum float64) (float64, error) {
-	if math.IsNaN(noisyIndicatorSum) || math.IsInf(noisyIndicatorSum, 0) {
-		return a.clip, fmt.Errorf("dp: adaptive clipping: indicator sum %v: must be finite", noisyIndicatorSum)
+// Update applies the geometric update given the already-noised sum of centred indicators
+// Σ(b_i − ½) + noise (for example decrypted from secure aggregation with distributed count
+// noise) and returns the new clip norm, capped at MaxClip when one is set.
+func (a *AdaptiveClipper) Update(noisyCentredSum float64) (float64, error) {
+	if math.IsNaN(noisyCentredSum) || math.IsInf(noisyCentredSum, 0) {
+		return a.clip, fmt.Errorf("dp: adaptive clipping: indicator sum %v: must be finite", noisyCentredSum)
 	}
-	bBar := noisyIndicatorSum / a.m
+	bBar := noisyCentredSum/a.m + 0.5
 	a.clip *= math.Exp(-a.rate * (bBar - a.quantile))
 	if a.maxClip > 0 {
 		a.clip = min(a.clip, a.maxClip)
@@ -187,18 +182,21 @@ func (a *AdaptiveClipper) Update(noisyIndicatorSum float64) (float64, error) {
 	return a.clip, nil
 }
 
-// UpdateWithNoise adds N(0, σ_b²) from src to the exact indicator sum, then applies Update.
-func (a *AdaptiveClipper) UpdateWithNoise(indicatorSum float64, src NoiseSource) (float64, error) {
+// UpdateWithNoise adds N(0, σ_b²) from src to the exact sum of centred indicators, then
+// applies Update.
+func (a *AdaptiveClipper) UpdateWithNoise(centredSum float64, src NoiseSource) (float64, error) {
 	if src == nil {
 		return a.clip, fmt.Errorf("dp: adaptive clipping: no noise source")
 	}
-	return a.Update(indicatorSum + a.countStd*src.Normal())
+	return a.Update(centredSum + a.countStd*src.Normal())
 }
 
 // UpdateNoiseMultiplier returns the noise multiplier z_Δ the update must use so that the
 // update and the noisy count together cost no more than one Gaussian mechanism with noise
 // multiplier z (Andrew et al. 2021, Sec. 3): z_Δ = (z⁻² − (2σ_b)⁻²)^(−1/2). The factor 2
-// comes from the indicator's sensitivity ½ once centred. Account with z, noise the update
+// comes from the sensitivity ½ of the centred indicator that ClipIndicator returns: the
+// pair (update sum with noise z_Δ·S, indicator sum with noise σ_b) is one Gaussian mechanism
+// whose noise multiplier is (z_Δ⁻² + (½/σ_b)²)^(−1/2) = z. Account with z, noise the update
 // with z_Δ·S. It fails when σ_b is too small for the budget (2σ_b ≤ z).
 func UpdateNoiseMultiplier(z, countNoiseStd float64) (float64, error) {
 	if err := validateNoiseMultiplier(z); err != nil || z == 0 {

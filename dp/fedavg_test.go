@@ -25,7 +25,8 @@ func TestClipUpdate(t *testing.T) {
 }
 
 func TestDistributedNoiseSumsToCentralNoise(t *testing.T) {
-	// m clients each add N(0, σ²S²/m); their sum must be N(0, σ²S²), the central noise.
+	// m clients each add N(0, σ²S²/m); their sum must be N(0, σ²S²), the central noise:
+	// the least noise a sum the committee decrypts (≥ m updates) can carry.
 	const sigma, clip, m, dim = 1.1, 0.8, 16, 200_000
 	central, _ := CentralNoiseStd(sigma, clip)
 	share, err := DistributedNoiseStd(sigma, clip, m)
@@ -41,16 +42,8 @@ func TestDistributedNoiseSumsToCentralNoise(t *testing.T) {
 	}
 	checkGaussian(t, "sum of shares", sum, central, 5)
 
-	// If only 10 of 16 report, topping up centrally restores σ·S.
-	top, _ := TopUpNoiseStd(sigma, clip, m, 10)
-	if got := math.Sqrt(10*share*share + top*top); math.Abs(got-central) > 1e-12 {
-		t.Errorf("10 shares plus top-up: std %v, want %v", got, central)
-	}
-	if top, _ := TopUpNoiseStd(sigma, clip, m, m); top != 0 {
-		t.Errorf("all reported: top-up %v, want 0", top)
-	}
 	if _, err := DistributedNoiseStd(sigma, clip, 0); err == nil {
-		t.Error("0 expected clients: want an error")
+		t.Error("0 minimum contributors: want an error")
 	}
 	if _, err := CentralNoiseStd(-1, clip); err == nil || !strings.Contains(err.Error(), "noise multiplier") {
 		t.Errorf("negative σ: %v", err)
@@ -65,16 +58,17 @@ func TestAdaptiveClipperDefaultsAndStep(t *testing.T) {
 	if a.quantile != 0.5 || a.rate != 0.2 || a.CountNoiseStd() != 5 {
 		t.Errorf("defaults: γ=%v η=%v σ_b=%v, want 0.5, 0.2, 100/20", a.quantile, a.rate, a.CountNoiseStd())
 	}
-	if a.DistributedCountNoiseStd() != 0.5 {
-		t.Errorf("distributed count noise %v, want 5/√100", a.DistributedCountNoiseStd())
+	if a.DistributedCountNoiseStd(25) != 1 {
+		t.Errorf("distributed count noise %v, want 5/√25", a.DistributedCountNoiseStd(25))
 	}
-	// All 100 clients under the clip: b̄ = 1, C ← C·exp(−0.2·(1 − 0.5)).
-	c, _ := a.Update(100)
+	// All 100 clients under the clip (centred indicators +½ each): b̄ = 1,
+	// C ← C·exp(−0.2·(1 − 0.5)).
+	c, _ := a.Update(50)
 	if want := math.Exp(-0.1); math.Abs(c-want) > 1e-15 {
 		t.Errorf("after b̄=1: C = %v, want %v", c, want)
 	}
-	// None under: C grows by exp(0.1).
-	c, _ = a.Update(0)
+	// None under (−½ each): C grows by exp(0.1).
+	c, _ = a.Update(-50)
 	if math.Abs(c-1) > 1e-15 {
 		t.Errorf("after b̄=0: C = %v, want 1", c)
 	}
@@ -93,16 +87,42 @@ func TestAdaptiveClipperDefaultsAndStep(t *testing.T) {
 	}
 }
 
+// The indicator a client reports is centred, so adding or removing one client moves the
+// indicator sum by at most ½, and the pair (update sum with noise z_Δ·S, indicator sum with
+// noise σ_b) is a Gaussian mechanism whose noise multiplier, computed here from the two
+// sensitivities and noise levels without UpdateNoiseMultiplier's formula, is exactly the
+// z that is accounted for.
+func TestAdaptiveClippingCostsExactlyTheAccountedNoise(t *testing.T) {
+	sens := math.Abs(ClipIndicator(0, 1) - ClipIndicator(2, 1))
+	if sens != 1 || ClipIndicator(0, 1) != 0.5 || ClipIndicator(2, 1) != -0.5 {
+		t.Fatalf("indicators %v and %v: want +½ and −½", ClipIndicator(0, 1), ClipIndicator(2, 1))
+	}
+	// Add/remove sensitivity of the centred sum is max|b − ½| = ½.
+	addRemove := max(math.Abs(ClipIndicator(0, 1)), math.Abs(ClipIndicator(2, 1)))
+	for _, tc := range []struct{ z, countStd, clip float64 }{{1, 2.5, 0.5}, {1.1, 5, 3}, {0.7, 0.4, 10}} {
+		zu, err := UpdateNoiseMultiplier(tc.z, tc.countStd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		updateStd := zu * tc.clip
+		// Whitening each part by its noise: the mechanism's sensitivity in noise units.
+		eff := 1 / math.Hypot(tc.clip/updateStd, addRemove/tc.countStd)
+		if math.Abs(eff-tc.z) > 1e-12*tc.z {
+			t.Errorf("z %v, σ_b %v: effective noise multiplier %v, want the accounted %v", tc.z, tc.countStd, eff, tc.z)
+		}
+	}
+}
+
 func TestAdaptiveClipperMaxClipCapsTheGrowth(t *testing.T) {
 	a, err := NewAdaptiveClipper(AdaptiveClipperLiteral{InitialClip: 1, ExpectedClients: 10, MaxClip: 1.05})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// No client under the clip: C would grow by exp(0.1) ≈ 1.105 but stops at the cap.
-	if c, _ := a.Update(0); c != 1.05 {
+	if c, _ := a.Update(-5); c != 1.05 {
 		t.Errorf("after b̄=0: C = %v, want the cap 1.05", c)
 	}
-	if c, _ := a.Update(10); math.Abs(c-1.05*math.Exp(-0.1)) > 1e-15 {
+	if c, _ := a.Update(5); math.Abs(c-1.05*math.Exp(-0.1)) > 1e-15 {
 		t.Errorf("after b̄=1: C = %v, want 1.05·exp(−0.1)", c)
 	}
 	for _, lit := range []AdaptiveClipperLiteral{

@@ -178,24 +178,35 @@ func (u UserLevelDPConfig) UpdateNoiseMultiplier() (float64, error) {
 const userLevelTailSigmas = 10
 
 // coordinateBound is the largest |value| a client puts in any coordinate of its update
-// vector: the clip norm, plus under distributed noise the noise's tail, and the clip
-// indicator with its noise.
-func (u UserLevelDPConfig) coordinateBound() float64 {
+// vector: the clip norm, plus under distributed noise (shares sized for sums of at least
+// minContributions updates) the noise's tail, and the centred clip indicator (±½) with its
+// noise.
+func (u UserLevelDPConfig) coordinateBound(minContributions int) float64 {
 	s := u.MaxClip()
 	b := s
 	if u.Mode == UserLevelDistributed {
-		if z, err := u.UpdateNoiseMultiplier(); err == nil && u.ExpectedClients > 0 {
-			b += userLevelTailSigmas * z * s / math.Sqrt(float64(u.ExpectedClients))
+		if z, err := u.UpdateNoiseMultiplier(); err == nil && minContributions > 0 {
+			b += userLevelTailSigmas * z * s / math.Sqrt(float64(minContributions))
 		}
 	}
 	if u.IsAdaptive() {
-		ind := 1.0
-		if u.Mode == UserLevelDistributed && u.ExpectedClients > 0 {
-			ind += userLevelTailSigmas * u.Adaptive.CountNoiseStd / math.Sqrt(float64(u.ExpectedClients))
+		ind := 0.5
+		if u.Mode == UserLevelDistributed && minContributions > 0 {
+			ind += userLevelTailSigmas * u.Adaptive.CountNoiseStd / math.Sqrt(float64(minContributions))
 		}
 		b = max(b, ind)
 	}
 	return b
+}
+
+// DistributedMinContributions is the default secure_aggregation.min_contributions under
+// distributed user-level DP with m expected clients: ⌊m − 2√m⌋ (at least 2). The committee
+// decrypts no sum of fewer updates, and each client's noise share is sized so that this
+// many shares make the accounted noise; a Poisson(m) round falls below it with probability
+// about 2%, and then fails without a release (it still counts for the accountant). A
+// larger value wastes less noise in the typical round and fails more rounds.
+func DistributedMinContributions(m int) int {
+	return max(2, int(math.Floor(float64(m)-2*math.Sqrt(float64(m)))))
 }
 
 // SecAggConfig turns on secure aggregation and sizes the key committee and the CKKS
@@ -225,6 +236,7 @@ type SecAggConfig struct {
 // WithDefaults returns c with its zero fields filled.
 func (c Config) WithDefaults() Config {
 	s := &c.Sampling
+	minFitSet := s.MinFit != 0
 	if s.FractionFit == 0 {
 		s.FractionFit = 1
 	}
@@ -305,6 +317,14 @@ func (c Config) WithDefaults() Config {
 		}
 		if c.SecAgg.MinContributions == 0 {
 			c.SecAgg.MinContributions = secagg.MinContributions
+			if u := c.DP.UserLevel; u.Mode == UserLevelDistributed && u.ExpectedClients > 0 {
+				c.SecAgg.MinContributions = DistributedMinContributions(u.ExpectedClients)
+			}
+		}
+		if !minFitSet && s.MinFit < c.SecAgg.MinContributions {
+			// A round needs at least as many updates as the committee decrypts.
+			s.MinFit = c.SecAgg.MinContributions
+			s.MinAvailable = max(s.MinAvailable, s.MinFit)
 		}
 		if c.SecAgg.MaxContributors == 0 {
 			// The largest count the overflow budget allows for the clip bound, up to
@@ -493,7 +513,7 @@ func (a AdaptiveClipConfig) literal(m int) dp.AdaptiveClipperLiteral {
 // coordinateBound is secure aggregation's bound on every value a client encrypts.
 func (c Config) coordinateBound() float64 {
 	if c.DP.UserLevel.On() {
-		return max(c.DP.UpdateClipNorm, c.DP.UserLevel.coordinateBound())
+		return max(c.DP.UpdateClipNorm, c.DP.UserLevel.coordinateBound(c.SecAgg.MinContributions))
 	}
 	return c.DP.UpdateClipNorm
 }

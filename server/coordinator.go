@@ -26,8 +26,8 @@ type Options struct {
 	Central CentralEvaluator
 	// Initial parameters; nil initialises the model from Config.Seed.
 	Initial []float64
-	// Noise is where the coordinator draws the Gaussian noise of user-level DP (central
-	// noise, distributed-noise top-ups, the adaptive clip's count noise); it is required
+	// Noise is where the coordinator draws the Gaussian noise of user-level DP in central
+	// mode (the noise on the sum and the adaptive clip's count noise); it is required
 	// when dp.user_level is on. Production servers pass dp.NewSecureNoise(); a
 	// dp.DeterministicNoise is for tests and reproducible simulations only.
 	Noise dp.NoiseSource
@@ -166,7 +166,7 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 		clients: map[string]*clientState{}, tasks: map[string]*taskState{}, closed: map[string]closedTask{},
 	}
 	if cfg.DP.UserLevel.On() {
-		if c.ul, err = newUserLevel(cfg.DP.UserLevel, opts.Noise); err != nil {
+		if c.ul, err = newUserLevel(cfg.DP.UserLevel, cfg.SecAgg.MinContributions, opts.Noise); err != nil {
 			return nil, err
 		}
 	}
@@ -795,8 +795,8 @@ func (c *Coordinator) fitResult(ts *taskState, res *pb.Result, r *Ready) string 
 		clip, key := c.cfg.DP.UpdateClipNorm, "dp.update_clip_norm"
 		if c.ul != nil {
 			clip, key = f.clip, "the round's user-level clip"
-			if b := delta[c.dim:]; len(b) > 0 && b[0] != 0 && b[0] != 1 {
-				return fmt.Sprintf("clip indicator %v: must be 0 or 1", b[0])
+			if b := delta[c.dim:]; len(b) > 0 && b[0] != 0.5 && b[0] != -0.5 {
+				return fmt.Sprintf("clip indicator %v: must be +½ or −½ (the centred 1[‖Δ‖ ≤ S] − ½)", b[0])
 			}
 		}
 		if clip > 0 {

@@ -49,19 +49,23 @@
 // (decrypted, or added up in the clear) gets Gaussian noise of standard deviation z·S and is
 // divided by m, not by the number that reported, before the strategy sees it as a
 // WeightedSum; strategies that need individual updates are refused. In central mode the
-// coordinator draws all of the noise, from Options.Noise (never from a global source). In
-// distributed mode each client adds N(0, z²S²/m) before encrypting, so the decrypted sum
-// is already noised; when fewer than m clients report, the coordinator tops the noise up
-// with N(0, z²S²(1 − reported/m)) itself, and until it has, it holds a sum with less noise
-// than accounted for. Adaptive clipping (Andrew et al. 2021) has clients append the
-// indicator ‖Δ‖ ≤ S to their encrypted vector, so only the noisy count is revealed; the
-// clip moves geometrically towards the target quantile and the update's noise multiplier
-// rises so that update and count together cost z. After every round that sampled clients
+// coordinator draws all of the noise, from Options.Noise (never from a global source), and
+// is trusted with the un-noised sum. In distributed mode each client adds N(0, z²S²/m_min)
+// before encrypting, where m_min is secure_aggregation.min_contributions (default
+// ⌊m − 2√m⌋), the fewest updates the key committee decrypts a sum of: every sum that is
+// ever decrypted already carries at least the accounted noise, so neither the server nor
+// the committee ever sees less, and the coordinator adds nothing. A round with fewer than
+// m_min updates fails unreleased (it still counts for the accountant). Adaptive clipping
+// (Andrew et al. 2021) has clients append the centred indicator 1[‖Δ‖ ≤ S] − ½
+// (sensitivity ½) to their encrypted vector, so only the noisy count is revealed; the clip
+// moves geometrically towards the target quantile and the update's noise multiplier rises
+// so that update and count together cost exactly z. After every round that sampled clients
 // the coordinator persists a UserLevelPrivacyRecord: ε at dp.user_level.delta of the
 // subsampled Gaussian with q = m / (fewest clients online at a sampling) and T = rounds so
 // far; successful rounds also carry it in their metrics (user_epsilon, user_delta,
-// update_clip, noise_std, server_noise_std, and with adaptive clipping unclipped_fraction
-// and next_update_clip).
+// update_clip, noise_std, server_noise_std, sum_noise_std — the least noise on any
+// released sum — and with adaptive clipping count_noise_std, unclipped_fraction and
+// next_update_clip).
 //
 // # The transport seam
 //

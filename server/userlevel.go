@@ -17,6 +17,10 @@ type userLevel struct {
 	cfg         UserLevelDPConfig
 	distributed bool
 	m           float64
+	// mMin is the fewest updates any decrypted sum holds (the committee's
+	// min_contributions): distributed noise shares are sized so that mMin of them make
+	// the accounted noise.
+	mMin int
 	// z is the noise multiplier accounted for; zUpdate the one applied to the update
 	// (larger than z with adaptive clipping, which spends part of the budget on the count).
 	z, zUpdate float64
@@ -30,7 +34,10 @@ type userLevel struct {
 	population int
 }
 
-func newUserLevel(cfg UserLevelDPConfig, noise dp.NoiseSource) (*userLevel, error) {
+// newUserLevel returns the user-level state; minContributions is the fewest updates the key
+// committee decrypts a sum of (secure_aggregation.min_contributions), to which distributed
+// noise shares are calibrated.
+func newUserLevel(cfg UserLevelDPConfig, minContributions int, noise dp.NoiseSource) (*userLevel, error) {
 	if noise == nil {
 		return nil, fmt.Errorf("server: dp.user_level needs a noise source: set Options.Noise (dp.NewSecureNoise() in production, a dp.DeterministicNoise only for tests and reproducible simulations)")
 	}
@@ -38,7 +45,7 @@ func newUserLevel(cfg UserLevelDPConfig, noise dp.NoiseSource) (*userLevel, erro
 	if err != nil {
 		return nil, fmt.Errorf("server: dp.user_level: %w", err)
 	}
-	u := &userLevel{cfg: cfg, distributed: cfg.Mode == UserLevelDistributed, m: float64(cfg.ExpectedClients), z: cfg.NoiseMultiplier, zUpdate: zu, noise: noise}
+	u := &userLevel{cfg: cfg, distributed: cfg.Mode == UserLevelDistributed, m: float64(cfg.ExpectedClients), mMin: minContributions, z: cfg.NoiseMultiplier, zUpdate: zu, noise: noise}
 	if cfg.IsAdaptive() {
 		if u.clipper, err = dp.NewAdaptiveClipper(cfg.Adaptive.literal(cfg.ExpectedClients)); err != nil {
 			return nil, fmt.Errorf("server: dp.user_level.adaptive: %w", err)
@@ -83,51 +90,65 @@ func (u *userLevel) sampled(avail int) {
 func (u *userLevel) spec(s float64) *pb.UserLevelDPSpec {
 	sp := &pb.UserLevelDPSpec{ClipIndicator: u.clipper != nil}
 	if u.distributed {
-		sp.NoiseStd = u.zUpdate * s / math.Sqrt(u.m)
+		sp.NoiseStd = u.zUpdate * s / math.Sqrt(float64(u.mMin))
 		if u.clipper != nil {
-			sp.ClipIndicatorNoiseStd = u.clipper.DistributedCountNoiseStd()
+			sp.ClipIndicatorNoiseStd = u.clipper.DistributedCountNoiseStd(u.mMin)
 		}
 	}
 	return sp
 }
 
-// release turns the sum of count clipped updates (each of clip norm s, with the clip
-// indicator appended when adaptive) into what leaves the server: the sum with N(0, z_Δ²s²)
-// on every coordinate — all of it drawn here in central mode; in distributed mode the
-// clients' shares are already in the sum and the server draws only the top-up for the
-// clients that did not report. The noisy indicator sum then updates the clip. It returns
-// the noised update sum (without the indicator) and the round's DP metrics. sum is
-// modified in place.
+// release turns the sum of count clipped updates (each of clip norm s, with the centred
+// clip indicator appended when adaptive) into what leaves the server: the sum with at least
+// N(0, z_Δ²s²) on every coordinate. In central mode the server draws all of it here. In
+// distributed mode the clients' shares are already in the sum: each client added
+// N(0, z_Δ²s²/m_min) and the committee decrypts only sums of count ≥ m_min updates, so the
+// decrypted sum already carries the accounted noise and the server adds nothing (it never
+// sees a sum with less). The noisy indicator sum then updates the clip. It returns the noised
+// update sum (without the indicator) and the round's DP metrics. sum is modified in place.
 func (u *userLevel) release(sum []float64, count int, s float64) ([]float64, map[string]float64, error) {
 	dim := len(sum) - u.extra()
 	std, err := dp.CentralNoiseStd(u.zUpdate, s)
 	if err != nil {
 		return nil, nil, err
 	}
-	serverStd := std
+	// sum_noise_std and count_noise_std are the least noise any sum decrypted or released
+	// this round carries on an update coordinate and on the indicator sum: what an
+	// independent check of the accountant's noise multiplier needs.
+	metrics := map[string]float64{"update_clip": s, "noise_std": std, "server_noise_std": std, "sum_noise_std": std}
+	countStd := 0.0
+	if u.clipper != nil {
+		countStd = u.clipper.CountNoiseStd()
+		metrics["count_noise_std"] = countStd
+	}
 	if u.distributed {
-		// Fewer than m clients reported: their shares sum to less noise than accounted
-		// for, so the server tops it up itself (and sees the sum with only the clients'
-		// part of the noise while doing so).
-		if serverStd, err = dp.TopUpNoiseStd(u.zUpdate, s, int(u.m), count); err != nil {
+		if count < u.mMin {
+			return nil, nil, fmt.Errorf("%d updates in the sum, fewer than the %d its noise shares were sized for (secure_aggregation.min_contributions)", count, u.mMin)
+		}
+		share, err := dp.DistributedNoiseStd(u.zUpdate, s, u.mMin)
+		if err != nil {
 			return nil, nil, err
 		}
+		// What the decrypted sum carries: count shares; at least m_min of them.
+		metrics["noise_std"] = share * math.Sqrt(float64(count))
+		metrics["sum_noise_std"] = share * math.Sqrt(float64(u.mMin))
+		metrics["server_noise_std"] = 0
+		metrics["client_noise_std"] = share
+		if u.clipper != nil {
+			metrics["count_noise_std"] = u.clipper.DistributedCountNoiseStd(u.mMin) * math.Sqrt(float64(u.mMin))
+		}
+		std, countStd = 0, 0
 	}
-	if err := dp.AddGaussianNoise(sum[:dim], serverStd, u.noise); err != nil {
+	if err := dp.AddGaussianNoise(sum[:dim], std, u.noise); err != nil {
 		return nil, nil, err
 	}
-	metrics := map[string]float64{"update_clip": s, "noise_std": std, "server_noise_std": serverStd}
 	if u.clipper != nil {
-		countStd := u.clipper.CountNoiseStd()
-		if u.distributed {
-			countStd *= math.Sqrt(max(0, 1-float64(count)/u.m))
-		}
 		noisy := sum[dim] + countStd*u.noise.Normal()
 		next, err := u.clipper.Update(noisy)
 		if err != nil {
 			return nil, nil, err
 		}
-		metrics["unclipped_fraction"] = noisy / u.m
+		metrics["unclipped_fraction"] = noisy/u.m + 0.5
 		metrics["next_update_clip"] = next
 	}
 	return sum[:dim:dim], metrics, nil

@@ -65,27 +65,33 @@ func userLevelOptions(seed uint64) server.Options {
 }
 
 // TestUserLevelNoiseCalibration: clients that send zero updates leave only the noise in the
-// sum, which must have standard deviation z·S (McMahan et al. 2018), drawn by the server
-// in central mode and by the clients in distributed mode; with one of m clients missing,
-// the server tops up with z·S·√(1 − 3/4) = z·S/2 so the total is z·S again.
+// sum. In central mode the server draws N(0, z²S²) (McMahan et al. 2018). In distributed
+// mode each client draws a share N(0, z²S²/m_min) sized for the committee's minimum number
+// of contributions m_min, and the server adds nothing: a sum of count ≥ m_min updates
+// carries noise of std z·S·√(count/m_min) ≥ z·S, the accounted one, whoever dropped out.
 func TestUserLevelNoiseCalibration(t *testing.T) {
 	const z, clip = 1.5, 2.0
 	for _, tc := range []struct {
-		name      string
-		mode      string
-		secAgg    bool
-		fail      string
-		serverStd float64
+		name       string
+		mode       string
+		secAgg     bool
+		minContrib int
+		fail       string
+		serverStd  float64
+		sumStd     float64
 	}{
-		{"central/plain", server.UserLevelCentral, false, "", z * clip},
-		{"central/secagg", server.UserLevelCentral, true, "", z * clip},
-		{"distributed/all-report", server.UserLevelDistributed, true, "", 0},
-		{"distributed/top-up-one-missing", server.UserLevelDistributed, true, "d", z * clip / 2},
+		{"central/plain", server.UserLevelCentral, false, 0, "", z * clip, z * clip},
+		{"central/secagg", server.UserLevelCentral, true, 0, "", z * clip, z * clip},
+		{"distributed/all-report-min-4", server.UserLevelDistributed, true, 4, "", 0, z * clip},
+		{"distributed/one-missing-min-3", server.UserLevelDistributed, true, 3, "d", 0, z * clip},
+		{"distributed/all-report-min-2", server.UserLevelDistributed, true, 2, "", 0, z * clip * math.Sqrt2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := userLevelConfig(3, 4, tc.mode, z, clip)
 			if tc.secAgg {
 				cfg = userLevelSecAgg(cfg)
+				cfg.SecAgg.MinContributions = tc.minContrib
+				cfg.Sampling.MinFit = max(2, tc.minContrib)
 			}
 			trs := zeroTrainers("a", "b", "c", "d")
 			if tc.fail != "" {
@@ -99,18 +105,41 @@ func TestUserLevelNoiseCalibration(t *testing.T) {
 				t.Fatalf("%d rounds, want 3", len(rounds))
 			}
 			// 5490 coordinates: the estimate's relative standard error is 1%.
-			if got := noiseStd(t, initial, rounds, 4); math.Abs(got-z*clip)/(z*clip) > 0.05 {
-				t.Errorf("noise on the sum has std %.4g, want z·S = %g (±5%%)", got, z*clip)
+			if got := noiseStd(t, initial, rounds, 4); math.Abs(got-tc.sumStd)/tc.sumStd > 0.05 {
+				t.Errorf("noise on the sum has std %.4g, want %.4g (±5%%)", got, tc.sumStd)
 			}
 			for _, rec := range rounds {
 				if got := rec.Metrics["server_noise_std"]; math.Abs(got-tc.serverStd) > 1e-12 {
 					t.Errorf("round %d: server noise std %v, want %v", rec.Round, got, tc.serverStd)
 				}
-				if rec.Metrics["noise_std"] != z*clip || rec.Metrics["update_clip"] != clip {
-					t.Errorf("round %d metrics %v: want noise_std %v and update_clip %v", rec.Round, rec.Metrics, z*clip, clip)
+				if math.Abs(rec.Metrics["noise_std"]-tc.sumStd) > 1e-12 || rec.Metrics["update_clip"] != clip {
+					t.Errorf("round %d metrics %v: want noise_std %v and update_clip %v", rec.Round, rec.Metrics, tc.sumStd, clip)
 				}
 			}
 		})
+	}
+}
+
+// A distributed round with fewer updates than the shares were sized for is never decrypted:
+// the round fails (and still counts for the accountant).
+func TestUserLevelDistributedBelowMinimumFails(t *testing.T) {
+	cfg := userLevelSecAgg(userLevelConfig(1, 4, server.UserLevelDistributed, 1, 1))
+	cfg.SecAgg.MinContributions, cfg.Sampling.MinFit = 4, 4
+	trs := zeroTrainers("a", "b", "c", "d")
+	trs["d"].Fail = true
+	n := newNetwork(t, cfg, userLevelOptions(12), trs)
+	n.run()
+	rounds := recordsOf[server.RoundRecord](n)
+	if len(rounds) != 1 || !rounds[0].Failed {
+		t.Fatalf("rounds %+v, want one failed round", rounds)
+	}
+	if recs := recordsOf[server.UserLevelPrivacyRecord](n); len(recs) != 1 || recs[0].Rounds != 1 {
+		t.Fatalf("user-level records %+v: the failed round must still be accounted", recs)
+	}
+	for _, r := range noticesOf[server.RoundFinished](n) {
+		if r.Contributors != 0 {
+			t.Errorf("round %d released %d contributions", r.Round, r.Contributors)
+		}
 	}
 }
 
@@ -174,6 +203,7 @@ func TestUserLevelAdaptiveClipTracksTheMedian(t *testing.T) {
 			if secAgg {
 				cfg = userLevelSecAgg(cfg)
 				cfg.DP.UserLevel.Mode = server.UserLevelDistributed
+				cfg.Sampling.MinFit = 0 // the default: the committee's minimum
 			}
 			trs := map[string]*fakeTrainer{}
 			for i := 1; i <= m; i++ {
@@ -259,11 +289,11 @@ func TestUserLevelRejectsBadClipIndicator(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := make([]float64, 9)
-	v[8] = 0.5
+	v[8] = 1 // the uncentred indicator: clients send ±½
 	res.Blobs = []*pb.Blob{blob.New(blob.Update, blob.EncodeFloats(v))}
 	err = n.step(server.ResultIn{ClientID: "a", Result: res})
 	var rej *server.RejectError
-	if !errors.As(err, &rej) || rej.Code != server.RejectInvalid || !strings.Contains(rej.Msg, "clip indicator 0.5") {
+	if !errors.As(err, &rej) || rej.Code != server.RejectInvalid || !strings.Contains(rej.Msg, "clip indicator 1") {
 		t.Fatalf("err = %v, want an invalid clip indicator", err)
 	}
 }

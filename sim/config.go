@@ -251,8 +251,18 @@ func (c Config) WithDefaults() Config {
 	if c.SecureAggregation.Enabled && c.DP.UpdateClipNorm == 0 && !c.DP.UserLevel.On() {
 		c.DP.UpdateClipNorm = 10
 	}
+	if sa := &c.SecureAggregation; sa.Enabled && sa.MinContributions == 0 {
+		if u := c.DP.UserLevel; u.Mode == server.UserLevelDistributed && u.ExpectedClients > 0 {
+			// Distributed noise shares are sized for the committee's minimum (see
+			// server.DistributedMinContributions).
+			sa.MinContributions = server.DistributedMinContributions(u.ExpectedClients)
+		}
+	}
 	if c.MinFit == 0 {
 		c.MinFit = min(2, max(c.ClientsPerRound, 1))
+		if sa := c.SecureAggregation; sa.Enabled {
+			c.MinFit = max(c.MinFit, sa.MinContributions)
+		}
 	}
 	e := &c.Evaluation
 	if e.Every == 0 {

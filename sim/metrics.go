@@ -174,6 +174,12 @@ type RoundMetrics struct {
 	// the round's clip norm S under it.
 	UserEpsilon float64 `json:"user_epsilon,omitempty"`
 	UpdateClip  float64 `json:"update_clip,omitempty"`
+	// SumNoiseStd and CountNoiseStd are the least Gaussian noise (standard deviations) that
+	// any sum decrypted or released in the round carried on each update coordinate and on
+	// the adaptive clip's indicator sum (sensitivities UpdateClip and ½): with them anyone
+	// can recompute the noise multiplier the accountant uses.
+	SumNoiseStd   float64 `json:"sum_noise_std,omitempty"`
+	CountNoiseStd float64 `json:"count_noise_std,omitempty"`
 	// BytesDown and BytesUp are the payload bytes of the round's tasks and results
 	// (models, encrypted updates, key-setup and decryption messages).
 	BytesDown int64 `json:"bytes_down"`
@@ -314,6 +320,7 @@ func (rc *recorder) roundRecord(rr server.RoundRecord) {
 	setOpt(&m.Loss, rr.Metrics, "central_loss")
 	m.Epsilon = rr.Metrics["epsilon_max"]
 	m.UserEpsilon, m.UpdateClip = rr.Metrics["user_epsilon"], rr.Metrics["update_clip"]
+	m.SumNoiseStd, m.CountNoiseStd = rr.Metrics["sum_noise_std"], rr.Metrics["count_noise_std"]
 	if n := len(rc.rows); rr.Failed && n > 0 {
 		m.Epsilon = rc.rows[n-1].Epsilon
 		m.UserEpsilon = rc.rows[n-1].UserEpsilon

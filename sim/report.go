@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,7 +15,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/model"
+	"github.com/confide-fl/confide/server"
 )
 
 // Report is the outcome of a run: the summary and the per-round table.
@@ -107,8 +110,20 @@ type UserLevelPrivacy struct {
 	Rounds          int     `json:"rounds"`
 	Adaptive        bool    `json:"adaptive_clipping"`
 	Clip            float64 `json:"clip"`
-	Accountant      string  `json:"accountant"`
-	Meaning         string  `json:"meaning"`
+	// CountSensitivity is the adaptive clip's indicator sum's sensitivity (½: clients send
+	// the centred indicator), MinContributions the fewest updates any decrypted sum holds
+	// (distributed mode: the noise shares are sized for it).
+	CountSensitivity float64 `json:"count_sensitivity,omitempty"`
+	MinContributions int     `json:"min_contributions,omitempty"`
+	// UpdateNoiseMultiplier is the least ratio, over the released rounds, of the noise
+	// standard deviation on an update coordinate of the released sum to the round's clip
+	// (z_Δ), and CountNoiseStd the least noise on the indicator sum (σ_b): the mechanism as
+	// it ran. Its noise multiplier is (z_Δ⁻² + (CountSensitivity/σ_b)²)^(−½), which must
+	// be the accounted NoiseMultiplier.
+	UpdateNoiseMultiplier float64 `json:"update_noise_multiplier,omitempty"`
+	CountNoiseStd         float64 `json:"count_noise_std,omitempty"`
+	Accountant            string  `json:"accountant"`
+	Meaning               string  `json:"meaning"`
 }
 
 const (
@@ -199,10 +214,24 @@ func (r *run) report() (*Report, error) {
 		ul := &UserLevelPrivacy{Mode: u.Mode, Delta: r.fed.DP.UserLevel.Delta, NoiseMultiplier: u.NoiseMultiplier, Adaptive: u.IsAdaptive(), Clip: u.Clip, Meaning: userLevelMeaning}
 		if u.IsAdaptive() {
 			ul.Clip = u.Adaptive.InitialClip
+			// What one client can move the indicator sum by, from the value clients send.
+			ul.CountSensitivity = max(math.Abs(dp.ClipIndicator(0, 1)), math.Abs(dp.ClipIndicator(2, 1)))
+		}
+		if u.Mode == server.UserLevelDistributed {
+			ul.MinContributions = r.fed.SecAgg.MinContributions
 		}
 		for _, row := range rows {
 			if row.UpdateClip > 0 {
 				ul.Clip = row.UpdateClip
+			}
+			if row.Failed || !(row.UpdateClip > 0) || row.SumNoiseStd == 0 {
+				continue
+			}
+			if z := row.SumNoiseStd / row.UpdateClip; ul.UpdateNoiseMultiplier == 0 || z < ul.UpdateNoiseMultiplier {
+				ul.UpdateNoiseMultiplier = z
+			}
+			if c := row.CountNoiseStd; c > 0 && (ul.CountNoiseStd == 0 || c < ul.CountNoiseStd) {
+				ul.CountNoiseStd = c
 			}
 		}
 		if rec := r.rec.userLevelRecord(); rec != nil {

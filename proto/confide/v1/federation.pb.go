@@ -1059,15 +1059,18 @@ func (x *FitSpec) GetUserLevelDp() *UserLevelDPSpec {
 type UserLevelDPSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Standard deviation of the Gaussian noise the client adds to every coordinate of its
-	// clipped update before encrypting it: z·S/√m for m expected clients (distributed noise,
-	// so the server never sees an un-noised sum). 0 when the server adds the noise centrally.
+	// clipped update before encrypting it: z·S/√m_min, where m_min is the committee's
+	// min_contributions, so that every sum that is ever decrypted (of at least m_min
+	// updates) already carries the accounted noise z·S (distributed noise: the server never
+	// sees an un-noised sum). 0 when the server adds the noise centrally.
 	NoiseStd float64 `protobuf:"fixed64,1,opt,name=noise_std,json=noiseStd,proto3" json:"noise_std,omitempty"`
-	// Adaptive clipping: append the indicator 1[‖Δ‖₂ ≤ update_clip_norm] of the update's
-	// norm before clipping as one extra value after the update (inside the encrypted
-	// vector, so only the noisy count of all clients is revealed).
+	// Adaptive clipping: append the centred indicator 1[‖Δ‖₂ ≤ update_clip_norm] − ½ (±½,
+	// sensitivity ½) of the update's norm before clipping as one extra value after the
+	// update (inside the encrypted vector, so only the noisy count of all clients is
+	// revealed).
 	ClipIndicator bool `protobuf:"varint,2,opt,name=clip_indicator,json=clipIndicator,proto3" json:"clip_indicator,omitempty"`
 	// Standard deviation of the Gaussian noise the client adds to its indicator (its share
-	// σ_b/√m of the count noise); 0 when the server adds the count noise centrally.
+	// σ_b/√m_min of the count noise); 0 when the server adds the count noise centrally.
 	ClipIndicatorNoiseStd float64 `protobuf:"fixed64,3,opt,name=clip_indicator_noise_std,json=clipIndicatorNoiseStd,proto3" json:"clip_indicator_noise_std,omitempty"`
 	unknownFields         protoimpl.UnknownFields
 	sizeCache             protoimpl.SizeCache
