@@ -46,7 +46,7 @@ func (c *Coordinator) startKeySetup(r *Ready) {
 	sort.SliceStable(cands, func(i, j int) bool { return cands[i].strikes < cands[j].strikes })
 	var session secagg.SessionID
 	for i := 0; i < len(session); i += 8 {
-		v := c.rng.Uint64()
+		v := c.ids.Uint64()
 		for b := 0; b < 8; b++ {
 			session[i+b] = byte(v >> (8 * b))
 		}

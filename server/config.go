@@ -19,8 +19,10 @@ type Config struct {
 	Rounds int `yaml:"rounds"`
 	// Model is the architecture shipped to the clients.
 	Model model.Spec `yaml:"model"`
-	// Seed drives the initial model and client sampling. Production servers draw it from
-	// crypto/rand when it is 0 (the CLI does that); tests set it for determinism.
+	// Seed, when non-zero, fixes the initial model, the client sampling, the committee draw
+	// and the session ids, for experiments and tests. It makes the sample public to anyone
+	// who knows it, and privacy amplification by sampling assumes a secret sample: leave it
+	// 0 in production, where all of them are drawn from crypto/rand.
 	Seed      uint64          `yaml:"seed"`
 	Sampling  SamplingConfig  `yaml:"sampling"`
 	Deadlines DeadlineConfig  `yaml:"deadlines"`

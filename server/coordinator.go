@@ -1,6 +1,8 @@
 package server
 
 import (
+	crand "crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -119,7 +121,10 @@ type Coordinator struct {
 	cfg     Config
 	strat   strategy.Strategy
 	central CentralEvaluator
-	rng     *rand.Rand
+	// rng draws the client sample and the committee; ids draws session ids. Both are
+	// keyed from crypto/rand unless Config.Seed fixes them (experiments), and no output of
+	// rng ever reaches a client: amplification by sampling assumes the sample is secret.
+	rng, ids *rand.Rand
 
 	sa       *secagg.Parameters
 	saProto  *pb.SecAggParams
@@ -162,8 +167,11 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 	}
 	c := &Coordinator{
 		cfg: cfg, strat: strat, central: opts.Central,
-		rng:     rand.New(rand.NewPCG(cfg.Seed, 0x636f6f7264)),
 		clients: map[string]*clientState{}, tasks: map[string]*taskState{}, closed: map[string]closedTask{},
+	}
+	modelSeed := cfg.Seed
+	if c.rng, c.ids, modelSeed, err = generators(cfg.Seed); err != nil {
+		return nil, err
 	}
 	if cfg.DP.UserLevel.On() {
 		if c.ul, err = newUserLevel(cfg.DP.UserLevel, cfg.SecAgg.MinContributions, opts.Noise); err != nil {
@@ -173,7 +181,7 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 	if opts.Initial != nil {
 		c.global = slices.Clone(opts.Initial)
 	} else {
-		m, err := model.New(cfg.Model, rand.New(rand.NewPCG(cfg.Seed, 0x696e6974)))
+		m, err := model.New(cfg.Model, rand.New(rand.NewPCG(modelSeed, 0x696e6974)))
 		if err != nil {
 			return nil, fmt.Errorf("server: initial model: %w", err)
 		}
@@ -203,6 +211,26 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 		}
 	}
 	return c, nil
+}
+
+// generators returns the sampling generator, the id generator and the seed of the initial
+// model. With seed 0 (production) all three come from crypto/rand: the samplers are
+// ChaCha8 streams under independent 256-bit keys, so the clients a round picks and the
+// committee cannot be predicted from anything a client sees. A non-zero seed makes them
+// reproducible for experiments and simulations, and makes the sample public to anyone who
+// knows the seed.
+func generators(seed uint64) (sampling, ids *rand.Rand, modelSeed uint64, err error) {
+	if seed != 0 {
+		return rand.New(rand.NewPCG(seed, 0x636f6f7264)), rand.New(rand.NewPCG(seed, 0x73657373)), seed, nil
+	}
+	var k [2][32]byte
+	var m [8]byte
+	for _, b := range [][]byte{k[0][:], k[1][:], m[:]} {
+		if _, err := crand.Read(b); err != nil {
+			return nil, nil, 0, fmt.Errorf("server: crypto/rand: %w", err)
+		}
+	}
+	return rand.New(rand.NewChaCha8(k[0])), rand.New(rand.NewChaCha8(k[1])), binary.LittleEndian.Uint64(m[:]), nil
 }
 
 // Config returns the configuration with defaults filled in.
@@ -704,7 +732,7 @@ func (c *Coordinator) startFit(r *Ready) {
 		LearningRate: t.LR, Momentum: t.Momentum, ProximalMu: fc.ProximalMu,
 		Dp:             &pb.DPSpec{NoiseMultiplier: d.NoiseMultiplier, MaxGradNorm: d.MaxGradNorm, Delta: d.Delta},
 		UpdateClipNorm: d.UpdateClipNorm, WeightScale: t.WeightScale, MaxWeight: c.maxWeight(),
-		Config: fc.Config, Seed: c.rng.Uint64(),
+		Config: fc.Config,
 	}
 	if c.ul != nil {
 		spec.UpdateClipNorm = f.clip

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	crand "crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -146,10 +144,8 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		return fmt.Errorf("max_clients = %d: must be ≥ 0 (0: 100000)", sf.MaxClients)
 	}
 	fed := sf.Federation
-	if fed.Seed == 0 {
-		var b [8]byte
-		crand.Read(b[:])
-		fed.Seed = binary.LittleEndian.Uint64(b[:])
+	if fed.Seed != 0 {
+		slog.Warn("federation.seed is set: client sampling, the committee draw and session ids follow it, so anyone who knows the seed knows which clients each round samples; privacy amplification by sampling assumes a secret sample, so use a fixed seed for experiments only", "seed", fed.Seed)
 	}
 	var (
 		mu       sync.Mutex
