@@ -9,16 +9,23 @@
 //     AddGaussianNoise adds N(0, std²) to a vector. Both sources have the AddGaussian
 //     method of dpsgd.Noise. SecureRand is a crypto-keyed *rand.Rand for Poisson sampling.
 //   - L2Norm, ClipFactor, ClipL2: per-example clipping to an L2 norm C.
-//   - Budget, Ledger (OpenLedger, Charge, Spent), ErrBudgetExceeded: a crash-safe,
+//   - Budget, Ledger (OpenLedger for a file of its own, OpenLedgerIn for a caller's
+//     store; Check, Charge, Spent, Close), ErrBudgetExceeded: a crash-safe, checksummed,
 //     per-data-owner record of the ε spent, refusing steps that would exceed the budget.
+//     The budget is pinned in the ledger (raised only with WithRaiseBudget, and the raise
+//     recorded); a ledger file is locked against a second process (ErrLedgerInUse).
+//     ReadLedger audits a ledger without opening it.
 //   - ClipUpdate, CentralNoiseStd, DistributedNoiseStd, AdaptiveClipper,
 //     UpdateNoiseMultiplier, UserLevelEpsilon: DP-FedAvg (McMahan et al. 2018; Andrew et
 //     al. 2021).
 //
 // Invariants:
 //   - Charge before release: a noised result leaves a data owner only after
-//     Ledger.Charge for its steps returned nil, and Charge returns nil only once the step
-//     is on stable storage. A crash can over-count ε, never under-count it.
+//     Ledger.Charge for its steps returned nil, and Charge returns nil only once the steps
+//     are stored (for a ledger file: on stable storage). A crash can over-count ε, never
+//     under-count it.
+//   - A budget is finite: ε > 0 and δ in (0, 1). There is no "unlimited" ledger; a data
+//     owner without a budget keeps no ledger.
 //   - Every vector is the model's flat []float64; functions modify only the slice they are
 //     documented to modify (dst, or the vector being clipped) and never retain it.
 //   - Production noise comes from SecureNoise; a NoiseSource reports whether it is secure,
@@ -32,6 +39,11 @@
 //	noise, err := dp.NewSecureNoise()   // a dpsgd.Noise: AddGaussian(sum, σ·C)
 //	sampler, err := dp.SecureRand()     // Poisson sampling of batches at rate q
 //	ledger, err := dp.OpenLedger(path, dp.Budget{Epsilon: 8, Delta: 1e-5})
+//	defer ledger.Close()
+//	// Before training: refuse a task whose planned steps would not fit.
+//	if err := ledger.Check(dp.StepRecord{NoiseMultiplier: σ, SampleRate: q, Steps: T}); err != nil {
+//		return err
+//	}
 //	// ... train T steps: clip each example (ClipL2 or ClipFactor), sum, add noise,
 //	// divide by the expected batch size q·n ...
 //	// Before the trained update leaves the client:

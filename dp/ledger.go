@@ -12,12 +12,15 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/confide-fl/confide/dp/accountant"
 )
 
-// Budget is the total (ε, δ) a data owner allows to be spent. ε is measured at δ.
+// Budget is the total (ε, δ) a data owner allows to be spent. ε is measured at δ. There is
+// no "unlimited" budget: a data owner either has one or does not train with DP at all.
 type Budget struct {
 	Epsilon float64 `json:"epsilon"`
 	Delta   float64 `json:"delta"`
@@ -34,57 +37,116 @@ func (b Budget) Validate() error {
 	return nil
 }
 
+// BudgetChange is one entry of a ledger's budget history: the budget in force from Time
+// on, and the ε already spent (at its δ) when it was set. The first entry is the ledger's
+// creation; each later one is a raise asked for with WithRaiseBudget.
+type BudgetChange struct {
+	Time   time.Time `json:"time"`
+	Budget Budget    `json:"budget"`
+	Spent  float64   `json:"spent_epsilon"`
+}
+
 // StepRecord is what one charge records: Steps applications of the Poisson-subsampled
 // Gaussian mechanism with the given noise multiplier and sample rate.
 type StepRecord = accountant.Step
 
-// ErrBudgetExceeded is returned (wrapped in a *BudgetExceededError) by Ledger.Charge when
-// the step would take the spent ε past the budget. Test with errors.Is.
+// ErrBudgetExceeded is returned (wrapped in a *BudgetExceededError) by Ledger.Charge and
+// Ledger.Check when the steps would take the spent ε past the budget. Test with
+// errors.Is.
 var ErrBudgetExceeded = errors.New("dp: privacy budget exceeded")
 
-// BudgetExceededError says by how much a refused step would have exceeded the budget.
+// BudgetExceededError says by how much refused steps would have exceeded the budget.
 type BudgetExceededError struct {
 	Budget     Budget
-	Spent      float64 // ε spent before the step
-	WouldSpend float64 // ε after the step
-	Step       StepRecord
+	Spent      float64 // ε spent before the steps
+	WouldSpend float64 // ε after the steps
+	Steps      []StepRecord
 }
 
 func (e *BudgetExceededError) Error() string {
-	return fmt.Sprintf("dp: privacy budget exceeded: %d step(s) at noise multiplier %v, sample rate %v would bring ε from %.6g to %.6g, over the budget ε = %v at δ = %v",
-		e.Step.Steps, e.Step.NoiseMultiplier, e.Step.SampleRate, e.Spent, e.WouldSpend, e.Budget.Epsilon, e.Budget.Delta)
+	return fmt.Sprintf("dp: privacy budget exceeded: %s would bring ε from %.6g to %.6g, over the budget ε = %v at δ = %v",
+		describeSteps(e.Steps), e.Spent, e.WouldSpend, e.Budget.Epsilon, e.Budget.Delta)
 }
 
 // Is makes errors.Is(err, ErrBudgetExceeded) true.
 func (e *BudgetExceededError) Is(target error) bool { return target == ErrBudgetExceeded }
 
+func describeSteps(steps []StepRecord) string {
+	parts := make([]string, len(steps))
+	for i, s := range steps {
+		parts[i] = fmt.Sprintf("%d step(s) at noise multiplier %v, sample rate %v", s.Steps, s.NoiseMultiplier, s.SampleRate)
+	}
+	return strings.Join(parts, " then ")
+}
+
+// ErrLedgerInUse is returned (wrapped) by OpenLedger when another process, or another
+// open Ledger of this process, holds the ledger file's lock.
+var ErrLedgerInUse = errors.New("dp: ledger in use")
+
+// ErrBudgetMismatch is returned (wrapped in a *BudgetMismatchError) when a ledger is
+// opened with a budget other than the one it holds and the change is not allowed.
+var ErrBudgetMismatch = errors.New("dp: budget differs from the ledger's")
+
+// BudgetMismatchError says which budget a ledger holds and which one it was opened with.
+type BudgetMismatchError struct {
+	Ledger string // the file, or the store's description
+	Pinned Budget // the budget the ledger holds
+	Opened Budget // the budget it was opened with
+}
+
+func (e *BudgetMismatchError) Error() string {
+	p, o := e.Pinned, e.Opened
+	switch {
+	case p.Delta != o.Delta:
+		return fmt.Sprintf("dp: ledger %s holds the budget ε = %v at δ = %v but was opened with δ = %v: a ledger's δ cannot change (its ε is measured at that δ)", e.Ledger, p.Epsilon, p.Delta, o.Delta)
+	case o.Epsilon > p.Epsilon:
+		return fmt.Sprintf("dp: ledger %s holds the budget ε = %v at δ = %v but was opened with the larger ε = %v: a raise must be asked for explicitly, and is then recorded in the ledger", e.Ledger, p.Epsilon, p.Delta, o.Epsilon)
+	default:
+		return fmt.Sprintf("dp: ledger %s holds the budget ε = %v at δ = %v but was opened with the smaller ε = %v: a ledger's budget is never lowered (open it with ε = %v and stop charging when you want to spend less)", e.Ledger, p.Epsilon, p.Delta, o.Epsilon, p.Epsilon)
+	}
+}
+
+// Is makes errors.Is(err, ErrBudgetMismatch) true.
+func (e *BudgetMismatchError) Is(target error) bool { return target == ErrBudgetMismatch }
+
 // Ledger is a data owner's durable record of the privacy it has spent, checked against its
-// budget. Use it "charge before release": call Charge for a step BEFORE any result that
-// depends on the step's noise leaves the owner's control, and release only if Charge
-// returned nil. Charge returns only after the step is on stable storage, so a crash at any
-// point can over-count a step that was never released but can never lose one that was.
+// budget. Use it "check before training, charge before release": Check the planned steps
+// before any work, and call Charge for the steps taken BEFORE any result that depends on
+// their noise leaves the owner's control; release only if Charge returned nil. Charge
+// returns only after the steps are on stable storage, so a crash at any point can
+// over-count a step that was never released but can never lose one that was.
 //
-// The file is rewritten whole on every charge: write a temporary file in the same
-// directory, fsync it, rename it over the ledger, fsync the directory. It holds the budget
-// and the merged (σ, q, steps) history, with a SHA-256 checksum; a ledger that fails the
-// checksum is refused rather than reset. One process should own a ledger file at a time.
-// A Ledger is safe for concurrent use; charges are serialised.
+// The content — the budget and its history of changes, the merged (σ, q, steps) history
+// and the number of charges — is JSON with a SHA-256 checksum; a ledger that fails the
+// checksum is refused rather than reset. The budget is pinned: opening an existing ledger
+// with a different budget fails with a *BudgetMismatchError, except a larger ε asked for
+// with WithRaiseBudget, which is recorded with its time. A ledger is never lowered and
+// its δ never changes.
+//
+// A ledger lives in a file of its own (OpenLedger: written durably, locked against a
+// second process) or in a store the caller provides (OpenLedgerIn: a simulator's memory,
+// an application's database). A Ledger is safe for concurrent use; charges are serialised.
+// Close releases the file lock.
 type Ledger struct {
 	mu      sync.Mutex
-	path    string
+	where   string // the file, or the store's description, for messages
+	backend ledgerBackend
 	budget  Budget
+	budgets []BudgetChange
 	acct    *accountant.RDP
 	spent   accountant.Result
 	charges int64
-	fs      fileSystem
+	closed  bool
 }
 
-// LedgerOption configures OpenLedger.
+// LedgerOption configures OpenLedger and OpenLedgerIn.
 type LedgerOption func(*ledgerOptions)
 
 type ledgerOptions struct {
-	cfg accountant.Config
-	fs  fileSystem
+	cfg   accountant.Config
+	fs    fileSystem
+	raise bool
+	now   func() time.Time
 }
 
 // WithAccounting sets the grid, conversion and series used to turn the history into ε
@@ -93,17 +155,28 @@ func WithAccounting(cfg accountant.Config) LedgerOption {
 	return func(o *ledgerOptions) { o.cfg = cfg }
 }
 
+// WithRaiseBudget allows the budget passed to OpenLedger or OpenLedgerIn to be larger
+// (in ε, at the same δ) than the one the ledger holds. The raise is written to the ledger,
+// with its time and the ε spent until then, before the open returns; the history of
+// budgets is what an audit (ReadLedger) shows. Without it a larger budget is refused.
+func WithRaiseBudget() LedgerOption {
+	return func(o *ledgerOptions) { o.raise = true }
+}
+
 const (
-	ledgerFormat  = "confide-dp-ledger"
-	ledgerVersion = 1
+	ledgerFormat = "confide-dp-ledger"
+	// Version 2 added budget_history; version 1 files are read (their history starts
+	// empty) and rewritten as version 2 on the next charge.
+	ledgerVersion = 2
 )
 
 type ledgerContent struct {
-	Format  string       `json:"format"`
-	Version int          `json:"version"`
-	Budget  Budget       `json:"budget"`
-	Charges int64        `json:"charges"`
-	History []StepRecord `json:"history"`
+	Format        string         `json:"format"`
+	Version       int            `json:"version"`
+	Budget        Budget         `json:"budget"`
+	BudgetHistory []BudgetChange `json:"budget_history,omitempty"`
+	Charges       int64          `json:"charges"`
+	History       []StepRecord   `json:"history"`
 }
 
 type ledgerEnvelope struct {
@@ -111,72 +184,169 @@ type ledgerEnvelope struct {
 	Ledger json.RawMessage `json:"ledger"`
 }
 
-// OpenLedger opens the ledger at path, or creates it (durably, before returning) with
-// the given budget if it does not exist. An existing ledger must have been created with the
-// same budget; a corrupt one is an error, never a fresh start. Leftover temporary files
-// of an interrupted write are removed.
+// ledgerBackend is where a Ledger's encoded content is kept.
+type ledgerBackend interface {
+	// load returns the stored content, or an error wrapping fs.ErrNotExist.
+	load() ([]byte, error)
+	// save replaces the content durably before returning.
+	save(data []byte) error
+	// release gives up whatever the backend holds (the file lock).
+	release() error
+}
+
+// OpenLedger opens the ledger file at path, or creates it (durably, before returning) with
+// the given budget if it does not exist. An existing ledger must hold the same budget (see
+// WithRaiseBudget); a corrupt one is an error, never a fresh start.
+//
+// While the Ledger is open it holds an exclusive advisory lock on path+".lock" (flock on
+// Linux, macOS and the BSDs, LockFileEx on Windows; no lock on other platforms), so two
+// processes — say two clients started with the same state directory — cannot charge one
+// ledger: the second open fails with an error wrapping ErrLedgerInUse. The lock is
+// released by Close, or by the operating system when the process dies; the lock file is
+// left in place (removing it could let two processes lock different files). Leftover
+// temporary files of an interrupted write are removed once the lock is held.
 func OpenLedger(path string, budget Budget, opts ...LedgerOption) (*Ledger, error) {
 	if err := budget.Validate(); err != nil {
 		return nil, err
 	}
-	o := ledgerOptions{fs: osFS{}}
-	for _, opt := range opts {
-		opt(&o)
+	o := options(opts)
+	lockPath := path + ".lock"
+	unlock, err := o.fs.Lock(lockPath)
+	if errors.Is(err, ErrLedgerInUse) {
+		return nil, fmt.Errorf("dp: ledger %s is in use: another process (or another open ledger of this one) holds its lock %s; a ledger has one owner at a time — stop the other process or give this one its own ledger: %w", path, lockPath, ErrLedgerInUse)
 	}
-	acct, err := accountant.NewRDP(o.cfg)
 	if err != nil {
+		return nil, fmt.Errorf("dp: lock ledger %s: %w", path, err)
+	}
+	b := &fileBackend{path: path, fs: o.fs, unlock: unlock}
+	b.removeStaleTemps()
+	l, err := open(b, path, budget, o)
+	if err != nil {
+		_ = unlock()
 		return nil, err
-	}
-	l := &Ledger{path: path, budget: budget, acct: acct, fs: o.fs}
-	l.removeStaleTemps()
-	data, err := l.fs.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if err := l.persist(nil, 0); err != nil {
-			return nil, fmt.Errorf("dp: create ledger %s: %w", path, err)
-		}
-	case err != nil:
-		return nil, fmt.Errorf("dp: read ledger %s: %w", path, err)
-	default:
-		c, err := decodeLedger(data)
-		if err != nil {
-			return nil, fmt.Errorf("dp: ledger %s: %w (refusing to reset it: restore it from a backup)", path, err)
-		}
-		if c.Budget != budget {
-			return nil, fmt.Errorf("dp: ledger %s was created with budget ε = %v, δ = %v but opened with ε = %v, δ = %v", path, c.Budget.Epsilon, c.Budget.Delta, budget.Epsilon, budget.Delta)
-		}
-		for _, s := range c.History {
-			if err := acct.Compose(s); err != nil {
-				return nil, fmt.Errorf("dp: ledger %s: %w", path, err)
-			}
-		}
-		l.charges = c.Charges
-	}
-	if l.spent, err = acct.Epsilon(budget.Delta); err != nil {
-		return nil, fmt.Errorf("dp: ledger %s: %w", path, err)
 	}
 	return l, nil
 }
 
-// LedgerSnapshot is the content of a ledger file, as read by ReadLedger.
+// LedgerStore keeps a ledger's encoded content outside a file of its own (OpenLedgerIn).
+// Load returns what the last Save stored, or an error wrapping fs.ErrNotExist before the
+// first Save. Save replaces the content and returns once it is as durable as the owner
+// needs (a simulator's memory store: never; a database: committed). A store implementing
+// fmt.Stringer is named by String in errors.
+type LedgerStore interface {
+	Load() ([]byte, error)
+	Save(data []byte) error
+}
+
+// OpenLedgerIn opens the ledger kept in store, or creates it with the given budget, with
+// the same content, checksum and budget rules as a ledger file. It takes no lock: the
+// caller makes sure that one Ledger at a time is open on a store (a simulator opens a
+// virtual client's ledger only while it runs that client's task).
+func OpenLedgerIn(store LedgerStore, budget Budget, opts ...LedgerOption) (*Ledger, error) {
+	if err := budget.Validate(); err != nil {
+		return nil, err
+	}
+	return open(storeBackend{store}, storeName(store), budget, options(opts))
+}
+
+func options(opts []LedgerOption) ledgerOptions {
+	o := ledgerOptions{fs: osFS{}, now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+func storeName(s LedgerStore) string {
+	if n, ok := s.(fmt.Stringer); ok {
+		return n.String()
+	}
+	return "in store"
+}
+
+// open reads (or creates) the ledger in b and checks the budget against it.
+func open(b ledgerBackend, where string, budget Budget, o ledgerOptions) (*Ledger, error) {
+	acct, err := accountant.NewRDP(o.cfg)
+	if err != nil {
+		return nil, err
+	}
+	l := &Ledger{where: where, backend: b, budget: budget, acct: acct}
+	data, err := b.load()
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		l.budgets = []BudgetChange{{Time: o.now().UTC(), Budget: budget}}
+		if err := l.persist(nil, 0); err != nil {
+			return nil, fmt.Errorf("dp: create ledger %s: %w", where, err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("dp: read ledger %s: %w", where, err)
+	default:
+		c, err := decodeLedger(data)
+		if err != nil {
+			return nil, fmt.Errorf("dp: ledger %s: %w (refusing to reset it: restore it from a backup)", where, err)
+		}
+		for _, s := range c.History {
+			if err := acct.Compose(s); err != nil {
+				return nil, fmt.Errorf("dp: ledger %s: %w", where, err)
+			}
+		}
+		l.charges, l.budgets = c.Charges, c.BudgetHistory
+		if c.Budget != budget {
+			if !o.raise || c.Budget.Delta != budget.Delta || budget.Epsilon < c.Budget.Epsilon {
+				return nil, &BudgetMismatchError{Ledger: where, Pinned: c.Budget, Opened: budget}
+			}
+			spent, err := acct.Epsilon(budget.Delta)
+			if err != nil {
+				return nil, fmt.Errorf("dp: ledger %s: %w", where, err)
+			}
+			l.budgets = append(l.budgets, BudgetChange{Time: o.now().UTC(), Budget: budget, Spent: spent.Epsilon})
+			if err := l.persist(acct.History(), l.charges); err != nil {
+				return nil, fmt.Errorf("dp: record the budget raise in ledger %s: %w", where, err)
+			}
+		}
+	}
+	if l.spent, err = acct.Epsilon(budget.Delta); err != nil {
+		return nil, fmt.Errorf("dp: ledger %s: %w", where, err)
+	}
+	return l, nil
+}
+
+// LedgerSnapshot is the content of a ledger, as read by ReadLedger and ReadLedgerIn.
 type LedgerSnapshot struct {
-	Budget  Budget
-	Charges int64
-	History []StepRecord
+	Budget Budget
+	// BudgetHistory lists the budgets in force since creation, the last one being Budget
+	// (empty for a ledger written before budget histories were kept).
+	BudgetHistory []BudgetChange
+	Charges       int64
+	History       []StepRecord
 }
 
 // ReadLedger reads and verifies a ledger file without opening it for charging (for
-// audits).
+// audits). It takes no lock, so it can read the ledger of a running client: every write
+// replaces the file whole.
 func ReadLedger(path string) (LedgerSnapshot, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return LedgerSnapshot{}, fmt.Errorf("dp: read ledger: %w", err)
 	}
+	return snapshot(data, path)
+}
+
+// ReadLedgerIn reads and verifies the ledger kept in store without opening it.
+func ReadLedgerIn(store LedgerStore) (LedgerSnapshot, error) {
+	data, err := store.Load()
+	if err != nil {
+		return LedgerSnapshot{}, fmt.Errorf("dp: read ledger %s: %w", storeName(store), err)
+	}
+	return snapshot(data, storeName(store))
+}
+
+func snapshot(data []byte, where string) (LedgerSnapshot, error) {
 	c, err := decodeLedger(data)
 	if err != nil {
-		return LedgerSnapshot{}, fmt.Errorf("dp: ledger %s: %w", path, err)
+		return LedgerSnapshot{}, fmt.Errorf("dp: ledger %s: %w", where, err)
 	}
-	return LedgerSnapshot{Budget: c.Budget, Charges: c.Charges, History: c.History}, nil
+	return LedgerSnapshot{Budget: c.Budget, BudgetHistory: c.BudgetHistory, Charges: c.Charges, History: c.History}, nil
 }
 
 func decodeLedger(data []byte) (ledgerContent, error) {
@@ -198,11 +368,19 @@ func decodeLedger(data []byte) (ledgerContent, error) {
 	if err := json.Unmarshal(env.Ledger, &c); err != nil {
 		return ledgerContent{}, fmt.Errorf("bad ledger content: %w", err)
 	}
-	if c.Format != ledgerFormat || c.Version != ledgerVersion {
-		return ledgerContent{}, fmt.Errorf("format %q version %d is not %s version %d", c.Format, c.Version, ledgerFormat, ledgerVersion)
+	if c.Format != ledgerFormat || c.Version < 1 || c.Version > ledgerVersion {
+		return ledgerContent{}, fmt.Errorf("format %q version %d is not %s version 1 to %d", c.Format, c.Version, ledgerFormat, ledgerVersion)
 	}
 	if err := c.Budget.Validate(); err != nil {
 		return ledgerContent{}, err
+	}
+	for i, b := range c.BudgetHistory {
+		if err := b.Budget.Validate(); err != nil {
+			return ledgerContent{}, fmt.Errorf("budget history entry %d: %w", i, err)
+		}
+	}
+	if n := len(c.BudgetHistory); n > 0 && c.BudgetHistory[n-1].Budget != c.Budget {
+		return ledgerContent{}, fmt.Errorf("the budget ε = %v, δ = %v is not the last one of its history", c.Budget.Epsilon, c.Budget.Delta)
 	}
 	for _, s := range c.History {
 		if err := s.Validate(); err != nil {
@@ -212,49 +390,90 @@ func decodeLedger(data []byte) (ledgerContent, error) {
 	return c, nil
 }
 
-// Charge records step against the budget. It first computes the ε the ledger would have
-// spent after the step; if that exceeds the budget it returns a *BudgetExceededError
-// (errors.Is(err, ErrBudgetExceeded)) and records nothing. Otherwise it writes the new
-// history durably and only then returns nil: the caller may release the step's result
-// after, and only after, a nil return. On any other error the step is not charged in
-// memory (the file may or may not contain it, which can only over-count) and must not
-// be released.
-func (l *Ledger) Charge(step StepRecord) error {
-	if err := step.Validate(); err != nil {
+// Charge records steps (taken in order) against the budget. It first computes the ε the
+// ledger would have spent after them; if that exceeds the budget it returns a
+// *BudgetExceededError (errors.Is(err, ErrBudgetExceeded)) and records nothing. Otherwise
+// it writes the new history durably and only then returns nil: the caller may release the
+// steps' result after, and only after, a nil return. On any other error the steps are not
+// charged in memory (the stored ledger may or may not contain them, which can only
+// over-count) and must not be released.
+func (l *Ledger) Charge(steps ...StepRecord) error {
+	if err := validateCharge(steps); err != nil {
 		return err
-	}
-	if step.Steps < 1 {
-		return fmt.Errorf("dp: charge: steps %d: must be ≥ 1", step.Steps)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	after, err := l.acct.Epsilon(l.budget.Delta, step)
+	if l.closed {
+		return fmt.Errorf("dp: charge ledger %s: it is closed", l.where)
+	}
+	after, err := l.check(steps)
 	if err != nil {
 		return err
 	}
-	if after.Epsilon > l.budget.Epsilon {
-		return &BudgetExceededError{Budget: l.budget, Spent: l.spent.Epsilon, WouldSpend: after.Epsilon, Step: step}
-	}
-	next, err := accountant.AppendStep(l.acct.History(), step)
-	if err != nil {
-		return err
+	next := l.acct.History()
+	for _, s := range steps {
+		if next, err = accountant.AppendStep(next, s); err != nil {
+			return err
+		}
 	}
 	if err := l.persist(next, l.charges+1); err != nil {
-		return fmt.Errorf("dp: charge ledger %s: %w (the step is not charged; do not release it)", l.path, err)
+		return fmt.Errorf("dp: charge ledger %s: %w (the steps are not charged; do not release their result)", l.where, err)
 	}
-	if err := l.acct.Compose(step); err != nil {
-		return err // unreachable: step was validated
+	for _, s := range steps {
+		if err := l.acct.Compose(s); err != nil {
+			return err // unreachable: the steps were validated
+		}
 	}
 	l.spent = after
 	l.charges++
 	return nil
 }
 
-// WouldSpend returns the ε the ledger would have spent after step, without charging it.
-func (l *Ledger) WouldSpend(step StepRecord) (float64, error) {
+// Check returns nil when steps would fit the budget, and the *BudgetExceededError that
+// Charge would return otherwise; it records nothing. Call it before doing the work the
+// steps stand for, so an over-budget task is refused before it costs anything.
+func (l *Ledger) Check(steps ...StepRecord) error {
+	if err := validateCharge(steps); err != nil {
+		return err
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r, err := l.acct.Epsilon(l.budget.Delta, step)
+	_, err := l.check(steps)
+	return err
+}
+
+func validateCharge(steps []StepRecord) error {
+	if len(steps) == 0 {
+		return errors.New("dp: charge: no steps")
+	}
+	for _, s := range steps {
+		if err := s.Validate(); err != nil {
+			return err
+		}
+		if s.Steps < 1 {
+			return fmt.Errorf("dp: charge: steps %d: must be ≥ 1", s.Steps)
+		}
+	}
+	return nil
+}
+
+// check returns the ε after steps, or a *BudgetExceededError. l.mu is held.
+func (l *Ledger) check(steps []StepRecord) (accountant.Result, error) {
+	after, err := l.acct.Epsilon(l.budget.Delta, steps...)
+	if err != nil {
+		return accountant.Result{}, err
+	}
+	if after.Epsilon > l.budget.Epsilon {
+		return accountant.Result{}, &BudgetExceededError{Budget: l.budget, Spent: l.spent.Epsilon, WouldSpend: after.Epsilon, Steps: append([]StepRecord(nil), steps...)}
+	}
+	return after, nil
+}
+
+// WouldSpend returns the ε the ledger would have spent after steps, without charging them.
+func (l *Ledger) WouldSpend(steps ...StepRecord) (float64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, err := l.acct.Epsilon(l.budget.Delta, steps...)
 	return r.Epsilon, err
 }
 
@@ -282,6 +501,13 @@ func (l *Ledger) Result() accountant.Result {
 // Budget returns the ledger's budget.
 func (l *Ledger) Budget() Budget { return l.budget }
 
+// BudgetHistory returns the budgets in force since the ledger was created, oldest first.
+func (l *Ledger) BudgetHistory() []BudgetChange {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]BudgetChange(nil), l.budgets...)
+}
+
 // History returns the recorded steps (consecutive charges with the same σ and q merged)
 // and the number of successful charges.
 func (l *Ledger) History() ([]StepRecord, int64) {
@@ -290,12 +516,30 @@ func (l *Ledger) History() ([]StepRecord, int64) {
 	return l.acct.History(), l.charges
 }
 
-// persist writes the ledger with the given history atomically and durably.
+// Where returns the ledger's file, or its store's description.
+func (l *Ledger) Where() string { return l.where }
+
+// Close releases the ledger's file lock; later charges fail, reads keep working. Closing
+// twice is harmless.
+func (l *Ledger) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	if err := l.backend.release(); err != nil {
+		return fmt.Errorf("dp: close ledger %s: %w", l.where, err)
+	}
+	return nil
+}
+
+// persist writes the ledger with the given history through the backend.
 func (l *Ledger) persist(history []StepRecord, charges int64) error {
 	if history == nil {
 		history = []StepRecord{}
 	}
-	content, err := json.Marshal(ledgerContent{Format: ledgerFormat, Version: ledgerVersion, Budget: l.budget, Charges: charges, History: history})
+	content, err := json.Marshal(ledgerContent{Format: ledgerFormat, Version: ledgerVersion, Budget: l.budget, BudgetHistory: l.budgets, Charges: charges, History: history})
 	if err != nil {
 		return err
 	}
@@ -304,19 +548,41 @@ func (l *Ledger) persist(history []StepRecord, charges int64) error {
 	if err != nil {
 		return err
 	}
-	data = append(data, '\n')
-	dir, base := filepath.Split(l.path)
+	return l.backend.save(append(data, '\n'))
+}
+
+// storeBackend keeps the ledger in a caller's LedgerStore.
+type storeBackend struct{ s LedgerStore }
+
+func (b storeBackend) load() ([]byte, error)  { return b.s.Load() }
+func (b storeBackend) save(data []byte) error { return b.s.Save(data) }
+func (storeBackend) release() error           { return nil }
+
+// fileBackend keeps the ledger in a file of its own, rewritten whole on every save: write a
+// temporary file in the same directory, fsync it, rename it over the ledger, fsync the
+// directory.
+type fileBackend struct {
+	path   string
+	fs     fileSystem
+	unlock func() error
+}
+
+func (b *fileBackend) load() ([]byte, error) { return b.fs.ReadFile(b.path) }
+func (b *fileBackend) release() error        { return b.unlock() }
+
+func (b *fileBackend) save(data []byte) error {
+	dir, base := filepath.Split(b.path)
 	if dir == "" {
 		dir = "."
 	}
-	f, err := l.fs.CreateTemp(dir, base+".tmp-*")
+	f, err := b.fs.CreateTemp(dir, base+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("create temporary file: %w", err)
 	}
 	tmp := f.Name()
 	fail := func(step string, err error) error {
 		_ = f.Close()
-		_ = l.fs.Remove(tmp)
+		_ = b.fs.Remove(tmp)
 		return fmt.Errorf("%s %s: %w", step, tmp, err)
 	}
 	if _, err := f.Write(data); err != nil {
@@ -326,31 +592,32 @@ func (l *Ledger) persist(history []StepRecord, charges int64) error {
 		return fail("fsync", err)
 	}
 	if err := f.Close(); err != nil {
-		_ = l.fs.Remove(tmp)
+		_ = b.fs.Remove(tmp)
 		return fmt.Errorf("close %s: %w", tmp, err)
 	}
-	if err := l.fs.Rename(tmp, l.path); err != nil {
-		_ = l.fs.Remove(tmp)
-		return fmt.Errorf("rename %s to %s: %w", tmp, l.path, err)
+	if err := b.fs.Rename(tmp, b.path); err != nil {
+		_ = b.fs.Remove(tmp)
+		return fmt.Errorf("rename %s to %s: %w", tmp, b.path, err)
 	}
-	if err := l.fs.SyncDir(dir); err != nil {
+	if err := b.fs.SyncDir(dir); err != nil {
 		return fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
 	return nil
 }
 
-// removeStaleTemps deletes temporary files left by a write that was interrupted.
-func (l *Ledger) removeStaleTemps() {
-	dir, base := filepath.Split(l.path)
+// removeStaleTemps deletes temporary files left by a write that was interrupted. It runs
+// with the lock held, so no other process is writing one.
+func (b *fileBackend) removeStaleTemps() {
+	dir, base := filepath.Split(b.path)
 	if dir == "" {
 		dir = "."
 	}
-	matches, err := l.fs.Glob(filepath.Join(dir, base+".tmp-*"))
+	matches, err := b.fs.Glob(filepath.Join(dir, base+".tmp-*"))
 	if err != nil {
 		return
 	}
 	for _, m := range matches {
-		_ = l.fs.Remove(m)
+		_ = b.fs.Remove(m)
 	}
 }
 
@@ -363,6 +630,9 @@ type fileSystem interface {
 	Rename(oldpath, newpath string) error
 	Remove(name string) error
 	SyncDir(dir string) error
+	// Lock takes an exclusive lock on the file name (created if missing) without waiting:
+	// an error wrapping ErrLedgerInUse if it is held. unlock releases it.
+	Lock(name string) (unlock func() error, err error)
 }
 
 type tempFile interface {
@@ -383,6 +653,21 @@ func (osFS) CreateTemp(dir, pattern string) (tempFile, error) {
 }
 func (osFS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
 func (osFS) Remove(name string) error             { return os.Remove(name) }
+
+// Lock locks a file of its own rather than the ledger, which every write replaces by a
+// rename: a lock on the ledger's old inode would not stop a process opening the new one.
+// Closing the descriptor releases the lock (lockFile is per platform).
+func (osFS) Lock(name string) (func() error, error) {
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := lockFile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return f.Close, nil
+}
 
 // SyncDir makes a rename in dir durable. Windows cannot fsync a directory (NTFS makes the
 // rename durable itself), so it is a no-op there.

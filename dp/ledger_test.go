@@ -2,17 +2,22 @@ package dp
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/confide-fl/confide/dp/accountant"
 )
@@ -55,6 +60,9 @@ func TestLedgerChargesPersistsAndReopens(t *testing.T) {
 		}
 	}
 	spent, _ := l.Spent()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
 	again, err := OpenLedger(p, testBudget)
 	if err != nil {
 		t.Fatal(err)
@@ -89,11 +97,21 @@ func TestLedgerRefusesStepsOverBudget(t *testing.T) {
 	if !errors.Is(err, ErrBudgetExceeded) || !errors.As(err, &be) {
 		t.Fatalf("over-budget charge: err %v, want ErrBudgetExceeded", err)
 	}
-	if be.Spent != before || !(be.WouldSpend > 1) || be.Step != big {
+	if be.Spent != before || !(be.WouldSpend > 1) || len(be.Steps) != 1 || be.Steps[0] != big {
 		t.Errorf("error details %+v", be)
 	}
+	if err := l.Check(big); !errors.Is(err, ErrBudgetExceeded) || err.Error() != be.Error() {
+		t.Errorf("Check of the over-budget step: %v, want Charge's refusal %v", err, be)
+	}
+	if err := l.Check(StepRecord{NoiseMultiplier: 5, SampleRate: 0.001, Steps: 1}); err != nil {
+		t.Errorf("Check of a step within the budget: %v", err)
+	}
 	after, _ := l.Spent()
-	reopened, _ := OpenLedger(p, Budget{Epsilon: 1, Delta: 1e-5})
+	_ = l.Close()
+	reopened, err := OpenLedger(p, Budget{Epsilon: 1, Delta: 1e-5})
+	if err != nil {
+		t.Fatal(err)
+	}
 	onDisk, _ := reopened.Spent()
 	if after != before || onDisk != before {
 		t.Errorf("refused step changed the ledger: spent %v → %v (on disk %v)", before, after, onDisk)
@@ -125,7 +143,10 @@ func TestLedgerRejectsBadInput(t *testing.T) {
 			t.Errorf("%+v: want an error", s)
 		}
 	}
-	if _, err := OpenLedger(p, Budget{Epsilon: 4, Delta: 1e-5}); err == nil || !strings.Contains(err.Error(), "created with budget") {
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenLedger(p, Budget{Epsilon: 4, Delta: 1e-5}); !errors.Is(err, ErrBudgetMismatch) || !strings.Contains(err.Error(), "larger ε = 4") {
 		t.Errorf("different budget: %v", err)
 	}
 	// A corrupted ledger is refused, never reset to zero.
@@ -146,9 +167,11 @@ func TestLedgerRejectsBadInput(t *testing.T) {
 	if err := os.WriteFile(stale, []byte("partial"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenLedger(q, testBudget); err != nil {
+	lq, err := OpenLedger(q, testBudget)
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer lq.Close()
 	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("stale temporary file survived open: %v", err)
 	}
@@ -168,6 +191,7 @@ type memFS struct {
 	failAt  int
 	crashed bool
 	nextTmp int
+	locks   map[string]bool // held by the running process; a crash releases them
 }
 
 type memInode struct {
@@ -217,6 +241,22 @@ func (m *memFS) restart(keepDirOps bool) {
 		m.durable[k] = v
 	}
 	m.crashed, m.crashAt, m.failAt = false, 0, 0
+	m.locks = nil
+}
+
+// Lock is not a numbered operation: the lock file holds no ledger data.
+func (m *memFS) Lock(name string) (func() error, error) {
+	if m.crashed {
+		return nil, errCrashed
+	}
+	if m.locks[name] {
+		return nil, ErrLedgerInUse
+	}
+	if m.locks == nil {
+		m.locks = map[string]bool{}
+	}
+	m.locks[name] = true
+	return func() error { delete(m.locks, name); return nil }, nil
 }
 
 func (m *memFS) ReadFile(name string) ([]byte, error) {
@@ -517,5 +557,260 @@ func BenchmarkLedgerCharge(b *testing.B) {
 		if err := l.Charge(StepRecord{NoiseMultiplier: 1, SampleRate: 0.01, Steps: 1}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func withClock(now func() time.Time) LedgerOption {
+	return func(o *ledgerOptions) { o.now = now }
+}
+
+// TestLedgerBudgetIsPinnedAndRaisedOnlyOnRequest: a larger budget is refused unless
+// WithRaiseBudget asks for it; the raise is then in the file, with its time and the ε
+// spent before it; a smaller budget and a different δ are refused even with the option.
+func TestLedgerBudgetIsPinnedAndRaisedOnlyOnRequest(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "client.ledger")
+	created := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	raised := created.Add(48 * time.Hour)
+	l, err := OpenLedger(p, Budget{Epsilon: 1, Delta: 1e-5}, withClock(func() time.Time { return created }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := StepRecord{NoiseMultiplier: 1.1, SampleRate: 0.01, Steps: 100}
+	if err := l.Charge(step); err != nil {
+		t.Fatal(err)
+	}
+	spent, _ := l.Spent()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		budget Budget
+		raise  bool
+		want   string
+	}{
+		{"larger-without-option", Budget{Epsilon: 2, Delta: 1e-5}, false, "larger ε = 2: a raise must be asked for explicitly"},
+		{"smaller-without-option", Budget{Epsilon: 0.5, Delta: 1e-5}, false, "smaller ε = 0.5: a ledger's budget is never lowered"},
+		{"smaller-with-option", Budget{Epsilon: 0.5, Delta: 1e-5}, true, "never lowered"},
+		{"other-delta-with-option", Budget{Epsilon: 2, Delta: 1e-6}, true, "a ledger's δ cannot change"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var opts []LedgerOption
+			if tc.raise {
+				opts = append(opts, WithRaiseBudget())
+			}
+			_, err := OpenLedger(p, tc.budget, opts...)
+			var me *BudgetMismatchError
+			if !errors.As(err, &me) || !errors.Is(err, ErrBudgetMismatch) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) {
+				t.Fatalf("err = %v, want a *BudgetMismatchError naming %s and saying %q", err, p, tc.want)
+			}
+			if me.Pinned != (Budget{Epsilon: 1, Delta: 1e-5}) || me.Opened != tc.budget {
+				t.Errorf("error fields %+v", me)
+			}
+		})
+	}
+	l, err = OpenLedger(p, Budget{Epsilon: 2, Delta: 1e-5}, WithRaiseBudget(), withClock(func() time.Time { return raised }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eps, _ := l.Spent(); eps != spent || l.Budget().Epsilon != 2 {
+		t.Errorf("after the raise: spent %v of %v, want %v of 2", eps, l.Budget().Epsilon, spent)
+	}
+	want := []BudgetChange{
+		{Time: created, Budget: Budget{Epsilon: 1, Delta: 1e-5}},
+		{Time: raised, Budget: Budget{Epsilon: 2, Delta: 1e-5}, Spent: spent},
+	}
+	if got := l.BudgetHistory(); !slices.Equal(got, want) {
+		t.Errorf("budget history %+v, want %+v", got, want)
+	}
+	_ = l.Close()
+	snap, err := ReadLedger(p)
+	if err != nil || snap.Budget.Epsilon != 2 || !slices.Equal(snap.BudgetHistory, want) || snap.Charges != 1 {
+		t.Fatalf("ReadLedger after the raise: %+v, %v", snap, err)
+	}
+	// The raised budget is now the pinned one: reopening with it needs no option, and the
+	// option with the same budget records nothing new.
+	for _, opts := range [][]LedgerOption{nil, {WithRaiseBudget()}} {
+		l, err := OpenLedger(p, Budget{Epsilon: 2, Delta: 1e-5}, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(l.BudgetHistory()); n != 2 {
+			t.Errorf("%d budget changes after reopening with the same budget, want 2", n)
+		}
+		_ = l.Close()
+	}
+	if _, err := OpenLedger(p, Budget{Epsilon: 1, Delta: 1e-5}); !errors.Is(err, ErrBudgetMismatch) {
+		t.Errorf("back to the old budget: %v, want a refusal", err)
+	}
+}
+
+// TestLedgerLockKeepsASecondOwnerOut: while a ledger is open, opening it again (from this
+// process, or another: TestLedgerLockAcrossProcesses) fails with ErrLedgerInUse and names
+// the file; Close releases the lock and stops charges.
+func TestLedgerLockKeepsASecondOwnerOut(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "client.ledger")
+	l, err := OpenLedger(p, testBudget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenLedger(p, testBudget)
+	if !errors.Is(err, ErrLedgerInUse) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "another process") {
+		t.Fatalf("second open: %v, want ErrLedgerInUse naming %s", err, p)
+	}
+	// The audit read needs no lock.
+	if _, err := ReadLedger(p); err != nil {
+		t.Errorf("ReadLedger of an open ledger: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := l.Charge(StepRecord{NoiseMultiplier: 1, SampleRate: 0.01, Steps: 1}); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("charge after Close: %v", err)
+	}
+	again, err := OpenLedger(p, testBudget)
+	if err != nil {
+		t.Fatalf("open after Close: %v", err)
+	}
+	_ = again.Close()
+}
+
+// TestLedgerLockAcrossProcesses: a child process holds the ledger open; the parent cannot
+// open it until the child exits.
+func TestLedgerLockAcrossProcesses(t *testing.T) {
+	if p := os.Getenv("CONFIDE_DP_LEDGER_HOLDER"); p != "" {
+		l, err := OpenLedger(p, testBudget)
+		if err != nil {
+			fmt.Println("open:", err)
+			os.Exit(2)
+		}
+		fmt.Println("holding")
+		_, _ = io.Copy(io.Discard, os.Stdin) // until the parent closes our stdin
+		_ = l.Close()
+		os.Exit(0)
+	}
+	if testing.Short() {
+		t.Skip("spawns a child process")
+	}
+	p := filepath.Join(t.TempDir(), "client.ledger")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLedgerLockAcrossProcesses$")
+	cmd.Env = append(os.Environ(), "CONFIDE_DP_LEDGER_HOLDER="+p)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() || sc.Text() != "holding" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("child: %q", sc.Text())
+	}
+	_, err = OpenLedger(p, testBudget)
+	if !errors.Is(err, ErrLedgerInUse) || !strings.Contains(err.Error(), p) {
+		t.Errorf("open while the child holds the ledger: %v, want ErrLedgerInUse", err)
+	}
+	_ = stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	l, err := OpenLedger(p, testBudget)
+	if err != nil {
+		t.Fatalf("open after the child exited: %v", err)
+	}
+	_ = l.Close()
+}
+
+// mapStore is a LedgerStore in memory.
+type mapStore struct{ data []byte }
+
+func (s *mapStore) Load() ([]byte, error) {
+	if s.data == nil {
+		return nil, fs.ErrNotExist
+	}
+	return slices.Clone(s.data), nil
+}
+func (s *mapStore) Save(data []byte) error { s.data = slices.Clone(data); return nil }
+func (s *mapStore) String() string         { return "test store" }
+
+// TestLedgerInStoreBehavesLikeTheFile: a ledger kept in a caller's store holds the same
+// content as the file (ReadLedger reads it once written out), with the same budget rules.
+func TestLedgerInStoreBehavesLikeTheFile(t *testing.T) {
+	store := &mapStore{}
+	if _, err := ReadLedgerIn(store); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("ReadLedgerIn of an empty store: %v", err)
+	}
+	l, err := OpenLedgerIn(store, testBudget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []StepRecord{{NoiseMultiplier: 1.1, SampleRate: 0.01, Steps: 600}, {NoiseMultiplier: 0.9, SampleRate: 0.02, Steps: 100}}
+	if err := l.Charge(steps...); err != nil {
+		t.Fatal(err)
+	}
+	if eps, _ := l.Spent(); eps != epsilonOf(t, steps) {
+		t.Errorf("spent %v, accountant %v", eps, epsilonOf(t, steps))
+	}
+	again, err := OpenLedgerIn(store, testBudget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, n := again.History(); n != 1 || !slices.Equal(h, steps) {
+		t.Errorf("reopened: %+v after %d charges, want %+v after 1", h, n, steps)
+	}
+	p := filepath.Join(t.TempDir(), "copy.ledger")
+	if err := os.WriteFile(p, store.data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fromFile, err := ReadLedger(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromStore, err := ReadLedgerIn(store)
+	if err != nil || !slices.Equal(fromFile.History, fromStore.History) || fromFile.Budget != fromStore.Budget {
+		t.Errorf("store snapshot %+v (%v), file snapshot %+v", fromStore, err, fromFile)
+	}
+	if _, err := OpenLedgerIn(store, Budget{Epsilon: 4, Delta: 1e-5}); !errors.Is(err, ErrBudgetMismatch) || !strings.Contains(err.Error(), "test store") {
+		t.Errorf("other budget: %v", err)
+	}
+	store.data = []byte("{garbage")
+	if _, err := OpenLedgerIn(store, testBudget); err == nil || !strings.Contains(err.Error(), "not a ledger file") {
+		t.Errorf("garbage in the store: %v", err)
+	}
+}
+
+// TestLedgerReadsVersion1: a ledger written before budget histories were kept opens, and
+// its next write is version 2.
+func TestLedgerReadsVersion1(t *testing.T) {
+	content := `{"format":"confide-dp-ledger","version":1,"budget":{"epsilon":3,"delta":1e-05},"charges":2,"history":[{"noise_multiplier":1.1,"sample_rate":0.01,"steps":150}]}`
+	sum := sha256.Sum256([]byte(content))
+	file := fmt.Sprintf(`{"sha256": %q, "ledger": %s}`, hex.EncodeToString(sum[:]), content)
+	p := filepath.Join(t.TempDir(), "v1.ledger")
+	if err := os.WriteFile(p, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := OpenLedger(p, testBudget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if h, n := l.History(); n != 2 || len(h) != 1 || h[0].Steps != 150 || len(l.BudgetHistory()) != 0 {
+		t.Fatalf("v1 ledger read as %+v after %d charges, budgets %+v", h, n, l.BudgetHistory())
+	}
+	if err := l.Charge(StepRecord{NoiseMultiplier: 1.1, SampleRate: 0.01, Steps: 10}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(p)
+	if !strings.Contains(string(data), `"version": 2`) {
+		t.Errorf("rewritten ledger is not version 2:\n%s", data)
 	}
 }
