@@ -36,7 +36,15 @@
 // # Privacy
 //
 // ModelTrainer trains with DP-SGD (train.Trainer with DP enabled: Poisson sampling,
-// per-example clipping, Gaussian noise from a cryptographically secure source) and keeps a
-// Ledger in the Store: before training it checks that the planned steps keep ε within the
-// budget (refusing otherwise), and it records the steps before it releases the parameters.
+// per-example clipping, Gaussian noise from a cryptographically secure source). Given a
+// budget (ModelTrainerConfig.Budget, a dp.Budget) it keeps the client's privacy ledger, a
+// dp.Ledger opened by OpenLedger: the file LedgerName of a DirStore's directory (durable,
+// checksummed, its budget pinned, locked against a second process until
+// ModelTrainer.Close), or the same content as an entry of any other Store (MemoryStore in
+// the simulator). Before training it checks that the planned steps keep ε within the
+// budget, refusing the task otherwise (and refusing tasks without DP-SGD noise outright);
+// it charges the steps before it releases the parameters. A larger budget than the
+// ledger's is refused unless ModelTrainerConfig.RaiseBudget asks for it, and the raise is
+// recorded. Without a budget the trainer keeps no ledger and refuses nothing on privacy
+// grounds: its updates carry no record-level DP guarantee that the client accounts for.
 package client

@@ -19,8 +19,15 @@ import (
 type ModelTrainerConfig struct {
 	// Train is the local training set; Test (optional) is used for evaluate tasks.
 	Train, Test *data.Dataset
-	// Budget limits the privacy the client's data spends over all rounds.
-	Budget Budget
+	// Budget limits the privacy the client's data spends over all rounds, kept in a
+	// dp.Ledger in Store (see OpenLedger). nil means no budget: the trainer keeps no
+	// ledger, refuses nothing on privacy grounds and trains as the task asks, with or
+	// without DP-SGD noise, so its updates carry no record-level DP guarantee this client
+	// accounts for.
+	Budget *dp.Budget
+	// RaiseBudget allows Budget to exceed the budget the ledger holds; the raise is
+	// recorded in the ledger (dp.WithRaiseBudget). Without it a larger budget is refused.
+	RaiseBudget bool
 	// Store keeps the privacy ledger; nil keeps it in memory (it then dies with the process).
 	Store Store
 	// Seed, when non-zero, makes DP noise and batch sampling deterministic (tests,
@@ -72,12 +79,13 @@ func (c *Models) model(spec model.Spec, params []float64) (*model.Model, error) 
 
 // ModelTrainer is the built-in Trainer for Confide models: it builds the model the server
 // ships, trains it with DP-SGD (when the task asks for noise) on the local training set,
-// adds FedProx's proximal term when μ > 0, and keeps the client's privacy ledger: a task
-// that would take ε over the budget is refused before training, and the steps are recorded
-// before the trained parameters are returned.
+// adds FedProx's proximal term when μ > 0, and keeps the client's privacy ledger when it
+// has a budget: a task that would take ε over the budget, or that asks for training
+// without DP-SGD noise, is refused before training, and the steps are charged before the
+// trained parameters are returned. Close releases the ledger.
 type ModelTrainer struct {
 	cfg    ModelTrainerConfig
-	ledger *Ledger
+	ledger *dp.Ledger // nil without a budget
 	noise  dpsgd.Noise
 	rng    *rand.Rand
 	// featured caches, by feature stage (its spec's JSON) and dataset, the stage's output
@@ -92,7 +100,7 @@ type featuredKey struct {
 
 var _ Trainer = (*ModelTrainer)(nil)
 
-// NewModelTrainer opens the ledger and prepares the random sources.
+// NewModelTrainer opens the ledger (with a budget) and prepares the random sources.
 func NewModelTrainer(cfg ModelTrainerConfig) (*ModelTrainer, error) {
 	if cfg.Train == nil || cfg.Train.N == 0 {
 		return nil, errors.New("client: the trainer needs a non-empty training set")
@@ -100,30 +108,43 @@ func NewModelTrainer(cfg ModelTrainerConfig) (*ModelTrainer, error) {
 	if cfg.Store == nil {
 		cfg.Store = NewMemoryStore()
 	}
-	if cfg.Budget.Delta == 0 {
-		cfg.Budget.Delta = 1e-5
-	}
-	l, err := OpenLedger(cfg.Store, cfg.Budget)
-	if err != nil {
-		return nil, err
-	}
-	t := &ModelTrainer{cfg: cfg, ledger: l}
+	t := &ModelTrainer{cfg: cfg}
 	if cfg.Seed != 0 {
 		t.rng = rand.New(rand.NewPCG(cfg.Seed, 0x6c6f63616c))
 		t.noise = dp.NewDeterministicNoise(cfg.Seed)
-		return t, nil
+	} else {
+		var err error
+		if t.rng, err = dp.SecureRand(); err != nil {
+			return nil, err
+		}
+		if t.noise, err = dp.NewSecureNoise(); err != nil {
+			return nil, err
+		}
 	}
-	if t.rng, err = dp.SecureRand(); err != nil {
-		return nil, err
-	}
-	if t.noise, err = dp.NewSecureNoise(); err != nil {
-		return nil, err
+	if cfg.Budget != nil {
+		var opts []dp.LedgerOption
+		if cfg.RaiseBudget {
+			opts = append(opts, dp.WithRaiseBudget())
+		}
+		l, err := OpenLedger(cfg.Store, *cfg.Budget, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("client: privacy ledger: %w", err)
+		}
+		t.ledger = l
 	}
 	return t, nil
 }
 
-// Ledger returns the client's privacy ledger.
-func (t *ModelTrainer) Ledger() *Ledger { return t.ledger }
+// Ledger returns the client's privacy ledger, nil without a budget.
+func (t *ModelTrainer) Ledger() *dp.Ledger { return t.ledger }
+
+// Close releases the privacy ledger (its file lock), if any.
+func (t *ModelTrainer) Close() error {
+	if t.ledger == nil {
+		return nil
+	}
+	return t.ledger.Close()
+}
 
 // Fit trains from global and returns the new parameters.
 func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig) (FitResult, error) {
@@ -143,8 +164,8 @@ func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig)
 	dp := cfg.DP.NoiseMultiplier > 0
 	if dp {
 		tc.DP = &train.DPConfig{NoiseMultiplier: cfg.DP.NoiseMultiplier, MaxGradNorm: cfg.DP.MaxGradNorm}
-	} else if t.cfg.Budget.Epsilon > 0 {
-		return FitResult{}, fmt.Errorf("the server asks for training without DP-SGD noise (unbounded ε), this client has a budget of ε = %g: %w", t.cfg.Budget.Epsilon, ErrBudgetExceeded)
+	} else if t.ledger != nil {
+		return FitResult{}, fmt.Errorf("the server asks for training without DP-SGD noise (unbounded ε), this client has a budget of ε = %g: %w", t.ledger.Budget().Epsilon, ErrBudgetExceeded)
 	}
 	tr, err := train.New(m, tc)
 	if err != nil {
@@ -159,8 +180,10 @@ func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig)
 		tr.Opt = &proximal{base: tr.Opt, mu: cfg.ProximalMu, anchor: global}
 	}
 	if dp {
-		if _, err := t.ledger.Check(tc.PlannedDPSteps(ds.N, cfg.Epochs)); err != nil {
-			return FitResult{}, err
+		if t.ledger != nil {
+			if err := t.ledger.Check(tc.PlannedDPSteps(ds.N, cfg.Epochs)); err != nil {
+				return FitResult{}, fmt.Errorf("refused before training: %w", err)
+			}
 		}
 		if err := tr.EnableDP(t.noise, t.rng); err != nil {
 			return FitResult{}, err
@@ -175,16 +198,12 @@ func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig)
 		}
 	}
 	metrics := map[string]float64{"loss": last.Loss, "accuracy": last.Accuracy}
-	if dp {
+	if dp && t.ledger != nil {
 		// Charge before the parameters leave this function.
 		if err := t.ledger.Charge(tr.DPSteps()...); err != nil {
 			return FitResult{}, err
 		}
-		eps, err := t.ledger.Epsilon()
-		if err != nil {
-			return FitResult{}, err
-		}
-		metrics["epsilon"] = eps
+		metrics["epsilon"], _ = t.ledger.Spent()
 	}
 	return FitResult{Params: m.Params, NumExamples: ds.N, Metrics: metrics}, nil
 }

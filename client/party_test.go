@@ -35,7 +35,7 @@ func zeros() []float64 {
 
 func TestBuiltInTrainerRefusesOverBudgetAndTellsTheServer(t *testing.T) {
 	store := client.NewMemoryStore()
-	tr, err := client.NewModelTrainer(client.ModelTrainerConfig{Train: blobs(200, 1), Budget: client.Budget{Epsilon: 1, Delta: 1e-5}, Store: store, Seed: 5})
+	tr, err := client.NewModelTrainer(client.ModelTrainerConfig{Train: blobs(200, 1), Budget: &dp.Budget{Epsilon: 1, Delta: 1e-5}, Store: store, Seed: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,26 +59,26 @@ func TestBuiltInTrainerRefusesOverBudgetAndTellsTheServer(t *testing.T) {
 	spent := ok.Metrics["epsilon"]
 	// σ = 0.5 for 20 epochs would take ε far past 1: refused, with the reason, nothing spent.
 	refused := fit(0.5, 20)
-	if refused.Status != pb.ResultStatus_RESULT_STATUS_REFUSED_PRIVACY_BUDGET || !strings.Contains(refused.Reason, "over the budget 1") || len(refused.Blobs) != 0 {
+	if refused.Status != pb.ResultStatus_RESULT_STATUS_REFUSED_PRIVACY_BUDGET || !strings.Contains(refused.Reason, "over the budget ε = 1 at δ = 1e-05") || len(refused.Blobs) != 0 {
 		t.Fatalf("over-budget task: %v %q, %d blobs", refused.Status, refused.Reason, len(refused.Blobs))
 	}
 	// No DP at all means unbounded ε: refused too.
-	if r := fit(0, 1); r.Status != pb.ResultStatus_RESULT_STATUS_REFUSED_PRIVACY_BUDGET {
+	if r := fit(0, 1); r.Status != pb.ResultStatus_RESULT_STATUS_REFUSED_PRIVACY_BUDGET || !strings.Contains(r.Reason, "without DP-SGD noise") {
 		t.Fatalf("task without DP-SGD: %v %q", r.Status, r.Reason)
 	}
 	// The ledger survives a restart with exactly what was charged.
-	l, err := client.OpenLedger(store, client.Budget{Epsilon: 1, Delta: 1e-5})
+	l, err := client.OpenLedger(store, dp.Budget{Epsilon: 1, Delta: 1e-5})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if eps, _ := l.Epsilon(); math.Abs(eps-spent) > 1e-12 {
+	if eps, _ := l.Spent(); math.Abs(eps-spent) > 1e-12 {
 		t.Fatalf("reloaded ledger ε = %v, want %v", eps, spent)
 	}
 }
 
 func TestLedgerMatchesAccountant(t *testing.T) {
 	store := client.NewMemoryStore()
-	l, err := client.OpenLedger(store, client.Budget{Epsilon: 0, Delta: 1e-5})
+	l, err := client.OpenLedger(store, dp.Budget{Epsilon: 100, Delta: 1e-5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,13 +90,19 @@ func TestLedgerMatchesAccountant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := l.Epsilon(); got != want.Epsilon {
+	if got, _ := l.Spent(); got != want.Epsilon {
 		t.Fatalf("ledger ε = %v, accountant %v", got, want.Epsilon)
 	}
-	if err := store.Save("privacy-ledger.json", []byte("{garbage")); err != nil {
+	if snap, err := client.ReadLedger(store); err != nil || snap.Charges != 1 || len(snap.History) != 2 {
+		t.Fatalf("ReadLedger: %+v, %v", snap, err)
+	}
+	if _, err := client.ReadLedger(client.NewMemoryStore()); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("ReadLedger of a store without a ledger: %v, want fs.ErrNotExist", err)
+	}
+	if err := store.Save(client.LedgerName, []byte("{garbage")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.OpenLedger(store, client.Budget{Delta: 1e-5}); err == nil || !strings.Contains(err.Error(), "corrupted") {
+	if _, err := client.OpenLedger(store, dp.Budget{Epsilon: 100, Delta: 1e-5}); err == nil || !strings.Contains(err.Error(), "not a ledger file") || !strings.Contains(err.Error(), "refusing to reset it") {
 		t.Fatalf("corrupted ledger: err = %v", err)
 	}
 }

@@ -2,8 +2,9 @@
 # Multi-process federation on loopback: one `confide server` and 6 `confide client`
 # processes on MNIST (MLP, DP-SGD, secure aggregation with K = 4, t = 3, 3 rounds), using
 # examples/server.yaml and examples/client.yaml. Checks that the central test accuracy
-# rises every round and ends at 0.85 or more, then checks that a robust strategy together
-# with secure aggregation is refused.
+# rises every round and ends at 0.85 or more, that `confide privacy ledger` reads client 0's
+# privacy ledger and reports a positive ε within its budget, then checks that a robust
+# strategy together with secure aggregation is refused.
 #
 #   scripts/e2e.sh [fedavg|fedadam|fedprox]     (default fedavg; CONFIDE_E2E_PORT, default 17070)
 set -euo pipefail
@@ -58,6 +59,21 @@ awk '
     if (n != 4) { printf "e2e: %d accuracy lines, want 4 (rounds 0 to 3)\n", n; exit 1 }
     if (prev < 0.85) { printf "e2e: final accuracy %.4f < 0.85\n", prev; exit 1 }
     exit bad }' "$work/server.out" >&2
+
+# The ledger a client wrote is the file `confide privacy ledger` audits.
+ledger="$work/state/0/privacy-ledger.json"
+if ! "$work/confide" privacy ledger "$ledger" -o json >"$work/ledger.json" 2>"$work/ledger.err"; then
+  echo "e2e: confide privacy ledger $ledger failed:" >&2
+  cat "$work/ledger.err" >&2
+  exit 1
+fi
+awk -F': ' '
+  /^  "epsilon": / { eps = $2 + 0; seen = 1 }
+  /^  "budget_epsilon": / { budget = $2 + 0 }
+  END {
+    if (!seen || !(eps > 0)) { print "e2e: client 0 ledger reports no positive epsilon"; exit 1 }
+    if (eps > budget) { printf "e2e: client 0 ledger epsilon %g exceeds its budget %g\n", eps, budget; exit 1 }
+    printf "e2e: client 0 ledger: epsilon %g spent of %g\n", eps, budget }' "$work/ledger.json" >&2
 
 # A robust aggregator needs individual updates, which secure aggregation hides.
 sed -e "s|^    name: .*|    name: krum|" "$work/server.yaml" > "$work/robust.yaml"

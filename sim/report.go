@@ -3,7 +3,9 @@ package sim
 import (
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/confide-fl/confide/client"
 	"github.com/confide-fl/confide/dp"
+	"github.com/confide-fl/confide/dp/accountant"
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/server"
 )
@@ -263,16 +266,19 @@ func (r *run) epsilons() ([]float64, error) {
 	slices.Sort(ks)
 	var out []float64
 	for _, k := range ks {
-		l, err := client.OpenLedger(r.states[k].store, client.Budget{Epsilon: r.cfg.DP.BudgetEpsilon, Delta: r.cfg.DP.Delta})
+		snap, err := client.ReadLedger(r.states[k].store)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the client never trained
+		}
 		if err != nil {
 			return nil, fmt.Errorf("client %s: %w", r.id(k), err)
 		}
-		eps, err := l.Epsilon()
+		res, err := accountant.Epsilon(snap.History, snap.Budget.Delta, accountant.Config{})
 		if err != nil {
 			return nil, fmt.Errorf("client %s: %w", r.id(k), err)
 		}
-		if eps > 0 {
-			out = append(out, eps)
+		if res.Epsilon > 0 {
+			out = append(out, res.Epsilon)
 		}
 	}
 	return out, nil

@@ -458,15 +458,31 @@ type virtualTrainer struct {
 
 var _ client.Trainer = (*virtualTrainer)(nil)
 
-func (t *virtualTrainer) trainer(w *worker, seed uint64) (*client.ModelTrainer, error) {
-	c := t.r.cfg
+// trainer materialises the client's ModelTrainer; the caller closes it. budget is nil for
+// evaluate tasks, which spend no privacy and so open no ledger.
+func (t *virtualTrainer) trainer(w *worker, seed uint64, budget *dp.Budget) (*client.ModelTrainer, error) {
 	return client.NewModelTrainer(client.ModelTrainerConfig{
 		Train:  t.r.pop.view(t.k, &w.buf),
-		Budget: client.Budget{Epsilon: c.DP.BudgetEpsilon, Delta: c.DP.Delta},
+		Budget: budget,
 		Store:  t.store, Seed: seed, Models: w.models,
 		// The view holds the client's rows of the features computed once (featurize).
 		Featured: t.r.spec.Features,
 	})
+}
+
+// clientBudget is every client's ledger budget under DP-SGD (nil without: the clients then
+// keep no ledger). dp.budget_epsilon 0 means "no limit, still accounted", so that an
+// experiment can measure what a configuration spends; a dp.Ledger has no unlimited budget,
+// so that case gets the largest finite ε, which no run reaches.
+func (c Config) clientBudget() *dp.Budget {
+	if !c.dpOn() {
+		return nil
+	}
+	eps := c.DP.BudgetEpsilon
+	if eps == 0 {
+		eps = math.MaxFloat64
+	}
+	return &dp.Budget{Epsilon: eps, Delta: c.DP.Delta}
 }
 
 func (t *virtualTrainer) Fit(ctx context.Context, global []float64, cfg client.FitConfig) (client.FitResult, error) {
@@ -475,10 +491,11 @@ func (t *virtualTrainer) Fit(ctx context.Context, global []float64, cfg client.F
 		return client.FitResult{}, err
 	}
 	defer release()
-	mt, err := t.trainer(w, t.r.taskSeed(t.k, cfg.Round, 1))
+	mt, err := t.trainer(w, t.r.taskSeed(t.k, cfg.Round, 1), t.r.cfg.clientBudget())
 	if err != nil {
 		return client.FitResult{}, err
 	}
+	defer mt.Close()
 	fr, err := mt.Fit(ctx, global, cfg)
 	if err == nil && t.w == nil {
 		fr.Params = slices.Clone(fr.Params)
@@ -492,10 +509,11 @@ func (t *virtualTrainer) Evaluate(ctx context.Context, params []float64, cfg cli
 		return client.EvaluateResult{}, err
 	}
 	defer release()
-	mt, err := t.trainer(w, t.r.taskSeed(t.k, cfg.Round, 2))
+	mt, err := t.trainer(w, t.r.taskSeed(t.k, cfg.Round, 2), nil)
 	if err != nil {
 		return client.EvaluateResult{}, err
 	}
+	defer mt.Close()
 	return mt.Evaluate(ctx, params, cfg)
 }
 

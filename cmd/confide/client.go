@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -26,17 +28,23 @@ type clientOptions struct {
 	numClients, clientIndex                 int
 	seed                                    uint64
 	epsilon, delta                          float64
+	noDP, raiseBudget                       bool
 	committee, requireSecAgg                bool
 	minThreshold, minContributions, workers int
 	deterministic                           bool
 }
 
 type clientResult struct {
-	Name     string  `json:"name"`
-	Examples int     `json:"examples"`
-	Epsilon  float64 `json:"epsilon"`
-	Delta    float64 `json:"delta"`
-	Seconds  float64 `json:"seconds"`
+	Name     string `json:"name"`
+	Examples int    `json:"examples"`
+	// NoDP: the client ran with --no-dp, without a budget or a ledger (Epsilon and Delta
+	// are then 0).
+	NoDP          bool    `json:"no_dp"`
+	Epsilon       float64 `json:"epsilon"`
+	Delta         float64 `json:"delta"`
+	BudgetEpsilon float64 `json:"budget_epsilon"`
+	Ledger        string  `json:"ledger,omitempty"`
+	Seconds       float64 `json:"seconds"`
 }
 
 func newClientCmd(g *globalOptions) *cobra.Command {
@@ -46,8 +54,22 @@ func newClientCmd(g *globalOptions) *cobra.Command {
 		Short: "Join a federation and train on local data",
 		Long: `Join a Confide server and serve its tasks until the federation finishes: local
 training with DP-SGD on this client's data, secure-aggregation encryption, and key-committee
-duties. The client keeps its privacy ledger and key shares in --state-dir and refuses tasks
-that would exceed its privacy budget (--epsilon).
+duties.
+
+Privacy budget: the client needs one, --epsilon and --delta (the (ε, δ) its data may spend
+over all rounds; δ below 1/local examples), or an explicit --no-dp. With a budget it keeps
+a privacy ledger, the file privacy-ledger.json of --state-dir (checksummed, written before
+any update leaves the client, locked so two clients cannot share it; audit it with
+'confide privacy ledger FILE'), and refuses tasks that would exceed the budget or that ask
+for training without DP-SGD noise. The ledger pins the budget: restarting with a larger
+--epsilon is refused unless --raise-budget is given, which records the raise in the ledger;
+a smaller one, or another --delta, is refused. With --no-dp the client keeps no ledger and
+refuses nothing on privacy grounds: it trains as the server asks, and its updates carry no
+record-level differential-privacy guarantee.
+
+--state-dir (default $XDG_DATA_HOME/confide/client/NAME, else
+~/.local/share/confide/client/NAME) also keeps the key shares; it is data, not a cache:
+deleting it forgets the privacy spent.
 
 By default the client sends its updates only under secure aggregation: it refuses fit tasks
 that would send them in the clear (--require-secure-aggregation=false allows plaintext
@@ -71,15 +93,17 @@ use the same --partition, --num-clients and --seed, each its own --client-index.
 	f.StringVar(&o.server, "server", "127.0.0.1:7070", "server address host:port")
 	f.StringVar(&o.name, "name", "", "client name, its id in the federation (default client-<index>)")
 	f.StringVar(&o.joinToken, "join-token", "", "the federation's join token")
-	f.StringVar(&o.stateDir, "state-dir", "", "directory for the privacy ledger and key shares (default: a per-name directory in the user cache)")
+	f.StringVar(&o.stateDir, "state-dir", "", "directory for the privacy ledger and key shares (default: $XDG_DATA_HOME/confide/client/NAME, else ~/.local/share/confide/client/NAME)")
 	f.StringVar(&o.dataset, "dataset", "mnist", "dataset: mnist or fashion-mnist")
 	f.StringVar(&o.dataDir, "data-dir", "", "directory holding the dataset files (default: cache or system location)")
 	f.StringVar(&o.partition, "partition", "iid", "how the dataset is split across clients: iid, dirichlet:ALPHA, shards[:K]")
 	f.IntVar(&o.numClients, "num-clients", 1, "number of clients the dataset is split across")
 	f.IntVar(&o.clientIndex, "client-index", 0, "this client's share of the split: 0…num-clients-1")
 	f.Uint64Var(&o.seed, "seed", 1, "seed of the partition (the same for every client of the federation)")
-	f.Float64Var(&o.epsilon, "epsilon", 0, "privacy budget ε of this client's data over all rounds (0: no limit)")
-	f.Float64Var(&o.delta, "delta", 1e-5, "δ of the privacy budget")
+	f.Float64Var(&o.epsilon, "epsilon", 0, "privacy budget ε of this client's data over all rounds, > 0 (required with --delta unless --no-dp)")
+	f.Float64Var(&o.delta, "delta", 0, "δ of the privacy budget, in (0, 1), below 1/local examples (required with --epsilon unless --no-dp)")
+	f.BoolVar(&o.noDP, "no-dp", false, "join without a privacy budget: keep no ledger, refuse nothing on privacy grounds (updates carry no record-level DP guarantee)")
+	f.BoolVar(&o.raiseBudget, "raise-budget", false, "accept an --epsilon larger than the budget in the ledger, and record the raise in it")
 	f.BoolVar(&o.committee, "committee", true, "offer this client for the secure-aggregation key committee")
 	f.IntVar(&o.minThreshold, "min-threshold", 2, "refuse key committees with a lower decryption threshold t (at least 2)")
 	f.IntVar(&o.minContributions, "min-contributions", 2, "refuse key committees that decrypt aggregates of fewer updates (at least 2)")
@@ -93,6 +117,10 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 	if o.minThreshold < 2 || o.minContributions < 2 {
 		return fmt.Errorf("--min-threshold %d, --min-contributions %d: both must be ≥ 2 (a committee with t = 1, or one that decrypts a single update, could reveal this client's update)", o.minThreshold, o.minContributions)
 	}
+	budget, err := o.privacyBudget()
+	if err != nil {
+		return err
+	}
 	if o.numClients < 1 || o.clientIndex < 0 || o.clientIndex >= o.numClients {
 		return fmt.Errorf("--client-index %d: must be in 0…--num-clients-1 (%d)", o.clientIndex, o.numClients-1)
 	}
@@ -104,11 +132,9 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 		o.name = fmt.Sprintf("client-%d", o.clientIndex)
 	}
 	if o.stateDir == "" {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			return fmt.Errorf("--state-dir not set and no user cache directory: %w", err)
+		if o.stateDir, err = defaultStateDir(o.name); err != nil {
+			return err
 		}
-		o.stateDir = cache + "/confide/client/" + o.name
 	}
 	store, err := client.NewDirStore(o.stateDir)
 	if err != nil {
@@ -128,7 +154,7 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 		return err
 	}
 	localTest := testSet.Subset(testParts[o.clientIndex])
-	tcfg := client.ModelTrainerConfig{Train: local, Test: localTest, Budget: client.Budget{Epsilon: o.epsilon, Delta: o.delta}, Store: store}
+	tcfg := client.ModelTrainerConfig{Train: local, Test: localTest, Budget: budget, RaiseBudget: o.raiseBudget, Store: store}
 	// User-level DP's distributed noise: crypto/rand (the party's default) unless asked.
 	var noise dp.NoiseSource
 	if o.deterministic {
@@ -137,10 +163,20 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 	}
 	tr, err := client.NewModelTrainer(tcfg)
 	if err != nil {
-		return err
+		return ledgerHint(err, o.stateDir)
 	}
-	spent, _ := tr.Ledger().Epsilon()
-	slog.Info("client starting", "name", o.name, "examples", local.N, "partition", spec.String(), "state_dir", o.stateDir, "epsilon_spent", spent)
+	defer tr.Close()
+	res := clientResult{Name: o.name, Examples: local.N, NoDP: budget == nil}
+	if l := tr.Ledger(); l != nil {
+		res.Ledger = l.Where()
+		res.Epsilon, res.Delta = l.Spent()
+		res.BudgetEpsilon = l.Budget().Epsilon
+		slog.Info("client starting", "name", o.name, "examples", local.N, "partition", spec.String(), "state_dir", o.stateDir,
+			"ledger", res.Ledger, "budget_epsilon", res.BudgetEpsilon, "delta", res.Delta, "epsilon_spent", res.Epsilon)
+	} else {
+		slog.Warn("client starting without a privacy budget (--no-dp): no privacy ledger, no task refused on privacy grounds; its updates carry no record-level differential-privacy guarantee",
+			"name", o.name, "examples", local.N, "partition", spec.String(), "state_dir", o.stateDir)
+	}
 	start := time.Now()
 	err = client.Run(ctx, client.Config{
 		Server: o.server, Name: o.name, JoinToken: o.joinToken, CommitteeEligible: o.committee, NumExamples: int64(local.N),
@@ -151,9 +187,65 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 	if err != nil {
 		return err
 	}
-	eps, _ := tr.Ledger().Epsilon()
-	res := clientResult{Name: o.name, Examples: local.N, Epsilon: eps, Delta: o.delta, Seconds: time.Since(start).Seconds()}
+	res.Seconds = time.Since(start).Seconds()
+	if l := tr.Ledger(); l != nil {
+		res.Epsilon, res.Delta = l.Spent()
+	}
 	return g.emit(w, res, func(w io.Writer) {
-		fmt.Fprintf(w, "%s: federation finished after %.1fs; %d local examples; ε spent %.3g at δ = %g\n", res.Name, res.Seconds, res.Examples, res.Epsilon, res.Delta)
+		if res.NoDP {
+			fmt.Fprintf(w, "%s: federation finished after %.1fs; %d local examples; no privacy budget (--no-dp): its updates carried no record-level DP guarantee\n", res.Name, res.Seconds, res.Examples)
+			return
+		}
+		fmt.Fprintf(w, "%s: federation finished after %.1fs; %d local examples; ε spent %.3g of %g at δ = %g (ledger %s)\n", res.Name, res.Seconds, res.Examples, res.Epsilon, res.BudgetEpsilon, res.Delta, res.Ledger)
 	})
+}
+
+// privacyBudget checks the budget flags, before the client touches data or the network: a
+// budget (--epsilon and --delta) or an explicit --no-dp, never neither.
+func (o clientOptions) privacyBudget() (*dp.Budget, error) {
+	if o.noDP {
+		if o.epsilon != 0 || o.delta != 0 || o.raiseBudget {
+			return nil, &exitError{code: 2, err: errors.New("--no-dp with --epsilon, --delta or --raise-budget: choose a privacy budget or none")}
+		}
+		return nil, nil
+	}
+	if o.epsilon == 0 || o.delta == 0 {
+		return nil, &exitError{code: 2, err: errors.New("no privacy budget: set --epsilon and --delta (e.g. --epsilon 8 --delta 1e-5: the ε this client's data may spend over all rounds, at a δ below 1/local examples), or pass --no-dp to join without one (no privacy ledger, and updates without a record-level DP guarantee)")}
+	}
+	b := dp.Budget{Epsilon: o.epsilon, Delta: o.delta}
+	if err := b.Validate(); err != nil {
+		return nil, &exitError{code: 2, err: fmt.Errorf("--epsilon %v, --delta %v: ε must be finite and > 0, δ in (0, 1)", o.epsilon, o.delta)}
+	}
+	return &b, nil
+}
+
+// defaultStateDir is the client's state directory when --state-dir is not set: user data,
+// not the cache, since cache cleaners would delete the ledger and so reset the budget.
+func defaultStateDir(name string) (string, error) {
+	if name != filepath.Base(name) || name == "." || name == ".." {
+		return "", &exitError{code: 2, err: fmt.Errorf("--name %q is not a directory name: set --state-dir", name)}
+	}
+	// XDG Base Directory Specification: a relative $XDG_DATA_HOME is invalid and ignored.
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "confide", "client", name), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("--state-dir not set, and neither $XDG_DATA_HOME nor a home directory is known (%v): set --state-dir", err)
+	}
+	return filepath.Join(home, ".local", "share", "confide", "client", name), nil
+}
+
+// ledgerHint adds the flag that resolves a ledger error to it.
+func ledgerHint(err error, stateDir string) error {
+	var me *dp.BudgetMismatchError
+	switch {
+	case errors.As(err, &me) && me.Opened.Delta == me.Pinned.Delta && me.Opened.Epsilon > me.Pinned.Epsilon:
+		return &exitError{code: 2, err: fmt.Errorf("%w; to raise it, add --raise-budget", err)}
+	case errors.As(err, &me):
+		return &exitError{code: 2, err: fmt.Errorf("%w; pass --epsilon %v --delta %v", err, me.Pinned.Epsilon, me.Pinned.Delta)}
+	case errors.Is(err, dp.ErrLedgerInUse):
+		return fmt.Errorf("%w (is another confide client running with --state-dir %s?)", err, stateDir)
+	}
+	return err
 }

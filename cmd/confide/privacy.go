@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -354,9 +355,12 @@ type ledgerOutput struct {
 	RemainingEpsilon float64           `json:"remaining_epsilon"`
 	Charges          int64             `json:"charges"`
 	History          []accountant.Step `json:"history"`
-	Grid             string            `json:"grid"`
-	Conversion       string            `json:"conversion"`
-	Series           string            `json:"series"`
+	// BudgetHistory lists the budgets since the ledger's creation (the first entry) with
+	// every raise after it, each with its time and the ε spent when it was set.
+	BudgetHistory []dp.BudgetChange `json:"budget_history"`
+	Grid          string            `json:"grid"`
+	Conversion    string            `json:"conversion"`
+	Series        string            `json:"series"`
 }
 
 func newPrivacyLedgerCmd(g *globalOptions) *cobra.Command {
@@ -364,8 +368,10 @@ func newPrivacyLedgerCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ledger FILE",
 		Short: "audit a privacy ledger: budget, ε spent, history",
-		Long: `ledger reads a client's privacy ledger file (verifying its checksum; it never writes it)
-and reports the budget, the ε spent at the budget's δ, what remains, and the recorded steps.`,
+		Long: `ledger reads a client's privacy ledger file (verifying its checksum; it never writes or
+locks it, so it can audit a running client) and reports the budget with its history of raises,
+the ε spent at the budget's δ, what remains, and the recorded steps. A 'confide client' keeps
+its ledger in <state-dir>/privacy-ledger.json.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := acc.config()
@@ -386,9 +392,20 @@ and reports the budget, the ε spent at the budget's δ, what remains, and the r
 			if out.History == nil {
 				out.History = []accountant.Step{}
 			}
+			out.BudgetHistory = snap.BudgetHistory
+			if out.BudgetHistory == nil {
+				out.BudgetHistory = []dp.BudgetChange{}
+			}
 			return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 				fmt.Fprintf(w, "ledger %s: ε = %v spent of %v at δ = %v (%v remaining; best Rényi order α = %v)\n",
 					args[0], r.Epsilon, snap.Budget.Epsilon, snap.Budget.Delta, out.RemainingEpsilon, r.Order)
+				for i, b := range snap.BudgetHistory {
+					if i == 0 {
+						fmt.Fprintf(w, "  budget ε = %v at δ = %v set %s\n", b.Budget.Epsilon, b.Budget.Delta, b.Time.Format(time.RFC3339))
+					} else {
+						fmt.Fprintf(w, "  budget raised to ε = %v %s, after ε = %v was spent\n", b.Budget.Epsilon, b.Time.Format(time.RFC3339), b.Spent)
+					}
+				}
 				fmt.Fprintf(w, "  %d charges:\n", snap.Charges)
 				for _, s := range snap.History {
 					fmt.Fprintf(w, "    %d steps at noise multiplier %v, sample rate %v\n", s.Steps, s.NoiseMultiplier, s.SampleRate)

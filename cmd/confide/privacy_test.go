@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/data"
 	"github.com/confide-fl/confide/dp"
+	"github.com/confide-fl/confide/model"
 )
 
 // runConfide runs the CLI in-process and returns its stdout.
@@ -203,5 +207,73 @@ func TestPrivacyDelta(t *testing.T) {
 	d := runJSON(t, append([]string{"privacy", "delta", "--epsilon", strconv.FormatFloat(eps, 'g', -1, 64)}, common...)...)
 	if delta := d["delta"].(float64); math.Abs(delta-1e-6) > 1e-12 || d["order"] != m["order"] {
 		t.Errorf("δ(ε(1e-6)) = %v at order %v, want 1e-6 at %v", delta, d["order"], m["order"])
+	}
+}
+
+// TestPrivacyLedgerAuditsAClientLedger: the ledger a client's built-in trainer writes into
+// its state directory is the file `confide privacy ledger` audits, raises included.
+func TestPrivacyLedgerAuditsAClientLedger(t *testing.T) {
+	dir := t.TempDir()
+	spec := model.Spec{Type: model.TypeMLP, Input: 2, Hidden: []int{4}, Output: 2}
+	m, err := model.New(spec, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := &data.Dataset{Name: "tiny", N: 40, Dim: 2, X: make([]float64, 80), Y: make([]int32, 40), NumClasses: 2}
+	for i := range local.N {
+		local.Y[i] = int32(i % 2)
+		local.X[2*i], local.X[2*i+1] = float64(2*(i%2)-1), float64(i%5)/5
+	}
+	fit := client.FitConfig{Round: 1, Model: spec, Epochs: 2, BatchSize: 10, Optimizer: "sgd", LR: 0.1,
+		DP: client.DPConfig{NoiseMultiplier: 2, MaxGradNorm: 1, Delta: 1e-5}}
+	train := func(budget dp.Budget, raise bool) float64 {
+		t.Helper()
+		store, err := client.NewDirStore(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := client.NewModelTrainer(client.ModelTrainerConfig{Train: local, Budget: &budget, RaiseBudget: raise, Store: store, Seed: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		res, err := tr.Fit(t.Context(), m.Params, fit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Metrics["epsilon"]
+	}
+	// The second fit (ε ≈ 2.81 in all) needs the raise from 2.5 to 4.
+	train(dp.Budget{Epsilon: 2.5, Delta: 1e-5}, false)
+	spent := train(dp.Budget{Epsilon: 4, Delta: 1e-5}, true)
+
+	p := filepath.Join(dir, client.LedgerName)
+	var out struct {
+		Epsilon       float64           `json:"epsilon"`
+		BudgetEpsilon float64           `json:"budget_epsilon"`
+		Delta         float64           `json:"delta"`
+		Charges       int64             `json:"charges"`
+		History       []dp.StepRecord   `json:"history"`
+		BudgetHistory []dp.BudgetChange `json:"budget_history"`
+	}
+	raw, err := runConfide(t, "privacy", "ledger", p, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(raw), &out); err != nil {
+		t.Fatalf("output is not one JSON object: %v\n%s", err, raw)
+	}
+	// Two fits of 2 epochs × 40/10 steps at σ = 2, q = 10/40, merged into one entry.
+	if !(out.Epsilon > 0) || out.Epsilon != spent || out.BudgetEpsilon != 4 || out.Delta != 1e-5 || out.Charges != 2 ||
+		len(out.History) != 1 || out.History[0] != (dp.StepRecord{NoiseMultiplier: 2, SampleRate: 0.25, Steps: 16}) {
+		t.Errorf("audit %+v, want ε = %v of 4 at δ = 1e-5 after 2 charges of 8 steps at σ = 2, q = 0.25", out, spent)
+	}
+	if len(out.BudgetHistory) != 2 || out.BudgetHistory[0].Budget.Epsilon != 2.5 || out.BudgetHistory[1].Budget.Epsilon != 4 ||
+		!(out.BudgetHistory[1].Spent > 0) || out.BudgetHistory[1].Time.Before(out.BudgetHistory[0].Time) {
+		t.Errorf("budget history %+v, want the creation at ε = 2.5 then the raise to 4 after some ε was spent", out.BudgetHistory)
+	}
+	text, err := runConfide(t, "privacy", "ledger", p)
+	if err != nil || !strings.Contains(text, "budget ε = 2.5 at δ = 1e-05 set") || !strings.Contains(text, "budget raised to ε = 4") {
+		t.Errorf("audit text (%v):\n%s", err, text)
 	}
 }
