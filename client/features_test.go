@@ -45,7 +45,7 @@ func TestModelTrainerFeaturizesOnce(t *testing.T) {
 	global, cfg := barsFit()
 	secondFit := func(corrupt bool) []float64 {
 		local := data.Bars(120, rand.New(rand.NewPCG(4, 4)))
-		tr, err := client.NewModelTrainer(client.ModelTrainerConfig{Train: local, Seed: 9})
+		tr, err := client.NewModelTrainer(client.ModelTrainerConfig{Train: local, Test: local, Seed: 9})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,9 +89,9 @@ func TestModelTrainerOnPrecomputedFeatures(t *testing.T) {
 		params, er := fitAndEvaluate(t, tr, global, cfg)
 		return params, er.Loss
 	}
-	rawParams, rawLoss := run(client.ModelTrainerConfig{Train: local})
+	rawParams, rawLoss := run(client.ModelTrainerConfig{Train: local, Test: local})
 	fs := *barsSpec.Features
-	featParams, featLoss := run(client.ModelTrainerConfig{Train: feats, Featured: &fs})
+	featParams, featLoss := run(client.ModelTrainerConfig{Train: feats, Test: feats, Featured: &fs})
 	if !slices.Equal(rawParams, featParams) || rawLoss != featLoss {
 		t.Fatalf("training on precomputed features differs (loss %v vs %v on raw images)", featLoss, rawLoss)
 	}

@@ -16,7 +16,8 @@ func TestSharedModelsTrainLikeFreshModels(t *testing.T) {
 	cfg := client.FitConfig{Round: 1, Model: blobSpec, Epochs: 2, BatchSize: 10, Optimizer: "sgd", LR: 0.1,
 		DP: client.DPConfig{NoiseMultiplier: 1, MaxGradNorm: 1, Delta: 1e-5}}
 	run := func(models *client.Models, seed uint64) (params []float64, first *float64, loss float64) {
-		tr, err := client.NewModelTrainer(client.ModelTrainerConfig{Train: blobs(100, seed), Seed: seed, Models: models})
+		ds := blobs(100, seed)
+		tr, err := client.NewModelTrainer(client.ModelTrainerConfig{Train: ds, Test: ds, Seed: seed, Models: models})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 
 	"github.com/confide-fl/confide/data"
@@ -157,13 +158,19 @@ func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig)
 	if err != nil {
 		return FitResult{}, err
 	}
+	if cfg.DP.NoiseMultiplier > 0 && cfg.DP.SampleRate > 0 && cfg.DP.Steps > 0 {
+		// The server's DP-SGD schedule: Steps steps at sample rate q in one pass, each
+		// Poisson batch of expected size q·n (which normalises the noisy gradient sum).
+		cfg.Epochs = 1
+		cfg.BatchSize = max(1, int(math.Round(cfg.DP.SampleRate*float64(ds.N))))
+	}
 	tc := train.Config{
 		Epochs: cfg.Epochs, BatchSize: cfg.BatchSize, Seed: t.rng.Uint64(),
 		Optimizer: model.OptimizerConfig{Name: cfg.Optimizer, LR: cfg.LR, Momentum: cfg.Momentum},
 	}
 	dp := cfg.DP.NoiseMultiplier > 0
 	if dp {
-		tc.DP = &train.DPConfig{NoiseMultiplier: cfg.DP.NoiseMultiplier, MaxGradNorm: cfg.DP.MaxGradNorm}
+		tc.DP = &train.DPConfig{NoiseMultiplier: cfg.DP.NoiseMultiplier, MaxGradNorm: cfg.DP.MaxGradNorm, SampleRate: cfg.DP.SampleRate, Steps: cfg.DP.Steps}
 	} else if t.ledger != nil {
 		return FitResult{}, fmt.Errorf("the server asks for training without DP-SGD noise (unbounded ε), this client has a budget of ε = %g: %w", t.ledger.Budget().Epsilon, ErrBudgetExceeded)
 	}
@@ -190,6 +197,9 @@ func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig)
 		}
 	}
 	stepsPerEpoch := (ds.N + cfg.BatchSize - 1) / cfg.BatchSize
+	if tc.DP != nil && tc.DP.Steps > 0 {
+		stepsPerEpoch = tc.DP.Steps
+	}
 	tr.SetTotalSteps(stepsPerEpoch * cfg.Epochs)
 	var last train.Metrics
 	for e := 0; e < cfg.Epochs; e++ {
@@ -208,11 +218,13 @@ func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig)
 	return FitResult{Params: m.Params, NumExamples: ds.N, Metrics: metrics}, nil
 }
 
-// Evaluate runs params on the local test set (the training set when there is none).
+// Evaluate runs params on the local test set. It never evaluates on the training data:
+// a loss on training examples under parameters the server chose is what loss-based
+// membership inference needs, so a trainer without a test set refuses.
 func (t *ModelTrainer) Evaluate(ctx context.Context, params []float64, cfg EvaluateConfig) (EvaluateResult, error) {
 	ds := t.cfg.Test
-	if ds == nil {
-		ds = t.cfg.Train
+	if ds == nil || ds.N == 0 {
+		return EvaluateResult{}, TaskError(errors.New("this client has no local test set and never evaluates on its training data"))
 	}
 	m, err := t.cfg.Models.model(cfg.Model, params)
 	if err != nil {

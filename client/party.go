@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -45,10 +46,53 @@ type PartyConfig struct {
 	// Workers is the number of goroutines secure-aggregation steps use (default 1).
 	Workers int
 	// Noise is the source of the distributed noise of user-level DP (DP-FedAvg), which the
-	// client adds to its clipped update when a task asks for it. nil draws from a
-	// dp.SecureNoise made on first use; pass a dp.DeterministicNoise only for tests and
-	// reproducible simulations.
+	// client adds to its clipped update when a task asks for it, and of the noise on
+	// statistics shared without secure aggregation. nil draws from a dp.SecureNoise made on
+	// first use; pass a dp.DeterministicNoise only for tests and reproducible simulations.
 	Noise dp.NoiseSource
+
+	// The client's own floors, whatever the server asks. MinNoiseMultiplier refuses fit
+	// tasks whose DP-SGD noise multiplier σ is below it, before training; 0 (the zero
+	// value) also accepts tasks without DP-SGD, which only a client without a privacy
+	// budget should allow (`confide client` sets 0.5 unless --no-dp). MinCommitteeSize
+	// refuses key committees of fewer than K members (0: 2). MinFloodingSigma refuses
+	// decryption shares with flooding noise below σ (0: secagg.DefaultFloodingSigma = 2^30:
+	// the secret-key-dependent noise of an aggregate of K uploads is about √K·237 at LogN
+	// 13, so σ = 2^30 keeps each coefficient of a share within statistical distance about
+	// 2^−19 of one that hides the key at K = 100, 2^−17.5 at K = 1000; see secagg/doc.go).
+	MinNoiseMultiplier float64
+	MinCommitteeSize   int
+	MinFloodingSigma   float64
+
+	// ShareStatistics opts in to sending statistics of the client's data when secure
+	// aggregation is off: a noised example count with fit results (the server weighs
+	// plaintext updates by it) and noised evaluation results (example count, loss sum,
+	// correct count), each a Gaussian mechanism with noise multiplier
+	// StatisticsNoiseMultiplier (default 5) that the Trainer charges to its ledger before
+	// anything is sent (it must implement StatisticsAccountant unless MinNoiseMultiplier
+	// is 0, the no-DP client). Without it nothing computed from the data leaves in the
+	// clear: plaintext fit results carry only the update, and evaluate tasks without secure
+	// aggregation are refused. Under secure aggregation statistics always travel inside the
+	// encrypted aggregate, and this setting does not matter.
+	ShareStatistics           bool
+	StatisticsNoiseMultiplier float64
+
+	// MaxEvaluationsPerRound bounds the evaluate tasks the client answers per round
+	// (default 1): each answer is a function of its test data and the parameters the
+	// server chose.
+	MaxEvaluationsPerRound int
+
+	// Logger receives what the client keeps to itself: the detail of errors computed from
+	// its data, which the server gets only as a generic reason. nil discards it.
+	Logger *slog.Logger
+}
+
+// StatisticsAccountant is implemented by Trainers that keep a privacy ledger:
+// ChargeStatistics records one Gaussian mechanism of the given noise multiplier on a
+// statistic of the local data (sample rate 1, one step) and returns nil only once it is
+// durably recorded and within the budget, so the Party may release it.
+type StatisticsAccountant interface {
+	ChargeStatistics(noiseMultiplier float64) error
 }
 
 // Party is a client's per-round logic, with no transport: Handle takes a task and returns
@@ -65,6 +109,9 @@ type Party struct {
 	members map[secagg.SessionID]*secagg.Member
 	enc     *secagg.Encryptor
 	encKey  string
+	// evalRound and evals count the evaluate tasks answered in the latest round.
+	evalRound uint64
+	evals     int
 }
 
 // NewParty returns the round logic of one client.
@@ -89,6 +136,32 @@ func NewParty(cfg PartyConfig, trainer Trainer) (*Party, error) {
 		case *f.v < f.floor:
 			return nil, fmt.Errorf("client: %s %d: must be ≥ %d (0 takes %d): a weaker committee could decrypt a single client's update", f.name, *f.v, f.floor, f.floor)
 		}
+	}
+	switch {
+	case cfg.MinCommitteeSize == 0:
+		cfg.MinCommitteeSize = 2
+	case cfg.MinCommitteeSize < 2:
+		return nil, fmt.Errorf("client: minimum committee size (min-committee-size) %d: must be ≥ 2 (0 takes 2)", cfg.MinCommitteeSize)
+	}
+	if cfg.MinFloodingSigma == 0 {
+		cfg.MinFloodingSigma = secagg.DefaultFloodingSigma
+	}
+	if cfg.StatisticsNoiseMultiplier == 0 {
+		cfg.StatisticsNoiseMultiplier = 5
+	}
+	if cfg.MaxEvaluationsPerRound == 0 {
+		cfg.MaxEvaluationsPerRound = 1
+	}
+	for name, v := range map[string]float64{"minimum noise multiplier (min-noise-multiplier)": cfg.MinNoiseMultiplier, "minimum flooding sigma": cfg.MinFloodingSigma, "statistics noise multiplier": cfg.StatisticsNoiseMultiplier} {
+		if math.IsNaN(v) || v < 0 || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("client: %s %v: must be finite and ≥ 0", name, v)
+		}
+	}
+	if cfg.MaxEvaluationsPerRound < 0 {
+		return nil, fmt.Errorf("client: evaluations per round %d: must be ≥ 0 (0 takes 1)", cfg.MaxEvaluationsPerRound)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Party{cfg: cfg, trainer: trainer, members: map[secagg.SessionID]*secagg.Member{}}, nil
 }
@@ -138,6 +211,23 @@ type fatalError struct{ err error }
 
 func (e *fatalError) Error() string { return e.err.Error() }
 
+// refusedDP is the reason for a fit task whose DP-SGD is weaker than the client's floor.
+func (p *Party) checkDPFloor(dpc *pb.DPSpec) error {
+	sigma := dpc.GetNoiseMultiplier()
+	if floor := p.cfg.MinNoiseMultiplier; sigma < floor {
+		if sigma == 0 {
+			return fmt.Errorf("refused: the task trains without DP-SGD (noise multiplier 0), this client requires a noise multiplier of at least %g (min-noise-multiplier; a client without a privacy budget runs with --no-dp): %w", floor, ErrBudgetExceeded)
+		}
+		return fmt.Errorf("refused: the task's DP-SGD noise multiplier %g is below this client's minimum %g (min-noise-multiplier): %w", sigma, floor, ErrBudgetExceeded)
+	}
+	if sigma > 0 {
+		if q, steps := dpc.GetSampleRate(), dpc.GetSteps(); !(q > 0 && q <= 1) || steps < 1 {
+			return fmt.Errorf("the task's DP-SGD schedule (sample_rate %v, steps %d) is incomplete: the server must fix both (dp.sample_rate) so every client's ε follows from the task; upgrade the server", q, steps)
+		}
+	}
+	return nil
+}
+
 func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 	spec := t.GetFit()
 	if spec == nil {
@@ -155,38 +245,59 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 	if err != nil {
 		return fmt.Errorf("global parameters: %w", err)
 	}
-	var enc *secagg.Encryptor
+	var (
+		enc    *secagg.Encryptor
+		params secagg.Parameters
+	)
 	if sa := spec.GetSecagg(); sa != nil {
-		if enc, err = p.encryptor(t, sa); err != nil {
+		if enc, params, err = p.encryptor(t, sa); err != nil {
 			return err
 		}
 	} else if p.cfg.RequireSecureAggregation {
 		return ErrPlaintextRefused
 	}
 	dpc := spec.GetDp()
+	if err := p.checkDPFloor(dpc); err != nil {
+		return err
+	}
+	ul := spec.GetUserLevelDp()
+	stats := spec.GetStatistics()
+	if stats != nil {
+		if enc == nil {
+			return errors.New("the fit task asks for statistics without secure aggregation; they travel only inside the encrypted aggregate")
+		}
+		if ul != nil {
+			return errors.New("the fit task asks for training statistics under user-level DP, whose guarantee does not cover them")
+		}
+		if c := stats.GetLossCap(); !(c > 0) || math.IsInf(c, 0) {
+			return fmt.Errorf("statistics.loss_cap %v: must be finite and > 0", c)
+		}
+	}
 	cfg := FitConfig{
 		Round: t.GetRound(), Model: ms, Epochs: int(spec.GetLocalEpochs()), BatchSize: int(spec.GetBatchSize()),
 		Optimizer: spec.GetOptimizer(), LR: spec.GetLearningRate(), Momentum: spec.GetMomentum(), ProximalMu: spec.GetProximalMu(),
-		DP:   DPConfig{NoiseMultiplier: dpc.GetNoiseMultiplier(), MaxGradNorm: dpc.GetMaxGradNorm(), Delta: dpc.GetDelta()},
-		Seed: spec.GetSeed(), Config: spec.GetConfig(),
+		DP: DPConfig{
+			NoiseMultiplier: dpc.GetNoiseMultiplier(), MaxGradNorm: dpc.GetMaxGradNorm(), Delta: dpc.GetDelta(),
+			SampleRate: dpc.GetSampleRate(), Steps: int(dpc.GetSteps()),
+		},
+		Config: spec.GetConfig(),
 	}
 	fr, err := p.trainer.Fit(ctx, global, cfg)
 	if err != nil {
-		return fmt.Errorf("local training: %w", err)
+		return p.private("local training", err)
 	}
 	if len(fr.Params) != dim {
 		return fmt.Errorf("trainer returned %d parameters, model has %d", len(fr.Params), dim)
 	}
 	if fr.NumExamples < 1 {
-		return fmt.Errorf("trainer reports %d examples", fr.NumExamples)
+		return p.private("local training", fmt.Errorf("trainer reports %d examples", fr.NumExamples))
 	}
-	ul := spec.GetUserLevelDp()
-	delta := make([]float64, dim, dim+1)
+	delta := make([]float64, dim, dim+3)
 	for i := range delta {
 		delta[i] = fr.Params[i] - global[i]
 	}
 	if err := checkFinite(delta); err != nil {
-		return fmt.Errorf("update: %w", err)
+		return p.private("local update", err)
 	}
 	clip := spec.GetUpdateClipNorm()
 	norm := clipL2(delta, clip)
@@ -195,11 +306,23 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 			return fmt.Errorf("user-level DP: %w", err)
 		}
 	}
-	res.NumExamples = int64(fr.NumExamples)
-	res.Metrics = fr.Metrics
+	// "epsilon" (the client's total ε) follows from the tasks it took, not from its data.
+	if eps, ok := fr.Metrics["epsilon"]; ok {
+		res.Metrics = map[string]float64{"epsilon": eps}
+	}
 	if enc == nil {
+		if p.cfg.ShareStatistics {
+			n, err := p.releaseCounts(float64(fr.NumExamples))
+			if err != nil {
+				return err
+			}
+			res.NumExamples = int64(n[0])
+		}
 		res.Blobs = []*pb.Blob{blob.New(blob.Update, blob.EncodeFloats(delta))}
 		return nil
+	}
+	if stats != nil {
+		delta = append(delta, statisticSlots(fr.Metrics, stats.GetLossCap(), params.Literal().ClipBound)...)
 	}
 	w := 1.0 // user-level DP: uniform weights, the server divides by the expected count
 	if ul == nil {
@@ -211,7 +334,7 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 	}
 	u, err := enc.EncryptUpdate(t.GetRound(), delta, w)
 	if err != nil {
-		return err
+		return p.private("encrypting the update", err)
 	}
 	b, err := u.MarshalBinary()
 	if err != nil {
@@ -219,6 +342,83 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 	}
 	res.Blobs = []*pb.Blob{blob.New(blob.EncryptedUpdate, b)}
 	return nil
+}
+
+// publicError marks an error whose text depends only on the task and the client's
+// configuration, never on its data, so it may travel to the server as a reason.
+type publicError struct{ err error }
+
+func (e *publicError) Error() string { return e.err.Error() }
+func (e *publicError) Unwrap() error { return e.err }
+
+// TaskError marks err as computed from the task alone (a bad setting the server sent, a
+// model that does not fit the local schema): a Trainer wraps such errors so the server
+// learns the reason. Any other error of a Trainer reaches the server only as a generic
+// reason, since it may carry values of the local data (a loss, an example index).
+func TaskError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &publicError{err}
+}
+
+// private turns an error of a step that reads local data into a reason the server may
+// see: refusals on privacy grounds and TaskErrors keep their text; anything else is
+// logged locally and replaced by a generic reason.
+func (p *Party) private(step string, err error) error {
+	var pub *publicError
+	if errors.Is(err, ErrBudgetExceeded) || errors.As(err, &pub) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", step, err)
+	}
+	var fatal *fatalError
+	if errors.As(err, &fatal) {
+		return err
+	}
+	p.cfg.Logger.Warn("task failed; the server gets only a generic reason", "step", step, "err", err)
+	return fmt.Errorf("%s failed (the reason stays in the client's log: it may depend on local data)", step)
+}
+
+// statisticSlots encodes a task's mean loss and accuracy into two values within the
+// secure-aggregation coordinate bound b (see StatisticsSpec): min(loss, cap)·b/cap and
+// accuracy·b. A metric the trainer did not report counts as the worst value (loss cap,
+// accuracy 0), so a silent trainer cannot flatter the aggregate.
+func statisticSlots(metrics map[string]float64, lossCap, b float64) []float64 {
+	loss, ok := metrics["loss"]
+	if !ok || math.IsNaN(loss) || loss > lossCap {
+		loss = lossCap
+	}
+	acc := metrics["accuracy"]
+	if math.IsNaN(acc) {
+		acc = 0
+	}
+	// The factor 1 − 1e-12 keeps a value at the cap strictly within the encryptor's bound.
+	return []float64{max(loss, 0) / lossCap * b * (1 - 1e-12), min(max(acc, 0), 1) * b * (1 - 1e-12)}
+}
+
+// releaseCounts noises vals (sums over local examples, each of sensitivity 1 when one
+// example is added or removed; the first is the example count) with the Gaussian mechanism
+// of noise multiplier StatisticsNoiseMultiplier over their L2 sensitivity √len(vals),
+// charging it to the Trainer's ledger first. The count comes back rounded.
+func (p *Party) releaseCounts(vals ...float64) ([]float64, error) {
+	z := p.cfg.StatisticsNoiseMultiplier
+	if acc, ok := p.trainer.(StatisticsAccountant); ok {
+		if err := acc.ChargeStatistics(z); err != nil {
+			return nil, p.private("charging the shared statistics", err)
+		}
+	} else if p.cfg.MinNoiseMultiplier > 0 {
+		return nil, errors.New("share-statistics needs a trainer that keeps a privacy ledger (StatisticsAccountant); this one does not, so nothing is shared")
+	}
+	src, err := p.noise()
+	if err != nil {
+		return nil, err
+	}
+	std := z * math.Sqrt(float64(len(vals)))
+	out := make([]float64, len(vals))
+	for i, v := range vals {
+		out[i] = v + std*src.Normal()
+	}
+	out[0] = math.Round(out[0]) // the example count, sent as an integer
+	return out, nil
 }
 
 // clipL2 scales v in place to L2 norm at most c (c ≤ 0: no clipping) and returns its norm
@@ -372,6 +572,9 @@ func (p *Party) secAggParams(sp *pb.SecAggParams) (secagg.Parameters, secagg.Com
 		return secagg.Parameters{}, secagg.CommitteeConfig{}, errors.New("task carries no secure-aggregation parameters")
 	}
 	cc := secagg.CommitteeConfig{Size: int(sp.GetCommitteeSize()), Threshold: int(sp.GetThreshold()), MinContributions: int(sp.GetMinContributions())}
+	if cc.Size < p.cfg.MinCommitteeSize {
+		return secagg.Parameters{}, cc, fmt.Errorf("the server's secure_aggregation.committee_size %d is below this client's minimum %d (min-committee-size)", cc.Size, p.cfg.MinCommitteeSize)
+	}
 	if cc.Threshold < p.cfg.MinThreshold {
 		return secagg.Parameters{}, cc, fmt.Errorf("the server's secure_aggregation.threshold %d is below this client's minimum %d (min-threshold)", cc.Threshold, p.cfg.MinThreshold)
 	}
@@ -394,6 +597,9 @@ func (p *Party) secAggParams(sp *pb.SecAggParams) (secagg.Parameters, secagg.Com
 	if err := cc.Validate(params); err != nil {
 		return secagg.Parameters{}, cc, serverKeys(err)
 	}
+	if fs := params.Literal().FloodingSigma; fs < p.cfg.MinFloodingSigma {
+		return secagg.Parameters{}, cc, fmt.Errorf("the server's secure_aggregation.flooding_sigma %g is below this client's minimum %g: decryption shares with less flooding noise may leak the committee's key shares", fs, p.cfg.MinFloodingSigma)
+	}
 	return params, cc, nil
 }
 
@@ -403,32 +609,32 @@ func serverKeys(err error) error {
 	return fmt.Errorf("the server's secure-aggregation settings: %s", secagg.ConfigKeyNames(err))
 }
 
-func (p *Party) encryptor(t *pb.Task, sa *pb.SecAggSpec) (*secagg.Encryptor, error) {
+func (p *Party) encryptor(t *pb.Task, sa *pb.SecAggSpec) (*secagg.Encryptor, secagg.Parameters, error) {
 	params, _, err := p.secAggParams(sa.GetParams())
 	if err != nil {
-		return nil, err
+		return nil, params, err
 	}
 	pkb, err := blob.Find(t.GetBlobs(), blob.PublicKey)
 	if err != nil {
-		return nil, err
+		return nil, params, err
 	}
 	key := string(pkb)
 	if p.enc != nil && p.encKey == key {
-		return p.enc, nil
+		return p.enc, params, nil
 	}
 	var pk secagg.PublicKey
 	if err := pk.UnmarshalBinary(pkb); err != nil {
-		return nil, err
+		return nil, params, err
 	}
 	if string(pk.Session[:]) != string(sa.GetSession()) {
-		return nil, fmt.Errorf("public key of session %s, the task names another session", pk.Session)
+		return nil, params, fmt.Errorf("public key of session %s, the task names another session", pk.Session)
 	}
 	enc, err := secagg.NewEncryptor(params, &pk, secagg.EncryptorConfig{ClientID: p.cfg.ClientID, Workers: p.cfg.Workers, Randomness: p.cfg.SecAggRandomness})
 	if err != nil {
-		return nil, err
+		return nil, params, err
 	}
 	p.enc, p.encKey = enc, key
-	return enc, nil
+	return enc, params, nil
 }
 
 func (p *Party) evaluate(ctx context.Context, t *pb.Task, res *pb.Result) error {
@@ -436,27 +642,84 @@ func (p *Party) evaluate(ctx context.Context, t *pb.Task, res *pb.Result) error 
 	if spec == nil {
 		return errors.New("evaluate task without an evaluate spec")
 	}
+	if t.GetRound() != p.evalRound {
+		p.evalRound, p.evals = t.GetRound(), 0
+	}
+	if p.evals >= p.cfg.MaxEvaluationsPerRound {
+		return fmt.Errorf("refused: already answered %d evaluate task(s) in round %d, this client's limit per round", p.evals, t.GetRound())
+	}
+	sa := spec.GetSecagg()
+	if sa == nil && !p.cfg.ShareStatistics {
+		return errors.New("refused: evaluation results leave this client only inside the secure aggregate (enable secure_aggregation on the server), or noised if the client opts in with share-statistics")
+	}
 	ms, dim, err := modelSpec(spec.GetModel())
 	if err != nil {
 		return err
+	}
+	var (
+		enc    *secagg.Encryptor
+		params secagg.Parameters
+	)
+	if sa != nil {
+		if c := spec.GetStatistics().GetLossCap(); !(c > 0) || math.IsInf(c, 0) {
+			return fmt.Errorf("statistics.loss_cap %v: must be finite and > 0", c)
+		}
+		if ws := spec.GetWeightScale(); !(ws > 0) {
+			return fmt.Errorf("weight_scale %v: must be positive", ws)
+		}
+		if enc, params, err = p.encryptor(t, sa); err != nil {
+			return err
+		}
 	}
 	pbytes, err := blob.Find(t.GetBlobs(), blob.Params)
 	if err != nil {
 		return err
 	}
-	params, err := blob.DecodeFloats(pbytes, dim)
+	vals, err := blob.DecodeFloats(pbytes, dim)
 	if err != nil {
 		return fmt.Errorf("parameters: %w", err)
 	}
-	er, err := p.trainer.Evaluate(ctx, params, EvaluateConfig{Round: t.GetRound(), Model: ms, BatchSize: int(spec.GetBatchSize()), Config: spec.GetConfig()})
+	p.evals++
+	er, err := p.trainer.Evaluate(ctx, vals, EvaluateConfig{Round: t.GetRound(), Model: ms, BatchSize: int(spec.GetBatchSize()), Config: spec.GetConfig()})
 	if err != nil {
-		return fmt.Errorf("evaluation: %w", err)
+		return p.private("evaluation", err)
 	}
-	res.NumExamples = int64(er.NumExamples)
-	res.Metrics = map[string]float64{"loss": er.Loss}
+	if er.NumExamples < 1 {
+		return p.private("evaluation", fmt.Errorf("trainer evaluated %d examples", er.NumExamples))
+	}
+	metrics := map[string]float64{"loss": er.Loss}
 	for k, v := range er.Metrics {
-		res.Metrics[k] = v
+		metrics[k] = v
 	}
+	if enc == nil {
+		// Opted in without secure aggregation: the example count, the loss sum (each loss
+		// capped, in units of the cap) and the correct count, noised.
+		const lossCap = 20
+		n := float64(er.NumExamples)
+		loss := min(max(er.Loss, 0), lossCap)
+		if math.IsNaN(er.Loss) {
+			loss = lossCap
+		}
+		noised, err := p.releaseCounts(n, n*loss/lossCap, n*metrics["accuracy"])
+		if err != nil {
+			return err
+		}
+		cnt := max(noised[0], 1)
+		res.NumExamples = int64(cnt)
+		res.Metrics = map[string]float64{"loss": max(noised[1], 0) * lossCap / cnt, "accuracy": min(max(noised[2]/cnt, 0), 1)}
+		return nil
+	}
+	slots := statisticSlots(metrics, spec.GetStatistics().GetLossCap(), params.Literal().ClipBound)
+	w := min(float64(er.NumExamples)/spec.GetWeightScale(), spec.GetMaxWeight())
+	u, err := enc.EncryptUpdate(t.GetRound(), slots, w)
+	if err != nil {
+		return p.private("encrypting the evaluation", err)
+	}
+	b, err := u.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	res.Blobs = []*pb.Blob{blob.New(blob.EncryptedUpdate, b)}
 	return nil
 }
 

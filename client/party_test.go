@@ -44,8 +44,9 @@ func TestBuiltInTrainerRefusesOverBudgetAndTellsTheServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	fit := func(sigma float64, epochs int32) *pb.Result {
+		// The server's schedule: q = 0.1 (expected batch 20 of 200), 10 steps an epoch.
 		res, err := p.Handle(t.Context(), fitTask(blobSpec, zeros(), &pb.FitSpec{LocalEpochs: epochs, BatchSize: 20, Optimizer: "sgd", LearningRate: 0.1,
-			Dp: &pb.DPSpec{NoiseMultiplier: sigma, MaxGradNorm: 1, Delta: 1e-5}}))
+			Dp: &pb.DPSpec{NoiseMultiplier: sigma, MaxGradNorm: 1, Delta: 1e-5, SampleRate: 0.1, Steps: 10 * epochs}}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +108,57 @@ func TestLedgerMatchesAccountant(t *testing.T) {
 	}
 }
 
-// clipCheck records what the party sends.
+// A client that opted in to sharing statistics still sends the server only a generic
+// reason for an error of its trainer, which may hold values of its data; a TaskError keeps
+// its text.
+func TestPartyKeepsDataDependentErrorsToItself(t *testing.T) {
+	params := zeros()
+	eval := &pb.Task{TaskId: "x", Round: 1, Kind: pb.TaskKind_TASK_KIND_EVALUATE, Spec: &pb.Task_Evaluate{Evaluate: &pb.EvaluateSpec{Model: &pb.ModelSpec{SpecJson: blobSpec.JSON(), NumParams: int64(len(params))}}},
+		Blobs: []*pb.Blob{blob.New(blob.Params, blob.EncodeFloats(params))}}
+	for _, tc := range []struct {
+		name       string
+		err        error
+		want, hide string
+	}{
+		{"data-error", errors.New("training diverged at step 17 (loss 3.25)"), "may depend on local data", "3.25"},
+		{"task-error", client.TaskError(errors.New("model input 4, the data has 5 features")), "model input 4", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, _ := client.NewParty(client.PartyConfig{ClientID: "a", ShareStatistics: true}, failingTrainer{tc.err})
+			res, err := p.Handle(t.Context(), eval)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != pb.ResultStatus_RESULT_STATUS_FAILED || !strings.Contains(res.Reason, tc.want) || (tc.hide != "" && strings.Contains(res.Reason, tc.hide)) {
+				t.Fatalf("reason %q: want %q without %q", res.Reason, tc.want, tc.hide)
+			}
+		})
+	}
+	// At most one evaluation a round.
+	p, _ := client.NewParty(client.PartyConfig{ClientID: "a", ShareStatistics: true, StatisticsNoiseMultiplier: 1}, evalTrainer{})
+	first, _ := p.Handle(t.Context(), eval)
+	second, _ := p.Handle(t.Context(), eval)
+	if first.Status != pb.ResultStatus_RESULT_STATUS_OK || second.Status != pb.ResultStatus_RESULT_STATUS_FAILED || !strings.Contains(second.Reason, "limit per round") {
+		t.Fatalf("two evaluations in a round: %v %q, then %v %q", first.Status, first.Reason, second.Status, second.Reason)
+	}
+}
+
+type failingTrainer struct{ err error }
+
+func (f failingTrainer) Fit(context.Context, []float64, client.FitConfig) (client.FitResult, error) {
+	return client.FitResult{}, f.err
+}
+func (f failingTrainer) Evaluate(context.Context, []float64, client.EvaluateConfig) (client.EvaluateResult, error) {
+	return client.EvaluateResult{}, f.err
+}
+
+type evalTrainer struct{ fixedTrainer }
+
+func (evalTrainer) Evaluate(context.Context, []float64, client.EvaluateConfig) (client.EvaluateResult, error) {
+	return client.EvaluateResult{NumExamples: 100, Loss: 0.5, Metrics: map[string]float64{"accuracy": 0.8}}, nil
+}
+
+// fixedTrainer trains by shifting every parameter.
 type fixedTrainer struct{ shift float64 }
 
 func (f fixedTrainer) Fit(_ context.Context, global []float64, _ client.FitConfig) (client.FitResult, error) {
@@ -152,7 +203,7 @@ func TestPartyClipsUpdatesAndValidatesTasks(t *testing.T) {
 		{"no-spec", &pb.Task{TaskId: "x", Kind: pb.TaskKind_TASK_KIND_FIT}, "without a fit spec"},
 		{"unknown-kind", &pb.Task{TaskId: "x", Kind: pb.TaskKind(42)}, "unknown to this client"},
 		{"evaluate-error", &pb.Task{TaskId: "x", Kind: pb.TaskKind_TASK_KIND_EVALUATE, Spec: &pb.Task_Evaluate{Evaluate: &pb.EvaluateSpec{Model: &pb.ModelSpec{SpecJson: blobSpec.JSON(), NumParams: int64(len(params))}}},
-			Blobs: []*pb.Blob{blob.New(blob.Params, blob.EncodeFloats(params))}}, "no test data"},
+			Blobs: []*pb.Blob{blob.New(blob.Params, blob.EncodeFloats(params))}}, "only inside the secure aggregate"},
 		{"decrypt-unknown-session", &pb.Task{TaskId: "x", Kind: pb.TaskKind_TASK_KIND_DECRYPT, Spec: &pb.Task_Decrypt{Decrypt: &pb.DecryptSpec{Session: make([]byte, 16), MemberId: 1,
 			Params: &pb.SecAggParams{LogN: 12, CommitteeSize: 3, Threshold: 2, MinContributions: 2}}}}, "no key-committee state"},
 	} {
@@ -191,7 +242,7 @@ func TestProximalTermPullsTowardsGlobal(t *testing.T) {
 		for i := range global {
 			global[i] = 0.1
 		}
-		r, err := tr.Fit(t.Context(), global, client.FitConfig{Model: blobSpec, Epochs: 3, BatchSize: 20, Optimizer: "sgd", LR: 0.2, ProximalMu: mu, Seed: 1})
+		r, err := tr.Fit(t.Context(), global, client.FitConfig{Model: blobSpec, Epochs: 3, BatchSize: 20, Optimizer: "sgd", LR: 0.2, ProximalMu: mu})
 		if err != nil {
 			t.Fatal(err)
 		}

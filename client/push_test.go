@@ -161,7 +161,7 @@ func TestPartyRequiringSecureAggregationRefusesPlaintextRounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := coord.Step(server.Join{ClientID: "a", NumExamples: 10})
+	r, err := coord.Step(server.Join{ClientID: "a"})
 	if err != nil || len(r.Send) != 1 {
 		t.Fatalf("join: %v, %d tasks", err, len(r.Send))
 	}

@@ -34,7 +34,7 @@ func TestRunRetriesUntilTheServerIsUp(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = client.Run(ctx, client.Config{Server: addr, Name: string(rune('a' + i)), NumExamples: 100,
+			errs[i] = client.Run(ctx, client.Config{Server: addr, Name: string(rune('a' + i)),
 				PollWait: 200 * time.Millisecond, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Logger: quietLogger()}, tr)
 		}()
 	}

@@ -30,8 +30,6 @@ type Config struct {
 	JoinToken string
 	// CommitteeEligible offers the client for the key committee of secure aggregation.
 	CommitteeEligible bool
-	// NumExamples is reported at join (informational).
-	NumExamples int64
 	// Store keeps member states (and, through the trainer, the privacy ledger).
 	Store Store
 	// MinThreshold and MinContributions: see PartyConfig (0: the floor 2).
@@ -174,7 +172,7 @@ func retryable(err error) bool {
 
 func (r *runner) join(ctx context.Context) error {
 	for {
-		resp, err := r.tr.Join(ctx, &pb.JoinRequest{ClientName: r.cfg.Name, JoinToken: r.cfg.JoinToken, CommitteeEligible: r.cfg.CommitteeEligible, NumExamples: r.cfg.NumExamples, ProtocolVersion: protocolVersion})
+		resp, err := r.tr.Join(ctx, &pb.JoinRequest{ClientName: r.cfg.Name, JoinToken: r.cfg.JoinToken, CommitteeEligible: r.cfg.CommitteeEligible, ProtocolVersion: protocolVersion})
 		if err == nil {
 			r.heartbeat = time.Duration(resp.HeartbeatIntervalMs) * time.Millisecond
 			r.failures = 0

@@ -77,7 +77,7 @@ func runFederation(t *testing.T, strat string) {
 		Sampling:  server.SamplingConfig{MinFit: 5, MinAvailable: 5, FractionEvaluate: 0.4},
 		Strategy:  serverStrategy(strat),
 		Training:  server.TrainingConfig{Epochs: 2, BatchSize: 16, LR: 0.2, WeightScale: 200},
-		DP:        server.DPConfig{NoiseMultiplier: 0.5, MaxGradNorm: 1, UpdateClipNorm: 5},
+		DP:        server.DPConfig{NoiseMultiplier: 0.5, MaxGradNorm: 1, UpdateClipNorm: 5, SampleRate: 0.08},
 		SecAgg:    server.SecAggConfig{Enabled: true, CommitteeSize: 3, Threshold: 2, LogN: 12},
 		Deadlines: server.DeadlineConfig{Fit: time.Minute, KeySetup: time.Minute, Decrypt: time.Minute, Evaluate: time.Minute},
 	}
@@ -115,7 +115,7 @@ func runFederation(t *testing.T, strat string) {
 			defer wg.Done()
 			errs[i] = client.Run(ctx, client.Config{
 				Server: "passthrough:///bufnet", Name: string(rune('a' + i)), JoinToken: "s3cret", CommitteeEligible: true,
-				NumExamples: 200, Store: store, DialOptions: dial, PollWait: time.Second, Logger: quietLogger(),
+				Store: store, DialOptions: dial, PollWait: time.Second, Logger: quietLogger(),
 			}, tr)
 		}()
 	}

@@ -34,15 +34,20 @@ type FitConfig struct {
 	Momentum   float64
 	ProximalMu float64 // FedProx μ; 0 disables the proximal term
 	DP         DPConfig
-	Seed       uint64
 	Config     map[string]string
 }
 
-// DPConfig is the DP-SGD setting of a fit task; NoiseMultiplier 0 means no DP-SGD.
+// DPConfig is the DP-SGD setting of a fit task; NoiseMultiplier 0 means no DP-SGD. The
+// server fixes the schedule: Steps steps on Poisson batches that hold each local example
+// with probability SampleRate (expected batch SampleRate·n), so that the ε of the task is
+// known without the client's data. A Trainer that keeps a ledger charges exactly
+// {NoiseMultiplier, SampleRate, Steps}.
 type DPConfig struct {
 	NoiseMultiplier float64
 	MaxGradNorm     float64
 	Delta           float64
+	SampleRate      float64
+	Steps           int
 }
 
 // FitResult is a Trainer's answer to a fit task.

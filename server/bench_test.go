@@ -23,7 +23,7 @@ func BenchmarkCoordinatorRound(b *testing.B) {
 	var queue []server.Envelope
 	apply := func(r server.Ready) { queue = append(queue, r.Send...) }
 	for i := 0; i < clients; i++ {
-		r, err := c.Step(server.Join{ClientID: fmt.Sprintf("c%04d", i), NumExamples: 100})
+		r, err := c.Step(server.Join{ClientID: fmt.Sprintf("c%04d", i)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -71,6 +71,10 @@ type TrainingConfig struct {
 	// WeightScale: a client's aggregation weight is min(examples / WeightScale, MaxWeight).
 	// Set it to about the largest client's example count. Default 10000.
 	WeightScale float64 `yaml:"weight_scale"`
+	// LossCap bounds the loss a client reports inside the secure aggregate (training and
+	// evaluation statistics travel there as bounded slots; larger losses count as the cap).
+	// Default 20.
+	LossCap float64 `yaml:"loss_cap"`
 }
 
 // DPConfig is the differential privacy asked of the clients.
@@ -79,6 +83,15 @@ type DPConfig struct {
 	NoiseMultiplier float64 `yaml:"noise_multiplier"`
 	MaxGradNorm     float64 `yaml:"max_grad_norm"` // default 1
 	Delta           float64 `yaml:"delta"`         // default 1e-5
+	// SampleRate q is the DP-SGD schedule the server fixes for every client: each step's
+	// batch holds every local example independently with probability q (expected batch
+	// q·n), and a round runs Steps steps (default ⌈training.epochs / q⌉, i.e. epochs passes
+	// in expectation). Because the schedule does not depend on a client's data, the server
+	// accounts every client's record-level ε from the tasks it issued, and the ε a client
+	// reports reveals nothing about its data. Required when noise_multiplier > 0; choose
+	// about training.batch_size / (examples of a typical client).
+	SampleRate float64 `yaml:"sample_rate"`
+	Steps      int     `yaml:"steps"`
 	// UpdateClipNorm bounds ‖Δ‖₂ of every client update (DP-FedAvg user-level clipping).
 	// Required under secure aggregation, where it also bounds every coordinate. Default 0
 	// without secure aggregation (no clipping), 10 with it. Under user-level DP it is
@@ -279,6 +292,12 @@ func (c Config) WithDefaults() Config {
 	if t.WeightScale == 0 {
 		t.WeightScale = 10000
 	}
+	if t.LossCap == 0 {
+		t.LossCap = 20
+	}
+	if d := &c.DP; d.NoiseMultiplier > 0 && d.SampleRate > 0 && d.SampleRate <= 1 && d.Steps == 0 {
+		d.Steps = DPStepsPerRound(t.Epochs, d.SampleRate)
+	}
 	if c.DP.MaxGradNorm == 0 {
 		c.DP.MaxGradNorm = 1
 	}
@@ -393,6 +412,9 @@ func (c Config) Validate() error {
 	if !(t.WeightScale > 0) || math.IsInf(t.WeightScale, 0) {
 		bad("training.weight_scale = %v: must be positive", t.WeightScale)
 	}
+	if !(t.LossCap > 0) || math.IsInf(t.LossCap, 0) {
+		bad("training.loss_cap = %v: must be finite and > 0 (default 20)", t.LossCap)
+	}
 	d := c.DP
 	if d.NoiseMultiplier < 0 || math.IsNaN(d.NoiseMultiplier) || math.IsInf(d.NoiseMultiplier, 0) {
 		bad("dp.noise_multiplier = %v: must be ≥ 0 (0 turns DP-SGD off)", d.NoiseMultiplier)
@@ -405,6 +427,18 @@ func (c Config) Validate() error {
 	}
 	if d.UpdateClipNorm < 0 || math.IsNaN(d.UpdateClipNorm) || math.IsInf(d.UpdateClipNorm, 0) {
 		bad("dp.update_clip_norm = %v: must be ≥ 0", d.UpdateClipNorm)
+	}
+	if d.NoiseMultiplier > 0 {
+		switch {
+		case d.SampleRate == 0:
+			bad("dp.sample_rate is not set: DP-SGD (dp.noise_multiplier = %v) needs the server to fix the sampling rate q, so that every client's ε follows from its tasks and not from its data; set it to about training.batch_size / (examples of a typical client), e.g. %.3g for %d of 1000", d.NoiseMultiplier, min(1, float64(t.BatchSize)/1000), t.BatchSize)
+		case !(d.SampleRate > 0 && d.SampleRate <= 1):
+			bad("dp.sample_rate = %v: must be in (0, 1]", d.SampleRate)
+		case d.Steps < 1:
+			bad("dp.steps = %d: must be ≥ 1 (default ⌈training.epochs / dp.sample_rate⌉)", d.Steps)
+		}
+	} else if d.SampleRate != 0 || d.Steps != 0 {
+		bad("dp.sample_rate and dp.steps schedule DP-SGD, which is off (dp.noise_multiplier = 0): drop them or set dp.noise_multiplier")
 	}
 	c.validateUserLevel(bad)
 	if w := c.SecAgg.MaxWeight; !(w > 0) || math.IsInf(w, 0) {
@@ -487,6 +521,9 @@ func (c Config) validateUserLevel(bad func(format string, a ...any)) {
 	if c.DP.UpdateClipNorm != u.MaxClip() {
 		bad("dp.update_clip_norm = %v conflicts with user-level DP's clip %v: under dp.user_level the clip is dp.user_level.clip (or adaptive.max_clip); leave dp.update_clip_norm unset", c.DP.UpdateClipNorm, u.MaxClip())
 	}
+	if s.FractionEvaluate > 0 || s.MinEvaluate > 0 {
+		bad("sampling.fraction_evaluate = %v, sampling.min_evaluate = %d: federated evaluation releases statistics of the clients' test data that the user-level guarantee does not cover; evaluate centrally under dp.user_level", s.FractionEvaluate, s.MinEvaluate)
+	}
 	if strategy.IsRobust(c.Strategy.Name) {
 		bad("strategy.name %q needs every client's individual update, but user-level DP releases only the noised sum: use fedavg, fedprox, fedavgm, fedadam, fedyogi or fedadagrad, or turn dp.user_level off", c.Strategy.Name)
 	}
@@ -498,6 +535,12 @@ func (c Config) validateUserLevel(bad func(format string, a ...any)) {
 			bad("secure_aggregation.max_contributors = %d leaves no room for Poisson sampling above dp.user_level.expected_clients = %d: need at least %d (m + 6√m)", sa.MaxContributors, m, poissonHeadroom(m))
 		}
 	}
+}
+
+// DPStepsPerRound is the DP-SGD steps of a round of epochs passes in expectation at sample
+// rate q: ⌈epochs/q⌉.
+func DPStepsPerRound(epochs int, q float64) int {
+	return max(1, int(math.Ceil(float64(epochs)/q-1e-9)))
 }
 
 // poissonHeadroom is m + 6√m, rounded up: a Poisson-sampled round of mean m exceeds it with

@@ -51,14 +51,13 @@ func (p phase) String() string {
 }
 
 type clientState struct {
-	id          string
-	eligible    bool
-	numExamples int64
-	online      bool
-	left        bool
-	lastSeen    time.Duration
-	strikes     int // missed committee duties; such clients are picked last
-	epsilon     float64
+	id       string
+	eligible bool
+	online   bool
+	left     bool
+	lastSeen time.Duration
+	strikes  int // missed committee duties; such clients are picked last
+	epsilon  float64
 }
 
 type taskState struct {
@@ -98,11 +97,9 @@ type fitRound struct {
 	agg          *secagg.Aggregator
 	contributors []string
 	failures     []strategy.Failure
-	trainLoss    float64
-	trainAcc     float64
-	trainN       float64
-	set          []secagg.MemberID
-	shares       map[secagg.MemberID]*secagg.DecryptionShare
+	// stats are the decrypted training statistics (secure aggregation): the weighted mean
+	// loss and accuracy of the contributors' last local epoch.
+	stats map[string]float64
 }
 
 type evalRound struct {
@@ -111,6 +108,18 @@ type evalRound struct {
 	results  []strategy.EvaluateResult
 	failures []strategy.Failure
 	central  map[string]float64
+	// agg sums the encrypted evaluation statistics under secure aggregation.
+	agg *secagg.Aggregator
+}
+
+// decryption is an aggregate the key committee is opening: the round's update, or the
+// round's evaluation statistics.
+type decryption struct {
+	agg    *secagg.Aggregator
+	round  uint64
+	eval   bool
+	set    []secagg.MemberID
+	shares map[secagg.MemberID]*secagg.DecryptionShare
 }
 
 // Coordinator runs the rounds of a federation as a single-threaded state machine (the etcd
@@ -146,12 +155,14 @@ type Coordinator struct {
 	rosterSorted bool
 	online       int
 	livenessAt   time.Duration
-	epsMax       float64
+	epsMax       float64 // the largest ε a client reported
+	rl           *recordLevel
 	tasks        map[string]*taskState
 	closed       map[string]closedTask
 	com          *committee
 	fit          *fitRound
 	eval         *evalRound
+	dec          *decryption
 	ul           *userLevel // nil: user-level DP off
 }
 
@@ -173,6 +184,7 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 	if c.rng, c.ids, modelSeed, err = generators(cfg.Seed); err != nil {
 		return nil, err
 	}
+	c.rl = newRecordLevel(cfg.DP)
 	if cfg.DP.UserLevel.On() {
 		if c.ul, err = newUserLevel(cfg.DP.UserLevel, cfg.SecAgg.MinContributions, opts.Noise); err != nil {
 			return nil, err
@@ -302,11 +314,8 @@ func (c *Coordinator) join(e Join, r *Ready) error {
 	if e.ClientID == "" || len(e.ClientID) > maxClientIDLength {
 		return reject(RejectInvalid, "client id of %d bytes: must be 1…%d", len(e.ClientID), maxClientIDLength)
 	}
-	if e.NumExamples < 0 {
-		return reject(RejectInvalid, "client %q reports %d examples", e.ClientID, e.NumExamples)
-	}
 	cs, ok := c.clients[e.ClientID]
-	if !ok || cs.eligible != e.CommitteeEligible || cs.numExamples != e.NumExamples {
+	if !ok || cs.eligible != e.CommitteeEligible {
 		r.Persist = append(r.Persist, ClientRecord(e))
 	}
 	if !ok {
@@ -315,7 +324,7 @@ func (c *Coordinator) join(e Join, r *Ready) error {
 		c.roster = append(c.roster, cs)
 		c.rosterSorted = len(c.roster) < 2 || (c.rosterSorted && c.roster[len(c.roster)-2].id < cs.id)
 	}
-	cs.eligible, cs.numExamples, cs.left = e.CommitteeEligible, e.NumExamples, false
+	cs.eligible, cs.left = e.CommitteeEligible, false
 	c.seen(cs)
 	return nil
 }
@@ -416,13 +425,13 @@ func (c *Coordinator) checkDeadline(r *Ready) {
 		c.finishEvaluate(r)
 	case phaseDecrypt:
 		var missing []string
-		for _, id := range c.fit.set {
-			if _, ok := c.fit.shares[id]; !ok {
+		for _, id := range c.dec.set {
+			if _, ok := c.dec.shares[id]; !ok {
 				missing = append(missing, c.com.members[id-1])
 				c.clients[c.com.members[id-1]].strikes++
 			}
 		}
-		c.failRound(fmt.Sprintf("committee members %v sent no decryption share before the deadline", missing), r)
+		c.decryptFailed(fmt.Sprintf("committee members %v sent no decryption share before the deadline", missing), r)
 	case phaseKeySetup:
 		c.keySetupDeadline(r)
 	}
@@ -517,9 +526,9 @@ func (c *Coordinator) taskFailed(ts *taskState, kind strategy.FailureKind, reaso
 			}
 		}
 	case pb.TaskKind_TASK_KIND_DECRYPT:
-		if c.phase == phaseDecrypt && c.fit != nil && c.fit.number == ts.round {
+		if c.phase == phaseDecrypt && c.dec != nil && c.dec.round == ts.round {
 			c.clients[ts.client].strikes++
-			c.failRound(fmt.Sprintf("committee member %d (client %q) could not decrypt: %s", ts.member, ts.client, reason), r)
+			c.decryptFailed(fmt.Sprintf("committee member %d (client %q) could not decrypt: %s", ts.member, ts.client, reason), r)
 		}
 	case pb.TaskKind_TASK_KIND_KEY_SETUP:
 		if c.phase == phaseKeySetup && c.com != nil && c.com.session == ts.session {
@@ -565,8 +574,8 @@ func (c *Coordinator) result(e ResultIn, r *Ready) error {
 		}
 		cs.epsilon = max(cs.epsilon, eps)
 		c.epsMax = max(c.epsMax, eps)
-		r.Persist = append(r.Persist, PrivacyRecord{ClientID: cs.id, Round: ts.round, Epsilon: eps, Delta: c.cfg.DP.Delta})
-		r.Notices = append(r.Notices, PrivacySpent{ClientID: cs.id, Epsilon: eps})
+		r.Persist = append(r.Persist, PrivacyRecord{ClientID: cs.id, Round: ts.round, Epsilon: eps, Delta: c.cfg.DP.Delta, Reported: true})
+		r.Notices = append(r.Notices, PrivacySpent{ClientID: cs.id, Epsilon: eps, Reported: true})
 	}
 	switch res.Status {
 	case pb.ResultStatus_RESULT_STATUS_OK:
@@ -730,9 +739,12 @@ func (c *Coordinator) startFit(r *Ready) {
 	spec := &pb.FitSpec{
 		Model: c.modelPB, LocalEpochs: int32(t.Epochs), BatchSize: int32(t.BatchSize), Optimizer: t.Optimizer,
 		LearningRate: t.LR, Momentum: t.Momentum, ProximalMu: fc.ProximalMu,
-		Dp:             &pb.DPSpec{NoiseMultiplier: d.NoiseMultiplier, MaxGradNorm: d.MaxGradNorm, Delta: d.Delta},
+		Dp:             &pb.DPSpec{NoiseMultiplier: d.NoiseMultiplier, MaxGradNorm: d.MaxGradNorm, Delta: d.Delta, SampleRate: d.SampleRate, Steps: int32(d.Steps)},
 		UpdateClipNorm: d.UpdateClipNorm, WeightScale: t.WeightScale, MaxWeight: c.maxWeight(),
 		Config: fc.Config,
+	}
+	if c.trainStatistics() {
+		spec.Statistics = &pb.StatisticsSpec{LossCap: t.LossCap}
 	}
 	if c.ul != nil {
 		spec.UpdateClipNorm = f.clip
@@ -754,6 +766,16 @@ func (c *Coordinator) startFit(r *Ready) {
 	c.phase = phaseFit
 	c.deadline = c.now + c.cfg.Deadlines.Fit
 	for _, id := range sampled {
+		if c.rl != nil {
+			// Charged when issued: the client may train whether or not a result arrives.
+			eps, err := c.rl.issued(id)
+			if err != nil {
+				c.failRound(err.Error(), r)
+				return
+			}
+			r.Persist = append(r.Persist, PrivacyRecord{ClientID: id, Round: number, Epsilon: eps, Delta: d.Delta})
+			r.Notices = append(r.Notices, PrivacySpent{ClientID: id, Epsilon: eps})
+		}
 		ts := &taskState{client: id, kind: pb.TaskKind_TASK_KIND_FIT, round: number}
 		c.newTask(r, ts, &pb.Task{Spec: &pb.Task_Fit{Fit: spec}, Blobs: blobs})
 		f.pending[id] = ts.id
@@ -767,21 +789,50 @@ func (c *Coordinator) maxWeight() float64 { return c.cfg.SecAgg.MaxWeight }
 
 // weight is the aggregation weight of a plaintext update of a client with n examples,
 // min(n / weight_scale, max_weight) as clients compute it under secure aggregation: 1 for
-// every client under user-level DP.
+// every client under user-level DP. A client that does not share its example count (n = 0,
+// the default without secure aggregation, see client.PartyConfig.ShareStatistics) weighs
+// max_weight.
 func (c *Coordinator) weight(n int64) float64 {
 	if c.ul != nil {
 		return 1
 	}
+	if n <= 0 {
+		return c.maxWeight()
+	}
 	return min(float64(n)/c.cfg.Training.WeightScale, c.maxWeight())
 }
 
-// extra is the number of values clients append to their update (the adaptive clip's
-// indicator).
+// trainStatistics reports whether fit tasks ask for the training statistics inside the
+// secure aggregate: under secure aggregation without user-level DP (whose guarantee does
+// not cover them).
+func (c *Coordinator) trainStatistics() bool { return c.sa != nil && c.ul == nil }
+
+// statisticSlots is the number of values a client appends for its statistics.
+const statisticSlots = 2
+
+// extra is the number of values clients append to their update: the adaptive clip's
+// indicator, or the training statistics.
 func (c *Coordinator) extra() int {
-	if c.ul != nil {
+	switch {
+	case c.ul != nil:
 		return c.ul.extra()
+	case c.trainStatistics():
+		return statisticSlots
 	}
 	return 0
+}
+
+// decodeStatistics turns the decrypted sums of the statistic slots (see
+// client.statisticSlots) and the total weight into the weighted mean loss and accuracy.
+func (c *Coordinator) decodeStatistics(slots []float64, totalWeight float64, prefix string) map[string]float64 {
+	if len(slots) != statisticSlots || !(totalWeight > 0) {
+		return nil
+	}
+	b := c.sa.Literal().ClipBound
+	return map[string]float64{
+		prefix + "loss":     slots[0] / totalWeight / b * c.cfg.Training.LossCap,
+		prefix + "accuracy": slots[1] / totalWeight / b,
+	}
 }
 
 // fitResult accepts a successful fit result; it returns a non-empty message when invalid.
@@ -790,8 +841,8 @@ func (c *Coordinator) fitResult(ts *taskState, res *pb.Result, r *Ready) string 
 	if c.phase != phaseFit || f == nil || f.number != ts.round {
 		return fmt.Sprintf("round %d is no longer collecting updates", ts.round)
 	}
-	if res.NumExamples < 1 {
-		return fmt.Sprintf("num_examples = %d: a fit result needs at least one example", res.NumExamples)
+	if res.NumExamples < 0 {
+		return fmt.Sprintf("num_examples = %d: must be ≥ 0 (0: not shared)", res.NumExamples)
 	}
 	if f.agg != nil {
 		if b, _ := blob.Find(res.Blobs, blob.Update); b != nil {
@@ -840,12 +891,6 @@ func (c *Coordinator) fitResult(ts *taskState, res *pb.Result, r *Ready) string 
 	}
 	delete(f.pending, ts.client)
 	f.contributors = append(f.contributors, ts.client)
-	if l, ok := res.Metrics["loss"]; ok && !math.IsNaN(l) && !math.IsInf(l, 0) {
-		w := float64(res.NumExamples)
-		f.trainLoss += w * l
-		f.trainAcc += w * res.Metrics["accuracy"]
-		f.trainN += w
-	}
 	if len(f.pending) == 0 {
 		c.finishFit(r)
 	}
@@ -865,7 +910,7 @@ func (c *Coordinator) finishFit(r *Ready) {
 		return
 	}
 	if f.agg != nil {
-		c.startDecrypt(r)
+		c.startDecrypt(f.agg, f.number, false, r)
 		return
 	}
 	if c.ul != nil {
@@ -906,9 +951,9 @@ func mapsKeys[V any](m map[string]V) func(func(string) bool) {
 	}
 }
 
-// startDecrypt asks the first Threshold online holders of the committee for decryption shares.
-func (c *Coordinator) startDecrypt(r *Ready) {
-	f := c.fit
+// startDecrypt asks the first Threshold online holders of the committee for decryption
+// shares of agg: the round's update sum, or (eval) its evaluation statistics.
+func (c *Coordinator) startDecrypt(agg *secagg.Aggregator, round uint64, eval bool, r *Ready) {
 	t := c.cfg.SecAgg.Threshold
 	var set []secagg.MemberID
 	for i, id := range c.com.members {
@@ -917,36 +962,53 @@ func (c *Coordinator) startDecrypt(r *Ready) {
 			set = append(set, m)
 		}
 	}
+	c.dec = &decryption{agg: agg, round: round, eval: eval}
 	if len(set) < t {
 		c.com = nil
-		c.failRound(fmt.Sprintf("only %d key-committee members are online, the threshold is %d; a new committee will be formed", len(set), t), r)
+		c.decryptFailed(fmt.Sprintf("only %d key-committee members are online, the threshold is %d; a new committee will be formed", len(set), t), r)
 		return
 	}
-	req, err := f.agg.DecryptionRequest(set)
+	req, err := agg.DecryptionRequest(set)
 	if err != nil {
-		c.failRound(fmt.Sprintf("decryption request: %v", err), r)
+		c.decryptFailed(fmt.Sprintf("decryption request: %v", err), r)
 		return
 	}
 	data, err := req.MarshalBinary()
 	if err != nil {
-		c.failRound(fmt.Sprintf("decryption request: %v", err), r)
+		c.decryptFailed(fmt.Sprintf("decryption request: %v", err), r)
 		return
 	}
 	b := blob.New(blob.Request, data)
-	f.set = set
-	f.shares = map[secagg.MemberID]*secagg.DecryptionShare{}
+	c.dec.set = set
+	c.dec.shares = map[secagg.MemberID]*secagg.DecryptionShare{}
 	c.phase = phaseDecrypt
 	c.deadline = c.now + c.cfg.Deadlines.Decrypt
 	for _, m := range set {
-		ts := &taskState{client: c.com.members[m-1], kind: pb.TaskKind_TASK_KIND_DECRYPT, round: f.number, member: m, session: c.com.session}
+		ts := &taskState{client: c.com.members[m-1], kind: pb.TaskKind_TASK_KIND_DECRYPT, round: round, member: m, session: c.com.session}
 		spec := &pb.DecryptSpec{Session: c.com.session[:], MemberId: uint32(m), Params: c.saProto}
 		c.newTask(r, ts, &pb.Task{Spec: &pb.Task_Decrypt{Decrypt: spec}, Blobs: []*pb.Blob{b}})
 	}
 }
 
+// decryptFailed ends a decryption that cannot finish: the round fails, or its evaluation
+// ends without federated statistics.
+func (c *Coordinator) decryptFailed(reason string, r *Ready) {
+	d := c.dec
+	c.dec = nil
+	if d != nil && d.eval {
+		c.closeAll(r)
+		if c.eval != nil {
+			c.eval.failures = append(c.eval.failures, strategy.Failure{Kind: strategy.FailureError, Reason: "evaluation statistics not decrypted: " + reason})
+			c.endEvaluate(nil, r)
+		}
+		return
+	}
+	c.failRound(reason, r)
+}
+
 func (c *Coordinator) decryptResult(ts *taskState, res *pb.Result, r *Ready) string {
-	f := c.fit
-	if c.phase != phaseDecrypt || f == nil || f.number != ts.round {
+	d := c.dec
+	if c.phase != phaseDecrypt || d == nil || d.round != ts.round {
 		return fmt.Sprintf("round %d is not decrypting", ts.round)
 	}
 	data, err := blob.Find(res.Blobs, blob.Share)
@@ -960,24 +1022,32 @@ func (c *Coordinator) decryptResult(ts *taskState, res *pb.Result, r *Ready) str
 	if sh.From != ts.member {
 		return fmt.Sprintf("decryption share claims member %d, the task was for member %d", sh.From, ts.member)
 	}
-	f.shares[ts.member] = &sh
-	if len(f.shares) < len(f.set) {
+	d.shares[ts.member] = &sh
+	if len(d.shares) < len(d.set) {
 		return ""
 	}
-	shares := make([]*secagg.DecryptionShare, 0, len(f.set))
-	for _, m := range f.set {
-		shares = append(shares, f.shares[m])
+	shares := make([]*secagg.DecryptionShare, 0, len(d.set))
+	for _, m := range d.set {
+		shares = append(shares, d.shares[m])
 	}
-	sum, err := f.agg.Combine(shares)
+	sum, err := d.agg.Combine(shares)
 	if err != nil {
-		c.failRound(fmt.Sprintf("combining decryption shares: %v", err), r)
+		c.decryptFailed(fmt.Sprintf("combining decryption shares: %v", err), r)
+		return ""
+	}
+	c.dec = nil
+	if d.eval {
+		c.endEvaluate(c.decodeStatistics(sum.WeightedSum, sum.TotalWeight, ""), r)
 		return ""
 	}
 	if c.ul != nil {
 		c.releaseUserLevel(sum.WeightedSum, sum.Count, r)
 		return ""
 	}
-	c.aggregate(strategy.FitResults{Sum: &strategy.WeightedSum{Sum: sum.WeightedSum, TotalWeight: sum.TotalWeight, Count: sum.Count}, Failures: f.failures}, r)
+	if c.trainStatistics() {
+		c.fit.stats = c.decodeStatistics(sum.WeightedSum[c.dim:], sum.TotalWeight, "train_")
+	}
+	c.aggregate(strategy.FitResults{Sum: &strategy.WeightedSum{Sum: sum.WeightedSum[:c.dim:c.dim], TotalWeight: sum.TotalWeight, Count: sum.Count}, Failures: c.fit.failures}, r)
 	return ""
 }
 
@@ -1003,12 +1073,16 @@ func (c *Coordinator) aggregate(res strategy.FitResults, r *Ready) {
 	if metrics == nil {
 		metrics = strategy.Metrics{}
 	}
-	if f.trainN > 0 {
-		metrics["train_loss"] = f.trainLoss / f.trainN
-		metrics["train_accuracy"] = f.trainAcc / f.trainN
+	for k, v := range f.stats {
+		metrics[k] = v
 	}
 	metrics["contributors"] = float64(res.Count())
-	metrics["epsilon_max"] = c.maxEpsilon()
+	if c.rl != nil {
+		metrics["epsilon_max"] = c.rl.max
+	}
+	if c.epsMax > 0 {
+		metrics["epsilon_reported_max"] = c.epsMax
+	}
 	for k, v := range f.dpMetrics {
 		metrics[k] = v
 	}
@@ -1051,8 +1125,14 @@ func (c *Coordinator) aggregate(res strategy.FitResults, r *Ready) {
 	c.startEvaluate(central, r)
 }
 
-// maxEpsilon is the largest total ε any client reported.
-func (c *Coordinator) maxEpsilon() float64 { return c.epsMax }
+// maxEpsilon is the largest total record-level ε of any client: the server's own account of
+// the fit tasks it issued (and, should a client report more, its report).
+func (c *Coordinator) maxEpsilon() float64 {
+	if c.rl != nil {
+		return max(c.rl.max, c.epsMax)
+	}
+	return c.epsMax
+}
 
 // failRound ends the current round without a model update; it still counts as a round.
 func (c *Coordinator) failRound(reason string, r *Ready) {
@@ -1083,8 +1163,29 @@ func (c *Coordinator) startEvaluate(central map[string]float64, r *Ready) {
 		c.finishEvaluate(r)
 		return
 	}
+	t := c.cfg.Training
 	spec := &pb.EvaluateSpec{Model: c.modelPB, BatchSize: 256, Config: c.strat.ConfigureEvaluate(e.number, c.global)}
 	blobs := []*pb.Blob{blob.New(blob.Params, blob.EncodeFloats(c.global))}
+	if c.sa != nil {
+		// The statistics travel encrypted; only their sum over ≥ min_contributions
+		// evaluating clients is decrypted.
+		if !c.committeeUsable() || c.available() < c.cfg.SecAgg.MinContributions {
+			c.finishEvaluate(r)
+			return
+		}
+		n = min(max(n, c.cfg.SecAgg.MinContributions), c.cfg.SecAgg.MaxContributors)
+		agg, err := secagg.NewAggregator(*c.sa, secagg.AggregatorConfig{Session: c.com.session, Round: e.number, Dim: statisticSlots, Committee: c.cfg.committeeConfig(), Workers: 1})
+		if err != nil {
+			e.failures = append(e.failures, strategy.Failure{Kind: strategy.FailureError, Reason: "secure aggregation of evaluation statistics: " + err.Error()})
+			c.finishEvaluate(r)
+			return
+		}
+		e.agg = agg
+		spec.Secagg = &pb.SecAggSpec{Session: c.com.session[:], Params: c.saProto}
+		spec.Statistics = &pb.StatisticsSpec{LossCap: t.LossCap}
+		spec.WeightScale, spec.MaxWeight = t.WeightScale, c.maxWeight()
+		blobs = append(blobs, c.com.pkBlob)
+	}
 	c.phase = phaseEvaluate
 	c.deadline = c.now + c.cfg.Deadlines.Evaluate
 	for _, id := range c.sample(n) {
@@ -1099,6 +1200,27 @@ func (c *Coordinator) evalResult(ts *taskState, res *pb.Result, r *Ready) string
 	if c.phase != phaseEvaluate || e == nil || e.number != ts.round {
 		return fmt.Sprintf("round %d is not evaluating", ts.round)
 	}
+	if e.agg != nil {
+		data, err := blob.Find(res.Blobs, blob.EncryptedUpdate)
+		if err != nil {
+			return err.Error()
+		}
+		var u secagg.EncryptedUpdate
+		if err := u.UnmarshalBinary(data); err != nil {
+			return err.Error()
+		}
+		if u.ClientID != ts.client {
+			return fmt.Sprintf("encrypted evaluation names client %q", u.ClientID)
+		}
+		if err := e.agg.Add(&u); err != nil {
+			return err.Error()
+		}
+		delete(e.pending, ts.client)
+		if len(e.pending) == 0 {
+			c.finishEvaluate(r)
+		}
+		return ""
+	}
 	loss, ok := res.Metrics["loss"]
 	if !ok || math.IsNaN(loss) || math.IsInf(loss, 0) || res.NumExamples < 1 {
 		return "an evaluation needs a finite loss metric and num_examples ≥ 1"
@@ -1111,17 +1233,42 @@ func (c *Coordinator) evalResult(ts *taskState, res *pb.Result, r *Ready) string
 	return ""
 }
 
+// finishEvaluate ends the collection of evaluation results: under secure aggregation it
+// has the committee decrypt the statistics' sum when enough clients sent theirs.
 func (c *Coordinator) finishEvaluate(r *Ready) {
 	e := c.eval
 	for _, id := range slices.Sorted(mapsKeys(e.pending)) {
 		c.closeTask(e.pending[id], false, r)
 		e.failures = append(e.failures, strategy.Failure{ClientID: id, Kind: strategy.FailureTimeout, Reason: "no result before the evaluate deadline"})
 	}
-	n := EvaluationFinished{Round: e.number, Central: e.central, Evaluations: len(e.results)}
+	clear(e.pending)
+	if e.agg != nil {
+		if e.agg.Count() >= c.cfg.SecAgg.MinContributions && c.com != nil {
+			c.startDecrypt(e.agg, e.number, true, r)
+			return
+		}
+		if e.agg.Count() > 0 {
+			e.failures = append(e.failures, strategy.Failure{Kind: strategy.FailureError, Reason: fmt.Sprintf("only %d clients sent evaluation statistics, fewer than secure_aggregation.min_contributions = %d: nothing decrypted", e.agg.Count(), c.cfg.SecAgg.MinContributions)})
+		}
+		c.endEvaluate(nil, r)
+		return
+	}
+	var fed map[string]float64
 	if len(e.results) > 0 {
 		if m, err := c.strat.AggregateEvaluate(e.number, e.results, e.failures); err == nil {
-			n.Federated = m
+			fed = m
 		}
+	}
+	c.endEvaluate(fed, r)
+}
+
+// endEvaluate reports the round's evaluation (federated: the aggregated statistics, nil
+// when there are none) and returns to waiting.
+func (c *Coordinator) endEvaluate(federated map[string]float64, r *Ready) {
+	e := c.eval
+	n := EvaluationFinished{Round: e.number, Central: e.central, Federated: federated, Evaluations: len(e.results)}
+	if e.agg != nil {
+		n.Evaluations = e.agg.Count()
 	}
 	if n.Central != nil || n.Federated != nil {
 		r.Notices = append(r.Notices, n)

@@ -275,7 +275,8 @@ func TestCentralAndFederatedEvaluation(t *testing.T) {
 		if e.Round != uint64(i) {
 			t.Fatalf("evaluation %d is of round %d", i, e.Round)
 		}
-		if i > 0 && (e.Federated["accuracy"] != 0.9 || e.Evaluations != 3) {
+		// The clients share noised statistics (with negligible noise in the harness).
+		if i > 0 && (math.Abs(e.Federated["accuracy"]-0.9) > 1e-6 || e.Evaluations != 3) {
 			t.Fatalf("round %d federated evaluation %+v", i, e)
 		}
 	}

@@ -16,7 +16,6 @@ type Event interface{ isEvent() }
 type Join struct {
 	ClientID          string
 	CommitteeEligible bool
-	NumExamples       int64
 }
 
 // Leave: a client said it is going away.
@@ -72,7 +71,6 @@ type Record interface{ isRecord() }
 type ClientRecord struct {
 	ClientID          string
 	CommitteeEligible bool
-	NumExamples       int64
 }
 
 // KeySetupRecord: an accepted key-setup message (announcement or dealing, marshalled);
@@ -103,12 +101,15 @@ type RoundRecord struct {
 	Reason        string
 }
 
-// PrivacyRecord: a client reported the privacy it has spent in total (its ledger's ε at δ).
+// PrivacyRecord: a client's total record-level (DP-SGD) ε at δ: the server's own account
+// when it issued the client a fit task of round Round (every task fixes σ, q and the steps),
+// or, with Reported, what the client said its ledger holds.
 type PrivacyRecord struct {
 	ClientID string
 	Round    uint64
 	Epsilon  float64
 	Delta    float64
+	Reported bool
 }
 
 func (ClientRecord) isRecord()    {}
@@ -157,10 +158,12 @@ type KeySetupFailed struct {
 	Missing []string
 }
 
-// PrivacySpent: a client's reported total ε.
+// PrivacySpent: a client's total ε, as the server accounts it or (Reported) as the client
+// reported it.
 type PrivacySpent struct {
 	ClientID string
 	Epsilon  float64
+	Reported bool
 }
 
 // ClientOffline: a client was not heard from within the client timeout.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/dp"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
 	"github.com/confide-fl/confide/server"
 )
@@ -92,12 +93,12 @@ func TestGoldenPlainRounds(t *testing.T) {
 	}
 	n := &network{t: t, c: c, parties: map[string]*client.Party{}, trainers: trs, queue: map[string][]*pb.Task{}, down: map[string]bool{}}
 	for id, tr := range trs {
-		n.parties[id], _ = client.NewParty(client.PartyConfig{ClientID: id}, tr)
+		n.parties[id], _ = client.NewParty(client.PartyConfig{ClientID: id, Noise: dp.NewDeterministicNoise(1), ShareStatistics: true, StatisticsNoiseMultiplier: 1e-9}, tr)
 	}
 	var log strings.Builder
 	step := transcript(n, &log)
 	for _, id := range []string{"a", "b", "c"} {
-		step(server.Join{ClientID: id, NumExamples: int64(trs[id].N)})
+		step(server.Join{ClientID: id})
 	}
 	answer := func(id string) *pb.Result {
 		task := n.queue[id][0]

@@ -96,12 +96,14 @@ func newNetwork(t *testing.T, cfg server.Config, opts server.Options, trainers m
 	n := &network{t: t, c: c, parties: map[string]*client.Party{}, trainers: trainers, queue: map[string][]*pb.Task{}, down: map[string]bool{}}
 	for i, id := range slices.Sorted(mapKeys(trainers)) {
 		// Seeded noise keeps user-level DP's distributed noise reproducible in tests.
-		p, err := client.NewParty(client.PartyConfig{ClientID: id, Noise: dp.NewDeterministicNoise(uint64(i + 1))}, trainers[id])
+		// Clients opt in to sharing statistics without secure aggregation, with negligible
+		// noise, so that plaintext tests can check exact example-weighted means.
+		p, err := client.NewParty(client.PartyConfig{ClientID: id, Noise: dp.NewDeterministicNoise(uint64(i + 1)), ShareStatistics: true, StatisticsNoiseMultiplier: 1e-9}, trainers[id])
 		if err != nil {
 			t.Fatal(err)
 		}
 		n.parties[id] = p
-		n.mustStep(server.Join{ClientID: id, CommitteeEligible: true, NumExamples: int64(trainers[id].N)})
+		n.mustStep(server.Join{ClientID: id, CommitteeEligible: true})
 	}
 	return n
 }

@@ -33,8 +33,9 @@ func (c *Coordinator) outstanding(client, taskID string) (*taskState, error) {
 //	fit        the update: 8 bytes per value in the clear, secagg's update size under
 //	           secure aggregation (dimension and client id known)
 //	key setup  the stage's message: an announcement, a dealing for the committee, nothing
-//	evaluate   nothing (metrics travel in the header)
-//	decrypt    one decryption share for the aggregate
+//	evaluate   under secure aggregation the encrypted statistics; otherwise nothing
+//	           (an opted-in client's noised metrics travel in the header)
+//	decrypt    one decryption share for the aggregate being opened
 //
 // A transport reserves no memory for a result beyond this bound, so a client can make the
 // server hold only what its task could produce. It changes no state.
@@ -64,7 +65,15 @@ func (c *Coordinator) ResultLimit(client, taskID string) (int64, error) {
 			return int64(c.sa.DealingBytes(c.cfg.SecAgg.CommitteeSize)), nil
 		}
 		return 0, nil
+	case pb.TaskKind_TASK_KIND_EVALUATE:
+		if c.sa != nil {
+			return int64(c.sa.UpdateBytes(statisticSlots, len(client))), nil
+		}
+		return 0, nil
 	case pb.TaskKind_TASK_KIND_DECRYPT:
+		if c.dec != nil && c.dec.eval {
+			values = statisticSlots
+		}
 		return int64(c.sa.DecryptionShareBytes(values, c.cfg.SecAgg.Threshold)), nil
 	}
 	return 0, nil

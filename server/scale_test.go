@@ -36,7 +36,7 @@ func TestLargeFederationSamplesDistinctOnlineClientsDeterministically(t *testing
 		}
 		var last server.Ready
 		for i := range n {
-			if last, err = c.Step(server.Join{ClientID: fmt.Sprintf("c%06d", i), NumExamples: 10}); err != nil {
+			if last, err = c.Step(server.Join{ClientID: fmt.Sprintf("c%06d", i)}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -254,3 +254,59 @@ func TestCommitteeRotation(t *testing.T) {
 		t.Fatalf("%d committee records, want 2", got)
 	}
 }
+
+// Under secure aggregation the clients' training and evaluation statistics travel only
+// inside encrypted aggregates: fit results and evaluate results carry no loss, accuracy or
+// example count in the clear, and the server learns the weighted means from the decrypted
+// sums (fit: the round's aggregate; evaluation: a second aggregate the committee opens).
+func TestStatisticsOnlyInsideTheSecureAggregate(t *testing.T) {
+	ids := []string{"a", "b", "c", "d"}
+	trs := trainersFor(ids...)
+	cfg := secAggConfig(2, 4, 3, 2)
+	cfg.Sampling.FractionEvaluate = 1
+	n := newNetwork(t, cfg, server.Options{}, trs)
+	n.run()
+	for _, a := range n.answered {
+		if k := a.result.Kind; k != pb.TaskKind_TASK_KIND_FIT && k != pb.TaskKind_TASK_KIND_EVALUATE {
+			continue
+		}
+		if a.result.Status != pb.ResultStatus_RESULT_STATUS_OK || a.result.NumExamples != 0 {
+			t.Fatalf("%s's %v result: %v %q, %d examples in the clear", a.client, a.result.Kind, a.result.Status, a.result.Reason, a.result.NumExamples)
+		}
+		for k := range a.result.Metrics {
+			if k != "epsilon" {
+				t.Fatalf("%s's %v result carries metric %q in the clear", a.client, a.result.Kind, k)
+			}
+		}
+		if b, _ := blob.Find(a.result.Blobs, blob.EncryptedUpdate); b == nil {
+			t.Fatalf("%s's %v result has no encrypted blob", a.client, a.result.Kind)
+		}
+	}
+	rounds := recordsOf[server.RoundRecord](n)
+	if len(rounds) != 2 {
+		t.Fatalf("%d rounds, want 2", len(rounds))
+	}
+	for _, rr := range rounds {
+		// fakeTrainer reports loss 1 and accuracy 0.5 for every fit.
+		if rr.Failed || abs(rr.Metrics["train_loss"]-1) > 1e-3 || abs(rr.Metrics["train_accuracy"]-0.5) > 1e-3 {
+			t.Fatalf("round %d: failed %v (%s), metrics %v: want the decrypted train loss 1 and accuracy 0.5", rr.Round, rr.Failed, rr.Reason, rr.Metrics)
+		}
+	}
+	evals := noticesOf[server.EvaluationFinished](n)
+	if len(evals) != 2 {
+		t.Fatalf("evaluation notices %+v, want one per round", evals)
+	}
+	for _, e := range evals {
+		// fakeTrainer evaluates to loss 0.5 and accuracy 0.9.
+		if e.Evaluations != 4 || abs(e.Federated["loss"]-0.5) > 1e-3 || abs(e.Federated["accuracy"]-0.9) > 1e-3 {
+			t.Fatalf("round %d federated evaluation %+v: want 4 evaluations of loss 0.5, accuracy 0.9", e.Round, e)
+		}
+	}
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}

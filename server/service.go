@@ -341,7 +341,7 @@ func (s *Service) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRespon
 	if full {
 		return nil, status.Errorf(codes.ResourceExhausted, "the federation is full (%d clients): its operator can raise the limit with max_clients in the server config (or --max-clients)", s.cfg.MaxClients)
 	}
-	if err := s.submit(ctx, Join{ClientID: name, CommitteeEligible: req.GetCommitteeEligible(), NumExamples: req.GetNumExamples()}); err != nil {
+	if err := s.submit(ctx, Join{ClientID: name, CommitteeEligible: req.GetCommitteeEligible()}); err != nil {
 		return nil, err
 	}
 	var tb [32]byte
@@ -355,7 +355,7 @@ func (s *Service) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRespon
 	}
 	s.tokens[name], s.sessions[token] = token, name
 	s.mu.Unlock()
-	s.log.Info("client joined", "client", name, "committee_eligible", req.GetCommitteeEligible(), "examples", req.GetNumExamples())
+	s.log.Info("client joined", "client", name, "committee_eligible", req.GetCommitteeEligible())
 	return &pb.JoinResponse{ClientId: name, SessionToken: token, HeartbeatIntervalMs: s.cfg.HeartbeatInterval.Milliseconds(),
 		MaxChunkBytes: int64(s.cfg.MaxChunkBytes), MaxResultBytes: s.cfg.MaxResultBytes}, nil
 }

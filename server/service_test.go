@@ -60,7 +60,7 @@ func startService(t *testing.T, cfg server.Config) *testService {
 
 func (s *testService) join(t *testing.T, name string) context.Context {
 	t.Helper()
-	resp, err := s.api.Join(t.Context(), &pb.JoinRequest{ClientName: name, JoinToken: "tok", ProtocolVersion: server.ProtocolVersion, NumExamples: 10})
+	resp, err := s.api.Join(t.Context(), &pb.JoinRequest{ClientName: name, JoinToken: "tok", ProtocolVersion: server.ProtocolVersion})
 	if err != nil {
 		t.Fatal(err)
 	}

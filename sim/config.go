@@ -123,6 +123,11 @@ type DPConfig struct {
 	MaxGradNorm float64 `yaml:"max_grad_norm"`
 	// Delta is the δ of every reported ε (default 1e-5).
 	Delta float64 `yaml:"delta"`
+	// SampleRate q of DP-SGD's Poisson batches, the same for every client, so that a
+	// client's ε follows from its tasks and not from its data (see server.DPConfig):
+	// default training.batch_size / (mean examples per client), at most 1. Each round runs
+	// ⌈training.epochs / q⌉ steps.
+	SampleRate float64 `yaml:"sample_rate"`
 	// UpdateClipNorm bounds every client update ‖Δ‖₂ (DP-FedAvg's user-level clipping;
 	// required, default 10, under secure aggregation).
 	UpdateClipNorm float64 `yaml:"update_clip_norm"`
@@ -408,6 +413,9 @@ func (c Config) validate(datasetGiven bool) error {
 	}
 	if d.UpdateClipNorm < 0 || math.IsNaN(d.UpdateClipNorm) || math.IsInf(d.UpdateClipNorm, 0) {
 		bad("dp.update_clip_norm = %v: must be ≥ 0 (0: no user-level clipping)", d.UpdateClipNorm)
+	}
+	if q := d.SampleRate; math.IsNaN(q) || q < 0 || q > 1 {
+		bad("dp.sample_rate = %v: must be in (0, 1] (0: training.batch_size / mean examples per client)", q)
 	}
 	if d.BudgetEpsilon < 0 || math.IsNaN(d.BudgetEpsilon) || math.IsInf(d.BudgetEpsilon, 0) {
 		bad("dp.budget_epsilon = %v: must be ≥ 0 (0: no limit)", d.BudgetEpsilon)

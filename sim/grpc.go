@@ -68,7 +68,7 @@ func runGRPC(ctx context.Context, r *run) error {
 		go func() {
 			defer wg.Done()
 			errs[k] = client.Run(ctx, client.Config{
-				Server: addr, Name: r.id(k), CommitteeEligible: true, NumExamples: int64(r.pop.size(k)),
+				Server: addr, Name: r.id(k), CommitteeEligible: true,
 				Store: st.store, DialOptions: dial, PollWait: time.Second, Logger: quiet,
 				BackoffMin: 10 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 				// One party serves all of the client's tasks: one noise stream per client.

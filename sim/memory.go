@@ -213,7 +213,7 @@ func (n *memNet) joinInitial() error {
 
 func (n *memNet) join(k int) error {
 	n.setConnected(k, true)
-	return n.step(server.Join{ClientID: n.r.id(k), CommitteeEligible: true, NumExamples: int64(n.r.pop.size(k))})
+	return n.step(server.Join{ClientID: n.r.id(k), CommitteeEligible: true})
 }
 
 // applyAvailability connects the idle clients available in round and disconnects the idle

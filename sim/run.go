@@ -310,9 +310,14 @@ func (r *run) federation() (server.Config, error) {
 	if c.SecureAggregation.Enabled {
 		minAvail = max(minAvail, c.SecureAggregation.CommitteeSize)
 	}
-	largest := 0
+	largest, total := 0, 0
 	for k := range n {
 		largest = max(largest, r.pop.size(k))
+		total += r.pop.size(k)
+	}
+	q := c.DP.SampleRate
+	if q == 0 && c.DP.NoiseMultiplier > 0 && total > 0 {
+		q = min(1, float64(c.Training.BatchSize)*float64(n)/float64(total))
 	}
 	sa := c.SecureAggregation
 	f := server.Config{
@@ -330,7 +335,7 @@ func (r *run) federation() (server.Config, error) {
 			WeightScale: float64(largest),
 		},
 		DP: server.DPConfig{
-			NoiseMultiplier: c.DP.NoiseMultiplier, MaxGradNorm: c.DP.MaxGradNorm, Delta: c.DP.Delta,
+			NoiseMultiplier: c.DP.NoiseMultiplier, MaxGradNorm: c.DP.MaxGradNorm, Delta: c.DP.Delta, SampleRate: q,
 			UpdateClipNorm: c.DP.UpdateClipNorm, UserLevel: c.DP.UserLevel,
 		},
 		SecAgg: sa,

@@ -32,7 +32,13 @@ type Config struct {
 // DPConfig holds DP-SGD's noise multiplier σ and clipping: norm C, flat or per layer (see
 // dpsgd.Config).
 type DPConfig struct {
-	NoiseMultiplier   float64   `json:"noise_multiplier" yaml:"noise_multiplier"`
+	NoiseMultiplier float64 `json:"noise_multiplier" yaml:"noise_multiplier"`
+	// SampleRate, when > 0, fixes the Poisson sampling rate q instead of BatchSize/N, and
+	// Steps, when > 0, the steps of an epoch instead of N/BatchSize: a schedule set by
+	// someone who does not know N (a federation's server, so that it can account every
+	// client's ε from the task alone). BatchSize should then be the expected batch q·N.
+	SampleRate        float64   `json:"sample_rate,omitempty" yaml:"sample_rate,omitempty"`
+	Steps             int       `json:"steps,omitempty" yaml:"steps,omitempty"`
 	MaxGradNorm       float64   `json:"max_grad_norm" yaml:"max_grad_norm"`
 	Clipping          string    `json:"clipping,omitempty" yaml:"clipping,omitempty"`
 	LayerMaxGradNorms []float64 `json:"layer_max_grad_norms,omitempty" yaml:"layer_max_grad_norms,omitempty"`
@@ -69,6 +75,12 @@ func (c Config) Validate() error {
 	if c.DP != nil {
 		if err := c.DP.dpsgd(c.BatchSize).Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("dp: %w", err))
+		}
+		if q := c.DP.SampleRate; math.IsNaN(q) || q < 0 || q > 1 {
+			errs = append(errs, fmt.Errorf("dp.sample_rate = %v: must be in (0, 1] (0: batch_size / examples)", q))
+		}
+		if c.DP.Steps < 0 {
+			errs = append(errs, fmt.Errorf("dp.steps = %d: must be ≥ 0 (0: examples / batch_size per epoch)", c.DP.Steps))
 		}
 	}
 	return errors.Join(errs...)
@@ -155,10 +167,18 @@ func (c Config) PlannedDPSteps(n, epochs int) accountant.Step {
 	return accountant.Step{NoiseMultiplier: c.DP.NoiseMultiplier, SampleRate: c.sampleRate(n), Steps: epochs * c.dpStepsPerEpoch(n)}
 }
 
-func (c Config) sampleRate(n int) float64 { return min(1, float64(c.BatchSize)/float64(n)) }
+func (c Config) sampleRate(n int) float64 {
+	if c.DP != nil && c.DP.SampleRate > 0 {
+		return c.DP.SampleRate
+	}
+	return min(1, float64(c.BatchSize)/float64(n))
+}
 
-// dpStepsPerEpoch is N/(expected batch), rounded, at least 1.
+// dpStepsPerEpoch is DP.Steps when set, else N/(expected batch), rounded, at least 1.
 func (c Config) dpStepsPerEpoch(n int) int {
+	if c.DP != nil && c.DP.Steps > 0 {
+		return c.DP.Steps
+	}
 	return max(1, int(math.Round(float64(n)/float64(c.BatchSize))))
 }
 

@@ -179,7 +179,7 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 	}
 	start := time.Now()
 	err = client.Run(ctx, client.Config{
-		Server: o.server, Name: o.name, JoinToken: o.joinToken, CommitteeEligible: o.committee, NumExamples: int64(local.N),
+		Server: o.server, Name: o.name, JoinToken: o.joinToken, CommitteeEligible: o.committee,
 		Store: store, MinThreshold: o.minThreshold, MinContributions: o.minContributions, RequireSecureAggregation: o.requireSecAgg,
 		Workers: o.workers, Logger: slog.Default(),
 		Noise: noise,

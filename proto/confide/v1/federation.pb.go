@@ -203,8 +203,6 @@ type JoinRequest struct {
 	JoinToken string `protobuf:"bytes,2,opt,name=join_token,json=joinToken,proto3" json:"join_token,omitempty"`
 	// Whether the client may serve on the key committee of secure aggregation.
 	CommitteeEligible bool `protobuf:"varint,3,opt,name=committee_eligible,json=committeeEligible,proto3" json:"committee_eligible,omitempty"`
-	// Number of local training examples (informational; sampling may use it).
-	NumExamples int64 `protobuf:"varint,4,opt,name=num_examples,json=numExamples,proto3" json:"num_examples,omitempty"`
 	// Protocol version the client speaks; the server refuses versions it does not know.
 	ProtocolVersion uint32 `protobuf:"varint,5,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
 	unknownFields   protoimpl.UnknownFields
@@ -260,13 +258,6 @@ func (x *JoinRequest) GetCommitteeEligible() bool {
 		return x.CommitteeEligible
 	}
 	return false
-}
-
-func (x *JoinRequest) GetNumExamples() int64 {
-	if x != nil {
-		return x.NumExamples
-	}
-	return 0
 }
 
 func (x *JoinRequest) GetProtocolVersion() uint32 {
@@ -829,7 +820,15 @@ type DPSpec struct {
 	NoiseMultiplier float64 `protobuf:"fixed64,1,opt,name=noise_multiplier,json=noiseMultiplier,proto3" json:"noise_multiplier,omitempty"`
 	MaxGradNorm     float64 `protobuf:"fixed64,2,opt,name=max_grad_norm,json=maxGradNorm,proto3" json:"max_grad_norm,omitempty"`
 	// δ at which clients account ε.
-	Delta         float64 `protobuf:"fixed64,3,opt,name=delta,proto3" json:"delta,omitempty"`
+	Delta float64 `protobuf:"fixed64,3,opt,name=delta,proto3" json:"delta,omitempty"`
+	// The DP-SGD schedule, fixed by the server so that a client's ε follows from the task
+	// alone and not from its data: `steps` steps, each on a batch that holds every local
+	// example independently with probability `sample_rate` (Poisson sampling; the gradient
+	// sum is divided by the expected batch sample_rate·n). The server accounts every
+	// client's record-level ε from the fit tasks it issued; the client checks the same steps
+	// against its budget before training. Required when noise_multiplier > 0.
+	SampleRate    float64 `protobuf:"fixed64,4,opt,name=sample_rate,json=sampleRate,proto3" json:"sample_rate,omitempty"`
+	Steps         int32   `protobuf:"varint,5,opt,name=steps,proto3" json:"steps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -885,10 +884,25 @@ func (x *DPSpec) GetDelta() float64 {
 	return 0
 }
 
+func (x *DPSpec) GetSampleRate() float64 {
+	if x != nil {
+		return x.SampleRate
+	}
+	return 0
+}
+
+func (x *DPSpec) GetSteps() int32 {
+	if x != nil {
+		return x.Steps
+	}
+	return 0
+}
+
 // FitSpec: train locally from the global parameters (blob "params", little-endian float64)
 // and return the update Δ = local − global (blob "update"), or, under secure aggregation,
-// the encrypted (w·Δ, w, 1) (blob "encrypted_update") made with the collective public key
-// (blob "public_key").
+// the encrypted (w·Δ, [w·(b − ½)], [w·statistics], w, 1) (blob "encrypted_update") made
+// with the collective public key (blob "public_key"): the clip indicator when
+// user_level_dp asks for it, then the training statistics when `statistics` asks for them.
 type FitSpec struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Model        *ModelSpec             `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
@@ -910,9 +924,11 @@ type FitSpec struct {
 	Secagg      *SecAggSpec `protobuf:"bytes,12,opt,name=secagg,proto3" json:"secagg,omitempty"`
 	// Free-form strategy settings (Flower's config dict).
 	Config map[string]string `protobuf:"bytes,13,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Seed   uint64            `protobuf:"varint,14,opt,name=seed,proto3" json:"seed,omitempty"`
 	// User-level DP (DP-FedAvg) asks for these client-side steps; unset when it is off.
-	UserLevelDp   *UserLevelDPSpec `protobuf:"bytes,15,opt,name=user_level_dp,json=userLevelDp,proto3" json:"user_level_dp,omitempty"`
+	UserLevelDp *UserLevelDPSpec `protobuf:"bytes,15,opt,name=user_level_dp,json=userLevelDp,proto3" json:"user_level_dp,omitempty"`
+	// Under secure aggregation: append the last epoch's training statistics to the
+	// encrypted vector (see StatisticsSpec). Unset: none are sent.
+	Statistics    *StatisticsSpec `protobuf:"bytes,16,opt,name=statistics,proto3" json:"statistics,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1038,18 +1054,70 @@ func (x *FitSpec) GetConfig() map[string]string {
 	return nil
 }
 
-func (x *FitSpec) GetSeed() uint64 {
-	if x != nil {
-		return x.Seed
-	}
-	return 0
-}
-
 func (x *FitSpec) GetUserLevelDp() *UserLevelDPSpec {
 	if x != nil {
 		return x.UserLevelDp
 	}
 	return nil
+}
+
+func (x *FitSpec) GetStatistics() *StatisticsSpec {
+	if x != nil {
+		return x.Statistics
+	}
+	return nil
+}
+
+// StatisticsSpec asks a client for the statistics of its task (training: the last local
+// epoch; evaluation: its local test set) inside the secure aggregate, so that only their
+// sum over at least min_contributions clients is ever decrypted. The client appends two
+// values after the update, each scaled into the secure-aggregation coordinate bound B
+// (SecAggParams.clip_bound) and multiplied by its aggregation weight w like the rest:
+// w·min(mean loss, loss_cap)·B/loss_cap and w·accuracy·B. The server divides their sums by
+// Σw (and rescales) to get the weight-averaged loss and accuracy.
+type StatisticsSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Losses above loss_cap count as loss_cap (a bounded slot; > 0).
+	LossCap       float64 `protobuf:"fixed64,1,opt,name=loss_cap,json=lossCap,proto3" json:"loss_cap,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatisticsSpec) Reset() {
+	*x = StatisticsSpec{}
+	mi := &file_confide_v1_federation_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatisticsSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatisticsSpec) ProtoMessage() {}
+
+func (x *StatisticsSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_confide_v1_federation_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatisticsSpec.ProtoReflect.Descriptor instead.
+func (*StatisticsSpec) Descriptor() ([]byte, []int) {
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *StatisticsSpec) GetLossCap() float64 {
+	if x != nil {
+		return x.LossCap
+	}
+	return 0
 }
 
 // UserLevelDPSpec: the client-side steps of DP-FedAvg (McMahan et al. 2018) with adaptive
@@ -1078,7 +1146,7 @@ type UserLevelDPSpec struct {
 
 func (x *UserLevelDPSpec) Reset() {
 	*x = UserLevelDPSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[10]
+	mi := &file_confide_v1_federation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1090,7 +1158,7 @@ func (x *UserLevelDPSpec) String() string {
 func (*UserLevelDPSpec) ProtoMessage() {}
 
 func (x *UserLevelDPSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[10]
+	mi := &file_confide_v1_federation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1103,7 +1171,7 @@ func (x *UserLevelDPSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserLevelDPSpec.ProtoReflect.Descriptor instead.
 func (*UserLevelDPSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{10}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UserLevelDPSpec) GetNoiseStd() float64 {
@@ -1138,7 +1206,7 @@ type SecAggSpec struct {
 
 func (x *SecAggSpec) Reset() {
 	*x = SecAggSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[11]
+	mi := &file_confide_v1_federation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1218,7 @@ func (x *SecAggSpec) String() string {
 func (*SecAggSpec) ProtoMessage() {}
 
 func (x *SecAggSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[11]
+	mi := &file_confide_v1_federation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1231,7 @@ func (x *SecAggSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecAggSpec.ProtoReflect.Descriptor instead.
 func (*SecAggSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{11}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SecAggSpec) GetSession() []byte {
@@ -1199,7 +1267,7 @@ type SecAggParams struct {
 
 func (x *SecAggParams) Reset() {
 	*x = SecAggParams{}
-	mi := &file_confide_v1_federation_proto_msgTypes[12]
+	mi := &file_confide_v1_federation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1279,7 @@ func (x *SecAggParams) String() string {
 func (*SecAggParams) ProtoMessage() {}
 
 func (x *SecAggParams) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[12]
+	mi := &file_confide_v1_federation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1292,7 @@ func (x *SecAggParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecAggParams.ProtoReflect.Descriptor instead.
 func (*SecAggParams) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{12}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SecAggParams) GetLogN() int32 {
@@ -1297,19 +1365,28 @@ func (x *SecAggParams) GetMinContributions() int32 {
 	return 0
 }
 
-// EvaluateSpec: evaluate the global parameters (blob "params") on local test data.
+// EvaluateSpec: evaluate the global parameters (blob "params") on local test data (never on
+// the training data). Under secure aggregation (secagg set, blob "public_key") the result
+// is only the encryption of (w·statistics, w, 1) (blob "encrypted_update", see
+// StatisticsSpec) with w = min(test examples / weight_scale, max_weight); the server learns
+// the sum over the evaluating clients through the key committee. Without it a client
+// sends statistics only if its operator opted in, noised and charged to its ledger.
 type EvaluateSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Model         *ModelSpec             `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	BatchSize     int32                  `protobuf:"varint,2,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
 	Config        map[string]string      `protobuf:"bytes,3,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Secagg        *SecAggSpec            `protobuf:"bytes,4,opt,name=secagg,proto3" json:"secagg,omitempty"`
+	Statistics    *StatisticsSpec        `protobuf:"bytes,5,opt,name=statistics,proto3" json:"statistics,omitempty"`
+	WeightScale   float64                `protobuf:"fixed64,6,opt,name=weight_scale,json=weightScale,proto3" json:"weight_scale,omitempty"`
+	MaxWeight     float64                `protobuf:"fixed64,7,opt,name=max_weight,json=maxWeight,proto3" json:"max_weight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EvaluateSpec) Reset() {
 	*x = EvaluateSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[13]
+	mi := &file_confide_v1_federation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1398,7 @@ func (x *EvaluateSpec) String() string {
 func (*EvaluateSpec) ProtoMessage() {}
 
 func (x *EvaluateSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[13]
+	mi := &file_confide_v1_federation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1411,7 @@ func (x *EvaluateSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateSpec.ProtoReflect.Descriptor instead.
 func (*EvaluateSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{13}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EvaluateSpec) GetModel() *ModelSpec {
@@ -1358,6 +1435,34 @@ func (x *EvaluateSpec) GetConfig() map[string]string {
 	return nil
 }
 
+func (x *EvaluateSpec) GetSecagg() *SecAggSpec {
+	if x != nil {
+		return x.Secagg
+	}
+	return nil
+}
+
+func (x *EvaluateSpec) GetStatistics() *StatisticsSpec {
+	if x != nil {
+		return x.Statistics
+	}
+	return nil
+}
+
+func (x *EvaluateSpec) GetWeightScale() float64 {
+	if x != nil {
+		return x.WeightScale
+	}
+	return 0
+}
+
+func (x *EvaluateSpec) GetMaxWeight() float64 {
+	if x != nil {
+		return x.MaxWeight
+	}
+	return 0
+}
+
 type KeySetupSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Stage         KeySetupStage          `protobuf:"varint,1,opt,name=stage,proto3,enum=confide.v1.KeySetupStage" json:"stage,omitempty"`
@@ -1370,7 +1475,7 @@ type KeySetupSpec struct {
 
 func (x *KeySetupSpec) Reset() {
 	*x = KeySetupSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[14]
+	mi := &file_confide_v1_federation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +1487,7 @@ func (x *KeySetupSpec) String() string {
 func (*KeySetupSpec) ProtoMessage() {}
 
 func (x *KeySetupSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[14]
+	mi := &file_confide_v1_federation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +1500,7 @@ func (x *KeySetupSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeySetupSpec.ProtoReflect.Descriptor instead.
 func (*KeySetupSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{14}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *KeySetupSpec) GetStage() KeySetupStage {
@@ -1438,7 +1543,7 @@ type DecryptSpec struct {
 
 func (x *DecryptSpec) Reset() {
 	*x = DecryptSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[15]
+	mi := &file_confide_v1_federation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1450,7 +1555,7 @@ func (x *DecryptSpec) String() string {
 func (*DecryptSpec) ProtoMessage() {}
 
 func (x *DecryptSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[15]
+	mi := &file_confide_v1_federation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1463,7 +1568,7 @@ func (x *DecryptSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecryptSpec.ProtoReflect.Descriptor instead.
 func (*DecryptSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{15}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DecryptSpec) GetSession() []byte {
@@ -1500,7 +1605,7 @@ type ResultChunk struct {
 
 func (x *ResultChunk) Reset() {
 	*x = ResultChunk{}
-	mi := &file_confide_v1_federation_proto_msgTypes[16]
+	mi := &file_confide_v1_federation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1512,7 +1617,7 @@ func (x *ResultChunk) String() string {
 func (*ResultChunk) ProtoMessage() {}
 
 func (x *ResultChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[16]
+	mi := &file_confide_v1_federation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1525,7 +1630,7 @@ func (x *ResultChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultChunk.ProtoReflect.Descriptor instead.
 func (*ResultChunk) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{16}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ResultChunk) GetPart() isResultChunk_Part {
@@ -1576,9 +1681,13 @@ type Result struct {
 	Round  uint64                 `protobuf:"varint,3,opt,name=round,proto3" json:"round,omitempty"`
 	Status ResultStatus           `protobuf:"varint,4,opt,name=status,proto3,enum=confide.v1.ResultStatus" json:"status,omitempty"`
 	Reason string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
-	// Local examples used (fit: training set; evaluate: test set).
+	// Local examples used (fit: training set; evaluate: test set). A count of the client's
+	// data: 0 under secure aggregation (the example count travels only inside the encrypted
+	// weight) and, without it, unless the client opted in to sharing statistics (then noised).
 	NumExamples int64 `protobuf:"varint,6,opt,name=num_examples,json=numExamples,proto3" json:"num_examples,omitempty"`
-	// Metrics of the task: loss, accuracy, epsilon (the client's total ε after the task).
+	// Metrics of the task: "epsilon" (the client's total ε after the task, which follows
+	// from the tasks it took, not from its data); loss and accuracy only from a client that
+	// opted in to sharing statistics without secure aggregation (noised, see num_examples).
 	Metrics       map[string]float64 `protobuf:"bytes,7,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	Blobs         []*Blob            `protobuf:"bytes,8,rep,name=blobs,proto3" json:"blobs,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1587,7 +1696,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_confide_v1_federation_proto_msgTypes[17]
+	mi := &file_confide_v1_federation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +1708,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[17]
+	mi := &file_confide_v1_federation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +1721,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{17}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Result) GetTaskId() string {
@@ -1679,7 +1788,7 @@ type PushResultResponse struct {
 
 func (x *PushResultResponse) Reset() {
 	*x = PushResultResponse{}
-	mi := &file_confide_v1_federation_proto_msgTypes[18]
+	mi := &file_confide_v1_federation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +1800,7 @@ func (x *PushResultResponse) String() string {
 func (*PushResultResponse) ProtoMessage() {}
 
 func (x *PushResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[18]
+	mi := &file_confide_v1_federation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +1813,7 @@ func (x *PushResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResultResponse.ProtoReflect.Descriptor instead.
 func (*PushResultResponse) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{18}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{19}
 }
 
 type HeartbeatRequest struct {
@@ -1715,7 +1824,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_confide_v1_federation_proto_msgTypes[19]
+	mi := &file_confide_v1_federation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1727,7 +1836,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[19]
+	mi := &file_confide_v1_federation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1740,7 +1849,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{19}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{20}
 }
 
 type HeartbeatResponse struct {
@@ -1753,7 +1862,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_confide_v1_federation_proto_msgTypes[20]
+	mi := &file_confide_v1_federation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1765,7 +1874,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[20]
+	mi := &file_confide_v1_federation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1778,7 +1887,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{20}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HeartbeatResponse) GetRound() uint64 {
@@ -1803,7 +1912,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_confide_v1_federation_proto_msgTypes[21]
+	mi := &file_confide_v1_federation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +1924,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[21]
+	mi := &file_confide_v1_federation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +1937,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{21}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{22}
 }
 
 type LeaveResponse struct {
@@ -1839,7 +1948,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_confide_v1_federation_proto_msgTypes[22]
+	mi := &file_confide_v1_federation_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +1960,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[22]
+	mi := &file_confide_v1_federation_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +1973,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{22}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{23}
 }
 
 var File_confide_v1_federation_proto protoreflect.FileDescriptor
@@ -1872,15 +1981,14 @@ var File_confide_v1_federation_proto protoreflect.FileDescriptor
 const file_confide_v1_federation_proto_rawDesc = "" +
 	"\n" +
 	"\x1bconfide/v1/federation.proto\x12\n" +
-	"confide.v1\"\xca\x01\n" +
+	"confide.v1\"\xbb\x01\n" +
 	"\vJoinRequest\x12\x1f\n" +
 	"\vclient_name\x18\x01 \x01(\tR\n" +
 	"clientName\x12\x1d\n" +
 	"\n" +
 	"join_token\x18\x02 \x01(\tR\tjoinToken\x12-\n" +
-	"\x12committee_eligible\x18\x03 \x01(\bR\x11committeeEligible\x12!\n" +
-	"\fnum_examples\x18\x04 \x01(\x03R\vnumExamples\x12)\n" +
-	"\x10protocol_version\x18\x05 \x01(\rR\x0fprotocolVersion\"\xd6\x01\n" +
+	"\x12committee_eligible\x18\x03 \x01(\bR\x11committeeEligible\x12)\n" +
+	"\x10protocol_version\x18\x05 \x01(\rR\x0fprotocolVersionJ\x04\b\x04\x10\x05R\fnum_examples\"\xd6\x01\n" +
 	"\fJoinResponse\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\x122\n" +
@@ -1915,11 +2023,14 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\tModelSpec\x12\x1b\n" +
 	"\tspec_json\x18\x01 \x01(\fR\bspecJson\x12\x1d\n" +
 	"\n" +
-	"num_params\x18\x02 \x01(\x03R\tnumParams\"m\n" +
+	"num_params\x18\x02 \x01(\x03R\tnumParams\"\xa4\x01\n" +
 	"\x06DPSpec\x12)\n" +
 	"\x10noise_multiplier\x18\x01 \x01(\x01R\x0fnoiseMultiplier\x12\"\n" +
 	"\rmax_grad_norm\x18\x02 \x01(\x01R\vmaxGradNorm\x12\x14\n" +
-	"\x05delta\x18\x03 \x01(\x01R\x05delta\"\x81\x05\n" +
+	"\x05delta\x18\x03 \x01(\x01R\x05delta\x12\x1f\n" +
+	"\vsample_rate\x18\x04 \x01(\x01R\n" +
+	"sampleRate\x12\x14\n" +
+	"\x05steps\x18\x05 \x01(\x05R\x05steps\"\xb5\x05\n" +
 	"\aFitSpec\x12+\n" +
 	"\x05model\x18\x01 \x01(\v2\x15.confide.v1.ModelSpecR\x05model\x12!\n" +
 	"\flocal_epochs\x18\x02 \x01(\x05R\vlocalEpochs\x12\x1d\n" +
@@ -1937,12 +2048,16 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\n" +
 	"max_weight\x18\v \x01(\x01R\tmaxWeight\x12.\n" +
 	"\x06secagg\x18\f \x01(\v2\x16.confide.v1.SecAggSpecR\x06secagg\x127\n" +
-	"\x06config\x18\r \x03(\v2\x1f.confide.v1.FitSpec.ConfigEntryR\x06config\x12\x12\n" +
-	"\x04seed\x18\x0e \x01(\x04R\x04seed\x12?\n" +
-	"\ruser_level_dp\x18\x0f \x01(\v2\x1b.confide.v1.UserLevelDPSpecR\vuserLevelDp\x1a9\n" +
+	"\x06config\x18\r \x03(\v2\x1f.confide.v1.FitSpec.ConfigEntryR\x06config\x12?\n" +
+	"\ruser_level_dp\x18\x0f \x01(\v2\x1b.confide.v1.UserLevelDPSpecR\vuserLevelDp\x12:\n" +
+	"\n" +
+	"statistics\x18\x10 \x01(\v2\x1a.confide.v1.StatisticsSpecR\n" +
+	"statistics\x1a9\n" +
 	"\vConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8e\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x0e\x10\x0fR\x04seed\"+\n" +
+	"\x0eStatisticsSpec\x12\x19\n" +
+	"\bloss_cap\x18\x01 \x01(\x01R\alossCap\"\x8e\x01\n" +
 	"\x0fUserLevelDPSpec\x12\x1b\n" +
 	"\tnoise_std\x18\x01 \x01(\x01R\bnoiseStd\x12%\n" +
 	"\x0eclip_indicator\x18\x02 \x01(\bR\rclipIndicator\x127\n" +
@@ -1964,12 +2079,19 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\x0ecommittee_size\x18\b \x01(\x05R\rcommitteeSize\x12\x1c\n" +
 	"\tthreshold\x18\t \x01(\x05R\tthreshold\x12+\n" +
 	"\x11min_contributions\x18\n" +
-	" \x01(\x05R\x10minContributions\"\xd3\x01\n" +
+	" \x01(\x05R\x10minContributions\"\x81\x03\n" +
 	"\fEvaluateSpec\x12+\n" +
 	"\x05model\x18\x01 \x01(\v2\x15.confide.v1.ModelSpecR\x05model\x12\x1d\n" +
 	"\n" +
 	"batch_size\x18\x02 \x01(\x05R\tbatchSize\x12<\n" +
-	"\x06config\x18\x03 \x03(\v2$.confide.v1.EvaluateSpec.ConfigEntryR\x06config\x1a9\n" +
+	"\x06config\x18\x03 \x03(\v2$.confide.v1.EvaluateSpec.ConfigEntryR\x06config\x12.\n" +
+	"\x06secagg\x18\x04 \x01(\v2\x16.confide.v1.SecAggSpecR\x06secagg\x12:\n" +
+	"\n" +
+	"statistics\x18\x05 \x01(\v2\x1a.confide.v1.StatisticsSpecR\n" +
+	"statistics\x12!\n" +
+	"\fweight_scale\x18\x06 \x01(\x01R\vweightScale\x12\x1d\n" +
+	"\n" +
+	"max_weight\x18\a \x01(\x01R\tmaxWeight\x1a9\n" +
 	"\vConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa8\x01\n" +
@@ -2043,7 +2165,7 @@ func file_confide_v1_federation_proto_rawDescGZIP() []byte {
 }
 
 var file_confide_v1_federation_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_confide_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_confide_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_confide_v1_federation_proto_goTypes = []any{
 	(TaskKind)(0),              // 0: confide.v1.TaskKind
 	(KeySetupStage)(0),         // 1: confide.v1.KeySetupStage
@@ -2058,63 +2180,67 @@ var file_confide_v1_federation_proto_goTypes = []any{
 	(*ModelSpec)(nil),          // 10: confide.v1.ModelSpec
 	(*DPSpec)(nil),             // 11: confide.v1.DPSpec
 	(*FitSpec)(nil),            // 12: confide.v1.FitSpec
-	(*UserLevelDPSpec)(nil),    // 13: confide.v1.UserLevelDPSpec
-	(*SecAggSpec)(nil),         // 14: confide.v1.SecAggSpec
-	(*SecAggParams)(nil),       // 15: confide.v1.SecAggParams
-	(*EvaluateSpec)(nil),       // 16: confide.v1.EvaluateSpec
-	(*KeySetupSpec)(nil),       // 17: confide.v1.KeySetupSpec
-	(*DecryptSpec)(nil),        // 18: confide.v1.DecryptSpec
-	(*ResultChunk)(nil),        // 19: confide.v1.ResultChunk
-	(*Result)(nil),             // 20: confide.v1.Result
-	(*PushResultResponse)(nil), // 21: confide.v1.PushResultResponse
-	(*HeartbeatRequest)(nil),   // 22: confide.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),  // 23: confide.v1.HeartbeatResponse
-	(*LeaveRequest)(nil),       // 24: confide.v1.LeaveRequest
-	(*LeaveResponse)(nil),      // 25: confide.v1.LeaveResponse
-	nil,                        // 26: confide.v1.FitSpec.ConfigEntry
-	nil,                        // 27: confide.v1.EvaluateSpec.ConfigEntry
-	nil,                        // 28: confide.v1.Result.MetricsEntry
+	(*StatisticsSpec)(nil),     // 13: confide.v1.StatisticsSpec
+	(*UserLevelDPSpec)(nil),    // 14: confide.v1.UserLevelDPSpec
+	(*SecAggSpec)(nil),         // 15: confide.v1.SecAggSpec
+	(*SecAggParams)(nil),       // 16: confide.v1.SecAggParams
+	(*EvaluateSpec)(nil),       // 17: confide.v1.EvaluateSpec
+	(*KeySetupSpec)(nil),       // 18: confide.v1.KeySetupSpec
+	(*DecryptSpec)(nil),        // 19: confide.v1.DecryptSpec
+	(*ResultChunk)(nil),        // 20: confide.v1.ResultChunk
+	(*Result)(nil),             // 21: confide.v1.Result
+	(*PushResultResponse)(nil), // 22: confide.v1.PushResultResponse
+	(*HeartbeatRequest)(nil),   // 23: confide.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),  // 24: confide.v1.HeartbeatResponse
+	(*LeaveRequest)(nil),       // 25: confide.v1.LeaveRequest
+	(*LeaveResponse)(nil),      // 26: confide.v1.LeaveResponse
+	nil,                        // 27: confide.v1.FitSpec.ConfigEntry
+	nil,                        // 28: confide.v1.EvaluateSpec.ConfigEntry
+	nil,                        // 29: confide.v1.Result.MetricsEntry
 }
 var file_confide_v1_federation_proto_depIdxs = []int32{
 	9,  // 0: confide.v1.TaskChunk.task:type_name -> confide.v1.Task
 	7,  // 1: confide.v1.TaskChunk.no_task:type_name -> confide.v1.NoTask
 	0,  // 2: confide.v1.Task.kind:type_name -> confide.v1.TaskKind
 	12, // 3: confide.v1.Task.fit:type_name -> confide.v1.FitSpec
-	16, // 4: confide.v1.Task.evaluate:type_name -> confide.v1.EvaluateSpec
-	17, // 5: confide.v1.Task.key_setup:type_name -> confide.v1.KeySetupSpec
-	18, // 6: confide.v1.Task.decrypt:type_name -> confide.v1.DecryptSpec
+	17, // 4: confide.v1.Task.evaluate:type_name -> confide.v1.EvaluateSpec
+	18, // 5: confide.v1.Task.key_setup:type_name -> confide.v1.KeySetupSpec
+	19, // 6: confide.v1.Task.decrypt:type_name -> confide.v1.DecryptSpec
 	8,  // 7: confide.v1.Task.blobs:type_name -> confide.v1.Blob
 	10, // 8: confide.v1.FitSpec.model:type_name -> confide.v1.ModelSpec
 	11, // 9: confide.v1.FitSpec.dp:type_name -> confide.v1.DPSpec
-	14, // 10: confide.v1.FitSpec.secagg:type_name -> confide.v1.SecAggSpec
-	26, // 11: confide.v1.FitSpec.config:type_name -> confide.v1.FitSpec.ConfigEntry
-	13, // 12: confide.v1.FitSpec.user_level_dp:type_name -> confide.v1.UserLevelDPSpec
-	15, // 13: confide.v1.SecAggSpec.params:type_name -> confide.v1.SecAggParams
-	10, // 14: confide.v1.EvaluateSpec.model:type_name -> confide.v1.ModelSpec
-	27, // 15: confide.v1.EvaluateSpec.config:type_name -> confide.v1.EvaluateSpec.ConfigEntry
-	1,  // 16: confide.v1.KeySetupSpec.stage:type_name -> confide.v1.KeySetupStage
-	15, // 17: confide.v1.KeySetupSpec.params:type_name -> confide.v1.SecAggParams
-	15, // 18: confide.v1.DecryptSpec.params:type_name -> confide.v1.SecAggParams
-	20, // 19: confide.v1.ResultChunk.result:type_name -> confide.v1.Result
-	0,  // 20: confide.v1.Result.kind:type_name -> confide.v1.TaskKind
-	2,  // 21: confide.v1.Result.status:type_name -> confide.v1.ResultStatus
-	28, // 22: confide.v1.Result.metrics:type_name -> confide.v1.Result.MetricsEntry
-	8,  // 23: confide.v1.Result.blobs:type_name -> confide.v1.Blob
-	3,  // 24: confide.v1.Federation.Join:input_type -> confide.v1.JoinRequest
-	5,  // 25: confide.v1.Federation.PullTask:input_type -> confide.v1.PullTaskRequest
-	19, // 26: confide.v1.Federation.PushResult:input_type -> confide.v1.ResultChunk
-	22, // 27: confide.v1.Federation.Heartbeat:input_type -> confide.v1.HeartbeatRequest
-	24, // 28: confide.v1.Federation.Leave:input_type -> confide.v1.LeaveRequest
-	4,  // 29: confide.v1.Federation.Join:output_type -> confide.v1.JoinResponse
-	6,  // 30: confide.v1.Federation.PullTask:output_type -> confide.v1.TaskChunk
-	21, // 31: confide.v1.Federation.PushResult:output_type -> confide.v1.PushResultResponse
-	23, // 32: confide.v1.Federation.Heartbeat:output_type -> confide.v1.HeartbeatResponse
-	25, // 33: confide.v1.Federation.Leave:output_type -> confide.v1.LeaveResponse
-	29, // [29:34] is the sub-list for method output_type
-	24, // [24:29] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	15, // 10: confide.v1.FitSpec.secagg:type_name -> confide.v1.SecAggSpec
+	27, // 11: confide.v1.FitSpec.config:type_name -> confide.v1.FitSpec.ConfigEntry
+	14, // 12: confide.v1.FitSpec.user_level_dp:type_name -> confide.v1.UserLevelDPSpec
+	13, // 13: confide.v1.FitSpec.statistics:type_name -> confide.v1.StatisticsSpec
+	16, // 14: confide.v1.SecAggSpec.params:type_name -> confide.v1.SecAggParams
+	10, // 15: confide.v1.EvaluateSpec.model:type_name -> confide.v1.ModelSpec
+	28, // 16: confide.v1.EvaluateSpec.config:type_name -> confide.v1.EvaluateSpec.ConfigEntry
+	15, // 17: confide.v1.EvaluateSpec.secagg:type_name -> confide.v1.SecAggSpec
+	13, // 18: confide.v1.EvaluateSpec.statistics:type_name -> confide.v1.StatisticsSpec
+	1,  // 19: confide.v1.KeySetupSpec.stage:type_name -> confide.v1.KeySetupStage
+	16, // 20: confide.v1.KeySetupSpec.params:type_name -> confide.v1.SecAggParams
+	16, // 21: confide.v1.DecryptSpec.params:type_name -> confide.v1.SecAggParams
+	21, // 22: confide.v1.ResultChunk.result:type_name -> confide.v1.Result
+	0,  // 23: confide.v1.Result.kind:type_name -> confide.v1.TaskKind
+	2,  // 24: confide.v1.Result.status:type_name -> confide.v1.ResultStatus
+	29, // 25: confide.v1.Result.metrics:type_name -> confide.v1.Result.MetricsEntry
+	8,  // 26: confide.v1.Result.blobs:type_name -> confide.v1.Blob
+	3,  // 27: confide.v1.Federation.Join:input_type -> confide.v1.JoinRequest
+	5,  // 28: confide.v1.Federation.PullTask:input_type -> confide.v1.PullTaskRequest
+	20, // 29: confide.v1.Federation.PushResult:input_type -> confide.v1.ResultChunk
+	23, // 30: confide.v1.Federation.Heartbeat:input_type -> confide.v1.HeartbeatRequest
+	25, // 31: confide.v1.Federation.Leave:input_type -> confide.v1.LeaveRequest
+	4,  // 32: confide.v1.Federation.Join:output_type -> confide.v1.JoinResponse
+	6,  // 33: confide.v1.Federation.PullTask:output_type -> confide.v1.TaskChunk
+	22, // 34: confide.v1.Federation.PushResult:output_type -> confide.v1.PushResultResponse
+	24, // 35: confide.v1.Federation.Heartbeat:output_type -> confide.v1.HeartbeatResponse
+	26, // 36: confide.v1.Federation.Leave:output_type -> confide.v1.LeaveResponse
+	32, // [32:37] is the sub-list for method output_type
+	27, // [27:32] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_confide_v1_federation_proto_init() }
@@ -2133,7 +2259,7 @@ func file_confide_v1_federation_proto_init() {
 		(*Task_KeySetup)(nil),
 		(*Task_Decrypt)(nil),
 	}
-	file_confide_v1_federation_proto_msgTypes[16].OneofWrappers = []any{
+	file_confide_v1_federation_proto_msgTypes[17].OneofWrappers = []any{
 		(*ResultChunk_Result)(nil),
 		(*ResultChunk_Data)(nil),
 	}
@@ -2143,7 +2269,7 @@ func file_confide_v1_federation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_confide_v1_federation_proto_rawDesc), len(file_confide_v1_federation_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

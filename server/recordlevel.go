@@ -1,0 +1,53 @@
+package server
+
+import (
+	"fmt"
+
+	"github.com/confide-fl/confide/dp/accountant"
+)
+
+// recordLevel is the server's own account of every client's record-level (DP-SGD) privacy:
+// the fit tasks fix the DP-SGD schedule (σ, q, T), so the ε a client spends follows from
+// the tasks it was sent, not from its data, and the server charges each client when it
+// issues the task — whether or not a result comes back, as the client's training may have
+// run. Clients report their own ledger's ε too; the server reports both.
+type recordLevel struct {
+	step  accountant.Step // one fit task
+	delta float64
+	// tasks counts the DP fit tasks issued per client; eps caches ε by that count (the
+	// schedule is the same for every task of a federation).
+	tasks map[string]int
+	eps   map[int]float64
+	max   float64
+	// reportedMax is the largest ε any client reported.
+	reportedMax float64
+}
+
+func newRecordLevel(d DPConfig) *recordLevel {
+	if !(d.NoiseMultiplier > 0) {
+		return nil
+	}
+	return &recordLevel{
+		step:  accountant.Step{NoiseMultiplier: d.NoiseMultiplier, SampleRate: d.SampleRate, Steps: d.Steps},
+		delta: d.Delta, tasks: map[string]int{}, eps: map[int]float64{},
+	}
+}
+
+// issued charges client one fit task and returns its total ε at δ.
+func (a *recordLevel) issued(client string) (float64, error) {
+	k := a.tasks[client] + 1
+	eps, ok := a.eps[k]
+	if !ok {
+		s := a.step
+		s.Steps *= k
+		res, err := accountant.Epsilon([]accountant.Step{s}, a.delta, accountant.Config{})
+		if err != nil {
+			return 0, fmt.Errorf("record-level accounting of %d fit tasks: %w", k, err)
+		}
+		eps = res.Epsilon
+		a.eps[k] = eps
+	}
+	a.tasks[client] = k
+	a.max = max(a.max, eps)
+	return eps, nil
+}
