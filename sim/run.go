@@ -425,11 +425,12 @@ func (r *run) secAggRandomness(k int) *secagg.Randomness {
 	return secagg.DeterministicRandomness(r.cfg.Seed, r.id(k))
 }
 
-// clientNoise is the source of client k's user-level DP noise for a task of a round: the
-// run's secure source, or with deterministic noise one seeded from the run's seed, the
-// client and the round (nil without user-level DP).
+// clientNoise is the source of client k's noise for a task of a round (user-level DP's
+// distributed noise, the noise on statistics shared without secure aggregation): the run's
+// secure source (nil: the party makes its own), or with deterministic noise one seeded
+// from the run's seed, the client and the round. nil when the client draws no noise.
 func (r *run) clientNoise(k int, round uint64) dp.NoiseSource {
-	if !r.cfg.DP.UserLevel.On() {
+	if !r.cfg.DP.UserLevel.On() && r.cfg.SecureAggregation.Enabled {
 		return nil
 	}
 	if r.cfg.DP.DeterministicNoise {
@@ -441,7 +442,14 @@ func (r *run) clientNoise(k int, round uint64) dp.NoiseSource {
 // handle runs one task of client k on worker w: the client is materialised for it (its
 // round logic, its trainer over its dataset view and ledger) and forgotten after.
 func (r *run) handle(ctx context.Context, w *worker, k int, st *clientState, t *pb.Task) (*pb.Result, error) {
-	p, err := client.NewParty(client.PartyConfig{ClientID: r.id(k), Store: st.store, SecAggRandomness: r.secAggRandomness(k), Noise: r.clientNoise(k, t.GetRound())}, &virtualTrainer{r: r, k: k, store: st.store, w: w})
+	// Without secure aggregation a real client shares no statistics of its data unless its
+	// operator opts in; the simulated clients opt in (a noised example count, so FedAvg
+	// weighs by examples as in McMahan et al. 2017, and noised evaluation results, charged
+	// to their ledgers). Under secure aggregation the statistics travel encrypted.
+	p, err := client.NewParty(client.PartyConfig{
+		ClientID: r.id(k), Store: st.store, SecAggRandomness: r.secAggRandomness(k), Noise: r.clientNoise(k, t.GetRound()),
+		ShareStatistics: !r.cfg.SecureAggregation.Enabled,
+	}, &virtualTrainer{r: r, k: k, store: st.store, w: w})
 	if err != nil {
 		return nil, err
 	}
@@ -514,12 +522,50 @@ func (t *virtualTrainer) Evaluate(ctx context.Context, params []float64, cfg cli
 		return client.EvaluateResult{}, err
 	}
 	defer release()
-	mt, err := t.trainer(w, t.r.taskSeed(t.k, cfg.Round, 2), nil)
+	// A client never evaluates on its training data: virtual client k evaluates on its
+	// share of the test set, every n-th example from k (as `confide client` takes an IID
+	// share of the test set).
+	mt, err := client.NewModelTrainer(client.ModelTrainerConfig{
+		Train: t.r.pop.view(t.k, &w.buf), Test: t.r.testShare(t.k), Store: t.store,
+		Seed: t.r.taskSeed(t.k, cfg.Round, 2), Models: w.models, Featured: t.r.spec.Features,
+	})
 	if err != nil {
 		return client.EvaluateResult{}, err
 	}
 	defer mt.Close()
 	return mt.Evaluate(ctx, params, cfg)
+}
+
+var _ client.StatisticsAccountant = (*virtualTrainer)(nil)
+
+// ChargeStatistics charges the client's ledger for statistics it shares without secure
+// aggregation (see client.ModelTrainer.ChargeStatistics).
+func (t *virtualTrainer) ChargeStatistics(z float64) error {
+	w, release, err := t.worker(context.Background())
+	if err != nil {
+		return err
+	}
+	defer release()
+	mt, err := t.trainer(w, 0, t.r.cfg.clientBudget())
+	if err != nil {
+		return err
+	}
+	defer mt.Close()
+	return mt.ChargeStatistics(z)
+}
+
+// testShare is virtual client k's local test set: the central test examples k, k+n, k+2n, …
+// for n clients (none when there are more clients than test examples).
+func (r *run) testShare(k int) *data.Dataset {
+	n := r.pop.n
+	var idx []int
+	for i := k; i < r.test.N; i += n {
+		idx = append(idx, i)
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	return r.test.Subset(idx)
 }
 
 func (t *virtualTrainer) worker(ctx context.Context) (*worker, func(), error) {
