@@ -329,3 +329,44 @@ func TestPartyUserLevelDP(t *testing.T) {
 		})
 	}
 }
+
+// The client's floors hold whatever the server asks: a fit task without DP-SGD noise, or
+// with less than --min-noise-multiplier, is refused before training with a reason the
+// server records; a task without a DP-SGD schedule is refused; a client that accepts no-DP
+// tasks (floor 0) trains.
+func TestPartyRefusesTasksBelowItsFloors(t *testing.T) {
+	fit := func(p *client.Party, dpSpec *pb.DPSpec) *pb.Result {
+		res, err := p.Handle(t.Context(), fitTask(blobSpec, zeros(), &pb.FitSpec{LocalEpochs: 1, BatchSize: 10, Optimizer: "sgd", LearningRate: 0.1, Dp: dpSpec}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	tr := &countingTrainer{}
+	strict, _ := client.NewParty(client.PartyConfig{ClientID: "a", MinNoiseMultiplier: 0.5}, tr)
+	for _, tc := range []struct {
+		name string
+		dp   *pb.DPSpec
+		want string
+	}{
+		{"no-dp", &pb.DPSpec{}, "trains without DP-SGD (noise multiplier 0)"},
+		{"weak-dp", &pb.DPSpec{NoiseMultiplier: 0.3, MaxGradNorm: 1, SampleRate: 0.1, Steps: 10}, "noise multiplier 0.3 is below this client's minimum 0.5"},
+	} {
+		if r := fit(strict, tc.dp); r.Status != pb.ResultStatus_RESULT_STATUS_REFUSED_PRIVACY_BUDGET || !strings.Contains(r.Reason, tc.want) || !strings.Contains(r.Reason, "min-noise-multiplier") {
+			t.Errorf("%s: %v %q, want a refusal naming %q and the flag", tc.name, r.Status, r.Reason, tc.want)
+		}
+	}
+	if r := fit(strict, &pb.DPSpec{NoiseMultiplier: 1, MaxGradNorm: 1}); r.Status != pb.ResultStatus_RESULT_STATUS_FAILED || !strings.Contains(r.Reason, "schedule") {
+		t.Errorf("a DP task without a schedule: %v %q", r.Status, r.Reason)
+	}
+	if tr.fits != 0 {
+		t.Fatalf("%d trainings for refused tasks", tr.fits)
+	}
+	if r := fit(strict, &pb.DPSpec{NoiseMultiplier: 1, MaxGradNorm: 1, SampleRate: 0.1, Steps: 10}); r.Status != pb.ResultStatus_RESULT_STATUS_OK {
+		t.Errorf("a task above the floor: %v %q", r.Status, r.Reason)
+	}
+	noDP, _ := client.NewParty(client.PartyConfig{ClientID: "a"}, tr)
+	if r := fit(noDP, &pb.DPSpec{}); r.Status != pb.ResultStatus_RESULT_STATUS_OK {
+		t.Errorf("a no-DP client and a task without DP-SGD: %v %q", r.Status, r.Reason)
+	}
+}

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/confide-fl/confide/dp"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
 )
 
@@ -32,15 +31,11 @@ type Config struct {
 	CommitteeEligible bool
 	// Store keeps member states (and, through the trainer, the privacy ledger).
 	Store Store
-	// MinThreshold and MinContributions: see PartyConfig (0: the floor 2).
-	MinThreshold, MinContributions int
-	// RequireSecureAggregation refuses fit tasks that would send the update in the clear:
-	// see PartyConfig.
-	RequireSecureAggregation bool
-	// Workers for secure-aggregation steps (default 1).
-	Workers int
-	// Noise for user-level DP's distributed noise: see PartyConfig (nil: secure).
-	Noise dp.NoiseSource
+	// Party is the round logic's configuration: the client's floors (threshold,
+	// contributions, committee size, flooding noise, DP-SGD noise multiplier), whether it
+	// requires secure aggregation and shares statistics without it, its noise source and
+	// workers. Run sets its ClientID (Name), Store and Logger.
+	Party PartyConfig
 	// DialOptions replace the default (plaintext) transport credentials, e.g. for TLS or
 	// an in-memory listener in tests.
 	DialOptions []grpc.DialOption
@@ -121,8 +116,9 @@ func RunWith(ctx context.Context, cfg Config, tr Transport, trainer Trainer) err
 	if cfg.Name == "" {
 		return errors.New("client: client name is required")
 	}
-	party, err := NewParty(PartyConfig{ClientID: cfg.Name, Store: cfg.Store, MinThreshold: cfg.MinThreshold, MinContributions: cfg.MinContributions,
-		RequireSecureAggregation: cfg.RequireSecureAggregation, Workers: cfg.Workers, Noise: cfg.Noise}, trainer)
+	pc := cfg.Party
+	pc.ClientID, pc.Store, pc.Logger = cfg.Name, cfg.Store, cfg.Logger
+	party, err := NewParty(pc, trainer)
 	if err != nil {
 		return err
 	}

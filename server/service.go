@@ -234,6 +234,11 @@ func (s *Service) notice(n Notice) {
 		s.roundStart[n.Round] = time.Now()
 		s.log.Info("round started", "round", n.Round, "clients", len(n.Clients))
 	case RoundFinished:
+		for _, f := range n.Failures {
+			// A client's refusal names its reason (a privacy floor, its budget), which the
+			// operator needs to see.
+			s.log.Warn("client did not contribute", "round", n.Round, "client", f.ClientID, "kind", f.Kind.String(), "reason", f.Reason)
+		}
 		outcome := "ok"
 		if n.Failed {
 			outcome = "failed"

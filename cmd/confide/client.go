@@ -31,6 +31,9 @@ type clientOptions struct {
 	noDP, raiseBudget                       bool
 	committee, requireSecAgg                bool
 	minThreshold, minContributions, workers int
+	minCommittee                            int
+	minNoise, minFlooding                   float64
+	shareStatistics                         bool
 	deterministic                           bool
 }
 
@@ -74,9 +77,20 @@ deleting it forgets the privacy spent.
 By default the client sends its updates only under secure aggregation: it refuses fit tasks
 that would send them in the clear (--require-secure-aggregation=false allows plaintext
 rounds), and it takes part only in key committees that no single member can decrypt alone
-(threshold t ≥ --min-threshold, default 2) and that never decrypt fewer than
---min-contributions updates (default 2, so an aggregate is never one client's update).
-Both floors can be raised, not lowered.
+(threshold t ≥ --min-threshold, default 2; committee size ≥ --min-committee-size) and that
+never decrypt fewer than --min-contributions updates (default 2, so an aggregate is never
+one client's update), with flooding noise of decryption shares at least
+--min-flooding-sigma (default 2^30: each coefficient of a share stays within statistical
+distance about 2^−19 at 100 uploads, 2^−17.5 at 1000, of one that hides the key; see
+secagg's documentation). It refuses fit tasks whose DP-SGD noise multiplier is below
+--min-noise-multiplier (default 0.5; 0 with --no-dp). These floors are the client's: the
+server cannot lower them. The floors of t and m can be raised, not lowered below 2.
+
+Nothing computed from the local data leaves the client in the clear: under secure
+aggregation its training and evaluation statistics travel inside the encrypted aggregate,
+and the example count only inside the encrypted weight. Without secure aggregation it
+sends them only with --share-statistics, noised and charged to its ledger. It never
+evaluates on its training data and answers one evaluation a round.
 
 For experiments the client can take its own share of a public dataset directly: all clients
 use the same --partition, --num-clients and --seed, each its own --client-index.`,
@@ -86,6 +100,9 @@ use the same --partition, --num-clients and --seed, each its own --client-index.
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if o.noDP && !cmd.Flags().Changed("min-noise-multiplier") {
+				o.minNoise = 0 // without a budget, tasks without DP-SGD are accepted
+			}
 			return runClient(ctx, g, cmd.OutOrStdout(), o)
 		},
 	}
@@ -107,6 +124,10 @@ use the same --partition, --num-clients and --seed, each its own --client-index.
 	f.BoolVar(&o.committee, "committee", true, "offer this client for the secure-aggregation key committee")
 	f.IntVar(&o.minThreshold, "min-threshold", 2, "refuse key committees with a lower decryption threshold t (at least 2)")
 	f.IntVar(&o.minContributions, "min-contributions", 2, "refuse key committees that decrypt aggregates of fewer updates (at least 2)")
+	f.IntVar(&o.minCommittee, "min-committee-size", 2, "refuse key committees of fewer members K (at least 2)")
+	f.Float64Var(&o.minNoise, "min-noise-multiplier", 0.5, "refuse fit tasks whose DP-SGD noise multiplier is below this (0 with --no-dp unless set)")
+	f.Float64Var(&o.minFlooding, "min-flooding-sigma", 1<<30, "refuse key committees whose decryption shares carry less flooding noise σ")
+	f.BoolVar(&o.shareStatistics, "share-statistics", false, "without secure aggregation, send a noised example count and noised evaluation results (charged to the ledger); with it, statistics are encrypted anyway")
 	f.BoolVar(&o.requireSecAgg, "require-secure-aggregation", true, "refuse fit tasks that would send this client's update in the clear (without secure aggregation)")
 	f.IntVar(&o.workers, "workers", 1, "goroutines for encryption and decryption shares")
 	f.BoolVar(&o.deterministic, "deterministic-noise", false, "derive DP noise from --seed and --client-index (reproducible experiments only; never in production)")
@@ -114,8 +135,11 @@ use the same --partition, --num-clients and --seed, each its own --client-index.
 }
 
 func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptions) error {
-	if o.minThreshold < 2 || o.minContributions < 2 {
-		return fmt.Errorf("--min-threshold %d, --min-contributions %d: both must be ≥ 2 (a committee with t = 1, or one that decrypts a single update, could reveal this client's update)", o.minThreshold, o.minContributions)
+	if o.minThreshold < 2 || o.minContributions < 2 || o.minCommittee < 2 {
+		return fmt.Errorf("--min-threshold %d, --min-contributions %d, --min-committee-size %d: all must be ≥ 2 (a committee with t = 1, or one that decrypts a single update, could reveal this client's update)", o.minThreshold, o.minContributions, o.minCommittee)
+	}
+	if !(o.minNoise >= 0) || !(o.minFlooding >= 0) {
+		return fmt.Errorf("--min-noise-multiplier %v, --min-flooding-sigma %v: must be ≥ 0", o.minNoise, o.minFlooding)
 	}
 	budget, err := o.privacyBudget()
 	if err != nil {
@@ -180,9 +204,12 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 	start := time.Now()
 	err = client.Run(ctx, client.Config{
 		Server: o.server, Name: o.name, JoinToken: o.joinToken, CommitteeEligible: o.committee,
-		Store: store, MinThreshold: o.minThreshold, MinContributions: o.minContributions, RequireSecureAggregation: o.requireSecAgg,
-		Workers: o.workers, Logger: slog.Default(),
-		Noise: noise,
+		Store: store, Logger: slog.Default(),
+		Party: client.PartyConfig{
+			MinThreshold: o.minThreshold, MinContributions: o.minContributions, MinCommitteeSize: o.minCommittee,
+			MinNoiseMultiplier: o.minNoise, MinFloodingSigma: o.minFlooding, RequireSecureAggregation: o.requireSecAgg,
+			ShareStatistics: o.shareStatistics, Workers: o.workers, Noise: noise,
+		},
 	}, tr)
 	if err != nil {
 		return err

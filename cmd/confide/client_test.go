@@ -12,11 +12,11 @@ import (
 	"github.com/confide-fl/confide/dp"
 )
 
-// confide client refuses floors below t = 2 and m = 2, before touching data or network.
+// confide client refuses floors below t = 2, m = 2 and K = 2, before touching data or network.
 func TestClientRefusesWeakCommitteeFloors(t *testing.T) {
-	for _, args := range [][]string{{"--min-threshold", "1"}, {"--min-contributions", "1"}, {"--min-contributions", "0"}} {
+	for _, args := range [][]string{{"--min-threshold", "1"}, {"--min-contributions", "1"}, {"--min-contributions", "0"}, {"--min-committee-size", "1"}} {
 		_, err := runConfide(t, append([]string{"client", "--server", "127.0.0.1:1"}, args...)...)
-		if err == nil || !strings.Contains(err.Error(), "both must be ≥ 2") {
+		if err == nil || !strings.Contains(err.Error(), "all must be ≥ 2") {
 			t.Errorf("%v: err = %v, want a refusal of floors below 2", args, err)
 		}
 	}

@@ -61,7 +61,15 @@ type serverResult struct {
 	SecAgg          bool          `json:"secure_aggregation"`
 	InitialAccuracy *float64      `json:"initial_accuracy,omitempty"`
 	History         []serverRound `json:"history"`
-	EpsilonMax      float64       `json:"epsilon_max"`
+	// DPSGD says whether clients trained with DP-SGD. Without it there is no record-level
+	// guarantee (ε = ∞) and the ε fields are absent.
+	DPSGD bool `json:"dp_sgd"`
+	// EpsilonMax is the largest record-level ε of any client as the server accounts it
+	// from the fit tasks it issued (σ, q and steps are fixed by the server), whether or not
+	// a result came back; EpsilonReportedMax the largest a client reported from its ledger.
+	EpsilonMax         *float64 `json:"epsilon_max,omitempty"`
+	EpsilonReportedMax *float64 `json:"epsilon_reported_max,omitempty"`
+	Delta              float64  `json:"delta,omitempty"`
 	// UserLevel is the federation's user-level DP (dp.user_level), nil when it is off.
 	UserLevel *server.UserLevelPrivacyRecord `json:"user_level,omitempty"`
 	Seconds   float64                        `json:"seconds"`
@@ -255,7 +263,10 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 	<-runErr
 	svc.Shutdown(gs, 5*time.Second)
 
-	res := serverResult{Rounds: fed.Rounds, Strategy: fed.Strategy.Name, SecAgg: fed.SecAgg.Enabled, Seconds: elapsed.Seconds()}
+	res := serverResult{Rounds: fed.Rounds, Strategy: fed.Strategy.Name, SecAgg: fed.SecAgg.Enabled, Seconds: elapsed.Seconds(), DPSGD: fed.DP.NoiseMultiplier > 0}
+	if res.DPSGD {
+		res.Delta = fed.DP.Delta
+	}
 	mu.Lock()
 	if a, ok := accuracy[0]; ok {
 		res.InitialAccuracy = &a
@@ -276,7 +287,12 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		if a, ok := accuracy[rr.Round]; ok && !rr.Failed {
 			sr.CentralAcc = &a
 		}
-		res.EpsilonMax = max(res.EpsilonMax, rr.Metrics["epsilon_max"])
+		if v, ok := rr.Metrics["epsilon_max"]; ok && res.DPSGD {
+			res.EpsilonMax = new(max(v, deref(res.EpsilonMax)))
+		}
+		if v, ok := rr.Metrics["epsilon_reported_max"]; ok {
+			res.EpsilonReportedMax = new(max(v, deref(res.EpsilonReportedMax)))
+		}
 		res.History = append(res.History, sr)
 	}
 	mu.Unlock()
@@ -294,10 +310,29 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 				fmt.Fprintf(w, "round %d: %d contributors\n", r.Round, r.Contributors)
 			}
 		}
-		fmt.Fprintf(w, "%d rounds of %s (secure aggregation %v) in %.1fs; largest client ε %.3g\n", res.Rounds, res.Strategy, res.SecAgg, res.Seconds, res.EpsilonMax)
+		fmt.Fprintf(w, "%d rounds of %s (secure aggregation %v) in %.1fs; ", res.Rounds, res.Strategy, res.SecAgg, res.Seconds)
+		switch {
+		case !res.DPSGD:
+			fmt.Fprintln(w, "no record-level DP (ε = ∞): clients trained without DP-SGD")
+		case res.EpsilonMax == nil:
+			fmt.Fprintln(w, "no client was sent a DP-SGD task (ε = 0)")
+		default:
+			fmt.Fprintf(w, "largest client ε %.3g at δ = %g (accounted by the server from the tasks it issued", *res.EpsilonMax, res.Delta)
+			if res.EpsilonReportedMax != nil {
+				fmt.Fprintf(w, "; clients reported at most %.3g", *res.EpsilonReportedMax)
+			}
+			fmt.Fprintln(w, ")")
+		}
 		if u := res.UserLevel; u != nil {
 			fmt.Fprintf(w, "user-level DP (%s noise): ε = %.3g at δ = %g over %d rounds, q = %.3g, z = %g (RDP, %s orders, %s conversion)\n",
 				fed.DP.UserLevel.Mode, u.Epsilon, u.Delta, u.Rounds, u.SampleRate, u.NoiseMultiplier, u.Grid, u.Conversion)
 		}
 	})
+}
+
+func deref(p *float64) float64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
