@@ -7,20 +7,40 @@
 //
 // Party.Handle takes a task (confidev1.Task with its blobs) and returns the result to push:
 //
-//	fit        train through the Trainer, form Δ = local − global, clip ‖Δ‖₂ to the task's
-//	           bound (DP-FedAvg user-level clipping), and send Δ in the clear, or under secure
-//	           aggregation only the encryption of (w·Δ, w, 1) under the committee's key
-//	evaluate   Trainer.Evaluate on local test data
+//	fit        train through the Trainer with the server's DP-SGD schedule (σ, q, steps),
+//	           form Δ = local − global, clip ‖Δ‖₂ to the task's bound (DP-FedAvg user-level
+//	           clipping), and send Δ in the clear, or under secure aggregation only the
+//	           encryption of (w·Δ, [centred clip indicator], [w·statistics], w, 1) under the
+//	           committee's key
+//	evaluate   Trainer.Evaluate on local test data (never the training data), at most
+//	           MaxEvaluationsPerRound times a round; under secure aggregation only the
+//	           encryption of (w·statistics, w, 1)
 //	key setup  as a key-committee member: announce, deal, receive Shamir shares (secagg.Member)
 //	decrypt    answer a decryption request for an aggregate with a decryption share
 //
+// Nothing computed from the local data leaves in the clear. Under secure aggregation the
+// loss and accuracy travel as bounded slots of the encrypted vector (a StatisticsSpec says
+// how) and the example count only inside the encrypted weight; the one clear-text metric is
+// "epsilon", which follows from the tasks the client took. Without secure aggregation a
+// fit result holds only the update, and evaluate tasks are refused, unless the operator
+// opts in (PartyConfig.ShareStatistics): then a noised example count and noised
+// evaluation sums, each a Gaussian mechanism the Trainer charges to its ledger first
+// (StatisticsAccountant). A Trainer's error reaches the server only as a generic reason
+// unless it is a privacy refusal or wrapped in TaskError (computed from the task alone);
+// the detail goes to PartyConfig.Logger.
+//
 // A refusal on privacy grounds (the Trainer returns an error wrapping ErrBudgetExceeded)
-// becomes a result with status REFUSED_PRIVACY_BUDGET, so the server knows why. A client
-// that requires secure aggregation (PartyConfig.RequireSecureAggregation, the default of
-// `confide client`) refuses fit tasks without it before training, with status FAILED and
-// ErrPlaintextRefused as the reason. Members never take part in a committee weaker than
-// t = 2 and m = 2 (PartyConfig.MinThreshold, MinContributions raise the floors). Member
-// states are written to the Store before their messages are returned.
+// becomes a result with status REFUSED_PRIVACY_BUDGET, so the server knows why. The client's
+// floors are its own: fit tasks whose DP-SGD noise multiplier is below
+// PartyConfig.MinNoiseMultiplier are refused before training (with 0 as the floor, tasks
+// without DP-SGD are accepted: only for a client without a budget), and so are DP tasks
+// without a server-fixed schedule. A client that requires secure aggregation
+// (PartyConfig.RequireSecureAggregation, the default of `confide client`) refuses fit tasks
+// without it before training, with status FAILED and ErrPlaintextRefused as the reason.
+// Members and encrypting clients never take part in a committee weaker than t = 2, m = 2,
+// K = 2 or flooding noise 2^30 (PartyConfig.MinThreshold, MinContributions,
+// MinCommitteeSize, MinFloodingSigma raise the floors). Member states are written to the
+// Store before their messages are returned.
 //
 // # The transport seam
 //
