@@ -83,6 +83,14 @@ func describeSteps(steps []StepRecord) string {
 // open Ledger of this process, holds the ledger file's lock.
 var ErrLedgerInUse = errors.New("dp: ledger in use")
 
+type inUseError struct{ path, lock string }
+
+func (e *inUseError) Error() string {
+	return fmt.Sprintf("dp: ledger %s is in use: another process (or another open ledger of this one) holds its lock %s, and a ledger has one owner at a time", e.path, e.lock)
+}
+
+func (e *inUseError) Is(target error) bool { return target == ErrLedgerInUse }
+
 // ErrBudgetMismatch is returned (wrapped in a *BudgetMismatchError) when a ledger is
 // opened with a budget other than the one it holds and the change is not allowed.
 var ErrBudgetMismatch = errors.New("dp: budget differs from the ledger's")
@@ -213,7 +221,7 @@ func OpenLedger(path string, budget Budget, opts ...LedgerOption) (*Ledger, erro
 	lockPath := path + ".lock"
 	unlock, err := o.fs.Lock(lockPath)
 	if errors.Is(err, ErrLedgerInUse) {
-		return nil, fmt.Errorf("dp: ledger %s is in use: another process (or another open ledger of this one) holds its lock %s; a ledger has one owner at a time — stop the other process or give this one its own ledger: %w", path, lockPath, ErrLedgerInUse)
+		return nil, &inUseError{path: path, lock: lockPath}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("dp: lock ledger %s: %w", path, err)
