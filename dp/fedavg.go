@@ -157,6 +157,16 @@ func NewAdaptiveClipper(lit AdaptiveClipperLiteral) (*AdaptiveClipper, error) {
 // Clip returns the clip norm for the next round.
 func (a *AdaptiveClipper) Clip() float64 { return a.clip }
 
+// SetClip restores the clip norm a clipper had reached (a restarted server continues with
+// it); it must be finite, positive and within MaxClip.
+func (a *AdaptiveClipper) SetClip(c float64) error {
+	if !(c > 0) || math.IsInf(c, 0) || (a.maxClip > 0 && c > a.maxClip) {
+		return fmt.Errorf("dp: adaptive clipping: clip %v: must be finite, > 0 and at most the max clip %v", c, a.maxClip)
+	}
+	a.clip = c
+	return nil
+}
+
 // CountNoiseStd returns σ_b, the standard deviation of the noise on the indicator sum.
 func (a *AdaptiveClipper) CountNoiseStd() float64 { return a.countStd }
 

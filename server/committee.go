@@ -179,7 +179,12 @@ func (c *Coordinator) committeeReady(r *Ready) {
 	com.ready = true
 	com.formedAt = c.round
 	com.setup = nil
-	r.Persist = append(r.Persist, CommitteeRecord{Session: com.session, Members: slices.Clone(com.members), PublicKey: com.pkBlob.Data})
+	var holders []uint16
+	for m := range com.holders {
+		holders = append(holders, uint16(m))
+	}
+	slices.Sort(holders)
+	r.Persist = append(r.Persist, CommitteeRecord{Session: com.session, Members: slices.Clone(com.members), Holders: holders, PublicKey: com.pkBlob.Data, FormedRound: com.formedAt})
 	r.Notices = append(r.Notices, CommitteeReady{Session: com.session.String(), Members: slices.Clone(com.members)})
 	c.phase = phaseWaiting
 }

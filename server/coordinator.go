@@ -28,6 +28,9 @@ type Options struct {
 	Central CentralEvaluator
 	// Initial parameters; nil initialises the model from Config.Seed.
 	Initial []float64
+	// Resume, when set, starts the coordinator from a federation's durable state (see
+	// SQLiteStore.Load) instead of round 0.
+	Resume *State
 	// Noise is where the coordinator draws the Gaussian noise of user-level DP in central
 	// mode (the noise on the sum and the adaptive clip's count noise); it is required
 	// when dp.user_level is on. Production servers pass dp.NewSecureNoise(); a
@@ -134,6 +137,10 @@ type Coordinator struct {
 	// keyed from crypto/rand unless Config.Seed fixes them (experiments), and no output of
 	// rng ever reaches a client: amplification by sampling assumes the sample is secret.
 	rng, ids *rand.Rand
+	// sampler is rng's source, whose state round records keep (resume continues it).
+	sampler samplerSource
+	// idPrefix tells the task ids of a restarted server from those of earlier boots.
+	idPrefix string
 
 	sa       *secagg.Parameters
 	saProto  *pb.SecAggParams
@@ -181,9 +188,10 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 		clients: map[string]*clientState{}, tasks: map[string]*taskState{}, closed: map[string]closedTask{},
 	}
 	modelSeed := cfg.Seed
-	if c.rng, c.ids, modelSeed, err = generators(cfg.Seed); err != nil {
+	if c.sampler, c.ids, modelSeed, err = generators(cfg.Seed); err != nil {
 		return nil, err
 	}
+	c.rng = rand.New(c.sampler)
 	c.rl = newRecordLevel(cfg.DP)
 	if cfg.DP.UserLevel.On() {
 		if c.ul, err = newUserLevel(cfg.DP.UserLevel, cfg.SecAgg.MinContributions, opts.Noise); err != nil {
@@ -222,6 +230,11 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 			CommitteeSize: int32(cc.Size), Threshold: int32(cc.Threshold), MinContributions: int32(cc.MinContributions),
 		}
 	}
+	if opts.Resume != nil {
+		if err := c.restore(opts.Resume); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -231,9 +244,9 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 // committee cannot be predicted from anything a client sees. A non-zero seed makes them
 // reproducible for experiments and simulations, and makes the sample public to anyone who
 // knows the seed.
-func generators(seed uint64) (sampling, ids *rand.Rand, modelSeed uint64, err error) {
+func generators(seed uint64) (sampling samplerSource, ids *rand.Rand, modelSeed uint64, err error) {
 	if seed != 0 {
-		return rand.New(rand.NewPCG(seed, 0x636f6f7264)), rand.New(rand.NewPCG(seed, 0x73657373)), seed, nil
+		return rand.NewPCG(seed, 0x636f6f7264), rand.New(rand.NewPCG(seed, 0x73657373)), seed, nil
 	}
 	var k [2][32]byte
 	var m [8]byte
@@ -242,7 +255,15 @@ func generators(seed uint64) (sampling, ids *rand.Rand, modelSeed uint64, err er
 			return nil, nil, 0, fmt.Errorf("server: crypto/rand: %w", err)
 		}
 	}
-	return rand.New(rand.NewChaCha8(k[0])), rand.New(rand.NewChaCha8(k[1])), binary.LittleEndian.Uint64(m[:]), nil
+	return rand.NewChaCha8(k[0]), rand.New(rand.NewChaCha8(k[1])), binary.LittleEndian.Uint64(m[:]), nil
+}
+
+// samplerSource is a random source whose state can be saved and restored (*rand.PCG,
+// *rand.ChaCha8).
+type samplerSource interface {
+	rand.Source
+	MarshalBinary() ([]byte, error)
+	UnmarshalBinary([]byte) error
 }
 
 // Config returns the configuration with defaults filled in.
@@ -440,7 +461,7 @@ func (c *Coordinator) checkDeadline(r *Ready) {
 // newTask registers a task and queues it for its client.
 func (c *Coordinator) newTask(r *Ready, ts *taskState, t *pb.Task) {
 	c.seq++
-	ts.id = fmt.Sprintf("%s-r%d-%d", kindName(ts.kind), ts.round, c.seq)
+	ts.id = fmt.Sprintf("%s%s-r%d-%d", c.idPrefix, kindName(ts.kind), ts.round, c.seq)
 	t.TaskId, t.Kind, t.Round = ts.id, ts.kind, ts.round
 	c.tasks[ts.id] = ts
 	r.Send = append(r.Send, Envelope{To: ts.client, Task: t})
@@ -1110,7 +1131,7 @@ func (c *Coordinator) aggregate(res strategy.FitResults, r *Ready) {
 			metrics["central_"+k] = v
 		}
 	}
-	rec := RoundRecord{Round: f.number, Params: slices.Clone(c.global), Metrics: metrics, Contributors: slices.Clone(f.contributors)}
+	rec := RoundRecord{Round: f.number, Params: slices.Clone(c.global), Metrics: metrics, Contributors: slices.Clone(f.contributors), SamplerState: c.samplerState()}
 	if st, ok := c.strat.(strategy.Stateful); ok {
 		if b, err := st.MarshalState(); err == nil {
 			rec.StrategyState = b
@@ -1139,7 +1160,7 @@ func (c *Coordinator) failRound(reason string, r *Ready) {
 	f := c.fit
 	c.closeAll(r)
 	c.round = f.number
-	r.Persist = append(r.Persist, RoundRecord{Round: f.number, Params: slices.Clone(c.global), Failed: true, Reason: reason, Contributors: slices.Clone(f.contributors)})
+	r.Persist = append(r.Persist, RoundRecord{Round: f.number, Params: slices.Clone(c.global), Failed: true, Reason: reason, Contributors: slices.Clone(f.contributors), SamplerState: c.samplerState()})
 	if c.ul != nil && f.clip > 0 {
 		// The round sampled clients: it counts for the accountant, released or not.
 		if rec, err := c.userLevelRecord(f.number); err == nil {

@@ -83,11 +83,13 @@ type KeySetupRecord struct {
 	Message []byte
 }
 
-// CommitteeRecord: a key committee finished its setup.
+// CommitteeRecord: a key committee finished its setup after FormedRound rounds.
 type CommitteeRecord struct {
-	Session   [16]byte
-	Members   []string // Members[i] is the client holding member id i+1
-	PublicKey []byte
+	Session     [16]byte
+	Members     []string // Members[i] is the client holding member id i+1
+	Holders     []uint16 // the member ids that confirmed their threshold share
+	PublicKey   []byte
+	FormedRound uint64
 }
 
 // RoundRecord: a round finished; Params is the new global model (a checkpoint).
@@ -95,10 +97,13 @@ type RoundRecord struct {
 	Round         uint64
 	Params        []float64
 	StrategyState []byte
-	Metrics       map[string]float64
-	Contributors  []string
-	Failed        bool
-	Reason        string
+	// SamplerState is the sampling generator's state after the round (a restarted server
+	// continues the same sequence).
+	SamplerState []byte
+	Metrics      map[string]float64
+	Contributors []string
+	Failed       bool
+	Reason       string
 }
 
 // PrivacyRecord: a client's total record-level (DP-SGD) ε at δ: the server's own account

@@ -176,8 +176,11 @@ type UserLevelPrivacyRecord struct {
 	NoiseMultiplier float64 `json:"noise_multiplier"`
 	SampleRate      float64 `json:"sample_rate"`
 	Rounds          int     `json:"rounds"`
-	Grid            string  `json:"grid"`
-	Conversion      string  `json:"conversion"`
+	// Clip is the clip norm of the next round (adaptive clipping moves it), so a restarted
+	// server continues with it.
+	Clip       float64 `json:"next_clip,omitempty"`
+	Grid       string  `json:"grid"`
+	Conversion string  `json:"conversion"`
 }
 
 func (UserLevelPrivacyRecord) isRecord() {}
@@ -191,6 +194,6 @@ func (c *Coordinator) userLevelRecord(round uint64) (UserLevelPrivacyRecord, err
 	}
 	return UserLevelPrivacyRecord{
 		Round: round, Epsilon: res.Epsilon, Delta: res.Delta, NoiseMultiplier: u.z,
-		SampleRate: u.sampleRate(u.population), Rounds: u.rounds, Grid: res.Grid, Conversion: res.Conversion.String(),
+		SampleRate: u.sampleRate(u.population), Rounds: u.rounds, Clip: u.clip(), Grid: res.Grid, Conversion: res.Conversion.String(),
 	}, nil
 }
