@@ -30,7 +30,7 @@ func NewMetrics() *Metrics {
 		clients:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "confide_connected_clients", Help: "Clients currently online."}),
 		bytesIn:     prometheus.NewCounter(prometheus.CounterOpts{Name: "confide_received_bytes_total", Help: "Payload bytes received from clients."}),
 		bytesOut:    prometheus.NewCounter(prometheus.CounterOpts{Name: "confide_sent_bytes_total", Help: "Payload bytes sent to clients."}),
-		epsilon:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "confide_epsilon_max", Help: "Largest total ε reported by any client (DP-SGD, at the configured δ)."}),
+		epsilon:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "confide_epsilon_max", Help: "Largest record-level ε of any client (DP-SGD, at dp.delta), as the server accounts it from the fit tasks it issued, or as a client reported it if more."}),
 		userEpsilon: prometheus.NewGauge(prometheus.GaugeOpts{Name: "confide_user_level_epsilon", Help: "User-level ε of the federation's rounds so far (DP-FedAvg, at dp.user_level.delta); 0 when user-level DP is off."}),
 		roundDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "confide_round_duration_seconds", Help: "Wall time from a round's start to its model update.",
 			Buckets: prometheus.ExponentialBuckets(0.5, 2, 14)}),
