@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"sync"
 
@@ -511,11 +510,11 @@ func modelSpec(m *pb.ModelSpec) (model.Spec, int, error) {
 		if err != nil {
 			return model.Spec{}, 0, err
 		}
-		built, err := model.New(s, rand.New(rand.NewPCG(0, 0)))
+		dim, err := s.NumParams()
 		if err != nil {
 			return model.Spec{}, 0, err
 		}
-		parsed = parsedSpec{spec: s, dim: built.NumParams()}
+		parsed = parsedSpec{spec: s, dim: dim}
 		specs.put(key, parsed)
 	}
 	if int64(parsed.dim) != m.GetNumParams() {

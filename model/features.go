@@ -101,10 +101,14 @@ func (f FeatureSpec) String() string {
 }
 
 // Validate checks the feature spec against the model's input width (the product of the
-// shape), naming each bad field as features.KEY and the fix. An input of 0 means the width
-// is not known yet (a simulator fills it from the dataset): the checks that need it are
-// skipped, and so are those of an empty shape, which the dataset's image shape will fill.
-func (f FeatureSpec) Validate(input int) error {
+// shape) and DefaultLimits, naming each bad field as features.KEY and the fix. An input of 0
+// means the width is not known yet (a simulator fills it from the dataset): the checks that
+// need it are skipped, and so are those of an empty shape, which the dataset's image shape
+// will fill.
+func (f FeatureSpec) Validate(input int) error { return f.validate(input, DefaultLimits()) }
+
+// validate is Validate under the limits l (with defaults filled in).
+func (f FeatureSpec) validate(input int, l Limits) error {
 	f = f.withDefaults()
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("features."+format, a...)) }
@@ -149,15 +153,44 @@ func (f FeatureSpec) Validate(input int) error {
 	if input != 0 && f.Shape[0]*f.Shape[1] != input {
 		bad("shape = %v has %d pixels but the model's input is %d (give the image's [rows, cols])", f.Shape, f.Shape[0]*f.Shape[1], input)
 	}
-	if len(errs) == 0 && f.OutDim() > MaxFeatureDim {
-		bad("l = %d, j = %d: %d features per example (%d channels of %v), more than %d (lower l or j)", f.L, f.J, f.OutDim(), f.Channels(), f.Shape, MaxFeatureDim)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if f.OutDim() > l.MaxFeatureDim {
+		bad("l = %d, j = %d: %d features per example (%d channels of %v) exceed the limit %d (model.Limits.MaxFeatureDim; lower l or j)", f.L, f.J, f.OutDim(), f.Channels(), f.Shape, l.MaxFeatureDim)
+	}
+	if n := f.filterBankValues(); n > uint64(l.MaxFilterBank) {
+		bad("shape = %v, j = %d, l = %d: the filter bank holds %d values, beyond the limit %d (model.Limits.MaxFilterBank; lower j or l, or downscale the images)", f.Shape, f.J, f.L, n, l.MaxFilterBank)
 	}
 	return errors.Join(errs...)
 }
 
-// MaxFeatureDim bounds the features per example a feature spec may produce, so that a spec
-// from a file or a server cannot ask for more memory than a linear layer on it could use
-// (MNIST's J = 2, L = 8 scattering gives 3,969).
+// filterBankValues is the number of float64 values newScattering allocates for a valid spec:
+// every wavelet's real spectrum at each resolution it is applied at, and the low-pass
+// filter's at resolutions 0 … J−1. Sides ≤ maxImageSide, J ≤ maxScatteringJ and
+// L ≤ maxScatteringL keep it far below 2^64.
+func (f FeatureSpec) filterBankValues() uint64 {
+	if len(f.Shape) != 2 {
+		return 0
+	}
+	f = f.withDefaults()
+	mp, np := uint64(scatteringPadded(f.Shape[0], f.J)), uint64(scatteringPadded(f.Shape[1], f.J))
+	at := func(r int) uint64 { return (mp >> r) * (np >> r) }
+	var n uint64
+	for j := range f.J {
+		for r := range min(j+1, max(f.J-1, 1)) {
+			n += uint64(f.L) * at(r)
+		}
+	}
+	for r := range f.J {
+		n += at(r)
+	}
+	return n
+}
+
+// MaxFeatureDim is the default of Limits.MaxFeatureDim, the features per example a feature
+// spec may produce, so that a spec from a file or a server cannot ask for more memory than a
+// linear layer on it could use (MNIST's J = 2, L = 8 scattering gives 3,969).
 const MaxFeatureDim = 1 << 18
 
 // build returns the feature stage of a valid spec.

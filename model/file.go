@@ -51,8 +51,13 @@ func (m *Model) Marshal() []byte {
 	return append(buf, sum[:]...)
 }
 
-// Unmarshal decodes a model file.
-func Unmarshal(data []byte) (*Model, error) {
+// Unmarshal decodes a model file whose spec is within DefaultLimits.
+func Unmarshal(data []byte) (*Model, error) { return Limits{}.Unmarshal(data) }
+
+// Unmarshal decodes a model file whose spec is within l. The spec is validated and the
+// parameter count it implies compared with the stored vector's length before the model is
+// built, so a file declaring a huge model is an error, not an allocation.
+func (l Limits) Unmarshal(data []byte) (*Model, error) {
 	corrupt := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, a...))
 	}
@@ -81,18 +86,28 @@ func Unmarshal(data []byte) (*Model, error) {
 	if err := dec.Decode(&spec); err != nil {
 		return nil, corrupt("spec: %v", err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, corrupt("spec: data after the JSON object")
+	}
 	r = r[specLen:]
 	n := binary.LittleEndian.Uint64(r)
 	r = r[8:]
-	if n != uint64(len(r))/8 || uint64(len(r))%8 != 0 {
+	if uint64(len(r))%8 != 0 || n != uint64(len(r))/8 {
 		return nil, corrupt("header says %d parameters, file holds %d bytes of them", n, len(r))
 	}
-	m, err := newUninitialised(spec)
+	want, err := l.NumParams(spec)
 	if err != nil {
 		return nil, fmt.Errorf("model file: %w", err)
 	}
-	if uint64(len(m.Params)) != n {
-		return nil, corrupt("spec needs %d parameters, file holds %d", len(m.Params), n)
+	if uint64(want) != n {
+		return nil, corrupt("spec needs %d parameters, file holds %d", want, n)
+	}
+	m, err := newWithFeatures(spec, nil, l)
+	if err != nil {
+		return nil, fmt.Errorf("model file: %w", err)
+	}
+	if len(m.Params) != want {
+		return nil, fmt.Errorf("model file: the spec counts %d parameters but builds %d (a bug in model.Limits.NumParams)", want, len(m.Params))
 	}
 	for i := range m.Params {
 		v := math.Float64frombits(binary.LittleEndian.Uint64(r[8*i:]))

@@ -37,24 +37,27 @@ type Model struct {
 	grad    *Tensor
 }
 
-// New builds the model described by spec with parameters initialised from rng.
-func New(spec Spec, rng *rand.Rand) (*Model, error) {
-	m, err := newUninitialised(spec)
+// New builds the model described by spec, which must be within DefaultLimits, with
+// parameters initialised from rng.
+func New(spec Spec, rng *rand.Rand) (*Model, error) { return Limits{}.New(spec, rng) }
+
+// New builds the model described by spec, which must be within l, with parameters
+// initialised from rng.
+func (l Limits) New(spec Spec, rng *rand.Rand) (*Model, error) {
+	m, err := newWithFeatures(spec, nil, l)
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range m.paramLayers {
-		l.Init(rng)
+	for _, p := range m.paramLayers {
+		p.Init(rng)
 	}
 	return m, nil
 }
 
-func newUninitialised(spec Spec) (*Model, error) { return newWithFeatures(spec, nil) }
-
-// newWithFeatures builds an uninitialised model, reusing features (immutable and safe for
-// concurrent use) for its feature stage when not nil.
-func newWithFeatures(spec Spec, features Features) (*Model, error) {
-	if err := spec.Validate(); err != nil {
+// newWithFeatures builds an uninitialised model of a spec within l, reusing features
+// (immutable and safe for concurrent use) for its feature stage when not nil.
+func newWithFeatures(spec Spec, features Features, l Limits) (*Model, error) {
+	if err := l.Validate(spec); err != nil {
 		return nil, err
 	}
 	spec = spec.withDefaults()
@@ -96,9 +99,9 @@ func (m *Model) NumParams() int { return len(m.Params) }
 
 // Clone returns an independent model with the same spec and a copy of the parameters.
 func (m *Model) Clone() *Model {
-	c, err := newWithFeatures(m.Spec, m.features)
+	c, err := newWithFeatures(m.Spec, m.features, unlimited)
 	if err != nil {
-		panic(err) // m.Spec was validated when m was built
+		panic(err) // m.Spec was validated, under the limits it was built with, when m was built
 	}
 	copy(c.Params, m.Params)
 	return c

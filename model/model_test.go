@@ -182,21 +182,6 @@ func TestModelFileRoundTripAndCorruption(t *testing.T) {
 	}
 }
 
-func FuzzUnmarshal(f *testing.F) {
-	spec := Spec{Type: TypeMLP, Input: 2, Hidden: []int{2}, Output: 2}
-	m, _ := New(spec, rand.New(rand.NewPCG(1, 1)))
-	good := m.Marshal()
-	f.Add(good)
-	f.Add(good[:20])
-	f.Add([]byte("CONFIDEM"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := Unmarshal(data)
-		if err == nil && len(m.Params) == 0 {
-			t.Fatal("accepted a model without parameters")
-		}
-	})
-}
-
 func TestOptimizersOnQuadratic(t *testing.T) {
 	// Minimise f(θ) = ½Σ c_i θ_i² from θ = 1: every optimizer must approach 0.
 	c := []float64{1, 3, 0.5}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"math/bits"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -118,15 +120,19 @@ func (s Spec) recurrentWidths() []int {
 	return s.Hidden
 }
 
-// ParseSpec reads a spec from YAML or JSON. Unknown keys are errors.
-func ParseSpec(data []byte) (Spec, error) {
+// ParseSpec reads a spec from YAML or JSON and validates it under DefaultLimits. Unknown
+// keys are errors.
+func ParseSpec(data []byte) (Spec, error) { return Limits{}.ParseSpec(data) }
+
+// ParseSpec reads a spec from YAML or JSON and validates it under l. Unknown keys are errors.
+func (l Limits) ParseSpec(data []byte) (Spec, error) {
 	var s Spec
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s); err != nil {
 		return Spec{}, fmt.Errorf("model spec: %w", err)
 	}
-	if err := s.Validate(); err != nil {
+	if err := l.Validate(s); err != nil {
 		return Spec{}, err
 	}
 	return s, nil
@@ -200,23 +206,48 @@ func (s Spec) withDefaults() Spec {
 	return s
 }
 
-// Validate checks the spec, naming the field and the fix on error.
-func (s Spec) Validate() error {
+// Validate checks the spec under DefaultLimits, naming the field and the fix on error.
+func (s Spec) Validate() error { return Limits{}.Validate(s) }
+
+// NumParams is the length of the parameter vector of the spec's model, computed without
+// building it; an invalid spec, or one beyond DefaultLimits, is an error.
+func (s Spec) NumParams() (int, error) { return Limits{}.NumParams(s) }
+
+// Validate checks the spec, naming the field and the fix on error, and that its sizes and
+// its parameter count stay within l.
+func (l Limits) Validate(s Spec) error {
+	_, err := l.NumParams(s)
+	return err
+}
+
+// NumParams validates the spec under l and returns the length of its model's parameter
+// vector, computed without building the model.
+func (l Limits) NumParams(s Spec) (int, error) {
+	l = l.withDefaults()
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("model spec: "+format, a...)) }
+	// atMost names the field and the limit a size exceeds.
+	atMost := func(key string, v, limit int, name string) {
+		if v > limit {
+			bad("%s = %d exceeds the limit %d (model.Limits.%s)", key, v, limit, name)
+		}
+	}
 	s = s.withDefaults()
 	switch s.Type {
 	case TypeMLP:
 		if s.Input <= 0 {
 			bad("input = %d: must be the number of input features (> 0)", s.Input)
 		}
+		atMost("input", s.Input, l.MaxWidth, "MaxWidth")
+		atMost("len(hidden)", len(s.Hidden), l.MaxLayers, "MaxLayers")
 		for i, h := range s.Hidden {
 			if h <= 0 {
 				bad("hidden[%d] = %d: layer widths must be > 0", i, h)
 			}
+			atMost(fmt.Sprintf("hidden[%d]", i), h, l.MaxWidth, "MaxWidth")
 		}
 		if s.Features != nil && s.Input > 0 {
-			if err := s.Features.Validate(s.Input); err != nil {
+			if err := s.Features.validate(s.Input, l); err != nil {
 				// One error a line (errors.Join), each naming its key.
 				for _, line := range strings.Split(err.Error(), "\n") {
 					bad("%s", line)
@@ -224,7 +255,7 @@ func (s Spec) Validate() error {
 			}
 		}
 	case TypeRNN, TypeLSTM, TypeGRU, TypeTransformer:
-		s.validateSequence(bad)
+		s.validateSequence(bad, atMost, l)
 		if s.Features != nil {
 			bad("features: a feature stage reads dense inputs; remove it for type %s", s.Type)
 		}
@@ -236,10 +267,13 @@ func (s Spec) Validate() error {
 	if s.Output <= 0 {
 		bad("output = %d: must be the number of classes or outputs (> 0)", s.Output)
 	}
+	if s.Task != TaskNextToken { // a next_token model's output is its vocab, checked as such
+		atMost("output", s.Output, l.MaxWidth, "MaxWidth")
+	}
 	if _, err := NewActivation(s.Activation); err != nil {
 		bad("activation: %v", err)
 	}
-	if s.Dropout < 0 || s.Dropout >= 1 {
+	if !(s.Dropout >= 0 && s.Dropout < 1) {
 		bad("dropout = %v: must be in [0, 1)", s.Dropout)
 	}
 	if (s.Type == TypeMLP || s.Init != "") && s.Init != InitHe && s.Init != InitXavier {
@@ -251,23 +285,41 @@ func (s Spec) Validate() error {
 	if s.Loss == LossCrossEntropy && s.Output < 2 {
 		bad("output = %d: cross_entropy needs at least 2 classes", s.Output)
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return 0, errors.Join(errs...)
+	}
+	// Every size is now positive and within its limit; the count is still checked for
+	// overflow, since limits may be raised arbitrarily.
+	c := s.numParams()
+	switch {
+	case c.overflow:
+		return 0, fmt.Errorf("model spec: the model would have more than 2^64 parameters, beyond the limit %d (model.Limits.MaxParams): lower the widths, vocab or layers", l.MaxParams)
+	case c.n > uint64(l.MaxParams):
+		return 0, fmt.Errorf("model spec: the model would have %d parameters, beyond the limit %d (model.Limits.MaxParams): lower the widths, vocab or layers", c.n, l.MaxParams)
+	case c.n == 0:
+		return 0, errors.New("model spec: the model has no parameters")
+	}
+	return int(c.n), nil
 }
 
 // validateSequence checks the fields of the sequence model types.
-func (s Spec) validateSequence(bad func(string, ...any)) {
+func (s Spec) validateSequence(bad func(string, ...any), atMost func(string, int, int, string), l Limits) {
 	if s.Vocab < 2 {
 		bad("vocab = %d: must be the number of token ids (≥ 2)", s.Vocab)
 	}
+	atMost("vocab", s.Vocab, l.MaxVocab, "MaxVocab")
 	if s.Embed <= 0 {
 		bad("embed = %d: must be the embedding width (> 0)", s.Embed)
 	}
+	atMost("embed", s.Embed, l.MaxWidth, "MaxWidth")
 	if s.Layers < 0 {
 		bad("layers = %d: must be ≥ 0", s.Layers)
 	}
+	atMost("layers", s.Layers, l.MaxLayers, "MaxLayers")
 	if s.MaxLen < 0 {
 		bad("max_len = %d: must be ≥ 0", s.MaxLen)
 	}
+	atMost("max_len", s.MaxLen, l.MaxSeqLen, "MaxSeqLen")
 	switch s.Task {
 	case TaskClassify:
 		switch s.Pooling {
@@ -292,10 +344,12 @@ func (s Spec) validateSequence(bad func(string, ...any)) {
 		if len(s.Hidden) == 0 {
 			bad("hidden is empty: list the recurrent layer widths, e.g. [128] (with layers: 2 for two)")
 		}
+		atMost("len(hidden)", len(s.Hidden), l.MaxLayers, "MaxLayers")
 		for i, h := range s.Hidden {
 			if h <= 0 {
 				bad("hidden[%d] = %d: layer widths must be > 0", i, h)
 			}
+			atMost(fmt.Sprintf("hidden[%d]", i), h, l.MaxWidth, "MaxWidth")
 		}
 		if len(s.Hidden) > 1 && s.Layers > 0 && s.Layers != len(s.Hidden) {
 			bad("layers = %d but hidden lists %d widths: give one width with layers, or one width per layer", s.Layers, len(s.Hidden))
@@ -321,9 +375,11 @@ func (s Spec) validateSequence(bad func(string, ...any)) {
 	if s.Heads <= 0 || (s.Embed > 0 && s.Embed%s.Heads != 0) {
 		bad("heads = %d: must be > 0 and divide embed = %d", s.Heads, s.Embed)
 	}
+	atMost("heads", s.Heads, l.MaxHeads, "MaxHeads")
 	if s.FF <= 0 {
 		bad("ff = %d: must be the feed-forward width (> 0)", s.FF)
 	}
+	atMost("ff", s.FF, l.MaxWidth, "MaxWidth")
 	if s.MaxLen <= 0 {
 		bad("max_len = %d: a transformer needs the longest sequence length (> 0)", s.MaxLen)
 	}
@@ -410,4 +466,166 @@ func (s Spec) head(in int) []Layer {
 		return []Layer{NewLinear(in, s.Vocab, InitXavier)}
 	}
 	return []Layer{&Pool{Mode: s.Pooling}, NewLinear(in, s.Output, InitXavier)}
+}
+
+// Limits bounds the model a spec may declare. Specs arrive from files and from a server's
+// tasks, so validation checks every size against these bounds, and computes the parameter
+// count with overflow-checked arithmetic, before anything is allocated: a hostile spec is an
+// error naming the field and the limit, never a huge allocation or a panic. A field ≤ 0
+// takes its default (DefaultLimits). The package functions (Spec.Validate, Spec.NumParams,
+// ParseSpec, New, Unmarshal, Load) use the defaults; a caller that needs a larger model
+// calls the same methods on its own Limits, e.g. Limits{MaxParams: 1 << 30}.Unmarshal(data).
+type Limits struct {
+	// MaxParams bounds the length of the parameter vector. Default 2^28 (268,435,456): a
+	// model holds every parameter at least twice as a float64 (Params and Grads; Adam adds
+	// two moments, a federated round the update and its ciphertexts), so 2^28 is ≥ 4 GiB a
+	// model, above BERT-base (110 M parameters) and a thousand times the examples' models.
+	MaxParams int
+	// MaxWidth bounds every layer width: input, each of hidden, output (classify), embed
+	// and ff. Default 2^20.
+	MaxWidth int
+	// MaxVocab bounds vocab, and with it a next_token model's output. Default 2^21.
+	MaxVocab int
+	// MaxSeqLen bounds max_len. Default 2^16.
+	MaxSeqLen int
+	// MaxLayers bounds the number of hidden layers: the length of hidden, and layers
+	// (Transformer blocks or stacked recurrent layers). Default 1024.
+	MaxLayers int
+	// MaxHeads bounds a Transformer's heads. Default 1024.
+	MaxHeads int
+	// MaxFeatureDim bounds the features per example of a feature stage. Default
+	// MaxFeatureDim (2^18).
+	MaxFeatureDim int
+	// MaxFilterBank bounds the float64 values of a feature stage's filter bank, which is
+	// built with the model (and by every Unmarshal). Default 2^25 (256 MiB): MNIST's
+	// J = 2, L = 8 needs 22,356, J = 4, L = 8 on 224×224 images 2.6 M, J = 5, L = 8 on
+	// 512×512 ones 17 M.
+	MaxFilterBank int
+}
+
+// DefaultLimits returns the limits that the package functions apply.
+func DefaultLimits() Limits { return Limits{}.withDefaults() }
+
+func (l Limits) withDefaults() Limits {
+	set := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	set(&l.MaxParams, 1<<28)
+	set(&l.MaxWidth, 1<<20)
+	set(&l.MaxVocab, 1<<21)
+	set(&l.MaxSeqLen, 1<<16)
+	set(&l.MaxLayers, 1024)
+	set(&l.MaxHeads, 1024)
+	set(&l.MaxFeatureDim, MaxFeatureDim)
+	set(&l.MaxFilterBank, 1<<25)
+	return l
+}
+
+// unlimited accepts every spec whose parameter count fits an int: Clone uses it to rebuild
+// a model whose spec was checked against the limits it was built under.
+var unlimited = Limits{MaxParams: math.MaxInt, MaxWidth: math.MaxInt, MaxVocab: math.MaxInt, MaxSeqLen: math.MaxInt,
+	MaxLayers: math.MaxInt, MaxHeads: math.MaxInt, MaxFeatureDim: math.MaxInt, MaxFilterBank: math.MaxInt}
+
+// paramCount adds up a parameter count in uint64 and records an overflow instead of
+// wrapping around: the sizes come from a spec, which may be hostile.
+type paramCount struct {
+	n        uint64
+	overflow bool
+}
+
+// add adds the product of factors, each ≥ 0.
+func (c *paramCount) add(factors ...int) {
+	p := uint64(1)
+	for _, f := range factors {
+		hi, lo := bits.Mul64(p, uint64(f))
+		if hi != 0 {
+			c.overflow = true
+			return
+		}
+		p = lo
+	}
+	c.addCount(1, paramCount{n: p})
+}
+
+// addCount adds k times the count b.
+func (c *paramCount) addCount(k int, b paramCount) {
+	hi, p := bits.Mul64(uint64(k), b.n)
+	sum, carry := bits.Add64(c.n, p, 0)
+	if b.overflow || hi != 0 || carry != 0 {
+		c.overflow = true
+		return
+	}
+	c.n = sum
+}
+
+// numParams counts the parameters of a spec with defaults filled in whose sizes passed
+// validation (all > 0), in the order build lays them out.
+func (s Spec) numParams() paramCount {
+	var c paramCount
+	linear := func(in, out int) { c.add(in, out); c.add(out) }
+	switch s.Type {
+	case TypeMLP:
+		in := s.Input
+		if s.Features != nil {
+			in = s.Features.OutDim()
+		}
+		for _, h := range s.Hidden {
+			linear(in, h)
+			in = h
+		}
+		linear(in, s.Output)
+	case TypeRNN, TypeLSTM, TypeGRU:
+		c.add(s.Vocab, s.Embed)
+		gates := map[string]int{CellVanilla: 1, CellLSTM: 4, CellGRU: 3}[s.Cell]
+		// Recurrent.NumParams: W (in×GH), U (h×GH), b (GH), and GRU's extra recurrent bias.
+		recurrent := func(c *paramCount, in, h int) {
+			c.add(in, gates, h)
+			c.add(h, gates, h)
+			c.add(gates, h)
+			if s.Cell == CellGRU {
+				c.add(h)
+			}
+		}
+		in, widths := s.Embed, s.Hidden
+		if len(s.Hidden) == 1 && s.Layers > 1 {
+			// recurrentWidths repeats the width; count the repeats without building the list.
+			h := s.Hidden[0]
+			recurrent(&c, in, h)
+			var rest paramCount
+			recurrent(&rest, h, h)
+			c.addCount(s.Layers-1, rest)
+			in, widths = h, nil
+		}
+		for _, h := range widths {
+			recurrent(&c, in, h)
+			in = h
+		}
+		linear(in, s.Output)
+	case TypeTransformer:
+		D := s.Embed
+		c.add(s.Vocab, D)
+		if s.Positional == PosLearned {
+			c.add(s.MaxLen, D)
+		}
+		// One encoder block: attention's W_qkv, b_qkv, W_o, b_o; the feed-forward's two
+		// Linear layers; two LayerNorms (γ and β each).
+		var blk paramCount
+		blk.add(D, 3, D)
+		blk.add(3, D)
+		blk.add(D, D)
+		blk.add(D)
+		blk.add(D, s.FF)
+		blk.add(s.FF)
+		blk.add(s.FF, D)
+		blk.add(D)
+		blk.add(2, 2, D)
+		c.addCount(s.Layers, blk)
+		if s.Norm == NormPre {
+			c.add(2, D)
+		}
+		linear(D, s.Output)
+	}
+	return c
 }
