@@ -3,7 +3,9 @@ package model
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -14,6 +16,7 @@ import (
 // -fuzz lays them out; the issue-13 spec is among them):
 //
 //	go test -run XXX -fuzz FuzzUnmarshal -fuzztime 2m ./model/     checksum rewritten: reaches the decoder
+//	go test -run XXX -fuzz FuzzModelFileSpec -fuzztime 2m ./model/ well-framed files, any spec and length
 //	go test -run XXX -fuzz FuzzCorruptFile -fuzztime 2m ./model/   raw files: the checksum guards them
 //	go test -run XXX -fuzz FuzzParseSpec -fuzztime 2m ./model/     YAML/JSON specs: limits, counts, builds
 
@@ -126,6 +129,47 @@ func FuzzUnmarshal(f *testing.F) {
 			return
 		}
 		checkAccepted(t, m)
+	})
+}
+
+// FuzzModelFileSpec writes a well-framed model file (lengths and checksum right) around a
+// fuzzed spec and a parameter vector of n values, so that mutations of the spec reach the
+// limits, the count check and the builder: the file is accepted exactly when its spec is
+// valid and counts n parameters.
+func FuzzModelFileSpec(f *testing.F) {
+	for _, m := range fuzzModels() {
+		f.Add(m.Spec.JSON(), uint16(len(m.Params)))
+	}
+	f.Add([]byte(hostileSpec), uint16(2))
+	f.Add([]byte(`{"type":"mlp","input":2,"output":2}`), uint16(5))
+	f.Fuzz(func(t *testing.T, specJSON []byte, n uint16) {
+		if len(specJSON) > maxSpecLen {
+			return // refused for its length alone
+		}
+		params := make([]float64, n)
+		for i := range params {
+			params[i] = float64(i%5) - 2
+		}
+		m, err := fuzzLimits.Unmarshal(modelFile(string(specJSON), params))
+		var spec Spec
+		dec := json.NewDecoder(bytes.NewReader(specJSON))
+		dec.DisallowUnknownFields()
+		want := -1
+		if dec.Decode(&spec) == nil {
+			if _, trailing := dec.Token(); trailing == io.EOF {
+				if c, err := fuzzLimits.NumParams(spec); err == nil {
+					want = c
+				}
+			}
+		}
+		switch {
+		case err == nil && want != int(n):
+			t.Fatalf("accepted a file of %d parameters whose spec counts %d (-1: invalid)", n, want)
+		case err != nil && want == int(n):
+			t.Fatalf("refused a valid file of %d parameters: %v", n, err)
+		case err == nil:
+			checkAccepted(t, m)
+		}
 	})
 }
 
