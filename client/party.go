@@ -533,8 +533,8 @@ type parsedSpec struct {
 
 // cache remembers a few values derived from what tasks carry, shared by every Party of the
 // process (the simulator runs many): a server ships the same model spec and the same
-// secure-aggregation parameters with every task, and deriving them (building the model to
-// count its parameters, the CKKS ring tables) costs milliseconds per task. At most
+// secure-aggregation parameters with every task, and deriving them (parsing and bounding
+// the spec, the CKKS ring tables) costs up to milliseconds per task. At most
 // maxCached entries are kept; a server sending more distinct ones only empties it.
 type cache[V any] struct {
 	mu sync.Mutex

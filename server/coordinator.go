@@ -207,11 +207,9 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 		}
 		c.global = m.Params
 	}
-	m, err := model.New(cfg.Model, rand.New(rand.NewPCG(0, 0)))
-	if err != nil {
+	if c.dim, err = cfg.Model.NumParams(); err != nil {
 		return nil, fmt.Errorf("server: model: %w", err)
 	}
-	c.dim = m.NumParams()
 	if len(c.global) != c.dim {
 		return nil, fmt.Errorf("server: initial parameters have %d values, model needs %d", len(c.global), c.dim)
 	}
