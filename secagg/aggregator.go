@@ -1,6 +1,7 @@
 package secagg
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"slices"
@@ -18,6 +19,16 @@ type AggregatorConfig struct {
 	Committee CommitteeConfig
 	// Workers is the number of goroutines that add and decode chunks in parallel (default 1).
 	Workers int
+	// Purpose is what the aggregate is for (fit updates or evaluation statistics); uploads
+	// must carry the same purpose. Required with a Verifier.
+	Purpose Purpose
+	// Verifier makes the aggregate hold against active clients and the network, and lets it
+	// answer verifying members: Add accepts only uploads signed, for this session, round and
+	// purpose, by a certificate of the CA whose identity is the upload's ClientID, whose
+	// commitment matches its ciphertexts; DecryptionRequest lists their signed commitments,
+	// and Open answers members' spot checks. It keeps every accepted upload's c1 for that
+	// (8 bytes per value and upload; see doc.go). Nil is the passive model.
+	Verifier *Verifier
 }
 
 // Aggregator is the server's side of a round: it validates and adds encrypted updates into
@@ -31,8 +42,18 @@ type Aggregator struct {
 	ecds    []*hefloat.Encoder
 	sum     []*rlwe.Ciphertext
 	clients map[string]struct{}
+	uploads []acceptedUpload // with a Verifier: every accepted upload, in Add order
+	order   []int            // uploads in the order of the request's commitments
 	request *DecryptionRequest
 	broken  error // set if an add failed half-way; the aggregate is then unusable
+}
+
+// acceptedUpload is what an Aggregator with a Verifier keeps of an upload: its signed
+// commitment and the tree that opens it.
+type acceptedUpload struct {
+	identity   string
+	commitment UploadCommitment
+	tree       *uploadTree
 }
 
 // NewAggregator starts an empty aggregate.
@@ -42,6 +63,9 @@ func NewAggregator(params Parameters, cfg AggregatorConfig) (*Aggregator, error)
 	}
 	if cfg.Dim < 1 || cfg.Dim > MaxDim {
 		return nil, fmt.Errorf("secagg: aggregator dimension %d: must be 1…%d", cfg.Dim, MaxDim)
+	}
+	if cfg.Verifier != nil && !cfg.Purpose.valid() {
+		return nil, fmt.Errorf("secagg: an aggregator with a Verifier needs a purpose (fit or evaluation), got %s", cfg.Purpose)
 	}
 	cfg.Workers = clampWorkers(cfg.Workers)
 	a := &Aggregator{params: params, cfg: cfg, clients: map[string]struct{}{}}
@@ -94,9 +118,11 @@ func (a *Aggregator) checkCiphertext(ct *rlwe.Ciphertext) error {
 	return nil
 }
 
-// Add validates an update (session, round, dimension, client id, every ciphertext's degree,
-// level, ring, scale and encoding flags) and adds it into the running sums. A rejected update
-// leaves the aggregate unchanged.
+// Add validates an update (session, round, purpose, dimension, client id, every
+// ciphertext's degree, level, ring, scale and encoding flags; with a Verifier also its
+// certificate, signature and commitment) and adds it into the running sums. A rejected
+// update leaves the aggregate unchanged. With a Verifier the aggregator keeps the update's
+// c1 coefficients (a copy) to open them later.
 func (a *Aggregator) Add(u *EncryptedUpdate) error {
 	if u == nil {
 		return fmt.Errorf("secagg: nil update")
@@ -133,6 +159,13 @@ func (a *Aggregator) Add(u *EncryptedUpdate) error {
 			return fmt.Errorf("secagg: update of client %q: ciphertext %d: %v", u.ClientID, k, err)
 		}
 	}
+	var accepted *acceptedUpload
+	if a.cfg.Verifier != nil {
+		var err error
+		if accepted, err = a.authenticate(u); err != nil {
+			return err
+		}
+	}
 	if a.sum == nil {
 		a.sum = make([]*rlwe.Ciphertext, len(u.chunks))
 		for k := range a.sum {
@@ -150,7 +183,32 @@ func (a *Aggregator) Add(u *EncryptedUpdate) error {
 		return a.broken
 	}
 	a.clients[u.ClientID] = struct{}{}
+	if accepted != nil {
+		a.uploads = append(a.uploads, *accepted)
+	}
 	return nil
+}
+
+// authenticate checks an upload's purpose, certificate, signature and commitment, and
+// returns what the aggregator keeps of it.
+func (a *Aggregator) authenticate(u *EncryptedUpdate) (*acceptedUpload, error) {
+	if u.Purpose != a.cfg.Purpose {
+		return nil, fmt.Errorf("secagg: update of client %q is for the %s aggregate, this is the %s aggregate: %w", u.ClientID, u.Purpose, a.cfg.Purpose, ErrWrongSession)
+	}
+	c := u.commitment()
+	id, err := c.verify(a.cfg.Verifier, a.cfg.Session, a.cfg.Round, a.cfg.Purpose, a.cfg.Dim)
+	if err != nil {
+		return nil, fmt.Errorf("secagg: update of client %q is not signed for session %s, round %d, %s: %w", u.ClientID, a.cfg.Session, a.cfg.Round, a.cfg.Purpose, err)
+	}
+	if id != u.ClientID {
+		return nil, fmt.Errorf("secagg: update names client %q but its certificate is %q: %w", u.ClientID, id, ErrUnauthenticated)
+	}
+	tree := commitUpload(a.params.N(), a.params.Modulus(), u.chunks, a.cfg.Workers, true)
+	if tree.root != u.Commitment {
+		return nil, fmt.Errorf("secagg: update of client %q: its ciphertexts do not match its signed commitment: %w", u.ClientID, ErrUnauthenticated)
+	}
+	c.Certificate, c.Signature = slices.Clone(c.Certificate), slices.Clone(c.Signature)
+	return &acceptedUpload{identity: id, commitment: c, tree: tree}, nil
 }
 
 // DecryptionRequest freezes the aggregate and returns the request to send, unchanged, to
@@ -183,8 +241,70 @@ func (a *Aggregator) DecryptionRequest(members []MemberID) (*DecryptionRequest, 
 	} else {
 		id = aggregateID(a.cfg.Session, a.cfg.Dim, a.params, c1)
 	}
-	a.request = &DecryptionRequest{Session: a.cfg.Session, Round: a.cfg.Round, Aggregate: id, Dim: a.cfg.Dim, Count: a.Count(), Members: set, q: a.params.Modulus(), c1: c1}
+	if a.request == nil && a.cfg.Verifier != nil {
+		a.order = make([]int, len(a.uploads))
+		for i := range a.order {
+			a.order[i] = i
+		}
+		slices.SortFunc(a.order, func(i, j int) int {
+			return bytes.Compare(a.uploads[i].commitment.Certificate, a.uploads[j].commitment.Certificate)
+		})
+	}
+	req := &DecryptionRequest{Session: a.cfg.Session, Round: a.cfg.Round, Purpose: a.cfg.Purpose, Aggregate: id, Dim: a.cfg.Dim, Count: a.Count(), Members: set, q: a.params.Modulus(), c1: c1}
+	for _, i := range a.order {
+		req.Commitments = append(req.Commitments, a.uploads[i].commitment)
+	}
+	a.request = req
 	return a.request, nil
+}
+
+// Open answers a verifying member's challenge on the pending request: for every upload the
+// request lists, the challenged leaves' coefficients and Merkle paths.
+func (a *Aggregator) Open(ch *Challenge) (*Opening, error) {
+	req := a.request
+	if req == nil {
+		return nil, fmt.Errorf("secagg: no pending decryption request for round %d (call DecryptionRequest first)", a.cfg.Round)
+	}
+	if a.cfg.Verifier == nil {
+		return nil, fmt.Errorf("secagg: an aggregator without a Verifier keeps no commitments to open")
+	}
+	if ch.Session != req.Session || ch.Round != req.Round || ch.Purpose != req.Purpose || ch.Aggregate != req.Aggregate {
+		return nil, fmt.Errorf("secagg: challenge from member %d is for session %s round %d %s aggregate %s, pending %s round %d %s aggregate %s: %w", ch.From, ch.Session, ch.Round, ch.Purpose, ch.Aggregate, req.Session, req.Round, req.Purpose, req.Aggregate, ErrWrongSession)
+	}
+	if !slices.Contains(req.Members, ch.From) {
+		return nil, fmt.Errorf("secagg: challenge from member %d, who is not in the set %v", ch.From, req.Members)
+	}
+	width, leaves, depth := leafLayout(a.params.N(), len(a.sum))
+	if len(ch.Leaves) == 0 || len(ch.Leaves) > MaxSpotChecks {
+		return nil, fmt.Errorf("secagg: challenge of %d leaves: must be 1…%d", len(ch.Leaves), MaxSpotChecks)
+	}
+	for i, l := range ch.Leaves {
+		if int(l) >= leaves || (i > 0 && l <= ch.Leaves[i-1]) {
+			return nil, fmt.Errorf("secagg: challenge leaves %v: must be ascending and below %d", ch.Leaves, leaves)
+		}
+	}
+	o := &Opening{Session: req.Session, Round: req.Round, Purpose: req.Purpose, Aggregate: req.Aggregate, To: ch.From, Leaves: slices.Clone(ch.Leaves), chunks: len(a.sum), width: width, depth: depth, uploads: make([]uploadOpening, len(a.order))}
+	parallelFor(a.cfg.Workers, len(a.order), func(_, i int) {
+		t := a.uploads[a.order[i]].tree
+		u := uploadOpening{c0: t.c0, coeffs: make([]uint64, 0, len(ch.Leaves)*len(a.sum)*width), path: make([][32]byte, 0, len(ch.Leaves)*depth)}
+		for _, l := range ch.Leaves {
+			u.coeffs = append(u.coeffs, t.leaf(int(l))...)
+			u.path = t.path(u.path, int(l))
+		}
+		o.uploads[i] = u
+	})
+	return o, nil
+}
+
+// KeptBytes returns the memory the aggregator holds to answer spot checks: the c1
+// coefficients of every accepted upload and the kept levels of their trees (0 without a
+// Verifier).
+func (a *Aggregator) KeptBytes() int {
+	b := 0
+	for _, u := range a.uploads {
+		b += u.tree.memoryBytes()
+	}
+	return b
 }
 
 // AggregateResult is a decrypted aggregate.

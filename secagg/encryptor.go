@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/he/hefloat"
@@ -21,9 +22,30 @@ type EncryptorConfig struct {
 	Workers int
 	// Randomness is the source of the encryption randomness; nil (the default, and the only
 	// choice in production) is crypto/rand. With DeterministicRandomness each chunk's
-	// randomness is a function of (seed, label, session, client id, round, the update and
-	// weight, chunk index): the same update encrypts to the same bytes, whatever Workers.
+	// randomness is a function of (seed, label, session, client id, round, purpose, the
+	// update and weight, chunk index): the same update encrypts to the same bytes, whatever
+	// Workers.
 	Randomness *Randomness
+	// Signer and Verifier make the client hold against an active server (doc.go, "Trust
+	// model"). With a Verifier, NewEncryptor checks the public key (VerifyPublicKey, with
+	// Floors) and refuses to encrypt under a key it cannot trace to the CA's identities.
+	// With a Signer, Encrypt commits to and signs every upload; ClientID must then be the
+	// certificate's identity (empty takes it). Give both or neither; without them (nil) the
+	// client trusts the server's key as in the passive model.
+	Signer   *Signer
+	Verifier *Verifier
+	// Floors are the client's own minimums for the committee that made the key: each
+	// non-zero field is a lower bound on the roster's Size, Threshold and MinContributions.
+	// Only with a Verifier (without one the key's committee is not authenticated).
+	Floors CommitteeConfig
+}
+
+// UploadContext is what an upload is for: the round, the purpose of its aggregate and the
+// server's task id. A signed upload binds all three.
+type UploadContext struct {
+	Round   uint64
+	Purpose Purpose
+	TaskID  string
 }
 
 // Encryptor is a client's encryption step: it encrypts update vectors under the collective
@@ -42,10 +64,29 @@ type Encryptor struct {
 	encs    []*rlwe.Encryptor // lattigo's public-key encryptors, one per worker (secure default)
 }
 
-// NewEncryptor prepares encryption under pk.
+// NewEncryptor prepares encryption under pk: it recomputes the key from the roster and the
+// dealers' shares and, with a Verifier, checks it (VerifyPublicKey).
 func NewEncryptor(params Parameters, pk *PublicKey, cfg EncryptorConfig) (*Encryptor, error) {
+	if (cfg.Signer == nil) != (cfg.Verifier == nil) {
+		return nil, fmt.Errorf("secagg: give the encryptor both a Signer and a Verifier (active-server model) or neither (passive)")
+	}
+	if cfg.Signer != nil {
+		if cfg.ClientID == "" {
+			cfg.ClientID = cfg.Signer.Identity()
+		}
+		if cfg.ClientID != cfg.Signer.Identity() {
+			return nil, fmt.Errorf("secagg: client id %q differs from the certificate's identity %q", cfg.ClientID, cfg.Signer.Identity())
+		}
+	}
 	if len(cfg.ClientID) < 1 || len(cfg.ClientID) > maxClientIDLength {
 		return nil, fmt.Errorf("secagg: client id %q: must be 1…%d bytes", cfg.ClientID, maxClientIDLength)
+	}
+	if cfg.Verifier != nil {
+		if err := VerifyPublicKey(params, pk, cfg.Verifier, cfg.Floors); err != nil {
+			return nil, err
+		}
+	} else if cfg.Floors != (CommitteeConfig{}) {
+		return nil, fmt.Errorf("secagg: committee floors without a Verifier: the key's committee is not authenticated")
 	}
 	rpk, err := pk.rlwe(params)
 	if err != nil {
@@ -81,11 +122,26 @@ func NewEncryptor(params Parameters, pk *PublicKey, cfg EncryptorConfig) (*Encry
 	return e, nil
 }
 
-// EncryptUpdate encrypts (weight·update, weight, 1) for a round. Every |update[j]| must be at
-// most ClipBound and 0 < weight ≤ MaxWeight, so the aggregate cannot overflow; non-finite
-// values are refused. The update is not modified.
+// EncryptUpdate is Encrypt for a round with no purpose or task id: the passive model's
+// upload. An encryptor with a Signer refuses it (call Encrypt).
 func (e *Encryptor) EncryptUpdate(round uint64, update []float64, weight float64) (*EncryptedUpdate, error) {
+	return e.Encrypt(UploadContext{Round: round}, update, weight)
+}
+
+// Encrypt encrypts (weight·update, weight, 1) for an upload. Every |update[j]| must be at
+// most ClipBound and 0 < weight ≤ MaxWeight, so the aggregate cannot overflow; non-finite
+// values are refused. With a Signer it commits to the ciphertexts and signs (session,
+// round, purpose, task id, dimension, commitment); the purpose must then be fit or
+// evaluation. The update is not modified.
+func (e *Encryptor) Encrypt(ctx UploadContext, update []float64, weight float64) (*EncryptedUpdate, error) {
 	lit := e.params.lit
+	if e.cfg.Signer != nil && !ctx.Purpose.valid() {
+		return nil, fmt.Errorf("secagg: a signed upload needs a purpose (fit or evaluation), got %s", ctx.Purpose)
+	}
+	if len(ctx.TaskID) > maxTaskIDLength {
+		return nil, fmt.Errorf("secagg: task id of %d bytes exceeds %d", len(ctx.TaskID), maxTaskIDLength)
+	}
+	round := ctx.Round
 	if len(update) < 1 || len(update) > MaxDim {
 		return nil, fmt.Errorf("secagg: update of %d values: must be 1…%d", len(update), MaxDim)
 	}
@@ -103,7 +159,7 @@ func (e *Encryptor) EncryptUpdate(round uint64, update []float64, weight float64
 	if e.cfg.Randomness.Deterministic() {
 		digest = updateDigest(update, weight)
 	}
-	u := &EncryptedUpdate{Session: e.session, Round: round, ClientID: e.cfg.ClientID, Dim: dim, q: e.params.Modulus(), chunks: make([]*rlwe.Ciphertext, e.params.NumChunks(dim))}
+	u := &EncryptedUpdate{Session: e.session, Round: round, Purpose: ctx.Purpose, ClientID: e.cfg.ClientID, TaskID: ctx.TaskID, Dim: dim, q: e.params.Modulus(), chunks: make([]*rlwe.Ciphertext, e.params.NumChunks(dim))}
 	errs := make([]error, len(u.chunks))
 	parallelFor(e.cfg.Workers, len(u.chunks), func(w, k int) {
 		vals := e.vals[w]
@@ -134,7 +190,7 @@ func (e *Encryptor) EncryptUpdate(round uint64, update []float64, weight float64
 			u.chunks[k] = ct
 			return
 		}
-		prng, err := e.cfg.Randomness.prng("encrypt", e.session[:], []byte(e.cfg.ClientID), u64(round), digest, u64(uint64(k)))
+		prng, err := e.cfg.Randomness.prng("encrypt", e.session[:], []byte(e.cfg.ClientID), u64(round), []byte{byte(ctx.Purpose)}, digest, u64(uint64(k)))
 		if err != nil {
 			errs[k] = err
 			return
@@ -148,7 +204,55 @@ func (e *Encryptor) EncryptUpdate(round uint64, update []float64, weight float64
 	if err := firstError(errs); err != nil {
 		return nil, fmt.Errorf("secagg: encrypting the update: %w", err)
 	}
+	if e.cfg.Signer != nil {
+		u.Commitment = commitUpload(n, u.q, u.chunks, e.cfg.Workers, false).root
+		u.Certificate = slices.Clone(e.cfg.Signer.Certificate())
+		sig, err := e.cfg.Signer.sign(uploadDigest(u.Session, u.Round, u.Purpose, u.TaskID, u.Dim, u.Commitment))
+		if err != nil {
+			return nil, err
+		}
+		u.Signature = sig
+	}
 	return u, nil
+}
+
+// VerifyPublicKey is the client's check of a collective public key against an active
+// server: the roster's committee is at least floors (each non-zero field a minimum) and
+// valid for params; every roster entry is signed, under a certificate of the CA v trusts,
+// by a distinct identity for this session, parameters and committee; at least Threshold
+// distinct roster members dealt; and every dealer signed its public-key share, for this
+// roster. The key itself is recomputed from those shares and the roster's common
+// polynomial (NewEncryptor does so), so a key that passes is the one the signing dealers
+// made: it combines the secret of at least one member outside any coalition of fewer than
+// Threshold.
+func VerifyPublicKey(params Parameters, pk *PublicKey, v *Verifier, floors CommitteeConfig) error {
+	if v == nil {
+		return fmt.Errorf("secagg: VerifyPublicKey needs a Verifier")
+	}
+	if _, err := pk.rlwe(params); err != nil {
+		return err
+	}
+	ro := pk.Roster
+	for _, f := range []struct {
+		name      string
+		got, want int
+	}{{"committee Size", ro.Committee.Size, floors.Size}, {"Threshold", ro.Committee.Threshold, floors.Threshold}, {"MinContributions", ro.Committee.MinContributions, floors.MinContributions}} {
+		if f.got < f.want {
+			return fmt.Errorf("secagg: public key of a committee with %s %d, below this client's minimum %d", f.name, f.got, f.want)
+		}
+	}
+	if _, err := ro.verify(v); err != nil {
+		return fmt.Errorf("secagg: public key: %w", err)
+	}
+	rd := ro.digest()
+	for i, id := range pk.Dealers {
+		d := pk.dealings[i]
+		dd := dealingDigest(ro.Session, rd, id, d.pkShare, d.sealed)
+		if _, err := v.verify(ro.Announcements[id-1].Certificate, dd, d.signature); err != nil {
+			return fmt.Errorf("secagg: public key: the share of dealer %d is not signed by its certificate: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // updateDigest hashes an update and its weight (the plaintext of an EncryptedUpdate).

@@ -9,7 +9,9 @@ var (
 	// minimum; members refuse to decrypt it and the server does not ask.
 	ErrTooFewContributions = errors.New("secagg: aggregate holds fewer contributions than the committee's minimum")
 	// ErrAlreadyDecrypted: the member already decrypted this aggregate for another member
-	// set; it never decrypts one aggregate for two sets.
+	// set, or (against an active server) another aggregate of the same round and purpose;
+	// it never decrypts one aggregate for two sets, nor two aggregates of one round and
+	// purpose.
 	ErrAlreadyDecrypted = errors.New("secagg: aggregate already decrypted with another member set")
 	// ErrNotReady: the member has not finished the key setup (no threshold share yet), or
 	// the key setup lacks announcements or dealings.
@@ -26,4 +28,16 @@ var (
 	// ErrFrozen: a decryption request was issued for the aggregate, so no more updates can
 	// be added to it.
 	ErrFrozen = errors.New("secagg: aggregate frozen for decryption")
+	// ErrUnauthenticated: a certificate does not chain to the federation's CA (or is not
+	// valid now, or not for client authentication), a signature does not verify, or a
+	// message that must be signed is not. Against an active server this is how substituted
+	// key material, forged uploads and replays show.
+	ErrUnauthenticated = errors.New("secagg: not signed by a certificate of the federation's CA")
+	// ErrSpotCheck: the server's opening does not prove that the aggregate's c1 is the sum
+	// of the listed uploads (a Merkle path does not lead to an upload's signed commitment,
+	// or the sum differs at a checked position). The member refuses to decrypt.
+	ErrSpotCheck = errors.New("secagg: spot check failed: the aggregate is not the sum of the listed uploads")
+	// ErrStaleRound: a decryption request for an earlier round than one the member already
+	// decrypted (or was challenged on) for the same purpose; rounds only move forward.
+	ErrStaleRound = errors.New("secagg: decryption request for an earlier round")
 )

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"testing/cryptotest"
+
+	"github.com/confide-fl/confide/secagg/identitytest"
 )
 
 // The fuzz targets decode arbitrary bytes with every decoder, require that whatever decodes
@@ -30,31 +32,38 @@ func fuzzParams(t testing.TB) Parameters {
 	return testParams(t, ParametersLiteral{LogN: 4})
 }
 
-// fuzzFederation is a ready committee of 3 (t = 2) with the fixed fuzz session, plus an
-// aggregator holding two updates, and the messages of its setup and first round.
+// fuzzFederation is a ready authenticated committee of 3 (t = 2) with the fixed fuzz
+// session, plus an aggregator holding two signed updates, and the messages of its setup and
+// first round (member 1 challenged and answered, member 2 answered).
 type fuzzFederation struct {
 	*federation
-	ks       *KeySetup
-	roster   *Roster
-	dealings []*Dealing
-	delivery []*ShareDelivery
-	agg      *Aggregator
-	update   *EncryptedUpdate
-	request  *DecryptionRequest
-	shares   []*DecryptionShare
+	ks        *KeySetup
+	delivery  []*ShareDelivery
+	agg       *Aggregator
+	update    *EncryptedUpdate
+	request   *DecryptionRequest
+	challenge *Challenge
+	opening   *Opening
+	shares    []*DecryptionShare
+	state     []byte // member 1's state after its challenge
 }
 
 func newFuzzFederation(t testing.TB) *fuzzFederation {
 	t.Helper()
 	p := fuzzParams(t)
 	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 2}
-	ks, err := NewKeySetup(p, fuzzSession, cfg)
+	ca, err := identitytest.NewCA(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fz := &fuzzFederation{federation: &federation{params: p, session: fuzzSession, cfg: cfg}, ks: ks}
+	v := testVerifier(t, ca)
+	ks, err := NewAuthenticatedKeySetup(p, fuzzSession, cfg, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fz := &fuzzFederation{federation: &federation{params: p, session: fuzzSession, cfg: cfg, ca: ca, verifier: v}, ks: ks}
 	for i := 1; i <= cfg.Size; i++ {
-		m, err := NewMember(p, MemberConfig{Session: fuzzSession, ID: MemberID(i), Committee: cfg})
+		m, err := NewMember(p, MemberConfig{Session: fuzzSession, ID: MemberID(i), Committee: cfg, Signer: testSigner(t, ca, fmt.Sprint("member-", i)), Verifier: v})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,14 +95,7 @@ func newFuzzFederation(t testing.TB) *fuzzFederation {
 	}
 	fz.agg = fz.newAggregator(t)
 	for i := 0; i < 2; i++ {
-		enc, err := NewEncryptor(p, fz.pk, EncryptorConfig{ClientID: fmt.Sprint("client", i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		u, err := enc.EncryptUpdate(1, randomUpdates(uint64(i), 1, fuzzDim, 1)[0], 1)
-		if err != nil {
-			t.Fatal(err)
-		}
+		u := fz.upload(t, fmt.Sprint("client", i), 1, PurposeFit, randomUpdates(uint64(i), 1, fuzzDim, 1)[0])
 		if err := fz.agg.Add(u); err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +105,21 @@ func newFuzzFederation(t testing.TB) *fuzzFederation {
 		t.Fatal(err)
 	}
 	for _, m := range fz.members[:2] {
-		s, err := m.DecryptionShare(fz.request)
+		ch, err := m.Challenge(fz.request)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := fz.agg.Open(ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.ID() == 1 {
+			fz.challenge, fz.opening = ch, o
+			if fz.state, err = m.MarshalBinary(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := m.DecryptionShare(fz.request, o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,11 +129,16 @@ func newFuzzFederation(t testing.TB) *fuzzFederation {
 }
 
 func (fz *fuzzFederation) newAggregator(t testing.TB) *Aggregator {
-	agg, err := NewAggregator(fz.params, AggregatorConfig{Session: fuzzSession, Round: 1, Dim: fuzzDim, Committee: fz.cfg})
+	return fz.federation.newAggregator(t, 1, PurposeFit, fuzzDim)
+}
+
+// member1 is member 1 restored from its state after its challenge.
+func (fz *fuzzFederation) member1(t testing.TB) *Member {
+	m, err := LoadMemberWithConfig(fz.params, fz.state, MemberConfig{Signer: fz.members[0].cfg.Signer, Verifier: fz.verifier})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return agg
+	return m
 }
 
 // fuzzDecode decodes b into msg and checks that it re-encodes to b.
@@ -140,7 +161,7 @@ func FuzzKeyAnnouncement(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var a KeyAnnouncement
 		if fuzzDecode(t, &a, b) {
-			ks, _ := NewKeySetup(fz.params, fuzzSession, fz.cfg)
+			ks, _ := NewAuthenticatedKeySetup(fz.params, fuzzSession, fz.cfg, fz.verifier)
 			_ = ks.AddAnnouncement(&a)
 		}
 	})
@@ -151,7 +172,7 @@ func FuzzRoster(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var ro Roster
 		if fuzzDecode(t, &ro, b) {
-			m, err := NewMember(fz.params, MemberConfig{Session: fuzzSession, ID: 1, Committee: fz.cfg})
+			m, err := NewMember(fz.params, MemberConfig{Session: fuzzSession, ID: 1, Committee: fz.cfg, Signer: fz.members[0].cfg.Signer, Verifier: fz.verifier})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,9 +186,9 @@ func FuzzDealing(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var d Dealing
 		if fuzzDecode(t, &d, b) {
-			ks, _ := NewKeySetup(fz.params, fuzzSession, fz.cfg)
-			for _, m := range fz.members {
-				_ = ks.AddAnnouncement(m.Announcement())
+			ks, _ := NewAuthenticatedKeySetup(fz.params, fuzzSession, fz.cfg, fz.verifier)
+			for i := range fz.roster.Announcements {
+				_ = ks.AddAnnouncement(&fz.roster.Announcements[i])
 			}
 			if _, err := ks.Roster(); err != nil {
 				t.Fatal(err)
@@ -175,7 +196,7 @@ func FuzzDealing(f *testing.F) {
 			if ks.AddDealing(&d) == nil {
 				_ = ks.AddDealing(fz.dealings[1])
 				if pk, _, err := ks.Finalize(); err == nil {
-					_, _ = NewEncryptor(fz.params, pk, EncryptorConfig{ClientID: "x"})
+					_, _ = NewEncryptor(fz.params, pk, EncryptorConfig{Signer: fz.members[0].cfg.Signer, Verifier: fz.verifier})
 				}
 			}
 		}
@@ -202,6 +223,11 @@ func FuzzPublicKey(f *testing.F) {
 					t.Fatal(err)
 				}
 			}
+			if enc, err := NewEncryptor(fz.params, &k, EncryptorConfig{Signer: fz.members[0].cfg.Signer, Verifier: fz.verifier}); err == nil {
+				if _, err := enc.Encrypt(UploadContext{Round: 1, Purpose: PurposeFit}, make([]float64, fuzzDim), 1); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 	})
 }
@@ -221,11 +247,40 @@ func FuzzDecryptionRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var q DecryptionRequest
 		if fuzzDecode(t, &q, b) {
-			if s, err := fz.members[0].DecryptionShare(&q); err == nil {
-				if _, err := s.MarshalBinary(); err != nil {
+			m := fz.member1(t)
+			if ch, err := m.Challenge(&q); err == nil {
+				if o, err := fz.agg.Open(ch); err == nil {
+					if s, err := m.DecryptionShare(&q, o); err == nil {
+						if _, err := s.MarshalBinary(); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+func FuzzChallenge(f *testing.F) {
+	fz := newFuzzFederation(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c Challenge
+		if fuzzDecode(t, &c, b) {
+			if o, err := fz.agg.Open(&c); err == nil {
+				if _, err := o.MarshalBinary(); err != nil {
 					t.Fatal(err)
 				}
 			}
+		}
+	})
+}
+
+func FuzzOpening(f *testing.F) {
+	fz := newFuzzFederation(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var o Opening
+		if fuzzDecode(t, &o, b) {
+			_, _ = fz.member1(t).DecryptionShare(fz.request, &o)
 		}
 	})
 }
@@ -244,15 +299,25 @@ func FuzzDecryptionShare(f *testing.F) {
 }
 
 func FuzzMemberState(f *testing.F) {
-	p := fuzzParams(f)
+	fz := newFuzzFederation(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := LoadMember(p, b, 1)
+		m, err := LoadMember(fz.params, b, 1)
+		if err != nil {
+			m, err = LoadMemberWithConfig(fz.params, b, MemberConfig{Signer: fz.members[0].cfg.Signer, Verifier: fz.verifier})
+		}
 		if err != nil {
 			return
 		}
 		b2, err := m.MarshalBinary()
 		if err != nil {
 			t.Fatal(err)
+		}
+		if len(b) > 3 && b[3] == 1 {
+			// A version-1 state is rewritten as version 2, which must round-trip.
+			if m, err = LoadMember(fz.params, b2, 1); err != nil {
+				t.Fatal(err)
+			}
+			b, _ = m.MarshalBinary()
 		}
 		if !bytes.Equal(b, b2) {
 			t.Fatal("member state re-encodes differently")
@@ -277,6 +342,10 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		t.Fatal(err)
 	}
 	freshState, _ := fresh.MarshalBinary()
+	v1State, err := os.ReadFile(filepath.Join("testdata", "member-state-v1.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	seeds := map[string][][]byte{
 		"FuzzKeyAnnouncement":   {roundTripBytes(t, fz.members[0].Announcement())},
 		"FuzzRoster":            {roundTripBytes(t, fz.roster)},
@@ -286,7 +355,9 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		"FuzzEncryptedUpdate":   {roundTripBytes(t, fz.update)},
 		"FuzzDecryptionRequest": {roundTripBytes(t, fz.request)},
 		"FuzzDecryptionShare":   {roundTripBytes(t, fz.shares[1])},
-		"FuzzMemberState":       {state, freshState},
+		"FuzzChallenge":         {roundTripBytes(t, fz.challenge)},
+		"FuzzOpening":           {roundTripBytes(t, fz.opening)},
+		"FuzzMemberState":       {state, freshState, fz.state, v1State},
 	}
 	for name, list := range seeds {
 		dir := filepath.Join("testdata", "fuzz", name)
@@ -333,7 +404,12 @@ func TestFuzzCorpusSeedsDecode(t *testing.T) {
 		"FuzzEncryptedUpdate":   func(b []byte) error { return new(EncryptedUpdate).UnmarshalBinary(b) },
 		"FuzzDecryptionRequest": func(b []byte) error { return new(DecryptionRequest).UnmarshalBinary(b) },
 		"FuzzDecryptionShare":   func(b []byte) error { return new(DecryptionShare).UnmarshalBinary(b) },
-		"FuzzMemberState":       func(b []byte) error { _, err := LoadMember(p, b, 1); return err },
+		"FuzzChallenge":         func(b []byte) error { return new(Challenge).UnmarshalBinary(b) },
+		"FuzzOpening":           func(b []byte) error { return new(Opening).UnmarshalBinary(b) },
+		"FuzzMemberState": func(b []byte) error {
+			_, _, err := decodeMemberState(p, b, 1, nil)
+			return err
+		},
 	}
 	for name, decode := range decoders {
 		t.Run(name, func(t *testing.T) {

@@ -1,9 +1,13 @@
 package secagg
 
 import (
+	"crypto/x509"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/confide-fl/confide/secagg/identitytest"
 )
 
 // federation is an in-memory committee after key setup, for tests.
@@ -13,20 +17,79 @@ type federation struct {
 	cfg     CommitteeConfig
 	members []*Member // members[i] has id i+1
 	pk      *PublicKey
+	// With identities (newAuthFederation): the CA, the verifier every party uses, and the
+	// key setup's messages.
+	ca       *identitytest.CA
+	verifier *Verifier
+	roster   *Roster
+	dealings []*Dealing
 }
+
+// authenticated reports whether the federation's parties sign and verify.
+func (f *federation) authenticated() bool { return f.verifier != nil }
 
 // newFederation runs the whole key setup in memory. absentDealers do not deal (they still
 // receive their shares).
 func newFederation(t testing.TB, params Parameters, cfg CommitteeConfig, workers int, absentDealers ...MemberID) *federation {
 	t.Helper()
-	session := NewSessionID()
-	ks, err := NewKeySetup(params, session, cfg)
+	return buildFederation(t, params, cfg, workers, nil, absentDealers...)
+}
+
+// newAuthFederation is newFederation for the active-server model: a CA, members
+// "member-1"… with signers, an authenticated key setup.
+func newAuthFederation(t testing.TB, params Parameters, cfg CommitteeConfig, workers int, absentDealers ...MemberID) *federation {
+	t.Helper()
+	ca, err := identitytest.NewCA(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &federation{params: params, session: session, cfg: cfg}
+	return buildFederation(t, params, cfg, workers, ca, absentDealers...)
+}
+
+func testVerifier(t testing.TB, ca *identitytest.CA) *Verifier {
+	t.Helper()
+	v, err := NewVerifier([]*x509.Certificate{ca.Certificate()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// testSigner returns the signer of name under ca.
+func testSigner(t testing.TB, ca *identitytest.CA, name string) *Signer {
+	t.Helper()
+	id, err := ca.Issue(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSigner(id.Certificate, id.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func buildFederation(t testing.TB, params Parameters, cfg CommitteeConfig, workers int, ca *identitytest.CA, absentDealers ...MemberID) *federation {
+	t.Helper()
+	session := NewSessionID()
+	f := &federation{params: params, session: session, cfg: cfg, ca: ca}
+	var ks *KeySetup
+	var err error
+	if ca != nil {
+		f.verifier = testVerifier(t, ca)
+		ks, err = NewAuthenticatedKeySetup(params, session, cfg, f.verifier)
+	} else {
+		ks, err = NewKeySetup(params, session, cfg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := 1; i <= cfg.Size; i++ {
-		m, err := NewMember(params, MemberConfig{Session: session, ID: MemberID(i), Committee: cfg, Workers: workers})
+		mc := MemberConfig{Session: session, ID: MemberID(i), Committee: cfg, Workers: workers}
+		if ca != nil {
+			mc.Signer, mc.Verifier = testSigner(t, ca, fmt.Sprint("member-", i)), f.verifier
+		}
+		m, err := NewMember(params, mc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,11 +102,13 @@ func newFederation(t testing.TB, params Parameters, cfg CommitteeConfig, workers
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.roster = ro
 	for _, m := range f.members {
 		d, err := m.Deal(ro)
 		if err != nil {
 			t.Fatal(err)
 		}
+		f.dealings = append(f.dealings, d)
 		absent := false
 		for _, a := range absentDealers {
 			absent = absent || a == m.ID()
@@ -68,7 +133,8 @@ func newFederation(t testing.TB, params Parameters, cfg CommitteeConfig, workers
 	return f
 }
 
-// decrypt asks the members of set for shares and combines them.
+// decrypt asks the members of set for shares and combines them (through a challenge and
+// the aggregator's opening when the federation is authenticated).
 func (f *federation) decrypt(t testing.TB, agg *Aggregator, set []MemberID) (*AggregateResult, error) {
 	t.Helper()
 	req, err := agg.DecryptionRequest(set)
@@ -77,13 +143,31 @@ func (f *federation) decrypt(t testing.TB, agg *Aggregator, set []MemberID) (*Ag
 	}
 	var shares []*DecryptionShare
 	for _, id := range req.Members {
-		s, err := f.members[id-1].DecryptionShare(req)
+		s, err := f.share(agg, req, id)
 		if err != nil {
 			return nil, err
 		}
 		shares = append(shares, s)
 	}
 	return agg.Combine(shares)
+}
+
+// share asks member id for its share of req: directly, or through its challenge and agg's
+// opening.
+func (f *federation) share(agg *Aggregator, req *DecryptionRequest, id MemberID) (*DecryptionShare, error) {
+	m := f.members[id-1]
+	if !f.authenticated() {
+		return m.DecryptionShare(req)
+	}
+	ch, err := m.Challenge(req)
+	if err != nil {
+		return nil, err
+	}
+	o, err := agg.Open(ch)
+	if err != nil {
+		return nil, err
+	}
+	return m.DecryptionShare(req, o)
 }
 
 // randomUpdates returns n vectors of dim values uniform in [-bound, bound].

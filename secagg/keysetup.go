@@ -4,38 +4,62 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-
-	"github.com/tuneinsight/lattigo/v5/core/rlwe"
-	"github.com/tuneinsight/lattigo/v5/mhe"
-	"github.com/tuneinsight/lattigo/v5/ring/ringqp"
 )
 
 // KeySetup is the server's side of the key setup: it collects the members' announcements
-// into a roster, then their dealings, and finally combines the public-key shares into the
-// collective public key and routes every sealed Shamir share to its recipient. It is a
-// single-threaded state machine with no I/O; its state is exactly the messages it accepted,
-// so to survive a restart persist each accepted message and replay them into a new KeySetup.
+// into a roster, then their dealings, and finally publishes the collective public key (the
+// roster and the dealers' public-key shares, from which anyone recomputes it) and routes
+// every sealed Shamir share to its recipient. It is a single-threaded state machine with no
+// I/O; its state is exactly the messages it accepted, so to survive a restart persist each
+// accepted message and replay them into a new KeySetup.
+//
+// Made by NewAuthenticatedKeySetup it refuses announcements without a certificate of the
+// federation's CA and a valid signature, two members with one identity, and dealings not
+// signed by the certificate the roster holds for their member, so that one misbehaving
+// member cannot make the honest ones refuse the roster. (The members and clients check all
+// of it again themselves: against an active server this is only the honest server's
+// courtesy.)
 type KeySetup struct {
 	params    Parameters
 	session   SessionID
 	committee CommitteeConfig
+	verifier  *Verifier
 
-	keys     map[MemberID][32]byte
-	roster   *Roster
-	dealings map[MemberID]*Dealing
-	final    bool
+	announcements map[MemberID]*KeyAnnouncement
+	identities    map[MemberID]string
+	roster        *Roster
+	rosterDigest  [32]byte
+	dealings      map[MemberID]*Dealing
+	final         bool
 }
 
-// NewKeySetup starts the key setup of a session.
+// NewKeySetup starts the key setup of a session. It checks no identities: passive-only (see
+// NewAuthenticatedKeySetup).
 func NewKeySetup(params Parameters, session SessionID, committee CommitteeConfig) (*KeySetup, error) {
 	if err := committee.Validate(params); err != nil {
 		return nil, err
 	}
-	return &KeySetup{params: params, session: session, committee: committee, keys: map[MemberID][32]byte{}, dealings: map[MemberID]*Dealing{}}, nil
+	return &KeySetup{params: params, session: session, committee: committee, announcements: map[MemberID]*KeyAnnouncement{}, identities: map[MemberID]string{}, dealings: map[MemberID]*Dealing{}}, nil
 }
 
-// AddAnnouncement records a member's identity key. Announcing the same key again is a no-op;
-// another key for the same member is ErrDuplicate.
+// NewAuthenticatedKeySetup starts the key setup of a session whose members sign with
+// certificates of the CA that v trusts.
+func NewAuthenticatedKeySetup(params Parameters, session SessionID, committee CommitteeConfig, v *Verifier) (*KeySetup, error) {
+	if v == nil {
+		return nil, fmt.Errorf("secagg: an authenticated key setup needs a Verifier")
+	}
+	s, err := NewKeySetup(params, session, committee)
+	if err != nil {
+		return nil, err
+	}
+	s.verifier = v
+	return s, nil
+}
+
+// AddAnnouncement records a member's identity key. Announcing the same key and certificate
+// again is a no-op (the first signature is kept); another key for the same member is
+// ErrDuplicate, and so (when authenticated) is an identity that already holds another
+// seat.
 func (s *KeySetup) AddAnnouncement(a *KeyAnnouncement) error {
 	if a.Session != s.session {
 		return fmt.Errorf("secagg: key setup: announcement of session %s: %w", a.Session, ErrWrongSession)
@@ -43,8 +67,8 @@ func (s *KeySetup) AddAnnouncement(a *KeyAnnouncement) error {
 	if a.Member < 1 || int(a.Member) > s.committee.Size {
 		return fmt.Errorf("secagg: key setup: announcement from member %d, committee has 1…%d", a.Member, s.committee.Size)
 	}
-	if old, ok := s.keys[a.Member]; ok {
-		if old == a.IdentityKey {
+	if old, ok := s.announcements[a.Member]; ok {
+		if old.IdentityKey == a.IdentityKey && bytes.Equal(old.Certificate, a.Certificate) {
 			return nil
 		}
 		return fmt.Errorf("secagg: key setup: member %d announced a second identity key: %w", a.Member, ErrDuplicate)
@@ -55,15 +79,33 @@ func (s *KeySetup) AddAnnouncement(a *KeyAnnouncement) error {
 	if err := checkIdentityKey(a.IdentityKey); err != nil {
 		return fmt.Errorf("secagg: key setup: member %d: %w (the member must generate a new key)", a.Member, err)
 	}
-	s.keys[a.Member] = a.IdentityKey
+	if s.verifier != nil {
+		id, err := a.verify(s.verifier, s.params.digest, s.committee)
+		if err != nil {
+			return fmt.Errorf("secagg: key setup: %w", err)
+		}
+		for other, oid := range s.identities {
+			if oid == id {
+				return fmt.Errorf("secagg: key setup: member %d is %q, who already holds seat %d: %w", a.Member, id, other, ErrDuplicate)
+			}
+		}
+		s.identities[a.Member] = id
+	}
+	c := *a
+	c.Certificate, c.Signature = slices.Clone(a.Certificate), slices.Clone(a.Signature)
+	s.announcements[a.Member] = &c
 	return nil
 }
+
+// Identity returns the certified identity of member id ("" before its announcement, or
+// without a Verifier), so the server can check that each seat went to the client it chose.
+func (s *KeySetup) Identity(id MemberID) string { return s.identities[id] }
 
 // Missing returns the members that have not announced yet, or (after the roster) not dealt.
 func (s *KeySetup) Missing() []MemberID {
 	var out []MemberID
 	for id := MemberID(1); int(id) <= s.committee.Size; id++ {
-		if _, ok := s.keys[id]; !ok && s.roster == nil {
+		if _, ok := s.announcements[id]; !ok && s.roster == nil {
 			out = append(out, id)
 		} else if _, ok := s.dealings[id]; !ok && s.roster != nil {
 			out = append(out, id)
@@ -75,23 +117,23 @@ func (s *KeySetup) Missing() []MemberID {
 // Roster returns the roster to send to every member, once all K members have announced.
 func (s *KeySetup) Roster() (*Roster, error) {
 	if s.roster == nil {
-		if len(s.keys) != s.committee.Size {
+		if len(s.announcements) != s.committee.Size {
 			return nil, fmt.Errorf("secagg: key setup: members %v have not announced: %w", s.Missing(), ErrNotReady)
 		}
-		ro := &Roster{Session: s.session, ParamsDigest: s.params.digest, Committee: s.committee, IdentityKeys: make([][32]byte, s.committee.Size)}
-		for id, k := range s.keys {
-			ro.IdentityKeys[id-1] = k
+		ro := &Roster{Session: s.session, ParamsDigest: s.params.digest, Committee: s.committee, Announcements: make([]KeyAnnouncement, s.committee.Size)}
+		for id, a := range s.announcements {
+			ro.Announcements[id-1] = *a
 		}
 		s.roster = ro
+		s.rosterDigest = ro.digest()
 	}
-	out := *s.roster
-	out.IdentityKeys = slices.Clone(s.roster.IdentityKeys)
-	return &out, nil
+	return s.roster.clone(), nil
 }
 
-// AddDealing accepts a member's dealing after checking its shape. A byte-identical repeat is
-// a no-op; a different second dealing from the same member is ErrDuplicate (the first one
-// counts, and the member needs nothing from it to receive its shares later).
+// AddDealing accepts a member's dealing after checking its shape and (when authenticated)
+// its signature by the roster's certificate for that member. A repeat of the same content
+// is a no-op; a different second dealing from the same member is ErrDuplicate (the first
+// one counts, and the member needs nothing from it to receive its shares later).
 func (s *KeySetup) AddDealing(d *Dealing) error {
 	if s.roster == nil {
 		return fmt.Errorf("secagg: key setup: dealing before the roster: %w", ErrNotReady)
@@ -119,10 +161,18 @@ func (s *KeySetup) AddDealing(d *Dealing) error {
 			return fmt.Errorf("secagg: key setup: dealing from member %d: sealed share for member %d has %d bytes, want %d", d.From, j+1, len(b), sealedShareSize(s.params.N()))
 		}
 	}
+	if s.verifier != nil {
+		dd := dealingDigest(s.session, s.rosterDigest, d.From, d.pkShare, sealedDigest(d.sealed))
+		if _, err := s.verifier.verify(s.roster.Announcements[d.From-1].Certificate, dd, d.Signature); err != nil {
+			return fmt.Errorf("secagg: key setup: dealing of member %d is not signed by its certificate: %w", d.From, err)
+		}
+	}
 	if old, ok := s.dealings[d.From]; ok {
-		a, _ := old.MarshalBinary()
-		b, _ := d.MarshalBinary()
-		if bytes.Equal(a, b) {
+		a, b := *old, *d
+		a.Signature, b.Signature = nil, nil
+		ab, _ := a.MarshalBinary()
+		bb, _ := b.MarshalBinary()
+		if bytes.Equal(ab, bb) {
 			return nil
 		}
 		return fmt.Errorf("secagg: key setup: member %d dealt twice: %w", d.From, ErrDuplicate)
@@ -141,8 +191,8 @@ func (s *KeySetup) Dealers() []MemberID {
 	return ids
 }
 
-// Finalize combines the dealings received so far (at least Threshold of them; the caller
-// decides whether to wait for all K) into the collective public key, and returns it with one
+// Finalize publishes the dealings received so far (at least Threshold of them; the caller
+// decides whether to wait for all K) as the collective public key, and returns it with one
 // ShareDelivery per member, absent dealers included: a member that missed the dealing still
 // receives the shares of those who dealt and can decrypt. It may be called again and returns
 // the same result.
@@ -154,21 +204,12 @@ func (s *KeySetup) Finalize() (*PublicKey, []*ShareDelivery, error) {
 	if len(dealers) < s.committee.Threshold {
 		return nil, nil, fmt.Errorf("secagg: key setup: %d dealings, need at least the threshold %d (missing %v): %w", len(dealers), s.committee.Threshold, s.Missing(), ErrNotReady)
 	}
-	crs, err := crsFor(s.roster)
-	if err != nil {
-		return nil, nil, err
-	}
-	ckg := mhe.NewPublicKeyGenProtocol(s.params.he)
-	crp := ckg.SampleCRP(crs)
-	agg := ckg.AllocateShare()
+	pub := &PublicKey{Session: s.session, ParamsDigest: s.params.digest, Dealers: dealers, Roster: s.roster.clone(), q: s.params.Modulus()}
 	for _, id := range dealers {
-		ckg.AggregateShares(agg, mhe.PublicKeyGenShare{Value: ringqp.Poly{Q: s.dealings[id].pkShare}}, &agg)
+		d := s.dealings[id]
+		pub.dealings = append(pub.dealings, publicDealing{pkShare: *d.pkShare.CopyNew(), sealed: sealedDigest(d.sealed), signature: slices.Clone(d.Signature)})
 	}
-	pk := rlwe.NewPublicKey(s.params.he)
-	ckg.GenPublicKey(agg, crp, pk)
 	s.final = true
-
-	pub := &PublicKey{Session: s.session, ParamsDigest: s.params.digest, Dealers: dealers, q: s.params.Modulus(), p0: pk.Value[0].Q, p1: pk.Value[1].Q}
 	deliveries := make([]*ShareDelivery, s.committee.Size)
 	for j := range deliveries {
 		v := &ShareDelivery{Session: s.session, To: MemberID(j + 1), Dealers: slices.Clone(dealers), n: s.params.N(), sealed: make([][]byte, len(dealers))}

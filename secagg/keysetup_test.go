@@ -72,13 +72,13 @@ func TestKeySetupRejects(t *testing.T) {
 	}{
 		{"roster with a lower threshold", func(r *Roster) { r.Committee.Threshold = 1 }},
 		{"roster with a lower minimum", func(r *Roster) { r.Committee.MinContributions = 0 }},
-		{"roster with a substituted key", func(r *Roster) { r.IdentityKeys[0][5] ^= 1 }},
+		{"roster with a substituted key", func(r *Roster) { r.Announcements[0].IdentityKey[5] ^= 1 }},
 		{"roster of other parameters", func(r *Roster) { r.ParamsDigest[0] ^= 1 }},
 		{"roster of another session", func(r *Roster) { r.Session[0] ^= 1 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := *ro
-			r.IdentityKeys = append([][32]byte(nil), ro.IdentityKeys...)
+			r.Announcements = append([]KeyAnnouncement(nil), ro.Announcements...)
 			tc.edit(&r)
 			if _, err := members[0].Deal(&r); err == nil {
 				t.Error("member dealt")

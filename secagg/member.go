@@ -3,8 +3,6 @@ package secagg
 import (
 	"bytes"
 	"crypto/ecdh"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -12,7 +10,6 @@ import (
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/mhe"
 	"github.com/tuneinsight/lattigo/v5/ring"
-	"github.com/tuneinsight/lattigo/v5/utils/sampling"
 )
 
 // MemberConfig configures a committee member. The committee settings come from the
@@ -26,20 +23,41 @@ type MemberConfig struct {
 	// Randomness is the source of the member's identity key, flooding-noise key, secret key,
 	// key-generation noise, Shamir polynomial and sealing nonces; nil (the default, and the
 	// only choice in production) is crypto/rand. It is not part of the persisted state:
-	// restore with LoadMemberWithRandomness to keep using it.
+	// restore with LoadMemberWithConfig to keep using it.
 	Randomness *Randomness
+	// Signer and Verifier make the member hold against an active server (doc.go, "Trust
+	// model"): it signs its announcement and dealing, verifies every roster entry against
+	// the CA, and decrypts only aggregates of at least MinContributions signed uploads that
+	// it spot-checks (Challenge, then DecryptionShare with the server's Opening). Give both
+	// or neither; without them (nil) the member trusts the server as in the passive model.
+	// They are not part of the persisted state (the state records the certificate, and
+	// LoadMemberWithConfig requires the same Signer again).
+	Signer   *Signer
+	Verifier *Verifier
+	// SpotChecks is the number s of commitment leaves the member asks the server to open
+	// per aggregate; each leaf covers at least one coefficient of every ciphertext chunk.
+	// 1…MaxSpotChecks, default DefaultSpotChecks; only with a Verifier. See doc.go for the
+	// detection probability and the bytes it costs.
+	SpotChecks int
 }
+
+// Spot-check counts (MemberConfig.SpotChecks).
+const (
+	DefaultSpotChecks = 8
+	MaxSpotChecks     = 256
+)
 
 // Member is a key-committee member: a single-threaded state machine with no I/O. Its methods
 // take a message and return the message to send. State that must survive a crash changes in
-// NewMember, Deal, ReceiveShares and DecryptionShare: after each successful call, write
-// MarshalBinary() durably (e.g. internal/atomicfile) before sending the returned message,
-// and restore with LoadMember.
+// NewMember, Deal, ReceiveShares, Challenge and DecryptionShare: after each successful call,
+// write MarshalBinary() durably (e.g. internal/atomicfile) before sending the returned
+// message, and restore with LoadMemberWithConfig.
 type Member struct {
 	params   Parameters
 	cfg      MemberConfig
 	identity *ecdh.PrivateKey
-	noiseKey [32]byte // keys the flooding noise PRF, so a repeated request gets the same share
+	noiseKey [32]byte // keys the flooding noise and spot-check PRFs
+	announce []byte   // the signature of the announcement (re-made after a restart)
 
 	roster  *Roster
 	dealers []MemberID
@@ -47,12 +65,22 @@ type Member struct {
 	cmb     *mhe.Combiner
 
 	records map[AggregateID]decryptionRecord
+	rounds  map[Purpose]roundRecord
 }
 
 // decryptionRecord says with which member set an aggregate was decrypted.
 type decryptionRecord struct {
 	Round   uint64
 	Members []MemberID
+}
+
+// roundRecord is what a verifying member last agreed to decrypt for a purpose: the round,
+// the aggregate and its binding to the listed uploads, and the member set.
+type roundRecord struct {
+	Round     uint64
+	Binding   [32]byte
+	Aggregate AggregateID
+	Members   []MemberID
 }
 
 // NewMember creates a member with a fresh identity key. Persist MarshalBinary() before
@@ -64,33 +92,95 @@ func NewMember(params Parameters, cfg MemberConfig) (*Member, error) {
 	if cfg.ID < 1 || int(cfg.ID) > cfg.Committee.Size {
 		return nil, fmt.Errorf("secagg: member id %d out of range 1…%d", cfg.ID, cfg.Committee.Size)
 	}
+	if err := cfg.checkIdentity(); err != nil {
+		return nil, err
+	}
 	who := [][]byte{cfg.Session[:], u64(uint64(cfg.ID))}
 	id, err := cfg.Randomness.x25519Key("member identity key", who...)
 	if err != nil {
 		return nil, fmt.Errorf("secagg: generating identity key: %w", err)
 	}
-	m := &Member{params: params, cfg: cfg, identity: id, records: map[AggregateID]decryptionRecord{}}
+	m := &Member{params: params, cfg: cfg, identity: id, records: map[AggregateID]decryptionRecord{}, rounds: map[Purpose]roundRecord{}}
 	if err := cfg.Randomness.read(m.noiseKey[:], "member flooding-noise key", who...); err != nil {
+		return nil, err
+	}
+	if err := m.signAnnouncement(); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
+// checkIdentity checks the Signer, Verifier and SpotChecks fields and fills the default.
+func (cfg *MemberConfig) checkIdentity() error {
+	if (cfg.Signer == nil) != (cfg.Verifier == nil) {
+		return fmt.Errorf("secagg: member %d: give both a Signer and a Verifier (active-server model) or neither (passive)", cfg.ID)
+	}
+	if cfg.Verifier == nil {
+		if cfg.SpotChecks != 0 {
+			return fmt.Errorf("secagg: member %d: SpotChecks %d without a Verifier: only a verifying member spot-checks", cfg.ID, cfg.SpotChecks)
+		}
+		return nil
+	}
+	if cfg.SpotChecks == 0 {
+		cfg.SpotChecks = DefaultSpotChecks
+	}
+	if cfg.SpotChecks < 1 || cfg.SpotChecks > MaxSpotChecks {
+		return fmt.Errorf("secagg: member %d: SpotChecks %d: must be 1…%d", cfg.ID, cfg.SpotChecks, MaxSpotChecks)
+	}
+	return nil
+}
+
+// authenticated reports whether the member works in the active-server model.
+func (m *Member) authenticated() bool { return m.cfg.Verifier != nil }
+
+// signAnnouncement signs the member's announcement (when it has a Signer).
+func (m *Member) signAnnouncement() error {
+	if m.cfg.Signer == nil {
+		return nil
+	}
+	a := m.unsignedAnnouncement()
+	sig, err := m.cfg.Signer.sign(announcementDigest(a.Session, m.params.digest, m.cfg.Committee, a.Member, a.IdentityKey))
+	if err != nil {
+		return fmt.Errorf("secagg: member %d: %w", m.cfg.ID, err)
+	}
+	m.announce = sig
+	return nil
+}
+
 // ID returns the member's id.
 func (m *Member) ID() MemberID { return m.cfg.ID }
+
+// Identity returns the member's certified identity ("" without a Signer).
+func (m *Member) Identity() string {
+	if m.cfg.Signer == nil {
+		return ""
+	}
+	return m.cfg.Signer.Identity()
+}
 
 // Ready reports whether the member holds its threshold share and can decrypt.
 func (m *Member) Ready() bool { return m.share != nil }
 
-// Announcement returns the message that publishes the member's identity key.
-func (m *Member) Announcement() *KeyAnnouncement {
+func (m *Member) unsignedAnnouncement() *KeyAnnouncement {
 	a := &KeyAnnouncement{Session: m.cfg.Session, Member: m.cfg.ID}
 	copy(a.IdentityKey[:], m.identity.PublicKey().Bytes())
 	return a
 }
 
+// Announcement returns the message that publishes the member's identity key, signed when
+// the member has a Signer.
+func (m *Member) Announcement() *KeyAnnouncement {
+	a := m.unsignedAnnouncement()
+	if m.cfg.Signer != nil {
+		a.Certificate = slices.Clone(m.cfg.Signer.Certificate())
+		a.Signature = slices.Clone(m.announce)
+	}
+	return a
+}
+
 // checkRoster verifies that the server's roster matches the member's own configuration and
-// holds the member's own identity key.
+// holds the member's own identity key (and, when verifying, that every entry is signed by
+// a distinct identity certified by the CA, and that its own entry holds its certificate).
 func (m *Member) checkRoster(ro *Roster) error {
 	if ro.Session != m.cfg.Session {
 		return fmt.Errorf("secagg: member %d: roster of session %s, want %s: %w", m.cfg.ID, ro.Session, m.cfg.Session, ErrWrongSession)
@@ -101,40 +191,36 @@ func (m *Member) checkRoster(ro *Roster) error {
 	if ro.Committee != m.cfg.Committee {
 		return fmt.Errorf("secagg: member %d: roster committee %+v differs from the configured %+v", m.cfg.ID, ro.Committee, m.cfg.Committee)
 	}
-	if len(ro.IdentityKeys) != m.cfg.Committee.Size {
-		return fmt.Errorf("secagg: member %d: roster lists %d keys for a committee of %d", m.cfg.ID, len(ro.IdentityKeys), m.cfg.Committee.Size)
+	if len(ro.Announcements) != m.cfg.Committee.Size {
+		return fmt.Errorf("secagg: member %d: roster lists %d keys for a committee of %d", m.cfg.ID, len(ro.Announcements), m.cfg.Committee.Size)
 	}
-	if !bytes.Equal(ro.IdentityKeys[m.cfg.ID-1][:], m.identity.PublicKey().Bytes()) {
+	for i, a := range ro.Announcements {
+		if a.Session != ro.Session || a.Member != MemberID(i+1) {
+			return fmt.Errorf("secagg: member %d: roster entry %d is member %d's of session %s: %w", m.cfg.ID, i+1, a.Member, a.Session, ErrWrongSession)
+		}
+	}
+	own := ro.Announcements[m.cfg.ID-1]
+	if !bytes.Equal(own.IdentityKey[:], m.identity.PublicKey().Bytes()) {
 		return fmt.Errorf("secagg: member %d: roster holds another identity key for this member (announce again)", m.cfg.ID)
+	}
+	if !m.authenticated() {
+		return nil
+	}
+	if !bytes.Equal(own.Certificate, m.cfg.Signer.Certificate()) {
+		return fmt.Errorf("secagg: member %d: roster holds another certificate for this member: %w", m.cfg.ID, ErrUnauthenticated)
+	}
+	if _, err := ro.verify(m.cfg.Verifier); err != nil {
+		return fmt.Errorf("secagg: member %d: %w", m.cfg.ID, err)
 	}
 	return nil
 }
 
-// crsFor derives the common random seed of the collective key generation from the roster, so
-// every party holding the same roster samples the same common polynomial.
-func crsFor(ro *Roster) (*sampling.KeyedPRNG, error) {
-	b, err := ro.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	seed := sha256.Sum256(append([]byte("confide-secagg-v1 crs\x00"), b...))
-	return sampling.NewKeyedPRNG(seed[:])
-}
-
-// rosterDigest identifies a roster in the context of deterministic draws.
-func rosterDigest(ro *Roster) ([]byte, error) {
-	b, err := ro.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	d := sha256.Sum256(b)
-	return d[:], nil
-}
-
 // Deal generates the member's secret key and returns its dealing: a share of the collective
 // public key and a Shamir share of the secret sealed to every member (itself included, so it
-// need keep no secret between dealing and delivery). The secret itself is not kept. Persist
-// MarshalBinary() (it now holds the roster) before sending.
+// need keep no secret between dealing and delivery), signed when the member has a Signer.
+// The secret itself is not kept. It first checks the roster (checkRoster): a verifying
+// member deals only for a roster whose every entry a distinct identity of the CA signed.
+// Persist MarshalBinary() (it now holds the roster) before sending.
 func (m *Member) Deal(ro *Roster) (*Dealing, error) {
 	if m.share != nil {
 		return nil, fmt.Errorf("secagg: member %d already holds its threshold share; a new dealing needs a new session", m.cfg.ID)
@@ -142,15 +228,12 @@ func (m *Member) Deal(ro *Roster) (*Dealing, error) {
 	if err := m.checkRoster(ro); err != nil {
 		return nil, err
 	}
-	if m.roster != nil && !slices.Equal(m.roster.IdentityKeys, ro.IdentityKeys) {
+	rd := ro.digest()
+	if m.roster != nil && m.roster.digest() != rd {
 		return nil, fmt.Errorf("secagg: member %d: roster changed within the session", m.cfg.ID)
 	}
 	he := *m.params.he.GetRLWEParameters()
-	crs, err := crsFor(ro)
-	if err != nil {
-		return nil, err
-	}
-	rd, err := rosterDigest(ro)
+	crs, err := ro.crs()
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +241,7 @@ func (m *Member) Deal(ro *Roster) (*Dealing, error) {
 	// drawn in that order (deterministic mode only, see sampling.go), and one for
 	// the sealing nonces. Deterministic streams depend on the roster, so dealing again for
 	// the same roster gives the same dealing and a nonce never seals two plaintexts.
-	who := [][]byte{m.cfg.Session[:], u64(uint64(m.cfg.ID)), rd}
+	who := [][]byte{m.cfg.Session[:], u64(uint64(m.cfg.ID)), rd[:]}
 	prng, err := m.cfg.Randomness.prng("member dealing", who...)
 	if err != nil {
 		return nil, err
@@ -209,18 +292,18 @@ func (m *Member) Deal(ro *Roster) (*Dealing, error) {
 			clearPoly(c.Q)
 		}
 	}()
-	d := &Dealing{Session: m.cfg.Session, From: m.cfg.ID, q: m.params.Modulus(), pkShare: pkShare.Value.Q, sealed: make([][]byte, len(ro.IdentityKeys))}
+	d := &Dealing{Session: m.cfg.Session, From: m.cfg.ID, q: m.params.Modulus(), pkShare: pkShare.Value.Q, sealed: make([][]byte, len(ro.Announcements))}
 	sh := thr.AllocateThresholdSecretShare()
 	defer clearPoly(sh.Q)
 	plain := make([]byte, 8*m.params.N())
 	defer clear(plain)
-	for j := range ro.IdentityKeys {
+	for j := range ro.Announcements {
 		to := MemberID(j + 1)
 		thr.GenShamirSecretShare(mhe.ShamirPublicPoint(to), poly, &sh)
 		for i, c := range sh.Q.Coeffs[0] {
 			binary.LittleEndian.PutUint64(plain[8*i:], c)
 		}
-		aead, err := shareAEAD(m.identity, ro.IdentityKeys[j], m.cfg.Session, m.params.digest, m.cfg.ID, to)
+		aead, err := shareAEAD(m.identity, ro.Announcements[j].IdentityKey, m.cfg.Session, m.params.digest, m.cfg.ID, to)
 		if err != nil {
 			return nil, fmt.Errorf("secagg: member %d: sealing the share for member %d: %w", m.cfg.ID, to, err)
 		}
@@ -228,9 +311,12 @@ func (m *Member) Deal(ro *Roster) (*Dealing, error) {
 			return nil, fmt.Errorf("secagg: member %d: sealing the share for member %d: %w", m.cfg.ID, to, err)
 		}
 	}
-	rc := *ro
-	rc.IdentityKeys = slices.Clone(ro.IdentityKeys)
-	m.roster = &rc
+	if m.cfg.Signer != nil {
+		if d.Signature, err = m.cfg.Signer.sign(dealingDigest(m.cfg.Session, rd, m.cfg.ID, d.pkShare, sealedDigest(d.sealed))); err != nil {
+			return nil, fmt.Errorf("secagg: member %d: %w", m.cfg.ID, err)
+		}
+	}
+	m.roster = ro.clone()
 	return d, nil
 }
 
@@ -265,7 +351,7 @@ func (m *Member) ReceiveShares(v *ShareDelivery) error {
 	defer clearPoly(tmp.Q)
 	q := m.params.Modulus()
 	for i, from := range v.Dealers {
-		aead, err := shareAEAD(m.identity, m.roster.IdentityKeys[from-1], m.cfg.Session, m.params.digest, from, m.cfg.ID)
+		aead, err := shareAEAD(m.identity, m.roster.identityKey(from), m.cfg.Session, m.params.digest, from, m.cfg.ID)
 		if err != nil {
 			return fmt.Errorf("secagg: member %d: share from member %d: %w", m.cfg.ID, from, err)
 		}
@@ -327,303 +413,8 @@ func checkMemberSet(ids []MemberID, size, min int, must int) error {
 	return nil
 }
 
-// DecryptionShare answers a decryption request with one key-switch share per ciphertext.
-//
-// It refuses (ErrTooFewContributions) an aggregate reported to hold fewer than the
-// committee's MinContributions updates, a set that is not exactly Threshold members
-// including itself, a request whose AggregateID does not match its content, and
-// (ErrAlreadyDecrypted) an aggregate it already decrypted for another member set. For the
-// same set it returns the identical share again: the flooding noise is derived from a
-// member-secret PRF of (aggregate, set, chunk), so repeats reveal nothing new.
-// Persist MarshalBinary() (it records the aggregate) before sending the share.
-func (m *Member) DecryptionShare(req *DecryptionRequest) (*DecryptionShare, error) {
-	if m.share == nil {
-		return nil, fmt.Errorf("secagg: member %d: %w", m.cfg.ID, ErrNotReady)
-	}
-	c := m.cfg.Committee
-	if req.Session != m.cfg.Session {
-		return nil, fmt.Errorf("secagg: member %d: request of session %s: %w", m.cfg.ID, req.Session, ErrWrongSession)
-	}
-	if !allSingleLevel(req.c1, m.params.N()) {
-		return nil, fmt.Errorf("secagg: member %d: request for aggregate %s holds no ciphertexts of ring degree %d", m.cfg.ID, req.Aggregate, m.params.N())
-	}
-	if err := checkRing(m.params, req.c1[0].N(), req.q, "decryption request"); err != nil {
-		return nil, err
-	}
-	if req.Count < c.MinContributions {
-		return nil, fmt.Errorf("secagg: member %d refuses aggregate %s of round %d: %d contributions, minimum %d: %w", m.cfg.ID, req.Aggregate, req.Round, req.Count, c.MinContributions, ErrTooFewContributions)
-	}
-	if req.Count > m.params.lit.MaxContributors {
-		return nil, fmt.Errorf("secagg: member %d refuses aggregate %s: %d contributions exceed MaxContributors %d (the sum may have wrapped)", m.cfg.ID, req.Aggregate, req.Count, m.params.lit.MaxContributors)
-	}
-	if err := checkMemberSet(req.Members, c.Size, c.Threshold, int(m.cfg.ID)); err != nil {
-		return nil, fmt.Errorf("secagg: member %d refuses aggregate %s: %w", m.cfg.ID, req.Aggregate, err)
-	}
-	if len(req.Members) != c.Threshold {
-		return nil, fmt.Errorf("secagg: member %d refuses aggregate %s: %d members asked, want exactly the threshold %d", m.cfg.ID, req.Aggregate, len(req.Members), c.Threshold)
-	}
-	if len(req.c1) != m.params.NumChunks(req.Dim) {
-		return nil, fmt.Errorf("secagg: member %d: request holds %d ciphertexts for dimension %d, want %d", m.cfg.ID, len(req.c1), req.Dim, m.params.NumChunks(req.Dim))
-	}
-	if id := aggregateID(req.Session, req.Dim, m.params, req.c1); id != req.Aggregate {
-		return nil, fmt.Errorf("secagg: member %d: request claims aggregate %s but its content is aggregate %s: %w", m.cfg.ID, req.Aggregate, id, ErrWrongSession)
-	}
-	if rec, ok := m.records[req.Aggregate]; ok && !slices.Equal(rec.Members, req.Members) {
-		return nil, fmt.Errorf("secagg: member %d refuses aggregate %s for members %v: decrypted in round %d for %v: %w", m.cfg.ID, req.Aggregate, req.Members, rec.Round, rec.Members, ErrAlreadyDecrypted)
-	}
-
-	points := make([]mhe.ShamirPublicPoint, len(req.Members))
-	for i, id := range req.Members {
-		points[i] = mhe.ShamirPublicPoint(id)
-	}
-	addSk := rlwe.NewSecretKey(m.params.he)
-	defer clearPoly(addSk.Value.Q)
-	if err := m.cmb.GenAdditiveShare(points, mhe.ShamirPublicPoint(m.cfg.ID), *m.share, addSk); err != nil {
-		return nil, fmt.Errorf("secagg: member %d: additive share: %w", m.cfg.ID, err)
-	}
-
-	ringQ := m.params.he.RingQ()
-	sigma := m.params.floodingSigmaEffective()
-	noise := ring.DiscreteGaussian{Sigma: sigma, Bound: 6 * sigma}
-	workers := clampWorkers(m.cfg.Workers)
-	bufs := make([]ring.Poly, workers)
-	for i := range bufs {
-		bufs[i] = ringQ.NewPoly()
-	}
-	out := &DecryptionShare{Session: req.Session, Round: req.Round, Aggregate: req.Aggregate, From: m.cfg.ID, Members: slices.Clone(req.Members), q: m.params.Modulus(), shares: make([]ring.Poly, len(req.c1))}
-	errs := make([]error, len(req.c1))
-	parallelFor(workers, len(req.c1), func(w, k int) {
-		// lattigo mhe.KeySwitchProtocol.GenShare for NTT ciphertexts and target key 0:
-		// h = c1·s_i + NTT(e), e ~ DiscreteGaussian(σ'), with e drawn from a keyed PRNG.
-		prng, err := sampling.NewKeyedPRNG(m.floodSeed(req.Aggregate, req.Members, k))
-		if err != nil {
-			errs[k] = err
-			return
-		}
-		sampler, err := ring.NewSampler(prng, ringQ, noise, false)
-		if err != nil {
-			errs[k] = err
-			return
-		}
-		h := ringQ.NewPoly()
-		ringQ.MulCoeffsMontgomery(req.c1[k], addSk.Value.Q, h)
-		sampler.Read(bufs[w])
-		ringQ.NTT(bufs[w], bufs[w])
-		ringQ.Add(h, bufs[w], h)
-		out.shares[k] = h
-	})
-	if err := firstError(errs); err != nil {
-		return nil, fmt.Errorf("secagg: member %d: decryption share: %w", m.cfg.ID, err)
-	}
-	if _, ok := m.records[req.Aggregate]; !ok {
-		m.records[req.Aggregate] = decryptionRecord{Round: req.Round, Members: slices.Clone(req.Members)}
-	}
-	return out, nil
-}
-
-// floodSeed keys the flooding noise of one chunk: HMAC-SHA256 under the member's noise key
-// of (aggregate, member set, chunk index).
-func (m *Member) floodSeed(agg AggregateID, members []MemberID, chunk int) []byte {
-	mac := hmac.New(sha256.New, m.noiseKey[:])
-	mac.Write([]byte("confide-secagg-v1 flooding"))
-	mac.Write(agg[:])
-	var b [8]byte
-	for _, id := range members {
-		binary.LittleEndian.PutUint16(b[:2], uint16(id))
-		mac.Write(b[:2])
-	}
-	binary.LittleEndian.PutUint64(b[:], uint64(chunk))
-	mac.Write(b[:])
-	return mac.Sum(nil)
-}
-
-// aggregateID digests what a decryption share depends on: the session, the dimension and
-// the c1 polynomials.
-func aggregateID(session SessionID, dim int, params Parameters, c1 []ring.Poly) AggregateID {
-	h := sha256.New()
-	h.Write([]byte("confide-secagg-v1 aggregate\x00"))
-	h.Write(session[:])
-	var b [8]byte
-	for _, v := range []uint64{uint64(dim), uint64(params.N()), params.Modulus(), uint64(len(c1))} {
-		binary.LittleEndian.PutUint64(b[:], v)
-		h.Write(b[:])
-	}
-	buf := make([]byte, 8*4096)
-	for _, p := range c1 {
-		cs := p.Coeffs[0]
-		for len(cs) > 0 {
-			k := min(len(cs), 4096)
-			for i, c := range cs[:k] {
-				binary.LittleEndian.PutUint64(buf[8*i:], c)
-			}
-			h.Write(buf[:8*k])
-			cs = cs[k:]
-		}
-	}
-	var id AggregateID
-	h.Sum(id[:0])
-	return id
-}
-
 func clearPoly(p ring.Poly) {
 	for _, c := range p.Coeffs {
 		clear(c)
 	}
-}
-
-// MarshalBinary encodes the member's persistent state: configuration, identity and noise
-// keys, roster, threshold share and the record of decrypted aggregates. It holds secrets:
-// store it with owner-only permissions.
-func (m *Member) MarshalBinary() ([]byte, error) {
-	n := m.params.N()
-	w := newWriter(256+32*m.cfg.Committee.Size+8*n+len(m.records)*(48+2*m.cfg.Committee.Threshold), typeMemberState)
-	w.raw(m.cfg.Session[:])
-	w.u16(uint16(m.cfg.ID))
-	w.u16(uint16(m.cfg.Committee.Size))
-	w.u16(uint16(m.cfg.Committee.Threshold))
-	w.u32(uint32(m.cfg.Committee.MinContributions))
-	w.raw(m.params.digest[:])
-	w.raw(m.identity.Bytes())
-	w.raw(m.noiseKey[:])
-	if m.roster == nil {
-		w.u8(0)
-	} else {
-		w.u8(1)
-		for _, k := range m.roster.IdentityKeys {
-			w.raw(k[:])
-		}
-	}
-	if m.share == nil {
-		w.u8(0)
-	} else {
-		w.u8(1)
-		w.members(m.dealers)
-		w.ringDesc(m.params.LogN(), m.params.Modulus())
-		w.coeffs(m.share.Q)
-	}
-	ids := make([]AggregateID, 0, len(m.records))
-	for id := range m.records {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, func(a, b AggregateID) int { return bytes.Compare(a[:], b[:]) })
-	w.u32(uint32(len(ids)))
-	for _, id := range ids {
-		rec := m.records[id]
-		w.raw(id[:])
-		w.u64(rec.Round)
-		w.members(rec.Members)
-	}
-	return w.b, nil
-}
-
-// LoadMember restores a member from MarshalBinary output, with crypto/rand as its source of
-// randomness for a later Deal. It checks that the state was made under params and never
-// panics on corrupted input.
-func LoadMember(params Parameters, state []byte, workers int) (*Member, error) {
-	return LoadMemberWithRandomness(params, state, workers, nil)
-}
-
-// LoadMemberWithRandomness is LoadMember for a member created with MemberConfig.Randomness
-// rnd (which the state does not record): its later draws (a Deal) come from rnd, nil being
-// crypto/rand.
-func LoadMemberWithRandomness(params Parameters, state []byte, workers int, rnd *Randomness) (*Member, error) {
-	r := newReader(state, typeMemberState, "member state")
-	m := &Member{params: params, records: map[AggregateID]decryptionRecord{}}
-	m.cfg.Randomness = rnd
-	r.fixed(m.cfg.Session[:])
-	m.cfg.ID = MemberID(r.u16())
-	m.cfg.Committee.Size = int(r.u16())
-	m.cfg.Committee.Threshold = int(r.u16())
-	m.cfg.Committee.MinContributions = int(r.u32())
-	m.cfg.Workers = workers
-	var digest [32]byte
-	r.fixed(digest[:])
-	var priv [32]byte
-	r.fixed(priv[:])
-	r.fixed(m.noiseKey[:])
-	if r.err == nil {
-		if digest != params.digest {
-			r.failf("state was made under other parameters (load it with the same ParametersLiteral)")
-		} else if err := m.cfg.Committee.Validate(params); err != nil {
-			r.fail(err)
-		} else if m.cfg.ID < 1 || int(m.cfg.ID) > m.cfg.Committee.Size {
-			r.failf("member id %d out of range 1…%d", m.cfg.ID, m.cfg.Committee.Size)
-		}
-	}
-	if r.err == nil {
-		id, err := ecdh.X25519().NewPrivateKey(priv[:])
-		if err != nil {
-			r.fail(err)
-		}
-		m.identity = id
-	}
-	clear(priv[:])
-	hasRoster := r.u8()
-	if r.err == nil && hasRoster > 1 {
-		r.failf("bad roster flag %d", hasRoster)
-	}
-	if hasRoster == 1 && r.err == nil {
-		ro := &Roster{Session: m.cfg.Session, ParamsDigest: params.digest, Committee: m.cfg.Committee, IdentityKeys: make([][32]byte, m.cfg.Committee.Size)}
-		for i := range ro.IdentityKeys {
-			r.fixed(ro.IdentityKeys[i][:])
-		}
-		if r.err == nil && !bytes.Equal(ro.IdentityKeys[m.cfg.ID-1][:], m.identity.PublicKey().Bytes()) {
-			r.failf("roster holds another identity key for this member")
-		}
-		m.roster = ro
-	}
-	if hasShare := r.u8(); hasShare == 1 && r.err == nil {
-		if m.roster == nil {
-			r.failf("threshold share without a roster")
-		}
-		dealers := r.members(MaxCommitteeSize)
-		if r.err == nil {
-			if err := checkMemberSet(dealers, m.cfg.Committee.Size, m.cfg.Committee.Threshold, -1); err != nil {
-				r.fail(err)
-			}
-		}
-		n, q := r.ringDesc()
-		if r.err == nil {
-			if err := checkRing(params, n, q, "threshold share"); err != nil {
-				r.fail(err)
-			}
-		}
-		p := r.poly(n, q)
-		if r.err == nil {
-			thr := mhe.NewThresholdizer(params.he)
-			s := thr.AllocateThresholdSecretShare()
-			s.Q.Copy(p)
-			clearPoly(p)
-			m.setShare(&s, dealers)
-		}
-	} else if r.err == nil && hasShare != 0 {
-		r.failf("bad share flag %d", hasShare)
-	}
-	nrec := int(r.u32())
-	if r.err == nil && nrec > r.remaining()/(32+8+2) {
-		r.failf("%d decryption records cannot fit in %d bytes", nrec, r.remaining())
-	}
-	var prev AggregateID
-	for i := 0; i < nrec && r.err == nil; i++ {
-		var id AggregateID
-		r.fixed(id[:])
-		rec := decryptionRecord{Round: r.u64(), Members: r.members(MaxCommitteeSize)}
-		if r.err != nil {
-			break
-		}
-		if err := checkMemberSet(rec.Members, m.cfg.Committee.Size, m.cfg.Committee.Threshold, int(m.cfg.ID)); err != nil {
-			r.failf("decryption record %d: %v", i, err)
-			break
-		}
-		if i > 0 && bytes.Compare(prev[:], id[:]) >= 0 {
-			r.failf("decryption records not in ascending aggregate order at record %d", i)
-			break
-		}
-		prev = id
-		m.records[id] = rec
-	}
-	if err := r.done(); err != nil {
-		return nil, err
-	}
-	return m, nil
 }

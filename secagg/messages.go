@@ -2,12 +2,16 @@ package secagg
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"math"
+	"slices"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
+	"github.com/tuneinsight/lattigo/v5/mhe"
 	"github.com/tuneinsight/lattigo/v5/ring"
+	"github.com/tuneinsight/lattigo/v5/ring/ringqp"
+	"github.com/tuneinsight/lattigo/v5/utils/sampling"
 )
 
 // SessionID names one key-setup session (one committee and its collective key). Every
@@ -33,27 +37,102 @@ type AggregateID [32]byte
 
 func (a AggregateID) String() string { return hex.EncodeToString(a[:8]) }
 
+// Purpose says what an aggregate of a round is: a round may have one aggregate of each
+// purpose (the fit updates and the evaluation statistics), and a member decrypts at most one
+// aggregate per round and purpose. Uploads sign their purpose, so one cannot be replayed
+// into an aggregate of the other.
+type Purpose uint8
+
+const (
+	// PurposeUnspecified is the purpose of passive-mode messages (no Signer); members
+	// that verify refuse it.
+	PurposeUnspecified Purpose = 0
+	// PurposeFit: the round's model updates.
+	PurposeFit Purpose = 1
+	// PurposeEvaluation: the round's evaluation statistics.
+	PurposeEvaluation Purpose = 2
+)
+
+func (p Purpose) String() string {
+	switch p {
+	case PurposeUnspecified:
+		return "unspecified"
+	case PurposeFit:
+		return "fit"
+	case PurposeEvaluation:
+		return "evaluation"
+	}
+	return fmt.Sprintf("purpose(%d)", uint8(p))
+}
+
+// valid reports whether p is one a verifying party accepts.
+func (p Purpose) valid() bool { return p == PurposeFit || p == PurposeEvaluation }
+
 // sealedShareSize is the size of a Shamir share sealed for its recipient: the nonce, N
 // coefficients and the AEAD tag.
 func sealedShareSize(n int) int { return sealNonceSize + 8*n + sealTagSize }
+
+// le16, le64 and committeeBytes encode signed fields.
+func le16(v uint16) []byte { return binary.LittleEndian.AppendUint16(nil, v) }
+func le64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
+
+func committeeBytes(c CommitteeConfig) []byte {
+	b := binary.LittleEndian.AppendUint16(nil, uint16(c.Size))
+	b = binary.LittleEndian.AppendUint16(b, uint16(c.Threshold))
+	return binary.LittleEndian.AppendUint32(b, uint32(c.MinContributions))
+}
+
+// polyBytes is the little-endian encoding of a level-0 polynomial's coefficients.
+func polyBytes(p ring.Poly) []byte {
+	b := make([]byte, 0, 8*p.N())
+	for _, c := range p.Coeffs[0] {
+		b = binary.LittleEndian.AppendUint64(b, c)
+	}
+	return b
+}
 
 // ---------------------------------------------------------------------------------------
 // Key setup messages.
 
 // KeyAnnouncement is a member's first message: its identity key (X25519), to which the
-// other members seal their Shamir shares.
+// other members seal their Shamir shares. A member with a Signer adds its certificate and
+// signs (session, parameters digest, committee, member id, identity key), so the server
+// can neither substitute the key nor move it to another member, session or committee.
 type KeyAnnouncement struct {
 	Session     SessionID
 	Member      MemberID
 	IdentityKey [32]byte
+	Certificate []byte // DER, issued by the federation's CA; empty without a Signer
+	Signature   []byte // over announcementDigest; empty without a Signer
+}
+
+// announcementDigest is what a member signs in its announcement.
+func announcementDigest(session SessionID, params [32]byte, c CommitteeConfig, member MemberID, key [32]byte) [32]byte {
+	return transcriptDigest(domainAnnouncement, session[:], params[:], committeeBytes(c), le16(uint16(member)), key[:])
+}
+
+// announcementSize is the size of an announcement without certificate and signature.
+const announcementSize = 4 + 16 + 2 + 32 + 2 + 2
+
+// checkIdentityFields bounds a certificate and signature before they are encoded.
+func checkIdentityFields(cert, sig []byte) error {
+	if len(cert) > MaxCertificateBytes || len(sig) > MaxSignatureBytes {
+		return fmt.Errorf("secagg: certificate of %d bytes or signature of %d bytes exceeds %d or %d", len(cert), len(sig), MaxCertificateBytes, MaxSignatureBytes)
+	}
+	return nil
 }
 
 // MarshalBinary encodes the announcement.
 func (a *KeyAnnouncement) MarshalBinary() ([]byte, error) {
-	w := newWriter(54, typeAnnouncement)
+	if err := checkIdentityFields(a.Certificate, a.Signature); err != nil {
+		return nil, err
+	}
+	w := newWriter(announcementSize+len(a.Certificate)+len(a.Signature), typeAnnouncement)
 	w.raw(a.Session[:])
 	w.u16(uint16(a.Member))
 	w.raw(a.IdentityKey[:])
+	w.bytes(a.Certificate)
+	w.bytes(a.Signature)
 	return w.b, nil
 }
 
@@ -64,6 +143,8 @@ func (a *KeyAnnouncement) UnmarshalBinary(p []byte) error {
 	r.fixed(out.Session[:])
 	out.Member = MemberID(r.u16())
 	r.fixed(out.IdentityKey[:])
+	out.Certificate = r.bytes(MaxCertificateBytes, "certificate")
+	out.Signature = r.bytes(MaxSignatureBytes, "signature")
 	if err := r.done(); err != nil {
 		return err
 	}
@@ -71,31 +152,108 @@ func (a *KeyAnnouncement) UnmarshalBinary(p []byte) error {
 	return nil
 }
 
-// Roster is the server's list of the committee's identity keys, sent to every member before
-// dealing. IdentityKeys[i] belongs to member i+1. The common random seed of the collective
-// key generation is derived from the roster's encoding, so every party that holds the same
-// roster samples the same common polynomial.
+// verify checks the announcement's certificate and signature for the given parameters and
+// committee and returns the certified identity.
+func (a *KeyAnnouncement) verify(v *Verifier, params [32]byte, c CommitteeConfig) (string, error) {
+	id, err := v.verify(a.Certificate, announcementDigest(a.Session, params, c, a.Member, a.IdentityKey), a.Signature)
+	if err != nil {
+		return "", fmt.Errorf("secagg: announcement of member %d: %w", a.Member, err)
+	}
+	return id, nil
+}
+
+// Roster is the server's list of the committee's signed announcements, sent to every member
+// before dealing: Announcements[i] is member i+1's. The common random seed of the collective
+// key generation and the binding of every dealing derive from its digest, so every party
+// that holds the same roster samples the same common polynomial.
 type Roster struct {
-	Session      SessionID
-	ParamsDigest [32]byte
-	Committee    CommitteeConfig
-	IdentityKeys [][32]byte
+	Session       SessionID
+	ParamsDigest  [32]byte
+	Committee     CommitteeConfig
+	Announcements []KeyAnnouncement
+}
+
+// identityKey returns member id's identity key.
+func (ro *Roster) identityKey(id MemberID) [32]byte { return ro.Announcements[id-1].IdentityKey }
+
+// clone returns a deep copy.
+func (ro *Roster) clone() *Roster {
+	c := *ro
+	c.Announcements = slices.Clone(ro.Announcements)
+	return &c
+}
+
+// digest identifies the roster: session, parameters, committee, and every member's identity
+// key and certificate (not the signatures, so a member that re-signs its announcement after
+// a restart changes nothing).
+func (ro *Roster) digest() [32]byte {
+	fields := [][]byte{ro.Session[:], ro.ParamsDigest[:], committeeBytes(ro.Committee)}
+	for _, a := range ro.Announcements {
+		fields = append(fields, a.IdentityKey[:], a.Certificate)
+	}
+	return transcriptDigest("roster", fields...)
+}
+
+// crs derives the common random seed of the collective key generation from the roster.
+func (ro *Roster) crs() (*sampling.KeyedPRNG, error) {
+	d := ro.digest()
+	seed := transcriptDigest("crs", d[:])
+	return sampling.NewKeyedPRNG(seed[:])
+}
+
+// verify checks every entry of the roster (certificate chains to the CA, signature over the
+// roster's session, parameters and committee) and that the identities are distinct; it
+// returns them, [i] for member i+1.
+func (ro *Roster) verify(v *Verifier) ([]string, error) {
+	if len(ro.Announcements) != ro.Committee.Size {
+		return nil, fmt.Errorf("secagg: roster lists %d members for a committee of %d", len(ro.Announcements), ro.Committee.Size)
+	}
+	ids := make([]string, len(ro.Announcements))
+	seen := map[string]MemberID{}
+	for i := range ro.Announcements {
+		a := &ro.Announcements[i]
+		if a.Session != ro.Session || a.Member != MemberID(i+1) {
+			return nil, fmt.Errorf("secagg: roster entry %d is member %d's of session %s: %w", i+1, a.Member, a.Session, ErrWrongSession)
+		}
+		id, err := a.verify(v, ro.ParamsDigest, ro.Committee)
+		if err != nil {
+			return nil, fmt.Errorf("secagg: roster: %w", err)
+		}
+		if other, dup := seen[id]; dup {
+			return nil, fmt.Errorf("secagg: roster: members %d and %d are both %q (one identity may hold one seat): %w", other, i+1, id, ErrDuplicate)
+		}
+		seen[id] = MemberID(i + 1)
+		ids[i] = id
+	}
+	return ids, nil
 }
 
 // MarshalBinary encodes the roster.
 func (ro *Roster) MarshalBinary() ([]byte, error) {
-	if len(ro.IdentityKeys) > MaxCommitteeSize {
-		return nil, fmt.Errorf("secagg: roster of %d members exceeds %d", len(ro.IdentityKeys), MaxCommitteeSize)
+	if len(ro.Announcements) > MaxCommitteeSize {
+		return nil, fmt.Errorf("secagg: roster of %d members exceeds %d", len(ro.Announcements), MaxCommitteeSize)
 	}
-	w := newWriter(64+32*len(ro.IdentityKeys), typeRoster)
+	size := 64
+	for i, a := range ro.Announcements {
+		if a.Session != ro.Session || a.Member != MemberID(i+1) {
+			return nil, fmt.Errorf("secagg: roster entry %d holds the announcement of member %d of session %s", i+1, a.Member, a.Session)
+		}
+		if err := checkIdentityFields(a.Certificate, a.Signature); err != nil {
+			return nil, err
+		}
+		size += 36 + len(a.Certificate) + len(a.Signature)
+	}
+	w := newWriter(size, typeRoster)
 	w.raw(ro.Session[:])
 	w.raw(ro.ParamsDigest[:])
 	w.u16(uint16(ro.Committee.Size))
 	w.u16(uint16(ro.Committee.Threshold))
 	w.u32(uint32(ro.Committee.MinContributions))
-	w.u16(uint16(len(ro.IdentityKeys)))
-	for _, k := range ro.IdentityKeys {
-		w.raw(k[:])
+	w.u16(uint16(len(ro.Announcements)))
+	for _, a := range ro.Announcements {
+		w.raw(a.IdentityKey[:])
+		w.bytes(a.Certificate)
+		w.bytes(a.Signature)
 	}
 	return w.b, nil
 }
@@ -111,13 +269,19 @@ func (ro *Roster) UnmarshalBinary(p []byte) error {
 	out.Committee.MinContributions = int(r.u32())
 	n := int(r.u16())
 	if r.err == nil && (n > MaxCommitteeSize || n != out.Committee.Size) {
-		r.failf("%d identity keys for a committee of %d (max %d)", n, out.Committee.Size, MaxCommitteeSize)
+		r.failf("%d announcements for a committee of %d (max %d)", n, out.Committee.Size, MaxCommitteeSize)
 	}
-	r.expectRemaining(32*n, "identity keys")
+	if r.err == nil && 36*n > r.remaining() {
+		r.failf("%d announcements cannot fit in %d bytes", n, r.remaining())
+	}
 	if r.err == nil {
-		out.IdentityKeys = make([][32]byte, n)
-		for i := range out.IdentityKeys {
-			r.fixed(out.IdentityKeys[i][:])
+		out.Announcements = make([]KeyAnnouncement, n)
+		for i := range out.Announcements {
+			a := &out.Announcements[i]
+			a.Session, a.Member = out.Session, MemberID(i+1)
+			r.fixed(a.IdentityKey[:])
+			a.Certificate = r.bytes(MaxCertificateBytes, "certificate")
+			a.Signature = r.bytes(MaxSignatureBytes, "signature")
 		}
 	}
 	if err := r.done(); err != nil {
@@ -129,13 +293,23 @@ func (ro *Roster) UnmarshalBinary(p []byte) error {
 
 // Dealing is what a member sends the server once it has the roster: its share of the
 // collective public key and one Shamir share of its secret for every member (itself
-// included), each sealed to its recipient's identity key.
+// included), each sealed to its recipient's identity key. A member with a Signer signs
+// (session, roster digest, its id, its public-key share, the digest of its sealed shares).
 type Dealing struct {
-	Session SessionID
-	From    MemberID
-	q       uint64
-	pkShare ring.Poly
-	sealed  [][]byte // sealed[j] is for member j+1
+	Session   SessionID
+	From      MemberID
+	Signature []byte // over dealingDigest; empty without a Signer
+	q         uint64
+	pkShare   ring.Poly
+	sealed    [][]byte // sealed[j] is for member j+1
+}
+
+// sealedDigest digests a dealing's sealed shares, in recipient order.
+func sealedDigest(sealed [][]byte) [32]byte { return transcriptDigest("sealed shares", sealed...) }
+
+// dealingDigest is what a dealer signs.
+func dealingDigest(session SessionID, roster [32]byte, from MemberID, pkShare ring.Poly, sealed [32]byte) [32]byte {
+	return transcriptDigest(domainDealing, session[:], roster[:], le16(uint16(from)), polyBytes(pkShare), sealed[:])
 }
 
 // MarshalBinary encodes the dealing.
@@ -143,18 +317,25 @@ func (d *Dealing) MarshalBinary() ([]byte, error) {
 	if !singleLevel(d.pkShare) {
 		return nil, fmt.Errorf("secagg: dealing holds no public-key share")
 	}
+	if err := checkIdentityFields(nil, d.Signature); err != nil {
+		return nil, err
+	}
 	n := len(d.pkShare.Coeffs[0])
-	w := newWriter(4+16+2+9+2+8*n+len(d.sealed)*sealedShareSize(n), typeDealing)
+	w := newWriter(dealingHeaderSize+len(d.Signature)+8*n+len(d.sealed)*sealedShareSize(n), typeDealing)
 	w.raw(d.Session[:])
 	w.u16(uint16(d.From))
 	w.ringDesc(logNOf(n), d.q)
 	w.u16(uint16(len(d.sealed)))
+	w.bytes(d.Signature)
 	w.coeffs(d.pkShare)
 	for _, s := range d.sealed {
 		w.raw(s)
 	}
 	return w.b, nil
 }
+
+// dealingHeaderSize is the size of a dealing without signature, share and sealed shares.
+const dealingHeaderSize = 4 + 16 + 2 + ringDescriptorSize + 2 + 2
 
 // UnmarshalBinary decodes a dealing; it never panics on malformed input.
 func (d *Dealing) UnmarshalBinary(p []byte) error {
@@ -167,6 +348,7 @@ func (d *Dealing) UnmarshalBinary(p []byte) error {
 	if r.err == nil && (k < 1 || k > MaxCommitteeSize) {
 		r.failf("%d sealed shares: want 1…%d", k, MaxCommitteeSize)
 	}
+	out.Signature = r.bytes(MaxSignatureBytes, "signature")
 	r.expectRemaining(8*n+k*sealedShareSize(n), "public-key share and sealed shares")
 	out.pkShare = r.poly(n, q)
 	out.q = q
@@ -235,29 +417,59 @@ func (v *ShareDelivery) UnmarshalBinary(p []byte) error {
 	return nil
 }
 
-// PublicKey is the committee's collective public key, published to the clients. Dealers
-// lists the members whose secrets it combines.
+// PublicKey is the committee's collective public key, published to the clients. It carries
+// what a client needs to recompute and check it: the roster (the members' signed
+// announcements, from which the common polynomial p1 derives) and the public-key share
+// of every dealer whose secret it combines (Dealers, ascending), each with the digest of
+// the dealer's sealed shares and the dealer's signature. The key is p0 = Σ shares,
+// p1 = the common polynomial; VerifyPublicKey checks the signatures against the CA.
 type PublicKey struct {
-	Session      SessionID
-	ParamsDigest [32]byte
+	Session      SessionID // the roster's
+	ParamsDigest [32]byte  // the roster's
 	Dealers      []MemberID
+	Roster       *Roster
 	q            uint64
-	p0, p1       ring.Poly
+	dealings     []publicDealing // [i] from Dealers[i]
+}
+
+// publicDealing is the public part of a dealing, as a client sees it.
+type publicDealing struct {
+	pkShare   ring.Poly
+	sealed    [32]byte // sealedDigest of the dealing
+	signature []byte
 }
 
 // MarshalBinary encodes the public key.
 func (k *PublicKey) MarshalBinary() ([]byte, error) {
-	if !singleLevel(k.p0) || !allSingleLevel([]ring.Poly{k.p1}, len(k.p0.Coeffs[0])) {
+	if k.Roster == nil || len(k.dealings) == 0 || len(k.dealings) != len(k.Dealers) || !singleLevel(k.dealings[0].pkShare) {
 		return nil, fmt.Errorf("secagg: public key is empty")
 	}
-	n := len(k.p0.Coeffs[0])
-	w := newWriter(4+16+32+2+2*len(k.Dealers)+9+16*n, typePublicKey)
-	w.raw(k.Session[:])
-	w.raw(k.ParamsDigest[:])
-	w.members(k.Dealers)
+	ro, err := k.Roster.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	n := k.dealings[0].pkShare.N()
+	size := 4 + 4 + len(ro) + ringDescriptorSize + 2
+	for _, d := range k.dealings {
+		if !singleLevel(d.pkShare) || d.pkShare.N() != n {
+			return nil, fmt.Errorf("secagg: public key holds shares of different rings")
+		}
+		if err := checkIdentityFields(nil, d.signature); err != nil {
+			return nil, err
+		}
+		size += 2 + 32 + 2 + len(d.signature) + 8*n
+	}
+	w := newWriter(size, typePublicKey)
+	w.u32(uint32(len(ro)))
+	w.raw(ro)
 	w.ringDesc(logNOf(n), k.q)
-	w.coeffs(k.p0)
-	w.coeffs(k.p1)
+	w.u16(uint16(len(k.Dealers)))
+	for i, d := range k.dealings {
+		w.u16(uint16(k.Dealers[i]))
+		w.raw(d.sealed[:])
+		w.bytes(d.signature)
+		w.coeffs(d.pkShare)
+	}
 	return w.b, nil
 }
 
@@ -265,330 +477,86 @@ func (k *PublicKey) MarshalBinary() ([]byte, error) {
 func (k *PublicKey) UnmarshalBinary(p []byte) error {
 	r := newReader(p, typePublicKey, "public key")
 	var out PublicKey
-	r.fixed(out.Session[:])
-	r.fixed(out.ParamsDigest[:])
-	out.Dealers = r.members(MaxCommitteeSize)
+	rl := int(r.u32())
+	rb := r.take(rl)
+	if r.err == nil {
+		out.Roster = new(Roster)
+		if err := out.Roster.UnmarshalBinary(rb); err != nil {
+			r.fail(err)
+		}
+	}
 	n, q := r.ringDesc()
-	r.expectRemaining(16*n, "public-key polynomials")
+	nd := int(r.u16())
+	if r.err == nil && (nd < 1 || nd > MaxCommitteeSize || nd*(36+8*n) > r.remaining()) {
+		r.failf("%d dealers in %d bytes", nd, r.remaining())
+	}
 	out.q = q
-	out.p0 = r.poly(n, q)
-	out.p1 = r.poly(n, q)
+	for i := 0; i < nd && r.err == nil; i++ {
+		out.Dealers = append(out.Dealers, MemberID(r.u16()))
+		var d publicDealing
+		r.fixed(d.sealed[:])
+		d.signature = r.bytes(MaxSignatureBytes, "signature")
+		d.pkShare = r.poly(n, q)
+		out.dealings = append(out.dealings, d)
+	}
 	if err := r.done(); err != nil {
 		return err
 	}
+	out.Session, out.ParamsDigest = out.Roster.Session, out.Roster.ParamsDigest
 	*k = out
 	return nil
 }
 
-// rlwe returns the key as a lattigo public key for params (which must match its ring).
+// Committee returns the committee the key was made by (the roster's).
+func (k *PublicKey) Committee() CommitteeConfig {
+	if k == nil || k.Roster == nil {
+		return CommitteeConfig{}
+	}
+	return k.Roster.Committee
+}
+
+// rlwe recomputes the key for params (which must match its ring): p1 is the common
+// polynomial of the roster, p0 the sum of the dealers' shares. It checks the structure
+// (at least Threshold distinct dealers of the committee), not the signatures.
 func (k *PublicKey) rlwe(params Parameters) (*rlwe.PublicKey, error) {
-	if k == nil || !singleLevel(k.p0) || !singleLevel(k.p1) {
+	if k == nil || k.Roster == nil || len(k.dealings) == 0 || len(k.dealings) != len(k.Dealers) {
 		return nil, fmt.Errorf("secagg: public key is empty (decode it or finish the key setup first)")
 	}
-	if err := checkRing(params, len(k.p0.Coeffs[0]), k.q, "public key"); err != nil {
-		return nil, err
+	for _, d := range k.dealings {
+		if !singleLevel(d.pkShare) {
+			return nil, fmt.Errorf("secagg: public key holds a malformed share")
+		}
+		if err := checkRing(params, d.pkShare.N(), k.q, "public key"); err != nil {
+			return nil, err
+		}
 	}
-	if k.ParamsDigest != params.Digest() {
+	ro := k.Roster
+	if k.ParamsDigest != params.Digest() || ro.ParamsDigest != params.Digest() {
 		return nil, fmt.Errorf("secagg: public key was made under other parameters (digest %x, want %x)", k.ParamsDigest[:6], params.digest[:6])
 	}
+	if k.Session != ro.Session {
+		return nil, fmt.Errorf("secagg: public key of session %s holds the roster of session %s: %w", k.Session, ro.Session, ErrWrongSession)
+	}
+	if err := ro.Committee.Validate(params); err != nil {
+		return nil, fmt.Errorf("secagg: public key's committee: %w", err)
+	}
+	if len(ro.Announcements) != ro.Committee.Size {
+		return nil, fmt.Errorf("secagg: public key's roster lists %d members for a committee of %d", len(ro.Announcements), ro.Committee.Size)
+	}
+	if err := checkMemberSet(k.Dealers, ro.Committee.Size, ro.Committee.Threshold, -1); err != nil {
+		return nil, fmt.Errorf("secagg: public key's dealers: %w", err)
+	}
+	crs, err := ro.crs()
+	if err != nil {
+		return nil, err
+	}
+	ckg := mhe.NewPublicKeyGenProtocol(params.he)
+	crp := ckg.SampleCRP(crs)
+	agg := ckg.AllocateShare()
+	for _, d := range k.dealings {
+		ckg.AggregateShares(agg, mhe.PublicKeyGenShare{Value: ringqp.Poly{Q: d.pkShare}}, &agg)
+	}
 	pk := rlwe.NewPublicKey(params.he)
-	pk.Value[0].Q.Copy(k.p0)
-	pk.Value[1].Q.Copy(k.p1)
+	ckg.GenPublicKey(agg, crp, pk)
 	return pk, nil
-}
-
-// ---------------------------------------------------------------------------------------
-// Round messages.
-
-// wellFormed reports whether ct is a degree-1 ciphertext of level-0 polynomials with metadata.
-func wellFormed(ct *rlwe.Ciphertext) bool {
-	return ct != nil && ct.MetaData != nil && len(ct.Value) == 2 && singleLevel(ct.Value[0]) && singleLevel(ct.Value[1]) && ct.Value[0].N() > 0
-}
-
-// singleLevel reports whether p has exactly one RNS level.
-func singleLevel(p ring.Poly) bool { return len(p.Coeffs) == 1 }
-
-// allSingleLevel reports whether every polynomial of ps has one level of n coefficients.
-func allSingleLevel(ps []ring.Poly, n int) bool {
-	for _, p := range ps {
-		if !singleLevel(p) || len(p.Coeffs[0]) != n {
-			return false
-		}
-	}
-	return len(ps) > 0
-}
-
-// chunkWireSize is the encoded size of one ciphertext: degree, level, scale, flags, then
-// the two polynomials.
-func chunkWireSize(n int) int { return 1 + 1 + 8 + 1 + 16*n }
-
-// updateHeaderSize is the size of an EncryptedUpdate without its client id and chunks.
-const updateHeaderSize = 4 + 16 + 8 + 2 + 8 + 9 + 4
-
-const (
-	flagNTT        = 1
-	flagBatched    = 2
-	flagMontgomery = 4
-)
-
-// EncryptedUpdate is a client's upload: its weighted update vector, weight and a count of 1,
-// encrypted under the collective public key in NumChunks(Dim) ciphertexts.
-type EncryptedUpdate struct {
-	Session  SessionID
-	Round    uint64
-	ClientID string
-	Dim      int
-	q        uint64
-	chunks   []*rlwe.Ciphertext
-}
-
-// NumChunks returns the number of ciphertexts the update holds.
-func (u *EncryptedUpdate) NumChunks() int { return len(u.chunks) }
-
-// MarshalBinary encodes the update.
-func (u *EncryptedUpdate) MarshalBinary() ([]byte, error) {
-	if len(u.ClientID) > maxClientIDLength {
-		return nil, fmt.Errorf("secagg: client id of %d bytes exceeds %d", len(u.ClientID), maxClientIDLength)
-	}
-	if len(u.chunks) == 0 || !wellFormed(u.chunks[0]) {
-		return nil, fmt.Errorf("secagg: encrypted update holds no well-formed ciphertexts")
-	}
-	n := u.chunks[0].Value[0].N()
-	w := newWriter(updateHeaderSize+len(u.ClientID)+len(u.chunks)*chunkWireSize(n), typeUpdate)
-	w.raw(u.Session[:])
-	w.u64(u.Round)
-	w.str(u.ClientID)
-	w.u64(uint64(u.Dim))
-	w.ringDesc(logNOf(n), u.q)
-	w.u32(uint32(len(u.chunks)))
-	for i, ct := range u.chunks {
-		if !wellFormed(ct) || ct.Value[0].N() != n || ct.Value[1].N() != n {
-			return nil, fmt.Errorf("secagg: ciphertext %d is not a degree-1, level-0 ciphertext of degree %d", i, n)
-		}
-		w.u8(1)
-		w.u8(0)
-		w.f64(ct.Scale.Float64())
-		var flags uint8
-		if ct.IsNTT {
-			flags |= flagNTT
-		}
-		if ct.IsBatched {
-			flags |= flagBatched
-		}
-		if ct.IsMontgomery {
-			flags |= flagMontgomery
-		}
-		w.u8(flags)
-		w.coeffs(ct.Value[0])
-		w.coeffs(ct.Value[1])
-	}
-	return w.b, nil
-}
-
-// UnmarshalBinary decodes an update. It checks every ciphertext's degree, level, scale
-// encoding and byte length, and every coefficient against the modulus; it never panics on
-// malformed input. Aggregator.Add then checks the metadata against the parameters.
-func (u *EncryptedUpdate) UnmarshalBinary(p []byte) error {
-	r := newReader(p, typeUpdate, "encrypted update")
-	var out EncryptedUpdate
-	r.fixed(out.Session[:])
-	out.Round = r.u64()
-	out.ClientID = r.str(maxClientIDLength)
-	dim := r.u64()
-	n, q := r.ringDesc()
-	k := int(r.u32())
-	if r.err == nil && (dim < 1 || dim > MaxDim) {
-		r.failf("dimension %d out of range 1…%d", dim, MaxDim)
-	}
-	out.Dim = int(dim)
-	if want := (out.Dim + extraSlots + n - 1) / max(n, 1); r.err == nil && k != want {
-		r.failf("%d ciphertexts for dimension %d at N=%d, want %d", k, dim, n, want)
-	}
-	r.expectRemaining(k*chunkWireSize(n), "ciphertexts")
-	out.q = q
-	if r.err == nil {
-		out.chunks = make([]*rlwe.Ciphertext, k)
-	}
-	for i := range out.chunks {
-		out.chunks[i] = r.ciphertext(i, n, q)
-	}
-	if err := r.done(); err != nil {
-		return err
-	}
-	*u = out
-	return nil
-}
-
-// ciphertext reads one chunk of an EncryptedUpdate.
-func (r *reader) ciphertext(i, n int, q uint64) *rlwe.Ciphertext {
-	degree, level := r.u8(), r.u8()
-	scale := r.f64()
-	flags := r.u8()
-	if r.err != nil {
-		return nil
-	}
-	if degree != 1 || level != 0 {
-		r.failf("ciphertext %d has degree %d, level %d; want degree 1, level 0", i, degree, level)
-		return nil
-	}
-	if !(scale > 0) || math.IsInf(scale, 0) {
-		r.failf("ciphertext %d has scale %g; want a positive finite scale", i, scale)
-		return nil
-	}
-	if flags&^(flagNTT|flagBatched|flagMontgomery) != 0 {
-		r.failf("ciphertext %d has unknown flags %#x", i, flags)
-		return nil
-	}
-	c0 := r.poly(n, q)
-	c1 := r.poly(n, q)
-	if r.err != nil {
-		return nil
-	}
-	return &rlwe.Ciphertext{Element: rlwe.Element[ring.Poly]{
-		Value: []ring.Poly{c0, c1},
-		MetaData: &rlwe.MetaData{
-			PlaintextMetaData: rlwe.PlaintextMetaData{
-				Scale:         rlwe.NewScale(scale),
-				LogDimensions: ring.Dimensions{Rows: 0, Cols: logNOf(n) - 1},
-				IsBatched:     flags&flagBatched != 0,
-			},
-			CiphertextMetaData: rlwe.CiphertextMetaData{
-				IsNTT:        flags&flagNTT != 0,
-				IsMontgomery: flags&flagMontgomery != 0,
-			},
-		},
-	}}
-}
-
-// DecryptionRequest asks each member of Members (exactly t ids, ascending) for decryption
-// shares of an aggregate. All members of the set receive the same request. It carries only
-// the c1 polynomials, which is all a share depends on, and the server's report of how many
-// updates the aggregate holds.
-type DecryptionRequest struct {
-	Session   SessionID
-	Round     uint64
-	Aggregate AggregateID
-	Dim       int
-	Count     int
-	Members   []MemberID
-	q         uint64
-	c1        []ring.Poly
-}
-
-// MarshalBinary encodes the request.
-func (q *DecryptionRequest) MarshalBinary() ([]byte, error) {
-	if len(q.c1) == 0 || !singleLevel(q.c1[0]) || !allSingleLevel(q.c1, q.c1[0].N()) {
-		return nil, fmt.Errorf("secagg: decryption request holds no well-formed polynomials")
-	}
-	n := q.c1[0].N()
-	w := newWriter(4+16+8+32+8+4+2+2*len(q.Members)+9+4+8*n*len(q.c1), typeRequest)
-	w.raw(q.Session[:])
-	w.u64(q.Round)
-	w.raw(q.Aggregate[:])
-	w.u64(uint64(q.Dim))
-	w.u32(uint32(q.Count))
-	w.members(q.Members)
-	w.polys(q.q, q.c1)
-	return w.b, nil
-}
-
-// polys writes the ring descriptor, the count and the coefficients of a list of
-// polynomials of the same degree.
-func (w *writer) polys(q uint64, ps []ring.Poly) {
-	w.ringDesc(logNOf(ps[0].N()), q)
-	w.u32(uint32(len(ps)))
-	for _, p := range ps {
-		w.coeffs(p)
-	}
-}
-
-// polys reads what writer.polys wrote: they must be the last field of the message. With
-// dim > 0 the count must be the number of chunks of a dim-value update.
-func (r *reader) polys(dim int, what string) (uint64, []ring.Poly) {
-	n, q := r.ringDesc()
-	k := int(r.u32())
-	if r.err != nil {
-		return 0, nil
-	}
-	if want := (dim + extraSlots + n - 1) / n; dim > 0 && k != want {
-		r.failf("%d polynomials for dimension %d at N=%d, want %d", k, dim, n, want)
-	} else if k < 1 || k > MaxDim {
-		r.failf("%d polynomials out of range", k)
-	}
-	r.expectRemaining(8*n*k, what)
-	if r.err != nil {
-		return 0, nil
-	}
-	ps := make([]ring.Poly, k)
-	for i := range ps {
-		ps[i] = r.poly(n, q)
-	}
-	return q, ps
-}
-
-// UnmarshalBinary decodes a request; it never panics on malformed input.
-func (q *DecryptionRequest) UnmarshalBinary(p []byte) error {
-	r := newReader(p, typeRequest, "decryption request")
-	var out DecryptionRequest
-	r.fixed(out.Session[:])
-	out.Round = r.u64()
-	r.fixed(out.Aggregate[:])
-	dim := r.u64()
-	out.Count = int(r.u32())
-	out.Members = r.members(MaxCommitteeSize)
-	if r.err == nil && (dim < 1 || dim > MaxDim) {
-		r.failf("dimension %d out of range 1…%d", dim, MaxDim)
-	}
-	out.Dim = int(dim)
-	out.q, out.c1 = r.polys(out.Dim, "c1 polynomials")
-	if err := r.done(); err != nil {
-		return err
-	}
-	*q = out
-	return nil
-}
-
-// DecryptionShare is one member's answer to a DecryptionRequest: one key-switch share per
-// ciphertext of the aggregate, each carrying fresh flooding noise.
-type DecryptionShare struct {
-	Session   SessionID
-	Round     uint64
-	Aggregate AggregateID
-	From      MemberID
-	Members   []MemberID
-	q         uint64
-	shares    []ring.Poly
-}
-
-// MarshalBinary encodes the share.
-func (s *DecryptionShare) MarshalBinary() ([]byte, error) {
-	if len(s.shares) == 0 || !singleLevel(s.shares[0]) || !allSingleLevel(s.shares, s.shares[0].N()) {
-		return nil, fmt.Errorf("secagg: decryption share holds no well-formed polynomials")
-	}
-	n := s.shares[0].N()
-	w := newWriter(4+16+8+32+2+2+2*len(s.Members)+9+4+8*n*len(s.shares), typeShare)
-	w.raw(s.Session[:])
-	w.u64(s.Round)
-	w.raw(s.Aggregate[:])
-	w.u16(uint16(s.From))
-	w.members(s.Members)
-	w.polys(s.q, s.shares)
-	return w.b, nil
-}
-
-// UnmarshalBinary decodes a share; it never panics on malformed input.
-func (s *DecryptionShare) UnmarshalBinary(p []byte) error {
-	r := newReader(p, typeShare, "decryption share")
-	var out DecryptionShare
-	r.fixed(out.Session[:])
-	out.Round = r.u64()
-	r.fixed(out.Aggregate[:])
-	out.From = MemberID(r.u16())
-	out.Members = r.members(MaxCommitteeSize)
-	out.q, out.shares = r.polys(0, "share polynomials")
-	if err := r.done(); err != nil {
-		return err
-	}
-	*s = out
-	return nil
 }

@@ -219,9 +219,22 @@ func (p Parameters) NumChunks(dim int) int {
 }
 
 // UpdateBytes returns the size of a marshalled EncryptedUpdate of dim values for a client id
-// of idLen bytes.
+// of idLen bytes, made without a Signer (no task id, certificate or signature).
 func (p Parameters) UpdateBytes(dim, idLen int) int {
-	return updateHeaderSize + idLen + p.NumChunks(dim)*chunkWireSize(p.N())
+	return updateSize(p.N(), p.NumChunks(dim), idLen, 0, 0, 0)
+}
+
+// SignedUpdateBytes bounds a signed EncryptedUpdate of dim values for a client id, task id
+// and DER certificate of the given lengths: exact but for the signature, counted at
+// MaxSignatureBytes (64 bytes for Ed25519, at most 72 for ECDSA P-256). A server can refuse
+// larger uploads before reading them.
+func (p Parameters) SignedUpdateBytes(dim, idLen, taskIDLen, certLen int) int {
+	return updateSize(p.N(), p.NumChunks(dim), idLen, taskIDLen, certLen, MaxSignatureBytes)
+}
+
+// updateSize is the exact size of a marshalled EncryptedUpdate.
+func updateSize(n, chunks, idLen, taskLen, certLen, sigLen int) int {
+	return updateHeaderSize + idLen + taskLen + certLen + sigLen + chunks*chunkWireSize(n)
 }
 
 // ErrorStd predicts the standard deviation of the error of every decoded coordinate of a sum
@@ -275,16 +288,37 @@ func (c CommitteeConfig) Validate(p Parameters) error {
 	return nil
 }
 
-// AnnouncementBytes is the size of a marshalled KeyAnnouncement.
+// AnnouncementBytes is the size of a marshalled KeyAnnouncement made without a Signer.
 func (p Parameters) AnnouncementBytes() int { return announcementSize }
 
-const announcementSize = 4 + 16 + 2 + 32
+// SignedAnnouncementBytes bounds a signed KeyAnnouncement with a DER certificate of certLen
+// bytes (the signature counted at MaxSignatureBytes).
+func (p Parameters) SignedAnnouncementBytes(certLen int) int {
+	return announcementSize + certLen + MaxSignatureBytes
+}
 
-// DealingBytes is the size of a marshalled Dealing for a committee of size members: the
-// public-key share and one sealed Shamir share per member.
+// DealingBytes is the size of a marshalled Dealing for a committee of size members, made
+// without a Signer: the public-key share and one sealed Shamir share per member.
 func (p Parameters) DealingBytes(size int) int {
 	n := p.N()
-	return 4 + 16 + 2 + ringDescriptorSize + 2 + 8*n + size*sealedShareSize(n)
+	return dealingHeaderSize + 8*n + size*sealedShareSize(n)
+}
+
+// SignedDealingBytes bounds a signed Dealing (the signature counted at MaxSignatureBytes).
+func (p Parameters) SignedDealingBytes(size int) int { return p.DealingBytes(size) + MaxSignatureBytes }
+
+// ChallengeBytes bounds a Challenge (MaxSpotChecks leaves); a member's is
+// ChallengeBytes() − 4·(MaxSpotChecks − SpotChecks).
+func (p Parameters) ChallengeBytes() int { return challengeHeaderSize + 4*MaxSpotChecks }
+
+// OpeningBytes is the size of the Opening of spotChecks leaves of an aggregate of dim values
+// summing uploads updates: per upload 32 bytes and, per leaf, the leaf's coefficients (at
+// least one per chunk) and its Merkle path.
+func (p Parameters) OpeningBytes(dim, uploads, spotChecks int) int {
+	chunks := p.NumChunks(dim)
+	width, leaves, depth := leafLayout(p.N(), chunks)
+	s := min(spotChecks, leaves)
+	return openingHeaderSize + 4*s + uploads*openingUploadSize(s, chunks, width, depth)
 }
 
 // DecryptionShareBytes is the size of a marshalled DecryptionShare of an aggregate of dim

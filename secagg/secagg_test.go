@@ -153,23 +153,20 @@ func roundTrip[T binaryMessage](t testing.TB, in T, out T) T {
 }
 
 // smallRound encrypts n random updates of dim values (weight 1) and returns the aggregator
-// and the exact sum.
+// and the exact sum. In an authenticated federation the clients ("client-0"…) sign fit
+// uploads and the aggregator verifies them.
 func smallRound(t testing.TB, f *federation, round uint64, n, dim int) (*Aggregator, []float64) {
 	t.Helper()
-	agg, err := NewAggregator(f.params, AggregatorConfig{Session: f.session, Round: round, Dim: dim, Committee: f.cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
+	return smallRoundFor(t, f, round, PurposeFit, n, dim)
+}
+
+// smallRoundFor is smallRound for an aggregate of the given purpose.
+func smallRoundFor(t testing.TB, f *federation, round uint64, purpose Purpose, n, dim int) (*Aggregator, []float64) {
+	t.Helper()
+	agg := f.newAggregator(t, round, purpose, dim)
 	exact := make([]float64, dim)
-	for i, u := range randomUpdates(round, n, dim, 1) {
-		enc, err := NewEncryptor(f.params, f.pk, EncryptorConfig{ClientID: fmt.Sprint(i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		eu, err := enc.EncryptUpdate(round, u, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for i, u := range randomUpdates(round+uint64(purpose)<<32, n, dim, 1) {
+		eu := f.upload(t, fmt.Sprint("client-", i), round, purpose, u)
 		if err := agg.Add(eu); err != nil {
 			t.Fatal(err)
 		}
@@ -178,6 +175,49 @@ func smallRound(t testing.TB, f *federation, round uint64, n, dim int) (*Aggrega
 		}
 	}
 	return agg, exact
+}
+
+// newAggregator starts an aggregate of the federation (with its verifier, if any).
+func (f *federation) newAggregator(t testing.TB, round uint64, purpose Purpose, dim int) *Aggregator {
+	t.Helper()
+	cfg := AggregatorConfig{Session: f.session, Round: round, Dim: dim, Committee: f.cfg}
+	if f.authenticated() {
+		cfg.Verifier, cfg.Purpose = f.verifier, purpose
+	}
+	agg, err := NewAggregator(f.params, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return agg
+}
+
+// encryptor returns client name's encryptor (signing, verifying the key, in an
+// authenticated federation).
+func (f *federation) encryptor(t testing.TB, name string) *Encryptor {
+	t.Helper()
+	cfg := EncryptorConfig{ClientID: name}
+	if f.authenticated() {
+		cfg.Signer, cfg.Verifier = testSigner(t, f.ca, name), f.verifier
+	}
+	enc, err := NewEncryptor(f.params, f.pk, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc
+}
+
+// upload encrypts u (weight 1) as client name's upload for round and purpose.
+func (f *federation) upload(t testing.TB, name string, round uint64, purpose Purpose, u []float64) *EncryptedUpdate {
+	t.Helper()
+	ctx := UploadContext{Round: round}
+	if f.authenticated() {
+		ctx.Purpose, ctx.TaskID = purpose, fmt.Sprintf("task-%d-%s-%s", round, purpose, name)
+	}
+	eu, err := f.encryptor(t, name).Encrypt(ctx, u, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eu
 }
 
 // TestAnyThresholdSetDecrypts decrypts the same kind of aggregate with every 3-member subset

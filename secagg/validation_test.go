@@ -133,8 +133,9 @@ func TestCommitteeConfigErrorsNameTheField(t *testing.T) {
 	}
 }
 
-// TestMessageSizes: the predicted sizes of every message a committee member sends are
-// exact, so a server can refuse larger uploads before reading them.
+// TestMessageSizes: the predicted sizes of every message a committee member sends without a
+// Signer are exact (TestAuthenticatedSizes checks the signed ones), so a server can refuse
+// larger uploads before reading them.
 func TestMessageSizes(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 21)
 	p := testParams(t, ParametersLiteral{LogN: 4}) // N = 16

@@ -5,19 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/tuneinsight/lattigo/v5/ring"
 )
 
 // Wire format. Every message starts with a 4-byte magic ("cs", a type byte, a version byte)
-// and is a fixed sequence of little-endian fields; variable parts carry their count first.
-// Polynomials are written as N raw uint64 coefficients after a ring descriptor (log2 N, Q),
-// so a decoder checks the exact byte length before it allocates anything and rejects
+// and is a fixed sequence of little-endian fields; variable parts carry their count or
+// length first. Polynomials are written as N raw uint64 coefficients after a ring descriptor
+// (log2 N, Q), so a decoder checks that the bytes are there before it allocates anything
+// (a message can make a decoder allocate no more than its own length) and rejects
 // coefficients ≥ Q. Nothing here calls lattigo's own decoders, which trust their input.
+//
+// Versions are per message type. Version 2 of the announcement, roster, dealing, public
+// key, update, request and member state added the identity fields of the active-server
+// model (certificates, signatures, commitments); those fields are empty for parties run
+// without a Signer. Version-1 messages of those types are refused (they came from an older
+// confide: restart its key setup), except the member state, which still loads.
 
 const (
-	wireVersion = 1
-
 	typeAnnouncement  = 'A'
 	typeRoster        = 'R'
 	typeDealing       = 'D'
@@ -26,10 +32,28 @@ const (
 	typeUpdate        = 'U'
 	typeRequest       = 'Q'
 	typeShare         = 'S'
+	typeChallenge     = 'C'
+	typeOpening       = 'O'
 	typeMemberState   = 'M'
 	maxLogN           = 17
 	maxClientIDLength = 256
+	maxTaskIDLength   = 256
 )
+
+// wireVersions is the version each message type is written in.
+var wireVersions = map[byte]byte{
+	typeAnnouncement: 2,
+	typeRoster:       2,
+	typeDealing:      2,
+	typeDelivery:     1,
+	typePublicKey:    2,
+	typeUpdate:       2,
+	typeRequest:      2,
+	typeShare:        1,
+	typeChallenge:    1,
+	typeOpening:      1,
+	typeMemberState:  2,
+}
 
 // errTruncated is returned (wrapped) when a message ends early.
 var errTruncated = errors.New("message truncated")
@@ -38,7 +62,7 @@ type writer struct{ b []byte }
 
 func newWriter(size int, typ byte) *writer {
 	w := &writer{b: make([]byte, 0, size)}
-	w.b = append(w.b, 'c', 's', typ, wireVersion)
+	w.b = append(w.b, 'c', 's', typ, wireVersions[typ])
 	return w
 }
 
@@ -54,6 +78,13 @@ func (w *writer) str(s string) {
 	w.u16(uint16(len(s)))
 	w.b = append(w.b, s...)
 }
+
+// bytes writes a byte string with a 16-bit length.
+func (w *writer) bytes(p []byte) {
+	w.u16(uint16(len(p)))
+	w.b = append(w.b, p...)
+}
+
 func (w *writer) members(ids []MemberID) {
 	w.u16(uint16(len(ids)))
 	for _, id := range ids {
@@ -77,13 +108,21 @@ func (w *writer) coeffs(p ring.Poly) {
 // reader decodes with a sticky error: after the first failure every read returns zero
 // values and r.err says what went wrong first.
 type reader struct {
-	b   []byte
-	off int
-	err error
-	msg string // message name, for errors
+	b       []byte
+	off     int
+	err     error
+	msg     string // message name, for errors
+	version byte
 }
 
+// newReader starts decoding a message of type typ in its current version.
 func newReader(p []byte, typ byte, msg string) *reader {
+	return newReaderVersions(p, typ, msg, wireVersions[typ])
+}
+
+// newReaderVersions starts decoding a message of type typ in any of the given versions
+// (r.version says which).
+func newReaderVersions(p []byte, typ byte, msg string, versions ...byte) *reader {
 	r := &reader{b: p, msg: msg}
 	hdr := r.take(4)
 	if r.err != nil {
@@ -93,8 +132,9 @@ func newReader(p []byte, typ byte, msg string) *reader {
 		r.fail(fmt.Errorf("not a %s (magic %q)", msg, hdr[:3]))
 		return r
 	}
-	if hdr[3] != wireVersion {
-		r.fail(fmt.Errorf("%s version %d not supported (want %d)", msg, hdr[3], wireVersion))
+	r.version = hdr[3]
+	if !slices.Contains(versions, r.version) {
+		r.fail(fmt.Errorf("%s version %d not supported (want %d; a message of another confide version: run the key setup again with matching versions)", msg, hdr[3], wireVersions[typ]))
 	}
 	return r
 }
@@ -169,6 +209,21 @@ func (r *reader) str(max int) string {
 		return ""
 	}
 	return string(r.take(n))
+}
+
+// bytes reads a byte string of at most max bytes written by writer.bytes; the result is a
+// copy.
+func (r *reader) bytes(max int, what string) []byte {
+	n := int(r.u16())
+	if r.err == nil && n > max {
+		r.failf("%s of %d bytes exceeds the limit of %d", what, n, max)
+		return nil
+	}
+	p := r.take(n)
+	if p == nil || n == 0 {
+		return nil
+	}
+	return append([]byte(nil), p...)
 }
 
 // members reads a member list of at most max ids, each in 1…MaxCommitteeSize.

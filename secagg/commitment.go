@@ -1,0 +1,257 @@
+package secagg
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"math"
+
+	"github.com/tuneinsight/lattigo/v5/core/rlwe"
+)
+
+// Upload commitments: a Merkle tree (SHA-256) over an upload's ciphertexts, whose root the
+// client signs. A committee member cannot read the uploads an aggregate sums (8 bytes per
+// value each), but it can ask the server to open a few random positions of every upload's
+// c1 and check, position by position, that the aggregate's c1 is their sum (spot checks,
+// spotcheck.go).
+//
+// Layout. Leaf j covers coefficients [j·w, (j+1)·w) of the c1 polynomial of every chunk,
+// chunk after chunk, so one leaf checks w positions in every chunk at once: a chunk's
+// decryption depends on all its c1 coefficients (negacyclic product), so the server's
+// useful manipulations are per chunk and every chunk must be checked. w is the smallest
+// power of two with w·chunks ≥ minLeafCoefficients (w = 1 from 32 chunks up, i.e. at
+// d = 10^6 and N = 2^14 a leaf is coefficient j of each of the 62 chunks), so a leaf is at
+// least 256 bytes and hashing stays at SHA-256's full speed. The N/w leaves form a perfect
+// binary tree. The c0 polynomials are not spot-checked (a decryption share does not depend
+// on them), but the root binds them too, so a signed upload cannot be altered anywhere:
+//
+//	leaf_j  = SHA-256(0x00 ‖ c1_0[j·w…] ‖ c1_1[j·w…] ‖ … )         (uint64 little endian)
+//	node    = SHA-256(0x01 ‖ left ‖ right)
+//	c0_k    = SHA-256(0x03 ‖ k ‖ scale ‖ flags ‖ c0_k coefficients)
+//	c0      = SHA-256(0x04 ‖ c0_0 ‖ c0_1 ‖ …)
+//	root    = SHA-256(0x02 ‖ "confide-secagg-v1 upload commitment" ‖ N ‖ Q ‖ chunks ‖ c1 tree root ‖ c0)
+//
+// The prefixes keep leaves, nodes, digests and roots apart.
+
+// minLeafCoefficients is the least number of coefficients a leaf covers.
+const minLeafCoefficients = 32
+
+// treeKeepFrom is the lowest tree level an Aggregator keeps: levels below it are recomputed
+// from the kept coefficients when a path is opened (2^treeKeepFrom leaf hashes per opened
+// leaf), which makes the kept tree 1/2^treeKeepFrom of the nodes.
+const treeKeepFrom = 4
+
+// leafLayout returns, for chunks ciphertexts of ring degree n, the coefficients per chunk a
+// leaf covers, the number of leaves and the depth of the tree.
+func leafLayout(n, chunks int) (width, leaves, depth int) {
+	width = 1
+	for width*chunks < minLeafCoefficients && width < n {
+		width *= 2
+	}
+	leaves = n / width
+	return width, leaves, logNOf(leaves)
+}
+
+// uploadTree is the commitment of one upload. An Aggregator keeps the c1 coefficients in
+// leaf order and the tree levels from treeKeepFrom up, to open any leaf later.
+type uploadTree struct {
+	n, chunks            int
+	q                    uint64
+	width, leaves, depth int
+	leafData             []uint64     // leaf-major: leaf j is leafData[j·chunks·width:]; kept trees only
+	levels               [][][32]byte // levels[h] for h ≥ keepFrom (levels[depth] is the c1 root)
+	keepFrom             int
+	c0                   [32]byte
+	root                 [32]byte
+}
+
+// commitUpload computes the commitment of the ciphertexts (already checked to be well-formed
+// level-0 ciphertexts of ring degree n), on workers goroutines. With keep it retains what
+// opening a leaf needs.
+func commitUpload(n int, q uint64, chunks []*rlwe.Ciphertext, workers int, keep bool) *uploadTree {
+	t := &uploadTree{n: n, chunks: len(chunks), q: q}
+	t.width, t.leaves, t.depth = leafLayout(n, len(chunks))
+	leafLen := t.chunks * t.width
+	if keep {
+		t.leafData = make([]uint64, t.leaves*leafLen)
+	}
+	workers = clampWorkers(workers)
+	// The c0 digests, one per chunk.
+	chunkDigest := make([][32]byte, t.chunks)
+	parallelFor(workers, t.chunks, func(_, k int) {
+		h := sha256.New()
+		var hdr [1 + 4 + 8 + 1]byte
+		hdr[0] = 0x03
+		binary.LittleEndian.PutUint32(hdr[1:], uint32(k))
+		ct := chunks[k]
+		binary.LittleEndian.PutUint64(hdr[5:], math.Float64bits(ct.Scale.Float64()))
+		hdr[13] = chunkFlags(ct)
+		h.Write(hdr[:])
+		writeCoeffs(h, ct.Value[0].Coeffs[0])
+		h.Sum(chunkDigest[k][:0])
+	})
+	h := sha256.New()
+	h.Write([]byte{0x04})
+	for _, d := range chunkDigest {
+		h.Write(d[:])
+	}
+	h.Sum(t.c0[:0])
+
+	// The leaves.
+	leafHash := make([][32]byte, t.leaves)
+	bufs := make([][]byte, workers)
+	for w := range bufs {
+		bufs[w] = make([]byte, 1+8*leafLen)
+	}
+	parallelFor(workers, t.leaves, func(w, j int) {
+		buf := bufs[w]
+		buf[0] = 0x00
+		off := 1
+		for k, ct := range chunks {
+			cs := ct.Value[1].Coeffs[0][j*t.width : (j+1)*t.width]
+			for _, c := range cs {
+				binary.LittleEndian.PutUint64(buf[off:], c)
+				off += 8
+			}
+			if keep {
+				copy(t.leafData[j*leafLen+k*t.width:], cs)
+			}
+		}
+		leafHash[j] = sha256.Sum256(buf)
+	})
+
+	// The nodes, level by level.
+	t.keepFrom = min(treeKeepFrom, t.depth)
+	t.levels = make([][][32]byte, t.depth+1)
+	level := leafHash
+	for h := 0; ; h++ {
+		if !keep || h >= t.keepFrom || h == t.depth {
+			t.levels[h] = level
+		}
+		if h == t.depth {
+			break
+		}
+		up := make([][32]byte, len(level)/2)
+		parallelFor(min(workers, max(1, len(up)/256)), len(up), func(_, i int) {
+			up[i] = hashNode(&level[2*i], &level[2*i+1])
+		})
+		level = up
+	}
+	t.root = commitmentRoot(n, q, t.chunks, t.levels[t.depth][0], t.c0)
+	if !keep {
+		t.levels = nil
+	} else {
+		for h := 0; h < t.keepFrom; h++ {
+			t.levels[h] = nil
+		}
+	}
+	return t
+}
+
+// chunkFlags encodes a ciphertext's domain flags as the wire format does.
+func chunkFlags(ct *rlwe.Ciphertext) uint8 {
+	var f uint8
+	if ct.IsNTT {
+		f |= flagNTT
+	}
+	if ct.IsBatched {
+		f |= flagBatched
+	}
+	if ct.IsMontgomery {
+		f |= flagMontgomery
+	}
+	return f
+}
+
+// writeCoeffs hashes coefficients as little-endian uint64s, 4096 at a time.
+func writeCoeffs(h interface{ Write([]byte) (int, error) }, cs []uint64) {
+	var buf [8 * 512]byte
+	for len(cs) > 0 {
+		k := min(len(cs), 512)
+		for i, c := range cs[:k] {
+			binary.LittleEndian.PutUint64(buf[8*i:], c)
+		}
+		h.Write(buf[:8*k])
+		cs = cs[k:]
+	}
+}
+
+func hashNode(l, r *[32]byte) [32]byte {
+	var b [65]byte
+	b[0] = 0x01
+	copy(b[1:], l[:])
+	copy(b[33:], r[:])
+	return sha256.Sum256(b[:])
+}
+
+// hashLeaf hashes a leaf's coefficients (chunk-major, width per chunk).
+func hashLeaf(cs []uint64) [32]byte {
+	buf := make([]byte, 1+8*len(cs))
+	for i, c := range cs {
+		binary.LittleEndian.PutUint64(buf[1+8*i:], c)
+	}
+	return sha256.Sum256(buf)
+}
+
+func commitmentRoot(n int, q uint64, chunks int, c1Root, c0 [32]byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte{0x02})
+	h.Write([]byte("confide-secagg-v1 upload commitment"))
+	var b [4 + 8 + 4]byte
+	binary.LittleEndian.PutUint32(b[:], uint32(n))
+	binary.LittleEndian.PutUint64(b[4:], q)
+	binary.LittleEndian.PutUint32(b[12:], uint32(chunks))
+	h.Write(b[:])
+	h.Write(c1Root[:])
+	h.Write(c0[:])
+	var r [32]byte
+	h.Sum(r[:0])
+	return r
+}
+
+// leaf returns the kept coefficients of leaf j.
+func (t *uploadTree) leaf(j int) []uint64 {
+	l := t.chunks * t.width
+	return t.leafData[j*l : (j+1)*l]
+}
+
+// node returns node i of level h, recomputing levels below keepFrom from the leaves.
+func (t *uploadTree) node(h, i int) [32]byte {
+	if h >= t.keepFrom {
+		return t.levels[h][i]
+	}
+	if h == 0 {
+		return hashLeaf(t.leaf(i))
+	}
+	l, r := t.node(h-1, 2*i), t.node(h-1, 2*i+1)
+	return hashNode(&l, &r)
+}
+
+// path appends the siblings of leaf j, bottom up, to dst.
+func (t *uploadTree) path(dst [][32]byte, j int) [][32]byte {
+	for h := 0; h < t.depth; h++ {
+		dst = append(dst, t.node(h, (j>>h)^1))
+	}
+	return dst
+}
+
+// pathRoot climbs from a leaf's coefficients along its path and returns the upload root.
+func pathRoot(n int, q uint64, chunks, j int, leaf []uint64, path [][32]byte, c0 [32]byte) [32]byte {
+	cur := hashLeaf(leaf)
+	for h, sib := range path {
+		if (j>>h)&1 == 0 {
+			cur = hashNode(&cur, &sib)
+		} else {
+			cur = hashNode(&sib, &cur)
+		}
+	}
+	return commitmentRoot(n, q, chunks, cur, c0)
+}
+
+// memoryBytes is what a kept tree holds: the c1 coefficients and the kept levels.
+func (t *uploadTree) memoryBytes() int {
+	b := 8 * len(t.leafData)
+	for _, l := range t.levels {
+		b += 32 * len(l)
+	}
+	return b
+}

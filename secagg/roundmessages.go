@@ -1,0 +1,387 @@
+package secagg
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/tuneinsight/lattigo/v5/core/rlwe"
+	"github.com/tuneinsight/lattigo/v5/ring"
+)
+
+// ---------------------------------------------------------------------------------------
+// Round messages.
+
+// wellFormed reports whether ct is a degree-1 ciphertext of level-0 polynomials with metadata.
+func wellFormed(ct *rlwe.Ciphertext) bool {
+	return ct != nil && ct.MetaData != nil && len(ct.Value) == 2 && singleLevel(ct.Value[0]) && singleLevel(ct.Value[1]) && ct.Value[0].N() > 0
+}
+
+// singleLevel reports whether p has exactly one RNS level.
+func singleLevel(p ring.Poly) bool { return len(p.Coeffs) == 1 }
+
+// allSingleLevel reports whether every polynomial of ps has one level of n coefficients.
+func allSingleLevel(ps []ring.Poly, n int) bool {
+	for _, p := range ps {
+		if !singleLevel(p) || len(p.Coeffs[0]) != n {
+			return false
+		}
+	}
+	return len(ps) > 0
+}
+
+// chunkWireSize is the encoded size of one ciphertext: degree, level, scale, flags, then
+// the two polynomials.
+func chunkWireSize(n int) int { return 1 + 1 + 8 + 1 + 16*n }
+
+// updateHeaderSize is the size of an EncryptedUpdate without its client id, task id,
+// certificate, signature and chunks.
+const updateHeaderSize = 4 + 16 + 8 + 1 + 2 + 2 + 8 + ringDescriptorSize + 4 + 2 + 32 + 2
+
+const (
+	flagNTT        = 1
+	flagBatched    = 2
+	flagMontgomery = 4
+)
+
+// EncryptedUpdate is a client's upload: its weighted update vector, weight and a count of 1,
+// encrypted under the collective public key in NumChunks(Dim) ciphertexts.
+//
+// A client with a Signer commits to the ciphertexts (Commitment: the Merkle root of
+// commitment.go, over every c1 coefficient and a digest of the c0 polynomials) and signs
+// (session, round, purpose, task id, dimension, commitment); the certificate names the
+// client, so the upload can be neither altered nor replayed into another round, purpose or
+// session, and a committee member can count the certified identities behind an aggregate.
+type EncryptedUpdate struct {
+	Session     SessionID
+	Round       uint64
+	Purpose     Purpose
+	ClientID    string // the certificate's identity, when signed
+	TaskID      string // the server's task this answers (signed, not interpreted here)
+	Dim         int
+	Certificate []byte   // DER; empty without a Signer
+	Commitment  [32]byte // Merkle root of the ciphertexts; zero without a Signer
+	Signature   []byte   // over uploadDigest; empty without a Signer
+	q           uint64
+	chunks      []*rlwe.Ciphertext
+}
+
+// uploadDigest is what a client signs for an upload.
+func uploadDigest(session SessionID, round uint64, purpose Purpose, taskID string, dim int, root [32]byte) [32]byte {
+	return transcriptDigest(domainUpload, session[:], le64(round), []byte{byte(purpose)}, []byte(taskID), le64(uint64(dim)), root[:])
+}
+
+// commitment returns what the update's signature commits to.
+func (u *EncryptedUpdate) commitment() UploadCommitment {
+	return UploadCommitment{Certificate: u.Certificate, TaskID: u.TaskID, Root: u.Commitment, Signature: u.Signature}
+}
+
+// NumChunks returns the number of ciphertexts the update holds.
+func (u *EncryptedUpdate) NumChunks() int { return len(u.chunks) }
+
+// MarshalBinary encodes the update.
+func (u *EncryptedUpdate) MarshalBinary() ([]byte, error) {
+	if len(u.ClientID) > maxClientIDLength || len(u.TaskID) > maxTaskIDLength {
+		return nil, fmt.Errorf("secagg: client id of %d bytes or task id of %d bytes exceeds %d", len(u.ClientID), len(u.TaskID), maxClientIDLength)
+	}
+	if err := checkIdentityFields(u.Certificate, u.Signature); err != nil {
+		return nil, err
+	}
+	if len(u.chunks) == 0 || !wellFormed(u.chunks[0]) {
+		return nil, fmt.Errorf("secagg: encrypted update holds no well-formed ciphertexts")
+	}
+	n := u.chunks[0].Value[0].N()
+	w := newWriter(updateSize(n, len(u.chunks), len(u.ClientID), len(u.TaskID), len(u.Certificate), len(u.Signature)), typeUpdate)
+	w.raw(u.Session[:])
+	w.u64(u.Round)
+	w.u8(uint8(u.Purpose))
+	w.str(u.ClientID)
+	w.str(u.TaskID)
+	w.u64(uint64(u.Dim))
+	w.ringDesc(logNOf(n), u.q)
+	w.u32(uint32(len(u.chunks)))
+	w.bytes(u.Certificate)
+	w.raw(u.Commitment[:])
+	w.bytes(u.Signature)
+	for i, ct := range u.chunks {
+		if !wellFormed(ct) || ct.Value[0].N() != n || ct.Value[1].N() != n {
+			return nil, fmt.Errorf("secagg: ciphertext %d is not a degree-1, level-0 ciphertext of degree %d", i, n)
+		}
+		w.u8(1)
+		w.u8(0)
+		w.f64(ct.Scale.Float64())
+		w.u8(chunkFlags(ct))
+		w.coeffs(ct.Value[0])
+		w.coeffs(ct.Value[1])
+	}
+	return w.b, nil
+}
+
+// UnmarshalBinary decodes an update. It checks every ciphertext's degree, level, scale
+// encoding and byte length, and every coefficient against the modulus; it never panics on
+// malformed input. Aggregator.Add then checks the metadata against the parameters.
+func (u *EncryptedUpdate) UnmarshalBinary(p []byte) error {
+	r := newReader(p, typeUpdate, "encrypted update")
+	var out EncryptedUpdate
+	r.fixed(out.Session[:])
+	out.Round = r.u64()
+	out.Purpose = Purpose(r.u8())
+	out.ClientID = r.str(maxClientIDLength)
+	out.TaskID = r.str(maxTaskIDLength)
+	dim := r.u64()
+	n, q := r.ringDesc()
+	k := int(r.u32())
+	out.Certificate = r.bytes(MaxCertificateBytes, "certificate")
+	r.fixed(out.Commitment[:])
+	out.Signature = r.bytes(MaxSignatureBytes, "signature")
+	if r.err == nil && (dim < 1 || dim > MaxDim) {
+		r.failf("dimension %d out of range 1…%d", dim, MaxDim)
+	}
+	out.Dim = int(dim)
+	if want := (out.Dim + extraSlots + n - 1) / max(n, 1); r.err == nil && k != want {
+		r.failf("%d ciphertexts for dimension %d at N=%d, want %d", k, dim, n, want)
+	}
+	r.expectRemaining(k*chunkWireSize(n), "ciphertexts")
+	out.q = q
+	if r.err == nil {
+		out.chunks = make([]*rlwe.Ciphertext, k)
+	}
+	for i := range out.chunks {
+		out.chunks[i] = r.ciphertext(i, n, q)
+	}
+	if err := r.done(); err != nil {
+		return err
+	}
+	*u = out
+	return nil
+}
+
+// ciphertext reads one chunk of an EncryptedUpdate.
+func (r *reader) ciphertext(i, n int, q uint64) *rlwe.Ciphertext {
+	degree, level := r.u8(), r.u8()
+	scale := r.f64()
+	flags := r.u8()
+	if r.err != nil {
+		return nil
+	}
+	if degree != 1 || level != 0 {
+		r.failf("ciphertext %d has degree %d, level %d; want degree 1, level 0", i, degree, level)
+		return nil
+	}
+	if !(scale > 0) || math.IsInf(scale, 0) {
+		r.failf("ciphertext %d has scale %g; want a positive finite scale", i, scale)
+		return nil
+	}
+	if flags&^(flagNTT|flagBatched|flagMontgomery) != 0 {
+		r.failf("ciphertext %d has unknown flags %#x", i, flags)
+		return nil
+	}
+	c0 := r.poly(n, q)
+	c1 := r.poly(n, q)
+	if r.err != nil {
+		return nil
+	}
+	return &rlwe.Ciphertext{Element: rlwe.Element[ring.Poly]{
+		Value: []ring.Poly{c0, c1},
+		MetaData: &rlwe.MetaData{
+			PlaintextMetaData: rlwe.PlaintextMetaData{
+				Scale:         rlwe.NewScale(scale),
+				LogDimensions: ring.Dimensions{Rows: 0, Cols: logNOf(n) - 1},
+				IsBatched:     flags&flagBatched != 0,
+			},
+			CiphertextMetaData: rlwe.CiphertextMetaData{
+				IsNTT:        flags&flagNTT != 0,
+				IsMontgomery: flags&flagMontgomery != 0,
+			},
+		},
+	}}
+}
+
+// UploadCommitment is the signed commitment of one upload, as a decryption request lists
+// it: the uploader's certificate, the task id, the Merkle root of its ciphertexts and the
+// signature over (session, round, purpose, task id, dimension, root).
+type UploadCommitment struct {
+	Certificate []byte
+	TaskID      string
+	Root        [32]byte
+	Signature   []byte
+}
+
+// verify checks the commitment's certificate and signature for an upload of the given
+// session, round, purpose and dimension, and returns the certified identity.
+func (c *UploadCommitment) verify(v *Verifier, session SessionID, round uint64, purpose Purpose, dim int) (string, error) {
+	return v.verify(c.Certificate, uploadDigest(session, round, purpose, c.TaskID, dim, c.Root), c.Signature)
+}
+
+// DecryptionRequest asks each member of Members (exactly t ids, ascending) for decryption
+// shares of an aggregate. All members of the set receive the same request. It carries the
+// c1 polynomials, which is all a share depends on, the server's count of the updates the
+// aggregate holds and, against an active server, the signed commitments of those uploads
+// (Count is then their number), which members verify and spot-check (Member.Challenge).
+type DecryptionRequest struct {
+	Session     SessionID
+	Round       uint64
+	Purpose     Purpose
+	Aggregate   AggregateID
+	Dim         int
+	Count       int
+	Members     []MemberID
+	Commitments []UploadCommitment // sorted by certificate; empty without a Verifier
+	q           uint64
+	c1          []ring.Poly
+}
+
+// MarshalBinary encodes the request.
+func (q *DecryptionRequest) MarshalBinary() ([]byte, error) {
+	if len(q.c1) == 0 || !singleLevel(q.c1[0]) || !allSingleLevel(q.c1, q.c1[0].N()) {
+		return nil, fmt.Errorf("secagg: decryption request holds no well-formed polynomials")
+	}
+	n := q.c1[0].N()
+	size := 4 + 16 + 8 + 1 + 32 + 8 + 4 + 2 + 2*len(q.Members) + 4 + ringDescriptorSize + 4 + 8*n*len(q.c1)
+	for _, c := range q.Commitments {
+		if err := checkIdentityFields(c.Certificate, c.Signature); err != nil {
+			return nil, err
+		}
+		if len(c.TaskID) > maxTaskIDLength {
+			return nil, fmt.Errorf("secagg: task id of %d bytes exceeds %d", len(c.TaskID), maxTaskIDLength)
+		}
+		size += commitmentWireSize(len(c.Certificate), len(c.TaskID), len(c.Signature))
+	}
+	w := newWriter(size, typeRequest)
+	w.raw(q.Session[:])
+	w.u64(q.Round)
+	w.u8(uint8(q.Purpose))
+	w.raw(q.Aggregate[:])
+	w.u64(uint64(q.Dim))
+	w.u32(uint32(q.Count))
+	w.members(q.Members)
+	w.u32(uint32(len(q.Commitments)))
+	for _, c := range q.Commitments {
+		w.bytes(c.Certificate)
+		w.str(c.TaskID)
+		w.raw(c.Root[:])
+		w.bytes(c.Signature)
+	}
+	w.polys(q.q, q.c1)
+	return w.b, nil
+}
+
+// commitmentWireSize is the encoded size of an UploadCommitment.
+func commitmentWireSize(certLen, taskLen, sigLen int) int {
+	return 2 + certLen + 2 + taskLen + 32 + 2 + sigLen
+}
+
+// polys writes the ring descriptor, the count and the coefficients of a list of
+// polynomials of the same degree.
+func (w *writer) polys(q uint64, ps []ring.Poly) {
+	w.ringDesc(logNOf(ps[0].N()), q)
+	w.u32(uint32(len(ps)))
+	for _, p := range ps {
+		w.coeffs(p)
+	}
+}
+
+// polys reads what writer.polys wrote: they must be the last field of the message. With
+// dim > 0 the count must be the number of chunks of a dim-value update.
+func (r *reader) polys(dim int, what string) (uint64, []ring.Poly) {
+	n, q := r.ringDesc()
+	k := int(r.u32())
+	if r.err != nil {
+		return 0, nil
+	}
+	if want := (dim + extraSlots + n - 1) / n; dim > 0 && k != want {
+		r.failf("%d polynomials for dimension %d at N=%d, want %d", k, dim, n, want)
+	} else if k < 1 || k > MaxDim {
+		r.failf("%d polynomials out of range", k)
+	}
+	r.expectRemaining(8*n*k, what)
+	if r.err != nil {
+		return 0, nil
+	}
+	ps := make([]ring.Poly, k)
+	for i := range ps {
+		ps[i] = r.poly(n, q)
+	}
+	return q, ps
+}
+
+// UnmarshalBinary decodes a request; it never panics on malformed input.
+func (q *DecryptionRequest) UnmarshalBinary(p []byte) error {
+	r := newReader(p, typeRequest, "decryption request")
+	var out DecryptionRequest
+	r.fixed(out.Session[:])
+	out.Round = r.u64()
+	out.Purpose = Purpose(r.u8())
+	r.fixed(out.Aggregate[:])
+	dim := r.u64()
+	out.Count = int(r.u32())
+	out.Members = r.members(MaxCommitteeSize)
+	nc := int(r.u32())
+	if r.err == nil && nc > r.remaining()/commitmentWireSize(0, 0, 0) {
+		r.failf("%d upload commitments cannot fit in %d bytes", nc, r.remaining())
+	}
+	if r.err == nil && nc > 0 {
+		out.Commitments = make([]UploadCommitment, nc)
+		for i := range out.Commitments {
+			c := &out.Commitments[i]
+			c.Certificate = r.bytes(MaxCertificateBytes, "certificate")
+			c.TaskID = r.str(maxTaskIDLength)
+			r.fixed(c.Root[:])
+			c.Signature = r.bytes(MaxSignatureBytes, "signature")
+		}
+	}
+	if r.err == nil && (dim < 1 || dim > MaxDim) {
+		r.failf("dimension %d out of range 1…%d", dim, MaxDim)
+	}
+	out.Dim = int(dim)
+	out.q, out.c1 = r.polys(out.Dim, "c1 polynomials")
+	if err := r.done(); err != nil {
+		return err
+	}
+	*q = out
+	return nil
+}
+
+// DecryptionShare is one member's answer to a DecryptionRequest: one key-switch share per
+// ciphertext of the aggregate, each carrying fresh flooding noise.
+type DecryptionShare struct {
+	Session   SessionID
+	Round     uint64
+	Aggregate AggregateID
+	From      MemberID
+	Members   []MemberID
+	q         uint64
+	shares    []ring.Poly
+}
+
+// MarshalBinary encodes the share.
+func (s *DecryptionShare) MarshalBinary() ([]byte, error) {
+	if len(s.shares) == 0 || !singleLevel(s.shares[0]) || !allSingleLevel(s.shares, s.shares[0].N()) {
+		return nil, fmt.Errorf("secagg: decryption share holds no well-formed polynomials")
+	}
+	n := s.shares[0].N()
+	w := newWriter(4+16+8+32+2+2+2*len(s.Members)+9+4+8*n*len(s.shares), typeShare)
+	w.raw(s.Session[:])
+	w.u64(s.Round)
+	w.raw(s.Aggregate[:])
+	w.u16(uint16(s.From))
+	w.members(s.Members)
+	w.polys(s.q, s.shares)
+	return w.b, nil
+}
+
+// UnmarshalBinary decodes a share; it never panics on malformed input.
+func (s *DecryptionShare) UnmarshalBinary(p []byte) error {
+	r := newReader(p, typeShare, "decryption share")
+	var out DecryptionShare
+	r.fixed(out.Session[:])
+	out.Round = r.u64()
+	r.fixed(out.Aggregate[:])
+	out.From = MemberID(r.u16())
+	out.Members = r.members(MaxCommitteeSize)
+	out.q, out.shares = r.polys(0, "share polynomials")
+	if err := r.done(); err != nil {
+		return err
+	}
+	*s = out
+	return nil
+}
