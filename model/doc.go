@@ -46,7 +46,9 @@
 // Layer and ParamLayer, Batch (the shape and mode of one forward pass), Optimizer (SGD,
 // Adam), FeatureSpec, Features and Scattering (the feature stage). Layers: Linear, Activation, Dropout, Embedding, LearnedPosition,
 // SinusoidalPosition, LayerNorm, Attention, MultiHeadAttention, Recurrent (vanilla, LSTM,
-// GRU), Pool, Residual, Sequential, TransformerBlock. Model files: Save, Load.
+// GRU), Pool, Residual, Sequential, TransformerBlock. Model files: Save, Load (format
+// version 2: spec, Meta — class names, input normalisation, tokenizer, provenance — and the
+// parameters, checksummed; version-1 files, without Meta, still load).
 // Programmer errors inside the package (shape mismatches) panic; anything read from a file,
 // flag or the network is validated and returns an error.
 package model

@@ -14,35 +14,45 @@ import (
 	"github.com/confide-fl/confide/internal/atomicfile"
 )
 
-// Model file format, version 1 (little-endian):
+// Model file format, version 2 (little-endian):
 //
 //	magic    8 bytes  "CONFIDEM"
-//	version  uint32   1
+//	version  uint32   2
 //	specLen  uint32   length of the spec JSON (≤ 1 MiB)
 //	spec     specLen bytes of JSON (Spec)
+//	metaLen  uint32   length of the metadata JSON (≤ Limits.MaxMetaBytes)
+//	meta     metaLen bytes of JSON (Meta: class names, input normalisation, tokenizer,
+//	         provenance)
 //	n        uint64   number of parameters
 //	params   n float64 (IEEE 754 bits)
 //	sha256   32 bytes over everything before it
 //
-// The checksum is verified before anything is parsed, so truncation and bit flips are
-// reported as ErrCorrupt rather than read as a different model.
+// Version 1 is the same without metaLen and meta; it still loads, with a zero Meta. The
+// checksum is verified before anything is parsed, so truncation and bit flips are reported
+// as ErrCorrupt rather than read as a different model. Unknown keys in the spec or the
+// metadata are errors: a field that changes what a file means needs a new version.
 const (
 	fileMagic   = "CONFIDEM"
-	fileVersion = 1
+	fileVersion = 2
 	maxSpecLen  = 1 << 20
 )
 
 // ErrCorrupt reports a model file that is truncated, damaged or not a model file.
 var ErrCorrupt = errors.New("corrupt model file")
 
-// Marshal encodes the model's spec and parameters in the model file format.
+// Marshal encodes the model's spec, metadata and parameters in the model file format.
+// It does not check the metadata (Save does): a file with metadata that ValidateMeta
+// refuses does not load, and a non-finite number in the metadata, which JSON cannot hold,
+// is a programming error that panics.
 func (m *Model) Marshal() []byte {
-	spec := m.Spec.JSON()
-	buf := make([]byte, 0, 8+4+4+len(spec)+8+8*len(m.Params)+sha256.Size)
+	spec, meta := m.Spec.JSON(), m.Meta.JSON()
+	buf := make([]byte, 0, 8+4+4+len(spec)+4+len(meta)+8+8*len(m.Params)+sha256.Size)
 	buf = append(buf, fileMagic...)
 	buf = binary.LittleEndian.AppendUint32(buf, fileVersion)
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(spec)))
 	buf = append(buf, spec...)
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(meta)))
+	buf = append(buf, meta...)
 	buf = binary.LittleEndian.AppendUint64(buf, uint64(len(m.Params)))
 	for _, p := range m.Params {
 		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(p))
@@ -54,10 +64,13 @@ func (m *Model) Marshal() []byte {
 // Unmarshal decodes a model file whose spec is within DefaultLimits.
 func Unmarshal(data []byte) (*Model, error) { return Limits{}.Unmarshal(data) }
 
-// Unmarshal decodes a model file whose spec is within l. The spec is validated and the
-// parameter count it implies compared with the stored vector's length before the model is
-// built, so a file declaring a huge model is an error, not an allocation.
+// Unmarshal decodes a model file (version 1 or 2) whose spec and metadata are within l.
+// The spec is validated and the parameter count it implies compared with the stored
+// vector's length before the model is built, so a file declaring a huge model is an
+// error, not an allocation; the metadata's length is checked against l.MaxMetaBytes
+// before it is decoded, and its content against the spec (ValidateMeta).
 func (l Limits) Unmarshal(data []byte) (*Model, error) {
+	l = l.withDefaults()
 	corrupt := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, a...))
 	}
@@ -72,24 +85,43 @@ func (l Limits) Unmarshal(data []byte) (*Model, error) {
 		return nil, corrupt("checksum mismatch: the file is truncated or damaged")
 	}
 	r := body[len(fileMagic):]
-	if v := binary.LittleEndian.Uint32(r); v != fileVersion {
-		return nil, fmt.Errorf("model file version %d is not supported (this build reads version %d); upgrade confide", v, fileVersion)
+	version := binary.LittleEndian.Uint32(r)
+	if version != 1 && version != fileVersion {
+		return nil, fmt.Errorf("model file version %d is not supported (this build reads versions 1 and %d); upgrade confide", version, fileVersion)
 	}
-	specLen := binary.LittleEndian.Uint32(r[4:])
-	r = r[8:]
-	if specLen > maxSpecLen || uint64(specLen)+8 > uint64(len(r)) {
-		return nil, corrupt("spec length %d exceeds the file", specLen)
+	r = r[4:]
+	// section returns the next length-prefixed section of r, at most limit bytes, leaving
+	// at least rest bytes after it.
+	section := func(name string, limit int, limitName string, rest int) ([]byte, error) {
+		if len(r) < 4 {
+			return nil, corrupt("%s length: truncated", name)
+		}
+		n := binary.LittleEndian.Uint32(r)
+		r = r[4:]
+		if uint64(n) > uint64(limit) {
+			return nil, fmt.Errorf("model file: %s of %d bytes exceeds the limit %d (%s)", name, n, limit, limitName)
+		}
+		if uint64(n)+uint64(rest) > uint64(len(r)) {
+			return nil, corrupt("%s length %d exceeds the file", name, n)
+		}
+		s := r[:n]
+		r = r[n:]
+		return s, nil
+	}
+	specJSON, err := section("spec", maxSpecLen, "1 MiB", 8)
+	if err != nil {
+		return nil, err
 	}
 	var spec Spec
-	dec := json.NewDecoder(bytes.NewReader(r[:specLen]))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&spec); err != nil {
+	if err := decodeStrict(specJSON, &spec); err != nil {
 		return nil, corrupt("spec: %v", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, corrupt("spec: data after the JSON object")
+	var metaJSON []byte
+	if version >= 2 {
+		if metaJSON, err = section("metadata", l.MaxMetaBytes, "model.Limits.MaxMetaBytes", 8); err != nil {
+			return nil, err
+		}
 	}
-	r = r[specLen:]
 	n := binary.LittleEndian.Uint64(r)
 	r = r[8:]
 	if uint64(len(r))%8 != 0 || n != uint64(len(r))/8 {
@@ -101,6 +133,21 @@ func (l Limits) Unmarshal(data []byte) (*Model, error) {
 	}
 	if uint64(want) != n {
 		return nil, corrupt("spec needs %d parameters, file holds %d", want, n)
+	}
+	var meta Meta
+	if version >= 2 {
+		// Decoding allocates per array element: count them first (an upper bound, cheaply)
+		// against what a model of this spec can use, so that a hostile section of many
+		// tiny values costs a multiple of the spec's sizes, not of the section's.
+		if v, limit := jsonCommas(metaJSON), metaValueBound(spec); v > limit {
+			return nil, fmt.Errorf("model file: the metadata holds %d values, more than a model of this spec uses (%d)", v, limit)
+		}
+		if err := decodeStrict(metaJSON, &meta); err != nil {
+			return nil, corrupt("metadata: %v", err)
+		}
+		if err := l.ValidateMeta(spec, meta); err != nil {
+			return nil, fmt.Errorf("model file: %w", err)
+		}
 	}
 	m, err := newWithFeatures(spec, nil, l)
 	if err != nil {
@@ -116,12 +163,58 @@ func (l Limits) Unmarshal(data []byte) (*Model, error) {
 		}
 		m.Params[i] = v
 	}
+	m.Meta = meta
 	return m, nil
+}
+
+// jsonCommas counts the commas of JSON b outside strings: one fewer than the values of its
+// arrays and objects (for valid JSON).
+func jsonCommas(b []byte) int {
+	n, inString, escaped := 0, false, false
+	for _, c := range b {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			escaped = c == '\\'
+			inString = c != '"'
+		case c == '"':
+			inString = true
+		case c == ',':
+			n++
+		}
+	}
+	return n
+}
+
+// metaValueBound is the most commas valid metadata for spec can hold: a class name per
+// output, a token per id, a mean and a std per input, and fields and short lists (shape,
+// privacy guarantees) below 512. Duplicated JSON keys could exceed it; Marshal writes none.
+func metaValueBound(spec Spec) int {
+	s := spec.withDefaults()
+	return s.Output + s.Vocab + 2*s.Input + 512
+}
+
+// decodeStrict decodes one JSON value into v, refusing unknown fields and trailing data.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON object")
+	}
+	return nil
 }
 
 // Save writes the model to path atomically: a temporary file in the same directory is
 // written, synced and renamed over path, so a crash leaves either the old or the new file.
+// Metadata that Load would refuse (ValidateMeta) is an error and nothing is written.
 func (m *Model) Save(path string) error {
+	if err := unlimited.ValidateMeta(m.Spec, m.Meta); err != nil {
+		return fmt.Errorf("save model %s: %w", path, err)
+	}
 	return atomicfile.Write(path, m.Marshal(), 0o644)
 }
 

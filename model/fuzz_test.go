@@ -19,25 +19,37 @@ import (
 //	go test -run XXX -fuzz FuzzModelFileSpec -fuzztime 2m ./model/ well-framed files, any spec and length
 //	go test -run XXX -fuzz FuzzCorruptFile -fuzztime 2m ./model/   raw files: the checksum guards them
 //	go test -run XXX -fuzz FuzzParseSpec -fuzztime 2m ./model/     YAML/JSON specs: limits, counts, builds
+//	go test -run XXX -fuzz FuzzModelFileMeta -fuzztime 2m ./model/ well-framed files, any metadata
 
 // fuzzLimits keeps each fuzz input cheap: the default limits except a filter bank of at
 // most 2^18 values (a default-sized one takes a second to build). The paths are those of
 // the defaults.
 var fuzzLimits = Limits{MaxFilterBank: 1 << 18}
 
-// fuzzModels are the seed models: one of each type, and a feature stage.
+// fuzzModels are the seed models: one of each type, and a feature stage; all but the first
+// carry metadata of each kind.
 func fuzzModels() []*Model {
 	var ms []*Model
-	for _, s := range []Spec{
-		{Type: TypeMLP, Input: 2, Hidden: []int{2}, Output: 2},
-		{Type: TypeMLP, Input: 64, Output: 3, Features: &FeatureSpec{Type: FeaturesScattering, J: 1, L: 4, Shape: []int{8, 8}, Norm: FeatureNormGroup, Groups: 5}},
-		{Type: TypeGRU, Vocab: 5, Embed: 3, Hidden: []int{2}, Layers: 2, Task: TaskNextToken},
-		{Type: TypeTransformer, Vocab: 7, Embed: 4, Layers: 1, Heads: 2, FF: 3, MaxLen: 4, Output: 2, Norm: NormPre},
+	prov := &Provenance{Mode: TrainedSim, Dataset: "mnist", Strategy: "fedavg", Rounds: 3, Clients: 10, Seed: 7,
+		Privacy: []PrivacyGuarantee{{Level: PrivacyRecord, Mechanism: "DP-SGD", Epsilon: 2.5, Delta: 1e-5, NoiseMultiplier: 1.1, Meaning: "each example"}},
+		Created: "2026-01-02T03:04:05Z", ConfideVersion: "(devel)"}
+	for _, c := range []struct {
+		spec Spec
+		meta Meta
+	}{
+		{Spec{Type: TypeMLP, Input: 2, Hidden: []int{2}, Output: 2}, Meta{}},
+		{Spec{Type: TypeMLP, Input: 64, Output: 3, Features: &FeatureSpec{Type: FeaturesScattering, J: 1, L: 4, Shape: []int{8, 8}, Norm: FeatureNormGroup, Groups: 5}},
+			Meta{ClassNames: []string{"a", "b", "c"}, Input: &InputMeta{Kind: InputImage, Shape: []int{8, 8}, Mean: []float64{0}, Std: []float64{255}}, Provenance: prov}},
+		{Spec{Type: TypeGRU, Vocab: 5, Embed: 3, Hidden: []int{2}, Layers: 2, Task: TaskNextToken},
+			Meta{Tokenizer: &TokenizerMeta{Type: TokenizerChar, Vocab: []string{"a", " ", "é"}}, Provenance: &Provenance{Mode: TrainedCentral, Epochs: 2}}},
+		{Spec{Type: TypeTransformer, Vocab: 7, Embed: 4, Layers: 1, Heads: 2, FF: 3, MaxLen: 4, Output: 2, Norm: NormPre},
+			Meta{ClassNames: []string{"ham", "spam"}, Tokenizer: &TokenizerMeta{Type: TokenizerWord, Vocab: []string{"the", "<num>", "free"}, MaxLen: 4, StripEmailHeaders: true, StripHTML: true}}},
 	} {
-		m, err := New(s, rand.New(rand.NewPCG(1, 1)))
+		m, err := New(c.spec, rand.New(rand.NewPCG(1, 1)))
 		if err != nil {
 			panic(err)
 		}
+		m.Meta = c.meta
 		ms = append(ms, m)
 	}
 	return ms
@@ -67,6 +79,12 @@ func checkAccepted(t *testing.T, m *Model) {
 	}
 	if !bytes.Equal(back.Spec.JSON(), m.Spec.JSON()) {
 		t.Fatalf("spec changed in a round trip: %s → %s", m.Spec.JSON(), back.Spec.JSON())
+	}
+	if !bytes.Equal(back.Meta.JSON(), m.Meta.JSON()) {
+		t.Fatalf("metadata changed in a round trip: %s → %s", m.Meta.JSON(), back.Meta.JSON())
+	}
+	if err := fuzzLimits.ValidateMeta(m.Spec, m.Meta); err != nil {
+		t.Fatalf("accepted metadata that ValidateMeta refuses: %v", err)
 	}
 	for i := range m.Params {
 		if math.Float64bits(back.Params[i]) != math.Float64bits(m.Params[i]) {
@@ -123,6 +141,10 @@ func FuzzUnmarshal(f *testing.F) {
 		file := modelFile(specJSON, []float64{0.5, -1})
 		f.Add(file[:len(file)-sha256.Size])
 	}
+	for _, metaJSON := range hostileMetas {
+		file := modelFileMeta(`{"type":"mlp","input":2,"output":2}`, metaJSON, make([]float64, 6))
+		f.Add(file[:len(file)-sha256.Size])
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		m, err := fuzzLimits.Unmarshal(withChecksum(body))
 		if err != nil {
@@ -167,6 +189,59 @@ func FuzzModelFileSpec(f *testing.F) {
 			t.Fatalf("accepted a file of %d parameters whose spec counts %d (-1: invalid)", n, want)
 		case err != nil && want == int(n):
 			t.Fatalf("refused a valid file of %d parameters: %v", n, err)
+		case err == nil:
+			checkAccepted(t, m)
+		}
+	})
+}
+
+// hostileMetas are metadata sections a decoder must refuse (for the model of
+// {"type":"mlp","input":2,"output":2}) without a panic or a large allocation.
+var hostileMetas = []string{
+	`{"class_names":["a","b","c"]}`,
+	`{"class_names":["a","\ud800"]}`,
+	`{"input":{"kind":"image","shape":[1,2]}}`,
+	`{"input":{"kind":"tabular","shape":[1048576,1048576,1048576,1048576]}}`,
+	`{"input":{"kind":"tabular","mean":[1,2,3],"std":[0]}}`,
+	`{"input":{"kind":"tabular","std":[-1]}}`,
+	`{"tokenizer":{"type":"char","vocab":["a"]}}`,
+	`{"provenance":{"mode":"central","privacy":[{"level":"record","epsilon":-1,"delta":2}]}}`,
+	`{"provenance":{"mode":"central","created":"yesterday"}}`,
+	`{"provenance":{"mode":"teleported"}}`,
+	`{"unknown":1}`,
+	`{}{}`,
+	`null`,
+	``,
+}
+
+// FuzzModelFileMeta writes a well-framed model file (lengths and checksum right) around the
+// spec and parameters of a seed model and fuzzed metadata, so that mutations reach the
+// metadata decoder and ValidateMeta: the file is accepted exactly when the metadata decodes
+// strictly and validates against the spec, and then survives a round trip.
+func FuzzModelFileMeta(f *testing.F) {
+	models := fuzzModels()
+	for i, m := range models {
+		f.Add(uint8(i), m.Meta.JSON())
+	}
+	for _, meta := range hostileMetas {
+		f.Add(uint8(0), []byte(meta))
+	}
+	f.Add(uint8(2), []byte(`{"tokenizer":{"type":"char","vocab":["a","a"]}}`))
+	f.Add(uint8(2), []byte(`{"tokenizer":{"type":"char","vocab":["ab"]}}`))
+	f.Add(uint8(3), []byte(`{"tokenizer":{"type":"word","vocab":["a","b","c","d","e","f"]}}`))
+	f.Add(uint8(3), []byte(`{"input":{"kind":"tabular"}}`))
+	f.Fuzz(func(t *testing.T, which uint8, metaJSON []byte) {
+		src := models[int(which)%len(models)]
+		file := modelFileMeta(string(src.Spec.JSON()), string(metaJSON), src.Params)
+		m, err := fuzzLimits.Unmarshal(file)
+		var meta Meta
+		valid := len(metaJSON) <= DefaultLimits().MaxMetaBytes && jsonCommas(metaJSON) <= metaValueBound(src.Spec) &&
+			decodeStrict(metaJSON, &meta) == nil && fuzzLimits.ValidateMeta(src.Spec, meta) == nil
+		switch {
+		case err == nil && !valid:
+			t.Fatalf("accepted metadata %q that does not decode or validate", metaJSON)
+		case err != nil && valid:
+			t.Fatalf("refused valid metadata %q: %v", metaJSON, err)
 		case err == nil:
 			checkAccepted(t, m)
 		}

@@ -16,13 +16,30 @@ import (
 // "makeslice: len out of range".
 const hostileSpec = `{"type":"mlp","input":2147483648,"hidden":[2147483648],"output":2}`
 
-// modelFile encodes a model file (format version 1) holding specJSON and params, with a
-// valid checksum, whatever the spec says.
+// modelFile encodes a model file of format version 1 (no metadata) holding specJSON and
+// params, with a valid checksum, whatever the spec says.
 func modelFile(specJSON string, params []float64) []byte {
 	buf := []byte(fileMagic)
-	buf = binary.LittleEndian.AppendUint32(buf, fileVersion)
+	buf = binary.LittleEndian.AppendUint32(buf, 1)
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(specJSON)))
 	buf = append(buf, specJSON...)
+	return appendParams(buf, params)
+}
+
+// modelFileMeta encodes a model file of format version 2 holding specJSON, metaJSON and
+// params, with a valid checksum, whatever the spec and the metadata say.
+func modelFileMeta(specJSON, metaJSON string, params []float64) []byte {
+	buf := []byte(fileMagic)
+	buf = binary.LittleEndian.AppendUint32(buf, 2)
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(specJSON)))
+	buf = append(buf, specJSON...)
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(metaJSON)))
+	buf = append(buf, metaJSON...)
+	return appendParams(buf, params)
+}
+
+// appendParams appends the parameter count, the parameters and the checksum.
+func appendParams(buf []byte, params []float64) []byte {
 	buf = binary.LittleEndian.AppendUint64(buf, uint64(len(params)))
 	for _, p := range params {
 		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(p))
@@ -181,7 +198,7 @@ func TestLimitsAreConfigurable(t *testing.T) {
 		t.Fatalf("raised MaxWidth: %d, %v", n, err)
 	}
 	if got, want := DefaultLimits(), (Limits{MaxParams: 1 << 28, MaxWidth: 1 << 20, MaxVocab: 1 << 21, MaxSeqLen: 1 << 16,
-		MaxLayers: 1024, MaxHeads: 1024, MaxFeatureDim: 1 << 18, MaxFilterBank: 1 << 25}); got != want {
+		MaxLayers: 1024, MaxHeads: 1024, MaxFeatureDim: 1 << 18, MaxFilterBank: 1 << 25, MaxMetaBytes: 1 << 24}); got != want {
 		t.Fatalf("DefaultLimits() = %+v, want %+v", got, want)
 	}
 

@@ -23,6 +23,9 @@ type Model struct {
 	Spec   Spec
 	Params []float64
 	Grads  []float64
+	// Meta is what the model file carries for inference and provenance (Save writes it,
+	// Load reads it); the zero Meta says nothing.
+	Meta Meta
 
 	layers      []Layer
 	paramLayers []ParamLayer
@@ -104,6 +107,7 @@ func (m *Model) Clone() *Model {
 		panic(err) // m.Spec was validated, under the limits it was built with, when m was built
 	}
 	copy(c.Params, m.Params)
+	c.Meta = m.Meta
 	return c
 }
 

@@ -501,6 +501,10 @@ type Limits struct {
 	// J = 2, L = 8 needs 22,356, J = 4, L = 8 on 224×224 images 2.6 M, J = 5, L = 8 on
 	// 512×512 ones 17 M.
 	MaxFilterBank int
+	// MaxMetaBytes bounds the metadata section of a model file (Meta as JSON): decoding
+	// allocates a small multiple of it at most. Default 2^24 (16 MiB): a word vocabulary
+	// of 20,000 words takes about 200 KB.
+	MaxMetaBytes int
 }
 
 // DefaultLimits returns the limits that the package functions apply.
@@ -520,13 +524,14 @@ func (l Limits) withDefaults() Limits {
 	set(&l.MaxHeads, 1024)
 	set(&l.MaxFeatureDim, MaxFeatureDim)
 	set(&l.MaxFilterBank, 1<<25)
+	set(&l.MaxMetaBytes, 1<<24)
 	return l
 }
 
 // unlimited accepts every spec whose parameter count fits an int: Clone uses it to rebuild
 // a model whose spec was checked against the limits it was built under.
 var unlimited = Limits{MaxParams: math.MaxInt, MaxWidth: math.MaxInt, MaxVocab: math.MaxInt, MaxSeqLen: math.MaxInt,
-	MaxLayers: math.MaxInt, MaxHeads: math.MaxInt, MaxFeatureDim: math.MaxInt, MaxFilterBank: math.MaxInt}
+	MaxLayers: math.MaxInt, MaxHeads: math.MaxInt, MaxFeatureDim: math.MaxInt, MaxFilterBank: math.MaxInt, MaxMetaBytes: math.MaxInt}
 
 // paramCount adds up a parameter count in uint64 and records an overflow instead of
 // wrapping around: the sizes come from a spec, which may be hostile.
