@@ -34,7 +34,7 @@ func TestRunRetriesUntilTheServerIsUp(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = client.Run(ctx, client.Config{Server: addr, Name: string(rune('a' + i)),
+			errs[i] = client.Run(ctx, client.Config{Server: addr, Name: string(rune('a' + i)), Insecure: true,
 				PollWait: 200 * time.Millisecond, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Logger: quietLogger()}, tr)
 		}()
 	}
@@ -81,7 +81,7 @@ func TestRunGivesUpOnAServerThatNeverComes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = client.Run(t.Context(), client.Config{Server: addr, Name: "a", BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
+	err = client.Run(t.Context(), client.Config{Server: addr, Name: "a", Insecure: true, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 		GiveUpAfter: 300 * time.Millisecond, Logger: quietLogger()}, tr)
 	if err == nil || !strings.Contains(err.Error(), "giving up") {
 		t.Fatalf("err = %v, want a give-up error", err)

@@ -2,10 +2,12 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -36,8 +38,15 @@ type Config struct {
 	// requires secure aggregation and shares statistics without it, its noise source and
 	// workers. Run sets its ClientID (Name), Store and Logger.
 	Party PartyConfig
-	// DialOptions replace the default (plaintext) transport credentials, e.g. for TLS or
-	// an in-memory listener in tests.
+	// TLS secures the connection to the server: the server is verified against its
+	// RootCAs, and its Certificates (this client's, whose subject common name must be Name)
+	// are presented. TLSConfig builds one from PEM files.
+	TLS *tls.Config
+	// Insecure dials without TLS: traffic in the clear and the name unauthenticated, for
+	// tests and trusted networks only. Run needs TLS or Insecure, unless DialOptions carry
+	// transport credentials of their own.
+	Insecure bool
+	// DialOptions are added to the dial, e.g. a context dialer for an in-memory listener.
 	DialOptions []grpc.DialOption
 	// PollWait is how long a PullTask call may wait for work (default 20s).
 	PollWait time.Duration
@@ -97,9 +106,18 @@ func Run(ctx context.Context, cfg Config, trainer Trainer) error {
 	if cfg.Server == "" {
 		return errors.New("client: server address is required")
 	}
-	opts := cfg.DialOptions
-	if opts == nil {
-		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	opts := slices.Clone(cfg.DialOptions)
+	var creds *tlsCredentials
+	switch {
+	case cfg.TLS != nil && cfg.Insecure:
+		return errors.New("client: both TLS and Insecure are set: choose one")
+	case cfg.TLS != nil:
+		creds = newTLSCredentials(cfg.TLS)
+		opts = append(opts, grpc.WithTransportCredentials(creds))
+	case cfg.Insecure:
+		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	case len(opts) == 0:
+		return errors.New("client: no transport security: set TLS (the federation's CA certificate and this client's certificate; see TLSConfig), or Insecure for plaintext on a trusted network")
 	}
 	opts = append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8<<20), grpc.MaxCallSendMsgSize(8<<20)))
 	conn, err := grpc.NewClient(cfg.Server, opts...)
@@ -107,10 +125,15 @@ func Run(ctx context.Context, cfg Config, trainer Trainer) error {
 		return fmt.Errorf("client: dialing %s: %w", cfg.Server, err)
 	}
 	defer conn.Close()
-	return RunWith(ctx, cfg, NewGRPCTransport(conn), trainer)
+	tr := NewGRPCTransport(conn)
+	if creds != nil {
+		tr.refusal = creds.refusal.get
+	}
+	return RunWith(ctx, cfg, tr, trainer)
 }
 
-// RunWith is Run over any Transport (cfg.Server and cfg.DialOptions are not used).
+// RunWith is Run over any Transport (cfg.Server, TLS, Insecure and DialOptions are not
+// used).
 func RunWith(ctx context.Context, cfg Config, tr Transport, trainer Trainer) error {
 	cfg = cfg.withDefaults()
 	if cfg.Name == "" {

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Multi-process federation on loopback: one `confide server` and 6 `confide client`
 # processes on MNIST (MLP, DP-SGD, secure aggregation with K = 4, t = 3, 3 rounds), using
-# examples/server.yaml and examples/client.yaml. Checks that the central test accuracy
-# rises every round and ends at 0.85 or more, that `confide privacy ledger` reads client 0's
-# privacy ledger and reports a positive ε within its budget, then checks that a robust
-# strategy together with secure aggregation is refused.
+# examples/server.yaml and examples/client.yaml, over mutual TLS with certificates from
+# `confide ca` in a temporary directory. Checks that the central test accuracy rises every
+# round and ends at 0.85 or more, that `confide privacy ledger` reads client 0's privacy
+# ledger and reports a positive ε within its budget, then checks that a server without TLS
+# settings and a robust strategy together with secure aggregation are refused.
 #
 #   scripts/e2e.sh [fedavg|fedadam|fedprox]     (default fedavg; CONFIDE_E2E_PORT, default 17070)
 set -euo pipefail
@@ -28,15 +29,23 @@ case "$strategy" in
 esac
 
 go build -o "$work/confide" ./cmd/confide
+pki="$work/pki"
+"$work/confide" ca init --dir "$pki" >/dev/null
+"$work/confide" ca issue --dir "$pki" --server --name server --host 127.0.0.1 --host localhost >/dev/null
+for i in 0 1 2 3 4 5; do
+  "$work/confide" ca issue --dir "$pki" --name "client-$i" >/dev/null
+done
+server_tls=(--tls-cert "$pki/server.crt" --tls-key "$pki/server.key" --client-ca "$pki/ca.crt")
 sed -e "s|^listen: .*|listen: 127.0.0.1:$port|" -e 's|^metrics_listen: .*|metrics_listen: ""|' \
     -e "s|^    name: fedavg .*|    $block|" examples/server.yaml > "$work/server.yaml"
 
-echo "e2e: $strategy, 1 server + 6 clients on 127.0.0.1:$port (logs in $work until exit)" >&2
-"$work/confide" server --config "$work/server.yaml" --log-level info >"$work/server.out" 2>"$work/server.log" &
+echo "e2e: $strategy, 1 server + 6 clients on 127.0.0.1:$port over mutual TLS (logs in $work until exit)" >&2
+"$work/confide" server --config "$work/server.yaml" "${server_tls[@]}" --log-level info >"$work/server.out" 2>"$work/server.log" &
 server=$!
 pids+=("$server")
 for i in 0 1 2 3 4 5; do
   "$work/confide" client --config examples/client.yaml --server "127.0.0.1:$port" --client-index "$i" \
+    --ca "$pki/ca.crt" --tls-cert "$pki/client-$i.crt" --tls-key "$pki/client-$i.key" \
     --state-dir "$work/state/$i" --log-level info >"$work/client-$i.out" 2>"$work/client-$i.log" &
   pids+=("$!")
 done
@@ -75,9 +84,17 @@ awk -F': ' '
     if (eps > budget) { printf "e2e: client 0 ledger epsilon %g exceeds its budget %g\n", eps, budget; exit 1 }
     printf "e2e: client 0 ledger: epsilon %g spent of %g\n", eps, budget }' "$work/ledger.json" >&2
 
+# Plaintext needs an explicit --insecure.
+if "$work/confide" server --config "$work/server.yaml" >"$work/plain.out" 2>&1; then
+  echo "e2e: a server without TLS settings started" >&2
+  exit 1
+fi
+grep -q -- "--tls-cert and --tls-key" "$work/plain.out" || { cat "$work/plain.out" >&2; exit 1; }
+echo "e2e: server without TLS settings refused: $(head -c 200 "$work/plain.out")" >&2
+
 # A robust aggregator needs individual updates, which secure aggregation hides.
 sed -e "s|^    name: .*|    name: krum|" "$work/server.yaml" > "$work/robust.yaml"
-if "$work/confide" server --config "$work/robust.yaml" >"$work/robust.out" 2>&1; then
+if "$work/confide" server --config "$work/robust.yaml" "${server_tls[@]}" >"$work/robust.out" 2>&1; then
   echo "e2e: krum with secure aggregation was accepted" >&2
   exit 1
 fi

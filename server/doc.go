@@ -8,6 +8,26 @@
 // (Coordinator.ResultLimit); buffers grow with the bytes received, and a client has one
 // upload in flight at a time.
 //
+// # Transport security and client identity
+//
+// Deployed, the Service runs behind mutual TLS (TLSConfig, TLSCredentials,
+// ServiceConfig.RequireClientCertificate): TLS 1.3, and a client must present a certificate
+// of the federation's CA, whose subject common name is its identity. A Join must name that
+// identity, later calls must carry the identity's session token over a connection with that
+// certificate, and max_clients counts identities. An identity has one live session: a
+// second Join is refused while the first session's connection is open and it was heard from
+// within deadlines.client_timeout; a client that restarted (its old connection closed) or
+// fell silent may join again, voiding the old token (see auth.go).
+//
+// This keeps out whoever holds no certificate of the CA, stops one client posing as
+// another or running twice, makes a leaked session token useless without the key, and
+// hides and protects the traffic from the network. It authenticates clients to the server,
+// not to one another: a malicious server can still invent clients in what it relays, which
+// the signed key material and uploads of secagg defend against. Out of scope: a malicious
+// or compromised CA, Sybil identities the CA issued (it is trusted to issue one per real
+// client), keys stolen from a client's machine, and revocation (no CRL or OCSP: a
+// certificate is good until it expires, or until the server trusts another CA).
+//
 // # The coordinator
 //
 // Coordinator is a plain single-threaded state machine in the etcd raft style. Step takes

@@ -2,14 +2,11 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"regexp"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -19,7 +16,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
@@ -32,8 +28,14 @@ const ProtocolVersion = 1
 
 // ServiceConfig configures the gRPC service around a coordinator.
 type ServiceConfig struct {
-	// JoinToken, when set, must be presented by every joining client.
+	// JoinToken, when set, must be presented by every joining client (an extra on top of
+	// client certificates, or the only gate without TLS).
 	JoinToken string
+	// RequireClientCertificate refuses every call that does not come over TLS with a
+	// client certificate verified by the server (serve with TLSConfig's credentials); the
+	// client's identity is then its certificate's subject common name. Without it a
+	// client's identity is the name it joins with, unless it presents a verified certificate.
+	RequireClientCertificate bool
 	// TickInterval is how often the coordinator's clock advances (default 1s).
 	TickInterval time.Duration
 	// HeartbeatInterval is what clients are told to use (default 5s).
@@ -48,8 +50,8 @@ type ServiceConfig struct {
 	// MaxConcurrentUploads bounds PushResult streams in flight (default 64); each client has
 	// at most one in flight.
 	MaxConcurrentUploads int
-	// MaxClients bounds the number of registered clients (default 100000; max_clients in
-	// the server's YAML, --max-clients).
+	// MaxClients bounds the number of identities with a session (default 100000;
+	// max_clients in the server's YAML, --max-clients).
 	MaxClients int
 	Store      Store
 	Metrics    *Metrics
@@ -102,10 +104,13 @@ type Service struct {
 	log     *slog.Logger
 	uploads chan struct{}
 
+	sessions *sessionTable
+	// joinMu makes a Join's admission check, its coordinator event and its new session one
+	// step, so two concurrent Joins for one identity cannot both pass.
+	joinMu sync.Mutex
+
 	mu         sync.Mutex
-	uploading  map[string]bool   // clients with a PushResult in flight
-	sessions   map[string]string // token → client id
-	tokens     map[string]string // client id → token
+	uploading  map[string]bool // clients with a PushResult in flight
 	mail       map[string]*mailbox
 	finished   bool
 	round      uint64
@@ -131,10 +136,14 @@ type request struct {
 // NewService wraps a coordinator. Call Run to drive it and Register to serve it.
 func NewService(coord *Coordinator, cfg ServiceConfig) *Service {
 	cfg = cfg.withDefaults()
+	idle := coord.Config().Deadlines.ClientTimeout
+	if idle <= 0 {
+		idle = 30 * time.Second
+	}
 	return &Service{
 		cfg: cfg, coord: coord, events: make(chan request), health: health.NewServer(), log: cfg.Logger,
 		uploads: make(chan struct{}, cfg.MaxConcurrentUploads), uploading: map[string]bool{},
-		sessions: map[string]string{}, tokens: map[string]string{}, mail: map[string]*mailbox{},
+		sessions: newSessionTable(idle), mail: map[string]*mailbox{},
 		done: make(chan struct{}), roundStart: map[uint64]time.Time{},
 	}
 }
@@ -325,9 +334,9 @@ func (s *Service) toStatus(err error) error {
 	return status.Error(code, rej.Error())
 }
 
-var clientName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-
-// Join registers a client and returns its session token.
+// Join registers a client and returns its session token. Under mutual TLS the name must be
+// the identity of the caller's certificate; an identity with a live session elsewhere is
+// refused (see auth.go).
 func (s *Service) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error) {
 	if s.cfg.JoinToken != "" && subtle.ConstantTimeCompare([]byte(req.GetJoinToken()), []byte(s.cfg.JoinToken)) != 1 {
 		return nil, status.Error(codes.Unauthenticated, "join token rejected (set the federation's join token)")
@@ -336,57 +345,35 @@ func (s *Service) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRespon
 		return nil, status.Errorf(codes.FailedPrecondition, "protocol version %d unsupported, this server speaks %d (upgrade the client)", v, ProtocolVersion)
 	}
 	name := req.GetClientName()
-	if !clientName.MatchString(name) {
-		return nil, status.Errorf(codes.InvalidArgument, "client name %q: use 1…128 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	if err := CheckClientName(name); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	s.mu.Lock()
-	_, known := s.tokens[name]
-	full := !known && len(s.tokens) >= s.cfg.MaxClients
-	s.mu.Unlock()
-	if full {
-		return nil, status.Errorf(codes.ResourceExhausted, "the federation is full (%d clients): its operator can raise the limit with max_clients in the server config (or --max-clients)", s.cfg.MaxClients)
+	id, certified := certifiedOf(ctx)
+	if !certified && s.cfg.RequireClientCertificate {
+		return nil, status.Error(codes.Unauthenticated, "this server admits only clients that present a certificate of the federation's CA over TLS")
+	}
+	c := connOf(ctx)
+	if certified && name != id {
+		s.cfg.Metrics.rejected.WithLabelValues("identity_mismatch").Inc()
+		s.log.Warn("join refused: name is not the certificate's identity", "name", name, "certificate", id, "peer", c.addr)
+		return nil, status.Errorf(codes.PermissionDenied, "client name %q does not match the certificate of this connection, issued to %q (its subject CN): join as %q, or use the certificate issued to %q", name, id, id, name)
+	}
+	s.joinMu.Lock()
+	defer s.joinMu.Unlock()
+	if err := s.sessions.admit(name, c, s.cfg.MaxClients); err != nil {
+		if status.Code(err) == codes.AlreadyExists {
+			s.cfg.Metrics.rejected.WithLabelValues("live_session").Inc()
+			s.log.Warn("join refused: the client has a live session", "client", name, "peer", c.addr)
+		}
+		return nil, err
 	}
 	if err := s.submit(ctx, Join{ClientID: name, CommitteeEligible: req.GetCommitteeEligible()}); err != nil {
 		return nil, err
 	}
-	var tb [32]byte
-	if _, err := rand.Read(tb[:]); err != nil {
-		return nil, status.Error(codes.Internal, "session token")
-	}
-	token := hex.EncodeToString(tb[:])
-	s.mu.Lock()
-	if old, ok := s.tokens[name]; ok {
-		delete(s.sessions, old)
-	}
-	s.tokens[name], s.sessions[token] = token, name
-	s.mu.Unlock()
-	s.log.Info("client joined", "client", name, "committee_eligible", req.GetCommitteeEligible())
+	token := s.sessions.start(name, c)
+	s.log.Info("client joined", "client", name, "certified", certified, "peer", c.addr, "committee_eligible", req.GetCommitteeEligible())
 	return &pb.JoinResponse{ClientId: name, SessionToken: token, HeartbeatIntervalMs: s.cfg.HeartbeatInterval.Milliseconds(),
 		MaxChunkBytes: int64(s.cfg.MaxChunkBytes), MaxResultBytes: s.cfg.MaxResultBytes}, nil
-}
-
-type clientKey struct{}
-
-// clientOf returns the authenticated client of a call.
-func clientOf(ctx context.Context) string {
-	id, _ := ctx.Value(clientKey{}).(string)
-	return id
-}
-
-// authenticate maps the bearer token of a call to its client.
-func (s *Service) authenticate(ctx context.Context) (context.Context, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	var token string
-	if v := md.Get("authorization"); len(v) == 1 && len(v[0]) > 7 && v[0][:7] == "Bearer " {
-		token = v[0][7:]
-	}
-	s.mu.Lock()
-	id, ok := s.sessions[token]
-	s.mu.Unlock()
-	if !ok {
-		return nil, status.Error(codes.Unauthenticated, "no valid session token: call Join first (authorization: Bearer <token>)")
-	}
-	return context.WithValue(ctx, clientKey{}, id), nil
 }
 
 // PullTask streams the client's next task: the header, then every blob's bytes in chunks.
@@ -545,18 +532,17 @@ func (s *Service) Leave(ctx context.Context, _ *pb.LeaveRequest) (*pb.LeaveRespo
 	if err := s.submit(ctx, Leave{ClientID: id}); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	delete(s.sessions, s.tokens[id])
-	delete(s.tokens, id)
-	s.mu.Unlock()
+	s.sessions.end(id)
 	return &pb.LeaveResponse{}, nil
 }
 
 const healthService = "confide.v1.Federation"
 
 // NewGRPCServer returns a gRPC server with the service, health and reflection registered,
-// and the interceptors (panic recovery, logging, authentication, upload limits) and
-// message-size limits installed. opts are appended (e.g. grpc.Creds for TLS).
+// and the interceptors (panic recovery, logging, authentication, upload limits), a stats
+// handler that tracks which connections are open (for sessions), and message-size limits
+// installed. opts are appended (e.g. grpc.Creds(credentials.NewTLS(TLSConfig(…))) for
+// mutual TLS).
 func (s *Service) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	limit := s.cfg.MaxChunkBytes + 64<<10 // a chunk plus header room
 	opts = append([]grpc.ServerOption{
@@ -564,6 +550,7 @@ func (s *Service) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 		grpc.MaxSendMsgSize(limit),
 		grpc.ChainUnaryInterceptor(s.recoverUnary, s.logUnary, s.authUnary),
 		grpc.ChainStreamInterceptor(s.recoverStream, s.logStream, s.authStream, s.limitStream),
+		grpc.StatsHandler(connTracker{s.sessions}),
 	}, opts...)
 	g := grpc.NewServer(opts...)
 	pb.RegisterFederationServer(g, s)
@@ -587,38 +574,6 @@ func (s *Service) Shutdown(g *grpc.Server, grace time.Duration) {
 	case <-time.After(grace):
 		g.Stop()
 	}
-}
-
-func needsAuth(method string) bool {
-	return method != pb.Federation_Join_FullMethodName && len(method) > 12 && method[:12] == "/confide.v1."
-}
-
-func (s *Service) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if needsAuth(info.FullMethod) {
-		var err error
-		if ctx, err = s.authenticate(ctx); err != nil {
-			return nil, err
-		}
-	}
-	return h(ctx, req)
-}
-
-type authedStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (a authedStream) Context() context.Context { return a.ctx }
-
-func (s *Service) authStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	if needsAuth(info.FullMethod) {
-		ctx, err := s.authenticate(ss.Context())
-		if err != nil {
-			return err
-		}
-		ss = authedStream{ss, ctx}
-	}
-	return h(srv, ss)
 }
 
 // limitStream bounds the uploads in flight: each holds up to MaxResultBytes in memory.

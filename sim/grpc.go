@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/confide-fl/confide/client"
@@ -21,7 +20,9 @@ import (
 // runGRPC runs the federation through the real gRPC service (server.Service) and the real
 // client loop (client.Run): every virtual client is a goroutine with its own connection,
 // over an in-process listener (grpc) or loopback TCP (grpc-tcp), in real time. Clients are
-// still materialised only for their tasks, on the worker pool.
+// still materialised only for their tasks, on the worker pool. The connections are
+// plaintext (client.Config.Insecure): they never leave the process or the loopback
+// interface, and every virtual client is its own name.
 func runGRPC(ctx context.Context, r *run) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -41,13 +42,11 @@ func runGRPC(ctx context.Context, r *run) error {
 			return fmt.Errorf("transport grpc-tcp: %w", err)
 		}
 		lis, addr = l, l.Addr().String()
-		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	} else {
 		bl := bufconn.Listen(4 << 20)
 		lis, addr = bl, "passthrough:///confide-sim"
 		dial = []grpc.DialOption{
 			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return bl.DialContext(ctx) }),
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
 		}
 	}
 	gs := svc.NewGRPCServer()
@@ -68,7 +67,7 @@ func runGRPC(ctx context.Context, r *run) error {
 		go func() {
 			defer wg.Done()
 			errs[k] = client.Run(ctx, client.Config{
-				Server: addr, Name: r.id(k), CommitteeEligible: true,
+				Server: addr, Name: r.id(k), CommitteeEligible: true, Insecure: true,
 				Store: st.store, DialOptions: dial, PollWait: time.Second, Logger: quiet,
 				BackoffMin: 10 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 				// One party serves all of the client's tasks: one noise stream per client.

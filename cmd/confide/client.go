@@ -35,6 +35,8 @@ type clientOptions struct {
 	minNoise, minFlooding                   float64
 	shareStatistics                         bool
 	deterministic                           bool
+	ca, tlsCert, tlsKey                     string
+	insecure                                bool
 }
 
 type clientResult struct {
@@ -93,9 +95,15 @@ sends them only with --share-statistics, noised and charged to its ledger. It ne
 evaluates on its training data and answers one evaluation a round.
 
 For experiments the client can take its own share of a public dataset directly: all clients
-use the same --partition, --num-clients and --seed, each its own --client-index.`,
-		Example: `  confide client --server 127.0.0.1:7070 --dataset mnist --partition dirichlet:0.5 --num-clients 10 --client-index 3
-  confide client --config examples/client.yaml --client-index 0`,
+use the same --partition, --num-clients and --seed, each its own --client-index.
+
+The client connects over TLS 1.3 only: it verifies the server against the federation's CA
+certificate (--ca) and presents its own certificate (--tls-cert, --tls-key; from 'confide ca
+issue --name NAME'), whose subject common name is its identity: --name defaults to it.
+--insecure connects in plaintext instead, for tests on a trusted network only.`,
+		Example: `  confide client --server 127.0.0.1:7070 --ca pki/ca.crt --tls-cert pki/client-3.crt --tls-key pki/client-3.key \
+    --dataset mnist --partition dirichlet:0.5 --num-clients 10 --client-index 3 --epsilon 8 --delta 1e-5
+  confide client --config examples/client.yaml --client-index 0 --ca pki/ca.crt --tls-cert pki/client-0.crt --tls-key pki/client-0.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -108,7 +116,7 @@ use the same --partition, --num-clients and --seed, each its own --client-index.
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.server, "server", "127.0.0.1:7070", "server address host:port")
-	f.StringVar(&o.name, "name", "", "client name, its id in the federation (default client-<index>)")
+	f.StringVar(&o.name, "name", "", "client name, its id in the federation (default: the subject CN of --tls-cert, else client-<index>)")
 	f.StringVar(&o.joinToken, "join-token", "", "the federation's join token")
 	f.StringVar(&o.stateDir, "state-dir", "", "directory for the privacy ledger and key shares (default: $XDG_DATA_HOME/confide/client/NAME, else ~/.local/share/confide/client/NAME)")
 	f.StringVar(&o.dataset, "dataset", "mnist", "dataset: mnist or fashion-mnist")
@@ -131,6 +139,10 @@ use the same --partition, --num-clients and --seed, each its own --client-index.
 	f.BoolVar(&o.requireSecAgg, "require-secure-aggregation", true, "refuse fit tasks that would send this client's update in the clear (without secure aggregation)")
 	f.IntVar(&o.workers, "workers", 1, "goroutines for encryption and decryption shares")
 	f.BoolVar(&o.deterministic, "deterministic-noise", false, "derive DP noise from --seed and --client-index (reproducible experiments only; never in production)")
+	f.StringVar(&o.ca, "ca", "", "the federation's CA certificate, PEM: the server must present a certificate it issued")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "this client's certificate, PEM (from 'confide ca issue --name NAME'; its subject CN is the client's identity)")
+	f.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert, PEM")
+	f.BoolVar(&o.insecure, "insecure", false, "connect in plaintext, without certificates (tests on a trusted network only)")
 	return cmd
 }
 
@@ -151,6 +163,13 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 	spec, err := data.ParsePartitionSpec(o.partition)
 	if err != nil {
 		return fmt.Errorf("--partition: %w", err)
+	}
+	tlsConfig, err := clientTLS(o)
+	if err != nil {
+		return err
+	}
+	if o.name == "" && tlsConfig != nil {
+		o.name = tlsConfig.Certificates[0].Leaf.Subject.CommonName
 	}
 	if o.name == "" {
 		o.name = fmt.Sprintf("client-%d", o.clientIndex)
@@ -203,7 +222,7 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 	}
 	start := time.Now()
 	err = client.Run(ctx, client.Config{
-		Server: o.server, Name: o.name, JoinToken: o.joinToken, CommitteeEligible: o.committee,
+		Server: o.server, Name: o.name, JoinToken: o.joinToken, CommitteeEligible: o.committee, TLS: tlsConfig, Insecure: o.insecure,
 		Store: store, Logger: slog.Default(),
 		Party: client.PartyConfig{
 			MinThreshold: o.minThreshold, MinContributions: o.minContributions, MinCommitteeSize: o.minCommittee,

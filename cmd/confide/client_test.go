@@ -74,7 +74,7 @@ func TestClientRequiresABudgetOrNoDP(t *testing.T) {
 	}
 	// With a budget, or --no-dp, the run goes on to the data.
 	for _, args := range [][]string{{"--epsilon", "8", "--delta", "1e-5"}, {"--no-dp"}} {
-		_, err := runConfide(t, append([]string{"client", "--server", "127.0.0.1:1", "--dataset", "no-such-dataset", "--state-dir", t.TempDir()}, args...)...)
+		_, err := runConfide(t, append([]string{"client", "--server", "127.0.0.1:1", "--insecure", "--dataset", "no-such-dataset", "--state-dir", t.TempDir()}, args...)...)
 		if err == nil || !strings.Contains(err.Error(), "no-such-dataset") {
 			t.Errorf("%v: err = %v, want the run to reach the dataset", args, err)
 		}

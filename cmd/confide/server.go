@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 	"gopkg.in/yaml.v3"
 
 	"github.com/confide-fl/confide/dp"
@@ -38,6 +39,13 @@ type serverFile struct {
 	Linger        time.Duration `yaml:"linger"`
 	// MaxClients bounds the registered clients (0: the service's default, 100000).
 	MaxClients int `yaml:"max_clients"`
+	// Mutual TLS: the server's certificate and key, and the CA certificate that issued the
+	// clients' certificates (paths relative to the working directory). Insecure serves
+	// plaintext instead.
+	TLSCert    string `yaml:"tls_cert"`
+	TLSKey     string `yaml:"tls_key"`
+	ClientCA   string `yaml:"client_ca"`
+	Insecure   bool   `yaml:"insecure"`
 	Evaluation struct {
 		Dataset string `yaml:"dataset"`
 		DataDir string `yaml:"data_dir"`
@@ -78,6 +86,8 @@ type serverResult struct {
 func newServerCmd(g *globalOptions) *cobra.Command {
 	var listen, metricsListen, joinToken, checkpointDir string
 	var rounds, maxClients int
+	var tlsCert, tlsKey, clientCA string
+	var insecure bool
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the aggregation server of a federation",
@@ -85,8 +95,14 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 the configured rounds of federated training with the chosen strategy, DP settings and
 optional secure aggregation, then exits. The config file (--config) holds listen addresses
 and a "federation" section (see examples/server.yaml). Prometheus metrics are served on
---metrics-listen at /metrics.`,
-		Example:     `  confide server --config examples/server.yaml`,
+--metrics-listen at /metrics.
+
+The server speaks TLS 1.3 only and admits only clients whose certificate the federation's
+CA issued (--client-ca); a client's identity is its certificate's subject common name, and
+an identity has at most one live session. Create the CA and the certificates with
+'confide ca'. --insecure serves plaintext instead, for tests on a trusted network only.`,
+		Example: `  confide ca init --dir pki && confide ca issue --dir pki --server --name server --host 127.0.0.1
+  confide server --config examples/server.yaml --tls-cert pki/server.crt --tls-key pki/server.key --client-ca pki/ca.crt`,
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{"structured-config": "true"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -115,6 +131,18 @@ and a "federation" section (see examples/server.yaml). Prometheus metrics are se
 			if f.Changed("max-clients") {
 				sf.MaxClients = maxClients
 			}
+			if f.Changed("tls-cert") {
+				sf.TLSCert = tlsCert
+			}
+			if f.Changed("tls-key") {
+				sf.TLSKey = tlsKey
+			}
+			if f.Changed("client-ca") {
+				sf.ClientCA = clientCA
+			}
+			if f.Changed("insecure") {
+				sf.Insecure = insecure
+			}
 			return runServer(ctx, g, cmd.OutOrStdout(), sf)
 		},
 	}
@@ -124,6 +152,10 @@ and a "federation" section (see examples/server.yaml). Prometheus metrics are se
 	cmd.Flags().StringVar(&checkpointDir, "checkpoint-dir", "", "write the global model of every round into this directory")
 	cmd.Flags().IntVar(&rounds, "rounds", 0, "override federation.rounds of the config file")
 	cmd.Flags().IntVar(&maxClients, "max-clients", 0, "most clients that may register (max_clients; default 100000)")
+	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "the server's TLS certificate, PEM (tls_cert; from 'confide ca issue --server')")
+	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "the key of --tls-cert, PEM (tls_key)")
+	cmd.Flags().StringVar(&clientCA, "client-ca", "", "the CA certificate that issued the clients' certificates, PEM (client_ca; from 'confide ca init')")
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "serve plaintext gRPC without client certificates (tests on a trusted network only)")
 	return cmd
 }
 
@@ -150,6 +182,10 @@ func readServerFile(path string) (serverFile, error) {
 func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile) error {
 	if sf.MaxClients < 0 {
 		return fmt.Errorf("max_clients = %d: must be ≥ 0 (0: 100000)", sf.MaxClients)
+	}
+	tlsConfig, err := serverTLS(sf)
+	if err != nil {
+		return err
 	}
 	fed := sf.Federation
 	if fed.Seed != 0 {
@@ -214,12 +250,16 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		}
 		stores = append(stores, cs)
 	}
-	svc := server.NewService(coord, server.ServiceConfig{JoinToken: sf.JoinToken, MaxClients: sf.MaxClients, Store: stores, Logger: slog.Default()})
+	svc := server.NewService(coord, server.ServiceConfig{JoinToken: sf.JoinToken, MaxClients: sf.MaxClients, RequireClientCertificate: tlsConfig != nil, Store: stores, Logger: slog.Default()})
 	lis, err := net.Listen("tcp", sf.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w (pick another --listen address)", sf.Listen, err)
 	}
-	gs := svc.NewGRPCServer()
+	var gopts []grpc.ServerOption
+	if tlsConfig != nil {
+		gopts = append(gopts, grpc.Creds(svc.TLSCredentials(tlsConfig)))
+	}
+	gs := svc.NewGRPCServer(gopts...)
 	go gs.Serve(lis)
 	slog.Info("server listening", "addr", lis.Addr().String(), "rounds", fed.Rounds, "strategy", fed.Strategy.Name, "secure_aggregation", fed.SecAgg.Enabled, "user_level_dp", fed.DP.UserLevel.Mode)
 	fmt.Fprintf(os.Stderr, "confide server listening on %s (rounds %d, strategy %s, secure aggregation %v)\n", lis.Addr(), fed.Rounds, fed.Strategy.Name, fed.SecAgg.Enabled)

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/server"
+)
+
+// serverTLS checks the server's transport settings and loads its mutual-TLS configuration;
+// nil with insecure (plaintext, after a warning).
+func serverTLS(sf serverFile) (*tls.Config, error) {
+	set := sf.TLSCert != "" || sf.TLSKey != "" || sf.ClientCA != ""
+	switch {
+	case sf.Insecure && set:
+		return nil, &exitError{code: 2, err: errors.New("--insecure with --tls-cert, --tls-key or --client-ca (insecure, tls_cert, tls_key, client_ca): choose TLS or plaintext")}
+	case sf.Insecure:
+		slog.Warn("--insecure: serving plaintext gRPC; anyone on the network can read and alter the traffic, and clients are whoever they say they are (for tests on a trusted network only; use --tls-cert, --tls-key and --client-ca)")
+		return nil, nil
+	case !set:
+		return nil, &exitError{code: 2, err: errors.New("confide server serves TLS only: set --tls-cert and --tls-key (the server's certificate and key) and --client-ca (the CA certificate that issued the clients' certificates), or tls_cert, tls_key and client_ca in the config; create them with 'confide ca init' and 'confide ca issue --server --name server --host HOST'; --insecure serves plaintext, for tests on a trusted network only")}
+	}
+	for _, f := range []struct{ flag, key, val string }{
+		{"--tls-cert", "tls_cert", sf.TLSCert}, {"--tls-key", "tls_key", sf.TLSKey}, {"--client-ca", "client_ca", sf.ClientCA},
+	} {
+		if f.val == "" {
+			return nil, &exitError{code: 2, err: fmt.Errorf("%s (%s) is not set: mutual TLS needs --tls-cert, --tls-key and --client-ca (see 'confide ca --help')", f.flag, f.key)}
+		}
+	}
+	tc, err := server.TLSConfig(sf.TLSCert, sf.TLSKey, sf.ClientCA)
+	if err != nil {
+		return nil, &exitError{code: 2, err: fmt.Errorf("%w (check --tls-cert, --tls-key and --client-ca)", err)}
+	}
+	return tc, nil
+}
+
+// clientTLS checks the client's transport settings and loads its mutual-TLS
+// configuration; nil with --insecure (plaintext, after a warning).
+func clientTLS(o clientOptions) (*tls.Config, error) {
+	set := o.ca != "" || o.tlsCert != "" || o.tlsKey != ""
+	switch {
+	case o.insecure && set:
+		return nil, &exitError{code: 2, err: errors.New("--insecure with --ca, --tls-cert or --tls-key: choose TLS or plaintext")}
+	case o.insecure:
+		slog.Warn("--insecure: plaintext gRPC; anyone on the network can read and alter the traffic, this client's updates included, and the server is not authenticated (for tests on a trusted network only; use --ca, --tls-cert and --tls-key)")
+		return nil, nil
+	case !set:
+		return nil, &exitError{code: 2, err: errors.New("confide client connects over TLS only: set --ca (the federation's CA certificate, ca.crt) and --tls-cert and --tls-key (this client's certificate and key, from 'confide ca issue --name NAME'); --insecure connects in plaintext, for tests on a trusted network only")}
+	}
+	for _, f := range []struct{ flag, val string }{{"--ca", o.ca}, {"--tls-cert", o.tlsCert}, {"--tls-key", o.tlsKey}} {
+		if f.val == "" {
+			return nil, &exitError{code: 2, err: fmt.Errorf("%s is not set: mutual TLS needs --ca, --tls-cert and --tls-key (the server admits only clients with a certificate of the federation's CA)", f.flag)}
+		}
+	}
+	tc, err := client.TLSConfig(o.ca, o.tlsCert, o.tlsKey)
+	if err != nil {
+		return nil, &exitError{code: 2, err: fmt.Errorf("%w (check --ca, --tls-cert and --tls-key)", err)}
+	}
+	return tc, nil
+}
