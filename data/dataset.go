@@ -44,6 +44,9 @@ type Dataset struct {
 	X     []float64
 	Dim   int
 	Shape []int // optional, e.g. [28 28]
+	// Normalization, when known, is how X was made from the source's raw values (e.g.
+	// 8-bit pixels divided by 255), for inference on new raw inputs.
+	Normalization *Normalization
 
 	// Token sequences (text): Tokens is N×SeqLen row-major, padded with PadID;
 	// Lengths[i] ≤ SeqLen.
@@ -51,6 +54,9 @@ type Dataset struct {
 	SeqLen    int
 	Lengths   []int32
 	VocabSize int
+	// Text, when known, says how Tokens were made from text (tokenizer, vocabulary), for
+	// encoding new text the same way.
+	Text *TextEncoding
 
 	// Labels: Y[i] in [0, NumClasses) for classification. For next-token prediction
 	// (Task == TaskNextToken) Targets is N×SeqLen with -1 at padded positions.
@@ -119,6 +125,16 @@ func (d *Dataset) Validate() error {
 				return fail("X[%d] (example %d, feature %d) = %v is not finite", i, i/d.Dim, i%d.Dim, v)
 			}
 		}
+		if d.Normalization != nil {
+			if err := d.Normalization.validate(); err != nil {
+				return fail("%v", err)
+			}
+		}
+	} else if d.Normalization != nil {
+		return fail("Normalization set on token sequences; it describes dense features")
+	}
+	if d.Text != nil && (!text || len(d.Text.Vocab)+firstTokenID > d.VocabSize) {
+		return fail("Text lists %d tokens, want a text dataset with VocabSize ≥ %d", len(d.Text.Vocab), len(d.Text.Vocab)+firstTokenID)
 	}
 	if text {
 		if d.SeqLen <= 0 {
@@ -219,8 +235,8 @@ func (d *Dataset) NumGroups() int {
 }
 
 // Subset returns a new dataset holding copies of the rows idx, in that order (an index
-// may repeat). Metadata (names, shapes, vocabulary size, class and group names) is
-// copied too, so the result shares no memory with d. An index outside [0, N) is a
+// may repeat). Metadata (names, shapes, normalisation, vocabulary, class and group names)
+// is copied too, so the result shares no memory with d. An index outside [0, N) is a
 // programming error and panics.
 func (d *Dataset) Subset(idx []int) *Dataset {
 	for _, i := range idx {
@@ -229,16 +245,18 @@ func (d *Dataset) Subset(idx []int) *Dataset {
 		}
 	}
 	s := &Dataset{
-		Name:       d.Name,
-		N:          len(idx),
-		Dim:        d.Dim,
-		Shape:      cloneSlice(d.Shape),
-		SeqLen:     d.SeqLen,
-		VocabSize:  d.VocabSize,
-		NumClasses: d.NumClasses,
-		ClassNames: cloneSlice(d.ClassNames),
-		Task:       d.Task,
-		GroupNames: cloneSlice(d.GroupNames),
+		Name:          d.Name,
+		N:             len(idx),
+		Dim:           d.Dim,
+		Shape:         cloneSlice(d.Shape),
+		Normalization: d.Normalization.clone(),
+		SeqLen:        d.SeqLen,
+		VocabSize:     d.VocabSize,
+		Text:          d.Text.clone(),
+		NumClasses:    d.NumClasses,
+		ClassNames:    cloneSlice(d.ClassNames),
+		Task:          d.Task,
+		GroupNames:    cloneSlice(d.GroupNames),
 	}
 	if d.X != nil {
 		s.X = make([]float64, len(idx)*d.Dim)

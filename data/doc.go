@@ -14,8 +14,12 @@
 //     LoadFashionMNIST; LoadCSV; LoadShakespeare (ShakespeareCorpus, next character,
 //     one group per role); LoadSpamAssassin (SpamCorpus, one group per mailbox);
 //     Synthetic; Bars (tiny 8×8 images for tests of image feature stages).
-//   - Text: CharTokenizer and WordTokenizer, vocabularies built from training text only.
-//   - Features: Standardizer and MinMaxScaler, fitted on training data, applied to any.
+//   - Text: CharTokenizer and WordTokenizer, vocabularies built from training text only;
+//     a text dataset's TextEncoding records them (and the e-mail cleaning) so that a
+//     TextEncoder encodes new text as training did.
+//   - Features: Standardizer and MinMaxScaler, fitted on training data, applied to any; a
+//     dense dataset's Normalization records the map from raw values (pixels / 255 for the
+//     IDX images, composed with every scaler applied) for inference on raw inputs.
 //   - Splits: StratifiedSplit; partitioners PartitionIID, PartitionDirichlet,
 //     PartitionShards and PartitionNatural, chosen by a PartitionSpec ("iid",
 //     "dirichlet:0.5", "shards:2", "natural"); LabelSkew measures the result.

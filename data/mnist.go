@@ -140,8 +140,9 @@ func LoadIDXImages(imagesPath, labelsPath, name string, classes []string) (*Data
 		NumClasses: len(classes),
 		ClassNames: cloneSlice(classes),
 		Task:       TaskClassify,
+		// Min-max scaling of 8-bit pixels: [0, 255] → [0, 1].
+		Normalization: PixelNormalization(),
 	}
-	// Min-max scaling of 8-bit pixels: [0, 255] → [0, 1].
 	for i, p := range img.Data {
 		d.X[i] = float64(p) / 255
 	}

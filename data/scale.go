@@ -45,7 +45,8 @@ func FitStandardizer(d *Dataset) (*Standardizer, error) {
 	return s, nil
 }
 
-// Apply returns a copy of d with every feature standardised: (x − Mean) / Std.
+// Apply returns a copy of d with every feature standardised: (x − Mean) / Std. Its
+// Normalization composes d's with the standardisation.
 func (s *Standardizer) Apply(d *Dataset) (*Dataset, error) {
 	if err := checkScalerFit("Standardizer", d, len(s.Mean), len(s.Std)); err != nil {
 		return nil, err
@@ -57,6 +58,7 @@ func (s *Standardizer) Apply(d *Dataset) (*Dataset, error) {
 			row[j] = (row[j] - s.Mean[j]) / s.Std[j]
 		}
 	}
+	out.Normalization = d.Normalization.then(s.Mean, s.Std, d.Dim)
 	return out, nil
 }
 
@@ -86,7 +88,8 @@ func FitMinMax(d *Dataset) (*MinMaxScaler, error) {
 }
 
 // Apply returns a copy of d with every feature mapped by (x − Min) / (Max − Min); a
-// feature constant in the fitted data maps to x − Min.
+// feature constant in the fitted data maps to x − Min. Its Normalization composes d's
+// with the scaling.
 func (s *MinMaxScaler) Apply(d *Dataset) (*Dataset, error) {
 	if err := checkScalerFit("MinMaxScaler", d, len(s.Min), len(s.Max)); err != nil {
 		return nil, err
@@ -102,6 +105,13 @@ func (s *MinMaxScaler) Apply(d *Dataset) (*Dataset, error) {
 			row[j] = (row[j] - s.Min[j]) / r
 		}
 	}
+	ranges := make([]float64, d.Dim)
+	for j := range ranges {
+		if ranges[j] = s.Max[j] - s.Min[j]; ranges[j] == 0 {
+			ranges[j] = 1
+		}
+	}
+	out.Normalization = d.Normalization.then(s.Min, ranges, d.Dim)
 	return out, nil
 }
 

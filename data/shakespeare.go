@@ -117,7 +117,7 @@ func ReadShakespeare(r io.Reader, name string, opts ShakespeareOptions) (*Shakes
 		return &Dataset{
 			Name: name + "-" + split, SeqLen: seqLen, VocabSize: tok.VocabSize(),
 			Tokens: []int32{}, Lengths: []int32{}, Targets: []int32{},
-			Task: TaskNextToken, Group: []int32{}, GroupNames: groupNames,
+			Task: TaskNextToken, Group: []int32{}, GroupNames: groupNames, Text: tok.Encoding(),
 		}
 	}
 	train, test := newSet("train"), newSet("test")

@@ -125,12 +125,15 @@ func ReadSpamAssassin(r io.Reader, name string, opts SpamOptions, rng *rand.Rand
 	if err != nil {
 		return nil, fmt.Errorf("spam: %w", err)
 	}
+	enc := tok.Encoding(maxLen)
+	enc.StripEmailHeaders, enc.StripHTML = !opts.KeepHeaders, !opts.KeepHTML
 	build := func(split string, idx []int) (*Dataset, []string) {
 		d := &Dataset{
 			Name: name + "-" + split, N: len(idx), SeqLen: maxLen, VocabSize: tok.VocabSize(),
 			Tokens: make([]int32, len(idx)*maxLen), Lengths: make([]int32, len(idx)),
 			Y: make([]int32, len(idx)), NumClasses: 2, ClassNames: cloneSlice(SpamClassNames),
 			Task: TaskClassify, Group: make([]int32, len(idx)), GroupNames: cloneSlice(groups),
+			Text: enc.clone(),
 		}
 		ids := make([]string, len(idx))
 		for k, i := range idx {
