@@ -13,4 +13,9 @@
 // (a simulator's virtual clients), the package function Featurize transforms it once, and
 // each Trainer is told where the features are (UseFeatures); EvaluateFeatures evaluates on
 // them.
+//
+// For the model file and for inference: DatasetMeta says what a model trained on a dataset
+// needs to read new raw inputs (class names, normalisation, tokenizer; model.Meta),
+// TextEncoder rebuilds the recorded tokenizer, and EachOutput hands every labelled row's
+// logits to a caller (package metrics turns them into a report).
 package train
