@@ -31,10 +31,12 @@ type AggregatorConfig struct {
 	Verifier *Verifier
 }
 
-// Aggregator is the server's side of a round: it validates and adds encrypted updates into
-// one running sum per chunk, asks a member set for decryption shares, and combines them into
-// the plaintext sum. It cannot decrypt anything by itself. It is a single-threaded state
-// machine with no I/O (it parallelises internally with one evaluator ShallowCopy per worker).
+// Aggregator is the server's side of the aggregate of one round and purpose: it validates
+// and adds encrypted updates into one running sum per chunk, asks a member set for
+// decryption shares, answers the members' spot checks (Open, with a Verifier), and combines
+// the shares into the plaintext sum. It cannot decrypt anything by itself. It is a
+// single-threaded state machine with no I/O (it parallelises internally with one evaluator
+// ShallowCopy per worker).
 type Aggregator struct {
 	params  Parameters
 	cfg     AggregatorConfig
@@ -203,7 +205,7 @@ func (a *Aggregator) authenticate(u *EncryptedUpdate) (*acceptedUpload, error) {
 	if id != u.ClientID {
 		return nil, fmt.Errorf("secagg: update names client %q but its certificate is %q: %w", u.ClientID, id, ErrUnauthenticated)
 	}
-	tree := commitUpload(a.params.N(), a.params.Modulus(), u.chunks, a.cfg.Workers, true)
+	tree := commitUpload(a.params.N(), a.params.Modulus(), u.chunks, a.cfg.Workers, true, nil)
 	if tree.root != u.Commitment {
 		return nil, fmt.Errorf("secagg: update of client %q: its ciphertexts do not match its signed commitment: %w", u.ClientID, ErrUnauthenticated)
 	}
@@ -212,9 +214,12 @@ func (a *Aggregator) authenticate(u *EncryptedUpdate) (*acceptedUpload, error) {
 }
 
 // DecryptionRequest freezes the aggregate and returns the request to send, unchanged, to
-// every member of the set: exactly Threshold distinct member ids (they are sorted). Calling
-// it again with another set replaces the pending request; members that already answered the
-// first set refuse the second (ErrAlreadyDecrypted), so choose members known to be online.
+// every member of the set: exactly Threshold distinct member ids (they are sorted). With a
+// Verifier it lists the signed commitments of every added upload (sorted by certificate),
+// and verifying members answer with a Challenge first (Open). Calling it again with another
+// set replaces the pending request; members that already answered (or were challenged for)
+// the first set refuse the second (ErrAlreadyDecrypted), so choose members known to be
+// online.
 func (a *Aggregator) DecryptionRequest(members []MemberID) (*DecryptionRequest, error) {
 	c := a.cfg.Committee
 	if a.broken != nil {
@@ -288,7 +293,7 @@ func (a *Aggregator) Open(ch *Challenge) (*Opening, error) {
 		t := a.uploads[a.order[i]].tree
 		u := uploadOpening{c0: t.c0, coeffs: make([]uint64, 0, len(ch.Leaves)*len(a.sum)*width), path: make([][32]byte, 0, len(ch.Leaves)*depth)}
 		for _, l := range ch.Leaves {
-			u.coeffs = append(u.coeffs, t.leaf(int(l))...)
+			u.coeffs = t.leaf(u.coeffs, int(l))
 			u.path = t.path(u.path, int(l))
 		}
 		o.uploads[i] = u

@@ -350,10 +350,10 @@ func openFrom(p Parameters, req *DecryptionRequest, ch *Challenge, ups []*Encryp
 	width, _, depth := leafLayout(p.N(), len(req.c1))
 	o := &Opening{Session: req.Session, Round: req.Round, Purpose: req.Purpose, Aggregate: req.Aggregate, To: ch.From, Leaves: slices.Clone(ch.Leaves), chunks: len(req.c1), width: width, depth: depth}
 	for _, u := range ups {
-		tree := commitUpload(p.N(), p.Modulus(), u.chunks, 1, true)
+		tree := commitUpload(p.N(), p.Modulus(), u.chunks, 1, true, nil)
 		uo := uploadOpening{c0: tree.c0}
 		for _, l := range ch.Leaves {
-			uo.coeffs = append(uo.coeffs, tree.leaf(int(l))...)
+			uo.coeffs = tree.leaf(uo.coeffs, int(l))
 			uo.path = tree.path(uo.path, int(l))
 		}
 		o.uploads = append(o.uploads, uo)
@@ -506,7 +506,7 @@ func (f *federation) uploadUnverified(t *testing.T, name string, round uint64, p
 		t.Fatal(err)
 	}
 	s := testSigner(t, f.ca, name)
-	eu.Commitment = commitUpload(f.params.N(), f.params.Modulus(), eu.chunks, 1, false).root
+	eu.Commitment = commitUpload(f.params.N(), f.params.Modulus(), eu.chunks, 1, false, nil).root
 	eu.Certificate = s.Certificate()
 	if eu.Signature, err = s.sign(uploadDigest(eu.Session, eu.Round, eu.Purpose, eu.TaskID, eu.Dim, eu.Commitment)); err != nil {
 		t.Fatal(err)

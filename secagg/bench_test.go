@@ -2,7 +2,11 @@ package secagg
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
+	"time"
+
+	"github.com/confide-fl/confide/secagg/identitytest"
 )
 
 // Benchmarks at the default parameters (LogN 14, one 60-bit prime) on d = 100,000 values
@@ -145,4 +149,311 @@ func BenchmarkKeySetup(b *testing.B) {
 	for b.Loop() {
 		newFederation(b, p, benchCommittee, 1)
 	}
+}
+
+// Benchmarks of the active-server model at d = 10^6 (62 ciphertexts at LogN 14): what
+// signing, committing, verifying and spot-checking add to the passive protocol. doc.go
+// quotes them (`go test ./secagg -run - -bench 'Authenticated|Commit|SignUpload|SpotCheck'`).
+
+const benchDimLarge = 1_000_000
+
+// cpuMeter adds up the CPU time of the benchmark's own OS thread around the measured calls
+// (the benchmark locks its goroutine to the thread and runs parties with one worker), and
+// reports it as cpu-ns/op: unlike wall time it does not grow when other processes take the
+// CPU. Background garbage collection on other threads is not counted.
+type cpuMeter struct {
+	total, start time.Duration
+	ok           bool
+}
+
+func newCPUMeter() *cpuMeter {
+	runtime.LockOSThread()
+	_, ok := threadCPU()
+	return &cpuMeter{ok: ok}
+}
+
+func (c *cpuMeter) begin() { c.start, _ = threadCPU() }
+
+func (c *cpuMeter) end() {
+	t, _ := threadCPU()
+	c.total += t - c.start
+}
+
+func (c *cpuMeter) report(b *testing.B) {
+	runtime.UnlockOSThread()
+	if c.ok && b.N > 0 {
+		b.ReportMetric(float64(c.total.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
+}
+
+// benchUploads is the number of uploads an aggregate holds in the spot-check benchmarks
+// (every cost there is linear in it).
+const benchUploads = 32
+
+func authBenchFederation(b *testing.B) *federation {
+	p, err := NewParameters(ParametersLiteral{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return newAuthFederation(b, p, benchCommittee, 1)
+}
+
+// BenchmarkEncryptAuthenticated compares a client's Encrypt without and with a Signer
+// (commitment and signature) on one goroutine. Every iteration runs both, alternately, so
+// that a busy machine slows them alike; it reports each one's CPU time, the ratio and the
+// upload sizes.
+func BenchmarkEncryptAuthenticated(b *testing.B) {
+	f := authBenchFederation(b)
+	u := randomUpdates(1, 1, benchDimLarge, 1)[0]
+	plain, err := NewEncryptor(f.params, f.pk, EncryptorConfig{ClientID: "client-0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	signed, err := NewEncryptor(f.params, f.pk, EncryptorConfig{Signer: testSigner(b, f.ca, "client-0"), Verifier: f.verifier})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run(fmt.Sprintf("d=%d", benchDimLarge), func(b *testing.B) {
+		cpuPlain, cpuSigned := newCPUMeter(), &cpuMeter{ok: true}
+		var up, us *EncryptedUpdate
+		for b.Loop() {
+			var err error
+			cpuPlain.begin()
+			up, err = plain.Encrypt(UploadContext{Round: 1}, u, 1)
+			cpuPlain.end()
+			if err != nil {
+				b.Fatal(err)
+			}
+			cpuSigned.begin()
+			us, err = signed.Encrypt(UploadContext{Round: 1, Purpose: PurposeFit, TaskID: "task-1"}, u, 1)
+			cpuSigned.end()
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.UnlockOSThread()
+		if cpuPlain.ok && b.N > 0 {
+			b.ReportMetric(float64(cpuPlain.total.Nanoseconds())/float64(b.N), "plain-cpu-ns/op")
+			b.ReportMetric(float64(cpuSigned.total.Nanoseconds())/float64(b.N), "signed-cpu-ns/op")
+			b.ReportMetric(float64(cpuSigned.total)/float64(cpuPlain.total), "time-ratio")
+		}
+		bp, _ := up.MarshalBinary()
+		bs, _ := us.MarshalBinary()
+		b.ReportMetric(float64(len(bp)), "plain-bytes")
+		b.ReportMetric(float64(len(bs)), "signed-bytes")
+	})
+}
+
+// BenchmarkCommitUpload measures the Merkle commitment of a d = 10^6 upload: as a client
+// computes it (root only) and as the aggregator does (keeping what opens it).
+func BenchmarkCommitUpload(b *testing.B) {
+	f := authBenchFederation(b)
+	u := f.upload(b, "client-0", 1, PurposeFit, randomUpdates(1, 1, benchDimLarge, 1)[0])
+	for _, keep := range []bool{false, true} {
+		for _, workers := range []int{1, 2} {
+			b.Run(fmt.Sprintf("d=%d/keep=%v/workers=%d", benchDimLarge, keep, workers), func(b *testing.B) {
+				b.SetBytes(8 * benchDimLarge)
+				var t *uploadTree
+				cpu := newCPUMeter()
+				for b.Loop() {
+					cpu.begin()
+					t = commitUpload(f.params.N(), f.params.Modulus(), u.chunks, workers, keep, nil)
+					cpu.end()
+				}
+				if workers == 1 {
+					cpu.report(b)
+				}
+				if keep {
+					b.ReportMetric(float64(t.memoryBytes()), "kept-bytes")
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkSignUpload measures signing and verifying one upload's digest, with Ed25519 and
+// ECDSA P-256 certificates (the verifier's certificate cache warm).
+func BenchmarkSignUpload(b *testing.B) {
+	f := authBenchFederation(b)
+	d := uploadDigest(f.session, 1, PurposeFit, "task-1", benchDimLarge, [32]byte{1})
+	ed, _ := f.ca.Issue("ed25519")
+	ec, _ := f.ca.IssueECDSA("ecdsa")
+	for name, id := range map[string]identitytest.Identity{"ed25519": ed, "ecdsa-p256": ec} {
+		s, err := NewSigner(id.Certificate, id.Key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sig, _ := s.sign(d)
+		b.Run(name+"/sign", func(b *testing.B) {
+			cpu := newCPUMeter()
+			for b.Loop() {
+				cpu.begin()
+				_, err := s.sign(d)
+				cpu.end()
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu.report(b)
+			b.ReportMetric(float64(len(sig)), "signature-bytes")
+			b.ReportMetric(float64(len(id.Certificate)), "certificate-bytes")
+		})
+		b.Run(name+"/verify", func(b *testing.B) {
+			cpu := newCPUMeter()
+			for b.Loop() {
+				cpu.begin()
+				_, err := f.verifier.verify(id.Certificate, d, sig)
+				cpu.end()
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu.report(b)
+		})
+	}
+}
+
+// BenchmarkAggregateAuthenticated compares Aggregator.Add of a d = 10^6 upload without and
+// with a Verifier (signature, commitment recomputed, c1 kept).
+func BenchmarkAggregateAuthenticated(b *testing.B) {
+	f := authBenchFederation(b)
+	vec := randomUpdates(1, 1, benchDimLarge, 1)[0]
+	const variants = 8
+	var ups []*EncryptedUpdate
+	for i := range variants {
+		ups = append(ups, f.upload(b, fmt.Sprint("client-", i), 1, PurposeFit, vec))
+	}
+	for _, verified := range []bool{false, true} {
+		for _, workers := range []int{1, 2} {
+			b.Run(fmt.Sprintf("d=%d/verified=%v/workers=%d", benchDimLarge, verified, workers), func(b *testing.B) {
+				cfg := AggregatorConfig{Session: f.session, Round: 1, Dim: benchDimLarge, Committee: benchCommittee, Workers: workers}
+				if verified {
+					cfg.Verifier, cfg.Purpose = f.verifier, PurposeFit
+				}
+				var agg *Aggregator
+				i := 0
+				b.SetBytes(8 * benchDimLarge)
+				cpu := newCPUMeter()
+				for b.Loop() {
+					if i%variants == 0 {
+						b.StopTimer()
+						var err error
+						if agg, err = NewAggregator(f.params, cfg); err != nil {
+							b.Fatal(err)
+						}
+						b.StartTimer()
+					}
+					cpu.begin()
+					err := agg.Add(ups[i%variants])
+					cpu.end()
+					if err != nil {
+						b.Fatal(err)
+					}
+					i++
+				}
+				if workers == 1 {
+					cpu.report(b)
+				}
+			})
+		}
+	}
+}
+
+// spotCheckBench is an aggregate of benchUploads signed uploads (one ciphertext under as
+// many identities) of d = 10^6 values, its request to members 1…6, and member 1's challenge.
+type spotCheckBench struct {
+	f   *federation
+	agg *Aggregator
+	req *DecryptionRequest
+	ch  *Challenge
+}
+
+func newSpotCheckBench(b *testing.B) *spotCheckBench {
+	f := authBenchFederation(b)
+	u := f.upload(b, "client-0", 1, PurposeFit, randomUpdates(1, 1, benchDimLarge, 1)[0])
+	agg := f.newAggregator(b, 1, PurposeFit, benchDimLarge)
+	for i := range benchUploads {
+		s := testSigner(b, f.ca, fmt.Sprint("client-", i))
+		v := *u
+		v.ClientID, v.Certificate = s.Identity(), s.Certificate()
+		var err error
+		if v.Signature, err = s.sign(uploadDigest(v.Session, v.Round, v.Purpose, v.TaskID, v.Dim, v.Commitment)); err != nil {
+			b.Fatal(err)
+		}
+		if err := agg.Add(&v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	req, err := agg.DecryptionRequest([]MemberID{1, 2, 3, 4, 5, 6})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ch, err := f.members[0].Challenge(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &spotCheckBench{f: f, agg: agg, req: req, ch: ch}
+}
+
+// BenchmarkSpotCheck measures, for an aggregate of 32 uploads of d = 10^6 values and the
+// default 8 leaves: a member's Challenge (the aggregate's id over c1 and 32 signature
+// checks), the aggregator's Open, and the member's check of the opening. The request,
+// challenge and opening sizes are reported too.
+func BenchmarkSpotCheck(b *testing.B) {
+	sc := newSpotCheckBench(b)
+	m := sc.f.members[0]
+	b.Run(fmt.Sprintf("challenge/d=%d/uploads=%d", benchDimLarge, benchUploads), func(b *testing.B) {
+		cpu := newCPUMeter()
+		for b.Loop() {
+			m.rounds = map[Purpose]roundRecord{}
+			cpu.begin()
+			_, err := m.Challenge(sc.req)
+			cpu.end()
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		cpu.report(b)
+		rb, _ := sc.req.MarshalBinary()
+		b.ReportMetric(float64(len(rb)), "request-bytes")
+		b.ReportMetric(float64(commitmentsBytes(sc.req)), "commitment-list-bytes")
+	})
+	var o *Opening
+	b.Run(fmt.Sprintf("open/d=%d/uploads=%d", benchDimLarge, benchUploads), func(b *testing.B) {
+		cpu := newCPUMeter()
+		for b.Loop() {
+			var err error
+			cpu.begin()
+			o, err = sc.agg.Open(sc.ch)
+			cpu.end()
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		cpu.report(b)
+		ob, _ := o.MarshalBinary()
+		b.ReportMetric(float64(len(ob)), "opening-bytes")
+		b.ReportMetric(float64(sc.agg.KeptBytes())/benchUploads, "kept-bytes/upload")
+	})
+	b.Run(fmt.Sprintf("verify-opening/d=%d/uploads=%d", benchDimLarge, benchUploads), func(b *testing.B) {
+		cpu := newCPUMeter()
+		for b.Loop() {
+			cpu.begin()
+			err := verifyOpening(sc.f.params, sc.req, 1, sc.ch.Leaves, o)
+			cpu.end()
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		cpu.report(b)
+	})
+}
+
+// commitmentsBytes is what a request's commitment list adds to it.
+func commitmentsBytes(req *DecryptionRequest) int {
+	n := 0
+	for _, c := range req.Commitments {
+		n += commitmentWireSize(len(c.Certificate), len(c.TaskID), len(c.Signature))
+	}
+	return n
 }

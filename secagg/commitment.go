@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"math"
+	"unsafe"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 )
@@ -24,7 +25,7 @@ import (
 // binary tree. The c0 polynomials are not spot-checked (a decryption share does not depend
 // on them), but the root binds them too, so a signed upload cannot be altered anywhere:
 //
-//	leaf_j  = SHA-256(0x00 ‖ c1_0[j·w…] ‖ c1_1[j·w…] ‖ … )         (uint64 little endian)
+//	leaf_j  = SHA-256(0x00×8 ‖ c1_0[j·w…] ‖ c1_1[j·w…] ‖ … )        (uint64 little endian)
 //	node    = SHA-256(0x01 ‖ left ‖ right)
 //	c0_k    = SHA-256(0x03 ‖ k ‖ scale ‖ flags ‖ c0_k coefficients)
 //	c0      = SHA-256(0x04 ‖ c0_0 ‖ c0_1 ‖ …)
@@ -51,13 +52,14 @@ func leafLayout(n, chunks int) (width, leaves, depth int) {
 	return width, leaves, logNOf(leaves)
 }
 
-// uploadTree is the commitment of one upload. An Aggregator keeps the c1 coefficients in
-// leaf order and the tree levels from treeKeepFrom up, to open any leaf later.
+// uploadTree is the commitment of one upload. An Aggregator keeps a copy of the c1
+// coefficients (chunk after chunk) and the tree levels from treeKeepFrom up, to open any
+// leaf later.
 type uploadTree struct {
 	n, chunks            int
 	q                    uint64
 	width, leaves, depth int
-	leafData             []uint64     // leaf-major: leaf j is leafData[j·chunks·width:]; kept trees only
+	c1                   []uint64     // chunk k is c1[k·n:(k+1)·n]; kept trees only
 	levels               [][][32]byte // levels[h] for h ≥ keepFrom (levels[depth] is the c1 root)
 	keepFrom             int
 	c0                   [32]byte
@@ -66,57 +68,40 @@ type uploadTree struct {
 
 // commitUpload computes the commitment of the ciphertexts (already checked to be well-formed
 // level-0 ciphertexts of ring degree n), on workers goroutines. With keep it retains what
-// opening a leaf needs.
-func commitUpload(n int, q uint64, chunks []*rlwe.Ciphertext, workers int, keep bool) *uploadTree {
+// opening a leaf needs. c0Digests, if not nil, are the chunks' c0 digests (chunkDigest)
+// computed already, e.g. by the encryptor while each ciphertext was in cache.
+func commitUpload(n int, q uint64, chunks []*rlwe.Ciphertext, workers int, keep bool, c0Digests [][32]byte) *uploadTree {
 	t := &uploadTree{n: n, chunks: len(chunks), q: q}
 	t.width, t.leaves, t.depth = leafLayout(n, len(chunks))
 	leafLen := t.chunks * t.width
-	if keep {
-		t.leafData = make([]uint64, t.leaves*leafLen)
-	}
 	workers = clampWorkers(workers)
-	// The c0 digests, one per chunk.
-	chunkDigest := make([][32]byte, t.chunks)
-	parallelFor(workers, t.chunks, func(_, k int) {
-		h := sha256.New()
-		var hdr [1 + 4 + 8 + 1]byte
-		hdr[0] = 0x03
-		binary.LittleEndian.PutUint32(hdr[1:], uint32(k))
-		ct := chunks[k]
-		binary.LittleEndian.PutUint64(hdr[5:], math.Float64bits(ct.Scale.Float64()))
-		hdr[13] = chunkFlags(ct)
-		h.Write(hdr[:])
-		writeCoeffs(h, ct.Value[0].Coeffs[0])
-		h.Sum(chunkDigest[k][:0])
-	})
+	if keep {
+		t.c1 = make([]uint64, t.chunks*n)
+		parallelFor(workers, t.chunks, func(_, k int) { copy(t.c1[k*n:(k+1)*n], chunks[k].Value[1].Coeffs[0]) })
+	}
+	if c0Digests == nil {
+		c0Digests = make([][32]byte, t.chunks)
+		parallelFor(workers, t.chunks, func(_, k int) { c0Digests[k] = chunkDigest(k, chunks[k]) })
+	}
 	h := sha256.New()
 	h.Write([]byte{0x04})
-	for _, d := range chunkDigest {
+	for _, d := range c0Digests {
 		h.Write(d[:])
 	}
 	h.Sum(t.c0[:0])
 
 	// The leaves.
 	leafHash := make([][32]byte, t.leaves)
-	bufs := make([][]byte, workers)
+	bufs := make([][]uint64, workers)
 	for w := range bufs {
-		bufs[w] = make([]byte, 1+8*leafLen)
+		bufs[w] = make([]uint64, 1, 1+leafLen)
 	}
 	parallelFor(workers, t.leaves, func(w, j int) {
-		buf := bufs[w]
-		buf[0] = 0x00
-		off := 1
-		for k, ct := range chunks {
-			cs := ct.Value[1].Coeffs[0][j*t.width : (j+1)*t.width]
-			for _, c := range cs {
-				binary.LittleEndian.PutUint64(buf[off:], c)
-				off += 8
-			}
-			if keep {
-				copy(t.leafData[j*leafLen+k*t.width:], cs)
-			}
+		buf := bufs[w][:1] // buf[0] = 0: the leaf prefix
+		for _, ct := range chunks {
+			buf = append(buf, ct.Value[1].Coeffs[0][j*t.width:(j+1)*t.width]...)
 		}
-		leafHash[j] = sha256.Sum256(buf)
+		leafHash[j] = sha256.Sum256(coeffBytes(buf))
 	})
 
 	// The nodes, level by level.
@@ -147,6 +132,21 @@ func commitUpload(n int, q uint64, chunks []*rlwe.Ciphertext, workers int, keep 
 	return t
 }
 
+// chunkDigest is the digest of chunk k's c0 polynomial and metadata.
+func chunkDigest(k int, ct *rlwe.Ciphertext) [32]byte {
+	h := sha256.New()
+	var hdr [1 + 4 + 8 + 1]byte
+	hdr[0] = 0x03
+	binary.LittleEndian.PutUint32(hdr[1:], uint32(k))
+	binary.LittleEndian.PutUint64(hdr[5:], math.Float64bits(ct.Scale.Float64()))
+	hdr[13] = chunkFlags(ct)
+	h.Write(hdr[:])
+	writeCoeffs(h, ct.Value[0].Coeffs[0])
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
+
 // chunkFlags encodes a ciphertext's domain flags as the wire format does.
 func chunkFlags(ct *rlwe.Ciphertext) uint8 {
 	var f uint8
@@ -162,8 +162,13 @@ func chunkFlags(ct *rlwe.Ciphertext) uint8 {
 	return f
 }
 
-// writeCoeffs hashes coefficients as little-endian uint64s, 4096 at a time.
+// writeCoeffs hashes coefficients as little-endian uint64s: their memory directly on a
+// little-endian machine, else 512 at a time through a buffer.
 func writeCoeffs(h interface{ Write([]byte) (int, error) }, cs []uint64) {
+	if littleEndian {
+		h.Write(coeffBytes(cs))
+		return
+	}
 	var buf [8 * 512]byte
 	for len(cs) > 0 {
 		k := min(len(cs), 512)
@@ -183,14 +188,31 @@ func hashNode(l, r *[32]byte) [32]byte {
 	return sha256.Sum256(b[:])
 }
 
-// hashLeaf hashes a leaf's coefficients (chunk-major, width per chunk).
+// hashLeaf hashes a leaf's coefficients (chunk-major, width per chunk) after the leaf
+// prefix, eight zero bytes.
 func hashLeaf(cs []uint64) [32]byte {
-	buf := make([]byte, 1+8*len(cs))
-	for i, c := range cs {
-		binary.LittleEndian.PutUint64(buf[1+8*i:], c)
-	}
-	return sha256.Sum256(buf)
+	return sha256.Sum256(coeffBytes(append([]uint64{0}, cs...)))
 }
+
+// coeffBytes returns the little-endian bytes of cs: their memory on a little-endian
+// machine, a copy otherwise.
+func coeffBytes(cs []uint64) []byte {
+	if len(cs) == 0 {
+		return nil
+	}
+	if littleEndian {
+		return unsafe.Slice((*byte)(unsafe.Pointer(&cs[0])), 8*len(cs))
+	}
+	b := make([]byte, 0, 8*len(cs))
+	for _, c := range cs {
+		b = binary.LittleEndian.AppendUint64(b, c)
+	}
+	return b
+}
+
+// littleEndian reports whether the machine stores a uint64 as its little-endian bytes, so
+// coefficients can be hashed in place.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 func commitmentRoot(n int, q uint64, chunks int, c1Root, c0 [32]byte) [32]byte {
 	h := sha256.New()
@@ -208,10 +230,12 @@ func commitmentRoot(n int, q uint64, chunks int, c1Root, c0 [32]byte) [32]byte {
 	return r
 }
 
-// leaf returns the kept coefficients of leaf j.
-func (t *uploadTree) leaf(j int) []uint64 {
-	l := t.chunks * t.width
-	return t.leafData[j*l : (j+1)*l]
+// leaf appends the kept coefficients of leaf j to dst.
+func (t *uploadTree) leaf(dst []uint64, j int) []uint64 {
+	for k := range t.chunks {
+		dst = append(dst, t.c1[k*t.n+j*t.width:k*t.n+(j+1)*t.width]...)
+	}
+	return dst
 }
 
 // node returns node i of level h, recomputing levels below keepFrom from the leaves.
@@ -220,7 +244,7 @@ func (t *uploadTree) node(h, i int) [32]byte {
 		return t.levels[h][i]
 	}
 	if h == 0 {
-		return hashLeaf(t.leaf(i))
+		return hashLeaf(t.leaf(nil, i))
 	}
 	l, r := t.node(h-1, 2*i), t.node(h-1, 2*i+1)
 	return hashNode(&l, &r)
@@ -249,7 +273,7 @@ func pathRoot(n int, q uint64, chunks, j int, leaf []uint64, path [][32]byte, c0
 
 // memoryBytes is what a kept tree holds: the c1 coefficients and the kept levels.
 func (t *uploadTree) memoryBytes() int {
-	b := 8 * len(t.leafData)
+	b := 8 * len(t.c1)
 	for _, l := range t.levels {
 		b += 32 * len(l)
 	}

@@ -159,6 +159,10 @@ func (e *Encryptor) Encrypt(ctx UploadContext, update []float64, weight float64)
 	if e.cfg.Randomness.Deterministic() {
 		digest = updateDigest(update, weight)
 	}
+	var c0Digests [][32]byte // the commitment's c0 digests, hashed while each chunk is in cache
+	if e.cfg.Signer != nil {
+		c0Digests = make([][32]byte, e.params.NumChunks(dim))
+	}
 	u := &EncryptedUpdate{Session: e.session, Round: round, Purpose: ctx.Purpose, ClientID: e.cfg.ClientID, TaskID: ctx.TaskID, Dim: dim, q: e.params.Modulus(), chunks: make([]*rlwe.Ciphertext, e.params.NumChunks(dim))}
 	errs := make([]error, len(u.chunks))
 	parallelFor(e.cfg.Workers, len(u.chunks), func(w, k int) {
@@ -188,6 +192,9 @@ func (e *Encryptor) Encrypt(ctx UploadContext, update []float64, weight float64)
 				return
 			}
 			u.chunks[k] = ct
+			if c0Digests != nil {
+				c0Digests[k] = chunkDigest(k, ct)
+			}
 			return
 		}
 		prng, err := e.cfg.Randomness.prng("encrypt", e.session[:], []byte(e.cfg.ClientID), u64(round), []byte{byte(ctx.Purpose)}, digest, u64(uint64(k)))
@@ -200,12 +207,15 @@ func (e *Encryptor) Encrypt(ctx UploadContext, update []float64, weight float64)
 			return
 		}
 		u.chunks[k] = ct
+		if c0Digests != nil {
+			c0Digests[k] = chunkDigest(k, ct)
+		}
 	})
 	if err := firstError(errs); err != nil {
 		return nil, fmt.Errorf("secagg: encrypting the update: %w", err)
 	}
 	if e.cfg.Signer != nil {
-		u.Commitment = commitUpload(n, u.q, u.chunks, e.cfg.Workers, false).root
+		u.Commitment = commitUpload(n, u.q, u.chunks, e.cfg.Workers, false, c0Digests).root
 		u.Certificate = slices.Clone(e.cfg.Signer.Certificate())
 		sig, err := e.cfg.Signer.sign(uploadDigest(u.Session, u.Round, u.Purpose, u.TaskID, u.Dim, u.Commitment))
 		if err != nil {
