@@ -81,6 +81,13 @@ type PartyConfig struct {
 	// server chose.
 	MaxEvaluationsPerRound int
 
+	// ForgetUpdates keeps no copy of the update a fit task made. By default the Party stores
+	// the latest one (in Store) and, asked again for the same round with the same model and
+	// settings — the round runs again after a server restart — sends it again instead of
+	// training and spending privacy twice. The simulator sets it: its virtual clients live
+	// in memory and its server never restarts.
+	ForgetUpdates bool
+
 	// Logger receives what the client keeps to itself: the detail of errors computed from
 	// its data, which the server gets only as a generic reason. nil discards it.
 	Logger *slog.Logger
@@ -281,28 +288,46 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 		},
 		Config: spec.GetConfig(),
 	}
-	fr, err := p.trainer.Fit(ctx, global, cfg)
+	key := fitKey(t.GetRound(), pbytes, spec)
+	made, err := p.madeUpdate(key)
 	if err != nil {
-		return p.private("local training", err)
+		return err
 	}
-	if len(fr.Params) != dim {
-		return fmt.Errorf("trainer returned %d parameters, model has %d", len(fr.Params), dim)
-	}
-	if fr.NumExamples < 1 {
-		return p.private("local training", fmt.Errorf("trainer reports %d examples", fr.NumExamples))
-	}
-	delta := make([]float64, dim, dim+3)
-	for i := range delta {
-		delta[i] = fr.Params[i] - global[i]
-	}
-	if err := checkFinite(delta); err != nil {
-		return p.private("local update", err)
-	}
-	clip := spec.GetUpdateClipNorm()
-	norm := clipL2(delta, clip)
-	if ul != nil {
-		if delta, err = p.userLevel(delta, norm, clip, ul); err != nil {
-			return fmt.Errorf("user-level DP: %w", err)
+	var (
+		fr    FitResult
+		delta []float64
+	)
+	if made != nil {
+		// The round runs again (the server restarted) from the same model with the same
+		// settings: send the update already made, which the ledger already paid for,
+		// instead of training (and paying) twice.
+		fr, delta = FitResult{NumExamples: made.NumExamples, Metrics: made.Metrics}, slices.Clone(made.Delta)
+	} else {
+		if fr, err = p.trainer.Fit(ctx, global, cfg); err != nil {
+			return p.private("local training", err)
+		}
+		if len(fr.Params) != dim {
+			return fmt.Errorf("trainer returned %d parameters, model has %d", len(fr.Params), dim)
+		}
+		if fr.NumExamples < 1 {
+			return p.private("local training", fmt.Errorf("trainer reports %d examples", fr.NumExamples))
+		}
+		delta = make([]float64, dim, dim+3)
+		for i := range delta {
+			delta[i] = fr.Params[i] - global[i]
+		}
+		if err := checkFinite(delta); err != nil {
+			return p.private("local update", err)
+		}
+		clip := spec.GetUpdateClipNorm()
+		norm := clipL2(delta, clip)
+		if ul != nil {
+			if delta, err = p.userLevel(delta, norm, clip, ul); err != nil {
+				return fmt.Errorf("user-level DP: %w", err)
+			}
+		}
+		if err := p.saveMadeUpdate(key, madeUpdate{Round: t.GetRound(), NumExamples: fr.NumExamples, Metrics: fr.Metrics, Delta: delta}); err != nil {
+			return err
 		}
 	}
 	// "epsilon" (the client's total ε) follows from the tasks it took, not from its data.

@@ -187,7 +187,7 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 		cfg: cfg, strat: strat, central: opts.Central,
 		clients: map[string]*clientState{}, tasks: map[string]*taskState{}, closed: map[string]closedTask{},
 	}
-	modelSeed := cfg.Seed
+	var modelSeed uint64
 	if c.sampler, c.ids, modelSeed, err = generators(cfg.Seed); err != nil {
 		return nil, err
 	}
@@ -787,7 +787,7 @@ func (c *Coordinator) startFit(r *Ready) {
 	for _, id := range sampled {
 		if c.rl != nil {
 			// Charged when issued: the client may train whether or not a result arrives.
-			eps, err := c.rl.issued(id)
+			eps, err := c.rl.issued(id, number)
 			if err != nil {
 				c.failRound(err.Error(), r)
 				return

@@ -10,17 +10,20 @@ import (
 // the fit tasks fix the DP-SGD schedule (σ, q, T), so the ε a client spends follows from
 // the tasks it was sent, not from its data, and the server charges each client when it
 // issues the task — whether or not a result comes back, as the client's training may have
-// run. Clients report their own ledger's ε too; the server reports both.
+// run. A client asked again for a round it already trained in, with the same model (the round
+// runs again after a server restart), re-sends the update it made (client.Party does), so
+// the server charges each client once per round. Clients report their own ledger's ε too;
+// the server reports both.
 type recordLevel struct {
 	step  accountant.Step // one fit task
 	delta float64
-	// tasks counts the DP fit tasks issued per client; eps caches ε by that count (the
-	// schedule is the same for every task of a federation).
+	// tasks counts the rounds a client was issued a DP fit task in, last the latest such
+	// round; eps caches ε by the count (the schedule is the same for every task of a
+	// federation).
 	tasks map[string]int
+	last  map[string]uint64
 	eps   map[int]float64
 	max   float64
-	// reportedMax is the largest ε any client reported.
-	reportedMax float64
 }
 
 func newRecordLevel(d DPConfig) *recordLevel {
@@ -29,13 +32,16 @@ func newRecordLevel(d DPConfig) *recordLevel {
 	}
 	return &recordLevel{
 		step:  accountant.Step{NoiseMultiplier: d.NoiseMultiplier, SampleRate: d.SampleRate, Steps: d.Steps},
-		delta: d.Delta, tasks: map[string]int{}, eps: map[int]float64{},
+		delta: d.Delta, tasks: map[string]int{}, last: map[string]uint64{}, eps: map[int]float64{},
 	}
 }
 
-// issued charges client one fit task and returns its total ε at δ.
-func (a *recordLevel) issued(client string) (float64, error) {
-	k := a.tasks[client] + 1
+// issued charges client a fit task of round (once per round) and returns its total ε at δ.
+func (a *recordLevel) issued(client string, round uint64) (float64, error) {
+	k := a.tasks[client]
+	if a.last[client] != round || k == 0 {
+		k++
+	}
 	eps, ok := a.eps[k]
 	if !ok {
 		s := a.step
@@ -47,7 +53,7 @@ func (a *recordLevel) issued(client string) (float64, error) {
 		eps = res.Epsilon
 		a.eps[k] = eps
 	}
-	a.tasks[client] = k
+	a.tasks[client], a.last[client] = k, round
 	a.max = max(a.max, eps)
 	return eps, nil
 }

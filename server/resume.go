@@ -76,8 +76,10 @@ func (c *Coordinator) restore(st *State) error {
 	}
 	if c.rl != nil {
 		for id, n := range st.FitTasks {
-			for range n {
-				if _, err := c.rl.issued(id); err != nil {
+			// n distinct rounds, the latest of them FitLastRound[id].
+			last := st.FitLastRound[id]
+			for i := range n {
+				if _, err := c.rl.issued(id, last-uint64(n-1-i)); err != nil {
 					return fmt.Errorf("server: resume: %w", err)
 				}
 			}

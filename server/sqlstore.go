@@ -243,17 +243,19 @@ type State struct {
 	SamplerState  []byte
 	// Rounds are the finished rounds' records, parameters left out.
 	Rounds []RoundRecord
-	// FitTasks counts, per client, the DP-SGD fit tasks the server issued (its record-level
-	// account); Reported is the largest ε each client reported.
-	FitTasks map[string]int
-	Reported map[string]float64
+	// FitTasks counts, per client, the rounds the server issued it a DP-SGD fit task in (its
+	// record-level account), FitLastRound the latest of them; Reported is the largest ε each
+	// client reported.
+	FitTasks     map[string]int
+	FitLastRound map[string]uint64
+	Reported     map[string]float64
 	// UserLevel is the latest user-level privacy record (nil: none).
 	UserLevel *UserLevelPrivacyRecord
 }
 
 // Load reads the state. A fresh store gives a State with Round 0 and nil Params.
 func (s *SQLiteStore) Load() (*State, error) {
-	st := &State{FitTasks: map[string]int{}, Reported: map[string]float64{}}
+	st := &State{FitTasks: map[string]int{}, FitLastRound: map[string]uint64{}, Reported: map[string]float64{}}
 	fail := func(what string, err error) (*State, error) {
 		return nil, fmt.Errorf("server: state store %s: reading %s: %w", s.path, what, err)
 	}
@@ -338,7 +340,7 @@ func (s *SQLiteStore) Load() (*State, error) {
 			return fail("the latest parameters", err)
 		}
 	}
-	rows, err = s.db.Query(`SELECT client, reported, COUNT(*), MAX(epsilon) FROM privacy GROUP BY client, reported`)
+	rows, err = s.db.Query(`SELECT client, reported, COUNT(DISTINCT round), MAX(round), MAX(epsilon) FROM privacy GROUP BY client, reported`)
 	if err != nil {
 		return fail("privacy", err)
 	}
@@ -347,16 +349,17 @@ func (s *SQLiteStore) Load() (*State, error) {
 			client   string
 			reported bool
 			n        int
+			last     uint64
 			eps      float64
 		)
-		if err := rows.Scan(&client, &reported, &n, &eps); err != nil {
+		if err := rows.Scan(&client, &reported, &n, &last, &eps); err != nil {
 			rows.Close()
 			return fail("privacy", err)
 		}
 		if reported {
 			st.Reported[client] = eps
 		} else {
-			st.FitTasks[client] = n
+			st.FitTasks[client], st.FitLastRound[client] = n, last
 		}
 	}
 	rows.Close()

@@ -71,7 +71,7 @@ func runGRPC(ctx context.Context, r *run) error {
 				Store: st.store, DialOptions: dial, PollWait: time.Second, Logger: quiet,
 				BackoffMin: 10 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 				// One party serves all of the client's tasks: one noise stream per client.
-				Party: client.PartyConfig{Noise: r.clientNoise(k, 0), ShareStatistics: !r.cfg.SecureAggregation.Enabled},
+				Party: client.PartyConfig{Noise: r.clientNoise(k, 0), ShareStatistics: !r.cfg.SecureAggregation.Enabled, ForgetUpdates: true},
 			}, tr)
 		}()
 	}

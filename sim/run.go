@@ -448,7 +448,7 @@ func (r *run) handle(ctx context.Context, w *worker, k int, st *clientState, t *
 	// to their ledgers). Under secure aggregation the statistics travel encrypted.
 	p, err := client.NewParty(client.PartyConfig{
 		ClientID: r.id(k), Store: st.store, SecAggRandomness: r.secAggRandomness(k), Noise: r.clientNoise(k, t.GetRound()),
-		ShareStatistics: !r.cfg.SecureAggregation.Enabled,
+		ShareStatistics: !r.cfg.SecureAggregation.Enabled, ForgetUpdates: true,
 	}, &virtualTrainer{r: r, k: k, store: st.store, w: w})
 	if err != nil {
 		return nil, err

@@ -32,11 +32,14 @@ func init() { registerCommand(newServerCmd) }
 // serverFile is the server's YAML config: where to listen, optional central evaluation, and
 // the federation itself (server.Config) under "federation".
 type serverFile struct {
-	Listen        string        `yaml:"listen"`
-	MetricsListen string        `yaml:"metrics_listen"`
-	JoinToken     string        `yaml:"join_token"`
-	CheckpointDir string        `yaml:"checkpoint_dir"`
-	Linger        time.Duration `yaml:"linger"`
+	Listen        string `yaml:"listen"`
+	MetricsListen string `yaml:"metrics_listen"`
+	JoinToken     string `yaml:"join_token"`
+	CheckpointDir string `yaml:"checkpoint_dir"`
+	// StateDir holds the durable state (state.db, SQLite): a server started again with the
+	// same state_dir resumes the federation after its last finished round.
+	StateDir string        `yaml:"state_dir"`
+	Linger   time.Duration `yaml:"linger"`
 	// MaxClients bounds the registered clients (0: the service's default, 100000).
 	MaxClients int `yaml:"max_clients"`
 	// Mutual TLS: the server's certificate and key, and the CA certificate that issued the
@@ -84,7 +87,7 @@ type serverResult struct {
 }
 
 func newServerCmd(g *globalOptions) *cobra.Command {
-	var listen, metricsListen, joinToken, checkpointDir string
+	var listen, metricsListen, joinToken, checkpointDir, stateDir string
 	var rounds, maxClients int
 	var tlsCert, tlsKey, clientCA string
 	var insecure bool
@@ -125,6 +128,9 @@ an identity has at most one live session. Create the CA and the certificates wit
 			if f.Changed("checkpoint-dir") {
 				sf.CheckpointDir = checkpointDir
 			}
+			if f.Changed("state-dir") {
+				sf.StateDir = stateDir
+			}
 			if f.Changed("rounds") {
 				sf.Federation.Rounds = rounds
 			}
@@ -150,6 +156,7 @@ an identity has at most one live session. Create the CA and the certificates wit
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "address of the Prometheus /metrics endpoint (empty: off)")
 	cmd.Flags().StringVar(&joinToken, "join-token", "", "shared token clients must present to join (empty: none)")
 	cmd.Flags().StringVar(&checkpointDir, "checkpoint-dir", "", "write the global model of every round into this directory")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "keep the federation's durable state here (SQLite state.db); started again with the same directory, the server resumes after the last finished round")
 	cmd.Flags().IntVar(&rounds, "rounds", 0, "override federation.rounds of the config file")
 	cmd.Flags().IntVar(&maxClients, "max-clients", 0, "most clients that may register (max_clients; default 100000)")
 	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "the server's TLS certificate, PEM (tls_cert; from 'confide ca issue --server')")
@@ -236,13 +243,38 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 			return map[string]float64{"accuracy": r.Accuracy, "loss": r.Loss}, nil
 		}
 	}
+	mem := &historyStore{}
+	stores := server.MultiStore{}
+	if sf.StateDir != "" {
+		db, err := server.OpenSQLiteStore(sf.StateDir)
+		if err != nil {
+			return fmt.Errorf("state_dir: %w", err)
+		}
+		defer db.Close()
+		st, err := db.Load()
+		if err != nil {
+			return fmt.Errorf("state_dir: %w", err)
+		}
+		if len(st.Rounds) > 0 || len(st.Clients) > 0 {
+			opts.Resume = st
+			for _, rr := range st.Rounds {
+				mem.Append([]server.Record{rr})
+			}
+			if st.UserLevel != nil {
+				mem.Append([]server.Record{*st.UserLevel})
+			}
+			slog.Info("resuming the federation from its state", "state", db.Path(), "rounds_done", st.Round, "clients", len(st.Clients), "committee", st.Committee != nil, "boot", st.Boots)
+		}
+		stores = append(stores, db)
+	} else {
+		slog.Warn("no --state-dir: the federation's state lives in memory only, and a crash of the server loses it (clients, committee, rounds, privacy accounting)")
+	}
+	stores = append(stores, mem)
 	coord, err := server.New(fed, opts)
 	if err != nil {
 		return err
 	}
 	fed = coord.Config()
-	mem := &server.MemoryStore{}
-	stores := server.MultiStore{mem}
 	if sf.CheckpointDir != "" {
 		cs, err := server.NewCheckpointStore(sf.CheckpointDir, fed.Model)
 		if err != nil {
@@ -326,6 +358,8 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		}
 		if a, ok := accuracy[rr.Round]; ok && !rr.Failed {
 			sr.CentralAcc = &a
+		} else if a, ok := rr.Metrics["central_accuracy"]; ok && !rr.Failed {
+			sr.CentralAcc = &a // a round of an earlier run of this server (resumed)
 		}
 		if v, ok := rr.Metrics["epsilon_max"]; ok && res.DPSGD {
 			res.EpsilonMax = new(max(v, deref(res.EpsilonMax)))
@@ -375,4 +409,34 @@ func deref(p *float64) float64 {
 		return 0
 	}
 	return *p
+}
+
+// historyStore keeps what the server's final report needs: the rounds' records without
+// their parameters (a full copy of the model per round would grow without bound) and the
+// latest user-level record.
+type historyStore struct {
+	mu      sync.Mutex
+	records []server.Record
+}
+
+func (h *historyStore) Append(records []server.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range records {
+		switch r := r.(type) {
+		case server.RoundRecord:
+			r.Params, r.StrategyState, r.SamplerState = nil, nil, nil
+			h.records = append(h.records, r)
+		case server.UserLevelPrivacyRecord:
+			h.records = append(h.records, r)
+		}
+	}
+	return nil
+}
+
+// Records returns the kept records.
+func (h *historyStore) Records() []server.Record {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]server.Record(nil), h.records...)
 }

@@ -1,0 +1,83 @@
+package client
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/confide-fl/confide/proto/blob"
+	pb "github.com/confide-fl/confide/proto/confide/v1"
+)
+
+// madeUpdateName is the Store entry of the latest update a client made.
+const madeUpdateName = "last-update.json"
+
+// madeUpdate is the latest update a client made for a fit task: the clipped (and, under
+// user-level DP, noised) Δ, the example count and the trainer's metrics. A server that
+// restarts runs the interrupted round again from the same model; the client then sends
+// this update again rather than train (and spend privacy) a second time. Re-sending the
+// same update releases nothing new; under secure aggregation the committee decrypts at
+// most one aggregate a round, so two sums over different sets of the same updates are
+// never both opened.
+type madeUpdate struct {
+	Key         []byte             `json:"key"`
+	Round       uint64             `json:"round"`
+	NumExamples int                `json:"num_examples"`
+	Metrics     map[string]float64 `json:"metrics,omitempty"`
+	Delta       []float64          `json:"-"`
+	// Values holds Delta as little-endian float64 (base64 in the JSON).
+	Values []byte `json:"values"`
+}
+
+// fitKey identifies what a fit task asks for: its round, the global parameters and every
+// setting but the secure-aggregation session (a new committee does not change the update).
+func fitKey(round uint64, params []byte, spec *pb.FitSpec) []byte {
+	s := proto.CloneOf(spec)
+	s.Secagg = nil
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(s)
+	h := sha256.New()
+	fmt.Fprintf(h, "confide fit %d\x00", round)
+	h.Write(params)
+	h.Write(b)
+	return h.Sum(nil)
+}
+
+// madeUpdate returns the stored update for key, nil if the latest one is for another task.
+func (p *Party) madeUpdate(key []byte) (*madeUpdate, error) {
+	b, err := p.cfg.Store.Load(madeUpdateName)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, &fatalError{err}
+	}
+	var m madeUpdate
+	if err := json.Unmarshal(b, &m); err != nil || !bytes.Equal(m.Key, key) || len(m.Values)%8 != 0 {
+		return nil, nil // another task's (or unreadable): train afresh
+	}
+	if m.Delta, err = blob.DecodeFloats(m.Values, len(m.Values)/8); err != nil || checkFinite(m.Delta) != nil {
+		return nil, nil
+	}
+	return &m, nil
+}
+
+// saveMadeUpdate stores the update before it can be sent (unless the Party forgets them).
+func (p *Party) saveMadeUpdate(key []byte, m madeUpdate) error {
+	if p.cfg.ForgetUpdates {
+		return nil
+	}
+	m.Key, m.Values = key, blob.EncodeFloats(m.Delta)
+	b, err := json.Marshal(m)
+	if err != nil {
+		return &fatalError{fmt.Errorf("storing the update: %w", err)}
+	}
+	if err := p.cfg.Store.Save(madeUpdateName, b); err != nil {
+		return &fatalError{err}
+	}
+	return nil
+}
