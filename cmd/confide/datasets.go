@@ -23,6 +23,9 @@ type dataOptions struct {
 	SeqLen int
 	// Seed drives the random parts of loading (spam's stratified test split).
 	Seed uint64
+	// CharVocab fixes shakespeare's character vocabulary (a model's), instead of building
+	// it from the training text.
+	CharVocab []rune
 }
 
 // dataFlags are the dataset flags of train.
@@ -67,7 +70,7 @@ func loadDatasetWith(ctx context.Context, name string, o dataOptions) (train, te
 			return nil, nil, err
 		}
 		var c *data.ShakespeareCorpus
-		if c, err = data.LoadShakespeare(path, data.ShakespeareOptions{SeqLen: o.SeqLen}); err == nil {
+		if c, err = data.LoadShakespeare(path, data.ShakespeareOptions{SeqLen: o.SeqLen, Vocab: o.CharVocab}); err == nil {
 			train, test = c.Train, c.Test
 		}
 	case "spam":

@@ -39,7 +39,7 @@ Every flag may also come from the config file (--config) or the environment (CON
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json (json prints exactly one object on stdout)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
+		return &exitError{code: 2, err: fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())} // a usage error
 	})
 
 	root.AddCommand(newVersionCmd(g))

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/confide-fl/confide/model"
+)
+
+// inspectResult is what 'confide model inspect' reports.
+type inspectResult struct {
+	Path          string     `json:"path"`
+	FormatVersion uint32     `json:"format_version"`
+	FileBytes     int64      `json:"file_bytes"`
+	ModelName     string     `json:"model_name"`
+	Spec          model.Spec `json:"spec"`
+	Input         string     `json:"input"`
+	Outputs       int        `json:"outputs"`
+	Params        int        `json:"params"`
+	// ZeroParams are parameters exactly 0; Sparsity is their fraction.
+	ZeroParams int     `json:"zero_params"`
+	Sparsity   float64 `json:"sparsity"`
+	// Precision is the parameters' number format, ParamBytes their size in it.
+	Precision  string       `json:"precision"`
+	ParamBytes int64        `json:"param_bytes"`
+	Layers     []layerStats `json:"layers"`
+	Metadata   model.Meta   `json:"metadata"`
+	// Privacy summarises the provenance's DP guarantees in words.
+	Privacy string `json:"privacy"`
+}
+
+// layerStats is one parametrised layer (a Transformer block is one) of inspect's report.
+type layerStats struct {
+	Layer      string  `json:"layer"`
+	Params     int     `json:"params"`
+	ZeroParams int     `json:"zero_params"`
+	Sparsity   float64 `json:"sparsity"`
+}
+
+func newModelInspectCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect FILE",
+		Short: "Show a model file: architecture, parameters, sparsity, precision, metadata and provenance",
+		Long: `Show what a model file holds: its architecture (spec), parameter count, sparsity (the
+fraction of parameters exactly zero, overall and per layer), precision, the metadata
+inference uses (input shape and normalisation, class names, tokenizer) and how it was
+trained (central or federated, rounds or epochs, DP guarantees with their level, data set,
+date, confide version).`,
+		Example: `  confide model inspect model.confide
+  confide model inspect results/mnist-mlp-20260101-120000/model.confide -o json`,
+		Args: modelFileArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := loadModelFile(args[0])
+			if err != nil {
+				return err
+			}
+			res := inspect(f)
+			return g.emit(cmd.OutOrStdout(), res, func(w io.Writer) { res.print(w) })
+		},
+	}
+}
+
+func inspect(f *modelFile) inspectResult {
+	m := f.m
+	res := inspectResult{
+		Path: f.path, FormatVersion: f.version, FileBytes: f.bytes, ModelName: modelName(m.Spec), Spec: m.Spec,
+		Input: inputShape(m), Outputs: m.Spec.Output, Params: m.NumParams(), Precision: "float64",
+		ParamBytes: 8 * int64(m.NumParams()), Metadata: m.Meta, Privacy: privacySummary(m.Meta.Provenance),
+	}
+	zeros := func(p []float64) int {
+		n := 0
+		for _, v := range p {
+			if v == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	frac := func(a, b int) float64 {
+		if b == 0 {
+			return 0
+		}
+		return float64(a) / float64(b)
+	}
+	res.ZeroParams = zeros(m.Params)
+	res.Sparsity = frac(res.ZeroParams, res.Params)
+	off := 0
+	for _, l := range m.Layers() {
+		p, ok := l.(model.ParamLayer)
+		if !ok {
+			continue
+		}
+		n := p.NumParams()
+		z := zeros(m.Params[off : off+n])
+		res.Layers = append(res.Layers, layerStats{Layer: reflect.TypeOf(l).Elem().Name(), Params: n, ZeroParams: z, Sparsity: frac(z, n)})
+		off += n
+	}
+	return res
+}
+
+// privacySummary says in one line what DP guarantees a provenance records.
+func privacySummary(p *model.Provenance) string {
+	switch {
+	case p == nil:
+		return "unknown: the file records no provenance"
+	case len(p.Privacy) == 0:
+		return "none: trained without differential privacy (ε = ∞)"
+	}
+	var parts []string
+	for _, g := range p.Privacy {
+		s := fmt.Sprintf("%s-level (ε = %.4g, δ = %g)", g.Level, g.Epsilon, g.Delta)
+		if g.Mechanism != "" {
+			s += " by " + g.Mechanism
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (r inspectResult) print(w io.Writer) {
+	fmt.Fprintf(w, "%s: %s, %s parameters (%s, %.1f MB), sparsity %.2f%% (%s exact zeros); format version %d, %s bytes\n",
+		r.Path, r.ModelName, thousands(r.Params), r.Precision, float64(r.ParamBytes)/1e6, 100*r.Sparsity, thousands(r.ZeroParams), r.FormatVersion, thousands(int(r.FileBytes)))
+	fmt.Fprintf(w, "spec:       %s\n", r.Spec.JSON())
+	fmt.Fprintf(w, "input:      %s\n", r.Input)
+	meta := r.Metadata
+	if in := meta.Input; in != nil {
+		norm := "raw values as they are"
+		if len(in.Mean) > 0 || len(in.Std) > 0 {
+			norm = fmt.Sprintf("(x − mean %s) / std %s", shortList(in.Mean), shortList(in.Std))
+		}
+		fmt.Fprintf(w, "            normalised as %s; %s\n", norm, in.Description)
+	}
+	if t := meta.Tokenizer; t != nil {
+		kept := "all tokens of a text"
+		if t.MaxLen > 0 {
+			kept = fmt.Sprintf("the first %d tokens of a text", t.MaxLen)
+		}
+		clean := ""
+		if t.StripEmailHeaders || t.StripHTML {
+			clean = "; e-mail headers and HTML stripped first"
+		}
+		fmt.Fprintf(w, "tokenizer:  %s, %s tokens (+ padding and unknown), %s%s\n", t.Type, thousands(len(t.Vocab)), kept, clean)
+	}
+	if names := meta.OutputNames(r.Spec); len(meta.ClassNames) > 0 {
+		fmt.Fprintf(w, "classes:    %s\n", shortNames(names))
+	} else if names != nil {
+		fmt.Fprintf(w, "outputs:    the next token: %s\n", shortNames(names))
+	} else {
+		fmt.Fprintf(w, "outputs:    %d (no class names recorded)\n", r.Outputs)
+	}
+	if p := meta.Provenance; p != nil {
+		var how []string
+		switch p.Mode {
+		case model.TrainedCentral:
+			how = append(how, "trained centrally")
+		case model.TrainedSim:
+			how = append(how, "trained in a simulated federation")
+		case model.TrainedServer:
+			how = append(how, "trained by a federation (server checkpoint)")
+		}
+		if p.Dataset != "" {
+			how = append(how, "on "+p.Dataset)
+		}
+		if p.Strategy != "" {
+			how = append(how, "strategy "+p.Strategy)
+		}
+		if p.Clients > 0 {
+			how = append(how, thousands(p.Clients)+" clients")
+		}
+		if p.Rounds > 0 {
+			how = append(how, fmt.Sprintf("%d rounds", p.Rounds))
+		}
+		if p.Epochs > 0 {
+			how = append(how, fmt.Sprintf("%d epochs", p.Epochs))
+		}
+		if p.Seed != 0 {
+			how = append(how, fmt.Sprintf("seed %d", p.Seed))
+		}
+		fmt.Fprintf(w, "provenance: %s\n", strings.Join(how, ", "))
+		if p.Created != "" || p.ConfideVersion != "" {
+			fmt.Fprintf(w, "            written %s by confide %s\n", p.Created, p.ConfideVersion)
+		}
+	} else {
+		fmt.Fprintf(w, "provenance: none recorded\n")
+	}
+	fmt.Fprintf(w, "privacy:    %s\n", r.Privacy)
+	if p := meta.Provenance; p != nil {
+		for _, g := range p.Privacy {
+			if g.Meaning != "" {
+				fmt.Fprintf(w, "            %s-level: %s\n", g.Level, g.Meaning)
+			}
+		}
+	}
+	fmt.Fprintf(w, "layers:\n")
+	for _, l := range r.Layers {
+		fmt.Fprintf(w, "  %-18s %12s parameters, sparsity %.2f%%\n", l.Layer, thousands(l.Params), 100*l.Sparsity)
+	}
+}
+
+// shortList prints a normalisation vector: its one value, or its length.
+func shortList(v []float64) string {
+	switch len(v) {
+	case 0:
+		return "none"
+	case 1:
+		return fmt.Sprintf("%g", v[0])
+	}
+	return fmt.Sprintf("(%d values)", len(v))
+}
+
+// shortNames lists names, quoted, the first 20 of a long list.
+func shortNames(names []string) string {
+	var b strings.Builder
+	for i, n := range names {
+		if i == 20 {
+			fmt.Fprintf(&b, " … (%d in all)", len(names))
+			break
+		}
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%q", n)
+	}
+	return b.String()
+}
