@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"testing/cryptotest"
 )
@@ -270,5 +271,124 @@ func TestAuthenticatedSizes(t *testing.T) {
 		if got, want := len(roundTripBytes(t, o)), p.OpeningBytes(dim, 3, DefaultSpotChecks); got != want {
 			t.Errorf("dim %d: opening of %d bytes, predicted %d", dim, got, want)
 		}
+	}
+}
+
+// TestAuthenticatedMisuse: the configurations and calls the active-server API refuses.
+func TestAuthenticatedMisuse(t *testing.T) {
+	cryptotest.SetGlobalRandom(t, 35)
+	p := testParams(t, ParametersLiteral{LogN: 8})
+	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 2}
+	f := newAuthFederation(t, p, cfg, 1)
+	signer := testSigner(t, f.ca, "client-0")
+	for _, tc := range []struct {
+		name string
+		cfg  EncryptorConfig
+	}{
+		{"signer without verifier", EncryptorConfig{Signer: signer}},
+		{"verifier without signer", EncryptorConfig{ClientID: "client-0", Verifier: f.verifier}},
+		{"client id other than the certificate's", EncryptorConfig{ClientID: "client-1", Signer: signer, Verifier: f.verifier}},
+		{"floors without verifier", EncryptorConfig{ClientID: "client-0", Floors: cfg}},
+	} {
+		t.Run("encryptor/"+tc.name, func(t *testing.T) {
+			if _, err := NewEncryptor(p, f.pk, tc.cfg); err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+	enc, err := NewEncryptor(p, f.pk, EncryptorConfig{Signer: signer, Verifier: f.verifier})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enc.EncryptUpdate(1, []float64{1}, 1); err == nil {
+		t.Error("a signing encryptor encrypted an upload without a purpose")
+	}
+	if _, err := enc.Encrypt(UploadContext{Round: 1, Purpose: PurposeFit, TaskID: string(make([]byte, maxTaskIDLength+1))}, []float64{1}, 1); err == nil {
+		t.Error("an over-long task id was accepted")
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  MemberConfig
+	}{
+		{"signer without verifier", MemberConfig{Signer: signer}},
+		{"verifier without signer", MemberConfig{Verifier: f.verifier}},
+		{"spot checks without verifier", MemberConfig{SpotChecks: 4}},
+		{"too many spot checks", MemberConfig{Signer: signer, Verifier: f.verifier, SpotChecks: MaxSpotChecks + 1}},
+	} {
+		t.Run("member/"+tc.name, func(t *testing.T) {
+			mc := tc.cfg
+			mc.Session, mc.ID, mc.Committee = f.session, 1, cfg
+			if _, err := NewMember(p, mc); err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+	if _, err := NewAggregator(p, AggregatorConfig{Session: f.session, Round: 1, Dim: 10, Committee: cfg, Verifier: f.verifier}); err == nil {
+		t.Error("an aggregator with a Verifier and no purpose was made")
+	}
+	if _, err := NewAuthenticatedKeySetup(p, f.session, cfg, nil); err == nil {
+		t.Error("an authenticated key setup without a Verifier was made")
+	}
+	ks, _ := NewAuthenticatedKeySetup(p, f.session, cfg, f.verifier)
+	for i := range f.roster.Announcements {
+		if err := ks.AddAnnouncement(&f.roster.Announcements[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := ks.Identity(2); got != "member-2" {
+		t.Errorf("KeySetup.Identity(2) = %q, want member-2", got)
+	}
+
+	// Members: the two-step decryption is for verifying members only, in order.
+	agg, _ := smallRound(t, f, 1, 2, 100)
+	req, _ := agg.DecryptionRequest([]MemberID{1, 2})
+	if _, err := f.members[0].DecryptionShare(req); err == nil {
+		t.Error("a verifying member answered without an opening")
+	}
+	o := &Opening{}
+	if _, err := f.members[0].DecryptionShare(req, o); !errors.Is(err, ErrNotReady) {
+		t.Errorf("a verifying member answered before its challenge: err = %v, want ErrNotReady", err)
+	}
+	plain := newFederation(t, p, cfg, 1)
+	pagg, _ := smallRound(t, plain, 1, 2, 100)
+	preq, _ := pagg.DecryptionRequest([]MemberID{1, 2})
+	if _, err := plain.members[0].Challenge(preq); err == nil {
+		t.Error("a passive member issued a challenge")
+	}
+	if _, err := plain.members[0].DecryptionShare(preq, o); err == nil {
+		t.Error("a passive member took an opening")
+	}
+	if _, err := pagg.Open(&Challenge{Session: preq.Session, Round: 1, Aggregate: preq.Aggregate, From: 1, Leaves: []uint32{0}}); err == nil {
+		t.Error("an aggregator without a Verifier opened a challenge")
+	}
+
+	// The aggregator opens only valid challenges on its pending request.
+	ch, err := f.members[0].Challenge(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := smallRound(t, f, 2, 2, 100)
+	if _, err := fresh.Open(ch); err == nil {
+		t.Error("Open without a pending request")
+	}
+	for name, edit := range map[string]func(c *Challenge){
+		"other aggregate":    func(c *Challenge) { c.Aggregate[0] ^= 1 },
+		"other purpose":      func(c *Challenge) { c.Purpose = PurposeEvaluation },
+		"member not in set":  func(c *Challenge) { c.From = 3 },
+		"leaf out of range":  func(c *Challenge) { c.Leaves = []uint32{1 << 20} },
+		"leaves unsorted":    func(c *Challenge) { c.Leaves = []uint32{2, 1} },
+		"no leaves":          func(c *Challenge) { c.Leaves = nil },
+		"too many leaves":    func(c *Challenge) { c.Leaves = make([]uint32, MaxSpotChecks+1) },
+		"another session":    func(c *Challenge) { c.Session[0] ^= 1 },
+		"another round (+1)": func(c *Challenge) { c.Round++ },
+	} {
+		t.Run("open/"+name, func(t *testing.T) {
+			c := *ch
+			c.Leaves = slices.Clone(ch.Leaves)
+			edit(&c)
+			if _, err := agg.Open(&c); err == nil {
+				t.Error("opened")
+			}
+		})
 	}
 }

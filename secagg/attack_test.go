@@ -1,10 +1,13 @@
 package secagg
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"testing/cryptotest"
 	"time"
@@ -797,7 +800,20 @@ func TestVerifierRejects(t *testing.T) {
 	foreign, _ := other.Issue("alice")
 	server, _ := ca.IssueWith("srv", good.Key, identitytest.Options{ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	expired, _ := ca.IssueWith("old", good.Key, identitytest.Options{NotAfter: identitytest.NotBefore.AddDate(1, 0, 0)})
-	for name, der := range map[string][]byte{"another CA": foreign.Certificate, "server certificate": server.Certificate, "expired": expired.Certificate, "garbage": []byte("not a certificate"), "empty": nil} {
+	longName, _ := ca.IssueWith(strings.Repeat("n", maxClientIDLength+1), good.Key, identitytest.Options{})
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaID, err := ca.IssueWith("rsa", rsaKey, identitytest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewSigner(rsaID.Certificate, rsaKey); err == nil {
+		t.Error("NewSigner accepted an RSA key")
+	}
+	for name, der := range map[string][]byte{"another CA": foreign.Certificate, "server certificate": server.Certificate, "expired": expired.Certificate,
+		"name too long": longName.Certificate, "RSA key": rsaID.Certificate, "garbage": []byte("not a certificate"), "empty": nil} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := v.Certify(der); !errors.Is(err, ErrUnauthenticated) {
 				t.Errorf("err = %v", err)
