@@ -21,6 +21,7 @@ import (
 	"github.com/confide-fl/confide/dp/accountant"
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/server"
+	"github.com/confide-fl/confide/train"
 )
 
 // Report is the outcome of a run: the summary and the per-round table.
@@ -342,6 +343,7 @@ func writeResults(r *run, rep *Report) error {
 	if err := m.SetParams(r.coord.Global()); err != nil {
 		return err
 	}
+	m.Meta = modelMeta(r, rep.Summary)
 	if err := m.Save(filepath.Join(dir, "model.confide")); err != nil {
 		return fmt.Errorf("results: model: %w", err)
 	}
@@ -351,6 +353,25 @@ func writeResults(r *run, rep *Report) error {
 		}
 	}
 	return nil
+}
+
+// modelMeta is what model.confide records beside the parameters: how to read raw inputs
+// (from the training set) and how the model was trained, with the run's DP guarantees.
+func modelMeta(r *run, s Summary) model.Meta {
+	meta := train.DatasetMeta(r.train, r.spec)
+	p := model.NewProvenance(model.TrainedSim)
+	p.Dataset, p.Strategy, p.Rounds, p.Clients, p.Seed = s.Dataset, s.Strategy, s.Rounds, s.Clients, s.Seed
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) && v >= 0 }
+	if q := s.Privacy; q.DPSGD && finite(q.Epsilon) {
+		p.Privacy = append(p.Privacy, model.PrivacyGuarantee{Level: model.PrivacyRecord, Mechanism: "DP-SGD, RDP accountant; noise " + q.Noise,
+			Epsilon: q.Epsilon, Delta: q.Delta, NoiseMultiplier: q.NoiseMultiplier, Meaning: q.Meaning})
+	}
+	if u := s.Privacy.UserLevel; u != nil && finite(u.Epsilon) {
+		p.Privacy = append(p.Privacy, model.PrivacyGuarantee{Level: model.PrivacyUser, Mechanism: "DP-FedAvg (" + u.Mode + "), " + u.Accountant + "; noise " + s.Privacy.Noise,
+			Epsilon: u.Epsilon, Delta: u.Delta, NoiseMultiplier: u.NoiseMultiplier, Meaning: u.Meaning})
+	}
+	meta.Provenance = p
+	return meta
 }
 
 func (r *run) initialAccuracy() *evaluation {
