@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -37,10 +38,18 @@ func (s *MemoryStore) Records() []Record {
 }
 
 // CheckpointStore writes the global model of every completed round as a model file
-// (round-NNNN.confide, and latest.confide) into a directory, and ignores other records.
+// (round-NNNN.confide, and latest.confide) into a directory. Each file records Meta (what
+// the operator knows: class names, input, tokenizer, dataset, strategy) with its
+// provenance completed: a federated-server model of that round, the time, and the
+// differential privacy accounted so far (the largest record-level ε the server accounted
+// for any client, and the user-level ε), read from the privacy records appended before it.
 type CheckpointStore struct {
 	Dir  string
 	Spec model.Spec
+	Meta model.Meta
+
+	record    model.PrivacyGuarantee // the largest record-level ε so far (Epsilon 0: none)
+	userLevel *UserLevelPrivacyRecord
 }
 
 // NewCheckpointStore creates dir if needed.
@@ -53,6 +62,15 @@ func NewCheckpointStore(dir string, spec model.Spec) (*CheckpointStore, error) {
 
 func (s *CheckpointStore) Append(records []Record) error {
 	for _, r := range records {
+		switch pr := r.(type) {
+		case PrivacyRecord:
+			if !pr.Reported && pr.Epsilon > s.record.Epsilon && !math.IsInf(pr.Epsilon, 0) {
+				s.record = model.PrivacyGuarantee{Level: model.PrivacyRecord, Mechanism: "DP-SGD on the clients, the server's RDP account",
+					Epsilon: pr.Epsilon, Delta: pr.Delta, Meaning: "record-level DP of each client's examples; the largest ε the server accounted for any client"}
+			}
+		case UserLevelPrivacyRecord:
+			s.userLevel = &pr
+		}
 		rr, ok := r.(RoundRecord)
 		if !ok || rr.Failed {
 			continue
@@ -64,6 +82,7 @@ func (s *CheckpointStore) Append(records []Record) error {
 		if err := m.SetParams(rr.Params); err != nil {
 			return err
 		}
+		m.Meta = s.meta(rr.Round)
 		for _, name := range []string{fmt.Sprintf("round-%04d.confide", rr.Round), "latest.confide"} {
 			if err := m.Save(filepath.Join(s.Dir, name)); err != nil {
 				return fmt.Errorf("server: checkpoint of round %d: %w", rr.Round, err)
@@ -71,6 +90,25 @@ func (s *CheckpointStore) Append(records []Record) error {
 		}
 	}
 	return nil
+}
+
+// meta is the metadata of the checkpoint of round.
+func (s *CheckpointStore) meta(round uint64) model.Meta {
+	meta := s.Meta
+	p := model.NewProvenance(model.TrainedServer)
+	if s.Meta.Provenance != nil {
+		p.Dataset, p.Strategy, p.Clients, p.Seed = s.Meta.Provenance.Dataset, s.Meta.Provenance.Strategy, s.Meta.Provenance.Clients, s.Meta.Provenance.Seed
+	}
+	p.Rounds = int(round)
+	if s.record.Epsilon > 0 {
+		p.Privacy = append(p.Privacy, s.record)
+	}
+	if u := s.userLevel; u != nil && u.Epsilon > 0 && !math.IsInf(u.Epsilon, 0) && u.Delta < 1 {
+		p.Privacy = append(p.Privacy, model.PrivacyGuarantee{Level: model.PrivacyUser, Mechanism: "DP-FedAvg, RDP accountant",
+			Epsilon: u.Epsilon, Delta: u.Delta, NoiseMultiplier: u.NoiseMultiplier, Meaning: "user-level DP of everything a client holds"})
+	}
+	meta.Provenance = p
+	return meta
 }
 
 // MultiStore appends to every store in order.
