@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/confide-fl/confide/data"
 	"github.com/confide-fl/confide/model"
+	"github.com/confide-fl/confide/train"
 )
 
 func init() { registerCommand(newModelCmd) }
@@ -103,4 +106,26 @@ func inputShape(m *model.Model) string {
 		out += fmt.Sprintf(" (%s %s)", what, strings.Join(dims, "×"))
 	}
 	return out
+}
+
+// centralMeta is what 'confide train --out' records in the model file: how to read raw
+// inputs (from the training set ds) and how the model was trained, with the DP-SGD
+// guarantee of res when it has one.
+func centralMeta(ds *data.Dataset, spec model.Spec, res trainResult, seed uint64) model.Meta {
+	meta := train.DatasetMeta(ds, spec)
+	p := model.NewProvenance(model.TrainedCentral)
+	if version != "" {
+		p.ConfideVersion = version
+	}
+	p.Dataset, p.Epochs, p.Seed = res.Dataset, res.Epochs, seed
+	if res.Epsilon != nil && !math.IsInf(*res.Epsilon, 0) && !math.IsNaN(*res.Epsilon) {
+		meaning := "record-level (example-level) DP of each training example: DP-SGD with Poisson sampling and per-example clipping"
+		if res.HeldOut > 0 {
+			meaning += fmt.Sprintf("; the %d examples held out for validation are not covered", res.HeldOut)
+		}
+		p.Privacy = []model.PrivacyGuarantee{{Level: model.PrivacyRecord, Mechanism: "DP-SGD, " + res.Accounting + "; noise " + res.NoiseSource,
+			Epsilon: *res.Epsilon, Delta: *res.Delta, NoiseMultiplier: *res.NoiseMultiplier, Meaning: meaning}}
+	}
+	meta.Provenance = p
+	return meta
 }

@@ -454,3 +454,43 @@ func TestModelPredictImages(t *testing.T) {
 	_, err = runConfide(t, "model", "predict", path, "--input", bad)
 	wantUsageError(t, err, "IDX dims [2 14 14]", "the model reads 784 features (a greyscale image of 28×28) (dims N×28×28)")
 }
+
+// 'confide train --out' writes what inference needs and how the model was trained; model
+// evaluate then reproduces train's test accuracy, and predict reads the IDX test images.
+func TestTrainOutRecordsMetadata(t *testing.T) {
+	dataDir := writeTinyMNIST(t, 120, 30)
+	for _, tc := range []struct {
+		name string
+		args []string
+		dp   bool
+	}{
+		{"plain", nil, false},
+		{"dp", []string{"--dp", "--noise-multiplier", "1", "--dp-seeded-noise", "--features", "none", "--batch", "32"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "m.confide")
+			res := runJSON(t, append([]string{"train", "--dataset", "mnist", "--data-dir", dataDir, "--epochs", "1", "--hidden", "8", "--seed", "3", "--out", path}, tc.args...)...)
+			m, err := model.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			meta := m.Meta
+			p := meta.Provenance
+			if !slices.Equal(meta.ClassNames, data.MNISTClassNames) || meta.Input == nil || !slices.Equal(meta.Input.Shape, []int{28, 28}) ||
+				!slices.Equal(meta.Input.Std, []float64{255}) || p == nil || p.Mode != model.TrainedCentral || p.Dataset != "mnist" || p.Epochs != 1 || p.Seed != 3 {
+				t.Fatalf("metadata %s", meta.JSON())
+			}
+			if tc.dp != (len(p.Privacy) == 1) || (tc.dp && (p.Privacy[0].Epsilon != res["epsilon"] || p.Privacy[0].Level != model.PrivacyRecord)) {
+				t.Fatalf("privacy %+v; train reported ε %v", p.Privacy, res["epsilon"])
+			}
+			ev := runJSON(t, "model", "evaluate", path, "--dataset", "mnist", "--data-dir", dataDir)
+			if math.Abs(ev["accuracy"].(float64)-res["test_accuracy"].(float64)) > 1e-12 {
+				t.Fatalf("evaluate accuracy %v, train's test accuracy %v", ev["accuracy"], res["test_accuracy"])
+			}
+			pr := runJSON(t, "model", "predict", path, "--input", filepath.Join(dataDir, "t10k-images-idx3-ubyte"), "--format", "idx")
+			if pr["count"] != 30.0 {
+				t.Fatalf("predict count %v", pr["count"])
+			}
+		})
+	}
+}

@@ -857,6 +857,7 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 		res.NoiseSource = noiseLabel
 	}
 	if out != "" {
+		m.Meta = centralMeta(trainSet, m.Spec, res, of.seed)
 		if err := m.Save(out); err != nil {
 			return err
 		}
