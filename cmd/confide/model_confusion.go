@@ -91,7 +91,7 @@ func writeConfusionPNG(path, title string, rep metrics.Report) error {
 		}
 		p.Add(labels)
 	}
-	side := vg.Length(8+0.6*float64(min(k, 60))) * vg.Centimeter / 2
+	side := vg.Length(10+0.5*float64(min(k, 60))) * vg.Centimeter
 	if err := p.Save(side+2*vg.Centimeter, side, path); err != nil {
 		return fmt.Errorf("--confusion-png %s: %w", path, err)
 	}

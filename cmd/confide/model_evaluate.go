@@ -190,7 +190,7 @@ func runModelEvaluate(ctx context.Context, g *globalOptions, cmd *cobra.Command,
 		if rep.Confusion == nil {
 			return usageErr("--confusion-png: %d classes are too many to draw (at most %d)", m.Spec.Output, metrics.MaxConfusionClasses)
 		}
-		title := fmt.Sprintf("%s on %s %s (accuracy %.4f)", res.ModelName, f.df.name, f.split, res.Accuracy)
+		title := fmt.Sprintf("%s\n%s %s: accuracy %.4f (colour: share of the true class)", res.ModelName, f.df.name, f.split, res.Accuracy)
 		if err := writeConfusionPNG(f.png, title, rep); err != nil {
 			return err
 		}
@@ -277,11 +277,11 @@ func fitDataset(m *model.Model, ds *data.Dataset) error {
 }
 
 func (r evaluateResult) print(w io.Writer) {
-	unit := "examples"
+	fmt.Fprintf(w, "%s (%s) on %s %s: %s examples", r.Model, r.ModelName, r.Dataset, r.Split, thousands(r.Examples))
 	if r.Task == data.TaskNextToken.String() {
-		unit = "predicted tokens"
+		fmt.Fprintf(w, ", %s predicted tokens", thousands(int(r.Rows)))
 	}
-	fmt.Fprintf(w, "%s (%s) on %s %s: %s examples, %s %s\n", r.Model, r.ModelName, r.Dataset, r.Split, thousands(r.Examples), thousands(int(r.Rows)), unit)
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "accuracy %.4f  loss %.4f  macro-F1 %.4f (over %d classes)", r.Accuracy, r.Loss, r.MacroF1, r.MacroClasses)
 	if r.Perplexity != nil {
 		fmt.Fprintf(w, "  perplexity %.3f", *r.Perplexity)

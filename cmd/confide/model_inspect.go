@@ -172,10 +172,10 @@ func (r inspectResult) print(w io.Writer) {
 			how = append(how, thousands(p.Clients)+" clients")
 		}
 		if p.Rounds > 0 {
-			how = append(how, fmt.Sprintf("%d rounds", p.Rounds))
+			how = append(how, plural(p.Rounds, "round"))
 		}
 		if p.Epochs > 0 {
-			how = append(how, fmt.Sprintf("%d epochs", p.Epochs))
+			how = append(how, plural(p.Epochs, "epoch"))
 		}
 		if p.Seed != 0 {
 			how = append(how, fmt.Sprintf("seed %d", p.Seed))
@@ -199,6 +199,14 @@ func (r inspectResult) print(w io.Writer) {
 	for _, l := range r.Layers {
 		fmt.Fprintf(w, "  %-18s %12s parameters, sparsity %.2f%%\n", l.Layer, thousands(l.Params), 100*l.Sparsity)
 	}
+}
+
+// plural counts n things: "1 epoch", "2 epochs".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return thousands(n) + " " + thing + "s"
 }
 
 // shortList prints a normalisation vector: its one value, or its length.

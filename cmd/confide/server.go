@@ -209,6 +209,7 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		return err
 	}
 	opts.Noise = noise
+	var checkpointMeta model.Meta // what the checkpoints record for inference (from the evaluation set)
 	if sf.Evaluation.Dataset != "" {
 		_, test, err := loadDataset(ctx, sf.Evaluation.Dataset, sf.Evaluation.DataDir)
 		if err != nil {
@@ -221,6 +222,7 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		if err := train.CheckCompatible(m, test); err != nil {
 			return fmt.Errorf("evaluation dataset vs federation.model: %w", err)
 		}
+		checkpointMeta = train.DatasetMeta(test, fed.Model)
 		evaluate := train.Evaluate
 		if f := m.Features(); f != nil {
 			// The feature stage is fixed: computed once for the test set, not every round.
@@ -280,6 +282,8 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		if err != nil {
 			return err
 		}
+		cs.Meta = checkpointMeta
+		cs.Meta.Provenance = &model.Provenance{Mode: model.TrainedServer, Strategy: fed.Strategy.Name}
 		stores = append(stores, cs)
 	}
 	svc := server.NewService(coord, server.ServiceConfig{JoinToken: sf.JoinToken, MaxClients: sf.MaxClients, RequireClientCertificate: tlsConfig != nil, Store: stores, Logger: slog.Default()})
