@@ -81,6 +81,17 @@ type PartyConfig struct {
 	// server chose.
 	MaxEvaluationsPerRound int
 
+	// Signer (this client's certificate and private key, issued by the federation's CA)
+	// and Verifier (that CA) make the client hold against an active server (secagg's trust
+	// model): it encrypts only under a collective key it traced to the CA's identities and
+	// to committee floors, signs its key material and every upload, and as a committee
+	// member decrypts only sums of at least m certified uploads, once per round and
+	// purpose, after spot-checking the aggregate. Give both or neither; without them (a
+	// plaintext test network, a passive simulation) the client trusts what the server
+	// relays. The Signer's identity must be ClientID.
+	Signer   *secagg.Signer
+	Verifier *secagg.Verifier
+
 	// ForgetUpdates keeps no copy of the update a fit task made. By default the Party stores
 	// the latest one (in Store) and, asked again for the same round with the same model and
 	// settings — the round runs again after a server restart — sends it again instead of
@@ -168,6 +179,12 @@ func NewParty(cfg PartyConfig, trainer Trainer) (*Party, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if (cfg.Signer == nil) != (cfg.Verifier == nil) {
+		return nil, errors.New("client: give the party both a Signer and a Verifier (authenticated secure aggregation) or neither")
+	}
+	if cfg.Signer != nil && cfg.Signer.Identity() != cfg.ClientID {
+		return nil, fmt.Errorf("client: the certificate's identity %q is not the client id %q", cfg.Signer.Identity(), cfg.ClientID)
 	}
 	return &Party{cfg: cfg, trainer: trainer, members: map[secagg.SessionID]*secagg.Member{}}, nil
 }
@@ -356,7 +373,7 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 		}
 		w = min(float64(fr.NumExamples)/ws, spec.GetMaxWeight())
 	}
-	u, err := enc.EncryptUpdate(t.GetRound(), delta, w)
+	u, err := enc.Encrypt(secagg.UploadContext{Round: t.GetRound(), Purpose: secagg.PurposeFit, TaskID: t.GetTaskId()}, delta, w)
 	if err != nil {
 		return p.private("encrypting the update", err)
 	}
@@ -653,7 +670,13 @@ func (p *Party) encryptor(t *pb.Task, sa *pb.SecAggSpec) (*secagg.Encryptor, sec
 	if string(pk.Session[:]) != string(sa.GetSession()) {
 		return nil, params, fmt.Errorf("public key of session %s, the task names another session", pk.Session)
 	}
-	enc, err := secagg.NewEncryptor(params, &pk, secagg.EncryptorConfig{ClientID: p.cfg.ClientID, Workers: p.cfg.Workers, Randomness: p.cfg.SecAggRandomness})
+	ecfg := secagg.EncryptorConfig{ClientID: p.cfg.ClientID, Workers: p.cfg.Workers, Randomness: p.cfg.SecAggRandomness, Signer: p.cfg.Signer, Verifier: p.cfg.Verifier}
+	if p.cfg.Verifier != nil {
+		// The committee that made the key, as the signed roster says, meets this client's
+		// floors (the task's claims are checked against them too, in secAggParams).
+		ecfg.Floors = secagg.CommitteeConfig{Size: p.cfg.MinCommitteeSize, Threshold: p.cfg.MinThreshold, MinContributions: p.cfg.MinContributions}
+	}
+	enc, err := secagg.NewEncryptor(params, &pk, ecfg)
 	if err != nil {
 		return nil, params, err
 	}
@@ -735,7 +758,7 @@ func (p *Party) evaluate(ctx context.Context, t *pb.Task, res *pb.Result) error 
 	}
 	slots := statisticSlots(metrics, spec.GetStatistics().GetLossCap(), params.Literal().ClipBound)
 	w := min(float64(er.NumExamples)/spec.GetWeightScale(), spec.GetMaxWeight())
-	u, err := enc.EncryptUpdate(t.GetRound(), slots, w)
+	u, err := enc.Encrypt(secagg.UploadContext{Round: t.GetRound(), Purpose: secagg.PurposeEvaluation, TaskID: t.GetTaskId()}, slots, w)
 	if err != nil {
 		return p.private("encrypting the evaluation", err)
 	}
@@ -769,7 +792,7 @@ func (p *Party) member(params secagg.Parameters, s secagg.SessionID, id uint32) 
 		if err != nil {
 			return nil, &fatalError{err}
 		}
-		if m, err = secagg.LoadMemberWithRandomness(params, b, p.cfg.Workers, p.cfg.SecAggRandomness); err != nil {
+		if m, err = secagg.LoadMemberWithConfig(params, b, p.memberConfig(secagg.MemberConfig{})); err != nil {
 			return nil, fmt.Errorf("loading member state of session %s: %w", s, err)
 		}
 		p.members[s] = m
@@ -778,6 +801,13 @@ func (p *Party) member(params secagg.Parameters, s secagg.SessionID, id uint32) 
 		return nil, fmt.Errorf("task names member %d, this client is member %d of session %s", id, m.ID(), s)
 	}
 	return m, nil
+}
+
+// memberConfig completes a member's configuration with the client's workers, randomness
+// and identity.
+func (p *Party) memberConfig(c secagg.MemberConfig) secagg.MemberConfig {
+	c.Workers, c.Randomness, c.Signer, c.Verifier = p.cfg.Workers, p.cfg.SecAggRandomness, p.cfg.Signer, p.cfg.Verifier
+	return c
 }
 
 // saveMember persists the member state before its message may be sent.
@@ -809,7 +839,7 @@ func (p *Party) keySetup(t *pb.Task, res *pb.Result) error {
 	case pb.KeySetupStage_KEY_SETUP_STAGE_ANNOUNCE:
 		m, ok := p.members[s]
 		if !ok {
-			if m, err = secagg.NewMember(params, secagg.MemberConfig{Session: s, ID: secagg.MemberID(spec.GetMemberId()), Committee: cc, Workers: p.cfg.Workers, Randomness: p.cfg.SecAggRandomness}); err != nil {
+			if m, err = secagg.NewMember(params, p.memberConfig(secagg.MemberConfig{Session: s, ID: secagg.MemberID(spec.GetMemberId()), Committee: cc})); err != nil {
 				return err
 			}
 			if err := p.saveMember(s, m); err != nil {
@@ -902,7 +932,39 @@ func (p *Party) decrypt(t *pb.Task, res *pb.Result) error {
 	if req.Round != t.GetRound() {
 		return fmt.Errorf("decryption request of round %d in a task of round %d", req.Round, t.GetRound())
 	}
-	sh, err := m.DecryptionShare(&req)
+	var sh *secagg.DecryptionShare
+	switch spec.GetStage() {
+	case pb.DecryptStage_DECRYPT_STAGE_UNSPECIFIED:
+		sh, err = m.DecryptionShare(&req)
+	case pb.DecryptStage_DECRYPT_STAGE_CHALLENGE:
+		// Commit the server to this aggregate (recorded before the challenge goes out)
+		// and ask it to open random positions of every listed upload.
+		ch, err := m.Challenge(&req)
+		if err != nil {
+			return err
+		}
+		if err := p.saveMember(s, m); err != nil {
+			return err
+		}
+		b, err := ch.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		res.Blobs = []*pb.Blob{blob.New(blob.Challenge, b)}
+		return nil
+	case pb.DecryptStage_DECRYPT_STAGE_SHARE:
+		ob, ferr := blob.Find(t.GetBlobs(), blob.Opening)
+		if ferr != nil {
+			return ferr
+		}
+		var op secagg.Opening
+		if err := op.UnmarshalBinary(ob); err != nil {
+			return err
+		}
+		sh, err = m.DecryptionShare(&req, &op)
+	default:
+		return fmt.Errorf("decryption stage %v unknown to this client (upgrade it)", spec.GetStage())
+	}
 	if err != nil {
 		return err
 	}

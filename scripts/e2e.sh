@@ -69,6 +69,13 @@ awk '
     if (prev < 0.85) { printf "e2e: final accuracy %.4f < 0.85\n", prev; exit 1 }
     exit bad }' "$work/server.out" >&2
 
+# With mutual TLS secure aggregation runs authenticated (signed key material and uploads,
+# spot-checked decryptions), never in the passive model.
+if grep -q "passive model" "$work/server.log"; then
+  echo "e2e: the server ran secure aggregation in the passive model despite mutual TLS" >&2
+  exit 1
+fi
+
 # The ledger a client wrote is the file `confide privacy ledger` audits.
 ledger="$work/state/0/privacy-ledger.json"
 if ! "$work/confide" privacy ledger "$ledger" -o json >"$work/ledger.json" 2>"$work/ledger.err"; then

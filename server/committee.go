@@ -51,7 +51,13 @@ func (c *Coordinator) startKeySetup(r *Ready) {
 			session[i+b] = byte(v >> (8 * b))
 		}
 	}
-	setup, err := secagg.NewKeySetup(*c.sa, session, c.cfg.committeeConfig())
+	var setup *secagg.KeySetup
+	var err error
+	if c.verifier != nil {
+		setup, err = secagg.NewAuthenticatedKeySetup(*c.sa, session, c.cfg.committeeConfig(), c.verifier)
+	} else {
+		setup, err = secagg.NewKeySetup(*c.sa, session, c.cfg.committeeConfig())
+	}
 	if err != nil {
 		// The configuration was validated against the same parameters.
 		panic(fmt.Sprintf("server: key setup with validated config: %v", err))
@@ -95,6 +101,12 @@ func (c *Coordinator) keySetupResult(ts *taskState, res *pb.Result, r *Ready) st
 		}
 		if err := com.setup.AddAnnouncement(&a); err != nil {
 			return err.Error()
+		}
+		if c.verifier != nil {
+			if id := com.setup.Identity(ts.member); id != ts.client {
+				// A seat is held by the client it was given to, under its own certificate.
+				return fmt.Sprintf("announcement for member %d signed by identity %q, the seat belongs to client %q", ts.member, id, ts.client)
+			}
 		}
 		r.Persist = append(r.Persist, KeySetupRecord{Session: com.session, Stage: ts.stage, Member: uint16(ts.member), Client: ts.client, Message: data})
 		if len(com.setup.Missing()) > 0 {

@@ -237,7 +237,13 @@ type SecAggConfig struct {
 	MinContributions int `yaml:"min_contributions"`
 	// RotateEvery starts a new committee every this many rounds (0: keep it while it can
 	// decrypt).
-	RotateEvery     int     `yaml:"rotate_every"`
+	RotateEvery int `yaml:"rotate_every"`
+	// Passive runs secure aggregation without identities: nobody signs key material or
+	// uploads and committee members decrypt what the server presents, which protects
+	// updates from an honest-but-curious server only. By default a server with a client CA
+	// (mutual TLS) and the simulator run the authenticated protocol; passive is for
+	// measuring what it costs.
+	Passive         bool    `yaml:"passive"`
 	LogN            int     `yaml:"log_n"`
 	LogScale        int     `yaml:"log_scale"`
 	FloodingSigma   float64 `yaml:"flooding_sigma"`

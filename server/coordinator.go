@@ -28,6 +28,12 @@ type Options struct {
 	Central CentralEvaluator
 	// Initial parameters; nil initialises the model from Config.Seed.
 	Initial []float64
+	// Verifier, when set, is the federation's CA (the one that issues the clients' TLS
+	// certificates): key setup accepts only announcements and dealings signed by the
+	// client each committee seat was given to, aggregates accept only uploads signed by
+	// their uploader for their task, and decryption runs the committee's spot checks
+	// (secagg's active-server model). Nil runs secure aggregation in the passive model.
+	Verifier *secagg.Verifier
 	// Resume, when set, starts the coordinator from a federation's durable state (see
 	// SQLiteStore.Load) instead of round 0.
 	Resume *State
@@ -71,6 +77,9 @@ type taskState struct {
 	stage   pb.KeySetupStage
 	member  secagg.MemberID
 	session secagg.SessionID
+	// decStage is the step of a decrypt task (challenge or share with an authenticated
+	// committee).
+	decStage pb.DecryptStage
 }
 
 type closedTask struct {
@@ -122,6 +131,7 @@ type decryption struct {
 	round  uint64
 	eval   bool
 	set    []secagg.MemberID
+	req    *pb.Blob
 	shares map[secagg.MemberID]*secagg.DecryptionShare
 }
 
@@ -133,6 +143,8 @@ type Coordinator struct {
 	cfg     Config
 	strat   strategy.Strategy
 	central CentralEvaluator
+	// verifier authenticates secure aggregation's key material and uploads (nil: passive).
+	verifier *secagg.Verifier
 	// rng draws the client sample and the committee; ids draws session ids. Both are
 	// keyed from crypto/rand unless Config.Seed fixes them (experiments), and no output of
 	// rng ever reaches a client: amplification by sampling assumes the sample is secret.
@@ -184,7 +196,7 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 		return nil, err
 	}
 	c := &Coordinator{
-		cfg: cfg, strat: strat, central: opts.Central,
+		cfg: cfg, strat: strat, central: opts.Central, verifier: opts.Verifier,
 		clients: map[string]*clientState{}, tasks: map[string]*taskState{}, closed: map[string]closedTask{},
 	}
 	var modelSeed uint64
@@ -771,7 +783,7 @@ func (c *Coordinator) startFit(r *Ready) {
 	}
 	blobs := []*pb.Blob{blob.New(blob.Params, blob.EncodeFloats(c.global))}
 	if c.sa != nil {
-		agg, err := secagg.NewAggregator(*c.sa, secagg.AggregatorConfig{Session: c.com.session, Round: number, Dim: c.dim + c.extra(), Committee: c.cfg.committeeConfig(), Workers: 2})
+		agg, err := secagg.NewAggregator(*c.sa, secagg.AggregatorConfig{Session: c.com.session, Round: number, Dim: c.dim + c.extra(), Committee: c.cfg.committeeConfig(), Workers: 2, Purpose: secagg.PurposeFit, Verifier: c.verifier})
 		if err != nil {
 			c.fit = f
 			c.failRound(fmt.Sprintf("secure aggregation: %v", err), r)
@@ -877,6 +889,9 @@ func (c *Coordinator) fitResult(ts *taskState, res *pb.Result, r *Ready) string 
 		}
 		if u.ClientID != ts.client {
 			return fmt.Sprintf("encrypted update names client %q", u.ClientID)
+		}
+		if u.TaskID != ts.id {
+			return fmt.Sprintf("encrypted update made for task %q, not %s", u.TaskID, ts.id)
 		}
 		if err := f.agg.Add(&u); err != nil {
 			return err.Error()
@@ -997,16 +1012,26 @@ func (c *Coordinator) startDecrypt(agg *secagg.Aggregator, round uint64, eval bo
 		c.decryptFailed(fmt.Sprintf("decryption request: %v", err), r)
 		return
 	}
-	b := blob.New(blob.Request, data)
+	c.dec.req = blob.New(blob.Request, data)
 	c.dec.set = set
 	c.dec.shares = map[secagg.MemberID]*secagg.DecryptionShare{}
 	c.phase = phaseDecrypt
 	c.deadline = c.now + c.cfg.Deadlines.Decrypt
-	for _, m := range set {
-		ts := &taskState{client: c.com.members[m-1], kind: pb.TaskKind_TASK_KIND_DECRYPT, round: round, member: m, session: c.com.session}
-		spec := &pb.DecryptSpec{Session: c.com.session[:], MemberId: uint32(m), Params: c.saProto}
-		c.newTask(r, ts, &pb.Task{Spec: &pb.Task_Decrypt{Decrypt: spec}, Blobs: []*pb.Blob{b}})
+	stage := pb.DecryptStage_DECRYPT_STAGE_UNSPECIFIED
+	if c.verifier != nil {
+		// Authenticated members first challenge the aggregate, then check its openings.
+		stage = pb.DecryptStage_DECRYPT_STAGE_CHALLENGE
 	}
+	for _, m := range set {
+		c.sendDecrypt(r, m, stage, c.dec.req)
+	}
+}
+
+// sendDecrypt sends member m the decrypt task of a stage with its blobs.
+func (c *Coordinator) sendDecrypt(r *Ready, m secagg.MemberID, stage pb.DecryptStage, blobs ...*pb.Blob) {
+	ts := &taskState{client: c.com.members[m-1], kind: pb.TaskKind_TASK_KIND_DECRYPT, round: c.dec.round, member: m, session: c.com.session, decStage: stage}
+	spec := &pb.DecryptSpec{Session: c.com.session[:], MemberId: uint32(m), Params: c.saProto, Stage: stage}
+	c.newTask(r, ts, &pb.Task{Spec: &pb.Task_Decrypt{Decrypt: spec}, Blobs: blobs})
 }
 
 // decryptFailed ends a decryption that cannot finish: the round fails, or its evaluation
@@ -1029,6 +1054,31 @@ func (c *Coordinator) decryptResult(ts *taskState, res *pb.Result, r *Ready) str
 	d := c.dec
 	if c.phase != phaseDecrypt || d == nil || d.round != ts.round {
 		return fmt.Sprintf("round %d is not decrypting", ts.round)
+	}
+	if ts.decStage == pb.DecryptStage_DECRYPT_STAGE_CHALLENGE {
+		data, err := blob.Find(res.Blobs, blob.Challenge)
+		if err != nil {
+			return err.Error()
+		}
+		var ch secagg.Challenge
+		if err := ch.UnmarshalBinary(data); err != nil {
+			return err.Error()
+		}
+		if ch.From != ts.member {
+			return fmt.Sprintf("challenge claims member %d, the task was for member %d", ch.From, ts.member)
+		}
+		op, err := d.agg.Open(&ch)
+		if err != nil {
+			c.decryptFailed(fmt.Sprintf("opening member %d's spot checks: %v", ts.member, err), r)
+			return ""
+		}
+		ob, err := op.MarshalBinary()
+		if err != nil {
+			c.decryptFailed(fmt.Sprintf("opening member %d's spot checks: %v", ts.member, err), r)
+			return ""
+		}
+		c.sendDecrypt(r, ts.member, pb.DecryptStage_DECRYPT_STAGE_SHARE, d.req, blob.New(blob.Opening, ob))
+		return ""
 	}
 	data, err := blob.Find(res.Blobs, blob.Share)
 	if err != nil {
@@ -1193,7 +1243,7 @@ func (c *Coordinator) startEvaluate(central map[string]float64, r *Ready) {
 			return
 		}
 		n = min(max(n, c.cfg.SecAgg.MinContributions), c.cfg.SecAgg.MaxContributors)
-		agg, err := secagg.NewAggregator(*c.sa, secagg.AggregatorConfig{Session: c.com.session, Round: e.number, Dim: statisticSlots, Committee: c.cfg.committeeConfig(), Workers: 1})
+		agg, err := secagg.NewAggregator(*c.sa, secagg.AggregatorConfig{Session: c.com.session, Round: e.number, Dim: statisticSlots, Committee: c.cfg.committeeConfig(), Workers: 1, Purpose: secagg.PurposeEvaluation, Verifier: c.verifier})
 		if err != nil {
 			e.failures = append(e.failures, strategy.Failure{Kind: strategy.FailureError, Reason: "secure aggregation of evaluation statistics: " + err.Error()})
 			c.finishEvaluate(r)
@@ -1230,6 +1280,9 @@ func (c *Coordinator) evalResult(ts *taskState, res *pb.Result, r *Ready) string
 		}
 		if u.ClientID != ts.client {
 			return fmt.Sprintf("encrypted evaluation names client %q", u.ClientID)
+		}
+		if u.TaskID != ts.id {
+			return fmt.Sprintf("encrypted evaluation made for task %q, not %s", u.TaskID, ts.id)
 		}
 		if err := e.agg.Add(&u); err != nil {
 			return err.Error()

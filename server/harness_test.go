@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,6 +13,8 @@ import (
 	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/model"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/secagg"
+	"github.com/confide-fl/confide/secagg/identitytest"
 	"github.com/confide-fl/confide/server"
 )
 
@@ -86,6 +89,30 @@ func secAggConfig(rounds, minFit, k, t int) server.Config {
 
 func newNetwork(t *testing.T, cfg server.Config, opts server.Options, trainers map[string]*fakeTrainer) *network {
 	t.Helper()
+	return newNetworkWith(t, cfg, opts, trainers, nil)
+}
+
+// newAuthNetwork is newNetwork with authenticated secure aggregation: every client holds an
+// identity of an in-memory CA, which the coordinator verifies against.
+func newAuthNetwork(t *testing.T, cfg server.Config, opts server.Options, trainers map[string]*fakeTrainer) (*network, *identitytest.CA) {
+	t.Helper()
+	ca, err := identitytest.NewCA(42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newNetworkWith(t, cfg, opts, trainers, ca), ca
+}
+
+func newNetworkWith(t *testing.T, cfg server.Config, opts server.Options, trainers map[string]*fakeTrainer, ca *identitytest.CA) *network {
+	t.Helper()
+	var verifier *secagg.Verifier
+	if ca != nil {
+		v, err := secagg.NewVerifier([]*x509.Certificate{ca.Certificate()}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		verifier, opts.Verifier = v, v
+	}
 	if cfg.Sampling.MinAvailable == 0 {
 		cfg.Sampling.MinAvailable = len(trainers) // start once everyone joined
 	}
@@ -98,7 +125,18 @@ func newNetwork(t *testing.T, cfg server.Config, opts server.Options, trainers m
 		// Seeded noise keeps user-level DP's distributed noise reproducible in tests.
 		// Clients opt in to sharing statistics without secure aggregation, with negligible
 		// noise, so that plaintext tests can check exact example-weighted means.
-		p, err := client.NewParty(client.PartyConfig{ClientID: id, Noise: dp.NewDeterministicNoise(uint64(i + 1)), ShareStatistics: true, StatisticsNoiseMultiplier: 1e-9}, trainers[id])
+		pc := client.PartyConfig{ClientID: id, Noise: dp.NewDeterministicNoise(uint64(i + 1)), ShareStatistics: true, StatisticsNoiseMultiplier: 1e-9}
+		if ca != nil {
+			ident, err := ca.Issue(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pc.Signer, err = secagg.NewSigner(ident.Certificate, ident.Key); err != nil {
+				t.Fatal(err)
+			}
+			pc.Verifier = verifier
+		}
+		p, err := client.NewParty(pc, trainers[id])
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package server
 
 import (
 	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/secagg"
 )
 
 // outstanding returns the open task taskID of client, or the rejection a result for it gets:
@@ -26,16 +27,21 @@ func (c *Coordinator) outstanding(client, taskID string) (*taskState, error) {
 	return ts, nil
 }
 
+// maxCertificateBytes bounds the DER certificate a signed upload or announcement carries
+// (a client certificate of the federation's CA is well under 1 KB).
+const maxCertificateBytes = 8192
+
 // ResultLimit checks, before any of its data is read, that client may push a result for
 // taskID (the task is outstanding and was assigned to client), and returns the most blob
 // bytes that result can legitimately hold:
 //
 //	fit        the update: 8 bytes per value in the clear, secagg's update size under
-//	           secure aggregation (dimension and client id known)
+//	           secure aggregation (dimension, client id and task id known; a certificate
+//	           and signature when uploads are signed)
 //	key setup  the stage's message: an announcement, a dealing for the committee, nothing
 //	evaluate   under secure aggregation the encrypted statistics; otherwise nothing
 //	           (an opted-in client's noised metrics travel in the header)
-//	decrypt    one decryption share for the aggregate being opened
+//	decrypt    a challenge, or one decryption share for the aggregate being opened
 //
 // A transport reserves no memory for a result beyond this bound, so a client can make the
 // server hold only what its task could produce. It changes no state.
@@ -51,26 +57,42 @@ func (c *Coordinator) ResultLimit(client, taskID string) (int64, error) {
 		return 0, err
 	}
 	values := c.dim + c.extra() // what a client encrypts or sends: the update and appended values
+	upload := func(values int) int64 {
+		if c.verifier != nil {
+			return int64(c.sa.SignedUpdateBytes(values, len(client), len(ts.id), maxCertificateBytes))
+		}
+		// Unsigned: exact (the task id travels in the upload, no certificate or signature).
+		return int64(c.sa.SignedUpdateBytes(values, len(client), len(ts.id), 0) - secagg.MaxSignatureBytes)
+	}
 	switch ts.kind {
 	case pb.TaskKind_TASK_KIND_FIT:
 		if c.sa != nil {
-			return int64(c.sa.UpdateBytes(values, len(client))), nil
+			return upload(values), nil
 		}
 		return 8 * int64(values), nil
 	case pb.TaskKind_TASK_KIND_KEY_SETUP:
 		switch ts.stage {
 		case pb.KeySetupStage_KEY_SETUP_STAGE_ANNOUNCE:
+			if c.verifier != nil {
+				return int64(c.sa.SignedAnnouncementBytes(maxCertificateBytes)), nil
+			}
 			return int64(c.sa.AnnouncementBytes()), nil
 		case pb.KeySetupStage_KEY_SETUP_STAGE_DEAL:
+			if c.verifier != nil {
+				return int64(c.sa.SignedDealingBytes(c.cfg.SecAgg.CommitteeSize)), nil
+			}
 			return int64(c.sa.DealingBytes(c.cfg.SecAgg.CommitteeSize)), nil
 		}
 		return 0, nil
 	case pb.TaskKind_TASK_KIND_EVALUATE:
 		if c.sa != nil {
-			return int64(c.sa.UpdateBytes(statisticSlots, len(client))), nil
+			return upload(statisticSlots), nil
 		}
 		return 0, nil
 	case pb.TaskKind_TASK_KIND_DECRYPT:
+		if ts.decStage == pb.DecryptStage_DECRYPT_STAGE_CHALLENGE {
+			return int64(c.sa.ChallengeBytes()), nil
+		}
 		if c.dec != nil && c.dec.eval {
 			values = statisticSlots
 		}

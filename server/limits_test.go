@@ -82,7 +82,7 @@ func TestResultLimitUnderSecureAggregation(t *testing.T) {
 				t.Fatalf("%v task %s: result of %d bytes exceeds its limit %d", task.Kind, task.TaskId, size, limit)
 			}
 			want := map[pb.TaskKind]int64{
-				pb.TaskKind_TASK_KIND_FIT:     int64(p.UpdateBytes(8, len(id))),
+				pb.TaskKind_TASK_KIND_FIT:     int64(p.SignedUpdateBytes(8, len(id), len(task.TaskId), 0) - secagg.MaxSignatureBytes),
 				pb.TaskKind_TASK_KIND_DECRYPT: int64(p.DecryptionShareBytes(8, 2)),
 			}[task.Kind]
 			if task.Kind == pb.TaskKind_TASK_KIND_KEY_SETUP {

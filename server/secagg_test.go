@@ -1,14 +1,18 @@
 package server_test
 
 import (
+	"crypto/x509"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/confide-fl/confide/client"
 	"github.com/confide-fl/confide/proto/blob"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/secagg"
+	"github.com/confide-fl/confide/secagg/identitytest"
 	"github.com/confide-fl/confide/server"
 )
 
@@ -309,4 +313,91 @@ func abs(x float64) float64 {
 		return -x
 	}
 	return x
+}
+
+// With authenticated secure aggregation (every client a certified identity, the coordinator
+// verifying against the CA) the same federation runs: signed key setup, signed uploads bound
+// to their tasks, committee members that challenge each aggregate and check its openings
+// before decrypting it, for the round's updates and for its evaluation statistics alike.
+func TestAuthenticatedSecureAggregationRounds(t *testing.T) {
+	ids := []string{"a", "b", "c", "d"}
+	trs := trainersFor(ids...)
+	cfg := secAggConfig(3, 4, 3, 2)
+	cfg.Sampling.FractionEvaluate = 1
+	n, _ := newAuthNetwork(t, cfg, server.Options{}, trs)
+	initial := n.c.Global()
+	n.run()
+	rounds := recordsOf[server.RoundRecord](n)
+	if len(rounds) != 3 {
+		t.Fatalf("%d rounds, want 3", len(rounds))
+	}
+	for _, rr := range rounds {
+		if rr.Failed || abs(rr.Metrics["train_accuracy"]-0.5) > 1e-3 {
+			t.Fatalf("round %d: failed %v (%s), metrics %v", rr.Round, rr.Failed, rr.Reason, rr.Metrics)
+		}
+	}
+	wantShift(t, initial, rounds[0].Params, cappedShift(trs, ids...), 1e-3)
+	stages := map[pb.DecryptStage]int{}
+	for _, a := range n.answered {
+		if a.result.Status != pb.ResultStatus_RESULT_STATUS_OK {
+			t.Fatalf("%s's %s: %v %q", a.client, a.result.TaskId, a.result.Status, a.result.Reason)
+		}
+		if a.result.Kind == pb.TaskKind_TASK_KIND_DECRYPT {
+			if b, _ := blob.Find(a.result.Blobs, blob.Challenge); b != nil {
+				stages[pb.DecryptStage_DECRYPT_STAGE_CHALLENGE]++
+			} else {
+				stages[pb.DecryptStage_DECRYPT_STAGE_SHARE]++
+			}
+		}
+	}
+	// Two members each open two aggregates (fit, evaluation) a round: a challenge and a share each.
+	if stages[pb.DecryptStage_DECRYPT_STAGE_CHALLENGE] != 12 || stages[pb.DecryptStage_DECRYPT_STAGE_SHARE] != 12 {
+		t.Fatalf("decrypt results by stage %v, want 12 challenges and 12 shares", stages)
+	}
+	for _, e := range noticesOf[server.EvaluationFinished](n) {
+		if e.Evaluations != 4 || abs(e.Federated["accuracy"]-0.9) > 1e-3 {
+			t.Fatalf("round %d federated evaluation %+v", e.Round, e)
+		}
+	}
+}
+
+// A client whose certificate names another client cannot take a committee seat: the
+// coordinator refuses the announcement, whose signer is not the seat's holder.
+func TestAuthenticatedKeySetupRefusesAnotherIdentity(t *testing.T) {
+	ids := []string{"a", "b", "c"}
+	cfg := secAggConfig(1, 3, 3, 2)
+	n, ca := newAuthNetwork(t, cfg, server.Options{}, trainersFor(ids...))
+	// Client a answers its announce task with b's identity.
+	task := n.queue["a"][0]
+	n.queue["a"] = n.queue["a"][1:]
+	ident, err := ca.Issue("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := secagg.NewSigner(ident.Certificate, ident.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor, err := client.NewParty(client.PartyConfig{ClientID: "b", Signer: signer, Verifier: mustVerifier(t, ca)}, &fakeTrainer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := impostor.Handle(t.Context(), task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = n.step(server.ResultIn{ClientID: "a", Result: res})
+	var rej *server.RejectError
+	if !errors.As(err, &rej) || !strings.Contains(rej.Msg, `signed by identity "b", the seat belongs to client "a"`) {
+		t.Fatalf("err = %v, want the announcement refused for its signer", err)
+	}
+}
+
+func mustVerifier(t *testing.T, ca *identitytest.CA) *secagg.Verifier {
+	t.Helper()
+	v, err := secagg.NewVerifier([]*x509.Certificate{ca.Certificate()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

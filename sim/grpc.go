@@ -63,6 +63,10 @@ func runGRPC(ctx context.Context, r *run) error {
 			return err
 		}
 		tr := &virtualTrainer{r: r, k: k, store: st.store}
+		signer, err := r.signer(k)
+		if err != nil {
+			return err
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -71,7 +75,8 @@ func runGRPC(ctx context.Context, r *run) error {
 				Store: st.store, DialOptions: dial, PollWait: time.Second, Logger: quiet,
 				BackoffMin: 10 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 				// One party serves all of the client's tasks: one noise stream per client.
-				Party: client.PartyConfig{Noise: r.clientNoise(k, 0), ShareStatistics: !r.cfg.SecureAggregation.Enabled, ForgetUpdates: true},
+				Party: client.PartyConfig{Noise: r.clientNoise(k, 0), ShareStatistics: !r.cfg.SecureAggregation.Enabled, ForgetUpdates: true,
+					Signer: signer, Verifier: r.verifier},
 			}, tr)
 		}()
 	}

@@ -3,6 +3,7 @@ package sim
 import (
 	"container/heap"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/confide-fl/confide/model"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
 	"github.com/confide-fl/confide/secagg"
+	"github.com/confide-fl/confide/secagg/identitytest"
 	"github.com/confide-fl/confide/server"
 	"github.com/confide-fl/confide/train"
 )
@@ -122,6 +124,11 @@ type run struct {
 	// noise is the clients' shared source of user-level DP noise when it is not seeded
 	// (nil without user-level DP).
 	noise dp.NoiseSource
+	// ca issues every virtual client a certified identity and verifier checks them, so that
+	// secure aggregation runs in its authenticated (active-server) model as a deployment
+	// does; nil without secure aggregation or with secure_aggregation.passive.
+	ca       *identitytest.CA
+	verifier *secagg.Verifier
 
 	// featureSeconds is the time the model's feature stage took on the training and test
 	// sets, featureExamples the examples it transformed (0 without a feature stage).
@@ -195,6 +202,15 @@ func newRun(ctx context.Context, cfg Config, opts Options) (*run, error) {
 			}
 			so.Noise, r.noise = s, s
 		}
+	}
+	if sa := r.cfg.SecureAggregation; sa.Enabled && !sa.Passive {
+		if r.ca, err = identitytest.NewCA(r.cfg.Seed); err != nil {
+			return nil, err
+		}
+		if r.verifier, err = secagg.NewVerifier([]*x509.Certificate{r.ca.Certificate()}, nil); err != nil {
+			return nil, err
+		}
+		so.Verifier = r.verifier
 	}
 	r.coord, err = server.New(r.fed, so)
 	if err != nil {
@@ -425,6 +441,19 @@ func (r *run) secAggRandomness(k int) *secagg.Randomness {
 	return secagg.DeterministicRandomness(r.cfg.Seed, r.id(k))
 }
 
+// signer is virtual client k's identity (nil in the passive model): an Ed25519 key and a
+// certificate of the run's CA, made on first use.
+func (r *run) signer(k int) (*secagg.Signer, error) {
+	if r.ca == nil {
+		return nil, nil
+	}
+	id, err := r.ca.Issue(r.id(k))
+	if err != nil {
+		return nil, err
+	}
+	return secagg.NewSigner(id.Certificate, id.Key)
+}
+
 // clientNoise is the source of client k's noise for a task of a round (user-level DP's
 // distributed noise, the noise on statistics shared without secure aggregation): the run's
 // secure source (nil: the party makes its own), or with deterministic noise one seeded
@@ -446,9 +475,13 @@ func (r *run) handle(ctx context.Context, w *worker, k int, st *clientState, t *
 	// operator opts in; the simulated clients opt in (a noised example count, so FedAvg
 	// weighs by examples as in McMahan et al. 2017, and noised evaluation results, charged
 	// to their ledgers). Under secure aggregation the statistics travel encrypted.
+	signer, err := r.signer(k)
+	if err != nil {
+		return nil, err
+	}
 	p, err := client.NewParty(client.PartyConfig{
 		ClientID: r.id(k), Store: st.store, SecAggRandomness: r.secAggRandomness(k), Noise: r.clientNoise(k, t.GetRound()),
-		ShareStatistics: !r.cfg.SecureAggregation.Enabled, ForgetUpdates: true,
+		ShareStatistics: !r.cfg.SecureAggregation.Enabled, ForgetUpdates: true, Signer: signer, Verifier: r.verifier,
 	}, &virtualTrainer{r: r, k: k, store: st.store, w: w})
 	if err != nil {
 		return nil, err

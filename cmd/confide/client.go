@@ -18,6 +18,7 @@ import (
 	"github.com/confide-fl/confide/client"
 	"github.com/confide-fl/confide/data"
 	"github.com/confide-fl/confide/dp"
+	"github.com/confide-fl/confide/secagg"
 )
 
 func init() { registerCommand(newClientCmd) }
@@ -168,6 +169,17 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 	if err != nil {
 		return err
 	}
+	// With mutual TLS the client's certificate is also its identity in secure aggregation
+	// (signed key material and uploads, verified keys and committee requests).
+	var (
+		signer   *secagg.Signer
+		verifier *secagg.Verifier
+	)
+	if tlsConfig != nil {
+		if signer, verifier, err = clientIdentity(tlsConfig, o.ca); err != nil {
+			return err
+		}
+	}
 	if o.name == "" && tlsConfig != nil {
 		o.name = tlsConfig.Certificates[0].Leaf.Subject.CommonName
 	}
@@ -225,6 +237,7 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 		Server: o.server, Name: o.name, JoinToken: o.joinToken, CommitteeEligible: o.committee, TLS: tlsConfig, Insecure: o.insecure,
 		Store: store, Logger: slog.Default(),
 		Party: client.PartyConfig{
+			Signer: signer, Verifier: verifier,
 			MinThreshold: o.minThreshold, MinContributions: o.minContributions, MinCommitteeSize: o.minCommittee,
 			MinNoiseMultiplier: o.minNoise, MinFloodingSigma: o.minFlooding, RequireSecureAggregation: o.requireSecAgg,
 			ShareStatistics: o.shareStatistics, Workers: o.workers, Noise: noise,

@@ -203,6 +203,15 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		accuracy = map[uint64]float64{}
 	)
 	var opts server.Options
+	if tlsConfig != nil && !fed.SecAgg.Passive {
+		// The CA that certifies the clients for TLS certifies their secure-aggregation
+		// identities too: signed key setup and uploads, spot-checked decryptions.
+		if opts.Verifier, err = caVerifier(sf.ClientCA, "--client-ca"); err != nil {
+			return err
+		}
+	} else if fed.SecAgg.Enabled {
+		slog.Warn("secure aggregation runs in the passive model (no client identities: --insecure or secure_aggregation.passive): it protects updates from an honest-but-curious server only")
+	}
 	// User-level DP noise comes from crypto/rand; the coordinator draws none of its own.
 	noise, err := dp.NewSecureNoise()
 	if err != nil {

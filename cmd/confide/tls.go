@@ -1,12 +1,15 @@
 package main
 
 import (
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/secagg"
 	"github.com/confide-fl/confide/server"
 )
 
@@ -60,4 +63,40 @@ func clientTLS(o clientOptions) (*tls.Config, error) {
 		return nil, &exitError{code: 2, err: fmt.Errorf("%w (check --ca, --tls-cert and --tls-key)", err)}
 	}
 	return tc, nil
+}
+
+// clientIdentity is a client's identity in authenticated secure aggregation: its TLS
+// certificate and key sign its key material and uploads, and the federation's CA (--ca)
+// verifies everyone else's.
+func clientIdentity(tc *tls.Config, caFile string) (*secagg.Signer, *secagg.Verifier, error) {
+	cert := tc.Certificates[0]
+	key, ok := cert.PrivateKey.(crypto.Signer)
+	if !ok || len(cert.Certificate) == 0 {
+		return nil, nil, &exitError{code: 2, err: errors.New("--tls-key: the key cannot sign (use a key from 'confide ca issue')")}
+	}
+	signer, err := secagg.NewSigner(cert.Certificate[0], key)
+	if err != nil {
+		return nil, nil, &exitError{code: 2, err: fmt.Errorf("--tls-cert: %w", err)}
+	}
+	v, err := caVerifier(caFile, "--ca")
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := v.Certify(cert.Certificate[0]); err != nil {
+		return nil, nil, &exitError{code: 2, err: fmt.Errorf("--tls-cert is not a client certificate of --ca: %w", err)}
+	}
+	return signer, v, nil
+}
+
+// caVerifier checks identities against the CA certificate in file.
+func caVerifier(file, flag string) (*secagg.Verifier, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, &exitError{code: 2, err: fmt.Errorf("%s: %w", flag, err)}
+	}
+	v, err := secagg.NewVerifierFromPEM(pem, nil)
+	if err != nil {
+		return nil, &exitError{code: 2, err: fmt.Errorf("%s: %w", flag, err)}
+	}
+	return v, nil
 }

@@ -29,6 +29,8 @@ const (
 	Delivery        = "delivery"
 	Request         = "request"
 	Share           = "share"
+	Challenge       = "challenge"
+	Opening         = "opening"
 )
 
 // New returns a blob holding data, with its size and SHA-256 digest.

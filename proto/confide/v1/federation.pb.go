@@ -141,6 +141,62 @@ func (KeySetupStage) EnumDescriptor() ([]byte, []int) {
 	return file_confide_v1_federation_proto_rawDescGZIP(), []int{1}
 }
 
+// Decryption of an aggregate by an authenticated committee is two steps (secagg's spot
+// checks): the member first commits the server to the aggregate and returns random
+// positions to open, then checks the openings and returns its share.
+type DecryptStage int32
+
+const (
+	// One step (a passive committee): return the share.
+	DecryptStage_DECRYPT_STAGE_UNSPECIFIED DecryptStage = 0
+	// Check the request (blob "request") and return a challenge (blob "challenge").
+	DecryptStage_DECRYPT_STAGE_CHALLENGE DecryptStage = 1
+	// Check the opening (blob "opening") of the challenged positions against the request
+	// (blob "request") and return the decryption share (blob "share").
+	DecryptStage_DECRYPT_STAGE_SHARE DecryptStage = 2
+)
+
+// Enum value maps for DecryptStage.
+var (
+	DecryptStage_name = map[int32]string{
+		0: "DECRYPT_STAGE_UNSPECIFIED",
+		1: "DECRYPT_STAGE_CHALLENGE",
+		2: "DECRYPT_STAGE_SHARE",
+	}
+	DecryptStage_value = map[string]int32{
+		"DECRYPT_STAGE_UNSPECIFIED": 0,
+		"DECRYPT_STAGE_CHALLENGE":   1,
+		"DECRYPT_STAGE_SHARE":       2,
+	}
+)
+
+func (x DecryptStage) Enum() *DecryptStage {
+	p := new(DecryptStage)
+	*p = x
+	return p
+}
+
+func (x DecryptStage) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DecryptStage) Descriptor() protoreflect.EnumDescriptor {
+	return file_confide_v1_federation_proto_enumTypes[2].Descriptor()
+}
+
+func (DecryptStage) Type() protoreflect.EnumType {
+	return &file_confide_v1_federation_proto_enumTypes[2]
+}
+
+func (x DecryptStage) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DecryptStage.Descriptor instead.
+func (DecryptStage) EnumDescriptor() ([]byte, []int) {
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{2}
+}
+
 type ResultStatus int32
 
 const (
@@ -179,11 +235,11 @@ func (x ResultStatus) String() string {
 }
 
 func (ResultStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_confide_v1_federation_proto_enumTypes[2].Descriptor()
+	return file_confide_v1_federation_proto_enumTypes[3].Descriptor()
 }
 
 func (ResultStatus) Type() protoreflect.EnumType {
-	return &file_confide_v1_federation_proto_enumTypes[2]
+	return &file_confide_v1_federation_proto_enumTypes[3]
 }
 
 func (x ResultStatus) Number() protoreflect.EnumNumber {
@@ -192,7 +248,7 @@ func (x ResultStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ResultStatus.Descriptor instead.
 func (ResultStatus) EnumDescriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{2}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{3}
 }
 
 type JoinRequest struct {
@@ -1531,12 +1587,14 @@ func (x *KeySetupSpec) GetParams() *SecAggParams {
 	return nil
 }
 
-// DecryptSpec: return a decryption share (blob "share") for the request (blob "request").
+// DecryptSpec: return a decryption share (blob "share") for the request (blob "request"), or
+// in an authenticated committee first a challenge (see DecryptStage).
 type DecryptSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Session       []byte                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
 	MemberId      uint32                 `protobuf:"varint,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
 	Params        *SecAggParams          `protobuf:"bytes,3,opt,name=params,proto3" json:"params,omitempty"`
+	Stage         DecryptStage           `protobuf:"varint,4,opt,name=stage,proto3,enum=confide.v1.DecryptStage" json:"stage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1590,6 +1648,13 @@ func (x *DecryptSpec) GetParams() *SecAggParams {
 		return x.Params
 	}
 	return nil
+}
+
+func (x *DecryptSpec) GetStage() DecryptStage {
+	if x != nil {
+		return x.Stage
+	}
+	return DecryptStage_DECRYPT_STAGE_UNSPECIFIED
 }
 
 type ResultChunk struct {
@@ -2099,11 +2164,12 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\x05stage\x18\x01 \x01(\x0e2\x19.confide.v1.KeySetupStageR\x05stage\x12\x18\n" +
 	"\asession\x18\x02 \x01(\fR\asession\x12\x1b\n" +
 	"\tmember_id\x18\x03 \x01(\rR\bmemberId\x120\n" +
-	"\x06params\x18\x04 \x01(\v2\x18.confide.v1.SecAggParamsR\x06params\"v\n" +
+	"\x06params\x18\x04 \x01(\v2\x18.confide.v1.SecAggParamsR\x06params\"\xa6\x01\n" +
 	"\vDecryptSpec\x12\x18\n" +
 	"\asession\x18\x01 \x01(\fR\asession\x12\x1b\n" +
 	"\tmember_id\x18\x02 \x01(\rR\bmemberId\x120\n" +
-	"\x06params\x18\x03 \x01(\v2\x18.confide.v1.SecAggParamsR\x06params\"Y\n" +
+	"\x06params\x18\x03 \x01(\v2\x18.confide.v1.SecAggParamsR\x06params\x12.\n" +
+	"\x05stage\x18\x04 \x01(\x0e2\x18.confide.v1.DecryptStageR\x05stage\"Y\n" +
 	"\vResultChunk\x12,\n" +
 	"\x06result\x18\x01 \x01(\v2\x12.confide.v1.ResultH\x00R\x06result\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x06\n" +
@@ -2137,7 +2203,11 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\x1bKEY_SETUP_STAGE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18KEY_SETUP_STAGE_ANNOUNCE\x10\x01\x12\x18\n" +
 	"\x14KEY_SETUP_STAGE_DEAL\x10\x02\x12\x1b\n" +
-	"\x17KEY_SETUP_STAGE_RECEIVE\x10\x03*\x87\x01\n" +
+	"\x17KEY_SETUP_STAGE_RECEIVE\x10\x03*c\n" +
+	"\fDecryptStage\x12\x1d\n" +
+	"\x19DECRYPT_STAGE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17DECRYPT_STAGE_CHALLENGE\x10\x01\x12\x17\n" +
+	"\x13DECRYPT_STAGE_SHARE\x10\x02*\x87\x01\n" +
 	"\fResultStatus\x12\x1d\n" +
 	"\x19RESULT_STATUS_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10RESULT_STATUS_OK\x10\x01\x12(\n" +
@@ -2164,83 +2234,85 @@ func file_confide_v1_federation_proto_rawDescGZIP() []byte {
 	return file_confide_v1_federation_proto_rawDescData
 }
 
-var file_confide_v1_federation_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_confide_v1_federation_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_confide_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_confide_v1_federation_proto_goTypes = []any{
 	(TaskKind)(0),              // 0: confide.v1.TaskKind
 	(KeySetupStage)(0),         // 1: confide.v1.KeySetupStage
-	(ResultStatus)(0),          // 2: confide.v1.ResultStatus
-	(*JoinRequest)(nil),        // 3: confide.v1.JoinRequest
-	(*JoinResponse)(nil),       // 4: confide.v1.JoinResponse
-	(*PullTaskRequest)(nil),    // 5: confide.v1.PullTaskRequest
-	(*TaskChunk)(nil),          // 6: confide.v1.TaskChunk
-	(*NoTask)(nil),             // 7: confide.v1.NoTask
-	(*Blob)(nil),               // 8: confide.v1.Blob
-	(*Task)(nil),               // 9: confide.v1.Task
-	(*ModelSpec)(nil),          // 10: confide.v1.ModelSpec
-	(*DPSpec)(nil),             // 11: confide.v1.DPSpec
-	(*FitSpec)(nil),            // 12: confide.v1.FitSpec
-	(*StatisticsSpec)(nil),     // 13: confide.v1.StatisticsSpec
-	(*UserLevelDPSpec)(nil),    // 14: confide.v1.UserLevelDPSpec
-	(*SecAggSpec)(nil),         // 15: confide.v1.SecAggSpec
-	(*SecAggParams)(nil),       // 16: confide.v1.SecAggParams
-	(*EvaluateSpec)(nil),       // 17: confide.v1.EvaluateSpec
-	(*KeySetupSpec)(nil),       // 18: confide.v1.KeySetupSpec
-	(*DecryptSpec)(nil),        // 19: confide.v1.DecryptSpec
-	(*ResultChunk)(nil),        // 20: confide.v1.ResultChunk
-	(*Result)(nil),             // 21: confide.v1.Result
-	(*PushResultResponse)(nil), // 22: confide.v1.PushResultResponse
-	(*HeartbeatRequest)(nil),   // 23: confide.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),  // 24: confide.v1.HeartbeatResponse
-	(*LeaveRequest)(nil),       // 25: confide.v1.LeaveRequest
-	(*LeaveResponse)(nil),      // 26: confide.v1.LeaveResponse
-	nil,                        // 27: confide.v1.FitSpec.ConfigEntry
-	nil,                        // 28: confide.v1.EvaluateSpec.ConfigEntry
-	nil,                        // 29: confide.v1.Result.MetricsEntry
+	(DecryptStage)(0),          // 2: confide.v1.DecryptStage
+	(ResultStatus)(0),          // 3: confide.v1.ResultStatus
+	(*JoinRequest)(nil),        // 4: confide.v1.JoinRequest
+	(*JoinResponse)(nil),       // 5: confide.v1.JoinResponse
+	(*PullTaskRequest)(nil),    // 6: confide.v1.PullTaskRequest
+	(*TaskChunk)(nil),          // 7: confide.v1.TaskChunk
+	(*NoTask)(nil),             // 8: confide.v1.NoTask
+	(*Blob)(nil),               // 9: confide.v1.Blob
+	(*Task)(nil),               // 10: confide.v1.Task
+	(*ModelSpec)(nil),          // 11: confide.v1.ModelSpec
+	(*DPSpec)(nil),             // 12: confide.v1.DPSpec
+	(*FitSpec)(nil),            // 13: confide.v1.FitSpec
+	(*StatisticsSpec)(nil),     // 14: confide.v1.StatisticsSpec
+	(*UserLevelDPSpec)(nil),    // 15: confide.v1.UserLevelDPSpec
+	(*SecAggSpec)(nil),         // 16: confide.v1.SecAggSpec
+	(*SecAggParams)(nil),       // 17: confide.v1.SecAggParams
+	(*EvaluateSpec)(nil),       // 18: confide.v1.EvaluateSpec
+	(*KeySetupSpec)(nil),       // 19: confide.v1.KeySetupSpec
+	(*DecryptSpec)(nil),        // 20: confide.v1.DecryptSpec
+	(*ResultChunk)(nil),        // 21: confide.v1.ResultChunk
+	(*Result)(nil),             // 22: confide.v1.Result
+	(*PushResultResponse)(nil), // 23: confide.v1.PushResultResponse
+	(*HeartbeatRequest)(nil),   // 24: confide.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),  // 25: confide.v1.HeartbeatResponse
+	(*LeaveRequest)(nil),       // 26: confide.v1.LeaveRequest
+	(*LeaveResponse)(nil),      // 27: confide.v1.LeaveResponse
+	nil,                        // 28: confide.v1.FitSpec.ConfigEntry
+	nil,                        // 29: confide.v1.EvaluateSpec.ConfigEntry
+	nil,                        // 30: confide.v1.Result.MetricsEntry
 }
 var file_confide_v1_federation_proto_depIdxs = []int32{
-	9,  // 0: confide.v1.TaskChunk.task:type_name -> confide.v1.Task
-	7,  // 1: confide.v1.TaskChunk.no_task:type_name -> confide.v1.NoTask
+	10, // 0: confide.v1.TaskChunk.task:type_name -> confide.v1.Task
+	8,  // 1: confide.v1.TaskChunk.no_task:type_name -> confide.v1.NoTask
 	0,  // 2: confide.v1.Task.kind:type_name -> confide.v1.TaskKind
-	12, // 3: confide.v1.Task.fit:type_name -> confide.v1.FitSpec
-	17, // 4: confide.v1.Task.evaluate:type_name -> confide.v1.EvaluateSpec
-	18, // 5: confide.v1.Task.key_setup:type_name -> confide.v1.KeySetupSpec
-	19, // 6: confide.v1.Task.decrypt:type_name -> confide.v1.DecryptSpec
-	8,  // 7: confide.v1.Task.blobs:type_name -> confide.v1.Blob
-	10, // 8: confide.v1.FitSpec.model:type_name -> confide.v1.ModelSpec
-	11, // 9: confide.v1.FitSpec.dp:type_name -> confide.v1.DPSpec
-	15, // 10: confide.v1.FitSpec.secagg:type_name -> confide.v1.SecAggSpec
-	27, // 11: confide.v1.FitSpec.config:type_name -> confide.v1.FitSpec.ConfigEntry
-	14, // 12: confide.v1.FitSpec.user_level_dp:type_name -> confide.v1.UserLevelDPSpec
-	13, // 13: confide.v1.FitSpec.statistics:type_name -> confide.v1.StatisticsSpec
-	16, // 14: confide.v1.SecAggSpec.params:type_name -> confide.v1.SecAggParams
-	10, // 15: confide.v1.EvaluateSpec.model:type_name -> confide.v1.ModelSpec
-	28, // 16: confide.v1.EvaluateSpec.config:type_name -> confide.v1.EvaluateSpec.ConfigEntry
-	15, // 17: confide.v1.EvaluateSpec.secagg:type_name -> confide.v1.SecAggSpec
-	13, // 18: confide.v1.EvaluateSpec.statistics:type_name -> confide.v1.StatisticsSpec
+	13, // 3: confide.v1.Task.fit:type_name -> confide.v1.FitSpec
+	18, // 4: confide.v1.Task.evaluate:type_name -> confide.v1.EvaluateSpec
+	19, // 5: confide.v1.Task.key_setup:type_name -> confide.v1.KeySetupSpec
+	20, // 6: confide.v1.Task.decrypt:type_name -> confide.v1.DecryptSpec
+	9,  // 7: confide.v1.Task.blobs:type_name -> confide.v1.Blob
+	11, // 8: confide.v1.FitSpec.model:type_name -> confide.v1.ModelSpec
+	12, // 9: confide.v1.FitSpec.dp:type_name -> confide.v1.DPSpec
+	16, // 10: confide.v1.FitSpec.secagg:type_name -> confide.v1.SecAggSpec
+	28, // 11: confide.v1.FitSpec.config:type_name -> confide.v1.FitSpec.ConfigEntry
+	15, // 12: confide.v1.FitSpec.user_level_dp:type_name -> confide.v1.UserLevelDPSpec
+	14, // 13: confide.v1.FitSpec.statistics:type_name -> confide.v1.StatisticsSpec
+	17, // 14: confide.v1.SecAggSpec.params:type_name -> confide.v1.SecAggParams
+	11, // 15: confide.v1.EvaluateSpec.model:type_name -> confide.v1.ModelSpec
+	29, // 16: confide.v1.EvaluateSpec.config:type_name -> confide.v1.EvaluateSpec.ConfigEntry
+	16, // 17: confide.v1.EvaluateSpec.secagg:type_name -> confide.v1.SecAggSpec
+	14, // 18: confide.v1.EvaluateSpec.statistics:type_name -> confide.v1.StatisticsSpec
 	1,  // 19: confide.v1.KeySetupSpec.stage:type_name -> confide.v1.KeySetupStage
-	16, // 20: confide.v1.KeySetupSpec.params:type_name -> confide.v1.SecAggParams
-	16, // 21: confide.v1.DecryptSpec.params:type_name -> confide.v1.SecAggParams
-	21, // 22: confide.v1.ResultChunk.result:type_name -> confide.v1.Result
-	0,  // 23: confide.v1.Result.kind:type_name -> confide.v1.TaskKind
-	2,  // 24: confide.v1.Result.status:type_name -> confide.v1.ResultStatus
-	29, // 25: confide.v1.Result.metrics:type_name -> confide.v1.Result.MetricsEntry
-	8,  // 26: confide.v1.Result.blobs:type_name -> confide.v1.Blob
-	3,  // 27: confide.v1.Federation.Join:input_type -> confide.v1.JoinRequest
-	5,  // 28: confide.v1.Federation.PullTask:input_type -> confide.v1.PullTaskRequest
-	20, // 29: confide.v1.Federation.PushResult:input_type -> confide.v1.ResultChunk
-	23, // 30: confide.v1.Federation.Heartbeat:input_type -> confide.v1.HeartbeatRequest
-	25, // 31: confide.v1.Federation.Leave:input_type -> confide.v1.LeaveRequest
-	4,  // 32: confide.v1.Federation.Join:output_type -> confide.v1.JoinResponse
-	6,  // 33: confide.v1.Federation.PullTask:output_type -> confide.v1.TaskChunk
-	22, // 34: confide.v1.Federation.PushResult:output_type -> confide.v1.PushResultResponse
-	24, // 35: confide.v1.Federation.Heartbeat:output_type -> confide.v1.HeartbeatResponse
-	26, // 36: confide.v1.Federation.Leave:output_type -> confide.v1.LeaveResponse
-	32, // [32:37] is the sub-list for method output_type
-	27, // [27:32] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	17, // 20: confide.v1.KeySetupSpec.params:type_name -> confide.v1.SecAggParams
+	17, // 21: confide.v1.DecryptSpec.params:type_name -> confide.v1.SecAggParams
+	2,  // 22: confide.v1.DecryptSpec.stage:type_name -> confide.v1.DecryptStage
+	22, // 23: confide.v1.ResultChunk.result:type_name -> confide.v1.Result
+	0,  // 24: confide.v1.Result.kind:type_name -> confide.v1.TaskKind
+	3,  // 25: confide.v1.Result.status:type_name -> confide.v1.ResultStatus
+	30, // 26: confide.v1.Result.metrics:type_name -> confide.v1.Result.MetricsEntry
+	9,  // 27: confide.v1.Result.blobs:type_name -> confide.v1.Blob
+	4,  // 28: confide.v1.Federation.Join:input_type -> confide.v1.JoinRequest
+	6,  // 29: confide.v1.Federation.PullTask:input_type -> confide.v1.PullTaskRequest
+	21, // 30: confide.v1.Federation.PushResult:input_type -> confide.v1.ResultChunk
+	24, // 31: confide.v1.Federation.Heartbeat:input_type -> confide.v1.HeartbeatRequest
+	26, // 32: confide.v1.Federation.Leave:input_type -> confide.v1.LeaveRequest
+	5,  // 33: confide.v1.Federation.Join:output_type -> confide.v1.JoinResponse
+	7,  // 34: confide.v1.Federation.PullTask:output_type -> confide.v1.TaskChunk
+	23, // 35: confide.v1.Federation.PushResult:output_type -> confide.v1.PushResultResponse
+	25, // 36: confide.v1.Federation.Heartbeat:output_type -> confide.v1.HeartbeatResponse
+	27, // 37: confide.v1.Federation.Leave:output_type -> confide.v1.LeaveResponse
+	33, // [33:38] is the sub-list for method output_type
+	28, // [28:33] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_confide_v1_federation_proto_init() }
@@ -2268,7 +2340,7 @@ func file_confide_v1_federation_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_confide_v1_federation_proto_rawDesc), len(file_confide_v1_federation_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
