@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"slices"
-	"sort"
 
 	"github.com/confide-fl/confide/proto/blob"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
@@ -29,8 +28,8 @@ func (c *Coordinator) committeeUsable() bool {
 	return online >= c.cfg.SecAgg.Threshold
 }
 
-// startKeySetup picks K online, committee-eligible clients (fewest missed duties first, then
-// at random) and asks each to announce its identity key for a new session.
+// startKeySetup picks K online, committee-eligible clients uniformly at random and asks each
+// to announce its identity key for a new session.
 func (c *Coordinator) startKeySetup(r *Ready) {
 	var cands []*clientState
 	for _, cs := range c.onlineClients() {
@@ -42,8 +41,10 @@ func (c *Coordinator) startKeySetup(r *Ready) {
 	if len(cands) < k {
 		return // wait for more eligible clients
 	}
+	// Uniformly at random among the eligible identities, from the secret sampling
+	// generator: preferring reliable clients would favour whoever stays online to be
+	// picked (Sybils the CA issued, a colluding group), so missed duties never exclude.
 	c.rng.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
-	sort.SliceStable(cands, func(i, j int) bool { return cands[i].strikes < cands[j].strikes })
 	var session secagg.SessionID
 	for i := 0; i < len(session); i += 8 {
 		v := c.ids.Uint64()
@@ -218,7 +219,6 @@ func (c *Coordinator) keySetupDeadline(r *Ready) {
 		var missing []string
 		for _, m := range com.setup.Missing() {
 			missing = append(missing, com.members[m-1])
-			c.clients[com.members[m-1]].strikes++
 		}
 		c.abortKeySetup("announcements missing at the deadline", missing, r)
 		return

@@ -65,7 +65,6 @@ type clientState struct {
 	online   bool
 	left     bool
 	lastSeen time.Duration
-	strikes  int // missed committee duties; such clients are picked last
 	epsilon  float64
 }
 
@@ -459,7 +458,6 @@ func (c *Coordinator) checkDeadline(r *Ready) {
 		for _, id := range c.dec.set {
 			if _, ok := c.dec.shares[id]; !ok {
 				missing = append(missing, c.com.members[id-1])
-				c.clients[c.com.members[id-1]].strikes++
 			}
 		}
 		c.decryptFailed(fmt.Sprintf("committee members %v sent no decryption share before the deadline", missing), r)
@@ -558,12 +556,10 @@ func (c *Coordinator) taskFailed(ts *taskState, kind strategy.FailureKind, reaso
 		}
 	case pb.TaskKind_TASK_KIND_DECRYPT:
 		if c.phase == phaseDecrypt && c.dec != nil && c.dec.round == ts.round {
-			c.clients[ts.client].strikes++
 			c.decryptFailed(fmt.Sprintf("committee member %d (client %q) could not decrypt: %s", ts.member, ts.client, reason), r)
 		}
 	case pb.TaskKind_TASK_KIND_KEY_SETUP:
 		if c.phase == phaseKeySetup && c.com != nil && c.com.session == ts.session {
-			c.clients[ts.client].strikes++
 			c.keySetupMemberFailed(ts, reason, r)
 		}
 	}
