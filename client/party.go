@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -588,7 +589,17 @@ const maxCached = 16
 var (
 	specs        = &cache[parsedSpec]{m: map[string]parsedSpec{}}
 	secAggParams = &cache[secagg.Parameters]{m: map[string]secagg.Parameters{}}
+	// publicKeys holds the collective keys of recent sessions by session id, as received
+	// (and, with a Verifier, verified by an encryptor made from them): the server sends a
+	// session's key to a client once.
+	publicKeys = &cache[*sessionKey]{m: map[string]*sessionKey{}}
 )
+
+// sessionKey is a session's collective public key and its encoding.
+type sessionKey struct {
+	key *secagg.PublicKey
+	raw []byte
+}
 
 func (c *cache[V]) get(key string) (V, bool) {
 	c.mu.Lock()
@@ -655,20 +666,32 @@ func (p *Party) encryptor(t *pb.Task, sa *pb.SecAggSpec) (*secagg.Encryptor, sec
 	if err != nil {
 		return nil, params, err
 	}
-	pkb, err := blob.Find(t.GetBlobs(), blob.PublicKey)
+	session, err := sessionOf(sa.GetSession())
 	if err != nil {
 		return nil, params, err
 	}
-	key := string(pkb)
+	// The server sends a session's collective key (with the signed roster and shares that
+	// let the client verify it) once per client; later tasks of the session refer to it.
+	pk, ok := publicKeys.get(session.String())
+	pkb, ferr := blob.Find(t.GetBlobs(), blob.PublicKey)
+	switch {
+	case ferr == nil:
+		if pk == nil || !bytes.Equal(pk.raw, pkb) {
+			var k secagg.PublicKey
+			if err := k.UnmarshalBinary(pkb); err != nil {
+				return nil, params, err
+			}
+			pk = &sessionKey{key: &k, raw: pkb}
+		}
+	case !ok:
+		return nil, params, fmt.Errorf("no collective public key of session %s at hand (the client restarted since the server sent it); the server sends it again with the next task", session)
+	}
+	if pk.key.Session != session {
+		return nil, params, fmt.Errorf("public key of session %s, the task names another session", pk.key.Session)
+	}
+	key := string(pk.raw)
 	if p.enc != nil && p.encKey == key {
 		return p.enc, params, nil
-	}
-	var pk secagg.PublicKey
-	if err := pk.UnmarshalBinary(pkb); err != nil {
-		return nil, params, err
-	}
-	if string(pk.Session[:]) != string(sa.GetSession()) {
-		return nil, params, fmt.Errorf("public key of session %s, the task names another session", pk.Session)
 	}
 	ecfg := secagg.EncryptorConfig{ClientID: p.cfg.ClientID, Workers: p.cfg.Workers, Randomness: p.cfg.SecAggRandomness, Signer: p.cfg.Signer, Verifier: p.cfg.Verifier}
 	if p.cfg.Verifier != nil {
@@ -676,10 +699,12 @@ func (p *Party) encryptor(t *pb.Task, sa *pb.SecAggSpec) (*secagg.Encryptor, sec
 		// floors (the task's claims are checked against them too, in secAggParams).
 		ecfg.Floors = secagg.CommitteeConfig{Size: p.cfg.MinCommitteeSize, Threshold: p.cfg.MinThreshold, MinContributions: p.cfg.MinContributions}
 	}
-	enc, err := secagg.NewEncryptor(params, &pk, ecfg)
+	enc, err := secagg.NewEncryptor(params, pk.key, ecfg)
 	if err != nil {
 		return nil, params, err
 	}
+	// Only a key that verified is kept for the session's later tasks.
+	publicKeys.put(session.String(), pk)
 	p.enc, p.encKey = enc, key
 	return enc, params, nil
 }
@@ -780,6 +805,9 @@ func sessionOf(b []byte) (secagg.SessionID, error) {
 }
 
 func memberStateName(s secagg.SessionID) string { return "member-" + hex.EncodeToString(s[:]) }
+
+// requestStateName is the Store entry of the decryption request a member challenged last.
+func requestStateName(s secagg.SessionID) string { return "request-" + hex.EncodeToString(s[:]) }
 
 // member returns the member state of a session, loading it from the store after a restart.
 func (p *Party) member(params secagg.Parameters, s secagg.SessionID, id uint32) (*secagg.Member, error) {
@@ -922,6 +950,14 @@ func (p *Party) decrypt(t *pb.Task, res *pb.Result) error {
 		return err
 	}
 	qb, err := blob.Find(t.GetBlobs(), blob.Request)
+	if err != nil && spec.GetStage() == pb.DecryptStage_DECRYPT_STAGE_SHARE {
+		// The request came with the challenge step, and the member kept it.
+		if qb, err = p.cfg.Store.Load(requestStateName(s)); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("no decryption request of session %s at hand for the share step (the client lost its state since the challenge)", s)
+		} else if err != nil {
+			return &fatalError{err}
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -945,6 +981,10 @@ func (p *Party) decrypt(t *pb.Task, res *pb.Result) error {
 		}
 		if err := p.saveMember(s, m); err != nil {
 			return err
+		}
+		// Keep the request for the share step, so the server need not send it twice.
+		if err := p.cfg.Store.Save(requestStateName(s), qb); err != nil {
+			return &fatalError{err}
 		}
 		b, err := ch.MarshalBinary()
 		if err != nil {

@@ -65,7 +65,11 @@ type clientState struct {
 	online   bool
 	left     bool
 	lastSeen time.Duration
-	epsilon  float64
+	// keyOf is the session whose collective public key the client was sent (keySent); a
+	// failed task sends it again (the client may have restarted and lost it).
+	keyOf   secagg.SessionID
+	keySent bool
+	epsilon float64
 }
 
 type taskState struct {
@@ -537,6 +541,9 @@ func (c *Coordinator) failClientTasks(client, reason string, r *Ready) {
 // taskFailed routes the failure of a task to its phase.
 func (c *Coordinator) taskFailed(ts *taskState, kind strategy.FailureKind, reason string, r *Ready) {
 	f := strategy.Failure{ClientID: ts.client, Kind: kind, Reason: reason}
+	if cs := c.clients[ts.client]; cs != nil && (ts.kind == pb.TaskKind_TASK_KIND_FIT || ts.kind == pb.TaskKind_TASK_KIND_EVALUATE) {
+		cs.keySent = false // it may have lost the session's key: send it with the next task
+	}
 	switch ts.kind {
 	case pb.TaskKind_TASK_KIND_FIT:
 		if c.phase == phaseFit && c.fit != nil && c.fit.number == ts.round {
@@ -787,7 +794,6 @@ func (c *Coordinator) startFit(r *Ready) {
 		}
 		f.agg = agg
 		spec.Secagg = &pb.SecAggSpec{Session: c.com.session[:], Params: c.saProto}
-		blobs = append(blobs, c.com.pkBlob)
 	}
 	c.fit = f
 	c.phase = phaseFit
@@ -804,10 +810,23 @@ func (c *Coordinator) startFit(r *Ready) {
 			r.Notices = append(r.Notices, PrivacySpent{ClientID: id, Epsilon: eps})
 		}
 		ts := &taskState{client: id, kind: pb.TaskKind_TASK_KIND_FIT, round: number}
-		c.newTask(r, ts, &pb.Task{Spec: &pb.Task_Fit{Fit: spec}, Blobs: blobs})
+		c.newTask(r, ts, &pb.Task{Spec: &pb.Task_Fit{Fit: spec}, Blobs: c.withPublicKey(id, blobs)})
 		f.pending[id] = ts.id
 	}
 	r.Notices = append(r.Notices, RoundStarted{Round: number, Clients: slices.Clone(sampled)})
+}
+
+// withPublicKey returns the blobs of a task for client under secure aggregation: with the
+// session's collective public key the first time the client gets a task of the session
+// (it keeps it; the message, with the signed roster and shares that verify it, is several
+// times an update of a small model), without it after.
+func (c *Coordinator) withPublicKey(client string, blobs []*pb.Blob) []*pb.Blob {
+	cs := c.clients[client]
+	if c.sa == nil || c.com == nil || cs == nil || (cs.keyOf == c.com.session && cs.keySent) {
+		return blobs
+	}
+	cs.keyOf, cs.keySent = c.com.session, true
+	return append(slices.Clone(blobs), c.com.pkBlob)
 }
 
 // maxWeight bounds the weight of a client's update: the weight clients encrypt under secure
@@ -1073,7 +1092,8 @@ func (c *Coordinator) decryptResult(ts *taskState, res *pb.Result, r *Ready) str
 			c.decryptFailed(fmt.Sprintf("opening member %d's spot checks: %v", ts.member, err), r)
 			return ""
 		}
-		c.sendDecrypt(r, ts.member, pb.DecryptStage_DECRYPT_STAGE_SHARE, d.req, blob.New(blob.Opening, ob))
+		// The member kept the request from the challenge step: only the opening goes out.
+		c.sendDecrypt(r, ts.member, pb.DecryptStage_DECRYPT_STAGE_SHARE, blob.New(blob.Opening, ob))
 		return ""
 	}
 	data, err := blob.Find(res.Blobs, blob.Share)
@@ -1249,13 +1269,12 @@ func (c *Coordinator) startEvaluate(central map[string]float64, r *Ready) {
 		spec.Secagg = &pb.SecAggSpec{Session: c.com.session[:], Params: c.saProto}
 		spec.Statistics = &pb.StatisticsSpec{LossCap: t.LossCap}
 		spec.WeightScale, spec.MaxWeight = t.WeightScale, c.maxWeight()
-		blobs = append(blobs, c.com.pkBlob)
 	}
 	c.phase = phaseEvaluate
 	c.deadline = c.now + c.cfg.Deadlines.Evaluate
 	for _, id := range c.sample(n) {
 		ts := &taskState{client: id, kind: pb.TaskKind_TASK_KIND_EVALUATE, round: e.number}
-		c.newTask(r, ts, &pb.Task{Spec: &pb.Task_Evaluate{Evaluate: spec}, Blobs: blobs})
+		c.newTask(r, ts, &pb.Task{Spec: &pb.Task_Evaluate{Evaluate: spec}, Blobs: c.withPublicKey(id, blobs)})
 		e.pending[id] = ts.id
 	}
 }
