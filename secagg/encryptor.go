@@ -239,6 +239,9 @@ func VerifyPublicKey(params Parameters, pk *PublicKey, v *Verifier, floors Commi
 	if v == nil {
 		return fmt.Errorf("secagg: VerifyPublicKey needs a Verifier")
 	}
+	if pk.passed(v, floors, params.Digest()) {
+		return nil // this key already passed these checks (a key is immutable)
+	}
 	if _, err := pk.rlwe(params); err != nil {
 		return err
 	}
@@ -262,6 +265,7 @@ func VerifyPublicKey(params Parameters, pk *PublicKey, v *Verifier, floors Commi
 			return fmt.Errorf("secagg: public key: the share of dealer %d is not signed by its certificate: %w", id, err)
 		}
 	}
+	pk.pass(v, floors, params.Digest())
 	return nil
 }
 

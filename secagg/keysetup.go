@@ -204,7 +204,7 @@ func (s *KeySetup) Finalize() (*PublicKey, []*ShareDelivery, error) {
 	if len(dealers) < s.committee.Threshold {
 		return nil, nil, fmt.Errorf("secagg: key setup: %d dealings, need at least the threshold %d (missing %v): %w", len(dealers), s.committee.Threshold, s.Missing(), ErrNotReady)
 	}
-	pub := &PublicKey{Session: s.session, ParamsDigest: s.params.digest, Dealers: dealers, Roster: s.roster.clone(), q: s.params.Modulus()}
+	pub := &PublicKey{Session: s.session, ParamsDigest: s.params.digest, Dealers: dealers, Roster: s.roster.clone(), q: s.params.Modulus(), memo: &publicKeyMemo{}}
 	for _, id := range dealers {
 		d := s.dealings[id]
 		pub.dealings = append(pub.dealings, publicDealing{pkShare: *d.pkShare.CopyNew(), sealed: sealedDigest(d.sealed), signature: slices.Clone(d.Signature)})

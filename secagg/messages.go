@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/mhe"
@@ -430,6 +431,47 @@ type PublicKey struct {
 	Roster       *Roster
 	q            uint64
 	dealings     []publicDealing // [i] from Dealers[i]
+	// memo keeps what is derived from the (immutable) key: the recomputed lattigo key and
+	// the verifications that passed, so a key shared by many parties of one process (the
+	// simulator) is recomputed and verified once. Copies of a PublicKey share it.
+	memo *publicKeyMemo
+}
+
+// publicKeyMemo is a PublicKey's memo; nil on a zero PublicKey (nothing is memoised then).
+type publicKeyMemo struct {
+	mu       sync.Mutex
+	digest   [32]byte // parameters of key
+	key      *rlwe.PublicKey
+	verified []verification
+}
+
+// verification is a VerifyPublicKey that passed.
+type verification struct {
+	v      *Verifier
+	floors CommitteeConfig
+	params [32]byte
+}
+
+// passed reports whether the key already verified under v, floors and params.
+func (k *PublicKey) passed(v *Verifier, floors CommitteeConfig, params [32]byte) bool {
+	if k.memo == nil {
+		return false
+	}
+	k.memo.mu.Lock()
+	defer k.memo.mu.Unlock()
+	return slices.Contains(k.memo.verified, verification{v, floors, params})
+}
+
+// pass records a verification that passed.
+func (k *PublicKey) pass(v *Verifier, floors CommitteeConfig, params [32]byte) {
+	if k.memo == nil {
+		return
+	}
+	k.memo.mu.Lock()
+	defer k.memo.mu.Unlock()
+	if len(k.memo.verified) < 8 {
+		k.memo.verified = append(k.memo.verified, verification{v, floors, params})
+	}
 }
 
 // publicDealing is the public part of a dealing, as a client sees it.
@@ -503,6 +545,7 @@ func (k *PublicKey) UnmarshalBinary(p []byte) error {
 		return err
 	}
 	out.Session, out.ParamsDigest = out.Roster.Session, out.Roster.ParamsDigest
+	out.memo = &publicKeyMemo{}
 	*k = out
 	return nil
 }
@@ -522,6 +565,22 @@ func (k *PublicKey) rlwe(params Parameters) (*rlwe.PublicKey, error) {
 	if k == nil || k.Roster == nil || len(k.dealings) == 0 || len(k.dealings) != len(k.Dealers) {
 		return nil, fmt.Errorf("secagg: public key is empty (decode it or finish the key setup first)")
 	}
+	if k.memo != nil {
+		k.memo.mu.Lock()
+		defer k.memo.mu.Unlock()
+		if k.memo.key != nil && k.memo.digest == params.Digest() {
+			return k.memo.key, nil
+		}
+	}
+	pk, err := k.derive(params)
+	if err == nil && k.memo != nil {
+		k.memo.digest, k.memo.key = params.Digest(), pk
+	}
+	return pk, err
+}
+
+// derive recomputes the lattigo key from the roster's common polynomial and the shares.
+func (k *PublicKey) derive(params Parameters) (*rlwe.PublicKey, error) {
 	for _, d := range k.dealings {
 		if !singleLevel(d.pkShare) {
 			return nil, fmt.Errorf("secagg: public key holds a malformed share")
