@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"crypto/x509"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -13,11 +14,13 @@ import (
 	"github.com/confide-fl/confide/dp"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
 	"github.com/confide-fl/confide/secagg"
+	"github.com/confide-fl/confide/secagg/identitytest"
 	"github.com/confide-fl/confide/server"
 )
 
 // TestRecordingServerSeesNothingDataDependentInTheClear runs the same federation twice —
-// real ModelTrainers with DP-SGD and their ledgers, secure aggregation (K = 3, t = 2),
+// real ModelTrainers with DP-SGD and their ledgers, authenticated secure aggregation
+// (K = 3, t = 2, certified identities, signed uploads, spot-checked decryption),
 // federated evaluation, two rounds — over clients whose data differ in size, in label
 // balance and in every value, and records everything the server receives in the clear:
 // joins and every result's header (status, reason, example count, metrics) with the names
@@ -35,7 +38,15 @@ func TestRecordingServerSeesNothingDataDependentInTheClear(t *testing.T) {
 			SecAgg:    server.SecAggConfig{Enabled: true, CommitteeSize: 3, Threshold: 2, LogN: 12},
 			Deadlines: server.DeadlineConfig{Fit: time.Minute, KeySetup: time.Minute, Decrypt: time.Minute, Evaluate: time.Minute},
 		}
-		coord, err := server.New(cfg, server.Options{})
+		ca, err := identitytest.NewCA(5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		verifier, err := secagg.NewVerifier([]*x509.Certificate{ca.Certificate()}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		coord, err := server.New(cfg, server.Options{Verifier: verifier})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,8 +80,17 @@ func TestRecordingServerSeesNothingDataDependentInTheClear(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tr.Close()
+			ident, err := ca.Issue(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			signer, err := secagg.NewSigner(ident.Certificate, ident.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
 			p, err := client.NewParty(client.PartyConfig{
 				ClientID: id, SecAggRandomness: secagg.DeterministicRandomness(7, id), RequireSecureAggregation: true, MinNoiseMultiplier: 0.5,
+				Signer: signer, Verifier: verifier,
 			}, tr)
 			if err != nil {
 				t.Fatal(err)
