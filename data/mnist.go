@@ -89,6 +89,32 @@ func findIDXImageSet(dir string) ([4]string, error) {
 	return paths, nil
 }
 
+// LoadMNISTTest loads only the MNIST test set (10,000 images): what a server that
+// evaluates centrally needs, without the 60,000 training images.
+func LoadMNISTTest(ctx context.Context, dir string) (*Dataset, error) {
+	dir, err := MNISTDir(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	return loadIDXTestSet(dir, "mnist", MNISTClassNames)
+}
+
+// LoadFashionMNISTTest loads only the Fashion-MNIST test set (10,000 images).
+func LoadFashionMNISTTest(dir string) (*Dataset, error) {
+	if dir == "" {
+		dir = FashionMNISTDefaultDir
+	}
+	return loadIDXTestSet(dir, "fashion-mnist", FashionMNISTClassNames)
+}
+
+func loadIDXTestSet(dir, name string, classes []string) (*Dataset, error) {
+	paths, err := findIDXImageSet(dir)
+	if err != nil {
+		return nil, fmt.Errorf("data: %s: %w (point --data-dir at a directory with the four IDX files)", name, err)
+	}
+	return LoadIDXImages(paths[2], paths[3], name+"-test", classes)
+}
+
 func loadIDXImageSet(dir, name string, classes []string) (train, test *Dataset, err error) {
 	paths, err := findIDXImageSet(dir)
 	if err != nil {

@@ -57,6 +57,20 @@ func loadDataset(ctx context.Context, name, dataDir string) (train, test *data.D
 	return loadDatasetWith(ctx, name, dataOptions{Dir: dataDir})
 }
 
+// loadTestDataset returns only the test set of a named dataset: what a server that evaluates
+// centrally holds (the MNIST training images alone are about 380 MB as float64). The text
+// datasets split one file, so they are read whole and their training part dropped.
+func loadTestDataset(ctx context.Context, name, dataDir string) (*data.Dataset, error) {
+	switch name {
+	case "mnist":
+		return data.LoadMNISTTest(ctx, dataDir)
+	case "fashion-mnist", "fashion_mnist", "fmnist":
+		return data.LoadFashionMNISTTest(dataDir)
+	}
+	_, test, err := loadDataset(ctx, name, dataDir)
+	return test, err
+}
+
 // loadDatasetWith returns the train and test sets of a named dataset.
 func loadDatasetWith(ctx context.Context, name string, o dataOptions) (train, test *data.Dataset, err error) {
 	switch name {

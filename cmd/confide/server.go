@@ -220,7 +220,7 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 	opts.Noise = noise
 	var checkpointMeta model.Meta // what the checkpoints record for inference (from the evaluation set)
 	if sf.Evaluation.Dataset != "" {
-		_, test, err := loadDataset(ctx, sf.Evaluation.Dataset, sf.Evaluation.DataDir)
+		test, err := loadTestDataset(ctx, sf.Evaluation.Dataset, sf.Evaluation.DataDir)
 		if err != nil {
 			return fmt.Errorf("evaluation dataset: %w", err)
 		}
