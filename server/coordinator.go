@@ -1121,6 +1121,10 @@ func (c *Coordinator) decryptResult(ts *taskState, res *pb.Result, r *Ready) str
 		return ""
 	}
 	c.dec = nil
+	if err := c.checkAggregate(sum, d.eval); err != nil {
+		c.decryptFailed(err.Error(), r)
+		return ""
+	}
 	if d.eval {
 		c.endEvaluate(c.decodeStatistics(sum.WeightedSum, sum.TotalWeight, ""), r)
 		return ""
@@ -1134,6 +1138,47 @@ func (c *Coordinator) decryptResult(ts *taskState, res *pb.Result, r *Ready) str
 	}
 	c.aggregate(strategy.FitResults{Sum: &strategy.WeightedSum{Sum: sum.WeightedSum[:c.dim:c.dim], TotalWeight: sum.TotalWeight, Count: sum.Count}, Failures: c.fit.failures}, r)
 	return ""
+}
+
+// checkAggregate refuses a decrypted sum that honest clipped updates cannot produce, so one
+// client's out-of-range ciphertext (secure aggregation cannot check what a client encrypts)
+// fails the round instead of silently wrecking the model. Each upload encrypts a vector of
+// L2 norm at most max(w)·S (the clipped update; under user-level DP the update plus the
+// client's noise share, and the centred indicator) and values within the coordinate bound;
+// their sum, plus the decoding error, must stay within count times that.
+func (c *Coordinator) checkAggregate(sum *secagg.AggregateResult, eval bool) error {
+	lit := c.sa.Literal()
+	n := float64(sum.Count)
+	if sum.Count < 1 || !(sum.TotalWeight >= 0) || sum.TotalWeight > n*lit.MaxWeight*(1+1e-6)+1e-3 {
+		return fmt.Errorf("the decrypted aggregate holds a total weight of %g for %d updates, more than max_weight %g each: a client encrypted an out-of-range weight", sum.TotalWeight, sum.Count, lit.MaxWeight)
+	}
+	d := float64(len(sum.WeightedSum))
+	decode := c.sa.ErrorStd(c.cfg.SecAgg.Threshold) * (math.Sqrt(d) + 8) // ‖error‖ bound, 8σ of slack
+	var bound float64
+	switch {
+	case eval:
+		// Two statistic slots, each within the coordinate bound, times the weight.
+		bound = math.Sqrt(2) * lit.ClipBound * sum.TotalWeight
+	case c.ul != nil:
+		// Each update: clipped to S (≤ the coordinate bound), plus its noise share
+		// (≤ share·(√d + 8) with overwhelming probability), plus the indicator ½.
+		share := 0.0
+		if c.ul.distributed {
+			share = c.ul.zUpdate * c.fit.clip / math.Sqrt(float64(c.ul.mMin))
+		}
+		bound = n * (c.fit.clip + share*(math.Sqrt(d)+8) + 0.5)
+	default:
+		// The clipped update and the statistic slots, times the weight.
+		bound = sum.TotalWeight * (c.cfg.DP.UpdateClipNorm + math.Sqrt(statisticSlots)*lit.ClipBound)
+	}
+	var ss float64
+	for _, v := range sum.WeightedSum {
+		ss += v * v
+	}
+	if norm := math.Sqrt(ss); !(norm <= bound+decode) {
+		return fmt.Errorf("the decrypted aggregate has norm %.6g, more than %d honest clipped updates can sum to (%.6g): a client encrypted values outside its clip; the round is dropped", norm, sum.Count, bound+decode)
+	}
+	return nil
 }
 
 // aggregate applies the strategy, evaluates centrally, checkpoints and moves on to evaluation.

@@ -401,3 +401,54 @@ func mustVerifier(t *testing.T, ca *identitytest.CA) *secagg.Verifier {
 	}
 	return v
 }
+
+// A client that encrypts an update beyond its clip (every coordinate within the
+// coordinate bound, so the encryptor takes it, but the L2 norm far past the clip) cannot
+// wreck the model silently: the decrypted sum is out of what honest updates produce, and
+// the round fails with the model unchanged.
+func TestOutOfRangeAggregateFailsTheRound(t *testing.T) {
+	ids := []string{"a", "b", "c"}
+	cfg := secAggConfig(1, 3, 3, 2)
+	n := newNetwork(t, cfg, server.Options{}, trainersFor(ids...))
+	initial := n.c.Global()
+	// Run the key setup; then replace a's fit result by a crafted one.
+	n.runUntil(func() bool { return len(noticesOf[server.RoundStarted](n)) == 1 })
+	task := n.queue["a"][0]
+	n.queue["a"] = n.queue["a"][1:]
+	pkb, err := blob.Find(task.Blobs, blob.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pk secagg.PublicKey
+	if err := pk.UnmarshalBinary(pkb); err != nil {
+		t.Fatal(err)
+	}
+	sp := task.GetFit().GetSecagg().GetParams()
+	params, err := secagg.NewParameters(secagg.ParametersLiteral{LogN: int(sp.GetLogN()), LogQ: int(sp.GetLogQ()), LogScale: int(sp.GetLogScale()), FloodingSigma: sp.GetFloodingSigma(), ClipBound: sp.GetClipBound(), MaxWeight: sp.GetMaxWeight(), MaxContributors: int(sp.GetMaxContributors())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := secagg.NewEncryptor(params, &pk, secagg.EncryptorConfig{ClientID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := make([]float64, len(initial)+2) // the update and the two statistic slots
+	for i := range u {
+		u[i] = sp.GetClipBound() // each coordinate at the bound: L2 norm √d·bound ≫ the clip
+	}
+	up, err := enc.Encrypt(secagg.UploadContext{Round: task.Round, Purpose: secagg.PurposeFit, TaskID: task.TaskId}, u, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := up.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.mustStep(server.ResultIn{ClientID: "a", Result: &pb.Result{TaskId: task.TaskId, Kind: task.Kind, Round: task.Round, Status: pb.ResultStatus_RESULT_STATUS_OK, Blobs: []*pb.Blob{blob.New(blob.EncryptedUpdate, b)}}})
+	n.run()
+	rounds := recordsOf[server.RoundRecord](n)
+	if len(rounds) != 1 || !rounds[0].Failed || !strings.Contains(rounds[0].Reason, "outside its clip") {
+		t.Fatalf("rounds %+v, want a failed round naming the out-of-range aggregate", rounds)
+	}
+	wantShift(t, initial, rounds[0].Params, 0, 0)
+}
