@@ -209,6 +209,11 @@ func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig)
 	}
 	metrics := map[string]float64{"loss": last.Loss, "accuracy": last.Accuracy}
 	if dp && t.ledger != nil {
+		// A task whose deadline passed (ctx) would be refused by the server: drop the
+		// update unreleased rather than pay for it.
+		if err := ctx.Err(); err != nil {
+			return FitResult{}, fmt.Errorf("the task's time ran out during training; the update is dropped and nothing charged: %w", err)
+		}
 		// Charge before the parameters leave this function.
 		if err := t.ledger.Charge(tr.DPSteps()...); err != nil {
 			return FitResult{}, err

@@ -11,6 +11,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/model"
@@ -198,7 +199,15 @@ func (p *Party) Handle(ctx context.Context, t *pb.Task) (*pb.Result, error) {
 	var err error
 	switch t.GetKind() {
 	case pb.TaskKind_TASK_KIND_FIT:
-		err = p.fit(ctx, t, res)
+		fctx := ctx
+		if ms := t.GetDeadlineUnixMs(); ms > 0 {
+			// Past the server's deadline the result is refused: stop training then, and
+			// never pay (in privacy) for an update that cannot be used.
+			var cancel context.CancelFunc
+			fctx, cancel = context.WithDeadline(ctx, time.UnixMilli(ms))
+			defer cancel()
+		}
+		err = p.fit(fctx, t, res)
 	case pb.TaskKind_TASK_KIND_EVALUATE:
 		err = p.evaluate(ctx, t, res)
 	case pb.TaskKind_TASK_KIND_KEY_SETUP:

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/confide-fl/confide/client"
 	"github.com/confide-fl/confide/dp"
@@ -368,5 +369,41 @@ func TestPartyRefusesTasksBelowItsFloors(t *testing.T) {
 	noDP, _ := client.NewParty(client.PartyConfig{ClientID: "a"}, tr)
 	if r := fit(noDP, &pb.DPSpec{}); r.Status != pb.ResultStatus_RESULT_STATUS_OK {
 		t.Errorf("a no-DP client and a task without DP-SGD: %v %q", r.Status, r.Reason)
+	}
+}
+
+// A fit task whose deadline has passed is dropped before the ledger pays for anything: the
+// server would refuse the result.
+func TestPartyDropsLateFitTasksUncharged(t *testing.T) {
+	store := client.NewMemoryStore()
+	tr, err := client.NewModelTrainer(client.ModelTrainerConfig{Train: blobs(200, 1), Budget: &dp.Budget{Epsilon: 10, Delta: 1e-5}, Store: store, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	p, err := client.NewParty(client.PartyConfig{ClientID: "a"}, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := fitTask(blobSpec, zeros(), &pb.FitSpec{LocalEpochs: 1, BatchSize: 20, Optimizer: "sgd", LearningRate: 0.1,
+		Dp: &pb.DPSpec{NoiseMultiplier: 1, MaxGradNorm: 1, Delta: 1e-5, SampleRate: 0.1, Steps: 10}})
+	task.DeadlineUnixMs = time.Now().Add(-time.Second).UnixMilli()
+	res, err := p.Handle(t.Context(), task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != pb.ResultStatus_RESULT_STATUS_FAILED || !strings.Contains(res.Reason, "deadline exceeded") || len(res.Blobs) != 0 {
+		t.Fatalf("late task: %v %q, %d blobs", res.Status, res.Reason, len(res.Blobs))
+	}
+	if eps, _ := tr.Ledger().Spent(); eps != 0 {
+		t.Fatalf("the ledger paid ε = %v for a dropped update", eps)
+	}
+	// The same task in time trains and pays.
+	task.DeadlineUnixMs = time.Now().Add(time.Minute).UnixMilli()
+	if res, _ := p.Handle(t.Context(), task); res.Status != pb.ResultStatus_RESULT_STATUS_OK {
+		t.Fatalf("task in time: %v %q", res.Status, res.Reason)
+	}
+	if eps, _ := tr.Ledger().Spent(); !(eps > 0) {
+		t.Fatal("the ledger did not pay for the delivered update")
 	}
 }

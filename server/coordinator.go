@@ -476,7 +476,7 @@ func (c *Coordinator) newTask(r *Ready, ts *taskState, t *pb.Task) {
 	ts.id = fmt.Sprintf("%s%s-r%d-%d", c.idPrefix, kindName(ts.kind), ts.round, c.seq)
 	t.TaskId, t.Kind, t.Round = ts.id, ts.kind, ts.round
 	c.tasks[ts.id] = ts
-	r.Send = append(r.Send, Envelope{To: ts.client, Task: t})
+	r.Send = append(r.Send, Envelope{To: ts.client, Task: t, Deadline: c.deadline})
 }
 
 func kindName(k pb.TaskKind) string {

@@ -44,6 +44,9 @@ func (ResultIn) isEvent()  {}
 type Envelope struct {
 	To   string
 	Task *pb.Task
+	// Deadline is when the task's phase ends, in the coordinator's time (see Now); 0 means
+	// none. A driver with a wall clock turns it into Task.DeadlineUnixMs.
+	Deadline time.Duration
 }
 
 // Revocation withdraws a task the client has not started: its phase ended. A result for it

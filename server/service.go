@@ -198,8 +198,14 @@ func (s *Service) apply(r Ready, _ error) error {
 			return fmt.Errorf("server: store: %w", err)
 		}
 	}
+	// The coordinator's clock is the ticks since Run started: a deadline in it is that
+	// long after now on the wall clock, minus what the coordinator has already counted.
+	now, coordNow := time.Now(), s.coord.Now()
 	s.mu.Lock()
 	for _, e := range r.Send {
+		if e.Deadline > 0 {
+			e.Task.DeadlineUnixMs = now.Add(e.Deadline - coordNow).UnixMilli()
+		}
 		mb := s.mailbox(e.To)
 		mb.tasks = append(mb.tasks, e.Task)
 		close(mb.wake)

@@ -682,9 +682,13 @@ type Task struct {
 	//	*Task_Decrypt
 	Spec isTask_Spec `protobuf_oneof:"spec"`
 	// Named payloads; see the specs for the names each task kind carries.
-	Blobs         []*Blob `protobuf:"bytes,8,rep,name=blobs,proto3" json:"blobs,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Blobs []*Blob `protobuf:"bytes,8,rep,name=blobs,proto3" json:"blobs,omitempty"`
+	// When the server stops taking the result: milliseconds since the Unix epoch on the
+	// server's clock (0: no deadline). A client that cannot deliver by then drops its work —
+	// a fit task before its ledger pays for it — since the server would refuse it.
+	DeadlineUnixMs int64 `protobuf:"varint,9,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -786,6 +790,13 @@ func (x *Task) GetBlobs() []*Blob {
 		return x.Blobs
 	}
 	return nil
+}
+
+func (x *Task) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
 }
 
 type isTask_Spec interface {
@@ -2074,7 +2085,7 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x16\n" +
 	"\x06sha256\x18\x03 \x01(\fR\x06sha256\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data\"\xde\x02\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"\x88\x03\n" +
 	"\x04Task\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.confide.v1.TaskKindR\x04kind\x12\x14\n" +
@@ -2083,7 +2094,8 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\bevaluate\x18\x05 \x01(\v2\x18.confide.v1.EvaluateSpecH\x00R\bevaluate\x127\n" +
 	"\tkey_setup\x18\x06 \x01(\v2\x18.confide.v1.KeySetupSpecH\x00R\bkeySetup\x123\n" +
 	"\adecrypt\x18\a \x01(\v2\x17.confide.v1.DecryptSpecH\x00R\adecrypt\x12&\n" +
-	"\x05blobs\x18\b \x03(\v2\x10.confide.v1.BlobR\x05blobsB\x06\n" +
+	"\x05blobs\x18\b \x03(\v2\x10.confide.v1.BlobR\x05blobs\x12(\n" +
+	"\x10deadline_unix_ms\x18\t \x01(\x03R\x0edeadlineUnixMsB\x06\n" +
 	"\x04spec\"G\n" +
 	"\tModelSpec\x12\x1b\n" +
 	"\tspec_json\x18\x01 \x01(\fR\bspecJson\x12\x1d\n" +
