@@ -233,9 +233,12 @@ func connOf(ctx context.Context) conn {
 	return c
 }
 
-// connTracker is a gRPC stats handler that numbers the server's connections and tells the
-// session table which are open.
-type connTracker struct{ t *sessionTable }
+// connTracker is a gRPC stats handler that numbers the server's connections, tells the
+// session table which are open, and reports the clients whose session's connection closed.
+type connTracker struct {
+	t       *sessionTable
+	onClose func(clients []string)
+}
 
 var _ stats.Handler = connTracker{}
 
@@ -250,6 +253,9 @@ func (c connTracker) HandleConn(ctx context.Context, st stats.ConnStats) {
 		c.t.setOpen(id, true)
 	case *stats.ConnEnd:
 		c.t.setOpen(id, false)
+		if ids := c.t.clientsOn(id); len(ids) > 0 && c.onClose != nil {
+			c.onClose(ids)
+		}
 	}
 }
 
@@ -288,6 +294,19 @@ func (t *sessionTable) setOpen(id uint64, open bool) {
 	} else {
 		delete(t.open, id)
 	}
+}
+
+// clientsOn returns the clients whose session's latest call came over connection id.
+func (t *sessionTable) clientsOn(id uint64) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for client, s := range t.byClient {
+		if s.conn.id == id {
+			out = append(out, client)
+		}
+	}
+	return out
 }
 
 // admit checks that client may start a session over c: it has no live session on another

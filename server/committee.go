@@ -39,7 +39,8 @@ func (c *Coordinator) startKeySetup(r *Ready) {
 	}
 	k := c.cfg.SecAgg.CommitteeSize
 	if len(cands) < k {
-		return // wait for more eligible clients
+		c.waitingFor(r, fmt.Sprintf("%d of the %d committee-eligible clients a key committee needs are online (secure_aggregation.committee_size)", len(cands), k))
+		return
 	}
 	// Uniformly at random among the eligible identities, from the secret sampling
 	// generator: preferring reliable clients would favour whoever stays online to be

@@ -156,6 +156,8 @@ type Coordinator struct {
 	sampler samplerSource
 	// idPrefix tells the task ids of a restarted server from those of earlier boots.
 	idPrefix string
+	// waiting is the last reason reported for not starting a round.
+	waiting string
 
 	sa       *secagg.Parameters
 	saProto  *pb.SecAggParams
@@ -321,6 +323,16 @@ func (c *Coordinator) step(ev Event, r *Ready) error {
 		cs.left = true
 		c.setOnline(cs, false)
 		c.failClientTasks(cs.id, "client left", r)
+	case Disconnected:
+		cs, err := c.client(e.ClientID)
+		if err != nil {
+			return err
+		}
+		if cs.online {
+			c.setOnline(cs, false)
+			r.Notices = append(r.Notices, ClientOffline{ClientID: cs.id})
+			c.failClientTasks(cs.id, "client disconnected", r)
+		}
 	case Heartbeat:
 		cs, err := c.client(e.ClientID)
 		if err != nil {
@@ -661,7 +673,8 @@ func (c *Coordinator) advance(r *Ready) {
 			r.Notices = append(r.Notices, Finished{Rounds: c.round})
 			return
 		}
-		if c.available() < c.cfg.Sampling.MinAvailable {
+		if n, need := c.available(), c.cfg.Sampling.MinAvailable; n < need {
+			c.waitingFor(r, fmt.Sprintf("%d of the %d clients a round needs are online (sampling.min_available)", n, need))
 			return
 		}
 		if c.sa != nil && !c.committeeUsable() {
@@ -669,6 +682,14 @@ func (c *Coordinator) advance(r *Ready) {
 			return
 		}
 		c.startFit(r)
+	}
+}
+
+// waitingFor reports, once per change, why no round is starting.
+func (c *Coordinator) waitingFor(r *Ready, reason string) {
+	if reason != c.waiting {
+		c.waiting = reason
+		r.Notices = append(r.Notices, Waiting{Reason: reason})
 	}
 }
 

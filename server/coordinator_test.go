@@ -339,3 +339,23 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		})
 	}
 }
+
+// A client whose connection closed is offline at once: its fit task fails now, and the
+// round goes on without waiting for the client timeout.
+func TestDisconnectedClientDropsOutAtOnce(t *testing.T) {
+	cfg := baseConfig(1, 2)
+	n := newNetwork(t, cfg, server.Options{}, trainersFor("a", "b", "c"))
+	n.down["c"] = true
+	n.run() // a and b answer; c's task is outstanding
+	if got := recordsOf[server.RoundRecord](n); len(got) != 0 {
+		t.Fatalf("the round finished before c dropped: %+v", got)
+	}
+	n.mustStep(server.Disconnected{ClientID: "c"})
+	rounds := recordsOf[server.RoundRecord](n)
+	if len(rounds) != 1 || rounds[0].Failed || len(rounds[0].Contributors) != 2 || n.c.Online() != 2 {
+		t.Fatalf("rounds %+v, online %d: want the round done with a and b, c offline", rounds, n.c.Online())
+	}
+	if off := noticesOf[server.ClientOffline](n); len(off) != 1 || off[0].ClientID != "c" {
+		t.Fatalf("offline notices %+v", off)
+	}
+}

@@ -21,6 +21,10 @@ type Join struct {
 // Leave: a client said it is going away.
 type Leave struct{ ClientID string }
 
+// Disconnected: the connection a client's session ran over closed. The client is offline
+// until it calls again; its outstanding tasks fail now.
+type Disconnected struct{ ClientID string }
+
 // Heartbeat: a client is alive (any call from a client is as good as a heartbeat).
 type Heartbeat struct{ ClientID string }
 
@@ -34,11 +38,12 @@ type ResultIn struct {
 	Result   *pb.Result
 }
 
-func (Join) isEvent()      {}
-func (Leave) isEvent()     {}
-func (Heartbeat) isEvent() {}
-func (Tick) isEvent()      {}
-func (ResultIn) isEvent()  {}
+func (Join) isEvent()         {}
+func (Leave) isEvent()        {}
+func (Disconnected) isEvent() {}
+func (Heartbeat) isEvent()    {}
+func (Tick) isEvent()         {}
+func (ResultIn) isEvent()     {}
 
 // Envelope is a task for a client.
 type Envelope struct {
@@ -177,6 +182,9 @@ type PrivacySpent struct {
 // ClientOffline: a client was not heard from within the client timeout.
 type ClientOffline struct{ ClientID string }
 
+// Waiting: no round starts, and why (too few clients online, too few for a committee).
+type Waiting struct{ Reason string }
+
 // Finished: all rounds are done.
 type Finished struct{ Rounds uint64 }
 
@@ -188,6 +196,7 @@ func (KeySetupFailed) isNotice()     {}
 func (PrivacySpent) isNotice()       {}
 func (ClientOffline) isNotice()      {}
 func (Finished) isNotice()           {}
+func (Waiting) isNotice()            {}
 
 // RejectCode classifies why the coordinator refused an event.
 type RejectCode int

@@ -286,12 +286,27 @@ func (s *Service) notice(n Notice) {
 		m.epsilon.Set(s.coord.maxEpsilon())
 	case ClientOffline:
 		s.log.Info("client offline", "client", n.ClientID)
+	case Waiting:
+		s.log.Info("waiting", "for", n.Reason)
 	case Finished:
 		s.log.Info("federation finished", "rounds", n.Rounds)
 	}
 }
 
 // submit hands an event to Run and waits for the coordinator's verdict.
+// disconnected tells the coordinator that the clients whose session ran over a connection
+// that just closed are offline now, not only once their heartbeats stop: their tasks fail
+// at once (a round need not wait for the client timeout).
+func (s *Service) disconnected(clients []string) {
+	go func() {
+		for _, id := range clients {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = s.submit(ctx, Disconnected{ClientID: id}) // a client that left or rejoined is no error
+			cancel()
+		}
+	}()
+}
+
 func (s *Service) submit(ctx context.Context, ev Event) error {
 	return s.send(ctx, request{ev: ev, reply: make(chan error, 1)})
 }
@@ -424,7 +439,7 @@ func (s *Service) PullTask(req *pb.PullTaskRequest, stream grpc.ServerStreamingS
 }
 
 func (s *Service) sendTask(stream grpc.ServerStreamingServer[pb.TaskChunk], t *pb.Task) error {
-	header := &pb.Task{TaskId: t.TaskId, Kind: t.Kind, Round: t.Round, Spec: t.Spec}
+	header := &pb.Task{TaskId: t.TaskId, Kind: t.Kind, Round: t.Round, Spec: t.Spec, DeadlineUnixMs: t.DeadlineUnixMs}
 	for _, b := range t.Blobs {
 		header.Blobs = append(header.Blobs, &pb.Blob{Name: b.Name, Size: b.Size, Sha256: b.Sha256})
 	}
@@ -556,7 +571,7 @@ func (s *Service) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 		grpc.MaxSendMsgSize(limit),
 		grpc.ChainUnaryInterceptor(s.recoverUnary, s.logUnary, s.authUnary),
 		grpc.ChainStreamInterceptor(s.recoverStream, s.logStream, s.authStream, s.limitStream),
-		grpc.StatsHandler(connTracker{s.sessions}),
+		grpc.StatsHandler(connTracker{s.sessions, s.disconnected}),
 	}, opts...)
 	g := grpc.NewServer(opts...)
 	pb.RegisterFederationServer(g, s)
