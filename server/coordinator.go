@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	crand "crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -1025,13 +1026,23 @@ func mapsKeys[V any](m map[string]V) func(func(string) bool) {
 // shares of agg: the round's update sum, or (eval) its evaluation statistics.
 func (c *Coordinator) startDecrypt(agg *secagg.Aggregator, round uint64, eval bool, r *Ready) {
 	t := c.cfg.SecAgg.Threshold
+	// A member of the set that disappears stalls the aggregate (members answer one set per
+	// aggregate: two sets' shares would be two flooded looks at each key share), so the
+	// set is the t holders heard from most recently, the likeliest to still be there.
 	var set []secagg.MemberID
 	for i, id := range c.com.members {
 		m := secagg.MemberID(i + 1)
-		if cs := c.clients[id]; cs.online && !cs.left && c.com.holders[m] && len(set) < t {
+		if cs := c.clients[id]; cs.online && !cs.left && c.com.holders[m] {
 			set = append(set, m)
 		}
 	}
+	slices.SortStableFunc(set, func(a, b secagg.MemberID) int {
+		return cmp.Compare(c.clients[c.com.members[b-1]].lastSeen, c.clients[c.com.members[a-1]].lastSeen)
+	})
+	if len(set) > t {
+		set = set[:t]
+	}
+	slices.Sort(set)
 	c.dec = &decryption{agg: agg, round: round, eval: eval}
 	if len(set) < t {
 		c.com = nil
