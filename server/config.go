@@ -59,6 +59,10 @@ type DeadlineConfig struct {
 	Decrypt  time.Duration `yaml:"decrypt"`   // default 2m
 	// ClientTimeout: a client not heard from for this long is offline (default 30s).
 	ClientTimeout time.Duration `yaml:"client_timeout"`
+	// RegistrationTTL: a client offline for this long is forgotten (default 24h): its
+	// registration no longer counts towards max_clients and it joins afresh. Its privacy
+	// account stays. Members of the current key committee are kept.
+	RegistrationTTL time.Duration `yaml:"registration_ttl"`
 }
 
 // TrainingConfig is the local training every fit task asks for.
@@ -278,6 +282,7 @@ func (c Config) WithDefaults() Config {
 	setDur(&d.KeySetup, 2*time.Minute)
 	setDur(&d.Decrypt, 2*time.Minute)
 	setDur(&d.ClientTimeout, 30*time.Second)
+	setDur(&d.RegistrationTTL, 24*time.Hour)
 	if c.Strategy.Name == "" {
 		c.Strategy.Name = strategy.NameFedAvg
 	}

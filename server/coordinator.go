@@ -159,6 +159,8 @@ type Coordinator struct {
 	idPrefix string
 	// waiting is the last reason reported for not starting a round.
 	waiting string
+	// expiryAt is when registrations are next checked for expiry.
+	expiryAt time.Duration
 
 	sa       *secagg.Parameters
 	saProto  *pb.SecAggParams
@@ -324,6 +326,7 @@ func (c *Coordinator) step(ev Event, r *Ready) error {
 		cs.left = true
 		c.setOnline(cs, false)
 		c.failClientTasks(cs.id, "client left", r)
+		c.forget(cs)
 	case Disconnected:
 		cs, err := c.client(e.ClientID)
 		if err != nil {
@@ -346,6 +349,7 @@ func (c *Coordinator) step(ev Event, r *Ready) error {
 		}
 		c.now += e.Elapsed
 		c.checkLiveness(r)
+		c.expireRegistrations(r)
 		c.checkDeadline(r)
 	case ResultIn:
 		return c.result(e, r)
@@ -420,6 +424,43 @@ func (c *Coordinator) onlineClients() []*clientState {
 		}
 	}
 	return out
+}
+
+// forget drops a client's state (it left, or its registration expired), unless it holds a
+// seat of the current key committee, whose members the coordinator must still name.
+func (c *Coordinator) forget(cs *clientState) {
+	if c.com != nil && slices.Contains(c.com.members, cs.id) {
+		return
+	}
+	delete(c.clients, cs.id)
+	if i := slices.Index(c.roster, cs); i >= 0 {
+		c.roster = slices.Delete(c.roster, i, i+1)
+	}
+}
+
+// expireRegistrations forgets the clients offline for longer than the registration TTL,
+// scanning the roster at most once a minute of coordinator time.
+func (c *Coordinator) expireRegistrations(r *Ready) {
+	if c.now < c.expiryAt {
+		return
+	}
+	ttl := c.cfg.Deadlines.RegistrationTTL
+	c.expiryAt = c.now + min(ttl, time.Minute)
+	var gone []*clientState
+	for _, cs := range c.roster {
+		if !cs.online && c.now-cs.lastSeen > ttl {
+			gone = append(gone, cs)
+		}
+	}
+	for _, cs := range gone {
+		if _, ok := c.clients[cs.id]; !ok {
+			continue
+		}
+		c.forget(cs)
+		if _, kept := c.clients[cs.id]; !kept {
+			r.Notices = append(r.Notices, ClientExpired{ClientID: cs.id})
+		}
+	}
 }
 
 // checkLiveness takes offline the clients not heard from within the client timeout. A scan

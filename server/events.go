@@ -182,6 +182,9 @@ type PrivacySpent struct {
 // ClientOffline: a client was not heard from within the client timeout.
 type ClientOffline struct{ ClientID string }
 
+// ClientExpired: a client offline for longer than deadlines.registration_ttl was forgotten.
+type ClientExpired struct{ ClientID string }
+
 // Waiting: no round starts, and why (too few clients online, too few for a committee).
 type Waiting struct{ Reason string }
 
@@ -197,6 +200,7 @@ func (PrivacySpent) isNotice()       {}
 func (ClientOffline) isNotice()      {}
 func (Finished) isNotice()           {}
 func (Waiting) isNotice()            {}
+func (ClientExpired) isNotice()      {}
 
 // RejectCode classifies why the coordinator refused an event.
 type RejectCode int

@@ -53,9 +53,19 @@ type ServiceConfig struct {
 	// MaxClients bounds the number of identities with a session (default 100000;
 	// max_clients in the server's YAML, --max-clients).
 	MaxClients int
-	Store      Store
-	Metrics    *Metrics
-	Logger     *slog.Logger
+	// UploadIdle is the longest a result upload may wait for its next chunk (its header
+	// included) before the server drops it (default 1m); UploadMax bounds a whole upload
+	// (default 30m). An upload holds one of MaxConcurrentUploads slots only once its header
+	// names a task outstanding for its client.
+	UploadIdle, UploadMax time.Duration
+	// JoinRate and JoinBurst bound Joins per identity (default 1 a second, bursts of 5),
+	// and PeerJoinRate, PeerJoinBurst per peer address (default 50 a second, bursts of
+	// 200: clients behind one NAT share an address).
+	JoinRate, PeerJoinRate   float64
+	JoinBurst, PeerJoinBurst int
+	Store                    Store
+	Metrics                  *Metrics
+	Logger                   *slog.Logger
 }
 
 func (c ServiceConfig) withDefaults() ServiceConfig {
@@ -79,6 +89,18 @@ func (c ServiceConfig) withDefaults() ServiceConfig {
 	}
 	if c.MaxClients == 0 {
 		c.MaxClients = 100000
+	}
+	if c.UploadIdle == 0 {
+		c.UploadIdle = time.Minute
+	}
+	if c.UploadMax == 0 {
+		c.UploadMax = 30 * time.Minute
+	}
+	if c.JoinRate == 0 {
+		c.JoinRate, c.JoinBurst = 1, 5
+	}
+	if c.PeerJoinRate == 0 {
+		c.PeerJoinRate, c.PeerJoinBurst = 50, 200
 	}
 	if c.Store == nil {
 		c.Store = &MemoryStore{}
@@ -111,6 +133,7 @@ type Service struct {
 
 	mu         sync.Mutex
 	uploading  map[string]bool // clients with a PushResult in flight
+	joinLimits *joinLimits
 	mail       map[string]*mailbox
 	finished   bool
 	round      uint64
@@ -143,7 +166,8 @@ func NewService(coord *Coordinator, cfg ServiceConfig) *Service {
 	return &Service{
 		cfg: cfg, coord: coord, events: make(chan request), health: health.NewServer(), log: cfg.Logger,
 		uploads: make(chan struct{}, cfg.MaxConcurrentUploads), uploading: map[string]bool{},
-		sessions: newSessionTable(idle), mail: map[string]*mailbox{},
+		joinLimits: newJoinLimits(cfg),
+		sessions:   newSessionTable(idle), mail: map[string]*mailbox{},
 		done: make(chan struct{}), roundStart: map[uint64]time.Time{},
 	}
 }
@@ -288,6 +312,9 @@ func (s *Service) notice(n Notice) {
 		s.log.Info("client offline", "client", n.ClientID)
 	case Waiting:
 		s.log.Info("waiting", "for", n.Reason)
+	case ClientExpired:
+		s.forget(n.ClientID)
+		s.log.Info("client registration expired", "client", n.ClientID)
 	case Finished:
 		s.log.Info("federation finished", "rounds", n.Rounds)
 	}
@@ -378,6 +405,10 @@ func (s *Service) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRespon
 		s.cfg.Metrics.rejected.WithLabelValues("identity_mismatch").Inc()
 		s.log.Warn("join refused: name is not the certificate's identity", "name", name, "certificate", id, "peer", c.addr)
 		return nil, status.Errorf(codes.PermissionDenied, "client name %q does not match the certificate of this connection, issued to %q (its subject CN): join as %q, or use the certificate issued to %q", name, id, id, name)
+	}
+	if err := s.joinLimits.allow(name, peerHost(c.addr)); err != nil {
+		s.cfg.Metrics.rejected.WithLabelValues("join_rate").Inc()
+		return nil, err
 	}
 	s.joinMu.Lock()
 	defer s.joinMu.Unlock()
@@ -481,7 +512,8 @@ func (s *Service) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, p
 		delete(s.uploading, id)
 		s.mu.Unlock()
 	}()
-	first, err := stream.Recv()
+	deadline := time.Now().Add(s.cfg.UploadMax)
+	first, err := s.recvChunk(stream, deadline)
 	if err != nil {
 		return err
 	}
@@ -500,6 +532,14 @@ func (s *Service) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, p
 	}); err != nil {
 		return err
 	}
+	// Only an upload whose header names a task outstanding for this client takes a slot:
+	// idle streams from made-up names cannot crowd out the honest ones.
+	select {
+	case s.uploads <- struct{}{}:
+		defer func() { <-s.uploads }()
+	default:
+		return status.Errorf(codes.ResourceExhausted, "%d uploads in progress; retry shortly", cap(s.uploads))
+	}
 	asm, err := blob.NewAssembler(res.Blobs, limit)
 	if errors.Is(err, blob.ErrTooLarge) {
 		return status.Errorf(codes.ResourceExhausted, "result of task %s exceeds the server's limit for it: %v", res.TaskId, err)
@@ -508,7 +548,7 @@ func (s *Service) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, p
 		return status.Errorf(codes.InvalidArgument, "result of task %s: %v", res.TaskId, err)
 	}
 	for {
-		c, err := stream.Recv()
+		c, err := s.recvChunk(stream, deadline)
 		if err == io.EOF {
 			break
 		}
@@ -537,6 +577,30 @@ func (s *Service) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, p
 	return stream.SendAndClose(&pb.PushResultResponse{})
 }
 
+// recvChunk receives the next chunk of an upload, giving up after UploadIdle without one or
+// at the upload's deadline (the stream is then cancelled as the handler returns).
+func (s *Service) recvChunk(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.PushResultResponse], deadline time.Time) (*pb.ResultChunk, error) {
+	type received struct {
+		c   *pb.ResultChunk
+		err error
+	}
+	ch := make(chan received, 1)
+	go func() {
+		c, err := stream.Recv()
+		ch <- received{c, err}
+	}()
+	wait := min(s.cfg.UploadIdle, time.Until(deadline))
+	t := time.NewTimer(max(wait, 0))
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r.c, r.err
+	case <-t.C:
+		s.cfg.Metrics.rejected.WithLabelValues("upload_timeout").Inc()
+		return nil, status.Errorf(codes.DeadlineExceeded, "result upload idle for %v or past its %v limit: dropped", s.cfg.UploadIdle, s.cfg.UploadMax)
+	}
+}
+
 // Heartbeat marks the client online.
 func (s *Service) Heartbeat(ctx context.Context, _ *pb.HeartbeatRequest) (*pb.HeartbeatResponse, error) {
 	if err := s.submit(ctx, Heartbeat{ClientID: clientOf(ctx)}); err != nil {
@@ -553,7 +617,7 @@ func (s *Service) Leave(ctx context.Context, _ *pb.LeaveRequest) (*pb.LeaveRespo
 	if err := s.submit(ctx, Leave{ClientID: id}); err != nil {
 		return nil, err
 	}
-	s.sessions.end(id)
+	s.forget(id)
 	return &pb.LeaveResponse{}, nil
 }
 
@@ -570,7 +634,7 @@ func (s *Service) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 		grpc.MaxRecvMsgSize(limit),
 		grpc.MaxSendMsgSize(limit),
 		grpc.ChainUnaryInterceptor(s.recoverUnary, s.logUnary, s.authUnary),
-		grpc.ChainStreamInterceptor(s.recoverStream, s.logStream, s.authStream, s.limitStream),
+		grpc.ChainStreamInterceptor(s.recoverStream, s.logStream, s.authStream),
 		grpc.StatsHandler(connTracker{s.sessions, s.disconnected}),
 	}, opts...)
 	g := grpc.NewServer(opts...)
@@ -595,20 +659,6 @@ func (s *Service) Shutdown(g *grpc.Server, grace time.Duration) {
 	case <-time.After(grace):
 		g.Stop()
 	}
-}
-
-// limitStream bounds the uploads in flight: each holds up to MaxResultBytes in memory.
-func (s *Service) limitStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	if info.FullMethod != pb.Federation_PushResult_FullMethodName {
-		return h(srv, ss)
-	}
-	select {
-	case s.uploads <- struct{}{}:
-		defer func() { <-s.uploads }()
-	default:
-		return status.Errorf(codes.ResourceExhausted, "%d uploads in progress; retry shortly", cap(s.uploads))
-	}
-	return h(srv, ss)
 }
 
 func (s *Service) logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
