@@ -1,0 +1,162 @@
+package server
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/confide-fl/confide/proto/blob"
+	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/secagg"
+	"github.com/confide-fl/confide/server/strategy"
+)
+
+// startDecrypt asks the first Threshold online holders of the committee for decryption
+// shares of agg: the round's update sum, or (eval) its evaluation statistics.
+func (c *Coordinator) startDecrypt(agg *secagg.Aggregator, round uint64, eval bool, r *Ready) {
+	t := c.cfg.SecAgg.Threshold
+	// A member of the set that disappears stalls the aggregate (members answer one set per
+	// aggregate: two sets' shares would be two flooded looks at each key share), so the
+	// set is the t holders heard from most recently, the likeliest to still be there.
+	var set []secagg.MemberID
+	for i, id := range c.com.members {
+		m := secagg.MemberID(i + 1)
+		if cs := c.clients[id]; cs.online && !cs.left && c.com.holders[m] {
+			set = append(set, m)
+		}
+	}
+	slices.SortStableFunc(set, func(a, b secagg.MemberID) int {
+		return cmp.Compare(c.clients[c.com.members[b-1]].lastSeen, c.clients[c.com.members[a-1]].lastSeen)
+	})
+	if len(set) > t {
+		set = set[:t]
+	}
+	slices.Sort(set)
+	c.dec = &decryption{agg: agg, round: round, eval: eval}
+	if len(set) < t {
+		c.com = nil
+		c.decryptFailed(fmt.Sprintf("only %d key-committee members are online, the threshold is %d; a new committee will be formed", len(set), t), r)
+		return
+	}
+	req, err := agg.DecryptionRequest(set)
+	if err != nil {
+		c.decryptFailed(fmt.Sprintf("decryption request: %v", err), r)
+		return
+	}
+	data, err := req.MarshalBinary()
+	if err != nil {
+		c.decryptFailed(fmt.Sprintf("decryption request: %v", err), r)
+		return
+	}
+	c.dec.req = blob.New(blob.Request, data)
+	c.dec.set = set
+	c.dec.shares = map[secagg.MemberID]*secagg.DecryptionShare{}
+	c.phase = phaseDecrypt
+	c.deadline = c.now + c.cfg.Deadlines.Decrypt
+	stage := pb.DecryptStage_DECRYPT_STAGE_UNSPECIFIED
+	if c.verifier != nil {
+		// Authenticated members first challenge the aggregate, then check its openings.
+		stage = pb.DecryptStage_DECRYPT_STAGE_CHALLENGE
+	}
+	for _, m := range set {
+		c.sendDecrypt(r, m, stage, c.dec.req)
+	}
+}
+
+// sendDecrypt sends member m the decrypt task of a stage with its blobs.
+func (c *Coordinator) sendDecrypt(r *Ready, m secagg.MemberID, stage pb.DecryptStage, blobs ...*pb.Blob) {
+	ts := &taskState{client: c.com.members[m-1], kind: pb.TaskKind_TASK_KIND_DECRYPT, round: c.dec.round, member: m, session: c.com.session, decStage: stage}
+	spec := &pb.DecryptSpec{Session: c.com.session[:], MemberId: uint32(m), Params: c.saProto, Stage: stage}
+	c.newTask(r, ts, &pb.Task{Spec: &pb.Task_Decrypt{Decrypt: spec}, Blobs: blobs})
+}
+
+// decryptFailed ends a decryption that cannot finish: the round fails, or its evaluation
+// ends without federated statistics.
+func (c *Coordinator) decryptFailed(reason string, r *Ready) {
+	d := c.dec
+	c.dec = nil
+	if d != nil && d.eval {
+		c.closeAll(r)
+		if c.eval != nil {
+			c.eval.failures = append(c.eval.failures, strategy.Failure{Kind: strategy.FailureError, Reason: "evaluation statistics not decrypted: " + reason})
+			c.endEvaluate(nil, r)
+		}
+		return
+	}
+	c.failRound(reason, r)
+}
+
+func (c *Coordinator) decryptResult(ts *taskState, res *pb.Result, r *Ready) string {
+	d := c.dec
+	if c.phase != phaseDecrypt || d == nil || d.round != ts.round {
+		return fmt.Sprintf("round %d is not decrypting", ts.round)
+	}
+	if ts.decStage == pb.DecryptStage_DECRYPT_STAGE_CHALLENGE {
+		data, err := blob.Find(res.Blobs, blob.Challenge)
+		if err != nil {
+			return err.Error()
+		}
+		var ch secagg.Challenge
+		if err := ch.UnmarshalBinary(data); err != nil {
+			return err.Error()
+		}
+		if ch.From != ts.member {
+			return fmt.Sprintf("challenge claims member %d, the task was for member %d", ch.From, ts.member)
+		}
+		op, err := d.agg.Open(&ch)
+		if err != nil {
+			c.decryptFailed(fmt.Sprintf("opening member %d's spot checks: %v", ts.member, err), r)
+			return ""
+		}
+		ob, err := op.MarshalBinary()
+		if err != nil {
+			c.decryptFailed(fmt.Sprintf("opening member %d's spot checks: %v", ts.member, err), r)
+			return ""
+		}
+		// The member kept the request from the challenge step: only the opening goes out.
+		c.sendDecrypt(r, ts.member, pb.DecryptStage_DECRYPT_STAGE_SHARE, blob.New(blob.Opening, ob))
+		return ""
+	}
+	data, err := blob.Find(res.Blobs, blob.Share)
+	if err != nil {
+		return err.Error()
+	}
+	var sh secagg.DecryptionShare
+	if err := sh.UnmarshalBinary(data); err != nil {
+		return err.Error()
+	}
+	if sh.From != ts.member {
+		return fmt.Sprintf("decryption share claims member %d, the task was for member %d", sh.From, ts.member)
+	}
+	d.shares[ts.member] = &sh
+	if len(d.shares) < len(d.set) {
+		return ""
+	}
+	shares := make([]*secagg.DecryptionShare, 0, len(d.set))
+	for _, m := range d.set {
+		shares = append(shares, d.shares[m])
+	}
+	sum, err := d.agg.Combine(shares)
+	if err != nil {
+		c.decryptFailed(fmt.Sprintf("combining decryption shares: %v", err), r)
+		return ""
+	}
+	c.dec = nil
+	if err := c.checkAggregate(sum, d.eval); err != nil {
+		c.decryptFailed(err.Error(), r)
+		return ""
+	}
+	if d.eval {
+		c.endEvaluate(c.decodeStatistics(sum.WeightedSum, sum.TotalWeight, ""), r)
+		return ""
+	}
+	if c.ul != nil {
+		c.releaseUserLevel(sum.WeightedSum, sum.Count, r)
+		return ""
+	}
+	if c.trainStatistics() {
+		c.fit.stats = c.decodeStatistics(sum.WeightedSum[c.dim:], sum.TotalWeight, "train_")
+	}
+	c.aggregate(strategy.FitResults{Sum: &strategy.WeightedSum{Sum: sum.WeightedSum[:c.dim:c.dim], TotalWeight: sum.TotalWeight, Count: sum.Count}, Failures: c.fit.failures}, r)
+	return ""
+}

@@ -1,0 +1,140 @@
+package server
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/confide-fl/confide/proto/blob"
+	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/secagg"
+	"github.com/confide-fl/confide/server/strategy"
+)
+
+func (c *Coordinator) startEvaluate(central map[string]float64, r *Ready) {
+	s := c.cfg.Sampling
+	e := &evalRound{number: c.round, pending: map[string]string{}, central: central}
+	c.eval = e
+	n := 0
+	if s.FractionEvaluate > 0 || s.MinEvaluate > 0 {
+		n = max(int(math.Ceil(s.FractionEvaluate*float64(c.available()))), s.MinEvaluate)
+	}
+	if n == 0 || c.available() == 0 {
+		c.finishEvaluate(r)
+		return
+	}
+	t := c.cfg.Training
+	spec := &pb.EvaluateSpec{Model: c.modelPB, BatchSize: 256, Config: c.strat.ConfigureEvaluate(e.number, c.global)}
+	blobs := []*pb.Blob{blob.New(blob.Params, blob.EncodeFloats(c.global))}
+	if c.sa != nil {
+		// The statistics travel encrypted; only their sum over ≥ min_contributions
+		// evaluating clients is decrypted.
+		if !c.committeeUsable() || c.available() < c.cfg.SecAgg.MinContributions {
+			c.finishEvaluate(r)
+			return
+		}
+		n = min(max(n, c.cfg.SecAgg.MinContributions), c.cfg.SecAgg.MaxContributors)
+		agg, err := secagg.NewAggregator(*c.sa, secagg.AggregatorConfig{Session: c.com.session, Round: e.number, Dim: statisticSlots, Committee: c.cfg.committeeConfig(), Workers: 1, Purpose: secagg.PurposeEvaluation, Verifier: c.verifier})
+		if err != nil {
+			e.failures = append(e.failures, strategy.Failure{Kind: strategy.FailureError, Reason: "secure aggregation of evaluation statistics: " + err.Error()})
+			c.finishEvaluate(r)
+			return
+		}
+		e.agg = agg
+		spec.Secagg = &pb.SecAggSpec{Session: c.com.session[:], Params: c.saProto}
+		spec.Statistics = &pb.StatisticsSpec{LossCap: t.LossCap}
+		spec.WeightScale, spec.MaxWeight = t.WeightScale, c.maxWeight()
+	}
+	c.phase = phaseEvaluate
+	c.deadline = c.now + c.cfg.Deadlines.Evaluate
+	for _, id := range c.sample(n) {
+		ts := &taskState{client: id, kind: pb.TaskKind_TASK_KIND_EVALUATE, round: e.number}
+		c.newTask(r, ts, &pb.Task{Spec: &pb.Task_Evaluate{Evaluate: spec}, Blobs: c.withPublicKey(id, blobs)})
+		e.pending[id] = ts.id
+	}
+}
+
+func (c *Coordinator) evalResult(ts *taskState, res *pb.Result, r *Ready) string {
+	e := c.eval
+	if c.phase != phaseEvaluate || e == nil || e.number != ts.round {
+		return fmt.Sprintf("round %d is not evaluating", ts.round)
+	}
+	if e.agg != nil {
+		data, err := blob.Find(res.Blobs, blob.EncryptedUpdate)
+		if err != nil {
+			return err.Error()
+		}
+		var u secagg.EncryptedUpdate
+		if err := u.UnmarshalBinary(data); err != nil {
+			return err.Error()
+		}
+		if u.ClientID != ts.client {
+			return fmt.Sprintf("encrypted evaluation names client %q", u.ClientID)
+		}
+		if u.TaskID != ts.id {
+			return fmt.Sprintf("encrypted evaluation made for task %q, not %s", u.TaskID, ts.id)
+		}
+		if err := e.agg.Add(&u); err != nil {
+			return err.Error()
+		}
+		delete(e.pending, ts.client)
+		if len(e.pending) == 0 {
+			c.finishEvaluate(r)
+		}
+		return ""
+	}
+	loss, ok := res.Metrics["loss"]
+	if !ok || math.IsNaN(loss) || math.IsInf(loss, 0) || res.NumExamples < 1 {
+		return "an evaluation needs a finite loss metric and num_examples ≥ 1"
+	}
+	delete(e.pending, ts.client)
+	e.results = append(e.results, strategy.EvaluateResult{ClientID: ts.client, NumExamples: int(res.NumExamples), Loss: loss, Metrics: res.Metrics})
+	if len(e.pending) == 0 {
+		c.finishEvaluate(r)
+	}
+	return ""
+}
+
+// finishEvaluate ends the collection of evaluation results: under secure aggregation it
+// has the committee decrypt the statistics' sum when enough clients sent theirs.
+func (c *Coordinator) finishEvaluate(r *Ready) {
+	e := c.eval
+	for _, id := range slices.Sorted(mapsKeys(e.pending)) {
+		c.closeTask(e.pending[id], false, r)
+		e.failures = append(e.failures, strategy.Failure{ClientID: id, Kind: strategy.FailureTimeout, Reason: "no result before the evaluate deadline"})
+	}
+	clear(e.pending)
+	if e.agg != nil {
+		if e.agg.Count() >= c.cfg.SecAgg.MinContributions && c.com != nil {
+			c.startDecrypt(e.agg, e.number, true, r)
+			return
+		}
+		if e.agg.Count() > 0 {
+			e.failures = append(e.failures, strategy.Failure{Kind: strategy.FailureError, Reason: fmt.Sprintf("only %d clients sent evaluation statistics, fewer than secure_aggregation.min_contributions = %d: nothing decrypted", e.agg.Count(), c.cfg.SecAgg.MinContributions)})
+		}
+		c.endEvaluate(nil, r)
+		return
+	}
+	var fed map[string]float64
+	if len(e.results) > 0 {
+		if m, err := c.strat.AggregateEvaluate(e.number, e.results, e.failures); err == nil {
+			fed = m
+		}
+	}
+	c.endEvaluate(fed, r)
+}
+
+// endEvaluate reports the round's evaluation (federated: the aggregated statistics, nil
+// when there are none) and returns to waiting.
+func (c *Coordinator) endEvaluate(federated map[string]float64, r *Ready) {
+	e := c.eval
+	n := EvaluationFinished{Round: e.number, Central: e.central, Federated: federated, Evaluations: len(e.results)}
+	if e.agg != nil {
+		n.Evaluations = e.agg.Count()
+	}
+	if n.Central != nil || n.Federated != nil {
+		r.Notices = append(r.Notices, n)
+	}
+	c.eval = nil
+	c.phase = phaseWaiting
+}
