@@ -42,13 +42,24 @@
 //     parameters, so the flat parameter vector is the trainable layers' alone, and it is
 //     shared, not copied, by Clone (it is immutable and safe for concurrent use).
 //
+//   - Compression keeps the flat vector. A pruned model's spec carries a Mask of the
+//     parameters fixed at zero (Model.Prune: magnitude pruning, global or per tensor); New
+//     and Unmarshal zero them and train.Trainer keeps them zero, so a federation that ships
+//     the spec keeps them zero on every client. An int8 model (Model.Quantize: per-channel
+//     symmetric weights of the WeightTensors) keeps the dequantised weights in Params, so
+//     everything reading parameters sees the quantised model; only Forward's products with
+//     Linear and recurrent weights run in int8 (linalg.MulQ), with activations quantised
+//     per row (dynamic) or with calibrated scales (static). Training uses the float path.
+//
 // Main types: Spec (the declarative architecture: mlp, rnn, lstm, gru, transformer), Model,
 // Layer and ParamLayer, Batch (the shape and mode of one forward pass), Optimizer (SGD,
 // Adam), FeatureSpec, Features and Scattering (the feature stage). Layers: Linear, Activation, Dropout, Embedding, LearnedPosition,
 // SinusoidalPosition, LayerNorm, Attention, MultiHeadAttention, Recurrent (vanilla, LSTM,
-// GRU), Pool, Residual, Sequential, TransformerBlock. Model files: Save, Load (format
-// version 2: spec, Meta — class names, input normalisation, tokenizer, provenance — and the
-// parameters, checksummed; version-1 files, without Meta, still load).
+// GRU), Pool, Residual, Sequential, TransformerBlock. Compression: WeightTensor, Mask,
+// Quantization. Model files: Save, Load (format version 3: spec, Meta — class names, input
+// normalisation, tokenizer, provenance —, the quantisation and the parameters, as float64
+// or int8, checksummed; a float64 model without a mask is written as version 2, and
+// version-1 files, without Meta, still load).
 // Programmer errors inside the package (shape mismatches) panic; anything read from a file,
 // flag or the network is validated and returns an error.
 package model

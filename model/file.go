@@ -14,31 +14,49 @@ import (
 	"github.com/confide-fl/confide/internal/atomicfile"
 )
 
-// Model file format, version 2 (little-endian):
+// Model file format, version 3 (little-endian):
 //
 //	magic    8 bytes  "CONFIDEM"
-//	version  uint32   2
-//	specLen  uint32   length of the spec JSON (≤ 1 MiB)
+//	version  uint32   3
+//	specLen  uint32   length of the spec JSON (≤ 1 MiB, plus a quarter of the file for the
+//	         mask of a pruned model)
 //	spec     specLen bytes of JSON (Spec)
 //	metaLen  uint32   length of the metadata JSON (≤ Limits.MaxMetaBytes)
 //	meta     metaLen bytes of JSON (Meta: class names, input normalisation, tokenizer,
 //	         provenance)
+//	quantLen uint32   length of the quantisation JSON (≤ 1 MiB; 0 for float64 parameters)
+//	quant    quantLen bytes of JSON (Quantization: precision, activations, the tensors)
 //	n        uint64   number of parameters
-//	params   n float64 (IEEE 754 bits)
+//	params   float64: n float64 (IEEE 754 bits);
+//	         int8: for each quantised tensor in order, a float32 scale per channel and its
+//	         Rows×Cols values as int8, then every other parameter as float64, in order
 //	sha256   32 bytes over everything before it
 //
-// Version 1 is the same without metaLen and meta; it still loads, with a zero Meta. The
-// checksum is verified before anything is parsed, so truncation and bit flips are reported
-// as ErrCorrupt rather than read as a different model. Unknown keys in the spec or the
-// metadata are errors: a field that changes what a file means needs a new version.
+// Version 2 is the same without quantLen and quant, version 1 also without metaLen and
+// meta (its Meta is zero); both still load, and Save writes version 2 for a model that
+// needs nothing of version 3 (a float64 model without a mask), so older readers read it.
+// The checksum is verified before anything is parsed, so truncation and bit flips are
+// reported as ErrCorrupt rather than read as a different model. Unknown keys in the spec,
+// the metadata or the quantisation are errors: a field that changes what a file means
+// needs a new version.
 const (
 	fileMagic   = "CONFIDEM"
-	fileVersion = 2
+	fileVersion = 3
 	maxSpecLen  = 1 << 20
+	maxQuantLen = 1 << 20
 )
 
 // ErrCorrupt reports a model file that is truncated, damaged or not a model file.
 var ErrCorrupt = errors.New("corrupt model file")
+
+// FileVersion is the format version Marshal writes for the model: 3 when it is quantised
+// or pruned (its spec has a mask), else 2.
+func (m *Model) FileVersion() uint32 {
+	if m.quant != nil || m.Spec.Mask != nil {
+		return 3
+	}
+	return 2
+}
 
 // Marshal encodes the model's spec, metadata and parameters in the model file format.
 // It does not check the metadata (Save does): a file with metadata that ValidateMeta
@@ -46,15 +64,52 @@ var ErrCorrupt = errors.New("corrupt model file")
 // is a programming error that panics.
 func (m *Model) Marshal() []byte {
 	spec, meta := m.Spec.JSON(), m.Meta.JSON()
-	buf := make([]byte, 0, 8+4+4+len(spec)+4+len(meta)+8+8*len(m.Params)+sha256.Size)
+	version := m.FileVersion()
+	var quant []byte
+	if m.quant != nil {
+		var err error
+		if quant, err = json.Marshal(m.quant); err != nil {
+			panic(fmt.Sprintf("model: quantization does not marshal: %v", err))
+		}
+	}
+	size := 8 * int64(len(m.Params))
+	if m.quant != nil {
+		size = m.quant.QuantizedBytes(len(m.Params))
+	}
+	buf := make([]byte, 0, 8+4+4+int64(len(spec))+4+int64(len(meta))+4+int64(len(quant))+8+size+sha256.Size)
 	buf = append(buf, fileMagic...)
-	buf = binary.LittleEndian.AppendUint32(buf, fileVersion)
+	buf = binary.LittleEndian.AppendUint32(buf, version)
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(spec)))
 	buf = append(buf, spec...)
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(meta)))
 	buf = append(buf, meta...)
+	if version >= 3 {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(quant)))
+		buf = append(buf, quant...)
+	}
 	buf = binary.LittleEndian.AppendUint64(buf, uint64(len(m.Params)))
-	for _, p := range m.Params {
+	rest := m.Params
+	if m.quant != nil {
+		inTensor := make([]bool, len(m.Params))
+		for _, t := range m.quant.Tensors {
+			for _, s := range t.Scales {
+				buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(s))
+			}
+			for _, v := range t.Values {
+				buf = append(buf, byte(v))
+			}
+			for i := t.Offset; i < t.Offset+t.Size(); i++ {
+				inTensor[i] = true
+			}
+		}
+		rest = nil
+		for i, p := range m.Params {
+			if !inTensor[i] {
+				rest = append(rest, p)
+			}
+		}
+	}
+	for _, p := range rest {
 		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(p))
 	}
 	sum := sha256.Sum256(buf)
@@ -64,7 +119,7 @@ func (m *Model) Marshal() []byte {
 // Unmarshal decodes a model file whose spec is within DefaultLimits.
 func Unmarshal(data []byte) (*Model, error) { return Limits{}.Unmarshal(data) }
 
-// Unmarshal decodes a model file (version 1 or 2) whose spec and metadata are within l.
+// Unmarshal decodes a model file (version 1, 2 or 3) whose spec and metadata are within l.
 // The spec is validated and the parameter count it implies compared with the stored
 // vector's length before the model is built, so a file declaring a huge model is an
 // error, not an allocation; the metadata's length is checked against l.MaxMetaBytes
@@ -86,8 +141,8 @@ func (l Limits) Unmarshal(data []byte) (*Model, error) {
 	}
 	r := body[len(fileMagic):]
 	version := binary.LittleEndian.Uint32(r)
-	if version != 1 && version != fileVersion {
-		return nil, fmt.Errorf("model file version %d is not supported (this build reads versions 1 and %d); upgrade confide", version, fileVersion)
+	if version < 1 || version > fileVersion {
+		return nil, fmt.Errorf("model file version %d is not supported (this build reads versions 1 to %d); upgrade confide", version, fileVersion)
 	}
 	r = r[4:]
 	// section returns the next length-prefixed section of r, at most limit bytes, leaving
@@ -108,7 +163,9 @@ func (l Limits) Unmarshal(data []byte) (*Model, error) {
 		r = r[n:]
 		return s, nil
 	}
-	specJSON, err := section("spec", maxSpecLen, "1 MiB", 8)
+	// A pruned model's spec holds its mask, n/6 bytes for n parameters that take at least n
+	// bytes of the file: a quarter of the file on top of the 1 MiB bounds it.
+	specJSON, err := section("spec", maxSpecLen+len(r)/4, "1 MiB and a quarter of the file", 8)
 	if err != nil {
 		return nil, err
 	}
@@ -122,14 +179,31 @@ func (l Limits) Unmarshal(data []byte) (*Model, error) {
 			return nil, err
 		}
 	}
+	var quant *Quantization
+	if version >= 3 {
+		quantJSON, err := section("quantization", maxQuantLen, "1 MiB", 8)
+		if err != nil {
+			return nil, err
+		}
+		if len(quantJSON) > 0 {
+			quant = &Quantization{}
+			if err := decodeStrict(quantJSON, quant); err != nil {
+				return nil, corrupt("quantization: %v", err)
+			}
+		}
+	}
 	n := binary.LittleEndian.Uint64(r)
 	r = r[8:]
-	if uint64(len(r))%8 != 0 || n != uint64(len(r))/8 {
-		return nil, corrupt("header says %d parameters, file holds %d bytes of them", n, len(r))
-	}
 	want, err := l.NumParams(spec)
 	if err != nil {
 		return nil, fmt.Errorf("model file: %w", err)
+	}
+	if quant == nil {
+		if uint64(len(r))%8 != 0 || n != uint64(len(r))/8 {
+			return nil, corrupt("header says %d parameters, file holds %d bytes of them", n, len(r))
+		}
+	} else if err := quant.checkSizes(n, len(r)); err != nil {
+		return nil, corrupt("%v", err)
 	}
 	if uint64(want) != n {
 		return nil, corrupt("spec needs %d parameters, file holds %d", want, n)
@@ -156,13 +230,29 @@ func (l Limits) Unmarshal(data []byte) (*Model, error) {
 	if len(m.Params) != want {
 		return nil, fmt.Errorf("model file: the spec counts %d parameters but builds %d (a bug in model.Limits.NumParams)", want, len(m.Params))
 	}
-	for i := range m.Params {
-		v := math.Float64frombits(binary.LittleEndian.Uint64(r[8*i:]))
+	if quant != nil {
+		if err := m.checkQuantization(quant); err != nil {
+			return nil, fmt.Errorf("model file: %w", err)
+		}
+		if r, err = m.readQuantized(quant, r); err != nil {
+			return nil, fmt.Errorf("model file: %w", err)
+		}
+	}
+	for i, k := 0, 0; i < len(m.Params); i++ {
+		if quant != nil && quant.covers(i) {
+			continue
+		}
+		v := math.Float64frombits(binary.LittleEndian.Uint64(r[8*k:]))
+		k++
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return nil, fmt.Errorf("model file: parameter %d is %v: the model diverged before it was saved", i, v)
 		}
 		m.Params[i] = v
 	}
+	if quant != nil {
+		m.setQuant(quant)
+	}
+	m.ApplyMask() // a pruned parameter reads as zero, whatever (noise, rounding) it holds
 	m.Meta = meta
 	return m, nil
 }

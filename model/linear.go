@@ -30,6 +30,14 @@ type Linear struct {
 	tmp []float64
 
 	scratch [][]float64 // per-worker buffers of AddPerExampleSqNorms
+
+	// An int8 model's weights in the layout of the int8 kernels (nil: float64), shared by
+	// clones; the scratch is the layer's own. obs records inputs during calibration.
+	q      *quantKernel
+	qs     []quantScratch
+	obs    *actObserver
+	qx, qy []float64 // operands of the running int8 product
+	qRange func(w, lo, hi int)
 }
 
 var _ ParamLayer = (*Linear)(nil)
@@ -76,7 +84,14 @@ func (l *Linear) Forward(x *Tensor, b *Batch) *Tensor {
 	}
 	l.x = x
 	l.y = ensure(l.y, x.Rows, l.Out)
-	linalg.MulNN(l.y.Data, x.Data, l.w, x.Rows, l.In, l.Out, false)
+	if l.obs != nil {
+		l.obs.observe(x.Data, x.Rows, l.In)
+	}
+	if l.q != nil && !b.Grad {
+		l.mulQuant(x)
+	} else {
+		linalg.MulNN(l.y.Data, x.Data, l.w, x.Rows, l.In, l.Out, false)
+	}
 	if !l.NoBias {
 		linalg.AddRowVector(l.y.Data, x.Rows, l.Out, l.b)
 	}
@@ -138,4 +153,21 @@ func (l *Linear) AccumulateWeighted(w []float64, b *Batch) {
 	if !l.NoBias {
 		linalg.SumRows(l.gb, scaled, g.Rows, l.Out)
 	}
+}
+
+// mulQuant sets y = x·W with the int8 kernels, the rows spread over the cores.
+func (l *Linear) mulQuant(x *Tensor) {
+	if len(l.qs) < numWorkers() {
+		l.qs = make([]quantScratch, numWorkers())
+	}
+	l.qx, l.qy = x.Data, l.y.Data
+	if l.qRange == nil {
+		l.qRange = l.mulQuantRows
+	}
+	parallelFor(x.Rows, l.In*l.Out/4, l.qRange)
+	l.qx, l.qy = nil, nil
+}
+
+func (l *Linear) mulQuantRows(w, lo, hi int) {
+	l.q.mul(l.qy[lo*l.Out:], l.Out, l.qx[lo*l.In:hi*l.In], hi-lo, &l.qs[w], false)
 }

@@ -29,6 +29,7 @@ type Model struct {
 
 	layers      []Layer
 	paramLayers []ParamLayer
+	quant       *Quantization // nil: float64 weights
 	loss        Loss
 	features    Features // nil without a feature stage
 	featBuf     []float64
@@ -54,6 +55,7 @@ func (l Limits) New(spec Spec, rng *rand.Rand) (*Model, error) {
 	for _, p := range m.paramLayers {
 		p.Init(rng)
 	}
+	m.ApplyMask()
 	return m, nil
 }
 
@@ -108,6 +110,9 @@ func (m *Model) Clone() *Model {
 	}
 	copy(c.Params, m.Params)
 	c.Meta = m.Meta
+	if m.quant != nil {
+		c.bindShared(m.quant)
+	}
 	return c
 }
 

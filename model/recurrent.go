@@ -53,6 +53,13 @@ type Recurrent struct {
 	dxt, scaled []float64
 	scratch     [][]float64
 
+	// An int8 model's W_ih and W_hh in the layout of the int8 kernels (nil: float64),
+	// shared by clones; per-worker scratch; observers of the inputs during calibration.
+	qih, qhh    *quantKernel
+	qs          []quantScratch
+	obsX, obsH  *actObserver
+	quantActive bool // the running Forward multiplies in int8
+
 	gy *Tensor // output gradient of the running Backward
 	// Method values made once: a closure passed to a parallel loop on every call would be
 	// allocated on every call.
@@ -154,7 +161,18 @@ func (r *Recurrent) Forward(x *Tensor, b *Batch) *Tensor {
 		r.gx = growFloats(r.gx, TB*GH)
 		xp = r.gx
 	}
-	linalg.MulNN(xp, r.xt, r.wih, TB, In, GH, false)
+	r.quantActive = r.qih != nil && r.qhh != nil && !b.Grad
+	if r.quantActive {
+		if len(r.qs) < numWorkers()+1 {
+			r.qs = make([]quantScratch, numWorkers()+1)
+		}
+		r.qih.mul(xp, GH, r.xt, TB, &r.qs[numWorkers()], false)
+	} else {
+		linalg.MulNN(xp, r.xt, r.wih, TB, In, GH, false)
+	}
+	if r.obsX != nil {
+		r.obsX.observe(r.xt, TB, In)
+	}
 	if fused {
 		linalg.AddRowVector(xp, TB, GH, r.bias)
 	}
@@ -169,12 +187,17 @@ func (r *Recurrent) Forward(x *Tensor, b *Batch) *Tensor {
 	}
 	// Examples are independent through the whole recurrence, so each worker runs all T
 	// steps for its share of them: one hand-off per pass instead of two per step.
-	r.whhP.Pack(r.whh, H, GH, false)
+	if !r.quantActive {
+		r.whhP.Pack(r.whh, H, GH, false)
+	}
 	share := (B + numWorkers() - 1) / numWorkers() // one range per worker: its rows are the multiplies' m
 	if r.fwdRange == nil {
 		r.fwdRange = r.forwardRange
 	}
 	linalg.ParallelForChunks(B, T*H*GH, share, r.fwdRange)
+	if r.obsH != nil {
+		r.obsH.observe(r.hs[:TB*H], TB, H) // h_{t−1} of every step, the rows W_hh multiplies
+	}
 	r.y = ensure(r.y, B*T, H)
 	for i := 0; i < B; i++ {
 		for t := 0; t < T; t++ {
@@ -190,7 +213,7 @@ func (r *Recurrent) Forward(x *Tensor, b *Batch) *Tensor {
 }
 
 // forwardRange runs examples [lo, hi) through all T steps.
-func (r *Recurrent) forwardRange(_, lo, hi int) {
+func (r *Recurrent) forwardRange(w, lo, hi int) {
 	B, T, H := r.B, r.T, r.Hidden
 	GH := r.numGates() * H
 	fused := r.Cell != CellGRU
@@ -201,7 +224,11 @@ func (r *Recurrent) forwardRange(_, lo, hi int) {
 	for t := 0; t < T; t++ {
 		z := r.gates[(t*B+lo)*GH : (t*B+hi)*GH]
 		hp := r.hs[(t*B+lo)*H : (t*B+hi)*H]
-		linalg.MulPacked(z, hp, hi-lo, &r.whhP, fused)
+		if r.quantActive {
+			r.qhh.mul(z, GH, hp, hi-lo, &r.qs[w], fused)
+		} else {
+			linalg.MulPacked(z, hp, hi-lo, &r.whhP, fused)
+		}
 		for i := lo; i < hi; i++ {
 			r.step(t, i, xp[(t*B+i)*GH:(t*B+i+1)*GH])
 		}

@@ -95,6 +95,10 @@ type Spec struct {
 	Cell string `json:"cell,omitempty" yaml:"cell,omitempty"`
 	// Causal restricts attention to earlier positions; next_token transformers always use it.
 	Causal bool `json:"causal,omitempty" yaml:"causal,omitempty"`
+
+	// Mask, when set, fixes the parameters it marks at zero: a pruned model (Model.Prune).
+	// It covers the whole parameter vector.
+	Mask *Mask `json:"mask,omitempty" yaml:"mask,omitempty"`
 }
 
 // IsSequence reports whether the spec's model reads token sequences.
@@ -298,6 +302,8 @@ func (l Limits) NumParams(s Spec) (int, error) {
 		return 0, fmt.Errorf("model spec: the model would have %d parameters, beyond the limit %d (model.Limits.MaxParams): lower the widths, vocab or layers", c.n, l.MaxParams)
 	case c.n == 0:
 		return 0, errors.New("model spec: the model has no parameters")
+	case s.Mask != nil && uint64(s.Mask.Len()) != c.n:
+		return 0, fmt.Errorf("model spec: mask covers %d parameters, the model has %d: the mask belongs to another architecture", s.Mask.Len(), c.n)
 	}
 	return int(c.n), nil
 }

@@ -102,7 +102,12 @@ type EpochReport struct {
 	Duration time.Duration `json:"duration_ns"`
 }
 
-// Trainer trains one model. It is not safe for concurrent use.
+// Trainer trains one model. It is not safe for concurrent use. A pruned model (one whose
+// spec has a mask) keeps its pruned parameters at zero: New zeroes them, and every step,
+// plain or DP-SGD, zeroes them again after the optimizer's update. Under DP-SGD the
+// per-example gradients are clipped with their pruned coordinates included (the ghost norms
+// cannot leave them out); dropping those coordinates afterwards only shrinks the norm, so
+// the sensitivity, and ε, stay as accounted.
 type Trainer struct {
 	Model  *model.Model
 	Opt    model.Optimizer
@@ -136,6 +141,10 @@ func New(m *model.Model, cfg Config) (*Trainer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if m.Quantization() != nil {
+		return nil, errors.New("train: the model is quantised (int8) for inference: train or fine-tune the float64 model, then quantise it")
+	}
+	m.ApplyMask()
 	return &Trainer{Model: m, Opt: opt, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x7261696e)), baseLR: cfg.Optimizer.LR}, nil
 }
 
@@ -359,6 +368,7 @@ func (t *Trainer) Epoch(ctx context.Context, ds *data.Dataset, onStep func(examp
 			return Metrics{}, fmt.Errorf("training diverged at step %d (loss %v): lower the learning rate", t.step, l)
 		}
 		t.Opt.Step(t.Model.Params, t.Model.Grads)
+		t.Model.ApplyMask()
 		t.step++
 		lossSum += l
 		st.Correct += s.Correct
@@ -399,6 +409,9 @@ func (t *Trainer) dpEpoch(ctx context.Context, ds *data.Dataset, transformed boo
 		if err != nil {
 			return Metrics{}, err
 		}
+		// The noise reached the pruned parameters too; zeroing them again is
+		// post-processing, so ε is unchanged.
+		t.Model.ApplyMask()
 		if math.IsNaN(ss.Loss) || math.IsInf(ss.Loss, 0) {
 			return Metrics{}, fmt.Errorf("training diverged at step %d (loss %v): lower the learning rate", t.step, ss.Loss)
 		}
