@@ -303,14 +303,35 @@ func TestLossGradients(t *testing.T) {
 	for i := range vals {
 		vals[i] = rng.NormFloat64()
 	}
+	// A teacher's probabilities for distillation; rows 5 and 11 have none (padding), row 2
+	// has no class but soft targets (unlabelled).
+	soft := make([]float64, B*T*C)
+	for r := range B * T {
+		if r == 5 || r == 11 {
+			continue
+		}
+		s := 0.0
+		for j := range C {
+			soft[r*C+j] = rng.Float64()
+			s += soft[r*C+j]
+		}
+		for j := range C {
+			soft[r*C+j] /= s
+		}
+	}
+	unlabelled := append([]int32(nil), cls...)
+	unlabelled[2] = -1
 	for _, tc := range []struct {
+		name string
 		loss Loss
 		tg   Targets
 	}{
-		{SoftmaxCrossEntropy{}, Targets{Class: cls}},
-		{MSE{}, Targets{Value: vals}},
+		{"cross_entropy", SoftmaxCrossEntropy{}, Targets{Class: cls}},
+		{"mse", MSE{}, Targets{Value: vals}},
+		{"distillation", SoftmaxCrossEntropy{}, Targets{Class: unlabelled, Soft: soft, Temperature: 2.5, SoftWeight: 0.7}},
+		{"distillation-soft-only", SoftmaxCrossEntropy{}, Targets{Class: unlabelled, Soft: soft, Temperature: 0.8, SoftWeight: 1}},
 	} {
-		t.Run(tc.loss.Name(), func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			grad := &Tensor{Data: make([]float64, len(out.Data)), Rows: out.Rows, Cols: out.Cols}
 			loss := make([]float64, B)
 			if _, err := tc.loss.Eval(out, tc.tg, b, w, loss, grad); err != nil {
@@ -346,5 +367,41 @@ func TestCrossEntropyValue(t *testing.T) {
 	}
 	if _, err := (SoftmaxCrossEntropy{}).Eval(out, Targets{Class: []int32{3}}, &Batch{B: 1, T: 1}, []float64{1}, loss, nil); err == nil {
 		t.Fatal("out-of-range class accepted")
+	}
+}
+
+// The distillation loss is zero where the student's tempered softmax equals the teacher's
+// probabilities and the row has no class, and T²·KL otherwise; with SoftWeight 0 it is
+// the plain cross-entropy.
+func TestDistillationLossValue(t *testing.T) {
+	z := []float64{0, math.Log(2), math.Log(3)}
+	T := 2.0
+	q := make([]float64, 3) // softmax(z/T)
+	s := 0.0
+	for j, v := range z {
+		q[j] = math.Exp(v / T)
+		s += q[j]
+	}
+	for j := range q {
+		q[j] /= s
+	}
+	out := &Tensor{Data: z, Rows: 1, Cols: 3}
+	loss := make([]float64, 1)
+	b := &Batch{B: 1, T: 1}
+	if _, err := (SoftmaxCrossEntropy{}).Eval(out, Targets{Class: []int32{-1}, Soft: q, Temperature: T, SoftWeight: 0.5}, b, []float64{1}, loss, nil); err != nil || math.Abs(loss[0]) > 1e-15 {
+		t.Fatalf("matching soft targets: loss %v, %v", loss[0], err)
+	}
+	p := []float64{0.5, 0.5, 0}
+	want := T * T * (0.5*(math.Log(0.5)-math.Log(q[0])) + 0.5*(math.Log(0.5)-math.Log(q[1])))
+	if _, err := (SoftmaxCrossEntropy{}).Eval(out, Targets{Class: []int32{-1}, Soft: p, Temperature: T, SoftWeight: 0.5}, b, []float64{1}, loss, nil); err != nil || math.Abs(loss[0]-want) > 1e-12 {
+		t.Fatalf("soft only: loss %v, want %v (%v)", loss[0], want, err)
+	}
+	if _, err := (SoftmaxCrossEntropy{}).Eval(out, Targets{Class: []int32{1}, Soft: p, Temperature: T, SoftWeight: 0}, b, []float64{1}, loss, nil); err != nil || math.Abs(loss[0]-math.Log(3)) > 1e-12 {
+		t.Fatalf("soft weight 0: loss %v, want log 3 (%v)", loss[0], err)
+	}
+	for _, tg := range []Targets{{Class: []int32{1}, Soft: p, Temperature: 0, SoftWeight: 0.5}, {Class: []int32{1}, Soft: p, Temperature: 1, SoftWeight: 1.5}, {Class: []int32{1}, Soft: p[:2], Temperature: 1, SoftWeight: 0.5}} {
+		if _, err := (SoftmaxCrossEntropy{}).Eval(out, tg, b, []float64{1}, loss, nil); err == nil {
+			t.Errorf("targets %+v accepted", tg)
+		}
 	}
 }

@@ -11,6 +11,15 @@ import (
 type Targets struct {
 	Class []int32
 	Value []float64
+	// Soft, when set (cross-entropy only), holds a teacher's class probabilities at
+	// temperature Temperature for every output row (rows × classes): knowledge distillation
+	// (Hinton et al. 2015). A row's loss is then (1 − SoftWeight)·CE(class) +
+	// SoftWeight·T²·KL(soft ‖ softmax(z/T)) (the T² keeps the soft gradients' scale as T
+	// changes); a row without a class (−1) takes the soft term alone, at weight 1, and a
+	// row without a class whose soft row is all zero (padding) is ignored.
+	Soft        []float64
+	Temperature float64
+	SoftWeight  float64
 }
 
 // Stats counts correct predictions among the rows that have a label.
@@ -53,6 +62,9 @@ func (SoftmaxCrossEntropy) Eval(out *Tensor, tg Targets, b *Batch, w, loss []flo
 	var st Stats
 	if len(tg.Class) != out.Rows {
 		return st, fmt.Errorf("model: %d class targets for %d output rows", len(tg.Class), out.Rows)
+	}
+	if tg.Soft != nil {
+		return evalDistillation(out, tg, b, w, loss, grad)
 	}
 	R := out.Rows / b.B
 	C := out.Cols
@@ -133,4 +145,116 @@ func (MSE) Eval(out *Tensor, tg Targets, b *Batch, w, loss []float64, grad *Tens
 		loss[i] = sum / float64(per)
 	}
 	return Stats{}, nil
+}
+
+// evalDistillation is SoftmaxCrossEntropy.Eval with soft targets (see Targets.Soft). With
+// p the teacher's probabilities at temperature T and q = softmax(z/T), the soft term's
+// gradient is T²·(q − p)/T = T·(q − p); the hard term's is softmax(z) − onehot(y).
+func evalDistillation(out *Tensor, tg Targets, b *Batch, w, loss []float64, grad *Tensor) (Stats, error) {
+	var st Stats
+	C := out.Cols
+	if len(tg.Soft) != out.Rows*C {
+		return st, fmt.Errorf("model: %d soft targets for %d output rows of %d classes", len(tg.Soft), out.Rows, C)
+	}
+	T, alpha := tg.Temperature, tg.SoftWeight
+	if !(T > 0) || math.IsInf(T, 0) || !(alpha >= 0 && alpha <= 1) {
+		return st, fmt.Errorf("model: distillation temperature %v (must be > 0) and soft weight %v (must be in [0, 1])", T, alpha)
+	}
+	R := out.Rows / b.B
+	q := make([]float64, C)
+	for i := 0; i < b.B; i++ {
+		n := 0
+		for r := i * R; r < (i+1)*R; r++ {
+			if tg.Class[r] >= 0 || hasSoft(tg.Soft[r*C:(r+1)*C]) {
+				n++
+			}
+		}
+		sum := 0.0
+		for r := i * R; r < (i+1)*R; r++ {
+			z, p, y := out.Row(r), tg.Soft[r*C:(r+1)*C], int(tg.Class[r])
+			var g []float64
+			if grad != nil {
+				g = grad.Row(r)
+				clear(g)
+			}
+			if y >= C {
+				return st, fmt.Errorf("model: class target %d out of range [0,%d)", y, C)
+			}
+			if y < 0 && !hasSoft(p) {
+				continue
+			}
+			a := alpha
+			if y < 0 {
+				a = 1
+			}
+			if y >= 0 {
+				// Hard term: −log softmax(z)[y].
+				mx, arg := z[0], 0
+				for j, v := range z {
+					if v > mx {
+						mx, arg = v, j
+					}
+				}
+				if arg == y {
+					st.Correct++
+				}
+				st.Count++
+				se := 0.0
+				for _, v := range z {
+					se += math.Exp(v - mx)
+				}
+				lse := mx + math.Log(se)
+				sum += (1 - a) * (lse - z[y])
+				if g != nil && a < 1 {
+					s := w[i] / float64(n) * (1 - a)
+					for j, v := range z {
+						g[j] += s * math.Exp(v-lse)
+					}
+					g[y] -= s
+				}
+			}
+			if a > 0 {
+				// Soft term: T²·Σ_j p_j (log p_j − log q_j), q = softmax(z/T).
+				mx := z[0] / T
+				for _, v := range z {
+					mx = max(mx, v/T)
+				}
+				se := 0.0
+				for j, v := range z {
+					q[j] = math.Exp(v/T - mx)
+					se += q[j]
+				}
+				lse := mx + math.Log(se)
+				kl := 0.0
+				for j, v := range z {
+					q[j] /= se
+					if p[j] > 0 {
+						kl += p[j] * (math.Log(p[j]) - (v/T - lse))
+					}
+				}
+				sum += a * T * T * kl
+				if g != nil {
+					s := w[i] / float64(n) * a * T
+					for j := range g {
+						g[j] += s * (q[j] - p[j])
+					}
+				}
+			}
+		}
+		if n > 0 {
+			loss[i] = sum / float64(n)
+		} else {
+			loss[i] = 0
+		}
+	}
+	return st, nil
+}
+
+func hasSoft(p []float64) bool {
+	for _, v := range p {
+		if v != 0 {
+			return true
+		}
+	}
+	return false
 }

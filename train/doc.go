@@ -14,6 +14,11 @@
 // each Trainer is told where the features are (UseFeatures); EvaluateFeatures evaluates on
 // them.
 //
+// Compression: a pruned model (model.Mask) keeps its zeros through every step, and
+// Distill (or Trainer.Distill) trains a student on a teacher's temperature-softened outputs
+// mixed with the labels (Hinton et al. 2015), or on the teacher's outputs alone on a public
+// unlabelled set: the server-side step after a federation that touches no client's data.
+//
 // For the model file and for inference: DatasetMeta says what a model trained on a dataset
 // needs to read new raw inputs (class names, normalisation, tokenizer; model.Meta),
 // TextEncoder rebuilds the recorded tokenizer, and EachOutput hands every labelled row's

@@ -129,6 +129,8 @@ type Trainer struct {
 	// featured holds, for a model with a feature stage, the transformed copy of every
 	// dataset the trainer has seen (in memory only), so each is transformed once.
 	featured map[*data.Dataset]*data.Dataset
+
+	distill *distillState // knowledge distillation from a teacher (Distill); nil: none
 }
 
 // New returns a trainer for m. total is the number of optimisation steps the run will take
@@ -358,6 +360,11 @@ func (t *Trainer) Epoch(ctx context.Context, ds *data.Dataset, onStep func(examp
 		ds.Gather(&t.batch, idx)
 		tg := Input(ds, &t.batch, &t.in)
 		t.in.Transformed = transformed
+		if t.distill != nil {
+			if tg, err = t.softTargets(tg); err != nil {
+				return Metrics{}, err
+			}
+		}
 		t.Opt.SetLR(t.lr())
 		t.Model.ZeroGrads()
 		l, s, err := t.Model.Backprop(&t.in, tg, 1/float64(len(idx)), t.rng)
@@ -401,6 +408,12 @@ func (t *Trainer) dpEpoch(ctx context.Context, ds *data.Dataset, transformed boo
 			ds.Gather(&t.batch, t.idx)
 			tg = Input(ds, &t.batch, &t.in)
 			t.in.Transformed = transformed
+			if t.distill != nil {
+				var err error
+				if tg, err = t.softTargets(tg); err != nil {
+					return Metrics{}, err
+				}
+			}
 		} else {
 			t.in = model.Input{}
 		}
