@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/confide-fl/confide/proto/blob"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
@@ -247,6 +248,10 @@ func (c *Coordinator) finishFit(r *Ready) {
 		c.startDecrypt(f.agg, f.number, false, r)
 		return
 	}
+	// In client order, not arrival order: floating-point sums then do not depend on the
+	// network, and a resumed run reproduces an uninterrupted one bit for bit.
+	slices.SortFunc(f.updates, func(a, b strategy.ClientUpdate) int { return strings.Compare(a.ClientID, b.ClientID) })
+	slices.Sort(f.contributors)
 	if c.ul != nil {
 		sum := make([]float64, c.dim+c.extra())
 		for _, u := range f.updates {
