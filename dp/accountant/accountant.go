@@ -25,12 +25,15 @@ func (s Step) Validate() error {
 	return nil
 }
 
-// Config selects the grid of orders, the conversion and the fractional-order series.
-// The zero Config is DefaultOrders, Improved and SignedSeries.
+// Config selects the accountant and its settings. The zero Config is the RDP accountant
+// with DefaultOrders, Improved and SignedSeries. The PRV accountant uses the RDP settings
+// too: its domain comes from RDP tail bounds, and it never reports more than the RDP ε.
 type Config struct {
+	Method     Method
 	Grid       Grid
 	Conversion Conversion
 	Series     Series
+	PRV        PRVConfig
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -54,6 +57,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Series != SignedSeries && c.Series != AbsoluteSeries {
 		return c, fmt.Errorf("accountant: unknown series %d", int(c.Series))
 	}
+	if c.Method != MethodRDP && c.Method != MethodPRV {
+		return c, fmt.Errorf("accountant: unknown accountant %d", int(c.Method))
+	}
+	if err := c.PRV.validate(); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -61,12 +70,43 @@ func (c Config) withDefaults() (Config, error) {
 type Result struct {
 	Epsilon float64
 	Delta   float64
-	// Order is the Rényi order α at which the bound is attained.
+	// Method is the accountant that produced the guarantee.
+	Method Method
+	// Order is the Rényi order α at which the RDP bound is attained (for MethodPRV, that of
+	// the RDP bound it was compared with).
 	Order float64
-	// Grid names the grid of orders; Conversion and Series say how ε was obtained.
+	// Grid names the grid of orders; Conversion and Series say how the RDP bound was
+	// obtained.
 	Grid       string
 	Conversion Conversion
 	Series     Series
+	// PRV holds the PRV accountant's interval and settings (MethodPRV only).
+	PRV *PRVBounds
+}
+
+// clone returns r with its own copy of the PRV bounds.
+func (r Result) clone() Result {
+	if r.PRV != nil {
+		b := *r.PRV
+		r.PRV = &b
+	}
+	return r
+}
+
+// Describe says in one line how the guarantee was computed, for reports: the accountant
+// and its settings.
+func (r Result) Describe() string {
+	if r.Method == MethodPRV && r.PRV != nil {
+		b := r.PRV
+		switch {
+		case b.Fallback != "":
+			return fmt.Sprintf("PRV accountant (Gopi, Lee, Wutschitz 2021) not computable here (%s): RDP bound, %s orders (best α = %g), %s conversion", b.Fallback, r.Grid, r.Order, r.Conversion)
+		case r.Epsilon < b.Upper:
+			return fmt.Sprintf("PRV accountant (Gopi, Lee, Wutschitz 2021; ε error %g, δ error %g): its bound %.6g exceeds the RDP bound here, which is reported (%s orders, best α = %g)", b.EpsilonError, b.DeltaError, b.Upper, r.Grid, r.Order)
+		}
+		return fmt.Sprintf("PRV accountant (Gopi, Lee, Wutschitz 2021; ε error %g, δ error %g; exact ε in [%.4g, %.4g])", b.EpsilonError, b.DeltaError, b.Lower, b.Upper)
+	}
+	return fmt.Sprintf("RDP of the Poisson-subsampled Gaussian, %s orders (best α = %g), %s conversion", r.Grid, r.Order, r.Conversion)
 }
 
 // RDP is the Rényi-DP accountant of the Poisson-subsampled Gaussian mechanism, in the
@@ -86,6 +126,7 @@ func NewRDP(cfg Config) (*RDP, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Method = MethodRDP
 	cfg.Grid.Orders = slices.Clone(cfg.Grid.Orders)
 	return &RDP{cfg: cfg, curves: map[[2]float64][]float64{}}, nil
 }
@@ -203,11 +244,22 @@ func (a *RDP) Delta(eps float64) (Result, error) {
 }
 
 func (a *RDP) result(eps, delta, order float64) Result {
-	return Result{Epsilon: eps, Delta: delta, Order: order, Grid: a.cfg.Grid.Name, Conversion: a.cfg.Conversion, Series: a.cfg.Series}
+	return Result{Epsilon: eps, Delta: delta, Method: MethodRDP, Order: order, Grid: a.cfg.Grid.Name, Conversion: a.cfg.Conversion, Series: a.cfg.Series}
 }
 
-// Epsilon is the one-shot form: the ε at δ of the given history under cfg.
+// Epsilon is the one-shot form: the ε at δ of the given history under cfg, by the
+// accountant cfg.Method selects.
 func Epsilon(history []Step, delta float64, cfg Config) (Result, error) {
+	if cfg.Method == MethodPRV {
+		c, err := cfg.withDefaults()
+		if err != nil {
+			return Result{}, err
+		}
+		if math.IsNaN(delta) || delta <= 0 || delta >= 1 {
+			return Result{}, fmt.Errorf("accountant: delta %v: must be in (0, 1)", delta)
+		}
+		return prvEpsilon(history, delta, c)
+	}
 	a, err := NewRDP(cfg)
 	if err != nil {
 		return Result{}, err
@@ -220,8 +272,19 @@ func Epsilon(history []Step, delta float64, cfg Config) (Result, error) {
 	return a.Epsilon(delta)
 }
 
-// Delta is the one-shot form: the δ at ε of the given history under cfg.
+// Delta is the one-shot form: the δ at ε of the given history under cfg, by the
+// accountant cfg.Method selects.
 func Delta(history []Step, eps float64, cfg Config) (Result, error) {
+	if cfg.Method == MethodPRV {
+		c, err := cfg.withDefaults()
+		if err != nil {
+			return Result{}, err
+		}
+		if math.IsNaN(eps) || eps < 0 {
+			return Result{}, fmt.Errorf("accountant: epsilon %v: must be ≥ 0", eps)
+		}
+		return prvDelta(history, eps, c)
+	}
 	a, err := NewRDP(cfg)
 	if err != nil {
 		return Result{}, err
@@ -233,3 +296,89 @@ func Delta(history []Step, eps float64, cfg Config) (Result, error) {
 	}
 	return a.Delta(eps)
 }
+
+// PRV is the PRV accountant of the Poisson-subsampled Gaussian mechanism (Gopi, Lee,
+// Wutschitz 2021; see prv.go), with the same history-keeping surface as RDP. Every query
+// composes the whole history anew (by FFT, in time growing with √steps); the last few
+// answers are remembered, so a Check followed by the Charge of the same steps composes
+// once. A PRV is not safe for concurrent use.
+type PRV struct {
+	cfg     Config
+	history []Step
+	memo    []prvMemo
+}
+
+type prvMemo struct {
+	history []Step
+	delta   float64
+	res     Result
+}
+
+const prvMemoSize = 4
+
+// NewPRV returns an empty PRV accountant.
+func NewPRV(cfg Config) (*PRV, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Method = MethodPRV
+	cfg.Grid.Orders = slices.Clone(cfg.Grid.Orders)
+	return &PRV{cfg: cfg}, nil
+}
+
+// Config returns the accountant's configuration (with defaults filled in).
+func (a *PRV) Config() Config {
+	c := a.cfg
+	c.Grid.Orders = slices.Clone(c.Grid.Orders)
+	return c
+}
+
+// Compose appends s to the history, merging it into the last entry when σ and q are the
+// same. Steps = 0 is a no-op.
+func (a *PRV) Compose(s Step) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	h, err := AppendStep(a.history, s)
+	if err != nil {
+		return err
+	}
+	a.history = h
+	return nil
+}
+
+// History returns a copy of the history.
+func (a *PRV) History() []Step { return slices.Clone(a.history) }
+
+// Epsilon returns the ε spent by the history at the given δ; with extra steps, the ε the
+// history would have after composing them (the history itself is not changed).
+func (a *PRV) Epsilon(delta float64, extra ...Step) (Result, error) {
+	h := slices.Clone(a.history)
+	for _, s := range extra {
+		if err := s.Validate(); err != nil {
+			return Result{}, err
+		}
+		var err error
+		if h, err = AppendStep(h, s); err != nil {
+			return Result{}, err
+		}
+	}
+	for _, m := range a.memo {
+		if m.delta == delta && slices.Equal(m.history, h) {
+			return m.res.clone(), nil
+		}
+	}
+	r, err := Epsilon(h, delta, a.cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(a.memo) == prvMemoSize {
+		a.memo = a.memo[1:]
+	}
+	a.memo = append(a.memo, prvMemo{history: h, delta: delta, res: r.clone()})
+	return r, nil
+}
+
+// Delta returns the δ of the history at the given ε.
+func (a *PRV) Delta(eps float64) (Result, error) { return Delta(a.history, eps, a.cfg) }

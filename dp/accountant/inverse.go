@@ -23,10 +23,13 @@ type NoiseSearch struct {
 const maxNoiseMultiplier = 1e6
 
 // NoiseMultiplier returns the smallest noise multiplier σ (to the search's precision) whose
-// ε after s.Steps steps stays at or below s.TargetEpsilon, found by bisection: σ_hi = 10
-// is doubled until ε(σ_hi) ≤ target, then [σ_lo, σ_hi] is halved, always keeping
-// ε(σ_hi) ≤ target. The returned σ_hi therefore never overshoots the target. With
-// SampleRate 0 or Steps 0 nothing is spent and the answer is 0.
+// ε after s.Steps steps stays at or below s.TargetEpsilon under the accountant cfg selects,
+// found by bisection: σ_hi = 10 is doubled until ε(σ_hi) ≤ target, then [σ_lo, σ_hi] is
+// halved, always keeping ε(σ_hi) ≤ target. The returned σ_hi therefore never overshoots
+// the target. With SampleRate 0 or Steps 0 nothing is spent and the answer is 0. The PRV
+// accountant bisects σ to a relative 1e-6 (its ε is only known to ε_err anyway, and each
+// evaluation composes by FFT); with EpsilonTolerance 0.01 both reproduce Opacus'
+// get_noise_multiplier.
 func NoiseMultiplier(s NoiseSearch, cfg Config) (float64, Result, error) {
 	if math.IsNaN(s.TargetEpsilon) || s.TargetEpsilon <= 0 || math.IsInf(s.TargetEpsilon, 0) {
 		return 0, Result{}, fmt.Errorf("accountant: target epsilon %v: must be finite and > 0", s.TargetEpsilon)
@@ -68,7 +71,11 @@ func NoiseMultiplier(s NoiseSearch, cfg Config) (float64, Result, error) {
 			break
 		}
 	}
-	for s.TargetEpsilon-rHi.Epsilon > s.EpsilonTolerance && hi-lo > 1e-10*hi {
+	prec := 1e-10
+	if cfg.Method == MethodPRV {
+		prec = 1e-6
+	}
+	for s.TargetEpsilon-rHi.Epsilon > s.EpsilonTolerance && hi-lo > prec*hi {
 		mid := (lo + hi) / 2
 		r, err := eps(mid)
 		if err != nil {
