@@ -41,7 +41,6 @@
 //     passes the result with Input.Transformed set; the model then skips it. It holds no
 //     parameters, so the flat parameter vector is the trainable layers' alone, and it is
 //     shared, not copied, by Clone (it is immutable and safe for concurrent use).
-//
 //   - Compression keeps the flat vector. A pruned model's spec carries a Mask of the
 //     parameters fixed at zero (Model.Prune: magnitude pruning, global or per tensor); New
 //     and Unmarshal zero them and train.Trainer keeps them zero, so a federation that ships

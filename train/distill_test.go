@@ -69,9 +69,9 @@ func agreement(t *testing.T, a, b *model.Model, ds *data.Dataset) float64 {
 // without DP-SGD, learns the task and agrees with the teacher; dense and sequence models.
 func TestDistillLearnsFromTeacher(t *testing.T) {
 	type problem struct {
-		train, test     *data.Dataset
+		train, test      *data.Dataset
 		teacher, student model.Spec
-		opt             model.OptimizerConfig
+		opt              model.OptimizerConfig
 	}
 	problems := map[string]problem{
 		"mlp": {blobs(1500, 1), blobs(400, 2), model.Spec{Type: model.TypeMLP, Input: 2, Hidden: []int{32}, Output: 3, Activation: "tanh"},
