@@ -119,7 +119,6 @@ type evalRound struct {
 	pending  map[string]string
 	results  []strategy.EvaluateResult
 	failures []strategy.Failure
-	central  map[string]float64
 	// agg sums the encrypted evaluation statistics under secure aggregation.
 	agg *secagg.Aggregator
 }
@@ -153,6 +152,8 @@ type Coordinator struct {
 	sampler samplerSource
 	// idPrefix tells the task ids of a restarted server from those of earlier boots.
 	idPrefix string
+	// evalPending counts the central evaluations asked of the driver and not yet back.
+	evalPending int
 	// waiting is the last reason reported for not starting a round.
 	waiting string
 	// expiryAt is when registrations are next checked for expiry.
@@ -349,6 +350,8 @@ func (c *Coordinator) step(ev Event, r *Ready) error {
 		c.checkDeadline(r)
 	case ResultIn:
 		return c.result(e, r)
+	case Evaluated:
+		return c.evaluated(e, r)
 	default:
 		return reject(RejectInvalid, "unknown event %T", ev)
 	}
@@ -360,18 +363,15 @@ func (c *Coordinator) step(ev Event, r *Ready) error {
 func (c *Coordinator) advance(r *Ready) {
 	if !c.started {
 		c.started = true
-		if c.central != nil {
-			m, err := c.central(0, c.global)
-			if err != nil {
-				m = map[string]float64{"error": 1}
-			}
-			r.Notices = append(r.Notices, EvaluationFinished{Round: 0, Central: m})
-		}
+		c.requestEvaluation(0, r)
 	}
 	// A round can fail as it starts (e.g. Poisson sampling drew no client); then the next
 	// one starts at once.
 	for c.phase == phaseWaiting {
 		if c.round >= uint64(c.cfg.Rounds) {
+			if c.evalPending > 0 {
+				return // the last round's central evaluation is still out
+			}
 			c.phase = phaseFinished
 			c.closeAll(r)
 			r.Notices = append(r.Notices, Finished{Rounds: c.round})

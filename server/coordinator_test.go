@@ -267,21 +267,32 @@ func TestCentralAndFederatedEvaluation(t *testing.T) {
 	}
 	n := newNetwork(t, cfg, server.Options{Central: central}, trainersFor("a", "b", "c"))
 	n.run()
-	evals := noticesOf[server.EvaluationFinished](n)
-	if len(evals) != 3 || calls != 3 {
-		t.Fatalf("%d evaluation notices and %d central calls, want 3 each (rounds 0, 1, 2)", len(evals), calls)
-	}
-	for i, e := range evals {
-		if e.Round != uint64(i) {
-			t.Fatalf("evaluation %d is of round %d", i, e.Round)
+	var cent, fed []server.EvaluationFinished
+	for _, e := range noticesOf[server.EvaluationFinished](n) {
+		if e.Central != nil {
+			cent = append(cent, e)
 		}
+		if e.Federated != nil {
+			fed = append(fed, e)
+		}
+	}
+	if len(cent) != 3 || calls != 3 || len(fed) != 2 {
+		t.Fatalf("%d central and %d federated evaluation notices, %d central calls; want 3 central (rounds 0, 1, 2) and 2 federated", len(cent), len(fed), calls)
+	}
+	for i, e := range cent {
+		if e.Round != uint64(i) || math.Abs(e.Central["accuracy"]-(0.5+0.1*float64(i))) > 1e-12 {
+			t.Fatalf("central evaluation %d: %+v", i, e)
+		}
+	}
+	for i, e := range fed {
 		// The clients share noised statistics (with negligible noise in the harness).
-		if i > 0 && (math.Abs(e.Federated["accuracy"]-0.9) > 1e-6 || e.Evaluations != 3) {
-			t.Fatalf("round %d federated evaluation %+v", i, e)
+		if e.Round != uint64(i+1) || math.Abs(e.Federated["accuracy"]-0.9) > 1e-6 || e.Evaluations != 3 {
+			t.Fatalf("round %d federated evaluation %+v", i+1, e)
 		}
 	}
-	if got := recordsOf[server.RoundRecord](n)[1].Metrics["central_accuracy"]; math.Abs(got-0.7) > 1e-12 {
-		t.Fatalf("round 2 central_accuracy = %v", got)
+	evals := recordsOf[server.EvaluationRecord](n)
+	if len(evals) != 3 || math.Abs(evals[2].Metrics["accuracy"]-0.7) > 1e-12 || evals[2].Round != 2 {
+		t.Fatalf("evaluation records %+v, want rounds 0-2 with round 2 at 0.7", evals)
 	}
 }
 

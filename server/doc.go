@@ -97,7 +97,12 @@
 //     a simulation);
 //  2. for every Ready, write Persist durably before delivering Send and Revoke, and keep
 //     a per-client queue of tasks that the client pulls;
-//  3. step the coordinator from one goroutine at a time.
+//  3. step the coordinator from one goroutine at a time;
+//  4. run the central evaluations a Ready lists (Evaluate, with CentralEvaluator) outside
+//     Step, one at a time, and answer each with an Evaluated event: the coordinator
+//     persists it (EvaluationRecord) and finishes only once the last one is back. The
+//     service runs them on a goroutine of their own, so a large test set never holds up
+//     heartbeats; the simulator runs them at once.
 //
 // On the client side the same role is played by client.Party.Handle (task in, result out).
 // The coordinator tests in this package are such a driver, with clients that drop out,

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 
@@ -11,9 +12,9 @@ import (
 	"github.com/confide-fl/confide/server/strategy"
 )
 
-func (c *Coordinator) startEvaluate(central map[string]float64, r *Ready) {
+func (c *Coordinator) startEvaluate(r *Ready) {
 	s := c.cfg.Sampling
-	e := &evalRound{number: c.round, pending: map[string]string{}, central: central}
+	e := &evalRound{number: c.round, pending: map[string]string{}}
 	c.eval = e
 	n := 0
 	if s.FractionEvaluate > 0 || s.MinEvaluate > 0 {
@@ -128,13 +129,44 @@ func (c *Coordinator) finishEvaluate(r *Ready) {
 // when there are none) and returns to waiting.
 func (c *Coordinator) endEvaluate(federated map[string]float64, r *Ready) {
 	e := c.eval
-	n := EvaluationFinished{Round: e.number, Central: e.central, Federated: federated, Evaluations: len(e.results)}
+	n := EvaluationFinished{Round: e.number, Federated: federated, Evaluations: len(e.results)}
 	if e.agg != nil {
 		n.Evaluations = e.agg.Count()
 	}
-	if n.Central != nil || n.Federated != nil {
+	if n.Federated != nil {
 		r.Notices = append(r.Notices, n)
 	}
 	c.eval = nil
 	c.phase = phaseWaiting
 }
+
+// requestEvaluation asks the driver to evaluate the global model after round on the
+// server's test set (Options.Central): the work runs outside Step, so a large test set
+// cannot starve heartbeats; the driver answers with an Evaluated event.
+func (c *Coordinator) requestEvaluation(round uint64, r *Ready) {
+	if c.central == nil {
+		return
+	}
+	c.evalPending++
+	r.Evaluate = append(r.Evaluate, EvaluationRequest{Round: round, Params: slices.Clone(c.global)})
+}
+
+// evaluated takes a central evaluation back from the driver: it is persisted (an
+// EvaluationRecord, which a store adds to the round's metrics as central_*) and reported.
+func (c *Coordinator) evaluated(e Evaluated, r *Ready) error {
+	if c.evalPending == 0 {
+		return reject(RejectInvalid, "central evaluation of round %d that was never asked for", e.Round)
+	}
+	c.evalPending--
+	m := e.Metrics
+	if e.Err != "" {
+		m = map[string]float64{"error": 1}
+	}
+	r.Persist = append(r.Persist, EvaluationRecord{Round: e.Round, Metrics: maps.Clone(m), Err: e.Err})
+	r.Notices = append(r.Notices, EvaluationFinished{Round: e.Round, Central: m})
+	return nil
+}
+
+// CentralEvaluator returns the evaluator of Options.Central (nil without), which a driver
+// runs for each EvaluationRequest of a Ready, outside Step and one at a time.
+func (c *Coordinator) CentralEvaluator() CentralEvaluator { return c.central }

@@ -21,6 +21,13 @@ type Join struct {
 // Leave: a client said it is going away.
 type Leave struct{ ClientID string }
 
+// Evaluated: the driver's answer to an EvaluationRequest (Err non-empty when it failed).
+type Evaluated struct {
+	Round   uint64
+	Metrics map[string]float64
+	Err     string
+}
+
 // Disconnected: the connection a client's session ran over closed. The client is offline
 // until it calls again; its outstanding tasks fail now.
 type Disconnected struct{ ClientID string }
@@ -41,6 +48,7 @@ type ResultIn struct {
 func (Join) isEvent()         {}
 func (Leave) isEvent()        {}
 func (Disconnected) isEvent() {}
+func (Evaluated) isEvent()    {}
 func (Heartbeat) isEvent()    {}
 func (Tick) isEvent()         {}
 func (ResultIn) isEvent()     {}
@@ -62,13 +70,23 @@ type Revocation struct {
 }
 
 // Ready is what one Step asks the caller to do, in this order: write Persist durably, then
-// deliver Send and Revoke, then act on Notices (metrics, logs). Nothing in it is shared
+// deliver Send and Revoke, then act on Notices (metrics, logs). Evaluate asks the driver to
+// evaluate models centrally (Coordinator.CentralEvaluator), outside Step, one at a time,
+// and to answer each with an Evaluated event. Nothing in it is shared
 // with the coordinator's state except blob data, which is read-only.
 type Ready struct {
 	Persist []Record
 	Send    []Envelope
 	Revoke  []Revocation
 	Notices []Notice
+	// Evaluate lists central evaluations to run.
+	Evaluate []EvaluationRequest
+}
+
+// EvaluationRequest asks for the central evaluation of the global model after Round.
+type EvaluationRequest struct {
+	Round  uint64
+	Params []float64
 }
 
 // Record is a state change the coordinator needs persisted before its messages go out (the
@@ -113,6 +131,16 @@ type RoundRecord struct {
 	Failed       bool
 	Reason       string
 }
+
+// EvaluationRecord: the central evaluation of the global model after Round (Round 0: the
+// initial model). Stores keep it with the round's metrics, as central_<metric>.
+type EvaluationRecord struct {
+	Round   uint64
+	Metrics map[string]float64
+	Err     string
+}
+
+func (EvaluationRecord) isRecord() {}
 
 // PrivacyRecord: a client's total record-level (DP-SGD) ε at δ: the server's own account
 // when it issued the client a fit task of round Round (every task fixes σ, q and the steps),

@@ -379,17 +379,7 @@ func (c *Coordinator) aggregate(res strategy.FitResults, r *Ready) {
 	}
 	c.global = next
 	c.round = f.number
-	var central map[string]float64
-	if c.central != nil {
-		central, err = c.central(f.number, c.global)
-		if err != nil {
-			central = nil
-			metrics["central_eval_failed"] = 1
-		}
-		for k, v := range central {
-			metrics["central_"+k] = v
-		}
-	}
+	c.requestEvaluation(f.number, r)
 	rec := RoundRecord{Round: f.number, Params: slices.Clone(c.global), Metrics: metrics, Contributors: slices.Clone(f.contributors), SamplerState: c.samplerState()}
 	if st, ok := c.strat.(strategy.Stateful); ok {
 		if b, err := st.MarshalState(); err == nil {
@@ -402,7 +392,7 @@ func (c *Coordinator) aggregate(res strategy.FitResults, r *Ready) {
 	}
 	r.Notices = append(r.Notices, RoundFinished{Round: f.number, Contributors: res.Count(), Failures: slices.Clone(f.failures), Metrics: metrics})
 	c.fit = nil
-	c.startEvaluate(central, r)
+	c.startEvaluate(r)
 }
 
 // maxEpsilon is the largest total record-level ε of any client: the server's own account of

@@ -160,6 +160,17 @@ func (n *network) step(ev server.Event) error {
 	r, err := n.c.Step(ev)
 	n.persist = append(n.persist, r.Persist...)
 	n.notices = append(n.notices, r.Notices...)
+	// Central evaluations are the driver's work, answered with Evaluated events.
+	for _, req := range r.Evaluate {
+		m, eerr := n.c.CentralEvaluator()(req.Round, req.Params)
+		ev := server.Evaluated{Round: req.Round, Metrics: m}
+		if eerr != nil {
+			ev.Err = eerr.Error()
+		}
+		if serr := n.step(ev); serr != nil {
+			return serr
+		}
+	}
 	for _, e := range r.Send {
 		n.queue[e.To] = append(n.queue[e.To], e.Task)
 	}

@@ -134,6 +134,10 @@ type Service struct {
 	mu         sync.Mutex
 	uploading  map[string]bool // clients with a PushResult in flight
 	joinLimits *joinLimits
+	// The central evaluations the coordinator asked for, run by evaluateLoop.
+	evalMu     sync.Mutex
+	evalQueue  []EvaluationRequest
+	evalWake   chan struct{}
 	mail       map[string]*mailbox
 	finished   bool
 	round      uint64
@@ -166,8 +170,8 @@ func NewService(coord *Coordinator, cfg ServiceConfig) *Service {
 	return &Service{
 		cfg: cfg, coord: coord, events: make(chan request), health: health.NewServer(), log: cfg.Logger,
 		uploads: make(chan struct{}, cfg.MaxConcurrentUploads), uploading: map[string]bool{},
-		joinLimits: newJoinLimits(cfg),
-		sessions:   newSessionTable(idle), mail: map[string]*mailbox{},
+		joinLimits: newJoinLimits(cfg), evalWake: make(chan struct{}, 1),
+		sessions: newSessionTable(idle), mail: map[string]*mailbox{},
 		done: make(chan struct{}), roundStart: map[uint64]time.Time{},
 	}
 }
@@ -184,6 +188,9 @@ func (s *Service) Done() <-chan struct{} { return s.done }
 func (s *Service) Run(ctx context.Context) error {
 	tick := time.NewTicker(s.cfg.TickInterval)
 	defer tick.Stop()
+	evalCtx, stopEvals := context.WithCancel(ctx)
+	defer stopEvals()
+	go s.evaluateLoop(evalCtx)
 	last := time.Now()
 	if err := s.apply(s.step(Tick{})); err != nil {
 		return err
@@ -254,7 +261,50 @@ func (s *Service) apply(r Ready, _ error) error {
 	for _, n := range r.Notices {
 		s.notice(n)
 	}
+	if len(r.Evaluate) > 0 {
+		s.evalMu.Lock()
+		s.evalQueue = append(s.evalQueue, r.Evaluate...)
+		s.evalMu.Unlock()
+		select {
+		case s.evalWake <- struct{}{}:
+		default:
+		}
+	}
 	return nil
+}
+
+// evaluateLoop runs the coordinator's central evaluations one at a time, off the goroutine
+// that steps it (a large test set would otherwise hold up every other event), and hands
+// each result back as an Evaluated event.
+func (s *Service) evaluateLoop(ctx context.Context) {
+	eval := s.coord.CentralEvaluator()
+	for {
+		s.evalMu.Lock()
+		var req EvaluationRequest
+		ok := len(s.evalQueue) > 0
+		if ok {
+			req = s.evalQueue[0]
+			s.evalQueue = s.evalQueue[1:]
+		}
+		s.evalMu.Unlock()
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.evalWake:
+			}
+			continue
+		}
+		m, err := eval(req.Round, req.Params)
+		ev := Evaluated{Round: req.Round, Metrics: m}
+		if err != nil {
+			ev.Err = err.Error()
+			s.log.Warn("central evaluation failed", "round", req.Round, "err", err)
+		}
+		if err := s.submit(ctx, ev); err != nil && ctx.Err() == nil {
+			s.log.Warn("central evaluation not delivered", "round", req.Round, "err", err)
+		}
+	}
 }
 
 func (s *Service) mailbox(id string) *mailbox {

@@ -30,7 +30,8 @@ import (
 //	            holders (JSON member ids that confirmed their shares), public_key
 //	key_setup   session, stage, member, client, message  accepted key-setup messages
 //	blobs       sha256, data                            parameter vectors (float64, LE)
-//	rounds      round, failed, reason, metrics (JSON), contributors (JSON), params
+//	rounds      round, failed, reason, metrics (JSON, with the central evaluation as
+//	            central_*), contributors (JSON), params
 //	            (blobs.sha256 or NULL once pruned), strategy_state, sampler_state
 //	privacy     client, round, epsilon, delta, reported   record-level ε: the server's
 //	            account when it issued a fit task (reported 0) or a client's report (1)
@@ -166,6 +167,19 @@ func (s *SQLiteStore) appendOne(tx *sql.Tx, rec Record) error {
 		}
 		_, err = tx.Exec(`INSERT OR REPLACE INTO rounds (round, failed, reason, metrics, contributors, params, strategy_state, sampler_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			int64(r.Round), r.Failed, r.Reason, string(metrics), string(contributors), key, r.StrategyState, r.SamplerState)
+		return err
+	case EvaluationRecord:
+		// The round's central evaluation joins its metrics as central_<metric> (the
+		// initial model's, round 0, has no round row).
+		patch := map[string]float64{}
+		for k, v := range finiteMetrics(r.Metrics) {
+			patch["central_"+k] = v
+		}
+		b, err := json.Marshal(patch)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(`UPDATE rounds SET metrics = json_patch(metrics, ?) WHERE round = ?`, string(b), int64(r.Round))
 		return err
 	case PrivacyRecord:
 		_, err := tx.Exec(`INSERT INTO privacy (client, round, epsilon, delta, reported) VALUES (?, ?, ?, ?, ?)`, r.ClientID, int64(r.Round), r.Epsilon, r.Delta, r.Reported)

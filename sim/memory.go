@@ -311,6 +311,19 @@ func (n *memNet) apply(rd server.Ready) error {
 	if err := n.r.rec.Append(rd.Persist); err != nil {
 		return err
 	}
+	// Central evaluations run here, outside Step, as the gRPC service runs them; the
+	// simulator answers at once (its clock is virtual), before the round's notices, so a
+	// round is reported with its test accuracy.
+	for _, req := range rd.Evaluate {
+		m, err := n.coord.CentralEvaluator()(req.Round, req.Params)
+		ev := server.Evaluated{Round: req.Round, Metrics: m}
+		if err != nil {
+			ev.Err = err.Error()
+		}
+		if err := n.step(ev); err != nil {
+			return err
+		}
+	}
 	for _, v := range rd.Revoke {
 		k, err := n.r.index(v.To)
 		if err != nil {

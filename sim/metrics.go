@@ -226,6 +226,8 @@ func (rc *recorder) Append(records []server.Record) error {
 			rc.mu.Lock()
 			rc.userLevel = &v
 			rc.mu.Unlock()
+		case server.EvaluationRecord:
+			rc.evaluation(v)
 		}
 	}
 	return nil
@@ -316,8 +318,6 @@ func (rc *recorder) roundRecord(rr server.RoundRecord) {
 	}
 	setOpt(&m.TrainLoss, rr.Metrics, "train_loss")
 	setOpt(&m.TrainAccuracy, rr.Metrics, "train_accuracy")
-	setOpt(&m.Accuracy, rr.Metrics, "central_accuracy")
-	setOpt(&m.Loss, rr.Metrics, "central_loss")
 	m.Epsilon = rr.Metrics["epsilon_max"]
 	m.UserEpsilon, m.UpdateClip = rr.Metrics["user_epsilon"], rr.Metrics["update_clip"]
 	m.SumNoiseStd, m.CountNoiseStd = rr.Metrics["sum_noise_std"], rr.Metrics["count_noise_std"]
@@ -331,6 +331,19 @@ func (rc *recorder) roundRecord(rr server.RoundRecord) {
 	rc.lastEnd = now
 	rc.rows = append(rc.rows, m)
 	rc.mu.Unlock()
+}
+
+// evaluation adds a central evaluation to its round's row (recorded just before it).
+func (rc *recorder) evaluation(ev server.EvaluationRecord) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for i := len(rc.rows) - 1; i >= 0; i-- {
+		if rc.rows[i].Round == int(ev.Round) {
+			setOpt(&rc.rows[i].Accuracy, ev.Metrics, "accuracy")
+			setOpt(&rc.rows[i].Loss, ev.Metrics, "loss")
+			return
+		}
+	}
 }
 
 // close fills the traffic, lateness and virtual time into the rows and returns them.
