@@ -29,7 +29,8 @@ import (
 //	n        uint64   number of parameters
 //	params   float64: n float64 (IEEE 754 bits);
 //	         int8: for each quantised tensor in order, a float32 scale per channel and its
-//	         Rows×Cols values as int8, then every other parameter as float64, in order
+//	         Rows×Cols values as int8, then every other parameter as float64, in order;
+//	         in both, the parameters a mask prunes are left out (they are zero)
 //	sha256   32 bytes over everything before it
 //
 // Version 2 is the same without quantLen and quant, version 1 also without metaLen and
@@ -49,10 +50,10 @@ const (
 // ErrCorrupt reports a model file that is truncated, damaged or not a model file.
 var ErrCorrupt = errors.New("corrupt model file")
 
-// FileVersion is the format version Marshal writes for the model: 3 when it is quantised
-// or pruned (its spec has a mask), else 2.
+// FileVersion is the format version Marshal writes for the model: 3 when it is quantised,
+// pruned (its spec has a mask) or its provenance lists compression steps, else 2.
 func (m *Model) FileVersion() uint32 {
-	if m.quant != nil || m.Spec.Mask != nil {
+	if m.quant != nil || m.Spec.Mask != nil || (m.Meta.Provenance != nil && len(m.Meta.Provenance.Compression) > 0) {
 		return 3
 	}
 	return 2
@@ -72,10 +73,7 @@ func (m *Model) Marshal() []byte {
 			panic(fmt.Sprintf("model: quantization does not marshal: %v", err))
 		}
 	}
-	size := 8 * int64(len(m.Params))
-	if m.quant != nil {
-		size = m.quant.QuantizedBytes(len(m.Params))
-	}
+	size := m.ParamBytes()
 	buf := make([]byte, 0, 8+4+4+int64(len(spec))+4+int64(len(meta))+4+int64(len(quant))+8+size+sha256.Size)
 	buf = append(buf, fileMagic...)
 	buf = binary.LittleEndian.AppendUint32(buf, version)
@@ -88,29 +86,26 @@ func (m *Model) Marshal() []byte {
 		buf = append(buf, quant...)
 	}
 	buf = binary.LittleEndian.AppendUint64(buf, uint64(len(m.Params)))
-	rest := m.Params
+	mask := m.Spec.Mask
+	stored := func(i int) bool { return version < 3 || mask == nil || !mask.IsPruned(i) }
+	inTensor := make([]bool, len(m.Params))
 	if m.quant != nil {
-		inTensor := make([]bool, len(m.Params))
 		for _, t := range m.quant.Tensors {
 			for _, s := range t.Scales {
 				buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(s))
 			}
-			for _, v := range t.Values {
-				buf = append(buf, byte(v))
-			}
-			for i := t.Offset; i < t.Offset+t.Size(); i++ {
-				inTensor[i] = true
-			}
-		}
-		rest = nil
-		for i, p := range m.Params {
-			if !inTensor[i] {
-				rest = append(rest, p)
+			for k, v := range t.Values {
+				if stored(t.Offset + k) {
+					buf = append(buf, byte(v))
+				}
+				inTensor[t.Offset+k] = true
 			}
 		}
 	}
-	for _, p := range rest {
-		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(p))
+	for i, p := range m.Params {
+		if !inTensor[i] && stored(i) {
+			buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(p))
+		}
 	}
 	sum := sha256.Sum256(buf)
 	return append(buf, sum[:]...)
@@ -198,15 +193,25 @@ func (l Limits) Unmarshal(data []byte) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model file: %w", err)
 	}
-	if quant == nil {
-		if uint64(len(r))%8 != 0 || n != uint64(len(r))/8 {
-			return nil, corrupt("header says %d parameters, file holds %d bytes of them", n, len(r))
-		}
-	} else if err := quant.checkSizes(n, len(r)); err != nil {
-		return nil, corrupt("%v", err)
-	}
 	if uint64(want) != n {
 		return nil, corrupt("spec needs %d parameters, file holds %d", want, n)
+	}
+	// Version 3 leaves out the parameters the mask prunes (the spec's mask covers n, as
+	// NumParams checked).
+	mask := spec.Mask
+	if version < 3 {
+		mask = nil
+	}
+	if quant == nil {
+		stored := n
+		if mask != nil {
+			stored -= uint64(mask.Pruned())
+		}
+		if uint64(len(r))%8 != 0 || stored != uint64(len(r))/8 {
+			return nil, corrupt("header says %d parameters (%d stored), file holds %d bytes of them", n, stored, len(r))
+		}
+	} else if err := quant.checkSizes(n, mask, len(r)); err != nil {
+		return nil, corrupt("%v", err)
 	}
 	var meta Meta
 	if version >= 2 {
@@ -234,12 +239,12 @@ func (l Limits) Unmarshal(data []byte) (*Model, error) {
 		if err := m.checkQuantization(quant); err != nil {
 			return nil, fmt.Errorf("model file: %w", err)
 		}
-		if r, err = m.readQuantized(quant, r); err != nil {
+		if r, err = m.readQuantized(quant, mask, r); err != nil {
 			return nil, fmt.Errorf("model file: %w", err)
 		}
 	}
 	for i, k := 0, 0; i < len(m.Params); i++ {
-		if quant != nil && quant.covers(i) {
+		if quant != nil && quant.covers(i) || mask != nil && mask.IsPruned(i) {
 			continue
 		}
 		v := math.Float64frombits(binary.LittleEndian.Uint64(r[8*k:]))

@@ -51,6 +51,23 @@ func (m *Mask) Pruned() int { return m.pruned }
 // IsPruned reports whether parameter i is pruned.
 func (m *Mask) IsPruned(i int) bool { return m.bits[i/64]&(1<<(i%64)) != 0 }
 
+// countRange is the number of pruned parameters in [lo, hi).
+func (m *Mask) countRange(lo, hi int) int {
+	n := 0
+	for i := lo; i < hi; {
+		if i%64 == 0 && i+64 <= hi {
+			n += bits.OnesCount64(m.bits[i/64])
+			i += 64
+			continue
+		}
+		if m.IsPruned(i) {
+			n++
+		}
+		i++
+	}
+	return n
+}
+
 // Apply sets the pruned entries of v (a parameter or gradient vector of Len values) to zero.
 func (m *Mask) Apply(v []float64) {
 	if len(v) != m.n {

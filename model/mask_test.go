@@ -234,6 +234,10 @@ func TestMaskInSpecAndFile(t *testing.T) {
 	if back.Spec.Mask.Pruned() != m.Spec.Mask.Pruned() {
 		t.Fatal("the mask did not survive the file")
 	}
+	// The file leaves the pruned parameters out: 8 bytes for each kept one.
+	if got, want := back.ParamBytes(), 8*int64(len(m.Params)-m.Spec.Mask.Pruned()); got != want || back.FileVersion() != 3 {
+		t.Fatalf("pruned model: %d parameter bytes (version %d), want %d (version 3)", got, back.FileVersion(), want)
+	}
 	// A mask of another architecture, and inconsistent masks, are refused.
 	other := compressionSpecs["mlp"]
 	other.Mask = m.Spec.Mask

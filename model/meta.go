@@ -117,6 +117,10 @@ type Provenance struct {
 	// Created is when the file was written (RFC 3339, UTC), ConfideVersion by what.
 	Created        string `json:"created,omitempty"`
 	ConfideVersion string `json:"confide_version,omitempty"`
+	// Compression lists, in order, the steps that made this model from a trained one
+	// (pruning, quantisation, distillation), each in words with its settings; the fields
+	// above describe the training of the model they started from.
+	Compression []string `json:"compression,omitempty"`
 }
 
 // PrivacyGuarantee is one (ε, δ) differential-privacy guarantee of a training run.
@@ -339,6 +343,13 @@ func (l Limits) ValidateMeta(spec Spec, meta Meta) error {
 		if p.Created != "" {
 			if _, err := time.Parse(time.RFC3339, p.Created); err != nil || len(p.Created) > 64 {
 				bad("provenance.created %q is not an RFC 3339 time", truncate(p.Created))
+			}
+		}
+		if len(p.Compression) > maxPrivacyItems {
+			bad("provenance.compression lists %d steps, more than %d", len(p.Compression), maxPrivacyItems)
+		} else {
+			for i, c := range p.Compression {
+				str(fmt.Sprintf("provenance.compression[%d]", i), c, maxTextBytes)
 			}
 		}
 		if len(p.Privacy) > maxPrivacyItems {

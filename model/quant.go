@@ -346,16 +346,29 @@ func (m *Model) bindShared(q *Quantization) {
 	walkQuant(0, m.layers, func(l quantLayer, off int) { l.bindQuant(off, by) })
 }
 
-// QuantizedBytes is the size of the quantised parameters in a model file: per tensor a
-// float32 scale a channel and a byte a value, and 8 bytes for every other parameter.
-func (q *Quantization) QuantizedBytes(numParams int) int64 {
-	var b int64
-	rest := numParams
-	for _, t := range q.Tensors {
-		b += 4*int64(t.Channels()) + int64(t.Size())
-		rest -= t.Size()
+// ParamBytes is the size of the parameters in the model's file: 8 bytes a float64
+// parameter; for an int8 model, per quantised tensor a float32 scale a channel and a byte a
+// value, and 8 bytes for every other parameter; the parameters a mask prunes are left out
+// (version 3).
+func (m *Model) ParamBytes() int64 {
+	pruned := func(lo, hi int) int64 {
+		if m.Spec.Mask == nil {
+			return 0
+		}
+		return int64(m.Spec.Mask.countRange(lo, hi))
 	}
-	return b + 8*int64(rest)
+	n := len(m.Params)
+	if m.quant == nil {
+		return 8 * (int64(n) - pruned(0, n))
+	}
+	var b, covered, coveredPruned int64
+	for _, t := range m.quant.Tensors {
+		p := pruned(t.Offset, t.Offset+t.Size())
+		b += 4*int64(t.Channels()) + int64(t.Size()) - p
+		covered += int64(t.Size())
+		coveredPruned += p
+	}
+	return b + 8*(int64(n)-covered-(pruned(0, n)-coveredPruned))
 }
 
 // checkQuantization validates a file's quantisation table against the model of spec
@@ -400,20 +413,28 @@ func (m *Model) checkQuantization(q *Quantization) error {
 // checkSizes checks, before the model is built, that a file's quantised data of have bytes
 // holds the tensors the table lists and the other parameters of n: every tensor within n
 // values, their sizes adding up to at most n.
-func (q *Quantization) checkSizes(n uint64, have int) error {
-	var covered, bytes uint64
+func (q *Quantization) checkSizes(n uint64, mask *Mask, have int) error {
+	var covered, coveredPruned, bytes uint64
+	pruned := func(lo, hi uint64) uint64 {
+		if mask == nil {
+			return 0
+		}
+		return uint64(mask.countRange(int(lo), int(hi)))
+	}
 	for i, t := range q.Tensors {
-		if t.Rows <= 0 || t.Cols <= 0 || uint64(t.Rows) > n || uint64(t.Cols) > n {
-			return fmt.Errorf("quantization.tensors[%d] is %d×%d, not a tensor of a model of %d parameters", i, t.Rows, t.Cols, n)
+		if t.Rows <= 0 || t.Cols <= 0 || uint64(t.Rows) > n || uint64(t.Cols) > n || t.Offset < 0 || uint64(t.Offset) > n {
+			return fmt.Errorf("quantization.tensors[%d] is %d×%d at %d, not a tensor of a model of %d parameters", i, t.Rows, t.Cols, t.Offset, n)
 		}
 		hi, size := bits64Mul(uint64(t.Rows), uint64(t.Cols))
-		if hi != 0 || size > n || covered+size > n {
+		if hi != 0 || size > n || covered+size > n || uint64(t.Offset)+size > n {
 			return fmt.Errorf("quantization.tensors cover more than the %d parameters", n)
 		}
+		p := pruned(uint64(t.Offset), uint64(t.Offset)+size)
 		covered += size
-		bytes += 4*uint64(t.WeightTensor.Channels()) + size
+		coveredPruned += p
+		bytes += 4*uint64(t.WeightTensor.Channels()) + size - p
 	}
-	bytes += 8 * (n - covered)
+	bytes += 8 * (n - covered - (pruned(0, n) - coveredPruned))
 	if bytes != uint64(have) {
 		return fmt.Errorf("the quantised parameters need %d bytes, the file holds %d", bytes, have)
 	}
@@ -423,7 +444,7 @@ func (q *Quantization) checkSizes(n uint64, have int) error {
 // readQuantized reads the tensors' scales and values from r (checked by checkSizes and
 // checkQuantization), writes the dequantised weights into m.Params, and returns the rest
 // of r: the other parameters.
-func (m *Model) readQuantized(q *Quantization, r []byte) ([]byte, error) {
+func (m *Model) readQuantized(q *Quantization, mask *Mask, r []byte) ([]byte, error) {
 	ws := map[int]WeightTensor{}
 	for _, w := range m.WeightTensors() {
 		ws[w.Offset] = w
@@ -442,8 +463,13 @@ func (m *Model) readQuantized(q *Quantization, r []byte) ([]byte, error) {
 		r = r[4*len(t.Scales):]
 		t.Values = make([]int8, t.Size())
 		dst := m.Params[t.Offset : t.Offset+t.Size()]
+		read := 0
 		for k := range t.Values {
-			v := int8(r[k])
+			if mask != nil && mask.IsPruned(t.Offset+k) {
+				continue // a pruned weight: zero, not stored
+			}
+			v := int8(r[read])
+			read++
 			if v == -128 {
 				return nil, fmt.Errorf("quantization.tensors[%d]: value %d is −128, outside the symmetric range [−127, 127]", i, k)
 			}
@@ -454,7 +480,7 @@ func (m *Model) readQuantized(q *Quantization, r []byte) ([]byte, error) {
 			}
 			dst[k] = float64(v) * float64(t.Scales[ch])
 		}
-		r = r[len(t.Values):]
+		r = r[read:]
 	}
 	return r, nil
 }
