@@ -14,6 +14,9 @@
 //     per-data-owner record of the ε spent, refusing steps that would exceed the budget.
 //     The budget is pinned in the ledger (raised only with WithRaiseBudget, and the raise
 //     recorded); a ledger file is locked against a second process (ErrLedgerInUse).
+//     A ledger keeps one accountant, chosen at creation (WithAccountant: RDP by default,
+//     or PRV) and recorded in it; reopening it with another is refused
+//     (ErrAccountantMismatch), and ledgers older than version 3 are RDP ledgers.
 //     ReadLedger audits a ledger without opening it.
 //   - ClipUpdate, CentralNoiseStd, DistributedNoiseStd, AdaptiveClipper,
 //     UpdateNoiseMultiplier, UserLevelEpsilon: DP-FedAvg (McMahan et al. 2018; Andrew et

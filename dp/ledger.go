@@ -141,11 +141,25 @@ type Ledger struct {
 	backend ledgerBackend
 	budget  Budget
 	budgets []BudgetChange
-	acct    *accountant.RDP
+	acct    historyAccountant
+	method  accountant.Method
 	spent   accountant.Result
 	charges int64
 	closed  bool
 }
+
+// historyAccountant is what a Ledger needs of an accountant (accountant.RDP and
+// accountant.PRV): a history, and the ε it spends, now or after more steps.
+type historyAccountant interface {
+	Compose(accountant.Step) error
+	History() []accountant.Step
+	Epsilon(delta float64, extra ...accountant.Step) (accountant.Result, error)
+}
+
+var (
+	_ historyAccountant = (*accountant.RDP)(nil)
+	_ historyAccountant = (*accountant.PRV)(nil)
+)
 
 // LedgerOption configures OpenLedger and OpenLedgerIn.
 type LedgerOption func(*ledgerOptions)
@@ -155,13 +169,30 @@ type ledgerOptions struct {
 	fs    fileSystem
 	raise bool
 	now   func() time.Time
+	// method is the accountant asked for with WithAccountant; nil: the ledger's own (RDP
+	// for a new one).
+	method *accountant.Method
 }
 
 // WithAccounting sets the grid, conversion and series used to turn the history into ε
-// (default: accountant.Config{}, the default grid and the improved conversion).
+// (default: accountant.Config{}, the default grid and the improved conversion). Its
+// Method is ignored: a ledger's accountant is its own (see WithAccountant).
 func WithAccounting(cfg accountant.Config) LedgerOption {
 	return func(o *ledgerOptions) { o.cfg = cfg }
 }
+
+// WithAccountant chooses the accountant of a new ledger (RDP without this option). A
+// ledger keeps the accountant it was created with, so that the ε it reports never changes
+// method under its owner: opening an existing ledger with another accountant fails with an
+// error wrapping ErrAccountantMismatch. Ledgers written before accountants were recorded
+// are RDP ledgers.
+func WithAccountant(m accountant.Method) LedgerOption {
+	return func(o *ledgerOptions) { o.method = &m }
+}
+
+// ErrAccountantMismatch is returned (wrapped) when a ledger is opened with an accountant
+// other than the one it keeps.
+var ErrAccountantMismatch = errors.New("dp: accountant differs from the ledger's")
 
 // WithRaiseBudget allows the budget passed to OpenLedger or OpenLedgerIn to be larger
 // (in ε, at the same δ) than the one the ledger holds. The raise is written to the ledger,
@@ -173,18 +204,20 @@ func WithRaiseBudget() LedgerOption {
 
 const (
 	ledgerFormat = "confide-dp-ledger"
-	// Version 2 added budget_history; version 1 files are read (their history starts
-	// empty) and rewritten as version 2 on the next charge.
-	ledgerVersion = 2
+	// Version 2 added budget_history, version 3 the accountant; older files are read
+	// (their budget history starts empty, their accountant is RDP) and rewritten as the
+	// current version on the next write.
+	ledgerVersion = 3
 )
 
 type ledgerContent struct {
-	Format        string         `json:"format"`
-	Version       int            `json:"version"`
-	Budget        Budget         `json:"budget"`
-	BudgetHistory []BudgetChange `json:"budget_history,omitempty"`
-	Charges       int64          `json:"charges"`
-	History       []StepRecord   `json:"history"`
+	Format        string            `json:"format"`
+	Version       int               `json:"version"`
+	Accountant    accountant.Method `json:"accountant"`
+	Budget        Budget            `json:"budget"`
+	BudgetHistory []BudgetChange    `json:"budget_history,omitempty"`
+	Charges       int64             `json:"charges"`
+	History       []StepRecord      `json:"history"`
 }
 
 type ledgerEnvelope struct {
@@ -272,27 +305,50 @@ func storeName(s LedgerStore) string {
 	return "in store"
 }
 
+// newHistoryAccountant returns an empty accountant of method m with the settings of cfg.
+func newHistoryAccountant(m accountant.Method, cfg accountant.Config) (historyAccountant, error) {
+	switch m {
+	case accountant.MethodRDP:
+		return accountant.NewRDP(cfg)
+	case accountant.MethodPRV:
+		return accountant.NewPRV(cfg)
+	}
+	return nil, fmt.Errorf("dp: unknown accountant %v", m)
+}
+
 // open reads (or creates) the ledger in b and checks the budget against it.
 func open(b ledgerBackend, where string, budget Budget, o ledgerOptions) (*Ledger, error) {
-	acct, err := accountant.NewRDP(o.cfg)
+	l := &Ledger{where: where, backend: b, budget: budget}
+	data, err := b.load()
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("dp: read ledger %s: %w", where, err)
+	}
+	exists := err == nil
+	var c ledgerContent
+	if exists {
+		if c, err = decodeLedger(data); err != nil {
+			return nil, fmt.Errorf("dp: ledger %s: %w (refusing to reset it: restore it from a backup)", where, err)
+		}
+		l.method = c.Accountant
+		if o.method != nil && *o.method != c.Accountant {
+			return nil, fmt.Errorf("%w: ledger %s keeps the %s accountant but was opened with %s: a ledger keeps the accountant it was created with (open it with %s, or start a new ledger)",
+				ErrAccountantMismatch, where, c.Accountant, *o.method, c.Accountant)
+		}
+	} else if o.method != nil {
+		l.method = *o.method
+	}
+	acct, err := newHistoryAccountant(l.method, o.cfg)
 	if err != nil {
 		return nil, err
 	}
-	l := &Ledger{where: where, backend: b, budget: budget, acct: acct}
-	data, err := b.load()
+	l.acct = acct
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case !exists:
 		l.budgets = []BudgetChange{{Time: o.now().UTC(), Budget: budget}}
 		if err := l.persist(nil, 0); err != nil {
 			return nil, fmt.Errorf("dp: create ledger %s: %w", where, err)
 		}
-	case err != nil:
-		return nil, fmt.Errorf("dp: read ledger %s: %w", where, err)
 	default:
-		c, err := decodeLedger(data)
-		if err != nil {
-			return nil, fmt.Errorf("dp: ledger %s: %w (refusing to reset it: restore it from a backup)", where, err)
-		}
 		for _, s := range c.History {
 			if err := acct.Compose(s); err != nil {
 				return nil, fmt.Errorf("dp: ledger %s: %w", where, err)
@@ -321,7 +377,9 @@ func open(b ledgerBackend, where string, budget Budget, o ledgerOptions) (*Ledge
 
 // LedgerSnapshot is the content of a ledger, as read by ReadLedger and ReadLedgerIn.
 type LedgerSnapshot struct {
-	Budget Budget
+	// Accountant is the accountant the ledger keeps (RDP for ledgers older than version 3).
+	Accountant accountant.Method
+	Budget     Budget
 	// BudgetHistory lists the budgets in force since creation, the last one being Budget
 	// (empty for a ledger written before budget histories were kept).
 	BudgetHistory []BudgetChange
@@ -354,7 +412,7 @@ func snapshot(data []byte, where string) (LedgerSnapshot, error) {
 	if err != nil {
 		return LedgerSnapshot{}, fmt.Errorf("dp: ledger %s: %w", where, err)
 	}
-	return LedgerSnapshot{Budget: c.Budget, BudgetHistory: c.BudgetHistory, Charges: c.Charges, History: c.History}, nil
+	return LedgerSnapshot{Accountant: c.Accountant, Budget: c.Budget, BudgetHistory: c.BudgetHistory, Charges: c.Charges, History: c.History}, nil
 }
 
 func decodeLedger(data []byte) (ledgerContent, error) {
@@ -509,6 +567,9 @@ func (l *Ledger) Result() accountant.Result {
 // Budget returns the ledger's budget.
 func (l *Ledger) Budget() Budget { return l.budget }
 
+// Accountant returns the accountant the ledger keeps.
+func (l *Ledger) Accountant() accountant.Method { return l.method }
+
 // BudgetHistory returns the budgets in force since the ledger was created, oldest first.
 func (l *Ledger) BudgetHistory() []BudgetChange {
 	l.mu.Lock()
@@ -547,7 +608,7 @@ func (l *Ledger) persist(history []StepRecord, charges int64) error {
 	if history == nil {
 		history = []StepRecord{}
 	}
-	content, err := json.Marshal(ledgerContent{Format: ledgerFormat, Version: ledgerVersion, Budget: l.budget, BudgetHistory: l.budgets, Charges: charges, History: history})
+	content, err := json.Marshal(ledgerContent{Format: ledgerFormat, Version: ledgerVersion, Accountant: l.method, Budget: l.budget, BudgetHistory: l.budgets, Charges: charges, History: history})
 	if err != nil {
 		return err
 	}

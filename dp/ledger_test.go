@@ -788,8 +788,8 @@ func TestLedgerInStoreBehavesLikeTheFile(t *testing.T) {
 	}
 }
 
-// TestLedgerReadsVersion1: a ledger written before budget histories were kept opens, and
-// its next write is version 2.
+// TestLedgerReadsVersion1: a ledger written before budget histories were kept opens as an
+// RDP ledger, and its next write is the current version.
 func TestLedgerReadsVersion1(t *testing.T) {
 	content := `{"format":"confide-dp-ledger","version":1,"budget":{"epsilon":3,"delta":1e-05},"charges":2,"history":[{"noise_multiplier":1.1,"sample_rate":0.01,"steps":150}]}`
 	sum := sha256.Sum256([]byte(content))
@@ -810,7 +810,49 @@ func TestLedgerReadsVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(p)
-	if !strings.Contains(string(data), `"version": 2`) {
-		t.Errorf("rewritten ledger is not version 2:\n%s", data)
+	if !strings.Contains(string(data), `"version": 3`) || !strings.Contains(string(data), `"accountant": "rdp"`) || l.Accountant() != accountant.MethodRDP {
+		t.Errorf("rewritten ledger is not version 3 with the rdp accountant (%v):\n%s", l.Accountant(), data)
+	}
+}
+
+// TestLedgerKeepsItsAccountant: a ledger created with the PRV accountant records it,
+// reports ε by it (below the RDP ε of the same history), refuses to be reopened with
+// another accountant, and reopens with its own when none is asked for.
+func TestLedgerKeepsItsAccountant(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "prv.ledger")
+	budget := Budget{Epsilon: 8, Delta: 1e-5}
+	steps := StepRecord{NoiseMultiplier: 1.1, SampleRate: 256.0 / 60000, Steps: 2000}
+	l, err := OpenLedger(p, budget, WithAccountant(accountant.MethodPRV))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Charge(steps); err != nil {
+		t.Fatal(err)
+	}
+	spent := l.Result()
+	rdp, err := accountant.Epsilon([]accountant.Step{steps}, budget.Delta, accountant.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Accountant() != accountant.MethodPRV || spent.Method != accountant.MethodPRV || !(spent.Epsilon < rdp.Epsilon) {
+		t.Errorf("PRV ledger: accountant %v, spent %v by %v; RDP would say %v", l.Accountant(), spent.Epsilon, spent.Method, rdp.Epsilon)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := ReadLedger(p)
+	if err != nil || snap.Accountant != accountant.MethodPRV {
+		t.Fatalf("snapshot accountant %v (%v), want prv", snap.Accountant, err)
+	}
+	if _, err := OpenLedger(p, budget, WithAccountant(accountant.MethodRDP)); !errors.Is(err, ErrAccountantMismatch) || !strings.Contains(err.Error(), "prv") {
+		t.Errorf("reopening with rdp: %v, want ErrAccountantMismatch naming prv", err)
+	}
+	l, err = OpenLedger(p, budget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if eps, _ := l.Spent(); l.Accountant() != accountant.MethodPRV || eps != spent.Epsilon {
+		t.Errorf("reopened without an accountant: %v spending %v, want prv spending %v", l.Accountant(), eps, spent.Epsilon)
 	}
 }
