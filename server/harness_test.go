@@ -209,6 +209,25 @@ func (n *network) runUntil(done func() bool) {
 	}
 }
 
+// runOne delivers one queued task (the first client in order that has one).
+func (n *network) runOne() {
+	n.t.Helper()
+	for _, id := range slices.Sorted(mapKeys(n.parties)) {
+		if n.down[id] || len(n.queue[id]) == 0 {
+			continue
+		}
+		task := n.queue[id][0]
+		n.queue[id] = n.queue[id][1:]
+		res, err := n.parties[id].Handle(context.Background(), task)
+		if err != nil {
+			n.t.Fatalf("client %s: %v", id, err)
+		}
+		n.answered = append(n.answered, answered{id, res})
+		n.mustStep(server.ResultIn{ClientID: id, Result: res})
+		return
+	}
+}
+
 // run delivers queued tasks to the clients that are up, in client order, until none is left.
 func (n *network) run() {
 	n.t.Helper()
