@@ -293,6 +293,10 @@ func (c *Coordinator) Global() []float64 { return slices.Clone(c.global) }
 // Finished reports whether all rounds are done.
 func (c *Coordinator) Finished() bool { return c.phase == phaseFinished }
 
+// Idle reports whether no phase is running: the coordinator waits for clients (or for a
+// committee) before the next round.
+func (c *Coordinator) Idle() bool { return c.phase == phaseWaiting }
+
 // Phase names the current phase (for logs and tests).
 func (c *Coordinator) Phase() string { return c.phase.String() }
 

@@ -126,10 +126,23 @@ type RoundRecord struct {
 	// SamplerState is the sampling generator's state after the round (a restarted server
 	// continues the same sequence).
 	SamplerState []byte
+	// Privacy holds the round's privacy figures, typed (they are in Metrics too).
+	Privacy      RoundPrivacy
 	Metrics      map[string]float64
 	Contributors []string
 	Failed       bool
 	Reason       string
+}
+
+// RoundPrivacy is a round's privacy: the largest record-level ε of any client as the server
+// accounts it; under user-level DP the federation's (ε, δ) so far, the round's clip norm S,
+// and the least noise (standard deviations) any released sum carried on an update
+// coordinate and on the adaptive clip's indicator sum.
+type RoundPrivacy struct {
+	EpsilonMax                 float64
+	UserEpsilon, UserDelta     float64
+	UpdateClip                 float64
+	SumNoiseStd, CountNoiseStd float64
 }
 
 // EvaluationRecord: the central evaluation of the global model after Round (Round 0: the

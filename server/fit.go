@@ -380,7 +380,7 @@ func (c *Coordinator) aggregate(res strategy.FitResults, r *Ready) {
 	c.global = next
 	c.round = f.number
 	c.requestEvaluation(f.number, r)
-	rec := RoundRecord{Round: f.number, Params: slices.Clone(c.global), Metrics: metrics, Contributors: slices.Clone(f.contributors), SamplerState: c.samplerState()}
+	rec := RoundRecord{Round: f.number, Params: slices.Clone(c.global), Metrics: metrics, Contributors: slices.Clone(f.contributors), SamplerState: c.samplerState(), Privacy: privacyOf(metrics)}
 	if st, ok := c.strat.(strategy.Stateful); ok {
 		if b, err := st.MarshalState(); err == nil {
 			rec.StrategyState = b
@@ -409,14 +409,31 @@ func (c *Coordinator) failRound(reason string, r *Ready) {
 	f := c.fit
 	c.closeAll(r)
 	c.round = f.number
-	r.Persist = append(r.Persist, RoundRecord{Round: f.number, Params: slices.Clone(c.global), Failed: true, Reason: reason, Contributors: slices.Clone(f.contributors), SamplerState: c.samplerState()})
+	failed := RoundRecord{Round: f.number, Params: slices.Clone(c.global), Failed: true, Reason: reason, Contributors: slices.Clone(f.contributors), SamplerState: c.samplerState()}
+	if c.rl != nil {
+		failed.Privacy.EpsilonMax = c.rl.max
+	}
+	var ulRec *UserLevelPrivacyRecord
 	if c.ul != nil && f.clip > 0 {
 		// The round sampled clients: it counts for the accountant, released or not.
 		if rec, err := c.userLevelRecord(f.number); err == nil {
-			r.Persist = append(r.Persist, rec)
+			ulRec = &rec
+			failed.Privacy.UserEpsilon, failed.Privacy.UserDelta = rec.Epsilon, rec.Delta
 		}
+	}
+	r.Persist = append(r.Persist, failed)
+	if ulRec != nil {
+		r.Persist = append(r.Persist, *ulRec)
 	}
 	r.Notices = append(r.Notices, RoundFinished{Round: f.number, Contributors: 0, Failures: slices.Clone(f.failures), Failed: true, Reason: reason})
 	c.fit = nil
 	c.phase = phaseWaiting
+}
+
+// privacyOf reads a round's privacy figures from its metrics (see RoundPrivacy).
+func privacyOf(m map[string]float64) RoundPrivacy {
+	return RoundPrivacy{
+		EpsilonMax: m["epsilon_max"], UserEpsilon: m["user_epsilon"], UserDelta: m["user_delta"],
+		UpdateClip: m["update_clip"], SumNoiseStd: m["sum_noise_std"], CountNoiseStd: m["count_noise_std"],
+	}
 }

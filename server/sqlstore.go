@@ -326,6 +326,7 @@ func (s *SQLiteStore) Load() (*State, error) {
 			rows.Close()
 			return fail("rounds", fmt.Errorf("malformed row of round %d", rr.Round))
 		}
+		rr.Privacy = privacyOf(rr.Metrics)
 		st.Rounds = append(st.Rounds, rr)
 		st.Round = rr.Round
 		if params != nil {

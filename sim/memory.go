@@ -108,7 +108,7 @@ func runMemory(ctx context.Context, r *run) error {
 				return err
 			}
 		}
-		if len(n.crashed) > 0 && n.coord.Phase() == "waiting" {
+		if len(n.crashed) > 0 && n.coord.Idle() {
 			// Clients that crashed restart and reconnect while the server waits for
 			// enough of them to start the next round.
 			if err := n.applyAvailability(n.coord.Round() + 1); err != nil {

@@ -318,9 +318,9 @@ func (rc *recorder) roundRecord(rr server.RoundRecord) {
 	}
 	setOpt(&m.TrainLoss, rr.Metrics, "train_loss")
 	setOpt(&m.TrainAccuracy, rr.Metrics, "train_accuracy")
-	m.Epsilon = rr.Metrics["epsilon_max"]
-	m.UserEpsilon, m.UpdateClip = rr.Metrics["user_epsilon"], rr.Metrics["update_clip"]
-	m.SumNoiseStd, m.CountNoiseStd = rr.Metrics["sum_noise_std"], rr.Metrics["count_noise_std"]
+	p := rr.Privacy
+	m.Epsilon, m.UserEpsilon, m.UpdateClip = p.EpsilonMax, p.UserEpsilon, p.UpdateClip
+	m.SumNoiseStd, m.CountNoiseStd = p.SumNoiseStd, p.CountNoiseStd
 	if n := len(rc.rows); rr.Failed && n > 0 {
 		m.Epsilon = rc.rows[n-1].Epsilon
 		m.UserEpsilon = rc.rows[n-1].UserEpsilon
