@@ -13,6 +13,7 @@ import (
 	"github.com/confide-fl/confide/client"
 	"github.com/confide-fl/confide/data"
 	"github.com/confide-fl/confide/dp"
+	"github.com/confide-fl/confide/dp/accountant"
 	"github.com/confide-fl/confide/model"
 )
 
@@ -275,5 +276,60 @@ func TestPrivacyLedgerAuditsAClientLedger(t *testing.T) {
 	text, err := runConfide(t, "privacy", "ledger", p)
 	if err != nil || !strings.Contains(text, "budget ε = 2.5 at δ = 1e-05 set") || !strings.Contains(text, "budget raised to ε = 4") {
 		t.Errorf("audit text (%v):\n%s", err, text)
+	}
+}
+
+// TestPrivacyAccountantPRV: issue 18's acceptance run (σ = 1.1, q = 256/60000, 60 epochs =
+// int(60/q) = 14062 steps, δ = 1e-5) spends less by the PRV accountant than by RDP, the
+// JSON says which accountant and carries PRV's interval, and noise for a target ε by PRV is
+// smaller than by RDP.
+func TestPrivacyAccountantPRV(t *testing.T) {
+	run := []string{"--noise-multiplier", "1.1", "--sample-rate", strconv.FormatFloat(256.0/60000, 'g', -1, 64), "--steps", "14062", "--delta", "1e-5"}
+	rdp := runJSON(t, append([]string{"privacy", "epsilon"}, run...)...)
+	prv := runJSON(t, append([]string{"privacy", "epsilon", "--accountant", "prv"}, run...)...)
+	b, _ := prv["prv"].(map[string]any)
+	if rdp["accountant"] != "rdp" || prv["accountant"] != "prv" || b == nil {
+		t.Fatalf("accountants: %v / %v", rdp["accountant"], prv)
+	}
+	if pe, re := prv["epsilon"].(float64), rdp["epsilon"].(float64); !(pe < re) || b["rdp_epsilon"] != re || !(b["epsilon_lower"].(float64) <= pe) {
+		t.Errorf("PRV ε %v (interval %v–%v), RDP ε %v: want PRV below", pe, b["epsilon_lower"], b["epsilon_upper"], re)
+	}
+	out, err := runConfide(t, append([]string{"privacy", "epsilon", "--accountant", "prv"}, run...)...)
+	if err != nil || !strings.Contains(out, "PRV accountant") || !strings.Contains(out, "RDP bound") {
+		t.Errorf("PRV text (%v):\n%s", err, out)
+	}
+	target := []string{"--target-epsilon", "2", "--delta", "1e-5", "--sample-rate", "0.01", "--steps", "1000", "--epsilon-tolerance", "0.01"}
+	sr := runJSON(t, append([]string{"privacy", "noise"}, target...)...)
+	sp := runJSON(t, append([]string{"privacy", "noise", "--accountant", "prv"}, target...)...)
+	if !(sp["noise_multiplier"].(float64) < sr["noise_multiplier"].(float64)) || sp["epsilon"].(float64) > 2 {
+		t.Errorf("noise for ε = 2: PRV σ %v (ε %v), RDP σ %v", sp["noise_multiplier"], sp["epsilon"], sr["noise_multiplier"])
+	}
+	if _, err := runConfide(t, append([]string{"privacy", "epsilon", "--accountant", "pld"}, run...)...); err == nil || !strings.Contains(err.Error(), "--accountant") {
+		t.Errorf("--accountant pld: %v, want an error naming the flag", err)
+	}
+}
+
+// TestPrivacyLedgerUsesItsAccountant: a PRV ledger is audited by PRV unless --accountant
+// asks for another.
+func TestPrivacyLedgerUsesItsAccountant(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "prv.ledger")
+	l, err := dp.OpenLedger(p, dp.Budget{Epsilon: 5, Delta: 1e-5}, dp.WithAccountant(accountant.MethodPRV))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Charge(dp.StepRecord{NoiseMultiplier: 1.1, SampleRate: 0.01, Steps: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	spent, _ := l.Spent()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m := runJSON(t, "privacy", "ledger", p)
+	if m["epsilon"] != spent || m["ledger_accountant"] != "prv" || m["accountant"] != "prv" {
+		t.Errorf("audit %v, want ε %v by the ledger's prv", m, spent)
+	}
+	r := runJSON(t, "privacy", "ledger", p, "--accountant", "rdp")
+	if r["accountant"] != "rdp" || r["ledger_accountant"] != "prv" || !(r["epsilon"].(float64) > spent) {
+		t.Errorf("audit by rdp %v, want rdp above %v", r, spent)
 	}
 }
