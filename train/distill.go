@@ -14,9 +14,10 @@ import (
 // the teacher's class probabilities softened by a temperature, mixed with the labels.
 type DistillConfig struct {
 	// Temperature T > 1 softens both models' softmax, so the student also learns which
-	// wrong classes the teacher finds likely (default 4).
+	// wrong classes the teacher finds likely (default 2).
 	Temperature float64 `json:"temperature" yaml:"temperature"`
-	// Alpha is the weight of the soft targets, 1 − Alpha that of the labels (default 0.9).
+	// Alpha is the weight of the soft targets, 1 − Alpha that of the labels (0: the
+	// default 0.5; 1 with Unlabeled).
 	Alpha float64 `json:"alpha" yaml:"alpha"`
 	// Unlabeled ignores the dataset's labels: the student learns the teacher's outputs
 	// alone, as on a public unlabelled dataset.
@@ -26,10 +27,10 @@ type DistillConfig struct {
 // WithDefaults fills the zero fields.
 func (d DistillConfig) WithDefaults() DistillConfig {
 	if d.Temperature == 0 {
-		d.Temperature = 4
+		d.Temperature = 2
 	}
 	if d.Alpha == 0 && !d.Unlabeled {
-		d.Alpha = 0.9
+		d.Alpha = 0.5
 	}
 	if d.Unlabeled {
 		d.Alpha = 1
@@ -41,7 +42,7 @@ func (d DistillConfig) WithDefaults() DistillConfig {
 func (d DistillConfig) Validate() error {
 	var errs []error
 	if !(d.Temperature > 0) || math.IsInf(d.Temperature, 0) {
-		errs = append(errs, fmt.Errorf("temperature = %v: must be a positive number (e.g. 4)", d.Temperature))
+		errs = append(errs, fmt.Errorf("temperature = %v: must be a positive number (e.g. 2)", d.Temperature))
 	}
 	if !(d.Alpha >= 0 && d.Alpha <= 1) {
 		errs = append(errs, fmt.Errorf("alpha = %v: the soft targets' weight must be in [0, 1]", d.Alpha))

@@ -21,21 +21,27 @@ func init() { registerCommand(newModelCmd) }
 func newModelCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "model",
-		Short: "Use a trained model file: inspect, evaluate, predict",
+		Short: "Use a trained model file: inspect, evaluate, predict, serve; prune, quantize, distill",
 		Long: `Commands on a model file: what 'confide train --out FILE' writes, the model.confide of a
 simulation's results directory, or a server checkpoint (--checkpoint-dir).
 
 A model file holds the architecture (spec), the parameters, and what inference needs:
 class names, how raw inputs were normalised (images) or tokenised (text, with the
 vocabulary), and how the model was trained (central or federated, rounds or epochs,
-differential-privacy guarantees, data set, date, confide version). Files written before
-metadata existed (format version 1) load too; they say nothing beyond spec and parameters.
+differential-privacy guarantees, data set, date, confide version, and the compression steps
+that made it). Files written before metadata existed (format version 1) load too; they say
+nothing beyond spec and parameters.
+
+Compression: prune (magnitude pruning to a sparsity, kept through fine-tuning, DP-SGD and
+federations), quantize (int8 weights, run with int8 kernels by predict, evaluate and
+serve), distill (a smaller student trained on the model's softened outputs). Each reports
+file size, accuracy and latency before and after.
 
 Exit codes: 0 success, 1 runtime failure, 2 a usage error: a bad flag value, a missing or
 corrupt model file, or data that does not fit the model.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newModelInspectCmd(g), newModelEvaluateCmd(g), newModelPredictCmd(g))
+	cmd.AddCommand(newModelInspectCmd(g), newModelEvaluateCmd(g), newModelPredictCmd(g), newModelPruneCmd(g), newModelQuantizeCmd(g), newModelDistillCmd(g))
 	return cmd
 }
 

@@ -117,26 +117,11 @@ func runModelEvaluate(ctx context.Context, g *globalOptions, cmd *cobra.Command,
 	if m.Spec.Loss == model.LossMSE {
 		return usageErr("model %s is a regression model (loss mse): evaluate reports classification metrics; it reads models with loss cross_entropy", path)
 	}
-	opts := f.df.opts
-	opts.Seed = f.seed
-	if p := m.Meta.Provenance; p != nil && p.Seed != 0 && !cmd.Flags().Changed("seed") {
-		opts.Seed = p.Seed
+	var seed uint64 // 0: the seed the model was trained with
+	if cmd.Flags().Changed("seed") {
+		seed = f.seed
 	}
-	t := m.Meta.Tokenizer
-	if t != nil {
-		if t.Type == model.TokenizerChar {
-			for _, c := range t.Vocab {
-				opts.CharVocab = append(opts.CharVocab, []rune(c)[0])
-			}
-		}
-		if opts.SeqLen == 0 && t.MaxLen > 0 {
-			opts.SeqLen = t.MaxLen
-		}
-	}
-	if m.Spec.MaxLen > 0 && opts.SeqLen == 0 {
-		opts.SeqLen = m.Spec.MaxLen // a Transformer reads at most max_len tokens
-	}
-	trainSet, testSet, err := loadDatasetWith(ctx, f.df.name, opts)
+	trainSet, testSet, err := modelDatasets(ctx, m, path, f.df, seed)
 	if err != nil {
 		return err
 	}
@@ -150,9 +135,6 @@ func runModelEvaluate(ctx context.Context, g *globalOptions, cmd *cobra.Command,
 			idx[i] = i
 		}
 		ds = ds.Subset(idx)
-	}
-	if err := fitDataset(m, ds); err != nil {
-		return usageErr("model %s does not fit dataset %s: %v", path, f.df.name, err)
 	}
 	acc, err := metrics.NewClassification(m.Spec.Output)
 	if err != nil {

@@ -24,13 +24,26 @@ type inspectResult struct {
 	// ZeroParams are parameters exactly 0; Sparsity is their fraction.
 	ZeroParams int     `json:"zero_params"`
 	Sparsity   float64 `json:"sparsity"`
-	// Precision is the parameters' number format, ParamBytes their size in it.
-	Precision  string       `json:"precision"`
-	ParamBytes int64        `json:"param_bytes"`
-	Layers     []layerStats `json:"layers"`
-	Metadata   model.Meta   `json:"metadata"`
+	// Precision is the weights' number format (float64, int8), ParamBytes the parameters'
+	// size in the file; Quantization says how an int8 model's activations are quantised
+	// and how many weight tensors are int8.
+	Precision    string             `json:"precision"`
+	ParamBytes   int64              `json:"param_bytes"`
+	Quantization *quantizationStats `json:"quantization,omitempty"`
+	// PrunedParams are the parameters a pruned model's mask fixes at zero (they stay zero
+	// in fine-tuning and federations).
+	PrunedParams int          `json:"pruned_params,omitempty"`
+	Layers       []layerStats `json:"layers"`
+	Metadata     model.Meta   `json:"metadata"`
 	// Privacy summarises the provenance's DP guarantees in words.
 	Privacy string `json:"privacy"`
+}
+
+// quantizationStats summarises an int8 model's quantisation.
+type quantizationStats struct {
+	Activations string `json:"activations"`
+	Tensors     int    `json:"tensors"`
+	Params      int    `json:"params"`
 }
 
 // layerStats is one parametrised layer (a Transformer block is one) of inspect's report.
@@ -68,8 +81,17 @@ func inspect(f *modelFile) inspectResult {
 	m := f.m
 	res := inspectResult{
 		Path: f.path, FormatVersion: f.version, FileBytes: f.bytes, ModelName: modelName(m.Spec), Spec: m.Spec,
-		Input: inputShape(m), Outputs: m.Spec.Output, Params: m.NumParams(), Precision: "float64",
-		ParamBytes: 8 * int64(m.NumParams()), Metadata: m.Meta, Privacy: privacySummary(m.Meta.Provenance),
+		Input: inputShape(m), Outputs: m.Spec.Output, Params: m.NumParams(), Precision: m.Precision(),
+		ParamBytes: m.ParamBytes(), Metadata: m.Meta, Privacy: privacySummary(m.Meta.Provenance),
+	}
+	if q := m.Quantization(); q != nil {
+		res.Quantization = &quantizationStats{Activations: q.Activations, Tensors: len(q.Tensors)}
+		for _, t := range q.Tensors {
+			res.Quantization.Params += t.Size()
+		}
+	}
+	if mask := m.Spec.Mask; mask != nil {
+		res.PrunedParams = mask.Pruned()
 	}
 	zeros := func(p []float64) int {
 		n := 0
@@ -124,7 +146,16 @@ func privacySummary(p *model.Provenance) string {
 func (r inspectResult) print(w io.Writer) {
 	fmt.Fprintf(w, "%s: %s, %s parameters (%s, %.1f MB), sparsity %.2f%% (%s exact zeros); format version %d, %s bytes\n",
 		r.Path, r.ModelName, thousands(r.Params), r.Precision, float64(r.ParamBytes)/1e6, 100*r.Sparsity, thousands(r.ZeroParams), r.FormatVersion, thousands(int(r.FileBytes)))
-	fmt.Fprintf(w, "spec:       %s\n", r.Spec.JSON())
+	spec := r.Spec
+	spec.Mask = nil // thousands of bits; summarised below
+	fmt.Fprintf(w, "spec:       %s\n", spec.JSON())
+	if r.PrunedParams > 0 {
+		fmt.Fprintf(w, "pruned:     %s parameters fixed at zero by the spec's mask (kept zero in fine-tuning and federations)\n", thousands(r.PrunedParams))
+	}
+	if q := r.Quantization; q != nil {
+		fmt.Fprintf(w, "precision:  int8 weights in %d tensors (%s parameters, a float32 scale per output channel), %s activations; %s bytes of parameters\n",
+			q.Tensors, thousands(q.Params), q.Activations, thousands(int(r.ParamBytes)))
+	}
 	fmt.Fprintf(w, "input:      %s\n", r.Input)
 	meta := r.Metadata
 	if in := meta.Input; in != nil {
@@ -186,6 +217,15 @@ func (r inspectResult) print(w io.Writer) {
 		}
 	} else {
 		fmt.Fprintf(w, "provenance: none recorded\n")
+	}
+	if p := meta.Provenance; p != nil {
+		for i, c := range p.Compression {
+			label := "            "
+			if i == 0 {
+				label = "compressed: "
+			}
+			fmt.Fprintf(w, "%s%s\n", label, c)
+		}
 	}
 	fmt.Fprintf(w, "privacy:    %s\n", r.Privacy)
 	if p := meta.Provenance; p != nil {
