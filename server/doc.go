@@ -104,6 +104,10 @@
 //     service runs them on a goroutine of their own, so a large test set never holds up
 //     heartbeats; the simulator runs them at once.
 //
+// Both drivers apply every Ready through Driver.Apply, which keeps that order (persist,
+// send, revoke, evaluations, notices) in one place; each supplies what delivering means for
+// it (mailboxes clients pull, or virtual clients in simulated time).
+//
 // On the client side the same role is played by client.Party.Handle (task in, result out).
 // The coordinator tests in this package are such a driver, with clients that drop out,
 // straggle, replay and tamper.

@@ -134,6 +134,7 @@ type Service struct {
 	mu         sync.Mutex
 	uploading  map[string]bool // clients with a PushResult in flight
 	joinLimits *joinLimits
+	driver     Driver
 	// The central evaluations the coordinator asked for, run by evaluateLoop.
 	evalMu     sync.Mutex
 	evalQueue  []EvaluationRequest
@@ -167,13 +168,15 @@ func NewService(coord *Coordinator, cfg ServiceConfig) *Service {
 	if idle <= 0 {
 		idle = 30 * time.Second
 	}
-	return &Service{
+	s := &Service{
 		cfg: cfg, coord: coord, events: make(chan request), health: health.NewServer(), log: cfg.Logger,
 		uploads: make(chan struct{}, cfg.MaxConcurrentUploads), uploading: map[string]bool{},
 		joinLimits: newJoinLimits(cfg), evalWake: make(chan struct{}, 1),
 		sessions: newSessionTable(idle), mail: map[string]*mailbox{},
 		done: make(chan struct{}), roundStart: map[uint64]time.Time{},
 	}
+	s.driver = Driver{Store: cfg.Store, Deliver: s.deliver, Evaluate: s.scheduleEvaluations, Notify: s.notice}
+	return s
 }
 
 // Metrics returns the service's metrics (serve Metrics().Registry on /metrics).
@@ -223,30 +226,12 @@ func (s *Service) step(ev Event) (Ready, error) { return s.coord.Step(ev) }
 
 // apply persists, then queues and revokes tasks, then reports the notices.
 func (s *Service) apply(r Ready, _ error) error {
-	if len(r.Persist) > 0 {
-		if err := s.cfg.Store.Append(r.Persist); err != nil {
-			s.log.Error("store failed; stopping", "err", err)
-			return fmt.Errorf("server: store: %w", err)
-		}
+	err := s.driver.Apply(r)
+	if err != nil {
+		s.log.Error("store failed; stopping", "err", err)
+		return err
 	}
-	// The coordinator's clock is the ticks since Run started: a deadline in it is that
-	// long after now on the wall clock, minus what the coordinator has already counted.
-	now, coordNow := time.Now(), s.coord.Now()
 	s.mu.Lock()
-	for _, e := range r.Send {
-		if e.Deadline > 0 {
-			e.Task.DeadlineUnixMs = now.Add(e.Deadline - coordNow).UnixMilli()
-		}
-		mb := s.mailbox(e.To)
-		mb.tasks = append(mb.tasks, e.Task)
-		close(mb.wake)
-		mb.wake = make(chan struct{})
-	}
-	for _, v := range r.Revoke {
-		if mb, ok := s.mail[v.To]; ok {
-			mb.tasks = slices.DeleteFunc(mb.tasks, func(t *pb.Task) bool { return t.TaskId == v.TaskID })
-		}
-	}
 	s.round = s.coord.Round()
 	if s.coord.Finished() && !s.finished {
 		s.finished = true
@@ -258,17 +243,41 @@ func (s *Service) apply(r Ready, _ error) error {
 	}
 	s.mu.Unlock()
 	s.cfg.Metrics.clients.Set(float64(s.coord.Online()))
-	for _, n := range r.Notices {
-		s.notice(n)
-	}
-	if len(r.Evaluate) > 0 {
-		s.evalMu.Lock()
-		s.evalQueue = append(s.evalQueue, r.Evaluate...)
-		s.evalMu.Unlock()
-		select {
-		case s.evalWake <- struct{}{}:
-		default:
+	return nil
+}
+
+// deliver queues tasks in the clients' mailboxes and withdraws revoked ones. The
+// coordinator's clock is the ticks since Run started: a deadline in it is that long after
+// now on the wall clock, minus what the coordinator has already counted.
+func (s *Service) deliver(send []Envelope, revoke []Revocation) error {
+	now, coordNow := time.Now(), s.coord.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range send {
+		if e.Deadline > 0 {
+			e.Task.DeadlineUnixMs = now.Add(e.Deadline - coordNow).UnixMilli()
 		}
+		mb := s.mailbox(e.To)
+		mb.tasks = append(mb.tasks, e.Task)
+		close(mb.wake)
+		mb.wake = make(chan struct{})
+	}
+	for _, v := range revoke {
+		if mb, ok := s.mail[v.To]; ok {
+			mb.tasks = slices.DeleteFunc(mb.tasks, func(t *pb.Task) bool { return t.TaskId == v.TaskID })
+		}
+	}
+	return nil
+}
+
+// scheduleEvaluations hands central evaluations to evaluateLoop.
+func (s *Service) scheduleEvaluations(reqs []EvaluationRequest) error {
+	s.evalMu.Lock()
+	s.evalQueue = append(s.evalQueue, reqs...)
+	s.evalMu.Unlock()
+	select {
+	case s.evalWake <- struct{}{}:
+	default:
 	}
 	return nil
 }

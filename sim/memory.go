@@ -308,34 +308,14 @@ func (n *memNet) step(ev server.Event) error {
 
 // apply carries out a Ready: persist, then revoke and deliver tasks, then the notices.
 func (n *memNet) apply(rd server.Ready) error {
-	if err := n.r.rec.Append(rd.Persist); err != nil {
-		return err
-	}
-	// Central evaluations run here, outside Step, as the gRPC service runs them; the
-	// simulator answers at once (its clock is virtual), before the round's notices, so a
-	// round is reported with its test accuracy.
-	for _, req := range rd.Evaluate {
-		m, err := n.coord.CentralEvaluator()(req.Round, req.Params)
-		ev := server.Evaluated{Round: req.Round, Metrics: m}
-		if err != nil {
-			ev.Err = err.Error()
-		}
-		if err := n.step(ev); err != nil {
-			return err
-		}
-	}
-	for _, v := range rd.Revoke {
-		k, err := n.r.index(v.To)
-		if err != nil {
-			return err
-		}
-		if c := n.clients[k]; c != nil {
-			c.queue = slices.DeleteFunc(c.queue, func(t *pb.Task) bool { return t.TaskId == v.TaskID })
-			n.forgetIfIdle(k)
-		}
-	}
+	return server.Driver{Store: n.r.rec, Deliver: n.deliver, Evaluate: n.evaluate, Notify: n.notify}.Apply(rd)
+}
+
+// deliver queues sent tasks for their virtual clients, withdraws revoked ones, and starts
+// the clients that got work.
+func (n *memNet) deliver(send []server.Envelope, revoke []server.Revocation) error {
 	var touched []int
-	for _, e := range rd.Send {
+	for _, e := range send {
 		k, err := n.r.index(e.To)
 		if err != nil {
 			return err
@@ -351,43 +331,71 @@ func (n *memNet) apply(rd server.Ready) error {
 		c.queue = append(c.queue, e.Task)
 		touched = append(touched, k)
 	}
+	for _, v := range revoke {
+		k, err := n.r.index(v.To)
+		if err != nil {
+			return err
+		}
+		if c := n.clients[k]; c != nil {
+			c.queue = slices.DeleteFunc(c.queue, func(t *pb.Task) bool { return t.TaskId == v.TaskID })
+			n.forgetIfIdle(k)
+		}
+	}
 	for _, k := range touched {
 		if err := n.startNext(k); err != nil {
 			return err
 		}
 	}
-	for _, no := range rd.Notices {
-		switch v := no.(type) {
-		case server.RoundStarted:
-			n.round, n.sampled, n.done = v.Round, len(v.Clients), 0
-			examples := 0
-			for _, id := range v.Clients {
-				if k, err := n.r.index(id); err == nil {
-					examples += n.r.pop.size(k) * n.r.fed.Training.Epochs
-				}
-			}
-			n.r.rec.started(v.Round, len(v.Clients), examples)
-			n.refresh = v.Round + 1
-			n.progress("fit")
-		case server.RoundFinished:
-			n.r.rec.finished(v)
-			n.r.rec.setVirtual(int(v.Round), n.coord.Now())
-			if n.r.opts.OnRound != nil {
-				if row, ok := n.r.rec.lastRow(); ok {
-					n.r.opts.OnRound(row)
-				}
-			}
-		case server.EvaluationFinished:
-			if v.Federated != nil {
-				n.r.rec.federated(v.Round, v.Federated)
-			}
-		case server.KeySetupFailed:
-			n.r.log.Info("key setup failed", "session", v.Session, "reason", v.Reason, "missing", v.Missing)
-		case server.CommitteeReady:
-			n.r.log.Info("key committee ready", "session", v.Session, "members", v.Members)
+	return nil
+}
+
+// evaluate runs central evaluations at once (the simulator's clock is virtual), before the
+// round's notices, so a round is reported with its test accuracy.
+func (n *memNet) evaluate(reqs []server.EvaluationRequest) error {
+	for _, req := range reqs {
+		m, err := n.coord.CentralEvaluator()(req.Round, req.Params)
+		ev := server.Evaluated{Round: req.Round, Metrics: m}
+		if err != nil {
+			ev.Err = err.Error()
+		}
+		if err := n.step(ev); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// notify acts on a notice: progress, reports, logs.
+func (n *memNet) notify(no server.Notice) {
+	switch v := no.(type) {
+	case server.RoundStarted:
+		n.round, n.sampled, n.done = v.Round, len(v.Clients), 0
+		examples := 0
+		for _, id := range v.Clients {
+			if k, err := n.r.index(id); err == nil {
+				examples += n.r.pop.size(k) * n.r.fed.Training.Epochs
+			}
+		}
+		n.r.rec.started(v.Round, len(v.Clients), examples)
+		n.refresh = v.Round + 1
+		n.progress("fit")
+	case server.RoundFinished:
+		n.r.rec.finished(v)
+		n.r.rec.setVirtual(int(v.Round), n.coord.Now())
+		if n.r.opts.OnRound != nil {
+			if row, ok := n.r.rec.lastRow(); ok {
+				n.r.opts.OnRound(row)
+			}
+		}
+	case server.EvaluationFinished:
+		if v.Federated != nil {
+			n.r.rec.federated(v.Round, v.Federated)
+		}
+	case server.KeySetupFailed:
+		n.r.log.Info("key setup failed", "session", v.Session, "reason", v.Reason, "missing", v.Missing)
+	case server.CommitteeReady:
+		n.r.log.Info("key committee ready", "session", v.Session, "members", v.Members)
+	}
 }
 
 func (n *memNet) progress(phase string) {
