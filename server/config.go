@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/confide-fl/confide/dp"
+	"github.com/confide-fl/confide/dp/accountant"
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/secagg"
 	"github.com/confide-fl/confide/server/strategy"
@@ -103,6 +104,18 @@ type DPConfig struct {
 	UpdateClipNorm float64 `yaml:"update_clip_norm"`
 	// UserLevel turns on user-level DP for the rounds (DP-FedAvg).
 	UserLevel UserLevelDPConfig `yaml:"user_level"`
+	// Accountant computes every ε the server reports, record-level and user-level: rdp
+	// (the default) or prv (tighter; see dp/accountant).
+	Accountant string `yaml:"accountant"`
+}
+
+// Accounting returns the accountant configuration dp.accountant selects.
+func (d DPConfig) Accounting() (accountant.Config, error) {
+	m, err := accountant.ParseMethod(d.Accountant)
+	if err != nil {
+		return accountant.Config{}, fmt.Errorf("dp.accountant = %q: use rdp or prv", d.Accountant)
+	}
+	return accountant.Config{Method: m}, nil
 }
 
 // User-level DP modes: where the Gaussian noise on the sum of updates is drawn.
@@ -122,8 +135,8 @@ const (
 // is added to the sum of the updates (centrally, or split across the clients); the sum is
 // divided by the expected number of clients m, not by how many reported or by their
 // examples. Clients are Poisson-sampled with probability m / (clients online), and the
-// server accounts the user-level (ε, δ) of the rounds with the RDP accountant of the
-// subsampled Gaussian (q = m / population, T = rounds).
+// server accounts the user-level (ε, δ) of the rounds with the accountant of dp.accountant
+// for the subsampled Gaussian (q = m / population, T = rounds).
 //
 // Aggregation weights are uniform under user-level DP: the weighted mean Σ w_i Δ_i / Σ w_i
 // divides by a data-dependent total weight, which is itself not private, so every client
@@ -435,6 +448,9 @@ func (c Config) Validate() error {
 	}
 	if !(d.Delta > 0 && d.Delta < 1) {
 		bad("dp.delta = %v: must be in (0, 1), typically below 1/number of examples", d.Delta)
+	}
+	if _, err := d.Accounting(); err != nil {
+		bad("%v", err)
 	}
 	if d.UpdateClipNorm < 0 || math.IsNaN(d.UpdateClipNorm) || math.IsInf(d.UpdateClipNorm, 0) {
 		bad("dp.update_clip_norm = %v: must be ≥ 0", d.UpdateClipNorm)

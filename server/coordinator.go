@@ -211,7 +211,11 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 	c.rng = rand.New(c.sampler)
 	c.rl = newRecordLevel(cfg.DP)
 	if cfg.DP.UserLevel.On() {
-		if c.ul, err = newUserLevel(cfg.DP.UserLevel, cfg.SecAgg.MinContributions, opts.Noise); err != nil {
+		acct, err := cfg.DP.Accounting()
+		if err != nil {
+			return nil, err
+		}
+		if c.ul, err = newUserLevel(cfg.DP.UserLevel, cfg.SecAgg.MinContributions, opts.Noise, acct); err != nil {
 			return nil, err
 		}
 	}

@@ -17,6 +17,7 @@ import (
 type recordLevel struct {
 	step  accountant.Step // one fit task
 	delta float64
+	acct  accountant.Config // dp.accountant
 	// tasks counts the rounds a client was issued a DP fit task in, last the latest such
 	// round; eps caches ε by the count (the schedule is the same for every task of a
 	// federation).
@@ -30,9 +31,10 @@ func newRecordLevel(d DPConfig) *recordLevel {
 	if !(d.NoiseMultiplier > 0) {
 		return nil
 	}
+	acct, _ := d.Accounting() // validated with the config
 	return &recordLevel{
 		step:  accountant.Step{NoiseMultiplier: d.NoiseMultiplier, SampleRate: d.SampleRate, Steps: d.Steps},
-		delta: d.Delta, tasks: map[string]int{}, last: map[string]uint64{}, eps: map[int]float64{},
+		delta: d.Delta, acct: acct, tasks: map[string]int{}, last: map[string]uint64{}, eps: map[int]float64{},
 	}
 }
 
@@ -46,7 +48,7 @@ func (a *recordLevel) issued(client string, round uint64) (float64, error) {
 	if !ok {
 		s := a.step
 		s.Steps *= k
-		res, err := accountant.Epsilon([]accountant.Step{s}, a.delta, accountant.Config{})
+		res, err := accountant.Epsilon([]accountant.Step{s}, a.delta, a.acct)
 		if err != nil {
 			return 0, fmt.Errorf("record-level accounting of %d fit tasks: %w", k, err)
 		}

@@ -47,6 +47,9 @@ type CheckpointStore struct {
 	Dir  string
 	Spec model.Spec
 	Meta model.Meta
+	// Accountant names the accountant of the server's record-level accounts (dp.accountant;
+	// empty: rdp), for the provenance.
+	Accountant string
 
 	record    model.PrivacyGuarantee // the largest record-level ε so far (Epsilon 0: none)
 	userLevel *UserLevelPrivacyRecord
@@ -65,7 +68,7 @@ func (s *CheckpointStore) Append(records []Record) error {
 		switch pr := r.(type) {
 		case PrivacyRecord:
 			if !pr.Reported && pr.Epsilon > s.record.Epsilon && !math.IsInf(pr.Epsilon, 0) {
-				s.record = model.PrivacyGuarantee{Level: model.PrivacyRecord, Mechanism: "DP-SGD on the clients, the server's RDP account",
+				s.record = model.PrivacyGuarantee{Level: model.PrivacyRecord, Mechanism: "DP-SGD on the clients, the server's " + accountantName(s.Accountant) + " account",
 					Epsilon: pr.Epsilon, Delta: pr.Delta, Meaning: "record-level DP of each client's examples; the largest ε the server accounted for any client"}
 			}
 		case UserLevelPrivacyRecord:
@@ -104,11 +107,19 @@ func (s *CheckpointStore) meta(round uint64) model.Meta {
 		p.Privacy = append(p.Privacy, s.record)
 	}
 	if u := s.userLevel; u != nil && u.Epsilon > 0 && !math.IsInf(u.Epsilon, 0) && u.Delta < 1 {
-		p.Privacy = append(p.Privacy, model.PrivacyGuarantee{Level: model.PrivacyUser, Mechanism: "DP-FedAvg, RDP accountant",
+		p.Privacy = append(p.Privacy, model.PrivacyGuarantee{Level: model.PrivacyUser, Mechanism: "DP-FedAvg, " + accountantName(u.Accountant) + " accountant",
 			Epsilon: u.Epsilon, Delta: u.Delta, NoiseMultiplier: u.NoiseMultiplier, Meaning: "user-level DP of everything a client holds"})
 	}
 	meta.Provenance = p
 	return meta
+}
+
+// accountantName is the display name of a dp.accountant value: RDP or PRV.
+func accountantName(a string) string {
+	if a == "prv" {
+		return "PRV"
+	}
+	return "RDP"
 }
 
 // MultiStore appends to every store in order.

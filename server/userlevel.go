@@ -26,6 +26,7 @@ type userLevel struct {
 	z, zUpdate float64
 	clipper    *dp.AdaptiveClipper // nil: fixed clip cfg.Clip
 	noise      dp.NoiseSource
+	acct       accountant.Config // dp.accountant
 
 	// rounds is T, the rounds that sampled clients; population the fewest online clients
 	// any of them sampled from, so that q = m / population bounds every client's chance
@@ -36,8 +37,8 @@ type userLevel struct {
 
 // newUserLevel returns the user-level state; minContributions is the fewest updates the key
 // committee decrypts a sum of (secure_aggregation.min_contributions), to which distributed
-// noise shares are calibrated.
-func newUserLevel(cfg UserLevelDPConfig, minContributions int, noise dp.NoiseSource) (*userLevel, error) {
+// noise shares are calibrated; acct accounts the rounds.
+func newUserLevel(cfg UserLevelDPConfig, minContributions int, noise dp.NoiseSource, acct accountant.Config) (*userLevel, error) {
 	if noise == nil {
 		return nil, fmt.Errorf("server: dp.user_level needs a noise source: set Options.Noise (dp.NewSecureNoise() in production, a dp.DeterministicNoise only for tests and reproducible simulations)")
 	}
@@ -45,7 +46,7 @@ func newUserLevel(cfg UserLevelDPConfig, minContributions int, noise dp.NoiseSou
 	if err != nil {
 		return nil, fmt.Errorf("server: dp.user_level: %w", err)
 	}
-	u := &userLevel{cfg: cfg, distributed: cfg.Mode == UserLevelDistributed, m: float64(cfg.ExpectedClients), mMin: minContributions, z: cfg.NoiseMultiplier, zUpdate: zu, noise: noise}
+	u := &userLevel{cfg: cfg, distributed: cfg.Mode == UserLevelDistributed, m: float64(cfg.ExpectedClients), mMin: minContributions, z: cfg.NoiseMultiplier, zUpdate: zu, noise: noise, acct: acct}
 	if cfg.IsAdaptive() {
 		if u.clipper, err = dp.NewAdaptiveClipper(cfg.Adaptive.literal(cfg.ExpectedClients)); err != nil {
 			return nil, fmt.Errorf("server: dp.user_level.adaptive: %w", err)
@@ -157,18 +158,19 @@ func (u *userLevel) release(sum []float64, count int, s float64) ([]float64, map
 // epsilon is the user-level (ε, δ) of the rounds so far.
 func (u *userLevel) epsilon() (accountant.Result, error) {
 	if u.rounds == 0 {
-		return accountant.Result{Delta: u.cfg.Delta}, nil
+		return accountant.Result{Delta: u.cfg.Delta, Method: u.acct.Method}, nil
 	}
 	return dp.UserLevelEpsilon(dp.UserLevel{
 		NoiseMultiplier: u.z, ClientsPerRound: min(u.m, float64(u.population)), Population: u.population,
 		Rounds: u.rounds, Delta: u.cfg.Delta,
-	}, accountant.Config{})
+	}, u.acct)
 }
 
 // UserLevelPrivacyRecord: the federation's user-level DP after a round that sampled
 // clients: (Epsilon, Delta) of DP-FedAvg over Rounds rounds at sampling rate SampleRate
-// and noise multiplier NoiseMultiplier, by the RDP accountant (Grid and Conversion name
-// how ε was computed).
+// and noise multiplier NoiseMultiplier, by the accountant Accountant ("rdp" or "prv";
+// empty in records written before it was recorded: rdp), and Accounting says how (for RDP
+// also Grid and Conversion).
 type UserLevelPrivacyRecord struct {
 	Round           uint64  `json:"round"`
 	Epsilon         float64 `json:"epsilon"`
@@ -181,6 +183,8 @@ type UserLevelPrivacyRecord struct {
 	Clip       float64 `json:"next_clip,omitempty"`
 	Grid       string  `json:"grid"`
 	Conversion string  `json:"conversion"`
+	Accountant string  `json:"accountant,omitempty"`
+	Accounting string  `json:"accounting,omitempty"`
 }
 
 func (UserLevelPrivacyRecord) isRecord() {}
@@ -195,5 +199,6 @@ func (c *Coordinator) userLevelRecord(round uint64) (UserLevelPrivacyRecord, err
 	return UserLevelPrivacyRecord{
 		Round: round, Epsilon: res.Epsilon, Delta: res.Delta, NoiseMultiplier: u.z,
 		SampleRate: u.sampleRate(u.population), Rounds: u.rounds, Clip: u.clip(), Grid: res.Grid, Conversion: res.Conversion.String(),
+		Accountant: res.Method.String(), Accounting: res.Describe(),
 	}, nil
 }

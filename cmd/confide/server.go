@@ -81,6 +81,8 @@ type serverResult struct {
 	EpsilonMax         *float64 `json:"epsilon_max,omitempty"`
 	EpsilonReportedMax *float64 `json:"epsilon_reported_max,omitempty"`
 	Delta              float64  `json:"delta,omitempty"`
+	// Accountant is dp.accountant, the accountant of the server's ε (rdp or prv).
+	Accountant string `json:"accountant,omitempty"`
 	// UserLevel is the federation's user-level DP (dp.user_level), nil when it is off.
 	UserLevel *server.UserLevelPrivacyRecord `json:"user_level,omitempty"`
 	Seconds   float64                        `json:"seconds"`
@@ -293,6 +295,7 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		}
 		cs.Meta = checkpointMeta
 		cs.Meta.Provenance = &model.Provenance{Mode: model.TrainedServer, Strategy: fed.Strategy.Name}
+		cs.Accountant = serverAccountant(fed.DP)
 		stores = append(stores, cs)
 	}
 	svc := server.NewService(coord, server.ServiceConfig{JoinToken: sf.JoinToken, MaxClients: sf.MaxClients, RequireClientCertificate: tlsConfig != nil, Store: stores, Logger: slog.Default()})
@@ -352,6 +355,9 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 	if res.DPSGD {
 		res.Delta = fed.DP.Delta
 	}
+	if res.DPSGD || fed.DP.UserLevel.On() {
+		res.Accountant = serverAccountant(fed.DP)
+	}
 	mu.Lock()
 	if a, ok := accuracy[0]; ok {
 		res.InitialAccuracy = &a
@@ -404,17 +410,35 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		case res.EpsilonMax == nil:
 			fmt.Fprintln(w, "no client was sent a DP-SGD task (ε = 0)")
 		default:
-			fmt.Fprintf(w, "largest client ε %.3g at δ = %g (accounted by the server from the tasks it issued", *res.EpsilonMax, res.Delta)
+			fmt.Fprintf(w, "largest client ε %.3g at δ = %g (accounted by the server's %s accountant from the tasks it issued", *res.EpsilonMax, res.Delta, res.Accountant)
 			if res.EpsilonReportedMax != nil {
 				fmt.Fprintf(w, "; clients reported at most %.3g", *res.EpsilonReportedMax)
 			}
 			fmt.Fprintln(w, ")")
 		}
 		if u := res.UserLevel; u != nil {
-			fmt.Fprintf(w, "user-level DP (%s noise): ε = %.3g at δ = %g over %d rounds, q = %.3g, z = %g (RDP, %s orders, %s conversion)\n",
-				fed.DP.UserLevel.Mode, u.Epsilon, u.Delta, u.Rounds, u.SampleRate, u.NoiseMultiplier, u.Grid, u.Conversion)
+			fmt.Fprintf(w, "user-level DP (%s noise): ε = %.3g at δ = %g over %d rounds, q = %.3g, z = %g (%s)\n",
+				fed.DP.UserLevel.Mode, u.Epsilon, u.Delta, u.Rounds, u.SampleRate, u.NoiseMultiplier, userLevelAccounting(*u))
 		}
 	})
+}
+
+// serverAccountant is dp.accountant's name, rdp when unset.
+func serverAccountant(d server.DPConfig) string {
+	acct, err := d.Accounting()
+	if err != nil {
+		return d.Accountant
+	}
+	return acct.Method.String()
+}
+
+// userLevelAccounting says how a user-level record's ε was computed (records older than
+// the accountant field are RDP).
+func userLevelAccounting(u server.UserLevelPrivacyRecord) string {
+	if u.Accounting != "" {
+		return u.Accounting
+	}
+	return fmt.Sprintf("RDP, %s orders, %s conversion", u.Grid, u.Conversion)
 }
 
 func deref(p *float64) float64 {
