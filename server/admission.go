@@ -37,8 +37,8 @@ func newJoinLimits(cfg ServiceConfig) *joinLimits {
 	}
 }
 
-// allow takes one Join from the identity's and the peer's buckets.
-func (j *joinLimits) allow(id, peer string) error {
+// allowPeer takes one Join attempt from the peer address's bucket.
+func (j *joinLimits) allowPeer(peer string) error {
 	now := time.Now()
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -46,6 +46,15 @@ func (j *joinLimits) allow(id, peer string) error {
 	if !j.take(j.peers, peer, j.perPeer, j.burstPeer, now) {
 		return status.Errorf(codes.ResourceExhausted, "too many joins from %s (at most %g a second): retry later", peer, float64(j.perPeer))
 	}
+	return nil
+}
+
+// allowIdentity takes one session start from the identity's bucket (joins the server
+// refuses anyway, e.g. while another session is live, do not count).
+func (j *joinLimits) allowIdentity(id string) error {
+	now := time.Now()
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	if !j.take(j.ids, id, j.perID, j.burstID, now) {
 		return status.Errorf(codes.ResourceExhausted, "client %q joins too often (at most %g a second, bursts of %d): retry later", id, float64(j.perID), j.burstID)
 	}

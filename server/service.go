@@ -465,7 +465,7 @@ func (s *Service) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRespon
 		s.log.Warn("join refused: name is not the certificate's identity", "name", name, "certificate", id, "peer", c.addr)
 		return nil, status.Errorf(codes.PermissionDenied, "client name %q does not match the certificate of this connection, issued to %q (its subject CN): join as %q, or use the certificate issued to %q", name, id, id, name)
 	}
-	if err := s.joinLimits.allow(name, peerHost(c.addr)); err != nil {
+	if err := s.joinLimits.allowPeer(peerHost(c.addr)); err != nil {
 		s.cfg.Metrics.rejected.WithLabelValues("join_rate").Inc()
 		return nil, err
 	}
@@ -476,6 +476,10 @@ func (s *Service) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRespon
 			s.cfg.Metrics.rejected.WithLabelValues("live_session").Inc()
 			s.log.Warn("join refused: the client has a live session", "client", name, "peer", c.addr)
 		}
+		return nil, err
+	}
+	if err := s.joinLimits.allowIdentity(name); err != nil {
+		s.cfg.Metrics.rejected.WithLabelValues("join_rate").Inc()
 		return nil, err
 	}
 	if err := s.submit(ctx, Join{ClientID: name, CommitteeEligible: req.GetCommitteeEligible()}); err != nil {
