@@ -41,7 +41,7 @@ Exit codes: 0 success, 1 runtime failure, 2 a usage error: a bad flag value, a m
 corrupt model file, or data that does not fit the model.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newModelInspectCmd(g), newModelEvaluateCmd(g), newModelPredictCmd(g), newModelPruneCmd(g), newModelQuantizeCmd(g), newModelDistillCmd(g))
+	cmd.AddCommand(newModelInspectCmd(g), newModelEvaluateCmd(g), newModelPredictCmd(g), newModelPruneCmd(g), newModelQuantizeCmd(g), newModelDistillCmd(g), newModelServeCmd(g))
 	return cmd
 }
 

@@ -338,7 +338,12 @@ func decodePNG(path string) (image.Image, error) {
 		return nil, err
 	}
 	defer f.Close()
-	br := bufio.NewReader(f)
+	return decodePNGFrom(f)
+}
+
+// decodePNGFrom decodes a PNG image of at most maxPNGPixels from r.
+func decodePNGFrom(r io.Reader) (image.Image, error) {
+	br := bufio.NewReader(r)
 	head, err := br.Peek(64)
 	if err != nil && len(head) == 0 {
 		return nil, fmt.Errorf("not a PNG file: %v", err)
