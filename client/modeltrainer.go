@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/confide-fl/confide/data"
 	"github.com/confide-fl/confide/dp"
@@ -29,6 +30,9 @@ type ModelTrainerConfig struct {
 	// RaiseBudget allows Budget to exceed the budget the ledger holds; the raise is
 	// recorded in the ledger (dp.WithRaiseBudget). Without it a larger budget is refused.
 	RaiseBudget bool
+	// LedgerOptions are passed on when the ledger is opened: dp.WithAccountant chooses the
+	// accountant of a new ledger (a simulator's dp.accountant).
+	LedgerOptions []dp.LedgerOption
 	// Store keeps the privacy ledger; nil keeps it in memory (it then dies with the process).
 	Store Store
 	// Seed, when non-zero, makes DP noise and batch sampling deterministic (tests,
@@ -123,7 +127,7 @@ func NewModelTrainer(cfg ModelTrainerConfig) (*ModelTrainer, error) {
 		}
 	}
 	if cfg.Budget != nil {
-		var opts []dp.LedgerOption
+		opts := slices.Clone(cfg.LedgerOptions)
 		if cfg.RaiseBudget {
 			opts = append(opts, dp.WithRaiseBudget())
 		}

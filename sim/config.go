@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/confide-fl/confide/data"
+	"github.com/confide-fl/confide/dp/accountant"
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/server"
 	"github.com/confide-fl/confide/server/strategy"
@@ -145,6 +146,9 @@ type DPConfig struct {
 	// server.UserLevelDPConfig. expected_clients defaults to clients_per_round; the clip is
 	// dp.user_level.clip, so leave dp.update_clip_norm unset.
 	UserLevel server.UserLevelDPConfig `yaml:"user_level"`
+	// Accountant computes every ε of the run: rdp (default) or prv (tighter, see
+	// dp/accountant); the clients' ledgers keep it and the server accounts with it.
+	Accountant string `yaml:"accountant"`
 }
 
 // EvaluationConfig sets the evaluation cadence.
@@ -420,6 +424,9 @@ func (c Config) validate(datasetGiven bool) error {
 	if d.BudgetEpsilon < 0 || math.IsNaN(d.BudgetEpsilon) || math.IsInf(d.BudgetEpsilon, 0) {
 		bad("dp.budget_epsilon = %v: must be ≥ 0 (0: no limit)", d.BudgetEpsilon)
 	}
+	if _, err := d.accountant(); err != nil {
+		bad("%v", err)
+	}
 	if d.BudgetEpsilon > 0 && d.NoiseMultiplier == 0 {
 		bad("dp.budget_epsilon = %v with dp.noise_multiplier = 0: clients with a budget refuse training without DP-SGD; set dp.noise_multiplier > 0 or drop the budget", d.BudgetEpsilon)
 	}
@@ -513,6 +520,15 @@ func parseSamplePartition(s string) (int, bool) {
 		return 0, true
 	}
 	return n, true
+}
+
+// accountant is the method dp.accountant names.
+func (d DPConfig) accountant() (accountant.Method, error) {
+	m, err := accountant.ParseMethod(d.Accountant)
+	if err != nil {
+		return 0, fmt.Errorf("dp.accountant = %q: use rdp or prv", d.Accountant)
+	}
+	return m, nil
 }
 
 // dpOn reports whether clients train with DP-SGD.

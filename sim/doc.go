@@ -45,8 +45,9 @@
 // # Privacy and determinism
 //
 // Each client's ε is its own ledger's: record-level DP of its data under DP-SGD, composed
-// by the RDP accountant over the rounds it trained in; the summary reports the worst case
-// and the mean over clients, at Config.DP.Delta. DP noise and Poisson sampling come from
+// over the rounds it trained in by the accountant of dp.accountant (RDP by default, or
+// PRV; the ledgers record it and the server accounts with it too); the summary reports the
+// worst case and the mean over clients, at Config.DP.Delta. DP noise and Poisson sampling come from
 // crypto/rand unless DP.DeterministicNoise asks for generators seeded from the run's seed,
 // which the summary then states; without DP-SGD, local shuffling is always seeded. Secure
 // aggregation draws its keys, encryption randomness and flooding noise from crypto/rand

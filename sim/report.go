@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -97,6 +98,8 @@ type Privacy struct {
 	Meaning        string  `json:"meaning"`
 	// Noise names the source of DP noise and Poisson sampling.
 	Noise string `json:"noise"`
+	// Accountant is dp.accountant, the accountant of every ε of the run: rdp or prv.
+	Accountant string `json:"accountant,omitempty"`
 	// UserLevel is the federation's user-level DP (dp.user_level), beside the record-level
 	// ε above; nil when it is off.
 	UserLevel *UserLevelPrivacy `json:"user_level,omitempty"`
@@ -130,11 +133,19 @@ type UserLevelPrivacy struct {
 	Meaning               string  `json:"meaning"`
 }
 
+// userLevelMeaning and privacyMeaning say what the ε of each level means, naming the
+// accountant (RDP or PRV).
+func userLevelMeaning(acct string) string {
+	return "user-level (client-level) DP of each client's whole dataset: DP-FedAvg, updates clipped on the clients, " +
+		"Gaussian noise on their sum, " + acct + " accountant of the Poisson-subsampled Gaussian over the rounds"
+}
+
+func privacyMeaning(acct string) string {
+	return "record-level (example-level) DP of each client's local data: DP-SGD on the client, " +
+		"composed by the client's " + acct + " accountant over the rounds that client trained in; epsilon is the worst case over clients"
+}
+
 const (
-	userLevelMeaning = "user-level (client-level) DP of each client's whole dataset: DP-FedAvg, updates clipped on the clients, " +
-		"Gaussian noise on their sum, RDP accountant of the Poisson-subsampled Gaussian over the rounds"
-	privacyMeaning = "record-level (example-level) DP of each client's local data: DP-SGD on the client, " +
-		"composed by the client's RDP accountant over the rounds that client trained in; epsilon is the worst case over clients"
 	noiseSecure        = "secure (AES-128-CTR keyed from crypto/rand, the operating system)"
 	noiseDeterministic = "DETERMINISTIC: seeded from the run's seed for reproducibility; this run's ε is not a privacy guarantee"
 )
@@ -192,7 +203,12 @@ func (r *run) report() (*Report, error) {
 	if len(rows) > 0 {
 		s.SecondsPerRound = s.WallSeconds / float64(len(rows))
 	}
-	p := Privacy{DPSGD: c.dpOn(), Delta: c.DP.Delta, UpdateClipNorm: c.DP.UpdateClipNorm, Meaning: privacyMeaning, Noise: noiseSecure}
+	method, _ := c.DP.accountant() // validated with the config
+	acctName := strings.ToUpper(method.String())
+	p := Privacy{DPSGD: c.dpOn(), Delta: c.DP.Delta, UpdateClipNorm: c.DP.UpdateClipNorm, Meaning: privacyMeaning(acctName), Noise: noiseSecure}
+	if p.DPSGD || c.DP.UserLevel.On() {
+		p.Accountant = method.String()
+	}
 	if p.DPSGD {
 		p.NoiseMultiplier, p.MaxGradNorm = c.DP.NoiseMultiplier, c.DP.MaxGradNorm
 		if c.DP.DeterministicNoise {
@@ -215,7 +231,7 @@ func (r *run) report() (*Report, error) {
 		p.Noise = "none"
 	}
 	if u := c.DP.UserLevel; u.On() {
-		ul := &UserLevelPrivacy{Mode: u.Mode, Delta: r.fed.DP.UserLevel.Delta, NoiseMultiplier: u.NoiseMultiplier, Adaptive: u.IsAdaptive(), Clip: u.Clip, Meaning: userLevelMeaning}
+		ul := &UserLevelPrivacy{Mode: u.Mode, Delta: r.fed.DP.UserLevel.Delta, NoiseMultiplier: u.NoiseMultiplier, Adaptive: u.IsAdaptive(), Clip: u.Clip, Meaning: userLevelMeaning(acctName)}
 		if u.IsAdaptive() {
 			ul.Clip = u.Adaptive.InitialClip
 			// What one client can move the indicator sum by, from the value clients send.
@@ -240,7 +256,7 @@ func (r *run) report() (*Report, error) {
 		}
 		if rec := r.rec.userLevelRecord(); rec != nil {
 			ul.Epsilon, ul.Delta, ul.SampleRate, ul.Rounds = rec.Epsilon, rec.Delta, rec.SampleRate, rec.Rounds
-			ul.Accountant = fmt.Sprintf("RDP, %s orders, %s conversion", rec.Grid, rec.Conversion)
+			ul.Accountant = rec.Accounting
 		}
 		if c.DP.DeterministicNoise {
 			p.Noise = noiseDeterministic
@@ -274,7 +290,7 @@ func (r *run) epsilons() ([]float64, error) {
 		if err != nil {
 			return nil, fmt.Errorf("client %s: %w", r.id(k), err)
 		}
-		res, err := accountant.Epsilon(snap.History, snap.Budget.Delta, accountant.Config{})
+		res, err := accountant.Epsilon(snap.History, snap.Budget.Delta, accountant.Config{Method: snap.Accountant})
 		if err != nil {
 			return nil, fmt.Errorf("client %s: %w", r.id(k), err)
 		}
@@ -363,7 +379,7 @@ func modelMeta(r *run, s Summary) model.Meta {
 	p.Dataset, p.Strategy, p.Rounds, p.Clients, p.Seed = s.Dataset, s.Strategy, s.Rounds, s.Clients, s.Seed
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) && v >= 0 }
 	if q := s.Privacy; q.DPSGD && finite(q.Epsilon) {
-		p.Privacy = append(p.Privacy, model.PrivacyGuarantee{Level: model.PrivacyRecord, Mechanism: "DP-SGD, RDP accountant; noise " + q.Noise,
+		p.Privacy = append(p.Privacy, model.PrivacyGuarantee{Level: model.PrivacyRecord, Mechanism: "DP-SGD, " + strings.ToUpper(q.Accountant) + " accountant; noise " + q.Noise,
 			Epsilon: q.Epsilon, Delta: q.Delta, NoiseMultiplier: q.NoiseMultiplier, Meaning: q.Meaning})
 	}
 	if u := s.Privacy.UserLevel; u != nil && finite(u.Epsilon) {

@@ -352,7 +352,7 @@ func (r *run) federation() (server.Config, error) {
 		},
 		DP: server.DPConfig{
 			NoiseMultiplier: c.DP.NoiseMultiplier, MaxGradNorm: c.DP.MaxGradNorm, Delta: c.DP.Delta, SampleRate: q,
-			UpdateClipNorm: c.DP.UpdateClipNorm, UserLevel: c.DP.UserLevel,
+			UpdateClipNorm: c.DP.UpdateClipNorm, UserLevel: c.DP.UserLevel, Accountant: c.DP.Accountant,
 		},
 		SecAgg: sa,
 	}
@@ -507,10 +507,11 @@ var _ client.Trainer = (*virtualTrainer)(nil)
 // trainer materialises the client's ModelTrainer; the caller closes it. budget is nil for
 // evaluate tasks, which spend no privacy and so open no ledger.
 func (t *virtualTrainer) trainer(w *worker, seed uint64, budget *dp.Budget) (*client.ModelTrainer, error) {
+	m, _ := t.r.cfg.DP.accountant() // validated with the config
 	return client.NewModelTrainer(client.ModelTrainerConfig{
 		Train:  t.r.pop.view(t.k, &w.buf),
-		Budget: budget,
-		Store:  t.store, Seed: seed, Models: w.models,
+		Budget: budget, LedgerOptions: []dp.LedgerOption{dp.WithAccountant(m)},
+		Store: t.store, Seed: seed, Models: w.models,
 		// The view holds the client's rows of the features computed once (featurize).
 		Featured: t.r.spec.Features,
 	})

@@ -450,7 +450,7 @@ func printSummary(w io.Writer, o simOutput) {
 	}
 	p := s.Privacy
 	if p.DPSGD {
-		fmt.Fprintf(w, "privacy: ε = %.3g at δ = %g (worst client; mean %.3g over %d clients), σ = %g, C = %g\n", p.Epsilon, p.Delta, p.EpsilonMean, p.ClientsAccounted, p.NoiseMultiplier, p.MaxGradNorm)
+		fmt.Fprintf(w, "privacy: ε = %.3g at δ = %g by the %s accountant (worst client; mean %.3g over %d clients), σ = %g, C = %g\n", p.Epsilon, p.Delta, p.Accountant, p.EpsilonMean, p.ClientsAccounted, p.NoiseMultiplier, p.MaxGradNorm)
 		fmt.Fprintf(w, "         %s\n         noise: %s\n", p.Meaning, p.Noise)
 	} else {
 		fmt.Fprintf(w, "privacy: %s\n", p.Meaning)
