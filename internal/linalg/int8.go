@@ -37,11 +37,7 @@ func QuantizeRows(dst []int16, scales []float64, x []float64, m, k, kpad int, st
 		q := dst[i*kpad : (i+1)*kpad]
 		s := static
 		if s <= 0 {
-			mx := 0.0
-			for _, v := range row {
-				mx = max(mx, math.Abs(v))
-			}
-			s = mx / 127
+			s = absMax(row) / 127
 		}
 		scales[i] = s
 		if s == 0 {
@@ -49,13 +45,56 @@ func QuantizeRows(dst []int16, scales []float64, x []float64, m, k, kpad int, st
 			continue
 		}
 		inv := 1 / s
+		q = q[:len(row)]
 		for p, v := range row {
+			// Plain comparisons and a truncation: the min/max builtins and math.Round
+			// handle NaN, −0 and huge values at several times the cost, and x is finite.
 			r := v * inv
-			r = min(max(r, -127), 127)
-			q[p] = int16(math.Round(r))
+			if r > 127 {
+				r = 127
+			} else if r < -127 {
+				r = -127
+			}
+			q[p] = int16(r + math.Copysign(0.5, r)) // round half away from zero
 		}
-		clear(q[k:])
+		clear(dst[i*kpad+k : (i+1)*kpad])
 	}
+}
+
+// absMax is max |v| over v, four running maxima at a time.
+func absMax(v []float64) float64 {
+	var m0, m1, m2, m3 float64
+	i := 0
+	for ; i+4 <= len(v); i += 4 {
+		a, b, c, d := math.Abs(v[i]), math.Abs(v[i+1]), math.Abs(v[i+2]), math.Abs(v[i+3])
+		if a > m0 {
+			m0 = a
+		}
+		if b > m1 {
+			m1 = b
+		}
+		if c > m2 {
+			m2 = c
+		}
+		if d > m3 {
+			m3 = d
+		}
+	}
+	for ; i < len(v); i++ {
+		if a := math.Abs(v[i]); a > m0 {
+			m0 = a
+		}
+	}
+	if m1 > m0 {
+		m0 = m1
+	}
+	if m3 > m2 {
+		m2 = m3
+	}
+	if m2 > m0 {
+		m0 = m2
+	}
+	return m0
 }
 
 // QuantizeChannels quantises weight matrix w (k×n, row-major; channel j is column j) for
