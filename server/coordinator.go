@@ -106,7 +106,7 @@ type fitRound struct {
 	dpMetrics    map[string]float64
 	pending      map[string]string // client → task id
 	updates      []strategy.ClientUpdate
-	agg          *secagg.Aggregator
+	uploads      // secure aggregation: the encrypted sum and the uploads being added
 	contributors []string
 	failures     []strategy.Failure
 	// stats are the decrypted training statistics (secure aggregation): the weighted mean
@@ -119,8 +119,8 @@ type evalRound struct {
 	pending  map[string]string
 	results  []strategy.EvaluateResult
 	failures []strategy.Failure
-	// agg sums the encrypted evaluation statistics under secure aggregation.
-	agg *secagg.Aggregator
+	// uploads sums the encrypted evaluation statistics under secure aggregation.
+	uploads
 }
 
 // decryption is an aggregate the key committee is opening: the round's update, or the
@@ -360,6 +360,8 @@ func (c *Coordinator) step(ev Event, r *Ready) error {
 		return c.result(e, r)
 	case Evaluated:
 		return c.evaluated(e, r)
+	case Aggregated:
+		return c.aggregated(e, r)
 	default:
 		return reject(RejectInvalid, "unknown event %T", ev)
 	}

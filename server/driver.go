@@ -4,7 +4,7 @@ import "fmt"
 
 // Driver carries out a Ready in the order the contract requires: Persist durably first;
 // then deliver Send, then Revoke (so a task sent and revoked by one Ready is never seen);
-// then hand over the central evaluations; then the notices. The gRPC service and the
+// then hand over the aggregation work and the central evaluations; then the notices. The gRPC service and the
 // simulator's in-memory network both apply every Ready through it, each supplying what
 // delivering, evaluating and noticing mean for it (mailboxes that clients pull, or virtual
 // clients scheduled in simulated time).
@@ -14,6 +14,9 @@ type Driver struct {
 	Deliver func(send []Envelope, revoke []Revocation) error
 	// Evaluate runs or schedules central evaluations (answered with Evaluated events).
 	Evaluate func([]EvaluationRequest) error
+	// Aggregate runs or schedules the addition of encrypted uploads, one at a time in
+	// order (answered with the Aggregated events AggregationWork.Run returns).
+	Aggregate func([]AggregationWork) error
 	// Notify acts on one notice (metrics, logs, progress).
 	Notify func(Notice)
 }
@@ -28,6 +31,14 @@ func (d Driver) Apply(r Ready) error {
 	}
 	if d.Deliver != nil && (len(r.Send) > 0 || len(r.Revoke) > 0) {
 		if err := d.Deliver(r.Send, r.Revoke); err != nil {
+			return err
+		}
+	}
+	if len(r.Aggregate) > 0 {
+		if d.Aggregate == nil {
+			return fmt.Errorf("server: the driver cannot add the %d encrypted uploads a Ready lists", len(r.Aggregate))
+		}
+		if err := d.Aggregate(r.Aggregate); err != nil {
 			return err
 		}
 	}

@@ -65,23 +65,8 @@ func (c *Coordinator) evalResult(ts *taskState, res *pb.Result, r *Ready) string
 		if err != nil {
 			return err.Error()
 		}
-		var u secagg.EncryptedUpdate
-		if err := u.UnmarshalBinary(data); err != nil {
-			return err.Error()
-		}
-		if u.ClientID != ts.client {
-			return fmt.Sprintf("encrypted evaluation names client %q", u.ClientID)
-		}
-		if u.TaskID != ts.id {
-			return fmt.Sprintf("encrypted evaluation made for task %q, not %s", u.TaskID, ts.id)
-		}
-		if err := e.agg.Add(&u); err != nil {
-			return err.Error()
-		}
 		delete(e.pending, ts.client)
-		if len(e.pending) == 0 {
-			c.finishEvaluate(r)
-		}
+		e.queue(r, e.number, ts.client, ts.id, "evaluation", data)
 		return ""
 	}
 	loss, ok := res.Metrics["loss"]
@@ -105,6 +90,9 @@ func (c *Coordinator) finishEvaluate(r *Ready) {
 		e.failures = append(e.failures, strategy.Failure{ClientID: id, Kind: strategy.FailureTimeout, Reason: "no result before the evaluate deadline"})
 	}
 	clear(e.pending)
+	if e.busy() {
+		return // aggregated finishes the phase
+	}
 	if e.agg != nil {
 		if e.agg.Count() >= c.cfg.SecAgg.MinContributions && c.com != nil {
 			c.startDecrypt(e.agg, e.number, true, r)

@@ -184,46 +184,36 @@ func (c *Coordinator) fitResult(ts *taskState, res *pb.Result, r *Ready) string 
 		if err != nil {
 			return err.Error()
 		}
-		var u secagg.EncryptedUpdate
-		if err := u.UnmarshalBinary(data); err != nil {
-			return err.Error()
-		}
-		if u.ClientID != ts.client {
-			return fmt.Sprintf("encrypted update names client %q", u.ClientID)
-		}
-		if u.TaskID != ts.id {
-			return fmt.Sprintf("encrypted update made for task %q, not %s", u.TaskID, ts.id)
-		}
-		if err := f.agg.Add(&u); err != nil {
-			return err.Error()
-		}
-	} else {
-		data, err := blob.Find(res.Blobs, blob.Update)
-		if err != nil {
-			return err.Error()
-		}
-		delta, err := blob.DecodeFloats(data, c.dim+c.extra())
-		if err != nil {
-			return "update: " + err.Error()
-		}
-		clip, key := c.cfg.DP.UpdateClipNorm, "dp.update_clip_norm"
-		if c.ul != nil {
-			clip, key = f.clip, "the round's user-level clip"
-			if b := delta[c.dim:]; len(b) > 0 && b[0] != 0.5 && b[0] != -0.5 {
-				return fmt.Sprintf("clip indicator %v: must be +½ or −½ (the centred 1[‖Δ‖ ≤ S] − ½)", b[0])
-			}
-		}
-		if clip > 0 {
-			var s float64
-			for _, v := range delta[:c.dim] {
-				s += v * v
-			}
-			if n := math.Sqrt(s); n > clip*(1+1e-9) {
-				return fmt.Sprintf("update norm %.6g exceeds %s %g (clip before sending)", n, key, clip)
-			}
-		}
-		f.updates = append(f.updates, strategy.ClientUpdate{ClientID: ts.client, Delta: delta, Weight: c.weight(res.NumExamples), NumExamples: int(res.NumExamples), Metrics: res.Metrics})
+		// Contributes once the driver has added it (Aggregated).
+		delete(f.pending, ts.client)
+		f.queue(r, f.number, ts.client, ts.id, "update", data)
+		return ""
 	}
+	data, err := blob.Find(res.Blobs, blob.Update)
+	if err != nil {
+		return err.Error()
+	}
+	delta, err := blob.DecodeFloats(data, c.dim+c.extra())
+	if err != nil {
+		return "update: " + err.Error()
+	}
+	clip, key := c.cfg.DP.UpdateClipNorm, "dp.update_clip_norm"
+	if c.ul != nil {
+		clip, key = f.clip, "the round's user-level clip"
+		if b := delta[c.dim:]; len(b) > 0 && b[0] != 0.5 && b[0] != -0.5 {
+			return fmt.Sprintf("clip indicator %v: must be +½ or −½ (the centred 1[‖Δ‖ ≤ S] − ½)", b[0])
+		}
+	}
+	if clip > 0 {
+		var s float64
+		for _, v := range delta[:c.dim] {
+			s += v * v
+		}
+		if n := math.Sqrt(s); n > clip*(1+1e-9) {
+			return fmt.Sprintf("update norm %.6g exceeds %s %g (clip before sending)", n, key, clip)
+		}
+	}
+	f.updates = append(f.updates, strategy.ClientUpdate{ClientID: ts.client, Delta: delta, Weight: c.weight(res.NumExamples), NumExamples: int(res.NumExamples), Metrics: res.Metrics})
 	delete(f.pending, ts.client)
 	f.contributors = append(f.contributors, ts.client)
 	if len(f.pending) == 0 {
@@ -232,7 +222,8 @@ func (c *Coordinator) fitResult(ts *taskState, res *pb.Result, r *Ready) string 
 	return ""
 }
 
-// finishFit ends the fit phase: stragglers count as dropped; then decrypt or aggregate.
+// finishFit ends the fit phase: stragglers count as dropped; then, once the driver has
+// added every upload that arrived in time, decrypt or aggregate.
 func (c *Coordinator) finishFit(r *Ready) {
 	f := c.fit
 	for _, id := range slices.Sorted(mapsKeys(f.pending)) {
@@ -240,6 +231,9 @@ func (c *Coordinator) finishFit(r *Ready) {
 		f.failures = append(f.failures, strategy.Failure{ClientID: id, Kind: strategy.FailureTimeout, Reason: "no result before the fit deadline"})
 	}
 	clear(f.pending)
+	if f.busy() {
+		return // aggregated finishes the phase
+	}
 	if n := len(f.contributors); n < c.cfg.Sampling.MinFit {
 		c.failRound(fmt.Sprintf("only %d of the sampled clients returned updates, sampling.min_fit is %d", n, c.cfg.Sampling.MinFit), r)
 		return

@@ -58,6 +58,9 @@ type network struct {
 	persist  []server.Record
 	notices  []server.Notice
 	answered []answered
+	// hold keeps the driver's aggregation work in held instead of running it at once.
+	hold bool
+	held []server.AggregationWork
 }
 
 type answered struct {
@@ -176,6 +179,16 @@ func (n *network) step(ev server.Event) error {
 	}
 	for _, v := range r.Revoke {
 		n.queue[v.To] = slices.DeleteFunc(n.queue[v.To], func(t *pb.Task) bool { return t.TaskId == v.TaskID })
+	}
+	// Encrypted uploads are added by the driver too, answered with Aggregated events.
+	for _, w := range r.Aggregate {
+		if n.hold {
+			n.held = append(n.held, w)
+			continue
+		}
+		if serr := n.step(w.Run()); serr != nil {
+			return serr
+		}
 	}
 	return err
 }

@@ -135,10 +135,9 @@ type Service struct {
 	uploading  map[string]bool // clients with a PushResult in flight
 	joinLimits *joinLimits
 	driver     Driver
-	// The central evaluations the coordinator asked for, run by evaluateLoop.
-	evalMu     sync.Mutex
-	evalQueue  []EvaluationRequest
-	evalWake   chan struct{}
+	// The driver's work the coordinator asked for, each done on a goroutine of its own.
+	evals      *workQueue[EvaluationRequest]
+	adds       *workQueue[AggregationWork]
 	mail       map[string]*mailbox
 	finished   bool
 	round      uint64
@@ -171,11 +170,11 @@ func NewService(coord *Coordinator, cfg ServiceConfig) *Service {
 	s := &Service{
 		cfg: cfg, coord: coord, events: make(chan request), health: health.NewServer(), log: cfg.Logger,
 		uploads: make(chan struct{}, cfg.MaxConcurrentUploads), uploading: map[string]bool{},
-		joinLimits: newJoinLimits(cfg), evalWake: make(chan struct{}, 1),
+		joinLimits: newJoinLimits(cfg), evals: newWorkQueue[EvaluationRequest](), adds: newWorkQueue[AggregationWork](),
 		sessions: newSessionTable(idle), mail: map[string]*mailbox{},
 		done: make(chan struct{}), roundStart: map[uint64]time.Time{},
 	}
-	s.driver = Driver{Store: cfg.Store, Deliver: s.deliver, Evaluate: s.scheduleEvaluations, Notify: s.notice}
+	s.driver = Driver{Store: cfg.Store, Deliver: s.deliver, Evaluate: s.evals.push, Aggregate: s.adds.push, Notify: s.notice}
 	return s
 }
 
@@ -191,9 +190,11 @@ func (s *Service) Done() <-chan struct{} { return s.done }
 func (s *Service) Run(ctx context.Context) error {
 	tick := time.NewTicker(s.cfg.TickInterval)
 	defer tick.Stop()
-	evalCtx, stopEvals := context.WithCancel(ctx)
-	defer stopEvals()
-	go s.evaluateLoop(evalCtx)
+	workCtx, stopWork := context.WithCancel(ctx)
+	defer stopWork()
+	eval := s.coord.CentralEvaluator()
+	go s.evals.run(workCtx, func(ctx context.Context, req EvaluationRequest) { s.evaluate(ctx, eval, req) })
+	go s.adds.run(workCtx, s.add)
 	last := time.Now()
 	if err := s.apply(s.step(Tick{})); err != nil {
 		return err
@@ -270,49 +271,32 @@ func (s *Service) deliver(send []Envelope, revoke []Revocation) error {
 	return nil
 }
 
-// scheduleEvaluations hands central evaluations to evaluateLoop.
-func (s *Service) scheduleEvaluations(reqs []EvaluationRequest) error {
-	s.evalMu.Lock()
-	s.evalQueue = append(s.evalQueue, reqs...)
-	s.evalMu.Unlock()
-	select {
-	case s.evalWake <- struct{}{}:
-	default:
+// evaluate runs one central evaluation and hands its result back as an Evaluated event.
+func (s *Service) evaluate(ctx context.Context, eval func(uint64, []float64) (map[string]float64, error), req EvaluationRequest) {
+	m, err := eval(req.Round, req.Params)
+	ev := Evaluated{Round: req.Round, Metrics: m}
+	if err != nil {
+		ev.Err = err.Error()
+		s.log.Warn("central evaluation failed", "round", req.Round, "err", err)
 	}
-	return nil
+	if err := s.submit(ctx, ev); err != nil && ctx.Err() == nil {
+		s.log.Warn("central evaluation not delivered", "round", req.Round, "err", err)
+	}
 }
 
-// evaluateLoop runs the coordinator's central evaluations one at a time, off the goroutine
-// that steps it (a large test set would otherwise hold up every other event), and hands
-// each result back as an Evaluated event.
-func (s *Service) evaluateLoop(ctx context.Context) {
-	eval := s.coord.CentralEvaluator()
-	for {
-		s.evalMu.Lock()
-		var req EvaluationRequest
-		ok := len(s.evalQueue) > 0
-		if ok {
-			req = s.evalQueue[0]
-			s.evalQueue = s.evalQueue[1:]
-		}
-		s.evalMu.Unlock()
-		if !ok {
-			select {
-			case <-ctx.Done():
-				return
-			case <-s.evalWake:
-			}
-			continue
-		}
-		m, err := eval(req.Round, req.Params)
-		ev := Evaluated{Round: req.Round, Metrics: m}
-		if err != nil {
-			ev.Err = err.Error()
-			s.log.Warn("central evaluation failed", "round", req.Round, "err", err)
-		}
-		if err := s.submit(ctx, ev); err != nil && ctx.Err() == nil {
-			s.log.Warn("central evaluation not delivered", "round", req.Round, "err", err)
-		}
+// add adds one encrypted upload to its aggregate and hands the outcome back as an
+// Aggregated event.
+func (s *Service) add(ctx context.Context, w AggregationWork) {
+	start := time.Now()
+	ev := w.Run()
+	if ev.Err != "" {
+		s.log.Warn("encrypted upload refused", "round", w.Round, "client", w.ClientID, "task", w.TaskID, "err", ev.Err)
+	} else {
+		s.log.Debug("encrypted upload added", "round", w.Round, "client", w.ClientID, "seconds", time.Since(start).Seconds())
+	}
+	if err := s.submit(ctx, ev); err != nil && ctx.Err() == nil {
+		// The round ended (failed) while the upload was being added.
+		s.log.Debug("aggregated upload not taken", "round", w.Round, "client", w.ClientID, "err", err)
 	}
 }
 

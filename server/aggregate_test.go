@@ -1,0 +1,83 @@
+package server_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/confide-fl/confide/proto/blob"
+	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/server"
+)
+
+// Encrypted uploads are added by the driver, not inside Step: the fit phase waits for every
+// Aggregated answer, even past its deadline, and counts the client only then.
+func TestAggregationIsDriverWork(t *testing.T) {
+	ids := []string{"a", "b", "c"}
+	n := newNetwork(t, secAggConfig(1, 3, 3, 2), server.Options{}, trainersFor(ids...))
+	n.runUntil(func() bool { return len(noticesOf[server.RoundStarted](n)) > 0 })
+	n.hold = true
+	n.runUntil(func() bool { return len(n.held) == len(ids) })
+	if len(n.held) != len(ids) {
+		t.Fatalf("%d uploads to add, want %d", len(n.held), len(ids))
+	}
+	for i, w := range n.held {
+		if w.ClientID != ids[i] || w.Round != 1 || !strings.Contains(w.TaskID, "fit-r1") {
+			t.Fatalf("work %d: %+v", i, w)
+		}
+	}
+	// Past the fit deadline with every upload still being added: the round neither
+	// finishes nor fails, and no decryption starts.
+	n.tick(2 * time.Minute)
+	if f := noticesOf[server.RoundFinished](n); len(f) > 0 {
+		t.Fatalf("round ended before its uploads were added: %+v", f)
+	}
+	for id, q := range n.queue {
+		for _, task := range q {
+			if task.Kind == pb.TaskKind_TASK_KIND_DECRYPT {
+				t.Fatalf("decryption asked of %s before the uploads were added", id)
+			}
+		}
+	}
+	held := n.held
+	n.hold, n.held = false, nil
+	for _, w := range held {
+		n.mustStep(w.Run())
+	}
+	n.run()
+	f := noticesOf[server.RoundFinished](n)
+	if len(f) != 1 || f[0].Failed || f[0].Contributors != len(ids) {
+		t.Fatalf("round: %+v, want finished with %d contributors", f, len(ids))
+	}
+	// An answer for work of a phase that is over is refused as late.
+	var rej *server.RejectError
+	if err := n.step(held[0].Run()); !errors.As(err, &rej) || rej.Code != server.RejectLate {
+		t.Fatalf("stale Aggregated: %v, want a late refusal", err)
+	}
+}
+
+// An upload the aggregate refuses (here: not a ciphertext) fails its client's task once
+// the driver has tried to add it; the others still make the round.
+func TestAggregationRefusalIsAFailure(t *testing.T) {
+	ids := []string{"a", "b", "c", "d"}
+	n := newNetwork(t, secAggConfig(1, 3, 3, 2), server.Options{}, trainersFor(ids...))
+	n.runUntil(func() bool { return len(noticesOf[server.RoundStarted](n)) > 0 })
+	task := n.queue["d"][0]
+	n.queue["d"] = n.queue["d"][1:]
+	res := &pb.Result{TaskId: task.TaskId, Kind: task.Kind, Round: task.Round, Status: pb.ResultStatus_RESULT_STATUS_OK,
+		Blobs: []*pb.Blob{blob.New(blob.EncryptedUpdate, []byte("not a ciphertext"))}}
+	n.mustStep(server.ResultIn{ClientID: "d", Result: res}) // accepted for adding
+	n.run()
+	f := noticesOf[server.RoundFinished](n)
+	if len(f) != 1 || f[0].Failed || f[0].Contributors != 3 {
+		t.Fatalf("round: %+v, want finished with 3 contributors", f)
+	}
+	var found bool
+	for _, fl := range f[0].Failures {
+		found = found || (fl.ClientID == "d" && strings.HasPrefix(fl.Reason, "encrypted update refused"))
+	}
+	if !found {
+		t.Fatalf("failures %+v: want d's upload refused", f[0].Failures)
+	}
+}
