@@ -70,7 +70,7 @@ func TestRecordingServerSeesNothingDataDependentInTheClear(t *testing.T) {
 			for _, v := range r.Revoke {
 				queue[v.To] = slices.DeleteFunc(queue[v.To], func(t *pb.Task) bool { return t.TaskId == v.TaskID })
 			}
-			for _, w := range r.Aggregate { // the driver's work, answered at once
+			for _, w := range r.Work { // the driver's work, answered at once
 				step(w.Run())
 			}
 		}

@@ -289,15 +289,17 @@ func (a *Aggregator) Open(ch *Challenge) (*Opening, error) {
 		}
 	}
 	o := &Opening{Session: req.Session, Round: req.Round, Purpose: req.Purpose, Aggregate: req.Aggregate, To: ch.From, Leaves: slices.Clone(ch.Leaves), chunks: len(a.sum), width: width, depth: depth, uploads: make([]uploadOpening, len(a.order))}
-	parallelFor(a.cfg.Workers, len(a.order), func(_, i int) {
-		t := a.uploads[a.order[i]].tree
+	// One goroutine: an opening copies a few leaves per upload (MaxSpotChecks at most), and
+	// the coordinator calls Open inside Step, which starts no goroutine.
+	for i, k := range a.order {
+		t := a.uploads[k].tree
 		u := uploadOpening{c0: t.c0, coeffs: make([]uint64, 0, len(ch.Leaves)*len(a.sum)*width), path: make([][32]byte, 0, len(ch.Leaves)*depth)}
 		for _, l := range ch.Leaves {
 			u.coeffs = t.leaf(u.coeffs, int(l))
 			u.path = t.path(u.path, int(l))
 		}
 		o.uploads[i] = u
-	})
+	}
 	return o, nil
 }
 

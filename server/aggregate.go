@@ -7,13 +7,20 @@ import (
 	"github.com/confide-fl/confide/server/strategy"
 )
 
+// Work is computation the coordinator hands its driver because it takes time that grows
+// with the model and uses several cores: adding encrypted uploads to an aggregate and
+// combining decryption shares. The driver calls Run off the goroutine that steps the
+// coordinator, one Work at a time in the order the Readies list them, and steps the event
+// Run returns. Until that event arrives the coordinator does not touch what the Work uses.
+type Work interface {
+	Run() Event
+}
+
 // AggregationWork adds one client's encrypted upload (a fit update or evaluation
-// statistics) into its round's aggregate. Decoding the upload, checking its certificate,
-// signature and commitment and adding its ciphertexts take time proportional to the model
-// (and the aggregate uses several cores), so Step does not do it: the driver runs the work
-// (Run), never two of the same aggregate at once, and answers with the Aggregated event Run
-// returns. Until then the coordinator counts the client neither as a contributor nor as a
-// failure, and the phase does not end.
+// statistics) into its round's aggregate: decoding the upload, checking its certificate,
+// signature and commitment, and adding its ciphertexts. Its answer is an Aggregated event;
+// until then the coordinator counts the client neither as a contributor nor as a failure,
+// and the phase does not end.
 type AggregationWork struct {
 	Round    uint64
 	TaskID   string
@@ -34,8 +41,8 @@ type Aggregated struct {
 func (Aggregated) isEvent() {}
 
 // Run decodes the upload, checks that it names the work's client and task, and adds it to
-// the aggregate. It returns the event to hand back to the coordinator.
-func (w AggregationWork) Run() Aggregated {
+// the aggregate. It returns an Aggregated event.
+func (w AggregationWork) Run() Event {
 	ev := Aggregated{TaskID: w.TaskID, ClientID: w.ClientID}
 	if err := w.add(); err != nil {
 		ev.Err = err.Error()
@@ -71,7 +78,7 @@ func (u *uploads) queue(r *Ready, round uint64, client, task, what string, data 
 		u.adding = map[string]string{}
 	}
 	u.adding[client] = task
-	r.Aggregate = append(r.Aggregate, AggregationWork{Round: round, TaskID: task, ClientID: client, agg: u.agg, data: data, what: what})
+	r.Work = append(r.Work, AggregationWork{Round: round, TaskID: task, ClientID: client, agg: u.agg, data: data, what: what})
 }
 
 // busy reports whether uploads are still being added (the aggregate must not be read).

@@ -11,8 +11,9 @@ import (
 	"github.com/confide-fl/confide/server"
 )
 
-// Encrypted uploads are added by the driver, not inside Step: the fit phase waits for every
-// Aggregated answer, even past its deadline, and counts the client only then.
+// Encrypted uploads are added, and decryption shares combined, by the driver, not inside
+// Step: the fit phase waits for every Aggregated answer, even past its deadline, and counts
+// the client only then; the decryption waits for its Combined answer.
 func TestAggregationIsDriverWork(t *testing.T) {
 	ids := []string{"a", "b", "c"}
 	n := newNetwork(t, secAggConfig(1, 3, 3, 2), server.Options{}, trainersFor(ids...))
@@ -22,9 +23,10 @@ func TestAggregationIsDriverWork(t *testing.T) {
 	if len(n.held) != len(ids) {
 		t.Fatalf("%d uploads to add, want %d", len(n.held), len(ids))
 	}
-	for i, w := range n.held {
-		if w.ClientID != ids[i] || w.Round != 1 || !strings.Contains(w.TaskID, "fit-r1") {
-			t.Fatalf("work %d: %+v", i, w)
+	for i, h := range n.held {
+		w, ok := h.(server.AggregationWork)
+		if !ok || w.ClientID != ids[i] || w.Round != 1 || !strings.Contains(w.TaskID, "fit-r1") {
+			t.Fatalf("work %d: %+v", i, h)
 		}
 	}
 	// Past the fit deadline with every upload still being added: the round neither
@@ -41,19 +43,37 @@ func TestAggregationIsDriverWork(t *testing.T) {
 		}
 	}
 	held := n.held
-	n.hold, n.held = false, nil
+	n.held = nil
 	for _, w := range held {
 		n.mustStep(w.Run())
 	}
+	// The committee's shares: combining them is driver work too, and the decryption
+	// deadline passing while it runs does not fail the round.
+	n.run()
+	if len(n.held) != 1 {
+		t.Fatalf("%d computations after the decryption shares, want one", len(n.held))
+	}
+	if w, ok := n.held[0].(server.CombineWork); !ok || w.Round != 1 || w.Evaluation {
+		t.Fatalf("after the shares: %#v, want the round's CombineWork", n.held[0])
+	}
+	n.tick(2 * time.Minute)
+	if f := noticesOf[server.RoundFinished](n); len(f) > 0 {
+		t.Fatalf("round ended before its shares were combined: %+v", f)
+	}
+	combine := n.held[0]
+	n.hold, n.held = false, nil
+	n.mustStep(combine.Run())
 	n.run()
 	f := noticesOf[server.RoundFinished](n)
 	if len(f) != 1 || f[0].Failed || f[0].Contributors != len(ids) {
 		t.Fatalf("round: %+v, want finished with %d contributors", f, len(ids))
 	}
-	// An answer for work of a phase that is over is refused as late.
-	var rej *server.RejectError
-	if err := n.step(held[0].Run()); !errors.As(err, &rej) || rej.Code != server.RejectLate {
-		t.Fatalf("stale Aggregated: %v, want a late refusal", err)
+	// Answers for work of a phase that is over are refused as late.
+	for _, w := range []server.Work{held[0], combine} {
+		var rej *server.RejectError
+		if err := n.step(w.Run()); !errors.As(err, &rej) || rej.Code != server.RejectLate {
+			t.Fatalf("stale answer to %T: %v, want a late refusal", w, err)
+		}
 	}
 }
 

@@ -132,6 +132,8 @@ type decryption struct {
 	set    []secagg.MemberID
 	req    *pb.Blob
 	shares map[secagg.MemberID]*secagg.DecryptionShare
+	// combining: every share is in and the driver is combining them (CombineWork).
+	combining bool
 }
 
 // Coordinator runs the rounds of a federation as a single-threaded state machine (the etcd
@@ -362,6 +364,8 @@ func (c *Coordinator) step(ev Event, r *Ready) error {
 		return c.evaluated(e, r)
 	case Aggregated:
 		return c.aggregated(e, r)
+	case Combined:
+		return c.combined(e, r)
 	default:
 		return reject(RejectInvalid, "unknown event %T", ev)
 	}

@@ -136,27 +136,70 @@ func (c *Coordinator) decryptResult(ts *taskState, res *pb.Result, r *Ready) str
 	for _, m := range d.set {
 		shares = append(shares, d.shares[m])
 	}
-	sum, err := d.agg.Combine(shares)
+	// Combining decrypts and decodes the whole aggregate: driver work (Combined).
+	d.combining = true
+	r.Work = append(r.Work, CombineWork{Round: d.round, Evaluation: d.eval, agg: d.agg, shares: shares})
+	return ""
+}
+
+// CombineWork combines the decryption shares of an aggregate into its plaintext sum
+// (secagg.Aggregator.Combine). Its answer is a Combined event.
+type CombineWork struct {
+	Round      uint64
+	Evaluation bool // the round's evaluation statistics, not its update
+	agg        *secagg.Aggregator
+	shares     []*secagg.DecryptionShare
+}
+
+// Combined: the driver's answer to a CombineWork (Err non-empty when the shares did not
+// combine).
+type Combined struct {
+	Round      uint64
+	Evaluation bool
+	sum        *secagg.AggregateResult
+	Err        string
+}
+
+func (Combined) isEvent() {}
+
+// Run combines the shares; it returns a Combined event.
+func (w CombineWork) Run() Event {
+	sum, err := w.agg.Combine(w.shares)
+	ev := Combined{Round: w.Round, Evaluation: w.Evaluation, sum: sum}
 	if err != nil {
-		c.decryptFailed(fmt.Sprintf("combining decryption shares: %v", err), r)
-		return ""
+		ev.Err = err.Error()
 	}
+	return ev
+}
+
+// combined takes the plaintext sum of the aggregate being decrypted: it checks the sum's
+// range and finishes the evaluation, or releases the round's update.
+func (c *Coordinator) combined(e Combined, r *Ready) error {
+	d := c.dec
+	if c.phase != phaseDecrypt || d == nil || !d.combining || d.round != e.Round || d.eval != e.Evaluation {
+		return reject(RejectLate, "decrypted aggregate of round %d arrived after its decryption ended", e.Round)
+	}
+	if e.Err != "" || e.sum == nil {
+		c.decryptFailed(fmt.Sprintf("combining decryption shares: %s", e.Err), r)
+		return nil
+	}
+	sum := e.sum
 	c.dec = nil
 	if err := c.checkAggregate(sum, d.eval); err != nil {
 		c.decryptFailed(err.Error(), r)
-		return ""
+		return nil
 	}
 	if d.eval {
 		c.endEvaluate(c.decodeStatistics(sum.WeightedSum, sum.TotalWeight, ""), r)
-		return ""
+		return nil
 	}
 	if c.ul != nil {
 		c.releaseUserLevel(sum.WeightedSum, sum.Count, r)
-		return ""
+		return nil
 	}
 	if c.trainStatistics() {
 		c.fit.stats = c.decodeStatistics(sum.WeightedSum[c.dim:], sum.TotalWeight, "train_")
 	}
 	c.aggregate(strategy.FitResults{Sum: &strategy.WeightedSum{Sum: sum.WeightedSum[:c.dim:c.dim], TotalWeight: sum.TotalWeight, Count: sum.Count}, Failures: c.fit.failures}, r)
-	return ""
+	return nil
 }

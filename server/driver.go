@@ -4,7 +4,7 @@ import "fmt"
 
 // Driver carries out a Ready in the order the contract requires: Persist durably first;
 // then deliver Send, then Revoke (so a task sent and revoked by one Ready is never seen);
-// then hand over the aggregation work and the central evaluations; then the notices. The gRPC service and the
+// then hand over the Work and the central evaluations; then the notices. The gRPC service and the
 // simulator's in-memory network both apply every Ready through it, each supplying what
 // delivering, evaluating and noticing mean for it (mailboxes that clients pull, or virtual
 // clients scheduled in simulated time).
@@ -14,9 +14,9 @@ type Driver struct {
 	Deliver func(send []Envelope, revoke []Revocation) error
 	// Evaluate runs or schedules central evaluations (answered with Evaluated events).
 	Evaluate func([]EvaluationRequest) error
-	// Aggregate runs or schedules the addition of encrypted uploads, one at a time in
-	// order (answered with the Aggregated events AggregationWork.Run returns).
-	Aggregate func([]AggregationWork) error
+	// Work runs or schedules computations, one at a time in order, stepping the event
+	// each Run returns.
+	Work func([]Work) error
 	// Notify acts on one notice (metrics, logs, progress).
 	Notify func(Notice)
 }
@@ -34,11 +34,11 @@ func (d Driver) Apply(r Ready) error {
 			return err
 		}
 	}
-	if len(r.Aggregate) > 0 {
-		if d.Aggregate == nil {
-			return fmt.Errorf("server: the driver cannot add the %d encrypted uploads a Ready lists", len(r.Aggregate))
+	if len(r.Work) > 0 {
+		if d.Work == nil {
+			return fmt.Errorf("server: the driver cannot run the %d computations a Ready lists", len(r.Work))
 		}
-		if err := d.Aggregate(r.Aggregate); err != nil {
+		if err := d.Work(r.Work); err != nil {
 			return err
 		}
 	}

@@ -72,13 +72,12 @@ type Revocation struct {
 // Ready is what one Step asks the caller to do, in this order: write Persist durably, then
 // deliver Send and Revoke, then act on Notices (metrics, logs). Evaluate asks the driver to
 // evaluate models centrally (Coordinator.CentralEvaluator), outside Step, one at a time,
-// and to answer each with an Evaluated event; Aggregate asks it to add encrypted uploads
-// to their aggregates (AggregationWork.Run), outside Step, one at a time, answering each
-// with the Aggregated event Run returns. So Step starts no goroutine and does no work that
-// grows with the model beyond copying parameters. Nothing in it is shared with the
-// coordinator's state except blob data, which is read-only, and the aggregates the
-// AggregationWork adds to, which the coordinator does not read until every Aggregated
-// answer is back.
+// and to answer each with an Evaluated event; Work asks it to run computations (adding
+// encrypted uploads, combining decryption shares), outside Step, one at a time in order,
+// answering each with the event its Run returns. So Step starts no goroutine and does no
+// work that grows with the model beyond copying parameters. Nothing in it is shared with
+// the coordinator's state except blob data, which is read-only, and the aggregates the
+// Work uses, which the coordinator does not touch until the Work's answer is back.
 type Ready struct {
 	Persist []Record
 	Send    []Envelope
@@ -86,8 +85,8 @@ type Ready struct {
 	Notices []Notice
 	// Evaluate lists central evaluations to run.
 	Evaluate []EvaluationRequest
-	// Aggregate lists encrypted uploads to add, in order.
-	Aggregate []AggregationWork
+	// Work lists computations to run, in order.
+	Work []Work
 }
 
 // EvaluationRequest asks for the central evaluation of the global model after Round.

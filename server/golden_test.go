@@ -38,8 +38,8 @@ func transcript(n *network, log *strings.Builder) func(server.Event) {
 		for _, x := range r.Notices {
 			fmt.Fprintf(log, "  notice %s\n", noticeLine(x))
 		}
-		for _, w := range r.Aggregate {
-			fmt.Fprintf(log, "  aggregate %s %s\n", w.ClientID, w.TaskID)
+		for _, w := range r.Work {
+			fmt.Fprintf(log, "  work %T\n", w)
 		}
 	}
 }

@@ -60,7 +60,7 @@ type network struct {
 	answered []answered
 	// hold keeps the driver's aggregation work in held instead of running it at once.
 	hold bool
-	held []server.AggregationWork
+	held []server.Work
 }
 
 type answered struct {
@@ -181,7 +181,7 @@ func (n *network) step(ev server.Event) error {
 		n.queue[v.To] = slices.DeleteFunc(n.queue[v.To], func(t *pb.Task) bool { return t.TaskId == v.TaskID })
 	}
 	// Encrypted uploads are added by the driver too, answered with Aggregated events.
-	for _, w := range r.Aggregate {
+	for _, w := range r.Work {
 		if n.hold {
 			n.held = append(n.held, w)
 			continue

@@ -137,7 +137,7 @@ type Service struct {
 	driver     Driver
 	// The driver's work the coordinator asked for, each done on a goroutine of its own.
 	evals      *workQueue[EvaluationRequest]
-	adds       *workQueue[AggregationWork]
+	work       *workQueue[Work]
 	mail       map[string]*mailbox
 	finished   bool
 	round      uint64
@@ -170,11 +170,11 @@ func NewService(coord *Coordinator, cfg ServiceConfig) *Service {
 	s := &Service{
 		cfg: cfg, coord: coord, events: make(chan request), health: health.NewServer(), log: cfg.Logger,
 		uploads: make(chan struct{}, cfg.MaxConcurrentUploads), uploading: map[string]bool{},
-		joinLimits: newJoinLimits(cfg), evals: newWorkQueue[EvaluationRequest](), adds: newWorkQueue[AggregationWork](),
+		joinLimits: newJoinLimits(cfg), evals: newWorkQueue[EvaluationRequest](), work: newWorkQueue[Work](),
 		sessions: newSessionTable(idle), mail: map[string]*mailbox{},
 		done: make(chan struct{}), roundStart: map[uint64]time.Time{},
 	}
-	s.driver = Driver{Store: cfg.Store, Deliver: s.deliver, Evaluate: s.evals.push, Aggregate: s.adds.push, Notify: s.notice}
+	s.driver = Driver{Store: cfg.Store, Deliver: s.deliver, Evaluate: s.evals.push, Work: s.work.push, Notify: s.notice}
 	return s
 }
 
@@ -194,7 +194,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer stopWork()
 	eval := s.coord.CentralEvaluator()
 	go s.evals.run(workCtx, func(ctx context.Context, req EvaluationRequest) { s.evaluate(ctx, eval, req) })
-	go s.adds.run(workCtx, s.add)
+	go s.work.run(workCtx, s.runWork)
 	last := time.Now()
 	if err := s.apply(s.step(Tick{})); err != nil {
 		return err
@@ -284,19 +284,17 @@ func (s *Service) evaluate(ctx context.Context, eval func(uint64, []float64) (ma
 	}
 }
 
-// add adds one encrypted upload to its aggregate and hands the outcome back as an
-// Aggregated event.
-func (s *Service) add(ctx context.Context, w AggregationWork) {
+// runWork runs one computation the coordinator asked for and steps its answer.
+func (s *Service) runWork(ctx context.Context, w Work) {
 	start := time.Now()
 	ev := w.Run()
-	if ev.Err != "" {
-		s.log.Warn("encrypted upload refused", "round", w.Round, "client", w.ClientID, "task", w.TaskID, "err", ev.Err)
-	} else {
-		s.log.Debug("encrypted upload added", "round", w.Round, "client", w.ClientID, "seconds", time.Since(start).Seconds())
+	s.log.Debug("work done", "work", fmt.Sprintf("%T", w), "seconds", time.Since(start).Seconds())
+	if a, ok := ev.(Aggregated); ok && a.Err != "" {
+		s.log.Warn("encrypted upload refused", "client", a.ClientID, "task", a.TaskID, "err", a.Err)
 	}
 	if err := s.submit(ctx, ev); err != nil && ctx.Err() == nil {
-		// The round ended (failed) while the upload was being added.
-		s.log.Debug("aggregated upload not taken", "round", w.Round, "client", w.ClientID, "err", err)
+		// The phase the work was for ended (the round failed) while it ran.
+		s.log.Debug("work's answer not taken", "work", fmt.Sprintf("%T", w), "err", err)
 	}
 }
 

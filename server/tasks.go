@@ -35,6 +35,9 @@ func (c *Coordinator) checkDeadline(r *Ready) {
 	case phaseEvaluate:
 		c.finishEvaluate(r)
 	case phaseDecrypt:
+		if c.dec.combining {
+			return // every share arrived in time; combined ends the phase
+		}
 		var missing []string
 		for _, id := range c.dec.set {
 			if _, ok := c.dec.shares[id]; !ok {

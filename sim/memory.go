@@ -308,7 +308,7 @@ func (n *memNet) step(ev server.Event) error {
 
 // apply carries out a Ready: persist, then revoke and deliver tasks, then the notices.
 func (n *memNet) apply(rd server.Ready) error {
-	return server.Driver{Store: n.r.rec, Deliver: n.deliver, Evaluate: n.evaluate, Aggregate: n.aggregate, Notify: n.notify}.Apply(rd)
+	return server.Driver{Store: n.r.rec, Deliver: n.deliver, Evaluate: n.evaluate, Work: n.work, Notify: n.notify}.Apply(rd)
 }
 
 // deliver queues sent tasks for their virtual clients, withdraws revoked ones, and starts
@@ -365,8 +365,8 @@ func (n *memNet) evaluate(reqs []server.EvaluationRequest) error {
 	return nil
 }
 
-// aggregate adds encrypted uploads at once, as it evaluates.
-func (n *memNet) aggregate(work []server.AggregationWork) error {
+// work runs the coordinator's computations at once, as it evaluates.
+func (n *memNet) work(work []server.Work) error {
 	for _, w := range work {
 		if err := n.step(w.Run()); err != nil {
 			return err
