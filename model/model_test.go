@@ -55,17 +55,7 @@ func TestMLPBackpropMatchesFiniteDifferences(t *testing.T) {
 				}
 				return l * scale
 			}
-			num := make([]float64, len(m.Params))
-			for i := range m.Params {
-				orig := m.Params[i]
-				m.Params[i] = orig + fdStep
-				lp := f()
-				m.Params[i] = orig - fdStep
-				lm := f()
-				m.Params[i] = orig
-				num[i] = (lp - lm) / (2 * fdStep)
-			}
-			if e := relErr(analytic, num); e > 1e-6 {
+			if e := relErr(analytic, centralDiff(m.Params, f)); e > 1e-6 {
 				t.Fatalf("relative error %.3g", e)
 			}
 		})
