@@ -37,6 +37,14 @@ type Options struct {
 	OnRound    func(RoundMetrics)
 	// Logger receives the run's structured logs (default: discarded).
 	Logger *slog.Logger
+	// Canaries are clients added after the partition's (their ids continue the
+	// numbering) whose Trainer answers their fit tasks: a privacy audit's canary clients
+	// (see canary.go). Not with partition sample:N.
+	Canaries []client.Trainer
+	// OnModel is called with the global model after every round (round 0: the initial
+	// model), before its central evaluation, from the goroutine that evaluates; params
+	// may be kept.
+	OnModel func(round uint64, params []float64)
 }
 
 // Progress is a snapshot for progress displays.
@@ -169,6 +177,9 @@ func newRun(ctx context.Context, cfg Config, opts Options) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := pop.addCanaries(len(opts.Canaries)); err != nil {
+		return nil, err
+	}
 	r.pop = pop
 	r.cfg.Clients = pop.n
 	if err := r.cfg.validate(given); err != nil {
@@ -192,6 +203,12 @@ func newRun(ctx context.Context, cfg Config, opts Options) (*run, error) {
 	}
 	r.rec = newRecorder(r)
 	so := server.Options{Central: r.eval.central}
+	if opts.OnModel != nil {
+		so.Central = func(round uint64, params []float64) (map[string]float64, error) {
+			opts.OnModel(round, params)
+			return r.eval.central(round, params)
+		}
+	}
 	if r.cfg.DP.UserLevel.On() {
 		if r.cfg.DP.DeterministicNoise {
 			so.Noise = dp.NewDeterministicNoise(mix(r.cfg.Seed, 0x7365727665726e))
@@ -533,6 +550,9 @@ func (c Config) clientBudget() *dp.Budget {
 }
 
 func (t *virtualTrainer) Fit(ctx context.Context, global []float64, cfg client.FitConfig) (client.FitResult, error) {
+	if c := t.r.canary(t.k); c != nil {
+		return c.Fit(ctx, global, cfg)
+	}
 	w, release, err := t.worker(ctx)
 	if err != nil {
 		return client.FitResult{}, err
