@@ -36,10 +36,11 @@
 // its 1/√(σ²+ε) as e^{−ln(v)/2}, ln v = asinh((v − 1/v)/2) and e^w = (cosh + sinh)(relu(w)) /
 // (cosh + sinh)(relu(−w)), both exact up to rounding; GELU's erf by Abramowitz & Stegun
 // 7.1.26 (|error| ≤ 1.5e-7); masks from lengths by relu and min(a, 1) = a − relu(a − 1) on
-// whole numbers. Attention is MatMul, a constant causal mask (−1e9 after the diagonal) or a
-// key mask from lengths, and Softmax. Position tables and masks are constants of max_len
-// rows sliced to seq, so a graph accepts sequences up to the spec's max_len (a recurrent
-// classifier without one: the tokenizer's, else Options.MaxLen or DefaultMaxLen).
+// whole numbers. Attention is MatMul, a causal mask (−1e9 after the diagonal) or a key
+// mask from lengths, and Softmax. Position tables, and the positions 0 … seq−1 that masks
+// are computed from (gonnx has no Range), are constants of max_len rows sliced to seq, so a
+// graph accepts sequences up to the spec's max_len (a recurrent classifier without one: the
+// tokenizer's, else Options.MaxLen or DefaultMaxLen).
 //
 // Not exportable (ErrUnsupported): an mlp with a feature stage (the scattering transform).
 //

@@ -28,6 +28,7 @@ type lowering struct {
 	maxLen          int    // length of the position tables (0: none needed)
 
 	seqLen   string // [1] int64: the seq dimension of the tokens
+	pos      string // [seq] float: 0, 1, …, seq − 1
 	mask     string // [batch, seq] float: 1 at valid positions, 0 at padding
 	distance string // [batch, seq] float: length − position
 }
@@ -155,18 +156,25 @@ func (l *lowering) sinusoidTable(dim int) string {
 	return l.g.floats("sinusoid", table.Data, T, dim)
 }
 
-// positionDistance is length − t at every [batch, seq] position t (whole numbers as
-// floats): positive exactly at the valid positions.
-func (l *lowering) positionDistance() string {
-	if l.distance == "" {
-		g := l.g
+// positions is 0, 1, …, seq − 1 as floats: a constant of maxLen positions sliced to seq
+// (gonnx has no Range).
+func (l *lowering) positions() string {
+	if l.pos == "" {
 		pos := make([]float64, l.maxLen)
 		for t := range pos {
 			pos[t] = float64(t)
 		}
-		positions := g.slice(g.floats("positions", pos, l.maxLen), 0, l.seqLength(), 0) // [seq]
-		lengths := g.unsqueeze(g.toFloat(l.lengths), 1)                                 // [batch, 1]
-		l.distance = g.sub(lengths, positions)
+		l.pos = l.g.slice(l.g.floats("positions", pos, l.maxLen), 0, l.seqLength(), 0)
+	}
+	return l.pos
+}
+
+// positionDistance is length − t at every [batch, seq] position t (whole numbers as
+// floats): positive exactly at the valid positions.
+func (l *lowering) positionDistance() string {
+	if l.distance == "" {
+		lengths := l.g.unsqueeze(l.g.toFloat(l.lengths), 1) // [batch, 1]
+		l.distance = l.g.sub(lengths, l.positions())
 	}
 	return l.distance
 }
@@ -248,18 +256,12 @@ func (l *lowering) attention(a *model.Attention, x val) val {
 	return val{g.reshape(heads4, 0, 0, D), 3}
 }
 
-// causalMask is [seq, seq]: 0 on and before the diagonal, −1e9 after it.
+// causalMask is [seq, seq]: 0 on and before the diagonal, −1e9 after it, i.e.
+// −1e9·min(relu(j − i), 1) at row i, column j.
 func (l *lowering) causalMask() string {
 	g := l.g
-	T := l.maxLen
-	m := make([]float64, T*T)
-	for i := 0; i < T; i++ {
-		for j := i + 1; j < T; j++ {
-			m[i*T+j] = -1e9
-		}
-	}
-	c := g.floats("causal_mask", m, T, T)
-	return g.slice(g.slice(c, 0, l.seqLength(), 0), 0, l.seqLength(), 1)
+	after := g.sub(g.unsqueeze(l.positions(), 0), g.unsqueeze(l.positions(), 1)) // j − i
+	return g.mul(g.minOne(g.relu(after)), g.scalar("minus_big", -1e9))
 }
 
 // Gate orders: ONNX's LSTM is i, o, f, c and its GRU z, r, h; Confide's are i, f, g, o and
