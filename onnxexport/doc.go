@@ -40,7 +40,7 @@
 // mask from lengths, and Softmax. Position tables, and the positions 0 … seq−1 that masks
 // are computed from (gonnx has no Range), are constants of max_len rows sliced to seq, so a
 // graph accepts sequences up to the spec's max_len (a recurrent classifier without one: the
-// tokenizer's, else Options.MaxLen or DefaultMaxLen).
+// Options.MaxLen, else the tokenizer's, else DefaultMaxLen).
 //
 // Not exportable (ErrUnsupported): an mlp with a feature stage (the scattering transform).
 //

@@ -19,8 +19,9 @@ const Opset = 13
 // irVersion is the ONNX IR version that introduced opset 13 (ONNX 1.8).
 const irVersion = 7
 
-// DefaultMaxLen is the longest sequence a recurrent classifier without max_len (in its
-// spec or its tokenizer) accepts after export: pooling needs a table of positions.
+// DefaultMaxLen is the longest sequence a recurrent classifier accepts after export when
+// neither its spec, Options.MaxLen nor its tokenizer sets one: pooling needs a table of
+// positions.
 const DefaultMaxLen = 4096
 
 // Names of the graph's inputs and outputs.
@@ -41,8 +42,8 @@ type Options struct {
 	// Normalize puts an mlp's input normalisation (Meta.Input's mean and std) at the start
 	// of the graph, so that it reads raw features, as 'confide model predict' does.
 	Normalize bool
-	// MaxLen bounds the sequences of a recurrent classifier whose spec and tokenizer set no
-	// max_len (0: DefaultMaxLen). Transformers and next-token models ignore it.
+	// MaxLen bounds the sequences of a recurrent classifier whose spec sets no max_len (0:
+	// the tokenizer's max_len, else DefaultMaxLen). Other models ignore it.
 	MaxLen int
 	// ProducerVersion is written as the ONNX model's producer_version (Confide's version).
 	ProducerVersion string

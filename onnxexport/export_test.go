@@ -299,3 +299,42 @@ func compare(t *testing.T, name string, got tensor.Tensor, want []float64, valid
 		t.Errorf("%s: |onnx − confide| = %.3g at %d (onnx %v, confide %v), want ≤ %g", name, worst, at, data[at], want[at], tol)
 	}
 }
+
+// TestMaxLen: the graph's longest sequence is the spec's max_len, else (a recurrent
+// classifier's) Options.MaxLen, else the tokenizer's, else DefaultMaxLen; a next-token RNN
+// needs no positions and accepts any length.
+func TestMaxLen(t *testing.T) {
+	lstm := model.Spec{Type: model.TypeLSTM, Vocab: 5, Embed: 3, Hidden: []int{4}, Output: 2}
+	bounded := lstm
+	bounded.MaxLen = 20
+	lm := model.Spec{Type: model.TypeLSTM, Vocab: 5, Embed: 3, Hidden: []int{4}, Task: model.TaskNextToken}
+	for _, tc := range []struct {
+		name     string
+		spec     model.Spec
+		opt, tok int
+		want     int
+	}{
+		{"spec", bounded, 7, 9, 20},
+		{"option", lstm, 7, 9, 7},
+		{"tokenizer", lstm, 0, 9, 9},
+		{"default", lstm, 0, 0, DefaultMaxLen},
+		{"next-token", lm, 0, 9, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := model.New(tc.spec, rand.New(rand.NewPCG(1, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.tok > 0 {
+				m.Meta.Tokenizer = &model.TokenizerMeta{Type: model.TokenizerChar, Vocab: []string{"a", "b", "c"}, MaxLen: tc.tok}
+			}
+			res, err := Export(m, Options{MaxLen: tc.opt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.MaxLen != tc.want {
+				t.Errorf("MaxLen = %d, want %d", res.MaxLen, tc.want)
+			}
+		})
+	}
+}

@@ -43,7 +43,7 @@ func newModelExportCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export FILE --format onnx --out OUT",
 		Short: "Export a model to ONNX (opset 13) for other runtimes",
-		Long: `Write the model as an ONNX graph (opset 13), for onnxruntime, gonnx and the other ONNX
+		Long: fmt.Sprintf(`Write the model as an ONNX graph (opset 13), for onnxruntime, gonnx and the other ONNX
 runtimes: MLPs, RNN, LSTM and GRU models, and Transformers, classifiers and next-token
 models alike. Its outputs equal Confide's forward pass to float32 rounding (the tests check
 1e-5 in a pure-Go ONNX runtime, and run the onnx checker).
@@ -65,9 +65,10 @@ Weights are written as float32. A quantised (int8) model exports its dequantised
 run in float32 rather than with Confide's int8 kernels, and a pruned model its zeros. The
 ONNX model's metadata carries the spec, class names, input normalisation, tokenizer and
 provenance as JSON (keys confide.*). Sequences may be as long as the spec's max_len; a
-recurrent classifier without one accepts the tokenizer's max_len, else --max-len.
+recurrent classifier without one accepts --max-len tokens (default: the tokenizer's
+max_len, else %d).
 
-Not exportable: an MLP with a feature stage (the scattering transform).`,
+Not exportable: an MLP with a feature stage (the scattering transform).`, onnxexport.DefaultMaxLen),
 		Example: `  confide model export mnist.confide --format onnx --out mnist.onnx
   confide model export spam.confide --format onnx --out spam.onnx -o json`,
 		Args: modelFileArg,
@@ -78,7 +79,7 @@ Not exportable: an MLP with a feature stage (the scattering transform).`,
 	cmd.Flags().StringVar(&f.format, "format", "onnx", "export format: onnx (the only one)")
 	cmd.Flags().StringVar(&f.out, "out", "", "write the exported model to this file (e.g. model.onnx)")
 	cmd.Flags().BoolVar(&f.noNormalize, "no-normalize", false, "mlp: leave the model file's input normalisation out of the graph, which then reads normalised features")
-	cmd.Flags().IntVar(&f.maxLen, "max-len", 0, fmt.Sprintf("recurrent classifiers without max_len in spec or tokenizer: the longest sequence the graph accepts (default %d)", onnxexport.DefaultMaxLen))
+	cmd.Flags().IntVar(&f.maxLen, "max-len", 0, fmt.Sprintf("recurrent classifiers whose spec has no max_len: the longest sequence the graph accepts (default: the tokenizer's max_len, else %d)", onnxexport.DefaultMaxLen))
 	return cmd
 }
 
