@@ -97,10 +97,10 @@ func AttentionPNG(w io.Writer, tokens []string, panels []AttentionPanel, perRow 
 			grid = append(grid, nil)
 		}
 		pl := plot.New()
-		pl.Title.Text = p.Title
+		pl.Title.Text = fmt.Sprintf("%s\ndarkest: weight %.2f", p.Title, maxAbs(p.Weights))
 		pl.X.Label.Text = "key token"
 		pl.Y.Label.Text = "query token"
-		hm := plotter.NewHeatMap(attentionGrid{w: p.Weights, n: L}, pal)
+		hm := plotter.NewHeatMap(attentionGrid{w: p.Weights, n: L, max: max(maxAbs(p.Weights), 1e-12)}, pal)
 		pl.Add(hm)
 		var xt, yt []plot.Tick
 		for t, lab := range labels {
@@ -123,10 +123,12 @@ func AttentionPNG(w io.Writer, tokens []string, panels []AttentionPanel, perRow 
 }
 
 // attentionGrid is an L×L map as a heat map's grid: column c is key c, row r counts from
-// the bottom, so the first query is drawn at the top.
+// the bottom, so the first query is drawn at the top. The colours span 0 to the map's
+// largest weight: over many keys the weights are small, and a 0–1 scale would hide them.
 type attentionGrid struct {
-	w []float64
-	n int
+	w   []float64
+	n   int
+	max float64
 }
 
 func (g attentionGrid) Dims() (c, r int)   { return g.n, g.n }

@@ -37,6 +37,10 @@ federations), quantize (int8 weights, run with int8 kernels by predict, evaluate
 serve), distill (a smaller student trained on the model's softened outputs). Each reports
 file size, accuracy and latency before and after.
 
+Explanations: explain (integrated gradients with saliency and token maps, permutation
+importance, Transformer attention maps). An explanation discloses the data it is computed
+on: explain on public data, not on private training data.
+
 Export: export writes the model as an ONNX graph (opset 13) for other runtimes.
 
 Exit codes: 0 success, 1 runtime failure, 2 a usage error: a bad flag value, a missing or
@@ -44,6 +48,7 @@ corrupt model file, or data that does not fit the model.`,
 		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newModelInspectCmd(g), newModelEvaluateCmd(g), newModelPredictCmd(g), newModelPruneCmd(g), newModelQuantizeCmd(g), newModelDistillCmd(g), newModelServeCmd(g), newModelExportCmd(g))
+	cmd.AddCommand(newModelExplainCmd(g))
 	return cmd
 }
 

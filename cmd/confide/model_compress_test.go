@@ -229,15 +229,11 @@ func TestModelDistill(t *testing.T) {
 // Quantising and distilling a text model: the Transformer reads e-mails with its
 // tokenizer; the int8 file predicts like its int8 forward pass.
 func TestModelCompressText(t *testing.T) {
-	mails := filepath.Join("..", "..", "data", "testdata", "mails.jsonl")
+	path, mails, meta := tinySpamTransformer(t, 1)
 	c, err := data.LoadSpamAssassin(mails, data.SpamOptions{MaxLen: 8}, rand.New(rand.NewPCG(3, 0x7370616d)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := model.Spec{Type: model.TypeTransformer, Vocab: c.Train.VocabSize, Embed: 8, Heads: 2, FF: 16, Layers: 1, MaxLen: 8, Output: 2}
-	meta := train.DatasetMeta(c.Train, spec)
-	meta.Provenance = &model.Provenance{Mode: model.TrainedCentral, Dataset: "spam", Seed: 3}
-	path, _ := saveModel(t, t.TempDir(), "spam.confide", spec, meta)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "int8.confide")
 	res := runJSON(t, "model", "quantize", path, "--out", out, "--dataset", "spam", "--data-path", mails)

@@ -127,14 +127,7 @@ func TestModelInspect(t *testing.T) {
 func TestModelCommandErrors(t *testing.T) {
 	dir := t.TempDir()
 	good, _, dataDir, _ := tinyMNISTModel(t)
-	raw, err := os.ReadFile(good)
-	if err != nil {
-		t.Fatal(err)
-	}
-	corrupt := filepath.Join(dir, "corrupt.confide")
-	flipped := bytes.Clone(raw)
-	flipped[len(flipped)/2] ^= 1
-	os.WriteFile(corrupt, flipped, 0o644)
+	corrupt := corruptCopy(t, good, dir)
 	notModel := filepath.Join(dir, "notes.txt")
 	os.WriteFile(notModel, []byte("hello"), 0o644)
 	csvIn := filepath.Join(dir, "in.csv")
