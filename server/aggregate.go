@@ -2,7 +2,11 @@ package server
 
 import (
 	"fmt"
+	"math"
 
+	"github.com/confide-fl/confide/internal/exactsum"
+	"github.com/confide-fl/confide/proto/blob"
+	pb "github.com/confide-fl/confide/proto/confide/v1"
 	"github.com/confide-fl/confide/secagg"
 	"github.com/confide-fl/confide/server/strategy"
 )
@@ -26,8 +30,8 @@ type AggregationWork struct {
 	TaskID   string
 	ClientID string
 	agg      *secagg.Aggregator
-	data     []byte // the marshalled secagg.EncryptedUpdate (read-only blob data)
-	what     string // "update" or "evaluation", for messages
+	blobs    []*pb.Blob // the result's blobs (read-only), with the marshalled secagg.EncryptedUpdate
+	what     string     // "update" or "evaluation", for messages
 }
 
 // Aggregated: the driver's answer to an AggregationWork (Err non-empty when the upload
@@ -51,8 +55,12 @@ func (w AggregationWork) Run() Event {
 }
 
 func (w AggregationWork) add() error {
+	data, err := blob.Find(w.blobs, blob.EncryptedUpdate)
+	if err != nil {
+		return err
+	}
 	var u secagg.EncryptedUpdate
-	if err := u.UnmarshalBinary(w.data); err != nil {
+	if err := u.UnmarshalBinary(data); err != nil {
 		return err
 	}
 	if u.ClientID != w.ClientID {
@@ -73,12 +81,12 @@ type uploads struct {
 }
 
 // queue records that the driver is to add client's upload for task to the aggregate.
-func (u *uploads) queue(r *Ready, round uint64, client, task, what string, data []byte) {
+func (u *uploads) queue(r *Ready, round uint64, client, task, what string, blobs []*pb.Blob) {
 	if u.adding == nil {
 		u.adding = map[string]string{}
 	}
 	u.adding[client] = task
-	r.Work = append(r.Work, AggregationWork{Round: round, TaskID: task, ClientID: client, agg: u.agg, data: data, what: what})
+	r.Work = append(r.Work, AggregationWork{Round: round, TaskID: task, ClientID: client, agg: u.agg, blobs: blobs, what: what})
 }
 
 // busy reports whether uploads are still being added (the aggregate must not be read).
@@ -86,7 +94,7 @@ func (u *uploads) busy() bool { return len(u.adding) > 0 }
 
 // done takes an Aggregated event for this aggregate; it reports whether the event was one.
 func (u *uploads) done(e Aggregated) bool {
-	if u == nil || u.agg == nil || u.adding[e.ClientID] != e.TaskID || e.TaskID == "" {
+	if u == nil || e.TaskID == "" || u.adding[e.ClientID] != e.TaskID {
 		return false
 	}
 	delete(u.adding, e.ClientID)
@@ -101,7 +109,11 @@ func (c *Coordinator) aggregated(e Aggregated, r *Ready) error {
 	case c.fit != nil && c.phase == phaseFit && c.fit.uploads.done(e):
 		f := c.fit
 		if e.Err != "" {
-			f.failures = append(f.failures, strategy.Failure{ClientID: e.ClientID, Kind: strategy.FailureRejected, Reason: "encrypted update refused: " + e.Err})
+			what := "update refused: "
+			if f.agg != nil {
+				what = "encrypted " + what
+			}
+			f.failures = append(f.failures, strategy.Failure{ClientID: e.ClientID, Kind: strategy.FailureRejected, Reason: what + e.Err})
 		} else {
 			f.contributors = append(f.contributors, e.ClientID)
 		}
@@ -120,4 +132,89 @@ func (c *Coordinator) aggregated(e Aggregated, r *Ready) error {
 		return reject(RejectLate, "upload of task %s from %q was added after its phase ended", e.TaskID, e.ClientID)
 	}
 	return nil
+}
+
+// hasBlob reports whether blobs hold one called name (not verified).
+func hasBlob(blobs []*pb.Blob, name string) bool {
+	for _, b := range blobs {
+		if b.GetName() == name {
+			return true
+		}
+	}
+	return false
+}
+
+// plainAggregate is the sum of a round's plaintext updates: exact running sums (the
+// update's weighted values and the weights) for strategies that need only the weighted
+// sum, or the updates themselves for those that need each one (robust aggregation).
+type plainAggregate struct {
+	sum, weight *exactsum.Vector
+	updates     []strategy.ClientUpdate // non-nil: keep every update
+}
+
+func newPlainAggregate(n int, individual bool) *plainAggregate {
+	if individual {
+		return &plainAggregate{updates: []strategy.ClientUpdate{}}
+	}
+	return &plainAggregate{sum: exactsum.New(n), weight: exactsum.New(1)}
+}
+
+// PlainUpdateWork verifies, decodes and checks one client's plaintext update (length,
+// finite values, the clip norm, the user-level clip indicator) and adds it to the round's
+// plaintext aggregate. Its answer is an Aggregated event.
+type PlainUpdateWork struct {
+	Round     uint64
+	TaskID    string
+	ClientID  string
+	blobs     []*pb.Blob
+	dim       int
+	extra     int
+	clip      float64
+	clipKey   string
+	userLevel bool
+	update    strategy.ClientUpdate // without Delta
+	into      *plainAggregate
+}
+
+// Run checks the update and adds it; it returns an Aggregated event.
+func (w PlainUpdateWork) Run() Event {
+	ev := Aggregated{TaskID: w.TaskID, ClientID: w.ClientID}
+	if err := w.add(); err != nil {
+		ev.Err = err.Error()
+	}
+	return ev
+}
+
+func (w PlainUpdateWork) add() error {
+	data, err := blob.Find(w.blobs, blob.Update)
+	if err != nil {
+		return err
+	}
+	delta, err := blob.DecodeFloats(data, w.dim+w.extra)
+	if err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	if b := delta[w.dim:]; w.userLevel && len(b) > 0 && b[0] != 0.5 && b[0] != -0.5 {
+		return fmt.Errorf("clip indicator %v: must be +½ or −½ (the centred 1[‖Δ‖ ≤ S] − ½)", b[0])
+	}
+	if w.clip > 0 {
+		var s float64
+		for _, v := range delta[:w.dim] {
+			s += v * v
+		}
+		if n := math.Sqrt(s); n > w.clip*(1+1e-9) {
+			return fmt.Errorf("update norm %.6g exceeds %s %g (clip before sending)", n, w.clipKey, w.clip)
+		}
+	}
+	p := w.into
+	if p.updates != nil {
+		u := w.update
+		u.Delta = delta
+		p.updates = append(p.updates, u)
+		return nil
+	}
+	if err := p.sum.AddScaled(w.update.Weight, delta); err != nil {
+		return fmt.Errorf("update: %w", err)
+	}
+	return p.weight.AddScaled(1, []float64{w.update.Weight})
 }

@@ -182,21 +182,21 @@ func TestResultsAreValidated(t *testing.T) {
 		name  string
 		clip  float64
 		tweak tamper
-		code  server.RejectCode
+		code  server.RejectCode // 0: accepted, then refused by the driver's work
 		msg   string
 	}{
 		{"unknown-client", 0, func(*network, *pb.Result) string { return "mallory" }, server.RejectUnknownClient, "has not joined"},
 		{"wrong-client", 0, func(*network, *pb.Result) string { return "b" }, server.RejectWrongClient, "another client"},
 		{"unknown-task", 0, func(_ *network, r *pb.Result) string { r.TaskId = "fit-r9-99"; return "a" }, server.RejectUnknownTask, "never issued"},
 		{"wrong-round", 0, func(_ *network, r *pb.Result) string { r.Round = 5; return "a" }, server.RejectInvalid, "round 5"},
-		{"short-update", 0, setUpdate([]float64{1, 2}), server.RejectInvalid, "has 2 values, want 8"},
-		{"non-finite", 0, setUpdate(nan), server.RejectInvalid, "value 3 is NaN"},
-		{"over-clip", 1, setUpdate(huge), server.RejectInvalid, "exceeds dp.update_clip_norm"},
+		{"short-update", 0, setUpdate([]float64{1, 2}), 0, "has 2 values, want 8"},
+		{"non-finite", 0, setUpdate(nan), 0, "value 3 is NaN"},
+		{"over-clip", 1, setUpdate(huge), 0, "exceeds dp.update_clip_norm"},
 		{"corrupted", 0, func(_ *network, r *pb.Result) string {
 			r.Blobs[0].Data = append([]byte{}, r.Blobs[0].Data...)
 			r.Blobs[0].Data[0] ^= 1
 			return "a"
-		}, server.RejectInvalid, "SHA-256"},
+		}, 0, "SHA-256"},
 		{"missing-blob", 0, func(_ *network, r *pb.Result) string { r.Blobs = nil; return "a" }, server.RejectInvalid, `blob "update" missing`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -210,6 +210,19 @@ func TestResultsAreValidated(t *testing.T) {
 			}
 			from := tc.tweak(n, res)
 			err = n.step(server.ResultIn{ClientID: from, Result: res})
+			if tc.code == 0 {
+				// Verified and decoded by the driver (PlainUpdateWork): the client's task fails.
+				if err != nil {
+					t.Fatalf("err = %v, want the result taken for checking", err)
+				}
+				n.queue["a"] = n.queue["a"][1:]
+				n.run()
+				f := noticesOf[server.RoundFinished](n)
+				if len(f) != 1 || len(f[0].Failures) != 1 || f[0].Failures[0].ClientID != "a" || f[0].Failures[0].Kind != strategy.FailureRejected || !strings.Contains(f[0].Failures[0].Reason, tc.msg) {
+					t.Fatalf("round: %+v, want a's update refused mentioning %q", f, tc.msg)
+				}
+				return
+			}
 			var rej *server.RejectError
 			if !errors.As(err, &rej) || rej.Code != tc.code || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("err = %v, want code %v mentioning %q", err, tc.code, tc.msg)

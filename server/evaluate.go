@@ -61,12 +61,8 @@ func (c *Coordinator) evalResult(ts *taskState, res *pb.Result, r *Ready) string
 		return fmt.Sprintf("round %d is not evaluating", ts.round)
 	}
 	if e.agg != nil {
-		data, err := blob.Find(res.Blobs, blob.EncryptedUpdate)
-		if err != nil {
-			return err.Error()
-		}
 		delete(e.pending, ts.client)
-		e.queue(r, e.number, ts.client, ts.id, "evaluation", data)
+		e.queue(r, e.number, ts.client, ts.id, "evaluation", res.Blobs)
 		return ""
 	}
 	loss, ok := res.Metrics["loss"]

@@ -39,6 +39,9 @@ func (c *Coordinator) startFit(r *Ready) {
 		}
 	}
 	f := &fitRound{number: number, sampled: sampled, pending: map[string]string{}}
+	if c.sa == nil {
+		f.plain = newPlainAggregate(c.dim+c.extra(), c.strat.NeedsIndividualUpdates())
+	}
 	if c.ul != nil {
 		f.clip = c.ul.clip()
 		switch {
@@ -177,48 +180,31 @@ func (c *Coordinator) fitResult(ts *taskState, res *pb.Result, r *Ready) string 
 		return fmt.Sprintf("num_examples = %d: must be ≥ 0 (0: not shared)", res.NumExamples)
 	}
 	if f.agg != nil {
-		if b, _ := blob.Find(res.Blobs, blob.Update); b != nil {
+		if hasBlob(res.Blobs, blob.Update) {
 			return "plaintext update sent under secure aggregation; send only encrypted_update"
 		}
-		data, err := blob.Find(res.Blobs, blob.EncryptedUpdate)
-		if err != nil {
-			return err.Error()
-		}
-		// Contributes once the driver has added it (Aggregated).
+		// Contributes once the driver has verified and added it (Aggregated).
 		delete(f.pending, ts.client)
-		f.queue(r, f.number, ts.client, ts.id, "update", data)
+		f.queue(r, f.number, ts.client, ts.id, "update", res.Blobs)
 		return ""
 	}
-	data, err := blob.Find(res.Blobs, blob.Update)
-	if err != nil {
-		return err.Error()
+	if !hasBlob(res.Blobs, blob.Update) {
+		return fmt.Sprintf("blob %q missing", blob.Update)
 	}
-	delta, err := blob.DecodeFloats(data, c.dim+c.extra())
-	if err != nil {
-		return "update: " + err.Error()
-	}
+	// Verifying, decoding, checking and adding the update is driver work (PlainUpdateWork).
 	clip, key := c.cfg.DP.UpdateClipNorm, "dp.update_clip_norm"
 	if c.ul != nil {
 		clip, key = f.clip, "the round's user-level clip"
-		if b := delta[c.dim:]; len(b) > 0 && b[0] != 0.5 && b[0] != -0.5 {
-			return fmt.Sprintf("clip indicator %v: must be +½ or −½ (the centred 1[‖Δ‖ ≤ S] − ½)", b[0])
-		}
 	}
-	if clip > 0 {
-		var s float64
-		for _, v := range delta[:c.dim] {
-			s += v * v
-		}
-		if n := math.Sqrt(s); n > clip*(1+1e-9) {
-			return fmt.Sprintf("update norm %.6g exceeds %s %g (clip before sending)", n, key, clip)
-		}
-	}
-	f.updates = append(f.updates, strategy.ClientUpdate{ClientID: ts.client, Delta: delta, Weight: c.weight(res.NumExamples), NumExamples: int(res.NumExamples), Metrics: res.Metrics})
 	delete(f.pending, ts.client)
-	f.contributors = append(f.contributors, ts.client)
-	if len(f.pending) == 0 {
-		c.finishFit(r)
+	if f.adding == nil {
+		f.adding = map[string]string{}
 	}
+	f.adding[ts.client] = ts.id
+	r.Work = append(r.Work, PlainUpdateWork{Round: f.number, TaskID: ts.id, ClientID: ts.client, blobs: res.Blobs,
+		dim: c.dim, extra: c.extra(), clip: clip, clipKey: key, userLevel: c.ul != nil,
+		update: strategy.ClientUpdate{ClientID: ts.client, Weight: c.weight(res.NumExamples), NumExamples: int(res.NumExamples), Metrics: res.Metrics},
+		into: f.plain})
 	return ""
 }
 
@@ -242,21 +228,22 @@ func (c *Coordinator) finishFit(r *Ready) {
 		c.startDecrypt(f.agg, f.number, false, r)
 		return
 	}
-	// In client order, not arrival order: floating-point sums then do not depend on the
-	// network, and a resumed run reproduces an uninterrupted one bit for bit.
-	slices.SortFunc(f.updates, func(a, b strategy.ClientUpdate) int { return strings.Compare(a.ClientID, b.ClientID) })
+	// The sums are exact (order-independent) and the updates kept in client order, so a
+	// round's result does not depend on the network's order of arrival, and a resumed run
+	// reproduces an uninterrupted one bit for bit.
 	slices.Sort(f.contributors)
-	if c.ul != nil {
-		sum := make([]float64, c.dim+c.extra())
-		for _, u := range f.updates {
-			for i, v := range u.Delta {
-				sum[i] += v
-			}
-		}
-		c.releaseUserLevel(sum, len(f.updates), r)
+	p := f.plain
+	if p.updates != nil {
+		slices.SortFunc(p.updates, func(a, b strategy.ClientUpdate) int { return strings.Compare(a.ClientID, b.ClientID) })
+		c.aggregate(strategy.FitResults{Updates: p.updates, Failures: f.failures}, r)
 		return
 	}
-	c.aggregate(strategy.FitResults{Updates: f.updates, Failures: f.failures}, r)
+	sum := p.sum.Float64s()
+	if c.ul != nil {
+		c.releaseUserLevel(sum, p.sum.Terms(), r)
+		return
+	}
+	c.aggregate(strategy.FitResults{Sum: &strategy.WeightedSum{Sum: sum[:c.dim:c.dim], TotalWeight: p.weight.Float64s()[0], Count: p.sum.Terms()}, Failures: f.failures}, r)
 }
 
 // releaseUserLevel noises the sum of count updates (user-level DP), updates the adaptive

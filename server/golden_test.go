@@ -19,7 +19,8 @@ var update = flag.Bool("update", false, "rewrite the golden transcripts in testd
 
 // transcript renders what the coordinator output, one line per item, without payload bytes.
 func transcript(n *network, log *strings.Builder) func(server.Event) {
-	return func(ev server.Event) {
+	var step func(server.Event)
+	step = func(ev server.Event) {
 		r, err := n.c.Step(ev)
 		fmt.Fprintf(log, "> %T%s\n", ev, eventDetail(ev))
 		if err != nil {
@@ -41,7 +42,11 @@ func transcript(n *network, log *strings.Builder) func(server.Event) {
 		for _, w := range r.Work {
 			fmt.Fprintf(log, "  work %T\n", w)
 		}
+		for _, w := range r.Work { // the driver's answers
+			step(w.Run())
+		}
 	}
+	return step
 }
 
 func eventDetail(ev server.Event) string {
@@ -54,6 +59,8 @@ func eventDetail(ev server.Event) string {
 		return " " + e.Elapsed.String()
 	case server.Heartbeat:
 		return " " + e.ClientID
+	case server.Aggregated:
+		return fmt.Sprintf(" %s %s %q", e.ClientID, e.TaskID, e.Err)
 	}
 	return ""
 }

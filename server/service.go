@@ -48,8 +48,17 @@ type ServiceConfig struct {
 	// MaxPullWait caps how long PullTask holds a call without a task (default 20s).
 	MaxPullWait time.Duration
 	// MaxConcurrentUploads bounds PushResult streams in flight (default 64); each client has
-	// at most one in flight.
+	// at most one in flight. An upload waits up to UploadSlotWait (default 2m) for a slot
+	// before it is refused with ResourceExhausted.
 	MaxConcurrentUploads int
+	UploadSlotWait       time.Duration
+	// MaxConcurrentDownloads bounds the tasks whose data is being streamed at once
+	// (default 64; a PullTask waits for a slot), and SendChunkBytes the chunks they are
+	// streamed in (default 64 KiB): gRPC holds a chunk per stream until the client's flow
+	// control takes it, so these two bound the server's send buffers whatever the number of
+	// clients.
+	MaxConcurrentDownloads int
+	SendChunkBytes         int
 	// MaxClients bounds the number of identities with a session (default 100000;
 	// max_clients in the server's YAML, --max-clients).
 	MaxClients int
@@ -87,6 +96,16 @@ func (c ServiceConfig) withDefaults() ServiceConfig {
 	if c.MaxConcurrentUploads == 0 {
 		c.MaxConcurrentUploads = 64
 	}
+	if c.UploadSlotWait == 0 {
+		c.UploadSlotWait = 2 * time.Minute
+	}
+	if c.MaxConcurrentDownloads == 0 {
+		c.MaxConcurrentDownloads = 64
+	}
+	if c.SendChunkBytes == 0 {
+		c.SendChunkBytes = 64 << 10
+	}
+	c.SendChunkBytes = min(c.SendChunkBytes, c.MaxChunkBytes)
 	if c.MaxClients == 0 {
 		c.MaxClients = 100000
 	}
@@ -124,7 +143,8 @@ type Service struct {
 	events  chan request
 	health  *health.Server
 	log     *slog.Logger
-	uploads chan struct{}
+	uploads   chan struct{}
+	downloads chan struct{}
 
 	sessions *sessionTable
 	// joinMu makes a Join's admission check, its coordinator event and its new session one
@@ -169,7 +189,7 @@ func NewService(coord *Coordinator, cfg ServiceConfig) *Service {
 	}
 	s := &Service{
 		cfg: cfg, coord: coord, events: make(chan request), health: health.NewServer(), log: cfg.Logger,
-		uploads: make(chan struct{}, cfg.MaxConcurrentUploads), uploading: map[string]bool{},
+		uploads: make(chan struct{}, cfg.MaxConcurrentUploads), downloads: make(chan struct{}, cfg.MaxConcurrentDownloads), uploading: map[string]bool{},
 		joinLimits: newJoinLimits(cfg), evals: newWorkQueue[EvaluationRequest](), work: newWorkQueue[Work](),
 		sessions: newSessionTable(idle), mail: map[string]*mailbox{},
 		done: make(chan struct{}), roundStart: map[uint64]time.Time{},
@@ -490,7 +510,7 @@ func (s *Service) PullTask(req *pb.PullTaskRequest, stream grpc.ServerStreamingS
 			t := mb.tasks[0]
 			mb.tasks = mb.tasks[1:]
 			s.mu.Unlock()
-			err := s.sendTask(stream, t)
+			err := s.sendTask(ctx, stream, t)
 			if err != nil {
 				// The client did not get it: queue it again for its next pull.
 				s.mu.Lock()
@@ -514,17 +534,27 @@ func (s *Service) PullTask(req *pb.PullTaskRequest, stream grpc.ServerStreamingS
 	}
 }
 
-func (s *Service) sendTask(stream grpc.ServerStreamingServer[pb.TaskChunk], t *pb.Task) error {
+func (s *Service) sendTask(ctx context.Context, stream grpc.ServerStreamingServer[pb.TaskChunk], t *pb.Task) error {
 	header := &pb.Task{TaskId: t.TaskId, Kind: t.Kind, Round: t.Round, Spec: t.Spec, DeadlineUnixMs: t.DeadlineUnixMs}
+	size := 0
 	for _, b := range t.Blobs {
 		header.Blobs = append(header.Blobs, &pb.Blob{Name: b.Name, Size: b.Size, Sha256: b.Sha256})
+		size += len(b.Data)
+	}
+	if size > 0 {
+		select {
+		case s.downloads <- struct{}{}:
+			defer func() { <-s.downloads }()
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		}
 	}
 	if err := stream.Send(&pb.TaskChunk{Part: &pb.TaskChunk_Task{Task: header}}); err != nil {
 		return err
 	}
 	for _, b := range t.Blobs {
-		for off := 0; off < len(b.Data); off += s.cfg.MaxChunkBytes {
-			end := min(off+s.cfg.MaxChunkBytes, len(b.Data))
+		for off := 0; off < len(b.Data); off += s.cfg.SendChunkBytes {
+			end := min(off+s.cfg.SendChunkBytes, len(b.Data))
 			if err := stream.Send(&pb.TaskChunk{Part: &pb.TaskChunk_Data{Data: b.Data[off:end]}}); err != nil {
 				return err
 			}
@@ -579,11 +609,15 @@ func (s *Service) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, p
 	}
 	// Only an upload whose header names a task outstanding for this client takes a slot:
 	// idle streams from made-up names cannot crowd out the honest ones.
+	slotWait := time.NewTimer(s.cfg.UploadSlotWait)
+	defer slotWait.Stop()
 	select {
 	case s.uploads <- struct{}{}:
 		defer func() { <-s.uploads }()
-	default:
-		return status.Errorf(codes.ResourceExhausted, "%d uploads in progress; retry shortly", cap(s.uploads))
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	case <-slotWait.C:
+		return status.Errorf(codes.ResourceExhausted, "%d uploads in progress for %v; retry shortly", cap(s.uploads), s.cfg.UploadSlotWait)
 	}
 	asm, err := blob.NewAssembler(res.Blobs, limit)
 	if errors.Is(err, blob.ErrTooLarge) {

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -291,10 +290,11 @@ func TestUserLevelRejectsBadClipIndicator(t *testing.T) {
 	v := make([]float64, 9)
 	v[8] = 1 // the uncentred indicator: clients send ±½
 	res.Blobs = []*pb.Blob{blob.New(blob.Update, blob.EncodeFloats(v))}
-	err = n.step(server.ResultIn{ClientID: "a", Result: res})
-	var rej *server.RejectError
-	if !errors.As(err, &rej) || rej.Code != server.RejectInvalid || !strings.Contains(rej.Msg, "clip indicator 1") {
-		t.Fatalf("err = %v, want an invalid clip indicator", err)
+	n.mustStep(server.ResultIn{ClientID: "a", Result: res})
+	n.run()
+	f := noticesOf[server.RoundFinished](n)
+	if len(f) != 1 || len(f[0].Failures) != 1 || f[0].Failures[0].ClientID != "a" || !strings.Contains(f[0].Failures[0].Reason, "clip indicator 1") {
+		t.Fatalf("round %+v, want a's update refused for its clip indicator", f)
 	}
 }
 
