@@ -186,3 +186,43 @@ func TestLogOdds(t *testing.T) {
 		t.Errorf("logOdds = %v, want %v", got, want)
 	}
 }
+
+// nopOptimizer takes steps without moving anything.
+type nopOptimizer struct{}
+
+func (nopOptimizer) Step(_, _ []float64) {}
+func (nopOptimizer) SetLR(float64)       {}
+func (nopOptimizer) LR() float64         { return 0 }
+
+// TestGradientCanariesSampling: on zero updates a canary's score counts the steps that held
+// it: once an epoch with shuffled batches, about q·T under Poisson sampling; never when it
+// is excluded.
+func TestGradientCanariesSampling(t *testing.T) {
+	const m, epochs, spe = 40, 3, 10
+	included := DrawInclusion(m, rand.New(rand.NewPCG(1, 1)))
+	coords := make([]int, m)
+	for i := range coords {
+		coords[i] = 2 * i
+	}
+	for _, tc := range []struct {
+		name string
+		g    GradientCanaries
+		want func(s float64) bool
+	}{
+		{"once-an-epoch", GradientCanaries{StepsPerEpoch: spe}, func(s float64) bool { return s == epochs }},
+		{"poisson", GradientCanaries{SampleRate: 0.5}, func(s float64) bool { return s >= 3 && s <= 27 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := tc.g
+			g.Base, g.Coordinates, g.Included, g.Magnitude, g.Sampler = nopOptimizer{}, coords, included, 0.25, rand.New(rand.NewPCG(2, 2))
+			for range epochs * spe {
+				g.Step(make([]float64, 2*m), make([]float64, 2*m))
+			}
+			for i, s := range g.Scores() {
+				if included[i] && !tc.want(s) || !included[i] && s != 0 {
+					t.Errorf("canary %d (included %v): score %v", i, included[i], s)
+				}
+			}
+		})
+	}
+}

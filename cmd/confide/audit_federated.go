@@ -52,7 +52,16 @@ func runFederatedAudit(ctx context.Context, g *globalOptions, cmd *cobra.Command
 		cfg.DP.Accountant = m.String()
 	}
 	cfg.ResultsDir = "-"
-	out, err := audit.RunFederated(ctx, audit.Federated{Sim: cfg, Canaries: af.canaries, Confidence: af.confidence, Seed: seed}, sim.Options{})
+	bar := newProgress(int64(cfg.Rounds), "audit rounds")
+	opts := sim.Options{OnRound: func(sim.RoundMetrics) {
+		if bar != nil {
+			bar.Add(1)
+		}
+	}}
+	out, err := audit.RunFederated(ctx, audit.Federated{Sim: cfg, Canaries: af.canaries, Confidence: af.confidence, Seed: seed}, opts)
+	if bar != nil {
+		bar.Finish()
+	}
 	if err != nil {
 		return err
 	}
