@@ -105,8 +105,8 @@ type fitRound struct {
 	clip         float64 // user-level DP: the round's clip norm S (0: user-level DP off)
 	dpMetrics    map[string]float64
 	pending      map[string]string // client → task id
-	plain        *plainAggregate // without secure aggregation
-	uploads      // the updates being added; under secure aggregation the encrypted sum
+	plain        *plainAggregate   // without secure aggregation
+	uploads                        // the updates being added; under secure aggregation the encrypted sum
 	contributors []string
 	failures     []strategy.Failure
 	// stats are the decrypted training statistics (secure aggregation): the weighted mean

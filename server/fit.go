@@ -204,7 +204,7 @@ func (c *Coordinator) fitResult(ts *taskState, res *pb.Result, r *Ready) string 
 	r.Work = append(r.Work, PlainUpdateWork{Round: f.number, TaskID: ts.id, ClientID: ts.client, blobs: res.Blobs,
 		dim: c.dim, extra: c.extra(), clip: clip, clipKey: key, userLevel: c.ul != nil,
 		update: strategy.ClientUpdate{ClientID: ts.client, Weight: c.weight(res.NumExamples), NumExamples: int(res.NumExamples), Metrics: res.Metrics},
-		into: f.plain})
+		into:   f.plain})
 	return ""
 }
 

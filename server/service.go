@@ -138,11 +138,11 @@ func (c ServiceConfig) withDefaults() ServiceConfig {
 // and streams task and result payloads in chunks.
 type Service struct {
 	pb.UnimplementedFederationServer
-	cfg     ServiceConfig
-	coord   *Coordinator
-	events  chan request
-	health  *health.Server
-	log     *slog.Logger
+	cfg       ServiceConfig
+	coord     *Coordinator
+	events    chan request
+	health    *health.Server
+	log       *slog.Logger
 	uploads   chan struct{}
 	downloads chan struct{}
 

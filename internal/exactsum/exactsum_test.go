@@ -58,7 +58,7 @@ func TestOrderIndependentAndExact(t *testing.T) {
 
 func TestEdgeValues(t *testing.T) {
 	v := New(4)
-	x := []float64{math.SmallestNonzeroFloat64, -0.0, 1 << 59, -3 * math.Pow(2, -100)}
+	x := []float64{math.SmallestNonzeroFloat64, math.Copysign(0, -1), 1 << 59, -3 * math.Pow(2, -100)}
 	if err := v.AddScaled(1, x); err != nil {
 		t.Fatal(err)
 	}
