@@ -11,8 +11,8 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 # Packages with goroutines run under -race; everything else without (faster).
-race_pkgs=$(go list ./... | grep -E '/(secagg|server|client|sim|model|dp|internal/linalg)($|/)' || true)
-other_pkgs=$(go list ./... | grep -vE '/(secagg|server|client|sim|model|dp|internal/linalg)($|/)' || true)
+race_pkgs=$(go list ./... | grep -E '/(secagg|server|client|sim|audit|model|dp|internal/linalg)($|/)' || true)
+other_pkgs=$(go list ./... | grep -vE '/(secagg|server|client|sim|audit|model|dp|internal/linalg)($|/)' || true)
 if [ -n "$other_pkgs" ]; then
   go test -count=1 -timeout 20m $other_pkgs
 fi
