@@ -6,7 +6,7 @@
 // Methods:
 //   - IntegratedGradients (Sundararajan, Taly, Yan 2017, "Axiomatic Attribution for Deep
 //     Networks", eq. 1): attribution_j = (x_j − x'_j)·∫₀¹ ∂f(x' + α(x − x'))/∂x_j dα for an
-//     input x, a baseline x' and f the target class's probability (or logit). The integral
+//     input x, a baseline x' and f the target class's logit (or probability). The integral
 //     is a Gauss–Legendre quadrature (Captum's default), one batched forward and backward
 //     pass per chunk of nodes. Completeness: Σ_j attribution_j = f(x) − f(x') up to the
 //     quadrature error, which every result reports (CompletenessError) so that a caller can

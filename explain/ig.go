@@ -43,7 +43,9 @@ type IGOptions struct {
 	// and the error then falls as 1/steps.
 	Tolerance float64
 	MaxSteps  int
-	// Output is f: the target's probability (default) or logit.
+	// Output is f: the target's logit (default) or probability. The probability saturates:
+	// where input and baseline are both classified with certainty (a zero-embedding
+	// baseline a spam filter calls spam) it leaves nothing to attribute.
 	Output Output
 	// Chunk bounds the nodes run in one batch (default: all of them for a dense model, as
 	// many as make 4,096 rows for sequences: attention keeps B·heads·T² weights).
@@ -55,7 +57,7 @@ func (o IGOptions) withDefaults() (IGOptions, error) {
 		o.Steps = DefaultSteps
 	}
 	if o.Output == "" {
-		o.Output = OutputProbability
+		o.Output = OutputLogit
 	}
 	if o.Tolerance == 0 {
 		o.Tolerance = DefaultTolerance

@@ -90,19 +90,25 @@ type explainedExample struct {
 	Predicted   int     `json:"predicted"`
 	PredName    string  `json:"predicted_name,omitempty"`
 	Probability float64 `json:"probability"`
-	// Target is the class explained and Output which function of it (probability or logit):
-	// F at the input, Baseline at the baseline (a black image, zero embeddings).
-	Target            int     `json:"target,omitempty"`
+	// The attributions of integrated gradients (nil for the other methods).
+	*igExplanation
+}
+
+// igExplanation is one example's integrated-gradients attribution. Target is the class
+// explained and Output which function of it (probability or logit): F at the input,
+// Baseline at the baseline (a black image, zero embeddings).
+type igExplanation struct {
+	Target            int     `json:"target"`
 	TargetName        string  `json:"target_name,omitempty"`
-	Output            string  `json:"output,omitempty"`
-	F                 float64 `json:"f,omitempty"`
-	Baseline          float64 `json:"baseline,omitempty"`
-	Sum               float64 `json:"attribution_sum,omitempty"`
-	CompletenessError float64 `json:"completeness_error,omitempty"`
-	Converged         bool    `json:"converged,omitempty"`
-	Steps             int     `json:"steps,omitempty"`
+	Output            string  `json:"output"`
+	F                 float64 `json:"f"`
+	Baseline          float64 `json:"baseline"`
+	Sum               float64 `json:"attribution_sum"`
+	CompletenessError float64 `json:"completeness_error"`
+	Converged         bool    `json:"converged"`
+	Steps             int     `json:"steps"`
 	// Attributions has one value per input feature (pixel) or per token of Tokens.
-	Attributions []float64 `json:"attributions,omitempty"`
+	Attributions []float64 `json:"attributions"`
 	Tokens       []string  `json:"tokens,omitempty"`
 }
 
@@ -132,10 +138,12 @@ func newModelExplainCmd(g *globalOptions) *cobra.Command {
 fashion-mnist, shakespeare, spam; located and fitted to the model as for 'evaluate').
 
 --method integrated-gradients (default; Sundararajan et al. 2017) attributes the
-explained output — the --target class's probability, or its logit with --of logit — to the
-inputs of each example of --index: attribution_j = (x_j − x'_j) × the mean gradient along
-the straight path from a baseline x' (a black image; for text models the zero embedding of
-every token, and a token's attribution is the sum over its embedding's dimensions) to x.
+explained output — the --target class's logit, or its probability with --of probability
+(which saturates: an input and a baseline both classified with certainty leave nothing to
+attribute) — to the inputs of each example of --index: attribution_j = (x_j − x'_j) × the
+mean gradient along the straight path from a baseline x' (a black image; for text models
+the zero embedding of every token, and a token's attribution is the sum over its
+embedding's dimensions) to x.
 Completeness: the attributions sum to f(x) − f(x'); the integral is a Gauss–Legendre rule
 of --steps nodes, doubled (up to --max-steps) until the sum is within --tolerance (1%) of
 it — ReLU models need more steps than smooth ones. --png draws images as [image |
@@ -184,7 +192,7 @@ code 2.`,
 	fl.StringVar(&f.method, "method", methodIG, "integrated-gradients, permutation or attention")
 	fl.IntSliceVar(&f.indices, "index", []int{0}, "the examples of the split to explain (integrated gradients: several, comma-separated; attention: one)")
 	fl.StringVar(&f.target, "target", "predicted", "the class explained: predicted, label, or a class name or number")
-	fl.StringVar(&f.output, "of", string(explain.OutputProbability), "integrated gradients of the target's probability or logit")
+	fl.StringVar(&f.output, "of", string(explain.OutputLogit), "integrated gradients of the target's logit or probability")
 	fl.IntVar(&f.steps, "steps", explain.DefaultSteps, "integrated gradients: the quadrature nodes to start with")
 	fl.Float64Var(&f.tol, "tolerance", explain.DefaultTolerance, "integrated gradients: the completeness error to reach, relative to |f(x) − f(baseline)|")
 	fl.IntVar(&f.maxStep, "max-steps", explain.DefaultMaxSteps, "integrated gradients: the most nodes to double up to")
@@ -435,9 +443,9 @@ func (x *explainer) integratedGradients(ctx context.Context, res *explainResult)
 		if !a.Converged {
 			slog.Warn("integrated gradients did not reach the tolerance: raise --max-steps", "example", i, "completeness_error", a.CompletenessError, "steps", a.Steps)
 		}
-		e.Target, e.TargetName, e.Output = target, x.className(target), string(a.Output)
-		e.F, e.Baseline, e.Sum, e.CompletenessError, e.Converged, e.Steps = a.F, a.Baseline, a.Sum, a.CompletenessError, a.Converged, a.Steps
-		e.Attributions = a.Features
+		e.igExplanation = &igExplanation{Target: target, TargetName: x.className(target), Output: string(a.Output),
+			F: a.F, Baseline: a.Baseline, Sum: a.Sum, CompletenessError: a.CompletenessError, Converged: a.Converged, Steps: a.Steps,
+			Attributions: a.Features}
 		title := fmt.Sprintf("%s #%d: label %s, predicted %s (%.3f)", f.split, i, orNumber(e.LabelName, e.Label), orNumber(e.PredName, e.Predicted), e.Probability)
 		if text {
 			e.Tokens = make([]string, len(in.Tokens))
@@ -675,7 +683,7 @@ func (r explainResult) print(w io.Writer, top int) {
 	fmt.Fprintf(w, "%s (%s), %s on %s %s (%.1fs)\n", r.Model, r.ModelName, r.Method, r.Dataset, r.Split, r.Seconds)
 	for _, e := range r.Examples {
 		fmt.Fprintf(w, "#%d: label %s, predicted %s (p %.4f)\n", e.Index, orNumber(e.LabelName, e.Label), orNumber(e.PredName, e.Predicted), e.Probability)
-		if e.Attributions == nil {
+		if e.igExplanation == nil {
 			continue
 		}
 		fmt.Fprintf(w, "  %s of %s: %.4f at the input, %.4f at the baseline; attributions sum to %.4f (completeness error %.2f%%, %d steps)\n",

@@ -51,11 +51,11 @@ func TestModelExplainText(t *testing.T) {
 	path, mails, _ := tinySpamTransformer(t, 2)
 	dir := t.TempDir()
 	html, tokPNG := filepath.Join(dir, "tokens.html"), filepath.Join(dir, "tokens.png")
-	res := runJSON(t, "model", "explain", path, "--dataset", "spam", "--data-path", mails, "--index", "0,1", "--target", "spam", "--of", "logit", "--html", html, "--png", tokPNG)
+	res := runJSON(t, "model", "explain", path, "--dataset", "spam", "--data-path", mails, "--index", "0,1", "--target", "spam", "--of", "probability", "--html", html, "--png", tokPNG)
 	for _, e := range res["examples"].([]any) {
 		e := e.(map[string]any)
 		toks, attr := e["tokens"].([]any), e["attributions"].([]any)
-		if len(toks) == 0 || len(toks) != len(attr) || e["target_name"] != "spam" || e["output"] != "logit" {
+		if len(toks) == 0 || len(toks) != len(attr) || e["target_name"] != "spam" || e["output"] != "probability" {
 			t.Fatalf("example %v", e)
 		}
 	}
