@@ -54,7 +54,7 @@ type ServiceConfig struct {
 	UploadSlotWait       time.Duration
 	// MaxConcurrentDownloads bounds the tasks whose data is being streamed at once
 	// (default 64; a PullTask waits for a slot), and SendChunkBytes the chunks they are
-	// streamed in (default 64 KiB): gRPC holds a chunk per stream until the client's flow
+	// streamed in (default just under 32 KiB): gRPC holds a chunk per stream until the client's flow
 	// control takes it, so these two bound the server's send buffers whatever the number of
 	// clients.
 	MaxConcurrentDownloads int
@@ -103,7 +103,9 @@ func (c ServiceConfig) withDefaults() ServiceConfig {
 		c.MaxConcurrentDownloads = 64
 	}
 	if c.SendChunkBytes == 0 {
-		c.SendChunkBytes = 64 << 10
+		// Just under 32 KiB with the message's framing: gRPC marshals into pooled buffers of
+		// 256 B, 4, 16 and 32 KiB and 1 MiB, so a chunk one byte over 32 KiB takes 1 MiB.
+		c.SendChunkBytes = 32<<10 - 64
 	}
 	c.SendChunkBytes = min(c.SendChunkBytes, c.MaxChunkBytes)
 	if c.MaxClients == 0 {
