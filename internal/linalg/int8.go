@@ -1,6 +1,10 @@
 package linalg
 
-import "math"
+import (
+	"math"
+
+	"github.com/viterin/vek"
+)
 
 // Int8 inference (quantised weights, Jacob et al. 2018; per-channel symmetric scales as in
 // PyTorch's dynamic quantisation): activations are quantised row by row, x_i ≈ s_i·q_i with
@@ -61,8 +65,13 @@ func QuantizeRows(dst []int16, scales []float64, x []float64, m, k, kpad int, st
 	}
 }
 
-// absMax is max |v| over v, four running maxima at a time.
+// absMax is max |v| over v: the larger of vek's AVX2 maximum and −minimum for rows of 16
+// or more (a Transformer's 64-wide rows spent more time here than in their products),
+// else four running maxima at a time.
 func absMax(v []float64) float64 {
+	if useVek && len(v) >= 16 {
+		return max(vek.Max(v), -vek.Min(v))
+	}
 	var m0, m1, m2, m3 float64
 	i := 0
 	for ; i+4 <= len(v); i += 4 {
@@ -142,6 +151,10 @@ func MulQ(dst []float64, ldd int, xq []int16, xs []float64, wq []int16, ws []flo
 	}
 	var out [3 * QuantChannels]int32
 	store := func(i, rows, j int) {
+		if j+QuantChannels <= n {
+			storeTile(dst, ldd, i, rows, j, xs, (*[QuantChannels]float64)(ws[j:j+QuantChannels]), &out, acc)
+			return
+		}
 		for r := range rows {
 			row := dst[(i+r)*ldd:]
 			s := xs[i+r]
@@ -171,6 +184,25 @@ func MulQ(dst []float64, ldd int, xq []int16, xs []float64, wq []int16, ws []flo
 				dot1x4(xq[i*kpad:], wq[j*kpad:], kpad, &out)
 				store(i, 1, j)
 			}
+		}
+	}
+}
+
+// storeTile stores (or with acc adds) the rows×4 tile out of integer dot products,
+// scaled by row scales xs[i:] and channel scales w, at dst[(i+r)·ldd + j …]: fixed-size
+// arrays, no bounds checks inside and one branch per row. A loop over the channels with
+// min(4, n − j) and the acc test per element cost several times the dot products they
+// store when k is small (a Transformer's 64-wide rows).
+func storeTile(dst []float64, ldd, i, rows, j int, xs []float64, w *[QuantChannels]float64, out *[3 * QuantChannels]int32, acc bool) {
+	for r := range rows {
+		s := xs[i+r]
+		o := (*[QuantChannels]int32)(out[r*QuantChannels:])
+		d := (*[QuantChannels]float64)(dst[(i+r)*ldd+j:])
+		v0, v1, v2, v3 := s*w[0]*float64(o[0]), s*w[1]*float64(o[1]), s*w[2]*float64(o[2]), s*w[3]*float64(o[3])
+		if acc {
+			d[0], d[1], d[2], d[3] = d[0]+v0, d[1]+v1, d[2]+v2, d[3]+v3
+		} else {
+			d[0], d[1], d[2], d[3] = v0, v1, v2, v3
 		}
 	}
 }
