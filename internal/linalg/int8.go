@@ -50,7 +50,13 @@ func QuantizeRows(dst []int16, scales []float64, x []float64, m, k, kpad int, st
 		}
 		inv := 1 / s
 		q = q[:len(row)]
-		for p, v := range row {
+		done := 0
+		if useQuantizeAVX2 && len(row) >= 4 {
+			done = len(row) &^ 3
+			quantizeRowAVX2(&q[0], &row[0], done, inv, &quantizeConsts)
+		}
+		for p := done; p < len(row); p++ {
+			v := row[p]
 			// Plain comparisons and a truncation: the min/max builtins and math.Round
 			// handle NaN, −0 and huge values at several times the cost, and x is finite.
 			r := v * inv
@@ -194,6 +200,11 @@ func MulQ(dst []float64, ldd int, xq []int16, xs []float64, wq []int16, ws []flo
 // min(4, n − j) and the acc test per element cost several times the dot products they
 // store when k is small (a Transformer's 64-wide rows).
 func storeTile(dst []float64, ldd, i, rows, j int, xs []float64, w *[QuantChannels]float64, out *[3 * QuantChannels]int32, acc bool) {
+	if useQuantizeAVX2 && rows > 0 {
+		_, _ = dst[(i+rows-1)*ldd+j+QuantChannels-1], xs[i+rows-1] // bounds: the kernel writes and reads these
+		storeTileAVX2(&dst[i*ldd+j], ldd, rows, &xs[i], &w[0], &out[0], acc)
+		return
+	}
 	for r := range rows {
 		s := xs[i+r]
 		o := (*[QuantChannels]int32)(out[r*QuantChannels:])
