@@ -32,6 +32,8 @@ type FederatedResult struct {
 	// Report is the simulation's report; its Summary.Privacy.UserLevel holds the
 	// claimed user-level ε.
 	Report *sim.Report
+	// Model is the spec of the federation's model.
+	Model model.Spec
 	// QuietCanaries counts the canaries whose coordinate had no data gradient at all.
 	QuietCanaries int
 	// Rounds is the number of released aggregates the auditor saw.
@@ -167,7 +169,7 @@ func RunFederated(ctx context.Context, c Federated, opts sim.Options) (*Federate
 			return nil, fmt.Errorf("audit: round %d clipped updates to %g, above the canaries' norm %g: the canaries were not the largest updates", r.Round, r.UpdateClip, canaryUpdateNorm)
 		}
 	}
-	res := &FederatedResult{Report: rep, QuietCanaries: quiet}
+	res := &FederatedResult{Report: rep, Model: spec, QuietCanaries: quiet}
 	scores, seen := trace.scores()
 	res.Rounds = seen
 	delta := c.Sim.WithDefaults().DP.Delta

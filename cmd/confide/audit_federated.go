@@ -66,10 +66,10 @@ func runFederatedAudit(ctx context.Context, g *globalOptions, cmd *cobra.Command
 		return err
 	}
 	s := out.Report.Summary
-	res := auditResult{Mode: string(mode), Setting: "federated", Dataset: s.Dataset, ModelName: s.Model, UpdatesSeen: out.Rounds, QuietCanaries: out.QuietCanaries, TestAccuracy: s.FinalAccuracy}
+	res := auditResult{Mode: string(mode), Setting: "federated", Dataset: s.Dataset, ModelName: modelName(out.Model), UpdatesSeen: out.Rounds, QuietCanaries: out.QuietCanaries, TestAccuracy: s.FinalAccuracy}
 	if u := s.Privacy.UserLevel; u != nil {
 		res.EpsilonClaimed, res.Delta = &u.Epsilon, u.Delta
-		res.Accountant, res.Accounting = u.Accountant, u.Meaning
+		res.Accountant, res.Accounting = s.Privacy.Accountant, u.Accountant
 		res.NoiseMultiplier, res.SampleRate, res.Steps = &u.NoiseMultiplier, &u.SampleRate, u.Rounds
 		res.NoiseSource = s.Privacy.Noise
 	}

@@ -70,8 +70,9 @@ dp:
 		t.Fatal(err)
 	}
 	res := runJSON(t, "audit", "--federated", cfg, "--canaries", "50")
-	if res["setting"] != "federated" || res["canaries"] != 50.0 || res["updates_seen"] != 4.0 {
-		t.Fatalf("setting %v, canaries %v, rounds seen %v: want federated, 50, 4", res["setting"], res["canaries"], res["updates_seen"])
+	if res["setting"] != "federated" || res["canaries"] != 50.0 || res["updates_seen"] != 4.0 || res["accountant"] != "rdp" || res["model_name"] != "MLP 784-8-10 (relu)" {
+		t.Fatalf("setting %v, canaries %v, rounds seen %v, accountant %v, model %v: want federated, 50, 4, rdp, MLP 784-8-10 (relu)",
+			res["setting"], res["canaries"], res["updates_seen"], res["accountant"], res["model_name"])
 	}
 	claimed, _ := res["epsilon_claimed"].(float64)
 	if eps := res["epsilon_lower"].(float64); !(claimed > 0) || eps < 0 || eps > claimed {
