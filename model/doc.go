@@ -11,12 +11,18 @@
 //   - Backprop is explicit: Forward caches what Backward needs; Backward returns the input
 //     gradient and accumulates parameter gradients. Every layer and loss is checked against
 //     finite differences in the tests.
-//   - Per-example gradients (for DP-SGD) are never materialised as B separate vectors on the
-//     default path: in ghost mode each parametrised layer reports per-example squared gradient
-//     norms from its cached activations and output gradients (‖∇W_i‖² = ‖a_i‖²‖b_i‖² for a
-//     Linear layer; the Gram-matrix form Σ_{t,t'}(a_t·a_t')(b_t·b_t') over time steps), and then
-//     accumulates the weighted sum Σ_i w_i g_i with one multiply per layer. Tests compare both
-//     with naive one-example-at-a-time backprop.
+//   - Per-example gradients (for DP-SGD) are materialised as B separate vectors only where
+//     that is cheaper: in ghost mode each parametrised layer reports per-example squared
+//     gradient norms from its cached activations and output gradients (‖∇W_i‖² = ‖a_i‖²‖b_i‖²
+//     for a Linear layer; the Gram-matrix form Σ_{t,t'}(a_t·a_t')(b_t·b_t') over time steps or
+//     a convolution's positions), and then accumulates the weighted sum Σ_i w_i g_i with one
+//     multiply per layer. Where forming a layer's per-example gradients costs fewer
+//     multiply-adds than the Gram form (mixed ghost clipping, Bu et al. 2022), they are formed
+//     and kept, and the weighted sum adds them up. Tests compare both with naive
+//     one-example-at-a-time backprop.
+//   - Images are channels-last: a convolutional layer's batch is B·H·W rows of C channels,
+//     example-major like a sequence batch, so Linear's per-row code serves a convolution over
+//     its unfolded patches (Conv2D: im2col + one multiply) and Flatten is a view.
 //   - Randomness (initialisation, dropout) is injected as *rand.Rand; the same seed gives the
 //     same model and the same training run.
 //   - A Model is not safe for concurrent use: layers own their activation buffers. Use one
@@ -47,13 +53,13 @@
 //     the spec keeps them zero on every client. An int8 model (Model.Quantize: per-channel
 //     symmetric weights of the WeightTensors) keeps the dequantised weights in Params, so
 //     everything reading parameters sees the quantised model; only Forward's products with
-//     Linear and recurrent weights run in int8 (linalg.MulQ), with activations quantised
-//     per row (dynamic) or with calibrated scales (static). Training uses the float path.
+//     Linear (so also Conv2D) and recurrent weights run in int8 (linalg.MulQ), activations
+//     quantised per row (dynamic) or with calibrated scales (static). Training uses the float path.
 //
-// Main types: Spec (the declarative architecture: mlp, rnn, lstm, gru, transformer), Model,
+// Main types: Spec (the declarative architecture: mlp, cnn, rnn, lstm, gru, transformer), Model,
 // Layer and ParamLayer, Batch (the shape and mode of one forward pass), Optimizer (SGD,
 // Adam), FeatureSpec, Features and Scattering (the feature stage). Layers: Linear, Activation, Dropout, Embedding, LearnedPosition,
-// SinusoidalPosition, LayerNorm, Attention, MultiHeadAttention, Recurrent (vanilla, LSTM,
+// SinusoidalPosition, LayerNorm, Conv2D, Pool2D, GroupNorm, Flatten, Attention, MultiHeadAttention, Recurrent (vanilla, LSTM,
 // GRU), Pool, Residual, Sequential, TransformerBlock. Compression: WeightTensor, Mask,
 // Quantization. Model files: Save, Load (format version 3: spec, Meta — class names, input
 // normalisation, tokenizer, provenance —, the quantisation and the parameters, as float64

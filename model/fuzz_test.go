@@ -307,7 +307,7 @@ func FuzzParseSpec(f *testing.F) {
 				in.Tokens[i] = int32(i % s.Vocab)
 			}
 		} else {
-			in.X = make([]float64, s.Input)
+			in.X = make([]float64, s.withDefaults().Input) // a cnn's defaults to its image size
 			for i := range in.X {
 				in.X[i] = float64(i%7) - 3
 			}

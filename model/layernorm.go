@@ -13,12 +13,9 @@ type LayerNorm struct {
 	Dim int
 	Eps float64
 
-	g, b, gg, gb []float64
-	xhat         *Tensor
-	rstd         []float64
-	y, dx        *Tensor
-	dy           *Tensor // ghost mode
-	sums         [][]float64
+	affine
+	rstd  []float64
+	y, dx *Tensor
 
 	in, gy *Tensor // input of the running Forward, output gradient of the running Backward
 	// Method values made once: a closure passed to parallelFor on every call would be
@@ -29,22 +26,12 @@ type LayerNorm struct {
 var _ ParamLayer = (*LayerNorm)(nil)
 
 // NewLayerNorm returns a layer norm over rows of width dim.
-func NewLayerNorm(dim int) *LayerNorm { return &LayerNorm{Dim: dim, Eps: 1e-5} }
-
-func (l *LayerNorm) NumParams() int { return 2 * l.Dim }
-
-func (l *LayerNorm) Bind(params, grads []float64) {
-	D := l.Dim
-	l.g, l.b, l.gg, l.gb = params[:D], params[D:2*D], grads[:D], grads[D:2*D]
+func NewLayerNorm(dim int) *LayerNorm {
+	return &LayerNorm{Dim: dim, Eps: 1e-5, affine: affine{dim: dim}}
 }
 
 // Init sets γ = 1 and β = 0.
-func (l *LayerNorm) Init(*rand.Rand) {
-	for i := range l.g {
-		l.g[i] = 1
-	}
-	clear(l.b)
-}
+func (l *LayerNorm) Init(*rand.Rand) { l.affine.init() }
 
 func (l *LayerNorm) Forward(x *Tensor, b *Batch) *Tensor {
 	if x.Cols != l.Dim {
@@ -88,11 +75,7 @@ func (l *LayerNorm) forwardRows(_, lo, hi int) {
 // Backward: with ĝ = dy ⊙ γ, dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ ⊙ x̂)).
 func (l *LayerNorm) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 	D := l.Dim
-	if b.Ghost {
-		l.dy = dy
-	} else {
-		l.accumulate(dy, nil, b)
-	}
+	l.affine.backward(dy, b)
 	if !needInput {
 		return nil
 	}
@@ -123,52 +106,3 @@ func (l *LayerNorm) backwardRows(_, lo, hi int) {
 		}
 	}
 }
-
-// accumulate adds Σ_r w_{i(r)}·(dy_r ⊙ x̂_r) to ∇γ and Σ_r w_{i(r)}·dy_r to ∇β (w nil: all 1).
-func (l *LayerNorm) accumulate(dy *Tensor, w []float64, b *Batch) {
-	D := l.Dim
-	T := dy.Rows / b.B
-	for r := 0; r < dy.Rows; r++ {
-		wi := 1.0
-		if w != nil {
-			wi = w[r/T]
-		}
-		g, xh := dy.Data[r*D:(r+1)*D], l.xhat.Data[r*D:(r+1)*D]
-		for k, v := range g {
-			l.gg[k] += wi * v * xh[k]
-			l.gb[k] += wi * v
-		}
-	}
-}
-
-// AddPerExampleSqNorms forms each example's gain and bias gradients (two Dim-vectors:
-// Σ_t dy_t ⊙ x̂_t and Σ_t dy_t), which is as cheap as any identity.
-func (l *LayerNorm) AddPerExampleSqNorms(dst []float64, b *Batch) {
-	D := l.Dim
-	T := l.dy.Rows / b.B
-	if len(l.sums) < numWorkers() {
-		l.sums = make([][]float64, numWorkers())
-	}
-	parallelFor(b.B, 3*T*D, func(w, lo, hi int) {
-		l.sums[w] = growFloats(l.sums[w], 2*D)
-		sg, sb := l.sums[w][:D], l.sums[w][D:]
-		for i := lo; i < hi; i++ {
-			clear(sg)
-			clear(sb)
-			for r := i * T; r < (i+1)*T; r++ {
-				g, xh := l.dy.Data[r*D:(r+1)*D], l.xhat.Data[r*D:(r+1)*D]
-				for k, v := range g {
-					sg[k] += v * xh[k]
-					sb[k] += v
-				}
-			}
-			s := 0.0
-			for k := range sg {
-				s += sg[k]*sg[k] + sb[k]*sb[k]
-			}
-			dst[i] += s
-		}
-	})
-}
-
-func (l *LayerNorm) AccumulateWeighted(w []float64, b *Batch) { l.accumulate(l.dy, w, b) }

@@ -63,6 +63,9 @@ var countSpecs = []Spec{
 	{Type: TypeTransformer, Vocab: 13, Embed: 8, Layers: 2, Heads: 2, MaxLen: 6, Output: 3},
 	{Type: TypeTransformer, Vocab: 13, Embed: 8, Layers: 1, Heads: 4, FF: 5, MaxLen: 6, Output: 3, Norm: NormPre, Positional: PosSinusoidal},
 	{Type: TypeTransformer, Vocab: 13, Embed: 8, Layers: 3, Heads: 1, MaxLen: 6, Task: TaskNextToken, Norm: NormPre},
+	cnnSpecs["groupnorm_maxpool_dilated_avgpool"],
+	cnnSpecs["strided_no_hidden"],
+	referenceCNN(),
 	// The examples' models (examples/*.yaml, sizes the simulator fills from the datasets).
 	{Type: TypeMLP, Input: 784, Hidden: []int{200, 200}, Output: 10},
 	{Type: TypeMLP, Input: 784, Output: 10, Features: &FeatureSpec{Type: FeaturesScattering, J: 2, L: 8, Shape: []int{28, 28}, Norm: FeatureNormGroup, Groups: 27}},
@@ -198,7 +201,7 @@ func TestLimitsAreConfigurable(t *testing.T) {
 		t.Fatalf("raised MaxWidth: %d, %v", n, err)
 	}
 	if got, want := DefaultLimits(), (Limits{MaxParams: 1 << 28, MaxWidth: 1 << 20, MaxVocab: 1 << 21, MaxSeqLen: 1 << 16,
-		MaxLayers: 1024, MaxHeads: 1024, MaxFeatureDim: 1 << 18, MaxFilterBank: 1 << 25, MaxMetaBytes: 1 << 24}); got != want {
+		MaxLayers: 1024, MaxHeads: 1024, MaxFeatureDim: 1 << 18, MaxFilterBank: 1 << 25, MaxActivation: 1 << 24, MaxMetaBytes: 1 << 24}); got != want {
 		t.Fatalf("DefaultLimits() = %+v, want %+v", got, want)
 	}
 

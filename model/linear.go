@@ -29,6 +29,13 @@ type Linear struct {
 	dy  *Tensor // output gradient kept in ghost mode
 	tmp []float64
 
+	// perExample holds each example's formed gradient (NumParams values) when
+	// AddPerExampleSqNorms formed them for the output gradient perExampleOf.
+	perExample   []float64
+	perExampleOf *Tensor
+	accW         []float64 // weights of the running AccumulateWeighted
+	accRange     func(w, lo, hi int)
+
 	scratch [][]float64 // per-worker buffers of AddPerExampleSqNorms
 
 	// An int8 model's weights in the layout of the int8 kernels (nil: float64), shared by
@@ -100,7 +107,7 @@ func (l *Linear) Forward(x *Tensor, b *Batch) *Tensor {
 
 func (l *Linear) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 	if b.Ghost {
-		l.dy = dy
+		l.dy, l.perExampleOf = dy, nil
 	} else {
 		mulTNAcc(l.gw, l.x.Data, dy.Data, l.In, dy.Rows, l.Out)
 		if !l.NoBias {
@@ -119,11 +126,26 @@ func (l *Linear) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 // that is cheaper. With one row per example, ∇W_i = a_iᵀb_i, so ‖∇W_i‖² = ‖a_i‖²‖b_i‖² and
 // ‖∇b_i‖² = ‖b_i‖². With T rows, ∇W_i = Σ_t a_tᵀb_t and ‖∇W_i‖² = Σ_{t,t'}(a_t·a_t')(b_t·b_t')
 // (Li et al. 2022, "ghost clipping"), O(T²(in+out)); when T·in·out is smaller the per-example
-// gradient is formed instead (as Opacus' "mixed" mode does). Both are exact (seqGradSqNorm).
+// gradient is formed instead (mixed ghost clipping, Bu et al. 2022). Both are exact
+// (seqGradSqNorm). Formed gradients are kept, so AccumulateWeighted is then a weighted sum
+// of B vectors instead of a multiply over all B·T rows (the book-keeping of Bu et al. 2023);
+// they take (in+1)·out values an example, when forming is the cheaper choice no more than
+// the T·(in+out) + out its rows already hold in the cached activations and gradients.
 func (l *Linear) AddPerExampleSqNorms(dst []float64, b *Batch) {
 	a, g := l.x, l.dy
 	T := a.Rows / b.B
 	in, out := l.In, l.Out
+	if T > 1 && !gramCheaper(T, in, out) {
+		n := l.NumParams()
+		l.perExample = growFloats(l.perExample, b.B*n)
+		parallelFor(b.B, T*in*out, func(_, lo, hi int) {
+			for i := lo; i < hi; i++ {
+				dst[i] += formGrad(l.perExample[i*n:(i+1)*n], a.Data[i*T*in:(i+1)*T*in], g.Data[i*T*out:(i+1)*T*out], T, in, out, !l.NoBias)
+			}
+		})
+		l.perExampleOf = g
+		return
+	}
 	if len(l.scratch) < numWorkers() {
 		l.scratch = make([][]float64, numWorkers())
 	}
@@ -136,9 +158,19 @@ func (l *Linear) AddPerExampleSqNorms(dst []float64, b *Batch) {
 	})
 }
 
-// AccumulateWeighted adds Aᵀ·diag(w)·B to ∇W (and Σ_i w_i Σ_t b_t to ∇b): one multiply.
+// AccumulateWeighted adds Aᵀ·diag(w)·B to ∇W (and Σ_i w_i Σ_t b_t to ∇b): one multiply,
+// or the weighted sum of the per-example gradients AddPerExampleSqNorms formed.
 func (l *Linear) AccumulateWeighted(w []float64, b *Batch) {
 	g := l.dy
+	if l.perExampleOf == g && g != nil {
+		l.accW = w[:b.B]
+		if l.accRange == nil {
+			l.accRange = l.accumulateFormed
+		}
+		parallelFor(l.NumParams(), b.B, l.accRange)
+		l.accW = nil
+		return
+	}
 	T := g.Rows / b.B
 	l.tmp = growFloats(l.tmp, g.Rows*l.Out)
 	scaled := l.tmp[:g.Rows*l.Out]
@@ -170,4 +202,18 @@ func (l *Linear) mulQuant(x *Tensor) {
 
 func (l *Linear) mulQuantRows(w, lo, hi int) {
 	l.q.mul(l.qy[lo*l.Out:], l.Out, l.qx[lo*l.In:hi*l.In], hi-lo, &l.qs[w], false)
+}
+
+// accumulateFormed adds Σ_i w_i·(formed gradient of example i) to parameters [lo, hi).
+func (l *Linear) accumulateFormed(_, lo, hi int) {
+	n, nw := l.NumParams(), l.In*l.Out
+	for i, wi := range l.accW {
+		g := l.perExample[i*n : (i+1)*n]
+		if lo < nw {
+			linalg.Axpy(wi, g[lo:min(hi, nw)], l.gw[lo:min(hi, nw)])
+		}
+		if hi > nw {
+			linalg.Axpy(wi, g[max(lo, nw):hi], l.gb[max(lo, nw)-nw:hi-nw])
+		}
+	}
 }

@@ -17,6 +17,8 @@ var compressionSpecs = map[string]Spec{
 	"lstm":        {Type: TypeLSTM, Vocab: 9, Embed: 4, Hidden: []int{5}, Output: 2},
 	"gru":         {Type: TypeGRU, Vocab: 9, Embed: 4, Hidden: []int{5}, Layers: 2, Output: 2},
 	"transformer": {Type: TypeTransformer, Vocab: 9, Embed: 8, Heads: 2, FF: 12, Layers: 2, MaxLen: 6, Output: 2, Norm: NormPre},
+	"cnn": {Type: TypeCNN, Image: []int{6, 6}, Input: 36, Hidden: []int{5}, Output: 3,
+		Conv: []ConvSpec{{Filters: 4, Kernel: 3, Groups: 2, Pool: Pool2DMax}, {Filters: 3, Kernel: 1}}},
 }
 
 // Every weight tensor is the layer's own slice of the parameter vector, tensors do not
@@ -37,6 +39,8 @@ func TestWeightTensorsAreTheLayersWeights(t *testing.T) {
 					switch l := l.(type) {
 					case *Linear:
 						own = append(own, l.w)
+					case *Conv2D:
+						own = append(own, l.lin.w)
 					case *Embedding:
 						own = append(own, l.w)
 					case *Recurrent:

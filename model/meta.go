@@ -248,7 +248,7 @@ func (l Limits) ValidateMeta(spec Spec, meta Meta) error {
 	}
 	if in := meta.Input; in != nil {
 		switch {
-		case spec.Type != TypeMLP:
+		case spec.IsSequence():
 			bad("input: describes dense inputs, but a %s model reads tokens (use tokenizer)", spec.Type)
 		case in.Kind != InputImage && in.Kind != InputTabular:
 			bad("input.kind %q unknown (use %s or %s)", truncate(in.Kind), InputImage, InputTabular)

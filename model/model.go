@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 )
 
-// Input is one batch of examples: dense features X (B×InputDim) for mlp, or token ids
+// Input is one batch of examples: dense features X (B×InputDim) for mlp and cnn, or token ids
 // Tokens (B×T, example-major, T ≥ 1) for the sequence models.
 type Input struct {
 	X       []float64
@@ -149,10 +149,7 @@ func (m *Model) setBatch(in *Input, train, ghost bool, rng *rand.Rand) error {
 	if m.Spec.IsSequence() {
 		return m.checkTokens(in)
 	}
-	if m.Spec.Type == TypeMLP {
-		return m.setDense(in)
-	}
-	return nil
+	return m.setDense(in) // mlp and cnn
 }
 
 // setDense points the first layer at the batch's dense input, applying the feature stage to

@@ -116,19 +116,12 @@ func TestDeterministicInit(t *testing.T) {
 	}
 }
 
-func TestSpecValidation(t *testing.T) {
-	for _, tc := range []struct {
-		yaml, wantErr string
-	}{
-		{"type: mlp\ninput: 784\nhidden: [256, 128]\noutput: 10\n", ""},
-		{`{"type": "mlp", "input": 4, "output": 2, "activation": "tanh"}`, ""},
-		{"type: mlp\ninput: 0\noutput: 10\n", "input = 0"},
-		{"type: cnn\ninput: 3\noutput: 10\n", `type "cnn" unknown`},
-		{"type: mlp\ninput: 3\noutput: 10\nactivation: swish\n", "unknown activation"},
-		{"type: mlp\ninput: 3\noutput: 10\nhiden: [3]\n", "field hiden not found"},
-		{"type: mlp\ninput: 3\noutput: 10\ndropout: 1\n", "dropout = 1"},
-		{"type: mlp\ninput: 3\noutput: 1\n", "at least 2 classes"},
-	} {
+// specCase is a spec, YAML or JSON, and what ParseSpec's error must mention ("": no error).
+type specCase struct{ yaml, wantErr string }
+
+func checkParseSpec(t *testing.T, cases []specCase) {
+	t.Helper()
+	for _, tc := range cases {
 		_, err := ParseSpec([]byte(tc.yaml))
 		switch {
 		case tc.wantErr == "" && err != nil:
@@ -137,6 +130,19 @@ func TestSpecValidation(t *testing.T) {
 			t.Errorf("%q: error %v, want it to mention %q", tc.yaml, err, tc.wantErr)
 		}
 	}
+}
+
+func TestSpecValidation(t *testing.T) {
+	checkParseSpec(t, []specCase{
+		{"type: mlp\ninput: 784\nhidden: [256, 128]\noutput: 10\n", ""},
+		{`{"type": "mlp", "input": 4, "output": 2, "activation": "tanh"}`, ""},
+		{"type: mlp\ninput: 0\noutput: 10\n", "input = 0"},
+		{"type: resnet\ninput: 3\noutput: 10\n", `type "resnet" unknown`},
+		{"type: mlp\ninput: 3\noutput: 10\nactivation: swish\n", "unknown activation"},
+		{"type: mlp\ninput: 3\noutput: 10\nhiden: [3]\n", "field hiden not found"},
+		{"type: mlp\ninput: 3\noutput: 10\ndropout: 1\n", "dropout = 1"},
+		{"type: mlp\ninput: 3\noutput: 1\n", "at least 2 classes"},
+	})
 }
 
 func TestModelFileRoundTripAndCorruption(t *testing.T) {

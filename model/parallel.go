@@ -33,7 +33,7 @@ func seqGradSqNorm(a, g []float64, T, in, out int, bias bool, scratch *[]float64
 	if T == 1 {
 		return (linalg.SumSq(a[:in]) + one) * linalg.SumSq(g[:out])
 	}
-	if T*T*(in+out) < T*in*out {
+	if gramCheaper(T, in, out) {
 		*scratch = growFloats(*scratch, 2*T*T)
 		ga, gg := (*scratch)[:T*T], (*scratch)[T*T:2*T*T]
 		linalg.MulNT(ga, a, a, T, in, T, false)
@@ -45,11 +45,21 @@ func seqGradSqNorm(a, g []float64, T, in, out int, bias bool, scratch *[]float64
 		return s
 	}
 	*scratch = growFloats(*scratch, in*out+out)
-	gw := (*scratch)[:in*out]
+	return formGrad(*scratch, a, g, T, in, out, bias)
+}
+
+// gramCheaper reports whether seqGradSqNorm's Gram form, O(T²(in+out)), costs fewer
+// multiply-adds than forming the gradient, O(T·in·out).
+func gramCheaper(T, in, out int) bool { return T*(in+out) < in*out }
+
+// formGrad writes one example's gradient Σ_t a_tᵀg_t (in×out), then Σ_t g_t when bias, to
+// dst and returns its squared norm.
+func formGrad(dst, a, g []float64, T, in, out int, bias bool) float64 {
+	gw := dst[:in*out]
 	linalg.MulTN(gw, a, g, in, T, out, false)
 	s := linalg.SumSq(gw)
 	if bias {
-		gb := (*scratch)[in*out : in*out+out]
+		gb := dst[in*out : in*out+out]
 		clear(gb)
 		linalg.SumRows(gb, g, T, out)
 		s += linalg.SumSq(gb)

@@ -96,6 +96,17 @@ type Spec struct {
 	// Causal restricts attention to earlier positions; next_token transformers always use it.
 	Causal bool `json:"causal,omitempty" yaml:"causal,omitempty"`
 
+	// A cnn reads dense images of Input values an example, channels last (Image[0] rows of
+	// Image[1] pixels of Image[2] channels each; see Conv2D), through the Conv blocks, then
+	// Flatten, Linear layers of the Hidden widths and the output layer. Activation follows
+	// every convolution (after its GroupNorm) and hidden layer, Dropout every hidden layer.
+
+	// Image is a cnn's input shape, [rows, cols] or [rows, cols, channels] (default 1
+	// channel); Input, filled from it when omitted, must be its product.
+	Image []int `json:"image,omitempty" yaml:"image,omitempty"`
+	// Conv lists a cnn's convolution blocks, first to last.
+	Conv []ConvSpec `json:"conv,omitempty" yaml:"conv,omitempty"`
+
 	// Mask, when set, fixes the parameters it marks at zero: a pruned model (Model.Prune).
 	// It covers the whole parameter vector.
 	Mask *Mask `json:"mask,omitempty" yaml:"mask,omitempty"`
@@ -196,7 +207,10 @@ func (s Spec) withDefaults() Spec {
 			s.Causal = true
 		}
 	}
-	if s.Init == "" && s.Type == TypeMLP {
+	if s.Type == TypeCNN {
+		s = s.cnnDefaults()
+	}
+	if s.Init == "" && (s.Type == TypeMLP || s.Type == TypeCNN) {
 		switch s.Activation {
 		case ActTanh, ActSigmoid:
 			s.Init = InitXavier
@@ -258,15 +272,17 @@ func (l Limits) NumParams(s Spec) (int, error) {
 				}
 			}
 		}
+	case TypeCNN:
+		s.validateCNN(bad, atMost, l)
 	case TypeRNN, TypeLSTM, TypeGRU, TypeTransformer:
 		s.validateSequence(bad, atMost, l)
 		if s.Features != nil {
 			bad("features: a feature stage reads dense inputs; remove it for type %s", s.Type)
 		}
 	case "":
-		bad("type is missing (use mlp, rnn, lstm, gru or transformer)")
+		bad("type is missing (use mlp, cnn, rnn, lstm, gru or transformer)")
 	default:
-		bad("type %q unknown (use mlp, rnn, lstm, gru or transformer)", s.Type)
+		bad("type %q unknown (use mlp, cnn, rnn, lstm, gru or transformer)", s.Type)
 	}
 	if s.Output <= 0 {
 		bad("output = %d: must be the number of classes or outputs (> 0)", s.Output)
@@ -280,7 +296,7 @@ func (l Limits) NumParams(s Spec) (int, error) {
 	if !(s.Dropout >= 0 && s.Dropout < 1) {
 		bad("dropout = %v: must be in [0, 1)", s.Dropout)
 	}
-	if (s.Type == TypeMLP || s.Init != "") && s.Init != InitHe && s.Init != InitXavier {
+	if (s.Type == TypeMLP || s.Type == TypeCNN || s.Init != "") && s.Init != InitHe && s.Init != InitXavier {
 		bad("init %q unknown (use he or xavier)", s.Init)
 	}
 	if _, err := newLoss(s.Loss); err != nil {
@@ -427,6 +443,8 @@ func (s Spec) build() ([]Layer, error) {
 		}
 		// The output layer feeds a softmax: Xavier suits it whatever the hidden activation.
 		layers = append(layers, NewLinear(in, s.Output, InitXavier))
+	case TypeCNN:
+		return s.buildCNN()
 	case TypeRNN, TypeLSTM, TypeGRU:
 		layers = append(layers, NewEmbedding(s.Vocab, s.Embed))
 		in := s.Embed
@@ -507,6 +525,11 @@ type Limits struct {
 	// J = 2, L = 8 needs 22,356, J = 4, L = 8 on 224×224 images 2.6 M, J = 5, L = 8 on
 	// 512×512 ones 17 M.
 	MaxFilterBank int
+	// MaxActivation bounds a cnn's values an example in any block: its feature maps and
+	// its unfolded convolution input (positions × kernel² × channels), which training
+	// holds for every example of a batch. Default 2^24 (128 MiB an example; MNIST's CNN
+	// needs 12,544).
+	MaxActivation int
 	// MaxMetaBytes bounds the metadata section of a model file (Meta as JSON): decoding
 	// allocates a small multiple of it at most. Default 2^24 (16 MiB): a word vocabulary
 	// of 20,000 words takes about 200 KB.
@@ -531,13 +554,14 @@ func (l Limits) withDefaults() Limits {
 	set(&l.MaxFeatureDim, MaxFeatureDim)
 	set(&l.MaxFilterBank, 1<<25)
 	set(&l.MaxMetaBytes, 1<<24)
+	set(&l.MaxActivation, 1<<24)
 	return l
 }
 
 // unlimited accepts every spec whose parameter count fits an int: Clone uses it to rebuild
 // a model whose spec was checked against the limits it was built under.
 var unlimited = Limits{MaxParams: math.MaxInt, MaxWidth: math.MaxInt, MaxVocab: math.MaxInt, MaxSeqLen: math.MaxInt,
-	MaxLayers: math.MaxInt, MaxHeads: math.MaxInt, MaxFeatureDim: math.MaxInt, MaxFilterBank: math.MaxInt, MaxMetaBytes: math.MaxInt}
+	MaxLayers: math.MaxInt, MaxHeads: math.MaxInt, MaxFeatureDim: math.MaxInt, MaxFilterBank: math.MaxInt, MaxMetaBytes: math.MaxInt, MaxActivation: math.MaxInt}
 
 // paramCount adds up a parameter count in uint64 and records an overflow instead of
 // wrapping around: the sizes come from a spec, which may be hostile.
@@ -587,6 +611,8 @@ func (s Spec) numParams() paramCount {
 			in = h
 		}
 		linear(in, s.Output)
+	case TypeCNN:
+		s.countCNN(&c)
 	case TypeRNN, TypeLSTM, TypeGRU:
 		c.add(s.Vocab, s.Embed)
 		gates := map[string]int{CellVanilla: 1, CellLSTM: 4, CellGRU: 3}[s.Cell]

@@ -21,7 +21,7 @@ func DatasetMeta(ds *data.Dataset, spec model.Spec) model.Meta {
 			meta.ClassNames = part.ClassNames
 		}
 	}
-	if spec.Type == model.TypeMLP && !ds.IsText() {
+	if !spec.IsSequence() && !ds.IsText() {
 		in := &model.InputMeta{Kind: model.InputTabular, Description: "feature values as the dataset's files hold them"}
 		shape := ds.Shape
 		if spec.Features != nil {

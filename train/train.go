@@ -320,9 +320,9 @@ func Input(ds *data.Dataset, b *data.Batch, in *model.Input) model.Targets {
 // CheckCompatible reports whether m can consume ds, naming the mismatch.
 func CheckCompatible(m *model.Model, ds *data.Dataset) error {
 	s := m.Spec
-	if s.Type == model.TypeMLP {
+	if !s.IsSequence() {
 		if ds.IsText() {
-			return fmt.Errorf("model type mlp needs dense features, dataset %s holds token sequences (use a sequence model)", ds.Name)
+			return fmt.Errorf("model type %s needs dense features, dataset %s holds token sequences (use a sequence model)", s.Type, ds.Name)
 		}
 		if ds.Dim != s.Input {
 			return fmt.Errorf("model input %d ≠ dataset %s feature count %d", s.Input, ds.Name, ds.Dim)
