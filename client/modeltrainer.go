@@ -190,6 +190,12 @@ func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig)
 	if cfg.ProximalMu > 0 {
 		tr.Opt = &proximal{base: tr.Opt, mu: cfg.ProximalMu, anchor: global}
 	}
+	if cfg.Correction != nil {
+		if len(cfg.Correction) != len(global) {
+			return FitResult{}, fmt.Errorf("SCAFFOLD correction of %d values for a model of %d", len(cfg.Correction), len(global))
+		}
+		tr.Opt = &corrected{base: tr.Opt, corr: cfg.Correction}
+	}
 	if dp {
 		if t.ledger != nil {
 			if err := t.ledger.Check(tc.PlannedDPSteps(ds.N, cfg.Epochs)); err != nil {
@@ -224,7 +230,7 @@ func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig)
 		}
 		metrics["epsilon"], _ = t.ledger.Spent()
 	}
-	return FitResult{Params: m.Params, NumExamples: ds.N, Metrics: metrics}, nil
+	return FitResult{Params: m.Params, NumExamples: ds.N, Metrics: metrics, Steps: stepsPerEpoch * cfg.Epochs}, nil
 }
 
 // Evaluate runs params on the local test set. It never evaluates on the training data:

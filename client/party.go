@@ -315,6 +315,15 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 		},
 		Config: spec.GetConfig(),
 	}
+	var sc *scaffoldRound
+	if spec.GetScaffold() != nil {
+		if ul != nil {
+			return errors.New("the fit task asks for SCAFFOLD under user-level DP, whose guarantee does not cover control variates")
+		}
+		if sc, cfg.Correction, err = p.startScaffold(t, spec.GetScaffold(), dim, enc != nil); err != nil {
+			return err
+		}
+	}
 	key := fitKey(t.GetRound(), pbytes, spec)
 	made, err := p.madeUpdate(key)
 	if err != nil {
@@ -346,6 +355,12 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 		if err := checkFinite(delta); err != nil {
 			return p.private("local update", err)
 		}
+		var dc []float64
+		if sc != nil {
+			if dc, err = sc.finish(p, global, fr.Params, fr.Steps, cfg.LR); err != nil {
+				return p.private("SCAFFOLD", err)
+			}
+		}
 		clip := spec.GetUpdateClipNorm()
 		norm := clipL2(delta, clip)
 		if ul != nil {
@@ -353,6 +368,7 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 				return fmt.Errorf("user-level DP: %w", err)
 			}
 		}
+		delta = append(delta, dc...) // SCAFFOLD's Δc_i right after the update
 		if err := p.saveMadeUpdate(key, madeUpdate{Round: t.GetRound(), NumExamples: fr.NumExamples, Metrics: fr.Metrics, Delta: delta}); err != nil {
 			return err
 		}
@@ -375,8 +391,8 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 	if stats != nil {
 		delta = append(delta, statisticSlots(fr.Metrics, stats.GetLossCap(), params.Literal().ClipBound)...)
 	}
-	w := 1.0 // user-level DP: uniform weights, the server divides by the expected count
-	if ul == nil {
+	w := 1.0 // user-level DP and SCAFFOLD: uniform weights
+	if ul == nil && sc == nil {
 		ws := spec.GetWeightScale()
 		if !(ws > 0) {
 			return fmt.Errorf("weight_scale %v: must be positive", ws)

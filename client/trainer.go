@@ -33,6 +33,9 @@ type FitConfig struct {
 	LR         float64
 	Momentum   float64
 	ProximalMu float64 // FedProx μ; 0 disables the proximal term
+	// Correction is SCAFFOLD's c − c_i, added to every local gradient (after DP-SGD's
+	// noise); nil without SCAFFOLD. A Trainer that gets one must report Steps.
+	Correction []float64
 	DP         DPConfig
 	Config     map[string]string
 }
@@ -58,6 +61,8 @@ type FitResult struct {
 	NumExamples int
 	// Metrics such as loss and accuracy; "epsilon" is the client's total ε after the task.
 	Metrics map[string]float64
+	// Steps is the number of local optimizer steps taken (SCAFFOLD's K; 0 if unknown).
+	Steps int
 }
 
 // EvaluateConfig is an evaluate task's settings.

@@ -471,6 +471,9 @@ func (c Config) Validate() error {
 	if w := c.SecAgg.MaxWeight; !(w > 0) || math.IsInf(w, 0) {
 		bad("secure_aggregation.max_weight = %v: must be positive (the largest aggregation weight of a client, default 1)", w)
 	}
+	if c.SecAgg.Enabled && c.Strategy.Name == strategy.NameScaffold && c.SecAgg.MaxWeight < 1 {
+		bad("secure_aggregation.max_weight = %v: scaffold gives every client weight 1; raise it to 1 (the default)", c.SecAgg.MaxWeight)
+	}
 	if c.SecAgg.Enabled {
 		if !(d.UpdateClipNorm > 0) {
 			bad("dp.update_clip_norm = %v: secure aggregation needs clipped updates (> 0) to bound the encrypted sum", d.UpdateClipNorm)
@@ -551,6 +554,9 @@ func (c Config) validateUserLevel(bad func(format string, a ...any)) {
 	if s.FractionEvaluate > 0 || s.MinEvaluate > 0 {
 		bad("sampling.fraction_evaluate = %v, sampling.min_evaluate = %d: federated evaluation releases statistics of the clients' test data that the user-level guarantee does not cover; evaluate centrally under dp.user_level", s.FractionEvaluate, s.MinEvaluate)
 	}
+	if c.Strategy.Name == strategy.NameScaffold {
+		bad("strategy.name scaffold: its control-variate deltas would need their own clipping and noise under user-level DP; use fedavg, fedprox, fedavgm, fedadam, fedyogi or fedadagrad, or turn dp.user_level off")
+	}
 	if strategy.IsRobust(c.Strategy.Name) {
 		bad("strategy.name %q needs every client's individual update, but user-level DP releases only the noised sum: use fedavg, fedprox, fedavgm, fedadam, fedyogi or fedadagrad, or turn dp.user_level off", c.Strategy.Name)
 	}
@@ -587,7 +593,8 @@ func (c Config) coordinateBound() float64 {
 	if c.DP.UserLevel.On() {
 		return max(c.DP.UpdateClipNorm, c.DP.UserLevel.coordinateBound(c.SecAgg.MinContributions))
 	}
-	return c.DP.UpdateClipNorm
+	// SCAFFOLD's control-variate deltas travel in the same vector.
+	return max(c.DP.UpdateClipNorm, c.Strategy.ControlClipNorm)
 }
 
 func mustParams(c Config) secagg.Parameters {

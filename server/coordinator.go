@@ -112,6 +112,10 @@ type fitRound struct {
 	// stats are the decrypted training statistics (secure aggregation): the weighted mean
 	// loss and accuracy of the contributors' last local epoch.
 	stats map[string]float64
+	// SCAFFOLD: the clients that could have been sampled, and the sum of the
+	// control-variate deltas once the round's aggregate is known.
+	population int
+	controlSum []float64
 }
 
 type evalRound struct {
@@ -143,6 +147,7 @@ type decryption struct {
 type Coordinator struct {
 	cfg     Config
 	strat   strategy.Strategy
+	ctl     strategy.Controlled // SCAFFOLD's control variates (nil: none)
 	central CentralEvaluator
 	// verifier authenticates secure aggregation's key material and uploads (nil: passive).
 	verifier *secagg.Verifier
@@ -204,6 +209,7 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 	}
 	c := &Coordinator{
 		cfg: cfg, strat: strat, central: opts.Central, verifier: opts.Verifier,
+		ctl:     controlled(strat),
 		clients: map[string]*clientState{}, tasks: map[string]*taskState{}, closed: map[string]closedTask{},
 	}
 	var modelSeed uint64
@@ -401,4 +407,12 @@ func (c *Coordinator) advance(r *Ready) {
 		}
 		c.startFit(r)
 	}
+}
+
+// controlled returns the strategy's control variates, nil when it keeps none.
+func controlled(s strategy.Strategy) strategy.Controlled {
+	if c, ok := s.(strategy.Controlled); ok {
+		return c
+	}
+	return nil
 }

@@ -197,9 +197,11 @@ func (c *Coordinator) combined(e Combined, r *Ready) error {
 		c.releaseUserLevel(sum.WeightedSum, sum.Count, r)
 		return nil
 	}
+	update, control, rest := c.splitSum(sum.WeightedSum)
 	if c.trainStatistics() {
-		c.fit.stats = c.decodeStatistics(sum.WeightedSum[c.dim:], sum.TotalWeight, "train_")
+		c.fit.stats = c.decodeStatistics(rest, sum.TotalWeight, "train_")
 	}
-	c.aggregate(strategy.FitResults{Sum: &strategy.WeightedSum{Sum: sum.WeightedSum[:c.dim:c.dim], TotalWeight: sum.TotalWeight, Count: sum.Count}, Failures: c.fit.failures}, r)
+	c.fit.controlSum = control
+	c.aggregate(strategy.FitResults{Sum: &strategy.WeightedSum{Sum: update, TotalWeight: sum.TotalWeight, Count: sum.Count}, Failures: c.fit.failures}, r)
 	return nil
 }

@@ -74,6 +74,11 @@ func (c *Coordinator) startFit(r *Ready) {
 		spec.UserLevelDp = c.ul.spec(f.clip)
 	}
 	blobs := []*pb.Blob{blob.New(blob.Params, blob.EncodeFloats(c.global))}
+	if c.ctl != nil {
+		spec.Scaffold = &pb.ScaffoldSpec{ControlClipNorm: c.ctl.ControlClipNorm()}
+		blobs = append(blobs, blob.New(blob.Control, blob.EncodeFloats(c.ctl.Control(c.dim))))
+		f.population = len(c.clients)
+	}
 	if c.sa != nil {
 		agg, err := secagg.NewAggregator(*c.sa, secagg.AggregatorConfig{Session: c.com.session, Round: number, Dim: c.dim + c.extra(), Committee: c.cfg.committeeConfig(), Workers: 2, Purpose: secagg.PurposeFit, Verifier: c.verifier})
 		if err != nil {
@@ -128,7 +133,7 @@ func (c *Coordinator) maxWeight() float64 { return c.cfg.SecAgg.MaxWeight }
 // the default without secure aggregation, see client.PartyConfig.ShareStatistics) weighs
 // max_weight.
 func (c *Coordinator) weight(n int64) float64 {
-	if c.ul != nil {
+	if c.ul != nil || c.ctl != nil {
 		return 1
 	}
 	if n <= 0 {
@@ -148,13 +153,34 @@ const statisticSlots = 2
 // extra is the number of values clients append to their update: the adaptive clip's
 // indicator, or the training statistics.
 func (c *Coordinator) extra() int {
+	n := c.controlDim()
 	switch {
 	case c.ul != nil:
-		return c.ul.extra()
+		n += c.ul.extra()
 	case c.trainStatistics():
-		return statisticSlots
+		n += statisticSlots
+	}
+	return n
+}
+
+// controlDim is the number of SCAFFOLD control-variate deltas clients append right after
+// their update: one per parameter (0 without SCAFFOLD).
+func (c *Coordinator) controlDim() int {
+	if c.ctl != nil {
+		return c.dim
 	}
 	return 0
+}
+
+// splitSum splits an aggregate of updates (the decrypted or exact plaintext sum) into the
+// model's part, SCAFFOLD's control-variate deltas (nil without), and the values after them.
+func (c *Coordinator) splitSum(sum []float64) (update, control, rest []float64) {
+	k := c.dim + c.controlDim()
+	update, rest = sum[:c.dim:c.dim], sum[k:]
+	if c.ctl != nil {
+		control = sum[c.dim:k:k]
+	}
+	return update, control, rest
 }
 
 // decodeStatistics turns the decrypted sums of the statistic slots (see
@@ -243,7 +269,9 @@ func (c *Coordinator) finishFit(r *Ready) {
 		c.releaseUserLevel(sum, p.sum.Terms(), r)
 		return
 	}
-	c.aggregate(strategy.FitResults{Sum: &strategy.WeightedSum{Sum: sum[:c.dim:c.dim], TotalWeight: p.weight.Float64s()[0], Count: p.sum.Terms()}, Failures: f.failures}, r)
+	update, control, _ := c.splitSum(sum)
+	f.controlSum = control
+	c.aggregate(strategy.FitResults{Sum: &strategy.WeightedSum{Sum: update, TotalWeight: p.weight.Float64s()[0], Count: p.sum.Terms()}, Failures: f.failures}, r)
 }
 
 // releaseUserLevel noises the sum of count updates (user-level DP), updates the adaptive
@@ -300,7 +328,7 @@ func (c *Coordinator) checkAggregate(sum *secagg.AggregateResult, eval bool) err
 		bound = n * (c.fit.clip + share*(math.Sqrt(d)+8) + 0.5)
 	default:
 		// The clipped update and the statistic slots, times the weight.
-		bound = sum.TotalWeight * (c.cfg.DP.UpdateClipNorm + math.Sqrt(statisticSlots)*lit.ClipBound)
+		bound = sum.TotalWeight * (c.cfg.DP.UpdateClipNorm + c.cfg.Strategy.ControlClipNorm + math.Sqrt(statisticSlots)*lit.ClipBound)
 	}
 	var ss float64
 	for _, v := range sum.WeightedSum {
@@ -325,6 +353,13 @@ func (c *Coordinator) aggregate(res strategy.FitResults, r *Ready) {
 				err = fmt.Errorf("strategy %s produced parameter %d = %v", c.strat.Name(), i, v)
 				break
 			}
+		}
+	}
+	if err == nil && c.ctl != nil {
+		if f.controlSum == nil {
+			err = fmt.Errorf("scaffold: no control-variate deltas in the round's aggregate")
+		} else {
+			err = c.ctl.UpdateControl(f.controlSum, res.Count(), max(f.population, res.Count()))
 		}
 	}
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 // Names of the blobs of confide.v1 tasks and results.
 const (
 	Params          = "params"
+	Control         = "control" // SCAFFOLD's server control variate
 	PublicKey       = "public_key"
 	Update          = "update"
 	EncryptedUpdate = "encrypted_update"

@@ -17,10 +17,11 @@ const (
 	NameFedMedian   = "fedmedian"
 	NameTrimmedMean = "trimmedmean"
 	NameKrum        = "krum"
+	NameScaffold    = "scaffold"
 )
 
 // Names lists every strategy name.
-var Names = []string{NameFedAvg, NameFedProx, NameFedAvgM, NameFedAdagrad, NameFedAdam, NameFedYogi, NameFedMedian, NameTrimmedMean, NameKrum}
+var Names = []string{NameFedAvg, NameFedProx, NameFedAvgM, NameFedAdagrad, NameFedAdam, NameFedYogi, NameFedMedian, NameTrimmedMean, NameKrum, NameScaffold}
 
 // Config selects and configures a strategy; it is what the server config fills. Settings
 // that may legitimately be 0 (a momentum, β1, a trim fraction) are pointers: nil (the key
@@ -51,6 +52,10 @@ type Config struct {
 	Byzantine int `yaml:"byzantine" json:"byzantine,omitempty"`
 	// KrumKeep is the number of best-scored updates Multi-Krum averages (default 1: Krum).
 	KrumKeep int `yaml:"krum_keep" json:"krum_keep,omitempty"`
+	// ControlClipNorm bounds the L2 norm of each client's SCAFFOLD control-variate delta
+	// (scaffold; required under secure aggregation, whose coordinate bound it joins).
+	// Δc_i is about an average gradient, so a bound near dp.max_grad_norm suits DP-SGD.
+	ControlClipNorm float64 `yaml:"control_clip_norm" json:"control_clip_norm,omitempty"`
 	// ServerLRDecay decays the server's step over the rounds (fedavg, fedprox, fedavgm and
 	// the adaptive ones): none (the default), cosine or linear, from the full step at round
 	// 1 to ServerLRFinal of it at the last round. A small final step keeps the last
@@ -131,6 +136,13 @@ func (c Config) Validate(secureAggregation bool) error {
 			bad("%s = %v: must be in [0, 1)", f.key, *f.v)
 		}
 	}
+	if v := c.ControlClipNorm; math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		bad("control_clip_norm = %v: must be a finite number ≥ 0", v)
+	} else if v > 0 && c.Name != NameScaffold {
+		bad("control_clip_norm = %v: only scaffold keeps control variates; drop it", v)
+	} else if c.Name == NameScaffold && secureAggregation && v == 0 {
+		bad("control_clip_norm: scaffold under secure aggregation needs a bound on the clients' control-variate deltas (e.g. dp.max_grad_norm, about an average gradient's norm)")
+	}
 	if c.Name == NameFedProx && !(c.ProximalMu > 0) {
 		bad("proximal_mu = %v: fedprox needs μ > 0 (e.g. 0.01; μ = 0 is fedavg)", c.ProximalMu)
 	}
@@ -198,6 +210,9 @@ func New(c Config, secureAggregation bool) (Strategy, error) {
 		return &TrimmedMean{Beta: or(c.TrimFraction, 0.2)}, nil
 	case NameKrum:
 		return &Krum{Byzantine: c.Byzantine, Keep: max(c.KrumKeep, 1)}, nil
+	case NameScaffold:
+		// The paper's experiments use the global step size η_g = 1.
+		return &Scaffold{FedAvg: FedAvg{Decay: decay}, LR: or(c.ServerLR, 1), ClipNorm: c.ControlClipNorm}, nil
 	}
 	return nil, fmt.Errorf("strategy: name %q unknown", c.Name)
 }

@@ -995,7 +995,9 @@ type FitSpec struct {
 	UserLevelDp *UserLevelDPSpec `protobuf:"bytes,15,opt,name=user_level_dp,json=userLevelDp,proto3" json:"user_level_dp,omitempty"`
 	// Under secure aggregation: append the last epoch's training statistics to the
 	// encrypted vector (see StatisticsSpec). Unset: none are sent.
-	Statistics    *StatisticsSpec `protobuf:"bytes,16,opt,name=statistics,proto3" json:"statistics,omitempty"`
+	Statistics *StatisticsSpec `protobuf:"bytes,16,opt,name=statistics,proto3" json:"statistics,omitempty"`
+	// SCAFFOLD (Karimireddy et al. 2020) asks for control variates; unset when it is off.
+	Scaffold      *ScaffoldSpec `protobuf:"bytes,17,opt,name=scaffold,proto3" json:"scaffold,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1135,6 +1137,66 @@ func (x *FitSpec) GetStatistics() *StatisticsSpec {
 	return nil
 }
 
+func (x *FitSpec) GetScaffold() *ScaffoldSpec {
+	if x != nil {
+		return x.Scaffold
+	}
+	return nil
+}
+
+// ScaffoldSpec: the task carries the server's control variate c as its "control" blob (one
+// value per parameter). The client corrects every local gradient by c − c_i (its own
+// control variate, kept in its state; zero at first), and after training sets
+// c_i⁺ = c_i − c + (x − y_i)/(K·η) (K local steps of learning rate η: the paper's option
+// II). It appends Δc_i = c_i⁺ − c_i, clipped to control_clip_norm in L2 (0: not clipped,
+// allowed only without secure aggregation), right after its update and before any other
+// appended values, and gives the whole vector aggregation weight 1 (SCAFFOLD averages
+// uniformly). The correction is added after DP-SGD's noise and c_i follows from the
+// client's released updates, so neither costs privacy.
+type ScaffoldSpec struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ControlClipNorm float64                `protobuf:"fixed64,1,opt,name=control_clip_norm,json=controlClipNorm,proto3" json:"control_clip_norm,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ScaffoldSpec) Reset() {
+	*x = ScaffoldSpec{}
+	mi := &file_confide_v1_federation_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScaffoldSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScaffoldSpec) ProtoMessage() {}
+
+func (x *ScaffoldSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_confide_v1_federation_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScaffoldSpec.ProtoReflect.Descriptor instead.
+func (*ScaffoldSpec) Descriptor() ([]byte, []int) {
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ScaffoldSpec) GetControlClipNorm() float64 {
+	if x != nil {
+		return x.ControlClipNorm
+	}
+	return 0
+}
+
 // StatisticsSpec asks a client for the statistics of its task (training: the last local
 // epoch; evaluation: its local test set) inside the secure aggregate, so that only their
 // sum over at least min_contributions clients is ever decrypted. The client appends two
@@ -1152,7 +1214,7 @@ type StatisticsSpec struct {
 
 func (x *StatisticsSpec) Reset() {
 	*x = StatisticsSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[10]
+	mi := &file_confide_v1_federation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1164,7 +1226,7 @@ func (x *StatisticsSpec) String() string {
 func (*StatisticsSpec) ProtoMessage() {}
 
 func (x *StatisticsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[10]
+	mi := &file_confide_v1_federation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1177,7 +1239,7 @@ func (x *StatisticsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatisticsSpec.ProtoReflect.Descriptor instead.
 func (*StatisticsSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{10}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StatisticsSpec) GetLossCap() float64 {
@@ -1213,7 +1275,7 @@ type UserLevelDPSpec struct {
 
 func (x *UserLevelDPSpec) Reset() {
 	*x = UserLevelDPSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[11]
+	mi := &file_confide_v1_federation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1225,7 +1287,7 @@ func (x *UserLevelDPSpec) String() string {
 func (*UserLevelDPSpec) ProtoMessage() {}
 
 func (x *UserLevelDPSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[11]
+	mi := &file_confide_v1_federation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1238,7 +1300,7 @@ func (x *UserLevelDPSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserLevelDPSpec.ProtoReflect.Descriptor instead.
 func (*UserLevelDPSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{11}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UserLevelDPSpec) GetNoiseStd() float64 {
@@ -1273,7 +1335,7 @@ type SecAggSpec struct {
 
 func (x *SecAggSpec) Reset() {
 	*x = SecAggSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[12]
+	mi := &file_confide_v1_federation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1285,7 +1347,7 @@ func (x *SecAggSpec) String() string {
 func (*SecAggSpec) ProtoMessage() {}
 
 func (x *SecAggSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[12]
+	mi := &file_confide_v1_federation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1298,7 +1360,7 @@ func (x *SecAggSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecAggSpec.ProtoReflect.Descriptor instead.
 func (*SecAggSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{12}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SecAggSpec) GetSession() []byte {
@@ -1334,7 +1396,7 @@ type SecAggParams struct {
 
 func (x *SecAggParams) Reset() {
 	*x = SecAggParams{}
-	mi := &file_confide_v1_federation_proto_msgTypes[13]
+	mi := &file_confide_v1_federation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1408,7 @@ func (x *SecAggParams) String() string {
 func (*SecAggParams) ProtoMessage() {}
 
 func (x *SecAggParams) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[13]
+	mi := &file_confide_v1_federation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1421,7 @@ func (x *SecAggParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecAggParams.ProtoReflect.Descriptor instead.
 func (*SecAggParams) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{13}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SecAggParams) GetLogN() int32 {
@@ -1453,7 +1515,7 @@ type EvaluateSpec struct {
 
 func (x *EvaluateSpec) Reset() {
 	*x = EvaluateSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[14]
+	mi := &file_confide_v1_federation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1527,7 @@ func (x *EvaluateSpec) String() string {
 func (*EvaluateSpec) ProtoMessage() {}
 
 func (x *EvaluateSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[14]
+	mi := &file_confide_v1_federation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +1540,7 @@ func (x *EvaluateSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateSpec.ProtoReflect.Descriptor instead.
 func (*EvaluateSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{14}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EvaluateSpec) GetModel() *ModelSpec {
@@ -1542,7 +1604,7 @@ type KeySetupSpec struct {
 
 func (x *KeySetupSpec) Reset() {
 	*x = KeySetupSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[15]
+	mi := &file_confide_v1_federation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1616,7 @@ func (x *KeySetupSpec) String() string {
 func (*KeySetupSpec) ProtoMessage() {}
 
 func (x *KeySetupSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[15]
+	mi := &file_confide_v1_federation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1629,7 @@ func (x *KeySetupSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeySetupSpec.ProtoReflect.Descriptor instead.
 func (*KeySetupSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{15}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *KeySetupSpec) GetStage() KeySetupStage {
@@ -1612,7 +1674,7 @@ type DecryptSpec struct {
 
 func (x *DecryptSpec) Reset() {
 	*x = DecryptSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[16]
+	mi := &file_confide_v1_federation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1686,7 @@ func (x *DecryptSpec) String() string {
 func (*DecryptSpec) ProtoMessage() {}
 
 func (x *DecryptSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[16]
+	mi := &file_confide_v1_federation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1699,7 @@ func (x *DecryptSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecryptSpec.ProtoReflect.Descriptor instead.
 func (*DecryptSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{16}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DecryptSpec) GetSession() []byte {
@@ -1681,7 +1743,7 @@ type ResultChunk struct {
 
 func (x *ResultChunk) Reset() {
 	*x = ResultChunk{}
-	mi := &file_confide_v1_federation_proto_msgTypes[17]
+	mi := &file_confide_v1_federation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1693,7 +1755,7 @@ func (x *ResultChunk) String() string {
 func (*ResultChunk) ProtoMessage() {}
 
 func (x *ResultChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[17]
+	mi := &file_confide_v1_federation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1706,7 +1768,7 @@ func (x *ResultChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultChunk.ProtoReflect.Descriptor instead.
 func (*ResultChunk) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{17}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ResultChunk) GetPart() isResultChunk_Part {
@@ -1772,7 +1834,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_confide_v1_federation_proto_msgTypes[18]
+	mi := &file_confide_v1_federation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +1846,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[18]
+	mi := &file_confide_v1_federation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +1859,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{18}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Result) GetTaskId() string {
@@ -1864,7 +1926,7 @@ type PushResultResponse struct {
 
 func (x *PushResultResponse) Reset() {
 	*x = PushResultResponse{}
-	mi := &file_confide_v1_federation_proto_msgTypes[19]
+	mi := &file_confide_v1_federation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +1938,7 @@ func (x *PushResultResponse) String() string {
 func (*PushResultResponse) ProtoMessage() {}
 
 func (x *PushResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[19]
+	mi := &file_confide_v1_federation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +1951,7 @@ func (x *PushResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResultResponse.ProtoReflect.Descriptor instead.
 func (*PushResultResponse) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{19}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{20}
 }
 
 type HeartbeatRequest struct {
@@ -1900,7 +1962,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_confide_v1_federation_proto_msgTypes[20]
+	mi := &file_confide_v1_federation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +1974,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[20]
+	mi := &file_confide_v1_federation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +1987,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{20}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{21}
 }
 
 type HeartbeatResponse struct {
@@ -1938,7 +2000,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_confide_v1_federation_proto_msgTypes[21]
+	mi := &file_confide_v1_federation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1950,7 +2012,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[21]
+	mi := &file_confide_v1_federation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1963,7 +2025,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{21}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HeartbeatResponse) GetRound() uint64 {
@@ -1988,7 +2050,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_confide_v1_federation_proto_msgTypes[22]
+	mi := &file_confide_v1_federation_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2000,7 +2062,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[22]
+	mi := &file_confide_v1_federation_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2013,7 +2075,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{22}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{23}
 }
 
 type LeaveResponse struct {
@@ -2024,7 +2086,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_confide_v1_federation_proto_msgTypes[23]
+	mi := &file_confide_v1_federation_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2036,7 +2098,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[23]
+	mi := &file_confide_v1_federation_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2049,7 +2111,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{23}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{24}
 }
 
 var File_confide_v1_federation_proto protoreflect.FileDescriptor
@@ -2107,7 +2169,7 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\x05delta\x18\x03 \x01(\x01R\x05delta\x12\x1f\n" +
 	"\vsample_rate\x18\x04 \x01(\x01R\n" +
 	"sampleRate\x12\x14\n" +
-	"\x05steps\x18\x05 \x01(\x05R\x05steps\"\xb5\x05\n" +
+	"\x05steps\x18\x05 \x01(\x05R\x05steps\"\xeb\x05\n" +
 	"\aFitSpec\x12+\n" +
 	"\x05model\x18\x01 \x01(\v2\x15.confide.v1.ModelSpecR\x05model\x12!\n" +
 	"\flocal_epochs\x18\x02 \x01(\x05R\vlocalEpochs\x12\x1d\n" +
@@ -2129,10 +2191,13 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\ruser_level_dp\x18\x0f \x01(\v2\x1b.confide.v1.UserLevelDPSpecR\vuserLevelDp\x12:\n" +
 	"\n" +
 	"statistics\x18\x10 \x01(\v2\x1a.confide.v1.StatisticsSpecR\n" +
-	"statistics\x1a9\n" +
+	"statistics\x124\n" +
+	"\bscaffold\x18\x11 \x01(\v2\x18.confide.v1.ScaffoldSpecR\bscaffold\x1a9\n" +
 	"\vConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x0e\x10\x0fR\x04seed\"+\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x0e\x10\x0fR\x04seed\":\n" +
+	"\fScaffoldSpec\x12*\n" +
+	"\x11control_clip_norm\x18\x01 \x01(\x01R\x0fcontrolClipNorm\"+\n" +
 	"\x0eStatisticsSpec\x12\x19\n" +
 	"\bloss_cap\x18\x01 \x01(\x01R\alossCap\"\x8e\x01\n" +
 	"\x0fUserLevelDPSpec\x12\x1b\n" +
@@ -2247,7 +2312,7 @@ func file_confide_v1_federation_proto_rawDescGZIP() []byte {
 }
 
 var file_confide_v1_federation_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_confide_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_confide_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_confide_v1_federation_proto_goTypes = []any{
 	(TaskKind)(0),              // 0: confide.v1.TaskKind
 	(KeySetupStage)(0),         // 1: confide.v1.KeySetupStage
@@ -2263,68 +2328,70 @@ var file_confide_v1_federation_proto_goTypes = []any{
 	(*ModelSpec)(nil),          // 11: confide.v1.ModelSpec
 	(*DPSpec)(nil),             // 12: confide.v1.DPSpec
 	(*FitSpec)(nil),            // 13: confide.v1.FitSpec
-	(*StatisticsSpec)(nil),     // 14: confide.v1.StatisticsSpec
-	(*UserLevelDPSpec)(nil),    // 15: confide.v1.UserLevelDPSpec
-	(*SecAggSpec)(nil),         // 16: confide.v1.SecAggSpec
-	(*SecAggParams)(nil),       // 17: confide.v1.SecAggParams
-	(*EvaluateSpec)(nil),       // 18: confide.v1.EvaluateSpec
-	(*KeySetupSpec)(nil),       // 19: confide.v1.KeySetupSpec
-	(*DecryptSpec)(nil),        // 20: confide.v1.DecryptSpec
-	(*ResultChunk)(nil),        // 21: confide.v1.ResultChunk
-	(*Result)(nil),             // 22: confide.v1.Result
-	(*PushResultResponse)(nil), // 23: confide.v1.PushResultResponse
-	(*HeartbeatRequest)(nil),   // 24: confide.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),  // 25: confide.v1.HeartbeatResponse
-	(*LeaveRequest)(nil),       // 26: confide.v1.LeaveRequest
-	(*LeaveResponse)(nil),      // 27: confide.v1.LeaveResponse
-	nil,                        // 28: confide.v1.FitSpec.ConfigEntry
-	nil,                        // 29: confide.v1.EvaluateSpec.ConfigEntry
-	nil,                        // 30: confide.v1.Result.MetricsEntry
+	(*ScaffoldSpec)(nil),       // 14: confide.v1.ScaffoldSpec
+	(*StatisticsSpec)(nil),     // 15: confide.v1.StatisticsSpec
+	(*UserLevelDPSpec)(nil),    // 16: confide.v1.UserLevelDPSpec
+	(*SecAggSpec)(nil),         // 17: confide.v1.SecAggSpec
+	(*SecAggParams)(nil),       // 18: confide.v1.SecAggParams
+	(*EvaluateSpec)(nil),       // 19: confide.v1.EvaluateSpec
+	(*KeySetupSpec)(nil),       // 20: confide.v1.KeySetupSpec
+	(*DecryptSpec)(nil),        // 21: confide.v1.DecryptSpec
+	(*ResultChunk)(nil),        // 22: confide.v1.ResultChunk
+	(*Result)(nil),             // 23: confide.v1.Result
+	(*PushResultResponse)(nil), // 24: confide.v1.PushResultResponse
+	(*HeartbeatRequest)(nil),   // 25: confide.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),  // 26: confide.v1.HeartbeatResponse
+	(*LeaveRequest)(nil),       // 27: confide.v1.LeaveRequest
+	(*LeaveResponse)(nil),      // 28: confide.v1.LeaveResponse
+	nil,                        // 29: confide.v1.FitSpec.ConfigEntry
+	nil,                        // 30: confide.v1.EvaluateSpec.ConfigEntry
+	nil,                        // 31: confide.v1.Result.MetricsEntry
 }
 var file_confide_v1_federation_proto_depIdxs = []int32{
 	10, // 0: confide.v1.TaskChunk.task:type_name -> confide.v1.Task
 	8,  // 1: confide.v1.TaskChunk.no_task:type_name -> confide.v1.NoTask
 	0,  // 2: confide.v1.Task.kind:type_name -> confide.v1.TaskKind
 	13, // 3: confide.v1.Task.fit:type_name -> confide.v1.FitSpec
-	18, // 4: confide.v1.Task.evaluate:type_name -> confide.v1.EvaluateSpec
-	19, // 5: confide.v1.Task.key_setup:type_name -> confide.v1.KeySetupSpec
-	20, // 6: confide.v1.Task.decrypt:type_name -> confide.v1.DecryptSpec
+	19, // 4: confide.v1.Task.evaluate:type_name -> confide.v1.EvaluateSpec
+	20, // 5: confide.v1.Task.key_setup:type_name -> confide.v1.KeySetupSpec
+	21, // 6: confide.v1.Task.decrypt:type_name -> confide.v1.DecryptSpec
 	9,  // 7: confide.v1.Task.blobs:type_name -> confide.v1.Blob
 	11, // 8: confide.v1.FitSpec.model:type_name -> confide.v1.ModelSpec
 	12, // 9: confide.v1.FitSpec.dp:type_name -> confide.v1.DPSpec
-	16, // 10: confide.v1.FitSpec.secagg:type_name -> confide.v1.SecAggSpec
-	28, // 11: confide.v1.FitSpec.config:type_name -> confide.v1.FitSpec.ConfigEntry
-	15, // 12: confide.v1.FitSpec.user_level_dp:type_name -> confide.v1.UserLevelDPSpec
-	14, // 13: confide.v1.FitSpec.statistics:type_name -> confide.v1.StatisticsSpec
-	17, // 14: confide.v1.SecAggSpec.params:type_name -> confide.v1.SecAggParams
-	11, // 15: confide.v1.EvaluateSpec.model:type_name -> confide.v1.ModelSpec
-	29, // 16: confide.v1.EvaluateSpec.config:type_name -> confide.v1.EvaluateSpec.ConfigEntry
-	16, // 17: confide.v1.EvaluateSpec.secagg:type_name -> confide.v1.SecAggSpec
-	14, // 18: confide.v1.EvaluateSpec.statistics:type_name -> confide.v1.StatisticsSpec
-	1,  // 19: confide.v1.KeySetupSpec.stage:type_name -> confide.v1.KeySetupStage
-	17, // 20: confide.v1.KeySetupSpec.params:type_name -> confide.v1.SecAggParams
-	17, // 21: confide.v1.DecryptSpec.params:type_name -> confide.v1.SecAggParams
-	2,  // 22: confide.v1.DecryptSpec.stage:type_name -> confide.v1.DecryptStage
-	22, // 23: confide.v1.ResultChunk.result:type_name -> confide.v1.Result
-	0,  // 24: confide.v1.Result.kind:type_name -> confide.v1.TaskKind
-	3,  // 25: confide.v1.Result.status:type_name -> confide.v1.ResultStatus
-	30, // 26: confide.v1.Result.metrics:type_name -> confide.v1.Result.MetricsEntry
-	9,  // 27: confide.v1.Result.blobs:type_name -> confide.v1.Blob
-	4,  // 28: confide.v1.Federation.Join:input_type -> confide.v1.JoinRequest
-	6,  // 29: confide.v1.Federation.PullTask:input_type -> confide.v1.PullTaskRequest
-	21, // 30: confide.v1.Federation.PushResult:input_type -> confide.v1.ResultChunk
-	24, // 31: confide.v1.Federation.Heartbeat:input_type -> confide.v1.HeartbeatRequest
-	26, // 32: confide.v1.Federation.Leave:input_type -> confide.v1.LeaveRequest
-	5,  // 33: confide.v1.Federation.Join:output_type -> confide.v1.JoinResponse
-	7,  // 34: confide.v1.Federation.PullTask:output_type -> confide.v1.TaskChunk
-	23, // 35: confide.v1.Federation.PushResult:output_type -> confide.v1.PushResultResponse
-	25, // 36: confide.v1.Federation.Heartbeat:output_type -> confide.v1.HeartbeatResponse
-	27, // 37: confide.v1.Federation.Leave:output_type -> confide.v1.LeaveResponse
-	33, // [33:38] is the sub-list for method output_type
-	28, // [28:33] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	17, // 10: confide.v1.FitSpec.secagg:type_name -> confide.v1.SecAggSpec
+	29, // 11: confide.v1.FitSpec.config:type_name -> confide.v1.FitSpec.ConfigEntry
+	16, // 12: confide.v1.FitSpec.user_level_dp:type_name -> confide.v1.UserLevelDPSpec
+	15, // 13: confide.v1.FitSpec.statistics:type_name -> confide.v1.StatisticsSpec
+	14, // 14: confide.v1.FitSpec.scaffold:type_name -> confide.v1.ScaffoldSpec
+	18, // 15: confide.v1.SecAggSpec.params:type_name -> confide.v1.SecAggParams
+	11, // 16: confide.v1.EvaluateSpec.model:type_name -> confide.v1.ModelSpec
+	30, // 17: confide.v1.EvaluateSpec.config:type_name -> confide.v1.EvaluateSpec.ConfigEntry
+	17, // 18: confide.v1.EvaluateSpec.secagg:type_name -> confide.v1.SecAggSpec
+	15, // 19: confide.v1.EvaluateSpec.statistics:type_name -> confide.v1.StatisticsSpec
+	1,  // 20: confide.v1.KeySetupSpec.stage:type_name -> confide.v1.KeySetupStage
+	18, // 21: confide.v1.KeySetupSpec.params:type_name -> confide.v1.SecAggParams
+	18, // 22: confide.v1.DecryptSpec.params:type_name -> confide.v1.SecAggParams
+	2,  // 23: confide.v1.DecryptSpec.stage:type_name -> confide.v1.DecryptStage
+	23, // 24: confide.v1.ResultChunk.result:type_name -> confide.v1.Result
+	0,  // 25: confide.v1.Result.kind:type_name -> confide.v1.TaskKind
+	3,  // 26: confide.v1.Result.status:type_name -> confide.v1.ResultStatus
+	31, // 27: confide.v1.Result.metrics:type_name -> confide.v1.Result.MetricsEntry
+	9,  // 28: confide.v1.Result.blobs:type_name -> confide.v1.Blob
+	4,  // 29: confide.v1.Federation.Join:input_type -> confide.v1.JoinRequest
+	6,  // 30: confide.v1.Federation.PullTask:input_type -> confide.v1.PullTaskRequest
+	22, // 31: confide.v1.Federation.PushResult:input_type -> confide.v1.ResultChunk
+	25, // 32: confide.v1.Federation.Heartbeat:input_type -> confide.v1.HeartbeatRequest
+	27, // 33: confide.v1.Federation.Leave:input_type -> confide.v1.LeaveRequest
+	5,  // 34: confide.v1.Federation.Join:output_type -> confide.v1.JoinResponse
+	7,  // 35: confide.v1.Federation.PullTask:output_type -> confide.v1.TaskChunk
+	24, // 36: confide.v1.Federation.PushResult:output_type -> confide.v1.PushResultResponse
+	26, // 37: confide.v1.Federation.Heartbeat:output_type -> confide.v1.HeartbeatResponse
+	28, // 38: confide.v1.Federation.Leave:output_type -> confide.v1.LeaveResponse
+	34, // [34:39] is the sub-list for method output_type
+	29, // [29:34] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_confide_v1_federation_proto_init() }
@@ -2343,7 +2410,7 @@ func file_confide_v1_federation_proto_init() {
 		(*Task_KeySetup)(nil),
 		(*Task_Decrypt)(nil),
 	}
-	file_confide_v1_federation_proto_msgTypes[17].OneofWrappers = []any{
+	file_confide_v1_federation_proto_msgTypes[18].OneofWrappers = []any{
 		(*ResultChunk_Result)(nil),
 		(*ResultChunk_Data)(nil),
 	}
@@ -2353,7 +2420,7 @@ func file_confide_v1_federation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_confide_v1_federation_proto_rawDesc), len(file_confide_v1_federation_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
