@@ -111,7 +111,10 @@ func newModelPruneCmd(g *globalOptions) *cobra.Command {
 the smallest magnitudes is set to zero, with one threshold over all weight tensors, or with
 --per-layer each weight tensor pruned to --sparsity on its own (a small layer cannot lose
 all its weights). Weight tensors are those of Linear layers, attention projections,
-recurrent layers and embeddings; biases, LayerNorm and position tables are kept.
+recurrent layers and embeddings; biases, LayerNorm and position tables are kept. One
+threshold suits tensors of one scale: beside a Transformer's embedding, drawn from N(0, 1),
+its Xavier-scaled projections and classifier fall almost wholly below it (98% of them at
+80% sparsity on spam), so prune such models --per-layer.
 
 The pruned positions are recorded in the model's spec (its mask), so they stay zero
 wherever the model goes: through --fine-tune-epochs of training on --dataset's training
