@@ -398,7 +398,11 @@ func (c *callStats) unary(ctx context.Context, method string, req, reply any, cc
 	start := time.Now()
 	err := invoker(ctx, method, req, reply, cc, opts...)
 	if err != nil {
-		c.failed(fmt.Sprintf("%s: %v", kind, err))
+		// A heartbeat the client itself abandons as it stops (the federation finished) is
+		// not a failure of the server.
+		if kind != callHeartbeat || ctx.Err() == nil {
+			c.failed(fmt.Sprintf("%s: %v", kind, err))
+		}
 		return err
 	}
 	c.add(kind, time.Since(start))
