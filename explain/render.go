@@ -268,10 +268,7 @@ func diverging(v, scale float64) color.RGBA {
 // greyImage returns the pixels as a grey image, pixelScale times enlarged, from their
 // minimum (black) to their maximum (white).
 func greyImage(px []float64, rows, cols int) image.Image {
-	lo, hi := math.Inf(1), math.Inf(-1)
-	for _, v := range px {
-		lo, hi = math.Min(lo, v), math.Max(hi, v)
-	}
+	lo, hi := minMax(px)
 	img := image.NewRGBA(image.Rect(0, 0, cols*pixelScale, rows*pixelScale))
 	for r := range rows {
 		for c := range cols {
@@ -293,10 +290,7 @@ func greyLevel(v, lo, hi float64) uint8 {
 // given, a pixel's colour is its grey level blended toward its attribution's colour by
 // |attribution|/scale.
 func attributionImage(vals []float64, rows, cols int, scale float64, over []float64) image.Image {
-	lo, hi := math.Inf(1), math.Inf(-1)
-	for _, v := range over {
-		lo, hi = math.Min(lo, v), math.Max(hi, v)
-	}
+	lo, hi := minMax(over)
 	img := image.NewRGBA(image.Rect(0, 0, cols*pixelScale, rows*pixelScale))
 	for r := range rows {
 		for c := range cols {
@@ -360,6 +354,15 @@ func shortToken(t string) string {
 		return string(r[:maxLabel-1]) + "…"
 	}
 	return t
+}
+
+// minMax returns the least and the largest of v (+Inf and −Inf when v is empty).
+func minMax(v []float64) (lo, hi float64) {
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for _, x := range v {
+		lo, hi = math.Min(lo, x), math.Max(hi, x)
+	}
+	return lo, hi
 }
 
 func maxAbs(v []float64) float64 {
