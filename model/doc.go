@@ -55,6 +55,10 @@
 //     everything reading parameters sees the quantised model; only Forward's products with
 //     Linear (so also Conv2D) and recurrent weights run in int8 (linalg.MulQ), activations
 //     quantised per row (dynamic) or with calibrated scales (static). Training uses the float path.
+//   - Explanations differentiate the output with respect to the input's representation —
+//     the dense inputs, or the token embeddings (token ids have no gradient) — through
+//     Representation, ForwardFrom and BackwardTo (inputgrad.go, checked against finite
+//     differences); AttentionWeights returns every attention layer's softmax weights.
 //
 // Main types: Spec (the declarative architecture: mlp, cnn, rnn, lstm, gru, transformer), Model,
 // Layer and ParamLayer, Batch (the shape and mode of one forward pass), Optimizer (SGD,
