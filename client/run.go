@@ -56,6 +56,30 @@ type Config struct {
 	// without a break (default 10m).
 	GiveUpAfter time.Duration
 	Logger      *slog.Logger
+	// Tally, when set, counts what became of the client's tasks (read it after Run).
+	Tally *Tally
+}
+
+// Tally counts a client's tasks by outcome: results the server took (Completed), tasks
+// the client refused on privacy grounds (Refused) or could not do (Failed), and results
+// the server refused (Rejected).
+type Tally struct {
+	Completed, Refused, Failed, Rejected int
+}
+
+// String is a one-line summary such as "12 tasks done, 1 refused (privacy budget)".
+func (t Tally) String() string {
+	s := fmt.Sprintf("%d tasks done", t.Completed)
+	if t.Refused > 0 {
+		s += fmt.Sprintf(", %d refused (privacy budget or floors)", t.Refused)
+	}
+	if t.Failed > 0 {
+		s += fmt.Sprintf(", %d failed", t.Failed)
+	}
+	if t.Rejected > 0 {
+		s += fmt.Sprintf(", %d results refused by the server", t.Rejected)
+	}
+	return s
 }
 
 func (c Config) withDefaults() Config {
@@ -288,8 +312,28 @@ func (r *runner) serve(ctx context.Context, task *pb.Task) error {
 		}
 		return fmt.Errorf("client: task %s: %w", task.TaskId, err)
 	}
-	r.log.Info("task done", "task", task.TaskId, "status", res.Status.String(), "reason", res.Reason, "seconds", time.Since(start).Seconds())
-	return r.push(ctx, res)
+	secs := time.Since(start).Seconds()
+	switch res.Status {
+	case pb.ResultStatus_RESULT_STATUS_OK:
+		r.log.Info("task done", "task", task.TaskId, "seconds", secs)
+	case pb.ResultStatus_RESULT_STATUS_REFUSED_PRIVACY_BUDGET:
+		r.count(func(t *Tally) { t.Refused++ })
+		r.log.Warn("task refused", "task", task.TaskId, "reason", res.Reason)
+	default:
+		r.count(func(t *Tally) { t.Failed++ })
+		r.log.Warn("task failed", "task", task.TaskId, "status", res.Status.String(), "reason", res.Reason)
+	}
+	taken, err := r.push(ctx, res)
+	if taken && res.Status == pb.ResultStatus_RESULT_STATUS_OK {
+		r.count(func(t *Tally) { t.Completed++ })
+	}
+	return err
+}
+
+func (r *runner) count(f func(*Tally)) {
+	if r.cfg.Tally != nil {
+		f(r.cfg.Tally)
+	}
 }
 
 // push delivers a finished result. The result is kept across attempts: its training is
@@ -297,28 +341,30 @@ func (r *runner) serve(ctx context.Context, task *pb.Task) error {
 // Transport failures are retried with backoff, a lost session is joined again, until the
 // server takes the result, refuses it, or says its task is gone (its deadline passed, it
 // was answered, it is unknown): the server bounds the retries by the task's deadline.
-func (r *runner) push(ctx context.Context, res *pb.Result) error {
+// It reports whether the server took the result.
+func (r *runner) push(ctx context.Context, res *pb.Result) (bool, error) {
 	for {
 		err := r.tr.Push(ctx, res)
 		switch {
 		case err == nil:
 			r.failures = 0
-			return nil
+			return true, nil
 		case ctx.Err() != nil:
-			return ctx.Err()
+			return false, ctx.Err()
 		case status.Code(err) == codes.Unauthenticated:
 			r.log.Warn("session lost while pushing a result; joining again", "task", res.TaskId, "err", err)
 			if err := r.join(ctx); err != nil {
-				return err
+				return false, err
 			}
 		case retryable(err):
 			r.log.Warn("pushing a result failed; retrying", "task", res.TaskId, "err", err)
 			if err := r.backoff(ctx); err != nil {
-				return err
+				return false, err
 			}
 		default:
+			r.count(func(t *Tally) { t.Rejected++ })
 			r.log.Warn("server refused the result", "task", res.TaskId, "err", err)
-			return nil
+			return false, nil
 		}
 	}
 }

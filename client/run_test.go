@@ -103,6 +103,7 @@ func runFederation(t *testing.T, strat string) {
 	var wg sync.WaitGroup
 	errs := make([]error, 5)
 	trainers := make([]*client.ModelTrainer, 5)
+	tallies := make([]client.Tally, 5)
 	for i := range errs {
 		store := client.NewMemoryStore()
 		tr, err := client.NewModelTrainer(client.ModelTrainerConfig{Train: blobs(200, uint64(i+1)), Test: blobs(100, uint64(i+50)), Budget: &dp.Budget{Epsilon: 50, Delta: 1e-5}, Store: store, Seed: uint64(i + 10)})
@@ -115,7 +116,7 @@ func runFederation(t *testing.T, strat string) {
 			defer wg.Done()
 			errs[i] = client.Run(ctx, client.Config{
 				Server: "passthrough:///bufnet", Name: string(rune('a' + i)), JoinToken: "s3cret", CommitteeEligible: true,
-				Store: store, DialOptions: dial, PollWait: time.Second, Logger: quietLogger(),
+				Store: store, DialOptions: dial, PollWait: time.Second, Logger: quietLogger(), Tally: &tallies[i],
 			}, tr)
 		}()
 	}
@@ -152,6 +153,13 @@ func runFederation(t *testing.T, strat string) {
 	defer mu.Unlock()
 	if len(accuracy) != 3 || accuracy[2] < 0.85 {
 		t.Fatalf("central accuracy per round %v, want 3 values ending ≥ 0.85", accuracy)
+	}
+	for i, tl := range tallies {
+		// 2 fits each and their part in key setup, evaluation and decryption; nothing
+		// refused or failed.
+		if tl.Completed < 2 || tl.Refused+tl.Failed+tl.Rejected != 0 {
+			t.Fatalf("client %d: %s, want at least the 2 fit tasks done and nothing refused", i, tl)
+		}
 	}
 	for i, tr := range trainers {
 		if eps, _ := tr.Ledger().Spent(); !(eps > 0) {

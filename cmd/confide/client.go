@@ -38,19 +38,26 @@ type clientOptions struct {
 	deterministic                           bool
 	ca, tlsCert, tlsKey                     string
 	insecure                                bool
+	giveUpAfter                             time.Duration
 }
 
 type clientResult struct {
 	Name     string `json:"name"`
 	Examples int    `json:"examples"`
-	// NoDP: the client ran with --no-dp, without a budget or a ledger (Epsilon and Delta
-	// are then 0).
-	NoDP          bool    `json:"no_dp"`
-	Epsilon       float64 `json:"epsilon"`
-	Delta         float64 `json:"delta"`
-	BudgetEpsilon float64 `json:"budget_epsilon"`
-	Ledger        string  `json:"ledger,omitempty"`
-	Seconds       float64 `json:"seconds"`
+	// DP is false when the client ran with --no-dp, without a budget or a ledger: its
+	// updates carried no record-level guarantee (ε = ∞), and Epsilon is then null.
+	DP            bool     `json:"dp"`
+	NoDP          bool     `json:"no_dp"`
+	Epsilon       *float64 `json:"epsilon"`
+	Delta         float64  `json:"delta,omitempty"`
+	BudgetEpsilon float64  `json:"budget_epsilon,omitempty"`
+	Ledger        string   `json:"ledger,omitempty"`
+	Seconds       float64  `json:"seconds"`
+	// What became of the client's tasks (client.Tally).
+	TasksDone      int `json:"tasks_done"`
+	TasksRefused   int `json:"tasks_refused"`
+	TasksFailed    int `json:"tasks_failed"`
+	ResultsRefused int `json:"results_refused_by_server"`
 }
 
 func newClientCmd(g *globalOptions) *cobra.Command {
@@ -144,6 +151,7 @@ issue --name NAME'), whose subject common name is its identity: --name defaults 
 	f.StringVar(&o.tlsCert, "tls-cert", "", "this client's certificate, PEM (from 'confide ca issue --name NAME'; its subject CN is the client's identity)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert, PEM")
 	f.BoolVar(&o.insecure, "insecure", false, "connect in plaintext, without certificates (tests on a trusted network only)")
+	f.DurationVar(&o.giveUpAfter, "give-up-after", 10*time.Minute, "stop (exit 1) once the server has been unreachable this long without a break")
 	return cmd
 }
 
@@ -221,21 +229,27 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 		return ledgerHint(err, o.stateDir)
 	}
 	defer tr.Close()
-	res := clientResult{Name: o.name, Examples: local.N, NoDP: budget == nil}
+	res := clientResult{Name: o.name, Examples: local.N, NoDP: budget == nil, DP: budget != nil}
 	if l := tr.Ledger(); l != nil {
 		res.Ledger = l.Where()
-		res.Epsilon, res.Delta = l.Spent()
+		var eps float64
+		eps, res.Delta = l.Spent()
+		res.Epsilon = &eps
 		res.BudgetEpsilon = l.Budget().Epsilon
 		slog.Info("client starting", "name", o.name, "examples", local.N, "partition", spec.String(), "state_dir", o.stateDir,
-			"ledger", res.Ledger, "budget_epsilon", res.BudgetEpsilon, "delta", res.Delta, "epsilon_spent", res.Epsilon)
+			"ledger", res.Ledger, "budget_epsilon", res.BudgetEpsilon, "delta", res.Delta, "epsilon_spent", *res.Epsilon)
 	} else {
 		slog.Warn("client starting without a privacy budget (--no-dp): no privacy ledger, no task refused on privacy grounds; its updates carry no record-level differential-privacy guarantee",
 			"name", o.name, "examples", local.N, "partition", spec.String(), "state_dir", o.stateDir)
 	}
+	if !(o.giveUpAfter > 0) {
+		return &exitError{code: 2, err: fmt.Errorf("--give-up-after %v: must be positive (e.g. 30s)", o.giveUpAfter)}
+	}
 	start := time.Now()
+	var tally client.Tally
 	err = client.Run(ctx, client.Config{
 		Server: o.server, Name: o.name, JoinToken: o.joinToken, CommitteeEligible: o.committee, TLS: tlsConfig, Insecure: o.insecure,
-		Store: store, Logger: slog.Default(),
+		Store: store, Logger: slog.Default(), GiveUpAfter: o.giveUpAfter, Tally: &tally,
 		Party: client.PartyConfig{
 			Signer: signer, Verifier: verifier,
 			MinThreshold: o.minThreshold, MinContributions: o.minContributions, MinCommitteeSize: o.minCommittee,
@@ -248,15 +262,25 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 	}
 	res.Seconds = time.Since(start).Seconds()
 	if l := tr.Ledger(); l != nil {
-		res.Epsilon, res.Delta = l.Spent()
+		var eps float64
+		eps, res.Delta = l.Spent()
+		res.Epsilon = &eps
 	}
-	return g.emit(w, res, func(w io.Writer) {
+	res.TasksDone, res.TasksRefused, res.TasksFailed, res.ResultsRefused = tally.Completed, tally.Refused, tally.Failed, tally.Rejected
+	if err := g.emit(w, res, func(w io.Writer) {
 		if res.NoDP {
-			fmt.Fprintf(w, "%s: federation finished after %.1fs; %d local examples; no privacy budget (--no-dp): its updates carried no record-level DP guarantee\n", res.Name, res.Seconds, res.Examples)
+			fmt.Fprintf(w, "%s: federation finished after %.1fs; %d local examples; %s; no DP (ε = ∞, --no-dp): its updates carried no record-level guarantee\n", res.Name, res.Seconds, res.Examples, tally)
 			return
 		}
-		fmt.Fprintf(w, "%s: federation finished after %.1fs; %d local examples; ε spent %.3g of %g at δ = %g (ledger %s)\n", res.Name, res.Seconds, res.Examples, res.Epsilon, res.BudgetEpsilon, res.Delta, res.Ledger)
-	})
+		fmt.Fprintf(w, "%s: federation finished after %.1fs; %d local examples; %s; ε spent %.3g of %g at δ = %g (ledger %s)\n", res.Name, res.Seconds, res.Examples, tally, *res.Epsilon, res.BudgetEpsilon, res.Delta, res.Ledger)
+	}); err != nil {
+		return err
+	}
+	if tally.Completed == 0 {
+		// A client that took part in nothing did not do its job: say so in the exit status.
+		return fmt.Errorf("%s completed no task (%s): see the warnings above for the reasons", res.Name, tally)
+	}
+	return nil
 }
 
 // privacyBudget checks the budget flags, before the client touches data or the network: a
