@@ -122,39 +122,45 @@ func softmaxRows(p []float64, L int, scale float64, causal bool) {
 		if causal {
 			n = t + 1
 		}
-		row := p[t*L : t*L+n]
-		// Four independent maxima and partial sums: one chain would wait on each compare
-		// (or add) in turn.
-		m0, m1, m2, m3 := row[0], row[0], row[0], row[0]
-		j := 0
-		for ; j+4 <= n; j += 4 {
-			r := row[j : j+4 : j+4]
-			m0, m1, m2, m3 = max(m0, r[0]), max(m1, r[1]), max(m2, r[2]), max(m3, r[3])
-		}
-		for ; j < n; j++ {
-			m0 = max(m0, row[j])
-		}
-		// exp(scale·(v − max)), its argument as one multiply-add per entry.
-		shift := -scale * max(max(m0, m1), max(m2, m3))
-		for j, v := range row {
-			row[j] = scale*v + shift
-		}
-		linalg.Exp(row, row)
-		s0, s1, s2, s3 := 0.0, 0.0, 0.0, 0.0
-		for j = 0; j+4 <= n; j += 4 {
-			r := row[j : j+4 : j+4]
-			s0, s1, s2, s3 = s0+r[0], s1+r[1], s2+r[2], s3+r[3]
-		}
-		for ; j < n; j++ {
-			s0 += row[j]
-		}
-		sum := (s0 + s1) + (s2 + s3)
-		inv := 1 / sum
-		for j := range row {
-			row[j] *= inv
-		}
-		clear(p[t*L+n : (t+1)*L])
+		softmaxPrefix(p[t*L:(t+1)*L], n, scale)
 	}
+}
+
+// softmaxPrefix replaces row[:n] by softmax(scale·row[:n]) and zeroes row[n:], the masked
+// keys. The incremental decoder (Decoder) uses it too, so both compute the same weights.
+func softmaxPrefix(full []float64, n int, scale float64) {
+	row := full[:n]
+	// Four independent maxima and partial sums: one chain would wait on each compare
+	// (or add) in turn.
+	m0, m1, m2, m3 := row[0], row[0], row[0], row[0]
+	j := 0
+	for ; j+4 <= n; j += 4 {
+		r := row[j : j+4 : j+4]
+		m0, m1, m2, m3 = max(m0, r[0]), max(m1, r[1]), max(m2, r[2]), max(m3, r[3])
+	}
+	for ; j < n; j++ {
+		m0 = max(m0, row[j])
+	}
+	// exp(scale·(v − max)), its argument as one multiply-add per entry.
+	shift := -scale * max(max(m0, m1), max(m2, m3))
+	for j, v := range row {
+		row[j] = scale*v + shift
+	}
+	linalg.Exp(row, row)
+	s0, s1, s2, s3 := 0.0, 0.0, 0.0, 0.0
+	for j = 0; j+4 <= n; j += 4 {
+		r := row[j : j+4 : j+4]
+		s0, s1, s2, s3 = s0+r[0], s1+r[1], s2+r[2], s3+r[3]
+	}
+	for ; j < n; j++ {
+		s0 += row[j]
+	}
+	sum := (s0 + s1) + (s2 + s3)
+	inv := 1 / sum
+	for j := range row {
+		row[j] *= inv
+	}
+	clear(full[n:])
 }
 
 func (a *Attention) ensureScratch(n int) {

@@ -21,7 +21,7 @@ func init() { registerCommand(newModelCmd) }
 func newModelCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "model",
-		Short: "Use a trained model file: inspect, evaluate, predict, serve, export; prune, quantize, distill",
+		Short: "Use a trained model file: inspect, evaluate, predict, serve, export, generate; prune, quantize, distill",
 		Long: `Commands on a model file: what 'confide train --out FILE' writes, the model.confide of a
 simulation's results directory, or a server checkpoint (--checkpoint-dir).
 
@@ -43,12 +43,16 @@ on: explain on public data, not on private training data.
 
 Export: export writes the model as an ONNX graph (opset 13) for other runtimes.
 
+Language models: generate continues a prompt with a causal Transformer (a KV cache spares
+recomputing the prefix for every token).
+
 Exit codes: 0 success, 1 runtime failure, 2 a usage error: a bad flag value, a missing or
 corrupt model file, or data that does not fit the model.`,
 		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newModelInspectCmd(g), newModelEvaluateCmd(g), newModelPredictCmd(g), newModelPruneCmd(g), newModelQuantizeCmd(g), newModelDistillCmd(g), newModelServeCmd(g), newModelExportCmd(g))
 	cmd.AddCommand(newModelExplainCmd(g))
+	cmd.AddCommand(newModelGenerateCmd(g))
 	return cmd
 }
 
