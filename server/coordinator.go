@@ -162,7 +162,8 @@ type Coordinator struct {
 	// evalPending counts the central evaluations asked of the driver and not yet back.
 	evalPending int
 	// waiting is the last reason reported for not starting a round.
-	waiting string
+	waiting   string
+	waitingAt time.Duration // when the waiting reason was last reported
 	// expiryAt is when registrations are next checked for expiry.
 	expiryAt time.Duration
 
@@ -401,6 +402,7 @@ func (c *Coordinator) advance(r *Ready) {
 			c.waitingFor(r, fmt.Sprintf("%d of the %d clients a round needs are online (sampling.min_available)", n, need))
 			return
 		}
+		c.waiting = "" // the next wait is news
 		if c.sa != nil && !c.committeeUsable() {
 			c.startKeySetup(r)
 			return

@@ -135,10 +135,14 @@ func (c *Coordinator) checkLiveness(r *Ready) {
 	c.livenessAt = oldest + timeout
 }
 
-// waitingFor reports, once per change, why no round is starting.
+// waitingRepeat is how often a reason to wait that has not changed is reported again.
+const waitingRepeat = 30 * time.Second
+
+// waitingFor reports why no round is starting: when the reason changes, and every
+// waitingRepeat while it does not, so an operator watching the log sees the server is alive.
 func (c *Coordinator) waitingFor(r *Ready, reason string) {
-	if reason != c.waiting {
-		c.waiting = reason
+	if reason != c.waiting || c.now-c.waitingAt >= waitingRepeat {
+		c.waiting, c.waitingAt = reason, c.now
 		r.Notices = append(r.Notices, Waiting{Reason: reason})
 	}
 }

@@ -3,9 +3,11 @@ package server_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/server"
 )
 
@@ -172,5 +174,41 @@ func TestNextDeadlineFollowsThePhase(t *testing.T) {
 	at, ok := c.NextDeadline()
 	if !ok || at != 7*time.Second+time.Minute || c.Now() != 7*time.Second {
 		t.Fatalf("deadline %v (%v) at now %v, want 1m7s at 7s", at, ok, c.Now())
+	}
+}
+
+// The server says why it waits when the reason changes and again every 30 s while it does
+// not, so an operator watching the log sees it is alive.
+func TestWaitingIsReportedSteadily(t *testing.T) {
+	cfg := server.Config{Rounds: 1, Model: model.Spec{Type: model.TypeMLP, Input: 3, Output: 2},
+		Sampling:  server.SamplingConfig{MinFit: 3, MinAvailable: 3},
+		Training:  server.TrainingConfig{Epochs: 1, BatchSize: 4, LR: 0.1},
+		Deadlines: server.DeadlineConfig{ClientTimeout: time.Hour}}
+	c, err := server.New(cfg, server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waits := func(r server.Ready) (out []string) {
+		for _, n := range r.Notices {
+			if w, ok := n.(server.Waiting); ok {
+				out = append(out, w.Reason)
+			}
+		}
+		return out
+	}
+	var got []string
+	got = append(got, waits(mustStep(t, c, server.Join{ClientID: "a"}))...)
+	for range 65 {
+		got = append(got, waits(mustStep(t, c, server.Tick{Elapsed: time.Second}))...)
+	}
+	got = append(got, waits(mustStep(t, c, server.Join{ClientID: "b"}))...)
+	want := []string{"1 of the 3", "1 of the 3", "1 of the 3", "2 of the 3"}
+	if len(got) != len(want) {
+		t.Fatalf("waiting notices %q, want %d of them", got, len(want))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Fatalf("waiting notices %q, want %q…", got, want)
+		}
 	}
 }
