@@ -33,47 +33,13 @@ func benchSeq(b *testing.B, spec Spec, batch, T int) (*Model, *Input, Targets) {
 }
 
 func benchTrainStep(b *testing.B, spec Spec, T int) {
-	const batch = 32
-	m, in, tg := benchSeq(b, spec, batch, T)
-	opt, _ := NewOptimizer(OptimizerConfig{Name: "sgd", LR: 0.05})
-	b.ReportAllocs()
-	for i := -1; i < b.N; i++ { // step −1 sizes the layers' buffers, untimed
-		if i == 0 {
-			b.ResetTimer()
-		}
-		m.ZeroGrads()
-		if _, _, err := m.Backprop(in, tg, 1/float64(batch), nil); err != nil {
-			b.Fatal(err)
-		}
-		opt.Step(m.Params, m.Grads)
-	}
-	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "examples/s")
+	m, in, tg := benchSeq(b, spec, 32, T)
+	runTrainSteps(b, m, in, tg, 0.05)
 }
 
 func benchGhostStep(b *testing.B, spec Spec, T int) {
-	const batch = 32
-	m, in, tg := benchSeq(b, spec, batch, T)
-	norms := make([]float64, batch)
-	w := make([]float64, batch)
-	opt, _ := NewOptimizer(OptimizerConfig{Name: "sgd", LR: 0.05})
-	b.ReportAllocs()
-	for i := -1; i < b.N; i++ { // step −1 sizes the layers' buffers, untimed
-		if i == 0 {
-			b.ResetTimer()
-		}
-		if _, _, err := m.PerExampleNorms(in, tg, nil, norms); err != nil {
-			b.Fatal(err)
-		}
-		for k, n := range norms {
-			w[k] = min(1, 1/n) / batch
-		}
-		m.ZeroGrads()
-		if err := m.AccumulateWeighted(w); err != nil {
-			b.Fatal(err)
-		}
-		opt.Step(m.Params, m.Grads)
-	}
-	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "examples/s")
+	m, in, tg := benchSeq(b, spec, 32, T)
+	runGhostSteps(b, m, in, tg, 0.05)
 }
 
 // BenchmarkTrainStepLSTM is one SGD step of pytorch_reference.py's lstm128.

@@ -8,19 +8,24 @@ import (
 
 // benchMLP returns the reference MLP 784-256-128-10 and a synthetic batch.
 func benchMLP(b *testing.B, batch int) (*Model, *Input, Targets) {
-	spec := Spec{Type: TypeMLP, Input: 784, Hidden: []int{256, 128}, Output: 10}
+	return benchDense(b, Spec{Type: TypeMLP, Input: 784, Hidden: []int{256, 128}, Output: 10}, batch)
+}
+
+// benchDense returns the model of a dense spec and a batch of uniform random inputs and
+// classes.
+func benchDense(b *testing.B, spec Spec, batch int) (*Model, *Input, Targets) {
 	m, err := New(spec, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(2, 2))
-	in := &Input{X: make([]float64, batch*784), B: batch}
+	in := &Input{X: make([]float64, batch*m.Spec.Input), B: batch}
 	for i := range in.X {
 		in.X[i] = rng.Float64()
 	}
 	tg := Targets{Class: make([]int32, batch)}
 	for i := range tg.Class {
-		tg.Class[i] = int32(rng.IntN(10))
+		tg.Class[i] = int32(rng.IntN(m.Spec.Output))
 	}
 	return m, in, tg
 }
@@ -31,19 +36,7 @@ func BenchmarkTrainStepMLP(b *testing.B) {
 	for _, batch := range []int{64, 256} {
 		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
 			m, in, tg := benchMLP(b, batch)
-			opt, _ := NewOptimizer(OptimizerConfig{Name: "sgd", LR: 0.01})
-			b.ReportAllocs()
-			for i := -1; i < b.N; i++ { // step −1 sizes the layers' buffers, untimed
-				if i == 0 {
-					b.ResetTimer()
-				}
-				m.ZeroGrads()
-				if _, _, err := m.Backprop(in, tg, 1/float64(batch), nil); err != nil {
-					b.Fatal(err)
-				}
-				opt.Step(m.Params, m.Grads)
-			}
-			b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "examples/s")
+			runTrainSteps(b, m, in, tg, 0.01)
 		})
 	}
 }
@@ -54,27 +47,51 @@ func BenchmarkGhostStepMLP(b *testing.B) {
 	for _, batch := range []int{64, 256} {
 		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
 			m, in, tg := benchMLP(b, batch)
-			norms := make([]float64, batch)
-			w := make([]float64, batch)
-			opt, _ := NewOptimizer(OptimizerConfig{Name: "sgd", LR: 0.01})
-			b.ReportAllocs()
-			for i := -1; i < b.N; i++ { // step −1 sizes the layers' buffers, untimed
-				if i == 0 {
-					b.ResetTimer()
-				}
-				if _, _, err := m.PerExampleNorms(in, tg, nil, norms); err != nil {
-					b.Fatal(err)
-				}
-				for k, n := range norms {
-					w[k] = min(1, 1/n) / float64(batch)
-				}
-				m.ZeroGrads()
-				if err := m.AccumulateWeighted(w); err != nil {
-					b.Fatal(err)
-				}
-				opt.Step(m.Params, m.Grads)
-			}
-			b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "examples/s")
+			runGhostSteps(b, m, in, tg, 0.01)
 		})
 	}
+}
+
+// runTrainSteps times SGD steps (forward, backward, update) of m on one batch and reports
+// examples/s.
+func runTrainSteps(b *testing.B, m *Model, in *Input, tg Targets, lr float64) {
+	opt, _ := NewOptimizer(OptimizerConfig{Name: "sgd", LR: lr})
+	b.ReportAllocs()
+	for i := -1; i < b.N; i++ { // step −1 sizes the layers' buffers, untimed
+		if i == 0 {
+			b.ResetTimer()
+		}
+		m.ZeroGrads()
+		if _, _, err := m.Backprop(in, tg, 1/float64(in.B), nil); err != nil {
+			b.Fatal(err)
+		}
+		opt.Step(m.Params, m.Grads)
+	}
+	b.ReportMetric(float64(in.B*b.N)/b.Elapsed().Seconds(), "examples/s")
+}
+
+// runGhostSteps times the per-example part of DP-SGD steps of m on one batch (per-example
+// norms, clip weights, the weighted sum, the update; not the noise) and reports examples/s.
+func runGhostSteps(b *testing.B, m *Model, in *Input, tg Targets, lr float64) {
+	norms := make([]float64, in.B)
+	w := make([]float64, in.B)
+	opt, _ := NewOptimizer(OptimizerConfig{Name: "sgd", LR: lr})
+	b.ReportAllocs()
+	for i := -1; i < b.N; i++ { // step −1 sizes the layers' buffers, untimed
+		if i == 0 {
+			b.ResetTimer()
+		}
+		if _, _, err := m.PerExampleNorms(in, tg, nil, norms); err != nil {
+			b.Fatal(err)
+		}
+		for k, n := range norms {
+			w[k] = min(1, 1/n) / float64(in.B)
+		}
+		m.ZeroGrads()
+		if err := m.AccumulateWeighted(w); err != nil {
+			b.Fatal(err)
+		}
+		opt.Step(m.Params, m.Grads)
+	}
+	b.ReportMetric(float64(in.B*b.N)/b.Elapsed().Seconds(), "examples/s")
 }

@@ -234,11 +234,7 @@ func runCentralAudit(ctx context.Context, g *globalOptions, w io.Writer, af *aud
 		return usageErr("%v", err)
 	}
 	if pf.enabled {
-		r := dpRecipe
-		if scatter {
-			r = dpScatteringRecipe(pf.targetEpsilon)
-		}
-		applyDPDefaults(of, mf, pf, r)
+		applyDPDefaults(of, mf, pf, dpRecipeFor(mf, scatter, pf.targetEpsilon))
 	}
 	cfg := of.config()
 	if err := cfg.Validate(); err != nil {

@@ -54,10 +54,10 @@ timed runs of plain SGD steps. Compare with the reference run on the same machin
   OPENBLAS_NUM_THREADS=1 python3 pytorch_reference.py mlp 2 float64
 
 --model lstm and --model transformer (batch 32 unless --batch is given) use the shapes of
-the reference's lstm128 and tfm benches.`,
+the reference's lstm128 and tfm benches, --model cnn (batch 64) its cnn bench's CNN.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !cmd.Flags().Changed("batch") && mf.model != model.TypeMLP {
+			if !cmd.Flags().Changed("batch") && mf.model != model.TypeMLP && mf.model != model.TypeCNN {
 				batch = 32 // pytorch_reference.py's batch for lstm128 and tfm
 			}
 			if batch <= 0 || runs <= 0 || seconds <= 0 {
@@ -103,7 +103,7 @@ the reference's lstm128 and tfm benches.`,
 }
 
 // syntheticDataset returns random data shaped for the model type as pytorch_reference.py
-// makes it: 784 features and 10 classes for the MLP; for the recurrent models (lstm128)
+// makes it: 784 features (28×28 images) and 10 classes for the MLP and the CNN; for the recurrent models (lstm128)
 // sequences of 80 tokens from a vocabulary of 80 with 80 classes; for the transformer (tfm)
 // sequences of 64 tokens from a vocabulary of 100 with 10 classes.
 func syntheticDataset(modelType string, n int, seed uint64) *data.Dataset {
@@ -124,7 +124,7 @@ func syntheticDataset(modelType string, n int, seed uint64) *data.Dataset {
 			ds.Lengths[i] = int32(T)
 		}
 	default:
-		ds = &data.Dataset{Name: "synthetic", N: n, Dim: 784, X: make([]float64, n*784), Y: make([]int32, n), NumClasses: 10}
+		ds = &data.Dataset{Name: "synthetic", N: n, Dim: 784, Shape: []int{28, 28}, X: make([]float64, n*784), Y: make([]int32, n), NumClasses: 10}
 		for i := range ds.X {
 			ds.X[i] = rng.NormFloat64()
 		}

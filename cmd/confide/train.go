@@ -50,7 +50,7 @@ type modelFlags struct {
 
 func (f *modelFlags) register(cmd *cobra.Command) {
 	f.flags = cmd.Flags()
-	cmd.Flags().StringVar(&f.model, "model", "mlp", "model type: mlp, rnn, lstm, gru or transformer")
+	cmd.Flags().StringVar(&f.model, "model", "mlp", "model type: mlp, cnn (images: pytorch_reference.py's CNN), rnn, lstm, gru or transformer")
 	cmd.Flags().StringVar(&f.specFile, "model-spec", "", "YAML/JSON model spec file (overrides --model and its shape flags)")
 	cmd.Flags().IntSliceVar(&f.hidden, "hidden", []int{256, 128}, "hidden layer widths of the mlp; recurrent layer widths of rnn/lstm/gru (default for those: per dataset, 128)")
 	cmd.Flags().StringVar(&f.activation, "activation", "relu", "hidden activation: relu, gelu, tanh or sigmoid (rnn: tanh or relu; transformer feed-forward: relu or gelu)")
@@ -114,6 +114,8 @@ func (f *modelFlags) spec(ds *data.Dataset) (model.Spec, error) {
 		}
 		s := model.Spec{Type: model.TypeMLP, Input: ds.Dim, Hidden: f.hidden, Output: ds.NumClasses, Activation: f.activation, Dropout: f.dropout}
 		return s, s.Validate()
+	case model.TypeCNN:
+		return f.cnnSpec(ds)
 	case model.TypeRNN, model.TypeLSTM, model.TypeGRU, model.TypeTransformer:
 		if !ds.IsText() {
 			return model.Spec{}, fmt.Errorf("--model %s reads token sequences; dataset %s has dense features (use --model mlp, or a text dataset: shakespeare, spam)", f.model, ds.Name)
@@ -127,7 +129,7 @@ func (f *modelFlags) spec(ds *data.Dataset) (model.Spec, error) {
 		}
 		return s, nil
 	}
-	return model.Spec{}, fmt.Errorf("--model %q unknown (use mlp, rnn, lstm, gru or transformer, or --model-spec for a spec file)", f.model)
+	return model.Spec{}, fmt.Errorf("--model %q unknown (use mlp, cnn, rnn, lstm, gru or transformer, or --model-spec for a spec file)", f.model)
 }
 
 // seqSpec builds a sequence model's spec from the flags the user set and the defaults of
@@ -220,6 +222,8 @@ var trainDefaultsFor = map[string]trainDefaults{
 	"spam/lstm":               {epochs: 4, batch: 32, optimizer: "adam", lr: 2e-3, schedule: "cosine"},
 	"spam/gru":                {epochs: 4, batch: 32, optimizer: "adam", lr: 2e-3, schedule: "cosine"},
 	"spam/transformer":        {epochs: 6, batch: 32, optimizer: "adam", lr: 1.5e-3, schedule: "cosine", warmup: 50},
+	"mnist/cnn":               cnnTrainDefaults,
+	"fashion-mnist/cnn":       cnnTrainDefaults,
 }
 
 // applyDefaults sets the tuned defaults of dataset/model on the flags left unset.
@@ -465,6 +469,7 @@ type dpRecipeSpec struct {
 	lr, momentum  float64
 	clip          float64
 	activation    string // "" leaves --activation alone
+	optimizer     string // "" leaves --optimizer alone
 	schedule      string
 	linear        bool // no hidden layer (unless --hidden is given)
 }
@@ -562,6 +567,9 @@ func applyDPDefaults(of *optimFlags, mf *modelFlags, pf *dpFlags, r dpRecipeSpec
 	}
 	if unset(of.flags, "schedule") {
 		of.schedule = r.schedule
+	}
+	if r.optimizer != "" && unset(of.flags, "optimizer") {
+		of.optimizer = r.optimizer
 	}
 	if unset(pf.flags, "max-grad-norm") {
 		pf.maxGradNorm = r.clip
@@ -713,11 +721,7 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 		return err
 	}
 	if pf.enabled {
-		r := dpRecipe
-		if scatter {
-			r = dpScatteringRecipe(pf.targetEpsilon)
-		}
-		applyDPDefaults(of, mf, pf, r)
+		applyDPDefaults(of, mf, pf, dpRecipeFor(mf, scatter, pf.targetEpsilon))
 	}
 	cfg := of.config()
 	if err := cfg.Validate(); err != nil {
