@@ -81,7 +81,8 @@ type Summary struct {
 	ResultsDir string `json:"results_dir,omitempty"`
 }
 
-// Privacy says what the run's ε means.
+// Privacy says what the run's ε means. Its JSON carries "dp" (DPSGD) and, without DP-SGD,
+// "epsilon": null and "epsilon_mean": null: no guarantee (ε = ∞), not perfect privacy.
 type Privacy struct {
 	DPSGD           bool    `json:"dp_sgd"`
 	NoiseMultiplier float64 `json:"noise_multiplier,omitempty"`
@@ -103,6 +104,21 @@ type Privacy struct {
 	// UserLevel is the federation's user-level DP (dp.user_level), beside the record-level
 	// ε above; nil when it is off.
 	UserLevel *UserLevelPrivacy `json:"user_level,omitempty"`
+}
+
+// MarshalJSON writes p with "dp" and, without DP-SGD, null ε fields.
+func (p Privacy) MarshalJSON() ([]byte, error) {
+	type plain Privacy
+	out := struct {
+		DP bool `json:"dp"`
+		plain
+		Epsilon     *float64 `json:"epsilon"`
+		EpsilonMean *float64 `json:"epsilon_mean"`
+	}{DP: p.DPSGD, plain: plain(p)}
+	if p.DPSGD {
+		out.Epsilon, out.EpsilonMean = &p.Epsilon, &p.EpsilonMean
+	}
+	return json.Marshal(out)
 }
 
 // UserLevelPrivacy is what the run's user-level (ε, δ) means: DP-FedAvg over Rounds rounds,
@@ -227,7 +243,7 @@ func (r *run) report() (*Report, error) {
 		}
 		p.ClientsAccounted = len(eps)
 	} else {
-		p.Meaning = "no DP-SGD: the clients' data has no record-level differential-privacy guarantee"
+		p.Meaning = "no DP (ε = ∞): without DP-SGD the clients' data has no record-level differential-privacy guarantee"
 		p.Noise = "none"
 	}
 	if u := c.DP.UserLevel; u.On() {

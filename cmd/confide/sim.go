@@ -379,9 +379,13 @@ func formatRound(m sim.RoundMetrics, c sim.Config) string {
 	if c.DP.UserLevel.On() {
 		user = fmt.Sprintf("  %6.2f  %5.3g", m.UserEpsilon, m.UpdateClip)
 	}
-	s := fmt.Sprintf("%5d  %8s  %6s  %10s  %3d/%-3s  %7d  %5.2f%s  %8.1f  %7.1f  %4.1fs",
+	eps := "    ∞" // no DP-SGD: no record-level guarantee
+	if c.DP.NoiseMultiplier > 0 {
+		eps = fmt.Sprintf("%5.2f", m.Epsilon)
+	}
+	s := fmt.Sprintf("%5d  %8s  %6s  %10s  %3d/%-3s  %7d  %s%s  %8.1f  %7.1f  %4.1fs",
 		m.Round, opt(m.Accuracy, "%8.4f"), opt(m.Loss, "%6.3f"), opt(m.TrainLoss, "%10.3f"),
-		m.Contributors, sampled, m.Dropped, m.Epsilon, user, float64(m.BytesDown)/1e6, float64(m.BytesUp)/1e6, m.WallSeconds)
+		m.Contributors, sampled, m.Dropped, eps, user, float64(m.BytesDown)/1e6, float64(m.BytesUp)/1e6, m.WallSeconds)
 	if m.Failed {
 		s += "  FAILED: " + m.Reason
 	}
