@@ -8,19 +8,18 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"os"
 )
 
 func main() {
-	cmd := newRootCmd()
-	if err := cmd.Execute(); err != nil {
+	g := &globalOptions{}
+	if err := newRootCmdWith(g).Execute(); err != nil {
 		var ee *exitError
 		code := 1
 		if errors.As(err, &ee) {
 			code = ee.code
 		}
-		fmt.Fprintf(os.Stderr, "confide: %v\n", err)
+		g.reportError(os.Stderr, err, code)
 		os.Exit(code)
 	}
 }

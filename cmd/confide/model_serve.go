@@ -103,7 +103,7 @@ to not serving, new connections are refused, requests in flight finish (for at m
 				if grpcAddr != "" {
 					msg += " and gRPC " + grpcAddr
 				}
-				fmt.Fprintln(os.Stderr, msg)
+				g.announce(os.Stderr, "%s", msg)
 			})
 		},
 	}

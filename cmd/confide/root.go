@@ -18,10 +18,14 @@ type globalOptions struct {
 	configFile string
 	output     string // "text" or "json"
 	logLevel   string
+	logFormat  string // "text" or "json"
 }
 
-func newRootCmd() *cobra.Command {
-	g := &globalOptions{}
+func newRootCmd() *cobra.Command { return newRootCmdWith(&globalOptions{}) }
+
+// newRootCmdWith builds the command tree around g, which receives the persistent flags (main
+// keeps it to report a failed command's error in the chosen log format).
+func newRootCmdWith(g *globalOptions) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "confide",
 		Short: "Privacy-preserving federated learning: DP-SGD, secure aggregation, simulation",
@@ -38,6 +42,7 @@ Every flag may also come from the config file (--config) or the environment (CON
 	root.PersistentFlags().StringVar(&g.configFile, "config", "", "YAML config file whose keys are flag names (e.g. epochs: 3)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json (json prints exactly one object on stdout)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line, for log collectors)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: 2, err: fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())} // a usage error
 	})
@@ -107,14 +112,52 @@ func (g *globalOptions) apply(cmd *cobra.Command) error {
 	switch g.output {
 	case "text", "json":
 	default:
-		return fmt.Errorf("--output %q: must be text or json", g.output)
+		return &exitError{code: 2, err: fmt.Errorf("--output %q: must be text or json", g.output)}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: must be debug, info, warn or error", g.logLevel)
+		return &exitError{code: 2, err: fmt.Errorf("--log-level %q: must be debug, info, warn or error", g.logLevel)}
 	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
+	h, err := g.logHandler(cmd.ErrOrStderr(), lvl)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	slog.SetDefault(slog.New(h))
 	return nil
+}
+
+// logHandler is the slog handler of --log-format writing to w. The JSON handler writes one
+// object a line with the attributes the code logs (round, client, task, …) as fields, so a
+// fleet's logs can be collected and searched by them.
+func (g *globalOptions) logHandler(w io.Writer, lvl slog.Leveler) (slog.Handler, error) {
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch g.logFormat {
+	case "text":
+		return slog.NewTextHandler(w, opts), nil
+	case "json":
+		return slog.NewJSONHandler(w, opts), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: must be text or json", g.logFormat)
+}
+
+// reportError writes the error that ended a command to w: a line "confide: …" in the text
+// log format, an ERROR record with the exit code in the JSON one (so a log collector does not
+// lose the reason a process stopped).
+func (g *globalOptions) reportError(w io.Writer, err error, code int) {
+	if g.logFormat == "json" {
+		slog.New(slog.NewJSONHandler(w, nil)).Error(err.Error(), "exit_code", code)
+		return
+	}
+	fmt.Fprintf(w, "confide: %v\n", err)
+}
+
+// announce writes a line for a person watching a long-running command (where it listens)
+// in the text log format; in the JSON one the command's structured INFO record says the same.
+func (g *globalOptions) announce(w io.Writer, format string, args ...any) {
+	if g.logFormat == "json" {
+		return
+	}
+	fmt.Fprintf(w, format+"\n", args...)
 }
 
 // checkConfigKeys rejects config-file keys that are not flags of the command being run, so a

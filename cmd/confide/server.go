@@ -310,7 +310,7 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 	gs := svc.NewGRPCServer(gopts...)
 	go gs.Serve(lis)
 	slog.Info("server listening", "addr", lis.Addr().String(), "rounds", fed.Rounds, "strategy", fed.Strategy.Name, "secure_aggregation", fed.SecAgg.Enabled, "user_level_dp", fed.DP.UserLevel.Mode)
-	fmt.Fprintf(os.Stderr, "confide server listening on %s (rounds %d, strategy %s, secure aggregation %v)\n", lis.Addr(), fed.Rounds, fed.Strategy.Name, fed.SecAgg.Enabled)
+	g.announce(os.Stderr, "confide server listening on %s (rounds %d, strategy %s, secure aggregation %v)", lis.Addr(), fed.Rounds, fed.Strategy.Name, fed.SecAgg.Enabled)
 	var httpSrv *http.Server
 	if sf.MetricsListen != "" {
 		mux := http.NewServeMux()
