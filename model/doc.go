@@ -47,6 +47,11 @@
 //     passes the result with Input.Transformed set; the model then skips it. It holds no
 //     parameters, so the flat parameter vector is the trainable layers' alone, and it is
 //     shared, not copied, by Clone (it is immutable and safe for concurrent use).
+//   - Incremental decoding equals the forward pass. A Decoder runs a causal language model
+//     (a next_token Transformer) a few positions at a time through the model's own layers,
+//     each attention layer caching the keys and values of the earlier positions (a KV
+//     cache); the logits of a position equal those of Forward over the prefix that ends
+//     there, up to rounding (tested to 1e-9).
 //   - Compression keeps the flat vector. A pruned model's spec carries a Mask of the
 //     parameters fixed at zero (Model.Prune: magnitude pruning, global or per tensor); New
 //     and Unmarshal zero them and train.Trainer keeps them zero, so a federation that ships
@@ -62,7 +67,8 @@
 //
 // Main types: Spec (the declarative architecture: mlp, cnn, rnn, lstm, gru, transformer), Model,
 // Layer and ParamLayer, Batch (the shape and mode of one forward pass), Optimizer (SGD,
-// Adam), FeatureSpec, Features and Scattering (the feature stage). Layers: Linear, Activation, Dropout, Embedding, LearnedPosition,
+// Adam), FeatureSpec, Features and Scattering (the feature stage), Decoder (incremental
+// decoding with a KV cache). Layers: Linear, Activation, Dropout, Embedding, LearnedPosition,
 // SinusoidalPosition, LayerNorm, Conv2D, Pool2D, GroupNorm, Flatten, Attention, MultiHeadAttention, Recurrent (vanilla, LSTM,
 // GRU), Pool, Residual, Sequential, TransformerBlock. Compression: WeightTensor, Mask,
 // Quantization. Model files: Save, Load (format version 3: spec, Meta — class names, input
