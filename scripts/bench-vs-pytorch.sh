@@ -16,11 +16,11 @@
 #         around its own step functions); Confide's as wall rate × elapsed / CPU time of the
 #         whole command (warm-up and calibration run the same steps). Per core (1 thread)
 #         it is the speed an idle core would give; at 2 threads it measures efficiency.
-# Then the DP-SGD/non-DP ratio of Confide's MLP at batch 256 (2 threads).
+# Then the DP-SGD/non-DP ratio of Confide's MLP and CNN at batch 256 (2 threads).
 #
 # Usage: scripts/bench-vs-pytorch.sh [repeats]
-# Environment: REPEATS (3), THREADS ("2 1"), MODELS ("mlp lstm transformer"), SECONDS_PER_RUN
-# (1), DP (1: also the DP ratio; 0: skip), PYTORCH_REFERENCE (default
+# Environment: REPEATS (3), THREADS ("2 1"), MODELS ("mlp lstm transformer cnn"),
+# SECONDS_PER_RUN (1), DP (1: also the DP ratios; 0: skip), DP_MODELS ("mlp cnn"), PYTORCH_REFERENCE (default
 # ../shared/bench/pytorch_reference.py from the repository root), PYTHON (an interpreter
 # that can import torch; by default the first of python3 and Debian's /usr/bin/python3 that
 # can). Without PyTorch the Confide side still runs and the ratios are left out.
@@ -30,7 +30,8 @@ cd "$root"
 
 repeats=${1:-${REPEATS:-3}}
 threads_list=${THREADS:-"2 1"}
-models=${MODELS:-"mlp lstm transformer"}
+models=${MODELS:-"mlp lstm transformer cnn"}
+dp_models=${DP_MODELS:-"mlp cnn"}
 seconds=${SECONDS_PER_RUN:-1}
 do_dp=${DP:-1}
 ref=${PYTORCH_REFERENCE:-$root/../shared/bench/pytorch_reference.py}
@@ -102,6 +103,7 @@ torch_bench() {
   mlp) echo mlp ;;
   lstm) echo lstm128 ;;
   transformer) echo tfm ;;
+  cnn) echo cnn ;;
   esac
 }
 
@@ -151,16 +153,18 @@ for model in $models; do
 done
 
 if [ "$do_dp" = 1 ]; then
-  : >"$tmp/dp"
-  for r in $(seq 1 "$repeats"); do
-    read -r nw nc < <(confide_rates 2 --model mlp --batch 256)
-    read -r dw dc < <(confide_rates 2 --model mlp --batch 256 --dp)
-    echo "$nw $nc $dw $dc" >>"$tmp/dp"
-  done
-  nw=$(awk '{ print $1 }' "$tmp/dp" | median)
-  dw=$(awk '{ print $3 }' "$tmp/dp" | median)
-  rw=$(awk '$1 > 0 { print $3 / $1 }' "$tmp/dp" | median)
-  rc=$(awk '$2 > 0 { print $4 / $2 }' "$tmp/dp" | median)
   echo
-  printf 'Confide MLP batch 256, 2 threads: non-DP %.0f ex/s, DP-SGD %.0f ex/s: DP/non-DP %.2fx (per CPU-second %.2fx)\n' "$nw" "$dw" "$rw" "$rc"
+  for model in $dp_models; do
+    : >"$tmp/dp"
+    for r in $(seq 1 "$repeats"); do
+      read -r nw nc < <(confide_rates 2 --model "$model" --batch 256)
+      read -r dw dc < <(confide_rates 2 --model "$model" --batch 256 --dp)
+      echo "$nw $nc $dw $dc" >>"$tmp/dp"
+    done
+    nw=$(awk '{ print $1 }' "$tmp/dp" | median)
+    dw=$(awk '{ print $3 }' "$tmp/dp" | median)
+    rw=$(awk '$1 > 0 { print $3 / $1 }' "$tmp/dp" | median)
+    rc=$(awk '$2 > 0 { print $4 / $2 }' "$tmp/dp" | median)
+    printf 'Confide %s batch 256, 2 threads: non-DP %.0f ex/s, DP-SGD %.0f ex/s: DP/non-DP %.2fx (per CPU-second %.2fx)\n' "$model" "$nw" "$dw" "$rw" "$rc"
+  done
 fi

@@ -375,7 +375,7 @@ func (c Config) validate(datasetGiven bool) error {
 		}
 	}
 	if c.Model.Type == "" {
-		bad("model.type is empty: use mlp, rnn, lstm, gru or transformer")
+		bad("model.type is empty: use mlp, cnn, rnn, lstm, gru or transformer")
 	}
 	if f := c.Model.Features; f != nil {
 		if c.Model.Type != "" && c.Model.Type != model.TypeMLP {

@@ -274,8 +274,13 @@ func specFor(s model.Spec, ds *data.Dataset) (model.Spec, error) {
 				s.Output = ds.VocabSize
 			}
 		}
-	} else if s.Input == 0 {
-		s.Input = ds.Dim
+	} else {
+		if s.Type == model.TypeCNN && len(s.Image) == 0 && len(ds.Shape) == 2 {
+			s.Image = slices.Clone(ds.Shape) // a greyscale image dataset
+		}
+		if s.Input == 0 {
+			s.Input = ds.Dim
+		}
 	}
 	if s.Output == 0 {
 		s.Output = ds.NumClasses
