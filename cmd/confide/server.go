@@ -34,6 +34,9 @@ func init() { registerCommand(newServerCmd) }
 type serverFile struct {
 	Listen        string `yaml:"listen"`
 	MetricsListen string `yaml:"metrics_listen"`
+	// HealthListen serves the gRPC health service alone, in plaintext, for probes that
+	// cannot present a client certificate (a kubelet's gRPC probe).
+	HealthListen  string `yaml:"health_listen"`
 	JoinToken     string `yaml:"join_token"`
 	CheckpointDir string `yaml:"checkpoint_dir"`
 	// StateDir holds the durable state (state.db, SQLite): a server started again with the
@@ -89,7 +92,7 @@ type serverResult struct {
 }
 
 func newServerCmd(g *globalOptions) *cobra.Command {
-	var listen, metricsListen, joinToken, checkpointDir, stateDir string
+	var listen, metricsListen, healthListen, joinToken, checkpointDir, stateDir string
 	var rounds, maxClients int
 	var tlsCert, tlsKey, clientCA string
 	var insecure bool
@@ -124,6 +127,9 @@ an identity has at most one live session. Create the CA and the certificates wit
 			if f.Changed("metrics-listen") {
 				sf.MetricsListen = metricsListen
 			}
+			if f.Changed("health-listen") {
+				sf.HealthListen = healthListen
+			}
 			if f.Changed("join-token") {
 				sf.JoinToken = joinToken
 			}
@@ -156,6 +162,7 @@ an identity has at most one live session. Create the CA and the certificates wit
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "address the gRPC service listens on")
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "address of the Prometheus /metrics endpoint (empty: off)")
+	cmd.Flags().StringVar(&healthListen, "health-listen", "", "address of a plaintext gRPC endpoint with the health service alone, for probes without a client certificate such as Kubernetes' gRPC probes (health_listen; empty: off)")
 	cmd.Flags().StringVar(&joinToken, "join-token", "", "shared token clients must present to join (empty: none)")
 	cmd.Flags().StringVar(&checkpointDir, "checkpoint-dir", "", "write the global model of every round into this directory")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "keep the federation's durable state here (SQLite state.db); started again with the same directory, the server resumes after the last finished round")
@@ -309,6 +316,16 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 	}
 	gs := svc.NewGRPCServer(gopts...)
 	go gs.Serve(lis)
+	if sf.HealthListen != "" {
+		hl, err := net.Listen("tcp", sf.HealthListen)
+		if err != nil {
+			svc.Shutdown(gs, 0)
+			return fmt.Errorf("health listen %s: %w (pick another --health-listen address)", sf.HealthListen, err)
+		}
+		hs := svc.NewHealthGRPCServer()
+		go hs.Serve(hl)
+		defer hs.Stop() // after svc.Shutdown has turned the status to NOT_SERVING
+	}
 	slog.Info("server listening", "addr", lis.Addr().String(), "rounds", fed.Rounds, "strategy", fed.Strategy.Name, "secure_aggregation", fed.SecAgg.Enabled, "user_level_dp", fed.DP.UserLevel.Mode)
 	g.announce(os.Stderr, "confide server listening on %s (rounds %d, strategy %s, secure aggregation %v)", lis.Addr(), fed.Rounds, fed.Strategy.Name, fed.SecAgg.Enabled)
 	var httpSrv *http.Server
