@@ -1,27 +1,77 @@
 // Command confide is the Confide command-line tool: centralised and federated training,
-// benchmarks, privacy accounting, the simulator, the aggregation server and the client.
+// benchmarks, privacy accounting and auditing, the simulator, the aggregation server and the client.
 //
 // Every flag can also be set in the config file (--config, YAML) or in the environment as
 // CONFIDE_<FLAG> (dashes become underscores; for subcommands CONFIDE_<FLAG> as well, e.g.
 // CONFIDE_EPOCHS=3). Flags win over the environment, which wins over the config file.
+//
+// Exit codes: 0 success, 1 a runtime failure, 2 a usage or configuration error, 130
+// interrupted (SIGINT or SIGTERM: the command finishes or abandons its current step and
+// keeps what it produced; a second signal exits at once).
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitFailure     = 1
+	exitUsage       = 2
+	exitInterrupted = 130
 )
 
 func main() {
 	g := &globalOptions{}
-	if err := newRootCmdWith(g).Execute(); err != nil {
-		var ee *exitError
-		code := 1
-		if errors.As(err, &ee) {
-			code = ee.code
+	ctx, interrupted := interruptible()
+	err := newRootCmdWith(g).ExecuteContext(ctx)
+	code := exitCode(err, interrupted())
+	if err != nil {
+		if code == exitInterrupted && errors.Is(err, context.Canceled) {
+			err = errors.New("interrupted")
 		}
 		g.reportError(os.Stderr, err, code)
-		os.Exit(code)
 	}
+	os.Exit(code)
+}
+
+// exitCode maps a command's outcome to the process exit status.
+func exitCode(err error, interrupted bool) int {
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case interrupted:
+		return exitInterrupted
+	case err != nil:
+		return exitFailure
+	}
+	return 0
+}
+
+// interruptible returns a context cancelled by the first SIGINT or SIGTERM, and whether one
+// arrived. A second signal exits at once.
+func interruptible() (context.Context, func() bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var got atomic.Bool
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		got.Store(true)
+		fmt.Fprintln(os.Stderr, "confide: interrupted; finishing the current step and keeping what was produced (interrupt again to exit at once)")
+		cancel()
+		<-sig
+		fmt.Fprintln(os.Stderr, "confide: interrupted again; exiting")
+		os.Exit(exitInterrupted)
+	}()
+	return ctx, got.Load
 }
 
 // exitError carries a specific process exit code.

@@ -157,7 +157,7 @@ func requireFlags(cmd *cobra.Command, ranges map[string]string, names ...string)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("missing %s (see '%s --help')", strings.Join(missing, ", "), cmd.CommandPath())
+		return usageErr("missing %s (see '%s --help')", strings.Join(missing, ", "), cmd.CommandPath())
 	}
 	return nil
 }
@@ -173,21 +173,21 @@ var flagRanges = map[string]string{
 
 func checkDelta(delta float64) error {
 	if math.IsNaN(delta) || delta <= 0 || delta >= 1 {
-		return fmt.Errorf("--delta %v: must be in (0, 1), typically below 1/dataset size", delta)
+		return usageErr("--delta %v: must be in (0, 1), typically below 1/dataset size", delta)
 	}
 	return nil
 }
 
 func checkSampleRate(q float64) error {
 	if math.IsNaN(q) || q < 0 || q > 1 {
-		return fmt.Errorf("--sample-rate %v: must be in [0, 1] (expected batch size / dataset size, or clients per round / population)", q)
+		return usageErr("--sample-rate %v: must be in [0, 1] (expected batch size / dataset size, or clients per round / population)", q)
 	}
 	return nil
 }
 
 func checkSteps(steps int) error {
 	if steps < 0 {
-		return fmt.Errorf("--steps %d: must be ≥ 0", steps)
+		return usageErr("--steps %d: must be ≥ 0", steps)
 	}
 	return nil
 }
@@ -225,7 +225,7 @@ func newPrivacyEpsilonCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			if math.IsNaN(sigma) || sigma < 0 || math.IsInf(sigma, 0) {
-				return fmt.Errorf("--noise-multiplier %v: must be finite and ≥ 0", sigma)
+				return usageErr("--noise-multiplier %v: must be finite and ≥ 0", sigma)
 			}
 			if err := checkSampleRate(q); err != nil {
 				return err
@@ -245,7 +245,7 @@ func newPrivacyEpsilonCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			if math.IsInf(r.Epsilon, 1) {
-				return fmt.Errorf("ε is infinite: --noise-multiplier %v gives no privacy at --sample-rate %v; use a positive noise multiplier", sigma, q)
+				return usageErr("ε is infinite: --noise-multiplier %v gives no privacy at --sample-rate %v; use a positive noise multiplier", sigma, q)
 			}
 			out := epsilonOutput{Epsilon: r.Epsilon, Accountant: r.Method.String(), Order: r.Order, Delta: delta, NoiseMultiplier: sigma, SampleRate: q, Steps: steps,
 				Grid: cfg.Grid.Name, Conversion: r.Conversion.String(), Series: r.Series.String(), PRV: r.PRV}
@@ -298,10 +298,10 @@ func newPrivacyDeltaCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			if math.IsNaN(eps) || eps < 0 || math.IsInf(eps, 0) {
-				return fmt.Errorf("--epsilon %v: must be finite and ≥ 0", eps)
+				return usageErr("--epsilon %v: must be finite and ≥ 0", eps)
 			}
 			if math.IsNaN(sigma) || sigma < 0 || math.IsInf(sigma, 0) {
-				return fmt.Errorf("--noise-multiplier %v: must be finite and ≥ 0", sigma)
+				return usageErr("--noise-multiplier %v: must be finite and ≥ 0", sigma)
 			}
 			if err := checkSampleRate(q); err != nil {
 				return err
@@ -377,7 +377,7 @@ composition); --epsilon-tolerance 0.01 stops as Opacus' get_noise_multiplier doe
 				return err
 			}
 			if math.IsNaN(target) || target <= 0 || math.IsInf(target, 0) {
-				return fmt.Errorf("--target-epsilon %v: must be finite and > 0", target)
+				return usageErr("--target-epsilon %v: must be finite and > 0", target)
 			}
 			if err := checkDelta(delta); err != nil {
 				return err
@@ -389,7 +389,7 @@ composition); --epsilon-tolerance 0.01 stops as Opacus' get_noise_multiplier doe
 				return err
 			}
 			if math.IsNaN(tol) || tol < 0 || tol >= target {
-				return fmt.Errorf("--epsilon-tolerance %v: must be ≥ 0 and below --target-epsilon", tol)
+				return usageErr("--epsilon-tolerance %v: must be ≥ 0 and below --target-epsilon", tol)
 			}
 			cfg, err := acc.config()
 			if err != nil {
