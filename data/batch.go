@@ -94,6 +94,7 @@ type Batch struct {
 	Lengths []int32   // N (text datasets)
 	Y       []int32   // N (classification)
 	Targets []int32   // N×SeqLen (next-token prediction)
+	Values  []float64 // N×NumValues (regression)
 }
 
 // Gather copies rows idx of d into b, growing b's buffers only when they are too small,
@@ -101,7 +102,7 @@ type Batch struct {
 // An index outside [0, N) is a programming error and panics.
 func (d *Dataset) Gather(b *Batch, idx []int) {
 	b.N = len(idx)
-	b.X, b.Tokens, b.Lengths, b.Y, b.Targets = b.X[:0], b.Tokens[:0], b.Lengths[:0], b.Y[:0], b.Targets[:0]
+	b.X, b.Tokens, b.Lengths, b.Y, b.Targets, b.Values = b.X[:0], b.Tokens[:0], b.Lengths[:0], b.Y[:0], b.Targets[:0], b.Values[:0]
 	if d.X != nil {
 		b.X = resize(b.X, len(idx)*d.Dim)
 		d.GatherX(b.X, idx)
@@ -126,6 +127,13 @@ func (d *Dataset) Gather(b *Batch, idx []int) {
 		d.GatherTargets(b.Targets, idx)
 	} else {
 		b.Targets = nil
+	}
+	if d.Values != nil {
+		b.Values = resize(b.Values, len(idx)*d.NumValues)
+		checkGather("Gather values", len(b.Values), len(idx), d.NumValues, d.N, idx)
+		gatherRows(b.Values, d.Values, idx, d.NumValues)
+	} else {
+		b.Values = nil
 	}
 }
 

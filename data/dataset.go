@@ -22,6 +22,8 @@ const (
 	// TaskNextToken: a target token per position, Targets is N×SeqLen with
 	// IgnoreTarget at padded positions.
 	TaskNextToken
+	// TaskRegress: real-valued targets, Values is N×NumValues.
+	TaskRegress
 )
 
 // String returns the task's name as used in configs ("classify", "next-token").
@@ -31,6 +33,8 @@ func (t Task) String() string {
 		return "classify"
 	case TaskNextToken:
 		return "next-token"
+	case TaskRegress:
+		return "regress"
 	}
 	return fmt.Sprintf("Task(%d)", int(t))
 }
@@ -65,6 +69,15 @@ type Dataset struct {
 	NumClasses int
 	ClassNames []string
 	Task       Task
+
+	// Regression (Task == TaskRegress): Values is N×NumValues, the targets as the model
+	// is trained on them; ValueNames names them (optional) and ValueNormalization, when
+	// set, is how they were made from the source's raw values (raw = Values·Std + Mean),
+	// so that errors can be reported in the source's units.
+	Values             []float64
+	NumValues          int
+	ValueNames         []string
+	ValueNormalization *Normalization
 
 	// Group, when set, is the example's natural group (a device, a speaking role, a
 	// mailbox): Group[i] in [0, len(GroupNames)). PartitionNatural turns it into one
@@ -184,6 +197,32 @@ func (d *Dataset) Validate() error {
 		if d.Targets != nil {
 			return fail("Targets set on a classification task; use Y, or Task = TaskNextToken")
 		}
+		if d.Values != nil {
+			return fail("Values set on a classification task; use Y, or Task = TaskRegress")
+		}
+	case TaskRegress:
+		if d.NumValues <= 0 {
+			return fail("NumValues = %d, want > 0 for a regression task", d.NumValues)
+		}
+		if len(d.Values) != d.N*d.NumValues {
+			return fail("len(Values) = %d, want N×NumValues = %d×%d", len(d.Values), d.N, d.NumValues)
+		}
+		for i, v := range d.Values {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fail("Values[%d] (example %d) = %v is not finite", i, i/d.NumValues, v)
+			}
+		}
+		if len(d.ValueNames) != 0 && len(d.ValueNames) != d.NumValues {
+			return fail("len(ValueNames) = %d, want 0 or NumValues = %d", len(d.ValueNames), d.NumValues)
+		}
+		if d.ValueNormalization != nil {
+			if err := d.ValueNormalization.validate(); err != nil {
+				return fail("value %v", err)
+			}
+		}
+		if d.Y != nil || d.Targets != nil {
+			return fail("Y or Targets set on a regression task; use Values")
+		}
 	case TaskNextToken:
 		if !text {
 			return fail("next-token task needs token features (Tokens, SeqLen)")
@@ -204,6 +243,9 @@ func (d *Dataset) Validate() error {
 		}
 		if d.Y != nil {
 			return fail("Y set on a next-token task; use Targets, or Task = TaskClassify")
+		}
+		if d.Values != nil {
+			return fail("Values set on a next-token task; use Targets, or Task = TaskRegress")
 		}
 	default:
 		return fail("unknown Task %d", int(d.Task))
@@ -257,6 +299,14 @@ func (d *Dataset) Subset(idx []int) *Dataset {
 		ClassNames:    cloneSlice(d.ClassNames),
 		Task:          d.Task,
 		GroupNames:    cloneSlice(d.GroupNames),
+
+		NumValues:          d.NumValues,
+		ValueNames:         cloneSlice(d.ValueNames),
+		ValueNormalization: d.ValueNormalization.clone(),
+	}
+	if d.Values != nil {
+		s.Values = make([]float64, len(idx)*d.NumValues)
+		gatherRows(s.Values, d.Values, idx, d.NumValues)
 	}
 	if d.X != nil {
 		s.X = make([]float64, len(idx)*d.Dim)

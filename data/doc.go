@@ -14,6 +14,18 @@
 //     LoadFashionMNIST; LoadCSV; LoadShakespeare (ShakespeareCorpus, next character,
 //     one group per role); LoadSpamAssassin (SpamCorpus, one group per mailbox);
 //     Synthetic; Bars (tiny 8×8 images for tests of image feature stages).
+//   - Files described by a Schema (a dataset spec, YAML): CSV/TSV tables (numeric columns
+//     standardised or min-max scaled, categorical ones one-hot or ordinal, missing values
+//     filled or refused), JSON-lines text (a tokenizer and its vocabulary), image folders
+//     (one sub-directory per class, PNG/JPEG resized, grey or RGB) and IDX directories;
+//     LoadSchema reads them, with a BadRowError naming file, line and column for every
+//     record that does not fit (or a count of those skipped). A federation ships its
+//     Schema to the clients (Schema.Shipped, ParseSchemaJSON), so every client encodes its
+//     own files the same way; ValidateFederated insists that classes, categories,
+//     vocabulary and normalisation statistics are in it, never fitted on one client's data.
+//     SyntheticHousing generates a house-price table split by region, for examples.
+//   - Regression: TaskRegress datasets carry real-valued Values (N×NumValues), standardised
+//     as ValueNormalization records.
 //   - Text: CharTokenizer and WordTokenizer, vocabularies built from training text only;
 //     a text dataset's TextEncoding records them (and the e-mail cleaning) so that a
 //     TextEncoder encodes new text as training did.
