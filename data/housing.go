@@ -47,7 +47,7 @@ var housingEnergy = []struct {
 //	base·(area/100)^0.9·(1 + 0.04·(rooms − 4))·e^(−0.004·age)·e^(−0.015·distance)·garden·energy·e^ε
 //
 // with garden 1.08 (else 1), energy the class's factor (1.12 for A down to 0.88 for G),
-// and ε ~ N(0, 0.12²); price_band is low (< 200), mid (< 320) or high. The same rng state
+// and ε ~ N(0, 0.12²); price_band is low (< 120), mid (< 200) or high. The same rng state
 // gives the same table on every machine.
 func SyntheticHousing(w io.Writer, region string, rows int, rng *rand.Rand) error {
 	p, ok := housingRegionParams[region]
@@ -73,9 +73,9 @@ func SyntheticHousing(w io.Writer, region string, rows int, rng *rand.Rand) erro
 		price *= math.Exp(0.12 * rng.NormFloat64())
 		band := "high"
 		switch {
-		case price < 200:
+		case price < 120:
 			band = "low"
-		case price < 320:
+		case price < 200:
 			band = "mid"
 		}
 		ageCell, energyCell, gardenCell := f(age, 0), energy.class, "no"

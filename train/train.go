@@ -11,6 +11,7 @@ import (
 	"github.com/confide-fl/confide/data"
 	"github.com/confide-fl/confide/dp/accountant"
 	"github.com/confide-fl/confide/dp/dpsgd"
+	quality "github.com/confide-fl/confide/metrics"
 	"github.com/confide-fl/confide/model"
 )
 
@@ -91,6 +92,9 @@ type Metrics struct {
 	Loss     float64 `json:"loss"`
 	Accuracy float64 `json:"accuracy"`
 	Examples int     `json:"examples"`
+	// Regression holds a regression model's errors in the targets' own units (evaluation
+	// of a TaskRegress dataset only; Accuracy is then 0).
+	Regression *quality.RegressionReport `json:"regression,omitempty"`
 }
 
 // EpochReport is what Fit reports after each epoch.
@@ -311,8 +315,11 @@ func Input(ds *data.Dataset, b *data.Batch, in *model.Input) model.Targets {
 	if ds.IsText() {
 		in.T = ds.SeqLen
 	}
-	if ds.Task == data.TaskNextToken {
+	switch ds.Task {
+	case data.TaskNextToken:
 		return model.Targets{Class: b.Targets}
+	case data.TaskRegress:
+		return model.Targets{Value: b.Values}
 	}
 	return model.Targets{Class: b.Y}
 }
@@ -331,7 +338,7 @@ func CheckCompatible(m *model.Model, ds *data.Dataset) error {
 	if ds.NumClasses > 0 && s.Output != ds.NumClasses {
 		return fmt.Errorf("model output %d ≠ dataset %s class count %d", s.Output, ds.Name, ds.NumClasses)
 	}
-	return nil
+	return checkRegression(s, ds)
 }
 
 // Epoch runs one epoch of shuffled mini-batch SGD over ds. onStep, when not nil, is called
@@ -477,6 +484,9 @@ func EvaluateFeatures(m *model.Model, ds *data.Dataset, batchSize int) (Metrics,
 func evaluate(m *model.Model, ds *data.Dataset, batchSize int, transformed bool) (Metrics, error) {
 	if batchSize <= 0 {
 		batchSize = 256
+	}
+	if ds.Task == data.TaskRegress {
+		return evaluateRegression(m, ds, batchSize, transformed)
 	}
 	var b data.Batch
 	var in model.Input

@@ -26,6 +26,9 @@ type dataOptions struct {
 	// CharVocab fixes shakespeare's character vocabulary (a model's), instead of building
 	// it from the training text.
 	CharVocab []rune
+	// SkipBadRows drops the records of a spec file's dataset that do not fit its schema
+	// (reporting the count) instead of failing.
+	SkipBadRows bool
 }
 
 // dataFlags are the dataset flags of train.
@@ -35,9 +38,10 @@ type dataFlags struct {
 }
 
 func (f *dataFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.name, "dataset", "mnist", "dataset: mnist, fashion-mnist, shakespeare (next character) or spam (SpamAssassin)")
+	cmd.Flags().StringVar(&f.name, "dataset", "mnist", "dataset: mnist, fashion-mnist, shakespeare (next character), spam (SpamAssassin), or a dataset spec file (FILE.yaml: csv/tsv, jsonl, image folders, idx; see examples/tabular)")
 	cmd.Flags().StringVar(&f.opts.Dir, "data-dir", "", "directory holding the dataset files (default: cache or system location; for shakespeare and spam see --data-path)")
-	cmd.Flags().StringVar(&f.opts.Path, "data-path", "", "the dataset file of shakespeare (tinyshakespeare.txt) or spam (spamassassin.jsonl.gz)")
+	cmd.Flags().StringVar(&f.opts.Path, "data-path", "", "the dataset file of shakespeare (tinyshakespeare.txt) or spam (spamassassin.jsonl.gz); for a spec file, the training data instead of its path")
+	cmd.Flags().BoolVar(&f.opts.SkipBadRows, "skip-bad-rows", false, "drop the records of a spec file's dataset that do not fit its schema, reporting how many, instead of failing")
 	cmd.Flags().IntVar(&f.opts.SeqLen, "seq-len", 0, "token sequence length of text datasets (default: 80 for shakespeare, 256 words for spam)")
 }
 
@@ -73,6 +77,9 @@ func loadTestDataset(ctx context.Context, name, dataDir string) (*data.Dataset, 
 
 // loadDatasetWith returns the train and test sets of a named dataset.
 func loadDatasetWith(ctx context.Context, name string, o dataOptions) (train, test *data.Dataset, err error) {
+	if data.IsSchemaFile(name) {
+		return loadSchemaDataset(ctx, name, o)
+	}
 	switch name {
 	case "mnist":
 		train, test, err = data.LoadMNISTContext(ctx, o.Dir)

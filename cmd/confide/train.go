@@ -20,6 +20,7 @@ import (
 	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/dp/accountant"
 	"github.com/confide-fl/confide/dp/dpsgd"
+	quality "github.com/confide-fl/confide/metrics"
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/train"
 )
@@ -113,6 +114,7 @@ func (f *modelFlags) spec(ds *data.Dataset) (model.Spec, error) {
 			return model.Spec{}, fmt.Errorf("--model mlp needs dense features; dataset %s is text (use --model lstm, gru, rnn or transformer)", ds.Name)
 		}
 		s := model.Spec{Type: model.TypeMLP, Input: ds.Dim, Hidden: f.hidden, Output: ds.NumClasses, Activation: f.activation, Dropout: f.dropout}
+		regressionHead(&s, ds)
 		return s, s.Validate()
 	case model.TypeCNN:
 		return f.cnnSpec(ds)
@@ -289,6 +291,8 @@ type trainResult struct {
 	HeldOut       int     `json:"held_out,omitempty"`
 	TestAccuracy  float64 `json:"test_accuracy"`
 	TestLoss      float64 `json:"test_loss"`
+	// TestRegression holds a regression model's test errors in the target's units.
+	TestRegression *quality.RegressionReport `json:"test_regression,omitempty"`
 	// TrainAccuracy and TrainLoss are the last epoch's running statistics of its batches;
 	// DP runs leave them out (see epochReport).
 	TrainAccuracy      *float64 `json:"train_accuracy,omitempty"`
@@ -865,7 +869,7 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 	res := trainResult{
 		Dataset: dataset, ModelName: modelName(m.Spec), Model: m.Spec, Params: m.NumParams(), Epochs: cfg.Epochs,
 		TrainExamples: fitSet.N, HeldOut: held,
-		TestAccuracy: test.Accuracy, TestLoss: test.Loss,
+		TestAccuracy: test.Accuracy, TestLoss: test.Loss, TestRegression: test.Regression,
 		ExamplesPerSecond: float64(fitSet.N*cfg.Epochs) / trainDur.Seconds(),
 		TrainSeconds:      elapsed.Seconds(),
 		EpochMetrics:      epochMetrics,
@@ -903,8 +907,12 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 		res.ModelPath = out
 	}
 	return g.emit(w, res, func(w io.Writer) {
-		fmt.Fprintf(w, "%s %s (%d parameters): test accuracy %.4f, test loss %.4f, %.0f examples/s, %.1fs\n",
-			dataset, res.ModelName, res.Params, res.TestAccuracy, res.TestLoss, res.ExamplesPerSecond, res.TrainSeconds)
+		summary := fmt.Sprintf("test accuracy %.4f", res.TestAccuracy)
+		if r := res.TestRegression; r != nil {
+			summary = fmt.Sprintf("test R² %.4f, RMSE %.4g, MAE %.4g", r.R2, r.RMSE, r.MAE)
+		}
+		fmt.Fprintf(w, "%s %s (%d parameters): %s, test loss %.4f, %.0f examples/s, %.1fs\n",
+			dataset, res.ModelName, res.Params, summary, res.TestLoss, res.ExamplesPerSecond, res.TrainSeconds)
 		if res.Features != "" {
 			fmt.Fprintf(w, "features: %s, computed in %.1fs\n", res.Features, res.FeatureSeconds)
 		}
