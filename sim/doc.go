@@ -65,6 +65,13 @@
 // user-level ε (q = clients_per_round / clients, T = rounds) beside the record-level ε of
 // DP-SGD; each round's row carries the user-level ε so far and the round's clip norm.
 //
+// # Canary clients
+//
+// Options.Canaries adds clients after the partition's whose trainer answers their fit
+// tasks with an update of the caller's choosing, through the real round logic (clipping,
+// noise, secure aggregation), and Options.OnModel hands the caller every round's global
+// model: what package audit needs to measure a federation's user-level DP empirically.
+//
 // # Output
 //
 // Run returns a Report (Summary and per-round RoundMetrics) and writes into the results
