@@ -132,3 +132,37 @@ func TestGuessCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestOneRunLimitOfGaussianScores is what an ideal one-run audit of 1,000 canaries can show
+// of a Gaussian mechanism: scores N(μ, 1) for included canaries, N(0, 1) for the others.
+// μ = √40/13.59 is the white-box sum of `confide audit --dp --target-epsilon 2 --batch 60000
+// --epochs 40` (40 full-batch steps of σ = 13.59: exactly a Gaussian mechanism, claimed
+// ε = 2 at δ = 1e-5), μ = q√T/σ = 0.01707·√2360/1.950 that of the default subsampled run.
+// The README quotes the mean bounds (-v): the gap to the claimed ε is the method's.
+func TestOneRunLimitOfGaussianScores(t *testing.T) {
+	for _, mu := range []float64{math.Sqrt(40) / 13.592167146271095, 1024.0 / 60000 * math.Sqrt(2360) / 1.9504401524318382} {
+		const trials = 40
+		var sum float64
+		for k := range trials {
+			rng := rand.New(rand.NewPCG(uint64(k), 9))
+			in := DrawInclusion(1000, rng)
+			s := make([]float64, len(in))
+			for i := range s {
+				s[i] = rng.NormFloat64()
+				if in[i] {
+					s[i] += mu
+				}
+			}
+			b, err := Evaluate(s, in, 1e-5, 0.95)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum += b.EpsilonLower
+		}
+		mean := sum / trials
+		if mean < 0.2 || mean > 0.7 {
+			t.Errorf("μ = %.3f: mean bound %.3f over %d runs, want about 0.4", mu, mean, trials)
+		}
+		t.Logf("μ = %.3f: mean ε lower bound %.3f over %d simulated runs", mu, mean, trials)
+	}
+}
