@@ -58,6 +58,7 @@ func TestExitCodes(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"version"}, 0, ""},
+		{[]string{"--version"}, 0, ""},
 		{[]string{"privacy", "epsilon", "--noise-multiplier", "1.1", "--sample-rate", "0.01", "--steps", "100", "--delta", "1e-5"}, 0, ""},
 		{[]string{"--no-such-flag"}, 2, "unknown flag"},
 		{[]string{"privacy", "epsilon", "--noise-multiplier", "-1", "--sample-rate", "0.1", "--steps", "10", "--delta", "1e-5"}, 2, "--noise-multiplier -1"},

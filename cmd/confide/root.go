@@ -27,8 +27,9 @@ func newRootCmd() *cobra.Command { return newRootCmdWith(&globalOptions{}) }
 // keeps it to report a failed command's error in the chosen log format).
 func newRootCmdWith(g *globalOptions) *cobra.Command {
 	root := &cobra.Command{
-		Use:   "confide",
-		Short: "Privacy-preserving federated learning: DP-SGD, secure aggregation, simulation",
+		Use:     "confide",
+		Version: versionLine(),
+		Short:   "Privacy-preserving federated learning: DP-SGD, secure aggregation, simulation",
 		Long: `confide trains neural networks centrally or federated across many data owners, with
 differentially private SGD and threshold-homomorphic secure aggregation.
 
@@ -47,6 +48,7 @@ Every flag may also come from the config file (--config) or the environment (CON
 		return &exitError{code: 2, err: fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())} // a usage error
 	})
 
+	root.SetVersionTemplate("{{.Version}}\n") // --version prints what `confide version` does
 	root.AddCommand(newVersionCmd(g))
 	for _, add := range subcommands {
 		root.AddCommand(add(g))
