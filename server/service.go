@@ -75,6 +75,8 @@ type ServiceConfig struct {
 	Store                    Store
 	Metrics                  *Metrics
 	Logger                   *slog.Logger
+	// Live, when set, is fed the coordinator's notices and state for the dashboard.
+	Live *Live
 }
 
 func (c ServiceConfig) withDefaults() ServiceConfig {
@@ -197,6 +199,7 @@ func NewService(coord *Coordinator, cfg ServiceConfig) *Service {
 		done: make(chan struct{}), roundStart: map[uint64]time.Time{},
 	}
 	s.driver = Driver{Store: cfg.Store, Deliver: s.deliver, Evaluate: s.evals.push, Work: s.work.push, Notify: s.notice}
+	cfg.Live.attach(s)
 	return s
 }
 
@@ -330,6 +333,7 @@ func (s *Service) mailbox(id string) *mailbox {
 }
 
 func (s *Service) notice(n Notice) {
+	s.cfg.Live.Notice(n, s.coord)
 	m := s.cfg.Metrics
 	switch n := n.(type) {
 	case RoundStarted:

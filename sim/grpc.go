@@ -29,7 +29,7 @@ func runGRPC(ctx context.Context, r *run) error {
 	quiet := r.log
 	svc := server.NewService(r.coord, server.ServiceConfig{
 		TickInterval: 20 * time.Millisecond, HeartbeatInterval: time.Second, MaxPullWait: 2 * time.Second,
-		MaxClients: r.pop.n + 1, Store: r.rec, Logger: quiet,
+		MaxClients: r.pop.n + 1, Store: r.rec, Logger: quiet, Live: r.opts.Live,
 	})
 	var (
 		lis  net.Listener

@@ -377,6 +377,7 @@ func (n *memNet) work(work []server.Work) error {
 
 // notify acts on a notice: progress, reports, logs.
 func (n *memNet) notify(no server.Notice) {
+	n.tellLive(no)
 	switch v := no.(type) {
 	case server.RoundStarted:
 		n.round, n.sampled, n.done = v.Round, len(v.Clients), 0

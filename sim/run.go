@@ -45,6 +45,8 @@ type Options struct {
 	// model), before its central evaluation, from the goroutine that evaluates; params
 	// may be kept.
 	OnModel func(round uint64, params []float64)
+	// Live, when set, follows the federation for a dashboard (see package dashboard).
+	Live *server.Live
 }
 
 // Progress is a snapshot for progress displays.

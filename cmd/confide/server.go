@@ -39,6 +39,10 @@ type serverFile struct {
 	HealthListen  string `yaml:"health_listen"`
 	JoinToken     string `yaml:"join_token"`
 	CheckpointDir string `yaml:"checkpoint_dir"`
+	// Dashboard serves the read-only web dashboard there (empty: off), to whoever presents
+	// DashboardToken; over TLS with the server's certificate unless insecure.
+	Dashboard      string `yaml:"dashboard"`
+	DashboardToken string `yaml:"dashboard_token"`
 	// StateDir holds the durable state (state.db, SQLite): a server started again with the
 	// same state_dir resumes the federation after its last finished round.
 	StateDir string        `yaml:"state_dir"`
@@ -95,6 +99,7 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 	var listen, metricsListen, healthListen, joinToken, checkpointDir, stateDir string
 	var rounds, maxClients int
 	var tlsCert, tlsKey, clientCA string
+	var board dashboardOptions
 	var insecure bool
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -103,7 +108,9 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 the configured rounds of federated training with the chosen strategy, DP settings and
 optional secure aggregation, then exits. The config file (--config) holds listen addresses
 and a "federation" section (see examples/server.yaml). Prometheus metrics are served on
---metrics-listen at /metrics.
+--metrics-listen at /metrics, and a read-only web dashboard (state, rounds, clients,
+privacy spent, key committee, checkpoints) on --dashboard to whoever presents
+--dashboard-token.
 
 The server speaks TLS 1.3 only and admits only clients whose certificate the federation's
 CA issued (--client-ca); a client's identity is its certificate's subject common name, and
@@ -157,6 +164,12 @@ an identity has at most one live session. Create the CA and the certificates wit
 			if f.Changed("insecure") {
 				sf.Insecure = insecure
 			}
+			if f.Changed("dashboard") {
+				sf.Dashboard = board.addr
+			}
+			if f.Changed("dashboard-token") {
+				sf.DashboardToken = board.token
+			}
 			return runServer(ctx, g, cmd.OutOrStdout(), sf)
 		},
 	}
@@ -172,6 +185,8 @@ an identity has at most one live session. Create the CA and the certificates wit
 	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "the key of --tls-cert, PEM (tls_key)")
 	cmd.Flags().StringVar(&clientCA, "client-ca", "", "the CA certificate that issued the clients' certificates, PEM (client_ca; from 'confide ca init')")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "serve plaintext gRPC without client certificates (tests on a trusted network only)")
+	cmd.Flags().StringVar(&board.addr, "dashboard", "", "serve the read-only web dashboard on this address (dashboard; HTTPS with the server's certificate unless --insecure; empty: off)")
+	cmd.Flags().StringVar(&board.token, "dashboard-token", "", "the operator token the dashboard asks for, as the password or as 'Authorization: Bearer TOKEN' (dashboard_token; required with --dashboard)")
 	return cmd
 }
 
@@ -201,6 +216,10 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 	}
 	tlsConfig, err := serverTLS(sf)
 	if err != nil {
+		return err
+	}
+	board := dashboardOptions{addr: sf.Dashboard, token: sf.DashboardToken, addrFlag: "--dashboard", tokenFlag: "--dashboard-token", requireToken: true}
+	if err := board.check(); err != nil {
 		return err
 	}
 	fed := sf.Federation
@@ -305,7 +324,18 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		cs.Accountant = serverAccountant(fed.DP)
 		stores = append(stores, cs)
 	}
-	svc := server.NewService(coord, server.ServiceConfig{JoinToken: sf.JoinToken, MaxClients: sf.MaxClients, RequireClientCertificate: tlsConfig != nil, Store: stores, Logger: slog.Default()})
+	var live *server.Live
+	if sf.Dashboard != "" {
+		live = server.NewLive(server.LiveConfig{CheckpointDir: sf.CheckpointDir})
+	}
+	svc := server.NewService(coord, server.ServiceConfig{JoinToken: sf.JoinToken, MaxClients: sf.MaxClients, RequireClientCertificate: tlsConfig != nil, Store: stores, Logger: slog.Default(), Live: live})
+	if live != nil {
+		ds, err := board.start(g, live, tlsConfig)
+		if err != nil {
+			return err
+		}
+		defer ds.Close()
+	}
 	lis, err := net.Listen("tcp", sf.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w (pick another --listen address)", sf.Listen, err)

@@ -21,6 +21,8 @@ import (
 	"github.com/spf13/viper"
 	"gopkg.in/yaml.v3"
 
+	"github.com/confide-fl/confide/dashboard"
+	"github.com/confide-fl/confide/server"
 	"github.com/confide-fl/confide/sim"
 )
 
@@ -36,6 +38,7 @@ type simFlags struct {
 	resultsDir, transport, partition   string
 	deterministic, noPlots             bool
 	overhead                           int
+	serve                              dashboardOptions
 }
 
 func newSimCmd(g *globalOptions) *cobra.Command {
@@ -56,6 +59,8 @@ in the environment as CONFIDE_<KEY> with dots as underscores (CONFIDE_TRAINING_L
 Live progress goes to stderr on a terminal; the per-round table and the summary to stdout
 (-o json: only the summary, as one JSON object). Metrics (JSON, CSV), plots (PNG) and the
 final model go to the results directory (results/NAME-TIME unless results_dir is set).
+--serve 127.0.0.1:8080 shows the run live in a browser (a read-only dashboard that stays up
+after the run until interrupted).
 
 The simulator collects garbage at 25% heap growth (GOGC=25) unless GOGC is set: its live
 memory is mostly datasets, cheap to collect, so peak memory stays near the live size.`,
@@ -78,7 +83,7 @@ memory is mostly datasets, cheap to collect, so peak memory stays near the live 
 				// instead of 100% keeps peak memory near the live size for free.
 				debug.SetGCPercent(25)
 			}
-			return runSim(ctx, g, cmd.OutOrStdout(), cfg, f.overhead)
+			return runSim(ctx, g, cmd.OutOrStdout(), cfg, f.overhead, f.serve)
 		},
 	}
 	fl := cmd.Flags()
@@ -94,6 +99,9 @@ memory is mostly datasets, cheap to collect, so peak memory stays near the live 
 	fl.BoolVar(&f.deterministic, "deterministic-noise", false, "seeded DP noise and sampling (dp.deterministic_noise): reproducible, not private")
 	fl.BoolVar(&f.noPlots, "no-plots", false, "do not write PNG plots")
 	fl.IntVar(&f.overhead, "overhead", 0, "after the run, train the examples of a round centrally this many times and report the simulator's overhead")
+	fl.StringVar(&f.serve.addr, "serve", "", "serve a live dashboard of the run on this address, e.g. 127.0.0.1:8080, and keep it up after the run until interrupted")
+	fl.StringVar(&f.serve.token, "serve-token", "", "the token the dashboard asks for (required when --serve listens beyond loopback)")
+	f.serve.addrFlag, f.serve.tokenFlag = "--serve", "--serve-token"
 	return cmd
 }
 
@@ -291,11 +299,20 @@ type simOutput struct {
 	Overhead     *sim.Overhead `json:"overhead,omitempty"`
 }
 
-func runSim(ctx context.Context, g *globalOptions, w io.Writer, cfg sim.Config, overheadReps int) error {
+func runSim(ctx context.Context, g *globalOptions, w io.Writer, cfg sim.Config, overheadReps int, serve dashboardOptions) error {
 	full := cfg.WithDefaults()
 	text := g.output != "json"
 	var bar *progressbar.ProgressBar
 	opts := sim.Options{Logger: slog.Default()}
+	var board *dashboard.Server
+	if serve.addr != "" {
+		opts.Live = server.NewLive(server.LiveConfig{Kind: "simulation", Name: full.Name, VirtualTime: full.Transport == sim.TransportMemory})
+		var err error
+		if board, err = serve.start(g, opts.Live, nil); err != nil {
+			return err
+		}
+		defer board.Close()
+	}
 	header := false
 	printRow := func(m sim.RoundMetrics) {
 		if !header {
@@ -341,6 +358,9 @@ func runSim(ctx context.Context, g *globalOptions, w io.Writer, cfg sim.Config, 
 	if err != nil {
 		return err
 	}
+	if opts.Live != nil {
+		opts.Live.Notify() // the results directory holds the model now
+	}
 	out := simOutput{Summary: rep.Summary, PeakRSSBytes: peakRSS()}
 	if overheadReps > 0 {
 		o, err := sim.MeasureOverhead(ctx, cfg, sim.Options{}, rep, overheadReps)
@@ -349,7 +369,10 @@ func runSim(ctx context.Context, g *globalOptions, w io.Writer, cfg sim.Config, 
 		}
 		out.Overhead = &o
 	}
-	return g.emit(w, out, func(w io.Writer) { printSummary(w, out) })
+	if err := g.emit(w, out, func(w io.Writer) { printSummary(w, out) }); err != nil {
+		return err
+	}
+	return serveUntilInterrupted(ctx, g, board)
 }
 
 const roundHeader = "round  accuracy    loss  train-loss  clients  dropped      ε   MB down    MB up  wall"
