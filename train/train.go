@@ -133,6 +133,8 @@ type Trainer struct {
 	// featured holds, for a model with a feature stage, the transformed copy of every
 	// dataset the trainer has seen (in memory only), so each is transformed once.
 	featured map[*data.Dataset]*data.Dataset
+	// featureCache is the directory of the on-disk feature cache ("": none).
+	featureCache string
 
 	distill *distillState // knowledge distillation from a teacher (Distill); nil: none
 }
@@ -232,7 +234,13 @@ func (t *Trainer) Featurize(ctx context.Context, ds *data.Dataset, onExamples fu
 	if c, ok := t.featured[ds]; ok {
 		return c, nil
 	}
-	c, err := Featurize(ctx, f, ds, onExamples)
+	var c *data.Dataset
+	var err error
+	if t.featureCache != "" && t.Model.Spec.Features != nil {
+		c, err = cachedFeaturize(ctx, t.featureCache, t.Model.Spec.Features, f, ds, onExamples)
+	} else {
+		c, err = Featurize(ctx, f, ds, onExamples)
+	}
 	if err != nil {
 		return nil, err
 	}

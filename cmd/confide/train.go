@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -528,11 +529,28 @@ var imageDatasets = map[string]bool{"mnist": true, "fashion-mnist": true, "fashi
 
 // featureFlags choose the fixed feature stage of an MLP.
 type featureFlags struct {
-	mode string
+	mode  string
+	cache string
 }
 
 func (f *featureFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.mode, "features", "auto", "fixed feature stage of --model mlp: scattering (ScatterNet: 2-D wavelet scattering J=2 L=8 with GroupNorm; images only; computed once per dataset), none, or auto (scattering with --dp on mnist and fashion-mnist, none otherwise)")
+	cmd.Flags().StringVar(&f.cache, "feature-cache", "auto", "directory that keeps the feature stage's output between runs, keyed by the data and the stage (auto: the user cache directory's confide/features; off: none)")
+}
+
+// cacheDir is the feature cache's directory, "" for none.
+func (f *featureFlags) cacheDir() string {
+	switch f.cache {
+	case "off", "":
+		return ""
+	case "auto":
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return "" // no cache directory: the features stay in memory
+		}
+		return filepath.Join(base, "confide", "features")
+	}
+	return f.cache
 }
 
 // scattering reports whether the model gets the scattering feature stage.
@@ -781,6 +799,7 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 	if err != nil {
 		return err
 	}
+	tr.SetFeatureCache(ff.cacheDir())
 	if pf.enabled {
 		noise, sampler, label, err := pf.noiseSources(of.seed)
 		if err != nil {
