@@ -21,6 +21,9 @@ import (
 type ModelTrainerConfig struct {
 	// Train is the local training set; Test (optional) is used for evaluate tasks.
 	Train, Test *data.Dataset
+	// Source, instead of Train and Test, is the client's own files, read with the
+	// federation's dataset schema when the first task brings it.
+	Source *DataSource
 	// Budget limits the privacy the client's data spends over all rounds, kept in a
 	// dp.Ledger in Store (see OpenLedger). nil means no budget: the trainer keeps no
 	// ledger, refuses nothing on privacy grounds and trains as the task asks, with or
@@ -96,6 +99,7 @@ type ModelTrainer struct {
 	// featured caches, by feature stage (its spec's JSON) and dataset, the stage's output
 	// on Train and Test (without cfg.Featured).
 	featured map[featuredKey]*data.Dataset
+	source   *sourceData // what cfg.Source was read into
 }
 
 type featuredKey struct {
@@ -107,8 +111,11 @@ var _ Trainer = (*ModelTrainer)(nil)
 
 // NewModelTrainer opens the ledger (with a budget) and prepares the random sources.
 func NewModelTrainer(cfg ModelTrainerConfig) (*ModelTrainer, error) {
-	if cfg.Train == nil || cfg.Train.N == 0 {
-		return nil, errors.New("client: the trainer needs a non-empty training set")
+	if (cfg.Train == nil || cfg.Train.N == 0) && cfg.Source == nil {
+		return nil, errors.New("client: the trainer needs a non-empty training set, or a data source")
+	}
+	if cfg.Source != nil && (cfg.Train != nil || cfg.Test != nil || cfg.Featured != nil) {
+		return nil, errors.New("client: give the trainer a data source or datasets, not both")
 	}
 	if cfg.Store == nil {
 		cfg.Store = NewMemoryStore()
@@ -153,11 +160,14 @@ func (t *ModelTrainer) Close() error {
 
 // Fit trains from global and returns the new parameters.
 func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig) (FitResult, error) {
+	ds, _, err := t.localData(ctx, cfg.Dataset)
+	if err != nil {
+		return FitResult{}, err
+	}
 	m, err := t.cfg.Models.model(cfg.Model, global)
 	if err != nil {
 		return FitResult{}, err
 	}
-	ds := t.cfg.Train
 	feats, err := t.features(ctx, m, ds)
 	if err != nil {
 		return FitResult{}, err
@@ -237,7 +247,10 @@ func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig)
 // a loss on training examples under parameters the server chose is what loss-based
 // membership inference needs, so a trainer without a test set refuses.
 func (t *ModelTrainer) Evaluate(ctx context.Context, params []float64, cfg EvaluateConfig) (EvaluateResult, error) {
-	ds := t.cfg.Test
+	_, ds, err := t.localData(ctx, cfg.Dataset)
+	if err != nil {
+		return EvaluateResult{}, err
+	}
 	if ds == nil || ds.N == 0 {
 		return EvaluateResult{}, TaskError(errors.New("this client has no local test set and never evaluates on its training data"))
 	}

@@ -315,6 +315,9 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 		},
 		Config: spec.GetConfig(),
 	}
+	if cfg.Dataset, err = shippedSchema(spec.GetDatasetSchema()); err != nil {
+		return err
+	}
 	var sc *scaffoldRound
 	if spec.GetScaffold() != nil {
 		if ul != nil {
@@ -777,7 +780,11 @@ func (p *Party) evaluate(ctx context.Context, t *pb.Task, res *pb.Result) error 
 		return fmt.Errorf("parameters: %w", err)
 	}
 	p.evals++
-	er, err := p.trainer.Evaluate(ctx, vals, EvaluateConfig{Round: t.GetRound(), Model: ms, BatchSize: int(spec.GetBatchSize()), Config: spec.GetConfig()})
+	schema, err := shippedSchema(spec.GetDatasetSchema())
+	if err != nil {
+		return err
+	}
+	er, err := p.trainer.Evaluate(ctx, vals, EvaluateConfig{Round: t.GetRound(), Model: ms, BatchSize: int(spec.GetBatchSize()), Config: spec.GetConfig(), Dataset: schema})
 	if err != nil {
 		return p.private("evaluation", err)
 	}

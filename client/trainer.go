@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 
+	"github.com/confide-fl/confide/data"
 	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/model"
 )
@@ -38,6 +39,9 @@ type FitConfig struct {
 	Correction []float64
 	DP         DPConfig
 	Config     map[string]string
+	// Dataset is the federation's dataset schema, nil when the server ships none: how a
+	// client that brings its own files reads them (ModelTrainerConfig.Source).
+	Dataset *data.Schema
 }
 
 // DPConfig is the DP-SGD setting of a fit task; NoiseMultiplier 0 means no DP-SGD. The
@@ -71,6 +75,7 @@ type EvaluateConfig struct {
 	Model     model.Spec
 	BatchSize int
 	Config    map[string]string
+	Dataset   *data.Schema // as FitConfig.Dataset
 }
 
 // EvaluateResult is a Trainer's answer to an evaluate task.

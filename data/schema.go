@@ -171,7 +171,9 @@ func ParseSchema(b []byte, dir string) (*Schema, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	var s Schema
-	if err := dec.Decode(&s); err != nil {
+	// plainSchema has Schema's fields without its UnmarshalYAML, which calls ParseSchema.
+	type plainSchema Schema
+	if err := dec.Decode((*plainSchema)(&s)); err != nil {
 		return nil, fmt.Errorf("data: dataset spec: %w (keys: name, format, path, test_path, test_fraction, missing_values, columns, label, target, group, text, image)", err)
 	}
 	s.dir = dir
@@ -179,6 +181,30 @@ func ParseSchema(b []byte, dir string) (*Schema, error) {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// UnmarshalYAML lets a YAML config give a dataset schema inline (a mapping, checked as
+// ParseSchema checks it, unknown keys included) or as the name of a spec file (a string,
+// read with ReadSchemaFile, relative to the working directory).
+func (s *Schema) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		f, err := ReadSchemaFile(n.Value)
+		if err != nil {
+			return err
+		}
+		*s = *f
+		return nil
+	}
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	f, err := ParseSchema(b, "")
+	if err != nil {
+		return err
+	}
+	*s = *f
+	return nil
 }
 
 // ReadSchemaFile reads a dataset spec file (see ParseSchema); its name defaults to the

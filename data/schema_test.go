@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -347,5 +349,24 @@ func TestSyntheticHousingIsDeterministic(t *testing.T) {
 	}
 	if err := SyntheticHousing(&bytes.Buffer{}, "atlantis", 1, rand.New(rand.NewPCG(1, 1))); err == nil {
 		t.Error("an unknown region was accepted")
+	}
+}
+
+func TestSchemaUnmarshalYAMLInlineOrFile(t *testing.T) {
+	dir := t.TempDir()
+	spec := writeFile(t, dir, "s.yaml", "format: csv\nlabel: {column: y, classes: [a, b]}\ncolumns: [{name: x, normalize: none}]\n")
+	var cfg struct {
+		A *Schema `yaml:"a"`
+		B *Schema `yaml:"b"`
+	}
+	doc := "a: " + spec + "\nb: {format: csv, target: {column: y, normalize: none}, columns: [{name: x, normalize: none}]}\n"
+	if err := yaml.Unmarshal([]byte(doc), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.A.Name != "s" || cfg.A.Label.Classes[1] != "b" || cfg.B.Task() != TaskRegress {
+		t.Fatalf("decoded %+v and %+v", cfg.A, cfg.B)
+	}
+	if err := yaml.Unmarshal([]byte("b: {format: csv, target: {column: y}, columns: [{name: x, nromalize: none}]}"), &cfg); err == nil || !strings.Contains(err.Error(), "nromalize") {
+		t.Errorf("an unknown key inline: err = %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/confide-fl/confide/data"
 	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/dp/accountant"
 	"github.com/confide-fl/confide/model"
@@ -31,6 +32,10 @@ type Config struct {
 	Training  TrainingConfig  `yaml:"training"`
 	DP        DPConfig        `yaml:"dp"`
 	SecAgg    SecAggConfig    `yaml:"secure_aggregation"`
+	// Dataset, when set, is the schema every client reads its own files with (confide
+	// client --data): shipped in every task, so all clients encode features, classes and
+	// targets the same way. It must carry its statistics (data.Schema.ValidateFederated).
+	Dataset *data.Schema `yaml:"dataset"`
 }
 
 // SamplingConfig says how many clients a round uses (Flower's fraction_fit,
@@ -393,6 +398,7 @@ func (c Config) Validate() error {
 	if err := c.Model.Validate(); err != nil {
 		bad("model: %v", err)
 	}
+	c.validateDataset(bad)
 	s := c.Sampling
 	if !(s.FractionFit > 0 && s.FractionFit <= 1) {
 		bad("sampling.fraction_fit = %v: must be in (0, 1]", s.FractionFit)

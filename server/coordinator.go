@@ -179,6 +179,9 @@ type Coordinator struct {
 	global   []float64
 	seq      uint64
 
+	// datasetJSON is the shipped form of cfg.Dataset (nil without one).
+	datasetJSON []byte
+
 	clients map[string]*clientState
 	// roster holds every registered client, sorted by id when rosterSorted; online counts
 	// the connected ones and livenessAt is a time before which no client can time out,
@@ -244,6 +247,11 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 		return nil, fmt.Errorf("server: initial parameters have %d values, model needs %d", len(c.global), c.dim)
 	}
 	c.modelPB = &pb.ModelSpec{SpecJson: cfg.Model.JSON(), NumParams: int64(c.dim)}
+	if cfg.Dataset != nil {
+		if c.datasetJSON, err = cfg.Dataset.Shipped(); err != nil {
+			return nil, fmt.Errorf("server: dataset: %w", err)
+		}
+	}
 	if cfg.SecAgg.Enabled {
 		p, err := cfg.secAggParams()
 		if err != nil {

@@ -25,7 +25,7 @@ func (c *Coordinator) startEvaluate(r *Ready) {
 		return
 	}
 	t := c.cfg.Training
-	spec := &pb.EvaluateSpec{Model: c.modelPB, BatchSize: 256, Config: c.strat.ConfigureEvaluate(e.number, c.global)}
+	spec := &pb.EvaluateSpec{Model: c.modelPB, BatchSize: 256, Config: c.strat.ConfigureEvaluate(e.number, c.global), DatasetSchema: c.datasetJSON}
 	blobs := []*pb.Blob{blob.New(blob.Params, blob.EncodeFloats(c.global))}
 	if c.sa != nil {
 		// The statistics travel encrypted; only their sum over ≥ min_contributions

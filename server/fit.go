@@ -64,7 +64,7 @@ func (c *Coordinator) startFit(r *Ready) {
 		LearningRate: t.LR, Momentum: t.Momentum, ProximalMu: fc.ProximalMu,
 		Dp:             &pb.DPSpec{NoiseMultiplier: d.NoiseMultiplier, MaxGradNorm: d.MaxGradNorm, Delta: d.Delta, SampleRate: d.SampleRate, Steps: int32(d.Steps)},
 		UpdateClipNorm: d.UpdateClipNorm, WeightScale: t.WeightScale, MaxWeight: c.maxWeight(),
-		Config: fc.Config,
+		Config: fc.Config, DatasetSchema: c.datasetJSON,
 	}
 	if c.trainStatistics() {
 		spec.Statistics = &pb.StatisticsSpec{LossCap: t.LossCap}

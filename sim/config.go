@@ -79,11 +79,13 @@ type Config struct {
 
 // DatasetConfig names the dataset and where its files are.
 type DatasetConfig struct {
-	// Name is mnist, fashion-mnist, shakespeare, spam or synthetic.
+	// Name is mnist, fashion-mnist, shakespeare, spam or synthetic, or a dataset spec file
+	// (FILE.yaml, see data.Schema: csv/tsv, jsonl, image folders, idx).
 	Name string `yaml:"name"`
 	// Dir holds the dataset's files (mnist, fashion-mnist); empty: the default location.
 	Dir string `yaml:"dir"`
-	// Path is the file of a text dataset (tinyshakespeare.txt, spamassassin.jsonl.gz).
+	// Path is the file of a text dataset (tinyshakespeare.txt, spamassassin.jsonl.gz), or
+	// for a spec file its training data instead of the spec's path.
 	Path string `yaml:"path"`
 	// SeqLen is the sequence length of text datasets (0: the dataset's default).
 	SeqLen int `yaml:"seq_len"`
@@ -355,8 +357,8 @@ func (c Config) validate(datasetGiven bool) error {
 		}
 		bad("dataset.name is empty: use mnist, fashion-mnist, shakespeare, spam or synthetic")
 	default:
-		if !datasetGiven {
-			bad("dataset.name = %q: use mnist, fashion-mnist, shakespeare, spam or synthetic", c.Dataset.Name)
+		if !datasetGiven && !data.IsSchemaFile(c.Dataset.Name) {
+			bad("dataset.name = %q: use mnist, fashion-mnist, shakespeare, spam, synthetic or a dataset spec file (FILE.yaml)", c.Dataset.Name)
 		}
 	}
 	if c.Dataset.SeqLen < 0 || c.Dataset.MaxTest < 0 {

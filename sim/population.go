@@ -15,6 +15,7 @@ import (
 func LoadDataset(ctx context.Context, c Config) (train, test *data.Dataset, err error) {
 	d := c.Dataset
 	switch d.Name {
+
 	case "mnist":
 		train, test, err = data.LoadMNISTContext(ctx, d.Dir)
 	case "fashion-mnist":
@@ -52,7 +53,10 @@ func LoadDataset(ctx context.Context, c Config) (train, test *data.Dataset, err 
 			}
 		}
 	default:
-		return nil, nil, fmt.Errorf("dataset.name = %q: use mnist, fashion-mnist, shakespeare, spam or synthetic", d.Name)
+		if !data.IsSchemaFile(d.Name) {
+			return nil, nil, fmt.Errorf("dataset.name = %q: use mnist, fashion-mnist, shakespeare, spam, synthetic or a dataset spec file", d.Name)
+		}
+		train, test, err = loadSpecDataset(ctx, c)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("dataset %s: %w", d.Name, err)
@@ -65,6 +69,23 @@ func LoadDataset(ctx context.Context, c Config) (train, test *data.Dataset, err 
 		test = test.Subset(idx)
 	}
 	return train, test, nil
+}
+
+// loadSpecDataset loads the dataset of a spec file (dataset.name: FILE.yaml), dataset.path
+// replacing its training data.
+func loadSpecDataset(ctx context.Context, c Config) (train, test *data.Dataset, err error) {
+	s, err := data.ReadSchemaFile(c.Dataset.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	ld, err := data.LoadSchema(ctx, s, data.LoadOptions{Path: c.Dataset.Path, Seed: c.Seed})
+	if err != nil {
+		return nil, nil, err
+	}
+	if ld.Test == nil || ld.Test.N == 0 {
+		return nil, nil, fmt.Errorf("no test rows: set test_path, or a test_fraction that holds some out")
+	}
+	return ld.Train, ld.Test, nil
 }
 
 // population is the clients' training data: client k holds rows of the shared training
@@ -162,6 +183,7 @@ func (p *population) view(k int, b *viewBuffers) *data.Dataset {
 		Name: t.Name, N: len(b.idx), Dim: t.Dim, Shape: t.Shape, SeqLen: t.SeqLen, VocabSize: t.VocabSize,
 		NumClasses: t.NumClasses, ClassNames: t.ClassNames, Task: t.Task,
 		X: b.batch.X, Tokens: b.batch.Tokens, Lengths: b.batch.Lengths, Y: b.batch.Y, Targets: b.batch.Targets,
+		Values: b.batch.Values, NumValues: t.NumValues, ValueNames: t.ValueNames, ValueNormalization: t.ValueNormalization,
 	}
 	return d
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -26,6 +25,8 @@ func init() { registerCommand(newClientCmd) }
 type clientOptions struct {
 	server, name, joinToken, stateDir       string
 	dataset, dataDir, partition             string
+	data                                    string
+	skipBadRows                             bool
 	numClients, clientIndex                 int
 	seed                                    uint64
 	epsilon, delta                          float64
@@ -129,6 +130,8 @@ issue --name NAME'), whose subject common name is its identity: --name defaults 
 	f.StringVar(&o.stateDir, "state-dir", "", "directory for the privacy ledger and key shares (default: $XDG_DATA_HOME/confide/client/NAME, else ~/.local/share/confide/client/NAME)")
 	f.StringVar(&o.dataset, "dataset", "mnist", "dataset: mnist or fashion-mnist")
 	f.StringVar(&o.dataDir, "data-dir", "", "directory holding the dataset files (default: cache or system location)")
+	f.StringVar(&o.data, "data", "", "this client's own data (a csv/tsv/jsonl file, or a directory of images or idx files), read with the dataset schema the server ships; replaces --dataset and --partition")
+	f.BoolVar(&o.skipBadRows, "skip-bad-rows", false, "with --data: drop the records that do not fit the federation's schema, reporting how many, instead of failing the task")
 	f.StringVar(&o.partition, "partition", "iid", "how the dataset is split across clients: iid, dirichlet:ALPHA, shards[:K]")
 	f.IntVar(&o.numClients, "num-clients", 1, "number of clients the dataset is split across")
 	f.IntVar(&o.clientIndex, "client-index", 0, "this client's share of the split: 0…num-clients-1")
@@ -203,21 +206,18 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 	if err != nil {
 		return err
 	}
-	trainSet, testSet, err := loadDataset(ctx, o.dataset, o.dataDir)
-	if err != nil {
+	tcfg := client.ModelTrainerConfig{Budget: budget, RaiseBudget: o.raiseBudget, Store: store}
+	if o.data != "" {
+		tcfg.Source = ownDataSource(o)
+	} else if tcfg.Train, tcfg.Test, err = sharedDataset(ctx, o, spec); err != nil {
 		return err
 	}
-	parts, err := spec.Partition(trainSet, o.numClients, rand.New(rand.NewPCG(o.seed, 0x70617274)))
-	if err != nil {
-		return err
+	examples := func() int {
+		if tcfg.Train != nil {
+			return tcfg.Train.N
+		}
+		return 0 // --data: read when the first task brings the schema
 	}
-	local := trainSet.Subset(parts[o.clientIndex])
-	testParts, err := data.PartitionIID(testSet.N, o.numClients, rand.New(rand.NewPCG(o.seed, 0x74657374)))
-	if err != nil {
-		return err
-	}
-	localTest := testSet.Subset(testParts[o.clientIndex])
-	tcfg := client.ModelTrainerConfig{Train: local, Test: localTest, Budget: budget, RaiseBudget: o.raiseBudget, Store: store}
 	// User-level DP's distributed noise: crypto/rand (the party's default) unless asked.
 	var noise dp.NoiseSource
 	if o.deterministic {
@@ -229,18 +229,18 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 		return ledgerHint(err, o.stateDir)
 	}
 	defer tr.Close()
-	res := clientResult{Name: o.name, Examples: local.N, NoDP: budget == nil, DP: budget != nil}
+	res := clientResult{Name: o.name, Examples: examples(), NoDP: budget == nil, DP: budget != nil}
 	if l := tr.Ledger(); l != nil {
 		res.Ledger = l.Where()
 		var eps float64
 		eps, res.Delta = l.Spent()
 		res.Epsilon = &eps
 		res.BudgetEpsilon = l.Budget().Epsilon
-		slog.Info("client starting", "name", o.name, "examples", local.N, "partition", spec.String(), "state_dir", o.stateDir,
+		slog.Info("client starting", "name", o.name, "examples", res.Examples, "partition", spec.String(), "data", o.data, "state_dir", o.stateDir,
 			"ledger", res.Ledger, "budget_epsilon", res.BudgetEpsilon, "delta", res.Delta, "epsilon_spent", *res.Epsilon)
 	} else {
 		slog.Warn("client starting without a privacy budget (--no-dp): no privacy ledger, no task refused on privacy grounds; its updates carry no record-level differential-privacy guarantee",
-			"name", o.name, "examples", local.N, "partition", spec.String(), "state_dir", o.stateDir)
+			"name", o.name, "examples", res.Examples, "partition", spec.String(), "data", o.data, "state_dir", o.stateDir)
 	}
 	if !(o.giveUpAfter > 0) {
 		return &exitError{code: 2, err: fmt.Errorf("--give-up-after %v: must be positive (e.g. 30s)", o.giveUpAfter)}
@@ -261,6 +261,9 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 		return err
 	}
 	res.Seconds = time.Since(start).Seconds()
+	if local, _ := tr.Data(); local != nil {
+		res.Examples = local.N
+	}
 	if l := tr.Ledger(); l != nil {
 		var eps float64
 		eps, res.Delta = l.Spent()

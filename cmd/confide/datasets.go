@@ -65,6 +65,9 @@ func loadDataset(ctx context.Context, name, dataDir string) (train, test *data.D
 // centrally holds (the MNIST training images alone are about 380 MB as float64). The text
 // datasets split one file, so they are read whole and their training part dropped.
 func loadTestDataset(ctx context.Context, name, dataDir string) (*data.Dataset, error) {
+	if data.IsSchemaFile(name) {
+		return loadSchemaTestSet(ctx, name)
+	}
 	switch name {
 	case "mnist":
 		return data.LoadMNISTTest(ctx, dataDir)

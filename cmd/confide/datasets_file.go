@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 
+	"github.com/confide-fl/confide/client"
 	"github.com/confide-fl/confide/data"
 	"github.com/confide-fl/confide/model"
+	"github.com/confide-fl/confide/train"
 )
 
 // loadSchemaDataset loads the dataset a spec file describes (--dataset FILE.yaml): its own
@@ -50,4 +53,66 @@ func regressionHead(s *model.Spec, ds *data.Dataset) {
 	if ds.Task == data.TaskRegress {
 		s.Output, s.Loss = ds.NumValues, model.LossMSE
 	}
+}
+
+// ownDataSource is a client's --data: its own files, read with the schema the server ships.
+func ownDataSource(o clientOptions) *client.DataSource {
+	return &client.DataSource{
+		Path: o.data, SkipBadRows: o.skipBadRows, Seed: o.seed*1000003 + uint64(o.clientIndex),
+		OnLoad: func(ld *data.Loaded) {
+			reportLoad(o.data, ld)
+			test := 0
+			if ld.Test != nil {
+				test = ld.Test.N
+			}
+			slog.Info("local data read with the federation's schema", "data", o.data, "train_examples", ld.Train.N, "test_examples", test, "skipped_rows", ld.Skipped)
+		},
+	}
+}
+
+// sharedDataset is a client's share of a public dataset: --dataset split by --partition
+// across --num-clients, its --client-index part, and an IID part of the test set.
+func sharedDataset(ctx context.Context, o clientOptions, spec data.PartitionSpec) (train, test *data.Dataset, err error) {
+	trainSet, testSet, err := loadDataset(ctx, o.dataset, o.dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	parts, err := spec.Partition(trainSet, o.numClients, rand.New(rand.NewPCG(o.seed, 0x70617274)))
+	if err != nil {
+		return nil, nil, err
+	}
+	testParts, err := data.PartitionIID(testSet.N, o.numClients, rand.New(rand.NewPCG(o.seed, 0x74657374)))
+	if err != nil {
+		return nil, nil, err
+	}
+	return trainSet.Subset(parts[o.clientIndex]), testSet.Subset(testParts[o.clientIndex]), nil
+}
+
+// centralMetrics are the metrics of a server's central evaluation: accuracy and loss, and
+// for a regression model its errors in the target's units (r2, rmse, mae, mse).
+func centralMetrics(r train.Metrics) map[string]float64 {
+	m := map[string]float64{"accuracy": r.Accuracy, "loss": r.Loss}
+	if g := r.Regression; g != nil {
+		m["r2"], m["rmse"], m["mae"], m["mse"] = g.R2, g.RMSE, g.MAE, g.MSE
+	}
+	return m
+}
+
+// loadSchemaTestSet loads only the test file of a spec (its test_path): a server's central
+// evaluation set, without the training data a server does not hold.
+func loadSchemaTestSet(ctx context.Context, specFile string) (*data.Dataset, error) {
+	s, err := data.ReadSchemaFile(specFile)
+	if err != nil {
+		return nil, &exitError{code: 2, err: err}
+	}
+	if s.TestPath == "" {
+		return nil, &exitError{code: 2, err: fmt.Errorf("dataset %s has no test_path: the server evaluates on that file (a public evaluation set)", specFile)}
+	}
+	ld, err := data.LoadSchema(ctx, s, data.LoadOptions{Path: s.Resolve(s.TestPath), NoTestSplit: true, Federated: true})
+	if err != nil {
+		return nil, err
+	}
+	reportLoad(specFile, ld)
+	ld.Train.Name = s.Name + "-test"
+	return ld.Train, nil
 }

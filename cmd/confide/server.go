@@ -64,11 +64,14 @@ type serverFile struct {
 }
 
 type serverRound struct {
-	Round          uint64             `json:"round"`
-	Failed         bool               `json:"failed,omitempty"`
-	Reason         string             `json:"reason,omitempty"`
-	Contributors   int                `json:"contributors"`
-	CentralAcc     *float64           `json:"central_accuracy,omitempty"`
+	Round        uint64   `json:"round"`
+	Failed       bool     `json:"failed,omitempty"`
+	Reason       string   `json:"reason,omitempty"`
+	Contributors int      `json:"contributors"`
+	CentralAcc   *float64 `json:"central_accuracy,omitempty"`
+	// Central holds every metric of the round's central evaluation (a regression model's
+	// r2, rmse, mae, mse beside accuracy and loss).
+	Central        map[string]float64 `json:"central,omitempty"`
 	Metrics        map[string]float64 `json:"metrics,omitempty"`
 	ElapsedSeconds float64            `json:"elapsed_seconds"`
 }
@@ -229,6 +232,7 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 	var (
 		mu       sync.Mutex
 		accuracy = map[uint64]float64{}
+		central  = map[uint64]map[string]float64{}
 	)
 	var opts server.Options
 	if tlsConfig != nil && !fed.SecAgg.Passive {
@@ -279,7 +283,11 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 			mu.Lock()
 			accuracy[round] = r.Accuracy
 			mu.Unlock()
-			return map[string]float64{"accuracy": r.Accuracy, "loss": r.Loss}, nil
+			cm := centralMetrics(r)
+			mu.Lock()
+			central[round] = cm
+			mu.Unlock()
+			return cm, nil
 		}
 	}
 	mem := &historyStore{}
@@ -423,7 +431,7 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 			sr.Contributors = 0
 		}
 		if a, ok := accuracy[rr.Round]; ok && !rr.Failed {
-			sr.CentralAcc = &a
+			sr.CentralAcc, sr.Central = &a, central[rr.Round]
 		} else if a, ok := rr.Metrics["central_accuracy"]; ok && !rr.Failed {
 			sr.CentralAcc = &a // a round of an earlier run of this server (resumed)
 		}
@@ -444,6 +452,8 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 			switch {
 			case r.Failed:
 				fmt.Fprintf(w, "round %d: failed: %s\n", r.Round, r.Reason)
+			case r.Central["rmse"] > 0:
+				fmt.Fprintf(w, "round %d: R² %.4f, RMSE %.4g, MAE %.4g, %d contributors\n", r.Round, r.Central["r2"], r.Central["rmse"], r.Central["mae"], r.Contributors)
 			case r.CentralAcc != nil:
 				fmt.Fprintf(w, "round %d: accuracy %.4f, %d contributors\n", r.Round, *r.CentralAcc, r.Contributors)
 			default:

@@ -997,7 +997,12 @@ type FitSpec struct {
 	// encrypted vector (see StatisticsSpec). Unset: none are sent.
 	Statistics *StatisticsSpec `protobuf:"bytes,16,opt,name=statistics,proto3" json:"statistics,omitempty"`
 	// SCAFFOLD (Karimireddy et al. 2020) asks for control variates; unset when it is off.
-	Scaffold      *ScaffoldSpec `protobuf:"bytes,17,opt,name=scaffold,proto3" json:"scaffold,omitempty"`
+	Scaffold *ScaffoldSpec `protobuf:"bytes,17,opt,name=scaffold,proto3" json:"scaffold,omitempty"`
+	// The federation's dataset schema (data.Schema as JSON, without the server's paths): how
+	// a client that brings its own files (confide client --data) turns them into examples,
+	// so every client encodes features, classes and targets the same way. Empty: the client
+	// knows its data already.
+	DatasetSchema []byte `protobuf:"bytes,18,opt,name=dataset_schema,json=datasetSchema,proto3" json:"dataset_schema,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1140,6 +1145,13 @@ func (x *FitSpec) GetStatistics() *StatisticsSpec {
 func (x *FitSpec) GetScaffold() *ScaffoldSpec {
 	if x != nil {
 		return x.Scaffold
+	}
+	return nil
+}
+
+func (x *FitSpec) GetDatasetSchema() []byte {
+	if x != nil {
+		return x.DatasetSchema
 	}
 	return nil
 }
@@ -1501,14 +1513,16 @@ func (x *SecAggParams) GetMinContributions() int32 {
 // the sum over the evaluating clients through the key committee. Without it a client
 // sends statistics only if its operator opted in, noised and charged to its ledger.
 type EvaluateSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Model         *ModelSpec             `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
-	BatchSize     int32                  `protobuf:"varint,2,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
-	Config        map[string]string      `protobuf:"bytes,3,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Secagg        *SecAggSpec            `protobuf:"bytes,4,opt,name=secagg,proto3" json:"secagg,omitempty"`
-	Statistics    *StatisticsSpec        `protobuf:"bytes,5,opt,name=statistics,proto3" json:"statistics,omitempty"`
-	WeightScale   float64                `protobuf:"fixed64,6,opt,name=weight_scale,json=weightScale,proto3" json:"weight_scale,omitempty"`
-	MaxWeight     float64                `protobuf:"fixed64,7,opt,name=max_weight,json=maxWeight,proto3" json:"max_weight,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Model       *ModelSpec             `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	BatchSize   int32                  `protobuf:"varint,2,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	Config      map[string]string      `protobuf:"bytes,3,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Secagg      *SecAggSpec            `protobuf:"bytes,4,opt,name=secagg,proto3" json:"secagg,omitempty"`
+	Statistics  *StatisticsSpec        `protobuf:"bytes,5,opt,name=statistics,proto3" json:"statistics,omitempty"`
+	WeightScale float64                `protobuf:"fixed64,6,opt,name=weight_scale,json=weightScale,proto3" json:"weight_scale,omitempty"`
+	MaxWeight   float64                `protobuf:"fixed64,7,opt,name=max_weight,json=maxWeight,proto3" json:"max_weight,omitempty"`
+	// As FitSpec.dataset_schema.
+	DatasetSchema []byte `protobuf:"bytes,8,opt,name=dataset_schema,json=datasetSchema,proto3" json:"dataset_schema,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1590,6 +1604,13 @@ func (x *EvaluateSpec) GetMaxWeight() float64 {
 		return x.MaxWeight
 	}
 	return 0
+}
+
+func (x *EvaluateSpec) GetDatasetSchema() []byte {
+	if x != nil {
+		return x.DatasetSchema
+	}
+	return nil
 }
 
 type KeySetupSpec struct {
@@ -2169,7 +2190,7 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\x05delta\x18\x03 \x01(\x01R\x05delta\x12\x1f\n" +
 	"\vsample_rate\x18\x04 \x01(\x01R\n" +
 	"sampleRate\x12\x14\n" +
-	"\x05steps\x18\x05 \x01(\x05R\x05steps\"\xeb\x05\n" +
+	"\x05steps\x18\x05 \x01(\x05R\x05steps\"\x92\x06\n" +
 	"\aFitSpec\x12+\n" +
 	"\x05model\x18\x01 \x01(\v2\x15.confide.v1.ModelSpecR\x05model\x12!\n" +
 	"\flocal_epochs\x18\x02 \x01(\x05R\vlocalEpochs\x12\x1d\n" +
@@ -2192,7 +2213,8 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\n" +
 	"statistics\x18\x10 \x01(\v2\x1a.confide.v1.StatisticsSpecR\n" +
 	"statistics\x124\n" +
-	"\bscaffold\x18\x11 \x01(\v2\x18.confide.v1.ScaffoldSpecR\bscaffold\x1a9\n" +
+	"\bscaffold\x18\x11 \x01(\v2\x18.confide.v1.ScaffoldSpecR\bscaffold\x12%\n" +
+	"\x0edataset_schema\x18\x12 \x01(\fR\rdatasetSchema\x1a9\n" +
 	"\vConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x0e\x10\x0fR\x04seed\":\n" +
@@ -2221,7 +2243,7 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\x0ecommittee_size\x18\b \x01(\x05R\rcommitteeSize\x12\x1c\n" +
 	"\tthreshold\x18\t \x01(\x05R\tthreshold\x12+\n" +
 	"\x11min_contributions\x18\n" +
-	" \x01(\x05R\x10minContributions\"\x81\x03\n" +
+	" \x01(\x05R\x10minContributions\"\xa8\x03\n" +
 	"\fEvaluateSpec\x12+\n" +
 	"\x05model\x18\x01 \x01(\v2\x15.confide.v1.ModelSpecR\x05model\x12\x1d\n" +
 	"\n" +
@@ -2233,7 +2255,8 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"statistics\x12!\n" +
 	"\fweight_scale\x18\x06 \x01(\x01R\vweightScale\x12\x1d\n" +
 	"\n" +
-	"max_weight\x18\a \x01(\x01R\tmaxWeight\x1a9\n" +
+	"max_weight\x18\a \x01(\x01R\tmaxWeight\x12%\n" +
+	"\x0edataset_schema\x18\b \x01(\fR\rdatasetSchema\x1a9\n" +
 	"\vConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa8\x01\n" +
