@@ -49,10 +49,16 @@ type Summary struct {
 	Clients         int     `json:"clients"`
 	ClientsPerRound int     `json:"clients_per_round"`
 	Seed            uint64  `json:"seed"`
-	// Rounds is the number of rounds run (fewer than configured when the target was
-	// reached), RoundsFailed those that could not update the model.
-	Rounds       int `json:"rounds"`
-	RoundsFailed int `json:"rounds_failed"`
+	// Rounds is the number of rounds completed (fewer than RoundsPlanned when the target
+	// was reached or the run was interrupted), RoundsFailed those that could not update
+	// the model.
+	Rounds        int `json:"rounds"`
+	RoundsPlanned int `json:"rounds_planned"`
+	RoundsFailed  int `json:"rounds_failed"`
+	// Interrupted says the run was stopped (SIGINT, a cancelled context) before its last
+	// round: the round in flight was abandoned, and everything else describes the rounds
+	// completed and the model they produced.
+	Interrupted bool `json:"interrupted"`
 	// Accuracies on the central test set: of the initial model, after the last round,
 	// and the best of any evaluated round.
 	InitialAccuracy *float64 `json:"initial_accuracy,omitempty"`
@@ -172,7 +178,7 @@ func (r *run) report() (*Report, error) {
 	s := Summary{
 		Name: c.Name, Dataset: c.Dataset.Name, Partition: c.Partition, Model: r.spec.Type, Strategy: c.Strategy.Name,
 		Transport: c.Transport, Clients: r.pop.n, ClientsPerRound: c.ClientsPerRound, Seed: c.Seed,
-		Rounds: len(rows), TargetAccuracy: c.TargetAccuracy,
+		Rounds: len(rows), RoundsPlanned: c.Rounds, Interrupted: r.interrupted, TargetAccuracy: c.TargetAccuracy,
 		SecureAggregation: c.SecureAggregation.Enabled, Workers: c.Workers,
 	}
 	if s.SecureAggregation {

@@ -93,7 +93,13 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Report, error) {
 		err = runGRPC(ctx, r)
 	}
 	if err != nil {
-		return nil, err
+		if ctx.Err() == nil {
+			return nil, err
+		}
+		// Interrupted: the round in flight is abandoned (its tasks stop at their next
+		// batch), and the rounds completed so far are reported and written like a
+		// finished run's, with the global model they produced.
+		r.interrupted = true
 	}
 	r.pool.close()
 	rep, err := r.report()
@@ -104,6 +110,9 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Report, error) {
 		if err := writeResults(r, rep); err != nil {
 			return rep, err
 		}
+	}
+	if r.interrupted {
+		return rep, fmt.Errorf("sim: interrupted after %d of %d rounds: %w", rep.Summary.Rounds, rep.Summary.RoundsPlanned, ctx.Err())
 	}
 	return rep, nil
 }
@@ -128,6 +137,8 @@ type run struct {
 	driveStart time.Time
 	dirOnce    sync.Once
 	dir        string
+	// interrupted says the run's context ended before the last round.
+	interrupted bool
 
 	// grpcBytesUp and grpcBytesDown are the gRPC service's payload counters.
 	grpcBytesUp, grpcBytesDown int64

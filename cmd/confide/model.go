@@ -134,7 +134,7 @@ func centralMeta(ds *data.Dataset, spec model.Spec, res trainResult, seed uint64
 	if version != "" {
 		p.ConfideVersion = version
 	}
-	p.Dataset, p.Epochs, p.Seed = res.Dataset, res.Epochs, seed
+	p.Dataset, p.Epochs, p.Seed = res.Dataset, res.EpochsCompleted, seed
 	if res.Epsilon != nil && !math.IsInf(*res.Epsilon, 0) && !math.IsNaN(*res.Epsilon) {
 		meaning := "record-level (example-level) DP of each training example: DP-SGD with Poisson sampling and per-example clipping"
 		if res.HeldOut > 0 {

@@ -327,6 +327,9 @@ func runSim(ctx context.Context, g *globalOptions, w io.Writer, cfg sim.Config, 
 		}
 		if text {
 			printRow(m)
+		} else {
+			// -o json prints only the summary: the rounds go to the log (--log-level info).
+			slog.Info("round finished", roundAttrs(m)...)
 		}
 		if bar != nil {
 			bar.Set(m.Round)
@@ -355,13 +358,26 @@ func runSim(ctx context.Context, g *globalOptions, w io.Writer, cfg sim.Config, 
 	if bar != nil {
 		bar.Finish()
 	}
-	if err != nil {
+	// An interrupted run still reports (and has written) the rounds it completed.
+	interrupted := rep != nil && rep.Summary.Interrupted
+	if err != nil && !interrupted {
 		return err
 	}
 	if opts.Live != nil {
 		opts.Live.Notify() // the results directory holds the model now
 	}
 	out := simOutput{Summary: rep.Summary, PeakRSSBytes: peakRSS()}
+	if interrupted {
+		if err := g.emit(w, out, func(w io.Writer) { printSummary(w, out) }); err != nil {
+			return err
+		}
+		kept := "nothing written (results_dir -)"
+		if s := rep.Summary; s.ResultsDir != "" {
+			kept = "the results so far are in " + s.ResultsDir
+		}
+		// Not context.Canceled: main would shorten it to "interrupted"; the exit code is 130 all the same.
+		return fmt.Errorf("interrupted after %d of %d rounds; %s", rep.Summary.Rounds, rep.Summary.RoundsPlanned, kept)
+	}
 	if overheadReps > 0 {
 		o, err := sim.MeasureOverhead(ctx, cfg, sim.Options{}, rep, overheadReps)
 		if err != nil {
@@ -413,6 +429,18 @@ func formatRound(m sim.RoundMetrics, c sim.Config) string {
 		s += "  FAILED: " + m.Reason
 	}
 	return s
+}
+
+// roundAttrs are a round's log attributes.
+func roundAttrs(m sim.RoundMetrics) []any {
+	a := []any{slog.Int("round", m.Round), slog.Int("contributors", m.Contributors), slog.Float64("wall_seconds", m.WallSeconds)}
+	if m.Accuracy != nil {
+		a = append(a, slog.Float64("accuracy", *m.Accuracy))
+	}
+	if m.Failed {
+		a = append(a, slog.String("failed", m.Reason))
+	}
+	return a
 }
 
 func describeExperiment(c sim.Config) string {
@@ -467,6 +495,9 @@ func printSummary(w io.Writer, o simOutput) {
 		return fmt.Sprintf("%.4f", *p)
 	}
 	fmt.Fprintln(w)
+	if s.Interrupted {
+		fmt.Fprintf(w, "INTERRUPTED after %d of %d rounds: the round in flight was abandoned; what follows is of the rounds completed\n", s.Rounds, s.RoundsPlanned)
+	}
 	fmt.Fprintf(w, "accuracy: final %s, best %s (round %d), initial %s\n", f(s.FinalAccuracy), f(s.BestAccuracy), s.BestRound, f(s.InitialAccuracy))
 	if s.TargetAccuracy > 0 {
 		if s.RoundsToTarget != nil {

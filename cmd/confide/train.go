@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -286,6 +287,10 @@ type trainResult struct {
 	Model     model.Spec `json:"model"`
 	Params    int        `json:"params"`
 	Epochs    int        `json:"epochs"`
+	// EpochsCompleted is Epochs unless the run was Interrupted (SIGINT): then the model,
+	// the metrics and ε are those of the last epoch completed.
+	EpochsCompleted int  `json:"epochs_completed"`
+	Interrupted     bool `json:"interrupted"`
 	// TrainExamples were trained on; HeldOut more of the training set were kept out of
 	// training for the per-epoch validation metrics (--holdout, DP runs).
 	TrainExamples int     `json:"train_examples"`
@@ -848,8 +853,12 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 		fmt.Fprintf(w, "per-epoch metrics: %s\n", epochMetrics)
 	}
 	var history []epochReport
+	// The parameters and the DP steps as of the last epoch completed: an interrupt in the
+	// middle of an epoch keeps that epoch's model (and the ε of the steps behind it).
+	var epochParams []float64
+	var epochSteps []accountant.Step
 	start := time.Now()
-	reports, err := tr.Fit(ctx, fitSet, evalSet, func(r train.EpochReport) {
+	_, err = tr.Fit(ctx, fitSet, evalSet, func(r train.EpochReport) {
 		e := epochReport{Epoch: r.Epoch, LR: r.LR, Duration: r.Duration}
 		if pf.enabled {
 			e.Validation = r.Test
@@ -857,23 +866,33 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 			e.Train, e.Test = &r.Train, r.Test
 		}
 		history = append(history, e)
+		epochParams = append(epochParams[:0], m.Params...)
+		epochSteps = tr.DPSteps()
 		if bar != nil {
 			bar.Clear()
 		}
 		if human {
 			fmt.Fprintln(w, e.line(cfg.Epochs))
+		} else {
+			slog.Info("epoch finished", "epoch", r.Epoch, "of", cfg.Epochs, "seconds", r.Duration.Seconds())
 		}
 	}, progress)
 	if bar != nil {
 		bar.Finish()
 	}
-	if err != nil {
+	interrupted := err != nil && ctx.Err() != nil && len(history) > 0
+	if err != nil && !interrupted {
 		return err
+	}
+	if interrupted {
+		if err := m.SetParams(epochParams); err != nil {
+			return err
+		}
 	}
 	elapsed := time.Since(start)
 	// Throughput counts training time only, not the per-epoch evaluation.
 	var trainDur time.Duration
-	for _, r := range reports {
+	for _, r := range history {
 		trainDur += r.Duration
 	}
 	last := history[len(history)-1]
@@ -887,9 +906,10 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 	}
 	res := trainResult{
 		Dataset: dataset, ModelName: modelName(m.Spec), Model: m.Spec, Params: m.NumParams(), Epochs: cfg.Epochs,
+		EpochsCompleted: len(history), Interrupted: interrupted,
 		TrainExamples: fitSet.N, HeldOut: held,
 		TestAccuracy: test.Accuracy, TestLoss: test.Loss, TestRegression: test.Regression,
-		ExamplesPerSecond: float64(fitSet.N*cfg.Epochs) / trainDur.Seconds(),
+		ExamplesPerSecond: float64(fitSet.N*len(history)) / trainDur.Seconds(),
 		TrainSeconds:      elapsed.Seconds(),
 		EpochMetrics:      epochMetrics,
 		History:           history,
@@ -909,7 +929,7 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 		if err != nil {
 			return err
 		}
-		r, err := accountant.Epsilon(tr.DPSteps(), pf.delta, acct)
+		r, err := accountant.Epsilon(epochSteps, pf.delta, acct)
 		if err != nil {
 			return err
 		}
@@ -925,7 +945,10 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 		}
 		res.ModelPath = out
 	}
-	return g.emit(w, res, func(w io.Writer) {
+	err = g.emit(w, res, func(w io.Writer) {
+		if res.Interrupted {
+			fmt.Fprintf(w, "INTERRUPTED after %d of %d epochs: the model and its metrics are those of epoch %d\n", res.EpochsCompleted, res.Epochs, res.EpochsCompleted)
+		}
 		summary := fmt.Sprintf("test accuracy %.4f", res.TestAccuracy)
 		if r := res.TestRegression; r != nil {
 			summary = fmt.Sprintf("test R² %.4f, RMSE %.4g, MAE %.4g", r.R2, r.RMSE, r.MAE)
@@ -950,6 +973,11 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 			fmt.Fprintf(w, "model written to %s\n", out)
 		}
 	})
+	if err == nil && interrupted {
+		// Not context.Canceled: main would shorten it to "interrupted"; the exit code is 130 all the same.
+		err = fmt.Errorf("interrupted after %d of %d epochs; the results are of epoch %d", len(history), cfg.Epochs, len(history))
+	}
+	return err
 }
 
 // evaluateTrained returns the metrics of tr's model on ds, through the feature stage if it has one.
