@@ -44,7 +44,17 @@ func chromium(t *testing.T) string {
 // function that fails the test on any console error or uncaught exception.
 func browser(t *testing.T, path string) (context.Context, func()) {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 900))
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 900),
+		// Nothing leaves the machine: host names resolve nowhere, and a request for another
+		// origin (the browser's own background fetches) goes to a closed port on loopback,
+		// which the dashboard's loopback address bypasses.
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"),
+		chromedp.ProxyServer("http://127.0.0.1:9"),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-domain-reliability", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-pings", true),
+		chromedp.Flag("dns-prefetch-disable", true))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(actx)
@@ -80,12 +90,16 @@ func browser(t *testing.T, path string) (context.Context, func()) {
 }
 
 // screenshot writes a PNG into the test's directory, or into $CONFIDE_SCREENSHOT_DIR when
-// set (the README's pictures come from there).
+// set, a relative path being taken from the repository's root (CONFIDE_SCREENSHOT_DIR=docs
+// makes the README's picture).
 func screenshot(t *testing.T, name string, png []byte) {
 	t.Helper()
 	dir := os.Getenv("CONFIDE_SCREENSHOT_DIR")
-	if dir == "" {
+	switch {
+	case dir == "":
 		dir = t.TempDir()
+	case !filepath.IsAbs(dir):
+		dir = filepath.Join("..", dir) // tests run in the package's directory
 	}
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, png, 0o644); err != nil {

@@ -77,7 +77,8 @@
 // Run returns a Report (Summary and per-round RoundMetrics) and writes into the results
 // directory summary.json, rounds.json, rounds.csv, config.yaml (the effective
 // configuration), model.confide (the final global model) and PNG plots of accuracy, loss,
-// ε and bytes per round. Options.OnProgress and OnRound feed live displays.
+// ε and bytes per round. Options.OnProgress and OnRound feed live displays, and
+// Options.Live the web dashboard (package dashboard; confide sim --serve).
 //
 // Main types: Config (with Default, WithDefaults, Validate), Options, Report, Summary,
 // RoundMetrics, Progress; functions Run and LoadDataset.
