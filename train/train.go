@@ -488,10 +488,18 @@ func EvaluateFeatures(m *model.Model, ds *data.Dataset, batchSize int) (Metrics,
 	return evaluate(m, ds, batchSize, true)
 }
 
+// maxEvalRows bounds the rows (examples × sequence length) of one evaluation batch.
+const maxEvalRows = 1 << 14
+
 // evaluate is Evaluate; transformed says ds holds the output of m's feature stage.
 func evaluate(m *model.Model, ds *data.Dataset, batchSize int, transformed bool) (Metrics, error) {
 	if batchSize <= 0 {
 		batchSize = 256
+	}
+	if ds.SeqLen > 0 {
+		// A batch of sequences is B·T rows in every layer: bound the rows, not the examples
+		// (512 windows of 256 characters held about 4 GB of a Transformer's activations).
+		batchSize = max(1, min(batchSize, maxEvalRows/ds.SeqLen))
 	}
 	if ds.Task == data.TaskRegress {
 		return evaluateRegression(m, ds, batchSize, transformed)
