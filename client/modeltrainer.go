@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 
 	"github.com/confide-fl/confide/data"
 	"github.com/confide-fl/confide/dp"
@@ -92,10 +91,10 @@ func (c *Models) model(spec model.Spec, params []float64) (*model.Model, error) 
 // without DP-SGD noise, is refused before training, and the steps are charged before the
 // trained parameters are returned. Close releases the ledger.
 type ModelTrainer struct {
-	cfg    ModelTrainerConfig
-	ledger *dp.Ledger // nil without a budget
-	noise  dpsgd.Noise
-	rng    *rand.Rand
+	cfg     ModelTrainerConfig
+	account *PrivacyAccount
+	noise   dpsgd.Noise
+	rng     *rand.Rand
 	// featured caches, by feature stage (its spec's JSON) and dataset, the stage's output
 	// on Train and Test (without cfg.Featured).
 	featured map[featuredKey]*data.Dataset
@@ -133,30 +132,18 @@ func NewModelTrainer(cfg ModelTrainerConfig) (*ModelTrainer, error) {
 			return nil, err
 		}
 	}
-	if cfg.Budget != nil {
-		opts := slices.Clone(cfg.LedgerOptions)
-		if cfg.RaiseBudget {
-			opts = append(opts, dp.WithRaiseBudget())
-		}
-		l, err := OpenLedger(cfg.Store, *cfg.Budget, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("client: privacy ledger: %w", err)
-		}
-		t.ledger = l
+	var err error
+	if t.account, err = OpenPrivacyAccount(cfg.Store, cfg.Budget, cfg.RaiseBudget, cfg.LedgerOptions...); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
 
 // Ledger returns the client's privacy ledger, nil without a budget.
-func (t *ModelTrainer) Ledger() *dp.Ledger { return t.ledger }
+func (t *ModelTrainer) Ledger() *dp.Ledger { return t.account.Ledger() }
 
 // Close releases the privacy ledger (its file lock), if any.
-func (t *ModelTrainer) Close() error {
-	if t.ledger == nil {
-		return nil
-	}
-	return t.ledger.Close()
-}
+func (t *ModelTrainer) Close() error { return t.account.Close() }
 
 // Fit trains from global and returns the new parameters.
 func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig) (FitResult, error) {
@@ -185,8 +172,9 @@ func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig)
 	dp := cfg.DP.NoiseMultiplier > 0
 	if dp {
 		tc.DP = &train.DPConfig{NoiseMultiplier: cfg.DP.NoiseMultiplier, MaxGradNorm: cfg.DP.MaxGradNorm, SampleRate: cfg.DP.SampleRate, Steps: cfg.DP.Steps}
-	} else if t.ledger != nil {
-		return FitResult{}, fmt.Errorf("the server asks for training without DP-SGD noise (unbounded ε), this client has a budget of ε = %g: %w", t.ledger.Budget().Epsilon, ErrBudgetExceeded)
+	}
+	if err := t.account.Admit(cfg.DP, tc.PlannedDPSteps(ds.N, cfg.Epochs)); err != nil {
+		return FitResult{}, err
 	}
 	tr, err := train.New(m, tc)
 	if err != nil {
@@ -207,11 +195,6 @@ func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig)
 		tr.Opt = &corrected{base: tr.Opt, corr: cfg.Correction}
 	}
 	if dp {
-		if t.ledger != nil {
-			if err := t.ledger.Check(tc.PlannedDPSteps(ds.N, cfg.Epochs)); err != nil {
-				return FitResult{}, fmt.Errorf("refused before training: %w", err)
-			}
-		}
 		if err := tr.EnableDP(t.noise, t.rng); err != nil {
 			return FitResult{}, err
 		}
@@ -228,17 +211,12 @@ func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig)
 		}
 	}
 	metrics := map[string]float64{"loss": last.Loss, "accuracy": last.Accuracy}
-	if dp && t.ledger != nil {
-		// A task whose deadline passed (ctx) would be refused by the server: drop the
-		// update unreleased rather than pay for it.
-		if err := ctx.Err(); err != nil {
-			return FitResult{}, fmt.Errorf("the task's time ran out during training; the update is dropped and nothing charged: %w", err)
-		}
-		// Charge before the parameters leave this function.
-		if err := t.ledger.Charge(tr.DPSteps()...); err != nil {
+	if dp && t.account.Ledger() != nil {
+		// Charge before the parameters leave this function (a task whose deadline passed
+		// is dropped uncharged: the server would refuse its result).
+		if metrics["epsilon"], err = t.account.Charge(ctx, tr.DPSteps()...); err != nil {
 			return FitResult{}, err
 		}
-		metrics["epsilon"], _ = t.ledger.Spent()
 	}
 	return FitResult{Params: m.Params, NumExamples: ds.N, Metrics: metrics, Steps: stepsPerEpoch * cfg.Epochs}, nil
 }

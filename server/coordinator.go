@@ -39,6 +39,10 @@ type Options struct {
 	// when dp.user_level is on. Production servers pass dp.NewSecureNoise(); a
 	// dp.DeterministicNoise is for tests and reproducible simulations only.
 	Noise dp.NoiseSource
+	// Strategy, when set, aggregates instead of the one cfg.Strategy names: a program that
+	// embeds the server brings its own (strategy.Strategy). Under secure aggregation it
+	// sees only the weighted sum, so one that needs individual updates is refused.
+	Strategy strategy.Strategy
 }
 
 type phase int
@@ -210,6 +214,11 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 	strat, err := strategy.New(cfg.Strategy, cfg.SecAgg.Enabled)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Strategy != nil {
+		if strat = opts.Strategy; cfg.SecAgg.Enabled && strat.NeedsIndividualUpdates() {
+			return nil, fmt.Errorf("server: strategy %s needs individual client updates: %w", strat.Name(), strategy.ErrNeedsIndividualUpdates)
+		}
 	}
 	c := &Coordinator{
 		cfg: cfg, strat: strat, central: opts.Central, verifier: opts.Verifier,
