@@ -67,4 +67,13 @@
 // ledger's is refused unless ModelTrainerConfig.RaiseBudget asks for it, and the raise is
 // recorded. Without a budget the trainer keeps no ledger and refuses nothing on privacy
 // grounds: its updates carry no record-level DP guarantee that the client accounts for.
+//
+// # Bringing your own model
+//
+// A Trainer with its own model and loop reuses the same pieces: PrivacyAccount (the
+// ledger, Admit before training, Charge before the update leaves; what ModelTrainer
+// itself uses), dpsgd.PoissonSample and dpsgd.Gradients for DP-SGD on per-example
+// gradients it computes, and Run, whose Party encrypts the update for secure aggregation
+// whatever the Trainer (examples/sdk/customtrainer). A client that brings its own files
+// reads them with the federation's dataset schema (ModelTrainerConfig.Source, DataSource).
 package client
