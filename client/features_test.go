@@ -20,7 +20,7 @@ func barsFit() (global []float64, cfg client.FitConfig) {
 	if err != nil {
 		panic(err)
 	}
-	return m.Params, client.FitConfig{Round: 1, Model: barsSpec, Epochs: 5, BatchSize: 20, Optimizer: "sgd", LR: 1, Momentum: 0.5,
+	return m.Params, client.FitConfig{Round: 1, Model: barsSpec, Epochs: 5, BatchSize: 20, Optimizer: model.OptimizerConfig{Name: "sgd", LR: 1, Momentum: 0.5},
 		DP: client.DPConfig{NoiseMultiplier: 0.5, MaxGradNorm: 1, Delta: 1e-5}}
 }
 

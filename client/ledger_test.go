@@ -10,10 +10,11 @@ import (
 
 	"github.com/confide-fl/confide/client"
 	"github.com/confide-fl/confide/dp"
+	"github.com/confide-fl/confide/model"
 )
 
 func dpFit(sigma float64) client.FitConfig {
-	return client.FitConfig{Round: 1, Model: blobSpec, Epochs: 1, BatchSize: 20, Optimizer: "sgd", LR: 0.1,
+	return client.FitConfig{Round: 1, Model: blobSpec, Epochs: 1, BatchSize: 20, Optimizer: model.OptimizerConfig{Name: "sgd", LR: 0.1},
 		DP: client.DPConfig{NoiseMultiplier: sigma, MaxGradNorm: 1, Delta: 1e-5}}
 }
 

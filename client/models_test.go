@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/model"
 )
 
 // TestSharedModelsTrainLikeFreshModels: trainers that borrow their model from a shared
@@ -13,7 +14,7 @@ import (
 func TestSharedModelsTrainLikeFreshModels(t *testing.T) {
 	shared := client.NewModels()
 	global := zeros()
-	cfg := client.FitConfig{Round: 1, Model: blobSpec, Epochs: 2, BatchSize: 10, Optimizer: "sgd", LR: 0.1,
+	cfg := client.FitConfig{Round: 1, Model: blobSpec, Epochs: 2, BatchSize: 10, Optimizer: model.OptimizerConfig{Name: "sgd", LR: 0.1},
 		DP: client.DPConfig{NoiseMultiplier: 1, MaxGradNorm: 1, Delta: 1e-5}}
 	run := func(models *client.Models, seed uint64) (params []float64, first *float64, loss float64) {
 		ds := blobs(100, seed)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 
 	"github.com/confide-fl/confide/data"
@@ -159,20 +158,9 @@ func (t *ModelTrainer) Fit(ctx context.Context, global []float64, cfg FitConfig)
 	if err != nil {
 		return FitResult{}, err
 	}
-	if cfg.DP.NoiseMultiplier > 0 && cfg.DP.SampleRate > 0 && cfg.DP.Steps > 0 {
-		// The server's DP-SGD schedule: Steps steps at sample rate q in one pass, each
-		// Poisson batch of expected size q·n (which normalises the noisy gradient sum).
-		cfg.Epochs = 1
-		cfg.BatchSize = max(1, int(math.Round(cfg.DP.SampleRate*float64(ds.N))))
-	}
-	tc := train.Config{
-		Epochs: cfg.Epochs, BatchSize: cfg.BatchSize, Seed: t.rng.Uint64(),
-		Optimizer: model.OptimizerConfig{Name: cfg.Optimizer, LR: cfg.LR, Momentum: cfg.Momentum},
-	}
-	dp := cfg.DP.NoiseMultiplier > 0
-	if dp {
-		tc.DP = &train.DPConfig{NoiseMultiplier: cfg.DP.NoiseMultiplier, MaxGradNorm: cfg.DP.MaxGradNorm, SampleRate: cfg.DP.SampleRate, Steps: cfg.DP.Steps}
-	}
+	tc := TrainConfig(cfg, ds.N, t.rng.Uint64())
+	cfg.Epochs = tc.Epochs // 1 under the server's DP-SGD schedule
+	dp := tc.DP != nil
 	if err := t.account.Admit(cfg.DP, tc.PlannedDPSteps(ds.N, cfg.Epochs)); err != nil {
 		return FitResult{}, err
 	}

@@ -306,15 +306,8 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 			return fmt.Errorf("statistics.loss_cap %v: must be finite and > 0", c)
 		}
 	}
-	cfg := FitConfig{
-		Round: t.GetRound(), Model: ms, Epochs: int(spec.GetLocalEpochs()), BatchSize: int(spec.GetBatchSize()),
-		Optimizer: spec.GetOptimizer(), LR: spec.GetLearningRate(), Momentum: spec.GetMomentum(), ProximalMu: spec.GetProximalMu(),
-		DP: DPConfig{
-			NoiseMultiplier: dpc.GetNoiseMultiplier(), MaxGradNorm: dpc.GetMaxGradNorm(), Delta: dpc.GetDelta(),
-			SampleRate: dpc.GetSampleRate(), Steps: int(dpc.GetSteps()),
-		},
-		Config: spec.GetConfig(),
-	}
+	cfg := FitConfigFromSpec(spec)
+	cfg.Round, cfg.Model = t.GetRound(), ms
 	if cfg.Dataset, err = shippedSchema(spec.GetDatasetSchema()); err != nil {
 		return err
 	}
@@ -360,7 +353,7 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 		}
 		var dc []float64
 		if sc != nil {
-			if dc, err = sc.finish(p, global, fr.Params, fr.Steps, cfg.LR); err != nil {
+			if dc, err = sc.finish(p, global, fr.Params, fr.Steps, cfg.Optimizer.LR); err != nil {
 				return p.private("SCAFFOLD", err)
 			}
 		}

@@ -243,7 +243,7 @@ func TestProximalTermPullsTowardsGlobal(t *testing.T) {
 		for i := range global {
 			global[i] = 0.1
 		}
-		r, err := tr.Fit(t.Context(), global, client.FitConfig{Model: blobSpec, Epochs: 3, BatchSize: 20, Optimizer: "sgd", LR: 0.2, ProximalMu: mu})
+		r, err := tr.Fit(t.Context(), global, client.FitConfig{Model: blobSpec, Epochs: 3, BatchSize: 20, Optimizer: model.OptimizerConfig{Name: "sgd", LR: 0.2}, ProximalMu: mu})
 		if err != nil {
 			t.Fatal(err)
 		}

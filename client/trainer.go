@@ -26,13 +26,15 @@ type Trainer interface {
 
 // FitConfig is a fit task's settings, decoded from the server's FitSpec.
 type FitConfig struct {
-	Round      uint64
-	Model      model.Spec
-	Epochs     int
-	BatchSize  int
-	Optimizer  string
-	LR         float64
-	Momentum   float64
+	Round     uint64
+	Model     model.Spec
+	Epochs    int
+	BatchSize int
+	Optimizer model.OptimizerConfig
+	// Schedule of the learning rate over the task's steps (constant or cosine) after
+	// Warmup steps of linear warm-up (see train.Config).
+	Schedule   string
+	Warmup     int
 	ProximalMu float64 // FedProx μ; 0 disables the proximal term
 	// Correction is SCAFFOLD's c − c_i, added to every local gradient (after DP-SGD's
 	// noise); nil without SCAFFOLD. A Trainer that gets one must report Steps.
@@ -55,6 +57,9 @@ type DPConfig struct {
 	Delta           float64
 	SampleRate      float64
 	Steps           int
+	// Clipping is flat or per-layer, with LayerMaxGradNorms its thresholds (dp/dpsgd).
+	Clipping          string
+	LayerMaxGradNorms []float64
 }
 
 // FitResult is a Trainer's answer to a fit task.

@@ -9,6 +9,7 @@ import (
 	"github.com/confide-fl/confide/data"
 	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/dp/accountant"
+	"github.com/confide-fl/confide/dp/dpsgd"
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/secagg"
 	"github.com/confide-fl/confide/server/strategy"
@@ -78,6 +79,17 @@ type TrainingConfig struct {
 	Optimizer string  `yaml:"optimizer"`  // sgd (default), adam or adamw
 	LR        float64 `yaml:"lr"`         // default 0.1
 	Momentum  float64 `yaml:"momentum"`
+	// Nesterov momentum (sgd); WeightDecay (L2 for sgd and adam, decoupled for adamw);
+	// Beta1, Beta2 and Eps of adam and adamw (0: 0.9, 0.999, 1e-8).
+	Nesterov    bool    `yaml:"nesterov"`
+	WeightDecay float64 `yaml:"weight_decay"`
+	Beta1       float64 `yaml:"beta1"`
+	Beta2       float64 `yaml:"beta2"`
+	Eps         float64 `yaml:"eps"`
+	// Schedule of the learning rate over a task's local steps: constant (default) or
+	// cosine; Warmup steps of linear warm-up first.
+	Schedule string `yaml:"schedule"`
+	Warmup   int    `yaml:"warmup"`
 	// WeightScale: a client's aggregation weight is min(examples / WeightScale, MaxWeight).
 	// Set it to about the largest client's example count. Default 10000.
 	WeightScale float64 `yaml:"weight_scale"`
@@ -85,6 +97,12 @@ type TrainingConfig struct {
 	// evaluation statistics travel there as bounded slots; larger losses count as the cap).
 	// Default 20.
 	LossCap float64 `yaml:"loss_cap"`
+}
+
+// OptimizerConfig is the clients' local optimizer.
+func (t TrainingConfig) OptimizerConfig() model.OptimizerConfig {
+	return model.OptimizerConfig{Name: t.Optimizer, LR: t.LR, Momentum: t.Momentum, Nesterov: t.Nesterov,
+		WeightDecay: t.WeightDecay, Beta1: t.Beta1, Beta2: t.Beta2, Eps: t.Eps}
 }
 
 // DPConfig is the differential privacy asked of the clients.
@@ -102,6 +120,11 @@ type DPConfig struct {
 	// about training.batch_size / (examples of a typical client).
 	SampleRate float64 `yaml:"sample_rate"`
 	Steps      int     `yaml:"steps"`
+	// Clipping of DP-SGD's per-example gradients: flat (default) or per-layer, with
+	// LayerMaxGradNorms the thresholds C_l of the model's parametrised layers
+	// (Σ_l C_l² = max_grad_norm²; none: max_grad_norm split equally). See dp/dpsgd.
+	Clipping          string    `yaml:"clipping"`
+	LayerMaxGradNorms []float64 `yaml:"layer_max_grad_norms"`
 	// UpdateClipNorm bounds ‖Δ‖₂ of every client update (DP-FedAvg user-level clipping).
 	// Required under secure aggregation, where it also bounds every coordinate. Default 0
 	// without secure aggregation (no clipping), 10 with it. Under user-level DP it is
@@ -430,8 +453,16 @@ func (c Config) Validate() error {
 		bad("sampling.min_fit = %d with strategy.byzantine = %d: Krum needs more than 2f + 2 = %d updates a round (Blanchard et al. 2017); raise sampling.min_fit or lower strategy.byzantine", s.MinFit, f, 2*f+2)
 	}
 	t := c.Training
-	if _, err := model.NewOptimizer(model.OptimizerConfig{Name: t.Optimizer, LR: t.LR, Momentum: t.Momentum}); err != nil {
+	if _, err := model.NewOptimizer(t.OptimizerConfig()); err != nil {
 		bad("training: %v", err)
+	}
+	switch t.Schedule {
+	case "", "constant", "cosine":
+	default:
+		bad("training.schedule = %q: use constant or cosine", t.Schedule)
+	}
+	if t.Warmup < 0 {
+		bad("training.warmup = %d: must be ≥ 0 (steps of linear warm-up)", t.Warmup)
 	}
 	if t.Epochs < 1 {
 		bad("training.epochs = %d: must be ≥ 1", t.Epochs)
@@ -469,6 +500,9 @@ func (c Config) Validate() error {
 			bad("dp.sample_rate = %v: must be in (0, 1]", d.SampleRate)
 		case d.Steps < 1:
 			bad("dp.steps = %d: must be ≥ 1 (default ⌈training.epochs / dp.sample_rate⌉)", d.Steps)
+		}
+		if err := (dpsgd.Config{NoiseMultiplier: d.NoiseMultiplier, MaxGradNorm: d.MaxGradNorm, ExpectedBatch: 1, Clipping: d.Clipping, LayerMaxGradNorms: d.LayerMaxGradNorms}).Validate(); err != nil {
+			bad("dp: %v", err)
 		}
 	} else if d.SampleRate != 0 || d.Steps != 0 {
 		bad("dp.sample_rate and dp.steps schedule DP-SGD, which is off (dp.noise_multiplier = 0): drop them or set dp.noise_multiplier")

@@ -59,13 +59,10 @@ func (c *Coordinator) startFit(r *Ready) {
 	}
 	fc := c.strat.ConfigureFit(number, c.global)
 	t, d := c.cfg.Training, c.cfg.DP
-	spec := &pb.FitSpec{
-		Model: c.modelPB, LocalEpochs: int32(t.Epochs), BatchSize: int32(t.BatchSize), Optimizer: t.Optimizer,
-		LearningRate: t.LR, Momentum: t.Momentum, ProximalMu: fc.ProximalMu,
-		Dp:             &pb.DPSpec{NoiseMultiplier: d.NoiseMultiplier, MaxGradNorm: d.MaxGradNorm, Delta: d.Delta, SampleRate: d.SampleRate, Steps: int32(d.Steps)},
-		UpdateClipNorm: d.UpdateClipNorm, WeightScale: t.WeightScale, MaxWeight: c.maxWeight(),
-		Config: fc.Config, DatasetSchema: c.datasetJSON,
-	}
+	spec := LocalTrainingSpec(t, d)
+	spec.Model, spec.ProximalMu = c.modelPB, fc.ProximalMu
+	spec.UpdateClipNorm, spec.WeightScale, spec.MaxWeight = d.UpdateClipNorm, t.WeightScale, c.maxWeight()
+	spec.Config, spec.DatasetSchema = fc.Config, c.datasetJSON
 	if c.trainStatistics() {
 		spec.Statistics = &pb.StatisticsSpec{LossCap: t.LossCap}
 	}
@@ -451,5 +448,18 @@ func privacyOf(m map[string]float64) RoundPrivacy {
 	return RoundPrivacy{
 		EpsilonMax: m["epsilon_max"], UserEpsilon: m["user_epsilon"], UserDelta: m["user_delta"],
 		UpdateClip: m["update_clip"], SumNoiseStd: m["sum_noise_std"], CountNoiseStd: m["count_noise_std"],
+	}
+}
+
+// LocalTrainingSpec is the fit task's local training: every setting of t and d that a
+// client's trainer uses (client.FitConfigFromSpec reads them back). The one place they
+// enter a FitSpec.
+func LocalTrainingSpec(t TrainingConfig, d DPConfig) *pb.FitSpec {
+	return &pb.FitSpec{
+		LocalEpochs: int32(t.Epochs), BatchSize: int32(t.BatchSize), Optimizer: t.Optimizer,
+		LearningRate: t.LR, Momentum: t.Momentum, Nesterov: t.Nesterov, WeightDecay: t.WeightDecay,
+		Beta1: t.Beta1, Beta2: t.Beta2, Eps: t.Eps, Schedule: t.Schedule, Warmup: int32(t.Warmup),
+		Dp: &pb.DPSpec{NoiseMultiplier: d.NoiseMultiplier, MaxGradNorm: d.MaxGradNorm, Delta: d.Delta, SampleRate: d.SampleRate, Steps: int32(d.Steps),
+			Clipping: d.Clipping, LayerMaxGradNorms: d.LayerMaxGradNorms},
 	}
 }

@@ -109,14 +109,10 @@ type SyntheticConfig struct {
 	TestFraction float64 `yaml:"test_fraction"`
 }
 
-// TrainingConfig is the clients' local training.
-type TrainingConfig struct {
-	Epochs    int     `yaml:"epochs"`
-	BatchSize int     `yaml:"batch_size"`
-	Optimizer string  `yaml:"optimizer"`
-	LR        float64 `yaml:"lr"`
-	Momentum  float64 `yaml:"momentum"`
-}
+// TrainingConfig is the clients' local training: the server's section, so that every
+// setting a federation's clients train with can be simulated. weight_scale defaults to
+// the largest client's examples (aggregation weights ≤ 1).
+type TrainingConfig = server.TrainingConfig
 
 // DPConfig is the privacy of the run.
 type DPConfig struct {
@@ -131,6 +127,10 @@ type DPConfig struct {
 	// default training.batch_size / (mean examples per client), at most 1. Each round runs
 	// ⌈training.epochs / q⌉ steps.
 	SampleRate float64 `yaml:"sample_rate"`
+	// Clipping of DP-SGD's per-example gradients, flat (default) or per-layer, and the
+	// per-layer thresholds (see server.DPConfig).
+	Clipping          string    `yaml:"clipping"`
+	LayerMaxGradNorms []float64 `yaml:"layer_max_grad_norms"`
 	// UpdateClipNorm bounds every client update ‖Δ‖₂ (DP-FedAvg's user-level clipping;
 	// required, default 10, under secure aggregation).
 	UpdateClipNorm float64 `yaml:"update_clip_norm"`
@@ -404,8 +404,8 @@ func (c Config) validate(datasetGiven bool) error {
 	if t.BatchSize < 1 {
 		bad("training.batch_size = %d: must be ≥ 1", t.BatchSize)
 	}
-	if _, err := model.NewOptimizer(model.OptimizerConfig{Name: t.Optimizer, LR: t.LR, Momentum: t.Momentum}); err != nil {
-		bad("training: %v (keys training.optimizer, training.lr, training.momentum)", err)
+	if _, err := model.NewOptimizer(t.OptimizerConfig()); err != nil {
+		bad("training: %v (keys training.optimizer, training.lr, training.momentum, training.nesterov, training.weight_decay, training.beta1, training.beta2, training.eps)", err)
 	}
 	d := c.DP
 	if d.NoiseMultiplier < 0 || math.IsNaN(d.NoiseMultiplier) || math.IsInf(d.NoiseMultiplier, 0) {

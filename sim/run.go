@@ -379,17 +379,17 @@ func (r *run) federation() (server.Config, error) {
 		},
 		Deadlines: c.Deadlines,
 		Strategy:  c.Strategy,
-		Training: server.TrainingConfig{
-			Epochs: c.Training.Epochs, BatchSize: c.Training.BatchSize, Optimizer: c.Training.Optimizer,
-			LR: c.Training.LR, Momentum: c.Training.Momentum,
-			// Weights w = examples/largest ≤ 1 = the secure-aggregation weight bound.
-			WeightScale: float64(largest),
-		},
+		Training:  c.Training,
 		DP: server.DPConfig{
 			NoiseMultiplier: c.DP.NoiseMultiplier, MaxGradNorm: c.DP.MaxGradNorm, Delta: c.DP.Delta, SampleRate: q,
+			Clipping: c.DP.Clipping, LayerMaxGradNorms: c.DP.LayerMaxGradNorms,
 			UpdateClipNorm: c.DP.UpdateClipNorm, UserLevel: c.DP.UserLevel, Accountant: c.DP.Accountant,
 		},
 		SecAgg: sa,
+	}
+	if f.Training.WeightScale == 0 {
+		// Weights w = examples/largest ≤ 1 = the secure-aggregation weight bound.
+		f.Training.WeightScale = float64(largest)
 	}
 	if f.Sampling.FractionEvaluate > 0 {
 		f.Sampling.MinEvaluate = 1

@@ -225,7 +225,7 @@ func TestPrivacyLedgerAuditsAClientLedger(t *testing.T) {
 		local.Y[i] = int32(i % 2)
 		local.X[2*i], local.X[2*i+1] = float64(2*(i%2)-1), float64(i%5)/5
 	}
-	fit := client.FitConfig{Round: 1, Model: spec, Epochs: 2, BatchSize: 10, Optimizer: "sgd", LR: 0.1,
+	fit := client.FitConfig{Round: 1, Model: spec, Epochs: 2, BatchSize: 10, Optimizer: model.OptimizerConfig{Name: "sgd", LR: 0.1},
 		DP: client.DPConfig{NoiseMultiplier: 2, MaxGradNorm: 1, Delta: 1e-5}}
 	train := func(budget dp.Budget, raise bool) float64 {
 		t.Helper()

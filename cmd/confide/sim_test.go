@@ -52,7 +52,7 @@ func TestSimConfigFileOverBareDefaultsThenEnvironment(t *testing.T) {
 func TestSimConfigUnknownKeyIsNamed(t *testing.T) {
 	p := writeFile(t, "c.yaml", "rounds: 7\ntraining:\n  learning_rate: 0.1\n")
 	_, err := loadSimConfig(p)
-	if err == nil || !strings.Contains(err.Error(), "training.learning_rate") || !strings.Contains(err.Error(), "training takes batch_size, epochs, lr, momentum, optimizer") {
+	if err == nil || !strings.Contains(err.Error(), "training.learning_rate") || !strings.Contains(err.Error(), "training takes batch_size, beta1, beta2, epochs, eps, loss_cap, lr, momentum, nesterov, optimizer, schedule, warmup, weight_decay, weight_scale") {
 		t.Fatalf("error %v, want one naming training.learning_rate and listing the keys of training", err)
 	}
 }

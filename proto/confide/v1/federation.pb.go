@@ -894,10 +894,16 @@ type DPSpec struct {
 	// sum is divided by the expected batch sample_rate·n). The server accounts every
 	// client's record-level ε from the fit tasks it issued; the client checks the same steps
 	// against its budget before training. Required when noise_multiplier > 0.
-	SampleRate    float64 `protobuf:"fixed64,4,opt,name=sample_rate,json=sampleRate,proto3" json:"sample_rate,omitempty"`
-	Steps         int32   `protobuf:"varint,5,opt,name=steps,proto3" json:"steps,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SampleRate float64 `protobuf:"fixed64,4,opt,name=sample_rate,json=sampleRate,proto3" json:"sample_rate,omitempty"`
+	Steps      int32   `protobuf:"varint,5,opt,name=steps,proto3" json:"steps,omitempty"`
+	// Per-example clipping: "flat" (or empty: the whole gradient to max_grad_norm) or
+	// "per-layer" (each parametrised layer to its own threshold, Σ_l C_l² = C²): the given
+	// layer_max_grad_norms, or C split equally when there are none. The noise and the
+	// accounting are the same either way.
+	Clipping          string    `protobuf:"bytes,6,opt,name=clipping,proto3" json:"clipping,omitempty"`
+	LayerMaxGradNorms []float64 `protobuf:"fixed64,7,rep,packed,name=layer_max_grad_norms,json=layerMaxGradNorms,proto3" json:"layer_max_grad_norms,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *DPSpec) Reset() {
@@ -965,6 +971,20 @@ func (x *DPSpec) GetSteps() int32 {
 	return 0
 }
 
+func (x *DPSpec) GetClipping() string {
+	if x != nil {
+		return x.Clipping
+	}
+	return ""
+}
+
+func (x *DPSpec) GetLayerMaxGradNorms() []float64 {
+	if x != nil {
+		return x.LayerMaxGradNorms
+	}
+	return nil
+}
+
 // FitSpec: train locally from the global parameters (blob "params", little-endian float64)
 // and return the update Δ = local − global (blob "update"), or, under secure aggregation,
 // the encrypted (w·Δ, [w·(b − ½)], [w·statistics], w, 1) (blob "encrypted_update") made
@@ -1003,6 +1023,18 @@ type FitSpec struct {
 	// so every client encodes features, classes and targets the same way. Empty: the client
 	// knows its data already.
 	DatasetSchema []byte `protobuf:"bytes,18,opt,name=dataset_schema,json=datasetSchema,proto3" json:"dataset_schema,omitempty"`
+	// The rest of the local optimizer (model.OptimizerConfig): Nesterov momentum for sgd,
+	// weight decay (L2 for sgd and adam, decoupled for adamw), Adam's β₁, β₂ and ε (0: the
+	// defaults 0.9, 0.999, 1e-8).
+	Nesterov    bool    `protobuf:"varint,19,opt,name=nesterov,proto3" json:"nesterov,omitempty"`
+	WeightDecay float64 `protobuf:"fixed64,20,opt,name=weight_decay,json=weightDecay,proto3" json:"weight_decay,omitempty"`
+	Beta1       float64 `protobuf:"fixed64,21,opt,name=beta1,proto3" json:"beta1,omitempty"`
+	Beta2       float64 `protobuf:"fixed64,22,opt,name=beta2,proto3" json:"beta2,omitempty"`
+	Eps         float64 `protobuf:"fixed64,23,opt,name=eps,proto3" json:"eps,omitempty"`
+	// The learning-rate schedule of the task's local steps: "constant" (or empty) or "cosine"
+	// (decay to 0 over the task's steps), after warmup steps of linear warm-up.
+	Schedule      string `protobuf:"bytes,24,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	Warmup        int32  `protobuf:"varint,25,opt,name=warmup,proto3" json:"warmup,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1154,6 +1186,55 @@ func (x *FitSpec) GetDatasetSchema() []byte {
 		return x.DatasetSchema
 	}
 	return nil
+}
+
+func (x *FitSpec) GetNesterov() bool {
+	if x != nil {
+		return x.Nesterov
+	}
+	return false
+}
+
+func (x *FitSpec) GetWeightDecay() float64 {
+	if x != nil {
+		return x.WeightDecay
+	}
+	return 0
+}
+
+func (x *FitSpec) GetBeta1() float64 {
+	if x != nil {
+		return x.Beta1
+	}
+	return 0
+}
+
+func (x *FitSpec) GetBeta2() float64 {
+	if x != nil {
+		return x.Beta2
+	}
+	return 0
+}
+
+func (x *FitSpec) GetEps() float64 {
+	if x != nil {
+		return x.Eps
+	}
+	return 0
+}
+
+func (x *FitSpec) GetSchedule() string {
+	if x != nil {
+		return x.Schedule
+	}
+	return ""
+}
+
+func (x *FitSpec) GetWarmup() int32 {
+	if x != nil {
+		return x.Warmup
+	}
+	return 0
 }
 
 // ScaffoldSpec: the task carries the server's control variate c as its "control" blob (one
@@ -2183,14 +2264,16 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\tModelSpec\x12\x1b\n" +
 	"\tspec_json\x18\x01 \x01(\fR\bspecJson\x12\x1d\n" +
 	"\n" +
-	"num_params\x18\x02 \x01(\x03R\tnumParams\"\xa4\x01\n" +
+	"num_params\x18\x02 \x01(\x03R\tnumParams\"\xf1\x01\n" +
 	"\x06DPSpec\x12)\n" +
 	"\x10noise_multiplier\x18\x01 \x01(\x01R\x0fnoiseMultiplier\x12\"\n" +
 	"\rmax_grad_norm\x18\x02 \x01(\x01R\vmaxGradNorm\x12\x14\n" +
 	"\x05delta\x18\x03 \x01(\x01R\x05delta\x12\x1f\n" +
 	"\vsample_rate\x18\x04 \x01(\x01R\n" +
 	"sampleRate\x12\x14\n" +
-	"\x05steps\x18\x05 \x01(\x05R\x05steps\"\x92\x06\n" +
+	"\x05steps\x18\x05 \x01(\x05R\x05steps\x12\x1a\n" +
+	"\bclipping\x18\x06 \x01(\tR\bclipping\x12/\n" +
+	"\x14layer_max_grad_norms\x18\a \x03(\x01R\x11layerMaxGradNorms\"\xc3\a\n" +
 	"\aFitSpec\x12+\n" +
 	"\x05model\x18\x01 \x01(\v2\x15.confide.v1.ModelSpecR\x05model\x12!\n" +
 	"\flocal_epochs\x18\x02 \x01(\x05R\vlocalEpochs\x12\x1d\n" +
@@ -2214,7 +2297,14 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"statistics\x18\x10 \x01(\v2\x1a.confide.v1.StatisticsSpecR\n" +
 	"statistics\x124\n" +
 	"\bscaffold\x18\x11 \x01(\v2\x18.confide.v1.ScaffoldSpecR\bscaffold\x12%\n" +
-	"\x0edataset_schema\x18\x12 \x01(\fR\rdatasetSchema\x1a9\n" +
+	"\x0edataset_schema\x18\x12 \x01(\fR\rdatasetSchema\x12\x1a\n" +
+	"\bnesterov\x18\x13 \x01(\bR\bnesterov\x12!\n" +
+	"\fweight_decay\x18\x14 \x01(\x01R\vweightDecay\x12\x14\n" +
+	"\x05beta1\x18\x15 \x01(\x01R\x05beta1\x12\x14\n" +
+	"\x05beta2\x18\x16 \x01(\x01R\x05beta2\x12\x10\n" +
+	"\x03eps\x18\x17 \x01(\x01R\x03eps\x12\x1a\n" +
+	"\bschedule\x18\x18 \x01(\tR\bschedule\x12\x16\n" +
+	"\x06warmup\x18\x19 \x01(\x05R\x06warmup\x1a9\n" +
 	"\vConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x0e\x10\x0fR\x04seed\":\n" +
