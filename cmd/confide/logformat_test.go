@@ -151,3 +151,18 @@ func TestLongRunningCommandsTakeLogFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestNoticeFollowsTheLogFormat: what confide says on an interruption is a WARN record in the
+// JSON log format, so a log collector reads every line of a stopped pod.
+func TestNoticeFollowsTheLogFormat(t *testing.T) {
+	var text, js bytes.Buffer
+	(&globalOptions{logFormat: "text"}).notice(&text, "interrupted")
+	(&globalOptions{logFormat: "json"}).notice(&js, "interrupted")
+	if text.String() != "confide: interrupted\n" {
+		t.Errorf("text notice %q", text.String())
+	}
+	var r map[string]any
+	if err := json.Unmarshal(js.Bytes(), &r); err != nil || r["msg"] != "interrupted" || r["level"] != "WARN" {
+		t.Errorf("json notice %q (%v), want a WARN record", js.String(), err)
+	}
+}

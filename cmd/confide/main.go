@@ -13,7 +13,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -29,7 +28,7 @@ const (
 
 func main() {
 	g := &globalOptions{}
-	ctx, interrupted := interruptible()
+	ctx, interrupted := interruptible(g)
 	err := newRootCmdWith(g).ExecuteContext(ctx)
 	code := exitCode(err, interrupted())
 	if err != nil {
@@ -56,8 +55,8 @@ func exitCode(err error, interrupted bool) int {
 }
 
 // interruptible returns a context cancelled by the first SIGINT or SIGTERM, and whether one
-// arrived. A second signal exits at once.
-func interruptible() (context.Context, func() bool) {
+// arrived. A second signal exits at once. It says so on stderr in g's log format.
+func interruptible(g *globalOptions) (context.Context, func() bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var got atomic.Bool
 	sig := make(chan os.Signal, 2)
@@ -65,10 +64,10 @@ func interruptible() (context.Context, func() bool) {
 	go func() {
 		<-sig
 		got.Store(true)
-		fmt.Fprintln(os.Stderr, "confide: interrupted; finishing the current step and keeping what was produced (interrupt again to exit at once)")
+		g.notice(os.Stderr, "interrupted; finishing the current step and keeping what was produced (interrupt again to exit at once)")
 		cancel()
 		<-sig
-		fmt.Fprintln(os.Stderr, "confide: interrupted again; exiting")
+		g.notice(os.Stderr, "interrupted again; exiting")
 		os.Exit(exitInterrupted)
 	}()
 	return ctx, got.Load

@@ -153,6 +153,16 @@ func (g *globalOptions) reportError(w io.Writer, err error, code int) {
 	fmt.Fprintf(w, "confide: %v\n", err)
 }
 
+// notice writes a message the operator must see whatever the log level (an interruption):
+// a line "confide: …" in the text log format, a WARN record in the JSON one.
+func (g *globalOptions) notice(w io.Writer, msg string) {
+	if g.logFormat == "json" {
+		slog.New(slog.NewJSONHandler(w, nil)).Warn(msg)
+		return
+	}
+	fmt.Fprintf(w, "confide: %s\n", msg)
+}
+
 // announce writes a line for a person watching a long-running command (where it listens)
 // in the text log format; in the JSON one the command's structured INFO record says the same.
 func (g *globalOptions) announce(w io.Writer, format string, args ...any) {
