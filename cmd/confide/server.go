@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"sync"
 	"syscall"
 	"time"
@@ -205,10 +206,23 @@ func readServerFile(path string) (serverFile, error) {
 	if err != nil {
 		return sf, fmt.Errorf("server config: %w", err)
 	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return sf, fmt.Errorf("server config %s: %w (fix the YAML; see examples/server.yaml)", path, err)
+	}
+	// Keys are checked against serverFile first, so that a misspelt one is named with the
+	// keys of its section, and dashed spellings become the snake_case keys.
+	doc, err = normalizeKeys(doc, reflect.TypeOf(serverFile{}), "")
+	if err != nil {
+		return sf, fmt.Errorf("server config %s: %w (see examples/server.yaml)", path, err)
+	}
+	if b, err = yaml.Marshal(doc); err != nil {
+		return sf, fmt.Errorf("server config %s: %w", path, err)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&sf); err != nil {
-		return sf, fmt.Errorf("server config %s: %w (fix the key; see examples/server.yaml)", path, err)
+		return sf, fmt.Errorf("server config %s: %w (see examples/server.yaml)", path, err)
 	}
 	return sf, nil
 }

@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"reflect"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -185,19 +184,11 @@ func loadSimConfig(path string) (sim.Config, error) {
 		if err := fv.ReadInConfig(); err != nil {
 			return base, fmt.Errorf("sim config %s: %w (fix the YAML)", path, err)
 		}
-		inFile := map[string]any{}
-		flatten("", fv.AllSettings(), inFile)
-		var unknown []string
-		for k := range inFile {
-			if !known[k] {
-				unknown = append(unknown, k)
-			}
+		inFile, err := normalizeKeys(fv.AllSettings(), reflect.TypeOf(sim.Config{}), "")
+		if err != nil {
+			return base, fmt.Errorf("sim config %s: %w (see examples/*.yaml)", path, err)
 		}
-		if len(unknown) > 0 {
-			sort.Strings(unknown)
-			return base, fmt.Errorf("sim config %s: unknown key %s: %s (see examples/*.yaml)", path, strings.Join(unknown, ", "), siblings(unknown[0], known))
-		}
-		if err := v.MergeConfigMap(fv.AllSettings()); err != nil {
+		if err := v.MergeConfigMap(inFile); err != nil {
 			return base, fmt.Errorf("sim config %s: %w", path, err)
 		}
 	}
@@ -257,38 +248,6 @@ func flatten(prefix string, m map[string]any, out map[string]any) {
 		}
 		out[key] = v
 	}
-}
-
-// siblings lists the keys the section of key takes, to say what was meant.
-func siblings(key string, known map[string]bool) string {
-	parent, prefix := "", ""
-	i := strings.LastIndex(key, ".")
-	found := i >= 0
-	if found {
-		parent, prefix = key[:i], key[:i+1]
-	}
-	seen := map[string]bool{}
-	var names []string
-	for k := range known {
-		rest, ok := strings.CutPrefix(k, prefix)
-		if !ok {
-			continue
-		}
-		name, _, _ := strings.Cut(rest, ".")
-		if !seen[name] {
-			seen[name] = true
-			names = append(names, name)
-		}
-	}
-	if len(names) == 0 {
-		return "no such section"
-	}
-	sort.Strings(names)
-	where := "the top level takes"
-	if found {
-		where = parent + " takes"
-	}
-	return where + " " + strings.Join(names, ", ")
 }
 
 // simOutput is what -o json prints: the run's summary, the process's peak memory and,
