@@ -50,8 +50,15 @@ func LoadMNISTContext(ctx context.Context, dir string) (train, test *Dataset, er
 }
 
 // LoadFashionMNIST loads the Fashion-MNIST training (60,000) and test (10,000) sets from
-// dir, or from FashionMNISTDefaultDir when dir is empty. Pixels are scaled to [0, 1].
+// dir, or when dir is empty from where FashionMNISTDir finds or puts them (the cache,
+// Debian's FashionMNISTDefaultDir, or a download). Pixels are scaled to [0, 1].
 func LoadFashionMNIST(dir string) (train, test *Dataset, err error) {
+	if dir == "" {
+		// The cache, Debian's package, or a download (FashionMNISTDir).
+		if dir, err = FashionMNISTDir(context.Background(), "", FetchOptions{}); err != nil {
+			return nil, nil, err
+		}
+	}
 	return loadFashionMNIST(dir, FashionMNISTDefaultDir)
 }
 
@@ -64,6 +71,29 @@ func loadFashionMNIST(dir, defaultDir string) (train, test *Dataset, err error) 
 		}
 	}
 	return loadIDXImageSet(dir, "fashion-mnist", FashionMNISTClassNames)
+}
+
+// FashionMNISTDir returns a directory holding the four Fashion-MNIST files: dataDir when
+// set (checked); else the cache's copy when it is complete and verified; else
+// FashionMNISTDefaultDir when Debian's dataset-fashion-mnist is installed; else the
+// cache, filled by downloading the files from the dataset's canonical location (Fetch,
+// with o). Offline the error says which files to put where.
+func FashionMNISTDir(ctx context.Context, dataDir string, o FetchOptions) (string, error) {
+	if dataDir != "" {
+		if _, err := findIDXImageSet(dataDir); err != nil {
+			return "", fmt.Errorf("data: --data-dir for Fashion-MNIST: %w", err)
+		}
+		return dataDir, nil
+	}
+	cached := o
+	cached.Offline = true
+	if dir, err := Fetch(ctx, "fashion-mnist", cached); err == nil {
+		return dir, nil
+	}
+	if _, err := findIDXImageSet(FashionMNISTDefaultDir); err == nil {
+		return FashionMNISTDefaultDir, nil
+	}
+	return Fetch(ctx, "fashion-mnist", o)
 }
 
 // findIDXImageSet returns the paths of the four files in dir, accepting for each the
@@ -102,7 +132,10 @@ func LoadMNISTTest(ctx context.Context, dir string) (*Dataset, error) {
 // LoadFashionMNISTTest loads only the Fashion-MNIST test set (10,000 images).
 func LoadFashionMNISTTest(dir string) (*Dataset, error) {
 	if dir == "" {
-		dir = FashionMNISTDefaultDir
+		var err error
+		if dir, err = FashionMNISTDir(context.Background(), "", FetchOptions{}); err != nil {
+			return nil, err
+		}
 	}
 	return loadIDXTestSet(dir, "fashion-mnist", FashionMNISTClassNames)
 }

@@ -84,8 +84,9 @@ type DatasetConfig struct {
 	Name string `yaml:"name"`
 	// Dir holds the dataset's files (mnist, fashion-mnist); empty: the default location.
 	Dir string `yaml:"dir"`
-	// Path is the file of a text dataset (tinyshakespeare.txt, spamassassin.jsonl.gz), or
-	// for a spec file its training data instead of the spec's path.
+	// Path is the file of a text dataset (tinyshakespeare.txt, spamassassin.jsonl.gz;
+	// empty: the cache's copy, downloaded on first use, see data.Fetch), or for a spec file
+	// its training data instead of the spec's path.
 	Path string `yaml:"path"`
 	// SeqLen is the sequence length of text datasets (0: the dataset's default).
 	SeqLen int `yaml:"seq_len"`

@@ -22,7 +22,9 @@ func LoadDataset(ctx context.Context, c Config) (train, test *data.Dataset, err 
 		train, test, err = data.LoadFashionMNIST(d.Dir)
 	case "shakespeare":
 		if d.Path == "" {
-			return nil, nil, fmt.Errorf("dataset.path is empty: set it to the play text (tinyshakespeare.txt)")
+			if d.Path, err = data.Fetch(ctx, "shakespeare", data.FetchOptions{}); err != nil {
+				return nil, nil, fmt.Errorf("dataset.path is empty and %w", err)
+			}
 		}
 		var sc *data.ShakespeareCorpus
 		if sc, err = data.LoadShakespeare(d.Path, data.ShakespeareOptions{SeqLen: d.SeqLen}); err == nil {
@@ -30,7 +32,9 @@ func LoadDataset(ctx context.Context, c Config) (train, test *data.Dataset, err 
 		}
 	case "spam":
 		if d.Path == "" {
-			return nil, nil, fmt.Errorf("dataset.path is empty: set it to the e-mails (spamassassin.jsonl.gz)")
+			if d.Path, err = data.Fetch(ctx, "spam", data.FetchOptions{}); err != nil {
+				return nil, nil, fmt.Errorf("dataset.path is empty and %w", err)
+			}
 		}
 		var sc *data.SpamCorpus
 		rng := rand.New(rand.NewPCG(c.Seed, 0x7370616d))

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,5 +119,41 @@ func TestTrainOnSpecFileBadRows(t *testing.T) {
 	res := runJSON(t, "train", "--dataset", spec, "--epochs", "1", "--hidden", "4", "--skip-bad-rows")
 	if res["train_examples"] != 3.0 {
 		t.Errorf("train_examples %v, want 3 of the 5 good rows (2 held out)", res["train_examples"])
+	}
+}
+
+// TestDataFetchMirrorAndOfflineMessage fetches tiny Shakespeare from a local mirror into a
+// fresh cache (the shared copy, when this checkout has one), and without a reachable
+// source checks the one-line message naming the file and where to put it.
+func TestDataFetchMirrorAndOfflineMessage(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	empty := httptest.NewServer(http.NotFoundHandler())
+	defer empty.Close()
+	_, err := runConfide(t, "data", "fetch", "shakespeare", "--mirror", empty.URL)
+	want := filepath.Join(cache, "confide", "shakespeare", "tinyshakespeare.txt")
+	if !errors.Is(err, data.ErrNotFetched) || !strings.Contains(err.Error(), "save it as "+want) || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("unreachable mirror: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "data", "tinyshakespeare.txt"))
+	if err != nil {
+		t.Skip("no ../shared/data/tinyshakespeare.txt to serve as a mirror")
+	}
+	mirror := httptest.NewServer(http.StripPrefix("/shakespeare/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "tinyshakespeare.txt" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(b)
+	})))
+	defer mirror.Close()
+	res := runJSON(t, "data", "fetch", "shakespeare", "--mirror", mirror.URL)
+	if res["shakespeare"] != want {
+		t.Fatalf("fetched to %v, want %s", res["shakespeare"], want)
+	}
+	// First use of --dataset shakespeare now reads the cache, no --data-path needed.
+	out := runJSON(t, "train", "--dataset", "shakespeare", "--model", "lstm", "--hidden", "8", "--embed", "4", "--epochs", "1", "--batch", "512", "--seq-len", "20")
+	if out["dataset"] != "shakespeare" {
+		t.Errorf("train on the fetched file: %v", out["dataset"])
 	}
 }

@@ -42,7 +42,7 @@ func (f *dataFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.opts.Dir, "data-dir", "", "directory holding the dataset files (default: cache or system location; for shakespeare and spam see --data-path)")
 	cmd.Flags().StringVar(&f.opts.Path, "data-path", "", "the dataset file of shakespeare (tinyshakespeare.txt) or spam (spamassassin.jsonl.gz); for a spec file, the training data instead of its path")
 	cmd.Flags().BoolVar(&f.opts.SkipBadRows, "skip-bad-rows", false, "drop the records of a spec file's dataset that do not fit its schema, reporting how many, instead of failing")
-	cmd.Flags().IntVar(&f.opts.SeqLen, "seq-len", 0, "token sequence length of text datasets (default: 80 for shakespeare, 256 words for spam)")
+	cmd.Flags().IntVar(&f.opts.SeqLen, "seq-len", 0, "token sequence length of text datasets (default: 80 for shakespeare, 128 for its transformer, 256 words for spam)")
 }
 
 // textDataFiles are the file names looked for in --data-dir, and in the fallback
@@ -51,10 +51,6 @@ var textDataFiles = map[string][]string{
 	"shakespeare": {"tinyshakespeare.txt", "shakespeare.txt"},
 	"spam":        {"spamassassin.jsonl.gz", "spamassassin.jsonl"},
 }
-
-// fallbackDataDir is where a checkout's shared data lives, relative to the working
-// directory; it is only tried when neither --data-path nor --data-dir is given.
-var fallbackDataDir = filepath.Join("..", "shared", "data")
 
 // loadDataset returns the train and test sets of a named dataset with default options.
 func loadDataset(ctx context.Context, name, dataDir string) (train, test *data.Dataset, err error) {
@@ -72,7 +68,11 @@ func loadTestDataset(ctx context.Context, name, dataDir string) (*data.Dataset, 
 	case "mnist":
 		return data.LoadMNISTTest(ctx, dataDir)
 	case "fashion-mnist", "fashion_mnist", "fmnist":
-		return data.LoadFashionMNISTTest(dataDir)
+		dir, err := data.FashionMNISTDir(ctx, dataDir, fetchOptions())
+		if err != nil {
+			return nil, err
+		}
+		return data.LoadFashionMNISTTest(dir)
 	}
 	_, test, err := loadDataset(ctx, name, dataDir)
 	return test, err
@@ -87,10 +87,13 @@ func loadDatasetWith(ctx context.Context, name string, o dataOptions) (train, te
 	case "mnist":
 		train, test, err = data.LoadMNISTContext(ctx, o.Dir)
 	case "fashion-mnist", "fashion_mnist", "fmnist":
-		train, test, err = data.LoadFashionMNIST(o.Dir)
+		var dir string
+		if dir, err = data.FashionMNISTDir(ctx, o.Dir, fetchOptions()); err == nil {
+			train, test, err = data.LoadFashionMNIST(dir)
+		}
 	case "shakespeare":
 		var path string
-		if path, err = textDataPath(name, o); err != nil {
+		if path, err = textDataPath(ctx, name, o); err != nil {
 			return nil, nil, err
 		}
 		var c *data.ShakespeareCorpus
@@ -99,7 +102,7 @@ func loadDatasetWith(ctx context.Context, name string, o dataOptions) (train, te
 		}
 	case "spam":
 		var path string
-		if path, err = textDataPath("spam", o); err != nil {
+		if path, err = textDataPath(ctx, "spam", o); err != nil {
 			return nil, nil, err
 		}
 		var c *data.SpamCorpus
@@ -117,8 +120,8 @@ func loadDatasetWith(ctx context.Context, name string, o dataOptions) (train, te
 }
 
 // textDataPath finds the file of a text dataset: --data-path, else the dataset's file in
-// --data-dir, else in the fallback directory.
-func textDataPath(name string, o dataOptions) (string, error) {
+// --data-dir, else the cache's copy, downloaded (and converted) on first use.
+func textDataPath(ctx context.Context, name string, o dataOptions) (string, error) {
 	files := textDataFiles[name]
 	if o.Path != "" {
 		if _, err := os.Stat(o.Path); err != nil {
@@ -144,8 +147,5 @@ func textDataPath(name string, o dataOptions) (string, error) {
 		}
 		return p, nil
 	}
-	if p, err := find(fallbackDataDir); err == nil {
-		return p, nil
-	}
-	return "", fmt.Errorf("dataset %s: no data file given: pass --data-path FILE (%s) or --data-dir DIR holding it", name, files[0])
+	return data.Fetch(ctx, name, fetchOptions())
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -115,4 +116,16 @@ func loadSchemaTestSet(ctx context.Context, specFile string) (*data.Dataset, err
 	reportLoad(specFile, ld)
 	ld.Train.Name = s.Name + "-test"
 	return ld.Train, nil
+}
+
+// fetchOptions are how the CLI downloads a public dataset on first use: into the user's
+// cache directory, with a progress bar on a terminal (none in pipes and logs).
+func fetchOptions() data.FetchOptions {
+	return data.FetchOptions{Progress: func(name string, size int64) io.Writer {
+		slog.Info("downloading", "file", name, "bytes", size)
+		if bar := newProgressBytes(size, "download "+name); bar != nil {
+			return bar
+		}
+		return nil
+	}}
 }
