@@ -25,6 +25,7 @@ go test -count=3 -run Browser ./dashboard/
 # Acceptance runs the race detector would make too slow: the secure-aggregation accuracy
 # case (100 clients, d = 10⁵, K = 10, t = 6) and the multi-process federation on loopback
 # (1 server + 6 client processes, MNIST, DP-SGD, secure aggregation, 3 strategies) and the
-# fault-injection run of scripts/faults.sh (killed clients, members and server; a stopped client).
+# fault-injection run of scripts/faults.sh (killed clients, members and server; a stopped client),
+# and the tabular federations of examples/tabular (4 client processes, each with its own CSV).
 go test -count=1 -run 'TestAcceptanceSum' ./secagg/
-CONFIDE_E2E=1 go test -count=1 -timeout 20m -run 'TestMultiProcessMNIST|TestFaults' ./server/
+CONFIDE_E2E=1 go test -count=1 -timeout 20m -run 'TestMultiProcessMNIST|TestFaults|TestMultiProcessTabular' ./server/
