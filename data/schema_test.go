@@ -370,3 +370,35 @@ func TestSchemaUnmarshalYAMLInlineOrFile(t *testing.T) {
 		t.Errorf("an unknown key inline: err = %v", err)
 	}
 }
+
+func TestLoadSchemaTSVAndIDX(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "t.tsv", "x\tname with, comma\ty\n1\ta, b\tp\n2\tc\tq\n3\ta, b\tq\n")
+	s, err := ParseSchema([]byte(`{format: tsv, path: t.tsv, label: {column: y}, columns: [{name: x, normalize: none}, {name: "name with, comma", type: categorical}]}`), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, err := LoadSchema(context.Background(), s, LoadOptions{NoTestSplit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := ld.Train; d.N != 3 || d.Dim != 3 || d.X[1] != 1 || d.X[2] != 0 || strings.Join(d.ClassNames, ",") != "p,q" {
+		t.Fatalf("tsv: N %d Dim %d X %v classes %v", d.N, d.Dim, d.X, d.ClassNames)
+	}
+	idx := filepath.Join(dir, "idx")
+	if err := os.Mkdir(idx, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeIDXSet(t, idx, func(b string) string { return b + ".gz" }, true, []byte{1, 0, 9, 3})
+	s, err = ParseSchema([]byte(`{format: idx, path: idx, label: {classes: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]}}`), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, err = LoadSchema(context.Background(), s, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ld.Train.N != 4 || ld.Test.N != 2 || ld.Train.Dim != 6 || ld.Train.Y[2] != 9 {
+		t.Fatalf("idx: train %d test %d dim %d", ld.Train.N, ld.Test.N, ld.Train.Dim)
+	}
+}
