@@ -46,9 +46,14 @@ func (f *modelFlags) cnnSpec(ds *data.Dataset) (model.Spec, error) {
 var cnnTrainDefaults = trainDefaults{epochs: 10, batch: 64, optimizer: "adam", lr: 2e-3, schedule: "cosine"}
 
 // dpCNNRecipe is --model cnn's DP-SGD recipe: Tramèr & Boneh's (ICLR 2021) for their
-// end-to-end CNN — tanh, large expected batches, C = 0.1, momentum 0.9, about 40 epochs —
-// tuned on MNIST's held-out validation split at ε = 2, δ = 1e-5.
-var dpCNNRecipe = dpRecipeSpec{epochs: 40, batch: 1024, lr: 2, momentum: 0.9, clip: 0.1, schedule: "constant", optimizer: "sgd"}
+// end-to-end CNN — tanh, large expected batches, C = 0.1, momentum 0.9, 40 epochs — with a
+// cosine schedule. Tuned at ε = 2, δ = 1e-5 on MNIST's held-out validation split (the
+// --holdout default, 5,000 examples) with seeded noise; validation accuracy after 40 epochs
+// (test accuracy in brackets, for the record only):
+//
+//	batch 1024, lr 2, constant: 0.9716 (0.9746)   batch 512, lr 1, constant: 0.9704 (0.9723)
+//	batch 1024, lr 2, cosine:   0.9724 (0.9775)   batch 2048, lr 4, cosine:  0.9746 (0.9788)
+var dpCNNRecipe = dpRecipeSpec{epochs: 40, batch: 2048, lr: 4, momentum: 0.9, clip: 0.1, schedule: "cosine", optimizer: "sgd"}
 
 // dpRecipeFor returns the default DP-SGD recipe of the model the flags select.
 func dpRecipeFor(mf *modelFlags, scatter bool, targetEpsilon float64) dpRecipeSpec {
