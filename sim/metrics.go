@@ -122,7 +122,20 @@ func (e *evaluator) central(round uint64, params []float64) (map[string]float64,
 		e.reached = round
 	}
 	e.mu.Unlock()
-	return map[string]float64{"accuracy": ev.accuracy, "loss": ev.loss}, nil
+	out := map[string]float64{"accuracy": ev.accuracy, "loss": ev.loss}
+	if e.test.Task == data.TaskRegress && !e.transformed {
+		// A regression model's errors in the target's units (one pass; test sets of tables
+		// are small).
+		if err := e.models[0].SetParams(params); err != nil {
+			return nil, err
+		}
+		r, err := train.Evaluate(e.models[0], e.test, e.batch)
+		if err != nil {
+			return nil, err
+		}
+		out["r2"], out["rmse"], out["mae"] = r.Regression.R2, r.Regression.RMSE, r.Regression.MAE
+	}
+	return out, nil
 }
 
 func (e *evaluator) result(round uint64) (evaluation, bool) {
@@ -162,6 +175,10 @@ type RoundMetrics struct {
 	// Accuracy and Loss on the central test set, when evaluated this round.
 	Accuracy *float64 `json:"accuracy,omitempty"`
 	Loss     *float64 `json:"loss,omitempty"`
+	// R2, RMSE and MAE of a regression model on the central test set, in the target's units.
+	R2   *float64 `json:"r2,omitempty"`
+	RMSE *float64 `json:"rmse,omitempty"`
+	MAE  *float64 `json:"mae,omitempty"`
 	// TrainLoss and TrainAccuracy are the contributors' last-epoch means (example-weighted).
 	TrainLoss     *float64 `json:"train_loss,omitempty"`
 	TrainAccuracy *float64 `json:"train_accuracy,omitempty"`
@@ -341,6 +358,9 @@ func (rc *recorder) evaluation(ev server.EvaluationRecord) {
 		if rc.rows[i].Round == int(ev.Round) {
 			setOpt(&rc.rows[i].Accuracy, ev.Metrics, "accuracy")
 			setOpt(&rc.rows[i].Loss, ev.Metrics, "loss")
+			setOpt(&rc.rows[i].R2, ev.Metrics, "r2")
+			setOpt(&rc.rows[i].RMSE, ev.Metrics, "rmse")
+			setOpt(&rc.rows[i].MAE, ev.Metrics, "mae")
 			return
 		}
 	}
