@@ -51,7 +51,9 @@
 // a five-method interface (Join, Pull, Push, Heartbeat, Leave). Run uses GRPCTransport,
 // which streams payloads in chunks; a simulator either implements Transport in memory over a
 // server.Coordinator, or, for thousands of virtual clients, calls Party.Handle directly
-// (see package server for the coordinator's side of the seam).
+// (see package server for the coordinator's side of the seam). RunVirtual hosts a fleet of
+// such clients in one process against a real server (confide client --virtual N), each a
+// Run of its own with its own name, identity, Store, ledger and Trainer.
 //
 // # Privacy
 //

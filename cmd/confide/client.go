@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,10 @@ type clientOptions struct {
 	ca, tlsCert, tlsKey                     string
 	insecure                                bool
 	giveUpAfter                             time.Duration
+	// virtual > 0 hosts that many clients in this process (client_virtual.go), with their
+	// certificates in identityDir.
+	virtual     int
+	identityDir string
 }
 
 type clientResult struct {
@@ -120,12 +125,18 @@ issue --name NAME'), whose subject common name is its identity: --name defaults 
 			if o.noDP && !cmd.Flags().Changed("min-noise-multiplier") {
 				o.minNoise = 0 // without a budget, tasks without DP-SGD are accepted
 			}
+			if cmd.Flags().Changed("virtual") {
+				return runVirtualClients(ctx, g, cmd.OutOrStdout(), o)
+			}
+			if o.identityDir != "" {
+				return &exitError{code: 2, err: errors.New("--identity-dir is for a fleet of --virtual clients; a lone client takes --tls-cert and --tls-key")}
+			}
 			return runClient(ctx, g, cmd.OutOrStdout(), o)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.server, "server", "127.0.0.1:7070", "server address host:port")
-	f.StringVar(&o.name, "name", "", "client name, its id in the federation (default: the subject CN of --tls-cert, else client-<index>)")
+	f.StringVar(&o.name, "name", "", "client name, its id in the federation (default: the subject CN of --tls-cert, else client-<index>); with --virtual a pattern with one %d for the index (default client-%d)")
 	f.StringVar(&o.joinToken, "join-token", "", "the federation's join token")
 	f.StringVar(&o.stateDir, "state-dir", "", "directory for the privacy ledger and key shares (default: $XDG_DATA_HOME/confide/client/NAME, else ~/.local/share/confide/client/NAME)")
 	f.StringVar(&o.dataset, "dataset", "mnist", "dataset: mnist or fashion-mnist")
@@ -155,17 +166,13 @@ issue --name NAME'), whose subject common name is its identity: --name defaults 
 	f.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert, PEM")
 	f.BoolVar(&o.insecure, "insecure", false, "connect in plaintext, without certificates (tests on a trusted network only)")
 	f.DurationVar(&o.giveUpAfter, "give-up-after", 10*time.Minute, "stop (exit 1) once the server has been unreachable this long without a break")
+	f.IntVar(&o.virtual, "virtual", 0, "host this many clients in this process, with the indices --client-index…--client-index+N-1 of --num-clients, each with its own identity, state directory, ledger and data shard")
+	f.StringVar(&o.identityDir, "identity-dir", "", "with --virtual: the directory holding each virtual client's certificate and key, NAME.crt and NAME.key (from 'confide ca issue --name NAME')")
 	return cmd
 }
 
 func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptions) error {
-	if o.minThreshold < 2 || o.minContributions < 2 || o.minCommittee < 2 {
-		return fmt.Errorf("--min-threshold %d, --min-contributions %d, --min-committee-size %d: all must be ≥ 2 (a committee with t = 1, or one that decrypts a single update, could reveal this client's update)", o.minThreshold, o.minContributions, o.minCommittee)
-	}
-	if !(o.minNoise >= 0) || !(o.minFlooding >= 0) {
-		return fmt.Errorf("--min-noise-multiplier %v, --min-flooding-sigma %v: must be ≥ 0", o.minNoise, o.minFlooding)
-	}
-	budget, err := o.privacyBudget()
+	budget, err := o.checkFloorsAndBudget()
 	if err != nil {
 		return err
 	}
@@ -218,12 +225,8 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 		}
 		return 0 // --data: read when the first task brings the schema
 	}
-	// User-level DP's distributed noise: crypto/rand (the party's default) unless asked.
 	var noise dp.NoiseSource
-	if o.deterministic {
-		tcfg.Seed = o.seed*1000003 + uint64(o.clientIndex) + 1
-		noise = dp.NewDeterministicNoise(tcfg.Seed ^ 0x7573657264)
-	}
+	tcfg.Seed, noise = o.noiseSeed(o.clientIndex)
 	tr, err := client.NewModelTrainer(tcfg)
 	if err != nil {
 		return ledgerHint(err, o.stateDir)
@@ -242,21 +245,9 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 		slog.Warn("client starting without a privacy budget (--no-dp): no privacy ledger, no task refused on privacy grounds; its updates carry no record-level differential-privacy guarantee",
 			"name", o.name, "examples", res.Examples, "partition", spec.String(), "data", o.data, "state_dir", o.stateDir)
 	}
-	if !(o.giveUpAfter > 0) {
-		return &exitError{code: 2, err: fmt.Errorf("--give-up-after %v: must be positive (e.g. 30s)", o.giveUpAfter)}
-	}
 	start := time.Now()
 	var tally client.Tally
-	err = client.Run(ctx, client.Config{
-		Server: o.server, Name: o.name, JoinToken: o.joinToken, CommitteeEligible: o.committee, TLS: tlsConfig, Insecure: o.insecure,
-		Store: store, Logger: slog.Default(), GiveUpAfter: o.giveUpAfter, Tally: &tally,
-		Party: client.PartyConfig{
-			Signer: signer, Verifier: verifier,
-			MinThreshold: o.minThreshold, MinContributions: o.minContributions, MinCommitteeSize: o.minCommittee,
-			MinNoiseMultiplier: o.minNoise, MinFloodingSigma: o.minFlooding, RequireSecureAggregation: o.requireSecAgg,
-			ShareStatistics: o.shareStatistics, Workers: o.workers, Noise: noise,
-		},
-	}, tr)
+	err = client.Run(ctx, o.runConfig(o.name, tlsConfig, signer, verifier, store, noise, &tally), tr)
 	if err != nil {
 		return err
 	}
@@ -284,6 +275,48 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 		return fmt.Errorf("%s completed no task (%s): see the warnings above for the reasons", res.Name, tally)
 	}
 	return nil
+}
+
+// checkFloorsAndBudget checks the flags every client of this process shares before it
+// touches data or the network: the committee and noise floors, the privacy budget (nil
+// with --no-dp) and --give-up-after.
+func (o clientOptions) checkFloorsAndBudget() (*dp.Budget, error) {
+	if o.minThreshold < 2 || o.minContributions < 2 || o.minCommittee < 2 {
+		return nil, fmt.Errorf("--min-threshold %d, --min-contributions %d, --min-committee-size %d: all must be ≥ 2 (a committee with t = 1, or one that decrypts a single update, could reveal this client's update)", o.minThreshold, o.minContributions, o.minCommittee)
+	}
+	if !(o.minNoise >= 0) || !(o.minFlooding >= 0) {
+		return nil, fmt.Errorf("--min-noise-multiplier %v, --min-flooding-sigma %v: must be ≥ 0", o.minNoise, o.minFlooding)
+	}
+	if !(o.giveUpAfter > 0) {
+		return nil, &exitError{code: 2, err: fmt.Errorf("--give-up-after %v: must be positive (e.g. 30s)", o.giveUpAfter)}
+	}
+	return o.privacyBudget()
+}
+
+// noiseSeed is the trainer's seed and the party's distributed-noise source of the client
+// with this index: zero and nil (crypto/rand, as a deployment must) unless
+// --deterministic-noise derives them from --seed and the index.
+func (o clientOptions) noiseSeed(index int) (uint64, dp.NoiseSource) {
+	if !o.deterministic {
+		return 0, nil
+	}
+	seed := o.seed*1000003 + uint64(index) + 1
+	return seed, dp.NewDeterministicNoise(seed ^ 0x7573657264)
+}
+
+// runConfig is client.Run's configuration for the client name: the server, its
+// transport security and identity, its Store and the floors of its round logic.
+func (o clientOptions) runConfig(name string, tc *tls.Config, signer *secagg.Signer, verifier *secagg.Verifier, store client.Store, noise dp.NoiseSource, tally *client.Tally) client.Config {
+	return client.Config{
+		Server: o.server, Name: name, JoinToken: o.joinToken, CommitteeEligible: o.committee, TLS: tc, Insecure: o.insecure,
+		Store: store, Logger: slog.Default(), GiveUpAfter: o.giveUpAfter, Tally: tally,
+		Party: client.PartyConfig{
+			Signer: signer, Verifier: verifier,
+			MinThreshold: o.minThreshold, MinContributions: o.minContributions, MinCommitteeSize: o.minCommittee,
+			MinNoiseMultiplier: o.minNoise, MinFloodingSigma: o.minFlooding, RequireSecureAggregation: o.requireSecAgg,
+			ShareStatistics: o.shareStatistics, Workers: o.workers, Noise: noise,
+		},
+	}
 }
 
 // privacyBudget checks the budget flags, before the client touches data or the network: a

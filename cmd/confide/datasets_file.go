@@ -74,6 +74,18 @@ func ownDataSource(o clientOptions) *client.DataSource {
 // sharedDataset is a client's share of a public dataset: --dataset split by --partition
 // across --num-clients, its --client-index part, and an IID part of the test set.
 func sharedDataset(ctx context.Context, o clientOptions, spec data.PartitionSpec) (train, test *data.Dataset, err error) {
+	trains, tests, err := datasetShards(ctx, o, spec, o.clientIndex, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	return trains[0], tests[0], nil
+}
+
+// datasetShards loads --dataset once and returns the training and test shards of the n
+// clients first…first+n−1 of the --partition of --num-clients by --seed: the shards every
+// client of the federation computes alike (a fleet of --virtual clients shares the one
+// load; each shard is a copy, so the whole set can be freed afterwards).
+func datasetShards(ctx context.Context, o clientOptions, spec data.PartitionSpec, first, n int) (train, test []*data.Dataset, err error) {
 	trainSet, testSet, err := loadDataset(ctx, o.dataset, o.dataDir)
 	if err != nil {
 		return nil, nil, err
@@ -86,7 +98,10 @@ func sharedDataset(ctx context.Context, o clientOptions, spec data.PartitionSpec
 	if err != nil {
 		return nil, nil, err
 	}
-	return trainSet.Subset(parts[o.clientIndex]), testSet.Subset(testParts[o.clientIndex]), nil
+	for k := first; k < first+n; k++ {
+		train, test = append(train, trainSet.Subset(parts[k])), append(test, testSet.Subset(testParts[k]))
+	}
+	return train, test, nil
 }
 
 // centralMetrics are the metrics of a server's central evaluation: accuracy and loss, and

@@ -69,23 +69,34 @@ func clientTLS(o clientOptions) (*tls.Config, error) {
 // certificate and key sign its key material and uploads, and the federation's CA (--ca)
 // verifies everyone else's.
 func clientIdentity(tc *tls.Config, caFile string) (*secagg.Signer, *secagg.Verifier, error) {
-	cert := tc.Certificates[0]
-	key, ok := cert.PrivateKey.(crypto.Signer)
-	if !ok || len(cert.Certificate) == 0 {
-		return nil, nil, &exitError{code: 2, err: errors.New("--tls-key: the key cannot sign (use a key from 'confide ca issue')")}
-	}
-	signer, err := secagg.NewSigner(cert.Certificate[0], key)
-	if err != nil {
-		return nil, nil, &exitError{code: 2, err: fmt.Errorf("--tls-cert: %w", err)}
-	}
 	v, err := caVerifier(caFile, "--ca")
 	if err != nil {
 		return nil, nil, err
 	}
-	if _, err := v.Certify(cert.Certificate[0]); err != nil {
-		return nil, nil, &exitError{code: 2, err: fmt.Errorf("--tls-cert is not a client certificate of --ca: %w", err)}
+	signer, err := identitySigner(tc, v, "--tls-cert", "--tls-key")
+	if err != nil {
+		return nil, nil, err
 	}
 	return signer, v, nil
+}
+
+// identitySigner is the secure-aggregation Signer of the certificate and key in tc, after
+// checking that v's CA issued it as a client certificate; certFlag and keyFlag name where
+// they came from in errors.
+func identitySigner(tc *tls.Config, v *secagg.Verifier, certFlag, keyFlag string) (*secagg.Signer, error) {
+	cert := tc.Certificates[0]
+	key, ok := cert.PrivateKey.(crypto.Signer)
+	if !ok || len(cert.Certificate) == 0 {
+		return nil, &exitError{code: 2, err: fmt.Errorf("%s: the key cannot sign (use a key from 'confide ca issue')", keyFlag)}
+	}
+	signer, err := secagg.NewSigner(cert.Certificate[0], key)
+	if err != nil {
+		return nil, &exitError{code: 2, err: fmt.Errorf("%s: %w", certFlag, err)}
+	}
+	if _, err := v.Certify(cert.Certificate[0]); err != nil {
+		return nil, &exitError{code: 2, err: fmt.Errorf("%s is not a client certificate of --ca: %w", certFlag, err)}
+	}
+	return signer, nil
 }
 
 // caVerifier checks identities against the CA certificate in file.
