@@ -50,6 +50,22 @@ func normalizeKeys(doc map[string]any, t reflect.Type, prefix string) (map[strin
 // sectionFields maps the yaml keys of struct t to their field types.
 func sectionFields(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
+	for _, f := range yamlFields(t) {
+		out[f.key] = f.Type
+	}
+	return out
+}
+
+// keyedField is a field of a config struct with its yaml key.
+type keyedField struct {
+	reflect.StructField
+	key string
+}
+
+// yamlFields lists the fields of struct t that have a yaml key, in order; the fields of an
+// embedded section count as t's own.
+func yamlFields(t reflect.Type) []keyedField {
+	var out []keyedField
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
@@ -57,14 +73,12 @@ func sectionFields(t reflect.Type) map[string]reflect.Type {
 			continue
 		}
 		if name == "" {
-			if f.Anonymous && isSection(f.Type) { // an embedded section's keys are its own
-				for k, v := range sectionFields(sectionType(f.Type)) {
-					out[k] = v
-				}
+			if f.Anonymous && isSection(f.Type) {
+				out = append(out, yamlFields(sectionType(f.Type))...)
 			}
 			continue
 		}
-		out[name] = f.Type
+		out = append(out, keyedField{f, name})
 	}
 	return out
 }

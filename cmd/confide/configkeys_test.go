@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -33,6 +36,30 @@ func TestMisspeltKeyNamesTheValidKeys(t *testing.T) {
 	}
 }
 
+// The same misspelt key in the sim's, the server's and the client's config files gets one
+// form of error: the key, the closest valid key of its section, and every key the section
+// takes (the client's keys are its flags, with underscores).
+func TestMisspeltKeyOneFormInEveryConfig(t *testing.T) {
+	form := regexp.MustCompile(`unknown key ((?:federation\.)?)seeed \(did you mean ((?:federation\.)?)seed\?\): (the top level|federation) takes [a-z_, ]*\bseed\b`)
+	for _, tc := range []struct{ name, yaml, section string }{
+		{"sim", "seeed: 3\n", ""},
+		{"server", "federation:\n  seeed: 3\n", "federation."},
+		{"client", "seeed: 3\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := runConfide(t, tc.name, "--config", writeFile(t, "c.yaml", tc.yaml))
+			m := form.FindStringSubmatch(fmt.Sprint(err))
+			if m == nil || m[1] != tc.section || m[2] != tc.section {
+				t.Fatalf("error %v, want the form %s with section %q", err, form, tc.section)
+			}
+			var ee *exitError
+			if !errors.As(err, &ee) || ee.code != exitUsage {
+				t.Fatalf("error %v: want a config error (exit code 2)", err)
+			}
+		})
+	}
+}
+
 // Dashed spellings of keys are aliases of the snake_case ones.
 func TestDashedKeysAreAliases(t *testing.T) {
 	c, err := loadSimConfig(writeFile(t, "c.yaml", "clients-per-round: 4\ntraining:\n  batch-size: 7\n"))
@@ -45,6 +72,16 @@ func TestDashedKeysAreAliases(t *testing.T) {
 	}
 	if _, err := readServerFile(writeFile(t, "s.yaml", "metrics-listen: a\nmetrics_listen: b\n")); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Fatalf("both spellings of one key: error %v, want one saying it is given twice", err)
+	}
+	cmd := findCommand(t, "confide client")
+	g := &globalOptions{output: "text", logLevel: "error", logFormat: "text", configFile: writeFile(t, "c.yaml", "num-clients: 4\nclient_index: 3\nmin-noise-multiplier: 0.75\n")}
+	if err := g.apply(cmd); err != nil {
+		t.Fatal(err)
+	}
+	for flag, want := range map[string]string{"num-clients": "4", "client-index": "3", "min-noise-multiplier": "0.75"} {
+		if got := cmd.Flags().Lookup(flag).Value.String(); got != want {
+			t.Errorf("client: --%s = %s from the file, want %s", flag, got, want)
+		}
 	}
 }
 

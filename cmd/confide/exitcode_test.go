@@ -17,6 +17,7 @@ import (
 // CONFIDE_TEST_MAIN=1 it runs main on its arguments instead of the tests.
 func TestMain(m *testing.M) {
 	if os.Getenv("CONFIDE_TEST_MAIN") == "1" {
+		os.Unsetenv("CONFIDE_TEST_MAIN") // not a setting of confide: it would be warned about
 		main()
 		return
 	}

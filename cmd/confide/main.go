@@ -1,9 +1,11 @@
 // Command confide is the Confide command-line tool: centralised and federated training,
 // benchmarks, privacy accounting and auditing, the simulator, the aggregation server and the client.
 //
-// Every flag can also be set in the config file (--config, YAML) or in the environment as
-// CONFIDE_<FLAG> (dashes become underscores; for subcommands CONFIDE_<FLAG> as well, e.g.
-// CONFIDE_EPOCHS=3). Flags win over the environment, which wins over the config file.
+// Every setting can also come from the config file (--config, YAML, snake_case keys with
+// dashed spellings accepted: the flag names, or the sections of sim's and server's configs)
+// or from the environment as CONFIDE_<SECTION>_<KEY> (CONFIDE_EPOCHS=3,
+// CONFIDE_DP_NOISE_MULTIPLIER=1.1). Flags win over the environment, which wins over the
+// config file. 'confide config reference' lists every key (docs/config.md).
 //
 // Exit codes: 0 success, 1 a runtime failure, 2 a usage or configuration error, 130
 // interrupted (SIGINT or SIGTERM: the command finishes or abandons its current step and

@@ -6,11 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
-	"github.com/spf13/viper"
 )
 
 // globalOptions are the persistent flags shared by every subcommand.
@@ -33,14 +30,17 @@ func newRootCmdWith(g *globalOptions) *cobra.Command {
 		Long: `confide trains neural networks centrally or federated across many data owners, with
 differentially private SGD and threshold-homomorphic secure aggregation.
 
-Every flag may also come from the config file (--config) or the environment (CONFIDE_<FLAG>).`,
+Every setting may also come from the config file (--config; snake_case keys, dashed
+spellings accepted) or the environment (CONFIDE_<SECTION>_<KEY>, e.g. CONFIDE_NUM_CLIENTS or
+CONFIDE_DP_NOISE_MULTIPLIER); flags win over the environment, which wins over the file.
+'confide config reference' lists every key of every command.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return g.apply(cmd)
 		},
 	}
-	root.PersistentFlags().StringVar(&g.configFile, "config", "", "YAML config file whose keys are flag names (e.g. epochs: 3)")
+	root.PersistentFlags().StringVar(&g.configFile, "config", "", "YAML config file: snake_case keys, the flag names with underscores (e.g. num_clients: 6), or the sections of sim and server configs (see 'confide config reference')")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json (json prints exactly one object on stdout)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format on stderr: text (key=value) or json (one object a line, for log collectors)")
@@ -63,53 +63,25 @@ var subcommands []func(*globalOptions) *cobra.Command
 func registerCommand(f func(*globalOptions) *cobra.Command) { subcommands = append(subcommands, f) }
 
 // apply loads the config file and the CONFIDE_* environment into every flag of cmd that
-// was not set on the command line, validates the output format and sets up logging.
+// was not set on the command line (the commands with a struct config read their file
+// themselves), validates the output format, sets up logging and warns about CONFIDE_*
+// variables that set nothing of cmd.
 func (g *globalOptions) apply(cmd *cobra.Command) error {
-	v := viper.New()
-	v.SetEnvPrefix("CONFIDE")
-	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
-	v.AutomaticEnv()
 	cfg := g.configFile
 	if !cmd.Flags().Changed("config") {
 		if env := os.Getenv("CONFIDE_CONFIG"); env != "" {
 			cfg = env
 		}
 	}
-	if cfg != "" {
-		v.SetConfigFile(cfg)
-		if err := v.ReadInConfig(); err != nil {
-			return fmt.Errorf("config file %s: %w (fix the YAML or pass another --config)", cfg, err)
-		}
-		if err := checkConfigKeys(cmd, v.AllSettings(), cfg); err != nil {
-			return err
+	var file map[string]any
+	if _, structured := structuredConfigs[cmd.CommandPath()]; cfg != "" && !structured {
+		var err error
+		if file, err = readFlagConfigFile(cfg, cmd.Flags()); err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("config file %s: %w (keys are the flags of '%s' with underscores; see --help)", cfg, err, cmd.CommandPath())}
 		}
 	}
-	var ferr error
-	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if ferr != nil || f.Changed || f.Name == "config" {
-			return
-		}
-		if !v.IsSet(f.Name) {
-			return
-		}
-		val := v.Get(f.Name)
-		var s string
-		switch x := val.(type) {
-		case []any:
-			parts := make([]string, len(x))
-			for i, p := range x {
-				parts[i] = fmt.Sprint(p)
-			}
-			s = strings.Join(parts, ",")
-		default:
-			s = fmt.Sprint(x)
-		}
-		if err := cmd.Flags().Set(f.Name, s); err != nil {
-			ferr = fmt.Errorf("setting %s from config/env to %q: %w", f.Name, s, err)
-		}
-	})
-	if ferr != nil {
-		return ferr
+	if err := loadFlagConfig(cmd.Flags(), file, os.LookupEnv); err != nil {
+		return err
 	}
 	switch g.output {
 	case "text", "json":
@@ -125,6 +97,7 @@ func (g *globalOptions) apply(cmd *cobra.Command) error {
 		return &exitError{code: 2, err: err}
 	}
 	slog.SetDefault(slog.New(h))
+	warnUnknownEnv(cmd, os.Environ())
 	return nil
 }
 
@@ -170,21 +143,6 @@ func (g *globalOptions) announce(w io.Writer, format string, args ...any) {
 		return
 	}
 	fmt.Fprintf(w, format+"\n", args...)
-}
-
-// checkConfigKeys rejects config-file keys that are not flags of the command being run, so a
-// typo is an error instead of a silently ignored setting. Nested maps are allowed only for
-// commands that read structured configs themselves (they set the "structured-config" annotation).
-func checkConfigKeys(cmd *cobra.Command, settings map[string]any, file string) error {
-	if cmd.Annotations["structured-config"] == "true" {
-		return nil
-	}
-	for k := range settings {
-		if cmd.Flags().Lookup(k) == nil {
-			return fmt.Errorf("config file %s: unknown key %q for '%s' (keys are flag names; see --help)", file, k, cmd.CommandPath())
-		}
-	}
-	return nil
 }
 
 // emit prints a command's result: the JSON object on stdout with -o json, otherwise the

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"gopkg.in/yaml.v3"
 
 	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/model"
@@ -28,7 +26,10 @@ import (
 	"github.com/confide-fl/confide/train"
 )
 
-func init() { registerCommand(newServerCmd) }
+func init() {
+	registerCommand(newServerCmd)
+	structuredConfigs["confide server"] = reflect.TypeOf(serverFile{})
+}
 
 // serverFile is the server's YAML config: where to listen, optional central evaluation, and
 // the federation itself (server.Config) under "federation".
@@ -122,8 +123,7 @@ an identity has at most one live session. Create the CA and the certificates wit
 'confide ca'. --insecure serves plaintext instead, for tests on a trusted network only.`,
 		Example: `  confide ca init --dir pki && confide ca issue --dir pki --server --name server --host 127.0.0.1
   confide server --config examples/server.yaml --tls-cert pki/server.crt --tls-key pki/server.key --client-ca pki/ca.crt`,
-		Args:        cobra.NoArgs,
-		Annotations: map[string]string{"structured-config": "true"},
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -200,29 +200,10 @@ func readServerFile(path string) (serverFile, error) {
 		path = os.Getenv("CONFIDE_CONFIG")
 	}
 	if path == "" {
-		return sf, errors.New("confide server needs --config FILE with a federation section (see examples/server.yaml)")
+		return sf, &exitError{code: exitUsage, err: errors.New("confide server needs --config FILE with a federation section (see examples/server.yaml)")}
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return sf, fmt.Errorf("server config: %w", err)
-	}
-	var doc map[string]any
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return sf, fmt.Errorf("server config %s: %w (fix the YAML; see examples/server.yaml)", path, err)
-	}
-	// Keys are checked against serverFile first, so that a misspelt one is named with the
-	// keys of its section, and dashed spellings become the snake_case keys.
-	doc, err = normalizeKeys(doc, reflect.TypeOf(serverFile{}), "")
-	if err != nil {
-		return sf, fmt.Errorf("server config %s: %w (see examples/server.yaml)", path, err)
-	}
-	if b, err = yaml.Marshal(doc); err != nil {
-		return sf, fmt.Errorf("server config %s: %w", path, err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&sf); err != nil {
-		return sf, fmt.Errorf("server config %s: %w (see examples/server.yaml)", path, err)
+	if err := loadConfig(&sf, path, os.LookupEnv); err != nil {
+		return sf, &exitError{code: exitUsage, err: fmt.Errorf("server config %s: %w (see examples/server.yaml and 'confide config reference server')", path, err)}
 	}
 	return sf, nil
 }

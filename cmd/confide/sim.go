@@ -12,20 +12,19 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
-	"time"
 
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"github.com/spf13/viper"
-	"gopkg.in/yaml.v3"
 
 	"github.com/confide-fl/confide/dashboard"
 	"github.com/confide-fl/confide/server"
 	"github.com/confide-fl/confide/sim"
 )
 
-func init() { registerCommand(newSimCmd) }
+func init() {
+	registerCommand(newSimCmd)
+	structuredConfigs["confide sim"] = reflect.TypeOf(sim.Config{})
+}
 
 // simFlags override top-level keys of the sim config (flags win over the environment, which
 // wins over the config file). None may share its name with a section of the config: the
@@ -66,8 +65,7 @@ memory is mostly datasets, cheap to collect, so peak memory stays near the live 
 		Example: `  confide sim
   confide sim --config examples/mcmahan-2nn-iid.yaml --seed 2
   confide sim --config examples/fashion-mnist.yaml -o json`,
-		Args:        cobra.NoArgs,
-		Annotations: map[string]string{"structured-config": "true"},
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -148,106 +146,15 @@ func loadSimConfig(path string) (sim.Config, error) {
 	if path == "" {
 		path = os.Getenv("CONFIDE_CONFIG")
 	}
-	base := sim.Default()
+	c := sim.Default()
+	where := "defaults and environment"
 	if path != "" {
-		base = sim.Config{}
+		c, where = sim.Config{}, path
 	}
-	known := map[string]bool{}
-	collectKeys(reflect.TypeOf(sim.Config{}), "", known)
-	v := viper.New()
-	v.SetConfigType("yaml")
-	// Every key gets a default, so that the environment can set any of them.
-	b, err := yaml.Marshal(base)
-	if err != nil {
-		return base, err
-	}
-	var defaults map[string]any
-	if err := yaml.Unmarshal(b, &defaults); err != nil {
-		return base, err
-	}
-	flat := map[string]any{}
-	flatten("", defaults, flat)
-	for k := range known {
-		if _, ok := flat[k]; !ok {
-			flat[k] = nil
-		}
-	}
-	for k, val := range flat {
-		if val != nil {
-			v.SetDefault(k, val)
-		}
-	}
-	if path != "" {
-		fv := viper.New()
-		fv.SetConfigFile(path)
-		fv.SetConfigType("yaml")
-		if err := fv.ReadInConfig(); err != nil {
-			return base, fmt.Errorf("sim config %s: %w (fix the YAML)", path, err)
-		}
-		inFile, err := normalizeKeys(fv.AllSettings(), reflect.TypeOf(sim.Config{}), "")
-		if err != nil {
-			return base, fmt.Errorf("sim config %s: %w (see examples/*.yaml)", path, err)
-		}
-		if err := v.MergeConfigMap(inFile); err != nil {
-			return base, fmt.Errorf("sim config %s: %w", path, err)
-		}
-	}
-	v.SetEnvPrefix("CONFIDE")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
-	for k := range known {
-		v.BindEnv(k)
-	}
-	var c sim.Config
-	err = v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
-		dc.TagName = "yaml"
-		dc.ErrorUnused = true
-		dc.WeaklyTypedInput = true
-		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
-	})
-	if err != nil {
-		where := "defaults and environment"
-		if path != "" {
-			where = path
-		}
-		return c, fmt.Errorf("sim config (%s): %w", where, err)
-	}
-	if c.Plots == nil {
-		c.Plots = base.Plots
+	if err := loadConfig(&c, path, os.LookupEnv); err != nil {
+		return c, &exitError{code: exitUsage, err: fmt.Errorf("sim config (%s): %w (see examples/*.yaml and 'confide config reference sim')", where, err)}
 	}
 	return c, nil
-}
-
-// collectKeys lists the dotted yaml keys of a config struct's leaves.
-func collectKeys(t reflect.Type, prefix string, out map[string]bool) {
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "" || name == "-" {
-			continue
-		}
-		key := prefix + name
-		ft := f.Type
-		if ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct {
-			ft = ft.Elem() // an optional section, e.g. model.features
-		}
-		if ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Duration(0)) {
-			collectKeys(ft, key+".", out)
-			continue
-		}
-		out[key] = true
-	}
-}
-
-func flatten(prefix string, m map[string]any, out map[string]any) {
-	for k, v := range m {
-		key := prefix + strings.ToLower(k)
-		if sub, ok := v.(map[string]any); ok && len(sub) > 0 {
-			flatten(key+".", sub, out)
-			continue
-		}
-		out[key] = v
-	}
 }
 
 // simOutput is what -o json prints: the run's summary, the process's peak memory and,

@@ -69,20 +69,6 @@ func TestSimCommandOnTheExamples(t *testing.T) {
 	}
 }
 
-// TestSimFlagsDoNotShadowSections: the root command copies config-file keys into flags of
-// the same name, so a flag named like a section (dataset, model, dp, …) would receive a map.
-func TestSimFlagsDoNotShadowSections(t *testing.T) {
-	cmd := newSimCmd(&globalOptions{})
-	known := map[string]bool{}
-	collectKeys(reflect.TypeOf(sim.Config{}), "", known)
-	for k := range known {
-		section, _, nested := strings.Cut(k, ".")
-		if nested && cmd.Flags().Lookup(section) != nil {
-			t.Fatalf("flag --%s shadows the config section %s", section, section)
-		}
-	}
-}
-
 // TestDefaultExperimentMatchesItsExample: examples/mnist-mlp.yaml is what `confide sim`
 // runs without a config.
 func TestDefaultExperimentMatchesItsExample(t *testing.T) {
