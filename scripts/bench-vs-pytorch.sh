@@ -23,7 +23,8 @@
 # SECONDS_PER_RUN (1), DP (1: also the DP ratios; 0: skip), DP_MODELS ("mlp cnn"), PYTORCH_REFERENCE (default
 # ../shared/bench/pytorch_reference.py from the repository root), PYTHON (an interpreter
 # that can import torch; by default the first of python3 and Debian's /usr/bin/python3 that
-# can). Without PyTorch the Confide side still runs and the ratios are left out.
+# can). Without PyTorch the Confide side still runs and the ratios are left out. With PyTorch
+# on the reference BLAS the script stops with a message saying what to install.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -48,6 +49,23 @@ if [ -f "$ref" ]; then
       break
     fi
   done
+fi
+# PyTorch on Debian takes its BLAS from the libblas.so.3 alternative: the reference BLAS
+# (libblas3 alone) is about 15x slower than OpenBLAS (libopenblas0-pthread), and every ratio
+# against it would be a false win. Refuse to compare unless a matrix product in the reference's
+# interpreter runs on OpenBLAS (the library mapped into the process after one product).
+if [ -n "$py" ]; then
+  blas=$(OPENBLAS_NUM_THREADS=1 "$py" -c '
+import torch
+a = torch.ones(64, 64, dtype=torch.float64); (a @ a).sum()
+print(" ".join(sorted({l.split()[-1] for l in open("/proc/self/maps") if "blas" in l.lower()})))' 2>/dev/null || true)
+  case "$blas" in
+  *openblas* | *mkl* | *MKL*) ;;
+  *)
+    echo "PyTorch runs on the reference BLAS (${blas:-no BLAS library mapped}), about 15x slower than OpenBLAS: ratios against it would be false wins, so none are printed. Install libopenblas0-pthread (apt-get install libopenblas0-pthread) and run again." >&2
+    exit 1
+    ;;
+  esac
 fi
 if [ -z "$py" ]; then
   echo "PyTorch reference not available (need $ref and a python3 that imports torch; set PYTORCH_REFERENCE or PYTHON): Confide only." >&2

@@ -17,19 +17,22 @@ var ErrTooLarge = errors.New("payload too large")
 //
 //   - NewAssembler checks each announced size against what remains of the limit before
 //     adding it, so no sum of sizes can overflow, and allocates nothing;
-//   - Add grows the buffer as chunks arrive, never beyond the announced total, so memory
+//   - Add keeps the chunks as they arrive, never beyond the announced total, so memory
 //     follows the bytes actually received, not the bytes promised;
-//   - Finish checks the count and every digest and hands each blob its slice.
+//   - Finish checks the count, copies the chunks once into one buffer of the total's size,
+//     checks every digest and hands each blob its slice.
+//
+// Keeping the chunks and copying once at the end, rather than growing one buffer by
+// doubling, moves each byte once instead of about three times: a 100 MB upload on loopback
+// went from 0.6–2.2 s to a fraction of that (TestPushThroughputAgainstRawTCP in server).
 //
 // An Assembler is used by one goroutine.
 type Assembler struct {
-	blobs []*pb.Blob
-	total int64
-	buf   []byte
+	blobs    []*pb.Blob
+	total    int64
+	chunks   [][]byte
+	received int64
 }
-
-// minGrowth is the first allocation of an Assembler that receives data.
-const minGrowth = 64 << 10
 
 // NewAssembler checks the blob headers (non-negative sizes, no inline data) and that their
 // sizes add up to at most limit bytes. The blobs are filled in by Finish.
@@ -56,35 +59,41 @@ func NewAssembler(blobs []*pb.Blob, limit int64) (*Assembler, error) {
 func (a *Assembler) Total() int64 { return a.total }
 
 // Received returns the number of bytes added so far.
-func (a *Assembler) Received() int64 { return int64(len(a.buf)) }
+func (a *Assembler) Received() int64 { return a.received }
 
-// Add appends a chunk of the stream. It refuses bytes beyond the announced total.
+// Add appends a chunk of the stream, which it keeps: the caller must not change chunk
+// afterwards (a chunk unmarshalled from a protobuf message is its own copy). It refuses
+// bytes beyond the announced total.
 func (a *Assembler) Add(chunk []byte) error {
-	n := int64(len(a.buf))
-	if int64(len(chunk)) > a.total-n {
+	if int64(len(chunk)) > a.total-a.received {
 		return fmt.Errorf("more bytes than the header's blob sizes announce (%d)", a.total)
 	}
-	if need := len(a.buf) + len(chunk); need > cap(a.buf) {
-		// Double, but never past the announced total: a peer that announces much and sends
-		// little costs only what it sent.
-		c := int(min(int64(max(2*cap(a.buf), need, minGrowth)), a.total))
-		grown := make([]byte, len(a.buf), c)
-		copy(grown, a.buf)
-		a.buf = grown
+	if len(chunk) > 0 {
+		a.chunks = append(a.chunks, chunk)
+		a.received += int64(len(chunk))
 	}
-	a.buf = append(a.buf, chunk...)
 	return nil
 }
 
 // Finish checks that every announced byte arrived, gives each blob its data and verifies
 // the digests. It returns the blobs of the header.
 func (a *Assembler) Finish() ([]*pb.Blob, error) {
-	if n := int64(len(a.buf)); n != a.total {
-		return nil, fmt.Errorf("stream ended after %d of the %d announced bytes", n, a.total)
+	if a.received != a.total {
+		return nil, fmt.Errorf("stream ended after %d of the %d announced bytes", a.received, a.total)
 	}
+	var buf []byte
+	if len(a.chunks) == 1 {
+		buf = a.chunks[0]
+	} else {
+		buf = make([]byte, 0, a.total)
+		for _, c := range a.chunks {
+			buf = append(buf, c...)
+		}
+	}
+	a.chunks = nil
 	var off int64
 	for _, b := range a.blobs {
-		b.Data = a.buf[off : off+b.Size : off+b.Size]
+		b.Data = buf[off : off+b.Size : off+b.Size]
 		off += b.Size
 		if err := Verify(b); err != nil {
 			return nil, err

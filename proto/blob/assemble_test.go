@@ -103,12 +103,21 @@ func TestAssemblerGrowsWithTheDataNotTheAnnouncement(t *testing.T) {
 	if err := asm.Add(make([]byte, 1000)); err != nil {
 		t.Fatal(err)
 	}
-	if c := cap(asm.buf); c > 2*minGrowth {
-		t.Fatalf("buffer capacity %d after 1000 bytes of an announced 1 TiB", c)
+	held := func(a *Assembler) (n int) {
+		for _, c := range a.chunks {
+			n += cap(c)
+		}
+		return n
+	}
+	if n := held(asm); n > 1000 {
+		t.Fatalf("the assembler holds %d bytes after 1000 bytes of an announced 1 TiB", n)
 	}
 	small, _ := NewAssembler([]*pb.Blob{{Name: Update, Size: 10}}, 100)
 	small.Add(make([]byte, 4))
-	if c := cap(small.buf); c > 10 {
-		t.Fatalf("buffer capacity %d beyond the announced 10 bytes", c)
+	if err := small.Add(make([]byte, 7)); err == nil {
+		t.Fatal("11 bytes of an announced 10 accepted")
+	}
+	if n := held(small); n != 4 {
+		t.Fatalf("the assembler holds %d bytes after 4 of an announced 10", n)
 	}
 }
