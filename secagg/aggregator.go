@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"math/big"
 	"slices"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
@@ -106,9 +107,9 @@ func (a *Aggregator) checkCiphertext(ct *rlwe.Ciphertext) error {
 		return fmt.Errorf("missing")
 	case len(ct.Value) != 2:
 		return fmt.Errorf("degree %d, want 1", len(ct.Value)-1)
-	case !singleLevel(ct.Value[0]) || !singleLevel(ct.Value[1]):
-		return fmt.Errorf("level %d, want 0", ct.Level())
-	case ct.Value[0].N() != n || ct.Value[1].N() != n:
+	case len(ct.Value[0].Coeffs) != a.params.Levels() || len(ct.Value[1].Coeffs) != a.params.Levels():
+		return fmt.Errorf("level %d, want %d", ct.Level(), a.params.Levels()-1)
+	case !shaped(ct.Value[0], n, a.params.Levels()) || !shaped(ct.Value[1], n, a.params.Levels()):
 		return fmt.Errorf("ring degree %d, want %d", ct.Value[0].N(), n)
 	case ct.Scale.Cmp(a.params.refScale()) != 0:
 		return fmt.Errorf("scale 2^%.2f, want 2^%d", math.Log2(ct.Scale.Float64()), a.params.lit.LogScale)
@@ -153,8 +154,8 @@ func (a *Aggregator) Add(u *EncryptedUpdate) error {
 	if want := a.params.NumChunks(a.cfg.Dim); len(u.chunks) != want {
 		return fmt.Errorf("secagg: update of client %q holds %d ciphertexts, want %d", u.ClientID, len(u.chunks), want)
 	}
-	if u.q != a.params.Modulus() {
-		return fmt.Errorf("secagg: update of client %q is for modulus %d, want %d", u.ClientID, u.q, a.params.Modulus())
+	if !slices.Equal(u.q, a.params.Moduli()) {
+		return fmt.Errorf("secagg: update of client %q is for modulus %v, want %v (%s)", u.ClientID, u.q, a.params.Moduli(), a.params.EncodingName())
 	}
 	for k, ct := range u.chunks {
 		if err := a.checkCiphertext(ct); err != nil {
@@ -171,7 +172,7 @@ func (a *Aggregator) Add(u *EncryptedUpdate) error {
 	if a.sum == nil {
 		a.sum = make([]*rlwe.Ciphertext, len(u.chunks))
 		for k := range a.sum {
-			a.sum[k] = hefloat.NewCiphertext(a.params.he, 1, 0)
+			a.sum[k] = hefloat.NewCiphertext(a.params.he, 1, a.params.he.MaxLevel())
 			*a.sum[k].MetaData = *u.chunks[k].MetaData
 		}
 	}
@@ -205,7 +206,7 @@ func (a *Aggregator) authenticate(u *EncryptedUpdate) (*acceptedUpload, error) {
 	if id != u.ClientID {
 		return nil, fmt.Errorf("secagg: update names client %q but its certificate is %q: %w", u.ClientID, id, ErrUnauthenticated)
 	}
-	tree := commitUpload(a.params.N(), a.params.Modulus(), u.chunks, a.cfg.Workers, true, nil)
+	tree := commitUpload(a.params.N(), a.params.Moduli(), u.chunks, a.cfg.Workers, true, nil)
 	if tree.root != u.Commitment {
 		return nil, fmt.Errorf("secagg: update of client %q: its ciphertexts do not match its signed commitment: %w", u.ClientID, ErrUnauthenticated)
 	}
@@ -255,7 +256,7 @@ func (a *Aggregator) DecryptionRequest(members []MemberID) (*DecryptionRequest, 
 			return bytes.Compare(a.uploads[i].commitment.Certificate, a.uploads[j].commitment.Certificate)
 		})
 	}
-	req := &DecryptionRequest{Session: a.cfg.Session, Round: a.cfg.Round, Purpose: a.cfg.Purpose, Aggregate: id, Dim: a.cfg.Dim, Count: a.Count(), Members: set, q: a.params.Modulus(), c1: c1}
+	req := &DecryptionRequest{Session: a.cfg.Session, Round: a.cfg.Round, Purpose: a.cfg.Purpose, Aggregate: id, Dim: a.cfg.Dim, Count: a.Count(), Members: set, q: a.params.Moduli(), c1: c1}
 	for _, i := range a.order {
 		req.Commitments = append(req.Commitments, a.uploads[i].commitment)
 	}
@@ -279,7 +280,8 @@ func (a *Aggregator) Open(ch *Challenge) (*Opening, error) {
 	if !slices.Contains(req.Members, ch.From) {
 		return nil, fmt.Errorf("secagg: challenge from member %d, who is not in the set %v", ch.From, req.Members)
 	}
-	width, leaves, depth := leafLayout(a.params.N(), len(a.sum))
+	chunks := len(a.sum) * a.params.Levels() // the commitment's chunk-primes
+	width, leaves, depth := leafLayout(a.params.N(), chunks)
 	if len(ch.Leaves) == 0 || len(ch.Leaves) > MaxSpotChecks {
 		return nil, fmt.Errorf("secagg: challenge of %d leaves: must be 1…%d", len(ch.Leaves), MaxSpotChecks)
 	}
@@ -288,12 +290,12 @@ func (a *Aggregator) Open(ch *Challenge) (*Opening, error) {
 			return nil, fmt.Errorf("secagg: challenge leaves %v: must be ascending and below %d", ch.Leaves, leaves)
 		}
 	}
-	o := &Opening{Session: req.Session, Round: req.Round, Purpose: req.Purpose, Aggregate: req.Aggregate, To: ch.From, Leaves: slices.Clone(ch.Leaves), chunks: len(a.sum), width: width, depth: depth, uploads: make([]uploadOpening, len(a.order))}
+	o := &Opening{Session: req.Session, Round: req.Round, Purpose: req.Purpose, Aggregate: req.Aggregate, To: ch.From, Leaves: slices.Clone(ch.Leaves), chunks: chunks, width: width, depth: depth, uploads: make([]uploadOpening, len(a.order))}
 	// One goroutine: an opening copies a few leaves per upload (MaxSpotChecks at most), and
 	// the coordinator calls Open inside Step, which starts no goroutine.
 	for i, k := range a.order {
 		t := a.uploads[k].tree
-		u := uploadOpening{c0: t.c0, coeffs: make([]uint64, 0, len(ch.Leaves)*len(a.sum)*width), path: make([][32]byte, 0, len(ch.Leaves)*depth)}
+		u := uploadOpening{c0: t.c0, coeffs: make([]uint64, 0, len(ch.Leaves)*chunks*width), path: make([][32]byte, 0, len(ch.Leaves)*depth)}
 		for _, l := range ch.Leaves {
 			u.coeffs = t.leaf(u.coeffs, int(l))
 			u.path = t.path(u.path, int(l))
@@ -366,19 +368,30 @@ func (a *Aggregator) Combine(shares []*DecryptionShare) (*AggregateResult, error
 		if len(s.shares) != len(req.c1) {
 			return nil, fmt.Errorf("secagg: share from member %d holds %d polynomials, want %d", s.From, len(s.shares), len(req.c1))
 		}
-		if s.q != a.params.Modulus() {
-			return nil, fmt.Errorf("secagg: share from member %d is for modulus %d, want %d", s.From, s.q, a.params.Modulus())
+		if !slices.Equal(s.q, a.params.Moduli()) {
+			return nil, fmt.Errorf("secagg: share from member %d is for modulus %v, want %v", s.From, s.q, a.params.Moduli())
 		}
-		if !allSingleLevel(s.shares, a.params.N()) {
+		if !allShaped(s.shares, a.params.N(), a.params.Levels()) {
 			return nil, fmt.Errorf("secagg: share from member %d holds a polynomial of the wrong shape", s.From)
 		}
 		byMember[s.From] = s
+	}
+	d := a.cfg.Dim
+	if a.params.pack != nil {
+		sums, err := a.decryptPacked(shares)
+		if err != nil {
+			return nil, err
+		}
+		weighted, total, count := a.params.pack.values(sums, d)
+		if count != uint64(a.Count()) {
+			return nil, fmt.Errorf("secagg: round %d: decrypted count %d, but %d updates were added (a share is wrong or for another set): %w", a.cfg.Round, count, a.Count(), ErrInconsistentDecryption)
+		}
+		return &AggregateResult{Round: a.cfg.Round, Count: a.Count(), TotalWeight: total, WeightedSum: weighted}, nil
 	}
 	ext, err := a.decrypt(shares)
 	if err != nil {
 		return nil, err
 	}
-	d := a.cfg.Dim
 	res := &AggregateResult{Round: a.cfg.Round, Count: a.Count(), TotalWeight: ext[d], WeightedSum: ext[:d:d]}
 	if math.Abs(ext[d+1]-float64(res.Count)) > 0.5 {
 		return nil, fmt.Errorf("secagg: round %d: decrypted count %.3f, but %d updates were added (a share is wrong or for another set): %w", a.cfg.Round, ext[d+1], res.Count, ErrInconsistentDecryption)
@@ -411,4 +424,39 @@ func (a *Aggregator) decrypt(shares []*DecryptionShare) ([]float64, error) {
 		return nil, fmt.Errorf("secagg: decoding the aggregate: %w", err)
 	}
 	return ext, nil
+}
+
+// decryptPacked adds the shares into c0 of every chunk, as decrypt does, and reads the
+// packed slot sums (packing.go): back to the coefficient domain, CRT over the primes,
+// rounding away the decryption noise. A coefficient that does not decode (an overflowed
+// sum, a wrong share) fails with ErrInconsistentDecryption.
+func (a *Aggregator) decryptPacked(shares []*DecryptionShare) ([]uint64, error) {
+	n, v := a.params.N(), a.params.pack.perCoeff
+	ringQ := a.params.he.RingQ()
+	sums := make([]uint64, len(a.sum)*n*v)
+	polys := make([]ring.Poly, a.cfg.Workers)
+	coeffs := make([][]*big.Int, a.cfg.Workers)
+	for w := range polys {
+		polys[w] = ringQ.NewPoly()
+		coeffs[w] = make([]*big.Int, n)
+		for i := range coeffs[w] {
+			coeffs[w][i] = new(big.Int)
+		}
+	}
+	errs := make([]error, len(a.sum))
+	parallelFor(a.cfg.Workers, len(a.sum), func(w, k int) {
+		p := polys[w]
+		p.Copy(a.sum[k].Value[0])
+		for _, s := range shares {
+			ringQ.Add(p, s.shares[k], p)
+		}
+		ringQ.INTT(p, p)
+		if err := a.params.pack.decode(ringQ, p, sums[k*n*v:(k+1)*n*v], coeffs[w]); err != nil {
+			errs[k] = fmt.Errorf("ciphertext %d: %v: %w", k, err, ErrInconsistentDecryption)
+		}
+	})
+	if err := firstError(errs); err != nil {
+		return nil, fmt.Errorf("secagg: round %d: decoding the packed aggregate: %w", a.cfg.Round, err)
+	}
+	return sums, nil
 }

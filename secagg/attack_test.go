@@ -20,11 +20,42 @@ import (
 // party it targets, and nothing may be decrypted or encrypted under a key the client
 // cannot trace to the committee.
 
+// attackLiteral is the parameter set of the attack federations: the float encoding, or the
+// packed one while TestAttacksPackedEncoding runs the attacks again.
+var attackLiteral = ParametersLiteral{LogN: 10}
+
+// TestAttacksPackedEncoding runs every attack against the packed encoding (three primes,
+// 12-bit values): the commitments, spot checks, request and share checks must hold for
+// multi-prime ciphertexts as they do for one prime.
+func TestAttacksPackedEncoding(t *testing.T) {
+	attackLiteral = ParametersLiteral{LogN: 10, ValueBits: 12, Primes: 3}
+	defer func() { attackLiteral = ParametersLiteral{LogN: 10} }()
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T)
+	}{
+		{"SubstitutedPublicKey", TestAttackSubstitutedPublicKey},
+		{"RewrittenRoster", TestAttackRewrittenRoster},
+		{"UnsignedDealing", TestAttackUnsignedDealing},
+		{"DecryptionRequests", TestAttackDecryptionRequests},
+		{"SecondAggregate", TestAttackSecondAggregate},
+		{"ForeignCiphertexts", TestAttackForeignCiphertexts},
+		{"ReplayedUploads", TestAttackReplayedUploads},
+		{"TamperedOpening", TestAttackTamperedOpening},
+		{"SpotCheckDetectsWhatItOpens", TestSpotCheckDetectsWhatItOpens},
+	} {
+		t.Run(tc.name, tc.test)
+	}
+}
+
+// levelModulus is the prime of coefficient j of an opened leaf of the given width.
+func levelModulus(p Parameters, width, j int) uint64 { return p.Moduli()[j/width%p.Levels()] }
+
 // attackFederation is a ready authenticated federation: K = 4, t = 2, m = 3, N = 2^10.
 func attackFederation(t *testing.T, seed uint64) *federation {
 	t.Helper()
 	cryptotest.SetGlobalRandom(t, seed)
-	p := testParams(t, ParametersLiteral{LogN: 10})
+	p := testParams(t, attackLiteral)
 	return newAuthFederation(t, p, CommitteeConfig{Size: 4, Threshold: 2, MinContributions: 3}, 1)
 }
 
@@ -350,10 +381,10 @@ func (e *evilServer) open(req *DecryptionRequest, ch *Challenge) *Opening {
 
 // openFrom opens ch's leaves of each of ups (in order) as an honest aggregator would.
 func openFrom(p Parameters, req *DecryptionRequest, ch *Challenge, ups []*EncryptedUpdate) *Opening {
-	width, _, depth := leafLayout(p.N(), len(req.c1))
-	o := &Opening{Session: req.Session, Round: req.Round, Purpose: req.Purpose, Aggregate: req.Aggregate, To: ch.From, Leaves: slices.Clone(ch.Leaves), chunks: len(req.c1), width: width, depth: depth}
+	width, _, depth := leafLayout(p.N(), len(req.c1)*p.Levels())
+	o := &Opening{Session: req.Session, Round: req.Round, Purpose: req.Purpose, Aggregate: req.Aggregate, To: ch.From, Leaves: slices.Clone(ch.Leaves), chunks: len(req.c1) * p.Levels(), width: width, depth: depth}
 	for _, u := range ups {
-		tree := commitUpload(p.N(), p.Modulus(), u.chunks, 1, true, nil)
+		tree := commitUpload(p.N(), p.Moduli(), u.chunks, 1, true, nil)
 		uo := uploadOpening{c0: tree.c0}
 		for _, l := range ch.Leaves {
 			uo.coeffs = tree.leaf(uo.coeffs, int(l))
@@ -509,7 +540,7 @@ func (f *federation) uploadUnverified(t *testing.T, name string, round uint64, p
 		t.Fatal(err)
 	}
 	s := testSigner(t, f.ca, name)
-	eu.Commitment = commitUpload(f.params.N(), f.params.Modulus(), eu.chunks, 1, false, nil).root
+	eu.Commitment = commitUpload(f.params.N(), f.params.Moduli(), eu.chunks, 1, false, nil).root
 	eu.Certificate = s.Certificate()
 	if eu.Signature, err = s.sign(uploadDigest(eu.Session, eu.Round, eu.Purpose, eu.TaskID, eu.Dim, eu.Commitment)); err != nil {
 		t.Fatal(err)
@@ -569,7 +600,8 @@ func TestAttackSecondAggregate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := maxAbsDiff(res.WeightedSum, exact); e > 1e-3 {
+	// The float encoding's flooding error, or the packed one's rounding (< one step each).
+	if e := maxAbsDiff(res.WeightedSum, exact); e > 1e-3+3*f.params.QuantisationStep() {
 		t.Errorf("max error %.3g", e)
 	}
 }
@@ -617,7 +649,7 @@ func TestAttackForeignCiphertexts(t *testing.T) {
 						}
 						for _, a := range actual.uploads {
 							for j, c := range a.coeffs {
-								o.uploads[0].coeffs[j] = (o.uploads[0].coeffs[j] + c) % f.params.Modulus()
+								o.uploads[0].coeffs[j] = (o.uploads[0].coeffs[j] + c) % levelModulus(f.params, o.width, j%(o.chunks*o.width))
 							}
 						}
 						return o
@@ -748,7 +780,7 @@ func TestSpotCheckDetectsWhatItOpens(t *testing.T) {
 	f := attackFederation(t, 49)
 	const dim = 3000 // 3 chunks at N = 1024: leaf width 16, 64 leaves
 	genuine := uploads(t, f, 2, PurposeFit, 0, 3, dim)
-	width, leaves, _ := leafLayout(f.params.N(), f.params.NumChunks(dim))
+	width, leaves, _ := leafLayout(f.params.N(), f.params.NumChunks(dim)*f.params.Levels())
 	detected := 0
 	for l := range leaves {
 		e := newEvilServer(t, f, 2, PurposeFit, dim)

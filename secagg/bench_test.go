@@ -257,7 +257,7 @@ func BenchmarkCommitUpload(b *testing.B) {
 				cpu := newCPUMeter()
 				for b.Loop() {
 					cpu.begin()
-					t = commitUpload(f.params.N(), f.params.Modulus(), u.chunks, workers, keep, nil)
+					t = commitUpload(f.params.N(), f.params.Moduli(), u.chunks, workers, keep, nil)
 					cpu.end()
 				}
 				if workers == 1 {

@@ -16,7 +16,8 @@ import (
 // spotcheck.go).
 //
 // Layout. Leaf j covers coefficients [j·w, (j+1)·w) of the c1 polynomial of every chunk,
-// chunk after chunk, so one leaf checks w positions in every chunk at once: a chunk's
+// chunk after chunk (with several primes, the packed encoding, each chunk's primes one
+// after the other: "chunks" below counts chunk-primes), so one leaf checks w positions in every chunk at once: a chunk's
 // decryption depends on all its c1 coefficients (negacyclic product), so the server's
 // useful manipulations are per chunk and every chunk must be checked. w is the smallest
 // power of two with w·chunks ≥ minLeafCoefficients (w = 1 from 32 chunks up, i.e. at
@@ -56,8 +57,8 @@ func leafLayout(n, chunks int) (width, leaves, depth int) {
 // coefficients (chunk after chunk) and the tree levels from treeKeepFrom up, to open any
 // leaf later.
 type uploadTree struct {
-	n, chunks            int
-	q                    uint64
+	n, chunks            int    // chunks counts chunk-primes (ciphertexts × primes)
+	q                    uint64 // the first prime
 	width, leaves, depth int
 	c1                   []uint64     // chunk k is c1[k·n:(k+1)·n]; kept trees only
 	levels               [][][32]byte // levels[h] for h ≥ keepFrom (levels[depth] is the c1 root)
@@ -70,18 +71,19 @@ type uploadTree struct {
 // level-0 ciphertexts of ring degree n), on workers goroutines. With keep it retains what
 // opening a leaf needs. c0Digests, if not nil, are the chunks' c0 digests (chunkDigest)
 // computed already, e.g. by the encryptor while each ciphertext was in cache.
-func commitUpload(n int, q uint64, chunks []*rlwe.Ciphertext, workers int, keep bool, c0Digests [][32]byte) *uploadTree {
-	t := &uploadTree{n: n, chunks: len(chunks), q: q}
-	t.width, t.leaves, t.depth = leafLayout(n, len(chunks))
+func commitUpload(n int, q []uint64, chunks []*rlwe.Ciphertext, workers int, keep bool, c0Digests [][32]byte) *uploadTree {
+	c1 := c1Levels(chunks)
+	t := &uploadTree{n: n, chunks: len(c1), q: q[0]}
+	t.width, t.leaves, t.depth = leafLayout(n, t.chunks)
 	leafLen := t.chunks * t.width
 	workers = clampWorkers(workers)
 	if keep {
 		t.c1 = make([]uint64, t.chunks*n)
-		parallelFor(workers, t.chunks, func(_, k int) { copy(t.c1[k*n:(k+1)*n], chunks[k].Value[1].Coeffs[0]) })
+		parallelFor(workers, t.chunks, func(_, k int) { copy(t.c1[k*n:(k+1)*n], c1[k]) })
 	}
 	if c0Digests == nil {
-		c0Digests = make([][32]byte, t.chunks)
-		parallelFor(workers, t.chunks, func(_, k int) { c0Digests[k] = chunkDigest(k, chunks[k]) })
+		c0Digests = make([][32]byte, len(chunks))
+		parallelFor(workers, len(chunks), func(_, k int) { c0Digests[k] = chunkDigest(k, chunks[k]) })
 	}
 	h := sha256.New()
 	h.Write([]byte{0x04})
@@ -98,8 +100,8 @@ func commitUpload(n int, q uint64, chunks []*rlwe.Ciphertext, workers int, keep 
 	}
 	parallelFor(workers, t.leaves, func(w, j int) {
 		buf := bufs[w][:1] // buf[0] = 0: the leaf prefix
-		for _, ct := range chunks {
-			buf = append(buf, ct.Value[1].Coeffs[0][j*t.width:(j+1)*t.width]...)
+		for _, cs := range c1 {
+			buf = append(buf, cs[j*t.width:(j+1)*t.width]...)
 		}
 		leafHash[j] = sha256.Sum256(coeffBytes(buf))
 	})
@@ -121,7 +123,7 @@ func commitUpload(n int, q uint64, chunks []*rlwe.Ciphertext, workers int, keep 
 		})
 		level = up
 	}
-	t.root = commitmentRoot(n, q, t.chunks, t.levels[t.depth][0], t.c0)
+	t.root = commitmentRoot(n, t.q, t.chunks, t.levels[t.depth][0], t.c0)
 	if !keep {
 		t.levels = nil
 	} else {
@@ -141,10 +143,22 @@ func chunkDigest(k int, ct *rlwe.Ciphertext) [32]byte {
 	binary.LittleEndian.PutUint64(hdr[5:], math.Float64bits(ct.Scale.Float64()))
 	hdr[13] = chunkFlags(ct)
 	h.Write(hdr[:])
-	writeCoeffs(h, ct.Value[0].Coeffs[0])
+	for _, cs := range ct.Value[0].Coeffs {
+		writeCoeffs(h, cs)
+	}
 	var d [32]byte
 	h.Sum(d[:0])
 	return d
+}
+
+// c1Levels lists the c1 coefficients of the chunks, prime after prime within a chunk: the
+// commitment's "chunks".
+func c1Levels(chunks []*rlwe.Ciphertext) [][]uint64 {
+	var out [][]uint64
+	for _, ct := range chunks {
+		out = append(out, ct.Value[1].Coeffs...)
+	}
+	return out
 }
 
 // chunkFlags encodes a ciphertext's domain flags as the wire format does.

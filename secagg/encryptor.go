@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
@@ -60,6 +61,7 @@ type Encryptor struct {
 	ecds    []*hefloat.Encoder
 	pts     []*rlwe.Plaintext
 	vals    [][]float64
+	ints    [][]uint64 // packed encoding: one chunk's quantised values, per worker
 	bufs    []ring.Poly
 	encs    []*rlwe.Encryptor // lattigo's public-key encryptors, one per worker (secure default)
 }
@@ -113,10 +115,14 @@ func NewEncryptor(params Parameters, pk *PublicKey, cfg EncryptorConfig) (*Encry
 		} else {
 			e.ecds = append(e.ecds, ecd.ShallowCopy())
 		}
-		pt := hefloat.NewPlaintext(params.he, 0)
+		pt := hefloat.NewPlaintext(params.he, params.he.MaxLevel())
 		pt.IsBatched = false // coefficient encoding: N values per ciphertext, no FFT noise blow-up
 		e.pts = append(e.pts, pt)
-		e.vals = append(e.vals, make([]float64, params.N()))
+		if params.pack != nil {
+			e.ints = append(e.ints, make([]uint64, params.N()*params.pack.perCoeff))
+		} else {
+			e.vals = append(e.vals, make([]float64, params.N()))
+		}
 		e.bufs = append(e.bufs, params.he.RingQ().NewPoly())
 	}
 	return e, nil
@@ -163,28 +169,22 @@ func (e *Encryptor) Encrypt(ctx UploadContext, update []float64, weight float64)
 	if e.cfg.Signer != nil {
 		c0Digests = make([][32]byte, e.params.NumChunks(dim))
 	}
-	u := &EncryptedUpdate{Session: e.session, Round: round, Purpose: ctx.Purpose, ClientID: e.cfg.ClientID, TaskID: ctx.TaskID, Dim: dim, q: e.params.Modulus(), chunks: make([]*rlwe.Ciphertext, e.params.NumChunks(dim))}
+	u := &EncryptedUpdate{Session: e.session, Round: round, Purpose: ctx.Purpose, ClientID: e.cfg.ClientID, TaskID: ctx.TaskID, Dim: dim, q: e.params.Moduli(), chunks: make([]*rlwe.Ciphertext, e.params.NumChunks(dim))}
+	var roundingSeed [32]byte // packed encoding: keys the stochastic rounding of every chunk
+	if e.params.pack != nil {
+		if err := e.cfg.Randomness.read(roundingSeed[:], "quantise", e.session[:], []byte(e.cfg.ClientID), u64(round), []byte{byte(ctx.Purpose)}, digest); err != nil {
+			return nil, fmt.Errorf("secagg: drawing the rounding seed: %w", err)
+		}
+	}
 	errs := make([]error, len(u.chunks))
 	parallelFor(e.cfg.Workers, len(u.chunks), func(w, k int) {
-		vals := e.vals[w]
-		lo := k * n
-		for i := range vals {
-			switch idx := lo + i; {
-			case idx < dim:
-				vals[i] = weight * update[idx]
-			case idx == dim:
-				vals[i] = weight
-			case idx == dim+1:
-				vals[i] = 1
-			default:
-				vals[i] = 0
-			}
-		}
-		if err := e.ecds[w].Encode(vals, e.pts[w]); err != nil {
+		if e.params.pack != nil {
+			e.encodePacked(w, k, update, weight, roundingSeed)
+		} else if err := e.encodeFloat(w, k, update, weight); err != nil {
 			errs[k] = err
 			return
 		}
-		ct := hefloat.NewCiphertext(e.params.he, 1, 0)
+		ct := hefloat.NewCiphertext(e.params.he, 1, e.params.he.MaxLevel())
 		if e.encs != nil {
 			// Production: lattigo's own public-key encryption, randomness from crypto/rand.
 			if err := e.encs[w].Encrypt(e.pts[w], ct); err != nil {
@@ -224,6 +224,43 @@ func (e *Encryptor) Encrypt(ctx UploadContext, update []float64, weight float64)
 		u.Signature = sig
 	}
 	return u, nil
+}
+
+// encodeFloat writes chunk k of (weight·update, weight, 1) into worker w's plaintext, one
+// value per coefficient at scale Δ (lattigo's coefficient encoding).
+func (e *Encryptor) encodeFloat(w, k int, update []float64, weight float64) error {
+	vals := e.vals[w]
+	dim := len(update)
+	lo := k * len(vals)
+	for i := range vals {
+		switch idx := lo + i; {
+		case idx < dim:
+			vals[i] = weight * update[idx]
+		case idx == dim:
+			vals[i] = weight
+		case idx == dim+1:
+			vals[i] = 1
+		default:
+			vals[i] = 0
+		}
+	}
+	return e.ecds[w].Encode(vals, e.pts[w])
+}
+
+// encodePacked quantises chunk k of (weight·update, weight, 1) and packs it into worker w's
+// plaintext (packing.go), in the NTT domain as encryption expects. The rounding draws come
+// from ChaCha8 keyed by SHA-256(seed ‖ k), so chunks are independent of the worker count.
+func (e *Encryptor) encodePacked(w, k int, update []float64, weight float64, seed [32]byte) {
+	pk, pt := e.params.pack, e.pts[w]
+	h := sha256.New()
+	h.Write(seed[:])
+	h.Write(u64(uint64(k)))
+	var key [32]byte
+	h.Sum(key[:0])
+	pk.quantise(e.ints[w], k, update, weight, rand.NewChaCha8(key))
+	pk.encode(e.ints[w], pt.Value, e.params.Moduli())
+	e.params.he.RingQ().NTT(pt.Value, pt.Value)
+	pt.IsNTT, pt.IsBatched, pt.Scale = true, false, e.params.refScale()
 }
 
 // VerifyPublicKey is the client's check of a collective public key against an active

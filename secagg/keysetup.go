@@ -147,7 +147,7 @@ func (s *KeySetup) AddDealing(d *Dealing) error {
 	if d.From < 1 || int(d.From) > s.committee.Size {
 		return fmt.Errorf("secagg: key setup: dealing from member %d, committee has 1…%d", d.From, s.committee.Size)
 	}
-	if len(d.pkShare.Coeffs) != 1 {
+	if !shaped(d.pkShare, s.params.N(), s.params.Levels()) {
 		return fmt.Errorf("secagg: key setup: dealing from member %d has no public-key share", d.From)
 	}
 	if err := checkRing(s.params, d.pkShare.N(), d.q, "dealing"); err != nil {
@@ -157,8 +157,8 @@ func (s *KeySetup) AddDealing(d *Dealing) error {
 		return fmt.Errorf("secagg: key setup: dealing from member %d holds %d sealed shares, want %d", d.From, len(d.sealed), s.committee.Size)
 	}
 	for j, b := range d.sealed {
-		if len(b) != sealedShareSize(s.params.N()) {
-			return fmt.Errorf("secagg: key setup: dealing from member %d: sealed share for member %d has %d bytes, want %d", d.From, j+1, len(b), sealedShareSize(s.params.N()))
+		if len(b) != sealedShareSize(s.params.N()*s.params.Levels()) {
+			return fmt.Errorf("secagg: key setup: dealing from member %d: sealed share for member %d has %d bytes, want %d", d.From, j+1, len(b), sealedShareSize(s.params.N()*s.params.Levels()))
 		}
 	}
 	if s.verifier != nil {
@@ -204,7 +204,7 @@ func (s *KeySetup) Finalize() (*PublicKey, []*ShareDelivery, error) {
 	if len(dealers) < s.committee.Threshold {
 		return nil, nil, fmt.Errorf("secagg: key setup: %d dealings, need at least the threshold %d (missing %v): %w", len(dealers), s.committee.Threshold, s.Missing(), ErrNotReady)
 	}
-	pub := &PublicKey{Session: s.session, ParamsDigest: s.params.digest, Dealers: dealers, Roster: s.roster.clone(), q: s.params.Modulus(), memo: &publicKeyMemo{}}
+	pub := &PublicKey{Session: s.session, ParamsDigest: s.params.digest, Dealers: dealers, Roster: s.roster.clone(), q: s.params.Moduli(), memo: &publicKeyMemo{}}
 	for _, id := range dealers {
 		d := s.dealings[id]
 		pub.dealings = append(pub.dealings, publicDealing{pkShare: *d.pkShare.CopyNew(), sealed: sealedDigest(d.sealed), signature: slices.Clone(d.Signature)})
@@ -212,7 +212,7 @@ func (s *KeySetup) Finalize() (*PublicKey, []*ShareDelivery, error) {
 	s.final = true
 	deliveries := make([]*ShareDelivery, s.committee.Size)
 	for j := range deliveries {
-		v := &ShareDelivery{Session: s.session, To: MemberID(j + 1), Dealers: slices.Clone(dealers), n: s.params.N(), sealed: make([][]byte, len(dealers))}
+		v := &ShareDelivery{Session: s.session, To: MemberID(j + 1), Dealers: slices.Clone(dealers), n: s.params.N(), levels: s.params.Levels(), sealed: make([][]byte, len(dealers))}
 		for i, id := range dealers {
 			v.sealed[i] = s.dealings[id].sealed[j]
 		}

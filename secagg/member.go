@@ -292,16 +292,19 @@ func (m *Member) Deal(ro *Roster) (*Dealing, error) {
 			clearPoly(c.Q)
 		}
 	}()
-	d := &Dealing{Session: m.cfg.Session, From: m.cfg.ID, q: m.params.Modulus(), pkShare: pkShare.Value.Q, sealed: make([][]byte, len(ro.Announcements))}
+	d := &Dealing{Session: m.cfg.Session, From: m.cfg.ID, q: m.params.Moduli(), pkShare: pkShare.Value.Q, sealed: make([][]byte, len(ro.Announcements))}
 	sh := thr.AllocateThresholdSecretShare()
 	defer clearPoly(sh.Q)
-	plain := make([]byte, 8*m.params.N())
-	defer clear(plain)
+	plain := make([]byte, 0, 8*m.params.N()*m.params.Levels())
+	defer func() { clear(plain[:cap(plain)]) }()
 	for j := range ro.Announcements {
 		to := MemberID(j + 1)
 		thr.GenShamirSecretShare(mhe.ShamirPublicPoint(to), poly, &sh)
-		for i, c := range sh.Q.Coeffs[0] {
-			binary.LittleEndian.PutUint64(plain[8*i:], c)
+		plain = plain[:0]
+		for _, cs := range sh.Q.Coeffs {
+			for _, c := range cs {
+				plain = binary.LittleEndian.AppendUint64(plain, c)
+			}
 		}
 		aead, err := shareAEAD(m.identity, ro.Announcements[j].IdentityKey, m.cfg.Session, m.params.digest, m.cfg.ID, to)
 		if err != nil {
@@ -336,8 +339,8 @@ func (m *Member) ReceiveShares(v *ShareDelivery) error {
 		}
 		return fmt.Errorf("secagg: member %d already combined the shares of dealers %v; refusing another set %v", m.cfg.ID, m.dealers, v.Dealers)
 	}
-	if v.n != m.params.N() {
-		return fmt.Errorf("secagg: member %d: delivery for ring degree %d, want %d", m.cfg.ID, v.n, m.params.N())
+	if v.n != m.params.N() || v.levels != m.params.Levels() {
+		return fmt.Errorf("secagg: member %d: delivery for ring degree %d with %d primes, want %d with %d", m.cfg.ID, v.n, v.levels, m.params.N(), m.params.Levels())
 	}
 	if err := checkMemberSet(v.Dealers, m.cfg.Committee.Size, m.cfg.Committee.Threshold, -1); err != nil {
 		return fmt.Errorf("secagg: member %d: delivery dealers: %w", m.cfg.ID, err)
@@ -349,7 +352,8 @@ func (m *Member) ReceiveShares(v *ShareDelivery) error {
 	acc := thr.AllocateThresholdSecretShare()
 	tmp := thr.AllocateThresholdSecretShare()
 	defer clearPoly(tmp.Q)
-	q := m.params.Modulus()
+	qs := m.params.Moduli()
+	n := m.params.N()
 	for i, from := range v.Dealers {
 		aead, err := shareAEAD(m.identity, m.roster.identityKey(from), m.cfg.Session, m.params.digest, from, m.cfg.ID)
 		if err != nil {
@@ -359,15 +363,17 @@ func (m *Member) ReceiveShares(v *ShareDelivery) error {
 		if err != nil {
 			return fmt.Errorf("secagg: member %d: share from member %d does not authenticate (corrupted, or not sealed for this member): %w", m.cfg.ID, from, err)
 		}
-		if len(plain) != 8*m.params.N() {
-			return fmt.Errorf("secagg: member %d: share from member %d has %d bytes, want %d", m.cfg.ID, from, len(plain), 8*m.params.N())
+		if len(plain) != 8*n*len(qs) {
+			return fmt.Errorf("secagg: member %d: share from member %d has %d bytes, want %d", m.cfg.ID, from, len(plain), 8*n*len(qs))
 		}
-		for j := range tmp.Q.Coeffs[0] {
-			c := binary.LittleEndian.Uint64(plain[8*j:])
-			if c >= q {
-				return fmt.Errorf("secagg: member %d: share from member %d has coefficient %d not below the modulus", m.cfg.ID, from, j)
+		for l, q := range qs {
+			for j := range tmp.Q.Coeffs[l] {
+				c := binary.LittleEndian.Uint64(plain[8*(l*n+j):])
+				if c >= q {
+					return fmt.Errorf("secagg: member %d: share from member %d has coefficient %d of prime %d not below the modulus", m.cfg.ID, from, j, l)
+				}
+				tmp.Q.Coeffs[l][j] = c
 			}
-			tmp.Q.Coeffs[0][j] = c
 		}
 		clear(plain)
 		if err := thr.AggregateShares(acc, tmp, &acc); err != nil {

@@ -24,7 +24,7 @@ func (m *Member) checkRequest(req *DecryptionRequest) error {
 	if req.Session != m.cfg.Session {
 		return fmt.Errorf("secagg: member %d: request of session %s: %w", m.cfg.ID, req.Session, ErrWrongSession)
 	}
-	if !allSingleLevel(req.c1, m.params.N()) {
+	if !allShaped(req.c1, m.params.N(), m.params.Levels()) {
 		return fmt.Errorf("secagg: member %d: request for aggregate %s holds no ciphertexts of ring degree %d", m.cfg.ID, req.Aggregate, m.params.N())
 	}
 	if err := checkRing(m.params, req.c1[0].N(), req.q, "decryption request"); err != nil {
@@ -112,7 +112,7 @@ func (m *Member) Challenge(req *DecryptionRequest) (*Challenge, error) {
 }
 
 func (m *Member) challenge(req *DecryptionRequest, binding [32]byte) (*Challenge, error) {
-	_, leaves, _ := leafLayout(m.params.N(), len(req.c1))
+	_, leaves, _ := leafLayout(m.params.N(), len(req.c1)*m.params.Levels())
 	ls, err := m.spotLeaves(binding, leaves)
 	if err != nil {
 		return nil, fmt.Errorf("secagg: member %d: spot-check leaves: %w", m.cfg.ID, err)
@@ -158,7 +158,7 @@ func (m *Member) DecryptionShare(req *DecryptionRequest, opening ...*Opening) (*
 		case rec.Binding != binding || !slices.Equal(rec.Members, req.Members):
 			return nil, fmt.Errorf("secagg: member %d refuses aggregate %s: it agreed to decrypt aggregate %s for the %s of round %d (members %v): %w", m.cfg.ID, req.Aggregate, rec.Aggregate, req.Purpose, req.Round, rec.Members, ErrAlreadyDecrypted)
 		}
-		_, leaves, _ := leafLayout(m.params.N(), len(req.c1))
+		_, leaves, _ := leafLayout(m.params.N(), len(req.c1)*m.params.Levels())
 		ls, err := m.spotLeaves(binding, leaves)
 		if err != nil {
 			return nil, fmt.Errorf("secagg: member %d: spot-check leaves: %w", m.cfg.ID, err)
@@ -185,7 +185,7 @@ func (m *Member) DecryptionShare(req *DecryptionRequest, opening ...*Opening) (*
 	for i := range bufs {
 		bufs[i] = ringQ.NewPoly()
 	}
-	out := &DecryptionShare{Session: req.Session, Round: req.Round, Aggregate: req.Aggregate, From: m.cfg.ID, Members: slices.Clone(req.Members), q: m.params.Modulus(), shares: make([]ring.Poly, len(req.c1))}
+	out := &DecryptionShare{Session: req.Session, Round: req.Round, Aggregate: req.Aggregate, From: m.cfg.ID, Members: slices.Clone(req.Members), q: m.params.Moduli(), shares: make([]ring.Poly, len(req.c1))}
 	errs := make([]error, len(req.c1))
 	parallelFor(workers, len(req.c1), func(w, k int) {
 		// lattigo mhe.KeySwitchProtocol.GenShare for NTT ciphertexts and target key 0:
@@ -244,15 +244,23 @@ func aggregateID(session SessionID, dim int, params Parameters, c1 []ring.Poly) 
 		h.Write(b[:])
 	}
 	buf := make([]byte, 8*4096)
+	if params.Levels() > 1 {
+		// The packed encoding's further primes (the float encoding's digest is unchanged).
+		for _, q := range params.Moduli()[1:] {
+			binary.LittleEndian.PutUint64(b[:], q)
+			h.Write(b[:])
+		}
+	}
 	for _, p := range c1 {
-		cs := p.Coeffs[0]
-		for len(cs) > 0 {
-			k := min(len(cs), 4096)
-			for i, c := range cs[:k] {
-				binary.LittleEndian.PutUint64(buf[8*i:], c)
+		for _, cs := range p.Coeffs {
+			for len(cs) > 0 {
+				k := min(len(cs), 4096)
+				for i, c := range cs[:k] {
+					binary.LittleEndian.PutUint64(buf[8*i:], c)
+				}
+				h.Write(buf[:8*k])
+				cs = cs[k:]
 			}
-			h.Write(buf[:8*k])
-			cs = cs[k:]
 		}
 	}
 	var id AggregateID

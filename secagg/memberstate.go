@@ -41,7 +41,7 @@ func (m *Member) MarshalBinary() ([]byte, error) {
 		cert = m.cfg.Signer.Certificate()
 	}
 	t := m.cfg.Committee.Threshold
-	w := newWriter(256+len(cert)+len(ro)+8*n+len(m.records)*(44+2*t)+len(m.rounds)*(109+2*t), typeMemberState)
+	w := newWriter(256+len(cert)+len(ro)+8*n*m.params.Levels()+len(m.records)*(44+2*t)+len(m.rounds)*(109+2*t), typeMemberState)
 	w.raw(m.cfg.Session[:])
 	w.u16(uint16(m.cfg.ID))
 	w.u16(uint16(m.cfg.Committee.Size))
@@ -64,7 +64,7 @@ func (m *Member) MarshalBinary() ([]byte, error) {
 	} else {
 		w.u8(1)
 		w.members(m.dealers)
-		w.ringDesc(m.params.LogN(), m.params.Modulus())
+		w.ringDesc(m.params.LogN(), m.params.Moduli())
 		w.coeffs(m.share.Q)
 	}
 	ids := make([]AggregateID, 0, len(m.records))

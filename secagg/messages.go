@@ -83,11 +83,14 @@ func committeeBytes(c CommitteeConfig) []byte {
 	return binary.LittleEndian.AppendUint32(b, uint32(c.MinContributions))
 }
 
-// polyBytes is the little-endian encoding of a level-0 polynomial's coefficients.
+// polyBytes is the little-endian encoding of a polynomial's coefficients, prime after
+// prime.
 func polyBytes(p ring.Poly) []byte {
-	b := make([]byte, 0, 8*p.N())
-	for _, c := range p.Coeffs[0] {
-		b = binary.LittleEndian.AppendUint64(b, c)
+	b := make([]byte, 0, 8*p.N()*len(p.Coeffs))
+	for _, cs := range p.Coeffs {
+		for _, c := range cs {
+			b = binary.LittleEndian.AppendUint64(b, c)
+		}
 	}
 	return b
 }
@@ -300,7 +303,7 @@ type Dealing struct {
 	Session   SessionID
 	From      MemberID
 	Signature []byte // over dealingDigest; empty without a Signer
-	q         uint64
+	q         []uint64
 	pkShare   ring.Poly
 	sealed    [][]byte // sealed[j] is for member j+1
 }
@@ -315,14 +318,14 @@ func dealingDigest(session SessionID, roster [32]byte, from MemberID, pkShare ri
 
 // MarshalBinary encodes the dealing.
 func (d *Dealing) MarshalBinary() ([]byte, error) {
-	if !singleLevel(d.pkShare) {
+	if len(d.pkShare.Coeffs) == 0 || !shaped(d.pkShare, d.pkShare.N(), len(d.q)) {
 		return nil, fmt.Errorf("secagg: dealing holds no public-key share")
 	}
 	if err := checkIdentityFields(nil, d.Signature); err != nil {
 		return nil, err
 	}
-	n := len(d.pkShare.Coeffs[0])
-	w := newWriter(dealingHeaderSize+len(d.Signature)+8*n+len(d.sealed)*sealedShareSize(n), typeDealing)
+	n, nl := d.pkShare.N(), d.pkShare.N()*len(d.q)
+	w := newWriter(dealingHeaderSize+ringDescSize(len(d.q))+len(d.Signature)+8*nl+len(d.sealed)*sealedShareSize(nl), typeDealing)
 	w.raw(d.Session[:])
 	w.u16(uint16(d.From))
 	w.ringDesc(logNOf(n), d.q)
@@ -335,8 +338,9 @@ func (d *Dealing) MarshalBinary() ([]byte, error) {
 	return w.b, nil
 }
 
-// dealingHeaderSize is the size of a dealing without signature, share and sealed shares.
-const dealingHeaderSize = 4 + 16 + 2 + ringDescriptorSize + 2 + 2
+// dealingHeaderSize is the size of a dealing without ring descriptor, signature, share and
+// sealed shares.
+const dealingHeaderSize = 4 + 16 + 2 + 2 + 2
 
 // UnmarshalBinary decodes a dealing; it never panics on malformed input.
 func (d *Dealing) UnmarshalBinary(p []byte) error {
@@ -350,13 +354,14 @@ func (d *Dealing) UnmarshalBinary(p []byte) error {
 		r.failf("%d sealed shares: want 1…%d", k, MaxCommitteeSize)
 	}
 	out.Signature = r.bytes(MaxSignatureBytes, "signature")
-	r.expectRemaining(8*n+k*sealedShareSize(n), "public-key share and sealed shares")
+	nl := n * len(q)
+	r.expectRemaining(8*nl+k*sealedShareSize(nl), "public-key share and sealed shares")
 	out.pkShare = r.poly(n, q)
 	out.q = q
 	if r.err == nil {
 		out.sealed = make([][]byte, k)
 		for i := range out.sealed {
-			out.sealed[i] = append([]byte(nil), r.take(sealedShareSize(n))...)
+			out.sealed[i] = append([]byte(nil), r.take(sealedShareSize(nl))...)
 		}
 	}
 	if err := r.done(); err != nil {
@@ -373,18 +378,19 @@ type ShareDelivery struct {
 	To      MemberID
 	Dealers []MemberID
 	n       int
+	levels  int      // primes of the modulus; a sealed share holds n·levels coefficients
 	sealed  [][]byte // sealed[i] comes from Dealers[i]
 }
 
 // MarshalBinary encodes the delivery.
 func (v *ShareDelivery) MarshalBinary() ([]byte, error) {
-	if v.n < 2 || len(v.sealed) != len(v.Dealers) {
+	if v.n < 2 || v.levels < 1 || v.levels > maxLevels || len(v.sealed) != len(v.Dealers) {
 		return nil, fmt.Errorf("secagg: share delivery is empty or inconsistent")
 	}
-	w := newWriter(4+16+2+1+2+2*len(v.Dealers)+len(v.sealed)*sealedShareSize(v.n), typeDelivery)
+	w := newWriter(4+16+2+1+2+2*len(v.Dealers)+len(v.sealed)*sealedShareSize(v.n*v.levels), typeDelivery)
 	w.raw(v.Session[:])
 	w.u16(uint16(v.To))
-	w.u8(uint8(logNOf(v.n)))
+	w.u8(uint8(logNOf(v.n)) | uint8(v.levels-1)<<5) // as in a ring descriptor
 	w.members(v.Dealers)
 	for _, s := range v.sealed {
 		w.raw(s)
@@ -398,17 +404,18 @@ func (v *ShareDelivery) UnmarshalBinary(p []byte) error {
 	var out ShareDelivery
 	r.fixed(out.Session[:])
 	out.To = MemberID(r.u16())
-	logN := int(r.u8())
+	b := r.u8()
+	logN := int(b & 31)
 	if r.err == nil && (logN < 1 || logN > maxLogN) {
 		r.failf("ring degree 2^%d out of range", logN)
 	}
-	out.n = 1 << logN
+	out.n, out.levels = 1<<logN, int(b>>5)+1
 	out.Dealers = r.members(MaxCommitteeSize)
-	r.expectRemaining(len(out.Dealers)*sealedShareSize(out.n), "sealed shares")
+	r.expectRemaining(len(out.Dealers)*sealedShareSize(out.n*out.levels), "sealed shares")
 	if r.err == nil {
 		out.sealed = make([][]byte, len(out.Dealers))
 		for i := range out.sealed {
-			out.sealed[i] = append([]byte(nil), r.take(sealedShareSize(out.n))...)
+			out.sealed[i] = append([]byte(nil), r.take(sealedShareSize(out.n*out.levels))...)
 		}
 	}
 	if err := r.done(); err != nil {
@@ -429,7 +436,7 @@ type PublicKey struct {
 	ParamsDigest [32]byte  // the roster's
 	Dealers      []MemberID
 	Roster       *Roster
-	q            uint64
+	q            []uint64
 	dealings     []publicDealing // [i] from Dealers[i]
 	// memo keeps what is derived from the (immutable) key: the recomputed lattigo key and
 	// the verifications that passed, so a key shared by many parties of one process (the
@@ -483,7 +490,7 @@ type publicDealing struct {
 
 // MarshalBinary encodes the public key.
 func (k *PublicKey) MarshalBinary() ([]byte, error) {
-	if k.Roster == nil || len(k.dealings) == 0 || len(k.dealings) != len(k.Dealers) || !singleLevel(k.dealings[0].pkShare) {
+	if k.Roster == nil || len(k.dealings) == 0 || len(k.dealings) != len(k.Dealers) || len(k.q) == 0 {
 		return nil, fmt.Errorf("secagg: public key is empty")
 	}
 	ro, err := k.Roster.MarshalBinary()
@@ -491,15 +498,15 @@ func (k *PublicKey) MarshalBinary() ([]byte, error) {
 		return nil, err
 	}
 	n := k.dealings[0].pkShare.N()
-	size := 4 + 4 + len(ro) + ringDescriptorSize + 2
+	size := 4 + 4 + len(ro) + ringDescSize(len(k.q)) + 2
 	for _, d := range k.dealings {
-		if !singleLevel(d.pkShare) || d.pkShare.N() != n {
+		if !shaped(d.pkShare, n, len(k.q)) {
 			return nil, fmt.Errorf("secagg: public key holds shares of different rings")
 		}
 		if err := checkIdentityFields(nil, d.signature); err != nil {
 			return nil, err
 		}
-		size += 2 + 32 + 2 + len(d.signature) + 8*n
+		size += 2 + 32 + 2 + len(d.signature) + 8*n*len(k.q)
 	}
 	w := newWriter(size, typePublicKey)
 	w.u32(uint32(len(ro)))
@@ -529,7 +536,7 @@ func (k *PublicKey) UnmarshalBinary(p []byte) error {
 	}
 	n, q := r.ringDesc()
 	nd := int(r.u16())
-	if r.err == nil && (nd < 1 || nd > MaxCommitteeSize || nd*(36+8*n) > r.remaining()) {
+	if r.err == nil && (nd < 1 || nd > MaxCommitteeSize || nd*(36+8*n*len(q)) > r.remaining()) {
 		r.failf("%d dealers in %d bytes", nd, r.remaining())
 	}
 	out.q = q
@@ -582,7 +589,7 @@ func (k *PublicKey) rlwe(params Parameters) (*rlwe.PublicKey, error) {
 // derive recomputes the lattigo key from the roster's common polynomial and the shares.
 func (k *PublicKey) derive(params Parameters) (*rlwe.PublicKey, error) {
 	for _, d := range k.dealings {
-		if !singleLevel(d.pkShare) {
+		if !shaped(d.pkShare, d.pkShare.N(), len(k.q)) {
 			return nil, fmt.Errorf("secagg: public key holds a malformed share")
 		}
 		if err := checkRing(params, d.pkShare.N(), k.q, "public key"); err != nil {

@@ -62,12 +62,26 @@ type ParametersLiteral struct {
 	MaxWeight float64
 	// MaxContributors is the largest number of updates one aggregate may hold. Default 1000.
 	MaxContributors int
+	// ValueBits selects the packed integer encoding when non-zero (packing.go): every
+	// value is clipped, scaled and stochastically rounded to an integer of ValueBits bits,
+	// and several values share a coefficient of a Primes-prime modulus, with headroom for
+	// the sum of MaxContributors updates and room below for the decryption noise, which
+	// decoding removes exactly. 0, the default, is the float encoding: one value per
+	// coefficient of the single LogQ-bit prime at scale 2^LogScale. ChoosePacking picks
+	// ValueBits and Primes from ClipBound, MaxContributors and a target error. 1…24.
+	ValueBits int
+	// Primes is the number of 60-bit primes of the packed encoding's modulus, 2…7 at
+	// LogN 14 (the 128-bit security bound on log2 Q: 438 bits at LogN 14, 218 at 13, 881
+	// at 15). Only with ValueBits.
+	Primes int
 }
 
 // Parameters is a validated, immutable parameter set. It is safe to share between goroutines.
 type Parameters struct {
 	lit    ParametersLiteral
 	he     hefloat.Parameters
+	moduli []uint64
+	pack   *packing // nil for the float encoding
 	digest [32]byte
 }
 
@@ -80,6 +94,8 @@ func NewParameters(lit ParametersLiteral) (Parameters, error) {
 // newParameters allows tiny, insecure ring degrees when insecure is true; only tests use it,
 // to keep fuzz corpora small.
 func newParameters(lit ParametersLiteral, insecure bool) (Parameters, error) {
+	packed := lit.ValueBits != 0 || lit.Primes != 0
+	logScale := lit.LogScale // the packed encoding derives it
 	lit = lit.withDefaults()
 	minLogN := 12
 	if insecure {
@@ -106,6 +122,9 @@ func newParameters(lit ParametersLiteral, insecure bool) (Parameters, error) {
 	if lit.MaxContributors < 1 || lit.MaxContributors > 1<<30 {
 		return Parameters{}, fmt.Errorf("secagg: MaxContributors %d: must be 1…2^30 (default %d)", lit.MaxContributors, DefaultMaxContributors)
 	}
+	if packed {
+		return newPackedParameters(lit, logScale, insecure)
+	}
 	he, err := hefloat.NewParametersFromLiteral(hefloat.ParametersLiteral{
 		LogN:            lit.LogN,
 		LogQ:            []int{lit.LogQ},
@@ -114,7 +133,7 @@ func newParameters(lit ParametersLiteral, insecure bool) (Parameters, error) {
 	if err != nil {
 		return Parameters{}, fmt.Errorf("secagg: building CKKS parameters (LogN %d, LogQ %d, LogScale %d): %w", lit.LogN, lit.LogQ, lit.LogScale, err)
 	}
-	p := Parameters{lit: lit, he: he}
+	p := Parameters{lit: lit, he: he, moduli: he.Q()}
 	if err := p.checkOverflowBudget(); err != nil {
 		return Parameters{}, err
 	}
@@ -189,6 +208,15 @@ func (p Parameters) computeDigest() [32]byte {
 		binary.LittleEndian.PutUint64(b[:], v)
 		h.Write(b[:])
 	}
+	if p.pack != nil {
+		// The packed encoding's fields (the float encoding's digest is unchanged, so
+		// member states and keys of earlier versions still match).
+		h.Write([]byte("packed\x00"))
+		for _, v := range append([]uint64{uint64(p.lit.ValueBits), uint64(p.lit.Primes)}, p.moduli...) {
+			binary.LittleEndian.PutUint64(b[:], v)
+			h.Write(b[:])
+		}
+	}
 	var d [32]byte
 	h.Sum(d[:0])
 	return d
@@ -206,8 +234,27 @@ func (p Parameters) N() int { return p.he.N() }
 // LogN returns log2 of the ring degree.
 func (p Parameters) LogN() int { return p.lit.LogN }
 
-// Modulus returns the ciphertext prime Q.
-func (p Parameters) Modulus() uint64 { return p.he.Q()[0] }
+// Modulus returns the ciphertext prime Q (the first prime with the packed encoding).
+func (p Parameters) Modulus() uint64 { return p.moduli[0] }
+
+// Moduli returns the primes of the ciphertext modulus: one for the float encoding,
+// Primes for the packed one. The caller must not modify the slice.
+func (p Parameters) Moduli() []uint64 { return p.moduli }
+
+// Levels returns the number of primes of the ciphertext modulus.
+func (p Parameters) Levels() int { return len(p.moduli) }
+
+// Packed reports whether the parameters use the packed integer encoding.
+func (p Parameters) Packed() bool { return p.pack != nil }
+
+// EncodingName describes the encoding, e.g. "float encoding (LogScale 45)" or "packed
+// encoding (11-bit values, 15 per coefficient, 6 primes)".
+func (p Parameters) EncodingName() string {
+	if p.pack == nil {
+		return fmt.Sprintf("float encoding (LogScale %d)", p.lit.LogScale)
+	}
+	return fmt.Sprintf("packed encoding (%d-bit values, %d per coefficient, %d primes)", p.pack.valueBits, p.pack.perCoeff, len(p.moduli))
+}
 
 // Digest identifies the parameter set; parties refuse messages made under another one.
 func (p Parameters) Digest() [32]byte { return p.digest }
@@ -215,13 +262,16 @@ func (p Parameters) Digest() [32]byte { return p.digest }
 // NumChunks returns how many ciphertexts an update of dim values needs: the dim values
 // followed by the weight slot and the count slot, N to a ciphertext.
 func (p Parameters) NumChunks(dim int) int {
-	return (dim + extraSlots + p.N() - 1) / p.N()
+	if p.pack != nil {
+		return p.pack.numChunks(dim, p.N())
+	}
+	return floatChunks(dim, p.N())
 }
 
 // UpdateBytes returns the size of a marshalled EncryptedUpdate of dim values for a client id
 // of idLen bytes, made without a Signer (no task id, certificate or signature).
 func (p Parameters) UpdateBytes(dim, idLen int) int {
-	return updateSize(p.N(), p.NumChunks(dim), idLen, 0, 0, 0)
+	return updateSize(p.N(), p.Levels(), p.NumChunks(dim), idLen, 0, 0, 0)
 }
 
 // SignedUpdateBytes bounds a signed EncryptedUpdate of dim values for a client id, task id
@@ -229,20 +279,58 @@ func (p Parameters) UpdateBytes(dim, idLen int) int {
 // MaxSignatureBytes (64 bytes for Ed25519, at most 72 for ECDSA P-256). A server can refuse
 // larger uploads before reading them.
 func (p Parameters) SignedUpdateBytes(dim, idLen, taskIDLen, certLen int) int {
-	return updateSize(p.N(), p.NumChunks(dim), idLen, taskIDLen, certLen, MaxSignatureBytes)
+	return updateSize(p.N(), p.Levels(), p.NumChunks(dim), idLen, taskIDLen, certLen, MaxSignatureBytes)
 }
 
 // updateSize is the exact size of a marshalled EncryptedUpdate.
-func updateSize(n, chunks, idLen, taskLen, certLen, sigLen int) int {
-	return updateHeaderSize + idLen + taskLen + certLen + sigLen + chunks*chunkWireSize(n)
+func updateSize(n, levels, chunks, idLen, taskLen, certLen, sigLen int) int {
+	return updateHeaderSize + ringDescSize(levels) + idLen + taskLen + certLen + sigLen + chunks*chunkWireSize(n, levels)
 }
 
 // ErrorStd predicts the standard deviation of the error of every decoded coordinate of a sum
-// decrypted by threshold members: sqrt(t·(σ² + σ_fresh²))/Δ (coefficient encoding; the
+// decrypted by threshold members. Float encoding: sqrt(t·(σ² + σ_fresh²))/Δ (the
 // encryption noise of the summed ciphertexts is negligible next to the flooding noise).
-// The largest error over d coordinates is about sqrt(2·ln d) times this.
+// Packed encoding: decoding removes the decryption noise exactly and what is left is the
+// stochastic rounding, at most sqrt(M)·step/2 for a sum of M = MaxContributors updates
+// (SumErrorStd for fewer). The largest error over d coordinates is about sqrt(2·ln d)
+// times this.
 func (p Parameters) ErrorStd(threshold int) float64 {
+	return p.SumErrorStd(threshold, p.lit.MaxContributors)
+}
+
+// SumErrorStd is ErrorStd for a sum of contributors updates: the same for the float
+// encoding; sqrt(contributors)·step/2 for the packed encoding (each update's rounding
+// error is unbiased, within one step, so of variance at most step²/4). Divide by
+// contributors for the error of the mean.
+func (p Parameters) SumErrorStd(threshold, contributors int) float64 {
+	if p.pack != nil {
+		return math.Sqrt(float64(contributors)) * p.QuantisationStep() / 2
+	}
 	return math.Sqrt(float64(threshold)) * p.floodingSigmaEffective() / p.scale()
+}
+
+// QuantisationStep is the grid of the packed encoding's values w·u_j: 2·ClipBound·MaxWeight
+// / (2^ValueBits − 1); 0 for the float encoding.
+func (p Parameters) QuantisationStep() float64 {
+	if p.pack == nil {
+		return 0
+	}
+	return p.pack.dataStep
+}
+
+// ValuesPerCoefficient is the number of values one ciphertext coefficient carries: 1 for
+// the float encoding.
+func (p Parameters) ValuesPerCoefficient() int {
+	if p.pack == nil {
+		return 1
+	}
+	return p.pack.perCoeff
+}
+
+// BytesPerValue is the upload's ciphertext bytes per value: 2 polynomials × 8 bytes ×
+// primes / values per coefficient.
+func (p Parameters) BytesPerValue() float64 {
+	return 16 * float64(p.Levels()) / float64(p.ValuesPerCoefficient())
 }
 
 func (p Parameters) scale() float64 { return math.Exp2(float64(p.lit.LogScale)) }
@@ -301,7 +389,8 @@ func (p Parameters) SignedAnnouncementBytes(certLen int) int {
 // without a Signer: the public-key share and one sealed Shamir share per member.
 func (p Parameters) DealingBytes(size int) int {
 	n := p.N()
-	return dealingHeaderSize + 8*n + size*sealedShareSize(n)
+	nl := n * p.Levels()
+	return dealingHeaderSize + ringDescSize(p.Levels()) + 8*nl + size*sealedShareSize(nl)
 }
 
 // SignedDealingBytes bounds a signed Dealing (the signature counted at MaxSignatureBytes).
@@ -315,7 +404,7 @@ func (p Parameters) ChallengeBytes() int { return challengeHeaderSize + 4*MaxSpo
 // summing uploads updates: per upload 32 bytes and, per leaf, the leaf's coefficients (at
 // least one per chunk) and its Merkle path.
 func (p Parameters) OpeningBytes(dim, uploads, spotChecks int) int {
-	chunks := p.NumChunks(dim)
+	chunks := p.NumChunks(dim) * p.Levels()
 	width, leaves, depth := leafLayout(p.N(), chunks)
 	s := min(spotChecks, leaves)
 	return openingHeaderSize + 4*s + uploads*openingUploadSize(s, chunks, width, depth)
@@ -324,11 +413,8 @@ func (p Parameters) OpeningBytes(dim, uploads, spotChecks int) int {
 // DecryptionShareBytes is the size of a marshalled DecryptionShare of an aggregate of dim
 // values decrypted by threshold members.
 func (p Parameters) DecryptionShareBytes(dim, threshold int) int {
-	return 4 + 16 + 8 + 32 + 2 + 2 + 2*threshold + ringDescriptorSize + 4 + 8*p.N()*p.NumChunks(dim)
+	return 4 + 16 + 8 + 32 + 2 + 2 + 2*threshold + ringDescSize(p.Levels()) + 4 + 8*p.N()*p.Levels()*p.NumChunks(dim)
 }
-
-// ringDescriptorSize is the (log2 N, Q) header written before polynomials.
-const ringDescriptorSize = 9
 
 // ConfigKeyNames returns the message of an error of NewParameters or CommitteeConfig.Validate
 // with the field names replaced by the federation config keys that set them (the

@@ -11,31 +11,59 @@ import (
 // ---------------------------------------------------------------------------------------
 // Round messages.
 
-// wellFormed reports whether ct is a degree-1 ciphertext of level-0 polynomials with metadata.
-func wellFormed(ct *rlwe.Ciphertext) bool {
-	return ct != nil && ct.MetaData != nil && len(ct.Value) == 2 && singleLevel(ct.Value[0]) && singleLevel(ct.Value[1]) && ct.Value[0].N() > 0
+// wellFormed reports whether ct is a degree-1 ciphertext with metadata whose two
+// polynomials have levels RNS levels of the same degree.
+func wellFormed(ct *rlwe.Ciphertext, levels int) bool {
+	return ct != nil && ct.MetaData != nil && len(ct.Value) == 2 && ct.Value[0].N() > 0 &&
+		shaped(ct.Value[0], ct.Value[0].N(), levels) && shaped(ct.Value[1], ct.Value[0].N(), levels)
 }
 
-// singleLevel reports whether p has exactly one RNS level.
-func singleLevel(p ring.Poly) bool { return len(p.Coeffs) == 1 }
+// shaped reports whether p has exactly levels RNS levels of n coefficients each.
+func shaped(p ring.Poly, n, levels int) bool {
+	if len(p.Coeffs) != levels || levels < 1 {
+		return false
+	}
+	for _, c := range p.Coeffs {
+		if len(c) != n {
+			return false
+		}
+	}
+	return true
+}
 
-// allSingleLevel reports whether every polynomial of ps has one level of n coefficients.
-func allSingleLevel(ps []ring.Poly, n int) bool {
+// allShaped reports whether ps is not empty and every polynomial has levels levels of n
+// coefficients.
+func allShaped(ps []ring.Poly, n, levels int) bool {
 	for _, p := range ps {
-		if !singleLevel(p) || len(p.Coeffs[0]) != n {
+		if !shaped(p, n, levels) {
 			return false
 		}
 	}
 	return len(ps) > 0
 }
 
-// chunkWireSize is the encoded size of one ciphertext: degree, level, scale, flags, then
-// the two polynomials.
-func chunkWireSize(n int) int { return 1 + 1 + 8 + 1 + 16*n }
+// floatChunks is the number of ciphertexts of a dim-value update in the float encoding:
+// one value per coefficient, the weight and count slots included.
+func floatChunks(dim, n int) int { return (dim + extraSlots + n - 1) / max(n, 1) }
 
-// updateHeaderSize is the size of an EncryptedUpdate without its client id, task id,
-// certificate, signature and chunks.
-const updateHeaderSize = 4 + 16 + 8 + 1 + 2 + 2 + 8 + ringDescriptorSize + 4 + 2 + 32 + 2
+// plausibleChunks is the decoder's check of a message's ciphertext count before the party
+// that knows the parameters checks it exactly (Parameters.NumChunks): with one prime it is
+// the float encoding's count; with more, the packed encoding needs at least one and at
+// most that many.
+func plausibleChunks(dim, n, levels, k int) bool {
+	if levels == 1 {
+		return k == floatChunks(dim, n)
+	}
+	return k >= 1 && k <= floatChunks(dim, n)
+}
+
+// chunkWireSize is the encoded size of one ciphertext: degree, level, scale, flags, then
+// the two polynomials of levels primes.
+func chunkWireSize(n, levels int) int { return 1 + 1 + 8 + 1 + 16*n*levels }
+
+// updateHeaderSize is the size of an EncryptedUpdate without its ring descriptor, client id,
+// task id, certificate, signature and chunks.
+const updateHeaderSize = 4 + 16 + 8 + 1 + 2 + 2 + 8 + 4 + 2 + 32 + 2
 
 const (
 	flagNTT        = 1
@@ -61,7 +89,7 @@ type EncryptedUpdate struct {
 	Certificate []byte   // DER; empty without a Signer
 	Commitment  [32]byte // Merkle root of the ciphertexts; zero without a Signer
 	Signature   []byte   // over uploadDigest; empty without a Signer
-	q           uint64
+	q           []uint64 // the primes of the modulus
 	chunks      []*rlwe.Ciphertext
 }
 
@@ -86,11 +114,12 @@ func (u *EncryptedUpdate) MarshalBinary() ([]byte, error) {
 	if err := checkIdentityFields(u.Certificate, u.Signature); err != nil {
 		return nil, err
 	}
-	if len(u.chunks) == 0 || !wellFormed(u.chunks[0]) {
+	levels := len(u.q)
+	if len(u.chunks) == 0 || !wellFormed(u.chunks[0], levels) {
 		return nil, fmt.Errorf("secagg: encrypted update holds no well-formed ciphertexts")
 	}
 	n := u.chunks[0].Value[0].N()
-	w := newWriter(updateSize(n, len(u.chunks), len(u.ClientID), len(u.TaskID), len(u.Certificate), len(u.Signature)), typeUpdate)
+	w := newWriter(updateSize(n, levels, len(u.chunks), len(u.ClientID), len(u.TaskID), len(u.Certificate), len(u.Signature)), typeUpdate)
 	w.raw(u.Session[:])
 	w.u64(u.Round)
 	w.u8(uint8(u.Purpose))
@@ -103,11 +132,11 @@ func (u *EncryptedUpdate) MarshalBinary() ([]byte, error) {
 	w.raw(u.Commitment[:])
 	w.bytes(u.Signature)
 	for i, ct := range u.chunks {
-		if !wellFormed(ct) || ct.Value[0].N() != n || ct.Value[1].N() != n {
-			return nil, fmt.Errorf("secagg: ciphertext %d is not a degree-1, level-0 ciphertext of degree %d", i, n)
+		if !wellFormed(ct, levels) || ct.Value[0].N() != n {
+			return nil, fmt.Errorf("secagg: ciphertext %d is not a degree-1, level-%d ciphertext of degree %d", i, levels-1, n)
 		}
 		w.u8(1)
-		w.u8(0)
+		w.u8(uint8(levels - 1))
 		w.f64(ct.Scale.Float64())
 		w.u8(chunkFlags(ct))
 		w.coeffs(ct.Value[0])
@@ -137,10 +166,10 @@ func (u *EncryptedUpdate) UnmarshalBinary(p []byte) error {
 		r.failf("dimension %d out of range 1…%d", dim, MaxDim)
 	}
 	out.Dim = int(dim)
-	if want := (out.Dim + extraSlots + n - 1) / max(n, 1); r.err == nil && k != want {
-		r.failf("%d ciphertexts for dimension %d at N=%d, want %d", k, dim, n, want)
+	if r.err == nil && !plausibleChunks(out.Dim, n, len(q), k) {
+		r.failf("%d ciphertexts for dimension %d at N=%d with %d primes, want %d", k, dim, n, len(q), floatChunks(out.Dim, n))
 	}
-	r.expectRemaining(k*chunkWireSize(n), "ciphertexts")
+	r.expectRemaining(k*chunkWireSize(n, len(q)), "ciphertexts")
 	out.q = q
 	if r.err == nil {
 		out.chunks = make([]*rlwe.Ciphertext, k)
@@ -156,15 +185,15 @@ func (u *EncryptedUpdate) UnmarshalBinary(p []byte) error {
 }
 
 // ciphertext reads one chunk of an EncryptedUpdate.
-func (r *reader) ciphertext(i, n int, q uint64) *rlwe.Ciphertext {
+func (r *reader) ciphertext(i, n int, q []uint64) *rlwe.Ciphertext {
 	degree, level := r.u8(), r.u8()
 	scale := r.f64()
 	flags := r.u8()
 	if r.err != nil {
 		return nil
 	}
-	if degree != 1 || level != 0 {
-		r.failf("ciphertext %d has degree %d, level %d; want degree 1, level 0", i, degree, level)
+	if degree != 1 || int(level) != len(q)-1 {
+		r.failf("ciphertext %d has degree %d, level %d; want degree 1, level %d", i, degree, level, len(q)-1)
 		return nil
 	}
 	if !(scale > 0) || math.IsInf(scale, 0) {
@@ -226,17 +255,17 @@ type DecryptionRequest struct {
 	Count       int
 	Members     []MemberID
 	Commitments []UploadCommitment // sorted by certificate; empty without a Verifier
-	q           uint64
+	q           []uint64
 	c1          []ring.Poly
 }
 
 // MarshalBinary encodes the request.
 func (q *DecryptionRequest) MarshalBinary() ([]byte, error) {
-	if len(q.c1) == 0 || !singleLevel(q.c1[0]) || !allSingleLevel(q.c1, q.c1[0].N()) {
+	if len(q.c1) == 0 || !allShaped(q.c1, q.c1[0].N(), len(q.q)) {
 		return nil, fmt.Errorf("secagg: decryption request holds no well-formed polynomials")
 	}
 	n := q.c1[0].N()
-	size := 4 + 16 + 8 + 1 + 32 + 8 + 4 + 2 + 2*len(q.Members) + 4 + ringDescriptorSize + 4 + 8*n*len(q.c1)
+	size := 4 + 16 + 8 + 1 + 32 + 8 + 4 + 2 + 2*len(q.Members) + 4 + ringDescSize(len(q.q)) + 4 + 8*n*len(q.q)*len(q.c1)
 	for _, c := range q.Commitments {
 		if err := checkIdentityFields(c.Certificate, c.Signature); err != nil {
 			return nil, err
@@ -272,7 +301,7 @@ func commitmentWireSize(certLen, taskLen, sigLen int) int {
 
 // polys writes the ring descriptor, the count and the coefficients of a list of
 // polynomials of the same degree.
-func (w *writer) polys(q uint64, ps []ring.Poly) {
+func (w *writer) polys(q []uint64, ps []ring.Poly) {
 	w.ringDesc(logNOf(ps[0].N()), q)
 	w.u32(uint32(len(ps)))
 	for _, p := range ps {
@@ -282,20 +311,20 @@ func (w *writer) polys(q uint64, ps []ring.Poly) {
 
 // polys reads what writer.polys wrote: they must be the last field of the message. With
 // dim > 0 the count must be the number of chunks of a dim-value update.
-func (r *reader) polys(dim int, what string) (uint64, []ring.Poly) {
+func (r *reader) polys(dim int, what string) ([]uint64, []ring.Poly) {
 	n, q := r.ringDesc()
 	k := int(r.u32())
 	if r.err != nil {
-		return 0, nil
+		return nil, nil
 	}
-	if want := (dim + extraSlots + n - 1) / n; dim > 0 && k != want {
-		r.failf("%d polynomials for dimension %d at N=%d, want %d", k, dim, n, want)
+	if dim > 0 && !plausibleChunks(dim, n, len(q), k) {
+		r.failf("%d polynomials for dimension %d at N=%d with %d primes, want %d", k, dim, n, len(q), floatChunks(dim, n))
 	} else if k < 1 || k > MaxDim {
 		r.failf("%d polynomials out of range", k)
 	}
-	r.expectRemaining(8*n*k, what)
+	r.expectRemaining(8*n*len(q)*k, what)
 	if r.err != nil {
-		return 0, nil
+		return nil, nil
 	}
 	ps := make([]ring.Poly, k)
 	for i := range ps {
@@ -349,17 +378,17 @@ type DecryptionShare struct {
 	Aggregate AggregateID
 	From      MemberID
 	Members   []MemberID
-	q         uint64
+	q         []uint64
 	shares    []ring.Poly
 }
 
 // MarshalBinary encodes the share.
 func (s *DecryptionShare) MarshalBinary() ([]byte, error) {
-	if len(s.shares) == 0 || !singleLevel(s.shares[0]) || !allSingleLevel(s.shares, s.shares[0].N()) {
+	if len(s.shares) == 0 || !allShaped(s.shares, s.shares[0].N(), len(s.q)) {
 		return nil, fmt.Errorf("secagg: decryption share holds no well-formed polynomials")
 	}
 	n := s.shares[0].N()
-	w := newWriter(4+16+8+32+2+2+2*len(s.Members)+9+4+8*n*len(s.shares), typeShare)
+	w := newWriter(4+16+8+32+2+2+2*len(s.Members)+ringDescSize(len(s.q))+4+8*n*len(s.q)*len(s.shares), typeShare)
 	w.raw(s.Session[:])
 	w.u64(s.Round)
 	w.raw(s.Aggregate[:])

@@ -61,13 +61,26 @@ func TestAcceptanceSum(t *testing.T) {
 
 // TestEndToEnd runs the full flow through the wire format with parallel workers everywhere
 // (the race detector checks the per-worker ShallowCopies), weighted updates, two dealers
-// absent at key setup and members absent at decryption.
+// absent at key setup and members absent at decryption, in both encodings: the float one
+// (error: the flooding noise) and the packed one (decoding removes the decryption noise
+// exactly; the error is the stochastic rounding, under one step per client). Every message
+// has the size the Parameters predict.
 func TestEndToEnd(t *testing.T) {
+	for _, lit := range []ParametersLiteral{{LogN: 12}, packedLiteral} {
+		p := testParams(t, lit)
+		t.Run(p.EncodingName(), func(t *testing.T) { testEndToEnd(t, p) })
+	}
+}
+
+func testEndToEnd(t *testing.T, p Parameters) {
 	cryptotest.SetGlobalRandom(t, 2)
-	p := testParams(t, ParametersLiteral{LogN: 12})
 	cfg := CommitteeConfig{Size: 7, Threshold: 4, MinContributions: 3}
 	f := newFederation(t, p, cfg, 2, 2, 5)
-	const clients, dim = 6, 9000 // 3 chunks, the last one partly padding
+	const clients = 6
+	dim := 2*p.N()*p.ValuesPerCoefficient() + 100 // 3 chunks, the last one mostly padding
+	if got := p.NumChunks(dim); got != 3 {
+		t.Fatalf("NumChunks(%d) = %d, want 3", dim, got)
+	}
 	agg, err := NewAggregator(p, AggregatorConfig{Session: f.session, Round: 3, Dim: dim, Committee: cfg, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +97,9 @@ func TestEndToEnd(t *testing.T) {
 		eu, err := enc.EncryptUpdate(3, u, w)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if b, _ := eu.MarshalBinary(); len(b) != p.UpdateBytes(dim, len(eu.ClientID)) {
+			t.Errorf("upload of %d bytes, UpdateBytes says %d", len(b), p.UpdateBytes(dim, len(eu.ClientID)))
 		}
 		if err := agg.Add(roundTrip(t, eu, &EncryptedUpdate{})); err != nil {
 			t.Fatal(err)
@@ -103,16 +119,26 @@ func TestEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if b, _ := s.MarshalBinary(); len(b) != p.DecryptionShareBytes(dim, cfg.Threshold) {
+			t.Errorf("share of %d bytes, DecryptionShareBytes says %d", len(b), p.DecryptionShareBytes(dim, cfg.Threshold))
+		}
 		shares = append(shares, roundTrip(t, s, &DecryptionShare{}))
 	}
 	res, err := agg.Combine(shares)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := maxAbsDiff(res.WeightedSum, wantSum); e > 1e-3 {
-		t.Errorf("weighted sum max error %.3g > 1e-3", e)
+	// Float: the flooding noise (std ≈ 4e-5 here); packed: under one step per client.
+	tol := 1e-3
+	if p.Packed() {
+		tol = clients * p.QuantisationStep()
 	}
-	if math.Abs(res.TotalWeight-wantWeight) > 1e-3 || res.Count != clients {
+	if e := maxAbsDiff(res.WeightedSum, wantSum); e >= tol {
+		t.Errorf("weighted sum max error %.3g ≥ %.3g", e, tol)
+	} else {
+		t.Logf("max error %.3g (predicted std %.3g)", e, p.SumErrorStd(cfg.Threshold, clients))
+	}
+	if math.Abs(res.TotalWeight-wantWeight) >= tol || res.Count != clients {
 		t.Errorf("total weight %g count %d, want %g and %d", res.TotalWeight, res.Count, wantWeight, clients)
 	}
 	mean, err := res.Mean()
@@ -120,7 +146,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for j := range mean {
-		if d := math.Abs(mean[j] - wantSum[j]/wantWeight); d > 1e-3 {
+		if d := math.Abs(mean[j] - wantSum[j]/wantWeight); d > 2*tol/wantWeight {
 			t.Fatalf("mean[%d] off by %.3g", j, d)
 		}
 	}

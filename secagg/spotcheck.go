@@ -256,7 +256,8 @@ func verifyOpening(params Parameters, req *DecryptionRequest, member MemberID, l
 	if !slices.Equal(o.Leaves, leaves) {
 		return fmt.Errorf("opening of leaves %v, challenged %v: %w", o.Leaves, leaves, ErrSpotCheck)
 	}
-	n, q, chunks := params.N(), params.Modulus(), len(req.c1)
+	n, qs, levels := params.N(), params.Moduli(), params.Levels()
+	q, chunks := qs[0], len(req.c1)*levels
 	width, _, depth := leafLayout(n, chunks)
 	if o.chunks != chunks || o.width != width || o.depth != depth {
 		return fmt.Errorf("opening of layout (%d chunks, width %d, depth %d), want (%d, %d, %d): %w", o.chunks, o.width, o.depth, chunks, width, depth, ErrSpotCheck)
@@ -272,8 +273,8 @@ func verifyOpening(params Parameters, req *DecryptionRequest, member MemberID, l
 		}
 		for s, l := range leaves {
 			cs := u.coeffs[s*leafLen : (s+1)*leafLen]
-			for _, c := range cs {
-				if c >= q {
+			for j, c := range cs {
+				if c >= qs[j/width%levels] {
 					return fmt.Errorf("upload %d: opened coefficient not below the modulus: %w", i, ErrSpotCheck)
 				}
 			}
@@ -283,15 +284,15 @@ func verifyOpening(params Parameters, req *DecryptionRequest, member MemberID, l
 			acc := sum[s*leafLen : (s+1)*leafLen]
 			for j, c := range cs {
 				acc[j] += c
-				if acc[j] >= q {
-					acc[j] -= q
+				if ql := qs[j/width%levels]; acc[j] >= ql {
+					acc[j] -= ql
 				}
 			}
 		}
 	}
 	for s, l := range leaves {
 		for k := range chunks {
-			got := req.c1[k].Coeffs[0][int(l)*width : (int(l)+1)*width]
+			got := req.c1[k/levels].Coeffs[k%levels][int(l)*width : (int(l)+1)*width]
 			want := sum[s*leafLen+k*width : s*leafLen+(k+1)*width]
 			if !slices.Equal(got, want) {
 				return fmt.Errorf("the aggregate's c1 of chunk %d at leaf %d is not the sum of the %d listed uploads: %w", k, l, len(o.uploads), ErrSpotCheck)

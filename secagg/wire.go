@@ -36,6 +36,7 @@ const (
 	typeOpening       = 'O'
 	typeMemberState   = 'M'
 	maxLogN           = 17
+	maxLevels         = 8 // primes of a modulus: 3 bits of a ring descriptor
 	maxClientIDLength = 256
 	maxTaskIDLength   = 256
 )
@@ -92,16 +93,26 @@ func (w *writer) members(ids []MemberID) {
 	}
 }
 
-// ringDesc writes the ring descriptor that precedes a message's polynomials.
-func (w *writer) ringDesc(logN int, q uint64) {
-	w.u8(uint8(logN))
-	w.u64(q)
+// ringDesc writes the ring descriptor that precedes a message's polynomials: a byte with
+// log2 N in its low 5 bits and the number of RNS primes minus one in its top 3, then the
+// primes. With one prime (the float encoding) it is the (log2 N, Q) of earlier versions,
+// byte for byte.
+func (w *writer) ringDesc(logN int, q []uint64) {
+	w.u8(uint8(logN) | uint8(len(q)-1)<<5)
+	for _, qi := range q {
+		w.u64(qi)
+	}
 }
 
-// coeffs writes the level-0 coefficients of p.
+// ringDescSize is the size of a ring descriptor of the given number of primes.
+func ringDescSize(levels int) int { return 1 + 8*levels }
+
+// coeffs writes the coefficients of p, prime after prime (level 0 first).
 func (w *writer) coeffs(p ring.Poly) {
-	for _, c := range p.Coeffs[0] {
-		w.b = binary.LittleEndian.AppendUint64(w.b, c)
+	for _, cs := range p.Coeffs {
+		for _, c := range cs {
+			w.b = binary.LittleEndian.AppendUint64(w.b, c)
+		}
 	}
 }
 
@@ -251,20 +262,27 @@ func (r *reader) members(max int) []MemberID {
 	return ids
 }
 
-// ringDesc reads a ring descriptor and returns N and Q.
-func (r *reader) ringDesc() (n int, q uint64) {
-	logN := int(r.u8())
-	q = r.u64()
+// ringDesc reads a ring descriptor and returns N and the primes of Q.
+func (r *reader) ringDesc() (n int, q []uint64) {
+	b := r.u8()
+	logN, levels := int(b&31), int(b>>5)+1
 	if r.err != nil {
-		return 0, 0
+		return 0, nil
 	}
 	if logN < 1 || logN > maxLogN {
 		r.failf("ring degree 2^%d out of range", logN)
-		return 0, 0
+		return 0, nil
 	}
-	if q < 2 || q >= 1<<61 {
-		r.failf("modulus %d out of range", q)
-		return 0, 0
+	q = make([]uint64, levels)
+	for i := range q {
+		q[i] = r.u64()
+		if r.err != nil {
+			return 0, nil
+		}
+		if q[i] < 2 || q[i] >= 1<<61 {
+			r.failf("modulus %d out of range", q[i])
+			return 0, nil
+		}
 	}
 	return 1 << logN, q
 }
@@ -277,19 +295,23 @@ func (r *reader) expectRemaining(n int, what string) {
 	}
 }
 
-// poly reads N coefficients, each < q, into a new level-0 polynomial.
-func (r *reader) poly(n int, q uint64) ring.Poly {
-	p := r.take(8 * n)
+// poly reads N coefficients per prime of q, each below its prime, into a new polynomial of
+// len(q) levels.
+func (r *reader) poly(n int, q []uint64) ring.Poly {
+	p := r.take(8 * n * len(q))
 	if p == nil {
 		return ring.Poly{}
 	}
-	out := ring.NewPoly(n, 0)
-	c := out.Coeffs[0]
-	for i := range c {
-		c[i] = binary.LittleEndian.Uint64(p[8*i:])
-		if c[i] >= q {
-			r.failf("coefficient %d = %d not below the modulus %d", i, c[i], q)
-			return ring.Poly{}
+	out := ring.NewPoly(n, len(q)-1)
+	for l, ql := range q {
+		c := out.Coeffs[l]
+		b := p[8*n*l:]
+		for i := range c {
+			c[i] = binary.LittleEndian.Uint64(b[8*i:])
+			if c[i] >= ql {
+				r.failf("coefficient %d = %d of prime %d not below the modulus %d", i, c[i], l, ql)
+				return ring.Poly{}
+			}
 		}
 	}
 	return out
@@ -317,9 +339,9 @@ func logNOf(n int) int {
 }
 
 // checkRing reports whether a decoded message was made for the parameters' ring.
-func checkRing(p Parameters, n int, q uint64, what string) error {
-	if n != p.N() || q != p.Modulus() {
-		return fmt.Errorf("secagg: %s is for ring N=%d Q=%d, but the parameters have N=%d Q=%d (parties must share one ParametersLiteral)", what, n, q, p.N(), p.Modulus())
+func checkRing(p Parameters, n int, q []uint64, what string) error {
+	if n != p.N() || !slices.Equal(q, p.Moduli()) {
+		return fmt.Errorf("secagg: %s is for ring N=%d Q=%v, but the parameters have N=%d Q=%v (parties must share one ParametersLiteral)", what, n, q, p.N(), p.Moduli())
 	}
 	return nil
 }

@@ -39,6 +39,20 @@ type Config struct {
 	// Repeat runs each sum this many times and keeps the fastest, which filters out
 	// interference from other processes on the machine (default 1).
 	Repeat int
+	// Encoding is "float" (or empty: one value per coefficient at scale 2^LogScale) or
+	// "packed" (secagg's packed integer encoding). For "packed", ValueBits and Primes
+	// override what secagg.ChoosePacking picks from TargetError (the largest error of the
+	// mean update it aims for; default 1e-4) and Clients as MaxContributors.
+	Encoding    string
+	TargetError float64
+	ValueBits   int
+	Primes      int
+	// ErrorClients is the number of independent client vectors whose encrypted sum the
+	// error is measured on, each generated, encrypted and added in turn (memory of one
+	// upload). 0 measures it on the timed sum, which cycles through Distinct vectors: the
+	// packed encoding's rounding errors then repeat Clients/Distinct times, which no real
+	// federation does.
+	ErrorClients int
 }
 
 // Report is the result, in seconds and bytes.
@@ -53,6 +67,13 @@ type Report struct {
 	LogScale    int     `json:"log_scale"`
 	Flooding    float64 `json:"flooding_sigma"`
 	Chunks      int     `json:"ciphertexts_per_update"`
+	Encoding    string  `json:"encoding"`                    // "float" or "packed"
+	Primes      int     `json:"primes"`                      // primes of the ciphertext modulus
+	ValueBits   int     `json:"bits_per_value,omitempty"`    // packed: quantised bits of a value
+	PerCoeff    int     `json:"values_per_coefficient"`      // values one coefficient carries
+	BytesPerVal float64 `json:"bytes_per_value"`             // upload bytes / d
+	WireBitsPV  float64 `json:"upload_bits_per_value"`       // 8 × bytes_per_value
+	QuantStep   float64 `json:"quantisation_step,omitempty"` // packed: grid of the values
 	Workers     int     `json:"workers"`
 	Distinct    int     `json:"distinct_client_vectors"`
 	Repeat      int     `json:"repeat"`
@@ -86,8 +107,11 @@ type Report struct {
 	MemberShareSec  float64 `json:"member_share_seconds"` // slowest member of the set
 	CombineSec      float64 `json:"combine_seconds"`      // add shares + decode
 	DecryptSec      float64 `json:"decryption_seconds"`   // members in parallel + combine
-	MaxAbsError     float64 `json:"max_abs_error"`        // vs the plaintext float64 sum
-	PredictedStd    float64 `json:"predicted_error_std"`  // Parameters.ErrorStd(t)
+	MaxAbsError     float64 `json:"max_abs_error"`        // of the decoded sum vs the plaintext float64 sum
+	MaxAbsErrorMean float64 `json:"max_abs_error_mean"`   // of the decoded mean (sum ÷ clients)
+	ErrorClients    int     `json:"error_clients"`        // independent clients of the error's sum
+	ErrorPassSec    float64 `json:"error_pass_seconds,omitempty"`
+	PredictedStd    float64 `json:"predicted_error_std"` // Parameters.ErrorStd(t)
 	TotalWeightErr  float64 `json:"total_weight_abs_error"`
 	DecryptedCount  int     `json:"decrypted_count"`
 	MemoryNote      string  `json:"note"`
@@ -109,6 +133,20 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--workers %d: must be at least 1", c.Workers)
 	case c.Repeat < 0:
 		return fmt.Errorf("--repeat %d: must be at least 1", c.Repeat)
+	case c.Encoding != "" && c.Encoding != "float" && c.Encoding != "packed":
+		return fmt.Errorf("--encoding %q: use float or packed", c.Encoding)
+	case c.Encoding != "packed" && (c.ValueBits != 0 || c.Primes != 0):
+		return fmt.Errorf("--value-bits and --primes need --encoding packed")
+	case c.ErrorClients < 0:
+		return fmt.Errorf("--error-clients %d: must be 0 (measure on the timed sum) or more", c.ErrorClients)
+	case c.ErrorClients > 0 && c.ErrorClients < secagg.MinContributions:
+		return fmt.Errorf("--error-clients %d: need at least %d (a committee never decrypts fewer updates)", c.ErrorClients, secagg.MinContributions)
+	}
+	if c.Encoding == "" {
+		c.Encoding = "float"
+	}
+	if c.TargetError == 0 {
+		c.TargetError = 1e-4
 	}
 	if c.Repeat == 0 {
 		c.Repeat = 1
@@ -124,7 +162,7 @@ func Run(c Config) (*Report, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	params, err := secagg.NewParameters(secagg.ParametersLiteral{LogN: c.LogN, LogScale: c.LogScale, FloodingSigma: c.FloodingSigma, MaxContributors: c.Clients})
+	params, err := benchParameters(c)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +175,9 @@ func Run(c Config) (*Report, error) {
 		Dim: c.Dim, Clients: c.Clients, Committee: c.Committee, Threshold: c.Threshold, Absent: c.Absent,
 		LogN: lit.LogN, LogQ: lit.LogQ, LogScale: lit.LogScale, Flooding: lit.FloodingSigma,
 		Chunks: params.NumChunks(c.Dim), Workers: c.Workers, Distinct: c.Distinct, Repeat: c.Repeat, GOMAXPROCS: runtime.GOMAXPROCS(0),
-		RawBytes: 8 * c.Dim, PredictedStd: params.ErrorStd(c.Threshold),
+		RawBytes: 8 * c.Dim, PredictedStd: params.SumErrorStd(c.Threshold, c.Clients),
+		Encoding: c.Encoding, Primes: params.Levels(), ValueBits: lit.ValueBits, PerCoeff: params.ValuesPerCoefficient(),
+		QuantStep: params.QuantisationStep(),
 	}
 	r.MemoryNote = fmt.Sprintf("%d distinct client vectors are generated and encrypted; the server sum adds %d uploads cycling through their ciphertexts under distinct client ids, and the plaintext sum cycles through the same vectors in the same order; sums are the best of %d runs, client encryption the median of %d", c.Distinct, c.Clients, c.Repeat, c.Distinct)
 
@@ -195,6 +235,8 @@ func Run(c Config) (*Report, error) {
 	r.ClientEncryptPerMSec = r.ClientEncryptSec * 1e6 / float64(c.Dim)
 	r.ServerDecodeSec = decodeTotal.Seconds() / float64(c.Distinct)
 	r.UploadRatio = float64(r.UploadBytes) / float64(r.RawBytes)
+	r.BytesPerVal = float64(r.UploadBytes) / float64(c.Dim)
+	r.WireBitsPV = 8 * r.BytesPerVal
 	{
 		enc, err := secagg.NewEncryptor(params, pk, secagg.EncryptorConfig{ClientID: "single-thread", Workers: 1})
 		if err != nil {
@@ -295,12 +337,89 @@ func Run(c Config) (*Report, error) {
 	}
 	r.CombineSec = time.Since(t0).Seconds()
 	r.DecryptSec = r.MemberShareSec + r.CombineSec
+	r.TotalWeightErr = math.Abs(res.TotalWeight - float64(c.Clients))
+	r.DecryptedCount = res.Count
+	r.ErrorClients = c.Distinct
+	if c.ErrorClients > 0 {
+		agg = nil
+		views, uploads = nil, nil
+		slog.Info("error pass", "clients", c.ErrorClients)
+		t0 := time.Now()
+		if res, exact, err = errorPass(params, session, committee, members, pk, set, c); err != nil {
+			return nil, err
+		}
+		r.ErrorPassSec = time.Since(t0).Seconds()
+		r.ErrorClients = c.ErrorClients
+	}
 	for j := range exact {
 		r.MaxAbsError = math.Max(r.MaxAbsError, math.Abs(res.WeightedSum[j]-exact[j]))
 	}
-	r.TotalWeightErr = math.Abs(res.TotalWeight - float64(c.Clients))
-	r.DecryptedCount = res.Count
+	r.MaxAbsErrorMean = r.MaxAbsError / float64(res.Count)
+	if c.ErrorClients > 0 {
+		r.MemoryNote += fmt.Sprintf("; the errors are of a separate sum of %d independently generated and encrypted client vectors", c.ErrorClients)
+	} else {
+		r.MemoryNote += fmt.Sprintf("; the errors are of the timed sum, whose %d distinct vectors repeat (the packed encoding's rounding errors repeat with them)", c.Distinct)
+	}
 	return r, nil
+}
+
+// benchParameters builds the parameters of the measurement.
+func benchParameters(c Config) (secagg.Parameters, error) {
+	lit := secagg.ParametersLiteral{LogN: c.LogN, LogScale: c.LogScale, FloodingSigma: c.FloodingSigma, MaxContributors: max(c.Clients, c.ErrorClients)}
+	if c.Encoding != "packed" {
+		return secagg.NewParameters(lit)
+	}
+	if c.LogScale != 0 {
+		return secagg.Parameters{}, fmt.Errorf("--log-scale: the packed encoding derives the scale; leave it 0")
+	}
+	if c.ValueBits != 0 || c.Primes != 0 {
+		lit.ValueBits, lit.Primes = c.ValueBits, c.Primes
+		return secagg.NewParameters(lit)
+	}
+	return secagg.ChoosePacking(lit, c.TargetError, c.Dim)
+}
+
+// errorPass sums c.ErrorClients independent client vectors (generated, encrypted and added
+// one at a time), decrypts with the member set and returns the result and the exact sum.
+func errorPass(params secagg.Parameters, session secagg.SessionID, committee secagg.CommitteeConfig, members []*secagg.Member, pk *secagg.PublicKey, set []secagg.MemberID, c Config) (*secagg.AggregateResult, []float64, error) {
+	agg, err := secagg.NewAggregator(params, secagg.AggregatorConfig{Session: session, Round: 2, Dim: c.Dim, Committee: committee, Workers: c.Workers})
+	if err != nil {
+		return nil, nil, err
+	}
+	rng := rand.New(rand.NewPCG(c.Seed, 0xe7707))
+	exact := make([]float64, c.Dim)
+	v := make([]float64, c.Dim)
+	for i := 0; i < c.ErrorClients; i++ {
+		for j := range v {
+			v[j] = 2*rng.Float64() - 1
+			exact[j] += v[j]
+		}
+		enc, err := secagg.NewEncryptor(params, pk, secagg.EncryptorConfig{ClientID: fmt.Sprint("error-client-", i), Workers: c.Workers})
+		if err != nil {
+			return nil, nil, err
+		}
+		u, err := enc.EncryptUpdate(2, v, 1)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := agg.Add(u); err != nil {
+			return nil, nil, err
+		}
+	}
+	req, err := agg.DecryptionRequest(set)
+	if err != nil {
+		return nil, nil, err
+	}
+	var shares []*secagg.DecryptionShare
+	for _, id := range req.Members {
+		s, err := members[id-1].DecryptionShare(req)
+		if err != nil {
+			return nil, nil, err
+		}
+		shares = append(shares, s)
+	}
+	res, err := agg.Combine(shares)
+	return res, exact, err
 }
 
 // measureCPU times the homomorphic sum (1 worker) and the plaintext sum by the process's

@@ -39,3 +39,26 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("100,000 clients accepted despite the overflow budget")
 	}
 }
+
+// TestRunPacked: the packed encoding, at a size that fills its one ciphertext, uploads fewer bytes than raw float64,
+// measures its error on independent clients within the rounding's hard bound (each client's
+// rounding is under one step), and reports its layout.
+func TestRunPacked(t *testing.T) {
+	cryptotest.SetGlobalRandom(t, 2)
+	r, err := Run(Config{Dim: 57000, Clients: 12, Committee: 5, Threshold: 3, Absent: 2, LogN: 13, Distinct: 3, Workers: 2, Seed: 1, Encoding: "packed", ErrorClients: 12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Encoding != "packed" || r.Primes < 2 || r.ValueBits < 1 || r.PerCoeff < 2 {
+		t.Errorf("layout: encoding %q, %d primes, %d bits, %d per coefficient", r.Encoding, r.Primes, r.ValueBits, r.PerCoeff)
+	}
+	if r.UploadRatio >= 1 || r.BytesPerVal != float64(r.UploadBytes)/57000 {
+		t.Errorf("upload ratio %g, %g bytes per value", r.UploadRatio, r.BytesPerVal)
+	}
+	if r.ErrorClients != 12 || r.DecryptedCount != 12 || r.MaxAbsError >= 12*r.QuantStep || r.MaxAbsErrorMean != r.MaxAbsError/12 {
+		t.Errorf("error %g (mean %g) over %d clients, step %g, count %d", r.MaxAbsError, r.MaxAbsErrorMean, r.ErrorClients, r.QuantStep, r.DecryptedCount)
+	}
+	if _, err := Run(Config{Dim: 10, Clients: 3, Committee: 3, Threshold: 2, Distinct: 1, Workers: 1, LogN: 13, ValueBits: 8}); err == nil {
+		t.Error("--value-bits without --encoding packed accepted")
+	}
+}

@@ -1,0 +1,256 @@
+package secagg
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"testing/cryptotest"
+)
+
+// packedLiteral is a small packed parameter set for tests: N = 2^11 (insecure, tests only),
+// 12-bit values, three primes.
+var packedLiteral = ParametersLiteral{LogN: 11, ValueBits: 12, Primes: 3, MaxContributors: 50}
+
+// TestPackedRoundingUnbiased: the mean of many stochastic roundings of a value converges
+// to the value (within 5 standard errors: the rounding of y is Bernoulli(frac(y)) on top
+// of ⌊y⌋), and every rounding is within one step.
+func TestPackedRoundingUnbiased(t *testing.T) {
+	p := testParams(t, packedLiteral)
+	pk := p.pack
+	r := rand.NewChaCha8([32]byte{1})
+	const draws = 200_000
+	for _, x := range []float64{-1, -0.7311, -1e-4, 0, 0.25, 0.5 + pk.dataStep/3, 0.99999, 1} {
+		buf := make([]uint64, draws)
+		update := make([]float64, draws)
+		for i := range update {
+			update[i] = x
+		}
+		pk.quantise(buf, 0, update, 1, r)
+		sum := 0.0
+		for _, q := range buf {
+			v := float64(q)*pk.dataStep - pk.dataOffset
+			if math.Abs(v-x) >= pk.dataStep {
+				t.Fatalf("x = %g rounded to %g, more than one step %g away", x, v, pk.dataStep)
+			}
+			sum += v
+		}
+		mean := sum / draws
+		y := (x + pk.dataOffset) / pk.dataStep
+		frac := y - math.Floor(y)
+		se := pk.dataStep * math.Sqrt(frac*(1-frac)/draws)
+		if d := math.Abs(mean - x); d > 5*se+1e-12 {
+			t.Errorf("x = %g: mean of %d roundings %.9g, off by %.3g > 5 standard errors (%.3g)", x, draws, mean, d, 5*se)
+		}
+	}
+}
+
+// TestPackedLayoutExtremes encodes coefficients at the extremes of the layout (every slot
+// at the largest sum of MaxContributors values, or 0) with the largest decryption noise of
+// either sign, and decodes them exactly; a coefficient past the top slot is refused.
+func TestPackedLayoutExtremes(t *testing.T) {
+	for _, lit := range []ParametersLiteral{
+		packedLiteral,
+		{LogN: 11, ValueBits: 1, Primes: 2, MaxContributors: 2},
+		{LogN: 11, ValueBits: 24, Primes: 8, MaxContributors: 1 << 20},
+		{LogN: 14, ValueBits: 11, Primes: 6, MaxContributors: 1000},
+	} {
+		t.Run(fmt.Sprintf("b%d_primes%d_M%d", lit.ValueBits, lit.Primes, lit.MaxContributors), func(t *testing.T) {
+			p := testParams(t, lit)
+			pk, n, v := p.pack, p.N(), p.pack.perCoeff
+			maxSum := uint64(lit.MaxContributors) * pk.maxQ
+			if maxSum >= 1<<pk.slotBits {
+				t.Fatalf("the largest sum %d does not fit a %d-bit slot", maxSum, pk.slotBits)
+			}
+			vals := make([]uint64, n*v)
+			for j := range n {
+				for i := range v {
+					switch j % 3 {
+					case 0:
+						vals[j*v+i] = maxSum
+					case 1:
+						vals[j*v+i] = uint64(j*7+i) % (maxSum + 1)
+					}
+				}
+			}
+			ringQ := p.he.RingQ()
+			poly := ringQ.NewPoly()
+			pk.encode(vals, poly, p.Moduli())
+			// Add noise ±(2^(L−1) − 1), the largest the layout absorbs.
+			noise := ringQ.NewPoly()
+			e := new(big.Int).Lsh(big.NewInt(1), uint(pk.noiseBits-1))
+			e.Sub(e, big.NewInt(1))
+			coeffs := make([]*big.Int, n)
+			for j := range coeffs {
+				coeffs[j] = new(big.Int).Set(e)
+				if j%2 == 1 {
+					coeffs[j].Neg(e)
+				}
+			}
+			ringQ.SetCoefficientsBigint(coeffs, noise)
+			ringQ.Add(poly, noise, poly)
+			got := make([]uint64, n*v)
+			for j := range coeffs {
+				coeffs[j] = new(big.Int)
+			}
+			if err := pk.decode(ringQ, poly, got, coeffs); err != nil {
+				t.Fatal(err)
+			}
+			for i := range vals {
+				if got[i] != vals[i] {
+					t.Fatalf("slot %d decoded %d, want %d", i, got[i], vals[i])
+				}
+			}
+			// A coefficient of 2^(L + V·s): beyond the top slot.
+			over := new(big.Int).Lsh(big.NewInt(1), uint(pk.noiseBits+v*pk.slotBits))
+			for j := range coeffs {
+				coeffs[j].Set(over)
+			}
+			ringQ.SetCoefficientsBigint(coeffs, poly)
+			if err := pk.decode(ringQ, poly, got, coeffs); err == nil {
+				t.Errorf("a coefficient past the top slot decoded")
+			}
+		})
+	}
+}
+
+// TestExtractBits checks extractBits against big.Int shifts, across word boundaries.
+func TestExtractBits(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	x := new(big.Int)
+	for trial := 0; trial < 200; trial++ {
+		b := make([]byte, 38) // 304 bits
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		x.SetBytes(b)
+		off, n := r.IntN(320), uint(1+r.IntN(64))
+		want := new(big.Int).Rsh(x, uint(off))
+		want.And(want, new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), n), big.NewInt(1)))
+		if got := extractBits(x.Bits(), off, n); got != want.Uint64() {
+			t.Fatalf("extractBits(off %d, n %d) = %x, want %x", off, n, got, want.Uint64())
+		}
+	}
+}
+
+// TestChoosePacking: the target (values in [−1, 1], 1000 clients, mean within
+// 1e-4) gets the fewest value bits that meet it and an upload below raw float64 bytes,
+// padding of the last ciphertext included when the dimension is given.
+func TestChoosePacking(t *testing.T) {
+	for _, tc := range []struct {
+		lit        ParametersLiteral
+		target     float64
+		dim        int
+		wantBits   int
+		maxBytesPV float64 // of the upload of dim values, or asymptotically for dim 0
+	}{
+		{ParametersLiteral{MaxContributors: 1000}, 1e-4, 0, 11, 6.4},
+		{ParametersLiteral{MaxContributors: 1000}, 1e-4, 1_000_000, 11, 7.4},
+		{ParametersLiteral{MaxContributors: 100}, 1e-4, 0, 13, 8},
+		{ParametersLiteral{MaxContributors: 1000, ClipBound: 0.1}, 1e-4, 0, 8, 8},
+		{ParametersLiteral{LogN: 15, MaxContributors: 10000}, 1e-5, 0, 13, 8},
+	} {
+		t.Run(fmt.Sprintf("C%g_M%d_target%g_d%d", tc.lit.ClipBound, tc.lit.MaxContributors, tc.target, tc.dim), func(t *testing.T) {
+			p, err := ChoosePacking(tc.lit, tc.target, tc.dim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lit := p.Literal()
+			m := float64(lit.MaxContributors)
+			errOf := func(step float64) float64 { return 6 * step / (2 * math.Sqrt(m)) }
+			if lit.ValueBits != tc.wantBits {
+				t.Errorf("ValueBits %d, want %d", lit.ValueBits, tc.wantBits)
+			}
+			if e := errOf(p.QuantisationStep()); e > tc.target {
+				t.Errorf("6 std of the mean's error %.3g exceeds the target %g", e, tc.target)
+			}
+			if e := errOf(2 * lit.ClipBound / float64(uint64(1)<<(lit.ValueBits-1)-1)); e <= tc.target {
+				t.Errorf("%d bits would do (error %.3g)", lit.ValueBits-1, e)
+			}
+			bpv := p.BytesPerValue()
+			if tc.dim > 0 {
+				bpv = float64(p.UpdateBytes(tc.dim, 0)) / float64(tc.dim)
+			}
+			if bpv > tc.maxBytesPV {
+				t.Errorf("%.3f bytes per value, want at most %g", bpv, tc.maxBytesPV)
+			}
+			// No other prime count is smaller.
+			for k := 2; k <= maxPrimes(lit.LogN, false); k++ {
+				l := lit
+				l.Primes, l.LogScale = k, 0
+				if q, err := NewParameters(l); err == nil && uploadCost(q, tc.dim) < uploadCost(p, tc.dim)*(1-1e-12) {
+					t.Errorf("%d primes cost %.0f, chosen %d cost %.0f", k, uploadCost(q, tc.dim), lit.Primes, uploadCost(p, tc.dim))
+				}
+			}
+			t.Logf("%s: %.3f bytes per value (%.3f× float64), step %.3g", p.EncodingName(), bpv, bpv/8, p.QuantisationStep())
+			// The chosen literal rebuilds the same parameters.
+			again, err := NewParameters(lit)
+			if err != nil || again.Digest() != p.Digest() {
+				t.Errorf("NewParameters(Literal()) = %v, digest equal %v", err, err == nil && again.Digest() == p.Digest())
+			}
+		})
+	}
+	if _, err := ChoosePacking(ParametersLiteral{LogN: 12}, 1e-4, 0); err == nil {
+		t.Errorf("LogN 12 (one 60-bit prime within the security bound) got a packing")
+	}
+	if _, err := ChoosePacking(ParametersLiteral{}, 0, 0); err == nil {
+		t.Errorf("a zero target got a packing")
+	}
+}
+
+// TestPackedParametersRefused: bad packed literals are errors naming the field and the fix.
+func TestPackedParametersRefused(t *testing.T) {
+	for _, tc := range []struct {
+		lit  ParametersLiteral
+		want string
+	}{
+		{ParametersLiteral{ValueBits: 25, Primes: 3}, "ValueBits 25"},
+		{ParametersLiteral{ValueBits: -1, Primes: 3}, "ValueBits -1"},
+		{ParametersLiteral{Primes: 3}, "ValueBits 0"},
+		{ParametersLiteral{ValueBits: 12, Primes: 1}, "Primes 1"},
+		{ParametersLiteral{ValueBits: 12, Primes: 8}, "Primes 8"},
+		{ParametersLiteral{LogN: 13, ValueBits: 12, Primes: 4}, "Primes 4"},
+		{ParametersLiteral{ValueBits: 12, Primes: 3, LogQ: 50}, "LogQ 50"},
+		{ParametersLiteral{ValueBits: 12, Primes: 3, LogScale: 45}, "LogScale 45"},
+		{ParametersLiteral{ValueBits: 24, Primes: 2, MaxContributors: 1 << 30, FloodingSigma: 1 << 60}, "raise Primes"},
+	} {
+		_, err := NewParameters(tc.lit)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: err = %v, want one naming %q", tc.lit, err, tc.want)
+		}
+	}
+}
+
+// TestEncodingsDoNotMix: an upload of one encoding is refused by an aggregate of the other
+// with an error that names the encoding, and the float encoding's digest is what it was
+// before the packed encoding existed (so member states of earlier versions still load).
+func TestEncodingsDoNotMix(t *testing.T) {
+	cryptotest.SetGlobalRandom(t, 21)
+	float := testParams(t, ParametersLiteral{LogN: 11})
+	packed := testParams(t, packedLiteral)
+	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 2}
+	f := newFederation(t, packed, cfg, 1)
+	enc, err := NewEncryptor(packed, f.pk, EncryptorConfig{ClientID: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eu, err := enc.EncryptUpdate(1, []float64{0.5, -0.5}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg, err := NewAggregator(float, AggregatorConfig{Session: f.session, Round: 1, Dim: 2, Committee: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agg.Add(eu); err == nil || !strings.Contains(err.Error(), "float encoding") {
+		t.Errorf("packed upload into a float aggregate: err = %v", err)
+	}
+	if _, err := NewEncryptor(float, f.pk, EncryptorConfig{ClientID: "c"}); err == nil {
+		t.Errorf("a packed key was accepted for the float encoding")
+	}
+	if float.Digest() == packed.Digest() {
+		t.Errorf("the encodings share a digest")
+	}
+}
