@@ -36,6 +36,7 @@ const (
 // Spec declares a model's architecture. A federation ships it to clients so they build the
 // same model; model files store it beside the parameters.
 type Spec struct {
+	// Type is the architecture: mlp, cnn, rnn, lstm, gru or transformer.
 	Type string `json:"type" yaml:"type"`
 	// Input is the number of input features (mlp).
 	Input int `json:"input,omitempty" yaml:"input,omitempty"`

@@ -78,7 +78,7 @@ type TrainingConfig struct {
 	BatchSize int     `yaml:"batch_size"` // default 64 (expected size under Poisson sampling)
 	Optimizer string  `yaml:"optimizer"`  // sgd (default), adam or adamw
 	LR        float64 `yaml:"lr"`         // default 0.1
-	Momentum  float64 `yaml:"momentum"`
+	Momentum  float64 `yaml:"momentum"`   // sgd's momentum (0: none)
 	// Nesterov momentum (sgd); WeightDecay (L2 for sgd and adam, decoupled for adamw);
 	// Beta1, Beta2 and Eps of adam and adamw (0: 0.9, 0.999, 1e-8).
 	Nesterov    bool    `yaml:"nesterov"`
@@ -272,6 +272,7 @@ func DistributedMinContributions(m int) int {
 // SecAggConfig turns on secure aggregation and sizes the key committee and the CKKS
 // parameters (zero fields take secagg's defaults).
 type SecAggConfig struct {
+	// Enabled turns secure aggregation on: the server sees only the sum of the updates.
 	Enabled bool `yaml:"enabled"`
 	// CommitteeSize K and Threshold t: any t of the K members decrypt; up to K−t may drop.
 	CommitteeSize int `yaml:"committee_size"`
@@ -288,11 +289,19 @@ type SecAggConfig struct {
 	// updates from an honest-but-curious server only. By default a server with a client CA
 	// (mutual TLS) and the simulator run the authenticated protocol; passive is for
 	// measuring what it costs.
-	Passive         bool    `yaml:"passive"`
-	LogN            int     `yaml:"log_n"`
-	LogScale        int     `yaml:"log_scale"`
-	FloodingSigma   float64 `yaml:"flooding_sigma"`
-	MaxContributors int     `yaml:"max_contributors"`
+	Passive bool `yaml:"passive"`
+	// LogN is log2 of the CKKS ring degree, the values a ciphertext carries (12…16;
+	// default 14).
+	LogN int `yaml:"log_n"`
+	// LogScale is log2 of the encoding scale: more bits, more precision, less room for the
+	// sum (default 45).
+	LogScale int `yaml:"log_scale"`
+	// FloodingSigma is the flooding noise of the committee's decryption shares (at least
+	// 2^20; default 2^30).
+	FloodingSigma float64 `yaml:"flooding_sigma"`
+	// MaxContributors is the most updates one aggregate may hold: by default the largest
+	// count secagg's overflow budget allows for the coordinate bound, at most 1000.
+	MaxContributors int `yaml:"max_contributors"`
 	// MaxWeight bounds a client's aggregation weight min(examples / training.weight_scale,
 	// max_weight), with or without secure aggregation, so both modes weight clients alike
 	// (default 1).

@@ -99,6 +99,9 @@ type DatasetConfig struct {
 
 // SyntheticConfig is data.SyntheticOptions; the number of devices is the number of clients.
 type SyntheticConfig struct {
+	// Alpha spreads the devices' models and Beta their inputs (the paper's α and β:
+	// Synthetic(1, 1) is the most heterogeneous of its three); IID gives every device the
+	// same model and input distribution.
 	Alpha float64 `yaml:"alpha"`
 	Beta  float64 `yaml:"beta"`
 	IID   bool    `yaml:"iid"`
@@ -129,7 +132,7 @@ type DPConfig struct {
 	// ⌈training.epochs / q⌉ steps.
 	SampleRate float64 `yaml:"sample_rate"`
 	// Clipping of DP-SGD's per-example gradients, flat (default) or per-layer, and the
-	// per-layer thresholds (see server.DPConfig).
+	// per-layer thresholds LayerMaxGradNorms (see server.DPConfig).
 	Clipping          string    `yaml:"clipping"`
 	LayerMaxGradNorms []float64 `yaml:"layer_max_grad_norms"`
 	// UpdateClipNorm bounds every client update ‖Δ‖₂ (DP-FedAvg's user-level clipping;

@@ -25,11 +25,13 @@ import (
 //     the file, and flags win over both;
 //   - a CONFIDE_ variable that sets nothing of the command is warned about.
 
-// configKey is one leaf key of a config: its dotted snake_case name and its Go type.
+// configKey is one leaf key of a config: its dotted snake_case name and its Go type, and
+// where it is documented: the struct field, or the flag.
 type configKey struct {
 	name  string
 	typ   reflect.Type
-	field reflect.StructField // of a struct config; the zero value for a flag
+	field keyedField  // of a struct config
+	flag  *pflag.Flag // of a flag config
 }
 
 // structuredConfigs maps the commands whose config is a struct to that struct's type. The
@@ -45,7 +47,7 @@ func structKeys(t reflect.Type, prefix string) []configKey {
 			out = append(out, structKeys(sectionType(f.Type), prefix+f.key+".")...)
 			continue
 		}
-		out = append(out, configKey{name: prefix + f.key, typ: f.Type, field: f.StructField})
+		out = append(out, configKey{name: prefix + f.key, typ: f.Type, field: f})
 	}
 	return out
 }
@@ -66,7 +68,7 @@ func flagKeys(fs *pflag.FlagSet) []configKey {
 		if f.Name == "config" || f.Name == "help" || f.Name == "version" {
 			return
 		}
-		out = append(out, configKey{name: flagKey(f.Name)})
+		out = append(out, configKey{name: flagKey(f.Name), flag: f})
 	})
 	return out
 }

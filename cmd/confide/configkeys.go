@@ -56,10 +56,12 @@ func sectionFields(t reflect.Type) map[string]reflect.Type {
 	return out
 }
 
-// keyedField is a field of a config struct with its yaml key.
+// keyedField is a field of a config struct with its yaml key and the struct that declares
+// it (an embedded section's type for its fields).
 type keyedField struct {
 	reflect.StructField
-	key string
+	key   string
+	owner reflect.Type
 }
 
 // yamlFields lists the fields of struct t that have a yaml key, in order; the fields of an
@@ -78,7 +80,7 @@ func yamlFields(t reflect.Type) []keyedField {
 			}
 			continue
 		}
-		out = append(out, keyedField{f, name})
+		out = append(out, keyedField{f, name, t})
 	}
 	return out
 }

@@ -47,22 +47,30 @@ type serverFile struct {
 	DashboardToken string `yaml:"dashboard_token"`
 	// StateDir holds the durable state (state.db, SQLite): a server started again with the
 	// same state_dir resumes the federation after its last finished round.
-	StateDir string        `yaml:"state_dir"`
-	Linger   time.Duration `yaml:"linger"`
+	StateDir string `yaml:"state_dir"`
+	// Linger keeps the server up this long after the last round, so that clients see the
+	// federation finish (default 3s).
+	Linger time.Duration `yaml:"linger"`
 	// MaxClients bounds the registered clients (0: the service's default, 100000).
 	MaxClients int `yaml:"max_clients"`
 	// Mutual TLS: the server's certificate and key, and the CA certificate that issued the
 	// clients' certificates (paths relative to the working directory). Insecure serves
 	// plaintext instead.
-	TLSCert    string `yaml:"tls_cert"`
-	TLSKey     string `yaml:"tls_key"`
-	ClientCA   string `yaml:"client_ca"`
-	Insecure   bool   `yaml:"insecure"`
-	Evaluation struct {
-		Dataset string `yaml:"dataset"`
-		DataDir string `yaml:"data_dir"`
-	} `yaml:"evaluation"`
-	Federation server.Config `yaml:"federation"`
+	TLSCert    string           `yaml:"tls_cert"`
+	TLSKey     string           `yaml:"tls_key"`
+	ClientCA   string           `yaml:"client_ca"`
+	Insecure   bool             `yaml:"insecure"`
+	Evaluation serverEvaluation `yaml:"evaluation"`
+	Federation server.Config    `yaml:"federation"`
+}
+
+// serverEvaluation is the server's central evaluation.
+type serverEvaluation struct {
+	// Dataset, when set, is the test set the server evaluates every round's global model
+	// on (central evaluation; mnist, fashion-mnist or a dataset spec file).
+	Dataset string `yaml:"dataset"`
+	// DataDir holds its files (empty: the default location).
+	DataDir string `yaml:"data_dir"`
 }
 
 type serverRound struct {

@@ -29,6 +29,8 @@ var Names = []string{NameFedAvg, NameFedProx, NameFedAvgM, NameFedAdagrad, NameF
 // strategies (flwr.server.strategy, noted per field); in Go, set one with e.g.
 // ServerLR: new(0.3).
 type Config struct {
+	// Name is the strategy: fedavg (default), fedprox, fedavgm, fedadam, fedyogi,
+	// fedadagrad, scaffold, or without secure aggregation fedmedian, trimmedmean or krum.
 	Name string `yaml:"name" json:"name"`
 	// ServerLR is the server learning rate η. Flower: server_learning_rate 1.0 (FedAvgM),
 	// eta 1e-1 (FedAdam, FedAdagrad), eta 1e-2 (FedYogi).
