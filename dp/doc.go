@@ -18,6 +18,10 @@
 //     or PRV) and recorded in it; reopening it with another is refused
 //     (ErrAccountantMismatch), and ledgers older than version 3 are RDP ledgers.
 //     ReadLedger audits a ledger without opening it.
+//   - DiscreteGaussian (NewDiscreteGaussian): exact N_Z(0, σ²) for an integer σ²
+//     (Canonne, Kamath and Steinke 2020), the noise of integer-encoded updates; each
+//     client's share of the distributed discrete Gaussian (Kairouz, Liu and Steinke 2021),
+//     accounted by accountant.DistributedDiscreteGaussianRDP.
 //   - ClipUpdate, CentralNoiseStd, DistributedNoiseStd, AdaptiveClipper,
 //     UpdateNoiseMultiplier, UserLevelEpsilon: DP-FedAvg (McMahan et al. 2018; Andrew et
 //     al. 2021).

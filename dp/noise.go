@@ -44,8 +44,9 @@ var (
 // floating-point Laplace samplers leak through the irregular set of floats they can output,
 // and the same mechanism applies in principle to Gaussian noise added in float64. Confide's
 // noise protects updates of real-valued gradients and is not hardened against that attack
-// (a discrete Gaussian, Canonne, Kamath and Steinke 2020, would be); the secure source only
-// guarantees that the noise cannot be predicted or replayed.
+// (a discrete Gaussian, Canonne, Kamath and Steinke 2020, is: DiscreteGaussian, for
+// integer-encoded updates); the secure source only guarantees that the noise cannot be
+// predicted or replayed.
 
 // secureReseedWords is how many 64-bit words a secure stream produces before it reseeds
 // from crypto/rand (besides the key erasure at every refill).

@@ -11,6 +11,9 @@
 //     relative precision. AbsoluteSeries reproduces dp-accounting's looser variant.
 //   - convert.go: EpsilonFromRDP and DeltaFromRDP with the Classic (Mironov 2017) and
 //     Improved (Balle et al. 2020) conversions.
+//   - ddg.go: the distributed discrete Gaussian (Kairouz, Liu and Steinke 2021): τ of
+//     Theorem 1, ε(α) of Proposition 14 for L2 and L1 sensitivities in integer units, its
+//     (ε, δ) over steps without subsampling, and RoundedL2Bound for stochastic rounding.
 //   - inverse.go: NoiseMultiplier, bisection for the σ that meets a target ε.
 //   - orders.go: the named grids of orders (DefaultOrders, OpacusOrders, TFPrivacyOrders,
 //     DPAccountingOrders, IntegerOrders) and custom ones.
