@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/model"
@@ -676,10 +678,36 @@ func (p *Party) secAggParams(sp *pb.SecAggParams) (secagg.Parameters, secagg.Com
 	return params, cc, nil
 }
 
-// serverKeys rewrites an error of secagg's parameter checks on what a task carries in the
+// serverKeys words an error of secagg's parameter checks on what a task carries in the
 // server's config keys, which the operator who has to fix them knows.
 func serverKeys(err error) error {
-	return fmt.Errorf("the server's secure-aggregation settings: %s", secagg.ConfigKeyNames(err))
+	var fe *secagg.FieldError
+	if !errors.As(err, &fe) {
+		return fmt.Errorf("the server's secure-aggregation settings: %w", err)
+	}
+	return fmt.Errorf("the server's secure-aggregation settings: %s", fe.Explain(serverKey))
+}
+
+// serverKey is the key of the server's config that sets a field of secagg's parameters:
+// secure_aggregation.<field in snake_case>, but for the clip bound (dp.update_clip_norm)
+// and the modulus, which is fixed.
+func serverKey(f secagg.Field) string {
+	switch f {
+	case secagg.FieldClipBound:
+		return "dp.update_clip_norm"
+	case secagg.FieldCommitteeSize:
+		return "secure_aggregation.committee_size"
+	case secagg.FieldLogQ:
+		return "the modulus bits (fixed)"
+	}
+	var b strings.Builder
+	for i, r := range string(f) {
+		if unicode.IsUpper(r) && i > 0 {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return "secure_aggregation." + b.String()
 }
 
 func (p *Party) encryptor(t *pb.Task, sa *pb.SecAggSpec) (*secagg.Encryptor, secagg.Parameters, error) {

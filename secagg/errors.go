@@ -1,6 +1,9 @@
 package secagg
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Conditions callers act on. Errors returned by the package wrap these where they apply, so
 // test them with errors.Is.
@@ -41,3 +44,58 @@ var (
 	// decrypted (or was challenged on) for the same purpose; rounds only move forward.
 	ErrStaleRound = errors.New("secagg: decryption request for an earlier round")
 )
+
+// Field names a setting of ParametersLiteral or CommitteeConfig, the subject of a FieldError.
+type Field string
+
+// The fields NewParameters and CommitteeConfig.Validate check.
+const (
+	FieldLogN             Field = "LogN"
+	FieldLogQ             Field = "LogQ"
+	FieldLogScale         Field = "LogScale"
+	FieldFloodingSigma    Field = "FloodingSigma"
+	FieldClipBound        Field = "ClipBound"
+	FieldMaxWeight        Field = "MaxWeight"
+	FieldMaxContributors  Field = "MaxContributors"
+	FieldCommitteeSize    Field = "Size" // CommitteeConfig.Size
+	FieldThreshold        Field = "Threshold"
+	FieldMinContributions Field = "MinContributions"
+)
+
+// String is the field's name in this package's messages.
+func (f Field) String() string {
+	if f == FieldCommitteeSize {
+		return "committee Size"
+	}
+	return string(f)
+}
+
+// FieldError is an invalid setting of ParametersLiteral or CommitteeConfig: the field at
+// fault, its value, and what it must be. Its message names fields as this package does
+// (Error) or as the caller's configuration does (Explain): a layer above maps fields to its
+// own keys without parsing messages.
+type FieldError struct {
+	Field Field
+	Value any
+	// format and args make the message; a Field among args is named by Explain's name.
+	format string
+	args   []any
+}
+
+func fieldError(f Field, value any, format string, args ...any) *FieldError {
+	return &FieldError{Field: f, Value: value, format: format, args: args}
+}
+
+// Explain returns the message with every field named by name (e.g. a config file's keys).
+func (e *FieldError) Explain(name func(Field) string) string {
+	args := make([]any, len(e.args))
+	for i, a := range e.args {
+		if f, ok := a.(Field); ok {
+			a = name(f)
+		}
+		args[i] = a
+	}
+	return fmt.Sprintf(e.format, args...)
+}
+
+func (e *FieldError) Error() string { return "secagg: " + e.Explain(Field.String) }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/he/hefloat"
@@ -86,7 +85,8 @@ type Parameters struct {
 }
 
 // NewParameters validates lit (after filling its zero fields with the defaults) and builds
-// the CKKS parameters. Every error names the field at fault and how to fix it.
+// the CKKS parameters. Every error names the field at fault and how to fix it; the checks of
+// the fields' ranges and of the overflow budget return FieldErrors.
 func NewParameters(lit ParametersLiteral) (Parameters, error) {
 	return newParameters(lit, false)
 }
@@ -102,25 +102,25 @@ func newParameters(lit ParametersLiteral, insecure bool) (Parameters, error) {
 		minLogN = 4
 	}
 	if lit.LogN < minLogN || lit.LogN > 16 {
-		return Parameters{}, fmt.Errorf("secagg: LogN %d out of range: use %d…16 (ring degree 2^LogN values per ciphertext; default %d)", lit.LogN, minLogN, DefaultLogN)
+		return Parameters{}, fieldError(FieldLogN, lit.LogN, "%s %d out of range: use %d…16 (ring degree 2^%s values per ciphertext; default %d)", FieldLogN, lit.LogN, minLogN, FieldLogN, DefaultLogN)
 	}
 	if lit.LogQ < 40 || lit.LogQ > 60 {
-		return Parameters{}, fmt.Errorf("secagg: LogQ %d out of range: use 40…60 (bits of the single ciphertext prime; default %d)", lit.LogQ, DefaultLogQ)
+		return Parameters{}, fieldError(FieldLogQ, lit.LogQ, "%s %d out of range: use 40…60 (bits of the single ciphertext prime; default %d)", FieldLogQ, lit.LogQ, DefaultLogQ)
 	}
 	if lit.LogScale < 20 || lit.LogScale > lit.LogQ-4 {
-		return Parameters{}, fmt.Errorf("secagg: LogScale %d out of range: use 20…LogQ-4 = %d (log2 of the encoding scale; default %d)", lit.LogScale, lit.LogQ-4, DefaultLogScale)
+		return Parameters{}, fieldError(FieldLogScale, lit.LogScale, "%s %d out of range: use 20…%s-4 = %d (log2 of the encoding scale; default %d)", FieldLogScale, lit.LogScale, FieldLogQ, lit.LogQ-4, DefaultLogScale)
 	}
 	if math.IsNaN(lit.FloodingSigma) || math.IsInf(lit.FloodingSigma, 0) || lit.FloodingSigma < MinFloodingSigma {
-		return Parameters{}, fmt.Errorf("secagg: FloodingSigma %g too small: use at least 2^20 = %d so decryption shares hide the key-dependent noise (default 2^30)", lit.FloodingSigma, MinFloodingSigma)
+		return Parameters{}, fieldError(FieldFloodingSigma, lit.FloodingSigma, "%s %g too small: use at least 2^20 = %d so decryption shares hide the key-dependent noise (default 2^30)", FieldFloodingSigma, lit.FloodingSigma, MinFloodingSigma)
 	}
 	if !(lit.ClipBound > 0) || math.IsInf(lit.ClipBound, 0) {
-		return Parameters{}, fmt.Errorf("secagg: ClipBound %g: must be a positive finite bound on |u_j| (default %g)", lit.ClipBound, DefaultClipBound)
+		return Parameters{}, fieldError(FieldClipBound, lit.ClipBound, "%s %g: must be a positive finite bound on |u_j| (default %g)", FieldClipBound, lit.ClipBound, DefaultClipBound)
 	}
 	if !(lit.MaxWeight > 0) || math.IsInf(lit.MaxWeight, 0) {
-		return Parameters{}, fmt.Errorf("secagg: MaxWeight %g: must be a positive finite bound on client weights (default %g)", lit.MaxWeight, DefaultMaxWeight)
+		return Parameters{}, fieldError(FieldMaxWeight, lit.MaxWeight, "%s %g: must be a positive finite bound on client weights (default %g)", FieldMaxWeight, lit.MaxWeight, DefaultMaxWeight)
 	}
 	if lit.MaxContributors < 1 || lit.MaxContributors > 1<<30 {
-		return Parameters{}, fmt.Errorf("secagg: MaxContributors %d: must be 1…2^30 (default %d)", lit.MaxContributors, DefaultMaxContributors)
+		return Parameters{}, fieldError(FieldMaxContributors, lit.MaxContributors, "%s %d: must be 1…2^30 (default %d)", FieldMaxContributors, lit.MaxContributors, DefaultMaxContributors)
 	}
 	if packed {
 		return newPackedParameters(lit, logScale, insecure)
@@ -183,8 +183,9 @@ func (p Parameters) checkOverflowBudget() error {
 	need := maxSum*math.Exp2(float64(p.lit.LogScale)) + noise
 	limit := q / 2 / math.Exp2(overflowMarginBits)
 	if need > limit {
-		return fmt.Errorf("secagg: overflow budget exceeded: MaxContributors %d × per-client bound %g (max of ClipBound×MaxWeight, MaxWeight, 1) × 2^LogScale (2^%d) needs %.1f bits, but a %d-bit modulus allows %.1f (Q/2 with %d bits margin); lower MaxContributors, ClipBound, MaxWeight or LogScale (each bit of LogScale costs a bit of precision)",
-			p.lit.MaxContributors, p.slotBound(), p.lit.LogScale, math.Log2(need), p.lit.LogQ, math.Log2(limit), overflowMarginBits)
+		return fieldError(FieldMaxContributors, p.lit.MaxContributors, "overflow budget exceeded: %s %d × per-client bound %g (max of %s×%s, %s, 1) × 2^%s (2^%d) needs %.1f bits, but a %d-bit modulus allows %.1f (Q/2 with %d bits margin); lower %s, %s, %s or %s (each bit of %s costs a bit of precision)",
+			FieldMaxContributors, p.lit.MaxContributors, p.slotBound(), FieldClipBound, FieldMaxWeight, FieldMaxWeight, FieldLogScale, p.lit.LogScale, math.Log2(need), p.lit.LogQ, math.Log2(limit), overflowMarginBits,
+			FieldMaxContributors, FieldClipBound, FieldMaxWeight, FieldLogScale, FieldLogScale)
 	}
 	return nil
 }
@@ -361,17 +362,17 @@ const (
 	MinThreshold = 2
 )
 
-// Validate checks the committee against the parameters. Errors name the field (Size,
-// Threshold, MinContributions, MaxContributors), so callers can map them to their keys.
+// Validate checks the committee against the parameters. Its errors are FieldErrors, so
+// callers can name the fields by their own keys.
 func (c CommitteeConfig) Validate(p Parameters) error {
 	if c.Size < MinThreshold || c.Size > MaxCommitteeSize {
-		return fmt.Errorf("secagg: committee Size %d: must be %d…%d (a committee needs at least Threshold ≥ %d members)", c.Size, MinThreshold, MaxCommitteeSize, MinThreshold)
+		return fieldError(FieldCommitteeSize, c.Size, "%s %d: must be %d…%d (a committee needs at least %s ≥ %d members)", FieldCommitteeSize, c.Size, MinThreshold, MaxCommitteeSize, FieldThreshold, MinThreshold)
 	}
 	if c.Threshold < MinThreshold || c.Threshold > c.Size {
-		return fmt.Errorf("secagg: Threshold %d: must be %d…committee Size (%d); with t = 1 any single member could decrypt an individual update", c.Threshold, MinThreshold, c.Size)
+		return fieldError(FieldThreshold, c.Threshold, "%s %d: must be %d…%s (%d); with t = 1 any single member could decrypt an individual update", FieldThreshold, c.Threshold, MinThreshold, FieldCommitteeSize, c.Size)
 	}
 	if c.MinContributions < MinContributions || c.MinContributions > p.lit.MaxContributors {
-		return fmt.Errorf("secagg: MinContributions %d: must be %d…MaxContributors (%d); an aggregate of one update is that client's update", c.MinContributions, MinContributions, p.lit.MaxContributors)
+		return fieldError(FieldMinContributions, c.MinContributions, "%s %d: must be %d…%s (%d); an aggregate of one update is that client's update", FieldMinContributions, c.MinContributions, MinContributions, FieldMaxContributors, p.lit.MaxContributors)
 	}
 	return nil
 }
@@ -415,24 +416,3 @@ func (p Parameters) OpeningBytes(dim, uploads, spotChecks int) int {
 func (p Parameters) DecryptionShareBytes(dim, threshold int) int {
 	return 4 + 16 + 8 + 32 + 2 + 2 + 2*threshold + ringDescSize(p.Levels()) + 4 + 8*p.N()*p.Levels()*p.NumChunks(dim)
 }
-
-// ConfigKeyNames returns the message of an error of NewParameters or CommitteeConfig.Validate
-// with the field names replaced by the federation config keys that set them (the
-// secure_aggregation section, dp.update_clip_norm) and without the "secagg: " prefix: the
-// names the operator who has to fix them knows. The server and the client both report them so.
-func ConfigKeyNames(err error) string {
-	return configKeyNames.Replace(strings.TrimPrefix(err.Error(), "secagg: "))
-}
-
-var configKeyNames = strings.NewReplacer(
-	"committee Size", "secure_aggregation.committee_size",
-	"Threshold", "secure_aggregation.threshold",
-	"MinContributions", "secure_aggregation.min_contributions",
-	"MaxContributors", "secure_aggregation.max_contributors",
-	"MaxWeight", "secure_aggregation.max_weight",
-	"ClipBound", "dp.update_clip_norm",
-	"LogScale", "secure_aggregation.log_scale",
-	"LogN", "secure_aggregation.log_n",
-	"FloodingSigma", "secure_aggregation.flooding_sigma",
-	"LogQ", "the modulus bits (fixed)",
-)

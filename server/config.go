@@ -409,11 +409,12 @@ func (c Config) WithDefaults() Config {
 			s.MinAvailable = max(s.MinAvailable, s.MinFit)
 		}
 		if c.SecAgg.MaxContributors == 0 {
-			// The largest count the overflow budget allows for the clip bound, up to
-			// secagg's default: MaxContributors·max(C,1)·2^LogScale must stay below Q/8.
+			// The largest count secagg's overflow budget allows for these parameters (the
+			// coordinate bound, weights, scale, modulus), up to secagg's default. Invalid
+			// parameters keep the default: Validate reports them.
 			c.SecAgg.MaxContributors = secagg.DefaultMaxContributors
-			if b := c.coordinateBound(); b > 1 {
-				c.SecAgg.MaxContributors = min(secagg.DefaultMaxContributors, int(math.Floor(3000/(b*c.SecAgg.MaxWeight))))
+			if n, err := secagg.MaxContributorsFor(c.secAggLiteral()); err == nil {
+				c.SecAgg.MaxContributors = min(secagg.DefaultMaxContributors, n)
 			}
 		}
 	}
@@ -663,11 +664,42 @@ func (c Config) secAggParams() (secagg.Parameters, error) {
 	return secagg.NewParameters(c.secAggLiteral())
 }
 
-// secAggKeys rewrites an error of secagg's parameter and committee checks in the keys of
-// this configuration: secagg names its own fields (ClipBound, Threshold, …), which a user
-// of the server's YAML never wrote.
+// secAggKeys words an error of secagg's parameter and committee checks in the keys of this
+// configuration: secagg's FieldErrors name its own fields (ClipBound, Threshold, …), which
+// a user of the server's YAML never wrote.
 func secAggKeys(err error) error {
-	return errors.New(secagg.ConfigKeyNames(err))
+	var fe *secagg.FieldError
+	if errors.As(err, &fe) {
+		return errors.New(fe.Explain(secAggKey))
+	}
+	return err
+}
+
+// secAggKey is the config key that sets a field of secagg's parameters or committee.
+func secAggKey(f secagg.Field) string {
+	switch f {
+	case secagg.FieldCommitteeSize:
+		return "secure_aggregation.committee_size"
+	case secagg.FieldThreshold:
+		return "secure_aggregation.threshold"
+	case secagg.FieldMinContributions:
+		return "secure_aggregation.min_contributions"
+	case secagg.FieldMaxContributors:
+		return "secure_aggregation.max_contributors"
+	case secagg.FieldMaxWeight:
+		return "secure_aggregation.max_weight"
+	case secagg.FieldClipBound:
+		return "dp.update_clip_norm"
+	case secagg.FieldLogScale:
+		return "secure_aggregation.log_scale"
+	case secagg.FieldLogN:
+		return "secure_aggregation.log_n"
+	case secagg.FieldFloodingSigma:
+		return "secure_aggregation.flooding_sigma"
+	case secagg.FieldLogQ:
+		return "the modulus bits (fixed)"
+	}
+	return f.String()
 }
 
 func (c Config) committeeConfig() secagg.CommitteeConfig {
