@@ -156,19 +156,8 @@ func TestEveryStructKeyFromTheEnvironment(t *testing.T) {
 func TestEveryFlagKeyFromTheEnvironmentAndTheFile(t *testing.T) {
 	flagSamples := map[string]string{"int": "7", "uint64": "7", "float64": "0.375", "string": "x7", "duration": "7s",
 		"stringSlice": "[a,b]", "intSlice": "[3,4]", "float64Slice": "[0.5,1.5]", "uint": "7", "int64": "7", "count": "7"}
-	var commands []*cobra.Command
-	var walk func(c *cobra.Command)
-	walk = func(c *cobra.Command) {
-		if c.Runnable() {
-			commands = append(commands, c)
-		}
-		for _, s := range c.Commands() {
-			walk(s)
-		}
-	}
-	walk(newRootCmd())
 	n := 0
-	for _, c := range commands {
+	for _, c := range allCommands(newRootCmd()) {
 		path := c.CommandPath()
 		if err := c.ParseFlags(nil); err != nil {
 			t.Fatal(err)

@@ -53,6 +53,7 @@ CONFIDE_DP_NOISE_MULTIPLIER); flags win over the environment, which wins over th
 	for _, add := range subcommands {
 		root.AddCommand(add(g))
 	}
+	registerCompletions(root)
 	return root
 }
 
