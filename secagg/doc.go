@@ -278,6 +278,15 @@
 // log2 Q (438 bits at LogN 14, so at most 7 primes), the same commitments and spot checks
 // over every prime, and the attack tests run under both encodings.
 //
+// Distributed discrete noise (NoiseVariance σ_z² > 0): every client adds a share z of
+// N_Z(0, σ_z²) (dp.DiscreteGaussian, exact; drawn from dp.SecureRand in production) to
+// each rounded update value, stored as z + B_z with B_z = ⌈14σ_z⌉ (shares beyond are
+// redrawn, probability below 10^−43) so slots stay non-negative; slots widen to hold M
+// values of 2^b − 1 + 2·B_z, and decoding subtracts the offsets. The decrypted sum then
+// carries the sum of the shares, within τ of N_Z(0, n·σ_z²) for n contributors (Kairouz,
+// Liu and Steinke 2021; accountant.DistributedDiscreteGaussianRDP; TestPackedDiscreteNoise
+// tests the decrypted noise's distribution). The weight and count slots carry no noise.
+//
 // The trade-off at LogN 14, σ = 2^30 (upload bytes per value asymptotically, i.e. for
 // dimensions that fill whole ciphertexts; "error" is 6 standard deviations of the rounding
 // error of the mean of M updates, 6·δ/(2√M), for values in [−1, 1]; M is the most clients

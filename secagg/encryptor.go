@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/confide-fl/confide/dp"
 	"github.com/tuneinsight/lattigo/v5/core/rlwe"
 	"github.com/tuneinsight/lattigo/v5/he/hefloat"
 	"github.com/tuneinsight/lattigo/v5/ring"
@@ -61,7 +62,8 @@ type Encryptor struct {
 	ecds    []*hefloat.Encoder
 	pts     []*rlwe.Plaintext
 	vals    [][]float64
-	ints    [][]uint64 // packed encoding: one chunk's quantised values, per worker
+	ints    [][]uint64   // packed encoding: one chunk's quantised values, per worker
+	noise   []*rand.Rand // packed encoding with NoiseVariance, production: dp.SecureRand per worker
 	bufs    []ring.Poly
 	encs    []*rlwe.Encryptor // lattigo's public-key encryptors, one per worker (secure default)
 }
@@ -120,6 +122,13 @@ func NewEncryptor(params Parameters, pk *PublicKey, cfg EncryptorConfig) (*Encry
 		e.pts = append(e.pts, pt)
 		if params.pack != nil {
 			e.ints = append(e.ints, make([]uint64, params.N()*params.pack.perCoeff))
+			if params.pack.noiseClamp != 0 && !cfg.Randomness.Deterministic() {
+				src, err := dp.SecureRand()
+				if err != nil {
+					return nil, fmt.Errorf("secagg: the discrete noise source: %w", err)
+				}
+				e.noise = append(e.noise, src)
+			}
 		} else {
 			e.vals = append(e.vals, make([]float64, params.N()))
 		}
@@ -257,7 +266,12 @@ func (e *Encryptor) encodePacked(w, k int, update []float64, weight float64, see
 	h.Write(u64(uint64(k)))
 	var key [32]byte
 	h.Sum(key[:0])
-	pk.quantise(e.ints[w], k, update, weight, rand.NewChaCha8(key))
+	rounding := rand.NewChaCha8(key)
+	var noise rand.Source = rounding // DeterministicRandomness: tests and simulations only
+	if e.noise != nil {
+		noise = e.noise[w] // production: AES-CTR keyed from crypto/rand (dp.SecureRand)
+	}
+	pk.quantise(e.ints[w], k, update, weight, rounding, noise)
 	pk.encode(e.ints[w], pt.Value, e.params.Moduli())
 	e.params.he.RingQ().NTT(pt.Value, pt.Value)
 	pt.IsNTT, pt.IsBatched, pt.Scale = true, false, e.params.refScale()

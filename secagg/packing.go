@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 
+	"github.com/confide-fl/confide/dp"
 	"github.com/tuneinsight/lattigo/v5/he/hefloat"
 	"github.com/tuneinsight/lattigo/v5/ring"
 )
@@ -43,14 +44,16 @@ import (
 
 // packing is the layout of a packed parameter set.
 type packing struct {
-	valueBits  int     // b
-	slotBits   int     // s = b + ⌈log2 MaxContributors⌉
-	perCoeff   int     // V
-	noiseBits  int     // L
-	maxQ       uint64  // 2^b − 1
-	dataOffset float64 // W·C
-	dataStep   float64 // δ
-	weightStep float64 // δ_w
+	noise      dp.DiscreteGaussian // each client's noise share; zero without
+	noiseClamp uint64              // B_z = ⌈14σ_z⌉: shares are redrawn beyond ±B_z (0 without)
+	valueBits  int                 // b
+	slotBits   int                 // s = b + ⌈log2 MaxContributors⌉
+	perCoeff   int                 // V
+	noiseBits  int                 // L
+	maxQ       uint64              // 2^b − 1
+	dataOffset float64             // W·C
+	dataStep   float64             // δ
+	weightStep float64             // δ_w
 	pow        [][]uint64
 }
 
@@ -130,6 +133,20 @@ func newPacking(lit ParametersLiteral, moduli []uint64, noiseBits int) (*packing
 	logQ := q.BitLen() - 1 // ⌊log2 Q⌋
 	headroom := bits.Len(uint(lit.MaxContributors - 1))
 	pk := &packing{valueBits: lit.ValueBits, slotBits: lit.ValueBits + headroom, noiseBits: noiseBits}
+	if lit.NoiseVariance != 0 {
+		g, err := dp.NewDiscreteGaussian(lit.NoiseVariance)
+		if err != nil {
+			return nil, fmt.Errorf("secagg: NoiseVariance: %w", err)
+		}
+		pk.noise = g
+		pk.noiseClamp = uint64(math.Ceil(14 * math.Sqrt(float64(lit.NoiseVariance))))
+		// A client's slot holds q + z + B_z ∈ [0, 2^b − 1 + 2·B_z]; M of them must fit.
+		hi, lo := bits.Mul64(uint64(lit.MaxContributors), 1<<lit.ValueBits-1+2*pk.noiseClamp)
+		if hi != 0 || bits.Len64(lo) > 60 {
+			return nil, fmt.Errorf("secagg: NoiseVariance %d with MaxContributors %d needs slots of more than 60 bits; lower either", lit.NoiseVariance, lit.MaxContributors)
+		}
+		pk.slotBits = bits.Len64(lo)
+	}
 	pk.perCoeff = (logQ - 2 - noiseBits) / pk.slotBits
 	if pk.perCoeff < 1 {
 		return nil, fmt.Errorf("secagg: packed encoding: a value of ValueBits %d + %d bits of headroom for MaxContributors %d does not fit above the %d noise bits in %d primes (log2 Q = %d); raise Primes or lower ValueBits or MaxContributors", lit.ValueBits, headroom, lit.MaxContributors, noiseBits, len(moduli), logQ)
@@ -159,20 +176,35 @@ func (pk *packing) numChunks(dim, n int) int {
 }
 
 // quantise fills dst with the integers of chunk k of (weight·update, weight, 1), rounded
-// stochastically with draws from r; positions past the vector are 0.
-func (pk *packing) quantise(dst []uint64, k int, update []float64, weight float64, r *rand.ChaCha8) {
+// stochastically with draws from r; positions past the vector are 0. With discrete noise,
+// every update value also gets z + B_z, z a share of N_Z(0, σ_z²) drawn from noise (|z| ≤
+// B_z: redrawn beyond), so the slot stays non-negative.
+func (pk *packing) quantise(dst []uint64, k int, update []float64, weight float64, r *rand.ChaCha8, noise rand.Source) {
 	dim := len(update)
 	lo := k * len(dst)
 	for i := range dst {
 		switch g := lo + i; {
 		case g < dim:
 			dst[i] = pk.round((weight*update[g]+pk.dataOffset)/pk.dataStep, r)
+			if pk.noiseClamp != 0 {
+				dst[i] += pk.noiseShare(noise)
+			}
 		case g == dim:
 			dst[i] = pk.round(weight/pk.weightStep, r)
 		case g == dim+1:
 			dst[i] = 1
 		default:
 			dst[i] = 0
+		}
+	}
+}
+
+// noiseShare returns z + B_z for a discrete Gaussian share z with |z| ≤ B_z.
+func (pk *packing) noiseShare(src rand.Source) uint64 {
+	for {
+		z := pk.noise.Sample(src)
+		if a := uint64(max(z, -z)); a <= pk.noiseClamp {
+			return uint64(int64(pk.noiseClamp) + z)
 		}
 	}
 }
@@ -265,8 +297,9 @@ func (pk *packing) values(sums []uint64, dim int) (weighted []float64, totalWeig
 	count = sums[dim+1]
 	weighted = make([]float64, dim)
 	off := float64(count) * pk.dataOffset
+	shift := int64(count * pk.noiseClamp) // the clients' noise offsets B_z
 	for j := range weighted {
-		weighted[j] = float64(sums[j])*pk.dataStep - off
+		weighted[j] = float64(int64(sums[j])-shift)*pk.dataStep - off
 	}
 	return weighted, float64(sums[dim]) * pk.weightStep, count
 }

@@ -28,7 +28,7 @@ func TestPackedRoundingUnbiased(t *testing.T) {
 		for i := range update {
 			update[i] = x
 		}
-		pk.quantise(buf, 0, update, 1, r)
+		pk.quantise(buf, 0, update, 1, r, nil)
 		sum := 0.0
 		for _, q := range buf {
 			v := float64(q)*pk.dataStep - pk.dataOffset
@@ -56,11 +56,12 @@ func TestPackedLayoutExtremes(t *testing.T) {
 		{LogN: 11, ValueBits: 1, Primes: 2, MaxContributors: 2},
 		{LogN: 11, ValueBits: 24, Primes: 8, MaxContributors: 1 << 20},
 		{LogN: 14, ValueBits: 11, Primes: 6, MaxContributors: 1000},
+		{LogN: 11, ValueBits: 8, Primes: 3, MaxContributors: 50, NoiseVariance: 10_000},
 	} {
-		t.Run(fmt.Sprintf("b%d_primes%d_M%d", lit.ValueBits, lit.Primes, lit.MaxContributors), func(t *testing.T) {
+		t.Run(fmt.Sprintf("b%d_primes%d_M%d_noise%d", lit.ValueBits, lit.Primes, lit.MaxContributors, lit.NoiseVariance), func(t *testing.T) {
 			p := testParams(t, lit)
 			pk, n, v := p.pack, p.N(), p.pack.perCoeff
-			maxSum := uint64(lit.MaxContributors) * pk.maxQ
+			maxSum := uint64(lit.MaxContributors) * (pk.maxQ + 2*pk.noiseClamp)
 			if maxSum >= 1<<pk.slotBits {
 				t.Fatalf("the largest sum %d does not fit a %d-bit slot", maxSum, pk.slotBits)
 			}
@@ -252,5 +253,95 @@ func TestEncodingsDoNotMix(t *testing.T) {
 	}
 	if float.Digest() == packed.Digest() {
 		t.Errorf("the encodings share a digest")
+	}
+}
+
+// TestPackedDiscreteNoise: with NoiseVariance every client adds a share of N_Z(0, σ_z²) to
+// each value it packs, and the decrypted sum of n clients' updates carries their sum: for
+// updates of −ClipBound (whose rounding is exact) the decoded noise of every coordinate is
+// an integer number of steps, and over all coordinates it passes Pearson's χ² test of
+// N_Z(0, n·σ_z²) (Kairouz et al. 2021: within τ ≈ 1e-12 of the sum) at level 1e-6 and
+// fails it against N_Z(0, n·σ_z² + n).
+func TestPackedDiscreteNoise(t *testing.T) {
+	cryptotest.SetGlobalRandom(t, 22)
+	const clients, variance = 8, 3
+	p := testParams(t, ParametersLiteral{LogN: 11, ValueBits: 4, Primes: 3, MaxContributors: clients, NoiseVariance: variance})
+	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 2}
+	f := newFederation(t, p, cfg, 2)
+	dim := p.NumChunks(1)*p.N()*p.ValuesPerCoefficient() - extraSlots // one chunk, full
+	agg, err := NewAggregator(p, AggregatorConfig{Session: f.session, Round: 1, Dim: dim, Committee: cfg, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	low := make([]float64, dim)
+	for j := range low {
+		low[j] = -1
+	}
+	for i := range clients {
+		enc, err := NewEncryptor(p, f.pk, EncryptorConfig{ClientID: fmt.Sprint("c", i), Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eu, err := enc.EncryptUpdate(1, low, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := agg.Add(eu); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := f.decrypt(t, agg, []MemberID{1, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Count != clients || res.TotalWeight != clients {
+		t.Fatalf("count %d, total weight %g: the count and weight slots carry no noise", res.Count, res.TotalWeight)
+	}
+	counts := map[int64]int{}
+	step := p.QuantisationStep()
+	for j, v := range res.WeightedSum {
+		z := (v + clients) / step
+		r := math.Round(z)
+		if math.Abs(z-r) > 1e-6 {
+			t.Fatalf("coordinate %d decoded %g, not a whole number of steps from −%d", j, v, clients)
+		}
+		counts[int64(r)]++
+	}
+	total := float64(clients * variance)
+	pearson := func(v float64) (stat float64, dof int) {
+		pmf := func(x int64) float64 { return math.Exp(-float64(x*x) / (2 * v)) }
+		z := 0.0
+		for x := int64(-400); x <= 400; x++ {
+			z += pmf(x)
+		}
+		var outside, pOut float64
+		for x := int64(-400); x <= 400; x++ {
+			e := float64(dim) * pmf(x) / z
+			if e < 5 {
+				outside += float64(counts[x])
+				pOut += pmf(x) / z
+				continue
+			}
+			d := float64(counts[x]) - e
+			stat += d * d / e
+			dof++
+		}
+		d := outside - float64(dim)*pOut
+		return stat + d*d/(float64(dim)*pOut), dof
+	}
+	critical := func(dof int) float64 { // χ² upper 1e-6 quantile (Wilson–Hilferty)
+		k := float64(dof)
+		return k * math.Pow(1-2/(9*k)+4.753*math.Sqrt(2/(9*k)), 3)
+	}
+	if stat, dof := pearson(total); stat > critical(dof) {
+		t.Errorf("the decrypted noise of %d shares: χ² = %.1f with %d degrees of freedom exceeds %.1f", clients, stat, dof, critical(dof))
+	} else {
+		t.Logf("%d coordinates of the sum of %d shares of N_Z(0, %d): χ² = %.1f (%d degrees of freedom)", dim, clients, variance, stat, dof)
+	}
+	if stat, dof := pearson(total + clients); stat <= critical(dof) {
+		t.Errorf("against variance %g: χ² = %.1f ≤ %.1f, the test cannot tell them apart", total+clients, stat, critical(dof))
+	}
+	if _, err := NewParameters(ParametersLiteral{NoiseVariance: 3}); err == nil {
+		t.Errorf("NoiseVariance without the packed encoding accepted")
 	}
 }

@@ -73,6 +73,13 @@ type ParametersLiteral struct {
 	// LogN 14 (the 128-bit security bound on log2 Q: 438 bits at LogN 14, 218 at 13, 881
 	// at 15). Only with ValueBits.
 	Primes int
+	// NoiseVariance, with the packed encoding, is the variance σ_z² (an integer, in squared
+	// quantisation steps) of the discrete Gaussian N_Z(0, σ_z²) every client adds to each of
+	// its update values after rounding: its share of the distributed discrete Gaussian of
+	// user-level DP (Kairouz, Liu and Steinke 2021; dp.DiscreteGaussian, accounted by
+	// accountant.DistributedDiscreteGaussianRDP). A share is redrawn beyond ±14σ_z
+	// (probability below 10^−43 a draw), and the slots make room for it. 0: no noise.
+	NoiseVariance uint64
 }
 
 // Parameters is a validated, immutable parameter set. It is safe to share between goroutines.
@@ -94,7 +101,7 @@ func NewParameters(lit ParametersLiteral) (Parameters, error) {
 // newParameters allows tiny, insecure ring degrees when insecure is true; only tests use it,
 // to keep fuzz corpora small.
 func newParameters(lit ParametersLiteral, insecure bool) (Parameters, error) {
-	packed := lit.ValueBits != 0 || lit.Primes != 0
+	packed := lit.ValueBits != 0 || lit.Primes != 0 || lit.NoiseVariance != 0
 	logScale := lit.LogScale // the packed encoding derives it
 	lit = lit.withDefaults()
 	minLogN := 12
@@ -217,6 +224,11 @@ func (p Parameters) computeDigest() [32]byte {
 			binary.LittleEndian.PutUint64(b[:], v)
 			h.Write(b[:])
 		}
+		if p.lit.NoiseVariance != 0 {
+			binary.LittleEndian.PutUint64(b[:], p.lit.NoiseVariance)
+			h.Write([]byte("discrete noise\x00"))
+			h.Write(b[:])
+		}
 	}
 	var d [32]byte
 	h.Sum(d[:0])
@@ -254,7 +266,11 @@ func (p Parameters) EncodingName() string {
 	if p.pack == nil {
 		return fmt.Sprintf("float encoding (LogScale %d)", p.lit.LogScale)
 	}
-	return fmt.Sprintf("packed encoding (%d-bit values, %d per coefficient, %d primes)", p.pack.valueBits, p.pack.perCoeff, len(p.moduli))
+	noise := ""
+	if p.lit.NoiseVariance != 0 {
+		noise = fmt.Sprintf(", discrete noise shares of variance %d", p.lit.NoiseVariance)
+	}
+	return fmt.Sprintf("packed encoding (%d-bit values, %d per coefficient, %d primes%s)", p.pack.valueBits, p.pack.perCoeff, len(p.moduli), noise)
 }
 
 // Digest identifies the parameter set; parties refuse messages made under another one.
@@ -300,12 +316,13 @@ func (p Parameters) ErrorStd(threshold int) float64 {
 }
 
 // SumErrorStd is ErrorStd for a sum of contributors updates: the same for the float
-// encoding; sqrt(contributors)·step/2 for the packed encoding (each update's rounding
-// error is unbiased, within one step, so of variance at most step²/4). Divide by
-// contributors for the error of the mean.
+// encoding; sqrt(contributors·(1/4 + σ_z²))·step for the packed encoding (each update's
+// rounding error is unbiased, within one step, so of variance at most step²/4; its
+// discrete noise share, if any, adds σ_z² steps²). Divide by contributors for the error of
+// the mean.
 func (p Parameters) SumErrorStd(threshold, contributors int) float64 {
 	if p.pack != nil {
-		return math.Sqrt(float64(contributors)) * p.QuantisationStep() / 2
+		return math.Sqrt(float64(contributors)*(0.25+float64(p.lit.NoiseVariance))) * p.QuantisationStep()
 	}
 	return math.Sqrt(float64(threshold)) * p.floodingSigmaEffective() / p.scale()
 }
