@@ -20,6 +20,9 @@
 //   - Encryptor: a client's encryption step (VerifyPublicKey: its check of the key).
 //   - Aggregator: the server's side of a round: add, request shares, open spot checks,
 //     combine, decode.
+//   - Subtotal, PartialSum, HierarchicalAggregator: hierarchical aggregation (below): an
+//     intermediate aggregator's sum of its subtree, and the server's aggregate of direct
+//     uploads and partial sums.
 //   - Messages: KeyAnnouncement, Roster, Dealing, ShareDelivery, PublicKey (setup);
 //     EncryptedUpdate, DecryptionRequest, Challenge, Opening, DecryptionShare (rounds).
 //     AggregateResult is the output of a round.
@@ -209,6 +212,68 @@
 //
 // Flooding noise σ = 2^30 hides the key-dependent noise of the aggregate with about 17–19
 // bits of statistical margin (lattigo notes); a larger σ costs precision.
+//
+// # Hierarchical aggregation
+//
+// An intermediate aggregator stands between a subtree of clients and the server, so that
+// the server receives one upload per aggregator instead of one per client. This package
+// holds the protocol's parties; the runtime that carries its messages (an aggregator
+// process relaying tasks, the server's handling of partial sums and relayed openings) is
+// not built yet. Ciphertexts under the collective key add associatively, so the aggregator
+// adds its subtree's uploads with the checks of Aggregator.Add (Subtotal) and forwards one
+// PartialSum: the summed ciphertexts, as an unsigned EncryptedUpdate, and the signed
+// commitment of every upload it summed. The server adds partial sums into the aggregate
+// beside direct uploads (HierarchicalAggregator.AddPartial).
+//
+//	client → aggregator  EncryptedUpdate    Encryptor.Encrypt    Subtotal.Add
+//	aggregator → server  PartialSum         Subtotal.Partial     HierarchicalAggregator.AddPartial
+//	server → t members   DecryptionRequest  (HierarchicalAggregator.DecryptionRequest)
+//	member → server      Challenge          Member.Challenge     HierarchicalAggregator.Sources
+//	server → aggregator  the leaves         (the Challenge)      Subtotal.Open
+//	aggregator → server  Opening            (returned by Open)   HierarchicalAggregator.Open
+//	server → member      Opening            (returned by Open)   Member.DecryptionShare
+//
+// Members change nothing, and so check partial sums as they check the server. The request
+// lists the signed commitment of every contributor, direct or below an aggregator, sorted
+// by certificate, and Count is their number; the server's Opening opens every listed upload
+// in that order, the leaves of a subtree's uploads as their aggregator opened them (an
+// aggregator keeps its uploads' c1 until the round's aggregate is decrypted or abandoned).
+// The member's spot check compares the aggregate's c1 with the sum of all listed uploads'
+// leaves: a partial sum that is not the sum of the uploads it lists (one swapped, added,
+// dropped or altered) makes the aggregate differ from that sum at almost every leaf and is
+// caught as a manipulating server is (f ≈ 1 above). Before it forwards an aggregator's
+// Opening, the server checks it against that aggregator's partial sum in the same way
+// (paths to the signed roots, Σ leaves = the partial's c1), so a lying aggregator is named
+// (PartialSourceError) before any member sees its opening; the round's aggregate is then
+// abandoned, and the runtime leaves that aggregator out of later rounds.
+//
+// What the server checks of a PartialSum: session, round, purpose, dimension, modulus and
+// every ciphertext as for an upload; every listed commitment signed for this session,
+// round, purpose and dimension by a certificate of the CA; every identity distinct, within
+// the partial and across direct uploads and other partials (a client counts once, however
+// its upload arrives); at most MaxContributors in all; one PartialSum per source. The
+// decrypted count slot must equal the number of listed commitments, as before.
+//
+// Trust: an aggregator is as untrusted as the server (active, curious) and learns no more
+// than it: ciphertexts under a key whose secret only t members hold, and the certificates
+// of its subtree. Only sums leave an aggregator. It cannot make the server decrypt a
+// smaller aggregate than m certified contributors: members count the listed commitments.
+// Privacy needs no trust in the aggregator; availability does (it may drop its subtree).
+//
+// Dropouts: aggregators keep nothing across rounds. One that dies before forwarding drops
+// its subtree from the round, as clients that never upload do. Before it freezes the
+// aggregate the server is to confirm that every source still answers, and to subtract the
+// partial sum of one that does not (HierarchicalAggregator.Drop), which also drops only
+// that subtree. A source that disappears between the request and its Opening stalls the
+// aggregate, as a member of the chosen set that disappears does: the round's aggregate is
+// abandoned (the members have bound themselves to it). A restarted aggregator serves the
+// next round.
+//
+// Cost at the server: one upload's bytes per aggregator plus about 450 bytes per
+// contributor (certificate, task id, root, signature), and each partial sum's ciphertexts
+// (16 bytes per value and aggregator, for Drop and the check of its Openings) instead of
+// each upload's c1 (8 bytes per value and client); each Opening costs the aggregator's
+// leaves of its uploads.
 //
 // # Invariants
 //
