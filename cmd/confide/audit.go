@@ -342,9 +342,9 @@ func finishAudit(g *globalOptions, w io.Writer, res auditResult, png string, sta
 func (r auditResult) human(w io.Writer) {
 	claim := "no DP: nothing claimed"
 	if r.EpsilonClaimed != nil {
-		claim = fmt.Sprintf("claimed ε = %.4g at δ = %g (%s)", *r.EpsilonClaimed, r.Delta, r.Accountant)
+		claim = fmt.Sprintf("claimed ε = %.3g at δ = %g (%s)", *r.EpsilonClaimed, r.Delta, r.Accountant)
 	}
-	fmt.Fprintf(w, "%s audit of %s training on %s, %s: ε ≥ %.3f at %g%% confidence; %s\n",
+	fmt.Fprintf(w, "%s audit of %s training on %s, %s: ε ≥ %.3g at %g%% confidence; %s\n",
 		r.Mode, r.Setting, r.Dataset, r.ModelName, r.EpsilonLower, 100*r.Confidence, claim)
 	fmt.Fprintf(w, "  %d canaries (%d included); best of %d guess sets: %d of %d guesses right (%s)\n",
 		r.Canaries, r.Included, r.Candidates, r.Correct, r.Guesses, r.Strategy)

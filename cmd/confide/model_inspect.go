@@ -134,7 +134,7 @@ func privacySummary(p *model.Provenance) string {
 	}
 	var parts []string
 	for _, g := range p.Privacy {
-		s := fmt.Sprintf("%s-level (ε = %.4g, δ = %g)", g.Level, g.Epsilon, g.Delta)
+		s := fmt.Sprintf("%s-level (ε = %.3g, δ = %g)", g.Level, g.Epsilon, g.Delta)
 		if g.Mechanism != "" {
 			s += " by " + g.Mechanism
 		}

@@ -260,7 +260,7 @@ func runModelPrune(ctx context.Context, g *globalOptions, w io.Writer, path stri
 		}
 		fmt.Fprintln(w)
 		if res.Epsilon != nil {
-			fmt.Fprintf(w, "fine-tuned under DP-SGD: (ε = %.4g, δ = %g), recorded in the model's provenance\n", *res.Epsilon, *res.Delta)
+			fmt.Fprintf(w, "fine-tuned under DP-SGD: (ε = %.3g, δ = %g), recorded in the model's provenance\n", *res.Epsilon, *res.Delta)
 		}
 		res.print(w)
 		fmt.Fprintf(w, "written to %s\n", f.out)
@@ -329,7 +329,7 @@ func fineTune(ctx context.Context, g *globalOptions, w io.Writer, m *model.Model
 			return "", err
 		}
 		res.Epsilon, res.Delta = &r.Epsilon, &f.dp.delta
-		note += fmt.Sprintf(" under DP-SGD (σ = %.4g, C = %g; ε = %.4g, δ = %g; noise %s)", cfg.DP.NoiseMultiplier, cfg.DP.MaxGradNorm, r.Epsilon, f.dp.delta, noiseLabel)
+		note += fmt.Sprintf(" under DP-SGD (σ = %.4g, C = %g; ε = %.3g, δ = %g; noise %s)", cfg.DP.NoiseMultiplier, cfg.DP.MaxGradNorm, r.Epsilon, f.dp.delta, noiseLabel)
 	}
 	return note, nil
 }

@@ -251,9 +251,9 @@ func newPrivacyEpsilonCmd(g *globalOptions) *cobra.Command {
 				Grid: cfg.Grid.Name, Conversion: r.Conversion.String(), Series: r.Series.String(), PRV: r.PRV}
 			return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 				if r.Method == accountant.MethodPRV {
-					fmt.Fprintf(w, "ε = %v at δ = %v (PRV accountant)\n", r.Epsilon, delta)
+					fmt.Fprintf(w, "ε = %.3g at δ = %v (PRV accountant)\n", r.Epsilon, delta)
 				} else {
-					fmt.Fprintf(w, "ε = %v at δ = %v (best Rényi order α = %v)\n", r.Epsilon, delta, r.Order)
+					fmt.Fprintf(w, "ε = %.3g at δ = %v (best Rényi order α = %v)\n", r.Epsilon, delta, r.Order)
 				}
 				fmt.Fprintf(w, "  %d steps, noise multiplier %v, sample rate %v\n", steps, sigma, q)
 				describeResult(w, cfg, r, steps > 0 && q > 0)
@@ -403,9 +403,9 @@ composition); --epsilon-tolerance 0.01 stops as Opacus' get_noise_multiplier doe
 				Grid: cfg.Grid.Name, Conversion: r.Conversion.String(), Series: r.Series.String(), PRV: r.PRV}
 			return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 				if r.Method == accountant.MethodPRV {
-					fmt.Fprintf(w, "noise multiplier σ = %v gives ε = %v ≤ %v at δ = %v (PRV accountant)\n", sigma, r.Epsilon, target, delta)
+					fmt.Fprintf(w, "noise multiplier σ = %v gives ε = %.3g ≤ %v at δ = %v (PRV accountant)\n", sigma, r.Epsilon, target, delta)
 				} else {
-					fmt.Fprintf(w, "noise multiplier σ = %v gives ε = %v ≤ %v at δ = %v (best Rényi order α = %v)\n", sigma, r.Epsilon, target, delta, r.Order)
+					fmt.Fprintf(w, "noise multiplier σ = %v gives ε = %.3g ≤ %v at δ = %v (best Rényi order α = %v)\n", sigma, r.Epsilon, target, delta, r.Order)
 				}
 				fmt.Fprintf(w, "  %d steps, sample rate %v\n", steps, q)
 				describeResult(w, cfg, r, false)
@@ -484,13 +484,13 @@ ledger in <state-dir>/privacy-ledger.json.`,
 				out.BudgetHistory = []dp.BudgetChange{}
 			}
 			return g.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
-				fmt.Fprintf(w, "ledger %s (%s accountant): ε = %v spent of %v at δ = %v (%v remaining; computed by %s)\n",
+				fmt.Fprintf(w, "ledger %s (%s accountant): ε = %.3g spent of %v at δ = %v (%.3g remaining; computed by %s)\n",
 					args[0], snap.Accountant, r.Epsilon, snap.Budget.Epsilon, snap.Budget.Delta, out.RemainingEpsilon, r.Method)
 				for i, b := range snap.BudgetHistory {
 					if i == 0 {
 						fmt.Fprintf(w, "  budget ε = %v at δ = %v set %s\n", b.Budget.Epsilon, b.Budget.Delta, b.Time.Format(time.RFC3339))
 					} else {
-						fmt.Fprintf(w, "  budget raised to ε = %v %s, after ε = %v was spent\n", b.Budget.Epsilon, b.Time.Format(time.RFC3339), b.Spent)
+						fmt.Fprintf(w, "  budget raised to ε = %v %s, after ε = %.3g was spent\n", b.Budget.Epsilon, b.Time.Format(time.RFC3339), b.Spent)
 					}
 				}
 				fmt.Fprintf(w, "  %d charges:\n", snap.Charges)

@@ -92,7 +92,7 @@ func TestPrivacyEpsilonTextNamesGridAndConversion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"ε = 7.32911117", "α = 3.9", "grid: default (159 orders", "conversion: improved (Balle et al. 2020", "series: signed"} {
+	for _, want := range []string{"ε = 7.33 at δ = 1e-05", "α = 3.9", "grid: default (159 orders", "conversion: improved (Balle et al. 2020", "series: signed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text output lacks %q:\n%s", want, out)
 		}

@@ -257,10 +257,10 @@ func runSim(ctx context.Context, g *globalOptions, w io.Writer, cfg sim.Config, 
 	return serveUntilInterrupted(ctx, g, board)
 }
 
-const roundHeader = "round  accuracy    loss  train-loss  clients  dropped      ε   MB down    MB up  wall"
+const roundHeader = "round  accuracy    loss  train-loss  clients  dropped  refused      ε   MB down    MB up  wall"
 
 // roundHeaderUserLevel adds the user-level ε and the round's clip norm.
-const roundHeaderUserLevel = "round  accuracy    loss  train-loss  clients  dropped      ε  user-ε   clip   MB down    MB up  wall"
+const roundHeaderUserLevel = "round  accuracy    loss  train-loss  clients  dropped  refused      ε  user-ε   clip   MB down    MB up  wall"
 
 func roundHeaderFor(c sim.Config) string {
 	if c.DP.UserLevel.On() {
@@ -282,15 +282,15 @@ func formatRound(m sim.RoundMetrics, c sim.Config) string {
 	}
 	user := ""
 	if c.DP.UserLevel.On() {
-		user = fmt.Sprintf("  %6.2f  %5.3g", m.UserEpsilon, m.UpdateClip)
+		user = fmt.Sprintf("  %6.3g  %5.3g", m.UserEpsilon, m.UpdateClip)
 	}
 	eps := "    ∞" // no DP-SGD: no record-level guarantee
 	if c.DP.NoiseMultiplier > 0 {
-		eps = fmt.Sprintf("%5.2f", m.Epsilon)
+		eps = fmt.Sprintf("%5.3g", m.Epsilon)
 	}
-	s := fmt.Sprintf("%5d  %8s  %6s  %10s  %3d/%-3s  %7d  %s%s  %8.1f  %7.1f  %4.1fs",
+	s := fmt.Sprintf("%5d  %8s  %6s  %10s  %3d/%-3s  %7d  %7d  %s%s  %8.1f  %7.1f  %4.1fs",
 		m.Round, opt(m.Accuracy, "%8.4f"), opt(m.Loss, "%6.3f"), opt(m.TrainLoss, "%10.3f"),
-		m.Contributors, sampled, m.Dropped, eps, user, float64(m.BytesDown)/1e6, float64(m.BytesUp)/1e6, m.WallSeconds)
+		m.Contributors, sampled, m.Dropped, m.Refused, eps, user, float64(m.BytesDown)/1e6, float64(m.BytesUp)/1e6, m.WallSeconds)
 	if m.Failed {
 		s += "  FAILED: " + m.Reason
 	}
