@@ -386,7 +386,8 @@ func writeResults(r *run, rep *Report) error {
 		return fmt.Errorf("results: model: %w", err)
 	}
 	if *r.cfg.Plots {
-		if err := writePlots(dir, r.cfg.Name, r.initialAccuracy(), rep.Rounds, r.cfg.dpOn()); err != nil {
+		guides := plotGuides{targetAccuracy: r.cfg.TargetAccuracy, budgetEpsilon: r.cfg.DP.BudgetEpsilon}
+		if err := writePlots(dir, r.cfg.Name, r.initialAccuracy(), rep.Rounds, r.cfg.dpOn(), guides); err != nil {
 			return fmt.Errorf("results: plots: %w", err)
 		}
 	}
