@@ -101,7 +101,7 @@ func newCAIssueCmd(g *globalOptions) *cobra.Command {
 	var dir, name string
 	var hosts []string
 	var isServer bool
-	var days int
+	var days, count, first int
 	cmd := &cobra.Command{
 		Use:   "issue",
 		Short: "Issue a client certificate (subject CN = --name), or a server certificate with --server",
@@ -112,9 +112,16 @@ server admits it under that name only, and only one session of it at a time. A s
 certificate (--server) names the DNS names and IP addresses clients dial (--host, repeated
 or comma-separated).`,
 		Example: `  confide ca issue --dir pki --server --name server --host 127.0.0.1 --host localhost
-  confide ca issue --dir pki --name client-0`,
+  confide ca issue --dir pki --name client-0
+  confide ca issue --dir pki --name client-%d --count 250 --first 250   # client-250…client-499, for 'confide client --virtual 250'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("first") && !cmd.Flags().Changed("count") {
+				return &exitError{code: 2, err: errors.New("--first is the first index of --count certificates: add --count N, or drop --first")}
+			}
+			if cmd.Flags().Changed("count") {
+				return issueClientFleet(g, cmd.OutOrStdout(), fleetIssue{dir: dir, pattern: name, first: first, count: count, days: days, server: isServer || len(hosts) > 0})
+			}
 			if name == "" {
 				return &exitError{code: 2, err: errors.New("--name is required: the client's identity (e.g. --name client-0), or the server certificate's name with --server (e.g. --server --name server --host HOST)")}
 			}
@@ -133,17 +140,9 @@ or comma-separated).`,
 			if days < 1 {
 				return &exitError{code: 2, err: fmt.Errorf("--days %d: a certificate must be valid for at least 1 day", days)}
 			}
-			certPEM, err := os.ReadFile(pki.CertFile(dir, "ca"))
+			ca, err := loadCA(dir)
 			if err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("no CA in --dir %s (%v): create one with 'confide ca init --dir %s', or point --dir at it", dir, err, dir)}
-			}
-			keyPEM, err := os.ReadFile(pki.KeyFile(dir, "ca"))
-			if err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("the CA key in --dir %s: %v (issuing needs ca.key beside ca.crt)", dir, err)}
-			}
-			ca, err := pki.ParseCA(certPEM, keyPEM)
-			if err != nil {
-				return fmt.Errorf("the CA in --dir %s: %w", dir, err)
+				return err
 			}
 			if err := refuseExisting(dir, name, "a certificate was already issued under this name; one identity per client: choose another --name, or delete both files to re-issue it"); err != nil {
 				return err
@@ -182,7 +181,26 @@ or comma-separated).`,
 	f.BoolVar(&isServer, "server", false, "issue a server certificate (needs --host)")
 	f.StringSliceVar(&hosts, "host", nil, "with --server: a DNS name or IP address clients dial (repeatable)")
 	f.IntVar(&days, "days", 365, "validity in days (at most the CA's remaining validity)")
+	f.IntVar(&count, "count", 0, "issue this many client certificates, for a fleet of virtual clients: --name is then a pattern with one %d (e.g. client-%d), filled with --first…--first+N-1")
+	f.IntVar(&first, "first", 0, "with --count: the first index")
 	return cmd
+}
+
+// loadCA reads the CA certificate and key from dir.
+func loadCA(dir string) (*pki.CA, error) {
+	certPEM, err := os.ReadFile(pki.CertFile(dir, "ca"))
+	if err != nil {
+		return nil, &exitError{code: 2, err: fmt.Errorf("no CA in --dir %s (%v): create one with 'confide ca init --dir %s', or point --dir at it", dir, err, dir)}
+	}
+	keyPEM, err := os.ReadFile(pki.KeyFile(dir, "ca"))
+	if err != nil {
+		return nil, &exitError{code: 2, err: fmt.Errorf("the CA key in --dir %s: %v (issuing needs ca.key beside ca.crt)", dir, err)}
+	}
+	ca, err := pki.ParseCA(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("the CA in --dir %s: %w", dir, err)
+	}
+	return ca, nil
 }
 
 // refuseExisting fails if DIR/base.crt or DIR/base.key exists, saying what to do.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/confide-fl/confide/client"
@@ -62,10 +61,8 @@ func (o clientOptions) checkVirtualFlags() error {
 		return errors.New("--insecure with --identity-dir: choose certificates or plaintext")
 	case !o.insecure && (o.identityDir == "" || o.ca == ""):
 		return errors.New("a --virtual fleet connects over mutual TLS: set --ca (the federation's CA certificate) and --identity-dir (NAME.crt and NAME.key of every client, from 'confide ca issue --name NAME'); --insecure connects in plaintext, for tests on a trusted network only")
-	case strings.Count(o.name, "%") != 1 || !strings.Contains(o.name, "%d"):
-		return fmt.Errorf("--name %q with --virtual: a pattern with one %%d for the client index (e.g. --name client-%%d, the default, or --name site3-%%04d)", o.name)
 	}
-	return nil
+	return checkIndexPattern("--name", o.name)
 }
 
 // virtualIdentity loads the TLS configuration and Signer of the client name from
