@@ -60,6 +60,10 @@ const (
 	FieldCommitteeSize    Field = "Size" // CommitteeConfig.Size
 	FieldThreshold        Field = "Threshold"
 	FieldMinContributions Field = "MinContributions"
+	// The packed encoding's (packing.go).
+	FieldValueBits     Field = "ValueBits"
+	FieldPrimes        Field = "Primes"
+	FieldNoiseVariance Field = "NoiseVariance"
 )
 
 // String is the field's name in this package's messages.

@@ -1,6 +1,7 @@
 package secagg
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/big"
@@ -80,14 +81,17 @@ func maxPrimes(logN int, insecure bool) int {
 // fields are checked and defaulted; logScale is the literal's own LogScale (0, or the
 // derived noise bits).
 func newPackedParameters(lit ParametersLiteral, logScale int, insecure bool) (Parameters, error) {
+	if lit.Primes == 0 && lit.ValueBits > 0 {
+		return fewestBytesPrimes(lit, logScale, insecure)
+	}
 	if lit.ValueBits < 1 || lit.ValueBits > maxPackedValueBits {
-		return Parameters{}, fmt.Errorf("secagg: ValueBits %d out of range: use 1…%d bits per value for the packed encoding (ChoosePacking picks it from a target error), or leave ValueBits and Primes 0 for the float encoding", lit.ValueBits, maxPackedValueBits)
+		return Parameters{}, fieldError(FieldValueBits, lit.ValueBits, "%s %d out of range: use 1…%d bits per value for the packed encoding (ChoosePacking picks it from a target error), or leave %s and %s 0 for the float encoding", FieldValueBits, lit.ValueBits, maxPackedValueBits, FieldValueBits, FieldPrimes)
 	}
 	if mp := maxPrimes(lit.LogN, insecure); lit.Primes < 2 || lit.Primes > mp {
-		return Parameters{}, fmt.Errorf("secagg: Primes %d out of range: the packed encoding needs 2…%d primes of %d bits at LogN %d (log2 Q at most %d for 128-bit security); raise LogN for more", lit.Primes, mp, packedPrimeBits, lit.LogN, securityLogQ[lit.LogN])
+		return Parameters{}, fieldError(FieldPrimes, lit.Primes, "%s %d out of range: the packed encoding needs 2…%d primes of %d bits at %s %d (log2 Q at most %d for 128-bit security); raise %s for more", FieldPrimes, lit.Primes, mp, packedPrimeBits, FieldLogN, lit.LogN, securityLogQ[lit.LogN], FieldLogN)
 	}
 	if lit.LogQ != packedPrimeBits {
-		return Parameters{}, fmt.Errorf("secagg: LogQ %d: the packed encoding uses %d-bit primes (leave LogQ 0)", lit.LogQ, packedPrimeBits)
+		return Parameters{}, fieldError(FieldLogQ, lit.LogQ, "%s %d: the packed encoding uses %d-bit primes (leave %s 0)", FieldLogQ, lit.LogQ, packedPrimeBits, FieldLogQ)
 	}
 	logQ := make([]int, lit.Primes)
 	for i := range logQ {
@@ -97,7 +101,7 @@ func newPackedParameters(lit ParametersLiteral, logScale int, insecure bool) (Pa
 	noise := packedNoiseBound(1<<lit.LogN, lit.FloodingSigma, lit.MaxContributors)
 	noiseBits := int(math.Floor(math.Log2(noise))) + 2 // |e| ≤ noise < 2^(L−1)
 	if logScale != 0 && logScale != noiseBits {
-		return Parameters{}, fmt.Errorf("secagg: LogScale %d: the packed encoding derives it (%d noise bits here); leave LogScale 0", logScale, noiseBits)
+		return Parameters{}, fieldError(FieldLogScale, logScale, "%s %d: the packed encoding derives it (%d noise bits here); leave %s 0", FieldLogScale, logScale, noiseBits, FieldLogScale)
 	}
 	lit.LogScale = noiseBits
 	he, err := hefloat.NewParametersFromLiteral(hefloat.ParametersLiteral{LogN: lit.LogN, LogQ: logQ, LogDefaultScale: noiseBits})
@@ -110,6 +114,39 @@ func newPackedParameters(lit ParametersLiteral, logScale int, insecure bool) (Pa
 	}
 	p.digest = p.computeDigest()
 	return p, nil
+}
+
+// fewestBytesPrimes builds lit with the number of primes (2 … the security bound) that
+// gives the fewest bytes per value, the fewer primes on a tie: what Primes 0 means.
+func fewestBytesPrimes(lit ParametersLiteral, logScale int, insecure bool) (Parameters, error) {
+	lit.LogScale = logScale // the caller's, before the defaults
+	return cheapestPrimes(lit, insecure, Parameters.BytesPerValue)
+}
+
+// cheapestPrimes builds lit (validated as NewParameters does) with each number of primes
+// from 2 to the security bound and returns the parameters of the lowest cost, the fewer
+// primes on a tie.
+func cheapestPrimes(lit ParametersLiteral, insecure bool, cost func(Parameters) float64) (Parameters, error) {
+	var best Parameters
+	var firstErr error
+	for k := 2; k <= maxPrimes(lit.LogN, insecure); k++ {
+		lit.Primes = k
+		p, err := newParameters(lit, insecure)
+		if err != nil {
+			firstErr = cmp.Or(firstErr, err)
+			continue
+		}
+		if best.pack == nil || cost(p) < cost(best)*(1-1e-12) {
+			best = p
+		}
+	}
+	if best.pack == nil {
+		if firstErr == nil {
+			firstErr = fieldError(FieldLogN, lit.LogN, "%s %d allows at most %d primes of %d bits; the packed encoding needs 2 (raise %s)", FieldLogN, lit.LogN, maxPrimes(lit.LogN, insecure), packedPrimeBits, FieldLogN)
+		}
+		return Parameters{}, firstErr
+	}
+	return best, nil
 }
 
 // packedNoiseBound bounds |e| of a decrypted aggregate coefficient: up to MaxCommitteeSize
@@ -136,20 +173,20 @@ func newPacking(lit ParametersLiteral, moduli []uint64, noiseBits int) (*packing
 	if lit.NoiseVariance != 0 {
 		g, err := dp.NewDiscreteGaussian(lit.NoiseVariance)
 		if err != nil {
-			return nil, fmt.Errorf("secagg: NoiseVariance: %w", err)
+			return nil, fieldError(FieldNoiseVariance, lit.NoiseVariance, "%s %d: must be 1…2^40 (an integer number of squared quantisation steps)", FieldNoiseVariance, lit.NoiseVariance)
 		}
 		pk.noise = g
 		pk.noiseClamp = uint64(math.Ceil(14 * math.Sqrt(float64(lit.NoiseVariance))))
 		// A client's slot holds q + z + B_z ∈ [0, 2^b − 1 + 2·B_z]; M of them must fit.
 		hi, lo := bits.Mul64(uint64(lit.MaxContributors), 1<<lit.ValueBits-1+2*pk.noiseClamp)
 		if hi != 0 || bits.Len64(lo) > 60 {
-			return nil, fmt.Errorf("secagg: NoiseVariance %d with MaxContributors %d needs slots of more than 60 bits; lower either", lit.NoiseVariance, lit.MaxContributors)
+			return nil, fieldError(FieldNoiseVariance, lit.NoiseVariance, "%s %d with %s %d needs slots of more than 60 bits; lower either", FieldNoiseVariance, lit.NoiseVariance, FieldMaxContributors, lit.MaxContributors)
 		}
 		pk.slotBits = bits.Len64(lo)
 	}
 	pk.perCoeff = (logQ - 2 - noiseBits) / pk.slotBits
 	if pk.perCoeff < 1 {
-		return nil, fmt.Errorf("secagg: packed encoding: a value of ValueBits %d + %d bits of headroom for MaxContributors %d does not fit above the %d noise bits in %d primes (log2 Q = %d); raise Primes or lower ValueBits or MaxContributors", lit.ValueBits, headroom, lit.MaxContributors, noiseBits, len(moduli), logQ)
+		return nil, fieldError(FieldPrimes, lit.Primes, "packed encoding: a value of %s %d + %d bits of headroom for %s %d does not fit above the %d noise bits in %d primes (log2 Q = %d); raise %s or lower %s or %s", FieldValueBits, lit.ValueBits, pk.slotBits-lit.ValueBits, FieldMaxContributors, lit.MaxContributors, noiseBits, len(moduli), logQ, FieldPrimes, FieldValueBits, FieldMaxContributors)
 	}
 	pk.maxQ = 1<<lit.ValueBits - 1
 	pk.dataOffset = lit.ClipBound * lit.MaxWeight
@@ -340,26 +377,5 @@ func ChoosePacking(lit ParametersLiteral, targetMeanError float64, dim int) (Par
 		return Parameters{}, fmt.Errorf("secagg: target error %g of the mean is below what %d-bit values reach with ClipBound %g, MaxWeight %g and MaxContributors %d; raise the target or use the float encoding", targetMeanError, maxPackedValueBits, lit.ClipBound, lit.MaxWeight, lit.MaxContributors)
 	}
 	lit.ValueBits = b
-	var best Parameters
-	var firstErr error
-	for k := 2; k <= maxPrimes(lit.LogN, false); k++ {
-		lit.Primes = k
-		p, err := NewParameters(lit)
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		if best.pack == nil || uploadCost(p, dim) < uploadCost(best, dim)*(1-1e-12) {
-			best = p
-		}
-	}
-	if best.pack == nil {
-		if firstErr == nil {
-			firstErr = fmt.Errorf("secagg: LogN %d allows at most %d primes of %d bits; the packed encoding needs 2", lit.LogN, maxPrimes(lit.LogN, false), packedPrimeBits)
-		}
-		return Parameters{}, firstErr
-	}
-	return best, nil
+	return cheapestPrimes(lit, false, func(p Parameters) float64 { return uploadCost(p, dim) })
 }

@@ -199,6 +199,9 @@ func TestChoosePacking(t *testing.T) {
 	if _, err := ChoosePacking(ParametersLiteral{}, 0, 0); err == nil {
 		t.Errorf("a zero target got a packing")
 	}
+	if _, err := ChoosePacking(ParametersLiteral{ClipBound: -1}, 1e-4, 0); err == nil || !strings.Contains(err.Error(), "ClipBound") {
+		t.Errorf("a negative ClipBound: err = %v", err)
+	}
 }
 
 // TestPackedParametersRefused: bad packed literals are errors naming the field and the fix.
@@ -343,5 +346,26 @@ func TestPackedDiscreteNoise(t *testing.T) {
 	}
 	if _, err := NewParameters(ParametersLiteral{NoiseVariance: 3}); err == nil {
 		t.Errorf("NoiseVariance without the packed encoding accepted")
+	}
+}
+
+// TestPackedPrimesChosen: Primes 0 takes the count with the fewest bytes per value, which
+// Literal reports, so the literal rebuilds the same parameters (as a client does from the
+// server's task).
+func TestPackedPrimesChosen(t *testing.T) {
+	p, err := NewParameters(ParametersLiteral{ValueBits: 11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lit := p.Literal()
+	if lit.Primes != 6 || p.BytesPerValue() != 6.4 {
+		t.Errorf("chose %d primes, %.3f bytes per value; want 6 and 6.4 (doc.go's table)", lit.Primes, p.BytesPerValue())
+	}
+	again, err := NewParameters(lit)
+	if err != nil || again.Digest() != p.Digest() {
+		t.Errorf("the reported literal rebuilds other parameters (%v)", err)
+	}
+	if _, err := NewParameters(ParametersLiteral{LogN: 12, ValueBits: 11}); err == nil || !strings.Contains(err.Error(), "raise LogN") {
+		t.Errorf("LogN 12 (one prime within the security bound): err = %v", err)
 	}
 }

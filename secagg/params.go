@@ -71,7 +71,8 @@ type ParametersLiteral struct {
 	ValueBits int
 	// Primes is the number of 60-bit primes of the packed encoding's modulus, 2…7 at
 	// LogN 14 (the 128-bit security bound on log2 Q: 438 bits at LogN 14, 218 at 13, 881
-	// at 15). Only with ValueBits.
+	// at 15). Only with ValueBits; 0 takes the count with the fewest bytes per value
+	// (Literal reports it).
 	Primes int
 	// NoiseVariance, with the packed encoding, is the variance σ_z² (an integer, in squared
 	// quantisation steps) of the discrete Gaussian N_Z(0, σ_z²) every client adds to each of
