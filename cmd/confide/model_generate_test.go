@@ -97,3 +97,20 @@ func TestModelGenerateErrors(t *testing.T) {
 		})
 	}
 }
+
+// 'confide train --dataset shakespeare --model transformer' trains a causal language model
+// (next token at every position, sinusoidal positions, a window of 128 characters) whose
+// file 'model generate' reads.
+func TestTrainShakespeareTransformerThenGenerate(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "lm.confide")
+	res := runJSON(t, "train", "--dataset", "shakespeare", "--data-path", filepath.Join("..", "..", "data", "testdata", "plays.txt"),
+		"--model", "transformer", "--epochs", "1", "--out", out)
+	spec := res["model"].(map[string]any)
+	if spec["task"] != model.TaskNextToken || spec["causal"] != true || spec["positional"] != model.PosSinusoidal || spec["max_len"] != 128.0 {
+		t.Fatalf("trained spec %v, want a causal next_token transformer with sinusoidal positions and max_len 128", spec)
+	}
+	gen := runJSON(t, "model", "generate", out, "--prompt", "Speak", "--tokens", "10", "--seed", "1")
+	if n := len([]rune(gen["text"].(string))); n != 10 || gen["window"] != 128.0 {
+		t.Fatalf("generate: %d characters, %v", n, gen)
+	}
+}
