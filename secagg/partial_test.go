@@ -71,6 +71,22 @@ func (h *hierarchy) forward(t *testing.T, name string) error {
 	return h.root.AddPartial(wire, name)
 }
 
+// forwardedHierarchy seeds crypto/rand, builds an authenticated federation of size
+// members (t = 3, m = 3), a hierarchy of n uploads of dim values for round with both
+// aggregators' partial sums forwarded, and the flat aggregate of the same uploads.
+func forwardedHierarchy(t *testing.T, seed uint64, size int, round uint64, dim, n int) (*federation, *hierarchy, *Aggregator) {
+	t.Helper()
+	cryptotest.SetGlobalRandom(t, seed)
+	f := newAuthFederation(t, testParams(t, ParametersLiteral{LogN: 12}), CommitteeConfig{Size: size, Threshold: 3, MinContributions: 3}, 2)
+	h, flat := newHierarchy(t, f, round, dim, n)
+	for _, name := range []string{"agg-a", "agg-b"} {
+		if err := h.forward(t, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f, h, flat
+}
+
 // decrypt runs the members of set over the root's request: each challenges, the root
 // relays the challenge to every source and merges their openings, the member checks the
 // merged opening and answers with its share.
@@ -124,16 +140,7 @@ func (h *hierarchy) honest(t *testing.T) func(string, *Challenge) *Opening {
 // decrypts to (by the other half of the committee) within the secure-aggregation error. A
 // partial sum is no larger than one upload.
 func TestHierarchicalAggregateEqualsFlat(t *testing.T) {
-	cryptotest.SetGlobalRandom(t, 41)
-	p := testParams(t, ParametersLiteral{LogN: 12})
-	f := newAuthFederation(t, p, CommitteeConfig{Size: 6, Threshold: 3, MinContributions: 3}, 2)
-	const dim = 5000
-	h, flat := newHierarchy(t, f, 7, dim, 8)
-	for _, name := range []string{"agg-a", "agg-b"} {
-		if err := h.forward(t, name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f, h, flat := forwardedHierarchy(t, 41, 6, 7, 5000, 8)
 	if h.root.Count() != 8 || len(h.root.Sources()) != 2 {
 		t.Fatalf("root holds %d contributors from sources %v, want 8 from 2", h.root.Count(), h.root.Sources())
 	}
@@ -333,16 +340,8 @@ func TestPartialSumRefusals(t *testing.T) {
 // aggregate is frozen is dropped; the round decrypts the rest (direct uploads and the other
 // aggregator's subtree), and nothing can be dropped once members are asked.
 func TestDropAggregatorLosesItsSubtreeOnly(t *testing.T) {
-	cryptotest.SetGlobalRandom(t, 44)
-	p := testParams(t, ParametersLiteral{LogN: 12})
-	f := newAuthFederation(t, p, CommitteeConfig{Size: 5, Threshold: 3, MinContributions: 3}, 1)
 	const dim = 2000
-	h, _ := newHierarchy(t, f, 31, dim, 8)
-	for _, name := range []string{"agg-a", "agg-b"} {
-		if err := h.forward(t, name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f, h, _ := forwardedHierarchy(t, 44, 5, 31, dim, 8)
 	if err := h.root.Drop("agg-b"); err != nil {
 		t.Fatal(err)
 	}
