@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"math/bits"
 	"math/rand/v2"
+	"sync"
 
 	"github.com/confide-fl/confide/dp"
 	"github.com/tuneinsight/lattigo/v5/he/hefloat"
@@ -93,18 +94,14 @@ func newPackedParameters(lit ParametersLiteral, logScale int, insecure bool) (Pa
 	if lit.LogQ != packedPrimeBits {
 		return Parameters{}, fieldError(FieldLogQ, lit.LogQ, "%s %d: the packed encoding uses %d-bit primes (leave %s 0)", FieldLogQ, lit.LogQ, packedPrimeBits, FieldLogQ)
 	}
-	logQ := make([]int, lit.Primes)
-	for i := range logQ {
-		logQ[i] = packedPrimeBits
-	}
-	// The noise bits depend only on N, σ and M; build the ring once to read N's noise.
+	// The noise bits depend only on N, σ and M.
 	noise := packedNoiseBound(1<<lit.LogN, lit.FloodingSigma, lit.MaxContributors)
 	noiseBits := int(math.Floor(math.Log2(noise))) + 2 // |e| ≤ noise < 2^(L−1)
 	if logScale != 0 && logScale != noiseBits {
 		return Parameters{}, fieldError(FieldLogScale, logScale, "%s %d: the packed encoding derives it (%d noise bits here); leave %s 0", FieldLogScale, logScale, noiseBits, FieldLogScale)
 	}
 	lit.LogScale = noiseBits
-	he, err := hefloat.NewParametersFromLiteral(hefloat.ParametersLiteral{LogN: lit.LogN, LogQ: logQ, LogDefaultScale: noiseBits})
+	he, err := packedRing(lit.LogN, lit.Primes, noiseBits)
 	if err != nil {
 		return Parameters{}, fmt.Errorf("secagg: building the packed encoding's ring (LogN %d, %d primes): %w", lit.LogN, lit.Primes, err)
 	}
@@ -114,6 +111,30 @@ func newPackedParameters(lit ParametersLiteral, logScale int, insecure bool) (Pa
 	}
 	p.digest = p.computeDigest()
 	return p, nil
+}
+
+// packedRings memoises the lattigo parameters of the packed encoding by (LogN, primes,
+// noise bits): they are immutable, and building one (its NTT tables) takes about 10 ms at
+// LogN 14 while the searches over primes (ChoosePacking, Primes 0) and over
+// MaxContributors (MaxContributorsFor) build the same few again and again. At most
+// 5 × 7 × a few noise-bit values exist.
+var packedRings sync.Map // [3]int → hefloat.Parameters
+
+func packedRing(logN, primes, noiseBits int) (hefloat.Parameters, error) {
+	key := [3]int{logN, primes, noiseBits}
+	if he, ok := packedRings.Load(key); ok {
+		return he.(hefloat.Parameters), nil
+	}
+	logQ := make([]int, primes)
+	for i := range logQ {
+		logQ[i] = packedPrimeBits
+	}
+	he, err := hefloat.NewParametersFromLiteral(hefloat.ParametersLiteral{LogN: logN, LogQ: logQ, LogDefaultScale: noiseBits})
+	if err != nil {
+		return hefloat.Parameters{}, err
+	}
+	packedRings.Store(key, he)
+	return he, nil
 }
 
 // fewestBytesPrimes builds lit with the number of primes (2 … the security bound) that
