@@ -24,8 +24,8 @@
 //     intermediate aggregator's sum of its subtree, and the server's aggregate of direct
 //     uploads and partial sums.
 //   - Messages: KeyAnnouncement, Roster, Dealing, ShareDelivery, PublicKey (setup);
-//     EncryptedUpdate, DecryptionRequest, Challenge, Opening, DecryptionShare (rounds).
-//     AggregateResult is the output of a round.
+//     EncryptedUpdate, DecryptionRequest, Challenge, Opening, DecryptionShare (rounds);
+//     PartialSum (hierarchical aggregation). AggregateResult is the output of a round.
 //
 // # Message flow
 //

@@ -28,6 +28,48 @@ type PartialSum struct {
 	Commitments []UploadCommitment
 }
 
+// MarshalBinary encodes the partial sum: its Sum as EncryptedUpdate encodes it, then the
+// commitments as a DecryptionRequest lists them.
+func (p *PartialSum) MarshalBinary() ([]byte, error) {
+	if p.Sum == nil {
+		return nil, errors.New("secagg: partial sum holds no sum")
+	}
+	sum, err := p.Sum.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	cs, err := commitmentsSize(p.Commitments)
+	if err != nil {
+		return nil, err
+	}
+	w := newWriter(4+len(sum)+cs, typePartial)
+	w.u32(uint32(len(sum)))
+	w.raw(sum)
+	w.commitments(p.Commitments)
+	return w.b, nil
+}
+
+// UnmarshalBinary decodes a partial sum (its Sum checked as an upload is, by
+// EncryptedUpdate.UnmarshalBinary); it never panics on malformed input.
+func (p *PartialSum) UnmarshalBinary(b []byte) error {
+	r := newReader(b, typePartial, "partial sum")
+	n := int(r.u32())
+	raw := r.take(n)
+	var out PartialSum
+	if r.err == nil {
+		out.Sum = &EncryptedUpdate{}
+		if err := out.Sum.UnmarshalBinary(raw); err != nil {
+			return fmt.Errorf("secagg: partial sum: %w", err)
+		}
+	}
+	out.Commitments = r.commitments()
+	if err := r.done(); err != nil {
+		return err
+	}
+	*p = out
+	return nil
+}
+
 // c1 returns the c1 polynomials of the partial sum.
 func (p *PartialSum) c1() []ring.Poly {
 	c1 := make([]ring.Poly, len(p.Sum.chunks))

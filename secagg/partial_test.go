@@ -1,8 +1,11 @@
 package secagg
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"testing/cryptotest"
 )
@@ -60,15 +63,14 @@ func newHierarchy(t *testing.T, f *federation, round uint64, dim, n int) (*hiera
 	return h, flat
 }
 
-// forward sends the partial sum of aggregator name to the root, its Sum through the wire.
+// forward sends the partial sum of aggregator name to the root through the wire.
 func (h *hierarchy) forward(t *testing.T, name string) error {
 	t.Helper()
 	p, err := h.subs[name].Partial()
 	if err != nil {
 		t.Fatal(err)
 	}
-	wire := &PartialSum{Sum: roundTrip(t, p.Sum, &EncryptedUpdate{}), Commitments: p.Commitments}
-	return h.root.AddPartial(wire, name)
+	return h.root.AddPartial(roundTrip(t, p, &PartialSum{}), name)
 }
 
 // forwardedHierarchy seeds crypto/rand, builds an authenticated federation of size
@@ -439,4 +441,67 @@ func BenchmarkRootIngress(b *testing.B) {
 		}
 		b.ReportMetric(float64(partialBytes), "ingress-bytes")
 	})
+}
+
+// FuzzPartialSum decodes arbitrary bytes as a partial sum: malformed input is an error,
+// never a panic; what decodes re-encodes identically and goes through AddPartial's checks.
+// The seed is a valid partial sum of two signed uploads.
+func FuzzPartialSum(f *testing.F) {
+	fz := newFuzzFederation(f)
+	cfg := AggregatorConfig{Session: fuzzSession, Round: 1, Dim: fuzzDim, Committee: fz.cfg, Purpose: PurposeFit, Verifier: fz.verifier}
+	sub, err := NewSubtotal(fz.params, cfg, "agg-a")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i := range 2 {
+		if err := sub.Add(fz.upload(f, fmt.Sprint("client", i), 1, PurposeFit, randomUpdates(uint64(i), 1, fuzzDim, 1)[0])); err != nil {
+			f.Fatal(err)
+		}
+	}
+	p, err := sub.Partial()
+	if err != nil {
+		f.Fatal(err)
+	}
+	seed, err := p.MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var ps PartialSum
+		if fuzzDecode(t, &ps, b) {
+			root, err := NewHierarchicalAggregator(fz.params, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = root.AddPartial(&ps, ps.Sum.ClientID)
+		}
+	})
+}
+
+// TestPartialSumWire: a partial sum survives the wire, and every truncation of it, and a
+// commitment count beyond the message, is an error.
+func TestPartialSumWire(t *testing.T) {
+	_, h, _ := forwardedHierarchy(t, 45, 5, 41, 300, 6)
+	p, err := h.subs["agg-b"].Partial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := roundTripBytes(t, p)
+	var back PartialSum
+	if err := back.UnmarshalBinary(b); err != nil || len(back.Commitments) != len(p.Commitments) || back.Sum.ClientID != "agg-b" {
+		t.Fatalf("decoded %d commitments from %q (%v), want %d from agg-b", len(back.Commitments), back.Sum.ClientID, err, len(p.Commitments))
+	}
+	for _, n := range []int{0, 3, 9, len(b) / 2, len(b) - 40, len(b) - 1} {
+		if err := new(PartialSum).UnmarshalBinary(b[:n]); err == nil {
+			t.Errorf("a partial sum cut to %d of %d bytes decoded", n, len(b))
+		}
+	}
+	// The commitment count sits right after the sum.
+	at := 4 + 4 + len(roundTripBytes(t, p.Sum))
+	bad := bytes.Clone(b)
+	binary.LittleEndian.PutUint32(bad[at:], 1<<30)
+	if err := new(PartialSum).UnmarshalBinary(bad); err == nil || !strings.Contains(err.Error(), "cannot fit") {
+		t.Errorf("a commitment count of 2^30: %v, want an error saying they cannot fit", err)
+	}
 }

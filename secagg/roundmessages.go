@@ -265,17 +265,11 @@ func (q *DecryptionRequest) MarshalBinary() ([]byte, error) {
 		return nil, fmt.Errorf("secagg: decryption request holds no well-formed polynomials")
 	}
 	n := q.c1[0].N()
-	size := 4 + 16 + 8 + 1 + 32 + 8 + 4 + 2 + 2*len(q.Members) + 4 + ringDescSize(len(q.q)) + 4 + 8*n*len(q.q)*len(q.c1)
-	for _, c := range q.Commitments {
-		if err := checkIdentityFields(c.Certificate, c.Signature); err != nil {
-			return nil, err
-		}
-		if len(c.TaskID) > maxTaskIDLength {
-			return nil, fmt.Errorf("secagg: task id of %d bytes exceeds %d", len(c.TaskID), maxTaskIDLength)
-		}
-		size += commitmentWireSize(len(c.Certificate), len(c.TaskID), len(c.Signature))
+	cs, err := commitmentsSize(q.Commitments)
+	if err != nil {
+		return nil, err
 	}
-	w := newWriter(size, typeRequest)
+	w := newWriter(4+16+8+1+32+8+4+2+2*len(q.Members)+cs+ringDescSize(len(q.q))+4+8*n*len(q.q)*len(q.c1), typeRequest)
 	w.raw(q.Session[:])
 	w.u64(q.Round)
 	w.u8(uint8(q.Purpose))
@@ -283,13 +277,7 @@ func (q *DecryptionRequest) MarshalBinary() ([]byte, error) {
 	w.u64(uint64(q.Dim))
 	w.u32(uint32(q.Count))
 	w.members(q.Members)
-	w.u32(uint32(len(q.Commitments)))
-	for _, c := range q.Commitments {
-		w.bytes(c.Certificate)
-		w.str(c.TaskID)
-		w.raw(c.Root[:])
-		w.bytes(c.Signature)
-	}
+	w.commitments(q.Commitments)
 	w.polys(q.q, q.c1)
 	return w.b, nil
 }
@@ -297,6 +285,54 @@ func (q *DecryptionRequest) MarshalBinary() ([]byte, error) {
 // commitmentWireSize is the encoded size of an UploadCommitment.
 func commitmentWireSize(certLen, taskLen, sigLen int) int {
 	return 2 + certLen + 2 + taskLen + 32 + 2 + sigLen
+}
+
+// commitmentsSize checks a list of upload commitments for encoding and returns its encoded
+// size (writer.commitments).
+func commitmentsSize(cs []UploadCommitment) (int, error) {
+	size := 4
+	for _, c := range cs {
+		if err := checkIdentityFields(c.Certificate, c.Signature); err != nil {
+			return 0, err
+		}
+		if len(c.TaskID) > maxTaskIDLength {
+			return 0, fmt.Errorf("secagg: task id of %d bytes exceeds %d", len(c.TaskID), maxTaskIDLength)
+		}
+		size += commitmentWireSize(len(c.Certificate), len(c.TaskID), len(c.Signature))
+	}
+	return size, nil
+}
+
+// commitments writes a count and the upload commitments (checked by commitmentsSize).
+func (w *writer) commitments(cs []UploadCommitment) {
+	w.u32(uint32(len(cs)))
+	for _, c := range cs {
+		w.bytes(c.Certificate)
+		w.str(c.TaskID)
+		w.raw(c.Root[:])
+		w.bytes(c.Signature)
+	}
+}
+
+// commitments reads what writer.commitments wrote (nil for none), allocating no more than
+// the message's length allows.
+func (r *reader) commitments() []UploadCommitment {
+	nc := int(r.u32())
+	if r.err == nil && nc > r.remaining()/commitmentWireSize(0, 0, 0) {
+		r.failf("%d upload commitments cannot fit in %d bytes", nc, r.remaining())
+	}
+	if r.err != nil || nc == 0 {
+		return nil
+	}
+	cs := make([]UploadCommitment, nc)
+	for i := range cs {
+		c := &cs[i]
+		c.Certificate = r.bytes(MaxCertificateBytes, "certificate")
+		c.TaskID = r.str(maxTaskIDLength)
+		r.fixed(c.Root[:])
+		c.Signature = r.bytes(MaxSignatureBytes, "signature")
+	}
+	return cs
 }
 
 // polys writes the ring descriptor, the count and the coefficients of a list of
@@ -344,20 +380,7 @@ func (q *DecryptionRequest) UnmarshalBinary(p []byte) error {
 	dim := r.u64()
 	out.Count = int(r.u32())
 	out.Members = r.members(MaxCommitteeSize)
-	nc := int(r.u32())
-	if r.err == nil && nc > r.remaining()/commitmentWireSize(0, 0, 0) {
-		r.failf("%d upload commitments cannot fit in %d bytes", nc, r.remaining())
-	}
-	if r.err == nil && nc > 0 {
-		out.Commitments = make([]UploadCommitment, nc)
-		for i := range out.Commitments {
-			c := &out.Commitments[i]
-			c.Certificate = r.bytes(MaxCertificateBytes, "certificate")
-			c.TaskID = r.str(maxTaskIDLength)
-			r.fixed(c.Root[:])
-			c.Signature = r.bytes(MaxSignatureBytes, "signature")
-		}
-	}
+	out.Commitments = r.commitments()
 	if r.err == nil && (dim < 1 || dim > MaxDim) {
 		r.failf("dimension %d out of range 1…%d", dim, MaxDim)
 	}

@@ -35,6 +35,7 @@ const (
 	typeChallenge     = 'C'
 	typeOpening       = 'O'
 	typeMemberState   = 'M'
+	typePartial       = 'T'
 	maxLogN           = 17
 	maxLevels         = 8 // primes of a modulus: 3 bits of a ring descriptor
 	maxClientIDLength = 256
@@ -54,6 +55,7 @@ var wireVersions = map[byte]byte{
 	typeChallenge:    1,
 	typeOpening:      1,
 	typeMemberState:  2,
+	typePartial:      1,
 }
 
 // errTruncated is returned (wrapped) when a message ends early.
