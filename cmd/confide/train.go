@@ -989,7 +989,7 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 				thousands(res.TrainExamples), thousands(res.HeldOut), *res.ValidationAccuracy, *res.ValidationLoss)
 		}
 		if res.Epsilon != nil {
-			fmt.Fprintf(w, "DP-SGD: (ε = %.4g, δ = %g) with σ = %.4g, C = %g (%s clipping); %s; noise %s\n",
+			fmt.Fprintf(w, "DP-SGD: (ε = %.3g, δ = %g) with σ = %.4g, C = %g (%s clipping); %s; noise %s\n",
 				*res.Epsilon, *res.Delta, *res.NoiseMultiplier, *res.MaxGradNorm, res.Clipping, res.Accounting, res.NoiseSource)
 		}
 		if out != "" {
