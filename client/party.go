@@ -216,6 +216,8 @@ func (p *Party) Handle(ctx context.Context, t *pb.Task) (*pb.Result, error) {
 		err = p.keySetup(t, res)
 	case pb.TaskKind_TASK_KIND_DECRYPT:
 		err = p.decrypt(t, res)
+	case pb.TaskKind_TASK_KIND_STATISTICS:
+		err = p.statistics(ctx, t, res)
 	default:
 		err = fmt.Errorf("task kind %v unknown to this client (upgrade it)", t.GetKind())
 	}
@@ -659,6 +661,7 @@ func (p *Party) secAggParams(sp *pb.SecAggParams) (secagg.Parameters, secagg.Com
 	lit := secagg.ParametersLiteral{
 		LogN: int(sp.GetLogN()), LogQ: int(sp.GetLogQ()), LogScale: int(sp.GetLogScale()), FloodingSigma: sp.GetFloodingSigma(),
 		ClipBound: sp.GetClipBound(), MaxWeight: sp.GetMaxWeight(), MaxContributors: int(sp.GetMaxContributors()),
+		ValueBits: int(sp.GetValueBits()), Primes: int(sp.GetPrimes()),
 	}
 	key := fmt.Sprintf("%+v", lit)
 	params, ok := secAggParams.get(key)

@@ -106,6 +106,10 @@ type Column struct {
 	Std       *float64 `json:"std,omitempty" yaml:"std,omitempty"`
 	Min       *float64 `json:"min,omitempty" yaml:"min,omitempty"`
 	Max       *float64 `json:"max,omitempty" yaml:"max,omitempty"`
+	// Range [lo, hi], with normalize standard and no mean or std, asks the federation to
+	// estimate them (a noised sum over the clients' rows, see Estimates): every value is
+	// clipped to the range for the estimate, which bounds what one row can change it by.
+	Range []float64 `json:"range,omitempty" yaml:"range,omitempty"`
 
 	// Categorical columns: Categories lists the values (their order fixes the encoding;
 	// required in a federation), Encoding is one_hot (default) or ordinal, and Unknown
@@ -132,6 +136,8 @@ type Target struct {
 	Normalize string   `json:"normalize,omitempty" yaml:"normalize,omitempty"`
 	Mean      *float64 `json:"mean,omitempty" yaml:"mean,omitempty"`
 	Std       *float64 `json:"std,omitempty" yaml:"std,omitempty"`
+	// Range [lo, hi] without mean and std: estimated federatedly, as Column.Range.
+	Range []float64 `json:"range,omitempty" yaml:"range,omitempty"`
 }
 
 // TextField is the text of a jsonl dataset and its tokenizer.
@@ -377,6 +383,7 @@ func (s *Schema) Validate() error {
 			bad("target.column is empty: name the target's column")
 		}
 		checkNormalize(bad, "target", t.Normalize, t.Mean, t.Std, nil, nil, false)
+		checkRange(bad, "target", t.Normalize, t.Range, t.Mean, t.Std)
 	}
 	names := map[string]bool{}
 	for i, c := range s.Columns {
@@ -408,8 +415,9 @@ func (s *Schema) Validate() error {
 				bad("%s: categories, encoding and unknown apply to type categorical", key)
 			}
 			checkNormalize(bad, key, c.Normalize, c.Mean, c.Std, c.Min, c.Max, true)
+			checkRange(bad, key, c.Normalize, c.Range, c.Mean, c.Std)
 		case ColumnCategorical:
-			if c.Normalize != "" || c.Mean != nil || c.Std != nil || c.Min != nil || c.Max != nil {
+			if c.Normalize != "" || c.Mean != nil || c.Std != nil || c.Min != nil || c.Max != nil || c.Range != nil {
 				bad("%s: normalize and its statistics apply to numeric columns", key)
 			}
 			switch c.Encoding {
@@ -454,10 +462,12 @@ func (s *Schema) Validate() error {
 // ValidateFederated is Validate plus what a federation's schema must carry so that every
 // client encodes its data the same way without fitting anything on its own private data:
 // the classes, every category, the vocabulary, and the normalisation statistics of every
-// numeric column and of the target (or normalize: none). Confide does not yet estimate
-// statistics federatedly (a noised secure sum charged to the clients' ledgers): compute
-// them on public or synthetic data of the same kind (`confide data schema` drafts them
-// from a file) and put them in the schema.
+// numeric column and of the target (or normalize: none). The mean and std of a column
+// with a range and neither of them are estimated federatedly before the first round (a
+// noised sum, under secure aggregation when it is on, charged to the clients' ledgers; see
+// Estimates): such a schema passes, and LoadSchema refuses it with Federated until
+// WithStatistics has filled them in. Otherwise compute them on public or synthetic data of
+// the same kind (`confide data schema` drafts them from a file) and put them in the schema.
 func (s *Schema) ValidateFederated() error {
 	if err := s.Validate(); err != nil {
 		return err
@@ -471,8 +481,8 @@ func (s *Schema) ValidateFederated() error {
 	if s.Format == FormatImages && (s.Label == nil || len(s.Label.Classes) == 0) {
 		bad("label.classes is empty: list the class sub-directories (%s)", why)
 	}
-	if t := s.Target; t != nil && t.Normalize != NormalizeNone && (t.Mean == nil || t.Std == nil) {
-		bad("target: mean and std are missing (or set normalize: none): %s", why)
+	if t := s.Target; t != nil && t.Normalize != NormalizeNone && (t.Mean == nil || t.Std == nil) && t.Range == nil {
+		bad("target: mean and std are missing (give them, give range: [lo, hi] to estimate them federatedly, or set normalize: none): %s", why)
 	}
 	for i, c := range s.Columns {
 		key := fmt.Sprintf("columns[%d] (%s)", i, c.Name)
@@ -480,15 +490,15 @@ func (s *Schema) ValidateFederated() error {
 		case "", ColumnNumeric:
 			switch c.Normalize {
 			case "", NormalizeStandard:
-				if c.Mean == nil || c.Std == nil {
-					bad("%s: mean and std are missing (or set normalize: none): %s", key, why)
+				if (c.Mean == nil || c.Std == nil) && c.Range == nil {
+					bad("%s: mean and std are missing (give them, give range: [lo, hi] to estimate them federatedly, or set normalize: none): %s", key, why)
 				}
 			case NormalizeMinMax:
 				if c.Min == nil || c.Max == nil {
-					bad("%s: min and max are missing: %s", key, why)
+					bad("%s: min and max are missing: %s; they cannot be estimated federatedly (a noised sum gives means and variances, not extremes): give them, or use normalize: standard with range: [lo, hi]", key, why)
 				}
 			}
-			if c.Missing == MissingMean && c.Mean == nil {
+			if c.Missing == MissingMean && c.Mean == nil && c.Range == nil {
 				bad("%s: missing: mean needs the column's mean: %s", key, why)
 			}
 		case ColumnCategorical:
@@ -531,6 +541,34 @@ func checkNormalize(bad func(string, ...any), key, mode string, mean, std, lo, h
 		} else {
 			bad("%s.normalize = %q: use standard or none", key, mode)
 		}
+	}
+}
+
+// checkRange checks a range [lo, hi] of a numeric column or the target: two finite values,
+// lo < hi, for normalize standard without mean and std (what it is estimated for).
+func checkRange(bad func(string, ...any), key, mode string, rng []float64, mean, std *float64) {
+	if rng == nil {
+		return
+	}
+	switch {
+	case len(rng) != 2:
+		bad("%s.range has %d values: give [lo, hi]", key, len(rng))
+		return
+	case math.IsNaN(rng[0]) || math.IsInf(rng[0], 0) || math.IsNaN(rng[1]) || math.IsInf(rng[1], 0) || !(rng[1] > rng[0]):
+		bad("%s.range = %v: give finite lo < hi", key, rng)
+		return
+	}
+	switch mode {
+	case "", NormalizeStandard:
+	case NormalizeMinMax:
+		bad("%s.range: min and max cannot be estimated federatedly (a noised sum gives means and variances, not extremes): give min and max, or use normalize: standard with range", key)
+		return
+	default:
+		bad("%s.range applies to normalize: standard (it bounds the values the mean and std are estimated from)", key)
+		return
+	}
+	if (mean == nil) != (std == nil) {
+		bad("%s: give both mean and std, or neither (with range, both are estimated federatedly)", key)
 	}
 }
 

@@ -59,6 +59,9 @@ func LoadSchema(ctx context.Context, s *Schema, o LoadOptions) (*Loaded, error) 
 		if err := s.ValidateFederated(); err != nil {
 			return nil, err
 		}
+		if est := s.Estimates(); len(est) > 0 {
+			return nil, fmt.Errorf("data: dataset spec: the mean and std of %s are still to be estimated by the federation (its statistics round has not filled them in); a client never fits them on its own data: %w", est[0].Name, ErrStatisticsPending)
+		}
 	} else if err := s.Validate(); err != nil {
 		return nil, err
 	}

@@ -68,7 +68,7 @@ func NewAggregator(params Parameters, cfg AggregatorConfig) (*Aggregator, error)
 		return nil, fmt.Errorf("secagg: aggregator dimension %d: must be 1…%d", cfg.Dim, MaxDim)
 	}
 	if cfg.Verifier != nil && !cfg.Purpose.valid() {
-		return nil, fmt.Errorf("secagg: an aggregator with a Verifier needs a purpose (fit or evaluation), got %s", cfg.Purpose)
+		return nil, fmt.Errorf("secagg: an aggregator with a Verifier needs a purpose (fit, evaluation or statistics), got %s", cfg.Purpose)
 	}
 	cfg.Workers = clampWorkers(cfg.Workers)
 	a := &Aggregator{params: params, cfg: cfg, clients: map[string]struct{}{}}

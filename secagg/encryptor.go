@@ -151,7 +151,7 @@ func (e *Encryptor) EncryptUpdate(round uint64, update []float64, weight float64
 func (e *Encryptor) Encrypt(ctx UploadContext, update []float64, weight float64) (*EncryptedUpdate, error) {
 	lit := e.params.lit
 	if e.cfg.Signer != nil && !ctx.Purpose.valid() {
-		return nil, fmt.Errorf("secagg: a signed upload needs a purpose (fit or evaluation), got %s", ctx.Purpose)
+		return nil, fmt.Errorf("secagg: a signed upload needs a purpose (fit, evaluation or statistics), got %s", ctx.Purpose)
 	}
 	if len(ctx.TaskID) > maxTaskIDLength {
 		return nil, fmt.Errorf("secagg: task id of %d bytes exceeds %d", len(ctx.TaskID), maxTaskIDLength)

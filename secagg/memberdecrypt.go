@@ -74,7 +74,7 @@ func (m *Member) Challenge(req *DecryptionRequest) (*Challenge, error) {
 	}
 	c := m.cfg.Committee
 	if !req.Purpose.valid() {
-		return nil, fmt.Errorf("secagg: member %d refuses aggregate %s: purpose %s (want fit or evaluation)", m.cfg.ID, req.Aggregate, req.Purpose)
+		return nil, fmt.Errorf("secagg: member %d refuses aggregate %s: purpose %s (want fit, evaluation or statistics)", m.cfg.ID, req.Aggregate, req.Purpose)
 	}
 	if len(req.Commitments) != req.Count {
 		return nil, fmt.Errorf("secagg: member %d refuses aggregate %s: it reports %d contributions but lists %d signed uploads", m.cfg.ID, req.Aggregate, req.Count, len(req.Commitments))

@@ -52,6 +52,9 @@ const (
 	PurposeFit Purpose = 1
 	// PurposeEvaluation: the round's evaluation statistics.
 	PurposeEvaluation Purpose = 2
+	// PurposeStatistics: the dataset's column statistics, summed once before the first
+	// round (the server's statistics round).
+	PurposeStatistics Purpose = 3
 )
 
 func (p Purpose) String() string {
@@ -62,12 +65,16 @@ func (p Purpose) String() string {
 		return "fit"
 	case PurposeEvaluation:
 		return "evaluation"
+	case PurposeStatistics:
+		return "statistics"
 	}
 	return fmt.Sprintf("purpose(%d)", uint8(p))
 }
 
 // valid reports whether p is one a verifying party accepts.
-func (p Purpose) valid() bool { return p == PurposeFit || p == PurposeEvaluation }
+func (p Purpose) valid() bool {
+	return p == PurposeFit || p == PurposeEvaluation || p == PurposeStatistics
+}
 
 // sealedShareSize is the size of a Shamir share sealed for its recipient: the nonce, N
 // coefficients and the AEAD tag.

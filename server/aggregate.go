@@ -128,6 +128,8 @@ func (c *Coordinator) aggregated(e Aggregated, r *Ready) error {
 		if len(ev.pending) == 0 && !ev.busy() {
 			c.finishEvaluate(r)
 		}
+	case c.stats != nil && c.phase == phaseStatistics && c.stats.uploads.done(e):
+		c.statisticsAggregated(e, r)
 	default:
 		return reject(RejectLate, "upload of task %s from %q was added after its phase ended", e.TaskID, e.ClientID)
 	}

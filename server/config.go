@@ -35,7 +35,9 @@ type Config struct {
 	SecAgg    SecAggConfig    `yaml:"secure_aggregation"`
 	// Dataset, when set, is the schema every client reads its own files with (confide
 	// client --data): shipped in every task, so all clients encode features, classes and
-	// targets the same way. It must carry its statistics (data.Schema.ValidateFederated).
+	// targets the same way. It must carry its statistics (data.Schema.ValidateFederated),
+	// or give a numeric column's (or the target's) range without mean and std to have them
+	// estimated by a statistics round before the first round (dp.statistics_noise_multiplier).
 	Dataset *data.Schema `yaml:"dataset"`
 }
 
@@ -135,6 +137,14 @@ type DPConfig struct {
 	// Accountant computes every ε the server reports, record-level and user-level: rdp
 	// (the default) or prv (tighter; see dp/accountant).
 	Accountant string `yaml:"accountant"`
+	// StatisticsNoiseMultiplier z (default 5) of the statistics round that estimates the
+	// mean and std of the dataset's columns given with a range and without them, before
+	// the first round: a Gaussian mechanism over one row's sensitivity, charged to every
+	// sampled client's ledger and to the server's record-level account.
+	StatisticsNoiseMultiplier float64 `yaml:"statistics_noise_multiplier"`
+	// StatisticsMaxRows (default 100,000) is the most rows of a client the statistics
+	// round sums (it scales the sums into secure aggregation's coordinate bound).
+	StatisticsMaxRows int `yaml:"statistics_max_rows"`
 }
 
 // Accounting returns the accountant configuration dp.accountant selects.

@@ -54,10 +54,11 @@ const (
 	phaseDecrypt
 	phaseEvaluate
 	phaseFinished
+	phaseStatistics
 )
 
 func (p phase) String() string {
-	return [...]string{"waiting", "key-setup", "fit", "decrypt", "evaluate", "finished"}[p]
+	return [...]string{"waiting", "key-setup", "fit", "decrypt", "evaluate", "finished", "statistics"}[p]
 }
 
 type clientState struct {
@@ -137,6 +138,7 @@ type decryption struct {
 	agg    *secagg.Aggregator
 	round  uint64
 	eval   bool
+	stats  bool // the statistics round's sums
 	set    []secagg.MemberID
 	req    *pb.Blob
 	shares map[secagg.MemberID]*secagg.DecryptionShare
@@ -185,6 +187,11 @@ type Coordinator struct {
 
 	// datasetJSON is the shipped form of cfg.Dataset (nil without one).
 	datasetJSON []byte
+	// stats is the running statistics round (nil: none), statsAttempts the rounds started
+	// so far, statsRetryAt when a failed one runs again.
+	stats         *statRound
+	statsAttempts uint64
+	statsRetryAt  time.Duration
 
 	clients map[string]*clientState
 	// roster holds every registered client, sorted by id when rosterSorted; online counts
@@ -273,6 +280,7 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 			LogN: int32(lit.LogN), LogQ: int32(lit.LogQ), LogScale: int32(lit.LogScale), FloodingSigma: lit.FloodingSigma,
 			ClipBound: lit.ClipBound, MaxWeight: lit.MaxWeight, MaxContributors: int32(lit.MaxContributors),
 			CommitteeSize: int32(cc.Size), Threshold: int32(cc.Threshold), MinContributions: int32(cc.MinContributions),
+			ValueBits: int32(lit.ValueBits), Primes: int32(lit.Primes),
 		}
 	}
 	if opts.Resume != nil {
@@ -423,6 +431,14 @@ func (c *Coordinator) advance(r *Ready) {
 		if c.sa != nil && !c.committeeUsable() {
 			c.startKeySetup(r)
 			return
+		}
+		if c.needsStatistics() {
+			if c.now < c.statsRetryAt {
+				c.waitingFor(r, "the dataset's statistics round failed; it runs again shortly")
+				return
+			}
+			c.startStatistics(r)
+			continue
 		}
 		c.startFit(r)
 	}

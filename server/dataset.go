@@ -6,6 +6,7 @@ import "github.com/confide-fl/confide/model"
 // vocabulary and statistics in it, none fitted on a client's data) and fitting the model
 // (its input size, its outputs, the loss of a regression).
 func (c Config) validateDataset(bad func(format string, a ...any)) {
+	c.validateStatistics(bad)
 	s := c.Dataset
 	if s == nil {
 		return

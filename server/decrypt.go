@@ -32,7 +32,8 @@ func (c *Coordinator) startDecrypt(agg *secagg.Aggregator, round uint64, eval bo
 		set = set[:t]
 	}
 	slices.Sort(set)
-	c.dec = &decryption{agg: agg, round: round, eval: eval}
+	// The statistics round decrypts from its own phase (finishStatistics).
+	c.dec = &decryption{agg: agg, round: round, eval: eval, stats: c.phase == phaseStatistics}
 	if len(set) < t {
 		c.com = nil
 		c.decryptFailed(fmt.Sprintf("only %d key-committee members are online, the threshold is %d; a new committee will be formed", len(set), t), r)
@@ -75,6 +76,10 @@ func (c *Coordinator) sendDecrypt(r *Ready, m secagg.MemberID, stage pb.DecryptS
 func (c *Coordinator) decryptFailed(reason string, r *Ready) {
 	d := c.dec
 	c.dec = nil
+	if d != nil && d.stats {
+		c.statisticsFailed(&statRound{}, "statistics not decrypted: "+reason, r)
+		return
+	}
 	if d != nil && d.eval {
 		c.closeAll(r)
 		if c.eval != nil {
@@ -185,6 +190,10 @@ func (c *Coordinator) combined(e Combined, r *Ready) error {
 	}
 	sum := e.sum
 	c.dec = nil
+	if d.stats {
+		c.statisticsDecrypted(sum, r)
+		return nil
+	}
 	if err := c.checkAggregate(sum, d.eval); err != nil {
 		c.decryptFailed(err.Error(), r)
 		return nil

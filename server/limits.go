@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/confide-fl/confide/data"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
 	"github.com/confide-fl/confide/secagg"
 )
@@ -42,6 +43,8 @@ const maxCertificateBytes = 8192
 //	evaluate   under secure aggregation the encrypted statistics; otherwise nothing
 //	           (an opted-in client's noised metrics travel in the header)
 //	decrypt    a challenge, or one decryption share for the aggregate being opened
+//	statistics the noised sums of the dataset's estimates: encrypted under secure
+//	           aggregation, 3 values an estimate otherwise
 //
 // A transport reserves no memory for a result beyond this bound, so a client can make the
 // server hold only what its task could produce. It changes no state.
@@ -89,12 +92,20 @@ func (c *Coordinator) ResultLimit(client, taskID string) (int64, error) {
 			return upload(statisticSlots), nil
 		}
 		return 0, nil
+	case pb.TaskKind_TASK_KIND_STATISTICS:
+		if c.sa != nil {
+			return upload(data.StatisticsSlots * len(c.cfg.Dataset.Estimates())), nil
+		}
+		return 8 * int64(data.StatisticsSlots*len(c.cfg.Dataset.Estimates())), nil
 	case pb.TaskKind_TASK_KIND_DECRYPT:
 		if ts.decStage == pb.DecryptStage_DECRYPT_STAGE_CHALLENGE {
 			return int64(c.sa.ChallengeBytes()), nil
 		}
 		if c.dec != nil && c.dec.eval {
 			values = statisticSlots
+		}
+		if c.dec != nil && c.dec.stats {
+			values = data.StatisticsSlots * len(c.cfg.Dataset.Estimates())
 		}
 		return int64(c.sa.DecryptionShareBytes(values, c.cfg.SecAgg.Threshold)), nil
 	}

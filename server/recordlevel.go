@@ -2,6 +2,8 @@ package server
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/confide-fl/confide/dp/accountant"
 )
@@ -25,6 +27,13 @@ type recordLevel struct {
 	last  map[string]uint64
 	eps   map[int]float64
 	max   float64
+	// stats is the noise multiplier of the statistics round each client was sent a task
+	// of (a Gaussian mechanism of sample rate 1, one step; see pb.ColumnStatisticsSpec),
+	// composed with its fit tasks.
+	stats map[string]float64
+	// epsStats caches ε by the count of fit tasks for clients charged the statistics
+	// round too (a federation has one statistics noise multiplier).
+	epsStats map[int]float64
 }
 
 func newRecordLevel(d DPConfig) *recordLevel {
@@ -34,7 +43,7 @@ func newRecordLevel(d DPConfig) *recordLevel {
 	acct, _ := d.Accounting() // validated with the config
 	return &recordLevel{
 		step:  accountant.Step{NoiseMultiplier: d.NoiseMultiplier, SampleRate: d.SampleRate, Steps: d.Steps},
-		delta: d.Delta, acct: acct, tasks: map[string]int{}, last: map[string]uint64{}, eps: map[int]float64{},
+		delta: d.Delta, acct: acct, tasks: map[string]int{}, last: map[string]uint64{}, eps: map[int]float64{}, stats: map[string]float64{}, epsStats: map[int]float64{},
 	}
 }
 
@@ -44,18 +53,51 @@ func (a *recordLevel) issued(client string, round uint64) (float64, error) {
 	if a.last[client] != round || k == 0 {
 		k++
 	}
-	eps, ok := a.eps[k]
-	if !ok {
+	a.tasks[client], a.last[client] = k, round
+	return a.epsilon(client)
+}
+
+// issuedStatistics charges client the statistics round's release (noise multiplier z,
+// once) and returns its total ε at δ.
+func (a *recordLevel) issuedStatistics(client string, z float64) (float64, error) {
+	a.stats[client] = z
+	return a.epsilon(client)
+}
+
+// statisticsClients lists the clients charged for the statistics round, sorted.
+func (a *recordLevel) statisticsClients() []string {
+	return slices.Sorted(maps.Keys(a.stats))
+}
+
+// epsilon is client's ε at δ: its fit tasks composed with the statistics round's release.
+func (a *recordLevel) epsilon(client string) (float64, error) {
+	k := a.tasks[client]
+	z, stat := a.stats[client]
+	cache := a.eps
+	if stat {
+		cache = a.epsStats
+	}
+	if eps, ok := cache[k]; ok {
+		a.max = max(a.max, eps)
+		return eps, nil
+	}
+	var steps []accountant.Step
+	if k > 0 {
 		s := a.step
 		s.Steps *= k
-		res, err := accountant.Epsilon([]accountant.Step{s}, a.delta, a.acct)
-		if err != nil {
-			return 0, fmt.Errorf("record-level accounting of %d fit tasks: %w", k, err)
-		}
-		eps = res.Epsilon
-		a.eps[k] = eps
+		steps = append(steps, s)
 	}
-	a.tasks[client], a.last[client] = k, round
-	a.max = max(a.max, eps)
-	return eps, nil
+	if stat {
+		steps = append(steps, accountant.Step{NoiseMultiplier: z, SampleRate: 1, Steps: 1})
+	}
+	if len(steps) == 0 {
+		return 0, nil
+	}
+	res, err := accountant.Epsilon(steps, a.delta, a.acct)
+	if err != nil {
+		return 0, fmt.Errorf("record-level accounting of %d fit tasks and the statistics round: %w", k, err)
+	}
+	cache[k] = res.Epsilon
+	a.max = max(a.max, res.Epsilon)
+	return res.Epsilon, nil
 }

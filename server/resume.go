@@ -85,6 +85,11 @@ func (c *Coordinator) restore(st *State) error {
 			}
 		}
 	}
+	if st.Statistics != nil && c.cfg.Dataset != nil {
+		if err := c.restoreStatistics(st.Statistics); err != nil {
+			return err
+		}
+	}
 	for id, eps := range st.Reported {
 		if cs := c.clients[id]; cs != nil {
 			cs.epsilon = eps

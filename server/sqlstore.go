@@ -191,6 +191,13 @@ func (s *SQLiteStore) appendOne(tx *sql.Tx, rec Record) error {
 		}
 		_, err = tx.Exec(`INSERT OR REPLACE INTO user_level (round, record) VALUES (?, ?)`, int64(r.Round), string(b))
 		return err
+	case StatisticsRecord:
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('dataset_statistics', ?)`, string(b))
+		return err
 	}
 	return fmt.Errorf("unknown record type")
 }
@@ -265,6 +272,8 @@ type State struct {
 	Reported     map[string]float64
 	// UserLevel is the latest user-level privacy record (nil: none).
 	UserLevel *UserLevelPrivacyRecord
+	// Statistics is the dataset's estimated statistics (nil: none estimated).
+	Statistics *StatisticsRecord
 }
 
 // Load reads the state. A fresh store gives a State with Round 0 and nil Params.
@@ -278,6 +287,17 @@ func (s *SQLiteStore) Load() (*State, error) {
 		return fail("meta", err)
 	}
 	fmt.Sscan(boots, &st.Boots)
+	var stats string
+	switch err := s.db.QueryRow(`SELECT value FROM meta WHERE key = 'dataset_statistics'`).Scan(&stats); {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return fail("dataset statistics", err)
+	default:
+		st.Statistics = &StatisticsRecord{}
+		if err := json.Unmarshal([]byte(stats), st.Statistics); err != nil {
+			return fail("dataset statistics", err)
+		}
+	}
 	rows, err := s.db.Query(`SELECT id, committee_eligible FROM clients ORDER BY id`)
 	if err != nil {
 		return fail("clients", err)

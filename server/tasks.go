@@ -16,7 +16,7 @@ import (
 // deadlines fire on time.
 func (c *Coordinator) NextDeadline() (time.Duration, bool) {
 	switch c.phase {
-	case phaseFit, phaseEvaluate, phaseDecrypt, phaseKeySetup:
+	case phaseFit, phaseEvaluate, phaseDecrypt, phaseKeySetup, phaseStatistics:
 		return c.deadline, true
 	}
 	return 0, false
@@ -34,6 +34,8 @@ func (c *Coordinator) checkDeadline(r *Ready) {
 		c.finishFit(r)
 	case phaseEvaluate:
 		c.finishEvaluate(r)
+	case phaseStatistics:
+		c.finishStatistics(r)
 	case phaseDecrypt:
 		if c.dec.combining {
 			return // every share arrived in time; combined ends the phase
@@ -69,6 +71,8 @@ func kindName(k pb.TaskKind) string {
 		return "key"
 	case pb.TaskKind_TASK_KIND_DECRYPT:
 		return "dec"
+	case pb.TaskKind_TASK_KIND_STATISTICS:
+		return "stats"
 	}
 	return "task"
 }
@@ -121,7 +125,7 @@ func (c *Coordinator) failClientTasks(client, reason string, r *Ready) {
 // taskFailed routes the failure of a task to its phase.
 func (c *Coordinator) taskFailed(ts *taskState, kind strategy.FailureKind, reason string, r *Ready) {
 	f := strategy.Failure{ClientID: ts.client, Kind: kind, Reason: reason}
-	if cs := c.clients[ts.client]; cs != nil && (ts.kind == pb.TaskKind_TASK_KIND_FIT || ts.kind == pb.TaskKind_TASK_KIND_EVALUATE) {
+	if cs := c.clients[ts.client]; cs != nil && (ts.kind == pb.TaskKind_TASK_KIND_FIT || ts.kind == pb.TaskKind_TASK_KIND_EVALUATE || ts.kind == pb.TaskKind_TASK_KIND_STATISTICS) {
 		cs.keySent = false // it may have lost the session's key: send it with the next task
 	}
 	switch ts.kind {
@@ -141,6 +145,8 @@ func (c *Coordinator) taskFailed(ts *taskState, kind strategy.FailureKind, reaso
 				c.finishEvaluate(r)
 			}
 		}
+	case pb.TaskKind_TASK_KIND_STATISTICS:
+		c.statisticsTaskFailed(ts, f, r)
 	case pb.TaskKind_TASK_KIND_DECRYPT:
 		if c.phase == phaseDecrypt && c.dec != nil && c.dec.round == ts.round {
 			c.decryptFailed(fmt.Sprintf("committee member %d (client %q) could not decrypt: %s", ts.member, ts.client, reason), r)
@@ -212,6 +218,8 @@ func (c *Coordinator) result(e ResultIn, r *Ready) error {
 		msg = c.keySetupResult(ts, res, r)
 	case pb.TaskKind_TASK_KIND_DECRYPT:
 		msg = c.decryptResult(ts, res, r)
+	case pb.TaskKind_TASK_KIND_STATISTICS:
+		msg = c.statisticsResult(ts, res, r)
 	}
 	if msg != "" {
 		return fail("%s", msg)

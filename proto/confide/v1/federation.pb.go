@@ -39,6 +39,7 @@ const (
 	TaskKind_TASK_KIND_EVALUATE    TaskKind = 2
 	TaskKind_TASK_KIND_KEY_SETUP   TaskKind = 3
 	TaskKind_TASK_KIND_DECRYPT     TaskKind = 4
+	TaskKind_TASK_KIND_STATISTICS  TaskKind = 5
 )
 
 // Enum value maps for TaskKind.
@@ -49,6 +50,7 @@ var (
 		2: "TASK_KIND_EVALUATE",
 		3: "TASK_KIND_KEY_SETUP",
 		4: "TASK_KIND_DECRYPT",
+		5: "TASK_KIND_STATISTICS",
 	}
 	TaskKind_value = map[string]int32{
 		"TASK_KIND_UNSPECIFIED": 0,
@@ -56,6 +58,7 @@ var (
 		"TASK_KIND_EVALUATE":    2,
 		"TASK_KIND_KEY_SETUP":   3,
 		"TASK_KIND_DECRYPT":     4,
+		"TASK_KIND_STATISTICS":  5,
 	}
 )
 
@@ -680,6 +683,7 @@ type Task struct {
 	//	*Task_Evaluate
 	//	*Task_KeySetup
 	//	*Task_Decrypt
+	//	*Task_Statistics
 	Spec isTask_Spec `protobuf_oneof:"spec"`
 	// Named payloads; see the specs for the names each task kind carries.
 	Blobs []*Blob `protobuf:"bytes,8,rep,name=blobs,proto3" json:"blobs,omitempty"`
@@ -785,6 +789,15 @@ func (x *Task) GetDecrypt() *DecryptSpec {
 	return nil
 }
 
+func (x *Task) GetStatistics() *ColumnStatisticsSpec {
+	if x != nil {
+		if x, ok := x.Spec.(*Task_Statistics); ok {
+			return x.Statistics
+		}
+	}
+	return nil
+}
+
 func (x *Task) GetBlobs() []*Blob {
 	if x != nil {
 		return x.Blobs
@@ -819,6 +832,10 @@ type Task_Decrypt struct {
 	Decrypt *DecryptSpec `protobuf:"bytes,7,opt,name=decrypt,proto3,oneof"`
 }
 
+type Task_Statistics struct {
+	Statistics *ColumnStatisticsSpec `protobuf:"bytes,10,opt,name=statistics,proto3,oneof"`
+}
+
 func (*Task_Fit) isTask_Spec() {}
 
 func (*Task_Evaluate) isTask_Spec() {}
@@ -826,6 +843,8 @@ func (*Task_Evaluate) isTask_Spec() {}
 func (*Task_KeySetup) isTask_Spec() {}
 
 func (*Task_Decrypt) isTask_Spec() {}
+
+func (*Task_Statistics) isTask_Spec() {}
 
 // ModelSpec ships the architecture: the JSON of model.Spec and the parameter count.
 type ModelSpec struct {
@@ -1483,8 +1502,13 @@ type SecAggParams struct {
 	CommitteeSize    int32                  `protobuf:"varint,8,opt,name=committee_size,json=committeeSize,proto3" json:"committee_size,omitempty"`
 	Threshold        int32                  `protobuf:"varint,9,opt,name=threshold,proto3" json:"threshold,omitempty"`
 	MinContributions int32                  `protobuf:"varint,10,opt,name=min_contributions,json=minContributions,proto3" json:"min_contributions,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The packed integer encoding (secagg.ParametersLiteral.ValueBits, Primes): values
+	// quantised to value_bits bits, several per coefficient of a modulus of primes 60-bit
+	// primes. 0 (both): the float encoding.
+	ValueBits     int32 `protobuf:"varint,11,opt,name=value_bits,json=valueBits,proto3" json:"value_bits,omitempty"`
+	Primes        int32 `protobuf:"varint,12,opt,name=primes,proto3" json:"primes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SecAggParams) Reset() {
@@ -1583,6 +1607,20 @@ func (x *SecAggParams) GetThreshold() int32 {
 func (x *SecAggParams) GetMinContributions() int32 {
 	if x != nil {
 		return x.MinContributions
+	}
+	return 0
+}
+
+func (x *SecAggParams) GetValueBits() int32 {
+	if x != nil {
+		return x.ValueBits
+	}
+	return 0
+}
+
+func (x *SecAggParams) GetPrimes() int32 {
+	if x != nil {
+		return x.Primes
 	}
 	return 0
 }
@@ -1694,6 +1732,87 @@ func (x *EvaluateSpec) GetDatasetSchema() []byte {
 	return nil
 }
 
+// ColumnStatisticsSpec: the statistics round that runs before a federation's first round
+// when its dataset schema leaves the mean and std of columns to estimate (data.Estimate):
+// the client reads its own file with dataset_schema and, for each estimate in order, sums
+// the count, Σu and Σu² of its first max_rows rows (u: the value clipped to the column's
+// range, mapped onto [−1, 1]), so that one row changes the vector by at most √(3k) in L2
+// for k estimates. It adds Gaussian noise of multiplier noise_multiplier over that
+// sensitivity, charges the release to its privacy ledger (a Gaussian mechanism, sample
+// rate 1, one step) and never sends the sums without noise:
+//   - under secure aggregation (secagg set, blob "public_key"): its share
+//     N(0, z²·3k/min_contributions) on every sum, divided by max_rows and encrypted with
+//     weight 1 (blob "encrypted_update"); every decrypted sum of ≥ min_contributions clients
+//     then carries at least N(0, z²·3k);
+//   - without it: all of N(0, z²·3k) itself, in the clear (blob "update").
+type ColumnStatisticsSpec struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	DatasetSchema   []byte                 `protobuf:"bytes,1,opt,name=dataset_schema,json=datasetSchema,proto3" json:"dataset_schema,omitempty"`
+	NoiseMultiplier float64                `protobuf:"fixed64,2,opt,name=noise_multiplier,json=noiseMultiplier,proto3" json:"noise_multiplier,omitempty"`
+	MaxRows         int32                  `protobuf:"varint,3,opt,name=max_rows,json=maxRows,proto3" json:"max_rows,omitempty"`
+	Secagg          *SecAggSpec            `protobuf:"bytes,4,opt,name=secagg,proto3" json:"secagg,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ColumnStatisticsSpec) Reset() {
+	*x = ColumnStatisticsSpec{}
+	mi := &file_confide_v1_federation_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ColumnStatisticsSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ColumnStatisticsSpec) ProtoMessage() {}
+
+func (x *ColumnStatisticsSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_confide_v1_federation_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ColumnStatisticsSpec.ProtoReflect.Descriptor instead.
+func (*ColumnStatisticsSpec) Descriptor() ([]byte, []int) {
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ColumnStatisticsSpec) GetDatasetSchema() []byte {
+	if x != nil {
+		return x.DatasetSchema
+	}
+	return nil
+}
+
+func (x *ColumnStatisticsSpec) GetNoiseMultiplier() float64 {
+	if x != nil {
+		return x.NoiseMultiplier
+	}
+	return 0
+}
+
+func (x *ColumnStatisticsSpec) GetMaxRows() int32 {
+	if x != nil {
+		return x.MaxRows
+	}
+	return 0
+}
+
+func (x *ColumnStatisticsSpec) GetSecagg() *SecAggSpec {
+	if x != nil {
+		return x.Secagg
+	}
+	return nil
+}
+
 type KeySetupSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Stage         KeySetupStage          `protobuf:"varint,1,opt,name=stage,proto3,enum=confide.v1.KeySetupStage" json:"stage,omitempty"`
@@ -1706,7 +1825,7 @@ type KeySetupSpec struct {
 
 func (x *KeySetupSpec) Reset() {
 	*x = KeySetupSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[16]
+	mi := &file_confide_v1_federation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1718,7 +1837,7 @@ func (x *KeySetupSpec) String() string {
 func (*KeySetupSpec) ProtoMessage() {}
 
 func (x *KeySetupSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[16]
+	mi := &file_confide_v1_federation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1731,7 +1850,7 @@ func (x *KeySetupSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeySetupSpec.ProtoReflect.Descriptor instead.
 func (*KeySetupSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{16}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *KeySetupSpec) GetStage() KeySetupStage {
@@ -1776,7 +1895,7 @@ type DecryptSpec struct {
 
 func (x *DecryptSpec) Reset() {
 	*x = DecryptSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[17]
+	mi := &file_confide_v1_federation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1788,7 +1907,7 @@ func (x *DecryptSpec) String() string {
 func (*DecryptSpec) ProtoMessage() {}
 
 func (x *DecryptSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[17]
+	mi := &file_confide_v1_federation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1801,7 +1920,7 @@ func (x *DecryptSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecryptSpec.ProtoReflect.Descriptor instead.
 func (*DecryptSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{17}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DecryptSpec) GetSession() []byte {
@@ -1845,7 +1964,7 @@ type ResultChunk struct {
 
 func (x *ResultChunk) Reset() {
 	*x = ResultChunk{}
-	mi := &file_confide_v1_federation_proto_msgTypes[18]
+	mi := &file_confide_v1_federation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +1976,7 @@ func (x *ResultChunk) String() string {
 func (*ResultChunk) ProtoMessage() {}
 
 func (x *ResultChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[18]
+	mi := &file_confide_v1_federation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +1989,7 @@ func (x *ResultChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultChunk.ProtoReflect.Descriptor instead.
 func (*ResultChunk) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{18}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ResultChunk) GetPart() isResultChunk_Part {
@@ -1936,7 +2055,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_confide_v1_federation_proto_msgTypes[19]
+	mi := &file_confide_v1_federation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1948,7 +2067,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[19]
+	mi := &file_confide_v1_federation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1961,7 +2080,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{19}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Result) GetTaskId() string {
@@ -2028,7 +2147,7 @@ type PushResultResponse struct {
 
 func (x *PushResultResponse) Reset() {
 	*x = PushResultResponse{}
-	mi := &file_confide_v1_federation_proto_msgTypes[20]
+	mi := &file_confide_v1_federation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2040,7 +2159,7 @@ func (x *PushResultResponse) String() string {
 func (*PushResultResponse) ProtoMessage() {}
 
 func (x *PushResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[20]
+	mi := &file_confide_v1_federation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2053,7 +2172,7 @@ func (x *PushResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResultResponse.ProtoReflect.Descriptor instead.
 func (*PushResultResponse) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{20}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{21}
 }
 
 type HeartbeatRequest struct {
@@ -2064,7 +2183,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_confide_v1_federation_proto_msgTypes[21]
+	mi := &file_confide_v1_federation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2195,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[21]
+	mi := &file_confide_v1_federation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2208,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{21}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{22}
 }
 
 type HeartbeatResponse struct {
@@ -2102,7 +2221,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_confide_v1_federation_proto_msgTypes[22]
+	mi := &file_confide_v1_federation_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2233,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[22]
+	mi := &file_confide_v1_federation_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2246,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{22}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HeartbeatResponse) GetRound() uint64 {
@@ -2152,7 +2271,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_confide_v1_federation_proto_msgTypes[23]
+	mi := &file_confide_v1_federation_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2164,7 +2283,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[23]
+	mi := &file_confide_v1_federation_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2177,7 +2296,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{23}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{24}
 }
 
 type LeaveResponse struct {
@@ -2188,7 +2307,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_confide_v1_federation_proto_msgTypes[24]
+	mi := &file_confide_v1_federation_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2200,7 +2319,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[24]
+	mi := &file_confide_v1_federation_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2213,7 +2332,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{24}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{25}
 }
 
 var File_confide_v1_federation_proto protoreflect.FileDescriptor
@@ -2249,7 +2368,7 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x16\n" +
 	"\x06sha256\x18\x03 \x01(\fR\x06sha256\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data\"\x88\x03\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"\xcc\x03\n" +
 	"\x04Task\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.confide.v1.TaskKindR\x04kind\x12\x14\n" +
@@ -2257,7 +2376,11 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\x03fit\x18\x04 \x01(\v2\x13.confide.v1.FitSpecH\x00R\x03fit\x126\n" +
 	"\bevaluate\x18\x05 \x01(\v2\x18.confide.v1.EvaluateSpecH\x00R\bevaluate\x127\n" +
 	"\tkey_setup\x18\x06 \x01(\v2\x18.confide.v1.KeySetupSpecH\x00R\bkeySetup\x123\n" +
-	"\adecrypt\x18\a \x01(\v2\x17.confide.v1.DecryptSpecH\x00R\adecrypt\x12&\n" +
+	"\adecrypt\x18\a \x01(\v2\x17.confide.v1.DecryptSpecH\x00R\adecrypt\x12B\n" +
+	"\n" +
+	"statistics\x18\n" +
+	" \x01(\v2 .confide.v1.ColumnStatisticsSpecH\x00R\n" +
+	"statistics\x12&\n" +
 	"\x05blobs\x18\b \x03(\v2\x10.confide.v1.BlobR\x05blobs\x12(\n" +
 	"\x10deadline_unix_ms\x18\t \x01(\x03R\x0edeadlineUnixMsB\x06\n" +
 	"\x04spec\"G\n" +
@@ -2319,7 +2442,7 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\n" +
 	"SecAggSpec\x12\x18\n" +
 	"\asession\x18\x01 \x01(\fR\asession\x120\n" +
-	"\x06params\x18\x02 \x01(\v2\x18.confide.v1.SecAggParamsR\x06params\"\xd7\x02\n" +
+	"\x06params\x18\x02 \x01(\v2\x18.confide.v1.SecAggParamsR\x06params\"\x8e\x03\n" +
 	"\fSecAggParams\x12\x13\n" +
 	"\x05log_n\x18\x01 \x01(\x05R\x04logN\x12\x13\n" +
 	"\x05log_q\x18\x02 \x01(\x05R\x04logQ\x12\x1b\n" +
@@ -2333,7 +2456,10 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\x0ecommittee_size\x18\b \x01(\x05R\rcommitteeSize\x12\x1c\n" +
 	"\tthreshold\x18\t \x01(\x05R\tthreshold\x12+\n" +
 	"\x11min_contributions\x18\n" +
-	" \x01(\x05R\x10minContributions\"\xa8\x03\n" +
+	" \x01(\x05R\x10minContributions\x12\x1d\n" +
+	"\n" +
+	"value_bits\x18\v \x01(\x05R\tvalueBits\x12\x16\n" +
+	"\x06primes\x18\f \x01(\x05R\x06primes\"\xa8\x03\n" +
 	"\fEvaluateSpec\x12+\n" +
 	"\x05model\x18\x01 \x01(\v2\x15.confide.v1.ModelSpecR\x05model\x12\x1d\n" +
 	"\n" +
@@ -2349,7 +2475,12 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\x0edataset_schema\x18\b \x01(\fR\rdatasetSchema\x1a9\n" +
 	"\vConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa8\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb3\x01\n" +
+	"\x14ColumnStatisticsSpec\x12%\n" +
+	"\x0edataset_schema\x18\x01 \x01(\fR\rdatasetSchema\x12)\n" +
+	"\x10noise_multiplier\x18\x02 \x01(\x01R\x0fnoiseMultiplier\x12\x19\n" +
+	"\bmax_rows\x18\x03 \x01(\x05R\amaxRows\x12.\n" +
+	"\x06secagg\x18\x04 \x01(\v2\x16.confide.v1.SecAggSpecR\x06secagg\"\xa8\x01\n" +
 	"\fKeySetupSpec\x12/\n" +
 	"\x05stage\x18\x01 \x01(\x0e2\x19.confide.v1.KeySetupStageR\x05stage\x12\x18\n" +
 	"\asession\x18\x02 \x01(\fR\asession\x12\x1b\n" +
@@ -2382,13 +2513,14 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\x05round\x18\x01 \x01(\x04R\x05round\x12\x1a\n" +
 	"\bfinished\x18\x02 \x01(\bR\bfinished\"\x0e\n" +
 	"\fLeaveRequest\"\x0f\n" +
-	"\rLeaveResponse*\x80\x01\n" +
+	"\rLeaveResponse*\x9a\x01\n" +
 	"\bTaskKind\x12\x19\n" +
 	"\x15TASK_KIND_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rTASK_KIND_FIT\x10\x01\x12\x16\n" +
 	"\x12TASK_KIND_EVALUATE\x10\x02\x12\x17\n" +
 	"\x13TASK_KIND_KEY_SETUP\x10\x03\x12\x15\n" +
-	"\x11TASK_KIND_DECRYPT\x10\x04*\x85\x01\n" +
+	"\x11TASK_KIND_DECRYPT\x10\x04\x12\x18\n" +
+	"\x14TASK_KIND_STATISTICS\x10\x05*\x85\x01\n" +
 	"\rKeySetupStage\x12\x1f\n" +
 	"\x1bKEY_SETUP_STAGE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18KEY_SETUP_STAGE_ANNOUNCE\x10\x01\x12\x18\n" +
@@ -2425,40 +2557,41 @@ func file_confide_v1_federation_proto_rawDescGZIP() []byte {
 }
 
 var file_confide_v1_federation_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_confide_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_confide_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_confide_v1_federation_proto_goTypes = []any{
-	(TaskKind)(0),              // 0: confide.v1.TaskKind
-	(KeySetupStage)(0),         // 1: confide.v1.KeySetupStage
-	(DecryptStage)(0),          // 2: confide.v1.DecryptStage
-	(ResultStatus)(0),          // 3: confide.v1.ResultStatus
-	(*JoinRequest)(nil),        // 4: confide.v1.JoinRequest
-	(*JoinResponse)(nil),       // 5: confide.v1.JoinResponse
-	(*PullTaskRequest)(nil),    // 6: confide.v1.PullTaskRequest
-	(*TaskChunk)(nil),          // 7: confide.v1.TaskChunk
-	(*NoTask)(nil),             // 8: confide.v1.NoTask
-	(*Blob)(nil),               // 9: confide.v1.Blob
-	(*Task)(nil),               // 10: confide.v1.Task
-	(*ModelSpec)(nil),          // 11: confide.v1.ModelSpec
-	(*DPSpec)(nil),             // 12: confide.v1.DPSpec
-	(*FitSpec)(nil),            // 13: confide.v1.FitSpec
-	(*ScaffoldSpec)(nil),       // 14: confide.v1.ScaffoldSpec
-	(*StatisticsSpec)(nil),     // 15: confide.v1.StatisticsSpec
-	(*UserLevelDPSpec)(nil),    // 16: confide.v1.UserLevelDPSpec
-	(*SecAggSpec)(nil),         // 17: confide.v1.SecAggSpec
-	(*SecAggParams)(nil),       // 18: confide.v1.SecAggParams
-	(*EvaluateSpec)(nil),       // 19: confide.v1.EvaluateSpec
-	(*KeySetupSpec)(nil),       // 20: confide.v1.KeySetupSpec
-	(*DecryptSpec)(nil),        // 21: confide.v1.DecryptSpec
-	(*ResultChunk)(nil),        // 22: confide.v1.ResultChunk
-	(*Result)(nil),             // 23: confide.v1.Result
-	(*PushResultResponse)(nil), // 24: confide.v1.PushResultResponse
-	(*HeartbeatRequest)(nil),   // 25: confide.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),  // 26: confide.v1.HeartbeatResponse
-	(*LeaveRequest)(nil),       // 27: confide.v1.LeaveRequest
-	(*LeaveResponse)(nil),      // 28: confide.v1.LeaveResponse
-	nil,                        // 29: confide.v1.FitSpec.ConfigEntry
-	nil,                        // 30: confide.v1.EvaluateSpec.ConfigEntry
-	nil,                        // 31: confide.v1.Result.MetricsEntry
+	(TaskKind)(0),                // 0: confide.v1.TaskKind
+	(KeySetupStage)(0),           // 1: confide.v1.KeySetupStage
+	(DecryptStage)(0),            // 2: confide.v1.DecryptStage
+	(ResultStatus)(0),            // 3: confide.v1.ResultStatus
+	(*JoinRequest)(nil),          // 4: confide.v1.JoinRequest
+	(*JoinResponse)(nil),         // 5: confide.v1.JoinResponse
+	(*PullTaskRequest)(nil),      // 6: confide.v1.PullTaskRequest
+	(*TaskChunk)(nil),            // 7: confide.v1.TaskChunk
+	(*NoTask)(nil),               // 8: confide.v1.NoTask
+	(*Blob)(nil),                 // 9: confide.v1.Blob
+	(*Task)(nil),                 // 10: confide.v1.Task
+	(*ModelSpec)(nil),            // 11: confide.v1.ModelSpec
+	(*DPSpec)(nil),               // 12: confide.v1.DPSpec
+	(*FitSpec)(nil),              // 13: confide.v1.FitSpec
+	(*ScaffoldSpec)(nil),         // 14: confide.v1.ScaffoldSpec
+	(*StatisticsSpec)(nil),       // 15: confide.v1.StatisticsSpec
+	(*UserLevelDPSpec)(nil),      // 16: confide.v1.UserLevelDPSpec
+	(*SecAggSpec)(nil),           // 17: confide.v1.SecAggSpec
+	(*SecAggParams)(nil),         // 18: confide.v1.SecAggParams
+	(*EvaluateSpec)(nil),         // 19: confide.v1.EvaluateSpec
+	(*ColumnStatisticsSpec)(nil), // 20: confide.v1.ColumnStatisticsSpec
+	(*KeySetupSpec)(nil),         // 21: confide.v1.KeySetupSpec
+	(*DecryptSpec)(nil),          // 22: confide.v1.DecryptSpec
+	(*ResultChunk)(nil),          // 23: confide.v1.ResultChunk
+	(*Result)(nil),               // 24: confide.v1.Result
+	(*PushResultResponse)(nil),   // 25: confide.v1.PushResultResponse
+	(*HeartbeatRequest)(nil),     // 26: confide.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),    // 27: confide.v1.HeartbeatResponse
+	(*LeaveRequest)(nil),         // 28: confide.v1.LeaveRequest
+	(*LeaveResponse)(nil),        // 29: confide.v1.LeaveResponse
+	nil,                          // 30: confide.v1.FitSpec.ConfigEntry
+	nil,                          // 31: confide.v1.EvaluateSpec.ConfigEntry
+	nil,                          // 32: confide.v1.Result.MetricsEntry
 }
 var file_confide_v1_federation_proto_depIdxs = []int32{
 	10, // 0: confide.v1.TaskChunk.task:type_name -> confide.v1.Task
@@ -2466,45 +2599,47 @@ var file_confide_v1_federation_proto_depIdxs = []int32{
 	0,  // 2: confide.v1.Task.kind:type_name -> confide.v1.TaskKind
 	13, // 3: confide.v1.Task.fit:type_name -> confide.v1.FitSpec
 	19, // 4: confide.v1.Task.evaluate:type_name -> confide.v1.EvaluateSpec
-	20, // 5: confide.v1.Task.key_setup:type_name -> confide.v1.KeySetupSpec
-	21, // 6: confide.v1.Task.decrypt:type_name -> confide.v1.DecryptSpec
-	9,  // 7: confide.v1.Task.blobs:type_name -> confide.v1.Blob
-	11, // 8: confide.v1.FitSpec.model:type_name -> confide.v1.ModelSpec
-	12, // 9: confide.v1.FitSpec.dp:type_name -> confide.v1.DPSpec
-	17, // 10: confide.v1.FitSpec.secagg:type_name -> confide.v1.SecAggSpec
-	29, // 11: confide.v1.FitSpec.config:type_name -> confide.v1.FitSpec.ConfigEntry
-	16, // 12: confide.v1.FitSpec.user_level_dp:type_name -> confide.v1.UserLevelDPSpec
-	15, // 13: confide.v1.FitSpec.statistics:type_name -> confide.v1.StatisticsSpec
-	14, // 14: confide.v1.FitSpec.scaffold:type_name -> confide.v1.ScaffoldSpec
-	18, // 15: confide.v1.SecAggSpec.params:type_name -> confide.v1.SecAggParams
-	11, // 16: confide.v1.EvaluateSpec.model:type_name -> confide.v1.ModelSpec
-	30, // 17: confide.v1.EvaluateSpec.config:type_name -> confide.v1.EvaluateSpec.ConfigEntry
-	17, // 18: confide.v1.EvaluateSpec.secagg:type_name -> confide.v1.SecAggSpec
-	15, // 19: confide.v1.EvaluateSpec.statistics:type_name -> confide.v1.StatisticsSpec
-	1,  // 20: confide.v1.KeySetupSpec.stage:type_name -> confide.v1.KeySetupStage
-	18, // 21: confide.v1.KeySetupSpec.params:type_name -> confide.v1.SecAggParams
-	18, // 22: confide.v1.DecryptSpec.params:type_name -> confide.v1.SecAggParams
-	2,  // 23: confide.v1.DecryptSpec.stage:type_name -> confide.v1.DecryptStage
-	23, // 24: confide.v1.ResultChunk.result:type_name -> confide.v1.Result
-	0,  // 25: confide.v1.Result.kind:type_name -> confide.v1.TaskKind
-	3,  // 26: confide.v1.Result.status:type_name -> confide.v1.ResultStatus
-	31, // 27: confide.v1.Result.metrics:type_name -> confide.v1.Result.MetricsEntry
-	9,  // 28: confide.v1.Result.blobs:type_name -> confide.v1.Blob
-	4,  // 29: confide.v1.Federation.Join:input_type -> confide.v1.JoinRequest
-	6,  // 30: confide.v1.Federation.PullTask:input_type -> confide.v1.PullTaskRequest
-	22, // 31: confide.v1.Federation.PushResult:input_type -> confide.v1.ResultChunk
-	25, // 32: confide.v1.Federation.Heartbeat:input_type -> confide.v1.HeartbeatRequest
-	27, // 33: confide.v1.Federation.Leave:input_type -> confide.v1.LeaveRequest
-	5,  // 34: confide.v1.Federation.Join:output_type -> confide.v1.JoinResponse
-	7,  // 35: confide.v1.Federation.PullTask:output_type -> confide.v1.TaskChunk
-	24, // 36: confide.v1.Federation.PushResult:output_type -> confide.v1.PushResultResponse
-	26, // 37: confide.v1.Federation.Heartbeat:output_type -> confide.v1.HeartbeatResponse
-	28, // 38: confide.v1.Federation.Leave:output_type -> confide.v1.LeaveResponse
-	34, // [34:39] is the sub-list for method output_type
-	29, // [29:34] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	21, // 5: confide.v1.Task.key_setup:type_name -> confide.v1.KeySetupSpec
+	22, // 6: confide.v1.Task.decrypt:type_name -> confide.v1.DecryptSpec
+	20, // 7: confide.v1.Task.statistics:type_name -> confide.v1.ColumnStatisticsSpec
+	9,  // 8: confide.v1.Task.blobs:type_name -> confide.v1.Blob
+	11, // 9: confide.v1.FitSpec.model:type_name -> confide.v1.ModelSpec
+	12, // 10: confide.v1.FitSpec.dp:type_name -> confide.v1.DPSpec
+	17, // 11: confide.v1.FitSpec.secagg:type_name -> confide.v1.SecAggSpec
+	30, // 12: confide.v1.FitSpec.config:type_name -> confide.v1.FitSpec.ConfigEntry
+	16, // 13: confide.v1.FitSpec.user_level_dp:type_name -> confide.v1.UserLevelDPSpec
+	15, // 14: confide.v1.FitSpec.statistics:type_name -> confide.v1.StatisticsSpec
+	14, // 15: confide.v1.FitSpec.scaffold:type_name -> confide.v1.ScaffoldSpec
+	18, // 16: confide.v1.SecAggSpec.params:type_name -> confide.v1.SecAggParams
+	11, // 17: confide.v1.EvaluateSpec.model:type_name -> confide.v1.ModelSpec
+	31, // 18: confide.v1.EvaluateSpec.config:type_name -> confide.v1.EvaluateSpec.ConfigEntry
+	17, // 19: confide.v1.EvaluateSpec.secagg:type_name -> confide.v1.SecAggSpec
+	15, // 20: confide.v1.EvaluateSpec.statistics:type_name -> confide.v1.StatisticsSpec
+	17, // 21: confide.v1.ColumnStatisticsSpec.secagg:type_name -> confide.v1.SecAggSpec
+	1,  // 22: confide.v1.KeySetupSpec.stage:type_name -> confide.v1.KeySetupStage
+	18, // 23: confide.v1.KeySetupSpec.params:type_name -> confide.v1.SecAggParams
+	18, // 24: confide.v1.DecryptSpec.params:type_name -> confide.v1.SecAggParams
+	2,  // 25: confide.v1.DecryptSpec.stage:type_name -> confide.v1.DecryptStage
+	24, // 26: confide.v1.ResultChunk.result:type_name -> confide.v1.Result
+	0,  // 27: confide.v1.Result.kind:type_name -> confide.v1.TaskKind
+	3,  // 28: confide.v1.Result.status:type_name -> confide.v1.ResultStatus
+	32, // 29: confide.v1.Result.metrics:type_name -> confide.v1.Result.MetricsEntry
+	9,  // 30: confide.v1.Result.blobs:type_name -> confide.v1.Blob
+	4,  // 31: confide.v1.Federation.Join:input_type -> confide.v1.JoinRequest
+	6,  // 32: confide.v1.Federation.PullTask:input_type -> confide.v1.PullTaskRequest
+	23, // 33: confide.v1.Federation.PushResult:input_type -> confide.v1.ResultChunk
+	26, // 34: confide.v1.Federation.Heartbeat:input_type -> confide.v1.HeartbeatRequest
+	28, // 35: confide.v1.Federation.Leave:input_type -> confide.v1.LeaveRequest
+	5,  // 36: confide.v1.Federation.Join:output_type -> confide.v1.JoinResponse
+	7,  // 37: confide.v1.Federation.PullTask:output_type -> confide.v1.TaskChunk
+	25, // 38: confide.v1.Federation.PushResult:output_type -> confide.v1.PushResultResponse
+	27, // 39: confide.v1.Federation.Heartbeat:output_type -> confide.v1.HeartbeatResponse
+	29, // 40: confide.v1.Federation.Leave:output_type -> confide.v1.LeaveResponse
+	36, // [36:41] is the sub-list for method output_type
+	31, // [31:36] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_confide_v1_federation_proto_init() }
@@ -2522,8 +2657,9 @@ func file_confide_v1_federation_proto_init() {
 		(*Task_Evaluate)(nil),
 		(*Task_KeySetup)(nil),
 		(*Task_Decrypt)(nil),
+		(*Task_Statistics)(nil),
 	}
-	file_confide_v1_federation_proto_msgTypes[18].OneofWrappers = []any{
+	file_confide_v1_federation_proto_msgTypes[19].OneofWrappers = []any{
 		(*ResultChunk_Result)(nil),
 		(*ResultChunk_Data)(nil),
 	}
@@ -2533,7 +2669,7 @@ func file_confide_v1_federation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_confide_v1_federation_proto_rawDesc), len(file_confide_v1_federation_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
