@@ -43,6 +43,32 @@ func TestFlagValueCompletion(t *testing.T) {
 	}
 }
 
+// confide config reference completes command paths, a word at a time.
+func TestConfigReferenceCompletesCommands(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"config", "reference", "si"}, "sim"},
+		{[]string{"config", "reference", "model", "ex"}, "explain export"},
+	} {
+		out, err := runConfide(t, append([]string{"__complete"}, tc.args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			if !strings.HasPrefix(l, ":") {
+				name, _, _ := strings.Cut(l, "\t")
+				names = append(names, name)
+			}
+		}
+		if strings.Join(names, " ") != tc.want {
+			t.Errorf("%v: completions %q, want %s", tc.args, names, tc.want)
+		}
+	}
+}
+
 // Every flag flagValues completes exists in some command, so the table cannot go stale.
 func TestCompletedFlagsExist(t *testing.T) {
 	seen := map[string]bool{}

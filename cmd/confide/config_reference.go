@@ -63,6 +63,20 @@ prints that page: go run ./cmd/confide config reference --markdown > docs/config
 		Example: `  confide config reference sim
   confide config reference client -o json
   confide config reference --markdown > docs/config.md`,
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, prefix string) ([]string, cobra.ShellCompDirective) {
+			// The next word of a command path: confide config reference model <TAB>.
+			c, rest, err := cmd.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []string
+			for _, s := range c.Commands() {
+				if s.IsAvailableCommand() && strings.HasPrefix(s.Name(), prefix) {
+					names = append(names, s.Name()+"\t"+s.Short)
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			paths := referencedCommands
 			if len(args) > 0 {

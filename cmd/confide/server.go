@@ -123,7 +123,9 @@ optional secure aggregation, then exits. The config file (--config) holds listen
 and a "federation" section (see examples/server.yaml). Prometheus metrics are served on
 --metrics-listen at /metrics, and a read-only web dashboard (state, rounds, clients,
 privacy spent, key committee, checkpoints) on --dashboard to whoever presents
---dashboard-token.
+--dashboard-token. Every key of the config file can also come from the environment, as
+CONFIDE_<SECTION>_<KEY> (CONFIDE_FEDERATION_DP_NOISE_MULTIPLIER=1.1); 'confide config
+reference server' lists them.
 
 The server speaks TLS 1.3 only and admits only clients whose certificate the federation's
 CA issued (--client-ca); a client's identity is its certificate's subject common name, and
