@@ -316,6 +316,15 @@ type SecAggConfig struct {
 	// max_weight), with or without secure aggregation, so both modes weight clients alike
 	// (default 1).
 	MaxWeight float64 `yaml:"max_weight"`
+	// ValueBits selects secagg's packed encoding: every value a client encrypts is
+	// quantised to this many bits (unbiased stochastic rounding over ±the coordinate
+	// bound) and several share a ciphertext coefficient, for uploads below the raw float64
+	// bytes (0.92× at 11 bits and 10^6 parameters, against 2.03×). 1…24; 0, the default, is
+	// the float encoding. log_scale stays 0 with it.
+	ValueBits int `yaml:"value_bits"`
+	// Primes is the packed encoding's number of 60-bit primes (0: the fewest bytes per
+	// value).
+	Primes int `yaml:"primes"`
 }
 
 // WithDefaults returns c with its zero fields filled.
@@ -667,6 +676,7 @@ func (c Config) secAggLiteral() secagg.ParametersLiteral {
 	return secagg.ParametersLiteral{
 		LogN: c.SecAgg.LogN, LogScale: c.SecAgg.LogScale, FloodingSigma: c.SecAgg.FloodingSigma,
 		ClipBound: c.coordinateBound(), MaxWeight: c.SecAgg.MaxWeight, MaxContributors: c.SecAgg.MaxContributors,
+		ValueBits: c.SecAgg.ValueBits, Primes: c.SecAgg.Primes,
 	}
 }
 
@@ -708,6 +718,10 @@ func secAggKey(f secagg.Field) string {
 		return "secure_aggregation.flooding_sigma"
 	case secagg.FieldLogQ:
 		return "the modulus bits (fixed)"
+	case secagg.FieldValueBits:
+		return "secure_aggregation.value_bits"
+	case secagg.FieldPrimes:
+		return "secure_aggregation.primes"
 	}
 	return f.String()
 }

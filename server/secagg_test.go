@@ -3,6 +3,7 @@ package server_test
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -320,9 +321,20 @@ func abs(x float64) float64 {
 // to their tasks, committee members that challenge each aggregate and check its openings
 // before decrypting it, for the round's updates and for its evaluation statistics alike.
 func TestAuthenticatedSecureAggregationRounds(t *testing.T) {
+	// The float encoding, and the packed one (16-bit values, the primes chosen; LogN 13,
+	// as LogN 12 allows one prime only): the clients rebuild the parameters from the task.
+	for _, sa := range []struct{ logN, valueBits int }{{12, 0}, {13, 16}} {
+		t.Run(fmt.Sprintf("logN%d_valueBits%d", sa.logN, sa.valueBits), func(t *testing.T) {
+			cfg := secAggConfig(3, 4, 3, 2)
+			cfg.SecAgg.LogN, cfg.SecAgg.ValueBits = sa.logN, sa.valueBits
+			testAuthenticatedRounds(t, cfg)
+		})
+	}
+}
+
+func testAuthenticatedRounds(t *testing.T, cfg server.Config) {
 	ids := []string{"a", "b", "c", "d"}
 	trs := trainersFor(ids...)
-	cfg := secAggConfig(3, 4, 3, 2)
 	cfg.Sampling.FractionEvaluate = 1
 	n, _ := newAuthNetwork(t, cfg, server.Options{}, trs)
 	initial := n.c.Global()
