@@ -420,9 +420,10 @@ func (r *run) initialAccuracy() *evaluation {
 	return nil
 }
 
-// csvColumns are the columns of rounds.csv, in order.
+// csvColumns are the columns of rounds.csv, in order; r2, rmse and mae (in the target's
+// units) are a regression model's and empty for a classifier.
 var csvColumns = []string{"round", "failed", "sampled", "contributors", "dropped", "late", "refused", "errors",
-	"accuracy", "loss", "train_loss", "train_accuracy", "federated_accuracy", "federated_loss", "epsilon",
+	"accuracy", "loss", "r2", "rmse", "mae", "train_loss", "train_accuracy", "federated_accuracy", "federated_loss", "epsilon",
 	"bytes_down", "bytes_up", "examples", "virtual_seconds", "wall_seconds", "eval_seconds", "elapsed_seconds", "reason"}
 
 func writeCSV(path string, rows []RoundMetrics) error {
@@ -443,7 +444,7 @@ func writeCSV(path string, rows []RoundMetrics) error {
 		w.Write([]string{
 			strconv.Itoa(m.Round), strconv.FormatBool(m.Failed), strconv.Itoa(m.Sampled), strconv.Itoa(m.Contributors),
 			strconv.Itoa(m.Dropped), strconv.Itoa(m.Late), strconv.Itoa(m.Refused), strconv.Itoa(m.Errors),
-			opt(m.Accuracy), opt(m.Loss), opt(m.TrainLoss), opt(m.TrainAccuracy), opt(m.FederatedAccuracy), opt(m.FederatedLoss),
+			opt(m.Accuracy), opt(m.Loss), opt(m.R2), opt(m.RMSE), opt(m.MAE), opt(m.TrainLoss), opt(m.TrainAccuracy), opt(m.FederatedAccuracy), opt(m.FederatedLoss),
 			num(m.Epsilon), strconv.FormatInt(m.BytesDown, 10), strconv.FormatInt(m.BytesUp, 10), strconv.Itoa(m.Examples),
 			num(m.VirtualSeconds), num(m.WallSeconds), num(m.EvalSeconds), num(m.ElapsedSeconds), m.Reason,
 		})

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/confide-fl/confide/dashboard"
+	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/server"
 	"github.com/confide-fl/confide/sim"
 )
@@ -263,11 +264,20 @@ const roundHeader = "round  accuracy    loss  train-loss  clients  dropped  refu
 const roundHeaderUserLevel = "round  accuracy    loss  train-loss  clients  dropped  refused      ε  user-ε   clip   MB down    MB up  wall"
 
 func roundHeaderFor(c sim.Config) string {
+	h := roundHeader
 	if c.DP.UserLevel.On() {
-		return roundHeaderUserLevel
+		h = roundHeaderUserLevel
 	}
-	return roundHeader
+	if regressionRun(c) {
+		// A regression model's central R² and RMSE (in the target's units) instead.
+		h = strings.Replace(h, "accuracy    loss", "      r2      rmse", 1)
+	}
+	return h
 }
+
+// regressionRun reports whether the run trains a regression model (loss mse), whose round
+// table shows R² and RMSE instead of accuracy and loss.
+func regressionRun(c sim.Config) bool { return c.Model.Loss == model.LossMSE }
 
 func formatRound(m sim.RoundMetrics, c sim.Config) string {
 	opt := func(p *float64, f string) string {
@@ -288,8 +298,12 @@ func formatRound(m sim.RoundMetrics, c sim.Config) string {
 	if c.DP.NoiseMultiplier > 0 {
 		eps = fmt.Sprintf("%5.3g", m.Epsilon)
 	}
+	first, second := opt(m.Accuracy, "%8.4f"), opt(m.Loss, "%6.3f")
+	if regressionRun(c) {
+		first, second = opt(m.R2, "%8.4f"), opt(m.RMSE, "%8.4g")
+	}
 	s := fmt.Sprintf("%5d  %8s  %6s  %10s  %3d/%-3s  %7d  %7d  %s%s  %8.1f  %7.1f  %4.1fs",
-		m.Round, opt(m.Accuracy, "%8.4f"), opt(m.Loss, "%6.3f"), opt(m.TrainLoss, "%10.3f"),
+		m.Round, first, second, opt(m.TrainLoss, "%10.3f"),
 		m.Contributors, sampled, m.Dropped, m.Refused, eps, user, float64(m.BytesDown)/1e6, float64(m.BytesUp)/1e6, m.WallSeconds)
 	if m.Failed {
 		s += "  FAILED: " + m.Reason

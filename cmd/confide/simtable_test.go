@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/server"
 	"github.com/confide-fl/confide/sim"
 )
@@ -48,5 +49,30 @@ func TestRoundTableRefusedAndEpsilon(t *testing.T) {
 				t.Fatalf("refused column ends at %d in the header, %d in the row:\n%s\n%s", he, re, header, row)
 			}
 		})
+	}
+}
+
+// A regression run's round table shows the central R² and RMSE under their titles, in
+// place of accuracy and loss.
+func TestRoundTableRegression(t *testing.T) {
+	r2, rmse := 0.8765, 12.34
+	m := sim.RoundMetrics{Round: 2, Sampled: 4, Contributors: 4, R2: &r2, RMSE: &rmse}
+	for _, userLevel := range []bool{false, true} {
+		cfg := sim.Config{Model: model.Spec{Loss: model.LossMSE}}
+		if userLevel {
+			cfg.DP = sim.DPConfig{NoiseMultiplier: 1, UserLevel: server.UserLevelDPConfig{Mode: server.UserLevelCentral}}
+		}
+		header, row := roundHeaderFor(cfg), formatRound(m, cfg)
+		h, r := strings.Fields(header), strings.Fields(row)
+		if h[1] != "r2" || h[2] != "rmse" || r[1] != "0.8765" || r[2] != "12.34" {
+			t.Fatalf("user-level %v: row %q under %q: want r2 0.8765 and rmse 12.34", userLevel, row, header)
+		}
+		if strings.Index(header, "rmse")+len("rmse") != strings.Index(row, "12.34")+len("12.34") {
+			t.Fatalf("rmse not right-aligned under its title:\n%s\n%s", header, row)
+		}
+	}
+	cls := formatRound(m, sim.Config{})
+	if strings.Contains(cls, "0.8765") {
+		t.Fatalf("a classifier's row shows R²: %q", cls)
 	}
 }
