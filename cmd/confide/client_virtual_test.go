@@ -68,17 +68,23 @@ federation:
 		go func() { done <- root.ExecuteContext(ctx) }()
 		return &out, done
 	}
-	serverOut, serverDone := run("server", "--config", cfg, "--state-dir", filepath.Join(dir, "server"),
-		"--tls-cert", filepath.Join(pki, "server.crt"), "--tls-key", filepath.Join(pki, "server.key"), "--client-ca", filepath.Join(pki, "ca.crt"))
 	state := filepath.Join(dir, "fleet")
-	fleetOut, fleetDone := run("client", "--virtual", fmt.Sprint(n), "--num-clients", fmt.Sprint(n), "--dataset", spec, "--server", addr,
-		"--ca", filepath.Join(pki, "ca.crt"), "--identity-dir", pki, "--state-dir", state, "--epsilon", "8", "--delta", "1e-5")
-	if err := <-serverDone; err != nil {
-		t.Fatalf("server: %v", err)
+	// federate runs a server with config cfg and state serverState, and the fleet.
+	federate := func(cfg, addr, serverState string) (serverOut, fleetOut *bytes.Buffer) {
+		t.Helper()
+		serverOut, serverDone := run("server", "--config", cfg, "--state-dir", serverState,
+			"--tls-cert", filepath.Join(pki, "server.crt"), "--tls-key", filepath.Join(pki, "server.key"), "--client-ca", filepath.Join(pki, "ca.crt"))
+		fleetOut, fleetDone := run("client", "--virtual", fmt.Sprint(n), "--num-clients", fmt.Sprint(n), "--dataset", spec, "--server", addr,
+			"--ca", filepath.Join(pki, "ca.crt"), "--identity-dir", pki, "--state-dir", state, "--epsilon", "8", "--delta", "1e-5")
+		if err := <-serverDone; err != nil {
+			t.Fatalf("server: %v", err)
+		}
+		if err := <-fleetDone; err != nil {
+			t.Fatalf("client --virtual %d: %v", n, err)
+		}
+		return serverOut, fleetOut
 	}
-	if err := <-fleetDone; err != nil {
-		t.Fatalf("client --virtual %d: %v", n, err)
-	}
+	serverOut, fleetOut := federate(cfg, addr, filepath.Join(dir, "server"))
 	var srv serverResult
 	if err := json.Unmarshal(serverOut.Bytes(), &srv); err != nil {
 		t.Fatalf("server output: %v\n%s", err, serverOut)
@@ -124,6 +130,33 @@ federation:
 	// (10 sampled a round, so 10 to 20 clients spent some).
 	if total != fleet.Clients[0].Examples*n || total < 3000 || total > 4000 || trained < 10 {
 		t.Fatalf("shards hold %d examples (want 200 each of the 4,000 rows), %d clients spent ε (want ≥ 10)", total, trained)
+	}
+
+	// The fleet restarted for another federation (one round, 10 clients sampled) opens
+	// every client's own ledger again: each is charged on top of what it spent.
+	addr2 := freeAddr(t)
+	cfg2 := filepath.Join(dir, "server2.yaml")
+	yaml2 := strings.Replace(strings.Replace(yaml, "listen: "+addr, "listen: "+addr2, 1), "rounds: 2", "rounds: 1", 1)
+	if err := os.WriteFile(cfg2, []byte(yaml2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, fleetOut2 := federate(cfg2, addr2, filepath.Join(dir, "server2"))
+	var again virtualResult
+	if err := json.Unmarshal(fleetOut2.Bytes(), &again); err != nil {
+		t.Fatalf("fleet output: %v\n%s", err, fleetOut2)
+	}
+	charged := 0
+	for i, c := range again.Clients {
+		before, after := fleet.Clients[i].Epsilon, c.Epsilon
+		if before == nil || after == nil || *after < *before {
+			t.Fatalf("%s: ε %v after the restart, %v before: the ledger was not kept", c.Name, after, before)
+		}
+		if *after > *before {
+			charged++
+		}
+	}
+	if charged < 10 {
+		t.Fatalf("%d clients were charged in the second federation, want the 10 sampled", charged)
 	}
 }
 
