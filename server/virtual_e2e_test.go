@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -116,6 +117,12 @@ federation:
 		if err := c.Wait(); err != nil {
 			t.Fatalf("fleet %d: %v\n%s", k, err, tail(logs[k].String(), 3000))
 		}
+		if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			t.Logf("fleet %d (%d clients): peak RSS %d MB, CPU %.1f s", k, perProc, ru.Maxrss/1024, cpuSeconds(ru))
+		}
+	}
+	if ru, ok := srv.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		t.Logf("server: peak RSS %d MB, CPU %.1f s", ru.Maxrss/1024, cpuSeconds(ru))
 	}
 	cancel()
 	var res struct {
@@ -232,4 +239,9 @@ func sampleIngress(ctx context.Context, url string) <-chan ingressSamples {
 		}
 	}()
 	return ch
+}
+
+// cpuSeconds is a process's user and system CPU time.
+func cpuSeconds(ru *syscall.Rusage) float64 {
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
