@@ -92,9 +92,12 @@ federation:
 	if len(srv.History) != 2 || !srv.SecAgg || !srv.DPSGD {
 		t.Fatalf("server: %d rounds, secure aggregation %v, DP-SGD %v; want 2 rounds with both", len(srv.History), srv.SecAgg, srv.DPSGD)
 	}
-	for _, r := range srv.History {
+	for i, r := range srv.History {
 		if r.Failed || r.Contributors != 10 {
 			t.Fatalf("round %d: failed %v (%s), %d contributors; want 10", r.Round, r.Failed, r.Reason, r.Contributors)
+		}
+		if r.ElapsedSeconds <= 0 || (i > 0 && r.ElapsedSeconds < srv.History[i-1].ElapsedSeconds) {
+			t.Fatalf("round %d ended %v s after the server's start (previous rounds: %+v); want a positive, growing time", r.Round, r.ElapsedSeconds, srv.History[:i])
 		}
 	}
 	var fleet virtualResult

@@ -81,9 +81,11 @@ type serverRound struct {
 	CentralAcc   *float64 `json:"central_accuracy,omitempty"`
 	// Central holds every metric of the round's central evaluation (a regression model's
 	// r2, rmse, mae, mse beside accuracy and loss).
-	Central        map[string]float64 `json:"central,omitempty"`
-	Metrics        map[string]float64 `json:"metrics,omitempty"`
-	ElapsedSeconds float64            `json:"elapsed_seconds"`
+	Central map[string]float64 `json:"central,omitempty"`
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+	// ElapsedSeconds is the time from the server's start to the end of the round (for
+	// a round of an earlier run, restored on resume: to when it was read back).
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
 }
 
 type serverResult struct {
@@ -295,7 +297,7 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 			return cm, nil
 		}
 	}
-	mem := &historyStore{}
+	mem := &historyStore{start: time.Now()}
 	stores := server.MultiStore{}
 	if sf.StateDir != "" {
 		db, err := server.OpenSQLiteStore(sf.StateDir)
@@ -431,7 +433,8 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		if !ok {
 			continue
 		}
-		sr := serverRound{Round: rr.Round, Failed: rr.Failed, Reason: rr.Reason, Contributors: len(rr.Contributors), Metrics: rr.Metrics}
+		sr := serverRound{Round: rr.Round, Failed: rr.Failed, Reason: rr.Reason, Contributors: len(rr.Contributors), Metrics: rr.Metrics,
+			ElapsedSeconds: mem.elapsed(rr.Round)}
 		if rr.Failed {
 			sr.Contributors = 0
 		}
@@ -516,6 +519,11 @@ func deref(p *float64) float64 {
 type historyStore struct {
 	mu      sync.Mutex
 	records []server.Record
+	// start is when the server began; ended holds, by round, the seconds from start to
+	// when the round's record was written (for rounds restored from an earlier run of the
+	// server, when they were read back).
+	start time.Time
+	ended map[uint64]float64
 }
 
 func (h *historyStore) Append(records []server.Record) error {
@@ -526,11 +534,22 @@ func (h *historyStore) Append(records []server.Record) error {
 		case server.RoundRecord:
 			r.Params, r.StrategyState, r.SamplerState = nil, nil, nil
 			h.records = append(h.records, r)
+			if h.ended == nil {
+				h.ended = map[uint64]float64{}
+			}
+			h.ended[r.Round] = time.Since(h.start).Seconds()
 		case server.UserLevelPrivacyRecord:
 			h.records = append(h.records, r)
 		}
 	}
 	return nil
+}
+
+// elapsed returns the seconds from the server's start to the end of round.
+func (h *historyStore) elapsed(round uint64) float64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ended[round]
 }
 
 // Records returns the kept records.
