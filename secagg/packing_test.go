@@ -204,6 +204,27 @@ func TestChoosePacking(t *testing.T) {
 	}
 }
 
+// TestPackedForDimension: the default simulation's MLP (50,890 values, 16-bit values, up to
+// 1000 clients) is smallest with 3 primes, where Primes 0 (asymptotic) takes 6.
+func TestPackedForDimension(t *testing.T) {
+	lit := ParametersLiteral{ClipBound: 50, ValueBits: 16}
+	p, err := PackedForDimension(lit, 50_890)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asym, err := NewParameters(lit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Levels() != 3 || asym.Levels() != 6 || p.UpdateBytes(50_890, 0) >= asym.UpdateBytes(50_890, 0) {
+		t.Errorf("for 50,890 values: %d primes (%d bytes), asymptotically %d (%d bytes); want 3 and 6, the first smaller",
+			p.Levels(), p.UpdateBytes(50_890, 0), asym.Levels(), asym.UpdateBytes(50_890, 0))
+	}
+	if _, err := PackedForDimension(ParametersLiteral{}, 10); err == nil {
+		t.Errorf("the float encoding got a packing")
+	}
+}
+
 // TestPackedParametersRefused: bad packed literals are errors naming the field and the fix.
 func TestPackedParametersRefused(t *testing.T) {
 	for _, tc := range []struct {

@@ -270,6 +270,12 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 	}
 	if cfg.SecAgg.Enabled {
 		p, err := cfg.secAggParams()
+		if err == nil && p.Packed() && cfg.SecAgg.Primes == 0 {
+			// primes 0: the count that makes this model's uploads smallest (the padding of
+			// the last ciphertext decides for small models; the few slots appended to the
+			// model's values are left out of the choice); the task carries it.
+			p, err = secagg.PackedForDimension(cfg.secAggLiteral(), c.dim)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("server: secure aggregation: %w", err)
 		}
