@@ -158,6 +158,9 @@ func (s *Service) authorize(ctx context.Context, method string) (context.Context
 	if err != nil {
 		return nil, err
 	}
+	if ctx, id, certified, err = s.relayed(ctx, id, certified); err != nil {
+		return nil, err
+	}
 	if !certified && s.cfg.RequireClientCertificate {
 		return nil, status.Error(codes.Unauthenticated, "this server admits only clients that present a certificate of the federation's CA over TLS")
 	}

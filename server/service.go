@@ -36,6 +36,9 @@ type ServiceConfig struct {
 	// client's identity is then its certificate's subject common name. Without it a
 	// client's identity is the name it joins with, unless it presents a verified certificate.
 	RequireClientCertificate bool
+	// Aggregators are the certificate identities that may relay calls on their clients'
+	// behalf (hierarchical aggregation; see hierarchy.go). Empty: no call may be relayed.
+	Aggregators []string
 	// TickInterval is how often the coordinator's clock advances (default 1s).
 	TickInterval time.Duration
 	// HeartbeatInterval is what clients are told to use (default 5s).
@@ -494,7 +497,8 @@ func (s *Service) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRespon
 		return nil, err
 	}
 	token := s.sessions.start(name, c)
-	s.log.Info("client joined", "client", name, "certified", certified, "peer", c.addr, "committee_eligible", req.GetCommitteeEligible())
+	via, _ := relayOf(ctx)
+	s.log.Info("client joined", "client", name, "certified", certified, "peer", c.addr, "relayed_by", via, "committee_eligible", req.GetCommitteeEligible())
 	return &pb.JoinResponse{ClientId: name, SessionToken: token, HeartbeatIntervalMs: s.cfg.HeartbeatInterval.Milliseconds(),
 		MaxChunkBytes: int64(s.cfg.MaxChunkBytes), MaxResultBytes: s.cfg.MaxResultBytes}, nil
 }

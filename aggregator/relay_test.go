@@ -1,0 +1,308 @@
+package aggregator_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/confide-fl/confide/aggregator"
+	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/internal/pki"
+	"github.com/confide-fl/confide/model"
+	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/server"
+)
+
+// shiftTrainer adds Shift to every parameter and reports N examples.
+type shiftTrainer struct {
+	Shift float64
+	N     int
+}
+
+func (f shiftTrainer) Fit(_ context.Context, global []float64, _ client.FitConfig) (client.FitResult, error) {
+	p := slices.Clone(global)
+	for i := range p {
+		p[i] += f.Shift
+	}
+	return client.FitResult{Params: p, NumExamples: f.N, Metrics: map[string]float64{"loss": 1}}, nil
+}
+
+func (f shiftTrainer) Evaluate(context.Context, []float64, client.EvaluateConfig) (client.EvaluateResult, error) {
+	return client.EvaluateResult{NumExamples: f.N, Loss: 0.5}, nil
+}
+
+// federationPKI holds the PEM files of a test federation: a CA, server certificates for
+// 127.0.0.1 (the root's and the aggregators' listening side), and client certificates.
+type federationPKI struct {
+	dir string
+}
+
+func newFederationPKI(t *testing.T, clients ...string) federationPKI {
+	t.Helper()
+	dir := t.TempDir()
+	now := time.Now()
+	ca, err := pki.NewCA("test CA", time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.WriteFiles(dir, "ca", ca.Credential); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ca.IssueServer("listener", []string{"127.0.0.1"}, time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.WriteFiles(dir, "listener", srv); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range clients {
+		c, err := ca.IssueClient(name, time.Hour, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pki.WriteFiles(dir, name, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return federationPKI{dir}
+}
+
+func (p federationPKI) ca() string { return filepath.Join(p.dir, "ca.crt") }
+
+// listenerTLS is the server side (the root's or an aggregator's): its certificate, and
+// client certificates of the CA required.
+func (p federationPKI) listenerTLS(t *testing.T) *tls.Config {
+	tc, err := server.TLSConfig(pki.CertFile(p.dir, "listener"), pki.KeyFile(p.dir, "listener"), p.ca())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tc
+}
+
+// clientTLS is the dialling side of identity name (a client's, or an aggregator's upstream).
+func (p federationPKI) clientTLS(t *testing.T, name string) *tls.Config {
+	tc, err := client.TLSConfig(p.ca(), pki.CertFile(p.dir, name), pki.KeyFile(p.dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tc
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// plainConfig is a federation of n clients, every one sampled each round, without DP or
+// secure aggregation, on a small MLP.
+func plainConfig(rounds, n int) server.Config {
+	return server.Config{
+		Rounds: rounds, Model: model.Spec{Type: model.TypeMLP, Input: 4, Hidden: []int{3}, Output: 2},
+		Sampling:  server.SamplingConfig{FractionFit: 1, MinFit: n, MinAvailable: n},
+		Deadlines: server.DeadlineConfig{Fit: time.Minute, ClientTimeout: 30 * time.Second},
+		Training:  server.TrainingConfig{Epochs: 1, BatchSize: 8},
+	}
+}
+
+// root is a federation server on loopback, under mutual TLS, that admits aggregators.
+type root struct {
+	svc   *server.Service
+	coord *server.Coordinator
+	addr  string
+	done  chan error
+}
+
+func startRoot(t *testing.T, ctx context.Context, p federationPKI, cfg server.Config, aggregators []string) *root {
+	t.Helper()
+	coord, err := server.New(cfg, server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := server.NewService(coord, server.ServiceConfig{RequireClientCertificate: true, Aggregators: aggregators,
+		TickInterval: 20 * time.Millisecond, Logger: quietLogger()})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := svc.NewGRPCServer(grpc.Creds(svc.TLSCredentials(p.listenerTLS(t))))
+	go g.Serve(lis)
+	r := &root{svc: svc, coord: coord, addr: lis.Addr().String(), done: make(chan error, 1)}
+	go func() { r.done <- svc.Run(ctx) }()
+	t.Cleanup(func() { svc.Shutdown(g, time.Second) })
+	return r
+}
+
+// startRelay runs an aggregator with identity name in front of the root and returns the
+// address its clients dial.
+func startRelay(t *testing.T, p federationPKI, rootAddr, name string) (*aggregator.Relay, string) {
+	t.Helper()
+	up, err := grpc.NewClient(rootAddr, grpc.WithTransportCredentials(credentials.NewTLS(p.clientTLS(t, name))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { up.Close() })
+	relay := aggregator.New(up, aggregator.Config{Logger: quietLogger()})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := relay.NewGRPCServer(grpc.Creds(credentials.NewTLS(p.listenerTLS(t))))
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	return relay, lis.Addr().String()
+}
+
+// TestRelayedFederationCompletesRounds: a root and two aggregators, each relaying two
+// clients under mutual TLS (every hop verified against the federation's CA): the clients
+// join, pull, train, push and heartbeat through their aggregator only, and every round
+// averages all four updates.
+func TestRelayedFederationCompletesRounds(t *testing.T) {
+	for _, tc := range []struct{ aggregators, perAggregator, rounds int }{{1, 1, 1}, {2, 2, 3}} {
+		t.Run(fmt.Sprintf("aggregators%d_clients%d_rounds%d", tc.aggregators, tc.perAggregator, tc.rounds), func(t *testing.T) {
+			var aggs, clients []string
+			for a := range tc.aggregators {
+				aggs = append(aggs, fmt.Sprintf("agg-%d", a))
+				for c := range tc.perAggregator {
+					clients = append(clients, fmt.Sprintf("client-%d-%d", a, c))
+				}
+			}
+			p := newFederationPKI(t, append(slices.Clone(aggs), clients...)...)
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			n := len(clients)
+			r := startRoot(t, ctx, p, plainConfig(tc.rounds, n), aggs)
+			initial := r.coord.Global()
+			relays := make([]*aggregator.Relay, len(aggs))
+			addrs := make([]string, len(aggs))
+			for i, a := range aggs {
+				relays[i], addrs[i] = startRelay(t, p, r.addr, a)
+			}
+			// Client i shifts the model by i+1; the example-weighted mean of the shifts
+			// (all weights equal) is the mean of 1…n, times 1e-3.
+			var wg sync.WaitGroup
+			errs := make([]error, n)
+			for i, name := range clients {
+				wg.Go(func() {
+					errs[i] = client.Run(ctx, client.Config{Server: addrs[i/tc.perAggregator], Name: name, TLS: p.clientTLS(t, name),
+						PollWait: 2 * time.Second, Logger: quietLogger()}, shiftTrainer{Shift: 1e-3 * float64(i+1), N: 10})
+				})
+			}
+			select {
+			case <-r.svc.Done():
+			case <-ctx.Done():
+				t.Fatal("the relayed federation did not finish its rounds")
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("%s: %v", clients[i], err)
+				}
+			}
+			cancel()
+			if err := <-r.done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("root service: %v", err)
+			}
+			// Clients leave once the federation finishes; the relay forgets them as the root does.
+			for i, relay := range relays {
+				if got := relay.Sessions(); got != 0 {
+					t.Errorf("aggregator %s holds %d sessions after its clients left, want 0", aggs[i], got)
+				}
+			}
+			want := 1e-3 * float64(n+1) / 2 * float64(tc.rounds)
+			got := r.coord.Global()
+			for j := range got {
+				if d := got[j] - initial[j]; math.Abs(d-want) > 1e-9 {
+					t.Fatalf("parameter %d moved by %g after %d rounds, want %g (the mean of every client's shift each round)", j, d, tc.rounds, want)
+				}
+			}
+		})
+	}
+}
+
+// Only a listed aggregator may relay: a client that names another client in the relay
+// key is refused, and so is an aggregator whose identity is not in the root's config,
+// both before the coordinator hears of the call.
+func TestRootRefusesUnlistedRelays(t *testing.T) {
+	p := newFederationPKI(t, "agg-0", "agg-9", "client-a", "client-b")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	r := startRoot(t, ctx, p, plainConfig(1, 2), []string{"agg-0"})
+	for _, tc := range []struct {
+		caller, relayed string
+		code            codes.Code
+	}{
+		{"client-a", "client-b", codes.PermissionDenied}, // a client passing for another
+		{"agg-9", "client-b", codes.PermissionDenied},    // an aggregator not listed
+		{"agg-0", "client-b", codes.OK},                  // the listed one
+		{"agg-0", "bad name!", codes.InvalidArgument},
+	} {
+		t.Run(fmt.Sprintf("%s_for_%s", tc.caller, tc.relayed), func(t *testing.T) {
+			conn, err := grpc.NewClient(r.addr, grpc.WithTransportCredentials(credentials.NewTLS(p.clientTLS(t, tc.caller))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			callCtx := metadata.AppendToOutgoingContext(ctx, server.RelayedClientKey, tc.relayed)
+			_, err = pb.NewFederationClient(conn).Join(callCtx, &pb.JoinRequest{ClientName: tc.relayed, ProtocolVersion: server.ProtocolVersion})
+			if got := status.Code(err); got != tc.code {
+				t.Fatalf("Join relayed by %s for %s: %v (code %v), want code %v", tc.caller, tc.relayed, err, got, tc.code)
+			}
+		})
+	}
+}
+
+// A second process with the same certificate, through the same aggregator, is refused
+// while the first one's session is live: the aggregator applies the server's
+// one-live-session rule to the connections only it sees.
+func TestRelayRefusesASecondLiveSession(t *testing.T) {
+	p := newFederationPKI(t, "agg-0", "client-a")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	r := startRoot(t, ctx, p, plainConfig(1, 2), []string{"agg-0"})
+	_, addr := startRelay(t, p, r.addr, "agg-0")
+	join := func() (*grpc.ClientConn, error) {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(p.clientTLS(t, "client-a"))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = pb.NewFederationClient(conn).Join(ctx, &pb.JoinRequest{ClientName: "client-a", ProtocolVersion: server.ProtocolVersion})
+		return conn, err
+	}
+	first, err := join()
+	if err != nil {
+		t.Fatalf("first Join: %v", err)
+	}
+	second, err := join()
+	second.Close()
+	if status.Code(err) != codes.AlreadyExists {
+		t.Fatalf("second Join while the first session is live: %v, want AlreadyExists", err)
+	}
+	// Once the first process's connection is gone, the identity may join again.
+	first.Close()
+	var third *grpc.ClientConn
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		third, err = join()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		third.Close()
+		time.Sleep(20 * time.Millisecond) // the relay learns of the closed connection asynchronously
+	}
+	if err != nil {
+		t.Fatalf("Join after the first connection closed: %v", err)
+	}
+	third.Close()
+
+}
