@@ -17,6 +17,9 @@
 //	           encryption of (w·statistics, w, 1)
 //	key setup  as a key-committee member: announce, deal, receive Shamir shares (secagg.Member)
 //	decrypt    answer a decryption request for an aggregate with a decryption share
+//	statistics the dataset's column sums over the client's own file (ColumnStatistician),
+//	           with Gaussian noise over one row's sensitivity charged to the ledger first:
+//	           all of it in the clear, the client's share encrypted under secure aggregation
 //
 // Nothing computed from the local data leaves in the clear. Under secure aggregation the
 // loss and accuracy travel as bounded slots of the encrypted vector (a StatisticsSpec says

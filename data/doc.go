@@ -22,7 +22,10 @@
 //     record that does not fit (or a count of those skipped). A federation ships its
 //     Schema to the clients (Schema.Shipped, ParseSchemaJSON), so every client encodes its
 //     own files the same way; ValidateFederated insists that classes, categories,
-//     vocabulary and normalisation statistics are in it, never fitted on one client's data.
+//     vocabulary and normalisation statistics are in it, never fitted on one client's data,
+//     except a column's (or the target's) mean and std given as a range to estimate: its
+//     Estimates, which the federation's statistics round sums noised over the clients'
+//     rows (StatisticsSums, WithStatistics).
 //     SyntheticHousing generates a house-price table split by region, for examples.
 //   - Regression: TaskRegress datasets carry real-valued Values (N×NumValues), standardised
 //     as ValueNormalization records.

@@ -87,18 +87,156 @@ func (s *Schema) StatisticsSums(ctx context.Context, path string, skipBadRows bo
 		if e.column >= 0 {
 			vals = t.num[e.column]
 		}
-		c, h := (e.Lo+e.Hi)/2, (e.Hi-e.Lo)/2
 		for _, x := range vals[:n] {
-			if math.IsNaN(x) {
-				continue // missing: not counted (missing: mean fills it once the mean is known)
-			}
-			u := (min(max(x, e.Lo), e.Hi) - c) / h
-			sums[3*i]++
-			sums[3*i+1] += u
-			sums[3*i+2] += u * u
+			e.add(sums[3*i:3*i+3], x)
 		}
 	}
 	return sums, n, nil
+}
+
+// add adds value x of the estimate's column to its three sums (a NaN, a missing value that
+// missing: mean fills once the mean is known, is not counted).
+func (e Estimate) add(sums []float64, x float64) {
+	if math.IsNaN(x) {
+		return
+	}
+	c, h := (e.Lo+e.Hi)/2, (e.Hi-e.Lo)/2
+	u := (min(max(x, e.Lo), e.Hi) - c) / h
+	sums[0]++
+	sums[1] += u
+	sums[2] += u * u
+}
+
+// RawForEstimates returns a copy of the schema that encodes the raw values of its
+// estimates (mean 0, std 1), for a simulator that holds every client's rows encoded once:
+// its virtual clients sum their rows with DatasetStatisticsSums, and ApplyEstimates
+// standardises the rows once the statistics round has estimated the statistics.
+func (s *Schema) RawForEstimates() *Schema {
+	c := s.clone()
+	zero, one := 0.0, 1.0
+	for _, e := range s.Estimates() {
+		if e.column < 0 {
+			c.Target.Mean, c.Target.Std = &zero, &one
+		} else {
+			c.Columns[e.column].Mean, c.Columns[e.column].Std = &zero, &one
+		}
+	}
+	return c
+}
+
+// PendingEstimates returns a copy of loaded (the schema a load under RawForEstimates
+// applied: classes and categories filled in) with the statistics of s's estimates left
+// out again, as the federation ships it to its statistics round.
+func (s *Schema) PendingEstimates(loaded *Schema) *Schema {
+	c := loaded.clone()
+	for _, e := range s.Estimates() {
+		if e.column < 0 {
+			c.Target.Mean, c.Target.Std = nil, nil
+		} else {
+			c.Columns[e.column].Mean, c.Columns[e.column].Std = nil, nil
+		}
+	}
+	return c
+}
+
+// featureOffset is the first feature of column j in an encoded example.
+func (s *Schema) featureOffset(j int) int {
+	off := 0
+	for _, c := range s.Columns[:j] {
+		switch c.Type {
+		case "", ColumnNumeric:
+			off++
+		case ColumnCategorical:
+			if c.Encoding == EncodeOrdinal {
+				off++
+			} else {
+				off += len(c.Categories)
+			}
+		}
+	}
+	return off
+}
+
+// DatasetStatisticsSums is StatisticsSums for a dataset encoded under RawForEstimates (its
+// estimated features and target hold raw values), over its first maxRows examples (all
+// when maxRows ≤ 0).
+func (s *Schema) DatasetStatisticsSums(ds *Dataset, maxRows int) ([]float64, error) {
+	est := s.Estimates()
+	if len(est) == 0 {
+		return nil, fmt.Errorf("data: dataset spec %s has no statistics to estimate", s.Name)
+	}
+	if d := s.FeatureDim(); d != ds.Dim {
+		return nil, fmt.Errorf("data: dataset %s has %d features, its schema encodes %d", ds.Name, ds.Dim, d)
+	}
+	n := ds.N
+	if maxRows > 0 {
+		n = min(n, maxRows)
+	}
+	sums := make([]float64, StatisticsSlots*len(est))
+	for i, e := range est {
+		off := -1
+		if e.column >= 0 {
+			off = s.featureOffset(e.column)
+		} else if ds.NumValues != 1 {
+			return nil, fmt.Errorf("data: dataset %s has no regression target to estimate", ds.Name)
+		}
+		for r := range n {
+			x := ds.Values[r]
+			if off >= 0 {
+				x = ds.X[r*ds.Dim+off]
+			}
+			e.add(sums[3*i:3*i+3], x)
+		}
+	}
+	return sums, nil
+}
+
+// ApplyEstimates standardises, in place, the estimated features and target of datasets
+// encoded under RawForEstimates with the statistics of estimated (WithStatistics's
+// result): x ↦ (x − mean)/std. A target's ValueNormalization records them, so errors are
+// still reported in the target's units.
+func (s *Schema) ApplyEstimates(estimated *Schema, sets ...*Dataset) error {
+	for _, e := range s.Estimates() {
+		mean, std := estimateOf(estimated, e)
+		if math.IsNaN(mean) {
+			return fmt.Errorf("data: %s has no estimate", e.Name)
+		}
+		for _, ds := range sets {
+			if ds == nil {
+				continue
+			}
+			if e.column < 0 {
+				for r := range ds.Values {
+					ds.Values[r] = (ds.Values[r] - mean) / std
+				}
+				ds.ValueNormalization = &Normalization{Mean: []float64{mean}, Std: []float64{std}}
+				continue
+			}
+			off := s.featureOffset(e.column)
+			for r := range ds.N {
+				ds.X[r*ds.Dim+off] = (ds.X[r*ds.Dim+off] - mean) / std
+			}
+		}
+	}
+	return nil
+}
+
+// EstimateOf returns the mean and std estimated holds for the column (or target) of e.
+func EstimateOf(estimated *Schema, e Estimate) (mean, std float64) { return estimateOf(estimated, e) }
+
+func estimateOf(s *Schema, e Estimate) (mean, std float64) {
+	var m, sd *float64
+	if e.column < 0 {
+		if s.Target != nil {
+			m, sd = s.Target.Mean, s.Target.Std
+		}
+	} else if e.column < len(s.Columns) {
+		m, sd = s.Columns[e.column].Mean, s.Columns[e.column].Std
+	}
+	if m == nil || sd == nil {
+		return math.NaN(), math.NaN()
+	}
+	return *m, *sd
 }
 
 // minStdFraction is the smallest std an estimate gets, as a fraction of its range's

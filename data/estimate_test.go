@@ -107,3 +107,64 @@ target: {column: y, mean: 3, std: 1}
 		t.Fatalf("a noised count of 1.5: %v, want too few to estimate", err)
 	}
 }
+
+// TestDatasetStatisticsSumsMatchTheFile: a dataset encoded under RawForEstimates (as a
+// simulator holds its clients' rows) gives the sums StatisticsSums reads from the file,
+// with a one-hot column before the estimated ones, and ApplyEstimates standardises it as
+// a load with the estimated schema does.
+func TestDatasetStatisticsSumsMatchTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.csv")
+	csv := "c,a,y\nu,1,10\nv,3,12\nu,5,9\nw,7,15\n"
+	if err := os.WriteFile(path, []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseSchema([]byte(`
+format: csv
+columns:
+  - {name: c, type: categorical, categories: [u, v, w]}
+  - {name: a, range: [0, 8]}
+target: {column: y, range: [0, 20]}
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, err := LoadSchema(context.Background(), s.RawForEstimates(), LoadOptions{Path: path, NoTestSplit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := s.PendingEstimates(ld.Schema)
+	got, err := pending.DatasetStatisticsSums(ld.Train, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := s.StatisticsSums(context.Background(), path, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-12 {
+			t.Fatalf("dataset sums %v, file sums %v", got, want)
+		}
+	}
+	est, err := pending.WithStatistics(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pending.ApplyEstimates(est, ld.Train); err != nil {
+		t.Fatal(err)
+	}
+	direct, err := LoadSchema(context.Background(), est, LoadOptions{Path: path, NoTestSplit: true, Federated: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range direct.Train.X {
+		if math.Abs(direct.Train.X[i]-ld.Train.X[i]) > 1e-12 {
+			t.Fatalf("standardised in place %v, loaded with the estimates %v", ld.Train.X, direct.Train.X)
+		}
+	}
+	for i := range direct.Train.Values {
+		if math.Abs(direct.Train.Values[i]-ld.Train.Values[i]) > 1e-12 {
+			t.Fatalf("targets standardised in place %v, loaded with the estimates %v", ld.Train.Values, direct.Train.Values)
+		}
+	}
+}

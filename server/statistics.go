@@ -65,8 +65,10 @@ func (StatisticsRecord) isRecord() {}
 type StatisticsEstimated struct {
 	Contributors int
 	Estimates    map[string][2]float64
-	Failed       bool
-	Reason       string
+	// Schema is the estimated schema as the federation ships it (nil when Failed).
+	Schema []byte
+	Failed bool
+	Reason string
 }
 
 func (StatisticsEstimated) isNotice() {}
@@ -289,7 +291,8 @@ func (c *Coordinator) estimated(s *statRound, sums []float64, count int, r *Read
 	}
 	est := map[string][2]float64{}
 	for _, e := range c.cfg.Dataset.Estimates() {
-		est[e.Name] = estimateOf(schema, e)
+		m, sd := data.EstimateOf(schema, e)
+		est[e.Name] = [2]float64{m, sd}
 	}
 	c.cfg.Dataset, c.datasetJSON = schema, shipped
 	c.stats, c.phase = nil, phaseWaiting
@@ -298,20 +301,7 @@ func (c *Coordinator) estimated(s *statRound, sums []float64, count int, r *Read
 		charged = c.rl.statisticsClients()
 	}
 	r.Persist = append(r.Persist, StatisticsRecord{Schema: shipped, Clients: charged, NoiseMultiplier: c.cfg.DP.statisticsNoise()})
-	r.Notices = append(r.Notices, StatisticsEstimated{Contributors: count, Estimates: est})
-}
-
-// estimateOf returns the mean and std schema holds for the column (or target) of e.
-func estimateOf(schema *data.Schema, e data.Estimate) [2]float64 {
-	if t := schema.Target; t != nil && e.Name == fmt.Sprintf("target (%s)", t.Column) && t.Mean != nil && t.Std != nil {
-		return [2]float64{*t.Mean, *t.Std}
-	}
-	for j, col := range schema.Columns {
-		if e.Name == fmt.Sprintf("columns[%d] (%s)", j, col.Name) && col.Mean != nil && col.Std != nil {
-			return [2]float64{*col.Mean, *col.Std}
-		}
-	}
-	return [2]float64{math.NaN(), math.NaN()}
+	r.Notices = append(r.Notices, StatisticsEstimated{Contributors: count, Estimates: est, Schema: shipped})
 }
 
 // statisticsRetry is how long the coordinator waits before running a failed statistics

@@ -18,6 +18,10 @@ func (c *Coordinator) NextDeadline() (time.Duration, bool) {
 	switch c.phase {
 	case phaseFit, phaseEvaluate, phaseDecrypt, phaseKeySetup, phaseStatistics:
 		return c.deadline, true
+	case phaseWaiting:
+		if c.needsStatistics() && c.now < c.statsRetryAt {
+			return c.statsRetryAt, true // a failed statistics round runs again then
+		}
 	}
 	return 0, false
 }

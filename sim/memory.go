@@ -402,6 +402,8 @@ func (n *memNet) notify(no server.Notice) {
 		if v.Federated != nil {
 			n.r.rec.federated(v.Round, v.Federated)
 		}
+	case server.StatisticsEstimated:
+		n.r.statisticsEstimated(v)
 	case server.KeySetupFailed:
 		n.r.log.Info("key setup failed", "session", v.Session, "reason", v.Reason, "missing", v.Missing)
 	case server.CommitteeReady:

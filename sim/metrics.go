@@ -245,6 +245,10 @@ func (rc *recorder) Append(records []server.Record) error {
 			rc.mu.Unlock()
 		case server.EvaluationRecord:
 			rc.evaluation(v)
+		case server.StatisticsRecord:
+			if err := rc.r.applyStatistics(v.Schema); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

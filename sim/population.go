@@ -13,6 +13,14 @@ import (
 // synthetic dataset it generates one device per client (Clients, or 30 when 0) and holds
 // out TestFraction of each device for the test set; the devices are train's groups.
 func LoadDataset(ctx context.Context, c Config) (train, test *data.Dataset, err error) {
+	train, test, _, err = loadDataset(ctx, c)
+	return train, test, err
+}
+
+// loadDataset is LoadDataset, also returning the schema a dataset spec ships to the
+// statistics round when it leaves statistics to estimate (nil otherwise); the rows of
+// train and test then hold the estimated columns' raw values until ApplyEstimates.
+func loadDataset(ctx context.Context, c Config) (train, test *data.Dataset, pending *data.Schema, err error) {
 	d := c.Dataset
 	switch d.Name {
 
@@ -23,7 +31,7 @@ func LoadDataset(ctx context.Context, c Config) (train, test *data.Dataset, err 
 	case "shakespeare":
 		if d.Path == "" {
 			if d.Path, err = data.Fetch(ctx, "shakespeare", data.FetchOptions{}); err != nil {
-				return nil, nil, fmt.Errorf("dataset.path is empty and %w", err)
+				return nil, nil, nil, fmt.Errorf("dataset.path is empty and %w", err)
 			}
 		}
 		var sc *data.ShakespeareCorpus
@@ -33,7 +41,7 @@ func LoadDataset(ctx context.Context, c Config) (train, test *data.Dataset, err 
 	case "spam":
 		if d.Path == "" {
 			if d.Path, err = data.Fetch(ctx, "spam", data.FetchOptions{}); err != nil {
-				return nil, nil, fmt.Errorf("dataset.path is empty and %w", err)
+				return nil, nil, nil, fmt.Errorf("dataset.path is empty and %w", err)
 			}
 		}
 		var sc *data.SpamCorpus
@@ -58,12 +66,12 @@ func LoadDataset(ctx context.Context, c Config) (train, test *data.Dataset, err 
 		}
 	default:
 		if !data.IsSchemaFile(d.Name) {
-			return nil, nil, fmt.Errorf("dataset.name = %q: use mnist, fashion-mnist, shakespeare, spam, synthetic or a dataset spec file", d.Name)
+			return nil, nil, nil, fmt.Errorf("dataset.name = %q: use mnist, fashion-mnist, shakespeare, spam, synthetic or a dataset spec file", d.Name)
 		}
-		train, test, err = loadSpecDataset(ctx, c)
+		train, test, pending, err = loadSpecDataset(ctx, c)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("dataset %s: %w", d.Name, err)
+		return nil, nil, nil, fmt.Errorf("dataset %s: %w", d.Name, err)
 	}
 	if d.MaxTest > 0 && test.N > d.MaxTest {
 		idx := make([]int, d.MaxTest)
@@ -72,24 +80,33 @@ func LoadDataset(ctx context.Context, c Config) (train, test *data.Dataset, err 
 		}
 		test = test.Subset(idx)
 	}
-	return train, test, nil
+	return train, test, pending, nil
 }
 
 // loadSpecDataset loads the dataset of a spec file (dataset.name: FILE.yaml), dataset.path
-// replacing its training data.
-func loadSpecDataset(ctx context.Context, c Config) (train, test *data.Dataset, err error) {
+// replacing its training data. A spec that leaves statistics to estimate (a range without
+// mean and std) is read with their raw values, and pending is the schema the federation's
+// statistics round estimates them for.
+func loadSpecDataset(ctx context.Context, c Config) (train, test *data.Dataset, pending *data.Schema, err error) {
 	s, err := data.ReadSchemaFile(c.Dataset.Name)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	ld, err := data.LoadSchema(ctx, s, data.LoadOptions{Path: c.Dataset.Path, Seed: c.Seed})
+	load := s
+	if len(s.Estimates()) > 0 {
+		load = s.RawForEstimates()
+	}
+	ld, err := data.LoadSchema(ctx, load, data.LoadOptions{Path: c.Dataset.Path, Seed: c.Seed})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if ld.Test == nil || ld.Test.N == 0 {
-		return nil, nil, fmt.Errorf("no test rows: set test_path, or a test_fraction that holds some out")
+		return nil, nil, nil, fmt.Errorf("no test rows: set test_path, or a test_fraction that holds some out")
 	}
-	return ld.Train, ld.Test, nil
+	if len(s.Estimates()) > 0 {
+		pending = s.PendingEstimates(ld.Schema)
+	}
+	return ld.Train, ld.Test, pending, nil
 }
 
 // population is the clients' training data: client k holds rows of the shared training

@@ -119,11 +119,14 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Report, error) {
 
 // run is the state shared by the transports.
 type run struct {
-	cfg     Config
-	opts    Options
-	log     *slog.Logger
-	train   *data.Dataset
-	test    *data.Dataset
+	cfg   Config
+	opts  Options
+	log   *slog.Logger
+	train *data.Dataset
+	test  *data.Dataset
+	// pending is the dataset schema whose statistics the federation estimates before its
+	// first round (nil: none); train and test hold those columns raw until then.
+	pending *data.Schema
 	pop     *population
 	spec    model.Spec
 	fed     server.Config
@@ -179,7 +182,7 @@ func newRun(ctx context.Context, cfg Config, opts Options) (*run, error) {
 	r.train, r.test = opts.Train, opts.Test
 	if !given {
 		var err error
-		if r.train, r.test, err = LoadDataset(ctx, cfg); err != nil {
+		if r.train, r.test, r.pending, err = loadDataset(ctx, cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -386,6 +389,9 @@ func (r *run) federation() (server.Config, error) {
 			UpdateClipNorm: c.DP.UpdateClipNorm, UserLevel: c.DP.UserLevel, Accountant: c.DP.Accountant,
 		},
 		SecAgg: sa,
+	}
+	if r.pending != nil {
+		f.Dataset = r.pending // its statistics round runs before round 1
 	}
 	if f.Training.WeightScale == 0 {
 		// Weights w = examples/largest ≤ 1 = the secure-aggregation weight bound.
