@@ -26,6 +26,10 @@ type Meta struct {
 	Tokenizer *TokenizerMeta `json:"tokenizer,omitempty"`
 	// Provenance says how, on what and when the model was trained.
 	Provenance *Provenance `json:"provenance,omitempty"`
+	// Dataset is the dataset spec the model was trained with, as a federation ships it
+	// (data.Schema's JSON, without paths): how raw rows become its inputs, with the
+	// normalisation statistics given or estimated by the federation's statistics round.
+	Dataset json.RawMessage `json:"dataset,omitempty"`
 }
 
 // Kinds of dense input (InputMeta.Kind).
@@ -189,7 +193,7 @@ func (m Meta) OutputNames(spec Spec) []string {
 
 // IsZero reports whether m says nothing.
 func (m Meta) IsZero() bool {
-	return len(m.ClassNames) == 0 && m.Input == nil && m.Tokenizer == nil && m.Provenance == nil
+	return len(m.ClassNames) == 0 && m.Input == nil && m.Tokenizer == nil && m.Provenance == nil && len(m.Dataset) == 0
 }
 
 // JSON returns the metadata's canonical JSON encoding, as a model file stores it. It panics
@@ -204,10 +208,11 @@ func (m Meta) JSON() []byte {
 
 // Bounds on the strings of a Meta; the lists are bounded by the spec and Limits.
 const (
-	maxNameBytes    = 1024 // a class name, a token, a dataset or strategy name
-	maxTextBytes    = 4096 // a description or a privacy meaning
-	maxInputDims    = 8    // InputMeta.Shape
-	maxPrivacyItems = 16   // Provenance.Privacy
+	maxNameBytes    = 1024    // a class name, a token, a dataset or strategy name
+	maxTextBytes    = 4096    // a description or a privacy meaning
+	maxInputDims    = 8       // InputMeta.Shape
+	maxPrivacyItems = 16      // Provenance.Privacy
+	maxDatasetBytes = 8 << 20 // Dataset (a text dataset's vocabulary dominates)
 )
 
 // ValidateMeta checks that meta fits spec (a valid spec) and stays within DefaultLimits.
@@ -218,7 +223,8 @@ func ValidateMeta(spec Spec, meta Meta) error { return Limits{}.ValidateMeta(spe
 // Spec.Input values and its normalisation finite with Std > 0; a tokenizer only for a
 // sequence model, its vocabulary within Spec.Vocab and free of duplicates; provenance with
 // known modes and levels, finite ε ≥ 0 and δ in [0, 1); every string valid UTF-8 and
-// bounded. Unmarshal refuses a file whose metadata fails it, and Save does not write one.
+// bounded; a dataset spec a JSON object of at most 8 MB. Unmarshal refuses a file whose
+// metadata fails it, and Save does not write one.
 func (l Limits) ValidateMeta(spec Spec, meta Meta) error {
 	l = l.withDefaults()
 	spec = spec.withDefaults()
@@ -232,6 +238,15 @@ func (l Limits) ValidateMeta(spec Spec, meta Meta) error {
 		}
 	}
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	if d := meta.Dataset; len(d) > 0 {
+		var obj map[string]json.RawMessage
+		switch {
+		case len(d) > maxDatasetBytes:
+			bad("dataset is %d bytes, more than %d", len(d), maxDatasetBytes)
+		case json.Unmarshal(d, &obj) != nil:
+			bad("dataset is not a JSON object (a dataset spec)")
+		}
+	}
 
 	if n := len(meta.ClassNames); n > 0 {
 		if spec.Task == TaskNextToken {

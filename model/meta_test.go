@@ -114,6 +114,7 @@ func TestMetaValidation(t *testing.T) {
 		{"class-count", mlp, Meta{ClassNames: []string{"a"}}, "class_names lists 1 names for the model's 2 outputs"},
 		{"class-name-length", mlp, Meta{ClassNames: []string{"a", long}}, "class_names[1] is 1025 bytes, more than 1024"},
 		{"class-name-utf8", mlp, Meta{ClassNames: []string{"a", "\xff"}}, "class_names[1] is not valid UTF-8"},
+		{"dataset-not-an-object", mlp, Meta{Dataset: []byte(`[1, 2]`)}, "dataset is not a JSON object"},
 		{"class-names-next-token", next, Meta{ClassNames: []string{"a", "b", "c", "d", "e"}}, "a next_token model's outputs are its tokens"},
 		{"input-on-sequence-model", lstm, Meta{Input: &InputMeta{Kind: InputTabular}}, "input: describes dense inputs"},
 		{"input-kind", mlp, Meta{Input: &InputMeta{Kind: "audio"}}, `input.kind "audio" unknown`},

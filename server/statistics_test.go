@@ -315,3 +315,45 @@ func (d *statsDriver) run() {
 		}
 	}
 }
+
+// TestCheckpointsRecordEstimatedSchema: once the statistics round's record is appended, the
+// model files of later rounds carry the estimated schema, which decodes as a complete
+// federation schema.
+func TestCheckpointsRecordEstimatedSchema(t *testing.T) {
+	schema, err := data.ParseSchema([]byte(statsSchema), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	est, err := schema.WithStatistics([]float64{100, 10, 40, 100, -5, 30, 100, 20, 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped, err := est.Shipped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := model.Spec{Type: model.TypeMLP, Input: 2, Output: 1, Loss: model.LossMSE}
+	n, err := spec.NumParams()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cs, err := server.NewCheckpointStore(dir, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.Append([]server.Record{server.StatisticsRecord{Schema: shipped, NoiseMultiplier: 5}, server.RoundRecord{Round: 1, Params: make([]float64, n)}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Load(filepath.Join(dir, "latest.confide"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := data.ParseSchemaJSON(m.Meta.Dataset)
+	if err != nil {
+		t.Fatalf("the model file's dataset %s: %v", m.Meta.Dataset, err)
+	}
+	if len(got.Estimates()) != 0 || *got.Columns[0].Mean != *est.Columns[0].Mean || *got.Target.Std != *est.Target.Std {
+		t.Fatalf("the model file's dataset %s, want the estimated schema %s", m.Meta.Dataset, shipped)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/confide-fl/confide/model"
@@ -73,6 +74,9 @@ func (s *CheckpointStore) Append(records []Record) error {
 			}
 		case UserLevelPrivacyRecord:
 			s.userLevel = &pr
+		case StatisticsRecord:
+			// Later checkpoints record the schema with the estimated statistics.
+			s.Meta.Dataset = slices.Clone(pr.Schema)
 		}
 		rr, ok := r.(RoundRecord)
 		if !ok || rr.Failed {
