@@ -144,24 +144,31 @@ func startRoot(t *testing.T, ctx context.Context, p federationPKI, cfg server.Co
 	return r
 }
 
-// startRelay runs an aggregator with identity name in front of the root and returns the
-// address its clients dial.
-func startRelay(t *testing.T, p federationPKI, rootAddr, name string) (*aggregator.Relay, string) {
+// startRelay runs an aggregator with identity name in front of the root, listening on
+// listen, and returns the address its clients dial and a function that kills it (its
+// listener and its connection to the root close at once, as when its process dies).
+func startRelay(t *testing.T, p federationPKI, rootAddr, name, listen string) (*aggregator.Relay, string, func()) {
 	t.Helper()
 	up, err := grpc.NewClient(rootAddr, grpc.WithTransportCredentials(credentials.NewTLS(p.clientTLS(t, name))))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { up.Close() })
 	relay := aggregator.New(up, aggregator.Config{Logger: quietLogger()})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := relay.NewGRPCServer(grpc.Creds(credentials.NewTLS(p.listenerTLS(t))))
 	go g.Serve(lis)
-	t.Cleanup(g.Stop)
-	return relay, lis.Addr().String()
+	var once sync.Once
+	kill := func() {
+		once.Do(func() {
+			g.Stop()
+			up.Close()
+		})
+	}
+	t.Cleanup(kill)
+	return relay, lis.Addr().String(), kill
 }
 
 // TestRelayedFederationCompletesRounds: a root and two aggregators, each relaying two
@@ -187,7 +194,7 @@ func TestRelayedFederationCompletesRounds(t *testing.T) {
 			relays := make([]*aggregator.Relay, len(aggs))
 			addrs := make([]string, len(aggs))
 			for i, a := range aggs {
-				relays[i], addrs[i] = startRelay(t, p, r.addr, a)
+				relays[i], addrs[i], _ = startRelay(t, p, r.addr, a, "127.0.0.1:0")
 			}
 			// Client i shifts the model by i+1; the example-weighted mean of the shifts
 			// (all weights equal) is the mean of 1…n, times 1e-3.
@@ -271,7 +278,7 @@ func TestRelayRefusesASecondLiveSession(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	r := startRoot(t, ctx, p, plainConfig(1, 2), []string{"agg-0"})
-	_, addr := startRelay(t, p, r.addr, "agg-0")
+	_, addr, _ := startRelay(t, p, r.addr, "agg-0", "127.0.0.1:0")
 	join := func() (*grpc.ClientConn, error) {
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(p.clientTLS(t, "client-a"))))
 		if err != nil {
@@ -305,4 +312,90 @@ func TestRelayRefusesASecondLiveSession(t *testing.T) {
 	}
 	third.Close()
 
+}
+
+// blockingTrainer shifts the model by Shift; in round BlockRound it tells entered and
+// then waits for release before it answers.
+type blockingTrainer struct {
+	shiftTrainer
+	BlockRound uint64
+	entered    chan<- struct{}
+	release    <-chan struct{}
+}
+
+func (b blockingTrainer) Fit(ctx context.Context, global []float64, cfg client.FitConfig) (client.FitResult, error) {
+	if cfg.Round == b.BlockRound {
+		b.entered <- struct{}{}
+		select {
+		case <-b.release:
+		case <-ctx.Done():
+			return client.FitResult{}, ctx.Err()
+		}
+	}
+	return b.shiftTrainer.Fit(ctx, global, cfg)
+}
+
+// TestKilledAggregatorDropsItsSubtreeForOneRound (issue 17, item 5's acceptance): two
+// aggregators of two clients each; the second is killed while its clients train in round
+// 2 and started again on the same address. Round 2 closes at once with the first
+// aggregator's two updates (the root sees the relayed clients go offline with its
+// connection, and min_fit is 2), the clients rejoin through the restarted aggregator, and
+// round 3 averages all four again: the global model moves by the mean of all four shifts
+// in rounds 1 and 3 and of the first two in round 2.
+func TestKilledAggregatorDropsItsSubtreeForOneRound(t *testing.T) {
+	aggs := []string{"agg-0", "agg-1"}
+	clients := []string{"client-0-0", "client-0-1", "client-1-0", "client-1-1"}
+	p := newFederationPKI(t, append(slices.Clone(aggs), clients...)...)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cfg := plainConfig(3, 2)
+	cfg.Sampling.MinAvailable = 4 // every round starts with all four clients online
+	r := startRoot(t, ctx, p, cfg, aggs)
+	initial := r.coord.Global()
+	_, addr0, _ := startRelay(t, p, r.addr, aggs[0], "127.0.0.1:0")
+	_, addr1, kill1 := startRelay(t, p, r.addr, aggs[1], "127.0.0.1:0")
+	entered, release := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make([]error, len(clients))
+	for i, name := range clients {
+		var tr client.Trainer = shiftTrainer{Shift: 1e-3 * float64(i+1), N: 10}
+		addr := addr0
+		if i >= 2 {
+			tr, addr = blockingTrainer{shiftTrainer{Shift: 1e-3 * float64(i+1), N: 10}, 2, entered, release}, addr1
+		}
+		wg.Go(func() {
+			errs[i] = client.Run(ctx, client.Config{Server: addr, Name: name, TLS: p.clientTLS(t, name),
+				PollWait: 2 * time.Second, BackoffMax: 500 * time.Millisecond, Logger: quietLogger()}, tr)
+		})
+	}
+	for range 2 {
+		select {
+		case <-entered:
+		case <-ctx.Done():
+			t.Fatal("the second aggregator's clients never reached round 2")
+		}
+	}
+	kill1()
+	close(release)
+	startRelay(t, p, r.addr, aggs[1], addr1)
+	select {
+	case <-r.svc.Done():
+	case <-ctx.Done():
+		t.Fatal("the federation did not finish after the aggregator was restarted")
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("%s: %v", clients[i], err)
+		}
+	}
+	// Shifts 1…4 (×1e-3), equal weights: rounds 1 and 3 move by 2.5e-3, round 2 by 1.5e-3
+	// (rounds number from 1, so round 2 is the middle one: a round 2 that waited for the
+	// killed subtree would give 7.5e-3, a round 3 without it 5.5e-3).
+	want := 2.5e-3 + 1.5e-3 + 2.5e-3
+	for j, got := range r.coord.Global() {
+		if d := got - initial[j]; math.Abs(d-want) > 1e-9 {
+			t.Fatalf("parameter %d moved by %g over 3 rounds, want %g (round 2 without the killed aggregator's subtree, round 3 with it again)", j, d, want)
+		}
+	}
 }
