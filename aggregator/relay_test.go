@@ -2,12 +2,14 @@ package aggregator_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -25,6 +27,7 @@ import (
 	"github.com/confide-fl/confide/internal/pki"
 	"github.com/confide-fl/confide/model"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/secagg"
 	"github.com/confide-fl/confide/server"
 )
 
@@ -126,7 +129,12 @@ type root struct {
 
 func startRoot(t *testing.T, ctx context.Context, p federationPKI, cfg server.Config, aggregators []string) *root {
 	t.Helper()
-	coord, err := server.New(cfg, server.Options{})
+	return startRootWith(t, ctx, p, cfg, server.Options{}, aggregators)
+}
+
+func startRootWith(t *testing.T, ctx context.Context, p federationPKI, cfg server.Config, opts server.Options, aggregators []string) *root {
+	t.Helper()
+	coord, err := server.New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +211,7 @@ func TestRelayedFederationCompletesRounds(t *testing.T) {
 			for i, name := range clients {
 				wg.Go(func() {
 					errs[i] = client.Run(ctx, client.Config{Server: addrs[i/tc.perAggregator], Name: name, TLS: p.clientTLS(t, name),
-						PollWait: 2 * time.Second, Logger: quietLogger()}, shiftTrainer{Shift: 1e-3 * float64(i+1), N: 10})
+						PollWait: 2 * time.Second, Logger: quietLogger()}, shiftTrainer{Shift: 0.01 * float64(i+1), N: 50 * (i + 1)})
 				})
 			}
 			select {
@@ -396,6 +404,87 @@ func TestKilledAggregatorDropsItsSubtreeForOneRound(t *testing.T) {
 	for j, got := range r.coord.Global() {
 		if d := got - initial[j]; math.Abs(d-want) > 1e-9 {
 			t.Fatalf("parameter %d moved by %g over 3 rounds, want %g (round 2 without the killed aggregator's subtree, round 3 with it again)", j, d, want)
+		}
+	}
+}
+
+// identityOf is the secure-aggregation identity of name: its certificate and key sign its
+// key material and uploads.
+func (p federationPKI) identityOf(t *testing.T, name string) *secagg.Signer {
+	t.Helper()
+	kp, err := tls.LoadX509KeyPair(pki.CertFile(p.dir, name), pki.KeyFile(p.dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, ok := kp.PrivateKey.(crypto.Signer)
+	if !ok {
+		t.Fatalf("%s's key cannot sign", name)
+	}
+	s, err := secagg.NewSigner(kp.Certificate[0], key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Authenticated secure aggregation through aggregators: the key committee is drawn from
+// relayed clients, its key setup, the encrypted and signed uploads, the spot checks and the
+// decryption shares all pass through the relays unchanged, and each round's decrypted mean
+// is the weighted mean of the four shifts within secure aggregation's error.
+func TestRelayedSecureAggregationRounds(t *testing.T) {
+	aggs := []string{"agg-0", "agg-1"}
+	clients := []string{"client-0-0", "client-0-1", "client-1-0", "client-1-1"}
+	p := newFederationPKI(t, append(slices.Clone(aggs), clients...)...)
+	caPEM, err := os.ReadFile(p.ca())
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := secagg.NewVerifierFromPEM(caPEM, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	const rounds = 2
+	cfg := plainConfig(rounds, 4)
+	cfg.SecAgg = server.SecAggConfig{Enabled: true, CommitteeSize: 3, Threshold: 2, LogN: 12}
+	cfg.DP.UpdateClipNorm = 5
+	cfg.Training.WeightScale = 1000 // weights of 50…200 examples: 0.05…0.2, below the default max_weight 1
+	cfg.Deadlines.KeySetup, cfg.Deadlines.Decrypt = time.Minute, time.Minute
+	r := startRootWith(t, ctx, p, cfg, server.Options{Verifier: verifier}, aggs)
+	initial := r.coord.Global()
+	addrs := make([]string, len(aggs))
+	for i, a := range aggs {
+		_, addrs[i], _ = startRelay(t, p, r.addr, a, "127.0.0.1:0")
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(clients))
+	for i, name := range clients {
+		wg.Go(func() {
+			errs[i] = client.Run(ctx, client.Config{Server: addrs[i/2], Name: name, TLS: p.clientTLS(t, name), CommitteeEligible: true,
+				Party:    client.PartyConfig{Signer: p.identityOf(t, name), Verifier: verifier},
+				PollWait: 2 * time.Second, Logger: quietLogger()}, shiftTrainer{Shift: 0.01 * float64(i+1), N: 50 * (i + 1)})
+		})
+	}
+	select {
+	case <-r.svc.Done():
+	case <-ctx.Done():
+		t.Fatal("the relayed federation with secure aggregation did not finish")
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("%s: %v", clients[i], err)
+		}
+	}
+	// Weights 0.05…0.2 (examples / weight_scale): each round moves by
+	// (0.05·0.01 + 0.1·0.02 + 0.15·0.03 + 0.2·0.04) / 0.5 = 0.03; the tolerance is
+	// server.TestAuthenticatedSecureAggregationRounds' (CKKS and the smudging noise of the
+	// decryption shares, divided by the summed weight).
+	want := 0.03 * rounds
+	for j, got := range r.coord.Global() {
+		if d := got - initial[j]; math.Abs(d-want) > 1e-3*rounds {
+			t.Fatalf("parameter %d moved by %g after %d rounds, want %g within %g", j, d, rounds, want, 1e-3*rounds)
 		}
 	}
 }
