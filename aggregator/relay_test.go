@@ -211,7 +211,7 @@ func TestRelayedFederationCompletesRounds(t *testing.T) {
 			for i, name := range clients {
 				wg.Go(func() {
 					errs[i] = client.Run(ctx, client.Config{Server: addrs[i/tc.perAggregator], Name: name, TLS: p.clientTLS(t, name),
-						PollWait: 2 * time.Second, Logger: quietLogger()}, shiftTrainer{Shift: 0.01 * float64(i+1), N: 50 * (i + 1)})
+						PollWait: 2 * time.Second, Logger: quietLogger()}, shiftTrainer{Shift: 1e-3 * float64(i+1), N: 10})
 				})
 			}
 			select {
