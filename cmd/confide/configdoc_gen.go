@@ -7,6 +7,7 @@ package main
 var fieldDocs = map[string]string{
 	"github.com/confide-fl/confide/cmd/confide.serverEvaluation.DataDir":      "DataDir holds its files (empty: the default location).",
 	"github.com/confide-fl/confide/cmd/confide.serverEvaluation.Dataset":      "Dataset, when set, is the test set the server evaluates every round's global model on (central evaluation; mnist, fashion-mnist or a dataset spec file).",
+	"github.com/confide-fl/confide/cmd/confide.serverFile.Aggregators":        "Aggregators are the certificate identities of the intermediate aggregators (confide aggregator) that may relay calls on their clients' behalf (empty: none may).",
 	"github.com/confide-fl/confide/cmd/confide.serverFile.Dashboard":          "Dashboard serves the read-only web dashboard there (empty: off), to whoever presents DashboardToken; over TLS with the server's certificate unless insecure.",
 	"github.com/confide-fl/confide/cmd/confide.serverFile.DashboardToken":     "Dashboard serves the read-only web dashboard there (empty: off), to whoever presents DashboardToken; over TLS with the server's certificate unless insecure.",
 	"github.com/confide-fl/confide/cmd/confide.serverFile.HealthListen":       "HealthListen serves the gRPC health service alone, in plaintext, for probes that cannot present a client certificate (a kubelet's gRPC probe).",

@@ -22,7 +22,7 @@ func TestMisspeltKeyNamesTheValidKeys(t *testing.T) {
 		{"server/nested", "federation:\n  training:\n    epocs: 2\n", loadServer,
 			[]string{"unknown key federation.training.epocs (did you mean federation.training.epochs?)", "federation." + training}},
 		{"sim/top", "roundz: 7\n", loadSim, []string{"unknown key roundz (did you mean rounds?): the top level takes clients, clients_per_round,"}},
-		{"server/top", "metrics_lisen: x\n", loadServer, []string{"unknown key metrics_lisen (did you mean metrics_listen?): the top level takes checkpoint_dir,"}},
+		{"server/top", "metrics_lisen: x\n", loadServer, []string{"unknown key metrics_lisen (did you mean metrics_listen?): the top level takes aggregators, checkpoint_dir,"}},
 		{"sim/far", "training:\n  learning_rate: 0.1\n", loadSim, []string{"unknown key training.learning_rate: " + training}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

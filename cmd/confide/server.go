@@ -53,6 +53,9 @@ type serverFile struct {
 	Linger time.Duration `yaml:"linger"`
 	// MaxClients bounds the registered clients (0: the service's default, 100000).
 	MaxClients int `yaml:"max_clients"`
+	// Aggregators are the certificate identities of the intermediate aggregators (confide
+	// aggregator) that may relay calls on their clients' behalf (empty: none may).
+	Aggregators []string `yaml:"aggregators"`
 	// Mutual TLS: the server's certificate and key, and the CA certificate that issued the
 	// clients' certificates (paths relative to the working directory). Insecure serves
 	// plaintext instead.
@@ -113,6 +116,7 @@ type serverResult struct {
 func newServerCmd(g *globalOptions) *cobra.Command {
 	var listen, metricsListen, healthListen, joinToken, checkpointDir, stateDir string
 	var rounds, maxClients int
+	var aggregators []string
 	var tlsCert, tlsKey, clientCA string
 	var board dashboardOptions
 	var insecure bool
@@ -168,6 +172,9 @@ an identity has at most one live session. Create the CA and the certificates wit
 			if f.Changed("max-clients") {
 				sf.MaxClients = maxClients
 			}
+			if f.Changed("aggregators") {
+				sf.Aggregators = aggregators
+			}
 			if f.Changed("tls-cert") {
 				sf.TLSCert = tlsCert
 			}
@@ -197,6 +204,7 @@ an identity has at most one live session. Create the CA and the certificates wit
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "keep the federation's durable state here (SQLite state.db); started again with the same directory, the server resumes after the last finished round")
 	cmd.Flags().IntVar(&rounds, "rounds", 0, "override federation.rounds of the config file")
 	cmd.Flags().IntVar(&maxClients, "max-clients", 0, "most clients that may register (max_clients; default 100000)")
+	cmd.Flags().StringSliceVar(&aggregators, "aggregators", nil, "certificate identities of the aggregators (confide aggregator) that may relay calls for their clients (aggregators; empty: none)")
 	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "the server's TLS certificate, PEM (tls_cert; from 'confide ca issue --server')")
 	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "the key of --tls-cert, PEM (tls_key)")
 	cmd.Flags().StringVar(&clientCA, "client-ca", "", "the CA certificate that issued the clients' certificates, PEM (client_ca; from 'confide ca init')")
@@ -227,6 +235,12 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 	tlsConfig, err := serverTLS(sf)
 	if err != nil {
 		return err
+	}
+	if err := server.CheckAggregators(sf.Aggregators); err != nil {
+		return &exitError{code: exitUsage, err: fmt.Errorf("aggregators: %w", err)}
+	}
+	if len(sf.Aggregators) > 0 && tlsConfig == nil {
+		return &exitError{code: exitUsage, err: errors.New("aggregators (--aggregators) needs TLS: an aggregator vouches for its clients with its certificate; without TLS clients relayed by an aggregator join under the names they give, and no list is needed")}
 	}
 	board := dashboardOptions{addr: sf.Dashboard, token: sf.DashboardToken, addrFlag: "--dashboard", tokenFlag: "--dashboard-token", requireToken: true}
 	if err := board.check(); err != nil {
@@ -343,7 +357,7 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 	if sf.Dashboard != "" {
 		live = server.NewLive(server.LiveConfig{CheckpointDir: sf.CheckpointDir})
 	}
-	svc := server.NewService(coord, server.ServiceConfig{JoinToken: sf.JoinToken, MaxClients: sf.MaxClients, RequireClientCertificate: tlsConfig != nil, Store: stores, Logger: slog.Default(), Live: live})
+	svc := server.NewService(coord, server.ServiceConfig{JoinToken: sf.JoinToken, MaxClients: sf.MaxClients, RequireClientCertificate: tlsConfig != nil, Aggregators: sf.Aggregators, Store: stores, Logger: slog.Default(), Live: live})
 	if live != nil {
 		ds, err := board.start(g, live, tlsConfig)
 		if err != nil {
