@@ -217,9 +217,10 @@
 //
 // An intermediate aggregator stands between a subtree of clients and the server, so that
 // the server receives one upload per aggregator instead of one per client. This package
-// holds the protocol's parties; the runtime that carries its messages (an aggregator
-// process relaying tasks, the server's handling of partial sums and relayed openings) is
-// not built yet. Ciphertexts under the collective key add associatively, so the aggregator
+// holds the protocol's parties. Of the runtime that carries its messages, the aggregator
+// process that relays the federation's calls is built (package aggregator, confide
+// aggregator); its summing of a round's uploads, the server's handling of partial sums and
+// relayed openings are not built yet. Ciphertexts under the collective key add associatively, so the aggregator
 // adds its subtree's uploads with the checks of Aggregator.Add (Subtotal) and forwards one
 // PartialSum: the summed ciphertexts, as an unsigned EncryptedUpdate, and the signed
 // commitment of every upload it summed. The server adds partial sums into the aggregate
