@@ -27,8 +27,8 @@ func TestFederatedAudit(t *testing.T) {
 				Model:      model.Spec{Type: model.TypeMLP, Hidden: []int{16}},
 				Training:   sim.TrainingConfig{Epochs: 1, BatchSize: 10, LR: 0.2},
 				ResultsDir: "-",
-				DP: sim.DPConfig{Delta: 1e-5, DeterministicNoise: true,
-					UserLevel: server.UserLevelDPConfig{Mode: server.UserLevelCentral, NoiseMultiplier: tc.z, Clip: 1}},
+				DP: sim.DPConfig{DeterministicNoise: true, DPConfig: server.DPConfig{Delta: 1e-5,
+					UserLevel: server.UserLevelDPConfig{Mode: server.UserLevelCentral, NoiseMultiplier: tc.z, Clip: 1}}},
 			}
 			res, err := RunFederated(t.Context(), Federated{Sim: c, Canaries: 200, Confidence: 0.95, Seed: 1},
 				sim.Options{Train: padded(400, 8, 16, 1), Test: padded(200, 8, 16, 2)})

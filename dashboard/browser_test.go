@@ -165,7 +165,7 @@ func TestBrowserFollowsASimulation(t *testing.T) {
 		Dataset:           sim.DatasetConfig{Name: "synthetic", Synthetic: sim.SyntheticConfig{IID: true, Dim: 10, Classes: 3}},
 		Model:             model.Spec{Type: model.TypeMLP, Hidden: []int{8}},
 		Training:          sim.TrainingConfig{Epochs: 2, BatchSize: 10, LR: 0.3},
-		DP:                sim.DPConfig{NoiseMultiplier: 0.8, MaxGradNorm: 1, UpdateClipNorm: 5},
+		DP:                sim.DPConfig{DPConfig: server.DPConfig{NoiseMultiplier: 0.8, MaxGradNorm: 1, UpdateClipNorm: 5}},
 		SecureAggregation: server.SecAggConfig{Enabled: true, CommitteeSize: 3, Threshold: 2, LogN: 12},
 		ResultsDir:        t.TempDir(), Plots: new(false),
 	}

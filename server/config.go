@@ -109,17 +109,20 @@ func (t TrainingConfig) OptimizerConfig() model.OptimizerConfig {
 
 // DPConfig is the differential privacy asked of the clients.
 type DPConfig struct {
-	// NoiseMultiplier σ and MaxGradNorm C of DP-SGD; σ = 0 turns DP-SGD off.
+	// NoiseMultiplier σ of DP-SGD on every client (record-level DP); 0 turns DP-SGD off.
 	NoiseMultiplier float64 `yaml:"noise_multiplier"`
-	MaxGradNorm     float64 `yaml:"max_grad_norm"` // default 1
-	Delta           float64 `yaml:"delta"`         // default 1e-5
+	// MaxGradNorm is DP-SGD's per-example clipping bound C (default 1).
+	MaxGradNorm float64 `yaml:"max_grad_norm"`
+	// Delta is the δ of every reported ε (default 1e-5).
+	Delta float64 `yaml:"delta"`
 	// SampleRate q is the DP-SGD schedule the server fixes for every client: each step's
 	// batch holds every local example independently with probability q (expected batch
 	// q·n), and a round runs Steps steps (default ⌈training.epochs / q⌉, i.e. epochs passes
 	// in expectation). Because the schedule does not depend on a client's data, the server
 	// accounts every client's record-level ε from the tasks it issued, and the ε a client
-	// reports reveals nothing about its data. Required when noise_multiplier > 0; choose
-	// about training.batch_size / (examples of a typical client).
+	// reports reveals nothing about its data. The server requires it when noise_multiplier
+	// > 0: choose about training.batch_size / (examples of a typical client), which confide
+	// sim takes by default (its mean client).
 	SampleRate float64 `yaml:"sample_rate"`
 	Steps      int     `yaml:"steps"`
 	// Clipping of DP-SGD's per-example gradients: flat (default) or per-layer, with

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/confide-fl/confide/server"
 	"github.com/confide-fl/confide/sim"
 )
 
@@ -12,7 +13,7 @@ import (
 func TestAccountantPRV(t *testing.T) {
 	withDP := func(acct string) sim.Config {
 		c := small()
-		c.DP = sim.DPConfig{NoiseMultiplier: 0.8, MaxGradNorm: 1, DeterministicNoise: true, Accountant: acct}
+		c.DP = sim.DPConfig{DPConfig: server.DPConfig{NoiseMultiplier: 0.8, MaxGradNorm: 1, Accountant: acct}, DeterministicNoise: true}
 		return c
 	}
 	rdp, prv := run(t, withDP("")).Summary.Privacy, run(t, withDP("prv")).Summary.Privacy

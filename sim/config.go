@@ -118,26 +118,15 @@ type SyntheticConfig struct {
 // the largest client's examples (aggregation weights ≤ 1).
 type TrainingConfig = server.TrainingConfig
 
-// DPConfig is the privacy of the run.
+// DPConfig is the privacy of the run: the server's dp section (server.DPConfig, the same
+// keys with the same meaning, mapped to the coordinator as they are by federation), and the
+// clients' own settings a deployment gives each client rather than the server. Where the
+// sim's defaults differ from the server's: dp.sample_rate defaults to training.batch_size /
+// (mean examples per client), at most 1, the same q for every client; under user-level DP
+// dp.user_level.expected_clients defaults to (and must equal) clients_per_round, and the
+// clip is dp.user_level.clip, so leave dp.update_clip_norm unset.
 type DPConfig struct {
-	// NoiseMultiplier σ of DP-SGD on every client (sample-level DP); 0 turns it off.
-	NoiseMultiplier float64 `yaml:"noise_multiplier"`
-	// MaxGradNorm is DP-SGD's per-example clipping bound C (default 1).
-	MaxGradNorm float64 `yaml:"max_grad_norm"`
-	// Delta is the δ of every reported ε (default 1e-5).
-	Delta float64 `yaml:"delta"`
-	// SampleRate q of DP-SGD's Poisson batches, the same for every client, so that a
-	// client's ε follows from its tasks and not from its data (see server.DPConfig):
-	// default training.batch_size / (mean examples per client), at most 1. Each round runs
-	// ⌈training.epochs / q⌉ steps.
-	SampleRate float64 `yaml:"sample_rate"`
-	// Clipping of DP-SGD's per-example gradients, flat (default) or per-layer, and the
-	// per-layer thresholds LayerMaxGradNorms (see server.DPConfig).
-	Clipping          string    `yaml:"clipping"`
-	LayerMaxGradNorms []float64 `yaml:"layer_max_grad_norms"`
-	// UpdateClipNorm bounds every client update ‖Δ‖₂ (DP-FedAvg's user-level clipping;
-	// required, default 10, under secure aggregation).
-	UpdateClipNorm float64 `yaml:"update_clip_norm"`
+	server.DPConfig `yaml:",inline"`
 	// BudgetEpsilon is every client's lifetime budget at Delta: a client refuses tasks
 	// that would take it past (0: no limit, still accounted).
 	BudgetEpsilon float64 `yaml:"budget_epsilon"`
@@ -147,14 +136,6 @@ type DPConfig struct {
 	// without DP-SGD. For experiments only: the summary says so when DP-SGD is on, and
 	// config.yaml records the setting.
 	DeterministicNoise bool `yaml:"deterministic_noise"`
-	// UserLevel turns on user-level DP of the rounds (DP-FedAvg: client-level clipping,
-	// central or distributed noise, adaptive clipping, user-level accounting); see
-	// server.UserLevelDPConfig. expected_clients defaults to clients_per_round; the clip is
-	// dp.user_level.clip, so leave dp.update_clip_norm unset.
-	UserLevel server.UserLevelDPConfig `yaml:"user_level"`
-	// Accountant computes every ε of the run: rdp (default) or prv (tighter, see
-	// dp/accountant); the clients' ledgers keep it and the server accounts with it.
-	Accountant string `yaml:"accountant"`
 }
 
 // EvaluationConfig sets the evaluation cadence.
@@ -218,7 +199,8 @@ func Default() Config {
 		Model:     model.Spec{Type: model.TypeMLP, Hidden: []int{64}, Activation: "tanh"},
 		Strategy:  strategy.Config{Name: strategy.NameFedAvg, ServerLRDecay: strategy.DecayCosine},
 		Training:  TrainingConfig{Epochs: 3, BatchSize: 512, Optimizer: "sgd", LR: 2, Momentum: 0.9},
-		DP:        DPConfig{NoiseMultiplier: 3.5, MaxGradNorm: 1, Delta: 1e-5, UpdateClipNorm: 50, BudgetEpsilon: 8},
+		DP: DPConfig{DPConfig: server.DPConfig{NoiseMultiplier: 3.5, MaxGradNorm: 1, Delta: 1e-5, UpdateClipNorm: 50},
+			BudgetEpsilon: 8},
 		SecureAggregation: server.SecAggConfig{
 			Enabled: true, CommitteeSize: 5, Threshold: 3,
 		},
@@ -427,6 +409,12 @@ func (c Config) validate(datasetGiven bool) error {
 	if q := d.SampleRate; math.IsNaN(q) || q < 0 || q > 1 {
 		bad("dp.sample_rate = %v: must be in (0, 1] (0: training.batch_size / mean examples per client)", q)
 	}
+	switch {
+	case d.Steps < 0:
+		bad("dp.steps = %d: must be ≥ 1 (0: ⌈training.epochs / dp.sample_rate⌉)", d.Steps)
+	case d.Steps > 0 && d.NoiseMultiplier == 0:
+		bad("dp.steps = %d schedules DP-SGD, which is off (dp.noise_multiplier = 0): drop it or set dp.noise_multiplier", d.Steps)
+	}
 	if d.BudgetEpsilon < 0 || math.IsNaN(d.BudgetEpsilon) || math.IsInf(d.BudgetEpsilon, 0) {
 		bad("dp.budget_epsilon = %v: must be ≥ 0 (0: no limit)", d.BudgetEpsilon)
 	}
@@ -530,11 +518,8 @@ func parseSamplePartition(s string) (int, bool) {
 
 // accountant is the method dp.accountant names.
 func (d DPConfig) accountant() (accountant.Method, error) {
-	m, err := accountant.ParseMethod(d.Accountant)
-	if err != nil {
-		return 0, fmt.Errorf("dp.accountant = %q: use rdp or prv", d.Accountant)
-	}
-	return m, nil
+	a, err := d.Accounting()
+	return a.Method, err
 }
 
 // dpOn reports whether clients train with DP-SGD.

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/confide-fl/confide/model"
+	"github.com/confide-fl/confide/server"
 	"github.com/confide-fl/confide/sim"
 )
 
@@ -12,7 +13,7 @@ import (
 // dataset, strategy, rounds, clients and seed, and the record-level ε the summary reports.
 func TestResultsModelRecordsProvenance(t *testing.T) {
 	c := small()
-	c.DP = sim.DPConfig{NoiseMultiplier: 1, MaxGradNorm: 1, DeterministicNoise: true}
+	c.DP = sim.DPConfig{DPConfig: server.DPConfig{NoiseMultiplier: 1, MaxGradNorm: 1}, DeterministicNoise: true}
 	c.ResultsDir = t.TempDir()
 	no := false
 	c.Plots = &no

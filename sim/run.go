@@ -373,6 +373,9 @@ func (r *run) federation() (server.Config, error) {
 	if q == 0 && c.DP.NoiseMultiplier > 0 && total > 0 {
 		q = min(1, float64(c.Training.BatchSize)*float64(n)/float64(total))
 	}
+	// The dp section is the server's; only q is derived here when it is left 0.
+	d := c.DP.DPConfig
+	d.SampleRate = q
 	sa := c.SecureAggregation
 	f := server.Config{
 		Rounds: c.Rounds, Model: r.spec, Seed: c.Seed,
@@ -383,12 +386,8 @@ func (r *run) federation() (server.Config, error) {
 		Deadlines: c.Deadlines,
 		Strategy:  c.Strategy,
 		Training:  c.Training,
-		DP: server.DPConfig{
-			NoiseMultiplier: c.DP.NoiseMultiplier, MaxGradNorm: c.DP.MaxGradNorm, Delta: c.DP.Delta, SampleRate: q,
-			Clipping: c.DP.Clipping, LayerMaxGradNorms: c.DP.LayerMaxGradNorms,
-			UpdateClipNorm: c.DP.UpdateClipNorm, UserLevel: c.DP.UserLevel, Accountant: c.DP.Accountant,
-		},
-		SecAgg: sa,
+		DP:        d,
+		SecAgg:    sa,
 	}
 	if r.pending != nil {
 		f.Dataset = r.pending // its statistics round runs before round 1

@@ -50,7 +50,7 @@ func run(t *testing.T, c sim.Config) *sim.Report {
 }
 
 func withDPAndSecAgg(c sim.Config) sim.Config {
-	c.DP = sim.DPConfig{NoiseMultiplier: 0.8, MaxGradNorm: 1, UpdateClipNorm: 5}
+	c.DP = sim.DPConfig{DPConfig: server.DPConfig{NoiseMultiplier: 0.8, MaxGradNorm: 1, UpdateClipNorm: 5}}
 	c.SecureAggregation = server.SecAggConfig{Enabled: true, CommitteeSize: 3, Threshold: 2, LogN: 12}
 	return c
 }
@@ -104,7 +104,7 @@ func TestDPAndSecureAggregation(t *testing.T) {
 
 func TestSameSeedSameMetrics(t *testing.T) {
 	c := small()
-	c.DP = sim.DPConfig{NoiseMultiplier: 0.8, MaxGradNorm: 1, DeterministicNoise: true}
+	c.DP = sim.DPConfig{DPConfig: server.DPConfig{NoiseMultiplier: 0.8, MaxGradNorm: 1}, DeterministicNoise: true}
 	c.Heterogeneity = sim.HeterogeneityConfig{SpeedSigma: 0.5, Dropout: 0.2, Availability: 0.9}
 	c.Workers = 3
 	a, b := run(t, c), run(t, c)
@@ -213,7 +213,7 @@ func TestSampledPopulationAndAvailability(t *testing.T) {
 
 func TestLedgersOnDisk(t *testing.T) {
 	c := small()
-	c.DP = sim.DPConfig{NoiseMultiplier: 1, MaxGradNorm: 1}
+	c.DP = sim.DPConfig{DPConfig: server.DPConfig{NoiseMultiplier: 1, MaxGradNorm: 1}}
 	c.Ledgers = sim.LedgersDisk
 	c.ResultsDir = t.TempDir()
 	c.Rounds = 1

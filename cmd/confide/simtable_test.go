@@ -18,9 +18,9 @@ func TestRoundTableRefusedAndEpsilon(t *testing.T) {
 		cfg  sim.Config
 		eps  []string // the ε columns' values
 	}{
-		{"dp-sgd", sim.Config{DP: sim.DPConfig{NoiseMultiplier: 1}}, []string{"1.23"}},
+		{"dp-sgd", sim.Config{DP: sim.DPConfig{DPConfig: server.DPConfig{NoiseMultiplier: 1}}}, []string{"1.23"}},
 		{"no-dp", sim.Config{}, []string{"∞"}},
-		{"user-level", sim.Config{DP: sim.DPConfig{NoiseMultiplier: 1, UserLevel: server.UserLevelDPConfig{Mode: server.UserLevelCentral}}}, []string{"1.23", "0.988"}},
+		{"user-level", sim.Config{DP: sim.DPConfig{DPConfig: server.DPConfig{NoiseMultiplier: 1, UserLevel: server.UserLevelDPConfig{Mode: server.UserLevelCentral}}}}, []string{"1.23", "0.988"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			header, row := roundHeaderFor(tc.cfg), formatRound(m, tc.cfg)
@@ -60,7 +60,7 @@ func TestRoundTableRegression(t *testing.T) {
 	for _, userLevel := range []bool{false, true} {
 		cfg := sim.Config{Model: model.Spec{Loss: model.LossMSE}}
 		if userLevel {
-			cfg.DP = sim.DPConfig{NoiseMultiplier: 1, UserLevel: server.UserLevelDPConfig{Mode: server.UserLevelCentral}}
+			cfg.DP = sim.DPConfig{DPConfig: server.DPConfig{NoiseMultiplier: 1, UserLevel: server.UserLevelDPConfig{Mode: server.UserLevelCentral}}}
 		}
 		header, row := roundHeaderFor(cfg), formatRound(m, cfg)
 		h, r := strings.Fields(header), strings.Fields(row)
