@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -69,7 +68,7 @@ func TestSimServeShowsTheRun(t *testing.T) {
 	l.Close()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var out bytes.Buffer
+	var out lockedBuffer // written by runSim's goroutine while the test reads it
 	done := make(chan error, 1)
 	serve := dashboardOptions{addr: addr, token: "let-me-in", addrFlag: "--serve", tokenFlag: "--serve-token"}
 	go func() { done <- runSim(ctx, &globalOptions{output: "json", logFormat: "text"}, &out, cfg, 0, serve) }()
@@ -112,9 +111,17 @@ func TestSimServeShowsTheRun(t *testing.T) {
 	if _, code := status("wrong"); code != http.StatusUnauthorized {
 		t.Errorf("a wrong token got HTTP %d", code)
 	}
+	// The dashboard shows the run finished a moment before the command prints its
+	// summary; the summary must come before the command waits for the interrupt.
 	var sum struct{ Rounds int }
-	if err := json.Unmarshal(out.Bytes(), &sum); err != nil || sum.Rounds != 3 {
-		t.Errorf("the summary was printed before waiting: %q (%v)", out.String(), err)
+	for summaryBy := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := json.Unmarshal([]byte(out.String()), &sum)
+		if err == nil && sum.Rounds == 3 {
+			break
+		}
+		if time.Now().After(summaryBy) {
+			t.Fatalf("no summary of 3 rounds printed while the dashboard serves the finished run: %q (%v)", out.String(), err)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {
