@@ -357,3 +357,74 @@ func TestCheckpointsRecordEstimatedSchema(t *testing.T) {
 		t.Fatalf("the model file's dataset %s, want the estimated schema %s", m.Meta.Dataset, shipped)
 	}
 }
+
+// A server that sends the statistics task again and again, to average the clients' noise
+// away, gets each answer charged to the client's ledger and is refused once the client's
+// budget would be exceeded: every release it receives is accounted, so averaging k of them
+// costs what k releases cost.
+func TestStatisticsReplayIsChargedAndRefusedAtTheBudget(t *testing.T) {
+	paths, _ := writeStatsClients(t, 2, 200)
+	schema, err := data.ParseSchema([]byte(statsSchema), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := baseConfig(1, 2)
+	cfg.Model = model.Spec{Type: model.TypeMLP, Input: 2, Output: 1, Loss: model.LossMSE}
+	cfg.Dataset = schema
+	cfg.DP.NoiseMultiplier, cfg.DP.SampleRate, cfg.DP.Steps = 1, 0.05, 10
+	cfg.DP.StatisticsNoiseMultiplier = 2
+	cfg.Sampling.MinAvailable = 2
+	c, err := server.New(cfg, server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The task the coordinator issues, captured and replayed by a hostile server.
+	var task *pb.Task
+	for _, id := range []string{"c0", "c1"} {
+		r, err := c.Step(server.Join{ClientID: id, CommitteeEligible: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range r.Send {
+			if e.To == "c0" && e.Task.GetStatistics() != nil {
+				task = e.Task
+			}
+		}
+	}
+	if task == nil {
+		t.Fatal("the coordinator sent c0 no statistics task")
+	}
+	mt, err := client.NewModelTrainer(client.ModelTrainerConfig{Source: &client.DataSource{Path: paths[0], Seed: 1}, Budget: &dp.Budget{Epsilon: 4, Delta: 1e-5}, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mt.Close() })
+	p, err := client.NewParty(client.PartyConfig{ClientID: "c0", Noise: dp.NewDeterministicNoise(3)}, mt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered, prev := 0, 0.0
+	for range 100 {
+		res, err := p.Handle(t.Context(), task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != pb.ResultStatus_RESULT_STATUS_OK {
+			if res.Status != pb.ResultStatus_RESULT_STATUS_REFUSED_PRIVACY_BUDGET {
+				t.Fatalf("replay %d: %v (%s), want a refusal on the privacy budget", answered+1, res.Status, res.Reason)
+			}
+			break
+		}
+		answered++
+		eps, _ := mt.Ledger().Spent()
+		if eps <= prev {
+			t.Fatalf("answer %d left the ledger at ε %v (before: %v): a release not charged", answered, eps, prev)
+		}
+		prev = eps
+	}
+	_, charges := mt.Ledger().History()
+	if answered == 0 || answered == 100 || charges != int64(answered) || prev > 4 {
+		t.Fatalf("%d answers to 100 replays, %d ledger charges, ε spent %v of 4: want every answer charged and a refusal within the budget", answered, charges, prev)
+	}
+	t.Logf("a replayed statistics task (z = 2): %d answers charged (ε %.3g of 4), then refused", answered, prev)
+}
