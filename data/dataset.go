@@ -51,6 +51,10 @@ type Dataset struct {
 	// Normalization, when known, is how X was made from the source's raw values (e.g.
 	// 8-bit pixels divided by 255), for inference on new raw inputs.
 	Normalization *Normalization
+	// Embedded lists the features of X that hold a categorical column's category index
+	// (−1: missing or unknown) for a model to look up in a learned table, not a value to
+	// read as a number (Schema encoding embedding).
+	Embedded []EmbeddedColumn
 
 	// Token sequences (text): Tokens is N×SeqLen row-major, padded with PadID;
 	// Lengths[i] ≤ SeqLen.
@@ -143,8 +147,11 @@ func (d *Dataset) Validate() error {
 				return fail("%v", err)
 			}
 		}
-	} else if d.Normalization != nil {
-		return fail("Normalization set on token sequences; it describes dense features")
+		if err := d.validateEmbedded(); err != nil {
+			return fail("%v", err)
+		}
+	} else if d.Normalization != nil || d.Embedded != nil {
+		return fail("Normalization or Embedded set on token sequences; they describe dense features")
 	}
 	if d.Text != nil && (!text || len(d.Text.Vocab)+firstTokenID > d.VocabSize) {
 		return fail("Text lists %d tokens, want a text dataset with VocabSize ≥ %d", len(d.Text.Vocab), len(d.Text.Vocab)+firstTokenID)
@@ -292,6 +299,7 @@ func (d *Dataset) Subset(idx []int) *Dataset {
 		Dim:           d.Dim,
 		Shape:         cloneSlice(d.Shape),
 		Normalization: d.Normalization.clone(),
+		Embedded:      cloneSlice(d.Embedded),
 		SeqLen:        d.SeqLen,
 		VocabSize:     d.VocabSize,
 		Text:          d.Text.clone(),

@@ -15,8 +15,8 @@
 //     one group per role); LoadSpamAssassin (SpamCorpus, one group per mailbox);
 //     Synthetic; Bars (tiny 8×8 images for tests of image feature stages).
 //   - Files described by a Schema (a dataset spec, YAML): CSV/TSV tables (numeric columns
-//     standardised or min-max scaled, categorical ones one-hot or ordinal, missing values
-//     filled or refused), JSON-lines text (a tokenizer and its vocabulary), image folders
+//     standardised or min-max scaled, categorical ones one-hot, ordinal or embedded, missing
+//     values filled or refused), JSON-lines text (a tokenizer and its vocabulary), image folders
 //     (one sub-directory per class, PNG/JPEG resized, grey or RGB) and IDX directories;
 //     LoadSchema reads them, with a BadRowError naming file, line and column for every
 //     record that does not fit (or a count of those skipped). A federation ships its
@@ -27,6 +27,16 @@
 //     Estimates, which the federation's statistics round sums noised over the clients'
 //     rows (StatisticsSums, WithStatistics).
 //     SyntheticHousing generates a house-price table split by region, for examples.
+//   - Embedded categorical columns (encoding: embedding, dim: D): an encoded example keeps
+//     its columns' features in column order, and an embedded column is one feature holding
+//     the category's index in [0, k) — −1 for a missing or unknown value that the schema
+//     allows (missing: zero, unknown: zero), looked up as the zero vector; otherwise such a
+//     value is a BadRowError naming file, line and column, as for the other encodings.
+//     Dataset.Embedded (from Schema.Embedded) lists these features with their category
+//     counts and widths (D, or DefaultEmbeddingDim: fastai's min(600, round(1.6·k^0.56)));
+//     a model with an embedding stage (model.EmbeddingSpec, which has the same fields)
+//     looks them up in learned k×D tables. The schema a federation ships carries encoding
+//     and dim, so every client encodes the same indices and builds the same model.
 //   - Regression: TaskRegress datasets carry real-valued Values (N×NumValues), standardised
 //     as ValueNormalization records.
 //   - Text: CharTokenizer and WordTokenizer, vocabularies built from training text only;

@@ -139,24 +139,6 @@ func (s *Schema) PendingEstimates(loaded *Schema) *Schema {
 	return c
 }
 
-// featureOffset is the first feature of column j in an encoded example.
-func (s *Schema) featureOffset(j int) int {
-	off := 0
-	for _, c := range s.Columns[:j] {
-		switch c.Type {
-		case "", ColumnNumeric:
-			off++
-		case ColumnCategorical:
-			if c.Encoding == EncodeOrdinal {
-				off++
-			} else {
-				off += len(c.Categories)
-			}
-		}
-	}
-	return off
-}
-
 // DatasetStatisticsSums is StatisticsSums for a dataset encoded under RawForEstimates (its
 // estimated features and target hold raw values), over its first maxRows examples (all
 // when maxRows ≤ 0).

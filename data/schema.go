@@ -30,6 +30,9 @@ const (
 
 	EncodeOneHot  = "one_hot" // one feature per category, 1 for the row's category
 	EncodeOrdinal = "ordinal" // one feature: the category's index / (categories − 1)
+	// EncodeEmbedding is one feature holding the category's index (−1: missing or
+	// unknown), which the model looks up in a learned table (Dataset.Embedded).
+	EncodeEmbedding = "embedding"
 
 	NormalizeStandard = "standard" // (x − mean) / std
 	NormalizeMinMax   = "minmax"   // (x − min) / (max − min)
@@ -112,11 +115,15 @@ type Column struct {
 	Range []float64 `json:"range,omitempty" yaml:"range,omitempty"`
 
 	// Categorical columns: Categories lists the values (their order fixes the encoding;
-	// required in a federation), Encoding is one_hot (default) or ordinal, and Unknown
-	// says what a value outside Categories is: error (default) or zero (no category).
+	// required in a federation), Encoding is one_hot (default), ordinal or embedding, and
+	// Unknown says what a value outside Categories is: error (default) or zero (no
+	// category: all zeros, or for an embedding the zero vector).
 	Categories []string `json:"categories,omitempty" yaml:"categories,omitempty"`
 	Encoding   string   `json:"encoding,omitempty" yaml:"encoding,omitempty"`
 	Unknown    string   `json:"unknown,omitempty" yaml:"unknown,omitempty"`
+	// Dim is the width of an embedded column's learned vectors (encoding embedding), at
+	// most MaxEmbeddingDim; 0 takes DefaultEmbeddingDim of the number of categories.
+	Dim int `json:"dim,omitempty" yaml:"dim,omitempty"`
 }
 
 // Label is the class column (or JSON field, or for images the sub-directories).
@@ -411,8 +418,8 @@ func (s *Schema) Validate() error {
 		}
 		switch c.Type {
 		case "", ColumnNumeric:
-			if len(c.Categories) > 0 || c.Encoding != "" || c.Unknown != "" {
-				bad("%s: categories, encoding and unknown apply to type categorical", key)
+			if len(c.Categories) > 0 || c.Encoding != "" || c.Unknown != "" || c.Dim != 0 {
+				bad("%s: categories, encoding, unknown and dim apply to type categorical", key)
 			}
 			checkNormalize(bad, key, c.Normalize, c.Mean, c.Std, c.Min, c.Max, true)
 			checkRange(bad, key, c.Normalize, c.Range, c.Mean, c.Std)
@@ -422,10 +429,15 @@ func (s *Schema) Validate() error {
 			}
 			switch c.Encoding {
 			case "", EncodeOneHot, EncodeOrdinal:
-			case "embedding", "embedded":
-				bad("%s.encoding = %s: Confide's models read dense features only, so categorical columns are one_hot or ordinal", key, c.Encoding)
+				if c.Dim != 0 {
+					bad("%s.dim applies to encoding: embedding (it is the width of the learned vectors)", key)
+				}
+			case EncodeEmbedding:
+				if c.Dim < 0 || c.Dim > MaxEmbeddingDim {
+					bad("%s.dim = %d: must be in [1, %d], or 0 for the default min(600, round(1.6·k^0.56)) of k categories", key, c.Dim, MaxEmbeddingDim)
+				}
 			default:
-				bad("%s.encoding = %q: use one_hot or ordinal", key, c.Encoding)
+				bad("%s.encoding = %q: use one_hot, ordinal or embedding", key, c.Encoding)
 			}
 			switch c.Unknown {
 			case "", MissingError, MissingZero:
@@ -608,9 +620,10 @@ func (s *Schema) missingSet() map[string]bool {
 }
 
 // FeatureDim returns the number of features an example of the schema has, once the
-// categories are known (as in a federation's schema): numeric and ordinal columns count
-// one, one-hot columns their number of categories; images height×width×channels. It is
-// 0 for text and when a one-hot column's categories are not listed.
+// categories are known (as in a federation's schema): numeric, ordinal and embedded
+// columns count one, one-hot columns their number of categories; images
+// height×width×channels. It is 0 for text and when a one-hot column's categories are not
+// listed.
 func (s *Schema) FeatureDim() int {
 	switch s.Format {
 	case FormatImages:
@@ -624,20 +637,35 @@ func (s *Schema) FeatureDim() int {
 	}
 	d := 0
 	for _, c := range s.Columns {
-		switch c.Type {
-		case "", ColumnNumeric:
-			d++
-		case ColumnCategorical:
-			if c.Encoding == EncodeOrdinal {
-				d++
-			} else if len(c.Categories) == 0 {
-				return 0
-			} else {
-				d += len(c.Categories)
-			}
+		if c.Type == ColumnCategorical && c.Encoding != EncodeOrdinal && c.Encoding != EncodeEmbedding && len(c.Categories) == 0 {
+			return 0
 		}
+		d += c.width()
 	}
 	return d
+}
+
+// width is the number of features the column encodes to (its categories known).
+func (c Column) width() int {
+	switch c.Type {
+	case "", ColumnNumeric:
+		return 1
+	case ColumnCategorical:
+		if c.Encoding == EncodeOrdinal || c.Encoding == EncodeEmbedding {
+			return 1
+		}
+		return len(c.Categories)
+	}
+	return 0
+}
+
+// featureOffset is the first feature of column j in an encoded example.
+func (s *Schema) featureOffset(j int) int {
+	off := 0
+	for _, c := range s.Columns[:j] {
+		off += c.width()
+	}
+	return off
 }
 
 // BadRowError is a record that does not fit the schema: a wrong number of columns, a value

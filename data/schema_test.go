@@ -226,7 +226,7 @@ func TestSchemaValidateFederatedNamesWhatIsMissing(t *testing.T) {
 		t.Errorf("normalize: none needs no statistics: %v", err)
 	}
 	for _, tc := range []struct{ spec, want string }{
-		{`{format: csv, label: {column: y}, columns: [{name: a, type: categorical, encoding: embedding}]}`, "one_hot or ordinal"},
+		{`{format: csv, label: {column: y}, columns: [{name: a, type: categorical, encoding: embedded}]}`, "use one_hot, ordinal or embedding"},
 		{`{format: parquet}`, `format "parquet" unknown`},
 		{`{format: csv, columns: [{name: a}]}`, "neither label nor target"},
 		{`{format: csv, label: {column: y}, columns: [{name: y}]}`, "cannot be its own label"},

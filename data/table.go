@@ -115,7 +115,6 @@ func readTable(ctx context.Context, s *Schema, path string, bad *badRows, t *raw
 		return err
 	}
 	defer closeFile()
-	file := filepath.Base(path)
 	cr := csv.NewReader(r)
 	if s.Format == FormatTSV {
 		cr.Comma = '\t'
@@ -123,6 +122,21 @@ func readTable(ctx context.Context, s *Schema, path string, bad *badRows, t *raw
 	}
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
+	return readRecords(ctx, s, cr, path, bad, t)
+}
+
+// records are the records of a table, the first its header: a csv.Reader, or the JSON
+// lines of inference rows (jsonRecords). A record that cannot be read at all is a
+// *csv.ParseError or a *BadRowError.
+type records interface {
+	Read() ([]string, error)
+	// FieldPos returns the line (and column) where field of the last record read starts.
+	FieldPos(field int) (line, column int)
+}
+
+// readRecords is readTable for records of path already opened.
+func readRecords(ctx context.Context, s *Schema, cr records, path string, bad *badRows, t *rawTable) error {
+	file := filepath.Base(path)
 	header, err := cr.Read()
 	if err == io.EOF {
 		return fmt.Errorf("data: %s: empty file, want a header row naming the columns: %w", path, ErrFormat)
@@ -192,6 +206,11 @@ func readTable(ctx context.Context, s *Schema, path string, bad *badRows, t *raw
 			var pe *csv.ParseError
 			if errors.As(err, &pe) && !errors.Is(pe.Err, csv.ErrFieldCount) {
 				bad.add(&BadRowError{File: file, Line: pe.Line, Column: strconv.Itoa(pe.Column), Reason: pe.Err.Error()})
+				continue
+			}
+			var be *BadRowError
+			if errors.As(err, &be) {
+				bad.add(be)
 				continue
 			}
 			return fmt.Errorf("data: %s: %w", path, err)
@@ -381,10 +400,14 @@ func meanStd(vals []float64, idx []int) (mean, std float64) {
 	return mean, std
 }
 
-// encodeTable builds the dataset of rows idx of t under the resolved schema s.
+// encodeTable builds the dataset of rows idx of t under the resolved schema s. An example
+// is its columns' features back to back, in column order: a numeric column's normalised
+// value; a one-hot column's indicators; an ordinal column's index/(k−1); an embedded
+// column's category index, or −1 for a missing or unknown value (Dataset.Embedded lists
+// them).
 func encodeTable(s *Schema, t *rawTable, idx []int, groups []string) *Dataset {
 	dim := s.FeatureDim()
-	d := &Dataset{N: len(idx), Dim: dim, X: make([]float64, len(idx)*dim), Task: s.Task()}
+	d := &Dataset{N: len(idx), Dim: dim, X: make([]float64, len(idx)*dim), Task: s.Task(), Embedded: s.Embedded()}
 	type colEnc struct {
 		scale, shift float64 // numeric: x·scale + shift
 		fill         float64 // raw value of a missing numeric cell
@@ -421,6 +444,14 @@ func encodeTable(s *Schema, t *rawTable, idx []int, groups []string) *Dataset {
 			case ColumnIgnore:
 			case ColumnCategorical:
 				id, ok := e.cats[t.cat[j][i]]
+				if c.Encoding == EncodeEmbedding {
+					row[at] = -1 // missing or unknown: the zero vector
+					if ok {
+						row[at] = float64(id)
+					}
+					at++
+					continue
+				}
 				if c.Encoding == EncodeOrdinal {
 					if ok && e.k > 1 {
 						row[at] = float64(id) / float64(e.k-1)
