@@ -173,6 +173,9 @@ func (s Spec) validateCNN(bad func(string, ...any), atMost func(string, int, int
 	if s.Features != nil {
 		bad("features: a cnn learns its own features; remove features for type cnn")
 	}
+	if len(s.Embeddings) > 0 {
+		bad("embeddings: embedded categorical columns are a stage of an mlp; remove them for type cnn")
+	}
 	for i, cs := range s.Conv {
 		key := fmt.Sprintf("conv[%d]", i)
 		good := true

@@ -62,21 +62,7 @@ func TestCNNBackpropMatchesFiniteDifferences(t *testing.T) {
 	for name, spec := range cnnSpecs {
 		t.Run(name, func(t *testing.T) {
 			m, in, tg := cnnInput(t, spec, 3)
-			m.ZeroGrads()
-			if _, _, err := m.Backprop(in, tg, 1, nil); err != nil {
-				t.Fatal(err)
-			}
-			analytic := append([]float64(nil), m.Grads...)
-			f := func() float64 {
-				l, _, err := m.Evaluate(in, tg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return l
-			}
-			if e := relErr(analytic, centralDiff(m.Params, f)); e > 1e-6 {
-				t.Fatalf("relative error %.3g", e)
-			}
+			checkBackprop(t, m, in, tg, 1, 1e-6)
 		})
 	}
 }

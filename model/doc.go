@@ -47,6 +47,21 @@
 //     passes the result with Input.Transformed set; the model then skips it. It holds no
 //     parameters, so the flat parameter vector is the trainable layers' alone, and it is
 //     shared, not copied, by Clone (it is immutable and safe for concurrent use).
+//   - Embedded categorical columns of a table (Spec.Embeddings, EmbeddingSpec) are an mlp's
+//     first, trainable stage, ColumnEmbeddings: input feature Column of each holds a
+//     category index (−1: missing or unknown), looked up in its own learned Embedding table
+//     (the zero vector for −1); the first Linear layer reads the vectors, in Embeddings
+//     order, then the other input features in theirs. The tables are Embeddings run over
+//     B one-token examples, so DP-SGD's per-example norms and clipped sums are the
+//     Embedding's, and compression sees each table as a WeightTensor. An index that is not
+//     one is an error of Forward (the row came from a file or a request), not a panic.
+//     Where the columns come from: a dataset's schema (data, encoding: embedding) lists
+//     them, with their widths; an mlp spec that leaves Embeddings out takes the dataset's
+//     (Spec.EmbedColumns) — in confide train and confide sim from the loaded dataset, in a
+//     federation from the schema the server ships, so every client builds the same model —
+//     as a PyTorch user's TabularModel takes its embedding sizes from the data. A spec that
+//     lists them must match the dataset's (columns, categories and dims); one for a dataset
+//     without embedded columns is refused.
 //   - Incremental decoding equals the forward pass. A Decoder runs a causal language model
 //     (a next_token Transformer) a few positions at a time through the model's own layers,
 //     each attention layer caching the keys and values of the earlier positions (a KV
@@ -65,10 +80,11 @@
 //     Representation, ForwardFrom and BackwardTo (inputgrad.go, checked against finite
 //     differences); AttentionWeights returns every attention layer's softmax weights.
 //
-// Main types: Spec (the declarative architecture: mlp, cnn, rnn, lstm, gru, transformer), Model,
+// Main types: Spec (the declarative architecture: mlp, cnn, rnn, lstm, gru, transformer;
+// EmbeddingSpec for an mlp's embedded categorical columns), Model,
 // Layer and ParamLayer, Batch (the shape and mode of one forward pass), Optimizer (SGD,
 // Adam), FeatureSpec, Features and Scattering (the feature stage), Decoder (incremental
-// decoding with a KV cache). Layers: Linear, Activation, Dropout, Embedding, LearnedPosition,
+// decoding with a KV cache). Layers: Linear, Activation, Dropout, Embedding, ColumnEmbeddings, LearnedPosition,
 // SinusoidalPosition, LayerNorm, Conv2D, Pool2D, GroupNorm, Flatten, Attention, MultiHeadAttention, Recurrent (vanilla, LSTM,
 // GRU), Pool, Residual, Sequential, TransformerBlock. Compression: WeightTensor, Mask,
 // Quantization. Model files: Save, Load (format version 3: spec, Meta — class names, input

@@ -311,6 +311,9 @@ func FuzzParseSpec(f *testing.F) {
 			for i := range in.X {
 				in.X[i] = float64(i%7) - 3
 			}
+			for _, e := range s.Embeddings {
+				in.X[e.Column] = float64(e.Column % e.Categories) // a category index
+			}
 		}
 		if _, err := m.Forward(in); err != nil {
 			t.Fatalf("forward pass of a valid spec: %v", err)

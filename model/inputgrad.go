@@ -6,7 +6,9 @@ import "fmt"
 // saliency). Token ids are not differentiable, so a model's input is taken at its
 // representation: the tensor its first differentiable layer reads.
 //   - mlp: the dense inputs, B×Input (after the feature stage, when the model has one: the
-//     stage has no gradient, so attributions then stop at its output);
+//     stage has no gradient, so attributions then stop at its output); with embedded
+//     categorical columns, the output of the embedding stage (ColumnEmbeddings: each
+//     column's vector, then the other inputs), since category indices have no gradient;
 //   - rnn, lstm, gru, transformer: the token embeddings, B·T×Embed (zero at padded
 //     positions), which the layers after the Embedding read — the position table of a
 //     Transformer is added after it and is part of the function.
@@ -21,8 +23,11 @@ func (m *Model) Representation(in *Input) (*Tensor, error) {
 		return nil, err
 	}
 	x := &m.in
-	if m.Spec.IsSequence() {
+	switch {
+	case m.Spec.IsSequence():
 		x = m.layers[0].Forward(nil, &m.batch)
+	case m.embedsColumns():
+		x = m.layers[0].Forward(x, &m.batch)
 	}
 	return &Tensor{Data: append([]float64(nil), x.Data...), Rows: x.Rows, Cols: x.Cols}, nil
 }
@@ -34,13 +39,19 @@ func (m *Model) RepresentationWidth() int {
 		return m.Spec.Embed
 	case m.features != nil:
 		return m.features.OutDim()
+	case m.embedsColumns():
+		return m.layers[0].(*ColumnEmbeddings).OutDim()
 	}
 	return m.Spec.Input
 }
 
+// embedsColumns reports whether the model's first layer is an embedding stage of
+// categorical columns.
+func (m *Model) embedsColumns() bool { return len(m.Spec.Embeddings) > 0 }
+
 // firstDifferentiable is the index of the layer that reads the representation.
 func (m *Model) firstDifferentiable() int {
-	if m.Spec.IsSequence() {
+	if m.Spec.IsSequence() || m.embedsColumns() {
 		return 1
 	}
 	return 0

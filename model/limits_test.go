@@ -66,6 +66,7 @@ var countSpecs = []Spec{
 	cnnSpecs["groupnorm_maxpool_dilated_avgpool"],
 	cnnSpecs["strided_no_hidden"],
 	referenceCNN(),
+	{Type: TypeMLP, Input: 5, Hidden: []int{6}, Output: 3, Embeddings: []EmbeddingSpec{{Column: 3, Categories: 4, Dim: 3}, {Column: 0, Categories: 7, Dim: 2}}},
 	// The examples' models (examples/*.yaml, sizes the simulator fills from the datasets).
 	{Type: TypeMLP, Input: 784, Hidden: []int{200, 200}, Output: 10},
 	{Type: TypeMLP, Input: 784, Output: 10, Features: &FeatureSpec{Type: FeaturesScattering, J: 2, L: 8, Shape: []int{28, 28}, Norm: FeatureNormGroup, Groups: 27}},

@@ -169,6 +169,11 @@ func (m *Model) setDense(in *Input) error {
 	if len(in.X) != in.B*m.Spec.Input {
 		return fmt.Errorf("model: input has %d values, want %d examples × %d features", len(in.X), in.B, m.Spec.Input)
 	}
+	if e, ok := m.layers[0].(*ColumnEmbeddings); ok {
+		if err := e.checkIndices(in.X, in.B); err != nil {
+			return err
+		}
+	}
 	if m.features == nil {
 		m.in = Tensor{Data: in.X, Rows: in.B, Cols: m.Spec.Input}
 		return nil

@@ -38,27 +38,69 @@ func testMLP(t *testing.T, act string, loss string) (*Model, *Input, Targets) {
 	return m, in, tg
 }
 
+// checkBackprop checks the gradient Backprop adds, ∂(scale·Σ_i loss_i)/∂θ, against central
+// differences of Evaluate.
+func checkBackprop(t *testing.T, m *Model, in *Input, tg Targets, scale, tol float64) {
+	t.Helper()
+	m.ZeroGrads()
+	if _, _, err := m.Backprop(in, tg, scale, nil); err != nil {
+		t.Fatal(err)
+	}
+	analytic := append([]float64(nil), m.Grads...)
+	f := func() float64 {
+		l, _, err := m.Evaluate(in, tg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l * scale
+	}
+	if e := relErr(analytic, centralDiff(m.Params, f)); e > tol {
+		t.Fatalf("relative error %.3g", e)
+	}
+}
+
 func TestMLPBackpropMatchesFiniteDifferences(t *testing.T) {
 	for _, tc := range []struct{ act, loss string }{{ActReLU, LossCrossEntropy}, {ActTanh, LossCrossEntropy}, {ActGELU, LossMSE}, {ActSigmoid, LossMSE}} {
 		t.Run(tc.act+"_"+tc.loss, func(t *testing.T) {
 			m, in, tg := testMLP(t, tc.act, tc.loss)
-			m.ZeroGrads()
-			scale := 1 / float64(in.B)
-			if _, _, err := m.Backprop(in, tg, scale, nil); err != nil {
-				t.Fatal(err)
-			}
-			analytic := append([]float64(nil), m.Grads...)
-			f := func() float64 {
-				l, _, err := m.Evaluate(in, tg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return l * scale
-			}
-			if e := relErr(analytic, centralDiff(m.Params, f)); e > 1e-6 {
-				t.Fatalf("relative error %.3g", e)
-			}
+			checkBackprop(t, m, in, tg, 1/float64(in.B), 1e-6)
 		})
+	}
+}
+
+// checkDensePerExample checks the ghost per-example norms and the weighted sum with weights
+// w of a dense model (classification targets) against one example at a time.
+func checkDensePerExample(t *testing.T, m *Model, in *Input, tg Targets, w []float64) {
+	t.Helper()
+	norms := make([]float64, in.B)
+	if _, _, err := m.PerExampleNorms(in, tg, nil, norms); err != nil {
+		t.Fatal(err)
+	}
+	m.ZeroGrads()
+	if err := m.AccumulateWeighted(w); err != nil {
+		t.Fatal(err)
+	}
+	got := append([]float64(nil), m.Grads...)
+	want := make([]float64, len(got))
+	d := m.Spec.Input
+	for i := 0; i < in.B; i++ {
+		one := &Input{X: in.X[i*d : (i+1)*d], B: 1}
+		m.ZeroGrads()
+		if _, _, err := m.Backprop(one, Targets{Class: tg.Class[i : i+1]}, 1, nil); err != nil {
+			t.Fatal(err)
+		}
+		n := 0.0
+		for k, g := range m.Grads {
+			n += g * g
+			want[k] += w[i] * g
+		}
+		n = math.Sqrt(n)
+		if math.Abs(norms[i]-n) > 1e-9*n {
+			t.Errorf("example %d: ghost norm %.15g, naive %.15g", i, norms[i], n)
+		}
+	}
+	if e := relErr(got, want); e > 1e-9 {
+		t.Errorf("weighted sum: relative error %.3g", e)
 	}
 }
 
@@ -66,36 +108,7 @@ func TestMLPPerExampleMatchesNaive(t *testing.T) {
 	for _, act := range []string{ActReLU, ActTanh} {
 		t.Run(act, func(t *testing.T) {
 			m, in, tg := testMLP(t, act, LossCrossEntropy)
-			norms := make([]float64, in.B)
-			if _, _, err := m.PerExampleNorms(in, tg, nil, norms); err != nil {
-				t.Fatal(err)
-			}
-			m.ZeroGrads()
-			w := []float64{0.3, 1, 0, 2, 0.7}
-			if err := m.AccumulateWeighted(w); err != nil {
-				t.Fatal(err)
-			}
-			got := append([]float64(nil), m.Grads...)
-			want := make([]float64, len(got))
-			for i := 0; i < in.B; i++ {
-				one := &Input{X: in.X[i*6 : (i+1)*6], B: 1}
-				m.ZeroGrads()
-				if _, _, err := m.Backprop(one, Targets{Class: tg.Class[i : i+1]}, 1, nil); err != nil {
-					t.Fatal(err)
-				}
-				n := 0.0
-				for k, g := range m.Grads {
-					n += g * g
-					want[k] += w[i] * g
-				}
-				n = math.Sqrt(n)
-				if math.Abs(norms[i]-n) > 1e-9*n {
-					t.Errorf("example %d: ghost norm %.15g, naive %.15g", i, norms[i], n)
-				}
-			}
-			if e := relErr(got, want); e > 1e-9 {
-				t.Errorf("weighted sum: relative error %.3g", e)
-			}
+			checkDensePerExample(t, m, in, tg, []float64{0.3, 1, 0, 2, 0.7})
 		})
 	}
 }

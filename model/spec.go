@@ -58,6 +58,12 @@ type Spec struct {
 	// transform of an image. Forward applies it to raw inputs; training computes it once per
 	// dataset and feeds the features (Input.Transformed).
 	Features *FeatureSpec `json:"features,omitempty" yaml:"features,omitempty"`
+	// Embeddings, when set, is an mlp's first stage for a table with embedded categorical
+	// columns (a dataset column with encoding: embedding): input feature Column of each
+	// holds a category index, looked up in a learned Categories×Dim table, and the first
+	// layer reads the vectors, in this order, followed by the other input features. Left
+	// out, an mlp takes them from its dataset's schema (see the package doc).
+	Embeddings []EmbeddingSpec `json:"embeddings,omitempty" yaml:"embeddings,omitempty"`
 
 	// Sequence models (rnn, lstm, gru, transformer) read token ids (Input.Tokens, B×T) and
 	// use the fields below; Hidden lists the widths of the stacked recurrent layers (one
@@ -265,6 +271,9 @@ func (l Limits) NumParams(s Spec) (int, error) {
 			}
 			atMost(fmt.Sprintf("hidden[%d]", i), h, l.MaxWidth, "MaxWidth")
 		}
+		if len(s.Embeddings) > 0 {
+			s.validateEmbeddings(bad, atMost, l)
+		}
 		if s.Features != nil && s.Input > 0 {
 			if err := s.Features.validate(s.Input, l); err != nil {
 				// One error a line (errors.Join), each naming its key.
@@ -279,6 +288,9 @@ func (l Limits) NumParams(s Spec) (int, error) {
 		s.validateSequence(bad, atMost, l)
 		if s.Features != nil {
 			bad("features: a feature stage reads dense inputs; remove it for type %s", s.Type)
+		}
+		if len(s.Embeddings) > 0 {
+			bad("embeddings: embedded categorical columns are a stage of an mlp; remove them for type %s", s.Type)
 		}
 	case "":
 		bad("type is missing (use mlp, cnn, rnn, lstm, gru or transformer)")
@@ -429,6 +441,11 @@ func (s Spec) build() ([]Layer, error) {
 		in := s.Input
 		if s.Features != nil {
 			in = s.Features.OutDim()
+		}
+		if len(s.Embeddings) > 0 {
+			e := NewColumnEmbeddings(s.Input, s.Embeddings)
+			layers = append(layers, e)
+			in = e.OutDim()
 		}
 		for _, h := range s.Hidden {
 			layers = append(layers, NewLinear(in, h, s.Init))
@@ -606,6 +623,13 @@ func (s Spec) numParams() paramCount {
 		in := s.Input
 		if s.Features != nil {
 			in = s.Features.OutDim()
+		}
+		if len(s.Embeddings) > 0 {
+			for _, e := range s.Embeddings {
+				c.add(e.Categories, e.Dim)
+			}
+			w, _ := s.embeddedWidth() // validated: within MaxWidth
+			in = int(w)
 		}
 		for _, h := range s.Hidden {
 			linear(in, h)

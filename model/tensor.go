@@ -25,9 +25,12 @@ func ensure(t *Tensor, rows, cols int) *Tensor {
 }
 
 // growFloats returns s with length n, reusing its storage when large enough.
-func growFloats(s []float64, n int) []float64 {
+func growFloats(s []float64, n int) []float64 { return grow(s, n) }
+
+// grow returns s with length n, reusing its storage when large enough.
+func grow[T any](s []T, n int) []T {
 	if cap(s) < n {
-		return make([]float64, n)
+		return make([]T, n)
 	}
 	return s[:n]
 }

@@ -44,6 +44,7 @@ var (
 	_ weightLayer = (*Embedding)(nil)
 	_ weightLayer = (*Recurrent)(nil)
 	_ weightLayer = (*Sequential)(nil)
+	_ weightLayer = (*ColumnEmbeddings)(nil)
 )
 
 // WeightTensors returns the model's weight matrices in parameter-vector order.

@@ -1,0 +1,273 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/bits"
+	"math/rand/v2"
+	"slices"
+)
+
+// EmbeddingSpec is one embedded categorical column of an mlp's input (Spec.Embeddings):
+// input feature Column holds a category index in [0, Categories), or −1 for a missing or
+// unknown value, looked up in a learned Categories×Dim table (the zero vector for −1). Its
+// fields are those of data.EmbeddedColumn, which the data package's schemas produce
+// (encoding: embedding), so one converts to the other.
+type EmbeddingSpec struct {
+	// Name is the column's name in the dataset, for people reading the spec.
+	Name string `json:"name,omitempty" yaml:"name,omitempty"`
+	// Column is the input feature that holds the category index (0-based).
+	Column int `json:"column" yaml:"column"`
+	// Categories is the number of categories: the table's rows.
+	Categories int `json:"categories" yaml:"categories"`
+	// Dim is the width of the learned vectors.
+	Dim int `json:"dim" yaml:"dim"`
+}
+
+// validateEmbeddings checks an mlp's embeddings against its input and l: every column an
+// input feature, once; categories within MaxVocab, widths within MaxWidth, and the width the
+// first layer reads (embeddedWidth) within MaxWidth.
+func (s Spec) validateEmbeddings(bad func(string, ...any), atMost func(string, int, int, string), l Limits) {
+	if s.Features != nil {
+		bad("embeddings and features are both first stages of the mlp: give one")
+	}
+	if s.Input > 0 && len(s.Embeddings) > s.Input {
+		bad("embeddings lists %d columns, but the input has %d features", len(s.Embeddings), s.Input)
+		return
+	}
+	seen := make(map[int]int, len(s.Embeddings))
+	for k, e := range s.Embeddings {
+		key := fmt.Sprintf("embeddings[%d]", k)
+		if e.Column < 0 || (s.Input > 0 && e.Column >= s.Input) {
+			bad("%s.column = %d: must be an input feature, in [0, input = %d)", key, e.Column, s.Input)
+		} else if j, dup := seen[e.Column]; dup {
+			bad("%s.column = %d: embeddings[%d] embeds it already", key, e.Column, j)
+		}
+		seen[e.Column] = k
+		if e.Categories <= 0 {
+			bad("%s.categories = %d: must be the number of categories (> 0)", key, e.Categories)
+		}
+		atMost(key+".categories", e.Categories, l.MaxVocab, "MaxVocab")
+		if e.Dim <= 0 {
+			bad("%s.dim = %d: must be the vectors' width (> 0)", key, e.Dim)
+		}
+		atMost(key+".dim", e.Dim, l.MaxWidth, "MaxWidth")
+	}
+	if w, ok := s.embeddedWidth(); !ok || w > uint64(l.MaxWidth) {
+		bad("embeddings: the first layer would read %s features (input − %d embedded columns + the sum of their dims), beyond the limit %d (model.Limits.MaxWidth): lower the dims",
+			widthString(w, ok), len(s.Embeddings), l.MaxWidth)
+	}
+}
+
+// embeddedWidth is the width of the embedding stage's output, input − len(embeddings) +
+// Σ dim, with ok false when the sum overflows (the dims come from a spec, which may be
+// hostile).
+func (s Spec) embeddedWidth() (w uint64, ok bool) {
+	w = uint64(max(s.Input-len(s.Embeddings), 0))
+	for _, e := range s.Embeddings {
+		var carry uint64
+		w, carry = bits.Add64(w, uint64(max(e.Dim, 0)), 0)
+		if carry != 0 {
+			return 0, false
+		}
+	}
+	return w, true
+}
+
+func widthString(w uint64, ok bool) string {
+	if !ok {
+		return "more than 2^64"
+	}
+	return fmt.Sprint(w)
+}
+
+// EmbedColumns returns the spec with the embedded columns of its dataset: an mlp without
+// embeddings gets cols (an explicit one must list the same columns, categories and dims, in
+// the same order; names may differ). A dataset without embedded columns needs a model
+// without embeddings, and only an mlp reads embedded columns. This is how a model is fitted
+// to a dataset whose schema embeds categorical columns (see the package doc).
+func (s Spec) EmbedColumns(cols []EmbeddingSpec) (Spec, error) {
+	switch {
+	case len(cols) == 0 && len(s.Embeddings) == 0:
+		return s, nil
+	case len(cols) == 0:
+		return s, fmt.Errorf("model spec: embeddings lists %d columns, but the dataset embeds none (its schema has no column with encoding: embedding): remove embeddings", len(s.Embeddings))
+	case s.Type != TypeMLP:
+		return s, fmt.Errorf("model spec: the dataset embeds %d categorical columns (encoding: embedding, first %s), which only an mlp looks up: use type mlp, or encoding one_hot in the dataset", len(cols), cols[0].Name)
+	case len(s.Embeddings) == 0:
+		s.Embeddings = slices.Clone(cols)
+		return s, nil
+	}
+	same := len(s.Embeddings) == len(cols)
+	for k := 0; same && k < len(cols); k++ {
+		a, b := s.Embeddings[k], cols[k]
+		same = a.Column == b.Column && a.Categories == b.Categories && a.Dim == b.Dim
+	}
+	if !same {
+		return s, fmt.Errorf("model spec: embeddings %s differ from the dataset's embedded columns %s: remove embeddings from the model spec to take the dataset's", embeddingsString(s.Embeddings), embeddingsString(cols))
+	}
+	return s, nil
+}
+
+func embeddingsString(es []EmbeddingSpec) string {
+	b := []byte{'['}
+	for k, e := range es {
+		if k > 0 {
+			b = append(b, ", "...)
+		}
+		b = fmt.Appendf(b, "{column %d, categories %d, dim %d}", e.Column, e.Categories, e.Dim)
+	}
+	return string(append(b, ']'))
+}
+
+// ColumnEmbeddings is the first stage of an mlp with embedded categorical columns
+// (Spec.Embeddings), the entity embeddings of Guo & Berkhahn (2016) as fastai's
+// TabularModel builds them: each embedded column's index is looked up in its own Embedding
+// table (−1, a missing or unknown category, gives the zero vector and no gradient, as a
+// padded position does), and the output row is the vectors in Columns order followed by the
+// other input features, unchanged, in their order. Each table is an Embedding run over a
+// batch of B one-token examples, so the per-example gradient norms of DP-SGD are the
+// Embedding's (‖∇_i‖² = ‖∂L_i/∂y_i‖² of example i's block) and its weighted sums too.
+type ColumnEmbeddings struct {
+	In      int // features of an input row
+	Columns []EmbeddingSpec
+
+	tables []*Embedding
+	group  *Sequential // the tables, for their parameter slices (not run in sequence)
+	pass   []int       // input features passed through, in order
+	out    int
+
+	sub     []Batch   // per table: the batch's indices as B one-token examples
+	tokens  [][]int32 // per table: Batch.Tokens of sub
+	lengths [][]int32 // per table: 1, or 0 for a missing category
+	dy      []*Tensor // per table: its block of the output gradient
+	y, dx   *Tensor
+}
+
+var _ ParamLayer = (*ColumnEmbeddings)(nil)
+
+// NewColumnEmbeddings returns the embedding stage of rows of in features whose features
+// cols[k].Column hold category indices; cols must be valid (Spec.Validate).
+func NewColumnEmbeddings(in int, cols []EmbeddingSpec) *ColumnEmbeddings {
+	c := &ColumnEmbeddings{In: in, Columns: slices.Clone(cols)}
+	embedded := make([]bool, in)
+	for _, e := range cols {
+		c.tables = append(c.tables, NewEmbedding(e.Categories, e.Dim))
+		embedded[e.Column] = true
+		c.out += e.Dim
+	}
+	layers := make([]Layer, len(c.tables))
+	for k, t := range c.tables {
+		layers[k] = t
+	}
+	c.group = NewSequential(layers...)
+	for j, e := range embedded {
+		if !e {
+			c.pass = append(c.pass, j)
+		}
+	}
+	c.out += len(c.pass)
+	n := len(cols)
+	c.sub, c.tokens, c.lengths, c.dy = make([]Batch, n), make([][]int32, n), make([][]int32, n), make([]*Tensor, n)
+	return c
+}
+
+// OutDim is the width of an output row: the embeddings' widths plus the other features.
+func (c *ColumnEmbeddings) OutDim() int { return c.out }
+
+func (c *ColumnEmbeddings) NumParams() int               { return c.group.NumParams() }
+func (c *ColumnEmbeddings) Bind(params, grads []float64) { c.group.Bind(params, grads) }
+
+// Init draws every table from N(0, 1), as the Embedding does (PyTorch's nn.Embedding).
+func (c *ColumnEmbeddings) Init(rng *rand.Rand) { c.group.Init(rng) }
+
+// checkIndices reports the first value of the embedded columns of x (n rows) that is not a
+// category index or −1: the input comes from a file or a request, so it is an error, where
+// Forward would panic.
+func (c *ColumnEmbeddings) checkIndices(x []float64, n int) error {
+	for i := range n {
+		for _, e := range c.Columns {
+			v := x[i*c.In+e.Column]
+			if v != math.Trunc(v) || v < -1 || v >= float64(e.Categories) {
+				return fmt.Errorf("model: example %d, feature %d (embedded column %s) = %v: want a category index in [0, %d), or −1 for a missing or unknown category", i, e.Column, e.Name, v, e.Categories)
+			}
+		}
+	}
+	return nil
+}
+
+func (c *ColumnEmbeddings) Forward(x *Tensor, b *Batch) *Tensor {
+	B := x.Rows
+	c.y = ensure(c.y, B, c.out)
+	off := 0
+	for k, e := range c.Columns {
+		toks, lens := grow(c.tokens[k], B), grow(c.lengths[k], B)
+		for i := range B {
+			// Rounded, so that an index nudged by a finite difference still selects its row.
+			if v := x.Data[i*c.In+e.Column]; v < -0.5 {
+				toks[i], lens[i] = 0, 0
+			} else {
+				toks[i], lens[i] = int32(math.Round(v)), 1
+			}
+		}
+		c.tokens[k], c.lengths[k] = toks, lens
+		c.sub[k] = Batch{B: B, T: 1, Lengths: lens, Tokens: toks, Train: b.Train, Rand: b.Rand, Grad: b.Grad, Ghost: b.Ghost}
+		v := c.tables[k].Forward(nil, &c.sub[k])
+		for i := range B {
+			copy(c.y.Data[i*c.out+off:i*c.out+off+e.Dim], v.Data[i*e.Dim:(i+1)*e.Dim])
+		}
+		off += e.Dim
+	}
+	for i := range B {
+		row, in := c.y.Data[i*c.out+off:(i+1)*c.out], x.Data[i*c.In:(i+1)*c.In]
+		for k, j := range c.pass {
+			row[k] = in[j]
+		}
+	}
+	return c.y
+}
+
+// Backward hands each table its block of dy; the input gradient is dy's block of the
+// passed-through features and zero at the embedded columns (an index has no gradient).
+func (c *ColumnEmbeddings) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
+	B := dy.Rows
+	off := 0
+	for k, e := range c.Columns {
+		c.dy[k] = ensure(c.dy[k], B, e.Dim)
+		for i := range B {
+			copy(c.dy[k].Data[i*e.Dim:(i+1)*e.Dim], dy.Data[i*c.out+off:i*c.out+off+e.Dim])
+		}
+		c.sub[k].Ghost = b.Ghost
+		c.tables[k].Backward(c.dy[k], &c.sub[k], false)
+		off += e.Dim
+	}
+	if !needInput {
+		return nil
+	}
+	c.dx = ensure(c.dx, B, c.In)
+	clear(c.dx.Data)
+	for i := range B {
+		row, g := c.dx.Data[i*c.In:(i+1)*c.In], dy.Data[i*c.out+off:(i+1)*c.out]
+		for k, j := range c.pass {
+			row[j] = g[k]
+		}
+	}
+	return c.dx
+}
+
+func (c *ColumnEmbeddings) AddPerExampleSqNorms(dst []float64, _ *Batch) {
+	for k, t := range c.tables {
+		t.AddPerExampleSqNorms(dst, &c.sub[k])
+	}
+}
+
+func (c *ColumnEmbeddings) AccumulateWeighted(w []float64, _ *Batch) {
+	for k, t := range c.tables {
+		t.AccumulateWeighted(w, &c.sub[k])
+	}
+}
+
+// weights lists the tables, as compression sees them (an Embedding's rows are its channels).
+func (c *ColumnEmbeddings) weights(name string, off int, dst []WeightTensor) []WeightTensor {
+	return c.group.weights(name, off, dst)
+}
