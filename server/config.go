@@ -440,6 +440,7 @@ func (c Config) WithDefaults() Config {
 			}
 		}
 	}
+	c.Model = c.datasetEmbeddings()
 	return c
 }
 

@@ -1,6 +1,23 @@
 package server
 
-import "github.com/confide-fl/confide/model"
+import (
+	"github.com/confide-fl/confide/model"
+	"github.com/confide-fl/confide/train"
+)
+
+// datasetEmbeddings returns the model an mlp that leaves out embeddings becomes for the
+// schema's embedded categorical columns (model.Spec.EmbedColumns): the server ships it
+// with them, so every client builds the same model. A mismatch is validateDataset's to
+// report.
+func (c Config) datasetEmbeddings() model.Spec {
+	if c.Dataset == nil {
+		return c.Model
+	}
+	if m, err := c.Model.EmbedColumns(train.EmbeddingSpecs(c.Dataset.Embedded())); err == nil {
+		return m
+	}
+	return c.Model
+}
 
 // validateDataset checks federation.dataset: complete enough to ship (classes, categories,
 // vocabulary and statistics in it, none fitted on a client's data) and fitting the model
@@ -18,6 +35,9 @@ func (c Config) validateDataset(bad func(format string, a ...any)) {
 	m := c.Model
 	if d := s.FeatureDim(); d > 0 && m.Input > 0 && m.Features == nil && m.Input != d {
 		bad("model.input = %d, but the dataset's schema encodes %d features an example: set model.input: %d", m.Input, d, d)
+	}
+	if _, err := m.EmbedColumns(train.EmbeddingSpecs(s.Embedded())); err != nil {
+		bad("model: %v", err)
 	}
 	switch {
 	case s.Target != nil:

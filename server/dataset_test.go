@@ -51,3 +51,27 @@ func TestConfigDatasetMustBeShippableAndFitTheModel(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigModelTakesTheSchemasEmbeddings: an mlp that leaves out embeddings is shipped
+// with the schema's embedded columns, so every client builds the same model; an explicit
+// list that differs from the schema's is refused.
+func TestConfigModelTakesTheSchemasEmbeddings(t *testing.T) {
+	schema, err := data.ParseSchema([]byte(`{format: csv, label: {column: y, classes: [a, b]}, columns: [{name: x1, mean: 0, std: 1}, {name: shop, type: categorical, encoding: embedding, dim: 3, categories: [p, q, r, s]}]}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := baseConfig(1, 1)
+	cfg.Model, cfg.Dataset = model.Spec{Type: model.TypeMLP, Input: 2, Hidden: []int{4}, Output: 2}, schema
+	full := cfg.WithDefaults()
+	want := model.EmbeddingSpec{Name: "shop", Column: 1, Categories: 4, Dim: 3}
+	if len(full.Model.Embeddings) != 1 || full.Model.Embeddings[0] != want {
+		t.Fatalf("model.embeddings = %+v, want [%+v]", full.Model.Embeddings, want)
+	}
+	if _, err := server.New(cfg, server.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Model.Embeddings = []model.EmbeddingSpec{{Column: 1, Categories: 4, Dim: 8}}
+	if err := cfg.WithDefaults().Validate(); err == nil || !strings.Contains(err.Error(), "differ from the dataset's embedded columns") {
+		t.Fatalf("err = %v, want the mismatch named", err)
+	}
+}

@@ -201,7 +201,7 @@ func (p *population) view(k int, b *viewBuffers) *data.Dataset {
 	t := p.train
 	d := &b.ds
 	*d = data.Dataset{
-		Name: t.Name, N: len(b.idx), Dim: t.Dim, Shape: t.Shape, SeqLen: t.SeqLen, VocabSize: t.VocabSize,
+		Name: t.Name, N: len(b.idx), Dim: t.Dim, Shape: t.Shape, Embedded: t.Embedded, SeqLen: t.SeqLen, VocabSize: t.VocabSize,
 		NumClasses: t.NumClasses, ClassNames: t.ClassNames, Task: t.Task,
 		X: b.batch.X, Tokens: b.batch.Tokens, Lengths: b.batch.Lengths, Y: b.batch.Y, Targets: b.batch.Targets,
 		Values: b.batch.Values, NumValues: t.NumValues, ValueNames: t.ValueNames, ValueNormalization: t.ValueNormalization,

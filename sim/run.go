@@ -254,8 +254,8 @@ func newRun(ctx context.Context, cfg Config, opts Options) (*run, error) {
 	return r, nil
 }
 
-// specFor completes a model spec with the dataset's sizes (fields left 0, and the image
-// shape of a feature stage) and checks it.
+// specFor completes a model spec with the dataset's sizes (fields left 0, the image shape
+// of a feature stage, an mlp's embedded columns) and checks it.
 func specFor(s model.Spec, ds *data.Dataset) (model.Spec, error) {
 	s.Hidden = slices.Clone(s.Hidden)
 	if s.Features != nil {
@@ -300,6 +300,11 @@ func specFor(s model.Spec, ds *data.Dataset) (model.Spec, error) {
 	}
 	if s.Output == 0 {
 		s.Output = ds.NumClasses
+	}
+	// An mlp that leaves out embeddings takes the dataset's embedded columns.
+	s, err := train.FitEmbeddings(s, ds)
+	if err != nil {
+		return s, fmt.Errorf("model: %w", err)
 	}
 	if err := s.Validate(); err != nil {
 		return s, fmt.Errorf("model: %w", err)

@@ -342,6 +342,9 @@ func CheckCompatible(m *model.Model, ds *data.Dataset) error {
 		if ds.Dim != s.Input {
 			return fmt.Errorf("model input %d ≠ dataset %s feature count %d", s.Input, ds.Name, ds.Dim)
 		}
+		if err := checkEmbeddings(s, ds); err != nil {
+			return err
+		}
 	}
 	if ds.NumClasses > 0 && s.Output != ds.NumClasses {
 		return fmt.Errorf("model output %d ≠ dataset %s class count %d", s.Output, ds.Name, ds.NumClasses)

@@ -116,7 +116,11 @@ func (f *modelFlags) spec(ds *data.Dataset) (model.Spec, error) {
 		if err != nil {
 			return model.Spec{}, fmt.Errorf("--model-spec %s: %w", f.specFile, err)
 		}
-		return s, nil
+		// An mlp spec that leaves out embeddings takes the dataset's embedded columns.
+		if s, err = train.FitEmbeddings(s, ds); err != nil {
+			return model.Spec{}, fmt.Errorf("--model-spec %s: %w", f.specFile, err)
+		}
+		return s, s.Validate()
 	}
 	switch f.model {
 	case model.TypeMLP:
@@ -125,6 +129,10 @@ func (f *modelFlags) spec(ds *data.Dataset) (model.Spec, error) {
 		}
 		s := model.Spec{Type: model.TypeMLP, Input: ds.Dim, Hidden: f.hidden, Output: ds.NumClasses, Activation: f.activation, Dropout: f.dropout}
 		regressionHead(&s, ds)
+		s, err := train.FitEmbeddings(s, ds)
+		if err != nil {
+			return model.Spec{}, err
+		}
 		return s, s.Validate()
 	case model.TypeCNN:
 		return f.cnnSpec(ds)
@@ -381,6 +389,9 @@ func modelName(s model.Spec) string {
 		if s.Features != nil {
 			in = s.Features.OutDim()
 		}
+		for _, e := range s.Embeddings {
+			in += e.Dim - 1 // the first layer reads the vector, not the index
+		}
 		dims := []string{strconv.Itoa(in)}
 		for _, h := range s.Hidden {
 			dims = append(dims, strconv.Itoa(h))
@@ -398,6 +409,13 @@ func modelName(s model.Spec) string {
 			l = 8 // FeatureSpec's default
 		}
 		name += fmt.Sprintf(" on %s(J=%d, L=%d)", f.Type, f.J, l)
+	}
+	if len(s.Embeddings) > 0 {
+		tables := make([]string, len(s.Embeddings))
+		for k, e := range s.Embeddings {
+			tables[k] = fmt.Sprintf("%s %d×%d", e.Name, e.Categories, e.Dim)
+		}
+		name += " with embeddings " + strings.Join(tables, ", ")
 	}
 	return name
 }

@@ -257,6 +257,8 @@ func TestModelName(t *testing.T) {
 		{model.Spec{Type: model.TypeMLP, Input: 784, Output: 10}, "linear"},
 		{model.Spec{Type: model.TypeMLP, Input: 784, Hidden: []int{256, 128}, Output: 10, Activation: model.ActTanh}, "MLP 784-256-128-10 (tanh)"},
 		{model.Spec{Type: model.TypeMLP, Input: 784, Hidden: []int{64}, Output: 10, Features: scat}, "MLP 3969-64-10 (relu) on scattering(J=2, L=8)"},
+		{model.Spec{Type: model.TypeMLP, Input: 2, Hidden: []int{16}, Output: 3, Embeddings: []model.EmbeddingSpec{{Name: "shop", Column: 0, Categories: 12, Dim: 4}}},
+			"MLP 5-16-3 (relu) with embeddings shop 12×4"},
 		{model.Spec{Type: model.TypeLSTM}, "LSTM"},
 	} {
 		if got := modelName(c.spec); got != c.want {
