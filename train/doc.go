@@ -14,6 +14,12 @@
 // each Trainer is told where the features are (UseFeatures); EvaluateFeatures evaluates on
 // them.
 //
+// Embedded categorical columns (data.Dataset.Embedded, a schema's encoding: embedding):
+// FitEmbeddings gives an mlp spec that leaves out embeddings the dataset's tables, as
+// confide train and confide sim do (the federation's server does the same with the schema
+// it ships), and CheckCompatible refuses a model that would read the category indices as
+// numbers or whose tables differ from the dataset's.
+//
 // Compression: a pruned model (model.Mask) keeps its zeros through every step, and
 // Distill (or Trainer.Distill) trains a student on a teacher's temperature-softened outputs
 // mixed with the labels (Hinton et al. 2015), or on the teacher's outputs alone on a public

@@ -1,15 +1,23 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"math"
+	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/confide-fl/confide/client"
 	"github.com/confide-fl/confide/data"
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/server"
+	"github.com/confide-fl/confide/train"
 )
 
 // shopsSpec is a table whose label only a learned vector per shop separates (see the
@@ -140,4 +148,101 @@ func TestHousingBandEmbeddedExample(t *testing.T) {
 	if acc, _ := res["test_accuracy"].(float64); acc < 0.8 {
 		t.Errorf("test accuracy %v, want ≥ 0.8", res["test_accuracy"])
 	}
+}
+
+// TestFederationShipsEmbeddedSchema: a server whose federation has the shops schema and an
+// mlp without embeddings ships both; two clients (gRPC on loopback) read their own halves of
+// the CSV with the shipped schema, build the model with the schema's table and train it; the
+// global model classifies the test file as a central model does.
+func TestFederationShipsEmbeddedSchema(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	schema, err := data.ReadSchemaFile(shopsSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2
+	coord, err := server.New(server.Config{
+		Rounds: 4, Model: model.Spec{Type: model.TypeMLP, Input: 2, Hidden: []int{16}, Output: 3}, Dataset: schema,
+		Sampling:  server.SamplingConfig{FractionFit: 1, MinFit: n, MinAvailable: n},
+		Deadlines: server.DeadlineConfig{Fit: time.Minute, ClientTimeout: 30 * time.Second},
+		Training:  server.TrainingConfig{Epochs: 3, BatchSize: 16, LR: 0.1},
+	}, server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := coord.Config().Model.Embeddings; len(got) != 1 || got[0].Categories != 12 || got[0].Dim != 4 {
+		t.Fatalf("the shipped model embeds %+v, want the schema's shop table (12×4)", got)
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	svc := server.NewService(coord, server.ServiceConfig{TickInterval: 20 * time.Millisecond, Logger: quiet})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := svc.NewGRPCServer()
+	go gs.Serve(lis)
+	defer svc.Shutdown(gs, time.Second)
+	runErr := make(chan error, 1)
+	go func() { runErr <- svc.Run(ctx) }()
+
+	// Each client's own file: half of shops.csv.
+	raw, err := os.ReadFile(filepath.Join("testdata", "embedded", "shops.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSuffix(string(raw), "\n"), "\n")
+	header, rows := lines[0], lines[1:]
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		path := filepath.Join(dir, []string{"a.csv", "b.csv"}[i])
+		half := rows[i*len(rows)/n : (i+1)*len(rows)/n]
+		if err := os.WriteFile(path, []byte(header+strings.Join(half, "")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tr, err := client.NewModelTrainer(client.ModelTrainerConfig{Source: &client.DataSource{Path: path, Seed: uint64(i + 1)}, Seed: uint64(i + 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		wg.Go(func() {
+			errs[i] = client.Run(ctx, client.Config{Server: lis.Addr().String(), Name: []string{"shop-a", "shop-b"}[i], Insecure: true,
+				PollWait: 2 * time.Second, Logger: quiet}, tr)
+		})
+	}
+	select {
+	case <-svc.Done():
+	case <-ctx.Done():
+		t.Fatal("the federation did not finish")
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+	}
+	cancel()
+	<-runErr
+
+	m, err := model.New(coord.Config().Model, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetParams(coord.Global()); err != nil {
+		t.Fatal(err)
+	}
+	ld, err := data.LoadSchema(t.Context(), schema, data.LoadOptions{Path: schema.Resolve(schema.TestPath), NoTestSplit: true, Federated: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := train.Evaluate(m, ld.Train, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Accuracy < 0.85 {
+		t.Fatalf("the global model's test accuracy %.3f, want ≥ 0.85", r.Accuracy)
+	}
+	t.Logf("federated test accuracy %.3f", r.Accuracy)
 }
