@@ -67,6 +67,15 @@ func TestTrainEmbeddedColumnCSV(t *testing.T) {
 			t.Errorf("row %d predicted %v, want %s", i, got, w)
 		}
 	}
+	// Compression without a dataset measures on synthetic rows, whose shops are indices.
+	for _, args := range [][]string{
+		{"model", "quantize", path, "--out", filepath.Join(dir, "int8.confide")},
+		{"model", "prune", path, "--out", filepath.Join(dir, "pruned.confide"), "--sparsity", "0.5"},
+	} {
+		if _, err := runConfide(t, args...); err != nil {
+			t.Errorf("confide %s: %v", strings.Join(args[:2], " "), err)
+		}
+	}
 	if err := os.WriteFile(rows, []byte("shop,x\n12,0.5\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

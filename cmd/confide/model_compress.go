@@ -249,7 +249,8 @@ func measureLatency(m *model.Model, ds *data.Dataset) (ms, perSecond float64, er
 }
 
 // syntheticInputs are n inputs for m when no dataset is given: features uniform in
-// [0, 1], or token sequences of the model's longest length (64 for recurrent models).
+// [0, 1] (uniform category indices at embedded columns), or token sequences of the
+// model's longest length (64 for recurrent models).
 func syntheticInputs(m *model.Model, n int) *data.Dataset {
 	rng := rand.New(rand.NewPCG(1, 2))
 	s := m.Spec
@@ -257,6 +258,11 @@ func syntheticInputs(m *model.Model, n int) *data.Dataset {
 		ds := &data.Dataset{Name: "synthetic", N: n, Dim: s.Input, X: make([]float64, n*s.Input)}
 		for i := range ds.X {
 			ds.X[i] = rng.Float64()
+		}
+		for _, e := range s.Embeddings {
+			for i := range n {
+				ds.X[i*s.Input+e.Column] = float64(rng.IntN(e.Categories))
+			}
 		}
 		return ds
 	}
