@@ -13,7 +13,10 @@
 //     raise Steps. It works on any differentiable model at its representation
 //     (model.Model.Representation): the dense inputs of an mlp; the token embeddings of the
 //     sequence models, where a token's attribution is the sum over its embedding's
-//     dimensions and the baseline is the zero embedding at every position. A model whose
+//     dimensions and the baseline is the zero embedding at every position; likewise an
+//     mlp's embedded categorical columns (model.ColumnEmbeddings), whose baseline is the
+//     zero vector (a missing category) and whose attribution sums their vectors'
+//     dimensions (model.Model.InputFeatures). A model whose
 //     feature stage has no gradient (scattering) is refused up front (ErrNoGradient).
 //   - PermutationImportance (Breiman 2001, "Random Forests", Sec. 10; Fisher, Rudin,
 //     Dominici 2019, model reliance): the increase of the loss and the drop of accuracy on a

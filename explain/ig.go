@@ -85,11 +85,13 @@ type Attribution struct {
 	Target int
 	Output Output
 	// Values is the attribution of every value of the representation, Rows×Cols row-major:
-	// 1×Input for a dense model, Len×Embed (one row a token) for a sequence model.
+	// 1×Input for a dense model (1×the embedding stage's width with embedded categorical
+	// columns), Len×Embed (one row a token) for a sequence model.
 	Values     []float64
 	Rows, Cols int
-	// Features is the attribution of every input feature (a dense model's Values) or token
-	// (the sum of its row of Values).
+	// Features is the attribution of every input feature (a dense model's Values; for an
+	// embedded categorical column the sum over its vector's dimensions) or token (the sum
+	// of its row of Values).
 	Features []float64
 	// F and Baseline are f at the input and at the baseline; Sum is Σ Values.
 	F, Baseline, Sum float64
@@ -192,8 +194,12 @@ func (p *path) integrate(steps, chunk int) (*Attribution, error) {
 		a.Values[j] = (x.Data[j] - baseline.Data[j]) * grad[j]
 		a.Sum += a.Values[j]
 	}
-	a.Features = a.Values
-	if p.m.Spec.IsSequence() {
+	if !p.m.Spec.IsSequence() {
+		var err error
+		if a.Features, err = p.m.InputFeatures(a.Values); err != nil {
+			return nil, err
+		}
+	} else {
 		a.Features = make([]float64, x.Rows)
 		for t := range a.Features {
 			for _, v := range a.Values[t*x.Cols : (t+1)*x.Cols] {

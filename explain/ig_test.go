@@ -33,18 +33,25 @@ func exampleInput(spec model.Spec, rng *rand.Rand) *model.Input {
 	for i := range in.X {
 		in.X[i] = rng.Float64()
 	}
+	for _, e := range spec.Embeddings {
+		in.X[e.Column] = float64(rng.IntN(e.Categories)) // a category index
+	}
 	return in
 }
 
 // TestIntegratedGradientsCompleteness checks Sundararajan et al.'s completeness axiom
 // (Prop. 1): the attributions sum to f(x) − f(baseline) within 1% at the default 64 steps,
-// for an MLP and for text models (attributions with respect to the token embeddings), for
-// the probability and the logit of the predicted class. ReLU models need more than the 64
-// steps they start with (their integrand jumps where a unit switches): the steps double
-// until the error is within the tolerance.
+// for an MLP (with embedded categorical columns too) and for text models (attributions
+// with respect to the token embeddings), for the probability and the logit of the
+// predicted class. ReLU models need more than the 64 steps they start with (their
+// integrand jumps where a unit switches): the steps double until the error is within the
+// tolerance.
 func TestIntegratedGradientsCompleteness(t *testing.T) {
 	specs := map[string]model.Spec{
-		"mlp":         {Type: model.TypeMLP, Input: 20, Hidden: []int{32, 16}, Output: 4},
+		"mlp": {Type: model.TypeMLP, Input: 20, Hidden: []int{32, 16}, Output: 4},
+		// Embedded columns: the attributions of a column's vector sum to the column's.
+		"mlp_embedded": {Type: model.TypeMLP, Input: 20, Hidden: []int{16}, Output: 4, Activation: model.ActTanh,
+			Embeddings: []model.EmbeddingSpec{{Column: 2, Categories: 5, Dim: 3}, {Column: 11, Categories: 9, Dim: 4}}},
 		"transformer": {Type: model.TypeTransformer, Vocab: 30, Embed: 16, Layers: 2, Heads: 4, FF: 32, MaxLen: 16, Output: 2},
 		"lstm":        {Type: model.TypeLSTM, Vocab: 30, Embed: 8, Hidden: []int{12}, Output: 2},
 		"causal_lm":   {Type: model.TypeTransformer, Vocab: 30, Embed: 16, Layers: 1, Heads: 2, MaxLen: 16, Task: model.TaskNextToken},

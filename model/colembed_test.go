@@ -284,3 +284,19 @@ func BenchmarkMLPWithEmbeddings(b *testing.B) {
 		}
 	})
 }
+
+// InputFeatures sums each column's vector dimensions into its input feature.
+func TestInputFeaturesFoldsTheVectors(t *testing.T) {
+	m, _, _ := tableMLP(t)
+	// Representation: region (2), kind (3), then features 1, 2, 4.
+	got, err := m.InputFeatures([]float64{1, 2, 10, 20, 30, 0.1, 0.2, 0.4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []float64{3, 0.1, 0.2, 60, 0.4}; relErr(got, want) > 1e-15 {
+		t.Errorf("InputFeatures = %v, want %v", got, want)
+	}
+	if _, err := m.InputFeatures(make([]float64, 5)); err == nil {
+		t.Error("a row of the input's width was taken for a representation row")
+	}
+}

@@ -111,3 +111,30 @@ func (m *Model) BackwardTo(dOut *Tensor) (*Tensor, error) {
 	}
 	return dy, nil
 }
+
+// InputFeatures returns the values of one representation row (RepresentationWidth wide) of
+// a dense model summed per input feature (Spec.Input wide): with embedded columns a
+// column gets the sum over its vector's dimensions, as a token gets the sum over its
+// embedding's, and every other feature its own value; without, a copy of row. It turns an
+// attribution to the representation into one to the input's columns.
+func (m *Model) InputFeatures(row []float64) ([]float64, error) {
+	if m.Spec.IsSequence() || len(row) != m.RepresentationWidth() {
+		return nil, fmt.Errorf("model: InputFeatures takes a dense model's representation row of %d values, got %d", m.RepresentationWidth(), len(row))
+	}
+	if !m.embedsColumns() {
+		return append([]float64(nil), row...), nil
+	}
+	c := m.layers[0].(*ColumnEmbeddings)
+	out := make([]float64, c.In)
+	off := 0
+	for _, e := range c.Columns {
+		for _, v := range row[off : off+e.Dim] {
+			out[e.Column] += v
+		}
+		off += e.Dim
+	}
+	for k, j := range c.pass {
+		out[j] = row[off+k]
+	}
+	return out, nil
+}
