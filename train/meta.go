@@ -51,6 +51,30 @@ func DatasetMeta(ds *data.Dataset, spec model.Spec) model.Meta {
 	return meta
 }
 
+// SchemaMeta is DatasetMeta for ds read with a dataset schema (data.LoadSchema): it also
+// records the schema as a federation ships it (without local paths, with every class,
+// category, vocabulary entry and normalisation statistic it was encoded with), so that
+// inference encodes raw rows as training did. A schema that is not complete (statistics
+// still to be estimated) is not recorded: it could not encode a row.
+func SchemaMeta(ds *data.Dataset, spec model.Spec, schema *data.Schema) (model.Meta, error) {
+	meta := DatasetMeta(ds, spec)
+	if schema == nil || len(schema.Estimates()) > 0 {
+		return meta, nil
+	}
+	b, err := schema.Shipped()
+	if err != nil {
+		return meta, err
+	}
+	if err := model.ValidateMeta(spec, model.Meta{Dataset: b}); err != nil {
+		return meta, err
+	}
+	meta.Dataset = b
+	if in := meta.Input; in != nil && in.Kind == model.InputTabular && (schema.Format == data.FormatCSV || schema.Format == data.FormatTSV) {
+		in.Description = "a table's row encoded by the dataset spec (metadata.dataset): numeric columns normalised, categorical ones one-hot, ordinal or embedding indices"
+	}
+	return meta, nil
+}
+
 // TextEncoder returns the encoder of the tokenizer a model file records.
 func TextEncoder(t *model.TokenizerMeta) (*data.TextEncoder, error) {
 	return data.NewTextEncoder(data.TextEncoding{Tokenizer: t.Type, Vocab: t.Vocab, MaxLen: t.MaxLen,

@@ -29,6 +29,10 @@ type dataOptions struct {
 	// SkipBadRows drops the records of a spec file's dataset that do not fit its schema
 	// (reporting the count) instead of failing.
 	SkipBadRows bool
+	// Schema, when set, is the schema a model file records (model.Meta.Dataset): a spec
+	// file's data (its paths, or Path) is encoded with it, fitting nothing, as the model
+	// was trained.
+	Schema *data.Schema
 }
 
 // dataFlags are the dataset flags of train.
@@ -80,9 +84,23 @@ func loadTestDataset(ctx context.Context, name, dataDir string) (*data.Dataset, 
 
 // loadDatasetWith returns the train and test sets of a named dataset.
 func loadDatasetWith(ctx context.Context, name string, o dataOptions) (train, test *data.Dataset, err error) {
-	if data.IsSchemaFile(name) {
+	train, test, _, err = loadDatasetSchema(ctx, name, o)
+	return train, test, err
+}
+
+// loadDatasetSchema is loadDatasetWith that also returns the schema a spec file's data
+// was encoded with (everything fitted filled in, no paths); nil for a built-in dataset.
+// With o.Schema and no name, the data is o.Path, all of it in both sets.
+func loadDatasetSchema(ctx context.Context, name string, o dataOptions) (train, test *data.Dataset, schema *data.Schema, err error) {
+	if data.IsSchemaFile(name) || (name == "" && o.Schema != nil) {
 		return loadSchemaDataset(ctx, name, o)
 	}
+	train, test, err = loadBuiltinDataset(ctx, name, o)
+	return train, test, nil, err
+}
+
+// loadBuiltinDataset returns the train and test sets of a dataset the CLI knows by name.
+func loadBuiltinDataset(ctx context.Context, name string, o dataOptions) (train, test *data.Dataset, err error) {
 	switch name {
 	case "mnist":
 		train, test, err = data.LoadMNISTContext(ctx, o.Dir)

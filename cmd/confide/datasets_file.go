@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,21 +18,45 @@ import (
 // loadSchemaDataset loads the dataset a spec file describes (--dataset FILE.yaml): its own
 // paths, or --data-path (the training file) instead. What the spec leaves open (classes,
 // categories, vocabulary, normalisation statistics) is fitted on the training rows and
-// logged; bad rows fail the load, or with --skip-bad-rows are dropped and counted.
-func loadSchemaDataset(ctx context.Context, specFile string, o dataOptions) (train, test *data.Dataset, err error) {
-	s, err := data.ReadSchemaFile(specFile)
-	if err != nil {
-		return nil, nil, &exitError{code: 2, err: err}
+// logged; bad rows fail the load, or with --skip-bad-rows are dropped and counted. It
+// returns the schema as applied. With o.Schema (a model's recorded schema) the data is
+// encoded with that instead, fitting nothing; with o.Schema and no spec file, o.Path is
+// read whole and is both sets.
+func loadSchemaDataset(ctx context.Context, specFile string, o dataOptions) (train, test *data.Dataset, schema *data.Schema, err error) {
+	s, lo := o.Schema, data.LoadOptions{Path: o.Path, SkipBadRows: o.SkipBadRows, Seed: o.Seed, Federated: o.Schema != nil}
+	what := specFile
+	switch {
+	case specFile == "":
+		if o.Path == "" {
+			return nil, nil, nil, &exitError{code: 2, err: errors.New("give the data to read with the model's recorded dataset spec: --data-path FILE (or --dataset SPEC.yaml for the spec's own files)")}
+		}
+		lo.NoTestSplit, what = true, o.Path
+	case s != nil:
+		// The spec file says where the data is; the model's schema how to encode it.
+		f, err := data.ReadSchemaFile(specFile)
+		if err != nil {
+			return nil, nil, nil, &exitError{code: 2, err: err}
+		}
+		if lo.Path == "" {
+			lo.Path, lo.TestPath = f.Resolve(f.Path), f.Resolve(f.TestPath)
+		}
+	default:
+		if s, err = data.ReadSchemaFile(specFile); err != nil {
+			return nil, nil, nil, &exitError{code: 2, err: err}
+		}
 	}
-	ld, err := data.LoadSchema(ctx, s, data.LoadOptions{Path: o.Path, SkipBadRows: o.SkipBadRows, Seed: o.Seed})
+	ld, err := data.LoadSchema(ctx, s, lo)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	reportLoad(specFile, ld)
+	reportLoad(what, ld)
+	if lo.NoTestSplit && lo.TestPath == "" {
+		return ld.Train, ld.Train, ld.Schema, nil
+	}
 	if ld.Test == nil || ld.Test.N == 0 {
-		return nil, nil, fmt.Errorf("dataset %s: no test rows: set test_path, or a test_fraction that holds some out", specFile)
+		return nil, nil, nil, fmt.Errorf("dataset %s: no test rows: set test_path, or a test_fraction that holds some out", specFile)
 	}
-	return ld.Train, ld.Test, nil
+	return ld.Train, ld.Test, ld.Schema, nil
 }
 
 // reportLoad logs what a schema load fitted on the data and the bad rows it skipped.

@@ -51,10 +51,11 @@ func TestTrainEmbeddedColumnCSV(t *testing.T) {
 		t.Errorf("evaluate accuracy %v, train's test accuracy %v", ev["accuracy"], res["test_accuracy"])
 	}
 
-	// Encoded rows: the shop's index (−1: no shop) and x. Shop 3 with x > 0 is class
-	// 3 mod 3 = c0; shop 4 with x < 0 is class (4 mod 3 + 1) mod 3 = c2.
+	// Raw rows, read with the model's recorded schema: the shop's name (none: no shop)
+	// and x. Shop 3 with x > 0 is class 3 mod 3 = c0; shop 4 with x < 0 is class
+	// (4 mod 3 + 1) mod 3 = c2.
 	rows := filepath.Join(dir, "rows.csv")
-	if err := os.WriteFile(rows, []byte("id,shop,x\na,3,0.8\nb,-1,0.5\nc,4,-1.2\n"), 0o644); err != nil {
+	if err := os.WriteFile(rows, []byte("id,shop,x\na,s3,0.8\nb,,0.5\nc,s4,-1.2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	pr := runJSON(t, "model", "predict", path, "--input", rows)
@@ -76,7 +77,8 @@ func TestTrainEmbeddedColumnCSV(t *testing.T) {
 			t.Errorf("confide %s: %v", strings.Join(args[:2], " "), err)
 		}
 	}
-	if err := os.WriteFile(rows, []byte("shop,x\n12,0.5\n"), 0o644); err != nil {
+	// Encoded rows (no header naming the schema's columns): the shop's index and x.
+	if err := os.WriteFile(rows, []byte("12,0.5\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := runConfide(t, "model", "predict", path, "--input", rows); err == nil || !strings.Contains(err.Error(), "want a category index in [0, 12)") {
@@ -254,4 +256,25 @@ func TestFederationShipsEmbeddedSchema(t *testing.T) {
 		t.Fatalf("the global model's test accuracy %.3f, want ≥ 0.85", r.Accuracy)
 	}
 	t.Logf("federated test accuracy %.3f", r.Accuracy)
+}
+
+// TestDataSchemaDraftsEmbeddedColumns: --embed drafts a column as an embedded categorical
+// one with fastai's width for its categories, and names a column the file lacks.
+func TestDataSchemaDraftsEmbeddedColumns(t *testing.T) {
+	csv := filepath.Join("testdata", "embedded", "shops.csv")
+	out, err := runConfide(t, "data", "schema", csv, "--label", "label", "--embed", "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := data.ParseSchema([]byte(out), "")
+	if err != nil {
+		t.Fatalf("the draft does not parse: %v\n%s", err, out)
+	}
+	c := s.Columns[0]
+	if c.Name != "shop" || c.Encoding != data.EncodeEmbedding || len(c.Categories) != 12 || c.Dim != 6 || c.Missing != data.MissingZero {
+		t.Errorf("shop drafted as %+v, want embedding of 12 categories, dim 6 (round(1.6·12^0.56)), missing: zero", c)
+	}
+	if _, err := runConfide(t, "data", "schema", csv, "--label", "label", "--embed", "store"); err == nil || !strings.Contains(err.Error(), `no column "store"`) {
+		t.Errorf("--embed store: %v, want the missing column named", err)
+	}
 }

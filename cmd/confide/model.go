@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
 	"strings"
@@ -126,10 +127,13 @@ func inputShape(m *model.Model) string {
 }
 
 // centralMeta is what 'confide train --out' records in the model file: how to read raw
-// inputs (from the training set ds) and how the model was trained, with the DP-SGD
-// guarantee of res when it has one.
-func centralMeta(ds *data.Dataset, spec model.Spec, res trainResult, seed uint64) model.Meta {
-	meta := train.DatasetMeta(ds, spec)
+// inputs (from the training set ds, and the dataset schema it was read with, if any) and
+// how the model was trained, with the DP-SGD guarantee of res when it has one.
+func centralMeta(ds *data.Dataset, spec model.Spec, res trainResult, seed uint64, schema *data.Schema) model.Meta {
+	meta, err := train.SchemaMeta(ds, spec, schema)
+	if err != nil {
+		slog.Warn("the model file does not record the dataset spec: predict and evaluate cannot encode raw rows with it", "err", err)
+	}
 	p := model.NewProvenance(model.TrainedCentral)
 	if version != "" {
 		p.ConfideVersion = version

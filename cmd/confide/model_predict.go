@@ -41,9 +41,13 @@ type predictResult struct {
 	Count        int    `json:"count"`
 	Out          string `json:"out,omitempty"`
 	OutputFormat string `json:"output_format,omitempty"`
-	// Classes names the entries of every prediction's probabilities.
-	Classes     []string     `json:"classes"`
-	Predictions []prediction `json:"predictions,omitempty"`
+	// Classes names the entries of every prediction's probabilities (classifiers).
+	Classes []string `json:"classes,omitempty"`
+	// Target names a regressor's predicted column, Unit says in what unit its values are.
+	Target string `json:"target,omitempty"`
+	Unit   string `json:"unit,omitempty"`
+	// Predictions are []prediction for a classifier, []valuePrediction for a regressor.
+	Predictions any `json:"predictions,omitempty"`
 }
 
 type predictFlags struct {
@@ -56,23 +60,36 @@ func newModelPredictCmd(g *globalOptions) *cobra.Command {
 	f := &predictFlags{}
 	cmd := &cobra.Command{
 		Use:   "predict FILE --input PATH",
-		Short: "Predict classes and class probabilities for new inputs: CSV, JSONL, IDX or PNG",
+		Short: "Predict classes and class probabilities (or a regressor's values) for new inputs: CSV, TSV, JSONL, IDX or PNG",
 		Long: `Run a model file on new inputs and write, for each, the predicted class (its name when the
-model file records class names) and the probability of every class.
+model file records class names) and the probability of every class; for a regression model
+(loss mse), the predicted value of its target.
 
 Inputs (--input PATH; --format, default from the file name):
   csv    one example a row of raw feature values (a header row is optional; a column named
          id is the example's id); for a text model, a header naming a text column
+  tsv    a table's rows, tab-separated (models trained on a dataset spec, below)
   jsonl  one example a line: a string of text, an array of raw feature values, or an object
          {"id": ..., "text": "..."} or {"id": ..., "features": [...]}
   idx    an IDX file of N examples (N×rows×cols images, N×features), gzipped or not
   png    a PNG image, or a directory of them: converted to grey, composited over black,
          resized to the model's image shape (--invert for dark drawings on light paper)
 
+A model trained on a table described by a dataset spec (confide train --dataset SPEC.yaml,
+or a federation's checkpoint) records the spec, and reads the table's raw rows: a csv or
+tsv file whose header names the columns (in any order), or JSON lines of objects keyed by
+column name. Each row is encoded as in training: categorical values mapped to the same
+categories, missing values filled as the spec says, numeric columns normalised with the
+recorded statistics. The label or target column may be there or not (it is ignored); an id
+column names the row. A row that does not fit is an error naming its line and column.
+
 Raw feature values are those of the dataset's files (pixels 0–255 for the image
 datasets); the model file's normalisation is applied to them (--no-normalize if the values
 are already normalised). Text is encoded with the tokenizer the model file records; a
 language model predicts the token after the text.
+
+A regressor's value is in the target's own units: the standardisation of the target that
+the recorded spec gives is undone (-o json says so in "unit").
 
 Output: JSON lines (--output-format jsonl, default) or CSV, one line per input in input
 order, to --out or stdout. With -o json and no --out, stdout holds one JSON object with the
@@ -81,7 +98,9 @@ predictions; with --out, a summary. An input that does not fit the model is a us
 		Example: `  confide model predict model.confide --input t10k-images-idx3-ubyte.gz --out predictions.jsonl
   confide model predict model.confide --input digit.png
   confide model predict model.confide --input drawings/ --invert --output-format csv
-  confide model predict spam.confide --input mails.jsonl -o json`,
+  confide model predict spam.confide --input mails.jsonl -o json
+  confide train --dataset examples/tabular/housing-price.yaml --out price.confide
+  confide model predict price.confide --input examples/tabular/data/eval.csv --output-format csv`,
 		Args: modelFileArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
@@ -89,8 +108,8 @@ predictions; with --out, a summary. An input that does not fit the model is a us
 			return runModelPredict(ctx, g, cmd.OutOrStdout(), args[0], f)
 		},
 	}
-	cmd.Flags().StringVar(&f.input, "input", "", "the inputs: a CSV, JSONL, IDX or PNG file, or a directory of PNG files")
-	cmd.Flags().StringVar(&f.format, "format", "", "input format: csv, jsonl, idx or png (default: from the file name)")
+	cmd.Flags().StringVar(&f.input, "input", "", "the inputs: a CSV, TSV, JSONL, IDX or PNG file, or a directory of PNG files")
+	cmd.Flags().StringVar(&f.format, "format", "", "input format: csv, tsv, jsonl, idx or png (default: from the file name)")
 	cmd.Flags().StringVar(&f.out, "out", "", "write the predictions to this file (default: stdout)")
 	cmd.Flags().StringVar(&f.outputFormat, "output-format", "jsonl", "predictions as jsonl or csv")
 	cmd.Flags().IntVar(&f.batch, "batch", 256, "inputs per forward pass")
@@ -102,7 +121,7 @@ predictions; with --out, a summary. An input that does not fit the model is a us
 func runModelPredict(ctx context.Context, g *globalOptions, w io.Writer, path string, f *predictFlags) error {
 	switch {
 	case f.input == "":
-		return usageErr("--input is required: the file of inputs (CSV, JSONL, IDX or PNG) or a directory of PNG images")
+		return usageErr("--input is required: the file of inputs (CSV, TSV, JSONL, IDX or PNG) or a directory of PNG images")
 	case f.outputFormat != "jsonl" && f.outputFormat != "csv":
 		return usageErr("--output-format %q: use jsonl or csv", f.outputFormat)
 	case f.batch <= 0:
@@ -117,10 +136,11 @@ func runModelPredict(ctx context.Context, g *globalOptions, w io.Writer, path st
 		return err
 	}
 	m := mf.m
-	if m.Spec.Loss == model.LossMSE {
-		return usageErr("model %s is a regression model (loss mse): predict reads classifiers (loss cross_entropy)", path)
+	schema, err := recordedSchema(m, path)
+	if err != nil {
+		return err
 	}
-	s := inputSpec{m: m}
+	s := inputSpec{m: m, schema: schema}
 	var enc *data.TextEncoder
 	if s.text() {
 		if m.Meta.Tokenizer == nil {
@@ -130,53 +150,63 @@ func runModelPredict(ctx context.Context, g *globalOptions, w io.Writer, path st
 			return usageErr("model %s: tokenizer: %v", path, err)
 		}
 	}
-	if !s.text() && m.Meta.Input == nil && !f.noNormalize {
-		slog.Warn("the model file records no input normalisation: feature values are fed to the model as given, so give them as its training data was (e.g. pixels divided by 255)", "model", path)
-	}
-	ins, err := readInputs(f.input, format, s, f.invert)
+	ins, table, err := readTableInputs(ctx, f.input, format, s)
 	if err != nil {
 		return err
+	}
+	switch {
+	case table && f.noNormalize:
+		return usageErr("--no-normalize applies to arrays of feature values; the rows of %s are raw and encoded with the model's dataset spec", f.input)
+	case !table:
+		if !s.text() && m.Meta.Input == nil && !f.noNormalize {
+			slog.Warn("the model file records no input normalisation: feature values are fed to the model as given, so give them as its training data was (e.g. pixels divided by 255)", "model", path)
+		}
+		if ins, err = readInputs(f.input, format, s, f.invert); err != nil {
+			return err
+		}
 	}
 	if len(ins) == 0 {
 		return usageErr("--input %s holds no inputs", f.input)
 	}
-	names := m.Meta.OutputNames(m.Spec)
-	if names == nil {
-		names = make([]string, m.Spec.Output)
-		for i := range names {
-			names[i] = strconv.Itoa(i)
-		}
-	}
-	preds := make([]prediction, 0, len(ins))
-	p := predictor{m: m, enc: enc, normalize: !f.noNormalize}
-	for lo := 0; lo < len(ins); lo += f.batch {
-		if err := ctx.Err(); err != nil {
+	p := predictor{m: m, enc: enc, normalize: !f.noNormalize && !table}
+	res := predictResult{Model: path, Input: f.input, Format: format}
+	var out predictionWriter
+	if m.Spec.Loss == model.LossMSE {
+		vp := valuePredictions{target: regressionTarget(m.Spec, schema)}
+		res.Target, res.Unit = vp.target.name, vp.target.unit()
+		if vp.preds, err = predictAll(ctx, &p, ins, f.batch, vp.add); err != nil {
 			return err
 		}
-		batch := ins[lo:min(lo+f.batch, len(ins))]
-		probs, err := p.predict(batch, lo)
-		if err != nil {
+		res.Count, out = len(vp.preds), &vp
+	} else {
+		cp := classPredictions{names: m.Meta.OutputNames(m.Spec)}
+		if cp.names == nil && schema != nil && schema.Label != nil && len(schema.Label.Classes) == m.Spec.Output {
+			cp.names = schema.Label.Classes
+		}
+		if cp.names == nil {
+			cp.names = make([]string, m.Spec.Output)
+			for i := range cp.names {
+				cp.names[i] = strconv.Itoa(i)
+			}
+		}
+		if cp.preds, err = predictAll(ctx, &p, ins, f.batch, cp.add); err != nil {
 			return err
 		}
-		for k, pr := range probs {
-			c := metrics.ArgMax(pr)
-			preds = append(preds, prediction{Index: lo + k, ID: batch[k].ID, Class: names[c], ClassID: c, Probability: pr[c], Probabilities: pr})
-		}
+		res.Classes, res.Count, out = cp.names, len(cp.preds), &cp
 	}
-	res := predictResult{Model: path, Input: f.input, Format: format, Count: len(preds), Classes: names}
 	if f.out == "" {
 		if g.output == "json" {
-			res.Predictions = preds
+			res.Predictions = out.list()
 			return g.emit(w, res, nil)
 		}
 		bw := bufio.NewWriter(w)
-		if err := writePredictions(bw, f.outputFormat, names, preds); err != nil {
+		if err := out.write(bw, f.outputFormat); err != nil {
 			return err
 		}
 		return bw.Flush()
 	}
 	var buf bufferWriter
-	if err := writePredictions(&buf, f.outputFormat, names, preds); err != nil {
+	if err := out.write(&buf, f.outputFormat); err != nil {
 		return err
 	}
 	if err := atomicfile.Write(f.out, buf.b, 0o644); err != nil {
@@ -184,8 +214,52 @@ func runModelPredict(ctx context.Context, g *globalOptions, w io.Writer, path st
 	}
 	res.Out, res.OutputFormat = f.out, f.outputFormat
 	return g.emit(w, res, func(w io.Writer) {
-		fmt.Fprintf(w, "%s predictions of %s written to %s (%s)\n", thousands(len(preds)), path, f.out, f.outputFormat)
+		fmt.Fprintf(w, "%s predictions of %s written to %s (%s)\n", thousands(res.Count), path, f.out, f.outputFormat)
 	})
+}
+
+// predictAll runs p over ins in batches of size batch, handing every input's outputs
+// (probabilities, or a regression model's values) to add with its index.
+func predictAll[T any](ctx context.Context, p *predictor, ins []predictInput, batch int, add func(i int, in predictInput, out []float64) T) ([]T, error) {
+	preds := make([]T, 0, len(ins))
+	for lo := 0; lo < len(ins); lo += batch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		part := ins[lo:min(lo+batch, len(ins))]
+		outs, err := p.predict(part, lo)
+		if err != nil {
+			return nil, err
+		}
+		for k, o := range outs {
+			preds = append(preds, add(lo+k, part[k], o))
+		}
+	}
+	return preds, nil
+}
+
+// predictionWriter is the predictions of a run: of a classifier or of a regressor.
+type predictionWriter interface {
+	list() any
+	// write writes them as JSON lines or CSV.
+	write(w io.Writer, format string) error
+}
+
+// classPredictions are a classifier's predictions; names name its classes.
+type classPredictions struct {
+	names []string
+	preds []prediction
+}
+
+func (c *classPredictions) add(i int, in predictInput, probs []float64) prediction {
+	k := metrics.ArgMax(probs)
+	return prediction{Index: i, ID: in.ID, Class: c.names[k], ClassID: k, Probability: probs[k], Probabilities: probs}
+}
+
+func (c *classPredictions) list() any { return c.preds }
+
+func (c *classPredictions) write(w io.Writer, format string) error {
+	return writePredictions(w, format, c.names, c.preds)
 }
 
 // bufferWriter collects bytes (predictions are written to --out atomically, in one piece).
@@ -234,7 +308,7 @@ type predictor struct {
 }
 
 // predict returns the class probabilities of every input of batch (the first at index
-// first of the whole input, for messages).
+// first of the whole input, for messages); for a regression model (loss mse), its outputs.
 func (p *predictor) predict(batch []predictInput, first int) ([][]float64, error) {
 	s := p.m.Spec
 	in := &model.Input{B: len(batch)}
@@ -285,10 +359,14 @@ func (p *predictor) predict(batch []predictInput, first int) ([][]float64, error
 	if err != nil {
 		return nil, usageErr("inputs %d–%d: %v", first, first+len(batch)-1, err)
 	}
-	probs := make([][]float64, len(batch))
+	rows := make([][]float64, len(batch))
 	for i := range batch {
-		probs[i] = make([]float64, out.Cols)
-		metrics.Softmax(probs[i], out.Row(rowOf(i)))
+		rows[i] = make([]float64, out.Cols)
+		if s.Loss == model.LossMSE {
+			copy(rows[i], out.Row(rowOf(i)))
+		} else {
+			metrics.Softmax(rows[i], out.Row(rowOf(i)))
+		}
 	}
-	return probs, nil
+	return rows, nil
 }

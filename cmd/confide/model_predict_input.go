@@ -24,6 +24,7 @@ import (
 // Input formats of predict.
 const (
 	formatCSV   = "csv"
+	formatTSV   = "tsv"
 	formatJSONL = "jsonl"
 	formatIDX   = "idx"
 	formatPNG   = "png"
@@ -37,9 +38,20 @@ type predictInput struct {
 	Text *string
 }
 
-// inputSpec is what the model reads, for the readers and their errors.
+// inputSpec is what the model reads, for the readers and their errors: the model, and the
+// dataset schema its file records (nil: none).
 type inputSpec struct {
-	m *model.Model
+	m      *model.Model
+	schema *data.Schema
+}
+
+// textField is the JSON field (or CSV column) of a text model's inputs: the text column of
+// its recorded schema, "text" without one.
+func (s inputSpec) textField() string {
+	if sc := s.schema; sc != nil && sc.Text != nil && sc.Text.Column != "" {
+		return sc.Text.Column
+	}
+	return "text"
 }
 
 func (s inputSpec) text() bool { return s.m.Spec.IsSequence() }
@@ -57,11 +69,11 @@ const maxInputLine = 64 << 20
 // detectFormat returns the input format of path: --format, else from its name.
 func detectFormat(path, format string) (string, error) {
 	switch format {
-	case formatCSV, formatJSONL, formatIDX, formatPNG:
+	case formatCSV, formatTSV, formatJSONL, formatIDX, formatPNG:
 		return format, nil
 	case "":
 	default:
-		return "", usageErr("--format %q unknown (use csv, jsonl, idx or png)", format)
+		return "", usageErr("--format %q unknown (use csv, tsv, jsonl, idx or png)", format)
 	}
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		return formatPNG, nil
@@ -70,6 +82,8 @@ func detectFormat(path, format string) (string, error) {
 	switch {
 	case strings.HasSuffix(name, ".csv"):
 		return formatCSV, nil
+	case strings.HasSuffix(name, ".tsv"), strings.HasSuffix(name, ".tab"):
+		return formatTSV, nil
 	case strings.HasSuffix(name, ".jsonl"), strings.HasSuffix(name, ".ndjson"), strings.HasSuffix(name, ".json"):
 		return formatJSONL, nil
 	case strings.HasSuffix(name, ".png"):
@@ -77,7 +91,7 @@ func detectFormat(path, format string) (string, error) {
 	case strings.Contains(name, "idx"), strings.Contains(name, "ubyte"):
 		return formatIDX, nil
 	}
-	return "", usageErr("--input %s: cannot tell its format from its name: pass --format csv, jsonl, idx or png", path)
+	return "", usageErr("--input %s: cannot tell its format from its name: pass --format csv, tsv, jsonl, idx or png", path)
 }
 
 // readInputs reads every input of path in format for the model.
@@ -117,10 +131,10 @@ func readCSVInputs(r io.Reader, path string, s inputSpec) ([]predictInput, error
 		}
 		if row == 1 && isHeader(rec) {
 			for j, h := range rec {
-				switch strings.ToLower(strings.TrimSpace(h)) {
-				case "id":
+				switch name := strings.TrimSpace(h); {
+				case strings.EqualFold(name, "id"):
 					idCol = j
-				case "text":
+				case strings.EqualFold(name, s.textField()):
 					textCol = j
 				}
 			}
@@ -174,7 +188,8 @@ func isHeader(rec []string) bool {
 }
 
 // readJSONLInputs reads one input a line: a string (text), an array of numbers (features),
-// or an object with "text" or "features" and an optional "id".
+// or an object with "text" (or the text field of the model's recorded schema) or
+// "features" and an optional "id".
 func readJSONLInputs(r io.Reader, path string, s inputSpec) ([]predictInput, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxInputLine)
@@ -183,6 +198,15 @@ func readJSONLInputs(r io.Reader, path string, s inputSpec) ([]predictInput, err
 		b := bytes.TrimSpace(sc.Bytes())
 		if len(b) == 0 {
 			continue
+		}
+		if field := s.textField(); s.text() && field != "text" && b[0] == '{' {
+			// The dataset's own records: their text field is the text.
+			var obj map[string]json.RawMessage
+			if json.Unmarshal(b, &obj) == nil && obj[field] != nil && obj["text"] == nil {
+				obj["text"] = obj[field]
+				delete(obj, field)
+				b, _ = json.Marshal(obj)
+			}
 		}
 		in, err := parseJSONInput(b)
 		if err != nil {

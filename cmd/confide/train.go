@@ -797,7 +797,7 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 	if d, ok := seqShapes[dataset+"/"+mf.model]; ok && opts.SeqLen == 0 && mf.specFile == "" {
 		opts.SeqLen = d.seqLen
 	}
-	trainSet, testSet, err := loadDatasetWith(ctx, dataset, opts)
+	trainSet, testSet, schema, err := loadDatasetSchema(ctx, dataset, opts)
 	if err != nil {
 		return err
 	}
@@ -980,7 +980,7 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 		res.NoiseSource = noiseLabel
 	}
 	if out != "" {
-		m.Meta = centralMeta(trainSet, m.Spec, res, of.seed)
+		m.Meta = centralMeta(trainSet, m.Spec, res, of.seed, schema)
 		if err := m.Save(out); err != nil {
 			return err
 		}

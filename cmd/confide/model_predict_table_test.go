@@ -1,0 +1,181 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/confide-fl/confide/data"
+	"github.com/confide-fl/confide/model"
+)
+
+// trainTabular trains a model on an examples/tabular spec for one epoch and returns its
+// file and train's -o json result.
+func trainTabular(t *testing.T, spec string) (string, map[string]any) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "model.confide")
+	res := runJSON(t, "train", "--dataset", filepath.Join("..", "..", "examples", "tabular", spec), "--epochs", "2", "--out", out)
+	return out, res
+}
+
+// predictValues runs predict with -o json and returns its result.
+func predictJSON(t *testing.T, modelFile, input string) predictResultJSON {
+	t.Helper()
+	out, err := runConfide(t, "model", "predict", modelFile, "--input", input, "-o", "json")
+	if err != nil {
+		t.Fatalf("predict %s: %v", input, err)
+	}
+	var r predictResultJSON
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+type predictResultJSON struct {
+	Count       int      `json:"count"`
+	Classes     []string `json:"classes"`
+	Target      string   `json:"target"`
+	Predictions []struct {
+		ID            any       `json:"id"`
+		Value         float64   `json:"value"`
+		Class         string    `json:"class"`
+		Probabilities []float64 `json:"probabilities"`
+	} `json:"predictions"`
+}
+
+const housingRowsCSV = `id,energy,garden,distance_km,age_years,area_m2,rooms,region
+h1,B,yes,5,25,80,3,north
+h2,,no,2,NA,140,5,south
+h3,G,yes,30,90,60,2,west
+`
+
+// TestTrainRecordsTheSchemaAndPredictReadsRawRows: confide train --dataset SPEC.yaml
+// records the schema as applied (no paths, every statistic), and predict reads the table's
+// raw rows with it: on the evaluation file its values give the RMSE train reported for the
+// test set (the reference), and the same rows as csv (columns reordered, no target, an
+// id), tsv and JSON lines give the same values, in the target's units.
+func TestTrainRecordsTheSchemaAndPredictReadsRawRows(t *testing.T) {
+	modelFile, trained := trainTabular(t, "housing-price.yaml")
+	m, err := model.Load(modelFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := data.ParseSchemaJSON(m.Meta.Dataset)
+	if err != nil {
+		t.Fatalf("recorded schema: %v", err)
+	}
+	if s.Path != "" || s.TestPath != "" || s.Target == nil || s.Target.Mean == nil || s.Columns[1].Mean == nil {
+		t.Fatalf("recorded schema %s: want no paths, the target's and columns' statistics", m.Meta.Dataset)
+	}
+
+	eval := filepath.Join("..", "..", "examples", "tabular", "data", "eval.csv")
+	r := predictJSON(t, modelFile, eval)
+	if r.Target != "price_k" || r.Count != 1000 {
+		t.Fatalf("target %q, %d predictions; want price_k, 1000", r.Target, r.Count)
+	}
+	f, err := os.Open(eval)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	var se float64
+	for i, rec := range recs[1:] {
+		y, _ := strconv.ParseFloat(rec[col["price_k"]], 64)
+		se += (r.Predictions[i].Value - y) * (r.Predictions[i].Value - y)
+	}
+	rmse := math.Sqrt(se / 1000)
+	want := trained["test_regression"].(map[string]any)["rmse"].(float64)
+	if math.Abs(rmse-want) > 1e-9*want {
+		t.Errorf("RMSE of predict's values on eval.csv %.12g, train reported %.12g", rmse, want)
+	}
+
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	jsonl := `{"id": "h1", "region": "north", "rooms": 3, "area_m2": 80, "age_years": 25, "distance_km": 5, "garden": "yes", "energy": "B"}
+{"id": "h2", "region": "south", "rooms": 5, "area_m2": 140, "age_years": null, "distance_km": 2, "garden": "no", "price_k": 300}
+{"id": "h3", "region": "west", "rooms": 2, "area_m2": 60, "age_years": 90, "distance_km": 30, "garden": "yes", "energy": "G"}
+`
+	ref := predictJSON(t, modelFile, write("rows.csv", housingRowsCSV))
+	for _, in := range []string{write("rows.tsv", strings.ReplaceAll(housingRowsCSV, ",", "\t")), write("rows.jsonl", jsonl)} {
+		got := predictJSON(t, modelFile, in)
+		if got.Count != 3 {
+			t.Fatalf("%s: %d predictions, want 3", in, got.Count)
+		}
+		for i, p := range got.Predictions {
+			if p.Value != ref.Predictions[i].Value || p.ID != ref.Predictions[i].ID {
+				t.Errorf("%s row %d: %v (id %v), csv gave %v (id %v)", filepath.Base(in), i, p.Value, p.ID, ref.Predictions[i].Value, ref.Predictions[i].ID)
+			}
+		}
+	}
+	// Prices in thousands: a standardised output (|z| of a few) would be far below.
+	if v := ref.Predictions[1].Value; v < 50 || v > 1000 {
+		t.Errorf("predicted price %v: not in the target's units", v)
+	}
+}
+
+// TestPredictTableRowsClassifier: a classifier trained on a spec names its classes and
+// reads rows with or without the label column.
+func TestPredictTableRowsClassifier(t *testing.T) {
+	modelFile, _ := trainTabular(t, "housing-band.yaml")
+	r := predictJSON(t, modelFile, filepath.Join("..", "..", "examples", "tabular", "data", "eval.csv"))
+	if strings.Join(r.Classes, ",") != "high,low,mid" || r.Count != 1000 {
+		t.Fatalf("classes %v, %d predictions", r.Classes, r.Count)
+	}
+	p := filepath.Join(t.TempDir(), "rows.csv")
+	if err := os.WriteFile(p, []byte(housingRowsCSV), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = predictJSON(t, modelFile, p)
+	for _, q := range r.Predictions {
+		sum := 0.0
+		for _, v := range q.Probabilities {
+			sum += v
+		}
+		if len(q.Probabilities) != 3 || math.Abs(sum-1) > 1e-9 || !strings.Contains("high,low,mid", q.Class) {
+			t.Errorf("prediction %+v", q)
+		}
+	}
+}
+
+// TestPredictTableRowsBadRow: a row that does not fit the recorded schema is a usage
+// error naming the file, line and column.
+func TestPredictTableRowsBadRow(t *testing.T) {
+	modelFile, _ := trainTabular(t, "housing-price.yaml")
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, content, want string }{
+		{"bad.csv", "rooms,area_m2,age_years,distance_km,garden,energy,region\n3,80,25,5,yes,B,north\n3,80,old,5,yes,B,north\n", `bad.csv:3: column 3 ("age_years")`},
+		{"unknown.csv", "rooms,area_m2,age_years,distance_km,garden,energy,region\n3,80,25,5,yes,B,mars\n", `unknown.csv:2: column 7 ("region"): category "mars"`},
+		{"missing.jsonl", `{"rooms": 3, "area_m2": 80, "age_years": 25, "garden": "yes", "region": "north"}` + "\n", `missing.jsonl:1: column 5 ("distance_km"): missing value`},
+	} {
+		p := filepath.Join(dir, tc.name)
+		if err := os.WriteFile(p, []byte(tc.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := runConfide(t, "model", "predict", modelFile, "--input", p)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want exit code 2 naming %s", tc.name, err, tc.want)
+		}
+	}
+}
