@@ -122,8 +122,16 @@ func (s loadSettings) spec() model.Spec {
 // params is the model's parameter count (784·h + h + 10·h + 10).
 func (s loadSettings) params() int { return 795*s.hidden + 10 }
 
+// sampled is the number of clients sampled a round (perRound; all when 0).
+func (s loadSettings) sampled() int {
+	if s.perRound == 0 {
+		return s.clients
+	}
+	return s.perRound
+}
+
 // fraction is the sampling's fraction_fit of the run.
-func (s loadSettings) fraction() float64 { return float64(s.perRound) / float64(s.clients) }
+func (s loadSettings) fraction() float64 { return float64(s.sampled()) / float64(s.clients) }
 
 // yaml is the server config of the run: s.perRound clients sampled a round, no DP, no
 // secure aggregation, no central evaluation.
@@ -140,14 +148,14 @@ federation:
   strategy: {name: fedavg}
   training: {epochs: 1, batch_size: 32}
   secure_aggregation: {enabled: false}
-`, port, s.clients, s.rounds, s.hidden, s.fraction(), s.perRound, s.clients, s.fitDeadline)
+`, port, s.clients, s.rounds, s.hidden, s.fraction(), s.sampled(), s.clients, s.fitDeadline)
 }
 
 // config is the same federation as yaml, for an in-process server.
 func (s loadSettings) config() server.Config {
 	return server.Config{
 		Rounds: s.rounds, Model: s.spec(),
-		Sampling:  server.SamplingConfig{FractionFit: s.fraction(), MinFit: s.perRound, MinAvailable: s.clients},
+		Sampling:  server.SamplingConfig{FractionFit: s.fraction(), MinFit: s.sampled(), MinAvailable: s.clients},
 		Deadlines: server.DeadlineConfig{Fit: s.fitDeadline, ClientTimeout: 30 * time.Second},
 		Training:  server.TrainingConfig{Epochs: 1, BatchSize: 32},
 	}
@@ -212,7 +220,7 @@ func TestLoad1000Clients(t *testing.T) {
 	peak := samples.peak()
 	last := samples.last()
 	t.Logf("load: %d clients (from %d loopback addresses, started over %v), MLP 784-%d-10 (%d parameters, %.0f kB a task), %d rounds of plaintext FedAvg (TLS off: --insecure), %d clients sampled a round; server CPUs %q",
-		s.clients, s.addrs, s.ramp, s.hidden, s.params(), float64(8*s.params())/1e3, s.rounds, s.perRound, os.Getenv("CONFIDE_LOAD_SERVER_CPUS"))
+		s.clients, s.addrs, s.ramp, s.hidden, s.params(), float64(8*s.params())/1e3, s.rounds, s.sampled(), os.Getenv("CONFIDE_LOAD_SERVER_CPUS"))
 	t.Logf("load average before %s, after %s; the load generator (this process) used %.2f s of CPU", load0, load1, selfUsed.Seconds())
 	t.Logf("server (separate process, /proc): peak RSS (VmHWM) %.0f MiB, peak VmRSS sampled %.0f MiB, CPU %.2f s user+system (rusage: maxrss %.0f MiB, %.2f s), wall %.1f s",
 		kib(peak.hwmKiB), kib(peak.rssKiB), last.cpu.Seconds(), kib(uint64(ru.Maxrss)), rusageCPU(ru).Seconds(), last.at.Seconds())
