@@ -41,7 +41,7 @@ ships it to its clients, so that every client encodes its own files the same way
 func newDataSchemaCmd(g *globalOptions) *cobra.Command {
 	var (
 		label, target, group, format string
-		categorical, ignore          []string
+		categorical, embed, ignore   []string
 		maxCategories                int
 	)
 	cmd := &cobra.Command{
@@ -51,19 +51,23 @@ func newDataSchemaCmd(g *globalOptions) *cobra.Command {
 target becomes a feature (the group column too), numeric when all its values are numbers (standardised, with the
 file's mean and standard deviation) and categorical otherwise (one-hot, with the file's
 categories), and missing values are filled with the mean (numeric) or left as no category.
+--embed drafts the columns it names as embedded categorical columns (encoding: embedding,
+dim: fastai's min(600, round(1.6·k^0.56)) for k categories): an mlp looks each category up
+in a learned vector instead of reading k one-hot features, for columns of many categories.
 
 The statistics are the file's: draft the spec from data you may look at, such as a public
 sample or the federation's public evaluation set, never from one client's private data. A
 federation's clients encode their data with exactly these statistics; edit the spec to
 taste (encoding: ordinal, missing: error, normalize: minmax or none, test_path, …).`,
 		Example: `  confide data schema examples/tabular/data/eval.csv --target price_k --group region --ignore price_band > price.yaml
-  confide data schema eval.csv --label price_band --group region --ignore price_k`,
+  confide data schema eval.csv --label price_band --group region --ignore price_k
+  confide data schema eval.csv --label price_band --group region --ignore price_k --embed region,energy`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (label == "") == (target == "") {
 				return &exitError{code: 2, err: fmt.Errorf("give --label COLUMN (classification) or --target COLUMN (regression)")}
 			}
-			s, err := draftSchema(args[0], format, label, target, group, categorical, ignore, maxCategories)
+			s, err := draftSchema(args[0], format, label, target, group, categorical, embed, ignore, maxCategories)
 			if err != nil {
 				return err
 			}
@@ -83,13 +87,14 @@ taste (encoding: ordinal, missing: error, normalize: minmax or none, test_path, 
 	f.StringVar(&group, "group", "", "the column of each row's natural group (e.g. region)")
 	f.StringVar(&format, "format", "", "csv or tsv (default: by the file's extension)")
 	f.StringSliceVar(&categorical, "categorical", nil, "columns to treat as categorical even if numeric")
+	f.StringSliceVar(&embed, "embed", nil, "categorical columns to embed (encoding: embedding; not bound by --max-categories)")
 	f.StringSliceVar(&ignore, "ignore", nil, "columns to leave out")
-	f.IntVar(&maxCategories, "max-categories", 100, "a non-numeric column with more distinct values is refused (name it in --ignore)")
+	f.IntVar(&maxCategories, "max-categories", 100, "a non-numeric column with more distinct values is refused (name it in --ignore or --embed)")
 	return cmd
 }
 
 // draftSchema reads a table and drafts its spec (see newDataSchemaCmd).
-func draftSchema(path, format, label, target, group string, categorical, ignore []string, maxCategories int) (*data.Schema, error) {
+func draftSchema(path, format, label, target, group string, categorical, embed, ignore []string, maxCategories int) (*data.Schema, error) {
 	if format == "" {
 		format = data.FormatCSV
 		if strings.EqualFold(filepath.Ext(strings.TrimSuffix(path, ".gz")), ".tsv") {
@@ -113,7 +118,7 @@ func draftSchema(path, format, label, target, group string, categorical, ignore 
 		return nil, fmt.Errorf("%s: want a header and data rows", path)
 	}
 	header := rows[0]
-	for _, name := range append([]string{label, target, group}, append(categorical, ignore...)...) {
+	for _, name := range slices.Concat([]string{label, target, group}, categorical, embed, ignore) {
 		if name != "" && !slices.Contains(header, name) {
 			return nil, &exitError{code: 2, err: fmt.Errorf("%s has no column %q (columns: %s)", path, name, strings.Join(header, ", "))}
 		}
@@ -143,9 +148,13 @@ func draftSchema(path, format, label, target, group string, categorical, ignore 
 		}
 		c := data.Column{Name: name}
 		m, sd, ok := numericStats(vals, missing)
-		if ok && !slices.Contains(categorical, name) {
+		switch {
+		case slices.Contains(embed, name):
+			c.Type, c.Encoding, c.Categories = data.ColumnCategorical, data.EncodeEmbedding, distinct(vals, missing)
+			c.Dim = data.DefaultEmbeddingDim(len(c.Categories))
+		case ok && !slices.Contains(categorical, name):
 			c.Mean, c.Std = &m, &sd
-		} else {
+		default:
 			c.Type, c.Categories = data.ColumnCategorical, distinct(vals, missing)
 			if len(c.Categories) > maxCategories {
 				return nil, fmt.Errorf("%s: column %q has %d distinct values, more than --max-categories %d: --ignore it or raise the limit", path, name, len(c.Categories), maxCategories)
