@@ -27,8 +27,9 @@
 //     attention give the same outputs at valid positions whatever follows; a next_token
 //     model's outputs past a row's end are meaningless and it takes no lengths.
 //
-// Operators: Gemm, MatMul, Add, Sub, Mul, Div, Relu, Tanh, Sigmoid, Abs, Gather (embedding),
-// Slice, Shape, Cast, Reshape, Transpose, Squeeze, Unsqueeze, Softmax, RNN, LSTM, GRU (one
+// Operators: Gemm, MatMul, Add, Sub, Mul, Div, Relu, Tanh, Sigmoid, Abs, Gather (embedding;
+// an mlp's embedded categorical columns too, each table with a zero row appended that the
+// index −1 of a missing category selects), Concat, Slice, Shape, Cast, Reshape, Transpose, Squeeze, Unsqueeze, Softmax, RNN, LSTM, GRU (one
 // direction; Confide's gate orders i,f,g,o and r,z,n become ONNX's i,o,f,c and z,r,h; the GRU
 // with linear_before_reset = 1, PyTorch's form), Asinh, Cosh, Sinh. gonnx v1.1 implements
 // opset 13 without Exp, Log, Sqrt, Erf, ReduceMean, Where or Less, so the graph builds them

@@ -23,6 +23,8 @@ var roundTripCases = []model.Spec{
 	{Type: model.TypeMLP, Input: 7, Hidden: []int{9}, Output: 3, Activation: model.ActGELU},
 	{Type: model.TypeMLP, Input: 6, Hidden: []int{8, 8}, Output: 4, Activation: model.ActTanh},
 	{Type: model.TypeMLP, Input: 5, Hidden: []int{6}, Output: 2, Activation: model.ActSigmoid, Loss: model.LossMSE},
+	{Type: model.TypeMLP, Input: 6, Hidden: []int{8}, Output: 3, Activation: model.ActTanh,
+		Embeddings: []model.EmbeddingSpec{{Column: 4, Categories: 5, Dim: 3}, {Column: 1, Categories: 2, Dim: 2}}},
 	{Type: model.TypeRNN, Vocab: 11, Embed: 6, Hidden: []int{8}, Output: 3},
 	{Type: model.TypeRNN, Vocab: 11, Embed: 6, Hidden: []int{8}, Output: 3, Activation: model.ActReLU, Pooling: model.PoolMean},
 	{Type: model.TypeLSTM, Vocab: 13, Embed: 5, Hidden: []int{7, 6}, Output: 4},
@@ -46,6 +48,9 @@ func caseName(s model.Spec) string {
 	}
 	if s.Causal {
 		b.WriteString("-causal")
+	}
+	if len(s.Embeddings) > 0 {
+		b.WriteString("-embeddings")
 	}
 	return b.String()
 }
@@ -156,6 +161,12 @@ func checkRoundTrip(t *testing.T, m, ref *model.Model, o Options, seed uint64) {
 		in.X = make([]float64, in.B*spec.Input)
 		for k := range in.X {
 			in.X[k] = rng.NormFloat64()
+		}
+		for _, e := range spec.Embeddings { // category indices, −1 (missing) in the first row
+			for i := range in.B {
+				in.X[i*spec.Input+e.Column] = float64(rng.IntN(e.Categories))
+			}
+			in.X[e.Column] = -1
 		}
 		feeds[InputFeatures] = floatTensor(in.X, in.B, spec.Input)
 	}

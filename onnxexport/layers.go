@@ -3,6 +3,7 @@ package onnxexport
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 
@@ -85,8 +86,38 @@ func (l *lowering) layer(layer model.Layer, x val) (val, error) {
 		return l.walk(t.Layers, x)
 	case *model.Sequential:
 		return l.walk(t.Layers, x)
+	case *model.ColumnEmbeddings:
+		return l.columnEmbeddings(t, x), nil
 	}
 	return x, fmt.Errorf("onnxexport: %w: layer %T has no ONNX form", ErrUnsupported, layer)
+}
+
+// columnEmbeddings looks each embedded column's index up in its table, which gets a zero
+// row at the end so that index −1 (a missing or unknown category; Gather counts negative
+// indices from the end) selects the zero vector, as Confide does; then it concatenates the
+// vectors and the other features, in model.ColumnEmbeddings's order.
+func (l *lowering) columnEmbeddings(t *model.ColumnEmbeddings, x val) val {
+	g := l.g
+	embedded := make([]bool, t.In)
+	var parts []string
+	for _, e := range t.Columns {
+		embedded[e.Column] = true
+		table := append(slices.Clone(l.take(e.Categories*e.Dim)), make([]float64, e.Dim)...)
+		w := g.floats("column_embedding", table, e.Categories+1, e.Dim)
+		col := g.op("Gather", []string{x.name, g.ints("column", int64(e.Column))}, attrInt("axis", 1)) // [batch, 1]
+		idx := g.op("Cast", []string{col}, attrInt("to", int64(elemInt64)))
+		parts = append(parts, g.squeeze(g.op("Gather", []string{w, idx}, attrInt("axis", 0)), 1)) // [batch, dim]
+	}
+	var pass []int64
+	for j, e := range embedded {
+		if !e {
+			pass = append(pass, int64(j))
+		}
+	}
+	if len(pass) > 0 {
+		parts = append(parts, g.op("Gather", []string{x.name, g.ints("columns", pass...)}, attrInt("axis", 1)))
+	}
+	return val{g.op("Concat", parts, attrInt("axis", 1)), 2}
 }
 
 // linear is y = x·W + b (W in×out): Gemm on rows, MatMul and Add on sequences.
