@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/proto/wire"
 )
 
 // protocolVersion is the confide.v1 revision this client speaks.
@@ -143,7 +144,8 @@ func Run(ctx context.Context, cfg Config, trainer Trainer) error {
 	case len(opts) == 0:
 		return errors.New("client: no transport security: set TLS (the federation's CA certificate and this client's certificate; see TLSConfig), or Insecure for plaintext on a trusted network")
 	}
-	opts = append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8<<20), grpc.MaxCallSendMsgSize(8<<20)))
+	opts = append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8<<20), grpc.MaxCallSendMsgSize(8<<20),
+		wire.CallOption())) // protobuf, with task and result chunks' data copied less
 	conn, err := grpc.NewClient(cfg.Server, opts...)
 	if err != nil {
 		return fmt.Errorf("client: dialing %s: %w", cfg.Server, err)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/confide-fl/confide/proto/blob"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/proto/wire"
 )
 
 // ProtocolVersion is the confide.v1 protocol revision this server speaks.
@@ -725,6 +726,7 @@ func (s *Service) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 		grpc.ChainUnaryInterceptor(s.recoverUnary, s.logUnary, s.authUnary),
 		grpc.ChainStreamInterceptor(s.recoverStream, s.logStream, s.authStream),
 		grpc.StatsHandler(connTracker{s.sessions, s.disconnected}),
+		wire.ServerOption(), // protobuf, with task and result chunks' data copied less
 	}, opts...)
 	g := grpc.NewServer(opts...)
 	pb.RegisterFederationServer(g, s)
