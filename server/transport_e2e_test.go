@@ -21,7 +21,7 @@ import (
 
 // TestPushThroughputAgainstRawTCP (issue 20, measurement hygiene) pushes a model update of
 // about 100 MB (an MLP 784-15723-10: 12.5 million float64 parameters) through the
-// federation's gRPC service on loopback — one client, three rounds, the real Service and
+// federation's gRPC service on loopback — one client, seven rounds (CONFIDE_LOAD_ROUNDS), the real Service and
 // client transport: header, 1 MiB chunks, the server's assembler, size and checksum checks,
 // the coordinator's verdict — and compares the throughput with a plain copy of as many
 // bytes over a loopback TCP connection in the same process. It reports both and fails
@@ -29,7 +29,7 @@ import (
 // transport, as the raw copy: TLS would cost both the same encryption).
 func TestPushThroughputAgainstRawTCP(t *testing.T) {
 	loadEnabled(t)
-	s := loadSettings{clients: 1, hidden: envInt(t, "CONFIDE_LOAD_HIDDEN", 15723), rounds: 3, addrs: 1, fitDeadline: 5 * time.Minute}
+	s := loadSettings{clients: 1, hidden: envInt(t, "CONFIDE_LOAD_HIDDEN", 15723), rounds: envInt(t, "CONFIDE_LOAD_ROUNDS", 7), addrs: 1, fitDeadline: 5 * time.Minute}
 	size := 8 * s.params()
 	coord, err := server.New(s.config(), server.Options{})
 	if err != nil {
@@ -72,13 +72,13 @@ func TestPushThroughputAgainstRawTCP(t *testing.T) {
 	if len(pushes) != s.rounds || len(transfers) != s.rounds || len(stats.errs) > 0 {
 		t.Fatalf("%d pushes timed by the client, %d by the server, errors %v; want %d pushes and no errors", len(pushes), len(transfers), stats.errs, s.rounds)
 	}
-	// The best of the rounds' uploads against the best of three raw copies: the first
+	// The best of the rounds' uploads against the best of as many raw copies: the first
 	// upload of a process also pays for memory the process touches for the first time
 	// (costly in a virtual machine), which the later ones reuse.
 	transfer := slices.Min(transfers)
 	grpcRate := float64(size) / transfer.Seconds()
 
-	raw, err := rawTCPCopy(size)
+	raw, err := rawTCPCopy(size, s.rounds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,8 +129,8 @@ func (r *recordedStream) RecvMsg(m any) error {
 }
 
 // rawTCPCopy sends n bytes over a loopback TCP connection in 1 MiB writes and returns the
-// time from the first write until the receiver has read the last byte (the best of three).
-func rawTCPCopy(n int) (time.Duration, error) {
+// time from the first write until the receiver has read the last byte (the best of copies).
+func rawTCPCopy(n, copies int) (time.Duration, error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -140,12 +140,12 @@ func rawTCPCopy(n int) (time.Duration, error) {
 	for i := range payload {
 		payload[i] = byte(i * 7)
 	}
-	// One receive buffer for all three copies, so that the best of them reads into memory
+	// One receive buffer for all the copies, so that the best of them reads into memory
 	// already touched, as the gRPC side's later uploads do: a fresh 100 MB buffer costs its
 	// page faults, which would make the baseline a strawman.
 	buf := make([]byte, n)
 	best := time.Duration(0)
-	for range 3 {
+	for range copies {
 		done := make(chan error, 1)
 		go func() {
 			c, err := lis.Accept()
