@@ -186,11 +186,30 @@ func (c *ColumnEmbeddings) Init(rng *rand.Rand) { c.group.Init(rng) }
 // Forward would panic.
 func (c *ColumnEmbeddings) checkIndices(x []float64, n int) error {
 	for i := range n {
-		for _, e := range c.Columns {
-			v := x[i*c.In+e.Column]
-			if v != math.Trunc(v) || v < -1 || v >= float64(e.Categories) {
-				return fmt.Errorf("model: example %d, feature %d (embedded column %s) = %v: want a category index in [0, %d), or −1 for a missing or unknown category", i, e.Column, e.Name, v, e.Categories)
-			}
+		if err := checkCategoryIndices(c.Columns, x[i*c.In:(i+1)*c.In]); err != nil {
+			return fmt.Errorf("model: example %d, %w", i, err)
+		}
+	}
+	return nil
+}
+
+// CheckCategoryIndices reports the first embedded column of row, one example's Input
+// features, that holds no category index (nor −1, a missing category): what Forward
+// refuses, for callers that check a request's rows before batching them.
+func (s Spec) CheckCategoryIndices(row []float64) error {
+	if len(row) != s.Input {
+		return fmt.Errorf("model: %d values, the model reads %d features", len(row), s.Input)
+	}
+	if err := checkCategoryIndices(s.Embeddings, row); err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	return nil
+}
+
+func checkCategoryIndices(cols []EmbeddingSpec, row []float64) error {
+	for _, e := range cols {
+		if v := row[e.Column]; v != math.Trunc(v) || v < -1 || v >= float64(e.Categories) {
+			return fmt.Errorf("feature %d (embedded column %s) = %v: want a category index in [0, %d), or −1 for a missing or unknown category", e.Column, e.Name, v, e.Categories)
 		}
 	}
 	return nil

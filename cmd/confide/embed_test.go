@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -276,5 +277,23 @@ func TestDataSchemaDraftsEmbeddedColumns(t *testing.T) {
 	}
 	if _, err := runConfide(t, "data", "schema", csv, "--label", "label", "--embed", "store"); err == nil || !strings.Contains(err.Error(), `no column "store"`) {
 		t.Errorf("--embed store: %v, want the missing column named", err)
+	}
+}
+
+// TestServeRefusesABadCategoryIndexAlone: confide model serve answers a request whose
+// embedded column holds no category index with 400 naming it, before it joins a batch
+// (where it would fail the other requests' forward pass), and serves good rows.
+func TestServeRefusesABadCategoryIndexAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shops.confide")
+	runJSON(t, "train", "--dataset", shopsSpec, "--hidden", "8", "--epochs", "2", "--out", path)
+	s := startServe(t, path)
+	c := &http.Client{Timeout: 10 * time.Second}
+	code, ans := post(t, c, s.url, []byte(`{"inputs": [[3, 0.8], [-1, 0.5]]}`))
+	if preds, _ := ans["predictions"].([]any); code != http.StatusOK || len(preds) != 2 {
+		t.Fatalf("good rows: %d %v", code, ans)
+	}
+	code, ans = post(t, c, s.url, []byte(`{"inputs": [[3, 0.8], [12, 0.5]]}`))
+	if msg, _ := ans["error"].(string); code != http.StatusBadRequest || !strings.Contains(msg, "input 1: model: feature 0 (embedded column shop) = 12: want a category index in [0, 12)") {
+		t.Fatalf("a bad index: %d %v", code, ans)
 	}
 }

@@ -313,6 +313,13 @@ func (s *inferenceService) prepare(ins []predictInput, normalized bool) error {
 				norm.Normalize(x, in.X)
 				in.X = x
 			}
+			// A bad category index would fail the forward pass of the batch it shares with
+			// other requests: refuse it with this request alone.
+			if len(s.m.Spec.Embeddings) > 0 {
+				if err := s.m.Spec.CheckCategoryIndices(in.X); err != nil {
+					return badInput("input %d: %v", i, err)
+				}
+			}
 		}
 	}
 	return nil
