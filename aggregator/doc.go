@@ -17,12 +17,21 @@
 // for an identity whose session is live on another open downstream connection is
 // refused), since only it sees them.
 //
-// Stateless: a Relay keeps only its clients' session tokens and connections, which a
-// restart loses together with those connections; the clients rejoin, through it or
-// another aggregator, as after any lost connection.
+// Stateless: a Relay keeps only its clients' session tokens and connections, and the
+// subtotals of the running round, which a restart loses; the clients rejoin, through it or
+// another aggregator, as after any lost connection, and the server drops the uploads the
+// aggregator held from that round only.
 //
-// Not built yet (see the "Hierarchical aggregation" section of secagg/doc.go for the
-// secure-aggregation layer that is): summing the uploads of a round into a secagg.Subtotal
-// and forwarding one PartialSum, and answering opening challenges. Until then every upload
-// is relayed on its own, so the server's ingress bytes are those of a flat federation.
+// Summing (summing.go; Config.Verifier and Name): under authenticated secure aggregation
+// the relay keeps its clients' fit uploads instead of relaying them. It checks each as the
+// server's Aggregator would (secagg.Subtotal.Check), forwards the client's result with the
+// upload's commitment root in its place, adds the upload to the round's secagg.Subtotal
+// once the server accepted that result, and forwards one secagg.PartialSum with every
+// summed client's signed commitment when the server asks for it (Run pulls the server's
+// tasks for the aggregator over the Aggregation service); it opens its uploads for the key
+// committee's spot checks the server relays. Only sums leave it, so the server's ingress
+// is one upload per aggregator and round (server/partials.go has the server's side).
+// Evaluation and statistics uploads are still relayed one by one. It also relays the
+// closing of a client's connection (ClientsDisconnected), which the server would see
+// itself for a direct client.
 package aggregator

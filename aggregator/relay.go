@@ -17,7 +17,11 @@ import (
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/confide-fl/confide/proto/blob"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/secagg"
 	"github.com/confide-fl/confide/server"
 )
 
@@ -30,7 +34,16 @@ type Config struct {
 	// MaxChunkBytes bounds one message from a client (default 1 MiB, the server's default
 	// max chunk; it must be at least the server's, which clients are told at Join).
 	MaxChunkBytes int
-	Logger        *slog.Logger
+	// Verifier, with Name, makes the relay sum its clients' fit uploads (summing.go): it
+	// checks their certificates against the federation's CA. Nil: uploads are relayed one
+	// by one.
+	Verifier *secagg.Verifier
+	// Name is the aggregator's identity at the server: its upstream certificate's subject.
+	Name string
+	// MaxResultBytes bounds a client's upload that the relay reads to sum (default 1 GiB,
+	// the server's default).
+	MaxResultBytes int64
+	Logger         *slog.Logger
 }
 
 // Relay serves confide.v1.Federation to clients and makes each of their calls upstream,
@@ -38,6 +51,7 @@ type Config struct {
 type Relay struct {
 	pb.UnimplementedFederationServer
 	up  pb.FederationClient
+	agg pb.AggregationClient
 	cfg Config
 	log *slog.Logger
 
@@ -47,6 +61,10 @@ type Relay struct {
 	byToken  map[string]string      // session token → identity
 	open     map[uint64]bool        // downstream connections open now
 	now      func() time.Time
+	// Summing (summing.go): the fit tasks relayed, and the subtotals of the rounds.
+	tasks map[string]fitTask
+	sums  map[roundKey]*subtotal
+	held  atomic.Int64 // uploads held and summed
 }
 
 var _ pb.FederationServer = (*Relay)(nil)
@@ -68,11 +86,15 @@ func New(upstream grpc.ClientConnInterface, cfg Config) *Relay {
 	if cfg.MaxChunkBytes <= 0 {
 		cfg.MaxChunkBytes = 1 << 20
 	}
+	if cfg.MaxResultBytes <= 0 {
+		cfg.MaxResultBytes = 1 << 30
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Relay{up: pb.NewFederationClient(upstream), cfg: cfg, log: cfg.Logger,
-		byClient: map[string]*downstream{}, byToken: map[string]string{}, open: map[uint64]bool{}, now: time.Now}
+	return &Relay{up: pb.NewFederationClient(upstream), agg: pb.NewAggregationClient(upstream), cfg: cfg, log: cfg.Logger,
+		byClient: map[string]*downstream{}, byToken: map[string]string{}, open: map[uint64]bool{}, now: time.Now,
+		tasks: map[string]fitTask{}, sums: map[roundKey]*subtotal{}}
 }
 
 // NewGRPCServer returns a gRPC server with the relay registered, message-size limits for
@@ -103,13 +125,16 @@ func (c connTracker) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.
 func (c connTracker) HandleConn(ctx context.Context, st stats.ConnStats) {
 	id, _ := ctx.Value(connKey{}).(uint64)
 	c.r.mu.Lock()
-	defer c.r.mu.Unlock()
 	switch st.(type) {
 	case *stats.ConnBegin:
 		c.r.open[id] = true
 	case *stats.ConnEnd:
 		delete(c.r.open, id)
+		c.r.mu.Unlock()
+		c.r.notifyDisconnected(id)
+		return
 	}
+	c.r.mu.Unlock()
 }
 
 func (connTracker) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
@@ -236,6 +261,9 @@ func (r *Relay) PullTask(req *pb.PullTaskRequest, stream grpc.ServerStreamingSer
 		if err != nil {
 			return err
 		}
+		if t := chunk.GetTask(); t != nil && c.certified {
+			r.noteTask(c.cert, t)
+		}
 		if err := stream.Send(chunk); err != nil {
 			return err
 		}
@@ -250,11 +278,49 @@ func (r *Relay) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.
 		return err
 	}
 	r.seen(c)
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	if res := first.GetResult(); r.summing() && c.certified && res != nil && res.GetKind() == pb.TaskKind_TASK_KIND_FIT &&
+		res.GetStatus() == pb.ResultStatus_RESULT_STATUS_OK && len(res.GetBlobs()) == 1 && res.GetBlobs()[0].GetName() == blob.EncryptedUpdate {
+		return r.pushHeld(ctx, c, res, stream)
+	}
 	upCtx, cancel := context.WithCancel(r.upstream(ctx, c))
 	defer cancel() // a client that breaks off its upload breaks off the relayed one
 	up, err := r.up.PushResult(upCtx)
 	if err != nil {
 		return err
+	}
+	for chunk := first; ; {
+		if err := up.Send(chunk); err != nil {
+			if errors.Is(err, io.EOF) {
+				// The server ended the stream: its status says why.
+				_, err = up.CloseAndRecv()
+			}
+			return err
+		}
+		chunk, err = stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	resp, err := up.CloseAndRecv()
+	if err != nil {
+		return err
+	}
+	return stream.SendAndClose(resp)
+}
+
+// pushHeld reads a client's fit upload whole and holds it for the round's partial sum
+// (summing.go), or relays it unchanged when it is not one the relay can hold.
+func (r *Relay) pushHeld(ctx context.Context, c caller, res *pb.Result, stream grpc.ClientStreamingServer[pb.ResultChunk, pb.PushResultResponse]) error {
+	asm, err := blob.NewAssembler(res.Blobs, r.cfg.MaxResultBytes)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "result of task %s: %v", res.TaskId, err)
 	}
 	for {
 		chunk, err := stream.Recv()
@@ -264,15 +330,23 @@ func (r *Relay) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.
 		if err != nil {
 			return err
 		}
-		if err := up.Send(chunk); err != nil {
-			if errors.Is(err, io.EOF) {
-				// The server ended the stream: its status says why.
-				_, err = up.CloseAndRecv()
-			}
-			return err
+		if chunk.GetResult() != nil {
+			return status.Error(codes.InvalidArgument, "a second result header in one PushResult")
+		}
+		if err := asm.Add(chunk.GetData()); err != nil {
+			return status.Errorf(codes.InvalidArgument, "result of task %s: %v", res.TaskId, err)
 		}
 	}
-	resp, err := up.CloseAndRecv()
+	blobs, err := asm.Finish()
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "result of task %s: %v", res.TaskId, err)
+	}
+	held, resp, err := r.hold(ctx, c, res, blobs)
+	if !held {
+		full := proto.CloneOf(res)
+		full.Blobs = blobs
+		resp, err = r.pushUpstream(r.upstream(ctx, c), r.up.PushResult, full)
+	}
 	if err != nil {
 		return err
 	}

@@ -127,48 +127,63 @@ func (a *Aggregator) checkCiphertext(ct *rlwe.Ciphertext) error {
 // update leaves the aggregate unchanged. With a Verifier the aggregator keeps the update's
 // c1 coefficients (a copy) to open them later.
 func (a *Aggregator) Add(u *EncryptedUpdate) error {
+	accepted, err := a.check(u)
+	if err != nil {
+		return err
+	}
+	return a.add(u, accepted)
+}
+
+// check validates an upload as Add does, without adding it; with a Verifier it returns
+// what the aggregate keeps of it (its signed commitment and tree).
+func (a *Aggregator) check(u *EncryptedUpdate) (*acceptedUpload, error) {
 	if u == nil {
-		return fmt.Errorf("secagg: nil update")
+		return nil, fmt.Errorf("secagg: nil update")
 	}
 	if a.broken != nil {
-		return a.broken
+		return nil, a.broken
 	}
 	if a.request != nil {
-		return fmt.Errorf("secagg: update of client %q for round %d: %w", u.ClientID, a.cfg.Round, ErrFrozen)
+		return nil, fmt.Errorf("secagg: update of client %q for round %d: %w", u.ClientID, a.cfg.Round, ErrFrozen)
 	}
 	if u.Session != a.cfg.Session || u.Round != a.cfg.Round {
-		return fmt.Errorf("secagg: update of client %q is for session %s round %d, aggregating session %s round %d: %w", u.ClientID, u.Session, u.Round, a.cfg.Session, a.cfg.Round, ErrWrongSession)
+		return nil, fmt.Errorf("secagg: update of client %q is for session %s round %d, aggregating session %s round %d: %w", u.ClientID, u.Session, u.Round, a.cfg.Session, a.cfg.Round, ErrWrongSession)
 	}
 	if u.ClientID == "" {
-		return fmt.Errorf("secagg: update without a client id")
+		return nil, fmt.Errorf("secagg: update without a client id")
 	}
 	if _, dup := a.clients[u.ClientID]; dup {
-		return fmt.Errorf("secagg: client %q already contributed to round %d: %w", u.ClientID, a.cfg.Round, ErrDuplicate)
+		return nil, fmt.Errorf("secagg: client %q already contributed to round %d: %w", u.ClientID, a.cfg.Round, ErrDuplicate)
 	}
 	if len(a.clients) >= a.params.lit.MaxContributors {
-		return fmt.Errorf("secagg: aggregate already holds MaxContributors = %d updates; another could overflow the modulus", a.params.lit.MaxContributors)
+		return nil, fmt.Errorf("secagg: aggregate already holds MaxContributors = %d updates; another could overflow the modulus", a.params.lit.MaxContributors)
 	}
 	if u.Dim != a.cfg.Dim {
-		return fmt.Errorf("secagg: update of client %q has dimension %d, want %d", u.ClientID, u.Dim, a.cfg.Dim)
+		return nil, fmt.Errorf("secagg: update of client %q has dimension %d, want %d", u.ClientID, u.Dim, a.cfg.Dim)
 	}
 	if want := a.params.NumChunks(a.cfg.Dim); len(u.chunks) != want {
-		return fmt.Errorf("secagg: update of client %q holds %d ciphertexts, want %d", u.ClientID, len(u.chunks), want)
+		return nil, fmt.Errorf("secagg: update of client %q holds %d ciphertexts, want %d", u.ClientID, len(u.chunks), want)
 	}
 	if !slices.Equal(u.q, a.params.Moduli()) {
-		return fmt.Errorf("secagg: update of client %q is for modulus %v, want %v (%s)", u.ClientID, u.q, a.params.Moduli(), a.params.EncodingName())
+		return nil, fmt.Errorf("secagg: update of client %q is for modulus %v, want %v (%s)", u.ClientID, u.q, a.params.Moduli(), a.params.EncodingName())
 	}
 	for k, ct := range u.chunks {
 		if err := a.checkCiphertext(ct); err != nil {
-			return fmt.Errorf("secagg: update of client %q: ciphertext %d: %v", u.ClientID, k, err)
+			return nil, fmt.Errorf("secagg: update of client %q: ciphertext %d: %v", u.ClientID, k, err)
 		}
 	}
 	var accepted *acceptedUpload
 	if a.cfg.Verifier != nil {
 		var err error
 		if accepted, err = a.authenticate(u); err != nil {
-			return err
+			return nil, err
 		}
 	}
+	return accepted, nil
+}
+
+// add adds a checked upload to the running sums.
+func (a *Aggregator) add(u *EncryptedUpdate, accepted *acceptedUpload) error {
 	if a.sum == nil {
 		a.sum = make([]*rlwe.Ciphertext, len(u.chunks))
 		for k := range a.sum {

@@ -217,12 +217,11 @@
 //
 // An intermediate aggregator stands between a subtree of clients and the server, so that
 // the server receives one upload per aggregator instead of one per client. This package
-// holds the protocol's parties. Of the runtime that carries its messages, the aggregator
-// process that relays the federation's calls is built (package aggregator, confide
-// aggregator); its summing of a round's uploads, the server's handling of partial sums and
-// relayed openings are not built yet. Ciphertexts under the collective key add associatively, so the aggregator
-// adds its subtree's uploads with the checks of Aggregator.Add (Subtotal) and forwards one
-// PartialSum: the summed ciphertexts, as an unsigned EncryptedUpdate, and the signed
+// holds the protocol's parties; package aggregator (confide aggregator) and the server's
+// partials.go carry their messages. Ciphertexts under the collective key add
+// associatively, so the aggregator adds its subtree's uploads with the checks of
+// Aggregator.Add (Subtotal; Check and AddChecked when the runtime must hear the server's
+// verdict on an upload's result before adding it) and forwards one PartialSum: the summed ciphertexts, as an unsigned EncryptedUpdate, and the signed
 // commitment of every upload it summed. The server adds partial sums into the aggregate
 // beside direct uploads (HierarchicalAggregator.AddPartial).
 //
@@ -263,9 +262,9 @@
 //
 // Dropouts: aggregators keep nothing across rounds. One that dies before forwarding drops
 // its subtree from the round, as clients that never upload do. Before it freezes the
-// aggregate the server is to confirm that every source still answers, and to subtract the
-// partial sum of one that does not (HierarchicalAggregator.Drop), which also drops only
-// that subtree. A source that disappears between the request and its Opening stalls the
+// aggregate the server subtracts the partial sum of a source that no longer answers (the
+// runtime: one whose connection closed) with HierarchicalAggregator.Drop, which also drops
+// only that subtree. A source that disappears between the request and its Opening stalls the
 // aggregate, as a member of the chosen set that disappears does: the round's aggregate is
 // abandoned (the members have bound themselves to it). A restarted aggregator serves the
 // next round.

@@ -117,6 +117,55 @@ func (s *Subtotal) Add(u *EncryptedUpdate) error {
 	return s.agg.Add(u)
 }
 
+// CheckedUpload is an upload that passed a Subtotal's checks (Check) and is not added
+// yet: an aggregator checks an upload, forwards its client's result to the server as held,
+// and adds it only once the server has accepted that result, so that a partial sum never
+// holds an upload the server refused (it cannot be taken out again).
+type CheckedUpload struct {
+	u        *EncryptedUpdate
+	accepted *acceptedUpload
+}
+
+// ClientID returns the certified identity of the upload's client.
+func (c *CheckedUpload) ClientID() string { return c.accepted.identity }
+
+// TaskID returns the task the upload was signed for.
+func (c *CheckedUpload) TaskID() string { return c.accepted.commitment.TaskID }
+
+// Root returns the upload's signed commitment root.
+func (c *CheckedUpload) Root() [32]byte { return c.accepted.commitment.Root }
+
+// Check validates an upload as Add does (certificate, signature, commitment, every
+// ciphertext) without adding it.
+func (s *Subtotal) Check(u *EncryptedUpdate) (*CheckedUpload, error) {
+	if s.sent != nil {
+		return nil, fmt.Errorf("secagg: the subtotal of %s for round %d was forwarded already: %w", s.name, s.agg.cfg.Round, ErrFrozen)
+	}
+	acc, err := s.agg.check(u)
+	if err != nil {
+		return nil, err
+	}
+	return &CheckedUpload{u: u, accepted: acc}, nil
+}
+
+// AddChecked adds an upload that Check accepted. What may have changed since is checked
+// again: the subtotal forwarded, a second upload of the client, MaxContributors reached.
+func (s *Subtotal) AddChecked(c *CheckedUpload) error {
+	a := s.agg
+	switch {
+	case s.sent != nil:
+		return fmt.Errorf("secagg: the subtotal of %s for round %d was forwarded already: %w", s.name, a.cfg.Round, ErrFrozen)
+	case a.broken != nil:
+		return a.broken
+	case len(a.clients) >= a.params.lit.MaxContributors:
+		return fmt.Errorf("secagg: aggregate already holds MaxContributors = %d updates; another could overflow the modulus", a.params.lit.MaxContributors)
+	}
+	if _, dup := a.clients[c.u.ClientID]; dup {
+		return fmt.Errorf("secagg: client %q already contributed to round %d: %w", c.u.ClientID, a.cfg.Round, ErrDuplicate)
+	}
+	return a.add(c.u, c.accepted)
+}
+
 // Count returns the number of uploads added.
 func (s *Subtotal) Count() int { return s.agg.Count() }
 
@@ -249,6 +298,45 @@ func NewHierarchicalAggregator(params Parameters, cfg AggregatorConfig) (*Hierar
 		return nil, err
 	}
 	return &HierarchicalAggregator{agg: agg}, nil
+}
+
+// HierarchicalOf turns an aggregate of direct uploads (with a Verifier, not yet frozen)
+// into a hierarchical one, so that partial sums can be added beside the uploads it holds:
+// the server does so when the first held upload of a round arrives. a must not be used on
+// its own afterwards.
+func HierarchicalOf(a *Aggregator) (*HierarchicalAggregator, error) {
+	switch {
+	case a.cfg.Verifier == nil:
+		return nil, errors.New("secagg: hierarchical aggregation needs a Verifier: members must see the signed commitment of every contributor")
+	case a.request != nil:
+		return nil, fmt.Errorf("secagg: round %d: %w", a.cfg.Round, ErrFrozen)
+	}
+	return &HierarchicalAggregator{agg: a}, nil
+}
+
+// SourceUpload is an upload listed in a partial sum: its client's certified identity, the
+// task it was signed for, and its commitment root.
+type SourceUpload struct {
+	ClientID string
+	TaskID   string
+	Root     [32]byte
+}
+
+// SourceUploads returns the uploads listed in the partial sum of source (AddPartial), in
+// its order; nil if it holds none or it was dropped.
+func (h *HierarchicalAggregator) SourceUploads(source string) []SourceUpload {
+	for _, s := range h.sources {
+		if s.name != source || s.dropped {
+			continue
+		}
+		out := make([]SourceUpload, len(s.identities))
+		for i, id := range s.identities {
+			c := s.sum.Commitments[i]
+			out[i] = SourceUpload{ClientID: id, TaskID: c.TaskID, Root: c.Root}
+		}
+		return out
+	}
+	return nil
 }
 
 // Add validates and adds a direct upload (Aggregator.Add).

@@ -505,3 +505,100 @@ func TestPartialSumWire(t *testing.T) {
 		t.Errorf("a commitment count of 2^30: %v, want an error saying they cannot fit", err)
 	}
 }
+
+// TestSubtotalCheckThenAdd: the aggregator's two-step path (Check, forward the result as
+// held, AddChecked once the server accepted it) gives the partial sum Add gives; a checked
+// upload is refused once its client was added or the subtotal forwarded; the root wraps
+// an aggregate of direct uploads (HierarchicalOf) and lists each source's uploads with
+// their clients, tasks and roots (SourceUploads).
+func TestSubtotalCheckThenAdd(t *testing.T) {
+	cryptotest.SetGlobalRandom(t, 47)
+	p := testParams(t, ParametersLiteral{LogN: 12})
+	f := newAuthFederation(t, p, CommitteeConfig{Size: 5, Threshold: 3, MinContributions: 3}, 1)
+	const dim, round = 50, 5
+	cfg := AggregatorConfig{Session: f.session, Round: round, Dim: dim, Committee: f.cfg, Workers: 2, Purpose: PurposeFit, Verifier: f.verifier}
+	viaAdd, err := NewSubtotal(p, cfg, "agg-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaCheck, err := NewSubtotal(p, cfg, "agg-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := f.newAggregator(t, round, PurposeFit, dim)
+	var checked []*CheckedUpload
+	for i, u := range randomUpdates(round, 4, dim, 1) {
+		eu := f.upload(t, fmt.Sprint("client-", i), round, PurposeFit, u)
+		if i == 0 {
+			if err := direct.Add(eu); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := viaAdd.Add(eu); err != nil {
+			t.Fatal(err)
+		}
+		c, err := viaCheck.Check(eu)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.ClientID() != eu.ClientID || c.TaskID() != eu.TaskID || c.Root() != eu.commitment().Root {
+			t.Fatalf("checked upload names %s, %s, %x; want %s, %s, %x", c.ClientID(), c.TaskID(), c.Root(), eu.ClientID, eu.TaskID, eu.commitment().Root)
+		}
+		checked = append(checked, c)
+	}
+	if viaCheck.Count() != 0 {
+		t.Fatalf("Check added %d uploads, want none", viaCheck.Count())
+	}
+	for _, c := range checked {
+		if err := viaCheck.AddChecked(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := viaCheck.AddChecked(checked[0]); !errors.Is(err, ErrDuplicate) {
+		t.Errorf("a checked upload added twice: %v, want ErrDuplicate", err)
+	}
+	want, err := viaAdd.Partial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := viaCheck.Partial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, _ := want.MarshalBinary()
+	gb, _ := got.MarshalBinary()
+	if !bytes.Equal(wb, gb) {
+		t.Error("the partial sum of checked-then-added uploads differs from Add's")
+	}
+	if _, err := viaCheck.Check(checked[0].u); !errors.Is(err, ErrFrozen) {
+		t.Errorf("Check after Partial: %v, want ErrFrozen", err)
+	}
+	root, err := HierarchicalOf(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.AddPartial(roundTrip(t, got, &PartialSum{}), "agg-a"); err != nil {
+		t.Fatal(err)
+	}
+	if root.Count() != 4 {
+		t.Errorf("root holds %d contributors, want 4", root.Count())
+	}
+	listed := root.SourceUploads("agg-a")
+	if len(listed) != len(checked) {
+		t.Fatalf("SourceUploads lists %d uploads, want %d", len(listed), len(checked))
+	}
+	for i, u := range listed {
+		if c := checked[i]; u.ClientID != c.ClientID() || u.TaskID != c.TaskID() || u.Root != c.Root() {
+			t.Errorf("listed upload %d is %+v, want %s %s", i, u, c.ClientID(), c.TaskID())
+		}
+	}
+	if root.SourceUploads("agg-b") != nil {
+		t.Error("SourceUploads of an aggregator that forwarded nothing is not nil")
+	}
+	passive := f.newAggregator(t, round, PurposeFit, dim)
+	passive.cfg.Verifier = nil
+	if _, err := HierarchicalOf(passive); err == nil {
+		t.Error("HierarchicalOf accepted an aggregate without a Verifier")
+	}
+}

@@ -158,6 +158,9 @@ func (s *Service) authorize(ctx context.Context, method string) (context.Context
 	if err != nil {
 		return nil, err
 	}
+	if isAggregationMethod(method) {
+		return s.authorizeAggregator(ctx, id, certified)
+	}
 	if ctx, id, certified, err = s.relayed(ctx, id, certified); err != nil {
 		return nil, err
 	}
@@ -241,6 +244,10 @@ func connOf(ctx context.Context) conn {
 type connTracker struct {
 	t       *sessionTable
 	onClose func(clients []string)
+	// closed is told of every connection that closes (an aggregator's, see aggregation.go).
+	closed func(id uint64)
+	// ingress counts the wire bytes of every message received.
+	ingress func(n int)
 }
 
 var _ stats.Handler = connTracker{}
@@ -259,11 +266,19 @@ func (c connTracker) HandleConn(ctx context.Context, st stats.ConnStats) {
 		if ids := c.t.clientsOn(id); len(ids) > 0 && c.onClose != nil {
 			c.onClose(ids)
 		}
+		if c.closed != nil {
+			c.closed(id)
+		}
 	}
 }
 
 func (connTracker) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
-func (connTracker) HandleRPC(context.Context, stats.RPCStats)                       {}
+
+func (c connTracker) HandleRPC(_ context.Context, st stats.RPCStats) {
+	if in, ok := st.(*stats.InPayload); ok && c.ingress != nil {
+		c.ingress(in.WireLength)
+	}
+}
 
 // session is a client's current session.
 type session struct {

@@ -121,6 +121,10 @@ type fitRound struct {
 	// control-variate deltas once the round's aggregate is known.
 	population int
 	controlSum []float64
+	// Hierarchical aggregation (partials.go): the aggregate once an aggregator holds
+	// uploads of the round, and those aggregators.
+	hier    *secagg.HierarchicalAggregator
+	sources map[string]*source
 }
 
 type evalRound struct {
@@ -144,6 +148,11 @@ type decryption struct {
 	shares map[secagg.MemberID]*secagg.DecryptionShare
 	// combining: every share is in and the driver is combining them (CombineWork).
 	combining bool
+	// hier is the round's hierarchical aggregate (agg is its direct part); challenges and
+	// openings hold each member's challenge until every source opened its uploads for it.
+	hier       *secagg.HierarchicalAggregator
+	challenges map[secagg.MemberID]*secagg.Challenge
+	openings   map[secagg.MemberID]map[string]*secagg.Opening
 }
 
 // Coordinator runs the rounds of a federation as a single-threaded state machine (the etcd
@@ -404,6 +413,14 @@ func (c *Coordinator) step(ev Event, r *Ready) error {
 		return c.aggregated(e, r)
 	case Combined:
 		return c.combined(e, r)
+	case SourceResultIn:
+		return c.sourceResult(e, r)
+	case SourceGone:
+		return c.sourceGone(e, r)
+	case PartialAdded:
+		return c.partialAdded(e, r)
+	case PartialDropped:
+		return c.partialDropped(e, r)
 	default:
 		return reject(RejectInvalid, "unknown event %T", ev)
 	}

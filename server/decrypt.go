@@ -14,6 +14,12 @@ import (
 // startDecrypt asks the first Threshold online holders of the committee for decryption
 // shares of agg: the round's update sum, or (eval) its evaluation statistics.
 func (c *Coordinator) startDecrypt(agg *secagg.Aggregator, round uint64, eval bool, r *Ready) {
+	c.startDecryptOf(agg, nil, round, eval, r)
+}
+
+// startDecryptOf is startDecrypt of an aggregate that may hold partial sums (hier, whose
+// direct part is agg; nil: none).
+func (c *Coordinator) startDecryptOf(agg *secagg.Aggregator, hier *secagg.HierarchicalAggregator, round uint64, eval bool, r *Ready) {
 	t := c.cfg.SecAgg.Threshold
 	// A member of the set that disappears stalls the aggregate (members answer one set per
 	// aggregate: two sets' shares would be two flooded looks at each key share), so the
@@ -33,13 +39,21 @@ func (c *Coordinator) startDecrypt(agg *secagg.Aggregator, round uint64, eval bo
 	}
 	slices.Sort(set)
 	// The statistics round decrypts from its own phase (finishStatistics).
-	c.dec = &decryption{agg: agg, round: round, eval: eval, stats: c.phase == phaseStatistics}
+	c.dec = &decryption{agg: agg, hier: hier, round: round, eval: eval, stats: c.phase == phaseStatistics}
 	if len(set) < t {
 		c.com = nil
 		c.decryptFailed(fmt.Sprintf("only %d key-committee members are online, the threshold is %d; a new committee will be formed", len(set), t), r)
 		return
 	}
-	req, err := agg.DecryptionRequest(set)
+	var (
+		req *secagg.DecryptionRequest
+		err error
+	)
+	if hier != nil {
+		req, err = hier.DecryptionRequest(set)
+	} else {
+		req, err = agg.DecryptionRequest(set)
+	}
 	if err != nil {
 		c.decryptFailed(fmt.Sprintf("decryption request: %v", err), r)
 		return
@@ -108,18 +122,9 @@ func (c *Coordinator) decryptResult(ts *taskState, res *pb.Result, r *Ready) str
 		if ch.From != ts.member {
 			return fmt.Sprintf("challenge claims member %d, the task was for member %d", ch.From, ts.member)
 		}
-		op, err := d.agg.Open(&ch)
-		if err != nil {
-			c.decryptFailed(fmt.Sprintf("opening member %d's spot checks: %v", ts.member, err), r)
-			return ""
+		if !c.challengeSources(ts.member, &ch, data, r) {
+			c.sendOpening(ts.member, &ch, nil, r)
 		}
-		ob, err := op.MarshalBinary()
-		if err != nil {
-			c.decryptFailed(fmt.Sprintf("opening member %d's spot checks: %v", ts.member, err), r)
-			return ""
-		}
-		// The member kept the request from the challenge step: only the opening goes out.
-		c.sendDecrypt(r, ts.member, pb.DecryptStage_DECRYPT_STAGE_SHARE, blob.New(blob.Opening, ob))
 		return ""
 	}
 	data, err := blob.Find(res.Blobs, blob.Share)

@@ -43,6 +43,8 @@ type Tick struct{ Elapsed time.Duration }
 type ResultIn struct {
 	ClientID string
 	Result   *pb.Result
+	// Via names the intermediate aggregator that relayed the result, if one did.
+	Via string
 }
 
 func (Join) isEvent()         {}

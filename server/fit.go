@@ -84,7 +84,7 @@ func (c *Coordinator) startFit(r *Ready) {
 			return
 		}
 		f.agg = agg
-		spec.Secagg = &pb.SecAggSpec{Session: c.com.session[:], Params: c.saProto}
+		spec.Secagg = &pb.SecAggSpec{Session: c.com.session[:], Params: c.saProto, UploadValues: int64(c.dim + c.extra())}
 	}
 	c.fit = f
 	c.phase = phaseFit
@@ -194,13 +194,16 @@ func (c *Coordinator) decodeStatistics(slots []float64, totalWeight float64, pre
 }
 
 // fitResult accepts a successful fit result; it returns a non-empty message when invalid.
-func (c *Coordinator) fitResult(ts *taskState, res *pb.Result, r *Ready) string {
+func (c *Coordinator) fitResult(ts *taskState, res *pb.Result, via string, r *Ready) string {
 	f := c.fit
 	if c.phase != phaseFit || f == nil || f.number != ts.round {
 		return fmt.Sprintf("round %d is no longer collecting updates", ts.round)
 	}
 	if res.NumExamples < 0 {
 		return fmt.Sprintf("num_examples = %d: must be ≥ 0 (0: not shared)", res.NumExamples)
+	}
+	if hasBlob(res.Blobs, blob.HeldUpload) {
+		return c.heldResult(ts, res, via, r) // an aggregator holds the upload (partials.go)
 	}
 	if f.agg != nil {
 		if hasBlob(res.Blobs, blob.Update) {
@@ -240,15 +243,18 @@ func (c *Coordinator) finishFit(r *Ready) {
 		f.failures = append(f.failures, strategy.Failure{ClientID: id, Kind: strategy.FailureTimeout, Reason: "no result before the fit deadline"})
 	}
 	clear(f.pending)
-	if f.busy() {
-		return // aggregated finishes the phase
+	if f.busy() || f.partialsBusy() {
+		return // aggregated (partialAdded) finishes the phase
+	}
+	if c.awaitPartials(c.now >= c.deadline, r) {
+		return // partialAdded, a deadline or SourceGone finishes the phase
 	}
 	if n := len(f.contributors); n < c.cfg.Sampling.MinFit {
 		c.failRound(fmt.Sprintf("only %d of the sampled clients returned updates, sampling.min_fit is %d", n, c.cfg.Sampling.MinFit), r)
 		return
 	}
 	if f.agg != nil {
-		c.startDecrypt(f.agg, f.number, false, r)
+		c.startDecryptOf(f.agg, f.hier, f.number, false, r)
 		return
 	}
 	// The sums are exact (order-independent) and the updates kept in client order, so a

@@ -164,13 +164,16 @@ type Service struct {
 	joinLimits *joinLimits
 	driver     Driver
 	// The driver's work the coordinator asked for, each done on a goroutine of its own.
-	evals      *workQueue[EvaluationRequest]
-	work       *workQueue[Work]
-	mail       map[string]*mailbox
-	finished   bool
-	round      uint64
-	done       chan struct{}
-	roundStart map[uint64]time.Time
+	evals *workQueue[EvaluationRequest]
+	work  *workQueue[Work]
+	mail  map[string]*mailbox
+	// aggregatorConns maps the connections Aggregation calls came over to their
+	// aggregator (aggregation.go).
+	aggregatorConns map[uint64]string
+	finished        bool
+	round           uint64
+	done            chan struct{}
+	roundStart      map[uint64]time.Time
 }
 
 var _ pb.FederationServer = (*Service)(nil)
@@ -511,6 +514,11 @@ func (s *Service) PullTask(req *pb.PullTaskRequest, stream grpc.ServerStreamingS
 	if err := s.submit(ctx, Heartbeat{ClientID: id}); err != nil {
 		return err
 	}
+	return s.pull(ctx, id, req, stream)
+}
+
+// pull streams the next task of mailbox id (a client's, or an aggregator's).
+func (s *Service) pull(ctx context.Context, id string, req *pb.PullTaskRequest, stream grpc.ServerStreamingServer[pb.TaskChunk]) error {
 	wait := min(time.Duration(req.GetWaitMs())*time.Millisecond, s.cfg.MaxPullWait)
 	timer := time.NewTimer(max(wait, 0))
 	defer timer.Stop()
@@ -584,8 +592,17 @@ const maxBlobs = 8
 // (Coordinator.ResultLimit) and by MaxResultBytes; the buffer grows as bytes arrive. A
 // client pushes one result at a time.
 func (s *Service) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.PushResultResponse]) error {
+	id := clientOf(stream.Context())
+	via, _ := relayOf(stream.Context())
+	return s.push(stream, id, func(c *Coordinator, task string) (int64, error) { return c.ResultLimit(id, task) },
+		func(res *pb.Result) Event { return ResultIn{ClientID: id, Result: res, Via: via} })
+}
+
+// push receives a result for uploader id (a client, or an aggregator): limitOf bounds its
+// blobs before any data is read, event makes the coordinator's event of the result.
+func (s *Service) push(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.PushResultResponse], id string,
+	limitOf func(c *Coordinator, task string) (int64, error), event func(*pb.Result) Event) error {
 	ctx := stream.Context()
-	id := clientOf(ctx)
 	s.mu.Lock()
 	busy := s.uploading[id]
 	s.uploading[id] = true
@@ -612,7 +629,7 @@ func (s *Service) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, p
 	}
 	limit := s.cfg.MaxResultBytes
 	if err := s.ask(ctx, func(c *Coordinator) error {
-		n, err := c.ResultLimit(id, res.TaskId)
+		n, err := limitOf(c, res.TaskId)
 		limit = min(limit, n)
 		return err
 	}); err != nil {
@@ -660,7 +677,7 @@ func (s *Service) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, p
 	if _, err := asm.Finish(); err != nil {
 		return status.Errorf(codes.InvalidArgument, "result of task %s: %v", res.TaskId, err)
 	}
-	if err := s.submit(ctx, ResultIn{ClientID: id, Result: res}); err != nil {
+	if err := s.submit(ctx, event(res)); err != nil {
 		s.log.Warn("result refused", "client", id, "task", res.TaskId, "err", err)
 		return err
 	}
@@ -725,11 +742,12 @@ func (s *Service) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 		grpc.MaxSendMsgSize(limit),
 		grpc.ChainUnaryInterceptor(s.recoverUnary, s.logUnary, s.authUnary),
 		grpc.ChainStreamInterceptor(s.recoverStream, s.logStream, s.authStream),
-		grpc.StatsHandler(connTracker{s.sessions, s.disconnected}),
+		grpc.StatsHandler(connTracker{s.sessions, s.disconnected, s.connClosed, s.cfg.Metrics.addIngress}),
 		wire.ServerOption(), // protobuf, with task and result chunks' data copied less
 	}, opts...)
 	g := grpc.NewServer(opts...)
 	pb.RegisterFederationServer(g, s)
+	pb.RegisterAggregationServer(g, aggregation{s: s})
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
 	s.health.SetServingStatus(healthService, healthpb.HealthCheckResponse_SERVING)

@@ -77,6 +77,10 @@ func kindName(k pb.TaskKind) string {
 		return "dec"
 	case pb.TaskKind_TASK_KIND_STATISTICS:
 		return "stats"
+	case pb.TaskKind_TASK_KIND_PARTIAL_SUM:
+		return "partial"
+	case pb.TaskKind_TASK_KIND_OPEN:
+		return "open"
 	}
 	return "task"
 }
@@ -159,6 +163,8 @@ func (c *Coordinator) taskFailed(ts *taskState, kind strategy.FailureKind, reaso
 		if c.phase == phaseKeySetup && c.com != nil && c.com.session == ts.session {
 			c.keySetupMemberFailed(ts, reason, r)
 		}
+	case pb.TaskKind_TASK_KIND_PARTIAL_SUM, pb.TaskKind_TASK_KIND_OPEN:
+		c.sourceFailed(ts, reason, r)
 	}
 }
 
@@ -215,7 +221,7 @@ func (c *Coordinator) result(e ResultIn, r *Ready) error {
 	var msg string
 	switch ts.kind {
 	case pb.TaskKind_TASK_KIND_FIT:
-		msg = c.fitResult(ts, res, r)
+		msg = c.fitResult(ts, res, e.Via, r)
 	case pb.TaskKind_TASK_KIND_EVALUATE:
 		msg = c.evalResult(ts, res, r)
 	case pb.TaskKind_TASK_KIND_KEY_SETUP:

@@ -1,12 +1,10 @@
 package server_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,7 +93,7 @@ federation:
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ingress := sampleIngress(ctx, fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics))
+	ingress := sampleRootIngress(ctx, fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics))
 	fleets := make([]*exec.Cmd, processes)
 	outs := make([]bytes.Buffer, processes)
 	logs := make([]syncBuffer, processes)
@@ -141,7 +139,8 @@ federation:
 	if len(res.History) != rounds {
 		t.Fatalf("%d rounds, want %d", len(res.History), rounds)
 	}
-	in, took := (<-ingress).perRound()
+	samples := <-ingress
+	in, took := samples.perRound(samples.payload)
 	for i, r := range res.History {
 		if r.Failed || r.Contributors != 100 {
 			t.Fatalf("round %d: failed %v (%s), %d contributors; want 100\n%s", r.Round, r.Failed, r.Reason, r.Contributors, tail(serverLog.String(), 3000))
@@ -166,79 +165,6 @@ federation:
 		t.Fatalf("the fleets did %d tasks, fewer than the %d fits", tasks, 100*rounds)
 	}
 	t.Logf("%d clients in %d processes: %d tasks done, ε max %.3g", clients, processes, tasks, res.EpsilonMax)
-}
-
-// ingressSamples are the server's round gauge and received-bytes counter over time.
-type ingressSamples struct {
-	rounds []int
-	bytes  []int64
-	at     []time.Time
-}
-
-// perRound returns the bytes received and the wall time from the first sample until the
-// end of round 1 (joins and the key setup included), then between the ends of successive
-// rounds (to 100 ms).
-func (s ingressSamples) perRound() ([]int64, []time.Duration) {
-	var (
-		in   []int64
-		took []time.Duration
-	)
-	if len(s.at) == 0 {
-		return nil, nil
-	}
-	last, since := int64(0), s.at[0]
-	for i := 1; i < len(s.rounds); i++ {
-		if s.rounds[i] > s.rounds[i-1] {
-			in, took = append(in, s.bytes[i]-last), append(took, s.at[i].Sub(since))
-			last, since = s.bytes[i], s.at[i]
-		}
-	}
-	return in, took
-}
-
-// sampleIngress scrapes the server's metrics every 100 ms until ctx ends or the server
-// stops answering after having answered, and then sends what it saw.
-func sampleIngress(ctx context.Context, url string) <-chan ingressSamples {
-	ch := make(chan ingressSamples, 1)
-	go func() {
-		var s ingressSamples
-		defer func() { ch <- s }()
-		seen := false
-		for ctx.Err() == nil {
-			time.Sleep(100 * time.Millisecond)
-			resp, err := http.Get(url)
-			if err != nil {
-				if seen {
-					return
-				}
-				continue
-			}
-			seen = true
-			round, in := -1, int64(-1)
-			sc := bufio.NewScanner(resp.Body)
-			for sc.Scan() {
-				f := strings.Fields(sc.Text())
-				if len(f) != 2 {
-					continue
-				}
-				v, err := strconv.ParseFloat(f[1], 64)
-				if err != nil {
-					continue
-				}
-				switch f[0] {
-				case "confide_round":
-					round = int(v)
-				case "confide_received_bytes_total":
-					in = int64(v)
-				}
-			}
-			resp.Body.Close()
-			if round >= 0 && in >= 0 {
-				s.rounds, s.bytes, s.at = append(s.rounds, round), append(s.bytes, in), append(s.at, time.Now())
-			}
-		}
-	}()
-	return ch
 }
 
 // cpuSeconds is a process's user and system CPU time.

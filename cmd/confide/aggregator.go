@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/confide-fl/confide/aggregator"
 	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/secagg"
 	"github.com/confide-fl/confide/server"
 )
 
@@ -27,7 +29,7 @@ type aggregatorOptions struct {
 	upstream, listen           string
 	ca, tlsCert, tlsKey        string
 	upstreamCert, upstreamKey  string
-	insecure                   bool
+	insecure, relayOnly        bool
 	clientTimeout, drainPeriod time.Duration
 }
 
@@ -42,11 +44,19 @@ connection of its own, presenting its own certificate (--upstream-cert, --upstre
 and vouching for each client's identity, which it verifies against the federation's CA
 (--ca). The server accepts relayed calls only from the aggregator identities listed in
 its config (aggregators, --aggregators). Clients need no change; the wire format is the
-server's. The aggregator keeps nothing across restarts: its clients rejoin.
+server's.
 
-Today the aggregator relays every call and upload as it is; summing a round's encrypted
-uploads into one partial sum is not built yet, so the server's ingress is that of a flat
-federation.
+Under secure aggregation with TLS the aggregator sums its clients' fit uploads: it
+checks each (certificate against --ca, signature, commitment) as the server would,
+forwards the client's result with the upload's commitment in its place, and sends the
+server one partial sum of the round with every summed client's signed commitment when the
+server asks for it; it opens its uploads for the key committee's spot checks. Only sums
+leave it, so the server receives one upload per aggregator instead of one per client.
+--relay-only relays every upload as it is instead.
+
+The aggregator keeps nothing across restarts: its clients rejoin, and the uploads it held
+for the running round are lost from that round only (the server counts those clients as
+dropped).
 
 Every flag can also come from the config file or CONFIDE_<FLAG> (CONFIDE_UPSTREAM).`,
 		Example: `  confide ca issue --dir pki --name agg-0            # the aggregator's identity, for the server
@@ -69,6 +79,7 @@ Every flag can also come from the config file or CONFIDE_<FLAG> (CONFIDE_UPSTREA
 	f.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert, PEM")
 	f.StringVar(&o.upstreamCert, "upstream-cert", "", "the aggregator's own certificate, PEM, presented to the server (its name must be in the server's aggregators)")
 	f.StringVar(&o.upstreamKey, "upstream-key", "", "the key of --upstream-cert, PEM")
+	f.BoolVar(&o.relayOnly, "relay-only", false, "relay every upload as it is instead of summing the round's uploads (the server's ingress is then a flat federation's)")
 	f.BoolVar(&o.insecure, "insecure", false, "plaintext on both sides, identities unauthenticated (tests on a trusted network only)")
 	f.DurationVar(&o.clientTimeout, "client-timeout", 30*time.Second, "a client not heard from for this long may join again over another connection (use the server's deadlines.client_timeout)")
 	f.DurationVar(&o.drainPeriod, "drain", 5*time.Second, "on shutdown, how long calls in flight may finish")
@@ -124,7 +135,16 @@ func runAggregator(ctx context.Context, g *globalOptions, o aggregatorOptions) e
 		return &exitError{code: exitUsage, err: fmt.Errorf("--upstream %s: %w", o.upstream, err)}
 	}
 	defer up.Close()
-	relay := aggregator.New(up, aggregator.Config{ClientTimeout: o.clientTimeout, Logger: slog.Default()})
+	cfg := aggregator.Config{ClientTimeout: o.clientTimeout, Logger: slog.Default()}
+	if !o.insecure && !o.relayOnly {
+		if cfg.Verifier, cfg.Name, err = aggregatorIdentity(o); err != nil {
+			return err
+		}
+	}
+	relay := aggregator.New(up, cfg)
+	workCtx, stopWork := context.WithCancel(ctx)
+	defer stopWork()
+	go relay.Run(workCtx)
 	gs := relay.NewGRPCServer(grpc.Creds(listenCreds))
 	lis, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -147,4 +167,23 @@ func runAggregator(ctx context.Context, g *globalOptions, o aggregatorOptions) e
 		gs.Stop()
 	}
 	return nil
+}
+
+// aggregatorIdentity returns what summing needs: a verifier of the clients' uploads (the
+// federation's CA, --ca) and the aggregator's name at the server (--upstream-cert's
+// subject).
+func aggregatorIdentity(o aggregatorOptions) (*secagg.Verifier, string, error) {
+	caPEM, err := os.ReadFile(o.ca)
+	if err != nil {
+		return nil, "", &exitError{code: exitUsage, err: fmt.Errorf("--ca: %w", err)}
+	}
+	v, err := secagg.NewVerifierFromPEM(caPEM, nil)
+	if err != nil {
+		return nil, "", &exitError{code: exitUsage, err: fmt.Errorf("--ca %s: %w", o.ca, err)}
+	}
+	kp, err := tls.LoadX509KeyPair(o.upstreamCert, o.upstreamKey)
+	if err != nil {
+		return nil, "", &exitError{code: exitUsage, err: fmt.Errorf("--upstream-cert, --upstream-key: %w", err)}
+	}
+	return v, kp.Leaf.Subject.CommonName, nil
 }

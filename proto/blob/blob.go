@@ -32,6 +32,9 @@ const (
 	Share           = "share"
 	Challenge       = "challenge"
 	Opening         = "opening"
+	// Hierarchical aggregation (service Aggregation).
+	HeldUpload = "held_upload" // a fit result whose upload an aggregator holds: its 32-byte commitment root
+	PartialSum = "partial_sum" // an aggregator's secagg.PartialSum
 )
 
 // New returns a blob holding data, with its size and SHA-256 digest.

@@ -40,6 +40,12 @@ const (
 	TaskKind_TASK_KIND_KEY_SETUP   TaskKind = 3
 	TaskKind_TASK_KIND_DECRYPT     TaskKind = 4
 	TaskKind_TASK_KIND_STATISTICS  TaskKind = 5
+	// For an intermediate aggregator (service Aggregation): forward the round's partial sum
+	// of the uploads it holds (PartialSumSpec). Its result carries the blob "partial_sum".
+	TaskKind_TASK_KIND_PARTIAL_SUM TaskKind = 6
+	// For an intermediate aggregator: open the uploads of its forwarded partial sum for a
+	// committee member's spot checks (blob "challenge"); its result carries "opening".
+	TaskKind_TASK_KIND_OPEN TaskKind = 7
 )
 
 // Enum value maps for TaskKind.
@@ -51,6 +57,8 @@ var (
 		3: "TASK_KIND_KEY_SETUP",
 		4: "TASK_KIND_DECRYPT",
 		5: "TASK_KIND_STATISTICS",
+		6: "TASK_KIND_PARTIAL_SUM",
+		7: "TASK_KIND_OPEN",
 	}
 	TaskKind_value = map[string]int32{
 		"TASK_KIND_UNSPECIFIED": 0,
@@ -59,6 +67,8 @@ var (
 		"TASK_KIND_KEY_SETUP":   3,
 		"TASK_KIND_DECRYPT":     4,
 		"TASK_KIND_STATISTICS":  5,
+		"TASK_KIND_PARTIAL_SUM": 6,
+		"TASK_KIND_OPEN":        7,
 	}
 )
 
@@ -254,6 +264,86 @@ func (ResultStatus) EnumDescriptor() ([]byte, []int) {
 	return file_confide_v1_federation_proto_rawDescGZIP(), []int{3}
 }
 
+type ClientsDisconnectedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Clients       []string               `protobuf:"bytes,1,rep,name=clients,proto3" json:"clients,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientsDisconnectedRequest) Reset() {
+	*x = ClientsDisconnectedRequest{}
+	mi := &file_confide_v1_federation_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientsDisconnectedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientsDisconnectedRequest) ProtoMessage() {}
+
+func (x *ClientsDisconnectedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_confide_v1_federation_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientsDisconnectedRequest.ProtoReflect.Descriptor instead.
+func (*ClientsDisconnectedRequest) Descriptor() ([]byte, []int) {
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ClientsDisconnectedRequest) GetClients() []string {
+	if x != nil {
+		return x.Clients
+	}
+	return nil
+}
+
+type ClientsDisconnectedResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientsDisconnectedResponse) Reset() {
+	*x = ClientsDisconnectedResponse{}
+	mi := &file_confide_v1_federation_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientsDisconnectedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientsDisconnectedResponse) ProtoMessage() {}
+
+func (x *ClientsDisconnectedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_confide_v1_federation_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientsDisconnectedResponse.ProtoReflect.Descriptor instead.
+func (*ClientsDisconnectedResponse) Descriptor() ([]byte, []int) {
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{1}
+}
+
 type JoinRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Stable name of the client; it is also its identity across reconnects.
@@ -270,7 +360,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_confide_v1_federation_proto_msgTypes[0]
+	mi := &file_confide_v1_federation_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -282,7 +372,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[0]
+	mi := &file_confide_v1_federation_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -295,7 +385,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{0}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *JoinRequest) GetClientName() string {
@@ -342,7 +432,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_confide_v1_federation_proto_msgTypes[1]
+	mi := &file_confide_v1_federation_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +444,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[1]
+	mi := &file_confide_v1_federation_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +457,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{1}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *JoinResponse) GetClientId() string {
@@ -415,7 +505,7 @@ type PullTaskRequest struct {
 
 func (x *PullTaskRequest) Reset() {
 	*x = PullTaskRequest{}
-	mi := &file_confide_v1_federation_proto_msgTypes[2]
+	mi := &file_confide_v1_federation_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -427,7 +517,7 @@ func (x *PullTaskRequest) String() string {
 func (*PullTaskRequest) ProtoMessage() {}
 
 func (x *PullTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[2]
+	mi := &file_confide_v1_federation_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -440,7 +530,7 @@ func (x *PullTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullTaskRequest.ProtoReflect.Descriptor instead.
 func (*PullTaskRequest) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{2}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PullTaskRequest) GetWaitMs() int64 {
@@ -464,7 +554,7 @@ type TaskChunk struct {
 
 func (x *TaskChunk) Reset() {
 	*x = TaskChunk{}
-	mi := &file_confide_v1_federation_proto_msgTypes[3]
+	mi := &file_confide_v1_federation_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +566,7 @@ func (x *TaskChunk) String() string {
 func (*TaskChunk) ProtoMessage() {}
 
 func (x *TaskChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[3]
+	mi := &file_confide_v1_federation_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +579,7 @@ func (x *TaskChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskChunk.ProtoReflect.Descriptor instead.
 func (*TaskChunk) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{3}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TaskChunk) GetPart() isTaskChunk_Part {
@@ -560,7 +650,7 @@ type NoTask struct {
 
 func (x *NoTask) Reset() {
 	*x = NoTask{}
-	mi := &file_confide_v1_federation_proto_msgTypes[4]
+	mi := &file_confide_v1_federation_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +662,7 @@ func (x *NoTask) String() string {
 func (*NoTask) ProtoMessage() {}
 
 func (x *NoTask) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[4]
+	mi := &file_confide_v1_federation_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +675,7 @@ func (x *NoTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NoTask.ProtoReflect.Descriptor instead.
 func (*NoTask) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{4}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *NoTask) GetRetryAfterMs() int64 {
@@ -616,7 +706,7 @@ type Blob struct {
 
 func (x *Blob) Reset() {
 	*x = Blob{}
-	mi := &file_confide_v1_federation_proto_msgTypes[5]
+	mi := &file_confide_v1_federation_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +718,7 @@ func (x *Blob) String() string {
 func (*Blob) ProtoMessage() {}
 
 func (x *Blob) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[5]
+	mi := &file_confide_v1_federation_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +731,7 @@ func (x *Blob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Blob.ProtoReflect.Descriptor instead.
 func (*Blob) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{5}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Blob) GetName() string {
@@ -684,6 +774,7 @@ type Task struct {
 	//	*Task_KeySetup
 	//	*Task_Decrypt
 	//	*Task_Statistics
+	//	*Task_PartialSum
 	Spec isTask_Spec `protobuf_oneof:"spec"`
 	// Named payloads; see the specs for the names each task kind carries.
 	Blobs []*Blob `protobuf:"bytes,8,rep,name=blobs,proto3" json:"blobs,omitempty"`
@@ -697,7 +788,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_confide_v1_federation_proto_msgTypes[6]
+	mi := &file_confide_v1_federation_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +800,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[6]
+	mi := &file_confide_v1_federation_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +813,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{6}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Task) GetTaskId() string {
@@ -798,6 +889,15 @@ func (x *Task) GetStatistics() *ColumnStatisticsSpec {
 	return nil
 }
 
+func (x *Task) GetPartialSum() *PartialSumSpec {
+	if x != nil {
+		if x, ok := x.Spec.(*Task_PartialSum); ok {
+			return x.PartialSum
+		}
+	}
+	return nil
+}
+
 func (x *Task) GetBlobs() []*Blob {
 	if x != nil {
 		return x.Blobs
@@ -836,6 +936,10 @@ type Task_Statistics struct {
 	Statistics *ColumnStatisticsSpec `protobuf:"bytes,10,opt,name=statistics,proto3,oneof"`
 }
 
+type Task_PartialSum struct {
+	PartialSum *PartialSumSpec `protobuf:"bytes,11,opt,name=partial_sum,json=partialSum,proto3,oneof"`
+}
+
 func (*Task_Fit) isTask_Spec() {}
 
 func (*Task_Evaluate) isTask_Spec() {}
@@ -845,6 +949,8 @@ func (*Task_KeySetup) isTask_Spec() {}
 func (*Task_Decrypt) isTask_Spec() {}
 
 func (*Task_Statistics) isTask_Spec() {}
+
+func (*Task_PartialSum) isTask_Spec() {}
 
 // ModelSpec ships the architecture: the JSON of model.Spec and the parameter count.
 type ModelSpec struct {
@@ -857,7 +963,7 @@ type ModelSpec struct {
 
 func (x *ModelSpec) Reset() {
 	*x = ModelSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[7]
+	mi := &file_confide_v1_federation_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +975,7 @@ func (x *ModelSpec) String() string {
 func (*ModelSpec) ProtoMessage() {}
 
 func (x *ModelSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[7]
+	mi := &file_confide_v1_federation_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +988,7 @@ func (x *ModelSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelSpec.ProtoReflect.Descriptor instead.
 func (*ModelSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{7}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ModelSpec) GetSpecJson() []byte {
@@ -927,7 +1033,7 @@ type DPSpec struct {
 
 func (x *DPSpec) Reset() {
 	*x = DPSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[8]
+	mi := &file_confide_v1_federation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -939,7 +1045,7 @@ func (x *DPSpec) String() string {
 func (*DPSpec) ProtoMessage() {}
 
 func (x *DPSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[8]
+	mi := &file_confide_v1_federation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -952,7 +1058,7 @@ func (x *DPSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DPSpec.ProtoReflect.Descriptor instead.
 func (*DPSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{8}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DPSpec) GetNoiseMultiplier() float64 {
@@ -1060,7 +1166,7 @@ type FitSpec struct {
 
 func (x *FitSpec) Reset() {
 	*x = FitSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[9]
+	mi := &file_confide_v1_federation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1178,7 @@ func (x *FitSpec) String() string {
 func (*FitSpec) ProtoMessage() {}
 
 func (x *FitSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[9]
+	mi := &file_confide_v1_federation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1191,7 @@ func (x *FitSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FitSpec.ProtoReflect.Descriptor instead.
 func (*FitSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{9}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FitSpec) GetModel() *ModelSpec {
@@ -1274,7 +1380,7 @@ type ScaffoldSpec struct {
 
 func (x *ScaffoldSpec) Reset() {
 	*x = ScaffoldSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[10]
+	mi := &file_confide_v1_federation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1392,7 @@ func (x *ScaffoldSpec) String() string {
 func (*ScaffoldSpec) ProtoMessage() {}
 
 func (x *ScaffoldSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[10]
+	mi := &file_confide_v1_federation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1405,7 @@ func (x *ScaffoldSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaffoldSpec.ProtoReflect.Descriptor instead.
 func (*ScaffoldSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{10}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ScaffoldSpec) GetControlClipNorm() float64 {
@@ -1326,7 +1432,7 @@ type StatisticsSpec struct {
 
 func (x *StatisticsSpec) Reset() {
 	*x = StatisticsSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[11]
+	mi := &file_confide_v1_federation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1444,7 @@ func (x *StatisticsSpec) String() string {
 func (*StatisticsSpec) ProtoMessage() {}
 
 func (x *StatisticsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[11]
+	mi := &file_confide_v1_federation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1457,7 @@ func (x *StatisticsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatisticsSpec.ProtoReflect.Descriptor instead.
 func (*StatisticsSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{11}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StatisticsSpec) GetLossCap() float64 {
@@ -1387,7 +1493,7 @@ type UserLevelDPSpec struct {
 
 func (x *UserLevelDPSpec) Reset() {
 	*x = UserLevelDPSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[12]
+	mi := &file_confide_v1_federation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1505,7 @@ func (x *UserLevelDPSpec) String() string {
 func (*UserLevelDPSpec) ProtoMessage() {}
 
 func (x *UserLevelDPSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[12]
+	mi := &file_confide_v1_federation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1518,7 @@ func (x *UserLevelDPSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserLevelDPSpec.ProtoReflect.Descriptor instead.
 func (*UserLevelDPSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{12}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UserLevelDPSpec) GetNoiseStd() float64 {
@@ -1438,16 +1544,19 @@ func (x *UserLevelDPSpec) GetClipIndicatorNoiseStd() float64 {
 
 // SecAggSpec names the secure-aggregation session of a round and its parameters.
 type SecAggSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Session       []byte                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
-	Params        *SecAggParams          `protobuf:"bytes,2,opt,name=params,proto3" json:"params,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Session []byte                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	Params  *SecAggParams          `protobuf:"bytes,2,opt,name=params,proto3" json:"params,omitempty"`
+	// The number of values each upload encrypts (the aggregate's dimension: the update and
+	// the values appended to it), for an intermediate aggregator that sums the uploads.
+	UploadValues  int64 `protobuf:"varint,3,opt,name=upload_values,json=uploadValues,proto3" json:"upload_values,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SecAggSpec) Reset() {
 	*x = SecAggSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[13]
+	mi := &file_confide_v1_federation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1459,7 +1568,7 @@ func (x *SecAggSpec) String() string {
 func (*SecAggSpec) ProtoMessage() {}
 
 func (x *SecAggSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[13]
+	mi := &file_confide_v1_federation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1472,7 +1581,7 @@ func (x *SecAggSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecAggSpec.ProtoReflect.Descriptor instead.
 func (*SecAggSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{13}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SecAggSpec) GetSession() []byte {
@@ -1485,6 +1594,68 @@ func (x *SecAggSpec) GetSession() []byte {
 func (x *SecAggSpec) GetParams() *SecAggParams {
 	if x != nil {
 		return x.Params
+	}
+	return nil
+}
+
+func (x *SecAggSpec) GetUploadValues() int64 {
+	if x != nil {
+		return x.UploadValues
+	}
+	return 0
+}
+
+// PartialSumSpec asks an intermediate aggregator for its partial sum of a round: the
+// uploads of the listed fit tasks, whose results it forwarded as held (blob
+// "held_upload"). Task.round is the round.
+type PartialSumSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       []byte                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	TaskIds       []string               `protobuf:"bytes,2,rep,name=task_ids,json=taskIds,proto3" json:"task_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartialSumSpec) Reset() {
+	*x = PartialSumSpec{}
+	mi := &file_confide_v1_federation_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartialSumSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartialSumSpec) ProtoMessage() {}
+
+func (x *PartialSumSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_confide_v1_federation_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartialSumSpec.ProtoReflect.Descriptor instead.
+func (*PartialSumSpec) Descriptor() ([]byte, []int) {
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PartialSumSpec) GetSession() []byte {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *PartialSumSpec) GetTaskIds() []string {
+	if x != nil {
+		return x.TaskIds
 	}
 	return nil
 }
@@ -1513,7 +1684,7 @@ type SecAggParams struct {
 
 func (x *SecAggParams) Reset() {
 	*x = SecAggParams{}
-	mi := &file_confide_v1_federation_proto_msgTypes[14]
+	mi := &file_confide_v1_federation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1696,7 @@ func (x *SecAggParams) String() string {
 func (*SecAggParams) ProtoMessage() {}
 
 func (x *SecAggParams) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[14]
+	mi := &file_confide_v1_federation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1709,7 @@ func (x *SecAggParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecAggParams.ProtoReflect.Descriptor instead.
 func (*SecAggParams) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{14}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SecAggParams) GetLogN() int32 {
@@ -1648,7 +1819,7 @@ type EvaluateSpec struct {
 
 func (x *EvaluateSpec) Reset() {
 	*x = EvaluateSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[15]
+	mi := &file_confide_v1_federation_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1660,7 +1831,7 @@ func (x *EvaluateSpec) String() string {
 func (*EvaluateSpec) ProtoMessage() {}
 
 func (x *EvaluateSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[15]
+	mi := &file_confide_v1_federation_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1673,7 +1844,7 @@ func (x *EvaluateSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluateSpec.ProtoReflect.Descriptor instead.
 func (*EvaluateSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{15}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *EvaluateSpec) GetModel() *ModelSpec {
@@ -1757,7 +1928,7 @@ type ColumnStatisticsSpec struct {
 
 func (x *ColumnStatisticsSpec) Reset() {
 	*x = ColumnStatisticsSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[16]
+	mi := &file_confide_v1_federation_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +1940,7 @@ func (x *ColumnStatisticsSpec) String() string {
 func (*ColumnStatisticsSpec) ProtoMessage() {}
 
 func (x *ColumnStatisticsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[16]
+	mi := &file_confide_v1_federation_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +1953,7 @@ func (x *ColumnStatisticsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ColumnStatisticsSpec.ProtoReflect.Descriptor instead.
 func (*ColumnStatisticsSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{16}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ColumnStatisticsSpec) GetDatasetSchema() []byte {
@@ -1825,7 +1996,7 @@ type KeySetupSpec struct {
 
 func (x *KeySetupSpec) Reset() {
 	*x = KeySetupSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[17]
+	mi := &file_confide_v1_federation_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +2008,7 @@ func (x *KeySetupSpec) String() string {
 func (*KeySetupSpec) ProtoMessage() {}
 
 func (x *KeySetupSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[17]
+	mi := &file_confide_v1_federation_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1850,7 +2021,7 @@ func (x *KeySetupSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeySetupSpec.ProtoReflect.Descriptor instead.
 func (*KeySetupSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{17}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *KeySetupSpec) GetStage() KeySetupStage {
@@ -1895,7 +2066,7 @@ type DecryptSpec struct {
 
 func (x *DecryptSpec) Reset() {
 	*x = DecryptSpec{}
-	mi := &file_confide_v1_federation_proto_msgTypes[18]
+	mi := &file_confide_v1_federation_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1907,7 +2078,7 @@ func (x *DecryptSpec) String() string {
 func (*DecryptSpec) ProtoMessage() {}
 
 func (x *DecryptSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[18]
+	mi := &file_confide_v1_federation_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1920,7 +2091,7 @@ func (x *DecryptSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecryptSpec.ProtoReflect.Descriptor instead.
 func (*DecryptSpec) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{18}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DecryptSpec) GetSession() []byte {
@@ -1964,7 +2135,7 @@ type ResultChunk struct {
 
 func (x *ResultChunk) Reset() {
 	*x = ResultChunk{}
-	mi := &file_confide_v1_federation_proto_msgTypes[19]
+	mi := &file_confide_v1_federation_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2147,7 @@ func (x *ResultChunk) String() string {
 func (*ResultChunk) ProtoMessage() {}
 
 func (x *ResultChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[19]
+	mi := &file_confide_v1_federation_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2160,7 @@ func (x *ResultChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultChunk.ProtoReflect.Descriptor instead.
 func (*ResultChunk) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{19}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ResultChunk) GetPart() isResultChunk_Part {
@@ -2055,7 +2226,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_confide_v1_federation_proto_msgTypes[20]
+	mi := &file_confide_v1_federation_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2067,7 +2238,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[20]
+	mi := &file_confide_v1_federation_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2080,7 +2251,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{20}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Result) GetTaskId() string {
@@ -2147,7 +2318,7 @@ type PushResultResponse struct {
 
 func (x *PushResultResponse) Reset() {
 	*x = PushResultResponse{}
-	mi := &file_confide_v1_federation_proto_msgTypes[21]
+	mi := &file_confide_v1_federation_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2159,7 +2330,7 @@ func (x *PushResultResponse) String() string {
 func (*PushResultResponse) ProtoMessage() {}
 
 func (x *PushResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[21]
+	mi := &file_confide_v1_federation_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2172,7 +2343,7 @@ func (x *PushResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResultResponse.ProtoReflect.Descriptor instead.
 func (*PushResultResponse) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{21}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{24}
 }
 
 type HeartbeatRequest struct {
@@ -2183,7 +2354,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_confide_v1_federation_proto_msgTypes[22]
+	mi := &file_confide_v1_federation_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2195,7 +2366,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[22]
+	mi := &file_confide_v1_federation_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2208,7 +2379,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{22}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{25}
 }
 
 type HeartbeatResponse struct {
@@ -2221,7 +2392,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_confide_v1_federation_proto_msgTypes[23]
+	mi := &file_confide_v1_federation_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2233,7 +2404,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[23]
+	mi := &file_confide_v1_federation_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2246,7 +2417,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{23}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *HeartbeatResponse) GetRound() uint64 {
@@ -2271,7 +2442,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_confide_v1_federation_proto_msgTypes[24]
+	mi := &file_confide_v1_federation_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +2454,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[24]
+	mi := &file_confide_v1_federation_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2296,7 +2467,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{24}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{27}
 }
 
 type LeaveResponse struct {
@@ -2307,7 +2478,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_confide_v1_federation_proto_msgTypes[25]
+	mi := &file_confide_v1_federation_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2319,7 +2490,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_confide_v1_federation_proto_msgTypes[25]
+	mi := &file_confide_v1_federation_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2332,7 +2503,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_confide_v1_federation_proto_rawDescGZIP(), []int{25}
+	return file_confide_v1_federation_proto_rawDescGZIP(), []int{28}
 }
 
 var File_confide_v1_federation_proto protoreflect.FileDescriptor
@@ -2340,7 +2511,10 @@ var File_confide_v1_federation_proto protoreflect.FileDescriptor
 const file_confide_v1_federation_proto_rawDesc = "" +
 	"\n" +
 	"\x1bconfide/v1/federation.proto\x12\n" +
-	"confide.v1\"\xbb\x01\n" +
+	"confide.v1\"6\n" +
+	"\x1aClientsDisconnectedRequest\x12\x18\n" +
+	"\aclients\x18\x01 \x03(\tR\aclients\"\x1d\n" +
+	"\x1bClientsDisconnectedResponse\"\xbb\x01\n" +
 	"\vJoinRequest\x12\x1f\n" +
 	"\vclient_name\x18\x01 \x01(\tR\n" +
 	"clientName\x12\x1d\n" +
@@ -2368,7 +2542,7 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x16\n" +
 	"\x06sha256\x18\x03 \x01(\fR\x06sha256\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data\"\xcc\x03\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"\x8b\x04\n" +
 	"\x04Task\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.confide.v1.TaskKindR\x04kind\x12\x14\n" +
@@ -2380,7 +2554,9 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\n" +
 	"statistics\x18\n" +
 	" \x01(\v2 .confide.v1.ColumnStatisticsSpecH\x00R\n" +
-	"statistics\x12&\n" +
+	"statistics\x12=\n" +
+	"\vpartial_sum\x18\v \x01(\v2\x1a.confide.v1.PartialSumSpecH\x00R\n" +
+	"partialSum\x12&\n" +
 	"\x05blobs\x18\b \x03(\v2\x10.confide.v1.BlobR\x05blobs\x12(\n" +
 	"\x10deadline_unix_ms\x18\t \x01(\x03R\x0edeadlineUnixMsB\x06\n" +
 	"\x04spec\"G\n" +
@@ -2438,11 +2614,15 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\x0fUserLevelDPSpec\x12\x1b\n" +
 	"\tnoise_std\x18\x01 \x01(\x01R\bnoiseStd\x12%\n" +
 	"\x0eclip_indicator\x18\x02 \x01(\bR\rclipIndicator\x127\n" +
-	"\x18clip_indicator_noise_std\x18\x03 \x01(\x01R\x15clipIndicatorNoiseStd\"X\n" +
+	"\x18clip_indicator_noise_std\x18\x03 \x01(\x01R\x15clipIndicatorNoiseStd\"}\n" +
 	"\n" +
 	"SecAggSpec\x12\x18\n" +
 	"\asession\x18\x01 \x01(\fR\asession\x120\n" +
-	"\x06params\x18\x02 \x01(\v2\x18.confide.v1.SecAggParamsR\x06params\"\x8e\x03\n" +
+	"\x06params\x18\x02 \x01(\v2\x18.confide.v1.SecAggParamsR\x06params\x12#\n" +
+	"\rupload_values\x18\x03 \x01(\x03R\fuploadValues\"E\n" +
+	"\x0ePartialSumSpec\x12\x18\n" +
+	"\asession\x18\x01 \x01(\fR\asession\x12\x19\n" +
+	"\btask_ids\x18\x02 \x03(\tR\ataskIds\"\x8e\x03\n" +
 	"\fSecAggParams\x12\x13\n" +
 	"\x05log_n\x18\x01 \x01(\x05R\x04logN\x12\x13\n" +
 	"\x05log_q\x18\x02 \x01(\x05R\x04logQ\x12\x1b\n" +
@@ -2513,14 +2693,16 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\x05round\x18\x01 \x01(\x04R\x05round\x12\x1a\n" +
 	"\bfinished\x18\x02 \x01(\bR\bfinished\"\x0e\n" +
 	"\fLeaveRequest\"\x0f\n" +
-	"\rLeaveResponse*\x9a\x01\n" +
+	"\rLeaveResponse*\xc9\x01\n" +
 	"\bTaskKind\x12\x19\n" +
 	"\x15TASK_KIND_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rTASK_KIND_FIT\x10\x01\x12\x16\n" +
 	"\x12TASK_KIND_EVALUATE\x10\x02\x12\x17\n" +
 	"\x13TASK_KIND_KEY_SETUP\x10\x03\x12\x15\n" +
 	"\x11TASK_KIND_DECRYPT\x10\x04\x12\x18\n" +
-	"\x14TASK_KIND_STATISTICS\x10\x05*\x85\x01\n" +
+	"\x14TASK_KIND_STATISTICS\x10\x05\x12\x19\n" +
+	"\x15TASK_KIND_PARTIAL_SUM\x10\x06\x12\x12\n" +
+	"\x0eTASK_KIND_OPEN\x10\a*\x85\x01\n" +
 	"\rKeySetupStage\x12\x1f\n" +
 	"\x1bKEY_SETUP_STAGE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18KEY_SETUP_STAGE_ANNOUNCE\x10\x01\x12\x18\n" +
@@ -2534,7 +2716,11 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\x19RESULT_STATUS_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10RESULT_STATUS_OK\x10\x01\x12(\n" +
 	"$RESULT_STATUS_REFUSED_PRIVACY_BUDGET\x10\x02\x12\x18\n" +
-	"\x14RESULT_STATUS_FAILED\x10\x032\xda\x02\n" +
+	"\x14RESULT_STATUS_FAILED\x10\x032\xfe\x01\n" +
+	"\vAggregation\x12@\n" +
+	"\bPullWork\x12\x1b.confide.v1.PullTaskRequest\x1a\x15.confide.v1.TaskChunk0\x01\x12E\n" +
+	"\bPushWork\x12\x17.confide.v1.ResultChunk\x1a\x1e.confide.v1.PushResultResponse(\x01\x12f\n" +
+	"\x13ClientsDisconnected\x12&.confide.v1.ClientsDisconnectedRequest\x1a'.confide.v1.ClientsDisconnectedResponse2\xda\x02\n" +
 	"\n" +
 	"Federation\x129\n" +
 	"\x04Join\x12\x17.confide.v1.JoinRequest\x1a\x18.confide.v1.JoinResponse\x12@\n" +
@@ -2557,89 +2743,99 @@ func file_confide_v1_federation_proto_rawDescGZIP() []byte {
 }
 
 var file_confide_v1_federation_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_confide_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_confide_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_confide_v1_federation_proto_goTypes = []any{
-	(TaskKind)(0),                // 0: confide.v1.TaskKind
-	(KeySetupStage)(0),           // 1: confide.v1.KeySetupStage
-	(DecryptStage)(0),            // 2: confide.v1.DecryptStage
-	(ResultStatus)(0),            // 3: confide.v1.ResultStatus
-	(*JoinRequest)(nil),          // 4: confide.v1.JoinRequest
-	(*JoinResponse)(nil),         // 5: confide.v1.JoinResponse
-	(*PullTaskRequest)(nil),      // 6: confide.v1.PullTaskRequest
-	(*TaskChunk)(nil),            // 7: confide.v1.TaskChunk
-	(*NoTask)(nil),               // 8: confide.v1.NoTask
-	(*Blob)(nil),                 // 9: confide.v1.Blob
-	(*Task)(nil),                 // 10: confide.v1.Task
-	(*ModelSpec)(nil),            // 11: confide.v1.ModelSpec
-	(*DPSpec)(nil),               // 12: confide.v1.DPSpec
-	(*FitSpec)(nil),              // 13: confide.v1.FitSpec
-	(*ScaffoldSpec)(nil),         // 14: confide.v1.ScaffoldSpec
-	(*StatisticsSpec)(nil),       // 15: confide.v1.StatisticsSpec
-	(*UserLevelDPSpec)(nil),      // 16: confide.v1.UserLevelDPSpec
-	(*SecAggSpec)(nil),           // 17: confide.v1.SecAggSpec
-	(*SecAggParams)(nil),         // 18: confide.v1.SecAggParams
-	(*EvaluateSpec)(nil),         // 19: confide.v1.EvaluateSpec
-	(*ColumnStatisticsSpec)(nil), // 20: confide.v1.ColumnStatisticsSpec
-	(*KeySetupSpec)(nil),         // 21: confide.v1.KeySetupSpec
-	(*DecryptSpec)(nil),          // 22: confide.v1.DecryptSpec
-	(*ResultChunk)(nil),          // 23: confide.v1.ResultChunk
-	(*Result)(nil),               // 24: confide.v1.Result
-	(*PushResultResponse)(nil),   // 25: confide.v1.PushResultResponse
-	(*HeartbeatRequest)(nil),     // 26: confide.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),    // 27: confide.v1.HeartbeatResponse
-	(*LeaveRequest)(nil),         // 28: confide.v1.LeaveRequest
-	(*LeaveResponse)(nil),        // 29: confide.v1.LeaveResponse
-	nil,                          // 30: confide.v1.FitSpec.ConfigEntry
-	nil,                          // 31: confide.v1.EvaluateSpec.ConfigEntry
-	nil,                          // 32: confide.v1.Result.MetricsEntry
+	(TaskKind)(0),                       // 0: confide.v1.TaskKind
+	(KeySetupStage)(0),                  // 1: confide.v1.KeySetupStage
+	(DecryptStage)(0),                   // 2: confide.v1.DecryptStage
+	(ResultStatus)(0),                   // 3: confide.v1.ResultStatus
+	(*ClientsDisconnectedRequest)(nil),  // 4: confide.v1.ClientsDisconnectedRequest
+	(*ClientsDisconnectedResponse)(nil), // 5: confide.v1.ClientsDisconnectedResponse
+	(*JoinRequest)(nil),                 // 6: confide.v1.JoinRequest
+	(*JoinResponse)(nil),                // 7: confide.v1.JoinResponse
+	(*PullTaskRequest)(nil),             // 8: confide.v1.PullTaskRequest
+	(*TaskChunk)(nil),                   // 9: confide.v1.TaskChunk
+	(*NoTask)(nil),                      // 10: confide.v1.NoTask
+	(*Blob)(nil),                        // 11: confide.v1.Blob
+	(*Task)(nil),                        // 12: confide.v1.Task
+	(*ModelSpec)(nil),                   // 13: confide.v1.ModelSpec
+	(*DPSpec)(nil),                      // 14: confide.v1.DPSpec
+	(*FitSpec)(nil),                     // 15: confide.v1.FitSpec
+	(*ScaffoldSpec)(nil),                // 16: confide.v1.ScaffoldSpec
+	(*StatisticsSpec)(nil),              // 17: confide.v1.StatisticsSpec
+	(*UserLevelDPSpec)(nil),             // 18: confide.v1.UserLevelDPSpec
+	(*SecAggSpec)(nil),                  // 19: confide.v1.SecAggSpec
+	(*PartialSumSpec)(nil),              // 20: confide.v1.PartialSumSpec
+	(*SecAggParams)(nil),                // 21: confide.v1.SecAggParams
+	(*EvaluateSpec)(nil),                // 22: confide.v1.EvaluateSpec
+	(*ColumnStatisticsSpec)(nil),        // 23: confide.v1.ColumnStatisticsSpec
+	(*KeySetupSpec)(nil),                // 24: confide.v1.KeySetupSpec
+	(*DecryptSpec)(nil),                 // 25: confide.v1.DecryptSpec
+	(*ResultChunk)(nil),                 // 26: confide.v1.ResultChunk
+	(*Result)(nil),                      // 27: confide.v1.Result
+	(*PushResultResponse)(nil),          // 28: confide.v1.PushResultResponse
+	(*HeartbeatRequest)(nil),            // 29: confide.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),           // 30: confide.v1.HeartbeatResponse
+	(*LeaveRequest)(nil),                // 31: confide.v1.LeaveRequest
+	(*LeaveResponse)(nil),               // 32: confide.v1.LeaveResponse
+	nil,                                 // 33: confide.v1.FitSpec.ConfigEntry
+	nil,                                 // 34: confide.v1.EvaluateSpec.ConfigEntry
+	nil,                                 // 35: confide.v1.Result.MetricsEntry
 }
 var file_confide_v1_federation_proto_depIdxs = []int32{
-	10, // 0: confide.v1.TaskChunk.task:type_name -> confide.v1.Task
-	8,  // 1: confide.v1.TaskChunk.no_task:type_name -> confide.v1.NoTask
+	12, // 0: confide.v1.TaskChunk.task:type_name -> confide.v1.Task
+	10, // 1: confide.v1.TaskChunk.no_task:type_name -> confide.v1.NoTask
 	0,  // 2: confide.v1.Task.kind:type_name -> confide.v1.TaskKind
-	13, // 3: confide.v1.Task.fit:type_name -> confide.v1.FitSpec
-	19, // 4: confide.v1.Task.evaluate:type_name -> confide.v1.EvaluateSpec
-	21, // 5: confide.v1.Task.key_setup:type_name -> confide.v1.KeySetupSpec
-	22, // 6: confide.v1.Task.decrypt:type_name -> confide.v1.DecryptSpec
-	20, // 7: confide.v1.Task.statistics:type_name -> confide.v1.ColumnStatisticsSpec
-	9,  // 8: confide.v1.Task.blobs:type_name -> confide.v1.Blob
-	11, // 9: confide.v1.FitSpec.model:type_name -> confide.v1.ModelSpec
-	12, // 10: confide.v1.FitSpec.dp:type_name -> confide.v1.DPSpec
-	17, // 11: confide.v1.FitSpec.secagg:type_name -> confide.v1.SecAggSpec
-	30, // 12: confide.v1.FitSpec.config:type_name -> confide.v1.FitSpec.ConfigEntry
-	16, // 13: confide.v1.FitSpec.user_level_dp:type_name -> confide.v1.UserLevelDPSpec
-	15, // 14: confide.v1.FitSpec.statistics:type_name -> confide.v1.StatisticsSpec
-	14, // 15: confide.v1.FitSpec.scaffold:type_name -> confide.v1.ScaffoldSpec
-	18, // 16: confide.v1.SecAggSpec.params:type_name -> confide.v1.SecAggParams
-	11, // 17: confide.v1.EvaluateSpec.model:type_name -> confide.v1.ModelSpec
-	31, // 18: confide.v1.EvaluateSpec.config:type_name -> confide.v1.EvaluateSpec.ConfigEntry
-	17, // 19: confide.v1.EvaluateSpec.secagg:type_name -> confide.v1.SecAggSpec
-	15, // 20: confide.v1.EvaluateSpec.statistics:type_name -> confide.v1.StatisticsSpec
-	17, // 21: confide.v1.ColumnStatisticsSpec.secagg:type_name -> confide.v1.SecAggSpec
-	1,  // 22: confide.v1.KeySetupSpec.stage:type_name -> confide.v1.KeySetupStage
-	18, // 23: confide.v1.KeySetupSpec.params:type_name -> confide.v1.SecAggParams
-	18, // 24: confide.v1.DecryptSpec.params:type_name -> confide.v1.SecAggParams
-	2,  // 25: confide.v1.DecryptSpec.stage:type_name -> confide.v1.DecryptStage
-	24, // 26: confide.v1.ResultChunk.result:type_name -> confide.v1.Result
-	0,  // 27: confide.v1.Result.kind:type_name -> confide.v1.TaskKind
-	3,  // 28: confide.v1.Result.status:type_name -> confide.v1.ResultStatus
-	32, // 29: confide.v1.Result.metrics:type_name -> confide.v1.Result.MetricsEntry
-	9,  // 30: confide.v1.Result.blobs:type_name -> confide.v1.Blob
-	4,  // 31: confide.v1.Federation.Join:input_type -> confide.v1.JoinRequest
-	6,  // 32: confide.v1.Federation.PullTask:input_type -> confide.v1.PullTaskRequest
-	23, // 33: confide.v1.Federation.PushResult:input_type -> confide.v1.ResultChunk
-	26, // 34: confide.v1.Federation.Heartbeat:input_type -> confide.v1.HeartbeatRequest
-	28, // 35: confide.v1.Federation.Leave:input_type -> confide.v1.LeaveRequest
-	5,  // 36: confide.v1.Federation.Join:output_type -> confide.v1.JoinResponse
-	7,  // 37: confide.v1.Federation.PullTask:output_type -> confide.v1.TaskChunk
-	25, // 38: confide.v1.Federation.PushResult:output_type -> confide.v1.PushResultResponse
-	27, // 39: confide.v1.Federation.Heartbeat:output_type -> confide.v1.HeartbeatResponse
-	29, // 40: confide.v1.Federation.Leave:output_type -> confide.v1.LeaveResponse
-	36, // [36:41] is the sub-list for method output_type
-	31, // [31:36] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	15, // 3: confide.v1.Task.fit:type_name -> confide.v1.FitSpec
+	22, // 4: confide.v1.Task.evaluate:type_name -> confide.v1.EvaluateSpec
+	24, // 5: confide.v1.Task.key_setup:type_name -> confide.v1.KeySetupSpec
+	25, // 6: confide.v1.Task.decrypt:type_name -> confide.v1.DecryptSpec
+	23, // 7: confide.v1.Task.statistics:type_name -> confide.v1.ColumnStatisticsSpec
+	20, // 8: confide.v1.Task.partial_sum:type_name -> confide.v1.PartialSumSpec
+	11, // 9: confide.v1.Task.blobs:type_name -> confide.v1.Blob
+	13, // 10: confide.v1.FitSpec.model:type_name -> confide.v1.ModelSpec
+	14, // 11: confide.v1.FitSpec.dp:type_name -> confide.v1.DPSpec
+	19, // 12: confide.v1.FitSpec.secagg:type_name -> confide.v1.SecAggSpec
+	33, // 13: confide.v1.FitSpec.config:type_name -> confide.v1.FitSpec.ConfigEntry
+	18, // 14: confide.v1.FitSpec.user_level_dp:type_name -> confide.v1.UserLevelDPSpec
+	17, // 15: confide.v1.FitSpec.statistics:type_name -> confide.v1.StatisticsSpec
+	16, // 16: confide.v1.FitSpec.scaffold:type_name -> confide.v1.ScaffoldSpec
+	21, // 17: confide.v1.SecAggSpec.params:type_name -> confide.v1.SecAggParams
+	13, // 18: confide.v1.EvaluateSpec.model:type_name -> confide.v1.ModelSpec
+	34, // 19: confide.v1.EvaluateSpec.config:type_name -> confide.v1.EvaluateSpec.ConfigEntry
+	19, // 20: confide.v1.EvaluateSpec.secagg:type_name -> confide.v1.SecAggSpec
+	17, // 21: confide.v1.EvaluateSpec.statistics:type_name -> confide.v1.StatisticsSpec
+	19, // 22: confide.v1.ColumnStatisticsSpec.secagg:type_name -> confide.v1.SecAggSpec
+	1,  // 23: confide.v1.KeySetupSpec.stage:type_name -> confide.v1.KeySetupStage
+	21, // 24: confide.v1.KeySetupSpec.params:type_name -> confide.v1.SecAggParams
+	21, // 25: confide.v1.DecryptSpec.params:type_name -> confide.v1.SecAggParams
+	2,  // 26: confide.v1.DecryptSpec.stage:type_name -> confide.v1.DecryptStage
+	27, // 27: confide.v1.ResultChunk.result:type_name -> confide.v1.Result
+	0,  // 28: confide.v1.Result.kind:type_name -> confide.v1.TaskKind
+	3,  // 29: confide.v1.Result.status:type_name -> confide.v1.ResultStatus
+	35, // 30: confide.v1.Result.metrics:type_name -> confide.v1.Result.MetricsEntry
+	11, // 31: confide.v1.Result.blobs:type_name -> confide.v1.Blob
+	8,  // 32: confide.v1.Aggregation.PullWork:input_type -> confide.v1.PullTaskRequest
+	26, // 33: confide.v1.Aggregation.PushWork:input_type -> confide.v1.ResultChunk
+	4,  // 34: confide.v1.Aggregation.ClientsDisconnected:input_type -> confide.v1.ClientsDisconnectedRequest
+	6,  // 35: confide.v1.Federation.Join:input_type -> confide.v1.JoinRequest
+	8,  // 36: confide.v1.Federation.PullTask:input_type -> confide.v1.PullTaskRequest
+	26, // 37: confide.v1.Federation.PushResult:input_type -> confide.v1.ResultChunk
+	29, // 38: confide.v1.Federation.Heartbeat:input_type -> confide.v1.HeartbeatRequest
+	31, // 39: confide.v1.Federation.Leave:input_type -> confide.v1.LeaveRequest
+	9,  // 40: confide.v1.Aggregation.PullWork:output_type -> confide.v1.TaskChunk
+	28, // 41: confide.v1.Aggregation.PushWork:output_type -> confide.v1.PushResultResponse
+	5,  // 42: confide.v1.Aggregation.ClientsDisconnected:output_type -> confide.v1.ClientsDisconnectedResponse
+	7,  // 43: confide.v1.Federation.Join:output_type -> confide.v1.JoinResponse
+	9,  // 44: confide.v1.Federation.PullTask:output_type -> confide.v1.TaskChunk
+	28, // 45: confide.v1.Federation.PushResult:output_type -> confide.v1.PushResultResponse
+	30, // 46: confide.v1.Federation.Heartbeat:output_type -> confide.v1.HeartbeatResponse
+	32, // 47: confide.v1.Federation.Leave:output_type -> confide.v1.LeaveResponse
+	40, // [40:48] is the sub-list for method output_type
+	32, // [32:40] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_confide_v1_federation_proto_init() }
@@ -2647,19 +2843,20 @@ func file_confide_v1_federation_proto_init() {
 	if File_confide_v1_federation_proto != nil {
 		return
 	}
-	file_confide_v1_federation_proto_msgTypes[3].OneofWrappers = []any{
+	file_confide_v1_federation_proto_msgTypes[5].OneofWrappers = []any{
 		(*TaskChunk_Task)(nil),
 		(*TaskChunk_NoTask)(nil),
 		(*TaskChunk_Data)(nil),
 	}
-	file_confide_v1_federation_proto_msgTypes[6].OneofWrappers = []any{
+	file_confide_v1_federation_proto_msgTypes[8].OneofWrappers = []any{
 		(*Task_Fit)(nil),
 		(*Task_Evaluate)(nil),
 		(*Task_KeySetup)(nil),
 		(*Task_Decrypt)(nil),
 		(*Task_Statistics)(nil),
+		(*Task_PartialSum)(nil),
 	}
-	file_confide_v1_federation_proto_msgTypes[19].OneofWrappers = []any{
+	file_confide_v1_federation_proto_msgTypes[22].OneofWrappers = []any{
 		(*ResultChunk_Result)(nil),
 		(*ResultChunk_Data)(nil),
 	}
@@ -2669,9 +2866,9 @@ func file_confide_v1_federation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_confide_v1_federation_proto_rawDesc), len(file_confide_v1_federation_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   29,
+			NumMessages:   32,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_confide_v1_federation_proto_goTypes,
 		DependencyIndexes: file_confide_v1_federation_proto_depIdxs,

@@ -29,6 +29,209 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
+	Aggregation_PullWork_FullMethodName            = "/confide.v1.Aggregation/PullWork"
+	Aggregation_PushWork_FullMethodName            = "/confide.v1.Aggregation/PushWork"
+	Aggregation_ClientsDisconnected_FullMethodName = "/confide.v1.Aggregation/ClientsDisconnected"
+)
+
+// AggregationClient is the client API for Aggregation service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Aggregation is the root server's service for the intermediate aggregators of
+// hierarchical aggregation (confide aggregator), callable only over TLS with the
+// certificate of an aggregator named in the server's config; no Join or session token.
+// An aggregator relays its clients' Federation calls, but instead of relaying a fit upload
+// it checks and keeps it, forwards the client's result with a blob "held_upload" (the
+// upload's 32-byte commitment root) in its place, and later forwards one partial sum of
+// all it holds when the server asks (TASK_KIND_PARTIAL_SUM).
+type AggregationClient interface {
+	// PullWork waits up to wait_ms for the aggregator's next task (TASK_KIND_PARTIAL_SUM or
+	// TASK_KIND_OPEN), streamed as PullTask streams a client's.
+	PullWork(ctx context.Context, in *PullTaskRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TaskChunk], error)
+	// PushWork uploads the result of such a task, streamed as PushResult.
+	PushWork(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ResultChunk, PushResultResponse], error)
+	// ClientsDisconnected tells the server that the connections of these clients to the
+	// aggregator closed (as the server's own connection tracking would see for a direct
+	// client): their tasks fail at once.
+	ClientsDisconnected(ctx context.Context, in *ClientsDisconnectedRequest, opts ...grpc.CallOption) (*ClientsDisconnectedResponse, error)
+}
+
+type aggregationClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewAggregationClient(cc grpc.ClientConnInterface) AggregationClient {
+	return &aggregationClient{cc}
+}
+
+func (c *aggregationClient) PullWork(ctx context.Context, in *PullTaskRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TaskChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Aggregation_ServiceDesc.Streams[0], Aggregation_PullWork_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PullTaskRequest, TaskChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Aggregation_PullWorkClient = grpc.ServerStreamingClient[TaskChunk]
+
+func (c *aggregationClient) PushWork(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ResultChunk, PushResultResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Aggregation_ServiceDesc.Streams[1], Aggregation_PushWork_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ResultChunk, PushResultResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Aggregation_PushWorkClient = grpc.ClientStreamingClient[ResultChunk, PushResultResponse]
+
+func (c *aggregationClient) ClientsDisconnected(ctx context.Context, in *ClientsDisconnectedRequest, opts ...grpc.CallOption) (*ClientsDisconnectedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClientsDisconnectedResponse)
+	err := c.cc.Invoke(ctx, Aggregation_ClientsDisconnected_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AggregationServer is the server API for Aggregation service.
+// All implementations must embed UnimplementedAggregationServer
+// for forward compatibility.
+//
+// Aggregation is the root server's service for the intermediate aggregators of
+// hierarchical aggregation (confide aggregator), callable only over TLS with the
+// certificate of an aggregator named in the server's config; no Join or session token.
+// An aggregator relays its clients' Federation calls, but instead of relaying a fit upload
+// it checks and keeps it, forwards the client's result with a blob "held_upload" (the
+// upload's 32-byte commitment root) in its place, and later forwards one partial sum of
+// all it holds when the server asks (TASK_KIND_PARTIAL_SUM).
+type AggregationServer interface {
+	// PullWork waits up to wait_ms for the aggregator's next task (TASK_KIND_PARTIAL_SUM or
+	// TASK_KIND_OPEN), streamed as PullTask streams a client's.
+	PullWork(*PullTaskRequest, grpc.ServerStreamingServer[TaskChunk]) error
+	// PushWork uploads the result of such a task, streamed as PushResult.
+	PushWork(grpc.ClientStreamingServer[ResultChunk, PushResultResponse]) error
+	// ClientsDisconnected tells the server that the connections of these clients to the
+	// aggregator closed (as the server's own connection tracking would see for a direct
+	// client): their tasks fail at once.
+	ClientsDisconnected(context.Context, *ClientsDisconnectedRequest) (*ClientsDisconnectedResponse, error)
+	mustEmbedUnimplementedAggregationServer()
+}
+
+// UnimplementedAggregationServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedAggregationServer struct{}
+
+func (UnimplementedAggregationServer) PullWork(*PullTaskRequest, grpc.ServerStreamingServer[TaskChunk]) error {
+	return status.Error(codes.Unimplemented, "method PullWork not implemented")
+}
+func (UnimplementedAggregationServer) PushWork(grpc.ClientStreamingServer[ResultChunk, PushResultResponse]) error {
+	return status.Error(codes.Unimplemented, "method PushWork not implemented")
+}
+func (UnimplementedAggregationServer) ClientsDisconnected(context.Context, *ClientsDisconnectedRequest) (*ClientsDisconnectedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClientsDisconnected not implemented")
+}
+func (UnimplementedAggregationServer) mustEmbedUnimplementedAggregationServer() {}
+func (UnimplementedAggregationServer) testEmbeddedByValue()                     {}
+
+// UnsafeAggregationServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to AggregationServer will
+// result in compilation errors.
+type UnsafeAggregationServer interface {
+	mustEmbedUnimplementedAggregationServer()
+}
+
+func RegisterAggregationServer(s grpc.ServiceRegistrar, srv AggregationServer) {
+	// If the following call panics, it indicates UnimplementedAggregationServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Aggregation_ServiceDesc, srv)
+}
+
+func _Aggregation_PullWork_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PullTaskRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AggregationServer).PullWork(m, &grpc.GenericServerStream[PullTaskRequest, TaskChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Aggregation_PullWorkServer = grpc.ServerStreamingServer[TaskChunk]
+
+func _Aggregation_PushWork_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(AggregationServer).PushWork(&grpc.GenericServerStream[ResultChunk, PushResultResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Aggregation_PushWorkServer = grpc.ClientStreamingServer[ResultChunk, PushResultResponse]
+
+func _Aggregation_ClientsDisconnected_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClientsDisconnectedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AggregationServer).ClientsDisconnected(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Aggregation_ClientsDisconnected_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AggregationServer).ClientsDisconnected(ctx, req.(*ClientsDisconnectedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Aggregation_ServiceDesc is the grpc.ServiceDesc for Aggregation service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Aggregation_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "confide.v1.Aggregation",
+	HandlerType: (*AggregationServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ClientsDisconnected",
+			Handler:    _Aggregation_ClientsDisconnected_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "PullWork",
+			Handler:       _Aggregation_PullWork_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "PushWork",
+			Handler:       _Aggregation_PushWork_Handler,
+			ClientStreams: true,
+		},
+	},
+	Metadata: "confide/v1/federation.proto",
+}
+
+const (
 	Federation_Join_FullMethodName       = "/confide.v1.Federation/Join"
 	Federation_PullTask_FullMethodName   = "/confide.v1.Federation/PullTask"
 	Federation_PushResult_FullMethodName = "/confide.v1.Federation/PushResult"

@@ -1,0 +1,200 @@
+package aggregator_test
+
+import (
+	"context"
+	"math"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/confide-fl/confide/aggregator"
+	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/secagg"
+	"github.com/confide-fl/confide/server"
+)
+
+// startSummingRelay is startRelay with summing on: the aggregator checks and sums its
+// clients' fit uploads (verifier: the federation's CA) and forwards partial sums.
+func startSummingRelay(t *testing.T, ctx context.Context, p federationPKI, verifier *secagg.Verifier, rootAddr, name, listen string) (*aggregator.Relay, string, func()) {
+	t.Helper()
+	up, err := grpc.NewClient(rootAddr, grpc.WithTransportCredentials(credentials.NewTLS(p.clientTLS(t, name))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := aggregator.New(up, aggregator.Config{Verifier: verifier, Name: name, Logger: quietLogger()})
+	lis, err := net.Listen("tcp", listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := relay.NewGRPCServer(grpc.Creds(credentials.NewTLS(p.listenerTLS(t))))
+	go g.Serve(lis)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		relay.Run(runCtx)
+	}()
+	var once sync.Once
+	kill := func() {
+		once.Do(func() {
+			stop()
+			g.Stop()
+			up.Close()
+			<-done
+		})
+	}
+	t.Cleanup(kill)
+	return relay, lis.Addr().String(), kill
+}
+
+// secureConfig is a federation of four clients under authenticated secure aggregation,
+// every one sampled each round.
+func secureConfig(t *testing.T, p federationPKI, rounds, minFit int) (server.Config, *secagg.Verifier) {
+	t.Helper()
+	caPEM, err := os.ReadFile(p.ca())
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := secagg.NewVerifierFromPEM(caPEM, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := plainConfig(rounds, minFit)
+	cfg.Sampling.MinAvailable = 4
+	cfg.SecAgg = server.SecAggConfig{Enabled: true, CommitteeSize: 2, Threshold: 2, LogN: 12}
+	cfg.DP.UpdateClipNorm = 5
+	cfg.Training.WeightScale = 1000 // weights of 50…200 examples: 0.05…0.2
+	cfg.Deadlines.KeySetup, cfg.Deadlines.Decrypt = time.Minute, time.Minute
+	return cfg, verifier
+}
+
+// Summing aggregators (issue 17, item 5): two aggregators of two clients each sum their
+// clients' signed encrypted uploads and forward one partial sum a round; the root checks
+// every listed commitment, decrypts the sum of the partial sums (the committee's spot
+// checks opened by the aggregators), and each round's mean is the weighted mean of the
+// four shifts, as in TestRelayedSecureAggregationRounds where every upload is relayed.
+// The root's ingress is below what the four uploads alone would be.
+func TestSummingAggregatorsForwardPartialSums(t *testing.T) {
+	aggs := []string{"agg-0", "agg-1"}
+	clients := []string{"client-0-0", "client-0-1", "client-1-0", "client-1-1"}
+	p := newFederationPKI(t, append(slices.Clone(aggs), clients...)...)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	const rounds = 2
+	cfg, verifier := secureConfig(t, p, rounds, 4)
+	r := startRootWith(t, ctx, p, cfg, server.Options{Verifier: verifier}, aggs)
+	initial := r.coord.Global()
+	relays := make([]*aggregator.Relay, len(aggs))
+	addrs := make([]string, len(aggs))
+	for i, a := range aggs {
+		relays[i], addrs[i], _ = startSummingRelay(t, ctx, p, verifier, r.addr, a, "127.0.0.1:0")
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(clients))
+	for i, name := range clients {
+		wg.Go(func() {
+			errs[i] = client.Run(ctx, client.Config{Server: addrs[i/2], Name: name, TLS: p.clientTLS(t, name), CommitteeEligible: true,
+				Party:    client.PartyConfig{Signer: p.identityOf(t, name), Verifier: verifier},
+				PollWait: 2 * time.Second, Logger: quietLogger()}, shiftTrainer{Shift: 0.01 * float64(i+1), N: 50 * (i + 1)})
+		})
+	}
+	select {
+	case <-r.svc.Done():
+	case <-ctx.Done():
+		t.Fatal("the federation with summing aggregators did not finish")
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("%s: %v", clients[i], err)
+		}
+	}
+	for i, relay := range relays {
+		if got := relay.Summed(); got != 2*rounds {
+			t.Errorf("aggregator %s summed %d uploads, want %d (its two clients, %d rounds)", aggs[i], got, 2*rounds, rounds)
+		}
+	}
+	// As TestRelayedSecureAggregationRounds: 0.03 a round within secure aggregation's error.
+	want := 0.03 * rounds
+	for j, got := range r.coord.Global() {
+		if d := got - initial[j]; math.Abs(d-want) > 1e-3*rounds {
+			t.Fatalf("parameter %d moved by %g after %d rounds, want %g within %g", j, d, rounds, want, 1e-3*rounds)
+		}
+	}
+}
+
+// A summing aggregator killed after its clients' uploads are held, before its partial sum
+// is asked for: the root drops that subtree from the round (its clients count as dropped)
+// and decrypts the other aggregator's partial sum alone (min_fit 2); the clients rejoin
+// through the restarted aggregator and the next round sums all four again.
+func TestKilledSummingAggregatorDropsItsSubtreeForOneRound(t *testing.T) {
+	aggs := []string{"agg-0", "agg-1"}
+	clients := []string{"client-0-0", "client-0-1", "client-1-0", "client-1-1"}
+	p := newFederationPKI(t, append(slices.Clone(aggs), clients...)...)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	cfg, verifier := secureConfig(t, p, 3, 2)
+	r := startRootWith(t, ctx, p, cfg, server.Options{Verifier: verifier}, aggs)
+	initial := r.coord.Global()
+	_, addr0, _ := startSummingRelay(t, ctx, p, verifier, r.addr, aggs[0], "127.0.0.1:0")
+	relay1, addr1, kill1 := startSummingRelay(t, ctx, p, verifier, r.addr, aggs[1], "127.0.0.1:0")
+	entered, release := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make([]error, len(clients))
+	for i, name := range clients {
+		// The first aggregator's clients (the key committee) hold round 2 back until the
+		// second aggregator has held its clients' uploads and was killed.
+		var tr client.Trainer = shiftTrainer{Shift: 0.01 * float64(i+1), N: 50 * (i + 1)}
+		addr := addr1
+		if i < 2 {
+			tr, addr = blockingTrainer{shiftTrainer{Shift: 0.01 * float64(i+1), N: 50 * (i + 1)}, 2, entered, release}, addr0
+		}
+		wg.Go(func() {
+			errs[i] = client.Run(ctx, client.Config{Server: addr, Name: name, TLS: p.clientTLS(t, name), CommitteeEligible: i < 2,
+				Party:    client.PartyConfig{Signer: p.identityOf(t, name), Verifier: verifier},
+				PollWait: 2 * time.Second, BackoffMax: 500 * time.Millisecond, Logger: quietLogger()}, tr)
+		})
+	}
+	for range 2 {
+		select {
+		case <-entered:
+		case <-ctx.Done():
+			t.Fatal("the first aggregator's clients never reached round 2")
+		}
+	}
+	for relay1.Summed() < 4 { // round 1's two uploads and round 2's
+		select {
+		case <-ctx.Done():
+			t.Fatal("the second aggregator never held its clients' round-2 uploads")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	kill1()
+	close(release)
+	startSummingRelay(t, ctx, p, verifier, r.addr, aggs[1], addr1)
+	select {
+	case <-r.svc.Done():
+	case <-ctx.Done():
+		t.Fatal("the federation did not finish after the aggregator was restarted")
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("%s: %v", clients[i], err)
+		}
+	}
+	// Rounds 1 and 3 move by 0.03 (all four); round 2 by the first two clients' weighted
+	// mean, (0.05·0.01 + 0.1·0.02)/0.15.
+	want := 0.03 + (0.05*0.01+0.1*0.02)/0.15 + 0.03
+	for j, got := range r.coord.Global() {
+		if d := got - initial[j]; math.Abs(d-want) > 3e-3 {
+			t.Fatalf("parameter %d moved by %g over 3 rounds, want %g (round 2 without the killed aggregator's subtree)", j, d, want)
+		}
+	}
+}
