@@ -156,3 +156,40 @@ func TestValidateEmbeddedIndices(t *testing.T) {
 		})
 	}
 }
+
+// FuzzLoadSchemaEmbedded: whatever a client's file holds, reading it with a schema that
+// embeds a column either fails with an error or gives examples whose embedded feature is a
+// category index or −1 (Dataset.Validate), never a panic.
+func FuzzLoadSchemaEmbedded(f *testing.F) {
+	for _, seed := range []string{
+		"shop,x,label\ns1,0.5,a\n,1,b\nzz,2,a\n",
+		"x,shop,label\n1,s0,a\n2,s2,b\n",
+		"shop,x,label\ns1,NaN,a\ns1,1e400,b\n\"s2\",3,c\n",
+		"shop;x;label\n",
+	} {
+		f.Add(seed, true)
+		f.Add(seed, false)
+	}
+	f.Fuzz(func(t *testing.T, table string, unknownZero bool) {
+		dir := t.TempDir()
+		writeFile(t, dir, "t.csv", table)
+		unknown := ""
+		if unknownZero {
+			unknown = ", unknown: zero"
+		}
+		s, err := ParseSchema([]byte(`{format: csv, path: t.csv, label: {column: label}, columns: [{name: x, mean: 0, std: 1, missing: zero}, {name: shop, type: categorical, encoding: embedding, dim: 3, missing: zero, categories: [s0, s1, s2]`+unknown+`}]}`), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ld, err := LoadSchema(context.Background(), s, LoadOptions{NoTestSplit: true, SkipBadRows: true})
+		if err != nil {
+			return
+		}
+		d := ld.Train
+		for i := range d.N {
+			if v := d.X[i*d.Dim+1]; v != float64(int(v)) || v < -1 || v > 2 {
+				t.Fatalf("example %d: shop feature %v, want an index in [−1, 3)", i, v)
+			}
+		}
+	})
+}
