@@ -6,7 +6,7 @@ package main
 // type and field name: what confide config reference says of a key.
 var fieldDocs = map[string]string{
 	"github.com/confide-fl/confide/cmd/confide.serverEvaluation.DataDir":      "DataDir holds its files (empty: the default location).",
-	"github.com/confide-fl/confide/cmd/confide.serverEvaluation.Dataset":      "Dataset, when set, is the test set the server evaluates every round's global model on (central evaluation; mnist, fashion-mnist or a dataset spec file).",
+	"github.com/confide-fl/confide/cmd/confide.serverEvaluation.Dataset":      "Dataset, when set, is the test set the server evaluates every round's global model on (central evaluation): mnist, fashion-mnist, or a dataset spec file whose test_path is read with federation.dataset's schema when there is one (as the clients read theirs); when that schema has statistics to estimate (range), with the estimates, once its statistics round has completed.",
 	"github.com/confide-fl/confide/cmd/confide.serverFile.Aggregators":        "Aggregators are the certificate identities of the intermediate aggregators (confide aggregator) that may relay calls on their clients' behalf (empty: none may).",
 	"github.com/confide-fl/confide/cmd/confide.serverFile.Dashboard":          "Dashboard serves the read-only web dashboard there (empty: off), to whoever presents DashboardToken; over TLS with the server's certificate unless insecure.",
 	"github.com/confide-fl/confide/cmd/confide.serverFile.DashboardToken":     "Dashboard serves the read-only web dashboard there (empty: off), to whoever presents DashboardToken; over TLS with the server's certificate unless insecure.",

@@ -61,13 +61,11 @@ func loadDataset(ctx context.Context, name, dataDir string) (train, test *data.D
 	return loadDatasetWith(ctx, name, dataOptions{Dir: dataDir})
 }
 
-// loadTestDataset returns only the test set of a named dataset: what a server that evaluates
-// centrally holds (the MNIST training images alone are about 380 MB as float64). The text
-// datasets split one file, so they are read whole and their training part dropped.
+// loadTestDataset returns only the test set of a dataset the CLI knows by name: what a
+// server that evaluates centrally holds (the MNIST training images alone are about 380 MB
+// as float64). The text datasets split one file, so they are read whole and their training
+// part dropped. A spec file's test set is loadSchemaTestSet's.
 func loadTestDataset(ctx context.Context, name, dataDir string) (*data.Dataset, error) {
-	if data.IsSchemaFile(name) {
-		return loadSchemaTestSet(ctx, name)
-	}
 	switch name {
 	case "mnist":
 		return data.LoadMNISTTest(ctx, dataDir)

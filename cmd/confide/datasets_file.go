@@ -139,25 +139,6 @@ func centralMetrics(r train.Metrics) map[string]float64 {
 	return m
 }
 
-// loadSchemaTestSet loads only the test file of a spec (its test_path): a server's central
-// evaluation set, without the training data a server does not hold.
-func loadSchemaTestSet(ctx context.Context, specFile string) (*data.Dataset, error) {
-	s, err := data.ReadSchemaFile(specFile)
-	if err != nil {
-		return nil, &exitError{code: 2, err: err}
-	}
-	if s.TestPath == "" {
-		return nil, &exitError{code: 2, err: fmt.Errorf("dataset %s has no test_path: the server evaluates on that file (a public evaluation set)", specFile)}
-	}
-	ld, err := data.LoadSchema(ctx, s, data.LoadOptions{Path: s.Resolve(s.TestPath), NoTestSplit: true, Federated: true})
-	if err != nil {
-		return nil, err
-	}
-	reportLoad(specFile, ld)
-	ld.Train.Name = s.Name + "-test"
-	return ld.Train, nil
-}
-
 // fetchOptions are how the CLI downloads a public dataset on first use: into the user's
 // cache directory, with a progress bar on a terminal (none in pipes and logs).
 func fetchOptions() data.FetchOptions {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,22 +81,8 @@ func TestTrainRecordsTheSchemaAndPredictReadsRawRows(t *testing.T) {
 	if r.Target != "price_k" || r.Count != 1000 {
 		t.Fatalf("target %q, %d predictions; want price_k, 1000", r.Target, r.Count)
 	}
-	f, err := os.Open(eval)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	col := map[string]int{}
-	for i, h := range recs[0] {
-		col[h] = i
-	}
 	var se float64
-	for i, rec := range recs[1:] {
-		y, _ := strconv.ParseFloat(rec[col["price_k"]], 64)
+	for i, y := range columnValues(t, eval, "price_k") {
 		se += (r.Predictions[i].Value - y) * (r.Predictions[i].Value - y)
 	}
 	rmse := math.Sqrt(se / 1000)
@@ -178,4 +165,29 @@ func TestPredictTableRowsBadRow(t *testing.T) {
 			t.Errorf("%s: err %v, want exit code 2 naming %s", tc.name, err, tc.want)
 		}
 	}
+}
+
+// columnValues returns the numbers of a csv file's column.
+func columnValues(t *testing.T, path, column string) []float64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := slices.Index(recs[0], column)
+	if col < 0 {
+		t.Fatalf("%s has no column %s", path, column)
+	}
+	out := make([]float64, len(recs)-1)
+	for i, rec := range recs[1:] {
+		if out[i], err = strconv.ParseFloat(rec[col], 64); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -23,7 +22,6 @@ import (
 	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/server"
-	"github.com/confide-fl/confide/train"
 )
 
 func init() {
@@ -70,7 +68,10 @@ type serverFile struct {
 // serverEvaluation is the server's central evaluation.
 type serverEvaluation struct {
 	// Dataset, when set, is the test set the server evaluates every round's global model
-	// on (central evaluation; mnist, fashion-mnist or a dataset spec file).
+	// on (central evaluation): mnist, fashion-mnist, or a dataset spec file whose test_path
+	// is read with federation.dataset's schema when there is one (as the clients read
+	// theirs); when that schema has statistics to estimate (range), with the estimates,
+	// once its statistics round has completed.
 	Dataset string `yaml:"dataset"`
 	// DataDir holds its files (empty: the default location).
 	DataDir string `yaml:"data_dir"`
@@ -271,42 +272,21 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		return err
 	}
 	opts.Noise = noise
-	var checkpointMeta model.Meta // what the checkpoints record for inference (from the evaluation set)
+	var ce *centralEvaluation
+	evalCtx, stopEval := context.WithCancel(ctx) // an evaluation waiting for statistics ends with the server
+	defer stopEval()
 	if sf.Evaluation.Dataset != "" {
-		test, err := loadTestDataset(ctx, sf.Evaluation.Dataset, sf.Evaluation.DataDir)
-		if err != nil {
-			return fmt.Errorf("evaluation dataset: %w", err)
-		}
-		m, err := model.New(fed.Model, rand.New(rand.NewPCG(0, 0)))
-		if err != nil {
-			return fmt.Errorf("federation.model: %w", err)
-		}
-		if err := train.CheckCompatible(m, test); err != nil {
-			return fmt.Errorf("evaluation dataset vs federation.model: %w", err)
-		}
-		checkpointMeta = train.DatasetMeta(test, fed.Model)
-		evaluate := train.Evaluate
-		if f := m.Features(); f != nil {
-			// The feature stage is fixed: computed once for the test set, not every round.
-			if test, err = train.Featurize(ctx, f, test, nil); err != nil {
-				return fmt.Errorf("evaluation dataset: federation.model.features: %w", err)
-			}
-			evaluate = train.EvaluateFeatures
+		if ce, err = newCentralEvaluation(ctx, sf.Evaluation, fed); err != nil {
+			return err
 		}
 		opts.Central = func(round uint64, params []float64) (map[string]float64, error) {
-			if err := m.SetParams(params); err != nil {
-				return nil, err
-			}
-			r, err := evaluate(m, test, 1024)
+			r, err := ce.run(evalCtx, params)
 			if err != nil {
 				return nil, err
 			}
-			mu.Lock()
-			accuracy[round] = r.Accuracy
-			mu.Unlock()
 			cm := centralMetrics(r)
 			mu.Lock()
-			central[round] = cm
+			accuracy[round], central[round] = r.Accuracy, cm
 			mu.Unlock()
 			return cm, nil
 		}
@@ -325,6 +305,9 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		}
 		if len(st.Rounds) > 0 || len(st.Clients) > 0 {
 			opts.Resume = st
+			if ce != nil && st.Statistics != nil {
+				ce.estimated(st.Statistics.Schema) // the statistics round of an earlier start
+			}
 			for _, rr := range st.Rounds {
 				mem.Append([]server.Record{rr})
 			}
@@ -338,6 +321,9 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		slog.Warn("no --state-dir: the federation's state lives in memory only, and a crash of the server loses it (clients, committee, rounds, privacy accounting)")
 	}
 	stores = append(stores, mem)
+	if ce != nil {
+		stores = append(stores, ce)
+	}
 	coord, err := server.New(fed, opts)
 	if err != nil {
 		return err
@@ -348,7 +334,7 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		if err != nil {
 			return err
 		}
-		cs.Meta = checkpointMeta
+		cs.Meta = checkpointMeta(ce, fed)
 		cs.Meta.Provenance = &model.Provenance{Mode: model.TrainedServer, Strategy: fed.Strategy.Name}
 		cs.Accountant = serverAccountant(fed.DP)
 		stores = append(stores, cs)
