@@ -180,6 +180,9 @@ func (r *Relay) upstream(ctx context.Context, c caller) context.Context {
 	if c.certified {
 		md.Set(server.RelayedClientKey, c.cert)
 	}
+	if c.addr != "" {
+		md.Set(server.RelayedPeerKey, c.addr)
+	}
 	return metadata.NewOutgoingContext(ctx, md)
 }
 

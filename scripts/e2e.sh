@@ -8,10 +8,19 @@
 # settings and a robust strategy together with secure aggregation are refused.
 #
 #   scripts/e2e.sh [fedavg|fedadam|fedprox]     (default fedavg; CONFIDE_E2E_PORT, default 17070)
+#
+# `scripts/e2e.sh hierarchy` runs instead the hierarchical-aggregation E2E tests (issue 17,
+# item 5): the same fleet flat and behind two summing `confide aggregator` processes, 12
+# clients (TestHierarchicalFleetSmall, about a minute) and 1,000 clients in four
+# `confide client --virtual 250` processes (TestMultiProcessHierarchicalFleet, several
+# minutes), logging the root's ingress bytes and wall time per round of both runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 strategy=${1:-fedavg}
+if [ "$strategy" = hierarchy ]; then
+  CONFIDE_E2E=1 exec go test -count=1 -timeout 90m -v -run 'TestHierarchicalFleetSmall|TestMultiProcessHierarchicalFleet' ./server/
+fi
 port=${CONFIDE_E2E_PORT:-17070}
 work=$(mktemp -d)
 pids=()
@@ -25,7 +34,7 @@ case "$strategy" in
   fedavg) block='name: fedavg' ;;
   fedadam) block='name: fedadam\n    server_lr: 0.03' ;;
   fedprox) block='name: fedprox\n    proximal_mu: 0.01' ;;
-  *) echo "e2e: strategy $strategy: use fedavg, fedadam or fedprox" >&2; exit 2 ;;
+  *) echo "e2e: strategy $strategy: use fedavg, fedadam or fedprox (or hierarchy)" >&2; exit 2 ;;
 esac
 
 go build -o "$work/confide" ./cmd/confide

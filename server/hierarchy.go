@@ -39,6 +39,26 @@ import (
 // relayed call is made for.
 const RelayedClientKey = "confide-relayed-client"
 
+// RelayedPeerKey is the metadata key in which an aggregator gives the address its client's
+// call came from: the Join rate limit per peer address applies to it (keyed by aggregator
+// and address), as to a direct client's, instead of to the aggregator's own address, which
+// all its clients share.
+const RelayedPeerKey = "confide-relayed-peer"
+
+// joinPeer is the peer address a Join is rate-limited by: the relayed client's address
+// behind its aggregator, or the caller's own.
+func joinPeer(ctx context.Context, addr string) string {
+	via, ok := relayOf(ctx)
+	if !ok {
+		return peerHost(addr)
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(RelayedPeerKey); len(v) == 1 && len(v[0]) <= 256 {
+		return via + "/" + peerHost(v[0])
+	}
+	return via + "/" + peerHost(addr)
+}
+
 // CheckAggregators validates the certificate identities that may relay calls for clients:
 // each must be a valid client name, listed once.
 func CheckAggregators(names []string) error {

@@ -480,7 +480,7 @@ func (s *Service) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRespon
 		s.log.Warn("join refused: name is not the certificate's identity", "name", name, "certificate", id, "peer", c.addr)
 		return nil, status.Errorf(codes.PermissionDenied, "client name %q does not match the certificate of this connection, issued to %q (its subject CN): join as %q, or use the certificate issued to %q", name, id, id, name)
 	}
-	if err := s.joinLimits.allowPeer(peerHost(c.addr)); err != nil {
+	if err := s.joinLimits.allowPeer(joinPeer(ctx, c.addr)); err != nil {
 		s.cfg.Metrics.rejected.WithLabelValues("join_rate").Inc()
 		return nil, err
 	}
