@@ -300,3 +300,19 @@ func TestInputFeaturesFoldsTheVectors(t *testing.T) {
 		t.Error("a row of the input's width was taken for a representation row")
 	}
 }
+
+// The tables start as fastai's: 0.01·(N(0, 1) fmod 2), inside (−0.02, 0.02).
+func TestColumnEmbeddingsInitIsFastais(t *testing.T) {
+	m, _, _ := tableMLP(t)
+	tables := m.Params[:3*2+4*3]
+	var sq float64
+	for _, w := range tables {
+		if !(math.Abs(w) < 0.02) {
+			t.Fatalf("table value %v outside (−0.02, 0.02)", w)
+		}
+		sq += w * w
+	}
+	if rms := math.Sqrt(sq / float64(len(tables))); rms < 0.003 || rms > 0.02 {
+		t.Errorf("tables' RMS %v, want about 0.01", rms)
+	}
+}
