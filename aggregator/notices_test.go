@@ -15,6 +15,22 @@ import (
 	"github.com/confide-fl/confide/server"
 )
 
+// relayedConnection starts a root and an aggregator agg-0 and returns a connection of
+// client-a to the aggregator.
+func relayedConnection(t *testing.T) (context.Context, *root, *grpc.ClientConn) {
+	t.Helper()
+	p := newFederationPKI(t, "agg-0", "client-a")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	t.Cleanup(cancel)
+	r := startRoot(t, ctx, p, plainConfig(1, 2), []string{"agg-0"})
+	_, addr, _ := startRelay(t, p, r.addr, "agg-0", "127.0.0.1:0")
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(p.clientTLS(t, "client-a"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, r, conn
+}
+
 // connectedClients reads the root's confide_connected_clients gauge.
 func connectedClients(t *testing.T, r *root) float64 {
 	t.Helper()
@@ -35,15 +51,7 @@ func connectedClients(t *testing.T, r *root) float64 {
 // offline at once, as it would a direct client whose connection closed, not only after
 // its client timeout (30 s here).
 func TestRelayedDisconnectNotice(t *testing.T) {
-	p := newFederationPKI(t, "agg-0", "client-a")
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	r := startRoot(t, ctx, p, plainConfig(1, 2), []string{"agg-0"})
-	_, addr, _ := startRelay(t, p, r.addr, "agg-0", "127.0.0.1:0")
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(p.clientTLS(t, "client-a"))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, r, conn := relayedConnection(t)
 	if _, err := pb.NewFederationClient(conn).Join(ctx, &pb.JoinRequest{ClientName: "client-a", ProtocolVersion: server.ProtocolVersion}); err != nil {
 		t.Fatal(err)
 	}
@@ -62,15 +70,7 @@ func TestRelayedDisconnectNotice(t *testing.T) {
 // The Join rate limit applies to a client behind an aggregator as to a direct one: per
 // identity (5 in a burst by default), at the root.
 func TestJoinRateLimitAppliesBehindAggregator(t *testing.T) {
-	p := newFederationPKI(t, "agg-0", "client-a")
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	r := startRoot(t, ctx, p, plainConfig(1, 2), []string{"agg-0"})
-	_, addr, _ := startRelay(t, p, r.addr, "agg-0", "127.0.0.1:0")
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(p.clientTLS(t, "client-a"))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, _, conn := relayedConnection(t)
 	defer conn.Close()
 	fed := pb.NewFederationClient(conn)
 	join := func() error {
@@ -82,7 +82,7 @@ func TestJoinRateLimitAppliesBehindAggregator(t *testing.T) {
 			t.Fatalf("Join %d of the burst: %v", i+1, err)
 		}
 	}
-	err = join()
+	err := join()
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "joins too often") {
 		t.Fatalf("sixth Join in a burst through the aggregator: %v, want ResourceExhausted (joins too often)", err)
 	}
