@@ -37,7 +37,12 @@ func loadSchemaDataset(ctx context.Context, specFile string, o dataOptions) (tra
 		if err != nil {
 			return nil, nil, nil, &exitError{code: 2, err: err}
 		}
-		if lo.Path == "" {
+		switch {
+		case lo.Path != "":
+		case f.Path == "" && f.TestPath != "":
+			// A public evaluation set alone (a server's spec): it is both sets.
+			lo.Path, lo.NoTestSplit = f.Resolve(f.TestPath), true
+		default:
 			lo.Path, lo.TestPath = f.Resolve(f.Path), f.Resolve(f.TestPath)
 		}
 	default:

@@ -115,6 +115,12 @@ func modelDatasets(ctx context.Context, m *model.Model, path string, df dataFlag
 	if m.Spec.MaxLen > 0 && opts.SeqLen == 0 {
 		opts.SeqLen = m.Spec.MaxLen // a Transformer reads at most max_len tokens
 	}
+	if data.IsSchemaFile(df.name) || df.name == "" {
+		// A model trained on a spec file reads its data with the schema it recorded.
+		if opts.Schema, err = recordedSchema(m, path); err != nil {
+			return nil, nil, err
+		}
+	}
 	if trainSet, testSet, err = loadDatasetWith(ctx, df.name, opts); err != nil {
 		return nil, nil, usageErr("--dataset %s: %v", df.name, err)
 	}

@@ -32,6 +32,9 @@ type evaluateResult struct {
 	Task     string  `json:"task"`
 	Rows     int64   `json:"rows"`
 	Accuracy float64 `json:"accuracy"`
+	// Regression holds a regression model's errors in the target's units (R², RMSE, MAE,
+	// MSE); the classification fields are then empty.
+	Regression *metrics.RegressionReport `json:"regression,omitempty"`
 	// Loss is the mean cross-entropy (nats) per row; Perplexity exp(Loss), language models only.
 	Loss         float64               `json:"loss"`
 	Perplexity   *float64              `json:"perplexity,omitempty"`
@@ -58,10 +61,18 @@ func newModelEvaluateCmd(g *globalOptions) *cobra.Command {
 	f := &evaluateFlags{}
 	cmd := &cobra.Command{
 		Use:   "evaluate FILE --dataset NAME",
-		Short: "Evaluate a model file on a dataset: accuracy, loss, per-class precision/recall/F1, ROC AUC, confusion matrix, perplexity",
+		Short: "Evaluate a model file on a dataset: accuracy, loss, per-class precision/recall/F1, ROC AUC, confusion matrix, perplexity; R², RMSE, MAE of a regressor",
 		Long: `Evaluate a model file on the test split (or --split train) of a dataset the CLI knows:
 mnist, fashion-mnist, shakespeare (next character) or spam, located as for 'confide train'
-(--data-dir, --data-path).
+(--data-dir, --data-path), or of a dataset spec file (--dataset SPEC.yaml).
+
+A model trained on a dataset spec (confide train --dataset SPEC.yaml, or a federation's
+checkpoint) records the spec, and its data is read with that recorded spec: the same
+classes, categories and normalisation statistics as in training (a federation's estimated
+ones included), nothing fitted again. --dataset SPEC.yaml says where the files are (its
+path and test_path; a spec with a test_path alone is evaluated on all of it), or
+--data-path FILE names one file, all of whose rows are evaluated. A regressor (loss mse) is
+reported by R², RMSE, MAE and MSE in the target's units.
 
 Reports accuracy, the mean cross-entropy loss, per-class precision, recall and F1, macro-F1
 (over the classes among the labels or predictions), ROC AUC of class 1 for two classes, the
@@ -76,6 +87,7 @@ e-mails it did not train on.
 A dataset that does not fit the model (other input size, class count or class names, text
 for an image model) is a usage error (exit code 2) that names what the model expects.`,
 		Example: `  confide model evaluate model.confide --dataset mnist
+  confide model evaluate price.confide --data-path examples/tabular/data/eval.csv
   confide model evaluate model.confide --dataset mnist --confusion-png confusion.png -o json
   confide model evaluate spam.confide --dataset spam --data-path spamassassin.jsonl.gz
   confide model evaluate lm.confide --dataset shakespeare --data-path tinyshakespeare.txt`,
@@ -114,14 +126,18 @@ func runModelEvaluate(ctx context.Context, g *globalOptions, cmd *cobra.Command,
 		return err
 	}
 	m := mf.m
-	if m.Spec.Loss == model.LossMSE {
-		return usageErr("model %s is a regression model (loss mse): evaluate reports classification metrics; it reads models with loss cross_entropy", path)
-	}
 	var seed uint64 // 0: the seed the model was trained with
 	if cmd.Flags().Changed("seed") {
 		seed = f.seed
 	}
-	trainSet, testSet, err := modelDatasets(ctx, m, path, f.df, seed)
+	df := f.df
+	if !cmd.Flags().Changed("dataset") && len(m.Meta.Dataset) > 0 {
+		df.name = "" // the model's recorded spec reads --data-path
+		if df.opts.Path == "" {
+			return usageErr("model %s was trained on a dataset spec: give the data, --data-path FILE (read with the spec the model records) or --dataset SPEC.yaml", path)
+		}
+	}
+	trainSet, testSet, err := modelDatasets(ctx, m, path, df, seed)
 	if err != nil {
 		return err
 	}
@@ -135,6 +151,13 @@ func runModelEvaluate(ctx context.Context, g *globalOptions, cmd *cobra.Command,
 			idx[i] = i
 		}
 		ds = ds.Subset(idx)
+	}
+	dsName := df.name
+	if dsName == "" {
+		dsName = df.opts.Path
+	}
+	if m.Spec.Loss == model.LossMSE {
+		return evaluateRegressor(g, w, path, m, ds, dsName, f)
 	}
 	acc, err := metrics.NewClassification(m.Spec.Output)
 	if err != nil {
@@ -161,7 +184,7 @@ func runModelEvaluate(ctx context.Context, g *globalOptions, cmd *cobra.Command,
 	}
 	rep := acc.Report(names)
 	res := evaluateResult{
-		Model: path, ModelName: modelName(m.Spec), Dataset: f.df.name, Split: f.split, Examples: ds.N, Task: ds.Task.String(),
+		Model: path, ModelName: modelName(m.Spec), Dataset: dsName, Split: f.split, Examples: ds.N, Task: ds.Task.String(),
 		Rows: rep.Rows, Accuracy: rep.Accuracy, Loss: rep.Loss, MacroF1: rep.MacroF1, MacroClasses: rep.MacroClasses,
 		ROCAUC: rep.ROCAUC, PerClass: rep.PerClass, Confusion: rep.Confusion, Seconds: time.Since(start).Seconds(),
 	}
@@ -172,13 +195,36 @@ func runModelEvaluate(ctx context.Context, g *globalOptions, cmd *cobra.Command,
 		if rep.Confusion == nil {
 			return usageErr("--confusion-png: %d classes are too many to draw (at most %d)", m.Spec.Output, metrics.MaxConfusionClasses)
 		}
-		title := fmt.Sprintf("%s\n%s %s: accuracy %.4f (colour: share of the true class)", res.ModelName, f.df.name, f.split, res.Accuracy)
+		title := fmt.Sprintf("%s\n%s %s: accuracy %.4f (colour: share of the true class)", res.ModelName, dsName, f.split, res.Accuracy)
 		if err := writeConfusionPNG(f.png, title, rep); err != nil {
 			return err
 		}
 		res.ConfusionPNG = f.png
 	}
 	return g.emit(w, res, func(w io.Writer) { res.print(w) })
+}
+
+// evaluateRegressor reports a regression model's errors on ds in the target's units.
+func evaluateRegressor(g *globalOptions, w io.Writer, path string, m *model.Model, ds *data.Dataset, dsName string, f *evaluateFlags) error {
+	if f.png != "" {
+		return usageErr("--confusion-png: model %s is a regression model (loss mse), which has no confusion matrix", path)
+	}
+	if ds.Task != data.TaskRegress {
+		return usageErr("model %s is a regression model (loss mse); dataset %s is a classification task", path, dsName)
+	}
+	start := time.Now()
+	r, err := train.Evaluate(m, ds, f.batch)
+	if err != nil {
+		return usageErr("model %s does not fit dataset %s: %v", path, dsName, err)
+	}
+	res := evaluateResult{Model: path, ModelName: modelName(m.Spec), Dataset: dsName, Split: f.split, Examples: ds.N, Task: ds.Task.String(),
+		Rows: int64(ds.N), Loss: r.Loss, Regression: r.Regression, Seconds: time.Since(start).Seconds()}
+	return g.emit(w, res, func(w io.Writer) {
+		fmt.Fprintf(w, "%s (%s) on %s %s: %s examples\n", res.Model, res.ModelName, res.Dataset, res.Split, thousands(res.Examples))
+		if g := r.Regression; g != nil {
+			fmt.Fprintf(w, "R² %.4f  RMSE %.4g  MAE %.4g  MSE %.4g (in the target's units)  loss %.4f  (%.1fs)\n", g.R2, g.RMSE, g.MAE, g.MSE, res.Loss, res.Seconds)
+		}
+	})
 }
 
 // fitDataset checks that m can read ds, and re-encodes ds's text with the tokenizer m's

@@ -90,6 +90,14 @@ func TestTrainRecordsTheSchemaAndPredictReadsRawRows(t *testing.T) {
 	if math.Abs(rmse-want) > 1e-9*want {
 		t.Errorf("RMSE of predict's values on eval.csv %.12g, train reported %.12g", rmse, want)
 	}
+	// model evaluate reads the file with the recorded schema too: the spec's own files,
+	// or any file (--data-path).
+	for _, args := range [][]string{{"--dataset", filepath.Join("..", "..", "examples", "tabular", "housing-price.yaml")}, {"--data-path", eval}} {
+		ev := runJSON(t, append([]string{"model", "evaluate", modelFile}, args...)...)
+		if got := ev["regression"].(map[string]any)["rmse"].(float64); math.Abs(got-want) > 1e-9*want {
+			t.Errorf("model evaluate %s: RMSE %.12g, train reported %.12g", strings.Join(args, " "), got, want)
+		}
+	}
 
 	dir := t.TempDir()
 	write := func(name, content string) string {

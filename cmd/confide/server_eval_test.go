@@ -140,6 +140,13 @@ federation:
 		t.Errorf("predict on eval.csv with round 3's checkpoint: R² %.12f; the server's central evaluation: %.12f", got, last)
 	}
 
+	// model evaluate with the server's spec (ranges only) reads its test file with the
+	// checkpoint's recorded schema.
+	ev := runJSON(t, "model", "evaluate", checkpoint, "--dataset", spec)
+	if got := ev["regression"].(map[string]any)["r2"].(float64); math.Abs(got-last) > 1e-9 {
+		t.Errorf("model evaluate --dataset %s: R² %.12f; the server's: %.12f", filepath.Base(spec), got, last)
+	}
+
 	// Restarted from its state: one more round, evaluated with the stored estimates.
 	again := federate("--rounds", "4")
 	r4 := again.History[len(again.History)-1]
