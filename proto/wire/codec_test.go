@@ -34,8 +34,8 @@ func payload(n int) []byte {
 func messages() []proto.Message {
 	return []proto.Message{
 		&pb.TaskChunk{Part: &pb.TaskChunk_Data{Data: payload(1000)}},
-		&pb.TaskChunk{Part: &pb.TaskChunk_Data{Data: payload(127)}},  // one-byte length
-		&pb.TaskChunk{Part: &pb.TaskChunk_Data{Data: payload(128)}},  // two-byte length
+		&pb.TaskChunk{Part: &pb.TaskChunk_Data{Data: payload(127)}}, // one-byte length
+		&pb.TaskChunk{Part: &pb.TaskChunk_Data{Data: payload(128)}}, // two-byte length
 		&pb.TaskChunk{Part: &pb.TaskChunk_Data{Data: payload(1 << 16)}},
 		&pb.TaskChunk{Part: &pb.TaskChunk_Data{Data: nil}},
 		&pb.TaskChunk{Part: &pb.TaskChunk_Task{Task: &pb.Task{TaskId: "t-1", Round: 3}}},
