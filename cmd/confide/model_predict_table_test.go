@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -198,4 +199,34 @@ func columnValues(t *testing.T, path, column string) []float64 {
 		}
 	}
 	return out
+}
+
+// TestPredictTextRowsByTheSchemasField: a text model trained on a jsonl spec whose text
+// field is "body" reads the dataset's own records (label ignored), as it reads {"text": …}.
+func TestPredictTextRowsByTheSchemasField(t *testing.T) {
+	dir := t.TempDir()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "data", "testdata", "mails.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mails := filepath.Join(dir, "mails.jsonl")
+	if err := os.WriteFile(mails, bytes.ReplaceAll(raw, []byte(`"text":`), []byte(`"body":`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := filepath.Join(dir, "mails.yaml")
+	if err := os.WriteFile(spec, []byte("format: jsonl\npath: mails.jsonl\ntest_fraction: 0.25\nlabel: {column: label}\ntext: {column: body, tokenizer: word, max_len: 32, min_count: 1, strip_email_headers: true}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	modelFile := filepath.Join(dir, "mails.confide")
+	runJSON(t, "train", "--dataset", spec, "--model", "gru", "--epochs", "1", "--out", modelFile)
+	byBody := predictJSON(t, modelFile, mails)
+	byText := predictJSON(t, modelFile, filepath.Join("..", "..", "data", "testdata", "mails.jsonl"))
+	if byBody.Count != 7 || byText.Count != 7 {
+		t.Fatalf("%d and %d predictions, want one for each of the 7 mails", byBody.Count, byText.Count)
+	}
+	for i := range byBody.Predictions {
+		if !slices.Equal(byBody.Predictions[i].Probabilities, byText.Predictions[i].Probabilities) {
+			t.Errorf("mail %d: %v by body, %v by text", i, byBody.Predictions[i].Probabilities, byText.Predictions[i].Probabilities)
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/confide-fl/confide/client"
 	"github.com/confide-fl/confide/data"
 	"github.com/confide-fl/confide/model"
+	"github.com/confide-fl/confide/server"
 )
 
 // rangeSpec is examples/tabular's price table with ranges in place of means and stds:
@@ -184,4 +185,39 @@ func predictR2(t *testing.T, modelFile, table string) float64 {
 		sst += (y[i] - mean) * (y[i] - mean)
 	}
 	return 1 - sse/sst
+}
+
+// TestCheckpointMetaRecordsACompleteFederationSchema: a server's checkpoints record the
+// federation's schema from the start when it is complete (examples/tabular's, with its
+// means and stds), and none while statistics are still to be estimated (the
+// CheckpointStore takes the estimated one from the statistics round's record).
+func TestCheckpointMetaRecordsACompleteFederationSchema(t *testing.T) {
+	complete, err := data.ReadSchemaFile(filepath.Join("..", "..", "examples", "tabular", "housing-price.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranges, err := data.ParseSchema(fmt.Appendf(nil, rangeSpec, "eval.csv"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := model.Spec{Type: model.TypeMLP, Input: 17, Hidden: []int{8}, Output: 1, Loss: model.LossMSE}
+	for _, tc := range []struct {
+		name   string
+		schema *data.Schema
+		want   bool
+	}{{"complete", complete, true}, {"ranges", ranges, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			meta := checkpointMeta(nil, server.Config{Model: spec, Dataset: tc.schema})
+			if got := len(meta.Dataset) > 0; got != tc.want {
+				t.Fatalf("records a dataset: %v, want %v", got, tc.want)
+			}
+			if !tc.want {
+				return
+			}
+			s, err := data.ParseSchemaJSON(meta.Dataset)
+			if err != nil || s.Path != "" || *s.Target.Mean != *complete.Target.Mean {
+				t.Fatalf("recorded %s (%v), want the spec without paths", meta.Dataset, err)
+			}
+		})
+	}
 }
