@@ -33,7 +33,8 @@
 // Coordinator is a plain single-threaded state machine in the etcd raft style. Step takes
 // one Event and returns a Ready:
 //
-//	events in:  Join, Leave, Heartbeat, ResultIn (a client's pushed result), Tick (time passed)
+//	events in:  Join, Leave, Heartbeat, ResultIn (a client's pushed result), Tick (time passed);
+//	            from intermediate aggregators SourceResultIn and SourceGone (partials.go)
 //	Ready out:  Persist  records to make durable first (ClientRecord, KeySetupRecord,
 //	                     CommitteeRecord, RoundRecord with the new global model, PrivacyRecord,
 //	                     UserLevelPrivacyRecord)
@@ -54,7 +55,8 @@
 // config, the collective public key); collect results until all answered or the fit deadline
 // (stragglers count as dropped); with fewer than MinFit contributions the round fails and the
 // model stays. Under secure aggregation the server only adds ciphertexts
-// (secagg.Aggregator), asks the first t online committee members for decryption shares and
+// (secagg.Aggregator; behind intermediate aggregators, their partial sums too, see
+// partials.go), asks the first t online committee members for decryption shares and
 // obtains Σ w_i Δ_i and Σ w_i; otherwise it holds the plaintext updates. The strategy turns
 // either into the next global model; then central evaluation (Options.Central), a
 // RoundRecord checkpoint, and federated evaluation if configured. A round that fails still
