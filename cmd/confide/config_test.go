@@ -32,6 +32,8 @@ func sampleEnv(t *testing.T, typ reflect.Type, def reflect.Value) (string, any) 
 		return "{params: 8, pruned: 1, bits: AQ==}", nil
 	case reflect.TypeOf([]model.ConvSpec{}):
 		return "[{filters: 4, kernel: 3}]", []model.ConvSpec{{Filters: 4, Kernel: 3}}
+	case reflect.TypeOf([]model.EmbeddingSpec{}):
+		return "[{column: 2, categories: 5, dim: 3}]", []model.EmbeddingSpec{{Column: 2, Categories: 5, Dim: 3}}
 	}
 	switch st.Kind() {
 	case reflect.Bool:
