@@ -11,12 +11,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/model"
 )
 
@@ -124,6 +127,8 @@ type fleetResult struct {
 	took         []time.Duration
 	params       []float64
 	summed       int // uploads the aggregators summed, from their logs
+	// ledgers are the clients' privacy ledgers after the run, by client name.
+	ledgers map[string]dp.LedgerSnapshot
 }
 
 func (f fleetSetup) run(t *testing.T, r fleetRun) fleetResult {
@@ -260,6 +265,15 @@ federation:
 		t.Fatal(err)
 	}
 	res.params = m.Params
+	res.ledgers = map[string]dp.LedgerSnapshot{}
+	for i := range clients {
+		name := fmt.Sprint("client-", i)
+		l, err := dp.ReadLedger(filepath.Join(dir, fmt.Sprint("fleet-", i/f.perProc), name, client.LedgerName))
+		if err != nil {
+			t.Fatalf("%s: %v", res.name, err)
+		}
+		res.ledgers[name] = l
+	}
 	cancel()
 	s := <-ingress
 	res.wire, res.took = s.perRound(s.wire)
@@ -271,9 +285,22 @@ federation:
 }
 
 // compareFleetRuns checks that two runs of the same seeds reached the same model within
-// tol (the secure-aggregation error: each run's encryptions round and noise differently).
+// tol (the secure-aggregation error: each run's encryptions round and noise differently),
+// and that every client's privacy ledger was charged the same in both: a client whose
+// update an aggregator summed pays exactly what it pays in a flat federation.
 func compareFleetRuns(t *testing.T, a, b fleetResult, tol float64) {
 	t.Helper()
+	charged := 0
+	for name, la := range a.ledgers {
+		lb := b.ledgers[name]
+		if la.Charges != lb.Charges || !reflect.DeepEqual(la.History, lb.History) {
+			t.Errorf("%s's ledger: %d charges %v in %s, %d charges %v in %s", name, la.Charges, la.History, a.name, lb.Charges, lb.History, b.name)
+		}
+		if la.Charges > 0 {
+			charged++
+		}
+	}
+	t.Logf("privacy ledgers: the same charges in both runs for all %d clients (%d charged)", len(a.ledgers), charged)
 	if len(a.params) != len(b.params) {
 		t.Fatalf("%s has %d parameters, %s %d", a.name, len(a.params), b.name, len(b.params))
 	}
