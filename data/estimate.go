@@ -107,10 +107,18 @@ func (e Estimate) add(sums []float64, x float64) {
 	sums[2] += u * u
 }
 
+// rawMissing marks a missing cell of an estimated column with missing: mean in a dataset
+// encoded under RawForEstimates, where the column's mean is not known yet: a finite value
+// no raw column holds, so the dataset stays valid, DatasetStatisticsSums leaves the cell
+// out as StatisticsSums leaves out a missing value of a file, and ApplyEstimates gives it
+// the column's standardised mean, 0, as a load with the estimated schema does.
+const rawMissing = -math.MaxFloat64
+
 // RawForEstimates returns a copy of the schema that encodes the raw values of its
-// estimates (mean 0, std 1), for a simulator that holds every client's rows encoded once:
-// its virtual clients sum their rows with DatasetStatisticsSums, and ApplyEstimates
-// standardises the rows once the statistics round has estimated the statistics.
+// estimates (mean 0, std 1; a missing cell of a missing: mean column marked, see
+// rawMissing), for a simulator that holds every client's rows encoded once: its virtual
+// clients sum their rows with DatasetStatisticsSums, and ApplyEstimates standardises the
+// rows once the statistics round has estimated the statistics.
 func (s *Schema) RawForEstimates() *Schema {
 	c := s.clone()
 	zero, one := 0.0, 1.0
@@ -119,6 +127,9 @@ func (s *Schema) RawForEstimates() *Schema {
 			c.Target.Mean, c.Target.Std = &zero, &one
 		} else {
 			c.Columns[e.column].Mean, c.Columns[e.column].Std = &zero, &one
+			if c.Columns[e.column].Missing == MissingMean {
+				c.rawEstimated = append(c.rawEstimated, e.column)
+			}
 		}
 	}
 	return c
@@ -129,6 +140,7 @@ func (s *Schema) RawForEstimates() *Schema {
 // out again, as the federation ships it to its statistics round.
 func (s *Schema) PendingEstimates(loaded *Schema) *Schema {
 	c := loaded.clone()
+	c.rawEstimated = nil
 	for _, e := range s.Estimates() {
 		if e.column < 0 {
 			c.Target.Mean, c.Target.Std = nil, nil
@@ -167,6 +179,9 @@ func (s *Schema) DatasetStatisticsSums(ds *Dataset, maxRows int) ([]float64, err
 			if off >= 0 {
 				x = ds.X[r*ds.Dim+off]
 			}
+			if x == rawMissing {
+				continue // a missing value, as StatisticsSums skips it in a file
+			}
 			e.add(sums[3*i:3*i+3], x)
 		}
 	}
@@ -196,7 +211,11 @@ func (s *Schema) ApplyEstimates(estimated *Schema, sets ...*Dataset) error {
 			}
 			off := s.featureOffset(e.column)
 			for r := range ds.N {
-				ds.X[r*ds.Dim+off] = (ds.X[r*ds.Dim+off] - mean) / std
+				if x := &ds.X[r*ds.Dim+off]; *x == rawMissing {
+					*x = 0 // missing: mean, standardised
+				} else {
+					*x = (*x - mean) / std
+				}
 			}
 		}
 	}

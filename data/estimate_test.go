@@ -111,10 +111,11 @@ target: {column: y, mean: 3, std: 1}
 // TestDatasetStatisticsSumsMatchTheFile: a dataset encoded under RawForEstimates (as a
 // simulator holds its clients' rows) gives the sums StatisticsSums reads from the file,
 // with a one-hot column before the estimated ones, and ApplyEstimates standardises it as
-// a load with the estimated schema does.
+// a load with the estimated schema does — also for a missing: mean column with missing
+// cells, which the sums leave out and the standardised rows hold as 0, the column's mean.
 func TestDatasetStatisticsSumsMatchTheFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "d.csv")
-	csv := "c,a,y\nu,1,10\nv,3,12\nu,5,9\nw,7,15\n"
+	csv := "c,a,b,y\nu,1,2,10\nv,3,,12\nu,5,6,9\nw,7,NA,15\n"
 	if err := os.WriteFile(path, []byte(csv), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +124,7 @@ format: csv
 columns:
   - {name: c, type: categorical, categories: [u, v, w]}
   - {name: a, range: [0, 8]}
+  - {name: b, range: [0, 8], missing: mean}
 target: {column: y, range: [0, 20]}
 `), "")
 	if err != nil {

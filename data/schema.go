@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -90,6 +91,9 @@ type Schema struct {
 	Image *ImageSize `json:"image,omitempty" yaml:"image,omitempty"`
 
 	dir string // the spec file's directory, for relative paths
+	// rawEstimated lists the estimated columns whose missing cells a load under
+	// RawForEstimates marks with rawMissing instead of filling them (estimate.go).
+	rawEstimated []int
 }
 
 // Column is one feature column of a table.
@@ -312,6 +316,7 @@ func (s *Schema) clone() *Schema {
 	var c Schema
 	_ = json.Unmarshal(b, &c)
 	c.dir = s.dir
+	c.rawEstimated = slices.Clone(s.rawEstimated)
 	return &c
 }
 

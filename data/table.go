@@ -433,6 +433,9 @@ func encodeTable(s *Schema, t *rawTable, idx []int, groups []string) *Dataset {
 			if c.Mean != nil {
 				e.fill = *c.Mean
 			}
+			if slices.Contains(s.rawEstimated, j) {
+				e.fill = rawMissing // raw values: a missing cell stays marked until ApplyEstimates
+			}
 		}
 	}
 	for k, i := range idx {
