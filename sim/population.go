@@ -13,14 +13,14 @@ import (
 // synthetic dataset it generates one device per client (Clients, or 30 when 0) and holds
 // out TestFraction of each device for the test set; the devices are train's groups.
 func LoadDataset(ctx context.Context, c Config) (train, test *data.Dataset, err error) {
-	train, test, _, err = loadDataset(ctx, c)
+	train, test, _, _, err = loadDataset(ctx, c)
 	return train, test, err
 }
 
 // loadDataset is LoadDataset, also returning the schema a dataset spec ships to the
 // statistics round when it leaves statistics to estimate (nil otherwise); the rows of
 // train and test then hold the estimated columns' raw values until ApplyEstimates.
-func loadDataset(ctx context.Context, c Config) (train, test *data.Dataset, pending *data.Schema, err error) {
+func loadDataset(ctx context.Context, c Config) (train, test *data.Dataset, schema, pending *data.Schema, err error) {
 	d := c.Dataset
 	switch d.Name {
 
@@ -31,7 +31,7 @@ func loadDataset(ctx context.Context, c Config) (train, test *data.Dataset, pend
 	case "shakespeare":
 		if d.Path == "" {
 			if d.Path, err = data.Fetch(ctx, "shakespeare", data.FetchOptions{}); err != nil {
-				return nil, nil, nil, fmt.Errorf("dataset.path is empty and %w", err)
+				return nil, nil, nil, nil, fmt.Errorf("dataset.path is empty and %w", err)
 			}
 		}
 		var sc *data.ShakespeareCorpus
@@ -41,7 +41,7 @@ func loadDataset(ctx context.Context, c Config) (train, test *data.Dataset, pend
 	case "spam":
 		if d.Path == "" {
 			if d.Path, err = data.Fetch(ctx, "spam", data.FetchOptions{}); err != nil {
-				return nil, nil, nil, fmt.Errorf("dataset.path is empty and %w", err)
+				return nil, nil, nil, nil, fmt.Errorf("dataset.path is empty and %w", err)
 			}
 		}
 		var sc *data.SpamCorpus
@@ -66,12 +66,12 @@ func loadDataset(ctx context.Context, c Config) (train, test *data.Dataset, pend
 		}
 	default:
 		if !data.IsSchemaFile(d.Name) {
-			return nil, nil, nil, fmt.Errorf("dataset.name = %q: use mnist, fashion-mnist, shakespeare, spam, synthetic or a dataset spec file", d.Name)
+			return nil, nil, nil, nil, fmt.Errorf("dataset.name = %q: use mnist, fashion-mnist, shakespeare, spam, synthetic or a dataset spec file", d.Name)
 		}
-		train, test, pending, err = loadSpecDataset(ctx, c)
+		train, test, schema, pending, err = loadSpecDataset(ctx, c)
 	}
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("dataset %s: %w", d.Name, err)
+		return nil, nil, nil, nil, fmt.Errorf("dataset %s: %w", d.Name, err)
 	}
 	if d.MaxTest > 0 && test.N > d.MaxTest {
 		idx := make([]int, d.MaxTest)
@@ -80,17 +80,18 @@ func loadDataset(ctx context.Context, c Config) (train, test *data.Dataset, pend
 		}
 		test = test.Subset(idx)
 	}
-	return train, test, pending, nil
+	return train, test, schema, pending, nil
 }
 
 // loadSpecDataset loads the dataset of a spec file (dataset.name: FILE.yaml), dataset.path
 // replacing its training data. A spec that leaves statistics to estimate (a range without
 // mean and std) is read with their raw values, and pending is the schema the federation's
-// statistics round estimates them for.
-func loadSpecDataset(ctx context.Context, c Config) (train, test *data.Dataset, pending *data.Schema, err error) {
+// statistics round estimates them for; schema is the spec as the rows were encoded with it
+// (classes and categories filled in), for the model file, when it is complete.
+func loadSpecDataset(ctx context.Context, c Config) (train, test *data.Dataset, schema, pending *data.Schema, err error) {
 	s, err := data.ReadSchemaFile(c.Dataset.Name)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	load := s
 	if len(s.Estimates()) > 0 {
@@ -98,15 +99,15 @@ func loadSpecDataset(ctx context.Context, c Config) (train, test *data.Dataset, 
 	}
 	ld, err := data.LoadSchema(ctx, load, data.LoadOptions{Path: c.Dataset.Path, Seed: c.Seed})
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if ld.Test == nil || ld.Test.N == 0 {
-		return nil, nil, nil, fmt.Errorf("no test rows: set test_path, or a test_fraction that holds some out")
+		return nil, nil, nil, nil, fmt.Errorf("no test rows: set test_path, or a test_fraction that holds some out")
 	}
 	if len(s.Estimates()) > 0 {
-		pending = s.PendingEstimates(ld.Schema)
+		return ld.Train, ld.Test, nil, s.PendingEstimates(ld.Schema), nil
 	}
-	return ld.Train, ld.Test, pending, nil
+	return ld.Train, ld.Test, ld.Schema, nil, nil
 }
 
 // population is the clients' training data: client k holds rows of the shared training

@@ -381,7 +381,9 @@ func writeResults(r *run, rep *Report) error {
 	if err := m.SetParams(r.coord.Global()); err != nil {
 		return err
 	}
-	m.Meta = modelMeta(r, rep.Summary)
+	if m.Meta, err = modelMeta(r, rep.Summary); err != nil {
+		return fmt.Errorf("results: model: %w", err)
+	}
 	if err := m.Save(filepath.Join(dir, "model.confide")); err != nil {
 		return fmt.Errorf("results: model: %w", err)
 	}
@@ -395,9 +397,13 @@ func writeResults(r *run, rep *Report) error {
 }
 
 // modelMeta is what model.confide records beside the parameters: how to read raw inputs
-// (from the training set) and how the model was trained, with the run's DP guarantees.
-func modelMeta(r *run, s Summary) model.Meta {
-	meta := train.DatasetMeta(r.train, r.spec)
+// (from the training set, and a dataset spec's schema as the rows were encoded with it)
+// and how the model was trained, with the run's DP guarantees.
+func modelMeta(r *run, s Summary) (model.Meta, error) {
+	meta, err := train.SchemaMeta(r.train, r.spec, r.schema)
+	if err != nil {
+		return model.Meta{}, err
+	}
 	p := model.NewProvenance(model.TrainedSim)
 	p.Dataset, p.Strategy, p.Rounds, p.Clients, p.Seed = s.Dataset, s.Strategy, s.Rounds, s.Clients, s.Seed
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) && v >= 0 }
@@ -410,7 +416,7 @@ func modelMeta(r *run, s Summary) model.Meta {
 			Epsilon: u.Epsilon, Delta: u.Delta, NoiseMultiplier: u.NoiseMultiplier, Meaning: u.Meaning})
 	}
 	meta.Provenance = p
-	return meta
+	return meta, nil
 }
 
 func (r *run) initialAccuracy() *evaluation {

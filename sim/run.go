@@ -127,6 +127,9 @@ type run struct {
 	// pending is the dataset schema whose statistics the federation estimates before its
 	// first round (nil: none); train and test hold those columns raw until then.
 	pending *data.Schema
+	// schema is a dataset spec's complete schema, as model.confide records it (after the
+	// statistics round when there is one); nil for the built-in datasets.
+	schema  *data.Schema
 	pop     *population
 	spec    model.Spec
 	fed     server.Config
@@ -182,7 +185,7 @@ func newRun(ctx context.Context, cfg Config, opts Options) (*run, error) {
 	r.train, r.test = opts.Train, opts.Test
 	if !given {
 		var err error
-		if r.train, r.test, r.pending, err = loadDataset(ctx, cfg); err != nil {
+		if r.train, r.test, r.schema, r.pending, err = loadDataset(ctx, cfg); err != nil {
 			return nil, err
 		}
 	}

@@ -47,6 +47,6 @@ func (r *run) applyStatistics(shipped []byte) error {
 	if err := r.pending.ApplyEstimates(est, r.train, r.test); err != nil {
 		return fmt.Errorf("sim: applying the estimated dataset statistics: %w", err)
 	}
-	r.pending = nil
+	r.pending, r.schema = nil, est
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -110,5 +111,57 @@ target: {column: y, range: [0, 80]}
 			}
 			t.Logf("estimates %v; final R² %.4f", est, *last.R2)
 		})
+	}
+}
+
+// TestSimModelFileRecordsTheEstimatedSchema: the model.confide of a sim on a dataset spec
+// records the schema its rows were encoded with — after the statistics round, the
+// estimated means and stds — so that `confide model predict` reads raw rows with it.
+func TestSimModelFileRecordsTheEstimatedSchema(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("x1,x2,y\n")
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 2000 {
+		x1, x2 := 8+2*rng.NormFloat64(), 3*(rng.Float64()-0.5)
+		fmt.Fprintf(&b, "%.6f,%.6f,%.6f\n", x1, x2, 3*x1+4*x2+0.5*rng.NormFloat64())
+	}
+	if err := os.WriteFile(filepath.Join(dir, "rows.csv"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := filepath.Join(dir, "rows.yaml")
+	if err := os.WriteFile(spec, []byte("format: csv\npath: rows.csv\ntest_fraction: 0.2\ncolumns:\n  - {name: x1, range: [0, 20]}\n  - {name: x2, mean: 0, std: 0.87}\ntarget: {column: y, range: [0, 80]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	c := sim.Config{
+		Name: "stats", Seed: 3, Rounds: 1, Clients: 4, ClientsPerRound: 4, Partition: "iid",
+		Dataset:    sim.DatasetConfig{Name: spec},
+		Model:      model.Spec{Type: model.TypeMLP, Hidden: []int{4}, Loss: model.LossMSE, Output: 1},
+		Training:   sim.TrainingConfig{Epochs: 1, BatchSize: 16, LR: 0.05},
+		ResultsDir: out, Plots: new(bool),
+	}
+	if _, err := sim.Run(t.Context(), c, sim.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Load(filepath.Join(out, "model.confide"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Columns []struct {
+			Name      string   `json:"name"`
+			Mean, Std *float64 `json:",omitempty"`
+		} `json:"columns"`
+		Target struct {
+			Mean, Std *float64
+		} `json:"target"`
+	}
+	if err := json.Unmarshal(m.Meta.Dataset, &got); err != nil {
+		t.Fatalf("model file's dataset %q: %v", m.Meta.Dataset, err)
+	}
+	if len(got.Columns) != 2 || got.Columns[0].Mean == nil || got.Columns[0].Std == nil || math.Abs(*got.Columns[0].Mean-8) > 1 ||
+		got.Columns[1].Mean == nil || *got.Columns[1].Mean != 0 || got.Target.Mean == nil || math.Abs(*got.Target.Mean-24) > 4 {
+		t.Fatalf("model file's dataset %s: want x1's estimated mean near 8, x2's given mean 0, the target's estimated mean near 24", m.Meta.Dataset)
 	}
 }
