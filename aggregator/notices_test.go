@@ -87,3 +87,50 @@ func TestJoinRateLimitAppliesBehindAggregator(t *testing.T) {
 		t.Fatalf("sixth Join in a burst through the aggregator: %v, want ResourceExhausted (joins too often)", err)
 	}
 }
+
+// The root's Aggregation service answers only listed aggregators over their own
+// certificate: a client, or an aggregator not in the config, is refused before anything
+// else; a listed one may pull (nothing to do yet) but not push a result for a task the
+// root never gave it.
+func TestAggregationServiceOnlyForListedAggregators(t *testing.T) {
+	p := newFederationPKI(t, "agg-0", "agg-9", "client-a")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	r := startRoot(t, ctx, p, plainConfig(1, 2), []string{"agg-0"})
+	dial := func(name string) pb.AggregationClient {
+		conn, err := grpc.NewClient(r.addr, grpc.WithTransportCredentials(credentials.NewTLS(p.clientTLS(t, name))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return pb.NewAggregationClient(conn)
+	}
+	for _, name := range []string{"client-a", "agg-9"} {
+		_, err := dial(name).ClientsDisconnected(ctx, &pb.ClientsDisconnectedRequest{Clients: []string{"client-a"}})
+		if status.Code(err) != codes.PermissionDenied {
+			t.Errorf("ClientsDisconnected from %s: %v, want PermissionDenied", name, err)
+		}
+	}
+	agg := dial("agg-0")
+	if _, err := agg.ClientsDisconnected(ctx, &pb.ClientsDisconnectedRequest{Clients: []string{"client-a"}}); err != nil {
+		t.Errorf("ClientsDisconnected from the listed aggregator: %v", err)
+	}
+	pull, err := agg.PullWork(ctx, &pb.PullTaskRequest{WaitMs: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := pull.Recv(); err != nil || c.GetNoTask() == nil {
+		t.Errorf("PullWork of an aggregator with nothing to do: %v, %v; want NoTask", c, err)
+	}
+	push, err := agg.PushWork(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := &pb.Result{TaskId: "partial-r1-99", Kind: pb.TaskKind_TASK_KIND_PARTIAL_SUM, Round: 1, Status: pb.ResultStatus_RESULT_STATUS_OK}
+	if err := push.Send(&pb.ResultChunk{Part: &pb.ResultChunk_Result{Result: header}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := push.CloseAndRecv(); status.Code(err) != codes.NotFound {
+		t.Errorf("PushWork for a task never given: %v, want NotFound", err)
+	}
+}
