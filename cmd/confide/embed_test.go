@@ -297,3 +297,21 @@ func TestServeRefusesABadCategoryIndexAlone(t *testing.T) {
 		t.Fatalf("a bad index: %d %v", code, ans)
 	}
 }
+
+// TestServerEvaluatesAnEmbeddedModel: the server's central evaluation builds the model the
+// coordinator ships (the schema's embeddings filled in), so an mlp spec without them
+// evaluates on a test file whose column is embedded.
+func TestServerEvaluatesAnEmbeddedModel(t *testing.T) {
+	schema, err := data.ReadSchemaFile(shopsSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fed := server.Config{Rounds: 1, Dataset: schema, Model: model.Spec{Type: model.TypeMLP, Input: 2, Hidden: []int{8}, Output: 3}}
+	ce, err := newCentralEvaluation(t.Context(), serverEvaluation{Dataset: shopsSpec}, fed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ce.m.Spec.Embeddings) != 1 || ce.test.N != 200 {
+		t.Fatalf("evaluation model embeds %+v on %d rows, want the shop table on the 200 test rows", ce.m.Spec.Embeddings, ce.test.N)
+	}
+}

@@ -44,7 +44,8 @@ type centralEvaluation struct {
 // newCentralEvaluation loads the evaluation set of ev for a federation with config fed and
 // checks that its model can read it.
 func newCentralEvaluation(ctx context.Context, ev serverEvaluation, fed server.Config) (*centralEvaluation, error) {
-	m, err := model.New(fed.Model, rand.New(rand.NewPCG(0, 0)))
+	// The model the coordinator ships: with defaults, e.g. the schema's embedded columns.
+	m, err := model.New(fed.WithDefaults().Model, rand.New(rand.NewPCG(0, 0)))
 	if err != nil {
 		return nil, fmt.Errorf("federation.model: %w", err)
 	}
