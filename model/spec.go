@@ -58,11 +58,11 @@ type Spec struct {
 	// transform of an image. Forward applies it to raw inputs; training computes it once per
 	// dataset and feeds the features (Input.Transformed).
 	Features *FeatureSpec `json:"features,omitempty" yaml:"features,omitempty"`
-	// Embeddings, when set, is an mlp's first stage for a table with embedded categorical
-	// columns (a dataset column with encoding: embedding): input feature Column of each
-	// holds a category index, looked up in a learned Categories×Dim table, and the first
-	// layer reads the vectors, in this order, followed by the other input features. Left
-	// out, an mlp takes them from its dataset's schema (see the package doc).
+	// Embeddings lists an mlp's embedded categorical columns, each {column, categories,
+	// dim, name}: input feature column holds a category index (−1: missing), looked up in a
+	// learned categories×dim table, and the first layer reads the vectors, in this order,
+	// then the other input features. Left out, an mlp takes them from its dataset's schema
+	// (its columns with encoding: embedding); given, they must match the schema's.
 	Embeddings []EmbeddingSpec `json:"embeddings,omitempty" yaml:"embeddings,omitempty"`
 
 	// Sequence models (rnn, lstm, gru, transformer) read token ids (Input.Tokens, B×T) and
