@@ -93,7 +93,7 @@ func (r *Relay) subtotalFor(task fitTask) (*subtotal, error) {
 	params, err := secagg.NewParameters(secagg.ParametersLiteral{
 		LogN: int(sp.GetLogN()), LogQ: int(sp.GetLogQ()), LogScale: int(sp.GetLogScale()), FloodingSigma: sp.GetFloodingSigma(),
 		ClipBound: sp.GetClipBound(), MaxWeight: sp.GetMaxWeight(), MaxContributors: int(sp.GetMaxContributors()),
-		ValueBits: int(sp.GetValueBits()), Primes: int(sp.GetPrimes()),
+		ValueBits: int(sp.GetValueBits()), Primes: int(sp.GetPrimes()), NoiseVariance: sp.GetNoiseVariance(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("the fit task's secure-aggregation parameters: %w", err)

@@ -661,7 +661,7 @@ func (p *Party) secAggParams(sp *pb.SecAggParams) (secagg.Parameters, secagg.Com
 	lit := secagg.ParametersLiteral{
 		LogN: int(sp.GetLogN()), LogQ: int(sp.GetLogQ()), LogScale: int(sp.GetLogScale()), FloodingSigma: sp.GetFloodingSigma(),
 		ClipBound: sp.GetClipBound(), MaxWeight: sp.GetMaxWeight(), MaxContributors: int(sp.GetMaxContributors()),
-		ValueBits: int(sp.GetValueBits()), Primes: int(sp.GetPrimes()),
+		ValueBits: int(sp.GetValueBits()), Primes: int(sp.GetPrimes()), NoiseVariance: sp.GetNoiseVariance(),
 	}
 	key := fmt.Sprintf("%+v", lit)
 	params, ok := secAggParams.get(key)

@@ -323,7 +323,10 @@ type SecAggConfig struct {
 	// quantised to this many bits (unbiased stochastic rounding over ±the coordinate
 	// bound) and several share a ciphertext coefficient, for uploads below the raw float64
 	// bytes (0.92× at 11 bits and 10^6 parameters, against 2.03×). 1…24; 0, the default, is
-	// the float encoding. log_scale stays 0 with it.
+	// the float encoding. log_scale stays 0 with it. With dp.user_level.mode distributed the
+	// clients' noise shares become the distributed discrete Gaussian (integer shares added
+	// after quantising; Kairouz, Liu and Steinke 2021), accounted with every round charged
+	// in full.
 	ValueBits int `yaml:"value_bits"`
 	// Primes is the packed encoding's number of 60-bit primes (0: the fewest bytes per
 	// value).
@@ -583,6 +586,13 @@ func (c Config) validateUserLevel(bad func(format string, a ...any)) {
 		if !c.SecAgg.Enabled {
 			bad("dp.user_level.mode = distributed needs secure_aggregation.enabled: without it the server sees every client's update with only its 1/√m share of the noise; use mode: central or turn secure aggregation on")
 		}
+		if c.DiscreteUserLevel() {
+			if u.IsAdaptive() {
+				bad("dp.user_level.adaptive with mode distributed and secure_aggregation.value_bits %d: the distributed discrete Gaussian gives every value the same noise, and the clip indicator needs its own; use a fixed dp.user_level.clip, or the float encoding (value_bits 0)", c.SecAgg.ValueBits)
+			} else if _, err := c.discreteUserLevel(); err != nil {
+				bad("dp.user_level with secure_aggregation.value_bits %d: %v", c.SecAgg.ValueBits, err)
+			}
+		}
 	default:
 		bad("dp.user_level.mode = %q: use central (the server adds the noise) or distributed (the clients add shares of it under secure aggregation); leave it empty to turn user-level DP off", u.Mode)
 	}
@@ -661,8 +671,42 @@ func (a AdaptiveClipConfig) literal(m int) dp.AdaptiveClipperLiteral {
 	}
 }
 
+// DiscreteUserLevel reports whether distributed user-level DP draws the distributed discrete
+// Gaussian (Kairouz, Liu and Steinke 2021; dp.DiscreteUserLevel): with secure aggregation's
+// packed encoding (value_bits), every client adds an integer share N_Z(0, σ_z²) to each of
+// its quantised values instead of a floating-point Gaussian share before quantising, and the
+// accountant composes the discrete mechanism's RDP over the rounds (each charged in full).
+func (c Config) DiscreteUserLevel() bool {
+	return c.DP.UserLevel.Mode == UserLevelDistributed && c.SecAgg.Enabled && c.SecAgg.ValueBits != 0
+}
+
+// discreteUserLevel is the distributed discrete Gaussian of the configuration: the
+// quantisation step of the packed encoding, 2·C·W/(2^b − 1) with C the coordinate bound
+// (the clip norm: the noise has its own headroom in the slots) and W the largest weight,
+// and the model's parameter count. MaxShares is left to the coordinator (secagg's default
+// maximum of contributors).
+func (c Config) discreteUserLevel() (dp.DiscreteUserLevel, error) {
+	dim, err := c.Model.NumParams()
+	if err != nil {
+		return dp.DiscreteUserLevel{}, err
+	}
+	w := c.SecAgg.MaxWeight
+	if w == 0 {
+		w = secagg.DefaultMaxWeight
+	}
+	b := c.coordinateBound()
+	d := dp.DiscreteUserLevel{NoiseMultiplier: c.DP.UserLevel.NoiseMultiplier, Clip: c.DP.UserLevel.Clip, MaxWeight: w,
+		Step: 2 * b * w / float64(uint64(1)<<c.SecAgg.ValueBits-1), Dim: dim, MinShares: max(c.SecAgg.MinContributions, 1)}
+	_, err = d.LocalVariance()
+	return d, err
+}
+
 // coordinateBound is secure aggregation's bound on every value a client encrypts.
 func (c Config) coordinateBound() float64 {
+	if c.DiscreteUserLevel() {
+		// The discrete noise is added after quantising, in headroom of its own.
+		return max(c.DP.UpdateClipNorm, c.DP.UserLevel.MaxClip())
+	}
 	if c.DP.UserLevel.On() {
 		return max(c.DP.UpdateClipNorm, c.DP.UserLevel.coordinateBound(c.SecAgg.MinContributions))
 	}
@@ -677,11 +721,17 @@ func mustParams(c Config) secagg.Parameters {
 
 // secAggLiteral is the secagg parameter literal of the configuration.
 func (c Config) secAggLiteral() secagg.ParametersLiteral {
-	return secagg.ParametersLiteral{
+	lit := secagg.ParametersLiteral{
 		LogN: c.SecAgg.LogN, LogScale: c.SecAgg.LogScale, FloodingSigma: c.SecAgg.FloodingSigma,
 		ClipBound: c.coordinateBound(), MaxWeight: c.SecAgg.MaxWeight, MaxContributors: c.SecAgg.MaxContributors,
 		ValueBits: c.SecAgg.ValueBits, Primes: c.SecAgg.Primes,
 	}
+	if c.DiscreteUserLevel() {
+		if d, err := c.discreteUserLevel(); err == nil {
+			lit.NoiseVariance, _ = d.LocalVariance() // Validate reports an error
+		}
+	}
+	return lit
 }
 
 func (c Config) secAggParams() (secagg.Parameters, error) {

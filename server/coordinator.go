@@ -290,12 +290,20 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 		}
 		c.sa = &p
 		lit := p.Literal()
+		if cfg.DiscreteUserLevel() && c.ul != nil {
+			d, err := cfg.discreteUserLevel()
+			if err != nil {
+				return nil, fmt.Errorf("server: dp.user_level: %w", err)
+			}
+			d.MaxShares = lit.MaxContributors
+			c.ul.discrete, c.ul.variance = &d, lit.NoiseVariance
+		}
 		cc := cfg.committeeConfig()
 		c.saProto = &pb.SecAggParams{
 			LogN: int32(lit.LogN), LogQ: int32(lit.LogQ), LogScale: int32(lit.LogScale), FloodingSigma: lit.FloodingSigma,
 			ClipBound: lit.ClipBound, MaxWeight: lit.MaxWeight, MaxContributors: int32(lit.MaxContributors),
 			CommitteeSize: int32(cc.Size), Threshold: int32(cc.Threshold), MinContributions: int32(cc.MinContributions),
-			ValueBits: int32(lit.ValueBits), Primes: int32(lit.Primes),
+			ValueBits: int32(lit.ValueBits), Primes: int32(lit.Primes), NoiseVariance: lit.NoiseVariance,
 		}
 	}
 	if opts.Resume != nil {

@@ -61,6 +61,8 @@ type network struct {
 	// hold keeps the driver's aggregation work in held instead of running it at once.
 	hold bool
 	held []server.Work
+	// inspect, when set, sees every task the coordinator sends.
+	inspect func(to string, task *pb.Task)
 }
 
 type answered struct {
@@ -175,6 +177,9 @@ func (n *network) step(ev server.Event) error {
 		}
 	}
 	for _, e := range r.Send {
+		if n.inspect != nil {
+			n.inspect(e.To, e.Task)
+		}
 		n.queue[e.To] = append(n.queue[e.To], e.Task)
 	}
 	for _, v := range r.Revoke {

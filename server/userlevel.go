@@ -25,8 +25,12 @@ type userLevel struct {
 	// (larger than z with adaptive clipping, which spends part of the budget on the count).
 	z, zUpdate float64
 	clipper    *dp.AdaptiveClipper // nil: fixed clip cfg.Clip
-	noise      dp.NoiseSource
-	acct       accountant.Config // dp.accountant
+	// discrete, in distributed mode with the packed encoding, is the distributed discrete
+	// Gaussian the clients' shares of variance variance (squared steps) make; nil otherwise.
+	discrete *dp.DiscreteUserLevel
+	variance uint64
+	noise    dp.NoiseSource
+	acct     accountant.Config // dp.accountant
 
 	// rounds is T, the rounds that sampled clients; population the fewest online clients
 	// any of them sampled from, so that q = m / population bounds every client's chance
@@ -90,7 +94,7 @@ func (u *userLevel) sampled(avail int) {
 // spec is what a fit task with clip norm s asks of its client.
 func (u *userLevel) spec(s float64) *pb.UserLevelDPSpec {
 	sp := &pb.UserLevelDPSpec{ClipIndicator: u.clipper != nil}
-	if u.distributed {
+	if u.distributed && u.discrete == nil { // discrete shares come with the secure-aggregation parameters
 		sp.NoiseStd = u.zUpdate * s / math.Sqrt(float64(u.mMin))
 		if u.clipper != nil {
 			sp.ClipIndicatorNoiseStd = u.clipper.DistributedCountNoiseStd(u.mMin)
@@ -130,6 +134,10 @@ func (u *userLevel) release(sum []float64, count int, s float64) ([]float64, map
 		if err != nil {
 			return nil, nil, err
 		}
+		if u.discrete != nil {
+			// Integer shares of variance σ_z² steps², in the update's units.
+			share = math.Sqrt(float64(u.variance)) * u.discrete.Step
+		}
 		// What the decrypted sum carries: count shares; at least m_min of them.
 		metrics["noise_std"] = share * math.Sqrt(float64(count))
 		metrics["sum_noise_std"] = share * math.Sqrt(float64(u.mMin))
@@ -157,6 +165,9 @@ func (u *userLevel) release(sum []float64, count int, s float64) ([]float64, map
 
 // epsilon is the user-level (ε, δ) of the rounds so far.
 func (u *userLevel) epsilon() (accountant.Result, error) {
+	if u.discrete != nil {
+		return u.discrete.Epsilon(u.rounds, u.cfg.Delta, u.acct)
+	}
 	if u.rounds == 0 {
 		return accountant.Result{Delta: u.cfg.Delta, Method: u.acct.Method}, nil
 	}
@@ -199,6 +210,14 @@ func (c *Coordinator) userLevelRecord(round uint64) (UserLevelPrivacyRecord, err
 	return UserLevelPrivacyRecord{
 		Round: round, Epsilon: res.Epsilon, Delta: res.Delta, NoiseMultiplier: u.z,
 		SampleRate: u.sampleRate(u.population), Rounds: u.rounds, Clip: u.clip(), Grid: res.Grid, Conversion: res.Conversion.String(),
-		Accountant: res.Method.String(), Accounting: res.Describe(),
+		Accountant: res.Method.String(), Accounting: u.describe(res),
 	}, nil
+}
+
+// describe says how res was accounted.
+func (u *userLevel) describe(res accountant.Result) string {
+	if u.discrete != nil {
+		return dp.DescribeDiscrete(res)
+	}
+	return res.Describe()
 }

@@ -328,6 +328,15 @@ func TestUserLevelConfigRefusals(t *testing.T) {
 		{"bad-delta", ul(func(c *server.Config) { c.DP.UserLevel.Delta = 2 }), true, "dp.user_level.delta = 2"},
 		{"secagg-max-weight", ul(func(c *server.Config) { *c = userLevelSecAgg(*c); c.SecAgg.MaxWeight = 0.5 }), true, "secure_aggregation.max_weight = 0.5"},
 		{"secagg-max-contributors", ul(func(c *server.Config) { *c = userLevelSecAgg(*c); c.SecAgg.MaxContributors = 5 }), true, "need at least 16"},
+		{"discrete-adaptive", ul(func(c *server.Config) {
+			*c = userLevelSecAgg(*c)
+			c.DP.UserLevel.Mode, c.SecAgg.ValueBits, c.SecAgg.LogN = server.UserLevelDistributed, 16, 13
+			c.DP.UserLevel.Clip, c.DP.UserLevel.Adaptive = 0, server.AdaptiveClipConfig{InitialClip: 1, CountNoiseStd: 1}
+		}), true, "the distributed discrete Gaussian gives every value the same noise"},
+		{"discrete-variance-too-large", ul(func(c *server.Config) {
+			*c = userLevelSecAgg(*c)
+			c.DP.UserLevel.Mode, c.SecAgg.ValueBits, c.SecAgg.LogN, c.DP.UserLevel.NoiseMultiplier = server.UserLevelDistributed, 24, 13, 1000
+		}), true, "above 2^40: lower value_bits or the noise multiplier"},
 		{"no-noise-source", ul(func(*server.Config) {}), false, "needs a noise source: set Options.Noise"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -354,5 +363,81 @@ func TestUserLevelConfigRefusals(t *testing.T) {
 	a := u.Adaptive
 	if u.ExpectedClients != 40 || u.Delta != 1e-5 || a.TargetQuantile != 0.5 || a.LearningRate != 0.2 || a.CountNoiseStd != 2 || a.MaxClip != 1 || c.Config().DP.UpdateClipNorm != 1 {
 		t.Fatalf("defaults %+v (update_clip_norm %v)", u, c.Config().DP.UpdateClipNorm)
+	}
+}
+
+// TestUserLevelDiscreteNoise: distributed user-level DP with the packed encoding
+// (value_bits) is the distributed discrete Gaussian (Kairouz, Liu and Steinke 2021): the
+// fit tasks ask for no floating-point noise and carry each client's integer share variance
+// σ_z² = ⌈(z·Δ2)²/m_min⌉ in the secure-aggregation parameters, with Δ2 = S/δ + √d in
+// quantisation steps δ; zero updates leave in the decrypted sum noise of std
+// √(count·σ_z²)·δ; and the rounds' ε is the discrete mechanism's, every round charged in
+// full (dp.DiscreteUserLevel.Epsilon).
+func TestUserLevelDiscreteNoise(t *testing.T) {
+	const z, clip, bitsPerValue, rounds = 1.5, 2.0, 16, 3
+	cfg := userLevelSecAgg(userLevelConfig(rounds, 4, server.UserLevelDistributed, z, clip))
+	cfg.SecAgg.MinContributions, cfg.Sampling.MinFit = 4, 4
+	cfg.SecAgg.ValueBits, cfg.SecAgg.LogN = bitsPerValue, 13
+	if !cfg.DiscreteUserLevel() {
+		t.Fatal("distributed user-level DP with value_bits is not the discrete mechanism")
+	}
+	dim, err := cfg.Model.NumParams()
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := 2 * clip / float64(1<<bitsPerValue-1)
+	l2 := clip/step + math.Sqrt(float64(dim))
+	variance := math.Ceil(z * z * l2 * l2 / 4)
+	n := newNetwork(t, cfg, userLevelOptions(11), zeroTrainers("a", "b", "c", "d"))
+	initial := n.c.Global()
+	var tasks, maxShares int
+	n.inspect = func(to string, task *pb.Task) {
+		if task.GetKind() != pb.TaskKind_TASK_KIND_FIT {
+			return
+		}
+		tasks++
+		maxShares = int(task.GetFit().GetSecagg().GetParams().GetMaxContributors())
+		if got := task.GetFit().GetSecagg().GetParams().GetNoiseVariance(); float64(got) != variance {
+			t.Errorf("fit task to %s: noise_variance %d, want ⌈(z·Δ2)²/m_min⌉ = %v", to, got, variance)
+		}
+		if std := task.GetFit().GetUserLevelDp().GetNoiseStd(); std != 0 {
+			t.Errorf("fit task to %s asks for floating-point noise of std %v as well", to, std)
+		}
+	}
+	n.run()
+	if tasks == 0 {
+		t.Fatal("no fit task inspected")
+	}
+	recs := recordsOf[server.RoundRecord](n)
+	want := math.Sqrt(4*variance) * step
+	if got := noiseStd(t, initial, recs, 4); math.Abs(got-want)/want > 0.05 {
+		t.Errorf("noise on the sum has std %.5g, want √(4σ_z²)·δ = %.5g (±5%%)", got, want)
+	}
+	for _, rec := range recs {
+		if math.Abs(rec.Metrics["noise_std"]-want) > 1e-9*want || rec.Metrics["server_noise_std"] != 0 {
+			t.Errorf("round %d metrics %v: want noise_std %v, server_noise_std 0", rec.Round, rec.Metrics, want)
+		}
+	}
+	ul := recordsOf[server.UserLevelPrivacyRecord](n)
+	if len(ul) != rounds {
+		t.Fatalf("%d user-level records, want %d", len(ul), rounds)
+	}
+	d := dp.DiscreteUserLevel{NoiseMultiplier: z, Clip: clip, MaxWeight: 1, Step: step, Dim: dim, MinShares: 4, MaxShares: maxShares}
+	res, err := d.Epsilon(rounds, ul[rounds-1].Delta, accountant.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := ul[rounds-1]
+	if math.Abs(last.Epsilon-res.Epsilon) > 1e-12 || !strings.Contains(last.Accounting, "discrete Gaussian") {
+		t.Errorf("user-level record ε %v (%s), want the discrete mechanism's %v", last.Epsilon, last.Accounting, res.Epsilon)
+	}
+	gauss, err := dp.UserLevelEpsilon(dp.UserLevel{NoiseMultiplier: z, ClientsPerRound: 4, Population: 4, Rounds: rounds, Delta: last.Delta}, accountant.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every client is in every round here (q = 1): the discrete mechanism with its variance
+	// rounded up and a negligible τ costs what the Gaussian does at the same z.
+	if math.Abs(res.Epsilon-gauss.Epsilon) > 1e-3*gauss.Epsilon {
+		t.Errorf("discrete ε %v against the Gaussian's %v at q = 1: want them within 0.1%%", res.Epsilon, gauss.Epsilon)
 	}
 }

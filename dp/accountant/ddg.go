@@ -60,6 +60,14 @@ type DDGSensitivity struct {
 // vectors of dimension dim, each noised with N_Z(0, localVariance), for the sensitivity s
 // (Kairouz et al. 2021, Proposition 14, Eq. 17). +Inf for α = +Inf.
 func DistributedDiscreteGaussianRDP(alpha float64, s DDGSensitivity, localVariance float64, n, dim int) (float64, error) {
+	return DistributedDiscreteGaussianRDPRange(alpha, s, localVariance, n, n, dim)
+}
+
+// DistributedDiscreteGaussianRDPRange bounds ε(α) of one release of a sum of any number n
+// ∈ [minN, maxN] of noised vectors (a round's count is not known in advance): Eq. 17 with
+// the scale of the fewest shares, √(minN·σ²), which the Gaussian terms decrease in, and τ
+// of the most, which grows with n, so it is at least the ε(α) of every such n.
+func DistributedDiscreteGaussianRDPRange(alpha float64, s DDGSensitivity, localVariance float64, minN, maxN, dim int) (float64, error) {
 	if err := validateOrder(alpha); err != nil {
 		return 0, err
 	}
@@ -69,14 +77,17 @@ func DistributedDiscreteGaussianRDP(alpha float64, s DDGSensitivity, localVarian
 	if dim < 1 {
 		return 0, fmt.Errorf("accountant: dimension %d: must be ≥ 1", dim)
 	}
-	tau, err := DistributedDiscreteGaussianTau(localVariance, n)
+	if minN < 1 || maxN < minN {
+		return 0, fmt.Errorf("accountant: clients from %d to %d: need 1 ≤ min ≤ max", minN, maxN)
+	}
+	tau, err := DistributedDiscreteGaussianTau(localVariance, maxN)
 	if err != nil {
 		return 0, err
 	}
 	if math.IsInf(alpha, 1) {
 		return math.Inf(1), nil
 	}
-	sd := math.Sqrt(float64(n) * localVariance)
+	sd := math.Sqrt(float64(minN) * localVariance)
 	l2, l1, d := s.L2/sd, s.L1/sd, float64(dim)
 	t1 := alpha/2*l2*l2 + tau*d
 	t2 := alpha / 2 * (l2*l2 + 2*tau*l1 + tau*tau*d)
@@ -88,6 +99,12 @@ func DistributedDiscreteGaussianRDP(alpha float64, s DDGSensitivity, localVarian
 // clients' noised vectors, composed by adding RDP) at δ, minimised over the grid, with the
 // order that attains it.
 func DistributedDiscreteGaussianEpsilon(s DDGSensitivity, localVariance float64, n, dim, steps int, delta float64, grid Grid, c Conversion) (eps, order float64, err error) {
+	return DistributedDiscreteGaussianEpsilonRange(s, localVariance, n, n, dim, steps, delta, grid, c)
+}
+
+// DistributedDiscreteGaussianEpsilonRange is DistributedDiscreteGaussianEpsilon for releases
+// of sums of between minN and maxN shares (DistributedDiscreteGaussianRDPRange).
+func DistributedDiscreteGaussianEpsilonRange(s DDGSensitivity, localVariance float64, minN, maxN, dim, steps int, delta float64, grid Grid, c Conversion) (eps, order float64, err error) {
 	if steps < 0 {
 		return 0, 0, fmt.Errorf("accountant: steps %d: must be ≥ 0", steps)
 	}
@@ -96,7 +113,7 @@ func DistributedDiscreteGaussianEpsilon(s DDGSensitivity, localVariance float64,
 	}
 	rdp := make([]float64, len(grid.Orders))
 	for k, a := range grid.Orders {
-		r, err := DistributedDiscreteGaussianRDP(a, s, localVariance, n, dim)
+		r, err := DistributedDiscreteGaussianRDPRange(a, s, localVariance, minN, maxN, dim)
 		if err != nil {
 			return 0, 0, err
 		}

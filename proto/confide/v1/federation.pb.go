@@ -1676,8 +1676,13 @@ type SecAggParams struct {
 	// The packed integer encoding (secagg.ParametersLiteral.ValueBits, Primes): values
 	// quantised to value_bits bits, several per coefficient of a modulus of primes 60-bit
 	// primes. 0 (both): the float encoding.
-	ValueBits     int32 `protobuf:"varint,11,opt,name=value_bits,json=valueBits,proto3" json:"value_bits,omitempty"`
-	Primes        int32 `protobuf:"varint,12,opt,name=primes,proto3" json:"primes,omitempty"`
+	ValueBits int32 `protobuf:"varint,11,opt,name=value_bits,json=valueBits,proto3" json:"value_bits,omitempty"`
+	Primes    int32 `protobuf:"varint,12,opt,name=primes,proto3" json:"primes,omitempty"`
+	// With the packed encoding, the variance σ_z² (in squared quantisation steps) of the
+	// discrete Gaussian every client adds to each update value: its share of the
+	// distributed discrete Gaussian of user-level DP (secagg.ParametersLiteral.NoiseVariance).
+	// 0: none.
+	NoiseVariance uint64 `protobuf:"varint,13,opt,name=noise_variance,json=noiseVariance,proto3" json:"noise_variance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1792,6 +1797,13 @@ func (x *SecAggParams) GetValueBits() int32 {
 func (x *SecAggParams) GetPrimes() int32 {
 	if x != nil {
 		return x.Primes
+	}
+	return 0
+}
+
+func (x *SecAggParams) GetNoiseVariance() uint64 {
+	if x != nil {
+		return x.NoiseVariance
 	}
 	return 0
 }
@@ -2622,7 +2634,7 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\rupload_values\x18\x03 \x01(\x03R\fuploadValues\"E\n" +
 	"\x0ePartialSumSpec\x12\x18\n" +
 	"\asession\x18\x01 \x01(\fR\asession\x12\x19\n" +
-	"\btask_ids\x18\x02 \x03(\tR\ataskIds\"\x8e\x03\n" +
+	"\btask_ids\x18\x02 \x03(\tR\ataskIds\"\xb5\x03\n" +
 	"\fSecAggParams\x12\x13\n" +
 	"\x05log_n\x18\x01 \x01(\x05R\x04logN\x12\x13\n" +
 	"\x05log_q\x18\x02 \x01(\x05R\x04logQ\x12\x1b\n" +
@@ -2639,7 +2651,8 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	" \x01(\x05R\x10minContributions\x12\x1d\n" +
 	"\n" +
 	"value_bits\x18\v \x01(\x05R\tvalueBits\x12\x16\n" +
-	"\x06primes\x18\f \x01(\x05R\x06primes\"\xa8\x03\n" +
+	"\x06primes\x18\f \x01(\x05R\x06primes\x12%\n" +
+	"\x0enoise_variance\x18\r \x01(\x04R\rnoiseVariance\"\xa8\x03\n" +
 	"\fEvaluateSpec\x12+\n" +
 	"\x05model\x18\x01 \x01(\v2\x15.confide.v1.ModelSpecR\x05model\x12\x1d\n" +
 	"\n" +
