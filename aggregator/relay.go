@@ -65,6 +65,9 @@ type Relay struct {
 	tasks map[string]fitTask
 	sums  map[roundKey]*subtotal
 	held  atomic.Int64 // uploads held and summed
+	// tamper, set by tests only, alters the partial sums the relay forwards (a lying
+	// aggregator).
+	tamper func(round uint64, p *secagg.PartialSum) *secagg.PartialSum
 }
 
 var _ pb.FederationServer = (*Relay)(nil)

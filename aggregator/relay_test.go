@@ -121,6 +121,7 @@ func plainConfig(rounds, n int) server.Config {
 
 // root is a federation server on loopback, under mutual TLS, that admits aggregators.
 type root struct {
+	store *server.MemoryStore // what the root persisted
 	svc   *server.Service
 	coord *server.Coordinator
 	addr  string
@@ -138,15 +139,16 @@ func startRootWith(t *testing.T, ctx context.Context, p federationPKI, cfg serve
 	if err != nil {
 		t.Fatal(err)
 	}
+	store := &server.MemoryStore{}
 	svc := server.NewService(coord, server.ServiceConfig{RequireClientCertificate: true, Aggregators: aggregators,
-		TickInterval: 20 * time.Millisecond, Logger: quietLogger()})
+		TickInterval: 20 * time.Millisecond, Store: store, Logger: quietLogger()})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := svc.NewGRPCServer(grpc.Creds(svc.TLSCredentials(p.listenerTLS(t))))
 	go g.Serve(lis)
-	r := &root{svc: svc, coord: coord, addr: lis.Addr().String(), done: make(chan error, 1)}
+	r := &root{store: store, svc: svc, coord: coord, addr: lis.Addr().String(), done: make(chan error, 1)}
 	go func() { r.done <- svc.Run(ctx) }()
 	t.Cleanup(func() { svc.Shutdown(g, time.Second) })
 	return r

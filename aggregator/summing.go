@@ -341,6 +341,9 @@ func (r *Relay) partial(ctx context.Context, task *pb.Task) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.tamper != nil {
+		p = r.tamper(task.GetRound(), p)
+	}
 	r.log.Info("forwarding the round's partial sum", "round", task.GetRound(), "uploads", len(p.Commitments))
 	return p.MarshalBinary()
 }

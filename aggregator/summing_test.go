@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,6 +54,19 @@ func startSummingRelay(t *testing.T, ctx context.Context, p federationPKI, verif
 	return relay, lis.Addr().String(), kill
 }
 
+// newSummingFederation starts the root of two aggregators agg-0 and agg-1 with two
+// clients each (client-A-I) under authenticated secure aggregation (secureConfig).
+func newSummingFederation(t *testing.T, rounds, minFit int) (context.Context, federationPKI, *secagg.Verifier, *root, []string, []string) {
+	t.Helper()
+	aggs := []string{"agg-0", "agg-1"}
+	clients := []string{"client-0-0", "client-0-1", "client-1-0", "client-1-1"}
+	p := newFederationPKI(t, append(slices.Clone(aggs), clients...)...)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	t.Cleanup(cancel)
+	cfg, verifier := secureConfig(t, p, rounds, minFit)
+	return ctx, p, verifier, startRootWith(t, ctx, p, cfg, server.Options{Verifier: verifier}, aggs), aggs, clients
+}
+
 // secureConfig is a federation of four clients under authenticated secure aggregation,
 // every one sampled each round.
 func secureConfig(t *testing.T, p federationPKI, rounds, minFit int) (server.Config, *secagg.Verifier) {
@@ -74,6 +88,39 @@ func secureConfig(t *testing.T, p federationPKI, rounds, minFit int) (server.Con
 	return cfg, verifier
 }
 
+// startSecureClients runs clients under authenticated secure aggregation, client i with
+// what setup(i) gives it (the address it dials, its trainer, whether it offers itself for
+// the key committee). finish waits until the root has run its rounds and every client
+// has exited, and fails the test on any error.
+func startSecureClients(t *testing.T, ctx context.Context, r *root, p federationPKI, verifier *secagg.Verifier, clients []string,
+	setup func(i int) (addr string, tr client.Trainer, committee bool)) (finish func()) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, len(clients))
+	for i, name := range clients {
+		addr, tr, committee := setup(i)
+		wg.Go(func() {
+			errs[i] = client.Run(ctx, client.Config{Server: addr, Name: name, TLS: p.clientTLS(t, name), CommitteeEligible: committee,
+				Party:    client.PartyConfig{Signer: p.identityOf(t, name), Verifier: verifier},
+				PollWait: 2 * time.Second, BackoffMax: 500 * time.Millisecond, Logger: quietLogger()}, tr)
+		})
+	}
+	return func() {
+		t.Helper()
+		select {
+		case <-r.svc.Done():
+		case <-ctx.Done():
+			t.Fatal("the federation did not finish its rounds")
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("%s: %v", clients[i], err)
+			}
+		}
+	}
+}
+
 // Summing aggregators (issue 17, item 5): two aggregators of two clients each sum their
 // clients' signed encrypted uploads and forward one partial sum a round; the root checks
 // every listed commitment, decrypts the sum of the partial sums (the committee's spot
@@ -81,40 +128,17 @@ func secureConfig(t *testing.T, p federationPKI, rounds, minFit int) (server.Con
 // four shifts, as in TestRelayedSecureAggregationRounds where every upload is relayed.
 // The root's ingress is below what the four uploads alone would be.
 func TestSummingAggregatorsForwardPartialSums(t *testing.T) {
-	aggs := []string{"agg-0", "agg-1"}
-	clients := []string{"client-0-0", "client-0-1", "client-1-0", "client-1-1"}
-	p := newFederationPKI(t, append(slices.Clone(aggs), clients...)...)
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
 	const rounds = 2
-	cfg, verifier := secureConfig(t, p, rounds, 4)
-	r := startRootWith(t, ctx, p, cfg, server.Options{Verifier: verifier}, aggs)
+	ctx, p, verifier, r, aggs, clients := newSummingFederation(t, rounds, 4)
 	initial := r.coord.Global()
 	relays := make([]*aggregator.Relay, len(aggs))
 	addrs := make([]string, len(aggs))
 	for i, a := range aggs {
 		relays[i], addrs[i], _ = startSummingRelay(t, ctx, p, verifier, r.addr, a, "127.0.0.1:0")
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(clients))
-	for i, name := range clients {
-		wg.Go(func() {
-			errs[i] = client.Run(ctx, client.Config{Server: addrs[i/2], Name: name, TLS: p.clientTLS(t, name), CommitteeEligible: true,
-				Party:    client.PartyConfig{Signer: p.identityOf(t, name), Verifier: verifier},
-				PollWait: 2 * time.Second, Logger: quietLogger()}, shiftTrainer{Shift: 0.01 * float64(i+1), N: 50 * (i + 1)})
-		})
-	}
-	select {
-	case <-r.svc.Done():
-	case <-ctx.Done():
-		t.Fatal("the federation with summing aggregators did not finish")
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("%s: %v", clients[i], err)
-		}
-	}
+	startSecureClients(t, ctx, r, p, verifier, clients, func(i int) (string, client.Trainer, bool) {
+		return addrs[i/2], shiftTrainer{Shift: 0.01 * float64(i+1), N: 50 * (i + 1)}, true
+	})()
 	for i, relay := range relays {
 		if got := relay.Summed(); got != 2*rounds {
 			t.Errorf("aggregator %s summed %d uploads, want %d (its two clients, %d rounds)", aggs[i], got, 2*rounds, rounds)
@@ -134,33 +158,20 @@ func TestSummingAggregatorsForwardPartialSums(t *testing.T) {
 // and decrypts the other aggregator's partial sum alone (min_fit 2); the clients rejoin
 // through the restarted aggregator and the next round sums all four again.
 func TestKilledSummingAggregatorDropsItsSubtreeForOneRound(t *testing.T) {
-	aggs := []string{"agg-0", "agg-1"}
-	clients := []string{"client-0-0", "client-0-1", "client-1-0", "client-1-1"}
-	p := newFederationPKI(t, append(slices.Clone(aggs), clients...)...)
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	cfg, verifier := secureConfig(t, p, 3, 2)
-	r := startRootWith(t, ctx, p, cfg, server.Options{Verifier: verifier}, aggs)
+	ctx, p, verifier, r, aggs, clients := newSummingFederation(t, 3, 2)
 	initial := r.coord.Global()
 	_, addr0, _ := startSummingRelay(t, ctx, p, verifier, r.addr, aggs[0], "127.0.0.1:0")
 	relay1, addr1, kill1 := startSummingRelay(t, ctx, p, verifier, r.addr, aggs[1], "127.0.0.1:0")
 	entered, release := make(chan struct{}), make(chan struct{})
-	var wg sync.WaitGroup
-	errs := make([]error, len(clients))
-	for i, name := range clients {
-		// The first aggregator's clients (the key committee) hold round 2 back until the
-		// second aggregator has held its clients' uploads and was killed.
-		var tr client.Trainer = shiftTrainer{Shift: 0.01 * float64(i+1), N: 50 * (i + 1)}
-		addr := addr1
+	// The first aggregator's clients (the key committee) hold round 2 back until the
+	// second aggregator has held its clients' uploads and was killed.
+	finish := startSecureClients(t, ctx, r, p, verifier, clients, func(i int) (string, client.Trainer, bool) {
+		tr := shiftTrainer{Shift: 0.01 * float64(i+1), N: 50 * (i + 1)}
 		if i < 2 {
-			tr, addr = blockingTrainer{shiftTrainer{Shift: 0.01 * float64(i+1), N: 50 * (i + 1)}, 2, entered, release}, addr0
+			return addr0, blockingTrainer{tr, 2, entered, release}, true
 		}
-		wg.Go(func() {
-			errs[i] = client.Run(ctx, client.Config{Server: addr, Name: name, TLS: p.clientTLS(t, name), CommitteeEligible: i < 2,
-				Party:    client.PartyConfig{Signer: p.identityOf(t, name), Verifier: verifier},
-				PollWait: 2 * time.Second, BackoffMax: 500 * time.Millisecond, Logger: quietLogger()}, tr)
-		})
-	}
+		return addr1, tr, false
+	})
 	for range 2 {
 		select {
 		case <-entered:
@@ -178,23 +189,60 @@ func TestKilledSummingAggregatorDropsItsSubtreeForOneRound(t *testing.T) {
 	kill1()
 	close(release)
 	startSummingRelay(t, ctx, p, verifier, r.addr, aggs[1], addr1)
-	select {
-	case <-r.svc.Done():
-	case <-ctx.Done():
-		t.Fatal("the federation did not finish after the aggregator was restarted")
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("%s: %v", clients[i], err)
-		}
-	}
+	finish()
 	// Rounds 1 and 3 move by 0.03 (all four); round 2 by the first two clients' weighted
 	// mean, (0.05·0.01 + 0.1·0.02)/0.15.
 	want := 0.03 + (0.05*0.01+0.1*0.02)/0.15 + 0.03
 	for j, got := range r.coord.Global() {
 		if d := got - initial[j]; math.Abs(d-want) > 3e-3 {
 			t.Fatalf("parameter %d moved by %g over 3 rounds, want %g (round 2 without the killed aggregator's subtree)", j, d, want)
+		}
+	}
+}
+
+// An aggregator that lies about its partial sum (it lists one of its two uploads but sums
+// both) is caught before any member decrypts: the root checks the aggregator's opening
+// against the listed uploads (secagg.PartialSourceError), the round's aggregate is
+// abandoned and the model stays; the honest rounds before and after average all four.
+func TestLyingAggregatorFailsTheRound(t *testing.T) {
+	ctx, p, verifier, r, aggs, clients := newSummingFederation(t, 3, 2)
+	initial := r.coord.Global()
+	_, addr0, _ := startSummingRelay(t, ctx, p, verifier, r.addr, aggs[0], "127.0.0.1:0")
+	liar, addr1, _ := startSummingRelay(t, ctx, p, verifier, r.addr, aggs[1], "127.0.0.1:0")
+	aggregator.SetTamper(liar, func(round uint64, ps *secagg.PartialSum) *secagg.PartialSum {
+		if round != 2 {
+			return ps
+		}
+		return &secagg.PartialSum{Sum: ps.Sum, Commitments: ps.Commitments[:len(ps.Commitments)-1]}
+	})
+	startSecureClients(t, ctx, r, p, verifier, clients, func(i int) (string, client.Trainer, bool) {
+		tr := shiftTrainer{Shift: 0.01 * float64(i+1), N: 50 * (i + 1)}
+		if i < 2 {
+			return addr0, tr, true
+		}
+		return addr1, tr, false
+	})()
+	rounds := 0
+	for _, rec := range r.store.Records() {
+		rr, ok := rec.(server.RoundRecord)
+		if !ok {
+			continue
+		}
+		rounds++
+		if rr.Failed {
+			t.Logf("round %d failed: %s", rr.Round, rr.Reason)
+		}
+		if failed := rr.Round == 2; rr.Failed != failed || (failed && !strings.Contains(rr.Reason, "aggregator agg-1")) {
+			t.Errorf("round %d: failed %v (%s); want round 2 alone failed, naming aggregator agg-1", rr.Round, rr.Failed, rr.Reason)
+		}
+	}
+	if rounds != 3 {
+		t.Errorf("the root persisted %d round records, want 3", rounds)
+	}
+	want := 0.03 * 2 // rounds 1 and 3; round 2 failed
+	for j, got := range r.coord.Global() {
+		if d := got - initial[j]; math.Abs(d-want) > 2e-3 {
+			t.Fatalf("parameter %d moved by %g over 3 rounds, want %g (round 2's aggregate abandoned)", j, d, want)
 		}
 	}
 }
