@@ -159,6 +159,12 @@ func (r *Relay) hold(ctx context.Context, c caller, res *pb.Result, blobs []*pb.
 	header := &pb.Result{TaskId: res.TaskId, Kind: res.Kind, Round: res.Round, Status: res.Status, Reason: res.Reason,
 		NumExamples: res.NumExamples, Metrics: res.Metrics, Blobs: []*pb.Blob{blob.New(blob.HeldUpload, root[:])}}
 	resp, err := r.pushUpstream(r.upstream(ctx, c), r.up.PushResult, header)
+	if status.Code(err) == codes.FailedPrecondition {
+		// The server does not take held uploads from this aggregator (any more), or the
+		// task's phase ended: relay the upload itself, which it takes or refuses on its own.
+		r.log.Warn("the server refused the held upload; relaying it", "client", c.cert, "task", res.GetTaskId(), "err", err)
+		return false, nil, nil
+	}
 	if err != nil {
 		return true, nil, err
 	}

@@ -203,7 +203,8 @@ func TestKilledSummingAggregatorDropsItsSubtreeForOneRound(t *testing.T) {
 // An aggregator that lies about its partial sum (it lists one of its two uploads but sums
 // both) is caught before any member decrypts: the root checks the aggregator's opening
 // against the listed uploads (secagg.PartialSourceError), the round's aggregate is
-// abandoned and the model stays; the honest rounds before and after average all four.
+// abandoned and the model stays. The root then refuses the liar's held uploads, so it
+// relays its clients' uploads whole: the rounds before and after average all four.
 func TestLyingAggregatorFailsTheRound(t *testing.T) {
 	ctx, p, verifier, r, aggs, clients := newSummingFederation(t, 3, 2)
 	initial := r.coord.Global()
@@ -238,6 +239,10 @@ func TestLyingAggregatorFailsTheRound(t *testing.T) {
 	}
 	if rounds != 3 {
 		t.Errorf("the root persisted %d round records, want 3", rounds)
+	}
+	// From round 3 on the root takes the liar's clients' uploads only whole.
+	if got := liar.Summed(); got != 4 {
+		t.Errorf("the lying aggregator summed %d uploads, want 4 (rounds 1 and 2 only)", got)
 	}
 	want := 0.03 * 2 // rounds 1 and 3; round 2 failed
 	for j, got := range r.coord.Global() {

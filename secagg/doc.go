@@ -245,7 +245,8 @@
 // Opening, the server checks it against that aggregator's partial sum in the same way
 // (paths to the signed roots, Σ leaves = the partial's c1), so a lying aggregator is named
 // (PartialSourceError) before any member sees its opening; the round's aggregate is then
-// abandoned, and the runtime leaves that aggregator out of later rounds.
+// abandoned, and the runtime takes no more partial sums from that aggregator (the server's
+// partials.go: it may relay its clients' uploads whole).
 //
 // What the server checks of a PartialSum: session, round, purpose, dimension, modulus and
 // every ciphertext as for an upload; every listed commitment signed for this session,

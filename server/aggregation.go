@@ -84,7 +84,7 @@ func (a aggregation) PullWork(req *pb.PullTaskRequest, stream grpc.ServerStreami
 // PushWork receives the result of an aggregator's task.
 func (a aggregation) PushWork(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.PushResultResponse]) error {
 	name := aggregatorOf(stream.Context())
-	return a.s.push(stream, name, func(c *Coordinator, task string) (int64, error) { return c.SourceResultLimit(name, task) },
+	return a.s.push(stream, name, func(c *Coordinator, res *pb.Result) (int64, error) { return c.SourceResultLimit(name, res.TaskId) },
 		func(res *pb.Result) Event { return SourceResultIn{Source: name, Result: res} })
 }
 

@@ -166,6 +166,9 @@ type Coordinator struct {
 	central CentralEvaluator
 	// verifier authenticates secure aggregation's key material and uploads (nil: passive).
 	verifier *secagg.Verifier
+	// distrusted are the aggregators caught lying about a partial sum, with the reason: they
+	// may relay but no longer sum (partials.go).
+	distrusted map[string]string
 	// rng draws the client sample and the committee; ids draws session ids. Both are
 	// keyed from crypto/rand unless Config.Seed fixes them (experiments), and no output of
 	// rng ever reaches a client: amplification by sampling assumes the sample is secret.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -40,7 +41,8 @@ import (
 //     challenge goes to every source as a TASK_KIND_OPEN task, and the merged Opening
 //     (HierarchicalAggregator.Open, which checks each source's part against its partial
 //     sum) goes to the member. A source that cannot open, or lies, abandons the round's
-//     aggregate, as a member that disappears does.
+//     aggregate, as a member that disappears does; one caught lying (PartialSourceError)
+//     may sum no more (HoldRefused): it relays its clients' uploads whole from then on.
 //
 // Only the fit phase is summed; evaluation statistics and the statistics round's uploads
 // are relayed one by one.
@@ -148,6 +150,27 @@ func (w PartialWork) Run() Event {
 	return ev
 }
 
+// AggregatorDistrusted: an aggregator's opening did not match its partial sum (it lied
+// about the uploads it summed); the round's aggregate was abandoned, and the aggregator
+// may no longer sum: its clients' uploads must be relayed whole (HoldRefused).
+type AggregatorDistrusted struct {
+	Aggregator string
+	Round      uint64
+	Reason     string
+}
+
+func (AggregatorDistrusted) isNotice() {}
+
+// HoldRefused returns why the aggregator may not hold uploads, "" if it may: one caught
+// lying about a partial sum relays its clients' uploads whole from then on (the server
+// refuses its held results before reading them, so that it can).
+func (c *Coordinator) HoldRefused(aggregator string) string {
+	if why, ok := c.distrusted[aggregator]; ok {
+		return fmt.Sprintf("aggregator %s may not sum uploads any more (its partial sum of %s); relay the upload itself", aggregator, why)
+	}
+	return ""
+}
+
 // heldResult takes a fit result whose upload the aggregator via holds.
 func (c *Coordinator) heldResult(ts *taskState, res *pb.Result, via string, r *Ready) string {
 	f := c.fit
@@ -176,6 +199,9 @@ func (c *Coordinator) heldResult(ts *taskState, res *pb.Result, via string, r *R
 	if s == nil {
 		s = &source{held: map[string]heldUpload{}}
 		f.sources[via] = s
+	}
+	if why := c.HoldRefused(via); why != "" {
+		return why
 	}
 	if s.asked != "" || s.done {
 		return fmt.Sprintf("aggregator %s was already asked for its partial sum of round %d", via, f.number)
@@ -498,6 +524,14 @@ func (c *Coordinator) sendOpening(m secagg.MemberID, ch *secagg.Challenge, sourc
 		op, err = d.agg.Open(ch)
 	}
 	if err != nil {
+		var lied *secagg.PartialSourceError
+		if errors.As(err, &lied) {
+			if c.distrusted == nil {
+				c.distrusted = map[string]string{}
+			}
+			c.distrusted[lied.Source] = fmt.Sprintf("round %d: %v", d.round, lied.Err)
+			r.Notices = append(r.Notices, AggregatorDistrusted{Aggregator: lied.Source, Round: d.round, Reason: lied.Err.Error()})
+		}
 		c.decryptFailed(fmt.Sprintf("opening member %d's spot checks: %v", m, err), r)
 		return
 	}

@@ -384,6 +384,8 @@ func (s *Service) notice(n Notice) {
 		m.epsilon.Set(s.coord.maxEpsilon())
 	case ClientOffline:
 		s.log.Info("client offline", "client", n.ClientID)
+	case AggregatorDistrusted:
+		s.log.Warn("aggregator lied about its partial sum: it may relay but no longer sum", "aggregator", n.Aggregator, "round", n.Round, "reason", n.Reason)
 	case Waiting:
 		s.log.Info("waiting", "for", n.Reason)
 	case ClientExpired:
@@ -594,14 +596,21 @@ const maxBlobs = 8
 func (s *Service) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.PushResultResponse]) error {
 	id := clientOf(stream.Context())
 	via, _ := relayOf(stream.Context())
-	return s.push(stream, id, func(c *Coordinator, task string) (int64, error) { return c.ResultLimit(id, task) },
+	return s.push(stream, id, func(c *Coordinator, res *pb.Result) (int64, error) {
+		if via != "" && hasBlob(res.Blobs, blob.HeldUpload) {
+			if why := c.HoldRefused(via); why != "" {
+				return 0, status.Error(codes.FailedPrecondition, why)
+			}
+		}
+		return c.ResultLimit(id, res.TaskId)
+	},
 		func(res *pb.Result) Event { return ResultIn{ClientID: id, Result: res, Via: via} })
 }
 
 // push receives a result for uploader id (a client, or an aggregator): limitOf bounds its
 // blobs before any data is read, event makes the coordinator's event of the result.
 func (s *Service) push(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.PushResultResponse], id string,
-	limitOf func(c *Coordinator, task string) (int64, error), event func(*pb.Result) Event) error {
+	limitOf func(c *Coordinator, res *pb.Result) (int64, error), event func(*pb.Result) Event) error {
 	ctx := stream.Context()
 	s.mu.Lock()
 	busy := s.uploading[id]
@@ -629,7 +638,7 @@ func (s *Service) push(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.Push
 	}
 	limit := s.cfg.MaxResultBytes
 	if err := s.ask(ctx, func(c *Coordinator) error {
-		n, err := limitOf(c, res.TaskId)
+		n, err := limitOf(c, res)
 		limit = min(limit, n)
 		return err
 	}); err != nil {
