@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/confide-fl/confide/client"
 	"github.com/confide-fl/confide/proto/blob"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
 	"github.com/confide-fl/confide/secagg"
@@ -90,11 +91,7 @@ func (r *Relay) subtotalFor(task fitTask) (*subtotal, error) {
 		return s, nil
 	}
 	sp := task.spec.GetParams()
-	params, err := secagg.NewParameters(secagg.ParametersLiteral{
-		LogN: int(sp.GetLogN()), LogQ: int(sp.GetLogQ()), LogScale: int(sp.GetLogScale()), FloodingSigma: sp.GetFloodingSigma(),
-		ClipBound: sp.GetClipBound(), MaxWeight: sp.GetMaxWeight(), MaxContributors: int(sp.GetMaxContributors()),
-		ValueBits: int(sp.GetValueBits()), Primes: int(sp.GetPrimes()), NoiseVariance: sp.GetNoiseVariance(),
-	})
+	params, err := secagg.NewParameters(client.SecAggLiteral(sp))
 	if err != nil {
 		return nil, fmt.Errorf("the fit task's secure-aggregation parameters: %w", err)
 	}

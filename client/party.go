@@ -66,6 +66,14 @@ type PartyConfig struct {
 	MinNoiseMultiplier float64
 	MinCommitteeSize   int
 	MinFloodingSigma   float64
+	// MinUserLevelNoiseMultiplier refuses fit tasks under user-level DP whose own numbers
+	// imply a noise multiplier below it on the decrypted sum — √m·noise_std/S for
+	// floating-point shares, √(m·σ_z²)/(W·S/δ + √d) for discrete ones (m the committee's
+	// min_contributions, S the task's clip, δ the quantisation step, d the dimension) — and
+	// tasks of central mode, whose noise the server adds where no client can see it, so
+	// that a server cannot have the committee decrypt a sum with less noise than it
+	// accounts. 0 (the default): no floor.
+	MinUserLevelNoiseMultiplier float64
 
 	// ShareStatistics opts in to sending statistics of the client's data when secure
 	// aggregation is off: a noised example count with fit results (the server weighs
@@ -173,7 +181,7 @@ func NewParty(cfg PartyConfig, trainer Trainer) (*Party, error) {
 	if cfg.MaxEvaluationsPerRound == 0 {
 		cfg.MaxEvaluationsPerRound = 1
 	}
-	for name, v := range map[string]float64{"minimum noise multiplier (min-noise-multiplier)": cfg.MinNoiseMultiplier, "minimum flooding sigma": cfg.MinFloodingSigma, "statistics noise multiplier": cfg.StatisticsNoiseMultiplier} {
+	for name, v := range map[string]float64{"minimum noise multiplier (min-noise-multiplier)": cfg.MinNoiseMultiplier, "minimum user-level noise multiplier (min-user-level-noise-multiplier)": cfg.MinUserLevelNoiseMultiplier, "minimum flooding sigma": cfg.MinFloodingSigma, "statistics noise multiplier": cfg.StatisticsNoiseMultiplier} {
 		if math.IsNaN(v) || v < 0 || math.IsInf(v, 0) {
 			return nil, fmt.Errorf("client: %s %v: must be finite and ≥ 0", name, v)
 		}
@@ -298,6 +306,9 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 		return err
 	}
 	ul := spec.GetUserLevelDp()
+	if err := p.checkUserLevelFloor(ul, spec.GetUpdateClipNorm(), spec.GetSecagg(), params, dim); err != nil {
+		return err
+	}
 	stats := spec.GetStatistics()
 	if stats != nil {
 		if enc == nil {
@@ -508,6 +519,36 @@ func clipL2(v []float64, c float64) float64 {
 	return n
 }
 
+// checkUserLevelFloor refuses a user-level DP task whose noise, as the task itself sizes
+// it, makes a noise multiplier below MinUserLevelNoiseMultiplier on the smallest sum the
+// committee decrypts (see PartyConfig).
+func (p *Party) checkUserLevelFloor(ul *pb.UserLevelDPSpec, clip float64, sa *pb.SecAggSpec, params secagg.Parameters, dim int) error {
+	floor := p.cfg.MinUserLevelNoiseMultiplier
+	if ul == nil || !(floor > 0) {
+		return nil
+	}
+	if !(clip > 0) || math.IsInf(clip, 0) {
+		return fmt.Errorf("update_clip_norm %v: user-level DP needs a positive clip norm", clip)
+	}
+	m := float64(max(sa.GetParams().GetMinContributions(), 1))
+	var z float64
+	switch lit := params.Literal(); {
+	case sa != nil && lit.NoiseVariance > 0:
+		step := 2 * lit.ClipBound * lit.MaxWeight / float64(uint64(1)<<lit.ValueBits-1)
+		z = math.Sqrt(m*float64(lit.NoiseVariance)) / (lit.MaxWeight*clip/step + math.Sqrt(float64(dim)))
+	case sa != nil:
+		z = math.Sqrt(m) * ul.GetNoiseStd() / clip
+	}
+	if !(z >= floor) {
+		how := "its noise shares"
+		if z == 0 {
+			how = "it asks for no noise from the clients (central mode: the server adds it where no client can check)"
+		}
+		return fmt.Errorf("refused: under user-level DP %s make a noise multiplier of %.4g on a sum of %d updates, below this client's minimum %g (min-user-level-noise-multiplier): %w", how, z, int(m), floor, ErrBudgetExceeded)
+	}
+	return nil
+}
+
 // userLevel applies the client-side steps of user-level DP to the clipped update delta
 // (norm before clipping: norm, clip norm: clip): it appends the adaptive clip's centred
 // indicator 1[norm ≤ clip] − ½ (Andrew et al. 2021; sensitivity ½) when asked, then adds the task's distributed noise
@@ -642,6 +683,17 @@ func (c *cache[V]) put(key string, v V) {
 	c.m[key] = v
 }
 
+// SecAggLiteral is the secure-aggregation parameters a task carries (unchecked): what a
+// client, or an aggregator summing its clients' uploads, builds its secagg.Parameters
+// from, so that both derive the same ones as the server.
+func SecAggLiteral(sp *pb.SecAggParams) secagg.ParametersLiteral {
+	return secagg.ParametersLiteral{
+		LogN: int(sp.GetLogN()), LogQ: int(sp.GetLogQ()), LogScale: int(sp.GetLogScale()), FloodingSigma: sp.GetFloodingSigma(),
+		ClipBound: sp.GetClipBound(), MaxWeight: sp.GetMaxWeight(), MaxContributors: int(sp.GetMaxContributors()),
+		ValueBits: int(sp.GetValueBits()), Primes: int(sp.GetPrimes()), NoiseVariance: sp.GetNoiseVariance(),
+	}
+}
+
 // secAggParams decodes and validates the task's secure-aggregation parameters against the
 // client's own minimums.
 func (p *Party) secAggParams(sp *pb.SecAggParams) (secagg.Parameters, secagg.CommitteeConfig, error) {
@@ -658,11 +710,7 @@ func (p *Party) secAggParams(sp *pb.SecAggParams) (secagg.Parameters, secagg.Com
 	if cc.MinContributions < p.cfg.MinContributions {
 		return secagg.Parameters{}, cc, fmt.Errorf("the server's secure_aggregation.min_contributions %d is below this client's minimum %d (min-contributions)", cc.MinContributions, p.cfg.MinContributions)
 	}
-	lit := secagg.ParametersLiteral{
-		LogN: int(sp.GetLogN()), LogQ: int(sp.GetLogQ()), LogScale: int(sp.GetLogScale()), FloodingSigma: sp.GetFloodingSigma(),
-		ClipBound: sp.GetClipBound(), MaxWeight: sp.GetMaxWeight(), MaxContributors: int(sp.GetMaxContributors()),
-		ValueBits: int(sp.GetValueBits()), Primes: int(sp.GetPrimes()), NoiseVariance: sp.GetNoiseVariance(),
-	}
+	lit := SecAggLiteral(sp)
 	key := fmt.Sprintf("%+v", lit)
 	params, ok := secAggParams.get(key)
 	if !ok {
