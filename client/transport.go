@@ -125,6 +125,8 @@ func (g *GRPCTransport) Pull(ctx context.Context, wait time.Duration) (*pb.Task,
 }
 
 // Push streams the result header, then every blob's bytes in chunks of the server's size.
+// The chunks are slices of the blobs, which gRPC writes after Send returns (proto/wire): the
+// blobs must not change until Push has returned.
 func (g *GRPCTransport) Push(ctx context.Context, res *pb.Result) error {
 	stream, err := g.api.PushResult(g.authed(ctx))
 	if err != nil {

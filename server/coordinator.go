@@ -299,6 +299,9 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 				return nil, fmt.Errorf("server: dp.user_level: %w", err)
 			}
 			d.MaxShares = lit.MaxContributors
+			if v, err := d.LocalVariance(); err != nil || v == 0 || v != lit.NoiseVariance {
+				return nil, fmt.Errorf("server: dp.user_level: the secure-aggregation parameters carry noise variance %d, the distributed discrete Gaussian needs %d (%v)", lit.NoiseVariance, v, err)
+			}
 			c.ul.discrete, c.ul.variance = &d, lit.NoiseVariance
 		}
 		cc := cfg.committeeConfig()

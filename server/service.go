@@ -555,6 +555,9 @@ func (s *Service) pull(ctx context.Context, id string, req *pb.PullTaskRequest, 
 	}
 }
 
+// sendTask streams task t's header and its blobs' bytes in chunks. The chunks are slices
+// of the blobs, which gRPC writes after Send returns (proto/wire): a task's blobs are never
+// modified once queued (they are shared by every client the task went to).
 func (s *Service) sendTask(ctx context.Context, stream grpc.ServerStreamingServer[pb.TaskChunk], t *pb.Task) error {
 	header := &pb.Task{TaskId: t.TaskId, Kind: t.Kind, Round: t.Round, Spec: t.Spec, DeadlineUnixMs: t.DeadlineUnixMs}
 	size := 0

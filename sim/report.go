@@ -162,6 +162,11 @@ func userLevelMeaning(acct string) string {
 		"Gaussian noise on their sum, " + acct + " accountant of the Poisson-subsampled Gaussian over the rounds"
 }
 
+// discreteUserLevelMeaning is userLevelMeaning for the distributed discrete Gaussian.
+const discreteUserLevelMeaning = "user-level (client-level) DP of each client's update (zero-out neighbours: who takes part is public): " +
+	"DP-FedAvg, updates clipped, quantised and noised on the clients with integer shares of the distributed discrete Gaussian " +
+	"(Kairouz, Liu and Steinke 2021), RDP composed over the rounds with every round charged in full (no amplification by sampling)"
+
 func privacyMeaning(acct string) string {
 	return "record-level (example-level) DP of each client's local data: DP-SGD on the client, " +
 		"composed by the client's " + acct + " accountant over the rounds that client trained in; epsilon is the worst case over clients"
@@ -253,7 +258,11 @@ func (r *run) report() (*Report, error) {
 		p.Noise = "none"
 	}
 	if u := c.DP.UserLevel; u.On() {
-		ul := &UserLevelPrivacy{Mode: u.Mode, Delta: r.fed.DP.UserLevel.Delta, NoiseMultiplier: u.NoiseMultiplier, Adaptive: u.IsAdaptive(), Clip: u.Clip, Meaning: userLevelMeaning(acctName)}
+		meaning := userLevelMeaning(acctName)
+		if r.fed.DiscreteUserLevel() {
+			meaning = discreteUserLevelMeaning
+		}
+		ul := &UserLevelPrivacy{Mode: u.Mode, Delta: r.fed.DP.UserLevel.Delta, NoiseMultiplier: u.NoiseMultiplier, Adaptive: u.IsAdaptive(), Clip: u.Clip, Meaning: meaning}
 		if u.IsAdaptive() {
 			ul.Clip = u.Adaptive.InitialClip
 			// What one client can move the indicator sum by, from the value clients send.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -35,7 +36,7 @@ type clientOptions struct {
 	committee, requireSecAgg                bool
 	minThreshold, minContributions, workers int
 	minCommittee                            int
-	minNoise, minFlooding                   float64
+	minNoise, minFlooding, minUserNoise     float64
 	shareStatistics                         bool
 	deterministic                           bool
 	ca, tlsCert, tlsKey                     string
@@ -99,8 +100,10 @@ one client's update), with flooding noise of decryption shares at least
 --min-flooding-sigma (default 2^30: each coefficient of a share stays within statistical
 distance about 2^−19 at 100 uploads, 2^−17.5 at 1000, of one that hides the key; see
 secagg's documentation). It refuses fit tasks whose DP-SGD noise multiplier is below
---min-noise-multiplier (default 0.5; 0 with --no-dp). These floors are the client's: the
-server cannot lower them. The floors of t and m can be raised, not lowered below 2.
+--min-noise-multiplier (default 0.5; 0 with --no-dp), and, with
+--min-user-level-noise-multiplier z, user-level DP tasks whose noise shares make less than z
+on the smallest sum the committee decrypts (and central mode, whose noise no client sees).
+These floors are the client's: the server cannot lower them. The floors of t and m can be raised, not lowered below 2.
 
 Nothing computed from the local data leaves the client in the clear: under secure
 aggregation its training and evaluation statistics travel inside the encrypted aggregate,
@@ -157,6 +160,7 @@ issue --name NAME'), whose subject common name is its identity: --name defaults 
 	f.IntVar(&o.minCommittee, "min-committee-size", 2, "refuse key committees of fewer members K (at least 2)")
 	f.Float64Var(&o.minNoise, "min-noise-multiplier", 0.5, "refuse fit tasks whose DP-SGD noise multiplier is below this (0 with --no-dp unless set)")
 	f.Float64Var(&o.minFlooding, "min-flooding-sigma", 1<<30, "refuse key committees whose decryption shares carry less flooding noise σ")
+	f.Float64Var(&o.minUserNoise, "min-user-level-noise-multiplier", 0, "under user-level DP, refuse fit tasks whose noise shares make a smaller noise multiplier on the smallest sum the committee decrypts, and central mode, whose noise no client can check (0: no floor)")
 	f.BoolVar(&o.shareStatistics, "share-statistics", false, "without secure aggregation, send a noised example count and noised evaluation results (charged to the ledger); with it, statistics are encrypted anyway")
 	f.BoolVar(&o.requireSecAgg, "require-secure-aggregation", true, "refuse fit tasks that would send this client's update in the clear (without secure aggregation)")
 	f.IntVar(&o.workers, "workers", 1, "goroutines for encryption and decryption shares")
@@ -284,8 +288,8 @@ func (o clientOptions) checkFloorsAndBudget() (*dp.Budget, error) {
 	if o.minThreshold < 2 || o.minContributions < 2 || o.minCommittee < 2 {
 		return nil, fmt.Errorf("--min-threshold %d, --min-contributions %d, --min-committee-size %d: all must be ≥ 2 (a committee with t = 1, or one that decrypts a single update, could reveal this client's update)", o.minThreshold, o.minContributions, o.minCommittee)
 	}
-	if !(o.minNoise >= 0) || !(o.minFlooding >= 0) {
-		return nil, fmt.Errorf("--min-noise-multiplier %v, --min-flooding-sigma %v: must be ≥ 0", o.minNoise, o.minFlooding)
+	if !(o.minNoise >= 0) || !(o.minFlooding >= 0) || !(o.minUserNoise >= 0) || math.IsInf(o.minUserNoise, 0) {
+		return nil, fmt.Errorf("--min-noise-multiplier %v, --min-flooding-sigma %v, --min-user-level-noise-multiplier %v: must be finite and ≥ 0", o.minNoise, o.minFlooding, o.minUserNoise)
 	}
 	if !(o.giveUpAfter > 0) {
 		return nil, &exitError{code: 2, err: fmt.Errorf("--give-up-after %v: must be positive (e.g. 30s)", o.giveUpAfter)}
@@ -314,7 +318,8 @@ func (o clientOptions) runConfig(name string, tc *tls.Config, signer *secagg.Sig
 			Signer: signer, Verifier: verifier,
 			MinThreshold: o.minThreshold, MinContributions: o.minContributions, MinCommitteeSize: o.minCommittee,
 			MinNoiseMultiplier: o.minNoise, MinFloodingSigma: o.minFlooding, RequireSecureAggregation: o.requireSecAgg,
-			ShareStatistics: o.shareStatistics, Workers: o.workers, Noise: noise,
+			MinUserLevelNoiseMultiplier: o.minUserNoise,
+			ShareStatistics:             o.shareStatistics, Workers: o.workers, Noise: noise,
 		},
 	}
 }

@@ -12,7 +12,8 @@
 // bytes on the wire are the same as with it and a peer using the default codec cannot tell.
 //
 // As with any gRPC message, a chunk's data must not be modified after Send until the
-// stream has ended: the codec does not copy it.
+// stream has ended: the codec does not copy it, and gRPC writes it (and keeps it for
+// retries) after Send returns. The data is otherwise read-only to gRPC.
 package wire
 
 import (
@@ -47,7 +48,11 @@ func CallOption() grpc.CallOption { return grpc.ForceCodecV2(Codec{}) }
 // Name implements encoding.CodecV2.
 func (Codec) Name() string { return "proto" }
 
-func fallback() encoding.CodecV2 { return encoding.GetCodecV2("proto") }
+// protoCodec is gRPC's own proto codec, taken once: a codec registered later under the
+// same name (this one, or another library's) does not replace it.
+var protoCodec = encoding.GetCodecV2("proto")
+
+func fallback() encoding.CodecV2 { return protoCodec }
 
 // Marshal implements encoding.CodecV2.
 func (Codec) Marshal(v any) (mem.BufferSlice, error) {

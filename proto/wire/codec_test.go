@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	pb "github.com/confide-fl/confide/proto/confide/v1"
 )
@@ -163,5 +164,32 @@ func BenchmarkUnmarshal(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestChunkFieldsAreKnown: the fast paths read and write a chunk as its data field alone,
+// which is right only while the chunks have exactly the fields below; a field added to
+// TaskChunk or ResultChunk must be taught to Marshal and dataField first.
+func TestChunkFieldsAreKnown(t *testing.T) {
+	for _, tc := range []struct {
+		m      proto.Message
+		fields []string
+		data   int
+	}{
+		{&pb.TaskChunk{}, []string{"task", "no_task", "data"}, taskDataTag >> 3},
+		{&pb.ResultChunk{}, []string{"result", "data"}, resultDataTag >> 3},
+	} {
+		fs := tc.m.ProtoReflect().Descriptor().Fields()
+		if fs.Len() != len(tc.fields) {
+			t.Fatalf("%T has %d fields, the codec knows %v", tc.m, fs.Len(), tc.fields)
+		}
+		for _, name := range tc.fields {
+			if fs.ByName(protoreflect.Name(name)) == nil {
+				t.Fatalf("%T has no field %s", tc.m, name)
+			}
+		}
+		if d := fs.ByName("data"); int(d.Number()) != tc.data || d.Kind() != protoreflect.BytesKind || d.ContainingOneof() == nil {
+			t.Fatalf("%T.data is field %d of kind %v, the codec writes field %d (bytes, in the oneof)", tc.m, d.Number(), d.Kind(), tc.data)
+		}
 	}
 }
