@@ -18,18 +18,23 @@ import (
 const madeUpdateName = "last-update.json"
 
 // madeUpdate is the latest update a client made for a fit task: the clipped (and, under
-// user-level DP, noised) Δ, the example count and the trainer's metrics. A server that
-// restarts runs the interrupted round again from the same model; the client then sends
-// this update again rather than train (and spend privacy) a second time. Re-sending the
-// same update releases nothing new; under secure aggregation the committee decrypts at
-// most one aggregate a round, so two sums over different sets of the same updates are
-// never both opened.
+// user-level DP with floating-point shares, noised) Δ, the example count and the trainer's
+// metrics. A server that restarts runs the interrupted round again from the same model;
+// the client then sends this update again rather than train (and spend privacy) a second
+// time. Re-sending the same update releases nothing new; under secure aggregation the
+// committee decrypts at most one aggregate a round, so two sums over different sets of the
+// same updates are never both opened. The distributed discrete Gaussian's shares are drawn
+// by each encryption, not stored in Δ: such an update is sent again only to the key
+// committee (Session) it was first encrypted for.
 type madeUpdate struct {
 	Key         []byte             `json:"key"`
 	Round       uint64             `json:"round"`
 	NumExamples int                `json:"num_examples"`
 	Metrics     map[string]float64 `json:"metrics,omitempty"`
 	Delta       []float64          `json:"-"`
+	// Session is the key committee's session the update was made for, when its noise is
+	// drawn at encryption (discrete user-level DP); empty otherwise.
+	Session []byte `json:"session,omitempty"`
 	// Values holds Delta as little-endian float64 (base64 in the JSON).
 	Values []byte `json:"values"`
 }

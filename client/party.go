@@ -340,6 +340,16 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 	if err != nil {
 		return err
 	}
+	// Discrete user-level noise is drawn afresh by every encryption, so the same update
+	// encrypted for a second key committee could be opened twice with independent noise:
+	// send it again only to the committee it was made for.
+	var session []byte
+	if enc != nil && params.Literal().NoiseVariance > 0 {
+		session = spec.GetSecagg().GetSession()
+		if made != nil && !bytes.Equal(made.Session, session) {
+			return fmt.Errorf("refused: this round's update was made for another key committee, and its discrete noise is drawn at each encryption; sending it to a second committee could let both open it: %w", ErrBudgetExceeded)
+		}
+	}
 	var (
 		fr    FitResult
 		delta []float64
@@ -380,7 +390,7 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 			}
 		}
 		delta = append(delta, dc...) // SCAFFOLD's Δc_i right after the update
-		if err := p.saveMadeUpdate(key, madeUpdate{Round: t.GetRound(), NumExamples: fr.NumExamples, Metrics: fr.Metrics, Delta: delta}); err != nil {
+		if err := p.saveMadeUpdate(key, madeUpdate{Round: t.GetRound(), NumExamples: fr.NumExamples, Metrics: fr.Metrics, Delta: delta, Session: session}); err != nil {
 			return err
 		}
 	}
