@@ -54,6 +54,8 @@ users)
 		"fedsgd-lr1|spam-users|"
 		"fedsgd-lr2|spam-users|TRAINING_LR=2"
 		"fedsgd-lr0.5|spam-users|TRAINING_LR=0.5"
+		"fedsgd-adam0.01|spam-users|STRATEGY_NAME=fedadam STRATEGY_SERVER_LR=0.01 STRATEGY_TAU=0.001"
+		"fedsgd-adam0.03|spam-users|STRATEGY_NAME=fedadam STRATEGY_SERVER_LR=0.03 STRATEGY_TAU=0.001"
 		"nodp|spam-users|DP_NOISE_MULTIPLIER=0 DP_BUDGET_EPSILON=0"
 	)
 	;;
@@ -65,6 +67,7 @@ single-class)
 		"scaffold|spam-transformer|STRATEGY_NAME=scaffold STRATEGY_SERVER_LR=1"
 		"scaffold-lr0.3|spam-transformer|STRATEGY_NAME=scaffold STRATEGY_SERVER_LR=1 TRAINING_LR=0.3"
 		"scaffold-e3|spam-transformer|STRATEGY_NAME=scaffold STRATEGY_SERVER_LR=1 TRAINING_EPOCHS=3"
+		"fedadam-cos|spam-transformer|STRATEGY_SERVER_LR=0.03 STRATEGY_SERVER_LR_DECAY=cosine"
 	)
 	;;
 central)
