@@ -13,6 +13,7 @@ require (
 	github.com/tuneinsight/lattigo/v5 v5.0.7
 	github.com/viterin/vek v0.4.3
 	golang.org/x/crypto v0.59.0
+	golang.org/x/sync v0.25.0
 	golang.org/x/sys v0.50.0
 	golang.org/x/term v0.48.0
 	golang.org/x/time v0.16.0

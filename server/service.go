@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -56,6 +57,13 @@ type ServiceConfig struct {
 	// before it is refused with ResourceExhausted.
 	MaxConcurrentUploads int
 	UploadSlotWait       time.Duration
+	// MaxUploadBytes bounds the bytes of the uploads being received at once, by the blob
+	// sizes their headers declare (default 1 GiB): with large models, 64 slots of
+	// whole-update buffers would otherwise hold 64 updates in memory (64 × 74 MB for a
+	// packed 10⁷-parameter update). An upload waits for room, within UploadSlotWait, as for
+	// a slot; one larger than the budget waits for all of it. What the coordinator's
+	// aggregation work then holds is not counted.
+	MaxUploadBytes int64
 	// MaxConcurrentDownloads bounds the tasks whose data is being streamed at once
 	// (default 64; a PullTask waits for a slot), and SendChunkBytes the chunks they are
 	// streamed in (default just under 32 KiB): gRPC holds a chunk per stream until the client's flow
@@ -101,6 +109,9 @@ func (c ServiceConfig) withDefaults() ServiceConfig {
 	}
 	if c.MaxConcurrentUploads == 0 {
 		c.MaxConcurrentUploads = 64
+	}
+	if c.MaxUploadBytes == 0 {
+		c.MaxUploadBytes = 1 << 30
 	}
 	if c.UploadSlotWait == 0 {
 		c.UploadSlotWait = 2 * time.Minute
@@ -153,6 +164,8 @@ type Service struct {
 	log       *slog.Logger
 	uploads   chan struct{}
 	downloads chan struct{}
+	// uploadBytes is the budget of MaxUploadBytes the uploads being received hold.
+	uploadBytes *semaphore.Weighted
 
 	sessions *sessionTable
 	// joinMu makes a Join's admission check, its coordinator event and its new session one
@@ -200,7 +213,7 @@ func NewService(coord *Coordinator, cfg ServiceConfig) *Service {
 	}
 	s := &Service{
 		cfg: cfg, coord: coord, events: make(chan request), health: health.NewServer(), log: cfg.Logger,
-		uploads: make(chan struct{}, cfg.MaxConcurrentUploads), downloads: make(chan struct{}, cfg.MaxConcurrentDownloads), uploading: map[string]bool{},
+		uploads: make(chan struct{}, cfg.MaxConcurrentUploads), downloads: make(chan struct{}, cfg.MaxConcurrentDownloads), uploadBytes: semaphore.NewWeighted(cfg.MaxUploadBytes), uploading: map[string]bool{},
 		joinLimits: newJoinLimits(cfg), evals: newWorkQueue[EvaluationRequest](), work: newWorkQueue[Work](),
 		sessions: newSessionTable(idle), mail: map[string]*mailbox{},
 		done: make(chan struct{}), roundStart: map[uint64]time.Time{},
@@ -658,6 +671,27 @@ func (s *Service) push(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.Push
 		return status.FromContextError(ctx.Err()).Err()
 	case <-slotWait.C:
 		return status.Errorf(codes.ResourceExhausted, "%d uploads in progress for %v; retry shortly", cap(s.uploads), s.cfg.UploadSlotWait)
+	}
+	var declared int64
+	for _, b := range res.Blobs {
+		if b.GetSize() < 0 {
+			return status.Errorf(codes.InvalidArgument, "result of task %s: blob %q has size %d", res.TaskId, b.GetName(), b.GetSize())
+		}
+		if declared += b.GetSize(); declared > limit {
+			return status.Errorf(codes.ResourceExhausted, "result of task %s exceeds the server's limit for it: its blobs declare more than %d bytes", res.TaskId, limit)
+		}
+	}
+	if weight := min(declared, s.cfg.MaxUploadBytes); weight > 0 {
+		wait, cancel := context.WithTimeout(ctx, s.cfg.UploadSlotWait)
+		err := s.uploadBytes.Acquire(wait, weight)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return status.FromContextError(ctx.Err()).Err()
+			}
+			return status.Errorf(codes.ResourceExhausted, "uploads of %d MB in progress for %v (the server's upload memory); retry shortly", s.cfg.MaxUploadBytes>>20, s.cfg.UploadSlotWait)
+		}
+		defer s.uploadBytes.Release(weight)
 	}
 	asm, err := blob.NewAssembler(res.Blobs, limit)
 	if errors.Is(err, blob.ErrTooLarge) {

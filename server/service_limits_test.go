@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"math"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/confide-fl/confide/proto/blob"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/server"
 )
 
 // pushHeader opens a PushResult stream and sends a result header for task with blobs of
@@ -123,4 +126,64 @@ func TestServiceAllowsOneUploadPerClient(t *testing.T) {
 	if o := <-done; o.err != nil {
 		t.Fatalf("the upload in flight failed: %v", o.err)
 	}
+}
+
+// TestServiceBoundsUploadMemory: uploads hold their declared bytes of MaxUploadBytes while
+// they are received, so a second upload waits until the first is done (or is refused
+// after UploadSlotWait), however many upload slots are free.
+func TestServiceBoundsUploadMemory(t *testing.T) {
+	coord, err := server.New(baseConfig(1, 2), server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServiceWith(t, coord, server.ServiceConfig{JoinToken: "tok", TickInterval: 20 * time.Millisecond, MaxChunkBytes: 16, MaxResultBytes: 4096,
+		MaxPullWait: 200 * time.Millisecond, MaxClients: 2, MaxUploadBytes: 100, UploadSlotWait: 300 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ctxA, ctxB := s.join(t, "a"), s.join(t, "b")
+	taskA, _ := pullTask(t, s.api, ctxA)
+	taskB, _ := pullTask(t, s.api, ctxB)
+	update := blob.EncodeFloats(make([]float64, 8)) // 64 bytes each: two do not fit in 100
+	first, err := pushHeader(ctxA, s.api, taskA, []int64{64}, update[:16])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a's first data chunk has arrived once the server counts its bytes: a holds its 64.
+	for deadline := time.Now().Add(5 * time.Second); receivedBytes(t, s.svc) < 16; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a's first chunk never arrived")
+		}
+	}
+	// b's upload waits for a's bytes and is refused when UploadSlotWait passes.
+	start := time.Now()
+	wantCode(t, pushAndClose(ctxB, s.api, taskB, []int64{64}, update[:16], update[16:32], update[32:48], update[48:]), codes.ResourceExhausted, "upload memory")
+	if waited := time.Since(start); waited < 250*time.Millisecond {
+		t.Fatalf("b's upload was refused after %v, before UploadSlotWait", waited)
+	}
+	// Once a's upload is done, b's goes through.
+	for _, d := range [][]byte{update[16:32], update[32:48], update[48:]} {
+		if err := first.Send(&pb.ResultChunk{Part: &pb.ResultChunk_Data{Data: d}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := first.CloseAndRecv(); err != nil {
+		t.Fatalf("a's upload: %v", err)
+	}
+	if err := pushAndClose(ctxB, s.api, taskB, []int64{64}, update[:16], update[16:32], update[32:48], update[48:]); err != nil {
+		t.Fatalf("b's upload after a's: %v", err)
+	}
+}
+
+// receivedBytes is the service's confide_received_bytes_total.
+func receivedBytes(t *testing.T, svc *server.Service) float64 {
+	t.Helper()
+	mfs, err := svc.Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "confide_received_bytes_total" && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }

@@ -35,8 +35,14 @@ func startService(t *testing.T, cfg server.Config) *testService {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := server.NewService(coord, server.ServiceConfig{JoinToken: "tok", TickInterval: 20 * time.Millisecond, MaxChunkBytes: 16, MaxResultBytes: 4096, MaxPullWait: 200 * time.Millisecond, MaxClients: 2,
+	return startServiceWith(t, coord, server.ServiceConfig{JoinToken: "tok", TickInterval: 20 * time.Millisecond, MaxChunkBytes: 16, MaxResultBytes: 4096, MaxPullWait: 200 * time.Millisecond, MaxClients: 2,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+}
+
+// startServiceWith is startService for a coordinator and service settings of the test's own.
+func startServiceWith(t *testing.T, coord *server.Coordinator, sc server.ServiceConfig) *testService {
+	t.Helper()
+	svc := server.NewService(coord, sc)
 	lis := bufconn.Listen(1 << 20)
 	g := svc.NewGRPCServer()
 	go g.Serve(lis)
