@@ -142,7 +142,7 @@ if [[ $suite == central ]]; then
 		wall=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f", e - s }')
 		jq -r --arg name "$name" --arg flags "$flags" --arg wall "$wall" \
 			'def r(d): if . == null then "–" else (. * d | round / d | tostring) end;
-			"| \($name) | `\($flags)` | \(.test_accuracy | r(10000)) | \(.privacy.epsilon | r(1000)) | \(.privacy.noise_multiplier | r(1000)) | \($wall) |"' \
+			"| \($name) | `\($flags)` | \(.test_accuracy | r(10000)) | \(.epsilon | r(1000)) | \(.noise_multiplier | r(1000)) | \($wall) |"' \
 			"$tmp/$name.json" >>"$out"
 		tail -n 1 "$out" >&2
 	done
