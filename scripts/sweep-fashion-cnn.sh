@@ -69,31 +69,8 @@ candidates=(
 	"cnn-adam|fashion-mnist-cnn|MODEL_CONV=REF STRATEGY_NAME=fedadam STRATEGY_SERVER_LR=0.01 STRATEGY_TAU=0.001"
 )
 
-if [[ ${1:-} == --list ]]; then
-	printf '%s\n' "${candidates[@]}"
-	exit 0
-fi
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-bin=${CONFIDE_BIN:-}
-if [[ -z $bin ]]; then
-	nice -n 19 go build -o "$tmp/confide" ./cmd/confide
-	bin=$tmp/confide
-fi
-
-selected=()
-if (($# > 0)); then
-	for want in "$@"; do
-		found=
-		for c in "${candidates[@]}"; do
-			[[ ${c%%|*} == "$want" ]] && selected+=("$c") && found=1
-		done
-		[[ -n $found ]] || { echo "unknown candidate $want (see --list)" >&2; exit 2; }
-	done
-else
-	selected=("${candidates[@]}")
-fi
+# --list, $tmp, $bin and $selected (the candidates to run):
+source "$(dirname "$0")/sweep-lib.sh"
 
 mkdir -p "$(dirname "$out")"
 if [[ ! -s $out ]]; then

@@ -93,33 +93,10 @@ out=${OUT:-docs/sweeps/spam-$suite.md}
 [[ $suite == central ]] && out=${OUT:-docs/sweeps/spam-users.md}
 plot=${PLOT-docs/sweeps/spam-single-class.png}
 
-if [[ ${1:-} == --list ]]; then
-	printf '%s\n' "${candidates[@]}"
-	exit 0
-fi
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-bin=${CONFIDE_BIN:-}
-if [[ -z $bin ]]; then
-	nice -n 19 go build -o "$tmp/confide" ./cmd/confide
-	bin=$tmp/confide
-fi
+# --list, $tmp, $bin and $selected (the candidates to run):
+source "$(dirname "$0")/sweep-lib.sh"
 # The e-mails for the dataset spec of examples/spam-users.yaml: the cache's copy.
 mails=$("$bin" data fetch spam -o json | jq -r .spam)
-
-selected=()
-if (($# > 0)); then
-	for want in "$@"; do
-		found=
-		for c in "${candidates[@]}"; do
-			[[ ${c%%|*} == "$want" ]] && selected+=("$c") && found=1
-		done
-		[[ -n $found ]] || { echo "unknown candidate $want (see --list)" >&2; exit 2; }
-	done
-else
-	selected=("${candidates[@]}")
-fi
 
 if [[ $suite == central ]]; then
 	{
