@@ -208,25 +208,10 @@ func TestRelayedFederationCompletesRounds(t *testing.T) {
 			}
 			// Client i shifts the model by i+1; the example-weighted mean of the shifts
 			// (all weights equal) is the mean of 1…n, times 1e-3.
-			var wg sync.WaitGroup
-			errs := make([]error, n)
-			for i, name := range clients {
-				wg.Go(func() {
-					errs[i] = client.Run(ctx, client.Config{Server: addrs[i/tc.perAggregator], Name: name, TLS: p.clientTLS(t, name),
-						PollWait: 2 * time.Second, Logger: quietLogger()}, shiftTrainer{Shift: 1e-3 * float64(i+1), N: 10})
-				})
-			}
-			select {
-			case <-r.svc.Done():
-			case <-ctx.Done():
-				t.Fatal("the relayed federation did not finish its rounds")
-			}
-			wg.Wait()
-			for i, err := range errs {
-				if err != nil {
-					t.Fatalf("%s: %v", clients[i], err)
-				}
-			}
+			startClients(t, ctx, r, clients, func(i int) (client.Config, client.Trainer) {
+				return client.Config{Server: addrs[i/tc.perAggregator], Name: clients[i], TLS: p.clientTLS(t, clients[i]),
+					PollWait: 2 * time.Second, Logger: quietLogger()}, shiftTrainer{Shift: 1e-3 * float64(i+1), N: 10}
+			})()
 			cancel()
 			if err := <-r.done; !errors.Is(err, context.Canceled) {
 				t.Fatalf("root service: %v", err)

@@ -95,15 +95,25 @@ func secureConfig(t *testing.T, p federationPKI, rounds, minFit int) (server.Con
 func startSecureClients(t *testing.T, ctx context.Context, r *root, p federationPKI, verifier *secagg.Verifier, clients []string,
 	setup func(i int) (addr string, tr client.Trainer, committee bool)) (finish func()) {
 	t.Helper()
+	return startClients(t, ctx, r, clients, func(i int) (client.Config, client.Trainer) {
+		addr, tr, committee := setup(i)
+		name := clients[i]
+		return client.Config{Server: addr, Name: name, TLS: p.clientTLS(t, name), CommitteeEligible: committee,
+			Party:    client.PartyConfig{Signer: p.identityOf(t, name), Verifier: verifier},
+			PollWait: 2 * time.Second, BackoffMax: 500 * time.Millisecond, Logger: quietLogger()}, tr
+	})
+}
+
+// startClients runs client.Run for every client with the configuration and trainer
+// configOf(i) gives it. finish waits until the root has run its rounds and every client
+// has exited, and fails the test on any error.
+func startClients(t *testing.T, ctx context.Context, r *root, clients []string, configOf func(i int) (client.Config, client.Trainer)) (finish func()) {
+	t.Helper()
 	var wg sync.WaitGroup
 	errs := make([]error, len(clients))
-	for i, name := range clients {
-		addr, tr, committee := setup(i)
-		wg.Go(func() {
-			errs[i] = client.Run(ctx, client.Config{Server: addr, Name: name, TLS: p.clientTLS(t, name), CommitteeEligible: committee,
-				Party:    client.PartyConfig{Signer: p.identityOf(t, name), Verifier: verifier},
-				PollWait: 2 * time.Second, BackoffMax: 500 * time.Millisecond, Logger: quietLogger()}, tr)
-		})
+	for i := range clients {
+		cfg, tr := configOf(i)
+		wg.Go(func() { errs[i] = client.Run(ctx, cfg, tr) })
 	}
 	return func() {
 		t.Helper()
