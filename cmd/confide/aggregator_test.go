@@ -7,12 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -98,19 +96,10 @@ func TestAggregatorCommandRelaysAFederation(t *testing.T) {
 		t.Fatal(err)
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	svc := server.NewService(coord, server.ServiceConfig{TickInterval: 20 * time.Millisecond, Logger: quiet})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := svc.NewGRPCServer()
-	go gs.Serve(lis)
-	defer svc.Shutdown(gs, time.Second)
-	runErr := make(chan error, 1)
-	go func() { runErr <- svc.Run(ctx) }()
+	svc, upstream, stopped := serveLoopback(t, ctx, coord)
 	initial := coord.Global()
 
-	agg := confideProcess(t, t.TempDir(), "aggregator", "--insecure", "--upstream", lis.Addr().String(), "--listen", "127.0.0.1:0")
+	agg := confideProcess(t, t.TempDir(), "aggregator", "--insecure", "--upstream", upstream, "--listen", "127.0.0.1:0")
 	stderr, err := agg.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -132,27 +121,15 @@ func TestAggregatorCommandRelaysAFederation(t *testing.T) {
 	}
 	go io.Copy(io.Discard, stderr)
 
-	var wg sync.WaitGroup
-	errs := make([]error, n)
+	var cfgs []client.Config
+	var trainers []client.Trainer
 	for i := range n {
-		wg.Go(func() {
-			errs[i] = client.Run(ctx, client.Config{Server: addr, Name: []string{"relayed-a", "relayed-b"}[i], Insecure: true,
-				PollWait: 2 * time.Second, Logger: quiet}, relayTestTrainer{Shift: 1e-3 * float64(i+1)})
-		})
+		cfgs = append(cfgs, client.Config{Server: addr, Name: []string{"relayed-a", "relayed-b"}[i], Insecure: true, PollWait: 2 * time.Second, Logger: quiet})
+		trainers = append(trainers, relayTestTrainer{Shift: 1e-3 * float64(i+1)})
 	}
-	select {
-	case <-svc.Done():
-	case <-ctx.Done():
-		t.Fatal("the federation behind the aggregator did not finish")
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("client %d: %v", i, err)
-		}
-	}
+	runClients(t, ctx, svc, cfgs, trainers)
 	cancel()
-	<-runErr
+	stopped()
 	// Each round averages shifts of 1e-3 and 2e-3 (equal weights).
 	want := 1.5e-3 * rounds
 	for j, p := range coord.Global() {

@@ -5,12 +5,10 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -192,16 +190,7 @@ func TestFederationShipsEmbeddedSchema(t *testing.T) {
 		t.Fatalf("the shipped model embeds %+v, want the schema's shop table (12×4)", got)
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	svc := server.NewService(coord, server.ServiceConfig{TickInterval: 20 * time.Millisecond, Logger: quiet})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := svc.NewGRPCServer()
-	go gs.Serve(lis)
-	defer svc.Shutdown(gs, time.Second)
-	runErr := make(chan error, 1)
-	go func() { runErr <- svc.Run(ctx) }()
+	svc, addr, stopped := serveLoopback(t, ctx, coord)
 
 	// Each client's own file: half of shops.csv.
 	raw, err := os.ReadFile(filepath.Join("testdata", "embedded", "shops.csv"))
@@ -211,8 +200,8 @@ func TestFederationShipsEmbeddedSchema(t *testing.T) {
 	lines := strings.SplitAfter(strings.TrimSuffix(string(raw), "\n"), "\n")
 	header, rows := lines[0], lines[1:]
 	dir := t.TempDir()
-	var wg sync.WaitGroup
-	errs := make([]error, n)
+	var cfgs []client.Config
+	var trainers []client.Trainer
 	for i := range n {
 		path := filepath.Join(dir, []string{"a.csv", "b.csv"}[i])
 		half := rows[i*len(rows)/n : (i+1)*len(rows)/n]
@@ -224,24 +213,12 @@ func TestFederationShipsEmbeddedSchema(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tr.Close()
-		wg.Go(func() {
-			errs[i] = client.Run(ctx, client.Config{Server: lis.Addr().String(), Name: []string{"shop-a", "shop-b"}[i], Insecure: true,
-				PollWait: 2 * time.Second, Logger: quiet}, tr)
-		})
+		cfgs = append(cfgs, client.Config{Server: addr, Name: []string{"shop-a", "shop-b"}[i], Insecure: true, PollWait: 2 * time.Second, Logger: quiet})
+		trainers = append(trainers, tr)
 	}
-	select {
-	case <-svc.Done():
-	case <-ctx.Done():
-		t.Fatal("the federation did not finish")
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("client %d: %v", i, err)
-		}
-	}
+	runClients(t, ctx, svc, cfgs, trainers)
 	cancel()
-	<-runErr
+	stopped()
 
 	m, err := model.New(coord.Config().Model, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
