@@ -39,6 +39,16 @@ type madeUpdate struct {
 	Values []byte `json:"values"`
 }
 
+// resendableTo refuses to send m (nil: nothing made yet) again for the key committee
+// session, when its noise is drawn at encryption (session non-empty) and it was made for
+// another committee: both could open it, each with independent noise.
+func (m *madeUpdate) resendableTo(session []byte) error {
+	if m == nil || len(session) == 0 || bytes.Equal(m.Session, session) {
+		return nil
+	}
+	return fmt.Errorf("refused: this round's update was made for another key committee, and its discrete noise is drawn at each encryption; sending it to a second committee could let both open it: %w", ErrBudgetExceeded)
+}
+
 // fitKey identifies what a fit task asks for: its round, the global parameters and every
 // setting but the secure-aggregation session (a new committee does not change the update).
 func fitKey(round uint64, params []byte, spec *pb.FitSpec) []byte {

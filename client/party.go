@@ -346,9 +346,9 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 	var session []byte
 	if enc != nil && params.Literal().NoiseVariance > 0 {
 		session = spec.GetSecagg().GetSession()
-		if made != nil && !bytes.Equal(made.Session, session) {
-			return fmt.Errorf("refused: this round's update was made for another key committee, and its discrete noise is drawn at each encryption; sending it to a second committee could let both open it: %w", ErrBudgetExceeded)
-		}
+	}
+	if err := made.resendableTo(session); err != nil {
+		return err
 	}
 	var (
 		fr    FitResult

@@ -57,3 +57,26 @@ func TestUserLevelNoiseFloor(t *testing.T) {
 		t.Errorf("no floor: %v", err)
 	}
 }
+
+// TestDiscreteUpdateGoesToOneCommittee: a server that asks again for a round's update under
+// a second key committee — to have two committees open it, each with fresh discrete noise —
+// is refused; the same committee, an update without discrete noise, or a fresh round is not.
+func TestDiscreteUpdateGoesToOneCommittee(t *testing.T) {
+	made := &madeUpdate{Round: 3, Session: []byte("committee-A")}
+	if err := made.resendableTo([]byte("committee-B")); err == nil || !errors.Is(err, ErrBudgetExceeded) || !strings.Contains(err.Error(), "another key committee") {
+		t.Fatalf("a second committee: %v, want a refusal", err)
+	}
+	for name, tc := range map[string]struct {
+		made    *madeUpdate
+		session []byte
+	}{
+		"same committee":     {made, []byte("committee-A")},
+		"no discrete noise":  {&madeUpdate{Round: 3}, nil},
+		"nothing made yet":   {nil, []byte("committee-B")},
+		"float mode re-send": {made, nil},
+	} {
+		if err := tc.made.resendableTo(tc.session); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
