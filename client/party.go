@@ -544,8 +544,13 @@ func (p *Party) checkUserLevelFloor(ul *pb.UserLevelDPSpec, clip float64, sa *pb
 	var z float64
 	switch lit := params.Literal(); {
 	case sa != nil && lit.NoiseVariance > 0:
-		step := 2 * lit.ClipBound * lit.MaxWeight / float64(uint64(1)<<lit.ValueBits-1)
-		z = math.Sqrt(m*float64(lit.NoiseVariance)) / (lit.MaxWeight*clip/step + math.Sqrt(float64(dim)))
+		// The sensitivity the server's accountant uses (dp.DiscreteUserLevel), in steps.
+		d := dp.DiscreteUserLevel{Clip: clip, MaxWeight: lit.MaxWeight, Step: secagg.PackedStep(lit.ClipBound, lit.MaxWeight, lit.ValueBits), Dim: dim}
+		s, err := d.Sensitivity()
+		if err != nil {
+			return fmt.Errorf("user-level DP: %w", err)
+		}
+		z = math.Sqrt(m*float64(lit.NoiseVariance)) / s.L2
 	case sa != nil:
 		z = math.Sqrt(m) * ul.GetNoiseStd() / clip
 	}

@@ -44,6 +44,13 @@ import (
 // 8-byte words per coefficient), falling towards 2·s/8 as primes are added; see doc.go's
 // table.
 
+// PackedStep is the packed encoding's quantisation step δ = 2·C·W/(2^b − 1): a weighted
+// value in [−C·W, C·W] becomes an integer of b bits (b = ValueBits, C = ClipBound, W =
+// MaxWeight). Distributed discrete noise is sized in these steps.
+func PackedStep(clipBound, maxWeight float64, valueBits int) float64 {
+	return 2 * clipBound * maxWeight / float64(uint64(1)<<valueBits-1)
+}
+
 // packing is the layout of a packed parameter set.
 type packing struct {
 	noise      dp.DiscreteGaussian // each client's noise share; zero without
@@ -212,7 +219,7 @@ func newPacking(lit ParametersLiteral, moduli []uint64, noiseBits int) (*packing
 	}
 	pk.maxQ = 1<<lit.ValueBits - 1
 	pk.dataOffset = lit.ClipBound * lit.MaxWeight
-	pk.dataStep = 2 * pk.dataOffset / float64(pk.maxQ)
+	pk.dataStep = PackedStep(lit.ClipBound, lit.MaxWeight, lit.ValueBits)
 	pk.weightStep = lit.MaxWeight / float64(pk.maxQ)
 	pk.pow = make([][]uint64, len(moduli))
 	t := new(big.Int)

@@ -696,7 +696,7 @@ func (c Config) discreteUserLevel() (dp.DiscreteUserLevel, error) {
 	}
 	b := c.coordinateBound()
 	d := dp.DiscreteUserLevel{NoiseMultiplier: c.DP.UserLevel.NoiseMultiplier, Clip: c.DP.UserLevel.Clip, MaxWeight: w,
-		Step: 2 * b * w / float64(uint64(1)<<c.SecAgg.ValueBits-1), Dim: dim, MinShares: max(c.SecAgg.MinContributions, 1)}
+		Step: secagg.PackedStep(b, w, c.SecAgg.ValueBits), Dim: dim, MinShares: max(c.SecAgg.MinContributions, 1)}
 	_, err = d.LocalVariance()
 	return d, err
 }
