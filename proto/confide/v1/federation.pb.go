@@ -1027,8 +1027,18 @@ type DPSpec struct {
 	// accounting are the same either way.
 	Clipping          string    `protobuf:"bytes,6,opt,name=clipping,proto3" json:"clipping,omitempty"`
 	LayerMaxGradNorms []float64 `protobuf:"fixed64,7,rep,packed,name=layer_max_grad_norms,json=layerMaxGradNorms,proto3" json:"layer_max_grad_norms,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Distributed noise (DP-FedSGD with the noise split across clients): the client takes
+	// one DP-SGD step (steps = 1) with plain SGD, divides the noisy sum by
+	// sample_rate·weight_scale (not by its own expected batch), projects the clipped sum so
+	// that the update stays within update_clip_norm whatever the data, adds noise of
+	// multiplier noise_multiplier/√m with m the secure aggregation's min_contributions, and
+	// gives its update aggregation weight 1. Every sum the committee decrypts (of at least m
+	// such updates) then carries noise_multiplier's noise, which is what the client's ledger
+	// records (with shares = m). Requires secure aggregation; such an update is sent only to
+	// the key committee it was made for.
+	Distributed   bool `protobuf:"varint,8,opt,name=distributed,proto3" json:"distributed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DPSpec) Reset() {
@@ -1108,6 +1118,13 @@ func (x *DPSpec) GetLayerMaxGradNorms() []float64 {
 		return x.LayerMaxGradNorms
 	}
 	return nil
+}
+
+func (x *DPSpec) GetDistributed() bool {
+	if x != nil {
+		return x.Distributed
+	}
+	return false
 }
 
 // FitSpec: train locally from the global parameters (blob "params", little-endian float64)
@@ -2575,7 +2592,7 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"\tModelSpec\x12\x1b\n" +
 	"\tspec_json\x18\x01 \x01(\fR\bspecJson\x12\x1d\n" +
 	"\n" +
-	"num_params\x18\x02 \x01(\x03R\tnumParams\"\xf1\x01\n" +
+	"num_params\x18\x02 \x01(\x03R\tnumParams\"\x93\x02\n" +
 	"\x06DPSpec\x12)\n" +
 	"\x10noise_multiplier\x18\x01 \x01(\x01R\x0fnoiseMultiplier\x12\"\n" +
 	"\rmax_grad_norm\x18\x02 \x01(\x01R\vmaxGradNorm\x12\x14\n" +
@@ -2584,7 +2601,8 @@ const file_confide_v1_federation_proto_rawDesc = "" +
 	"sampleRate\x12\x14\n" +
 	"\x05steps\x18\x05 \x01(\x05R\x05steps\x12\x1a\n" +
 	"\bclipping\x18\x06 \x01(\tR\bclipping\x12/\n" +
-	"\x14layer_max_grad_norms\x18\a \x03(\x01R\x11layerMaxGradNorms\"\xc3\a\n" +
+	"\x14layer_max_grad_norms\x18\a \x03(\x01R\x11layerMaxGradNorms\x12 \n" +
+	"\vdistributed\x18\b \x01(\bR\vdistributed\"\xc3\a\n" +
 	"\aFitSpec\x12+\n" +
 	"\x05model\x18\x01 \x01(\v2\x15.confide.v1.ModelSpecR\x05model\x12!\n" +
 	"\flocal_epochs\x18\x02 \x01(\x05R\vlocalEpochs\x12\x1d\n" +
