@@ -88,6 +88,12 @@ type Dataset struct {
 	// client per group.
 	Group      []int32
 	GroupNames []string
+
+	// SenderDomain, when set, is the sender domain of each example, a raw e-mail
+	// (SenderDomain[i] in [0, len(SenderDomainNames)); see SenderDomain, one of the names
+	// may be UnknownSenderDomain): the clusters a sender-domain partition gives out whole.
+	SenderDomain      []int32
+	SenderDomainNames []string
 }
 
 // IsText reports whether the dataset holds token sequences rather than dense features.
@@ -267,6 +273,16 @@ func (d *Dataset) Validate() error {
 			}
 		}
 	}
+	if d.SenderDomain != nil {
+		if len(d.SenderDomain) != d.N {
+			return fail("len(SenderDomain) = %d, want N = %d", len(d.SenderDomain), d.N)
+		}
+		for i, g := range d.SenderDomain {
+			if g < 0 || int(g) >= len(d.SenderDomainNames) {
+				return fail("SenderDomain[%d] = %d, want in [0, len(SenderDomainNames) = %d)", i, g, len(d.SenderDomainNames))
+			}
+		}
+	}
 	return nil
 }
 
@@ -308,6 +324,8 @@ func (d *Dataset) Subset(idx []int) *Dataset {
 		Task:          d.Task,
 		GroupNames:    cloneSlice(d.GroupNames),
 
+		SenderDomainNames: cloneSlice(d.SenderDomainNames),
+
 		NumValues:          d.NumValues,
 		ValueNames:         cloneSlice(d.ValueNames),
 		ValueNormalization: d.ValueNormalization.clone(),
@@ -339,6 +357,10 @@ func (d *Dataset) Subset(idx []int) *Dataset {
 	if d.Group != nil {
 		s.Group = make([]int32, len(idx))
 		gatherRows(s.Group, d.Group, idx, 1)
+	}
+	if d.SenderDomain != nil {
+		s.SenderDomain = make([]int32, len(idx))
+		gatherRows(s.SenderDomain, d.SenderDomain, idx, 1)
 	}
 	return s
 }

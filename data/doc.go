@@ -41,13 +41,20 @@
 //     as ValueNormalization records.
 //   - Text: CharTokenizer and WordTokenizer, vocabularies built from training text only;
 //     a text dataset's TextEncoding records them (and the e-mail cleaning) so that a
-//     TextEncoder encodes new text as training did.
+//     TextEncoder encodes new text as training did. A jsonl dataset's text may instead be
+//     a bag of words (text.encoding: bag, BagEncoder): dense features, one per vocabulary
+//     word, binary or counts, scaled to L2 norm 1 (0 for a text without a vocabulary
+//     word), for an mlp; its schema, shipped or in a model file, is its record.
+//   - E-mails: SenderDomain reads the domain of a raw e-mail's From header (net/mail);
+//     datasets of e-mails (jsonl, SpamAssassin) carry it per example (Dataset.SenderDomain)
+//     for the sender-domain partition.
 //   - Features: Standardizer and MinMaxScaler, fitted on training data, applied to any; a
 //     dense dataset's Normalization records the map from raw values (pixels / 255 for the
 //     IDX images, composed with every scaler applied) for inference on raw inputs.
 //   - Splits: StratifiedSplit; partitioners PartitionIID, PartitionDirichlet,
-//     PartitionShards and PartitionNatural, chosen by a PartitionSpec ("iid",
-//     "dirichlet:0.5", "shards:2", "natural"); LabelSkew measures the result.
+//     PartitionShards, PartitionNatural and PartitionClusters (whole clusters per client,
+//     packed largest first), chosen by a PartitionSpec ("iid", "dirichlet:0.5", "shards:2",
+//     "natural", "sender-domain"); LabelSkew measures the result.
 //
 // Invariants:
 //   - Inputs are never modified: loaders, Subset, scalers, splits and partitioners

@@ -46,7 +46,7 @@ func loadJSONL(ctx context.Context, ld *Loaded, path, testPath string, o LoadOpt
 		return err
 	}
 	t := s.Text
-	if t.MaxLen == 0 {
+	if t.MaxLen == 0 && !t.IsBag() {
 		t.MaxLen = 256
 	}
 	if t.Tokenizer == "" {
@@ -62,13 +62,12 @@ func loadJSONL(ctx context.Context, ld *Loaded, path, testPath string, o LoadOpt
 		t.Vocab = buildVocab(t, train.text, trIdx)
 		ld.Fitted = append(ld.Fitted, fmt.Sprintf("text.vocab (%d entries, from the training texts)", len(t.Vocab)))
 	}
-	enc, err := NewTextEncoder(TextEncoding{Tokenizer: t.Tokenizer, Vocab: t.Vocab, MaxLen: t.MaxLen,
-		StripEmailHeaders: t.StripEmailHeaders, StripHTML: t.StripHTML})
+	enc, err := newTextExamples(s)
 	if err != nil {
-		return fmt.Errorf("data: text.vocab: %w", err)
+		return err
 	}
 	groups := sortedLabels(train.group)
-	ld.Train = encodeTexts(s, enc, train, trIdx, groups)
+	ld.Train = enc.encode(train, trIdx, groups)
 	if testPath != "" {
 		test, err := readTexts(ctx, s, testPath, bad)
 		if err != nil {
@@ -77,13 +76,9 @@ func loadJSONL(ctx context.Context, ld *Loaded, path, testPath string, o LoadOpt
 		if err := bad.err(); err != nil {
 			return err
 		}
-		teIdx = make([]int, len(test.text))
-		for i := range teIdx {
-			teIdx[i] = i
-		}
-		ld.Test = encodeTexts(s, enc, test, teIdx, groups)
+		ld.Test = enc.encode(test, seq(len(test.text)), groups)
 	} else if teIdx != nil {
-		ld.Test = encodeTexts(s, enc, train, teIdx, groups)
+		ld.Test = enc.encode(train, teIdx, groups)
 	}
 	bad.record(ld)
 	return nil
@@ -91,7 +86,7 @@ func loadJSONL(ctx context.Context, ld *Loaded, path, testPath string, o LoadOpt
 
 // buildVocab builds a tokenizer vocabulary from the training texts idx: for words, those
 // seen MinCount times (default 2) among the tokens a model sees (the first MaxLen of each
-// cleaned text), the most frequent MaxVocab (default 20,000) of them; for characters, all.
+// cleaned text, all of them when MaxLen is 0), the most frequent MaxVocab (default 20,000) of them; for characters, all.
 func buildVocab(t *TextField, texts []string, idx []int) []string {
 	if t.Tokenizer == TokenizerChars {
 		var b []byte
@@ -100,9 +95,13 @@ func buildVocab(t *TextField, texts []string, idx []int) []string {
 		}
 		return NewCharTokenizer(string(b)).Encoding().Vocab
 	}
+	limit := t.MaxLen
+	if limit == 0 {
+		limit = -1 // a bag of words reads every word
+	}
 	counts := map[string]int{}
 	for _, i := range idx {
-		for _, w := range splitWords(emailBodyIf(t, texts[i]), t.MaxLen) {
+		for _, w := range splitWords(emailBodyIf(t, texts[i]), limit) {
 			counts[w]++
 		}
 	}
@@ -216,20 +215,61 @@ func textRecord(obj map[string]any, textField string, s *Schema, classes map[str
 	return rec, nil
 }
 
-// encodeTexts builds the token-sequence dataset of the records idx.
-func encodeTexts(s *Schema, enc *TextEncoder, r *rawTexts, idx []int, groups []string) *Dataset {
-	T := s.Text.MaxLen
-	e := &TextEncoding{Tokenizer: s.Text.Tokenizer, Vocab: s.Text.Vocab, MaxLen: T,
-		StripEmailHeaders: s.Text.StripEmailHeaders, StripHTML: s.Text.StripHTML}
-	d := &Dataset{
-		N: len(idx), SeqLen: T, VocabSize: enc.VocabSize(), Tokens: make([]int32, len(idx)*T),
-		Lengths: make([]int32, len(idx)), Y: make([]int32, len(idx)), NumClasses: len(s.Label.Classes),
-		ClassNames: cloneSlice(s.Label.Classes), Task: TaskClassify, Text: e.clone(),
+// textExamples turns a jsonl dataset's records into examples as its schema says: token
+// sequences (tokens), or bags of words (bag, when the text's encoding is bag).
+type textExamples struct {
+	s      *Schema
+	tokens *TextEncoder
+	bag    *BagEncoder
+}
+
+// newTextExamples returns the encoder of the schema's text field, its vocabulary listed.
+func newTextExamples(s *Schema) (*textExamples, error) {
+	e := &textExamples{s: s}
+	var err error
+	if s.Text.IsBag() {
+		e.bag, err = NewBagEncoder(s.Text)
+		return e, err
+	}
+	if e.tokens, err = NewTextEncoder(s.Text.tokenEncoding()); err != nil {
+		return nil, fmt.Errorf("data: text.vocab: %w", err)
+	}
+	return e, nil
+}
+
+// encode builds the dataset of the records idx: their features, labels, groups (numbered
+// by groups, then in order of appearance) and the sender domains of e-mails.
+func (e *textExamples) encode(r *rawTexts, idx []int, groups []string) *Dataset {
+	s := e.s
+	d := &Dataset{N: len(idx), Y: make([]int32, len(idx)), NumClasses: len(s.Label.Classes),
+		ClassNames: cloneSlice(s.Label.Classes), Task: TaskClassify}
+	if e.bag != nil {
+		e.encodeBags(d, r, idx)
+	} else {
+		e.encodeTokens(d, r, idx)
 	}
 	ids := indexOf(s.Label.Classes)
+	texts := make([]string, len(idx))
+	for k, i := range idx {
+		d.Y[k] = ids[r.label[i]]
+		texts[k] = r.text[i]
+	}
+	if r.group != nil {
+		d.Group, d.GroupNames = groupIDs(r.group, idx, groups)
+	}
+	d.SenderDomain, d.SenderDomainNames = senderDomains(texts)
+	return d
+}
+
+// encodeTokens sets d's token sequences: each text's first MaxLen token ids, padded.
+func (e *textExamples) encodeTokens(d *Dataset, r *rawTexts, idx []int) {
+	T := e.s.Text.MaxLen
+	te := e.s.Text.tokenEncoding()
+	d.SeqLen, d.VocabSize, d.Text = T, e.tokens.VocabSize(), te.clone()
+	d.Tokens, d.Lengths = make([]int32, len(idx)*T), make([]int32, len(idx))
 	var buf []int32
 	for k, i := range idx {
-		buf = enc.Encode(buf[:0], r.text[i])
+		buf = e.tokens.Encode(buf[:0], r.text[i])
 		n := copy(d.Tokens[k*T:(k+1)*T], buf)
 		if n == 0 {
 			// A text without tokens is the single unknown token, so every example has a
@@ -237,10 +277,15 @@ func encodeTexts(s *Schema, enc *TextEncoder, r *rawTexts, idx []int, groups []s
 			d.Tokens[k*T], n = UnknownID, 1
 		}
 		d.Lengths[k] = int32(n)
-		d.Y[k] = ids[r.label[i]]
 	}
-	if r.group != nil {
-		d.Group, d.GroupNames = groupIDs(r.group, idx, groups)
+}
+
+// encodeBags sets d's dense features: each text's bag of words.
+func (e *textExamples) encodeBags(d *Dataset, r *rawTexts, idx []int) {
+	D := e.bag.Dim()
+	d.Dim, d.X = D, make([]float64, len(idx)*D)
+	var buf []int32
+	for k, i := range idx {
+		buf = e.bag.Encode(d.X[k*D:(k+1)*D], r.text[i], buf)
 	}
-	return d
 }

@@ -183,6 +183,47 @@ func PartitionNatural(groups []int32, numGroups int) ([][]int, error) {
 	return parts, nil
 }
 
+// PartitionClusters gives each of numClients clients whole clusters: cluster[i] in
+// [0, numClusters) is example i's cluster (a sender domain, say), and no cluster is split.
+// The clusters are packed greedily, largest first, each to the client holding the fewest
+// examples so far, the lowest-numbered client on a tie (Graham's LPT rule, which leaves the
+// largest client at most 4/3 of the best packing's, and at least as large as the largest
+// cluster). Clusters of equal size are taken in an order drawn from rng, so the seed
+// decides which of them go together. A client's examples are in index order. It needs at
+// least numClients non-empty clusters.
+func PartitionClusters(cluster []int32, numClusters, numClients int, rng *rand.Rand) ([][]int, error) {
+	if err := checkClients("cluster", len(cluster), numClients); err != nil {
+		return nil, err
+	}
+	if err := checkRNG("cluster partition", rng); err != nil {
+		return nil, err
+	}
+	members, err := indicesByClass(cluster, numClusters)
+	if err != nil {
+		return nil, fmt.Errorf("data: cluster partition: %w", err)
+	}
+	members = slices.DeleteFunc(members, func(m []int) bool { return len(m) == 0 })
+	if len(members) < numClients {
+		return nil, fmt.Errorf("data: cluster partition: %d clients but %d clusters; every client needs a whole cluster: use at most %d clients", numClients, len(members), len(members))
+	}
+	rng.Shuffle(len(members), func(i, j int) { members[i], members[j] = members[j], members[i] })
+	slices.SortStableFunc(members, func(a, b []int) int { return cmp.Compare(len(b), len(a)) })
+	parts := make([][]int, numClients)
+	for _, m := range members {
+		c := 0
+		for k := range parts {
+			if len(parts[k]) < len(parts[c]) {
+				c = k
+			}
+		}
+		parts[c] = append(parts[c], m...)
+	}
+	for _, part := range parts {
+		slices.Sort(part)
+	}
+	return parts, nil
+}
+
 // LabelSkew measures how far the clients' label distributions are from the global one:
 // the mean, over non-empty clients, of the total-variation distance
 // ½ Σ_k |P_client(k) − P_global(k)|. It is 0 when every client mirrors the global mix
@@ -252,6 +293,9 @@ const (
 	PartitionKindDirichlet PartitionKind = "dirichlet"
 	PartitionKindShards    PartitionKind = "shards"
 	PartitionKindNatural   PartitionKind = "natural"
+	// PartitionKindSenderDomain packs the e-mails of each sender domain (the From header's,
+	// Dataset.SenderDomain) whole into the clients: PartitionClusters.
+	PartitionKindSenderDomain PartitionKind = "sender-domain"
 )
 
 // PartitionSpec is a parsed partition specification, as written in configs and flags:
@@ -262,6 +306,8 @@ const (
 //	shards              PartitionShards with DefaultShardsPerClient
 //	shards:S            PartitionShards with S shards per client
 //	natural             PartitionNatural over the dataset's Group
+//	sender-domain       PartitionClusters over the dataset's SenderDomain: each client
+//	                    gets whole sender domains (e-mails without one: one more cluster)
 type PartitionSpec struct {
 	Kind            PartitionKind
 	Alpha           float64 // dirichlet
@@ -269,7 +315,7 @@ type PartitionSpec struct {
 	ShardsPerClient int     // shards
 }
 
-const partitionSpecHelp = "want iid, dirichlet:ALPHA[:MINSIZE], shards[:PER_CLIENT] or natural"
+const partitionSpecHelp = "want iid, dirichlet:ALPHA[:MINSIZE], shards[:PER_CLIENT], natural or sender-domain"
 
 // ParsePartitionSpec parses a specification such as "iid", "dirichlet:0.5", "shards:2"
 // or "natural" (case-insensitive, surrounding spaces ignored).
@@ -283,7 +329,7 @@ func ParsePartitionSpec(s string) (PartitionSpec, error) {
 	}
 	kind, args := PartitionKind(fields[0]), fields[1:]
 	switch kind {
-	case PartitionKindIID, PartitionKindNatural:
+	case PartitionKindIID, PartitionKindNatural, PartitionKindSenderDomain:
 		if len(args) > 0 {
 			return fail(fmt.Sprintf("%s takes no parameter", kind))
 		}
@@ -370,6 +416,11 @@ func (p PartitionSpec) Partition(d *Dataset, numClients int, rng *rand.Rand) ([]
 			return nil, fmt.Errorf("data: natural partition of %s has one client per group, %d groups, but %d clients were asked for; set the number of clients to %d (or 0)", d.Name, g, numClients, g)
 		}
 		return PartitionNatural(d.Group, g)
+	case PartitionKindSenderDomain:
+		if len(d.SenderDomain) != d.N {
+			return nil, fmt.Errorf("data: sender-domain partition of %s: the dataset has no sender domains; it reads the From header of raw e-mails, the text of a jsonl dataset (or the built-in spam); use iid, dirichlet or natural", d.Name)
+		}
+		return PartitionClusters(d.SenderDomain, len(d.SenderDomainNames), numClients, rng)
 	}
 	return nil, errors.New("data: partition spec with unknown kind " + strconv.Quote(string(p.Kind)) + "; " + partitionSpecHelp)
 }

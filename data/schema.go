@@ -157,7 +157,18 @@ type TextField struct {
 	Column string `json:"column,omitempty" yaml:"column,omitempty"`
 	// Tokenizer is word (default) or char.
 	Tokenizer string `json:"tokenizer,omitempty" yaml:"tokenizer,omitempty"`
-	// MaxLen is the number of tokens kept of a text, the first (default 256).
+	// Encoding is how a text becomes an example: tokens (the default), its token ids in
+	// order (a sequence model's input), or bag, a bag of words: one dense feature per
+	// vocabulary word, in vocabulary order (Dim = len(Vocab); padding and words outside
+	// the vocabulary have no feature), weighted as Bag says and scaled to L2 norm 1 (a text
+	// without a vocabulary word is all zeros), the input of an mlp (hidden: [] is logistic
+	// regression). The unit norm bounds a linear model's per-example gradients.
+	Encoding string `json:"encoding,omitempty" yaml:"encoding,omitempty"`
+	// Bag weights a bag of words' features before the scaling: binary (the default), 1
+	// for each vocabulary word the text holds, or count, the times it occurs.
+	Bag string `json:"bag,omitempty" yaml:"bag,omitempty"`
+	// MaxLen is the number of words (or characters) read of a text, the first: default
+	// 256 for encoding tokens; for encoding bag, 0 (the default) reads every word.
 	MaxLen int `json:"max_len,omitempty" yaml:"max_len,omitempty"`
 	// Vocab is the tokenizer's vocabulary (words, or single characters), VocabPath a file
 	// of it, one entry a line. Required in a federation (a shipped schema carries Vocab);
@@ -463,6 +474,23 @@ func (s *Schema) Validate() error {
 		default:
 			bad("text.tokenizer = %q: use word or char", t.Tokenizer)
 		}
+		switch t.Encoding {
+		case "", TextTokens:
+			if t.Bag != "" {
+				bad("text.bag applies to encoding: bag; set text.encoding: bag for a bag of words, or remove text.bag")
+			}
+		case TextBag:
+			if t.Tokenizer == TokenizerChars {
+				bad("text.encoding: bag counts words: set text.tokenizer: word (or leave it out)")
+			}
+			switch t.Bag {
+			case "", BagBinary, BagCount:
+			default:
+				bad("text.bag = %q: use binary or count", t.Bag)
+			}
+		default:
+			bad("text.encoding = %q: use tokens (token sequences, for lstm, gru and transformer models) or bag (a bag of words, for an mlp)", t.Encoding)
+		}
 		if t.MaxLen < 0 || t.MinCount < 0 || t.MaxVocab < 0 {
 			bad("text.max_len, text.min_count and text.max_vocab must be ≥ 0")
 		}
@@ -627,8 +655,9 @@ func (s *Schema) missingSet() map[string]bool {
 // FeatureDim returns the number of features an example of the schema has, once the
 // categories are known (as in a federation's schema): numeric, ordinal and embedded
 // columns count one, one-hot columns their number of categories; images
-// height×width×channels. It is 0 for text and when a one-hot column's categories are not
-// listed.
+// height×width×channels; a bag of words the vocabulary's size. It is 0 for token
+// sequences, for a vocabulary not yet listed (or in vocab_path) and when a one-hot
+// column's categories are not listed.
 func (s *Schema) FeatureDim() int {
 	switch s.Format {
 	case FormatImages:
@@ -637,7 +666,12 @@ func (s *Schema) FeatureDim() int {
 			c = 1
 		}
 		return s.Image.Height * s.Image.Width * c
-	case FormatIDX, FormatJSONL:
+	case FormatJSONL:
+		if s.Text.IsBag() {
+			return len(s.Text.Vocab)
+		}
+		return 0
+	case FormatIDX:
 		return 0
 	}
 	d := 0

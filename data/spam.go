@@ -70,7 +70,7 @@ func LoadSpamAssassin(path string, opts SpamOptions, rng *rand.Rand) (*SpamCorpu
 // (from the words the model sees: the first MaxLen of each), and encodes each e-mail's body (headers and HTML tags stripped unless opts say
 // otherwise) as its first MaxLen words, padded with PadID. An e-mail with no words is
 // encoded as the single token UnknownID, so every example has length ≥ 1. Group ids
-// number the mailboxes in sorted order.
+// number the mailboxes in sorted order; SenderDomain ids the sender domains of each set.
 func ReadSpamAssassin(r io.Reader, name string, opts SpamOptions, rng *rand.Rand) (*SpamCorpus, error) {
 	if err := checkRNG("spam split", rng); err != nil {
 		return nil, err
@@ -135,8 +135,9 @@ func ReadSpamAssassin(r io.Reader, name string, opts SpamOptions, rng *rand.Rand
 			Task: TaskClassify, Group: make([]int32, len(idx)), GroupNames: cloneSlice(groups),
 			Text: enc.clone(),
 		}
-		ids := make([]string, len(idx))
+		ids, texts := make([]string, len(idx)), make([]string, len(idx))
 		for k, i := range idx {
+			texts[k] = *mails[i].Text
 			row := d.Tokens[k*maxLen : (k+1)*maxLen]
 			for j, w := range words[i] {
 				row[j] = tok.ID(w)
@@ -151,6 +152,7 @@ func ReadSpamAssassin(r io.Reader, name string, opts SpamOptions, rng *rand.Rand
 			d.Group[k] = int32(g)
 			ids[k] = mails[i].ID
 		}
+		d.SenderDomain, d.SenderDomainNames = senderDomains(texts)
 		return d, ids
 	}
 	c := &SpamCorpus{Tokenizer: tok}
