@@ -37,7 +37,13 @@ type evaluation struct{ accuracy, loss float64 }
 
 func newEvaluator(spec model.Spec, test *data.Dataset, c Config) (*evaluator, error) {
 	e := &evaluator{test: test, batch: c.Evaluation.BatchSize, every: c.Evaluation.Every, rounds: c.Rounds, target: c.TargetAccuracy, results: map[uint64]evaluation{}, took: map[uint64]time.Duration{}}
-	shards := max(1, min(c.Workers, test.N/max(1, e.batch)))
+	// One shard per worker whenever the test set has an example for each: evaluation holds
+	// up the next round, so it must use every core even when the test set is smaller than
+	// two batches (Shakespeare's 600 windows against the default batch of 1000). A shard's
+	// batches are at most batch/shards examples, so the shards together hold no more
+	// activations than one batch.
+	shards := max(1, min(c.Workers, test.N))
+	e.batch = max(1, e.batch/shards)
 	for range shards {
 		m, err := model.New(spec, rand.New(rand.NewPCG(0, 0)))
 		if err != nil {
@@ -347,7 +353,6 @@ func (rc *recorder) roundRecord(rr server.RoundRecord) {
 		m.UserEpsilon = rc.rows[n-1].UserEpsilon
 	}
 	m.WallSeconds = now.Sub(rc.lastEnd).Seconds()
-	m.EvalSeconds = rc.r.eval.duration(rr.Round).Seconds()
 	m.ElapsedSeconds = now.Sub(rc.r.start).Seconds()
 	rc.lastEnd = now
 	rc.rows = append(rc.rows, m)
@@ -365,6 +370,15 @@ func (rc *recorder) evaluation(ev server.EvaluationRecord) {
 			setOpt(&rc.rows[i].R2, ev.Metrics, "r2")
 			setOpt(&rc.rows[i].RMSE, ev.Metrics, "rmse")
 			setOpt(&rc.rows[i].MAE, ev.Metrics, "mae")
+			// The evaluation runs after the round's record: its time joins the round's
+			// wall time here, and not the next round's.
+			now := time.Now()
+			rc.rows[i].EvalSeconds = rc.r.eval.duration(ev.Round).Seconds()
+			if i == len(rc.rows)-1 {
+				rc.rows[i].WallSeconds += now.Sub(rc.lastEnd).Seconds()
+				rc.rows[i].ElapsedSeconds = now.Sub(rc.r.start).Seconds()
+				rc.lastEnd = now
+			}
 			return
 		}
 	}

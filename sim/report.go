@@ -80,6 +80,12 @@ type Summary struct {
 	SetupSeconds    float64 `json:"setup_seconds"`
 	SecondsPerRound float64 `json:"seconds_per_round"`
 	VirtualSeconds  float64 `json:"virtual_seconds,omitempty"`
+	// ParallelEfficiency is the share of GOMAXPROCS × WallSeconds in which the Go runtime
+	// had work for its processors (1 − idle / total of runtime/metrics' CPU classes): below
+	// 1 when cores wait, on a round's last client or on serial work between rounds (an
+	// overestimate: the runtime's own spinning counts as work). Other processes competing
+	// for the cores do not lower it, unlike CPU time over wall time.
+	ParallelEfficiency float64 `json:"parallel_efficiency"`
 	// BytesUp and BytesDown are the payload bytes clients sent and received.
 	BytesUp    int64  `json:"bytes_up"`
 	BytesDown  int64  `json:"bytes_down"`
@@ -227,6 +233,7 @@ func (r *run) report() (*Report, error) {
 	}
 	s.SetupSeconds = r.driveStart.Sub(r.start).Seconds()
 	s.WallSeconds = time.Since(r.driveStart).Seconds()
+	s.ParallelEfficiency = r.driveCPU.parallelEfficiency(readCPUUse())
 	if len(rows) > 0 {
 		s.SecondsPerRound = s.WallSeconds / float64(len(rows))
 	}

@@ -85,6 +85,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Report, error) {
 		defer func() { linalg.Workers = prev }()
 	}
 	r.driveStart = time.Now()
+	r.driveCPU = readCPUUse()
 	r.rec.lastEnd = r.driveStart
 	switch r.cfg.Transport {
 	case TransportMemory:
@@ -141,6 +142,7 @@ type run struct {
 	// start is when the run began, driveStart when the first client joined.
 	start      time.Time
 	driveStart time.Time
+	driveCPU   cpuUse // the runtime's CPU accounting at driveStart
 	dirOnce    sync.Once
 	dir        string
 	// interrupted says the run's context ended before the last round.
@@ -247,6 +249,7 @@ func newRun(ctx context.Context, cfg Config, opts Options) (*run, error) {
 			return nil, err
 		}
 		so.Verifier = r.verifier
+		so.UploadStore = server.TempUploadStore("") // memory independent of the clients per round
 	}
 	r.coord, err = server.New(r.fed, so)
 	if err != nil {

@@ -278,3 +278,18 @@ func TestTargetAccuracyStopsTheRunAndPlots(t *testing.T) {
 		}
 	}
 }
+
+// TestEvaluationTimeInItsRound: a round's central evaluation runs after its record; its
+// time is the round's eval_seconds and part of the round's wall_seconds, and rounds without
+// one report none.
+func TestEvaluationTimeInItsRound(t *testing.T) {
+	c := small()
+	c.Rounds, c.Evaluation.Every = 4, 2
+	rep := run(t, c)
+	for _, r := range rep.Rounds {
+		evaluated := r.Accuracy != nil
+		if evaluated != (r.EvalSeconds > 0) || r.EvalSeconds > r.WallSeconds {
+			t.Errorf("round %d: evaluated %v, eval_seconds %v, wall_seconds %v: want eval_seconds > 0 exactly in the evaluated rounds (2, 4), within the wall time", r.Round, evaluated, r.EvalSeconds, r.WallSeconds)
+		}
+	}
+}
