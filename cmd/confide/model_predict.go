@@ -142,7 +142,7 @@ func runModelPredict(ctx context.Context, g *globalOptions, w io.Writer, path st
 	}
 	s := inputSpec{m: m, schema: schema}
 	var enc *data.TextEncoder
-	if s.text() {
+	if m.Spec.IsSequence() {
 		if m.Meta.Tokenizer == nil {
 			return usageErr("model %s records no tokenizer (it was written before model files carried one): its text inputs cannot be encoded; retrain it, or use a model file written by this confide", path)
 		}
@@ -168,7 +168,12 @@ func runModelPredict(ctx context.Context, g *globalOptions, w io.Writer, path st
 	if len(ins) == 0 {
 		return usageErr("--input %s holds no inputs", f.input)
 	}
-	p := predictor{m: m, enc: enc, normalize: !f.noNormalize && !table}
+	if s.bag() {
+		if err := s.encodeBags(ins); err != nil {
+			return usageErr("model %s: %v", path, err)
+		}
+	}
+	p := predictor{m: m, enc: enc, normalize: !f.noNormalize && !table && !s.bag()}
 	res := predictResult{Model: path, Input: f.input, Format: format}
 	var out predictionWriter
 	if m.Spec.Loss == model.LossMSE {

@@ -54,8 +54,35 @@ func (s inputSpec) textField() string {
 	return "text"
 }
 
-func (s inputSpec) text() bool { return s.m.Spec.IsSequence() }
-func (s inputSpec) dim() int   { return s.m.Spec.Input }
+// text reports whether the model's inputs are texts: a sequence model's, or an mlp's
+// trained on a bag of words (bag).
+func (s inputSpec) text() bool { return s.m.Spec.IsSequence() || s.bag() }
+
+// bag reports whether the model reads a text as a bag of words (its recorded schema's
+// text.encoding: bag).
+func (s inputSpec) bag() bool {
+	return s.schema != nil && s.schema.Format == data.FormatJSONL && s.schema.Text.IsBag()
+}
+
+// encodeBags sets the features of every input, a text, to its bag of words as the model's
+// recorded schema encodes it.
+func (s inputSpec) encodeBags(ins []predictInput) error {
+	bag, err := data.NewBagEncoder(s.schema.Text)
+	if err != nil {
+		return err
+	}
+	if bag.Dim() != s.dim() {
+		return fmt.Errorf("the recorded schema's bag of words has %d features, the model reads %d", bag.Dim(), s.dim())
+	}
+	var ids []int32
+	for i := range ins {
+		ins[i].X = make([]float64, bag.Dim())
+		ids = bag.Encode(ins[i].X, *ins[i].Text, ids)
+	}
+	return nil
+}
+
+func (s inputSpec) dim() int { return s.m.Spec.Input }
 func (s inputSpec) expected() string {
 	if s.text() {
 		return "text (" + inputShape(s.m) + ")"

@@ -40,6 +40,20 @@ func predictJSON(t *testing.T, modelFile, input string) predictResultJSON {
 	return r
 }
 
+// loadRecordedSchema loads a model file and the dataset schema it records.
+func loadRecordedSchema(t *testing.T, modelFile string) (*model.Model, *data.Schema) {
+	t.Helper()
+	m, err := model.Load(modelFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := data.ParseSchemaJSON(m.Meta.Dataset)
+	if err != nil {
+		t.Fatalf("recorded schema: %v", err)
+	}
+	return m, s
+}
+
 type predictResultJSON struct {
 	Count       int      `json:"count"`
 	Classes     []string `json:"classes"`
@@ -65,14 +79,7 @@ h3,G,yes,30,90,60,2,west
 // id), tsv and JSON lines give the same values, in the target's units.
 func TestTrainRecordsTheSchemaAndPredictReadsRawRows(t *testing.T) {
 	modelFile, trained := trainTabular(t, "housing-price.yaml")
-	m, err := model.Load(modelFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := data.ParseSchemaJSON(m.Meta.Dataset)
-	if err != nil {
-		t.Fatalf("recorded schema: %v", err)
-	}
+	m, s := loadRecordedSchema(t, modelFile)
 	if s.Path != "" || s.TestPath != "" || s.Target == nil || s.Target.Mean == nil || s.Columns[1].Mean == nil {
 		t.Fatalf("recorded schema %s: want no paths, the target's and columns' statistics", m.Meta.Dataset)
 	}

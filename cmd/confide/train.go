@@ -125,7 +125,7 @@ func (f *modelFlags) spec(ds *data.Dataset) (model.Spec, error) {
 	switch f.model {
 	case model.TypeMLP:
 		if ds.IsText() {
-			return model.Spec{}, fmt.Errorf("--model mlp needs dense features; dataset %s is text (use --model lstm, gru, rnn or transformer)", ds.Name)
+			return model.Spec{}, fmt.Errorf("--model mlp needs dense features; dataset %s is text (use --model lstm, gru, rnn or transformer; or, for a jsonl dataset spec, text.encoding: bag, a bag of words an mlp reads)", ds.Name)
 		}
 		s := model.Spec{Type: model.TypeMLP, Input: ds.Dim, Hidden: f.hidden, Output: ds.NumClasses, Activation: f.activation, Dropout: f.dropout}
 		regressionHead(&s, ds)
@@ -138,7 +138,7 @@ func (f *modelFlags) spec(ds *data.Dataset) (model.Spec, error) {
 		return f.cnnSpec(ds)
 	case model.TypeRNN, model.TypeLSTM, model.TypeGRU, model.TypeTransformer:
 		if !ds.IsText() {
-			return model.Spec{}, fmt.Errorf("--model %s reads token sequences; dataset %s has dense features (use --model mlp, or a text dataset: shakespeare, spam)", f.model, ds.Name)
+			return model.Spec{}, fmt.Errorf("--model %s reads token sequences; dataset %s has dense features (use --model mlp, or a text dataset: shakespeare, spam, or a jsonl dataset spec without text.encoding: bag)", f.model, ds.Name)
 		}
 		s, err := f.seqSpec(ds)
 		if err != nil {
