@@ -3,6 +3,7 @@ package secagg
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"math/big"
 	"slices"
@@ -30,6 +31,19 @@ type AggregatorConfig struct {
 	// and Open answers members' spot checks. It keeps every accepted upload's c1 for that
 	// (8 bytes per value and upload; see doc.go). Nil is the passive model.
 	Verifier *Verifier
+	// Store, when set, holds what a Verifier's aggregate keeps of every upload (its c1
+	// coefficients and commitment tree) instead of memory: each accepted upload is written
+	// to it, one after the other from offset 0, and read back only to open spot checks, so
+	// the aggregate's memory does not grow with its uploads (the signed commitments stay,
+	// ≈ 450 bytes each). The runtime gives it a temporary file; Release closes it.
+	Store LeafStore
+}
+
+// LeafStore is where an Aggregator keeps its uploads' commitment trees (AggregatorConfig.Store);
+// an *os.File is one. If it is an io.Closer, Release closes it.
+type LeafStore interface {
+	io.ReaderAt
+	io.WriterAt
 }
 
 // Aggregator is the server's side of the aggregate of one round and purpose: it validates
@@ -49,6 +63,7 @@ type Aggregator struct {
 	order   []int            // uploads in the order of the request's commitments
 	request *DecryptionRequest
 	broken  error // set if an add failed half-way; the aggregate is then unusable
+	stored  int64 // bytes written to cfg.Store
 }
 
 // acceptedUpload is what an Aggregator with a Verifier keeps of an upload: its signed
@@ -191,6 +206,13 @@ func (a *Aggregator) add(u *EncryptedUpdate, accepted *acceptedUpload) error {
 			*a.sum[k].MetaData = *u.chunks[k].MetaData
 		}
 	}
+	if accepted != nil && a.cfg.Store != nil {
+		end, err := accepted.tree.spill(a.cfg.Store, a.stored)
+		if err != nil {
+			return fmt.Errorf("secagg: keeping the commitment tree of client %q's update (the aggregator's store): %w", u.ClientID, err)
+		}
+		a.stored = end
+	}
 	errs := make([]error, len(u.chunks))
 	parallelFor(a.cfg.Workers, len(u.chunks), func(w, k int) {
 		errs[k] = a.evals[w].Add(a.sum[k], u.chunks[k], a.sum[k])
@@ -282,6 +304,9 @@ func (a *Aggregator) DecryptionRequest(members []MemberID) (*DecryptionRequest, 
 // Open answers a verifying member's challenge on the pending request: for every upload the
 // request lists, the challenged leaves' coefficients and Merkle paths.
 func (a *Aggregator) Open(ch *Challenge) (*Opening, error) {
+	if a.broken != nil {
+		return nil, a.broken
+	}
 	req := a.request
 	if req == nil {
 		return nil, fmt.Errorf("secagg: no pending decryption request for round %d (call DecryptionRequest first)", a.cfg.Round)
@@ -297,23 +322,16 @@ func (a *Aggregator) Open(ch *Challenge) (*Opening, error) {
 	}
 	chunks := len(a.sum) * a.params.Levels() // the commitment's chunk-primes
 	width, leaves, depth := leafLayout(a.params.N(), chunks)
-	if len(ch.Leaves) == 0 || len(ch.Leaves) > MaxSpotChecks {
-		return nil, fmt.Errorf("secagg: challenge of %d leaves: must be 1…%d", len(ch.Leaves), MaxSpotChecks)
-	}
-	for i, l := range ch.Leaves {
-		if int(l) >= leaves || (i > 0 && l <= ch.Leaves[i-1]) {
-			return nil, fmt.Errorf("secagg: challenge leaves %v: must be ascending and below %d", ch.Leaves, leaves)
-		}
+	if err := checkLeaves(ch.Leaves, leaves); err != nil {
+		return nil, err
 	}
 	o := &Opening{Session: req.Session, Round: req.Round, Purpose: req.Purpose, Aggregate: req.Aggregate, To: ch.From, Leaves: slices.Clone(ch.Leaves), chunks: chunks, width: width, depth: depth, uploads: make([]uploadOpening, len(a.order))}
 	// One goroutine: an opening copies a few leaves per upload (MaxSpotChecks at most), and
 	// the coordinator calls Open inside Step, which starts no goroutine.
 	for i, k := range a.order {
-		t := a.uploads[k].tree
-		u := uploadOpening{c0: t.c0, coeffs: make([]uint64, 0, len(ch.Leaves)*chunks*width), path: make([][32]byte, 0, len(ch.Leaves)*depth)}
-		for _, l := range ch.Leaves {
-			u.coeffs = t.leaf(u.coeffs, int(l))
-			u.path = t.path(u.path, int(l))
+		u, err := openUpload(a.uploads[k].tree, ch.Leaves, chunks, width, depth)
+		if err != nil {
+			return nil, fmt.Errorf("secagg: opening the update of %s from the aggregator's store: %w", a.uploads[k].identity, err)
 		}
 		o.uploads[i] = u
 	}
@@ -322,13 +340,30 @@ func (a *Aggregator) Open(ch *Challenge) (*Opening, error) {
 
 // KeptBytes returns the memory the aggregator holds to answer spot checks: the c1
 // coefficients of every accepted upload and the kept levels of their trees (0 without a
-// Verifier).
+// Verifier, and with a Store).
 func (a *Aggregator) KeptBytes() int {
 	b := 0
 	for _, u := range a.uploads {
 		b += u.tree.memoryBytes()
 	}
 	return b
+}
+
+// StoredBytes returns the bytes written to the Store.
+func (a *Aggregator) StoredBytes() int64 { return a.stored }
+
+// Release ends the aggregate: it drops what it kept of the uploads and closes the Store if
+// it is an io.Closer. The aggregate refuses everything after.
+func (a *Aggregator) Release() error {
+	if a.broken == nil {
+		a.broken = fmt.Errorf("secagg: the aggregate of round %d was released", a.cfg.Round)
+	}
+	a.uploads, a.sum = nil, nil
+	if c, ok := a.cfg.Store.(io.Closer); ok {
+		a.cfg.Store = nil
+		return c.Close()
+	}
+	return nil
 }
 
 // AggregateResult is a decrypted aggregate.
@@ -356,6 +391,9 @@ func (r *AggregateResult) Mean() ([]float64, error) {
 // The decrypted count slot must match the number of updates added: otherwise a share was
 // wrong and the result is refused with ErrInconsistentDecryption.
 func (a *Aggregator) Combine(shares []*DecryptionShare) (*AggregateResult, error) {
+	if a.broken != nil {
+		return nil, a.broken
+	}
 	req := a.request
 	if req == nil {
 		return nil, fmt.Errorf("secagg: no pending decryption request for round %d (call DecryptionRequest first)", a.cfg.Round)

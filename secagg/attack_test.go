@@ -385,10 +385,9 @@ func openFrom(p Parameters, req *DecryptionRequest, ch *Challenge, ups []*Encryp
 	o := &Opening{Session: req.Session, Round: req.Round, Purpose: req.Purpose, Aggregate: req.Aggregate, To: ch.From, Leaves: slices.Clone(ch.Leaves), chunks: len(req.c1) * p.Levels(), width: width, depth: depth}
 	for _, u := range ups {
 		tree := commitUpload(p.N(), p.Moduli(), u.chunks, 1, true, nil)
-		uo := uploadOpening{c0: tree.c0}
-		for _, l := range ch.Leaves {
-			uo.coeffs = tree.leaf(uo.coeffs, int(l))
-			uo.path = tree.path(uo.path, int(l))
+		uo, err := openUpload(tree, ch.Leaves, o.chunks, width, depth)
+		if err != nil {
+			panic(err) // an in-memory tree has nothing to fail
 		}
 		o.uploads = append(o.uploads, uo)
 	}

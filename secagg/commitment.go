@@ -3,6 +3,7 @@ package secagg
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"io"
 	"math"
 	"unsafe"
 
@@ -54,17 +55,22 @@ func leafLayout(n, chunks int) (width, leaves, depth int) {
 }
 
 // uploadTree is the commitment of one upload. An Aggregator keeps a copy of the c1
-// coefficients (chunk after chunk) and the tree levels from treeKeepFrom up, to open any
-// leaf later.
+// coefficients, leaf after leaf, and the tree levels from keepFrom up, to open any leaf
+// later: in memory, or written to its LeafStore (spill), where they are read back from
+// when a leaf is opened.
 type uploadTree struct {
 	n, chunks            int    // chunks counts chunk-primes (ciphertexts × primes)
 	q                    uint64 // the first prime
 	width, leaves, depth int
-	c1                   []uint64     // chunk k is c1[k·n:(k+1)·n]; kept trees only
+	c1                   []uint64     // leaf j is c1[j·chunks·width:(j+1)·chunks·width]; kept trees only
 	levels               [][][32]byte // levels[h] for h ≥ keepFrom (levels[depth] is the c1 root)
 	keepFrom             int
 	c0                   [32]byte
 	root                 [32]byte
+	// stored, when the tree was spilled: where c1 (at storedAt[0]) and the kept levels h ≥
+	// keepFrom (at storedAt[1+h−keepFrom]) are.
+	stored   io.ReaderAt
+	storedAt []int64
 }
 
 // commitUpload computes the commitment of the ciphertexts (already checked to be well-formed
@@ -79,7 +85,6 @@ func commitUpload(n int, q []uint64, chunks []*rlwe.Ciphertext, workers int, kee
 	workers = clampWorkers(workers)
 	if keep {
 		t.c1 = make([]uint64, t.chunks*n)
-		parallelFor(workers, t.chunks, func(_, k int) { copy(t.c1[k*n:(k+1)*n], c1[k]) })
 	}
 	if c0Digests == nil {
 		c0Digests = make([][32]byte, len(chunks))
@@ -102,6 +107,9 @@ func commitUpload(n int, q []uint64, chunks []*rlwe.Ciphertext, workers int, kee
 		buf := bufs[w][:1] // buf[0] = 0: the leaf prefix
 		for _, cs := range c1 {
 			buf = append(buf, cs[j*t.width:(j+1)*t.width]...)
+		}
+		if keep {
+			copy(t.c1[j*leafLen:(j+1)*leafLen], buf[1:])
 		}
 		leafHash[j] = sha256.Sum256(coeffBytes(buf))
 	})
@@ -244,32 +252,99 @@ func commitmentRoot(n int, q uint64, chunks int, c1Root, c0 [32]byte) [32]byte {
 	return r
 }
 
-// leaf appends the kept coefficients of leaf j to dst.
-func (t *uploadTree) leaf(dst []uint64, j int) []uint64 {
-	for k := range t.chunks {
-		dst = append(dst, t.c1[k*t.n+j*t.width:k*t.n+(j+1)*t.width]...)
+// leafLen is the number of coefficients of a leaf.
+func (t *uploadTree) leafLen() int { return t.chunks * t.width }
+
+// block returns the coefficients of the 2^keepFrom leaves whose subtree holds leaf j (all
+// that opening j needs below the kept levels), leaf after leaf, and the first one's index.
+func (t *uploadTree) block(j int) (int, []uint64, error) {
+	size, ll := 1<<t.keepFrom, t.leafLen()
+	first := j &^ (size - 1)
+	if t.stored == nil {
+		return first, t.c1[first*ll : (first+size)*ll], nil
 	}
-	return dst
+	cs := make([]uint64, size*ll)
+	if err := readCoeffs(t.stored, t.storedAt[0]+int64(8*first*ll), cs); err != nil {
+		return 0, nil, err
+	}
+	return first, cs, nil
 }
 
-// node returns node i of level h, recomputing levels below keepFrom from the leaves.
-func (t *uploadTree) node(h, i int) [32]byte {
-	if h >= t.keepFrom {
-		return t.levels[h][i]
+// open appends leaf j's coefficients to coeffs and its path (its siblings, bottom up) to
+// path.
+func (t *uploadTree) open(coeffs []uint64, path [][32]byte, j int) ([]uint64, [][32]byte, error) {
+	first, blk, err := t.block(j)
+	if err != nil {
+		return nil, nil, err
 	}
-	if h == 0 {
-		return hashLeaf(t.leaf(nil, i))
-	}
-	l, r := t.node(h-1, 2*i), t.node(h-1, 2*i+1)
-	return hashNode(&l, &r)
-}
-
-// path appends the siblings of leaf j, bottom up, to dst.
-func (t *uploadTree) path(dst [][32]byte, j int) [][32]byte {
+	ll := t.leafLen()
+	coeffs = append(coeffs, blk[(j-first)*ll:(j-first+1)*ll]...)
 	for h := 0; h < t.depth; h++ {
-		dst = append(dst, t.node(h, (j>>h)^1))
+		nd, err := t.node(h, (j>>h)^1, first, blk)
+		if err != nil {
+			return nil, nil, err
+		}
+		path = append(path, nd)
 	}
-	return dst
+	return coeffs, path, nil
+}
+
+// node returns node i of level h: a kept one, or below keepFrom recomputed from blk, the
+// leaves from first on that hold it.
+func (t *uploadTree) node(h, i, first int, blk []uint64) ([32]byte, error) {
+	var nd [32]byte
+	switch {
+	case h >= t.keepFrom && t.stored == nil:
+		return t.levels[h][i], nil
+	case h >= t.keepFrom:
+		_, err := t.stored.ReadAt(nd[:], t.storedAt[1+h-t.keepFrom]+32*int64(i))
+		return nd, err
+	case h == 0:
+		ll := t.leafLen()
+		return hashLeaf(blk[(i-first)*ll : (i-first+1)*ll]), nil
+	}
+	l, err := t.node(h-1, 2*i, first, blk)
+	if err != nil {
+		return nd, err
+	}
+	r, err := t.node(h-1, 2*i+1, first, blk)
+	return hashNode(&l, &r), err
+}
+
+// spill writes the kept coefficients and levels to store from offset off on, and drops
+// them from memory; it returns the offset after them. On error the tree is unchanged.
+func (t *uploadTree) spill(store LeafStore, off int64) (int64, error) {
+	at := []int64{off}
+	if _, err := store.WriteAt(coeffBytes(t.c1), off); err != nil {
+		return off, err
+	}
+	end := off + 8*int64(len(t.c1))
+	for h := t.keepFrom; h <= t.depth; h++ {
+		at = append(at, end)
+		b := unsafe.Slice((*byte)(unsafe.Pointer(&t.levels[h][0])), 32*len(t.levels[h]))
+		if _, err := store.WriteAt(b, end); err != nil {
+			return off, err
+		}
+		end += int64(len(b))
+	}
+	t.c1, t.levels, t.stored, t.storedAt = nil, nil, store, at
+	return end, nil
+}
+
+// readCoeffs reads len(cs) little-endian uint64s at off.
+func readCoeffs(r io.ReaderAt, off int64, cs []uint64) error {
+	if littleEndian {
+		_, err := r.ReadAt(coeffBytes(cs), off)
+		return err
+	}
+	b := make([]byte, 8*len(cs))
+	if _, err := r.ReadAt(b, off); err != nil {
+		return err
+	}
+	for i := range cs {
+		cs[i] = binary.LittleEndian.Uint64(b[8*i:])
+	}
+	return nil
 }
 
 // pathRoot climbs from a leaf's coefficients along its path and returns the upload root.
@@ -285,7 +360,8 @@ func pathRoot(n int, q uint64, chunks, j int, leaf []uint64, path [][32]byte, c0
 	return commitmentRoot(n, q, chunks, cur, c0)
 }
 
-// memoryBytes is what a kept tree holds: the c1 coefficients and the kept levels.
+// memoryBytes is what a kept tree holds in memory: the c1 coefficients and the kept levels
+// (none once spilled).
 func (t *uploadTree) memoryBytes() int {
 	b := 8 * len(t.c1)
 	for _, l := range t.levels {

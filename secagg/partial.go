@@ -218,7 +218,10 @@ func (s *Subtotal) Open(ch *Challenge) (*Opening, error) {
 	}
 	o := &Opening{Session: a.cfg.Session, Round: a.cfg.Round, Purpose: a.cfg.Purpose, Aggregate: s.id, To: ch.From, Leaves: slices.Clone(ch.Leaves), chunks: chunks, width: width, depth: depth, uploads: make([]uploadOpening, len(a.uploads))}
 	for i, u := range a.uploads {
-		o.uploads[i] = openUpload(u.tree, ch.Leaves, chunks, width, depth)
+		var err error
+		if o.uploads[i], err = openUpload(u.tree, ch.Leaves, chunks, width, depth); err != nil {
+			return nil, fmt.Errorf("secagg: opening the update of %s from the subtotal's store: %w", u.identity, err)
+		}
 	}
 	return o, nil
 }
@@ -240,13 +243,15 @@ func checkLeaves(ls []uint32, leaves int) error {
 }
 
 // openUpload opens the leaves of one kept upload tree.
-func openUpload(t *uploadTree, leaves []uint32, chunks, width, depth int) uploadOpening {
+func openUpload(t *uploadTree, leaves []uint32, chunks, width, depth int) (uploadOpening, error) {
 	u := uploadOpening{c0: t.c0, coeffs: make([]uint64, 0, len(leaves)*chunks*width), path: make([][32]byte, 0, len(leaves)*depth)}
 	for _, l := range leaves {
-		u.coeffs = t.leaf(u.coeffs, int(l))
-		u.path = t.path(u.path, int(l))
+		var err error
+		if u.coeffs, u.path, err = t.open(u.coeffs, u.path, int(l)); err != nil {
+			return uploadOpening{}, err
+		}
 	}
-	return u
+	return u, nil
 }
 
 // PartialSourceError names the intermediate aggregator whose Opening failed the server's

@@ -43,6 +43,12 @@ type Options struct {
 	// embeds the server brings its own (strategy.Strategy). Under secure aggregation it
 	// sees only the weighted sum, so one that needs individual updates is refused.
 	Strategy strategy.Strategy
+	// UploadStore, when set, gives each round's fit aggregate under authenticated secure
+	// aggregation the store where it keeps its uploads' commitment trees for the members'
+	// spot checks (secagg.AggregatorConfig.Store; 8 bytes per value and upload), so that
+	// the server's memory does not grow with the clients of a round: TempUploadStore keeps
+	// them in an unlinked temporary file. Nil keeps them in memory.
+	UploadStore func() (secagg.LeafStore, error)
 }
 
 type phase int
@@ -166,6 +172,8 @@ type Coordinator struct {
 	central CentralEvaluator
 	// verifier authenticates secure aggregation's key material and uploads (nil: passive).
 	verifier *secagg.Verifier
+	// uploadStore gives the fit aggregate its store (Options.UploadStore; nil: memory).
+	uploadStore func() (secagg.LeafStore, error)
 	// distrusted are the aggregators caught lying about a partial sum, with the reason: they
 	// may relay but no longer sum (partials.go).
 	distrusted map[string]string
@@ -240,7 +248,7 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 		}
 	}
 	c := &Coordinator{
-		cfg: cfg, strat: strat, central: opts.Central, verifier: opts.Verifier,
+		cfg: cfg, strat: strat, central: opts.Central, verifier: opts.Verifier, uploadStore: opts.UploadStore,
 		ctl:     controlled(strat),
 		clients: map[string]*clientState{}, tasks: map[string]*taskState{}, closed: map[string]closedTask{},
 	}

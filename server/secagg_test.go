@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -323,20 +324,67 @@ func abs(x float64) float64 {
 func TestAuthenticatedSecureAggregationRounds(t *testing.T) {
 	// The float encoding, and the packed one (16-bit values, the primes chosen; LogN 13,
 	// as LogN 12 allows one prime only): the clients rebuild the parameters from the task.
-	for _, sa := range []struct{ logN, valueBits int }{{12, 0}, {13, 16}} {
-		t.Run(fmt.Sprintf("logN%d_valueBits%d", sa.logN, sa.valueBits), func(t *testing.T) {
+	// With and without an upload store (the uploads' trees in temporary files).
+	for _, sa := range []struct {
+		logN, valueBits int
+		store           bool
+	}{{12, 0, false}, {13, 16, false}, {12, 0, true}, {13, 16, true}} {
+		t.Run(fmt.Sprintf("logN%d_valueBits%d_store%v", sa.logN, sa.valueBits, sa.store), func(t *testing.T) {
 			cfg := secAggConfig(3, 4, 3, 2)
 			cfg.SecAgg.LogN, cfg.SecAgg.ValueBits = sa.logN, sa.valueBits
-			testAuthenticatedRounds(t, cfg)
+			var opts server.Options
+			var stores []*countingStore
+			if sa.store {
+				temp := server.TempUploadStore(t.TempDir())
+				opts.UploadStore = func() (secagg.LeafStore, error) {
+					f, err := temp()
+					if err != nil {
+						return nil, err
+					}
+					s := &countingStore{LeafStore: f}
+					stores = append(stores, s)
+					return s, nil
+				}
+			}
+			testAuthenticatedRounds(t, cfg, opts)
+			if sa.store {
+				// One store a round, each written (4 uploads) and closed when its round ended.
+				if len(stores) != 3 {
+					t.Fatalf("%d upload stores for 3 rounds", len(stores))
+				}
+				for i, s := range stores {
+					if s.written == 0 || !s.closed {
+						t.Errorf("round %d's store: %d bytes written, closed %v", i+1, s.written, s.closed)
+					}
+				}
+			}
 		})
 	}
 }
 
-func testAuthenticatedRounds(t *testing.T, cfg server.Config) {
+// countingStore counts the bytes written to a store and whether it was closed.
+type countingStore struct {
+	secagg.LeafStore
+	written int
+	closed  bool
+}
+
+func (s *countingStore) WriteAt(p []byte, off int64) (int, error) {
+	n, err := s.LeafStore.WriteAt(p, off)
+	s.written += n
+	return n, err
+}
+
+func (s *countingStore) Close() error {
+	s.closed = true
+	return s.LeafStore.(io.Closer).Close()
+}
+
+func testAuthenticatedRounds(t *testing.T, cfg server.Config, opts server.Options) {
 	ids := []string{"a", "b", "c", "d"}
 	trs := trainersFor(ids...)
 	cfg.Sampling.FractionEvaluate = 1
-	n, _ := newAuthNetwork(t, cfg, server.Options{}, trs)
+	n, _ := newAuthNetwork(t, cfg, opts, trs)
 	initial := n.c.Global()
 	n.run()
 	rounds := recordsOf[server.RoundRecord](n)

@@ -263,6 +263,9 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		if opts.Verifier, err = caVerifier(sf.ClientCA, "--client-ca"); err != nil {
 			return err
 		}
+		// The uploads' commitment trees, kept for the members' spot checks, go to a
+		// temporary file: the server's memory does not grow with a round's clients.
+		opts.UploadStore = server.TempUploadStore("")
 	} else if fed.SecAgg.Enabled {
 		slog.Warn("secure aggregation runs in the passive model (no client identities: --insecure or secure_aggregation.passive): it protects updates from an honest-but-curious server only")
 	}
