@@ -51,6 +51,7 @@ func TrainConfig(cfg FitConfig, n int, seed uint64) train.Config {
 		tc.BatchSize = max(1, int(math.Round(d.SampleRate*float64(n))))
 	}
 	tc.DP = &train.DPConfig{NoiseMultiplier: d.NoiseMultiplier, MaxGradNorm: d.MaxGradNorm, SampleRate: d.SampleRate, Steps: d.Steps,
-		Clipping: d.Clipping, LayerMaxGradNorms: slices.Clone(d.LayerMaxGradNorms)}
+		Clipping: d.Clipping, LayerMaxGradNorms: slices.Clone(d.LayerMaxGradNorms),
+		NoiseShares: d.NoiseShares, ExpectedBatch: d.ExpectedBatch, SumClip: d.SumClip}
 	return tc
 }

@@ -66,8 +66,9 @@ func serverSettings(want train.Config) (server.TrainingConfig, server.DPConfig) 
 // to a value of its own, comes out equal in a federated client's trainer configuration,
 // through the FitSpec's wire encoding (server.LocalTrainingSpec, FitConfigFromSpec,
 // TrainConfig). A new train.Config field fails this test until it travels. Not the
-// server's: Seed (every client draws its own), and under DP-SGD Epochs and BatchSize (the
-// server's schedule: one pass of dp.steps Poisson batches of expected size q·n).
+// server's: Seed (every client draws its own), under DP-SGD Epochs and BatchSize (the
+// server's schedule: one pass of dp.steps Poisson batches of expected size q·n), and the
+// distributed-noise fields the Party derives.
 func TestEveryTrainingSettingReachesTheClient(t *testing.T) {
 	const n = 1000 // the client's examples
 	for _, dp := range []bool{false, true} {
@@ -77,6 +78,9 @@ func TestEveryTrainingSettingReachesTheClient(t *testing.T) {
 			fillDistinct(reflect.ValueOf(&want).Elem(), &k)
 			if dp {
 				want.DP.SampleRate = 0.125 // a probability
+				// The Party derives these from dp.distributed and the secure aggregation's
+				// parameters (TestDistributedNoiseChecksTheTask), not the server directly.
+				want.DP.NoiseShares, want.DP.ExpectedBatch, want.DP.SumClip = 0, 0, 0
 			} else {
 				want.DP = nil
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/confide-fl/confide/proto/blob"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/secagg"
 )
 
 // madeUpdateName is the Store entry of the latest update a client made.
@@ -24,8 +25,10 @@ const madeUpdateName = "last-update.json"
 // time. Re-sending the same update releases nothing new; under secure aggregation the
 // committee decrypts at most one aggregate a round, so two sums over different sets of the
 // same updates are never both opened. The distributed discrete Gaussian's shares are drawn
-// by each encryption, not stored in Δ: such an update is sent again only to the key
-// committee (Session) it was first encrypted for.
+// by each encryption, not stored in Δ, and an update with distributed noise (record- or
+// user-level) carries only a share of the noise, so a second committee opening the round's
+// sum without it would expose it: such updates are sent again only to the key committee
+// (Session) they were first encrypted for.
 type madeUpdate struct {
 	Key         []byte             `json:"key"`
 	Round       uint64             `json:"round"`
@@ -33,7 +36,7 @@ type madeUpdate struct {
 	Metrics     map[string]float64 `json:"metrics,omitempty"`
 	Delta       []float64          `json:"-"`
 	// Session is the key committee's session the update was made for, when its noise is
-	// drawn at encryption (discrete user-level DP); empty otherwise.
+	// drawn at encryption (discrete user-level DP) or distributed; empty otherwise.
 	Session []byte `json:"session,omitempty"`
 	// Values holds Delta as little-endian float64 (base64 in the JSON).
 	Values []byte `json:"values"`
@@ -46,7 +49,16 @@ func (m *madeUpdate) resendableTo(session []byte) error {
 	if m == nil || len(session) == 0 || bytes.Equal(m.Session, session) {
 		return nil
 	}
-	return fmt.Errorf("refused: this round's update was made for another key committee, and its discrete noise is drawn at each encryption; sending it to a second committee could let both open it: %w", ErrBudgetExceeded)
+	return fmt.Errorf("refused: this round's update was made for another key committee, and its noise is distributed (a share in each update, or drawn at each encryption); sending it to a second committee could let both open sums with and without it: %w", ErrBudgetExceeded)
+}
+
+// noiseBindsCommittee reports whether an update made for spec under secure aggregation
+// with parameters lit may only go to the key committee it was made for: its noise is drawn
+// at encryption (discrete user-level DP) or is a share of distributed noise (record-level
+// dp.distributed, or user-level noise_std), so two committees opening sums with and
+// without it would expose it.
+func noiseBindsCommittee(spec *pb.FitSpec, lit secagg.ParametersLiteral) bool {
+	return lit.NoiseVariance > 0 || spec.GetDp().GetDistributed() || spec.GetUserLevelDp().GetNoiseStd() > 0
 }
 
 // fitKey identifies what a fit task asks for: its round, the global parameters and every

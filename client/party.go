@@ -323,6 +323,12 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 	}
 	cfg := FitConfigFromSpec(spec)
 	cfg.Round, cfg.Model = t.GetRound(), ms
+	distributed := dpc.GetDistributed()
+	if distributed {
+		if err := distributedNoise(&cfg, spec, dim); err != nil {
+			return err
+		}
+	}
 	if cfg.Dataset, err = shippedSchema(spec.GetDatasetSchema()); err != nil {
 		return err
 	}
@@ -341,10 +347,13 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 		return err
 	}
 	// Discrete user-level noise is drawn afresh by every encryption, so the same update
-	// encrypted for a second key committee could be opened twice with independent noise:
-	// send it again only to the committee it was made for.
+	// encrypted for a second key committee could be opened twice with independent noise;
+	// an update that carries only a share of the noise (distributed noise) must never be
+	// in two decrypted sums either — a second committee could open this round's sum
+	// without it, and the difference is the update: send either again only to the
+	// committee it was made for.
 	var session []byte
-	if enc != nil && params.Literal().NoiseVariance > 0 {
+	if enc != nil && noiseBindsCommittee(spec, params.Literal()) {
 		session = spec.GetSecagg().GetSession()
 	}
 	if err := made.resendableTo(session); err != nil {
@@ -412,8 +421,8 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 	if stats != nil {
 		delta = append(delta, statisticSlots(fr.Metrics, stats.GetLossCap(), params.Literal().ClipBound)...)
 	}
-	w := 1.0 // user-level DP and SCAFFOLD: uniform weights
-	if ul == nil && sc == nil {
+	w := 1.0 // user-level DP, distributed noise and SCAFFOLD: uniform weights
+	if ul == nil && sc == nil && !distributed {
 		ws := spec.GetWeightScale()
 		if !(ws > 0) {
 			return fmt.Errorf("weight_scale %v: must be positive", ws)

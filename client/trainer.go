@@ -50,7 +50,7 @@ type FitConfig struct {
 // server fixes the schedule: Steps steps on Poisson batches that hold each local example
 // with probability SampleRate (expected batch SampleRate·n), so that the ε of the task is
 // known without the client's data. A Trainer that keeps a ledger charges exactly
-// {NoiseMultiplier, SampleRate, Steps}.
+// {NoiseMultiplier, SampleRate, Steps, NoiseShares}.
 type DPConfig struct {
 	NoiseMultiplier float64
 	MaxGradNorm     float64
@@ -60,6 +60,15 @@ type DPConfig struct {
 	// Clipping is flat or per-layer, with LayerMaxGradNorms its thresholds (dp/dpsgd).
 	Clipping          string
 	LayerMaxGradNorms []float64
+	// Distributed noise (the task's dp.distributed, checked and filled in by the Party):
+	// NoiseShares > 1 means the step adds noise of multiplier NoiseMultiplier/√NoiseShares,
+	// the noisy sum is divided by ExpectedBatch (not by SampleRate·n) after the clipped sum
+	// is projected onto the ball of radius SumClip, and the ledger records the step at
+	// NoiseMultiplier with shares NoiseShares (train.DPConfig). A Trainer that ignores
+	// them adds the whole noise itself, which is safe and only less accurate.
+	NoiseShares   int
+	ExpectedBatch float64
+	SumClip       float64
 }
 
 // FitResult is a Trainer's answer to a fit task.

@@ -80,3 +80,80 @@ func TestDiscreteUpdateGoesToOneCommittee(t *testing.T) {
 		}
 	}
 }
+
+// TestDistributedNoiseBindsTheCommittee: an update that carries only a share of its
+// noise (record-level dp.distributed, user-level noise shares) or whose discrete noise is
+// drawn at encryption is tied to the committee it was made for, so a server that restarts
+// the round under a second committee — to open the round's sum with and without it — is
+// refused; an update with its whole noise (local DP-SGD) is not tied.
+func TestDistributedNoiseBindsTheCommittee(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		spec *pb.FitSpec
+		lit  secagg.ParametersLiteral
+		want bool
+	}{
+		{"record-level distributed", &pb.FitSpec{Dp: &pb.DPSpec{NoiseMultiplier: 2, Distributed: true}}, secagg.ParametersLiteral{}, true},
+		{"user-level float shares", &pb.FitSpec{UserLevelDp: &pb.UserLevelDPSpec{NoiseStd: 0.1}}, secagg.ParametersLiteral{}, true},
+		{"user-level discrete", &pb.FitSpec{UserLevelDp: &pb.UserLevelDPSpec{}}, secagg.ParametersLiteral{NoiseVariance: 9}, true},
+		{"local DP-SGD", &pb.FitSpec{Dp: &pb.DPSpec{NoiseMultiplier: 2}}, secagg.ParametersLiteral{}, false},
+		{"user-level central", &pb.FitSpec{UserLevelDp: &pb.UserLevelDPSpec{}}, secagg.ParametersLiteral{}, false},
+	} {
+		if got := noiseBindsCommittee(tc.spec, tc.lit); got != tc.want {
+			t.Errorf("%s: binds the committee %v, want %v", tc.name, got, tc.want)
+		}
+		if !tc.want {
+			continue
+		}
+		made := &madeUpdate{Round: 3, Session: []byte("committee-A")}
+		if err := made.resendableTo([]byte("committee-B")); !errors.Is(err, ErrBudgetExceeded) {
+			t.Errorf("%s: re-sent to a second committee: %v", tc.name, err)
+		}
+	}
+}
+
+// TestDistributedNoiseChecksTheTask: a fit task with dp.distributed is refused unless it is
+// one plain-SGD DP-SGD step under secure aggregation whose update fits the clip whatever
+// the data; an accepted one fills the trainer's share count, divisor and sum clip.
+func TestDistributedNoiseChecksTheTask(t *testing.T) {
+	const dim = 2002
+	good := func() *pb.FitSpec {
+		return &pb.FitSpec{Optimizer: "sgd", LearningRate: 1, WeightScale: 40, UpdateClipNorm: 10,
+			Dp:     &pb.DPSpec{NoiseMultiplier: 4, MaxGradNorm: 1, SampleRate: 1, Steps: 1, Distributed: true},
+			Secagg: &pb.SecAggSpec{Params: &pb.SecAggParams{MinContributions: 16}}}
+	}
+	cfg := FitConfigFromSpec(good())
+	if err := distributedNoise(&cfg, good(), dim); err != nil {
+		t.Fatal(err)
+	}
+	wantR := 10*1*40/1.0 - 4/math.Sqrt(16)*(math.Sqrt(dim)+12)
+	if cfg.DP.NoiseShares != 16 || cfg.DP.ExpectedBatch != 40 || math.Abs(cfg.DP.SumClip-wantR) > 1e-9 {
+		t.Fatalf("filled shares %d, divisor %v, sum clip %v; want 16, 40, %v", cfg.DP.NoiseShares, cfg.DP.ExpectedBatch, cfg.DP.SumClip, wantR)
+	}
+	tc := TrainConfig(cfg, 55, 1)
+	if tc.DP.NoiseShares != 16 || tc.DP.ExpectedBatch != 40 || tc.DP.SumClip != cfg.DP.SumClip || tc.DP.NoiseMultiplier != 4 {
+		t.Fatalf("trainer's DP config %+v does not carry the distributed fields", tc.DP)
+	}
+	for _, bad := range []struct {
+		name   string
+		change func(*pb.FitSpec)
+		want   string
+	}{
+		{"no secure aggregation", func(s *pb.FitSpec) { s.Secagg = nil }, "needs secure aggregation"},
+		{"two steps", func(s *pb.FitSpec) { s.Dp.Steps = 2 }, "one DP-SGD step"},
+		{"adam", func(s *pb.FitSpec) { s.Optimizer = "adam" }, "plain SGD"},
+		{"nesterov", func(s *pb.FitSpec) { s.Nesterov, s.Momentum = true, 0.9 }, "plain SGD"},
+		{"warmup", func(s *pb.FitSpec) { s.Warmup = 3 }, "plain SGD"},
+		{"user-level", func(s *pb.FitSpec) { s.UserLevelDp = &pb.UserLevelDPSpec{} }, "user-level"},
+		{"scaffold", func(s *pb.FitSpec) { s.Scaffold = &pb.ScaffoldSpec{} }, "SCAFFOLD"},
+		{"no noise", func(s *pb.FitSpec) { s.Dp.NoiseMultiplier = 0 }, "noise multiplier"},
+		{"clip too small for the noise", func(s *pb.FitSpec) { s.UpdateClipNorm = 0.5 }, "raise dp.update_clip_norm"},
+	} {
+		s := good()
+		bad.change(s)
+		cfg := FitConfigFromSpec(s)
+		if err := distributedNoise(&cfg, s, dim); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: %v, want an error naming %q", bad.name, err, bad.want)
+		}
+	}
+}

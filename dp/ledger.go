@@ -75,6 +75,9 @@ func describeSteps(steps []StepRecord) string {
 	parts := make([]string, len(steps))
 	for i, s := range steps {
 		parts[i] = fmt.Sprintf("%d step(s) at noise multiplier %v, sample rate %v", s.Steps, s.NoiseMultiplier, s.SampleRate)
+		if s.Shares > 1 {
+			parts[i] += fmt.Sprintf(" (distributed over ≥ %d summed updates)", s.Shares)
+		}
 	}
 	return strings.Join(parts, " then ")
 }

@@ -135,6 +135,16 @@ type DPConfig struct {
 	// without secure aggregation (no clipping), 10 with it. Under user-level DP it is
 	// UserLevel's clip (the largest adaptive clip): leave it unset.
 	UpdateClipNorm float64 `yaml:"update_clip_norm"`
+	// Distributed splits DP-SGD's noise across the clients of each secure aggregate
+	// (DP-FedSGD with distributed noise): every sampled client takes one DP-SGD step
+	// (dp.steps 1, plain SGD) and adds noise of multiplier noise_multiplier/√m, m the
+	// secure aggregation's min_contributions, so every sum the committee decrypts carries
+	// noise_multiplier's noise and each client's record-level ε is that of central DP-SGD
+	// at noise_multiplier and sample_rate — √m times less noise in the model than every
+	// client adding all of it, on the assumption that the other updates in a sum are
+	// honest. Clients divide by sample_rate·training.weight_scale and send weight 1. Needs
+	// secure aggregation; not with user-level DP or scaffold.
+	Distributed bool `yaml:"distributed"`
 	// UserLevel turns on user-level DP for the rounds (DP-FedAvg).
 	UserLevel UserLevelDPConfig `yaml:"user_level"`
 	// Accountant computes every ε the server reports, record-level and user-level: rdp
@@ -148,6 +158,40 @@ type DPConfig struct {
 	// StatisticsMaxRows (default 100,000) is the most rows of a client the statistics
 	// round sums (it scales the sums into secure aggregation's coordinate bound).
 	StatisticsMaxRows int `yaml:"statistics_max_rows"`
+}
+
+// validateDistributed checks dp.distributed against what its guarantee needs (see
+// dp.DistributedStep; the clients check the same on every task).
+func (c Config) validateDistributed(bad func(string, ...any)) {
+	d, t := c.DP, c.Training
+	if !d.Distributed {
+		return
+	}
+	switch {
+	case !(d.NoiseMultiplier > 0):
+		bad("dp.distributed splits DP-SGD's noise across clients: set dp.noise_multiplier")
+		return
+	case !c.SecAgg.Enabled:
+		bad("dp.distributed needs secure_aggregation.enabled: only sums of the clients' noise shares may ever be decrypted")
+		return
+	case d.Steps != 1:
+		bad("dp.distributed takes one DP-SGD step a round: set dp.steps: 1 (got %d); a second local step would act on an update that carries only a share of the noise", d.Steps)
+	case d.UserLevel.On() || c.Strategy.Name == strategy.NameScaffold:
+		bad("dp.distributed does not combine with dp.user_level or the scaffold strategy")
+	case (t.Optimizer != "" && t.Optimizer != "sgd") || t.Nesterov || t.WeightDecay != 0 || t.Warmup != 0:
+		bad("dp.distributed needs plain SGD on the clients (training.optimizer sgd without nesterov, weight_decay or warmup), whose one step is linear in the noised gradient")
+	case c.SecAgg.MaxWeight < 1:
+		bad("secure_aggregation.max_weight = %v: dp.distributed gives every client weight 1; raise it to 1 (the default)", c.SecAgg.MaxWeight)
+	}
+	dim, err := c.Model.NumParams()
+	if err != nil {
+		return
+	}
+	st := dp.DistributedStep{NoiseMultiplier: d.NoiseMultiplier, MaxGradNorm: d.MaxGradNorm, SampleRate: d.SampleRate, WeightScale: t.WeightScale,
+		LR: t.LR, UpdateClip: d.UpdateClipNorm, Shares: c.SecAgg.MinContributions, Dim: dim}
+	if _, err := st.SumClip(); err != nil {
+		bad("%v", err)
+	}
 }
 
 // Accounting returns the accountant configuration dp.accountant selects.
@@ -544,6 +588,7 @@ func (c Config) Validate() error {
 		bad("dp.sample_rate and dp.steps schedule DP-SGD, which is off (dp.noise_multiplier = 0): drop them or set dp.noise_multiplier")
 	}
 	c.validateUserLevel(bad)
+	c.validateDistributed(bad)
 	if w := c.SecAgg.MaxWeight; !(w > 0) || math.IsInf(w, 0) {
 		bad("secure_aggregation.max_weight = %v: must be positive (the largest aggregation weight of a client, default 1)", w)
 	}

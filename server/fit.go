@@ -77,16 +77,7 @@ func (c *Coordinator) startFit(r *Ready) {
 		f.population = len(c.clients)
 	}
 	if c.sa != nil {
-		acfg := secagg.AggregatorConfig{Session: c.com.session, Round: number, Dim: c.dim + c.extra(), Committee: c.cfg.committeeConfig(), Workers: 2, Purpose: secagg.PurposeFit, Verifier: c.verifier}
-		var err error
-		if c.verifier != nil && c.uploadStore != nil {
-			if acfg.Store, err = c.uploadStore(); err != nil {
-				c.fit = f
-				c.failRound(fmt.Sprintf("secure aggregation: the store of the round's uploads: %v", err), r)
-				return
-			}
-		}
-		agg, err := secagg.NewAggregator(*c.sa, acfg)
+		agg, err := secagg.NewAggregator(*c.sa, secagg.AggregatorConfig{Session: c.com.session, Round: number, Dim: c.dim + c.extra(), Committee: c.cfg.committeeConfig(), Workers: 2, Purpose: secagg.PurposeFit, Verifier: c.verifier})
 		if err != nil {
 			c.fit = f
 			c.failRound(fmt.Sprintf("secure aggregation: %v", err), r)
@@ -419,17 +410,8 @@ func (c *Coordinator) aggregate(res strategy.FitResults, r *Ready) {
 		r.Persist = append(r.Persist, *ulRec)
 	}
 	r.Notices = append(r.Notices, RoundFinished{Round: f.number, Contributors: res.Count(), Failures: slices.Clone(f.failures), Metrics: metrics})
-	c.endFit()
-	c.startEvaluate(r)
-}
-
-// endFit drops the round's fit phase and releases its aggregate (and the aggregate's
-// store). An upload the driver is still adding then fails, and its late answer is refused.
-func (c *Coordinator) endFit() {
-	if c.fit.agg != nil {
-		_ = c.fit.agg.Release() // a temporary file's close error loses nothing
-	}
 	c.fit = nil
+	c.startEvaluate(r)
 }
 
 // maxEpsilon is the largest total record-level ε of any client: the server's own account of
@@ -463,7 +445,7 @@ func (c *Coordinator) failRound(reason string, r *Ready) {
 		r.Persist = append(r.Persist, *ulRec)
 	}
 	r.Notices = append(r.Notices, RoundFinished{Round: f.number, Contributors: 0, Failures: slices.Clone(f.failures), Failed: true, Reason: reason})
-	c.endFit()
+	c.fit = nil
 	c.phase = phaseWaiting
 }
 
@@ -484,6 +466,6 @@ func LocalTrainingSpec(t TrainingConfig, d DPConfig) *pb.FitSpec {
 		LearningRate: t.LR, Momentum: t.Momentum, Nesterov: t.Nesterov, WeightDecay: t.WeightDecay,
 		Beta1: t.Beta1, Beta2: t.Beta2, Eps: t.Eps, Schedule: t.Schedule, Warmup: int32(t.Warmup),
 		Dp: &pb.DPSpec{NoiseMultiplier: d.NoiseMultiplier, MaxGradNorm: d.MaxGradNorm, Delta: d.Delta, SampleRate: d.SampleRate, Steps: int32(d.Steps),
-			Clipping: d.Clipping, LayerMaxGradNorms: d.LayerMaxGradNorms},
+			Clipping: d.Clipping, LayerMaxGradNorms: d.LayerMaxGradNorms, Distributed: d.Distributed},
 	}
 }

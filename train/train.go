@@ -43,14 +43,35 @@ type DPConfig struct {
 	MaxGradNorm       float64   `json:"max_grad_norm" yaml:"max_grad_norm"`
 	Clipping          string    `json:"clipping,omitempty" yaml:"clipping,omitempty"`
 	LayerMaxGradNorms []float64 `json:"layer_max_grad_norms,omitempty" yaml:"layer_max_grad_norms,omitempty"`
+	// Distributed noise (a federation's dp.distributed): NoiseShares > 1 adds noise of
+	// multiplier NoiseMultiplier/√NoiseShares to each step, for a result released only
+	// inside sums of at least NoiseShares such results; the steps are recorded at
+	// NoiseMultiplier (the sum's) with Shares = NoiseShares. ExpectedBatch, when > 0,
+	// divides the noisy sum instead of BatchSize (a divisor that does not depend on the
+	// local data), and SumClip projects the clipped sum (dpsgd.Config.SumClip).
+	NoiseShares   int     `json:"noise_shares,omitempty" yaml:"noise_shares,omitempty"`
+	ExpectedBatch float64 `json:"expected_batch,omitempty" yaml:"expected_batch,omitempty"`
+	SumClip       float64 `json:"sum_clip,omitempty" yaml:"sum_clip,omitempty"`
 }
 
 // dpsgd returns the DP-SGD optimizer's configuration for batches of expected size batch.
 func (d DPConfig) dpsgd(batch int) dpsgd.Config {
-	return dpsgd.Config{
-		NoiseMultiplier: d.NoiseMultiplier, MaxGradNorm: d.MaxGradNorm, ExpectedBatch: float64(max(batch, 1)),
-		Clipping: d.Clipping, LayerMaxGradNorms: d.LayerMaxGradNorms,
+	expected := float64(max(batch, 1))
+	if d.ExpectedBatch > 0 {
+		expected = d.ExpectedBatch
 	}
+	return dpsgd.Config{
+		NoiseMultiplier: d.NoiseMultiplier / math.Sqrt(float64(max(d.NoiseShares, 1))), MaxGradNorm: d.MaxGradNorm, ExpectedBatch: expected,
+		Clipping: d.Clipping, LayerMaxGradNorms: d.LayerMaxGradNorms, SumClip: d.SumClip,
+	}
+}
+
+// shares is the Shares of the steps' accounting entries (0 without distributed noise).
+func (d DPConfig) shares() int {
+	if d.NoiseShares > 1 {
+		return d.NoiseShares
+	}
+	return 0
 }
 
 // Validate checks the configuration, naming the key and the fix.
@@ -82,6 +103,12 @@ func (c Config) Validate() error {
 		}
 		if c.DP.Steps < 0 {
 			errs = append(errs, fmt.Errorf("dp.steps = %d: must be ≥ 0 (0: examples / batch_size per epoch)", c.DP.Steps))
+		}
+		if c.DP.NoiseShares < 0 {
+			errs = append(errs, fmt.Errorf("dp.noise_shares = %d: must be ≥ 0 (0 or 1: the noise is not distributed)", c.DP.NoiseShares))
+		}
+		if e := c.DP.ExpectedBatch; math.IsNaN(e) || e < 0 || math.IsInf(e, 0) {
+			errs = append(errs, fmt.Errorf("dp.expected_batch = %v: must be finite and ≥ 0 (0: batch_size)", e))
 		}
 	}
 	return errors.Join(errs...)
@@ -181,7 +208,7 @@ func (c Config) PlannedDPSteps(n, epochs int) accountant.Step {
 	if c.DP == nil || n == 0 {
 		return accountant.Step{}
 	}
-	return accountant.Step{NoiseMultiplier: c.DP.NoiseMultiplier, SampleRate: c.sampleRate(n), Steps: epochs * c.dpStepsPerEpoch(n)}
+	return accountant.Step{NoiseMultiplier: c.DP.NoiseMultiplier, SampleRate: c.sampleRate(n), Steps: epochs * c.dpStepsPerEpoch(n), Shares: c.DP.shares()}
 }
 
 func (c Config) sampleRate(n int) float64 {
@@ -455,12 +482,12 @@ func (t *Trainer) dpEpoch(ctx context.Context, ds *data.Dataset, transformed boo
 			onStep(ss.Batch)
 		}
 	}
-	t.recordDP(accountant.Step{NoiseMultiplier: t.cfg.DP.NoiseMultiplier, SampleRate: q, Steps: steps})
+	t.recordDP(accountant.Step{NoiseMultiplier: t.cfg.DP.NoiseMultiplier, SampleRate: q, Steps: steps, Shares: t.cfg.DP.shares()})
 	return metrics(lossSum, st, n), nil
 }
 
 func (t *Trainer) recordDP(s accountant.Step) {
-	if k := len(t.dpSteps) - 1; k >= 0 && t.dpSteps[k].NoiseMultiplier == s.NoiseMultiplier && t.dpSteps[k].SampleRate == s.SampleRate {
+	if k := len(t.dpSteps) - 1; k >= 0 && t.dpSteps[k].SameMechanism(s) {
 		t.dpSteps[k].Steps += s.Steps
 		return
 	}

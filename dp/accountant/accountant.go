@@ -12,6 +12,18 @@ type Step struct {
 	NoiseMultiplier float64 `json:"noise_multiplier"`
 	SampleRate      float64 `json:"sample_rate"`
 	Steps           int     `json:"steps"`
+	// Shares > 1 records distributed noise: the party added noise of multiplier
+	// NoiseMultiplier/√Shares and released its result only inside sums of at least Shares
+	// such results (secure aggregation), so every released sum carries NoiseMultiplier's
+	// noise. The accountant composes the step as NoiseMultiplier's; Shares documents the
+	// assumption that ε rests on (at least Shares honest parties in every sum).
+	Shares int `json:"shares,omitempty"`
+}
+
+// SameMechanism reports whether s and o are the same mechanism (noise multiplier, sample
+// rate and shares), whose steps add up in one history entry.
+func (s Step) SameMechanism(o Step) bool {
+	return s.NoiseMultiplier == o.NoiseMultiplier && s.SampleRate == o.SampleRate && s.Shares == o.Shares
 }
 
 // Validate checks the ranges: σ finite and ≥ 0, q in [0, 1], Steps ≥ 0.
@@ -21,6 +33,9 @@ func (s Step) Validate() error {
 	}
 	if s.Steps < 0 {
 		return fmt.Errorf("accountant: steps %d: must be ≥ 0", s.Steps)
+	}
+	if s.Shares < 0 {
+		return fmt.Errorf("accountant: shares %d: must be ≥ 0", s.Shares)
 	}
 	return nil
 }
@@ -152,14 +167,14 @@ func (a *RDP) Compose(s Step) error {
 	return nil
 }
 
-// AppendStep appends s to the history h, adding its steps to the last entry when σ and q
-// match (as Opacus' RDPAccountant.step does), and returns the new history. h may be
+// AppendStep appends s to the history h, adding its steps to the last entry when σ, q (and
+// shares) match (as Opacus' RDPAccountant.step does), and returns the new history. h may be
 // modified in place.
 func AppendStep(h []Step, s Step) ([]Step, error) {
 	if s.Steps == 0 {
 		return h, nil
 	}
-	if n := len(h); n > 0 && h[n-1].NoiseMultiplier == s.NoiseMultiplier && h[n-1].SampleRate == s.SampleRate {
+	if n := len(h); n > 0 && h[n-1].SameMechanism(s) {
 		if h[n-1].Steps > math.MaxInt-s.Steps {
 			return h, fmt.Errorf("accountant: step count overflows")
 		}

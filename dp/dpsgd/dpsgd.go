@@ -40,6 +40,12 @@ type Config struct {
 	// of the model (model.ParamLayerSizes order); their root sum of squares must equal
 	// MaxGradNorm. Empty splits C equally: C_l = C/√L for L layers.
 	LayerMaxGradNorms []float64 `json:"layer_max_grad_norms,omitempty" yaml:"layer_max_grad_norms,omitempty"`
+	// SumClip, when > 0, projects the clipped sum Σ_i clip_C(g_i) onto the L2 ball of
+	// radius SumClip before the noise is added. The projection is 1-Lipschitz, so one
+	// example still moves the sum by at most C and the step's guarantee is unchanged; it
+	// bounds the noised step by (SumClip + ‖noise‖)/(q·N) whatever the data, which
+	// distributed noise needs (no clip after the noise may depend on the data).
+	SumClip float64 `json:"sum_clip,omitempty" yaml:"sum_clip,omitempty"`
 }
 
 // Validate checks the configuration, naming the field and its valid range.
@@ -53,6 +59,9 @@ func (c Config) Validate() error {
 	}
 	if !(c.ExpectedBatch > 0) || math.IsInf(c.ExpectedBatch, 0) {
 		errs = append(errs, fmt.Errorf("expected batch = %v: must be > 0", c.ExpectedBatch))
+	}
+	if math.IsNaN(c.SumClip) || c.SumClip < 0 || math.IsInf(c.SumClip, 0) {
+		errs = append(errs, fmt.Errorf("sum_clip = %v: must be finite and ≥ 0 (0: no projection)", c.SumClip))
 	}
 	switch c.Clipping {
 	case "", ClipFlat:
@@ -147,7 +156,8 @@ func (o *Optimizer) LayerMaxGradNorms() []float64 { return append([]float64(nil)
 func (o *Optimizer) Config() Config { return o.cfg }
 
 // Step runs one DP-SGD step on the batch in (which the caller drew by Poisson sampling; an
-// empty batch has in.B = 0): grads = (Σ_i clip_C(g_i) + N(0, σ²C²I)) / (q·N), then the
+// empty batch has in.B = 0): grads = (P(Σ_i clip_C(g_i)) + N(0, σ²C²I)) / (q·N), with P the
+// projection onto the ball of radius SumClip (none when 0), then the
 // base optimizer updates m.Params. rng drives dropout (nil disables it).
 func (o *Optimizer) Step(m *model.Model, in *model.Input, tg model.Targets, rng *rand.Rand) (StepStats, error) {
 	st := StepStats{Batch: in.B}
@@ -160,12 +170,26 @@ func (o *Optimizer) Step(m *model.Model, in *model.Input, tg model.Targets, rng 
 		if err := o.clippedSum(m, in, tg, rng, inv, &st); err != nil {
 			return st, err
 		}
+		projectL2(m.Grads, o.cfg.SumClip*inv)
 	}
 	if std > 0 {
 		o.Noise.AddGaussian(m.Grads, std)
 	}
 	o.Base.Step(m.Params, m.Grads)
 	return st, nil
+}
+
+// projectL2 scales v onto the L2 ball of radius r (r = 0: no projection).
+func projectL2(v []float64, r float64) {
+	if !(r > 0) {
+		return
+	}
+	if n := dp.L2Norm(v); n > r {
+		f := r / n
+		for i := range v {
+			v[i] *= f
+		}
+	}
 }
 
 // clippedSum adds scale·Σ_i clip_C(g_i) to m.Grads (flat or per-layer clipping) and records

@@ -60,7 +60,8 @@ func (a *Gradients) Add(g []float64) error {
 	return nil
 }
 
-// Release writes the step's private gradient (Σ clip_C(g_i) + N(0, σ²C²·I)) / (q·N) into
+// Release writes the step's private gradient (P(Σ clip_C(g_i)) + N(0, σ²C²·I)) / (q·N) into
+// (P: the projection onto the ball of radius SumClip, none when 0)
 // dst (of the gradients' length), starts the next batch, and reports the realised batch
 // size (which the noisy gradient hides; do not publish it) and how many examples were
 // clipped. An empty batch is a valid step: noise only.
@@ -69,6 +70,7 @@ func (a *Gradients) Release(dst []float64) (StepStats, error) {
 		return StepStats{}, fmt.Errorf("dp-sgd: destination of %d values, want %d", len(dst), len(a.sum))
 	}
 	copy(dst, a.sum)
+	projectL2(dst, a.cfg.SumClip)
 	if std := a.cfg.NoiseMultiplier * a.cfg.MaxGradNorm; std > 0 {
 		a.noise.AddGaussian(dst, std)
 	}

@@ -53,3 +53,35 @@ func TestGradientsMatchesOptimizer(t *testing.T) {
 		t.Error("per-layer clipping of materialised gradients was accepted")
 	}
 }
+
+// TestGradientsSumClipProjects: Release projects the clipped sum onto the ball of radius
+// SumClip before the noise, and leaves a sum inside it alone.
+func TestGradientsSumClipProjects(t *testing.T) {
+	for _, tc := range []struct {
+		sumClip, want float64
+	}{{0.5, 0.5}, {10, 3}, {0, 3}} {
+		g, err := NewGradients(2, noNoise{}, Config{MaxGradNorm: 1, ExpectedBatch: 1, SumClip: tc.sumClip})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if err := g.Add([]float64{0, 5}); err != nil { // clipped to (0, 1)
+				t.Fatal(err)
+			}
+		}
+		dst := make([]float64, 2)
+		if _, err := g.Release(dst); err != nil {
+			t.Fatal(err)
+		}
+		if dst[0] != 0 || math.Abs(dst[1]-tc.want) > 1e-12 {
+			t.Errorf("sum clip %v: released %v, want (0, %v)", tc.sumClip, dst, tc.want)
+		}
+	}
+	if _, err := NewGradients(2, noNoise{}, Config{MaxGradNorm: 1, ExpectedBatch: 1, SumClip: -1}); err == nil {
+		t.Error("a negative sum clip accepted")
+	}
+}
+
+type noNoise struct{}
+
+func (noNoise) AddGaussian([]float64, float64) {}
