@@ -77,7 +77,16 @@ func (c *Coordinator) startFit(r *Ready) {
 		f.population = len(c.clients)
 	}
 	if c.sa != nil {
-		agg, err := secagg.NewAggregator(*c.sa, secagg.AggregatorConfig{Session: c.com.session, Round: number, Dim: c.dim + c.extra(), Committee: c.cfg.committeeConfig(), Workers: 2, Purpose: secagg.PurposeFit, Verifier: c.verifier})
+		acfg := secagg.AggregatorConfig{Session: c.com.session, Round: number, Dim: c.dim + c.extra(), Committee: c.cfg.committeeConfig(), Workers: 2, Purpose: secagg.PurposeFit, Verifier: c.verifier}
+		var err error
+		if c.verifier != nil && c.uploadStore != nil {
+			if acfg.Store, err = c.uploadStore(); err != nil {
+				c.fit = f
+				c.failRound(fmt.Sprintf("secure aggregation: the store of the round's uploads: %v", err), r)
+				return
+			}
+		}
+		agg, err := secagg.NewAggregator(*c.sa, acfg)
 		if err != nil {
 			c.fit = f
 			c.failRound(fmt.Sprintf("secure aggregation: %v", err), r)
@@ -410,8 +419,17 @@ func (c *Coordinator) aggregate(res strategy.FitResults, r *Ready) {
 		r.Persist = append(r.Persist, *ulRec)
 	}
 	r.Notices = append(r.Notices, RoundFinished{Round: f.number, Contributors: res.Count(), Failures: slices.Clone(f.failures), Metrics: metrics})
-	c.fit = nil
+	c.endFit()
 	c.startEvaluate(r)
+}
+
+// endFit drops the round's fit phase and releases its aggregate (and the aggregate's
+// store). An upload the driver is still adding then fails, and its late answer is refused.
+func (c *Coordinator) endFit() {
+	if c.fit.agg != nil {
+		_ = c.fit.agg.Release() // a temporary file's close error loses nothing
+	}
+	c.fit = nil
 }
 
 // maxEpsilon is the largest total record-level ε of any client: the server's own account of
@@ -445,7 +463,7 @@ func (c *Coordinator) failRound(reason string, r *Ready) {
 		r.Persist = append(r.Persist, *ulRec)
 	}
 	r.Notices = append(r.Notices, RoundFinished{Round: f.number, Contributors: 0, Failures: slices.Clone(f.failures), Failed: true, Reason: reason})
-	c.fit = nil
+	c.endFit()
 	c.phase = phaseWaiting
 }
 
