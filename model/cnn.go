@@ -6,7 +6,9 @@ import (
 )
 
 // TypeCNN is a convolutional network over dense images: the Conv blocks, Flatten, hidden
-// Linear layers of the Hidden widths and the output layer.
+// Linear layers of the Hidden widths and the output layer. With a feature stage (a greyscale
+// image's scattering transform, Tramèr & Boneh 2021's ScatterNet CNN) the first block reads
+// the features as a map of OutShape positions and Channels channels.
 const TypeCNN = "cnn"
 
 // ConvSpec is one block of a cnn: a Conv2D of Filters kernels of side Kernel, then a
@@ -69,6 +71,16 @@ func (s Spec) imageShape() (h, w, c int, ok bool) {
 	return 0, 0, 0, false
 }
 
+// convInput returns the rows, cols and channels of the map the first conv block reads: the
+// image, or with a feature stage its output (channels-last, see channelsLast).
+func (s Spec) convInput() (h, w, c int, ok bool) {
+	if s.Features != nil {
+		r, cols := s.Features.OutShape()
+		return r, cols, s.Features.Channels(), r > 0 && cols > 0
+	}
+	return s.imageShape()
+}
+
 // imageValues returns the product of the image shape, or 0 when it is not a valid shape
 // within maxImageSide sides and maxWidth channels.
 func (s Spec) imageValues(maxWidth int) int {
@@ -83,8 +95,14 @@ func (s Spec) imageValues(maxWidth int) int {
 	return int(lo)
 }
 
-// cnnDefaults fills a cnn's input size from its image shape and its blocks' defaults.
+// cnnDefaults fills a cnn's input size from its image shape, its blocks' defaults and its
+// feature stage's channels-last layout.
 func (s Spec) cnnDefaults() Spec {
+	if s.Features != nil && s.Features.Layout == "" {
+		f := *s.Features
+		f.Layout = FeatureLayoutChannelsLast
+		s.Features = &f
+	}
 	if s.Input == 0 {
 		s.Input = s.imageValues(1 << 62)
 	}
@@ -109,7 +127,7 @@ type cnnBlock struct {
 // cnnBlocks returns the geometry of a cnn's blocks, stopping at the first one whose
 // convolution or pooling does not fit its input (ok false).
 func (s Spec) cnnBlocks() (blocks []cnnBlock, ok bool) {
-	h, w, c, ok := s.imageShape()
+	h, w, c, ok := s.convInput()
 	if !ok {
 		return nil, false
 	}
@@ -171,7 +189,16 @@ func (s Spec) validateCNN(bad func(string, ...any), atMost func(string, int, int
 		atMost(fmt.Sprintf("hidden[%d]", i), hw, l.MaxWidth, "MaxWidth")
 	}
 	if s.Features != nil {
-		bad("features: a cnn learns its own features; remove features for type cnn")
+		if c != 1 {
+			bad("features: the scattering transform reads greyscale images, but image = %v has %d channels: give image [rows, cols], or remove features", s.Image, c)
+			return
+		}
+		if err := s.Features.validate(s.Input, l); err != nil {
+			badEach(bad, err)
+			return
+		}
+		// The conv blocks read the features' map.
+		h, w = s.Features.OutShape()
 	}
 	if len(s.Embeddings) > 0 {
 		bad("embeddings: embedded categorical columns are a stage of an mlp; remove them for type cnn")

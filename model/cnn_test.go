@@ -27,6 +27,10 @@ var cnnSpecs = map[string]Spec{
 		}},
 	"strided_no_hidden": {Type: TypeCNN, Image: []int{7, 7}, Activation: ActGELU, Output: 2, Loss: LossMSE,
 		Conv: []ConvSpec{{Filters: 3, Kernel: 3, Stride: 2, Groups: 3}}},
+	// A ScatterNet CNN: the conv blocks read the 5 channels × 4×4 scattering map of 8×8 images.
+	"scattering_features": {Type: TypeCNN, Image: []int{8, 8}, Activation: ActTanh, Hidden: []int{4}, Output: 3,
+		Features: &FeatureSpec{Type: FeaturesScattering, J: 1, L: 4, Shape: []int{8, 8}, Norm: FeatureNormGroup, Groups: 5},
+		Conv:     []ConvSpec{{Filters: 4, Kernel: 3, Padding: 1, Groups: 2, Pool: Pool2DMax, PoolStride: 1}}},
 }
 
 func cnnInput(t *testing.T, spec Spec, B int) (*Model, *Input, Targets) {
@@ -208,7 +212,10 @@ func TestCNNSpecValidation(t *testing.T) {
 		{"type: cnn\nimage: [8, 8]\nconv: [{filters: 4, kernel: 9}]\noutput: 10\n", "conv[0]: kernel 9 (dilation 1, padding 0) or pool window 0 does not fit its 8×8 input"},
 		{"type: cnn\nimage: [8, 8]\nconv: [{filters: 4, kernel: 3, dilation: 4}]\noutput: 10\n", "conv[0]: kernel 3 (dilation 4"},
 		{"type: cnn\nimage: [8, 8]\nconv: [{filters: 4, kernel: 3}, {filters: 4, kernel: 3, pool: max, pool_size: 5}]\noutput: 10\n", "conv[1]: kernel 3 (dilation 1, padding 0) or pool window 5 does not fit its 6×6 input"},
-		{"type: cnn\nimage: [28, 28]\nconv: [{filters: 4, kernel: 3}]\nfeatures: {type: scattering, j: 2}\noutput: 10\n", "a cnn learns its own features"},
+		{"type: cnn\nimage: [28, 28]\nconv: [{filters: 16, kernel: 3, padding: 1, groups: 4}]\nfeatures: {type: scattering, j: 2, shape: [28, 28], norm: group, groups: 27}\noutput: 10\n", ""},
+		{"type: cnn\nimage: [28, 28, 3]\nconv: [{filters: 4, kernel: 3}]\nfeatures: {type: scattering, j: 2, shape: [28, 28]}\noutput: 10\n", "scattering transform reads greyscale images"},
+		{"type: cnn\nimage: [28, 28]\nconv: [{filters: 4, kernel: 3}]\nfeatures: {type: scattering, j: 2, shape: [28, 27]}\noutput: 10\n", "features.shape = [28 27] has 756 pixels but the model's input is 784"},
+		{"type: cnn\nimage: [28, 28]\nconv: [{filters: 4, kernel: 8}]\nfeatures: {type: scattering, j: 2, shape: [28, 28]}\noutput: 10\n", "conv[0]: kernel 8 (dilation 1, padding 0) or pool window 0 does not fit its 7×7 input"},
 		{"type: cnn\nimage: [28, 28]\nconv: [{filters: 4, kernel: 3, fliters: 3}]\noutput: 10\n", "field fliters not found"},
 		{"type: cnn\nimage: [1024, 1024]\nconv: [{filters: 64, kernel: 5, padding: 2}]\noutput: 10\n", "model.Limits.MaxActivation"},
 	})

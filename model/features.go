@@ -49,7 +49,14 @@ type FeatureSpec struct {
 	// Groups is the number of channel groups of group normalisation; it divides the channel
 	// count (81 for J = 2, L = 8).
 	Groups int `json:"groups,omitempty" yaml:"groups,omitempty"`
+	// Layout is the order of the features of an example: "" (channel-major: each channel's
+	// map in turn, an mlp's default) or channels_last (each position's channels in turn, the
+	// map a conv layer reads; a cnn's, filled in for it).
+	Layout string `json:"layout,omitempty" yaml:"layout,omitempty"`
 }
+
+// FeatureLayoutChannelsLast is the feature layout a cnn's conv blocks read.
+const FeatureLayoutChannelsLast = "channels_last"
 
 // Limits on a feature spec read from a file or the network: the filter bank of the largest
 // allowed spec still fits in memory.
@@ -134,6 +141,9 @@ func (f FeatureSpec) validate(input int, l Limits) error {
 	default:
 		bad("norm = %q: unknown (use group, or omit it)", f.Norm)
 	}
+	if f.Layout != "" && f.Layout != FeatureLayoutChannelsLast {
+		bad("layout = %q: unknown (use %s, or omit it for channel-major)", f.Layout, FeatureLayoutChannelsLast)
+	}
 	if len(f.Shape) == 0 && input == 0 {
 		return errors.Join(errs...)
 	}
@@ -193,10 +203,42 @@ func (f FeatureSpec) filterBankValues() uint64 {
 // linear layer on it could use (MNIST's J = 2, L = 8 scattering gives 3,969).
 const MaxFeatureDim = 1 << 18
 
-// build returns the feature stage of a valid spec.
+// build returns the feature stage of a valid spec, in its layout.
 func (f FeatureSpec) build() Features {
 	f = f.withDefaults()
-	return newScattering(f)
+	s := newScattering(f)
+	if f.Layout == FeatureLayoutChannelsLast {
+		r, c := f.OutShape()
+		return &channelsLast{Features: s, channels: f.Channels(), positions: r * c}
+	}
+	return s
+}
+
+// channelsLast is a channel-major feature stage (channels × positions values an example)
+// with its output transposed to channels-last (positions × channels), the map a Conv2D reads.
+type channelsLast struct {
+	Features
+	channels, positions int
+}
+
+// Transform computes the inner stage's features one example at a time and transposes each.
+func (t *channelsLast) Transform(dst, x []float64, n int) {
+	in, out := t.InDim(), t.OutDim()
+	if len(x) != n*in || len(dst) != n*out {
+		panic("model: channelsLast.Transform: wrong buffer lengths")
+	}
+	parallelFor(n, minParallelWork, func(_, lo, hi int) {
+		buf := make([]float64, out)
+		for i := lo; i < hi; i++ {
+			t.Features.Transform(buf, x[i*in:(i+1)*in], 1)
+			d := dst[i*out : (i+1)*out]
+			for c := range t.channels {
+				for p, v := range buf[c*t.positions : (c+1)*t.positions] {
+					d[p*t.channels+c] = v
+				}
+			}
+		}
+	})
 }
 
 // groupNorm normalises x (channels × spatial values, channel-major) in place within groups

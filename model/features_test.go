@@ -12,10 +12,15 @@ import (
 // images, with GroupNorm over 5 groups, and a batch of raw images.
 func featureModel(t *testing.T) (*Model, *Input, Targets) {
 	t.Helper()
-	spec := Spec{
+	return featureModelOf(t, Spec{
 		Type: TypeMLP, Input: 64, Hidden: []int{6}, Output: 3, Activation: ActTanh,
 		Features: &FeatureSpec{Type: FeaturesScattering, J: 1, L: 4, Shape: []int{8, 8}, Norm: FeatureNormGroup, Groups: 5},
-	}
+	})
+}
+
+// featureModelOf is featureModel with another spec on 8×8 images.
+func featureModelOf(t *testing.T, spec Spec) (*Model, *Input, Targets) {
+	t.Helper()
 	m, err := New(spec, rand.New(rand.NewPCG(4, 4)))
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +41,20 @@ func featureModel(t *testing.T) (*Model, *Input, Targets) {
 // TestFeaturesForwardRawEqualsPrecomputed: Forward on raw images equals Forward on features
 // computed beforehand (Input.Transformed), and so do the per-example norms DP-SGD uses.
 func TestFeaturesForwardRawEqualsPrecomputed(t *testing.T) {
-	m, raw, tg := featureModel(t)
+	t.Run("mlp", func(t *testing.T) {
+		m, raw, tg := featureModel(t)
+		checkRawEqualsPrecomputed(t, m, raw, tg)
+	})
+	t.Run("cnn", func(t *testing.T) {
+		m, raw, tg := featureModelOf(t, cnnSpecs["scattering_features"])
+		checkRawEqualsPrecomputed(t, m, raw, tg)
+	})
+}
+
+// checkRawEqualsPrecomputed is TestFeaturesForwardRawEqualsPrecomputed for one model with a
+// feature stage of 80 features on 8×8 images.
+func checkRawEqualsPrecomputed(t *testing.T, m *Model, raw *Input, tg Targets) {
+	t.Helper()
 	f := m.Features()
 	if f == nil || f.InDim() != 64 || f.OutDim() != 80 {
 		t.Fatalf("feature stage %v", f)
@@ -72,9 +90,14 @@ func TestFeaturesForwardRawEqualsPrecomputed(t *testing.T) {
 			t.Errorf("example %d: gradient norm %v from raw input, %v from features", i, nRaw[i], nPre[i])
 		}
 	}
-	// The trainable part alone is an ordinary MLP with input OutDim: same parameters, same output.
+	// The trainable part alone is an ordinary MLP with input OutDim, or a CNN on the map of
+	// the features (channels-last): same parameters, same output.
 	head := m.Spec
 	head.Features, head.Input = nil, f.OutDim()
+	if head.Type == TypeCNN {
+		r, c := m.Spec.Features.OutShape()
+		head.Image = []int{r, c, m.Spec.Features.Channels()}
+	}
 	h, err := New(head, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +111,49 @@ func TestFeaturesForwardRawEqualsPrecomputed(t *testing.T) {
 	}
 	if e := relErr(c.Data, outRaw); e != 0 {
 		t.Errorf("head on features differs from the model on raw input: %v", e)
+	}
+}
+
+// TestFeaturesChannelsLast: the channels_last layout (a cnn's) is the scattering
+// transform's output (channel-major) transposed, example by example, and a cnn gets it.
+// Features cached under a spec (train's disk cache, a client's) are keyed by its JSON, so
+// the layout must be in it.
+func TestFeaturesChannelsLast(t *testing.T) {
+	fs := FeatureSpec{Type: FeaturesScattering, J: 1, L: 4, Shape: []int{8, 8}, Norm: FeatureNormGroup, Groups: 5}
+	major := fs.build()
+	fs.Layout = FeatureLayoutChannelsLast
+	last := fs.build()
+	const B, channels, positions = 3, 5, 16
+	if last.InDim() != 64 || last.OutDim() != channels*positions {
+		t.Fatalf("channels-last stage: %d → %d, want 64 → %d", last.InDim(), last.OutDim(), channels*positions)
+	}
+	m, _, _ := featureModelOf(t, cnnSpecs["scattering_features"])
+	if l := m.Spec.Features.Layout; l != FeatureLayoutChannelsLast {
+		t.Errorf("a cnn's feature layout is %q, want %s", l, FeatureLayoutChannelsLast)
+	}
+	if !strings.Contains(string(m.Spec.JSON()), `"layout":"channels_last"`) {
+		t.Errorf("the layout is missing from the cnn's spec %s", m.Spec.JSON())
+	}
+	if cnnSpecs["scattering_features"].Features.Layout != "" {
+		t.Error("filling in a cnn's defaults changed the caller's feature spec")
+	}
+	rng := rand.New(rand.NewPCG(2, 9))
+	x := make([]float64, B*64)
+	for i := range x {
+		x[i] = rng.Float64()
+	}
+	a, b := make([]float64, B*channels*positions), make([]float64, B*channels*positions)
+	major.Transform(a, x, B)
+	last.Transform(b, x, B)
+	for i := range B {
+		for c := range channels {
+			for p := range positions {
+				want := a[(i*channels+c)*positions+p]
+				if got := b[(i*positions+p)*channels+c]; got != want {
+					t.Fatalf("example %d channel %d position %d: %v channels-last, %v channel-major", i, c, p, got, want)
+				}
+			}
+		}
 	}
 }
 

@@ -53,10 +53,11 @@ type Spec struct {
 	Init string `json:"init,omitempty" yaml:"init,omitempty"`
 	// Loss is cross_entropy (default) or mse.
 	Loss string `json:"loss,omitempty" yaml:"loss,omitempty"`
-	// Features, when set, is a fixed first stage (mlp only) that turns each raw input row of
-	// Input values into Features.OutDim() features for the first layer, e.g. the scattering
-	// transform of an image. Forward applies it to raw inputs; training computes it once per
-	// dataset and feeds the features (Input.Transformed).
+	// Features, when set, is a fixed first stage (mlp or cnn) that turns each raw input row
+	// of Input values into Features.OutDim() features for the first layer, e.g. the
+	// scattering transform of an image; a cnn's conv blocks read them as a map of the
+	// transform's OutShape positions and Channels channels. Forward applies it to raw inputs;
+	// training computes it once per dataset and feeds the features (Input.Transformed).
 	Features *FeatureSpec `json:"features,omitempty" yaml:"features,omitempty"`
 	// Embeddings lists an mlp's embedded categorical columns, each {column, categories,
 	// dim, name}: input feature column holds a category index (−1: missing), looked up in a
@@ -276,10 +277,7 @@ func (l Limits) NumParams(s Spec) (int, error) {
 		}
 		if s.Features != nil && s.Input > 0 {
 			if err := s.Features.validate(s.Input, l); err != nil {
-				// One error a line (errors.Join), each naming its key.
-				for _, line := range strings.Split(err.Error(), "\n") {
-					bad("%s", line)
-				}
+				badEach(bad, err)
 			}
 		}
 	case TypeCNN:
@@ -429,6 +427,14 @@ func (s Spec) validateSequence(bad func(string, ...any), atMost func(string, int
 	}
 	if len(s.Hidden) > 0 || s.Cell != "" {
 		bad("hidden and cell are mlp/rnn fields; a transformer's widths are embed and ff")
+	}
+}
+
+// badEach reports every line of err, an errors.Join of errors that each name their key,
+// through bad.
+func badEach(bad func(string, ...any), err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		bad("%s", line)
 	}
 }
 

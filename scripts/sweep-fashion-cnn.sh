@@ -45,6 +45,15 @@ gn_conv='[{filters: 16, kernel: 8, stride: 2, padding: 3, groups: 4, pool: max, 
 # Half the filters (8 and 16): 11,138 parameters.
 small_conv='[{filters: 8, kernel: 8, stride: 2, padding: 3, pool: max, pool_size: 2, pool_stride: 1}, {filters: 16, kernel: 4, stride: 2, pool: max, pool_size: 2, pool_stride: 1}]'
 
+# SCAT, an override word of its own: ScatterNet features (Tramèr & Boneh 2021), the
+# scattering transform J = 2, L = 8 of the 28×28 images (81 channels of 7×7) with GroupNorm
+# over 27 groups, as examples/mnist-scattering.yaml.
+scat_features=(MODEL_FEATURES_TYPE=scattering MODEL_FEATURES_J=2 MODEL_FEATURES_L=8 MODEL_FEATURES_SHAPE=[28,28] MODEL_FEATURES_NORM=group MODEL_FEATURES_GROUPS=27)
+# A CNN on the 81×7×7 scattering map: a 1×1 conv to 16 channels, a 3×3 conv to 32 (padding
+# 1), each with GroupNorm (4 groups), max-pool 2 → 3×3×32 (with hidden [32]: 15,690
+# parameters).
+scat_conv='[{filters: 16, kernel: 1, groups: 4}, {filters: 32, kernel: 3, padding: 1, groups: 4, pool: max}]'
+
 # Candidates: NAME|BASE (examples/BASE.yaml)|overrides (space-separated KEY=VALUE of CONFIDE_
 # variables, without the prefix; values may not contain '|'). Overrides are applied with
 # env, so a value with spaces must be one word of the list: conv specs go through the
@@ -67,6 +76,12 @@ candidates=(
 	"cnn-gn-c5e6|fashion-mnist-cnn|MODEL_CONV=GN CLIENTS_PER_ROUND=5 TRAINING_EPOCHS=6"
 	"cnn-avgm|fashion-mnist-cnn|MODEL_CONV=REF STRATEGY_NAME=fedavgm STRATEGY_SERVER_LR=0.2 STRATEGY_MOMENTUM=0.9"
 	"cnn-adam|fashion-mnist-cnn|MODEL_CONV=REF STRATEGY_NAME=fedadam STRATEGY_SERVER_LR=0.01 STRATEGY_TAU=0.001"
+	# On ScatterNet features: the CNN, and for an honest comparison the MLP default (hidden
+	# [64]) and a linear classifier (hidden [], examples/mnist-scattering.yaml's model) on the
+	# same features.
+	"cnn-scat|fashion-mnist-cnn|SCAT MODEL_CONV=SCATCONV"
+	"mlp-scat|fashion-mnist|SCAT"
+	"linear-scat|fashion-mnist|SCAT MODEL_HIDDEN=[] TRAINING_LR=1"
 )
 
 # --list, $tmp, $bin and $selected (the candidates to run):
@@ -106,11 +121,18 @@ for c in "${selected[@]}"; do
 	IFS='|' read -r name base overrides <<<"$c"
 	vars=()
 	for kv in $overrides; do
+		if [[ $kv == SCAT ]]; then
+			for f in "${scat_features[@]}"; do
+				vars+=("CONFIDE_$f")
+			done
+			continue
+		fi
 		k=${kv%%=*} v=${kv#*=}
 		case $v in
 		REF) v=$ref_conv ;;
 		GN) v=$gn_conv ;;
 		SMALL) v=$small_conv ;;
+		SCATCONV) v=$scat_conv ;;
 		esac
 		vars+=("CONFIDE_$k=$v")
 	done

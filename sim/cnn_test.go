@@ -16,14 +16,7 @@ func TestCNNFederationLearns(t *testing.T) {
 		Conv: []model.ConvSpec{{Filters: 4, Kernel: 3, Padding: 1, Groups: 2, Pool: model.Pool2DMax}}}
 	c.Training = sim.TrainingConfig{Epochs: 2, BatchSize: 25, LR: 1, Momentum: 0.5}
 	c.DP.NoiseMultiplier = 0.5
-	c.ResultsDir = t.TempDir()
-	no := false
-	c.Plots = &no
-	trainSet, testSet := barsData()
-	rep, err := sim.Run(t.Context(), c, sim.Options{Train: trainSet, Test: testSet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep, _, _, _ := runBars(t, c)
 	s := rep.Summary
 	// The dataset's 8×8 images: a 3×3 convolution of 4 filters (40), GroupNorm (8), 2×2
 	// max-pooling to 4×4×4 and the output layer (64·2 + 2).

@@ -366,8 +366,8 @@ func (c Config) validate(datasetGiven bool) error {
 		bad("model.type is empty: use mlp, cnn, rnn, lstm, gru or transformer")
 	}
 	if f := c.Model.Features; f != nil {
-		if c.Model.Type != "" && c.Model.Type != model.TypeMLP {
-			bad("model.features: a feature stage reads dense images; use model.type: mlp or remove model.features")
+		if c.Model.Type != "" && c.Model.Type != model.TypeMLP && c.Model.Type != model.TypeCNN {
+			bad("model.features: a feature stage reads dense images; use model.type: mlp or cnn, or remove model.features")
 		}
 		input := c.Model.Input
 		if len(f.Shape) == 0 {

@@ -33,6 +33,38 @@ func barsData() (trainSet, testSet *data.Dataset) {
 	return data.Bars(300, rand.New(rand.NewPCG(1, 1))), data.Bars(200, rand.New(rand.NewPCG(2, 2)))
 }
 
+// runBars runs c on barsData with its results in a temporary directory (c.ResultsDir) and
+// no plots, and returns the report and the data.
+func runBars(t *testing.T, c sim.Config) (rep *sim.Report, c2 sim.Config, trainSet, testSet *data.Dataset) {
+	t.Helper()
+	c.ResultsDir = t.TempDir()
+	no := false
+	c.Plots = &no
+	trainSet, testSet = barsData()
+	rep, err := sim.Run(t.Context(), c, sim.Options{Train: trainSet, Test: testSet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep, c, trainSet, testSet
+}
+
+// checkSavedModelReadsRaw: the model a run saved in dir reads raw images (its feature stage
+// included) to the run's final accuracy on testSet.
+func checkSavedModelReadsRaw(t *testing.T, dir string, testSet *data.Dataset, final float64) {
+	t.Helper()
+	m, err := model.Load(filepath.Join(dir, "model.confide"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := train.Evaluate(m, testSet, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw.Accuracy != final {
+		t.Fatalf("saved model on raw images: accuracy %v, the run's final %v", raw.Accuracy, final)
+	}
+}
+
 // TestFeatureStageComputedOnceAndLearns: with model.features, the stage runs once over the
 // training and test sets (and no client recomputes it: their views hold the features), the
 // federation learns on both transports, and the saved global model reads raw images.
@@ -41,14 +73,7 @@ func TestFeatureStageComputedOnceAndLearns(t *testing.T) {
 		t.Run(transport, func(t *testing.T) {
 			c := barsFederation()
 			c.Transport = transport
-			c.ResultsDir = t.TempDir()
-			no := false
-			c.Plots = &no
-			trainSet, testSet := barsData()
-			rep, err := sim.Run(t.Context(), c, sim.Options{Train: trainSet, Test: testSet})
-			if err != nil {
-				t.Fatal(err)
-			}
+			rep, c, trainSet, testSet := runBars(t, c)
 			s := rep.Summary
 			if s.FeatureExamples != trainSet.N+testSet.N || !strings.Contains(s.Features, "scattering J=1 L=4 on [8 8]") {
 				t.Fatalf("features %q over %d examples, want the stage once over %d", s.Features, s.FeatureExamples, trainSet.N+testSet.N)
@@ -68,19 +93,36 @@ func TestFeatureStageComputedOnceAndLearns(t *testing.T) {
 			if want := (barsFeatures().Channels()*16 + 1) * 2; s.Parameters != want {
 				t.Fatalf("%d parameters, want %d (the layers after the feature stage)", s.Parameters, want)
 			}
-			m, err := model.Load(filepath.Join(c.ResultsDir, "model.confide"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, err := train.Evaluate(m, testSet, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if raw.Accuracy != *s.FinalAccuracy {
-				t.Fatalf("saved model on raw images: accuracy %v, the run's final %v", raw.Accuracy, *s.FinalAccuracy)
-			}
+			checkSavedModelReadsRaw(t, c.ResultsDir, testSet, *s.FinalAccuracy)
 		})
 	}
+}
+
+// TestFeatureStageFeedsACNN: a cnn on the scattering map (5 channels of 4×4, channels-last)
+// trains in a federation on the features the sim computed once (the clients accept them as
+// the task model's stage), learns, and its saved model reads raw images.
+func TestFeatureStageFeedsACNN(t *testing.T) {
+	c := barsFederation()
+	c.Model = model.Spec{Type: model.TypeCNN, Features: barsFeatures(), Activation: model.ActTanh,
+		Conv: []model.ConvSpec{{Filters: 4, Kernel: 3, Padding: 1}}}
+	rep, c, trainSet, testSet := runBars(t, c)
+	s := rep.Summary
+	for _, r := range rep.Rounds {
+		if r.Failed || r.Contributors != 3 {
+			t.Fatalf("round %d: failed=%v %q, %d contributors, %d errors", r.Round, r.Failed, r.Reason, r.Contributors, r.Errors)
+		}
+	}
+	if s.FeatureExamples != trainSet.N+testSet.N {
+		t.Fatalf("features over %d examples, want the stage once over %d", s.FeatureExamples, trainSet.N+testSet.N)
+	}
+	if s.FinalAccuracy == nil || *s.FinalAccuracy < 0.9 {
+		t.Fatalf("accuracy %v → %v, want ≥ 0.9", deref(s.InitialAccuracy), deref(s.FinalAccuracy))
+	}
+	// A 3×3 conv from the 5 channels to 4, then 4×4×4 → 2.
+	if want := 3*3*5*4 + 4 + 4*4*4*2 + 2; s.Parameters != want {
+		t.Fatalf("%d parameters, want %d (the conv block and the output layer)", s.Parameters, want)
+	}
+	checkSavedModelReadsRaw(t, c.ResultsDir, testSet, *s.FinalAccuracy)
 }
 
 // TestFeatureConfigErrorsNameTheKey: bad model.features keys are named with their fix,

@@ -334,6 +334,9 @@ func (r *run) featurize(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
+	// The stage with its defaults filled in (a cnn's channels-last layout): the clients
+	// check the features they are handed against the task's model by this spec.
+	r.spec.Features = m.Spec.Features
 	start := time.Now()
 	total, done := r.train.N+r.test.N, 0
 	progress := func(n int) {
