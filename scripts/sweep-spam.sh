@@ -51,12 +51,19 @@ case $suite in
 users)
 	target=0.97
 	candidates=(
-		"fedsgd-lr1|spam-users|"
-		"fedsgd-lr2|spam-users|TRAINING_LR=2"
-		"fedsgd-lr0.5|spam-users|TRAINING_LR=0.5"
-		"fedsgd-adam0.01|spam-users|STRATEGY_NAME=fedadam STRATEGY_SERVER_LR=0.01 STRATEGY_TAU=0.001"
-		"fedsgd-adam0.03|spam-users|STRATEGY_NAME=fedadam STRATEGY_SERVER_LR=0.03 STRATEGY_TAU=0.001"
-		"nodp|spam-users|DP_NOISE_MULTIPLIER=0 DP_BUDGET_EPSILON=0"
+		# examples/spam-users.yaml since the distributed-noise recipe (bag of words, logistic
+		# regression, dp.distributed); σ is matched to the rounds for ε ≈ 7.95 at q = 1
+		# (confide privacy noise --target-epsilon 7.95 --delta 1e-5 --sample-rate 1 --steps N).
+		"dist|spam-users|"
+		"dist-lr5|spam-users|TRAINING_LR=5"
+		"dist-lr20|spam-users|TRAINING_LR=20"
+		"dist-r30|spam-users|ROUNDS=30 DP_NOISE_MULTIPLIER=3.5110147431259975"
+		"dist-r100|spam-users|ROUNDS=100 DP_NOISE_MULTIPLIER=6.410206581931561"
+		"dist-fedavg|spam-users|STRATEGY_NAME=fedavg TRAINING_LR=50"
+		"dist-sender|spam-users|PARTITION=sender-domain"
+		"local|spam-users|DP_DISTRIBUTED=false"
+		"local-r20|spam-users|DP_DISTRIBUTED=false ROUNDS=20 DP_NOISE_MULTIPLIER=3.087"
+		"nodp|spam-users|DP_NOISE_MULTIPLIER=0 DP_BUDGET_EPSILON=0 DP_DISTRIBUTED=false DP_SAMPLE_RATE=0 DP_STEPS=0"
 	)
 	;;
 single-class)
@@ -184,10 +191,12 @@ for c in "${selected[@]}"; do
 		csv=$res/out/rounds.csv
 		curves+=("$name=$csv")
 		read -r wall user sys <"$res/time"
-		# rounds.csv: refused is column 7, accuracy column 9.
-		refused=$(awk -F, 'NR > 1 { s += $7 } END { print s + 0 }' "$csv")
-		last5=$(awk -F, 'NR > 1 && $9 != "" { a[n++] = $9 } END { s = 0; k = 0; for (i = (n > 5 ? n - 5 : 0); i < n; i++) { s += a[i]; k++ } printf "%.4f", (k ? s / k : 0) }' "$csv")
-		first=$(awk -F, -v t="$target" 'NR > 1 && $9 != "" && $9 + 0 >= t { print $1; exit }' "$csv")
+		# rounds.csv's refused and accuracy columns, found by their header.
+		col() { awk -F, -v name="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) print i; exit }' "$csv"; }
+		rc=$(col refused) ac=$(col accuracy)
+		refused=$(awk -F, -v c="$rc" 'NR > 1 { s += $c } END { print s + 0 }' "$csv")
+		last5=$(awk -F, -v c="$ac" 'NR > 1 && $c != "" { a[n++] = $c } END { s = 0; k = 0; for (i = (n > 5 ? n - 5 : 0); i < n; i++) { s += a[i]; k++ } printf "%.4f", (k ? s / k : 0) }' "$csv")
+		first=$(awk -F, -v c="$ac" -v t="$target" 'NR > 1 && $c != "" && $c + 0 >= t { print $1; exit }' "$csv")
 		jq -r --arg name "$name" --arg base "$base" --arg ov "${overrides:-–}" --arg refused "$refused" \
 			--arg last5 "$last5" --arg first "${first:-–}" --arg wall "$wall" \
 			--arg cpu "$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.0f", u + s }')" \
