@@ -274,6 +274,7 @@ func (p *Party) checkDPFloor(dpc *pb.DPSpec) error {
 }
 
 func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
+	fitStart := time.Now()
 	spec := t.GetFit()
 	if spec == nil {
 		return errors.New("fit task without a fit spec")
@@ -429,6 +430,7 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 		}
 		w = min(float64(fr.NumExamples)/ws, spec.GetMaxWeight())
 	}
+	encStart := time.Now()
 	u, err := enc.Encrypt(secagg.UploadContext{Round: t.GetRound(), Purpose: secagg.PurposeFit, TaskID: t.GetTaskId()}, delta, w)
 	if err != nil {
 		return p.private("encrypting the update", err)
@@ -438,6 +440,8 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 		return err
 	}
 	res.Blobs = []*pb.Blob{blob.New(blob.EncryptedUpdate, b)}
+	p.cfg.Logger.Info("update encrypted", "task", t.GetTaskId(), "round", t.GetRound(), "values", len(delta), "bytes", len(b),
+		"train_seconds", encStart.Sub(fitStart).Seconds(), "encrypt_seconds", time.Since(encStart).Seconds())
 	return nil
 }
 

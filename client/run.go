@@ -345,11 +345,13 @@ func (r *runner) count(f func(*Tally)) {
 // was answered, it is unknown): the server bounds the retries by the task's deadline.
 // It reports whether the server took the result.
 func (r *runner) push(ctx context.Context, res *pb.Result) (bool, error) {
+	start := time.Now()
 	for {
 		err := r.tr.Push(ctx, res)
 		switch {
 		case err == nil:
 			r.failures = 0
+			r.log.Info("result pushed", "task", res.TaskId, "bytes", resultBytes(res), "seconds", time.Since(start).Seconds())
 			return true, nil
 		case ctx.Err() != nil:
 			return false, ctx.Err()
@@ -369,4 +371,13 @@ func (r *runner) push(ctx context.Context, res *pb.Result) (bool, error) {
 			return false, nil
 		}
 	}
+}
+
+// resultBytes is the size of a result's blobs.
+func resultBytes(res *pb.Result) int {
+	n := 0
+	for _, b := range res.GetBlobs() {
+		n += len(b.GetData())
+	}
+	return n
 }

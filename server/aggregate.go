@@ -54,6 +54,8 @@ func (w AggregationWork) Run() Event {
 	return ev
 }
 
+func (w AggregationWork) upload() *pb.Blob { return firstBlob(w.blobs) }
+
 func (w AggregationWork) add() error {
 	data, err := blob.Find(w.blobs, blob.EncryptedUpdate)
 	if err != nil {
@@ -136,6 +138,14 @@ func (c *Coordinator) aggregated(e Aggregated, r *Ready) error {
 	return nil
 }
 
+// firstBlob is blobs[0], nil if there is none.
+func firstBlob(blobs []*pb.Blob) *pb.Blob {
+	if len(blobs) == 0 {
+		return nil
+	}
+	return blobs[0]
+}
+
 // hasBlob reports whether blobs hold one called name (not verified).
 func hasBlob(blobs []*pb.Blob, name string) bool {
 	for _, b := range blobs {
@@ -186,6 +196,8 @@ func (w PlainUpdateWork) Run() Event {
 	}
 	return ev
 }
+
+func (w PlainUpdateWork) upload() *pb.Blob { return firstBlob(w.blobs) }
 
 func (w PlainUpdateWork) add() error {
 	data, err := blob.Find(w.blobs, blob.Update)

@@ -61,8 +61,10 @@ type ServiceConfig struct {
 	// sizes their headers declare (default 1 GiB): with large models, 64 slots of
 	// whole-update buffers would otherwise hold 64 updates in memory (64 × 74 MB for a
 	// packed 10⁷-parameter update). An upload waits for room, within UploadSlotWait, as for
-	// a slot; one larger than the budget waits for all of it. What the coordinator's
-	// aggregation work then holds is not counted.
+	// a slot; one larger than the budget waits for all of it. A received upload keeps its
+	// share of the budget while it waits in the coordinator's aggregation work, until it is
+	// added (or refused), so the uploads held whole at once stay within the budget however
+	// fast they arrive.
 	MaxUploadBytes int64
 	// MaxConcurrentDownloads bounds the tasks whose data is being streamed at once
 	// (default 64; a PullTask waits for a slot), and SendChunkBytes the chunks they are
@@ -164,8 +166,10 @@ type Service struct {
 	log       *slog.Logger
 	uploads   chan struct{}
 	downloads chan struct{}
-	// uploadBytes is the budget of MaxUploadBytes the uploads being received hold.
+	// uploadBytes is the budget of MaxUploadBytes the uploads being received, or waiting
+	// to be added, hold; held maps a queued upload's first blob to its share (under mu).
 	uploadBytes *semaphore.Weighted
+	held        map[*pb.Blob]*uploadShare
 
 	sessions *sessionTable
 	// joinMu makes a Join's admission check, its coordinator event and its new session one
@@ -213,12 +217,12 @@ func NewService(coord *Coordinator, cfg ServiceConfig) *Service {
 	}
 	s := &Service{
 		cfg: cfg, coord: coord, events: make(chan request), health: health.NewServer(), log: cfg.Logger,
-		uploads: make(chan struct{}, cfg.MaxConcurrentUploads), downloads: make(chan struct{}, cfg.MaxConcurrentDownloads), uploadBytes: semaphore.NewWeighted(cfg.MaxUploadBytes), uploading: map[string]bool{},
+		uploads: make(chan struct{}, cfg.MaxConcurrentUploads), downloads: make(chan struct{}, cfg.MaxConcurrentDownloads), uploadBytes: semaphore.NewWeighted(cfg.MaxUploadBytes), held: map[*pb.Blob]*uploadShare{}, uploading: map[string]bool{},
 		joinLimits: newJoinLimits(cfg), evals: newWorkQueue[EvaluationRequest](), work: newWorkQueue[Work](),
 		sessions: newSessionTable(idle), mail: map[string]*mailbox{},
 		done: make(chan struct{}), roundStart: map[uint64]time.Time{},
 	}
-	s.driver = Driver{Store: cfg.Store, Deliver: s.deliver, Evaluate: s.evals.push, Work: s.work.push, Notify: s.notice}
+	s.driver = Driver{Store: cfg.Store, Deliver: s.deliver, Evaluate: s.evals.push, Work: s.queueWork, Notify: s.notice}
 	cfg.Live.attach(s)
 	return s
 }
@@ -333,7 +337,8 @@ func (s *Service) evaluate(ctx context.Context, eval func(uint64, []float64) (ma
 func (s *Service) runWork(ctx context.Context, w Work) {
 	start := time.Now()
 	ev := w.Run()
-	s.log.Debug("work done", "work", fmt.Sprintf("%T", w), "seconds", time.Since(start).Seconds())
+	s.workDone(w)
+	s.log.Info("work done", "work", fmt.Sprintf("%T", w), "seconds", time.Since(start).Seconds())
 	if a, ok := ev.(Aggregated); ok && a.Err != "" {
 		s.log.Warn("encrypted upload refused", "client", a.ClientID, "task", a.TaskID, "err", a.Err)
 	}
@@ -673,6 +678,7 @@ func (s *Service) push(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.Push
 		return status.Errorf(codes.ResourceExhausted, "%d uploads in progress for %v; retry shortly", cap(s.uploads), s.cfg.UploadSlotWait)
 	}
 	var declared int64
+	var hold *uploadShare // the upload's share of MaxUploadBytes
 	for _, b := range res.Blobs {
 		if b.GetSize() < 0 {
 			return status.Errorf(codes.InvalidArgument, "result of task %s: blob %q has size %d", res.TaskId, b.GetName(), b.GetSize())
@@ -691,7 +697,8 @@ func (s *Service) push(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.Push
 			}
 			return status.Errorf(codes.ResourceExhausted, "uploads of %d MB in progress for %v (the server's upload memory); retry shortly", s.cfg.MaxUploadBytes>>20, s.cfg.UploadSlotWait)
 		}
-		defer s.uploadBytes.Release(weight)
+		hold = &uploadShare{weight: weight}
+		defer s.releaseUpload(hold)
 	}
 	asm, err := blob.NewAssembler(res.Blobs, limit)
 	if errors.Is(err, blob.ErrTooLarge) {
@@ -722,6 +729,13 @@ func (s *Service) push(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.Push
 	}
 	if _, err := asm.Finish(); err != nil {
 		return status.Errorf(codes.InvalidArgument, "result of task %s: %v", res.TaskId, err)
+	}
+	if hold != nil && len(res.Blobs) > 0 {
+		// Should the coordinator queue the upload's aggregation, the work takes the share.
+		hold.key = res.Blobs[0]
+		s.mu.Lock()
+		s.held[hold.key] = hold
+		s.mu.Unlock()
 	}
 	if err := s.submit(ctx, event(res)); err != nil {
 		s.log.Warn("result refused", "client", id, "task", res.TaskId, "err", err)
