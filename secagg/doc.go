@@ -182,8 +182,13 @@
 //   - Server: Add with a Verifier takes 20–44 ms of CPU per upload at d = 10^6 (signature
 //     check, commitment recomputed, c1 copied) against 1.6–7.5 ms without, and keeps
 //     8.19 bytes per value and upload to answer spot checks (8,191,968 bytes per upload at
-//     d = 10^6: 0.82 GB for 100 uploads, 8.2 GB for 1000; Aggregator.KeptBytes). Open:
-//     ≈ 160 µs per upload and member (5.0–5.2 ms for 32 uploads, s = 8).
+//     d = 10^6: 0.82 GB for 100 uploads, 8.2 GB for 1000; Aggregator.KeptBytes) — in
+//     memory, or with AggregatorConfig.Store written there (the server: an unlinked
+//     temporary file), leaves in leaf order, so that an opened leaf and the 2^4 − 1 leaves
+//     its path is recomputed from are one read; memory then keeps only each upload's
+//     signed commitment. Open: ≈ 160 µs per upload and member (5.0–5.2 ms for 32 uploads,
+//     s = 8) in memory, plus one read of 16 leaves and one of each kept tree node per
+//     opened leaf from a Store.
 //   - Member: the request grows by ≈ 450 bytes per listed upload (certificate, task id,
 //     root, signature; 0.55% of its 8.1 MB c1 at 100 uploads); Challenge verifies one
 //     signature per upload (≈ 80 µs; 7.1–7.3 ms for 32 uploads including the aggregate's
