@@ -790,7 +790,7 @@ func serverKey(f secagg.Field) string {
 }
 
 func (p *Party) encryptor(t *pb.Task, sa *pb.SecAggSpec) (*secagg.Encryptor, secagg.Parameters, error) {
-	params, _, err := p.secAggParams(sa.GetParams())
+	params, cc, err := p.secAggParams(sa.GetParams())
 	if err != nil {
 		return nil, params, err
 	}
@@ -816,6 +816,13 @@ func (p *Party) encryptor(t *pb.Task, sa *pb.SecAggSpec) (*secagg.Encryptor, sec
 	}
 	if pk.key.Session != session {
 		return nil, params, fmt.Errorf("public key of session %s, the task names another session", pk.key.Session)
+	}
+	// The members decrypt sums of at least the minimum in the key's roster (which they sign
+	// under an authenticated setup), not the task's claim, and distributed noise shares
+	// (dp.distributed, user-level noise_std, column statistics) are sized by that m: a
+	// server claiming m' > m would have every client add σ/√m' where σ/√m is due.
+	if kc := pk.key.Committee(); kc != cc {
+		return nil, params, fmt.Errorf("the task's secure_aggregation committee_size %d, threshold %d, min_contributions %d differ from %d, %d, %d of the committee that made session %s's key, which is what its members enforce: the server must send its committee's own settings", cc.Size, cc.Threshold, cc.MinContributions, kc.Size, kc.Threshold, kc.MinContributions, session)
 	}
 	key := string(pk.raw)
 	if p.enc != nil && p.encKey == key {

@@ -1,0 +1,92 @@
+package client_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/proto/blob"
+	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/secagg"
+	"google.golang.org/protobuf/proto"
+)
+
+// TestDistributedNoiseSharesFollowTheKeysCommittee: the attack of a server that tells the
+// clients of a dp.distributed round that every decrypted sum holds m' = 100 updates while
+// its key committee (whose members decide what they decrypt) enforces m = 2. Sized by the
+// task's m', each client would add noise σ/10 instead of σ/√2, and a sum of two updates
+// would carry σ·√2/10 ≈ 0.14σ of the σ the ledgers record. The client refuses before
+// training, since the task's committee is not the one that made the key; a task that
+// states the key's committee trains and uploads.
+func TestDistributedNoiseSharesFollowTheKeysCommittee(t *testing.T) {
+	committee := secagg.CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 2}
+	sp := &pb.SecAggParams{LogN: 12, ClipBound: 10, MaxWeight: 1, MaxContributors: 100,
+		CommitteeSize: int32(committee.Size), Threshold: int32(committee.Threshold), MinContributions: int32(committee.MinContributions)}
+	params, err := secagg.NewParameters(client.SecAggLiteral(sp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := secagg.NewSessionID()
+	setup, err := secagg.NewKeySetup(params, session, committee)
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := make([]*secagg.Member, committee.Size)
+	for i := range members {
+		if members[i], err = secagg.NewMember(params, secagg.MemberConfig{Session: session, ID: secagg.MemberID(i + 1), Committee: committee}); err != nil {
+			t.Fatal(err)
+		}
+		if err := setup.AddAnnouncement(members[i].Announcement()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roster, err := setup.Roster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		d, err := m.Deal(roster)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := setup.AddDealing(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pk, _, err := setup.Finalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkb, err := pk.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := func(claimed int32) *pb.Task {
+		claim := proto.CloneOf(sp)
+		claim.MinContributions = claimed
+		tk := fitTask(blobSpec, zeros(), &pb.FitSpec{Optimizer: "sgd", LearningRate: 1, WeightScale: 40, UpdateClipNorm: 10, MaxWeight: 1,
+			Dp:     &pb.DPSpec{NoiseMultiplier: 4, MaxGradNorm: 1, SampleRate: 1, Steps: 1, Distributed: true},
+			Secagg: &pb.SecAggSpec{Session: session[:], Params: claim}})
+		tk.Blobs = append(tk.Blobs, blob.New(blob.PublicKey, pkb))
+		return tk
+	}
+	tr := &countingTrainer{}
+	p, err := client.NewParty(client.PartyConfig{ClientID: "c1"}, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Handle(t.Context(), task(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status == pb.ResultStatus_RESULT_STATUS_OK || !strings.Contains(res.Reason, "min_contributions 100 differ from 3, 2, 2") || tr.fits != 0 {
+		t.Fatalf("a task claiming min_contributions 100 for a committee of m = 2: %v %q after %d trainings, want a refusal before training", res.Status, res.Reason, tr.fits)
+	}
+	res, err = p.Handle(t.Context(), task(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != pb.ResultStatus_RESULT_STATUS_OK || tr.fits != 1 || len(res.GetBlobs()) != 1 || res.GetBlobs()[0].GetName() != blob.EncryptedUpdate {
+		t.Fatalf("the key's own committee: %v %q after %d trainings, want an encrypted update", res.Status, res.Reason, tr.fits)
+	}
+}
