@@ -120,7 +120,7 @@ func TestDistributedNoiseChecksTheTask(t *testing.T) {
 	good := func() *pb.FitSpec {
 		return &pb.FitSpec{Optimizer: "sgd", LearningRate: 1, WeightScale: 40, UpdateClipNorm: 10,
 			Dp:     &pb.DPSpec{NoiseMultiplier: 4, MaxGradNorm: 1, SampleRate: 1, Steps: 1, Distributed: true},
-			Secagg: &pb.SecAggSpec{Params: &pb.SecAggParams{MinContributions: 16}}}
+			Secagg: &pb.SecAggSpec{Params: &pb.SecAggParams{CommitteeSize: 5, Threshold: 3, MinContributions: 16}}}
 	}
 	cfg := FitConfigFromSpec(good())
 	if err := distributedNoise(&cfg, good(), dim); err != nil {
@@ -148,6 +148,8 @@ func TestDistributedNoiseChecksTheTask(t *testing.T) {
 		{"scaffold", func(s *pb.FitSpec) { s.Scaffold = &pb.ScaffoldSpec{} }, "SCAFFOLD"},
 		{"no noise", func(s *pb.FitSpec) { s.Dp.NoiseMultiplier = 0 }, "noise multiplier"},
 		{"clip too small for the noise", func(s *pb.FitSpec) { s.UpdateClipNorm = 0.5 }, "raise dp.update_clip_norm"},
+		// Two disjoint sets {1, 2} and {3, 4} could each open one aggregate of the round.
+		{"disjoint decrypting sets", func(s *pb.FitSpec) { s.Secagg.Params.CommitteeSize, s.Secagg.Params.Threshold = 4, 2 }, "threshold 2 of 4"},
 	} {
 		s := good()
 		bad.change(s)

@@ -183,6 +183,12 @@ func (c Config) validateDistributed(bad func(string, ...any)) {
 	case c.SecAgg.MaxWeight < 1:
 		bad("secure_aggregation.max_weight = %v: dp.distributed gives every client weight 1; raise it to 1 (the default)", c.SecAgg.MaxWeight)
 	}
+	// A member refuses only a second aggregate of a round it decrypted itself: with
+	// 2t ≤ K, two disjoint sets of t members could open a round's sum with and without one
+	// client, whose difference carries only that client's noise share σ/√m.
+	if s := c.SecAgg; 2*s.Threshold <= s.CommitteeSize {
+		bad("dp.distributed needs every two decrypting sets of the key committee to share a member: raise secure_aggregation.threshold above committee_size/2 (threshold %d of %d; e.g. %d)", s.Threshold, s.CommitteeSize, s.CommitteeSize/2+1)
+	}
 	dim, err := c.Model.NumParams()
 	if err != nil {
 		return
