@@ -44,7 +44,8 @@ type Config struct {
 
 	Dataset DatasetConfig `yaml:"dataset"`
 	// Partition splits the training set across clients: iid, dirichlet:α[:min],
-	// shards[:k], natural (one client per group: speaking role, mailbox, device), or
+	// shards[:k], natural (one client per group: speaking role, mailbox, device),
+	// sender-domain (e-mails: each client gets whole sender domains of the From header), or
 	// sample:n (each client holds n examples drawn for it on demand, for very large
 	// populations).
 	Partition string `yaml:"partition"`

@@ -92,7 +92,7 @@ memory is mostly datasets, cheap to collect, so peak memory stays near the live 
 	fl.Float64Var(&f.target, "target-accuracy", 0, "override target_accuracy: stop at this test accuracy")
 	fl.StringVar(&f.resultsDir, "results-dir", "", "override results_dir (- writes nothing)")
 	fl.StringVar(&f.transport, "transport", "", "override transport: memory, grpc or grpc-tcp")
-	fl.StringVar(&f.partition, "partition", "", "override partition: iid, dirichlet:A, shards:K, natural or sample:N")
+	fl.StringVar(&f.partition, "partition", "", "override partition: iid, dirichlet:A, shards:K, natural, sender-domain or sample:N")
 	fl.IntVar(&f.workers, "workers", 0, "override workers (clients trained at once; default one per core)")
 	fl.BoolVar(&f.deterministic, "deterministic-noise", false, "seeded DP noise and sampling (dp.deterministic_noise): reproducible, not private")
 	fl.BoolVar(&f.noPlots, "no-plots", false, "do not write PNG plots")

@@ -104,7 +104,7 @@ func TestSimConfigFeatureKeys(t *testing.T) {
 	}
 	p = writeFile(t, "c.yaml", "model:\n  type: mlp\n  features: {type: scattering, j: 2, grups: 27}\n")
 	_, err = loadSimConfig(p)
-	if err == nil || !strings.Contains(err.Error(), "unknown key model.features.grups") || !strings.Contains(err.Error(), "model.features takes groups, j, l, norm, shape, type") {
+	if err == nil || !strings.Contains(err.Error(), "unknown key model.features.grups") || !strings.Contains(err.Error(), "model.features takes groups, j, l, layout, norm, shape, type") {
 		t.Fatalf("error %v, want one naming model.features.grups and the keys of model.features", err)
 	}
 }
