@@ -115,6 +115,18 @@ type DPConfig struct {
 	MaxGradNorm float64 `yaml:"max_grad_norm"`
 	// Delta is the δ of every reported ε (default 1e-5).
 	Delta float64 `yaml:"delta"`
+	// BudgetEpsilon is every client's lifetime record-level budget at Delta (0: no limit,
+	// still accounted). The server samples a round's clients only among those whose ε, as
+	// it accounts it (the fit tasks it issued them, less those they refused), leaves room
+	// for the round's task, so it does not send tasks that clients with this budget would
+	// refuse, nor tasks to a client that refused one on its own budget (with or without
+	// budget_epsilon; forgotten on a restart): the sample is still drawn with the server's
+	// generator (seeded by seed), from the clients with room. The ε of a task follows from σ, q and the steps alone, so
+	// skipping clients changes no one's ε (amplification by sampling is counted only over
+	// the records of a client's DP-SGD batches). A client's own budget (confide client
+	// --budget-epsilon; in confide sim, every client's) still refuses what would pass it.
+	// User-level DP's Poisson sampling of clients is left as its accountant assumes.
+	BudgetEpsilon float64 `yaml:"budget_epsilon"`
 	// SampleRate q is the DP-SGD schedule the server fixes for every client: each step's
 	// batch holds every local example independently with probability q (expected batch
 	// q·n), and a round runs Steps steps (default ⌈training.epochs / q⌉, i.e. epochs passes
@@ -571,6 +583,9 @@ func (c Config) Validate() error {
 	}
 	if !(d.Delta > 0 && d.Delta < 1) {
 		bad("dp.delta = %v: must be in (0, 1), typically below 1/number of examples", d.Delta)
+	}
+	if d.BudgetEpsilon < 0 || math.IsNaN(d.BudgetEpsilon) || math.IsInf(d.BudgetEpsilon, 0) {
+		bad("dp.budget_epsilon = %v: must be ≥ 0 (0: no limit)", d.BudgetEpsilon)
 	}
 	if _, err := d.Accounting(); err != nil {
 		bad("%v", err)

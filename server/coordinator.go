@@ -78,6 +78,10 @@ type clientState struct {
 	keyOf   secagg.SessionID
 	keySent bool
 	epsilon float64
+	// outOfBudget: the client refused a fit task on its privacy budget. Every task of the
+	// federation costs the same and a ledger only grows, so it would refuse the next too:
+	// it is not sampled for fit tasks again (until a restart forgets this).
+	outOfBudget bool
 }
 
 type taskState struct {
@@ -91,6 +95,9 @@ type taskState struct {
 	// decStage is the step of a decrypt task (challenge or share with an authenticated
 	// committee).
 	decStage pb.DecryptStage
+	// charged: a fit task the record-level account charged (its round's first), whose
+	// charge a refusal takes back.
+	charged bool
 }
 
 type closedTask struct {

@@ -48,7 +48,7 @@ func (c *Coordinator) startEvaluate(r *Ready) {
 	}
 	c.phase = phaseEvaluate
 	c.deadline = c.now + c.cfg.Deadlines.Evaluate
-	for _, id := range c.sample(n) {
+	for _, id := range c.sample(n, nil) {
 		ts := &taskState{client: id, kind: pb.TaskKind_TASK_KIND_EVALUATE, round: e.number}
 		c.newTask(r, ts, &pb.Task{Spec: &pb.Task_Evaluate{Evaluate: spec}, Blobs: c.withPublicKey(id, blobs)})
 		e.pending[id] = ts.id

@@ -165,13 +165,15 @@ func (EvaluationRecord) isRecord() {}
 
 // PrivacyRecord: a client's total record-level (DP-SGD) ε at δ: the server's own account
 // when it issued the client a fit task of round Round (every task fixes σ, q and the steps),
-// or, with Reported, what the client said its ledger holds.
+// or, with Withdrawn, when it took that charge back because the client refused the task on
+// its privacy budget, or, with Reported, what the client said its ledger holds.
 type PrivacyRecord struct {
-	ClientID string
-	Round    uint64
-	Epsilon  float64
-	Delta    float64
-	Reported bool
+	ClientID  string
+	Round     uint64
+	Epsilon   float64
+	Delta     float64
+	Reported  bool
+	Withdrawn bool
 }
 
 func (ClientRecord) isRecord()    {}

@@ -28,7 +28,13 @@ func (c *Coordinator) startFit(r *Ready) {
 			// An aggregate may not hold more updates than the overflow budget allows.
 			n = min(n, c.cfg.SecAgg.MaxContributors)
 		}
-		sampled = c.sample(n)
+		room := c.budgetRoom()
+		sampled = c.sample(n, room)
+		if len(sampled) == 0 && room != nil && avail > 0 {
+			c.fit = &fitRound{number: c.round + 1}
+			c.failRound(fmt.Sprintf("every one of the %d online clients has spent its privacy budget: none has room for another fit task in dp.budget_epsilon = %g, or it refused one on its own budget", avail, c.cfg.DP.BudgetEpsilon), r)
+			return
+		}
 	}
 	number := c.round + 1
 	// Remember closed tasks for one round back: enough to tell a late or duplicate
@@ -99,9 +105,14 @@ func (c *Coordinator) startFit(r *Ready) {
 	c.phase = phaseFit
 	c.deadline = c.now + c.cfg.Deadlines.Fit
 	for _, id := range sampled {
+		var (
+			eps     float64
+			charged bool
+			err     error
+		)
 		if c.rl != nil {
 			// Charged when issued: the client may train whether or not a result arrives.
-			eps, err := c.rl.issued(id, number)
+			eps, charged, err = c.rl.issued(id, number)
 			if err != nil {
 				c.failRound(err.Error(), r)
 				return
@@ -109,7 +120,7 @@ func (c *Coordinator) startFit(r *Ready) {
 			r.Persist = append(r.Persist, PrivacyRecord{ClientID: id, Round: number, Epsilon: eps, Delta: d.Delta})
 			r.Notices = append(r.Notices, PrivacySpent{ClientID: id, Epsilon: eps})
 		}
-		ts := &taskState{client: id, kind: pb.TaskKind_TASK_KIND_FIT, round: number}
+		ts := &taskState{client: id, kind: pb.TaskKind_TASK_KIND_FIT, round: number, charged: charged}
 		c.newTask(r, ts, &pb.Task{Spec: &pb.Task_Fit{Fit: spec}, Blobs: c.withPublicKey(id, blobs)})
 		f.pending[id] = ts.id
 	}
@@ -432,8 +443,22 @@ func (c *Coordinator) endFit() {
 	c.fit = nil
 }
 
+// budgetRoom returns whether a client has room in its privacy budget for a fit task: it
+// has not refused one on its budget, and the server's account of its ε leaves room in
+// dp.budget_epsilon (when set). Nil without record-level accounting (every client has).
+func (c *Coordinator) budgetRoom() func(*clientState) bool {
+	budget := c.cfg.DP.BudgetEpsilon
+	if c.rl == nil {
+		return nil
+	}
+	return func(cs *clientState) bool {
+		return !cs.outOfBudget && (budget <= 0 || c.rl.roomFor(cs.id, budget))
+	}
+}
+
 // maxEpsilon is the largest total record-level ε of any client: the server's own account of
-// the fit tasks it issued (and, should a client report more, its report).
+// the fit tasks it issued and the client did not refuse (and, should a client report more,
+// its report).
 func (c *Coordinator) maxEpsilon() float64 {
 	if c.rl != nil {
 		return max(c.rl.max, c.epsMax)

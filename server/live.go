@@ -53,7 +53,8 @@ type Live struct {
 	snap     dashboard.Snapshot // the coordinator's state as last observed
 	seen     []seenClient
 	tally    map[string]*clientTally
-	epsMax   float64
+	epsMax   float64 // the largest of the clients' ε (clientTally.epsilon)
+	coordEps float64 // the coordinator's largest ε as last observed
 	epsSum   float64
 	epsN     int
 	open     map[uint64]*openRound
@@ -74,10 +75,12 @@ type seenClient struct {
 	member  bool
 }
 
-// clientTally is what the notices said of one client.
+// clientTally is what the notices said of one client. Its ε is the larger of the server's
+// account (the fit tasks it issued the client, less those refused: it may go down) and the
+// client's report of its ledger.
 type clientTally struct {
 	sampled, rounds, refusals, dropouts int
-	epsilon                             float64
+	epsilon, account, reported          float64
 }
 
 // openRound is a round that started and has not finished (its central evaluation may
@@ -192,13 +195,28 @@ func (l *Live) Notice(n Notice, c *Coordinator) {
 		l.evaluated(n)
 	case PrivacySpent:
 		t := l.client(n.ClientID)
-		if n.Epsilon > t.epsilon {
-			if t.epsilon == 0 {
-				l.epsN++
+		if n.Reported {
+			t.reported = max(t.reported, n.Epsilon)
+		} else {
+			t.account = n.Epsilon
+		}
+		eps := max(t.account, t.reported)
+		switch {
+		case t.epsilon == 0 && eps > 0:
+			l.epsN++
+		case t.epsilon > 0 && eps == 0:
+			l.epsN--
+		}
+		l.epsSum += eps - t.epsilon
+		lowered := eps < t.epsilon
+		t.epsilon = eps
+		if lowered {
+			l.epsMax = 0
+			for _, o := range l.tally {
+				l.epsMax = max(l.epsMax, o.epsilon)
 			}
-			l.epsSum += n.Epsilon - t.epsilon
-			t.epsilon = n.Epsilon
-			l.epsMax = max(l.epsMax, n.Epsilon)
+		} else {
+			l.epsMax = max(l.epsMax, eps)
 		}
 		c = nil // one per sampled client: the state is observed with the round's notice
 	case KeySetupFailed:
@@ -339,7 +357,7 @@ func (l *Live) observe(c *Coordinator) {
 	}
 	s.Now = c.now.Seconds()
 	s.ClientsOnline, s.ClientsRegistered = c.online, len(c.clients)
-	l.epsMax = max(l.epsMax, c.maxEpsilon())
+	l.coordEps = c.maxEpsilon()
 
 	d := cfg.DP
 	p := dashboard.Privacy{DPSGD: d.NoiseMultiplier > 0, UpdateClipNorm: d.UpdateClipNorm, SecureAggregation: cfg.SecAgg.Enabled}
@@ -414,7 +432,7 @@ func (l *Live) Snapshot(ctx context.Context) (dashboard.Snapshot, error) {
 	if l.stopped != "" {
 		s.State, s.Waiting, s.Current = "stopped", l.stopped, 0
 	}
-	s.Privacy.EpsilonMax, s.Privacy.ClientsAccounted = l.epsMax, l.epsN
+	s.Privacy.EpsilonMax, s.Privacy.ClientsAccounted = max(l.epsMax, l.coordEps), l.epsN
 	if l.epsN > 0 {
 		s.Privacy.EpsilonMean = l.epsSum / float64(l.epsN)
 	}

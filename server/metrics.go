@@ -35,7 +35,7 @@ func NewMetrics() *Metrics {
 		bytesIn:     prometheus.NewCounter(prometheus.CounterOpts{Name: "confide_received_bytes_total", Help: "Payload bytes received from clients."}),
 		bytesOut:    prometheus.NewCounter(prometheus.CounterOpts{Name: "confide_sent_bytes_total", Help: "Payload bytes sent to clients."}),
 		ingress:     prometheus.NewCounter(prometheus.CounterOpts{Name: "confide_ingress_bytes_total", Help: "Bytes of every gRPC message received (wire length: clients' and aggregators' calls, headers and uploads), the server's ingress."}),
-		epsilon:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "confide_epsilon_max", Help: "Largest record-level ε of any client (DP-SGD, at dp.delta), as the server accounts it from the fit tasks it issued, or as a client reported it if more."}),
+		epsilon:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "confide_epsilon_max", Help: "Largest record-level ε of any client (DP-SGD, at dp.delta), as the server accounts it from the fit tasks it issued less those the client refused, or as a client reported it if more."}),
 		userEpsilon: prometheus.NewGauge(prometheus.GaugeOpts{Name: "confide_user_level_epsilon", Help: "User-level ε of the federation's rounds so far (DP-FedAvg, at dp.user_level.delta); 0 when user-level DP is off."}),
 		roundDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "confide_round_duration_seconds", Help: "Wall time from a round's start to its model update.",
 			Buckets: prometheus.ExponentialBuckets(0.5, 2, 14)}),

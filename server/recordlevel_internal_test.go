@@ -16,7 +16,7 @@ func TestRecordLevelAccountant(t *testing.T) {
 		var eps float64
 		for round := uint64(1); round <= 3; round++ {
 			var err error
-			if eps, err = a.issued("c", round); err != nil {
+			if eps, _, err = a.issued("c", round); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -79,7 +79,14 @@ func (c *Coordinator) restore(st *State) error {
 			// n distinct rounds, the latest of them FitLastRound[id].
 			last := st.FitLastRound[id]
 			for i := range n {
-				if _, err := c.rl.issued(id, last-uint64(n-1-i)); err != nil {
+				if _, _, err := c.rl.issued(id, last-uint64(n-1-i)); err != nil {
+					return fmt.Errorf("server: resume: %w", err)
+				}
+			}
+		}
+		for id, n := range st.FitWithdrawn {
+			for range n {
+				if _, err := c.rl.withdraw(id); err != nil {
 					return fmt.Errorf("server: resume: %w", err)
 				}
 			}

@@ -173,25 +173,42 @@ func (c *Coordinator) samplePoisson(p float64) []string {
 	}
 }
 
-// sample returns n of the online clients (sorted by id), drawn uniformly without replacement
-// with the coordinator's generator. When most registered clients are online it draws by
-// rejection from the roster, in O(n) expected time and memory however many clients are
-// registered; otherwise it shuffles the online ones.
-func (c *Coordinator) sample(n int) []string {
-	n = min(n, c.online)
+// sample returns n of the online clients (sorted by id) for which ok holds (nil: all), drawn
+// uniformly without replacement with the coordinator's generator. When most registered
+// clients qualify it draws by rejection from the roster, in O(n) expected time and memory
+// however many clients are registered (with ok, counting them takes one pass); otherwise it
+// shuffles the qualifying ones. Without ok, or when every online client qualifies, the draws
+// are the same as sampling the online clients.
+func (c *Coordinator) sample(n int, ok func(*clientState) bool) []string {
+	eligible := c.online
 	roster := c.sortedRoster()
+	if ok != nil {
+		eligible = 0
+		for _, cs := range roster {
+			if cs.online && ok(cs) {
+				eligible++
+			}
+		}
+		if eligible == c.online {
+			ok = nil
+		}
+	}
+	n = min(n, eligible)
 	ids := make([]string, 0, n)
-	if 2*c.online >= len(roster) && n < c.online {
+	if 2*eligible >= len(roster) && n < eligible {
 		picked := make(map[*clientState]bool, n)
 		for len(ids) < n {
 			cs := roster[c.rng.IntN(len(roster))]
-			if cs.online && !picked[cs] {
+			if cs.online && !picked[cs] && (ok == nil || ok(cs)) {
 				picked[cs] = true
 				ids = append(ids, cs.id)
 			}
 		}
 	} else {
 		on := c.onlineClients()
+		if ok != nil {
+			on = slices.DeleteFunc(on, func(cs *clientState) bool { return !ok(cs) })
+		}
 		c.rng.Shuffle(len(on), func(i, j int) { on[i], on[j] = on[j], on[i] })
 		for _, cs := range on[:n] {
 			ids = append(ids, cs.id)

@@ -34,7 +34,8 @@ import (
 //	            central_*), contributors (JSON), params
 //	            (blobs.sha256 or NULL once pruned), strategy_state, sampler_state
 //	privacy     client, round, epsilon, delta, reported   record-level ε: the server's
-//	            account when it issued a fit task (reported 0) or a client's report (1)
+//	            account when it issued a fit task (reported 0), a client's report (1), or
+//	            the account after taking back the charge of a task the client refused (2)
 //	user_level  round, record (JSON UserLevelPrivacyRecord)
 type SQLiteStore struct {
 	db   *sql.DB
@@ -182,7 +183,14 @@ func (s *SQLiteStore) appendOne(tx *sql.Tx, rec Record) error {
 		_, err = tx.Exec(`UPDATE rounds SET metrics = json_patch(metrics, ?) WHERE round = ?`, string(b), int64(r.Round))
 		return err
 	case PrivacyRecord:
-		_, err := tx.Exec(`INSERT INTO privacy (client, round, epsilon, delta, reported) VALUES (?, ?, ?, ?, ?)`, r.ClientID, int64(r.Round), r.Epsilon, r.Delta, r.Reported)
+		kind := privacyIssued
+		switch {
+		case r.Reported:
+			kind = privacyReported
+		case r.Withdrawn:
+			kind = privacyWithdrawn
+		}
+		_, err := tx.Exec(`INSERT INTO privacy (client, round, epsilon, delta, reported) VALUES (?, ?, ?, ?, ?)`, r.ClientID, int64(r.Round), r.Epsilon, r.Delta, kind)
 		return err
 	case UserLevelPrivacyRecord:
 		b, err := json.Marshal(r)
@@ -265,10 +273,12 @@ type State struct {
 	// Rounds are the finished rounds' records, parameters left out.
 	Rounds []RoundRecord
 	// FitTasks counts, per client, the rounds the server issued it a DP-SGD fit task in (its
-	// record-level account), FitLastRound the latest of them; Reported is the largest ε each
+	// record-level account), FitLastRound the latest of them, FitWithdrawn the rounds whose
+	// charge it took back (the client refused the task); Reported is the largest ε each
 	// client reported.
 	FitTasks     map[string]int
 	FitLastRound map[string]uint64
+	FitWithdrawn map[string]int
 	Reported     map[string]float64
 	// UserLevel is the latest user-level privacy record (nil: none).
 	UserLevel *UserLevelPrivacyRecord
@@ -276,9 +286,16 @@ type State struct {
 	Statistics *StatisticsRecord
 }
 
+// The privacy table's reported column: what a row's ε is.
+const (
+	privacyIssued    = 0 // the server's account when it issued a fit task
+	privacyReported  = 1 // a client's report of its ledger
+	privacyWithdrawn = 2 // the server's account after taking back a refused task's charge
+)
+
 // Load reads the state. A fresh store gives a State with Round 0 and nil Params.
 func (s *SQLiteStore) Load() (*State, error) {
-	st := &State{FitTasks: map[string]int{}, FitLastRound: map[string]uint64{}, Reported: map[string]float64{}}
+	st := &State{FitTasks: map[string]int{}, FitLastRound: map[string]uint64{}, FitWithdrawn: map[string]int{}, Reported: map[string]float64{}}
 	fail := func(what string, err error) (*State, error) {
 		return nil, fmt.Errorf("server: state store %s: reading %s: %w", s.path, what, err)
 	}
@@ -381,19 +398,22 @@ func (s *SQLiteStore) Load() (*State, error) {
 	}
 	for rows.Next() {
 		var (
-			client   string
-			reported bool
-			n        int
-			last     uint64
-			eps      float64
+			client string
+			kind   int
+			n      int
+			last   uint64
+			eps    float64
 		)
-		if err := rows.Scan(&client, &reported, &n, &last, &eps); err != nil {
+		if err := rows.Scan(&client, &kind, &n, &last, &eps); err != nil {
 			rows.Close()
 			return fail("privacy", err)
 		}
-		if reported {
+		switch kind {
+		case privacyReported:
 			st.Reported[client] = eps
-		} else {
+		case privacyWithdrawn:
+			st.FitWithdrawn[client] = n
+		default:
 			st.FitTasks[client], st.FitLastRound[client] = n, last
 		}
 	}

@@ -124,7 +124,7 @@ func (c *Coordinator) startStatistics(r *Ready) {
 	c.stats = s
 	c.phase = phaseStatistics
 	c.deadline = c.now + c.cfg.Deadlines.Evaluate
-	for _, id := range c.sample(n) {
+	for _, id := range c.sample(n, nil) {
 		if c.rl != nil {
 			// Charged when issued, as fit tasks are: the client may release whether or
 			// not a result arrives.

@@ -53,6 +53,7 @@ type CheckpointStore struct {
 	Accountant string
 
 	record    model.PrivacyGuarantee // the largest record-level ε so far (Epsilon 0: none)
+	clientEps map[string]float64     // every client's record-level ε as last accounted
 	userLevel *UserLevelPrivacyRecord
 }
 
@@ -68,9 +69,25 @@ func (s *CheckpointStore) Append(records []Record) error {
 	for _, r := range records {
 		switch pr := r.(type) {
 		case PrivacyRecord:
-			if !pr.Reported && pr.Epsilon > s.record.Epsilon && !math.IsInf(pr.Epsilon, 0) {
+			if pr.Reported || math.IsInf(pr.Epsilon, 0) {
+				break
+			}
+			if s.clientEps == nil {
+				s.clientEps = map[string]float64{}
+			}
+			s.clientEps[pr.ClientID] = pr.Epsilon
+			// A withdrawn charge may lower the largest.
+			largest := 0.0
+			if pr.Withdrawn {
+				for _, e := range s.clientEps {
+					largest = max(largest, e)
+				}
+			} else {
+				largest = max(s.record.Epsilon, pr.Epsilon)
+			}
+			if largest != s.record.Epsilon {
 				s.record = model.PrivacyGuarantee{Level: model.PrivacyRecord, Mechanism: "DP-SGD on the clients, the server's " + accountantName(s.Accountant) + " account",
-					Epsilon: pr.Epsilon, Delta: pr.Delta, Meaning: "record-level DP of each client's examples; the largest ε the server accounted for any client"}
+					Epsilon: largest, Delta: pr.Delta, Meaning: "record-level DP of each client's examples; the largest ε any client spent, as the server accounted it (the fit tasks it issued, less those refused)"}
 			}
 		case UserLevelPrivacyRecord:
 			s.userLevel = &pr

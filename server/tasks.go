@@ -210,6 +210,16 @@ func (c *Coordinator) result(e ResultIn, r *Ready) error {
 	switch res.Status {
 	case pb.ResultStatus_RESULT_STATUS_OK:
 	case pb.ResultStatus_RESULT_STATUS_REFUSED_PRIVACY_BUDGET:
+		if ts.charged && c.rl != nil {
+			// Refused before training: the client spent nothing on it.
+			cs.outOfBudget = true
+			eps, err := c.rl.withdraw(cs.id)
+			if err != nil {
+				return err
+			}
+			r.Persist = append(r.Persist, PrivacyRecord{ClientID: cs.id, Round: ts.round, Epsilon: eps, Delta: c.cfg.DP.Delta, Withdrawn: true})
+			r.Notices = append(r.Notices, PrivacySpent{ClientID: cs.id, Epsilon: eps})
+		}
 		c.taskFailed(ts, strategy.FailureRefused, "privacy budget: "+res.Reason, r)
 		return nil
 	case pb.ResultStatus_RESULT_STATUS_FAILED:

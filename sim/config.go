@@ -127,10 +127,9 @@ type TrainingConfig = server.TrainingConfig
 // dp.user_level.expected_clients defaults to (and must equal) clients_per_round, and the
 // clip is dp.user_level.clip, so leave dp.update_clip_norm unset.
 type DPConfig struct {
+	// server.DPConfig's budget_epsilon is also every client's lifetime budget at Delta: a
+	// client refuses tasks that would take it past.
 	server.DPConfig `yaml:",inline"`
-	// BudgetEpsilon is every client's lifetime budget at Delta: a client refuses tasks
-	// that would take it past (0: no limit, still accounted).
-	BudgetEpsilon float64 `yaml:"budget_epsilon"`
 	// DeterministicNoise draws DP noise and Poisson sampling from generators seeded by
 	// Seed instead of crypto/rand, so that two runs are identical. It also seeds the
 	// clients' secure-aggregation randomness (keys, encryption, flooding noise), with or
@@ -200,8 +199,8 @@ func Default() Config {
 		Model:     model.Spec{Type: model.TypeMLP, Hidden: []int{64}, Activation: "tanh"},
 		Strategy:  strategy.Config{Name: strategy.NameFedAvg, ServerLRDecay: strategy.DecayCosine},
 		Training:  TrainingConfig{Epochs: 3, BatchSize: 512, Optimizer: "sgd", LR: 2, Momentum: 0.9},
-		DP: DPConfig{DPConfig: server.DPConfig{NoiseMultiplier: 3.5, MaxGradNorm: 1, Delta: 1e-5, UpdateClipNorm: 50},
-			BudgetEpsilon: 8},
+		DP: DPConfig{DPConfig: server.DPConfig{NoiseMultiplier: 3.5, MaxGradNorm: 1, Delta: 1e-5, UpdateClipNorm: 50,
+			BudgetEpsilon: 8}},
 		SecureAggregation: server.SecAggConfig{
 			Enabled: true, CommitteeSize: 5, Threshold: 3,
 		},

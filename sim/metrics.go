@@ -191,7 +191,10 @@ type RoundMetrics struct {
 	// FederatedAccuracy and FederatedLoss: federated evaluation (evaluation.fraction > 0).
 	FederatedAccuracy *float64 `json:"federated_accuracy,omitempty"`
 	FederatedLoss     *float64 `json:"federated_loss,omitempty"`
-	// Epsilon is the largest total ε at δ any client has reported so far (DP-SGD).
+	// Epsilon is the largest total ε at δ any client has spent so far (DP-SGD), as the
+	// server accounts it: the fit tasks it issued, less those the client refused (a task
+	// whose client dropped out stays charged: the server cannot tell whether it trained).
+	// Without dropouts it is the clients' ledgers' figure, the summary's privacy.epsilon.
 	Epsilon float64 `json:"epsilon"`
 	// UserEpsilon is the federation's user-level ε so far (dp.user_level), and UpdateClip
 	// the round's clip norm S under it.

@@ -69,7 +69,7 @@ func TestSimDPKeysLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := sim.DPConfig{DPConfig: server.DPConfig{NoiseMultiplier: 0.9, SampleRate: 0.05, Steps: 30, StatisticsMaxRows: 500,
-		UserLevel: server.UserLevelDPConfig{Mode: server.UserLevelCentral}}, BudgetEpsilon: 6, DeterministicNoise: true}
+		UserLevel: server.UserLevelDPConfig{Mode: server.UserLevelCentral}, BudgetEpsilon: 6}, DeterministicNoise: true}
 	if !reflect.DeepEqual(c.DP, want) {
 		t.Fatalf("dp section %+v, want %+v", c.DP, want)
 	}
