@@ -51,6 +51,13 @@ type serverFile struct {
 	Linger time.Duration `yaml:"linger"`
 	// MaxClients bounds the registered clients (0: the service's default, 100000).
 	MaxClients int `yaml:"max_clients"`
+	// MaxUploadMB bounds, in MiB, the clients' uploads the server holds whole at once:
+	// being received, or waiting to be added to the round's aggregate (0: the service's
+	// default, 1024). An upload waits for room; the server adds one at a time, so a bound of
+	// a few uploads costs no throughput. An encrypted update is about 6.5 bytes per
+	// parameter (secure_aggregation.value_bits 11), so the default holds 15 of a 10⁷-parameter
+	// model; the server's memory is about this bound plus a few copies of the model.
+	MaxUploadMB int `yaml:"max_upload_mb"`
 	// Aggregators are the certificate identities of the intermediate aggregators (confide
 	// aggregator) that may relay calls on their clients' behalf (empty: none may).
 	Aggregators []string `yaml:"aggregators"`
@@ -233,6 +240,9 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 	if sf.MaxClients < 0 {
 		return fmt.Errorf("max_clients = %d: must be ≥ 0 (0: 100000)", sf.MaxClients)
 	}
+	if sf.MaxUploadMB < 0 {
+		return fmt.Errorf("max_upload_mb = %d: must be ≥ 0 (0: 1024 MiB)", sf.MaxUploadMB)
+	}
 	tlsConfig, err := serverTLS(sf)
 	if err != nil {
 		return err
@@ -346,7 +356,7 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 	if sf.Dashboard != "" {
 		live = server.NewLive(server.LiveConfig{CheckpointDir: sf.CheckpointDir})
 	}
-	svc := server.NewService(coord, server.ServiceConfig{JoinToken: sf.JoinToken, MaxClients: sf.MaxClients, RequireClientCertificate: tlsConfig != nil, Aggregators: sf.Aggregators, Store: stores, Logger: slog.Default(), Live: live})
+	svc := server.NewService(coord, server.ServiceConfig{JoinToken: sf.JoinToken, MaxClients: sf.MaxClients, MaxUploadBytes: int64(sf.MaxUploadMB) << 20, RequireClientCertificate: tlsConfig != nil, Aggregators: sf.Aggregators, Store: stores, Logger: slog.Default(), Live: live})
 	if live != nil {
 		ds, err := board.start(g, live, tlsConfig)
 		if err != nil {
