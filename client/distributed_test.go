@@ -89,4 +89,26 @@ func TestDistributedNoiseSharesFollowTheKeysCommittee(t *testing.T) {
 	if res.Status != pb.ResultStatus_RESULT_STATUS_OK || tr.fits != 1 || len(res.GetBlobs()) != 1 || res.GetBlobs()[0].GetName() != blob.EncryptedUpdate {
 		t.Fatalf("the key's own committee: %v %q after %d trainings, want an encrypted update", res.Status, res.Reason, tr.fits)
 	}
+	// Training statistics would leave un-noised inside the sum; a client with
+	// LocalNoiseOnly takes no share-sized noise at all. Both refuse before training.
+	withStats := task(2)
+	withStats.Round = 2
+	withStats.GetFit().Statistics = &pb.StatisticsSpec{LossCap: 20}
+	res, err = p.Handle(t.Context(), withStats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status == pb.ResultStatus_RESULT_STATUS_OK || !strings.Contains(res.Reason, "training statistics under distributed noise") || tr.fits != 1 {
+		t.Fatalf("statistics under distributed noise: %v %q after %d trainings, want a refusal before training", res.Status, res.Reason, tr.fits)
+	}
+	local, err := client.NewParty(client.PartyConfig{ClientID: "c2", LocalNoiseOnly: true}, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err = local.Handle(t.Context(), task(2)); err != nil {
+		t.Fatal(err)
+	}
+	if res.Status == pb.ResultStatus_RESULT_STATUS_OK || !strings.Contains(res.Reason, "local-noise-only") || tr.fits != 1 {
+		t.Fatalf("a local-noise-only client: %v %q after %d trainings, want a refusal before training", res.Status, res.Reason, tr.fits)
+	}
 }

@@ -74,6 +74,11 @@ type PartyConfig struct {
 	// that a server cannot have the committee decrypt a sum with less noise than it
 	// accounts. 0 (the default): no floor.
 	MinUserLevelNoiseMultiplier float64
+	// LocalNoiseOnly refuses fit tasks with distributed record-level noise (dp.distributed),
+	// in which this client adds only a share σ/√m of DP-SGD's noise and its guarantee rests
+	// on the other m − 1 updates of every decrypted sum being honest: its updates then
+	// always carry the task's whole noise, whatever other clients do.
+	LocalNoiseOnly bool
 
 	// ShareStatistics opts in to sending statistics of the client's data when secure
 	// aggregation is off: a noised example count with fit results (the server weighs
@@ -326,6 +331,12 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 	cfg.Round, cfg.Model = t.GetRound(), ms
 	distributed := dpc.GetDistributed()
 	if distributed {
+		switch {
+		case p.cfg.LocalNoiseOnly:
+			return fmt.Errorf("refused: the task splits DP-SGD's noise across clients (dp.distributed) and this client adds its whole noise itself (local-noise-only): %w", ErrBudgetExceeded)
+		case stats != nil:
+			return errors.New("the fit task asks for training statistics under distributed noise (dp.distributed), whose guarantee does not cover them")
+		}
 		if err := distributedNoise(&cfg, spec, dim); err != nil {
 			return err
 		}

@@ -155,7 +155,10 @@ type DPConfig struct {
 	// at noise_multiplier and sample_rate — √m times less noise in the model than every
 	// client adding all of it, on the assumption that the other updates in a sum are
 	// honest. Clients divide by sample_rate·training.weight_scale and send weight 1. Needs
-	// secure aggregation; not with user-level DP or scaffold.
+	// secure aggregation with secure_aggregation.threshold above half the committee; against
+	// an active server, its authenticated form (passive mode trusts the server to present
+	// honest aggregates). Not with user-level DP or scaffold; the fit tasks carry no
+	// training statistics. A client with --local-noise-only refuses it.
 	Distributed bool `yaml:"distributed"`
 	// UserLevel turns on user-level DP for the rounds (DP-FedAvg).
 	UserLevel UserLevelDPConfig `yaml:"user_level"`

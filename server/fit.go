@@ -160,9 +160,11 @@ func (c *Coordinator) weight(n int64) float64 {
 }
 
 // trainStatistics reports whether fit tasks ask for the training statistics inside the
-// secure aggregate: under secure aggregation without user-level DP (whose guarantee does
-// not cover them).
-func (c *Coordinator) trainStatistics() bool { return c.sa != nil && c.ul == nil }
+// secure aggregate: under secure aggregation without user-level DP or distributed noise
+// (whose guarantees do not cover them).
+func (c *Coordinator) trainStatistics() bool {
+	return c.sa != nil && c.ul == nil && !c.cfg.DP.Distributed
+}
 
 // statisticSlots is the number of values a client appends for its statistics.
 const statisticSlots = 2

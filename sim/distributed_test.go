@@ -32,6 +32,9 @@ func TestDistributedRecordLevelNoise(t *testing.T) {
 		if r.Failed || r.Contributors != 8 {
 			t.Fatalf("round %d: failed=%v %q, %d contributors", r.Round, r.Failed, r.Reason, r.Contributors)
 		}
+		if r.TrainLoss != nil || r.TrainAccuracy != nil {
+			t.Fatalf("round %d: training statistics released beside distributed noise, whose guarantee does not cover them", r.Round)
+		}
 	}
 	ledgers, err := filepath.Glob(filepath.Join(c.ResultsDir, "clients", "*", "privacy-ledger.json"))
 	if err != nil || len(ledgers) != 8 {

@@ -25,23 +25,23 @@ import (
 func init() { registerCommand(newClientCmd) }
 
 type clientOptions struct {
-	server, name, joinToken, stateDir       string
-	dataset, dataDir, partition             string
-	data                                    string
-	skipBadRows                             bool
-	numClients, clientIndex                 int
-	seed                                    uint64
-	epsilon, delta                          float64
-	noDP, raiseBudget                       bool
-	committee, requireSecAgg                bool
-	minThreshold, minContributions, workers int
-	minCommittee                            int
-	minNoise, minFlooding, minUserNoise     float64
-	shareStatistics                         bool
-	deterministic                           bool
-	ca, tlsCert, tlsKey                     string
-	insecure                                bool
-	giveUpAfter                             time.Duration
+	server, name, joinToken, stateDir        string
+	dataset, dataDir, partition              string
+	data                                     string
+	skipBadRows                              bool
+	numClients, clientIndex                  int
+	seed                                     uint64
+	epsilon, delta                           float64
+	noDP, raiseBudget                        bool
+	committee, requireSecAgg, localNoiseOnly bool
+	minThreshold, minContributions, workers  int
+	minCommittee                             int
+	minNoise, minFlooding, minUserNoise      float64
+	shareStatistics                          bool
+	deterministic                            bool
+	ca, tlsCert, tlsKey                      string
+	insecure                                 bool
+	giveUpAfter                              time.Duration
 	// virtual > 0 hosts that many clients in this process (client_virtual.go), with their
 	// certificates in identityDir.
 	virtual     int
@@ -163,6 +163,7 @@ issue --name NAME'), whose subject common name is its identity: --name defaults 
 	f.Float64Var(&o.minUserNoise, "min-user-level-noise-multiplier", 0, "under user-level DP, refuse fit tasks whose noise shares make a smaller noise multiplier on the smallest sum the committee decrypts, and central mode, whose noise no client can check (0: no floor)")
 	f.BoolVar(&o.shareStatistics, "share-statistics", false, "without secure aggregation, send a noised example count and noised evaluation results (charged to the ledger); with it, statistics are encrypted anyway")
 	f.BoolVar(&o.requireSecAgg, "require-secure-aggregation", true, "refuse fit tasks that would send this client's update in the clear (without secure aggregation)")
+	f.BoolVar(&o.localNoiseOnly, "local-noise-only", false, "refuse fit tasks that split DP-SGD's noise across clients (dp.distributed), whose guarantee rests on the other updates of each sum being honest: this client's updates then always carry the whole noise")
 	f.IntVar(&o.workers, "workers", 1, "goroutines for encryption and decryption shares")
 	f.BoolVar(&o.deterministic, "deterministic-noise", false, "derive DP noise from --seed and --client-index (reproducible experiments only; never in production)")
 	f.StringVar(&o.ca, "ca", "", "the federation's CA certificate, PEM: the server must present a certificate it issued")
@@ -317,7 +318,7 @@ func (o clientOptions) runConfig(name string, tc *tls.Config, signer *secagg.Sig
 		Party: client.PartyConfig{
 			Signer: signer, Verifier: verifier,
 			MinThreshold: o.minThreshold, MinContributions: o.minContributions, MinCommitteeSize: o.minCommittee,
-			MinNoiseMultiplier: o.minNoise, MinFloodingSigma: o.minFlooding, RequireSecureAggregation: o.requireSecAgg,
+			MinNoiseMultiplier: o.minNoise, MinFloodingSigma: o.minFlooding, RequireSecureAggregation: o.requireSecAgg, LocalNoiseOnly: o.localNoiseOnly,
 			MinUserLevelNoiseMultiplier: o.minUserNoise,
 			ShareStatistics:             o.shareStatistics, Workers: o.workers, Noise: noise,
 		},
