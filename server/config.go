@@ -198,12 +198,6 @@ func (c Config) validateDistributed(bad func(string, ...any)) {
 	case c.SecAgg.MaxWeight < 1:
 		bad("secure_aggregation.max_weight = %v: dp.distributed gives every client weight 1; raise it to 1 (the default)", c.SecAgg.MaxWeight)
 	}
-	// A member refuses only a second aggregate of a round it decrypted itself: with
-	// 2t ≤ K, two disjoint sets of t members could open a round's sum with and without one
-	// client, whose difference carries only that client's noise share σ/√m.
-	if s := c.SecAgg; 2*s.Threshold <= s.CommitteeSize {
-		bad("dp.distributed needs every two decrypting sets of the key committee to share a member: raise secure_aggregation.threshold above committee_size/2 (threshold %d of %d; e.g. %d)", s.Threshold, s.CommitteeSize, s.CommitteeSize/2+1)
-	}
 	dim, err := c.Model.NumParams()
 	if err != nil {
 		return
@@ -353,6 +347,9 @@ type SecAggConfig struct {
 	// Enabled turns secure aggregation on: the server sees only the sum of the updates.
 	Enabled bool `yaml:"enabled"`
 	// CommitteeSize K and Threshold t: any t of the K members decrypt; up to K−t may drop.
+	// t must exceed K/2, so that any two decrypting sets share a member, who opens one
+	// aggregate a round (two disjoint sets could open a sum with and without a client);
+	// against c members colluding with the server, t > (K + c)/2.
 	CommitteeSize int `yaml:"committee_size"`
 	Threshold     int `yaml:"threshold"`
 	// MinContributions m: members refuse to decrypt aggregates of fewer updates. At least
