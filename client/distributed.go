@@ -15,7 +15,8 @@ import (
 // step's nonlinearity would act on data that carries only a share of the noise), under
 // secure aggregation (the sum of at least m = min_contributions updates is all anyone
 // decrypts: m is the key committee's, which Party.encryptor has checked the task states,
-// and every two sets of threshold members overlap, so the members open one sum a round)
+// and every two sets of threshold members overlap, which secAggParams checks for every
+// task, so the members open one sum a round)
 // and without user-level DP or SCAFFOLD (whose guarantees do not cover it).
 // The sum clip (dp.DistributedStep.SumClip) keeps ‖Δ‖ ≤ S, the update clip applied after
 // the noise, except with probability ≈ 5·10⁻³². Every check depends on the task alone, so a refusal reveals
@@ -27,8 +28,6 @@ func distributedNoise(cfg *FitConfig, spec *pb.FitSpec, dim int) error {
 	sa := spec.GetSecagg()
 	if sa == nil {
 		bad("needs secure aggregation (only sums of the clients' noise shares are ever decrypted)")
-	} else if k, th := sa.GetParams().GetCommitteeSize(), sa.GetParams().GetThreshold(); 2*th <= k {
-		bad("needs a key committee whose decrypting sets all overlap (secure_aggregation.threshold > committee_size/2), not threshold %d of %d: a member refuses only a second aggregate of a round it decrypted itself, so two disjoint sets could open the round's sum with and without this update, and their difference would carry only this update's share of the noise", th, k)
 	}
 	if spec.GetUserLevelDp() != nil || spec.GetScaffold() != nil {
 		bad("does not combine with user-level DP or SCAFFOLD")

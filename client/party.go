@@ -734,7 +734,10 @@ func SecAggLiteral(sp *pb.SecAggParams) secagg.ParametersLiteral {
 }
 
 // secAggParams decodes and validates the task's secure-aggregation parameters against the
-// client's own minimums.
+// client's own minimums and the committee against secagg's rules (CommitteeConfig.Validate),
+// for every task that carries them: among those, 2t > K, since a member refuses a second
+// aggregate only of a round it decrypted itself, and with two disjoint sets of t members a
+// hostile server could open a round's sum with and without this client's upload.
 func (p *Party) secAggParams(sp *pb.SecAggParams) (secagg.Parameters, secagg.CommitteeConfig, error) {
 	if sp == nil {
 		return secagg.Parameters{}, secagg.CommitteeConfig{}, errors.New("task carries no secure-aggregation parameters")

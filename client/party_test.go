@@ -221,14 +221,14 @@ func TestPartyClipsUpdatesAndValidatesTasks(t *testing.T) {
 }
 
 func TestPartyRefusesWeakCommittee(t *testing.T) {
-	p, _ := client.NewParty(client.PartyConfig{ClientID: "a", MinThreshold: 3}, fixedTrainer{})
+	p, _ := client.NewParty(client.PartyConfig{ClientID: "a", MinThreshold: 4}, fixedTrainer{})
 	res, err := p.Handle(t.Context(), &pb.Task{TaskId: "k", Kind: pb.TaskKind_TASK_KIND_KEY_SETUP, Spec: &pb.Task_KeySetup{KeySetup: &pb.KeySetupSpec{
 		Stage: pb.KeySetupStage_KEY_SETUP_STAGE_ANNOUNCE, Session: make([]byte, 16), MemberId: 1,
-		Params: &pb.SecAggParams{LogN: 12, CommitteeSize: 4, Threshold: 2, MinContributions: 2}}}})
+		Params: &pb.SecAggParams{LogN: 12, CommitteeSize: 5, Threshold: 3, MinContributions: 2}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != pb.ResultStatus_RESULT_STATUS_FAILED || !strings.Contains(res.Reason, "below this client's minimum 3") {
+	if res.Status != pb.ResultStatus_RESULT_STATUS_FAILED || !strings.Contains(res.Reason, "below this client's minimum 4") {
 		t.Fatalf("weak committee: %v %q", res.Status, res.Reason)
 	}
 }

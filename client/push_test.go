@@ -196,24 +196,26 @@ func TestPartyRequiringSecureAggregationRefusesPlaintextRounds(t *testing.T) {
 	}
 }
 
-// Members refuse committees weaker than t = 2 and m = 2 unless configured stricter, and a
-// configuration below those floors is an error.
+// Members refuse committees weaker than t = 2 and m = 2 unless configured stricter, and
+// committees whose decrypting sets need not overlap (2t ≤ K), and a configuration below
+// those floors is an error.
 func TestPartyFloorsOnTheCommittee(t *testing.T) {
-	keyTask := func(t, m int32) *pb.Task {
+	keyTask := func(k, t, m int32) *pb.Task {
 		return &pb.Task{TaskId: "k", Kind: pb.TaskKind_TASK_KIND_KEY_SETUP, Spec: &pb.Task_KeySetup{KeySetup: &pb.KeySetupSpec{
 			Stage: pb.KeySetupStage_KEY_SETUP_STAGE_ANNOUNCE, Session: make([]byte, 16), MemberId: 1,
-			Params: &pb.SecAggParams{LogN: 12, CommitteeSize: 4, Threshold: t, MinContributions: m}}}}
+			Params: &pb.SecAggParams{LogN: 12, CommitteeSize: k, Threshold: t, MinContributions: m}}}}
 	}
 	for _, tc := range []struct {
 		name     string
 		cfg      client.PartyConfig
-		t, m     int32
+		k, t, m  int32
 		wantFail string
 	}{
-		{"default-refuses-t1", client.PartyConfig{}, 1, 2, "secure_aggregation.threshold 1 is below this client's minimum 2"},
-		{"default-refuses-m1", client.PartyConfig{}, 2, 1, "secure_aggregation.min_contributions 1 is below this client's minimum 2"},
-		{"default-accepts-2-2", client.PartyConfig{}, 2, 2, ""},
-		{"stricter-m", client.PartyConfig{MinContributions: 5}, 3, 4, "min_contributions 4 is below this client's minimum 5"},
+		{"default-refuses-t1", client.PartyConfig{}, 3, 1, 2, "secure_aggregation.threshold 1 is below this client's minimum 2"},
+		{"default-refuses-m1", client.PartyConfig{}, 3, 2, 1, "secure_aggregation.min_contributions 1 is below this client's minimum 2"},
+		{"default-accepts-2-2", client.PartyConfig{}, 3, 2, 2, ""},
+		{"stricter-m", client.PartyConfig{MinContributions: 5}, 3, 3, 4, "min_contributions 4 is below this client's minimum 5"},
+		{"refuses-disjoint-sets", client.PartyConfig{}, 4, 2, 2, "secure_aggregation.threshold 2: must exceed half of secure_aggregation.committee_size 4 (at least 3)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.ClientID = "a"
@@ -221,7 +223,7 @@ func TestPartyFloorsOnTheCommittee(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := p.Handle(t.Context(), keyTask(tc.t, tc.m))
+			res, err := p.Handle(t.Context(), keyTask(tc.k, tc.t, tc.m))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -246,7 +248,7 @@ func TestPartyNamesTheServersKeys(t *testing.T) {
 	p, _ := client.NewParty(client.PartyConfig{ClientID: "a"}, fixedTrainer{})
 	res, err := p.Handle(t.Context(), &pb.Task{TaskId: "k", Kind: pb.TaskKind_TASK_KIND_KEY_SETUP, Spec: &pb.Task_KeySetup{KeySetup: &pb.KeySetupSpec{
 		Stage: pb.KeySetupStage_KEY_SETUP_STAGE_ANNOUNCE, Session: make([]byte, 16), MemberId: 1,
-		Params: &pb.SecAggParams{LogN: 12, CommitteeSize: 4, Threshold: 2, MinContributions: 2, ClipBound: -1}}}})
+		Params: &pb.SecAggParams{LogN: 12, CommitteeSize: 3, Threshold: 2, MinContributions: 2, ClipBound: -1}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

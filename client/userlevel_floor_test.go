@@ -148,8 +148,6 @@ func TestDistributedNoiseChecksTheTask(t *testing.T) {
 		{"scaffold", func(s *pb.FitSpec) { s.Scaffold = &pb.ScaffoldSpec{} }, "SCAFFOLD"},
 		{"no noise", func(s *pb.FitSpec) { s.Dp.NoiseMultiplier = 0 }, "noise multiplier"},
 		{"clip too small for the noise", func(s *pb.FitSpec) { s.UpdateClipNorm = 0.5 }, "raise dp.update_clip_norm"},
-		// Two disjoint sets {1, 2} and {3, 4} could each open one aggregate of the round.
-		{"disjoint decrypting sets", func(s *pb.FitSpec) { s.Secagg.Params.CommitteeSize, s.Secagg.Params.Threshold = 4, 2 }, "threshold 2 of 4"},
 	} {
 		s := good()
 		bad.change(s)

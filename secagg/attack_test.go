@@ -39,6 +39,7 @@ func TestAttacksPackedEncoding(t *testing.T) {
 		{"UnsignedDealing", TestAttackUnsignedDealing},
 		{"DecryptionRequests", TestAttackDecryptionRequests},
 		{"SecondAggregate", TestAttackSecondAggregate},
+		{"DisjointDecryptingSets", TestAttackDisjointDecryptingSets},
 		{"ForeignCiphertexts", TestAttackForeignCiphertexts},
 		{"ReplayedUploads", TestAttackReplayedUploads},
 		{"TamperedOpening", TestAttackTamperedOpening},
@@ -51,12 +52,12 @@ func TestAttacksPackedEncoding(t *testing.T) {
 // levelModulus is the prime of coefficient j of an opened leaf of the given width.
 func levelModulus(p Parameters, width, j int) uint64 { return p.Moduli()[j/width%p.Levels()] }
 
-// attackFederation is a ready authenticated federation: K = 4, t = 2, m = 3, N = 2^10.
+// attackFederation is a ready authenticated federation: K = 4, t = 3, m = 3, N = 2^10.
 func attackFederation(t *testing.T, seed uint64) *federation {
 	t.Helper()
 	cryptotest.SetGlobalRandom(t, seed)
 	p := testParams(t, attackLiteral)
-	return newAuthFederation(t, p, CommitteeConfig{Size: 4, Threshold: 2, MinContributions: 3}, 1)
+	return newAuthFederation(t, p, CommitteeConfig{Size: 4, Threshold: 3, MinContributions: 3}, 1)
 }
 
 // clientEncryptor is what a verifying client does with the key the server hands it.
@@ -147,7 +148,7 @@ func TestAttackSubstitutedPublicKey(t *testing.T) {
 	}{
 		{"fewer than t dealers", func() *PublicKey {
 			k := clonePublicKey(t, f.pk)
-			k.Dealers, k.dealings = k.Dealers[:1], k.dealings[:1]
+			k.Dealers, k.dealings = k.Dealers[:2], k.dealings[:2]
 			return k
 		}, f.cfg},
 		{"a dealer listed twice", func() *PublicKey {
@@ -417,7 +418,7 @@ func uploads(t *testing.T, f *federation, round uint64, purpose Purpose, first, 
 
 func TestAttackDecryptionRequests(t *testing.T) {
 	const dim = 1500
-	set := []MemberID{1, 2}
+	set := []MemberID{1, 2, 3}
 	for _, tc := range []struct {
 		name  string
 		setup func(t *testing.T, f *federation) (*evilServer, func(req *DecryptionRequest))
@@ -560,7 +561,7 @@ func TestAttackSecondAggregate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := f.decrypt(t, agg, []MemberID{1, 2}); err != nil {
+	if _, err := f.decrypt(t, agg, []MemberID{1, 2, 3}); err != nil {
 		t.Fatal(err)
 	}
 	minusOne := f.newAggregator(t, 3, PurposeFit, dim)
@@ -569,33 +570,33 @@ func TestAttackSecondAggregate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	req, err := minusOne.DecryptionRequest([]MemberID{1, 2})
+	req, err := minusOne.DecryptionRequest([]MemberID{1, 2, 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []MemberID{1, 2} {
+	for _, id := range []MemberID{1, 2, 3} {
 		if _, err := answer(f, id, req, func(ch *Challenge) *Opening { o, _ := minusOne.Open(ch); return o }); !errors.Is(err, ErrAlreadyDecrypted) {
 			t.Errorf("A minus one client, member %d: err = %v, want ErrAlreadyDecrypted", id, err)
 		}
 	}
-	// The same aggregate for another set: member 1 is bound to {1, 2}.
-	again, _ := agg.DecryptionRequest([]MemberID{1, 3})
+	// The same aggregate for another set: member 1 is bound to {1, 2, 3}.
+	again, _ := agg.DecryptionRequest([]MemberID{1, 3, 4})
 	if _, err := f.members[0].Challenge(again); !errors.Is(err, ErrAlreadyDecrypted) {
 		t.Errorf("the same aggregate for another set: err = %v, want ErrAlreadyDecrypted", err)
 	}
 	// Round 3's evaluation aggregate is allowed; round 2 of either purpose is not anymore.
 	eval, _ := smallRoundFor(t, f, 3, PurposeEvaluation, 3, 5)
-	if _, err := f.decrypt(t, eval, []MemberID{1, 2}); err != nil {
+	if _, err := f.decrypt(t, eval, []MemberID{1, 2, 3}); err != nil {
 		t.Errorf("evaluation aggregate of the same round: %v", err)
 	}
 	old, _ := smallRound(t, f, 2, 3, dim)
-	oldReq, _ := old.DecryptionRequest([]MemberID{1, 2})
+	oldReq, _ := old.DecryptionRequest([]MemberID{1, 2, 3})
 	if _, err := f.members[0].Challenge(oldReq); !errors.Is(err, ErrStaleRound) {
 		t.Errorf("an earlier round: err = %v, want ErrStaleRound", err)
 	}
 	// The next round goes ahead.
 	next, exact := smallRound(t, f, 4, 3, dim)
-	res, err := f.decrypt(t, next, []MemberID{1, 2})
+	res, err := f.decrypt(t, next, []MemberID{1, 2, 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -603,6 +604,99 @@ func TestAttackSecondAggregate(t *testing.T) {
 	if e := maxAbsDiff(res.WeightedSum, exact); e > 1e-3+3*f.params.QuantisationStep() {
 		t.Errorf("max error %.3g", e)
 	}
+}
+
+// TestAttackDisjointDecryptingSets: a member refuses a second aggregate only of a round
+// and purpose it decrypted itself, so with 2t ≤ K the server could have two disjoint sets
+// of t members open the round's sum and the sum without one client (both of ≥ m signed
+// uploads, both passing every check) and subtract them: that client's upload. A committee
+// with 2t ≤ K is refused by validation, wherever one is made or checked; with 2t > K
+// every other set of t members shares one with the set that opened the round's sum, and
+// that member refuses the sum without one client, so it never gathers t shares.
+func TestAttackDisjointDecryptingSets(t *testing.T) {
+	p := testParams(t, attackLiteral)
+	for _, c := range []CommitteeConfig{{Size: 4, Threshold: 2, MinContributions: 3}, {Size: 6, Threshold: 3, MinContributions: 3}} {
+		var fe *FieldError
+		if err := c.Validate(p); !errors.As(err, &fe) || fe.Field != FieldThreshold || !strings.Contains(err.Error(), "must exceed half") {
+			t.Errorf("%+v: Validate = %v, want a FieldError on the threshold", c, err)
+		}
+		if _, err := NewMember(p, MemberConfig{Session: NewSessionID(), ID: 1, Committee: c}); err == nil {
+			t.Errorf("%+v: a member joined the committee", c)
+		}
+		if _, err := NewKeySetup(p, NewSessionID(), c); err == nil {
+			t.Errorf("%+v: the key setup started", c)
+		}
+		if _, err := NewAggregator(p, AggregatorConfig{Session: NewSessionID(), Round: 1, Dim: 10, Committee: c}); err == nil {
+			t.Errorf("%+v: an aggregator started", c)
+		}
+	}
+	const dim = 600
+	for _, c := range []CommitteeConfig{{Size: 4, Threshold: 3, MinContributions: 3}, {Size: 5, Threshold: 3, MinContributions: 3}} {
+		t.Run(fmt.Sprintf("K=%d,t=%d", c.Size, c.Threshold), func(t *testing.T) {
+			cryptotest.SetGlobalRandom(t, 50)
+			f := newAuthFederation(t, p, c, 1)
+			ups := uploads(t, f, 5, PurposeFit, 0, 4, dim)
+			all := f.newAggregator(t, 5, PurposeFit, dim)
+			minusOne := f.newAggregator(t, 5, PurposeFit, dim)
+			for i, u := range ups {
+				if err := all.Add(u); err != nil {
+					t.Fatal(err)
+				}
+				if i < len(ups)-1 {
+					if err := minusOne.Add(u); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			first := make([]MemberID, c.Threshold)
+			for i := range first {
+				first[i] = MemberID(i + 1)
+			}
+			if _, err := f.decrypt(t, all, first); err != nil {
+				t.Fatal(err)
+			}
+			for _, set := range thresholdSets(c.Size, c.Threshold) {
+				if slices.Equal(set, first) {
+					continue
+				}
+				// Each try meets the members as the first decryption left them.
+				g := f.snapshot(t)
+				req, err := minusOne.DecryptionRequest(set)
+				if err != nil {
+					t.Fatal(err)
+				}
+				shares := 0
+				for _, id := range set {
+					_, err := answer(g, id, req, func(ch *Challenge) *Opening { o, _ := minusOne.Open(ch); return o })
+					switch shared := slices.Contains(first, id); {
+					case shared && !errors.Is(err, ErrAlreadyDecrypted):
+						t.Errorf("set %v: member %d, which decrypted the round's sum, answered the sum without client-3 (err = %v, want ErrAlreadyDecrypted)", set, id, err)
+					case !shared && err != nil:
+						t.Errorf("set %v: member %d, which decrypted nothing this round: %v", set, id, err)
+					case err == nil:
+						shares++
+					}
+				}
+				if shares >= c.Threshold {
+					t.Errorf("set %v: %d shares of the sum without client-3, threshold %d", set, shares, c.Threshold)
+				}
+			}
+		})
+	}
+}
+
+// thresholdSets lists every set of t of the members 1…k, each ascending.
+func thresholdSets(k, t int) [][]MemberID {
+	if t == 0 {
+		return [][]MemberID{nil}
+	}
+	var out [][]MemberID
+	for last := MemberID(t); int(last) <= k; last++ {
+		for _, s := range thresholdSets(int(last)-1, t-1) {
+			out = append(out, append(s, last))
+		}
+	}
+	return out
 }
 
 // TestAttackForeignCiphertexts: the server sums one honest upload with ciphertexts it
@@ -635,7 +729,7 @@ func TestAttackForeignCiphertexts(t *testing.T) {
 					e.sum(t, u)
 				}
 				e.listed = genuine
-				req := e.request(t, []MemberID{1, 2})
+				req := e.request(t, []MemberID{1, 2, 3})
 				open := func(ch *Challenge) *Opening { return e.open(req, ch) }
 				if forged {
 					// The coefficients the server actually summed, spread so that the
@@ -725,7 +819,7 @@ func TestAttackReplayedUploads(t *testing.T) {
 func TestAttackTamperedOpening(t *testing.T) {
 	f := attackFederation(t, 48)
 	agg, _ := smallRound(t, f, 1, 3, 2000)
-	req, err := agg.DecryptionRequest([]MemberID{1, 2})
+	req, err := agg.DecryptionRequest([]MemberID{1, 2, 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -790,7 +884,7 @@ func TestSpotCheckDetectsWhatItOpens(t *testing.T) {
 		last := e.agg.sum[len(e.agg.sum)-1].Value[1]
 		pos := l*width + width/2
 		last.Coeffs[0][pos] = (last.Coeffs[0][pos] + 1) % f.params.Modulus()
-		req := e.request(t, []MemberID{1, 2})
+		req := e.request(t, []MemberID{1, 2, 3})
 		// A fresh member state each time, as if every attempt were a new round.
 		state, _ := f.members[0].MarshalBinary()
 		m, _ := LoadMemberWithConfig(f.params, state, MemberConfig{Signer: f.members[0].cfg.Signer, Verifier: f.verifier})

@@ -10,7 +10,7 @@
 //     ciphertext prime, scale Δ, flooding noise σ, and the overflow budget (ClipBound,
 //     MaxWeight, MaxContributors); or, with ValueBits and Primes (ChoosePacking picks them
 //     from a target error), the packed integer encoding (packing.go, "Precision and cost"
-//     below). CommitteeConfig: K members, threshold t, minimum m.
+//     below). CommitteeConfig: K members, threshold t > K/2, minimum m.
 //   - Signer, Verifier: a party's identity (its X.509 certificate from the federation's CA
 //     and the key, Ed25519 or ECDSA P-256) and the CA's trust anchor; package identitytest
 //     makes a CA and identities in memory for tests and simulations.
@@ -120,9 +120,12 @@
 //     number (member). Against: an "aggregate" of fewer than m clients (one client's
 //     update), a client counted twice, a stale or foreign upload.
 //   - One aggregate and one member set per (round, purpose), rounds strictly increasing per
-//     purpose, recorded durably before the challenge leaves the member. Against: decrypting
-//     A and then A minus one client (their difference is that client's update), re-adding
-//     an upload into a second aggregate, going back to an earlier round.
+//     purpose, recorded durably before the challenge leaves the member, and 2t > K, so any
+//     two decrypting sets share a member (CommitteeConfig.Validate, which members, the key
+//     setup, the aggregator and a client checking the key's roster all apply). Against:
+//     decrypting A and then A minus one client (their difference is that client's update),
+//     by the same member set or by two disjoint ones, re-adding an upload into a second
+//     aggregate, going back to an earlier round.
 //   - Spot checks: the aggregate's c1 equals the sum of the listed uploads' c1 at s random
 //     leaves, each covering a position of every chunk (member). Against: an aggregate of
 //     one honest upload and ciphertexts the server encrypted itself (or with unlisted
@@ -154,9 +157,17 @@
 //	1/16    0.063           0.40            0.95            1 − 4·10^−6
 //	1/256   0.0039          0.031           0.17            0.53
 //
-// A server that can challenge ⌊K/t⌋ disjoint sets on the same aggregate (each member binds
-// itself to the first set it is challenged with) gets that many tries per round and
-// purpose. A refusal with ErrSpotCheck, ErrUnauthenticated, ErrDuplicate or ErrStaleRound is
+// The server gets one try per round and purpose. A member binds itself to the first
+// aggregate and set it is challenged with for a round and purpose, and any two sets of t
+// members share one (CommitteeConfig.Validate requires 2t > K), so a second aggregate or
+// set reaches a member that has agreed to the first and refuses it. Nothing else ties two
+// sets to one aggregate: with 2t ≤ K two disjoint sets could each open an aggregate of the
+// same round, the round's sum and the sum without one client, whose difference is that
+// client's upload (TestAttackDisjointDecryptingSets). The binding rests on the honest
+// members among the at least 2t − K that two sets share: against c members colluding with
+// the server (c < t, which keeps the key) it holds only when 2t − K > c, i.e. t > (K + c)/2;
+// with fewer, the server picks two sets that meet only in colluders. K = 10, t = 6 binds
+// against one colluder, t = 8 against five. A refusal with ErrSpotCheck, ErrUnauthenticated, ErrDuplicate or ErrStaleRound is
 // the server misbehaving: the runtime should report it, not retry it.
 //
 // Costs, measured at d = 10^6 (62 ciphertexts at LogN 14; leaf width 1, 16384 leaves, depth
@@ -201,7 +212,8 @@
 // counts certified identities, not honest ones: m−1 colluding uploaders and one honest one
 // make an aggregate of m); range proofs on inputs (a certified client may encrypt any value
 // below Q, including a count other than 1, or overflow the sum); t or more colluding
-// members (they hold the key); revocation (a certificate is valid until it expires);
+// members (they hold the key), and 2t − K or more colluding members (two sets that meet
+// only in them can open two aggregates of a round; raise t); revocation (a certificate is valid until it expires);
 // availability (the server may drop anything, and a member that disappears after its
 // challenge loses that round's aggregate). The decrypted count slot is checked by the
 // server only, and is the number of listed uploads only if every uploader encrypted a
@@ -299,7 +311,9 @@
 //     an aggregate reported to hold fewer than m or more than MaxContributors updates. A
 //     verifying member also decrypts at most one aggregate per (round, purpose), never one
 //     of an earlier round than it already agreed to, and only of ≥ m uploads of distinct
-//     certified identities signed for it, after its spot checks pass. Its records are part
+//     certified identities signed for it, after its spot checks pass; as any two sets of t
+//     members share one (2t > K), the committee as a whole opens at most one aggregate per
+//     (round, purpose) unless 2t − K or more members collude. Its records are part
 //     of its persisted state; the flooding noise is a PRF of (member secret, aggregate, set,
 //     chunk) and the spot-check leaves a PRF of (member secret, binding), so a repeated
 //     request is answered identically and averaging repeated answers gains nothing.

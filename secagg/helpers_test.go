@@ -133,6 +133,26 @@ func buildFederation(t testing.TB, params Parameters, cfg CommitteeConfig, worke
 	return f
 }
 
+// snapshot returns the federation with its members restored from their persisted state as
+// it is now: a copy of the committee that will not see what f's members do next.
+func (f *federation) snapshot(t testing.TB) *federation {
+	t.Helper()
+	g := *f
+	g.members = nil
+	for _, m := range f.members {
+		state, err := m.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := LoadMemberWithConfig(f.params, state, MemberConfig{Signer: m.cfg.Signer, Verifier: f.verifier, Workers: m.cfg.Workers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.members = append(g.members, c)
+	}
+	return &g
+}
+
 // decrypt asks the members of set for shares and combines them (through a challenge and
 // the aggregator's opening when the federation is authenticated).
 func (f *federation) decrypt(t testing.TB, agg *Aggregator, set []MemberID) (*AggregateResult, error) {

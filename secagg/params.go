@@ -365,8 +365,8 @@ const extraSlots = 2
 // Every member is configured with it and checks that the server's roster matches, so the
 // server cannot lower the threshold or the minimum.
 type CommitteeConfig struct {
-	Size             int // K, 1…MaxCommitteeSize
-	Threshold        int // t, MinThreshold…K: members needed to decrypt
+	Size             int // K, MinThreshold…MaxCommitteeSize
+	Threshold        int // t, above K/2 and MinThreshold…K: members needed to decrypt (2t > K: any two sets of t share a member)
 	MinContributions int // m ≥ MinContributions: members refuse aggregates reported to hold fewer updates
 }
 
@@ -388,6 +388,12 @@ func (c CommitteeConfig) Validate(p Parameters) error {
 	}
 	if c.Threshold < MinThreshold || c.Threshold > c.Size {
 		return fieldError(FieldThreshold, c.Threshold, "%s %d: must be %d…%s (%d); with t = 1 any single member could decrypt an individual update", FieldThreshold, c.Threshold, MinThreshold, FieldCommitteeSize, c.Size)
+	}
+	if 2*c.Threshold <= c.Size {
+		// A member refuses a second aggregate only for the rounds it decrypted itself: with
+		// 2t ≤ K two disjoint sets of t members could open the round's sum and the sum
+		// without one client, whose difference is that client's upload.
+		return fieldError(FieldThreshold, c.Threshold, "%s %d: must exceed half of %s %d (at least %d), so that any two sets of t members share one, who decrypts at most one aggregate a round: with two disjoint sets the server could open a sum with and without a client", FieldThreshold, c.Threshold, FieldCommitteeSize, c.Size, c.Size/2+1)
 	}
 	if c.MinContributions < MinContributions || c.MinContributions > p.lit.MaxContributors {
 		return fieldError(FieldMinContributions, c.MinContributions, "%s %d: must be %d…%s (%d); an aggregate of one update is that client's update", FieldMinContributions, c.MinContributions, MinContributions, FieldMaxContributors, p.lit.MaxContributors)

@@ -139,13 +139,18 @@ func (h *hierarchy) honest(t *testing.T) func(string, *Challenge) *Opening {
 // TestHierarchicalAggregateEqualsFlat: two direct uploads and two aggregators' partial
 // sums of three uploads each decrypt, through members' spot checks of every contributor,
 // to the sum of the eight updates, and to what the flat aggregate of the same uploads
-// decrypts to (by the other half of the committee) within the secure-aggregation error. A
-// partial sum is no larger than one upload.
+// decrypts to (by another set of the committee, from the members' state before the
+// hierarchical decryption) within the secure-aggregation error. A partial sum is no larger
+// than one upload.
 func TestHierarchicalAggregateEqualsFlat(t *testing.T) {
-	f, h, flat := forwardedHierarchy(t, 41, 6, 7, 5000, 8)
+	f, h, flat := forwardedHierarchy(t, 41, 5, 7, 5000, 8)
 	if h.root.Count() != 8 || len(h.root.Sources()) != 2 {
 		t.Fatalf("root holds %d contributors from sources %v, want 8 from 2", h.root.Count(), h.root.Sources())
 	}
+	// Any two sets of t = 3 of the K = 5 members share one, which decrypts one aggregate of
+	// a round: the flat aggregate goes to a copy of the committee that never saw the
+	// hierarchical one.
+	fresh := f.snapshot(t)
 	res, err := h.decrypt(t, f, []MemberID{1, 2, 3}, h.honest(t))
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +158,10 @@ func TestHierarchicalAggregateEqualsFlat(t *testing.T) {
 	if e := maxAbsDiff(res.WeightedSum, h.exact); e > 1e-3 || res.Count != 8 || res.TotalWeight < 7.99 || res.TotalWeight > 8.01 {
 		t.Fatalf("hierarchical: max error %.3g, count %d, weight %g", e, res.Count, res.TotalWeight)
 	}
-	flatRes, err := f.decrypt(t, flat, []MemberID{4, 5, 6})
+	if _, err := f.decrypt(t, flat, []MemberID{3, 4, 5}); !errors.Is(err, ErrAlreadyDecrypted) {
+		t.Fatalf("member 3 decrypted a second aggregate of round 7: err = %v, want ErrAlreadyDecrypted", err)
+	}
+	flatRes, err := fresh.decrypt(t, flat, []MemberID{3, 4, 5})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -354,7 +354,7 @@ func TestMemberRefusesTooFewContributions(t *testing.T) {
 func TestMemberDecryptsAnAggregateForOneSetOnly(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 6)
 	p := testParams(t, ParametersLiteral{LogN: 10})
-	cfg := CommitteeConfig{Size: 4, Threshold: 2, MinContributions: 2}
+	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 2}
 	f := newFederation(t, p, cfg, 1)
 	agg, _ := smallRound(t, f, 1, 2, 100)
 	req12, err := agg.DecryptionRequest([]MemberID{1, 2})
@@ -427,7 +427,7 @@ func roundTripBytes(t testing.TB, m binaryMessage) []byte {
 func TestRequestValidation(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 7)
 	p := testParams(t, ParametersLiteral{LogN: 10})
-	cfg := CommitteeConfig{Size: 4, Threshold: 2, MinContributions: 2}
+	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 2}
 	f := newFederation(t, p, cfg, 1)
 	agg, _ := smallRound(t, f, 1, 2, 100)
 	req, err := agg.DecryptionRequest([]MemberID{1, 2})

@@ -104,6 +104,10 @@ func TestCommitteeConfigValidate(t *testing.T) {
 		{CommitteeConfig{10, 11, 2}, false},
 		{CommitteeConfig{10, 0, 2}, false},
 		{CommitteeConfig{10, 1, 2}, false}, // any single member could decrypt one update
+		{CommitteeConfig{10, 5, 2}, false}, // two disjoint sets of 5 (TestAttackDisjointDecryptingSets)
+		{CommitteeConfig{4, 2, 2}, false},
+		{CommitteeConfig{3, 2, 2}, true},
+		{CommitteeConfig{4, 3, 2}, true},
 		{CommitteeConfig{10, 6, 0}, false},
 		{CommitteeConfig{10, 6, 1}, false}, // an aggregate of one update is that update
 		{CommitteeConfig{10, 6, 1001}, false},
@@ -125,6 +129,7 @@ func TestCommitteeConfigErrorsNameTheField(t *testing.T) {
 	}{
 		{CommitteeConfig{300, 6, 2}, "committee Size 300"},
 		{CommitteeConfig{5, 1, 2}, "Threshold 1"},
+		{CommitteeConfig{6, 3, 2}, "Threshold 3: must exceed half of committee Size 6 (at least 4)"},
 		{CommitteeConfig{5, 3, 1}, "MinContributions 1"},
 	} {
 		if err := tc.cfg.Validate(p); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -351,18 +356,18 @@ func TestAggregatorMaxContributors(t *testing.T) {
 func TestCombineRejectsBadShares(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 13)
 	p := testParams(t, ParametersLiteral{LogN: 10})
-	cfg := CommitteeConfig{Size: 4, Threshold: 2, MinContributions: 2}
+	cfg := CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 2}
 	f := newFederation(t, p, cfg, 1)
 	agg, exact := smallRound(t, f, 1, 2, 500)
 	if _, err := agg.Combine(nil); err == nil {
 		t.Error("Combine without a request succeeded")
 	}
-	req, err := agg.DecryptionRequest([]MemberID{2, 4})
+	req, err := agg.DecryptionRequest([]MemberID{2, 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s2, _ := f.members[1].DecryptionShare(req)
-	s4, _ := f.members[3].DecryptionShare(req)
+	s3, _ := f.members[2].DecryptionShare(req)
 	tamper := func(s *DecryptionShare) *DecryptionShare {
 		c := *s
 		c.shares = append([]ring.Poly(nil), s.shares...)
@@ -370,18 +375,18 @@ func TestCombineRejectsBadShares(t *testing.T) {
 		c.shares[0].Coeffs[0][7] = (c.shares[0].Coeffs[0][7] + 1<<50) % p.Modulus()
 		return &c
 	}
-	other := func(edit func(c *DecryptionShare)) *DecryptionShare { c := *s4; edit(&c); return &c }
+	other := func(edit func(c *DecryptionShare)) *DecryptionShare { c := *s3; edit(&c); return &c }
 	for _, tc := range []struct {
 		name   string
 		shares []*DecryptionShare
 		is     error
 	}{
 		{"duplicate member", []*DecryptionShare{s2, s2}, nil},
-		{"three shares", []*DecryptionShare{s2, s4, s4}, nil},
+		{"three shares", []*DecryptionShare{s2, s3, s3}, nil},
 		{"other round", []*DecryptionShare{s2, other(func(c *DecryptionShare) { c.Round = 9 })}, ErrWrongSession},
-		{"other set", []*DecryptionShare{s2, other(func(c *DecryptionShare) { c.Members = []MemberID{3, 4} })}, ErrWrongSession},
-		{"outsider", []*DecryptionShare{s2, other(func(c *DecryptionShare) { c.From = 3 })}, nil},
-		{"corrupted share", []*DecryptionShare{s2, tamper(s4)}, ErrInconsistentDecryption},
+		{"other set", []*DecryptionShare{s2, other(func(c *DecryptionShare) { c.Members = []MemberID{1, 3} })}, ErrWrongSession},
+		{"outsider", []*DecryptionShare{s2, other(func(c *DecryptionShare) { c.From = 1 })}, nil},
+		{"corrupted share", []*DecryptionShare{s2, tamper(s3)}, ErrInconsistentDecryption},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := agg.Combine(tc.shares)
@@ -390,7 +395,7 @@ func TestCombineRejectsBadShares(t *testing.T) {
 			}
 		})
 	}
-	res, err := agg.Combine([]*DecryptionShare{s4, s2})
+	res, err := agg.Combine([]*DecryptionShare{s3, s2})
 	if err != nil {
 		t.Fatal(err)
 	}

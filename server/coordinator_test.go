@@ -341,6 +341,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"committee-too-big", func(c *server.Config) { c.SecAgg.CommitteeSize = 5 }, "committee_size = 5 exceeds sampling.min_available = 4"},
 		{"threshold", func(c *server.Config) { c.SecAgg.Threshold = 5 }, "secure_aggregation.threshold 5: must be 2…secure_aggregation.committee_size (4)"},
 		{"threshold-1", func(c *server.Config) { c.SecAgg.Threshold = 1 }, "secure_aggregation.threshold 1: must be 2…"},
+		// Two disjoint sets {1, 2} and {3, 4} could open a round's sum with and without a client.
+		{"threshold-half", func(c *server.Config) { c.SecAgg.Threshold = 2 }, "secure_aggregation.threshold 2: must exceed half of secure_aggregation.committee_size 4 (at least 3)"},
 		{"min-contributions", func(c *server.Config) { c.SecAgg.MinContributions = 5 }, "sampling.min_fit = 4 is below secure_aggregation.min_contributions = 5"},
 		{"min-contributions-1", func(c *server.Config) { c.SecAgg.MinContributions = 1 }, "secure_aggregation.min_contributions 1: must be 2…"},
 		// min_fit 1 used to default m to min(2, min_fit) = 1: the server could decrypt one

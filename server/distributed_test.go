@@ -38,7 +38,7 @@ func TestDistributedConfigRefusals(t *testing.T) {
 		{"adam", func(c *server.Config) { c.Training.Optimizer = "adam" }, "plain SGD"},
 		{"scaffold", func(c *server.Config) { c.Strategy.Name = "scaffold" }, "scaffold strategy"},
 		{"clip-too-small", func(c *server.Config) { c.DP.UpdateClipNorm = 0.01 }, "raise dp.update_clip_norm"},
-		{"disjoint-decrypting-sets", func(c *server.Config) { c.SecAgg.CommitteeSize, c.SecAgg.Threshold = 4, 2 }, "raise secure_aggregation.threshold above committee_size/2 (threshold 2 of 4; e.g. 3)"},
+		{"disjoint-decrypting-sets", func(c *server.Config) { c.SecAgg.CommitteeSize, c.SecAgg.Threshold = 4, 2 }, "secure_aggregation.threshold 2: must exceed half of secure_aggregation.committee_size 4 (at least 3)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := good()

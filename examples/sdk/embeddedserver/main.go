@@ -133,10 +133,12 @@ func run(ctx context.Context, w io.Writer, o options, lis net.Listener, addr str
 	}
 	cfg := server.Config{
 		Rounds: o.rounds, Model: spec, Seed: o.seed,
-		Sampling:  server.SamplingConfig{MinFit: devices, MinAvailable: devices},
-		Training:  server.TrainingConfig{Epochs: 1, BatchSize: 16, LR: 0.3, WeightScale: 1000},
-		DP:        server.DPConfig{NoiseMultiplier: 1, MaxGradNorm: 1, SampleRate: 0.05, UpdateClipNorm: 5},
-		SecAgg:    server.SecAggConfig{Enabled: true, CommitteeSize: max(devices, 2), Threshold: 2, LogN: 12},
+		Sampling: server.SamplingConfig{MinFit: devices, MinAvailable: devices},
+		Training: server.TrainingConfig{Epochs: 1, BatchSize: 16, LR: 0.3, WeightScale: 1000},
+		DP:       server.DPConfig{NoiseMultiplier: 1, MaxGradNorm: 1, SampleRate: 0.05, UpdateClipNorm: 5},
+		// Every device sits on the committee; any majority decrypts (two sets of t must
+		// share a member, so t > K/2).
+		SecAgg:    server.SecAggConfig{Enabled: true, CommitteeSize: max(devices, 2), Threshold: max(devices, 2)/2 + 1, LogN: 12},
 		Deadlines: server.DeadlineConfig{Fit: time.Minute, KeySetup: time.Minute, Decrypt: time.Minute, Evaluate: time.Minute},
 	}
 	coord, err := server.New(cfg, server.Options{Central: central, Strategy: trustRegion{Strategy: fedavg, radius: o.radius}})
