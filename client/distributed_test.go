@@ -7,7 +7,6 @@ import (
 	"github.com/confide-fl/confide/client"
 	"github.com/confide-fl/confide/proto/blob"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
-	"github.com/confide-fl/confide/secagg"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -19,48 +18,8 @@ import (
 // training, since the task's committee is not the one that made the key; a task that
 // states the key's committee trains and uploads.
 func TestDistributedNoiseSharesFollowTheKeysCommittee(t *testing.T) {
-	committee := secagg.CommitteeConfig{Size: 3, Threshold: 2, MinContributions: 2}
-	sp := &pb.SecAggParams{LogN: 12, ClipBound: 10, MaxWeight: 1, MaxContributors: 100,
-		CommitteeSize: int32(committee.Size), Threshold: int32(committee.Threshold), MinContributions: int32(committee.MinContributions)}
-	params, err := secagg.NewParameters(client.SecAggLiteral(sp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	session := secagg.NewSessionID()
-	setup, err := secagg.NewKeySetup(params, session, committee)
-	if err != nil {
-		t.Fatal(err)
-	}
-	members := make([]*secagg.Member, committee.Size)
-	for i := range members {
-		if members[i], err = secagg.NewMember(params, secagg.MemberConfig{Session: session, ID: secagg.MemberID(i + 1), Committee: committee}); err != nil {
-			t.Fatal(err)
-		}
-		if err := setup.AddAnnouncement(members[i].Announcement()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	roster, err := setup.Roster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range members {
-		d, err := m.Deal(roster)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := setup.AddDealing(d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pk, _, err := setup.Finalize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkb, err := pk.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newTestCommittee(t, false)
+	sp, session, pkb := c.sp, c.session, c.pkb
 	task := func(claimed int32) *pb.Task {
 		claim := proto.CloneOf(sp)
 		claim.MinContributions = claimed

@@ -62,16 +62,33 @@ func noiseBindsCommittee(spec *pb.FitSpec, lit secagg.ParametersLiteral) bool {
 }
 
 // fitKey identifies what a fit task asks for: its round, the global parameters and every
-// setting but the secure-aggregation session (a new committee does not change the update).
+// setting but the secure-aggregation ones (a new committee does not change the update).
+// It is also the fit upload's signed task digest (taskDigest).
 func fitKey(round uint64, params []byte, spec *pb.FitSpec) []byte {
-	s := proto.CloneOf(spec)
-	s.Secagg = nil
+	d := taskDigest("fit", round, params, spec)
+	return d[:]
+}
+
+// taskDigest digests what a task of the given kind asks for: its round, the global
+// parameters it starts from and every setting of its spec but the secure-aggregation
+// field (the committee's session and parameters, which the key pins), so it is the same
+// for every client of one honest round and differs when the server gives clients
+// different settings. Signed into each upload (secagg.UploadContext.TaskDigest), it lets
+// the committee refuse a sum of updates made under different tasks: a server could
+// otherwise give all clients but one a tiny learning rate, clip or weight scale, so that
+// their updates and noise shares vanish and the decrypted sum is that one client's update
+// with only its own share of the noise.
+func taskDigest(kind string, round uint64, params []byte, spec proto.Message) [32]byte {
+	s := proto.Clone(spec)
+	if f := s.ProtoReflect().Descriptor().Fields().ByName("secagg"); f != nil {
+		s.ProtoReflect().Clear(f)
+	}
 	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(s)
 	h := sha256.New()
-	fmt.Fprintf(h, "confide fit %d\x00", round)
+	fmt.Fprintf(h, "confide %s %d\x00", kind, round)
 	h.Write(params)
 	h.Write(b)
-	return h.Sum(nil)
+	return [32]byte(h.Sum(nil))
 }
 
 // madeUpdate returns the stored update for key, nil if the latest one is for another task.

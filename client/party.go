@@ -442,7 +442,7 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 		w = min(float64(fr.NumExamples)/ws, spec.GetMaxWeight())
 	}
 	encStart := time.Now()
-	u, err := enc.Encrypt(secagg.UploadContext{Round: t.GetRound(), Purpose: secagg.PurposeFit, TaskID: t.GetTaskId()}, delta, w)
+	u, err := enc.Encrypt(secagg.UploadContext{Round: t.GetRound(), Purpose: secagg.PurposeFit, TaskID: t.GetTaskId(), TaskDigest: [32]byte(key)}, delta, w)
 	if err != nil {
 		return p.private("encrypting the update", err)
 	}
@@ -936,7 +936,7 @@ func (p *Party) evaluate(ctx context.Context, t *pb.Task, res *pb.Result) error 
 	}
 	slots := statisticSlots(metrics, spec.GetStatistics().GetLossCap(), params.Literal().ClipBound)
 	w := min(float64(er.NumExamples)/spec.GetWeightScale(), spec.GetMaxWeight())
-	u, err := enc.Encrypt(secagg.UploadContext{Round: t.GetRound(), Purpose: secagg.PurposeEvaluation, TaskID: t.GetTaskId()}, slots, w)
+	u, err := enc.Encrypt(secagg.UploadContext{Round: t.GetRound(), Purpose: secagg.PurposeEvaluation, TaskID: t.GetTaskId(), TaskDigest: taskDigest("evaluate", t.GetRound(), pbytes, spec)}, slots, w)
 	if err != nil {
 		return p.private("encrypting the evaluation", err)
 	}

@@ -39,6 +39,7 @@ func TestAttacksPackedEncoding(t *testing.T) {
 		{"UnsignedDealing", TestAttackUnsignedDealing},
 		{"DecryptionRequests", TestAttackDecryptionRequests},
 		{"SecondAggregate", TestAttackSecondAggregate},
+		{"MixedTasks", TestAttackMixedTasks},
 		{"DisjointDecryptingSets", TestAttackDisjointDecryptingSets},
 		{"ForeignCiphertexts", TestAttackForeignCiphertexts},
 		{"ReplayedUploads", TestAttackReplayedUploads},
@@ -542,7 +543,7 @@ func (f *federation) uploadUnverified(t *testing.T, name string, round uint64, p
 	s := testSigner(t, f.ca, name)
 	eu.Commitment = commitUpload(f.params.N(), f.params.Moduli(), eu.chunks, 1, false, nil).root
 	eu.Certificate = s.Certificate()
-	if eu.Signature, err = s.sign(uploadDigest(eu.Session, eu.Round, eu.Purpose, eu.TaskID, eu.Dim, eu.Commitment)); err != nil {
+	if eu.Signature, err = s.sign(eu.signedDigest()); err != nil {
 		t.Fatal(err)
 	}
 	return eu
@@ -699,6 +700,61 @@ func thresholdSets(k, t int) [][]MemberID {
 	return out
 }
 
+// TestAttackMixedTasks: the server gives client-0 the real task and client-1 and client-2
+// settings that shrink their updates and noise shares to nothing (a tiny learning rate,
+// clip or weight scale), so that the decrypted sum would be client-0's update with a third
+// of the noise. Each client signs its own task's digest into its upload; every member
+// refuses the sum of uploads made under two digests (ErrMixedTasks), and a digest altered
+// in the listed commitments breaks the signature. The same uploads under one task decrypt.
+func TestAttackMixedTasks(t *testing.T) {
+	const dim = 700
+	realTask, tinyTask := [32]byte{1}, [32]byte{2}
+	for _, tc := range []struct {
+		name    string
+		digests [3][32]byte
+		edit    func(r *DecryptionRequest)
+		is      error
+	}{
+		{"one client under the real task, two under tiny settings", [3][32]byte{realTask, tinyTask, tinyTask}, nil, ErrMixedTasks},
+		{"the last client under another task", [3][32]byte{realTask, realTask, tinyTask}, nil, ErrMixedTasks},
+		{"a listed digest rewritten to match", [3][32]byte{realTask, tinyTask, tinyTask}, func(r *DecryptionRequest) {
+			r.Commitments[1].TaskDigest, r.Commitments[2].TaskDigest = realTask, realTask
+		}, ErrUnauthenticated},
+		{"one task", [3][32]byte{tinyTask, tinyTask, tinyTask}, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := attackFederation(t, 51)
+			agg := f.newAggregator(t, 2, PurposeFit, dim)
+			for i, u := range randomUpdates(51, 3, dim, 1) {
+				name := fmt.Sprint("client-", i)
+				eu, err := f.encryptor(t, name).Encrypt(UploadContext{Round: 2, Purpose: PurposeFit, TaskID: "fit-2-" + name, TaskDigest: tc.digests[i]}, u, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := agg.Add(eu); err != nil {
+					t.Fatal(err)
+				}
+			}
+			req, err := agg.DecryptionRequest([]MemberID{1, 2, 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.edit != nil {
+				tc.edit(req)
+			}
+			for _, id := range req.Members {
+				s, err := answer(f, id, req, func(ch *Challenge) *Opening { o, _ := agg.Open(ch); return o })
+				switch {
+				case tc.is == nil && err != nil:
+					t.Errorf("member %d refused uploads of one task: %v", id, err)
+				case tc.is != nil && (s != nil || !errors.Is(err, tc.is)):
+					t.Errorf("member %d answered (err = %v, want %v)", id, err, tc.is)
+				}
+			}
+		})
+	}
+}
+
 // TestAttackForeignCiphertexts: the server sums one honest upload with ciphertexts it
 // encrypted itself under the public key (or with an honest upload it does not list), and
 // lists m genuine signed commitments. Opening the listed uploads honestly shows a sum that
@@ -794,6 +850,7 @@ func TestAttackReplayedUploads(t *testing.T) {
 			return u
 		}, ErrUnauthenticated},
 		{"task id altered", func() *EncryptedUpdate { u := fresh(); u.TaskID = "other"; return u }, ErrUnauthenticated},
+		{"task digest altered", func() *EncryptedUpdate { u := fresh(); u.TaskDigest[0] ^= 1; return u }, ErrUnauthenticated},
 		{"another client's name", func() *EncryptedUpdate { u := fresh(); u.ClientID = "client-9"; return u }, ErrUnauthenticated},
 		{"unsigned", func() *EncryptedUpdate { u := fresh(); u.Certificate, u.Signature = nil, nil; return u }, ErrUnauthenticated},
 		{"another CA", func() *EncryptedUpdate {

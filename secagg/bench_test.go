@@ -275,7 +275,7 @@ func BenchmarkCommitUpload(b *testing.B) {
 // ECDSA P-256 certificates (the verifier's certificate cache warm).
 func BenchmarkSignUpload(b *testing.B) {
 	f := authBenchFederation(b)
-	d := uploadDigest(f.session, 1, PurposeFit, "task-1", benchDimLarge, [32]byte{1})
+	d := uploadDigest(f.session, 1, PurposeFit, "task-1", [32]byte{2}, benchDimLarge, [32]byte{1})
 	ed, _ := f.ca.Issue("ed25519")
 	ec, _ := f.ca.IssueECDSA("ecdsa")
 	for name, id := range map[string]identitytest.Identity{"ed25519": ed, "ecdsa-p256": ec} {
@@ -377,7 +377,7 @@ func newSpotCheckBench(b *testing.B) *spotCheckBench {
 		v := *u
 		v.ClientID, v.Certificate = s.Identity(), s.Certificate()
 		var err error
-		if v.Signature, err = s.sign(uploadDigest(v.Session, v.Round, v.Purpose, v.TaskID, v.Dim, v.Commitment)); err != nil {
+		if v.Signature, err = s.sign(v.signedDigest()); err != nil {
 			b.Fatal(err)
 		}
 		if err := agg.Add(&v); err != nil {

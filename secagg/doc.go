@@ -63,13 +63,15 @@
 // count of one — N values per ciphertext by coefficient encoding (the packed encoding: V
 // quantised values per coefficient of a Primes-prime modulus), encrypts it under the
 // collective key, commits to the ciphertexts (a Merkle root, commitment.go) and signs the
-// root with the round, purpose and task. The server validates each upload (session, round,
+// root with the round, purpose, task id and task digest (its own digest of the task's
+// settings, UploadContext.TaskDigest). The server validates each upload (session, round,
 // purpose, client id, dimension, signature, commitment, and every ciphertext's degree,
 // level, ring, scale, encoding and domain flags; the decoder also checks byte lengths and
 // that coefficients are below Q) and adds it into one running sum per chunk, in parallel
 // over chunks. To open the sum it picks t online members and sends each the same request:
 // the sorted member set, the c1 polynomials and their AggregateID, and the signed
-// commitments of the uploads it summed. Each member checks the request, records it as the
+// commitments of the uploads it summed. Each member checks the request (among others, that
+// every listed upload carries the same task digest), records it as the
 // one aggregate it decrypts for that round and purpose, and challenges s random leaves of
 // the commitments; the server opens them; the member checks that the aggregate's c1 is the
 // sum of the listed uploads' c1 there (spotcheck.go). It then turns its Shamir share into a
@@ -112,9 +114,19 @@
 //     t distinct roster members and checks the committee against its own floors
 //     (VerifyPublicKey, NewEncryptor). Against: a substituted collective key, one whose
 //     secret the server or fewer than t members know, a weakened committee.
-//   - Signed uploads, over (session, round, purpose, task id, dimension, commitment to c1
-//     and c0) (Aggregator, member). Against: forged uploads, an upload replayed into another
-//     round, purpose or session, uploads altered in transit.
+//   - Signed uploads, over (session, round, purpose, task id, task digest, dimension,
+//     commitment to c1 and c0) (Aggregator, member). Against: forged uploads, an upload
+//     replayed into another round, purpose or session, uploads altered in transit.
+//   - One task per aggregate: every listed upload carries the same task digest, the
+//     client's digest of the settings that size its update and noise (the model it starts
+//     from, learning rate, clips, weight scale, DP settings; package client: every field
+//     of the task but the secure-aggregation one) (member, ErrMixedTasks). Against: a
+//     server that gives one client the real task and the others a tiny learning rate,
+//     max_grad_norm or weight_scale, so that their updates and noise shares vanish and
+//     the decrypted sum is that client's update with only σ/√m of the σ of distributed
+//     noise (dp.distributed, user-level noise_std), no colluding client needed. The digest
+//     says only that the clients were given one task, not that it is a sensible one: the
+//     clients' own floors (noise multiplier, committee) judge that.
 //   - A request lists the signed commitments of ≥ m uploads by distinct certified
 //     identities, each signed for this session, round and purpose, and Count is their
 //     number (member). Against: an "aggregate" of fewer than m clients (one client's
@@ -167,8 +179,11 @@
 // members among the at least 2t − K that two sets share: against c members colluding with
 // the server (c < t, which keeps the key) it holds only when 2t − K > c, i.e. t > (K + c)/2;
 // with fewer, the server picks two sets that meet only in colluders. K = 10, t = 6 binds
-// against one colluder, t = 8 against five. A refusal with ErrSpotCheck, ErrUnauthenticated, ErrDuplicate or ErrStaleRound is
-// the server misbehaving: the runtime should report it, not retry it.
+// against one colluder, t = 8 against five.
+//
+// A refusal with ErrSpotCheck, ErrUnauthenticated, ErrDuplicate, ErrStaleRound or
+// ErrMixedTasks is the server misbehaving (or, for ErrMixedTasks, a client that signed a
+// digest of a task it was not given): the runtime should report it, not retry it.
 //
 // Costs, measured at d = 10^6 (62 ciphertexts at LogN 14; leaf width 1, 16384 leaves, depth
 // 14), one goroutine, CPU time on a loaded 2-vCPU VM (`go test ./secagg -run - -bench
@@ -178,7 +193,8 @@
 //     signature 64 B, a 6-byte task id) over the 16,253,708 of an unsigned one, 0.0024%;
 //     an ECDSA P-256 identity (certificate 373 B from identitytest, signature ≤ 72 B) adds
 //     about 450 B. Format version 2 added 39 bytes of fixed fields (purpose, task id,
-//     commitment and length prefixes) to every upload.
+//     commitment and length prefixes) to every upload, version 3 the 32-byte task digest
+//     (to every upload and every commitment a request or partial sum lists).
 //   - Client time: the commitment hashes c0 (in the encryption loop, while in cache) and
 //     c1 (the leaves) with SHA-256, 19.6 MB of blocks: 18.6–19.8 ms of CPU (SHA-NI runs
 //     at about 1 GB/s on this VM); signing 28 µs (Ed25519) or 44 µs (ECDSA). Encrypt with

@@ -42,12 +42,19 @@ type EncryptorConfig struct {
 	Floors CommitteeConfig
 }
 
-// UploadContext is what an upload is for: the round, the purpose of its aggregate and the
-// server's task id. A signed upload binds all three.
+// UploadContext is what an upload is for: the round, the purpose of its aggregate, the
+// server's task id and the task's digest. A signed upload binds all four.
 type UploadContext struct {
 	Round   uint64
 	Purpose Purpose
 	TaskID  string
+	// TaskDigest is the client's digest of every setting of its task that sizes the update
+	// and its noise (the model it starts from, the learning rate, the clips, the noise
+	// shares; not the task id or anything that differs between the clients of one
+	// aggregate). Verifying members decrypt only sums whose uploads all carry one digest,
+	// so a server cannot give one client the real task and the others settings that shrink
+	// their updates and noise shares to nothing (ErrMixedTasks).
+	TaskDigest [32]byte
 }
 
 // Encryptor is a client's encryption step: it encrypts update vectors under the collective
@@ -146,8 +153,8 @@ func (e *Encryptor) EncryptUpdate(round uint64, update []float64, weight float64
 // Encrypt encrypts (weight·update, weight, 1) for an upload. Every |update[j]| must be at
 // most ClipBound and 0 < weight ≤ MaxWeight, so the aggregate cannot overflow; non-finite
 // values are refused. With a Signer it commits to the ciphertexts and signs (session,
-// round, purpose, task id, dimension, commitment); the purpose must then be fit or
-// evaluation. The update is not modified.
+// round, purpose, task id, task digest, dimension, commitment); the purpose must then be
+// fit, evaluation or statistics. The update is not modified.
 func (e *Encryptor) Encrypt(ctx UploadContext, update []float64, weight float64) (*EncryptedUpdate, error) {
 	lit := e.params.lit
 	if e.cfg.Signer != nil && !ctx.Purpose.valid() {
@@ -178,7 +185,7 @@ func (e *Encryptor) Encrypt(ctx UploadContext, update []float64, weight float64)
 	if e.cfg.Signer != nil {
 		c0Digests = make([][32]byte, e.params.NumChunks(dim))
 	}
-	u := &EncryptedUpdate{Session: e.session, Round: round, Purpose: ctx.Purpose, ClientID: e.cfg.ClientID, TaskID: ctx.TaskID, Dim: dim, q: e.params.Moduli(), chunks: make([]*rlwe.Ciphertext, e.params.NumChunks(dim))}
+	u := &EncryptedUpdate{Session: e.session, Round: round, Purpose: ctx.Purpose, ClientID: e.cfg.ClientID, TaskID: ctx.TaskID, TaskDigest: ctx.TaskDigest, Dim: dim, q: e.params.Moduli(), chunks: make([]*rlwe.Ciphertext, e.params.NumChunks(dim))}
 	var roundingSeed [32]byte // packed encoding: keys the stochastic rounding of every chunk
 	if e.params.pack != nil {
 		if err := e.cfg.Randomness.read(roundingSeed[:], "quantise", e.session[:], []byte(e.cfg.ClientID), u64(round), []byte{byte(ctx.Purpose)}, digest); err != nil {
@@ -226,7 +233,7 @@ func (e *Encryptor) Encrypt(ctx UploadContext, update []float64, weight float64)
 	if e.cfg.Signer != nil {
 		u.Commitment = commitUpload(n, u.q, u.chunks, e.cfg.Workers, false, c0Digests).root
 		u.Certificate = slices.Clone(e.cfg.Signer.Certificate())
-		sig, err := e.cfg.Signer.sign(uploadDigest(u.Session, u.Round, u.Purpose, u.TaskID, u.Dim, u.Commitment))
+		sig, err := e.cfg.Signer.sign(u.signedDigest())
 		if err != nil {
 			return nil, err
 		}

@@ -43,6 +43,11 @@ var (
 	// ErrStaleRound: a decryption request for an earlier round than one the member already
 	// decrypted (or was challenged on) for the same purpose; rounds only move forward.
 	ErrStaleRound = errors.New("secagg: decryption request for an earlier round")
+	// ErrMixedTasks: the uploads a decryption request lists were signed under different
+	// task digests (UploadContext.TaskDigest), so the server gave their clients different
+	// settings (a learning rate, a clip, a noise share) in one round; the member refuses to
+	// decrypt their sum.
+	ErrMixedTasks = errors.New("secagg: the listed uploads were made under different tasks")
 )
 
 // Field names a setting of ParametersLiteral or CommitteeConfig, the subject of a FieldError.

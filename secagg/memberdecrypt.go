@@ -57,8 +57,8 @@ func (m *Member) checkRequest(req *DecryptionRequest) error {
 // Challenge is the first step of a verifying member's decryption (MemberConfig.Verifier
 // set). It checks the request as DecryptionShare does, then that it lists the signed
 // commitments of at least MinContributions uploads by distinct identities certified by the
-// CA, each signed for this session, round, purpose and dimension, and that Count is their
-// number. It refuses a round earlier than the last one it was challenged on for the purpose
+// CA, each signed for this session, round, purpose and dimension, all under one task
+// digest (ErrMixedTasks), and that Count is their number. It refuses a round earlier than the last one it was challenged on for the purpose
 // (ErrStaleRound) and, for the same round and purpose, any other aggregate, commitment list
 // or member set (ErrAlreadyDecrypted). It then records the aggregate as the one it will
 // decrypt for (round, purpose) and returns the commitment leaves the server must open.
@@ -100,6 +100,12 @@ func (m *Member) Challenge(req *DecryptionRequest) (*Challenge, error) {
 			return nil, fmt.Errorf("secagg: member %d refuses aggregate %s: uploads %d and %d are both %q: %w", m.cfg.ID, req.Aggregate, j, i, id, ErrDuplicate)
 		}
 		seen[id] = i
+		// One task for all: a server that gave some clients settings that shrink their
+		// updates and noise shares (a tiny learning rate, clip or weight scale) would leave
+		// the others' uploads in the sum with a fraction of the noise their ledgers record.
+		if d0 := req.Commitments[0].TaskDigest; req.Commitments[i].TaskDigest != d0 {
+			return nil, fmt.Errorf("secagg: member %d refuses aggregate %s: upload %d (%q) was made under task digest %x, upload 0 under %x: the server gave the clients of one %s aggregate different settings: %w", m.cfg.ID, req.Aggregate, i, id, req.Commitments[i].TaskDigest[:6], d0[:6], req.Purpose, ErrMixedTasks)
+		}
 	}
 	if len(seen) < c.MinContributions {
 		return nil, fmt.Errorf("secagg: member %d refuses aggregate %s: %d certified uploaders, minimum %d: %w", m.cfg.ID, req.Aggregate, len(seen), c.MinContributions, ErrTooFewContributions)

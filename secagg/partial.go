@@ -320,11 +320,12 @@ func HierarchicalOf(a *Aggregator) (*HierarchicalAggregator, error) {
 }
 
 // SourceUpload is an upload listed in a partial sum: its client's certified identity, the
-// task it was signed for, and its commitment root.
+// task and task digest it was signed for, and its commitment root.
 type SourceUpload struct {
-	ClientID string
-	TaskID   string
-	Root     [32]byte
+	ClientID   string
+	TaskID     string
+	TaskDigest [32]byte
+	Root       [32]byte
 }
 
 // SourceUploads returns the uploads listed in the partial sum of source (AddPartial), in
@@ -337,7 +338,7 @@ func (h *HierarchicalAggregator) SourceUploads(source string) []SourceUpload {
 		out := make([]SourceUpload, len(s.identities))
 		for i, id := range s.identities {
 			c := s.sum.Commitments[i]
-			out[i] = SourceUpload{ClientID: id, TaskID: c.TaskID, Root: c.Root}
+			out[i] = SourceUpload{ClientID: id, TaskID: c.TaskID, TaskDigest: c.TaskDigest, Root: c.Root}
 		}
 		return out
 	}
@@ -435,7 +436,7 @@ func (h *HierarchicalAggregator) AddPartial(p *PartialSum, source string) error 
 		kept.Sum.chunks[k] = ct.CopyNew()
 	}
 	for _, c := range p.Commitments {
-		kept.Commitments = append(kept.Commitments, UploadCommitment{Certificate: slices.Clone(c.Certificate), TaskID: c.TaskID, Root: c.Root, Signature: slices.Clone(c.Signature)})
+		kept.Commitments = append(kept.Commitments, UploadCommitment{Certificate: slices.Clone(c.Certificate), TaskID: c.TaskID, TaskDigest: c.TaskDigest, Root: c.Root, Signature: slices.Clone(c.Signature)})
 	}
 	for _, id := range ids {
 		a.clients[id] = struct{}{}

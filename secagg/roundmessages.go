@@ -63,7 +63,7 @@ func chunkWireSize(n, levels int) int { return 1 + 1 + 8 + 1 + 16*n*levels }
 
 // updateHeaderSize is the size of an EncryptedUpdate without its ring descriptor, client id,
 // task id, certificate, signature and chunks.
-const updateHeaderSize = 4 + 16 + 8 + 1 + 2 + 2 + 8 + 4 + 2 + 32 + 2
+const updateHeaderSize = 4 + 16 + 8 + 1 + 2 + 2 + 32 + 8 + 4 + 2 + 32 + 2
 
 const (
 	flagNTT        = 1
@@ -76,15 +76,17 @@ const (
 //
 // A client with a Signer commits to the ciphertexts (Commitment: the Merkle root of
 // commitment.go, over every c1 coefficient and a digest of the c0 polynomials) and signs
-// (session, round, purpose, task id, dimension, commitment); the certificate names the
-// client, so the upload can be neither altered nor replayed into another round, purpose or
-// session, and a committee member can count the certified identities behind an aggregate.
+// (session, round, purpose, task id, task digest, dimension, commitment); the certificate
+// names the client, so the upload can be neither altered nor replayed into another round,
+// purpose or session, a committee member can count the certified identities behind an
+// aggregate, and it can check that they all trained under one task (TaskDigest).
 type EncryptedUpdate struct {
 	Session     SessionID
 	Round       uint64
 	Purpose     Purpose
-	ClientID    string // the certificate's identity, when signed
-	TaskID      string // the server's task this answers (signed, not interpreted here)
+	ClientID    string   // the certificate's identity, when signed
+	TaskID      string   // the server's task this answers (signed, not interpreted here)
+	TaskDigest  [32]byte // the client's digest of its task's settings (UploadContext.TaskDigest)
 	Dim         int
 	Certificate []byte   // DER; empty without a Signer
 	Commitment  [32]byte // Merkle root of the ciphertexts; zero without a Signer
@@ -94,13 +96,18 @@ type EncryptedUpdate struct {
 }
 
 // uploadDigest is what a client signs for an upload.
-func uploadDigest(session SessionID, round uint64, purpose Purpose, taskID string, dim int, root [32]byte) [32]byte {
-	return transcriptDigest(domainUpload, session[:], le64(round), []byte{byte(purpose)}, []byte(taskID), le64(uint64(dim)), root[:])
+func uploadDigest(session SessionID, round uint64, purpose Purpose, taskID string, task [32]byte, dim int, root [32]byte) [32]byte {
+	return transcriptDigest(domainUpload, session[:], le64(round), []byte{byte(purpose)}, []byte(taskID), task[:], le64(uint64(dim)), root[:])
+}
+
+// signedDigest is the digest the update's signature covers.
+func (u *EncryptedUpdate) signedDigest() [32]byte {
+	return uploadDigest(u.Session, u.Round, u.Purpose, u.TaskID, u.TaskDigest, u.Dim, u.Commitment)
 }
 
 // commitment returns what the update's signature commits to.
 func (u *EncryptedUpdate) commitment() UploadCommitment {
-	return UploadCommitment{Certificate: u.Certificate, TaskID: u.TaskID, Root: u.Commitment, Signature: u.Signature}
+	return UploadCommitment{Certificate: u.Certificate, TaskID: u.TaskID, TaskDigest: u.TaskDigest, Root: u.Commitment, Signature: u.Signature}
 }
 
 // NumChunks returns the number of ciphertexts the update holds.
@@ -125,6 +132,7 @@ func (u *EncryptedUpdate) MarshalBinary() ([]byte, error) {
 	w.u8(uint8(u.Purpose))
 	w.str(u.ClientID)
 	w.str(u.TaskID)
+	w.raw(u.TaskDigest[:])
 	w.u64(uint64(u.Dim))
 	w.ringDesc(logNOf(n), u.q)
 	w.u32(uint32(len(u.chunks)))
@@ -156,6 +164,7 @@ func (u *EncryptedUpdate) UnmarshalBinary(p []byte) error {
 	out.Purpose = Purpose(r.u8())
 	out.ClientID = r.str(maxClientIDLength)
 	out.TaskID = r.str(maxTaskIDLength)
+	r.fixed(out.TaskDigest[:])
 	dim := r.u64()
 	n, q := r.ringDesc()
 	k := int(r.u32())
@@ -226,11 +235,13 @@ func (r *reader) ciphertext(i, n int, q []uint64) *rlwe.Ciphertext {
 }
 
 // UploadCommitment is the signed commitment of one upload, as a decryption request lists
-// it: the uploader's certificate, the task id, the Merkle root of its ciphertexts and the
-// signature over (session, round, purpose, task id, dimension, root).
+// it: the uploader's certificate, the task id, the task digest, the Merkle root of its
+// ciphertexts and the signature over (session, round, purpose, task id, task digest,
+// dimension, root).
 type UploadCommitment struct {
 	Certificate []byte
 	TaskID      string
+	TaskDigest  [32]byte
 	Root        [32]byte
 	Signature   []byte
 }
@@ -238,7 +249,7 @@ type UploadCommitment struct {
 // verify checks the commitment's certificate and signature for an upload of the given
 // session, round, purpose and dimension, and returns the certified identity.
 func (c *UploadCommitment) verify(v *Verifier, session SessionID, round uint64, purpose Purpose, dim int) (string, error) {
-	return v.verify(c.Certificate, uploadDigest(session, round, purpose, c.TaskID, dim, c.Root), c.Signature)
+	return v.verify(c.Certificate, uploadDigest(session, round, purpose, c.TaskID, c.TaskDigest, dim, c.Root), c.Signature)
 }
 
 // DecryptionRequest asks each member of Members (exactly t ids, ascending) for decryption
@@ -284,7 +295,7 @@ func (q *DecryptionRequest) MarshalBinary() ([]byte, error) {
 
 // commitmentWireSize is the encoded size of an UploadCommitment.
 func commitmentWireSize(certLen, taskLen, sigLen int) int {
-	return 2 + certLen + 2 + taskLen + 32 + 2 + sigLen
+	return 2 + certLen + 2 + taskLen + 32 + 32 + 2 + sigLen
 }
 
 // commitmentsSize checks a list of upload commitments for encoding and returns its encoded
@@ -309,6 +320,7 @@ func (w *writer) commitments(cs []UploadCommitment) {
 	for _, c := range cs {
 		w.bytes(c.Certificate)
 		w.str(c.TaskID)
+		w.raw(c.TaskDigest[:])
 		w.raw(c.Root[:])
 		w.bytes(c.Signature)
 	}
@@ -329,6 +341,7 @@ func (r *reader) commitments() []UploadCommitment {
 		c := &cs[i]
 		c.Certificate = r.bytes(MaxCertificateBytes, "certificate")
 		c.TaskID = r.str(maxTaskIDLength)
+		r.fixed(c.TaskDigest[:])
 		r.fixed(c.Root[:])
 		c.Signature = r.bytes(MaxSignatureBytes, "signature")
 	}

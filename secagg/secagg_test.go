@@ -238,6 +238,8 @@ func (f *federation) upload(t testing.TB, name string, round uint64, purpose Pur
 	ctx := UploadContext{Round: round}
 	if f.authenticated() {
 		ctx.Purpose, ctx.TaskID = purpose, fmt.Sprintf("task-%d-%s-%s", round, purpose, name)
+		// One task for every client of a round and purpose, as an honest server sends.
+		ctx.TaskDigest = transcriptDigest("test task", le64(round), []byte{byte(purpose)})
 	}
 	eu, err := f.encryptor(t, name).Encrypt(ctx, u, 1)
 	if err != nil {

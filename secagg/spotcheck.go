@@ -210,7 +210,7 @@ func bindingDigest(req *DecryptionRequest) [32]byte {
 	fields := [][]byte{req.Aggregate[:], req.Session[:], le64(req.Round), {byte(req.Purpose)}, le64(uint64(req.Dim)), le64(uint64(req.Count))}
 	for _, c := range req.Commitments {
 		h := sha256.Sum256(c.Certificate)
-		fields = append(fields, h[:], []byte(c.TaskID), c.Root[:])
+		fields = append(fields, h[:], []byte(c.TaskID), c.TaskDigest[:], c.Root[:])
 	}
 	return transcriptDigest("aggregate binding", fields...)
 }

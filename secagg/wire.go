@@ -21,7 +21,10 @@ import (
 // key, update, request and member state added the identity fields of the active-server
 // model (certificates, signatures, commitments); those fields are empty for parties run
 // without a Signer. Version-1 messages of those types are refused (they came from an older
-// confide: restart its key setup), except the member state, which still loads.
+// confide: restart its key setup), except the member state, which still loads. Version 3
+// of the update and the request, and version 2 of the partial sum, added the task digest
+// to every upload and listed commitment (signed: UploadContext.TaskDigest); older ones are
+// refused (a client or server of another confide version).
 
 const (
 	typeAnnouncement  = 'A'
@@ -49,13 +52,13 @@ var wireVersions = map[byte]byte{
 	typeDealing:      2,
 	typeDelivery:     1,
 	typePublicKey:    2,
-	typeUpdate:       2,
-	typeRequest:      2,
+	typeUpdate:       3,
+	typeRequest:      3,
 	typeShare:        1,
 	typeChallenge:    1,
 	typeOpening:      1,
 	typeMemberState:  2,
-	typePartial:      1,
+	typePartial:      2,
 }
 
 // errTruncated is returned (wrapped) when a message ends early.
