@@ -33,6 +33,7 @@
 #   TARGET   the accuracy of the "first round ≥" column (default 0.50)
 #   OUT      the markdown table to append to (default docs/sweeps/shakespeare.md)
 #   NOTE     a line written under the section heading
+#   KEEP     a directory that keeps each run's rounds.csv as NAME-RUN.csv (default: none)
 #   CONFIDE_BIN  a prebuilt confide binary (default: built into a temporary directory)
 #   THREADS  GOMAXPROCS of the sim (default 2)
 # Runs are sequential and niced (nice -n 19): the sims are CPU-heavy.
@@ -69,8 +70,22 @@ candidates=(
 	"l256-adam-e2|shakespeare-lstm|L256 TRAINING_OPTIMIZER=adam TRAINING_LR=0.003 TRAINING_BATCH_SIZE=16 TRAINING_EPOCHS=2"
 	"l256-sgd1-avgm|shakespeare-lstm|L256 TRAINING_OPTIMIZER=sgd TRAINING_LR=1 TRAINING_BATCH_SIZE=10 STRATEGY_NAME=fedavgm STRATEGY_SERVER_LR=1 STRATEGY_MOMENTUM=0.9"
 	"l256-adam-fedadam|shakespeare-lstm|L256 TRAINING_OPTIMIZER=adam TRAINING_LR=0.003 TRAINING_BATCH_SIZE=16 STRATEGY_NAME=fedadam STRATEGY_SERVER_LR=0.01 STRATEGY_TAU=0.001"
-	# Full length: 150 rounds of 29 roles (about 15 passes over the text), evaluated every 10.
+	# Local epochs at equal CPU: 40 rounds of 1 epoch, 14 of 3 (against 20 of 2).
+	"l256-adam-r40|shakespeare-lstm|L256 TRAINING_OPTIMIZER=adam TRAINING_LR=0.003 TRAINING_BATCH_SIZE=16 ROUNDS=40"
+	"l256-adam-e3-r14|shakespeare-lstm|L256 TRAINING_OPTIMIZER=adam TRAINING_LR=0.003 TRAINING_BATCH_SIZE=16 TRAINING_EPOCHS=3 ROUNDS=14"
+	# Record-level DP-SGD (σ = 1.6: a client's ε reaches 8 at δ = 1e-5 after 28 steps of
+	# q = 0.4, about 9 rounds of 3 steps) with secure aggregation, on the recipe of l256-adam.
+	"dpsa-l256-adam|shakespeare-lstm|L256 TRAINING_OPTIMIZER=adam TRAINING_LR=0.003 TRAINING_BATCH_SIZE=16 DPSA DP_NOISE_MULTIPLIER=1.6"
+	# Full length: 150 rounds of 29 roles (about 15 passes over the text), evaluated every 10;
+	# then, after l256-adam-e2, 75 rounds of 2 local epochs (the same passes).
 	"l256-adam-cos150|shakespeare-lstm|L256 TRAINING_OPTIMIZER=adam TRAINING_LR=0.003 TRAINING_BATCH_SIZE=16 ROUNDS=150 EVALUATION_EVERY=10 STRATEGY_SERVER_LR_DECAY=cosine"
+	"l256-adam-e2-cos75|shakespeare-lstm|L256 TRAINING_OPTIMIZER=adam TRAINING_LR=0.003 TRAINING_BATCH_SIZE=16 TRAINING_EPOCHS=2 ROUNDS=75 STRATEGY_SERVER_LR_DECAY=cosine"
+	# The FedAvg paper's model in the same CPU budget: it costs 2.5 times L256 per window
+	# (17.5 against 7 ms of CPU), so 30 rounds of 2 local epochs.
+	"fedavg-adam-e2-cos30|shakespeare-lstm|FEDAVG TRAINING_OPTIMIZER=adam TRAINING_LR=0.003 TRAINING_BATCH_SIZE=16 TRAINING_EPOCHS=2 ROUNDS=30 STRATEGY_SERVER_LR_DECAY=cosine"
+	# The DP + secure aggregation variant of the full-length recipe: 5 steps of q = 0.4 a
+	# round; σ = 2 keeps a client that trains in 9 of the 75 rounds (45 steps) within ε = 8.
+	"dpsa-l256-adam-e2-cos75|shakespeare-lstm|L256 TRAINING_OPTIMIZER=adam TRAINING_LR=0.003 TRAINING_BATCH_SIZE=16 TRAINING_EPOCHS=2 ROUNDS=75 STRATEGY_SERVER_LR_DECAY=cosine DPSA DP_NOISE_MULTIPLIER=2"
 )
 
 # --list, $tmp, $bin and $selected (the candidates to run):
@@ -126,10 +141,15 @@ for c in "${selected[@]}"; do
 		if ! env "${vars[@]}" GOMAXPROCS="$threads" \
 			/usr/bin/time -f '%e %U %S' -o "$res/time" \
 			nice -n 19 "$bin" "${args[@]}" --results-dir "$res/out" >"$res/summary.json" 2>"$res/stderr"; then
-			echo "| $name | $base | ${overrides:-–} | – | failed: $(tail -n 1 "$res/stderr" | tr '|' '/') | | | | | | | | | |" >>"$out"
-			continue
+			# An interrupted run (SIGINT) writes the rounds it completed: tabulate those.
+			if ! grep -q interrupted "$res/stderr" || [[ ! -s $res/out/summary.json ]]; then
+				echo "| $name | $base | ${overrides:-–} | – | failed: $(tail -n 1 "$res/stderr" | tr '|' '/') | | | | | | | | | |" >>"$out"
+				continue
+			fi
+			cp "$res/out/summary.json" "$res/summary.json"
 		fi
 		csv=$res/out/rounds.csv
+		[[ -n ${KEEP:-} ]] && mkdir -p "$KEEP" && cp "$csv" "$KEEP/$name-$r.csv"
 		read -r wall user sys <"$res/time"
 		cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.0f", u + s }')
 		# rounds.csv: refused is column 7, accuracy 9, elapsed_seconds 25.
