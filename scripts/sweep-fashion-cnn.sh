@@ -7,9 +7,11 @@
 # Every candidate is a base config from examples/ plus CONFIDE_* environment overrides (the
 # keys of docs/config.md), so the table's "overrides" column is the whole difference. All
 # keep the privacy setting of the examples: 100 clients, Dirichlet(0.5), seed 1, DP-SGD on
-# every client with budget ε = 8 at δ = 1e-5 (clients refuse tasks past it), secure
-# aggregation K = 5, t = 3. DP noise comes from crypto/rand (dp.deterministic_noise off), so
-# two runs of one candidate differ: use REPEATS > 1 to see the spread.
+# every client with budget ε = 8 at δ = 1e-5 (clients refuse tasks past it; since commit
+# 70f85be the server samples only clients with room for the round's task, so none is
+# refused and rounds keep their 10 clients while enough have room), secure aggregation
+# K = 5, t = 3. DP noise comes from crypto/rand (dp.deterministic_noise off), so two runs of
+# one candidate differ: use REPEATS > 1 to see the spread.
 #
 # Each finished run appends one row to the table of this invocation in OUT (a section with
 # the date, the machine's cores and the round override), so a long sweep can be committed as
@@ -49,10 +51,13 @@ small_conv='[{filters: 8, kernel: 8, stride: 2, padding: 3, pool: max, pool_size
 # scattering transform J = 2, L = 8 of the 28×28 images (81 channels of 7×7) with GroupNorm
 # over 27 groups, as examples/mnist-scattering.yaml.
 scat_features=(MODEL_FEATURES_TYPE=scattering MODEL_FEATURES_J=2 MODEL_FEATURES_L=8 MODEL_FEATURES_SHAPE=[28,28] MODEL_FEATURES_NORM=group MODEL_FEATURES_GROUPS=27)
-# A CNN on the 81×7×7 scattering map: a 1×1 conv to 16 channels, a 3×3 conv to 32 (padding
-# 1), each with GroupNorm (4 groups), max-pool 2 → 3×3×32 (with hidden [32]: 15,690
-# parameters).
-scat_conv='[{filters: 16, kernel: 1, groups: 4}, {filters: 32, kernel: 3, padding: 1, groups: 4, pool: max}]'
+
+# CNN, an override word of its own: the MLP default's config with the cnn type and hidden
+# [32] (with a conv spec, the CNN on raw pixels that examples/fashion-mnist-cnn.yaml was
+# until the ScatterNet runs of 2026-12-06; since then that file holds the CNN on ScatterNet
+# features: a 1×1 conv to 16 channels, a 3×3 conv to 32, each with GroupNorm of 4 groups,
+# max-pool 2, hidden [32], 15,626 parameters).
+cnn_raw=(MODEL_TYPE=cnn MODEL_HIDDEN=[32])
 
 # Candidates: NAME|BASE (examples/BASE.yaml)|overrides (space-separated KEY=VALUE of CONFIDE_
 # variables, without the prefix; values may not contain '|'). Overrides are applied with
@@ -60,26 +65,26 @@ scat_conv='[{filters: 16, kernel: 1, groups: 4}, {filters: 32, kernel: 3, paddin
 # CONV_* placeholders below.
 candidates=(
 	"mlp|fashion-mnist|"
-	"cnn-ref|fashion-mnist-cnn|MODEL_CONV=REF"
-	"cnn-gn|fashion-mnist-cnn|MODEL_CONV=GN"
-	"cnn-small|fashion-mnist-cnn|MODEL_CONV=SMALL"
-	"cnn-c20e1|fashion-mnist-cnn|MODEL_CONV=REF CLIENTS_PER_ROUND=20 TRAINING_EPOCHS=1"
-	"cnn-gn-c20e1|fashion-mnist-cnn|MODEL_CONV=GN CLIENTS_PER_ROUND=20 TRAINING_EPOCHS=1"
+	"cnn-ref|fashion-mnist|CNN MODEL_CONV=REF"
+	"cnn-gn|fashion-mnist|CNN MODEL_CONV=GN"
+	"cnn-small|fashion-mnist|CNN MODEL_CONV=SMALL"
+	"cnn-c20e1|fashion-mnist|CNN MODEL_CONV=REF CLIENTS_PER_ROUND=20 TRAINING_EPOCHS=1"
+	"cnn-gn-c20e1|fashion-mnist|CNN MODEL_CONV=GN CLIENTS_PER_ROUND=20 TRAINING_EPOCHS=1"
 	# 20 clients a round, 2 local steps (epochs 1 at q = 0.85), each client sampled twice as
 	# often: the same ε as 10 clients × 4 steps. Two steps of momentum SGD move about a third
 	# as far as four, so the server scales the mean update by 3 (fedavgm without momentum).
-	"cnn-c20e1-slr3|fashion-mnist-cnn|MODEL_CONV=REF CLIENTS_PER_ROUND=20 TRAINING_EPOCHS=1 STRATEGY_NAME=fedavgm STRATEGY_SERVER_LR=3 STRATEGY_MOMENTUM=0"
-	"cnn-gn-c20e1-slr3|fashion-mnist-cnn|MODEL_CONV=GN CLIENTS_PER_ROUND=20 TRAINING_EPOCHS=1 STRATEGY_NAME=fedavgm STRATEGY_SERVER_LR=3 STRATEGY_MOMENTUM=0"
+	"cnn-c20e1-slr3|fashion-mnist|CNN MODEL_CONV=REF CLIENTS_PER_ROUND=20 TRAINING_EPOCHS=1 STRATEGY_NAME=fedavgm STRATEGY_SERVER_LR=3 STRATEGY_MOMENTUM=0"
+	"cnn-gn-c20e1-slr3|fashion-mnist|CNN MODEL_CONV=GN CLIENTS_PER_ROUND=20 TRAINING_EPOCHS=1 STRATEGY_NAME=fedavgm STRATEGY_SERVER_LR=3 STRATEGY_MOMENTUM=0"
 	# The other way: 5 clients a round, 8 local steps (epochs 6), each client sampled half as
 	# often: again 40 steps of a client over 100 rounds (ε ≈ 8).
-	"cnn-c5e6|fashion-mnist-cnn|MODEL_CONV=REF CLIENTS_PER_ROUND=5 TRAINING_EPOCHS=6"
-	"cnn-gn-c5e6|fashion-mnist-cnn|MODEL_CONV=GN CLIENTS_PER_ROUND=5 TRAINING_EPOCHS=6"
-	"cnn-avgm|fashion-mnist-cnn|MODEL_CONV=REF STRATEGY_NAME=fedavgm STRATEGY_SERVER_LR=0.2 STRATEGY_MOMENTUM=0.9"
-	"cnn-adam|fashion-mnist-cnn|MODEL_CONV=REF STRATEGY_NAME=fedadam STRATEGY_SERVER_LR=0.01 STRATEGY_TAU=0.001"
+	"cnn-c5e6|fashion-mnist|CNN MODEL_CONV=REF CLIENTS_PER_ROUND=5 TRAINING_EPOCHS=6"
+	"cnn-gn-c5e6|fashion-mnist|CNN MODEL_CONV=GN CLIENTS_PER_ROUND=5 TRAINING_EPOCHS=6"
+	"cnn-avgm|fashion-mnist|CNN MODEL_CONV=REF STRATEGY_NAME=fedavgm STRATEGY_SERVER_LR=0.2 STRATEGY_MOMENTUM=0.9"
+	"cnn-adam|fashion-mnist|CNN MODEL_CONV=REF STRATEGY_NAME=fedadam STRATEGY_SERVER_LR=0.01 STRATEGY_TAU=0.001"
 	# On ScatterNet features: the CNN, and for an honest comparison the MLP default (hidden
 	# [64]) and a linear classifier (hidden [], examples/mnist-scattering.yaml's model) on the
 	# same features.
-	"cnn-scat|fashion-mnist-cnn|SCAT MODEL_CONV=SCATCONV"
+	"cnn-scat|fashion-mnist-cnn|"
 	"mlp-scat|fashion-mnist|SCAT"
 	"linear-scat|fashion-mnist|SCAT MODEL_HIDDEN=[] TRAINING_LR=1"
 )
@@ -101,11 +106,13 @@ section's commit; "overrides" are the `CONFIDE_*` variables set on top, where th
 specs are: REF, the reference CNN (conv 16×8×8 stride 2 padding 3 + max-pool 2 stride 1,
 conv 32×4×4 stride 2 + max-pool 2 stride 1; with hidden [32], 26,010 parameters); GN, the
 same with GroupNorm of 4 groups after each convolution (26,106); SMALL, half the filters
-(8 and 16; 11,138). DP noise is drawn from crypto/rand, so repeated runs of one candidate
-differ; client sampling is seeded, so candidates with the same clients per round and
-steps per task spend the same ε. The MLP default (hidden [64], 50,890 parameters) is the
-mlp row. Wall time includes the time the sim sat stopped or starved on a shared machine;
-CPU seconds (user + system of the sim) are the cost.
+(8 and 16; 11,138); SCAT, ScatterNet features (the scattering transform J = 2, L = 8, 81
+channels of 7×7, GroupNorm of 27 groups; cnn-scat's conv blocks read that map). DP noise is
+drawn from crypto/rand, so repeated runs of one candidate differ; client sampling is
+seeded, so candidates with the same clients per round and steps per task spend the same ε.
+The MLP default (hidden [64], 50,890 parameters) is the mlp row. Wall time includes the
+time the sim sat stopped or starved on a shared machine; CPU seconds (user + system of the
+sim) are the cost.
 EOF
 fi
 {
@@ -121,8 +128,13 @@ for c in "${selected[@]}"; do
 	IFS='|' read -r name base overrides <<<"$c"
 	vars=()
 	for kv in $overrides; do
-		if [[ $kv == SCAT ]]; then
-			for f in "${scat_features[@]}"; do
+		case $kv in
+		SCAT) words=("${scat_features[@]}") ;;
+		CNN) words=("${cnn_raw[@]}") ;;
+		*) words=() ;;
+		esac
+		if ((${#words[@]})); then
+			for f in "${words[@]}"; do
 				vars+=("CONFIDE_$f")
 			done
 			continue
@@ -132,7 +144,6 @@ for c in "${selected[@]}"; do
 		REF) v=$ref_conv ;;
 		GN) v=$gn_conv ;;
 		SMALL) v=$small_conv ;;
-		SCATCONV) v=$scat_conv ;;
 		esac
 		vars+=("CONFIDE_$k=$v")
 	done
