@@ -89,7 +89,7 @@ candidates=(
 	"fedavg-adam-e2-cos30|shakespeare-lstm|FEDAVG TRAINING_OPTIMIZER=adam TRAINING_LR=0.003 TRAINING_BATCH_SIZE=16 TRAINING_EPOCHS=2 ROUNDS=30 STRATEGY_SERVER_LR_DECAY=cosine"
 	# The DP + secure aggregation variant of the full-length recipe: 5 steps of q = 0.4 a
 	# round; σ = 2 keeps a client that trains in 9 of the 75 rounds (45 steps) within ε = 8.
-	"dpsa-l256-adam-e2-cos75|shakespeare-lstm|L256 TRAINING_OPTIMIZER=adam TRAINING_LR=0.003 TRAINING_BATCH_SIZE=16 TRAINING_EPOCHS=2 ROUNDS=75 STRATEGY_SERVER_LR_DECAY=cosine DPSA DP_NOISE_MULTIPLIER=2"
+	"dpsa-l256-adam-e2-r75|shakespeare-lstm|L256 TRAINING_OPTIMIZER=adam TRAINING_LR=0.003 TRAINING_BATCH_SIZE=16 TRAINING_EPOCHS=2 ROUNDS=75 DPSA DP_NOISE_MULTIPLIER=2"
 )
 
 # --list, $tmp, $bin and $selected (the candidates to run):
