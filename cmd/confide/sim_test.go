@@ -58,7 +58,7 @@ func TestSimConfigUnknownKeyIsNamed(t *testing.T) {
 }
 
 func TestSimCommandOnTheExamples(t *testing.T) {
-	for _, f := range []string{"mnist-mlp", "fashion-mnist", "shakespeare-lstm", "spam-transformer", "synthetic", "mcmahan-2nn-iid", "mcmahan-2nn-noniid", "scale-10k", "scale-1m", "mnist-user-level", "mnist-scattering", "fashion-mnist-cnn", "fashion-mnist-scattering", "shakespeare-causal", "synthetic-scaffold"} {
+	for _, f := range []string{"mnist-mlp", "fashion-mnist", "shakespeare-lstm", "spam-transformer", "synthetic", "mcmahan-2nn-iid", "mcmahan-2nn-noniid", "scale-10k", "scale-1m", "mnist-user-level", "mnist-scattering", "fashion-mnist-cnn", "fashion-mnist-scattering", "shakespeare-causal", "shakespeare-lstm-dp", "synthetic-scaffold"} {
 		c, err := loadSimConfig(filepath.Join("..", "..", "examples", f+".yaml"))
 		if err != nil {
 			t.Fatalf("examples/%s.yaml: %v", f, err)
