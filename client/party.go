@@ -529,7 +529,9 @@ func (p *Party) releaseCounts(vals ...float64) ([]float64, error) {
 	for i, v := range vals {
 		out[i] = v + std*src.Normal()
 	}
-	out[0] = math.Round(out[0]) // the example count, sent as an integer
+	// The example count, sent as an integer of at least 1: a small client's noised count
+	// can fall below zero, which the server refuses (post-processing; ε is unchanged).
+	out[0] = max(1, math.Round(out[0]))
 	return out, nil
 }
 

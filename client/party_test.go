@@ -407,3 +407,27 @@ func TestPartyDropsLateFitTasksUncharged(t *testing.T) {
 		t.Fatal("the ledger did not pay for the delivered update")
 	}
 }
+
+// TestSharedCountStaysPositive: a client that shares its noised example count sends at
+// least 1, however far the noise pulls a small count below zero (the server refuses a
+// negative count, which dropped about one small client in seven a round).
+func TestSharedCountStaysPositive(t *testing.T) {
+	low := false
+	for seed := range uint64(40) {
+		p, err := client.NewParty(client.PartyConfig{ClientID: "a", ShareStatistics: true, StatisticsNoiseMultiplier: 50, Noise: dp.NewDeterministicNoise(seed)}, fixedTrainer{shift: 0.1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := p.Handle(t.Context(), fitTask(blobSpec, zeros(), &pb.FitSpec{LocalEpochs: 1, BatchSize: 10, Optimizer: "sgd", LearningRate: 0.1}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != pb.ResultStatus_RESULT_STATUS_OK || res.NumExamples < 1 {
+			t.Fatalf("seed %d: status %v %q, count %d; want OK and a count ≥ 1", seed, res.Status, res.Reason, res.NumExamples)
+		}
+		low = low || res.NumExamples == 1
+	}
+	if !low {
+		t.Fatal("no draw clamped to 1 in 40 with noise 50 around 10 examples: the test does not exercise the clamp")
+	}
+}
