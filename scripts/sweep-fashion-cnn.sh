@@ -116,10 +116,7 @@ sim) are the cost.
 EOF
 fi
 {
-	echo
-	echo "## $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), rounds ${rounds:-as configured}, GOMAXPROCS=$threads on $(nproc) cores"
-	echo
-	[[ -n ${NOTE:-} ]] && echo "$NOTE" && echo
+	heading "" "rounds ${rounds:-as configured}"
 	echo "| candidate | base | overrides | rounds | final acc | best acc (round) | mean acc last 10 | worst ε | mean ε | refused | wall s | CPU s |"
 	echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 } >>"$out"

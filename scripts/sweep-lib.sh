@@ -1,7 +1,8 @@
 # Shared by the sweep scripts (scripts/sweep-*.sh), which source it after defining their
 # candidates ("NAME|BASE|OVERRIDES" strings): --list prints them; a temporary directory
 # ($tmp, removed on exit); the confide binary ($bin: CONFIDE_BIN, else built into $tmp);
-# the candidates named on the command line, or all of them ($selected).
+# the candidates named on the command line, or all of them ($selected); heading, the opening
+# lines of an invocation's table.
 
 if [[ ${1:-} == --list ]]; then
 	printf '%s\n' "${candidates[@]}"
@@ -28,3 +29,16 @@ if (($# > 0)); then
 else
 	selected=("${candidates[@]}")
 fi
+
+# heading [TITLE [DETAIL]]: the lines that open an invocation's table in $out — the heading
+# (TITLE, the date, the commit, DETAIL such as the rounds override, the sim's threads and
+# the machine's cores) and NOTE under it.
+heading() {
+	echo
+	echo "## ${1:+$1, }$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)${2:+, $2}, GOMAXPROCS=$threads on $(nproc) cores"
+	echo
+	if [[ -n ${NOTE:-} ]]; then
+		echo "$NOTE"
+		echo
+	fi
+}

@@ -116,10 +116,7 @@ seconds and the parallel efficiency decide ("15 min": CPU s ≤ 1,800 × efficie
 EOF
 fi
 {
-	echo
-	echo "## $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), rounds ${rounds:-as configured}, GOMAXPROCS=$threads on $(nproc) cores"
-	echo
-	[[ -n ${NOTE:-} ]] && echo "$NOTE" && echo
+	heading "" "rounds ${rounds:-as configured}"
 	echo "| candidate | base | overrides | rounds | final acc | best acc (round) | first round ≥ $target | CPU s by then | worst ε | refused | wall s | CPU s | parallel eff. | 15 min |"
 	echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
 } >>"$out"

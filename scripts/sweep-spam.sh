@@ -122,10 +122,7 @@ mails=$("$bin" data fetch spam -o json | jq -r .spam)
 
 if [[ $suite == central ]]; then
 	{
-		echo
-		echo "## Central reference, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), GOMAXPROCS=$threads on $(nproc) cores"
-		echo
-		[[ -n ${NOTE:-} ]] && echo "$NOTE" && echo
+		heading "Central reference"
 		echo "| candidate | confide train flags | test acc | ε | σ | wall s |"
 		echo "| --- | --- | ---: | ---: | ---: | ---: |"
 	} >>"$out"
@@ -187,10 +184,7 @@ EOF
 	fi
 fi
 {
-	echo
-	echo "## $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), rounds ${rounds:-as configured}, GOMAXPROCS=$threads on $(nproc) cores"
-	echo
-	[[ -n ${NOTE:-} ]] && echo "$NOTE" && echo
+	heading "" "rounds ${rounds:-as configured}"
 	echo "| candidate | base | overrides | rounds | final acc | best acc (round) | mean acc last 5 | first round ≥ $target | worst ε | mean ε | refused | wall s | CPU s |"
 	echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 } >>"$out"
