@@ -2,7 +2,7 @@
 # candidates ("NAME|BASE|OVERRIDES" strings): --list prints them; a temporary directory
 # ($tmp, removed on exit); the confide binary ($bin: CONFIDE_BIN, else built into $tmp);
 # the candidates named on the command line, or all of them ($selected); heading, the opening
-# lines of an invocation's table.
+# lines of an invocation's table; run_sim, one sim run of a candidate.
 
 if [[ ${1:-} == --list ]]; then
 	printf '%s\n' "${candidates[@]}"
@@ -41,4 +41,17 @@ heading() {
 		echo "$NOTE"
 		echo
 	fi
+}
+
+# run_sim DIR LABEL OVERRIDES: one run of "$bin ${args[@]}" (the caller's args array) into DIR, with the
+# caller's vars array in its environment, GOMAXPROCS=$threads and nice 19: the run's results
+# in DIR/out, its stdout in DIR/summary.json, stderr in DIR/stderr and "wall user sys"
+# seconds in DIR/time. It logs NAME (RUN) and OVERRIDES to stderr first; its status is the
+# sim's.
+run_sim() {
+	local res=$1 label=$2 overrides=$3
+	mkdir -p "$res"
+	echo "$(date -u +%H:%M:%S) $label: $overrides" >&2
+	env "${vars[@]}" GOMAXPROCS="$threads" /usr/bin/time -f '%e %U %S' -o "$res/time" \
+		nice -n 19 "$bin" "${args[@]}" --results-dir "$res/out" >"$res/summary.json" 2>"$res/stderr"
 }

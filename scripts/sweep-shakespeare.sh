@@ -137,11 +137,7 @@ for c in "${selected[@]}"; do
 	[[ -n $rounds ]] && args+=(--rounds "$rounds")
 	for ((r = 1; r <= repeats; r++)); do
 		res=$tmp/$name-$r
-		mkdir -p "$res"
-		echo "$(date -u +%H:%M:%S) $name (run $r/$repeats): $overrides" >&2
-		if ! env "${vars[@]}" GOMAXPROCS="$threads" \
-			/usr/bin/time -f '%e %U %S' -o "$res/time" \
-			nice -n 19 "$bin" "${args[@]}" --results-dir "$res/out" >"$res/summary.json" 2>"$res/stderr"; then
+		if ! run_sim "$res" "$name (run $r/$repeats)" "$overrides"; then
 			# An interrupted run (SIGINT) writes the rounds it completed: tabulate those.
 			if ! grep -q interrupted "$res/stderr" || [[ ! -s $res/out/summary.json ]]; then
 				echo "| $name | $base | ${overrides:-–} | – | failed: $(tail -n 1 "$res/stderr" | tr '|' '/') | | | | | | | | | |" >>"$out"
