@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/confide-fl/confide/data"
+	"github.com/confide-fl/confide/dp"
 	"github.com/confide-fl/confide/dp/accountant"
 	"github.com/confide-fl/confide/dp/dpsgd"
 	quality "github.com/confide-fl/confide/metrics"
@@ -61,7 +62,7 @@ func (d DPConfig) dpsgd(batch int) dpsgd.Config {
 		expected = d.ExpectedBatch
 	}
 	return dpsgd.Config{
-		NoiseMultiplier: d.NoiseMultiplier / math.Sqrt(float64(max(d.NoiseShares, 1))), MaxGradNorm: d.MaxGradNorm, ExpectedBatch: expected,
+		NoiseMultiplier: dp.DistributedStep{NoiseMultiplier: d.NoiseMultiplier, Shares: d.NoiseShares}.ShareNoiseMultiplier(), MaxGradNorm: d.MaxGradNorm, ExpectedBatch: expected,
 		Clipping: d.Clipping, LayerMaxGradNorms: d.LayerMaxGradNorms, SumClip: d.SumClip,
 	}
 }
