@@ -65,6 +65,7 @@ users)
 		"dist-fedavg|spam-users|STRATEGY_NAME=fedavg STRATEGY_SERVER_LR=5"
 		"dist-cos|spam-users|STRATEGY_SERVER_LR_DECAY=cosine"
 		"dist-lr20-cos|spam-users|TRAINING_LR=20 STRATEGY_SERVER_LR_DECAY=cosine"
+		"dist-m100|spam-users|SECURE_AGGREGATION_MIN_CONTRIBUTIONS=100"
 		"dist-sender|spam-users|PARTITION=sender-domain"
 		"local|spam-users|DP_DISTRIBUTED=false"
 		"local-r20|spam-users|DP_DISTRIBUTED=false ROUNDS=20 DP_NOISE_MULTIPLIER=3.087"
