@@ -47,7 +47,7 @@ type Recurrent struct {
 	gx, gh []float64 // T·B × G·H: gradients of the gate pre-activations (input and recurrent side)
 	valid  []bool    // T·B: position t of example i is valid
 
-	whhP, whhTP linalg.PackedB // W_hh and W_hhᵀ laid out for the per-step multiplies
+	whhP, whhTP linalg.PackedB[float64] // W_hh and W_hhᵀ laid out for the per-step multiplies
 	dh, dc      []float64
 	y, dx       *Tensor
 	dxt, scaled []float64

@@ -46,9 +46,9 @@ func TestElementwiseMatchesMath(t *testing.T) {
 		ref     func(float64) float64
 		maxUlps float64
 	}{
-		{"exp", Exp, math.Exp, 2},
-		{"sigmoid", Sigmoid, sigmoid, 3},
-		{"tanh", Tanh, math.Tanh, 3},
+		{"exp", Exp[float64], math.Exp, 2},
+		{"sigmoid", Sigmoid[float64], sigmoid, 3},
+		{"tanh", Tanh[float64], math.Tanh, 3},
 	}
 	xs := elementwiseInputs()
 	for _, c := range cases {
@@ -80,7 +80,7 @@ func TestElementwiseTailsAndAliasing(t *testing.T) {
 	for _, f := range []struct {
 		name string
 		fn   func(dst, src []float64)
-	}{{"exp", Exp}, {"sigmoid", Sigmoid}, {"tanh", Tanh}} {
+	}{{"exp", Exp[float64]}, {"sigmoid", Sigmoid[float64]}, {"tanh", Tanh[float64]}} {
 		full := make([]float64, len(xs))
 		f.fn(full, xs)
 		for off := 0; off < len(xs); off++ {
@@ -114,7 +114,7 @@ func BenchmarkElementwise(b *testing.B) {
 		name string
 		vec  func(dst, src []float64)
 		ref  func(float64) float64
-	}{{"exp", Exp, math.Exp}, {"sigmoid", Sigmoid, SigmoidScalar}, {"tanh", Tanh, math.Tanh}} {
+	}{{"exp", Exp[float64], math.Exp}, {"sigmoid", Sigmoid[float64], SigmoidScalar}, {"tanh", Tanh[float64], math.Tanh}} {
 		b.Run(f.name+"/vector", func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				f.vec(dst, src)

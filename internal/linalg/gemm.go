@@ -1,6 +1,8 @@
 package linalg
 
 import (
+	"unsafe"
+
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 )
@@ -15,56 +17,63 @@ var useFast bool
 // packFast and mulPackedFast are gemmFast's PackedB layout and product (nil with gemmFast).
 var (
 	packFast      func(dst, b []float64, k, n int, trans bool) []float64
-	mulPackedFast func(dst, a []float64, m int, p *PackedB, acc bool)
+	mulPackedFast func(dst, a []float64, m int, packed []float64, k, n int, acc bool)
 )
 
 // smallWork is the m·k·n up to which a multiply runs as a plain loop: below it, setting up
 // the blocked kernel (packing, tile bookkeeping) costs more than it saves.
 const smallWork = 512
 
-func checkLen(name string, s []float64, n int) {
+func checkLen[T Float](name string, s []T, n int) {
 	if len(s) < n {
 		panic("linalg: " + name + " too short for the given dimensions")
 	}
 }
 
 // MulNN sets dst = a·b, or dst += a·b when acc is true, for a m×k and b k×n.
-func MulNN(dst, a, b []float64, m, k, n int, acc bool) {
+func MulNN[T Float](dst, a, b []T, m, k, n int, acc bool) {
 	checkLen("a", a, m*k)
 	checkLen("b", b, k*n)
-	gemm(false, false, dst, a, b, m, k, n, acc)
+	gemmT(false, false, dst, a, b, m, k, n, acc)
 }
 
 // MulNT sets dst = a·bᵀ (or adds it when acc), for a m×k and b n×k.
-func MulNT(dst, a, b []float64, m, k, n int, acc bool) {
+func MulNT[T Float](dst, a, b []T, m, k, n int, acc bool) {
 	checkLen("a", a, m*k)
 	checkLen("b", b, n*k)
-	gemm(false, true, dst, a, b, m, k, n, acc)
+	gemmT(false, true, dst, a, b, m, k, n, acc)
 }
 
 // MulTN sets dst = aᵀ·b (or adds it when acc), for a k×m and b k×n.
-func MulTN(dst, a, b []float64, m, k, n int, acc bool) {
+func MulTN[T Float](dst, a, b []T, m, k, n int, acc bool) {
 	checkLen("a", a, k*m)
 	checkLen("b", b, k*n)
-	gemm(true, false, dst, a, b, m, k, n, acc)
+	gemmT(true, false, dst, a, b, m, k, n, acc)
 }
 
 // PackedB is a right operand op(B) (k×n) prepared once for many products with it, as a
 // recurrent layer multiplies W_hh by the state of every time step: the fast backend then
 // skips packing B for each product. Its zero value is empty; Pack fills it, reusing its
 // storage. It holds a copy, so later changes to the source are not seen.
-type PackedB struct {
+type PackedB[T Float] struct {
 	k, n int
-	data []float64
-	fast bool // data is in mulPackedFast's layout, not op(B) row-major
+	data []T
+	fast bool // data is in the fast backend's layout, not op(B) row-major
 }
 
 // Pack sets p to op(B) = b (b k×n) or, when trans, bᵀ (b n×k).
-func (p *PackedB) Pack(b []float64, k, n int, trans bool) {
+func (p *PackedB[T]) Pack(b []T, k, n int, trans bool) {
 	checkLen("b", b, k*n)
 	p.k, p.n = k, n
-	if useFast && packFast != nil {
-		p.data, p.fast = packFast(p.data, b, k, n, trans), true
+	if is64[T]() {
+		if useFast && packFast != nil {
+			d := packFast(f64s(p.data), f64s(b), k, n, trans)
+			p.data, p.fast = unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(d))), len(d)), true
+			return
+		}
+	} else if useFast32 && packFast32 != nil {
+		d := packFast32(f32s(p.data), f32s(b), k, n, trans)
+		p.data, p.fast = unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(d))), len(d)), true
 		return
 	}
 	p.data, p.fast = grow(p.data, k*n), false
@@ -76,7 +85,7 @@ func (p *PackedB) Pack(b []float64, k, n int, trans bool) {
 }
 
 // MulPacked sets dst = a·op(B) (or adds it when acc), for a m×k and op(B) in p.
-func MulPacked(dst, a []float64, m int, p *PackedB, acc bool) {
+func MulPacked[T Float](dst, a []T, m int, p *PackedB[T], acc bool) {
 	k, n := p.k, p.n
 	checkLen("a", a, m*k)
 	checkLen("dst", dst, m*n)
@@ -86,18 +95,29 @@ func MulPacked(dst, a []float64, m int, p *PackedB, acc bool) {
 		if !acc {
 			clear(dst[:m*n])
 		}
+	case p.fast && is64[T]():
+		mulPackedFast(f64s(dst), f64s(a), m, f64s(p.data), k, n, acc)
 	case p.fast:
-		mulPackedFast(dst, a, m, p, acc)
+		mulPackedFast32(f32s(dst), f32s(a), m, f32s(p.data), k, n, acc)
 	default:
-		gemm(false, false, dst, a, p.data, m, k, n, acc)
+		gemmT(false, false, dst, a, p.data, m, k, n, acc)
 	}
 }
 
-func grow(s []float64, n int) []float64 {
+func grow[T any](s []T, n int) []T {
 	if cap(s) < n {
-		return make([]float64, n)
+		return make([]T, n)
 	}
 	return s[:n]
+}
+
+// gemmT dispatches a product to the float64 or float32 implementation.
+func gemmT[T Float](tA, tB bool, dst, a, b []T, m, k, n int, acc bool) {
+	if is64[T]() {
+		gemm(tA, tB, f64s(dst), f64s(a), f64s(b), m, k, n, acc)
+	} else {
+		gemm32(tA, tB, f32s(dst), f32s(a), f32s(b), m, k, n, acc)
+	}
 }
 
 // gemm sets dst = op(A)·op(B) (or adds it when acc), where op(A) is m×k, stored as a (k×m
@@ -125,13 +145,13 @@ func gemm(tA, tB bool, dst, a, b []float64, m, k, n int, acc bool) {
 
 // gemmSmall is the loop nest for tiny products, ordered so the innermost loop runs along
 // contiguous memory for every transpose form.
-func gemmSmall(tA, tB bool, dst, a, b []float64, m, k, n int, acc bool) {
+func gemmSmall[T Float](tA, tB bool, dst, a, b []T, m, k, n int, acc bool) {
 	for i := 0; i < m; i++ {
 		c := dst[i*n : i*n+n]
 		if tB {
 			for j := range c {
 				bj := b[j*k : j*k+k]
-				s := 0.0
+				var s T
 				if tA {
 					for p, bv := range bj {
 						s += a[p*m+i] * bv
@@ -181,7 +201,7 @@ func gonumGemm(tA, tB bool, dst, a, b []float64, m, k, n int, acc bool) {
 }
 
 // Transpose sets dst (c×r) to the transpose of src (r×c), in cache-sized blocks.
-func Transpose(dst, src []float64, r, c int) {
+func Transpose[T Float](dst, src []T, r, c int) {
 	checkLen("src", src, r*c)
 	checkLen("dst", dst, r*c)
 	const bs = 32

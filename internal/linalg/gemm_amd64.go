@@ -53,8 +53,8 @@ func init() {
 			gemmBlocked(tA, tB, dst, a, b, nil, m, k, n, acc)
 		}
 		packFast = packSlivers
-		mulPackedFast = func(dst, a []float64, m int, p *PackedB, acc bool) {
-			gemmBlocked(false, false, dst, a, nil, p.data, m, p.k, p.n, acc)
+		mulPackedFast = func(dst, a []float64, m int, packed []float64, k, n int, acc bool) {
+			gemmBlocked(false, false, dst, a, nil, packed, m, k, n, acc)
 		}
 		useFast = true
 	}

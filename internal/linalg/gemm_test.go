@@ -92,7 +92,7 @@ func (c *gemmCase) check(t *testing.T, acc bool) {
 	case "TN":
 		MulTN(dst, c.a, c.b, m, k, n, acc)
 	case "PN", "PT": // PackedB of b (k×n) or bᵀ (b n×k)
-		var p PackedB
+		var p PackedB[float64]
 		p.Pack(c.b, k, n, c.form == "PT")
 		MulPacked(dst, c.a, m, &p, acc)
 	}
@@ -238,7 +238,7 @@ func BenchmarkGemm(b *testing.B) {
 						m, k, n := s.m, s.k, s.n
 						r := rand.New(rand.NewPCG(1, 2))
 						x, y, d := randSlice(r, m*k), randSlice(r, k*n), make([]float64, m*n)
-						var p PackedB
+						var p PackedB[float64]
 						p.Pack(y, k, n, s.form == "PT")
 						b.ReportAllocs()
 						b.ResetTimer()

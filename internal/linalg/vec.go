@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/viterin/vek"
+	"github.com/viterin/vek/vek32"
 	"golang.org/x/sys/cpu"
 )
 
@@ -11,11 +12,14 @@ import (
 var useVek = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
 // Dot returns x·y.
-func Dot(x, y []float64) float64 {
+func Dot[T Float](x, y []T) T {
 	if useVek && len(x) >= 16 {
-		return vek.Dot(x, y[:len(x)])
+		if is64[T]() {
+			return T(vek.Dot(f64s(x), f64s(y[:len(x)])))
+		}
+		return T(vek32.Dot(f32s(x), f32s(y[:len(x)])))
 	}
-	s := 0.0
+	var s T
 	for i, v := range x {
 		s += v * y[i]
 	}
@@ -23,7 +27,7 @@ func Dot(x, y []float64) float64 {
 }
 
 // Axpy sets y += alpha·x.
-func Axpy(alpha float64, x, y []float64) {
+func Axpy[T Float](alpha T, x, y []T) {
 	y = y[:len(x)]
 	for i, v := range x {
 		y[i] += alpha * v
@@ -31,9 +35,13 @@ func Axpy(alpha float64, x, y []float64) {
 }
 
 // Add sets dst += src.
-func Add(dst, src []float64) {
+func Add[T Float](dst, src []T) {
 	if useVek && len(src) >= 16 {
-		vek.Add_Inplace(dst[:len(src)], src)
+		if is64[T]() {
+			vek.Add_Inplace(f64s(dst[:len(src)]), f64s(src))
+		} else {
+			vek32.Add_Inplace(f32s(dst[:len(src)]), f32s(src))
+		}
 		return
 	}
 	dst = dst[:len(src)]
@@ -43,18 +51,21 @@ func Add(dst, src []float64) {
 }
 
 // Scale sets x *= alpha.
-func Scale(alpha float64, x []float64) {
+func Scale[T Float](alpha T, x []T) {
 	for i := range x {
 		x[i] *= alpha
 	}
 }
 
 // Sum returns Σ x_i.
-func Sum(x []float64) float64 {
+func Sum[T Float](x []T) T {
 	if useVek && len(x) >= 16 {
-		return vek.Sum(x)
+		if is64[T]() {
+			return T(vek.Sum(f64s(x)))
+		}
+		return T(vek32.Sum(f32s(x)))
 	}
-	s := 0.0
+	var s T
 	for _, v := range x {
 		s += v
 	}
@@ -62,18 +73,18 @@ func Sum(x []float64) float64 {
 }
 
 // SumSq returns Σ x_i².
-func SumSq(x []float64) float64 { return Dot(x, x) }
+func SumSq[T Float](x []T) T { return Dot(x, x) }
 
 // AddRowVector adds the length-n vector v to every row of the m×n matrix dst, spread over
 // the workers by rows when large.
-func AddRowVector(dst []float64, m, n int, v []float64) {
+func AddRowVector[T Float](dst []T, m, n int, v []T) {
 	rowsOp(opAddRow, dst, v, m, n)
 }
 
 // SumRows adds the column sums of the m×n matrix src to dst (length n), spread over the
 // workers by columns when large: each column is still summed by one goroutine, top to
 // bottom, so the result does not depend on the split.
-func SumRows(dst []float64, src []float64, m, n int) {
+func SumRows[T Float](dst []T, src []T, m, n int) {
 	rowsOp(opSumRows, dst, src, m, n)
 }
 
@@ -84,17 +95,27 @@ const (
 
 // rowsTask is AddRowVector or SumRows over rows (AddRowVector) or column stripes (SumRows)
 // [c·step, (c+1)·step).
-type rowsTask struct {
+type rowsTask[T Float] struct {
 	op         int
-	dst, src   []float64
+	dst, src   []T
 	m, n, step int
 }
 
-var rowsTasks = sync.Pool{New: func() any { return new(rowsTask) }}
+var (
+	rowsTasks64 = sync.Pool{New: func() any { return new(rowsTask[float64]) }}
+	rowsTasks32 = sync.Pool{New: func() any { return new(rowsTask[float32]) }}
+)
 
-func rowsOp(op int, dst, src []float64, m, n int) {
-	t := rowsTasks.Get().(*rowsTask)
-	*t = rowsTask{op: op, dst: dst, src: src, m: m, n: n, step: max(m, n)}
+func rowsPool[T Float]() *sync.Pool {
+	if is64[T]() {
+		return &rowsTasks64
+	}
+	return &rowsTasks32
+}
+
+func rowsOp[T Float](op int, dst, src []T, m, n int) {
+	t := rowsPool[T]().Get().(*rowsTask[T])
+	*t = rowsTask[T]{op: op, dst: dst, src: src, m: m, n: n, step: max(m, n)}
 	// Columns are split in stripes of at least 8 (a cache line), rows in any number.
 	units, minUnit := m, 1
 	if op == opSumRows {
@@ -118,7 +139,7 @@ func rowsOp(op int, dst, src []float64, m, n int) {
 	run(min(h, chunks-1), chunks, t)
 }
 
-func (t *rowsTask) runChunk(_, c int) {
+func (t *rowsTask[T]) runChunk(_, c int) {
 	n := t.n
 	lo := c * t.step
 	if t.op == opAddRow {
@@ -135,7 +156,7 @@ func (t *rowsTask) runChunk(_, c int) {
 	}
 }
 
-func (t *rowsTask) release() {
-	*t = rowsTask{}
-	rowsTasks.Put(t)
+func (t *rowsTask[T]) release() {
+	*t = rowsTask[T]{}
+	rowsPool[T]().Put(t)
 }
