@@ -74,3 +74,12 @@ func gonumGemm32(tA, tB bool, dst, a, b []float32, m, k, n int, acc bool) {
 	}
 	blas32.Gemm(ta, tb, 1, am, bm, beta, blas32.General{Rows: m, Cols: n, Stride: n, Data: dst})
 }
+
+// byType returns v64 when T is float64 and v32 when it is float32: per-type tables and
+// pools for code generic over T.
+func byType[T Float, V any](v64, v32 V) V {
+	if is64[T]() {
+		return v64
+	}
+	return v32
+}

@@ -4,6 +4,7 @@ package linalg
 
 import (
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/cpu"
 )
@@ -23,12 +24,20 @@ import (
 // time: each fused multiply-add needs a load and a store of C, which caps it at half the
 // machine's multiply-add rate whatever blocking surrounds it. Holding a 6×8 tile of C in
 // twelve registers needs one load of B per two multiply-adds instead.
+//
+// float32 runs the same driver (generic over T) with a 6×16 kernel: a ymm register holds
+// eight float32, so every fused multiply-add does twice the work of float64's at the same
+// rate, and the tile, slivers and blocks take the same bytes as float64's.
 const (
 	mr    = 6   // rows of a tile: 12 of the 16 ymm registers accumulate, 2 hold B, 2 broadcast A
-	nr    = 8   // columns of a tile: two ymm registers
 	kcMax = 256 // depth of a block: a kc×nr sliver of B is 16 KiB, half of L1
-	mcMax = 96  // rows of an A block swept per sliver of B: 96×256 values are 192 KiB, in L2
+	mcMax = 96  // rows of an A block swept per sliver of B: 96×256 values are at most 192 KiB, in L2
+	nrMax = 16  // the widest tile, float32's
 )
+
+// nrOf is the number of columns of a tile, two ymm registers: 8 float64 or 16 float32, so
+// that a tile, a sliver of B and a block take the same bytes for either type.
+func nrOf[T Float]() int { return byType[T](8, 16) }
 
 // packBRows is the number of rows of C from which row-major B is packed too: its slivers
 // are then reused often enough to repay the copy, and packed slivers do not compete for the
@@ -47,22 +56,42 @@ const minParallelGemm = 1 << 19
 //go:noescape
 func kernel6x8(kc int, a *float64, rsA, csA int, b *float64, ldb int, c *float64, ldc int, acc bool)
 
+// kernel6x16 is kernel6x8 for float32, with a 6×16 tile.
+//
+//go:noescape
+func kernel6x16(kc int, a *float32, rsA, csA int, b *float32, ldb int, c *float32, ldc int, acc bool)
+
+// microKernel is T's kernel: kernel6x8 or kernel6x16.
+func microKernel[T Float](kc int, a *T, rsA, csA int, b *T, ldb int, c *T, ldc int, acc bool) {
+	if is64[T]() {
+		kernel6x8(kc, (*float64)(unsafe.Pointer(a)), rsA, csA, (*float64)(unsafe.Pointer(b)), ldb, (*float64)(unsafe.Pointer(c)), ldc, acc)
+		return
+	}
+	kernel6x16(kc, (*float32)(unsafe.Pointer(a)), rsA, csA, (*float32)(unsafe.Pointer(b)), ldb, (*float32)(unsafe.Pointer(c)), ldc, acc)
+}
+
 func init() {
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
-		gemmFast = func(tA, tB bool, dst, a, b []float64, m, k, n int, acc bool) {
-			gemmBlocked(tA, tB, dst, a, b, nil, m, k, n, acc)
-		}
-		packFast = packSlivers
-		mulPackedFast = func(dst, a []float64, m int, packed []float64, k, n int, acc bool) {
-			gemmBlocked(false, false, dst, a, nil, packed, m, k, n, acc)
-		}
-		useFast = true
+		gemmFast, packFast, mulPackedFast = gemmInPlace[float64], packSlivers[float64], mulPackedBlocked[float64]
+		gemmFast32, packFast32, mulPackedFast32 = gemmInPlace[float32], packSlivers[float32], mulPackedBlocked[float32]
+		useFast, useFast32 = true, true
 	}
+}
+
+// gemmInPlace multiplies op(A) by op(B), packing only what cannot be read in place.
+func gemmInPlace[T Float](tA, tB bool, dst, a, b []T, m, k, n int, acc bool) {
+	gemmBlocked(tA, tB, dst, a, b, nil, m, k, n, acc)
+}
+
+// mulPackedBlocked multiplies A by op(B) already laid out by packSlivers.
+func mulPackedBlocked[T Float](dst, a []T, m int, packed []T, k, n int, acc bool) {
+	gemmBlocked(false, false, dst, a, nil, packed, m, k, n, acc)
 }
 
 // packSlivers lays out all of op(B) (k×n) as blockedRegion reads it: per depth block of kc
 // rows, the kc×nr slivers left to right, the last one zero-padded.
-func packSlivers(dst, b []float64, k, n int, trans bool) []float64 {
+func packSlivers[T Float](dst, b []T, k, n int, trans bool) []T {
+	nr := nrOf[T]()
 	kc := evenBlock(k, kcMax, 1)
 	np := (n + nr - 1) / nr
 	dst = grow(dst, k*np*nr)
@@ -78,20 +107,24 @@ func packSlivers(dst, b []float64, k, n int, trans bool) []float64 {
 
 // gemmTask is one multiply split into chunks: ranges of rows (splitRows) or columns of C
 // in tile multiples.
-type gemmTask struct {
+type gemmTask[T Float] struct {
 	tA, tB    bool
-	a, b, c   []float64
-	pb        []float64 // op(B) already in slivers (packSlivers), or nil
+	a, b, c   []T
+	pb        []T // op(B) already in slivers (packSlivers), or nil
 	m, k, n   int
 	acc       bool
 	splitRows bool
 	step      int // rows or columns per chunk
 }
 
-var gemmTasks = sync.Pool{New: func() any { return new(gemmTask) }}
+var (
+	gemmTasks64 = sync.Pool{New: func() any { return new(gemmTask[float64]) }}
+	gemmTasks32 = sync.Pool{New: func() any { return new(gemmTask[float32]) }}
+)
 
 // gemmBlocked multiplies op(A) by op(B), taking B's slivers from pb when it is not nil.
-func gemmBlocked(tA, tB bool, dst, a, b, pb []float64, m, k, n int, acc bool) {
+func gemmBlocked[T Float](tA, tB bool, dst, a, b, pb []T, m, k, n int, acc bool) {
+	nr := nrOf[T]()
 	mt, nt := (m+mr-1)/mr, (n+nr-1)/nr
 	// Split along the dimension with more tiles: columns share A (read in place) and rows
 	// the slivers of B, and each chunk then touches only its share of the other.
@@ -105,9 +138,9 @@ func gemmBlocked(tA, tB bool, dst, a, b, pb []float64, m, k, n int, acc bool) {
 		h = reserve(min(Workers, tiles) - 1)
 	}
 	if h == 0 {
-		ws := getWorkspace()
+		ws := getWorkspace[T]()
 		blockedRegion(ws, tA, tB, dst, a, b, pb, m, k, n, acc, 0, m, 0, n)
-		workspaces.Put(ws)
+		putWorkspace(ws)
 		return
 	}
 	// About three chunks per goroutine, so the work evens out when one starts late.
@@ -115,8 +148,8 @@ func gemmBlocked(tA, tB bool, dst, a, b, pb []float64, m, k, n int, acc bool) {
 	chunks := (tiles + per - 1) / per
 	unreserve(h - min(h, chunks-1))
 	h = min(h, chunks-1)
-	g := gemmTasks.Get().(*gemmTask)
-	*g = gemmTask{tA: tA, tB: tB, a: a, b: b, c: dst, pb: pb, m: m, k: k, n: n, acc: acc, splitRows: splitRows}
+	g := byType[T](&gemmTasks64, &gemmTasks32).Get().(*gemmTask[T])
+	*g = gemmTask[T]{tA: tA, tB: tB, a: a, b: b, c: dst, pb: pb, m: m, k: k, n: n, acc: acc, splitRows: splitRows}
 	if splitRows {
 		g.step = per * mr
 	} else {
@@ -125,31 +158,38 @@ func gemmBlocked(tA, tB bool, dst, a, b, pb []float64, m, k, n int, acc bool) {
 	run(h, chunks, g)
 }
 
-func (g *gemmTask) runChunk(_, c int) {
-	ws := getWorkspace()
+func (g *gemmTask[T]) runChunk(_, c int) {
+	ws := getWorkspace[T]()
 	lo := c * g.step
 	if g.splitRows {
 		blockedRegion(ws, g.tA, g.tB, g.c, g.a, g.b, g.pb, g.m, g.k, g.n, g.acc, lo, min(lo+g.step, g.m), 0, g.n)
 	} else {
 		blockedRegion(ws, g.tA, g.tB, g.c, g.a, g.b, g.pb, g.m, g.k, g.n, g.acc, 0, g.m, lo, min(lo+g.step, g.n))
 	}
-	workspaces.Put(ws)
+	putWorkspace(ws)
 }
 
-func (g *gemmTask) release() {
-	*g = gemmTask{}
-	gemmTasks.Put(g)
+func (g *gemmTask[T]) release() {
+	*g = gemmTask[T]{}
+	byType[T](&gemmTasks64, &gemmTasks32).Put(g)
 }
 
 // workspace holds one goroutine's packing buffers.
-type workspace struct {
-	a, b []float64
-	tile [mr * nr]float64
+type workspace[T Float] struct {
+	a, b []T
+	tile [mr * nrMax]T
 }
 
-var workspaces = sync.Pool{New: func() any { return new(workspace) }}
+var (
+	workspaces64 = sync.Pool{New: func() any { return new(workspace[float64]) }}
+	workspaces32 = sync.Pool{New: func() any { return new(workspace[float32]) }}
+)
 
-func getWorkspace() *workspace { return workspaces.Get().(*workspace) }
+func getWorkspace[T Float]() *workspace[T] {
+	return byType[T](&workspaces64, &workspaces32).Get().(*workspace[T])
+}
+
+func putWorkspace[T Float](ws *workspace[T]) { byType[T](&workspaces64, &workspaces32).Put(ws) }
 
 // evenBlock returns the block size ≤ max (a multiple of unit) that splits n into the fewest
 // blocks of nearly equal size.
@@ -164,7 +204,8 @@ func evenBlock(n, max, unit int) int {
 
 // blockedRegion computes rows [i0,i1) × columns [j0,j1) of C; j0 is a multiple of nr. With
 // pb (all of op(B) in slivers, from packSlivers) b is not read.
-func blockedRegion(ws *workspace, tA, tB bool, c, a, b, pb []float64, m, k, n int, acc bool, i0, i1, j0, j1 int) {
+func blockedRegion[T Float](ws *workspace[T], tA, tB bool, c, a, b, pb []T, m, k, n int, acc bool, i0, i1, j0, j1 int) {
+	nr := nrOf[T]()
 	kc := evenBlock(k, kcMax, 1)
 	mc := evenBlock(i1-i0, mcMax, mr)
 	nb := j1 - j0
@@ -198,7 +239,7 @@ func blockedRegion(ws *workspace, tA, tB bool, c, a, b, pb []float64, m, k, n in
 			for q := 0; q < panels; q++ {
 				jr := j0 + q*nr
 				cols := min(nr, j1-jr)
-				var bp *float64
+				var bp *T
 				ldb := nr
 				if pb != nil {
 					off := pc*np*nr + (jr/nr)*kb*nr
@@ -212,7 +253,7 @@ func blockedRegion(ws *workspace, tA, tB bool, c, a, b, pb []float64, m, k, n in
 				}
 				for ir := 0; ir < mb; ir += mr {
 					rows := min(mr, mb-ir)
-					var ap *float64
+					var ap *T
 					rsA, csA := 1, mr
 					switch {
 					case rows < mr:
@@ -226,10 +267,10 @@ func blockedRegion(ws *workspace, tA, tB bool, c, a, b, pb []float64, m, k, n in
 					}
 					if rows == mr && cols == nr {
 						off := (ic+ir)*n + jr
-						kernel6x8(kb, ap, rsA, csA, bp, ldb, &c[off : off+(mr-1)*n+nr][0], n, accBlock)
+						microKernel(kb, ap, rsA, csA, bp, ldb, &c[off : off+(mr-1)*n+nr][0], n, accBlock)
 						continue
 					}
-					kernel6x8(kb, ap, rsA, csA, bp, ldb, &ws.tile[0], nr, false)
+					microKernel(kb, ap, rsA, csA, bp, ldb, &ws.tile[0], nr, false)
 					for r := 0; r < rows; r++ {
 						dst := c[(ic+ir+r)*n+jr : (ic+ir+r)*n+jr+cols]
 						src := ws.tile[r*nr : r*nr+cols]
@@ -249,7 +290,7 @@ func blockedRegion(ws *workspace, tA, tB bool, c, a, b, pb []float64, m, k, n in
 
 // packA stores rows [i0, i0+rows) × depth [p0, p0+kb) of op(A), rows < mr, as one kb×mr
 // sliver with the mr values of a depth index adjacent, rows past the last zero.
-func packA(dst []float64, tA bool, a []float64, m, k, i0, rows, p0, kb int) {
+func packA[T Float](dst []T, tA bool, a []T, m, k, i0, rows, p0, kb int) {
 	dst = dst[:kb*mr]
 	clear(dst)
 	for r := 0; r < rows; r++ {
@@ -268,7 +309,8 @@ func packA(dst []float64, tA bool, a []float64, m, k, i0, rows, p0, kb int) {
 
 // packB stores depth [p0, p0+kb) × columns [j0, j0+cols) of op(B) as one kb×nr sliver,
 // columns past cols zero.
-func packB(dst []float64, tB bool, b []float64, k, n, p0, kb, j0, cols int) {
+func packB[T Float](dst []T, tB bool, b []T, k, n, p0, kb, j0, cols int) {
+	nr := nrOf[T]()
 	if tB {
 		// op(B)(p, j) = b[j·k + p]: one contiguous run of kb values per column.
 		for c := 0; c < cols; c++ {

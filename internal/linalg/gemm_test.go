@@ -10,11 +10,13 @@ import (
 	"time"
 )
 
-func naive(ta, tb bool, a, b []float64, m, k, n int) []float64 {
-	out := make([]float64, m*n)
+// naive returns op(a)·op(b) by the triple loop in float64, and Σ_p |op(a)_ip·op(b)_pj|, the
+// scale of each element's rounding error.
+func naive(ta, tb bool, a, b []float64, m, k, n int) (prod, mag []float64) {
+	prod, mag = make([]float64, m*n), make([]float64, m*n)
 	for i := 0; i < m; i++ {
 		for j := 0; j < n; j++ {
-			s := 0.0
+			s, abs := 0.0, 0.0
 			for p := 0; p < k; p++ {
 				av := a[i*k+p]
 				if ta {
@@ -25,11 +27,12 @@ func naive(ta, tb bool, a, b []float64, m, k, n int) []float64 {
 					bv = b[j*k+p]
 				}
 				s += av * bv
+				abs += math.Abs(av * bv)
 			}
-			out[i*n+j] = s
+			prod[i*n+j], mag[i*n+j] = s, abs
 		}
 	}
-	return out
+	return prod, mag
 }
 
 func randSlice(r *rand.Rand, n int) []float64 {
@@ -40,19 +43,42 @@ func randSlice(r *rand.Rand, n int) []float64 {
 	return s
 }
 
+// randT is randSlice rounded to T.
+func randT[T Float](r *rand.Rand, n int) []T {
+	s := make([]T, n)
+	for i := range s {
+		s[i] = T(r.NormFloat64())
+	}
+	return s
+}
+
+func to64[T Float](s []T) []float64 {
+	d := make([]float64, len(s))
+	for i, v := range s {
+		d[i] = float64(v)
+	}
+	return d
+}
+
+// eps is T's machine epsilon, the spacing of its values above 1.
+func eps[T Float]() float64 { return byType[T](0x1p-52, 0x1p-23) }
+
+// typeName is the name of T in test and benchmark names.
+func typeName[T Float]() string { return byType[T]("float64", "float32") }
+
 // backends lists the multiply implementations available on this machine.
 func backends() []string {
-	if gemmFast != nil {
+	if gemmFast != nil && gemmFast32 != nil {
 		return []string{"fast", "gonum"}
 	}
 	return []string{"gonum"}
 }
 
 func withBackend(name string, workers int, f func()) {
-	oldFast, oldW := useFast, Workers
-	useFast = name == "fast"
+	oldFast, oldFast32, oldW := useFast, useFast32, Workers
+	useFast, useFast32 = name == "fast", name == "fast"
 	Workers = workers
-	defer func() { useFast, Workers = oldFast, oldW }()
+	defer func() { useFast, useFast32, Workers = oldFast, oldFast32, oldW }()
 	f()
 }
 
@@ -60,29 +86,29 @@ func withBackend(name string, workers int, f func()) {
 var forms = []string{"NN", "NT", "TN", "PN", "PT"}
 
 // gemmCase is one product to check: random operands and the naive result.
-type gemmCase struct {
-	form    string
-	m, k, n int
-	a, b    []float64
-	want    []float64 // op(a)·op(b) by the naive loop
+type gemmCase[T Float] struct {
+	form      string
+	m, k, n   int
+	a, b      []T
+	want, mag []float64 // op(a)·op(b) in float64 by the naive loop, and its scale
 }
 
-func newGemmCase(form string, m, k, n int) *gemmCase {
+func newGemmCase[T Float](form string, m, k, n int) *gemmCase[T] {
 	r := rand.New(rand.NewPCG(uint64(m*1000003+k*1009+n), 7))
-	c := &gemmCase{form: form, m: m, k: k, n: n, a: randSlice(r, m*k), b: randSlice(r, k*n)}
-	c.want = naive(form == "TN", form == "NT" || form == "PT", c.a, c.b, m, k, n)
+	c := &gemmCase[T]{form: form, m: m, k: k, n: n, a: randT[T](r, m*k), b: randT[T](r, k*n)}
+	c.want, c.mag = naive(form == "TN", form == "NT" || form == "PT", to64(c.a), to64(c.b), m, k, n)
 	return c
 }
 
 // check multiplies into a random destination with a guard band on both sides and compares
 // with the naive result.
-func (c *gemmCase) check(t *testing.T, acc bool) {
+func (c *gemmCase[T]) check(t *testing.T, acc bool) {
 	t.Helper()
 	m, k, n := c.m, c.k, c.n
 	r := rand.New(rand.NewPCG(uint64(m+k+n), 9))
 	const guard = 5
-	buf := randSlice(r, m*n+2*guard)
-	init := append([]float64(nil), buf...)
+	buf := randT[T](r, m*n+2*guard)
+	init := append([]T(nil), buf...)
 	dst := buf[guard : guard+m*n]
 	switch c.form {
 	case "NN":
@@ -92,17 +118,22 @@ func (c *gemmCase) check(t *testing.T, acc bool) {
 	case "TN":
 		MulTN(dst, c.a, c.b, m, k, n, acc)
 	case "PN", "PT": // PackedB of b (k×n) or bᵀ (b n×k)
-		var p PackedB[float64]
+		var p PackedB[T]
 		p.Pack(c.b, k, n, c.form == "PT")
 		MulPacked(dst, c.a, m, &p, acc)
 	}
 	for i, w := range c.want {
+		scale := c.mag[i]
 		if acc {
-			w += init[guard+i]
+			w += float64(init[guard+i])
+			scale += math.Abs(float64(init[guard+i]))
 		}
-		// Sums of k products of N(0,1) values: rounding differences stay far below this.
-		if d := math.Abs(dst[i] - w); d > 1e-12*float64(k+1)*(1+math.Abs(w)) || math.IsNaN(dst[i]) {
-			t.Fatalf("%s %dx%dx%d acc=%v: element (%d,%d): got %v want %v", c.form, m, k, n, acc, i/n, i%n, dst[i], w)
+		// Higham, Accuracy and Stability of Numerical Algorithms (2002), eq. 3.5: a sum of
+		// k products in any order is within γ_k·Σ|a_ip·b_pj| ≈ k·eps/2·Σ|a_ip·b_pj| of the exact
+		// value, and the float64 reference is closer still; one more rounding when acc.
+		got := float64(dst[i])
+		if d := math.Abs(got - w); d > float64(k+2)*eps[T]()*scale || math.IsNaN(got) {
+			t.Fatalf("%s %dx%dx%d acc=%v: element (%d,%d): got %v want %v", c.form, m, k, n, acc, i/n, i%n, got, w)
 		}
 	}
 	for i := 0; i < guard; i++ {
@@ -113,17 +144,23 @@ func (c *gemmCase) check(t *testing.T, acc bool) {
 }
 
 func TestGemmMatchesNaive(t *testing.T) {
+	t.Run("float64", testGemmMatchesNaive[float64])
+	t.Run("float32", testGemmMatchesNaive[float32])
+}
+
+func testGemmMatchesNaive[T Float](t *testing.T) {
 	shapes := [][3]int{
 		{1, 1, 1}, {3, 5, 7}, {17, 33, 19}, {70, 9, 130}, {2, 0, 3}, {128, 64, 10},
-		// tile edges (mr = 6, nr = 8), block edges (kc = 256, mc = 96), B packed for tall C
-		// (m ≥ 512), and splits across workers (m·k·n ≥ 2^19) by columns (40×600×200,
-		// 32×128×512) and by rows (193×513×17, 600×40×100)
-		{6, 8, 8}, {7, 9, 9}, {12, 16, 16}, {5, 300, 7}, {97, 257, 41}, {193, 513, 17},
-		{40, 600, 200}, {32, 128, 512}, {520, 8, 100}, {600, 40, 100}, {200, 3, 1}, {1, 700, 300}, {300, 700, 1},
+		// tile edges (mr = 6, nr = 8 for float64 and 16 for float32), block edges (kc = 256,
+		// mc = 96), B packed for tall C (m ≥ 512), and splits across workers (m·k·n ≥ 2^19)
+		// by columns (40×600×200, 32×128×512) and by rows (193×513×17, 600×40×100)
+		{6, 8, 8}, {7, 9, 9}, {12, 16, 16}, {6, 8, 16}, {7, 9, 17}, {13, 5, 33}, {5, 300, 7}, {97, 257, 41},
+		{193, 513, 17}, {40, 600, 200}, {32, 128, 512}, {520, 8, 100}, {600, 40, 100}, {200, 3, 1},
+		{1, 700, 300}, {300, 700, 1},
 	}
 	for _, s := range shapes {
 		for _, form := range forms {
-			c := newGemmCase(form, s[0], s[1], s[2])
+			c := newGemmCase[T](form, s[0], s[1], s[2])
 			for _, backend := range backends() {
 				for _, workers := range []int{1, 2, 3} {
 					for _, acc := range []bool{false, true} {
@@ -144,13 +181,18 @@ func TestGemmOddShapes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("exhaustive sweep")
 	}
+	t.Run("float64", testGemmOddShapes[float64])
+	t.Run("float32", testGemmOddShapes[float32])
+}
+
+func testGemmOddShapes[T Float](t *testing.T) {
 	for _, backend := range backends() {
 		withBackend(backend, 2, func() {
 			for m := 1; m <= 14; m++ {
-				for n := 1; n <= 18; n++ {
+				for n := 1; n <= 34; n++ { // up to two float32 tiles and two columns
 					for _, k := range []int{1, 2, 3, 4, 5, 9, 31} {
 						for _, form := range forms {
-							c := newGemmCase(form, m, k, n)
+							c := newGemmCase[T](form, m, k, n)
 							c.check(t, false)
 							c.check(t, true)
 						}
@@ -162,10 +204,15 @@ func TestGemmOddShapes(t *testing.T) {
 }
 
 func TestTranspose(t *testing.T) {
+	t.Run("float64", testTranspose[float64])
+	t.Run("float32", testTranspose[float32])
+}
+
+func testTranspose[T Float](t *testing.T) {
 	r := rand.New(rand.NewPCG(2, 3))
 	for _, s := range [][2]int{{1, 1}, {3, 70}, {65, 33}} {
-		src := randSlice(r, s[0]*s[1])
-		dst := make([]float64, len(src))
+		src := randT[T](r, s[0]*s[1])
+		dst := make([]T, len(src))
 		Transpose(dst, src, s[0], s[1])
 		for i := 0; i < s[0]; i++ {
 			for j := 0; j < s[1]; j++ {
@@ -228,42 +275,45 @@ var benchShapes = []struct {
 	{"NN", 256, 256, 256},
 }
 
+// BenchmarkGemm runs each shape in float64 and float32 side by side (…/float64, …/float32).
 func BenchmarkGemm(b *testing.B) {
 	for _, s := range benchShapes {
 		for _, backend := range backends() {
 			for _, workers := range []int{1, 2} {
 				name := fmt.Sprintf("%s/%s/%dx%dx%d/w%d", backend, s.form, s.m, s.k, s.n, workers)
-				b.Run(name, func(b *testing.B) {
-					withBackend(backend, workers, func() {
-						m, k, n := s.m, s.k, s.n
-						r := rand.New(rand.NewPCG(1, 2))
-						x, y, d := randSlice(r, m*k), randSlice(r, k*n), make([]float64, m*n)
-						var p PackedB[float64]
-						p.Pack(y, k, n, s.form == "PT")
-						b.ReportAllocs()
-						b.ResetTimer()
-						c0 := cpuTime()
-						for i := 0; i < b.N; i++ {
-							switch s.form {
-							case "NN":
-								MulNN(d, x, y, m, k, n, false)
-							case "NT":
-								MulNT(d, x, y, m, k, n, false)
-							case "TN":
-								MulTN(d, x, y, m, k, n, false)
-							case "PN", "PT":
-								MulPacked(d, x, m, &p, false)
-							}
-						}
-						flop := float64(2*m*k*n) * float64(b.N)
-						b.ReportMetric(flop/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-						// CPU time is steadier than wall time on a shared machine.
-						b.ReportMetric(flop/(cpuTime()-c0).Seconds()/1e9, "GFLOP/cpu-s")
-					})
-				})
+				b.Run(name+"/"+typeName[float64](), func(b *testing.B) { benchGemm[float64](b, backend, workers, s.form, s.m, s.k, s.n) })
+				b.Run(name+"/"+typeName[float32](), func(b *testing.B) { benchGemm[float32](b, backend, workers, s.form, s.m, s.k, s.n) })
 			}
 		}
 	}
+}
+
+func benchGemm[T Float](b *testing.B, backend string, workers int, form string, m, k, n int) {
+	withBackend(backend, workers, func() {
+		r := rand.New(rand.NewPCG(1, 2))
+		x, y, d := randT[T](r, m*k), randT[T](r, k*n), make([]T, m*n)
+		var p PackedB[T]
+		p.Pack(y, k, n, form == "PT")
+		b.ReportAllocs()
+		b.ResetTimer()
+		c0 := cpuTime()
+		for i := 0; i < b.N; i++ {
+			switch form {
+			case "NN":
+				MulNN(d, x, y, m, k, n, false)
+			case "NT":
+				MulNT(d, x, y, m, k, n, false)
+			case "TN":
+				MulTN(d, x, y, m, k, n, false)
+			case "PN", "PT":
+				MulPacked(d, x, m, &p, false)
+			}
+		}
+		flop := float64(2*m*k*n) * float64(b.N)
+		b.ReportMetric(flop/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		// CPU time is steadier than wall time on a shared machine.
+		b.ReportMetric(flop/(cpuTime()-c0).Seconds()/1e9, "GFLOP/cpu-s")
+	})
 }
 
 func cpuTime() time.Duration {

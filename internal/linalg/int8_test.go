@@ -39,7 +39,7 @@ func TestMulQMatchesNaive(t *testing.T) {
 						dst[i] = 0.5
 					}
 					MulQ(dst, ldd, xq, xs, wq, ws, m, n, kp, acc)
-					ref := naive(false, false, x, w, m, k, n)
+					ref, _ := naive(false, false, x, w, m, k, n)
 					for i := range m {
 						for j := range n {
 							var s int64

@@ -106,12 +106,7 @@ var (
 	rowsTasks32 = sync.Pool{New: func() any { return new(rowsTask[float32]) }}
 )
 
-func rowsPool[T Float]() *sync.Pool {
-	if is64[T]() {
-		return &rowsTasks64
-	}
-	return &rowsTasks32
-}
+func rowsPool[T Float]() *sync.Pool { return byType[T](&rowsTasks64, &rowsTasks32) }
 
 func rowsOp[T Float](op int, dst, src []T, m, n int) {
 	t := rowsPool[T]().Get().(*rowsTask[T])
