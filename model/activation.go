@@ -15,26 +15,35 @@ const (
 	ActSigmoid = "sigmoid"
 )
 
-// Activation is an elementwise nonlinearity. It has no parameters.
-type Activation struct {
+// ActivationOf is an elementwise nonlinearity. It has no parameters. The scalar forms (f,
+// df; GELU's) compute in float64 whatever F is.
+type ActivationOf[F linalg.Float] struct {
 	Name string
 	f    func(x float64) float64
 	// df returns f'(x) given the input x and the output y = f(x).
 	df   func(x, y float64) float64
-	x, y *Tensor
-	dx   *Tensor
-	dy   *Tensor // output gradient of the running Backward
+	x, y *TensorOf[F]
+	dx   *TensorOf[F]
+	dy   *TensorOf[F] // output gradient of the running Backward
 
 	// Method values made once: a closure passed to parallelFor on every call would be
 	// allocated on every call.
 	fwdRange, bwdRange func(w, lo, hi int)
 }
 
-var _ Layer = (*Activation)(nil)
+// Activation is a float64 ActivationOf.
+type Activation = ActivationOf[float64]
+
+var (
+	_ Layer            = (*Activation)(nil)
+	_ LayerOf[float32] = (*ActivationOf[float32])(nil)
+)
 
 // NewActivation returns the named activation, or an error naming the valid ones.
-func NewActivation(name string) (*Activation, error) {
-	a := &Activation{Name: name}
+func NewActivation(name string) (*Activation, error) { return newActivation[float64](name) }
+
+func newActivation[F linalg.Float](name string) (*ActivationOf[F], error) {
+	a := &ActivationOf[F]{Name: name}
 	switch name {
 	case ActReLU:
 		a.f = func(x float64) float64 { return max(x, 0) }
@@ -66,7 +75,7 @@ func sigmoid(x float64) float64 { return linalg.SigmoidScalar(x) }
 
 // elementCost is the work (in multiply-adds) per element that parallelFor weighs: the
 // vector kernels and ReLU are cheap, GELU's scalar erf and exp are not.
-func (a *Activation) elementCost() int {
+func (a *ActivationOf[F]) elementCost() int {
 	switch a.Name {
 	case ActReLU:
 		return 1
@@ -76,7 +85,7 @@ func (a *Activation) elementCost() int {
 	return 20
 }
 
-func (a *Activation) Forward(x *Tensor, b *Batch) *Tensor {
+func (a *ActivationOf[F]) Forward(x *TensorOf[F], b *Batch) *TensorOf[F] {
 	a.x = x
 	a.y = ensure(a.y, x.Rows, x.Cols)
 	if a.fwdRange == nil {
@@ -86,7 +95,7 @@ func (a *Activation) Forward(x *Tensor, b *Batch) *Tensor {
 	return a.y
 }
 
-func (a *Activation) forwardRange(_, lo, hi int) {
+func (a *ActivationOf[F]) forwardRange(_, lo, hi int) {
 	x, y := a.x.Data[lo:hi], a.y.Data[lo:hi]
 	switch a.Name {
 	case ActReLU:
@@ -99,12 +108,12 @@ func (a *Activation) forwardRange(_, lo, hi int) {
 		linalg.Sigmoid(y, x)
 	default:
 		for i, v := range x {
-			y[i] = a.f(v)
+			y[i] = F(a.f(float64(v)))
 		}
 	}
 }
 
-func (a *Activation) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
+func (a *ActivationOf[F]) Backward(dy *TensorOf[F], b *Batch, needInput bool) *TensorOf[F] {
 	if !needInput {
 		return nil
 	}
@@ -118,44 +127,66 @@ func (a *Activation) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 	return a.dx
 }
 
-func (a *Activation) backwardRange(_, lo, hi int) {
+func (a *ActivationOf[F]) backwardRange(_, lo, hi int) {
 	dx, g, y := a.dx.Data[lo:hi], a.dy.Data[lo:hi], a.y.Data[lo:hi]
 	if a.Name == ActReLU {
-		// dx = dy where y = max(x, 0) is nonzero, else 0, selected by a bit mask: a branch
-		// on the sign of the activations is mispredicted about half the time.
-		for i, v := range y {
-			b := math.Float64bits(v)
-			mask := uint64(int64(b|-b) >> 63) // all ones iff y ≠ 0 (y = max(x, 0) is never negative)
-			dx[i] = math.Float64frombits(math.Float64bits(g[i]) & mask)
-		}
+		reluBackward(dx, g, y)
 		return
 	}
 	x := a.x.Data[lo:hi]
 	for i, gv := range g {
-		dx[i] = gv * a.df(x[i], y[i])
+		dx[i] = gv * F(a.df(float64(x[i]), float64(y[i])))
 	}
 }
 
-// Dropout zeroes each activation with probability P during training and scales the rest by
-// 1/(1−P) (inverted dropout), so evaluation is the identity.
-type Dropout struct {
+// reluBackward sets dx = dy where y = max(x, 0) is nonzero, else 0, selected by a bit mask:
+// a branch on the sign of the activations is mispredicted about half the time.
+func reluBackward[F linalg.Float](dx, dy, y []F) {
+	switch dx := any(dx).(type) {
+	case []float64:
+		dy, y := any(dy).([]float64), any(y).([]float64)
+		for i, v := range y {
+			b := math.Float64bits(v)
+			mask := uint64(int64(b|-b) >> 63) // all ones iff y ≠ 0 (y = max(x, 0) is never negative)
+			dx[i] = math.Float64frombits(math.Float64bits(dy[i]) & mask)
+		}
+	case []float32:
+		dy, y := any(dy).([]float32), any(y).([]float32)
+		for i, v := range y {
+			b := math.Float32bits(v)
+			mask := uint32(int32(b|-b) >> 31)
+			dx[i] = math.Float32frombits(math.Float32bits(dy[i]) & mask)
+		}
+	}
+}
+
+// DropoutOf zeroes each activation with probability P during training and scales the rest
+// by 1/(1−P) (inverted dropout), so evaluation is the identity. It draws the same numbers
+// from Batch.Rand in every precision.
+type DropoutOf[F linalg.Float] struct {
 	P    float64
-	mask []float64
-	y    *Tensor
-	dx   *Tensor
+	mask []F
+	y    *TensorOf[F]
+	dx   *TensorOf[F]
 	on   bool
 }
 
-var _ Layer = (*Dropout)(nil)
+// Dropout is a float64 DropoutOf.
+type Dropout = DropoutOf[float64]
 
-func (d *Dropout) Forward(x *Tensor, b *Batch) *Tensor {
+var (
+	_ Layer            = (*Dropout)(nil)
+	_ LayerOf[float32] = (*DropoutOf[float32])(nil)
+)
+
+func (d *DropoutOf[F]) Forward(x *TensorOf[F], b *Batch) *TensorOf[F] {
 	d.on = b.Train && d.P > 0
 	if !d.on {
 		return x
 	}
 	d.y = ensure(d.y, x.Rows, x.Cols)
-	d.mask = growFloats(d.mask, len(x.Data))
-	keep := 1 / (1 - d.P)
+	d.mask = grow(d.mask, len(x.Data))
+	keep := F(1 / (1 - d.P))
 	for i, v := range x.Data {
 		if b.Rand.Float64() < d.P {
 			d.mask[i] = 0
@@ -167,7 +198,7 @@ func (d *Dropout) Forward(x *Tensor, b *Batch) *Tensor {
 	return d.y
 }
 
-func (d *Dropout) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
+func (d *DropoutOf[F]) Backward(dy *TensorOf[F], b *Batch, needInput bool) *TensorOf[F] {
 	if !needInput {
 		return nil
 	}

@@ -7,7 +7,7 @@ import (
 	"github.com/confide-fl/confide/internal/linalg"
 )
 
-// Attention is multi-head scaled dot-product attention without parameters (Vaswani et al.
+// AttentionOf is multi-head scaled dot-product attention without parameters (Vaswani et al.
 // 2017, Sec. 3.2): its input rows are [Q | K | V] (B·T × 3·Dim, head h owning columns
 // h·d_k … (h+1)·d_k − 1 of each part, d_k = Dim/Heads) and its output rows are the heads'
 // softmax(Q_h K_hᵀ/√d_k) V_h side by side (B·T × Dim).
@@ -17,28 +17,34 @@ import (
 // positions of each example is computed. Each (example, head) pair's Q, K, V are copied
 // out as contiguous L×d_k blocks; the products with transposes (QKᵀ, dO·Vᵀ, Pᵀ·dO, dSᵀ·Q)
 // read them through linalg's transpose forms. The pairs are spread over the cores.
-type Attention struct {
+type AttentionOf[F linalg.Float] struct {
 	Dim, Heads int
 	Causal     bool
 
 	// Per (example, head) blocks of T·d_k values, the first L·d_k used: Q, K, V as L×d_k.
-	q, k, v []float64
-	p       []float64 // per (example, head) L×L attention weights (when Batch.Grad)
-	y, dx   *Tensor
+	q, k, v []F
+	p       []F // per (example, head) L×L attention weights (when Batch.Grad)
+	y, dx   *TensorOf[F]
 	T       int
-	scratch [][]float64 // per worker
-	kept    bool        // p holds the weights of the last Forward
+	scratch [][]F // per worker
+	kept    bool  // p holds the weights of the last Forward
 
-	in, gy *Tensor // input of the running Forward, output gradient of the running Backward
-	batch  *Batch  // batch of the running Forward or Backward
+	in, gy *TensorOf[F] // input of the running Forward, output gradient of the running Backward
+	batch  *Batch       // batch of the running Forward or Backward
 	// Method values made once: a closure passed to parallelFor on every call would be
 	// allocated on every call.
 	fwdPairs, bwdPairs func(w, lo, hi int)
 }
 
-var _ Layer = (*Attention)(nil)
+// Attention is a float64 AttentionOf.
+type Attention = AttentionOf[float64]
 
-func (a *Attention) dk() int { return a.Dim / a.Heads }
+var (
+	_ Layer            = (*Attention)(nil)
+	_ LayerOf[float32] = (*AttentionOf[float32])(nil)
+)
+
+func (a *AttentionOf[F]) dk() int { return a.Dim / a.Heads }
 
 func validLen(b *Batch, i int) int {
 	if b.Lengths == nil {
@@ -48,7 +54,7 @@ func validLen(b *Batch, i int) int {
 }
 
 // splitHead copies head h of example i's valid rows out of x into the per-pair blocks.
-func (a *Attention) splitHead(x *Tensor, i, h, T, L int) {
+func (a *AttentionOf[F]) splitHead(x *TensorOf[F], i, h, T, L int) {
 	dk, D := a.dk(), a.Dim
 	base := (i*a.Heads + h) * T * dk
 	q, k, v := a.q[base:base+L*dk], a.k[base:base+L*dk], a.v[base:base+L*dk]
@@ -60,21 +66,21 @@ func (a *Attention) splitHead(x *Tensor, i, h, T, L int) {
 	}
 }
 
-func (a *Attention) Forward(x *Tensor, b *Batch) *Tensor {
+func (a *AttentionOf[F]) Forward(x *TensorOf[F], b *Batch) *TensorOf[F] {
 	if x.Cols != 3*a.Dim || a.Dim%a.Heads != 0 {
 		panic("model: Attention input must be [Q|K|V] of 3·Dim columns, Dim divisible by Heads")
 	}
 	T, H, dk, D := b.T, a.Heads, a.dk(), a.Dim
 	a.T = T
 	n := b.B * T * D
-	for _, s := range []*[]float64{&a.q, &a.k, &a.v} {
-		*s = growFloats(*s, n)
+	for _, s := range []*[]F{&a.q, &a.k, &a.v} {
+		*s = grow(*s, n)
 	}
 	a.y = ensure(a.y, b.B*T, D)
 	clearPadded(a.y, b, T)
 	a.kept = b.Grad
 	if a.kept {
-		a.p = growFloats(a.p, b.B*H*T*T)
+		a.p = grow(a.p, b.B*H*T*T)
 	}
 	a.ensureScratch(T*T + T*dk)
 	a.in, a.batch = x, b
@@ -87,10 +93,10 @@ func (a *Attention) Forward(x *Tensor, b *Batch) *Tensor {
 }
 
 // forwardPairs computes the heads of (example, head) pairs [lo, hi), ih = i·Heads + h.
-func (a *Attention) forwardPairs(w, lo, hi int) {
+func (a *AttentionOf[F]) forwardPairs(w, lo, hi int) {
 	x, b := a.in, a.batch
 	T, H, dk, D := a.T, a.Heads, a.dk(), a.Dim
-	scale := 1 / math.Sqrt(float64(dk))
+	scale := F(1 / math.Sqrt(float64(dk)))
 	sc := a.scratch[w]
 	for ih := lo; ih < hi; ih++ {
 		i, h := ih/H, ih%H
@@ -116,7 +122,7 @@ func (a *Attention) forwardPairs(w, lo, hi int) {
 
 // softmaxRows replaces each row s of the L×L matrix p by softmax(scale·s), masking the
 // entries after the diagonal when causal.
-func softmaxRows(p []float64, L int, scale float64, causal bool) {
+func softmaxRows[F linalg.Float](p []F, L int, scale F, causal bool) {
 	for t := 0; t < L; t++ {
 		n := L
 		if causal {
@@ -128,7 +134,7 @@ func softmaxRows(p []float64, L int, scale float64, causal bool) {
 
 // softmaxPrefix replaces row[:n] by softmax(scale·row[:n]) and zeroes row[n:], the masked
 // keys. The incremental decoder (Decoder) uses it too, so both compute the same weights.
-func softmaxPrefix(full []float64, n int, scale float64) {
+func softmaxPrefix[F linalg.Float](full []F, n int, scale F) {
 	row := full[:n]
 	// Four independent maxima and partial sums: one chain would wait on each compare
 	// (or add) in turn.
@@ -147,7 +153,7 @@ func softmaxPrefix(full []float64, n int, scale float64) {
 		row[j] = scale*v + shift
 	}
 	linalg.Exp(row, row)
-	s0, s1, s2, s3 := 0.0, 0.0, 0.0, 0.0
+	var s0, s1, s2, s3 F
 	for j = 0; j+4 <= n; j += 4 {
 		r := row[j : j+4 : j+4]
 		s0, s1, s2, s3 = s0+r[0], s1+r[1], s2+r[2], s3+r[3]
@@ -163,18 +169,18 @@ func softmaxPrefix(full []float64, n int, scale float64) {
 	clear(full[n:])
 }
 
-func (a *Attention) ensureScratch(n int) {
+func (a *AttentionOf[F]) ensureScratch(n int) {
 	if len(a.scratch) < numWorkers() {
-		a.scratch = make([][]float64, numWorkers())
+		a.scratch = make([][]F, numWorkers())
 	}
 	for w := range a.scratch {
-		a.scratch[w] = growFloats(a.scratch[w], n)
+		a.scratch[w] = grow(a.scratch[w], n)
 	}
 }
 
 // Backward, per example and head, with O = P·V and P = softmax(S·scale):
 // dV = Pᵀ·dO, dP = dO·Vᵀ, dS = scale·P ⊙ (dP − rowsum(dP ⊙ P)), dQ = dS·K, dK = dSᵀ·Q.
-func (a *Attention) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
+func (a *AttentionOf[F]) Backward(dy *TensorOf[F], b *Batch, needInput bool) *TensorOf[F] {
 	if !needInput {
 		return nil
 	}
@@ -195,10 +201,10 @@ func (a *Attention) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 }
 
 // backwardPairs accumulates the input gradients of (example, head) pairs [lo, hi).
-func (a *Attention) backwardPairs(w, lo, hi int) {
+func (a *AttentionOf[F]) backwardPairs(w, lo, hi int) {
 	dy, b := a.gy, a.batch
 	T, H, dk, D := a.T, a.Heads, a.dk(), a.Dim
-	scale := 1 / math.Sqrt(float64(dk))
+	scale := F(1 / math.Sqrt(float64(dk)))
 	sc := a.scratch[w]
 	for ih := lo; ih < hi; ih++ {
 		i, h := ih/H, ih%H
@@ -236,7 +242,7 @@ func (a *Attention) backwardPairs(w, lo, hi int) {
 
 // clearPadded zeroes the rows of x (B·T rows) at padded positions, the only ones the heads
 // do not write.
-func clearPadded(x *Tensor, b *Batch, T int) {
+func clearPadded[F linalg.Float](x *TensorOf[F], b *Batch, T int) {
 	if b.Lengths == nil {
 		return
 	}
@@ -245,27 +251,37 @@ func clearPadded(x *Tensor, b *Batch, T int) {
 	}
 }
 
-// MultiHeadAttention is self-attention with learned projections: [Q|K|V] = x·W_qkv + b_qkv
+// MultiHeadAttentionOf is self-attention with learned projections: [Q|K|V] = x·W_qkv + b_qkv
 // (one Dim×3Dim multiply), Attention, then an output projection Dim×Dim. Its parameters are
 // the two projections' (W_qkv, b_qkv, W_o, b_o), in that order.
-type MultiHeadAttention struct {
-	*Sequential
-	QKV, Out *Linear
-	Core     *Attention
+type MultiHeadAttentionOf[F linalg.Float] struct {
+	*SequentialOf[F]
+	QKV, Out *LinearOf[F]
+	Core     *AttentionOf[F]
 }
 
-var _ ParamLayer = (*MultiHeadAttention)(nil)
+// MultiHeadAttention is a float64 MultiHeadAttentionOf.
+type MultiHeadAttention = MultiHeadAttentionOf[float64]
+
+var (
+	_ ParamLayer            = (*MultiHeadAttention)(nil)
+	_ ParamLayerOf[float32] = (*MultiHeadAttentionOf[float32])(nil)
+)
 
 // NewMultiHeadAttention returns self-attention over rows of width dim with heads heads.
 func NewMultiHeadAttention(dim, heads int, causal bool) *MultiHeadAttention {
-	m := &MultiHeadAttention{
-		QKV:  NewLinear(dim, 3*dim, InitXavier),
-		Core: &Attention{Dim: dim, Heads: heads, Causal: causal},
-		Out:  NewLinear(dim, dim, InitXavier),
+	return newMultiHeadAttention[float64](dim, heads, causal)
+}
+
+func newMultiHeadAttention[F linalg.Float](dim, heads int, causal bool) *MultiHeadAttentionOf[F] {
+	m := &MultiHeadAttentionOf[F]{
+		QKV:  newLinear[F](dim, 3*dim, InitXavier),
+		Core: &AttentionOf[F]{Dim: dim, Heads: heads, Causal: causal},
+		Out:  newLinear[F](dim, dim, InitXavier),
 	}
-	m.Sequential = NewSequential(m.QKV, m.Core, m.Out)
+	m.SequentialOf = newSequential[F](m.QKV, m.Core, m.Out)
 	return m
 }
 
 // Init uses Xavier-uniform projections with zero biases, as PyTorch's MultiheadAttention.
-func (m *MultiHeadAttention) Init(rng *rand.Rand) { m.Sequential.Init(rng) }
+func (m *MultiHeadAttentionOf[F]) Init(rng *rand.Rand) { m.SequentialOf.Init(rng) }

@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"math/bits"
+
+	"github.com/confide-fl/confide/internal/linalg"
 )
 
 // TypeCNN is a convolutional network over dense images: the Conv blocks, Flatten, hidden
@@ -270,39 +272,39 @@ func (s Spec) validateCNN(bad func(string, ...any), atMost func(string, int, int
 	atMost("the flattened maps (rows × cols × filters of the last block)", last.outH*last.outW*last.Filters, l.MaxWidth, "MaxWidth")
 }
 
-// buildCNN returns the layers of a valid cnn spec.
-func (s Spec) buildCNN() ([]Layer, error) {
+// buildCNN returns the layers of a valid cnn spec in precision F.
+func buildCNN[F linalg.Float](s Spec) ([]LayerOf[F], error) {
 	blocks, _ := s.cnnBlocks()
-	var layers []Layer
+	var layers []LayerOf[F]
 	for _, b := range blocks {
-		layers = append(layers, NewConv2D(b.inH, b.inW, b.inC, b.Filters, b.Kernel, b.Stride, b.Padding, b.Dilation, s.Init))
+		layers = append(layers, newConv2D[F](b.inH, b.inW, b.inC, b.Filters, b.Kernel, b.Stride, b.Padding, b.Dilation, s.Init))
 		if b.Groups > 0 {
-			layers = append(layers, NewGroupNorm(b.Filters, b.Groups))
+			layers = append(layers, newGroupNorm[F](b.Filters, b.Groups))
 		}
-		act, err := NewActivation(s.Activation)
+		act, err := newActivation[F](s.Activation)
 		if err != nil {
 			return nil, err
 		}
 		layers = append(layers, act)
 		if b.Pool != "" {
-			layers = append(layers, NewPool2D(b.Pool, b.convH, b.convW, b.Filters, b.PoolSize, b.PoolStride))
+			layers = append(layers, newPool2D[F](b.Pool, b.convH, b.convW, b.Filters, b.PoolSize, b.PoolStride))
 		}
 	}
 	last := blocks[len(blocks)-1]
-	layers = append(layers, &Flatten{})
+	layers = append(layers, &FlattenOf[F]{})
 	in := last.outH * last.outW * last.Filters
 	for _, h := range s.Hidden {
-		act, err := NewActivation(s.Activation)
+		act, err := newActivation[F](s.Activation)
 		if err != nil {
 			return nil, err
 		}
-		layers = append(layers, NewLinear(in, h, s.Init), act)
+		layers = append(layers, newLinear[F](in, h, s.Init), act)
 		if s.Dropout > 0 {
-			layers = append(layers, &Dropout{P: s.Dropout})
+			layers = append(layers, &DropoutOf[F]{P: s.Dropout})
 		}
 		in = h
 	}
-	return append(layers, NewLinear(in, s.Output, InitXavier)), nil
+	return append(layers, newLinear[F](in, s.Output, InitXavier)), nil
 }
 
 // countCNN adds the parameters of a valid cnn spec to c, in the order buildCNN lays them out.

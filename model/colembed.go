@@ -6,6 +6,8 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/confide-fl/confide/internal/linalg"
 )
 
 // EmbeddingSpec is one embedded categorical column of an mlp's input (Spec.Embeddings):
@@ -120,7 +122,7 @@ func embeddingsString(es []EmbeddingSpec) string {
 	return string(append(b, ']'))
 }
 
-// ColumnEmbeddings is the first stage of an mlp with embedded categorical columns
+// ColumnEmbeddingsOf is the first stage of an mlp with embedded categorical columns
 // (Spec.Embeddings), the entity embeddings of Guo & Berkhahn (2016) as fastai's
 // TabularModel builds them: each embedded column's index is looked up in its own Embedding
 // table (−1, a missing or unknown category, gives the zero vector and no gradient, as a
@@ -128,40 +130,50 @@ func embeddingsString(es []EmbeddingSpec) string {
 // other input features, unchanged, in their order. Each table is an Embedding run over a
 // batch of B one-token examples, so the per-example gradient norms of DP-SGD are the
 // Embedding's (‖∇_i‖² = ‖∂L_i/∂y_i‖² of example i's block) and its weighted sums too.
-type ColumnEmbeddings struct {
+type ColumnEmbeddingsOf[F linalg.Float] struct {
 	In      int // features of an input row
 	Columns []EmbeddingSpec
 
-	tables []*Embedding
-	group  *Sequential // the tables, for their parameter slices (not run in sequence)
-	w      []float64   // the tables' parameters, back to back
-	pass   []int       // input features passed through, in order
+	tables []*EmbeddingOf[F]
+	group  *SequentialOf[F] // the tables, for their parameter slices (not run in sequence)
+	w      []F              // the tables' parameters, back to back
+	pass   []int            // input features passed through, in order
 	out    int
 
-	sub     []Batch   // per table: the batch's indices as B one-token examples
-	tokens  [][]int32 // per table: Batch.Tokens of sub
-	lengths [][]int32 // per table: 1, or 0 for a missing category
-	dy      []*Tensor // per table: its block of the output gradient
-	y, dx   *Tensor
+	sub     []Batch        // per table: the batch's indices as B one-token examples
+	tokens  [][]int32      // per table: Batch.Tokens of sub
+	lengths [][]int32      // per table: 1, or 0 for a missing category
+	dy      []*TensorOf[F] // per table: its block of the output gradient
+	y, dx   *TensorOf[F]
 }
 
-var _ ParamLayer = (*ColumnEmbeddings)(nil)
+// ColumnEmbeddings is a float64 ColumnEmbeddingsOf.
+type ColumnEmbeddings = ColumnEmbeddingsOf[float64]
+
+var (
+	_ ParamLayer            = (*ColumnEmbeddings)(nil)
+	_ ParamLayerOf[float32] = (*ColumnEmbeddingsOf[float32])(nil)
+)
 
 // NewColumnEmbeddings returns the embedding stage of rows of in features whose features
 // cols[k].Column hold category indices; cols must be valid (Spec.Validate).
 func NewColumnEmbeddings(in int, cols []EmbeddingSpec) *ColumnEmbeddings {
-	c := &ColumnEmbeddings{In: in, Columns: slices.Clone(cols)}
+	return newColumnEmbeddings[float64](in, cols)
+}
+
+func newColumnEmbeddings[F linalg.Float](in int, cols []EmbeddingSpec) *ColumnEmbeddingsOf[F] {
+	c := &ColumnEmbeddingsOf[F]{In: in, Columns: slices.Clone(cols)}
 	embedded := make([]bool, in)
 	for _, e := range cols {
-		c.tables = append(c.tables, NewEmbedding(e.Categories, e.Dim))
+		c.tables = append(c.tables, newEmbedding[F](e.Categories, e.Dim))
 		embedded[e.Column] = true
 		c.out += e.Dim
 	}
-	layers := make([]Layer, len(c.tables))
+	layers := make([]LayerOf[F], len(c.tables))
 	for k, t := range c.tables {
 		layers[k] = t
 	}
-	c.group = NewSequential(layers...)
+	c.group = newSequential(layers...)
 	for j, e := range embedded {
 		if !e {
 			c.pass = append(c.pass, j)
@@ -169,16 +181,16 @@ func NewColumnEmbeddings(in int, cols []EmbeddingSpec) *ColumnEmbeddings {
 	}
 	c.out += len(c.pass)
 	n := len(cols)
-	c.sub, c.tokens, c.lengths, c.dy = make([]Batch, n), make([][]int32, n), make([][]int32, n), make([]*Tensor, n)
+	c.sub, c.tokens, c.lengths, c.dy = make([]Batch, n), make([][]int32, n), make([][]int32, n), make([]*TensorOf[F], n)
 	return c
 }
 
 // OutDim is the width of an output row: the embeddings' widths plus the other features.
-func (c *ColumnEmbeddings) OutDim() int { return c.out }
+func (c *ColumnEmbeddingsOf[F]) OutDim() int { return c.out }
 
-func (c *ColumnEmbeddings) NumParams() int { return c.group.NumParams() }
+func (c *ColumnEmbeddingsOf[F]) NumParams() int { return c.group.NumParams() }
 
-func (c *ColumnEmbeddings) Bind(params, grads []float64) {
+func (c *ColumnEmbeddingsOf[F]) Bind(params, grads []F) {
 	c.w = params
 	c.group.Bind(params, grads)
 }
@@ -188,16 +200,16 @@ func (c *ColumnEmbeddings) Bind(params, grads []float64) {
 // N(0, 1): small vectors beside standardised features. In a 4-client federation on
 // examples/tabular/housing-band-embedded.yaml (DP-SGD σ 1.2, 30 rounds) they reached
 // 0.828–0.843 accuracy over seeds 1–3, N(0, 1) tables 0.714–0.825.
-func (c *ColumnEmbeddings) Init(rng *rand.Rand) {
+func (c *ColumnEmbeddingsOf[F]) Init(rng *rand.Rand) {
 	for i := range c.w {
-		c.w[i] = 0.01 * math.Mod(rng.NormFloat64(), 2)
+		c.w[i] = F(0.01 * math.Mod(rng.NormFloat64(), 2))
 	}
 }
 
 // checkIndices reports the first value of the embedded columns of x (n rows) that is not a
 // category index or −1: the input comes from a file or a request, so it is an error, where
 // Forward would panic.
-func (c *ColumnEmbeddings) checkIndices(x []float64, n int) error {
+func (c *ColumnEmbeddingsOf[F]) checkIndices(x []float64, n int) error {
 	for i := range n {
 		if err := checkCategoryIndices(c.Columns, x[i*c.In:(i+1)*c.In]); err != nil {
 			return fmt.Errorf("model: example %d, %w", i, err)
@@ -228,7 +240,7 @@ func checkCategoryIndices(cols []EmbeddingSpec, row []float64) error {
 	return nil
 }
 
-func (c *ColumnEmbeddings) Forward(x *Tensor, b *Batch) *Tensor {
+func (c *ColumnEmbeddingsOf[F]) Forward(x *TensorOf[F], b *Batch) *TensorOf[F] {
 	B := x.Rows
 	c.y = ensure(c.y, B, c.out)
 	off := 0
@@ -239,7 +251,7 @@ func (c *ColumnEmbeddings) Forward(x *Tensor, b *Batch) *Tensor {
 			if v := x.Data[i*c.In+e.Column]; v < -0.5 {
 				toks[i], lens[i] = 0, 0
 			} else {
-				toks[i], lens[i] = int32(math.Round(v)), 1
+				toks[i], lens[i] = int32(math.Round(float64(v))), 1
 			}
 		}
 		c.tokens[k], c.lengths[k] = toks, lens
@@ -261,7 +273,7 @@ func (c *ColumnEmbeddings) Forward(x *Tensor, b *Batch) *Tensor {
 
 // Backward hands each table its block of dy; the input gradient is dy's block of the
 // passed-through features and zero at the embedded columns (an index has no gradient).
-func (c *ColumnEmbeddings) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
+func (c *ColumnEmbeddingsOf[F]) Backward(dy *TensorOf[F], b *Batch, needInput bool) *TensorOf[F] {
 	B := dy.Rows
 	off := 0
 	for k, e := range c.Columns {
@@ -287,19 +299,19 @@ func (c *ColumnEmbeddings) Backward(dy *Tensor, b *Batch, needInput bool) *Tenso
 	return c.dx
 }
 
-func (c *ColumnEmbeddings) AddPerExampleSqNorms(dst []float64, _ *Batch) {
+func (c *ColumnEmbeddingsOf[F]) AddPerExampleSqNorms(dst []float64, _ *Batch) {
 	for k, t := range c.tables {
 		t.AddPerExampleSqNorms(dst, &c.sub[k])
 	}
 }
 
-func (c *ColumnEmbeddings) AccumulateWeighted(w []float64, _ *Batch) {
+func (c *ColumnEmbeddingsOf[F]) AccumulateWeighted(w []float64, _ *Batch) {
 	for k, t := range c.tables {
 		t.AccumulateWeighted(w, &c.sub[k])
 	}
 }
 
 // weights lists the tables, as compression sees them (an Embedding's rows are its channels).
-func (c *ColumnEmbeddings) weights(name string, off int, dst []WeightTensor) []WeightTensor {
+func (c *ColumnEmbeddingsOf[F]) weights(name string, off int, dst []WeightTensor) []WeightTensor {
 	return c.group.weights(name, off, dst)
 }

@@ -6,29 +6,37 @@ import (
 	"github.com/confide-fl/confide/internal/linalg"
 )
 
-// Sequential applies its layers in order. It is a ParamLayer whose parameter slice is the
+// SequentialOf applies its layers in order. It is a ParamLayer whose parameter slice is the
 // concatenation of its parametrised sublayers' slices, in order; every ParamLayer method
 // delegates to them. Composite layers (residual branches, Transformer blocks, attention)
 // are built from it.
-type Sequential struct {
-	Layers []Layer
-	params []ParamLayer
+type SequentialOf[F linalg.Float] struct {
+	Layers []LayerOf[F]
+	params []ParamLayerOf[F]
 }
 
-var _ ParamLayer = (*Sequential)(nil)
+// Sequential is a float64 SequentialOf.
+type Sequential = SequentialOf[float64]
+
+var (
+	_ ParamLayer            = (*Sequential)(nil)
+	_ ParamLayerOf[float32] = (*SequentialOf[float32])(nil)
+)
 
 // NewSequential returns the composition of layers.
-func NewSequential(layers ...Layer) *Sequential {
-	s := &Sequential{Layers: layers}
+func NewSequential(layers ...Layer) *Sequential { return newSequential(layers...) }
+
+func newSequential[F linalg.Float](layers ...LayerOf[F]) *SequentialOf[F] {
+	s := &SequentialOf[F]{Layers: layers}
 	for _, l := range layers {
-		if p, ok := l.(ParamLayer); ok {
+		if p, ok := l.(ParamLayerOf[F]); ok {
 			s.params = append(s.params, p)
 		}
 	}
 	return s
 }
 
-func (s *Sequential) NumParams() int {
+func (s *SequentialOf[F]) NumParams() int {
 	n := 0
 	for _, p := range s.params {
 		n += p.NumParams()
@@ -36,7 +44,7 @@ func (s *Sequential) NumParams() int {
 	return n
 }
 
-func (s *Sequential) Bind(params, grads []float64) {
+func (s *SequentialOf[F]) Bind(params, grads []F) {
 	off := 0
 	for _, p := range s.params {
 		k := p.NumParams()
@@ -45,61 +53,71 @@ func (s *Sequential) Bind(params, grads []float64) {
 	}
 }
 
-func (s *Sequential) Init(rng *rand.Rand) {
+func (s *SequentialOf[F]) Init(rng *rand.Rand) {
 	for _, p := range s.params {
 		p.Init(rng)
 	}
 }
 
-func (s *Sequential) Forward(x *Tensor, b *Batch) *Tensor {
+func (s *SequentialOf[F]) Forward(x *TensorOf[F], b *Batch) *TensorOf[F] {
 	for _, l := range s.Layers {
 		x = l.Forward(x, b)
 	}
 	return x
 }
 
-func (s *Sequential) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
+func (s *SequentialOf[F]) Backward(dy *TensorOf[F], b *Batch, needInput bool) *TensorOf[F] {
 	for i := len(s.Layers) - 1; i >= 0; i-- {
 		dy = s.Layers[i].Backward(dy, b, i > 0 || needInput)
 	}
 	return dy
 }
 
-func (s *Sequential) AddPerExampleSqNorms(dst []float64, b *Batch) {
+func (s *SequentialOf[F]) AddPerExampleSqNorms(dst []float64, b *Batch) {
 	for _, p := range s.params {
 		p.AddPerExampleSqNorms(dst, b)
 	}
 }
 
-func (s *Sequential) AccumulateWeighted(w []float64, b *Batch) {
+func (s *SequentialOf[F]) AccumulateWeighted(w []float64, b *Batch) {
 	for _, p := range s.params {
 		p.AccumulateWeighted(w, b)
 	}
 }
 
-// Residual is y = x + Body(x) (He et al. 2016). Its parameters are the body's.
-type Residual struct {
-	*Sequential
-	y, dx *Tensor
+// ResidualOf is y = x + Body(x) (He et al. 2016). Its parameters are the body's.
+type ResidualOf[F linalg.Float] struct {
+	*SequentialOf[F]
+	y, dx *TensorOf[F]
 
-	sumDst, sumA, sumB []float64           // operands of the running sum
+	sumDst, sumA, sumB []F                 // operands of the running sum
 	sumRange           func(w, lo, hi int) // method value made once (a fresh closure would be allocated per call)
 }
 
-var _ ParamLayer = (*Residual)(nil)
+// Residual is a float64 ResidualOf.
+type Residual = ResidualOf[float64]
+
+var (
+	_ ParamLayer            = (*Residual)(nil)
+	_ ParamLayerOf[float32] = (*ResidualOf[float32])(nil)
+)
 
 // NewResidual returns the residual connection around body.
-func NewResidual(body ...Layer) *Residual { return &Residual{Sequential: NewSequential(body...)} }
+func NewResidual(body ...Layer) *Residual { return newResidual(body...) }
 
-func (r *Residual) Forward(x *Tensor, b *Batch) *Tensor {
-	out := r.Sequential.Forward(x, b)
+func newResidual[F linalg.Float](body ...LayerOf[F]) *ResidualOf[F] {
+	return &ResidualOf[F]{SequentialOf: newSequential(body...)}
+}
+
+func (r *ResidualOf[F]) Forward(x *TensorOf[F], b *Batch) *TensorOf[F] {
+	out := r.SequentialOf.Forward(x, b)
 	r.y = ensure(r.y, x.Rows, x.Cols)
 	r.sum(r.y.Data, x.Data, out.Data)
 	return r.y
 }
 
-func (r *Residual) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
-	d := r.Sequential.Backward(dy, b, needInput)
+func (r *ResidualOf[F]) Backward(dy *TensorOf[F], b *Batch, needInput bool) *TensorOf[F] {
+	d := r.SequentialOf.Backward(dy, b, needInput)
 	if !needInput {
 		return nil
 	}
@@ -109,7 +127,7 @@ func (r *Residual) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 }
 
 // sum sets dst = a + b, spread over the cores (the tensors are B·T rows: megabytes).
-func (r *Residual) sum(dst, a, b []float64) {
+func (r *ResidualOf[F]) sum(dst, a, b []F) {
 	r.sumDst, r.sumA, r.sumB = dst, a, b
 	if r.sumRange == nil {
 		r.sumRange = r.sumPart
@@ -118,7 +136,7 @@ func (r *Residual) sum(dst, a, b []float64) {
 	r.sumDst, r.sumA, r.sumB = nil, nil, nil
 }
 
-func (r *Residual) sumPart(_, lo, hi int) {
+func (r *ResidualOf[F]) sumPart(_, lo, hi int) {
 	dst, a, b := r.sumDst[lo:hi], r.sumA[lo:hi], r.sumB[lo:hi]
 	for i, v := range a {
 		dst[i] = v + b[i]
@@ -132,17 +150,23 @@ const (
 	PoolLast  = "last"  // the last valid position (an RNN's final state)
 )
 
-// Pool reduces each example's T rows to one row, over valid positions only; an example of
+// PoolOf reduces each example's T rows to one row, over valid positions only; an example of
 // length 0 pools to zeros.
-type Pool struct {
+type PoolOf[F linalg.Float] struct {
 	Mode  string
 	T     int // rows per example of the last Forward
-	y, dx *Tensor
+	y, dx *TensorOf[F]
 }
 
-var _ Layer = (*Pool)(nil)
+// Pool is a float64 PoolOf.
+type Pool = PoolOf[float64]
 
-func (p *Pool) Forward(x *Tensor, b *Batch) *Tensor {
+var (
+	_ Layer            = (*Pool)(nil)
+	_ LayerOf[float32] = (*PoolOf[float32])(nil)
+)
+
+func (p *PoolOf[F]) Forward(x *TensorOf[F], b *Batch) *TensorOf[F] {
 	T, D := b.T, x.Cols
 	p.T = T
 	p.y = ensure(p.y, b.B, D)
@@ -158,7 +182,7 @@ func (p *Pool) Forward(x *Tensor, b *Batch) *Tensor {
 			for t := 0; t < n; t++ {
 				linalg.Add(dst, x.Row(i*T+t))
 			}
-			linalg.Scale(1/float64(n), dst)
+			linalg.Scale(1/F(n), dst)
 		case PoolFirst:
 			copy(dst, x.Row(i*T))
 		case PoolLast:
@@ -177,7 +201,7 @@ func poolLen(b *Batch, i int) int {
 	return int(b.Lengths[i])
 }
 
-func (p *Pool) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
+func (p *PoolOf[F]) Backward(dy *TensorOf[F], b *Batch, needInput bool) *TensorOf[F] {
 	if !needInput {
 		return nil
 	}
@@ -193,7 +217,7 @@ func (p *Pool) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 		switch p.Mode {
 		case PoolMean:
 			for t := 0; t < n; t++ {
-				linalg.Axpy(1/float64(n), g, p.dx.Row(i*T+t))
+				linalg.Axpy(1/F(n), g, p.dx.Row(i*T+t))
 			}
 		case PoolFirst:
 			copy(p.dx.Row(i*T), g)

@@ -3,6 +3,8 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+
+	"github.com/confide-fl/confide/internal/linalg"
 )
 
 // GroupNorm normalises each example's channels-last map (see Conv2D) within groups of
@@ -14,33 +16,41 @@ import (
 //
 // Per-example gradients are two Channels-vectors (Σ_t dy_t ⊙ x̂_t and Σ_t dy_t over the
 // example's positions), formed directly as LayerNorm does: as cheap as any identity.
-type GroupNorm struct {
+type GroupNormOf[F linalg.Float] struct {
 	Channels, Groups int
 	Eps              float64
 
-	affine
-	rstd  []float64 // 1/σ per example and group
-	y, dx *Tensor
+	affine[F]
+	rstd  []F // 1/σ per example and group
+	y, dx *TensorOf[F]
 
-	in, gy             *Tensor // operands of the running Forward or Backward
-	rows               int     // positions per example of the running pass
+	in, gy             *TensorOf[F] // operands of the running Forward or Backward
+	rows               int          // positions per example of the running pass
 	fwdRange, bwdRange func(w, lo, hi int)
 }
 
-var _ ParamLayer = (*GroupNorm)(nil)
+// GroupNorm is a float64 GroupNormOf.
+type GroupNorm = GroupNormOf[float64]
+
+var (
+	_ ParamLayer            = (*GroupNorm)(nil)
+	_ ParamLayerOf[float32] = (*GroupNormOf[float32])(nil)
+)
 
 // NewGroupNorm returns a group norm over channels split into groups (which must divide it).
-func NewGroupNorm(channels, groups int) *GroupNorm {
+func NewGroupNorm(channels, groups int) *GroupNorm { return newGroupNorm[float64](channels, groups) }
+
+func newGroupNorm[F linalg.Float](channels, groups int) *GroupNormOf[F] {
 	if groups <= 0 || channels%groups != 0 {
 		panic("model: GroupNorm groups must divide the channels")
 	}
-	return &GroupNorm{Channels: channels, Groups: groups, Eps: 1e-5, affine: affine{dim: channels}}
+	return &GroupNormOf[F]{Channels: channels, Groups: groups, Eps: 1e-5, affine: affine[F]{dim: channels}}
 }
 
 // Init sets γ = 1 and β = 0.
-func (l *GroupNorm) Init(*rand.Rand) { l.affine.init() }
+func (l *GroupNormOf[F]) Init(*rand.Rand) { l.affine.init() }
 
-func (l *GroupNorm) Forward(x *Tensor, b *Batch) *Tensor {
+func (l *GroupNormOf[F]) Forward(x *TensorOf[F], b *Batch) *TensorOf[F] {
 	C := l.Channels
 	if len(x.Data)%(b.B*C) != 0 {
 		panic("model: GroupNorm input size mismatch")
@@ -48,7 +58,7 @@ func (l *GroupNorm) Forward(x *Tensor, b *Batch) *Tensor {
 	rows := len(x.Data) / C
 	l.xhat = ensure(l.xhat, rows, C)
 	l.y = ensure(l.y, rows, C)
-	l.rstd = growFloats(l.rstd, b.B*l.Groups)
+	l.rstd = grow(l.rstd, b.B*l.Groups)
 	l.in, l.rows = x, rows/b.B
 	if l.fwdRange == nil {
 		l.fwdRange, l.bwdRange = l.forwardRange, l.backwardRange
@@ -58,7 +68,7 @@ func (l *GroupNorm) Forward(x *Tensor, b *Batch) *Tensor {
 	return l.y
 }
 
-func (l *GroupNorm) forwardRange(_, lo, hi int) {
+func (l *GroupNormOf[F]) forwardRange(_, lo, hi int) {
 	C, G, T := l.Channels, l.Groups, l.rows
 	cg := C / G
 	n := float64(T * cg)
@@ -66,23 +76,25 @@ func (l *GroupNorm) forwardRange(_, lo, hi int) {
 		x := l.in.Data[i*T*C : (i+1)*T*C]
 		xh, y := l.xhat.Data[i*T*C:(i+1)*T*C], l.y.Data[i*T*C:(i+1)*T*C]
 		for g := range G {
-			mean := 0.0
+			// The group's statistics are summed in float64 whatever F is: a group spans
+			// all positions of the map.
+			sum := 0.0
 			for t := range T {
 				for _, v := range x[t*C+g*cg : t*C+(g+1)*cg] {
-					mean += v
+					sum += float64(v)
 				}
 			}
-			mean /= n
+			mean := F(sum / n)
 			ss := 0.0
 			for t := range T {
 				row := xh[t*C+g*cg : t*C+(g+1)*cg]
 				for k, v := range x[t*C+g*cg : t*C+(g+1)*cg] {
 					d := v - mean
 					row[k] = d
-					ss += d * d
+					ss += float64(d) * float64(d)
 				}
 			}
-			rs := 1 / math.Sqrt(ss/n+l.Eps)
+			rs := F(1 / math.Sqrt(ss/n+l.Eps))
 			l.rstd[i*G+g] = rs
 			gain, bias := l.g[g*cg:(g+1)*cg], l.b[g*cg:(g+1)*cg]
 			for t := range T {
@@ -99,7 +111,7 @@ func (l *GroupNorm) forwardRange(_, lo, hi int) {
 
 // Backward: with ĝ = dy ⊙ γ, dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ ⊙ x̂)), the means over the
 // example's group.
-func (l *GroupNorm) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
+func (l *GroupNormOf[F]) Backward(dy *TensorOf[F], b *Batch, needInput bool) *TensorOf[F] {
 	l.affine.backward(dy, b)
 	if !needInput {
 		return nil
@@ -111,7 +123,7 @@ func (l *GroupNorm) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 	return l.dx
 }
 
-func (l *GroupNorm) backwardRange(_, lo, hi int) {
+func (l *GroupNormOf[F]) backwardRange(_, lo, hi int) {
 	C, G, T := l.Channels, l.Groups, l.rows
 	cg := C / G
 	n := float64(T * cg)
@@ -127,17 +139,17 @@ func (l *GroupNorm) backwardRange(_, lo, hi int) {
 				for k, v := range dy[t*C+g*cg : t*C+(g+1)*cg] {
 					gh := v * gain[k]
 					d[k] = gh
-					s1 += gh
-					s2 += gh * h[k]
+					s1 += float64(gh)
+					s2 += float64(gh * h[k])
 				}
 			}
-			s1, s2 = s1/n, s2/n
+			m1, m2 := F(s1/n), F(s2/n)
 			rs := l.rstd[i*G+g]
 			for t := range T {
 				h := xh[t*C+g*cg : t*C+(g+1)*cg]
 				d := dx[t*C+g*cg : t*C+(g+1)*cg]
 				for k, gh := range d {
-					d[k] = rs * (gh - s1 - h[k]*s2)
+					d[k] = rs * (gh - m1 - h[k]*m2)
 				}
 			}
 		}

@@ -1,6 +1,10 @@
 package model
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
+
+	"github.com/confide-fl/confide/internal/linalg"
+)
 
 // Batch describes one forward pass: its shape and its mode. The model fills it; layers read it.
 type Batch struct {
@@ -24,24 +28,28 @@ type Batch struct {
 // Valid reports whether row t of example i is a real (not padded) position.
 func (b *Batch) Valid(i, t int) bool { return b.Lengths == nil || t < int(b.Lengths[i]) }
 
-// Layer is one differentiable step of a model.
-type Layer interface {
+// LayerOf is one differentiable step of a model whose layer math runs in F.
+type LayerOf[F linalg.Float] interface {
 	// Forward computes the output for x and keeps what Backward needs. The returned tensor is
 	// owned by the layer and valid until its next Forward.
-	Forward(x *Tensor, b *Batch) *Tensor
+	Forward(x *TensorOf[F], b *Batch) *TensorOf[F]
 	// Backward takes dL/dy for the last Forward and returns dL/dx (nil when needInput is
 	// false). Parameter gradients are accumulated unless b.Ghost.
-	Backward(dy *Tensor, b *Batch, needInput bool) *Tensor
+	Backward(dy *TensorOf[F], b *Batch, needInput bool) *TensorOf[F]
 }
 
-// ParamLayer is a Layer with parameters. Its parameters and gradients are views into the
-// model's flat vectors, set by Bind.
-type ParamLayer interface {
-	Layer
+// Layer is a float64 layer.
+type Layer = LayerOf[float64]
+
+// ParamLayerOf is a LayerOf with parameters. Its parameters and gradients are views into
+// the network's flat vectors, set by Bind. Per-example norms and weights are float64 in
+// every precision: they are few (one per example) and clipping compares them with a bound.
+type ParamLayerOf[F linalg.Float] interface {
+	LayerOf[F]
 	// NumParams is the length of the layer's slice of the parameter vector.
 	NumParams() int
-	// Bind points the layer at its slices of the model's parameter and gradient vectors.
-	Bind(params, grads []float64)
+	// Bind points the layer at its slices of the network's parameter and gradient vectors.
+	Bind(params, grads []F)
 	// Init fills the layer's parameters from rng.
 	Init(rng *rand.Rand)
 	// AddPerExampleSqNorms adds ‖∇_θ loss_i‖² for this layer's parameters to dst[i], for every
@@ -51,3 +59,6 @@ type ParamLayer interface {
 	// ghost-mode Forward/Backward.
 	AccumulateWeighted(w []float64, b *Batch)
 }
+
+// ParamLayer is a float64 layer with parameters.
+type ParamLayer = ParamLayerOf[float64]

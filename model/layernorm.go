@@ -7,40 +7,48 @@ import (
 	"github.com/confide-fl/confide/internal/linalg"
 )
 
-// LayerNorm normalises every row to zero mean and unit variance and applies a learned gain
-// and bias (Ba et al. 2016): y = γ ⊙ (x − μ)/√(σ² + ε) + β, with ε = 1e-5 as in PyTorch.
-type LayerNorm struct {
+// LayerNormOf normalises every row to zero mean and unit variance and applies a learned
+// gain and bias (Ba et al. 2016): y = γ ⊙ (x − μ)/√(σ² + ε) + β, with ε = 1e-5 as in PyTorch.
+type LayerNormOf[F linalg.Float] struct {
 	Dim int
 	Eps float64
 
-	affine
-	rstd  []float64
-	y, dx *Tensor
+	affine[F]
+	rstd  []F
+	y, dx *TensorOf[F]
 
-	in, gy *Tensor // input of the running Forward, output gradient of the running Backward
+	in, gy *TensorOf[F] // input of the running Forward, output gradient of the running Backward
 	// Method values made once: a closure passed to parallelFor on every call would be
 	// allocated on every call.
 	fwdRows, bwdRows func(w, lo, hi int)
 }
 
-var _ ParamLayer = (*LayerNorm)(nil)
+// LayerNorm is a float64 LayerNormOf.
+type LayerNorm = LayerNormOf[float64]
+
+var (
+	_ ParamLayer            = (*LayerNorm)(nil)
+	_ ParamLayerOf[float32] = (*LayerNormOf[float32])(nil)
+)
 
 // NewLayerNorm returns a layer norm over rows of width dim.
-func NewLayerNorm(dim int) *LayerNorm {
-	return &LayerNorm{Dim: dim, Eps: 1e-5, affine: affine{dim: dim}}
+func NewLayerNorm(dim int) *LayerNorm { return newLayerNorm[float64](dim) }
+
+func newLayerNorm[F linalg.Float](dim int) *LayerNormOf[F] {
+	return &LayerNormOf[F]{Dim: dim, Eps: 1e-5, affine: affine[F]{dim: dim}}
 }
 
 // Init sets γ = 1 and β = 0.
-func (l *LayerNorm) Init(*rand.Rand) { l.affine.init() }
+func (l *LayerNormOf[F]) Init(*rand.Rand) { l.affine.init() }
 
-func (l *LayerNorm) Forward(x *Tensor, b *Batch) *Tensor {
+func (l *LayerNormOf[F]) Forward(x *TensorOf[F], b *Batch) *TensorOf[F] {
 	if x.Cols != l.Dim {
 		panic("model: LayerNorm input width mismatch")
 	}
 	D := l.Dim
 	l.xhat = ensure(l.xhat, x.Rows, D)
 	l.y = ensure(l.y, x.Rows, D)
-	l.rstd = growFloats(l.rstd, x.Rows)
+	l.rstd = grow(l.rstd, x.Rows)
 	l.in = x
 	if l.fwdRows == nil {
 		l.fwdRows = l.forwardRows
@@ -50,7 +58,7 @@ func (l *LayerNorm) Forward(x *Tensor, b *Batch) *Tensor {
 	return l.y
 }
 
-func (l *LayerNorm) forwardRows(_, lo, hi int) {
+func (l *LayerNormOf[F]) forwardRows(_, lo, hi int) {
 	D := l.Dim
 	gain, bias := l.g[:D], l.b[:D]
 	for r := lo; r < hi; r++ {
@@ -58,11 +66,11 @@ func (l *LayerNorm) forwardRows(_, lo, hi int) {
 		xh, y := l.xhat.Data[r*D:(r+1)*D], l.y.Data[r*D:(r+1)*D]
 		// The sums run on linalg's vector kernels (one long chain of dependent adds per row
 		// would dominate): x̂ holds x − μ until it is scaled.
-		mean := linalg.Sum(row) / float64(D)
+		mean := linalg.Sum(row) / F(D)
 		for k, v := range row {
 			xh[k] = v - mean
 		}
-		rs := 1 / math.Sqrt(linalg.SumSq(xh)/float64(D)+l.Eps)
+		rs := F(1 / math.Sqrt(float64(linalg.SumSq(xh))/float64(D)+l.Eps))
 		l.rstd[r] = rs
 		for k, c := range xh {
 			h := c * rs
@@ -73,7 +81,7 @@ func (l *LayerNorm) forwardRows(_, lo, hi int) {
 }
 
 // Backward: with ĝ = dy ⊙ γ, dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ ⊙ x̂)).
-func (l *LayerNorm) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
+func (l *LayerNormOf[F]) Backward(dy *TensorOf[F], b *Batch, needInput bool) *TensorOf[F] {
 	D := l.Dim
 	l.affine.backward(dy, b)
 	if !needInput {
@@ -89,7 +97,7 @@ func (l *LayerNorm) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 	return l.dx
 }
 
-func (l *LayerNorm) backwardRows(_, lo, hi int) {
+func (l *LayerNormOf[F]) backwardRows(_, lo, hi int) {
 	D := l.Dim
 	gain := l.g[:D]
 	for r := lo; r < hi; r++ {
@@ -98,8 +106,8 @@ func (l *LayerNorm) backwardRows(_, lo, hi int) {
 		for k, v := range g {
 			dx[k] = v * gain[k]
 		}
-		s1 := linalg.Sum(dx) / float64(D)
-		s2 := linalg.Dot(dx, xh) / float64(D)
+		s1 := linalg.Sum(dx) / F(D)
+		s2 := linalg.Dot(dx, xh) / F(D)
 		rs := l.rstd[r]
 		for k, gh := range dx {
 			dx[k] = rs * (gh - s1 - xh[k]*s2)

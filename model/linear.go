@@ -13,33 +13,34 @@ const (
 	InitXavier = "xavier" // U(±√(6/(fan_in+fan_out))): Glorot & Bengio 2010, for tanh/sigmoid
 )
 
-// Linear is y = x·W + b with W stored in×out row-major, applied to every row of x (so a
+// LinearOf is y = x·W + b with W stored in×out row-major, applied to every row of x (so a
 // sequence applies it at every time step).
-type Linear struct {
+type LinearOf[F linalg.Float] struct {
 	In, Out  int
 	InitName string
 	NoBias   bool
 
-	w, b   []float64 // views into the model's parameters
-	gw, gb []float64 // views into the model's gradients
+	w, b   []F // views into the model's parameters
+	gw, gb []F // views into the model's gradients
 
-	x   *Tensor // input of the last Forward (aliases the previous layer's output)
-	y   *Tensor
-	dx  *Tensor
-	dy  *Tensor // output gradient kept in ghost mode
-	tmp []float64
+	x   *TensorOf[F] // input of the last Forward (aliases the previous layer's output)
+	y   *TensorOf[F]
+	dx  *TensorOf[F]
+	dy  *TensorOf[F] // output gradient kept in ghost mode
+	tmp []F
 
 	// perExample holds each example's formed gradient (NumParams values) when
 	// AddPerExampleSqNorms formed them for the output gradient perExampleOf.
-	perExample   []float64
-	perExampleOf *Tensor
+	perExample   []F
+	perExampleOf *TensorOf[F]
 	accW         []float64 // weights of the running AccumulateWeighted
 	accRange     func(w, lo, hi int)
 
-	scratch [][]float64 // per-worker buffers of AddPerExampleSqNorms
+	scratch [][]F // per-worker buffers of AddPerExampleSqNorms
 
 	// An int8 model's weights in the layout of the int8 kernels (nil: float64), shared by
-	// clones; the scratch is the layer's own. obs records inputs during calibration.
+	// clones; the scratch is the layer's own. obs records inputs during calibration. Only
+	// the float64 network is quantised.
 	q      *quantKernel
 	qs     []quantScratch
 	obs    *actObserver
@@ -47,21 +48,29 @@ type Linear struct {
 	qRange func(w, lo, hi int)
 }
 
-var _ ParamLayer = (*Linear)(nil)
+// Linear is a float64 LinearOf.
+type Linear = LinearOf[float64]
+
+var (
+	_ ParamLayer            = (*Linear)(nil)
+	_ ParamLayerOf[float32] = (*LinearOf[float32])(nil)
+)
 
 // NewLinear returns a Linear layer with in inputs, out outputs and the given init scheme.
-func NewLinear(in, out int, init string) *Linear {
-	return &Linear{In: in, Out: out, InitName: init}
+func NewLinear(in, out int, init string) *Linear { return newLinear[float64](in, out, init) }
+
+func newLinear[F linalg.Float](in, out int, init string) *LinearOf[F] {
+	return &LinearOf[F]{In: in, Out: out, InitName: init}
 }
 
-func (l *Linear) NumParams() int {
+func (l *LinearOf[F]) NumParams() int {
 	if l.NoBias {
 		return l.In * l.Out
 	}
 	return l.In*l.Out + l.Out
 }
 
-func (l *Linear) Bind(params, grads []float64) {
+func (l *LinearOf[F]) Bind(params, grads []F) {
 	n := l.In * l.Out
 	l.w, l.gw = params[:n], grads[:n]
 	if !l.NoBias {
@@ -69,30 +78,30 @@ func (l *Linear) Bind(params, grads []float64) {
 	}
 }
 
-func (l *Linear) Init(rng *rand.Rand) {
+func (l *LinearOf[F]) Init(rng *rand.Rand) {
 	switch l.InitName {
 	case InitXavier:
 		lim := math.Sqrt(6 / float64(l.In+l.Out))
 		for i := range l.w {
-			l.w[i] = (2*rng.Float64() - 1) * lim
+			l.w[i] = F((2*rng.Float64() - 1) * lim)
 		}
 	default:
 		std := math.Sqrt(2 / float64(l.In))
 		for i := range l.w {
-			l.w[i] = rng.NormFloat64() * std
+			l.w[i] = F(rng.NormFloat64() * std)
 		}
 	}
 	clear(l.b)
 }
 
-func (l *Linear) Forward(x *Tensor, b *Batch) *Tensor {
+func (l *LinearOf[F]) Forward(x *TensorOf[F], b *Batch) *TensorOf[F] {
 	if x.Cols != l.In {
 		panic("model: Linear input width mismatch")
 	}
 	l.x = x
 	l.y = ensure(l.y, x.Rows, l.Out)
 	if l.obs != nil {
-		l.obs.observe(x.Data, x.Rows, l.In)
+		observe(l.obs, x.Data, x.Rows, l.In)
 	}
 	if l.q != nil && !b.Grad {
 		l.mulQuant(x)
@@ -105,7 +114,7 @@ func (l *Linear) Forward(x *Tensor, b *Batch) *Tensor {
 	return l.y
 }
 
-func (l *Linear) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
+func (l *LinearOf[F]) Backward(dy *TensorOf[F], b *Batch, needInput bool) *TensorOf[F] {
 	if b.Ghost {
 		l.dy, l.perExampleOf = dy, nil
 	} else {
@@ -131,13 +140,13 @@ func (l *Linear) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 // of B vectors instead of a multiply over all B·T rows (the book-keeping of Bu et al. 2023);
 // they take (in+1)·out values an example, when forming is the cheaper choice no more than
 // the T·(in+out) + out its rows already hold in the cached activations and gradients.
-func (l *Linear) AddPerExampleSqNorms(dst []float64, b *Batch) {
+func (l *LinearOf[F]) AddPerExampleSqNorms(dst []float64, b *Batch) {
 	a, g := l.x, l.dy
 	T := a.Rows / b.B
 	in, out := l.In, l.Out
 	if T > 1 && !gramCheaper(T, in, out) {
 		n := l.NumParams()
-		l.perExample = growFloats(l.perExample, b.B*n)
+		l.perExample = grow(l.perExample, b.B*n)
 		parallelFor(b.B, T*in*out, func(_, lo, hi int) {
 			for i := lo; i < hi; i++ {
 				dst[i] += formGrad(l.perExample[i*n:(i+1)*n], a.Data[i*T*in:(i+1)*T*in], g.Data[i*T*out:(i+1)*T*out], T, in, out, !l.NoBias)
@@ -147,7 +156,7 @@ func (l *Linear) AddPerExampleSqNorms(dst []float64, b *Batch) {
 		return
 	}
 	if len(l.scratch) < numWorkers() {
-		l.scratch = make([][]float64, numWorkers())
+		l.scratch = make([][]F, numWorkers())
 	}
 	parallelFor(b.B, T*min(T*(in+out), in*out), func(w, lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -160,7 +169,7 @@ func (l *Linear) AddPerExampleSqNorms(dst []float64, b *Batch) {
 
 // AccumulateWeighted adds Aᵀ·diag(w)·B to ∇W (and Σ_i w_i Σ_t b_t to ∇b): one multiply,
 // or the weighted sum of the per-example gradients AddPerExampleSqNorms formed.
-func (l *Linear) AccumulateWeighted(w []float64, b *Batch) {
+func (l *LinearOf[F]) AccumulateWeighted(w []float64, b *Batch) {
 	g := l.dy
 	if l.perExampleOf == g && g != nil {
 		l.accW = w[:b.B]
@@ -172,10 +181,10 @@ func (l *Linear) AccumulateWeighted(w []float64, b *Batch) {
 		return
 	}
 	T := g.Rows / b.B
-	l.tmp = growFloats(l.tmp, g.Rows*l.Out)
+	l.tmp = grow(l.tmp, g.Rows*l.Out)
 	scaled := l.tmp[:g.Rows*l.Out]
 	for r := 0; r < g.Rows; r++ {
-		wi := w[r/T]
+		wi := F(w[r/T])
 		src, dst := g.Row(r), scaled[r*l.Out:(r+1)*l.Out]
 		for j, v := range src {
 			dst[j] = wi * v
@@ -187,12 +196,13 @@ func (l *Linear) AccumulateWeighted(w []float64, b *Batch) {
 	}
 }
 
-// mulQuant sets y = x·W with the int8 kernels, the rows spread over the cores.
-func (l *Linear) mulQuant(x *Tensor) {
+// mulQuant sets y = x·W with the int8 kernels, the rows spread over the cores. Only a
+// float64 layer has them (Model.Quantize binds the float64 network's).
+func (l *LinearOf[F]) mulQuant(x *TensorOf[F]) {
 	if len(l.qs) < numWorkers() {
 		l.qs = make([]quantScratch, numWorkers())
 	}
-	l.qx, l.qy = x.Data, l.y.Data
+	l.qx, l.qy = any(x.Data).([]float64), any(l.y.Data).([]float64)
 	if l.qRange == nil {
 		l.qRange = l.mulQuantRows
 	}
@@ -200,20 +210,20 @@ func (l *Linear) mulQuant(x *Tensor) {
 	l.qx, l.qy = nil, nil
 }
 
-func (l *Linear) mulQuantRows(w, lo, hi int) {
+func (l *LinearOf[F]) mulQuantRows(w, lo, hi int) {
 	l.q.mul(l.qy[lo*l.Out:], l.Out, l.qx[lo*l.In:hi*l.In], hi-lo, &l.qs[w], false)
 }
 
 // accumulateFormed adds Σ_i w_i·(formed gradient of example i) to parameters [lo, hi).
-func (l *Linear) accumulateFormed(_, lo, hi int) {
+func (l *LinearOf[F]) accumulateFormed(_, lo, hi int) {
 	n, nw := l.NumParams(), l.In*l.Out
 	for i, wi := range l.accW {
 		g := l.perExample[i*n : (i+1)*n]
 		if lo < nw {
-			linalg.Axpy(wi, g[lo:min(hi, nw)], l.gw[lo:min(hi, nw)])
+			linalg.Axpy(F(wi), g[lo:min(hi, nw)], l.gw[lo:min(hi, nw)])
 		}
 		if hi > nw {
-			linalg.Axpy(wi, g[max(lo, nw):hi], l.gb[max(lo, nw)-nw:hi-nw])
+			linalg.Axpy(F(wi), g[max(lo, nw):hi], l.gb[max(lo, nw)-nw:hi-nw])
 		}
 	}
 }

@@ -25,26 +25,28 @@ func numWorkers() int { return max(1, linalg.Workers) }
 //     "mixed" mode does when that is smaller.
 //
 // scratch is grown as needed and reused.
-func seqGradSqNorm(a, g []float64, T, in, out int, bias bool, scratch *[]float64) float64 {
+//
+// The products run in F; the squared norm is returned, and the Gram form summed, in float64.
+func seqGradSqNorm[F linalg.Float](a, g []F, T, in, out int, bias bool, scratch *[]F) float64 {
 	one := 0.0
 	if bias {
 		one = 1
 	}
 	if T == 1 {
-		return (linalg.SumSq(a[:in]) + one) * linalg.SumSq(g[:out])
+		return (float64(linalg.SumSq(a[:in])) + one) * float64(linalg.SumSq(g[:out]))
 	}
 	if gramCheaper(T, in, out) {
-		*scratch = growFloats(*scratch, 2*T*T)
+		*scratch = grow(*scratch, 2*T*T)
 		ga, gg := (*scratch)[:T*T], (*scratch)[T*T:2*T*T]
 		linalg.MulNT(ga, a, a, T, in, T, false)
 		linalg.MulNT(gg, g, g, T, out, T, false)
 		s := 0.0
 		for k, v := range gg {
-			s += (ga[k] + one) * v
+			s += (float64(ga[k]) + one) * float64(v)
 		}
 		return s
 	}
-	*scratch = growFloats(*scratch, in*out+out)
+	*scratch = grow(*scratch, in*out+out)
 	return formGrad(*scratch, a, g, T, in, out, bias)
 }
 
@@ -54,21 +56,21 @@ func gramCheaper(T, in, out int) bool { return T*(in+out) < in*out }
 
 // formGrad writes one example's gradient Σ_t a_tᵀg_t (in×out), then Σ_t g_t when bias, to
 // dst and returns its squared norm.
-func formGrad(dst, a, g []float64, T, in, out int, bias bool) float64 {
+func formGrad[F linalg.Float](dst, a, g []F, T, in, out int, bias bool) float64 {
 	gw := dst[:in*out]
 	linalg.MulTN(gw, a, g, in, T, out, false)
-	s := linalg.SumSq(gw)
+	s := float64(linalg.SumSq(gw))
 	if bias {
 		gb := dst[in*out : in*out+out]
 		clear(gb)
 		linalg.SumRows(gb, g, T, out)
-		s += linalg.SumSq(gb)
+		s += float64(linalg.SumSq(gb))
 	}
 	return s
 }
 
 // mulTNAcc adds aᵀ·b to dst (a k×m, b k×n). linalg blocks the depth k itself, so with k in
 // the thousands (all B·T rows of a sequence batch) the slivers it reuses stay in cache.
-func mulTNAcc(dst, a, b []float64, m, k, n int) {
+func mulTNAcc[F linalg.Float](dst, a, b []F, m, k, n int) {
 	linalg.MulTN(dst, a, b, m, k, n, true)
 }

@@ -1,35 +1,47 @@
 package model
 
+import "github.com/confide-fl/confide/internal/linalg"
+
 // Pooling modes of Pool2D.
 const (
 	Pool2DMax = "max" // the largest value of each window, per channel
 	Pool2DAvg = "avg" // the mean of each window, per channel
 )
 
-// Pool2D pools every Size×Size window, Stride positions apart, of a channels-last
+// Pool2DOf pools every Size×Size window, Stride positions apart, of a channels-last
 // InH×InW×C map (see Conv2D), without padding, as PyTorch's max_pool2d and avg_pool2d do
 // with padding 0: an OutH×OutW×C map. It has no parameters. A max window passes its
 // gradient to the first of its largest values (PyTorch picks one too).
-type Pool2D struct {
+type Pool2DOf[F linalg.Float] struct {
 	Mode                  string
 	InH, InW, C           int
 	Size, Stride          int
 	OutH, OutW            int
-	x, y, dx, dy          *Tensor
+	x, y, dx, dy          *TensorOf[F]
 	arg                   []int32 // max: the input position (within its example) each output value came from
 	fwdRange, bwdRange    func(w, lo, hi int)
 	inPerEx, outPositions int
 }
 
-var _ Layer = (*Pool2D)(nil)
+// Pool2D is a float64 Pool2DOf.
+type Pool2D = Pool2DOf[float64]
+
+var (
+	_ Layer            = (*Pool2D)(nil)
+	_ LayerOf[float32] = (*Pool2DOf[float32])(nil)
+)
 
 // NewPool2D returns a pooling layer of mode (max or avg) over an inH×inW×c map; stride 0
 // means size. The windows must fit (the spec checks it).
 func NewPool2D(mode string, inH, inW, c, size, stride int) *Pool2D {
+	return newPool2D[float64](mode, inH, inW, c, size, stride)
+}
+
+func newPool2D[F linalg.Float](mode string, inH, inW, c, size, stride int) *Pool2DOf[F] {
 	if stride <= 0 {
 		stride = size
 	}
-	p := &Pool2D{Mode: mode, InH: inH, InW: inW, C: c, Size: size, Stride: stride,
+	p := &Pool2DOf[F]{Mode: mode, InH: inH, InW: inW, C: c, Size: size, Stride: stride,
 		OutH: ConvOutSize(inH, size, stride, 0, 1), OutW: ConvOutSize(inW, size, stride, 0, 1)}
 	if p.OutH <= 0 || p.OutW <= 0 {
 		panic("model: Pool2D window larger than its input")
@@ -41,7 +53,7 @@ func NewPool2D(mode string, inH, inW, c, size, stride int) *Pool2D {
 	return p
 }
 
-func (p *Pool2D) Forward(x *Tensor, b *Batch) *Tensor {
+func (p *Pool2DOf[F]) Forward(x *TensorOf[F], b *Batch) *TensorOf[F] {
 	if len(x.Data) != b.B*p.inPerEx {
 		panic("model: Pool2D input size mismatch")
 	}
@@ -60,9 +72,9 @@ func (p *Pool2D) Forward(x *Tensor, b *Batch) *Tensor {
 	return p.y
 }
 
-func (p *Pool2D) forwardRange(_, lo, hi int) {
+func (p *Pool2DOf[F]) forwardRange(_, lo, hi int) {
 	C, W, k := p.C, p.InW, p.Size
-	inv := 1 / float64(k*k)
+	inv := F(1 / float64(k*k))
 	for i := lo; i < hi; i++ {
 		x := p.x.Data[i*p.inPerEx : (i+1)*p.inPerEx]
 		for oh := range p.OutH {
@@ -107,7 +119,7 @@ func (p *Pool2D) forwardRange(_, lo, hi int) {
 	}
 }
 
-func (p *Pool2D) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
+func (p *Pool2DOf[F]) Backward(dy *TensorOf[F], b *Batch, needInput bool) *TensorOf[F] {
 	if !needInput {
 		return nil
 	}
@@ -118,9 +130,9 @@ func (p *Pool2D) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 	return p.dx
 }
 
-func (p *Pool2D) backwardRange(_, lo, hi int) {
+func (p *Pool2DOf[F]) backwardRange(_, lo, hi int) {
 	C, W, k := p.C, p.InW, p.Size
-	inv := 1 / float64(k*k)
+	inv := F(1 / float64(k*k))
 	for i := lo; i < hi; i++ {
 		dx := p.dx.Data[i*p.inPerEx : (i+1)*p.inPerEx]
 		clear(dx)

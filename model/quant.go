@@ -130,9 +130,10 @@ var (
 	_ quantLayer = (*Sequential)(nil)
 )
 
-func walkQuant(off int, layers []Layer, f func(l quantLayer, off int)) {
+// walkQuant calls f on the quantLayers among layers, whose parameters start at off.
+func walkQuant[F linalg.Float](off int, layers []LayerOf[F], f func(l quantLayer, off int)) {
 	for _, l := range layers {
-		p, ok := l.(ParamLayer)
+		p, ok := l.(ParamLayerOf[F])
 		if !ok {
 			continue
 		}
@@ -143,16 +144,16 @@ func walkQuant(off int, layers []Layer, f func(l quantLayer, off int)) {
 	}
 }
 
-func (l *Linear) bindQuant(off int, by map[int]*QuantizedTensor) {
+func (l *LinearOf[F]) bindQuant(off int, by map[int]*QuantizedTensor) {
 	l.q = nil
 	if t, ok := by[off]; ok {
 		l.q = t.kernel
 	}
 }
 
-func (l *Linear) observeActivations(off int, obs map[int]*actObserver) { l.obs = obs[off] }
+func (l *LinearOf[F]) observeActivations(off int, obs map[int]*actObserver) { l.obs = obs[off] }
 
-func (r *Recurrent) bindQuant(off int, by map[int]*QuantizedTensor) {
+func (r *RecurrentOf[F]) bindQuant(off int, by map[int]*QuantizedTensor) {
 	r.qih, r.qhh = nil, nil
 	if t, ok := by[off]; ok {
 		r.qih = t.kernel
@@ -162,26 +163,27 @@ func (r *Recurrent) bindQuant(off int, by map[int]*QuantizedTensor) {
 	}
 }
 
-func (r *Recurrent) observeActivations(off int, obs map[int]*actObserver) {
+func (r *RecurrentOf[F]) observeActivations(off int, obs map[int]*actObserver) {
 	r.obsX, r.obsH = obs[off], obs[off+r.In*r.numGates()*r.Hidden]
 }
 
-func (s *Sequential) bindQuant(off int, by map[int]*QuantizedTensor) {
+func (s *SequentialOf[F]) bindQuant(off int, by map[int]*QuantizedTensor) {
 	walkQuant(off, s.Layers, func(l quantLayer, off int) { l.bindQuant(off, by) })
 }
 
-func (s *Sequential) observeActivations(off int, obs map[int]*actObserver) {
+func (s *SequentialOf[F]) observeActivations(off int, obs map[int]*actObserver) {
 	walkQuant(off, s.Layers, func(l quantLayer, off int) { l.observeActivations(off, obs) })
 }
 
 // actObserver records the largest |x| of every row of activations a tensor multiplies.
 type actObserver struct{ rowMax []float64 }
 
-func (o *actObserver) observe(x []float64, rows, cols int) {
+// observe records the rows of x (rows×cols) in o.
+func observe[F linalg.Float](o *actObserver, x []F, rows, cols int) {
 	for i := range rows {
 		mx := 0.0
 		for _, v := range x[i*cols : (i+1)*cols] {
-			mx = max(mx, math.Abs(v))
+			mx = max(mx, math.Abs(float64(v)))
 		}
 		o.rowMax = append(o.rowMax, mx)
 	}

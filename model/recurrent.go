@@ -14,7 +14,7 @@ const (
 	CellGRU     = "gru"     // Cho et al. 2014, PyTorch's formulation (r applied to h·W_hn + b_hn)
 )
 
-// Recurrent is one recurrent layer over a batch of sequences (rows B·T, example-major),
+// RecurrentOf is one recurrent layer over a batch of sequences (rows B·T, example-major),
 // run by backpropagation through time over the full sequence. Its output row (i, t) is
 // h_t of example i; at padded positions (t ≥ Lengths[i]) the state stops changing and the
 // output is zero, so padding influences nothing and gets no gradient. Stack layers by
@@ -28,52 +28,63 @@ const (
 // GRU:   r, z = σ(x W_i{r,z} + h W_h{r,z} + b_{r,z}); n = tanh(x W_in + b_n + r⊙(h W_hn + b_hn));
 //
 //	h' = (1−z)⊙n + z⊙h
-type Recurrent struct {
+type RecurrentOf[F linalg.Float] struct {
 	Cell       string
 	In, Hidden int
 	// Activation of the vanilla RNN: tanh (default) or relu.
 	Activation string
 
-	wih, whh, bias, bhn     []float64
-	gwih, gwhh, gbias, gbhn []float64
+	wih, whh, bias, bhn     []F
+	gwih, gwhh, gbias, gbhn []F
 
 	// Caches, time-major (row t·B + i), valid until the next Forward.
 	B, T   int
-	xt     []float64 // T·B × In: the input
-	gates  []float64 // T·B × G·H: activated gates (vanilla: h_t)
-	hs     []float64 // (T+1)·B × H: states, h_{−1} = 0 first
-	cs     []float64 // (T+1)·B × H: LSTM cell states
-	tc     []float64 // T·B × H: tanh(c_t) (LSTM) or h·W_hn + b_hn (GRU)
-	gx, gh []float64 // T·B × G·H: gradients of the gate pre-activations (input and recurrent side)
-	valid  []bool    // T·B: position t of example i is valid
+	xt     []F    // T·B × In: the input
+	gates  []F    // T·B × G·H: activated gates (vanilla: h_t)
+	hs     []F    // (T+1)·B × H: states, h_{−1} = 0 first
+	cs     []F    // (T+1)·B × H: LSTM cell states
+	tc     []F    // T·B × H: tanh(c_t) (LSTM) or h·W_hn + b_hn (GRU)
+	gx, gh []F    // T·B × G·H: gradients of the gate pre-activations (input and recurrent side)
+	valid  []bool // T·B: position t of example i is valid
 
-	whhP, whhTP linalg.PackedB[float64] // W_hh and W_hhᵀ laid out for the per-step multiplies
-	dh, dc      []float64
-	y, dx       *Tensor
-	dxt, scaled []float64
-	scratch     [][]float64
+	whhP, whhTP linalg.PackedB[F] // W_hh and W_hhᵀ laid out for the per-step multiplies
+	dh, dc      []F
+	y, dx       *TensorOf[F]
+	dxt, scaled []F
+	scratch     [][]F
 
 	// An int8 model's W_ih and W_hh in the layout of the int8 kernels (nil: float64),
 	// shared by clones; per-worker scratch; observers of the inputs during calibration.
+	// Only the float64 network is quantised.
 	qih, qhh    *quantKernel
 	qs          []quantScratch
 	obsX, obsH  *actObserver
 	quantActive bool // the running Forward multiplies in int8
 
-	gy *Tensor // output gradient of the running Backward
+	gy *TensorOf[F] // output gradient of the running Backward
 	// Method values made once: a closure passed to a parallel loop on every call would be
 	// allocated on every call.
 	fwdRange, bwdRange func(w, lo, hi int)
 }
 
-var _ ParamLayer = (*Recurrent)(nil)
+// Recurrent is a float64 RecurrentOf.
+type Recurrent = RecurrentOf[float64]
+
+var (
+	_ ParamLayer            = (*Recurrent)(nil)
+	_ ParamLayerOf[float32] = (*RecurrentOf[float32])(nil)
+)
 
 // NewRecurrent returns a recurrent layer of the given cell.
 func NewRecurrent(cell string, in, hidden int) *Recurrent {
-	return &Recurrent{Cell: cell, In: in, Hidden: hidden, Activation: ActTanh}
+	return newRecurrent[float64](cell, in, hidden)
 }
 
-func (r *Recurrent) numGates() int {
+func newRecurrent[F linalg.Float](cell string, in, hidden int) *RecurrentOf[F] {
+	return &RecurrentOf[F]{Cell: cell, In: in, Hidden: hidden, Activation: ActTanh}
+}
+
+func (r *RecurrentOf[F]) numGates() int {
 	switch r.Cell {
 	case CellLSTM:
 		return 4
@@ -85,7 +96,7 @@ func (r *Recurrent) numGates() int {
 	panic("model: unknown recurrent cell " + r.Cell)
 }
 
-func (r *Recurrent) NumParams() int {
+func (r *RecurrentOf[F]) NumParams() int {
 	GH := r.numGates() * r.Hidden
 	n := r.In*GH + r.Hidden*GH + GH
 	if r.Cell == CellGRU {
@@ -94,9 +105,9 @@ func (r *Recurrent) NumParams() int {
 	return n
 }
 
-func (r *Recurrent) Bind(params, grads []float64) {
+func (r *RecurrentOf[F]) Bind(params, grads []F) {
 	GH := r.numGates() * r.Hidden
-	split := func(s []float64) (a, b, c, d []float64) {
+	split := func(s []F) (a, b, c, d []F) {
 		o1 := r.In * GH
 		o2 := o1 + r.Hidden*GH
 		o3 := o2 + GH
@@ -108,11 +119,11 @@ func (r *Recurrent) Bind(params, grads []float64) {
 
 // Init draws every parameter from U(±1/√Hidden), as PyTorch does, and sets the LSTM's
 // forget-gate bias to 1 (Jozefowicz et al. 2015) so gradients flow early in training.
-func (r *Recurrent) Init(rng *rand.Rand) {
+func (r *RecurrentOf[F]) Init(rng *rand.Rand) {
 	lim := 1 / math.Sqrt(float64(r.Hidden))
-	for _, s := range [][]float64{r.wih, r.whh, r.bias, r.bhn} {
+	for _, s := range [][]F{r.wih, r.whh, r.bias, r.bhn} {
 		for i := range s {
-			s[i] = (2*rng.Float64() - 1) * lim
+			s[i] = F((2*rng.Float64() - 1) * lim)
 		}
 	}
 	if r.Cell == CellLSTM {
@@ -124,7 +135,7 @@ func (r *Recurrent) Init(rng *rand.Rand) {
 }
 
 // dact is the derivative of the vanilla cell's activation given its output y.
-func (r *Recurrent) dact(y float64) float64 {
+func (r *RecurrentOf[F]) dact(y F) F {
 	if r.Activation == ActReLU {
 		if y > 0 {
 			return 1
@@ -134,7 +145,7 @@ func (r *Recurrent) dact(y float64) float64 {
 	return 1 - y*y
 }
 
-func (r *Recurrent) Forward(x *Tensor, b *Batch) *Tensor {
+func (r *RecurrentOf[F]) Forward(x *TensorOf[F], b *Batch) *TensorOf[F] {
 	if x.Cols != r.In {
 		panic("model: Recurrent input width mismatch")
 	}
@@ -142,7 +153,7 @@ func (r *Recurrent) Forward(x *Tensor, b *Batch) *Tensor {
 	GH := r.numGates() * H
 	r.B, r.T = B, T
 	TB := T * B
-	r.xt = growFloats(r.xt, TB*In)
+	r.xt = grow(r.xt, TB*In)
 	r.valid = growBools(r.valid, TB)
 	for i := 0; i < B; i++ {
 		for t := 0; t < T; t++ {
@@ -154,11 +165,11 @@ func (r *Recurrent) Forward(x *Tensor, b *Batch) *Tensor {
 	// with the bias, as the initial value of the gate rows, to which each step adds
 	// h_{t−1}·W_hh; the GRU keeps them apart in g_x (free until Backward), since its n gate
 	// applies r to the recurrent part alone.
-	r.gates = growFloats(r.gates, TB*GH)
+	r.gates = grow(r.gates, TB*GH)
 	fused := r.Cell != CellGRU
 	xp := r.gates
 	if !fused {
-		r.gx = growFloats(r.gx, TB*GH)
+		r.gx = grow(r.gx, TB*GH)
 		xp = r.gx
 	}
 	r.quantActive = r.qih != nil && r.qhh != nil && !b.Grad
@@ -166,24 +177,24 @@ func (r *Recurrent) Forward(x *Tensor, b *Batch) *Tensor {
 		if len(r.qs) < numWorkers()+1 {
 			r.qs = make([]quantScratch, numWorkers()+1)
 		}
-		r.qih.mul(xp, GH, r.xt, TB, &r.qs[numWorkers()], false)
+		r.qih.mul(any(xp).([]float64), GH, any(r.xt).([]float64), TB, &r.qs[numWorkers()], false)
 	} else {
 		linalg.MulNN(xp, r.xt, r.wih, TB, In, GH, false)
 	}
 	if r.obsX != nil {
-		r.obsX.observe(r.xt, TB, In)
+		observe(r.obsX, r.xt, TB, In)
 	}
 	if fused {
 		linalg.AddRowVector(xp, TB, GH, r.bias)
 	}
-	r.hs = growFloats(r.hs, (T+1)*B*H)
+	r.hs = grow(r.hs, (T+1)*B*H)
 	clear(r.hs[:B*H])
 	if r.Cell == CellLSTM {
-		r.cs = growFloats(r.cs, (T+1)*B*H)
+		r.cs = grow(r.cs, (T+1)*B*H)
 		clear(r.cs[:B*H])
 	}
 	if r.Cell != CellVanilla {
-		r.tc = growFloats(r.tc, TB*H)
+		r.tc = grow(r.tc, TB*H)
 	}
 	// Examples are independent through the whole recurrence, so each worker runs all T
 	// steps for its share of them: one hand-off per pass instead of two per step.
@@ -196,7 +207,7 @@ func (r *Recurrent) Forward(x *Tensor, b *Batch) *Tensor {
 	}
 	linalg.ParallelForChunks(B, T*H*GH, share, r.fwdRange)
 	if r.obsH != nil {
-		r.obsH.observe(r.hs[:TB*H], TB, H) // h_{t−1} of every step, the rows W_hh multiplies
+		observe(r.obsH, r.hs[:TB*H], TB, H) // h_{t−1} of every step, the rows W_hh multiplies
 	}
 	r.y = ensure(r.y, B*T, H)
 	for i := 0; i < B; i++ {
@@ -213,7 +224,7 @@ func (r *Recurrent) Forward(x *Tensor, b *Batch) *Tensor {
 }
 
 // forwardRange runs examples [lo, hi) through all T steps.
-func (r *Recurrent) forwardRange(w, lo, hi int) {
+func (r *RecurrentOf[F]) forwardRange(w, lo, hi int) {
 	B, T, H := r.B, r.T, r.Hidden
 	GH := r.numGates() * H
 	fused := r.Cell != CellGRU
@@ -225,7 +236,7 @@ func (r *Recurrent) forwardRange(w, lo, hi int) {
 		z := r.gates[(t*B+lo)*GH : (t*B+hi)*GH]
 		hp := r.hs[(t*B+lo)*H : (t*B+hi)*H]
 		if r.quantActive {
-			r.qhh.mul(z, GH, hp, hi-lo, &r.qs[w], fused)
+			r.qhh.mul(any(z).([]float64), GH, any(hp).([]float64), hi-lo, &r.qs[w], fused)
 		} else {
 			linalg.MulPacked(z, hp, hi-lo, &r.whhP, fused)
 		}
@@ -238,7 +249,7 @@ func (r *Recurrent) forwardRange(w, lo, hi int) {
 // step updates example i at time t. The gate row z holds the full pre-activation on entry
 // for the LSTM and vanilla cells; for the GRU it holds h_{t−1}·W_hh and xp the input
 // projection.
-func (r *Recurrent) step(t, i int, xp []float64) {
+func (r *RecurrentOf[F]) step(t, i int, xp []F) {
 	B, H := r.B, r.Hidden
 	GH := r.numGates() * H
 	row := t*B + i
@@ -298,21 +309,21 @@ func (r *Recurrent) step(t, i int, xp []float64) {
 	}
 }
 
-func (r *Recurrent) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
+func (r *RecurrentOf[F]) Backward(dy *TensorOf[F], b *Batch, needInput bool) *TensorOf[F] {
 	B, T, H, In := r.B, r.T, r.Hidden, r.In
 	GH := r.numGates() * H
 	TB := T * B
-	r.gx = growFloats(r.gx, TB*GH)
+	r.gx = grow(r.gx, TB*GH)
 	if r.Cell == CellGRU {
-		r.gh = growFloats(r.gh, TB*GH)
+		r.gh = grow(r.gh, TB*GH)
 	} else {
 		r.gh = r.gx
 	}
 	r.whhTP.Pack(r.whh, GH, H, true)
-	r.dh = growFloats(r.dh, B*H)
+	r.dh = grow(r.dh, B*H)
 	clear(r.dh)
 	if r.Cell == CellLSTM {
-		r.dc = growFloats(r.dc, B*H)
+		r.dc = grow(r.dc, B*H)
 		clear(r.dc)
 	}
 	share := (B + numWorkers() - 1) / numWorkers()
@@ -335,7 +346,7 @@ func (r *Recurrent) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 	if !needInput {
 		return nil
 	}
-	r.dxt = growFloats(r.dxt, TB*In)
+	r.dxt = grow(r.dxt, TB*In)
 	linalg.MulNT(r.dxt, r.gx, r.wih, TB, GH, In, false)
 	r.dx = ensure(r.dx, B*T, In)
 	for i := 0; i < B; i++ {
@@ -347,7 +358,7 @@ func (r *Recurrent) Backward(dy *Tensor, b *Batch, needInput bool) *Tensor {
 }
 
 // backwardRange runs examples [lo, hi) back through all T steps.
-func (r *Recurrent) backwardRange(_, lo, hi int) {
+func (r *RecurrentOf[F]) backwardRange(_, lo, hi int) {
 	B, T, H := r.B, r.T, r.Hidden
 	GH := r.numGates() * H
 	dy := r.gy
@@ -365,7 +376,7 @@ func (r *Recurrent) backwardRange(_, lo, hi int) {
 
 // backStep turns dh (and dc) of example i at time t into the gate gradients g_x, g_h of
 // that step and leaves in dh the part of dh_{t−1} that does not go through W_hh.
-func (r *Recurrent) backStep(t, i int, dyRow []float64) {
+func (r *RecurrentOf[F]) backStep(t, i int, dyRow []F) {
 	B, H := r.B, r.Hidden
 	GH := r.numGates() * H
 	row := t*B + i
@@ -424,11 +435,11 @@ func (r *Recurrent) backStep(t, i int, dyRow []float64) {
 // for W_hh, Σ_t g^x_t for b (and Σ_t g^h_t restricted to the n gate for the GRU's b_hn),
 // summed over its valid steps; seqGradSqNorm evaluates each block's squared norm exactly, by
 // Gram matrices or by forming it, whichever is cheaper for the shape.
-func (r *Recurrent) AddPerExampleSqNorms(dst []float64, b *Batch) {
+func (r *RecurrentOf[F]) AddPerExampleSqNorms(dst []float64, b *Batch) {
 	B, T, H, In := r.B, r.T, r.Hidden, r.In
 	GH := r.numGates() * H
 	if len(r.scratch) < 2*numWorkers() {
-		r.scratch = make([][]float64, 2*numWorkers())
+		r.scratch = make([][]F, 2*numWorkers())
 	}
 	parallelFor(B, T*min(T*(In+H+GH), (In+H)*GH), func(w, lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -440,7 +451,7 @@ func (r *Recurrent) AddPerExampleSqNorms(dst []float64, b *Batch) {
 				continue
 			}
 			n := L*(In+H) + 2*L*GH
-			buf := growFloats(r.scratch[2*w], n)
+			buf := grow(r.scratch[2*w], n)
 			r.scratch[2*w] = buf
 			xi, hi_, gxi, ghi := buf[:L*In], buf[L*In:L*(In+H)], buf[L*(In+H):L*(In+H)+L*GH], buf[L*(In+H)+L*GH:n]
 			for t := 0; t < L; t++ {
@@ -456,7 +467,7 @@ func (r *Recurrent) AddPerExampleSqNorms(dst []float64, b *Batch) {
 				for k := 0; k < H; k++ {
 					v := 0.0
 					for t := 0; t < L; t++ {
-						v += ghi[t*GH+2*H+k]
+						v += float64(ghi[t*GH+2*H+k])
 					}
 					s += v * v
 				}
@@ -468,14 +479,14 @@ func (r *Recurrent) AddPerExampleSqNorms(dst []float64, b *Batch) {
 
 // AccumulateWeighted scales each row of g^x, g^h by its example's weight and adds
 // Xᵀ·diag(w)·G^x, H_prevᵀ·diag(w)·G^h and the bias sums: one multiply per weight.
-func (r *Recurrent) AccumulateWeighted(w []float64, b *Batch) {
+func (r *RecurrentOf[F]) AccumulateWeighted(w []float64, b *Batch) {
 	B, T, H, In := r.B, r.T, r.Hidden, r.In
 	GH := r.numGates() * H
 	TB := T * B
-	r.scaled = growFloats(r.scaled, TB*GH)
-	scale := func(g []float64) {
+	r.scaled = grow(r.scaled, TB*GH)
+	scale := func(g []F) {
 		for row := 0; row < TB; row++ {
-			wi := w[row%B]
+			wi := F(w[row%B])
 			src, d := g[row*GH:(row+1)*GH], r.scaled[row*GH:(row+1)*GH]
 			for k, v := range src {
 				d[k] = wi * v

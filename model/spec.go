@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/confide-fl/confide/internal/linalg"
 )
 
 // Model types accepted in specs.
@@ -438,10 +440,13 @@ func badEach(bad func(string, ...any), err error) {
 	}
 }
 
-// build returns the layers of the spec (which must be valid).
-func (s Spec) build() ([]Layer, error) {
+// build returns the float64 layers of the spec (which must be valid).
+func (s Spec) build() ([]Layer, error) { return buildLayers[float64](s) }
+
+// buildLayers returns the layers of the spec (which must be valid) in precision F.
+func buildLayers[F linalg.Float](s Spec) ([]LayerOf[F], error) {
 	s = s.withDefaults()
-	var layers []Layer
+	var layers []LayerOf[F]
 	switch s.Type {
 	case TypeMLP:
 		in := s.Input
@@ -449,71 +454,71 @@ func (s Spec) build() ([]Layer, error) {
 			in = s.Features.OutDim()
 		}
 		if len(s.Embeddings) > 0 {
-			e := NewColumnEmbeddings(s.Input, s.Embeddings)
+			e := newColumnEmbeddings[F](s.Input, s.Embeddings)
 			layers = append(layers, e)
 			in = e.OutDim()
 		}
 		for _, h := range s.Hidden {
-			layers = append(layers, NewLinear(in, h, s.Init))
-			act, err := NewActivation(s.Activation)
+			layers = append(layers, newLinear[F](in, h, s.Init))
+			act, err := newActivation[F](s.Activation)
 			if err != nil {
 				return nil, err
 			}
 			layers = append(layers, act)
 			if s.Dropout > 0 {
-				layers = append(layers, &Dropout{P: s.Dropout})
+				layers = append(layers, &DropoutOf[F]{P: s.Dropout})
 			}
 			in = h
 		}
 		// The output layer feeds a softmax: Xavier suits it whatever the hidden activation.
-		layers = append(layers, NewLinear(in, s.Output, InitXavier))
+		layers = append(layers, newLinear[F](in, s.Output, InitXavier))
 	case TypeCNN:
-		return s.buildCNN()
+		return buildCNN[F](s)
 	case TypeRNN, TypeLSTM, TypeGRU:
-		layers = append(layers, NewEmbedding(s.Vocab, s.Embed))
+		layers = append(layers, newEmbedding[F](s.Vocab, s.Embed))
 		in := s.Embed
 		for _, h := range s.recurrentWidths() {
-			r := NewRecurrent(s.Cell, in, h)
+			r := newRecurrent[F](s.Cell, in, h)
 			r.Activation = s.Activation
 			layers = append(layers, r)
 			if s.Dropout > 0 {
-				layers = append(layers, &Dropout{P: s.Dropout})
+				layers = append(layers, &DropoutOf[F]{P: s.Dropout})
 			}
 			in = h
 		}
-		layers = append(layers, s.head(in)...)
+		layers = append(layers, head[F](s, in)...)
 	case TypeTransformer:
 		D := s.Embed
-		layers = append(layers, NewEmbedding(s.Vocab, D))
+		layers = append(layers, newEmbedding[F](s.Vocab, D))
 		if s.Positional == PosSinusoidal {
-			layers = append(layers, &SinusoidalPosition{Dim: D})
+			layers = append(layers, &SinusoidalPositionOf[F]{Dim: D})
 		} else {
-			layers = append(layers, &LearnedPosition{MaxLen: s.MaxLen, Dim: D})
+			layers = append(layers, &LearnedPositionOf[F]{MaxLen: s.MaxLen, Dim: D})
 		}
 		if s.Dropout > 0 {
-			layers = append(layers, &Dropout{P: s.Dropout})
+			layers = append(layers, &DropoutOf[F]{P: s.Dropout})
 		}
 		for range s.Layers {
-			blk, err := NewTransformerBlock(D, s.Heads, s.FF, s.Activation, s.Norm == NormPre, s.Causal, s.Dropout)
+			blk, err := newTransformerBlock[F](D, s.Heads, s.FF, s.Activation, s.Norm == NormPre, s.Causal, s.Dropout)
 			if err != nil {
 				return nil, err
 			}
 			layers = append(layers, blk)
 		}
 		if s.Norm == NormPre {
-			layers = append(layers, NewLayerNorm(D))
+			layers = append(layers, newLayerNorm[F](D))
 		}
-		layers = append(layers, s.head(D)...)
+		layers = append(layers, head[F](s, D)...)
 	}
 	return layers, nil
 }
 
 // head returns the output layers of a sequence model whose last hidden width is in.
-func (s Spec) head(in int) []Layer {
+func head[F linalg.Float](s Spec, in int) []LayerOf[F] {
 	if s.Task == TaskNextToken {
-		return []Layer{NewLinear(in, s.Vocab, InitXavier)}
+		return []LayerOf[F]{newLinear[F](in, s.Vocab, InitXavier)}
 	}
-	return []Layer{&Pool{Mode: s.Pooling}, NewLinear(in, s.Output, InitXavier)}
+	return []LayerOf[F]{&PoolOf[F]{Mode: s.Pooling}, newLinear[F](in, s.Output, InitXavier)}
 }
 
 // Limits bounds the model a spec may declare. Specs arrive from files and from a server's

@@ -1,6 +1,8 @@
 package model
 
-// TransformerBlock is one Transformer encoder layer over rows of width Dim: multi-head
+import "github.com/confide-fl/confide/internal/linalg"
+
+// TransformerBlockOf is one Transformer encoder layer over rows of width Dim: multi-head
 // self-attention and a position-wise feed-forward network Linear(Dim, FF)–act–Linear(FF,
 // Dim), each in a residual branch, with LayerNorm placed
 //   - post-norm (Vaswani et al. 2017, PyTorch's norm_first=False): x ← LN(x + Attn(x)),
@@ -10,39 +12,49 @@ package model
 //
 // Dropout, when P > 0, follows the attention and each feed-forward Linear, as in PyTorch.
 // Parameters are the sublayers', in the order they are applied.
-type TransformerBlock struct {
-	*Sequential
+type TransformerBlockOf[F linalg.Float] struct {
+	*SequentialOf[F]
 	PreNorm bool
 }
 
-var _ ParamLayer = (*TransformerBlock)(nil)
+// TransformerBlock is a float64 TransformerBlockOf.
+type TransformerBlock = TransformerBlockOf[float64]
+
+var (
+	_ ParamLayer            = (*TransformerBlock)(nil)
+	_ ParamLayerOf[float32] = (*TransformerBlockOf[float32])(nil)
+)
 
 // NewTransformerBlock returns an encoder block; act is relu or gelu.
 func NewTransformerBlock(dim, heads, ff int, act string, preNorm, causal bool, dropout float64) (*TransformerBlock, error) {
-	a1, err := NewActivation(act)
+	return newTransformerBlock[float64](dim, heads, ff, act, preNorm, causal, dropout)
+}
+
+func newTransformerBlock[F linalg.Float](dim, heads, ff int, act string, preNorm, causal bool, dropout float64) (*TransformerBlockOf[F], error) {
+	a1, err := newActivation[F](act)
 	if err != nil {
 		return nil, err
 	}
-	drop := func(layers ...Layer) []Layer {
+	drop := func(layers ...LayerOf[F]) []LayerOf[F] {
 		if dropout > 0 {
-			layers = append(layers, &Dropout{P: dropout})
+			layers = append(layers, &DropoutOf[F]{P: dropout})
 		}
 		return layers
 	}
-	attn := drop(NewMultiHeadAttention(dim, heads, causal))
+	attn := drop(newMultiHeadAttention[F](dim, heads, causal))
 	init1 := InitHe
 	if act != ActReLU && act != ActGELU {
 		init1 = InitXavier
 	}
-	ffn := append(drop(NewLinear(dim, ff, init1), a1), drop(NewLinear(ff, dim, InitXavier))...)
-	var layers []Layer
+	ffn := append(drop(newLinear[F](dim, ff, init1), a1), drop(newLinear[F](ff, dim, InitXavier))...)
+	var layers []LayerOf[F]
 	if preNorm {
-		layers = []Layer{
-			NewResidual(append([]Layer{NewLayerNorm(dim)}, attn...)...),
-			NewResidual(append([]Layer{NewLayerNorm(dim)}, ffn...)...),
+		layers = []LayerOf[F]{
+			newResidual(append([]LayerOf[F]{newLayerNorm[F](dim)}, attn...)...),
+			newResidual(append([]LayerOf[F]{newLayerNorm[F](dim)}, ffn...)...),
 		}
 	} else {
-		layers = []Layer{NewResidual(attn...), NewLayerNorm(dim), NewResidual(ffn...), NewLayerNorm(dim)}
+		layers = []LayerOf[F]{newResidual(attn...), newLayerNorm[F](dim), newResidual(ffn...), newLayerNorm[F](dim)}
 	}
-	return &TransformerBlock{Sequential: NewSequential(layers...), PreNorm: preNorm}, nil
+	return &TransformerBlockOf[F]{SequentialOf: newSequential(layers...), PreNorm: preNorm}, nil
 }

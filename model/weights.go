@@ -3,6 +3,9 @@ package model
 import (
 	"fmt"
 	"reflect"
+	"strings"
+
+	"github.com/confide-fl/confide/internal/linalg"
 )
 
 // WeightTensor is one weight matrix of a model: Rows×Cols values, row-major, at Offset in
@@ -53,35 +56,42 @@ func (m *Model) WeightTensors() []WeightTensor {
 }
 
 // layerWeights appends the weight tensors of layers, whose parameters start at off.
-func layerWeights(prefix string, off int, layers []Layer, dst []WeightTensor) []WeightTensor {
+func layerWeights[F linalg.Float](prefix string, off int, layers []LayerOf[F], dst []WeightTensor) []WeightTensor {
 	for i, l := range layers {
-		p, ok := l.(ParamLayer)
+		p, ok := l.(ParamLayerOf[F])
 		if !ok {
 			continue
 		}
 		if w, ok := l.(weightLayer); ok {
-			dst = w.weights(fmt.Sprintf("%s%d:%s", prefix, i, reflect.TypeOf(l).Elem().Name()), off, dst)
+			dst = w.weights(fmt.Sprintf("%s%d:%s", prefix, i, LayerName(l)), off, dst)
 		}
 		off += p.NumParams()
 	}
 	return dst
 }
 
-func (l *Linear) weights(name string, off int, dst []WeightTensor) []WeightTensor {
+// LayerName is the name of a layer's type without its precision: Linear for a *Linear
+// (*LinearOf[float64]) or a *LinearOf[float32]. Weight tensor names use it.
+func LayerName(l any) string {
+	name, _, _ := strings.Cut(reflect.TypeOf(l).Elem().Name(), "[")
+	return strings.TrimSuffix(name, "Of")
+}
+
+func (l *LinearOf[F]) weights(name string, off int, dst []WeightTensor) []WeightTensor {
 	return append(dst, WeightTensor{Name: name, Offset: off, Rows: l.In, Cols: l.Out})
 }
 
-func (e *Embedding) weights(name string, off int, dst []WeightTensor) []WeightTensor {
+func (e *EmbeddingOf[F]) weights(name string, off int, dst []WeightTensor) []WeightTensor {
 	return append(dst, WeightTensor{Name: name, Offset: off, Rows: e.Vocab, Cols: e.Dim, ChannelRows: true})
 }
 
-func (r *Recurrent) weights(name string, off int, dst []WeightTensor) []WeightTensor {
+func (r *RecurrentOf[F]) weights(name string, off int, dst []WeightTensor) []WeightTensor {
 	GH := r.numGates() * r.Hidden
 	return append(dst,
 		WeightTensor{Name: name + ".W_ih", Offset: off, Rows: r.In, Cols: GH},
 		WeightTensor{Name: name + ".W_hh", Offset: off + r.In*GH, Rows: r.Hidden, Cols: GH})
 }
 
-func (s *Sequential) weights(name string, off int, dst []WeightTensor) []WeightTensor {
+func (s *SequentialOf[F]) weights(name string, off int, dst []WeightTensor) []WeightTensor {
 	return layerWeights(name+"/", off, s.Layers, dst)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"reflect"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -118,7 +117,7 @@ func inspect(f *modelFile) inspectResult {
 		}
 		n := p.NumParams()
 		z := zeros(m.Params[off : off+n])
-		res.Layers = append(res.Layers, layerStats{Layer: reflect.TypeOf(l).Elem().Name(), Params: n, ZeroParams: z, Sparsity: frac(z, n)})
+		res.Layers = append(res.Layers, layerStats{Layer: model.LayerName(l), Params: n, ZeroParams: z, Sparsity: frac(z, n)})
 		off += n
 	}
 	return res
