@@ -35,21 +35,48 @@ func applyT[T Float](op elementwiseOp, dst, src []T) {
 }
 
 // apply32Fast is this platform's vectorised float32 elementwise kernel (nil where there is
-// none): it handles the longest prefix it can and returns its length, as vector does.
+// none): eight values at a time, it handles the longest prefix it can and returns its
+// length, as vector does.
 var apply32Fast func(op elementwiseOp, dst, src []float32) int
 
 // apply32 is apply for float32: the vector kernel where there is one, else the float64
 // function of each value rounded to float32.
 func apply32(op elementwiseOp, dst, src []float32) {
-	if apply32Fast != nil {
-		n := apply32Fast(op, dst, src)
-		dst, src = dst[n:], src[n:]
+	if apply32Fast == nil {
+		scalar(op, dst, src)
+		return
 	}
-	var buf [1]float64
-	for i, v := range src {
-		buf[0] = float64(v)
-		scalar(op, buf[:], buf[:])
-		dst[i] = float32(buf[0])
+	applyVector(op, dst, src, 8, apply32Fast)
+}
+
+// applyVector runs kernel, which handles the longest prefix of whole groups of lanes (≤ 8)
+// values it can and returns its length, over src. A short tail goes through the kernel
+// padded to a group, and a group the kernel refuses goes one value at a time, so that a
+// value's result never depends on its position; only the values the kernel refuses alone go
+// to the math package.
+func applyVector[T Float](op elementwiseOp, dst, src []T, lanes int, kernel func(op elementwiseOp, dst, src []T) int) {
+	for len(src) > 0 {
+		n := kernel(op, dst, src)
+		dst, src = dst[n:], src[n:]
+		if len(src) == 0 {
+			return
+		}
+		g := min(lanes, len(src))
+		var buf [8]T
+		copy(buf[:], src[:g])
+		if kernel(op, buf[:lanes], buf[:lanes]) == lanes {
+			copy(dst[:g], buf[:g])
+		} else {
+			for i, v := range src[:g] {
+				one := [8]T{v}
+				if kernel(op, one[:lanes], one[:lanes]) == lanes {
+					dst[i] = one[0]
+				} else {
+					scalar(op, dst[i:i+1], src[i:i+1])
+				}
+			}
+		}
+		dst, src = dst[g:], src[g:]
 	}
 }
 
@@ -62,19 +89,21 @@ func SigmoidScalar(x float64) float64 {
 	return e / (1 + e)
 }
 
-func scalar(op elementwiseOp, dst, src []float64) {
+// scalar applies the math package's function in float64 (for float32, rounding each result
+// once to float32).
+func scalar[T Float](op elementwiseOp, dst, src []T) {
 	switch op {
 	case opExp:
 		for i, v := range src {
-			dst[i] = math.Exp(v)
+			dst[i] = T(math.Exp(float64(v)))
 		}
 	case opSigmoid:
 		for i, v := range src {
-			dst[i] = SigmoidScalar(v)
+			dst[i] = T(SigmoidScalar(float64(v)))
 		}
 	case opTanh:
 		for i, v := range src {
-			dst[i] = math.Tanh(v)
+			dst[i] = T(math.Tanh(float64(v)))
 		}
 	}
 }

@@ -246,116 +246,203 @@ GLOBL bias<>(SB), RODATA|NOPTR, $32
 	VFMADD213PD  one<>(SB), X, T2;    \
 	VMULPD       T1, T2, X
 
+// MAP is the loop of a kernel over groups of LANES values of SIZE bytes: CHECK sets Y4 to
+// the lanes of Y0 it handles (MOVMSK takes their mask), BODY maps Y0, clobbering Y1–Y3 and
+// Y5–Y8. It stops before the first group with a lane CHECK refuses and returns the number
+// of values written.
+#define MAP(SIZE, LANES, MOVMSK, CHECK, BODY) \
+	MOVQ dst_base+0(FP), DI;        \
+	MOVQ src_base+24(FP), SI;       \
+	MOVQ src_len+32(FP), CX;        \
+	ANDQ $-LANES, CX;               \
+	XORQ AX, AX;                    \
+loop:                               \
+	CMPQ    AX, CX;                 \
+	JGE     done;                   \
+	VMOVUPS (SI)(AX*SIZE), Y0;      \
+	CHECK;                          \
+	MOVMSK  Y4, BX;                 \
+	CMPQ    BX, $((1<<LANES)-1);    \
+	JNE     done;                   \
+	BODY;                           \
+	VMOVUPS Y0, (DI)(AX*SIZE);      \
+	ADDQ    $LANES, AX;             \
+	JMP     loop;                   \
+done:                               \
+	MOVQ AX, ret+48(FP);            \
+	VZEROUPPER;                     \
+	RET
+
+#define EXPCHECK \
+	VCMPPD $0x1d, explo<>(SB), Y0, Y4; \
+	VCMPPD $0x12, exphi<>(SB), Y0, Y5; \
+	VANDPD Y4, Y5, Y4
+
+#define EXPBODY EXP(Y0, Y1, Y2)
+
 // func expAVX2(dst, src []float64) int
 TEXT ·expAVX2(SB), NOSPLIT, $0-56
-	MOVQ dst_base+0(FP), DI
-	MOVQ src_base+24(FP), SI
-	MOVQ src_len+32(FP), CX
-	ANDQ $-4, CX
-	XORQ AX, AX
-
-exploop:
-	CMPQ      AX, CX
-	JGE       expdone
-	VMOVUPD   (SI)(AX*8), Y0
-	VCMPPD    $0x1d, explo<>(SB), Y0, Y4
-	VCMPPD    $0x12, exphi<>(SB), Y0, Y5
-	VANDPD    Y4, Y5, Y4
-	VMOVMSKPD Y4, BX
-	CMPQ      BX, $15
-	JNE       expdone
-	EXP(Y0, Y1, Y2)
-	VMOVUPD   Y0, (DI)(AX*8)
-	ADDQ      $4, AX
-	JMP       exploop
-
-expdone:
-	MOVQ AX, ret+48(FP)
-	VZEROUPPER
-	RET
+	MAP(8, 4, VMOVMSKPD, EXPCHECK, EXPBODY)
 
 // sigmoid(x) = 1/(1 + exp(−x)); for x > 708 exp(−x) is clamped to exp(−708), which gives 1
 // as the exact result rounds to.
-//
+#define SIGCHECK VCMPPD $0x1d, explo<>(SB), Y0, Y4
+
+#define SIGMOID \
+	VXORPD  signbit<>(SB), Y0, Y0; \
+	VMAXPD  explo<>(SB), Y0, Y0;   \
+	EXP(Y0, Y1, Y2);               \
+	VADDPD  one<>(SB), Y0, Y0;     \
+	VMOVUPD one<>(SB), Y1;         \
+	VDIVPD  Y0, Y1, Y0
+
 // func sigmoidAVX2(dst, src []float64) int
 TEXT ·sigmoidAVX2(SB), NOSPLIT, $0-56
-	MOVQ dst_base+0(FP), DI
-	MOVQ src_base+24(FP), SI
-	MOVQ src_len+32(FP), CX
-	ANDQ $-4, CX
-	XORQ AX, AX
-
-sigloop:
-	CMPQ      AX, CX
-	JGE       sigdone
-	VMOVUPD   (SI)(AX*8), Y0
-	VCMPPD    $0x1d, explo<>(SB), Y0, Y4
-	VMOVMSKPD Y4, BX
-	CMPQ      BX, $15
-	JNE       sigdone
-	VXORPD    signbit<>(SB), Y0, Y0
-	VMAXPD    explo<>(SB), Y0, Y0
-	EXP(Y0, Y1, Y2)
-	VADDPD    one<>(SB), Y0, Y0
-	VMOVUPD   one<>(SB), Y1
-	VDIVPD    Y0, Y1, Y0
-	VMOVUPD   Y0, (DI)(AX*8)
-	ADDQ      $4, AX
-	JMP       sigloop
-
-sigdone:
-	MOVQ AX, ret+48(FP)
-	VZEROUPPER
-	RET
+	MAP(8, 4, VMOVMSKPD, SIGCHECK, SIGMOID)
 
 // tanh as Go's math.Tanh computes it (Cephes): for |x| ≥ 0.625, sign(x)·(e − 1)/(e + 1) with
 // e = exp(2|x|) (2|x| clamped to 88, beyond which the result is ±1 in float64); below,
 // x + x·s·P(s)/Q(s) with s = x², written as (x·Q + x·s·P)/Q so both branches share one
-// division.
-//
+// division. Only NaN is refused.
+#define TANHCHECK VCMPPD $0x07, Y0, Y0, Y4
+
+#define TANH \
+	VANDPD      absmask<>(SB), Y0, Y1;    \
+	VCMPPD      $0x1d, c0625<>(SB), Y1, Y6; \
+	VADDPD      Y1, Y1, Y2;               \
+	VMINPD      c88<>(SB), Y2, Y2;        \
+	EXP(Y2, Y3, Y5);                      \
+	VSUBPD      one<>(SB), Y2, Y3;        \
+	VADDPD      one<>(SB), Y2, Y2;        \
+	VANDPD      signbit<>(SB), Y0, Y5;    \
+	VXORPD      Y5, Y3, Y3;               \
+	VMULPD      Y0, Y0, Y1;               \
+	VMOVUPD     tp0<>(SB), Y5;            \
+	VFMADD213PD tp1<>(SB), Y1, Y5;        \
+	VFMADD213PD tp2<>(SB), Y1, Y5;        \
+	VADDPD      tq0<>(SB), Y1, Y7;        \
+	VFMADD213PD tq1<>(SB), Y1, Y7;        \
+	VFMADD213PD tq2<>(SB), Y1, Y7;        \
+	VMULPD      Y0, Y1, Y1;               \
+	VMULPD      Y0, Y7, Y8;               \
+	VFMADD231PD Y5, Y1, Y8;               \
+	VBLENDVPD   Y6, Y3, Y8, Y3;           \
+	VBLENDVPD   Y6, Y2, Y7, Y2;           \
+	VDIVPD      Y2, Y3, Y0
+
 // func tanhAVX2(dst, src []float64) int
 TEXT ·tanhAVX2(SB), NOSPLIT, $0-56
-	MOVQ dst_base+0(FP), DI
-	MOVQ src_base+24(FP), SI
-	MOVQ src_len+32(FP), CX
-	ANDQ $-4, CX
-	XORQ AX, AX
+	MAP(8, 4, VMOVMSKPD, TANHCHECK, TANH)
 
-tanhloop:
-	CMPQ        AX, CX
-	JGE         tanhdone
-	VMOVUPD     (SI)(AX*8), Y0
-	VCMPPD      $0x07, Y0, Y0, Y4
-	VMOVMSKPD   Y4, BX
-	CMPQ        BX, $15
-	JNE         tanhdone
-	VANDPD      absmask<>(SB), Y0, Y1
-	VCMPPD      $0x1d, c0625<>(SB), Y1, Y6
-	VADDPD      Y1, Y1, Y2
-	VMINPD      c88<>(SB), Y2, Y2
-	EXP(Y2, Y3, Y5)
-	VSUBPD      one<>(SB), Y2, Y3
-	VADDPD      one<>(SB), Y2, Y2
-	VANDPD      signbit<>(SB), Y0, Y5
-	VXORPD      Y5, Y3, Y3
-	VMULPD      Y0, Y0, Y1
-	VMOVUPD     tp0<>(SB), Y5
-	VFMADD213PD tp1<>(SB), Y1, Y5
-	VFMADD213PD tp2<>(SB), Y1, Y5
-	VADDPD      tq0<>(SB), Y1, Y7
-	VFMADD213PD tq1<>(SB), Y1, Y7
-	VFMADD213PD tq2<>(SB), Y1, Y7
-	VMULPD      Y0, Y1, Y1
-	VMULPD      Y0, Y7, Y8
-	VFMADD231PD Y5, Y1, Y8
-	VBLENDVPD   Y6, Y3, Y8, Y3
-	VBLENDVPD   Y6, Y2, Y7, Y2
-	VDIVPD      Y2, Y3, Y0
-	VMOVUPD     Y0, (DI)(AX*8)
-	ADDQ        $4, AX
-	JMP         tanhloop
+// The float32 kernels: eight lanes at a time, after Cephes' expf and tanhf (Moshier 1992):
+// exp(x) = 2^k·exp(r) with k = round(x/ln 2), r = x − k·C1 − k·C2 (C1 = 0.693359375 exact
+// in 9 bits, so k·C1 is exact), |r| ≤ ln(2)/2, and exp(r) = 1 + r + r²·P(r) with Cephes'
+// degree-5 P (relative error below 2^-24 on the reduction range), computed as
+// 1 + r·(1 + r·P(r)) with fused multiply-adds. exp handles [−87, 88], where both exp(x) and
+// 2^k are normal float32 values; sigmoid, x ≥ −87. Each function stops before the first
+// group of eight that holds an input it does not handle, as the float64 ones do (MAP).
 
-tanhdone:
-	MOVQ AX, ret+48(FP)
-	VZEROUPPER
-	RET
+#define CONST8(NAME, BITS) \
+	DATA NAME<>+0(SB)/4, $BITS; DATA NAME<>+4(SB)/4, $BITS; DATA NAME<>+8(SB)/4, $BITS;   \
+	DATA NAME<>+12(SB)/4, $BITS; DATA NAME<>+16(SB)/4, $BITS; DATA NAME<>+20(SB)/4, $BITS; \
+	DATA NAME<>+24(SB)/4, $BITS; DATA NAME<>+28(SB)/4, $BITS;                              \
+	GLOBL NAME<>(SB), RODATA|NOPTR, $32
+
+CONST8(log2ef, 0x3fb8aa3b)  // log2(e)
+CONST8(ln2hif, 0x3f318000)  // C1 = 0.693359375
+CONST8(ln2lof, 0xb95e8083)  // C2 = −2.12194440e-4, ln 2 − C1
+CONST8(expp0f, 0x39506967)  // 1.9875691500e-4
+CONST8(expp1f, 0x3ab743ce)  // 1.3981999507e-3
+CONST8(expp2f, 0x3c088908)  // 8.3334519073e-3
+CONST8(expp3f, 0x3d2aa9c1)  // 4.1665795894e-2
+CONST8(expp4f, 0x3e2aaaaa)  // 1.6666665459e-1
+CONST8(expp5f, 0x3f000000)  // 5.0000001201e-1 (0.5 in float32)
+CONST8(biasf, 0x0000007f)   // exponent bias 127 (integer)
+CONST8(onef, 0x3f800000)    // 1
+CONST8(explof, 0xc2ae0000)  // −87
+CONST8(exphif, 0x42b00000)  // 88
+CONST8(c0625f, 0x3f200000)  // 0.625
+CONST8(c20f, 0x41a00000)    // 20
+CONST8(signf, 0x80000000)   // sign bit
+CONST8(absf, 0x7fffffff)    // all but the sign bit
+CONST8(tanhp0f, 0xbbbaf0ea) // −5.70498872745e-3
+CONST8(tanhp1f, 0x3ca9134e) // 2.06390887954e-2
+CONST8(tanhp2f, 0xbd5c1e2d) // −5.37397155531e-2
+CONST8(tanhp3f, 0x3e088393) // 1.33314422036e-1
+CONST8(tanhp4f, 0xbeaaaa99) // −3.33332819422e-1
+
+// EXP32 sets X to exp(X), for X in [−87, 88]; T1 and T2 are clobbered.
+#define EXP32(X, T1, T2) \
+	VMULPS       log2ef<>(SB), X, T1; \
+	VROUNDPS     $0, T1, T1;          \
+	VFNMADD231PS ln2hif<>(SB), T1, X; \
+	VFNMADD231PS ln2lof<>(SB), T1, X; \
+	VCVTPS2DQ    T1, T1;              \
+	VPADDD       biasf<>(SB), T1, T1; \
+	VPSLLD       $23, T1, T1;         \
+	VMOVUPS      expp0f<>(SB), T2;    \
+	VFMADD213PS  expp1f<>(SB), X, T2; \
+	VFMADD213PS  expp2f<>(SB), X, T2; \
+	VFMADD213PS  expp3f<>(SB), X, T2; \
+	VFMADD213PS  expp4f<>(SB), X, T2; \
+	VFMADD213PS  expp5f<>(SB), X, T2; \
+	VFMADD213PS  onef<>(SB), X, T2;   \
+	VFMADD213PS  onef<>(SB), X, T2;   \
+	VMULPS       T1, T2, X
+
+#define EXPCHECK32 \
+	VCMPPS $0x1d, explof<>(SB), Y0, Y4; \
+	VCMPPS $0x12, exphif<>(SB), Y0, Y5; \
+	VANDPS Y4, Y5, Y4
+
+#define EXPBODY32 EXP32(Y0, Y1, Y2)
+
+// func exp32AVX2(dst, src []float32) int
+TEXT ·exp32AVX2(SB), NOSPLIT, $0-56
+	MAP(4, 8, VMOVMSKPS, EXPCHECK32, EXPBODY32)
+
+// sigmoid(x) = 1/(1 + exp(−x)); for x > 87 exp(−x) is clamped to exp(−87), which gives 1
+// as the exact result rounds to.
+#define SIGCHECK32 VCMPPS $0x1d, explof<>(SB), Y0, Y4
+
+#define SIGMOID32 \
+	VXORPS  signf<>(SB), Y0, Y0;  \
+	VMAXPS  explof<>(SB), Y0, Y0; \
+	EXP32(Y0, Y1, Y2);            \
+	VADDPS  onef<>(SB), Y0, Y0;   \
+	VMOVUPS onef<>(SB), Y1;       \
+	VDIVPS  Y0, Y1, Y0
+
+// func sigmoid32AVX2(dst, src []float32) int
+TEXT ·sigmoid32AVX2(SB), NOSPLIT, $0-56
+	MAP(4, 8, VMOVMSKPS, SIGCHECK32, SIGMOID32)
+
+// tanh as Cephes' tanhf: for |x| ≥ 0.625, sign(x)·(e − 1)/(e + 1) with e = exp(2|x|) (2|x|
+// clamped to 20, beyond which the result is ±1 in float32); below, x + x·z·P(z) with z = x²
+// and P of degree 4. Only NaN is refused.
+#define TANHCHECK32 VCMPPS $0x07, Y0, Y0, Y4
+
+#define TANH32 \
+	VANDPS      absf<>(SB), Y0, Y1;          \
+	VCMPPS      $0x1d, c0625f<>(SB), Y1, Y6; \
+	VADDPS      Y1, Y1, Y2;                  \
+	VMINPS      c20f<>(SB), Y2, Y2;          \
+	EXP32(Y2, Y3, Y5);                       \
+	VSUBPS      onef<>(SB), Y2, Y3;          \
+	VADDPS      onef<>(SB), Y2, Y2;          \
+	VANDPS      signf<>(SB), Y0, Y5;         \
+	VXORPS      Y5, Y3, Y3;                  \
+	VDIVPS      Y2, Y3, Y3;                  \
+	VMULPS      Y0, Y0, Y1;                  \
+	VMOVUPS     tanhp0f<>(SB), Y5;           \
+	VFMADD213PS tanhp1f<>(SB), Y1, Y5;       \
+	VFMADD213PS tanhp2f<>(SB), Y1, Y5;       \
+	VFMADD213PS tanhp3f<>(SB), Y1, Y5;       \
+	VFMADD213PS tanhp4f<>(SB), Y1, Y5;       \
+	VMULPS      Y1, Y5, Y5;                  \
+	VFMADD213PS Y0, Y0, Y5;                  \
+	VBLENDVPS   Y6, Y3, Y5, Y0
+
+// func tanh32AVX2(dst, src []float32) int
+TEXT ·tanh32AVX2(SB), NOSPLIT, $0-56
+	MAP(4, 8, VMOVMSKPS, TANHCHECK32, TANH32)
