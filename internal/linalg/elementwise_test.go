@@ -178,6 +178,11 @@ func benchElementwise[T Float](b *testing.B, f elementwiseFunc) {
 // is summed top to bottom whatever the split), for shapes that split across workers and
 // shapes that do not.
 func TestRowOps(t *testing.T) {
+	t.Run("float64", testRowOps[float64])
+	t.Run("float32", testRowOps[float32])
+}
+
+func testRowOps[T Float](t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, s := range [][2]int{{3, 5}, {600, 300}, {2048, 10}, {9, 20000}} {
 		for _, workers := range []int{1, 3} {
@@ -186,15 +191,15 @@ func TestRowOps(t *testing.T) {
 				Workers = workers
 				defer func() { Workers = old }()
 				m, n := s[0], s[1]
-				x, v := randSlice(r, m*n), randSlice(r, n)
-				got, want := append([]float64(nil), x...), append([]float64(nil), x...)
+				x, v := randT[T](r, m*n), randT[T](r, n)
+				got, want := append([]T(nil), x...), append([]T(nil), x...)
 				AddRowVector(got, m, n, v)
 				for i := 0; i < m; i++ {
 					for j := 0; j < n; j++ {
 						want[i*n+j] += v[j]
 					}
 				}
-				sums, wantSums := append([]float64(nil), v...), append([]float64(nil), v...)
+				sums, wantSums := append([]T(nil), v...), append([]T(nil), v...)
 				SumRows(sums, x, m, n)
 				for i := 0; i < m; i++ {
 					for j := 0; j < n; j++ {
