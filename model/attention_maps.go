@@ -14,7 +14,7 @@ func (m *Model) AttentionWeights(in *Input) ([][][][]float64, error) {
 		return nil, err
 	}
 	m.batch.Grad = true // attention keeps its weights only for a backward pass
-	m.forward()
+	m.forward64()
 	b := &m.batch
 	cores := attentionCores(m.layers, nil)
 	w := make([][][][]float64, len(cores))

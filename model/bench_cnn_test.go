@@ -1,32 +1,27 @@
 package model
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"testing"
 )
 
 // BenchmarkTrainStepCNN measures one SGD step of the reference CNN; examples/s compares
 // with `pytorch_reference.py cnn 2 float64`.
-func BenchmarkTrainStepCNN(b *testing.B) {
-	for _, batch := range []int{64, 256} {
-		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
-			m, in, tg := benchDense(b, referenceCNN(), batch)
-			runTrainSteps(b, m, in, tg, 0.01)
-		})
-	}
+func BenchmarkTrainStepCNN(b *testing.B) { benchDenseSteps(b, referenceCNN(), Float64, runTrainSteps) }
+
+// BenchmarkTrainStepCNNFloat32 is BenchmarkTrainStepCNN with the layer math in float32.
+func BenchmarkTrainStepCNNFloat32(b *testing.B) {
+	benchDenseSteps(b, referenceCNN(), Float32, runTrainSteps)
 }
 
 // BenchmarkGhostStepCNN measures the per-example part of a DP-SGD step of the reference
 // CNN: per-example norms (formed for the first convolution, Gram form for the second) and
 // the weighted gradient sum.
-func BenchmarkGhostStepCNN(b *testing.B) {
-	for _, batch := range []int{64, 256} {
-		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
-			m, in, tg := benchDense(b, referenceCNN(), batch)
-			runGhostSteps(b, m, in, tg, 0.01)
-		})
-	}
+func BenchmarkGhostStepCNN(b *testing.B) { benchDenseSteps(b, referenceCNN(), Float64, runGhostSteps) }
+
+// BenchmarkGhostStepCNNFloat32 is BenchmarkGhostStepCNN with the layer math in float32.
+func BenchmarkGhostStepCNNFloat32(b *testing.B) {
+	benchDenseSteps(b, referenceCNN(), Float32, runGhostSteps)
 }
 
 // BenchmarkConv2D times the reference CNN's convolutions alone, batch 64: forward (unfold

@@ -32,24 +32,42 @@ func benchSeq(b *testing.B, spec Spec, batch, T int) (*Model, *Input, Targets) {
 	return m, in, tg
 }
 
-func benchTrainStep(b *testing.B, spec Spec, T int) {
+func benchTrainStep(b *testing.B, spec Spec, T int, p Precision) {
 	m, in, tg := benchSeq(b, spec, 32, T)
+	setPrecision(b, m, p)
 	runTrainSteps(b, m, in, tg, 0.05)
 }
 
-func benchGhostStep(b *testing.B, spec Spec, T int) {
+func benchGhostStep(b *testing.B, spec Spec, T int, p Precision) {
 	m, in, tg := benchSeq(b, spec, 32, T)
+	setPrecision(b, m, p)
 	runGhostSteps(b, m, in, tg, 0.05)
 }
 
 // BenchmarkTrainStepLSTM is one SGD step of pytorch_reference.py's lstm128.
-func BenchmarkTrainStepLSTM(b *testing.B) { benchTrainStep(b, benchLSTMSpec, 80) }
+func BenchmarkTrainStepLSTM(b *testing.B) { benchTrainStep(b, benchLSTMSpec, 80, Float64) }
+
+// BenchmarkTrainStepLSTMFloat32 is BenchmarkTrainStepLSTM with the layer math in float32.
+func BenchmarkTrainStepLSTMFloat32(b *testing.B) { benchTrainStep(b, benchLSTMSpec, 80, Float32) }
 
 // BenchmarkTrainStepTransformer is one SGD step of pytorch_reference.py's tfm.
-func BenchmarkTrainStepTransformer(b *testing.B) { benchTrainStep(b, benchTfmSpec, 64) }
+func BenchmarkTrainStepTransformer(b *testing.B) { benchTrainStep(b, benchTfmSpec, 64, Float64) }
+
+// BenchmarkTrainStepTransformerFloat32 is BenchmarkTrainStepTransformer in float32.
+func BenchmarkTrainStepTransformerFloat32(b *testing.B) {
+	benchTrainStep(b, benchTfmSpec, 64, Float32)
+}
 
 // BenchmarkGhostStepLSTM is the per-example part of a DP-SGD step (ghost norms, weighted sum).
-func BenchmarkGhostStepLSTM(b *testing.B) { benchGhostStep(b, benchLSTMSpec, 80) }
+func BenchmarkGhostStepLSTM(b *testing.B) { benchGhostStep(b, benchLSTMSpec, 80, Float64) }
+
+// BenchmarkGhostStepLSTMFloat32 is BenchmarkGhostStepLSTM in float32.
+func BenchmarkGhostStepLSTMFloat32(b *testing.B) { benchGhostStep(b, benchLSTMSpec, 80, Float32) }
 
 // BenchmarkGhostStepTransformer is the per-example part of a DP-SGD step.
-func BenchmarkGhostStepTransformer(b *testing.B) { benchGhostStep(b, benchTfmSpec, 64) }
+func BenchmarkGhostStepTransformer(b *testing.B) { benchGhostStep(b, benchTfmSpec, 64, Float64) }
+
+// BenchmarkGhostStepTransformerFloat32 is BenchmarkGhostStepTransformer in float32.
+func BenchmarkGhostStepTransformerFloat32(b *testing.B) {
+	benchGhostStep(b, benchTfmSpec, 64, Float32)
+}

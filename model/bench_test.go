@@ -6,10 +6,8 @@ import (
 	"testing"
 )
 
-// benchMLP returns the reference MLP 784-256-128-10 and a synthetic batch.
-func benchMLP(b *testing.B, batch int) (*Model, *Input, Targets) {
-	return benchDense(b, Spec{Type: TypeMLP, Input: 784, Hidden: []int{256, 128}, Output: 10}, batch)
-}
+// benchMLPSpec is the reference MLP 784-256-128-10.
+var benchMLPSpec = Spec{Type: TypeMLP, Input: 784, Hidden: []int{256, 128}, Output: 10}
 
 // benchDense returns the model of a dense spec and a batch of uniform random inputs and
 // classes.
@@ -32,23 +30,38 @@ func benchDense(b *testing.B, spec Spec, batch int) (*Model, *Input, Targets) {
 
 // BenchmarkTrainStepMLP measures one SGD step (forward, backward, update) of the reference
 // MLP, the shape pytorch_reference.py uses; examples/s is the number to compare.
-func BenchmarkTrainStepMLP(b *testing.B) {
-	for _, batch := range []int{64, 256} {
-		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
-			m, in, tg := benchMLP(b, batch)
-			runTrainSteps(b, m, in, tg, 0.01)
-		})
-	}
+func BenchmarkTrainStepMLP(b *testing.B) { benchDenseSteps(b, benchMLPSpec, Float64, runTrainSteps) }
+
+// BenchmarkTrainStepMLPFloat32 is BenchmarkTrainStepMLP with the layer math in float32.
+func BenchmarkTrainStepMLPFloat32(b *testing.B) {
+	benchDenseSteps(b, benchMLPSpec, Float32, runTrainSteps)
 }
 
 // BenchmarkGhostStepMLP measures the per-example part of a DP-SGD step: ghost norms plus the
 // weighted gradient sum (noise and the update are the dp package's).
-func BenchmarkGhostStepMLP(b *testing.B) {
+func BenchmarkGhostStepMLP(b *testing.B) { benchDenseSteps(b, benchMLPSpec, Float64, runGhostSteps) }
+
+// BenchmarkGhostStepMLPFloat32 is BenchmarkGhostStepMLP with the layer math in float32.
+func BenchmarkGhostStepMLPFloat32(b *testing.B) {
+	benchDenseSteps(b, benchMLPSpec, Float32, runGhostSteps)
+}
+
+// benchDenseSteps times steps of the model of a dense spec in precision p at batches 64
+// and 256.
+func benchDenseSteps(b *testing.B, spec Spec, p Precision, steps func(*testing.B, *Model, *Input, Targets, float64)) {
 	for _, batch := range []int{64, 256} {
 		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
-			m, in, tg := benchMLP(b, batch)
-			runGhostSteps(b, m, in, tg, 0.01)
+			m, in, tg := benchDense(b, spec, batch)
+			setPrecision(b, m, p)
+			steps(b, m, in, tg, 0.01)
 		})
+	}
+}
+
+// setPrecision sets m's precision or fails the benchmark.
+func setPrecision(b *testing.B, m *Model, p Precision) {
+	if err := m.SetPrecision(p); err != nil {
+		b.Fatal(err)
 	}
 }
 

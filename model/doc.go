@@ -7,7 +7,14 @@
 //     (Model.Params) and its gradients in another of the same length (Model.Grads); every
 //     layer holds views into both. Federated updates, clipping, noise, encryption and
 //     checkpoints all work on these vectors.
-//   - Numbers are float64. Layer math goes through the kernels of internal/linalg.
+//   - Parameters are float64; layer math runs in the model's Precision. Params, Grads,
+//     optimisers and everything outside the package see float64 vectors. The layers are
+//     generic over linalg.Float (LinearOf[F], …; Linear is LinearOf[float64]) and go
+//     through the kernels of internal/linalg. A model in Float32 (SetPrecision) also builds
+//     its spec's float32 network, which every training and evaluation pass runs on: Params
+//     rounded in, the float32 gradients added to Grads after (float64 master weights).
+//     Losses, per-example norms and their weights are float64 in both. Gradient checks
+//     run in float64; float32 is checked against it (precision_test.go).
 //   - Backprop is explicit: Forward caches what Backward needs; Backward returns the input
 //     gradient and accumulates parameter gradients. Every layer and loss is checked against
 //     finite differences in the tests.
@@ -82,13 +89,14 @@
 //
 // Main types: Spec (the declarative architecture: mlp, cnn, rnn, lstm, gru, transformer;
 // EmbeddingSpec for an mlp's embedded categorical columns), Model,
-// Layer and ParamLayer, Batch (the shape and mode of one forward pass), Optimizer (SGD,
+// Layer and ParamLayer (LayerOf and ParamLayerOf in a precision), Precision, Batch (the
+// shape and mode of one forward pass), Optimizer (SGD,
 // Adam), FeatureSpec, Features and Scattering (the feature stage), Decoder (incremental
 // decoding with a KV cache). Layers: Linear, Activation, Dropout, Embedding, ColumnEmbeddings, LearnedPosition,
 // SinusoidalPosition, LayerNorm, Conv2D, Pool2D, GroupNorm, Flatten, Attention, MultiHeadAttention, Recurrent (vanilla, LSTM,
 // GRU), Pool, Residual, Sequential, TransformerBlock. Compression: WeightTensor, Mask,
 // Quantization. Model files: Save, Load (format version 3: spec, Meta — class names, input
-// normalisation, tokenizer, provenance —, the quantisation and the parameters, as float64
+// normalisation, tokenizer, provenance, compute precision —, the quantisation and the parameters, as float64
 // or int8, checksummed; a float64 model without a mask is written as version 2, and
 // version-1 files, without Meta, still load).
 // Programmer errors inside the package (shape mismatches) panic; anything read from a file,

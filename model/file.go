@@ -23,7 +23,7 @@ import (
 //	spec     specLen bytes of JSON (Spec)
 //	metaLen  uint32   length of the metadata JSON (≤ Limits.MaxMetaBytes)
 //	meta     metaLen bytes of JSON (Meta: class names, input normalisation, tokenizer,
-//	         provenance)
+//	         provenance, the precision the layer math ran in when not float64)
 //	quantLen uint32   length of the quantisation JSON (≤ 1 MiB; 0 for float64 parameters)
 //	quant    quantLen bytes of JSON (Quantization: precision, activations, the tensors)
 //	n        uint64   number of parameters
@@ -64,7 +64,9 @@ func (m *Model) FileVersion() uint32 {
 // refuses does not load, and a non-finite number in the metadata, which JSON cannot hold,
 // is a programming error that panics.
 func (m *Model) Marshal() []byte {
-	spec, meta := m.Spec.JSON(), m.Meta.JSON()
+	md := m.Meta
+	md.ComputePrecision = m.precision
+	spec, meta := m.Spec.JSON(), md.JSON()
 	version := m.FileVersion()
 	var quant []byte
 	if m.quant != nil {
@@ -258,6 +260,7 @@ func (l Limits) Unmarshal(data []byte) (*Model, error) {
 		m.setQuant(quant)
 	}
 	m.ApplyMask() // a pruned parameter reads as zero, whatever (noise, rounding) it holds
+	m.precision, meta.ComputePrecision = meta.ComputePrecision, Float64
 	m.Meta = meta
 	return m, nil
 }

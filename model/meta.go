@@ -30,6 +30,11 @@ type Meta struct {
 	// (data.Schema's JSON, without paths): how raw rows become its inputs, with the
 	// normalisation statistics given or estimated by the federation's statistics round.
 	Dataset json.RawMessage `json:"dataset,omitempty"`
+	// ComputePrecision is the precision the model's layer math ran in (Model.SetPrecision):
+	// float32, or float64, which files without it were trained in. Marshal writes the
+	// model's and Unmarshal restores it to the model (Model.ComputePrecision); in a Model's
+	// Meta the field is not read.
+	ComputePrecision Precision `json:"compute_precision,omitempty"`
 }
 
 // Kinds of dense input (InputMeta.Kind).
@@ -193,7 +198,8 @@ func (m Meta) OutputNames(spec Spec) []string {
 
 // IsZero reports whether m says nothing.
 func (m Meta) IsZero() bool {
-	return len(m.ClassNames) == 0 && m.Input == nil && m.Tokenizer == nil && m.Provenance == nil && len(m.Dataset) == 0
+	return len(m.ClassNames) == 0 && m.Input == nil && m.Tokenizer == nil && m.Provenance == nil && len(m.Dataset) == 0 &&
+		m.ComputePrecision == Float64
 }
 
 // JSON returns the metadata's canonical JSON encoding, as a model file stores it. It panics
@@ -238,6 +244,9 @@ func (l Limits) ValidateMeta(spec Spec, meta Meta) error {
 		}
 	}
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	if !meta.ComputePrecision.valid() {
+		bad("compute_precision %v unknown (use float32 or float64)", meta.ComputePrecision)
+	}
 	if d := meta.Dataset; len(d) > 0 {
 		var obj map[string]json.RawMessage
 		switch {

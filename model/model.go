@@ -29,7 +29,10 @@ type Model struct {
 
 	layers      []Layer
 	paramLayers []ParamLayer
-	quant       *Quantization // nil: float64 weights
+	perExample  []perExampleLayer // paramLayers
+	quant       *Quantization     // nil: float64 weights
+	precision   Precision
+	net32       *network32 // the float32 network (precision Float32), built on first use
 	loss        Loss
 	features    Features // nil without a feature stage
 	featBuf     []float64
@@ -85,6 +88,7 @@ func newWithFeatures(spec Spec, features Features, l Limits) (*Model, error) {
 	for _, l := range layers {
 		if p, ok := l.(ParamLayer); ok {
 			m.paramLayers = append(m.paramLayers, p)
+			m.perExample = append(m.perExample, p)
 			n += p.NumParams()
 		}
 	}
@@ -102,7 +106,8 @@ func newWithFeatures(spec Spec, features Features, l Limits) (*Model, error) {
 // NumParams is the length of the parameter vector.
 func (m *Model) NumParams() int { return len(m.Params) }
 
-// Clone returns an independent model with the same spec and a copy of the parameters.
+// Clone returns an independent model with the same spec, precision and a copy of the
+// parameters.
 func (m *Model) Clone() *Model {
 	c, err := newWithFeatures(m.Spec, m.features, unlimited)
 	if err != nil {
@@ -110,6 +115,7 @@ func (m *Model) Clone() *Model {
 	}
 	copy(c.Params, m.Params)
 	c.Meta = m.Meta
+	c.precision = m.precision
 	if m.quant != nil {
 		c.bindShared(m.quant)
 	}
@@ -215,21 +221,46 @@ func (m *Model) checkTokens(in *Input) error {
 	return nil
 }
 
-// forward runs the layers and returns the output.
-func (m *Model) forward() *Tensor {
+// forward runs the layers, in the model's precision, and returns the output; quantized
+// lets an int8 model's evaluation run its float64 layers (and int8 kernels).
+func (m *Model) forward(quantized bool) *Tensor {
+	if n := m.low(quantized); n != nil {
+		return n.forward(m)
+	}
+	return m.forward64()
+}
+
+// forward64 runs the float64 layers and returns the output.
+func (m *Model) forward64() *Tensor {
 	x := &m.in
 	if m.Spec.IsSequence() {
 		x = nil // the embedding reads the batch's tokens
 	}
-	for _, l := range m.layers {
-		x = l.Forward(x, &m.batch)
-	}
-	return x
+	return runForward(m.layers, x, &m.batch)
 }
 
+// backward runs the layers of the last forward back from dy.
 func (m *Model) backward(dy *Tensor) {
-	for i := len(m.layers) - 1; i >= 0; i-- {
-		dy = m.layers[i].Backward(dy, &m.batch, i > 0)
+	if n := m.low(false); n != nil {
+		n.backward(dy, &m.batch, m.Grads)
+		return
+	}
+	runBackward(m.layers, dy, &m.batch)
+}
+
+// perExampleLayers are the parametrised layers of the network that runs training passes.
+func (m *Model) perExampleLayers() []perExampleLayer {
+	if n := m.low(false); n != nil {
+		return n.perExample
+	}
+	return m.perExample
+}
+
+// flushGrads moves the float32 network's gradients to Grads (nothing in float64, whose
+// layers accumulate into Grads).
+func (m *Model) flushGrads() {
+	if n := m.low(false); n != nil {
+		n.flushGrads(m.Grads)
 	}
 }
 
@@ -239,7 +270,7 @@ func (m *Model) Forward(in *Input) (*Tensor, error) {
 	if err := m.setBatch(in, false, false, nil); err != nil {
 		return nil, err
 	}
-	return m.forward(), nil
+	return m.forward(true), nil
 }
 
 func (m *Model) evalLoss(out *Tensor, tg Targets, weight float64, perEx []float64, withGrad bool) (Stats, error) {
@@ -289,7 +320,7 @@ func (m *Model) Backprop(in *Input, tg Targets, scale float64, rng *rand.Rand) (
 	if err := m.setBatch(in, true, false, rng); err != nil {
 		return 0, st, err
 	}
-	out := m.forward()
+	out := m.forward(false)
 	st, err = m.evalLoss(out, tg, scale, nil, true)
 	if err != nil {
 		return 0, st, err
@@ -309,7 +340,7 @@ func (m *Model) PerExampleNorms(in *Input, tg Targets, rng *rand.Rand, norms []f
 		return 0, st, err
 	}
 	clear(norms)
-	for _, l := range m.paramLayers {
+	for _, l := range m.perExampleLayers() {
 		l.AddPerExampleSqNorms(norms, &m.batch)
 	}
 	for i, v := range norms {
@@ -323,7 +354,7 @@ func (m *Model) ghostPass(in *Input, tg Targets, rng *rand.Rand) (Stats, error) 
 	if err := m.setBatch(in, true, true, rng); err != nil {
 		return Stats{}, err
 	}
-	out := m.forward()
+	out := m.forward(false)
 	st, err := m.evalLoss(out, tg, 1, nil, true)
 	if err != nil {
 		return st, err
@@ -359,7 +390,7 @@ func (m *Model) PerExampleLayerNorms(in *Input, tg Targets, rng *rand.Rand, norm
 	if st, err = m.ghostPass(in, tg, rng); err != nil {
 		return 0, st, err
 	}
-	for l, layer := range m.paramLayers {
+	for l, layer := range m.perExampleLayers() {
 		row := norms[l]
 		clear(row)
 		layer.AddPerExampleSqNorms(row, &m.batch)
@@ -385,9 +416,10 @@ func (m *Model) AccumulateWeightedPerLayer(w [][]float64) error {
 			return fmt.Errorf("model: w[%d] has %d weights for a batch of %d examples", l, len(row), m.batch.B)
 		}
 	}
-	for l, layer := range m.paramLayers {
+	for l, layer := range m.perExampleLayers() {
 		layer.AccumulateWeighted(w[l], &m.batch)
 	}
+	m.flushGrads()
 	return nil
 }
 
@@ -400,8 +432,9 @@ func (m *Model) AccumulateWeighted(w []float64) error {
 	if len(w) != m.batch.B {
 		return fmt.Errorf("model: %d weights for a batch of %d examples", len(w), m.batch.B)
 	}
-	for _, l := range m.paramLayers {
+	for _, l := range m.perExampleLayers() {
 		l.AccumulateWeighted(w, &m.batch)
 	}
+	m.flushGrads()
 	return nil
 }

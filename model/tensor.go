@@ -40,3 +40,11 @@ func grow[E any](s []E, n int) []E {
 	}
 	return s[:n]
 }
+
+// convert sets dst[i] = src[i] rounded (or widened) to dst's element type.
+func convert[D, S linalg.Float](dst []D, src []S) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = D(v)
+	}
+}
