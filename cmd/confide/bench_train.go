@@ -25,6 +25,7 @@ type benchTrainResult struct {
 	Params            int        `json:"params"`
 	Batch             int        `json:"batch"`
 	DP                bool       `json:"dp"`
+	Precision         string     `json:"precision"`
 	Threads           int        `json:"threads"`
 	ExamplesPerSecond float64    `json:"examples_per_second"`
 	Min               float64    `json:"examples_per_second_min"`
@@ -43,15 +44,18 @@ func newBenchTrainCmd(g *globalOptions) *cobra.Command {
 		clip     float64
 		sigma    float64
 		examples int
+		prec     = model.Float32
 	)
 	cmd := &cobra.Command{
 		Use:   "train",
-		Short: "Training throughput (examples/s) on synthetic data, float64",
+		Short: "Training throughput (examples/s) on synthetic data, float32 or float64",
 		Long: `Measure training throughput of a model on synthetic data, the way
 ../shared/bench/pytorch_reference.py measures PyTorch: warm-up, then the median of several
 timed runs of plain SGD steps. Compare with the reference run on the same machine:
 
-  OPENBLAS_NUM_THREADS=1 python3 pytorch_reference.py mlp 2 float64
+  OPENBLAS_NUM_THREADS=1 python3 pytorch_reference.py mlp 2 float32
+
+--precision float64 times the float64 layer math (compare with the reference's float64).
 
 --model lstm and --model transformer (batch 32 unless --batch is given) use the shapes of
 the reference's lstm128 and tfm benches, --model cnn (batch 64) its cnn bench's CNN.`,
@@ -72,11 +76,14 @@ the reference's lstm128 and tfm benches, --model cnn (batch 64) its cnn bench's 
 			if err != nil {
 				return err
 			}
+			if err := m.SetPrecision(prec); err != nil {
+				return err
+			}
 			step, err := benchStepper(m, ds, batch, useDP, clip, sigma)
 			if err != nil {
 				return err
 			}
-			res := benchTrainResult{Model: m.Spec, Params: m.NumParams(), Batch: batch, DP: useDP, Threads: runtime.GOMAXPROCS(0), Runs: runs}
+			res := benchTrainResult{Model: m.Spec, Params: m.NumParams(), Batch: batch, DP: useDP, Precision: prec.String(), Threads: runtime.GOMAXPROCS(0), Runs: runs}
 			res.ExamplesPerSecond, res.Min, res.Max, res.StepsPerRun, err = measureSteps(cmd.Context(), step, batch, runs, seconds)
 			if err != nil {
 				return err
@@ -86,8 +93,8 @@ the reference's lstm128 and tfm benches, --model cnn (batch 64) its cnn bench's 
 				if useDP {
 					mode = "DP-SGD"
 				}
-				fmt.Fprintf(w, "%s %s batch %d (%d params, %d threads): median %.0f examples/s (min %.0f, max %.0f; %d runs × %d steps)\n",
-					spec.Type, mode, batch, m.NumParams(), res.Threads, res.ExamplesPerSecond, res.Min, res.Max, runs, res.StepsPerRun)
+				fmt.Fprintf(w, "%s %s %s batch %d (%d params, %d threads): median %.0f examples/s (min %.0f, max %.0f; %d runs × %d steps)\n",
+					spec.Type, mode, prec, batch, m.NumParams(), res.Threads, res.ExamplesPerSecond, res.Min, res.Max, runs, res.StepsPerRun)
 			})
 		},
 	}
@@ -99,6 +106,7 @@ the reference's lstm128 and tfm benches, --model cnn (batch 64) its cnn bench's 
 	cmd.Flags().Float64Var(&clip, "max-grad-norm", 1, "DP-SGD clipping norm C")
 	cmd.Flags().Float64Var(&sigma, "noise-multiplier", 1, "DP-SGD noise multiplier σ")
 	cmd.Flags().IntVar(&examples, "examples", 3200, "synthetic examples cycled through")
+	addPrecisionFlag(cmd, &prec)
 	return cmd
 }
 

@@ -25,6 +25,7 @@ var flagValues = map[string][]string{
 		"natural\ta client per group (speaker, mailbox)", "sample:1000\tN examples drawn for each client"},
 	"confide client --partition": {"iid", "dirichlet:0.5\tlabel skew, Dirichlet(α)", "shards:2\tK label shards a client"},
 	"optimizer":                  {"sgd", "adam", "adamw"},
+	"precision":                  {"float32\tfaster layer math", "float64\tthe reference (gradient checks)"},
 	"schedule":                   {"constant", "cosine"},
 	"accountant":                 {accountant.MethodRDP.String() + "\tRényi DP", accountant.MethodPRV.String() + "\tprivacy loss random variables (tighter)"},
 	"activation":                 {"relu", "gelu", "tanh", "sigmoid"},
