@@ -21,8 +21,13 @@ type CentralEvaluator func(round uint64, params []float64) (map[string]float64, 
 
 // Options are the coordinator's collaborators.
 type Options struct {
-	// Central, when set, evaluates the initial model and every round's new model.
+	// Central, when set, evaluates the initial model and every round's released model
+	// (the new global model, or the strategy's average of them, strategy.ema_decay).
 	Central CentralEvaluator
+	// CentralIterate evaluates the global iterate the clients train from when the strategy
+	// releases an average instead (its metrics join the round's prefixed iterate_); nil:
+	// Central evaluates both, one call each, with the same round.
+	CentralIterate CentralEvaluator
 	// Initial parameters; nil initialises the model from Config.Seed.
 	Initial []float64
 	// Verifier, when set, is the federation's CA (the one that issues the clients' TLS
@@ -177,6 +182,8 @@ type Coordinator struct {
 	strat   strategy.Strategy
 	ctl     strategy.Controlled // SCAFFOLD's control variates (nil: none)
 	central CentralEvaluator
+	// centralIterate evaluates the global iterate when the strategy releases an average.
+	centralIterate CentralEvaluator
 	// verifier authenticates secure aggregation's key material and uploads (nil: passive).
 	verifier *secagg.Verifier
 	// uploadStore gives the fit aggregate its store (Options.UploadStore; nil: memory).
@@ -250,13 +257,13 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 		return nil, err
 	}
 	if opts.Strategy != nil {
-		if strat = opts.Strategy; cfg.SecAgg.Enabled && strat.NeedsIndividualUpdates() {
+		if strat = strategy.WithEMA(opts.Strategy, cfg.Strategy.EMADecay); cfg.SecAgg.Enabled && strat.NeedsIndividualUpdates() {
 			return nil, fmt.Errorf("server: strategy %s needs individual client updates: %w", strat.Name(), strategy.ErrNeedsIndividualUpdates)
 		}
 	}
 	c := &Coordinator{
-		cfg: cfg, strat: strat, central: opts.Central, verifier: opts.Verifier, uploadStore: opts.UploadStore,
-		ctl:     controlled(strat),
+		cfg: cfg, strat: strat, central: opts.Central, centralIterate: opts.CentralIterate, verifier: opts.Verifier, uploadStore: opts.UploadStore,
+		ctl:     strategy.ControlledOf(strat),
 		clients: map[string]*clientState{}, tasks: map[string]*taskState{}, closed: map[string]closedTask{},
 	}
 	var modelSeed uint64
@@ -369,8 +376,27 @@ func (c *Coordinator) Config() Config { return c.cfg }
 // Round returns the number of completed rounds.
 func (c *Coordinator) Round() uint64 { return c.round }
 
-// Global returns a copy of the current global parameters.
+// Global returns a copy of the current global parameters: the iterate the clients train
+// from.
 func (c *Coordinator) Global() []float64 { return slices.Clone(c.global) }
+
+// Released returns a copy of the model the federation releases: the strategy's average of
+// the global models when it keeps one (strategy.ema_decay), else the global parameters.
+func (c *Coordinator) Released() []float64 {
+	r, _ := c.released()
+	return slices.Clone(r)
+}
+
+// released returns the released model (not a copy) and whether it is an average distinct
+// from the global iterate.
+func (c *Coordinator) released() ([]float64, bool) {
+	if a, ok := c.strat.(strategy.Averaging); ok {
+		if r := a.Released(); len(r) == c.dim {
+			return r, true
+		}
+	}
+	return c.global, false
+}
 
 // Finished reports whether all rounds are done.
 func (c *Coordinator) Finished() bool { return c.phase == phaseFinished }
@@ -494,12 +520,4 @@ func (c *Coordinator) advance(r *Ready) {
 		}
 		c.startFit(r)
 	}
-}
-
-// controlled returns the strategy's control variates, nil when it keeps none.
-func controlled(s strategy.Strategy) strategy.Controlled {
-	if c, ok := s.(strategy.Controlled); ok {
-		return c
-	}
-	return nil
 }

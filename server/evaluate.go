@@ -25,8 +25,9 @@ func (c *Coordinator) startEvaluate(r *Ready) {
 		return
 	}
 	t := c.cfg.Training
-	spec := &pb.EvaluateSpec{Model: c.modelPB, BatchSize: 256, Config: c.strat.ConfigureEvaluate(e.number, c.global), DatasetSchema: c.datasetJSON}
-	blobs := []*pb.Blob{blob.New(blob.Params, blob.EncodeFloats(c.global))}
+	released, _ := c.released() // the clients evaluate the model the federation releases
+	spec := &pb.EvaluateSpec{Model: c.modelPB, BatchSize: 256, Config: c.strat.ConfigureEvaluate(e.number, released), DatasetSchema: c.datasetJSON}
+	blobs := []*pb.Blob{blob.New(blob.Params, blob.EncodeFloats(released))}
 	if c.sa != nil {
 		// The statistics travel encrypted; only their sum over ≥ min_contributions
 		// evaluating clients is decrypted.
@@ -124,15 +125,50 @@ func (c *Coordinator) endEvaluate(federated map[string]float64, r *Ready) {
 	c.phase = phaseWaiting
 }
 
-// requestEvaluation asks the driver to evaluate the global model after round on the
-// server's test set (Options.Central): the work runs outside Step, so a large test set
-// cannot starve heartbeats; the driver answers with an Evaluated event.
+// requestEvaluation asks the driver to evaluate the released model after round (and the
+// global iterate when they differ) on the server's test set (Options.Central): the work
+// runs outside Step, so a large test set cannot starve heartbeats; the driver answers
+// with an Evaluated event.
 func (c *Coordinator) requestEvaluation(round uint64, r *Ready) {
 	if c.central == nil {
 		return
 	}
 	c.evalPending++
-	r.Evaluate = append(r.Evaluate, EvaluationRequest{Round: round, Params: slices.Clone(c.global)})
+	req := EvaluationRequest{Round: round}
+	released, averaged := c.released()
+	req.Params = slices.Clone(released)
+	if averaged {
+		req.Iterate = slices.Clone(c.global)
+	}
+	r.Evaluate = append(r.Evaluate, req)
+}
+
+// IteratePrefix opens the names of the central metrics of the global iterate, evaluated
+// beside the released average (strategy.ema_decay): iterate_accuracy, iterate_loss.
+const IteratePrefix = "iterate_"
+
+// Run carries out the request: central evaluates Params and, when it returned metrics
+// (an evaluator may skip rounds), iterate (nil: central) evaluates Iterate when set, its
+// metrics added with IteratePrefix. A driver steps the Evaluated it returns.
+func (req EvaluationRequest) Run(central, iterate CentralEvaluator) Evaluated {
+	m, err := central(req.Round, req.Params)
+	if err == nil && m != nil && req.Iterate != nil {
+		if iterate == nil {
+			iterate = central
+		}
+		var mi map[string]float64
+		if mi, err = iterate(req.Round, req.Iterate); err == nil {
+			m = maps.Clone(m)
+			for k, v := range mi {
+				m[IteratePrefix+k] = v
+			}
+		}
+	}
+	ev := Evaluated{Round: req.Round, Metrics: m}
+	if err != nil {
+		ev.Metrics, ev.Err = nil, err.Error()
+	}
+	return ev
 }
 
 // evaluated takes a central evaluation back from the driver: it is persisted (an
@@ -154,3 +190,7 @@ func (c *Coordinator) evaluated(e Evaluated, r *Ready) error {
 // CentralEvaluator returns the evaluator of Options.Central (nil without), which a driver
 // runs for each EvaluationRequest of a Ready, outside Step and one at a time.
 func (c *Coordinator) CentralEvaluator() CentralEvaluator { return c.central }
+
+// IterateEvaluator returns the evaluator of Options.CentralIterate (nil: CentralEvaluator
+// evaluates the iterate too; see EvaluationRequest.Run).
+func (c *Coordinator) IterateEvaluator() CentralEvaluator { return c.centralIterate }

@@ -91,10 +91,14 @@ type Ready struct {
 	Work []Work
 }
 
-// EvaluationRequest asks for the central evaluation of the global model after Round.
+// EvaluationRequest asks for the central evaluation of the model released after Round:
+// Params is the global model, or the strategy's average of the global models when it
+// keeps one (strategy.ema_decay), in which case Iterate is the global iterate the clients
+// train from (nil otherwise). Run carries it out.
 type EvaluationRequest struct {
-	Round  uint64
-	Params []float64
+	Round   uint64
+	Params  []float64
+	Iterate []float64
 }
 
 // Record is a state change the coordinator needs persisted before its messages go out (the
@@ -126,10 +130,15 @@ type CommitteeRecord struct {
 	FormedRound uint64
 }
 
-// RoundRecord: a round finished; Params is the new global model (a checkpoint).
+// RoundRecord: a round finished; Params is the new global model (a checkpoint), the
+// iterate the clients train from and a resumed server continues.
 type RoundRecord struct {
-	Round         uint64
-	Params        []float64
+	Round  uint64
+	Params []float64
+	// Released is the model the federation releases after the round when the strategy
+	// averages the global models (strategy.ema_decay; nil otherwise): checkpoint files
+	// hold it. The average itself resumes from StrategyState.
+	Released      []float64
 	StrategyState []byte
 	// SamplerState is the sampling generator's state after the round (a restarted server
 	// continues the same sequence).

@@ -422,6 +422,9 @@ func (c *Coordinator) aggregate(res strategy.FitResults, r *Ready) {
 	c.round = f.number
 	c.requestEvaluation(f.number, r)
 	rec := RoundRecord{Round: f.number, Params: slices.Clone(c.global), Metrics: metrics, Contributors: slices.Clone(f.contributors), SamplerState: c.samplerState(), Privacy: privacyOf(metrics)}
+	if released, averaged := c.released(); averaged {
+		rec.Released = slices.Clone(released)
+	}
 	if st, ok := c.strat.(strategy.Stateful); ok {
 		if b, err := st.MarshalState(); err == nil {
 			rec.StrategyState = b

@@ -167,12 +167,7 @@ func (n *network) step(ev server.Event) error {
 	n.notices = append(n.notices, r.Notices...)
 	// Central evaluations are the driver's work, answered with Evaluated events.
 	for _, req := range r.Evaluate {
-		m, eerr := n.c.CentralEvaluator()(req.Round, req.Params)
-		ev := server.Evaluated{Round: req.Round, Metrics: m}
-		if eerr != nil {
-			ev.Err = eerr.Error()
-		}
-		if serr := n.step(ev); serr != nil {
+		if serr := n.step(req.Run(n.c.CentralEvaluator(), n.c.IterateEvaluator())); serr != nil {
 			return serr
 		}
 	}

@@ -241,8 +241,8 @@ func (s *Service) Run(ctx context.Context) error {
 	defer tick.Stop()
 	workCtx, stopWork := context.WithCancel(ctx)
 	defer stopWork()
-	eval := s.coord.CentralEvaluator()
-	go s.evals.run(workCtx, func(ctx context.Context, req EvaluationRequest) { s.evaluate(ctx, eval, req) })
+	eval, iterate := s.coord.CentralEvaluator(), s.coord.IterateEvaluator()
+	go s.evals.run(workCtx, func(ctx context.Context, req EvaluationRequest) { s.evaluate(ctx, eval, iterate, req) })
 	go s.work.run(workCtx, s.runWork)
 	last := time.Now()
 	if err := s.apply(s.step(Tick{})); err != nil {
@@ -321,12 +321,10 @@ func (s *Service) deliver(send []Envelope, revoke []Revocation) error {
 }
 
 // evaluate runs one central evaluation and hands its result back as an Evaluated event.
-func (s *Service) evaluate(ctx context.Context, eval func(uint64, []float64) (map[string]float64, error), req EvaluationRequest) {
-	m, err := eval(req.Round, req.Params)
-	ev := Evaluated{Round: req.Round, Metrics: m}
-	if err != nil {
-		ev.Err = err.Error()
-		s.log.Warn("central evaluation failed", "round", req.Round, "err", err)
+func (s *Service) evaluate(ctx context.Context, eval, iterate CentralEvaluator, req EvaluationRequest) {
+	ev := req.Run(eval, iterate)
+	if ev.Err != "" {
+		s.log.Warn("central evaluation failed", "round", req.Round, "err", ev.Err)
 	}
 	if err := s.submit(ctx, ev); err != nil && ctx.Err() == nil {
 		s.log.Warn("central evaluation not delivered", "round", req.Round, "err", err)

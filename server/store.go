@@ -38,7 +38,8 @@ func (s *MemoryStore) Records() []Record {
 	return append([]Record(nil), s.records...)
 }
 
-// CheckpointStore writes the global model of every completed round as a model file
+// CheckpointStore writes the released model of every completed round (the global model, or
+// the strategy's average of them, RoundRecord.Released) as a model file
 // (round-NNNN.confide, and latest.confide) into a directory. Each file records Meta (what
 // the operator knows: class names, input, tokenizer, dataset, strategy) with its
 // provenance completed: a federated-server model of that round, the time, and the
@@ -103,7 +104,11 @@ func (s *CheckpointStore) Append(records []Record) error {
 		if err != nil {
 			return err
 		}
-		if err := m.SetParams(rr.Params); err != nil {
+		params := rr.Params
+		if rr.Released != nil {
+			params = rr.Released // the average the federation releases (strategy.ema_decay)
+		}
+		if err := m.SetParams(params); err != nil {
 			return err
 		}
 		m.Meta = s.meta(rr.Round)

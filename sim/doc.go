@@ -69,8 +69,8 @@
 //
 // Options.Canaries adds clients after the partition's whose trainer answers their fit
 // tasks with an update of the caller's choosing, through the real round logic (clipping,
-// noise, secure aggregation), and Options.OnModel hands the caller every round's global
-// model: what package audit needs to measure a federation's user-level DP empirically.
+// noise, secure aggregation), and Options.OnModel hands the caller every round's released
+// model (the global model, or its average under strategy.ema_decay): what package audit needs to measure a federation's user-level DP empirically.
 //
 // # Output
 //

@@ -353,12 +353,7 @@ func (n *memNet) deliver(send []server.Envelope, revoke []server.Revocation) err
 // round's notices, so a round is reported with its test accuracy.
 func (n *memNet) evaluate(reqs []server.EvaluationRequest) error {
 	for _, req := range reqs {
-		m, err := n.coord.CentralEvaluator()(req.Round, req.Params)
-		ev := server.Evaluated{Round: req.Round, Metrics: m}
-		if err != nil {
-			ev.Err = err.Error()
-		}
-		if err := n.step(ev); err != nil {
+		if err := n.step(req.Run(n.coord.CentralEvaluator(), n.coord.IterateEvaluator())); err != nil {
 			return err
 		}
 	}

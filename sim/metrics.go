@@ -61,8 +61,19 @@ func (e *evaluator) due(round uint64) bool {
 	return round == 0 || round%uint64(e.every) == 0 || round == uint64(e.rounds)
 }
 
-// central evaluates params on the test set when round is due.
+// central evaluates the released model params on the test set when round is due, and
+// records the result (the run's accuracies, the round reaching the target).
 func (e *evaluator) central(round uint64, params []float64) (map[string]float64, error) {
+	return e.evaluate(round, params, true)
+}
+
+// iterate evaluates the global iterate params when the released model is an average of
+// the global models (strategy.ema_decay): its figures only join the round's row.
+func (e *evaluator) iterate(round uint64, params []float64) (map[string]float64, error) {
+	return e.evaluate(round, params, false)
+}
+
+func (e *evaluator) evaluate(round uint64, params []float64, record bool) (map[string]float64, error) {
 	if !e.due(round) {
 		return nil, nil
 	}
@@ -122,10 +133,12 @@ func (e *evaluator) central(round uint64, params []float64) (map[string]float64,
 		ev.accuracy = float64(st.Correct) / float64(st.Count)
 	}
 	e.mu.Lock()
-	e.results[round] = ev
-	e.took[round] = time.Since(start)
-	if e.target > 0 && e.reached == 0 && round > 0 && ev.accuracy >= e.target {
-		e.reached = round
+	e.took[round] += time.Since(start)
+	if record {
+		e.results[round] = ev
+		if e.target > 0 && e.reached == 0 && round > 0 && ev.accuracy >= e.target {
+			e.reached = round
+		}
 	}
 	e.mu.Unlock()
 	out := map[string]float64{"accuracy": ev.accuracy, "loss": ev.loss}
@@ -191,6 +204,11 @@ type RoundMetrics struct {
 	// FederatedAccuracy and FederatedLoss: federated evaluation (evaluation.fraction > 0).
 	FederatedAccuracy *float64 `json:"federated_accuracy,omitempty"`
 	FederatedLoss     *float64 `json:"federated_loss,omitempty"`
+	// IterateAccuracy and IterateLoss are the central test set's figures of the global
+	// iterate the clients train from, when the released model (Accuracy, Loss) is the
+	// strategy's average of the global models (strategy.ema_decay).
+	IterateAccuracy *float64 `json:"iterate_accuracy,omitempty"`
+	IterateLoss     *float64 `json:"iterate_loss,omitempty"`
 	// Epsilon is the largest total ε at δ any client has spent so far (DP-SGD), as the
 	// server accounts it: the fit tasks it issued, less those the client refused (a task
 	// whose client dropped out stays charged: the server cannot tell whether it trained).
@@ -373,6 +391,8 @@ func (rc *recorder) evaluation(ev server.EvaluationRecord) {
 			setOpt(&rc.rows[i].R2, ev.Metrics, "r2")
 			setOpt(&rc.rows[i].RMSE, ev.Metrics, "rmse")
 			setOpt(&rc.rows[i].MAE, ev.Metrics, "mae")
+			setOpt(&rc.rows[i].IterateAccuracy, ev.Metrics, server.IteratePrefix+"accuracy")
+			setOpt(&rc.rows[i].IterateLoss, ev.Metrics, server.IteratePrefix+"loss")
 			// The evaluation runs after the round's record: its time joins the round's
 			// wall time here, and not the next round's.
 			now := time.Now()

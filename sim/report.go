@@ -394,7 +394,7 @@ func writeResults(r *run, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	if err := m.SetParams(r.coord.Global()); err != nil {
+	if err := m.SetParams(r.coord.Released()); err != nil {
 		return err
 	}
 	if m.Meta, err = modelMeta(r, rep.Summary); err != nil {
@@ -443,9 +443,11 @@ func (r *run) initialAccuracy() *evaluation {
 }
 
 // csvColumns are the columns of rounds.csv, in order; r2, rmse and mae (in the target's
-// units) are a regression model's and empty for a classifier.
+// units) are a regression model's and empty for a classifier; iterate_accuracy and
+// iterate_loss the global iterate's when the released model is an average
+// (strategy.ema_decay), empty otherwise.
 var csvColumns = []string{"round", "failed", "sampled", "contributors", "dropped", "late", "refused", "errors",
-	"accuracy", "loss", "r2", "rmse", "mae", "train_loss", "train_accuracy", "federated_accuracy", "federated_loss", "epsilon",
+	"accuracy", "loss", "r2", "rmse", "mae", "train_loss", "train_accuracy", "federated_accuracy", "federated_loss", "iterate_accuracy", "iterate_loss", "epsilon",
 	"bytes_down", "bytes_up", "examples", "virtual_seconds", "wall_seconds", "eval_seconds", "elapsed_seconds", "reason"}
 
 func writeCSV(path string, rows []RoundMetrics) error {
@@ -466,7 +468,7 @@ func writeCSV(path string, rows []RoundMetrics) error {
 		w.Write([]string{
 			strconv.Itoa(m.Round), strconv.FormatBool(m.Failed), strconv.Itoa(m.Sampled), strconv.Itoa(m.Contributors),
 			strconv.Itoa(m.Dropped), strconv.Itoa(m.Late), strconv.Itoa(m.Refused), strconv.Itoa(m.Errors),
-			opt(m.Accuracy), opt(m.Loss), opt(m.R2), opt(m.RMSE), opt(m.MAE), opt(m.TrainLoss), opt(m.TrainAccuracy), opt(m.FederatedAccuracy), opt(m.FederatedLoss),
+			opt(m.Accuracy), opt(m.Loss), opt(m.R2), opt(m.RMSE), opt(m.MAE), opt(m.TrainLoss), opt(m.TrainAccuracy), opt(m.FederatedAccuracy), opt(m.FederatedLoss), opt(m.IterateAccuracy), opt(m.IterateLoss),
 			num(m.Epsilon), strconv.FormatInt(m.BytesDown, 10), strconv.FormatInt(m.BytesUp, 10), strconv.Itoa(m.Examples),
 			num(m.VirtualSeconds), num(m.WallSeconds), num(m.EvalSeconds), num(m.ElapsedSeconds), m.Reason,
 		})

@@ -41,9 +41,9 @@ type Options struct {
 	// numbering) whose Trainer answers their fit tasks: a privacy audit's canary clients
 	// (see canary.go). Not with partition sample:N.
 	Canaries []client.Trainer
-	// OnModel is called with the global model after every round (round 0: the initial
-	// model), before its central evaluation, from the goroutine that evaluates; params
-	// may be kept.
+	// OnModel is called with the released model after every round (the global model, or
+	// its average under strategy.ema_decay; round 0: the initial model), before its
+	// central evaluation, from the goroutine that evaluates; params may be kept.
 	OnModel func(round uint64, params []float64)
 	// Live, when set, follows the federation for a dashboard (see package dashboard).
 	Live *server.Live
@@ -223,7 +223,7 @@ func newRun(ctx context.Context, cfg Config, opts Options) (*run, error) {
 		}
 	}
 	r.rec = newRecorder(r)
-	so := server.Options{Central: r.eval.central}
+	so := server.Options{Central: r.eval.central, CentralIterate: r.eval.iterate}
 	if opts.OnModel != nil {
 		so.Central = func(round uint64, params []float64) (map[string]float64, error) {
 			opts.OnModel(round, params)

@@ -66,6 +66,20 @@ type Config struct {
 	// ServerLRFinal is the fraction of the step left at the last round (default 0.1; 0
 	// decays the step to nothing).
 	ServerLRFinal *float64 `yaml:"server_lr_final,omitempty" json:"server_lr_final,omitempty"`
+	// EMADecay, when set (β in (0, 1), e.g. 0.9), makes the server release the exponential
+	// moving average of the global models instead of the latest one (De et al. 2022 average
+	// DP-SGD's parameters so): after round n the average is a_n = a_{n−1} + α_n·(x_n −
+	// a_{n−1}) with α_n = (1−β)/(1−β^n), the bias-corrected average weighing round k by
+	// about (1−β)·β^{n−k}, so about the last 1/(1−β) rounds count. The central evaluation,
+	// the federated evaluation, the checkpoints and the final model are the average (the
+	// central evaluation of the global iterate joins it as iterate_accuracy and
+	// iterate_loss); the clients keep training from the iterate, and the strategy's own
+	// state (momentum, moments) is unchanged. The noise of the last rounds (DP, client
+	// sampling) stays in the iterate and is mostly averaged out of the released model.
+	// It costs no privacy: the average is computed by the server from global models it
+	// released anyway (post-processing of DP outputs). 0 (the default) releases the latest
+	// global model.
+	EMADecay float64 `yaml:"ema_decay" json:"ema_decay,omitempty"`
 	// Rounds is the number of rounds the decay spans; the server sets it from its own.
 	Rounds int `yaml:"-" json:"-"`
 }
@@ -168,15 +182,28 @@ func (c Config) Validate(secureAggregation bool) error {
 	if v := c.ServerLRFinal; v != nil && (math.IsNaN(*v) || *v < 0 || *v > 1) {
 		bad("server_lr_final = %v: must be in [0, 1] (the fraction of the step left at the last round)", *v)
 	}
+	if v := c.EMADecay; math.IsNaN(v) || v < 0 || v >= 1 {
+		bad("ema_decay = %v: must be in [0, 1) (e.g. 0.9 averages about the last 10 rounds; 0 releases the latest model)", v)
+	}
 	return errors.Join(errs...)
 }
 
 // New validates c (for a federation with or without secure aggregation) and returns the
-// strategy it names, with Flower's defaults for the settings left unset.
+// strategy it names, with Flower's defaults for the settings left unset, wrapped in an
+// EMA when c.EMADecay is set.
 func New(c Config, secureAggregation bool) (Strategy, error) {
 	if err := c.Validate(secureAggregation); err != nil {
 		return nil, err
 	}
+	s, err := named(c)
+	if err != nil {
+		return nil, err
+	}
+	return WithEMA(s, c.EMADecay), nil
+}
+
+// named returns the strategy c names (c validated).
+func named(c Config) (Strategy, error) {
 	or := func(v *float64, d float64) float64 {
 		if v == nil {
 			return d

@@ -21,6 +21,11 @@
 // cosine or linear to a final fraction, Config.ServerLRDecay), so that the noise of the
 // last rounds (DP noise, client sampling) moves the final model little.
 //
+// Any of them can release the exponential moving average of its global models instead of
+// the latest one (EMA, Config.EMADecay; De et al. 2022): the clients train from the
+// iterate, the server evaluates and saves the average (Averaging), which keeps less of the
+// last rounds' noise and, being post-processing, costs no privacy.
+//
 // Invariants: inputs are never modified (the global vector and the updates are read only;
 // AggregateFit returns a new vector). Strategies with server-side state (momentum, moments)
 // implement Stateful so a restarted server resumes them. A Strategy is used by one goroutine.
