@@ -16,10 +16,13 @@
 #         around its own step functions); Confide's as wall rate × elapsed / CPU time of the
 #         whole command (warm-up and calibration run the same steps). Per core (1 thread)
 #         it is the speed an idle core would give; at 2 threads it measures efficiency.
-# Then the DP-SGD/non-DP ratio of Confide's MLP and CNN at batch 256 (2 threads).
+# Every pair runs in each of PRECISIONS on both sides (confide bench train --precision P,
+# the reference's dtype P): float32, what PyTorch users train in, and float64.
+# Then the DP-SGD/non-DP ratio of Confide's MLP and CNN at batch 256 (2 threads), in the
+# first of PRECISIONS.
 #
 # Usage: scripts/bench-vs-pytorch.sh [repeats]
-# Environment: REPEATS (3), THREADS ("2 1"), MODELS ("mlp lstm transformer cnn"),
+# Environment: REPEATS (3), THREADS ("2 1"), PRECISIONS ("float32 float64"), MODELS ("mlp lstm transformer cnn"),
 # SECONDS_PER_RUN (1), DP (1: also the DP ratios; 0: skip), DP_MODELS ("mlp cnn"), PYTORCH_REFERENCE (default
 # ../shared/bench/pytorch_reference.py from the repository root), PYTHON (an interpreter
 # that can import torch; by default the first of python3 and Debian's /usr/bin/python3 that
@@ -31,6 +34,13 @@ cd "$root"
 
 repeats=${1:-${REPEATS:-3}}
 threads_list=${THREADS:-"2 1"}
+precisions=${PRECISIONS:-"float32 float64"}
+for p in $precisions; do
+  case $p in
+  float32 | float64) ;;
+  *) echo "PRECISIONS: $p is not a precision (use float32 and/or float64)" >&2; exit 2 ;;
+  esac
+done
 models=${MODELS:-"mlp lstm transformer cnn"}
 dp_models=${DP_MODELS:-"mlp cnn"}
 seconds=${SECONDS_PER_RUN:-1}
@@ -111,9 +121,9 @@ confide_rates() {
   awk -v r="$rate" '{ cpu = $2 + $3; printf "%.1f %.1f\n", r, (cpu > 0 ? r * $1 / cpu : 0) }' "$tmp/time"
 }
 
-# torch_rates BENCH THREADS prints "wall_rate cpu_rate".
+# torch_rates BENCH THREADS PRECISION prints "wall_rate cpu_rate".
 torch_rates() {
-  OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=$2 "$py" "$tmp/torch_pair.py" "$ref" "$1" "$2" float64
+  OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=$2 "$py" "$tmp/torch_pair.py" "$ref" "$1" "$2" "$3"
 }
 
 torch_bench() {
@@ -125,20 +135,22 @@ torch_bench() {
   esac
 }
 
-results="$tmp/results" # model threads confide_wall confide_cpu torch_wall torch_cpu
+results="$tmp/results" # model threads precision confide_wall confide_cpu torch_wall torch_cpu
 : >"$results"
 for r in $(seq 1 "$repeats"); do
   for model in $models; do
     for th in $threads_list; do
-      read -r cw cc < <(confide_rates "$th" --model "$model")
-      tw=0 tc=0
-      if [ -n "$py" ]; then
-        read -r tw tc < <(torch_rates "$(torch_bench "$model")" "$th")
-      fi
-      echo "$model $th $cw $cc $tw $tc" >>"$results"
-      printf 'repeat %d  %-11s %d thr  confide %8.0f ex/s (%8.0f /cpu-s)' "$r" "$model" "$th" "$cw" "$cc" >&2
-      [ -n "$py" ] && printf '  pytorch %8.0f ex/s (%8.0f /cpu-s)' "$tw" "$tc" >&2
-      echo >&2
+      for prec in $precisions; do
+        read -r cw cc < <(confide_rates "$th" --model "$model" --precision "$prec")
+        tw=0 tc=0
+        if [ -n "$py" ]; then
+          read -r tw tc < <(torch_rates "$(torch_bench "$model")" "$th" "$prec")
+        fi
+        echo "$model $th $prec $cw $cc $tw $tc" >>"$results"
+        printf 'repeat %d  %-11s %d thr %s  confide %8.0f ex/s (%8.0f /cpu-s)' "$r" "$model" "$th" "$prec" "$cw" "$cc" >&2
+        [ -n "$py" ] && printf '  pytorch %8.0f ex/s (%8.0f /cpu-s)' "$tw" "$tc" >&2
+        echo >&2
+      done
     done
   done
 done
@@ -148,41 +160,44 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR
 
 echo
 if [ -n "$py" ]; then
-  echo "Confide vs PyTorch $("$py" -c 'import torch; print(torch.__version__)'), float64, $repeats pairs each, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "Confide vs PyTorch $("$py" -c 'import torch; print(torch.__version__)'), $repeats pairs each, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 else
-  echo "Confide (PyTorch not available), float64, $repeats runs each, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "Confide (PyTorch not available), $repeats runs each, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
-printf '%-12s %4s  %13s %13s %9s  %13s %13s %9s\n' model thr "confide ex/s" "pytorch ex/s" "ratio" "confide /cpu" "pytorch /cpu" "ratio"
+printf '%-12s %4s %-8s  %13s %13s %9s  %13s %13s %9s\n' model thr dtype "confide ex/s" "pytorch ex/s" "ratio" "confide /cpu" "pytorch /cpu" "ratio"
 for model in $models; do
   for th in $threads_list; do
-    sel() { awk -v m="$model" -v t="$th" '$1 == m && $2 == t' "$results"; }
-    cw=$(sel | awk '{ print $3 }' | median)
-    cc=$(sel | awk '{ print $4 }' | median)
-    if [ -n "$py" ]; then
-      tw=$(sel | awk '{ print $5 }' | median)
-      tc=$(sel | awk '{ print $6 }' | median)
-      rw=$(sel | awk '$5 > 0 { print $3 / $5 }' | median)
-      rc=$(sel | awk '$6 > 0 { print $4 / $6 }' | median)
-      printf '%-12s %4s  %13.0f %13.0f %8.2fx  %13.0f %13.0f %8.2fx\n' "$model" "$th" "$cw" "$tw" "$rw" "$cc" "$tc" "$rc"
-    else
-      printf '%-12s %4s  %13.0f %13s %9s  %13.0f %13s %9s\n' "$model" "$th" "$cw" - - "$cc" - -
-    fi
+    for prec in $precisions; do
+      sel() { awk -v m="$model" -v t="$th" -v p="$prec" '$1 == m && $2 == t && $3 == p' "$results"; }
+      cw=$(sel | awk '{ print $4 }' | median)
+      cc=$(sel | awk '{ print $5 }' | median)
+      if [ -n "$py" ]; then
+        tw=$(sel | awk '{ print $6 }' | median)
+        tc=$(sel | awk '{ print $7 }' | median)
+        rw=$(sel | awk '$6 > 0 { print $4 / $6 }' | median)
+        rc=$(sel | awk '$7 > 0 { print $5 / $7 }' | median)
+        printf '%-12s %4s %-8s  %13.0f %13.0f %8.2fx  %13.0f %13.0f %8.2fx\n' "$model" "$th" "$prec" "$cw" "$tw" "$rw" "$cc" "$tc" "$rc"
+      else
+        printf '%-12s %4s %-8s  %13.0f %13s %9s  %13.0f %13s %9s\n' "$model" "$th" "$prec" "$cw" - - "$cc" - -
+      fi
+    done
   done
 done
 
 if [ "$do_dp" = 1 ]; then
   echo
+  dp_prec=${precisions%% *}
   for model in $dp_models; do
     : >"$tmp/dp"
     for r in $(seq 1 "$repeats"); do
-      read -r nw nc < <(confide_rates 2 --model "$model" --batch 256)
-      read -r dw dc < <(confide_rates 2 --model "$model" --batch 256 --dp)
+      read -r nw nc < <(confide_rates 2 --model "$model" --batch 256 --precision "$dp_prec")
+      read -r dw dc < <(confide_rates 2 --model "$model" --batch 256 --precision "$dp_prec" --dp)
       echo "$nw $nc $dw $dc" >>"$tmp/dp"
     done
     nw=$(awk '{ print $1 }' "$tmp/dp" | median)
     dw=$(awk '{ print $3 }' "$tmp/dp" | median)
     rw=$(awk '$1 > 0 { print $3 / $1 }' "$tmp/dp" | median)
     rc=$(awk '$2 > 0 { print $4 / $2 }' "$tmp/dp" | median)
-    printf 'Confide %s batch 256, 2 threads: non-DP %.0f ex/s, DP-SGD %.0f ex/s: DP/non-DP %.2fx (per CPU-second %.2fx)\n' "$model" "$nw" "$dw" "$rw" "$rc"
+    printf 'Confide %s %s batch 256, 2 threads: non-DP %.0f ex/s, DP-SGD %.0f ex/s: DP/non-DP %.2fx (per CPU-second %.2fx)\n' "$model" "$dp_prec" "$nw" "$dw" "$rw" "$rc"
   done
 fi
