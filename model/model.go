@@ -264,7 +264,8 @@ func (m *Model) flushGrads() {
 	}
 }
 
-// Forward returns the model's output for in (evaluation mode: no dropout). The returned
+// Forward returns the model's output for in (evaluation mode: no dropout), computed in the
+// model's precision (an int8 model's in float64, with its int8 kernels). The returned
 // tensor is owned by the model and valid until the next call.
 func (m *Model) Forward(in *Input) (*Tensor, error) {
 	if err := m.setBatch(in, false, false, nil); err != nil {

@@ -12,19 +12,19 @@ import (
 // precisionCases are models of every type the package builds, each with a batch: the tiny
 // models of the other tests (padded sequences, every CNN block option, embedded columns, a
 // feature stage) and the benchmarks' shapes at a small batch, where float32 rounding
-// accumulates over realistic widths.
+// accumulates over realistic widths. cnnInput serves any dense spec.
 func precisionCases() map[string]func(t *testing.T) (*Model, *Input, Targets) {
 	cases := map[string]func(t *testing.T) (*Model, *Input, Targets){
 		"mlp_embedded_columns": tableMLP,
 		"mlp_scattering":       featureModel,
 		"mlp_784_256_128_10": func(t *testing.T) (*Model, *Input, Targets) {
-			return denseCase(t, Spec{Type: TypeMLP, Input: 784, Hidden: []int{256, 128}, Output: 10}, 16)
+			return cnnInput(t, Spec{Type: TypeMLP, Input: 784, Hidden: []int{256, 128}, Output: 10}, 16)
 		},
 		"mlp_dropout_gelu": func(t *testing.T) (*Model, *Input, Targets) {
-			return denseCase(t, Spec{Type: TypeMLP, Input: 20, Hidden: []int{32, 16}, Output: 4, Activation: ActGELU, Dropout: 0.2}, 12)
+			return cnnInput(t, Spec{Type: TypeMLP, Input: 20, Hidden: []int{32, 16}, Output: 4, Activation: ActGELU, Dropout: 0.2}, 12)
 		},
 		"mlp_sigmoid_mse": func(t *testing.T) (*Model, *Input, Targets) {
-			return denseCase(t, Spec{Type: TypeMLP, Input: 9, Hidden: []int{12}, Output: 2, Activation: ActSigmoid, Loss: LossMSE}, 10)
+			return cnnInput(t, Spec{Type: TypeMLP, Input: 9, Hidden: []int{12}, Output: 2, Activation: ActSigmoid, Loss: LossMSE}, 10)
 		},
 		"cnn_reference":           func(t *testing.T) (*Model, *Input, Targets) { return cnnInput(t, referenceCNN(), 6) },
 		"lstm_bench_shape":        func(t *testing.T) (*Model, *Input, Targets) { return seqCase(t, benchLSTMSpec, 8, 20) },
@@ -37,33 +37,6 @@ func precisionCases() map[string]func(t *testing.T) (*Model, *Input, Targets) {
 		cases["cnn_"+name] = func(t *testing.T) (*Model, *Input, Targets) { return cnnInput(t, spec, 5) }
 	}
 	return cases
-}
-
-// denseCase is a model of a dense spec with a batch of normal inputs and its targets.
-func denseCase(t *testing.T, spec Spec, B int) (*Model, *Input, Targets) {
-	t.Helper()
-	m, err := New(spec, rand.New(rand.NewPCG(7, 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(7, 2))
-	in := &Input{X: make([]float64, B*m.Spec.Input), B: B}
-	for i := range in.X {
-		in.X[i] = rng.NormFloat64()
-	}
-	var tg Targets
-	if m.Spec.Loss == LossMSE {
-		tg.Value = make([]float64, B*spec.Output)
-		for i := range tg.Value {
-			tg.Value[i] = rng.NormFloat64()
-		}
-		return m, in, tg
-	}
-	tg.Class = make([]int32, B)
-	for i := range tg.Class {
-		tg.Class[i] = int32(rng.IntN(spec.Output))
-	}
-	return m, in, tg
 }
 
 // seqCase is a model of a sequence spec with B sequences of T tokens, every other one
@@ -280,7 +253,7 @@ func TestParsePrecision(t *testing.T) {
 			t.Errorf("ParsePrecision(%q): error %v, want one naming float32 and float64", s, err)
 		}
 	}
-	m, _, _ := denseCase(t, Spec{Type: TypeMLP, Input: 3, Output: 2}, 1)
+	m, _, _ := cnnInput(t, Spec{Type: TypeMLP, Input: 3, Output: 2}, 1)
 	if err := m.SetPrecision(Precision(7)); err == nil || m.ComputePrecision() != Float64 {
 		t.Errorf("SetPrecision(7): %v, precision %v", err, m.ComputePrecision())
 	}
@@ -290,7 +263,7 @@ func TestParsePrecision(t *testing.T) {
 // model's file is unchanged (no compute_precision key: older readers read it) and files that
 // lack the key, as those of version 1, load as float64.
 func TestPrecisionInModelFiles(t *testing.T) {
-	m, in, _ := denseCase(t, Spec{Type: TypeMLP, Input: 6, Hidden: []int{5}, Output: 3}, 4)
+	m, in, _ := cnnInput(t, Spec{Type: TypeMLP, Input: 6, Hidden: []int{5}, Output: 3}, 4)
 	m.Meta = Meta{ClassNames: []string{"a", "b", "c"}}
 	plain := m.Marshal()
 	if bytes.Contains(plain, []byte("compute_precision")) {
