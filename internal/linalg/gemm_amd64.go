@@ -61,13 +61,34 @@ func kernel6x8(kc int, a *float64, rsA, csA int, b *float64, ldb int, c *float64
 //go:noescape
 func kernel6x16(kc int, a *float32, rsA, csA int, b *float32, ldb int, c *float32, ldc int, acc bool)
 
-// microKernel is T's kernel: kernel6x8 or kernel6x16.
-func microKernel[T Float](kc int, a *T, rsA, csA int, b *T, ldb int, c *T, ldc int, acc bool) {
+// kernel6x4 and kernel6x8f32 are the half-width kernels, 6×(nr/2), for the last columns of
+// C when no more than half a tile is left: one ymm register a row instead of two, so the
+// multiply-adds of the discarded half are not done.
+//
+//go:noescape
+func kernel6x4(kc int, a *float64, rsA, csA int, b *float64, ldb int, c *float64, ldc int, acc bool)
+
+//go:noescape
+func kernel6x8f32(kc int, a *float32, rsA, csA int, b *float32, ldb int, c *float32, ldc int, acc bool)
+
+// microKernel is T's kernel, of full (kernel6x8, kernel6x16) or half width. Both sum each
+// element of C in the same order, so a value does not depend on which computed it.
+func microKernel[T Float](half bool, kc int, a *T, rsA, csA int, b *T, ldb int, c *T, ldc int, acc bool) {
 	if is64[T]() {
-		kernel6x8(kc, (*float64)(unsafe.Pointer(a)), rsA, csA, (*float64)(unsafe.Pointer(b)), ldb, (*float64)(unsafe.Pointer(c)), ldc, acc)
+		a, b, c := (*float64)(unsafe.Pointer(a)), (*float64)(unsafe.Pointer(b)), (*float64)(unsafe.Pointer(c))
+		if half {
+			kernel6x4(kc, a, rsA, csA, b, ldb, c, ldc, acc)
+		} else {
+			kernel6x8(kc, a, rsA, csA, b, ldb, c, ldc, acc)
+		}
 		return
 	}
-	kernel6x16(kc, (*float32)(unsafe.Pointer(a)), rsA, csA, (*float32)(unsafe.Pointer(b)), ldb, (*float32)(unsafe.Pointer(c)), ldc, acc)
+	a32, b32, c32 := (*float32)(unsafe.Pointer(a)), (*float32)(unsafe.Pointer(b)), (*float32)(unsafe.Pointer(c))
+	if half {
+		kernel6x8f32(kc, a32, rsA, csA, b32, ldb, c32, ldc, acc)
+	} else {
+		kernel6x16(kc, a32, rsA, csA, b32, ldb, c32, ldc, acc)
+	}
 }
 
 func init() {
@@ -265,12 +286,13 @@ func blockedRegion[T Float](ws *workspace[T], tA, tB bool, c, a, b, pb []T, m, k
 						off := (ic+ir)*k + pc
 						ap, rsA, csA = &a[off : off+(mr-1)*k+kb][0], k, 1
 					}
-					if rows == mr && cols == nr {
+					half := cols <= nr/2
+					if rows == mr && (cols == nr || cols == nr/2) {
 						off := (ic+ir)*n + jr
-						microKernel(kb, ap, rsA, csA, bp, ldb, &c[off : off+(mr-1)*n+nr][0], n, accBlock)
+						microKernel(half, kb, ap, rsA, csA, bp, ldb, &c[off : off+(mr-1)*n+cols][0], n, accBlock)
 						continue
 					}
-					microKernel(kb, ap, rsA, csA, bp, ldb, &ws.tile[0], nr, false)
+					microKernel(half, kb, ap, rsA, csA, bp, ldb, &ws.tile[0], nr, false)
 					for r := 0; r < rows; r++ {
 						dst := c[(ic+ir+r)*n+jr : (ic+ir+r)*n+jr+cols]
 						src := ws.tile[r*nr : r*nr+cols]

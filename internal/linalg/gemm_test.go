@@ -203,6 +203,48 @@ func testGemmOddShapes[T Float](t *testing.T) {
 	}
 }
 
+// TestGemmHalfTiles checks that the last columns of C, computed by the half-width kernel
+// when no more than half a tile is left, equal bit for bit what the full kernel computes for
+// them when more columns follow: a value does not depend on n.
+func TestGemmHalfTiles(t *testing.T) {
+	t.Run("float64", testGemmHalfTiles[float64])
+	t.Run("float32", testGemmHalfTiles[float32])
+}
+
+func testGemmHalfTiles[T Float](t *testing.T) {
+	if gemmFast == nil {
+		t.Skip("no fast backend")
+	}
+	nr := byType[T](8, 16) // the fast backend's tile width
+	r := rand.New(rand.NewPCG(11, 12))
+	const m, k = 13, 300
+	for _, n := range []int{nr / 2, nr + 3, nr + nr/2} {
+		wide := n + nr
+		a, b := randT[T](r, m*k), randT[T](r, k*wide)
+		narrowB := make([]T, k*n)
+		for p := 0; p < k; p++ {
+			copy(narrowB[p*n:(p+1)*n], b[p*wide:p*wide+n])
+		}
+		for _, acc := range []bool{false, true} {
+			got, full := randT[T](r, m*n), randT[T](r, m*wide)
+			for i := 0; i < m; i++ {
+				copy(full[i*wide:i*wide+n], got[i*n:(i+1)*n])
+			}
+			withBackend("fast", 1, func() {
+				MulNN(got, a, narrowB, m, k, n, acc)
+				MulNN(full, a, b, m, k, wide, acc)
+			})
+			for i := 0; i < m; i++ {
+				for j := 0; j < n; j++ {
+					if got[i*n+j] != full[i*wide+j] {
+						t.Fatalf("n=%d acc=%v: (%d,%d) = %v, %v with %d columns", n, acc, i, j, got[i*n+j], full[i*wide+j], wide)
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestTranspose(t *testing.T) {
 	t.Run("float64", testTranspose[float64])
 	t.Run("float32", testTranspose[float32])

@@ -2,11 +2,13 @@
 
 #include "textflag.h"
 
-// The micro-kernels of gemm_amd64.go, one macro body for both element types: a row of a
-// tile is two ymm registers (8 float64 or 16 float32, 64 bytes either way), so the two
-// differ only in the scale of the strides (SHIFT: log2 of the element size) and in the
-// broadcast, fused multiply-add and add instructions (BCAST, FMA, ADDROW). Loads and stores are VMOVUPS for
-// both: a move does not look at the lanes.
+// The micro-kernels of gemm_amd64.go, one macro body for both element types and both
+// widths: a row of a tile is two ymm registers (8 float64 or 16 float32, 64 bytes either
+// way), or one in the half-width kernels for the last columns of C, so the kernels differ
+// only in the scale of the strides (SHIFT: log2 of the element size), in the k step and
+// stores (STEP, STORE: full or half width), and in the broadcast, fused multiply-add and
+// add instructions (BCAST, FMA, ADDROW). Loads and stores are VMOVUPS for both types: a
+// move does not look at the lanes.
 
 // One k step: B row (two ymm at DI) times A's six values of one depth index, at SI,
 // SI+R10, SI+2·R10 (rows 0–2) and R11, R11+R10, R11+2·R10 (rows 3–5); both bases then
@@ -36,6 +38,27 @@
 	ADDQ    R12, SI;           \
 	ADDQ    R12, R11
 
+// A k step of a half-width kernel: one ymm of B times the six values of A into Y4–Y9. With
+// six accumulators, FMA latency (4 cycles) holds it to three quarters of the peak rate,
+// still more than a full tile of which half is discarded.
+#define STEPHALF(BCAST, FMA) \
+	VMOVUPS (DI), Y0;          \
+	ADDQ    R9, DI;            \
+	BCAST   (SI), Y1;          \
+	BCAST   (SI)(R10*1), Y2;   \
+	BCAST   (SI)(R10*2), Y3;   \
+	FMA     Y0, Y1, Y4;        \
+	FMA     Y0, Y2, Y5;        \
+	FMA     Y0, Y3, Y6;        \
+	BCAST   (R11), Y1;         \
+	BCAST   (R11)(R10*1), Y2;  \
+	BCAST   (R11)(R10*2), Y3;  \
+	FMA     Y0, Y1, Y7;        \
+	FMA     Y0, Y2, Y8;        \
+	FMA     Y0, Y3, Y9;        \
+	ADDQ    R12, SI;           \
+	ADDQ    R12, R11
+
 // The stores of one row of C at DX from its two accumulators: adding to C, or overwriting.
 #define ADDROW64(LO, HI) VADDPD (DX), LO, LO; VADDPD 32(DX), HI, HI; SETROW(LO, HI)
 #define ADDROW32(LO, HI) VADDPS (DX), LO, LO; VADDPS 32(DX), HI, HI; SETROW(LO, HI)
@@ -54,9 +77,17 @@
 	ADDQ R8, DX;   \
 	ROW(Y14, Y15)
 
+#define ADDHALF64(R) VADDPD (DX), R, R; SETHALF(R)
+#define ADDHALF32(R) VADDPS (DX), R, R; SETHALF(R)
+#define SETHALF(R) VMOVUPS R, (DX)
+
+#define STOREHALVES(ROW) \
+	ROW(Y4); ADDQ R8, DX; ROW(Y5); ADDQ R8, DX; ROW(Y6); ADDQ R8, DX; \
+	ROW(Y7); ADDQ R8, DX; ROW(Y8); ADDQ R8, DX; ROW(Y9)
+
 #define PREFETCHROW PREFETCHT0 (AX); PREFETCHT0 32(AX); ADDQ R8, AX
 
-#define KERNEL(SHIFT, BCAST, FMA, ADDROW) \
+#define KERNEL(SHIFT, STEP, BCAST, FMA, STORE, ADDROW, SETROW) \
 	MOVQ kc+0(FP), CX;              \
 	MOVQ a+8(FP), SI;               \
 	MOVQ rsA+16(FP), R10;           \
@@ -105,18 +136,26 @@ store:                              \
 	MOVBQZX acc+64(FP), AX;         \
 	TESTQ   AX, AX;                 \
 	JEQ     overwrite;              \
-	STOREROWS(ADDROW);              \
+	STORE(ADDROW);                  \
 	VZEROUPPER;                     \
 	RET;                            \
 overwrite:                          \
-	STOREROWS(SETROW);              \
+	STORE(SETROW);                  \
 	VZEROUPPER;                     \
 	RET
 
 // func kernel6x8(kc int, a *float64, rsA, csA int, b *float64, ldb int, c *float64, ldc int, acc bool)
 TEXT ·kernel6x8(SB), NOSPLIT, $0-65
-	KERNEL(3, VBROADCASTSD, VFMADD231PD, ADDROW64)
+	KERNEL(3, STEP, VBROADCASTSD, VFMADD231PD, STOREROWS, ADDROW64, SETROW)
 
 // func kernel6x16(kc int, a *float32, rsA, csA int, b *float32, ldb int, c *float32, ldc int, acc bool)
 TEXT ·kernel6x16(SB), NOSPLIT, $0-65
-	KERNEL(2, VBROADCASTSS, VFMADD231PS, ADDROW32)
+	KERNEL(2, STEP, VBROADCASTSS, VFMADD231PS, STOREROWS, ADDROW32, SETROW)
+
+// func kernel6x4(kc int, a *float64, rsA, csA int, b *float64, ldb int, c *float64, ldc int, acc bool)
+TEXT ·kernel6x4(SB), NOSPLIT, $0-65
+	KERNEL(3, STEPHALF, VBROADCASTSD, VFMADD231PD, STOREHALVES, ADDHALF64, SETHALF)
+
+// func kernel6x8f32(kc int, a *float32, rsA, csA int, b *float32, ldb int, c *float32, ldc int, acc bool)
+TEXT ·kernel6x8f32(SB), NOSPLIT, $0-65
+	KERNEL(2, STEPHALF, VBROADCASTSS, VFMADD231PS, STOREHALVES, ADDHALF32, SETHALF)
