@@ -52,6 +52,13 @@ func newEvaluator(spec model.Spec, test *data.Dataset, c Config) (*evaluator, er
 		if err := train.CheckCompatible(m, test); err != nil {
 			return nil, fmt.Errorf("model vs test set: %w", err)
 		}
+		p, err := c.precision()
+		if err != nil {
+			return nil, err
+		}
+		if err := m.SetPrecision(p); err != nil {
+			return nil, err
+		}
 		e.models = append(e.models, m)
 	}
 	return e, nil

@@ -166,6 +166,8 @@ type run struct {
 
 	mu     sync.Mutex
 	states map[int]*clientState // clients that have been materialised at least once
+	// precision is cfg's layer-math precision (validated).
+	precision model.Precision
 }
 
 // clientState is what a virtual client keeps between its tasks: its store (privacy ledger,
@@ -181,6 +183,7 @@ func newRun(ctx context.Context, cfg Config, opts Options) (*run, error) {
 		return nil, fmt.Errorf("sim config: %w", err)
 	}
 	r := &run{cfg: cfg, opts: opts, log: opts.Logger, states: map[int]*clientState{}, start: time.Now()}
+	r.precision, _ = cfg.precision() // validated above
 	if r.log == nil {
 		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -567,7 +570,7 @@ func (t *virtualTrainer) trainer(w *worker, seed uint64, budget *dp.Budget) (*cl
 		Budget: budget, LedgerOptions: []dp.LedgerOption{dp.WithAccountant(m)},
 		Store: t.store, Seed: seed, Models: w.models,
 		// The view holds the client's rows of the features computed once (featurize).
-		Featured: t.r.spec.Features,
+		Featured: t.r.spec.Features, Precision: t.r.precision,
 	})
 }
 
@@ -619,6 +622,7 @@ func (t *virtualTrainer) Evaluate(ctx context.Context, params []float64, cfg cli
 	mt, err := client.NewModelTrainer(client.ModelTrainerConfig{
 		Train: t.r.pop.view(t.k, &w.buf), Test: t.r.testShare(t.k), Store: t.store,
 		Seed: t.r.taskSeed(t.k, cfg.Round, 2), Models: w.models, Featured: t.r.spec.Features,
+		Precision: t.r.precision,
 	})
 	if err != nil {
 		return client.EvaluateResult{}, err

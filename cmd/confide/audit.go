@@ -263,6 +263,9 @@ func runCentralAudit(ctx context.Context, g *globalOptions, w io.Writer, af *aud
 	if err != nil {
 		return err
 	}
+	if err := m.SetPrecision(of.precision); err != nil {
+		return err
+	}
 	if af.canaries > m.NumParams() && mode == audit.WhiteBox {
 		return usageErr("--canaries %d: the model has %d parameters, one coordinate a canary", af.canaries, m.NumParams())
 	}

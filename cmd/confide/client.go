@@ -19,6 +19,7 @@ import (
 	"github.com/confide-fl/confide/client"
 	"github.com/confide-fl/confide/data"
 	"github.com/confide-fl/confide/dp"
+	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/secagg"
 )
 
@@ -46,6 +47,7 @@ type clientOptions struct {
 	// certificates in identityDir.
 	virtual     int
 	identityDir string
+	precision   model.Precision
 }
 
 type clientResult struct {
@@ -172,6 +174,8 @@ issue --name NAME'), whose subject common name is its identity: --name defaults 
 	f.BoolVar(&o.insecure, "insecure", false, "connect in plaintext, without certificates (tests on a trusted network only)")
 	f.DurationVar(&o.giveUpAfter, "give-up-after", 10*time.Minute, "stop (exit 1) once the server has been unreachable this long without a break")
 	f.IntVar(&o.virtual, "virtual", 0, "host this many clients in this process, with the indices --client-index…--client-index+N-1 of --num-clients, each with its own identity, state directory, ledger and data shard")
+	o.precision = model.Float32
+	addPrecisionFlag(cmd, &o.precision)
 	f.StringVar(&o.identityDir, "identity-dir", "", "with --virtual: the directory holding each virtual client's certificate and key, NAME.crt and NAME.key (from 'confide ca issue --name NAME')")
 	return cmd
 }
@@ -218,7 +222,7 @@ func runClient(ctx context.Context, g *globalOptions, w io.Writer, o clientOptio
 	if err != nil {
 		return err
 	}
-	tcfg := client.ModelTrainerConfig{Budget: budget, RaiseBudget: o.raiseBudget, Store: store}
+	tcfg := client.ModelTrainerConfig{Budget: budget, RaiseBudget: o.raiseBudget, Store: store, Precision: o.precision}
 	if o.data != "" {
 		tcfg.Source = ownDataSource(o)
 	} else if tcfg.Train, tcfg.Test, err = sharedDataset(ctx, o, spec); err != nil {

@@ -145,7 +145,7 @@ func runVirtualClients(ctx context.Context, g *globalOptions, w io.Writer, o cli
 			return err
 		}
 		seed, noise := o.noiseSeed(index)
-		tr, err := client.NewModelTrainer(client.ModelTrainerConfig{Train: trains[k], Test: tests[k], Budget: budget, RaiseBudget: o.raiseBudget, Store: store, Seed: seed})
+		tr, err := client.NewModelTrainer(client.ModelTrainerConfig{Train: trains[k], Test: tests[k], Budget: budget, RaiseBudget: o.raiseBudget, Store: store, Seed: seed, Precision: o.precision})
 		if err != nil {
 			return fmt.Errorf("virtual client %s: %w", name, ledgerHint(err, stateDir))
 		}

@@ -157,7 +157,7 @@ func TestEveryStructKeyFromTheEnvironment(t *testing.T) {
 // CONFIDE_ variable, and from a config file under its snake_case key.
 func TestEveryFlagKeyFromTheEnvironmentAndTheFile(t *testing.T) {
 	flagSamples := map[string]string{"int": "7", "uint64": "7", "float64": "0.375", "string": "x7", "duration": "7s",
-		"stringSlice": "[a,b]", "intSlice": "[3,4]", "float64Slice": "[0.5,1.5]", "uint": "7", "int64": "7", "count": "7"}
+		"stringSlice": "[a,b]", "intSlice": "[3,4]", "float64Slice": "[0.5,1.5]", "uint": "7", "int64": "7", "count": "7", "precision": "float64"}
 	n := 0
 	for _, c := range allCommands(newRootCmd()) {
 		path := c.CommandPath()

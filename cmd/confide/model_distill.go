@@ -134,6 +134,11 @@ func runModelDistill(ctx context.Context, g *globalOptions, w io.Writer, f *dist
 	if err := train.CheckTeacher(teacher, student); err != nil {
 		return usageErr("%v", err)
 	}
+	for _, m := range []*model.Model{teacher, student} {
+		if err := m.SetPrecision(f.tune.precision); err != nil {
+			return err
+		}
+	}
 	trainSet, testSet, err := modelDatasets(ctx, teacher, f.teacher, f.eval.df, f.eval.seed)
 	if err != nil {
 		return err

@@ -45,6 +45,7 @@ type tuneFlags struct {
 	optimizer, schedule       string
 	lr, momentum, weightDecay float64
 	seed                      uint64
+	precision                 model.Precision
 	epochsName                string
 	flags                     *pflag.FlagSet
 }
@@ -60,6 +61,8 @@ func (f *tuneFlags) register(cmd *cobra.Command, epochsName string, epochs int, 
 	cmd.Flags().StringVar(&f.schedule, "schedule", "cosine", "learning-rate schedule: constant or cosine")
 	cmd.Flags().IntVar(&f.warmup, "warmup", 0, "linear learning-rate warm-up steps")
 	cmd.Flags().Uint64Var(&f.seed, "seed", 1, "random seed (initialisation, shuffling, dropout)")
+	f.precision = model.Float32
+	addPrecisionFlag(cmd, &f.precision)
 }
 
 // config returns the training configuration: the flags given, and for the others the
@@ -280,6 +283,9 @@ func fineTune(ctx context.Context, g *globalOptions, w io.Writer, m *model.Model
 		if cfg.DP, err = f.dp.resolve(cfg, trainSet.N); err != nil {
 			return "", usageErr("%v", err)
 		}
+	}
+	if err := m.SetPrecision(f.tune.precision); err != nil {
+		return "", err
 	}
 	tr, err := train.New(m, cfg)
 	if err != nil {

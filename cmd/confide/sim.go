@@ -35,6 +35,7 @@ type simFlags struct {
 	seed                               uint64
 	target                             float64
 	resultsDir, transport, partition   string
+	precision                          string
 	deterministic, noPlots             bool
 	overhead                           int
 	serve                              dashboardOptions
@@ -94,6 +95,7 @@ memory is mostly datasets, cheap to collect, so peak memory stays near the live 
 	fl.StringVar(&f.transport, "transport", "", "override transport: memory, grpc or grpc-tcp")
 	fl.StringVar(&f.partition, "partition", "", "override partition: iid, dirichlet:A, shards:K, natural, sender-domain or sample:N")
 	fl.IntVar(&f.workers, "workers", 0, "override workers (clients trained at once; default one per core)")
+	fl.StringVar(&f.precision, "precision", "", "override precision: float32 or float64 (the clients' and the central evaluation's layer math)")
 	fl.BoolVar(&f.deterministic, "deterministic-noise", false, "seeded DP noise and sampling (dp.deterministic_noise): reproducible, not private")
 	fl.BoolVar(&f.noPlots, "no-plots", false, "do not write PNG plots")
 	fl.IntVar(&f.overhead, "overhead", 0, "after the run, train the examples of a round centrally this many times and report the simulator's overhead")
@@ -131,6 +133,9 @@ func (f *simFlags) apply(cmd *cobra.Command, c *sim.Config) {
 	}
 	if ch("workers") {
 		c.Workers = f.workers
+	}
+	if ch("precision") {
+		c.Precision = f.precision
 	}
 	if ch("deterministic-noise") {
 		c.DP.DeterministicNoise = f.deterministic

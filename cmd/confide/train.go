@@ -219,6 +219,7 @@ type optimFlags struct {
 	schedule    string
 	warmup      int
 	seed        uint64
+	precision   model.Precision
 
 	flags *pflag.FlagSet
 }
@@ -291,6 +292,8 @@ func (f *optimFlags) register(cmd *cobra.Command, epochs, batch int, lr, momentu
 	cmd.Flags().StringVar(&f.schedule, "schedule", schedule, "learning-rate schedule: constant or cosine")
 	cmd.Flags().IntVar(&f.warmup, "warmup", 0, "linear learning-rate warm-up steps")
 	cmd.Flags().Uint64Var(&f.seed, "seed", 1, "random seed (initialisation, shuffling, dropout)")
+	f.precision = model.Float32
+	addPrecisionFlag(cmd, &f.precision)
 }
 
 func (f *optimFlags) config() train.Config {
@@ -833,6 +836,9 @@ func runTrain(ctx context.Context, g *globalOptions, w io.Writer, df *dataFlags,
 	}
 	m, err := model.New(spec, rand.New(rand.NewPCG(of.seed, 0x696e6974)))
 	if err != nil {
+		return err
+	}
+	if err := m.SetPrecision(of.precision); err != nil {
 		return err
 	}
 	var noiseLabel string
