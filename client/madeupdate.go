@@ -61,24 +61,30 @@ func noiseBindsCommittee(spec *pb.FitSpec, lit secagg.ParametersLiteral) bool {
 	return lit.NoiseVariance > 0 || spec.GetDp().GetDistributed() || spec.GetUserLevelDp().GetNoiseStd() > 0
 }
 
-// fitKey identifies what a fit task asks for: its round, the global parameters and every
-// setting but the secure-aggregation ones (a new committee does not change the update).
-// It is also the fit upload's signed task digest (taskDigest).
-func fitKey(round uint64, params []byte, spec *pb.FitSpec) []byte {
-	d := taskDigest("fit", round, params, spec)
+// fitKey identifies what a fit task asks for: its round, the global parameters, SCAFFOLD's
+// server control variate (nil without SCAFFOLD) and every setting but the
+// secure-aggregation ones (a new committee does not change the update). It is also the fit
+// upload's signed task digest (taskDigest).
+func fitKey(round uint64, params, control []byte, spec *pb.FitSpec) []byte {
+	var extra [][]byte
+	if control != nil {
+		extra = append(extra, control)
+	}
+	d := taskDigest("fit", round, params, spec, extra...)
 	return d[:]
 }
 
 // taskDigest digests what a task of the given kind asks for: its round, the global
-// parameters it starts from and every setting of its spec but the secure-aggregation
-// field (the committee's session and parameters, which the key pins), so it is the same
-// for every client of one honest round and differs when the server gives clients
-// different settings. Signed into each upload (secagg.UploadContext.TaskDigest), it lets
+// parameters it starts from, every setting of its spec but the secure-aggregation field
+// (the committee's session and parameters, which the key pins) and any further inputs of
+// the task (SCAFFOLD's control variate, which steers every client's update as much as the
+// global model does), so it is the same for every client of one honest round and differs
+// when the server gives clients different settings. Signed into each upload (secagg.UploadContext.TaskDigest), it lets
 // the committee refuse a sum of updates made under different tasks: a server could
 // otherwise give all clients but one a tiny learning rate, clip or weight scale, so that
 // their updates and noise shares vanish and the decrypted sum is that one client's update
 // with only its own share of the noise.
-func taskDigest(kind string, round uint64, params []byte, spec proto.Message) [32]byte {
+func taskDigest(kind string, round uint64, params []byte, spec proto.Message, extra ...[]byte) [32]byte {
 	s := proto.Clone(spec)
 	if f := s.ProtoReflect().Descriptor().Fields().ByName("secagg"); f != nil {
 		s.ProtoReflect().Clear(f)
@@ -88,6 +94,10 @@ func taskDigest(kind string, round uint64, params []byte, spec proto.Message) [3
 	fmt.Fprintf(h, "confide %s %d\x00", kind, round)
 	h.Write(params)
 	h.Write(b)
+	for _, e := range extra {
+		fmt.Fprintf(h, "\x00%d\x00", len(e)) // length-prefixed: no two lists hash alike
+		h.Write(e)
+	}
 	return [32]byte(h.Sum(nil))
 }
 

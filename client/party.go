@@ -344,7 +344,10 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 	if cfg.Dataset, err = shippedSchema(spec.GetDatasetSchema()); err != nil {
 		return err
 	}
-	var sc *scaffoldRound
+	var (
+		sc      *scaffoldRound
+		control []byte // the server's control variate, part of the task (fitKey)
+	)
 	if spec.GetScaffold() != nil {
 		if ul != nil {
 			return errors.New("the fit task asks for SCAFFOLD under user-level DP, whose guarantee does not cover control variates")
@@ -352,8 +355,11 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 		if sc, cfg.Correction, err = p.startScaffold(t, spec.GetScaffold(), dim, enc != nil); err != nil {
 			return err
 		}
+		if control, err = blob.Find(t.GetBlobs(), blob.Control); err != nil {
+			return err
+		}
 	}
-	key := fitKey(t.GetRound(), pbytes, spec)
+	key := fitKey(t.GetRound(), pbytes, control, spec)
 	made, err := p.madeUpdate(key)
 	if err != nil {
 		return err

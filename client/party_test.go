@@ -160,14 +160,18 @@ func (evalTrainer) Evaluate(context.Context, []float64, client.EvaluateConfig) (
 }
 
 // fixedTrainer trains by shifting every parameter.
-type fixedTrainer struct{ shift float64 }
+// fixedTrainer moves every parameter by shift, reporting steps local steps.
+type fixedTrainer struct {
+	shift float64
+	steps int
+}
 
 func (f fixedTrainer) Fit(_ context.Context, global []float64, _ client.FitConfig) (client.FitResult, error) {
 	p := make([]float64, len(global))
 	for i := range p {
 		p[i] = global[i] + f.shift
 	}
-	return client.FitResult{Params: p, NumExamples: 10}, nil
+	return client.FitResult{Params: p, NumExamples: 10, Steps: f.steps}, nil
 }
 
 func (fixedTrainer) Evaluate(context.Context, []float64, client.EvaluateConfig) (client.EvaluateResult, error) {

@@ -118,16 +118,24 @@ func TestMixedTasksGetNoDecryption(t *testing.T) {
 	c := newTestCommittee(t, true)
 	committee, sp, params, session, members, pkb, verifier := c.committee, c.sp, c.params, c.session, c.members, c.pkb, c.verifier
 	signer := func(name string) *secagg.Signer { return c.signer(t, name) }
-	// upload is what client name sends for round's fit task at learning rate lr.
-	upload := func(name string, round uint64, lr float64) *secagg.EncryptedUpdate {
-		p, err := client.NewParty(client.PartyConfig{ClientID: name, Signer: signer(name), Verifier: verifier, ForgetUpdates: true}, fixedTrainer{shift: 0.1})
+	// upload is what client name sends for round's fit task at learning rate lr; with
+	// control set, a SCAFFOLD task with that server control variate.
+	upload := func(name string, round uint64, lr float64, control ...float64) *secagg.EncryptedUpdate {
+		p, err := client.NewParty(client.PartyConfig{ClientID: name, Signer: signer(name), Verifier: verifier, ForgetUpdates: true}, fixedTrainer{shift: 0.1, steps: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		tk := fitTask(blobSpec, zeros(), &pb.FitSpec{Optimizer: "sgd", LearningRate: lr, WeightScale: 10, UpdateClipNorm: 10, MaxWeight: 1,
-			Secagg: &pb.SecAggSpec{Session: session[:], Params: sp}})
+		fs := &pb.FitSpec{Optimizer: "sgd", LearningRate: lr, WeightScale: 10, UpdateClipNorm: 10, MaxWeight: 1,
+			Secagg: &pb.SecAggSpec{Session: session[:], Params: sp}}
+		if control != nil {
+			fs.Scaffold = &pb.ScaffoldSpec{ControlClipNorm: 10}
+		}
+		tk := fitTask(blobSpec, zeros(), fs)
 		tk.Round, tk.TaskId = round, fmt.Sprintf("fit-r%d-%s", round, name)
 		tk.Blobs = append(tk.Blobs, blob.New(blob.PublicKey, pkb))
+		if control != nil {
+			tk.Blobs = append(tk.Blobs, blob.New(blob.Control, blob.EncodeFloats(control)))
+		}
 		res, err := p.Handle(t.Context(), tk)
 		if err != nil {
 			t.Fatal(err)
@@ -184,5 +192,20 @@ func TestMixedTasksGetNoDecryption(t *testing.T) {
 	}
 	if res.Count != 2 {
 		t.Fatalf("one task for both: count %d, want 2", res.Count)
+	}
+	// SCAFFOLD: the server's control variate steers every update (y = x − η·(g − c_i + c)),
+	// so a server could hand all clients but one a control variate that makes their
+	// updates a known constant; it is part of the task, and differing ones get no
+	// decryption.
+	n := len(zeros())
+	big, small := make([]float64, n), make([]float64, n)
+	for i := range big {
+		big[i] = 5
+	}
+	if res, err := decrypt(3, upload("client-a", 3, 0.1, small...), upload("client-b", 3, 0.1, big...)); res != nil || !errors.Is(err, secagg.ErrMixedTasks) {
+		t.Fatalf("SCAFFOLD control variates 0 and 5 in one round: err = %v, want ErrMixedTasks", err)
+	}
+	if res, err := decrypt(4, upload("client-a", 4, 0.1, big...), upload("client-b", 4, 0.1, big...)); err != nil || res.Count != 2 {
+		t.Fatalf("SCAFFOLD, one control variate for both: %v", err)
 	}
 }
