@@ -360,10 +360,14 @@
 //
 // # Precision and cost
 //
-// With the defaults (LogN 14, one 60-bit prime, Δ = 2^45, σ = 2^30) each coordinate of the
-// decrypted sum has error std Parameters.ErrorStd(t) ≈ 7.5e-5 at t = 6 (max ≈ 3.5e-4 over
-// 10^5 coordinates), the sum stays exact up to |Σ| < 2^14, and an upload is 16 bytes per
-// value (2.03× raw float64 at d = 10^6). `confide bench secagg` measures all of it.
+// With a literal's defaults (ValueBits 0: the float encoding; LogN 14, one 60-bit prime,
+// Δ = 2^45, σ = 2^30) each coordinate of the decrypted sum has error std
+// Parameters.ErrorStd(t) ≈ 7.5e-5 at t = 6 (max ≈ 3.5e-4 over 10^5 coordinates), the sum
+// stays exact up to |Σ| < 2^14, and an upload is 16 bytes per value (2.03× raw float64 at
+// d = 10^6). A federation's configuration that leaves the encoding unset (package server,
+// secure_aggregation.value_bits) takes the packed encoding below at DefaultValueBits = 14
+// bits, unless it relies on the float encoding (a log_scale, user-level DP, distributed
+// noise shares, a statistics round, LogN 12). `confide bench secagg` measures both.
 //
 // The packed encoding (ValueBits b > 0; packing.go has the layout). Each value w·u_j is
 // shifted, scaled to the grid δ = 2·ClipBound·MaxWeight/(2^b − 1) and stochastically rounded
@@ -388,26 +392,40 @@
 // Liu and Steinke 2021; accountant.DistributedDiscreteGaussianRDP; TestPackedDiscreteNoise
 // tests the decrypted noise's distribution). The weight and count slots carry no noise.
 //
-// The trade-off at LogN 14, σ = 2^30 (upload bytes per value asymptotically, i.e. for
-// dimensions that fill whole ciphertexts; "error" is 6 standard deviations of the rounding
-// error of the mean of M updates, 6·δ/(2√M), for values in [−1, 1]; M is the most clients
-// per aggregate; the primes minimise the bytes per value):
+// The trade-off at LogN 14, σ = 2^30, for values in [−1, 1]. Bits b are a value's
+// quantised bits; bytes and bits per value are the upload's, asymptotically (dimensions
+// that fill whole ciphertexts, the primes minimising them) and, in the column d = 10^6,
+// at 10^6 values with the last ciphertext's padding (the primes minimising the upload, as
+// PackedForDimension chooses them); "error" is 6 standard deviations of the rounding error
+// of the mean of M updates, 6·δ/(2√M); M, the most clients per aggregate, is what the slots
+// leave room for (MaxContributors). TestPackedTradeOffTable pins every row:
 //
-//	bits b  clients M  primes  slot bits  values/coeff  bytes/value  ×float64  step δ   error of mean
-//	  8       1000       7        18          20          5.60       0.70     7.8e-3    7.4e-4
-//	 11        100       7        18          20          5.60       0.70     9.8e-4    2.9e-4
-//	 11       1000       6        21          15          6.40       0.80     9.8e-4    9.3e-5
-//	 11      10000       7        25          15          7.47       0.93     9.8e-4    2.9e-5
-//	 12       1000       7        22          17          6.59       0.82     4.9e-4    4.6e-5
-//	 14       1000       6        24          13          7.38       0.92     1.2e-4    1.2e-5
-//	 16       1000       6        26          12          8.00       1.00     3.1e-5    2.9e-6
-//	 16      10000       7        30          12          9.33       1.17     3.1e-5    9.2e-7
-//	float     1000       1         —           1         16.00       2.00     —         4.5e-7 (flooding)
+//	bits b  clients M  primes  slot bits  values/coeff  bytes/value  bits/value  ×float64  d = 10^6  step δ   error of mean
+//	  8       1000       7        18          20          5.60        44.8       0.70      0.79     7.8e-3    7.4e-4
+//	 11        100       7        18          20          5.60        44.8       0.70      0.79     9.8e-4    2.9e-4
+//	 11       1000       6        21          15          6.40        51.2       0.80      0.92     9.8e-4    9.3e-5
+//	 11      10000       7        25          15          7.47        59.7       0.93      1.15     9.8e-4    2.9e-5
+//	 12       1000       7        22          17          6.59        52.7       0.82      0.92     4.9e-4    4.6e-5
+//	 13       1000       7        23          16          7.00        56.0       0.88      0.92     2.4e-4    2.3e-5
+//	 14        100       6        21          15          6.40        51.2       0.80      0.92     1.2e-4    3.7e-5
+//	 14       1000       6        24          13          7.38        59.1       0.92      0.98     1.2e-4    1.2e-5   (default)
+//	 14      10000       7        28          13          8.62        68.9       1.08      1.15     1.2e-4    3.7e-6
+//	 16       1000       6        26          12          8.00        64.0       1.00      1.15     3.1e-5    2.9e-6
+//	 16      10000       7        30          12          9.33        74.7       1.17      1.31     3.1e-5    9.2e-7
+//	float     1000       1         —           1         16.00       128        2.00      2.03     —         4.5e-7 (flooding)
 //
 // Bytes per value fall towards 2·s/8 as primes are added (s = 21: 5.25, 0.66×) but the 42
-// noise bits of every coefficient keep them above it within 7 primes. A real upload also
-// pays the padding of its last ciphertext: ChoosePacking minimises the upload of the given
-// dimension.
+// noise bits of every coefficient keep them above it within 7 primes, so no setting that
+// keeps the mean of 1000 updates within 1e-4 (b ≥ 11) reaches 0.75× at LogN 14. A real
+// upload also pays the padding of its last ciphertext: ChoosePacking minimises the upload
+// of the given dimension. A small model fills one ciphertext of a few primes whatever b
+// is: the 50,890 values of the default simulation's MLP take 3 primes (786,581 bytes)
+// at every b from 11 to 16, against 1,048,742 bytes of the float encoding.
+//
+// The default of 14 bits (DefaultValueBits) is the most that keeps an upload of 10^6
+// values from 1000 clients within the raw float64 bytes: the grid δ is relative to the
+// clip bound, which real updates rarely approach (the default simulation's coordinates
+// are far below its update clip of 50), so bits not needed for the bytes go to precision.
 //
 // Measured (`confide bench secagg --params 1000000 --clients 1000 -o json`, packed: chosen
 // for a mean within 1e-4, b = 11, 7 primes, 17 values per coefficient, 4 ciphertexts; the

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"testing/cryptotest"
@@ -388,5 +389,68 @@ func TestPackedPrimesChosen(t *testing.T) {
 	}
 	if _, err := NewParameters(ParametersLiteral{LogN: 12, ValueBits: 11}); err == nil || !strings.Contains(err.Error(), "raise LogN") {
 		t.Errorf("LogN 12 (one prime within the security bound): err = %v", err)
+	}
+}
+
+// TestPackedTradeOffTable pins every row of doc.go's trade-off table (LogN 14, σ = 2^30,
+// values in [−1, 1]): the primes with the fewest bytes per value, the slot bits, the
+// values per coefficient, the bytes per value and their ratio to raw float64, the ratio of
+// an upload of 10^6 values with the primes PackedForDimension picks, the step δ and six
+// standard deviations of the rounding error of the mean of M updates, each to the digits
+// printed; the float encoding's row and the default (DefaultValueBits) are in it.
+func TestPackedTradeOffTable(t *testing.T) {
+	const dim = 1_000_000
+	for _, row := range []struct {
+		bits, clients, primes, slotBits, perCoeff int
+		bytesPerValue, ratio, ratioAtDim          float64
+		step, meanError                           float64
+	}{
+		{8, 1000, 7, 18, 20, 5.60, 0.70, 0.79, 7.8e-3, 7.4e-4},
+		{11, 100, 7, 18, 20, 5.60, 0.70, 0.79, 9.8e-4, 2.9e-4},
+		{11, 1000, 6, 21, 15, 6.40, 0.80, 0.92, 9.8e-4, 9.3e-5},
+		{11, 10000, 7, 25, 15, 7.47, 0.93, 1.15, 9.8e-4, 2.9e-5},
+		{12, 1000, 7, 22, 17, 6.59, 0.82, 0.92, 4.9e-4, 4.6e-5},
+		{13, 1000, 7, 23, 16, 7.00, 0.88, 0.92, 2.4e-4, 2.3e-5},
+		{14, 100, 6, 21, 15, 6.40, 0.80, 0.92, 1.2e-4, 3.7e-5},
+		{DefaultValueBits, 1000, 6, 24, 13, 7.38, 0.92, 0.98, 1.2e-4, 1.2e-5},
+		{14, 10000, 7, 28, 13, 8.62, 1.08, 1.15, 1.2e-4, 3.7e-6},
+		{16, 1000, 6, 26, 12, 8.00, 1.00, 1.15, 3.1e-5, 2.9e-6},
+		{16, 10000, 7, 30, 12, 9.33, 1.17, 1.31, 3.1e-5, 9.2e-7},
+	} {
+		t.Run(fmt.Sprintf("b%d_M%d", row.bits, row.clients), func(t *testing.T) {
+			lit := ParametersLiteral{ValueBits: row.bits, MaxContributors: row.clients}
+			p, err := NewParameters(lit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			atDim, err := PackedForDimension(lit, dim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			digits := func(x float64, d int) float64 { // x to d significant digits
+				if x == 0 {
+					return 0
+				}
+				s := math.Pow(10, float64(d)-math.Ceil(math.Log10(math.Abs(x))))
+				return math.Round(x*s) / s
+			}
+			got := []float64{float64(p.Levels()), float64(p.pack.slotBits), float64(p.ValuesPerCoefficient()),
+				math.Round(p.BytesPerValue()*100) / 100, math.Round(p.BytesPerValue()/8*100) / 100,
+				math.Round(float64(atDim.UpdateBytes(dim, 0))/(8*dim)*100) / 100,
+				digits(p.QuantisationStep(), 2), digits(6*p.QuantisationStep()/(2*math.Sqrt(float64(row.clients))), 2)}
+			want := []float64{float64(row.primes), float64(row.slotBits), float64(row.perCoeff), row.bytesPerValue, row.ratio, row.ratioAtDim, row.step, row.meanError}
+			if !slices.Equal(got, want) {
+				t.Errorf("primes, slot bits, values/coeff, bytes/value, ×float64, ×float64 at d = 10^6, step, error of mean = %v, want %v", got, want)
+			}
+		})
+	}
+	f, err := NewParameters(ParametersLiteral{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its error: six standard deviations of the flooding noise at t = 6, over M = 1000.
+	meanError := 6 * f.ErrorStd(6) / 1000
+	if r := math.Round(float64(f.UpdateBytes(dim, 0))/(8*dim)*100) / 100; f.BytesPerValue() != 16 || r != 2.03 || math.Abs(meanError-4.5e-7) > 0.05e-7 {
+		t.Errorf("float encoding: %g bytes per value, %g× raw float64 at d = 10^6, error of the mean %.2g; want 16, 2.03 and 4.5e-7", f.BytesPerValue(), r, meanError)
 	}
 }

@@ -368,8 +368,9 @@ type SecAggConfig struct {
 	// LogN is log2 of the CKKS ring degree, the values a ciphertext carries (12…16;
 	// default 14).
 	LogN int `yaml:"log_n"`
-	// LogScale is log2 of the encoding scale: more bits, more precision, less room for the
-	// sum (default 45).
+	// LogScale is log2 of the float encoding's scale: more bits, more precision, less room
+	// for the sum (default 45). Setting it selects the float encoding when value_bits is
+	// unset.
 	LogScale int `yaml:"log_scale"`
 	// FloodingSigma is the flooding noise of the committee's decryption shares (at least
 	// 2^20; default 2^30).
@@ -381,15 +382,26 @@ type SecAggConfig struct {
 	// max_weight), with or without secure aggregation, so both modes weight clients alike
 	// (default 1).
 	MaxWeight float64 `yaml:"max_weight"`
-	// ValueBits selects secagg's packed encoding: every value a client encrypts is
-	// quantised to this many bits (unbiased stochastic rounding over ±the coordinate
-	// bound) and several share a ciphertext coefficient, for uploads below the raw float64
-	// bytes (0.92× at 11 bits and 10^6 parameters, against 2.03×). 1…24; 0, the default, is
-	// the float encoding. log_scale stays 0 with it. With dp.user_level.mode distributed the
-	// clients' noise shares become the distributed discrete Gaussian (integer shares added
-	// after quantising; Kairouz, Liu and Steinke 2021), accounted with every round charged
-	// in full.
-	ValueBits int `yaml:"value_bits"`
+	// ValueBits selects the encoding of the encrypted updates. 1…24 is secagg's packed
+	// encoding: every value a client encrypts is quantised to this many bits (unbiased
+	// stochastic rounding over ±the coordinate bound) and several share a ciphertext
+	// coefficient, with room for the sum of max_contributors updates and for the
+	// decryption noise, so the rounding is the only error; log_scale stays 0 with it. 0
+	// is the float encoding: one value per coefficient at scale 2^log_scale, 16 bytes per
+	// value. At 10^6 parameters and 1000 contributors an upload is 0.98× the raw float64
+	// bytes at 14 bits (0.92× at 11) against the float encoding's 2.03×; a model of
+	// 50,890 parameters takes one ciphertext of 3 primes (787 kB) instead of 4 of one
+	// (1.05 MB). Unset (the default): the packed encoding at 14 bits, or the float
+	// encoding where the configuration relies on it — log_scale set; dp.user_level
+	// (distributed noise shares would become the distributed discrete Gaussian, accounted
+	// without amplification by sampling; central noise is calibrated to a clip the
+	// rounding can exceed); dp.distributed and a dataset's statistics round (their noise
+	// shares would be rounded after they are drawn); log_n 12 (one 60-bit prime; the
+	// packed encoding needs two). Set explicitly, value_bits > 0 with dp.user_level.mode
+	// distributed makes the clients' noise shares the distributed discrete Gaussian
+	// (integer shares added after quantising; Kairouz, Liu and Steinke 2021), accounted
+	// with every round charged in full.
+	ValueBits *int `yaml:"value_bits"`
 	// Primes is the packed encoding's number of 60-bit primes (0: the fewest bytes per
 	// value).
 	Primes int `yaml:"primes"`
@@ -483,6 +495,10 @@ func (c Config) WithDefaults() Config {
 	if c.SecAgg.Enabled {
 		if c.DP.UpdateClipNorm == 0 {
 			c.DP.UpdateClipNorm = 10
+		}
+		if c.SecAgg.ValueBits == nil {
+			b := c.defaultValueBits()
+			c.SecAgg.ValueBits = &b
 		}
 		if c.SecAgg.MinContributions == 0 {
 			c.SecAgg.MinContributions = secagg.MinContributions
@@ -654,9 +670,9 @@ func (c Config) validateUserLevel(bad func(format string, a ...any)) {
 		}
 		if c.DiscreteUserLevel() {
 			if u.IsAdaptive() {
-				bad("dp.user_level.adaptive with mode distributed and secure_aggregation.value_bits %d: the distributed discrete Gaussian gives every value the same noise, and the clip indicator needs its own; use a fixed dp.user_level.clip, or the float encoding (value_bits 0)", c.SecAgg.ValueBits)
+				bad("dp.user_level.adaptive with mode distributed and secure_aggregation.value_bits %d: the distributed discrete Gaussian gives every value the same noise, and the clip indicator needs its own; use a fixed dp.user_level.clip, or the float encoding (value_bits 0)", c.valueBits())
 			} else if _, err := c.discreteUserLevel(); err != nil {
-				bad("dp.user_level with secure_aggregation.value_bits %d: %v", c.SecAgg.ValueBits, err)
+				bad("dp.user_level with secure_aggregation.value_bits %d: %v", c.valueBits(), err)
 			}
 		}
 	default:
@@ -743,7 +759,41 @@ func (a AdaptiveClipConfig) literal(m int) dp.AdaptiveClipperLiteral {
 // its quantised values instead of a floating-point Gaussian share before quantising, and the
 // accountant composes the discrete mechanism's RDP over the rounds (each charged in full).
 func (c Config) DiscreteUserLevel() bool {
-	return c.DP.UserLevel.Mode == UserLevelDistributed && c.SecAgg.Enabled && c.SecAgg.ValueBits != 0
+	return c.DP.UserLevel.Mode == UserLevelDistributed && c.SecAgg.Enabled && c.valueBits() != 0
+}
+
+// valueBits is secure_aggregation.value_bits, or what leaving it unset means
+// (defaultValueBits): 0 for the float encoding, the packed encoding's bits per value
+// otherwise.
+func (c Config) valueBits() int {
+	if b := c.SecAgg.ValueBits; b != nil {
+		return *b
+	}
+	return c.defaultValueBits()
+}
+
+// defaultValueBits is what an unset secure_aggregation.value_bits means: the packed
+// encoding at secagg.DefaultValueBits, or the float encoding (0) where the configuration
+// relies on what only the float encoding gives. The packed encoding rounds every value a
+// client encrypts to a grid of its clip bound: after local DP-SGD noise that is
+// post-processing of the client's own private update, but a noise share drawn before the
+// rounding (dp.distributed, distributed user-level noise, the statistics round's shares)
+// would no longer sum to the Gaussian the accountant charges, distributed user-level DP
+// would become the discrete mechanism (accounted without amplification by sampling, and
+// without adaptive clipping), and central user-level noise would be calibrated to a clip
+// the rounding can exceed by up to √d grid steps. log_scale is a setting of the float
+// encoding only, and the packed encoding needs two 60-bit primes, which log_n 12 does not
+// allow.
+func (c Config) defaultValueBits() int {
+	switch {
+	case c.SecAgg.LogScale != 0, c.DP.UserLevel.On(), c.DP.Distributed,
+		c.Dataset != nil && len(c.Dataset.Estimates()) > 0:
+		return 0
+	}
+	if _, err := secagg.NewParameters(c.secAggLiteralBits(secagg.DefaultValueBits)); err != nil {
+		return 0
+	}
+	return secagg.DefaultValueBits
 }
 
 // discreteUserLevel is the distributed discrete Gaussian of the configuration: the
@@ -762,7 +812,7 @@ func (c Config) discreteUserLevel() (dp.DiscreteUserLevel, error) {
 	}
 	b := c.coordinateBound()
 	d := dp.DiscreteUserLevel{NoiseMultiplier: c.DP.UserLevel.NoiseMultiplier, Clip: c.DP.UserLevel.Clip, MaxWeight: w,
-		Step: secagg.PackedStep(b, w, c.SecAgg.ValueBits), Dim: dim, MinShares: max(c.SecAgg.MinContributions, 1)}
+		Step: secagg.PackedStep(b, w, c.valueBits()), Dim: dim, MinShares: max(c.SecAgg.MinContributions, 1)}
 	_, err = d.LocalVariance()
 	return d, err
 }
@@ -787,10 +837,15 @@ func mustParams(c Config) secagg.Parameters {
 
 // secAggLiteral is the secagg parameter literal of the configuration.
 func (c Config) secAggLiteral() secagg.ParametersLiteral {
+	return c.secAggLiteralBits(c.valueBits())
+}
+
+// secAggLiteralBits is secAggLiteral with valueBits bits per value (0: the float encoding).
+func (c Config) secAggLiteralBits(valueBits int) secagg.ParametersLiteral {
 	lit := secagg.ParametersLiteral{
 		LogN: c.SecAgg.LogN, LogScale: c.SecAgg.LogScale, FloodingSigma: c.SecAgg.FloodingSigma,
 		ClipBound: c.coordinateBound(), MaxWeight: c.SecAgg.MaxWeight, MaxContributors: c.SecAgg.MaxContributors,
-		ValueBits: c.SecAgg.ValueBits, Primes: c.SecAgg.Primes,
+		ValueBits: valueBits, Primes: c.SecAgg.Primes,
 	}
 	if c.DiscreteUserLevel() {
 		if d, err := c.discreteUserLevel(); err == nil {

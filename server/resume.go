@@ -134,6 +134,12 @@ func (c *Coordinator) restoreCommittee(r *CommitteeRecord) error {
 	if pk.Session != secagg.SessionID(r.Session) {
 		return fmt.Errorf("server: resume: committee public key of session %s, record of %x", pk.Session, r.Session)
 	}
+	if pk.ParamsDigest != c.sa.Digest() {
+		// A key made under other secure-aggregation parameters (the configuration changed,
+		// or its default encoding did): no client can encrypt under it now, so form a new
+		// committee.
+		return nil
+	}
 	com := &committee{session: r.Session, members: slices.Clone(r.Members), pkBlob: blob.New(blob.PublicKey, r.PublicKey), holders: map[secagg.MemberID]bool{}, ready: true, formedAt: r.FormedRound}
 	for _, m := range r.Holders {
 		if m < 1 || int(m) > len(r.Members) {

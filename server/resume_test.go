@@ -196,3 +196,35 @@ func TestResumedRunIsBitIdentical(t *testing.T) {
 		t.Fatalf("round %d after resuming: model differs from the uninterrupted run's", rounds[len(rounds)-1].Round)
 	}
 }
+
+// A server restarted with other secure-aggregation parameters (here the encoding: value_bits
+// 0 before, left to the default after, as when an upgrade changes the default) forms a new
+// key committee instead of resuming the old one, whose key no client can encrypt under, and
+// the remaining rounds succeed.
+func TestResumeWithOtherSecAggParametersFormsANewCommittee(t *testing.T) {
+	ids := []string{"a", "b", "c", "d"}
+	cfg := secAggConfig(4, 3, 3, 2)
+	cfg.SecAgg.LogN, cfg.SecAgg.ValueBits = 13, new(0)
+	cfg.Sampling.MinAvailable = len(ids)
+	dir := t.TempDir()
+	n := newNetwork(t, cfg, server.Options{}, trainersFor(ids...))
+	n.runUntil(func() bool { return len(recordsOf[server.RoundRecord](n)) == 2 })
+	n.persistTo(t, dir)
+	cfg.SecAgg.ValueBits = nil
+	if st := n.restart(t, cfg, dir); st.Committee == nil {
+		t.Fatal("the state holds no committee to resume")
+	}
+	n.run()
+	if k := noticesOf[server.CommitteeReady](n); len(k) != 1 {
+		t.Fatalf("%d key committees formed after the restart, want a new one", len(k))
+	}
+	rounds := recordsOf[server.RoundRecord](n)
+	if len(rounds) != 2 || !n.c.Finished() {
+		t.Fatalf("after the restart: rounds %v, finished %v; want rounds 3 and 4", roundNumbers(rounds), n.c.Finished())
+	}
+	for _, r := range rounds {
+		if r.Failed {
+			t.Fatalf("round %d failed: %s", r.Round, r.Reason)
+		}
+	}
+}

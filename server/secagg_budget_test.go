@@ -11,7 +11,9 @@ import (
 
 // Left open, secure_aggregation.max_contributors is what secagg's overflow budget allows
 // for the federation's parameters (clip bound, weights, scale, ring), up to secagg's
-// default: the count passes secagg's check, and one more fails it.
+// default: the count passes secagg's check, and one more fails it. The float encoding
+// (value_bits 0), whose budget depends on them; the packed encoding's is secagg's default
+// at any of these clips.
 func TestMaxContributorsComesFromSecAggsBudget(t *testing.T) {
 	for _, tc := range []struct {
 		clip, weight float64
@@ -23,7 +25,7 @@ func TestMaxContributorsComesFromSecAggsBudget(t *testing.T) {
 			c := server.Config{Rounds: 1, Model: model.Spec{Type: model.TypeMLP, Input: 4, Output: 2},
 				Sampling: server.SamplingConfig{MinAvailable: 3},
 				DP:       server.DPConfig{UpdateClipNorm: tc.clip},
-				SecAgg:   server.SecAggConfig{Enabled: true, CommitteeSize: 3, Threshold: 2, MaxWeight: tc.weight, LogScale: tc.logScale}}
+				SecAgg:   server.SecAggConfig{Enabled: true, CommitteeSize: 3, Threshold: 2, MaxWeight: tc.weight, LogScale: tc.logScale, ValueBits: new(0)}}
 			c = c.WithDefaults()
 			n := c.SecAgg.MaxContributors
 			lit := secagg.ParametersLiteral{LogScale: tc.logScale, ClipBound: tc.clip, MaxWeight: tc.weight, MaxContributors: n}

@@ -322,16 +322,30 @@ func abs(x float64) float64 {
 // to their tasks, committee members that challenge each aggregate and check its openings
 // before decrypting it, for the round's updates and for its evaluation statistics alike.
 func TestAuthenticatedSecureAggregationRounds(t *testing.T) {
-	// The float encoding, and the packed one (16-bit values, the primes chosen; LogN 13,
-	// as LogN 12 allows one prime only): the clients rebuild the parameters from the task.
-	// With and without an upload store (the uploads' trees in temporary files).
+	// The float encoding (value_bits 0), the default (value_bits unset: the packed
+	// encoding at secagg.DefaultValueBits) and 16-bit packed values, the primes chosen;
+	// LogN 13 for the packed encoding, as LogN 12 allows one prime only: the clients
+	// rebuild the parameters from the task. With and without an upload store (the
+	// uploads' trees in temporary files).
 	for _, sa := range []struct {
-		logN, valueBits int
-		store           bool
-	}{{12, 0, false}, {13, 16, false}, {12, 0, true}, {13, 16, true}} {
-		t.Run(fmt.Sprintf("logN%d_valueBits%d_store%v", sa.logN, sa.valueBits, sa.store), func(t *testing.T) {
+		logN      int
+		valueBits *int // nil: unset
+		store     bool
+	}{{12, new(0), false}, {13, nil, false}, {12, new(0), true}, {13, new(16), true}} {
+		bits := "default"
+		if sa.valueBits != nil {
+			bits = fmt.Sprint(*sa.valueBits)
+		}
+		t.Run(fmt.Sprintf("logN%d_valueBits%s_store%v", sa.logN, bits, sa.store), func(t *testing.T) {
 			cfg := secAggConfig(3, 4, 3, 2)
 			cfg.SecAgg.LogN, cfg.SecAgg.ValueBits = sa.logN, sa.valueBits
+			want := secagg.DefaultValueBits
+			if sa.valueBits != nil {
+				want = *sa.valueBits
+			}
+			if got := cfg.WithDefaults().SecAgg.ValueBits; got == nil || *got != want {
+				t.Fatalf("value_bits after the defaults %v, want %d", got, want)
+			}
 			var opts server.Options
 			var stores []*countingStore
 			if sa.store {
@@ -360,6 +374,23 @@ func TestAuthenticatedSecureAggregationRounds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// roundingBound is the most the packed encoding's stochastic rounding moves the weighted
+// mean of the clients' updates: each client's rounding error of w·u_j is below one step
+// δ = 2·clip·max_weight/(2^b − 1), so the sum's is below n·δ, divided by Σw (0 for the
+// float encoding; the weights' own rounding, below n·max_weight/(2^b − 1) of Σw, is
+// left to the caller's margin).
+func roundingBound(cfg server.Config, trs map[string]*fakeTrainer, ids ...string) float64 {
+	b := cfg.SecAgg.ValueBits
+	if b == nil || *b == 0 {
+		return 0
+	}
+	var w float64
+	for _, id := range ids {
+		w += min(float64(trs[id].N)/testWeightScale, cfg.SecAgg.MaxWeight)
+	}
+	return float64(len(ids)) * secagg.PackedStep(cfg.DP.UpdateClipNorm, cfg.SecAgg.MaxWeight, *b) / w
 }
 
 // countingStore counts the bytes written to a store and whether it was closed.
@@ -396,7 +427,7 @@ func testAuthenticatedRounds(t *testing.T, cfg server.Config, opts server.Option
 			t.Fatalf("round %d: failed %v (%s), metrics %v", rr.Round, rr.Failed, rr.Reason, rr.Metrics)
 		}
 	}
-	wantShift(t, initial, rounds[0].Params, cappedShift(trs, ids...), 1e-3)
+	wantShift(t, initial, rounds[0].Params, cappedShift(trs, ids...), 1e-3+roundingBound(cfg.WithDefaults(), trs, ids...))
 	stages := map[pb.DecryptStage]int{}
 	for _, a := range n.answered {
 		if a.result.Status != pb.ResultStatus_RESULT_STATUS_OK {

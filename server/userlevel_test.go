@@ -330,12 +330,12 @@ func TestUserLevelConfigRefusals(t *testing.T) {
 		{"secagg-max-contributors", ul(func(c *server.Config) { *c = userLevelSecAgg(*c); c.SecAgg.MaxContributors = 5 }), true, "need at least 16"},
 		{"discrete-adaptive", ul(func(c *server.Config) {
 			*c = userLevelSecAgg(*c)
-			c.DP.UserLevel.Mode, c.SecAgg.ValueBits, c.SecAgg.LogN = server.UserLevelDistributed, 16, 13
+			c.DP.UserLevel.Mode, c.SecAgg.ValueBits, c.SecAgg.LogN = server.UserLevelDistributed, new(16), 13
 			c.DP.UserLevel.Clip, c.DP.UserLevel.Adaptive = 0, server.AdaptiveClipConfig{InitialClip: 1, CountNoiseStd: 1}
 		}), true, "the distributed discrete Gaussian gives every value the same noise"},
 		{"discrete-variance-too-large", ul(func(c *server.Config) {
 			*c = userLevelSecAgg(*c)
-			c.DP.UserLevel.Mode, c.SecAgg.ValueBits, c.SecAgg.LogN, c.DP.UserLevel.NoiseMultiplier = server.UserLevelDistributed, 24, 13, 1000
+			c.DP.UserLevel.Mode, c.SecAgg.ValueBits, c.SecAgg.LogN, c.DP.UserLevel.NoiseMultiplier = server.UserLevelDistributed, new(24), 13, 1000
 		}), true, "above 2^40: lower value_bits or the noise multiplier"},
 		{"no-noise-source", ul(func(*server.Config) {}), false, "needs a noise source: set Options.Noise"},
 	} {
@@ -377,7 +377,7 @@ func TestUserLevelDiscreteNoise(t *testing.T) {
 	const z, clip, bitsPerValue, rounds = 1.5, 2.0, 16, 3
 	cfg := userLevelSecAgg(userLevelConfig(rounds, 4, server.UserLevelDistributed, z, clip))
 	cfg.SecAgg.MinContributions, cfg.Sampling.MinFit = 4, 4
-	cfg.SecAgg.ValueBits, cfg.SecAgg.LogN = bitsPerValue, 13
+	cfg.SecAgg.ValueBits, cfg.SecAgg.LogN = new(bitsPerValue), 13
 	if !cfg.DiscreteUserLevel() {
 		t.Fatal("distributed user-level DP with value_bits is not the discrete mechanism")
 	}

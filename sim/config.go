@@ -187,14 +187,16 @@ const (
 
 // Default is the zero-config experiment of `confide sim` (examples/mnist-mlp.yaml): an MLP
 // on MNIST, 100 clients with Dirichlet(0.5) label skew, 10 per round, DP-SGD on every
-// client and secure aggregation. DP-SGD gets the most from a privacy budget with large
-// batches and large noise (σ = 3.5 on an expected batch of 512, about a whole client's
-// data, for 3 local epochs) and with tanh activations (Papernot et al. 2021, "Tempered
-// Sigmoid Activations for Deep Learning with Differential Privacy"); every client's
-// lifetime budget is ε = 8 at δ = 1e-5, so a client that was sampled often refuses
-// instead of exceeding it; the server step decays with a cosine to a tenth, so the last
-// rounds' noise barely moves the final model. It reaches about 91% test accuracy in 100
-// rounds (no client above ε = 8, mean about 6.6).
+// client and secure aggregation (its default, packed encoding: 14-bit values, an update of
+// 786,581 bytes of ciphertext against the float encoding's 1,048,742; the same accuracy
+// and ε). DP-SGD gets the most from a privacy budget with large batches and large noise
+// (σ = 3.5 on an expected batch of 512, about a whole client's data, for 3 local epochs)
+// and with tanh activations (Papernot et al. 2021, "Tempered Sigmoid Activations for Deep
+// Learning with Differential Privacy"); every client's lifetime budget is ε = 8 at δ =
+// 1e-5, so a client that was sampled often refuses instead of exceeding it; the server
+// step decays with a cosine to a tenth, so the last rounds' noise barely moves the final
+// model. It reaches about 91% test accuracy in 100 rounds (no client above ε = 8, mean
+// about 7.96).
 func Default() Config {
 	return Config{
 		Name: "mnist-mlp", Seed: 1, Rounds: 100, Clients: 100, ClientsPerRound: 10,

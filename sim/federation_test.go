@@ -1,11 +1,16 @@
 package sim
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/confide-fl/confide/model"
+	"github.com/confide-fl/confide/secagg"
 	"github.com/confide-fl/confide/server"
 )
 
@@ -93,5 +98,59 @@ func TestValidateSimOnlyDPKeys(t *testing.T) {
 	c.DP.Steps = 40
 	if err := c.WithDefaults().Validate(); err != nil {
 		t.Fatalf("dp.steps with DP-SGD: %v", err)
+	}
+}
+
+// TestExamplesFederations: the coordinator's configuration derived from every simulation
+// example (examples/*.yaml but the model spec, the dataset schemas and the server's and
+// client's files), over a population of its clients, validates with secure aggregation's
+// default encoding, which is the packed one for the default experiment
+// (examples/mnist-mlp.yaml) and the float one wherever the example relies on it
+// (user-level DP, dp.distributed).
+func TestExamplesFederations(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "examples", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("examples: %v (%d files)", err, len(files))
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		if name == "mlp" || name == "server" || name == "client" {
+			continue // a model spec, the server's and the client's files
+		}
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c Config
+			if err := yaml.Unmarshal(b, &c); err != nil {
+				t.Fatal(err)
+			}
+			if c.Rounds == 0 {
+				t.Skip("not a simulation (a dataset schema)")
+			}
+			n := c.Clients
+			if n == 0 || n > 1000 {
+				n = 1000 // scale-1m: the coordinator's configuration does not depend on it
+			}
+			fed := federationOf(t, c, n, 600)
+			if !c.SecureAggregation.Enabled {
+				return
+			}
+			bits := fed.SecAgg.ValueBits
+			if bits == nil {
+				t.Fatal("secure_aggregation.value_bits left unset by the coordinator's defaults")
+			}
+			wantFloat := c.DP.UserLevel.On() || c.DP.Distributed
+			switch {
+			case c.SecureAggregation.ValueBits != nil && *bits != *c.SecureAggregation.ValueBits:
+				t.Errorf("value_bits %d given, %d reached the coordinator", *c.SecureAggregation.ValueBits, *bits)
+			case c.SecureAggregation.ValueBits == nil && wantFloat && *bits != 0:
+				t.Errorf("value_bits defaulted to %d, want the float encoding (0) under user-level DP or dp.distributed", *bits)
+			case c.SecureAggregation.ValueBits == nil && !wantFloat && *bits != secagg.DefaultValueBits:
+				t.Errorf("value_bits defaulted to %d, want the packed encoding's %d", *bits, secagg.DefaultValueBits)
+			}
+			t.Logf("value_bits %d", *bits)
+		})
 	}
 }

@@ -31,9 +31,12 @@ encrypted and added in turn; 0 measures it on the timed sum instead. The output 
 --encoding packed (the default) quantises every value to a few bits and packs several per
 ciphertext coefficient (secagg's packed encoding; the parameters are chosen from
 --target-error, the largest error of the mean update, and --clients, unless --value-bits
-and --primes are given); --encoding float is the one-value-per-coefficient encoding.
+and --primes are given; a federation that leaves secure_aggregation.value_bits unset
+uses --value-bits 14); --encoding float is the one-value-per-coefficient encoding
+(value_bits 0).
 
   confide bench secagg --params 1000000 --clients 1000 -o json
+  confide bench secagg --params 1000000 --clients 1000 --value-bits 14 -o json
   confide bench secagg --params 1000000 --clients 1000 --encoding float --error-clients 0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

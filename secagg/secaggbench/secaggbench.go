@@ -39,8 +39,8 @@ type Config struct {
 	// Repeat runs each sum this many times and keeps the fastest, which filters out
 	// interference from other processes on the machine (default 1).
 	Repeat int
-	// Encoding is "float" (or empty: one value per coefficient at scale 2^LogScale) or
-	// "packed" (secagg's packed integer encoding). For "packed", ValueBits and Primes
+	// Encoding is "packed" (or empty: secagg's packed integer encoding) or "float" (one
+	// value per coefficient at scale 2^LogScale). For "packed", ValueBits and Primes
 	// override what secagg.ChoosePacking picks from TargetError (the largest error of the
 	// mean update it aims for; default 1e-4) and Clients as MaxContributors.
 	Encoding    string
@@ -134,16 +134,16 @@ func (c *Config) Validate() error {
 	case c.Repeat < 0:
 		return fmt.Errorf("--repeat %d: must be at least 1", c.Repeat)
 	case c.Encoding != "" && c.Encoding != "float" && c.Encoding != "packed":
-		return fmt.Errorf("--encoding %q: use float or packed", c.Encoding)
-	case c.Encoding != "packed" && (c.ValueBits != 0 || c.Primes != 0):
-		return fmt.Errorf("--value-bits and --primes need --encoding packed")
+		return fmt.Errorf("--encoding %q: use packed or float", c.Encoding)
+	case c.Encoding == "float" && (c.ValueBits != 0 || c.Primes != 0):
+		return fmt.Errorf("--value-bits and --primes are the packed encoding's; drop them or --encoding float")
 	case c.ErrorClients < 0:
 		return fmt.Errorf("--error-clients %d: must be 0 (measure on the timed sum) or more", c.ErrorClients)
 	case c.ErrorClients > 0 && c.ErrorClients < secagg.MinContributions:
 		return fmt.Errorf("--error-clients %d: need at least %d (a committee never decrypts fewer updates)", c.ErrorClients, secagg.MinContributions)
 	}
 	if c.Encoding == "" {
-		c.Encoding = "float"
+		c.Encoding = "packed"
 	}
 	if c.TargetError == 0 {
 		c.TargetError = 1e-4

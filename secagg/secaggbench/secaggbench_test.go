@@ -7,7 +7,7 @@ import (
 
 func TestRunSmall(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 1)
-	r, err := Run(Config{Dim: 5000, Clients: 12, Committee: 5, Threshold: 3, Absent: 2, LogN: 12, Distinct: 3, Workers: 2, Seed: 1})
+	r, err := Run(Config{Dim: 5000, Clients: 12, Committee: 5, Threshold: 3, Absent: 2, LogN: 12, Distinct: 3, Workers: 2, Seed: 1, Encoding: "float"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,17 +35,18 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%+v accepted", c)
 		}
 	}
-	if _, err := Run(Config{Dim: 10, Clients: 100_000, Committee: 3, Threshold: 2, Distinct: 1, Workers: 1, LogN: 12}); err == nil {
+	if _, err := Run(Config{Dim: 10, Clients: 100_000, Committee: 3, Threshold: 2, Distinct: 1, Workers: 1, LogN: 12, Encoding: "float"}); err == nil {
 		t.Error("100,000 clients accepted despite the overflow budget")
 	}
 }
 
-// TestRunPacked: the packed encoding, at a size that fills its one ciphertext, uploads fewer bytes than raw float64,
-// measures its error on independent clients within the rounding's hard bound (each client's
-// rounding is under one step), and reports its layout.
+// TestRunPacked: the packed encoding (the default), at a size that fills its one
+// ciphertext, uploads fewer bytes than raw float64, measures its error on independent
+// clients within the rounding's hard bound (each client's rounding is under one step), and
+// reports its layout.
 func TestRunPacked(t *testing.T) {
 	cryptotest.SetGlobalRandom(t, 2)
-	r, err := Run(Config{Dim: 57000, Clients: 12, Committee: 5, Threshold: 3, Absent: 2, LogN: 13, Distinct: 3, Workers: 2, Seed: 1, Encoding: "packed", ErrorClients: 12})
+	r, err := Run(Config{Dim: 57000, Clients: 12, Committee: 5, Threshold: 3, Absent: 2, LogN: 13, Distinct: 3, Workers: 2, Seed: 1, ErrorClients: 12})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestRunPacked(t *testing.T) {
 	if r.ErrorClients != 12 || r.DecryptedCount != 12 || r.MaxAbsError >= 12*r.QuantStep || r.MaxAbsErrorMean != r.MaxAbsError/12 {
 		t.Errorf("error %g (mean %g) over %d clients, step %g, count %d", r.MaxAbsError, r.MaxAbsErrorMean, r.ErrorClients, r.QuantStep, r.DecryptedCount)
 	}
-	if _, err := Run(Config{Dim: 10, Clients: 3, Committee: 3, Threshold: 2, Distinct: 1, Workers: 1, LogN: 13, ValueBits: 8}); err == nil {
-		t.Error("--value-bits without --encoding packed accepted")
+	if _, err := Run(Config{Dim: 10, Clients: 3, Committee: 3, Threshold: 2, Distinct: 1, Workers: 1, LogN: 13, ValueBits: 8, Encoding: "float"}); err == nil {
+		t.Error("--value-bits with --encoding float accepted")
 	}
 }
