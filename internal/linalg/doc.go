@@ -15,16 +15,17 @@
 // The backend is chosen once at start-up, for each type: on amd64 with AVX2 and FMA, a
 // cache-blocked multiply (gemm_amd64.go, one driver generic over T) around a register-
 // blocked assembly micro-kernel, 6×8 for float64 and 6×16 for float32 (kernel_amd64.s: the
-// same twelve ymm accumulators, holding 4 or 8 values each), vector exp/sigmoid/tanh with 4
-// float64 or 8 float32 lanes (elementwise_amd64.s), and int8 dot-product tiles with AVX-512
-// VNNI or AVX2 (int8_amd64.s); elsewhere, or with the purego build tag, gonum's pure-Go BLAS
-// (blas64, blas32) and the math package (float32 values through the float64 functions,
-// rounded once). Dot, Add and Sum use vek's AVX2 routines for both types where the CPU has
-// them. Products of at most
-// a few hundred multiply-adds use a plain loop on either backend. Each is tested against a
-// simple reference: the naive triple loop in float64 (float32 products within the rounding
-// bound k·ε·Σ|a_ip·b_pj|), the math package (float32 results within 3 ulps of the float64
-// result rounded). Results differ between backends only by rounding; on one backend they do
-// not depend on Workers: a multiply is split into whole tiles of C, never into parts of one
-// sum; nor does an elementwise result depend on the value's position in the slice.
+// same twelve ymm accumulators, holding 4 or 8 values each; half-width ones for the last
+// columns of C), vector exp/sigmoid/tanh with 4 float64 or 8 float32 lanes
+// (elementwise_amd64.s), and int8 dot-product tiles with AVX-512 VNNI or AVX2
+// (int8_amd64.s); elsewhere, or with the purego build tag, gonum's pure-Go BLAS (blas64,
+// blas32) and the math package (float32 values through the float64 functions, rounded
+// once). Dot, Add and Sum use vek's AVX2 routines for both types where the CPU has them.
+// Products of at most a few hundred multiply-adds use a plain loop on either backend. Each
+// is tested against a simple reference: the naive triple loop in float64 (float32 products
+// within the rounding bound k·ε·Σ|a_ip·b_pj|), the math package (float32 results within 3
+// ulps of the float64 result rounded). Results differ between backends only by rounding; on
+// one backend they do not depend on Workers: a multiply is split into whole tiles of C,
+// never into parts of one sum; nor does an elementwise result depend on the value's
+// position in the slice.
 package linalg
