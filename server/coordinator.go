@@ -257,7 +257,7 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 		return nil, err
 	}
 	if opts.Strategy != nil {
-		if strat = strategy.WithEMA(opts.Strategy, cfg.Strategy.EMADecay); cfg.SecAgg.Enabled && strat.NeedsIndividualUpdates() {
+		if strat = strategy.Wrap(opts.Strategy, cfg.Strategy); cfg.SecAgg.Enabled && strat.NeedsIndividualUpdates() {
 			return nil, fmt.Errorf("server: strategy %s needs individual client updates: %w", strat.Name(), strategy.ErrNeedsIndividualUpdates)
 		}
 	}

@@ -80,6 +80,15 @@ type Config struct {
 	// released anyway (post-processing of DP outputs). 0 (the default) releases the latest
 	// global model.
 	EMADecay float64 `yaml:"ema_decay" json:"ema_decay,omitempty"`
+	// WeightDecay, when set (λ in (0, 1), e.g. 0.02), makes the server shrink the global
+	// model by λ each round, decoupled from the strategy's step: x_{t+1} = step(x_t) −
+	// λ·x_t. DP noise lands on every parameter each round, also on those the data hardly
+	// moves (a bag of words' rare words), where it adds up as a random walk; the decay
+	// bounds its spread to about 1/√(2λ) rounds' worth, and shrinks the learnt weights.
+	// Computed by the server from the global model, it costs no privacy, and it works
+	// under secure aggregation and dp.distributed, which refuse training.weight_decay.
+	// 0 (the default): none.
+	WeightDecay float64 `yaml:"weight_decay" json:"weight_decay,omitempty"`
 	// Rounds is the number of rounds the decay spans; the server sets it from its own.
 	Rounds int `yaml:"-" json:"-"`
 }
@@ -185,12 +194,15 @@ func (c Config) Validate(secureAggregation bool) error {
 	if v := c.EMADecay; math.IsNaN(v) || v < 0 || v >= 1 {
 		bad("ema_decay = %v: must be in [0, 1) (e.g. 0.9 averages about the last 10 rounds; 0 releases the latest model)", v)
 	}
+	if v := c.WeightDecay; math.IsNaN(v) || v < 0 || v >= 1 {
+		bad("weight_decay = %v: must be in [0, 1) (the fraction of the global model taken off each round, e.g. 0.02; 0: none)", v)
+	}
 	return errors.Join(errs...)
 }
 
 // New validates c (for a federation with or without secure aggregation) and returns the
-// strategy it names, with Flower's defaults for the settings left unset, wrapped in an
-// EMA when c.EMADecay is set.
+// strategy it names, with Flower's defaults for the settings left unset, wrapped as c's
+// server-side options say (Wrap).
 func New(c Config, secureAggregation bool) (Strategy, error) {
 	if err := c.Validate(secureAggregation); err != nil {
 		return nil, err
@@ -199,7 +211,14 @@ func New(c Config, secureAggregation bool) (Strategy, error) {
 	if err != nil {
 		return nil, err
 	}
-	return WithEMA(s, c.EMADecay), nil
+	return Wrap(s, c), nil
+}
+
+// Wrap returns s with c's options that work on any strategy: the weight decay of the
+// global model (WeightDecay), and the release of the average of the decayed global models
+// (EMA).
+func Wrap(s Strategy, c Config) Strategy {
+	return WithEMA(WithWeightDecay(s, c.WeightDecay), c.EMADecay)
 }
 
 // named returns the strategy c names (c validated).

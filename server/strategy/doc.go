@@ -24,7 +24,9 @@
 // Any of them can release the exponential moving average of its global models instead of
 // the latest one (EMA, Config.EMADecay; De et al. 2022): the clients train from the
 // iterate, the server evaluates and saves the average (Averaging), which keeps less of the
-// last rounds' noise and, being post-processing, costs no privacy.
+// last rounds' noise and, being post-processing, costs no privacy; and the server can
+// shrink the global model each round (WeightDecay, Config.WeightDecay), which bounds the
+// random walk DP noise makes in the parameters the data hardly moves.
 //
 // Invariants: inputs are never modified (the global vector and the updates are read only;
 // AggregateFit returns a new vector). Strategies with server-side state (momentum, moments)
