@@ -14,18 +14,24 @@ import (
 	"github.com/confide-fl/confide/server/strategy"
 )
 
-// emaOf is the bias-corrected exponential moving average of the iterates (the closed form
-// of strategy.EMA's recurrence): (1−β)·Σ_k β^{n−k}·x_k / (1−β^n).
-func emaOf(iterates [][]float64, beta float64) []float64 {
-	n := len(iterates)
-	out := make([]float64, len(iterates[0]))
-	for k, x := range iterates {
-		w := (1 - beta) * math.Pow(beta, float64(n-1-k)) / (1 - math.Pow(beta, float64(n)))
-		for i, v := range x {
-			out[i] += w * v
-		}
+// averager replays global models into a strategy.EMA (whose arithmetic its own tests check
+// against the closed form): FedAvg steps from the previous model to the next.
+type averager struct {
+	ema  strategy.Strategy
+	prev []float64
+}
+
+func (a *averager) add(t *testing.T, x []float64) []float64 {
+	t.Helper()
+	d := make([]float64, len(x))
+	for i := range x {
+		d[i] = x[i] - a.prev[i]
 	}
-	return out
+	if _, _, err := a.ema.AggregateFit(1, a.prev, strategy.FitResults{Sum: &strategy.WeightedSum{Sum: d, TotalWeight: 1, Count: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	a.prev = x
+	return a.ema.(strategy.Averaging).Released()
 }
 
 func closeTo(a, b []float64, tol float64) bool {
@@ -83,10 +89,9 @@ func TestEMAReleasesTheAverageWhileClientsTrainFromTheIterate(t *testing.T) {
 	for _, e := range recordsOf[server.EvaluationRecord](n) {
 		evals[e.Round] = e
 	}
-	var iterates [][]float64
+	avg := &averager{ema: strategy.WithEMA(&strategy.FedAvg{}, beta), prev: make([]float64, len(rounds[0].Params))}
 	for _, rr := range rounds {
-		iterates = append(iterates, rr.Params)
-		want := emaOf(iterates, beta)
+		want := avg.add(t, rr.Params)
 		if !closeTo(rr.Released, want, 1e-12) {
 			t.Fatalf("round %d: released %v, want the average %v", rr.Round, rr.Released, want)
 		}
