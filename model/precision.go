@@ -177,9 +177,7 @@ func (n *network32) backward(dy *Tensor, b *Batch, grads []float64) {
 
 // flushGrads adds the network's gradients to grads and zeroes them.
 func (n *network32) flushGrads(grads []float64) {
-	for i, g := range n.grads {
-		grads[i] += float64(g)
-	}
+	linalg.WidenAdd(grads, n.grads)
 	clear(n.grads)
 }
 

@@ -41,8 +41,15 @@ func grow[E any](s []E, n int) []E {
 	return s[:n]
 }
 
-// convert sets dst[i] = src[i] rounded (or widened) to dst's element type.
+// convert sets dst[i] = src[i] rounded (or widened) to dst's element type; rounding goes
+// through linalg.Narrow's vector kernel.
 func convert[D, S linalg.Float](dst []D, src []S) {
+	if d, ok := any(dst).([]float32); ok {
+		if s, ok := any(src).([]float64); ok {
+			linalg.Narrow(d, s)
+			return
+		}
+	}
 	dst = dst[:len(src)]
 	for i, v := range src {
 		dst[i] = D(v)

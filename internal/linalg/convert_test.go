@@ -1,0 +1,92 @@
+package linalg
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// convertInputs returns n float64 values: random magnitudes across float32's range and
+// beyond, and the special values (±0, ±Inf, NaN, float32 overflow and underflow, halfway
+// cases between float32 neighbours) at the start, so every length sees some.
+func convertInputs(n int) []float64 {
+	special := []float64{0, math.Copysign(0, -1), math.Inf(1), math.Inf(-1), math.NaN(), 1e300, -1e300, 1e-300,
+		math.SmallestNonzeroFloat32 / 2, float64(math.MaxFloat32) * 1.0000001, 1 + 1.0/(1<<24), 1 + 3.0/(1<<24)}
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := make([]float64, n)
+	for i := range x {
+		if i < len(special) {
+			x[i] = special[i]
+			continue
+		}
+		x[i] = rng.NormFloat64() * math.Pow(10, float64(rng.IntN(80)-40))
+	}
+	return x
+}
+
+func sameFloat(a, b float64) bool { return a == b && math.Signbit(a) == math.Signbit(b) || a != a && b != b }
+
+// TestNarrow compares Narrow with Go's conversion, value by value, at lengths around the
+// vector kernel's group of 16.
+func TestNarrow(t *testing.T) {
+	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 100, 1000} {
+		t.Run(fmt.Sprintf("n%d", n), func(t *testing.T) {
+			src := convertInputs(n)
+			dst := make([]float32, n+1)
+			dst[n] = 7
+			Narrow(dst, src)
+			for i, v := range src {
+				if want := float32(v); !sameFloat(float64(dst[i]), float64(want)) {
+					t.Fatalf("Narrow(%v) = %v at %d, want %v", v, dst[i], i, want)
+				}
+			}
+			if dst[n] != 7 {
+				t.Fatalf("Narrow wrote past len(src)")
+			}
+		})
+	}
+}
+
+// TestWidenAdd compares WidenAdd with dst[i] += float64(src[i]), value by value.
+func TestWidenAdd(t *testing.T) {
+	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 100, 1000} {
+		t.Run(fmt.Sprintf("n%d", n), func(t *testing.T) {
+			x := convertInputs(n)
+			src := make([]float32, n)
+			Narrow(src, x)
+			dst, want := make([]float64, n+1), make([]float64, n)
+			for i := range want {
+				dst[i] = x[(i+5)%n] / 3
+				want[i] = dst[i] + float64(src[i])
+			}
+			dst[n] = 7
+			WidenAdd(dst, src)
+			for i := range want {
+				if !sameFloat(dst[i], want[i]) {
+					t.Fatalf("WidenAdd at %d = %v, want %v", i, dst[i], want[i])
+				}
+			}
+			if dst[n] != 7 {
+				t.Fatalf("WidenAdd wrote past len(src)")
+			}
+		})
+	}
+}
+
+// BenchmarkNarrow and BenchmarkWidenAdd convert the reference MLP's 235,146 parameters.
+func BenchmarkNarrow(b *testing.B) {
+	src, dst := convertInputs(235146), make([]float32, 235146)
+	b.SetBytes(12 * int64(len(src)))
+	for b.Loop() {
+		Narrow(dst, src)
+	}
+}
+
+func BenchmarkWidenAdd(b *testing.B) {
+	dst, src := make([]float64, 235146), make([]float32, 235146)
+	b.SetBytes(20 * int64(len(src)))
+	for b.Loop() {
+		WidenAdd(dst, src)
+	}
+}
