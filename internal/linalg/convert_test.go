@@ -25,7 +25,9 @@ func convertInputs(n int) []float64 {
 	return x
 }
 
-func sameFloat(a, b float64) bool { return a == b && math.Signbit(a) == math.Signbit(b) || a != a && b != b }
+func sameFloat(a, b float64) bool {
+	return a == b && math.Signbit(a) == math.Signbit(b) || a != a && b != b
+}
 
 // TestNarrow compares Narrow with Go's conversion, value by value, at lengths around the
 // vector kernel's group of 16.
