@@ -197,6 +197,8 @@ func (c Config) validateDistributed(bad func(string, ...any)) {
 		bad("dp.distributed needs plain SGD on the clients (training.optimizer sgd without nesterov, weight_decay or warmup), whose one step is linear in the noised gradient")
 	case c.SecAgg.MaxWeight < 1:
 		bad("secure_aggregation.max_weight = %v: dp.distributed gives every client weight 1; raise it to 1 (the default)", c.SecAgg.MaxWeight)
+	case c.valueBits() != 0:
+		bad("dp.distributed with secure_aggregation.value_bits %d: the packed encoding rounds each client's update after its noise share is drawn, so the decrypted sum is no longer the Gaussian mechanism the clients account; use the float encoding (value_bits 0, or leave value_bits unset)", c.valueBits())
 	}
 	dim, err := c.Model.NumParams()
 	if err != nil {
@@ -400,7 +402,8 @@ type SecAggConfig struct {
 	// packed encoding needs two). Set explicitly, value_bits > 0 with dp.user_level.mode
 	// distributed makes the clients' noise shares the distributed discrete Gaussian
 	// (integer shares added after quantising; Kairouz, Liu and Steinke 2021), accounted
-	// with every round charged in full.
+	// with every round charged in full; with dp.distributed, central user-level DP or a
+	// statistics round it is refused, since their accounting does not cover the rounding.
 	ValueBits *int `yaml:"value_bits"`
 	// Primes is the packed encoding's number of 60-bit primes (0: the fewest bytes per
 	// value).
@@ -664,6 +667,9 @@ func (c Config) validateUserLevel(bad func(format string, a ...any)) {
 	}
 	switch u.Mode {
 	case UserLevelCentral:
+		if c.SecAgg.Enabled && c.valueBits() != 0 {
+			bad("dp.user_level.mode = central with secure_aggregation.value_bits %d: the packed encoding rounds every client's update to its grid, which can take its norm past dp.user_level's clip by up to √d grid steps, and the server's noise is calibrated to the clip alone; use the float encoding (value_bits 0, or leave value_bits unset) or mode: distributed", c.valueBits())
+		}
 	case UserLevelDistributed:
 		if !c.SecAgg.Enabled {
 			bad("dp.user_level.mode = distributed needs secure_aggregation.enabled: without it the server sees every client's update with only its 1/√m share of the noise; use mode: central or turn secure aggregation on")

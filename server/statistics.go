@@ -89,6 +89,9 @@ func (c Config) validateStatistics(bad func(format string, a ...any)) {
 	if c.DP.UserLevel.On() {
 		bad("dataset: the statistics round estimates means and stds with record-level DP (one row's change is bounded), which does not bound one client's whole contribution as dp.user_level needs: give mean and std in the schema instead of range")
 	}
+	if c.SecAgg.Enabled && c.valueBits() != 0 {
+		bad("dataset: the statistics round (columns given with a range) under secure_aggregation.value_bits %d: the packed encoding rounds each client's sums after its noise share is drawn, so the decrypted sum is no longer the Gaussian mechanism that is accounted; use the float encoding (value_bits 0, or leave value_bits unset), or give mean and std in the schema", c.valueBits())
+	}
 }
 
 // needsStatistics reports whether the statistics round must run before the next round.
