@@ -32,6 +32,9 @@ func distributedNoise(cfg *FitConfig, spec *pb.FitSpec, dim int) error {
 	if spec.GetUserLevelDp() != nil || spec.GetScaffold() != nil {
 		bad("does not combine with user-level DP or SCAFFOLD")
 	}
+	if b := sa.GetParams().GetValueBits(); b != 0 {
+		bad("needs secure aggregation's float encoding: the packed encoding (value_bits %d) would round this client's update after its noise share is drawn, which the accounting does not cover", b)
+	}
 	if !(d.GetNoiseMultiplier() > 0) {
 		bad("needs a DP-SGD noise multiplier > 0")
 	}

@@ -146,6 +146,7 @@ func TestDistributedNoiseChecksTheTask(t *testing.T) {
 		{"warmup", func(s *pb.FitSpec) { s.Warmup = 3 }, "plain SGD"},
 		{"user-level", func(s *pb.FitSpec) { s.UserLevelDp = &pb.UserLevelDPSpec{} }, "user-level"},
 		{"scaffold", func(s *pb.FitSpec) { s.Scaffold = &pb.ScaffoldSpec{} }, "SCAFFOLD"},
+		{"packed encoding", func(s *pb.FitSpec) { s.Secagg.Params.ValueBits = 14 }, "float encoding"},
 		{"no noise", func(s *pb.FitSpec) { s.Dp.NoiseMultiplier = 0 }, "noise multiplier"},
 		{"clip too small for the noise", func(s *pb.FitSpec) { s.UpdateClipNorm = 0.5 }, "raise dp.update_clip_norm"},
 	} {
