@@ -94,9 +94,7 @@ func (s *SGD) updateRange(_, lo, hi int) {
 	lr, wd, mu := s.Rate, s.WeightDecay, s.Momentum
 	p, g := s.params[lo:hi], s.grads[lo:hi]
 	if mu == 0 {
-		for i, v := range g {
-			p[i] -= lr * (v + wd*p[i])
-		}
+		linalg.Descend(p, g, lr, wd)
 		return
 	}
 	vel := s.vel[lo:hi]

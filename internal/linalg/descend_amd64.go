@@ -1,0 +1,20 @@
+//go:build amd64 && !purego
+
+package linalg
+
+// descendAVX does Descend's update of the first n values, n a multiple of 8
+// (descend_amd64.s).
+//
+//go:noescape
+func descendAVX(p, grad *float64, n int, lr, wd float64)
+
+// descendFast handles the longest prefix of whole groups of 8 values and returns its length
+// (0 without AVX); the lengths were checked by the caller.
+func descendFast(p, g []float64, lr, wd float64) int {
+	n := len(g) &^ 7
+	if !hasAVX || n == 0 {
+		return 0
+	}
+	descendAVX(&p[0], &g[0], n, lr, wd)
+	return n
+}

@@ -1,0 +1,7 @@
+//go:build !amd64 || purego
+
+package linalg
+
+// descendFast handles the longest prefix the platform's vector kernel can and returns its
+// length: none without one.
+func descendFast(_, _ []float64, _, _ float64) int { return 0 }
