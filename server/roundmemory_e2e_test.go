@@ -1,0 +1,380 @@
+package server_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/internal/pki"
+	"github.com/confide-fl/confide/model"
+	"github.com/confide-fl/confide/secagg"
+	"github.com/confide-fl/confide/server"
+)
+
+// TestServerMemoryPerClient (issue 20 item 3: server memory independent of a round's
+// clients) runs one round of the federation of scripts/large-model.sh — authenticated
+// secure aggregation with the packed encoding (value_bits 11, LogN 14; K = 4, t = 3), mutual
+// TLS, the uploads' commitment trees in a temporary file, a bound on the upload bytes held
+// at once — at a smaller model (an MNIST MLP 784-1258-10 by default: 1,000,240 parameters,
+// an upload of about 6.5 MB), with N clients for each N of CONFIDE_LOAD_MEMORY_CLIENTS
+// (default "4 16 32"). The server runs in this process and the clients (client.Run with
+// fakeTrainer, one connection each, all finishing training together as large-model.sh's
+// do) in a child process, so this process's heap is the server's. It samples the Go heap
+// every 20 ms (runtime/metrics: the live heap the last garbage collection marked, the heap
+// objects including garbage not yet swept, the mapped heap less what was returned to the
+// OS, the collector's goal) and VmHWM.
+//
+// The uploads held at once are bounded by ServiceConfig.MaxUploadBytes
+// (CONFIDE_LOAD_MEMORY_UPLOAD_MB, default 24: 3.7 uploads, as large-model.sh's 256 MiB of
+// 66 MiB uploads), which a few clients uploading together fill; past that, a client of the
+// round costs a session, its connection's buffers (≈ 110 KB of TLS and HTTP/2 read
+// buffers, and while its upload waits for room what its flow-control window let through)
+// and a signed commitment (≈ 450 bytes), so the test fails if the peak live heap grows by
+// more than 1 MiB per client (a sixth of an upload) between the two largest N.
+//
+// CONFIDE_LOAD_HIDDEN sets the hidden width (13340: 10,605,310 parameters, large-model.sh's
+// size); CONFIDE_LOAD_MEMORY_WINDOW sets static HTTP/2 flow-control windows on the server
+// (bytes; default gRPC's BDP estimate). With CONFIDE_LOAD_PROFILE=DIR it writes a heap
+// profile DIR/round-N.pprof each time the live heap grows 5% past the last one (`go tool
+// pprof -top -inuse_space`) and the samples to DIR/round-N.csv (seconds, live, objects,
+// mapped, goal in MiB). Runs only with CONFIDE_LOAD=1 (minutes).
+func TestServerMemoryPerClient(t *testing.T) {
+	loadEnabled(t)
+	var counts []int
+	for _, f := range strings.Fields(envString("CONFIDE_LOAD_MEMORY_CLIENTS", "4 16 32")) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 4 {
+			t.Fatalf("CONFIDE_LOAD_MEMORY_CLIENTS=%q: want client counts ≥ 4 (the committee)", f)
+		}
+		counts = append(counts, n)
+	}
+	hidden := envInt(t, "CONFIDE_LOAD_HIDDEN", 1258)
+	uploadMB := envInt(t, "CONFIDE_LOAD_MEMORY_UPLOAD_MB", 24)
+	names := make([]string, 0, slices.Max(counts))
+	for i := range cap(names) {
+		names = append(names, fmt.Sprintf("mem-%03d", i))
+	}
+	dir := writeTestPKI(t, names...)
+	var rows []roundMemory
+	for _, n := range counts {
+		m := runRoundMemory(t, dir, n, hidden, int64(uploadMB)<<20)
+		rows = append(rows, m)
+		t.Logf("%d clients: peak live heap %.1f MiB, heap objects %.1f MiB, heap mapped %.1f MiB, GC goal %.1f MiB, runtime %.1f MiB (stacks %.1f), VmHWM %.1f MiB; round %.1f s",
+			n, mib(m.live), mib(m.objects), mib(m.mapped), mib(m.goal), mib(m.runtime), mib(m.stacks), mib(m.hwm), m.seconds)
+	}
+	if len(rows) < 2 {
+		return
+	}
+	per := func(a, b roundMemory, f func(roundMemory) uint64) float64 {
+		return (float64(f(b)) - float64(f(a))) / float64(b.clients-a.clients) / (1 << 20)
+	}
+	live := func(m roundMemory) uint64 { return m.live }
+	hwm := func(m roundMemory) uint64 { return m.hwm }
+	first, prev, last := rows[0], rows[len(rows)-2], rows[len(rows)-1]
+	t.Logf("per client from %d to %d clients: peak live heap %+.2f MiB, VmHWM %+.2f MiB; from %d to %d: %+.2f MiB, %+.2f MiB",
+		first.clients, last.clients, per(first, last, live), per(first, last, hwm), prev.clients, last.clients, per(prev, last, live), per(prev, last, hwm))
+	// Between the two largest counts the upload budget is full in both: what is left is
+	// per-client state (sessions, connections' buffers, commitments).
+	if g := per(prev, last, live); g > 1 {
+		t.Errorf("the server's peak live heap grows by %.2f MiB per client from %d to %d clients (want ≤ 1 MiB: a session, a connection's buffers and a commitment per client)", g, prev.clients, last.clients)
+	}
+}
+
+// roundMemory is the server's peak memory over one round.
+type roundMemory struct {
+	clients int
+	// peaks: the live heap, heap objects, heap spans in use or free, the collector's goal,
+	// everything the runtime maps less what it returned, goroutine stacks, VmHWM
+	live, objects, mapped, goal, runtime, stacks, hwm uint64
+	seconds                                           float64
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+func envString(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// memoryRoundConfig is scripts/large-model.sh's federation for n clients at hidden width h.
+func memoryRoundConfig(n, h int) server.Config {
+	bits := 11
+	return server.Config{
+		Rounds: 1, Model: model.Spec{Type: model.TypeMLP, Input: 784, Hidden: []int{h}, Output: 10},
+		Sampling:  server.SamplingConfig{NumFit: n, MinFit: n, MinAvailable: n},
+		Deadlines: server.DeadlineConfig{Fit: 30 * time.Minute, KeySetup: 10 * time.Minute, Decrypt: 30 * time.Minute, ClientTimeout: 10 * time.Minute},
+		Training:  server.TrainingConfig{Epochs: 1, BatchSize: 16, Optimizer: "sgd", LR: 0.05, WeightScale: 10000},
+		DP:        server.DPConfig{NoiseMultiplier: 1, MaxGradNorm: 1, Delta: 1e-5, SampleRate: 0.001, Steps: 1, UpdateClipNorm: 1},
+		SecAgg:    server.SecAggConfig{Enabled: true, CommitteeSize: 4, Threshold: 3, ValueBits: &bits},
+	}
+}
+
+// runRoundMemory serves one round for n clients of the child process and returns the
+// server's peak memory.
+func runRoundMemory(t *testing.T, dir string, n, hidden int, uploadBytes int64) roundMemory {
+	t.Helper()
+	fed := filepath.Join(dir, "fed")
+	coord, err := server.New(memoryRoundConfig(n, hidden), server.Options{Verifier: caVerifierIn(t, fed), UploadStore: server.TempUploadStore(t.TempDir())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := server.TLSConfig(pki.CertFile(fed, "server"), pki.KeyFile(fed, "server"), pki.CertFile(fed, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &countingHandler{}
+	svc := server.NewService(coord, server.ServiceConfig{RequireClientCertificate: true, MaxClients: n, MaxUploadBytes: uploadBytes,
+		Store: discardStore{}, Logger: slog.New(logs)})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gopts := []grpc.ServerOption{grpc.Creds(svc.TLSCredentials(tc))}
+	if w := envInt(t, "CONFIDE_LOAD_MEMORY_WINDOW", 0); w > 0 {
+		// What-if: static flow-control windows instead of gRPC's BDP estimate.
+		gopts = append(gopts, grpc.InitialWindowSize(int32(w)), grpc.InitialConnWindowSize(int32(w)))
+	}
+	g := svc.NewGRPCServer(gopts...)
+	go g.Serve(lis)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Minute)
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- svc.Run(ctx) }()
+
+	runtime.GC()
+	debug.FreeOSMemory()
+	resetHWM()
+	sampler := startHeapSampler(os.Getenv("CONFIDE_LOAD_PROFILE"), fmt.Sprintf("round-%d.pprof", n))
+	start := time.Now()
+	gen := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestServerMemoryClients$", "-test.v")
+	gen.Env = append(os.Environ(), "CONFIDE_MEMORY_SERVER="+lis.Addr().String(), "CONFIDE_MEMORY_PKI="+fed, "CONFIDE_MEMORY_CLIENTS="+strconv.Itoa(n))
+	out, genErr := gen.CombinedOutput()
+	m := sampler.stop()
+	m.clients, m.seconds = n, time.Since(start).Seconds()
+	svc.Shutdown(g, time.Second)
+	cancel()
+	if err := <-runErr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("service: %v", err)
+	}
+	if genErr != nil {
+		t.Fatalf("clients: %v\n%s", genErr, tail(string(out), 3000))
+	}
+	select {
+	case <-svc.Done():
+	default:
+		t.Fatalf("the clients returned before the federation finished:\n%s", tail(string(out), 3000))
+	}
+	if w := logs.warnings(); w > 0 {
+		t.Errorf("%d clients: the service logged %d warnings or errors", n, w)
+	}
+	return m
+}
+
+// TestServerMemoryClients is the client side of TestServerMemoryPerClient: it runs
+// CONFIDE_MEMORY_CLIENTS clients (mem-000…) against CONFIDE_MEMORY_SERVER with the
+// certificates in CONFIDE_MEMORY_PKI until the federation finishes.
+func TestServerMemoryClients(t *testing.T) {
+	addr, dir := os.Getenv("CONFIDE_MEMORY_SERVER"), os.Getenv("CONFIDE_MEMORY_PKI")
+	if addr == "" || dir == "" {
+		t.Skip("the client side of TestServerMemoryPerClient (CONFIDE_MEMORY_SERVER, CONFIDE_MEMORY_PKI, CONFIDE_MEMORY_CLIENTS)")
+	}
+	n := envInt(t, "CONFIDE_MEMORY_CLIENTS", 4)
+	verifier := caVerifierIn(t, dir)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The clients finish training together, as large-model.sh's do (one DP-SGD step each,
+	// at once), so their uploads arrive together and wait for the server's upload budget.
+	together := &fitBarrier{n: n, all: make(chan struct{})}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		name := fmt.Sprintf("mem-%03d", i)
+		tc, err := client.TLSConfig(pki.CertFile(dir, "ca"), pki.CertFile(dir, name), pki.KeyFile(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := x509.ParseCertificate(tc.Certificates[0].Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := verifier.Certify(cert.Raw); err != nil {
+			t.Fatal(err)
+		}
+		key, ok := tc.Certificates[0].PrivateKey.(crypto.Signer)
+		if !ok {
+			t.Fatalf("%s: the key cannot sign", name)
+		}
+		signer, err := secagg.NewSigner(cert.Raw, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			errs[i] = client.Run(t.Context(), client.Config{
+				Server: addr, Name: name, CommitteeEligible: true, TLS: tc, PollWait: 20 * time.Second, Logger: quiet,
+				Party: client.PartyConfig{Signer: signer, Verifier: verifier, ForgetUpdates: true},
+			}, &barrierTrainer{fakeTrainer: &fakeTrainer{Shift: 1e-4, N: 100}, b: together})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("client mem-%03d: %v", i, err)
+		}
+	}
+}
+
+// caVerifierIn is the Verifier of the CA in dir.
+func caVerifierIn(t *testing.T, dir string) *secagg.Verifier {
+	t.Helper()
+	caPEM, err := os.ReadFile(pki.CertFile(dir, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := secagg.NewVerifierFromPEM(caPEM, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// fitBarrier releases the fits of n clients once all of them have started one.
+type fitBarrier struct {
+	mu  sync.Mutex
+	n   int
+	all chan struct{}
+}
+
+func (b *fitBarrier) wait(ctx context.Context) error {
+	b.mu.Lock()
+	if b.n--; b.n == 0 {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.all:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// barrierTrainer is a fakeTrainer whose first fit waits for every client's.
+type barrierTrainer struct {
+	*fakeTrainer
+	b    *fitBarrier
+	once sync.Once
+}
+
+func (t *barrierTrainer) Fit(ctx context.Context, global []float64, cfg client.FitConfig) (client.FitResult, error) {
+	var err error
+	t.once.Do(func() { err = t.b.wait(ctx) })
+	if err != nil {
+		return client.FitResult{}, err
+	}
+	return t.fakeTrainer.Fit(ctx, global, cfg)
+}
+
+// heapSampler follows the process's heap (runtime/metrics) and keeps the peaks.
+type heapSampler struct {
+	stopc chan struct{}
+	done  chan roundMemory
+}
+
+// startHeapSampler samples every 20 ms; with a directory it writes a heap profile there
+// (file) each time the live heap grows 5% past the last profile's.
+func startHeapSampler(dir, file string) *heapSampler {
+	h := &heapSampler{stopc: make(chan struct{}), done: make(chan roundMemory)}
+	samples := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"},
+		{Name: "/gc/heap/goal:bytes"},
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+		{Name: "/memory/classes/heap/stacks:bytes"},
+	}
+	var trace *os.File
+	if dir != "" {
+		trace, _ = os.Create(filepath.Join(dir, strings.TrimSuffix(file, ".pprof")+".csv"))
+	}
+	start := time.Now()
+	go func() {
+		var m roundMemory
+		var profiled uint64
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			metrics.Read(samples)
+			live, objects := samples[0].Value.Uint64(), samples[1].Value.Uint64()
+			mapped := objects + samples[2].Value.Uint64() + samples[3].Value.Uint64()
+			m.live, m.objects, m.mapped = max(m.live, live), max(m.objects, objects), max(m.mapped, mapped)
+			m.goal = max(m.goal, samples[4].Value.Uint64())
+			m.runtime = max(m.runtime, samples[5].Value.Uint64()-samples[6].Value.Uint64())
+			m.stacks = max(m.stacks, samples[7].Value.Uint64())
+			if trace != nil {
+				fmt.Fprintf(trace, "%.2f,%.1f,%.1f,%.1f,%.1f\n", time.Since(start).Seconds(), mib(live), mib(objects), mib(mapped), mib(samples[4].Value.Uint64()))
+			}
+			if dir != "" && live > profiled+profiled/20 {
+				profiled = live
+				if f, err := os.Create(filepath.Join(dir, file)); err == nil {
+					pprof.Lookup("heap").WriteTo(f, 0)
+					f.Close()
+				}
+			}
+			select {
+			case <-h.stopc:
+				m.hwm = readHWM()
+				if trace != nil {
+					trace.Close()
+				}
+				h.done <- m
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return h
+}
+
+func (h *heapSampler) stop() roundMemory { close(h.stopc); return <-h.done }
+
+// resetHWM resets the process's VmHWM to its current RSS (Linux; elsewhere a no-op).
+func resetHWM() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// readHWM returns the process's VmHWM in bytes (0 where /proc is missing).
+func readHWM() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			k, _ := strconv.ParseUint(f[1], 10, 64)
+			return k << 10
+		}
+	}
+	return 0
+}
