@@ -99,6 +99,10 @@ func (a *ActivationOf[F]) forwardRange(_, lo, hi int) {
 	x, y := a.x.Data[lo:hi], a.y.Data[lo:hi]
 	switch a.Name {
 	case ActReLU:
+		if x32, ok := any(x).([]float32); ok {
+			linalg.ReLU32(any(y).([]float32), x32)
+			return
+		}
 		for i, v := range x {
 			y[i] = max(v, 0)
 		}
@@ -151,12 +155,7 @@ func reluBackward[F linalg.Float](dx, dy, y []F) {
 			dx[i] = math.Float64frombits(math.Float64bits(dy[i]) & mask)
 		}
 	case []float32:
-		dy, y := any(dy).([]float32), any(y).([]float32)
-		for i, v := range y {
-			b := math.Float32bits(v)
-			mask := uint32(int32(b|-b) >> 31)
-			dx[i] = math.Float32frombits(math.Float32bits(dy[i]) & mask)
-		}
+		linalg.ReLUGrad32(dx, any(dy).([]float32), any(y).([]float32))
 	}
 }
 
