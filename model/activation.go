@@ -137,6 +137,23 @@ func (a *ActivationOf[F]) backwardRange(_, lo, hi int) {
 		reluBackward(dx, g, y)
 		return
 	}
+	y = y[:len(g)]
+	// tanh's and sigmoid's df written out: an indirect call per value cost more than the
+	// arithmetic. Same float64 operations, so the same values.
+	switch a.Name {
+	case ActTanh:
+		for i, gv := range g {
+			v := float64(y[i])
+			dx[i] = gv * F(1-v*v)
+		}
+		return
+	case ActSigmoid:
+		for i, gv := range g {
+			v := float64(y[i])
+			dx[i] = gv * F(v*(1-v))
+		}
+		return
+	}
 	x := a.x.Data[lo:hi]
 	for i, gv := range g {
 		dx[i] = gv * F(a.df(float64(x[i]), float64(y[i])))
