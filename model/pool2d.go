@@ -108,6 +108,10 @@ func (p *Pool2DOf[F]) forwardRange(_, lo, hi int) {
 						// Branch-free: which value is larger is a coin flip on real maps, and
 						// mispredicted branches took three times as long.
 						xs, ys, as := x[s:s+C], y[:C], arg[:C]
+						if y32, ok := any(ys).([]float32); ok {
+							linalg.MaxArg32(y32, as, any(xs).([]float32), int32(s))
+							continue
+						}
 						for j, v := range xs {
 							as[j] += b2i(v > ys[j]) * (int32(s+j) - as[j])
 							ys[j] = max(ys[j], v)
