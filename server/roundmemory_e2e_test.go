@@ -47,11 +47,14 @@ import (
 //
 // The uploads held at once are bounded by ServiceConfig.MaxUploadBytes
 // (CONFIDE_LOAD_MEMORY_UPLOAD_MB, default 24: 3.7 uploads, as large-model.sh's 256 MiB of
-// 66 MiB uploads), which a few clients uploading together fill; past that, a client of the
+// 66 MiB uploads). More clients fill that bound more of the time and run more garbage
+// collections while it is full, so the peak comes closer to the worst case (the fixed
+// state, the bound, one upload being decoded and added); beyond that a client of the
 // round costs a session, its connection's buffers (≈ 110 KB of TLS and HTTP/2 read
 // buffers, and while its upload waits for room what its flow-control window let through)
-// and a signed commitment (≈ 450 bytes), so the test fails if the peak live heap grows by
-// more than 1 MiB per client (a sixth of an upload) between the two largest N.
+// and a signed commitment (≈ 450 bytes). The test fails if the peak live heap of the
+// largest N exceeds the smallest N's by more than the upload bound plus 0.5 MiB per
+// client.
 //
 // CONFIDE_LOAD_HIDDEN sets the hidden width (13340: 10,605,310 parameters, large-model.sh's
 // size); CONFIDE_LOAD_MEMORY_WINDOW sets static HTTP/2 flow-control windows on the server
@@ -94,10 +97,9 @@ func TestServerMemoryPerClient(t *testing.T) {
 	first, prev, last := rows[0], rows[len(rows)-2], rows[len(rows)-1]
 	t.Logf("per client from %d to %d clients: peak live heap %+.2f MiB, VmHWM %+.2f MiB; from %d to %d: %+.2f MiB, %+.2f MiB",
 		first.clients, last.clients, per(first, last, live), per(first, last, hwm), prev.clients, last.clients, per(prev, last, live), per(prev, last, hwm))
-	// Between the two largest counts the upload budget is full in both: what is left is
-	// per-client state (sessions, connections' buffers, commitments).
-	if g := per(prev, last, live); g > 1 {
-		t.Errorf("the server's peak live heap grows by %.2f MiB per client from %d to %d clients (want ≤ 1 MiB: a session, a connection's buffers and a commitment per client)", g, prev.clients, last.clients)
+	// What more clients may add: a fuller upload bound, and per-client state.
+	if grow, allowed := mib(last.live)-mib(first.live), float64(uploadMB)+0.5*float64(last.clients-first.clients); grow > allowed {
+		t.Errorf("the server's peak live heap grows by %.1f MiB from %d to %d clients, more than the upload bound (%d MiB) and 0.5 MiB per client (%.1f MiB)", grow, first.clients, last.clients, uploadMB, allowed)
 	}
 }
 
