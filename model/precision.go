@@ -177,8 +177,7 @@ func (n *network32) backward(dy *Tensor, b *Batch, grads []float64) {
 
 // flushGrads adds the network's gradients to grads and zeroes them.
 func (n *network32) flushGrads(grads []float64) {
-	linalg.WidenAdd(grads, n.grads)
-	clear(n.grads)
+	linalg.Drain(grads, n.grads)
 }
 
 // runForward applies layers to x (nil for a token model: the embedding reads the batch).

@@ -12,12 +12,14 @@ func Narrow(dst []float32, src []float64) {
 	}
 }
 
-// WidenAdd adds float64(src[i]) to dst[i] (exact: every float32 is a float64); dst must be
-// at least as long as src. It is how a float32 network's gradients reach the float64 ones.
-func WidenAdd(dst []float64, src []float32) {
+// Drain adds float64(src[i]) to dst[i] (exact: every float32 is a float64) and sets src[i]
+// to zero, in one pass; dst must be at least as long as src. It is how a float32 network's
+// gradients move to the float64 ones, leaving its own zeroed for the next pass.
+func Drain(dst []float64, src []float32) {
 	dst = dst[:len(src)]
-	n := widenAddFast(dst, src)
+	n := drainFast(dst, src)
 	for i, v := range src[n:] {
 		dst[n+i] += float64(v)
 	}
+	clear(src[n:])
 }

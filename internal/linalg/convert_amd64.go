@@ -6,16 +6,16 @@ import "golang.org/x/sys/cpu"
 
 var hasAVX = cpu.X86.HasAVX
 
-// narrowAVX and widenAddAVX convert the first n values, n a multiple of 16
+// narrowAVX and drainAVX convert the first n values, n a multiple of 16
 // (convert_amd64.s).
 //
 //go:noescape
 func narrowAVX(dst *float32, src *float64, n int)
 
 //go:noescape
-func widenAddAVX(dst *float64, src *float32, n int)
+func drainAVX(dst *float64, src *float32, n int)
 
-// narrowFast and widenAddFast handle the longest prefix of whole groups of 16 values and
+// narrowFast and drainFast handle the longest prefix of whole groups of 16 values and
 // return its length (0 without AVX); the lengths were checked by the caller.
 func narrowFast(dst []float32, src []float64) int {
 	n := len(src) &^ 15
@@ -26,11 +26,11 @@ func narrowFast(dst []float32, src []float64) int {
 	return n
 }
 
-func widenAddFast(dst []float64, src []float32) int {
+func drainFast(dst []float64, src []float32) int {
 	n := len(src) &^ 15
 	if !hasAVX || n == 0 {
 		return 0
 	}
-	widenAddAVX(&dst[0], &src[0], n)
+	drainAVX(&dst[0], &src[0], n)
 	return n
 }

@@ -32,15 +32,18 @@ narrowDone:
 	VZEROUPPER
 	RET
 
-// func widenAddAVX(dst *float64, src *float32, n int)
-TEXT ·widenAddAVX(SB), NOSPLIT, $0-24
+// func drainAVX(dst *float64, src *float32, n int)
+//
+// dst += src widened; src = 0.
+TEXT ·drainAVX(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ n+16(FP), CX
+	VXORPS Y15, Y15, Y15
 	SHRQ $4, CX
-	JZ   widenDone
+	JZ   drainDone
 
-widenLoop:
+drainLoop:
 	VCVTPS2PD (SI), Y0
 	VCVTPS2PD 16(SI), Y1
 	VCVTPS2PD 32(SI), Y2
@@ -53,11 +56,13 @@ widenLoop:
 	VMOVUPD   Y1, 32(DI)
 	VMOVUPD   Y2, 64(DI)
 	VMOVUPD   Y3, 96(DI)
+	VMOVUPS   Y15, (SI)
+	VMOVUPS   Y15, 32(SI)
 	ADDQ      $64, SI
 	ADDQ      $128, DI
 	DECQ      CX
-	JNZ       widenLoop
+	JNZ       drainLoop
 
-widenDone:
+drainDone:
 	VZEROUPPER
 	RET

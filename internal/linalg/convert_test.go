@@ -50,8 +50,9 @@ func TestNarrow(t *testing.T) {
 	}
 }
 
-// TestWidenAdd compares WidenAdd with dst[i] += float64(src[i]), value by value.
-func TestWidenAdd(t *testing.T) {
+// TestDrain compares Drain with dst[i] += float64(src[i]), value by value, and checks it
+// zeroes src.
+func TestDrain(t *testing.T) {
 	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 100, 1000} {
 		t.Run(fmt.Sprintf("n%d", n), func(t *testing.T) {
 			x := convertInputs(n)
@@ -63,20 +64,23 @@ func TestWidenAdd(t *testing.T) {
 				want[i] = dst[i] + float64(src[i])
 			}
 			dst[n] = 7
-			WidenAdd(dst, src)
+			Drain(dst, src)
 			for i := range want {
 				if !sameFloat(dst[i], want[i]) {
-					t.Fatalf("WidenAdd at %d = %v, want %v", i, dst[i], want[i])
+					t.Fatalf("Drain at %d = %v, want %v", i, dst[i], want[i])
+				}
+				if math.Float32bits(src[i]) != 0 {
+					t.Fatalf("Drain left src[%d] = %v", i, src[i])
 				}
 			}
 			if dst[n] != 7 {
-				t.Fatalf("WidenAdd wrote past len(src)")
+				t.Fatalf("Drain wrote past len(src)")
 			}
 		})
 	}
 }
 
-// BenchmarkNarrow and BenchmarkWidenAdd convert the reference MLP's 235,146 parameters.
+// BenchmarkNarrow and BenchmarkDrain convert the reference MLP's 235,146 parameters.
 func BenchmarkNarrow(b *testing.B) {
 	src, dst := convertInputs(235146), make([]float32, 235146)
 	b.SetBytes(12 * int64(len(src)))
@@ -85,10 +89,10 @@ func BenchmarkNarrow(b *testing.B) {
 	}
 }
 
-func BenchmarkWidenAdd(b *testing.B) {
+func BenchmarkDrain(b *testing.B) {
 	dst, src := make([]float64, 235146), make([]float32, 235146)
 	b.SetBytes(20 * int64(len(src)))
 	for b.Loop() {
-		WidenAdd(dst, src)
+		Drain(dst, src)
 	}
 }

@@ -1,7 +1,10 @@
 // Package linalg holds the few dense kernels all of Confide's layer math goes through:
 // matrix multiply in its three transpose forms (MulNN, MulNT, MulTN) with overwrite or
 // accumulate semantics, a right operand packed once for many products (PackedB), a blocked
-// transpose, vector helpers, the elementwise Exp, Sigmoid and Tanh, the int8 product of
+// transpose, vector helpers, the elementwise Exp, Sigmoid and Tanh, the float32 training
+// step's streaming kernels (Narrow and Drain between float64 master weights and float32
+// copies, Descend for plain SGD, ReLU32 and ReLUGrad32, MaxArg32 for max pooling; each
+// bit-identical to its scalar loop, which is the fallback), the int8 product of
 // quantised inference (QuantizeRows, QuantizeChannels, MulQ), and ParallelFor, which
 // spreads work over the cores through the same long-lived helper goroutines the multiplies
 // use.
@@ -18,7 +21,8 @@
 // same twelve ymm accumulators, holding 4 or 8 values each; half-width ones for the last
 // columns of C), vector exp/sigmoid/tanh with 4 float64 or 8 float32 lanes
 // (elementwise_amd64.s), and int8 dot-product tiles with AVX-512 VNNI or AVX2
-// (int8_amd64.s); elsewhere, or with the purego build tag, gonum's pure-Go BLAS (blas64,
+// (int8_amd64.s), and the streaming kernels with AVX2 (convert_amd64.s, descend_amd64.s,
+// relu_amd64.s, maxarg_amd64.s); elsewhere, or with the purego build tag, gonum's pure-Go BLAS (blas64,
 // blas32) and the math package (float32 values through the float64 functions, rounded
 // once). Dot, Add and Sum use vek's AVX2 routines for both types where the CPU has them.
 // Products of at most a few hundred multiply-adds use a plain loop on either backend. Each
