@@ -58,7 +58,8 @@ import (
 //
 // CONFIDE_LOAD_HIDDEN sets the hidden width (13340: 10,605,310 parameters, large-model.sh's
 // size); CONFIDE_LOAD_MEMORY_WINDOW sets static HTTP/2 flow-control windows on the server
-// (bytes; default gRPC's BDP estimate). With CONFIDE_LOAD_PROFILE=DIR it writes a heap
+// (bytes; default gRPC's BDP estimate), CONFIDE_LOAD_MEMORY_LIMIT_MB a soft memory limit
+// (debug.SetMemoryLimit) on the server. With CONFIDE_LOAD_PROFILE=DIR it writes a heap
 // profile DIR/round-N.pprof each time the live heap grows 5% past the last one (`go tool
 // pprof -top -inuse_space`) and the samples to DIR/round-N.csv (seconds, live, objects,
 // mapped, goal in MiB). Runs only with CONFIDE_LOAD=1 (minutes).
@@ -74,6 +75,11 @@ func TestServerMemoryPerClient(t *testing.T) {
 	}
 	hidden := envInt(t, "CONFIDE_LOAD_HIDDEN", 1258)
 	uploadMB := envInt(t, "CONFIDE_LOAD_MEMORY_UPLOAD_MB", 24)
+	if limit := envInt(t, "CONFIDE_LOAD_MEMORY_LIMIT_MB", 0); limit > 0 {
+		// What-if: the server under a soft memory limit (GOMEMLIMIT), set here rather than
+		// in the environment, which the clients' process inherits.
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(limit) << 20))
+	}
 	names := make([]string, 0, slices.Max(counts))
 	for i := range cap(names) {
 		names = append(names, fmt.Sprintf("mem-%03d", i))
