@@ -397,6 +397,9 @@ func writeResults(r *run, rep *Report) error {
 	if err := m.SetParams(r.coord.Released()); err != nil {
 		return err
 	}
+	if err := m.SetPrecision(r.precision); err != nil { // the file records what it was trained in
+		return err
+	}
 	if m.Meta, err = modelMeta(r, rep.Summary); err != nil {
 		return fmt.Errorf("results: model: %w", err)
 	}
