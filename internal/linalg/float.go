@@ -37,28 +37,6 @@ var (
 	useFast32       bool
 )
 
-// gemm32 is gemm for float32.
-func gemm32(tA, tB bool, dst, a, b []float32, m, k, n int, acc bool) {
-	checkLen("dst", dst, m*n)
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 {
-		if !acc {
-			clear(dst[:m*n])
-		}
-		return
-	}
-	switch {
-	case m*k*n <= smallWork:
-		gemmSmall(tA, tB, dst, a, b, m, k, n, acc)
-	case useFast32 && gemmFast32 != nil:
-		gemmFast32(tA, tB, dst, a, b, m, k, n, acc)
-	default:
-		gonumGemm32(tA, tB, dst, a, b, m, k, n, acc)
-	}
-}
-
 func gonumGemm32(tA, tB bool, dst, a, b []float32, m, k, n int, acc bool) {
 	var beta float32
 	if acc {

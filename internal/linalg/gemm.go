@@ -111,35 +111,33 @@ func grow[T any](s []T, n int) []T {
 	return s[:n]
 }
 
-// gemmT dispatches a product to the float64 or float32 implementation.
+// gemmT sets dst = op(A)·op(B) (or adds it when acc), where op(A) is m×k, stored as a (k×m
+// when tA), and op(B) is k×n, stored as b (n×k when tB): tiny products as a plain loop,
+// the others on the platform's blocked multiply of T where there is one, else gonum's.
 func gemmT[T Float](tA, tB bool, dst, a, b []T, m, k, n int, acc bool) {
-	if is64[T]() {
-		gemm(tA, tB, f64s(dst), f64s(a), f64s(b), m, k, n, acc)
-	} else {
-		gemm32(tA, tB, f32s(dst), f32s(a), f32s(b), m, k, n, acc)
-	}
-}
-
-// gemm sets dst = op(A)·op(B) (or adds it when acc), where op(A) is m×k, stored as a (k×m
-// when tA), and op(B) is k×n, stored as b (n×k when tB).
-func gemm(tA, tB bool, dst, a, b []float64, m, k, n int, acc bool) {
 	checkLen("dst", dst, m*n)
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 {
+	switch {
+	case m == 0 || n == 0:
+	case k == 0:
 		if !acc {
 			clear(dst[:m*n])
 		}
-		return
-	}
-	switch {
 	case m*k*n <= smallWork:
 		gemmSmall(tA, tB, dst, a, b, m, k, n, acc)
-	case useFast:
-		gemmFast(tA, tB, dst, a, b, m, k, n, acc)
+	case is64[T]():
+		d, x, y := f64s(dst), f64s(a), f64s(b)
+		if useFast {
+			gemmFast(tA, tB, d, x, y, m, k, n, acc)
+		} else {
+			gonumGemm(tA, tB, d, x, y, m, k, n, acc)
+		}
 	default:
-		gonumGemm(tA, tB, dst, a, b, m, k, n, acc)
+		d, x, y := f32s(dst), f32s(a), f32s(b)
+		if useFast32 && gemmFast32 != nil {
+			gemmFast32(tA, tB, d, x, y, m, k, n, acc)
+		} else {
+			gonumGemm32(tA, tB, d, x, y, m, k, n, acc)
+		}
 	}
 }
 

@@ -137,7 +137,7 @@ func BenchmarkMulQ(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("float64/%dx%dx%d", m, k, n), func(b *testing.B) {
 			for b.Loop() {
-				gemm(false, false, dst, x, w, m, k, n, false)
+				gemmT(false, false, dst, x, w, m, k, n, false)
 			}
 			b.ReportMetric(float64(m*k*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
 		})
