@@ -152,9 +152,10 @@ for c in "${selected[@]}"; do
 		[[ -n ${KEEP:-} ]] && mkdir -p "$KEEP" && cp "$csv" "$KEEP/$name-$r.csv"
 		read -r wall user sys <"$res/time"
 		cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.0f", u + s }')
-		# rounds.csv: refused is column 7, accuracy 9, elapsed_seconds 25.
-		refused=$(awk -F, 'NR > 1 { s += $7 } END { print s + 0 }' "$csv")
-		read -r first at < <(awk -F, -v t="$target" 'NR > 1 && $9 != "" && $9 + 0 >= t { print $1, $25; exit }' "$csv") || true
+		# rounds.csv's columns by their header names (refused, accuracy, elapsed_seconds).
+		refused=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } { s += $c["refused"] } END { print s + 0 }' "$csv")
+		read -r first at < <(awk -F, -v t="$target" 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+			$c["accuracy"] != "" && $c["accuracy"] + 0 >= t { print $1, $c["elapsed_seconds"]; exit }' "$csv") || true
 		by=–
 		[[ -n ${first:-} ]] && by=$(awk -v c="$cpu" -v a="$at" -v w="$wall" 'BEGIN { printf "%.0f", c * a / w }')
 		jq -r --arg name "$name" --arg base "$base" --arg ov "${overrides:-–}" --arg refused "$refused" \
