@@ -44,6 +44,10 @@ func newEvaluator(spec model.Spec, test *data.Dataset, c Config) (*evaluator, er
 	// activations than one batch.
 	shards := max(1, min(c.Workers, test.N))
 	e.batch = max(1, e.batch/shards)
+	p, err := c.precision()
+	if err != nil {
+		return nil, err
+	}
 	for range shards {
 		m, err := model.New(spec, rand.New(rand.NewPCG(0, 0)))
 		if err != nil {
@@ -51,10 +55,6 @@ func newEvaluator(spec model.Spec, test *data.Dataset, c Config) (*evaluator, er
 		}
 		if err := train.CheckCompatible(m, test); err != nil {
 			return nil, fmt.Errorf("model vs test set: %w", err)
-		}
-		p, err := c.precision()
-		if err != nil {
-			return nil, err
 		}
 		if err := m.SetPrecision(p); err != nil {
 			return nil, err
