@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +30,7 @@ import (
 	"github.com/confide-fl/confide/client"
 	"github.com/confide-fl/confide/internal/pki"
 	"github.com/confide-fl/confide/model"
+	pb "github.com/confide-fl/confide/proto/confide/v1"
 	"github.com/confide-fl/confide/secagg"
 	"github.com/confide-fl/confide/server"
 )
@@ -59,7 +62,19 @@ import (
 // CONFIDE_LOAD_HIDDEN sets the hidden width (13340: 10,605,310 parameters, large-model.sh's
 // size); CONFIDE_LOAD_MEMORY_WINDOW sets static HTTP/2 flow-control windows on the server
 // (bytes; default gRPC's BDP estimate), CONFIDE_LOAD_MEMORY_LIMIT_MB a soft memory limit
-// (debug.SetMemoryLimit) on the server. With CONFIDE_LOAD_PROFILE=DIR it writes a heap
+// (debug.SetMemoryLimit) on the server.
+//
+// Every client of the child process holds its fit task's model blob and the decoded model
+// (2 × 8 bytes per parameter) from the task's arrival, and its update and its encryption
+// (about 4 more copies) until its upload is sent, so all clients at once need about 100 GB
+// for 100 clients at 10⁷ parameters. CONFIDE_LOAD_MEMORY_INFLIGHT=K (default 0: all at
+// once, behind the fit barrier) lets at most K clients hold a fit task, from its header to
+// the server's acceptance of the upload, without the barrier (fitGate): the others wait
+// with their download stalled by flow control, and the server still serves all N sessions,
+// downloads and signed uploads in one round (with K above the uploads max_upload_mb holds,
+// uploads still wait for the server's room). CONFIDE_LOAD_MEMORY_CLIENT_LIMIT_MB sets a
+// soft memory limit on the child process only. For 100 clients at 10⁷ parameters:
+// CONFIDE_LOAD_MEMORY_INFLIGHT=6 CONFIDE_LOAD_MEMORY_CLIENT_LIMIT_MB=6144. With CONFIDE_LOAD_PROFILE=DIR it writes a heap
 // profile DIR/round-N.pprof each time the live heap grows 5% past the last one (`go tool
 // pprof -top -inuse_space`) and the samples to DIR/round-N.csv (seconds, live, objects,
 // mapped, goal in MiB). Runs only with CONFIDE_LOAD=1 (minutes).
@@ -89,8 +104,8 @@ func TestServerMemoryPerClient(t *testing.T) {
 	for _, n := range counts {
 		m := runRoundMemory(t, dir, n, hidden, int64(uploadMB)<<20)
 		rows = append(rows, m)
-		t.Logf("%d clients: peak live heap %.1f MiB, heap objects %.1f MiB, heap mapped %.1f MiB, GC goal %.1f MiB, runtime %.1f MiB (stacks %.1f), VmHWM %.1f MiB; round %.1f s",
-			n, mib(m.live), mib(m.objects), mib(m.mapped), mib(m.goal), mib(m.runtime), mib(m.stacks), mib(m.hwm), m.seconds)
+		t.Logf("%d clients: peak live heap %.1f MiB, heap objects %.1f MiB, heap mapped %.1f MiB, GC goal %.1f MiB, runtime %.1f MiB (stacks %.1f), VmHWM %.1f MiB; clients ran %.1f s, server CPU %.1f s; round %.1f s, sum per upload %.2f s (median), %.1f s (total), decrypt %.1f s; load average %s",
+			n, mib(m.live), mib(m.objects), mib(m.mapped), mib(m.goal), mib(m.runtime), mib(m.stacks), mib(m.hwm), m.seconds, m.cpu, m.round, m.sumMedian, m.sumTotal, m.decrypt, m.load)
 	}
 	if len(rows) < 2 {
 		return
@@ -115,7 +130,80 @@ type roundMemory struct {
 	// peaks: the live heap, heap objects, heap spans in use or free, the collector's goal,
 	// everything the runtime maps less what it returned, goroutine stacks, VmHWM
 	live, objects, mapped, goal, runtime, stacks, hwm uint64
-	seconds                                           float64
+	// seconds from the clients' start to their end, the server's CPU seconds (user and
+	// system) over them, and the load average (1, 5, 15 min) at the start and the end
+	seconds, cpu float64
+	load         string
+	// from the server's log: the median and total of the uploads' aggregation work
+	// (decode, signature and commitment checks, the commitment tree's store, the
+	// addition), from the last upload added to the round's end (decryption), and from the
+	// round's start to its end
+	sumMedian, sumTotal, decrypt, round float64
+}
+
+// roundTimer is a countingHandler that also times the round from the server's log.
+type roundTimer struct {
+	countingHandler
+	tmu                  sync.Mutex
+	started, added, done time.Time
+	sums                 []float64
+}
+
+func (h *roundTimer) Handle(ctx context.Context, r slog.Record) error {
+	h.tmu.Lock()
+	switch r.Message {
+	case "round started":
+		h.started = r.Time
+	case "round finished":
+		h.done = r.Time
+	case "work done":
+		var work string
+		var secs float64
+		r.Attrs(func(a slog.Attr) bool {
+			switch a.Key {
+			case "work":
+				work = a.Value.String()
+			case "seconds":
+				secs = a.Value.Float64()
+			}
+			return true
+		})
+		if work == "server.AggregationWork" {
+			h.sums, h.added = append(h.sums, secs), r.Time
+		}
+	}
+	h.tmu.Unlock()
+	return h.countingHandler.Handle(ctx, r)
+}
+
+func (h *roundTimer) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *roundTimer) WithGroup(string) slog.Handler      { return h }
+
+// times returns the uploads' median and total aggregation seconds, the seconds from the
+// last upload added to the round's end, and the round's seconds.
+func (h *roundTimer) times() (median, total, decrypt, round float64) {
+	h.tmu.Lock()
+	defer h.tmu.Unlock()
+	if len(h.sums) > 0 {
+		s := slices.Sorted(slices.Values(h.sums))
+		median = s[len(s)/2]
+		for _, v := range s {
+			total += v
+		}
+	}
+	if !h.done.IsZero() {
+		decrypt, round = h.done.Sub(h.added).Seconds(), h.done.Sub(h.started).Seconds()
+	}
+	return median, total, decrypt, round
+}
+
+// processCPU is this process's user and system CPU seconds.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return cpuSeconds(&ru)
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
@@ -153,7 +241,7 @@ func runRoundMemory(t *testing.T, dir string, n, hidden int, uploadBytes int64) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &countingHandler{}
+	logs := &roundTimer{}
 	svc := server.NewService(coord, server.ServiceConfig{RequireClientCertificate: true, MaxClients: n, MaxUploadBytes: uploadBytes,
 		Store: discardStore{}, Logger: slog.New(logs)})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -176,12 +264,15 @@ func runRoundMemory(t *testing.T, dir string, n, hidden int, uploadBytes int64) 
 	debug.FreeOSMemory()
 	resetHWM()
 	sampler := startHeapSampler(os.Getenv("CONFIDE_LOAD_PROFILE"), fmt.Sprintf("round-%d.pprof", n))
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
+	load0 := loadAverage()
 	gen := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestServerMemoryClients$", "-test.v")
 	gen.Env = append(os.Environ(), "CONFIDE_MEMORY_SERVER="+lis.Addr().String(), "CONFIDE_MEMORY_PKI="+fed, "CONFIDE_MEMORY_CLIENTS="+strconv.Itoa(n))
 	out, genErr := gen.CombinedOutput()
 	m := sampler.stop()
-	m.clients, m.seconds = n, time.Since(start).Seconds()
+	m.clients, m.seconds, m.cpu = n, time.Since(start).Seconds(), processCPU()-cpu0
+	m.load = load0 + " → " + loadAverage()
+	m.sumMedian, m.sumTotal, m.decrypt, m.round = logs.times()
 	svc.Shutdown(g, time.Second)
 	cancel()
 	if err := <-runErr; !errors.Is(err, context.Canceled) {
@@ -210,11 +301,24 @@ func TestServerMemoryClients(t *testing.T) {
 		t.Skip("the client side of TestServerMemoryPerClient (CONFIDE_MEMORY_SERVER, CONFIDE_MEMORY_PKI, CONFIDE_MEMORY_CLIENTS)")
 	}
 	n := envInt(t, "CONFIDE_MEMORY_CLIENTS", 4)
+	if limit := envInt(t, "CONFIDE_LOAD_MEMORY_CLIENT_LIMIT_MB", 0); limit > 0 {
+		debug.SetMemoryLimit(int64(limit) << 20) // this process (the clients) only
+	}
 	verifier := caVerifierIn(t, dir)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// The clients finish training together, as large-model.sh's do (one DP-SGD step each,
-	// at once), so their uploads arrive together and wait for the server's upload budget.
-	together := &fitBarrier{n: n, all: make(chan struct{})}
+	// at once), so their uploads arrive together and wait for the server's upload budget;
+	// with CONFIDE_LOAD_MEMORY_INFLIGHT at most that many at a time receive their fit task,
+	// train, encrypt and upload, without a barrier.
+	var (
+		together *fitBarrier
+		gate     *fitGate
+	)
+	if k := envInt(t, "CONFIDE_LOAD_MEMORY_INFLIGHT", 0); k > 0 {
+		gate = &fitGate{slots: make(chan struct{}, k)}
+	} else {
+		together = &fitBarrier{n: n, all: make(chan struct{})}
+	}
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -238,14 +342,21 @@ func TestServerMemoryClients(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		var dial []grpc.DialOption
+		if gate != nil {
+			dial = append(dial, gate.dialOption())
+		}
 		wg.Go(func() {
 			errs[i] = client.Run(t.Context(), client.Config{
-				Server: addr, Name: name, CommitteeEligible: true, TLS: tc, PollWait: 20 * time.Second, Logger: quiet,
+				Server: addr, Name: name, CommitteeEligible: true, TLS: tc, PollWait: 20 * time.Second, Logger: quiet, DialOptions: dial,
 				Party: client.PartyConfig{Signer: signer, Verifier: verifier, ForgetUpdates: true},
 			}, &barrierTrainer{fakeTrainer: &fakeTrainer{Shift: 1e-4, N: 100}, b: together})
 		})
 	}
 	wg.Wait()
+	if gate != nil && gate.taken.Load() != int64(n) {
+		t.Errorf("%d clients took %d fit slots, want one each", n, gate.taken.Load())
+	}
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("client mem-%03d: %v", i, err)
@@ -297,11 +408,75 @@ type barrierTrainer struct {
 
 func (t *barrierTrainer) Fit(ctx context.Context, global []float64, cfg client.FitConfig) (client.FitResult, error) {
 	var err error
-	t.once.Do(func() { err = t.b.wait(ctx) })
+	if t.b != nil {
+		t.once.Do(func() { err = t.b.wait(ctx) })
+	}
 	if err != nil {
 		return client.FitResult{}, err
 	}
 	return t.fakeTrainer.Fit(ctx, global, cfg)
+}
+
+// fitGate bounds the clients of the child process that hold a fit task: a client takes a
+// slot when the header of its fit task arrives, before the task's blobs (the global model),
+// and gives it back when the server has taken its upload (its PushResult call returned
+// without error; an upload the server refused for want of room keeps the slot while the
+// client retries). The clients waiting for a slot hold nothing of the task but what their
+// connection's flow-control window let through, and the server's stream of the model to
+// them waits for the window (the chunks are slices of the one encoded model). That keeps
+// the clients' process at the slots × (task, model, update, encryption) instead of every
+// client's at once; the server still sees every session, every download and every signed
+// upload of the round.
+type fitGate struct {
+	slots chan struct{}
+	taken atomic.Int64 // slots taken
+}
+
+// dialOption is the stream interceptor of one client's connection.
+func (g *fitGate) dialOption() grpc.DialOption {
+	var held atomic.Bool // this client holds a slot
+	return grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		s, err := streamer(ctx, desc, cc, method, opts...)
+		if err != nil {
+			return s, err
+		}
+		switch method {
+		case pb.Federation_PullTask_FullMethodName:
+			return &gatedStream{ClientStream: s, recv: func(m any) error {
+				if c, ok := m.(*pb.TaskChunk); ok && c.GetTask().GetFit() != nil && !held.Load() {
+					select {
+					case g.slots <- struct{}{}:
+						held.Store(true)
+						g.taken.Add(1)
+					case <-s.Context().Done():
+						return s.Context().Err()
+					}
+				}
+				return nil
+			}}, nil
+		case pb.Federation_PushResult_FullMethodName:
+			return &gatedStream{ClientStream: s, recv: func(any) error {
+				if held.CompareAndSwap(true, false) {
+					<-g.slots
+				}
+				return nil
+			}}, nil
+		}
+		return s, nil
+	})
+}
+
+// gatedStream calls recv after every message its stream received.
+type gatedStream struct {
+	grpc.ClientStream
+	recv func(m any) error
+}
+
+func (s *gatedStream) RecvMsg(m any) error {
+	if err := s.ClientStream.RecvMsg(m); err != nil {
+		return err
+	}
+	return s.recv(m)
 }
 
 // heapSampler follows the process's heap (runtime/metrics) and keeps the peaks.
