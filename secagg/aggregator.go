@@ -115,7 +115,15 @@ func (a *Aggregator) Contributors() []string {
 // checkCiphertext validates one uploaded ciphertext against the parameters before it is
 // added: lattigo would silently rescale on a scale mismatch and lower the level on a level
 // mismatch, so both are errors here.
-func (a *Aggregator) checkCiphertext(ct *rlwe.Ciphertext) error {
+func (a *Aggregator) checkCiphertext(ct *rlwe.Ciphertext, clientID string, k int) error {
+	if err := a.checkMetadata(ct); err != nil {
+		return fmt.Errorf("secagg: update of client %q: ciphertext %d: %v", clientID, k, err)
+	}
+	return nil
+}
+
+// checkMetadata is checkCiphertext's check, its error without context.
+func (a *Aggregator) checkMetadata(ct *rlwe.Ciphertext) error {
 	n := a.params.N()
 	switch {
 	case ct == nil || ct.MetaData == nil:
@@ -146,7 +154,84 @@ func (a *Aggregator) Add(u *EncryptedUpdate) error {
 	if err != nil {
 		return err
 	}
-	return a.add(u, accepted)
+	return a.add(u.ClientID, len(u.chunks), chunkOf(u.chunks), accepted)
+}
+
+// AddBinary is Add of a marshalled update (EncryptedUpdate.MarshalBinary's or
+// Encryptor.EncryptBinary's bytes), read chunk by chunk from p instead of decoded whole. A
+// first pass decodes each ciphertext into its worker's buffer and checks it as
+// UnmarshalBinary and Add do (every coefficient below its prime, the metadata against the
+// parameters) and, with a Verifier, digests its c0; the commitment's tree is then built
+// from the c1 bytes of p (into the copy the aggregate keeps), the signature and root
+// checked; only an upload that passed everything is added, by a second pass that decodes
+// each chunk again into the buffer and adds it. Beside what the aggregate keeps, an add
+// thus holds one chunk per worker, not the decoded upload. accept, if not nil, is given the
+// upload's client and task ids once its header is decoded and refuses it by returning an
+// error. A rejected update leaves the aggregate unchanged. p must not change during the
+// call.
+func (a *Aggregator) AddBinary(p []byte, accept func(clientID, taskID string) error) error {
+	r := newReader(p, typeUpdate, "encrypted update")
+	u, n, k := r.updateHeader()
+	if r.err != nil {
+		return r.done()
+	}
+	if accept != nil {
+		if err := accept(u.ClientID, u.TaskID); err != nil {
+			return err
+		}
+	}
+	if err := a.checkHeader(&u, k); err != nil {
+		return err
+	}
+	if n != a.params.N() {
+		return fmt.Errorf("secagg: update of client %q is for ring degree %d, want %d", u.ClientID, n, a.params.N())
+	}
+	base, cw := r.off, chunkWireSize(n, len(u.q))
+	bufs := make([]*rlwe.Ciphertext, a.cfg.Workers)
+	chunk := func(w, i int) (*rlwe.Ciphertext, error) {
+		if bufs[w] == nil {
+			bufs[w] = hefloat.NewCiphertext(a.params.he, 1, a.params.he.MaxLevel())
+		}
+		cr := &reader{b: p[base+i*cw : base+(i+1)*cw], msg: "encrypted update"}
+		ct := cr.ciphertext(bufs[w], i, n, u.q)
+		return ct, cr.done()
+	}
+	var c0Digests [][32]byte
+	if a.cfg.Verifier != nil {
+		c0Digests = make([][32]byte, k)
+	}
+	errs := make([]error, k)
+	parallelFor(a.cfg.Workers, k, func(w, i int) {
+		ct, err := chunk(w, i)
+		if err == nil {
+			err = a.checkCiphertext(ct, u.ClientID, i)
+		}
+		if errs[i] = err; err == nil && c0Digests != nil {
+			c0Digests[i] = chunkDigest(i, ct)
+		}
+	})
+	if err := firstError(errs); err != nil {
+		return err
+	}
+	var accepted *acceptedUpload
+	if a.cfg.Verifier != nil {
+		var err error
+		accepted, err = a.authenticate(&u, func() *uploadTree {
+			levels := len(u.q)
+			c1 := make([][]byte, 0, k*levels)
+			for i := 0; i < k; i++ {
+				at := base + i*cw + chunkMetaSize + 8*n*levels // chunk i's c1, prime after prime
+				for l := 0; l < levels; l++ {
+					c1 = append(c1, p[at+8*n*l:at+8*n*(l+1)])
+				}
+			}
+			return commitTree(n, u.q[0], c1, c0Digests, a.cfg.Workers, true)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return a.add(u.ClientID, k, chunk, accepted)
 }
 
 // check validates an upload as Add does, without adding it; with a Verifier it returns
@@ -155,83 +240,82 @@ func (a *Aggregator) check(u *EncryptedUpdate) (*acceptedUpload, error) {
 	if u == nil {
 		return nil, fmt.Errorf("secagg: nil update")
 	}
-	if a.broken != nil {
-		return nil, a.broken
-	}
-	if a.request != nil {
-		return nil, fmt.Errorf("secagg: update of client %q for round %d: %w", u.ClientID, a.cfg.Round, ErrFrozen)
-	}
-	if u.Session != a.cfg.Session || u.Round != a.cfg.Round {
-		return nil, fmt.Errorf("secagg: update of client %q is for session %s round %d, aggregating session %s round %d: %w", u.ClientID, u.Session, u.Round, a.cfg.Session, a.cfg.Round, ErrWrongSession)
-	}
-	if u.ClientID == "" {
-		return nil, fmt.Errorf("secagg: update without a client id")
-	}
-	if _, dup := a.clients[u.ClientID]; dup {
-		return nil, fmt.Errorf("secagg: client %q already contributed to round %d: %w", u.ClientID, a.cfg.Round, ErrDuplicate)
-	}
-	if len(a.clients) >= a.params.lit.MaxContributors {
-		return nil, fmt.Errorf("secagg: aggregate already holds MaxContributors = %d updates; another could overflow the modulus", a.params.lit.MaxContributors)
-	}
-	if u.Dim != a.cfg.Dim {
-		return nil, fmt.Errorf("secagg: update of client %q has dimension %d, want %d", u.ClientID, u.Dim, a.cfg.Dim)
-	}
-	if want := a.params.NumChunks(a.cfg.Dim); len(u.chunks) != want {
-		return nil, fmt.Errorf("secagg: update of client %q holds %d ciphertexts, want %d", u.ClientID, len(u.chunks), want)
-	}
-	if !slices.Equal(u.q, a.params.Moduli()) {
-		return nil, fmt.Errorf("secagg: update of client %q is for modulus %v, want %v (%s)", u.ClientID, u.q, a.params.Moduli(), a.params.EncodingName())
+	if err := a.checkHeader(u, len(u.chunks)); err != nil {
+		return nil, err
 	}
 	for k, ct := range u.chunks {
-		if err := a.checkCiphertext(ct); err != nil {
-			return nil, fmt.Errorf("secagg: update of client %q: ciphertext %d: %v", u.ClientID, k, err)
-		}
-	}
-	var accepted *acceptedUpload
-	if a.cfg.Verifier != nil {
-		var err error
-		if accepted, err = a.authenticate(u); err != nil {
+		if err := a.checkCiphertext(ct, u.ClientID, k); err != nil {
 			return nil, err
 		}
 	}
-	return accepted, nil
+	if a.cfg.Verifier == nil {
+		return nil, nil
+	}
+	return a.authenticate(u, func() *uploadTree {
+		return commitUpload(a.params.N(), a.params.Moduli(), u.chunks, a.cfg.Workers, true, nil)
+	})
 }
 
-// add adds a checked upload to the running sums.
-func (a *Aggregator) add(u *EncryptedUpdate, accepted *acceptedUpload) error {
-	if a.sum == nil {
-		a.sum = make([]*rlwe.Ciphertext, len(u.chunks))
-		for k := range a.sum {
-			a.sum[k] = hefloat.NewCiphertext(a.params.he, 1, a.params.he.MaxLevel())
-			*a.sum[k].MetaData = *u.chunks[k].MetaData
-		}
+// checkHeader validates what an upload of chunks ciphertexts says besides them, as Add
+// does: the aggregate's state, session, round, client id, dimension, their number and the
+// modulus.
+func (a *Aggregator) checkHeader(u *EncryptedUpdate, chunks int) error {
+	if a.broken != nil {
+		return a.broken
 	}
+	if a.request != nil {
+		return fmt.Errorf("secagg: update of client %q for round %d: %w", u.ClientID, a.cfg.Round, ErrFrozen)
+	}
+	if u.Session != a.cfg.Session || u.Round != a.cfg.Round {
+		return fmt.Errorf("secagg: update of client %q is for session %s round %d, aggregating session %s round %d: %w", u.ClientID, u.Session, u.Round, a.cfg.Session, a.cfg.Round, ErrWrongSession)
+	}
+	if u.ClientID == "" {
+		return fmt.Errorf("secagg: update without a client id")
+	}
+	if _, dup := a.clients[u.ClientID]; dup {
+		return fmt.Errorf("secagg: client %q already contributed to round %d: %w", u.ClientID, a.cfg.Round, ErrDuplicate)
+	}
+	if len(a.clients) >= a.params.lit.MaxContributors {
+		return fmt.Errorf("secagg: aggregate already holds MaxContributors = %d updates; another could overflow the modulus", a.params.lit.MaxContributors)
+	}
+	if u.Dim != a.cfg.Dim {
+		return fmt.Errorf("secagg: update of client %q has dimension %d, want %d", u.ClientID, u.Dim, a.cfg.Dim)
+	}
+	if want := a.params.NumChunks(a.cfg.Dim); chunks != want {
+		return fmt.Errorf("secagg: update of client %q holds %d ciphertexts, want %d", u.ClientID, chunks, want)
+	}
+	if !slices.Equal(u.q, a.params.Moduli()) {
+		return fmt.Errorf("secagg: update of client %q is for modulus %v, want %v (%s)", u.ClientID, u.q, a.params.Moduli(), a.params.EncodingName())
+	}
+	return nil
+}
+
+// add adds a checked upload of chunks ciphertexts (chunk k as chunk(w, k) returns it on
+// worker w) to the running sums, and keeps what a Verifier's aggregate keeps of it.
+func (a *Aggregator) add(clientID string, chunks int, chunk func(w, k int) (*rlwe.Ciphertext, error), accepted *acceptedUpload) error {
 	if accepted != nil && a.cfg.Store != nil {
 		end, err := accepted.tree.spill(a.cfg.Store, a.stored)
 		if err != nil {
-			return fmt.Errorf("secagg: keeping the commitment tree of client %q's update (the aggregator's store): %w", u.ClientID, err)
+			return fmt.Errorf("secagg: keeping the commitment tree of client %q's update (the aggregator's store): %w", clientID, err)
 		}
 		a.stored = end
 	}
-	errs := make([]error, len(u.chunks))
-	parallelFor(a.cfg.Workers, len(u.chunks), func(w, k int) {
-		errs[k] = a.evals[w].Add(a.sum[k], u.chunks[k], a.sum[k])
-	})
-	if err := firstError(errs); err != nil {
-		// Unreachable for validated input; the sums may be partly updated, so refuse more.
-		a.broken = fmt.Errorf("secagg: round %d: adding the update of client %q failed half-way (%w); the aggregate is discarded", a.cfg.Round, u.ClientID, err)
-		return a.broken
+	// An error is unreachable for validated input; the sums may be partly updated, so
+	// accumulate refuses more.
+	if err := a.accumulate(chunks, chunk, false, fmt.Sprintf("adding the update of client %q", clientID)); err != nil {
+		return err
 	}
-	a.clients[u.ClientID] = struct{}{}
+	a.clients[clientID] = struct{}{}
 	if accepted != nil {
 		a.uploads = append(a.uploads, *accepted)
 	}
 	return nil
 }
 
-// authenticate checks an upload's purpose, certificate, signature and commitment, and
+// authenticate checks an upload's purpose, certificate, signature and commitment (the root
+// of the tree commit computes, over its ciphertexts, with what opening a leaf needs), and
 // returns what the aggregator keeps of it.
-func (a *Aggregator) authenticate(u *EncryptedUpdate) (*acceptedUpload, error) {
+func (a *Aggregator) authenticate(u *EncryptedUpdate, commit func() *uploadTree) (*acceptedUpload, error) {
 	if u.Purpose != a.cfg.Purpose {
 		return nil, fmt.Errorf("secagg: update of client %q is for the %s aggregate, this is the %s aggregate: %w", u.ClientID, u.Purpose, a.cfg.Purpose, ErrWrongSession)
 	}
@@ -243,7 +327,7 @@ func (a *Aggregator) authenticate(u *EncryptedUpdate) (*acceptedUpload, error) {
 	if id != u.ClientID {
 		return nil, fmt.Errorf("secagg: update names client %q but its certificate is %q: %w", u.ClientID, id, ErrUnauthenticated)
 	}
-	tree := commitUpload(a.params.N(), a.params.Moduli(), u.chunks, a.cfg.Workers, true, nil)
+	tree := commit()
 	if tree.root != u.Commitment {
 		return nil, fmt.Errorf("secagg: update of client %q: its ciphertexts do not match its signed commitment: %w", u.ClientID, ErrUnauthenticated)
 	}

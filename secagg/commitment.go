@@ -78,17 +78,28 @@ type uploadTree struct {
 // opening a leaf needs. c0Digests, if not nil, are the chunks' c0 digests (chunkDigest)
 // computed already, e.g. by the encryptor while each ciphertext was in cache.
 func commitUpload(n int, q []uint64, chunks []*rlwe.Ciphertext, workers int, keep bool, c0Digests [][32]byte) *uploadTree {
-	c1 := c1Levels(chunks)
-	t := &uploadTree{n: n, chunks: len(c1), q: q[0]}
+	if c0Digests == nil {
+		c0Digests = make([][32]byte, len(chunks))
+		parallelFor(clampWorkers(workers), len(chunks), func(_, k int) { c0Digests[k] = chunkDigest(k, chunks[k]) })
+	}
+	var c1 [][]byte
+	for _, cs := range c1Levels(chunks) {
+		c1 = append(c1, coeffBytes(cs))
+	}
+	return commitTree(n, q[0], c1, c0Digests, workers, keep)
+}
+
+// commitTree computes the commitment of an upload from its c1 coefficients, as
+// little-endian bytes (8n per chunk-prime, in the commitment's order: the wire format's,
+// so a marshalled upload's bytes serve without a decoded copy), and its chunks' c0 digests
+// (chunkDigest), on workers goroutines. With keep it retains what opening a leaf needs.
+func commitTree(n int, q0 uint64, c1 [][]byte, c0Digests [][32]byte, workers int, keep bool) *uploadTree {
+	t := &uploadTree{n: n, chunks: len(c1), q: q0}
 	t.width, t.leaves, t.depth = leafLayout(n, t.chunks)
 	leafLen := t.chunks * t.width
 	workers = clampWorkers(workers)
 	if keep {
 		t.c1 = make([]uint64, t.chunks*n)
-	}
-	if c0Digests == nil {
-		c0Digests = make([][32]byte, len(chunks))
-		parallelFor(workers, len(chunks), func(_, k int) { c0Digests[k] = chunkDigest(k, chunks[k]) })
 	}
 	h := sha256.New()
 	h.Write([]byte{0x04})
@@ -99,19 +110,19 @@ func commitUpload(n int, q []uint64, chunks []*rlwe.Ciphertext, workers int, kee
 
 	// The leaves.
 	leafHash := make([][32]byte, t.leaves)
-	bufs := make([][]uint64, workers)
+	bufs := make([][]byte, workers)
 	for w := range bufs {
-		bufs[w] = make([]uint64, 1, 1+leafLen)
+		bufs[w] = make([]byte, 8, 8+8*leafLen) // the leaf prefix, eight zero bytes
 	}
 	parallelFor(workers, t.leaves, func(w, j int) {
-		buf := bufs[w][:1] // buf[0] = 0: the leaf prefix
+		buf := bufs[w][:8]
 		for _, cs := range c1 {
-			buf = append(buf, cs[j*t.width:(j+1)*t.width]...)
+			buf = append(buf, cs[8*j*t.width:8*(j+1)*t.width]...)
 		}
 		if keep {
-			copy(t.c1[j*leafLen:(j+1)*leafLen], buf[1:])
+			putCoeffs(t.c1[j*leafLen:(j+1)*leafLen], buf[8:])
 		}
-		leafHash[j] = sha256.Sum256(coeffBytes(buf))
+		leafHash[j] = sha256.Sum256(buf)
 	})
 
 	// The nodes, level by level.
@@ -140,6 +151,17 @@ func commitUpload(n int, q []uint64, chunks []*rlwe.Ciphertext, workers int, kee
 		}
 	}
 	return t
+}
+
+// putCoeffs decodes little-endian uint64s from b into cs (len(b) = 8·len(cs)).
+func putCoeffs(cs []uint64, b []byte) {
+	if littleEndian {
+		copy(coeffBytes(cs), b)
+		return
+	}
+	for i := range cs {
+		cs[i] = binary.LittleEndian.Uint64(b[8*i:])
+	}
 }
 
 // chunkDigest is the digest of chunk k's c0 polynomial and metadata.
@@ -341,9 +363,7 @@ func readCoeffs(r io.ReaderAt, off int64, cs []uint64) error {
 	if _, err := r.ReadAt(b, off); err != nil {
 		return err
 	}
-	for i := range cs {
-		cs[i] = binary.LittleEndian.Uint64(b[8*i:])
-	}
+	putCoeffs(cs, b)
 	return nil
 }
 

@@ -154,92 +154,180 @@ func (e *Encryptor) EncryptUpdate(round uint64, update []float64, weight float64
 // most ClipBound and 0 < weight ≤ MaxWeight, so the aggregate cannot overflow; non-finite
 // values are refused. With a Signer it commits to the ciphertexts and signs (session,
 // round, purpose, task id, task digest, dimension, commitment); the purpose must then be
-// fit, evaluation or statistics. The update is not modified.
+// fit, evaluation or statistics. The update is not modified. EncryptBinary returns the
+// same upload marshalled, without holding its ciphertexts.
 func (e *Encryptor) Encrypt(ctx UploadContext, update []float64, weight float64) (*EncryptedUpdate, error) {
-	lit := e.params.lit
-	if e.cfg.Signer != nil && !ctx.Purpose.valid() {
-		return nil, fmt.Errorf("secagg: a signed upload needs a purpose (fit, evaluation or statistics), got %s", ctx.Purpose)
+	en, u, err := e.begin(ctx, update, weight)
+	if err != nil {
+		return nil, err
 	}
-	if len(ctx.TaskID) > maxTaskIDLength {
-		return nil, fmt.Errorf("secagg: task id of %d bytes exceeds %d", len(ctx.TaskID), maxTaskIDLength)
-	}
-	round := ctx.Round
-	if len(update) < 1 || len(update) > MaxDim {
-		return nil, fmt.Errorf("secagg: update of %d values: must be 1…%d", len(update), MaxDim)
-	}
-	if !(weight > 0) || weight > lit.MaxWeight {
-		return nil, fmt.Errorf("secagg: weight %g: must be in (0, MaxWeight = %g]; normalise weights or raise MaxWeight", weight, lit.MaxWeight)
-	}
-	for j, x := range update {
-		if !(math.Abs(x) <= lit.ClipBound) {
-			return nil, fmt.Errorf("secagg: update[%d] = %g: must be finite with |x| ≤ ClipBound = %g; clip the update before encrypting", j, x, lit.ClipBound)
-		}
-	}
-	n := e.params.N()
-	dim := len(update)
-	var digest []byte // binds deterministic randomness to the update, so no two updates share it
-	if e.cfg.Randomness.Deterministic() {
-		digest = updateDigest(update, weight)
-	}
-	var c0Digests [][32]byte // the commitment's c0 digests, hashed while each chunk is in cache
-	if e.cfg.Signer != nil {
-		c0Digests = make([][32]byte, e.params.NumChunks(dim))
-	}
-	u := &EncryptedUpdate{Session: e.session, Round: round, Purpose: ctx.Purpose, ClientID: e.cfg.ClientID, TaskID: ctx.TaskID, TaskDigest: ctx.TaskDigest, Dim: dim, q: e.params.Moduli(), chunks: make([]*rlwe.Ciphertext, e.params.NumChunks(dim))}
-	var roundingSeed [32]byte // packed encoding: keys the stochastic rounding of every chunk
-	if e.params.pack != nil {
-		if err := e.cfg.Randomness.read(roundingSeed[:], "quantise", e.session[:], []byte(e.cfg.ClientID), u64(round), []byte{byte(ctx.Purpose)}, digest); err != nil {
-			return nil, fmt.Errorf("secagg: drawing the rounding seed: %w", err)
-		}
-	}
-	errs := make([]error, len(u.chunks))
-	parallelFor(e.cfg.Workers, len(u.chunks), func(w, k int) {
-		if e.params.pack != nil {
-			e.encodePacked(w, k, update, weight, roundingSeed)
-		} else if err := e.encodeFloat(w, k, update, weight); err != nil {
-			errs[k] = err
-			return
-		}
-		ct := hefloat.NewCiphertext(e.params.he, 1, e.params.he.MaxLevel())
-		if e.encs != nil {
-			// Production: lattigo's own public-key encryption, randomness from crypto/rand.
-			if err := e.encs[w].Encrypt(e.pts[w], ct); err != nil {
-				errs[k] = err
-				return
-			}
-			u.chunks[k] = ct
-			if c0Digests != nil {
-				c0Digests[k] = chunkDigest(k, ct)
-			}
-			return
-		}
-		prng, err := e.cfg.Randomness.prng("encrypt", e.session[:], []byte(e.cfg.ClientID), u64(round), []byte{byte(ctx.Purpose)}, digest, u64(uint64(k)))
-		if err != nil {
-			errs[k] = err
-			return
-		}
-		if err := encryptPk(*e.params.he.GetRLWEParameters(), prng, e.pk, e.pts[w], ct, e.bufs[w]); err != nil {
-			errs[k] = err
-			return
-		}
-		u.chunks[k] = ct
-		if c0Digests != nil {
-			c0Digests[k] = chunkDigest(k, ct)
-		}
-	})
-	if err := firstError(errs); err != nil {
+	u.chunks = make([]*rlwe.Ciphertext, en.chunks)
+	c0Digests := e.encryptChunks(en, func(_, k int) *rlwe.Ciphertext {
+		u.chunks[k] = hefloat.NewCiphertext(e.params.he, 1, e.params.he.MaxLevel())
+		return u.chunks[k]
+	}, nil)
+	if err := firstError(en.errs); err != nil {
 		return nil, fmt.Errorf("secagg: encrypting the update: %w", err)
 	}
 	if e.cfg.Signer != nil {
-		u.Commitment = commitUpload(n, u.q, u.chunks, e.cfg.Workers, false, c0Digests).root
-		u.Certificate = slices.Clone(e.cfg.Signer.Certificate())
-		sig, err := e.cfg.Signer.sign(u.signedDigest())
-		if err != nil {
+		if err := e.sign(u, commitUpload(e.params.N(), u.q, u.chunks, e.cfg.Workers, false, c0Digests)); err != nil {
 			return nil, err
 		}
-		u.Signature = sig
 	}
 	return u, nil
+}
+
+// EncryptBinary is Encrypt followed by EncryptedUpdate.MarshalBinary, byte for byte, but
+// streamed over the ciphertexts: each chunk is encrypted, digested and written into the
+// marshalled upload, and its ciphertext reused for the next (one per worker), so that
+// beside the update the client holds the marshalled upload and Workers chunks, not the
+// ciphertexts as well. The commitment's leaves are hashed from the marshalled c1 bytes, and
+// the header (which holds the commitment and the signature) is written last, in front of
+// the ciphertexts: the result may start a few bytes into its array (an ECDSA signature's
+// length is known only once signed).
+func (e *Encryptor) EncryptBinary(ctx UploadContext, update []float64, weight float64) ([]byte, error) {
+	en, u, err := e.begin(ctx, update, weight)
+	if err != nil {
+		return nil, err
+	}
+	n, levels := e.params.N(), e.params.Levels()
+	cw := chunkWireSize(n, levels)
+	room := updateSize(n, levels, 0, len(u.ClientID), len(u.TaskID), 0, 0) // the header, less certificate and signature
+	if e.cfg.Signer != nil {
+		room += len(e.cfg.Signer.Certificate()) + MaxSignatureBytes
+	}
+	out := make([]byte, room+en.chunks*cw)
+	cts := make([]*rlwe.Ciphertext, e.cfg.Workers)
+	c0Digests := e.encryptChunks(en, func(w, _ int) *rlwe.Ciphertext {
+		if cts[w] == nil {
+			cts[w] = hefloat.NewCiphertext(e.params.he, 1, e.params.he.MaxLevel())
+		}
+		return cts[w]
+	}, func(k int, ct *rlwe.Ciphertext) { putChunk(out[room+k*cw:room+(k+1)*cw], ct) })
+	cts = nil
+	if err := firstError(en.errs); err != nil {
+		return nil, fmt.Errorf("secagg: encrypting the update: %w", err)
+	}
+	if e.cfg.Signer != nil {
+		c1 := make([][]byte, 0, en.chunks*levels)
+		for k := 0; k < en.chunks; k++ {
+			at := room + k*cw + chunkMetaSize + 8*n*levels // chunk k's c1, prime after prime
+			for l := 0; l < levels; l++ {
+				c1 = append(c1, out[at+8*n*l:at+8*n*(l+1)])
+			}
+		}
+		if err := e.sign(u, commitTree(n, u.q[0], c1, c0Digests, e.cfg.Workers, false)); err != nil {
+			return nil, err
+		}
+	}
+	w, err := u.header(n, en.chunks, 0)
+	if err != nil {
+		return nil, err
+	}
+	start := room - len(w.b)
+	copy(out[start:room], w.b)
+	return out[start:], nil
+}
+
+// encryption is one upload's encryption under way: its checked inputs and the seeds drawn
+// for it.
+type encryption struct {
+	ctx          UploadContext
+	update       []float64
+	weight       float64
+	digest       []byte // binds deterministic randomness to the update, so no two updates share it
+	roundingSeed [32]byte
+	chunks       int
+	errs         []error // per chunk
+}
+
+// begin checks an upload's inputs, draws its rounding seed and returns it with the
+// update's header fields (no ciphertexts).
+func (e *Encryptor) begin(ctx UploadContext, update []float64, weight float64) (*encryption, *EncryptedUpdate, error) {
+	lit := e.params.lit
+	if e.cfg.Signer != nil && !ctx.Purpose.valid() {
+		return nil, nil, fmt.Errorf("secagg: a signed upload needs a purpose (fit, evaluation or statistics), got %s", ctx.Purpose)
+	}
+	if len(ctx.TaskID) > maxTaskIDLength {
+		return nil, nil, fmt.Errorf("secagg: task id of %d bytes exceeds %d", len(ctx.TaskID), maxTaskIDLength)
+	}
+	if len(update) < 1 || len(update) > MaxDim {
+		return nil, nil, fmt.Errorf("secagg: update of %d values: must be 1…%d", len(update), MaxDim)
+	}
+	if !(weight > 0) || weight > lit.MaxWeight {
+		return nil, nil, fmt.Errorf("secagg: weight %g: must be in (0, MaxWeight = %g]; normalise weights or raise MaxWeight", weight, lit.MaxWeight)
+	}
+	for j, x := range update {
+		if !(math.Abs(x) <= lit.ClipBound) {
+			return nil, nil, fmt.Errorf("secagg: update[%d] = %g: must be finite with |x| ≤ ClipBound = %g; clip the update before encrypting", j, x, lit.ClipBound)
+		}
+	}
+	en := &encryption{ctx: ctx, update: update, weight: weight, chunks: e.params.NumChunks(len(update))}
+	en.errs = make([]error, en.chunks)
+	if e.cfg.Randomness.Deterministic() {
+		en.digest = updateDigest(update, weight)
+	}
+	if e.params.pack != nil {
+		if err := e.cfg.Randomness.read(en.roundingSeed[:], "quantise", e.session[:], []byte(e.cfg.ClientID), u64(ctx.Round), []byte{byte(ctx.Purpose)}, en.digest); err != nil {
+			return nil, nil, fmt.Errorf("secagg: drawing the rounding seed: %w", err)
+		}
+	}
+	u := &EncryptedUpdate{Session: e.session, Round: ctx.Round, Purpose: ctx.Purpose, ClientID: e.cfg.ClientID, TaskID: ctx.TaskID, TaskDigest: ctx.TaskDigest, Dim: len(update), q: e.params.Moduli()}
+	return en, u, nil
+}
+
+// encryptChunks encrypts every chunk of the upload, in parallel over the workers: chunk k
+// into the ciphertext ct(w, k) returns for its worker w, then done(k, ct) if done is not
+// nil. Errors are in en.errs. With a Signer it returns the chunks' c0 digests for the
+// commitment, hashed while each ciphertext is in cache.
+func (e *Encryptor) encryptChunks(en *encryption, ct func(w, k int) *rlwe.Ciphertext, done func(k int, ct *rlwe.Ciphertext)) [][32]byte {
+	var c0Digests [][32]byte
+	if e.cfg.Signer != nil {
+		c0Digests = make([][32]byte, en.chunks)
+	}
+	parallelFor(e.cfg.Workers, en.chunks, func(w, k int) {
+		c := ct(w, k)
+		if en.errs[k] = e.encryptChunk(en, w, k, c); en.errs[k] != nil {
+			return
+		}
+		if c0Digests != nil {
+			c0Digests[k] = chunkDigest(k, c)
+		}
+		if done != nil {
+			done(k, c)
+		}
+	})
+	return c0Digests
+}
+
+// encryptChunk encodes chunk k of the upload on worker w and encrypts it into ct.
+func (e *Encryptor) encryptChunk(en *encryption, w, k int, ct *rlwe.Ciphertext) error {
+	if e.params.pack != nil {
+		e.encodePacked(w, k, en.update, en.weight, en.roundingSeed)
+	} else if err := e.encodeFloat(w, k, en.update, en.weight); err != nil {
+		return err
+	}
+	if e.encs != nil {
+		// Production: lattigo's own public-key encryption, randomness from crypto/rand.
+		return e.encs[w].Encrypt(e.pts[w], ct)
+	}
+	prng, err := e.cfg.Randomness.prng("encrypt", e.session[:], []byte(e.cfg.ClientID), u64(en.ctx.Round), []byte{byte(en.ctx.Purpose)}, en.digest, u64(uint64(k)))
+	if err != nil {
+		return err
+	}
+	return encryptPk(*e.params.he.GetRLWEParameters(), prng, e.pk, e.pts[w], ct, e.bufs[w])
+}
+
+// sign sets the upload's commitment (the root of tree), certificate and signature.
+func (e *Encryptor) sign(u *EncryptedUpdate, tree *uploadTree) error {
+	u.Commitment = tree.root
+	u.Certificate = slices.Clone(e.cfg.Signer.Certificate())
+	sig, err := e.cfg.Signer.sign(u.signedDigest())
+	if err != nil {
+		return err
+	}
+	u.Signature = sig
+	return nil
 }
 
 // encodeFloat writes chunk k of (weight·update, weight, 1) into worker w's plaintext, one

@@ -2,6 +2,7 @@ package secagg
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -232,12 +233,23 @@ func FuzzPublicKey(f *testing.F) {
 	})
 }
 
+// FuzzEncryptedUpdate also adds the bytes with AddBinary, which must accept exactly what
+// UnmarshalBinary and Add accept, into the same sums.
 func FuzzEncryptedUpdate(f *testing.F) {
 	fz := newFuzzFederation(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var u EncryptedUpdate
+		whole, streamed := fz.newAggregator(t), fz.newAggregator(t)
+		errWhole := errors.New("does not decode")
 		if fuzzDecode(t, &u, b) {
-			_ = fz.newAggregator(t).Add(&u)
+			errWhole = whole.Add(&u)
+		}
+		errStreamed := streamed.AddBinary(b, nil)
+		if (errWhole == nil) != (errStreamed == nil) {
+			t.Fatalf("UnmarshalBinary + Add: %v; AddBinary: %v", errWhole, errStreamed)
+		}
+		if !bytes.Equal(sumBytes(t, whole), sumBytes(t, streamed)) || whole.Count() != streamed.Count() {
+			t.Fatal("AddBinary's aggregate differs from Add's")
 		}
 	})
 }

@@ -163,7 +163,7 @@ func (s *Subtotal) AddChecked(c *CheckedUpload) error {
 	if _, dup := a.clients[c.u.ClientID]; dup {
 		return fmt.Errorf("secagg: client %q already contributed to round %d: %w", c.u.ClientID, a.cfg.Round, ErrDuplicate)
 	}
-	return a.add(c.u, c.accepted)
+	return a.add(c.u.ClientID, len(c.u.chunks), chunkOf(c.u.chunks), c.accepted)
 }
 
 // Count returns the number of uploads added.
@@ -405,7 +405,7 @@ func (h *HierarchicalAggregator) AddPartial(p *PartialSum, source string) error 
 		return fmt.Errorf("secagg: partial sum of %s is for modulus %v, want %v", source, u.q, a.params.Moduli())
 	}
 	for k, ct := range u.chunks {
-		if err := a.checkCiphertext(ct); err != nil {
+		if err := a.checkMetadata(ct); err != nil {
 			return fmt.Errorf("secagg: partial sum of %s: ciphertext %d: %v", source, k, err)
 		}
 	}
@@ -428,7 +428,7 @@ func (h *HierarchicalAggregator) AddPartial(p *PartialSum, source string) error 
 		}
 		seen[id], ids[i] = struct{}{}, id
 	}
-	if err := a.accumulate(u.chunks, false, "adding the partial sum of "+source); err != nil {
+	if err := a.accumulate(len(u.chunks), chunkOf(u.chunks), false, "adding the partial sum of "+source); err != nil {
 		return err
 	}
 	kept := &PartialSum{Sum: &EncryptedUpdate{Session: u.Session, Round: u.Round, Purpose: u.Purpose, ClientID: u.ClientID, Dim: u.Dim, q: slices.Clone(u.q), chunks: make([]*rlwe.Ciphertext, len(u.chunks))}}
@@ -461,7 +461,7 @@ func (h *HierarchicalAggregator) Drop(source string) error {
 		if s.name != source || s.dropped {
 			continue
 		}
-		if err := a.accumulate(s.sum.Sum.chunks, true, "subtracting the partial sum of "+source); err != nil {
+		if err := a.accumulate(len(s.sum.Sum.chunks), chunkOf(s.sum.Sum.chunks), true, "subtracting the partial sum of "+source); err != nil {
 			return err
 		}
 		for _, id := range s.identities {
@@ -565,23 +565,29 @@ func (h *HierarchicalAggregator) KeptBytes() int {
 	return b
 }
 
-// accumulate adds chunks (validated ciphertexts of the aggregate's shape) into the running
-// sums, or subtracts them, in parallel over chunks. An evaluator error, unreachable for
-// validated input, leaves the sums partly updated: the aggregate is then broken.
-func (a *Aggregator) accumulate(chunks []*rlwe.Ciphertext, subtract bool, what string) error {
+// accumulate adds n chunks (validated ciphertexts of the aggregate's shape, chunk k as
+// chunk(w, k) returns it on worker w) into the running sums, or subtracts them, in parallel
+// over chunks. An error, unreachable for validated input, leaves the sums partly updated:
+// the aggregate is then broken.
+func (a *Aggregator) accumulate(n int, chunk func(w, k int) (*rlwe.Ciphertext, error), subtract bool, what string) error {
 	if a.sum == nil {
-		a.sum = make([]*rlwe.Ciphertext, len(chunks))
-		for k := range a.sum {
-			a.sum[k] = hefloat.NewCiphertext(a.params.he, 1, a.params.he.MaxLevel())
-			*a.sum[k].MetaData = *chunks[k].MetaData
-		}
+		a.sum = make([]*rlwe.Ciphertext, n)
 	}
-	errs := make([]error, len(chunks))
-	parallelFor(a.cfg.Workers, len(chunks), func(w, k int) {
+	errs := make([]error, n)
+	parallelFor(a.cfg.Workers, n, func(w, k int) {
+		ct, err := chunk(w, k)
+		if err != nil {
+			errs[k] = err
+			return
+		}
+		if a.sum[k] == nil {
+			a.sum[k] = hefloat.NewCiphertext(a.params.he, 1, a.params.he.MaxLevel())
+			*a.sum[k].MetaData = *ct.MetaData
+		}
 		if subtract {
-			errs[k] = a.evals[w].Sub(a.sum[k], chunks[k], a.sum[k])
+			errs[k] = a.evals[w].Sub(a.sum[k], ct, a.sum[k])
 		} else {
-			errs[k] = a.evals[w].Add(a.sum[k], chunks[k], a.sum[k])
+			errs[k] = a.evals[w].Add(a.sum[k], ct, a.sum[k])
 		}
 	})
 	if err := firstError(errs); err != nil {
@@ -589,4 +595,9 @@ func (a *Aggregator) accumulate(chunks []*rlwe.Ciphertext, subtract bool, what s
 		return a.broken
 	}
 	return nil
+}
+
+// chunkOf returns chunk k of cts, for accumulate.
+func chunkOf(cts []*rlwe.Ciphertext) func(w, k int) (*rlwe.Ciphertext, error) {
+	return func(_, k int) (*rlwe.Ciphertext, error) { return cts[k], nil }
 }

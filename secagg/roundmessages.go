@@ -1,6 +1,7 @@
 package secagg
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 
@@ -115,18 +116,36 @@ func (u *EncryptedUpdate) NumChunks() int { return len(u.chunks) }
 
 // MarshalBinary encodes the update.
 func (u *EncryptedUpdate) MarshalBinary() ([]byte, error) {
+	levels := len(u.q)
+	if len(u.chunks) == 0 || !wellFormed(u.chunks[0], levels) {
+		return nil, fmt.Errorf("secagg: encrypted update holds no well-formed ciphertexts")
+	}
+	n := u.chunks[0].Value[0].N()
+	w, err := u.header(n, len(u.chunks), len(u.chunks)*chunkWireSize(n, levels))
+	if err != nil {
+		return nil, err
+	}
+	for i, ct := range u.chunks {
+		if !wellFormed(ct, levels) || ct.Value[0].N() != n {
+			return nil, fmt.Errorf("secagg: ciphertext %d is not a degree-1, level-%d ciphertext of degree %d", i, levels-1, n)
+		}
+		off := len(w.b)
+		w.b = w.b[:off+chunkWireSize(n, levels)]
+		putChunk(w.b[off:], ct)
+	}
+	return w.b, nil
+}
+
+// header writes everything of the update before its ciphertexts (of ring degree n, chunks of
+// them) into a new writer with room for extra more bytes.
+func (u *EncryptedUpdate) header(n, chunks, extra int) (*writer, error) {
 	if len(u.ClientID) > maxClientIDLength || len(u.TaskID) > maxTaskIDLength {
 		return nil, fmt.Errorf("secagg: client id of %d bytes or task id of %d bytes exceeds %d", len(u.ClientID), len(u.TaskID), maxClientIDLength)
 	}
 	if err := checkIdentityFields(u.Certificate, u.Signature); err != nil {
 		return nil, err
 	}
-	levels := len(u.q)
-	if len(u.chunks) == 0 || !wellFormed(u.chunks[0], levels) {
-		return nil, fmt.Errorf("secagg: encrypted update holds no well-formed ciphertexts")
-	}
-	n := u.chunks[0].Value[0].N()
-	w := newWriter(updateSize(n, levels, len(u.chunks), len(u.ClientID), len(u.TaskID), len(u.Certificate), len(u.Signature)), typeUpdate)
+	w := newWriter(updateSize(n, len(u.q), 0, len(u.ClientID), len(u.TaskID), len(u.Certificate), len(u.Signature))+extra, typeUpdate)
 	w.raw(u.Session[:])
 	w.u64(u.Round)
 	w.u8(uint8(u.Purpose))
@@ -135,30 +154,60 @@ func (u *EncryptedUpdate) MarshalBinary() ([]byte, error) {
 	w.raw(u.TaskDigest[:])
 	w.u64(uint64(u.Dim))
 	w.ringDesc(logNOf(n), u.q)
-	w.u32(uint32(len(u.chunks)))
+	w.u32(uint32(chunks))
 	w.bytes(u.Certificate)
 	w.raw(u.Commitment[:])
 	w.bytes(u.Signature)
-	for i, ct := range u.chunks {
-		if !wellFormed(ct, levels) || ct.Value[0].N() != n {
-			return nil, fmt.Errorf("secagg: ciphertext %d is not a degree-1, level-%d ciphertext of degree %d", i, levels-1, n)
-		}
-		w.u8(1)
-		w.u8(uint8(levels - 1))
-		w.f64(ct.Scale.Float64())
-		w.u8(chunkFlags(ct))
-		w.coeffs(ct.Value[0])
-		w.coeffs(ct.Value[1])
-	}
-	return w.b, nil
+	return w, nil
 }
+
+// putChunk writes a well-formed ciphertext into dst, chunkWireSize bytes, as the wire
+// format holds a chunk of an update: degree, level, scale, flags, c0, c1.
+func putChunk(dst []byte, ct *rlwe.Ciphertext) {
+	dst[0] = 1
+	dst[1] = uint8(ct.Level())
+	binary.LittleEndian.PutUint64(dst[2:], math.Float64bits(ct.Scale.Float64()))
+	dst[10] = chunkFlags(ct)
+	off := chunkMetaSize
+	for _, p := range ct.Value {
+		for _, cs := range p.Coeffs {
+			if littleEndian {
+				copy(dst[off:], coeffBytes(cs))
+			} else {
+				for i, c := range cs {
+					binary.LittleEndian.PutUint64(dst[off+8*i:], c)
+				}
+			}
+			off += 8 * len(cs)
+		}
+	}
+}
+
+// chunkMetaSize is the size of a chunk's degree, level, scale and flags on the wire.
+const chunkMetaSize = 1 + 1 + 8 + 1
 
 // UnmarshalBinary decodes an update. It checks every ciphertext's degree, level, scale
 // encoding and byte length, and every coefficient against the modulus; it never panics on
 // malformed input. Aggregator.Add then checks the metadata against the parameters.
 func (u *EncryptedUpdate) UnmarshalBinary(p []byte) error {
 	r := newReader(p, typeUpdate, "encrypted update")
-	var out EncryptedUpdate
+	out, n, k := r.updateHeader()
+	if r.err == nil {
+		out.chunks = make([]*rlwe.Ciphertext, k)
+	}
+	for i := range out.chunks {
+		out.chunks[i] = r.ciphertext(nil, i, n, out.q)
+	}
+	if err := r.done(); err != nil {
+		return err
+	}
+	*u = out
+	return nil
+}
+
+// updateHeader reads an update up to its ciphertexts, which it checks are exactly what is
+// left: the update without chunks, the ring degree and the number of ciphertexts.
+func (r *reader) updateHeader() (out EncryptedUpdate, n, k int) {
 	r.fixed(out.Session[:])
 	out.Round = r.u64()
 	out.Purpose = Purpose(r.u8())
@@ -167,7 +216,7 @@ func (u *EncryptedUpdate) UnmarshalBinary(p []byte) error {
 	r.fixed(out.TaskDigest[:])
 	dim := r.u64()
 	n, q := r.ringDesc()
-	k := int(r.u32())
+	k = int(r.u32())
 	out.Certificate = r.bytes(MaxCertificateBytes, "certificate")
 	r.fixed(out.Commitment[:])
 	out.Signature = r.bytes(MaxSignatureBytes, "signature")
@@ -180,21 +229,12 @@ func (u *EncryptedUpdate) UnmarshalBinary(p []byte) error {
 	}
 	r.expectRemaining(k*chunkWireSize(n, len(q)), "ciphertexts")
 	out.q = q
-	if r.err == nil {
-		out.chunks = make([]*rlwe.Ciphertext, k)
-	}
-	for i := range out.chunks {
-		out.chunks[i] = r.ciphertext(i, n, q)
-	}
-	if err := r.done(); err != nil {
-		return err
-	}
-	*u = out
-	return nil
+	return out, n, k
 }
 
-// ciphertext reads one chunk of an EncryptedUpdate.
-func (r *reader) ciphertext(i, n int, q []uint64) *rlwe.Ciphertext {
+// ciphertext reads one chunk of an EncryptedUpdate, into ct's polynomials (n coefficients per
+// prime of q) and metadata if ct is not nil, else into a new ciphertext.
+func (r *reader) ciphertext(ct *rlwe.Ciphertext, i, n int, q []uint64) *rlwe.Ciphertext {
 	degree, level := r.u8(), r.u8()
 	scale := r.f64()
 	flags := r.u8()
@@ -213,25 +253,32 @@ func (r *reader) ciphertext(i, n int, q []uint64) *rlwe.Ciphertext {
 		r.failf("ciphertext %d has unknown flags %#x", i, flags)
 		return nil
 	}
-	c0 := r.poly(n, q)
-	c1 := r.poly(n, q)
-	if r.err != nil {
-		return nil
+	if ct == nil {
+		c0 := r.poly(n, q)
+		c1 := r.poly(n, q)
+		if r.err != nil {
+			return nil
+		}
+		ct = &rlwe.Ciphertext{Element: rlwe.Element[ring.Poly]{Value: []ring.Poly{c0, c1}, MetaData: &rlwe.MetaData{}}}
+	} else {
+		r.polyInto(ct.Value[0], n, q)
+		r.polyInto(ct.Value[1], n, q)
+		if r.err != nil {
+			return nil
+		}
 	}
-	return &rlwe.Ciphertext{Element: rlwe.Element[ring.Poly]{
-		Value: []ring.Poly{c0, c1},
-		MetaData: &rlwe.MetaData{
-			PlaintextMetaData: rlwe.PlaintextMetaData{
-				Scale:         rlwe.NewScale(scale),
-				LogDimensions: ring.Dimensions{Rows: 0, Cols: logNOf(n) - 1},
-				IsBatched:     flags&flagBatched != 0,
-			},
-			CiphertextMetaData: rlwe.CiphertextMetaData{
-				IsNTT:        flags&flagNTT != 0,
-				IsMontgomery: flags&flagMontgomery != 0,
-			},
+	*ct.MetaData = rlwe.MetaData{
+		PlaintextMetaData: rlwe.PlaintextMetaData{
+			Scale:         rlwe.NewScale(scale),
+			LogDimensions: ring.Dimensions{Rows: 0, Cols: logNOf(n) - 1},
+			IsBatched:     flags&flagBatched != 0,
 		},
-	}}
+		CiphertextMetaData: rlwe.CiphertextMetaData{
+			IsNTT:        flags&flagNTT != 0,
+			IsMontgomery: flags&flagMontgomery != 0,
+		},
+	}
+	return ct
 }
 
 // UploadCommitment is the signed commitment of one upload, as a decryption request lists

@@ -76,9 +76,6 @@ func (w *writer) u8(v uint8)   { w.b = append(w.b, v) }
 func (w *writer) u16(v uint16) { w.b = binary.LittleEndian.AppendUint16(w.b, v) }
 func (w *writer) u32(v uint32) { w.b = binary.LittleEndian.AppendUint32(w.b, v) }
 func (w *writer) u64(v uint64) { w.b = binary.LittleEndian.AppendUint64(w.b, v) }
-func (w *writer) f64(v float64) {
-	w.u64(math.Float64bits(v))
-}
 func (w *writer) raw(p []byte) { w.b = append(w.b, p...) }
 func (w *writer) str(s string) {
 	w.u16(uint16(len(s)))
@@ -303,11 +300,24 @@ func (r *reader) expectRemaining(n int, what string) {
 // poly reads N coefficients per prime of q, each below its prime, into a new polynomial of
 // len(q) levels.
 func (r *reader) poly(n int, q []uint64) ring.Poly {
-	p := r.take(8 * n * len(q))
-	if p == nil {
+	if r.err != nil || 8*n*len(q) > r.remaining() {
+		r.take(8 * n * len(q)) // fails
 		return ring.Poly{}
 	}
 	out := ring.NewPoly(n, len(q)-1)
+	if r.polyInto(out, n, q); r.err != nil {
+		return ring.Poly{}
+	}
+	return out
+}
+
+// polyInto reads N coefficients per prime of q, each below its prime, into out (len(q)
+// levels of n coefficients).
+func (r *reader) polyInto(out ring.Poly, n int, q []uint64) {
+	p := r.take(8 * n * len(q))
+	if p == nil {
+		return
+	}
 	for l, ql := range q {
 		c := out.Coeffs[l]
 		b := p[8*n*l:]
@@ -315,11 +325,10 @@ func (r *reader) poly(n int, q []uint64) ring.Poly {
 			c[i] = binary.LittleEndian.Uint64(b[8*i:])
 			if c[i] >= ql {
 				r.failf("coefficient %d = %d of prime %d not below the modulus %d", i, c[i], l, ql)
-				return ring.Poly{}
+				return
 			}
 		}
 	}
-	return out
 }
 
 // done fails if bytes are left over, and returns the first error wrapped with the message
