@@ -448,13 +448,12 @@ func (p *Party) fit(ctx context.Context, t *pb.Task, res *pb.Result) error {
 		w = min(float64(fr.NumExamples)/ws, spec.GetMaxWeight())
 	}
 	encStart := time.Now()
-	u, err := enc.Encrypt(secagg.UploadContext{Round: t.GetRound(), Purpose: secagg.PurposeFit, TaskID: t.GetTaskId(), TaskDigest: [32]byte(key)}, delta, w)
+	// Encrypted straight into the upload's bytes, chunk by chunk (no EncryptedUpdate beside
+	// them): what the client holds besides the update is the upload, kept for the push
+	// and its retries, and one ciphertext per encryption worker.
+	b, err := enc.EncryptBinary(secagg.UploadContext{Round: t.GetRound(), Purpose: secagg.PurposeFit, TaskID: t.GetTaskId(), TaskDigest: [32]byte(key)}, delta, w)
 	if err != nil {
 		return p.private("encrypting the update", err)
-	}
-	b, err := u.MarshalBinary()
-	if err != nil {
-		return err
 	}
 	res.Blobs = []*pb.Blob{blob.New(blob.EncryptedUpdate, b)}
 	p.cfg.Logger.Info("update encrypted", "task", t.GetTaskId(), "round", t.GetRound(), "values", len(delta), "bytes", len(b),
@@ -944,13 +943,9 @@ func (p *Party) evaluate(ctx context.Context, t *pb.Task, res *pb.Result) error 
 	}
 	slots := statisticSlots(metrics, spec.GetStatistics().GetLossCap(), params.Literal().ClipBound)
 	w := min(float64(er.NumExamples)/spec.GetWeightScale(), spec.GetMaxWeight())
-	u, err := enc.Encrypt(secagg.UploadContext{Round: t.GetRound(), Purpose: secagg.PurposeEvaluation, TaskID: t.GetTaskId(), TaskDigest: taskDigest("evaluate", t.GetRound(), pbytes, spec)}, slots, w)
+	b, err := enc.EncryptBinary(secagg.UploadContext{Round: t.GetRound(), Purpose: secagg.PurposeEvaluation, TaskID: t.GetTaskId(), TaskDigest: taskDigest("evaluate", t.GetRound(), pbytes, spec)}, slots, w)
 	if err != nil {
 		return p.private("encrypting the evaluation", err)
-	}
-	b, err := u.MarshalBinary()
-	if err != nil {
-		return err
 	}
 	res.Blobs = []*pb.Blob{blob.New(blob.EncryptedUpdate, b)}
 	return nil
