@@ -21,10 +21,10 @@ type Work interface {
 }
 
 // AggregationWork adds one client's encrypted upload (a fit update or evaluation
-// statistics) into its round's aggregate: decoding the upload, checking its certificate,
-// signature and commitment, and adding its ciphertexts. Its answer is an Aggregated event;
-// until then the coordinator counts the client neither as a contributor nor as a failure,
-// and the phase does not end.
+// statistics) into its round's aggregate: checking its ciphertexts, certificate, signature
+// and commitment, then adding its ciphertexts, one chunk at a time from the upload's bytes.
+// Its answer is an Aggregated event; until then the coordinator counts the client neither
+// as a contributor nor as a failure, and the phase does not end.
 type AggregationWork struct {
 	Round    uint64
 	TaskID   string
@@ -44,8 +44,9 @@ type Aggregated struct {
 
 func (Aggregated) isEvent() {}
 
-// Run decodes the upload, checks that it names the work's client and task, and adds it to
-// the aggregate. It returns an Aggregated event.
+// Run checks that the upload names the work's client and task and adds it to the
+// aggregate, chunk by chunk from its bytes (secagg.Aggregator.AddBinary: the upload is
+// never decoded whole). It returns an Aggregated event.
 func (w AggregationWork) Run() Event {
 	ev := Aggregated{TaskID: w.TaskID, ClientID: w.ClientID}
 	if err := w.add(); err != nil {
@@ -61,17 +62,15 @@ func (w AggregationWork) add() error {
 	if err != nil {
 		return err
 	}
-	var u secagg.EncryptedUpdate
-	if err := u.UnmarshalBinary(data); err != nil {
-		return err
-	}
-	if u.ClientID != w.ClientID {
-		return fmt.Errorf("encrypted %s names client %q", w.what, u.ClientID)
-	}
-	if u.TaskID != w.TaskID {
-		return fmt.Errorf("encrypted %s made for task %q, not %s", w.what, u.TaskID, w.TaskID)
-	}
-	return w.agg.Add(&u)
+	return w.agg.AddBinary(data, func(clientID, taskID string) error {
+		if clientID != w.ClientID {
+			return fmt.Errorf("encrypted %s names client %q", w.what, clientID)
+		}
+		if taskID != w.TaskID {
+			return fmt.Errorf("encrypted %s made for task %q, not %s", w.what, taskID, w.TaskID)
+		}
+		return nil
+	})
 }
 
 // uploads is the encrypted aggregate of a phase (fit or evaluate) with the uploads being

@@ -101,3 +101,52 @@ func TestAggregationRefusalIsAFailure(t *testing.T) {
 		t.Fatalf("failures %+v: want d's upload refused", f[0].Failures)
 	}
 }
+
+// An encrypted upload altered after it was signed, or naming another client, is refused by
+// the driver's work (secagg.Aggregator.AddBinary) and leaves the aggregate as it was: the
+// round finishes with the other clients' sum, which decrypts (a sum that the refused upload
+// had touched, even in one chunk, would decrypt to a wrong count and fail the round).
+func TestTamperedEncryptedUploadLeavesTheSum(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		tweak func(data []byte)
+	}{
+		// The low byte of a coefficient of the last chunk's c1: caught by the commitment
+		// (or, if it leaves the coefficient at Q, by the decoder).
+		{"ciphertext", func(d []byte) { d[len(d)-8*5] ^= 1 }},
+		// The client id (the header after magic, session, round, purpose and its length).
+		{"client", func(d []byte) { d[4+16+8+1+2] = 'e' }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ids := []string{"a", "b", "c", "d"}
+			n, _ := newAuthNetwork(t, secAggConfig(1, 3, 3, 2), server.Options{}, trainersFor(ids...)) // every client sampled (fraction_fit 1), 3 results needed
+			n.runUntil(func() bool { return len(noticesOf[server.RoundStarted](n)) > 0 })
+			task := n.queue["a"][0]
+			if task.Kind != pb.TaskKind_TASK_KIND_FIT {
+				t.Fatalf("a's next task is %v, want its fit task", task.Kind)
+			}
+			n.queue["a"] = n.queue["a"][1:]
+			res, err := n.parties["a"].Handle(t.Context(), task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := blob.Find(res.Blobs, blob.EncryptedUpdate)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = append([]byte(nil), data...)
+			tc.tweak(data)
+			res.Blobs = []*pb.Blob{blob.New(blob.EncryptedUpdate, data)}
+			n.mustStep(server.ResultIn{ClientID: "a", Result: res})
+			n.run()
+			f := noticesOf[server.RoundFinished](n)
+			if len(f) != 1 || f[0].Failed || f[0].Contributors != 3 {
+				t.Fatalf("round: %+v, want finished with 3 contributors", f)
+			}
+			if len(f[0].Failures) != 1 || f[0].Failures[0].ClientID != "a" || !strings.Contains(f[0].Failures[0].Reason, "encrypted update refused") {
+				t.Fatalf("failures %+v, want a's encrypted update refused", f[0].Failures)
+			}
+			t.Log(f[0].Failures[0].Reason)
+		})
+	}
+}
