@@ -32,7 +32,12 @@ func sameFloat(a, b float64) bool {
 // TestNarrow compares Narrow with Go's conversion, value by value, at lengths around the
 // vector kernel's group of 16.
 func TestNarrow(t *testing.T) {
-	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 100, 1000} {
+	// The long ones are split across two workers (MinParallelFor values and more), in
+	// ranges of whole vector groups, with a tail.
+	old := Workers
+	Workers = 2
+	defer func() { Workers = old }()
+	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 100, 1000, MinParallelFor, 3*MinParallelFor + 17} {
 		t.Run(fmt.Sprintf("n%d", n), func(t *testing.T) {
 			src := convertInputs(n)
 			dst := make([]float32, n+1)
@@ -53,7 +58,12 @@ func TestNarrow(t *testing.T) {
 // TestDrain compares Drain with dst[i] += float64(src[i]), value by value, and checks it
 // zeroes src.
 func TestDrain(t *testing.T) {
-	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 100, 1000} {
+	// The long ones are split across two workers (MinParallelFor values and more), in
+	// ranges of whole vector groups, with a tail.
+	old := Workers
+	Workers = 2
+	defer func() { Workers = old }()
+	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 100, 1000, MinParallelFor, 3*MinParallelFor + 17} {
 		t.Run(fmt.Sprintf("n%d", n), func(t *testing.T) {
 			x := convertInputs(n)
 			src := make([]float32, n)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -362,6 +363,93 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestHelperIdleWhenRegionReturns checks that the helpers are free again by the time the
+// parallel region they worked on returns, so that the caller's next multiply (a training
+// step issues them back to back) finds them: a helper that reported its last chunk done
+// before it counted itself idle left that multiply to run on the caller alone.
+func TestHelperIdleWhenRegionReturns(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("needs two processors")
+	}
+	old := Workers
+	defer func() { Workers = old }()
+	busy := func(d time.Duration) {
+		for start := time.Now(); time.Since(start) < d; {
+		}
+	}
+	// One helper (other tests may have started more), started and settled, sleeping
+	// rather than yielding: a goroutine that yields waits in the global queue, where a
+	// helper polling for work on this processor could keep it while the other one sleeps.
+	stopHelpers(t)
+	Workers = 2
+	ParallelForChunks(2, MinParallelFor, 1, func(int, int, int) {})
+	const started = 1
+	for deadline := time.Now().Add(5 * time.Second); idle.Load() < started && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Microsecond)
+	}
+	// The caller's chunk is short and the helper's long, so that the helper reports the
+	// region's last chunk done.
+	missed, helped := 0, 0
+	const regions = 2000
+	ran := make([]atomic.Bool, Workers)
+	for range regions {
+		for w := range ran {
+			ran[w].Store(false)
+		}
+		ParallelForChunks(Workers, MinParallelFor, 1, func(w, _, _ int) {
+			ran[w].Store(true)
+			if w > 0 {
+				busy(30 * time.Microsecond)
+			} else {
+				busy(5 * time.Microsecond)
+			}
+		})
+		all := true
+		for w := 1; w < Workers; w++ {
+			all = all && ran[w].Load()
+		}
+		if !all {
+			continue // the helper came too late (its first job, or a busy machine)
+		}
+		helped++
+		if got := int(idle.Load()); got != started {
+			if missed == 0 {
+				t.Logf("first miss: %d of %d helpers idle", got, started)
+			}
+			missed++
+		}
+	}
+	t.Logf("the helper took a chunk in %d of %d regions", helped, regions)
+	if helped < regions/10 {
+		t.Skipf("the helper took a chunk in only %d of %d regions (a busy machine)", helped, regions)
+	}
+	if missed > 0 {
+		t.Errorf("after %d of %d parallel regions the helper took part in, it was not yet idle when the region returned", missed, helped)
+	}
+}
+
+// stopHelpers ends every helper goroutine once it is idle, for a test that needs to know
+// how many there are (the pool starts Workers − 1 again when next asked).
+func stopHelpers(t *testing.T) {
+	t.Helper()
+	old := Workers
+	Workers = 1 // reserve starts none
+	defer func() { Workers = old }()
+	helpersMu.Lock()
+	defer helpersMu.Unlock()
+	for deadline := time.Now().Add(5 * time.Second); int(idle.Load()) < helpers; time.Sleep(100 * time.Microsecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d helpers idle after 5 s", idle.Load(), helpers)
+		}
+	}
+	if got := reserve(helpers); got != helpers {
+		t.Fatalf("reserved %d of %d idle helpers", got, helpers)
+	}
+	for ; helpers > 0; helpers-- {
+		jobs <- job{}
+	}
 }
 
 // BenchmarkParallelForHandoff is one parallel region of two chunks, as a training step

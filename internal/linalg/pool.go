@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Workers is the number of goroutines a large multiply (or a ParallelFor) may run on at
@@ -32,15 +33,23 @@ type batch struct {
 }
 
 func (b *batch) participate(w int) {
-	for {
-		c := b.next.Add(1) - 1
-		if c >= b.chunks {
-			return
-		}
+	c := b.next.Add(1) - 1
+	if c >= b.chunks && w > 0 {
+		idle.Add(1)
+	}
+	for c < b.chunks {
 		b.t.runChunk(w, int(c))
+		next := b.next.Add(1) - 1
+		if next >= b.chunks && w > 0 {
+			// A helper is idle again before it reports the last chunk done: the caller,
+			// which may go on to its next multiply the moment that chunk is reported, then
+			// finds it free (its job waits in the channel until this call returns).
+			idle.Add(1)
+		}
 		if b.left.Add(-1) == 0 {
 			b.done <- struct{}{}
 		}
+		c = next
 	}
 }
 
@@ -108,13 +117,51 @@ func startHelpers(n int) {
 	for ; helpers < n; helpers++ {
 		idle.Add(1)
 		go func() {
-			for j := range jobs {
+			for {
+				j := nextJob()
+				if j.b == nil {
+					return // stopHelpers
+				}
 				j.b.participate(j.w)
-				idle.Add(1)
 				j.b.drop()
 			}
 		}()
 	}
+}
+
+// spinWait is how long a helper that has finished a job keeps polling for the next one
+// before it blocks. A blocked helper is woken through the scheduler, and on a virtual
+// machine the thread under it takes tens of microseconds to run again: longer than many of
+// a training step's multiplies, which the caller then finishes alone. A training step issues
+// its multiplies microseconds apart, so a helper that polls a little while is there for the
+// next one (as OpenMP's threads spin before they sleep, GOMP_SPINCOUNT).
+var spinWait = 500 * time.Microsecond
+
+// nextJob returns the next job for a helper: polled for up to spinWait, then blocking.
+// The poll does not yield to the scheduler (runtime.Gosched would queue the helper behind
+// the caller's goroutine, and the two could end up sharing one processor while the other
+// one's thread goes to sleep); it runs only with more than one processor, so that it never
+// keeps the caller from running.
+func nextJob() job {
+	select {
+	case j := <-jobs:
+		return j
+	default:
+	}
+	if spinWait > 0 && runtime.GOMAXPROCS(0) > 1 {
+		deadline := time.Now().Add(spinWait)
+		for i := 0; ; i++ {
+			select {
+			case j := <-jobs:
+				return j
+			default:
+			}
+			if i%64 == 63 && time.Now().After(deadline) {
+				break
+			}
+		}
+	}
+	return <-jobs
 }
 
 // run runs t's chunks 0…chunks−1 on the calling goroutine and on h reserved helpers
@@ -137,8 +184,29 @@ func run(h, chunks int, t task) {
 		jobs <- job{b, w}
 	}
 	b.participate(0)
-	<-b.done
+	waitDone(b)
 	b.drop()
+}
+
+// waitDone returns once b's last chunk is done. The caller polls for up to spinWait
+// before it blocks (with more than one processor, so that it never keeps a helper from
+// running): a blocked caller is woken on the helper's processor and has to be taken back
+// by its own, whose thread may have gone to sleep meanwhile.
+func waitDone(b *batch) {
+	if spinWait > 0 && runtime.GOMAXPROCS(0) > 1 {
+		deadline := time.Now().Add(spinWait)
+		for i := 0; ; i++ {
+			select {
+			case <-b.done:
+				return
+			default:
+			}
+			if i%64 == 63 && time.Now().After(deadline) {
+				break
+			}
+		}
+	}
+	<-b.done
 }
 
 // rangeTask splits [0, n) into contiguous ranges of step items.
@@ -172,29 +240,36 @@ func ParallelFor(n, perItem int, f func(w, lo, hi int)) {
 // there can be goroutines when minItems ≤ 0 is replaced by the default): for work whose
 // efficiency grows with the range, such as one matrix multiply per range.
 func ParallelForChunks(n, perItem, minItems int, f func(w, lo, hi int)) {
-	h := 0
-	if w := min(Workers, n); w > 1 && n*perItem >= MinParallelFor {
-		h = reserve(w - 1)
-	}
+	h, step, chunks := split(n, perItem, minItems)
 	if h == 0 {
 		f(0, 0, n)
 		return
 	}
-	step := (n + 4*(h+1) - 1) / (4 * (h + 1))
-	if minItems > 0 {
-		step = max(step, minItems)
-	}
-	chunks := (n + step - 1) / step
-	if chunks <= 1 {
-		unreserve(h)
-		f(0, 0, n)
-		return
-	}
-	unreserve(h - min(h, chunks-1))
-	h = min(h, chunks-1)
 	r := rangeTasks.Get().(*rangeTask)
 	r.f, r.n, r.step = f, n, step
 	run(h, chunks, r)
+}
+
+// split decides how ParallelForChunks divides n items: h reserved helpers (0: run all on
+// the calling goroutine) and chunks ranges of step items.
+func split(n, perItem, minItems int) (h, step, chunks int) {
+	if w := min(Workers, n); w > 1 && n*perItem >= MinParallelFor {
+		h = reserve(w - 1)
+	}
+	if h == 0 {
+		return 0, n, 1
+	}
+	step = (n + 4*(h+1) - 1) / (4 * (h + 1))
+	if minItems > 0 {
+		step = max(step, minItems)
+	}
+	chunks = (n + step - 1) / step
+	if chunks <= 1 {
+		unreserve(h)
+		return 0, n, 1
+	}
+	unreserve(h - min(h, chunks-1))
+	return min(h, chunks-1), step, chunks
 }
 
 // MinParallelFor is the work below which ParallelFor runs on the calling goroutine: waking a
