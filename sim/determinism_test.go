@@ -16,8 +16,8 @@ func TestSameSeedSameMetricsWithSecureAggregation(t *testing.T) {
 	c.Heterogeneity = sim.HeterogeneityConfig{SpeedSigma: 0.5}
 	c.Workers = 3
 	a, b := run(t, c), run(t, c)
-	if !a.Summary.SecureAggregation || len(a.Rounds) != c.Rounds || len(b.Rounds) != c.Rounds {
-		t.Fatalf("secure aggregation %v, %d and %d rounds", a.Summary.SecureAggregation, len(a.Rounds), len(b.Rounds))
+	if !a.Summary.SecureAggregation || a.Summary.ValueBits == nil || len(a.Rounds) != c.Rounds || len(b.Rounds) != c.Rounds {
+		t.Fatalf("secure aggregation %v (value_bits %v), %d and %d rounds", a.Summary.SecureAggregation, a.Summary.ValueBits, len(a.Rounds), len(b.Rounds))
 	}
 	for i := range a.Rounds {
 		x, y := a.Rounds[i], b.Rounds[i]

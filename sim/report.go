@@ -74,6 +74,10 @@ type Summary struct {
 	SecureAggregation bool `json:"secure_aggregation"`
 	CommitteeSize     int  `json:"committee_size,omitempty"`
 	Threshold         int  `json:"threshold,omitempty"`
+	// ValueBits is the encoding of the encrypted updates (secure_aggregation.value_bits as
+	// the server applied it): the packed encoding's bits per value, or 0 for the float
+	// encoding; absent without secure aggregation.
+	ValueBits *int `json:"value_bits,omitempty"`
 	// WallSeconds is the time the rounds took (SetupSeconds: data, partition, model);
 	// SecondsPerRound their mean; VirtualSeconds the simulated time (memory transport).
 	WallSeconds     float64 `json:"wall_seconds"`
@@ -194,6 +198,9 @@ func (r *run) report() (*Report, error) {
 	}
 	if s.SecureAggregation {
 		s.CommitteeSize, s.Threshold = c.SecureAggregation.CommitteeSize, c.SecureAggregation.Threshold
+		if b := r.fed.SecAgg.ValueBits; b != nil {
+			s.ValueBits = new(*b)
+		}
 	}
 	if m, err := model.New(r.spec, rand.New(rand.NewPCG(0, 0))); err == nil {
 		s.Parameters = m.NumParams()

@@ -409,7 +409,15 @@ func printSummary(w io.Writer, o simOutput) {
 		}
 	}
 	if s.SecureAggregation {
-		fmt.Fprintf(w, "secure aggregation: the server saw only sums (committee K=%d, threshold t=%d)\n", s.CommitteeSize, s.Threshold)
+		enc := ""
+		switch {
+		case s.ValueBits == nil:
+		case *s.ValueBits == 0:
+			enc = "; float encoding"
+		default:
+			enc = fmt.Sprintf("; packed encoding, %d bits per value", *s.ValueBits)
+		}
+		fmt.Fprintf(w, "secure aggregation: the server saw only sums (committee K=%d, threshold t=%d%s)\n", s.CommitteeSize, s.Threshold, enc)
 	}
 	if s.Features != "" {
 		fmt.Fprintf(w, "features: %s, computed once for %d examples in %.1fs\n", s.Features, s.FeatureExamples, s.FeatureSeconds)
