@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -280,5 +281,51 @@ func TestSimFlagsDoNotShadowSections(t *testing.T) {
 				t.Fatalf("%s: flag --%s shadows the config section %s", path, section, section)
 			}
 		}
+	}
+}
+
+// memory_limit_mb (and --memory-limit-mb, CONFIDE_MEMORY_LIMIT_MB) sets the server's soft
+// memory limit before anything else starts; GOMEMLIMIT in the environment takes precedence,
+// and a negative value is refused by name.
+func TestServerMemoryLimit(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	// The server refuses to start without TLS or --insecure after it has set the limit.
+	start := func(t *testing.T, yaml string, args ...string) error {
+		t.Helper()
+		debug.SetMemoryLimit(before)
+		cfg := writeFile(t, "server.yaml", yaml+"federation:\n  rounds: 1\n")
+		_, err := runConfide(t, append([]string{"server", "--config", cfg, "--listen", "127.0.0.1:0"}, args...)...)
+		return err
+	}
+	t.Setenv("GOMEMLIMIT", "")
+	os.Unsetenv("GOMEMLIMIT")
+	for _, tc := range []struct {
+		name, yaml, env string
+		args            []string
+		want            int64
+	}{
+		{name: "file", yaml: "memory_limit_mb: 1536\n", want: 1536 << 20},
+		{name: "flag", args: []string{"--memory-limit-mb", "1200"}, want: 1200 << 20},
+		{name: "flag over file", yaml: "memory_limit_mb: 1536\n", args: []string{"--memory-limit-mb", "1200"}, want: 1200 << 20},
+		{name: "environment", env: "CONFIDE_MEMORY_LIMIT_MB", want: 1024 << 20},
+		{name: "none", want: before},
+		{name: "GOMEMLIMIT wins", yaml: "memory_limit_mb: 1536\n", env: "GOMEMLIMIT", want: before},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv(tc.env, "1024")
+			}
+			if err := start(t, tc.yaml, tc.args...); err == nil || !strings.Contains(err.Error(), "--insecure") {
+				t.Fatalf("err = %v, want the server to ask for TLS", err)
+			}
+			if got := debug.SetMemoryLimit(-1); got != tc.want {
+				t.Fatalf("memory limit %d MiB, want %d MiB", got>>20, tc.want>>20)
+			}
+		})
+	}
+	err := start(t, "memory_limit_mb: -5\n")
+	if err == nil || !strings.Contains(err.Error(), "memory_limit_mb = -5") || !strings.Contains(err.Error(), "memory_limit_mb: 1536") {
+		t.Fatalf("err = %v, want memory_limit_mb refused with an example", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -58,6 +59,18 @@ type serverFile struct {
 	// parameter (secure_aggregation.value_bits 11), so the default holds 15 of a 10⁷-parameter
 	// model; the server's memory is about this bound plus a few copies of the model.
 	MaxUploadMB int `yaml:"max_upload_mb"`
+	// MemoryLimitMB is a soft limit, in MiB, on the server process's memory (Go's
+	// runtime/debug.SetMemoryLimit): the garbage collector runs more often as the heap
+	// nears it rather than letting the heap grow to twice what is live, so the server's
+	// peak RSS stays near the limit when its live memory fits under it (it is no hard cap:
+	// above it the collector uses at most about half the CPU, and the heap grows). 0: no
+	// limit, the default: what a server needs depends on the model (a few copies of it)
+	// and max_upload_mb, and a limit below it costs CPU and saves nothing. With 100
+	// clients per round of a 10⁷-parameter model and max_upload_mb 256 the server's live
+	// heap peaked at 650–720 MiB, and 1536 held its RSS at 1.5 GiB
+	// (docs/sweeps/large-model.md). GOMEMLIMIT in the environment, when set, takes
+	// precedence.
+	MemoryLimitMB int `yaml:"memory_limit_mb"`
 	// Aggregators are the certificate identities of the intermediate aggregators (confide
 	// aggregator) that may relay calls on their clients' behalf (empty: none may).
 	Aggregators []string `yaml:"aggregators"`
@@ -123,7 +136,7 @@ type serverResult struct {
 
 func newServerCmd(g *globalOptions) *cobra.Command {
 	var listen, metricsListen, healthListen, joinToken, checkpointDir, stateDir string
-	var rounds, maxClients int
+	var rounds, maxClients, memoryLimitMB int
 	var aggregators []string
 	var tlsCert, tlsKey, clientCA string
 	var board dashboardOptions
@@ -180,6 +193,9 @@ an identity has at most one live session. Create the CA and the certificates wit
 			if f.Changed("max-clients") {
 				sf.MaxClients = maxClients
 			}
+			if f.Changed("memory-limit-mb") {
+				sf.MemoryLimitMB = memoryLimitMB
+			}
 			if f.Changed("aggregators") {
 				sf.Aggregators = aggregators
 			}
@@ -212,6 +228,7 @@ an identity has at most one live session. Create the CA and the certificates wit
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "keep the federation's durable state here (SQLite state.db); started again with the same directory, the server resumes after the last finished round")
 	cmd.Flags().IntVar(&rounds, "rounds", 0, "override federation.rounds of the config file")
 	cmd.Flags().IntVar(&maxClients, "max-clients", 0, "most clients that may register (max_clients; default 100000)")
+	cmd.Flags().IntVar(&memoryLimitMB, "memory-limit-mb", 0, "soft limit in MiB on the server's memory: the garbage collector works harder near it (memory_limit_mb; 0: none; GOMEMLIMIT takes precedence)")
 	cmd.Flags().StringSliceVar(&aggregators, "aggregators", nil, "certificate identities of the aggregators (confide aggregator) that may relay calls for their clients (aggregators; empty: none)")
 	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "the server's TLS certificate, PEM (tls_cert; from 'confide ca issue --server')")
 	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "the key of --tls-cert, PEM (tls_key)")
@@ -242,6 +259,9 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 	}
 	if sf.MaxUploadMB < 0 {
 		return fmt.Errorf("max_upload_mb = %d: must be ≥ 0 (0: 1024 MiB)", sf.MaxUploadMB)
+	}
+	if err := applyMemoryLimit(sf.MemoryLimitMB, os.LookupEnv); err != nil {
+		return err
 	}
 	tlsConfig, err := serverTLS(sf)
 	if err != nil {
@@ -499,6 +519,29 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 				fed.DP.UserLevel.Mode, u.Epsilon, u.Delta, u.Rounds, u.SampleRate, u.NoiseMultiplier, userLevelAccounting(*u))
 		}
 	})
+}
+
+// applyMemoryLimit sets the process's soft memory limit to memory_limit_mb MiB, unless
+// GOMEMLIMIT is set in the environment (the runtime applied it at startup, and it takes
+// precedence), and logs which limit is in effect.
+func applyMemoryLimit(mb int, lookupEnv func(string) (string, bool)) error {
+	if mb < 0 {
+		return fmt.Errorf("memory_limit_mb = %d: must be ≥ 0 MiB (0: no limit); set it to what the server may use, e.g. memory_limit_mb: 1536, or leave it out", mb)
+	}
+	if env, ok := lookupEnv("GOMEMLIMIT"); ok && env != "" {
+		current := debug.SetMemoryLimit(-1)
+		if mb > 0 {
+			slog.Info("memory limit from GOMEMLIMIT, which takes precedence over memory_limit_mb", "GOMEMLIMIT", env, "limit_mib", current>>20, "memory_limit_mb", mb)
+		} else {
+			slog.Info("memory limit from GOMEMLIMIT", "GOMEMLIMIT", env, "limit_mib", current>>20)
+		}
+		return nil
+	}
+	if mb > 0 {
+		debug.SetMemoryLimit(int64(mb) << 20)
+		slog.Info("memory limit from memory_limit_mb", "limit_mib", mb)
+	}
+	return nil
 }
 
 // serverAccountant is dp.accountant's name, rdp when unset.
