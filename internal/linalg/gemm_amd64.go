@@ -45,9 +45,11 @@ func nrOf[T Float]() int { return byType[T](8, 16) }
 const packBRows = 512
 
 // minParallelGemm is the m·k·n below which a multiply runs on the calling goroutine. Waking
-// a parked helper takes 5–10 µs (the scheduler's hand-off, more on a busy machine), the
-// time of 2^18 multiply-adds at 40 GFLOP/s; a helper that wakes after the caller has taken
-// every chunk is also unavailable to the next region until it parks again.
+// a parked helper takes 5–10 µs at best (the scheduler's hand-off; tens to hundreds on a
+// virtual machine or a busy one), the time of 2^18 multiply-adds at 40 GFLOP/s; a helper
+// that wakes after the caller has taken every chunk is also unavailable to the next region
+// until it has run. Helpers poll for work a while before they park (pool.go), so in a
+// training step's run of multiplies they are mostly awake.
 const minParallelGemm = 1 << 19
 
 // kernel6x8 sets (acc: adds to) the 6×8 tile of C at c (row stride ldc) to the product of
