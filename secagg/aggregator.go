@@ -217,15 +217,7 @@ func (a *Aggregator) AddBinary(p []byte, accept func(clientID, taskID string) er
 	if a.cfg.Verifier != nil {
 		var err error
 		accepted, err = a.authenticate(&u, func() *uploadTree {
-			levels := len(u.q)
-			c1 := make([][]byte, 0, k*levels)
-			for i := 0; i < k; i++ {
-				at := base + i*cw + chunkMetaSize + 8*n*levels // chunk i's c1, prime after prime
-				for l := 0; l < levels; l++ {
-					c1 = append(c1, p[at+8*n*l:at+8*n*(l+1)])
-				}
-			}
-			return commitTree(n, u.q[0], c1, c0Digests, a.cfg.Workers, true)
+			return commitTree(n, u.q[0], c1Bytes(p, base, k, n, len(u.q)), c0Digests, a.cfg.Workers, true)
 		})
 		if err != nil {
 			return err

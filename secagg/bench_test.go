@@ -330,32 +330,39 @@ func BenchmarkAggregateAuthenticated(b *testing.B) {
 				if verified {
 					cfg.Verifier, cfg.Purpose = f.verifier, PurposeFit
 				}
-				var agg *Aggregator
-				i := 0
-				b.SetBytes(8 * benchDimLarge)
-				cpu := newCPUMeter()
-				for b.Loop() {
-					if i%variants == 0 {
-						b.StopTimer()
-						var err error
-						if agg, err = NewAggregator(f.params, cfg); err != nil {
-							b.Fatal(err)
-						}
-						b.StartTimer()
-					}
-					cpu.begin()
-					err := agg.Add(ups[i%variants])
-					cpu.end()
-					if err != nil {
-						b.Fatal(err)
-					}
-					i++
-				}
-				if workers == 1 {
-					cpu.report(b)
-				}
+				benchAdds(b, f.params, cfg, variants, func(agg *Aggregator, i int) error { return agg.Add(ups[i]) })
 			})
 		}
+	}
+}
+
+// benchAdds times add(agg, i) for i = 0, 1, …, variants−1 over and over, into a new
+// aggregate of cfg for every round of variants adds (made with the timer stopped), and
+// reports its CPU time with one worker.
+func benchAdds(b *testing.B, params Parameters, cfg AggregatorConfig, variants int, add func(agg *Aggregator, i int) error) {
+	var agg *Aggregator
+	i := 0
+	b.SetBytes(8 * int64(cfg.Dim))
+	cpu := newCPUMeter()
+	for b.Loop() {
+		if i%variants == 0 {
+			b.StopTimer()
+			var err error
+			if agg, err = NewAggregator(params, cfg); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		cpu.begin()
+		err := add(agg, i%variants)
+		cpu.end()
+		if err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	if cfg.Workers <= 1 {
+		cpu.report(b)
 	}
 }
 
@@ -516,33 +523,17 @@ func BenchmarkAddBinary(b *testing.B) {
 				if verified {
 					cfg.Verifier, cfg.Purpose = f.verifier, PurposeFit
 				}
-				var agg *Aggregator
-				i := 0
-				b.SetBytes(8 * benchDimLarge)
 				b.ReportAllocs()
-				for b.Loop() {
-					if i%variants == 0 {
-						b.StopTimer()
-						var err error
-						if agg, err = NewAggregator(f.params, cfg); err != nil {
-							b.Fatal(err)
-						}
-						b.StartTimer()
-					}
-					var err error
+				benchAdds(b, f.params, cfg, variants, func(agg *Aggregator, i int) error {
 					if streamed {
-						err = agg.AddBinary(blobs[i%variants], nil)
-					} else {
-						var u EncryptedUpdate
-						if err = u.UnmarshalBinary(blobs[i%variants]); err == nil {
-							err = agg.Add(&u)
-						}
+						return agg.AddBinary(blobs[i], nil)
 					}
-					if err != nil {
-						b.Fatal(err)
+					var u EncryptedUpdate
+					if err := u.UnmarshalBinary(blobs[i]); err != nil {
+						return err
 					}
-					i++
-				}
+					return agg.Add(&u)
+				})
 			})
 		}
 	}

@@ -209,13 +209,7 @@ func (e *Encryptor) EncryptBinary(ctx UploadContext, update []float64, weight fl
 		return nil, fmt.Errorf("secagg: encrypting the update: %w", err)
 	}
 	if e.cfg.Signer != nil {
-		c1 := make([][]byte, 0, en.chunks*levels)
-		for k := 0; k < en.chunks; k++ {
-			at := room + k*cw + chunkMetaSize + 8*n*levels // chunk k's c1, prime after prime
-			for l := 0; l < levels; l++ {
-				c1 = append(c1, out[at+8*n*l:at+8*n*(l+1)])
-			}
-		}
+		c1 := c1Bytes(out, room, en.chunks, n, levels)
 		if err := e.sign(u, commitTree(n, u.q[0], c1, c0Digests, e.cfg.Workers, false)); err != nil {
 			return nil, err
 		}

@@ -186,6 +186,21 @@ func putChunk(dst []byte, ct *rlwe.Ciphertext) {
 // chunkMetaSize is the size of a chunk's degree, level, scale and flags on the wire.
 const chunkMetaSize = 1 + 1 + 8 + 1
 
+// c1Bytes returns the c1 coefficients of the chunks marshalled in p from offset base on
+// (chunks ciphertexts of ring degree n and levels primes), one slice of p per chunk-prime:
+// the commitment's c1, as commitTree takes it.
+func c1Bytes(p []byte, base, chunks, n, levels int) [][]byte {
+	cw := chunkWireSize(n, levels)
+	c1 := make([][]byte, 0, chunks*levels)
+	for k := 0; k < chunks; k++ {
+		at := base + k*cw + chunkMetaSize + 8*n*levels // chunk k's c1, prime after prime
+		for l := 0; l < levels; l++ {
+			c1 = append(c1, p[at+8*n*l:at+8*n*(l+1)])
+		}
+	}
+	return c1
+}
+
 // UnmarshalBinary decodes an update. It checks every ciphertext's degree, level, scale
 // encoding and byte length, and every coefficient against the modulus; it never panics on
 // malformed input. Aggregator.Add then checks the metadata against the parameters.
