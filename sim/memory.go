@@ -83,6 +83,7 @@ func (q *eventQueue) Push(x any)   { *q = append(*q, x.(event)) }
 func (q *eventQueue) Pop() any {
 	old := *q
 	e := old[len(old)-1]
+	old[len(old)-1] = event{} // the backing array must not keep the job (its task and result) alive
 	*q = old[:len(old)-1]
 	return e
 }

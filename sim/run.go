@@ -711,6 +711,7 @@ func (q *pendingJobs) Push(x any)   { *q = append(*q, x.(pendingJob)) }
 func (q *pendingJobs) Pop() any {
 	old := *q
 	e := old[len(old)-1]
+	old[len(old)-1] = pendingJob{} // the backing array must not keep the job (its task and result) alive
 	*q = old[:len(old)-1]
 	return e
 }
