@@ -66,18 +66,21 @@ import (
 //
 // Every client of the child process holds its fit task's model blob and the decoded model
 // (2 × 8 bytes per parameter) from the task's arrival, and its update and its encryption
-// (about 4 more copies) until its upload is sent, so all clients at once need about 100 GB
-// for 100 clients at 10⁷ parameters. CONFIDE_LOAD_MEMORY_INFLIGHT=K (default 0: all at
+// (about 3 more copies) until its upload is sent: several hundred MB a client at 10⁷
+// parameters, tens of GB for 100 clients at once. CONFIDE_LOAD_MEMORY_INFLIGHT=K (default 0: all at
 // once, behind the fit barrier) lets at most K clients hold a fit task, from its header to
 // the server's acceptance of the upload, without the barrier (fitGate): the others wait
 // with their download stalled by flow control, and the server still serves all N sessions,
 // downloads and signed uploads in one round (with K above the uploads max_upload_mb holds,
 // uploads still wait for the server's room). CONFIDE_LOAD_MEMORY_CLIENT_LIMIT_MB sets a
-// soft memory limit on the child process only. For 100 clients at 10⁷ parameters:
-// CONFIDE_LOAD_MEMORY_INFLIGHT=6 CONFIDE_LOAD_MEMORY_CLIENT_LIMIT_MB=6144. With CONFIDE_LOAD_PROFILE=DIR it writes a heap
-// profile DIR/round-N.pprof each time the live heap grows 5% past the last one (`go tool
-// pprof -top -inuse_space`) and the samples to DIR/round-N.csv (seconds, live, objects,
-// mapped, goal in MiB). Runs only with CONFIDE_LOAD=1 (minutes).
+// soft memory limit on the child process only (the test reports the child's VmHWM too).
+// For 100 clients at 10⁷ parameters: CONFIDE_LOAD_MEMORY_INFLIGHT=6
+// CONFIDE_LOAD_MEMORY_CLIENT_LIMIT_MB=6144 (docs/sweeps/large-model.md).
+//
+// With CONFIDE_LOAD_PROFILE=DIR it writes a heap profile DIR/round-N.pprof each time the
+// live heap grows 5% past the last one (`go tool pprof -top -inuse_space`) and the samples
+// to DIR/round-N.csv (seconds, live, objects, mapped, goal in MiB). Runs only with
+// CONFIDE_LOAD=1 (minutes).
 func TestServerMemoryPerClient(t *testing.T) {
 	loadEnabled(t)
 	var counts []int
@@ -104,8 +107,8 @@ func TestServerMemoryPerClient(t *testing.T) {
 	for _, n := range counts {
 		m := runRoundMemory(t, dir, n, hidden, int64(uploadMB)<<20)
 		rows = append(rows, m)
-		t.Logf("%d clients: peak live heap %.1f MiB, heap objects %.1f MiB, heap mapped %.1f MiB, GC goal %.1f MiB, runtime %.1f MiB (stacks %.1f), VmHWM %.1f MiB; clients ran %.1f s, server CPU %.1f s; round %.1f s, sum per upload %.2f s (median), %.1f s (total), decrypt %.1f s; load average %s",
-			n, mib(m.live), mib(m.objects), mib(m.mapped), mib(m.goal), mib(m.runtime), mib(m.stacks), mib(m.hwm), m.seconds, m.cpu, m.round, m.sumMedian, m.sumTotal, m.decrypt, m.load)
+		t.Logf("%d clients: peak live heap %.1f MiB, heap objects %.1f MiB, heap mapped %.1f MiB, GC goal %.1f MiB, runtime %.1f MiB (stacks %.1f), VmHWM %.1f MiB; clients ran %.1f s, server CPU %.1f s; round %.1f s, sum per upload %.2f s (median), %.1f s (total), decrypt %.1f s; load average %s; the clients' process's VmHWM %.1f MiB",
+			n, mib(m.live), mib(m.objects), mib(m.mapped), mib(m.goal), mib(m.runtime), mib(m.stacks), mib(m.hwm), m.seconds, m.cpu, m.round, m.sumMedian, m.sumTotal, m.decrypt, m.load, mib(m.clientHWM))
 	}
 	if len(rows) < 2 {
 		return
@@ -130,6 +133,8 @@ type roundMemory struct {
 	// peaks: the live heap, heap objects, heap spans in use or free, the collector's goal,
 	// everything the runtime maps less what it returned, goroutine stacks, VmHWM
 	live, objects, mapped, goal, runtime, stacks, hwm uint64
+	// the clients' process's VmHWM (all its clients)
+	clientHWM uint64
 	// seconds from the clients' start to their end, the server's CPU seconds (user and
 	// system) over them, and the load average (1, 5, 15 min) at the start and the end
 	seconds, cpu float64
@@ -281,6 +286,9 @@ func runRoundMemory(t *testing.T, dir string, n, hidden int, uploadBytes int64) 
 	if genErr != nil {
 		t.Fatalf("clients: %v\n%s", genErr, tail(string(out), 3000))
 	}
+	if _, after, ok := strings.Cut(string(out), "clients' process VmHWM: "); ok {
+		fmt.Sscan(after, &m.clientHWM)
+	}
 	select {
 	case <-svc.Done():
 	default:
@@ -354,6 +362,7 @@ func TestServerMemoryClients(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	fmt.Printf("clients' process VmHWM: %d bytes\n", readHWM()) // read by runRoundMemory
 	if gate != nil && gate.taken.Load() != int64(n) {
 		t.Errorf("%d clients took %d fit slots, want one each", n, gate.taken.Load())
 	}
