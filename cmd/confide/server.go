@@ -67,9 +67,9 @@ type serverFile struct {
 	// limit, the default: what a server needs depends on the model (a few copies of it)
 	// and max_upload_mb, and a limit below it costs CPU and saves nothing. With 100
 	// clients per round of a 10⁷-parameter model and max_upload_mb 256 the server's live
-	// heap peaked at 650–720 MiB, and 1536 held its RSS at 1.5 GiB
-	// (docs/sweeps/large-model.md). GOMEMLIMIT in the environment, when set, takes
-	// precedence.
+	// heap peaked at 550–720 MiB, its RSS at 1.2–1.5 GiB without a limit or with 1536, and
+	// at 1.04 GiB with 1024 (docs/sweeps/large-model.md). GOMEMLIMIT in the environment,
+	// when set, takes precedence.
 	MemoryLimitMB int `yaml:"memory_limit_mb"`
 	// Aggregators are the certificate identities of the intermediate aggregators (confide
 	// aggregator) that may relay calls on their clients' behalf (empty: none may).
