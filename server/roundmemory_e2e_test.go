@@ -29,6 +29,7 @@ import (
 
 	"github.com/confide-fl/confide/client"
 	"github.com/confide-fl/confide/internal/pki"
+	"github.com/confide-fl/confide/internal/procmem"
 	"github.com/confide-fl/confide/model"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
 	"github.com/confide-fl/confide/secagg"
@@ -267,7 +268,7 @@ func runRoundMemory(t *testing.T, dir string, n, hidden int, uploadBytes int64) 
 
 	runtime.GC()
 	debug.FreeOSMemory()
-	resetHWM()
+	procmem.ResetPeak()
 	sampler := startHeapSampler(os.Getenv("CONFIDE_LOAD_PROFILE"), fmt.Sprintf("round-%d.pprof", n))
 	start, cpu0 := time.Now(), processCPU()
 	load0 := loadAverage()
@@ -362,7 +363,7 @@ func TestServerMemoryClients(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	fmt.Printf("clients' process VmHWM: %d bytes\n", readHWM()) // read by runRoundMemory
+	fmt.Printf("clients' process VmHWM: %d bytes\n", procmem.Peak()) // read by runRoundMemory
 	if gate != nil && gate.taken.Load() != int64(n) {
 		t.Errorf("%d clients took %d fit slots, want one each", n, gate.taken.Load())
 	}
@@ -538,7 +539,7 @@ func startHeapSampler(dir, file string) *heapSampler {
 			}
 			select {
 			case <-h.stopc:
-				m.hwm = readHWM()
+				m.hwm = procmem.Peak()
 				if trace != nil {
 					trace.Close()
 				}
@@ -552,21 +553,3 @@ func startHeapSampler(dir, file string) *heapSampler {
 }
 
 func (h *heapSampler) stop() roundMemory { close(h.stopc); return <-h.done }
-
-// resetHWM resets the process's VmHWM to its current RSS (Linux; elsewhere a no-op).
-func resetHWM() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
-// readHWM returns the process's VmHWM in bytes (0 where /proc is missing).
-func readHWM() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			k, _ := strconv.ParseUint(f[1], 10, 64)
-			return k << 10
-		}
-	}
-	return 0
-}

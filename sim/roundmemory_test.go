@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/confide-fl/confide/data"
+	"github.com/confide-fl/confide/internal/procmem"
 	"github.com/confide-fl/confide/model"
 	"github.com/confide-fl/confide/server"
 	"github.com/confide-fl/confide/sim"
@@ -113,7 +114,7 @@ func runSimMemory(t *testing.T, n, hidden int, dir string) simMemory {
 	train, test := randomImages(8*n, 1), randomImages(16, 2)
 	runtime.GC()
 	runtime.GC()
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // VmHWM := RSS (Linux)
+	procmem.ResetPeak()
 	stop := sampleHeap(dir, fmt.Sprintf("sim-%d.pprof", n))
 	start := time.Now()
 	_, err := sim.Run(t.Context(), c, sim.Options{Train: train, Test: test})
@@ -149,7 +150,7 @@ func sampleHeap(dir, file string) func() simMemory {
 			}
 			select {
 			case <-stopc:
-				m.hwm = vmHWM()
+				m.hwm = procmem.Peak()
 				done <- m
 				return
 			case <-tick.C:
@@ -157,21 +158,6 @@ func sampleHeap(dir, file string) func() simMemory {
 		}
 	}()
 	return func() simMemory { close(stopc); return <-done }
-}
-
-// vmHWM is the process's VmHWM in bytes (0 where /proc is missing).
-func vmHWM() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			k, _ := strconv.ParseUint(f[1], 10, 64)
-			return k << 10
-		}
-	}
-	return 0
 }
 
 func mb(b uint64) float64 { return float64(b) / (1 << 20) }
