@@ -14,8 +14,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"runtime/metrics"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -109,7 +107,7 @@ func TestServerMemoryPerClient(t *testing.T) {
 		m := runRoundMemory(t, dir, n, hidden, int64(uploadMB)<<20)
 		rows = append(rows, m)
 		t.Logf("%d clients: peak live heap %.1f MiB, heap objects %.1f MiB, heap mapped %.1f MiB, GC goal %.1f MiB, runtime %.1f MiB (stacks %.1f), VmHWM %.1f MiB; clients ran %.1f s, server CPU %.1f s; round %.1f s, sum per upload %.2f s (median), %.1f s (total), decrypt %.1f s; load average %s; the clients' process's VmHWM %.1f MiB",
-			n, mib(m.live), mib(m.objects), mib(m.mapped), mib(m.goal), mib(m.runtime), mib(m.stacks), mib(m.hwm), m.seconds, m.cpu, m.round, m.sumMedian, m.sumTotal, m.decrypt, m.load, mib(m.clientHWM))
+			n, procmem.MiB(m.Live), procmem.MiB(m.Objects), procmem.MiB(m.Mapped), procmem.MiB(m.Goal), procmem.MiB(m.Runtime), procmem.MiB(m.Stacks), procmem.MiB(m.HWM), m.seconds, m.cpu, m.round, m.sumMedian, m.sumTotal, m.decrypt, m.load, procmem.MiB(m.clientHWM))
 	}
 	if len(rows) < 2 {
 		return
@@ -117,13 +115,13 @@ func TestServerMemoryPerClient(t *testing.T) {
 	per := func(a, b roundMemory, f func(roundMemory) uint64) float64 {
 		return (float64(f(b)) - float64(f(a))) / float64(b.clients-a.clients) / (1 << 20)
 	}
-	live := func(m roundMemory) uint64 { return m.live }
-	hwm := func(m roundMemory) uint64 { return m.hwm }
+	live := func(m roundMemory) uint64 { return m.Live }
+	hwm := func(m roundMemory) uint64 { return m.HWM }
 	first, prev, last := rows[0], rows[len(rows)-2], rows[len(rows)-1]
 	t.Logf("per client from %d to %d clients: peak live heap %+.2f MiB, VmHWM %+.2f MiB; from %d to %d: %+.2f MiB, %+.2f MiB",
 		first.clients, last.clients, per(first, last, live), per(first, last, hwm), prev.clients, last.clients, per(prev, last, live), per(prev, last, hwm))
 	// What more clients may add: a fuller upload bound, and per-client state.
-	if grow, allowed := mib(last.live)-mib(first.live), float64(uploadMB)+0.5*float64(last.clients-first.clients); grow > allowed {
+	if grow, allowed := procmem.MiB(last.Live)-procmem.MiB(first.Live), float64(uploadMB)+0.5*float64(last.clients-first.clients); grow > allowed {
 		t.Errorf("the server's peak live heap grows by %.1f MiB from %d to %d clients, more than the upload bound (%d MiB) and 0.5 MiB per client (%.1f MiB)", grow, first.clients, last.clients, uploadMB, allowed)
 	}
 }
@@ -131,9 +129,7 @@ func TestServerMemoryPerClient(t *testing.T) {
 // roundMemory is the server's peak memory over one round.
 type roundMemory struct {
 	clients int
-	// peaks: the live heap, heap objects, heap spans in use or free, the collector's goal,
-	// everything the runtime maps less what it returned, goroutine stacks, VmHWM
-	live, objects, mapped, goal, runtime, stacks, hwm uint64
+	procmem.Peaks
 	// the clients' process's VmHWM (all its clients)
 	clientHWM uint64
 	// seconds from the clients' start to their end, the server's CPU seconds (user and
@@ -212,8 +208,6 @@ func processCPU() float64 {
 	return cpuSeconds(&ru)
 }
 
-func mib(b uint64) float64 { return float64(b) / (1 << 20) }
-
 func envString(key, def string) string {
 	if v := os.Getenv(key); v != "" {
 		return v
@@ -269,13 +263,13 @@ func runRoundMemory(t *testing.T, dir string, n, hidden int, uploadBytes int64) 
 	runtime.GC()
 	debug.FreeOSMemory()
 	procmem.ResetPeak()
-	sampler := startHeapSampler(os.Getenv("CONFIDE_LOAD_PROFILE"), fmt.Sprintf("round-%d.pprof", n))
+	sampler := procmem.Sample(os.Getenv("CONFIDE_LOAD_PROFILE"), fmt.Sprintf("round-%d.pprof", n))
 	start, cpu0 := time.Now(), processCPU()
 	load0 := loadAverage()
 	gen := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestServerMemoryClients$", "-test.v")
 	gen.Env = append(os.Environ(), "CONFIDE_MEMORY_SERVER="+lis.Addr().String(), "CONFIDE_MEMORY_PKI="+fed, "CONFIDE_MEMORY_CLIENTS="+strconv.Itoa(n))
 	out, genErr := gen.CombinedOutput()
-	m := sampler.stop()
+	m := roundMemory{Peaks: sampler.Stop()}
 	m.clients, m.seconds, m.cpu = n, time.Since(start).Seconds(), processCPU()-cpu0
 	m.load = load0 + " → " + loadAverage()
 	m.sumMedian, m.sumTotal, m.decrypt, m.round = logs.times()
@@ -488,68 +482,3 @@ func (s *gatedStream) RecvMsg(m any) error {
 	}
 	return s.recv(m)
 }
-
-// heapSampler follows the process's heap (runtime/metrics) and keeps the peaks.
-type heapSampler struct {
-	stopc chan struct{}
-	done  chan roundMemory
-}
-
-// startHeapSampler samples every 20 ms; with a directory it writes a heap profile there
-// (file) each time the live heap grows 5% past the last profile's.
-func startHeapSampler(dir, file string) *heapSampler {
-	h := &heapSampler{stopc: make(chan struct{}), done: make(chan roundMemory)}
-	samples := []metrics.Sample{
-		{Name: "/gc/heap/live:bytes"},
-		{Name: "/memory/classes/heap/objects:bytes"},
-		{Name: "/memory/classes/heap/free:bytes"},
-		{Name: "/memory/classes/heap/unused:bytes"},
-		{Name: "/gc/heap/goal:bytes"},
-		{Name: "/memory/classes/total:bytes"},
-		{Name: "/memory/classes/heap/released:bytes"},
-		{Name: "/memory/classes/heap/stacks:bytes"},
-	}
-	var trace *os.File
-	if dir != "" {
-		trace, _ = os.Create(filepath.Join(dir, strings.TrimSuffix(file, ".pprof")+".csv"))
-	}
-	start := time.Now()
-	go func() {
-		var m roundMemory
-		var profiled uint64
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			metrics.Read(samples)
-			live, objects := samples[0].Value.Uint64(), samples[1].Value.Uint64()
-			mapped := objects + samples[2].Value.Uint64() + samples[3].Value.Uint64()
-			m.live, m.objects, m.mapped = max(m.live, live), max(m.objects, objects), max(m.mapped, mapped)
-			m.goal = max(m.goal, samples[4].Value.Uint64())
-			m.runtime = max(m.runtime, samples[5].Value.Uint64()-samples[6].Value.Uint64())
-			m.stacks = max(m.stacks, samples[7].Value.Uint64())
-			if trace != nil {
-				fmt.Fprintf(trace, "%.2f,%.1f,%.1f,%.1f,%.1f\n", time.Since(start).Seconds(), mib(live), mib(objects), mib(mapped), mib(samples[4].Value.Uint64()))
-			}
-			if dir != "" && live > profiled+profiled/20 {
-				profiled = live
-				if f, err := os.Create(filepath.Join(dir, file)); err == nil {
-					pprof.Lookup("heap").WriteTo(f, 0)
-					f.Close()
-				}
-			}
-			select {
-			case <-h.stopc:
-				m.hwm = procmem.Peak()
-				if trace != nil {
-					trace.Close()
-				}
-				h.done <- m
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return h
-}
-
-func (h *heapSampler) stop() roundMemory { close(h.stopc); return <-h.done }

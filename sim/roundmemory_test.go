@@ -4,10 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime"
-	"runtime/metrics"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,7 +28,8 @@ import (
 // than 1 MiB per client plus 2 uploads' worth (8 bytes per parameter: what the garbage
 // collector's timing may add). With CONFIDE_SIM_MEMORY_PROFILE=DIR it writes a heap profile
 // DIR/sim-N.pprof each time the live heap grows 5% past the last one (`go tool pprof -top
-// -inuse_space`). Runs only with CONFIDE_LOAD=1 (a minute or two).
+// -inuse_space`), and the samples to DIR/sim-N.csv. Runs only with CONFIDE_LOAD=1 (a
+// minute or two).
 //
 // Before the event and job queues cleared the slots container/heap's Pop leaves behind
 // (TestQueuesLetPoppedJobsGo), every upload of the round stayed reachable until the round's
@@ -59,7 +57,7 @@ func TestSimMemoryPerClient(t *testing.T) {
 	for _, n := range counts {
 		m := runSimMemory(t, n, hidden, dir)
 		rows = append(rows, m)
-		t.Logf("%d clients: peak live heap %.1f MiB, heap objects %.1f MiB, VmHWM %.1f MiB, %.1f s", n, mb(m.live), mb(m.objects), mb(m.hwm), m.seconds)
+		t.Logf("%d clients: peak live heap %.1f MiB, heap objects %.1f MiB, VmHWM %.1f MiB, %.1f s", n, procmem.MiB(m.Live), procmem.MiB(m.Objects), procmem.MiB(m.HWM), m.seconds)
 	}
 	if len(rows) < 2 {
 		return
@@ -69,8 +67,8 @@ func TestSimMemoryPerClient(t *testing.T) {
 		return (float64(f(last)) - float64(f(first))) / float64(last.clients-first.clients) / (1 << 20)
 	}
 	t.Logf("per client from %d to %d clients: peak live heap %+.2f MiB, VmHWM %+.2f MiB (an upload is about %.1f MiB)",
-		first.clients, last.clients, per(func(m simMemory) uint64 { return m.live }), per(func(m simMemory) uint64 { return m.hwm }), float64(params)*8/(1<<20)*0.8)
-	grow := mb(last.live) - mb(first.live)
+		first.clients, last.clients, per(func(m simMemory) uint64 { return m.Live }), per(func(m simMemory) uint64 { return m.HWM }), float64(params)*8/(1<<20)*0.8)
+	grow := procmem.MiB(last.Live) - procmem.MiB(first.Live)
 	allowed := float64(last.clients-first.clients) + 2*float64(params)*8/(1<<20)
 	if grow > allowed {
 		t.Errorf("the sim's peak live heap grows by %.1f MiB from %d to %d clients, more than 1 MiB per client and 2 uploads (%.1f MiB)", grow, first.clients, last.clients, allowed)
@@ -78,9 +76,9 @@ func TestSimMemoryPerClient(t *testing.T) {
 }
 
 type simMemory struct {
-	clients            int
-	live, objects, hwm uint64
-	seconds            float64
+	clients int
+	procmem.Peaks
+	seconds float64
 }
 
 // randomImages is n examples of 784 uniform features in 10 classes.
@@ -115,52 +113,16 @@ func runSimMemory(t *testing.T, n, hidden int, dir string) simMemory {
 	runtime.GC()
 	runtime.GC()
 	procmem.ResetPeak()
-	stop := sampleHeap(dir, fmt.Sprintf("sim-%d.pprof", n))
+	sampler := procmem.Sample(dir, fmt.Sprintf("sim-%d.pprof", n))
 	start := time.Now()
 	_, err := sim.Run(t.Context(), c, sim.Options{Train: train, Test: test})
-	m := stop()
+	m := simMemory{Peaks: sampler.Stop()}
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.clients, m.seconds = n, time.Since(start).Seconds()
 	return m
 }
-
-// sampleHeap follows the heap every 20 ms until the returned function is called, which
-// returns the peaks; with a directory it writes a heap profile there (file) each time the
-// live heap grows 5% past the last profile's.
-func sampleHeap(dir, file string) func() simMemory {
-	samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}}
-	stopc, done := make(chan struct{}), make(chan simMemory)
-	go func() {
-		var m simMemory
-		var profiled uint64
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			metrics.Read(samples)
-			live := samples[0].Value.Uint64()
-			m.live, m.objects = max(m.live, live), max(m.objects, samples[1].Value.Uint64())
-			if dir != "" && live > profiled+profiled/20 {
-				profiled = live
-				if f, err := os.Create(filepath.Join(dir, file)); err == nil {
-					_ = pprof.Lookup("heap").WriteTo(f, 0)
-					f.Close()
-				}
-			}
-			select {
-			case <-stopc:
-				m.hwm = procmem.Peak()
-				done <- m
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return func() simMemory { close(stopc); return <-done }
-}
-
-func mb(b uint64) float64 { return float64(b) / (1 << 20) }
 
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
