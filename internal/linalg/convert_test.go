@@ -31,13 +31,21 @@ func sameFloat(a, b float64) bool {
 
 // TestNarrow compares Narrow with Go's conversion, value by value, at lengths around the
 // vector kernel's group of 16.
-func TestNarrow(t *testing.T) {
-	// The long ones are split across two workers (MinParallelFor values and more), in
-	// ranges of whole vector groups, with a tail.
+// convertLengths are the lengths TestNarrow and TestDrain check, on two workers: the long
+// ones (MinParallelFor values and more) are split across them, in ranges of whole vector
+// groups, with a tail.
+var convertLengths = []int{0, 1, 15, 16, 17, 31, 32, 33, 100, 1000, MinParallelFor, 3*MinParallelFor + 17}
+
+// setWorkers sets Workers to n and returns what restores it.
+func setWorkers(n int) (restore func()) {
 	old := Workers
-	Workers = 2
-	defer func() { Workers = old }()
-	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 100, 1000, MinParallelFor, 3*MinParallelFor + 17} {
+	Workers = n
+	return func() { Workers = old }
+}
+
+func TestNarrow(t *testing.T) {
+	defer setWorkers(2)()
+	for _, n := range convertLengths {
 		t.Run(fmt.Sprintf("n%d", n), func(t *testing.T) {
 			src := convertInputs(n)
 			dst := make([]float32, n+1)
@@ -58,12 +66,8 @@ func TestNarrow(t *testing.T) {
 // TestDrain compares Drain with dst[i] += float64(src[i]), value by value, and checks it
 // zeroes src.
 func TestDrain(t *testing.T) {
-	// The long ones are split across two workers (MinParallelFor values and more), in
-	// ranges of whole vector groups, with a tail.
-	old := Workers
-	Workers = 2
-	defer func() { Workers = old }()
-	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 100, 1000, MinParallelFor, 3*MinParallelFor + 17} {
+	defer setWorkers(2)()
+	for _, n := range convertLengths {
 		t.Run(fmt.Sprintf("n%d", n), func(t *testing.T) {
 			x := convertInputs(n)
 			src := make([]float32, n)

@@ -187,9 +187,7 @@ func testRowOps[T Float](t *testing.T) {
 	for _, s := range [][2]int{{3, 5}, {600, 300}, {2048, 10}, {9, 20000}} {
 		for _, workers := range []int{1, 3} {
 			t.Run(fmt.Sprintf("%dx%d/w%d", s[0], s[1], workers), func(t *testing.T) {
-				old := Workers
-				Workers = workers
-				defer func() { Workers = old }()
+				defer setWorkers(workers)()
 				m, n := s[0], s[1]
 				x, v := randT[T](r, m*n), randT[T](r, n)
 				got, want := append([]T(nil), x...), append([]T(nil), x...)

@@ -271,9 +271,7 @@ func testTranspose[T Float](t *testing.T) {
 // also when the parts multiply matrices themselves (nested use must not deadlock), and that
 // every helper is idle again afterwards.
 func TestParallelFor(t *testing.T) {
-	old := Workers
-	Workers = 3
-	defer func() { Workers = old }()
+	defer setWorkers(3)()
 	for _, n := range []int{1, 2, 5, 100} {
 		hits := make([]int, n)
 		ParallelFor(n, 1<<20, func(w, lo, hi int) {
@@ -373,8 +371,7 @@ func TestHelperIdleWhenRegionReturns(t *testing.T) {
 	if runtime.GOMAXPROCS(0) < 2 {
 		t.Skip("needs two processors")
 	}
-	old := Workers
-	defer func() { Workers = old }()
+	defer setWorkers(Workers)()
 	busy := func(d time.Duration) {
 		for start := time.Now(); time.Since(start) < d; {
 		}
@@ -434,9 +431,7 @@ func TestHelperIdleWhenRegionReturns(t *testing.T) {
 // how many there are (the pool starts Workers − 1 again when next asked).
 func stopHelpers(t *testing.T) {
 	t.Helper()
-	old := Workers
-	Workers = 1 // reserve starts none
-	defer func() { Workers = old }()
+	defer setWorkers(1)() // reserve starts none
 	helpersMu.Lock()
 	defer helpersMu.Unlock()
 	for deadline := time.Now().Add(5 * time.Second); int(idle.Load()) < helpers; time.Sleep(100 * time.Microsecond) {
@@ -456,9 +451,7 @@ func stopHelpers(t *testing.T) {
 // runs hundreds of: the wall time falls towards half the serial time (GOMAXPROCS=1) when the
 // helper takes its chunk at once, and stays at the serial time when it wakes too late.
 func BenchmarkParallelForHandoff(b *testing.B) {
-	old := Workers
-	Workers = 2
-	defer func() { Workers = old }()
+	defer setWorkers(2)()
 	for _, n := range []int{1 << 13, 1 << 15, 1 << 17} {
 		b.Run(fmt.Sprintf("fma%d", 2*n), func(b *testing.B) {
 			x := make([]float64, 2*n)
