@@ -72,22 +72,12 @@ func (t *convertTask) release() {
 // the workers when it is long enough to pay, and reports whether it did. The ranges are
 // whole groups of 16 values, as the vector kernels take them.
 func convertInParallel(f32 []float32, f64 []float64, drain bool) bool {
-	h, step, chunks := split(len(f64), 1, 0)
+	h, groups, chunks := split((len(f64)+15)/16, 16, 0)
 	if h == 0 {
 		return false
 	}
-	if step = (step + 15) &^ 15; (len(f64)+step-1)/step < chunks {
-		chunks = (len(f64) + step - 1) / step
-		if chunks <= h {
-			unreserve(h - (chunks - 1))
-			h = chunks - 1
-		}
-		if h == 0 {
-			return false
-		}
-	}
 	t := convertTasks.Get().(*convertTask)
-	*t = convertTask{f32: f32, f64: f64, drain: drain, step: step}
+	*t = convertTask{f32: f32, f64: f64, drain: drain, step: 16 * groups}
 	run(h, chunks, t)
 	return true
 }

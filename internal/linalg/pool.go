@@ -140,28 +140,38 @@ var spinWait = 500 * time.Microsecond
 // nextJob returns the next job for a helper: polled for up to spinWait, then blocking.
 // The poll does not yield to the scheduler (runtime.Gosched would queue the helper behind
 // the caller's goroutine, and the two could end up sharing one processor while the other
-// one's thread goes to sleep); it runs only with more than one processor, so that it never
-// keeps the caller from running.
+// one's thread goes to sleep).
 func nextJob() job {
-	select {
-	case j := <-jobs:
+	if j, ok := poll(jobs); ok {
 		return j
-	default:
-	}
-	if spinWait > 0 && runtime.GOMAXPROCS(0) > 1 {
-		deadline := time.Now().Add(spinWait)
-		for i := 0; ; i++ {
-			select {
-			case j := <-jobs:
-				return j
-			default:
-			}
-			if i%64 == 63 && time.Now().After(deadline) {
-				break
-			}
-		}
 	}
 	return <-jobs
+}
+
+// poll receives from c for up to spinWait without blocking, with more than one processor
+// only (so that it never keeps the goroutine it waits for from running), and reports
+// whether it received.
+func poll[T any](c <-chan T) (T, bool) {
+	select {
+	case v := <-c:
+		return v, true
+	default:
+	}
+	var zero T
+	if spinWait <= 0 || runtime.GOMAXPROCS(0) < 2 {
+		return zero, false
+	}
+	deadline := time.Now().Add(spinWait)
+	for i := 0; ; i++ {
+		select {
+		case v := <-c:
+			return v, true
+		default:
+		}
+		if i%64 == 63 && time.Now().After(deadline) {
+			return zero, false
+		}
+	}
 }
 
 // run runs t's chunks 0…chunks−1 on the calling goroutine and on h reserved helpers
@@ -188,25 +198,13 @@ func run(h, chunks int, t task) {
 	b.drop()
 }
 
-// waitDone returns once b's last chunk is done. The caller polls for up to spinWait
-// before it blocks (with more than one processor, so that it never keeps a helper from
-// running): a blocked caller is woken on the helper's processor and has to be taken back
-// by its own, whose thread may have gone to sleep meanwhile.
+// waitDone returns once b's last chunk is done. The caller polls for it first: a blocked
+// caller is woken on the helper's processor and has to be taken back by its own, whose
+// thread may have gone to sleep meanwhile.
 func waitDone(b *batch) {
-	if spinWait > 0 && runtime.GOMAXPROCS(0) > 1 {
-		deadline := time.Now().Add(spinWait)
-		for i := 0; ; i++ {
-			select {
-			case <-b.done:
-				return
-			default:
-			}
-			if i%64 == 63 && time.Now().After(deadline) {
-				break
-			}
-		}
+	if _, ok := poll(b.done); !ok {
+		<-b.done
 	}
-	<-b.done
 }
 
 // rangeTask splits [0, n) into contiguous ranges of step items.
