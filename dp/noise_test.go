@@ -94,6 +94,18 @@ func TestSecureNoiseIsCalibrated(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkGaussian(t, "secure", x, 0.7, 7)
+	// The fill splits a vector this long into one chunk per stream (on two or more
+	// workers): a chunk repeating or tracking another's draws would pass the marginal
+	// checks above, so the halves must be uncorrelated as well.
+	h := len(x) / 2
+	var sab, saa, sbb float64
+	for i := range h {
+		a, b := x[i], x[h+i]
+		sab, saa, sbb = sab+a*b, saa+a*a, sbb+b*b
+	}
+	if r := sab / math.Sqrt(saa*sbb); math.Abs(r) > 7/math.Sqrt(float64(h)) {
+		t.Errorf("the two halves of a secure fill correlate: r = %.4f (streams not independent?)", r)
+	}
 	if !src.Secure() || NewDeterministicNoise(1).Secure() {
 		t.Error("Secure() must be true for SecureNoise and false for DeterministicNoise")
 	}
