@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Exit codes.
@@ -32,6 +33,16 @@ func main() {
 	g := &globalOptions{}
 	ctx, interrupted := interruptible(g)
 	err := newRootCmdWith(g).ExecuteContext(ctx)
+	if errors.Is(err, context.Canceled) {
+		// Commands watch the signals themselves too (signal.NotifyContext), and one may
+		// have returned before the handler below recorded the signal: wait for it (it
+		// cancels ctx after recording), briefly, should the cancellation have come from
+		// elsewhere.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 	code := exitCode(err, interrupted())
 	if err != nil {
 		if code == exitInterrupted && errors.Is(err, context.Canceled) {

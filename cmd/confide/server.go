@@ -430,9 +430,7 @@ func runServer(ctx context.Context, g *globalOptions, w io.Writer, sf serverFile
 		return fmt.Errorf("server stopped: %w", err)
 	case <-ctx.Done():
 		svc.Shutdown(gs, 5*time.Second)
-		// The exit status says so whichever of this command's and main's signal handlers
-		// saw the signal first (main's may not have recorded it yet when this returns).
-		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: %w", ctx.Err())}
+		return fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	elapsed := time.Since(start)
 	// Let clients poll once more and see that the federation finished.
