@@ -24,7 +24,8 @@
 // cache-blocked multiply (gemm_amd64.go, one driver generic over T) around a register-
 // blocked assembly micro-kernel, 6×8 for float64 and 6×16 for float32 (kernel_amd64.s: the
 // same twelve ymm accumulators, holding 4 or 8 values each; half-width ones for the last
-// columns of C), vector exp/sigmoid/tanh with 4 float64 or 8 float32 lanes
+// columns of C; where the CPU has AVX-512, tiles twice as wide in zmm registers, 6×16 and
+// 6×32, with the same sums in the same order: BenchmarkGemm's fast and ymm backends), vector exp/sigmoid/tanh with 4 float64 or 8 float32 lanes
 // (elementwise_amd64.s), and int8 dot-product tiles with AVX-512 VNNI or AVX2
 // (int8_amd64.s), and the streaming kernels with AVX2 (convert_amd64.s, descend_amd64.s,
 // relu_amd64.s, maxarg_amd64.s); elsewhere, or with the purego build tag, gonum's pure-Go BLAS (blas64,

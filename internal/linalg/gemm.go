@@ -20,6 +20,11 @@ var (
 	mulPackedFast func(dst, a []float64, m int, packed []float64, k, n int, acc bool)
 )
 
+// wide selects the fast backend's AVX-512 kernels, where the CPU has them (hasWide); tests
+// switch it to check both kernel families. A PackedB is laid out for the tile width of its
+// Pack, so wide must not change between a Pack and the products with it.
+var wide, hasWide bool
+
 // smallWork is the m·k·n up to which a multiply runs as a plain loop: below it, setting up
 // the blocked kernel (packing, tile bookkeeping) costs more than it saves.
 const smallWork = 512

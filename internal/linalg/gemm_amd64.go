@@ -28,16 +28,29 @@ import (
 // float32 runs the same driver (generic over T) with a 6×16 kernel: a ymm register holds
 // eight float32, so every fused multiply-add does twice the work of float64's at the same
 // rate, and the tile, slivers and blocks take the same bytes as float64's.
+//
+// Where the CPU has AVX-512 (wide), the tiles are twice as wide, two zmm registers a row
+// (6×16 float64, 6×32 float32): a core whose vector units are 512 bits wide (AMD Zen 5,
+// Intel server cores) then does twice the multiply-adds per instruction; on this project's
+// benchmark machine (Zen 5) the float32 multiplies of the MLP step ran at 46 GFLOP/s a core
+// with ymm tiles, out of 107 a core's ymm multiply-adds can reach and 215 its zmm ones. The
+// two kernel families sum each element in the same order, so their results are identical.
 const (
-	mr    = 6   // rows of a tile: 12 of the 16 ymm registers accumulate, 2 hold B, 2 broadcast A
-	kcMax = 256 // depth of a block: a kc×nr sliver of B is 16 KiB, half of L1
+	mr    = 6   // rows of a tile: 12 of the 16 ymm (zmm) registers accumulate, 2 hold B, 2 broadcast A
+	kcMax = 256 // depth of a block: a kc×nr sliver of B is 16 KiB (32 KiB wide), half (two thirds) of L1
 	mcMax = 96  // rows of an A block swept per sliver of B: 96×256 values are at most 192 KiB, in L2
-	nrMax = 16  // the widest tile, float32's
+	nrMax = 32  // the widest tile, float32's with zmm registers
 )
 
-// nrOf is the number of columns of a tile, two ymm registers: 8 float64 or 16 float32, so
-// that a tile, a sliver of B and a block take the same bytes for either type.
-func nrOf[T Float]() int { return byType[T](8, 16) }
+// nrOf is the number of columns of a tile, two vector registers: 8 float64 or 16 float32
+// in ymm, twice as many in zmm, so that a tile, a sliver of B and a block take the same
+// bytes for either type.
+func nrOf[T Float]() int {
+	if wide {
+		return byType[T](16, 32)
+	}
+	return byType[T](8, 16)
+}
 
 // packBRows is the number of rows of C from which row-major B is packed too: its slivers
 // are then reused often enough to repay the copy, and packed slivers do not compete for the
@@ -73,27 +86,51 @@ func kernel6x4(kc int, a *float64, rsA, csA int, b *float64, ldb int, c *float64
 //go:noescape
 func kernel6x8f32(kc int, a *float32, rsA, csA int, b *float32, ldb int, c *float32, ldc int, acc bool)
 
-// microKernel is T's kernel, of full (kernel6x8, kernel6x16) or half width. Both sum each
-// element of C in the same order, so a value does not depend on which computed it.
+// kernel6x16z, kernel6x32z, kernel6x8z and kernel6x16f32z are the AVX-512 kernels, full
+// and half width: kernel6x8, kernel6x16, kernel6x4 and kernel6x8f32 with zmm registers.
+//
+//go:noescape
+func kernel6x16z(kc int, a *float64, rsA, csA int, b *float64, ldb int, c *float64, ldc int, acc bool)
+
+//go:noescape
+func kernel6x32z(kc int, a *float32, rsA, csA int, b *float32, ldb int, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kernel6x8z(kc int, a *float64, rsA, csA int, b *float64, ldb int, c *float64, ldc int, acc bool)
+
+//go:noescape
+func kernel6x16f32z(kc int, a *float32, rsA, csA int, b *float32, ldb int, c *float32, ldc int, acc bool)
+
+// microKernel is T's kernel, of full (kernel6x8, kernel6x16) or half width, with ymm or
+// (wide) zmm registers. All sum each element of C in the same order, so a value does not
+// depend on which computed it.
 func microKernel[T Float](half bool, kc int, a *T, rsA, csA int, b *T, ldb int, c *T, ldc int, acc bool) {
+	w, h := 0, 0
+	if wide {
+		w = 1
+	}
+	if half {
+		h = 1
+	}
 	if is64[T]() {
-		a, b, c := (*float64)(unsafe.Pointer(a)), (*float64)(unsafe.Pointer(b)), (*float64)(unsafe.Pointer(c))
-		if half {
-			kernel6x4(kc, a, rsA, csA, b, ldb, c, ldc, acc)
-		} else {
-			kernel6x8(kc, a, rsA, csA, b, ldb, c, ldc, acc)
-		}
+		kernels64[w][h](kc, (*float64)(unsafe.Pointer(a)), rsA, csA, (*float64)(unsafe.Pointer(b)), ldb, (*float64)(unsafe.Pointer(c)), ldc, acc)
 		return
 	}
-	a32, b32, c32 := (*float32)(unsafe.Pointer(a)), (*float32)(unsafe.Pointer(b)), (*float32)(unsafe.Pointer(c))
-	if half {
-		kernel6x8f32(kc, a32, rsA, csA, b32, ldb, c32, ldc, acc)
-	} else {
-		kernel6x16(kc, a32, rsA, csA, b32, ldb, c32, ldc, acc)
-	}
+	kernels32[w][h](kc, (*float32)(unsafe.Pointer(a)), rsA, csA, (*float32)(unsafe.Pointer(b)), ldb, (*float32)(unsafe.Pointer(c)), ldc, acc)
 }
 
+// kernels64 and kernels32 are the micro-kernels by [wide][half].
+var (
+	kernels64 = [2][2]func(kc int, a *float64, rsA, csA int, b *float64, ldb int, c *float64, ldc int, acc bool){
+		{kernel6x8, kernel6x4}, {kernel6x16z, kernel6x8z}}
+	kernels32 = [2][2]func(kc int, a *float32, rsA, csA int, b *float32, ldb int, c *float32, ldc int, acc bool){
+		{kernel6x16, kernel6x8f32}, {kernel6x32z, kernel6x16f32z}}
+)
+
 func init() {
+	// x/sys/cpu reports AVX-512F only where the OS also saves the zmm registers.
+	hasWide = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasAVX512F
+	wide = hasWide
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		gemmFast, packFast, mulPackedFast = gemmInPlace[float64], packSlivers[float64], mulPackedBlocked[float64]
 		gemmFast32, packFast32, mulPackedFast32 = gemmInPlace[float32], packSlivers[float32], mulPackedBlocked[float32]

@@ -68,18 +68,24 @@ func eps[T Float]() float64 { return byType[T](0x1p-52, 0x1p-23) }
 func typeName[T Float]() string { return byType[T]("float64", "float32") }
 
 // backends lists the multiply implementations available on this machine.
+// "fast" is the blocked multiply with the CPU's widest kernels, "ymm" the same with the
+// AVX2 ones where the CPU also has AVX-512.
 func backends() []string {
-	if gemmFast != nil && gemmFast32 != nil {
+	switch {
+	case gemmFast != nil && gemmFast32 != nil && hasWide:
+		return []string{"fast", "ymm", "gonum"}
+	case gemmFast != nil && gemmFast32 != nil:
 		return []string{"fast", "gonum"}
 	}
 	return []string{"gonum"}
 }
 
 func withBackend(name string, workers int, f func()) {
-	oldFast, oldFast32, oldW := useFast, useFast32, Workers
-	useFast, useFast32 = name == "fast", name == "fast"
+	oldFast, oldFast32, oldWide, oldW := useFast, useFast32, wide, Workers
+	fast := name == "fast" || name == "ymm"
+	useFast, useFast32, wide = fast, fast, hasWide && name == "fast"
 	Workers = workers
-	defer func() { useFast, useFast32, Workers = oldFast, oldFast32, oldW }()
+	defer func() { useFast, useFast32, wide, Workers = oldFast, oldFast32, oldWide, oldW }()
 	f()
 }
 
@@ -101,16 +107,9 @@ func newGemmCase[T Float](form string, m, k, n int) *gemmCase[T] {
 	return c
 }
 
-// check multiplies into a random destination with a guard band on both sides and compares
-// with the naive result.
-func (c *gemmCase[T]) check(t *testing.T, acc bool) {
-	t.Helper()
+// mul sets dst to the case's product, or adds it when acc.
+func (c *gemmCase[T]) mul(dst []T, acc bool) {
 	m, k, n := c.m, c.k, c.n
-	r := rand.New(rand.NewPCG(uint64(m+k+n), 9))
-	const guard = 5
-	buf := randT[T](r, m*n+2*guard)
-	init := append([]T(nil), buf...)
-	dst := buf[guard : guard+m*n]
 	switch c.form {
 	case "NN":
 		MulNN(dst, c.a, c.b, m, k, n, acc)
@@ -123,6 +122,19 @@ func (c *gemmCase[T]) check(t *testing.T, acc bool) {
 		p.Pack(c.b, k, n, c.form == "PT")
 		MulPacked(dst, c.a, m, &p, acc)
 	}
+}
+
+// check multiplies into a random destination with a guard band on both sides and compares
+// with the naive result.
+func (c *gemmCase[T]) check(t *testing.T, acc bool) {
+	t.Helper()
+	m, k, n := c.m, c.k, c.n
+	r := rand.New(rand.NewPCG(uint64(m+k+n), 9))
+	const guard = 5
+	buf := randT[T](r, m*n+2*guard)
+	init := append([]T(nil), buf...)
+	dst := buf[guard : guard+m*n]
+	c.mul(dst, acc)
 	for i, w := range c.want {
 		scale := c.mag[i]
 		if acc {
@@ -152,7 +164,7 @@ func TestGemmMatchesNaive(t *testing.T) {
 func testGemmMatchesNaive[T Float](t *testing.T) {
 	shapes := [][3]int{
 		{1, 1, 1}, {3, 5, 7}, {17, 33, 19}, {70, 9, 130}, {2, 0, 3}, {128, 64, 10},
-		// tile edges (mr = 6, nr = 8 for float64 and 16 for float32), block edges (kc = 256,
+		// tile edges (mr = 6, nr = 8 for float64 and 16 for float32, twice that with zmm), block edges (kc = 256,
 		// mc = 96), B packed for tall C (m ≥ 512), and splits across workers (m·k·n ≥ 2^19)
 		// by columns (40×600×200, 32×128×512) and by rows (193×513×17, 600×40×100)
 		{6, 8, 8}, {7, 9, 9}, {12, 16, 16}, {6, 8, 16}, {7, 9, 17}, {13, 5, 33}, {5, 300, 7}, {97, 257, 41},
@@ -190,7 +202,7 @@ func testGemmOddShapes[T Float](t *testing.T) {
 	for _, backend := range backends() {
 		withBackend(backend, 2, func() {
 			for m := 1; m <= 14; m++ {
-				for n := 1; n <= 34; n++ { // up to two float32 tiles and two columns
+				for n := 1; n <= 66; n++ { // up to two float32 zmm tiles and two columns
 					for _, k := range []int{1, 2, 3, 4, 5, 9, 31} {
 						for _, form := range forms {
 							c := newGemmCase[T](form, m, k, n)
@@ -216,29 +228,74 @@ func testGemmHalfTiles[T Float](t *testing.T) {
 	if gemmFast == nil {
 		t.Skip("no fast backend")
 	}
-	nr := byType[T](8, 16) // the fast backend's tile width
-	r := rand.New(rand.NewPCG(11, 12))
-	const m, k = 13, 300
-	for _, n := range []int{nr / 2, nr + 3, nr + nr/2} {
-		wide := n + nr
-		a, b := randT[T](r, m*k), randT[T](r, k*wide)
-		narrowB := make([]T, k*n)
-		for p := 0; p < k; p++ {
-			copy(narrowB[p*n:(p+1)*n], b[p*wide:p*wide+n])
+	for _, backend := range backends() {
+		if backend == "gonum" {
+			continue
 		}
-		for _, acc := range []bool{false, true} {
-			got, full := randT[T](r, m*n), randT[T](r, m*wide)
-			for i := 0; i < m; i++ {
-				copy(full[i*wide:i*wide+n], got[i*n:(i+1)*n])
+		nr := byType[T](8, 16) // the fast backend's tile width, doubled by the zmm kernels
+		if backend == "fast" && hasWide {
+			nr *= 2
+		}
+		r := rand.New(rand.NewPCG(11, 12))
+		const m, k = 13, 300
+		for _, n := range []int{nr / 2, nr + 3, nr + nr/2} {
+			cols := n + nr
+			a, b := randT[T](r, m*k), randT[T](r, k*cols)
+			narrowB := make([]T, k*n)
+			for p := 0; p < k; p++ {
+				copy(narrowB[p*n:(p+1)*n], b[p*cols:p*cols+n])
 			}
-			withBackend("fast", 1, func() {
-				MulNN(got, a, narrowB, m, k, n, acc)
-				MulNN(full, a, b, m, k, wide, acc)
-			})
-			for i := 0; i < m; i++ {
-				for j := 0; j < n; j++ {
-					if got[i*n+j] != full[i*wide+j] {
-						t.Fatalf("n=%d acc=%v: (%d,%d) = %v, %v with %d columns", n, acc, i, j, got[i*n+j], full[i*wide+j], wide)
+			for _, acc := range []bool{false, true} {
+				got, full := randT[T](r, m*n), randT[T](r, m*cols)
+				for i := 0; i < m; i++ {
+					copy(full[i*cols:i*cols+n], got[i*n:(i+1)*n])
+				}
+				withBackend(backend, 1, func() {
+					MulNN(got, a, narrowB, m, k, n, acc)
+					MulNN(full, a, b, m, k, cols, acc)
+				})
+				for i := 0; i < m; i++ {
+					for j := 0; j < n; j++ {
+						if got[i*n+j] != full[i*cols+j] {
+							t.Fatalf("%s n=%d acc=%v: (%d,%d) = %v, %v with %d columns", backend, n, acc, i, j, got[i*n+j], full[i*cols+j], cols)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestGemmWideMatchesYmm checks that the AVX-512 kernels give the AVX2 kernels' results bit
+// for bit (each element is the same chain of fused multiply-adds), across tile, half-tile
+// and block edges of both widths, in every transpose form.
+func TestGemmWideMatchesYmm(t *testing.T) {
+	if !hasWide {
+		t.Skip("no AVX-512")
+	}
+	t.Run("float64", testGemmWideMatchesYmm[float64])
+	t.Run("float32", testGemmWideMatchesYmm[float32])
+}
+
+func testGemmWideMatchesYmm[T Float](t *testing.T) {
+	shapes := [][3]int{
+		{1, 1, 1}, {6, 8, 8}, {7, 9, 9}, {13, 5, 33}, {12, 16, 16}, {6, 8, 31}, {6, 8, 32}, {11, 40, 47},
+		{5, 300, 65}, {97, 257, 41}, {64, 784, 256}, {784, 64, 256}, {64, 256, 128}, {64, 128, 10},
+		{193, 513, 17}, {40, 600, 200}, {520, 8, 100},
+	}
+	for _, s := range shapes {
+		for _, form := range forms {
+			c := newGemmCase[T](form, s[0], s[1], s[2])
+			for _, acc := range []bool{false, true} {
+				init := randT[T](rand.New(rand.NewPCG(3, 4)), s[0]*s[2])
+				var got [2][]T
+				for i, backend := range []string{"fast", "ymm"} {
+					got[i] = append([]T(nil), init...)
+					withBackend(backend, 2, func() { c.mul(got[i], acc) })
+				}
+				for i := range got[0] {
+					if got[0][i] != got[1][i] {
+						t.Fatalf("%s %dx%dx%d acc=%v: element %d is %v with zmm, %v with ymm", form, s[0], s[1], s[2], acc, i, got[0][i], got[1][i])
 					}
 				}
 			}

@@ -87,7 +87,12 @@
 
 #define PREFETCHROW PREFETCHT0 (AX); PREFETCHT0 32(AX); ADDQ R8, AX
 
-#define KERNEL(SHIFT, STEP, BCAST, FMA, STORE, ADDROW, SETROW) \
+#define ZEROY \
+	VXORPS Y4, Y4, Y4; VXORPS Y5, Y5, Y5; VXORPS Y6, Y6, Y6; VXORPS Y7, Y7, Y7; \
+	VXORPS Y8, Y8, Y8; VXORPS Y9, Y9, Y9; VXORPS Y10, Y10, Y10; VXORPS Y11, Y11, Y11; \
+	VXORPS Y12, Y12, Y12; VXORPS Y13, Y13, Y13; VXORPS Y14, Y14, Y14; VXORPS Y15, Y15, Y15
+
+#define KERNEL(SHIFT, STEP, BCAST, FMA, STORE, ADDROW, SETROW, ZERO, PREFETCH) \
 	MOVQ kc+0(FP), CX;              \
 	MOVQ a+8(FP), SI;               \
 	MOVQ rsA+16(FP), R10;           \
@@ -104,15 +109,8 @@
 	SHLQ $SHIFT, R8;                \
 	/* Touch the six rows of C early so their lines arrive while the loop runs. */ \
 	MOVQ DX, AX;                    \
-	PREFETCHROW;                    \
-	PREFETCHROW;                    \
-	PREFETCHROW;                    \
-	PREFETCHROW;                    \
-	PREFETCHROW;                    \
-	PREFETCHROW;                    \
-	VXORPS Y4, Y4, Y4; VXORPS Y5, Y5, Y5; VXORPS Y6, Y6, Y6; VXORPS Y7, Y7, Y7; \
-	VXORPS Y8, Y8, Y8; VXORPS Y9, Y9, Y9; VXORPS Y10, Y10, Y10; VXORPS Y11, Y11, Y11; \
-	VXORPS Y12, Y12, Y12; VXORPS Y13, Y13, Y13; VXORPS Y14, Y14, Y14; VXORPS Y15, Y15, Y15; \
+	PREFETCH; PREFETCH; PREFETCH; PREFETCH; PREFETCH; PREFETCH; \
+	ZERO;                           \
 	MOVQ  CX, BX;                   \
 	SHRQ  $2, BX;                   \
 	ANDQ  $3, CX;                   \
@@ -146,16 +144,111 @@ overwrite:                          \
 
 // func kernel6x8(kc int, a *float64, rsA, csA int, b *float64, ldb int, c *float64, ldc int, acc bool)
 TEXT ·kernel6x8(SB), NOSPLIT, $0-65
-	KERNEL(3, STEP, VBROADCASTSD, VFMADD231PD, STOREROWS, ADDROW64, SETROW)
+	KERNEL(3, STEP, VBROADCASTSD, VFMADD231PD, STOREROWS, ADDROW64, SETROW, ZEROY, PREFETCHROW)
 
 // func kernel6x16(kc int, a *float32, rsA, csA int, b *float32, ldb int, c *float32, ldc int, acc bool)
 TEXT ·kernel6x16(SB), NOSPLIT, $0-65
-	KERNEL(2, STEP, VBROADCASTSS, VFMADD231PS, STOREROWS, ADDROW32, SETROW)
+	KERNEL(2, STEP, VBROADCASTSS, VFMADD231PS, STOREROWS, ADDROW32, SETROW, ZEROY, PREFETCHROW)
 
 // func kernel6x4(kc int, a *float64, rsA, csA int, b *float64, ldb int, c *float64, ldc int, acc bool)
 TEXT ·kernel6x4(SB), NOSPLIT, $0-65
-	KERNEL(3, STEPHALF, VBROADCASTSD, VFMADD231PD, STOREHALVES, ADDHALF64, SETHALF)
+	KERNEL(3, STEPHALF, VBROADCASTSD, VFMADD231PD, STOREHALVES, ADDHALF64, SETHALF, ZEROY, PREFETCHROW)
 
 // func kernel6x8f32(kc int, a *float32, rsA, csA int, b *float32, ldb int, c *float32, ldc int, acc bool)
 TEXT ·kernel6x8f32(SB), NOSPLIT, $0-65
-	KERNEL(2, STEPHALF, VBROADCASTSS, VFMADD231PS, STOREHALVES, ADDHALF32, SETHALF)
+	KERNEL(2, STEPHALF, VBROADCASTSS, VFMADD231PS, STOREHALVES, ADDHALF32, SETHALF, ZEROY, PREFETCHROW)
+
+// The AVX-512 kernels (gemm_amd64.go: wide): the same tiles with zmm registers, a row of a
+// tile two zmm (16 float64 or 32 float32, 128 bytes) or one in the half-width kernels. Each
+// element of C is the same chain of fused multiply-adds over the depth as in the ymm
+// kernels, so the two families give bit-identical results.
+#define STEP512(BCAST, FMA) \
+	VMOVUPS (DI), Z0;          \
+	VMOVUPS 64(DI), Z1;        \
+	ADDQ    R9, DI;            \
+	BCAST   (SI), Z2;          \
+	BCAST   (SI)(R10*1), Z3;   \
+	FMA     Z0, Z2, Z4;        \
+	FMA     Z1, Z2, Z5;        \
+	FMA     Z0, Z3, Z6;        \
+	FMA     Z1, Z3, Z7;        \
+	BCAST   (SI)(R10*2), Z2;   \
+	BCAST   (R11), Z3;         \
+	FMA     Z0, Z2, Z8;        \
+	FMA     Z1, Z2, Z9;        \
+	FMA     Z0, Z3, Z10;       \
+	FMA     Z1, Z3, Z11;       \
+	BCAST   (R11)(R10*1), Z2;  \
+	BCAST   (R11)(R10*2), Z3;  \
+	FMA     Z0, Z2, Z12;       \
+	FMA     Z1, Z2, Z13;       \
+	FMA     Z0, Z3, Z14;       \
+	FMA     Z1, Z3, Z15;       \
+	ADDQ    R12, SI;           \
+	ADDQ    R12, R11
+
+#define STEPHALF512(BCAST, FMA) \
+	VMOVUPS (DI), Z0;          \
+	ADDQ    R9, DI;            \
+	BCAST   (SI), Z1;          \
+	BCAST   (SI)(R10*1), Z2;   \
+	BCAST   (SI)(R10*2), Z3;   \
+	FMA     Z0, Z1, Z4;        \
+	FMA     Z0, Z2, Z5;        \
+	FMA     Z0, Z3, Z6;        \
+	BCAST   (R11), Z1;         \
+	BCAST   (R11)(R10*1), Z2;  \
+	BCAST   (R11)(R10*2), Z3;  \
+	FMA     Z0, Z1, Z7;        \
+	FMA     Z0, Z2, Z8;        \
+	FMA     Z0, Z3, Z9;        \
+	ADDQ    R12, SI;           \
+	ADDQ    R12, R11
+
+#define ADDROW64Z(LO, HI) VADDPD (DX), LO, LO; VADDPD 64(DX), HI, HI; SETROWZ(LO, HI)
+#define ADDROW32Z(LO, HI) VADDPS (DX), LO, LO; VADDPS 64(DX), HI, HI; SETROWZ(LO, HI)
+#define SETROWZ(LO, HI) VMOVUPS LO, (DX); VMOVUPS HI, 64(DX)
+
+#define STOREROWSZ(ROW) \
+	ROW(Z4, Z5);   \
+	ADDQ R8, DX;   \
+	ROW(Z6, Z7);   \
+	ADDQ R8, DX;   \
+	ROW(Z8, Z9);   \
+	ADDQ R8, DX;   \
+	ROW(Z10, Z11); \
+	ADDQ R8, DX;   \
+	ROW(Z12, Z13); \
+	ADDQ R8, DX;   \
+	ROW(Z14, Z15)
+
+#define ADDHALF64Z(R) VADDPD (DX), R, R; SETHALFZ(R)
+#define ADDHALF32Z(R) VADDPS (DX), R, R; SETHALFZ(R)
+#define SETHALFZ(R) VMOVUPS R, (DX)
+
+#define STOREHALVESZ(ROW) \
+	ROW(Z4); ADDQ R8, DX; ROW(Z5); ADDQ R8, DX; ROW(Z6); ADDQ R8, DX; \
+	ROW(Z7); ADDQ R8, DX; ROW(Z8); ADDQ R8, DX; ROW(Z9)
+
+#define PREFETCHROWZ PREFETCHT0 (AX); PREFETCHT0 64(AX); PREFETCHT0 127(AX); ADDQ R8, AX
+
+#define ZEROZ \
+	VPXORD Z4, Z4, Z4; VPXORD Z5, Z5, Z5; VPXORD Z6, Z6, Z6; VPXORD Z7, Z7, Z7; \
+	VPXORD Z8, Z8, Z8; VPXORD Z9, Z9, Z9; VPXORD Z10, Z10, Z10; VPXORD Z11, Z11, Z11; \
+	VPXORD Z12, Z12, Z12; VPXORD Z13, Z13, Z13; VPXORD Z14, Z14, Z14; VPXORD Z15, Z15, Z15
+
+// func kernel6x16z(kc int, a *float64, rsA, csA int, b *float64, ldb int, c *float64, ldc int, acc bool)
+TEXT ·kernel6x16z(SB), NOSPLIT, $0-65
+	KERNEL(3, STEP512, VBROADCASTSD, VFMADD231PD, STOREROWSZ, ADDROW64Z, SETROWZ, ZEROZ, PREFETCHROWZ)
+
+// func kernel6x32z(kc int, a *float32, rsA, csA int, b *float32, ldb int, c *float32, ldc int, acc bool)
+TEXT ·kernel6x32z(SB), NOSPLIT, $0-65
+	KERNEL(2, STEP512, VBROADCASTSS, VFMADD231PS, STOREROWSZ, ADDROW32Z, SETROWZ, ZEROZ, PREFETCHROWZ)
+
+// func kernel6x8z(kc int, a *float64, rsA, csA int, b *float64, ldb int, c *float64, ldc int, acc bool)
+TEXT ·kernel6x8z(SB), NOSPLIT, $0-65
+	KERNEL(3, STEPHALF512, VBROADCASTSD, VFMADD231PD, STOREHALVESZ, ADDHALF64Z, SETHALFZ, ZEROZ, PREFETCHROWZ)
+
+// func kernel6x16f32z(kc int, a *float32, rsA, csA int, b *float32, ldb int, c *float32, ldc int, acc bool)
+TEXT ·kernel6x16f32z(SB), NOSPLIT, $0-65
+	KERNEL(2, STEPHALF512, VBROADCASTSS, VFMADD231PS, STOREHALVESZ, ADDHALF32Z, SETHALFZ, ZEROZ, PREFETCHROWZ)
