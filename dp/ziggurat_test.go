@@ -43,11 +43,11 @@ func TestZigguratMatchesStdlib(t *testing.T) {
 // The secure stream's variates follow N(0, 1): Kolmogorov–Smirnov against Φ, and the
 // frequency of the tail beyond 3.44 (where the ziggurat switches method).
 func TestSecureStreamNormal(t *testing.T) {
-	s, err := newSecureStream()
+	s, err := newGaussStream()
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 600_001 // triples and a remainder
+	const n = 600_005 // whole groups and a remainder
 	x := make([]float64, n)
 	s.addNormals(x, 1)
 	tail := 0
@@ -61,26 +61,28 @@ func TestSecureStreamNormal(t *testing.T) {
 	if math.Abs(float64(tail)-mean) > 6*sd {
 		t.Errorf("%d draws beyond ±%.2f, want %.0f ± %.0f", tail, zigR, mean, 6*sd)
 	}
-	// Each position of a triple (the third is assembled from the spare bits of the first
-	// two words) is N(0, 1), and the positions are uncorrelated.
-	for pos := 0; pos < 3; pos++ {
+	// Each lane of a group (eight draws from five words, zigvec.go) is N(0, 1), and lanes
+	// are uncorrelated: within a group, the pairs that share a word or sit in the same
+	// layer word, and across neighbouring groups.
+	const lanes = 8
+	for pos := 0; pos < lanes; pos++ {
 		var col []float64
-		for i := pos; i+3 <= n; i += 3 {
+		for i := pos; i+lanes <= n; i += lanes {
 			col = append(col, x[i])
 		}
 		if d, crit := ksNormal(col), 2.6/math.Sqrt(float64(len(col))); d > crit {
-			t.Errorf("position %d of a triple: KS distance %.5f > %.5f (level 1e-6)", pos, d, crit)
+			t.Errorf("lane %d of a group: KS distance %.5f > %.5f (level 1e-6)", pos, d, crit)
 		}
 	}
-	for _, pair := range [][2]int{{0, 1}, {0, 2}, {1, 2}, {2, 3}} {
+	for _, pair := range [][2]int{{0, 1}, {2, 3}, {6, 7}, {0, 4}, {3, 4}, {7, 8}, {0, 8}} {
 		var sxy float64
 		m := 0
-		for i := 0; i+pair[1] < n-1; i += 3 {
+		for i := 0; i+pair[1] < n-1; i += lanes {
 			sxy += x[i+pair[0]] * x[i+pair[1]]
 			m++
 		}
 		if r := sxy / float64(m); math.Abs(r) > 6/math.Sqrt(float64(m)) {
-			t.Errorf("draws %d and %d of a triple: correlation %.4f", pair[0], pair[1], r)
+			t.Errorf("draws %d and %d of a group: correlation %.4f", pair[0], pair[1], r)
 		}
 	}
 	if d, crit := ksNormal(x), 2.6/math.Sqrt(n); d > crit {

@@ -1,0 +1,161 @@
+package dp
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// zigGroups (AVX2 on amd64) and zigGroupsGeneric do the same groups and add bit-identical
+// values, on random words and on groups built to miss the fast path in each lane, through
+// the layers with no fast path (1) and the tail strip (0), and at |j| = 2^31.
+func TestZigGroupsMatchGeneric(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	check := func(name string, buf []uint64, ndst int) []uint32 {
+		t.Helper()
+		a, b := make([]float64, ndst), make([]float64, ndst)
+		for i := range a {
+			a[i] = r.NormFloat64()
+			if i%13 == 0 {
+				a[i] = math.Copysign(0, -1) // kept bit for bit in refused lanes
+			}
+			b[i] = a[i]
+		}
+		std := 0.3 + r.Float64()
+		ra := zigGroups(a, buf, std, nil)
+		rb := zigGroupsGeneric(b, buf, std, make([]uint32, 3))
+		if !slices.Equal(ra, rb) {
+			t.Fatalf("%s: refused %x, the generic code %x", name, ra, rb)
+		}
+		for i := range a {
+			if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+				t.Fatalf("%s: value %d: %v, the generic code %v", name, i, a[i], b[i])
+			}
+		}
+		return ra
+	}
+	for trial := range 2000 {
+		groups := 1 + r.IntN(40)
+		buf := make([]uint64, groupWords*groups)
+		for i := range buf {
+			buf[i] = r.Uint64()
+		}
+		check("random", buf, 8*groups)
+		// The same words with one lane of a random group forced off the fast path.
+		g, l := r.IntN(groups), r.IntN(8)
+		w := (*[groupWords]uint64)(buf[groupWords*g:])
+		setLane := func(j uint32, layer uint64) {
+			w[l>>1] = w[l>>1]&^(0xFFFFFFFF<<(32*(l&1))) | uint64(j)<<(32*(l&1))
+			w[4] = w[4]&^(0xFF<<(8*l)) | layer<<(8*l)
+		}
+		switch trial % 4 {
+		case 0:
+			setLane(uint32(r.Uint32()), 1) // layer 1 has no fast path
+		case 1:
+			setLane(0x80000000, uint64(r.IntN(128))) // |MinInt32| = 2^31 ≥ every K
+		case 2:
+			i := 2 + r.IntN(126)             // exactly at K: |j| < K fails
+			setLane(zigK[i], uint64(i)|0x80) // the layer byte's high bit is ignored
+		case 3:
+			i := 2 + r.IntN(126) // just inside K, negative
+			setLane(uint32(-int32(zigK[i]-1)), uint64(i))
+		}
+		refused := check("forced", buf, 8*groups)
+		lane := false
+		for _, e := range refused {
+			lane = lane || (int(e>>8) == g && e>>l&1 == 1)
+		}
+		if want := trial%4 != 3; lane != want {
+			t.Fatalf("trial %d: lane %d of group %d refused = %v, want %v (%x)", trial, l, g, lane, want, refused)
+		}
+	}
+}
+
+// refAddNormals is addNormals written plainly from the layout zigvec.go documents: each
+// group's five words from main, the lanes in order, a lane that misses the fast path taking
+// its further words from spare; the last len(dst) mod 8 draws one at a time from main.
+func refAddNormals(g *gaussStream, dst []float64, std float64) {
+	s := g.main
+	k := 0
+	for ; k+8 <= len(dst); k += 8 {
+		if s.pos > streamWords-groupWords {
+			s.refill()
+		}
+		w := (*[groupWords]uint64)(s.buf[s.pos:])
+		for l := range 8 {
+			u := groupWord(w, l)
+			z, ok := zigFast(u)
+			if !ok {
+				z = zigSlow(u, g.spare)
+			}
+			dst[k+l] += float64(std * z)
+		}
+		s.pos += groupWords
+	}
+	for ; k < len(dst); k++ {
+		dst[k] += std * s.normal()
+	}
+}
+
+// keyedGaussStream returns a gauss stream whose two streams are keyed from seed.
+func keyedGaussStream(t *testing.T, seed [32]byte) *gaussStream {
+	g := &gaussStream{main: &secureStream{pos: streamWords}, spare: &secureStream{pos: streamWords}}
+	s1, s2 := seed, seed
+	s2[31] ^= 1
+	if err := g.main.setKey(&s1); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.spare.setKey(&s2); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// addNormals (vector fast path, refused lanes, refills) draws exactly what the plain
+// reference draws from the same keystreams, over lengths that end mid-group and cross many
+// refills.
+func TestAddNormalsMatchesReference(t *testing.T) {
+	for _, n := range []int{1, 7, 8, 9, 1000, 3277, 100_003} {
+		var seed [32]byte
+		seed[0], seed[1] = byte(n), byte(n>>8)
+		a, b := keyedGaussStream(t, seed), keyedGaussStream(t, seed)
+		x, y := make([]float64, n), make([]float64, n)
+		for round := range 3 { // successive fills continue the streams
+			a.addNormals(x, 0.5)
+			refAddNormals(b, y, 0.5)
+			for i := range x {
+				if math.Float64bits(x[i]) != math.Float64bits(y[i]) {
+					t.Fatalf("n = %d, fill %d, value %d: %v, the reference %v", n, round, i, x[i], y[i])
+				}
+			}
+			for _, p := range [][2]*secureStream{{a.main, b.main}, {a.spare, b.spare}} {
+				if p[0].pos != p[1].pos || p[0].words != p[1].words {
+					t.Fatalf("n = %d, fill %d: a stream at word %d/%d, the reference's at %d/%d", n, round, p[0].pos, p[0].words, p[1].pos, p[1].words)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkZigGroups times the kernels on one buffer's groups (refused lanes left out).
+func BenchmarkZigGroups(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	buf := make([]uint64, groupWords*(streamWords/groupWords))
+	for i := range buf {
+		buf[i] = r.Uint64()
+	}
+	dst := make([]float64, 8*(streamWords/groupWords))
+	var refused []uint32
+	for _, impl := range []struct {
+		name string
+		f    func([]float64, []uint64, float64, []uint32) []uint32
+	}{{"vector", zigGroups}, {"generic", zigGroupsGeneric}} {
+		b.Run(impl.name, func(b *testing.B) {
+			for b.Loop() {
+				refused = impl.f(dst, buf, 1, refused)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(dst)), "ns/draw")
+		})
+	}
+}
