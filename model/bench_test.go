@@ -78,7 +78,7 @@ func runTrainSteps(b *testing.B, m *Model, in *Input, tg Targets, lr float64) {
 		if _, _, err := m.Backprop(in, tg, 1/float64(in.B), nil); err != nil {
 			b.Fatal(err)
 		}
-		opt.Step(m.Params, m.Grads)
+		m.Step(opt)
 	}
 	b.ReportMetric(float64(in.B*b.N)/b.Elapsed().Seconds(), "examples/s")
 }
@@ -104,7 +104,7 @@ func runGhostSteps(b *testing.B, m *Model, in *Input, tg Targets, lr float64) {
 		if err := m.AccumulateWeighted(w); err != nil {
 			b.Fatal(err)
 		}
-		opt.Step(m.Params, m.Grads)
+		m.Step(opt)
 	}
 	b.ReportMetric(float64(in.B*b.N)/b.Elapsed().Seconds(), "examples/s")
 }

@@ -12,7 +12,8 @@
 //     generic over linalg.Float (LinearOf[F], …; Linear is LinearOf[float64]) and go
 //     through the kernels of internal/linalg. A model in Float32 (SetPrecision) also builds
 //     its spec's float32 network, which every training and evaluation pass runs on: Params
-//     rounded in, the float32 gradients added to Grads after (float64 master weights).
+//     rounded in (by Model.Step's update, for the pass after it, where the optimizer can),
+//     the float32 gradients added to Grads after (float64 master weights).
 //     Losses, per-example norms and their weights are float64 in both. Gradient checks
 //     run in float64; float32 is checked against it (precision_test.go).
 //   - Backprop is explicit: Forward caches what Backward needs; Backward returns the input

@@ -180,6 +180,7 @@ func (m *Mask) UnmarshalYAML(n *yaml.Node) error {
 func (m *Model) ApplyMask() {
 	if m.Spec.Mask != nil {
 		m.Spec.Mask.Apply(m.Params)
+		m.paramsChanged()
 	}
 }
 

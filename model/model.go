@@ -128,6 +128,7 @@ func (m *Model) SetParams(p []float64) error {
 		return fmt.Errorf("model: parameter vector has %d values, model %q needs %d", len(p), m.Spec.Type, len(m.Params))
 	}
 	copy(m.Params, p)
+	m.paramsChanged()
 	return nil
 }
 
@@ -227,6 +228,7 @@ func (m *Model) forward(quantized bool) *Tensor {
 	if n := m.low(quantized); n != nil {
 		return n.forward(m)
 	}
+	m.paramsChanged() // an int8 pass ends what Model.Step left for the next pass too
 	return m.forward64()
 }
 

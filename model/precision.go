@@ -66,9 +66,9 @@ func (p *Precision) UnmarshalText(b []byte) error {
 // builds, on first use, a float32 network of its spec with its own float32 parameter and
 // gradient vectors; every training and evaluation pass (Forward, Evaluate, Backprop,
 // PerExampleNorms, PerExampleLayerNorms, AccumulateWeighted, AccumulateWeightedPerLayer)
-// then copies Params into it, rounded, runs on it, and adds the float32 gradients it
-// produced to Grads: the accumulate semantics of the float64 path, with gradients
-// rounded to float32 on their way. Losses are computed in float64 on the widened output.
+// then copies Params into it, rounded (unless Model.Step just did), runs on it, and adds
+// the float32 gradients it produced to Grads: the accumulate semantics of the float64
+// path, with gradients rounded to float32 on their way. Losses are computed in float64 on the widened output.
 // What stays float64: the feature stage (its output is rounded), an int8 model's
 // Forward (Quantize; its training passes follow the precision), and the explanation and
 // decoding paths (Representation, ForwardFrom, BackwardTo, AttentionWeights, Decoder).
@@ -97,8 +97,12 @@ type network32 struct {
 	perExample []perExampleLayer // the parametrised layers
 	params     []float32
 	grads      []float32 // zero between passes: flushGrads moves them to Grads
-	in, dy     *TensorOf[float32]
-	out64      Tensor // the output, widened for the loss
+	// fresh says params already hold Params rounded, written by Model.Step in its update;
+	// the next pass takes them as they are and clears it, and every Model method that
+	// writes Params clears it (paramsChanged).
+	fresh  bool
+	in, dy *TensorOf[float32]
+	out64  Tensor // the output, widened for the loss
 }
 
 // perExampleLayer is the part of a ParamLayerOf that does not depend on its precision.
@@ -147,10 +151,21 @@ func (m *Model) low(quantized bool) *network32 {
 	return m.net32
 }
 
-// forward copies Params and the model's dense input (m.in) into the network, runs it and
+// paramsChanged discards the float32 network's copy of Params that Model.Step wrote: the
+// next pass rounds Params again. Every Model method that writes Params calls it.
+func (m *Model) paramsChanged() {
+	if m.net32 != nil {
+		m.net32.fresh = false
+	}
+}
+
+// forward copies Params (unless Model.Step just did) and the model's dense input (m.in) into the network, runs it and
 // returns its output widened to float64.
 func (n *network32) forward(m *Model) *Tensor {
-	convert(n.params, m.Params)
+	if !n.fresh {
+		convert(n.params, m.Params)
+	}
+	n.fresh = false
 	var x *TensorOf[float32]
 	if !m.Spec.IsSequence() {
 		n.in = ensure(n.in, m.in.Rows, m.in.Cols)

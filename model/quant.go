@@ -324,6 +324,7 @@ func (m *Model) calibrate(batches []*Input, percentile float64) error {
 // setQuant attaches q (nil: none) and binds its kernels to the layers.
 func (m *Model) setQuant(q *Quantization) {
 	m.quant = q
+	m.paramsChanged() // Quantize wrote the dequantised weights
 	var by map[int]*QuantizedTensor
 	if q != nil {
 		by = map[int]*QuantizedTensor{}

@@ -180,7 +180,7 @@ func benchStepper(m *model.Model, ds *data.Dataset, batch int, useDP bool, clip,
 		if _, _, err := m.Backprop(&in, tg, 1/float64(batch), nil); err != nil {
 			return err
 		}
-		opt.Step(m.Params, m.Grads)
+		m.Step(opt)
 		return nil
 	}, nil
 }

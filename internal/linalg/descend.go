@@ -11,3 +11,16 @@ func Descend(p, g []float64, lr, wd float64) {
 		p[n+i] -= lr * (v + wd*p[n+i])
 	}
 }
+
+// DescendNarrow is Descend that also sets low[i] = float32(p[i]) to each updated value, in
+// the same pass: how an optimizer step refreshes a float32 network's copy of its float64
+// master weights without reading them again (Narrow's pass). low must be at least as long
+// as g. The results equal Descend's followed by Narrow's, to the bit.
+func DescendNarrow(p, g []float64, low []float32, lr, wd float64) {
+	p, low = p[:len(g)], low[:len(g)]
+	n := descendNarrowFast(p, g, low, lr, wd)
+	for i, v := range g[n:] {
+		p[n+i] -= lr * (v + wd*p[n+i])
+		low[n+i] = float32(p[n+i])
+	}
+}

@@ -8,6 +8,11 @@ package linalg
 //go:noescape
 func descendAVX(p, grad *float64, n int, lr, wd float64)
 
+// descendNarrowAVX is descendAVX that also stores the updated values rounded to float32.
+//
+//go:noescape
+func descendNarrowAVX(p, grad *float64, low *float32, n int, lr, wd float64)
+
 // descendFast handles the longest prefix of whole groups of 8 values and returns its length
 // (0 without AVX); the lengths were checked by the caller.
 func descendFast(p, g []float64, lr, wd float64) int {
@@ -16,5 +21,15 @@ func descendFast(p, g []float64, lr, wd float64) int {
 		return 0
 	}
 	descendAVX(&p[0], &g[0], n, lr, wd)
+	return n
+}
+
+// descendNarrowFast is descendFast for DescendNarrow.
+func descendNarrowFast(p, g []float64, low []float32, lr, wd float64) int {
+	n := len(g) &^ 7
+	if !hasAVX || n == 0 {
+		return 0
+	}
+	descendNarrowAVX(&p[0], &g[0], &low[0], n, lr, wd)
 	return n
 }

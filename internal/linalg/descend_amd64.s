@@ -2,6 +2,22 @@
 
 #include "textflag.h"
 
+// DESCEND8 updates the eight values at DI from the gradients at SI, lr in Y14 and wd in
+// Y15, leaving them in Y0 and Y1.
+#define DESCEND8 \
+	VMOVUPD (DI), Y0;     \
+	VMOVUPD 32(DI), Y1;   \
+	VMULPD  Y15, Y0, Y2;  \
+	VMULPD  Y15, Y1, Y3;  \
+	VADDPD  (SI), Y2, Y2; \
+	VADDPD  32(SI), Y3, Y3; \
+	VMULPD  Y14, Y2, Y2;  \
+	VMULPD  Y14, Y3, Y3;  \
+	VSUBPD  Y2, Y0, Y0;   \
+	VSUBPD  Y3, Y1, Y1;   \
+	VMOVUPD Y0, (DI);     \
+	VMOVUPD Y1, 32(DI)
+
 // func descendAVX(p, grad *float64, n int, lr, wd float64)
 //
 // p −= lr·(g + wd·p), eight values an iteration, each operation rounded separately as
@@ -16,23 +32,42 @@ TEXT ·descendAVX(SB), NOSPLIT, $0-40
 	JZ           descendDone
 
 descendLoop:
-	VMOVUPD (DI), Y0
-	VMOVUPD 32(DI), Y1
-	VMULPD  Y15, Y0, Y2
-	VMULPD  Y15, Y1, Y3
-	VADDPD  (SI), Y2, Y2
-	VADDPD  32(SI), Y3, Y3
-	VMULPD  Y14, Y2, Y2
-	VMULPD  Y14, Y3, Y3
-	VSUBPD  Y2, Y0, Y0
-	VSUBPD  Y3, Y1, Y1
-	VMOVUPD Y0, (DI)
-	VMOVUPD Y1, 32(DI)
-	ADDQ    $64, DI
-	ADDQ    $64, SI
-	DECQ    CX
-	JNZ     descendLoop
+	DESCEND8
+	ADDQ $64, DI
+	ADDQ $64, SI
+	DECQ CX
+	JNZ  descendLoop
 
 descendDone:
+	VZEROUPPER
+	RET
+
+// func descendNarrowAVX(p, grad *float64, low *float32, n int, lr, wd float64)
+//
+// descendAVX that also stores the updated values rounded to float32 at low (VCVTPD2PS
+// rounds to nearest even under Go's MXCSR, as float32(x) does).
+TEXT ·descendNarrowAVX(SB), NOSPLIT, $0-48
+	MOVQ         p+0(FP), DI
+	MOVQ         grad+8(FP), SI
+	MOVQ         low+16(FP), DX
+	MOVQ         n+24(FP), CX
+	VBROADCASTSD lr+32(FP), Y14
+	VBROADCASTSD wd+40(FP), Y15
+	SHRQ         $3, CX
+	JZ           descendNarrowDone
+
+descendNarrowLoop:
+	DESCEND8
+	VCVTPD2PSY Y0, X4
+	VCVTPD2PSY Y1, X5
+	VMOVUPS    X4, (DX)
+	VMOVUPS    X5, 16(DX)
+	ADDQ       $64, DI
+	ADDQ       $64, SI
+	ADDQ       $32, DX
+	DECQ       CX
+	JNZ        descendNarrowLoop
+
+descendNarrowDone:
 	VZEROUPPER
 	RET
