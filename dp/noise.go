@@ -197,15 +197,67 @@ func (s *secureStream) draw(u uint64) float64 {
 func (s *secureStream) normal() float64 { return s.draw(s.Uint64()) }
 
 // SecureNoise is the production noise source: AES-CTR keystreams keyed from crypto/rand with
-// fast key erasure (secureStream), turned into normal variates by the ziggurat. Large fills are split
-// across one independent stream per core. It is safe for concurrent use.
+// fast key erasure (secureStream), turned into normal variates by the ziggurat. Large fills are
+// split across one independent stream per core, and draw first on variates drawn ahead by
+// linalg's idle helpers (ahead). It is safe for concurrent use.
 type SecureNoise struct {
 	mu      sync.Mutex
 	streams []*gaussStream // one per worker; streams[0] also serves Normal
+	ahead   *ahead         // set up by the first parallel fill
 }
 
 // parallelNoiseMin is the length below which a fill stays on one stream.
 const parallelNoiseMin = 1 << 15
+
+// aheadMax bounds the variates drawn ahead for one SecureNoise (8 MiB of float64).
+const aheadMax = 1 << 20
+
+// aheadSlice is how many variates one slice of idle work draws: about a microsecond.
+const aheadSlice = 512
+
+// ahead holds standard normal variates drawn ahead of the fill that will use them, by
+// linalg's helpers in the time they would otherwise spend polling for their next job
+// (linalg.AddIdleWork): a DP-SGD step's serial parts leave a helper about that much time,
+// so most of the next step's noise is ready when the step asks for it. Each variate is
+// used once, by the next fill, and drawn from its own stream (g), not one of the fill's.
+type ahead struct {
+	mu     sync.Mutex
+	g      *gaussStream
+	z      []float64 // z[:n] are drawn and unused
+	n      int
+	remove func() // unregisters the idle work
+}
+
+// slice draws up to aheadSlice more variates, unless a fill holds the buffer or it is full,
+// and reports whether it drew any.
+func (a *ahead) slice() bool {
+	if !a.mu.TryLock() {
+		return false
+	}
+	defer a.mu.Unlock()
+	m := min(len(a.z)-a.n, aheadSlice)
+	if m == 0 {
+		return false
+	}
+	a.g.addNormals(a.z[a.n:a.n+m], 1) // z[n:] is zero: take clears what it uses
+	a.n += m
+	return true
+}
+
+// take adds std times the variates drawn ahead to dst, up to len(dst) of them, and returns
+// how many it used; they are dropped from the buffer.
+func (a *ahead) take(dst []float64, std float64) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k := min(a.n, len(dst))
+	z := a.z[a.n-k : a.n]
+	linalg.ParallelFor(k, 1, func(_, lo, hi int) {
+		linalg.Axpy(std, z[lo:hi], dst[lo:hi])
+		clear(z[lo:hi]) // used noise is not kept: with it, the noised result gives the exact one
+	})
+	a.n -= k
+	return k
+}
 
 // NewSecureNoise returns a SecureNoise keyed from the operating system's CSPRNG.
 func NewSecureNoise() (*SecureNoise, error) {
@@ -227,18 +279,31 @@ func (s *SecureNoise) Normal() float64 {
 	return s.streams[0].main.normal()
 }
 
-// fill sets dst[i] += std·N(0, 1) for every i under one lock, splitting long vectors into
-// contiguous chunks, each drawn from its own stream. The chunks run on linalg's helper
-// goroutines (linalg.Workers of them), which poll for work between the multiplies of a
-// training step: with a goroutine started per fill instead, which has to wait for a
-// processor's thread to wake, the float32 MLP's DP-SGD step at batch 256 on two cores ran
-// at 79,500 examples/s against 85,000–88,000 (go test ./dp/dpsgd -bench
-// 'StepMLP/float32/batch256' -cpu 2).
+// fill sets dst[i] += std·N(0, 1) for every i under one lock: first with the variates drawn
+// ahead, if any, then splitting the rest of a long vector into contiguous chunks, each
+// drawn from its own stream. The chunks run on linalg's helper goroutines (linalg.Workers
+// of them), which poll for work between the multiplies of a training step: with a goroutine
+// started per fill instead, which has to wait for a processor's thread to wake, the float32
+// MLP's DP-SGD step at batch 256 on two cores ran at 79,500 examples/s against
+// 85,000–88,000 (go test ./dp/dpsgd -bench 'StepMLP/float32/batch256' -cpu 2).
+//
+// The first parallel fill also sets up drawing ahead for the next ones (at most aheadMax
+// variates), where there are helpers to do it: one computation per core (the simulator,
+// Workers = 1) or a short vector leaves it off.
 func (s *SecureNoise) fill(dst []float64, std float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w := len(s.streams)
-	if w == 1 || len(dst) < parallelNoiseMin {
+	if w == 1 || len(dst) < parallelNoiseMin || linalg.Workers < 2 {
+		s.streams[0].addNormals(dst, std)
+		return
+	}
+	if s.ahead != nil {
+		dst = dst[s.ahead.take(dst, std):]
+	} else {
+		s.drawAhead(min(len(dst), aheadMax))
+	}
+	if len(dst) < parallelNoiseMin {
 		s.streams[0].addNormals(dst, std)
 		return
 	}
@@ -251,6 +316,20 @@ func (s *SecureNoise) fill(dst []float64, std float64) {
 			s.streams[k].addNormals(dst[k*chunk:min((k+1)*chunk, len(dst))], std)
 		}
 	})
+}
+
+// drawAhead registers idle work that keeps n variates drawn ahead; the registration ends
+// when s is collected. Without a stream (crypto/rand does not fail on supported platforms)
+// fills go on without drawing ahead.
+func (s *SecureNoise) drawAhead(n int) {
+	g, err := newGaussStream()
+	if err != nil {
+		return
+	}
+	a := &ahead{g: g, z: make([]float64, n)}
+	a.remove = linalg.AddIdleWork(a.slice)
+	s.ahead = a
+	runtime.AddCleanup(s, func(a *ahead) { a.remove() }, a)
 }
 
 // Secure reports true.

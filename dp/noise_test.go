@@ -3,9 +3,14 @@ package dp
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sort"
 	"testing"
+	"time"
+	"weak"
+
+	"github.com/confide-fl/confide/internal/linalg"
 )
 
 // moments returns the mean, standard deviation, and excess kurtosis of x.
@@ -163,5 +168,96 @@ func BenchmarkNormFloat64ChaCha8(b *testing.B) {
 		for k := range x {
 			x[k] += r.NormFloat64()
 		}
+	}
+}
+
+// keepHelpersPolling runs empty parallel regions with a busy caller between them, so that
+// linalg's helper keeps polling (and doing idle work) until done reports true or 10 s pass.
+func keepHelpersPolling(t *testing.T, done func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !done(); {
+		if time.Now().After(deadline) {
+			t.Fatal("idle work not done after 10 s")
+		}
+		linalg.ParallelForChunks(2, linalg.MinParallelFor, 1, func(int, int, int) {})
+		for spin := time.Now(); time.Since(spin) < 200*time.Microsecond; {
+		}
+	}
+}
+
+// With helpers to spare, a SecureNoise draws the next fill's variates while they poll for
+// work: the fill then uses them (calibrated, independent of the fill before) and clears
+// them, and nothing is drawn ahead once the SecureNoise is gone.
+func TestSecureNoiseDrawsAhead(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("helpers poll, and draw ahead, only with two or more processors")
+	}
+	old := linalg.Workers
+	linalg.Workers = 2
+	defer func() { linalg.Workers = old }()
+	src, err := NewSecureNoise()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200_000
+	first := make([]float64, n)
+	if err := AddGaussianNoise(first, 1, src); err != nil {
+		t.Fatal(err)
+	}
+	a := src.ahead
+	if a == nil || len(a.z) != n {
+		t.Fatalf("the first parallel fill set up no drawing ahead of %d variates", n)
+	}
+	ready := func() bool { a.mu.Lock(); defer a.mu.Unlock(); return a.n == n }
+	keepHelpersPolling(t, ready)
+	a.mu.Lock()
+	drawn := slices.Clone(a.z)
+	a.mu.Unlock()
+	second := make([]float64, n)
+	if err := AddGaussianNoise(second, 0.7, src); err != nil {
+		t.Fatal(err)
+	}
+	for i := range second {
+		if second[i] != 0.7*drawn[i] {
+			t.Fatalf("value %d: %v, not 0.7 × the variate drawn ahead %v", i, second[i], drawn[i])
+		}
+	}
+	// The helper may already be drawing again; what it has not redrawn must be cleared.
+	a.mu.Lock()
+	for i, v := range a.z {
+		if i < a.n && v == drawn[i] || i >= a.n && v != 0 {
+			t.Fatalf("after the fill, variate %d (of %d drawn again) is %v: used noise kept", i, a.n, v)
+		}
+	}
+	a.mu.Unlock()
+	checkGaussian(t, "drawn ahead", second, 0.7, 7)
+	var sab, saa, sbb float64
+	for i := range n {
+		sab, saa, sbb = sab+first[i]*second[i], saa+first[i]*first[i], sbb+second[i]*second[i]
+	}
+	if r := sab / math.Sqrt(saa*sbb); math.Abs(r) > 7/math.Sqrt(n) {
+		t.Errorf("a fill drawn ahead correlates with the fill before it: r = %.4f", r)
+	}
+	// A fill longer than what is ready uses it all and draws the rest itself.
+	keepHelpersPolling(t, ready)
+	third := make([]float64, n+parallelNoiseMin)
+	if err := AddGaussianNoise(third, 1, src); err != nil {
+		t.Fatal(err)
+	}
+	checkGaussian(t, "partly drawn ahead", third, 1, 7)
+	if slices.Contains(third, 0) {
+		t.Error("a value of a partly drawn-ahead fill got no noise")
+	}
+
+	// The idle work goes with the SecureNoise: once it is collected, nothing (the list of
+	// idle work included) holds its buffer.
+	wa := weak.Make(a)
+	src, a = nil, nil
+	for deadline := time.Now().Add(10 * time.Second); wa.Value() != nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("a collected SecureNoise's buffer for drawing ahead is still reachable after 10 s")
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -137,21 +137,21 @@ func startHelpers(n int) {
 // next one (as OpenMP's threads spin before they sleep, GOMP_SPINCOUNT).
 var spinWait = 500 * time.Microsecond
 
-// nextJob returns the next job for a helper: polled for up to spinWait, then blocking.
-// The poll does not yield to the scheduler (runtime.Gosched would queue the helper behind
-// the caller's goroutine, and the two could end up sharing one processor while the other
-// one's thread goes to sleep).
+// nextJob returns the next job for a helper: polled for up to spinWait, doing idle work
+// (idle.go) between polls, then blocking. The poll does not yield to the scheduler
+// (runtime.Gosched would queue the helper behind the caller's goroutine, and the two could
+// end up sharing one processor while the other one's thread goes to sleep).
 func nextJob() job {
-	if j, ok := poll(jobs); ok {
+	if j, ok := poll(jobs, idleSlice); ok {
 		return j
 	}
 	return <-jobs
 }
 
 // poll receives from c for up to spinWait without blocking, with more than one processor
-// only (so that it never keeps the goroutine it waits for from running), and reports
-// whether it received.
-func poll[T any](c <-chan T) (T, bool) {
+// only (so that it never keeps the goroutine it waits for from running), calling between
+// receives work (if not nil) for a slice of idle work, and reports whether it received.
+func poll[T any](c <-chan T, work func() bool) (T, bool) {
 	select {
 	case v := <-c:
 		return v, true
@@ -167,6 +167,9 @@ func poll[T any](c <-chan T) (T, bool) {
 		case v := <-c:
 			return v, true
 		default:
+		}
+		if work != nil && work() {
+			i |= 63 // a slice takes long enough to check the clock after it
 		}
 		if i%64 == 63 && time.Now().After(deadline) {
 			return zero, false
@@ -202,7 +205,7 @@ func run(h, chunks int, t task) {
 // caller is woken on the helper's processor and has to be taken back by its own, whose
 // thread may have gone to sleep meanwhile.
 func waitDone(b *batch) {
-	if _, ok := poll(b.done); !ok {
+	if _, ok := poll(b.done, nil); !ok {
 		<-b.done
 	}
 }
