@@ -74,11 +74,9 @@ func runTrainSteps(b *testing.B, m *Model, in *Input, tg Targets, lr float64) {
 		if i == 0 {
 			b.ResetTimer()
 		}
-		m.ZeroGrads()
-		if _, _, err := m.Backprop(in, tg, 1/float64(in.B), nil); err != nil {
+		if _, _, err := m.TrainStep(in, tg, 1/float64(in.B), nil, opt); err != nil {
 			b.Fatal(err)
 		}
-		m.Step(opt)
 	}
 	b.ReportMetric(float64(in.B*b.N)/b.Elapsed().Seconds(), "examples/s")
 }

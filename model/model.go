@@ -320,6 +320,12 @@ func (m *Model) Evaluate(in *Input, tg Targets) (lossSum float64, st Stats, err 
 // Grads (scale = 1/B gives the mean loss). It returns the summed loss and prediction counts.
 // rng drives dropout; nil disables it.
 func (m *Model) Backprop(in *Input, tg Targets, scale float64, rng *rand.Rand) (lossSum float64, st Stats, err error) {
+	return m.backprop(in, tg, scale, rng, nil)
+}
+
+// backprop is Backprop leaving a float32 network's gradients in it when low is that
+// network (TrainStep).
+func (m *Model) backprop(in *Input, tg Targets, scale float64, rng *rand.Rand, low *network32) (lossSum float64, st Stats, err error) {
 	if err := m.setBatch(in, true, false, rng); err != nil {
 		return 0, st, err
 	}
@@ -328,7 +334,11 @@ func (m *Model) Backprop(in *Input, tg Targets, scale float64, rng *rand.Rand) (
 	if err != nil {
 		return 0, st, err
 	}
-	m.backward(m.grad)
+	if low != nil {
+		low.backward(m.grad, &m.batch, nil)
+	} else {
+		m.backward(m.grad)
+	}
 	return m.sumLoss(), st, nil
 }
 

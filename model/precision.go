@@ -180,12 +180,13 @@ func (n *network32) forward(m *Model) *Tensor {
 }
 
 // backward runs the network back from the output gradient dy (float64, rounded) and, out
-// of ghost mode, adds the parameter gradients to grads.
+// of ghost mode, adds the parameter gradients to grads (with grads nil, leaves them in
+// the network for Model.TrainStep's update).
 func (n *network32) backward(dy *Tensor, b *Batch, grads []float64) {
 	n.dy = ensure(n.dy, dy.Rows, dy.Cols)
 	convert(n.dy.Data, dy.Data)
 	runBackward(n.layers, n.dy, b)
-	if !b.Ghost {
+	if !b.Ghost && grads != nil {
 		n.flushGrads(grads)
 	}
 }

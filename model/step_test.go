@@ -16,15 +16,21 @@ func stepCase(t *testing.T) (*Model, *Input, Targets) {
 	return m, in, tg
 }
 
-// trainStep runs one training step of m on a batch, through Model.Step or, when !viaModel,
-// through the optimizer alone.
-func trainStep(t *testing.T, m *Model, opt Optimizer, in *Input, tg Targets, viaModel bool) {
+// trainStep runs one training step of m on a batch: through the optimizer alone
+// ("optimizer"), Model.Step ("Step") or Model.TrainStep ("TrainStep").
+func trainStep(t *testing.T, m *Model, opt Optimizer, in *Input, tg Targets, via string) {
 	t.Helper()
+	if via == "TrainStep" {
+		if _, _, err := m.TrainStep(in, tg, 1/float64(in.B), nil, opt); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	m.ZeroGrads()
 	if _, _, err := m.Backprop(in, tg, 1/float64(in.B), nil); err != nil {
 		t.Fatal(err)
 	}
-	if viaModel {
+	if via == "Step" {
 		m.Step(opt)
 	} else {
 		opt.Step(m.Params, m.Grads)
@@ -51,8 +57,10 @@ func sameOutput(t *testing.T, m, want *Model, in *Input) {
 }
 
 // TestStepMatchesOptimizerStep checks that Model.Step, which rounds the updated parameters
-// into the float32 network in the optimizer's pass, trains a Float32 model exactly as the
-// optimizer alone does (whose next pass rounds Params itself), for every optimizer.
+// into the float32 network in the optimizer's pass, and Model.TrainStep, which with plain
+// SGD also takes the float32 gradients into that pass, train a model exactly as the
+// optimizer alone does (whose next pass rounds Params itself), for every optimizer, in
+// both precisions; Grads, too, end as Backprop leaves them.
 func TestStepMatchesOptimizerStep(t *testing.T) {
 	for _, c := range []OptimizerConfig{
 		{Name: "sgd", LR: 0.1},
@@ -62,22 +70,29 @@ func TestStepMatchesOptimizerStep(t *testing.T) {
 		{Name: "adam", LR: 0.01},
 		{Name: "adamw", LR: 0.01, WeightDecay: 0.1},
 	} {
-		t.Run(fmt.Sprintf("%s/momentum%g/nesterov%v/wd%g", c.Name, c.Momentum, c.Nesterov, c.WeightDecay), func(t *testing.T) {
-			a, in, tg := stepCase(t)
-			b := a.Clone()
-			optA, _ := NewOptimizer(c)
-			optB, _ := NewOptimizer(c)
-			for range 3 {
-				trainStep(t, a, optA, in, tg, true)
-				trainStep(t, b, optB, in, tg, false)
+		for _, p := range []Precision{Float32, Float64} {
+			for _, via := range []string{"Step", "TrainStep"} {
+				t.Run(fmt.Sprintf("%s/momentum%g/nesterov%v/wd%g/%v/%s", c.Name, c.Momentum, c.Nesterov, c.WeightDecay, p, via), func(t *testing.T) {
+					a, in, tg := stepCase(t)
+					if err := a.SetPrecision(p); err != nil {
+						t.Fatal(err)
+					}
+					b := a.Clone()
+					optA, _ := NewOptimizer(c)
+					optB, _ := NewOptimizer(c)
+					for range 3 {
+						trainStep(t, a, optA, in, tg, via)
+						trainStep(t, b, optB, in, tg, "optimizer")
+						for i := range a.Params {
+							if a.Params[i] != b.Params[i] || a.Grads[i] != b.Grads[i] {
+								t.Fatalf("param %d, grad %d = %v, %v, want %v, %v", i, i, a.Params[i], a.Grads[i], b.Params[i], b.Grads[i])
+							}
+						}
+					}
+					sameOutput(t, a, b, in)
+				})
 			}
-			for i := range a.Params {
-				if a.Params[i] != b.Params[i] {
-					t.Fatalf("param %d = %v, want %v", i, a.Params[i], b.Params[i])
-				}
-			}
-			sameOutput(t, a, b, in)
-		})
+		}
 	}
 }
 
@@ -112,33 +127,14 @@ func TestStepThenWrite(t *testing.T) {
 		},
 	}
 	for name, write := range writes {
-		t.Run(name, func(t *testing.T) {
-			m, in, tg := stepCase(t)
-			opt, _ := NewOptimizer(OptimizerConfig{Name: "sgd", LR: 0.1})
-			trainStep(t, m, opt, in, tg, true)
-			before, _, err := m.Evaluate(in, tg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			trainStep(t, m, opt, in, tg, true)
-			write(t, m)
-			got, _, err := m.Evaluate(in, tg) // a float32 pass, even for an int8 model
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, _, err := m.Clone().Evaluate(in, tg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != want || got == before {
-				t.Fatalf("loss after the write %v, a clone's %v (before the step and write %v)", got, want, before)
-			}
-		})
+		for _, via := range []string{"Step", "TrainStep"} {
+			t.Run(name+"/"+via, func(t *testing.T) { testStepThenWrite(t, write, via) })
+		}
 	}
 	t.Run("direct_write_after_a_pass", func(t *testing.T) {
 		m, in, tg := stepCase(t)
 		opt, _ := NewOptimizer(OptimizerConfig{Name: "sgd", LR: 0.1})
-		trainStep(t, m, opt, in, tg, true)
+		trainStep(t, m, opt, in, tg, "TrainStep")
 		if _, err := m.Forward(in); err != nil {
 			t.Fatal(err)
 		}
@@ -147,4 +143,27 @@ func TestStepThenWrite(t *testing.T) {
 		}
 		sameOutput(t, m, m.Clone(), in)
 	})
+}
+
+func testStepThenWrite(t *testing.T, write func(*testing.T, *Model), via string) {
+	m, in, tg := stepCase(t)
+	opt, _ := NewOptimizer(OptimizerConfig{Name: "sgd", LR: 0.1})
+	trainStep(t, m, opt, in, tg, via)
+	before, _, err := m.Evaluate(in, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trainStep(t, m, opt, in, tg, via)
+	write(t, m)
+	got, _, err := m.Evaluate(in, tg) // a float32 pass, even for an int8 model
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := m.Clone().Evaluate(in, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want || got == before {
+		t.Fatalf("loss after the write %v, a clone's %v (before the step and write %v)", got, want, before)
+	}
 }

@@ -176,12 +176,8 @@ func benchStepper(m *model.Model, ds *data.Dataset, batch int, useDP bool, clip,
 			_, err := dpOpt.Step(m, &in, tg, nil)
 			return err
 		}
-		m.ZeroGrads()
-		if _, _, err := m.Backprop(&in, tg, 1/float64(batch), nil); err != nil {
-			return err
-		}
-		m.Step(opt)
-		return nil
+		_, _, err := m.TrainStep(&in, tg, 1/float64(batch), nil, opt)
+		return err
 	}, nil
 }
 

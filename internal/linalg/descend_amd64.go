@@ -13,6 +13,11 @@ func descendAVX(p, grad *float64, n int, lr, wd float64)
 //go:noescape
 func descendNarrowAVX(p, grad *float64, low *float32, n int, lr, wd float64)
 
+// descendDrainAVX is descendNarrowAVX taking the gradients from float32 ones (DescendDrain).
+//
+//go:noescape
+func descendDrainAVX(p, grad *float64, src, low *float32, n int, lr, wd float64)
+
 // descendFast handles the longest prefix of whole groups of 8 values and returns its length
 // (0 without AVX); the lengths were checked by the caller.
 func descendFast(p, g []float64, lr, wd float64) int {
@@ -31,5 +36,15 @@ func descendNarrowFast(p, g []float64, low []float32, lr, wd float64) int {
 		return 0
 	}
 	descendNarrowAVX(&p[0], &g[0], &low[0], n, lr, wd)
+	return n
+}
+
+// descendDrainFast is descendFast for DescendDrain.
+func descendDrainFast(p, g []float64, src, low []float32, lr, wd float64) int {
+	n := len(g) &^ 7
+	if !hasAVX || n == 0 {
+		return 0
+	}
+	descendDrainAVX(&p[0], &g[0], &src[0], &low[0], n, lr, wd)
 	return n
 }

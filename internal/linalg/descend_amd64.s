@@ -18,6 +18,13 @@
 	VMOVUPD Y0, (DI);     \
 	VMOVUPD Y1, 32(DI)
 
+// NARROW8 stores DESCEND8's results rounded to float32 at DX.
+#define NARROW8 \
+	VCVTPD2PSY Y0, X4; \
+	VCVTPD2PSY Y1, X5; \
+	VMOVUPS    X4, (DX); \
+	VMOVUPS    X5, 16(DX)
+
 // func descendAVX(p, grad *float64, n int, lr, wd float64)
 //
 // p −= lr·(g + wd·p), eight values an iteration, each operation rounded separately as
@@ -58,10 +65,7 @@ TEXT ·descendNarrowAVX(SB), NOSPLIT, $0-48
 
 descendNarrowLoop:
 	DESCEND8
-	VCVTPD2PSY Y0, X4
-	VCVTPD2PSY Y1, X5
-	VMOVUPS    X4, (DX)
-	VMOVUPS    X5, 16(DX)
+	NARROW8
 	ADDQ       $64, DI
 	ADDQ       $64, SI
 	ADDQ       $32, DX
@@ -69,5 +73,42 @@ descendNarrowLoop:
 	JNZ        descendNarrowLoop
 
 descendNarrowDone:
+	VZEROUPPER
+	RET
+
+// func descendDrainAVX(p, grad *float64, src, low *float32, n int, lr, wd float64)
+//
+// grad = 0 + src widened (the sum Drain forms in a zeroed grad: −0 becomes +0), src = 0,
+// then descendNarrowAVX's update from that grad.
+TEXT ·descendDrainAVX(SB), NOSPLIT, $0-56
+	MOVQ         p+0(FP), DI
+	MOVQ         grad+8(FP), SI
+	MOVQ         src+16(FP), R8
+	MOVQ         low+24(FP), DX
+	MOVQ         n+32(FP), CX
+	VBROADCASTSD lr+40(FP), Y14
+	VBROADCASTSD wd+48(FP), Y15
+	VXORPD       Y13, Y13, Y13
+	SHRQ         $3, CX
+	JZ           descendDrainDone
+
+descendDrainLoop:
+	VCVTPS2PD (R8), Y0
+	VCVTPS2PD 16(R8), Y1
+	VADDPD    Y0, Y13, Y0
+	VADDPD    Y1, Y13, Y1
+	VMOVUPD   Y0, (SI)
+	VMOVUPD   Y1, 32(SI)
+	VMOVUPS   Y13, (R8)
+	DESCEND8  // reads the gradients just stored (forwarded from the stores)
+	NARROW8
+	ADDQ      $64, DI
+	ADDQ      $64, SI
+	ADDQ      $32, R8
+	ADDQ      $32, DX
+	DECQ      CX
+	JNZ       descendDrainLoop
+
+descendDrainDone:
 	VZEROUPPER
 	RET

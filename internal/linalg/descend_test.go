@@ -7,46 +7,66 @@ import (
 	"testing"
 )
 
-// TestDescend compares Descend with its scalar expression, and DescendNarrow with Descend
-// followed by Narrow, bit for bit, at lengths around the vector kernel's group of 8, with
-// and without weight decay, with infinities, NaN and values beyond float32's range.
+// TestDescend compares Descend with its scalar expression, DescendNarrow with Descend
+// followed by Narrow, and DescendDrain with clearing g, Drain and DescendNarrow, bit for
+// bit, at lengths around the vector kernels' group of 8, with and without weight decay,
+// with infinities, NaN, −0 and values beyond float32's range.
 func TestDescend(t *testing.T) {
 	for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 100, 1001} {
 		for _, wd := range []float64{0, 1e-4} {
-			for _, narrow := range []bool{false, true} {
-				t.Run(fmt.Sprintf("n%d/wd%g/narrow%v", n, wd, narrow), func(t *testing.T) {
-					rng := rand.New(rand.NewPCG(uint64(n), 3))
-					const lr = 0.05
-					p, g, low := make([]float64, n+1), make([]float64, n), make([]float32, n+1)
-					for i := range g {
-						p[i], g[i] = rng.NormFloat64(), rng.NormFloat64()*math.Pow(10, float64(rng.IntN(10)-5))
-					}
-					if n > 3 {
-						p[1], g[2], p[3] = math.Inf(1), math.NaN(), 1e300
-					}
-					p[n], low[n] = 7, 7
-					want, wantLow := append([]float64(nil), p[:n]...), make([]float32, n)
-					for i, v := range g {
-						want[i] -= lr * (v + wd*want[i])
-						wantLow[i] = float32(want[i])
-					}
-					if narrow {
-						DescendNarrow(p, g, low, lr, wd)
-					} else {
-						Descend(p, g, lr, wd)
-						copy(low, wantLow) // not Descend's to check
-					}
-					for i := range want {
-						if !sameFloat(p[i], want[i]) || !sameFloat(float64(low[i]), float64(wantLow[i])) {
-							t.Fatalf("at %d: %v, %v, want %v, %v", i, p[i], low[i], want[i], wantLow[i])
-						}
-					}
-					if p[n] != 7 || low[n] != 7 {
-						t.Fatalf("wrote past len(g)")
-					}
+			for _, kernel := range []string{"Descend", "DescendNarrow", "DescendDrain"} {
+				t.Run(fmt.Sprintf("n%d/wd%g/%s", n, wd, kernel), func(t *testing.T) {
+					testDescend(t, n, wd, kernel)
 				})
 			}
 		}
+	}
+}
+
+func testDescend(t *testing.T, n int, wd float64, kernel string) {
+	rng := rand.New(rand.NewPCG(uint64(n), 3))
+	const lr = 0.05
+	p, g, low, src := make([]float64, n+1), make([]float64, n+1), make([]float32, n+1), make([]float32, n+1)
+	for i := range n {
+		p[i], g[i] = rng.NormFloat64(), rng.NormFloat64()*math.Pow(10, float64(rng.IntN(10)-5))
+		src[i] = float32(g[i])
+	}
+	if n > 5 {
+		p[1], g[2], p[3], src[4], src[5] = math.Inf(1), math.NaN(), 1e300, float32(math.NaN()), float32(math.Copysign(0, -1))
+		p[5] = 0
+	}
+	p[n], g[n], low[n], src[n] = 7, 7, 7, 7
+	want, wantG, wantLow := append([]float64(nil), p...), append([]float64(nil), g...), append([]float32(nil), low...)
+	if kernel == "DescendDrain" {
+		clear(wantG[:n])
+		Drain(wantG[:n], append([]float32(nil), src[:n]...))
+	}
+	for i, v := range wantG[:n] {
+		want[i] -= lr * (v + wd*want[i])
+		if kernel != "Descend" {
+			wantLow[i] = float32(want[i])
+		}
+	}
+	switch kernel {
+	case "Descend":
+		Descend(p, g[:n], lr, wd)
+	case "DescendNarrow":
+		DescendNarrow(p, g[:n], low, lr, wd)
+	case "DescendDrain":
+		DescendDrain(p, g[:n], src, low, lr, wd)
+		for i, v := range src[:n] {
+			if v != 0 {
+				t.Fatalf("src[%d] = %v, want 0", i, v)
+			}
+		}
+	}
+	for i := range want {
+		if !sameFloat(p[i], want[i]) || !sameFloat(g[i], wantG[i]) || !sameFloat(float64(low[i]), float64(wantLow[i])) {
+			t.Fatalf("at %d: p, g, low = %v, %v, %v, want %v, %v, %v", i, p[i], g[i], low[i], want[i], wantG[i], wantLow[i])
+		}
+	}
+	if src[n] != 7 {
+		t.Fatalf("wrote src past len(g)")
 	}
 }
 
@@ -66,5 +86,17 @@ func BenchmarkDescendNarrow(b *testing.B) {
 	b.SetBytes(28 * int64(len(g)))
 	for b.Loop() {
 		DescendNarrow(p, g, low, 0.05, 0)
+	}
+}
+
+// BenchmarkDescendDrain is BenchmarkDescendNarrow taking the gradients from float32 ones,
+// against which clearing g, BenchmarkDrain and BenchmarkDescendNarrow are the three passes
+// it replaces.
+func BenchmarkDescendDrain(b *testing.B) {
+	p, g := make([]float64, 235146), make([]float64, 235146)
+	src, low := make([]float32, 235146), make([]float32, 235146)
+	b.SetBytes(36 * int64(len(g)))
+	for b.Loop() {
+		DescendDrain(p, g, src, low, 0.05, 0)
 	}
 }

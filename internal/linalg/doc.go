@@ -3,8 +3,9 @@
 // accumulate semantics, a right operand packed once for many products (PackedB), a blocked
 // transpose, vector helpers, the elementwise Exp, Sigmoid and Tanh, the float32 training
 // step's streaming kernels (Narrow and Drain between float64 master weights and float32
-// copies, Descend for plain SGD and DescendNarrow, which also rounds the updated weights
-// into the float32 copy, ReLU32 and ReLUGrad32, MaxArg32 for max pooling; each
+// copies, Descend for plain SGD, DescendNarrow, which also rounds the updated weights
+// into the float32 copy, and DescendDrain, which also takes the float32 gradients, ReLU32
+// and ReLUGrad32, MaxArg32 for max pooling; each
 // bit-identical to its scalar loop, which is the fallback), the int8 product of
 // quantised inference (QuantizeRows, QuantizeChannels, MulQ), and ParallelFor, which
 // spreads work over the cores through the same long-lived helper goroutines the multiplies
