@@ -420,7 +420,7 @@ func (t *Trainer) Epoch(ctx context.Context, ds *data.Dataset, onStep func(examp
 		if math.IsNaN(l) || math.IsInf(l, 0) {
 			return Metrics{}, fmt.Errorf("training diverged at step %d (loss %v): lower the learning rate", t.step, l)
 		}
-		t.Opt.Step(t.Model.Params, t.Model.Grads)
+		t.Model.Step(t.Opt)
 		t.Model.ApplyMask()
 		t.step++
 		lossSum += l

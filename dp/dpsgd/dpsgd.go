@@ -175,7 +175,7 @@ func (o *Optimizer) Step(m *model.Model, in *model.Input, tg model.Targets, rng 
 	if std > 0 {
 		o.Noise.AddGaussian(m.Grads, std)
 	}
-	o.Base.Step(m.Params, m.Grads)
+	m.Step(o.Base) // in float32 also rounds the new weights for the next pass (model.Model.Step)
 	return st, nil
 }
 

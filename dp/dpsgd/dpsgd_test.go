@@ -308,3 +308,45 @@ func TestPerLayerConfigValidation(t *testing.T) {
 		t.Errorf("√(0.6² + 0.8²) = 1 rejected: %v", err)
 	}
 }
+
+// A float32 model's DP-SGD steps (which leave the rounded new weights for the next pass,
+// model.Model.Step) train exactly as steps whose next pass rounds Params itself.
+func TestStepFloat32MatchesRoundingAgain(t *testing.T) {
+	a, in, tg := smallModel(t)
+	if err := a.SetPrecision(model.Float32); err != nil {
+		t.Fatal(err)
+	}
+	b := a.Clone()
+	cfg := Config{NoiseMultiplier: 0.5, MaxGradNorm: 0.3, ExpectedBatch: 6}
+	for _, m := range []*model.Model{a, b} {
+		o, err := New(m, &model.SGD{Rate: 0.5}, seededNoise{rand.New(rand.NewPCG(5, 6))}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, err := o.Step(m, in, tg, nil); err != nil {
+				t.Fatal(err)
+			}
+			if m == b {
+				// SetParams discards the rounded copy: b's next pass rounds Params again.
+				if err := b.SetParams(append([]float64(nil), b.Params...)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	ya, err := a.Forward(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := append([]float64(nil), ya.Data...)
+	yb, err := b.Forward(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range yb.Data {
+		if math.Float64bits(got[i]) != math.Float64bits(w) {
+			t.Fatalf("output %d after three DP-SGD steps: %v, rounding Params again gives %v", i, got[i], w)
+		}
+	}
+}
