@@ -47,22 +47,22 @@ func (m *Model) Step(opt Optimizer) {
 	n.fresh = true
 }
 
-// drainStepper is an Optimizer that can also take the gradients from a float32 network's
-// float32 ones, moving them into grads in its update's pass (Model.TrainStep), when
-// drains says so.
+// drainStepper is an Optimizer that can also take its gradients from a float32 network's
+// float32 ones, without forming float64 gradients (Model.TrainStep), when drains says so.
 type drainStepper interface {
 	drains() bool
-	stepDrain(params, grads []float64, src, low []float32)
+	stepDrain(params []float64, src, low []float32)
 }
 
 var _ drainStepper = (*SGD)(nil)
 
 // TrainStep is one training step on a batch: ZeroGrads, Backprop(in, tg, scale, rng) and
-// Step(opt), with the same results (Grads then holds the batch's gradient). A Float32
-// model trained by plain SGD (no momentum) does it in fewer passes over the parameters:
-// the update takes the float32 gradients where the backward pass left them and writes
-// Grads in its own pass (linalg.DescendDrain), where clearing Grads, adding them in and
-// updating took three. On an error Params are unchanged.
+// Step(opt), with the same Params and the same returns, except that Grads is left
+// unspecified. A Float32 model trained by plain SGD (no momentum) does not form float64
+// gradients at all: the update reads the float32 ones where the backward pass left them
+// (linalg.DescendDrain), one pass over the parameters instead of three (clearing Grads,
+// adding the float32 gradients in, the update), 28 bytes moved a parameter instead of 60.
+// Use Backprop where the gradients are wanted. On an error Params are unchanged.
 func (m *Model) TrainStep(in *Input, tg Targets, scale float64, rng *rand.Rand, opt Optimizer) (lossSum float64, st Stats, err error) {
 	s, ok := opt.(drainStepper)
 	n := m.low(false)
@@ -76,7 +76,7 @@ func (m *Model) TrainStep(in *Input, tg Targets, scale float64, rng *rand.Rand, 
 	if lossSum, st, err = m.backprop(in, tg, scale, rng, n); err != nil {
 		return lossSum, st, err
 	}
-	s.stepDrain(m.Params, m.Grads, n.grads, n.params)
+	s.stepDrain(m.Params, n.grads, n.params)
 	n.fresh = true
 	return lossSum, st, nil
 }
@@ -135,7 +135,7 @@ type SGD struct {
 
 	params, grads []float64           // operands of the running Step
 	low           []float32           // with stepNarrow, where the updated params are rounded to
-	src           []float32           // with stepDrain, the float32 gradients
+	src           []float32           // with stepDrain, the float32 gradients (grads is nil)
 	update        func(w, lo, hi int) // method value made once (a fresh closure would be allocated per Step)
 }
 
@@ -145,48 +145,53 @@ func (s *SGD) LR() float64      { return s.Rate }
 // Step updates params in chunks spread over the cores: the update streams the parameter,
 // gradient (and velocity) vectors through memory once, which for models of a few hundred
 // thousand parameters no longer fit in a core's cache.
-func (s *SGD) Step(params, grads []float64) {
+func (s *SGD) Step(params, grads []float64) { s.step(params, grads, len(grads)) }
+
+// step updates params[:n] from grads, or from src when stepDrain set it (grads nil).
+func (s *SGD) step(params, grads []float64, n int) {
 	if s.Momentum != 0 && len(s.vel) != len(params) {
 		s.vel = make([]float64, len(params))
 	}
-	s.params, s.grads = params[:len(grads)], grads
+	s.params, s.grads = params[:n], grads
 	if s.update == nil {
 		s.update = s.updateRange
 	}
-	linalg.ParallelFor(len(grads), 1, s.update)
+	linalg.ParallelFor(n, 1, s.update)
 	s.params, s.grads = nil, nil
 }
 
 // stepNarrow is Step that also sets low to the updated params rounded to float32.
 func (s *SGD) stepNarrow(params, grads []float64, low []float32) {
 	s.low = low[:len(grads)]
-	s.Step(params, grads)
+	s.step(params, grads, len(grads))
 	s.low = nil
 }
 
 func (s *SGD) drains() bool { return s.Momentum == 0 }
 
-// stepDrain is stepNarrow taking the gradients from src, which it moves into grads
+// stepDrain is stepNarrow taking the gradients from src, which it clears
 // (linalg.DescendDrain); only without momentum (drains).
-func (s *SGD) stepDrain(params, grads []float64, src, low []float32) {
-	s.src = src[:len(grads)]
-	s.stepNarrow(params, grads, low)
-	s.src = nil
+func (s *SGD) stepDrain(params []float64, src, low []float32) {
+	s.src, s.low = src[:len(params)], low[:len(params)]
+	s.step(params, nil, len(params))
+	s.src, s.low = nil, nil
 }
 
 func (s *SGD) updateRange(_, lo, hi int) {
 	lr, wd, mu := s.Rate, s.WeightDecay, s.Momentum
-	p, g := s.params[lo:hi], s.grads[lo:hi]
-	if mu == 0 {
-		if s.src != nil {
-			linalg.DescendDrain(p, g, s.src[lo:hi], s.low[lo:hi], lr, wd)
-		} else if s.low != nil {
-			linalg.DescendNarrow(p, g, s.low[lo:hi], lr, wd)
-		} else {
-			linalg.Descend(p, g, lr, wd)
-		}
+	p := s.params[lo:hi]
+	switch {
+	case mu == 0 && s.src != nil:
+		linalg.DescendDrain(p, s.src[lo:hi], s.low[lo:hi], lr, wd)
+		return
+	case mu == 0 && s.low != nil:
+		linalg.DescendNarrow(p, s.grads[lo:hi], s.low[lo:hi], lr, wd)
+		return
+	case mu == 0:
+		linalg.Descend(p, s.grads[lo:hi], lr, wd)
 		return
 	}
+	g := s.grads[lo:hi]
 	defer narrowRange(s.low, lo, hi, p)
 	vel := s.vel[lo:hi]
 	for i, v := range g {

@@ -16,7 +16,7 @@ func descendNarrowAVX(p, grad *float64, low *float32, n int, lr, wd float64)
 // descendDrainAVX is descendNarrowAVX taking the gradients from float32 ones (DescendDrain).
 //
 //go:noescape
-func descendDrainAVX(p, grad *float64, src, low *float32, n int, lr, wd float64)
+func descendDrainAVX(p *float64, src, low *float32, n int, lr, wd float64)
 
 // descendFast handles the longest prefix of whole groups of 8 values and returns its length
 // (0 without AVX); the lengths were checked by the caller.
@@ -40,11 +40,11 @@ func descendNarrowFast(p, g []float64, low []float32, lr, wd float64) int {
 }
 
 // descendDrainFast is descendFast for DescendDrain.
-func descendDrainFast(p, g []float64, src, low []float32, lr, wd float64) int {
-	n := len(g) &^ 7
+func descendDrainFast(p []float64, src, low []float32, lr, wd float64) int {
+	n := len(src) &^ 7
 	if !hasAVX || n == 0 {
 		return 0
 	}
-	descendDrainAVX(&p[0], &g[0], &src[0], &low[0], n, lr, wd)
+	descendDrainAVX(&p[0], &src[0], &low[0], n, lr, wd)
 	return n
 }

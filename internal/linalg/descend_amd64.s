@@ -2,15 +2,15 @@
 
 #include "textflag.h"
 
-// DESCEND8 updates the eight values at DI from the gradients at SI, lr in Y14 and wd in
-// Y15, leaving them in Y0 and Y1.
-#define DESCEND8 \
+// DESCEND8(G0, G1) updates the eight values at DI from the gradients G0 and G1 (memory
+// operands or registers), lr in Y14 and wd in Y15, leaving them in Y0 and Y1.
+#define DESCEND8(G0, G1) \
 	VMOVUPD (DI), Y0;     \
 	VMOVUPD 32(DI), Y1;   \
 	VMULPD  Y15, Y0, Y2;  \
 	VMULPD  Y15, Y1, Y3;  \
-	VADDPD  (SI), Y2, Y2; \
-	VADDPD  32(SI), Y3, Y3; \
+	VADDPD  G0, Y2, Y2;   \
+	VADDPD  G1, Y3, Y3;   \
 	VMULPD  Y14, Y2, Y2;  \
 	VMULPD  Y14, Y3, Y3;  \
 	VSUBPD  Y2, Y0, Y0;   \
@@ -39,7 +39,7 @@ TEXT ·descendAVX(SB), NOSPLIT, $0-40
 	JZ           descendDone
 
 descendLoop:
-	DESCEND8
+	DESCEND8((SI), 32(SI))
 	ADDQ $64, DI
 	ADDQ $64, SI
 	DECQ CX
@@ -64,7 +64,7 @@ TEXT ·descendNarrowAVX(SB), NOSPLIT, $0-48
 	JZ           descendNarrowDone
 
 descendNarrowLoop:
-	DESCEND8
+	DESCEND8((SI), 32(SI))
 	NARROW8
 	ADDQ       $64, DI
 	ADDQ       $64, SI
@@ -76,34 +76,30 @@ descendNarrowDone:
 	VZEROUPPER
 	RET
 
-// func descendDrainAVX(p, grad *float64, src, low *float32, n int, lr, wd float64)
+// func descendDrainAVX(p *float64, src, low *float32, n int, lr, wd float64)
 //
-// grad = 0 + src widened (the sum Drain forms in a zeroed grad: −0 becomes +0), src = 0,
-// then descendNarrowAVX's update from that grad.
-TEXT ·descendDrainAVX(SB), NOSPLIT, $0-56
+// descendNarrowAVX from the gradients 0 + src widened (the sum Drain forms in a zeroed
+// float64 vector: −0 becomes +0), setting src to zero.
+TEXT ·descendDrainAVX(SB), NOSPLIT, $0-48
 	MOVQ         p+0(FP), DI
-	MOVQ         grad+8(FP), SI
-	MOVQ         src+16(FP), R8
-	MOVQ         low+24(FP), DX
-	MOVQ         n+32(FP), CX
-	VBROADCASTSD lr+40(FP), Y14
-	VBROADCASTSD wd+48(FP), Y15
+	MOVQ         src+8(FP), R8
+	MOVQ         low+16(FP), DX
+	MOVQ         n+24(FP), CX
+	VBROADCASTSD lr+32(FP), Y14
+	VBROADCASTSD wd+40(FP), Y15
 	VXORPD       Y13, Y13, Y13
 	SHRQ         $3, CX
 	JZ           descendDrainDone
 
 descendDrainLoop:
-	VCVTPS2PD (R8), Y0
-	VCVTPS2PD 16(R8), Y1
-	VADDPD    Y0, Y13, Y0
-	VADDPD    Y1, Y13, Y1
-	VMOVUPD   Y0, (SI)
-	VMOVUPD   Y1, 32(SI)
+	VCVTPS2PD (R8), Y6
+	VCVTPS2PD 16(R8), Y7
+	VADDPD    Y6, Y13, Y6
+	VADDPD    Y7, Y13, Y7
 	VMOVUPS   Y13, (R8)
-	DESCEND8  // reads the gradients just stored (forwarded from the stores)
+	DESCEND8(Y6, Y7)
 	NARROW8
 	ADDQ      $64, DI
-	ADDQ      $64, SI
 	ADDQ      $32, R8
 	ADDQ      $32, DX
 	DECQ      CX

@@ -8,4 +8,4 @@ func descendFast(_, _ []float64, _, _ float64) int { return 0 }
 
 func descendNarrowFast(_, _ []float64, _ []float32, _, _ float64) int { return 0 }
 
-func descendDrainFast(_, _ []float64, _, _ []float32, _, _ float64) int { return 0 }
+func descendDrainFast(_ []float64, _, _ []float32, _, _ float64) int { return 0 }
