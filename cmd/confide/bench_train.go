@@ -161,16 +161,16 @@ func benchStepper(m *model.Model, ds *data.Dataset, batch int, useDP bool, clip,
 			return nil, err
 		}
 	}
-	var b data.Batch
+	if batch > ds.N {
+		return nil, fmt.Errorf("--batch %d: more than the %d synthetic examples (--examples)", batch, ds.N)
+	}
 	var in model.Input
-	idx := make([]int, batch)
 	pos := 0
 	return func() error {
-		for k := range idx {
-			idx[k] = (pos + k) % ds.N
-		}
-		pos = (pos + batch) % ds.N
-		ds.Gather(&b, idx)
+		// Contiguous batches, viewed in place as the reference's next_batch slices its
+		// tensors (X[i:i+b], the start advancing by b modulo N−b+1): no copy on either side.
+		b := batchView(ds, pos, batch)
+		pos = (pos + batch) % (ds.N - batch + 1)
 		tg := train.Input(ds, &b, &in)
 		if dpOpt != nil {
 			_, err := dpOpt.Step(m, &in, tg, nil)
@@ -179,6 +179,19 @@ func benchStepper(m *model.Model, ds *data.Dataset, batch int, useDP bool, clip,
 		_, _, err := m.TrainStep(&in, tg, 1/float64(batch), nil, opt)
 		return err
 	}, nil
+}
+
+// batchView is the batch of examples [pos, pos+n) of ds (features, tokens and classes, as
+// syntheticDataset makes them) as views into ds.
+func batchView(ds *data.Dataset, pos, n int) data.Batch {
+	b := data.Batch{N: n, Y: ds.Y[pos : pos+n]}
+	if ds.X != nil {
+		b.X = ds.X[pos*ds.Dim : (pos+n)*ds.Dim]
+	}
+	if ds.Tokens != nil {
+		b.Tokens, b.Lengths = ds.Tokens[pos*ds.SeqLen:(pos+n)*ds.SeqLen], ds.Lengths[pos:pos+n]
+	}
+	return b
 }
 
 // measureSteps mirrors pytorch_reference.py's bench_loop: 5 warm-up steps, calibrate the
