@@ -23,6 +23,10 @@ type Batch struct {
 	// Ghost selects per-example mode: Backward keeps what it needs to compute per-example
 	// gradient norms and weighted sums, and does not accumulate parameter gradients.
 	Ghost bool
+	// overwrite says the parameter gradients hold stale values: Backward sets them instead
+	// of adding to them (a float32 network after TrainStep; only LinearOf does, see
+	// network32.overwrites).
+	overwrite bool
 }
 
 // Valid reports whether row t of example i is a real (not padded) position.

@@ -118,8 +118,11 @@ func (l *LinearOf[F]) Backward(dy *TensorOf[F], b *Batch, needInput bool) *Tenso
 	if b.Ghost {
 		l.dy, l.perExampleOf = dy, nil
 	} else {
-		mulTNAcc(l.gw, l.x.Data, dy.Data, l.In, dy.Rows, l.Out)
+		linalg.MulTN(l.gw, l.x.Data, dy.Data, l.In, dy.Rows, l.Out, !b.overwrite)
 		if !l.NoBias {
+			if b.overwrite {
+				clear(l.gb)
+			}
 			linalg.SumRows(l.gb, dy.Data, dy.Rows, l.Out)
 		}
 	}

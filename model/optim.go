@@ -61,8 +61,10 @@ var _ drainStepper = (*SGD)(nil)
 // unspecified. A Float32 model trained by plain SGD (no momentum) does not form float64
 // gradients at all: the update reads the float32 ones where the backward pass left them
 // (linalg.DescendDrain), one pass over the parameters instead of three (clearing Grads,
-// adding the float32 gradients in, the update), 28 bytes moved a parameter instead of 60.
-// Use Backprop where the gradients are wanted. On an error Params are unchanged.
+// adding the float32 gradients in, the update), 24 bytes moved a parameter instead of 60;
+// and it leaves them there, so that the next backward pass of a network of Linear layers
+// overwrites them instead of adding to zeros. Use Backprop where the gradients are
+// wanted. On an error Params are unchanged.
 func (m *Model) TrainStep(in *Input, tg Targets, scale float64, rng *rand.Rand, opt Optimizer) (lossSum float64, st Stats, err error) {
 	s, ok := opt.(drainStepper)
 	n := m.low(false)
@@ -77,7 +79,7 @@ func (m *Model) TrainStep(in *Input, tg Targets, scale float64, rng *rand.Rand, 
 		return lossSum, st, err
 	}
 	s.stepDrain(m.Params, n.grads, n.params)
-	n.fresh = true
+	n.fresh, n.stale = true, true
 	return lossSum, st, nil
 }
 
@@ -169,8 +171,8 @@ func (s *SGD) stepNarrow(params, grads []float64, low []float32) {
 
 func (s *SGD) drains() bool { return s.Momentum == 0 }
 
-// stepDrain is stepNarrow taking the gradients from src, which it clears
-// (linalg.DescendDrain); only without momentum (drains).
+// stepDrain is stepNarrow taking the gradients from src (linalg.DescendDrain); only
+// without momentum (drains).
 func (s *SGD) stepDrain(params []float64, src, low []float32) {
 	s.src, s.low = src[:len(params)], low[:len(params)]
 	s.step(params, nil, len(params))

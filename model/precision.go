@@ -96,7 +96,11 @@ type network32 struct {
 	layers     []LayerOf[float32]
 	perExample []perExampleLayer // the parametrised layers
 	params     []float32
-	grads      []float32 // zero between passes: flushGrads moves them to Grads
+	grads      []float32 // zero between passes (flushGrads moves them to Grads), or stale
+	// stale says grads hold the gradients TrainStep's update took, not zero: the next
+	// backward pass overwrites them where every parametrised layer can (overwrites: all
+	// are LinearOf, whose one multiply sets its gradient), or clears them first (clean).
+	stale, overwrites bool
 	// fresh says params already hold Params rounded, written by Model.Step in its update;
 	// the next pass takes them as they are and clears it, and every Model method that
 	// writes Params clears it (paramsChanged).
@@ -130,6 +134,12 @@ func newNetwork32(spec Spec, n int) (*network32, error) {
 	}
 	if off != n {
 		return nil, fmt.Errorf("model: the float32 network has %d parameters, the float64 one %d", off, n)
+	}
+	net.overwrites = true
+	for _, p := range net.perExample {
+		if _, ok := p.(*LinearOf[float32]); !ok {
+			net.overwrites = false
+		}
 	}
 	return net, nil
 }
@@ -185,9 +195,23 @@ func (n *network32) forward(m *Model) *Tensor {
 func (n *network32) backward(dy *Tensor, b *Batch, grads []float64) {
 	n.dy = ensure(n.dy, dy.Rows, dy.Cols)
 	convert(n.dy.Data, dy.Data)
+	if n.stale && n.overwrites && !b.Ghost {
+		b.overwrite, n.stale = true, false
+	}
+	n.clean()
 	runBackward(n.layers, n.dy, b)
+	b.overwrite = false
 	if !b.Ghost && grads != nil {
 		n.flushGrads(grads)
+	}
+}
+
+// clean zeroes stale gradients. Every pass that adds to them (a backward pass, then
+// AccumulateWeighted after a ghost one) starts with backward, which calls it.
+func (n *network32) clean() {
+	if n.stale {
+		clear(n.grads)
+		n.stale = false
 	}
 }
 

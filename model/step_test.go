@@ -72,28 +72,41 @@ func TestStepMatchesOptimizerStep(t *testing.T) {
 	} {
 		for _, p := range []Precision{Float32, Float64} {
 			for _, via := range []string{"Step", "TrainStep"} {
-				t.Run(fmt.Sprintf("%s/momentum%g/nesterov%v/wd%g/%v/%s", c.Name, c.Momentum, c.Nesterov, c.WeightDecay, p, via), func(t *testing.T) {
-					a, in, tg := stepCase(t)
-					if err := a.SetPrecision(p); err != nil {
-						t.Fatal(err)
-					}
-					b := a.Clone()
-					optA, _ := NewOptimizer(c)
-					optB, _ := NewOptimizer(c)
-					for range 3 {
-						trainStep(t, a, optA, in, tg, via)
-						trainStep(t, b, optB, in, tg, "optimizer")
-						for i := range a.Params {
-							if a.Params[i] != b.Params[i] || via == "Step" && a.Grads[i] != b.Grads[i] {
-								t.Fatalf("param %d, grad %d = %v, %v, want %v, %v", i, i, a.Params[i], a.Grads[i], b.Params[i], b.Grads[i])
-							}
-						}
-					}
-					sameOutput(t, a, b, in)
-				})
+				for name, build := range stepModels {
+					t.Run(fmt.Sprintf("%s/%s/momentum%g/nesterov%v/wd%g/%v/%s", name, c.Name, c.Momentum, c.Nesterov, c.WeightDecay, p, via), func(t *testing.T) {
+						testStepMatches(t, build, c, p, via)
+					})
+				}
 			}
 		}
 	}
+}
+
+// stepModels are a network of Linear layers, whose gradients TrainStep leaves for the next
+// backward pass to overwrite, and one with embedded columns, whose gradients it clears.
+var stepModels = map[string]func(t *testing.T) (*Model, *Input, Targets){
+	"mlp":                  stepCase,
+	"mlp_embedded_columns": tableMLP,
+}
+
+func testStepMatches(t *testing.T, build func(t *testing.T) (*Model, *Input, Targets), c OptimizerConfig, p Precision, via string) {
+	a, in, tg := build(t)
+	if err := a.SetPrecision(p); err != nil {
+		t.Fatal(err)
+	}
+	b := a.Clone()
+	optA, _ := NewOptimizer(c)
+	optB, _ := NewOptimizer(c)
+	for range 3 {
+		trainStep(t, a, optA, in, tg, via)
+		trainStep(t, b, optB, in, tg, "optimizer")
+		for i := range a.Params {
+			if a.Params[i] != b.Params[i] || via == "Step" && a.Grads[i] != b.Grads[i] {
+				t.Fatalf("param %d, grad %d = %v, %v, want %v, %v", i, i, a.Params[i], a.Grads[i], b.Params[i], b.Grads[i])
+			}
+		}
+	}
+	sameOutput(t, a, b, in)
 }
 
 // TestStepThenWrite checks that a change of Params through each of the Model's methods
@@ -165,5 +178,46 @@ func testStepThenWrite(t *testing.T, write func(*testing.T, *Model), via string)
 	}
 	if got != want || got == before {
 		t.Fatalf("loss after the write %v, a clone's %v (before the step and write %v)", got, want, before)
+	}
+}
+
+// TestGradientsAfterTrainStep checks that the gradients TrainStep leaves in a float32
+// network (a Linear network's, to be overwritten, or cleared) do not leak into the
+// gradients of the passes after it: Backprop, and the ghost passes of DP-SGD, give a model
+// that took a TrainStep the gradients its clone, which never did, gets.
+func TestGradientsAfterTrainStep(t *testing.T) {
+	for name, build := range stepModels {
+		for _, pass := range []string{"Backprop", "AccumulateWeighted"} {
+			t.Run(name+"/"+pass, func(t *testing.T) {
+				m, in, tg := build(t)
+				if err := m.SetPrecision(Float32); err != nil {
+					t.Fatal(err)
+				}
+				opt, _ := NewOptimizer(OptimizerConfig{Name: "sgd", LR: 0.1})
+				trainStep(t, m, opt, in, tg, "TrainStep")
+				c := m.Clone()
+				for _, x := range []*Model{m, c} {
+					x.ZeroGrads()
+					if pass == "Backprop" {
+						if _, _, err := x.Backprop(in, tg, 1, nil); err != nil {
+							t.Fatal(err)
+						}
+						continue
+					}
+					norms := make([]float64, in.B)
+					if _, _, err := x.PerExampleNorms(in, tg, nil, norms); err != nil {
+						t.Fatal(err)
+					}
+					if err := x.AccumulateWeighted(norms); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for i := range m.Grads {
+					if math.Float64bits(m.Grads[i]) != math.Float64bits(c.Grads[i]) {
+						t.Fatalf("grad %d = %v, the clone's %v", i, m.Grads[i], c.Grads[i])
+					}
+				}
+			})
+		}
 	}
 }

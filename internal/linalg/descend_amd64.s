@@ -79,7 +79,7 @@ descendNarrowDone:
 // func descendDrainAVX(p *float64, src, low *float32, n int, lr, wd float64)
 //
 // descendNarrowAVX from the gradients 0 + src widened (the sum Drain forms in a zeroed
-// float64 vector: −0 becomes +0), setting src to zero.
+// float64 vector: −0 becomes +0).
 TEXT ·descendDrainAVX(SB), NOSPLIT, $0-48
 	MOVQ         p+0(FP), DI
 	MOVQ         src+8(FP), R8
@@ -96,7 +96,6 @@ descendDrainLoop:
 	VCVTPS2PD 16(R8), Y7
 	VADDPD    Y6, Y13, Y6
 	VADDPD    Y7, Y13, Y7
-	VMOVUPS   Y13, (R8)
 	DESCEND8(Y6, Y7)
 	NARROW8
 	ADDQ      $64, DI

@@ -53,11 +53,12 @@ func testDescend(t *testing.T, n int, wd float64, kernel string) {
 	case "DescendNarrow":
 		DescendNarrow(p, g[:n], low, lr, wd)
 	case "DescendDrain":
+		srcBefore := append([]float32(nil), src...)
 		DescendDrain(p, src[:n], low, lr, wd)
 		g = wantG // not formed
-		for i, v := range src[:n] {
-			if v != 0 {
-				t.Fatalf("src[%d] = %v, want 0", i, v)
+		for i, v := range src {
+			if !sameFloat(float64(v), float64(srcBefore[i])) {
+				t.Fatalf("src[%d] = %v, was %v: DescendDrain wrote it", i, v, srcBefore[i])
 			}
 		}
 	}
@@ -65,9 +66,6 @@ func testDescend(t *testing.T, n int, wd float64, kernel string) {
 		if !sameFloat(p[i], want[i]) || !sameFloat(g[i], wantG[i]) || !sameFloat(float64(low[i]), float64(wantLow[i])) {
 			t.Fatalf("at %d: p, g, low = %v, %v, %v, want %v, %v, %v", i, p[i], g[i], low[i], want[i], wantG[i], wantLow[i])
 		}
-	}
-	if src[n] != 7 {
-		t.Fatalf("wrote src past len(g)")
 	}
 }
 
@@ -95,7 +93,7 @@ func BenchmarkDescendNarrow(b *testing.B) {
 // it replaces.
 func BenchmarkDescendDrain(b *testing.B) {
 	p, src, low := make([]float64, 235146), make([]float32, 235146), make([]float32, 235146)
-	b.SetBytes(28 * int64(len(p)))
+	b.SetBytes(24 * int64(len(p)))
 	for b.Loop() {
 		DescendDrain(p, src, low, 0.05, 0)
 	}
