@@ -191,11 +191,12 @@ func gemmBlocked[T Float](tA, tB bool, dst, a, b, pb []T, m, k, n int, acc bool)
 	mt, nt := (m+mr-1)/mr, (n+nr-1)/nr
 	// Split along the dimension with more tiles: columns share A (read in place) and rows
 	// the slivers of B, and each chunk then touches only its share of the other. But a
-	// transposed B is packed by every chunk that reads it, one value at a time: split by
-	// rows, each chunk would pack all of it (a Linear layer's input gradient, dy·Wᵀ at batch
-	// 64, then spent more time packing than multiplying), so its columns are split as long
-	// as there are two tiles for each worker.
-	splitRows := mt > nt && !(tB && pb == nil && nt >= 2*Workers)
+	// transposed B, split by rows, is packed before the chunks run, one value at a time on
+	// one core: where A is no larger than B (a Linear layer's input gradient dy·Wᵀ at a
+	// small batch) the columns are split instead, as long as there are two tiles for each
+	// worker, and each chunk packs its own (a convolution's dy·Wᵀ, A tall and B small,
+	// stays split by rows).
+	splitRows := mt > nt && !(tB && pb == nil && m <= n && nt >= 2*Workers)
 	tiles := nt
 	if splitRows {
 		tiles = mt
