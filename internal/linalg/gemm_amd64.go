@@ -392,8 +392,21 @@ func packA[T Float](dst []T, tA bool, a []T, m, k, i0, rows, p0, kb int) {
 func packB[T Float](dst []T, tB bool, b []T, k, n, p0, kb, j0, cols int) {
 	nr := nrOf[T]()
 	if tB {
-		// op(B)(p, j) = b[j·k + p]: one contiguous run of kb values per column.
-		for c := 0; c < cols; c++ {
+		// op(B)(p, j) = b[j·k + p]: one contiguous run of kb values per column, four
+		// columns at a time, so that each row of the sliver is written four adjacent
+		// values at a time.
+		c := 0
+		for ; c+4 <= cols; c += 4 {
+			s0 := b[(j0+c)*k+p0 : (j0+c)*k+p0+kb]
+			s1 := b[(j0+c+1)*k+p0 : (j0+c+1)*k+p0+kb]
+			s2 := b[(j0+c+2)*k+p0 : (j0+c+2)*k+p0+kb]
+			s3 := b[(j0+c+3)*k+p0 : (j0+c+3)*k+p0+kb]
+			for p, v := range s0 {
+				d := dst[p*nr+c : p*nr+c+4 : p*nr+c+4]
+				d[0], d[1], d[2], d[3] = v, s1[p], s2[p], s3[p]
+			}
+		}
+		for ; c < cols; c++ {
 			src := b[(j0+c)*k+p0 : (j0+c)*k+p0+kb]
 			for p, v := range src {
 				dst[p*nr+c] = v
