@@ -266,7 +266,7 @@ func (r *Relay) pullWork(ctx context.Context) (*pb.Task, []*pb.Blob, error) {
 		}
 		return nil, nil, nil
 	}
-	asm, err := blob.NewAssembler(task.Blobs, 1<<30)
+	asm, err := blob.NewAssembler(task.Blobs, 1<<30, 0)
 	if err != nil {
 		return nil, nil, err
 	}
