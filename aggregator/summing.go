@@ -127,21 +127,29 @@ func (r *Relay) hold(ctx context.Context, c caller, res *pb.Result, blobs []*pb.
 	if err != nil {
 		return false, nil, nil
 	}
-	var u secagg.EncryptedUpdate
-	if err := u.UnmarshalBinary(data); err != nil || u.ClientID != c.cert || u.TaskID != res.GetTaskId() {
-		return false, nil, nil
-	}
 	sum, err := r.subtotalFor(task)
 	if err != nil {
 		r.log.Warn("cannot sum the round's uploads; relaying them", "round", task.round, "err", err)
 		return false, nil, nil
 	}
+	// The upload is checked, and later added, chunk by chunk from its bytes (as the server's
+	// Aggregator.AddBinary reads them), never decoded whole; data stays unchanged until
+	// hold returns.
+	errNotTheTasks := errors.New("not the upload of this client's task")
 	sum.mu.Lock()
-	checked, err := sum.st.Check(&u)
+	checked, err := sum.st.CheckBinary(data, func(clientID, taskID string) error {
+		if clientID != c.cert || taskID != res.GetTaskId() {
+			return errNotTheTasks
+		}
+		return nil
+	})
 	if err == nil {
 		sum.inflight++
 	}
 	sum.mu.Unlock()
+	if errors.Is(err, errNotTheTasks) {
+		return false, nil, nil
+	}
 	if err != nil {
 		r.log.Warn("upload fails the checks; relaying it for the server to refuse", "client", c.cert, "task", res.GetTaskId(), "err", err)
 		return false, nil, nil

@@ -8,14 +8,18 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/confide-fl/confide/aggregator"
 	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/proto/blob"
+	pb "github.com/confide-fl/confide/proto/confide/v1"
 	"github.com/confide-fl/confide/secagg"
 	"github.com/confide-fl/confide/server"
 )
@@ -258,6 +262,111 @@ func TestLyingAggregatorFailsTheRound(t *testing.T) {
 	for j, got := range r.coord.Global() {
 		if d := got - initial[j]; math.Abs(d-want) > 2e-3 {
 			t.Fatalf("parameter %d moved by %g over 3 rounds, want %g (round 2's aggregate abandoned)", j, d, want)
+		}
+	}
+}
+
+// uploadTamperer is a client's stream interceptor that alters its first encrypted fit
+// upload after the client signed it: one ciphertext byte flipped and the blob's digest
+// recomputed, so that only secure aggregation's checks can tell.
+type uploadTamperer struct{ done atomic.Bool }
+
+func (u *uploadTamperer) intercept(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	s, err := streamer(ctx, desc, cc, method, opts...)
+	if err != nil || !strings.HasSuffix(method, "/PushResult") || u.done.Load() {
+		return s, err
+	}
+	return &tamperingStream{ClientStream: s, u: u}, nil
+}
+
+// tamperingStream holds back a fit result with an encrypted upload until CloseSend, then
+// sends it altered.
+type tamperingStream struct {
+	grpc.ClientStream
+	u      *uploadTamperer
+	header *pb.Result
+	data   []byte
+}
+
+func (s *tamperingStream) SendMsg(m any) error {
+	c := m.(*pb.ResultChunk)
+	if r := c.GetResult(); r != nil && r.GetKind() == pb.TaskKind_TASK_KIND_FIT && len(r.GetBlobs()) == 1 && r.GetBlobs()[0].GetName() == blob.EncryptedUpdate {
+		s.header = proto.CloneOf(r)
+		return nil
+	}
+	if s.header != nil && c.GetResult() == nil {
+		s.data = append(s.data, c.GetData()...)
+		return nil
+	}
+	return s.ClientStream.SendMsg(m)
+}
+
+func (s *tamperingStream) CloseSend() error {
+	if s.header != nil && s.u.done.CompareAndSwap(false, true) {
+		s.data[len(s.data)-8*5] ^= 1 // a coefficient of the last chunk's c1, as server/aggregate_test.go
+		b := blob.New(blob.EncryptedUpdate, s.data)
+		s.header.Blobs = []*pb.Blob{{Name: b.Name, Size: b.Size, Sha256: b.Sha256}}
+		if err := s.ClientStream.SendMsg(&pb.ResultChunk{Part: &pb.ResultChunk_Result{Result: s.header}}); err != nil {
+			return err
+		}
+		for off := 0; off < len(s.data); off += 256 << 10 {
+			if err := s.ClientStream.SendMsg(&pb.ResultChunk{Part: &pb.ResultChunk_Data{Data: s.data[off:min(off+256<<10, len(s.data))]}}); err != nil {
+				return err
+			}
+		}
+	}
+	return s.ClientStream.CloseSend()
+}
+
+// A client's upload altered after it was signed: its summing aggregator's checks
+// (secagg.Subtotal.CheckBinary on the upload's bytes) refuse it, so it relays the upload
+// whole; the root refuses it too, and the round's sum is the three other clients' alone
+// (weighted shifts 0.02·100, 0.03·150, 0.04·200 over 450 examples), the aggregator having
+// summed only its other client.
+func TestSummingAggregatorRelaysATamperedUploadForTheRootToRefuse(t *testing.T) {
+	ctx, p, verifier, r, aggs, clients := newSummingFederation(t, 1, 3)
+	initial := r.coord.Global()
+	relays := make([]*aggregator.Relay, len(aggs))
+	addrs := make([]string, len(aggs))
+	for i, a := range aggs {
+		relays[i], addrs[i], _ = startSummingRelay(t, ctx, p, verifier, r.addr, a, "127.0.0.1:0")
+	}
+	tamperer := &uploadTamperer{}
+	startClients(t, ctx, r, clients, func(i int) (client.Config, client.Trainer) {
+		name := clients[i]
+		cfg := client.Config{Server: addrs[i/2], Name: name, TLS: p.clientTLS(t, name), CommitteeEligible: true,
+			Party:    client.PartyConfig{Signer: p.identityOf(t, name), Verifier: verifier},
+			PollWait: 2 * time.Second, BackoffMax: 500 * time.Millisecond, Logger: quietLogger()}
+		if i == 0 {
+			cfg.DialOptions = []grpc.DialOption{grpc.WithChainStreamInterceptor(tamperer.intercept)}
+		}
+		return cfg, shiftTrainer{Shift: 0.01 * float64(i+1), N: 50 * (i + 1)}
+	})()
+	if !tamperer.done.Load() {
+		t.Fatal("the tampering client pushed no encrypted upload")
+	}
+	if got := relays[0].Summed(); got != 1 {
+		t.Errorf("aggregator %s summed %d uploads, want 1 (its untampered client's)", aggs[0], got)
+	}
+	if got := relays[1].Summed(); got != 2 {
+		t.Errorf("aggregator %s summed %d uploads, want 2", aggs[1], got)
+	}
+	var rounds int
+	for _, rec := range r.store.Records() {
+		if rr, ok := rec.(server.RoundRecord); ok {
+			rounds++
+			if rr.Failed || slices.Contains(rr.Contributors, clients[0]) || len(rr.Contributors) != 3 {
+				t.Errorf("round %d: failed %v (%s), contributors %v; want the three untampered clients", rr.Round, rr.Failed, rr.Reason, rr.Contributors)
+			}
+		}
+	}
+	if rounds != 1 {
+		t.Fatalf("the root persisted %d round records, want 1", rounds)
+	}
+	want := (0.02*100 + 0.03*150 + 0.04*200) / 450 // 0.0322; with the tampered client's 0.01·50 it would be 0.03
+	for j, got := range r.coord.Global() {
+		if d := got - initial[j]; math.Abs(d-want) > 1e-3 {
+			t.Fatalf("parameter %d moved by %g, want %g within 1e-3", j, d, want)
 		}
 	}
 }

@@ -170,21 +170,40 @@ func (a *Aggregator) Add(u *EncryptedUpdate) error {
 // error. A rejected update leaves the aggregate unchanged. p must not change during the
 // call.
 func (a *Aggregator) AddBinary(p []byte, accept func(clientID, taskID string) error) error {
+	c, err := a.checkBinary(p, accept)
+	if err != nil {
+		return err
+	}
+	return a.add(c.clientID, c.chunks, c.chunk, c.accepted)
+}
+
+// checkedUpload is an upload that passed the checks, not added yet: chunk returns its
+// ciphertext k (decoded into worker w's buffer when it is read from the upload's bytes).
+type checkedUpload struct {
+	clientID string
+	chunks   int
+	chunk    func(w, k int) (*rlwe.Ciphertext, error)
+	accepted *acceptedUpload
+}
+
+// checkBinary is AddBinary's validation: everything but the add, which reads the chunks
+// from p again.
+func (a *Aggregator) checkBinary(p []byte, accept func(clientID, taskID string) error) (*checkedUpload, error) {
 	r := newReader(p, typeUpdate, "encrypted update")
 	u, n, k := r.updateHeader()
 	if r.err != nil {
-		return r.done()
+		return nil, r.done()
 	}
 	if accept != nil {
 		if err := accept(u.ClientID, u.TaskID); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := a.checkHeader(&u, k); err != nil {
-		return err
+		return nil, err
 	}
 	if n != a.params.N() {
-		return fmt.Errorf("secagg: update of client %q is for ring degree %d, want %d", u.ClientID, n, a.params.N())
+		return nil, fmt.Errorf("secagg: update of client %q is for ring degree %d, want %d", u.ClientID, n, a.params.N())
 	}
 	base, cw := r.off, chunkWireSize(n, len(u.q))
 	bufs := make([]*rlwe.Ciphertext, a.cfg.Workers)
@@ -211,7 +230,7 @@ func (a *Aggregator) AddBinary(p []byte, accept func(clientID, taskID string) er
 		}
 	})
 	if err := firstError(errs); err != nil {
-		return err
+		return nil, err
 	}
 	var accepted *acceptedUpload
 	if a.cfg.Verifier != nil {
@@ -220,10 +239,10 @@ func (a *Aggregator) AddBinary(p []byte, accept func(clientID, taskID string) er
 			return commitTree(n, u.q[0], c1Bytes(p, base, k, n, len(u.q)), c0Digests, a.cfg.Workers, true)
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return a.add(u.ClientID, k, chunk, accepted)
+	return &checkedUpload{clientID: u.ClientID, chunks: k, chunk: chunk, accepted: accepted}, nil
 }
 
 // check validates an upload as Add does, without adding it; with a Verifier it returns

@@ -111,20 +111,25 @@ func NewSubtotal(params Parameters, cfg AggregatorConfig, name string) (*Subtota
 // Add validates an upload and adds it, as Aggregator.Add; after Partial it refuses with
 // ErrFrozen.
 func (s *Subtotal) Add(u *EncryptedUpdate) error {
+	if err := s.frozen(); err != nil {
+		return err
+	}
+	return s.agg.Add(u)
+}
+
+// frozen refuses what comes after Partial.
+func (s *Subtotal) frozen() error {
 	if s.sent != nil {
 		return fmt.Errorf("secagg: the subtotal of %s for round %d was forwarded already: %w", s.name, s.agg.cfg.Round, ErrFrozen)
 	}
-	return s.agg.Add(u)
+	return nil
 }
 
 // CheckedUpload is an upload that passed a Subtotal's checks (Check) and is not added
 // yet: an aggregator checks an upload, forwards its client's result to the server as held,
 // and adds it only once the server has accepted that result, so that a partial sum never
 // holds an upload the server refused (it cannot be taken out again).
-type CheckedUpload struct {
-	u        *EncryptedUpdate
-	accepted *acceptedUpload
-}
+type CheckedUpload struct{ checkedUpload }
 
 // ClientID returns the certified identity of the upload's client.
 func (c *CheckedUpload) ClientID() string { return c.accepted.identity }
@@ -138,32 +143,48 @@ func (c *CheckedUpload) Root() [32]byte { return c.accepted.commitment.Root }
 // Check validates an upload as Add does (certificate, signature, commitment, every
 // ciphertext) without adding it.
 func (s *Subtotal) Check(u *EncryptedUpdate) (*CheckedUpload, error) {
-	if s.sent != nil {
-		return nil, fmt.Errorf("secagg: the subtotal of %s for round %d was forwarded already: %w", s.name, s.agg.cfg.Round, ErrFrozen)
+	if err := s.frozen(); err != nil {
+		return nil, err
 	}
 	acc, err := s.agg.check(u)
 	if err != nil {
 		return nil, err
 	}
-	return &CheckedUpload{u: u, accepted: acc}, nil
+	return &CheckedUpload{checkedUpload{clientID: u.ClientID, chunks: len(u.chunks), chunk: chunkOf(u.chunks), accepted: acc}}, nil
+}
+
+// CheckBinary is Check of a marshalled upload, read chunk by chunk from p as
+// Aggregator.AddBinary reads it (accept as there): the checked upload keeps p, not the
+// decoded ciphertexts, and AddChecked decodes each chunk from it again, so p must not
+// change until then.
+func (s *Subtotal) CheckBinary(p []byte, accept func(clientID, taskID string) error) (*CheckedUpload, error) {
+	if err := s.frozen(); err != nil {
+		return nil, err
+	}
+	c, err := s.agg.checkBinary(p, accept)
+	if err != nil {
+		return nil, err
+	}
+	return &CheckedUpload{*c}, nil
 }
 
 // AddChecked adds an upload that Check accepted. What may have changed since is checked
 // again: the subtotal forwarded, a second upload of the client, MaxContributors reached.
 func (s *Subtotal) AddChecked(c *CheckedUpload) error {
+	if err := s.frozen(); err != nil {
+		return err
+	}
 	a := s.agg
 	switch {
-	case s.sent != nil:
-		return fmt.Errorf("secagg: the subtotal of %s for round %d was forwarded already: %w", s.name, a.cfg.Round, ErrFrozen)
 	case a.broken != nil:
 		return a.broken
 	case len(a.clients) >= a.params.lit.MaxContributors:
 		return fmt.Errorf("secagg: aggregate already holds MaxContributors = %d updates; another could overflow the modulus", a.params.lit.MaxContributors)
 	}
-	if _, dup := a.clients[c.u.ClientID]; dup {
-		return fmt.Errorf("secagg: client %q already contributed to round %d: %w", c.u.ClientID, a.cfg.Round, ErrDuplicate)
+	if _, dup := a.clients[c.clientID]; dup {
+		return fmt.Errorf("secagg: client %q already contributed to round %d: %w", c.clientID, a.cfg.Round, ErrDuplicate)
 	}
-	return a.add(c.u.ClientID, len(c.u.chunks), chunkOf(c.u.chunks), c.accepted)
+	return a.add(c.clientID, c.chunks, c.chunk, c.accepted)
 }
 
 // Count returns the number of uploads added.

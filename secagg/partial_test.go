@@ -519,7 +519,16 @@ func TestPartialSumWire(t *testing.T) {
 // upload is refused once its client was added or the subtotal forwarded; the root wraps
 // an aggregate of direct uploads (HierarchicalOf) and lists each source's uploads with
 // their clients, tasks and roots (SourceUploads).
+// Check takes the decoded upload, CheckBinary its bytes (what the aggregator of package
+// aggregator uses): both must give the same subtotal, and CheckBinary must refuse a tampered
+// upload and one its accept callback refuses without changing it.
 func TestSubtotalCheckThenAdd(t *testing.T) {
+	for _, binary := range []bool{false, true} {
+		t.Run(fmt.Sprintf("binary=%v", binary), func(t *testing.T) { testSubtotalCheckThenAdd(t, binary) })
+	}
+}
+
+func testSubtotalCheckThenAdd(t *testing.T, binary bool) {
 	cryptotest.SetGlobalRandom(t, 47)
 	p := testParams(t, ParametersLiteral{LogN: 12})
 	f := newAuthFederation(t, p, CommitteeConfig{Size: 5, Threshold: 3, MinContributions: 3}, 1)
@@ -534,7 +543,23 @@ func TestSubtotalCheckThenAdd(t *testing.T) {
 		t.Fatal(err)
 	}
 	direct := f.newAggregator(t, round, PurposeFit, dim)
+	check := func(eu *EncryptedUpdate) (*CheckedUpload, error) {
+		if !binary {
+			return viaCheck.Check(eu)
+		}
+		b, err := eu.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return viaCheck.CheckBinary(b, func(clientID, taskID string) error {
+			if clientID != eu.ClientID || taskID != eu.TaskID {
+				t.Fatalf("CheckBinary's callback got %s, %s; want %s, %s", clientID, taskID, eu.ClientID, eu.TaskID)
+			}
+			return nil
+		})
+	}
 	var checked []*CheckedUpload
+	var last *EncryptedUpdate
 	for i, u := range randomUpdates(round, 4, dim, 1) {
 		eu := f.upload(t, fmt.Sprint("client-", i), round, PurposeFit, u)
 		if i == 0 {
@@ -546,10 +571,25 @@ func TestSubtotalCheckThenAdd(t *testing.T) {
 		if err := viaAdd.Add(eu); err != nil {
 			t.Fatal(err)
 		}
-		c, err := viaCheck.Check(eu)
+		if binary {
+			b, err := eu.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			refused := errors.New("not this client's task")
+			if _, err := viaCheck.CheckBinary(b, func(string, string) error { return refused }); !errors.Is(err, refused) {
+				t.Fatalf("CheckBinary when accept refuses: %v", err)
+			}
+			b[len(b)-1] ^= 1 // the last byte of the last ciphertext, which the commitment covers
+			if _, err := viaCheck.CheckBinary(b, nil); !errors.Is(err, ErrUnauthenticated) {
+				t.Fatalf("CheckBinary of a tampered upload: %v, want ErrUnauthenticated", err)
+			}
+		}
+		c, err := check(eu)
 		if err != nil {
 			t.Fatal(err)
 		}
+		last = eu
 		if c.ClientID() != eu.ClientID || c.TaskID() != eu.TaskID || c.Root() != eu.commitment().Root {
 			t.Fatalf("checked upload names %s, %s, %x; want %s, %s, %x", c.ClientID(), c.TaskID(), c.Root(), eu.ClientID, eu.TaskID, eu.commitment().Root)
 		}
@@ -579,7 +619,7 @@ func TestSubtotalCheckThenAdd(t *testing.T) {
 	if !bytes.Equal(wb, gb) {
 		t.Error("the partial sum of checked-then-added uploads differs from Add's")
 	}
-	if _, err := viaCheck.Check(checked[0].u); !errors.Is(err, ErrFrozen) {
+	if _, err := check(last); !errors.Is(err, ErrFrozen) {
 		t.Errorf("Check after Partial: %v, want ErrFrozen", err)
 	}
 	root, err := HierarchicalOf(direct)
