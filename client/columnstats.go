@@ -119,13 +119,10 @@ func (p *Party) statistics(ctx context.Context, t *pb.Task, res *pb.Result) erro
 	for i, v := range sums {
 		sums[i] = min(max(v*b/float64(maxRows), -b), b) * (1 - 1e-12)
 	}
-	u, err := enc.Encrypt(secagg.UploadContext{Round: t.GetRound(), Purpose: secagg.PurposeStatistics, TaskID: t.GetTaskId(), TaskDigest: taskDigest("statistics", t.GetRound(), nil, spec)}, sums, 1)
+	// Encrypted straight into the upload's bytes, as the fit and evaluate uploads are.
+	ub, err := enc.EncryptBinary(secagg.UploadContext{Round: t.GetRound(), Purpose: secagg.PurposeStatistics, TaskID: t.GetTaskId(), TaskDigest: taskDigest("statistics", t.GetRound(), nil, spec)}, sums, 1)
 	if err != nil {
 		return p.private("encrypting the column statistics", err)
-	}
-	ub, err := u.MarshalBinary()
-	if err != nil {
-		return err
 	}
 	res.Blobs = []*pb.Blob{blob.New(blob.EncryptedUpdate, ub)}
 	return nil
