@@ -54,10 +54,16 @@ type serverFile struct {
 	MaxClients int `yaml:"max_clients"`
 	// MaxUploadMB bounds, in MiB, the clients' uploads the server holds whole at once:
 	// being received, or waiting to be added to the round's aggregate (0: the service's
-	// default, 1024). An upload waits for room; the server adds one at a time, so a bound of
-	// a few uploads costs no throughput. An encrypted update is about 6.5 bytes per
-	// parameter (secure_aggregation.value_bits 11), so the default holds 15 of a 10⁷-parameter
-	// model; the server's memory is about this bound plus a few copies of the model.
+	// default, 1024). An upload takes its declared size from the bound before its first
+	// byte is read and keeps it until it is added, so the bound also caps how many uploads
+	// are received at once; the others wait for room (up to 2 minutes, then retry). The
+	// server adds one upload at a time, so over fast links (loopback:
+	// docs/sweeps/large-model.md) a bound of a few uploads costs no throughput; over slow
+	// ones it receives only that many at a time, which is why the default is a fixed
+	// amount of memory and not a number of uploads. An encrypted update is about 6.5 bytes
+	// per parameter (secure_aggregation.value_bits 11), so the default holds 15 of a
+	// 10⁷-parameter model; the server's memory is about this bound plus a few copies of the
+	// model.
 	MaxUploadMB int `yaml:"max_upload_mb"`
 	// MemoryLimitMB is a soft limit, in MiB, on the server process's memory (Go's
 	// runtime/debug.SetMemoryLimit): the garbage collector runs more often as the heap
