@@ -481,7 +481,9 @@
 //	bytes / bits per value           7.34 / 58.7      7.86 / 62.9      16.25 / 130
 //	client encrypt CPU per 10^6      0.073 s          0.057 s          0.262 s
 //	server sum CPU, 1 thread,
-//	  1000 uploads (÷ plaintext)     0.58 s (0.99×)   0.66 s (1.19×)   1.45 s (2.97×)
+//	  1000 uploads (÷ plaintext)     3.02 s (6.97×)   3.04 s (6.19×)   6.46 s (14.1×)
+//	  the same uploads decoded
+//	  beforehand (Add)               0.58 s (0.99×)   0.66 s (1.19×)   1.45 s (2.97×)
 //	decryption: member share,
 //	  combine (wall)                 0.17 s, 0.95 s   0.14 s, 1.35 s   0.53 s, 0.15 s
 //	max |error| of the sum           0.064            0.0083           3.7e-4
@@ -491,7 +493,10 @@
 // sum cycles through 8 vectors, whose rounding errors would repeat; the float encoding's
 // errors do not depend on the vectors and are of the timed sum); the combine step
 // reconstructs every coefficient by big-integer CRT (lattigo's PolyToBigintCentered),
-// which is where its time goes. The server's sum is memory-bound (it streams the upload's
-// bytes; lazy modular reduction measured no gain), so its ratio to a plaintext sum follows
-// the bytes per value.
+// which is where its time goes. The server adds each upload from its bytes
+// (Aggregator.AddBinary, at load average 2–4 with --error-clients 0): decoding and checking
+// every coefficient, once to check the upload and again to add it, is most of its time.
+// Adding uploads decoded beforehand (Aggregator.Add, which the bench timed before) is
+// memory-bound (lazy modular reduction measured no gain), so that ratio to a plaintext sum
+// follows the bytes per value.
 package secagg

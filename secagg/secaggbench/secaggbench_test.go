@@ -17,7 +17,7 @@ func TestRunSmall(t *testing.T) {
 	if r.Chunks != 2 || r.UploadRatio < 2 || r.UploadRatio > 3.5 {
 		t.Errorf("chunks %d upload ratio %g", r.Chunks, r.UploadRatio)
 	}
-	for name, v := range map[string]float64{"encrypt": r.ClientEncryptSec, "sum": r.ServerSumSec, "plain": r.PlaintextSumSec, "decrypt": r.DecryptSec} {
+	for name, v := range map[string]float64{"encrypt": r.ClientEncryptSec, "sum": r.ServerSumSec, "sum-decoded": r.ServerSumDecodedSec, "plain": r.PlaintextSumSec, "decrypt": r.DecryptSec} {
 		if !(v > 0) {
 			t.Errorf("%s time %g not positive", name, v)
 		}
