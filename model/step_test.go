@@ -168,7 +168,7 @@ func testStepThenWrite(t *testing.T, write func(*testing.T, *Model), via string)
 	}
 	trainStep(t, m, opt, in, tg, via)
 	write(t, m)
-	got, _, err := m.Evaluate(in, tg) // a float32 pass, even for an int8 model
+	got, _, err := m.Evaluate(in, tg) // the float32 network, or the int8 kernels once quantised
 	if err != nil {
 		t.Fatal(err)
 	}
