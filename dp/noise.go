@@ -217,46 +217,78 @@ const aheadSlice = 512
 
 // ahead holds standard normal variates drawn ahead of the fill that will use them, by
 // linalg's helpers in the time they would otherwise spend polling for their next job
-// (linalg.AddIdleWork): a DP-SGD step's serial parts leave a helper about that much time,
-// so most of the next step's noise is ready when the step asks for it. Each variate is
-// used once, by the next fill, and drawn from its own stream (g), not one of the fill's.
+// (linalg.AddIdleWork): a DP-SGD step's serial parts leave a helper much of that time. There
+// are two buffers, so that the helpers draw into one while a DP-SGD update holds the other
+// (UseNormals). Each variate is used once and drawn from its own stream (g), not one of the
+// fill's.
 type ahead struct {
 	mu     sync.Mutex
 	g      *gaussStream
-	z      []float64 // z[:n] are drawn and unused
-	n      int
+	bufs   [2]aheadBuf
+	lent   int    // the buffer UseNormals holds, or −1
 	remove func() // unregisters the idle work
 }
 
-// slice draws up to aheadSlice more variates, unless a fill holds the buffer or it is full,
-// and reports whether it drew any.
+// aheadBuf is one buffer: z[:n] are drawn and unused, z[n:] are zero.
+type aheadBuf struct {
+	z []float64
+	n int
+}
+
+func newAhead(g *gaussStream, n int) *ahead {
+	return &ahead{g: g, bufs: [2]aheadBuf{{z: make([]float64, n)}, {z: make([]float64, n)}}, lent: -1}
+}
+
+// fuller returns the buffer other than skip (−1: none) with the most variates ready.
+func (a *ahead) fuller(skip int) int {
+	i := 0
+	if skip == 0 || skip != 1 && a.bufs[1].n > a.bufs[0].n {
+		i = 1
+	}
+	return i
+}
+
+// slice draws up to aheadSlice more variates, unless a fill holds the buffers or they are
+// full, and reports whether it drew any. It completes the fuller buffer first.
 func (a *ahead) slice() bool {
 	if !a.mu.TryLock() {
 		return false
 	}
 	defer a.mu.Unlock()
-	m := min(len(a.z)-a.n, aheadSlice)
-	if m == 0 {
-		return false
+	for _, i := range [2]int{a.fuller(a.lent), 1 - a.fuller(a.lent)} {
+		b := &a.bufs[i]
+		if i == a.lent || b.n == len(b.z) {
+			continue
+		}
+		m := min(len(b.z)-b.n, aheadSlice)
+		a.g.addNormals(b.z[b.n:b.n+m], 1) // z[n:] is zero: what is used is cleared
+		b.n += m
+		return true
 	}
-	a.g.addNormals(a.z[a.n:a.n+m], 1) // z[n:] is zero: take clears what it uses
-	a.n += m
-	return true
+	return false
 }
 
 // take adds std times the variates drawn ahead to dst, up to len(dst) of them, and returns
-// how many it used; they are dropped from the buffer.
+// how many it used; they are dropped from the buffers.
 func (a *ahead) take(dst []float64, std float64) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	k := min(a.n, len(dst))
-	z := a.z[a.n-k : a.n]
-	linalg.ParallelFor(k, 1, func(_, lo, hi int) {
-		linalg.Axpy(std, z[lo:hi], dst[lo:hi])
-		clear(z[lo:hi]) // used noise is not kept: with it, the noised result gives the exact one
-	})
-	a.n -= k
-	return k
+	done := 0
+	for range a.bufs {
+		b := &a.bufs[a.fuller(-1)]
+		k := min(b.n, len(dst)-done)
+		if k == 0 {
+			break
+		}
+		z, d := b.z[b.n-k:b.n], dst[done:done+k]
+		linalg.ParallelFor(k, 1, func(_, lo, hi int) {
+			linalg.Axpy(std, z[lo:hi], d[lo:hi])
+			clear(z[lo:hi]) // used noise is not kept: with it, the noised result gives the exact one
+		})
+		b.n -= k
+		done += k
+	}
+	return done
 }
 
 // NewSecureNoise returns a SecureNoise keyed from the operating system's CSPRNG.
@@ -293,8 +325,7 @@ func (s *SecureNoise) Normal() float64 {
 func (s *SecureNoise) fill(dst []float64, std float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	w := len(s.streams)
-	if w == 1 || len(dst) < parallelNoiseMin || linalg.Workers < 2 {
+	if len(s.streams) == 1 || len(dst) < parallelNoiseMin || linalg.Workers < 2 {
 		s.streams[0].addNormals(dst, std)
 		return
 	}
@@ -303,7 +334,14 @@ func (s *SecureNoise) fill(dst []float64, std float64) {
 	} else {
 		s.drawAhead(min(len(dst), aheadMax))
 	}
-	if len(dst) < parallelNoiseMin {
+	s.addParallel(dst, std)
+}
+
+// addParallel sets dst[i] += std·N(0, 1) for every i, splitting a long vector into
+// contiguous chunks, each drawn from its own stream on its own worker; s.mu is held.
+func (s *SecureNoise) addParallel(dst []float64, std float64) {
+	w := len(s.streams)
+	if w == 1 || len(dst) < parallelNoiseMin {
 		s.streams[0].addNormals(dst, std)
 		return
 	}
@@ -318,6 +356,51 @@ func (s *SecureNoise) fill(dst []float64, std float64) {
 	})
 }
 
+// UseNormals calls use with z, n standard normal draws from the buffer SecureNoise draws
+// ahead into (those ready, the rest drawn now), for a caller that adds the noise in a pass
+// of its own instead of AddGaussian's (DP-SGD's update: model.Model.AccumulateWeightedStep).
+// use must set every value of z to zero once it has used it and report whether it did
+// (false: UseNormals zeroes them); z is valid only during the call. UseNormals returns false
+// without calling use where fills do not draw ahead (one worker, n below 2^15 or above the
+// buffer's length), and the caller then uses AddGaussian.
+func (s *SecureNoise) UseNormals(n int, use func(z []float64) bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.streams) == 1 || n < parallelNoiseMin || n > aheadMax || linalg.Workers < 2 {
+		return false
+	}
+	if s.ahead == nil {
+		s.drawAhead(n)
+	}
+	a := s.ahead
+	if a == nil || len(a.bufs[0].z) < n {
+		return false
+	}
+	// The draws used are the top n of the fuller buffer's ready prefix, or all of its
+	// first n with the rest drawn now, so that what is left keeps its layout (drawn, then
+	// zeros). The helpers draw into the other buffer meanwhile.
+	a.mu.Lock()
+	i := a.fuller(-1)
+	b := &a.bufs[i]
+	ready, left := b.n, max(b.n-n, 0)
+	a.lent = i
+	a.mu.Unlock()
+	var z []float64
+	if ready >= n {
+		z = b.z[ready-n : ready]
+	} else {
+		s.addParallel(b.z[ready:n], 1) // zero until now
+		z = b.z[:n]
+	}
+	if !use(z) {
+		clear(z)
+	}
+	a.mu.Lock()
+	b.n, a.lent = left, -1
+	a.mu.Unlock()
+	return true
+}
+
 // drawAhead registers idle work that keeps n variates drawn ahead; the registration ends
 // when s is collected. Without a stream (crypto/rand does not fail on supported platforms)
 // fills go on without drawing ahead.
@@ -326,7 +409,7 @@ func (s *SecureNoise) drawAhead(n int) {
 	if err != nil {
 		return
 	}
-	a := &ahead{g: g, z: make([]float64, n)}
+	a := newAhead(g, n)
 	a.remove = linalg.AddIdleWork(a.slice)
 	s.ahead = a
 	runtime.AddCleanup(s, func(a *ahead) { a.remove() }, a)

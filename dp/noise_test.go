@@ -1,6 +1,7 @@
 package dp
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -185,51 +186,53 @@ func keepHelpersPolling(t *testing.T, done func() bool) {
 	}
 }
 
-// With helpers to spare, a SecureNoise draws the next fill's variates while they poll for
-// work: the fill then uses them (calibrated, independent of the fill before) and clears
-// them, and nothing is drawn ahead once the SecureNoise is gone.
-func TestSecureNoiseDrawsAhead(t *testing.T) {
+// drawingAhead returns a SecureNoise that draws ahead (two workers for the test's duration),
+// or skips the test with fewer than two processors, where helpers do not poll.
+func drawingAhead(t *testing.T) *SecureNoise {
+	t.Helper()
 	if runtime.GOMAXPROCS(0) < 2 {
 		t.Skip("helpers poll, and draw ahead, only with two or more processors")
 	}
 	old := linalg.Workers
 	linalg.Workers = 2
-	defer func() { linalg.Workers = old }()
+	t.Cleanup(func() { linalg.Workers = old })
 	src, err := NewSecureNoise()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return src
+}
+
+// With helpers to spare, a SecureNoise draws the next fill's variates while they poll for
+// work: the fill then uses them (calibrated, independent of the fill before) and clears
+// them, and nothing is drawn ahead once the SecureNoise is gone.
+func TestSecureNoiseDrawsAhead(t *testing.T) {
+	src := drawingAhead(t)
 	const n = 200_000
 	first := make([]float64, n)
 	if err := AddGaussianNoise(first, 1, src); err != nil {
 		t.Fatal(err)
 	}
 	a := src.ahead
-	if a == nil || len(a.z) != n {
+	if a == nil || len(a.bufs[0].z) != n {
 		t.Fatalf("the first parallel fill set up no drawing ahead of %d variates", n)
 	}
-	ready := func() bool { a.mu.Lock(); defer a.mu.Unlock(); return a.n == n }
-	keepHelpersPolling(t, ready)
-	a.mu.Lock()
-	drawn := slices.Clone(a.z)
-	a.mu.Unlock()
+	keepHelpersPolling(t, func() bool { return a.ready() == 2*n })
+	snap := a.snapshot()
 	second := make([]float64, n)
 	if err := AddGaussianNoise(second, 0.7, src); err != nil {
 		t.Fatal(err)
 	}
-	for i := range second {
-		if second[i] != 0.7*drawn[i] {
-			t.Fatalf("value %d: %v, not 0.7 × the variate drawn ahead %v", i, second[i], drawn[i])
+	// Both buffers are full: the fill takes the whole of the first.
+	for i, v := range second {
+		if want := 0.7 * snap[0][len(snap[0])-n+i]; v != want {
+			t.Fatalf("value %d: %v, not 0.7 × the variate drawn ahead %v", i, v, want/0.7)
 		}
 	}
 	// The helper may already be drawing again; what it has not redrawn must be cleared.
-	a.mu.Lock()
-	for i, v := range a.z {
-		if i < a.n && v == drawn[i] || i >= a.n && v != 0 {
-			t.Fatalf("after the fill, variate %d (of %d drawn again) is %v: used noise kept", i, a.n, v)
-		}
+	if err := a.checkLayout(snap, 0); err != nil {
+		t.Fatal("after the fill: ", err)
 	}
-	a.mu.Unlock()
 	checkGaussian(t, "drawn ahead", second, 0.7, 7)
 	var sab, saa, sbb float64
 	for i := range n {
@@ -239,8 +242,8 @@ func TestSecureNoiseDrawsAhead(t *testing.T) {
 		t.Errorf("a fill drawn ahead correlates with the fill before it: r = %.4f", r)
 	}
 	// A fill longer than what is ready uses it all and draws the rest itself.
-	keepHelpersPolling(t, ready)
-	third := make([]float64, n+parallelNoiseMin)
+	keepHelpersPolling(t, func() bool { return a.ready() == 2*n })
+	third := make([]float64, 2*n+parallelNoiseMin)
 	if err := AddGaussianNoise(third, 1, src); err != nil {
 		t.Fatal(err)
 	}
@@ -260,4 +263,86 @@ func TestSecureNoiseDrawsAhead(t *testing.T) {
 		runtime.GC()
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// UseNormals lends standard normal draws once each — drawn ahead where ready, drawn on the
+// spot otherwise — and keeps its buffer's layout when the borrower does not zero them.
+func TestSecureNoiseUseNormals(t *testing.T) {
+	src := drawingAhead(t)
+	if src.UseNormals(100, func([]float64) bool { t.Fatal("called for 100 draws"); return true }) {
+		t.Error("UseNormals lent 100 draws: short vectors are AddGaussian's")
+	}
+	const n = 150_000
+	var prev []float64
+	lend := func(name string, zero bool) {
+		t.Helper()
+		var got []float64
+		if !src.UseNormals(n, func(z []float64) bool {
+			got = slices.Clone(z)
+			if zero {
+				clear(z)
+			}
+			return zero
+		}) {
+			t.Fatalf("%s: UseNormals lent nothing", name)
+		}
+		checkGaussian(t, name, got, 1, 7)
+		if prev != nil {
+			var sab float64
+			for i := range got {
+				sab += got[i] * prev[i]
+			}
+			if r := sab / n; math.Abs(r) > 7/math.Sqrt(n) {
+				t.Errorf("%s: the draws correlate with the previous loan's: r = %.4f", name, r)
+			}
+		}
+		prev = got
+		if err := src.ahead.checkLayout([2][]float64{}, -1); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	lend("drawn on the spot", true)
+	a := src.ahead
+	keepHelpersPolling(t, func() bool { return a.ready() == 2*n })
+	lend("drawn ahead", true)
+	lend("not zeroed by the borrower", false)
+	keepHelpersPolling(t, func() bool { return a.ready() >= n/2 })
+	lend("partly drawn ahead", true)
+	if src.UseNormals(n+1, func([]float64) bool { t.Fatal("called beyond the buffer"); return true }) {
+		t.Error("UseNormals lent more draws than its buffer holds")
+	}
+}
+
+// ready returns how many variates the buffers hold.
+func (a *ahead) ready() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.bufs[0].n + a.bufs[1].n
+}
+
+// snapshot returns copies of the buffers.
+func (a *ahead) snapshot() [2][]float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return [2][]float64{slices.Clone(a.bufs[0].z), slices.Clone(a.bufs[1].z)}
+}
+
+// checkLayout reports an error unless every buffer is drawn values then zeros and, if used
+// ≥ 0, buffer used (whose draws a fill took) holds none of snap's values where it held
+// them. (Values, not positions, would not do: the ziggurat's outputs are j·w for 2^32
+// integers j and 128 widths w, so among a few 10^5 draws some repeat.)
+func (a *ahead) checkLayout(snap [2][]float64, used int) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, b := range a.bufs {
+		for i, v := range b.z {
+			if i >= b.n && v != 0 {
+				return fmt.Errorf("buffer %d: value %d beyond the %d drawn is %v: used noise kept", k, i, b.n, v)
+			}
+			if k == used && i < b.n && v == snap[k][i] {
+				return fmt.Errorf("buffer %d: value %d = %v was used and is still held", k, i, v)
+			}
+		}
+	}
+	return nil
 }

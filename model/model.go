@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"github.com/confide-fl/confide/internal/linalg"
 )
 
 // Input is one batch of examples: dense features X (B×InputDim) for mlp and cnn, or token ids
@@ -439,15 +441,58 @@ func (m *Model) AccumulateWeightedPerLayer(w [][]float64) error {
 // AccumulateWeighted adds Σ_i w[i]·∇_θ loss_i to Grads, for the batch of the last
 // PerExampleNorms call: one multiply per layer, no per-example gradient vectors.
 func (m *Model) AccumulateWeighted(w []float64) error {
+	if err := m.checkWeights(w); err != nil {
+		return err
+	}
+	for _, l := range m.perExampleLayers() {
+		l.AccumulateWeighted(w, &m.batch)
+	}
+	m.flushGrads()
+	return nil
+}
+
+func (m *Model) checkWeights(w []float64) error {
 	if !m.batch.Ghost {
 		return fmt.Errorf("model: AccumulateWeighted needs a preceding PerExampleNorms")
 	}
 	if len(w) != m.batch.B {
 		return fmt.Errorf("model: %d weights for a batch of %d examples", len(w), m.batch.B)
 	}
+	return nil
+}
+
+// AccumulateWeightedStep is DP-SGD's step after PerExampleNorms: it applies opt to the
+// gradient Σ_i w[i]·∇_θ loss_i + std·z, where z (as long as Params) holds standard normal
+// draws, which it zeroes. The new Params are those of clearing Grads, AccumulateWeighted,
+// adding std·z and Step(opt), to the bit. A Float32 model stepped by plain SGD (no
+// momentum) forms no float64 gradients, as in TrainStep: one pass reads the float32 ones,
+// adds the noise and updates (linalg.DescendDrainNoise), and Grads is left unspecified;
+// otherwise Grads holds the noised gradient.
+func (m *Model) AccumulateWeightedStep(w []float64, opt Optimizer, std float64, z []float64) error {
+	if err := m.checkWeights(w); err != nil {
+		return err
+	}
+	if len(z) != len(m.Params) {
+		return fmt.Errorf("model: %d noise draws for %d parameters", len(z), len(m.Params))
+	}
+	s, ok := opt.(noiseStepper)
+	n := m.low(false)
+	if !ok || n == nil || !s.drains() {
+		m.ZeroGrads()
+		if err := m.AccumulateWeighted(w); err != nil {
+			return err
+		}
+		linalg.ParallelFor(len(z), 1, func(_, lo, hi int) {
+			linalg.Axpy(std, z[lo:hi], m.Grads[lo:hi])
+			clear(z[lo:hi])
+		})
+		m.Step(opt)
+		return nil
+	}
 	for _, l := range m.perExampleLayers() {
 		l.AccumulateWeighted(w, &m.batch)
 	}
-	m.flushGrads()
+	s.stepDrainNoise(m.Params, n.grads, z, std, n.params)
+	n.fresh, n.stale = true, true
 	return nil
 }

@@ -56,6 +56,15 @@ type drainStepper interface {
 
 var _ drainStepper = (*SGD)(nil)
 
+// noiseStepper is a drainStepper that also adds DP-SGD's noise std·z to the gradients in
+// its pass (Model.AccumulateWeightedStep), when drains says so.
+type noiseStepper interface {
+	drainStepper
+	stepDrainNoise(params []float64, src []float32, z []float64, std float64, low []float32)
+}
+
+var _ noiseStepper = (*SGD)(nil)
+
 // TrainStep is one training step on a batch: ZeroGrads, Backprop(in, tg, scale, rng) and
 // Step(opt), with the same Params and the same returns, except that Grads is left
 // unspecified. A Float32 model trained by plain SGD (no momentum) does not form float64
@@ -135,9 +144,11 @@ type SGD struct {
 	Nesterov                    bool
 	vel                         []float64
 
-	params, grads []float64           // operands of the running Step
-	low           []float32           // with stepNarrow, where the updated params are rounded to
-	src           []float32           // with stepDrain, the float32 gradients (grads is nil)
+	params, grads []float64 // operands of the running Step
+	low           []float32 // with stepNarrow, where the updated params are rounded to
+	src           []float32 // with stepDrain, the float32 gradients (grads is nil)
+	z             []float64 // with stepDrainNoise, standard normal draws to add ×std, zeroed
+	std           float64
 	update        func(w, lo, hi int) // method value made once (a fresh closure would be allocated per Step)
 }
 
@@ -179,10 +190,21 @@ func (s *SGD) stepDrain(params []float64, src, low []float32) {
 	s.src, s.low = nil, nil
 }
 
+// stepDrainNoise is stepDrain adding std·z to the gradients and zeroing z
+// (linalg.DescendDrainNoise); only without momentum (drains).
+func (s *SGD) stepDrainNoise(params []float64, src []float32, z []float64, std float64, low []float32) {
+	s.z, s.std = z[:len(params)], std
+	s.stepDrain(params, src, low)
+	s.z = nil
+}
+
 func (s *SGD) updateRange(_, lo, hi int) {
 	lr, wd, mu := s.Rate, s.WeightDecay, s.Momentum
 	p := s.params[lo:hi]
 	switch {
+	case mu == 0 && s.src != nil && s.z != nil:
+		linalg.DescendDrainNoise(p, s.src[lo:hi], s.z[lo:hi], s.std, s.low[lo:hi], lr, wd)
+		return
 	case mu == 0 && s.src != nil:
 		linalg.DescendDrain(p, s.src[lo:hi], s.low[lo:hi], lr, wd)
 		return

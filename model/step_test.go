@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -217,6 +219,69 @@ func TestGradientsAfterTrainStep(t *testing.T) {
 						t.Fatalf("grad %d = %v, the clone's %v", i, m.Grads[i], c.Grads[i])
 					}
 				}
+			})
+		}
+	}
+}
+
+// AccumulateWeightedStep (DP-SGD's step, its noise added in the update's pass) leaves the
+// Params, and the next pass's outputs, of clearing Grads, AccumulateWeighted, adding std·z
+// and Step, for every optimizer in both precisions, and zeroes z.
+func TestAccumulateWeightedStepMatches(t *testing.T) {
+	for _, prec := range []Precision{Float32, Float64} {
+		for _, c := range []OptimizerConfig{
+			{Name: "sgd", LR: 0.1},
+			{Name: "sgd", LR: 0.1, WeightDecay: 0.01},
+			{Name: "sgd", LR: 0.1, Momentum: 0.9},
+			{Name: "adam", LR: 0.01},
+		} {
+			t.Run(fmt.Sprintf("%v/%s/momentum%g/wd%g", prec, c.Name, c.Momentum, c.WeightDecay), func(t *testing.T) {
+				a, in, tg := stepCase(t)
+				if err := a.SetPrecision(prec); err != nil {
+					t.Fatal(err)
+				}
+				b := a.Clone()
+				optA, _ := NewOptimizer(c)
+				optB, _ := NewOptimizer(c)
+				rng := rand.New(rand.NewPCG(8, 9))
+				norms := make([]float64, in.B)
+				w := make([]float64, in.B)
+				for step := range 3 {
+					z := make([]float64, len(a.Params))
+					for i := range z {
+						z[i] = rng.NormFloat64()
+					}
+					for i := range w {
+						w[i] = 0.1 + 0.05*float64(i%3)
+					}
+					const std = 0.03
+					for _, m := range []*Model{a, b} {
+						if _, _, err := m.PerExampleNorms(in, tg, nil, norms); err != nil {
+							t.Fatal(err)
+						}
+					}
+					zb := slices.Clone(z)
+					if err := a.AccumulateWeightedStep(w, optA, std, z); err != nil {
+						t.Fatal(err)
+					}
+					if slices.ContainsFunc(z, func(v float64) bool { return v != 0 }) {
+						t.Fatalf("step %d: z not zeroed", step)
+					}
+					b.ZeroGrads()
+					if err := b.AccumulateWeighted(w); err != nil {
+						t.Fatal(err)
+					}
+					for i, v := range zb {
+						b.Grads[i] += std * v
+					}
+					b.Step(optB)
+					for i := range a.Params {
+						if math.Float64bits(a.Params[i]) != math.Float64bits(b.Params[i]) {
+							t.Fatalf("step %d: param %d = %v, want %v", step, i, a.Params[i], b.Params[i])
+						}
+					}
+				}
+				sameOutput(t, a, b, in)
 			})
 		}
 	}

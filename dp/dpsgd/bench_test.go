@@ -61,11 +61,9 @@ func BenchmarkStepMLP(b *testing.B) {
 							}
 							continue
 						}
-						m.ZeroGrads()
-						if _, _, err := m.Backprop(in, tg, 1/float64(batch), nil); err != nil {
+						if _, _, err := m.TrainStep(in, tg, 1/float64(batch), nil, base); err != nil {
 							b.Fatal(err)
 						}
-						base.Step(m.Params, m.Grads)
 					}
 					b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "examples/s")
 				})

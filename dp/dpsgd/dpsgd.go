@@ -100,6 +100,13 @@ type StepStats struct {
 	model.Stats
 }
 
+// NormalsUser is a Noise that can also lend its standard normal draws to a pass that adds
+// them itself (dp.SecureNoise.UseNormals): use zeroes the n values of z it used and reports
+// whether it did; UseNormals reports false, without calling use, when it cannot.
+type NormalsUser interface {
+	UseNormals(n int, use func(z []float64) bool) bool
+}
+
 // Optimizer is DP-SGD around a base optimizer.
 type Optimizer struct {
 	Base  model.Optimizer
@@ -165,9 +172,31 @@ func (o *Optimizer) Step(m *model.Model, in *model.Input, tg model.Targets, rng 
 	// no pass over the gradient is spent on it.
 	inv := 1 / o.cfg.ExpectedBatch
 	std := o.cfg.NoiseMultiplier * o.cfg.MaxGradNorm * inv
+	weighed := false // o.w holds the batch's clipping weights
+	if u, ok := o.Noise.(NormalsUser); ok && in.B > 0 && std > 0 && o.layerClip == nil && !(o.cfg.SumClip > 0) {
+		// The noise is added in the update's pass (model.Model.AccumulateWeightedStep): the
+		// same Params as below, without the passes over a float64 gradient.
+		if err := o.flatWeights(m, in, tg, rng, inv, &st); err != nil {
+			return st, err
+		}
+		var err error
+		if u.UseNormals(len(m.Params), func(z []float64) bool {
+			err = m.AccumulateWeightedStep(o.w, o.Base, std, z)
+			return err == nil
+		}) {
+			return st, err
+		}
+		weighed = true
+	}
 	m.ZeroGrads()
 	if in.B > 0 {
-		if err := o.clippedSum(m, in, tg, rng, inv, &st); err != nil {
+		var err error
+		if weighed {
+			err = m.AccumulateWeighted(o.w)
+		} else {
+			err = o.clippedSum(m, in, tg, rng, inv, &st)
+		}
+		if err != nil {
 			return st, err
 		}
 		projectL2(m.Grads, o.cfg.SumClip*inv)
@@ -198,6 +227,15 @@ func (o *Optimizer) clippedSum(m *model.Model, in *model.Input, tg model.Targets
 	if o.layerClip != nil {
 		return o.clipPerLayer(m, in, tg, rng, scale, st)
 	}
+	if err := o.flatWeights(m, in, tg, rng, scale, st); err != nil {
+		return err
+	}
+	return m.AccumulateWeighted(o.w)
+}
+
+// flatWeights runs the ghost pass and sets o.w to each example's clipping factor times
+// scale (flat clipping), recording the batch's loss and clipping statistics in st.
+func (o *Optimizer) flatWeights(m *model.Model, in *model.Input, tg model.Targets, rng *rand.Rand, scale float64, st *StepStats) error {
 	o.norms = growTo(o.norms, in.B)
 	o.w = growTo(o.w, in.B)
 	loss, ms, err := m.PerExampleNorms(in, tg, rng, o.norms)
@@ -215,7 +253,7 @@ func (o *Optimizer) clippedSum(m *model.Model, in *model.Input, tg model.Targets
 		}
 		o.w[i] = f * scale
 	}
-	return m.AccumulateWeighted(o.w)
+	return nil
 }
 
 // clipPerLayer adds scale·Σ_i Σ_l clip_{C_l}(g_{i,l}) to m.Grads: each example's gradient clipped

@@ -3,6 +3,7 @@ package dpsgd
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/confide-fl/confide/model"
@@ -347,6 +348,70 @@ func TestStepFloat32MatchesRoundingAgain(t *testing.T) {
 	for i, w := range yb.Data {
 		if math.Float64bits(got[i]) != math.Float64bits(w) {
 			t.Fatalf("output %d after three DP-SGD steps: %v, rounding Params again gives %v", i, got[i], w)
+		}
+	}
+}
+
+// seededNormals is seededNoise that also lends its draws (NormalsUser), in the same order.
+type seededNormals struct {
+	seededNoise
+	used *int
+}
+
+func (s seededNormals) UseNormals(n int, use func(z []float64) bool) bool {
+	z := make([]float64, n)
+	for i := range z {
+		z[i] = s.r.NormFloat64()
+	}
+	*s.used++
+	if use(z) && slices.ContainsFunc(z, func(v float64) bool { return v != 0 }) {
+		panic("use reported the draws used but did not zero them")
+	}
+	return true
+}
+
+// With a noise source that lends its draws, DP-SGD adds them in the update's pass and ends
+// at the Params of adding them to the gradient first, in both precisions and with
+// momentum (which takes the float64 gradient).
+func TestStepWithLentNormalsMatches(t *testing.T) {
+	for _, prec := range []model.Precision{model.Float32, model.Float64} {
+		for _, mu := range []float64{0, 0.9} {
+			a, in, tg := smallModel(t)
+			if err := a.SetPrecision(prec); err != nil {
+				t.Fatal(err)
+			}
+			b := a.Clone()
+			cfg := Config{NoiseMultiplier: 0.8, MaxGradNorm: 0.3, ExpectedBatch: 6}
+			used := 0
+			oa, err := New(a, &model.SGD{Rate: 0.5, Momentum: mu}, seededNormals{seededNoise{rand.New(rand.NewPCG(5, 6))}, &used}, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ob, err := New(b, &model.SGD{Rate: 0.5, Momentum: mu}, seededNoise{rand.New(rand.NewPCG(5, 6))}, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for step := range 3 {
+				sa, err := oa.Step(a, in, tg, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sb, err := ob.Step(b, in, tg, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sa != sb {
+					t.Fatalf("%v, momentum %g, step %d: stats %+v, want %+v", prec, mu, step, sa, sb)
+				}
+				for i := range a.Params {
+					if math.Float64bits(a.Params[i]) != math.Float64bits(b.Params[i]) {
+						t.Fatalf("%v, momentum %g, step %d: param %d = %v, want %v", prec, mu, step, i, a.Params[i], b.Params[i])
+					}
+				}
+			}
+			if used != 3 {
+				t.Fatalf("%v, momentum %g: the draws were lent %d times in 3 steps", prec, mu, used)
+			}
 		}
 	}
 }

@@ -40,3 +40,20 @@ func DescendDrain(p []float64, src, low []float32, lr, wd float64) {
 		low[n+i] = float32(p[n+i])
 	}
 }
+
+// DescendDrainNoise is DescendDrain from the gradients src plus std·z, DP-SGD's noise: the
+// update of DescendNarrow(p, g, low, lr, wd) with g[i] = (0 + float64(src[i])) + std·z[i],
+// the vector clearing g, Drain and adding std·z would leave, which is not formed. It sets
+// each z[i] it reads to zero (noise that has been used is not kept). p, z and low must be
+// at least as long as src; the results equal those of the four passes, to the bit.
+func DescendDrainNoise(p []float64, src []float32, z []float64, std float64, low []float32, lr, wd float64) {
+	p, z, low = p[:len(src)], z[:len(src)], low[:len(src)]
+	n := descendDrainNoiseFast(p, src, z, std, low, lr, wd)
+	for i, v := range src[n:] {
+		g := 0 + float64(v)
+		g += float64(std * z[n+i]) // the conversion keeps the compiler from fusing
+		z[n+i] = 0
+		p[n+i] -= lr * (g + wd*p[n+i])
+		low[n+i] = float32(p[n+i])
+	}
+}

@@ -18,6 +18,12 @@ func descendNarrowAVX(p, grad *float64, low *float32, n int, lr, wd float64)
 //go:noescape
 func descendDrainAVX(p *float64, src, low *float32, n int, lr, wd float64)
 
+// descendDrainNoiseAVX is descendDrainAVX adding std·z to the gradients and zeroing z
+// (DescendDrainNoise).
+//
+//go:noescape
+func descendDrainNoiseAVX(p *float64, src *float32, z *float64, std float64, low *float32, n int, lr, wd float64)
+
 // descendFast handles the longest prefix of whole groups of 8 values and returns its length
 // (0 without AVX); the lengths were checked by the caller.
 func descendFast(p, g []float64, lr, wd float64) int {
@@ -46,5 +52,15 @@ func descendDrainFast(p []float64, src, low []float32, lr, wd float64) int {
 		return 0
 	}
 	descendDrainAVX(&p[0], &src[0], &low[0], n, lr, wd)
+	return n
+}
+
+// descendDrainNoiseFast is descendFast for DescendDrainNoise.
+func descendDrainNoiseFast(p []float64, src []float32, z []float64, std float64, low []float32, lr, wd float64) int {
+	n := len(src) &^ 7
+	if !hasAVX || n == 0 {
+		return 0
+	}
+	descendDrainNoiseAVX(&p[0], &src[0], &z[0], std, &low[0], n, lr, wd)
 	return n
 }

@@ -107,3 +107,44 @@ descendDrainLoop:
 descendDrainDone:
 	VZEROUPPER
 	RET
+
+// func descendDrainNoiseAVX(p *float64, src *float32, z *float64, std float64, low *float32, n int, lr, wd float64)
+//
+// descendDrainAVX from the gradients (0 + src widened) + std·z, rounded after the multiply
+// and after the addition as DescendDrainNoise's loop rounds them; z is zeroed as it is read.
+TEXT ·descendDrainNoiseAVX(SB), NOSPLIT, $0-64
+	MOVQ         p+0(FP), DI
+	MOVQ         src+8(FP), R8
+	MOVQ         z+16(FP), R9
+	VBROADCASTSD std+24(FP), Y12
+	MOVQ         low+32(FP), DX
+	MOVQ         n+40(FP), CX
+	VBROADCASTSD lr+48(FP), Y14
+	VBROADCASTSD wd+56(FP), Y15
+	VXORPD       Y13, Y13, Y13
+	SHRQ         $3, CX
+	JZ           descendDrainNoiseDone
+
+descendDrainNoiseLoop:
+	VCVTPS2PD (R8), Y6
+	VCVTPS2PD 16(R8), Y7
+	VADDPD    Y6, Y13, Y6
+	VADDPD    Y7, Y13, Y7
+	VMULPD    (R9), Y12, Y8
+	VMULPD    32(R9), Y12, Y9
+	VMOVUPD   Y13, (R9)
+	VMOVUPD   Y13, 32(R9)
+	VADDPD    Y8, Y6, Y6
+	VADDPD    Y9, Y7, Y7
+	DESCEND8(Y6, Y7)
+	NARROW8
+	ADDQ      $64, DI
+	ADDQ      $32, R8
+	ADDQ      $64, R9
+	ADDQ      $32, DX
+	DECQ      CX
+	JNZ       descendDrainNoiseLoop
+
+descendDrainNoiseDone:
+	VZEROUPPER
+	RET

@@ -9,3 +9,7 @@ func descendFast(_, _ []float64, _, _ float64) int { return 0 }
 func descendNarrowFast(_, _ []float64, _ []float32, _, _ float64) int { return 0 }
 
 func descendDrainFast(_ []float64, _, _ []float32, _, _ float64) int { return 0 }
+
+func descendDrainNoiseFast(_ []float64, _ []float32, _ []float64, _ float64, _ []float32, _, _ float64) int {
+	return 0
+}
