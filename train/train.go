@@ -412,15 +412,16 @@ func (t *Trainer) Epoch(ctx context.Context, ds *data.Dataset, onStep func(examp
 			}
 		}
 		t.Opt.SetLR(t.lr())
-		t.Model.ZeroGrads()
-		l, s, err := t.Model.Backprop(&t.in, tg, 1/float64(len(idx)), t.rng)
+		// One call for the gradient and the update (model.Model.TrainStep: in float32 with
+		// plain SGD no float64 gradient is formed); a diverged step is still applied, and
+		// the epoch ends with an error.
+		l, s, err := t.Model.TrainStep(&t.in, tg, 1/float64(len(idx)), t.rng, t.Opt)
 		if err != nil {
 			return Metrics{}, err
 		}
 		if math.IsNaN(l) || math.IsInf(l, 0) {
 			return Metrics{}, fmt.Errorf("training diverged at step %d (loss %v): lower the learning rate", t.step, l)
 		}
-		t.Model.Step(t.Opt)
 		t.Model.ApplyMask()
 		t.step++
 		lossSum += l
