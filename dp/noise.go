@@ -39,12 +39,13 @@ var (
 // crypto/rand every 8 MiB (secureStream): a 128-bit security level. The keystream is
 // generated 16 KiB at a time into a word buffer; five words carry eight draws, whose fast
 // path (97.2% of draws) runs eight at a time in AVX2 (zigvec.go: 0.8 ns a draw against 2.4
-// ns for the same groups in Go), and a squeeze spares most of the rest an exponential: 2.5–
-// 3.0 ns a draw on one core here under load, 3.1–3.4 ns with the scalar code it replaced,
-// against 8.0 ns for NormFloat64 on a ChaCha8 source (go test ./dp -bench
-// 'AddGaussian|NormFloat64|ZigGroups' -cpu 1). What remains is mostly the keystream (0.5 ns
-// a draw) and the slow path of the 2.8% of draws that miss the fast path (0.8 ns a draw
-// averaged). It matters because DP-SGD draws one variate per parameter per step.
+// ns for the same groups in Go), and a squeeze spares most of the rest an exponential: 2.35–
+// 2.43 ns a draw on one core here (the scalar code it replaced: 2.9–3.0 ns), against 8.0 ns
+// for NormFloat64 on a ChaCha8 source (go test ./dp -bench 'AddGaussian|NormFloat64|ZigGroups'
+// -cpu 1). What remains is mostly the keystream (0.5 ns a draw) and the slow path of the
+// 2.8% of draws that miss the fast path (0.8 ns a draw averaged). It matters because DP-SGD
+// draws one variate per parameter per step; fills of long vectors also draw ahead on idle
+// helpers (SecureNoise).
 //
 // Limitation: this is floating-point sampling. Mironov 2012 showed that textbook
 // floating-point Laplace samplers leak through the irregular set of floats they can output,
