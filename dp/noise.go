@@ -269,10 +269,18 @@ func (a *ahead) slice() bool {
 	return false
 }
 
+// lock takes a.mu by polling: its other holders are a slice of idle work, about a
+// microsecond, and a blocked goroutine would wait for a thread to wake instead (tens of
+// microseconds on a virtual machine, longer when another process has the core meanwhile).
+func (a *ahead) lock() {
+	for !a.mu.TryLock() {
+	}
+}
+
 // take adds std times the variates drawn ahead to dst, up to len(dst) of them, and returns
 // how many it used; they are dropped from the buffers.
 func (a *ahead) take(dst []float64, std float64) int {
-	a.mu.Lock()
+	a.lock()
 	defer a.mu.Unlock()
 	done := 0
 	for range a.bufs {
@@ -380,7 +388,7 @@ func (s *SecureNoise) UseNormals(n int, use func(z []float64) bool) bool {
 	// The draws used are the top n of the fuller buffer's ready prefix, or all of its
 	// first n with the rest drawn now, so that what is left keeps its layout (drawn, then
 	// zeros). The helpers draw into the other buffer meanwhile.
-	a.mu.Lock()
+	a.lock()
 	i := a.fuller(-1)
 	b := &a.bufs[i]
 	ready, left := b.n, max(b.n-n, 0)
@@ -396,7 +404,7 @@ func (s *SecureNoise) UseNormals(n int, use func(z []float64) bool) bool {
 	if !use(z) {
 		clear(z)
 	}
-	a.mu.Lock()
+	a.lock()
 	b.n, a.lent = left, -1
 	a.mu.Unlock()
 	return true
