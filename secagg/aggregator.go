@@ -134,12 +134,19 @@ func (a *Aggregator) checkMetadata(ct *rlwe.Ciphertext) error {
 		return fmt.Errorf("level %d, want %d", ct.Level(), a.params.Levels()-1)
 	case !shaped(ct.Value[0], n, a.params.Levels()) || !shaped(ct.Value[1], n, a.params.Levels()):
 		return fmt.Errorf("ring degree %d, want %d", ct.Value[0].N(), n)
-	case ct.Scale.Cmp(a.params.refScale()) != 0:
-		return fmt.Errorf("scale 2^%.2f, want 2^%d", math.Log2(ct.Scale.Float64()), a.params.lit.LogScale)
-	case ct.IsBatched:
+	}
+	return a.checkMeta(ct.MetaData)
+}
+
+// checkMeta is checkMetadata's check of a ciphertext's scale and encoding flags.
+func (a *Aggregator) checkMeta(md *rlwe.MetaData) error {
+	switch {
+	case md.Scale.Cmp(a.params.refScale()) != 0:
+		return fmt.Errorf("scale 2^%.2f, want 2^%d", math.Log2(md.Scale.Float64()), a.params.lit.LogScale)
+	case md.IsBatched:
 		return fmt.Errorf("slot-encoded (IsBatched), want coefficient encoding")
-	case !ct.IsNTT || ct.IsMontgomery:
-		return fmt.Errorf("domain flags NTT=%v Montgomery=%v, want NTT only", ct.IsNTT, ct.IsMontgomery)
+	case !md.IsNTT || md.IsMontgomery:
+		return fmt.Errorf("domain flags NTT=%v Montgomery=%v, want NTT only", md.IsNTT, md.IsMontgomery)
 	}
 	return nil
 }
@@ -154,36 +161,64 @@ func (a *Aggregator) Add(u *EncryptedUpdate) error {
 	if err != nil {
 		return err
 	}
-	return a.add(u.ClientID, len(u.chunks), chunkOf(u.chunks), accepted)
+	return a.add(&checkedUpload{clientID: u.ClientID, chunks: len(u.chunks), chunk: chunkOf(u.chunks), accepted: accepted})
 }
 
 // AddBinary is Add of a marshalled update (EncryptedUpdate.MarshalBinary's or
 // Encryptor.EncryptBinary's bytes), read chunk by chunk from p instead of decoded whole. A
-// first pass decodes each ciphertext into its worker's buffer and checks it as
-// UnmarshalBinary and Add do (every coefficient below its prime, the metadata against the
-// parameters) and, with a Verifier, digests its c0; the commitment's tree is then built
-// from the c1 bytes of p (into the copy the aggregate keeps), the signature and root
-// checked; only an upload that passed everything is added, by a second pass that decodes
-// each chunk again into the buffer and adds it. Beside what the aggregate keeps, an add
-// thus holds one chunk per worker, not the decoded upload. accept, if not nil, is given the
-// upload's client and task ids once its header is decoded and refuses it by returning an
-// error. A rejected update leaves the aggregate unchanged. p must not change during the
-// call.
+// first pass checks each ciphertext where it lies in p, as UnmarshalBinary and Add do
+// (its metadata against the wire format and the parameters, every coefficient below its
+// prime) and, with a Verifier, digests its c0; the commitment's tree is then built from the
+// c1 bytes of p (into the copy the aggregate keeps), the signature and root checked; only
+// an upload that passed everything is added, by a second pass that adds each chunk's
+// coefficients from p into the running sums (checking its metadata and coefficients
+// again on the way, so that bytes changed since the first pass break the aggregate rather
+// than corrupt it). Beside what the aggregate keeps, an add decodes nothing into memory of
+// its own. accept, if not nil, is given the upload's client and task ids once its header
+// is decoded and refuses it by returning an error. A rejected update leaves the aggregate
+// unchanged. p must not change during the call.
 func (a *Aggregator) AddBinary(p []byte, accept func(clientID, taskID string) error) error {
 	c, err := a.checkBinary(p, accept)
 	if err != nil {
 		return err
 	}
-	return a.add(c.clientID, c.chunks, c.chunk, c.accepted)
+	return a.add(c)
 }
 
-// checkedUpload is an upload that passed the checks, not added yet: chunk returns its
-// ciphertext k (decoded into worker w's buffer when it is read from the upload's bytes).
+// checkedUpload is an upload that passed the checks, not added yet: its ciphertexts are
+// decoded (chunk returns ciphertext k) or lie in the bytes of wire.
 type checkedUpload struct {
 	clientID string
 	chunks   int
-	chunk    func(w, k int) (*rlwe.Ciphertext, error)
+	chunk    func(w, k int) (*rlwe.Ciphertext, error) // nil for an upload read from its bytes
+	wire     *wireChunks
 	accepted *acceptedUpload
+}
+
+// wireChunks are the marshalled ciphertexts of an upload: chunk k is
+// p[base+k·size : base+(k+1)·size], of ring degree n over the primes q.
+type wireChunks struct {
+	p          []byte
+	base, size int
+	n          int
+	q          []uint64
+}
+
+// bytes returns chunk k's bytes.
+func (c *wireChunks) bytes(k int) []byte { return c.p[c.base+k*c.size : c.base+(k+1)*c.size] }
+
+// meta reads and checks chunk k's metadata as UnmarshalBinary and Add do; the reader is
+// left at its polynomials.
+func (a *Aggregator) chunkMeta(c *wireChunks, k int, clientID string) (*reader, rlwe.MetaData, error) {
+	r := &reader{b: c.bytes(k), msg: "encrypted update"}
+	md, ok := r.chunkMeta(k, c.n, len(c.q))
+	if !ok {
+		return r, md, r.done()
+	}
+	if err := a.checkMeta(&md); err != nil {
+		return r, md, fmt.Errorf("secagg: update of client %q: ciphertext %d: %v", clientID, k, err)
+	}
+	return r, md, nil
 }
 
 // checkBinary is AddBinary's validation: everything but the add, which reads the chunks
@@ -205,29 +240,14 @@ func (a *Aggregator) checkBinary(p []byte, accept func(clientID, taskID string) 
 	if n != a.params.N() {
 		return nil, fmt.Errorf("secagg: update of client %q is for ring degree %d, want %d", u.ClientID, n, a.params.N())
 	}
-	base, cw := r.off, chunkWireSize(n, len(u.q))
-	bufs := make([]*rlwe.Ciphertext, a.cfg.Workers)
-	chunk := func(w, i int) (*rlwe.Ciphertext, error) {
-		if bufs[w] == nil {
-			bufs[w] = hefloat.NewCiphertext(a.params.he, 1, a.params.he.MaxLevel())
-		}
-		cr := &reader{b: p[base+i*cw : base+(i+1)*cw], msg: "encrypted update"}
-		ct := cr.ciphertext(bufs[w], i, n, u.q)
-		return ct, cr.done()
-	}
+	wire := &wireChunks{p: p, base: r.off, size: chunkWireSize(n, len(u.q)), n: n, q: u.q}
 	var c0Digests [][32]byte
 	if a.cfg.Verifier != nil {
 		c0Digests = make([][32]byte, k)
 	}
 	errs := make([]error, k)
-	parallelFor(a.cfg.Workers, k, func(w, i int) {
-		ct, err := chunk(w, i)
-		if err == nil {
-			err = a.checkCiphertext(ct, u.ClientID, i)
-		}
-		if errs[i] = err; err == nil && c0Digests != nil {
-			c0Digests[i] = chunkDigest(i, ct)
-		}
+	parallelFor(a.cfg.Workers, k, func(_, i int) {
+		errs[i] = a.checkChunk(wire, i, u.ClientID, c0Digests)
 	})
 	if err := firstError(errs); err != nil {
 		return nil, err
@@ -236,13 +256,43 @@ func (a *Aggregator) checkBinary(p []byte, accept func(clientID, taskID string) 
 	if a.cfg.Verifier != nil {
 		var err error
 		accepted, err = a.authenticate(&u, func() *uploadTree {
-			return commitTree(n, u.q[0], c1Bytes(p, base, k, n, len(u.q)), c0Digests, a.cfg.Workers, true)
+			return commitTree(n, u.q[0], c1Bytes(p, wire.base, k, n, len(u.q)), c0Digests, a.cfg.Workers, true)
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
-	return &checkedUpload{clientID: u.ClientID, chunks: k, chunk: chunk, accepted: accepted}, nil
+	return &checkedUpload{clientID: u.ClientID, chunks: k, wire: wire, accepted: accepted}, nil
+}
+
+// checkChunk checks chunk i of an upload's bytes as UnmarshalBinary and Add check it: its
+// metadata, with the error Add gives, after every coefficient of c0 then c1, prime after
+// prime, below its prime, with the error UnmarshalBinary gives. With c0Digests it sets
+// c0Digests[i] to the chunk's c0 digest.
+func (a *Aggregator) checkChunk(c *wireChunks, i int, clientID string, c0Digests [][32]byte) error {
+	r, md, metaErr := a.chunkMeta(c, i, clientID)
+	if r.err != nil {
+		return metaErr
+	}
+	polys := r.take(16 * c.n * len(c.q))
+	for j := 0; polys != nil && j < 2*len(c.q); j++ {
+		l := j % len(c.q)
+		b := polys[8*c.n*j : 8*c.n*(j+1)]
+		if at := coeffAbove(b, c.q[l]); at >= 0 {
+			r.failCoeff(b, at, l, c.q[l])
+			break
+		}
+	}
+	if err := r.done(); err != nil {
+		return err
+	}
+	if metaErr != nil {
+		return metaErr
+	}
+	if c0Digests != nil {
+		c0Digests[i] = chunkDigestBytes(i, &md, polys[:8*c.n*len(c.q)])
+	}
+	return nil
 }
 
 // check validates an upload as Add does, without adding it; with a Verifier it returns
@@ -301,9 +351,10 @@ func (a *Aggregator) checkHeader(u *EncryptedUpdate, chunks int) error {
 	return nil
 }
 
-// add adds a checked upload of chunks ciphertexts (chunk k as chunk(w, k) returns it on
-// worker w) to the running sums, and keeps what a Verifier's aggregate keeps of it.
-func (a *Aggregator) add(clientID string, chunks int, chunk func(w, k int) (*rlwe.Ciphertext, error), accepted *acceptedUpload) error {
+// add adds a checked upload to the running sums, and keeps what a Verifier's aggregate
+// keeps of it.
+func (a *Aggregator) add(c *checkedUpload) error {
+	clientID, accepted := c.clientID, c.accepted
 	if accepted != nil && a.cfg.Store != nil {
 		end, err := accepted.tree.spill(a.cfg.Store, a.stored)
 		if err != nil {
@@ -313,12 +364,58 @@ func (a *Aggregator) add(clientID string, chunks int, chunk func(w, k int) (*rlw
 	}
 	// An error is unreachable for validated input; the sums may be partly updated, so
 	// accumulate refuses more.
-	if err := a.accumulate(chunks, chunk, false, fmt.Sprintf("adding the update of client %q", clientID)); err != nil {
+	what := fmt.Sprintf("adding the update of client %q", clientID)
+	var err error
+	if c.wire != nil {
+		err = a.accumulateWire(c.wire, c.chunks, clientID, what)
+	} else {
+		err = a.accumulate(c.chunks, c.chunk, false, what)
+	}
+	if err != nil {
 		return err
 	}
 	a.clients[clientID] = struct{}{}
 	if accepted != nil {
 		a.uploads = append(a.uploads, *accepted)
+	}
+	return nil
+}
+
+// accumulateWire adds the checked chunks of an upload's bytes into the running sums, in
+// parallel over chunks: each coefficient is read from the bytes and added modulo its prime
+// (addCoeffs, the evaluator's addition). The metadata and the coefficients' range are
+// checked again on the way: bytes changed since they were checked fail, with the sums
+// partly updated, and the aggregate is then broken.
+func (a *Aggregator) accumulateWire(c *wireChunks, chunks int, clientID, what string) error {
+	if a.sum == nil {
+		a.sum = make([]*rlwe.Ciphertext, chunks)
+	}
+	levels := len(c.q)
+	errs := make([]error, chunks)
+	parallelFor(a.cfg.Workers, chunks, func(_, k int) {
+		r, md, err := a.chunkMeta(c, k, clientID)
+		if err != nil {
+			errs[k] = err
+			return
+		}
+		sum := a.sum[k]
+		if sum == nil {
+			sum = hefloat.NewCiphertext(a.params.he, 1, a.params.he.MaxLevel())
+			*sum.MetaData = md
+			a.sum[k] = sum
+		}
+		polys := r.take(16 * c.n * levels)
+		for j := 0; j < 2*levels; j++ {
+			l := j % levels
+			if !addCoeffs(sum.Value[j/levels].Coeffs[l][:c.n], polys[8*c.n*j:8*c.n*(j+1)], c.q[l]) {
+				errs[k] = fmt.Errorf("secagg: update of client %q: ciphertext %d holds a coefficient of prime %d not below the modulus %d: its bytes changed after they were checked", clientID, k, l, c.q[l])
+				return
+			}
+		}
+	})
+	if err := firstError(errs); err != nil {
+		a.broken = fmt.Errorf("secagg: round %d: %s failed half-way (%w); the aggregate is discarded", a.cfg.Round, what, err)
+		return a.broken
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package secagg
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"hash"
 	"io"
 	"math"
 	"unsafe"
@@ -114,7 +115,30 @@ func commitTree(n int, q0 uint64, c1 [][]byte, c0Digests [][32]byte, workers int
 	for w := range bufs {
 		bufs[w] = make([]byte, 8, 8+8*leafLen) // the leaf prefix, eight zero bytes
 	}
+	// Kept coefficients are gathered straight into t.c1 and hashed from there (on a
+	// little-endian machine they are the leaf's bytes), which saves a copy of every c1.
+	var hs []hash.Hash
+	if keep && littleEndian {
+		hs = make([]hash.Hash, workers)
+		for w := range hs {
+			hs[w] = sha256.New()
+		}
+	}
+	var leafPrefix [8]byte
 	parallelFor(workers, t.leaves, func(w, j int) {
+		if hs != nil {
+			leaf := coeffBytes(t.c1[j*leafLen : (j+1)*leafLen])
+			at := 0
+			for _, cs := range c1 {
+				at += copy(leaf[at:], cs[8*j*t.width:8*(j+1)*t.width])
+			}
+			h := hs[w]
+			h.Reset()
+			h.Write(leafPrefix[:])
+			h.Write(leaf)
+			h.Sum(leafHash[j][:0])
+			return
+		}
 		buf := bufs[w][:8]
 		for _, cs := range c1 {
 			buf = append(buf, cs[8*j*t.width:8*(j+1)*t.width]...)
@@ -166,19 +190,35 @@ func putCoeffs(cs []uint64, b []byte) {
 
 // chunkDigest is the digest of chunk k's c0 polynomial and metadata.
 func chunkDigest(k int, ct *rlwe.Ciphertext) [32]byte {
-	h := sha256.New()
-	var hdr [1 + 4 + 8 + 1]byte
-	hdr[0] = 0x03
-	binary.LittleEndian.PutUint32(hdr[1:], uint32(k))
-	binary.LittleEndian.PutUint64(hdr[5:], math.Float64bits(ct.Scale.Float64()))
-	hdr[13] = chunkFlags(ct)
-	h.Write(hdr[:])
+	h := chunkDigestStart(k, ct.MetaData)
 	for _, cs := range ct.Value[0].Coeffs {
 		writeCoeffs(h, cs)
 	}
 	var d [32]byte
 	h.Sum(d[:0])
 	return d
+}
+
+// chunkDigestBytes is chunkDigest of a chunk of metadata md whose c0 coefficients are the
+// little-endian bytes c0 (prime after prime, as the wire format has them).
+func chunkDigestBytes(k int, md *rlwe.MetaData, c0 []byte) [32]byte {
+	h := chunkDigestStart(k, md)
+	h.Write(c0)
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// chunkDigestStart starts chunkDigest's hash: its prefix, k and the metadata.
+func chunkDigestStart(k int, md *rlwe.MetaData) hash.Hash {
+	h := sha256.New()
+	var hdr [1 + 4 + 8 + 1]byte
+	hdr[0] = 0x03
+	binary.LittleEndian.PutUint32(hdr[1:], uint32(k))
+	binary.LittleEndian.PutUint64(hdr[5:], math.Float64bits(md.Scale.Float64()))
+	hdr[13] = chunkFlags(md)
+	h.Write(hdr[:])
+	return h
 }
 
 // c1Levels lists the c1 coefficients of the chunks, prime after prime within a chunk: the
@@ -192,7 +232,7 @@ func c1Levels(chunks []*rlwe.Ciphertext) [][]uint64 {
 }
 
 // chunkFlags encodes a ciphertext's domain flags as the wire format does.
-func chunkFlags(ct *rlwe.Ciphertext) uint8 {
+func chunkFlags(ct *rlwe.MetaData) uint8 {
 	var f uint8
 	if ct.IsNTT {
 		f |= flagNTT

@@ -155,8 +155,8 @@ func (s *Subtotal) Check(u *EncryptedUpdate) (*CheckedUpload, error) {
 
 // CheckBinary is Check of a marshalled upload, read chunk by chunk from p as
 // Aggregator.AddBinary reads it (accept as there): the checked upload keeps p, not the
-// decoded ciphertexts, and AddChecked decodes each chunk from it again, so p must not
-// change until then.
+// decoded ciphertexts, and AddChecked adds each chunk's coefficients from it, so p must
+// not change until then.
 func (s *Subtotal) CheckBinary(p []byte, accept func(clientID, taskID string) error) (*CheckedUpload, error) {
 	if err := s.frozen(); err != nil {
 		return nil, err
@@ -184,7 +184,7 @@ func (s *Subtotal) AddChecked(c *CheckedUpload) error {
 	if _, dup := a.clients[c.clientID]; dup {
 		return fmt.Errorf("secagg: client %q already contributed to round %d: %w", c.clientID, a.cfg.Round, ErrDuplicate)
 	}
-	return a.add(c.clientID, c.chunks, c.chunk, c.accepted)
+	return a.add(&c.checkedUpload)
 }
 
 // Count returns the number of uploads added.

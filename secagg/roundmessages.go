@@ -167,7 +167,7 @@ func putChunk(dst []byte, ct *rlwe.Ciphertext) {
 	dst[0] = 1
 	dst[1] = uint8(ct.Level())
 	binary.LittleEndian.PutUint64(dst[2:], math.Float64bits(ct.Scale.Float64()))
-	dst[10] = chunkFlags(ct)
+	dst[10] = chunkFlags(ct.MetaData)
 	off := chunkMetaSize
 	for _, p := range ct.Value {
 		for _, cs := range p.Coeffs {
@@ -250,22 +250,8 @@ func (r *reader) updateHeader() (out EncryptedUpdate, n, k int) {
 // ciphertext reads one chunk of an EncryptedUpdate, into ct's polynomials (n coefficients per
 // prime of q) and metadata if ct is not nil, else into a new ciphertext.
 func (r *reader) ciphertext(ct *rlwe.Ciphertext, i, n int, q []uint64) *rlwe.Ciphertext {
-	degree, level := r.u8(), r.u8()
-	scale := r.f64()
-	flags := r.u8()
-	if r.err != nil {
-		return nil
-	}
-	if degree != 1 || int(level) != len(q)-1 {
-		r.failf("ciphertext %d has degree %d, level %d; want degree 1, level %d", i, degree, level, len(q)-1)
-		return nil
-	}
-	if !(scale > 0) || math.IsInf(scale, 0) {
-		r.failf("ciphertext %d has scale %g; want a positive finite scale", i, scale)
-		return nil
-	}
-	if flags&^(flagNTT|flagBatched|flagMontgomery) != 0 {
-		r.failf("ciphertext %d has unknown flags %#x", i, flags)
+	md, ok := r.chunkMeta(i, n, len(q))
+	if !ok {
 		return nil
 	}
 	if ct == nil {
@@ -282,7 +268,33 @@ func (r *reader) ciphertext(ct *rlwe.Ciphertext, i, n int, q []uint64) *rlwe.Cip
 			return nil
 		}
 	}
-	*ct.MetaData = rlwe.MetaData{
+	*ct.MetaData = md
+	return ct
+}
+
+// chunkMeta reads chunk i's degree, level, scale and flags (chunkMetaSize bytes), checks
+// them as the wire format allows them (degree 1, level levels−1, a positive finite scale,
+// known flags) and returns the metadata of a ciphertext of ring degree n that they give.
+func (r *reader) chunkMeta(i, n, levels int) (rlwe.MetaData, bool) {
+	degree, level := r.u8(), r.u8()
+	scale := r.f64()
+	flags := r.u8()
+	if r.err != nil {
+		return rlwe.MetaData{}, false
+	}
+	if degree != 1 || int(level) != levels-1 {
+		r.failf("ciphertext %d has degree %d, level %d; want degree 1, level %d", i, degree, level, levels-1)
+		return rlwe.MetaData{}, false
+	}
+	if !(scale > 0) || math.IsInf(scale, 0) {
+		r.failf("ciphertext %d has scale %g; want a positive finite scale", i, scale)
+		return rlwe.MetaData{}, false
+	}
+	if flags&^(flagNTT|flagBatched|flagMontgomery) != 0 {
+		r.failf("ciphertext %d has unknown flags %#x", i, flags)
+		return rlwe.MetaData{}, false
+	}
+	return rlwe.MetaData{
 		PlaintextMetaData: rlwe.PlaintextMetaData{
 			Scale:         rlwe.NewScale(scale),
 			LogDimensions: ring.Dimensions{Rows: 0, Cols: logNOf(n) - 1},
@@ -292,8 +304,7 @@ func (r *reader) ciphertext(ct *rlwe.Ciphertext, i, n int, q []uint64) *rlwe.Cip
 			IsNTT:        flags&flagNTT != 0,
 			IsMontgomery: flags&flagMontgomery != 0,
 		},
-	}
-	return ct
+	}, true
 }
 
 // UploadCommitment is the signed commitment of one upload, as a decryption request lists

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 
 	"github.com/tuneinsight/lattigo/v5/ring"
@@ -319,16 +320,80 @@ func (r *reader) polyInto(out ring.Poly, n int, q []uint64) {
 		return
 	}
 	for l, ql := range q {
-		c := out.Coeffs[l]
-		b := p[8*n*l:]
-		for i := range c {
-			c[i] = binary.LittleEndian.Uint64(b[8*i:])
-			if c[i] >= ql {
-				r.failf("coefficient %d = %d of prime %d not below the modulus %d", i, c[i], l, ql)
-				return
-			}
+		b := p[8*n*l : 8*n*(l+1)]
+		if i := coeffAbove(b, ql); i >= 0 {
+			r.failCoeff(b, i, l, ql)
+			return
+		}
+		putCoeffs(out.Coeffs[l][:n], b)
+	}
+}
+
+// failCoeff fails with the error of coefficient i of prime l, in b, not below ql.
+func (r *reader) failCoeff(b []byte, i, l int, ql uint64) {
+	r.failf("coefficient %d = %d of prime %d not below the modulus %d", i, binary.LittleEndian.Uint64(b[8*i:]), l, ql)
+}
+
+// coeffAbove returns the index of the first little-endian uint64 of b (len(b) a multiple
+// of 8) that is not below q, or −1 if there is none. It reads b eight coefficients at a
+// time, with one comparison per eight and no bounds checks in the loop, or with AVX-512
+// where the machine has it (coeffs_amd64.s).
+func coeffAbove(b []byte, q uint64) int {
+	le := binary.LittleEndian
+	i := 0
+	if v := len(b) / 8 &^ 31; haveVecCoeffs && v > 0 {
+		if maxCoeffsVec(&b[0], v) < q {
+			i = v // else the loops below find the first
 		}
 	}
+	for ; len(b) >= 8*(i+8); i += 8 {
+		c := b[8*i : 8*i+64]
+		if max(le.Uint64(c[0:]), le.Uint64(c[8:]), le.Uint64(c[16:]), le.Uint64(c[24:]),
+			le.Uint64(c[32:]), le.Uint64(c[40:]), le.Uint64(c[48:]), le.Uint64(c[56:])) >= q {
+			break
+		}
+	}
+	for ; len(b) >= 8*(i+1); i++ {
+		if le.Uint64(b[8*i:]) >= q {
+			return i
+		}
+	}
+	return -1
+}
+
+// addCoeffs adds the little-endian uint64s of b (8·len(dst) bytes) to dst modulo q, in
+// place: the ring addition of lattigo's evaluator (each sum reduced once by q), read
+// straight from the bytes, branch-free (with AVX-512 where the machine has it,
+// coeffs_amd64.s). Every coefficient of dst must be below q; it
+// reports whether every coefficient of b was (if not, dst is partly updated).
+func addCoeffs(dst []uint64, b []byte, q uint64) bool {
+	le := binary.LittleEndian
+	b = b[:8*len(dst)]
+	var m uint64
+	if v := len(dst) &^ 7; haveVecCoeffs && v > 0 {
+		m = addCoeffsVec(&dst[0], &b[0], v, q)
+		dst, b = dst[v:], b[8*v:]
+	}
+	for len(dst) >= 4 && len(b) >= 32 {
+		d, c := dst[:4:4], b[:32:32]
+		c0, c1, c2, c3 := le.Uint64(c[0:]), le.Uint64(c[8:]), le.Uint64(c[16:]), le.Uint64(c[24:])
+		m = max(m, c0, c1, c2, c3)
+		d[0], d[1], d[2], d[3] = addMod(d[0], c0, q), addMod(d[1], c1, q), addMod(d[2], c2, q), addMod(d[3], c3, q)
+		dst, b = dst[4:], b[32:]
+	}
+	for i := range dst {
+		c := le.Uint64(b[8*i:])
+		m = max(m, c)
+		dst[i] = addMod(dst[i], c, q)
+	}
+	return m < q
+}
+
+// addMod returns a + b mod q for a, b < q < 2^63, without a branch.
+func addMod(a, b, q uint64) uint64 {
+	s := a + b
+	t, borrow := bits.Sub64(s, q, 0)
+	return t + q&-borrow
 }
 
 // done fails if bytes are left over, and returns the first error wrapped with the message

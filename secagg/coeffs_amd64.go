@@ -1,0 +1,20 @@
+//go:build amd64 && !purego
+
+package secagg
+
+import "golang.org/x/sys/cpu"
+
+// haveVecCoeffs reports whether the AVX-512 loops of coeffs_amd64.s run here.
+var haveVecCoeffs = cpu.X86.HasAVX512F
+
+// maxCoeffsVec returns the largest of the n little-endian uint64s at p (n a positive
+// multiple of 32).
+//
+//go:noescape
+func maxCoeffsVec(p *byte, n int) uint64
+
+// addCoeffsVec adds the n little-endian uint64s at src to the n at dst modulo q, as
+// addMod does (n a positive multiple of 8), and returns the largest of src's.
+//
+//go:noescape
+func addCoeffsVec(dst *uint64, src *byte, n int, q uint64) uint64

@@ -1,0 +1,68 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// reduceMax leaves in AX the largest of the eight unsigned lanes of Z0 (clobbers Z1).
+#define REDUCE_MAX \
+	VSHUFI64X2 $0x4E, Z0, Z0, Z1; \
+	VPMAXUQ    Z1, Z0, Z0;        \
+	VSHUFI64X2 $0xB1, Z0, Z0, Z1; \
+	VPMAXUQ    Z1, Z0, Z0;        \
+	VPSHUFD    $0x4E, Z0, Z1;     \
+	VPMAXUQ    Z1, Z0, Z0;        \
+	VMOVQ      X0, AX
+
+// func maxCoeffsVec(p *byte, n int) uint64
+TEXT ·maxCoeffsVec(SB), NOSPLIT, $0-24
+	MOVQ   p+0(FP), SI
+	MOVQ   n+8(FP), CX
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+
+maxloop:
+	VPMAXUQ (SI), Z0, Z0
+	VPMAXUQ 64(SI), Z2, Z2
+	VPMAXUQ 128(SI), Z3, Z3
+	VPMAXUQ 192(SI), Z4, Z4
+	ADDQ    $256, SI
+	SUBQ    $32, CX
+	JNZ     maxloop
+
+	VPMAXUQ Z2, Z0, Z0
+	VPMAXUQ Z4, Z3, Z3
+	VPMAXUQ Z3, Z0, Z0
+	REDUCE_MAX
+	VZEROUPPER
+	MOVQ    AX, ret+16(FP)
+	RET
+
+// func addCoeffsVec(dst *uint64, src *byte, n int, q uint64) uint64
+//
+// For each lane: s = dst + src, t = s − q, dst = min(s, t) (unsigned): s − q wraps above s
+// when s < q, so this is addMod; the largest src lane is kept in Z30.
+TEXT ·addCoeffsVec(SB), NOSPLIT, $0-40
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n+16(FP), CX
+	VPBROADCASTQ q+24(FP), Z31
+	VPXORQ       Z30, Z30, Z30
+
+addloop:
+	VMOVDQU64 (SI), Z2
+	VPMAXUQ   Z2, Z30, Z30
+	VPADDQ    (DI), Z2, Z2
+	VPSUBQ    Z31, Z2, Z3
+	VPMINUQ   Z3, Z2, Z2
+	VMOVDQU64 Z2, (DI)
+	ADDQ      $64, SI
+	ADDQ      $64, DI
+	SUBQ      $8, CX
+	JNZ       addloop
+
+	VMOVDQA64 Z30, Z0
+	REDUCE_MAX
+	VZEROUPPER
+	MOVQ      AX, ret+32(FP)
+	RET

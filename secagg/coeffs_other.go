@@ -1,0 +1,12 @@
+//go:build !amd64 || purego
+
+package secagg
+
+// haveVecCoeffs is false: coeffAbove and addCoeffs run their Go loops only.
+var haveVecCoeffs = false
+
+func maxCoeffsVec(p *byte, n int) uint64 { panic("secagg: no vector coefficient loops here") }
+
+func addCoeffsVec(dst *uint64, src *byte, n int, q uint64) uint64 {
+	panic("secagg: no vector coefficient loops here")
+}
