@@ -70,6 +70,9 @@ uses --value-bits 14); --encoding float is the one-value-per-coefficient encodin
 				if r.SumRatioCPU > 0 {
 					fmt.Fprintf(w, "  same sums in CPU time, 1 thread: %.3f s vs %.3f s: %.2f×\n", r.ServerSumCPUSec, r.PlaintextSumCPUSec, r.SumRatioCPU)
 				}
+				if r.SumRatioCPUVerified > 0 {
+					fmt.Fprintf(w, "  vs a plaintext sum checking a signature per upload (SHA-256 + Ed25519), CPU, 1 thread: %.3f s: %.2f×\n", r.PlaintextVerifiedCPUSec, r.SumRatioCPUVerified)
+				}
 				fmt.Fprintf(w, "  decryption           %8.3f s (slowest member %.3f s + combine %.3f s); request %d bytes, share %d bytes\n",
 					r.DecryptSec, r.MemberShareSec, r.CombineSec, r.RequestBytes, r.ShareBytes)
 				fmt.Fprintf(w, "  max |error|          %8.2e of the sum, %.2e of the mean, over %d independent clients (predicted std of the sum %.2e), decrypted count %d\n", r.MaxAbsError, r.MaxAbsErrorMean, r.ErrorClients, r.PredictedStd, r.DecryptedCount)

@@ -17,6 +17,9 @@ func TestRunSmall(t *testing.T) {
 	if r.Chunks != 2 || r.UploadRatio < 2 || r.UploadRatio > 3.5 {
 		t.Errorf("chunks %d upload ratio %g", r.Chunks, r.UploadRatio)
 	}
+	if _, ok := processCPU(); ok && (!(r.PlaintextVerifiedCPUSec > 0) || r.SumRatioCPUVerified != r.ServerSumCPUSec/r.PlaintextVerifiedCPUSec) {
+		t.Errorf("verified plaintext sum CPU %g s, ratio %g, want positive and the server sum's CPU %g s over it", r.PlaintextVerifiedCPUSec, r.SumRatioCPUVerified, r.ServerSumCPUSec)
+	}
 	for name, v := range map[string]float64{"encrypt": r.ClientEncryptSec, "sum": r.ServerSumSec, "sum-decoded": r.ServerSumDecodedSec, "plain": r.PlaintextSumSec, "decrypt": r.DecryptSec} {
 		if !(v > 0) {
 			t.Errorf("%s time %g not positive", name, v)
@@ -61,5 +64,23 @@ func TestRunPacked(t *testing.T) {
 	}
 	if _, err := Run(Config{Dim: 10, Clients: 3, Committee: 3, Threshold: 2, Distinct: 1, Workers: 1, LogN: 13, ValueBits: 8, Encoding: "float"}); err == nil {
 		t.Error("--value-bits with --encoding float accepted")
+	}
+}
+
+// TestVerifiedPlaintextSum: the plaintext baseline that checks signatures sums what the
+// plain loop sums, and refuses a vector changed after it was signed.
+func TestVerifiedPlaintextSum(t *testing.T) {
+	vecs := [][]float64{{1, 2, 3}, {0.5, -1, 4}}
+	pub, sigs := signVectors(vecs)
+	acc := make([]float64, 3)
+	if err := verifiedPlaintextSum(acc, vecs, sigs, pub, 5); err != nil {
+		t.Fatal(err)
+	}
+	if want := []float64{4, 4, 17}; acc[0] != want[0] || acc[1] != want[1] || acc[2] != want[2] {
+		t.Errorf("sum of 5 uploads cycling through 2 vectors = %v, want %v", acc, want)
+	}
+	vecs[1][2] = 5
+	if err := verifiedPlaintextSum(acc, vecs, sigs, pub, 2); err == nil {
+		t.Error("a vector changed after it was signed was added")
 	}
 }
