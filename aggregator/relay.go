@@ -324,7 +324,7 @@ func (r *Relay) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.
 // pushHeld reads a client's fit upload whole and holds it for the round's partial sum
 // (summing.go), or relays it unchanged when it is not one the relay can hold.
 func (r *Relay) pushHeld(ctx context.Context, c caller, res *pb.Result, stream grpc.ClientStreamingServer[pb.ResultChunk, pb.PushResultResponse]) error {
-	asm, err := blob.NewAssembler(res.Blobs, r.cfg.MaxResultBytes, 0)
+	asm, err := blob.NewAssembler(res.Blobs, r.cfg.MaxResultBytes)
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "result of task %s: %v", res.TaskId, err)
 	}

@@ -274,7 +274,7 @@ func (r *Relay) pullWork(ctx context.Context) (*pb.Task, []*pb.Blob, error) {
 		}
 		return nil, nil, nil
 	}
-	asm, err := blob.NewAssembler(task.Blobs, 1<<30, 0)
+	asm, err := blob.NewAssembler(task.Blobs, 1<<30)
 	if err != nil {
 		return nil, nil, err
 	}

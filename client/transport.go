@@ -38,10 +38,6 @@ type GRPCTransport struct {
 	mu    sync.Mutex
 	token string
 	chunk int
-	// largestTask is the most bytes a task the server delivered in full has held: the
-	// assembler of a later task allocates its buffer for that much at once (a server that
-	// then announces more than it sends costs the client no more than it held already).
-	largestTask int64
 	// refusal, when set, reports why the latest TLS handshake failed on certificate
 	// grounds (nil if it did not).
 	refusal func() error
@@ -106,10 +102,7 @@ func (g *GRPCTransport) Pull(ctx context.Context, wait time.Duration) (*pb.Task,
 	if task == nil {
 		return nil, false, errors.New("client: server stream did not start with a task header")
 	}
-	g.mu.Lock()
-	admitted := g.largestTask
-	g.mu.Unlock()
-	asm, err := blob.NewAssembler(task.Blobs, maxTaskBytes, admitted)
+	asm, err := blob.NewAssembler(task.Blobs, maxTaskBytes)
 	if err != nil {
 		return nil, false, fmt.Errorf("client: task %s: %w", task.TaskId, err)
 	}
@@ -128,9 +121,6 @@ func (g *GRPCTransport) Pull(ctx context.Context, wait time.Duration) (*pb.Task,
 	if _, err := asm.Finish(); err != nil {
 		return nil, false, fmt.Errorf("client: task %s: %w", task.TaskId, err)
 	}
-	g.mu.Lock()
-	g.largestTask = max(g.largestTask, asm.Total())
-	g.mu.Unlock()
 	return task, false, nil
 }
 

@@ -5,8 +5,8 @@
 //
 // The Service reads a pushed result's data only after the coordinator has confirmed that
 // its task is outstanding and the caller's, and bounds it by what that task can produce
-// (Coordinator.ResultLimit); its buffer is allocated once its declared size is charged to
-// MaxUploadBytes (blob.Assembler), and a client has one upload in flight at a time.
+// (Coordinator.ResultLimit); buffers grow with the bytes received, and a client has one
+// upload in flight at a time.
 //
 // # Transport security and client identity
 //

@@ -610,9 +610,8 @@ const maxBlobs = 8
 // PushResult receives a result header and its blobs' bytes, then hands the result to the
 // coordinator and reports its verdict. Before reading any data it checks that the task is
 // outstanding and the caller's, and bounds the blobs by what that task can produce
-// (Coordinator.ResultLimit) and by MaxResultBytes; the buffer, allocated once the declared
-// size is charged to MaxUploadBytes, receives the bytes as they arrive. A client pushes one
-// result at a time.
+// (Coordinator.ResultLimit) and by MaxResultBytes; the buffer grows as bytes arrive. A
+// client pushes one result at a time.
 func (s *Service) PushResult(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.PushResultResponse]) error {
 	id := clientOf(stream.Context())
 	via, _ := relayOf(stream.Context())
@@ -645,7 +644,7 @@ func (s *Service) push(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.Push
 		s.mu.Unlock()
 	}()
 	deadline := time.Now().Add(s.cfg.UploadMax)
-	first, err := s.recvChunk(stream, deadline, nil)
+	first, err := s.recvChunk(stream, deadline)
 	if err != nil {
 		return err
 	}
@@ -699,11 +698,7 @@ func (s *Service) push(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.Push
 		hold = &uploadShare{weight: weight}
 		defer s.releaseUpload(hold)
 	}
-	var admitted int64 // the bytes charged to MaxUploadBytes, which the assembler allocates at once
-	if hold != nil {
-		admitted = hold.weight
-	}
-	asm, err := blob.NewAssembler(res.Blobs, limit, admitted)
+	asm, err := blob.NewAssembler(res.Blobs, limit)
 	if errors.Is(err, blob.ErrTooLarge) {
 		return status.Errorf(codes.ResourceExhausted, "result of task %s exceeds the server's limit for it: %v", res.TaskId, err)
 	}
@@ -711,7 +706,7 @@ func (s *Service) push(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.Push
 		return status.Errorf(codes.InvalidArgument, "result of task %s: %v", res.TaskId, err)
 	}
 	for {
-		c, err := s.recvChunk(stream, deadline, asm.Room()) // a data chunk is written in place
+		c, err := s.recvChunk(stream, deadline)
 		if err == io.EOF {
 			break
 		}
@@ -748,25 +743,16 @@ func (s *Service) push(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.Push
 }
 
 // recvChunk receives the next chunk of an upload, giving up after UploadIdle without one or
-// at the upload's deadline (the stream is then cancelled as the handler returns). A data
-// chunk's bytes go into into's array when it has room for them (proto/wire), else into a
-// new slice.
-func (s *Service) recvChunk(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.PushResultResponse], deadline time.Time, into []byte) (*pb.ResultChunk, error) {
+// at the upload's deadline (the stream is then cancelled as the handler returns).
+func (s *Service) recvChunk(stream grpc.ClientStreamingServer[pb.ResultChunk, pb.PushResultResponse], deadline time.Time) (*pb.ResultChunk, error) {
 	type received struct {
 		c   *pb.ResultChunk
 		err error
 	}
 	ch := make(chan received, 1)
 	go func() {
-		c := &pb.ResultChunk{}
-		if into != nil {
-			c.Part = &pb.ResultChunk_Data{Data: into}
-		}
-		if err := stream.RecvMsg(c); err != nil {
-			ch <- received{nil, err}
-			return
-		}
-		ch <- received{c, nil}
+		c, err := stream.Recv()
+		ch <- received{c, err}
 	}()
 	wait := min(s.cfg.UploadIdle, time.Until(deadline))
 	t := time.NewTimer(max(wait, 0))

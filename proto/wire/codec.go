@@ -14,11 +14,6 @@
 // As with any gRPC message, a chunk's data must not be modified after Send until the
 // stream has ended: the codec does not copy it, and gRPC writes it (and keeps it for
 // retries) after Send returns. The data is otherwise read-only to gRPC.
-//
-// A receiver may say where a data chunk's bytes go: a chunk passed to RecvMsg whose data
-// part is an empty slice with room for them gets them copied into that slice's array (as
-// the server receives an upload straight into its assembled buffer, blob.Assembler.Room);
-// otherwise, or when they do not fit, into a new slice.
 package wire
 
 import (
@@ -93,13 +88,13 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	switch m := v.(type) {
 	case *pb.TaskChunk:
-		if payload, ok := dataField(data, taskDataTag, m.GetData()); ok {
+		if payload, ok := dataField(data, taskDataTag); ok {
 			proto.Reset(m)
 			m.Part = &pb.TaskChunk_Data{Data: payload}
 			return nil
 		}
 	case *pb.ResultChunk:
-		if payload, ok := dataField(data, resultDataTag, m.GetData()); ok {
+		if payload, ok := dataField(data, resultDataTag); ok {
 			proto.Reset(m)
 			m.Part = &pb.ResultChunk_Data{Data: payload}
 			return nil
@@ -110,9 +105,8 @@ func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 
 // dataField returns a copy of the bytes of the length-delimited field tag when data is
 // exactly that one field (a one-byte tag, a minimal varint length, the bytes) and false
-// otherwise, in which case the caller leaves the message to the proto codec. The copy is
-// made in into's array when into is empty and has room for it.
-func dataField(data mem.BufferSlice, tag byte, into []byte) ([]byte, bool) {
+// otherwise, in which case the caller leaves the message to the proto codec.
+func dataField(data mem.BufferSlice, tag byte) ([]byte, bool) {
 	total := data.Len()
 	var head [1 + binary.MaxVarintLen64]byte
 	n := 0
@@ -131,12 +125,7 @@ func dataField(data mem.BufferSlice, tag byte, into []byte) ([]byte, bool) {
 	if k <= 0 || (k > 1 && head[k] == 0) || size != uint64(total-1-k) {
 		return nil, false
 	}
-	var out []byte
-	if len(into) == 0 && uint64(cap(into)) >= size {
-		out = into[:size]
-	} else {
-		out = make([]byte, size)
-	}
+	out := make([]byte, size)
 	skip, off := 1+k, 0
 	for _, b := range data {
 		d := b.ReadOnlyData()

@@ -117,47 +117,6 @@ func TestUnmarshalDoesNotAlias(t *testing.T) {
 	}
 }
 
-// TestUnmarshalIntoRoom: a data chunk read into a message whose data part is an empty
-// slice with room for it lands in that slice's array (blob.Assembler.Room); without room,
-// or into a slice that holds data, it gets a new one; a header chunk replaces the part.
-func TestUnmarshalIntoRoom(t *testing.T) {
-	data := []byte{1, 2, 3, 4, 5}
-	b, _ := proto.Marshal(&pb.ResultChunk{Part: &pb.ResultChunk_Data{Data: data}})
-	header, _ := proto.Marshal(&pb.ResultChunk{Part: &pb.ResultChunk_Result{Result: &pb.Result{TaskId: "t"}}})
-	for _, tc := range []struct {
-		name    string
-		frames  []byte
-		into    []byte
-		inPlace bool
-	}{
-		{"room", b, make([]byte, 0, 8), true},
-		{"exact-room", b, make([]byte, 0, 5), true},
-		{"too-little-room", b, make([]byte, 0, 4), false},
-		{"holds-data", b, make([]byte, 1, 8), false},
-		{"header", header, make([]byte, 0, 64), false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			m := &pb.ResultChunk{Part: &pb.ResultChunk_Data{Data: tc.into}}
-			if err := (Codec{}).Unmarshal(split(tc.frames, rand.New(rand.NewPCG(3, 4))), m); err != nil {
-				t.Fatal(err)
-			}
-			if tc.name == "header" {
-				if m.GetResult().GetTaskId() != "t" || m.GetData() != nil {
-					t.Fatalf("got %v, want the header", m)
-				}
-				return
-			}
-			got := m.GetData()
-			if !bytes.Equal(got, data) {
-				t.Fatalf("data %v, want %v", got, data)
-			}
-			if inPlace := &got[0] == &tc.into[:1][0]; inPlace != tc.inPlace {
-				t.Fatalf("written in the given slice's array: %v, want %v", inPlace, tc.inPlace)
-			}
-		})
-	}
-}
-
 // FuzzUnmarshalAgreesWithProto: on any input, split anywhere, Codec accepts what
 // proto.Unmarshal accepts and produces the same message.
 func FuzzUnmarshalAgreesWithProto(f *testing.F) {
