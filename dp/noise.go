@@ -210,6 +210,12 @@ type SecureNoise struct {
 // parallelNoiseMin is the length below which a fill stays on one stream.
 const parallelNoiseMin = 1 << 15
 
+// parallel reports whether n draws are split across streams and workers (and drawn ahead):
+// long enough, with more than one stream and more than one worker (not in the simulator).
+func (s *SecureNoise) parallel(n int) bool {
+	return len(s.streams) > 1 && n >= parallelNoiseMin && linalg.Workers >= 2
+}
+
 // aheadMax bounds the variates drawn ahead for one SecureNoise (8 MiB of float64).
 const aheadMax = 1 << 20
 
@@ -289,11 +295,8 @@ func (a *ahead) take(dst []float64, std float64) int {
 		if k == 0 {
 			break
 		}
-		z, d := b.z[b.n-k:b.n], dst[done:done+k]
-		linalg.ParallelFor(k, 1, func(_, lo, hi int) {
-			linalg.Axpy(std, z[lo:hi], d[lo:hi])
-			clear(z[lo:hi]) // used noise is not kept: with it, the noised result gives the exact one
-		})
+		// Used noise is not kept: with it, the noised result gives the exact one.
+		linalg.AxpyClear(std, b.z[b.n-k:b.n], dst[done:done+k])
 		b.n -= k
 		done += k
 	}
@@ -334,7 +337,7 @@ func (s *SecureNoise) Normal() float64 {
 func (s *SecureNoise) fill(dst []float64, std float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.streams) == 1 || len(dst) < parallelNoiseMin || linalg.Workers < 2 {
+	if !s.parallel(len(dst)) {
 		s.streams[0].addNormals(dst, std)
 		return
 	}
@@ -350,7 +353,7 @@ func (s *SecureNoise) fill(dst []float64, std float64) {
 // contiguous chunks, each drawn from its own stream on its own worker; s.mu is held.
 func (s *SecureNoise) addParallel(dst []float64, std float64) {
 	w := len(s.streams)
-	if w == 1 || len(dst) < parallelNoiseMin {
+	if !s.parallel(len(dst)) {
 		s.streams[0].addNormals(dst, std)
 		return
 	}
@@ -375,7 +378,7 @@ func (s *SecureNoise) addParallel(dst []float64, std float64) {
 func (s *SecureNoise) UseNormals(n int, use func(z []float64) bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.streams) == 1 || n < parallelNoiseMin || n > aheadMax || linalg.Workers < 2 {
+	if !s.parallel(n) || n > aheadMax {
 		return false
 	}
 	if s.ahead == nil {

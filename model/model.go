@@ -482,10 +482,7 @@ func (m *Model) AccumulateWeightedStep(w []float64, opt Optimizer, std float64, 
 		if err := m.AccumulateWeighted(w); err != nil {
 			return err
 		}
-		linalg.ParallelFor(len(z), 1, func(_, lo, hi int) {
-			linalg.Axpy(std, z[lo:hi], m.Grads[lo:hi])
-			clear(z[lo:hi])
-		})
+		linalg.AxpyClear(std, z, m.Grads)
 		m.Step(opt)
 		return nil
 	}

@@ -34,6 +34,15 @@ func Axpy[T Float](alpha T, x, y []T) {
 	}
 }
 
+// AxpyClear sets y += alpha·x and then x = 0, split across the workers: how DP-SGD adds
+// noise drawn into x and drops it once used.
+func AxpyClear(alpha float64, x, y []float64) {
+	ParallelFor(len(x), 1, func(_, lo, hi int) {
+		Axpy(alpha, x[lo:hi], y[lo:hi])
+		clear(x[lo:hi])
+	})
+}
+
 // Add sets dst += src.
 func Add[T Float](dst, src []T) {
 	if useVek && len(src) >= 16 {
