@@ -25,6 +25,14 @@
 	VMOVUPS    X4, (DX); \
 	VMOVUPS    X5, 16(DX)
 
+// WIDEN8 loads the eight float32 gradients at R8 into Y6 and Y7 as float64, plus +0 (Y13)
+// as Drain's sum in a cleared vector forms them (−0 becomes +0).
+#define WIDEN8 \
+	VCVTPS2PD (R8), Y6;   \
+	VCVTPS2PD 16(R8), Y7; \
+	VADDPD    Y6, Y13, Y6; \
+	VADDPD    Y7, Y13, Y7
+
 // func descendAVX(p, grad *float64, n int, lr, wd float64)
 //
 // p −= lr·(g + wd·p), eight values an iteration, each operation rounded separately as
@@ -92,10 +100,7 @@ TEXT ·descendDrainAVX(SB), NOSPLIT, $0-48
 	JZ           descendDrainDone
 
 descendDrainLoop:
-	VCVTPS2PD (R8), Y6
-	VCVTPS2PD 16(R8), Y7
-	VADDPD    Y6, Y13, Y6
-	VADDPD    Y7, Y13, Y7
+	WIDEN8
 	DESCEND8(Y6, Y7)
 	NARROW8
 	ADDQ      $64, DI
@@ -126,10 +131,7 @@ TEXT ·descendDrainNoiseAVX(SB), NOSPLIT, $0-64
 	JZ           descendDrainNoiseDone
 
 descendDrainNoiseLoop:
-	VCVTPS2PD (R8), Y6
-	VCVTPS2PD 16(R8), Y7
-	VADDPD    Y6, Y13, Y6
-	VADDPD    Y7, Y13, Y7
+	WIDEN8
 	VMULPD    (R9), Y12, Y8
 	VMULPD    32(R9), Y12, Y9
 	VMOVUPD   Y13, (R9)
