@@ -498,3 +498,45 @@ func TestStreamingAllocation(t *testing.T) {
 		})
 	}
 }
+
+// Bytes changed after AddBinary checked them (another goroutine writing the server's
+// buffer between the check and the add) are caught by the add's re-check: the upload is not
+// counted and the half-updated aggregate is discarded, refusing further uploads.
+func TestAddBinaryCatchesBytesChangedAfterTheCheck(t *testing.T) {
+	for name, lit := range streamLiterals {
+		t.Run(name, func(t *testing.T) {
+			f := attackFederationWith(t, lit, 63)
+			good, err := f.upload(t, "client-1", 1, PurposeFit, randomUpdates(4, 1, streamDim, 1)[0]).MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var u EncryptedUpdate
+			if err := u.UnmarshalBinary(good); err != nil {
+				t.Fatal(err)
+			}
+			n, levels := f.params.N(), f.params.Levels()
+			cw := chunkWireSize(n, levels)
+			last := len(good) - cw
+			at := last + chunkMetaSize + 8*n*levels + 8*(n-1) // a c1 coefficient of the last chunk
+			agg := newStreamAggregator(t, f, 1, nil)
+			checked, err := agg.checkBinary(good, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			binary.LittleEndian.PutUint64(good[at:], f.params.Moduli()[0]) // not below its prime
+			if err := agg.add(checked); err == nil {
+				t.Fatal("an upload whose bytes changed after the check was added")
+			}
+			if agg.Count() != 0 || agg.broken == nil {
+				t.Fatalf("after a failed add: %d uploads counted, aggregate broken = %v; want 0 and discarded", agg.Count(), agg.broken)
+			}
+			other, err := f.upload(t, "client-2", 1, PurposeFit, randomUpdates(5, 1, streamDim, 1)[0]).MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := agg.AddBinary(other, nil); err == nil {
+				t.Fatal("a discarded aggregate took another upload")
+			}
+		})
+	}
+}
