@@ -21,6 +21,7 @@ import (
 
 	"github.com/confide-fl/confide/proto/blob"
 	pb "github.com/confide-fl/confide/proto/confide/v1"
+	"github.com/confide-fl/confide/proto/wire"
 	"github.com/confide-fl/confide/secagg"
 	"github.com/confide-fl/confide/server"
 )
@@ -108,7 +109,7 @@ func (r *Relay) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	opts = append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(limit), grpc.MaxSendMsgSize(limit),
 		grpc.StatsHandler(connTracker{r}),
-	}, opts...)
+	}, append(wire.ServerOptions(), opts...)...) // as the server: chunks' data copied less, larger read buffer
 	g := grpc.NewServer(opts...)
 	pb.RegisterFederationServer(g, r)
 	return g

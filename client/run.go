@@ -144,8 +144,8 @@ func Run(ctx context.Context, cfg Config, trainer Trainer) error {
 	case len(opts) == 0:
 		return errors.New("client: no transport security: set TLS (the federation's CA certificate and this client's certificate; see TLSConfig), or Insecure for plaintext on a trusted network")
 	}
-	opts = append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8<<20), grpc.MaxCallSendMsgSize(8<<20),
-		wire.CallOption())) // protobuf, with task and result chunks' data copied less
+	opts = append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8<<20), grpc.MaxCallSendMsgSize(8<<20)))
+	opts = append(opts, wire.DialOptions()...) // protobuf with chunks' data copied less, larger socket buffers
 	conn, err := grpc.NewClient(cfg.Server, opts...)
 	if err != nil {
 		return fmt.Errorf("client: dialing %s: %w", cfg.Server, err)

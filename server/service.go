@@ -801,8 +801,7 @@ func (s *Service) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 		grpc.ChainUnaryInterceptor(s.recoverUnary, s.logUnary, s.authUnary),
 		grpc.ChainStreamInterceptor(s.recoverStream, s.logStream, s.authStream),
 		grpc.StatsHandler(connTracker{s.sessions, s.disconnected, s.connClosed, s.cfg.Metrics.addIngress}),
-		wire.ServerOption(), // protobuf, with task and result chunks' data copied less
-	}, opts...)
+	}, append(wire.ServerOptions(), opts...)...) // protobuf with chunks' data copied less, larger socket buffers
 	g := grpc.NewServer(opts...)
 	pb.RegisterFederationServer(g, s)
 	pb.RegisterAggregationServer(g, aggregation{s: s})

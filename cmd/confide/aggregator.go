@@ -19,6 +19,7 @@ import (
 
 	"github.com/confide-fl/confide/aggregator"
 	"github.com/confide-fl/confide/client"
+	"github.com/confide-fl/confide/proto/wire"
 	"github.com/confide-fl/confide/secagg"
 	"github.com/confide-fl/confide/server"
 )
@@ -130,7 +131,7 @@ func runAggregator(ctx context.Context, g *globalOptions, o aggregatorOptions) e
 	if err != nil {
 		return err
 	}
-	up, err := grpc.NewClient(o.upstream, grpc.WithTransportCredentials(upCreds))
+	up, err := grpc.NewClient(o.upstream, append(wire.DialOptions(), grpc.WithTransportCredentials(upCreds))...)
 	if err != nil {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--upstream %s: %w", o.upstream, err)}
 	}
