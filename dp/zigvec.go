@@ -9,6 +9,10 @@ package dp
 // miss the fast path (20% of groups) continue on the scalar slow path, in group and lane
 // order, with their further words from a second stream (gaussStream.spare): the kernel
 // marks them and goes on instead of stopping, so it runs branch-free through a buffer.
+// With AVX-512 the kernel takes two groups at a time and looks the layers up in tables held
+// in registers instead of gathering them: 0.28 ns a draw against 0.81 for AVX2 (go test
+// ./dp -bench ZigGroups -cpu 1), and a whole fill (keystream and slow path included, go
+// test ./dp -bench 'AddNormals$' -cpu 1) 1.83 ns a draw against 2.35.
 // Five words for eight draws is 5 bytes a draw of keystream; AES-128-CTR makes 9.2 GB/s on
 // one core here, 0.54 ns a draw.
 

@@ -7,10 +7,24 @@ import (
 	"testing"
 )
 
-// zigGroups (AVX2 on amd64) and zigGroupsGeneric do the same groups and add bit-identical
-// values, on random words and on groups built to miss the fast path in each lane, through
-// the layers with no fast path (1) and the tail strip (0), and at |j| = 2^31.
+// zigGroups (AVX-512 and AVX2 on amd64, each run) and zigGroupsGeneric do the same groups
+// and add bit-identical values, on random words and on groups built to miss the fast path
+// in each lane, through the layers with no fast path (1) and the tail strip (0), and at
+// |j| = 2^31; odd and even numbers of groups.
 func TestZigGroupsMatchGeneric(t *testing.T) {
+	for _, wide := range []bool{false, true} {
+		if wide && !useAVX512 {
+			continue
+		}
+		t.Run(map[bool]string{false: "avx2", true: "avx512"}[wide], func(t *testing.T) {
+			defer func(was bool) { useAVX512 = was }(useAVX512)
+			useAVX512 = wide
+			testZigGroupsMatchGeneric(t)
+		})
+	}
+}
+
+func testZigGroupsMatchGeneric(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	check := func(name string, buf []uint64, ndst int) []uint32 {
 		t.Helper()
@@ -158,4 +172,19 @@ func BenchmarkZigGroups(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(dst)), "ns/draw")
 		})
 	}
+}
+
+// BenchmarkAddNormals times one stream's fill of the float32 MLP's 235,146 parameters (as
+// a DP-SGD step draws them), on one goroutine: the keystream, the vector kernel and the
+// slow path together.
+func BenchmarkAddNormals(b *testing.B) {
+	g, err := newGaussStream()
+	if err != nil {
+		b.Fatal(err)
+	}
+	dst := make([]float64, 235146)
+	for b.Loop() {
+		g.addNormals(dst, 1)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(dst)), "ns/draw")
 }
