@@ -23,11 +23,12 @@ type LinearOf[F linalg.Float] struct {
 	w, b   []F // views into the model's parameters
 	gw, gb []F // views into the model's gradients
 
-	x   *TensorOf[F] // input of the last Forward (aliases the previous layer's output)
-	y   *TensorOf[F]
-	dx  *TensorOf[F]
-	dy  *TensorOf[F] // output gradient kept in ghost mode
-	tmp []F
+	x    *TensorOf[F] // input of the last Forward (aliases the previous layer's output)
+	y    *TensorOf[F]
+	dx   *TensorOf[F]
+	dy   *TensorOf[F] // output gradient kept in ghost mode
+	tmp  []F
+	rowW []F // AccumulateWeighted's weight of each row
 
 	// perExample holds each example's formed gradient (NumParams values) when
 	// AddPerExampleSqNorms formed them for the output gradient perExampleOf.
@@ -185,14 +186,12 @@ func (l *LinearOf[F]) AccumulateWeighted(w []float64, b *Batch) {
 	}
 	T := g.Rows / b.B
 	l.tmp = grow(l.tmp, g.Rows*l.Out)
-	scaled := l.tmp[:g.Rows*l.Out]
-	for r := 0; r < g.Rows; r++ {
-		wi := F(w[r/T])
-		src, dst := g.Row(r), scaled[r*l.Out:(r+1)*l.Out]
-		for j, v := range src {
-			dst[j] = wi * v
-		}
+	l.rowW = grow(l.rowW, g.Rows)
+	scaled, rowW := l.tmp[:g.Rows*l.Out], l.rowW[:g.Rows]
+	for r := range rowW {
+		rowW[r] = F(w[r/T])
 	}
+	linalg.ScaleRows(scaled, g.Data, g.Rows, l.Out, rowW)
 	mulTNAcc(l.gw, l.x.Data, scaled, l.In, g.Rows, l.Out)
 	if !l.NoBias {
 		linalg.SumRows(l.gb, scaled, g.Rows, l.Out)

@@ -174,7 +174,7 @@ func benchElementwise[T Float](b *testing.B, f elementwiseFunc) {
 	})
 }
 
-// TestRowOps checks AddRowVector and SumRows against plain loops, bit for bit (each column
+// TestRowOps checks AddRowVector, SumRows and ScaleRows against plain loops, bit for bit (each column
 // is summed top to bottom whatever the split), for shapes that split across workers and
 // shapes that do not.
 func TestRowOps(t *testing.T) {
@@ -204,9 +204,20 @@ func testRowOps[T Float](t *testing.T) {
 						wantSums[j] += x[i*n+j]
 					}
 				}
+				w := randT[T](r, m)
+				scaled, wantScaled := make([]T, m*n), make([]T, m*n)
+				ScaleRows(scaled, x, m, n, w)
+				for i := 0; i < m; i++ {
+					for j := 0; j < n; j++ {
+						wantScaled[i*n+j] = w[i] * x[i*n+j]
+					}
+				}
 				for i := range want {
 					if got[i] != want[i] {
 						t.Fatalf("AddRowVector: element %d: got %v want %v", i, got[i], want[i])
+					}
+					if scaled[i] != wantScaled[i] {
+						t.Fatalf("ScaleRows: element %d: got %v want %v", i, scaled[i], wantScaled[i])
 					}
 				}
 				for j := range wantSums {

@@ -66,6 +66,22 @@ func Scale[T Float](alpha T, x []T) {
 	}
 }
 
+// ScaleTo sets dst = alpha·x.
+func ScaleTo[T Float](dst []T, alpha T, x []T) {
+	if useVek && len(x) >= 16 {
+		if is64[T]() {
+			vek.MulNumber_Into(f64s(dst[:len(x)]), f64s(x), float64(alpha))
+		} else {
+			vek32.MulNumber_Into(f32s(dst[:len(x)]), f32s(x), float32(alpha))
+		}
+		return
+	}
+	dst = dst[:len(x)]
+	for i, v := range x {
+		dst[i] = alpha * v
+	}
+}
+
 // Sum returns Σ x_i.
 func Sum[T Float](x []T) T {
 	if useVek && len(x) >= 16 {
@@ -87,26 +103,34 @@ func SumSq[T Float](x []T) T { return Dot(x, x) }
 // AddRowVector adds the length-n vector v to every row of the m×n matrix dst, spread over
 // the workers by rows when large.
 func AddRowVector[T Float](dst []T, m, n int, v []T) {
-	rowsOp(opAddRow, dst, v, m, n)
+	rowsOp(opAddRow, dst, v, m, n, nil)
+}
+
+// ScaleRows sets row i of the m×n matrix dst to w[i] times row i of src, spread over the
+// workers by rows when large.
+func ScaleRows[T Float](dst, src []T, m, n int, w []T) {
+	rowsOp(opScaleRows, dst, src, m, n, w[:m])
 }
 
 // SumRows adds the column sums of the m×n matrix src to dst (length n), spread over the
 // workers by columns when large: each column is still summed by one goroutine, top to
 // bottom, so the result does not depend on the split.
 func SumRows[T Float](dst []T, src []T, m, n int) {
-	rowsOp(opSumRows, dst, src, m, n)
+	rowsOp(opSumRows, dst, src, m, n, nil)
 }
 
 const (
 	opAddRow = iota
 	opSumRows
+	opScaleRows
 )
 
-// rowsTask is AddRowVector or SumRows over rows (AddRowVector) or column stripes (SumRows)
-// [c·step, (c+1)·step).
+// rowsTask is AddRowVector, SumRows or ScaleRows over rows (AddRowVector, ScaleRows) or
+// column stripes (SumRows) [c·step, (c+1)·step).
 type rowsTask[T Float] struct {
 	op         int
 	dst, src   []T
+	w          []T // ScaleRows' row weights
 	m, n, step int
 }
 
@@ -117,9 +141,9 @@ var (
 
 func rowsPool[T Float]() *sync.Pool { return byType[T](&rowsTasks64, &rowsTasks32) }
 
-func rowsOp[T Float](op int, dst, src []T, m, n int) {
+func rowsOp[T Float](op int, dst, src []T, m, n int, w []T) {
 	t := rowsPool[T]().Get().(*rowsTask[T])
-	*t = rowsTask[T]{op: op, dst: dst, src: src, m: m, n: n, step: max(m, n)}
+	*t = rowsTask[T]{op: op, dst: dst, src: src, w: w, m: m, n: n, step: max(m, n)}
 	// Columns are split in stripes of at least 8 (a cache line), rows in any number.
 	units, minUnit := m, 1
 	if op == opSumRows {
@@ -146,10 +170,16 @@ func rowsOp[T Float](op int, dst, src []T, m, n int) {
 func (t *rowsTask[T]) runChunk(_, c int) {
 	n := t.n
 	lo := c * t.step
-	if t.op == opAddRow {
+	switch t.op {
+	case opAddRow:
 		v := t.src[:n]
 		for i := lo; i < min(lo+t.step, t.m); i++ {
 			Add(t.dst[i*n:i*n+n], v)
+		}
+		return
+	case opScaleRows:
+		for i := lo; i < min(lo+t.step, t.m); i++ {
+			ScaleTo(t.dst[i*n:i*n+n], t.w[i], t.src[i*n:i*n+n])
 		}
 		return
 	}
