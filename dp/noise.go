@@ -10,6 +10,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -142,7 +143,32 @@ func (s *secureStream) Uint64() uint64 {
 // their further words from spare, so that the vector kernel never stops for them.
 type gaussStream struct {
 	main, spare *secureStream
-	refused     []uint32 // scratch for zigGroups
+	refused     []uint32   // scratch for zigGroups
+	later       []slowDraw // scratch for the draws the squeeze does not accept
+}
+
+// slowDraw is a draw that missed the fast path and was not accepted by the squeeze: it
+// starts over from its word u (the tail strip), tests its level l against the exponential
+// (unsure), or starts over from a fresh word (rejected).
+type slowDraw struct {
+	x    float64 // the variate tested
+	u    uint64  // the draw's first word
+	at   int32   // its index in the batch
+	l    float32 // its level
+	kind uint8
+}
+
+const (
+	slowRejected = iota
+	slowUnsure
+	slowTail
+)
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func newGaussStream() (*gaussStream, error) {
@@ -158,8 +184,8 @@ func newGaussStream() (*gaussStream, error) {
 }
 
 // addNormals sets dst[i] += std·N(0, 1) for every i: the whole groups of each buffer of
-// main's keystream in one call of the vector kernel, then the refused lanes in group and
-// lane order on the scalar slow path, then the last len(dst) mod 8 one at a time.
+// main's keystream in one call of the vector kernel, then the refused lanes (finishSlow),
+// then the last len(dst) mod 8 one at a time.
 func (g *gaussStream) addNormals(dst []float64, std float64) {
 	s := g.main
 	k := 0
@@ -170,19 +196,72 @@ func (g *gaussStream) addNormals(dst []float64, std float64) {
 		n := min((len(dst)-k)/8, (streamWords-s.pos)/groupWords)
 		buf, d := s.buf[s.pos:s.pos+groupWords*n], dst[k:k+8*n]
 		g.refused = zigGroups(d, buf, std, g.refused)
-		for _, e := range g.refused {
-			grp, lanes := int(e>>8), e&0xFF
-			w := (*[groupWords]uint64)(buf[groupWords*grp:])
-			for ; lanes != 0; lanes &= lanes - 1 {
-				l := bits.TrailingZeros32(lanes)
-				d[8*grp+l] += float64(std * zigSlow(groupWord(w, l), g.spare))
-			}
-		}
+		g.finishSlow(d, buf, std)
 		k, s.pos = k+8*n, s.pos+groupWords*n
 	}
 	for ; k < len(dst); k++ {
 		dst[k] += std * s.normal()
 	}
+}
+
+// finishSlow completes the draws of the groups of buf that zigGroups refused (g.refused),
+// whose values go to d, in two passes. The first takes each refused lane, in group and lane
+// order, with one word of spare for its level l and decides what the squeeze decides
+// without branching on it (the outcome is a coin toss, which a branch would mispredict
+// half the time): about half are accepted and added, the others are kept. The second goes
+// through those in the same order, as zigSlow would go on from there: the unsure ones
+// test l against the exponential and start over from a fresh word of spare if it
+// fails, the rejected ones start over from a fresh word, and the tail strip's (layer 0,
+// whose level word is not used) start over from their own word. Every variate is still
+// exactly math/rand/v2's NormFloat64 of its words; only which words of spare a draw gets
+// differs from drawing them one after another.
+func (g *gaussStream) finishSlow(d []float64, buf []uint64, std float64) {
+	count := 0
+	for _, e := range g.refused {
+		count += bits.OnesCount32(e & 0xFF)
+	}
+	if count == 0 {
+		return
+	}
+	later := slices.Grow(g.later[:0], count)[:count]
+	n := 0
+	for _, e := range g.refused {
+		grp, lanes := int(e>>8), e&0xFF
+		w := (*[groupWords]uint64)(buf[groupWords*grp:])
+		for ; lanes != 0; lanes &= lanes - 1 {
+			lane := bits.TrailingZeros32(lanes)
+			u := groupWord(w, lane)
+			i := u >> 32 & 0x7F
+			x := float64(int32(u)) * float64(zigW[i])
+			l := zigF[i] + float32(unitFloat(g.spare.Uint64()))*(zigF[(i-1)&0x7F]-zigF[i])
+			c := &zigSqueeze[i]
+			ax := math.Abs(x)
+			accept := float64(l) < c.lo0+ax*c.lo1 // never for layer 0: lo0 = lo1 = 0 < l
+			reject := float64(l) > c.hi0+ax*c.hi1
+			at := 8*grp + lane
+			// Added when accepted, as a selection of bits rather than a branch.
+			old := math.Float64bits(d[at])
+			mask := -b2u(accept)
+			d[at] = math.Float64frombits(math.Float64bits(d[at]+float64(std*x))&mask | old&^mask)
+			kind := slowUnsure - b2u(reject) + b2u(i == 0)*(slowTail-slowUnsure+b2u(reject))
+			p := &later[n] // field by field: a composite literal goes through the stack
+			p.x, p.u, p.at, p.l, p.kind = x, u, int32(at), l, uint8(kind)
+			n += int(1 - b2u(accept))
+		}
+	}
+	for _, p := range later[:n] {
+		var z float64
+		switch {
+		case p.kind == slowTail:
+			z = zigSlow(p.u, g.spare)
+		case p.kind == slowUnsure && p.l < float32(math.Exp(-.5*p.x*p.x)):
+			z = p.x
+		default:
+			z = zigSlow(g.spare.Uint64(), g.spare)
+		}
+		d[p.at] += float64(std * z)
+	}
+	g.later = later
 }
 
 // draw returns the variate of word u (only its low 39 bits matter unless the slow path

@@ -6,13 +6,15 @@ package dp
 // l/2), the fifth the eight layer bytes (lane l in its byte l, of which the low 7 bits
 // choose the layer). Lane l's draw is the ziggurat's draw for the word j | layer<<32
 // (groupWord), so it is math/rand/v2's NormFloat64 of that word. The 2.8% of draws that
-// miss the fast path (20% of groups) continue on the scalar slow path, in group and lane
-// order, with their further words from a second stream (gaussStream.spare): the kernel
-// marks them and goes on instead of stopping, so it runs branch-free through a buffer.
-// With AVX-512 the kernel takes two groups at a time and looks the layers up in tables held
-// in registers instead of gathering them: 0.28 ns a draw against 0.81 for AVX2 (go test
-// ./dp -bench ZigGroups -cpu 1), and a whole fill (keystream and slow path included, go
-// test ./dp -bench 'AddNormals$' -cpu 1) 1.83 ns a draw against 2.35.
+// miss the fast path (20% of groups) continue on the scalar slow path after the kernel
+// (gaussStream.finishSlow), with their further words from a second stream
+// (gaussStream.spare): the kernel marks them and goes on instead of stopping, so it runs
+// branch-free through a buffer. With AVX-512 the kernel takes two groups at a time and
+// looks the layers up in tables held in registers instead of gathering them: 0.28 ns a
+// draw against 0.81 for AVX2 (go test ./dp -bench ZigGroups -cpu 1). A whole fill
+// (keystream and slow path included, go test ./dp -bench 'AddNormals$' -cpu 1, quiet
+// machine) takes 1.40 ns a draw: 2.35 with the AVX2 kernel, 1.79–1.86 with the AVX-512 one
+// before finishSlow decided the squeeze without branches (it had cost ~29 ns a slow draw).
 // Five words for eight draws is 5 bytes a draw of keystream; AES-128-CTR makes 9.2 GB/s on
 // one core here, 0.54 ns a draw.
 

@@ -86,26 +86,61 @@ func testZigGroupsMatchGeneric(t *testing.T) {
 	}
 }
 
-// refAddNormals is addNormals written plainly from the layout zigvec.go documents: each
-// group's five words from main, the lanes in order, a lane that misses the fast path taking
-// its further words from spare; the last len(dst) mod 8 draws one at a time from main.
+// refAddNormals is addNormals written plainly from the layout zigvec.go and finishSlow
+// document: in batches of the groups left in main's buffer (or in dst), each group's five
+// words from main, the lanes in order; each lane that misses the fast path takes a word of
+// spare for its level and is kept unless the squeeze accepts it; after the batch, the kept
+// ones in order finish as zigSlow does (the exponential's test for the unsure, a fresh
+// word of spare for the rejected, their own word for the tail's); the last len(dst) mod 8
+// draws one at a time from main.
 func refAddNormals(g *gaussStream, dst []float64, std float64) {
 	s := g.main
 	k := 0
-	for ; k+8 <= len(dst); k += 8 {
+	for k+8 <= len(dst) {
 		if s.pos > streamWords-groupWords {
 			s.refill()
 		}
-		w := (*[groupWords]uint64)(s.buf[s.pos:])
-		for l := range 8 {
-			u := groupWord(w, l)
-			z, ok := zigFast(u)
-			if !ok {
-				z = zigSlow(u, g.spare)
+		batch := min((len(dst)-k)/8, (streamWords-s.pos)/groupWords)
+		var later []func()
+		for range batch {
+			w := (*[groupWords]uint64)(s.buf[s.pos:])
+			for l := range 8 {
+				at, u := k+l, groupWord(w, l)
+				z, ok := zigFast(u)
+				if ok {
+					dst[at] += float64(std * z)
+					continue
+				}
+				i := u >> 32 & 0x7F
+				level := g.spare.Uint64() // taken by every refused lane, used unless in the tail
+				if i == 0 {
+					later = append(later, func() { dst[at] += float64(std * zigSlow(u, g.spare)) })
+					continue
+				}
+				x := float64(int32(u)) * float64(zigW[i])
+				lv := zigF[i] + float32(unitFloat(level))*(zigF[i-1]-zigF[i])
+				accept, sure := zigSqueeze[i].test(math.Abs(x), float64(lv))
+				switch {
+				case sure && accept:
+					dst[at] += float64(std * x)
+				case sure:
+					later = append(later, func() { dst[at] += float64(std * zigSlow(g.spare.Uint64(), g.spare)) })
+				default:
+					later = append(later, func() {
+						if lv < float32(math.Exp(-.5*x*x)) {
+							dst[at] += float64(std * x)
+						} else {
+							dst[at] += float64(std * zigSlow(g.spare.Uint64(), g.spare))
+						}
+					})
+				}
 			}
-			dst[k+l] += float64(std * z)
+			s.pos += groupWords
+			k += 8
 		}
-		s.pos += groupWords
+		for _, f := range later {
+			f()
+		}
 	}
 	for ; k < len(dst); k++ {
 		dst[k] += std * s.normal()
