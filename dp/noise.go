@@ -39,12 +39,13 @@ var (
 // arm64), keyed from crypto/rand, with fast key erasure every 16 KiB and a reseed from
 // crypto/rand every 8 MiB (secureStream): a 128-bit security level. The keystream is
 // generated 16 KiB at a time into a word buffer; five words carry eight draws, whose fast
-// path (97.2% of draws) runs eight at a time in AVX2 (zigvec.go: 0.8 ns a draw against 2.4
-// ns for the same groups in Go), and a squeeze spares most of the rest an exponential: 2.35–
-// 2.43 ns a draw on one core here (the scalar code it replaced: 2.9–3.0 ns), against 8.0 ns
-// for NormFloat64 on a ChaCha8 source (go test ./dp -bench 'AddGaussian|NormFloat64|ZigGroups'
-// -cpu 1). What remains is mostly the keystream (0.5 ns a draw) and the slow path of the
-// 2.8% of draws that miss the fast path (0.8 ns a draw averaged). It matters because DP-SGD
+// path (97.2% of draws) runs sixteen at a time in AVX-512 or eight in AVX2 (zigvec.go), and
+// the rest finish with a squeeze deciding most without an exponential and without a branch
+// (gaussStream.finishSlow): on one core of this machine (AMD EPYC, AVX-512), 1.40–1.58 ns a
+// draw, 2.10–2.19 with the AVX2 kernel (go test ./dp -bench 'AddNormals' -cpu 1; the scalar
+// code of two sessions before: 2.9–3.0 ns), against 8.0 ns for NormFloat64 on a ChaCha8
+// source (-bench NormFloat64). What remains is mostly the keystream (about 0.5 ns a draw).
+// It matters because DP-SGD
 // draws one variate per parameter per step; fills of long vectors also draw ahead on idle
 // helpers (SecureNoise).
 //
@@ -158,9 +159,11 @@ type slowDraw struct {
 	kind uint8
 }
 
+// The kinds of slowDraw; finishSlow computes a kind arithmetically (unsure less one when
+// rejected), so the order matters.
 const (
 	slowRejected = iota
-	slowUnsure
+	slowUnsure   // = slowRejected + 1
 	slowTail
 )
 

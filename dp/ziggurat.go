@@ -76,7 +76,7 @@ func zigSlow(u uint64, src wordSource) float64 {
 // same draw for draw (TestZigguratMatchesStdlib) while about 9 in 10 exponentials go.
 //
 // Both bounds, the margin folded in, are kept as lines in |x| (rounding of their
-// coefficients moves them by about 1e-16, nothing beside the margin), so that a test is two
+// coefficients moves them by less than 1e-14 of f, nothing beside the margin), so that a test is two
 // multiply-adds and two comparisons, without branches; a layer with no squeeze has lines
 // that decide nothing (accept below 0, reject above +Inf).
 type zigBounds struct {

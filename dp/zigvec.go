@@ -1,7 +1,7 @@
 package dp
 
 // The secure stream's draws come in groups of eight from five 64-bit words, a layout chosen
-// so that the ziggurat's fast path runs eight lanes at a time (zigvec_amd64.s, AVX2): the
+// so that the ziggurat's fast path runs eight lanes at a time (zigvec_amd64.s): the
 // first four words hold the eight 32-bit values j (lane l in the low or high half of word
 // l/2), the fifth the eight layer bytes (lane l in its byte l, of which the low 7 bits
 // choose the layer). Lane l's draw is the ziggurat's draw for the word j | layer<<32
@@ -10,11 +10,12 @@ package dp
 // (gaussStream.finishSlow), with their further words from a second stream
 // (gaussStream.spare): the kernel marks them and goes on instead of stopping, so it runs
 // branch-free through a buffer. With AVX-512 the kernel takes two groups at a time and
-// looks the layers up in tables held in registers instead of gathering them: 0.28 ns a
-// draw against 0.81 for AVX2 (go test ./dp -bench ZigGroups -cpu 1). A whole fill
-// (keystream and slow path included, go test ./dp -bench 'AddNormals$' -cpu 1, quiet
-// machine) takes 1.40 ns a draw: 2.35 with the AVX2 kernel, 1.79–1.86 with the AVX-512 one
-// before finishSlow decided the squeeze without branches (it had cost ~29 ns a slow draw).
+// looks the layers up in tables held in registers instead of gathering them: 0.28–0.30 ns a
+// draw against 0.81–0.83 for AVX2 (go test ./dp -bench ZigGroups -cpu 1, AMD EPYC). A whole fill
+// (keystream and slow path included, -bench AddNormals) takes 1.40–1.58 ns a draw with it
+// and 2.10–2.19 with AVX2 (the AVX2 kernel with the slow path one draw after another:
+// 2.35). Where 512-bit arithmetic lowers the clock (some Intel Xeons), the kernel's gain
+// should be judged by the DP-SGD step (go test ./dp/dpsgd -bench StepMLP), not the fill.
 // Five words for eight draws is 5 bytes a draw of keystream; AES-128-CTR makes 9.2 GB/s on
 // one core here, 0.54 ns a draw.
 

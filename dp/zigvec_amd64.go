@@ -20,7 +20,7 @@ var (
 func zigGroupsAVX2(dst *float64, buf *uint64, n int, std float64, refused *uint32) int
 
 // zigGroupsAVX512 is zigGroupsAVX2 for 2·pairs groups, sixteen lanes at a time in AVX-512
-// (zigvec_amd64.s).
+// (zigvec_amd64.s): refused has room for 2·pairs entries.
 //
 //go:noescape
 func zigGroupsAVX512(dst *float64, buf *uint64, pairs int, std float64, refused *uint32) int

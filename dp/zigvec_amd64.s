@@ -124,7 +124,7 @@ TEXT ·zigGroupsAVX512(SB), NOSPLIT, $0-48
 pairloop:
 	CMPQ         AX, CX
 	JGE          pairdone
-	VMOVDQU32    (SI), Y0
+	VMOVDQU      (SI), Y0           // AVX: VMOVDQU32 on a ymm register would need AVX512VL
 	VINSERTI64X4 $1, 40(SI), Z0, Z0 // the sixteen j
 	VMOVQ        32(SI), X1
 	VPINSRQ      $1, 72(SI), X1, X1

@@ -86,6 +86,121 @@ func testZigGroupsMatchGeneric(t *testing.T) {
 	}
 }
 
+// The vector kernels against the generic code with refusal masks chosen per group
+// (none, all eight, random: so pairs with all sixteen lanes refused), every layer at its
+// boundary in every one of the sixteen lane positions, canaries after dst and after
+// refused's n entries, and -0, NaN and Inf destinations.
+func TestZigGroupsMasks(t *testing.T) {
+	for _, wide := range []bool{false, true} {
+		if wide && !useAVX512 {
+			t.Log("no AVX-512 kernel here: the AVX2 one only")
+			continue
+		}
+		defer func(was bool) { useAVX512 = was }(useAVX512)
+		useAVX512 = wide
+		r := rand.New(rand.NewPCG(9, uint64(len(t.Name()))))
+		setLane := func(w *[groupWords]uint64, l int, j uint32, layer uint64) {
+			w[l>>1] = w[l>>1]&^(0xFFFFFFFF<<(32*(l&1))) | uint64(j)<<(32*(l&1))
+			w[4] = w[4]&^(0xFF<<(8*l)) | layer<<(8*l)
+		}
+		run := func(name string, buf []uint64) {
+			groups := len(buf) / groupWords
+			const canary = 0x5a5a5a5a
+			a := make([]float64, 8*groups+8)
+			for i := range a {
+				switch r.IntN(6) {
+				case 0:
+					a[i] = math.Copysign(0, -1)
+				case 1:
+					a[i] = math.NaN()
+				case 2:
+					a[i] = math.Inf(-1)
+				default:
+					a[i] = r.NormFloat64()
+				}
+			}
+			b := append([]float64(nil), a...)
+			std := 0.3 + r.Float64()
+			ref := make([]uint32, groups, groups+8)
+			for i := groups; i < groups+8; i++ {
+				ref[:groups+8][i] = canary
+			}
+			ra := zigGroups(a[:8*groups], buf, std, ref)
+			rb := zigGroupsGeneric(b[:8*groups], buf, std, nil)
+			if !slices.Equal(ra, rb) {
+				t.Fatalf("%s wide=%v: refused %x, generic %x", name, wide, ra, rb)
+			}
+			for i := groups; i < groups+8; i++ {
+				if ref[:groups+8][i] != canary {
+					t.Fatalf("%s wide=%v: refused written at %d ≥ n = %d", name, wide, i, groups)
+				}
+			}
+			for i := range a {
+				if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+					t.Fatalf("%s wide=%v: value %d (of %d+8): %v, generic %v", name, wide, i, 8*groups, a[i], b[i])
+				}
+			}
+		}
+		for range 3000 {
+			groups := 1 + r.IntN(12)
+			buf := make([]uint64, groupWords*groups+3) // a partial group after: ignored
+			for i := range buf {
+				buf[i] = r.Uint64()
+			}
+			for g := range groups {
+				w := (*[groupWords]uint64)(buf[groupWords*g:])
+				var mask uint32
+				switch r.IntN(4) {
+				case 0:
+					mask = 0
+				case 1:
+					mask = 0xFF
+				default:
+					mask = r.Uint32() & 0xFF
+				}
+				for l := range 8 {
+					layer := uint64(r.IntN(128))
+					k := zigK[layer]
+					if mask>>l&1 == 1 {
+						j := k + uint32(r.Uint64N(uint64(1<<31-k)+1)) // |j| in [K, 2^31]
+						if r.IntN(2) == 0 {
+							j = -j
+						}
+						setLane(w, l, j, layer|uint64(r.IntN(2))<<7)
+					} else if k > 0 {
+						j := uint32(r.IntN(int(k))) // |j| < K
+						if r.IntN(2) == 0 {
+							j = -j
+						}
+						setLane(w, l, j, layer)
+					}
+				}
+			}
+			run("masks", buf)
+		}
+		// Every layer at its boundary in each of the sixteen lanes of a pair.
+		for layer := range 128 {
+			for lane := range 16 {
+				for _, d := range []int64{-1, 0} {
+					buf := make([]uint64, groupWords*2)
+					for i := range buf {
+						buf[i] = r.Uint64()
+					}
+					w := (*[groupWords]uint64)(buf[groupWords*(lane/8):])
+					j := int64(zigK[layer]) + d
+					if j < 0 {
+						continue
+					}
+					setLane(w, lane%8, uint32(j), uint64(layer))
+					run("boundary", buf)
+					setLane(w, lane%8, uint32(-j), uint64(layer))
+					run("boundary-", buf)
+				}
+			}
+		}
+	}
+}
+
 // refAddNormals is addNormals written plainly from the layout zigvec.go and finishSlow
 // document: in batches of the groups left in main's buffer (or in dst), each group's five
 // words from main, the lanes in order; each lane that misses the fast path takes a word of
@@ -199,7 +314,11 @@ func BenchmarkZigGroups(b *testing.B) {
 	for _, impl := range []struct {
 		name string
 		f    func([]float64, []uint64, float64, []uint32) []uint32
-	}{{"vector", zigGroups}, {"generic", zigGroupsGeneric}} {
+	}{{"vector", zigGroups}, {"avx2", func(d []float64, buf []uint64, std float64, r []uint32) []uint32 {
+		defer func(was bool) { useAVX512 = was }(useAVX512)
+		useAVX512 = false
+		return zigGroups(d, buf, std, r)
+	}}, {"generic", zigGroupsGeneric}} {
 		b.Run(impl.name, func(b *testing.B) {
 			for b.Loop() {
 				refused = impl.f(dst, buf, 1, refused)
@@ -210,16 +329,25 @@ func BenchmarkZigGroups(b *testing.B) {
 }
 
 // BenchmarkAddNormals times one stream's fill of the float32 MLP's 235,146 parameters (as
-// a DP-SGD step draws them), on one goroutine: the keystream, the vector kernel and the
-// slow path together.
+// a DP-SGD step draws them), on one goroutine: the keystream, the vector kernel (AVX-512
+// where there is one, and AVX2) and the slow path together.
 func BenchmarkAddNormals(b *testing.B) {
 	g, err := newGaussStream()
 	if err != nil {
 		b.Fatal(err)
 	}
 	dst := make([]float64, 235146)
-	for b.Loop() {
-		g.addNormals(dst, 1)
+	for _, wide := range []bool{true, false} {
+		if wide && !useAVX512 {
+			continue
+		}
+		b.Run(map[bool]string{false: "avx2", true: "avx512"}[wide], func(b *testing.B) {
+			defer func(was bool) { useAVX512 = was }(useAVX512)
+			useAVX512 = wide
+			for b.Loop() {
+				g.addNormals(dst, 1)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(dst)), "ns/draw")
+		})
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(dst)), "ns/draw")
 }
