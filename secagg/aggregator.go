@@ -165,20 +165,36 @@ func (a *Aggregator) Add(u *EncryptedUpdate) error {
 }
 
 // AddBinary is Add of a marshalled update (EncryptedUpdate.MarshalBinary's or
-// Encryptor.EncryptBinary's bytes), read chunk by chunk from p instead of decoded whole. A
-// first pass checks each ciphertext where it lies in p, as UnmarshalBinary and Add do
-// (its metadata against the wire format and the parameters, every coefficient below its
-// prime) and, with a Verifier, digests its c0; the commitment's tree is then built from the
-// c1 bytes of p (into the copy the aggregate keeps), the signature and root checked; only
-// an upload that passed everything is added, by a second pass that adds each chunk's
-// coefficients from p into the running sums (checking its metadata and coefficients
-// again on the way, so that bytes changed since the first pass break the aggregate rather
-// than corrupt it). Beside what the aggregate keeps, an add decodes nothing into memory of
-// its own. accept, if not nil, is given the upload's client and task ids once its header
-// is decoded and refuses it by returning an error. A rejected update leaves the aggregate
-// unchanged. p must not change during the call.
+// Encryptor.EncryptBinary's bytes), read chunk by chunk from p instead of decoded whole.
+// It checks each ciphertext where it lies in p, as UnmarshalBinary and Add do (its metadata
+// against the wire format and the parameters, every coefficient below its prime), and adds
+// its coefficients from p into the running sums; beside what the aggregate keeps, it decodes
+// nothing into memory of its own. accept, if not nil, is given the upload's client and task
+// ids once its header is decoded and refuses it by returning an error. A rejected update
+// leaves the aggregate unchanged (bit for bit). p must not change during the call.
+//
+// Without a Verifier the upload's bytes are read once (addWire): the metadata of every
+// chunk is checked first, then the polynomials are added from p a group of coefficients at
+// a time, each group checked below its prime in the registers it is added from
+// (checkAddCoeffs). A coefficient not below its prime stops the add: what was added of the
+// upload is subtracted again, bit for bit, and the upload refused with the error
+// UnmarshalBinary gives. With a Verifier nothing is added before the upload passed: a first
+// pass checks every chunk and digests its c0, the commitment's tree is built from the c1
+// bytes of p (into the copy the aggregate keeps), the signature and root are checked, and
+// only then a second pass adds the chunks from p (checking their metadata and coefficients
+// again on the way). Bytes changed during the call break the aggregate (it is discarded)
+// where a check sees the change, rather than corrupt it; a change no check sees adds other
+// coefficients below their primes or, to a refused upload without a Verifier, may leave
+// the subtraction short of what was added.
 func (a *Aggregator) AddBinary(p []byte, accept func(clientID, taskID string) error) error {
-	c, err := a.checkBinary(p, accept)
+	u, wire, k, err := a.binaryHeader(p, accept)
+	if err != nil {
+		return err
+	}
+	if a.cfg.Verifier == nil {
+		return a.addWire(wire, k, u.ClientID)
+	}
+	c, err := a.checkWire(&u, wire, k)
 	if err != nil {
 		return err
 	}
@@ -207,6 +223,13 @@ type wireChunks struct {
 // bytes returns chunk k's bytes.
 func (c *wireChunks) bytes(k int) []byte { return c.p[c.base+k*c.size : c.base+(k+1)*c.size] }
 
+// block returns the bytes of block j of chunk k: its polynomial j/len(q)'s coefficients of
+// prime j%len(q) (8·n bytes).
+func (c *wireChunks) block(k, j int) []byte {
+	b := c.bytes(k)[chunkMetaSize:]
+	return b[8*c.n*j : 8*c.n*(j+1)]
+}
+
 // meta reads and checks chunk k's metadata as UnmarshalBinary and Add do; the reader is
 // left at its polynomials.
 func (a *Aggregator) chunkMeta(c *wireChunks, k int, clientID string) (*reader, rlwe.MetaData, error) {
@@ -221,48 +244,159 @@ func (a *Aggregator) chunkMeta(c *wireChunks, k int, clientID string) (*reader, 
 	return r, md, nil
 }
 
-// checkBinary is AddBinary's validation: everything but the add, which reads the chunks
-// from p again.
+// checkBinary is the validation of AddBinary with a Verifier and of Subtotal.CheckBinary:
+// everything but the add, which reads the chunks from p again.
 func (a *Aggregator) checkBinary(p []byte, accept func(clientID, taskID string) error) (*checkedUpload, error) {
+	u, wire, k, err := a.binaryHeader(p, accept)
+	if err != nil {
+		return nil, err
+	}
+	return a.checkWire(&u, wire, k)
+}
+
+// binaryHeader decodes and checks the header of an upload's bytes (accept as AddBinary's)
+// and locates its k chunks.
+func (a *Aggregator) binaryHeader(p []byte, accept func(clientID, taskID string) error) (EncryptedUpdate, *wireChunks, int, error) {
 	r := newReader(p, typeUpdate, "encrypted update")
 	u, n, k := r.updateHeader()
 	if r.err != nil {
-		return nil, r.done()
+		return u, nil, 0, r.done()
 	}
 	if accept != nil {
 		if err := accept(u.ClientID, u.TaskID); err != nil {
-			return nil, err
+			return u, nil, 0, err
 		}
 	}
 	if err := a.checkHeader(&u, k); err != nil {
-		return nil, err
+		return u, nil, 0, err
 	}
 	if n != a.params.N() {
-		return nil, fmt.Errorf("secagg: update of client %q is for ring degree %d, want %d", u.ClientID, n, a.params.N())
+		return u, nil, 0, fmt.Errorf("secagg: update of client %q is for ring degree %d, want %d", u.ClientID, n, a.params.N())
 	}
-	wire := &wireChunks{p: p, base: r.off, size: chunkWireSize(n, len(u.q)), n: n, q: u.q}
+	return u, &wireChunks{p: p, base: r.off, size: chunkWireSize(n, len(u.q)), n: n, q: u.q}, k, nil
+}
+
+// checkWire checks the k chunks of an upload's bytes whose header binaryHeader checked (and,
+// with a Verifier, its commitment and signature): everything but the add.
+func (a *Aggregator) checkWire(u *EncryptedUpdate, wire *wireChunks, k int) (*checkedUpload, error) {
 	var c0Digests [][32]byte
 	if a.cfg.Verifier != nil {
 		c0Digests = make([][32]byte, k)
 	}
-	errs := make([]error, k)
-	parallelFor(a.cfg.Workers, k, func(_, i int) {
-		errs[i] = a.checkChunk(wire, i, u.ClientID, c0Digests)
-	})
-	if err := firstError(errs); err != nil {
+	if err := a.checkChunks(wire, k, u.ClientID, c0Digests); err != nil {
 		return nil, err
 	}
 	var accepted *acceptedUpload
 	if a.cfg.Verifier != nil {
 		var err error
-		accepted, err = a.authenticate(&u, func() *uploadTree {
-			return commitTree(n, u.q[0], c1Bytes(p, wire.base, k, n, len(u.q)), c0Digests, a.cfg.Workers, true)
+		accepted, err = a.authenticate(u, func() *uploadTree {
+			return commitTree(wire.n, u.q[0], c1Bytes(wire.p, wire.base, k, wire.n, len(u.q)), c0Digests, a.cfg.Workers, true)
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
 	return &checkedUpload{clientID: u.ClientID, chunks: k, wire: wire, accepted: accepted}, nil
+}
+
+// checkChunks checks the k chunks of an upload's bytes (checkChunk, in parallel) and returns
+// the error of the first that fails.
+func (a *Aggregator) checkChunks(c *wireChunks, k int, clientID string, c0Digests [][32]byte) error {
+	errs := make([]error, k)
+	parallelFor(a.cfg.Workers, k, func(_, i int) {
+		errs[i] = a.checkChunk(c, i, clientID, c0Digests)
+	})
+	return firstError(errs)
+}
+
+// addWireHook, if not nil, is called by addWire after it added (or refused) block j of
+// chunk k (tests change the bytes there).
+var addWireHook func(k, j int)
+
+// addWire is AddBinary without a Verifier, reading the upload's bytes once: it checks the
+// metadata of all its chunks, then adds their polynomials in parallel over blocks of 8·n
+// bytes (a chunk's polynomial over one prime) by checkAddCoeffs, which checks each group of
+// coefficients below its prime in the registers it adds them from. A coefficient that is
+// not below its prime is not added and stops every worker at its next block: what was
+// added of the upload is subtracted again (subCoeffs, which leaves the sums as they were
+// before the call bit for bit, and drops the sums the call created), and the upload is
+// checked again as checkWire checks it, for the error UnmarshalBinary and Add give. Bytes
+// changed during the call such that a check sees them (a coefficient no longer below its
+// prime when it is subtracted, a refused upload that passes the second check) break the
+// aggregate: the subtraction may have missed the change.
+func (a *Aggregator) addWire(c *wireChunks, chunks int, clientID string) error {
+	mds := make([]rlwe.MetaData, chunks)
+	for k := range chunks {
+		_, md, err := a.chunkMeta(c, k, clientID)
+		if err != nil {
+			return a.refuseWire(c, chunks, clientID) // nothing added
+		}
+		mds[k] = md
+	}
+	fresh := a.sum == nil
+	if fresh {
+		a.sum = make([]*rlwe.Ciphertext, chunks)
+	}
+	created := make([]bool, chunks)
+	for k, sum := range a.sum {
+		if sum == nil {
+			sum = hefloat.NewCiphertext(a.params.he, 1, a.params.he.MaxLevel())
+			*sum.MetaData = mds[k]
+			a.sum[k], created[k] = sum, true
+		}
+	}
+	levels := len(c.q)
+	blocks := 2 * levels
+	added := make([]int, chunks*blocks) // coefficients of block i added, a prefix
+	parallelDrain(a.cfg.Workers, chunks*blocks, func(i int) bool {
+		k, j := i/blocks, i%blocks
+		l := j % levels
+		added[i] = checkAddCoeffs(a.sum[k].Value[j/levels].Coeffs[l][:c.n], c.block(k, j), c.q[l])
+		if addWireHook != nil {
+			addWireHook(k, j)
+		}
+		return added[i] == c.n
+	})
+	if !slices.ContainsFunc(added, func(m int) bool { return m < c.n }) {
+		a.clients[clientID] = struct{}{}
+		return nil
+	}
+	for i, m := range added {
+		k, j := i/blocks, i%blocks
+		l := j % levels
+		if m == 0 || created[k] {
+			continue
+		}
+		if !subCoeffs(a.sum[k].Value[j/levels].Coeffs[l][:m], c.block(k, j), c.q[l]) {
+			return a.discard(fmt.Sprintf("refusing the update of client %q", clientID), fmt.Errorf("secagg: update of client %q: ciphertext %d holds a coefficient of prime %d not below the modulus %d: its bytes changed after they were added", clientID, k, l, c.q[l]))
+		}
+	}
+	for k := range created {
+		if created[k] {
+			a.sum[k] = nil
+		}
+	}
+	if fresh {
+		a.sum = nil
+	}
+	return a.refuseWire(c, chunks, clientID)
+}
+
+// refuseWire returns the error of an upload's bytes that addWire refused, as checkWire
+// finds it; if they pass now, they changed during the call, and the aggregate, whose sums
+// may then be off by the change, is discarded.
+func (a *Aggregator) refuseWire(c *wireChunks, chunks int, clientID string) error {
+	if err := a.checkChunks(c, chunks, clientID, nil); err != nil {
+		return err
+	}
+	return a.discard(fmt.Sprintf("refusing the update of client %q", clientID), fmt.Errorf("secagg: update of client %q: its bytes changed during the add", clientID))
+}
+
+// discard breaks the aggregate after what failed half-way (err), and returns the error it
+// answers from then on.
+func (a *Aggregator) discard(what string, err error) error {
+	a.broken = fmt.Errorf("secagg: round %d: %s failed half-way (%w); the aggregate is discarded", a.cfg.Round, what, err)
+	return a.broken
 }
 
 // checkChunk checks chunk i of an upload's bytes as UnmarshalBinary and Add check it: its
@@ -414,8 +548,7 @@ func (a *Aggregator) accumulateWire(c *wireChunks, chunks int, clientID, what st
 		}
 	})
 	if err := firstError(errs); err != nil {
-		a.broken = fmt.Errorf("secagg: round %d: %s failed half-way (%w); the aggregate is discarded", a.cfg.Round, what, err)
-		return a.broken
+		return a.discard(what, err)
 	}
 	return nil
 }

@@ -10,3 +10,7 @@ func maxCoeffsVec(p *byte, n int) uint64 { panic("secagg: no vector coefficient 
 func addCoeffsVec(dst *uint64, src *byte, n int, q uint64) uint64 {
 	panic("secagg: no vector coefficient loops here")
 }
+
+func checkAddCoeffsVec(dst *uint64, src *byte, n int, q uint64) int {
+	panic("secagg: no vector coefficient loops here")
+}

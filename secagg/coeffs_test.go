@@ -3,10 +3,12 @@ package secagg
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
-// TestCoeffAboveAndAddCoeffs checks the byte-level loops AddBinary runs against their
+// TestCoeffAboveAndAddCoeffs checks the byte-level loops AddBinary runs (coeffAbove,
+// addCoeffs, checkAddCoeffs and subCoeffs, which undoes the last) against their
 // one-coefficient-at-a-time definitions, at lengths around their unrolling and with an
 // offending coefficient at every position: the Go loops, and the AVX-512 ones where the
 // machine has them.
@@ -48,6 +50,13 @@ func testCoeffLoops(t *testing.T) {
 				t.Fatalf("n=%d: addCoeffs coefficient %d = %d, want %d", n, i, got[i], want[i])
 			}
 		}
+		got = append(got[:0], sum...)
+		if m := checkAddCoeffs(got, b, q); m != n || !slices.Equal(got, want) {
+			t.Fatalf("n=%d: checkAddCoeffs of coefficients below q added %d, sums equal: %v", n, m, slices.Equal(got, want))
+		}
+		if !subCoeffs(got, b, q) || !slices.Equal(got, sum) {
+			t.Fatalf("n=%d: subCoeffs did not undo checkAddCoeffs", n)
+		}
 		for bad := range n {
 			for _, v := range []uint64{q, q + 1, 1<<64 - 1} {
 				c := append([]byte(nil), b...)
@@ -58,19 +67,40 @@ func testCoeffLoops(t *testing.T) {
 				if addCoeffs(append([]uint64(nil), sum...), c, q) {
 					t.Fatalf("n=%d: coefficient %d = %d: addCoeffs did not report it", n, bad, v)
 				}
+				// checkAddCoeffs adds a prefix that stops before the bad coefficient, within
+				// one group of 32, and leaves the rest as it was; subCoeffs of the prefix
+				// undoes it, and refuses a range holding the bad coefficient.
+				got := append([]uint64(nil), sum...)
+				m := checkAddCoeffs(got, c, q)
+				if m > bad || m <= bad-32 || !slices.Equal(got[:m], want[:m]) || !slices.Equal(got[m:], sum[m:]) {
+					t.Fatalf("n=%d: coefficient %d = %d: checkAddCoeffs added %d (sums as wanted: %v, rest untouched: %v)", n, bad, v, m, slices.Equal(got[:m], want[:m]), slices.Equal(got[m:], sum[m:]))
+				}
+				if !subCoeffs(got[:m], c, q) || !slices.Equal(got, sum) {
+					t.Fatalf("n=%d: coefficient %d = %d: subCoeffs of the %d added did not undo them", n, bad, v, m)
+				}
+				if subCoeffs(append([]uint64(nil), sum[:bad+1]...), c, q) {
+					t.Fatalf("n=%d: coefficient %d = %d: subCoeffs did not report it", n, bad, v)
+				}
 			}
 		}
 	}
-	// The extremes of the addition, q−1 + q−1 and 0 + 0, at 16 positions (the vector loop's
+	// The extremes of the addition, q−1 + q−1 and 0 + 0, at 64 positions (the vector loops'
 	// too).
 	var b []byte
 	var got []uint64
-	for range 8 {
+	for range 32 {
 		b = binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(b, q-1), 0)
 		got = append(got, q-1, 0)
 	}
+	extreme := slices.Clone(got)
+	if m := checkAddCoeffs(extreme, b, q); m != len(got) {
+		t.Fatalf("checkAddCoeffs refused q−1 (added %d)", m)
+	}
 	if !addCoeffs(got, b, q) {
 		t.Fatal("addCoeffs refused q−1")
+	}
+	if !slices.Equal(extreme, got) {
+		t.Fatal("checkAddCoeffs of q−1 + q−1, 0 + 0 differs from addCoeffs")
 	}
 	for i, g := range got {
 		if want := [2]uint64{q - 2, 0}[i%2]; g != want {

@@ -232,13 +232,16 @@
 // once at its final size; the commitment's leaves are then hashed from the upload's c1
 // bytes and the header (commitment, certificate, signature) written in front of the
 // chunks. Its bytes are those of Encrypt followed by MarshalBinary, under the same
-// randomness. Aggregator.AddBinary reads an upload chunk by chunk from its bytes: a first
-// pass decodes each chunk into its worker's ciphertext and checks it as UnmarshalBinary and
-// Add do, then the commitment's tree is built from the c1 bytes (into the copy a Verifier's
-// aggregate keeps, or spills to its Store) and the signature and root checked; only an
-// upload that passed every check is added, by a second pass that decodes each chunk again
-// and adds it, so a refused upload leaves the aggregate as it was. What each allocates, as
-// every byte allocated during the call (TestStreamingAllocation, d = 10^6, one worker):
+// randomness. Aggregator.AddBinary reads an upload chunk by chunk from its bytes, checking
+// each chunk where it lies as UnmarshalBinary and Add do. With a Verifier a first pass
+// checks every chunk and digests its c0, then the commitment's tree is built from the c1
+// bytes (into the copy the aggregate keeps, or spills to its Store) and the signature and
+// root checked; only an upload that passed every check is added, by a second pass that
+// adds each chunk from its bytes. Without one the upload is read once: each group of
+// coefficients is checked as it is added, and what was added of an upload refused on a
+// later coefficient is subtracted again. Either way a refused upload leaves the aggregate
+// as it was. What each allocates, as every byte allocated during the call
+// (TestStreamingAllocation, d = 10^6, one worker):
 //
 //	                                   float: 62 chunks      packed, b = 14: 5 chunks
 //	                                   of 262,155 bytes      of 1,572,875 bytes
@@ -258,8 +261,9 @@
 // uploads of 10^6 values in the float encoding on a loaded 2-vCPU VM: EncryptBinary took
 // 0.96 s of wall time against 1.30 s for Encrypt and MarshalBinary (BenchmarkEncryptBinary,
 // one worker); AddBinary 40 ms of CPU against 53 ms for UnmarshalBinary and Add with a
-// Verifier, and 9.1 ms against 19.8 ms without (BenchmarkAddBinary): reading the upload's
-// bytes twice costs less than writing and reading a decoded copy of it.
+// Verifier (reading the upload's bytes twice costs less than writing and reading a decoded
+// copy of it), and 1.2–1.6 ms against 4.2–4.4 ms without, where it reads them once (1.8–1.9
+// ms when it read them twice; BenchmarkAddBinary).
 //
 // What stays out of scope: a malicious or compromised CA (it could issue the server any
 // number of identities); Sybils the CA issued, and clients colluding with the server (m
@@ -482,9 +486,13 @@
 //	bytes / bits per value           7.34 / 58.7      7.86 / 62.9      16.25 / 130
 //	client encrypt CPU per 10^6      0.051–0.082 s    0.054 s          0.223 s
 //	server sum CPU, 1 thread,
-//	  1000 uploads (÷ plaintext)     0.73–0.82 s      0.82 s           1.87 s
-//	                                 (1.51–2.2×)      (1.72×)          (4.74×)
-//	  before (AddBinary decoding
+//	  1000 uploads (÷ plaintext)     0.37–0.53 s      0.40–0.41 s      1.11–1.21 s
+//	                                 (0.70–1.00×)     (1.02–1.04×)     (2.70–3.31×)
+//	  before (AddBinary reading
+//	  each upload twice: check,
+//	  then add)                      0.68–0.82 s      0.82 s           1.87 s
+//	                                 (1.11–2.2×)      (1.72×)          (4.74×)
+//	  before that (decoding
 //	  every chunk twice)             3.0–3.9 s        3.04 s           6.46 s
 //	                                 (6.4–7.7×)       (6.19×)          (14.1×)
 //	plaintext server checking a
@@ -501,14 +509,16 @@
 // reconstructs every coefficient by big-integer CRT (lattigo's PolyToBigintCentered),
 // which is where its time goes.
 //
-// The server adds each upload from its bytes (Aggregator.AddBinary): a first pass checks
-// every chunk where it lies (its metadata; every coefficient below its prime, eight at a
-// time, or with AVX-512 on amd64 machines that have it, coeffs_amd64.s), a second adds
-// it, reading each coefficient from the bytes into the running sum modulo its prime
-// (one fused loop, no decoded copy; it checks the range again on the way, for free).
-// Reading the upload twice is what the order of the checks costs: nothing is added before
-// the whole upload passed. The float encoding's ratio is mostly its bytes, 2.03× the
-// plaintext's.
+// The server adds each upload from its bytes (Aggregator.AddBinary) and, without a
+// Verifier, reads them once: it checks the metadata of every chunk, then adds the
+// coefficients into the running sums modulo their primes 32 at a time (AVX-512 on amd64
+// machines that have it, coeffs_amd64.s; 8 at a time in Go elsewhere), each group compared
+// with its prime in the registers it is added from (no decoded copy, no second read). An
+// upload with a coefficient not below its prime is refused when the add reaches it, and
+// what was added of it subtracted again, bit for bit (only a refused upload pays for that,
+// and for a second check that finds its error: two more reads at most). It was read twice
+// before, a whole pass to check it and another to add it (the table's "before" row). The
+// float encoding's ratio is mostly its bytes, 2.03× the plaintext's.
 //
 // With a Verifier the server also hashes the whole upload once (the commitment: SHA-256
 // over c0 per chunk and over the c1 leaves and tree, which the client signed; no byte is

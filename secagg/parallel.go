@@ -1,6 +1,9 @@
 package secagg
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // parallelFor runs f(worker, i) for i in [0, n) on up to workers goroutines. Worker w takes
 // i = w, w+workers, …, in order, so which per-worker object (encoder, encryptor, buffer)
@@ -26,6 +29,27 @@ func parallelFor(workers, n int, f func(worker, i int)) {
 		}(w)
 	}
 	wg.Wait()
+}
+
+// parallelDrain runs f(i) for i in [0, n) on up to workers goroutines, each taking the
+// next i as it finishes one, until f returns false (the others then take no more): a
+// worker that gets less of the CPU than the others (another process on the machine) runs
+// fewer, instead of holding up the call with a fixed share. Which worker runs which i
+// depends on scheduling, so f must not use per-worker objects.
+func parallelDrain(workers, n int, f func(i int) bool) {
+	var next atomic.Int64
+	var stop atomic.Bool
+	parallelFor(workers, workers, func(_, _ int) {
+		for !stop.Load() {
+			i := int(next.Add(1) - 1)
+			if i >= n {
+				return
+			}
+			if !f(i) {
+				stop.Store(true)
+			}
+		}
+	})
 }
 
 // firstError returns the first non-nil error of errs.

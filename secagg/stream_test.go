@@ -264,8 +264,9 @@ func attackFederationWith(t *testing.T, lit ParametersLiteral, seed uint64) *fed
 // TestAddBinaryRejectsTampered: an upload whose signature, commitment, ciphertext bytes,
 // metadata, header or client does not check out is refused, after which the aggregate's
 // sums, contributors and kept commitments are as before and it takes the genuine upload.
-// The passive aggregate (no commitment) refuses a bad last chunk without having added the
-// ones before it.
+// The passive aggregate (no commitment), which adds an upload as it reads it, refuses a
+// bad last chunk after adding the ones before it and subtracts them again
+// (addwire_test.go tests that further).
 func TestAddBinaryRejectsTampered(t *testing.T) {
 	for name, lit := range streamLiterals {
 		t.Run(name, func(t *testing.T) {
@@ -500,8 +501,11 @@ func TestStreamingAllocation(t *testing.T) {
 }
 
 // Bytes changed after AddBinary checked them (another goroutine writing the server's
-// buffer between the check and the add) are caught by the add's re-check: the upload is not
-// counted and the half-updated aggregate is discarded, refusing further uploads.
+// buffer between the check and the add of a verifying aggregate, which adds nothing before
+// the whole upload passed) are caught by the add's re-check: the upload is not counted and
+// the half-updated aggregate is discarded, refusing further uploads. (The passive
+// aggregate checks each group of coefficients in the registers it adds them from;
+// TestAddBinaryBreaksOnBytesChangedDuringTheUndo covers its undo.)
 func TestAddBinaryCatchesBytesChangedAfterTheCheck(t *testing.T) {
 	for name, lit := range streamLiterals {
 		t.Run(name, func(t *testing.T) {

@@ -389,6 +389,64 @@ func addCoeffs(dst []uint64, b []byte, q uint64) bool {
 	return m < q
 }
 
+// checkAddCoeffs adds the little-endian uint64s of b (8·len(dst) bytes) to dst modulo q,
+// in place, as addCoeffs does, a group of coefficients at a time (32 with AVX-512, 8 in
+// the Go loop, then one by one), each group checked below q in the registers it is added
+// from: every byte is read once, and a coefficient that is not below q is never added. It
+// stops before the first group holding one and returns the number of coefficients added,
+// a prefix of dst (len(dst) if every coefficient of b was below q).
+func checkAddCoeffs(dst []uint64, b []byte, q uint64) int {
+	le := binary.LittleEndian
+	b = b[:8*len(dst)]
+	i := 0
+	if v := len(dst) &^ 31; haveVecCoeffs && v > 0 {
+		if i = checkAddCoeffsVec(&dst[0], &b[0], v, q); i < v {
+			return i
+		}
+	}
+	for ; len(dst) >= i+8; i += 8 {
+		d, c := dst[i:i+8:i+8], b[8*i:8*i+64:8*i+64]
+		c0, c1, c2, c3 := le.Uint64(c[0:]), le.Uint64(c[8:]), le.Uint64(c[16:]), le.Uint64(c[24:])
+		c4, c5, c6, c7 := le.Uint64(c[32:]), le.Uint64(c[40:]), le.Uint64(c[48:]), le.Uint64(c[56:])
+		if max(c0, c1, c2, c3, c4, c5, c6, c7) >= q {
+			return i
+		}
+		d[0], d[1], d[2], d[3] = addMod(d[0], c0, q), addMod(d[1], c1, q), addMod(d[2], c2, q), addMod(d[3], c3, q)
+		d[4], d[5], d[6], d[7] = addMod(d[4], c4, q), addMod(d[5], c5, q), addMod(d[6], c6, q), addMod(d[7], c7, q)
+	}
+	for ; i < len(dst); i++ {
+		c := le.Uint64(b[8*i:])
+		if c >= q {
+			return i
+		}
+		dst[i] = addMod(dst[i], c, q)
+	}
+	return i
+}
+
+// subCoeffs subtracts the little-endian uint64s of b (8·len(dst) bytes or more) from dst
+// modulo q, in place: it undoes addCoeffs of the same bytes, bit for bit. It reports
+// whether every coefficient of b it read was below q, and stops at the first that is not
+// (dst is then partly updated). Only a refused upload runs it.
+func subCoeffs(dst []uint64, b []byte, q uint64) bool {
+	le := binary.LittleEndian
+	b = b[:8*len(dst)]
+	for i := range dst {
+		c := le.Uint64(b[8*i:])
+		if c >= q {
+			return false
+		}
+		dst[i] = subMod(dst[i], c, q)
+	}
+	return true
+}
+
+// subMod returns a − b mod q for a, b < q, without a branch.
+func subMod(a, b, q uint64) uint64 {
+	d, borrow := bits.Sub64(a, b, 0)
+	return d + q&-borrow
+}
+
 // addMod returns a + b mod q for a, b < q < 2^63, without a branch.
 func addMod(a, b, q uint64) uint64 {
 	s := a + b
