@@ -486,8 +486,8 @@
 //	bytes / bits per value           7.34 / 58.7      7.86 / 62.9      16.25 / 130
 //	client encrypt CPU per 10^6      0.051–0.082 s    0.054 s          0.223 s
 //	server sum CPU, 1 thread,
-//	  1000 uploads (÷ plaintext)     0.37–0.53 s      0.40–0.41 s      1.11–1.21 s
-//	                                 (0.70–1.00×)     (1.02–1.04×)     (2.70–3.31×)
+//	  1000 uploads (÷ plaintext)     0.36–0.53 s      0.40–0.41 s      1.11–1.21 s
+//	                                 (0.56–1.00×)     (1.02–1.04×)     (2.70–3.31×)
 //	  before (AddBinary reading
 //	  each upload twice: check,
 //	  then add)                      0.68–0.82 s      0.82 s           1.87 s
