@@ -2,7 +2,7 @@
 // at the repository's root), the Helm chart in helm/confide and the Grafana dashboard in
 // grafana/confide.json. It holds no code of its own; its tests are the checks.
 //
-// The chart's tests render it with Helm (helm.sh/helm/v4, run with `go run`, so neither
+// The chart's tests render it with Helm (helm.sh/helm/v4, built with `go install`, so neither
 // Helm nor the Kubernetes client libraries enter the confide binary's dependencies) and
 // decode every rendered object strictly into the k8s.io/api types: an unknown or duplicated
 // field fails, as the API server would refuse it. They then check what makes the objects

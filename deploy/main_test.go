@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -38,31 +39,35 @@ func TestMain(m *testing.M) {
 
 var (
 	helmOnce sync.Once
-	helmBin  string // the built Helm, in the go command's cache
+	helmBin  string // the built Helm, in the scratch directory
 	helmErr  error  // why Helm cannot run here (a skip outside CI)
 )
 
 // helm runs Helm with args and returns its stdout; err carries its stderr. The first call
-// builds Helm with go run (fetched from the module proxy once, then cached by the go
-// command; -exec=echo prints where the executable is instead of running it, so the
-// following calls run it directly); if the module cannot be fetched the test is skipped,
-// except in CI, where it fails.
+// builds Helm into the scratch directory with go install (fetched from the module proxy
+// once; its packages are then in the go command's cache, so later builds only link). It
+// does not use go run -exec=echo to find a cached executable: on a cold cache that prints
+// a path in the go command's temporary directory, removed when it exits. If the module
+// cannot be fetched the test is skipped, except in CI, where it fails.
 func helm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	helmOnce.Do(func() {
-		cmd := exec.Command("go", "run", "-exec=echo", helmModule)
-		cmd.Dir = scratch // outside this module: go run pkg@version ignores it anyway
-		cmd.Env = append(os.Environ(), "GOWORK=off")
+		bin := filepath.Join(scratch, "bin")
+		cmd := exec.Command("go", "install", helmModule)
+		cmd.Dir = scratch // outside this module: go install pkg@version ignores it anyway
+		cmd.Env = append(os.Environ(), "GOWORK=off", "GOBIN="+bin)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			helmErr = fmt.Errorf("go run %s: %w\n%s", helmModule, err, stderr.String())
+		if err := cmd.Run(); err != nil {
+			helmErr = fmt.Errorf("go install %s: %w\n%s", helmModule, err, stderr.String())
 			return
 		}
-		helmBin = strings.TrimSpace(string(out))
+		helmBin = filepath.Join(bin, "helm")
+		if runtime.GOOS == "windows" {
+			helmBin += ".exe"
+		}
 		if st, err := os.Stat(helmBin); err != nil || st.IsDir() {
-			helmErr = fmt.Errorf("go run -exec=echo %s printed %q, not an executable", helmModule, out)
+			helmErr = fmt.Errorf("go install %s made no executable %s", helmModule, helmBin)
 		}
 	})
 	if helmErr != nil {
