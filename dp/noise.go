@@ -112,6 +112,9 @@ func (s *secureStream) setKey(seed *[32]byte) error {
 	return nil
 }
 
+// zeroKeystream is the plaintext a refill encrypts: zeros, read-only, shared by every stream.
+var zeroKeystream [8 * streamWords]byte
+
 // refill replaces the buffer with the next streamWords words of keystream and replaces the
 // key with the 32 bytes of keystream after them.
 func (s *secureStream) refill() {
@@ -120,9 +123,8 @@ func (s *secureStream) refill() {
 		// process instead); if it ever did, keep the current, still secure, key.
 		_ = s.reseed()
 	}
-	clear(s.buf[:])
 	raw := unsafe.Slice((*byte)(unsafe.Pointer(&s.buf[0])), 8*streamWords)
-	s.ctr.XORKeyStream(raw, raw)
+	s.ctr.XORKeyStream(raw, zeroKeystream[:]) // the keystream itself, without clearing buf first
 	var next [32]byte
 	s.ctr.XORKeyStream(next[:], next[:])
 	_ = s.setKey(&next) // a 16-byte key: NewCipher cannot fail
