@@ -14,7 +14,9 @@ import "google.golang.org/grpc"
 // its upload is admitted (burst load test: 816 MiB peak RSS against 340 MiB without).
 //
 // Memory: a server keeps serverReadBuffer bytes per open connection (128 MiB for 1,000
-// clients, 32 MiB with gRPC's default), a client clientBuffer for each direction.
+// clients, 32 MiB with gRPC's default), allocated once the connection's TLS handshake has
+// succeeded (gRPC creates its framer after the handshake), so with mutual TLS only for
+// peers holding a federation certificate; a client keeps clientBuffer for each direction.
 const (
 	serverReadBuffer = 128 << 10
 	clientBuffer     = 256 << 10
