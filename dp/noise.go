@@ -36,9 +36,9 @@ var (
 // NormFloat64 algorithm and tables, exact up to floating-point rounding, with the tail
 // beyond 3.44 sampled by exponential rejection so it is not truncated (ziggurat.go) — on
 // the keystream of AES-128 in counter mode (crypto/aes, crypto/cipher; AES-NI on amd64 and
-// arm64), keyed from crypto/rand, with fast key erasure every 16 KiB and a reseed from
+// arm64), keyed from crypto/rand, with fast key erasure every 64 KiB and a reseed from
 // crypto/rand every 8 MiB (secureStream): a 128-bit security level. The keystream is
-// generated 16 KiB at a time into a word buffer; five words carry eight draws, whose fast
+// generated 64 KiB at a time into a word buffer; five words carry eight draws, whose fast
 // path (97.2% of draws) runs sixteen at a time in AVX-512 or eight in AVX2 (zigvec.go), and
 // the rest finish with a squeeze deciding most without an exponential and without a branch
 // (gaussStream.finishSlow): on one core of this machine (AMD EPYC, AVX-512), 1.40–1.58 ns a
@@ -61,8 +61,12 @@ var (
 // from crypto/rand (besides the key erasure at every refill).
 const secureReseedWords = 1 << 20
 
-// streamWords is the size of a stream's keystream buffer, in 64-bit words (16 KiB).
-const streamWords = 2048
+// streamWords is the size of a stream's keystream buffer, in 64-bit words (64 KiB). Each
+// refill also re-keys (a new AES key schedule and counter): with 16 KiB buffers that took
+// about a tenth of a fill's time (crypto/aes.NewCipher, cipher.NewCTR and their
+// allocations, in a CPU profile of go test ./dp -bench AddNormals/avx512 -cpu 1), and the
+// fill took 1.61 ns a draw against 1.40 with 64 KiB ones and the zero block, one run each.
+const streamWords = 8192
 
 // secureStream is a source of uniform 64-bit words: the AES-128-CTR keystream under a key
 // and initial counter from crypto/rand, with fast key erasure (Bernstein 2017): every refill
