@@ -517,7 +517,7 @@ func (a *Aggregator) add(c *checkedUpload) error {
 
 // accumulateWire adds the checked chunks of an upload's bytes into the running sums, in
 // parallel over chunks: each coefficient is read from the bytes and added modulo its prime
-// (addCoeffs, the evaluator's addition). The metadata and the coefficients' range are
+// (checkAddCoeffs, the evaluator's addition). The metadata and the coefficients' range are
 // checked again on the way: bytes changed since they were checked fail, with the sums
 // partly updated, and the aggregate is then broken.
 func (a *Aggregator) accumulateWire(c *wireChunks, chunks int, clientID, what string) error {
@@ -541,7 +541,7 @@ func (a *Aggregator) accumulateWire(c *wireChunks, chunks int, clientID, what st
 		polys := r.take(16 * c.n * levels)
 		for j := 0; j < 2*levels; j++ {
 			l := j % levels
-			if !addCoeffs(sum.Value[j/levels].Coeffs[l][:c.n], polys[8*c.n*j:8*c.n*(j+1)], c.q[l]) {
+			if checkAddCoeffs(sum.Value[j/levels].Coeffs[l][:c.n], polys[8*c.n*j:8*c.n*(j+1)], c.q[l]) < c.n {
 				errs[k] = fmt.Errorf("secagg: update of client %q: ciphertext %d holds a coefficient of prime %d not below the modulus %d: its bytes changed after they were checked", clientID, k, l, c.q[l])
 				return
 			}

@@ -13,12 +13,6 @@ var haveVecCoeffs = cpu.X86.HasAVX512F
 //go:noescape
 func maxCoeffsVec(p *byte, n int) uint64
 
-// addCoeffsVec adds the n little-endian uint64s at src to the n at dst modulo q, as
-// addMod does (n a positive multiple of 8), and returns the largest of src's.
-//
-//go:noescape
-func addCoeffsVec(dst *uint64, src *byte, n int, q uint64) uint64
-
 // checkAddCoeffsVec adds the n little-endian uint64s at src to the n at dst modulo q (n a
 // positive multiple of 32), 32 at a time, each group only if all of its 32 are below q; it
 // stops before the first group that is not and returns the number added.

@@ -38,39 +38,11 @@ maxloop:
 	MOVQ    AX, ret+16(FP)
 	RET
 
-// func addCoeffsVec(dst *uint64, src *byte, n int, q uint64) uint64
-//
-// For each lane: s = dst + src, t = s − q, dst = min(s, t) (unsigned): s − q wraps above s
-// when s < q, so this is addMod; the largest src lane is kept in Z30.
-TEXT ·addCoeffsVec(SB), NOSPLIT, $0-40
-	MOVQ         dst+0(FP), DI
-	MOVQ         src+8(FP), SI
-	MOVQ         n+16(FP), CX
-	VPBROADCASTQ q+24(FP), Z31
-	VPXORQ       Z30, Z30, Z30
-
-addloop:
-	VMOVDQU64 (SI), Z2
-	VPMAXUQ   Z2, Z30, Z30
-	VPADDQ    (DI), Z2, Z2
-	VPSUBQ    Z31, Z2, Z3
-	VPMINUQ   Z3, Z2, Z2
-	VMOVDQU64 Z2, (DI)
-	ADDQ      $64, SI
-	ADDQ      $64, DI
-	SUBQ      $8, CX
-	JNZ       addloop
-
-	VMOVDQA64 Z30, Z0
-	REDUCE_MAX
-	VZEROUPPER
-	MOVQ      AX, ret+32(FP)
-	RET
-
 // func checkAddCoeffsVec(dst *uint64, src *byte, n int, q uint64) int
 //
 // Group after group of 32 lanes: the group is loaded, its largest lane compared with q, and
-// only if every lane is below q added to dst as addCoeffsVec adds (each src byte is read
+// only if every lane is below q added to dst: s = dst + src, t = s − q, dst = min(s, t)
+// unsigned (s − q wraps above s when s < q, so this is addMod; each src byte is read
 // once, into the registers that are both checked and added). Stops before the first group
 // with a lane not below q; returns the lanes added.
 TEXT ·checkAddCoeffsVec(SB), NOSPLIT, $0-40

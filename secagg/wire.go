@@ -361,36 +361,9 @@ func coeffAbove(b []byte, q uint64) int {
 	return -1
 }
 
-// addCoeffs adds the little-endian uint64s of b (8·len(dst) bytes) to dst modulo q, in
-// place: the ring addition of lattigo's evaluator (each sum reduced once by q), read
-// straight from the bytes, branch-free (with AVX-512 where the machine has it,
-// coeffs_amd64.s). Every coefficient of dst must be below q; it
-// reports whether every coefficient of b was (if not, dst is partly updated).
-func addCoeffs(dst []uint64, b []byte, q uint64) bool {
-	le := binary.LittleEndian
-	b = b[:8*len(dst)]
-	var m uint64
-	if v := len(dst) &^ 7; haveVecCoeffs && v > 0 {
-		m = addCoeffsVec(&dst[0], &b[0], v, q)
-		dst, b = dst[v:], b[8*v:]
-	}
-	for len(dst) >= 4 && len(b) >= 32 {
-		d, c := dst[:4:4], b[:32:32]
-		c0, c1, c2, c3 := le.Uint64(c[0:]), le.Uint64(c[8:]), le.Uint64(c[16:]), le.Uint64(c[24:])
-		m = max(m, c0, c1, c2, c3)
-		d[0], d[1], d[2], d[3] = addMod(d[0], c0, q), addMod(d[1], c1, q), addMod(d[2], c2, q), addMod(d[3], c3, q)
-		dst, b = dst[4:], b[32:]
-	}
-	for i := range dst {
-		c := le.Uint64(b[8*i:])
-		m = max(m, c)
-		dst[i] = addMod(dst[i], c, q)
-	}
-	return m < q
-}
-
 // checkAddCoeffs adds the little-endian uint64s of b (8·len(dst) bytes) to dst modulo q,
-// in place, as addCoeffs does, a group of coefficients at a time (32 with AVX-512, 8 in
+// in place — the ring addition of lattigo's evaluator (each sum reduced once by q), read
+// straight from the bytes, branch-free within a group — a group of coefficients at a time (32 with AVX-512, 8 in
 // the Go loop, then one by one), each group checked below q in the registers it is added
 // from: every byte is read once, and a coefficient that is not below q is never added. It
 // stops before the first group holding one and returns the number of coefficients added,
@@ -425,7 +398,7 @@ func checkAddCoeffs(dst []uint64, b []byte, q uint64) int {
 }
 
 // subCoeffs subtracts the little-endian uint64s of b (8·len(dst) bytes or more) from dst
-// modulo q, in place: it undoes addCoeffs of the same bytes, bit for bit. It reports
+// modulo q, in place: it undoes checkAddCoeffs of the same bytes, bit for bit. It reports
 // whether every coefficient of b it read was below q, and stops at the first that is not
 // (dst is then partly updated). Only a refused upload runs it.
 func subCoeffs(dst []uint64, b []byte, q uint64) bool {
