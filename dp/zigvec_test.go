@@ -12,16 +12,34 @@ import (
 // in each lane, through the layers with no fast path (1) and the tail strip (0), and at
 // |j| = 2^31; odd and even numbers of groups.
 func TestZigGroupsMatchGeneric(t *testing.T) {
-	for _, wide := range []bool{false, true} {
-		if wide && !useAVX512 {
-			continue
-		}
-		t.Run(map[bool]string{false: "avx2", true: "avx512"}[wide], func(t *testing.T) {
-			defer func(was bool) { useAVX512 = was }(useAVX512)
-			useAVX512 = wide
+	for _, k := range zigKernels() {
+		t.Run(k.name, func(t *testing.T) {
+			defer k.use()()
 			testZigGroupsMatchGeneric(t)
 		})
 	}
+}
+
+// zigKernel is a fast-path kernel zigGroups can be made to run: the AVX-512 one (wide) or
+// the AVX2 one (the generic code where there is no vector kernel).
+type zigKernel struct {
+	name string
+	wide bool
+}
+
+// zigKernels returns the kernels this machine runs, widest first.
+func zigKernels() []zigKernel {
+	if useAVX512 {
+		return []zigKernel{{"avx512", true}, {"avx2", false}}
+	}
+	return []zigKernel{{"avx2", false}}
+}
+
+// use makes zigGroups run k until the function it returns is called.
+func (k zigKernel) use() (restore func()) {
+	was := useAVX512
+	useAVX512 = k.wide
+	return func() { useAVX512 = was }
 }
 
 func testZigGroupsMatchGeneric(t *testing.T) {
@@ -91,113 +109,111 @@ func testZigGroupsMatchGeneric(t *testing.T) {
 // boundary in every one of the sixteen lane positions, canaries after dst and after
 // refused's n entries, and -0, NaN and Inf destinations.
 func TestZigGroupsMasks(t *testing.T) {
-	for _, wide := range []bool{false, true} {
-		if wide && !useAVX512 {
-			t.Log("no AVX-512 kernel here: the AVX2 one only")
-			continue
-		}
-		defer func(was bool) { useAVX512 = was }(useAVX512)
-		useAVX512 = wide
-		r := rand.New(rand.NewPCG(9, uint64(len(t.Name()))))
-		setLane := func(w *[groupWords]uint64, l int, j uint32, layer uint64) {
-			w[l>>1] = w[l>>1]&^(0xFFFFFFFF<<(32*(l&1))) | uint64(j)<<(32*(l&1))
-			w[4] = w[4]&^(0xFF<<(8*l)) | layer<<(8*l)
-		}
-		run := func(name string, buf []uint64) {
-			groups := len(buf) / groupWords
-			const canary = 0x5a5a5a5a
-			a := make([]float64, 8*groups+8)
-			for i := range a {
-				switch r.IntN(6) {
-				case 0:
-					a[i] = math.Copysign(0, -1)
-				case 1:
-					a[i] = math.NaN()
-				case 2:
-					a[i] = math.Inf(-1)
-				default:
-					a[i] = r.NormFloat64()
+	for _, k := range zigKernels() {
+		t.Run(k.name, func(t *testing.T) {
+			defer k.use()()
+			wide := k.wide
+			r := rand.New(rand.NewPCG(9, uint64(len(t.Name()))))
+			setLane := func(w *[groupWords]uint64, l int, j uint32, layer uint64) {
+				w[l>>1] = w[l>>1]&^(0xFFFFFFFF<<(32*(l&1))) | uint64(j)<<(32*(l&1))
+				w[4] = w[4]&^(0xFF<<(8*l)) | layer<<(8*l)
+			}
+			run := func(name string, buf []uint64) {
+				groups := len(buf) / groupWords
+				const canary = 0x5a5a5a5a
+				a := make([]float64, 8*groups+8)
+				for i := range a {
+					switch r.IntN(6) {
+					case 0:
+						a[i] = math.Copysign(0, -1)
+					case 1:
+						a[i] = math.NaN()
+					case 2:
+						a[i] = math.Inf(-1)
+					default:
+						a[i] = r.NormFloat64()
+					}
+				}
+				b := append([]float64(nil), a...)
+				std := 0.3 + r.Float64()
+				ref := make([]uint32, groups, groups+8)
+				for i := groups; i < groups+8; i++ {
+					ref[:groups+8][i] = canary
+				}
+				ra := zigGroups(a[:8*groups], buf, std, ref)
+				rb := zigGroupsGeneric(b[:8*groups], buf, std, nil)
+				if !slices.Equal(ra, rb) {
+					t.Fatalf("%s wide=%v: refused %x, generic %x", name, wide, ra, rb)
+				}
+				for i := groups; i < groups+8; i++ {
+					if ref[:groups+8][i] != canary {
+						t.Fatalf("%s wide=%v: refused written at %d ≥ n = %d", name, wide, i, groups)
+					}
+				}
+				for i := range a {
+					if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+						t.Fatalf("%s wide=%v: value %d (of %d+8): %v, generic %v", name, wide, i, 8*groups, a[i], b[i])
+					}
 				}
 			}
-			b := append([]float64(nil), a...)
-			std := 0.3 + r.Float64()
-			ref := make([]uint32, groups, groups+8)
-			for i := groups; i < groups+8; i++ {
-				ref[:groups+8][i] = canary
-			}
-			ra := zigGroups(a[:8*groups], buf, std, ref)
-			rb := zigGroupsGeneric(b[:8*groups], buf, std, nil)
-			if !slices.Equal(ra, rb) {
-				t.Fatalf("%s wide=%v: refused %x, generic %x", name, wide, ra, rb)
-			}
-			for i := groups; i < groups+8; i++ {
-				if ref[:groups+8][i] != canary {
-					t.Fatalf("%s wide=%v: refused written at %d ≥ n = %d", name, wide, i, groups)
+			for range 3000 {
+				groups := 1 + r.IntN(12)
+				buf := make([]uint64, groupWords*groups+3) // a partial group after: ignored
+				for i := range buf {
+					buf[i] = r.Uint64()
 				}
-			}
-			for i := range a {
-				if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
-					t.Fatalf("%s wide=%v: value %d (of %d+8): %v, generic %v", name, wide, i, 8*groups, a[i], b[i])
-				}
-			}
-		}
-		for range 3000 {
-			groups := 1 + r.IntN(12)
-			buf := make([]uint64, groupWords*groups+3) // a partial group after: ignored
-			for i := range buf {
-				buf[i] = r.Uint64()
-			}
-			for g := range groups {
-				w := (*[groupWords]uint64)(buf[groupWords*g:])
-				var mask uint32
-				switch r.IntN(4) {
-				case 0:
-					mask = 0
-				case 1:
-					mask = 0xFF
-				default:
-					mask = r.Uint32() & 0xFF
-				}
-				for l := range 8 {
-					layer := uint64(r.IntN(128))
-					k := zigK[layer]
-					if mask>>l&1 == 1 {
-						j := k + uint32(r.Uint64N(uint64(1<<31-k)+1)) // |j| in [K, 2^31]
-						if r.IntN(2) == 0 {
-							j = -j
+				for g := range groups {
+					w := (*[groupWords]uint64)(buf[groupWords*g:])
+					var mask uint32
+					switch r.IntN(4) {
+					case 0:
+						mask = 0
+					case 1:
+						mask = 0xFF
+					default:
+						mask = r.Uint32() & 0xFF
+					}
+					for l := range 8 {
+						layer := uint64(r.IntN(128))
+						k := zigK[layer]
+						if mask>>l&1 == 1 {
+							j := k + uint32(r.Uint64N(uint64(1<<31-k)+1)) // |j| in [K, 2^31]
+							if r.IntN(2) == 0 {
+								j = -j
+							}
+							setLane(w, l, j, layer|uint64(r.IntN(2))<<7)
+						} else if k > 0 {
+							j := uint32(r.IntN(int(k))) // |j| < K
+							if r.IntN(2) == 0 {
+								j = -j
+							}
+							setLane(w, l, j, layer)
 						}
-						setLane(w, l, j, layer|uint64(r.IntN(2))<<7)
-					} else if k > 0 {
-						j := uint32(r.IntN(int(k))) // |j| < K
-						if r.IntN(2) == 0 {
-							j = -j
+					}
+				}
+				run("masks", buf)
+			}
+			// Every layer at its boundary in each of the sixteen lanes of a pair.
+			for layer := range 128 {
+				for lane := range 16 {
+					for _, d := range []int64{-1, 0} {
+						buf := make([]uint64, groupWords*2)
+						for i := range buf {
+							buf[i] = r.Uint64()
 						}
-						setLane(w, l, j, layer)
+						w := (*[groupWords]uint64)(buf[groupWords*(lane/8):])
+						j := int64(zigK[layer]) + d
+						if j < 0 {
+							continue
+						}
+						setLane(w, lane%8, uint32(j), uint64(layer))
+						run("boundary", buf)
+						setLane(w, lane%8, uint32(-j), uint64(layer))
+						run("boundary-", buf)
 					}
 				}
 			}
-			run("masks", buf)
-		}
-		// Every layer at its boundary in each of the sixteen lanes of a pair.
-		for layer := range 128 {
-			for lane := range 16 {
-				for _, d := range []int64{-1, 0} {
-					buf := make([]uint64, groupWords*2)
-					for i := range buf {
-						buf[i] = r.Uint64()
-					}
-					w := (*[groupWords]uint64)(buf[groupWords*(lane/8):])
-					j := int64(zigK[layer]) + d
-					if j < 0 {
-						continue
-					}
-					setLane(w, lane%8, uint32(j), uint64(layer))
-					run("boundary", buf)
-					setLane(w, lane%8, uint32(-j), uint64(layer))
-					run("boundary-", buf)
-				}
-			}
-		}
+		})
 	}
 }
 
@@ -315,8 +331,7 @@ func BenchmarkZigGroups(b *testing.B) {
 		name string
 		f    func([]float64, []uint64, float64, []uint32) []uint32
 	}{{"vector", zigGroups}, {"avx2", func(d []float64, buf []uint64, std float64, r []uint32) []uint32 {
-		defer func(was bool) { useAVX512 = was }(useAVX512)
-		useAVX512 = false
+		defer zigKernel{"avx2", false}.use()()
 		return zigGroups(d, buf, std, r)
 	}}, {"generic", zigGroupsGeneric}} {
 		b.Run(impl.name, func(b *testing.B) {
@@ -337,13 +352,9 @@ func BenchmarkAddNormals(b *testing.B) {
 		b.Fatal(err)
 	}
 	dst := make([]float64, 235146)
-	for _, wide := range []bool{true, false} {
-		if wide && !useAVX512 {
-			continue
-		}
-		b.Run(map[bool]string{false: "avx2", true: "avx512"}[wide], func(b *testing.B) {
-			defer func(was bool) { useAVX512 = was }(useAVX512)
-			useAVX512 = wide
+	for _, k := range zigKernels() {
+		b.Run(k.name, func(b *testing.B) {
+			defer k.use()()
 			for b.Loop() {
 				g.addNormals(dst, 1)
 			}
